@@ -1,0 +1,2 @@
+export * from './control-auth';
+export * from './keys';

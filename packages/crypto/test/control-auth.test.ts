@@ -1,0 +1,55 @@
+import { BrokerAuthenticator, DeviceAuthenticator, generateKeyPair, newNonce } from '../src';
+
+describe('control channel challenge-response', () => {
+  const broker = generateKeyPair();
+  const device = generateKeyPair();
+
+  it('accepts the real device and the real broker', () => {
+    const b = new BrokerAuthenticator(broker.privateKey, broker.publicKey, device.publicKey);
+    const d = new DeviceAuthenticator(device.privateKey, device.publicKey, broker.publicKey);
+    const cn = newNonce();
+    const bn = newNonce();
+    expect(d.verifyBroker(b.brokerProof(cn, bn), cn, bn)).toBe(true);
+    expect(b.verifyDevice(d.deviceProof(cn, bn), cn, bn)).toBe(true);
+  });
+
+  it('rejects a device that does not hold the private key', () => {
+    const thief = generateKeyPair();
+    const b = new BrokerAuthenticator(broker.privateKey, broker.publicKey, device.publicKey);
+    // The thief knows the device's public key but signs with its own private key.
+    const d = new DeviceAuthenticator(thief.privateKey, device.publicKey, broker.publicKey);
+    const cn = newNonce();
+    const bn = newNonce();
+    expect(b.verifyDevice(d.deviceProof(cn, bn), cn, bn)).toBe(false);
+  });
+
+  it('rejects a replayed proof under a fresh broker nonce', () => {
+    const b = new BrokerAuthenticator(broker.privateKey, broker.publicKey, device.publicKey);
+    const d = new DeviceAuthenticator(device.privateKey, device.publicKey, broker.publicKey);
+    const cn = newNonce();
+    const old = d.deviceProof(cn, newNonce());
+    expect(b.verifyDevice(old, cn, newNonce())).toBe(false);
+  });
+
+  it('does not accept the broker proof reflected as a device proof', () => {
+    const b = new BrokerAuthenticator(broker.privateKey, broker.publicKey, device.publicKey);
+    const cn = newNonce();
+    const bn = newNonce();
+    expect(b.verifyDevice(b.brokerProof(cn, bn), cn, bn)).toBe(false);
+  });
+
+  it('rejects an impostor broker', () => {
+    const fake = generateKeyPair();
+    const b = new BrokerAuthenticator(fake.privateKey, broker.publicKey, device.publicKey);
+    const d = new DeviceAuthenticator(device.privateKey, device.publicKey, broker.publicKey);
+    const cn = newNonce();
+    const bn = newNonce();
+    expect(d.verifyBroker(b.brokerProof(cn, bn), cn, bn)).toBe(false);
+  });
+
+  it('refuses malformed proofs without throwing', () => {
+    const b = new BrokerAuthenticator(broker.privateKey, broker.publicKey, device.publicKey);
+    expect(b.verifyDevice('', newNonce(), newNonce())).toBe(false);
+    expect(b.verifyDevice('AAAA', newNonce(), newNonce())).toBe(false);
+  });
+});

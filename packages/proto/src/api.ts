@@ -1,0 +1,125 @@
+import { z } from 'zod';
+import { DeviceId, DnsLabel, Endpoint, Hostname, Ipv4, Os, WgKey } from './common';
+
+/** Largest HTTP body the broker accepts; larger ones get 413. */
+export const MAX_HTTP_BODY_BYTES = 64 * 1024;
+
+export const Role = z.enum(['owner', 'admin', 'member']);
+export type Role = z.infer<typeof Role>;
+
+// --- broker info ----------------------------------------------------------------------------
+export const BrokerInfo = z.object({
+  protocolVersion: z.number().int(),
+  version: z.string(),
+  brokerPublicKey: WgKey,
+});
+export type BrokerInfo = z.infer<typeof BrokerInfo>;
+
+// --- users -----------------------------------------------------------------------------------
+export const LoginRequest = z.strictObject({
+  email: z.string().email().max(254),
+  password: z.string().min(1).max(1024),
+});
+export type LoginRequest = z.infer<typeof LoginRequest>;
+
+export const LoginResponse = z.object({
+  token: z.string(),
+  expiresAt: z.string(),
+  user: z.object({
+    id: z.string(),
+    email: z.string(),
+    role: Role,
+    accountId: z.string(),
+    accountName: z.string(),
+  }),
+});
+export type LoginResponse = z.infer<typeof LoginResponse>;
+
+// --- setup keys ------------------------------------------------------------------------------
+export const CreateSetupKeyRequest = z.strictObject({
+  name: z.string().min(1).max(128),
+  reusable: z.boolean().default(false),
+  /** Seconds from now; absent means the key never expires. */
+  expiresInSeconds: z
+    .number()
+    .int()
+    .positive()
+    .max(10 * 365 * 86400)
+    .optional(),
+  /** Maximum enrollments; absent means unlimited for reusable keys, 1 for one-off keys. */
+  usageLimit: z.number().int().positive().max(1_000_000).optional(),
+});
+export type CreateSetupKeyRequest = z.input<typeof CreateSetupKeyRequest>;
+
+export const SetupKeyInfo = z.object({
+  id: z.string(),
+  name: z.string(),
+  /** First characters of the key, enough to recognise it; the key itself is only shown once. */
+  prefix: z.string(),
+  reusable: z.boolean(),
+  usageLimit: z.number().int().nullable(),
+  usedCount: z.number().int(),
+  expiresAt: z.string().nullable(),
+  revokedAt: z.string().nullable(),
+  createdAt: z.string(),
+  valid: z.boolean(),
+});
+export type SetupKeyInfo = z.infer<typeof SetupKeyInfo>;
+
+export const CreateSetupKeyResponse = z.object({ key: z.string(), setupKey: SetupKeyInfo });
+export type CreateSetupKeyResponse = z.infer<typeof CreateSetupKeyResponse>;
+
+// --- devices ---------------------------------------------------------------------------------
+export const DeviceInfo = z.object({
+  id: DeviceId,
+  name: DnsLabel,
+  dnsName: z.string(),
+  hostname: z.string(),
+  os: z.string(),
+  publicKey: WgKey,
+  address: Ipv4,
+  endpoints: z.array(Endpoint),
+  online: z.boolean(),
+  lastSeen: z.string().nullable(),
+  createdAt: z.string(),
+});
+export type DeviceInfo = z.infer<typeof DeviceInfo>;
+
+// --- enrollment ------------------------------------------------------------------------------
+export const MAX_ENDPOINTS = 16;
+
+export const EnrollRequest = z.strictObject({
+  protocolVersion: z.number().int(),
+  setupKey: z.string().min(8).max(128),
+  publicKey: WgKey,
+  /** Wanted name; the broker makes it a unique DNS label within the account. */
+  name: z.string().min(1).max(63).optional(),
+  hostname: Hostname,
+  os: Os,
+  endpoints: z.array(Endpoint).max(MAX_ENDPOINTS).default([]),
+});
+export type EnrollRequest = z.input<typeof EnrollRequest>;
+
+export const EnrollResponse = z.object({
+  deviceId: DeviceId,
+  accountId: z.string(),
+  accountName: DnsLabel,
+  name: DnsLabel,
+  dnsName: z.string(),
+  address: Ipv4,
+  /** Prefix length routed into the overlay interface (the account's whole 100.64.0.0/10). */
+  overlayPrefix: z.string(),
+  brokerPublicKey: WgKey,
+});
+export type EnrollResponse = z.infer<typeof EnrollResponse>;
+
+export const API_PATHS = {
+  info: '/api/v1/info',
+  login: '/api/v1/auth/login',
+  setupKeys: '/api/v1/setup-keys',
+  devices: '/api/v1/devices',
+  enroll: '/api/v1/enroll',
+  control: '/api/v1/control',
+  metrics: '/metrics',
+  health: '/healthz',
+} as const;

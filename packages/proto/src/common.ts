@@ -1,0 +1,61 @@
+import { z } from 'zod';
+
+/** Bumped on any incompatible change to a message below. Peers must match exactly. */
+export const PROTOCOL_VERSION = 1;
+
+/** The overlay prefix every account allocates device addresses from. */
+export const OVERLAY_PREFIX = '100.64.0.0/10';
+
+/** WireGuard keys travel as standard base64 of 32 bytes (44 chars, one '=' pad), as `wg` prints them. */
+export const WgKey = z
+  .string()
+  .regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, 'must be a base64 WireGuard key (32 bytes)');
+export type WgKey = z.infer<typeof WgKey>;
+
+/** RFC 1123 label, lower case: what a device or account name becomes in DNS. */
+export const DnsLabel = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'must be a DNS label: a-z, 0-9 and inner hyphens');
+export type DnsLabel = z.infer<typeof DnsLabel>;
+
+const octet = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const ipv4Re = new RegExp(`^${octet}(\\.${octet}){3}$`);
+export const Ipv4 = z.string().regex(ipv4Re, 'must be a dotted IPv4 address');
+export type Ipv4 = z.infer<typeof Ipv4>;
+
+/** `ip:port` for IPv4, `[ip]:port` for IPv6 — the form WireGuard's UAPI takes. */
+export const Endpoint = z
+  .string()
+  .max(64)
+  .refine((s) => parseEndpoint(s) !== null, 'must be ip:port or [ipv6]:port');
+export type Endpoint = z.infer<typeof Endpoint>;
+
+export function parseEndpoint(s: string): { host: string; port: number; family: 4 | 6 } | null {
+  const m6 = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(s);
+  const m4 = /^([0-9.]+):(\d{1,5})$/.exec(s);
+  const m = m6 ?? m4;
+  if (!m) return null;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return null;
+  if (m4 && !ipv4Re.test(m[1]!)) return null;
+  if (m6 && !m[1]!.includes(':')) return null;
+  return { host: m[1]!, port, family: m6 ? 6 : 4 };
+}
+
+export function formatEndpoint(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export const DeviceId = z.string().uuid();
+export const Os = z.string().min(1).max(64);
+export const Hostname = z.string().min(1).max(253);
+
+/** Error body of every non-2xx HTTP answer. */
+export const ErrorBody = z.object({
+  statusCode: z.number().int(),
+  error: z.string(),
+  message: z.string(),
+});
+export type ErrorBody = z.infer<typeof ErrorBody>;

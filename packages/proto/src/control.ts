@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { MAX_ENDPOINTS } from './api';
+import { DeviceId, DnsLabel, Endpoint, Ipv4, WgKey } from './common';
+
+/**
+ * The WebSocket control channel (API_PATHS.control). Every frame is one JSON object with a `type`.
+ * Sequence: client `hello` → broker `challenge` → client `auth` → broker `netmap` (full snapshot),
+ * then `delta`s whose serial grows by one per frame; `ping`/`pong` in both directions keep it alive.
+ */
+export const MAX_CONTROL_FRAME_BYTES = 256 * 1024;
+/** A device that does not finish authentication within this time is closed with AUTH_TIMEOUT. */
+export const AUTH_TIMEOUT_MS = 10_000;
+/** Agents send a ping this often; the broker closes a connection that is silent for 3 intervals. */
+export const HEARTBEAT_INTERVAL_MS = 15_000;
+
+export const CloseCode = {
+  normal: 1000,
+  badMessage: 4400,
+  authFailed: 4401,
+  deviceRemoved: 4403,
+  authTimeout: 4408,
+  replaced: 4409,
+  protocolMismatch: 4426,
+  heartbeatTimeout: 4410,
+} as const;
+
+const Nonce = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 bytes of base64');
+const Mac = Nonce;
+
+export const NetmapSelf = z.object({
+  id: DeviceId,
+  name: DnsLabel,
+  dnsName: z.string(),
+  address: Ipv4,
+  accountName: DnsLabel,
+  overlayPrefix: z.string(),
+});
+export type NetmapSelf = z.infer<typeof NetmapSelf>;
+
+export const NetmapPeer = z.object({
+  id: DeviceId,
+  name: DnsLabel,
+  dnsName: z.string(),
+  publicKey: WgKey,
+  address: Ipv4,
+  /** CIDRs routed to this peer through WireGuard; today only its own /32. */
+  allowedIps: z.array(z.string()).max(256),
+  /** Candidate endpoints, best first. */
+  endpoints: z.array(Endpoint).max(MAX_ENDPOINTS * 2),
+  online: z.boolean(),
+});
+export type NetmapPeer = z.infer<typeof NetmapPeer>;
+
+// --- client → broker ---------------------------------------------------------------------------
+export const HelloMessage = z.strictObject({
+  type: z.literal('hello'),
+  protocolVersion: z.number().int(),
+  deviceId: DeviceId,
+  publicKey: WgKey,
+  clientNonce: Nonce,
+  /** Serial of the netmap the agent holds; informational (the broker always starts with a snapshot). */
+  lastSerial: z.number().int().nonnegative().optional(),
+});
+export const AuthMessage = z.strictObject({ type: z.literal('auth'), proof: Mac });
+export const EndpointsMessage = z.strictObject({
+  type: z.literal('endpoints'),
+  endpoints: z.array(Endpoint).max(MAX_ENDPOINTS),
+});
+export const PingMessage = z.strictObject({ type: z.literal('ping'), t: z.number() });
+
+export const ClientMessage = z.discriminatedUnion('type', [
+  HelloMessage,
+  AuthMessage,
+  EndpointsMessage,
+  PingMessage,
+]);
+export type ClientMessage = z.infer<typeof ClientMessage>;
+export type HelloMessage = z.infer<typeof HelloMessage>;
+
+// --- broker → client ---------------------------------------------------------------------------
+export const ChallengeMessage = z.object({
+  type: z.literal('challenge'),
+  brokerNonce: Nonce,
+  /** Proves the broker holds its static key (see @trellis/crypto controlAuth). */
+  brokerProof: Mac,
+});
+export const NetmapMessage = z.object({
+  type: z.literal('netmap'),
+  serial: z.number().int().nonnegative(),
+  self: NetmapSelf,
+  peers: z.array(NetmapPeer),
+});
+export const DeltaMessage = z.object({
+  type: z.literal('delta'),
+  serial: z.number().int().nonnegative(),
+  /** Peers added or changed, whole; a peer absent from both lists is unchanged. */
+  upsert: z.array(NetmapPeer),
+  remove: z.array(DeviceId),
+  self: NetmapSelf.optional(),
+});
+export const PongMessage = z.object({ type: z.literal('pong'), t: z.number(), serverTime: z.number() });
+
+export const ServerMessage = z.discriminatedUnion('type', [
+  ChallengeMessage,
+  NetmapMessage,
+  DeltaMessage,
+  PongMessage,
+]);
+export type ServerMessage = z.infer<typeof ServerMessage>;
+export type ChallengeMessage = z.infer<typeof ChallengeMessage>;
+export type NetmapMessage = z.infer<typeof NetmapMessage>;
+export type DeltaMessage = z.infer<typeof DeltaMessage>;

@@ -1,0 +1,4 @@
+export * from './api';
+export * from './common';
+export * from './control';
+export * from './ipc';

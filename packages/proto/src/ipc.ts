@@ -1,0 +1,85 @@
+import { z } from 'zod';
+import { DnsLabel, Endpoint, Ipv4, WgKey } from './common';
+import { NetmapSelf } from './control';
+
+/**
+ * The agent's local control socket: one JSON request per line, one JSON response per line.
+ * Only root (or the socket's owner) can open it: the daemon creates it with mode 0600.
+ */
+export const MAX_IPC_LINE_BYTES = 64 * 1024;
+
+export const BrokerTrust = z
+  .object({
+    /** PEM file of the CA (or self-signed certificate) that signs the broker's certificate. */
+    caFile: z.string().optional(),
+    /** SHA-256 fingerprint of the broker's certificate, hex with or without colons. */
+    fingerprint: z
+      .string()
+      .regex(/^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/, 'must be a SHA-256 fingerprint')
+      .optional(),
+  })
+  .strict();
+export type BrokerTrust = z.infer<typeof BrokerTrust>;
+
+export const UpRequest = z.strictObject({
+  op: z.literal('up'),
+  broker: z.string().url().optional(),
+  setupKey: z.string().min(8).max(128).optional(),
+  name: z.string().min(1).max(63).optional(),
+  trust: BrokerTrust.optional(),
+});
+export const DownRequest = z.strictObject({ op: z.literal('down') });
+export const StatusRequest = z.strictObject({ op: z.literal('status') });
+
+export const IpcRequest = z.discriminatedUnion('op', [UpRequest, DownRequest, StatusRequest]);
+export type IpcRequest = z.infer<typeof IpcRequest>;
+export type UpRequest = z.infer<typeof UpRequest>;
+
+export const AgentState = z.enum([
+  'stopped',
+  'needs-enrollment',
+  'enrolling',
+  'connecting',
+  'connected',
+  'offline',
+]);
+export type AgentState = z.infer<typeof AgentState>;
+
+export const PeerStatus = z.object({
+  id: z.string(),
+  name: DnsLabel,
+  dnsName: z.string(),
+  address: Ipv4,
+  publicKey: WgKey,
+  online: z.boolean(),
+  /** Endpoint WireGuard is using now, as UAPI reports it. */
+  endpoint: Endpoint.nullable(),
+  candidates: z.array(Endpoint),
+  /** ISO time of the last completed handshake, null if none. */
+  lastHandshake: z.string().nullable(),
+  rxBytes: z.number(),
+  txBytes: z.number(),
+});
+export type PeerStatus = z.infer<typeof PeerStatus>;
+
+export const StatusResponse = z.object({
+  ok: z.literal(true),
+  state: AgentState,
+  self: NetmapSelf.nullable(),
+  broker: z.object({ url: z.string().nullable(), connected: z.boolean(), lastError: z.string().nullable() }),
+  interface: z.object({
+    name: z.string(),
+    listenPort: z.number().int(),
+    publicKey: WgKey.nullable(),
+    backend: z.string(),
+  }),
+  netmapSerial: z.number().int().nullable(),
+  /** Where the peers came from: the live broker or the netmap saved on disk. */
+  netmapSource: z.enum(['broker', 'disk', 'none']),
+  peers: z.array(PeerStatus),
+});
+export type StatusResponse = z.infer<typeof StatusResponse>;
+
+export const OkResponse = z.object({ ok: z.literal(true), message: z.string().optional() });
+export const ErrorResponse = z.object({ ok: z.literal(false), error: z.string() });
+export type ErrorResponse = z.infer<typeof ErrorResponse>;
