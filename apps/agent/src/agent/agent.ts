@@ -1,0 +1,319 @@
+import { hostname, release } from 'node:os';
+import type { KeyPair } from '@trellis/crypto';
+import {
+  type AgentState,
+  type BrokerTrust,
+  PROTOCOL_VERSION,
+  type StatusResponse,
+  type UpRequest,
+} from '@trellis/proto';
+import type { Logger } from 'pino';
+import { ControlClient, type ControlClientOptions } from '../control/control-client';
+import { enroll } from '../control/enroll-client';
+import type { Netmap } from '../control/netmap-tracker';
+import type { NetworkConfigurator } from '../platform/network-configurator';
+import type { Enrollment, StateStore } from '../state/state-store';
+import { createBrokerAgent } from '../trust/broker-trust';
+import { parseBrokerUrl } from '../trust/broker-url';
+import { waitFor } from '../util/wait';
+import type { WireGuardBackend } from '../wireguard/backend';
+import { diffWireGuardConfig } from '../wireguard/config-diff';
+import { type EndpointSelector, FirstCandidateSelector } from '../wireguard/endpoint-selector';
+import { isEmptyUpdate, type WgDeviceState } from '../wireguard/types';
+import { desiredConfigFromNetmap } from './desired-config';
+import { SerialQueue } from './serial-queue';
+import { buildStatus } from './status';
+
+export interface AgentOptions {
+  store: StateStore;
+  backend: WireGuardBackend;
+  network: NetworkConfigurator;
+  logger: Logger;
+  interfaceName: string;
+  listenPort: number;
+  /** Reads this device's current LAN candidates. */
+  readCandidates: () => string[];
+  /** Starts watching candidates; calls back on every change. Returns a stop function. */
+  watchCandidates: (onChange: (c: string[]) => void) => () => void;
+  endpointSelector?: EndpointSelector;
+  /** Hook for tests (fake timers, backoff). */
+  controlOptions?: Partial<ControlClientOptions>;
+  /** How long `up` waits for the first netmap before answering. */
+  upWaitMs?: number;
+}
+
+export class UserError extends Error {}
+
+/**
+ * The daemon's brain: enrollment, the control connection, and turning netmaps into WireGuard and
+ * OS configuration. Every mesh change runs through one queue so changes never interleave.
+ */
+export class Agent {
+  private keyPair: KeyPair | null = null;
+  private enrollment: Enrollment | null = null;
+  private netmap: Netmap | null = null;
+  private netmapSource: 'broker' | 'disk' | 'none' = 'none';
+  private control: ControlClient | null = null;
+  private stopWatching: (() => void) | null = null;
+  private meshUp = false;
+  private state: AgentState = 'stopped';
+  private lastError: string | null = null;
+  /** Mesh changes (WireGuard + OS), one at a time. */
+  private readonly queue = new SerialQueue();
+  /** User operations (up, down, shutdown, removal), one at a time, so two `up`s cannot race. */
+  private readonly ops = new SerialQueue();
+  private readonly selector: EndpointSelector;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.selector = opts.endpointSelector ?? new FirstCandidateSelector();
+    this.log = opts.logger;
+    opts.backend.onRecreated(() => {
+      this.log.warn('WireGuard interface was re-created; re-applying the mesh');
+      void this.queue.run(() => this.applyMesh('recreated')).catch((err: Error) => this.meshError(err));
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.opts.store.init();
+    this.keyPair = await this.opts.store.loadOrCreateKeyPair();
+    this.enrollment = await this.opts.store.loadEnrollment();
+    if (!this.enrollment) {
+      this.state = 'needs-enrollment';
+      this.log.info('not enrolled; waiting for `trellis up --broker URL --setup-key KEY`');
+    } else if (!this.enrollment.wantUp) {
+      this.state = 'stopped';
+      this.log.info('enrolled but down; waiting for `trellis up`');
+    } else {
+      await this.bringUp();
+    }
+  }
+
+  up(req: UpRequest): Promise<string> {
+    return this.ops.run(() => this.doUp(req));
+  }
+
+  private async doUp(req: UpRequest): Promise<string> {
+    const current = this.enrollment;
+    if (req.setupKey) {
+      const broker = req.broker ?? current?.brokerUrl;
+      if (!broker) throw new UserError('--broker URL is required to enroll');
+      const sameBroker = current && current.brokerUrl === parseBrokerUrl(broker).toString();
+      const trust = req.trust ?? (sameBroker ? current.trust : {});
+      await this.enroll(broker, req.setupKey, req.name, trust);
+    } else {
+      if (!current)
+        throw new UserError('this device is not enrolled: run `trellis up --broker URL --setup-key KEY`');
+      if (req.broker && parseBrokerUrl(req.broker).toString() !== current.brokerUrl) {
+        throw new UserError(
+          `already enrolled with ${current.brokerUrl}; give --setup-key to enroll with another broker`,
+        );
+      }
+      if (!current.wantUp) {
+        current.wantUp = true;
+        await this.opts.store.saveEnrollment(current);
+      }
+    }
+    await this.bringUp();
+    await waitFor(() => this.control?.connected === true, this.opts.upWaitMs ?? 10_000, 50).catch(
+      () => undefined,
+    );
+    const e = this.enrollment!;
+    const who = `${e.name} (${e.address})`;
+    if (this.control?.connected) return `up: ${who}, connected to ${e.brokerUrl}`;
+    return `up: ${who}, not yet connected to ${e.brokerUrl}: ${this.control?.lastError ?? 'connecting'}`;
+  }
+
+  down(): Promise<string> {
+    return this.ops.run(() => this.doDown());
+  }
+
+  private async doDown(): Promise<string> {
+    if (this.enrollment?.wantUp) {
+      this.enrollment.wantUp = false;
+      await this.opts.store.saveEnrollment(this.enrollment);
+    }
+    await this.leaveMesh();
+    this.state = this.enrollment ? 'stopped' : 'needs-enrollment';
+    return 'down: left the mesh (enrollment kept; `trellis up` to rejoin)';
+  }
+
+  /** Daemon exit: tear everything down but keep wanting to be up on next start. */
+  shutdown(): Promise<void> {
+    return this.ops.run(() => this.leaveMesh());
+  }
+
+  async status(): Promise<StatusResponse> {
+    let device: WgDeviceState | null = null;
+    if (this.meshUp) {
+      device = await this.queue.run(() => this.opts.backend.getState()).catch(() => null);
+    }
+    return buildStatus({
+      state: this.state,
+      self: this.netmap?.self ?? null,
+      brokerUrl: this.enrollment?.brokerUrl ?? null,
+      brokerConnected: this.control?.connected ?? false,
+      lastError: this.control ? this.control.lastError : this.lastError,
+      interfaceName: this.opts.interfaceName,
+      listenPort: this.opts.listenPort,
+      publicKey: this.keyPair?.publicKey ?? null,
+      backend: this.opts.backend.kind,
+      netmap: this.netmap,
+      netmapSource: this.netmapSource,
+      device,
+    });
+  }
+
+  private async enroll(broker: string, setupKey: string, name: string | undefined, trust: BrokerTrust) {
+    const url = parseBrokerUrl(broker).toString();
+    const agent = createBrokerAgent(trust);
+    const keys = this.keyPair!;
+    const previous = this.state;
+    this.state = 'enrolling';
+    this.log.info({ broker: url }, 'enrolling');
+    try {
+      const res = await enroll(url, agent, {
+        protocolVersion: PROTOCOL_VERSION,
+        setupKey,
+        publicKey: keys.publicKey,
+        ...(name ? { name } : {}),
+        hostname: hostname(),
+        os: `linux ${release()}`,
+        endpoints: this.opts.readCandidates(),
+      });
+      await this.leaveMesh(); // a new enrollment replaces whatever mesh we had
+      this.enrollment = {
+        deviceId: res.deviceId,
+        brokerUrl: url,
+        brokerPublicKey: res.brokerPublicKey,
+        trust,
+        publicKey: keys.publicKey,
+        name: res.name,
+        dnsName: res.dnsName,
+        address: res.address,
+        accountName: res.accountName,
+        overlayPrefix: res.overlayPrefix,
+        enrolledAt: new Date().toISOString(),
+        wantUp: true,
+      };
+      await this.opts.store.saveEnrollment(this.enrollment);
+      this.lastError = null;
+      this.log.info({ deviceId: res.deviceId, name: res.name, address: res.address }, 'enrolled');
+    } catch (err) {
+      this.state = previous;
+      this.lastError = (err as Error).message;
+      throw err;
+    } finally {
+      agent.destroy();
+    }
+  }
+
+  /** Starts the control connection (and the mesh from disk, which the broker's snapshot then replaces). */
+  private async bringUp(): Promise<void> {
+    const e = this.enrollment!;
+    if (this.control) return;
+    this.state = 'connecting';
+    const saved = await this.opts.store.loadNetmap().catch((err: Error) => {
+      this.log.warn({ err: err.message }, 'ignoring unreadable saved netmap');
+      return null;
+    });
+    if (saved && saved.self.id === e.deviceId && !this.netmap) {
+      this.netmap = { serial: saved.serial, self: saved.self, peers: saved.peers };
+      this.netmapSource = 'disk';
+      this.state = 'offline';
+      this.log.info({ serial: saved.serial, peers: saved.peers.length }, 'mesh from saved netmap');
+      await this.queue.run(() => this.applyMesh('disk')).catch((err: Error) => this.meshError(err));
+    }
+    const control = new ControlClient({
+      brokerUrl: e.brokerUrl,
+      agent: createBrokerAgent(e.trust),
+      deviceId: e.deviceId,
+      keyPair: this.keyPair!,
+      brokerPublicKey: e.brokerPublicKey,
+      logger: this.log,
+      ...(saved ? { lastSerial: saved.serial } : {}),
+      ...this.opts.controlOptions,
+      handlers: {
+        onNetmap: (netmap, kind) => this.onNetmap(netmap, kind),
+        onConnected: () => {
+          this.state = 'connected';
+          this.log.info({ broker: e.brokerUrl }, 'broker connected');
+        },
+        onDisconnected: (reason) => {
+          this.state = this.netmap ? 'offline' : 'connecting';
+          this.log.warn({ reason }, 'broker disconnected');
+        },
+        onDeviceRemoved: () => void this.ops.run(() => this.onDeviceRemoved()),
+      },
+    });
+    this.control = control;
+    this.stopWatching = this.opts.watchCandidates((candidates) => {
+      this.log.info({ candidates }, 'local candidates');
+      control.setEndpoints(candidates);
+    });
+    control.start();
+  }
+
+  private onNetmap(netmap: Netmap, kind: 'snapshot' | 'delta'): void {
+    this.netmap = netmap;
+    this.netmapSource = 'broker';
+    const saved = { ...netmap, savedAt: new Date().toISOString() };
+    void this.queue
+      .run(async () => {
+        if (this.netmap !== netmap) return; // a newer one is queued behind us
+        await this.opts.store.saveNetmap(saved);
+        await this.applyMesh(kind);
+      })
+      .catch((err: Error) => this.meshError(err));
+  }
+
+  /** Brings WireGuard and the OS to what the current netmap asks for. Runs inside the queue. */
+  private async applyMesh(kind: string): Promise<void> {
+    const netmap = this.netmap;
+    if (!netmap) return; // left the mesh while this job waited
+    if (!this.meshUp) {
+      await this.opts.backend.start();
+      this.meshUp = true;
+    }
+    const desired = desiredConfigFromNetmap(netmap, this.keyPair!.privateKey, this.opts.listenPort);
+    const current = await this.opts.backend.getState();
+    const update = diffWireGuardConfig(desired, current, this.selector);
+    if (!isEmptyUpdate(update)) await this.opts.backend.apply(update);
+    await this.opts.network.apply(this.opts.interfaceName, netmap.self.address, netmap.self.overlayPrefix);
+    this.log.info(
+      { serial: netmap.serial, source: kind, peers: netmap.peers.length, changes: update.peers.length },
+      'mesh applied',
+    );
+  }
+
+  private async leaveMesh(): Promise<void> {
+    this.control?.stop();
+    this.control = null;
+    this.stopWatching?.();
+    this.stopWatching = null;
+    const prefix = this.netmap?.self.overlayPrefix ?? null;
+    this.netmap = null;
+    this.netmapSource = 'none';
+    await this.queue.run(async () => {
+      if (!this.meshUp) return;
+      await this.opts.network.remove(this.opts.interfaceName, prefix);
+      await this.opts.backend.stop();
+      this.meshUp = false;
+      this.log.info({ interface: this.opts.interfaceName }, 'mesh removed');
+    });
+  }
+
+  private async onDeviceRemoved(): Promise<void> {
+    this.log.warn('the broker removed this device; leaving the mesh');
+    await this.leaveMesh().catch((err: Error) => this.meshError(err));
+    await this.opts.store.forgetEnrollment();
+    this.enrollment = null;
+    this.state = 'needs-enrollment';
+    this.lastError = 'device removed by the broker: enroll again with a setup key';
+  }
+
+  private meshError(err: Error): void {
+    this.lastError = `applying the mesh failed: ${err.message}`;
+    this.log.error({ err: err.message }, 'applying the mesh failed');
+  }
+}

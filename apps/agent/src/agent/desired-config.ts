@@ -1,0 +1,19 @@
+import type { Netmap } from '../control/netmap-tracker';
+import type { DesiredConfig } from '../wireguard/config-diff';
+
+/** The WireGuard configuration a netmap asks for. */
+export function desiredConfigFromNetmap(
+  netmap: Netmap,
+  privateKey: string,
+  listenPort: number,
+): DesiredConfig {
+  return {
+    privateKey,
+    listenPort,
+    peers: netmap.peers.map((p) => ({
+      publicKey: p.publicKey,
+      allowedIps: p.allowedIps.length > 0 ? p.allowedIps : [`${p.address}/32`],
+      candidates: p.endpoints,
+    })),
+  };
+}

@@ -1,0 +1,56 @@
+import type { AgentState, NetmapSelf, PeerStatus, StatusResponse } from '@trellis/proto';
+import type { Netmap } from '../control/netmap-tracker';
+import type { WgDeviceState } from '../wireguard/types';
+
+export interface StatusInputs {
+  state: AgentState;
+  self: NetmapSelf | null;
+  brokerUrl: string | null;
+  brokerConnected: boolean;
+  lastError: string | null;
+  interfaceName: string;
+  listenPort: number;
+  publicKey: string | null;
+  backend: string;
+  netmap: Netmap | null;
+  netmapSource: 'broker' | 'disk' | 'none';
+  /** What WireGuard reports now; null when the interface is down. */
+  device: WgDeviceState | null;
+}
+
+/** The netmap merged with what WireGuard itself reports (endpoint in use, handshake, counters). */
+export function buildStatus(i: StatusInputs): StatusResponse {
+  const live = new Map((i.device?.peers ?? []).map((p) => [p.publicKey, p]));
+  const peers: PeerStatus[] = (i.netmap?.peers ?? []).map((p) => {
+    const wg = live.get(p.publicKey);
+    return {
+      id: p.id,
+      name: p.name,
+      dnsName: p.dnsName,
+      address: p.address,
+      publicKey: p.publicKey,
+      online: p.online,
+      endpoint: wg?.endpoint ?? null,
+      candidates: p.endpoints,
+      lastHandshake:
+        wg && wg.lastHandshakeSec > 0 ? new Date(wg.lastHandshakeSec * 1000).toISOString() : null,
+      rxBytes: wg?.rxBytes ?? 0,
+      txBytes: wg?.txBytes ?? 0,
+    };
+  });
+  return {
+    ok: true,
+    state: i.state,
+    self: i.self,
+    broker: { url: i.brokerUrl, connected: i.brokerConnected, lastError: i.lastError },
+    interface: {
+      name: i.interfaceName,
+      listenPort: i.listenPort,
+      publicKey: i.publicKey,
+      backend: i.backend,
+    },
+    netmapSerial: i.netmap?.serial ?? null,
+    netmapSource: i.netmapSource,
+    peers,
+  };
+}

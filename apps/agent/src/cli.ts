@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+import { join } from 'node:path';
+import { type BrokerTrust, ErrorResponse, type IpcRequest, OkResponse, StatusResponse } from '@trellis/proto';
+import { Command, Option } from 'commander';
+import { formatStatus } from './cli/format-status';
+import { DEFAULT_STATE_DIR } from './daemon-options';
+import { ipcCall } from './ipc/ipc-client';
+import { validateTrust } from './trust/broker-trust';
+import { parseBrokerUrl } from './trust/broker-url';
+
+/** `trellis`: talks to trellisd over its local socket. Exit 0 on success, 1 on any error. */
+const program = new Command('trellis')
+  .description('Trellis mesh client')
+  .addOption(
+    new Option('--state-dir <dir>', 'daemon state directory')
+      .env('TRELLIS_STATE_DIR')
+      .default(DEFAULT_STATE_DIR),
+  )
+  .addOption(
+    new Option('--socket <path>', 'daemon socket (default <state-dir>/trellisd.sock)').env('TRELLIS_SOCKET'),
+  );
+
+function socketPath(): string {
+  const o = program.opts<{ stateDir: string; socket?: string }>();
+  return o.socket ?? join(o.stateDir, 'trellisd.sock');
+}
+
+async function call(req: IpcRequest): Promise<unknown> {
+  const res = await ipcCall(socketPath(), req);
+  const err = ErrorResponse.safeParse(res);
+  if (err.success) throw new Error(err.data.error);
+  return res;
+}
+
+program
+  .command('up')
+  .description('join the mesh (enrolls first when --setup-key is given)')
+  .option('--broker <url>', 'broker URL, https://HOST:PORT')
+  .option('--setup-key <key>', 'setup key from the broker admin')
+  .option('--name <name>', 'wanted device name')
+  .option('--ca-file <file>', 'PEM CA (or the broker certificate) to trust')
+  .option('--fingerprint <sha256>', "pin the broker certificate's SHA-256 (hex, colons optional)")
+  .action(
+    async (o: {
+      broker?: string;
+      setupKey?: string;
+      name?: string;
+      caFile?: string;
+      fingerprint?: string;
+    }) => {
+      const req: IpcRequest = { op: 'up' };
+      if (o.broker) {
+        parseBrokerUrl(o.broker);
+        req.broker = o.broker;
+      }
+      if (o.setupKey) req.setupKey = o.setupKey;
+      if (o.name) req.name = o.name;
+      if (o.caFile || o.fingerprint) {
+        const trust: BrokerTrust = {};
+        if (o.caFile) trust.caFile = o.caFile.startsWith('/') ? o.caFile : join(process.cwd(), o.caFile);
+        if (o.fingerprint) trust.fingerprint = o.fingerprint;
+        validateTrust(trust);
+        req.trust = trust;
+      }
+      const res = OkResponse.parse(await call(req));
+      process.stdout.write(`${res.message ?? 'up'}\n`);
+    },
+  );
+
+program
+  .command('down')
+  .description('leave the mesh (keeps the enrollment)')
+  .action(async () => {
+    const res = OkResponse.parse(await call({ op: 'down' }));
+    process.stdout.write(`${res.message ?? 'down'}\n`);
+  });
+
+program
+  .command('status')
+  .description('show this device and its peers')
+  .option('--json', 'print the raw StatusResponse')
+  .action(async (o: { json?: boolean }) => {
+    const res = StatusResponse.parse(await call({ op: 'status' }));
+    process.stdout.write(o.json ? `${JSON.stringify(res, null, 2)}\n` : formatStatus(res));
+  });
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`trellis: ${err.message}\n`);
+  process.exit(1);
+});

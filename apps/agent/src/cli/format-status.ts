@@ -1,0 +1,67 @@
+import type { StatusResponse } from '@trellis/proto';
+
+/** `12s ago`, `3m ago`, `2h ago`, `4d ago`, or `never`. */
+export function formatAgo(iso: string | null, now: number): string {
+  if (!iso) return 'never';
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+/** Binary units as `wg` prints them: `0 B`, `1.5 KiB`, `12.0 MiB`. */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+export function formatStatus(s: StatusResponse, now = Date.now()): string {
+  const lines: string[] = [];
+  const self = s.self;
+  lines.push(`state:      ${s.state}`);
+  if (self) {
+    lines.push(`device:     ${self.name} (${self.dnsName})`);
+    lines.push(`address:    ${self.address}  overlay ${self.overlayPrefix}`);
+  }
+  const broker = s.broker.url ?? '(not enrolled)';
+  const conn = s.broker.connected
+    ? 'connected'
+    : `not connected${s.broker.lastError ? `: ${s.broker.lastError}` : ''}`;
+  lines.push(`broker:     ${broker}  ${s.broker.url ? conn : ''}`.trimEnd());
+  lines.push(
+    `interface:  ${s.interface.name} (${s.interface.backend}) port ${s.interface.listenPort}` +
+      `  key ${s.interface.publicKey ?? '-'}`,
+  );
+  lines.push(`netmap:     serial ${s.netmapSerial ?? '-'} from ${s.netmapSource}, ${s.peers.length} peers`);
+  if (s.peers.length === 0) return `${lines.join('\n')}\n`;
+  lines.push('');
+  const rows = [['PEER', 'ADDRESS', 'ENDPOINT', 'CANDIDATES', 'HANDSHAKE', 'RX', 'TX', 'ONLINE']];
+  for (const p of s.peers) {
+    rows.push([
+      p.name,
+      p.address,
+      p.endpoint ?? '-',
+      p.candidates.join(',') || '-',
+      formatAgo(p.lastHandshake, now),
+      formatBytes(p.rxBytes),
+      formatBytes(p.txBytes),
+      p.online ? 'yes' : 'no',
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows)
+    lines.push(
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    );
+  return `${lines.join('\n')}\n`;
+}

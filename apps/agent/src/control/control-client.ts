@@ -1,0 +1,298 @@
+import type { Agent } from 'node:https';
+import { DeviceAuthenticator, type KeyPair, newNonce } from '@trellis/crypto';
+import {
+  AUTH_TIMEOUT_MS,
+  type ChallengeMessage,
+  type ClientMessage,
+  CloseCode,
+  type DeltaMessage,
+  HEARTBEAT_INTERVAL_MS,
+  MAX_CONTROL_FRAME_BYTES,
+  type NetmapMessage,
+  PROTOCOL_VERSION,
+  ServerMessage,
+} from '@trellis/proto';
+import type { Logger } from 'pino';
+import WebSocket from 'ws';
+import { controlUrl } from '../trust/broker-url';
+import { describeBrokerError } from '../util/network-error';
+import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from './backoff';
+import { type Netmap, NetmapTracker } from './netmap-tracker';
+import { realTimers, type Timers } from './timers';
+
+export interface ControlClientHandlers {
+  /** A new complete netmap (after a snapshot or a delta). */
+  onNetmap(netmap: Netmap, kind: 'snapshot' | 'delta'): void;
+  onConnected(): void;
+  onDisconnected(reason: string): void;
+  /** The broker closed with deviceRemoved: this device is no longer enrolled. No reconnect. */
+  onDeviceRemoved(): void;
+}
+
+export interface ControlClientOptions {
+  brokerUrl: string;
+  agent: Agent;
+  deviceId: string;
+  keyPair: KeyPair;
+  brokerPublicKey: string;
+  handlers: ControlClientHandlers;
+  logger: Logger;
+  timers?: Timers;
+  backoff?: BackoffOptions;
+  /** Serial of a netmap loaded from disk, sent as a hint. */
+  lastSerial?: number;
+}
+
+type Phase = 'idle' | 'connecting' | 'await-challenge' | 'await-netmap' | 'ready';
+
+/**
+ * The agent's side of the control channel: hello → challenge (the broker proves its key) → auth →
+ * netmap snapshot → deltas. Reconnects with jittered exponential backoff; a serial gap forces a
+ * reconnect, which brings a fresh snapshot.
+ */
+export class ControlClient {
+  private readonly timers: Timers;
+  private readonly backoff: Backoff;
+  private readonly tracker = new NetmapTracker();
+  private readonly auth: DeviceAuthenticator;
+  private ws: WebSocket | null = null;
+  private phase: Phase = 'idle';
+  private stopped = true;
+  private clientNonce = '';
+  private reconnectTimer: unknown = null;
+  private authTimer: unknown = null;
+  private pingTimer: unknown = null;
+  private lastHeard = 0;
+  private endpoints: string[] | null = null;
+  private closeReason: string | null = null;
+  lastError: string | null = null;
+
+  constructor(private readonly opts: ControlClientOptions) {
+    this.timers = opts.timers ?? realTimers;
+    this.backoff = new Backoff(opts.backoff ?? DEFAULT_BACKOFF);
+    this.auth = new DeviceAuthenticator(
+      opts.keyPair.privateKey,
+      opts.keyPair.publicKey,
+      opts.brokerPublicKey,
+    );
+  }
+
+  get connected(): boolean {
+    return this.phase === 'ready';
+  }
+
+  get serial(): number | null {
+    return this.tracker.lastSerial;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.clearTimer('reconnectTimer');
+    this.teardown(CloseCode.normal, 'agent stopping');
+  }
+
+  /** Remembers our local candidates and sends them now if connected, else on the next connection. */
+  setEndpoints(endpoints: string[]): void {
+    this.endpoints = endpoints;
+    if (this.phase === 'ready') this.send({ type: 'endpoints', endpoints });
+  }
+
+  private connect(): void {
+    this.reconnectTimer = null;
+    if (this.stopped) return;
+    this.phase = 'connecting';
+    this.closeReason = null;
+    const ws = new WebSocket(controlUrl(this.opts.brokerUrl), {
+      agent: this.opts.agent,
+      maxPayload: MAX_CONTROL_FRAME_BYTES,
+      handshakeTimeout: AUTH_TIMEOUT_MS,
+    });
+    this.ws = ws;
+    ws.on('open', () => this.onOpen(ws));
+    ws.on('message', (data, isBinary) => {
+      if (this.ws === ws) this.onMessage(isBinary ? null : data.toString());
+    });
+    ws.on('error', (err) => {
+      if (this.ws === ws) this.lastError = describeBrokerError(err, this.opts.brokerUrl);
+    });
+    ws.on('close', (code, reason) => {
+      if (this.ws === ws) this.onClose(code, reason.toString());
+    });
+  }
+
+  private onOpen(ws: WebSocket): void {
+    if (this.ws !== ws) return;
+    this.phase = 'await-challenge';
+    this.lastHeard = this.timers.now();
+    this.clientNonce = newNonce();
+    const hello: ClientMessage = {
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      deviceId: this.opts.deviceId,
+      publicKey: this.opts.keyPair.publicKey,
+      clientNonce: this.clientNonce,
+    };
+    const serial = this.tracker.lastSerial ?? this.opts.lastSerial;
+    if (serial !== undefined) hello.lastSerial = serial;
+    this.send(hello);
+    this.authTimer = this.timers.setTimeout(() => {
+      this.authTimer = null;
+      this.fail(CloseCode.authTimeout, 'broker did not complete authentication in time');
+    }, AUTH_TIMEOUT_MS);
+  }
+
+  private onMessage(text: string | null): void {
+    this.lastHeard = this.timers.now();
+    let json: unknown;
+    try {
+      json = text === null ? null : JSON.parse(text);
+    } catch {
+      json = null;
+    }
+    const parsed = ServerMessage.safeParse(json);
+    if (!parsed.success) {
+      this.fail(CloseCode.badMessage, 'broker sent a malformed control message');
+      return;
+    }
+    const msg = parsed.data;
+    switch (msg.type) {
+      case 'challenge':
+        this.onChallenge(msg);
+        break;
+      case 'netmap':
+        this.onSnapshot(msg);
+        break;
+      case 'delta':
+        this.onDelta(msg);
+        break;
+      case 'pong':
+        break;
+    }
+  }
+
+  private onChallenge(msg: ChallengeMessage): void {
+    if (this.phase !== 'await-challenge') {
+      this.fail(CloseCode.badMessage, 'unexpected challenge');
+    } else if (!this.auth.verifyBroker(msg.brokerProof, this.clientNonce, msg.brokerNonce)) {
+      this.fail(
+        CloseCode.authFailed,
+        'broker failed to prove its identity (its key differs from the one pinned at enrollment)',
+      );
+    } else {
+      this.phase = 'await-netmap';
+      this.send({ type: 'auth', proof: this.auth.deviceProof(this.clientNonce, msg.brokerNonce) });
+    }
+  }
+
+  private onSnapshot(msg: NetmapMessage): void {
+    if (this.phase !== 'await-netmap' && this.phase !== 'ready') {
+      this.fail(CloseCode.badMessage, 'netmap before authentication');
+      return;
+    }
+    const netmap = this.tracker.applySnapshot(msg);
+    if (this.phase === 'await-netmap') this.onReady();
+    this.opts.handlers.onNetmap(netmap, 'snapshot');
+  }
+
+  private onDelta(msg: DeltaMessage): void {
+    if (this.phase !== 'ready') {
+      this.fail(CloseCode.badMessage, 'delta before snapshot');
+      return;
+    }
+    const result = this.tracker.applyDelta(msg);
+    if (!result.ok) {
+      // Reconnecting is how we get a fresh snapshot; no need to wait for backoff.
+      this.opts.logger.warn({ reason: result.reason }, 'netmap out of sync; reconnecting for a snapshot');
+      this.closeReason = result.reason;
+      this.teardown(CloseCode.normal, 'resync');
+      this.scheduleReconnect(0);
+      return;
+    }
+    this.opts.handlers.onNetmap(result.netmap, 'delta');
+  }
+
+  private onReady(): void {
+    this.clearTimer('authTimer');
+    this.phase = 'ready';
+    this.lastError = null;
+    this.backoff.reset();
+    if (this.endpoints) this.send({ type: 'endpoints', endpoints: this.endpoints });
+    this.pingTimer = this.timers.setInterval(() => this.heartbeat(), HEARTBEAT_INTERVAL_MS);
+    this.opts.handlers.onConnected();
+  }
+
+  private heartbeat(): void {
+    if (this.timers.now() - this.lastHeard > 3 * HEARTBEAT_INTERVAL_MS) {
+      this.fail(CloseCode.heartbeatTimeout, 'broker went silent');
+      return;
+    }
+    this.send({ type: 'ping', t: this.timers.now() });
+  }
+
+  private onClose(code: number, reason: string): void {
+    const wasReady = this.phase === 'ready';
+    const why =
+      this.closeReason ?? this.lastError ?? `closed by broker (${code}${reason ? `: ${reason}` : ''})`;
+    this.cleanup();
+    if (code === CloseCode.deviceRemoved) {
+      this.stopped = true;
+      this.lastError = 'device removed by the broker';
+      this.opts.handlers.onDeviceRemoved();
+      return;
+    }
+    if (code === CloseCode.authFailed && !this.closeReason)
+      this.lastError = `broker refused authentication: ${reason}`;
+    else if (code === CloseCode.protocolMismatch) this.lastError = `protocol mismatch: ${reason}`;
+    else this.lastError = why;
+    if (wasReady) this.opts.handlers.onDisconnected(this.lastError);
+    if (!this.stopped) this.scheduleReconnect(this.backoff.next());
+  }
+
+  private fail(code: number, reason: string): void {
+    this.opts.logger.warn({ reason }, 'control connection failed');
+    this.closeReason = reason;
+    this.lastError = reason;
+    const wasReady = this.phase === 'ready';
+    this.teardown(code, reason);
+    if (wasReady) this.opts.handlers.onDisconnected(reason);
+    if (!this.stopped) this.scheduleReconnect(this.backoff.next());
+  }
+
+  /** Drops the socket without waiting for its close event (which is then ignored). */
+  private teardown(code: number, reason: string): void {
+    const ws = this.ws;
+    this.cleanup();
+    if (!ws) return;
+    if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
+    else ws.terminate();
+  }
+
+  private cleanup(): void {
+    this.ws = null;
+    this.phase = 'idle';
+    this.clearTimer('authTimer');
+    if (this.pingTimer !== null) this.timers.clearInterval(this.pingTimer);
+    this.pingTimer = null;
+  }
+
+  private scheduleReconnect(delayMs: number): void {
+    if (this.stopped || this.reconnectTimer !== null) return;
+    this.opts.logger.info({ delayMs, lastError: this.lastError }, 'reconnecting to broker');
+    this.reconnectTimer = this.timers.setTimeout(() => this.connect(), delayMs);
+  }
+
+  private clearTimer(which: 'reconnectTimer' | 'authTimer'): void {
+    if (this[which] !== null) this.timers.clearTimeout(this[which]);
+    this[which] = null;
+  }
+
+  private send(msg: ClientMessage): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+}

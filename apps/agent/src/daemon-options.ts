@@ -1,0 +1,84 @@
+import { join } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { WireGuardMode } from './wireguard/backend';
+
+export interface DaemonOptions {
+  stateDir: string;
+  socket: string;
+  interfaceName: string;
+  listenPort: number;
+  wireguard: WireGuardMode;
+  logLevel: string;
+}
+
+export const DEFAULT_STATE_DIR = '/var/lib/trellis';
+
+/** Flags win over environment variables, which win over defaults. */
+export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): DaemonOptions {
+  const cmd = new Command('trellisd')
+    .description('Trellis agent daemon (runs in the foreground; logs JSON to stdout)')
+    .addOption(
+      new Option('--state-dir <dir>', 'state directory').env('TRELLIS_STATE_DIR').default(DEFAULT_STATE_DIR),
+    )
+    .addOption(
+      new Option('--socket <path>', 'control socket (default <state-dir>/trellisd.sock)').env(
+        'TRELLIS_SOCKET',
+      ),
+    )
+    .addOption(
+      new Option('--interface <name>', 'WireGuard interface name')
+        .env('TRELLIS_INTERFACE')
+        .default('trellis0'),
+    )
+    .addOption(
+      new Option('--listen-port <port>', 'WireGuard UDP port')
+        .env('TRELLIS_LISTEN_PORT')
+        .default(51820)
+        .argParser(parsePort),
+    )
+    .addOption(
+      new Option('--wireguard <mode>', 'WireGuard implementation')
+        .choices(['auto', 'kernel', 'userspace'])
+        .default('auto'),
+    )
+    .addOption(
+      new Option('--log-level <level>', 'log level')
+        .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])
+        .env('TRELLIS_LOG_LEVEL')
+        .default('info'),
+    )
+    .exitOverride()
+    .configureOutput({ writeErr: () => undefined }); // errors are thrown; trellisd prints them once
+  // commander reads env from process.env; honour an explicit env object for tests.
+  const saved = process.env;
+  process.env = env;
+  try {
+    cmd.parse(argv, { from: 'user' });
+  } finally {
+    process.env = saved;
+  }
+  const o = cmd.opts<{
+    stateDir: string;
+    socket?: string;
+    interface: string;
+    listenPort: number | string;
+    wireguard: WireGuardMode;
+    logLevel: string;
+  }>();
+  const name = o.interface;
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new InvalidArgumentError(`bad interface name: ${name}`);
+  return {
+    stateDir: o.stateDir,
+    socket: o.socket ?? join(o.stateDir, 'trellisd.sock'),
+    interfaceName: name,
+    listenPort: typeof o.listenPort === 'number' ? o.listenPort : parsePort(o.listenPort),
+    wireguard: o.wireguard,
+    logLevel: o.logLevel,
+  };
+}
+
+function parsePort(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError(`bad port: ${v}`);
+  return n;
+}

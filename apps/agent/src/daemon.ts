@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+import pino from 'pino';
+import { Agent } from './agent/agent';
+import { type DaemonOptions, parseDaemonOptions } from './daemon-options';
+import { IpcServer } from './ipc/ipc-server';
+import { CandidateWatcher, localCandidates } from './platform/candidates';
+import { LinuxNetworkConfigurator } from './platform/linux';
+import { StateStore } from './state/state-store';
+import { LocalCommandRunner } from './util/command-runner';
+import { selectBackend } from './wireguard/select-backend';
+
+/**
+ * trellisd: foreground daemon. Logs JSON lines to stdout; prints `trellisd ready` once the control
+ * socket listens and `mesh applied` each time WireGuard matches a netmap. SIGTERM/SIGINT tear the
+ * mesh down (interface, routes) and exit 0.
+ */
+async function main(): Promise<void> {
+  let opts: DaemonOptions;
+  try {
+    opts = parseDaemonOptions(process.argv.slice(2));
+  } catch (err) {
+    const code = (err as { exitCode?: number }).exitCode;
+    if (code === 0) process.exit(0); // --help, --version
+    process.stderr.write(`trellisd: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const logger = pino({ level: opts.logLevel, base: { iface: opts.interfaceName } });
+  const runner = new LocalCommandRunner();
+  const backend = await selectBackend(opts.wireguard, opts.interfaceName, opts.stateDir, runner, logger);
+  const agent = new Agent({
+    store: new StateStore(opts.stateDir),
+    backend,
+    network: new LinuxNetworkConfigurator(runner),
+    logger,
+    interfaceName: opts.interfaceName,
+    listenPort: opts.listenPort,
+    readCandidates: () => localCandidates(opts.interfaceName, opts.listenPort),
+    watchCandidates: (onChange) => {
+      const w = new CandidateWatcher(() => localCandidates(opts.interfaceName, opts.listenPort), onChange);
+      w.start();
+      return () => w.stop();
+    },
+  });
+  const ipc = new IpcServer(
+    opts.socket,
+    async (req) => {
+      switch (req.op) {
+        case 'status':
+          return agent.status();
+        case 'up':
+          return { ok: true, message: await agent.up(req) };
+        case 'down':
+          return { ok: true, message: await agent.down() };
+      }
+    },
+    logger,
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    await ipc.close().catch(() => undefined);
+    await agent.shutdown().catch((err: Error) => logger.error({ err: err.message }, 'teardown failed'));
+    logger.info('trellisd stopped');
+    logger.flush();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+
+  await agent.start();
+  await ipc.listen();
+  logger.info(
+    { socket: opts.socket, stateDir: opts.stateDir, backend: backend.kind, listenPort: opts.listenPort },
+    'trellisd ready',
+  );
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`trellisd: ${err.message}\n`);
+  process.exit(1);
+});

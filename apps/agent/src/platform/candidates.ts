@@ -1,0 +1,67 @@
+import { networkInterfaces } from 'node:os';
+import { OVERLAY_PREFIX } from '@trellis/proto';
+
+/** This device's LAN candidates: IPv4, not loopback, not the overlay itself, with our listen port. */
+export function localCandidates(
+  wireguardInterface: string,
+  listenPort: number,
+  interfaces: ReturnType<typeof networkInterfaces> = networkInterfaces(),
+): string[] {
+  const out = new Set<string>();
+  for (const [name, addrs] of Object.entries(interfaces)) {
+    if (name === wireguardInterface) continue;
+    for (const a of addrs ?? []) {
+      if (a.family !== 'IPv4' || a.internal) continue;
+      if (inCidr(a.address, OVERLAY_PREFIX)) continue;
+      out.add(`${a.address}:${listenPort}`);
+    }
+  }
+  return [...out].sort();
+}
+
+export function inCidr(ip: string, cidr: string): boolean {
+  const [base, bitsText] = cidr.split('/');
+  const bits = Number(bitsText);
+  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+  return (ipToInt(ip) & mask) >>> 0 === (ipToInt(base!) & mask) >>> 0;
+}
+
+function ipToInt(ip: string): number {
+  return ip.split('.').reduce((n, o) => ((n << 8) | Number(o)) >>> 0, 0);
+}
+
+/** Re-reads the candidates every interval and reports them when they change. */
+export class CandidateWatcher {
+  private timer: NodeJS.Timeout | null = null;
+  private last = '';
+
+  constructor(
+    private readonly read: () => string[],
+    private readonly onChange: (candidates: string[]) => void,
+    private readonly intervalMs = 2000,
+  ) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.check();
+    this.timer = setInterval(() => this.check(), this.intervalMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.last = '';
+  }
+
+  current(): string[] {
+    return this.read();
+  }
+
+  private check(): void {
+    const now = this.read();
+    const key = now.join(',');
+    if (key === this.last) return;
+    this.last = key;
+    this.onChange(now);
+  }
+}

@@ -1,0 +1,7 @@
+/** What the overlay needs from the OS around the WireGuard interface. One implementation per OS. */
+export interface NetworkConfigurator {
+  /** Address (/32) on the interface, link up, the overlay prefix routed into it. Idempotent. */
+  apply(interfaceName: string, address: string, overlayPrefix: string): Promise<void>;
+  /** Removes what apply added (the interface itself is the backend's). Safe when already gone. */
+  remove(interfaceName: string, overlayPrefix: string | null): Promise<void>;
+}

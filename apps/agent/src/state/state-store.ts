@@ -1,0 +1,103 @@
+import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { generateKeyPair, type KeyPair, publicKeyFromPrivate } from '@trellis/crypto';
+import { BrokerTrust, NetmapPeer, NetmapSelf, WgKey } from '@trellis/proto';
+import { z } from 'zod';
+import { clampPrivateKey } from '../wireguard/keys';
+import { writeFileAtomic } from './atomic-file';
+
+/** What enrollment gave us, plus how we trust the broker and whether the user wants the mesh up. */
+export const Enrollment = z.object({
+  deviceId: z.string().uuid(),
+  brokerUrl: z.string().url(),
+  brokerPublicKey: WgKey,
+  trust: BrokerTrust,
+  publicKey: WgKey,
+  name: z.string(),
+  dnsName: z.string(),
+  address: z.string(),
+  accountName: z.string(),
+  overlayPrefix: z.string(),
+  enrolledAt: z.string(),
+  /** False after `trellis down`: a restarted daemon stays down until `trellis up`. */
+  wantUp: z.boolean(),
+});
+export type Enrollment = z.infer<typeof Enrollment>;
+
+export const SavedNetmap = z.object({
+  serial: z.number().int().nonnegative(),
+  self: NetmapSelf,
+  peers: z.array(NetmapPeer),
+  savedAt: z.string(),
+});
+export type SavedNetmap = z.infer<typeof SavedNetmap>;
+
+export const STATE_FILES = {
+  privateKey: 'private.key',
+  enrollment: 'enrollment.json',
+  netmap: 'netmap.json',
+} as const;
+
+/** Everything the agent keeps in its state directory (0700); every file 0600, written atomically. */
+export class StateStore {
+  constructor(readonly dir: string) {}
+
+  async init(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await chmod(this.dir, 0o700);
+  }
+
+  /** The device's WireGuard key pair, generated on first use. The private half never leaves this file. */
+  async loadOrCreateKeyPair(): Promise<KeyPair> {
+    const file = join(this.dir, STATE_FILES.privateKey);
+    const existing = await readOptional(file);
+    if (existing !== null) {
+      const privateKey = existing.trim();
+      return { privateKey, publicKey: publicKeyFromPrivate(privateKey) };
+    }
+    // Stored clamped, as `wg genkey` does, so it reads back from WireGuard unchanged.
+    const generated = generateKeyPair();
+    const pair = { privateKey: clampPrivateKey(generated.privateKey), publicKey: generated.publicKey };
+    await writeFileAtomic(file, `${pair.privateKey}\n`);
+    return pair;
+  }
+
+  loadEnrollment(): Promise<Enrollment | null> {
+    return this.loadJson(STATE_FILES.enrollment, Enrollment);
+  }
+
+  saveEnrollment(e: Enrollment): Promise<void> {
+    return writeFileAtomic(join(this.dir, STATE_FILES.enrollment), `${JSON.stringify(e, null, 2)}\n`);
+  }
+
+  loadNetmap(): Promise<SavedNetmap | null> {
+    return this.loadJson(STATE_FILES.netmap, SavedNetmap);
+  }
+
+  saveNetmap(n: SavedNetmap): Promise<void> {
+    return writeFileAtomic(join(this.dir, STATE_FILES.netmap), `${JSON.stringify(n)}\n`);
+  }
+
+  /** After the broker removed this device: forget enrollment and peers, keep the key. */
+  async forgetEnrollment(): Promise<void> {
+    await rm(join(this.dir, STATE_FILES.enrollment), { force: true });
+    await rm(join(this.dir, STATE_FILES.netmap), { force: true });
+  }
+
+  private async loadJson<T>(name: string, schema: z.ZodType<T>): Promise<T | null> {
+    const text = await readOptional(join(this.dir, name));
+    if (text === null) return null;
+    const parsed = schema.safeParse(JSON.parse(text));
+    if (!parsed.success) throw new Error(`${join(this.dir, name)} is invalid: ${parsed.error.message}`);
+    return parsed.data;
+  }
+}
+
+async function readOptional(file: string): Promise<string | null> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}

@@ -1,0 +1,62 @@
+import type { StatusResponse } from '@trellis/proto';
+import { formatAgo, formatBytes, formatStatus } from '../src/cli/format-status';
+
+describe('trellis status formatting', () => {
+  const now = Date.parse('2026-01-01T12:00:00Z');
+
+  it('formats handshake ages and byte counts', () => {
+    expect(formatAgo(null, now)).toBe('never');
+    expect(formatAgo('2026-01-01T11:59:48Z', now)).toBe('12s ago');
+    expect(formatAgo('2026-01-01T11:57:00Z', now)).toBe('3m ago');
+    expect(formatAgo('2026-01-01T09:00:00Z', now)).toBe('3h ago');
+    expect(formatAgo('2025-12-30T12:00:00Z', now)).toBe('2d ago');
+    expect(formatBytes(0)).toBe('0 B');
+    expect(formatBytes(1023)).toBe('1023 B');
+    expect(formatBytes(1536)).toBe('1.5 KiB');
+    expect(formatBytes(12 * 1024 * 1024)).toBe('12.0 MiB');
+  });
+
+  it('prints self, broker and one aligned row per peer', () => {
+    const s: StatusResponse = {
+      ok: true,
+      state: 'connected',
+      self: {
+        id: '6f1c2a7e-7d1f-4c36-9a51-1f2f0c3b9d11',
+        name: 'alpha',
+        dnsName: 'alpha.acme.trellis.test',
+        address: '100.64.0.1',
+        accountName: 'acme',
+        overlayPrefix: '100.64.0.0/10',
+      },
+      broker: { url: 'https://broker:8443/', connected: true, lastError: null },
+      interface: { name: 'trellis0', listenPort: 51820, publicKey: null, backend: 'userspace' },
+      netmapSerial: 4,
+      netmapSource: 'broker',
+      peers: [
+        {
+          id: 'p1',
+          name: 'beta',
+          dnsName: 'beta.acme.trellis.test',
+          address: '100.64.0.2',
+          publicKey: 'YR0XejcPpMkb3Xap9f0woGDjp3DE8DMObGhdvEvSPWg=',
+          online: true,
+          endpoint: '10.0.0.2:51820',
+          candidates: ['10.0.0.2:51820', '192.168.1.2:51820'],
+          lastHandshake: '2026-01-01T11:59:48Z',
+          rxBytes: 2048,
+          txBytes: 100,
+        },
+      ],
+    };
+    const text = formatStatus(s, now);
+    expect(text).toContain('device:     alpha (alpha.acme.trellis.test)');
+    expect(text).toContain('broker:     https://broker:8443/  connected');
+    expect(text).toContain('netmap:     serial 4 from broker, 1 peers');
+    const rows = text.trimEnd().split('\n').slice(-2);
+    expect(rows[0]).toMatch(/^PEER\s+ADDRESS\s+ENDPOINT\s+CANDIDATES\s+HANDSHAKE\s+RX\s+TX\s+ONLINE$/);
+    expect(rows[1]).toMatch(
+      /^beta\s+100\.64\.0\.2\s+10\.0\.0\.2:51820\s+10\.0\.0\.2:51820,192\.168\.1\.2:51820\s+12s ago\s+2\.0 KiB\s+100 B\s+yes$/,
+    );
+    expect(rows[0]!.indexOf('ADDRESS')).toBe(rows[1]!.indexOf('100.64.0.2'));
+  });
+});

@@ -1,0 +1,298 @@
+import { randomUUID } from 'node:crypto';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
+import { generateKeyPair, type KeyPair } from '@trellis/crypto';
+import { AUTH_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS } from '@trellis/proto';
+import pino from 'pino';
+import { WebSocketServer } from 'ws';
+import { ControlClient, type ControlClientHandlers } from '../src/control/control-client';
+import type { Netmap } from '../src/control/netmap-tracker';
+import { createBrokerAgent } from '../src/trust/broker-trust';
+import { waitFor } from '../src/util/wait';
+import { BrokerDouble, type DoubleDevice } from './helpers/broker-double';
+import { FakeTimers } from './helpers/fake-timers';
+import { makeSelfSignedCert } from './helpers/self-signed-cert';
+
+const logger = pino({ level: 'silent' });
+const cert = makeSelfSignedCert();
+
+interface Recorder extends ControlClientHandlers {
+  netmaps: Array<{ netmap: Netmap; kind: string }>;
+  events: string[];
+}
+
+function recorder(): Recorder {
+  const r: Recorder = {
+    netmaps: [],
+    events: [],
+    onNetmap: (netmap, kind) => r.netmaps.push({ netmap, kind }),
+    onConnected: () => r.events.push('connected'),
+    onDisconnected: (why) => r.events.push(`disconnected: ${why}`),
+    onDeviceRemoved: () => r.events.push('removed'),
+  };
+  return r;
+}
+
+function addDevice(broker: BrokerDouble, keys: KeyPair, n: number, endpoints: string[] = []): DoubleDevice {
+  const d = {
+    id: randomUUID(),
+    name: `dev${n}`,
+    publicKey: keys.publicKey,
+    address: `100.64.0.${n}`,
+    endpoints,
+  };
+  broker.devices.set(d.id, d);
+  return d;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+describe('ControlClient against the broker double', () => {
+  let broker: BrokerDouble;
+  let port: number;
+  let clients: ControlClient[];
+  const keys = generateKeyPair();
+
+  beforeEach(async () => {
+    broker = new BrokerDouble(cert);
+    port = await broker.listen(0);
+    clients = [];
+  });
+  afterEach(async () => {
+    for (const c of clients) c.stop();
+    await broker.close();
+  });
+
+  function client(
+    device: DoubleDevice,
+    handlers: Recorder,
+    extra: Partial<ConstructorParameters<typeof ControlClient>[0]> = {},
+  ) {
+    const c = new ControlClient({
+      brokerUrl: `https://127.0.0.1:${port}`,
+      agent: createBrokerAgent({ fingerprint: cert.fingerprint }),
+      deviceId: device.id,
+      keyPair: keys,
+      brokerPublicKey: broker.keys.publicKey,
+      handlers,
+      logger,
+      backoff: { initialMs: 20, maxMs: 200, random: () => 0.5 },
+      ...extra,
+    });
+    clients.push(c);
+    return c;
+  }
+
+  it('authenticates, receives the snapshot and reports its endpoints', async () => {
+    const me = addDevice(broker, keys, 1);
+    const peer = addDevice(broker, generateKeyPair(), 2, ['10.0.0.2:51820']);
+    const r = recorder();
+    const c = client(me, r);
+    c.setEndpoints(['10.0.0.1:51820']);
+    c.start();
+    await waitFor(() => r.netmaps.length === 1, 10_000, 10);
+    expect(r.netmaps[0]!.kind).toBe('snapshot');
+    expect(r.netmaps[0]!.netmap.self.address).toBe('100.64.0.1');
+    expect(r.netmaps[0]!.netmap.peers.map((p) => p.id)).toEqual([peer.id]);
+    expect(r.events).toEqual(['connected']);
+    expect(c.connected).toBe(true);
+    await waitFor(() => broker.endpointReports.length === 1, 10_000, 10);
+    expect(broker.endpointReports[0]).toEqual({ deviceId: me.id, endpoints: ['10.0.0.1:51820'] });
+    c.setEndpoints(['10.0.0.1:51820', '192.168.7.1:51820']);
+    await waitFor(() => broker.endpointReports.length === 2, 10_000, 10);
+    expect(broker.endpointReports[1]!.endpoints).toEqual(['10.0.0.1:51820', '192.168.7.1:51820']);
+  });
+
+  it('applies deltas in serial order: add, change, remove', async () => {
+    const me = addDevice(broker, keys, 1);
+    const r = recorder();
+    client(me, r).start();
+    await waitFor(() => r.netmaps.length === 1, 10_000, 10);
+    const newcomer = addDevice(broker, generateKeyPair(), 3, ['10.0.0.3:51820']);
+    broker.sendDelta(me.id, { upsert: [broker.peerOf(newcomer)], remove: [] });
+    await waitFor(() => r.netmaps.length === 2, 10_000, 10);
+    expect(r.netmaps[1]!.kind).toBe('delta');
+    expect(r.netmaps[1]!.netmap.serial).toBe(2);
+    expect(r.netmaps[1]!.netmap.peers.map((p) => p.endpoints)).toEqual([['10.0.0.3:51820']]);
+    newcomer.endpoints = ['10.0.0.33:51820'];
+    broker.sendDelta(me.id, { upsert: [broker.peerOf(newcomer)], remove: [] });
+    await waitFor(() => r.netmaps.length === 3, 10_000, 10);
+    expect(r.netmaps[2]!.netmap.peers.map((p) => p.endpoints)).toEqual([['10.0.0.33:51820']]);
+    broker.sendDelta(me.id, { upsert: [], remove: [newcomer.id] });
+    await waitFor(() => r.netmaps.length === 4, 10_000, 10);
+    expect(r.netmaps[3]!.netmap.peers).toEqual([]);
+    expect(broker.hellos).toHaveLength(1);
+  });
+
+  it('reconnects for a fresh snapshot when a delta skips a serial', async () => {
+    const me = addDevice(broker, keys, 1);
+    const r = recorder();
+    client(me, r).start();
+    await waitFor(() => r.netmaps.length === 1, 10_000, 10);
+    const lost = addDevice(broker, generateKeyPair(), 4);
+    broker.sendDelta(me.id, { upsert: [broker.peerOf(lost)], remove: [] }, 2); // serial 3 after 1
+    await waitFor(() => r.netmaps.length === 2, 10_000, 10);
+    expect(r.netmaps[1]!.kind).toBe('snapshot');
+    expect(r.netmaps[1]!.netmap.peers.map((p) => p.id)).toEqual([lost.id]);
+    expect(broker.hellos).toHaveLength(2);
+    expect(broker.hellos[1]!.lastSerial).toBe(1);
+  });
+
+  it('refuses an impostor broker: no auth proof is sent, no netmap accepted', async () => {
+    const me = addDevice(broker, keys, 1);
+    broker.impostorKeys = generateKeyPair();
+    const r = recorder();
+    const c = client(me, r);
+    c.start();
+    await waitFor(() => broker.hellos.length >= 2, 10_000, 10); // it tried, failed, retried
+    expect(r.netmaps).toEqual([]);
+    expect(broker.connectedDevices()).toEqual([]);
+    expect(c.connected).toBe(false);
+    expect(c.lastError).toMatch(/failed to prove its identity/);
+  });
+
+  it('stops and reports when the broker removes the device', async () => {
+    const me = addDevice(broker, keys, 1);
+    const r = recorder();
+    const c = client(me, r);
+    c.start();
+    await waitFor(() => r.netmaps.length === 1, 10_000, 10);
+    broker.removeDevice(me.id);
+    await waitFor(() => r.events.includes('removed'), 10_000, 10);
+    await new Promise((res) => setTimeout(res, 300)); // several backoff periods: no reconnect
+    expect(broker.hellos).toHaveLength(1);
+    expect(c.connected).toBe(false);
+  });
+
+  it('backs off exponentially with jitter up to the cap, and resets after a success', async () => {
+    const me = addDevice(broker, keys, 1);
+    const deadPort = await freePort();
+    const timers = new FakeTimers();
+    const r = recorder();
+    const c = new ControlClient({
+      brokerUrl: `https://127.0.0.1:${deadPort}`,
+      agent: createBrokerAgent({ fingerprint: cert.fingerprint }),
+      deviceId: me.id,
+      keyPair: keys,
+      brokerPublicKey: broker.keys.publicKey,
+      handlers: r,
+      logger,
+      timers,
+      backoff: { initialMs: 500, maxMs: 30_000, random: () => 0.999 },
+    });
+    clients.push(c);
+    c.start();
+    const delays: number[] = [];
+    for (let i = 0; i < 9; i++) {
+      await waitFor(() => timers.timeouts().length === 1, 10_000, 5);
+      const t = timers.timeouts()[0]!;
+      delays.push(t.ms);
+      timers.fire(t);
+    }
+    expect(delays).toEqual([499, 999, 1999, 3998, 7996, 15992, 29985, 29985, 29985]);
+    expect(c.lastError).toBe(`broker unreachable at https://127.0.0.1:${deadPort} (ECONNREFUSED)`);
+
+    // The broker appears on that port; the next attempt succeeds and the backoff starts over.
+    const live = new BrokerDouble(cert);
+    live.devices.set(me.id, me);
+    Object.assign(live, { keys: broker.keys });
+    await live.listen(deadPort);
+    try {
+      await waitFor(() => timers.timeouts().length === 1, 10_000, 5);
+      timers.fire(timers.timeouts()[0]!);
+      await waitFor(() => r.netmaps.length === 1, 10_000, 5);
+      // Only the auth timer was set during the handshake, and it is cleared once ready.
+      expect(timers.timeouts().filter((t) => t.ms === AUTH_TIMEOUT_MS)).toEqual([]);
+      live.dropAll();
+      await waitFor(() => timers.timeouts().length === 1, 10_000, 5);
+      expect(timers.timeouts()[0]!.ms).toBe(499);
+      expect(r.events).toEqual(['connected', expect.stringMatching(/^disconnected/)]);
+    } finally {
+      c.stop();
+      await live.close();
+    }
+  });
+
+  it("shows the broker's reason when it refuses the device", async () => {
+    const stranger = {
+      id: randomUUID(),
+      name: 'x',
+      publicKey: keys.publicKey,
+      address: '100.64.0.9',
+      endpoints: [],
+    };
+    const r = recorder();
+    const c = client(stranger, r); // never registered with the broker
+    c.start();
+    await waitFor(() => c.lastError !== null && /refused authentication/.test(c.lastError), 10_000, 5);
+    expect(c.lastError).toContain('unknown device');
+    expect(r.netmaps).toEqual([]);
+  });
+
+  it('gives up on a broker that never answers the hello (auth timeout) and retries', async () => {
+    const server = createHttpsServer({ key: cert.key, cert: cert.cert });
+    const wss = new WebSocketServer({ server });
+    const hellos: string[] = [];
+    wss.on('connection', (ws) => ws.on('message', (d) => hellos.push(d.toString())));
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    const silentPort = (server.address() as AddressInfo).port;
+    const me = addDevice(broker, keys, 1);
+    const timers = new FakeTimers();
+    const c = new ControlClient({
+      brokerUrl: `https://127.0.0.1:${silentPort}`,
+      agent: createBrokerAgent({ fingerprint: cert.fingerprint }),
+      deviceId: me.id,
+      keyPair: keys,
+      brokerPublicKey: broker.keys.publicKey,
+      handlers: recorder(),
+      logger,
+      timers,
+      backoff: { initialMs: 500, maxMs: 30_000, random: () => 0 },
+    });
+    clients.push(c);
+    c.start();
+    try {
+      await waitFor(() => hellos.length === 1, 10_000, 5);
+      const authTimer = timers.timeouts().find((t) => t.ms === AUTH_TIMEOUT_MS)!;
+      expect(authTimer).toBeDefined();
+      timers.fire(authTimer);
+      expect(c.lastError).toMatch(/did not complete authentication/);
+      const retry = timers.timeouts().find((t) => t.ms === 250)!;
+      timers.fire(retry);
+      await waitFor(() => hellos.length === 2, 10_000, 5);
+    } finally {
+      c.stop();
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+      await new Promise<void>((res) => server.close(() => res()));
+    }
+  });
+
+  it('pings every heartbeat interval and drops a broker that went silent', async () => {
+    const me = addDevice(broker, keys, 1);
+    const timers = new FakeTimers();
+    const r = recorder();
+    const c = client(me, r, { timers, backoff: { initialMs: 500, maxMs: 30_000, random: () => 0 } });
+    c.start();
+    await waitFor(() => r.netmaps.length === 1, 10_000, 5);
+    const heartbeat = [...timers.pending.values()].find((t) => t.repeat && t.ms === HEARTBEAT_INTERVAL_MS)!;
+    expect(heartbeat).toBeDefined();
+    timers.advance(HEARTBEAT_INTERVAL_MS);
+    heartbeat.fn();
+    await waitFor(() => broker.pings === 1, 10_000, 5);
+    // Nothing heard for more than three intervals: the connection is declared dead.
+    timers.advance(3 * HEARTBEAT_INTERVAL_MS + 1);
+    heartbeat.fn();
+    expect(c.connected).toBe(false);
+    expect(c.lastError).toBe('broker went silent');
+    expect(r.events).toEqual(['connected', 'disconnected: broker went silent']);
+    expect(timers.timeouts().map((t) => t.ms)).toEqual([250]);
+  });
+});

@@ -1,0 +1,269 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { BrokerAuthenticator, generateKeyPair, type KeyPair, newNonce } from '@trellis/crypto';
+import {
+  API_PATHS,
+  ClientMessage,
+  CloseCode,
+  type DeltaMessage,
+  EnrollRequest,
+  type EnrollResponse,
+  type NetmapPeer,
+  OVERLAY_PREFIX,
+  type ServerMessage,
+} from '@trellis/proto';
+import WebSocket, { WebSocketServer } from 'ws';
+import type { SelfSignedCert } from './self-signed-cert';
+
+/**
+ * A test double of the broker, built only from packages/proto and BrokerAuthenticator: enrollment
+ * with setup keys, the control channel handshake, a snapshot per connection and deltas to everyone
+ * when a device joins, changes endpoints or is removed. Knobs let tests misbehave on purpose.
+ */
+export interface DoubleDevice {
+  id: string;
+  name: string;
+  publicKey: string;
+  address: string;
+  endpoints: string[];
+}
+
+interface Session {
+  ws: WebSocket;
+  deviceId: string | null;
+  serial: number;
+  authed: boolean;
+}
+
+export class BrokerDouble {
+  readonly keys: KeyPair = generateKeyPair();
+  readonly setupKeys = new Set<string>(['test-setup-key-0001']);
+  readonly devices = new Map<string, DoubleDevice>();
+  readonly sessions = new Set<Session>();
+  /** Every hello received, for tests that count (re)connections. */
+  readonly hellos: Array<{ deviceId: string; lastSerial?: number; at: number }> = [];
+  /** Endpoints messages received, per device. */
+  readonly endpointReports: Array<{ deviceId: string; endpoints: string[] }> = [];
+  /** Pings received from devices. */
+  pings = 0;
+  /** Sign challenges with this key instead of the real one (an impostor). */
+  impostorKeys: KeyPair | null = null;
+  private server: Server | null = null;
+  private wss: WebSocketServer | null = null;
+  private nextHost = 1;
+
+  constructor(private readonly cert: SelfSignedCert) {}
+
+  /** Listens on 127.0.0.1 (port 0 = any) or on a unix socket path. Returns the port (0 for unix). */
+  async listen(where: number | string = 0): Promise<number> {
+    const server = createServer({ key: this.cert.key, cert: this.cert.cert }, (req, res) => {
+      if (req.method === 'POST' && req.url === API_PATHS.enroll) {
+        let body = '';
+        req.on('data', (c: Buffer) => {
+          body += c.toString();
+        });
+        req.on('end', () => {
+          const [status, json] = this.enroll(body);
+          res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(json));
+        });
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ statusCode: 404, error: 'Not Found', message: 'no such route' }));
+    });
+    const wss = new WebSocketServer({ server, path: API_PATHS.control });
+    wss.on('connection', (ws) => this.onConnection(ws));
+    this.server = server;
+    this.wss = wss;
+    await new Promise<void>((resolve) => {
+      if (typeof where === 'string') server.listen(where, resolve);
+      else server.listen(where, '127.0.0.1', resolve);
+    });
+    return typeof where === 'string' ? 0 : (server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sessions) s.ws.terminate();
+    this.wss?.close();
+    const server = this.server;
+    if (server) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    this.server = null;
+  }
+
+  /** Drops every control connection (as a broker restart would). */
+  dropAll(): void {
+    for (const s of this.sessions) s.ws.terminate();
+  }
+
+  connectedDevices(): string[] {
+    return [...this.sessions].filter((s) => s.authed && s.deviceId).map((s) => s.deviceId!);
+  }
+
+  /** Sends a delta to one device's sessions; `serialOffset` > 1 simulates a lost delta. */
+  sendDelta(deviceId: string, delta: Omit<DeltaMessage, 'type' | 'serial'>, serialOffset = 1): void {
+    for (const s of this.sessions) {
+      if (s.deviceId !== deviceId || !s.authed) continue;
+      s.serial += serialOffset;
+      this.send(s.ws, { type: 'delta', serial: s.serial, ...delta });
+    }
+  }
+
+  /** Removes a device: closes its sessions with deviceRemoved and tells everyone else. */
+  removeDevice(deviceId: string): void {
+    this.devices.delete(deviceId);
+    for (const s of this.sessions) {
+      if (s.deviceId === deviceId) s.ws.close(CloseCode.deviceRemoved, 'device removed');
+    }
+    this.broadcast(deviceId, { upsert: [], remove: [deviceId] });
+  }
+
+  peerOf(d: DoubleDevice): NetmapPeer {
+    return {
+      id: d.id,
+      name: d.name,
+      dnsName: `${d.name}.acme.trellis.test`,
+      publicKey: d.publicKey,
+      address: d.address,
+      allowedIps: [`${d.address}/32`],
+      endpoints: d.endpoints,
+      online: this.connectedDevices().includes(d.id),
+    };
+  }
+
+  private enroll(body: string): [number, object] {
+    let json: unknown;
+    try {
+      json = JSON.parse(body);
+    } catch {
+      return [400, { statusCode: 400, error: 'Bad Request', message: 'body is not JSON' }];
+    }
+    const req = EnrollRequest.safeParse(json);
+    if (!req.success) return [400, { statusCode: 400, error: 'Bad Request', message: req.error.message }];
+    if (!this.setupKeys.has(req.data.setupKey)) {
+      return [
+        401,
+        { statusCode: 401, error: 'Unauthorized', message: 'setup key is invalid, expired or revoked' },
+      ];
+    }
+    let device = [...this.devices.values()].find((d) => d.publicKey === req.data.publicKey);
+    if (!device) {
+      const n = this.nextHost++;
+      device = {
+        id: randomUUID(),
+        name: (req.data.name ?? `device-${n}`).toLowerCase(),
+        publicKey: req.data.publicKey,
+        address: `100.64.0.${n}`,
+        endpoints: req.data.endpoints,
+      };
+      this.devices.set(device.id, device);
+    }
+    const res: EnrollResponse = {
+      deviceId: device.id,
+      accountId: 'acct-1',
+      accountName: 'acme',
+      name: device.name,
+      dnsName: `${device.name}.acme.trellis.test`,
+      address: device.address,
+      overlayPrefix: OVERLAY_PREFIX,
+      brokerPublicKey: this.keys.publicKey,
+    };
+    return [200, res];
+  }
+
+  private onConnection(ws: WebSocket): void {
+    const session: Session = { ws, deviceId: null, serial: 0, authed: false };
+    this.sessions.add(session);
+    let clientNonce = '';
+    let brokerNonce = '';
+    let auth: BrokerAuthenticator | null = null;
+    ws.on('close', () => {
+      this.sessions.delete(session);
+      if (session.authed && session.deviceId) this.broadcastOnline(session.deviceId);
+    });
+    ws.on('message', (data) => {
+      const parsed = ClientMessage.safeParse(JSON.parse(data.toString()));
+      if (!parsed.success) return ws.close(CloseCode.badMessage, 'bad message');
+      const msg = parsed.data;
+      if (msg.type === 'hello') {
+        const device = this.devices.get(msg.deviceId);
+        this.hellos.push({
+          deviceId: msg.deviceId,
+          ...(msg.lastSerial !== undefined ? { lastSerial: msg.lastSerial } : {}),
+          at: Date.now(),
+        });
+        if (!device || device.publicKey !== msg.publicKey)
+          return ws.close(CloseCode.authFailed, 'unknown device');
+        session.deviceId = device.id;
+        clientNonce = msg.clientNonce;
+        brokerNonce = newNonce();
+        const signer = this.impostorKeys ?? this.keys;
+        auth = new BrokerAuthenticator(signer.privateKey, this.keys.publicKey, device.publicKey);
+        this.send(ws, {
+          type: 'challenge',
+          brokerNonce,
+          brokerProof: auth.brokerProof(clientNonce, brokerNonce),
+        });
+        return;
+      }
+      if (msg.type === 'auth') {
+        if (!auth?.verifyDevice(msg.proof, clientNonce, brokerNonce)) {
+          return ws.close(CloseCode.authFailed, 'authentication failed');
+        }
+        session.authed = true;
+        session.serial = 1;
+        const self = this.devices.get(session.deviceId!)!;
+        this.send(ws, {
+          type: 'netmap',
+          serial: session.serial,
+          self: {
+            id: self.id,
+            name: self.name,
+            dnsName: `${self.name}.acme.trellis.test`,
+            address: self.address,
+            accountName: 'acme',
+            overlayPrefix: OVERLAY_PREFIX,
+          },
+          peers: [...this.devices.values()].filter((d) => d.id !== self.id).map((d) => this.peerOf(d)),
+        });
+        this.broadcastOnline(self.id);
+        return;
+      }
+      if (!session.authed) return ws.close(CloseCode.authFailed, 'not authenticated');
+      if (msg.type === 'endpoints') {
+        const d = this.devices.get(session.deviceId!);
+        this.endpointReports.push({ deviceId: session.deviceId!, endpoints: msg.endpoints });
+        if (d) {
+          d.endpoints = msg.endpoints;
+          this.broadcast(d.id, { upsert: [this.peerOf(d)], remove: [] });
+        }
+        return;
+      }
+      if (msg.type === 'ping') {
+        this.pings++;
+        this.send(ws, { type: 'pong', t: msg.t, serverTime: Date.now() });
+      }
+    });
+  }
+
+  private broadcastOnline(deviceId: string): void {
+    const d = this.devices.get(deviceId);
+    if (d) this.broadcast(deviceId, { upsert: [this.peerOf(d)], remove: [] });
+  }
+
+  /** Sends a delta to every authenticated session except the device's own. */
+  private broadcast(fromDevice: string, delta: Omit<DeltaMessage, 'type' | 'serial'>): void {
+    for (const s of this.sessions) {
+      if (!s.authed || s.deviceId === fromDevice || !s.deviceId || !this.devices.has(s.deviceId)) continue;
+      s.serial += 1;
+      this.send(s.ws, { type: 'delta', serial: s.serial, ...delta });
+    }
+  }
+
+  private send(ws: WebSocket, msg: ServerMessage): void {
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+  }
+}

@@ -1,0 +1,128 @@
+import { parseDaemonOptions } from '../src/daemon-options';
+import { localCandidates } from '../src/platform/candidates';
+import { controlUrl, enrollUrl, parseBrokerUrl } from '../src/trust/broker-url';
+
+describe('trellisd options', () => {
+  it('defaults', () => {
+    expect(parseDaemonOptions([], {})).toEqual({
+      stateDir: '/var/lib/trellis',
+      socket: '/var/lib/trellis/trellisd.sock',
+      interfaceName: 'trellis0',
+      listenPort: 51820,
+      wireguard: 'auto',
+      logLevel: 'info',
+    });
+  });
+
+  it('takes environment variables, and flags over them', () => {
+    const env = { TRELLIS_STATE_DIR: '/tmp/s', TRELLIS_INTERFACE: 'trl7', TRELLIS_LISTEN_PORT: '41000' };
+    expect(parseDaemonOptions([], env)).toMatchObject({
+      stateDir: '/tmp/s',
+      socket: '/tmp/s/trellisd.sock',
+      interfaceName: 'trl7',
+      listenPort: 41000,
+    });
+    expect(
+      parseDaemonOptions(
+        [
+          '--interface',
+          'trl8',
+          '--listen-port',
+          '42000',
+          '--socket',
+          '/run/t.sock',
+          '--wireguard',
+          'userspace',
+        ],
+        env,
+      ),
+    ).toMatchObject({
+      interfaceName: 'trl8',
+      listenPort: 42000,
+      socket: '/run/t.sock',
+      wireguard: 'userspace',
+    });
+  });
+
+  it('rejects bad values', () => {
+    expect(() => parseDaemonOptions(['--listen-port', '70000'], {})).toThrow(/bad port/);
+    expect(() => parseDaemonOptions(['--interface', 'this-name-is-too-long'], {})).toThrow(/interface name/);
+    expect(() => parseDaemonOptions(['--wireguard', 'magic'], {})).toThrow();
+  });
+});
+
+describe('broker URL', () => {
+  it('accepts https origins and derives the API URLs', () => {
+    expect(parseBrokerUrl('https://broker.example:8443').toString()).toBe('https://broker.example:8443/');
+    expect(enrollUrl('https://10.0.0.1:8443/')).toBe('https://10.0.0.1:8443/api/v1/enroll');
+    expect(controlUrl('https://10.0.0.1:8443')).toBe('wss://10.0.0.1:8443/api/v1/control');
+  });
+
+  it('explains what is wrong with a bad one', () => {
+    expect(() => parseBrokerUrl('broker:8443')).toThrow(/https:\/\//);
+    expect(() => parseBrokerUrl('not a url')).toThrow(/bad broker URL/);
+    expect(() => parseBrokerUrl('http://broker')).toThrow(/only reached over https/);
+    expect(() => parseBrokerUrl('https://broker/api')).toThrow(/only https:\/\/HOST\[:PORT\]/);
+  });
+});
+
+describe('local candidates', () => {
+  const ifaces = {
+    lo: [
+      {
+        address: '127.0.0.1',
+        netmask: '255.0.0.0',
+        family: 'IPv4',
+        mac: '',
+        internal: true,
+        cidr: '127.0.0.1/8',
+      },
+    ],
+    eth0: [
+      {
+        address: '192.168.1.20',
+        netmask: '255.255.255.0',
+        family: 'IPv4',
+        mac: '',
+        internal: false,
+        cidr: null,
+      },
+      {
+        address: 'fe80::1',
+        netmask: 'ffff::',
+        family: 'IPv6',
+        mac: '',
+        internal: false,
+        cidr: null,
+        scopeid: 2,
+      },
+    ],
+    eth1: [
+      { address: '10.0.0.5', netmask: '255.255.255.0', family: 'IPv4', mac: '', internal: false, cidr: null },
+    ],
+    trellis0: [
+      {
+        address: '100.64.0.1',
+        netmask: '255.255.255.255',
+        family: 'IPv4',
+        mac: '',
+        internal: false,
+        cidr: null,
+      },
+    ],
+    cgnat: [
+      {
+        address: '100.100.1.1',
+        netmask: '255.255.0.0',
+        family: 'IPv4',
+        mac: '',
+        internal: false,
+        cidr: null,
+      },
+    ],
+  } as unknown as Parameters<typeof localCandidates>[2];
+
+  it('lists IPv4, non-loopback addresses outside the overlay, with the listen port', () => {
+    expect(localCandidates('trellis0', 51820, ifaces)).toEqual(['10.0.0.5:51820', '192.168.1.20:51820']);
+  });
+});
