@@ -1,0 +1,56 @@
+/**
+ * The broker under test, in its own process so its RSS and CPU are measured alone.
+ * argv: dataDir databaseUrl
+ */
+import { readFileSync } from 'node:fs';
+import { startBroker } from '@trellis/broker';
+import type { BrokerCommand, BrokerReply } from './messages';
+
+const send = (m: BrokerReply) => process.send?.(m);
+
+async function main(): Promise<void> {
+  const [dataDir, databaseUrl] = process.argv.slice(2);
+  if (!dataDir || !databaseUrl) throw new Error('usage: broker-process DATA_DIR DATABASE_URL');
+  const broker = await startBroker({
+    dataDir,
+    databaseUrl,
+    host: '127.0.0.1',
+    port: 0,
+    logLevel: 'warn',
+    adminSocket: false,
+  });
+  if (!broker.bootstrap) throw new Error('benchmark needs a fresh database');
+  process.on('message', async (m: BrokerCommand) => {
+    if (m.cmd === 'stats') {
+      global.gc?.();
+      const mem = process.memoryUsage();
+      const cpu = process.cpuUsage();
+      const connected = (await broker.metrics.connectedDevices.get()).values.reduce((n, v) => n + v.value, 0);
+      send({
+        kind: 'stats',
+        rss: mem.rss,
+        heapUsed: mem.heapUsed,
+        cpuUserUs: cpu.user,
+        cpuSystemUs: cpu.system,
+        connected,
+      });
+    } else if (m.cmd === 'stop') {
+      await broker.close();
+      process.exit(0);
+    }
+  });
+  send({
+    kind: 'ready',
+    url: broker.url,
+    certPem: readFileSync(broker.certFile, 'utf8'),
+    brokerPublicKey: broker.brokerPublicKey,
+    ownerEmail: broker.bootstrap.ownerEmail,
+    ownerPassword: broker.bootstrap.ownerPassword,
+    setupKey: broker.bootstrap.setupKey,
+  });
+}
+
+main().catch((err: unknown) => {
+  send({ kind: 'error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  process.exit(1);
+});

@@ -1,0 +1,273 @@
+/**
+ * `pnpm bench netmap [--sizes 1000,5000,10000] [--rounds 5]`
+ * One broker on PostgreSQL, N devices in one account, each a real authenticated WebSocket client.
+ * Measures: enrollment throughput, time for one join / one removal to reach every connected device
+ * (p50/p99 over all devices and rounds), broker RSS per connected device, broker CPU per change.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { API_PATHS, type EnrollResponse, type LoginResponse, PROTOCOL_VERSION } from '@trellis/proto';
+import { Client } from 'pg';
+import { BrokerHttpClient } from '../http-client';
+import { fastKeyPair } from '../keys';
+import { nowMs, percentile, printTable } from '../stats';
+import type { BenchDevice, BrokerReply, ClientReply } from './messages';
+
+const ADMIN_DB = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+const ENROLL_CONCURRENCY = 32;
+
+interface SizeResult {
+  n: number;
+  enrollPerSec: number;
+  connectSec: number;
+  snapshotMB: number;
+  join: number[];
+  remove: number[];
+  missing: number;
+  rssPerDeviceKB: number;
+  cpuPerChangeMs: number;
+}
+
+function args(): { sizes: number[]; rounds: number } {
+  const a = process.argv.slice(2);
+  const get = (flag: string) => {
+    const i = a.indexOf(flag);
+    return i >= 0 ? a[i + 1] : undefined;
+  };
+  const sizes = (get('--sizes') ?? '1000,5000,10000').split(',').map(Number);
+  if (sizes.some((n) => !Number.isInteger(n) || n < 2)) throw new Error('--sizes takes whole numbers >= 2');
+  return { sizes, rounds: Number(get('--rounds') ?? 5) };
+}
+
+/** Waits for the next message of one kind from a child, failing on its error or exit. */
+function next<T extends { kind: string }, K extends T['kind']>(
+  child: ChildProcess,
+  kind: K,
+  onOther?: (m: T) => void,
+): Promise<Extract<T, { kind: K }>> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: T) => {
+      if (m.kind === kind) {
+        cleanup();
+        resolve(m as Extract<T, { kind: K }>);
+      } else if (m.kind === 'error') {
+        cleanup();
+        reject(new Error((m as unknown as { message: string }).message));
+      } else onOther?.(m);
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      reject(new Error(`child exited with ${code}`));
+    };
+    const cleanup = () => {
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    child.on('message', onMessage);
+    child.on('exit', onExit);
+  });
+}
+
+async function withDatabase<T>(name: string, fn: (url: string) => Promise<T>): Promise<T> {
+  const admin = new Client({ connectionString: ADMIN_DB });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+  await admin.query(`CREATE DATABASE ${name}`);
+  try {
+    const url = new URL(ADMIN_DB);
+    url.pathname = `/${name}`;
+    return await fn(url.toString());
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
+async function pool<T>(
+  items: T[],
+  concurrency: number,
+  fn: (item: T, i: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i]!, i);
+      }
+    }),
+  );
+}
+
+async function runSize(n: number, rounds: number): Promise<SizeResult> {
+  return withDatabase(`trellis_bench_${process.pid}_${n}`, async (databaseUrl) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'trellis-bench-'));
+    const broker = fork(join(__dirname, 'broker-process.js'), [dataDir, databaseUrl], {
+      execArgv: ['--expose-gc', '--max-old-space-size=8192'],
+    });
+    let clients: ChildProcess | undefined;
+    try {
+      const ready = await next<BrokerReply, 'ready'>(broker, 'ready');
+      const stats = async () => {
+        broker.send({ cmd: 'stats' });
+        return next<BrokerReply, 'stats'>(broker, 'stats');
+      };
+      const http = new BrokerHttpClient(ready.url, ready.certPem);
+      const login = await http.call<LoginResponse>('POST', API_PATHS.login, {
+        email: ready.ownerEmail,
+        password: ready.ownerPassword,
+      });
+      http.setToken(login.token);
+      const enroll = async (name: string, publicKey: string) =>
+        http.call<EnrollResponse>('POST', API_PATHS.enroll, {
+          protocolVersion: PROTOCOL_VERSION,
+          setupKey: ready.setupKey,
+          publicKey,
+          name,
+          hostname: name,
+          os: 'linux',
+          endpoints: ['192.0.2.1:51820'],
+        });
+
+      console.log(`[${n}] enrolling ${n} devices`);
+      const keys = Array.from({ length: n }, fastKeyPair);
+      const devices: BenchDevice[] = new Array(n);
+      const t0 = nowMs();
+      await pool(keys, ENROLL_CONCURRENCY, async (k, i) => {
+        const r = await enroll(`dev-${i}`, k.publicKey);
+        devices[i] = { deviceId: r.deviceId, ...k };
+      });
+      const enrollPerSec = n / ((nowMs() - t0) / 1000);
+
+      const before = await stats();
+      console.log(`[${n}] connecting ${n} WebSocket clients`);
+      clients = fork(join(__dirname, 'client-process.js'), [], { execArgv: ['--max-old-space-size=8192'] });
+      clients.send({
+        cmd: 'connect',
+        url: ready.url,
+        certPem: ready.certPem,
+        brokerPublicKey: ready.brokerPublicKey,
+        devices,
+      });
+      const connected = await next<ClientReply, 'connected'>(clients, 'connected', (m) => {
+        if (m.kind === 'progress') console.log(`[${n}]   ${m.connected} connected`);
+      });
+      if (connected.failed > 0) throw new Error(`${connected.failed} clients failed to connect`);
+      // Let the online-state deltas of the ramp drain before measuring.
+      await new Promise((r) => setTimeout(r, 3000));
+      const after = await stats();
+
+      const joinTimes: number[] = [];
+      const removeTimes: number[] = [];
+      let cpuUs = 0;
+      let missing = 0;
+      let id = 0;
+      const measure = async (
+        kind: 'join' | 'remove',
+        change: () => Promise<unknown>,
+        target: { publicKey?: string; deviceId?: string },
+      ) => {
+        const c = clients!;
+        c.send({ cmd: 'expect', id: ++id, kind, timeoutMs: 30_000, ...target });
+        await next<ClientReply, 'armed'>(c, 'armed');
+        const s0 = await stats();
+        const start = nowMs();
+        const arrivals = next<ClientReply, 'arrivals'>(c, 'arrivals');
+        await change();
+        const got = await arrivals;
+        const s1 = await stats();
+        cpuUs += s1.cpuUserUs + s1.cpuSystemUs - s0.cpuUserUs - s0.cpuSystemUs;
+        missing += got.missing;
+        return got.times.map((t) => t - start);
+      };
+      for (let r = 0; r < rounds; r++) {
+        const k = fastKeyPair();
+        let deviceId = '';
+        joinTimes.push(
+          ...(await measure(
+            'join',
+            async () => {
+              deviceId = (await enroll(`extra-${r}`, k.publicKey)).deviceId;
+            },
+            { publicKey: k.publicKey },
+          )),
+        );
+        removeTimes.push(
+          ...(await measure('remove', () => http.call('DELETE', `${API_PATHS.devices}/${deviceId}`), {
+            deviceId,
+          })),
+        );
+      }
+      http.close();
+      return {
+        n,
+        enrollPerSec,
+        connectSec: connected.elapsedMs / 1000,
+        snapshotMB: connected.snapshotBytes / 1e6,
+        join: joinTimes,
+        remove: removeTimes,
+        missing,
+        rssPerDeviceKB: (after.rss - before.rss) / after.connected / 1024,
+        cpuPerChangeMs: cpuUs / 1000 / (rounds * 2),
+      };
+    } finally {
+      clients?.send({ cmd: 'stop' });
+      broker.send({ cmd: 'stop' });
+      await new Promise((r) => setTimeout(r, 500));
+      clients?.kill('SIGKILL');
+      broker.kill('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+}
+
+async function main(): Promise<void> {
+  const { sizes, rounds } = args();
+  const results: SizeResult[] = [];
+  for (const n of sizes) results.push(await runSize(n, rounds));
+  printTable(
+    `netmap fan-out, one broker on PostgreSQL, ${rounds} joins + ${rounds} removals per size (times in ms)`,
+    [
+      'devices',
+      'enroll/s',
+      'connect s',
+      'snapshots MB',
+      'join p50',
+      'join p99',
+      'remove p50',
+      'remove p99',
+      'missed',
+      'RSS/dev KB',
+      'CPU/change ms',
+    ],
+    results.map((r) => [
+      r.n,
+      r.enrollPerSec,
+      r.connectSec,
+      r.snapshotMB,
+      percentile(r.join, 50),
+      percentile(r.join, 99),
+      percentile(r.remove, 50),
+      percentile(r.remove, 99),
+      r.missing,
+      r.rssPerDeviceKB,
+      r.cpuPerChangeMs,
+    ]),
+  );
+  const base = results[0]!;
+  console.log(
+    `\nbaseline (same run, ${base.n} devices): join p99 ${percentile(base.join, 99).toFixed(1)} ms; ` +
+      results
+        .slice(1)
+        .map((r) => `${r.n}: ×${(percentile(r.join, 99) / percentile(base.join, 99)).toFixed(2)}`)
+        .join(', '),
+  );
+  console.log('targets: p99 fan-out < 1000 ms at 10k devices, < 20 KB broker RSS per connected device');
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,22 @@
+export * from './addresses';
+export { ExecError, type ExecOptions, type ExecResult, exec, execQuiet, inNamespace } from './exec';
+export { Host, Internet } from './internet';
+export { Lab, type LabOptions } from './lab';
+export { LabProcess } from './lab-process';
+export { LAB_PREFIX_RE, labPrefix, ownerPid } from './names';
+export { Namespace, ping } from './namespace';
+export * from './router-kinds';
+export { Device, Site } from './site';
+export { labNamespaces, listWgSockets, sweepStale } from './sweep';
+export * from './trellis';
+export {
+  type EchoMessage,
+  type PeerPlan,
+  type Received,
+  received,
+  startUdpEcho,
+  startUdpPeer,
+  udpPeer,
+} from './udp-tools';
+export { sleep, waitFor } from './wait';
+export { HandWireGuard, parseWgDump, type WgDump, type WgPeerDump, wgDump, wgKeyPair } from './wireguard';

@@ -1,0 +1,190 @@
+import {
+  CORE_GATEWAY,
+  CORE_PREFIX_LEN,
+  carrierSegment,
+  type LanPlan,
+  privateLan,
+  publicLan,
+  routerWanAddress,
+} from './addresses';
+import { disableBridgeNetfilter, type Internet } from './internet';
+import type { Namespace } from './namespace';
+import { LAN_IF, type RouterKind, WAN_IF } from './router-kinds/router-kind';
+
+/** What a site needs from its lab. */
+export interface SiteLab {
+  readonly internet: Internet;
+  addNamespace(role: string): Promise<Namespace>;
+}
+
+/** A machine on a site's LAN: namespace with eth0 on the router's bridge. */
+export class Device {
+  constructor(
+    readonly name: string,
+    readonly ns: Namespace,
+    /** LAN address (for routed sites this is public too). */
+    readonly address: string,
+    readonly site: Site,
+  ) {}
+}
+
+/**
+ * A site: router namespace (wan0 to the internet or to a carrier, br0 = LAN, forwarding on,
+ * nftables per its RouterKind) and device namespaces behind it.
+ */
+export class Site {
+  readonly devices = new Map<string, Device>();
+  private wanAddress: string;
+  private carrierWan: string | null;
+
+  private constructor(
+    private readonly lab: SiteLab,
+    readonly name: string,
+    readonly kind: RouterKind,
+    readonly index: number,
+    readonly router: Namespace,
+    /** The CGNAT carrier's namespace, if the kind has one. */
+    readonly carrier: Namespace | null,
+    readonly lan: LanPlan,
+    wanAddress: string,
+    carrierWan: string | null,
+  ) {
+    this.wanAddress = wanAddress;
+    this.carrierWan = carrierWan;
+  }
+
+  static async create(lab: SiteLab, name: string, kind: RouterKind, index: number): Promise<Site> {
+    const lan = kind.lan === 'public' ? publicLan(index) : privateLan(index);
+    const router = await lab.addNamespace(`${name}-r`);
+    let carrier: Namespace | null = null;
+    let wan = routerWanAddress(index);
+    let carrierWan: string | null = null;
+    if (kind.carrier) {
+      carrier = await lab.addNamespace(`${name}-c`);
+      carrierWan = wan;
+      const seg = carrierSegment(index);
+      await lab.internet.attach(carrier, WAN_IF);
+      await carrier.exec(['ip', 'addr', 'add', `${carrierWan}/${CORE_PREFIX_LEN}`, 'dev', WAN_IF]);
+      await carrier.exec(['ip', 'route', 'add', 'default', 'via', CORE_GATEWAY]);
+      await carrier.exec([
+        'ip',
+        'link',
+        'add',
+        'cust0',
+        'netns',
+        carrier.name,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        WAN_IF,
+        'netns',
+        router.name,
+      ]);
+      await carrier.exec(['ip', 'addr', 'add', `${seg.carrier}/${seg.prefixLen}`, 'dev', 'cust0']);
+      await carrier.exec(['ip', 'link', 'set', 'cust0', 'up']);
+      await carrier.sysctl('net.ipv4.ip_forward', 1);
+      await carrier.nft(`flush ruleset\n${kind.carrier.ruleset(carrierWan)}`);
+      wan = seg.home;
+      await router.exec(['ip', 'link', 'set', WAN_IF, 'up']);
+      await router.exec(['ip', 'addr', 'add', `${wan}/${seg.prefixLen}`, 'dev', WAN_IF]);
+      await router.exec(['ip', 'route', 'add', 'default', 'via', seg.carrier]);
+    } else {
+      await lab.internet.attach(router, WAN_IF);
+      await router.exec(['ip', 'addr', 'add', `${wan}/${CORE_PREFIX_LEN}`, 'dev', WAN_IF]);
+      await router.exec(['ip', 'route', 'add', 'default', 'via', CORE_GATEWAY]);
+    }
+    await router.exec(['ip', 'link', 'add', LAN_IF, 'type', 'bridge']);
+    await router.exec(['ip', 'addr', 'add', `${lan.gateway}/${lan.prefixLen}`, 'dev', LAN_IF]);
+    await router.exec(['ip', 'link', 'set', LAN_IF, 'up']);
+    await router.sysctl('net.ipv4.ip_forward', 1);
+    await disableBridgeNetfilter(router);
+    if (kind.lan === 'public') await lab.internet.route(lan.prefix, wan);
+    const site = new Site(lab, name, kind, index, router, carrier, lan, wan, carrierWan);
+    await site.applyRules();
+    return site;
+  }
+
+  /** The address the internet sees this site's traffic from (the carrier's, behind CGNAT). */
+  get publicAddress(): string {
+    return this.carrierWan ?? this.wanAddress;
+  }
+
+  /** The router's own WAN address (inside the carrier segment for CGNAT). */
+  get routerWanAddress(): string {
+    return this.wanAddress;
+  }
+
+  device(name: string): Device {
+    const d = this.devices.get(name);
+    if (!d) throw new Error(`site ${this.name} has no device ${name}`);
+    return d;
+  }
+
+  async addDevice(name: string): Promise<Device> {
+    if (this.devices.has(name)) throw new Error(`site ${this.name} already has a device ${name}`);
+    const index = this.devices.size;
+    const address = this.lan.device(index);
+    const ns = await this.lab.addNamespace(`${this.name}-${name}`);
+    const port = `lan${index}`;
+    await this.router.exec([
+      'ip',
+      'link',
+      'add',
+      port,
+      'netns',
+      this.router.name,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'netns',
+      ns.name,
+    ]);
+    await this.router.exec(['ip', 'link', 'set', port, 'master', LAN_IF]);
+    await this.router.exec(['ip', 'link', 'set', port, 'up']);
+    await ns.exec(['ip', 'addr', 'add', `${address}/${this.lan.prefixLen}`, 'dev', 'eth0']);
+    await ns.exec(['ip', 'link', 'set', 'eth0', 'up']);
+    await ns.exec(['ip', 'route', 'add', 'default', 'via', this.lan.gateway]);
+    const device = new Device(name, ns, address, this);
+    this.devices.set(name, device);
+    await this.applyRules();
+    return device;
+  }
+
+  /**
+   * Moves the site to a new public address (roaming). Changes the carrier's WAN behind CGNAT,
+   * else the router's. Removing the old address flushes its masquerade conntrack entries.
+   */
+  async setPublicAddress(address: string): Promise<void> {
+    const ns = this.carrier ?? this.router;
+    const old = this.publicAddress;
+    // Without promotion, deleting the old (primary) address would take the new one with it.
+    await ns.sysctl(`net.ipv4.conf.${WAN_IF}.promote_secondaries`, 1);
+    await ns.exec(['ip', 'addr', 'add', `${address}/${CORE_PREFIX_LEN}`, 'dev', WAN_IF]);
+    await ns.exec(['ip', 'addr', 'del', `${old}/${CORE_PREFIX_LEN}`, 'dev', WAN_IF]);
+    await ns.exec(['ip', 'route', 'replace', 'default', 'via', CORE_GATEWAY]);
+    if (this.carrier && this.kind.carrier) {
+      this.carrierWan = address;
+      await this.carrier.nft(`flush ruleset\n${this.kind.carrier.ruleset(address)}`);
+    } else {
+      this.wanAddress = address;
+    }
+    if (this.kind.lan === 'public') await this.lab.internet.route(this.lan.prefix, address);
+    await this.applyRules();
+  }
+
+  /** Replaces the router's whole ruleset atomically. */
+  async applyRules(): Promise<void> {
+    const devices = new Map([...this.devices].map(([n, d]) => [n, d.address]));
+    const rules = this.kind.ruleset({ wanAddress: this.wanAddress, lanPrefix: this.lan.prefix, devices });
+    try {
+      await this.router.nft(`flush ruleset\n${rules}`);
+    } catch (err) {
+      throw new Error(
+        `nftables rules of ${this.kind.name} router ${this.name} rejected:\n${rules}\n${String(err)}`,
+      );
+    }
+  }
+}

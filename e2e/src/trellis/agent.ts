@@ -1,0 +1,97 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { StatusResponse } from '@trellis/proto';
+import type { Lab } from '../lab';
+import type { LabProcess } from '../lab-process';
+import type { Device } from '../site';
+import { type WgDump, wgDump } from '../wireguard';
+import { parseJson } from './broker';
+import { cleanEnv, type TrellisBuild } from './paths';
+
+/** One real agent (`trellisd` + `trellis` CLI) on a lab device. */
+export class AgentRunner {
+  readonly stateDir: string;
+  readonly ifname: string;
+  private proc: LabProcess | null = null;
+  private starts = 0;
+
+  constructor(
+    lab: Lab,
+    readonly device: Device,
+    readonly listenPort: number,
+    private readonly build: TrellisBuild,
+  ) {
+    this.stateDir = join(lab.runDir, `agent-${device.site.name}-${device.name}`);
+    mkdirSync(this.stateDir, { recursive: true });
+    this.ifname = lab.wgInterfaceName();
+  }
+
+  get name(): string {
+    return this.device.name;
+  }
+
+  get running(): boolean {
+    return this.proc?.running ?? false;
+  }
+
+  /** Starts trellisd and waits for `trellisd ready` (its control socket listens). */
+  async start(): Promise<void> {
+    this.starts += 1;
+    this.proc = this.device.ns.spawn(
+      'node',
+      [
+        this.build.agentDaemon,
+        '--state-dir',
+        this.stateDir,
+        '--interface',
+        this.ifname,
+        '--listen-port',
+        String(this.listenPort),
+      ],
+      { env: cleanEnv(), logName: `trellisd-${this.device.name}-${this.starts}` },
+    );
+    await this.proc.waitForLine(/trellisd ready/, 60_000);
+  }
+
+  async stop(): Promise<void> {
+    await this.proc?.stop(10_000);
+  }
+
+  async cli(args: string[]): Promise<string> {
+    const { stdout } = await this.device.ns.exec(
+      ['node', this.build.agentCli, '--state-dir', this.stateDir, ...args],
+      { env: cleanEnv(), timeoutMs: 60_000 },
+    );
+    return stdout;
+  }
+
+  async up(opts: { broker: string; setupKey: string; caFile: string }): Promise<void> {
+    await this.cli([
+      'up',
+      '--broker',
+      opts.broker,
+      '--setup-key',
+      opts.setupKey,
+      '--name',
+      this.device.name,
+      '--ca-file',
+      opts.caFile,
+    ]);
+  }
+
+  async status(): Promise<StatusResponse> {
+    return parseJson(
+      await this.cli(['status', '--json']),
+      StatusResponse,
+      `${this.name}: trellis status --json`,
+    );
+  }
+
+  wg(): Promise<WgDump> {
+    return wgDump(this.device.ns, this.ifname);
+  }
+
+  logTail(): string {
+    return this.proc?.tail(20) ?? '(not started)';
+  }
+}

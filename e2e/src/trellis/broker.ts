@@ -1,0 +1,125 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { CreateSetupKeyResponse, DeviceInfo } from '@trellis/proto';
+import type { Host } from '../internet';
+import type { Lab } from '../lab';
+import type { LabProcess } from '../lab-process';
+import { waitFor } from '../wait';
+import { cleanEnv, type TrellisBuild } from './paths';
+
+export const BROKER_PORT = 8443;
+const ACCOUNT = 'default';
+
+/** The real broker (`apps/broker/dist/cli.js serve`) on an internet host, plus its admin CLI. */
+export class BrokerRunner {
+  readonly dataDir: string;
+  readonly url: string;
+  private proc: LabProcess | null = null;
+  private starts = 0;
+
+  constructor(
+    lab: Lab,
+    readonly host: Host,
+    private readonly build: TrellisBuild,
+  ) {
+    this.dataDir = join(lab.runDir, 'broker');
+    mkdirSync(this.dataDir, { recursive: true });
+    this.url = `https://${host.address}:${BROKER_PORT}`;
+  }
+
+  /** PEM the agents trust (`--ca-file`). */
+  get certFile(): string {
+    return join(this.dataDir, 'tls', 'cert.pem');
+  }
+
+  get running(): boolean {
+    return this.proc?.running ?? false;
+  }
+
+  async start(): Promise<void> {
+    this.starts += 1;
+    this.proc = this.host.ns.spawn(
+      'node',
+      [
+        this.build.brokerCli,
+        'serve',
+        '--data-dir',
+        this.dataDir,
+        '--listen',
+        `0.0.0.0:${BROKER_PORT}`,
+        '--public-url',
+        this.url,
+      ],
+      { env: cleanEnv(), logName: `broker-${this.starts}` },
+    );
+    await this.proc.waitForLine(/trellis-broker ready/, 120_000);
+    await waitFor(() => existsSync(this.certFile), {
+      timeoutMs: 10_000,
+      what: `broker certificate ${this.certFile}`,
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.proc?.stop(10_000);
+  }
+
+  /** Runs the admin CLI (it talks to the running broker over DATA/admin.sock). */
+  async admin(args: string[]): Promise<string> {
+    const { stdout } = await this.host.ns.exec(['node', this.build.brokerCli, ...args], {
+      env: cleanEnv(),
+      timeoutMs: 60_000,
+    });
+    return stdout;
+  }
+
+  async createSetupKey(): Promise<string> {
+    const out = await this.admin([
+      'setup-keys',
+      'create',
+      '--data-dir',
+      this.dataDir,
+      '--account',
+      ACCOUNT,
+      '--reusable',
+      '--json',
+    ]);
+    return parseJson(out, CreateSetupKeyResponse, 'setup-keys create --json').key;
+  }
+
+  async devices(): Promise<DeviceInfo[]> {
+    const out = await this.admin([
+      'devices',
+      'list',
+      '--data-dir',
+      this.dataDir,
+      '--account',
+      ACCOUNT,
+      '--json',
+    ]);
+    return parseJson(out, DeviceInfo.array(), 'devices list --json');
+  }
+
+  async removeDevice(name: string): Promise<void> {
+    await this.admin(['devices', 'remove', '--data-dir', this.dataDir, '--account', ACCOUNT, name]);
+  }
+}
+
+/** Parses a CLI's JSON output against its proto schema, quoting the output when it does not match. */
+export interface Schema<T> {
+  safeParse(v: unknown): { success: true; data: T } | { success: false; error: { message: string } };
+}
+
+export function parseJson<T>(stdout: string, schema: Schema<T>, what: string): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(stdout);
+  } catch {
+    throw new Error(`${what} did not print JSON:\n${stdout.slice(0, 2000)}`);
+  }
+  const r = schema.safeParse(value);
+  if (!r.success)
+    throw new Error(
+      `${what} printed JSON that does not match its schema: ${r.error.message}\n${stdout.slice(0, 2000)}`,
+    );
+  return r.data;
+}

@@ -1,0 +1,3 @@
+export { AgentRunner } from './agent';
+export { BROKER_PORT, BrokerRunner, parseJson } from './broker';
+export { cleanEnv, repoRoot, type TrellisBuild, trellisBuild } from './paths';
