@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { ControlClient, type ControlClientOptions } from '../control/control-client';
 import { enroll } from '../control/enroll-client';
 import type { Netmap } from '../control/netmap-tracker';
+import { localSubnets } from '../platform/candidates';
 import type { NetworkConfigurator } from '../platform/network-configurator';
 import type { Enrollment, StateStore } from '../state/state-store';
 import { createBrokerAgent } from '../trust/broker-trust';
@@ -18,7 +19,7 @@ import { parseBrokerUrl } from '../trust/broker-url';
 import { waitFor } from '../util/wait';
 import type { WireGuardBackend } from '../wireguard/backend';
 import { diffWireGuardConfig } from '../wireguard/config-diff';
-import { type EndpointSelector, FirstCandidateSelector } from '../wireguard/endpoint-selector';
+import { type EndpointSelector, OnLinkFirstSelector } from '../wireguard/endpoint-selector';
 import { isEmptyUpdate, type WgDeviceState } from '../wireguard/types';
 import { desiredConfigFromNetmap } from './desired-config';
 import { SerialQueue } from './serial-queue';
@@ -66,7 +67,7 @@ export class Agent {
   private readonly log: Logger;
 
   constructor(private readonly opts: AgentOptions) {
-    this.selector = opts.endpointSelector ?? new FirstCandidateSelector();
+    this.selector = opts.endpointSelector ?? new OnLinkFirstSelector(() => localSubnets(opts.interfaceName));
     this.log = opts.logger;
     opts.backend.onRecreated(() => {
       this.log.warn('WireGuard interface was re-created; re-applying the mesh');

@@ -65,3 +65,20 @@ export class CandidateWatcher {
     this.onChange(now);
   }
 }
+
+/** IPv4 subnets this device is directly attached to (CIDR), excluding loopback and the overlay. */
+export function localSubnets(
+  wireguardInterface: string,
+  interfaces: ReturnType<typeof networkInterfaces> = networkInterfaces(),
+): string[] {
+  const out: string[] = [];
+  for (const [name, addrs] of Object.entries(interfaces)) {
+    if (name === wireguardInterface) continue;
+    for (const a of addrs ?? []) {
+      if (a.family !== 'IPv4' || a.internal || !a.cidr) continue;
+      if (inCidr(a.address, OVERLAY_PREFIX)) continue;
+      out.push(a.cidr);
+    }
+  }
+  return out;
+}
