@@ -1,0 +1,6 @@
+export * from './counters';
+export * from './endpoint-format';
+export * from './endpoint-reflector';
+export * from './nat-mapping';
+export * from './reflector-core';
+export * from './token-bucket';
