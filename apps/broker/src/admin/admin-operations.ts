@@ -1,0 +1,45 @@
+import type { AdminRequest } from '@trellis/proto';
+import { badRequest } from '../domain/errors';
+import type { Services } from '../services/services';
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Runs one admin request against the domain services; the same code serves the socket and direct DB. */
+export async function executeAdmin(services: Services, req: AdminRequest): Promise<unknown> {
+  switch (req.op) {
+    case 'accounts.create':
+      return services.accounts.create(req.name, req.ownerEmail, req.password);
+    case 'accounts.list':
+      return services.accounts.list();
+    case 'users.create': {
+      const account = await services.accounts.byName(req.account);
+      return services.users.create(account.id, req.email, req.role, req.password);
+    }
+    case 'setupKeys.create': {
+      const account = await services.accounts.byName(req.account);
+      return services.setupKeys.create(account.id, {
+        name: req.name,
+        reusable: req.reusable,
+        expiresInSeconds: req.expiresInSeconds,
+        usageLimit: req.usageLimit,
+      });
+    }
+    case 'setupKeys.list': {
+      const account = await services.accounts.byName(req.account);
+      return services.setupKeys.list(account.id);
+    }
+    case 'setupKeys.revoke': {
+      const account = await services.accounts.byName(req.account);
+      if (!UUID_RE.test(req.id)) throw badRequest('setup key id must be a UUID');
+      return services.setupKeys.revoke(account.id, req.id.toLowerCase());
+    }
+    case 'devices.list': {
+      const account = await services.accounts.byName(req.account);
+      return services.devices.list(account.id, account.name);
+    }
+    case 'devices.remove': {
+      const account = await services.accounts.byName(req.account);
+      return services.devices.remove(account.id, account.name, req.device);
+    }
+  }
+}

@@ -1,0 +1,179 @@
+import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import type { Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { NestFactory } from '@nestjs/core';
+import { AUTH_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, MAX_HTTP_BODY_BYTES } from '@trellis/proto';
+import type { Logger } from 'pino';
+import { startAdminSocket } from './admin/admin-socket-server';
+import { type BootstrapCredentials, bootstrapIfEmpty } from './bootstrap';
+import { ControlHub } from './control/control-hub';
+import { ControlServer } from './control/control-server';
+import { openDatabase } from './db/database';
+import { DEFAULT_ADDRESS_GRACE_SECONDS, DEFAULT_ZONE } from './defaults';
+import { type EventBus, InProcessEventBus } from './events/event-bus';
+import { PgNotifyEventBus } from './events/pg-notify-bus';
+import { brokerHttpModule } from './http/app.module';
+import type { BrokerContext } from './http/broker-context';
+import { JsonExceptionFilter } from './http/exception-filter';
+import { jsonBody } from './http/json-body';
+import { loadOrCreateBrokerKey } from './keys/broker-key';
+import { createLogger } from './logger';
+import { BrokerMetrics } from './metrics';
+import { createServices, type Services } from './services/services';
+import { defaultSans, loadOrCreateTls } from './tls/certificate-store';
+import { BROKER_VERSION } from './version';
+
+export interface BrokerOptions {
+  dataDir: string;
+  /** Postgres connection string; embedded PGlite in `<dataDir>/db` when absent. */
+  databaseUrl?: string;
+  /** Default 0.0.0.0. */
+  host?: string;
+  /** Default 8443; 0 picks a free port. */
+  port?: number;
+  /** URL clients use; also put into the certificate's SANs. */
+  publicUrl?: string;
+  tlsSans?: string[];
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  /** DNS zone of `<device>.<account>.<zone>`; default trellis.internal. */
+  zone?: string;
+  logLevel?: string;
+  logger?: Logger;
+  /** Create account `default` with an owner and a setup key on an empty database (default true). */
+  bootstrap?: boolean;
+  /** Serve `<dataDir>/admin.sock` (default true). */
+  adminSocket?: boolean;
+  /** Seconds a removed device's address is held back; default 7 days. */
+  addressGraceSeconds?: number;
+  /** Addresses per account (tests make this small to reach exhaustion). */
+  addressPoolSize?: number;
+  authTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  /** Changes within this window are merged into one delta per device; default 25 ms. */
+  coalesceMs?: number;
+}
+
+export interface BrokerHandle {
+  url: string;
+  port: number;
+  /** SHA-256 of the certificate, colon hex. */
+  fingerprint: string;
+  certFile: string;
+  brokerPublicKey: string;
+  /** Set only on the start that created the first account. */
+  bootstrap?: BootstrapCredentials;
+  services: Services;
+  metrics: BrokerMetrics;
+  logger: Logger;
+  /** Sends pending coalesced deltas now. */
+  flush(): void;
+  close(): Promise<void>;
+}
+
+export async function startBroker(options: BrokerOptions): Promise<BrokerHandle> {
+  const dataDir = options.dataDir;
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const logger = options.logger ?? createLogger(options.logLevel ?? 'info');
+  const zone = options.zone ?? DEFAULT_ZONE;
+  const cleanup: Array<() => Promise<unknown> | unknown> = [];
+  const closeAll = async () => {
+    for (const fn of cleanup.reverse()) await Promise.resolve(fn()).catch(() => {});
+  };
+  try {
+    const database = await openDatabase({ dataDir, databaseUrl: options.databaseUrl });
+    cleanup.push(() => database.close());
+    const bus: EventBus = database.url
+      ? await PgNotifyEventBus.connect(database.url, logger)
+      : new InProcessEventBus();
+    cleanup.push(() => bus.close());
+    const services = createServices(database.db, bus, {
+      zone,
+      addressGraceSeconds: options.addressGraceSeconds ?? DEFAULT_ADDRESS_GRACE_SECONDS,
+      addressPoolSize: options.addressPoolSize,
+    });
+    // With the embedded database this is the only broker: nothing is online before it starts.
+    if (database.kind === 'pglite') await services.devices.clearConnections('');
+    const bootstrap = options.bootstrap === false ? undefined : await bootstrapIfEmpty(services);
+
+    const brokerKey = await loadOrCreateBrokerKey(database.db, join(dataDir, 'broker.key'));
+    const tls = await loadOrCreateTls({
+      dataDir,
+      certFile: options.tlsCertFile,
+      keyFile: options.tlsKeyFile,
+      sans: defaultSans(options.tlsSans ?? [], options.publicUrl),
+    });
+    const metrics = new BrokerMetrics();
+    const ctx: BrokerContext = { services, brokerKey, metrics, logger, version: BROKER_VERSION };
+
+    const app = await NestFactory.create(brokerHttpModule(ctx), {
+      httpsOptions: { cert: tls.cert, key: tls.key },
+      bodyParser: false,
+      logger: false,
+      abortOnError: false,
+    });
+    cleanup.push(() => app.close());
+    app.use(jsonBody(MAX_HTTP_BODY_BYTES, logger, metrics));
+    app.useGlobalFilters(new JsonExceptionFilter(logger, metrics));
+    await app.init();
+
+    const instanceId = randomBytes(6).toString('hex');
+    const hub = new ControlHub(services.devices, bus, { zone, coalesceMs: options.coalesceMs ?? 25, logger });
+    hub.start();
+    cleanup.push(() => hub.stop());
+    const server = app.getHttpServer() as HttpsServer;
+    // A client that stalls mid-request is cut off instead of holding the connection for minutes.
+    server.headersTimeout = 20_000;
+    server.requestTimeout = 30_000;
+    const control = new ControlServer(server, {
+      devices: services.devices,
+      hub,
+      brokerKey,
+      metrics,
+      logger,
+      authTimeoutMs: options.authTimeoutMs ?? AUTH_TIMEOUT_MS,
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS,
+      instanceId,
+    });
+    cleanup.push(() => control.close());
+
+    const host = options.host ?? '0.0.0.0';
+    await app.listen(options.port ?? 8443, host);
+    const port = (server.address() as AddressInfo).port;
+    if (options.adminSocket !== false) {
+      const admin = await startAdminSocket(join(dataDir, 'admin.sock'), services, logger);
+      cleanup.push(() => new Promise<void>((resolve) => admin.close(() => resolve())));
+    }
+    const shownHost =
+      host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+    const url = options.publicUrl?.replace(/\/+$/, '') ?? `https://${shownHost}:${port}`;
+    logger.info(
+      { url, port, fingerprint: tls.fingerprint, database: database.kind, instanceId },
+      'broker listening',
+    );
+    let closed = false;
+    return {
+      url,
+      port,
+      fingerprint: tls.fingerprint,
+      certFile: tls.certFile,
+      brokerPublicKey: brokerKey.publicKey,
+      bootstrap,
+      services,
+      metrics,
+      logger,
+      flush: () => hub.flushAll(),
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        await closeAll();
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

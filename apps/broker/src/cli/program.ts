@@ -1,0 +1,175 @@
+import { resolve } from 'node:path';
+import type { AdminRequest } from '@trellis/proto';
+import { Command, CommanderError, Option } from 'commander';
+import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_ZONE } from '../defaults';
+import { parseDuration } from '../domain/setup-key-rules';
+import { BROKER_VERSION } from '../version';
+import { runAdminRequest } from './admin-client';
+import { type CliIo, renderResult } from './output';
+import { serve } from './serve';
+
+/** A user mistake: printed as one line, exit code 1, no stack trace. */
+class UsageError extends Error {}
+
+const processIo: CliIo = {
+  out: (t) => process.stdout.write(`${t}\n`),
+  err: (t) => process.stderr.write(`${t}\n`),
+};
+
+interface CommonFlags {
+  dataDir: string;
+  json?: boolean;
+  zone: string;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`expected a positive integer, got "${value}"`);
+  return n;
+}
+
+/**
+ * The `trellis-broker` command line. Returns the exit code; `serve` resolves only once the broker
+ * has stopped (SIGINT/SIGTERM) unless `onServing` takes over the handle.
+ */
+export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
+  let exitCode = 0;
+  const program = new Command('trellis-broker')
+    .description('Trellis broker: enrollment, control channel and admin')
+    .version(BROKER_VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+
+  const dataDirOption = () =>
+    new Option('--data-dir <dir>', 'data directory').env('TRELLIS_DATA_DIR').default(DEFAULT_DATA_DIR);
+  const common = (cmd: Command) =>
+    cmd
+      .addOption(dataDirOption())
+      .option('--json', 'print JSON')
+      .addOption(new Option('--zone <zone>', 'DNS zone of device names').default(DEFAULT_ZONE));
+
+  const admin = async (flags: CommonFlags, req: AdminRequest) => {
+    const target = {
+      dataDir: resolve(flags.dataDir),
+      databaseUrl: process.env.DATABASE_URL || undefined,
+      zone: flags.zone,
+    };
+    const res = await runAdminRequest(target, req);
+    if (!res.ok) {
+      io.err(`error: ${res.error}`);
+      exitCode = 1;
+      return;
+    }
+    io.out(flags.json ? JSON.stringify(res.result, null, 2) : renderResult(req.op, res.result));
+  };
+
+  program
+    .command('serve')
+    .description('run the broker (HTTPS API + control channel + admin socket)')
+    .addOption(dataDirOption())
+    .option('--listen <host:port>', 'address to listen on', DEFAULT_LISTEN)
+    .option('--public-url <url>', 'URL devices use to reach the broker (added to the certificate)')
+    .option('--tls-san <name...>', 'extra certificate subject alternative names', [])
+    .option('--tls-cert <file>', 'PEM certificate to use instead of the generated one')
+    .option('--tls-key <file>', 'PEM private key for --tls-cert')
+    .option('--zone <zone>', 'DNS zone of device names', DEFAULT_ZONE)
+    .option('--log-level <level>', 'pino log level', 'info')
+    .action(async (flags) => {
+      const broker = await serve({ ...flags, dataDir: resolve(flags.dataDir) }, io);
+      await new Promise<void>((done) => {
+        const stop = () => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          broker.close().finally(done);
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+    });
+
+  const accounts = program.command('accounts').description('manage accounts');
+  common(accounts.command('create <name>'))
+    .description('create an account and its owner')
+    .requiredOption('--owner-email <email>', 'email of the owner')
+    .option('--password <password>', 'owner password (generated and shown once if absent)')
+    .action((name: string, f) =>
+      admin(f, { op: 'accounts.create', name, ownerEmail: f.ownerEmail, password: f.password }),
+    );
+  common(accounts.command('list'))
+    .description('list accounts')
+    .action((f) => admin(f, { op: 'accounts.list' }));
+
+  const users = program.command('users').description('manage users');
+  common(users.command('create'))
+    .description('create a user in an account')
+    .requiredOption('--account <name>', 'account name')
+    .requiredOption('--email <email>', 'email')
+    .requiredOption('--role <role>', 'owner, admin or member')
+    .option('--password <password>', 'password (generated and shown once if absent)')
+    .action((f) =>
+      admin(f, {
+        op: 'users.create',
+        account: f.account,
+        email: f.email,
+        role: f.role,
+        password: f.password,
+      }),
+    );
+
+  const keys = program.command('setup-keys').description('manage setup keys');
+  common(keys.command('create'))
+    .description('create a setup key (printed once)')
+    .requiredOption('--account <name>', 'account name')
+    .option('--name <name>', 'label', 'cli')
+    .option('--reusable', 'allow more than one enrollment')
+    .option('--expires <duration>', 'lifetime, e.g. 30m, 24h, 7d (default: never)')
+    .option('--usage-limit <n>', 'maximum enrollments', positiveInt)
+    .action((f) => {
+      let expiresInSeconds: number | undefined;
+      if (f.expires !== undefined) {
+        const s = parseDuration(f.expires);
+        if (s === null) throw new UsageError(`--expires must look like 30m, 24h or 7d, got "${f.expires}"`);
+        expiresInSeconds = s;
+      }
+      return admin(f, {
+        op: 'setupKeys.create',
+        account: f.account,
+        name: f.name,
+        reusable: Boolean(f.reusable),
+        expiresInSeconds,
+        usageLimit: f.usageLimit,
+      });
+    });
+  common(keys.command('list'))
+    .description('list setup keys')
+    .requiredOption('--account <name>', 'account name')
+    .action((f) => admin(f, { op: 'setupKeys.list', account: f.account }));
+  common(keys.command('revoke <id>'))
+    .description('revoke a setup key')
+    .requiredOption('--account <name>', 'account name')
+    .action((id: string, f) => admin(f, { op: 'setupKeys.revoke', account: f.account, id }));
+
+  const devices = program.command('devices').description('manage devices');
+  common(devices.command('list'))
+    .description('list devices')
+    .requiredOption('--account <name>', 'account name')
+    .action((f) => admin(f, { op: 'devices.list', account: f.account }));
+  common(devices.command('remove <id-or-name>'))
+    .description('remove a device (its peers drop it at once)')
+    .requiredOption('--account <name>', 'account name')
+    .action((device: string, f) => admin(f, { op: 'devices.remove', account: f.account, device }));
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof UsageError) {
+      io.err(`error: ${err.message}`);
+      return 1;
+    }
+    const e = err as NodeJS.ErrnoException;
+    io.err(`error: ${e?.message ?? String(err)}`);
+    return 1;
+  }
+}

@@ -1,0 +1,59 @@
+import type { BrokerHandle } from '../broker';
+import { startBroker } from '../broker';
+import type { CliIo } from './output';
+
+export interface ServeFlags {
+  dataDir: string;
+  listen: string;
+  publicUrl?: string;
+  tlsSan: string[];
+  tlsCert?: string;
+  tlsKey?: string;
+  zone: string;
+  logLevel: string;
+}
+
+/** `HOST:PORT`, `[v6]:PORT` or `:PORT`. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535) throw new Error(`--listen must be HOST:PORT, got "${listen}"`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle> {
+  const { host, port } = parseListen(flags.listen);
+  if (flags.publicUrl) {
+    const u = new URL(flags.publicUrl);
+    if (u.protocol !== 'https:') throw new Error('--public-url must be an https:// URL');
+  }
+  const broker = await startBroker({
+    dataDir: flags.dataDir,
+    databaseUrl: process.env.DATABASE_URL || undefined,
+    host,
+    port,
+    publicUrl: flags.publicUrl,
+    tlsSans: flags.tlsSan,
+    tlsCertFile: flags.tlsCert,
+    tlsKeyFile: flags.tlsKey,
+    zone: flags.zone,
+    logLevel: flags.logLevel,
+  });
+  io.out(`trellis-broker listening on ${broker.url}`);
+  io.out(`fingerprint: sha256 ${broker.fingerprint}`);
+  io.out(`certificate: ${broker.certFile}`);
+  io.out(`broker public key: ${broker.brokerPublicKey}`);
+  if (broker.bootstrap) {
+    const b = broker.bootstrap;
+    io.out('');
+    io.out('=== first start: created account, owner and setup key (shown only this once) ===');
+    io.out(`account:        ${b.account}`);
+    io.out(`owner email:    ${b.ownerEmail}`);
+    io.out(`owner password: ${b.ownerPassword}`);
+    io.out(`setup key:      ${b.setupKey}   (reusable, expires ${b.setupKeyExpiresAt})`);
+    io.out('==================================================================================');
+    io.out('');
+  }
+  io.out(`trellis-broker ready ${broker.url}`);
+  return broker;
+}

@@ -1,0 +1,91 @@
+import type { DeviceState } from '../domain/netmap-builder';
+import { AccountNetmap } from '../domain/netmap-builder';
+import type { ControlSession } from './control-session';
+
+const MAX_WINDOW_MS = 250;
+
+/**
+ * The connected devices of one account on this instance and the account's netmap. Changes are
+ * applied to the netmap at once and sent out as one coalesced delta per device after `coalesceMs`.
+ */
+export class AccountHub {
+  readonly sessions = new Map<string, ControlSession>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly netmap: AccountNetmap,
+    private readonly coalesceMs: number,
+  ) {}
+
+  static create(
+    accountName: string,
+    zone: string,
+    coalesceMs: number,
+    serial: number,
+    devices: DeviceState[],
+  ) {
+    const netmap = new AccountNetmap(accountName, zone, serial);
+    for (const d of devices) netmap.upsert(d);
+    netmap.takeChanges();
+    return new AccountHub(netmap, coalesceMs);
+  }
+
+  upsert(device: DeviceState, serial: number): void {
+    this.netmap.upsert(device, serial);
+    this.schedule();
+  }
+
+  remove(deviceId: string, serial: number): void {
+    this.netmap.remove(deviceId, serial);
+    this.schedule();
+  }
+
+  /** Sends the snapshot and starts delivering deltas to the session. */
+  attach(session: ControlSession): boolean {
+    // session.serial arrives holding the lowest serial this snapshot may carry.
+    const serial = Math.max(this.netmap.serial, session.serial);
+    const frame = this.netmap.snapshotFrame(session.deviceId, serial);
+    if (frame === undefined) return false;
+    this.sessions.set(session.deviceId, session);
+    session.serial = serial;
+    session.send(frame, 'netmap');
+    return true;
+  }
+
+  detach(session: ControlSession): void {
+    if (this.sessions.get(session.deviceId) === session) this.sessions.delete(session.deviceId);
+  }
+
+  /**
+   * How long the last flush took. Under a burst of changes in a large account the window widens to
+   * that (at most MAX_WINDOW_MS), so flushing takes at most about half the event loop and batches
+   * grow instead of queueing up; a quiet account keeps the short window.
+   */
+  private lastFlushMs = 0;
+
+  private schedule(): void {
+    if (this.timer || !this.netmap.hasPendingChanges()) return;
+    const window = Math.max(this.coalesceMs, Math.min(this.lastFlushMs, MAX_WINDOW_MS));
+    this.timer = setTimeout(() => this.flush(), window);
+  }
+
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.netmap.hasPendingChanges()) return;
+    const started = performance.now();
+    const batch = this.netmap.takeChanges();
+    for (const session of this.sessions.values()) {
+      const frame = this.netmap.deltaFrame(batch, session.deviceId, session.serial + 1);
+      if (frame === undefined) continue;
+      session.serial += 1;
+      session.send(frame, 'delta');
+    }
+    this.lastFlushMs = performance.now() - started;
+  }
+
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -1,0 +1,235 @@
+import { randomUUID } from 'node:crypto';
+import { BrokerAuthenticator, newNonce } from '@trellis/crypto';
+import { ClientMessage, CloseCode, type HelloMessage, PROTOCOL_VERSION } from '@trellis/proto';
+import type { Logger } from 'pino';
+import type { WebSocket } from 'ws';
+import { withObservedCandidate } from '../domain/observed-candidate';
+import type { BrokerKey } from '../keys/broker-key';
+import type { BrokerMetrics } from '../metrics';
+import type { DevicesService } from '../services/devices.service';
+import type { ControlHub } from './control-hub';
+import type { ControlSession } from './control-session';
+
+export interface ControlConnectionDeps {
+  devices: DevicesService;
+  hub: ControlHub;
+  brokerKey: BrokerKey;
+  metrics: BrokerMetrics;
+  logger: Logger;
+  authTimeoutMs: number;
+  /** Prefix of connection ids made by this instance. */
+  instanceId: string;
+}
+
+type State =
+  | { phase: 'hello' }
+  | {
+      phase: 'auth';
+      hello: HelloMessage;
+      brokerNonce: string;
+      auth: BrokerAuthenticator;
+      accountId: string;
+      accountName: string;
+    }
+  | { phase: 'ready'; session: ControlSession }
+  | { phase: 'closed' };
+
+/**
+ * One WebSocket control connection: hello → challenge → auth → snapshot, then endpoints and pings.
+ * Messages are handled one at a time in arrival order; anything unexpected closes the connection
+ * with the matching CloseCode and a log line.
+ */
+export class ControlConnection {
+  private state: State = { phase: 'hello' };
+  private queue: Promise<void> = Promise.resolve();
+  private readonly authTimer: NodeJS.Timeout;
+  readonly connectionId: string;
+  lastActivity = Date.now();
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly deps: ControlConnectionDeps,
+    private readonly remote: string,
+    private readonly remoteAddress?: string,
+  ) {
+    this.connectionId = `${deps.instanceId}:${randomUUID()}`;
+    this.authTimer = setTimeout(
+      () => this.fail(CloseCode.authTimeout, 'auth_timeout', 'authentication timed out'),
+      deps.authTimeoutMs,
+    );
+    ws.on('message', (data, isBinary) => {
+      this.lastActivity = Date.now();
+      const text = isBinary ? null : data.toString();
+      this.queue = this.queue.then(() => this.handle(text)).catch((err) => this.internalError(err));
+    });
+    ws.on('close', () => this.onClose());
+    ws.on('error', (err) => deps.logger.warn({ remote, err: err.message }, 'control connection error'));
+  }
+
+  get deviceId(): string | undefined {
+    if (this.state.phase === 'ready') return this.state.session.deviceId;
+    if (this.state.phase === 'auth') return this.state.hello.deviceId;
+    return undefined;
+  }
+
+  private async handle(text: string | null): Promise<void> {
+    if (this.state.phase === 'closed') return;
+    if (text === null)
+      return this.fail(CloseCode.badMessage, 'bad_message', 'binary frames are not accepted');
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      return this.fail(CloseCode.badMessage, 'bad_json', 'frame is not valid JSON');
+    }
+    const parsed = ClientMessage.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return this.fail(
+        CloseCode.badMessage,
+        'bad_message',
+        `invalid message: ${issue?.path.join('.')} ${issue?.message}`,
+      );
+    }
+    const msg = parsed.data;
+    this.deps.metrics.controlMessagesIn.inc({ type: msg.type });
+    switch (this.state.phase) {
+      case 'hello':
+        if (msg.type !== 'hello')
+          return this.fail(CloseCode.badMessage, 'bad_message', `expected hello, got ${msg.type}`);
+        return this.onHello(msg);
+      case 'auth':
+        if (msg.type !== 'auth')
+          return this.fail(CloseCode.badMessage, 'bad_message', `expected auth, got ${msg.type}`);
+        return this.onAuth(msg.proof);
+      case 'ready':
+        if (msg.type === 'ping')
+          return this.sendRaw(JSON.stringify({ type: 'pong', t: msg.t, serverTime: Date.now() }), 'pong');
+        if (msg.type === 'endpoints')
+          return this.deps.devices.setEndpoints(
+            this.state.session.deviceId,
+            withObservedCandidate(msg.endpoints, this.remoteAddress),
+          );
+        return this.fail(CloseCode.badMessage, 'bad_message', `unexpected ${msg.type} after authentication`);
+    }
+  }
+
+  private async onHello(hello: HelloMessage): Promise<void> {
+    if (hello.protocolVersion !== PROTOCOL_VERSION) {
+      return this.fail(
+        CloseCode.protocolMismatch,
+        'protocol_mismatch',
+        `protocol version ${hello.protocolVersion} not supported (broker speaks ${PROTOCOL_VERSION})`,
+      );
+    }
+    const found = await this.deps.devices.forAuth(hello.deviceId);
+    if (!found || found.device.publicKey !== hello.publicKey) {
+      return this.fail(CloseCode.authFailed, 'auth_failed', 'unknown device or key');
+    }
+    const { brokerKey } = this.deps;
+    const auth = new BrokerAuthenticator(brokerKey.privateKey, brokerKey.publicKey, found.device.publicKey);
+    const brokerNonce = newNonce();
+    this.state = {
+      phase: 'auth',
+      hello,
+      brokerNonce,
+      auth,
+      accountId: found.device.accountId,
+      accountName: found.accountName,
+    };
+    const brokerProof = auth.brokerProof(hello.clientNonce, brokerNonce);
+    this.sendRaw(JSON.stringify({ type: 'challenge', brokerNonce, brokerProof }), 'challenge');
+  }
+
+  private async onAuth(proof: string): Promise<void> {
+    if (this.state.phase !== 'auth') return;
+    const { hello, brokerNonce, auth, accountId, accountName } = this.state;
+    if (!auth.verifyDevice(proof, hello.clientNonce, brokerNonce)) {
+      return this.fail(CloseCode.authFailed, 'auth_failed', 'device proof does not verify');
+    }
+    clearTimeout(this.authTimer);
+    const session: ControlSession = {
+      deviceId: hello.deviceId,
+      accountId,
+      connectionId: this.connectionId,
+      serial: 0,
+      send: (frame, type) => this.sendRaw(frame, type),
+      close: (code, reason) => this.close(code, reason),
+    };
+    this.state = { phase: 'ready', session };
+    const onlineSerial = await this.deps.devices.markOnline(hello.deviceId, this.connectionId);
+    if (onlineSerial === undefined)
+      return this.fail(CloseCode.deviceRemoved, 'device_removed', 'device removed');
+    // The snapshot must be newer than anything this device saw before, even if bus events from other
+    // instances are still in flight: at least this change's serial and past the serial it reports.
+    session.serial = Math.max(onlineSerial, (hello.lastSerial ?? -1) + 1);
+    // The socket may have closed while the database answered; undo what onClose could not see.
+    if (this.isClosed()) return this.deps.devices.markOffline(hello.deviceId, this.connectionId);
+    if (!(await this.deps.hub.attach(session, accountName))) {
+      return this.fail(CloseCode.deviceRemoved, 'device_removed', 'device removed');
+    }
+    if (this.isClosed()) {
+      this.deps.hub.detach(session);
+      return this.deps.devices.markOffline(hello.deviceId, this.connectionId);
+    }
+    this.deps.metrics.connectedDevices.inc();
+    this.attached = true;
+    this.deps.logger.info({ deviceId: hello.deviceId, remote: this.remote }, 'device connected');
+  }
+
+  private attached = false;
+  private offline: Promise<void> = Promise.resolve();
+
+  /** Resolves once queued messages and the offline update after close have finished. */
+  async drained(): Promise<void> {
+    await this.queue;
+    await this.offline;
+  }
+
+  private isClosed(): boolean {
+    return (this.state.phase as State['phase']) === 'closed';
+  }
+
+  private sendRaw(frame: string, type: string): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(frame);
+    this.deps.metrics.controlMessagesOut.inc({ type });
+  }
+
+  private fail(code: number, kind: string, message: string): void {
+    this.deps.metrics.error(kind);
+    this.deps.logger.warn({ remote: this.remote, deviceId: this.deviceId, code, kind }, message);
+    this.close(code, message);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.state.phase === 'closed' && this.ws.readyState !== this.ws.OPEN) return;
+    // Close reasons are limited to 123 bytes.
+    this.ws.close(code, reason.slice(0, 120));
+    this.onClose();
+  }
+
+  private onClose(): void {
+    clearTimeout(this.authTimer);
+    const previous = this.state;
+    if (previous.phase === 'closed') return;
+    this.state = { phase: 'closed' };
+    if (previous.phase !== 'ready') return;
+    const { session } = previous;
+    this.deps.hub.detach(session);
+    if (this.attached) this.deps.metrics.connectedDevices.dec();
+    this.attached = false;
+    this.offline = this.deps.devices
+      .markOffline(session.deviceId, session.connectionId)
+      .catch((err) => this.deps.logger.error({ err: String(err) }, 'marking device offline failed'));
+  }
+
+  private internalError(err: unknown): void {
+    this.deps.metrics.error('internal');
+    this.deps.logger.error(
+      { remote: this.remote, err: err instanceof Error ? err.stack : String(err) },
+      'control handler failed',
+    );
+    this.close(1011, 'internal error');
+  }
+}

@@ -1,0 +1,63 @@
+import type { Server as HttpsServer } from 'node:https';
+import { API_PATHS, CloseCode, MAX_CONTROL_FRAME_BYTES } from '@trellis/proto';
+import { WebSocketServer } from 'ws';
+import { ControlConnection, type ControlConnectionDeps } from './control-connection';
+
+export interface ControlServerOptions extends ControlConnectionDeps {
+  heartbeatIntervalMs: number;
+}
+
+/**
+ * The control channel WebSocket on the broker's HTTPS server. One sweep per heartbeat interval
+ * closes connections silent for three intervals (no timer per connection).
+ */
+export class ControlServer {
+  private readonly wss: WebSocketServer;
+  private readonly connections = new Set<ControlConnection>();
+  private readonly sweep: NodeJS.Timeout;
+
+  constructor(
+    server: HttpsServer,
+    private readonly opts: ControlServerOptions,
+  ) {
+    this.wss = new WebSocketServer({ server, path: API_PATHS.control, maxPayload: MAX_CONTROL_FRAME_BYTES });
+    this.wss.on('connection', (ws, req) => {
+      const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+      const conn = new ControlConnection(ws, opts, remote, req.socket.remoteAddress);
+      this.connections.add(conn);
+      ws.on('close', (code) => {
+        this.connections.delete(conn);
+        if (code === 1009) {
+          opts.metrics.error('frame_too_large');
+          opts.logger.warn({ remote, code }, 'control frame larger than the limit');
+        }
+      });
+    });
+    this.wss.on('error', (err) => opts.logger.error({ err: err.message }, 'control server error'));
+    this.sweep = setInterval(() => this.closeSilent(), opts.heartbeatIntervalMs);
+    this.sweep.unref();
+  }
+
+  private closeSilent(): void {
+    const cutoff = Date.now() - 3 * this.opts.heartbeatIntervalMs;
+    for (const conn of this.connections) {
+      if (conn.lastActivity >= cutoff) continue;
+      this.opts.metrics.error('heartbeat_timeout');
+      this.opts.logger.warn({ deviceId: conn.deviceId }, 'control connection silent too long');
+      conn.close(CloseCode.heartbeatTimeout, 'heartbeat timeout');
+    }
+  }
+
+  get size(): number {
+    return this.connections.size;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweep);
+    const open = [...this.connections];
+    for (const conn of open) conn.close(1001, 'broker shutting down');
+    // Their offline updates must reach the database before it is closed.
+    await Promise.all(open.map((c) => c.drained()));
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+}

@@ -1,0 +1,10 @@
+/** What the hub needs of one authenticated control connection. */
+export interface ControlSession {
+  readonly deviceId: string;
+  readonly accountId: string;
+  readonly connectionId: string;
+  /** Serial of the last netmap or delta frame sent on this connection (before the snapshot: its minimum). */
+  serial: number;
+  send(frame: string, type: 'netmap' | 'delta'): void;
+  close(code: number, reason: string): void;
+}

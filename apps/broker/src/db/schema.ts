@@ -1,0 +1,123 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+
+export const accounts = pgTable('accounts', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull().unique(),
+  /** Grows by one per netmap change in the account; snapshots carry it so serials only go up. */
+  netmapSerial: bigint('netmap_serial', { mode: 'number' }).notNull().default(0),
+  createdAt: createdAt(),
+});
+
+export const users = pgTable('users', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  accountId: uuid('account_id')
+    .notNull()
+    .references(() => accounts.id, { onDelete: 'cascade' }),
+  email: text('email').notNull().unique(),
+  passwordHash: text('password_hash').notNull(),
+  role: text('role', { enum: ['owner', 'admin', 'member'] }).notNull(),
+  createdAt: createdAt(),
+});
+
+export const sessions = pgTable(
+  'sessions',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    tokenHash: text('token_hash').notNull().unique(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('sessions_user_idx').on(t.userId)],
+);
+
+export const setupKeys = pgTable(
+  'setup_keys',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    accountId: uuid('account_id')
+      .notNull()
+      .references(() => accounts.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    keyHash: text('key_hash').notNull().unique(),
+    prefix: text('prefix').notNull(),
+    reusable: boolean('reusable').notNull(),
+    usageLimit: integer('usage_limit'),
+    usedCount: integer('used_count').notNull().default(0),
+    expiresAt: timestamp('expires_at', { withTimezone: true }),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+    createdAt: createdAt(),
+  },
+  (t) => [index('setup_keys_account_idx').on(t.accountId)],
+);
+
+export const devices = pgTable(
+  'devices',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    accountId: uuid('account_id')
+      .notNull()
+      .references(() => accounts.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    hostname: text('hostname').notNull(),
+    os: text('os').notNull(),
+    publicKey: text('public_key').notNull().unique(),
+    address: text('address').notNull(),
+    endpoints: jsonb('endpoints').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    /** Id of the control connection that holds the device online; null when offline. */
+    connectionId: text('connection_id'),
+    lastSeen: timestamp('last_seen', { withTimezone: true }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('devices_account_name_uq').on(t.accountId, t.name),
+    uniqueIndex('devices_account_address_uq').on(t.accountId, t.address),
+  ],
+);
+
+/** Addresses of removed devices, held back from allocation for a grace period. */
+export const releasedAddresses = pgTable(
+  'released_addresses',
+  {
+    accountId: uuid('account_id')
+      .notNull()
+      .references(() => accounts.id, { onDelete: 'cascade' }),
+    address: text('address').notNull(),
+    /** The removed device's key: if that same machine enrolls again it gets its address back. */
+    publicKey: text('public_key').notNull(),
+    releasedAt: timestamp('released_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.accountId, t.address] })],
+);
+
+export type AccountRow = typeof accounts.$inferSelect;
+export type UserRow = typeof users.$inferSelect;
+export type SetupKeyRow = typeof setupKeys.$inferSelect;
+export type DeviceRow = typeof devices.$inferSelect;
+
+/**
+ * The broker's static X25519 key, shared by every instance on one database so that any instance
+ * can authenticate any device. Mirrored in `<data-dir>/broker.key`.
+ */
+export const brokerIdentity = pgTable('broker_identity', {
+  id: integer('id').primaryKey().default(1),
+  privateKey: text('private_key').notNull(),
+  createdAt: createdAt(),
+});

@@ -1,0 +1,17 @@
+/** An error meant for the caller: HTTP status, short kind (also the metrics label) and a clear message. */
+export class DomainError extends Error {
+  constructor(
+    readonly status: number,
+    readonly kind: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DomainError';
+  }
+}
+
+export const badRequest = (message: string) => new DomainError(400, 'bad_request', message);
+export const unauthorized = (message: string) => new DomainError(401, 'unauthorized', message);
+export const forbidden = (message: string) => new DomainError(403, 'forbidden', message);
+export const notFound = (message: string) => new DomainError(404, 'not_found', message);
+export const conflict = (message: string) => new DomainError(409, 'conflict', message);

@@ -1,0 +1,47 @@
+import type { DeviceState } from '../domain/netmap-builder';
+
+/** A change to an account's netmap or to who holds a device's control connection. */
+export type BrokerEvent =
+  | { kind: 'device-upsert'; accountId: string; serial: number; device: DeviceState }
+  | { kind: 'device-remove'; accountId: string; serial: number; deviceId: string }
+  /** A device authenticated on `connectionId`; every other connection of it must close (replaced). */
+  | { kind: 'device-connected'; accountId: string; deviceId: string; connectionId: string };
+
+export type EventHandler = (event: BrokerEvent) => void;
+
+/**
+ * Fan-out of changes to every broker instance (including this one). Handlers run once per event
+ * per instance; publishers do not deliver to themselves separately.
+ */
+export interface EventBus {
+  publish(event: BrokerEvent): Promise<void>;
+  subscribe(handler: EventHandler): () => void;
+  close(): Promise<void>;
+}
+
+/** Single-process bus: delivers synchronously, in publish order. */
+export class InProcessEventBus implements EventBus {
+  private readonly handlers = new Set<EventHandler>();
+
+  async publish(event: BrokerEvent): Promise<void> {
+    for (const h of this.handlers) h(event);
+  }
+
+  subscribe(handler: EventHandler): () => void {
+    this.handlers.add(handler);
+    return () => this.handlers.delete(handler);
+  }
+
+  async close(): Promise<void> {
+    this.handlers.clear();
+  }
+}
+
+/** A bus that only publishes (admin CLI on a database no broker of this process serves). */
+export class NullEventBus implements EventBus {
+  async publish(): Promise<void> {}
+  subscribe(): () => void {
+    return () => {};
+  }
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,19 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { AuthController } from './auth.controller';
+import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
+import { DevicesController } from './devices.controller';
+import { EnrollController } from './enroll.controller';
+import { InfoController } from './info.controller';
+import { SetupKeysController } from './setup-keys.controller';
+
+@Module({})
+class BrokerHttpModule {}
+
+/** The HTTP API as a Nest module; the domain services are built outside Nest and passed in. */
+export function brokerHttpModule(ctx: BrokerContext): DynamicModule {
+  return {
+    module: BrokerHttpModule,
+    controllers: [InfoController, AuthController, SetupKeysController, DevicesController, EnrollController],
+    providers: [{ provide: BROKER_CONTEXT, useValue: ctx }],
+  };
+}

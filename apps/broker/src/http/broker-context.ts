@@ -1,0 +1,15 @@
+import type { Logger } from 'pino';
+import type { BrokerKey } from '../keys/broker-key';
+import type { BrokerMetrics } from '../metrics';
+import type { Services } from '../services/services';
+
+/** Everything the HTTP controllers need, provided to Nest as one value. */
+export interface BrokerContext {
+  services: Services;
+  brokerKey: BrokerKey;
+  metrics: BrokerMetrics;
+  logger: Logger;
+  version: string;
+}
+
+export const BROKER_CONTEXT = 'BROKER_CONTEXT';

@@ -1,0 +1,43 @@
+import { Body, Controller, Inject, Post } from '@nestjs/common';
+import { API_PATHS, EnrollRequest, type EnrollResponse, PROTOCOL_VERSION } from '@trellis/proto';
+import { DomainError } from '../domain/errors';
+import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
+import { parseWith } from './validation';
+
+@Controller()
+export class EnrollController {
+  constructor(@Inject(BROKER_CONTEXT) private readonly ctx: BrokerContext) {}
+
+  @Post(API_PATHS.enroll)
+  async enroll(@Body() body: unknown): Promise<EnrollResponse> {
+    const req = parseWith(EnrollRequest, body);
+    if (req.protocolVersion !== PROTOCOL_VERSION) {
+      throw new DomainError(
+        400,
+        'protocol_mismatch',
+        `protocol version ${req.protocolVersion} not supported (broker speaks ${PROTOCOL_VERSION})`,
+      );
+    }
+    const result = await this.ctx.services.devices.enroll(req);
+    this.ctx.metrics.enrollments.inc();
+    this.ctx.logger.info(
+      {
+        deviceId: result.deviceId,
+        account: result.accountName,
+        name: result.name,
+        reenrolled: result.reenrolled,
+      },
+      'device enrolled',
+    );
+    return {
+      deviceId: result.deviceId,
+      accountId: result.accountId,
+      accountName: result.accountName,
+      name: result.name,
+      dnsName: result.dnsName,
+      address: result.address,
+      overlayPrefix: result.overlayPrefix,
+      brokerPublicKey: this.ctx.brokerKey.publicKey,
+    };
+  }
+}

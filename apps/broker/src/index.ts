@@ -1,0 +1,10 @@
+export { executeAdmin } from './admin/admin-operations';
+export { adminRequest, probeAdminSocket } from './admin/admin-socket-client';
+export type { BootstrapCredentials } from './bootstrap';
+export { type BrokerHandle, type BrokerOptions, startBroker } from './broker';
+export { runCli } from './cli/program';
+export * from './defaults';
+export { AddressAllocator, AddressPoolExhaustedError } from './domain/address-allocator';
+export { AccountNetmap, type DeviceState } from './domain/netmap-builder';
+export { type BrokerEvent, type EventBus, InProcessEventBus } from './events/event-bus';
+export { PgNotifyEventBus } from './events/pg-notify-bus';

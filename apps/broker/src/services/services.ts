@@ -1,0 +1,36 @@
+import type { Db } from '../db/database';
+import { AddressAllocator } from '../domain/address-allocator';
+import type { EventBus } from '../events/event-bus';
+import { AccountsService } from './accounts.service';
+import { DevicesService } from './devices.service';
+import { SetupKeysService } from './setup-keys.service';
+import { UsersService } from './users.service';
+
+export interface ServicesConfig {
+  zone: string;
+  addressGraceSeconds: number;
+  addressPoolSize?: number;
+}
+
+/** The domain services, shared by the HTTP API, the control channel and both admin CLI paths. */
+export interface Services {
+  db: Db;
+  accounts: AccountsService;
+  users: UsersService;
+  setupKeys: SetupKeysService;
+  devices: DevicesService;
+}
+
+export function createServices(db: Db, bus: EventBus, config: ServicesConfig): Services {
+  return {
+    db,
+    accounts: new AccountsService(db),
+    users: new UsersService(db),
+    setupKeys: new SetupKeysService(db),
+    devices: new DevicesService(db, bus, {
+      zone: config.zone,
+      addressGraceSeconds: config.addressGraceSeconds,
+      allocator: new AddressAllocator({ poolSize: config.addressPoolSize }),
+    }),
+  };
+}

@@ -1,0 +1,27 @@
+import { eq, sql } from 'drizzle-orm';
+import type { Db } from '../db/database';
+import { isUniqueViolation } from '../db/database';
+import { accounts } from '../db/schema';
+
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+/** Records one netmap change in the account and returns its serial. */
+export async function bumpSerial(tx: Tx, accountId: string): Promise<number> {
+  const [row] = await tx
+    .update(accounts)
+    .set({ netmapSerial: sql`${accounts.netmapSerial} + 1` })
+    .where(eq(accounts.id, accountId))
+    .returning({ serial: accounts.netmapSerial });
+  return row?.serial ?? 0;
+}
+
+/** Runs a transaction again when a concurrent writer took the same unique name or address. */
+export async function withUniqueRetry<T>(attempts: number, fn: () => Promise<T>): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= attempts || !isUniqueViolation(err)) throw err;
+    }
+  }
+}

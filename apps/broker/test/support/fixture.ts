@@ -1,0 +1,68 @@
+import { API_PATHS } from '@trellis/proto';
+import pino from 'pino';
+import { type BrokerHandle, type BrokerOptions, startBroker } from '../../src';
+import type { Backend } from './backends';
+import { httpClient } from './http-client';
+import { TestDevice } from './test-device';
+
+export interface TestBroker {
+  broker: BrokerHandle;
+  api: ReturnType<typeof httpClient>;
+  /** Bearer token of the bootstrap owner of account `default`. */
+  ownerToken: string;
+  setupKey: string;
+  device(): TestDevice;
+  /** A second account with its own owner token and setup key. */
+  addAccount(name: string): Promise<{ token: string; setupKey: string; accountId: string }>;
+  close(): Promise<void>;
+}
+
+/** Log lines are collected (and can be asserted on) instead of printed. */
+export class LogSink {
+  readonly lines: Array<Record<string, unknown>> = [];
+  write(line: string): void {
+    this.lines.push(JSON.parse(line));
+  }
+}
+
+export async function startTestBroker(
+  backend: Backend,
+  overrides: Partial<BrokerOptions> = {},
+  logs = new LogSink(),
+) {
+  const broker = await startBroker({
+    dataDir: backend.dataDir,
+    databaseUrl: backend.databaseUrl,
+    host: '127.0.0.1',
+    port: 0,
+    logger: pino({ level: 'info' }, logs),
+    coalesceMs: 10,
+    ...overrides,
+  });
+  const api = httpClient(broker.url, broker.certFile);
+  const login = async (email: string, password: string) => {
+    const res = await api('POST', API_PATHS.login, { body: { email, password } });
+    if (res.status !== 200) throw new Error(`login failed: ${res.text}`);
+    return res.json.token as string;
+  };
+  const boot = broker.bootstrap!;
+  const ownerToken = boot ? await login(boot.ownerEmail, boot.ownerPassword) : '';
+  const t: TestBroker = {
+    broker,
+    api,
+    ownerToken,
+    setupKey: boot?.setupKey ?? '',
+    device: () => new TestDevice(broker.url, broker.certFile),
+    addAccount: async (name) => {
+      const created = await broker.services.accounts.create(name, `owner@${name}.test`, 'pw-owner-1234');
+      const key = await broker.services.setupKeys.create(created.account.id, { name: 'k', reusable: true });
+      return {
+        token: await login(`owner@${name}.test`, 'pw-owner-1234'),
+        setupKey: key.key,
+        accountId: created.account.id,
+      };
+    },
+    close: () => broker.close(),
+  };
+  return Object.assign(t, { logs });
+}

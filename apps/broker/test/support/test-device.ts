@@ -1,0 +1,150 @@
+import { readFileSync } from 'node:fs';
+import { DeviceAuthenticator, generateKeyPair, type KeyPair, newNonce } from '@trellis/crypto';
+import {
+  API_PATHS,
+  type EnrollResponse,
+  type NetmapPeer,
+  PROTOCOL_VERSION,
+  ServerMessage,
+} from '@trellis/proto';
+import WebSocket from 'ws';
+import { httpClient } from './http-client';
+
+type Msg = ServerMessage;
+
+/** A simulated agent: enrolls over HTTPS and speaks the control protocol over a real WebSocket. */
+export class TestDevice {
+  readonly keys: KeyPair;
+  enrollment?: EnrollResponse;
+  ws?: WebSocket;
+  readonly messages: Msg[] = [];
+  closeCode?: number;
+  closeReason?: string;
+  /** Peers as applied from the snapshot and deltas. */
+  readonly peers = new Map<string, NetmapPeer>();
+  serial = -1;
+
+  constructor(
+    readonly baseUrl: string,
+    readonly certFile: string,
+    keys?: KeyPair,
+  ) {
+    this.keys = keys ?? generateKeyPair();
+  }
+
+  get id(): string {
+    return this.enrollment!.deviceId;
+  }
+
+  async enroll(setupKey: string, extra: { name?: string; hostname?: string; endpoints?: string[] } = {}) {
+    const api = httpClient(this.baseUrl, this.certFile);
+    const res = await api('POST', API_PATHS.enroll, {
+      body: {
+        protocolVersion: PROTOCOL_VERSION,
+        setupKey,
+        publicKey: this.keys.publicKey,
+        hostname: extra.hostname ?? 'host',
+        os: 'linux',
+        endpoints: extra.endpoints ?? [],
+        ...(extra.name ? { name: extra.name } : {}),
+      },
+    });
+    if (res.status !== 201) throw new Error(`enroll failed: ${res.status} ${res.text}`);
+    this.enrollment = res.json as EnrollResponse;
+    return this.enrollment;
+  }
+
+  /** Opens the socket without speaking (for bad-input tests). */
+  open(): Promise<WebSocket> {
+    const url = new URL(API_PATHS.control, this.baseUrl.replace(/^http/, 'ws'));
+    const ws = new WebSocket(url, { ca: readFileSync(this.certFile) });
+    this.ws = ws;
+    this.closeCode = undefined;
+    ws.on('message', (data) => {
+      const msg = ServerMessage.parse(JSON.parse(data.toString()));
+      this.messages.push(msg);
+      this.apply(msg);
+    });
+    ws.on('close', (code, reason) => {
+      this.closeCode = code;
+      this.closeReason = reason.toString();
+    });
+    ws.on('error', () => {});
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(ws));
+      ws.once('error', reject);
+    });
+  }
+
+  private apply(msg: Msg): void {
+    if (msg.type === 'netmap') {
+      this.peers.clear();
+      for (const p of msg.peers) this.peers.set(p.id, p);
+      this.serial = msg.serial;
+    } else if (msg.type === 'delta') {
+      if (msg.serial !== this.serial + 1) throw new Error(`delta serial ${msg.serial} after ${this.serial}`);
+      this.serial = msg.serial;
+      for (const p of msg.upsert) this.peers.set(p.id, p);
+      for (const id of msg.remove) this.peers.delete(id);
+    }
+  }
+
+  send(obj: unknown): void {
+    this.ws!.send(typeof obj === 'string' ? obj : JSON.stringify(obj));
+  }
+
+  /** Full handshake with DeviceAuthenticator; resolves with the snapshot. */
+  async connect(opts: { lastSerial?: number } = {}): Promise<Extract<Msg, { type: 'netmap' }>> {
+    const start = this.messages.length;
+    await this.open();
+    const clientNonce = newNonce();
+    const auth = new DeviceAuthenticator(
+      this.keys.privateKey,
+      this.keys.publicKey,
+      this.enrollment!.brokerPublicKey,
+    );
+    this.send({
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      deviceId: this.id,
+      publicKey: this.keys.publicKey,
+      clientNonce,
+      ...(opts.lastSerial !== undefined ? { lastSerial: opts.lastSerial } : {}),
+    });
+    const challenge = await this.waitFor((m) => m.type === 'challenge', start);
+    if (challenge.type !== 'challenge') throw new Error('no challenge');
+    if (!auth.verifyBroker(challenge.brokerProof, clientNonce, challenge.brokerNonce)) {
+      throw new Error('broker proof did not verify');
+    }
+    this.send({ type: 'auth', proof: auth.deviceProof(clientNonce, challenge.brokerNonce) });
+    const netmap = await this.waitFor((m) => m.type === 'netmap', start);
+    return netmap as Extract<Msg, { type: 'netmap' }>;
+  }
+
+  waitFor(pred: (m: Msg) => boolean, from = 0, timeoutMs = 15_000): Promise<Msg> {
+    return waitUntil(() => this.messages.slice(from).find(pred), timeoutMs, 'message');
+  }
+
+  waitForClose(timeoutMs = 15_000): Promise<number> {
+    return waitUntil(() => this.closeCode, timeoutMs, 'close');
+  }
+
+  waitForPeers(pred: (peers: Map<string, NetmapPeer>) => boolean, timeoutMs = 15_000): Promise<true> {
+    return waitUntil(() => pred(this.peers) || undefined, timeoutMs, 'peers condition');
+  }
+
+  close(): void {
+    this.ws?.close();
+  }
+}
+
+/** Polls until fn returns something other than undefined; generous timeout, no wall-clock assertions. */
+export async function waitUntil<T>(fn: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,78 @@
+import { z } from 'zod';
+import { DeviceInfo, Role, SetupKeyInfo } from './api';
+
+/**
+ * The broker's local admin socket (`<data-dir>/admin.sock`, mode 0600): one JSON request per line,
+ * one JSON response per line. The `trellis-broker` admin commands use it while a broker serves the
+ * data directory, so changes go through the running broker (and fan out to connected devices).
+ */
+export const MAX_ADMIN_LINE_BYTES = 64 * 1024;
+
+const AccountName = z.string().min(1).max(63);
+const Password = z.string().min(1).max(1024);
+
+export const AdminRequest = z.discriminatedUnion('op', [
+  z.strictObject({
+    op: z.literal('accounts.create'),
+    name: AccountName,
+    ownerEmail: z.string().max(254),
+    password: Password.optional(),
+  }),
+  z.strictObject({ op: z.literal('accounts.list') }),
+  z.strictObject({
+    op: z.literal('users.create'),
+    account: AccountName,
+    email: z.string().max(254),
+    role: z.string().max(16),
+    password: Password.optional(),
+  }),
+  z.strictObject({
+    op: z.literal('setupKeys.create'),
+    account: AccountName,
+    name: z.string().min(1).max(128),
+    reusable: z.boolean(),
+    expiresInSeconds: z.number().int().positive().optional(),
+    usageLimit: z.number().int().positive().optional(),
+  }),
+  z.strictObject({ op: z.literal('setupKeys.list'), account: AccountName }),
+  z.strictObject({ op: z.literal('setupKeys.revoke'), account: AccountName, id: z.string().max(64) }),
+  z.strictObject({ op: z.literal('devices.list'), account: AccountName }),
+  z.strictObject({
+    op: z.literal('devices.remove'),
+    account: AccountName,
+    device: z.string().min(1).max(128),
+  }),
+]);
+export type AdminRequest = z.infer<typeof AdminRequest>;
+
+export const AccountInfo = z.object({ id: z.string(), name: z.string(), createdAt: z.string() });
+export type AccountInfo = z.infer<typeof AccountInfo>;
+
+export const UserInfo = z.object({ id: z.string(), email: z.string(), role: Role });
+
+/** A generated password is present only when none was given, and is shown only once. */
+export const CreateAccountResult = z.object({
+  account: AccountInfo,
+  owner: UserInfo,
+  generatedPassword: z.string().optional(),
+});
+export const CreateUserResult = UserInfo.extend({ generatedPassword: z.string().optional() });
+export const CreateSetupKeyResult = z.object({ key: z.string(), setupKey: SetupKeyInfo });
+
+/** Result schema per op, so a client can check what it receives. */
+export const AdminResults = {
+  'accounts.create': CreateAccountResult,
+  'accounts.list': z.array(AccountInfo),
+  'users.create': CreateUserResult,
+  'setupKeys.create': CreateSetupKeyResult,
+  'setupKeys.list': z.array(SetupKeyInfo),
+  'setupKeys.revoke': SetupKeyInfo,
+  'devices.list': z.array(DeviceInfo),
+  'devices.remove': DeviceInfo,
+} as const satisfies Record<AdminRequest['op'], z.ZodType>;
+
+export const AdminResponse = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), result: z.unknown() }),
+  z.object({ ok: z.literal(false), status: z.number().int(), error: z.string() }),
+]);
+export type AdminResponse = z.infer<typeof AdminResponse>;
