@@ -3,3 +3,4 @@ export * from './api';
 export * from './common';
 export * from './control';
 export * from './ipc';
+export * from './punch';

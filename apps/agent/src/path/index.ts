@@ -1,0 +1,6 @@
+export * from './candidates';
+export * from './clock-offset';
+export * from './path-manager';
+export * from './path-types';
+export * from './peer-path-machine';
+export * from './wireguard-effects';

@@ -1,0 +1,117 @@
+import type { Candidate, PunchMessage } from '@trellis/proto';
+import { DEFAULT_PATH_TIMINGS, type PathEffect, type PathTimings, type PeerPathStatus } from './path-types';
+import { PeerPathMachine } from './peer-path-machine';
+
+/** One netmap peer as the path logic needs it. */
+export interface PathPeer {
+  peerId: string;
+  publicKey: string;
+  candidates: Candidate[];
+}
+
+/** One peer's row of WireGuard state, as read through UAPI. */
+export interface HandshakeObservation {
+  publicKey: string;
+  /** Latest handshake, local ms since the epoch; 0 when none. */
+  lastHandshakeMs: number;
+  endpoint: string | null;
+}
+
+/**
+ * The paths to every peer, sans IO. Every method takes the local time and returns effects to carry
+ * out in order; the last effect is always a `schedule-tick` (or none when nothing needs a wake-up).
+ * At that time the caller reads WireGuard's peers, passes them to `observe`, then calls `tick`.
+ */
+export class PathManager {
+  private readonly peers = new Map<string, PeerPathMachine>();
+  private readonly t: PathTimings;
+
+  constructor(
+    /** This device's WireGuard public key: decides which side of a pair retries first. */
+    private readonly selfPublicKey: string,
+    timings: Partial<PathTimings> = {},
+  ) {
+    this.t = { ...DEFAULT_PATH_TIMINGS, ...timings };
+  }
+
+  /** The full peer list from the netmap: new peers start, gone ones are dropped, changed candidates roam. */
+  setPeers(peers: readonly PathPeer[], now: number): PathEffect[] {
+    const effects: PathEffect[] = [];
+    const wanted = new Set(peers.map((p) => p.peerId));
+    for (const id of [...this.peers.keys()]) if (!wanted.has(id)) this.peers.delete(id);
+    for (const p of peers)
+      effects.push(...this.machineFor(p.peerId, p.publicKey, now).setCandidates(p.candidates, now));
+    return this.finish(effects, now);
+  }
+
+  /** The peer left the netmap: forget it, whatever it was doing. */
+  removePeer(peerId: string, now: number): PathEffect[] {
+    this.peers.delete(peerId);
+    return this.finish([], now);
+  }
+
+  /**
+   * A punch from the broker. `clockOffsetMs` is broker clock minus local clock (ClockOffsetEstimator),
+   * 0 when unknown. A peer not yet in the netmap is created from the punch.
+   */
+  punch(msg: PunchMessage, clockOffsetMs: number, now: number): PathEffect[] {
+    const machine = this.machineFor(msg.peerId, msg.peerPublicKey, now);
+    return this.finish(machine.punch(msg, msg.startAt - clockOffsetMs, now), now);
+  }
+
+  /** WireGuard's current peers; call before `tick` on every wake-up. Unknown keys are ignored. */
+  observe(rows: readonly HandshakeObservation[], now: number): PathEffect[] {
+    const byKey = new Map([...this.peers.values()].map((m) => [m.publicKey, m]));
+    const effects: PathEffect[] = [];
+    for (const row of rows) {
+      const m = byKey.get(row.publicKey);
+      if (m) effects.push(...m.observeHandshake(row.lastHandshakeMs, row.endpoint, now));
+    }
+    return this.finish(effects, now);
+  }
+
+  tick(now: number): PathEffect[] {
+    const effects: PathEffect[] = [];
+    for (const m of this.peers.values()) effects.push(...m.tick(now));
+    return this.finish(effects, now);
+  }
+
+  /** An address or route of this device changed: retry at once whatever is not being punched now. */
+  networkChanged(now: number): PathEffect[] {
+    const effects: PathEffect[] = [];
+    for (const m of this.peers.values()) effects.push(...m.networkChanged(now));
+    return this.finish(effects, now);
+  }
+
+  status(): PeerPathStatus[] {
+    return [...this.peers.values()].map((m) => m.status());
+  }
+
+  statusOf(peerId: string): PeerPathStatus | null {
+    return this.peers.get(peerId)?.status() ?? null;
+  }
+
+  nextWakeAt(now: number): number | null {
+    let at: number | null = null;
+    for (const m of this.peers.values()) {
+      const w = m.nextWakeAt(now);
+      if (w !== null && (at === null || w < at)) at = w;
+    }
+    return at;
+  }
+
+  private machineFor(peerId: string, publicKey: string, now: number): PeerPathMachine {
+    const have = this.peers.get(peerId);
+    if (have && have.publicKey === publicKey) return have;
+    // New peer, or a re-enrolled one with a new key: start from scratch.
+    const m = new PeerPathMachine(peerId, publicKey, this.selfPublicKey < publicKey, this.t, now);
+    this.peers.set(peerId, m);
+    return m;
+  }
+
+  private finish(effects: PathEffect[], now: number): PathEffect[] {
+    const at = this.nextWakeAt(now);
+    if (at !== null) effects.push({ type: 'schedule-tick', at: Math.max(at, now) });
+    return effects;
+  }
+}

@@ -1,0 +1,82 @@
+import type { CandidateKind, PathReportMessage } from '@trellis/proto';
+import type { PathKind } from './candidates';
+
+/** What the path logic asks the caller to do; the caller maps each to WireGuard UAPI or the control channel. */
+export type PathEffect =
+  /** Point the peer at `endpoint` without disturbing its session (UAPI: `public_key=`, `endpoint=`). */
+  | { type: 'set-endpoint'; peerId: string; publicKey: string; endpoint: string }
+  /**
+   * Remove and re-add the peer with `endpoint` (and its allowed IPs and persistent keepalive), so
+   * WireGuard forgets its handshake state and sends a fresh initiation at once instead of waiting 5 s.
+   */
+  | { type: 'readd-peer'; peerId: string; publicKey: string; endpoint: string }
+  /** Send this report to the broker. */
+  | { type: 'send'; message: PathReportMessage }
+  /** Call `tick` (after feeding fresh handshake observations) at this local time; replaces earlier ones. */
+  | { type: 'schedule-tick'; at: number };
+
+export type PathPhase =
+  /** No candidates, nothing to do. */
+  | 'idle'
+  /** A punch is waiting for its start time. */
+  | 'scheduled'
+  /** Trying candidates one by one. */
+  | 'probing'
+  /** A candidate produced a handshake; kept while handshakes stay fresh. */
+  | 'direct'
+  /** Every candidate failed; waiting to retry. */
+  | 'backoff';
+
+/** One peer's path, for `trellis status`. Times are local ms since the epoch. */
+export interface PeerPathStatus {
+  peerId: string;
+  publicKey: string;
+  path: PathKind;
+  endpoint: string | null;
+  kind: CandidateKind | null;
+  /** Since when `path` has had its current value. */
+  since: number;
+  phase: PathPhase;
+  attemptId: string | null;
+  /** Latest handshake seen (0: none). */
+  lastHandshakeMs: number;
+  /** Failed attempts in a row. */
+  failures: number;
+}
+
+export interface PathTimings {
+  /** First re-add after a candidate's start (leader); WireGuard would otherwise wait 5 s to resend. */
+  retryIntervalMs: number;
+  /** Each further retry waits this factor longer, so a slow path gets a window longer than its RTT. */
+  retryGrowth: number;
+  /** Per-candidate deadline for attempts the agent starts itself (punches carry their own). */
+  localDeadlineMs: number;
+  /** Cap on a LAN candidate's deadline: LAN round trips are a few ms, and a miss delays the internet path. */
+  lanDeadlineMs: number;
+  /** How often to look at handshakes while an attempt runs. */
+  probePollMs: number;
+  /** How often to look at handshakes otherwise (passive detection, roaming, freshness). */
+  idlePollMs: number;
+  /** A direct path with no handshake for this long is dead (WireGuard re-handshakes every 2 min). */
+  staleAfterMs: number;
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  /** A punch start further ahead than this is clamped (a bad clock offset must not stall us). */
+  maxStartDelayMs: number;
+  /** Resolution of the handshake times the caller feeds (UAPI seconds: 1000; with nsec: 1). */
+  handshakeResolutionMs: number;
+}
+
+export const DEFAULT_PATH_TIMINGS: PathTimings = {
+  retryIntervalMs: 200,
+  retryGrowth: 1.5,
+  localDeadlineMs: 1000,
+  lanDeadlineMs: 300,
+  probePollMs: 25,
+  idlePollMs: 10_000,
+  staleAfterMs: 180_000,
+  backoffInitialMs: 5_000,
+  backoffMaxMs: 300_000,
+  maxStartDelayMs: 10_000,
+  handshakeResolutionMs: 1000,
+};

@@ -1,0 +1,368 @@
+import type { Candidate, CandidateKind, PathReportMessage, PunchMessage } from '@trellis/proto';
+import {
+  hostOf,
+  kindOfEndpoint,
+  mergeCandidates,
+  orderCandidates,
+  type PathKind,
+  pathKindOf,
+} from './candidates';
+import type { PathEffect, PathPhase, PathTimings, PeerPathStatus } from './path-types';
+
+interface Attempt {
+  id: string;
+  origin: 'punch' | 'local';
+  candidates: Candidate[];
+  deadlineMs: number;
+  /** Deadline of the candidate being tried (LAN ones get a shorter one). */
+  candidateDeadlineAt: number;
+  /** When the first candidate goes out (local clock). */
+  startAt: number;
+  /** Index of the candidate being tried; -1 before the start. */
+  index: number;
+  candidateStartedAt: number;
+  nextRetryAt: number;
+  retries: number;
+  /** Endpoint the last readd pointed WireGuard at. */
+  endpoint: string | null;
+  /**
+   * Where WireGuard moved the endpoint during this candidate: the peer's initiation reached us from
+   * there (a peer-reflexive address, e.g. a symmetric NAT's port for us). Tried next, at our next
+   * re-add, instead of what was left of the list.
+   */
+  learned: string | null;
+}
+
+interface DirectPath {
+  endpoint: string;
+  kind: CandidateKind;
+}
+
+/** How many punch ids to remember so a repeated punch is ignored. */
+const SEEN_ATTEMPTS = 32;
+
+/**
+ * The path to one peer, sans IO: feed it events with the current local time, carry out the effects
+ * it returns, and call `tick` at `nextWakeAt()` after feeding fresh handshake observations.
+ *
+ * An attempt points WireGuard at each candidate in turn (LAN first) by re-adding the peer, which
+ * sends a fresh handshake initiation at once, and re-adds again on a growing schedule until the
+ * candidate's deadline. A handshake newer than the attempt's start means the path works.
+ *
+ * Initiations that cross in flight overwrite each other's handshake state in WireGuard and both
+ * responses are dropped, so in a coordinated punch only the side whose key sorts first (the leader)
+ * retries; the follower sends once per candidate, which opens its NAT for the leader's retries, and
+ * then only answers. In attempts the agent starts itself (no coordination) both retry, the follower
+ * half an interval after the leader.
+ */
+export class PeerPathMachine {
+  private phase: PathPhase = 'idle';
+  private netmapCandidates: Candidate[] = [];
+  private punchCandidates: Candidate[] = [];
+  private readonly seenAttempts: string[] = [];
+  private attempt: Attempt | null = null;
+  private direct: DirectPath | null = null;
+  private pathSince: number;
+  private lastHandshakeMs = 0;
+  /** Local time of the last handshake we counted as new (or of becoming direct). */
+  private lastAliveAt = 0;
+  private failures = 0;
+  private retryAt = 0;
+  private nextPollAt = 0;
+  private localIds = 0;
+  /** What we last told WireGuard the endpoint is. */
+  private endpoint: string | null = null;
+
+  constructor(
+    readonly peerId: string,
+    readonly publicKey: string,
+    /** True when our key sorts first: we retry in punches; the follower only in its own attempts. */
+    private readonly leads: boolean,
+    private readonly t: PathTimings,
+    now: number,
+  ) {
+    this.pathSince = now;
+  }
+
+  /** The netmap's candidates for this peer changed (or arrived first). */
+  setCandidates(candidates: readonly Candidate[], now: number): PathEffect[] {
+    const before = this.netmapCandidates;
+    this.netmapCandidates = orderCandidates(candidates);
+    if (sameEndpointSet(before, this.netmapCandidates)) return [];
+    switch (this.phase) {
+      case 'idle':
+      case 'backoff':
+        // Roaming: new addresses for a peer we cannot reach are worth trying at once.
+        this.failures = 0;
+        return this.startLocalAttempt(now);
+      case 'direct': {
+        // The peer's address moved away from the one we use: the path is dead, do not wait for staleness.
+        // (No candidates at all says nothing about the path: keep it while handshakes stay fresh.)
+        const hosts = new Set(this.netmapCandidates.map((c) => hostOf(c.endpoint)));
+        const moved = hosts.size > 0 && this.direct !== null && !hosts.has(hostOf(this.direct.endpoint));
+        return moved ? this.startLocalAttempt(now) : [];
+      }
+      case 'probing':
+        return this.attempt?.origin === 'local' ? this.startLocalAttempt(now) : [];
+      case 'scheduled':
+        return [];
+    }
+  }
+
+  /** A punch from the broker, its start already in the local clock. A repeated attempt id is ignored. */
+  punch(msg: PunchMessage, localStartAt: number, now: number): PathEffect[] {
+    if (this.seenAttempts.includes(msg.attemptId)) return [];
+    this.seenAttempts.push(msg.attemptId);
+    if (this.seenAttempts.length > SEEN_ATTEMPTS) this.seenAttempts.shift();
+    this.punchCandidates = orderCandidates(msg.candidates);
+    const startAt = Math.min(Math.max(localStartAt, now), now + this.t.maxStartDelayMs);
+    return this.beginAttempt(msg.attemptId, 'punch', this.punchCandidates, msg.deadlineMs, startAt, now);
+  }
+
+  /** What WireGuard reports for the peer: latest handshake (ms since epoch, 0 = never) and endpoint. */
+  observeHandshake(lastHandshakeMs: number, endpoint: string | null, now: number): PathEffect[] {
+    const previous = this.lastHandshakeMs;
+    this.lastHandshakeMs = lastHandshakeMs;
+    if (this.phase === 'probing' && endpoint !== null && endpoint !== this.attempt!.endpoint) {
+      this.attempt!.learned = endpoint;
+    }
+    if (lastHandshakeMs <= 0) return [];
+    const isNew = lastHandshakeMs > previous;
+    switch (this.phase) {
+      case 'probing': {
+        const a = this.attempt!;
+        if (a.index < 0) return [];
+        // UAPI reports whole seconds: a handshake stamped inside the start's second may be ours.
+        if (lastHandshakeMs + this.t.handshakeResolutionMs <= a.startAt) return [];
+        const ep = endpoint ?? a.endpoint!;
+        return this.succeed(a.id, ep, now - a.startAt, now);
+      }
+      case 'direct':
+        if (isNew) this.lastAliveAt = now;
+        if (endpoint !== null && this.direct && endpoint !== this.direct.endpoint) {
+          // WireGuard roamed to where the peer's packets now come from; follow it for status.
+          this.direct = { endpoint, kind: kindOfEndpoint(endpoint, this.known()) };
+          this.endpoint = endpoint;
+        }
+        return [];
+      case 'idle':
+      case 'backoff':
+        // The peer reached us on its own (its punch, or WireGuard roaming): that is a direct path.
+        if (!isNew || endpoint === null || now - lastHandshakeMs > this.t.staleAfterMs) return [];
+        this.localIds++;
+        return this.succeed(`observed:${this.localIds}`, endpoint, 0, now);
+      case 'scheduled':
+        return [];
+    }
+  }
+
+  /** Something changed in this device's own network: retry at once what is not known to work. */
+  networkChanged(now: number): PathEffect[] {
+    if (this.phase === 'scheduled') return [];
+    if (this.phase === 'probing' && this.attempt?.origin === 'punch') return [];
+    this.failures = 0;
+    return this.startLocalAttempt(now);
+  }
+
+  tick(now: number): PathEffect[] {
+    switch (this.phase) {
+      case 'idle':
+        return [];
+      case 'scheduled':
+        return now >= this.attempt!.startAt ? this.nextCandidate(now) : [];
+      case 'probing':
+        return this.probeTick(now);
+      case 'direct':
+        if (now - this.lastAliveAt > this.t.staleAfterMs) return this.startLocalAttempt(now);
+        return [];
+      case 'backoff':
+        return now >= this.retryAt ? this.startLocalAttempt(now) : [];
+    }
+  }
+
+  /** When `tick` wants to run next (local ms). */
+  nextWakeAt(now: number): number {
+    switch (this.phase) {
+      case 'idle':
+        return now + this.t.idlePollMs; // the peer may still reach us: notice it
+      case 'scheduled':
+        return this.attempt!.startAt;
+      case 'probing': {
+        const a = this.attempt!;
+        return Math.min(a.candidateDeadlineAt, a.nextRetryAt, Math.max(this.nextPollAt, now));
+      }
+      case 'direct':
+        return Math.min(this.lastAliveAt + this.t.staleAfterMs + 1, now + this.t.idlePollMs);
+      case 'backoff':
+        return Math.min(this.retryAt, now + this.t.idlePollMs);
+    }
+  }
+
+  status(): PeerPathStatus {
+    const path: PathKind = this.phase === 'direct' && this.direct ? pathKindOf(this.direct.kind) : 'none';
+    return {
+      peerId: this.peerId,
+      publicKey: this.publicKey,
+      path,
+      endpoint: this.phase === 'direct' ? (this.direct?.endpoint ?? null) : this.endpoint,
+      kind: this.phase === 'direct' ? (this.direct?.kind ?? null) : null,
+      since: this.pathSince,
+      phase: this.phase,
+      attemptId: this.attempt?.id ?? null,
+      lastHandshakeMs: this.lastHandshakeMs,
+      failures: this.failures,
+    };
+  }
+
+  // --- internals ---------------------------------------------------------------------------------
+
+  private known(): Candidate[] {
+    return mergeCandidates(this.punchCandidates, this.netmapCandidates);
+  }
+
+  private startLocalAttempt(now: number): PathEffect[] {
+    const candidates = this.known();
+    if (candidates.length === 0) {
+      this.leavePath('idle', now);
+      this.attempt = null;
+      return [];
+    }
+    this.localIds++;
+    return this.beginAttempt(`local:${this.localIds}`, 'local', candidates, this.t.localDeadlineMs, now, now);
+  }
+
+  private beginAttempt(
+    id: string,
+    origin: Attempt['origin'],
+    candidates: Candidate[],
+    deadlineMs: number,
+    startAt: number,
+    now: number,
+  ): PathEffect[] {
+    this.attempt = {
+      id,
+      origin,
+      candidates,
+      deadlineMs,
+      candidateDeadlineAt: startAt,
+      startAt,
+      index: -1,
+      candidateStartedAt: startAt,
+      nextRetryAt: startAt,
+      retries: 0,
+      endpoint: null,
+      learned: null,
+    };
+    this.leavePath('scheduled', now);
+    return now >= startAt ? this.nextCandidate(now) : [];
+  }
+
+  /** Moves to the attempt's next candidate (or gives up after the last). */
+  private nextCandidate(now: number): PathEffect[] {
+    const a = this.attempt!;
+    a.index++;
+    const c = a.candidates[a.index];
+    if (c === undefined) return this.fail(now);
+    this.phase = 'probing';
+    a.candidateStartedAt = now;
+    a.candidateDeadlineAt =
+      now + (c.kind === 'lan' ? Math.min(a.deadlineMs, this.t.lanDeadlineMs) : a.deadlineMs);
+    a.retries = 0;
+    a.learned = null;
+    if (this.leads) a.nextRetryAt = now + this.t.retryIntervalMs;
+    else if (a.origin === 'local') a.nextRetryAt = now + this.t.retryIntervalMs * 1.5;
+    else a.nextRetryAt = Number.POSITIVE_INFINITY;
+    this.nextPollAt = now + this.t.probePollMs;
+    return [this.readd(c.endpoint)];
+  }
+
+  private probeTick(now: number): PathEffect[] {
+    const a = this.attempt!;
+    if (now >= this.nextPollAt) this.nextPollAt = now + this.t.probePollMs;
+    const due = now >= a.candidateDeadlineAt || now >= a.nextRetryAt;
+    if (due && a.learned !== null) {
+      const learned = a.learned;
+      a.learned = null;
+      if (this.insertNext(a, learned)) return this.nextCandidate(now);
+    }
+    if (now >= a.candidateDeadlineAt) return this.nextCandidate(now);
+    if (now < a.nextRetryAt) return [];
+    a.retries++;
+    a.nextRetryAt += this.t.retryIntervalMs * this.t.retryGrowth ** a.retries;
+    return [this.readd(a.endpoint!)];
+  }
+
+  /** Makes `endpoint` the attempt's next candidate (moved up if listed later; ignored if tried). */
+  private insertNext(a: Attempt, endpoint: string): boolean {
+    const at = a.candidates.findIndex((c) => c.endpoint === endpoint);
+    if (at !== -1 && at <= a.index) return false;
+    const existing = at === -1 ? null : a.candidates.splice(at, 1)[0]!;
+    const c = existing ?? { endpoint, kind: kindOfEndpoint(endpoint, this.known()), priority: 0 };
+    a.candidates.splice(a.index + 1, 0, c);
+    return true;
+  }
+
+  private readd(endpoint: string): PathEffect {
+    this.attempt!.endpoint = endpoint;
+    this.endpoint = endpoint;
+    return { type: 'readd-peer', peerId: this.peerId, publicKey: this.publicKey, endpoint };
+  }
+
+  private succeed(attemptId: string, endpoint: string, elapsedMs: number, now: number): PathEffect[] {
+    const kind = kindOfEndpoint(endpoint, this.known());
+    const wasDirect = this.phase === 'direct';
+    this.phase = 'direct';
+    this.direct = { endpoint, kind };
+    this.endpoint = endpoint;
+    this.lastAliveAt = now;
+    this.failures = 0;
+    if (!wasDirect) this.pathSince = now;
+    return [this.report(attemptId, 'direct', elapsedMs, endpoint, kind)];
+  }
+
+  private fail(now: number): PathEffect[] {
+    const a = this.attempt!;
+    this.failures++;
+    const delay = Math.min(this.t.backoffMaxMs, this.t.backoffInitialMs * 2 ** (this.failures - 1));
+    this.retryAt = now + delay;
+    this.leavePath('backoff', now);
+    const effects: PathEffect[] = [this.report(a.id, 'failed', now - a.startAt)];
+    // Leave WireGuard (and its background keepalive initiations) on the best public candidate.
+    const park = a.candidates.find((c) => c.kind !== 'lan') ?? a.candidates[0];
+    if (park && park.endpoint !== this.endpoint) {
+      this.endpoint = park.endpoint;
+      effects.push({
+        type: 'set-endpoint',
+        peerId: this.peerId,
+        publicKey: this.publicKey,
+        endpoint: park.endpoint,
+      });
+    }
+    return effects;
+  }
+
+  private leavePath(phase: PathPhase, now: number): void {
+    if (this.phase === 'direct') this.pathSince = now;
+    this.phase = phase;
+    this.direct = null;
+  }
+
+  private report(
+    attemptId: string,
+    result: PathReportMessage['result'],
+    elapsedMs: number,
+    endpoint?: string,
+    kind?: CandidateKind,
+  ): PathEffect {
+    const message: PathReportMessage = { type: 'path', peerId: this.peerId, attemptId, result, elapsedMs };
+    if (endpoint !== undefined) message.endpoint = endpoint;
+    if (kind !== undefined) message.kind = kind;
+    return { type: 'send', message };
+  }
+}
+
+function sameEndpointSet(a: readonly Candidate[], b: readonly Candidate[]): boolean {
+  if (a.length !== b.length) return false;
+  const sb = new Set(b.map((c) => c.endpoint));
+  return a.every((c) => sb.has(c.endpoint));
+}

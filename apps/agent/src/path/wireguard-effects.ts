@@ -1,0 +1,52 @@
+import { PERSISTENT_KEEPALIVE_SECONDS } from '../wireguard/config-diff';
+import type { EndpointSelector } from '../wireguard/endpoint-selector';
+import type { WgConfigUpdate, WgDeviceState } from '../wireguard/types';
+import type { HandshakeObservation } from './path-manager';
+import type { PathEffect } from './path-types';
+
+/**
+ * The WireGuard change for a `set-endpoint` or `readd-peer` effect, for WireGuardBackend.apply.
+ * A re-add is one transaction (UAPI `set=1`, or one `wg set` command): remove the peer, then add it
+ * back with the endpoint, its allowed IPs and persistent keepalive. Turning keepalive on for a peer
+ * makes WireGuard send a keepalive, and with no session that is a fresh handshake initiation, at once.
+ * `allowedIps` are the peer's from the netmap; null when the peer is not (yet) configured: a re-add
+ * then does nothing rather than create a peer the netmap does not have.
+ */
+export function wgUpdateForEffect(
+  effect: Extract<PathEffect, { type: 'set-endpoint' | 'readd-peer' }>,
+  allowedIps: string[] | null,
+): WgConfigUpdate {
+  if (allowedIps === null) return { peers: [] };
+  if (effect.type === 'set-endpoint')
+    return { peers: [{ publicKey: effect.publicKey, endpoint: effect.endpoint }] };
+  return {
+    peers: [
+      { publicKey: effect.publicKey, remove: true },
+      {
+        publicKey: effect.publicKey,
+        endpoint: effect.endpoint,
+        persistentKeepalive: PERSISTENT_KEEPALIVE_SECONDS,
+        allowedIps,
+      },
+    ],
+  };
+}
+
+/** What the PathManager needs from a UAPI `get` (handshake seconds → ms, 0 stays "never"). */
+export function observationsFromDevice(state: WgDeviceState): HandshakeObservation[] {
+  return state.peers.map((p) => ({
+    publicKey: p.publicKey,
+    lastHandshakeMs: p.lastHandshakeSec * 1000,
+    endpoint: p.endpoint,
+  }));
+}
+
+/**
+ * The EndpointSelector for diffWireGuardConfig once the PathManager runs: endpoints belong to the
+ * path logic, so the config diff never sets or resets one.
+ */
+export class PathOwnedEndpoints implements EndpointSelector {
+  select(): string | null {
+    return null;
+  }
+}

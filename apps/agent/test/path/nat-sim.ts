@@ -1,0 +1,436 @@
+import type { Candidate, PathReportMessage, PunchMessage } from '@trellis/proto';
+import { PathManager, type PeerPathStatus } from '../../src/path';
+
+/**
+ * A tiny deterministic model of two WireGuard devices behind NATs, enough to say whether a
+ * handshake completes given both sides' endpoint settings and timing. Time is true ms from 0.
+ *
+ * WireGuard: one handshake state per peer. Sending an initiation makes it `created`; consuming the
+ * peer's initiation overwrites that (responds, then zeroes it), so when two initiations cross in
+ * flight both responses are dropped. The responder's handshake counts only once the initiator's
+ * first data packet (its keepalive) arrives. Without a session it re-sends an initiation every 5 s.
+ * A re-add forgets everything and sends a fresh initiation at once. Authenticated packets move the
+ * peer's endpoint to their source (roaming).
+ *
+ * NAT: mapping endpoint-independent (one public port per internal socket) or endpoint-dependent (one
+ * per destination: "symmetric"); filtering open (full cone), address-restricted or port-restricted;
+ * optional hairpin, a UPnP-style static port mapping, or all outbound UDP dropped.
+ */
+
+export interface NatSpec {
+  name: string;
+  /** null: the device has a public address (no NAT at all). */
+  mapping: 'independent' | 'dependent' | null;
+  filtering: 'open' | 'address' | 'port';
+  hairpin?: boolean;
+  portMapped?: boolean;
+  blockUdp?: boolean;
+}
+
+export const NATS: Record<string, NatSpec> = {
+  fullCone: { name: 'full-cone', mapping: 'independent', filtering: 'open' },
+  addressRestricted: { name: 'address-restricted', mapping: 'independent', filtering: 'address' },
+  portRestricted: { name: 'port-restricted', mapping: 'independent', filtering: 'port' },
+  symmetric: { name: 'symmetric', mapping: 'dependent', filtering: 'port' },
+  portMapped: { name: 'port-mapped', mapping: 'dependent', filtering: 'port', portMapped: true },
+  udpBlocked: { name: 'udp-blocked', mapping: 'independent', filtering: 'port', blockUdp: true },
+  public: { name: 'public', mapping: null, filtering: 'open' },
+};
+
+const REFLECTOR = '192.0.2.250:3478';
+/** True time 0 on the wall clock: handshake times are whole seconds of it, as UAPI reports them. */
+const EPOCH = 1_700_000_000_000;
+const WG_PORT = 51820;
+const MAPPED_PORT = 61000;
+
+const hostOf = (ep: string) => ep.slice(0, ep.lastIndexOf(':'));
+const portOf = (ep: string) => Number(ep.slice(ep.lastIndexOf(':') + 1));
+const isPrivate = (ip: string) => /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(ip);
+
+class SimNat {
+  private nextPort = 40000;
+  private readonly ports = new Map<string, number>();
+  private readonly owners = new Map<number, { internal: string; sentTo: Set<string> }>();
+
+  constructor(
+    readonly publicIp: string,
+    readonly spec: NatSpec,
+  ) {}
+
+  /** Source address a packet from `internal` to `dest` leaves with, or null when dropped. */
+  outbound(internal: string, dest: string): string | null {
+    if (this.spec.blockUdp) return null;
+    let port: number;
+    if (this.spec.portMapped && portOf(internal) === WG_PORT) {
+      port = MAPPED_PORT; // a UPnP mapping is used for outbound traffic of its socket too
+    } else {
+      const key = this.spec.mapping === 'dependent' ? `${internal}|${dest}` : internal;
+      port = this.ports.get(key) ?? this.nextPort++;
+      this.ports.set(key, port);
+    }
+    let owner = this.owners.get(port);
+    if (!owner) {
+      owner = { internal, sentTo: new Set() };
+      this.owners.set(port, owner);
+    }
+    owner.sentTo.add(dest);
+    return `${this.publicIp}:${port}`;
+  }
+
+  /** Internal destination of a packet from `src` to our public `port`, or null when filtered. */
+  inbound(src: string, port: number): string | null {
+    if (this.spec.blockUdp) return null;
+    const owner = this.owners.get(port);
+    // The static mapping forwards unfiltered (its owner is the WireGuard socket, known once it sent).
+    if (this.spec.portMapped && port === MAPPED_PORT) return owner?.internal ?? null;
+    if (!owner) return null;
+    const ok =
+      this.spec.filtering === 'open' ||
+      (this.spec.filtering === 'address' && [...owner.sentTo].some((d) => hostOf(d) === hostOf(src))) ||
+      (this.spec.filtering === 'port' && owner.sentTo.has(src));
+    return ok ? owner.internal : null;
+  }
+}
+
+interface Site {
+  nat: SimNat | null;
+  hosts: SimHost[];
+}
+
+type Packet =
+  | { kind: 'init'; sender: number }
+  | { kind: 'resp'; sender: number; receiver: number }
+  | { kind: 'data'; receiver: number };
+
+class SimHost {
+  readonly wg: SimWireGuard;
+  constructor(
+    readonly name: string,
+    readonly address: string,
+    readonly site: Site,
+    readonly net: SimNet,
+  ) {
+    this.wg = new SimWireGuard(this, net);
+  }
+}
+
+class SimWireGuard {
+  endpoint: string | null = null;
+  lastHandshake = 0;
+  private state: 'none' | 'created' = 'none';
+  private createdIdx = 0;
+  private responderIdx = 0;
+  private sessionIdx = 0;
+  private lastInitAt = Number.NEGATIVE_INFINITY;
+  initiations = 0;
+
+  constructor(
+    private readonly host: SimHost,
+    private readonly net: SimNet,
+  ) {}
+
+  readd(endpoint: string, now: number): void {
+    this.state = 'none';
+    this.createdIdx = this.responderIdx = this.sessionIdx = 0;
+    this.lastHandshake = 0;
+    this.endpoint = endpoint;
+    this.sendInit(now);
+  }
+
+  timers(now: number): void {
+    if (this.endpoint !== null && this.sessionIdx === 0 && now - this.lastInitAt >= 5000) this.sendInit(now);
+  }
+
+  private sendInit(now: number): void {
+    if (this.endpoint === null) return;
+    this.createdIdx = this.net.newIndex();
+    this.state = 'created';
+    this.lastInitAt = now;
+    this.initiations++;
+    this.net.send(this.host, this.endpoint, { kind: 'init', sender: this.createdIdx }, now);
+  }
+
+  receive(p: Packet, src: string, now: number): void {
+    switch (p.kind) {
+      case 'init':
+        // Consuming overwrites our own initiation's state: its response will be dropped.
+        this.state = 'none';
+        this.endpoint = src;
+        this.responderIdx = this.net.newIndex();
+        this.net.send(this.host, src, { kind: 'resp', sender: this.responderIdx, receiver: p.sender }, now);
+        break;
+      case 'resp':
+        if (this.state !== 'created' || p.receiver !== this.createdIdx) return;
+        this.state = 'none';
+        this.sessionIdx = this.createdIdx;
+        this.lastHandshake = now;
+        this.endpoint = src;
+        this.net.send(this.host, src, { kind: 'data', receiver: p.sender }, now); // keepalive confirms
+        break;
+      case 'data':
+        if (this.responderIdx !== 0 && p.receiver === this.responderIdx) {
+          this.sessionIdx = this.responderIdx;
+          this.responderIdx = 0;
+          this.lastHandshake = now;
+          this.endpoint = src;
+        } else if (this.sessionIdx !== 0 && p.receiver === this.sessionIdx) {
+          this.endpoint = src;
+        }
+        break;
+    }
+  }
+}
+
+interface InFlight {
+  at: number;
+  seq: number;
+  from: SimHost;
+  /** Source address as it travels (after the sender's NAT). */
+  src: string;
+  dst: string;
+  packet: Packet;
+}
+
+/**
+ * Packets leave through the sender's NAT when sent (creating its mapping) and pass the receiver's
+ * NAT filter when they arrive, so a hole opened while a packet is in flight lets it in.
+ */
+class SimNet {
+  private index = 1;
+  private seq = 0;
+  readonly sites: Site[] = [];
+  private readonly queue: InFlight[] = [];
+
+  constructor(
+    private readonly wanOneWayMs: number,
+    private readonly lanOneWayMs = 1,
+    readonly trace: ((line: string) => void) | null = null,
+  ) {}
+
+  newIndex(): number {
+    return this.index++;
+  }
+
+  send(from: SimHost, dst: string, packet: Packet, now: number): void {
+    const out = this.leave(from, dst);
+    this.trace?.(
+      `${now} ${from.name} ${packet.kind} -> ${dst} ${out ? `from ${out.src}` : 'DROPPED leaving'}`,
+    );
+    if (out) this.queue.push({ at: now + out.latency, seq: this.seq++, from, src: out.src, dst, packet });
+  }
+
+  private leave(from: SimHost, dst: string): { src: string; latency: number } | null {
+    const local = from.site.hosts.find((h) => h.address === dst && h !== from);
+    if (local && from.site.nat) return { src: from.address, latency: this.lanOneWayMs };
+    if (isPrivate(hostOf(dst))) return null; // another site's private address: unroutable
+    const src = from.site.nat ? from.site.nat.outbound(from.address, dst) : from.address;
+    if (src === null) return null;
+    const sameSite = from.site.nat?.publicIp === hostOf(dst);
+    return { src, latency: sameSite ? this.lanOneWayMs : this.wanOneWayMs };
+  }
+
+  private arrive(p: InFlight): SimHost | null {
+    const local = p.from.site.hosts.find((h) => h.address === p.dst && h !== p.from);
+    if (local && p.from.site.nat) return local;
+    for (const site of this.sites) {
+      if (site.nat?.publicIp === hostOf(p.dst)) {
+        if (site === p.from.site && !site.nat.spec.hairpin) return null;
+        const internal = site.nat.inbound(p.src, portOf(p.dst));
+        return site.hosts.find((h) => h.address === internal) ?? null;
+      }
+      if (!site.nat) {
+        const to = site.hosts.find((h) => h.address === p.dst);
+        if (to) return to;
+      }
+    }
+    return null;
+  }
+
+  /** Delivers everything due by `now`, in send order. */
+  deliver(now: number): void {
+    for (;;) {
+      this.queue.sort((a, b) => a.at - b.at || a.seq - b.seq);
+      const next = this.queue[0];
+      if (!next || next.at > now) return;
+      this.queue.shift();
+      const to = this.arrive(next);
+      if (!to) {
+        this.trace?.(`${now} ${next.packet.kind} from ${next.src} to ${next.dst} FILTERED`);
+        continue;
+      }
+      to.wg.receive(next.packet, next.src, now);
+      this.trace?.(
+        `${now} ${to.name} got ${next.packet.kind}: hs=${to.wg.lastHandshake} ep=${to.wg.endpoint}`,
+      );
+    }
+  }
+}
+
+/** A device's agent: the PathManager, its clock skew, and the effect loop the real agent will run. */
+class SimAgent {
+  readonly mgr: PathManager;
+  readonly reports: Array<PathReportMessage & { at: number }> = [];
+  private wakeAt: number | null = null;
+
+  constructor(
+    readonly host: SimHost,
+    readonly key: string,
+    private readonly peerKey: string,
+    /** Local clock minus true time. */
+    readonly skewMs: number,
+  ) {
+    this.mgr = new PathManager(key);
+  }
+
+  /** The device's wall clock (ms since the epoch) at true time `now`. */
+  local(now: number): number {
+    return EPOCH + now + this.skewMs;
+  }
+
+  apply(effects: ReturnType<PathManager['tick']>, now: number): void {
+    this.wakeAt = null;
+    for (const e of effects) {
+      if (e.type !== 'schedule-tick')
+        this.host.net.trace?.(`${now} ${this.host.name} effect ${JSON.stringify(e)}`);
+      if (e.type === 'schedule-tick') this.wakeAt = e.at;
+      else if (e.type === 'send') this.reports.push({ ...e.message, at: now });
+      else if (e.type === 'readd-peer') this.host.wg.readd(e.endpoint, now);
+      else this.host.wg.endpoint = e.endpoint;
+    }
+  }
+
+  poll(now: number): void {
+    if (this.wakeAt === null || this.wakeAt > this.local(now)) return;
+    const wg = this.host.wg;
+    // UAPI reports the handshake in whole seconds of the local wall clock.
+    const hs = wg.lastHandshake === 0 ? 0 : Math.floor(this.local(wg.lastHandshake) / 1000) * 1000;
+    const row = { publicKey: this.peerKey, lastHandshakeMs: hs, endpoint: wg.endpoint };
+    this.apply(this.mgr.observe([row], this.local(now)), now);
+    this.apply(this.mgr.tick(this.local(now)), now);
+  }
+
+  status(): PeerPathStatus {
+    return this.mgr.status()[0]!;
+  }
+}
+
+export interface PairOptions {
+  wanOneWayMs?: number;
+  /** Both devices behind the same NAT (one site). */
+  sameSite?: boolean;
+  skewA?: number;
+  skewB?: number;
+  /** Error of each side's clock-offset estimate (ms). */
+  offsetErrorA?: number;
+  offsetErrorB?: number;
+  ctrlLatencyA?: number;
+  ctrlLatencyB?: number;
+  deadlineMs?: number;
+  runMs?: number;
+  /** Hand out LAN candidates to peers at other sites too (unreachable: each costs its deadline). */
+  lanCandidatesAlways?: boolean;
+  trace?: (line: string) => void;
+}
+
+export interface PairResult {
+  a: PeerPathStatus;
+  b: PeerPathStatus;
+  reportsA: PathReportMessage[];
+  reportsB: PathReportMessage[];
+  /** True ms from the punch's start until both sides have a handshake; null if never. */
+  bothDirectAfterMs: number | null;
+}
+
+const KEY_A = `A${'A'.repeat(42)}=`;
+const KEY_B = `B${'A'.repeat(42)}=`;
+const ID_A = '0a0a0a0a-0000-4000-8000-00000000000a';
+const ID_B = '0b0b0b0b-0000-4000-8000-00000000000b';
+
+/**
+ * The candidates a broker would hand `to` about `h`: LAN (only when both share a public address, i.e.
+ * sit behind the same NAT: elsewhere a private address is unreachable and would cost its deadline),
+ * port mapping, reflexive (as the reflector saw it).
+ */
+function candidatesOf(h: SimHost, to: SimHost, lanAlways: boolean): Candidate[] {
+  const out: Candidate[] = [];
+  const nat = h.site.nat;
+  if (!nat) return [{ endpoint: h.address, kind: 'reflexive', priority: 100 }];
+  if (lanAlways || to.site.nat?.publicIp === nat.publicIp)
+    out.push({ endpoint: h.address, kind: 'lan', priority: 300 });
+  if (nat.spec.portMapped)
+    out.push({ endpoint: `${nat.publicIp}:${MAPPED_PORT}`, kind: 'portmapped', priority: 200 });
+  const reflexive = nat.outbound(h.address, REFLECTOR);
+  if (reflexive) out.push({ endpoint: reflexive, kind: 'reflexive', priority: 100 });
+  return out;
+}
+
+/** Two devices, one punch from the broker at true time 0 with start +300 ms; runs `runMs`. */
+export function runPair(specA: NatSpec, specB: NatSpec, o: PairOptions = {}): PairResult {
+  const net = new SimNet(o.wanOneWayMs ?? 15, 1, o.trace ?? null);
+  const siteOf = (spec: NatSpec, publicIp: string): Site => ({
+    nat: spec.mapping === null ? null : new SimNat(publicIp, spec),
+    hosts: [],
+  });
+  const siteA = siteOf(specA, '203.0.113.1');
+  const siteB = o.sameSite ? siteA : siteOf(specB, '198.51.100.2');
+  net.sites.push(siteA);
+  if (siteB !== siteA) net.sites.push(siteB);
+  const hostA = new SimHost('a', siteA.nat ? '192.168.1.10:51820' : '192.0.2.10:51820', siteA, net);
+  const hostB = new SimHost(
+    'b',
+    o.sameSite ? '192.168.1.11:51820' : siteB.nat ? '10.0.2.20:51820' : '192.0.2.20:51820',
+    siteB,
+    net,
+  );
+  siteA.hosts.push(hostA);
+  siteB.hosts.push(hostB);
+  const a = new SimAgent(hostA, KEY_A, KEY_B, o.skewA ?? 0);
+  const b = new SimAgent(hostB, KEY_B, KEY_A, o.skewB ?? 0);
+
+  const startAt = EPOCH + 300; // the broker's clock is the true one
+  const deadlineMs = o.deadlineMs ?? 1000;
+  const punchFor = (
+    peer: SimHost,
+    to: SimHost,
+    peerId: string,
+    peerKey: string,
+    attemptId: string,
+  ): PunchMessage => ({
+    type: 'punch',
+    attemptId,
+    peerId,
+    peerPublicKey: peerKey,
+    candidates: candidatesOf(peer, to, o.lanCandidatesAlways ?? false),
+    startAt,
+    deadlineMs,
+  });
+  const toA = punchFor(hostB, hostA, ID_B, KEY_B, 'pair-1');
+  const toB = punchFor(hostA, hostB, ID_A, KEY_A, 'pair-1');
+  // broker - local = -skew, as the ClockOffsetEstimator would find it (plus its error).
+  const offsetA = -(o.skewA ?? 0) + (o.offsetErrorA ?? 0);
+  const offsetB = -(o.skewB ?? 0) + (o.offsetErrorB ?? 0);
+  const ctrlA = o.ctrlLatencyA ?? 20;
+  const ctrlB = o.ctrlLatencyB ?? 35;
+
+  let bothDirectAt: number | null = null;
+  const runMs = o.runMs ?? 4000;
+  for (let now = 0; now <= runMs; now++) {
+    if (now === ctrlA) a.apply(a.mgr.punch(toA, offsetA, a.local(now)), now);
+    if (now === ctrlB) b.apply(b.mgr.punch(toB, offsetB, b.local(now)), now);
+    net.deliver(now);
+    hostA.wg.timers(now);
+    hostB.wg.timers(now);
+    a.poll(now);
+    b.poll(now);
+    if (bothDirectAt === null && a.status()?.path !== 'none' && b.status()?.path !== 'none' && now > ctrlB) {
+      bothDirectAt = now;
+    }
+  }
+  return {
+    a: a.status(),
+    b: b.status(),
+    reportsA: a.reports.map(({ at: _at, ...r }) => r),
+    reportsB: b.reports.map(({ at: _at, ...r }) => r),
+    bothDirectAfterMs: bothDirectAt === null ? null : bothDirectAt - (startAt - EPOCH),
+  };
+}

@@ -1,0 +1,103 @@
+import { NATS, type NatSpec, type PairResult, runPair } from './nat-sim';
+
+/** The issue's expectation, written out rather than derived from the model. */
+function expectedDirect(a: NatSpec, b: NatSpec): boolean {
+  if (a.blockUdp || b.blockUdp) return false;
+  if (a.portMapped || b.portMapped || a.mapping === null || b.mapping === null) return true;
+  const symA = a.mapping === 'dependent';
+  const symB = b.mapping === 'dependent';
+  if (symA && symB) return false;
+  if (symA || symB) return (symA ? b : a).filtering !== 'port';
+  return true;
+}
+
+const kinds = Object.values(NATS);
+const pairs: Array<[NatSpec, NatSpec]> = [];
+for (let i = 0; i < kinds.length; i++)
+  for (let j = i; j < kinds.length; j++) pairs.push([kinds[i]!, kinds[j]!]);
+
+function describeResult(r: PairResult): string {
+  return `${r.a.path}/${r.b.path} after ${r.bothDirectAfterMs} ms; A: ${JSON.stringify(r.reportsA)} B: ${JSON.stringify(r.reportsB)}`;
+}
+
+describe('two PathManagers over a simulated NAT pair', () => {
+  describe.each([
+    { label: 'close, synced clocks', wanOneWayMs: 15, skewA: 0, skewB: 0 },
+    {
+      label: 'far (300 ms RTT), skewed clocks, imperfect offsets',
+      wanOneWayMs: 150,
+      skewA: 4000,
+      skewB: -2500,
+      offsetErrorA: 12,
+      offsetErrorB: -9,
+    },
+    {
+      label: 'far, and the broker also hands out unreachable LAN candidates',
+      wanOneWayMs: 150,
+      skewA: 4000,
+      skewB: -2500,
+      offsetErrorA: 12,
+      offsetErrorB: -9,
+      lanCandidatesAlways: true,
+    },
+  ])('$label', (net) => {
+    it.each(pairs.map(([a, b]) => ({ a, b, name: `${a.name} x ${b.name}` })))('$name', ({ a, b }) => {
+      const r = runPair(a, b, net);
+      if (expectedDirect(a, b)) {
+        expect({ ok: r.a.path !== 'none' && r.b.path !== 'none', why: describeResult(r) }).toEqual({
+          ok: true,
+          why: expect.any(String),
+        });
+        expect(r.reportsA.filter((x) => x.result === 'direct').length).toBeGreaterThan(0);
+        expect(r.reportsB.filter((x) => x.result === 'direct').length).toBeGreaterThan(0);
+        // Separate sites: the only usable paths go over the internet.
+        expect([r.a.path, r.b.path]).toEqual(['direct-internet', 'direct-internet']);
+        expect(r.bothDirectAfterMs).not.toBeNull();
+        expect(r.bothDirectAfterMs!).toBeLessThan(2000 + 2 * net.wanOneWayMs);
+      } else {
+        expect(r.bothDirectAfterMs).toBeNull();
+        expect(r.reportsA).toEqual([expect.objectContaining({ attemptId: 'pair-1', result: 'failed' })]);
+        expect(r.reportsB).toEqual([expect.objectContaining({ attemptId: 'pair-1', result: 'failed' })]);
+        expect([r.a.phase, r.b.phase]).toEqual(['backoff', 'backoff']);
+      }
+    });
+  });
+
+  it('two devices behind one NAT end up on the LAN path, with or without hairpin', () => {
+    for (const nat of [NATS.portRestricted!, { ...NATS.portRestricted!, hairpin: true }, NATS.symmetric!]) {
+      const r = runPair(nat, nat, { sameSite: true });
+      expect([r.a.path, r.b.path, r.a.endpoint, r.b.endpoint]).toEqual([
+        'direct-lan',
+        'direct-lan',
+        '192.168.1.11:51820',
+        '192.168.1.10:51820',
+      ]);
+      // Synced clocks: the first initiations cross on the LAN; the leader's retry 200 ms later wins.
+      expect(r.bothDirectAfterMs!).toBeLessThan(300);
+      // With a few ms of clock difference nothing crosses: direct within a LAN round trip and a poll.
+      const skewed = runPair(nat, nat, { sameSite: true, skewA: 7, offsetErrorA: 7 });
+      expect([skewed.a.path, skewed.b.path]).toEqual(['direct-lan', 'direct-lan']);
+      expect(skewed.bothDirectAfterMs!).toBeLessThan(50);
+    }
+  });
+
+  it('converges when both sides start in exact lockstep (crossing initiations) and reports times', () => {
+    const r = runPair(NATS.portRestricted!, NATS.portRestricted!, {
+      ctrlLatencyA: 20,
+      ctrlLatencyB: 20,
+      wanOneWayMs: 40,
+    });
+    expect([r.a.path, r.b.path]).toEqual(['direct-internet', 'direct-internet']);
+    // The first initiations cross and are lost; the leader's retry 200 ms later gets through (plus
+    // a round trip for the handshake, one more for the follower's confirmation, and a poll).
+    expect(r.bothDirectAfterMs!).toBeGreaterThanOrEqual(200 + 80);
+    expect(r.bothDirectAfterMs!).toBeLessThan(200 + 120 + 25 + 5);
+    // With starts 25 ms apart (more than the one-way delay) they do not cross: the first one works.
+    const skewed = runPair(NATS.portRestricted!, NATS.portRestricted!, {
+      wanOneWayMs: 20,
+      skewB: 25,
+      offsetErrorB: 25,
+    });
+    expect(skewed.bothDirectAfterMs!).toBeLessThan(25 + 60 + 25 + 5);
+  });
+});

@@ -1,0 +1,395 @@
+import { PunchMessage } from '@trellis/proto';
+import { PEER_ID, PEER_KEY, punchMessage, Scenario, T0 } from './scenario';
+
+const LAN = '192.168.1.7:51820';
+const REFLEXIVE = '203.0.113.7:41000';
+
+describe('PeerPathMachine via PathManager', () => {
+  it('the punch fixture is a valid wire message', () => {
+    expect(PunchMessage.parse(punchMessage())).toEqual(punchMessage());
+  });
+
+  it('waits for the start time, then succeeds on the first candidate and reports direct', () => {
+    const s = new Scenario();
+    s.responder = (ep) => (ep === LAN ? 3 : null);
+    // The broker's clock runs 2 s ahead of ours: its startAt T0+2500 is our T0+500.
+    const effects = s.apply(s.mgr.punch(punchMessage({ startAt: T0 + 2500 }), 2000, s.now));
+    expect(effects).toEqual([{ type: 'schedule-tick', at: T0 + 500 }]);
+    expect(s.mgr.statusOf(PEER_ID)?.phase).toBe('scheduled');
+
+    s.runUntil(T0 + 499);
+    expect(s.readdsSince(T0)).toEqual([]);
+    s.runUntil(T0 + 600);
+    // LAN first although the broker ranked the reflexive candidate's priority lower only by kind.
+    expect(s.readdsSince(T0)).toEqual([{ at: T0 + 500, endpoint: LAN }]);
+    expect(s.reports).toEqual([
+      {
+        type: 'path',
+        peerId: PEER_ID,
+        attemptId: 'p1',
+        result: 'direct',
+        endpoint: LAN,
+        kind: 'lan',
+        elapsedMs: 25,
+      },
+    ]);
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'direct-lan', endpoint: LAN, since: T0 + 525 });
+  });
+
+  it('moves to the reflexive candidate when the LAN one stays silent, re-adding on a growing schedule', () => {
+    const s = new Scenario();
+    s.apply(s.mgr.punch(punchMessage({ startAt: T0 }), 0, s.now));
+    s.responder = (ep, at) => (ep === REFLEXIVE && at >= T0 + 500 ? 40 : null); // lost until +500
+    s.runUntil(T0 + 3000);
+    // Leader (our key sorts first): re-adds 200 ms after a candidate's start, then 300 (x1.5), 450...
+    // A LAN candidate gets at most 300 ms; the reflexive one the punch's 1000 ms.
+    expect(s.readdsSince(T0)).toEqual([
+      { at: T0, endpoint: LAN },
+      { at: T0 + 200, endpoint: LAN },
+      { at: T0 + 300, endpoint: REFLEXIVE },
+      { at: T0 + 500, endpoint: REFLEXIVE },
+    ]);
+    // Handshake at +540, seen at the next 25 ms poll.
+    expect(s.reports).toEqual([
+      expect.objectContaining({ result: 'direct', endpoint: REFLEXIVE, kind: 'reflexive', elapsedMs: 550 }),
+    ]);
+    expect(s.mgr.statusOf(PEER_ID)?.path).toBe('direct-internet');
+  });
+
+  it('as the follower sends once per punched candidate, and retries half an interval late on its own attempts', () => {
+    const follower = `C${'A'.repeat(42)}=`;
+    const s = new Scenario({}, follower);
+    s.apply(s.mgr.punch(punchMessage({ startAt: T0 }), 0, s.now));
+    s.runUntil(T0 + 1300);
+    expect(s.readdsSince(T0)).toEqual([
+      { at: T0, endpoint: LAN },
+      { at: T0 + 300, endpoint: REFLEXIVE },
+    ]);
+    // Uncoordinated attempts (here: backoff retry 5 s after the failure): leader 0/200/500/950, follower 0/300/600.
+    s.runUntil(T0 + 1300 + 5000 + 1300);
+    expect(s.readdsSince(T0 + 1301).map((r) => [r.at - T0 - 6300, r.endpoint])).toEqual([
+      [0, LAN],
+      [300, REFLEXIVE],
+      [600, REFLEXIVE],
+      [900, REFLEXIVE],
+    ]);
+    const leader = new Scenario();
+    leader.apply(
+      leader.mgr.setPeers(
+        [
+          {
+            peerId: PEER_ID,
+            publicKey: PEER_KEY,
+            candidates: [{ endpoint: REFLEXIVE, kind: 'observed', priority: 1 }],
+          },
+        ],
+        leader.now,
+      ),
+    );
+    leader.runUntil(T0 + 1000);
+    expect(leader.readdsSince(T0).map((r) => r.at - T0)).toEqual([0, 200, 500, 950]);
+  });
+
+  it('reports failure after the last candidate, parks on the public one, backs off, retries at once on a network change', () => {
+    const s = new Scenario();
+    s.apply(s.mgr.punch(punchMessage({ startAt: T0 }), 0, s.now));
+    s.runUntil(T0 + 2000);
+    expect(s.reports).toEqual([
+      { type: 'path', peerId: PEER_ID, attemptId: 'p1', result: 'failed', elapsedMs: 1300 },
+    ]);
+    // Last tried was the reflexive candidate, so nothing to re-point.
+    expect(s.log.filter((l) => l.effect.type === 'set-endpoint')).toEqual([]);
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'none', phase: 'backoff', failures: 1 });
+
+    // Backoff: 5 s, then 10 s (each local attempt takes 300 ms on LAN + 1 s on the reflexive one).
+    s.runUntil(T0 + 1300 + 4999);
+    expect(s.readdsSince(T0 + 1301)).toEqual([]);
+    s.runUntil(T0 + 1300 + 5000 + 2000);
+    expect(s.readdsSince(T0 + 1301)[0]).toEqual({ at: T0 + 6300, endpoint: LAN });
+    expect(s.reports.map((r) => [r.attemptId, r.result])).toEqual([
+      ['p1', 'failed'],
+      ['local:1', 'failed'],
+    ]);
+    expect(s.mgr.statusOf(PEER_ID)?.failures).toBe(2);
+    const failedAt = T0 + 6300 + 1300;
+    s.runUntil(failedAt + 4000);
+    expect(s.readdsSince(failedAt + 1)).toEqual([]); // second backoff is 10 s
+
+    // Our address changed: do not wait out the backoff.
+    s.responder = (ep) => (ep === REFLEXIVE ? 10 : null);
+    const effects = s.apply(s.mgr.networkChanged(s.now));
+    expect(effects[0]).toEqual({ type: 'readd-peer', peerId: PEER_ID, publicKey: PEER_KEY, endpoint: LAN });
+    s.runUntil(s.now + 2000);
+    expect(s.reports.at(-1)).toMatchObject({ attemptId: 'local:2', result: 'direct', endpoint: REFLEXIVE });
+    expect(s.mgr.statusOf(PEER_ID)?.failures).toBe(0);
+  });
+
+  it('parks WireGuard on the best public candidate after every candidate failed', () => {
+    const s = new Scenario();
+    const observed = '198.51.100.3:6000';
+    const candidates = [
+      { endpoint: observed, kind: 'observed' as const, priority: 50 },
+      { endpoint: REFLEXIVE, kind: 'reflexive' as const, priority: 100 },
+      { endpoint: LAN, kind: 'lan' as const, priority: 10 },
+    ];
+    s.apply(s.mgr.punch(punchMessage({ startAt: T0, candidates }), 0, s.now));
+    s.runUntil(T0 + 3000);
+    expect(s.readdsSince(T0).map((r) => r.endpoint)).toEqual([
+      LAN,
+      LAN,
+      ...Array(4).fill(REFLEXIVE),
+      ...Array(4).fill(observed),
+    ]);
+    expect(s.log.filter((l) => l.effect.type === 'set-endpoint').map((l) => [l.at - T0, l.effect])).toEqual([
+      [2300, { type: 'set-endpoint', peerId: PEER_ID, publicKey: PEER_KEY, endpoint: REFLEXIVE }],
+    ]);
+    expect(s.wg.get(PEER_KEY)?.endpoint).toBe(REFLEXIVE);
+  });
+
+  it('keeps a direct path while handshakes stay fresh and re-punches once they go stale', () => {
+    const s = new Scenario();
+    s.responder = (ep) => (ep === REFLEXIVE ? 30 : null);
+    s.apply(
+      s.mgr.punch(
+        punchMessage({ startAt: T0, candidates: [{ endpoint: REFLEXIVE, kind: 'reflexive', priority: 1 }] }),
+        0,
+        s.now,
+      ),
+    );
+    s.runUntil(T0 + 100);
+    expect(s.mgr.statusOf(PEER_ID)?.path).toBe('direct-internet');
+    // WireGuard re-handshakes every 2 minutes: still direct after 10 minutes.
+    for (let i = 1; i <= 5; i++) {
+      s.runUntil(T0 + i * 120_000);
+      s.handshake(PEER_KEY, REFLEXIVE);
+    }
+    s.runUntil(T0 + 600_000 + 179_000);
+    expect(s.readdsSince(T0 + 1)).toEqual([]);
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'direct-internet', since: T0 + 50 });
+    // No handshake for 3 minutes: the path is dead, try again (and succeed).
+    s.runUntil(T0 + 600_000 + 200_000);
+    const readds = s.readdsSince(T0 + 1);
+    expect(readds).toHaveLength(1);
+    expect(readds[0]!.at).toBeGreaterThan(T0 + 600_000 + 180_000);
+    expect(readds[0]!.at).toBeLessThanOrEqual(T0 + 600_000 + 180_000 + 10_000);
+    expect(s.reports.at(-1)).toMatchObject({ attemptId: 'local:1', result: 'direct' });
+  });
+
+  it('ignores a punch it has already seen, while running and after', () => {
+    const s = new Scenario();
+    s.responder = (ep) => (ep === LAN ? 5 : null);
+    s.apply(s.mgr.punch(punchMessage(), 0, s.now));
+    expect(s.apply(s.mgr.punch(punchMessage(), 0, s.now))).toEqual([{ type: 'schedule-tick', at: T0 + 500 }]);
+    s.runUntil(T0 + 1000);
+    const again = s.apply(s.mgr.punch(punchMessage(), 0, s.now));
+    expect(again.filter((e) => e.type !== 'schedule-tick')).toEqual([]);
+    expect(s.readdsSince(T0)).toHaveLength(1);
+    expect(s.reports).toHaveLength(1);
+    // A new attempt id is obeyed even on a working path: the broker knows the other side needs it.
+    const fresh = s.apply(s.mgr.punch(punchMessage({ attemptId: 'p2', startAt: T0 }), 0, s.now));
+    expect(fresh[0]).toMatchObject({ type: 'readd-peer', endpoint: LAN });
+  });
+
+  it('forgets a peer removed mid-attempt: no further effects, no wake-ups', () => {
+    const s = new Scenario();
+    s.apply(s.mgr.punch(punchMessage({ startAt: T0 }), 0, s.now));
+    s.runUntil(T0 + 400);
+    expect(s.apply(s.mgr.removePeer(PEER_ID, s.now))).toEqual([]);
+    expect(s.wakeAt).toBeNull();
+    const before = s.log.length;
+    s.runUntil(T0 + 60_000);
+    expect(s.log).toHaveLength(before);
+    expect(s.mgr.status()).toEqual([]);
+    // Observations for the old key are ignored.
+    expect(s.mgr.observe([{ publicKey: PEER_KEY, lastHandshakeMs: s.now, endpoint: LAN }], s.now)).toEqual(
+      [],
+    );
+  });
+
+  it('starts on its own when the netmap brings candidates, and re-tries at once when a dead peer roams', () => {
+    const s = new Scenario();
+    const peer = { peerId: PEER_ID, publicKey: PEER_KEY };
+    const first = s.apply(
+      s.mgr.setPeers(
+        [{ ...peer, candidates: [{ endpoint: REFLEXIVE, kind: 'observed', priority: 1 }] }],
+        s.now,
+      ),
+    );
+    expect(first[0]).toMatchObject({ type: 'readd-peer', endpoint: REFLEXIVE });
+    s.runUntil(T0 + 2000);
+    expect(s.reports).toEqual([expect.objectContaining({ attemptId: 'local:1', result: 'failed' })]);
+    // Same candidates again: nothing new to try, stay in backoff.
+    expect(
+      s.apply(
+        s.mgr.setPeers(
+          [{ ...peer, candidates: [{ endpoint: REFLEXIVE, kind: 'observed', priority: 1 }] }],
+          s.now,
+        ),
+      ),
+    ).toEqual([expect.objectContaining({ type: 'schedule-tick' })]);
+    // The peer moved to another site: its new address is tried at once.
+    const moved = '198.51.100.20:52000';
+    s.responder = (ep) => (ep === moved ? 20 : null);
+    const roam = s.apply(
+      s.mgr.setPeers([{ ...peer, candidates: [{ endpoint: moved, kind: 'observed', priority: 1 }] }], s.now),
+    );
+    expect(roam[0]).toMatchObject({ type: 'readd-peer', endpoint: moved });
+    s.runUntil(s.now + 1000);
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'direct-internet', endpoint: moved });
+
+    // While direct, the peer's WAN address changes again: its old host is gone, so do not wait 3 minutes.
+    const movedAgain = '192.0.2.99:40001';
+    s.responder = (ep) => (ep === movedAgain ? 20 : null);
+    const again = s.apply(
+      s.mgr.setPeers(
+        [{ ...peer, candidates: [{ endpoint: movedAgain, kind: 'observed', priority: 1 }] }],
+        s.now,
+      ),
+    );
+    expect(again[0]).toMatchObject({ type: 'readd-peer', endpoint: movedAgain });
+    // A new candidate next to the working one does not disturb the path.
+    s.runUntil(s.now + 1000);
+    const extra = s.apply(
+      s.mgr.setPeers(
+        [
+          {
+            ...peer,
+            candidates: [
+              { endpoint: movedAgain, kind: 'observed', priority: 2 },
+              { endpoint: '10.0.0.9:51820', kind: 'lan', priority: 1 },
+            ],
+          },
+        ],
+        s.now,
+      ),
+    );
+    expect(extra.filter((e) => e.type === 'readd-peer')).toEqual([]);
+  });
+
+  it('notices a direct path the peer opened on its own while backing off', () => {
+    const s = new Scenario();
+    s.apply(s.mgr.punch(punchMessage({ startAt: T0 }), 0, s.now));
+    s.runUntil(T0 + 2500);
+    expect(s.mgr.statusOf(PEER_ID)?.phase).toBe('backoff');
+    s.handshake(PEER_KEY, '203.0.113.7:41999'); // WireGuard roamed to where the peer's packets came from
+    // Seen at the next wake-up (the backoff's, at +6.3 s): handshakes are read before the retry runs.
+    s.runUntil(T0 + 7000);
+    expect(s.reports.at(-1)).toEqual({
+      type: 'path',
+      peerId: PEER_ID,
+      attemptId: 'observed:1',
+      result: 'direct',
+      endpoint: '203.0.113.7:41999',
+      kind: 'observed',
+      elapsedMs: 0,
+    });
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'direct-internet', since: T0 + 6300 });
+    expect(s.readdsSince(T0 + 2001)).toEqual([]); // the backoff retry was not needed
+  });
+
+  it('notices a peer that reached us although we have no candidates for it', () => {
+    const s = new Scenario();
+    s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates: [] }], s.now));
+    expect(s.mgr.statusOf(PEER_ID)?.phase).toBe('idle');
+    s.runUntil(T0 + 3000);
+    s.handshake(PEER_KEY, '198.51.100.4:7000');
+    s.runUntil(T0 + 10_000);
+    expect(s.reports).toEqual([
+      expect.objectContaining({ attemptId: 'observed:1', result: 'direct', endpoint: '198.51.100.4:7000' }),
+    ]);
+    // An empty candidate list later says nothing about the working path.
+    expect(
+      s
+        .apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates: [] }], s.now))
+        .filter((e) => e.type !== 'schedule-tick'),
+    ).toEqual([]);
+  });
+
+  it('re-adds toward the address the peer initiation came from (peer-reflexive) instead of a dead candidate', () => {
+    const s = new Scenario();
+    const prflx = '203.0.113.7:45555'; // the peer's symmetric NAT picked a new port for us
+    s.responder = (ep) => (ep === prflx ? 30 : null);
+    s.apply(
+      s.mgr.punch(
+        punchMessage({ startAt: T0, candidates: [{ endpoint: REFLEXIVE, kind: 'reflexive', priority: 1 }] }),
+        0,
+        s.now,
+      ),
+    );
+    s.runUntil(T0 + 60);
+    // The peer's initiation arrived; WireGuard answered and moved the endpoint (no handshake of ours yet).
+    s.peer(PEER_KEY).endpoint = prflx;
+    s.runUntil(T0 + 1000);
+    expect(s.readdsSince(T0)).toEqual([
+      { at: T0, endpoint: REFLEXIVE },
+      { at: T0 + 200, endpoint: prflx },
+    ]);
+    expect(s.reports).toEqual([
+      expect.objectContaining({ result: 'direct', endpoint: prflx, kind: 'observed' }),
+    ]);
+  });
+
+  it('clamps a start time too far ahead (bad clock offset) and starts at once for one in the past', () => {
+    const s = new Scenario();
+    const late = s.apply(s.mgr.punch(punchMessage({ startAt: T0 - 5000 }), 0, s.now));
+    expect(late[0]).toMatchObject({ type: 'readd-peer' });
+    const s2 = new Scenario();
+    expect(s2.apply(s2.mgr.punch(punchMessage({ startAt: T0 + 3_600_000 }), 0, s2.now))).toEqual([
+      { type: 'schedule-tick', at: T0 + 10_000 },
+    ]);
+  });
+});
+
+describe('PathManager', () => {
+  const OTHER_ID = '7a2d2c9f-4d2e-4c8b-8b66-3e1e9b2c3d4e';
+  const OTHER_KEY = `D${'A'.repeat(42)}=`;
+
+  it('schedules the earliest wake-up over all peers and drops peers that left the netmap', () => {
+    const s = new Scenario();
+    const effects = s.apply(
+      s.mgr.setPeers(
+        [
+          { peerId: PEER_ID, publicKey: PEER_KEY, candidates: [] },
+          {
+            peerId: OTHER_ID,
+            publicKey: OTHER_KEY,
+            candidates: [{ endpoint: REFLEXIVE, kind: 'observed', priority: 1 }],
+          },
+        ],
+        s.now,
+      ),
+    );
+    // Only the peer with a candidate starts; its first retry (leader) is at +200, first poll at +25.
+    expect(effects).toEqual([
+      { type: 'readd-peer', peerId: OTHER_ID, publicKey: OTHER_KEY, endpoint: REFLEXIVE },
+      { type: 'schedule-tick', at: T0 + 25 },
+    ]);
+    s.apply(s.mgr.punch(punchMessage({ startAt: T0 + 10 }), 0, s.now));
+    expect(s.wakeAt).toBe(T0 + 10);
+    expect(s.mgr.status().map((p) => [p.peerId, p.phase])).toEqual([
+      [PEER_ID, 'scheduled'],
+      [OTHER_ID, 'probing'],
+    ]);
+    s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates: [] }], s.now));
+    expect(s.mgr.status().map((p) => p.peerId)).toEqual([PEER_ID]);
+  });
+
+  it('starts over when a peer re-enrolled with a new key', () => {
+    const s = new Scenario();
+    s.responder = () => 5;
+    const cands = [{ endpoint: REFLEXIVE, kind: 'observed' as const, priority: 1 }];
+    s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates: cands }], s.now));
+    s.runUntil(T0 + 100);
+    expect(s.mgr.statusOf(PEER_ID)?.path).toBe('direct-internet');
+    const effects = s.apply(
+      s.mgr.setPeers([{ peerId: PEER_ID, publicKey: OTHER_KEY, candidates: cands }], s.now),
+    );
+    expect(effects[0]).toEqual({
+      type: 'readd-peer',
+      peerId: PEER_ID,
+      publicKey: OTHER_KEY,
+      endpoint: REFLEXIVE,
+    });
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ publicKey: OTHER_KEY, path: 'none', phase: 'probing' });
+  });
+});

@@ -1,0 +1,95 @@
+import { observationsFromDevice, PathOwnedEndpoints, wgUpdateForEffect } from '../../src/path';
+import { diffWireGuardConfig } from '../../src/wireguard/config-diff';
+import { serializeUapiSet } from '../../src/wireguard/uapi';
+import { PEER_ID, PEER_KEY } from './scenario';
+
+describe('path effects on WireGuard', () => {
+  it('turns a re-add into remove + add with endpoint, keepalive and allowed IPs in one UAPI transaction', () => {
+    const update = wgUpdateForEffect(
+      { type: 'readd-peer', peerId: PEER_ID, publicKey: PEER_KEY, endpoint: '192.0.2.1:51820' },
+      ['100.64.0.2/32'],
+    );
+    const hex = Buffer.from(PEER_KEY, 'base64').toString('hex');
+    expect(serializeUapiSet(update)).toBe(
+      [
+        'set=1',
+        `public_key=${hex}`,
+        'remove=true',
+        `public_key=${hex}`,
+        'endpoint=192.0.2.1:51820',
+        'persistent_keepalive_interval=25',
+        'replace_allowed_ips=true',
+        'allowed_ip=100.64.0.2/32',
+        '',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('sets only the endpoint for set-endpoint, and does nothing for a peer the netmap lacks', () => {
+    const effect = {
+      type: 'set-endpoint' as const,
+      peerId: PEER_ID,
+      publicKey: PEER_KEY,
+      endpoint: '192.0.2.1:5',
+    };
+    expect(wgUpdateForEffect(effect, [])).toEqual({
+      peers: [{ publicKey: PEER_KEY, endpoint: '192.0.2.1:5' }],
+    });
+    expect(wgUpdateForEffect({ ...effect, type: 'readd-peer' }, null)).toEqual({ peers: [] });
+  });
+
+  it('reads handshakes in ms from the device state', () => {
+    const rows = observationsFromDevice({
+      privateKey: null,
+      listenPort: 51820,
+      peers: [
+        {
+          publicKey: PEER_KEY,
+          endpoint: null,
+          allowedIps: [],
+          persistentKeepalive: 0,
+          lastHandshakeSec: 1_700_000_000,
+          rxBytes: 0,
+          txBytes: 0,
+        },
+      ],
+    });
+    expect(rows).toEqual([{ publicKey: PEER_KEY, lastHandshakeMs: 1_700_000_000_000, endpoint: null }]);
+  });
+
+  it('leaves endpoints alone in the config diff once paths own them, keeping keepalive consistent', () => {
+    const desired = {
+      privateKey: Buffer.alloc(32, 1).toString('base64'),
+      listenPort: 51820,
+      peers: [{ publicKey: PEER_KEY, allowedIps: ['100.64.0.2'], candidates: ['192.0.2.1:5'] }],
+    };
+    const fresh = diffWireGuardConfig(
+      desired,
+      { privateKey: null, listenPort: 0, peers: [] },
+      new PathOwnedEndpoints(),
+    );
+    expect(fresh.peers).toEqual([{ publicKey: PEER_KEY, allowedIps: ['100.64.0.2/32'] }]);
+    // After a re-add set endpoint + keepalive, the diff has nothing to change.
+    const after = diffWireGuardConfig(
+      desired,
+      {
+        privateKey: fresh.privateKey!,
+        listenPort: 51820,
+        peers: [
+          {
+            publicKey: PEER_KEY,
+            endpoint: '198.51.100.7:4000',
+            allowedIps: ['100.64.0.2/32'],
+            persistentKeepalive: 25,
+            lastHandshakeSec: 0,
+            rxBytes: 0,
+            txBytes: 0,
+          },
+        ],
+      },
+      new PathOwnedEndpoints(),
+    );
+    expect(after.peers).toEqual([]);
+  });
+});

@@ -1,0 +1,80 @@
+import { z } from 'zod';
+import { MAX_ENDPOINTS } from './api';
+import { DeviceId, Endpoint, WgKey } from './common';
+
+/**
+ * NAT traversal messages on the control channel (see ARCHITECTURE "Hole punching, coordinated by the
+ * broker"). Broker → agent: `punch`. Agent → broker: `path` (outcome of an attempt) and `netinfo`
+ * (what the agent learned about its own NAT). Kept apart from the ClientMessage/ServerMessage unions
+ * until both sides handle them.
+ */
+
+/** Where a candidate comes from: an on-link address, a reflector's observation, a UPnP/PCP mapping, or an address the broker saw. */
+export const CandidateKind = z.enum(['lan', 'reflexive', 'portmapped', 'observed']);
+export type CandidateKind = z.infer<typeof CandidateKind>;
+
+/** One way to reach a device. Higher priority is preferred (as in ICE). */
+export const Candidate = z.object({
+  endpoint: Endpoint,
+  kind: CandidateKind,
+  priority: z.number().int().nonnegative(),
+});
+export type Candidate = z.infer<typeof Candidate>;
+
+export const MAX_PUNCH_CANDIDATES = MAX_ENDPOINTS * 2;
+/** Longest a broker may give one candidate; longer would only delay the next one. */
+export const MAX_PUNCH_DEADLINE_MS = 30_000;
+
+/** Opaque id the broker picks per attempt; echoed in the `path` report. */
+export const AttemptId = z.string().min(1).max(64);
+
+// --- broker → agent ---------------------------------------------------------------------------
+export const PunchMessage = z.object({
+  type: z.literal('punch'),
+  attemptId: AttemptId,
+  peerId: DeviceId,
+  peerPublicKey: WgKey,
+  /** The peer's candidates, best first. */
+  candidates: z.array(Candidate).min(1).max(MAX_PUNCH_CANDIDATES),
+  /** When both sides point WireGuard at the first candidate, in the broker's clock (ms since epoch). */
+  startAt: z.number(),
+  /** How long each candidate gets to produce a fresh handshake before the next is tried. */
+  deadlineMs: z.number().int().positive().max(MAX_PUNCH_DEADLINE_MS),
+});
+export type PunchMessage = z.infer<typeof PunchMessage>;
+
+// --- agent → broker ---------------------------------------------------------------------------
+export const PathResult = z.enum(['direct', 'failed']);
+export type PathResult = z.infer<typeof PathResult>;
+
+/**
+ * The outcome of a path attempt. `attemptId` is the punch's id, or an agent-made id for attempts the
+ * agent started itself (`local:N`: backoff retry, stale path, network change, new candidates) and for
+ * direct paths it noticed without an attempt (`observed:N`: the peer's handshake reached us).
+ */
+export const PathReportMessage = z.strictObject({
+  type: z.literal('path'),
+  peerId: DeviceId,
+  attemptId: AttemptId,
+  result: PathResult,
+  /** With `direct`: the endpoint WireGuard uses for the peer, and what kind of candidate it is. */
+  endpoint: Endpoint.optional(),
+  kind: CandidateKind.optional(),
+  /** From the attempt's start (or the first candidate's) to success or giving up. */
+  elapsedMs: z.number().nonnegative(),
+});
+export type PathReportMessage = z.infer<typeof PathReportMessage>;
+
+export const MappingType = z.enum(['endpoint-independent', 'endpoint-dependent', 'unknown']);
+export type MappingType = z.infer<typeof MappingType>;
+
+/** What the agent knows about its own NAT, for the broker's candidate lists and pair selection. */
+export const NetinfoMessage = z.strictObject({
+  type: z.literal('netinfo'),
+  mappingType: MappingType.optional(),
+  /** This device's address as reflectors saw it (one per reflector). */
+  reflexive: z.array(Endpoint).max(MAX_ENDPOINTS),
+  /** An address the gateway forwards to us (UPnP-IGD / NAT-PMP / PCP). */
+  portMapped: Endpoint.optional(),
+});
+export type NetinfoMessage = z.infer<typeof NetinfoMessage>;
