@@ -24,6 +24,7 @@ async function main(): Promise<void> {
     if (m.cmd === 'stats') {
       global.gc?.();
       const mem = process.memoryUsage();
+      if (process.env.BENCH_DEBUG) console.error('broker memory', JSON.stringify(mem));
       const cpu = process.cpuUsage();
       const connected = (await broker.metrics.connectedDevices.get()).values.reduce((n, v) => n + v.value, 0);
       send({

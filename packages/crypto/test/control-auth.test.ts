@@ -1,4 +1,4 @@
-import { BrokerAuthenticator, DeviceAuthenticator, generateKeyPair, newNonce } from '../src';
+import { BrokerAuthenticator, DeviceAuthenticator, generateKeyPair, newNonce, sharedSecret } from '../src';
 
 describe('control channel challenge-response', () => {
   const broker = generateKeyPair();
@@ -51,5 +51,29 @@ describe('control channel challenge-response', () => {
     const b = new BrokerAuthenticator(broker.privateKey, broker.publicKey, device.publicKey);
     expect(b.verifyDevice('', newNonce(), newNonce())).toBe(false);
     expect(b.verifyDevice('AAAA', newNonce(), newNonce())).toBe(false);
+  });
+});
+
+describe('sharedSecret', () => {
+  it('agrees with the pure-JS X25519 in both directions', () => {
+    const { x25519 } = jest.requireActual<typeof import('@noble/curves/ed25519')>('@noble/curves/ed25519');
+    for (let i = 0; i < 20; i++) {
+      const a = generateKeyPair();
+      const b = generateKeyPair();
+      const native = sharedSecret(a.privateKey, b.publicKey);
+      expect(Buffer.from(native)).toEqual(Buffer.from(sharedSecret(b.privateKey, a.publicKey)));
+      const js = x25519.getSharedSecret(
+        Buffer.from(a.privateKey, 'base64'),
+        Buffer.from(b.publicKey, 'base64'),
+      );
+      expect(Buffer.from(native)).toEqual(Buffer.from(js));
+    }
+  });
+
+  it('refuses a low-order public key', () => {
+    const a = generateKeyPair();
+    expect(() => sharedSecret(a.privateKey, Buffer.alloc(32).toString('base64'))).toThrow(
+      'low-order public key',
+    );
   });
 });

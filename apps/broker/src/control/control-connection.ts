@@ -9,6 +9,7 @@ import type { BrokerMetrics } from '../metrics';
 import type { DevicesService } from '../services/devices.service';
 import type { ControlHub } from './control-hub';
 import type { ControlSession } from './control-session';
+import { PacedFrameSender } from './paced-frame-sender';
 
 export interface ControlConnectionDeps {
   devices: DevicesService;
@@ -43,6 +44,7 @@ export class ControlConnection {
   private state: State = { phase: 'hello' };
   private queue: Promise<void> = Promise.resolve();
   private readonly authTimer: NodeJS.Timeout;
+  private readonly sender: PacedFrameSender;
   readonly connectionId: string;
   lastActivity = Date.now();
 
@@ -53,6 +55,7 @@ export class ControlConnection {
     private readonly remoteAddress?: string,
   ) {
     this.connectionId = `${deps.instanceId}:${randomUUID()}`;
+    this.sender = new PacedFrameSender(ws);
     this.authTimer = setTimeout(
       () => this.fail(CloseCode.authTimeout, 'auth_timeout', 'authentication timed out'),
       deps.authTimeoutMs,
@@ -192,7 +195,7 @@ export class ControlConnection {
 
   private sendRaw(frame: string, type: string): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
-    this.ws.send(frame);
+    this.sender.send(frame);
     this.deps.metrics.controlMessagesOut.inc({ type });
   }
 
