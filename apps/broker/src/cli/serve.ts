@@ -51,8 +51,17 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
     io.out(`owner email:    ${b.ownerEmail}`);
     io.out(`owner password: ${b.ownerPassword}`);
     io.out(`setup key:      ${b.setupKey}   (reusable, expires ${b.setupKeyExpiresAt})`);
+    io.out('');
+    io.out('next: on each device (as root), with trellisd running:');
+    io.out(
+      `  trellis up --broker ${broker.url} --setup-key ${b.setupKey} --fingerprint ${broker.fingerprint}`,
+    );
     io.out('==================================================================================');
     io.out('');
+  } else {
+    io.out(
+      `new setup key: trellis-broker setup-keys create --data-dir ${flags.dataDir} --account default --reusable`,
+    );
   }
   io.out(`trellis-broker ready ${broker.url}`);
   return broker;
