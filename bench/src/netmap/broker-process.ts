@@ -16,7 +16,7 @@ async function main(): Promise<void> {
     databaseUrl,
     host: '127.0.0.1',
     port: 0,
-    logLevel: 'warn',
+    logLevel: 'error',
     adminSocket: false,
   });
   if (!broker.bootstrap) throw new Error('benchmark needs a fresh database');

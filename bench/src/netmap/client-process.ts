@@ -104,6 +104,12 @@ async function connectAll(m: Extract<ClientCommand, { cmd: 'connect' }>): Promis
   let done = 0;
   let failed = 0;
   let bytes = 0;
+  // Heartbeats start with the first client: the broker closes connections silent for 3 intervals,
+  // and connecting thousands takes longer than that.
+  const ping = () => {
+    for (const ws of sockets) ws?.send(JSON.stringify({ type: 'ping', t: Date.now() }));
+  };
+  setInterval(ping, HEARTBEAT_INTERVAL_MS).unref();
   const worker = async () => {
     while (next < m.devices.length) {
       const i = next++;
@@ -119,10 +125,6 @@ async function connectAll(m: Extract<ClientCommand, { cmd: 'connect' }>): Promis
     }
   };
   await Promise.all(Array.from({ length: CONNECT_CONCURRENCY }, worker));
-  const ping = () => {
-    for (const ws of sockets) ws?.send(JSON.stringify({ type: 'ping', t: Date.now() }));
-  };
-  setInterval(ping, HEARTBEAT_INTERVAL_MS).unref();
   send({
     kind: 'connected',
     count: done - failed,

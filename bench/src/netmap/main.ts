@@ -4,8 +4,8 @@
  * Measures: enrollment throughput, time for one join / one removal to reach every connected device
  * (p50/p99 over all devices and rounds), broker RSS per connected device, broker CPU per change.
  */
-import { type ChildProcess, fork } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { type ChildProcess, fork, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { API_PATHS, type EnrollResponse, type LoginResponse, PROTOCOL_VERSION } from '@trellis/proto';
@@ -30,7 +30,7 @@ interface SizeResult {
   cpuPerChangeMs: number;
 }
 
-function args(): { sizes: number[]; rounds: number } {
+function args(): { sizes: number[]; rounds: number; resultFile?: string } {
   const a = process.argv.slice(2);
   const get = (flag: string) => {
     const i = a.indexOf(flag);
@@ -38,7 +38,7 @@ function args(): { sizes: number[]; rounds: number } {
   };
   const sizes = (get('--sizes') ?? '1000,5000,10000').split(',').map(Number);
   if (sizes.some((n) => !Number.isInteger(n) || n < 2)) throw new Error('--sizes takes whole numbers >= 2');
-  return { sizes, rounds: Number(get('--rounds') ?? 5) };
+  return { sizes, rounds: Number(get('--rounds') ?? 5), resultFile: get('--result-file') };
 }
 
 /** Waits for the next message of one kind from a child, failing on its error or exit. */
@@ -223,10 +223,36 @@ async function runSize(n: number, rounds: number): Promise<SizeResult> {
   });
 }
 
+/** Each size in a fresh process, so one size's sockets, pools and heap never skew the next. */
+function runSizeInChild(n: number, rounds: number): SizeResult {
+  const resultFile = join(mkdtempSync(join(tmpdir(), 'trellis-bench-result-')), 'result.json');
+  const child = spawnSync(
+    process.execPath,
+    [__filename, '--sizes', String(n), '--rounds', String(rounds), '--result-file', resultFile],
+    { stdio: 'inherit' },
+  );
+  if (child.status !== 0) throw new Error(`benchmark for ${n} devices failed (exit ${child.status})`);
+  return JSON.parse(readFileSync(resultFile, 'utf8')) as SizeResult;
+}
+
 async function main(): Promise<void> {
-  const { sizes, rounds } = args();
+  const { sizes, rounds, resultFile } = args();
+  if (resultFile) {
+    const r = await runSize(sizes[0]!, rounds);
+    writeFileSync(resultFile, JSON.stringify(r));
+    process.exit(0);
+  }
   const results: SizeResult[] = [];
-  for (const n of sizes) results.push(await runSize(n, rounds));
+  for (const n of sizes) {
+    const r = runSizeInChild(n, rounds);
+    results.push(r);
+    // A row per size as soon as it is known: a larger size may take long or fail.
+    console.log(
+      `[${n}] join p50/p99 ${percentile(r.join, 50).toFixed(1)}/${percentile(r.join, 99).toFixed(1)} ms, ` +
+        `remove p50/p99 ${percentile(r.remove, 50).toFixed(1)}/${percentile(r.remove, 99).toFixed(1)} ms, ` +
+        `RSS ${r.rssPerDeviceKB.toFixed(0)} KB/device, CPU ${r.cpuPerChangeMs.toFixed(0)} ms/change`,
+    );
+  }
   printTable(
     `netmap fan-out, one broker on PostgreSQL, ${rounds} joins + ${rounds} removals per size (times in ms)`,
     [
