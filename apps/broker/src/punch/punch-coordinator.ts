@@ -32,6 +32,12 @@ interface PairState {
   lastSig: string | null;
   failures: number;
   attempts: Set<string>;
+  /** An agent reported a direct path and no punch of ours failed since. */
+  direct: boolean;
+}
+
+function pairKey(x: string, y: string): string {
+  return x < y ? `${x}|${y}` : `${y}|${x}`;
 }
 
 /**
@@ -60,9 +66,13 @@ export class PunchCoordinator {
     this.backoffMaxMs = opts.backoffMaxMs ?? 300_000;
   }
 
-  /** A device (re)connected: its agent starts from scratch, so punch even unchanged pairs. */
+  /** A device (re)connected: its agent starts from scratch, so punch even unchanged or direct pairs. */
   deviceOnline(id: string): void {
-    for (const [key, pair] of this.pairs) if (key.split('|').includes(id)) pair.lastSig = null;
+    for (const [key, pair] of this.pairs) {
+      if (!key.split('|').includes(id)) continue;
+      pair.lastSig = null;
+      pair.direct = false;
+    }
     this.deviceChanged(id);
   }
 
@@ -80,24 +90,37 @@ export class PunchCoordinator {
     }
   }
 
-  /** An agent's outcome: success resets the backoff; a failure retries the pair later. */
+  /**
+   * An agent's outcome. Any direct path (punched, or found by the agents themselves) marks the pair
+   * direct, so later candidate changes do not tear it down with a new punch (WireGuard roaming keeps
+   * a working path). A failure of one of our punches, from either side, retries the pair with backoff.
+   */
   report(deviceId: string, r: PathReportMessage): void {
-    const key = this.attemptPair.get(r.attemptId);
-    if (key === undefined || !key.split('|').includes(deviceId)) return;
-    const pair = this.pairs.get(key);
-    if (!pair) return;
-    this.attemptPair.delete(r.attemptId); // the first report of an attempt decides
-    pair.attempts.delete(r.attemptId);
-    const [a, b] = key.split('|') as [string, string];
+    const key = pairKey(deviceId, r.peerId);
+    const fromAttempt = this.attemptPair.get(r.attemptId);
+    if (fromAttempt !== undefined && fromAttempt !== key) return; // not this device's attempt
+    const pair = this.pairs.get(key) ?? this.newPair(key);
     if (r.result === 'direct') {
+      pair.direct = true;
       pair.failures = 0;
-      this.opts.logger.info({ a, b, attemptId: r.attemptId, elapsedMs: r.elapsedMs }, 'punch succeeded');
+      this.opts.logger.info(
+        { deviceId, peerId: r.peerId, attemptId: r.attemptId, elapsedMs: r.elapsedMs },
+        'path direct',
+      );
       return;
     }
+    if (fromAttempt === undefined) return; // the agent's own attempts back off in the agent
+    this.attemptPair.delete(r.attemptId);
+    pair.attempts.delete(r.attemptId);
+    pair.direct = false;
     pair.failures += 1;
     pair.lastSig = null;
     const delay = Math.min(this.backoffMaxMs, this.backoffInitialMs * 2 ** (pair.failures - 1));
-    this.opts.logger.info({ a, b, attemptId: r.attemptId, retryInMs: delay }, 'punch failed');
+    this.opts.logger.info(
+      { deviceId, peerId: r.peerId, attemptId: r.attemptId, retryInMs: delay },
+      'punch failed',
+    );
+    const [a, b] = key.split('|') as [string, string];
     this.schedule(a, b, delay, true);
   }
 
@@ -107,13 +130,15 @@ export class PunchCoordinator {
     this.attemptPair.clear();
   }
 
+  private newPair(key: string): PairState {
+    const pair: PairState = { timer: null, lastSig: null, failures: 0, attempts: new Set(), direct: false };
+    this.pairs.set(key, pair);
+    return pair;
+  }
+
   private schedule(x: string, y: string, delayMs: number, replace = false): void {
-    const key = x < y ? `${x}|${y}` : `${y}|${x}`;
-    let pair = this.pairs.get(key);
-    if (!pair) {
-      pair = { timer: null, lastSig: null, failures: 0, attempts: new Set() };
-      this.pairs.set(key, pair);
-    }
+    const key = pairKey(x, y);
+    const pair = this.pairs.get(key) ?? this.newPair(key);
     if (pair.timer && !replace) return;
     if (pair.timer) clearTimeout(pair.timer);
     const state = pair;
@@ -129,6 +154,7 @@ export class PunchCoordinator {
     const a = this.opts.device(aId);
     const b = this.opts.device(bId);
     if (!a || !b || !connected.has(aId) || !connected.has(bId)) return;
+    if (pair.direct) return; // a working path is not torn down for a new attempt
     if (!punchable(a, b)) {
       this.opts.logger.info(
         { a: aId, b: bId },

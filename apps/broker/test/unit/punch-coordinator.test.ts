@@ -111,14 +111,31 @@ describe('PunchCoordinator', () => {
     jest.advanceTimersByTime(600_000);
     expect(sent).toHaveLength(4);
 
-    // Roaming: new candidates are punched at once.
+    // A working path is not torn down for new candidates (WireGuard roaming keeps it) …
     devices.set('b', { ...b, candidates: [cand('192.0.2.99:40000', 'reflexive', 2000)] });
     c.deviceChanged('b');
+    jest.advanceTimersByTime(100);
+    expect(sent).toHaveLength(4);
+    // … but a device that reconnects starts from scratch and is punched again.
+    c.deviceOnline('b');
     jest.advanceTimersByTime(100);
     expect(sent).toHaveLength(6);
     expect(sent[4]!.msg.candidates.concat(sent[5]!.msg.candidates).map((x) => x.endpoint)).toContain(
       '192.0.2.99:40000',
     );
+  });
+
+  it('a failure on one side after the other reported direct still retries the pair', () => {
+    const { c, connected, sent } = setup();
+    connected.add('a').add('b');
+    c.deviceOnline('a');
+    jest.advanceTimersByTime(100);
+    const id = sent[0]!.msg.attemptId;
+    c.report('b', { type: 'path', peerId: 'a', attemptId: id, result: 'direct', elapsedMs: 40 });
+    c.report('a', { type: 'path', peerId: 'b', attemptId: id, result: 'failed', elapsedMs: 4500 });
+    jest.advanceTimersByTime(5000);
+    expect(sent).toHaveLength(4);
+    c.dispose();
   });
 
   it('ignores reports from devices outside the attempt and forgets pairs whose device left', () => {
