@@ -91,6 +91,7 @@ export class ControlHub {
           connected: () => hub.sessions.keys(),
           send: (id, msg) => hub.sessions.get(id)?.send(JSON.stringify(msg), 'punch'),
           logger: this.opts.logger,
+          reflectorsRun: (this.opts.reflectors ?? []).length > 0,
           ...this.opts.punch,
         });
         hub.punches = punches;

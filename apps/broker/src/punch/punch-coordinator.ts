@@ -24,6 +24,8 @@ export interface PunchCoordinatorOptions {
   settleMs?: number;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
+  /** The broker runs endpoint reflectors: wait for both sides' reflexive candidates before punching. */
+  reflectorsRun?: boolean;
 }
 
 interface PairState {
@@ -32,8 +34,10 @@ interface PairState {
   lastSig: string | null;
   failures: number;
   attempts: Set<string>;
-  /** An agent reported a direct path and no punch of ours failed since. */
-  direct: boolean;
+  /** Devices of the pair whose agent reported a direct path and no failure since. */
+  directSides: Set<string>;
+  /** Recent failed attempts already counted. */
+  countedFailures: string[];
 }
 
 function pairKey(x: string, y: string): string {
@@ -71,7 +75,7 @@ export class PunchCoordinator {
     for (const [key, pair] of this.pairs) {
       if (!key.split('|').includes(id)) continue;
       pair.lastSig = null;
-      pair.direct = false;
+      pair.directSides.clear();
     }
     this.deviceChanged(id);
   }
@@ -91,9 +95,11 @@ export class PunchCoordinator {
   }
 
   /**
-   * An agent's outcome. Any direct path (punched, or found by the agents themselves) marks the pair
-   * direct, so later candidate changes do not tear it down with a new punch (WireGuard roaming keeps
-   * a working path). A failure of one of our punches, from either side, retries the pair with backoff.
+   * An agent's outcome. A pair both of whose agents report a direct path (punched, or found by the
+   * agents themselves) is direct: candidate changes no longer punch it (WireGuard roaming keeps a
+   * working path). Any failure, from either side and of any attempt (the agents' own ones too: one
+   * side can believe in a path the other lost), makes the pair punched again: at once after the
+   * first failure, then with backoff.
    */
   report(deviceId: string, r: PathReportMessage): void {
     const key = pairKey(deviceId, r.peerId);
@@ -101,27 +107,39 @@ export class PunchCoordinator {
     if (fromAttempt !== undefined && fromAttempt !== key) return; // not this device's attempt
     const pair = this.pairs.get(key) ?? this.newPair(key);
     if (r.result === 'direct') {
-      pair.direct = true;
-      pair.failures = 0;
+      pair.directSides.add(deviceId);
+      if (pair.directSides.size === 2) pair.failures = 0;
       this.opts.logger.info(
         { deviceId, peerId: r.peerId, attemptId: r.attemptId, elapsedMs: r.elapsedMs },
         'path direct',
       );
       return;
     }
-    if (fromAttempt === undefined) return; // the agent's own attempts back off in the agent
-    this.attemptPair.delete(r.attemptId);
-    pair.attempts.delete(r.attemptId);
-    pair.direct = false;
+    if (fromAttempt !== undefined) {
+      this.attemptPair.delete(r.attemptId);
+      pair.attempts.delete(r.attemptId);
+    }
+    pair.directSides.delete(deviceId);
+    // Both sides report a failed punch: it counts once.
+    const failureId =
+      fromAttempt !== undefined || r.attemptId.startsWith('punch:')
+        ? r.attemptId
+        : `${deviceId}/${r.attemptId}`;
+    if (pair.countedFailures.includes(failureId)) return;
+    pair.countedFailures.push(failureId);
+    if (pair.countedFailures.length > 16) pair.countedFailures.shift();
     pair.failures += 1;
     pair.lastSig = null;
-    const delay = Math.min(this.backoffMaxMs, this.backoffInitialMs * 2 ** (pair.failures - 1));
+    const delay =
+      pair.failures === 1
+        ? this.settleMs
+        : Math.min(this.backoffMaxMs, this.backoffInitialMs * 2 ** (pair.failures - 2));
     this.opts.logger.info(
       { deviceId, peerId: r.peerId, attemptId: r.attemptId, retryInMs: delay },
-      'punch failed',
+      'path failed',
     );
     const [a, b] = key.split('|') as [string, string];
-    this.schedule(a, b, delay, true);
+    this.schedule(a, b, delay);
   }
 
   dispose(): void {
@@ -131,7 +149,14 @@ export class PunchCoordinator {
   }
 
   private newPair(key: string): PairState {
-    const pair: PairState = { timer: null, lastSig: null, failures: 0, attempts: new Set(), direct: false };
+    const pair: PairState = {
+      timer: null,
+      lastSig: null,
+      failures: 0,
+      attempts: new Set(),
+      directSides: new Set(),
+      countedFailures: [],
+    };
     this.pairs.set(key, pair);
     return pair;
   }
@@ -154,11 +179,11 @@ export class PunchCoordinator {
     const a = this.opts.device(aId);
     const b = this.opts.device(bId);
     if (!a || !b || !connected.has(aId) || !connected.has(bId)) return;
-    if (pair.direct) return; // a working path is not torn down for a new attempt
-    if (!punchable(a, b)) {
+    if (pair.directSides.size === 2) return; // a working path is not torn down for a new attempt
+    if (!punchable(a, b, this.opts.reflectorsRun)) {
       this.opts.logger.info(
         { a: aId, b: bId },
-        'punch skipped: both NATs map per destination (needs the relay)',
+        'punch skipped: no UDP seen from a side yet, or both NATs symmetric',
       );
       return;
     }

@@ -15,13 +15,17 @@ export function publicIpOf(side: PunchSide): string | null {
 }
 
 /**
- * Whether a direct path can work at all between two devices. Two NATs that both map per destination
+ * Whether a direct path can work at all between two devices (`reflectorsRun`: the broker runs
+ * endpoint reflectors, so every device that can send UDP gets a reflexive candidate). Two NATs that both map per destination
  * (symmetric) never learn each other's port: skip them, unless one side has a port the gateway
  * forwards or both sit behind the same public address (then the LAN works).
  */
-export function punchable(a: PunchSide, b: PunchSide): boolean {
+export function punchable(a: PunchSide, b: PunchSide, reflectorsRun = false): boolean {
   if (sharePublicIp(a, b)) return true;
   if (hasKind(a, 'portmapped') || hasKind(b, 'portmapped')) return true;
+  // With reflectors running, a device they have not seen sends no UDP out (yet, or at all: a
+  // network that blocks UDP). Its reflexive address arriving is a candidate change that punches.
+  if (reflectorsRun && (!hasKind(a, 'reflexive') || !hasKind(b, 'reflexive'))) return false;
   return !(a.mappingType === 'endpoint-dependent' && b.mappingType === 'endpoint-dependent');
 }
 

@@ -42,6 +42,13 @@ describe('punch plan', () => {
     ).toBe(true);
     expect(punchable(b, { ...sym, candidates: [cand('192.0.2.12:2222', 'reflexive', 2000)] })).toBe(true);
   });
+
+  it('with reflectors running, waits until both sides have a reflexive candidate', () => {
+    const noUdp = { ...a, candidates: [cand('192.0.2.20:51820', 'observed', 1000)] };
+    expect(punchable(a, noUdp, false)).toBe(true);
+    expect(punchable(a, noUdp, true)).toBe(false);
+    expect(punchable(a, b, true)).toBe(true);
+  });
 });
 
 describe('PunchCoordinator', () => {
@@ -101,26 +108,32 @@ describe('PunchCoordinator', () => {
     const first = sent[0]!.msg.attemptId;
     c.report('a', { type: 'path', peerId: 'b', attemptId: first, result: 'failed', elapsedMs: 1500 });
     c.report('b', { type: 'path', peerId: 'a', attemptId: first, result: 'failed', elapsedMs: 1500 });
-    jest.advanceTimersByTime(4999);
-    expect(sent).toHaveLength(2);
-    jest.advanceTimersByTime(1);
+    // The first failure is retried at once (after the settle time), the next ones with backoff.
+    jest.advanceTimersByTime(100);
     expect(sent).toHaveLength(4);
     const second = sent[2]!.msg.attemptId;
     expect(second).not.toBe(first);
-    c.report('b', { type: 'path', peerId: 'a', attemptId: second, result: 'direct', elapsedMs: 20 });
-    jest.advanceTimersByTime(600_000);
+    c.report('a', { type: 'path', peerId: 'b', attemptId: second, result: 'failed', elapsedMs: 1500 });
+    jest.advanceTimersByTime(4999);
     expect(sent).toHaveLength(4);
+    jest.advanceTimersByTime(1);
+    expect(sent).toHaveLength(6);
+    const third = sent[4]!.msg.attemptId;
+    c.report('b', { type: 'path', peerId: 'a', attemptId: third, result: 'direct', elapsedMs: 20 });
+    c.report('a', { type: 'path', peerId: 'b', attemptId: third, result: 'direct', elapsedMs: 25 });
+    jest.advanceTimersByTime(600_000);
+    expect(sent).toHaveLength(6);
 
     // A working path is not torn down for new candidates (WireGuard roaming keeps it) …
     devices.set('b', { ...b, candidates: [cand('192.0.2.99:40000', 'reflexive', 2000)] });
     c.deviceChanged('b');
     jest.advanceTimersByTime(100);
-    expect(sent).toHaveLength(4);
+    expect(sent).toHaveLength(6);
     // … but a device that reconnects starts from scratch and is punched again.
     c.deviceOnline('b');
     jest.advanceTimersByTime(100);
-    expect(sent).toHaveLength(6);
-    expect(sent[4]!.msg.candidates.concat(sent[5]!.msg.candidates).map((x) => x.endpoint)).toContain(
+    expect(sent).toHaveLength(8);
+    expect(sent[6]!.msg.candidates.concat(sent[7]!.msg.candidates).map((x) => x.endpoint)).toContain(
       '192.0.2.99:40000',
     );
   });
@@ -133,7 +146,26 @@ describe('PunchCoordinator', () => {
     const id = sent[0]!.msg.attemptId;
     c.report('b', { type: 'path', peerId: 'a', attemptId: id, result: 'direct', elapsedMs: 40 });
     c.report('a', { type: 'path', peerId: 'b', attemptId: id, result: 'failed', elapsedMs: 4500 });
-    jest.advanceTimersByTime(5000);
+    jest.advanceTimersByTime(100);
+    expect(sent).toHaveLength(4);
+    c.dispose();
+  });
+
+  it('one side believing in a path is not enough: the other side’s own failed attempt brings a punch', () => {
+    const { c, connected, sent } = setup();
+    connected.add('a').add('b');
+    c.deviceOnline('a');
+    jest.advanceTimersByTime(100);
+    c.report('b', {
+      type: 'path',
+      peerId: 'a',
+      attemptId: sent[0]!.msg.attemptId,
+      result: 'direct',
+      elapsedMs: 9,
+    });
+    c.report('b', { type: 'path', peerId: 'a', attemptId: 'local:1', result: 'direct', elapsedMs: 9 });
+    c.report('a', { type: 'path', peerId: 'b', attemptId: 'local:2', result: 'failed', elapsedMs: 3000 });
+    jest.advanceTimersByTime(100);
     expect(sent).toHaveLength(4);
     c.dispose();
   });
