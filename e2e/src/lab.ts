@@ -103,13 +103,17 @@ export class Lab implements ProcessHost {
 
   /** A site: a router of the given kind and the named devices on its LAN. */
   async addSite(name: string, kind: RouterKind, devices: string[] = []): Promise<Site> {
-    const site = await Site.create(this, name, kind, this.sites.length + 1);
+    // The index is taken before any await, so sites can be built in parallel.
+    this.siteSeq += 1;
+    const site = await Site.create(this, name, kind, this.siteSeq);
     this.sites.push(site);
     for (const d of devices) await site.addDevice(d);
     return site;
   }
 
   /** A WireGuard interface name unique across namespaces (wireguard-go sockets are global). */
+  private siteSeq = 0;
+
   wgInterfaceName(): string {
     this.wgSeq += 1;
     return `${this.prefix}w${this.wgSeq}`;

@@ -2,7 +2,9 @@
 import { join } from 'node:path';
 import { type BrokerTrust, ErrorResponse, type IpcRequest, OkResponse, StatusResponse } from '@trellis/proto';
 import { Command, Option } from 'commander';
+import { formatNetcheck } from './cli/format-netcheck';
 import { formatStatus } from './cli/format-status';
+import { describePath, findPeer, meshPing } from './cli/mesh-ping';
 import { DEFAULT_STATE_DIR } from './daemon-options';
 import { ipcCall } from './ipc/ipc-client';
 import { validateTrust } from './trust/broker-trust';
@@ -82,6 +84,35 @@ program
   .action(async (o: { json?: boolean }) => {
     const res = StatusResponse.parse(await call({ op: 'status' }));
     process.stdout.write(o.json ? `${JSON.stringify(res, null, 2)}\n` : formatStatus(res));
+  });
+
+program
+  .command('netcheck')
+  .description("this device's NAT: mapping type, reflexive addresses, port mapping, broker latency")
+  .action(async () => {
+    const res = StatusResponse.parse(await call({ op: 'status' }));
+    process.stdout.write(formatNetcheck(res));
+  });
+
+program
+  .command('ping <peer>')
+  .description('ping a peer (name or address) over the mesh; each reply shows the path and latency')
+  .option('-c, --count <n>', 'number of pings', '4')
+  .action(async (query: string, o: { count: string }) => {
+    const count = Number(o.count);
+    if (!Number.isInteger(count) || count < 1) throw new Error('--count must be a positive integer');
+    const status = async () => StatusResponse.parse(await call({ op: 'status' }));
+    const peer = findPeer(await status(), query);
+    if (!peer) throw new Error(`no peer "${query}" in the netmap`);
+    process.stdout.write(`PING ${peer.name} (${peer.address}) over the mesh\n`);
+    const replies = await meshPing(
+      peer.address,
+      count,
+      async () => describePath(findPeer(await status(), peer.id)),
+      (line) => process.stdout.write(`${line}\n`),
+    );
+    process.stdout.write(`${replies}/${count} replies\n`);
+    if (replies === 0) process.exitCode = 1;
   });
 
 program.parseAsync(process.argv).catch((err: Error) => {

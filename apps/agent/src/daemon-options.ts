@@ -9,6 +9,8 @@ export interface DaemonOptions {
   listenPort: number;
   wireguard: WireGuardMode;
   logLevel: string;
+  /** Ask the gateway to forward the listen port (UPnP-IGD / NAT-PMP / PCP). */
+  portMapping: boolean;
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/trellis';
@@ -47,6 +49,7 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
         .env('TRELLIS_LOG_LEVEL')
         .default('info'),
     )
+    .option('--no-port-mapping', 'do not ask the gateway (UPnP-IGD / NAT-PMP / PCP) to forward the port')
     .exitOverride()
     .configureOutput({ writeErr: () => undefined }); // errors are thrown; trellisd prints them once
   // commander reads env from process.env; honour an explicit env object for tests.
@@ -64,6 +67,7 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
     listenPort: number | string;
     wireguard: WireGuardMode;
     logLevel: string;
+    portMapping: boolean;
   }>();
   const name = o.interface;
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new InvalidArgumentError(`bad interface name: ${name}`);
@@ -74,6 +78,7 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
     listenPort: typeof o.listenPort === 'number' ? o.listenPort : parsePort(o.listenPort),
     wireguard: o.wireguard,
     logLevel: o.logLevel,
+    portMapping: o.portMapping,
   };
 }
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { PortMappingClient } from '@trellis/portmap';
 import pino from 'pino';
 import { Agent } from './agent/agent';
 import { type DaemonOptions, parseDaemonOptions } from './daemon-options';
@@ -40,6 +41,9 @@ async function main(): Promise<void> {
       w.start();
       return () => w.stop();
     },
+    ...(opts.portMapping
+      ? { portMapping: (port: number) => new PortMappingClient({ internalPort: port }) }
+      : {}),
   });
   const ipc = new IpcServer(
     opts.socket,

@@ -45,6 +45,8 @@ describe('trellis status formatting', () => {
           lastHandshake: '2026-01-01T11:59:48Z',
           rxBytes: 2048,
           txBytes: 100,
+          path: 'direct-lan',
+          pathSince: '2026-01-01T11:57:00Z',
         },
       ],
     };
@@ -53,9 +55,9 @@ describe('trellis status formatting', () => {
     expect(text).toContain('broker:     https://broker:8443/  connected');
     expect(text).toContain('netmap:     serial 4 from broker, 1 peers');
     const rows = text.trimEnd().split('\n').slice(-2);
-    expect(rows[0]).toMatch(/^PEER\s+ADDRESS\s+ENDPOINT\s+CANDIDATES\s+HANDSHAKE\s+RX\s+TX\s+ONLINE$/);
+    expect(rows[0]).toMatch(/^PEER\s+ADDRESS\s+ENDPOINT\s+CANDIDATES\s+HANDSHAKE\s+RX\s+TX\s+ONLINE\s+PATH$/);
     expect(rows[1]).toMatch(
-      /^beta\s+100\.64\.0\.2\s+10\.0\.0\.2:51820\s+10\.0\.0\.2:51820,192\.168\.1\.2:51820\s+12s ago\s+2\.0 KiB\s+100 B\s+yes$/,
+      /^beta\s+100\.64\.0\.2\s+10\.0\.0\.2:51820\s+10\.0\.0\.2:51820,192\.168\.1\.2:51820\s+12s ago\s+2\.0 KiB\s+100 B\s+yes\s+direct LAN since 3m ago$/,
     );
     expect(rows[0]!.indexOf('ADDRESS')).toBe(rows[1]!.indexOf('100.64.0.2'));
   });

@@ -279,7 +279,12 @@ describe('ControlClient against the broker double', () => {
     const me = addDevice(broker, keys, 1);
     const timers = new FakeTimers();
     const r = recorder();
-    const c = client(me, r, { timers, backoff: { initialMs: 500, maxMs: 30_000, random: () => 0 } });
+    // Heartbeats only: no clock-offset pings after authentication.
+    const c = client(me, r, {
+      timers,
+      backoff: { initialMs: 500, maxMs: 30_000, random: () => 0 },
+      clockPings: 0,
+    });
     c.start();
     await waitFor(() => r.netmaps.length === 1, 10_000, 5);
     const heartbeat = [...timers.pending.values()].find((t) => t.repeat && t.ms === HEARTBEAT_INTERVAL_MS)!;

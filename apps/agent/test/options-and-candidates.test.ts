@@ -11,7 +11,9 @@ describe('trellisd options', () => {
       listenPort: 51820,
       wireguard: 'auto',
       logLevel: 'info',
+      portMapping: true,
     });
+    expect(parseDaemonOptions(['--no-port-mapping'], {}).portMapping).toBe(false);
   });
 
   it('takes environment variables, and flags over them', () => {

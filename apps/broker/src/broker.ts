@@ -1,8 +1,10 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
 import { mkdirSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import { AUTH_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, MAX_HTTP_BODY_BYTES } from '@trellis/proto';
@@ -22,6 +24,7 @@ import { jsonBody } from './http/json-body';
 import { loadOrCreateBrokerKey } from './keys/broker-key';
 import { createLogger } from './logger';
 import { BrokerMetrics } from './metrics';
+import { BrokerReflectors, type ReflectorAddress } from './reflector/broker-reflectors';
 import { createServices, type Services } from './services/services';
 import { defaultSans, loadOrCreateTls } from './tls/certificate-store';
 import { BROKER_VERSION } from './version';
@@ -55,6 +58,15 @@ export interface BrokerOptions {
   heartbeatIntervalMs?: number;
   /** Changes within this window are merged into one delta per device; default 25 ms. */
   coalesceMs?: number;
+  /**
+   * UDP port of the endpoint reflector (on `host`); 0 (the default here) picks a free one, the CLI
+   * defaults to 41641. `false` runs no reflector.
+   */
+  reflectorPort?: number | false;
+  /** IP agents send reflector traffic to; default the public URL's host (resolved), else `host`. */
+  reflectorPublicHost?: string;
+  /** A second reflector `HOST:PORT` on another IP of this machine, to classify devices' NATs. */
+  reflector2?: { host: string; port: number };
 }
 
 export interface BrokerHandle {
@@ -64,6 +76,8 @@ export interface BrokerHandle {
   fingerprint: string;
   certFile: string;
   brokerPublicKey: string;
+  /** The endpoint reflectors agents add as WireGuard peers (empty when disabled). */
+  reflectors: BrokerReflectors | null;
   /** Set only on the start that created the first account. */
   bootstrap?: BootstrapCredentials;
   services: Services;
@@ -120,8 +134,32 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     app.useGlobalFilters(new JsonExceptionFilter(logger, metrics));
     await app.init();
 
+    const host = options.host ?? '0.0.0.0';
+    let reflectors: BrokerReflectors | null = null;
+    if (options.reflectorPort !== false) {
+      const publicHost = await reflectorPublicHost(options, host);
+      const primary: ReflectorAddress = { host, port: options.reflectorPort ?? 0, publicHost };
+      const r2 = options.reflector2;
+      reflectors = new BrokerReflectors({
+        dataDir,
+        primary,
+        ...(r2 ? { secondary: { ...r2, publicHost: r2.host } } : {}),
+        devices: services.devices,
+        bus,
+        logger,
+      });
+      const started = reflectors;
+      cleanup.push(() => started.close());
+      await reflectors.start();
+    }
+
     const instanceId = randomBytes(6).toString('hex');
-    const hub = new ControlHub(services.devices, bus, { zone, coalesceMs: options.coalesceMs ?? 25, logger });
+    const hub = new ControlHub(services.devices, bus, {
+      zone,
+      coalesceMs: options.coalesceMs ?? 25,
+      logger,
+      reflectors: reflectors?.info ?? [],
+    });
     hub.start();
     cleanup.push(() => hub.stop());
     const server = app.getHttpServer() as HttpsServer;
@@ -137,10 +175,10 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       authTimeoutMs: options.authTimeoutMs ?? AUTH_TIMEOUT_MS,
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS,
       instanceId,
+      onPathReport: (deviceId, report) => hub.pathReport(deviceId, report),
     });
     cleanup.push(() => control.close());
 
-    const host = options.host ?? '0.0.0.0';
     await app.listen(options.port ?? 8443, host);
     const port = (server.address() as AddressInfo).port;
     if (options.adminSocket !== false) {
@@ -161,6 +199,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       fingerprint: tls.fingerprint,
       certFile: tls.certFile,
       brokerPublicKey: brokerKey.publicKey,
+      reflectors,
       bootstrap,
       services,
       metrics,
@@ -176,4 +215,15 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     await closeAll();
     throw err;
   }
+}
+
+/** The IP agents reach the reflector at: explicit, else the public URL's host, else the bind address. */
+async function reflectorPublicHost(options: BrokerOptions, bindHost: string): Promise<string> {
+  if (options.reflectorPublicHost) return options.reflectorPublicHost;
+  if (options.publicUrl) {
+    const name = new URL(options.publicUrl).hostname.replace(/^\[|\]$/g, '');
+    if (isIP(name)) return name;
+    return (await lookup(name, { family: 4 })).address;
+  }
+  return bindHost === '0.0.0.0' || bindHost === '::' ? '127.0.0.1' : bindHost;
 }

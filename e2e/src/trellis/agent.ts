@@ -91,6 +91,11 @@ export class AgentRunner {
     return wgDump(this.device.ns, this.ifname);
   }
 
+  /** Every line trellisd printed so far (JSON log lines). */
+  logLines(): readonly string[] {
+    return this.proc?.lines ?? [];
+  }
+
   logTail(): string {
     return this.proc?.tail(20) ?? '(not started)';
   }

@@ -21,6 +21,8 @@ export class BrokerRunner {
     lab: Lab,
     readonly host: Host,
     private readonly build: TrellisBuild,
+    /** More `serve` flags (e.g. `--reflector2 HOST:PORT`). */
+    private readonly extraArgs: string[] = [],
   ) {
     this.dataDir = join(lab.runDir, 'broker');
     mkdirSync(this.dataDir, { recursive: true });
@@ -49,6 +51,7 @@ export class BrokerRunner {
         `0.0.0.0:${BROKER_PORT}`,
         '--public-url',
         this.url,
+        ...this.extraArgs,
       ],
       { env: cleanEnv(), logName: `broker-${this.starts}` },
     );

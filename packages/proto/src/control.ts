@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MAX_ENDPOINTS } from './api';
 import { DeviceId, DnsLabel, Endpoint, Ipv4, WgKey } from './common';
+import { Candidate, MappingType, NetinfoMessage, PathReportMessage, PunchMessage } from './punch';
 
 /**
  * The WebSocket control channel (API_PATHS.control). Every frame is one JSON object with a `type`.
@@ -27,6 +28,10 @@ export const CloseCode = {
 const Nonce = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 bytes of base64');
 const Mac = Nonce;
 
+/** An endpoint reflector: agents add it as a WireGuard peer (no allowed IPs, persistent keepalive). */
+export const ReflectorInfo = z.object({ publicKey: WgKey, endpoint: Endpoint });
+export type ReflectorInfo = z.infer<typeof ReflectorInfo>;
+
 export const NetmapSelf = z.object({
   id: DeviceId,
   name: DnsLabel,
@@ -34,6 +39,11 @@ export const NetmapSelf = z.object({
   address: Ipv4,
   accountName: DnsLabel,
   overlayPrefix: z.string(),
+  /** The broker's endpoint reflectors (one, or two on different IPs to classify the NAT). */
+  reflectors: z.array(ReflectorInfo).max(4).optional(),
+  /** What the reflectors saw of this device: its reflexive addresses and NAT mapping. */
+  reflexive: z.array(Endpoint).max(MAX_ENDPOINTS).optional(),
+  mappingType: MappingType.optional(),
 });
 export type NetmapSelf = z.infer<typeof NetmapSelf>;
 
@@ -47,6 +57,11 @@ export const NetmapPeer = z.object({
   allowedIps: z.array(z.string()).max(256),
   /** Candidate endpoints, best first. */
   endpoints: z.array(Endpoint).max(MAX_ENDPOINTS * 2),
+  /** The same addresses typed (LAN, reflexive, port-mapped, observed), best first. */
+  candidates: z
+    .array(Candidate)
+    .max(MAX_ENDPOINTS * 2)
+    .optional(),
   online: z.boolean(),
 });
 export type NetmapPeer = z.infer<typeof NetmapPeer>;
@@ -73,6 +88,8 @@ export const ClientMessage = z.discriminatedUnion('type', [
   AuthMessage,
   EndpointsMessage,
   PingMessage,
+  PathReportMessage,
+  NetinfoMessage,
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 export type HelloMessage = z.infer<typeof HelloMessage>;
@@ -105,6 +122,7 @@ export const ServerMessage = z.discriminatedUnion('type', [
   NetmapMessage,
   DeltaMessage,
   PongMessage,
+  PunchMessage,
 ]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 export type ChallengeMessage = z.infer<typeof ChallengeMessage>;

@@ -59,6 +59,12 @@ export const PeerStatus = z.object({
   lastHandshake: z.string().nullable(),
   rxBytes: z.number(),
   txBytes: z.number(),
+  /** The path the agent's path logic holds to the peer (absent from agents without it). */
+  path: z.enum(['direct-lan', 'direct-internet', 'none']).optional(),
+  /** ISO time since which `path` has had its value. */
+  pathSince: z.string().optional(),
+  /** What the path logic is doing: idle, scheduled, probing, direct, backoff. */
+  pathPhase: z.string().optional(),
 });
 export type PeerStatus = z.infer<typeof PeerStatus>;
 
@@ -77,6 +83,16 @@ export const StatusResponse = z.object({
   /** Where the peers came from: the live broker or the netmap saved on disk. */
   netmapSource: z.enum(['broker', 'disk', 'none']),
   peers: z.array(PeerStatus),
+  /** This device's NAT as far as the agent knows it (for `trellis netcheck`). */
+  netinfo: z
+    .object({
+      reflexive: z.array(Endpoint),
+      mappingType: z.string().nullable(),
+      portMapped: Endpoint.nullable(),
+      /** Broker round trip of the best clock sample, ms. */
+      brokerRttMs: z.number().nullable(),
+    })
+    .optional(),
 });
 export type StatusResponse = z.infer<typeof StatusResponse>;
 

@@ -5,8 +5,7 @@ import { DeviceId, Endpoint, WgKey } from './common';
 /**
  * NAT traversal messages on the control channel (see ARCHITECTURE "Hole punching, coordinated by the
  * broker"). Broker → agent: `punch`. Agent → broker: `path` (outcome of an attempt) and `netinfo`
- * (what the agent learned about its own NAT). Kept apart from the ClientMessage/ServerMessage unions
- * until both sides handle them.
+ * (what the agent learned about its own NAT). Part of the ClientMessage/ServerMessage unions.
  */
 
 /** Where a candidate comes from: an on-link address, a reflector's observation, a UPnP/PCP mapping, or an address the broker saw. */

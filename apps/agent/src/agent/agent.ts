@@ -3,6 +3,8 @@ import type { KeyPair } from '@trellis/crypto';
 import {
   type AgentState,
   type BrokerTrust,
+  type NetinfoMessage,
+  type NetmapPeer,
   PROTOCOL_VERSION,
   type StatusResponse,
   type UpRequest,
@@ -11,7 +13,8 @@ import type { Logger } from 'pino';
 import { ControlClient, type ControlClientOptions } from '../control/control-client';
 import { enroll } from '../control/enroll-client';
 import type { Netmap } from '../control/netmap-tracker';
-import { localSubnets } from '../platform/candidates';
+import { ClockOffsetEstimator, candidatesFromEndpoints, type PathPeer } from '../path';
+import { inCidr, localSubnets } from '../platform/candidates';
 import type { NetworkConfigurator } from '../platform/network-configurator';
 import type { Enrollment, StateStore } from '../state/state-store';
 import { createBrokerAgent } from '../trust/broker-trust';
@@ -19,9 +22,12 @@ import { parseBrokerUrl } from '../trust/broker-url';
 import { waitFor } from '../util/wait';
 import type { WireGuardBackend } from '../wireguard/backend';
 import { diffWireGuardConfig } from '../wireguard/config-diff';
-import { type EndpointSelector, OnLinkFirstSelector } from '../wireguard/endpoint-selector';
+import type { EndpointSelector } from '../wireguard/endpoint-selector';
 import { isEmptyUpdate, type WgDeviceState } from '../wireguard/types';
 import { desiredConfigFromNetmap } from './desired-config';
+import { PathDriver } from './path-driver';
+import type { GatewayPortMapping } from './port-mapping';
+import { ReflectorEndpoints } from './reflector-endpoints';
 import { SerialQueue } from './serial-queue';
 import { buildStatus } from './status';
 
@@ -36,7 +42,10 @@ export interface AgentOptions {
   readCandidates: () => string[];
   /** Starts watching candidates; calls back on every change. Returns a stop function. */
   watchCandidates: (onChange: (c: string[]) => void) => () => void;
+  /** Overrides the path logic's endpoints (tests); by default the PathManager owns them. */
   endpointSelector?: EndpointSelector;
+  /** Asks the gateway to forward the listen port (UPnP-IGD / NAT-PMP / PCP); none when absent. */
+  portMapping?: (listenPort: number) => GatewayPortMapping;
   /** Hook for tests (fake timers, backoff). */
   controlOptions?: Partial<ControlClientOptions>;
   /** How long `up` waits for the first netmap before answering. */
@@ -64,10 +73,16 @@ export class Agent {
   /** User operations (up, down, shutdown, removal), one at a time, so two `up`s cannot race. */
   private readonly ops = new SerialQueue();
   private readonly selector: EndpointSelector;
+  private readonly reflectorEndpoints = new ReflectorEndpoints();
+  private paths: PathDriver | null = null;
+  private clock = new ClockOffsetEstimator();
+  private portMapper: GatewayPortMapping | null = null;
+  private portMapped: string | null = null;
+  private lastNetinfo = '';
   private readonly log: Logger;
 
   constructor(private readonly opts: AgentOptions) {
-    this.selector = opts.endpointSelector ?? new OnLinkFirstSelector(() => localSubnets(opts.interfaceName));
+    this.selector = opts.endpointSelector ?? this.reflectorEndpoints;
     this.log = opts.logger;
     opts.backend.onRecreated(() => {
       this.log.warn('WireGuard interface was re-created; re-applying the mesh');
@@ -162,6 +177,13 @@ export class Agent {
       netmap: this.netmap,
       netmapSource: this.netmapSource,
       device,
+      paths: this.paths?.status() ?? [],
+      netinfo: {
+        reflexive: this.netmap?.self.reflexive ?? [],
+        mappingType: this.netmap?.self.mappingType ?? null,
+        portMapped: this.portMapped,
+        brokerRttMs: this.clock.rttMs,
+      },
     });
   }
 
@@ -214,6 +236,17 @@ export class Agent {
     const e = this.enrollment!;
     if (this.control) return;
     this.state = 'connecting';
+    // Before the saved netmap is applied: the path logic owns every peer's endpoint.
+    this.clock = new ClockOffsetEstimator();
+    this.paths = new PathDriver({
+      selfPublicKey: this.keyPair!.publicKey,
+      backend: this.opts.backend,
+      run: (job) => this.queue.run(job),
+      allowedIpsOf: (key) => this.allowedIpsOf(key),
+      meshUp: () => this.meshUp,
+      send: (report) => this.control?.sendPath(report),
+      logger: this.log,
+    });
     const saved = await this.opts.store.loadNetmap().catch((err: Error) => {
       this.log.warn({ err: err.message }, 'ignoring unreadable saved netmap');
       return null;
@@ -245,13 +278,34 @@ export class Agent {
           this.log.warn({ reason }, 'broker disconnected');
         },
         onDeviceRemoved: () => void this.ops.run(() => this.onDeviceRemoved()),
+        onClockSample: (sample) => this.clock.addSample(sample),
+        onPunch: (msg) => {
+          this.log.info(
+            { peerId: msg.peerId, attemptId: msg.attemptId, candidates: msg.candidates },
+            'punch',
+          );
+          void this.paths?.punch(msg, this.clock.offsetMs ?? 0);
+        },
       },
     });
     this.control = control;
     this.stopWatching = this.opts.watchCandidates((candidates) => {
       this.log.info({ candidates }, 'local candidates');
       control.setEndpoints(candidates);
+      // Our own network changed: rediscover at once (ARCHITECTURE: retry direct on a network change).
+      void this.paths?.networkChanged();
+      this.portMapper?.refresh();
     });
+    if (this.opts.portMapping) {
+      const mapper = this.opts.portMapping(this.opts.listenPort);
+      this.portMapper = mapper;
+      mapper.on('candidate', (c) => {
+        this.portMapped = c?.endpoint ?? null;
+        this.log.info({ portMapped: this.portMapped }, 'port mapping');
+        this.sendNetinfo();
+      });
+      mapper.start();
+    }
     control.start();
   }
 
@@ -276,18 +330,62 @@ export class Agent {
       await this.opts.backend.start();
       this.meshUp = true;
     }
+    this.reflectorEndpoints.setReflectors(netmap.self.reflectors ?? []);
     const desired = desiredConfigFromNetmap(netmap, this.keyPair!.privateKey, this.opts.listenPort);
     const current = await this.opts.backend.getState();
     const update = diffWireGuardConfig(desired, current, this.selector);
     if (!isEmptyUpdate(update)) await this.opts.backend.apply(update);
     await this.opts.network.apply(this.opts.interfaceName, netmap.self.address, netmap.self.overlayPrefix);
+    await this.paths?.setPeersInQueue(this.pathPeers(netmap.peers));
+    this.sendNetinfo();
     this.log.info(
       { serial: netmap.serial, source: kind, peers: netmap.peers.length, changes: update.peers.length },
       'mesh applied',
     );
   }
 
+  /** The path logic's view of the netmap's peers: typed candidates, LAN ones only when on our links. */
+  private pathPeers(peers: readonly NetmapPeer[]): PathPeer[] {
+    const subnets = localSubnets(this.opts.interfaceName);
+    return peers.map((p) => ({
+      peerId: p.id,
+      publicKey: p.publicKey,
+      candidates: p.candidates
+        ? p.candidates.filter(
+            (c) =>
+              c.kind !== 'lan' ||
+              subnets.some((s) => inCidr(c.endpoint.slice(0, c.endpoint.lastIndexOf(':')), s)),
+          )
+        : candidatesFromEndpoints(p.endpoints, subnets),
+    }));
+  }
+
+  private allowedIpsOf(publicKey: string): string[] | null {
+    const peer = this.netmap?.peers.find((p) => p.publicKey === publicKey);
+    if (!peer) return null;
+    return peer.allowedIps.length > 0 ? peer.allowedIps : [`${peer.address}/32`];
+  }
+
+  /** Tells the broker what we know of our NAT, when it changed. */
+  private sendNetinfo(): void {
+    const self = this.netmap?.self;
+    const msg: NetinfoMessage = { type: 'netinfo', reflexive: self?.reflexive ?? [] };
+    if (self?.mappingType) msg.mappingType = self.mappingType;
+    if (this.portMapped) msg.portMapped = this.portMapped;
+    const key = JSON.stringify(msg);
+    if (key === this.lastNetinfo) return;
+    this.lastNetinfo = key;
+    this.control?.setNetinfo(msg);
+  }
+
   private async leaveMesh(): Promise<void> {
+    this.paths?.stop();
+    this.paths = null;
+    const mapper = this.portMapper;
+    this.portMapper = null;
+    this.portMapped = null;
+    this.lastNetinfo = '';
+    await mapper?.stop().catch(() => undefined);
     this.control?.stop();
     this.control = null;
     this.stopWatching?.();

@@ -10,10 +10,18 @@ export function desiredConfigFromNetmap(
   return {
     privateKey,
     listenPort,
-    peers: netmap.peers.map((p) => ({
-      publicKey: p.publicKey,
-      allowedIps: p.allowedIps.length > 0 ? p.allowedIps : [`${p.address}/32`],
-      candidates: p.endpoints,
-    })),
+    peers: [
+      ...netmap.peers.map((p) => ({
+        publicKey: p.publicKey,
+        allowedIps: p.allowedIps.length > 0 ? p.allowedIps : [`${p.address}/32`],
+        candidates: p.endpoints,
+      })),
+      // The broker's reflectors: no routed addresses, only handshakes and keepalives from our port.
+      ...(netmap.self.reflectors ?? []).map((r) => ({
+        publicKey: r.publicKey,
+        allowedIps: [],
+        candidates: [r.endpoint],
+      })),
+    ],
   };
 }

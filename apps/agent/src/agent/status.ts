@@ -1,5 +1,6 @@
 import type { AgentState, NetmapSelf, PeerStatus, StatusResponse } from '@trellis/proto';
 import type { Netmap } from '../control/netmap-tracker';
+import type { PeerPathStatus } from '../path';
 import type { WgDeviceState } from '../wireguard/types';
 
 export interface StatusInputs {
@@ -16,14 +17,23 @@ export interface StatusInputs {
   netmapSource: 'broker' | 'disk' | 'none';
   /** What WireGuard reports now; null when the interface is down. */
   device: WgDeviceState | null;
+  /** The path logic's view of each peer (empty without it). */
+  paths?: PeerPathStatus[];
+  netinfo?: StatusResponse['netinfo'];
 }
 
 /** The netmap merged with what WireGuard itself reports (endpoint in use, handshake, counters). */
 export function buildStatus(i: StatusInputs): StatusResponse {
   const live = new Map((i.device?.peers ?? []).map((p) => [p.publicKey, p]));
+  const paths = new Map((i.paths ?? []).map((p) => [p.peerId, p]));
   const peers: PeerStatus[] = (i.netmap?.peers ?? []).map((p) => {
     const wg = live.get(p.publicKey);
+    const path = paths.get(p.id);
+    const pathFields = path
+      ? { path: path.path, pathSince: new Date(path.since).toISOString(), pathPhase: path.phase }
+      : {};
     return {
+      ...pathFields,
       id: p.id,
       name: p.name,
       dnsName: p.dnsName,
@@ -52,5 +62,6 @@ export function buildStatus(i: StatusInputs): StatusResponse {
     netmapSerial: i.netmap?.serial ?? null,
     netmapSource: i.netmapSource,
     peers,
+    ...(i.netinfo ? { netinfo: i.netinfo } : {}),
   };
 }

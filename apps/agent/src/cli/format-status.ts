@@ -22,6 +22,12 @@ export function formatBytes(n: number): string {
   return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
 }
 
+const PATH_LABELS = {
+  'direct-lan': 'direct LAN',
+  'direct-internet': 'direct internet',
+  none: 'none',
+} as const;
+
 export function formatStatus(s: StatusResponse, now = Date.now()): string {
   const lines: string[] = [];
   const self = s.self;
@@ -42,8 +48,10 @@ export function formatStatus(s: StatusResponse, now = Date.now()): string {
   lines.push(`netmap:     serial ${s.netmapSerial ?? '-'} from ${s.netmapSource}, ${s.peers.length} peers`);
   if (s.peers.length === 0) return `${lines.join('\n')}\n`;
   lines.push('');
-  const rows = [['PEER', 'ADDRESS', 'ENDPOINT', 'CANDIDATES', 'HANDSHAKE', 'RX', 'TX', 'ONLINE']];
+  const rows = [['PEER', 'ADDRESS', 'ENDPOINT', 'CANDIDATES', 'HANDSHAKE', 'RX', 'TX', 'ONLINE', 'PATH']];
   for (const p of s.peers) {
+    const path =
+      p.path === undefined ? '-' : `${PATH_LABELS[p.path]} since ${formatAgo(p.pathSince ?? null, now)}`;
     rows.push([
       p.name,
       p.address,
@@ -53,6 +61,7 @@ export function formatStatus(s: StatusResponse, now = Date.now()): string {
       formatBytes(p.rxBytes),
       formatBytes(p.txBytes),
       p.online ? 'yes' : 'no',
+      path,
     ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

@@ -8,8 +8,11 @@ import {
   type DeltaMessage,
   HEARTBEAT_INTERVAL_MS,
   MAX_CONTROL_FRAME_BYTES,
+  type NetinfoMessage,
   type NetmapMessage,
+  type PathReportMessage,
   PROTOCOL_VERSION,
+  type PunchMessage,
   ServerMessage,
 } from '@trellis/proto';
 import type { Logger } from 'pino';
@@ -27,7 +30,14 @@ export interface ControlClientHandlers {
   onDisconnected(reason: string): void;
   /** The broker closed with deviceRemoved: this device is no longer enrolled. No reconnect. */
   onDeviceRemoved(): void;
+  /** The broker coordinates a hole punch with a peer. */
+  onPunch?(msg: PunchMessage): void;
+  /** A ping's round trip: local send and receive times and the broker's clock (clock offset input). */
+  onClockSample?(sample: { sentAt: number; serverTime: number; receivedAt: number }): void;
 }
+
+/** Pings sent right after authentication, each after the previous pong, so the clock offset is known early. */
+const CLOCK_PINGS = 3;
 
 export interface ControlClientOptions {
   brokerUrl: string;
@@ -41,6 +51,8 @@ export interface ControlClientOptions {
   backoff?: BackoffOptions;
   /** Serial of a netmap loaded from disk, sent as a hint. */
   lastSerial?: number;
+  /** Pings right after authentication for the clock offset (default 3). */
+  clockPings?: number;
 }
 
 type Phase = 'idle' | 'connecting' | 'await-challenge' | 'await-netmap' | 'ready';
@@ -64,6 +76,8 @@ export class ControlClient {
   private pingTimer: unknown = null;
   private lastHeard = 0;
   private endpoints: string[] | null = null;
+  private netinfo: NetinfoMessage | null = null;
+  private clockPingsLeft = 0;
   private closeReason: string | null = null;
   lastError: string | null = null;
 
@@ -172,6 +186,15 @@ export class ControlClient {
         this.onDelta(msg);
         break;
       case 'pong':
+        this.opts.handlers.onClockSample?.({
+          sentAt: msg.t,
+          serverTime: msg.serverTime,
+          receivedAt: this.timers.now(),
+        });
+        this.sendClockPing();
+        break;
+      case 'punch':
+        if (this.phase === 'ready') this.opts.handlers.onPunch?.(msg);
         break;
     }
   }
@@ -223,8 +246,28 @@ export class ControlClient {
     this.lastError = null;
     this.backoff.reset();
     if (this.endpoints) this.send({ type: 'endpoints', endpoints: this.endpoints });
+    if (this.netinfo) this.send(this.netinfo);
+    this.clockPingsLeft = this.opts.clockPings ?? CLOCK_PINGS;
+    this.sendClockPing();
     this.pingTimer = this.timers.setInterval(() => this.heartbeat(), HEARTBEAT_INTERVAL_MS);
     this.opts.handlers.onConnected();
+  }
+
+  private sendClockPing(): void {
+    if (this.clockPingsLeft <= 0 || this.phase !== 'ready') return;
+    this.clockPingsLeft -= 1;
+    this.send({ type: 'ping', t: this.timers.now() });
+  }
+
+  /** The outcome of a path attempt; dropped while disconnected (the next attempt reports again). */
+  sendPath(report: PathReportMessage): void {
+    if (this.phase === 'ready') this.send(report);
+  }
+
+  /** What we know of our own NAT; remembered and sent again on every connection. */
+  setNetinfo(netinfo: NetinfoMessage): void {
+    this.netinfo = netinfo;
+    if (this.phase === 'ready') this.send(netinfo);
   }
 
   private heartbeat(): void {

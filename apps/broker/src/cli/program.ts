@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { AdminRequest } from '@trellis/proto';
-import { Command, CommanderError, Option } from 'commander';
-import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_ZONE } from '../defaults';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_REFLECTOR_PORT, DEFAULT_ZONE } from '../defaults';
 import { parseDuration } from '../domain/setup-key-rules';
 import { BROKER_VERSION } from '../version';
 import { runAdminRequest } from './admin-client';
@@ -74,6 +74,14 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
     .option('--zone <zone>', 'DNS zone of device names', DEFAULT_ZONE)
     .option('--log-level <level>', 'pino log level', 'info')
+    .option(
+      '--reflector-port <port>',
+      'UDP port of the WireGuard endpoint reflector (0: none)',
+      portNumber,
+      DEFAULT_REFLECTOR_PORT,
+    )
+    .option('--reflector-host <ip>', 'IP agents send reflector traffic to (default: the public URL host)')
+    .option('--reflector2 <host:port>', 'second reflector on another IP of this host (classifies NATs)')
     .action(async (flags) => {
       const broker = await serve({ ...flags, dataDir: resolve(flags.dataDir) }, io);
       await new Promise<void>((done) => {
@@ -172,4 +180,10 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     io.err(`error: ${e?.message ?? String(err)}`);
     return 1;
   }
+}
+
+function portNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number');
+  return n;
 }

@@ -11,6 +11,10 @@ export interface ServeFlags {
   tlsKey?: string;
   zone: string;
   logLevel: string;
+  /** 0 disables the reflector; absent picks a free port (the CLI defaults to DEFAULT_REFLECTOR_PORT). */
+  reflectorPort?: number;
+  reflectorHost?: string;
+  reflector2?: string;
 }
 
 /** `HOST:PORT`, `[v6]:PORT` or `:PORT`. */
@@ -38,7 +42,11 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
     tlsKeyFile: flags.tlsKey,
     zone: flags.zone,
     logLevel: flags.logLevel,
+    reflectorPort: flags.reflectorPort === 0 ? false : flags.reflectorPort,
+    reflectorPublicHost: flags.reflectorHost,
+    reflector2: flags.reflector2 ? parseListen(flags.reflector2) : undefined,
   });
+  for (const r of broker.reflectors?.info ?? []) io.out(`reflector: ${r.endpoint} key ${r.publicKey}`);
   io.out(`trellis-broker listening on ${broker.url}`);
   io.out(`fingerprint: sha256 ${broker.fingerprint}`);
   io.out(`certificate: ${broker.certFile}`);

@@ -1,5 +1,7 @@
+import type { ReflectorInfo } from '@trellis/proto';
 import type { DeviceState } from '../domain/netmap-builder';
 import { AccountNetmap } from '../domain/netmap-builder';
+import type { PunchCoordinator } from '../punch/punch-coordinator';
 import type { ControlSession } from './control-session';
 
 const MAX_WINDOW_MS = 250;
@@ -23,20 +25,29 @@ export class AccountHub {
     coalesceMs: number,
     serial: number,
     devices: DeviceState[],
+    reflectors: readonly ReflectorInfo[] = [],
   ) {
-    const netmap = new AccountNetmap(accountName, zone, serial);
+    const netmap = new AccountNetmap(accountName, zone, serial, reflectors);
     for (const d of devices) netmap.upsert(d);
     netmap.takeChanges();
     return new AccountHub(netmap, coalesceMs);
   }
 
+  /** Set by the ControlHub: punches pairs of this account's connected devices. */
+  punches: PunchCoordinator | null = null;
+
   upsert(device: DeviceState, serial: number): void {
+    const before = this.netmap.punchView(device.id);
     this.netmap.upsert(device, serial);
     this.schedule();
+    const after = this.netmap.punchView(device.id);
+    if (this.sessions.has(device.id) && JSON.stringify(before) !== JSON.stringify(after))
+      this.punches?.deviceChanged(device.id);
   }
 
   remove(deviceId: string, serial: number): void {
     this.netmap.remove(deviceId, serial);
+    this.punches?.deviceGone(deviceId);
     this.schedule();
   }
 
@@ -49,11 +60,14 @@ export class AccountHub {
     this.sessions.set(session.deviceId, session);
     session.serial = serial;
     session.send(frame, 'netmap');
+    this.punches?.deviceOnline(session.deviceId);
     return true;
   }
 
   detach(session: ControlSession): void {
-    if (this.sessions.get(session.deviceId) === session) this.sessions.delete(session.deviceId);
+    if (this.sessions.get(session.deviceId) !== session) return;
+    this.sessions.delete(session.deviceId);
+    this.punches?.deviceGone(session.deviceId);
   }
 
   /**
@@ -85,6 +99,7 @@ export class AccountHub {
   }
 
   dispose(): void {
+    this.punches?.dispose();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }

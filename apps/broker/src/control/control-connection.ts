@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { BrokerAuthenticator, newNonce } from '@trellis/crypto';
-import { ClientMessage, CloseCode, type HelloMessage, PROTOCOL_VERSION } from '@trellis/proto';
+import {
+  ClientMessage,
+  CloseCode,
+  type HelloMessage,
+  type PathReportMessage,
+  PROTOCOL_VERSION,
+} from '@trellis/proto';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { withObservedCandidate } from '../domain/observed-candidate';
@@ -20,6 +26,8 @@ export interface ControlConnectionDeps {
   authTimeoutMs: number;
   /** Prefix of connection ids made by this instance. */
   instanceId: string;
+  /** An agent's outcome of a path attempt (the punch coordinator's input). */
+  onPathReport?: (deviceId: string, report: PathReportMessage) => void;
 }
 
 type State =
@@ -113,6 +121,13 @@ export class ControlConnection {
             this.state.session.deviceId,
             withObservedCandidate(msg.endpoints, this.remoteAddress),
           );
+        if (msg.type === 'netinfo')
+          return this.deps.devices.setLearned(
+            { deviceId: this.state.session.deviceId },
+            'portmapped',
+            msg.portMapped ? [msg.portMapped] : [],
+          );
+        if (msg.type === 'path') return this.deps.onPathReport?.(this.state.session.deviceId, msg);
         return this.fail(CloseCode.badMessage, 'bad_message', `unexpected ${msg.type} after authentication`);
     }
   }

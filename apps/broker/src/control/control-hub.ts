@@ -1,6 +1,7 @@
-import { CloseCode } from '@trellis/proto';
+import { CloseCode, type PathReportMessage, type ReflectorInfo } from '@trellis/proto';
 import type { Logger } from 'pino';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
+import { PunchCoordinator, type PunchCoordinatorOptions } from '../punch/punch-coordinator';
 import type { DevicesService } from '../services/devices.service';
 import { AccountHub } from './account-hub';
 import type { ControlSession } from './control-session';
@@ -24,7 +25,16 @@ export class ControlHub {
   constructor(
     private readonly devices: DevicesService,
     private readonly bus: EventBus,
-    private readonly opts: { zone: string; coalesceMs: number; logger: Logger },
+    private readonly opts: {
+      zone: string;
+      coalesceMs: number;
+      logger: Logger;
+      reflectors?: readonly ReflectorInfo[];
+      /** Punch timings (tests). */
+      punch?: Partial<
+        Pick<PunchCoordinatorOptions, 'startDelayMs' | 'deadlineMs' | 'settleMs' | 'backoffInitialMs'>
+      >;
+    },
   ) {}
 
   start(): void {
@@ -74,7 +84,17 @@ export class ControlHub {
           this.opts.coalesceMs,
           state.serial,
           state.devices,
+          this.opts.reflectors ?? [],
         );
+        const punches = new PunchCoordinator({
+          device: (id) => hub.netmap.punchView(id),
+          connected: () => hub.sessions.keys(),
+          send: (id, msg) => hub.sessions.get(id)?.send(JSON.stringify(msg), 'punch'),
+          logger: this.opts.logger,
+          reflectorsRun: (this.opts.reflectors ?? []).length > 0,
+          ...this.opts.punch,
+        });
+        hub.punches = punches;
         // Events that raced with the load: only those newer than the state read still apply.
         for (const e of buffered) if ('serial' in e && e.serial > state.serial) this.apply(hub, e);
         this.hubs.set(accountId, hub);
@@ -111,6 +131,13 @@ export class ControlHub {
     if (hub.sessions.size > 0 || this.hubs.get(accountId) !== hub) return;
     hub.dispose();
     this.hubs.delete(accountId);
+  }
+
+  /** A device's `path` report: the punch coordinator of its account decides on retries. */
+  pathReport(deviceId: string, report: PathReportMessage): void {
+    const session = this.byDevice.get(deviceId);
+    if (!session) return;
+    this.hubs.get(session.accountId)?.punches?.report(deviceId, report);
   }
 
   /** Sends pending deltas now (tests and shutdown). */

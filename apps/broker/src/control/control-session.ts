@@ -5,6 +5,6 @@ export interface ControlSession {
   readonly connectionId: string;
   /** Serial of the last netmap or delta frame sent on this connection (before the snapshot: its minimum). */
   serial: number;
-  send(frame: string, type: 'netmap' | 'delta'): void;
+  send(frame: string, type: 'netmap' | 'delta' | 'punch'): void;
   close(code: number, reason: string): void;
 }

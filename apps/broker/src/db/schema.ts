@@ -1,3 +1,4 @@
+import type { Candidate } from '@trellis/proto';
 import { sql } from 'drizzle-orm';
 import {
   bigint,
@@ -81,6 +82,10 @@ export const devices = pgTable(
     publicKey: text('public_key').notNull().unique(),
     address: text('address').notNull(),
     endpoints: jsonb('endpoints').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    /** Addresses learned about the device (reflexive from the reflectors, port-mapped from the agent). */
+    netCandidates: jsonb('net_candidates').$type<Candidate[]>().notNull().default(sql`'[]'::jsonb`),
+    /** NAT mapping behaviour, from two reflectors or the agent's netinfo; null when unknown. */
+    mappingType: text('mapping_type', { enum: ['endpoint-independent', 'endpoint-dependent', 'unknown'] }),
     /** Id of the control connection that holds the device online; null when offline. */
     connectionId: text('connection_id'),
     lastSeen: timestamp('last_seen', { withTimezone: true }),

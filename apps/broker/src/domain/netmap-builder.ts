@@ -1,5 +1,7 @@
-import type { NetmapPeer, NetmapSelf } from '@trellis/proto';
+import type { Candidate, MappingType, NetmapPeer, NetmapSelf, ReflectorInfo } from '@trellis/proto';
 import { OVERLAY_PREFIX } from '@trellis/proto';
+import type { PunchDevice } from '../punch/punch-coordinator';
+import { deviceCandidates } from './device-candidates';
 
 /** What the netmap needs to know about one device. */
 export interface DeviceState {
@@ -9,6 +11,9 @@ export interface DeviceState {
   address: string;
   endpoints: string[];
   online: boolean;
+  /** Reflexive and port-mapped addresses the broker learned (absent: none). */
+  learned?: Candidate[];
+  mappingType?: MappingType | null;
 }
 
 interface Entry {
@@ -21,6 +26,8 @@ interface Entry {
 export interface ChangeBatch {
   upserts: Map<string, string>;
   removes: Set<string>;
+  /** Devices whose view of themselves (reflexive addresses, NAT type) changed. */
+  selfChanged: Set<string>;
   /** Delta body for viewers outside the batch (null: nothing to send), computed on first use. */
   sharedBody?: string | null;
 }
@@ -32,7 +39,7 @@ export interface ChangeBatch {
  */
 export class AccountNetmap {
   private readonly entries = new Map<string, Entry>();
-  private pending: ChangeBatch = { upserts: new Map(), removes: new Set() };
+  private pending: ChangeBatch = { upserts: new Map(), removes: new Set(), selfChanged: new Set() };
   /** Highest change serial applied. */
   serial: number;
 
@@ -40,6 +47,8 @@ export class AccountNetmap {
     readonly accountName: string,
     readonly zone: string,
     serial = 0,
+    /** The broker's endpoint reflectors, put into every device's NetmapSelf. */
+    private readonly reflectors: readonly ReflectorInfo[] = [],
   ) {
     this.serial = serial;
   }
@@ -50,6 +59,19 @@ export class AccountNetmap {
 
   get(id: string): DeviceState | undefined {
     return this.entries.get(id)?.state;
+  }
+
+  /** What the punch coordinator needs of a device: its typed candidates and NAT mapping. */
+  punchView(id: string): PunchDevice | undefined {
+    const e = this.entries.get(id);
+    if (!e) return undefined;
+    const { state } = e;
+    return {
+      id,
+      publicKey: state.publicKey,
+      candidates: deviceCandidates(state.endpoints, state.learned ?? []),
+      mappingType: state.mappingType,
+    };
   }
 
   dnsName(name: string): string {
@@ -73,13 +95,16 @@ export class AccountNetmap {
       address: state.address,
       allowedIps: [`${state.address}/32`],
       endpoints: state.endpoints,
+      candidates: deviceCandidates(state.endpoints, state.learned ?? []),
       online: state.online,
     };
     const fragment = JSON.stringify(peer);
     const previous = this.entries.get(state.id);
     this.bump(serial);
-    if (previous && previous.fragment === fragment) return;
+    const selfChanged = previous !== undefined && !sameSelfView(previous.state, state);
+    if (previous && previous.fragment === fragment && !selfChanged) return;
     this.entries.set(state.id, { state, fragment });
+    if (selfChanged) this.pending.selfChanged.add(state.id);
     this.pending.removes.delete(state.id);
     this.pending.upserts.set(state.id, fragment);
   }
@@ -98,7 +123,7 @@ export class AccountNetmap {
   self(id: string): NetmapSelf | undefined {
     const e = this.entries.get(id);
     if (!e) return undefined;
-    return {
+    const self: NetmapSelf = {
       id,
       name: e.state.name,
       dnsName: this.dnsName(e.state.name),
@@ -106,6 +131,11 @@ export class AccountNetmap {
       accountName: this.accountName,
       overlayPrefix: OVERLAY_PREFIX,
     };
+    if (this.reflectors.length > 0) self.reflectors = [...this.reflectors];
+    const reflexive = (e.state.learned ?? []).filter((c) => c.kind === 'reflexive').map((c) => c.endpoint);
+    if (reflexive.length > 0) self.reflexive = reflexive;
+    if (e.state.mappingType) self.mappingType = e.state.mappingType;
+    return self;
   }
 
   /** The full `netmap` frame for one device, or undefined if the device is not in the account. */
@@ -124,14 +154,14 @@ export class AccountNetmap {
   /** Hands out the changes since the last call and starts a new batch. */
   takeChanges(): ChangeBatch {
     const batch = this.pending;
-    this.pending = { upserts: new Map(), removes: new Set() };
+    this.pending = { upserts: new Map(), removes: new Set(), selfChanged: new Set() };
     return batch;
   }
 
   /** The `delta` frame of a batch for one device, or undefined when nothing in it concerns the device. */
   deltaFrame(batch: ChangeBatch, viewerId: string, serial: number): string | undefined {
     // Most viewers are not part of the batch: they share one body, built once per batch.
-    if (!batch.upserts.has(viewerId) && !batch.removes.has(viewerId)) {
+    if (!batch.upserts.has(viewerId) && !batch.removes.has(viewerId) && !batch.selfChanged.has(viewerId)) {
       batch.sharedBody ??= this.deltaBody(batch, undefined);
       return batch.sharedBody === null
         ? undefined
@@ -148,7 +178,18 @@ export class AccountNetmap {
     }
     const removes: string[] = [];
     for (const peerId of batch.removes) if (peerId !== viewerId) removes.push(peerId);
-    if (upserts.length === 0 && removes.length === 0) return null;
-    return `"upsert":[${upserts.join(',')}],"remove":${JSON.stringify(removes)}`;
+    // A viewer whose own entry changed gets its self (reflexive addresses, NAT type) along.
+    const self = viewerId !== undefined && batch.selfChanged.has(viewerId) ? this.self(viewerId) : undefined;
+    if (upserts.length === 0 && removes.length === 0 && !self) return null;
+    const selfPart = self ? `,"self":${JSON.stringify(self)}` : '';
+    return `"upsert":[${upserts.join(',')}],"remove":${JSON.stringify(removes)}${selfPart}`;
   }
+}
+
+/** Whether what a device sees of itself is unchanged (it is not part of the peer fragment). */
+function sameSelfView(a: DeviceState, b: DeviceState): boolean {
+  return (
+    JSON.stringify(a.learned ?? []) === JSON.stringify(b.learned ?? []) &&
+    (a.mappingType ?? null) === (b.mappingType ?? null)
+  );
 }

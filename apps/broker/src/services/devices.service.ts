@@ -1,8 +1,9 @@
-import { type DeviceInfo, OVERLAY_PREFIX } from '@trellis/proto';
+import { type CandidateKind, type DeviceInfo, type MappingType, OVERLAY_PREFIX } from '@trellis/proto';
 import { and, count, eq, gt, inArray, like, lte, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/database';
 import { accounts, type DeviceRow, devices, releasedAddresses, setupKeys } from '../db/schema';
 import { AddressAllocator, AddressPoolExhaustedError } from '../domain/address-allocator';
+import { replaceLearned } from '../domain/device-candidates';
 import { conflict, DomainError, notFound } from '../domain/errors';
 import { toDnsLabel, uniqueLabel } from '../domain/names';
 import type { DeviceState } from '../domain/netmap-builder';
@@ -50,6 +51,8 @@ export function toDeviceState(row: DeviceRow): DeviceState {
     address: row.address,
     endpoints: row.endpoints,
     online: row.connectionId !== null,
+    learned: row.netCandidates,
+    mappingType: row.mappingType,
   };
 }
 
@@ -327,6 +330,56 @@ export class DevicesService {
         .update(devices)
         .set({ endpoints, lastSeen: new Date() })
         .where(eq(devices.id, deviceId))
+        .returning();
+      return { row: row!, serial: await bumpSerial(tx, current.accountId) };
+    });
+    if (change) {
+      await this.bus.publish({
+        kind: 'device-upsert',
+        accountId: change.row.accountId,
+        serial: change.serial,
+        device: toDeviceState(change.row),
+      });
+    }
+  }
+
+  /** Whether a WireGuard public key belongs to an enrolled device (the reflector's filter). */
+  async isEnrolledKey(publicKey: string): Promise<boolean> {
+    const [row] = await this.db
+      .select({ id: devices.id })
+      .from(devices)
+      .where(eq(devices.publicKey, publicKey));
+    return row !== undefined;
+  }
+
+  /**
+   * Replaces the device's learned addresses of one kind (reflexive from the reflectors, portmapped
+   * from the agent) and, when given, its NAT mapping type. Publishes only when something changed.
+   */
+  async setLearned(
+    by: { deviceId: string } | { publicKey: string },
+    kind: CandidateKind,
+    endpoints: readonly string[] | undefined,
+    mappingType?: MappingType,
+  ): Promise<void> {
+    const where = 'deviceId' in by ? eq(devices.id, by.deviceId) : eq(devices.publicKey, by.publicKey);
+    const change = await this.db.transaction(async (tx) => {
+      const [current] = await tx.select().from(devices).where(where).for('update');
+      if (!current) return undefined;
+      const learned =
+        endpoints === undefined
+          ? current.netCandidates
+          : replaceLearned(current.netCandidates, kind, endpoints);
+      const mapping = mappingType ?? current.mappingType;
+      if (
+        JSON.stringify(learned) === JSON.stringify(current.netCandidates) &&
+        mapping === current.mappingType
+      )
+        return undefined;
+      const [row] = await tx
+        .update(devices)
+        .set({ netCandidates: learned, mappingType: mapping })
+        .where(eq(devices.id, current.id))
         .returning();
       return { row: row!, serial: await bumpSerial(tx, current.accountId) };
     });

@@ -1,0 +1,136 @@
+import type { PathReportMessage, PunchMessage } from '@trellis/proto';
+import type { Logger } from 'pino';
+import {
+  observationsFromDevice,
+  type PathEffect,
+  PathManager,
+  type PathPeer,
+  type PeerPathStatus,
+  wgUpdateForEffect,
+} from '../path';
+import type { WireGuardBackend } from '../wireguard/backend';
+import { isEmptyUpdate } from '../wireguard/types';
+
+export interface PathDriverDeps {
+  selfPublicKey: string;
+  backend: WireGuardBackend;
+  /** Runs a job in the agent's mesh queue, so endpoint changes never interleave with a config diff. */
+  run(job: () => Promise<void>): Promise<void>;
+  /** The netmap's allowed IPs for a peer key; null when WireGuard does not have the peer (yet). */
+  allowedIpsOf(publicKey: string): string[] | null;
+  /** Whether WireGuard is up (no UAPI reads before the interface exists). */
+  meshUp(): boolean;
+  send(message: PathReportMessage): void;
+  logger: Logger;
+  now?: () => number;
+}
+
+/**
+ * The IO around the sans-IO PathManager: carries out its effects (UAPI changes, reports), keeps one
+ * timer for its next wake-up, and on every wake-up feeds it WireGuard's handshakes, then ticks it.
+ */
+export class PathDriver {
+  private readonly manager: PathManager;
+  private readonly now: () => number;
+  private timer: NodeJS.Timeout | null = null;
+  private wakeAt: number | null = null;
+  private stopped = false;
+
+  constructor(private readonly deps: PathDriverDeps) {
+    this.manager = new PathManager(deps.selfPublicKey);
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** The netmap's peers; call from inside the mesh queue, right after WireGuard got the netmap. */
+  setPeersInQueue(peers: PathPeer[]): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return this.execute(this.manager.setPeers(peers, this.now()));
+  }
+
+  punch(msg: PunchMessage, clockOffsetMs: number): Promise<void> {
+    return this.handle((now) => this.manager.punch(msg, clockOffsetMs, now));
+  }
+
+  networkChanged(): Promise<void> {
+    return this.handle((now) => this.manager.networkChanged(now));
+  }
+
+  status(): PeerPathStatus[] {
+    return this.manager.status();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private handle(step: (now: number) => PathEffect[]): Promise<void> {
+    return this.deps
+      .run(async () => {
+        if (this.stopped) return;
+        await this.execute(step(this.now()));
+      })
+      .catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'path step failed'));
+  }
+
+  /** Wake-up: fresh handshakes first, then the clock. */
+  private wake(): Promise<void> {
+    return this.deps
+      .run(async () => {
+        if (this.stopped || !this.deps.meshUp()) return this.reschedule(this.now() + 1000);
+        const state = await this.deps.backend.getState();
+        await this.execute(this.manager.observe(observationsFromDevice(state), this.now()));
+        await this.execute(this.manager.tick(this.now()));
+      })
+      .catch((err: Error) => {
+        this.deps.logger.warn({ err: err.message }, 'path tick failed');
+        this.reschedule(this.now() + 1000);
+      });
+  }
+
+  private async execute(effects: PathEffect[]): Promise<void> {
+    for (const e of effects) {
+      switch (e.type) {
+        case 'set-endpoint':
+        case 'readd-peer': {
+          const update = wgUpdateForEffect(e, this.deps.allowedIpsOf(e.publicKey));
+          if (!isEmptyUpdate(update)) await this.deps.backend.apply(update);
+          break;
+        }
+        case 'send':
+          this.logReport(e.message);
+          this.deps.send(e.message);
+          break;
+        case 'schedule-tick':
+          this.reschedule(e.at);
+          break;
+      }
+    }
+  }
+
+  private logReport(m: PathReportMessage): void {
+    const fields = { peerId: m.peerId, attemptId: m.attemptId, endpoint: m.endpoint, kind: m.kind };
+    this.deps.logger.info({ ...fields, elapsedMs: m.elapsedMs }, `path ${m.result}`);
+  }
+
+  /** One timer: the earliest wake-up asked for wins; a later ask replaces it (the manager's contract). */
+  private reschedule(at: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.wakeAt = at;
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        this.wakeAt = null;
+        void this.wake();
+      },
+      Math.max(0, at - this.now()),
+    );
+  }
+
+  /** When the driver will next look at WireGuard (local ms), for diagnostics. */
+  get nextWakeAt(): number | null {
+    return this.wakeAt;
+  }
+}

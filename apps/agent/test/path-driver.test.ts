@@ -1,0 +1,96 @@
+import type { PathReportMessage } from '@trellis/proto';
+import pino from 'pino';
+import { PathDriver } from '../src/agent/path-driver';
+import { ReflectorEndpoints } from '../src/agent/reflector-endpoints';
+import { SerialQueue } from '../src/agent/serial-queue';
+import type { WireGuardBackend } from '../src/wireguard/backend';
+import type { WgConfigUpdate, WgDeviceState } from '../src/wireguard/types';
+
+const SELF = 'A'.repeat(43) + '=';
+const PEER = 'B'.repeat(43) + '=';
+
+/** A WireGuard that records updates and reports what the test says about handshakes. */
+class FakeBackend implements WireGuardBackend {
+  readonly kind = 'userspace' as const;
+  readonly interfaceName = 'fake0';
+  readonly applied: WgConfigUpdate[] = [];
+  state: WgDeviceState = { privateKey: null, listenPort: 51820, peers: [] };
+  async start(): Promise<void> {}
+  async getState(): Promise<WgDeviceState> {
+    return this.state;
+  }
+  async apply(update: WgConfigUpdate): Promise<void> {
+    this.applied.push(update);
+  }
+  async stop(): Promise<void> {}
+  onRecreated(): void {}
+}
+
+describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
+  it('re-adds the peer at its candidate, polls handshakes, and reports the direct path', async () => {
+    const backend = new FakeBackend();
+    const queue = new SerialQueue();
+    const sent: PathReportMessage[] = [];
+    const driver = new PathDriver({
+      selfPublicKey: SELF,
+      backend,
+      run: (job) => queue.run(job),
+      allowedIpsOf: (key) => (key === PEER ? ['100.64.0.2/32'] : null),
+      meshUp: () => true,
+      send: (m) => sent.push(m),
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      await queue.run(() =>
+        driver.setPeersInQueue([
+          {
+            peerId: 'peer-b',
+            publicKey: PEER,
+            candidates: [{ endpoint: '192.0.2.12:51820', kind: 'reflexive', priority: 1 }],
+          },
+        ]),
+      );
+      // A re-add (remove + add with endpoint, allowed IPs, keepalive) makes WireGuard initiate at once.
+      expect(backend.applied[0]).toEqual({
+        peers: [
+          { publicKey: PEER, remove: true },
+          {
+            publicKey: PEER,
+            endpoint: '192.0.2.12:51820',
+            persistentKeepalive: 25,
+            allowedIps: ['100.64.0.2/32'],
+          },
+        ],
+      });
+      // WireGuard completes a handshake; the driver's next poll sees it.
+      backend.state = {
+        ...backend.state,
+        peers: [
+          {
+            publicKey: PEER,
+            endpoint: '192.0.2.12:51820',
+            allowedIps: ['100.64.0.2/32'],
+            persistentKeepalive: 25,
+            lastHandshakeSec: Math.ceil(Date.now() / 1000) + 1,
+            rxBytes: 92,
+            txBytes: 148,
+          },
+        ],
+      };
+      const deadline = Date.now() + 10_000;
+      while (sent.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(sent[0]).toMatchObject({ type: 'path', peerId: 'peer-b', result: 'direct', kind: 'reflexive' });
+      expect(driver.status()[0]).toMatchObject({ path: 'direct-internet', endpoint: '192.0.2.12:51820' });
+    } finally {
+      driver.stop();
+    }
+  });
+
+  it('keeps reflector peers on the reflector and leaves mesh peers to the path logic', () => {
+    const sel = new ReflectorEndpoints();
+    sel.setReflectors([{ publicKey: PEER, endpoint: '198.51.100.10:41641' }]);
+    expect(sel.select(PEER, [], null)).toBe('198.51.100.10:41641');
+    expect(sel.select(PEER, [], '198.51.100.10:41641')).toBeNull();
+    expect(sel.select(SELF, ['192.0.2.1:1'], null)).toBeNull();
+  });
+});

@@ -1,0 +1,210 @@
+import { randomBytes } from 'node:crypto';
+import { MAX_PUNCH_CANDIDATES, type PathReportMessage, type PunchMessage } from '@trellis/proto';
+import type { Logger } from 'pino';
+import { candidatesFor, type PunchSide, punchable } from './punch-plan';
+
+export interface PunchDevice extends PunchSide {
+  id: string;
+  publicKey: string;
+}
+
+export interface PunchCoordinatorOptions {
+  /** The device as the netmap has it now (undefined: gone). */
+  device(id: string): PunchDevice | undefined;
+  /** Devices with a control connection on this instance. */
+  connected(): Iterable<string>;
+  send(deviceId: string, msg: PunchMessage): void;
+  logger: Logger;
+  now?: () => number;
+  /** How far ahead the shared start is; must cover delivery to both agents. */
+  startDelayMs?: number;
+  /** Per-candidate deadline the agents get. */
+  deadlineMs?: number;
+  /** Wait this long after a change before punching, so bursts (online, then reflexive) send one punch. */
+  settleMs?: number;
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  /** The broker runs endpoint reflectors: wait for both sides' reflexive candidates before punching. */
+  reflectorsRun?: boolean;
+}
+
+interface PairState {
+  timer: NodeJS.Timeout | null;
+  /** The candidate lists last punched with; the same lists are not punched again unless one failed. */
+  lastSig: string | null;
+  failures: number;
+  attempts: Set<string>;
+  /** Devices of the pair whose agent reported a direct path and no failure since. */
+  directSides: Set<string>;
+  /** Recent failed attempts already counted. */
+  countedFailures: string[];
+}
+
+function pairKey(x: string, y: string): string {
+  return x < y ? `${x}|${y}` : `${y}|${x}`;
+}
+
+/**
+ * The broker side of hole punching (ARCHITECTURE "Hole punching, coordinated by the broker"). When
+ * both devices of a pair are connected (here), their candidates change, or an attempt failed (with
+ * backoff), both get a `punch` with the other's candidates and one start time in the broker's clock.
+ * Pairs whose NAT classification rules out a direct path are not attempted.
+ * Only pairs whose two control connections are on this instance are coordinated.
+ */
+export class PunchCoordinator {
+  private readonly pairs = new Map<string, PairState>();
+  private readonly attemptPair = new Map<string, string>();
+  private readonly now: () => number;
+  private readonly startDelayMs: number;
+  private readonly deadlineMs: number;
+  private readonly settleMs: number;
+  private readonly backoffInitialMs: number;
+  private readonly backoffMaxMs: number;
+
+  constructor(private readonly opts: PunchCoordinatorOptions) {
+    this.now = opts.now ?? Date.now;
+    this.startDelayMs = opts.startDelayMs ?? 300;
+    this.deadlineMs = opts.deadlineMs ?? 1500;
+    this.settleMs = opts.settleMs ?? 100;
+    this.backoffInitialMs = opts.backoffInitialMs ?? 5_000;
+    this.backoffMaxMs = opts.backoffMaxMs ?? 300_000;
+  }
+
+  /** A device (re)connected: its agent starts from scratch, so punch even unchanged or direct pairs. */
+  deviceOnline(id: string): void {
+    for (const [key, pair] of this.pairs) {
+      if (!key.split('|').includes(id)) continue;
+      pair.lastSig = null;
+      pair.directSides.clear();
+    }
+    this.deviceChanged(id);
+  }
+
+  /** A device's candidates / NAT type changed: punch it with every connected peer. */
+  deviceChanged(id: string): void {
+    for (const other of this.opts.connected()) if (other !== id) this.schedule(id, other, this.settleMs);
+  }
+
+  deviceGone(id: string): void {
+    for (const [key, pair] of this.pairs) {
+      if (!key.split('|').includes(id)) continue;
+      if (pair.timer) clearTimeout(pair.timer);
+      for (const a of pair.attempts) this.attemptPair.delete(a);
+      this.pairs.delete(key);
+    }
+  }
+
+  /**
+   * An agent's outcome. A pair both of whose agents report a direct path (punched, or found by the
+   * agents themselves) is direct: candidate changes no longer punch it (WireGuard roaming keeps a
+   * working path). Any failure, from either side and of any attempt (the agents' own ones too: one
+   * side can believe in a path the other lost), makes the pair punched again: at once after the
+   * first failure, then with backoff.
+   */
+  report(deviceId: string, r: PathReportMessage): void {
+    const key = pairKey(deviceId, r.peerId);
+    const fromAttempt = this.attemptPair.get(r.attemptId);
+    if (fromAttempt !== undefined && fromAttempt !== key) return; // not this device's attempt
+    const pair = this.pairs.get(key) ?? this.newPair(key);
+    if (r.result === 'direct') {
+      pair.directSides.add(deviceId);
+      if (pair.directSides.size === 2) pair.failures = 0;
+      this.opts.logger.info(
+        { deviceId, peerId: r.peerId, attemptId: r.attemptId, elapsedMs: r.elapsedMs },
+        'path direct',
+      );
+      return;
+    }
+    if (fromAttempt !== undefined) {
+      this.attemptPair.delete(r.attemptId);
+      pair.attempts.delete(r.attemptId);
+    }
+    pair.directSides.delete(deviceId);
+    // Both sides report a failed punch: it counts once.
+    const failureId =
+      fromAttempt !== undefined || r.attemptId.startsWith('punch:')
+        ? r.attemptId
+        : `${deviceId}/${r.attemptId}`;
+    if (pair.countedFailures.includes(failureId)) return;
+    pair.countedFailures.push(failureId);
+    if (pair.countedFailures.length > 16) pair.countedFailures.shift();
+    pair.failures += 1;
+    pair.lastSig = null;
+    const delay =
+      pair.failures === 1
+        ? this.settleMs
+        : Math.min(this.backoffMaxMs, this.backoffInitialMs * 2 ** (pair.failures - 2));
+    this.opts.logger.info(
+      { deviceId, peerId: r.peerId, attemptId: r.attemptId, retryInMs: delay },
+      'path failed',
+    );
+    const [a, b] = key.split('|') as [string, string];
+    this.schedule(a, b, delay);
+  }
+
+  dispose(): void {
+    for (const pair of this.pairs.values()) if (pair.timer) clearTimeout(pair.timer);
+    this.pairs.clear();
+    this.attemptPair.clear();
+  }
+
+  private newPair(key: string): PairState {
+    const pair: PairState = {
+      timer: null,
+      lastSig: null,
+      failures: 0,
+      attempts: new Set(),
+      directSides: new Set(),
+      countedFailures: [],
+    };
+    this.pairs.set(key, pair);
+    return pair;
+  }
+
+  private schedule(x: string, y: string, delayMs: number, replace = false): void {
+    const key = pairKey(x, y);
+    const pair = this.pairs.get(key) ?? this.newPair(key);
+    if (pair.timer && !replace) return;
+    if (pair.timer) clearTimeout(pair.timer);
+    const state = pair;
+    state.timer = setTimeout(() => {
+      state.timer = null;
+      this.punch(key, state);
+    }, delayMs);
+  }
+
+  private punch(key: string, pair: PairState): void {
+    const [aId, bId] = key.split('|') as [string, string];
+    const connected = new Set(this.opts.connected());
+    const a = this.opts.device(aId);
+    const b = this.opts.device(bId);
+    if (!a || !b || !connected.has(aId) || !connected.has(bId)) return;
+    if (pair.directSides.size === 2) return; // a working path is not torn down for a new attempt
+    if (!punchable(a, b, this.opts.reflectorsRun)) {
+      this.opts.logger.info(
+        { a: aId, b: bId },
+        'punch skipped: no UDP seen from a side yet, or both NATs symmetric',
+      );
+      return;
+    }
+    const forA = candidatesFor(a, b).slice(0, MAX_PUNCH_CANDIDATES);
+    const forB = candidatesFor(b, a).slice(0, MAX_PUNCH_CANDIDATES);
+    if (forA.length === 0 || forB.length === 0) return;
+    const sig = JSON.stringify([forA, forB]);
+    if (sig === pair.lastSig) return;
+    pair.lastSig = sig;
+    const attemptId = `punch:${randomBytes(6).toString('hex')}`;
+    // Attempts nobody reported on are forgotten after a few newer ones.
+    for (const old of [...pair.attempts].slice(0, Math.max(0, pair.attempts.size - 3))) {
+      pair.attempts.delete(old);
+      this.attemptPair.delete(old);
+    }
+    pair.attempts.add(attemptId);
+    this.attemptPair.set(attemptId, key);
+    const startAt = this.now() + this.startDelayMs;
+    const base = { type: 'punch' as const, attemptId, startAt, deadlineMs: this.deadlineMs };
+    this.opts.send(aId, { ...base, peerId: bId, peerPublicKey: b.publicKey, candidates: forA });
+    this.opts.send(bId, { ...base, peerId: aId, peerPublicKey: a.publicKey, candidates: forB });
+    this.opts.logger.info({ a: aId, b: bId, attemptId, forA, forB }, 'punch sent');
+  }
+}

@@ -1,0 +1,189 @@
+import type { Candidate, PunchMessage } from '@trellis/proto';
+import pino from 'pino';
+import { PunchCoordinator, type PunchDevice } from '../../src/punch/punch-coordinator';
+import { candidatesFor, punchable } from '../../src/punch/punch-plan';
+
+const KEY_A = 'A'.repeat(43) + '=';
+const KEY_B = 'B'.repeat(43) + '=';
+
+function cand(endpoint: string, kind: Candidate['kind'], priority: number): Candidate {
+  return { endpoint, kind, priority };
+}
+
+const a: PunchDevice = {
+  id: 'a',
+  publicKey: KEY_A,
+  candidates: [cand('10.1.0.10:51820', 'lan', 4000), cand('192.0.2.11:51820', 'reflexive', 2000)],
+  mappingType: 'endpoint-independent',
+};
+const b: PunchDevice = {
+  id: 'b',
+  publicKey: KEY_B,
+  candidates: [cand('10.2.0.10:51820', 'lan', 4000), cand('192.0.2.12:40000', 'reflexive', 2000)],
+  mappingType: 'endpoint-dependent',
+};
+
+describe('punch plan', () => {
+  it('sends LAN candidates only to a device behind the same public address', () => {
+    expect(candidatesFor(a, b).map((c) => c.kind)).toEqual(['reflexive']);
+    const a2 = {
+      ...a,
+      candidates: [cand('10.1.0.11:51820', 'lan', 4000), cand('192.0.2.11:3333', 'reflexive', 2000)],
+    };
+    expect(candidatesFor(a, a2).map((c) => c.endpoint)).toEqual(['10.1.0.11:51820', '192.0.2.11:3333']);
+  });
+
+  it('skips two NATs that both map per destination, unless a port is forwarded or they share an address', () => {
+    const sym = { ...b, candidates: [cand('192.0.2.13:1111', 'reflexive', 2000)] };
+    expect(punchable(a, b)).toBe(true);
+    expect(punchable(b, sym)).toBe(false);
+    expect(
+      punchable(b, { ...sym, candidates: [...sym.candidates, cand('192.0.2.13:51820', 'portmapped', 3000)] }),
+    ).toBe(true);
+    expect(punchable(b, { ...sym, candidates: [cand('192.0.2.12:2222', 'reflexive', 2000)] })).toBe(true);
+  });
+
+  it('with reflectors running, waits until both sides have a reflexive candidate', () => {
+    const noUdp = { ...a, candidates: [cand('192.0.2.20:51820', 'observed', 1000)] };
+    expect(punchable(a, noUdp, false)).toBe(true);
+    expect(punchable(a, noUdp, true)).toBe(false);
+    expect(punchable(a, b, true)).toBe(true);
+  });
+});
+
+describe('PunchCoordinator', () => {
+  beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
+  afterEach(() => jest.useRealTimers());
+
+  function setup() {
+    const devices = new Map([
+      ['a', a],
+      ['b', b],
+    ]);
+    const connected = new Set<string>();
+    const sent: Array<{ to: string; msg: PunchMessage }> = [];
+    const c = new PunchCoordinator({
+      device: (id) => devices.get(id),
+      connected: () => connected,
+      send: (to, msg) => sent.push({ to, msg }),
+      logger: pino({ level: 'silent' }),
+      startDelayMs: 300,
+      settleMs: 100,
+      backoffInitialMs: 5000,
+    });
+    return { c, devices, connected, sent };
+  }
+
+  it('punches both sides with the other one’s candidates and one start time once both are online', () => {
+    const { c, connected, sent } = setup();
+    connected.add('a');
+    c.deviceOnline('a');
+    jest.advanceTimersByTime(1000);
+    expect(sent).toEqual([]);
+    connected.add('b');
+    c.deviceOnline('b');
+    jest.advanceTimersByTime(99);
+    expect(sent).toEqual([]);
+    jest.advanceTimersByTime(1);
+    expect(sent.map((s) => s.to).sort()).toEqual(['a', 'b']);
+    const toA = sent.find((s) => s.to === 'a')!.msg;
+    const toB = sent.find((s) => s.to === 'b')!.msg;
+    expect(toA).toMatchObject({ peerId: 'b', peerPublicKey: KEY_B, startAt: Date.now() + 300 });
+    expect(toA.candidates.map((x) => x.endpoint)).toEqual(['192.0.2.12:40000']);
+    expect(toB.candidates.map((x) => x.endpoint)).toEqual(['192.0.2.11:51820']);
+    expect(toA.attemptId).toBe(toB.attemptId);
+    expect(toA.startAt).toBe(toB.startAt);
+  });
+
+  it('does not repeat an unchanged punch, retries a failed one with backoff, stops after success', () => {
+    const { c, devices, connected, sent } = setup();
+    connected.add('a').add('b');
+    c.deviceOnline('b');
+    jest.advanceTimersByTime(100);
+    expect(sent).toHaveLength(2);
+    c.deviceChanged('a');
+    jest.advanceTimersByTime(100);
+    expect(sent).toHaveLength(2); // same candidates: nothing new to try
+
+    const first = sent[0]!.msg.attemptId;
+    c.report('a', { type: 'path', peerId: 'b', attemptId: first, result: 'failed', elapsedMs: 1500 });
+    c.report('b', { type: 'path', peerId: 'a', attemptId: first, result: 'failed', elapsedMs: 1500 });
+    // The first failure is retried at once (after the settle time), the next ones with backoff.
+    jest.advanceTimersByTime(100);
+    expect(sent).toHaveLength(4);
+    const second = sent[2]!.msg.attemptId;
+    expect(second).not.toBe(first);
+    c.report('a', { type: 'path', peerId: 'b', attemptId: second, result: 'failed', elapsedMs: 1500 });
+    jest.advanceTimersByTime(4999);
+    expect(sent).toHaveLength(4);
+    jest.advanceTimersByTime(1);
+    expect(sent).toHaveLength(6);
+    const third = sent[4]!.msg.attemptId;
+    c.report('b', { type: 'path', peerId: 'a', attemptId: third, result: 'direct', elapsedMs: 20 });
+    c.report('a', { type: 'path', peerId: 'b', attemptId: third, result: 'direct', elapsedMs: 25 });
+    jest.advanceTimersByTime(600_000);
+    expect(sent).toHaveLength(6);
+
+    // A working path is not torn down for new candidates (WireGuard roaming keeps it) …
+    devices.set('b', { ...b, candidates: [cand('192.0.2.99:40000', 'reflexive', 2000)] });
+    c.deviceChanged('b');
+    jest.advanceTimersByTime(100);
+    expect(sent).toHaveLength(6);
+    // … but a device that reconnects starts from scratch and is punched again.
+    c.deviceOnline('b');
+    jest.advanceTimersByTime(100);
+    expect(sent).toHaveLength(8);
+    expect(sent[6]!.msg.candidates.concat(sent[7]!.msg.candidates).map((x) => x.endpoint)).toContain(
+      '192.0.2.99:40000',
+    );
+  });
+
+  it('a failure on one side after the other reported direct still retries the pair', () => {
+    const { c, connected, sent } = setup();
+    connected.add('a').add('b');
+    c.deviceOnline('a');
+    jest.advanceTimersByTime(100);
+    const id = sent[0]!.msg.attemptId;
+    c.report('b', { type: 'path', peerId: 'a', attemptId: id, result: 'direct', elapsedMs: 40 });
+    c.report('a', { type: 'path', peerId: 'b', attemptId: id, result: 'failed', elapsedMs: 4500 });
+    jest.advanceTimersByTime(100);
+    expect(sent).toHaveLength(4);
+    c.dispose();
+  });
+
+  it('one side believing in a path is not enough: the other side’s own failed attempt brings a punch', () => {
+    const { c, connected, sent } = setup();
+    connected.add('a').add('b');
+    c.deviceOnline('a');
+    jest.advanceTimersByTime(100);
+    c.report('b', {
+      type: 'path',
+      peerId: 'a',
+      attemptId: sent[0]!.msg.attemptId,
+      result: 'direct',
+      elapsedMs: 9,
+    });
+    c.report('b', { type: 'path', peerId: 'a', attemptId: 'local:1', result: 'direct', elapsedMs: 9 });
+    c.report('a', { type: 'path', peerId: 'b', attemptId: 'local:2', result: 'failed', elapsedMs: 3000 });
+    jest.advanceTimersByTime(100);
+    expect(sent).toHaveLength(4);
+    c.dispose();
+  });
+
+  it('ignores reports from devices outside the attempt and forgets pairs whose device left', () => {
+    const { c, connected, sent } = setup();
+    connected.add('a').add('b');
+    c.deviceOnline('a');
+    jest.advanceTimersByTime(100);
+    const id = sent[0]!.msg.attemptId;
+    c.report('x', { type: 'path', peerId: 'a', attemptId: id, result: 'failed', elapsedMs: 1 });
+    jest.advanceTimersByTime(60_000);
+    expect(sent).toHaveLength(2);
+    connected.delete('b');
+    c.deviceGone('b');
+    c.deviceChanged('a');
+    jest.advanceTimersByTime(60_000);
+    expect(sent).toHaveLength(2);
+    c.dispose();
+  });
+});
