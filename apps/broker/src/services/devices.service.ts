@@ -1,5 +1,5 @@
 import { type CandidateKind, type DeviceInfo, type MappingType, OVERLAY_PREFIX } from '@trellis/proto';
-import { and, count, eq, gt, inArray, like, lte, or, sql } from 'drizzle-orm';
+import { and, count, eq, gt, inArray, like, lte, or, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../db/database';
 import { accounts, type DeviceRow, devices, releasedAddresses, setupKeys } from '../db/schema';
 import { AddressAllocator, AddressPoolExhaustedError } from '../domain/address-allocator';
@@ -323,22 +323,34 @@ export class DevicesService {
   }
 
   async setEndpoints(deviceId: string, endpoints: string[]): Promise<void> {
-    const change = await this.db.transaction(async (tx) => {
-      const [current] = await tx.select().from(devices).where(eq(devices.id, deviceId)).for('update');
-      if (!current || JSON.stringify(current.endpoints) === JSON.stringify(endpoints)) return undefined;
-      const [row] = await tx
-        .update(devices)
-        .set({ endpoints, lastSeen: new Date() })
-        .where(eq(devices.id, deviceId))
-        .returning();
+    await this.updateAndPublish(eq(devices.id, deviceId), (current) =>
+      JSON.stringify(current.endpoints) === JSON.stringify(endpoints)
+        ? undefined
+        : { endpoints, lastSeen: new Date() },
+    );
+  }
+
+  /**
+   * Locks the device row, applies the patch `change` computes from it (undefined: nothing changed),
+   * bumps the account's serial and tells every instance, so peers get one delta.
+   */
+  private async updateAndPublish(
+    where: SQL,
+    change: (current: DeviceRow) => Partial<typeof devices.$inferInsert> | undefined,
+  ): Promise<void> {
+    const updated = await this.db.transaction(async (tx) => {
+      const [current] = await tx.select().from(devices).where(where).for('update');
+      const patch = current && change(current);
+      if (!current || !patch) return undefined;
+      const [row] = await tx.update(devices).set(patch).where(eq(devices.id, current.id)).returning();
       return { row: row!, serial: await bumpSerial(tx, current.accountId) };
     });
-    if (change) {
+    if (updated) {
       await this.bus.publish({
         kind: 'device-upsert',
-        accountId: change.row.accountId,
-        serial: change.serial,
-        device: toDeviceState(change.row),
+        accountId: updated.row.accountId,
+        serial: updated.serial,
+        device: toDeviceState(updated.row),
       });
     }
   }
@@ -363,34 +375,16 @@ export class DevicesService {
     mappingType?: MappingType,
   ): Promise<void> {
     const where = 'deviceId' in by ? eq(devices.id, by.deviceId) : eq(devices.publicKey, by.publicKey);
-    const change = await this.db.transaction(async (tx) => {
-      const [current] = await tx.select().from(devices).where(where).for('update');
-      if (!current) return undefined;
+    await this.updateAndPublish(where, (current) => {
       const learned =
         endpoints === undefined
           ? current.netCandidates
           : replaceLearned(current.netCandidates, kind, endpoints);
       const mapping = mappingType ?? current.mappingType;
-      if (
-        JSON.stringify(learned) === JSON.stringify(current.netCandidates) &&
-        mapping === current.mappingType
-      )
-        return undefined;
-      const [row] = await tx
-        .update(devices)
-        .set({ netCandidates: learned, mappingType: mapping })
-        .where(eq(devices.id, current.id))
-        .returning();
-      return { row: row!, serial: await bumpSerial(tx, current.accountId) };
+      const same =
+        JSON.stringify(learned) === JSON.stringify(current.netCandidates) && mapping === current.mappingType;
+      return same ? undefined : { netCandidates: learned, mappingType: mapping };
     });
-    if (change) {
-      await this.bus.publish({
-        kind: 'device-upsert',
-        accountId: change.row.accountId,
-        serial: change.serial,
-        device: toDeviceState(change.row),
-      });
-    }
   }
 
   /** Every device of an account and the serial that state corresponds to, read consistently. */
