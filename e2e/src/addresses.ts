@@ -5,6 +5,8 @@
  *  - 203.0.113.0/24   public LAN prefixes of routed sites: site k gets 203.0.113.(16k)/28
  *  - 10.k.0.0/24      private LAN of NAT site k: router .1, devices from .10
  *  - 100.127.k.0/24   CGNAT carrier segment of site k: carrier .1, home router .2 (100.64.0.0/10 space)
+ *  - 11.0.0.0/24      WANs of routers whose daemon rejects TEST-NET (miniupnpd will not map on a
+ *                     reserved address): internet .1, site k's router .(10+k). Never leaves the lab.
  */
 export const CORE_GATEWAY = '192.0.2.1';
 export const CORE_PREFIX_LEN = 24;
@@ -13,6 +15,14 @@ export const HOSTS_PREFIX_LEN = 24;
 
 export function routerWanAddress(siteIndex: number): string {
   return `192.0.2.${10 + siteIndex}`;
+}
+
+export const UNRESERVED_GATEWAY = '11.0.0.1';
+export const UNRESERVED_PREFIX_LEN = 24;
+
+/** WAN of site k when its router kind needs an address that does not look reserved. */
+export function unreservedWanAddress(siteIndex: number): string {
+  return `11.0.0.${10 + siteIndex}`;
 }
 
 export function hostAddress(hostIndex: number): string {

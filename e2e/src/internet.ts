@@ -5,6 +5,8 @@ import {
   HOSTS_GATEWAY,
   HOSTS_PREFIX_LEN,
   hostAddress,
+  UNRESERVED_GATEWAY,
+  UNRESERVED_PREFIX_LEN,
 } from './addresses';
 import { checkIfName } from './names';
 import type { Namespace } from './namespace';
@@ -45,6 +47,7 @@ export class Internet {
     await ns.exec(['ip', 'link', 'add', 'br0', 'type', 'bridge']);
     await ns.exec(['ip', 'addr', 'add', `${CORE_GATEWAY}/${CORE_PREFIX_LEN}`, 'dev', 'br0']);
     await ns.exec(['ip', 'addr', 'add', `${HOSTS_GATEWAY}/${HOSTS_PREFIX_LEN}`, 'dev', 'br0']);
+    await ns.exec(['ip', 'addr', 'add', `${UNRESERVED_GATEWAY}/${UNRESERVED_PREFIX_LEN}`, 'dev', 'br0']);
     await ns.exec(['ip', 'link', 'set', 'br0', 'up']);
     await ns.sysctl('net.ipv4.ip_forward', 1);
     // Everyone shares one L2 segment: redirects would make hosts bypass the router.

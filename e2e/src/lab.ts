@@ -108,6 +108,7 @@ export class Lab implements ProcessHost {
     const site = await Site.create(this, name, kind, this.siteSeq);
     this.sites.push(site);
     for (const d of devices) await site.addDevice(d);
+    await site.startServices(this);
     return site;
   }
 

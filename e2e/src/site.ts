@@ -6,10 +6,19 @@ import {
   privateLan,
   publicLan,
   routerWanAddress,
+  UNRESERVED_GATEWAY,
+  UNRESERVED_PREFIX_LEN,
+  unreservedWanAddress,
 } from './addresses';
 import { disableBridgeNetfilter, type Internet } from './internet';
 import type { Namespace } from './namespace';
-import { LAN_IF, type RouterKind, WAN_IF } from './router-kinds/router-kind';
+import {
+  LAN_IF,
+  type RouterContext,
+  type RouterKind,
+  type RouterServiceHost,
+  WAN_IF,
+} from './router-kinds/router-kind';
 
 /** What a site needs from its lab. */
 export interface SiteLab {
@@ -34,6 +43,7 @@ export class Device {
  */
 export class Site {
   readonly devices = new Map<string, Device>();
+  private servicesStarted = false;
   private wanAddress: string;
   private carrierWan: string | null;
 
@@ -91,8 +101,18 @@ export class Site {
       await router.exec(['ip', 'route', 'add', 'default', 'via', seg.carrier]);
     } else {
       await lab.internet.attach(router, WAN_IF);
-      await router.exec(['ip', 'addr', 'add', `${wan}/${CORE_PREFIX_LEN}`, 'dev', WAN_IF]);
-      await router.exec(['ip', 'route', 'add', 'default', 'via', CORE_GATEWAY]);
+      const unreserved = kind.wan === 'unreserved';
+      if (unreserved) wan = unreservedWanAddress(index);
+      const prefixLen = unreserved ? UNRESERVED_PREFIX_LEN : CORE_PREFIX_LEN;
+      await router.exec(['ip', 'addr', 'add', `${wan}/${prefixLen}`, 'dev', WAN_IF]);
+      await router.exec([
+        'ip',
+        'route',
+        'add',
+        'default',
+        'via',
+        unreserved ? UNRESERVED_GATEWAY : CORE_GATEWAY,
+      ]);
     }
     await router.exec(['ip', 'link', 'add', LAN_IF, 'type', 'bridge']);
     await router.exec(['ip', 'addr', 'add', `${lan.gateway}/${lan.prefixLen}`, 'dev', LAN_IF]);
@@ -122,6 +142,8 @@ export class Site {
   }
 
   async addDevice(name: string): Promise<Device> {
+    // Re-applying the ruleset would wipe what a router daemon (miniupnpd) added to it.
+    if (this.servicesStarted) throw new Error(`site ${this.name}: add devices before its services start`);
     if (this.devices.has(name)) throw new Error(`site ${this.name} already has a device ${name}`);
     const index = this.devices.size;
     const address = this.lan.device(index);
@@ -175,10 +197,21 @@ export class Site {
     await this.applyRules();
   }
 
+  /** Starts the router kind's daemons (once, after the initial devices). */
+  async startServices(host: RouterServiceHost): Promise<void> {
+    if (!this.kind.startServices || this.servicesStarted) return;
+    this.servicesStarted = true;
+    await this.kind.startServices(this.router, host, this.context());
+  }
+
+  private context(): RouterContext {
+    const devices = new Map([...this.devices].map(([n, d]) => [n, d.address]));
+    return { wanAddress: this.wanAddress, lanPrefix: this.lan.prefix, devices };
+  }
+
   /** Replaces the router's whole ruleset atomically. */
   async applyRules(): Promise<void> {
-    const devices = new Map([...this.devices].map(([n, d]) => [n, d.address]));
-    const rules = this.kind.ruleset({ wanAddress: this.wanAddress, lanPrefix: this.lan.prefix, devices });
+    const rules = this.kind.ruleset(this.context());
     try {
       await this.router.nft(`flush ruleset\n${rules}`);
     } catch (err) {

@@ -12,6 +12,7 @@ import {
   type TrellisBuild,
   trellisBuild,
   UdpBlockedNat,
+  UpnpNat,
   waitFor,
 } from '../src';
 import { labIt, requireRoot } from './support/lab-test';
@@ -22,7 +23,7 @@ import { labIt, requireRoot } from './support/lab-test';
  * for each pair whether it went direct and the time from "both online" to the first direct path,
  * prints the table, and fails if a pair the issue expects to be direct is not.
  */
-type KindName = 'fc' | 'ar' | 'pr' | 'sym' | 'cgnat' | 'udp-blocked';
+type KindName = 'fc' | 'ar' | 'pr' | 'sym' | 'cgnat' | 'upnp' | 'udp-blocked';
 
 const KINDS: Record<KindName, { make: () => RouterKind; sites: number; label: string }> = {
   fc: { make: () => new FullConeNat(), sites: 2, label: 'full cone' },
@@ -30,6 +31,7 @@ const KINDS: Record<KindName, { make: () => RouterKind; sites: number; label: st
   pr: { make: () => new PortRestrictedNat(), sites: 2, label: 'port-restricted' },
   sym: { make: () => new SymmetricNat(), sites: 2, label: 'symmetric' },
   cgnat: { make: () => new CgnatChain(new PortRestrictedNat()), sites: 2, label: 'CGNAT + home NAT' },
+  upnp: { make: () => new UpnpNat(), sites: 2, label: 'port-restricted + miniupnpd' },
   'udp-blocked': { make: () => new UdpBlockedNat(), sites: 1, label: 'UDP blocked' },
 };
 /** `TRELLIS_MATRIX_KINDS=fc,sym` limits the run to some kinds (debugging one cell). */
@@ -43,10 +45,13 @@ const EIM: ReadonlySet<KindName> = new Set(['fc', 'ar', 'pr', 'cgnat']);
 /**
  * Expected direct (issue 3): both sides map endpoint-independently (full cone, address- and
  * port-restricted, and a CGNAT chain of such NATs, with each other), or symmetric with full cone /
- * address-restricted. Symmetric with symmetric or port-restricted, and UDP blocked: the relay's job.
+ * address-restricted. A port-mapped router (miniupnpd) opens its mapping to anyone, so it goes
+ * direct with every kind that can send UDP. Symmetric with symmetric or port-restricted, and UDP
+ * blocked: the relay's job.
  */
 function expectDirect(a: KindName, b: KindName): boolean {
   if (a === 'udp-blocked' || b === 'udp-blocked') return false;
+  if (a === 'upnp' || b === 'upnp') return true;
   if (EIM.has(a) && EIM.has(b)) return true;
   const other = a === 'sym' ? b : b === 'sym' ? a : null;
   return other === 'fc' || other === 'ar';
@@ -213,6 +218,13 @@ describe('NAT matrix (real broker + agents, every pair of NAT kinds)', () => {
       expect(prCheck).toContain(`reflexive:     ${pr.agent.device.site.publicAddress}:${LISTEN_PORT}`);
       expect(prCheck).toMatch(/broker rtt:\s+\d+ ms/);
       expect(await sym.agent.cli(['netcheck'])).toMatch(/NAT mapping:\s+endpoint-dependent/);
+      const upnp = member('upnp');
+      if (upnp) {
+        // The device behind miniupnpd got a mapping on its router's WAN address and offers it.
+        const wan = upnp.agent.device.site.publicAddress.replace(/\./g, '\\.');
+        expect(await upnp.agent.cli(['netcheck'])).toMatch(new RegExp(`port mapping:\\s+${wan}:\\d+ `));
+        expect(prCheck).toMatch(/port mapping:\s+none/);
+      }
 
       const peerName = (await fc2.agent.status()).self!.name;
       // A lost ping is not what this checks (seen once: 0/3 right after the matrix): up to 3 runs.

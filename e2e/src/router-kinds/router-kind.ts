@@ -1,3 +1,5 @@
+import type { Namespace } from '../namespace';
+
 /** What a router kind knows about the router it configures. Interface names are fixed. */
 export interface RouterContext {
   /** The router's WAN address (for a CGNAT chain: its address on the carrier segment). */
@@ -23,7 +25,20 @@ export interface RouterKind {
   readonly lan: 'public' | 'private';
   /** Set when a carrier-grade NAT sits between this router and the internet. */
   readonly carrier?: CarrierNat;
+  /** `unreserved`: WAN in 11.0.0.0/24 instead of TEST-NET (for daemons that refuse reserved space). */
+  readonly wan?: 'test-net' | 'unreserved';
   ruleset(ctx: RouterContext): string;
+  /**
+   * Daemons the router runs (e.g. miniupnpd), started once the site and its first devices exist.
+   * Processes go through `host` so the lab stops them on teardown.
+   */
+  startServices?(router: Namespace, host: RouterServiceHost, ctx: RouterContext): Promise<void>;
+}
+
+/** What a router kind's services need from the lab. */
+export interface RouterServiceHost {
+  /** A per-run directory for config and state files. */
+  readonly runDir: string;
 }
 
 /** The carrier router of a CGNAT chain. */
