@@ -139,4 +139,36 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
     },
     100_000,
   );
+
+  labIt(
+    L,
+    'an address added on the device itself is a new candidate at once (netlink, not the 2 s poll)',
+    async () => {
+      const added = '172.16.9.9';
+      const candidate = `${added}:${LISTEN_PORT}`;
+      const pingerView = async () =>
+        (await pinger.status()).peers.find(
+          (p) => p.name === roamer.device.name && p.candidates.includes(candidate),
+        );
+      const addedAt = Date.now();
+      await roamer.device.ns.exec(['ip', 'addr', 'add', `${added}/24`, 'dev', 'eth0']);
+      const seen = await waitFor(
+        async () => {
+          const line = roamer
+            .logLines()
+            .find((l) => l.includes('"msg":"local candidates"') && l.includes(candidate));
+          return line ? (JSON.parse(line) as { time: number }).time : null;
+        },
+        { timeoutMs: 10_000, intervalMs: 20, what: `roamer logs ${candidate} as a local candidate` },
+      );
+      await waitFor(pingerView, { timeoutMs: 10_000, intervalMs: 50, what: `pinger sees ${candidate}` });
+      const peerSaw = Date.now();
+      process.stdout.write(
+        `\nlocal address change: agent saw it ${seen - addedAt} ms after \`ip addr add\`, peer status within ${peerSaw - addedAt} ms\n`,
+      );
+      // Well under the 2 s poll interval: the change came from the netlink event.
+      expect(seen - addedAt).toBeLessThan(1_000);
+    },
+    60_000,
+  );
 });
