@@ -4,6 +4,7 @@ import pino from 'pino';
 import { Agent } from './agent/agent';
 import { type DaemonOptions, parseDaemonOptions } from './daemon-options';
 import { IpcServer } from './ipc/ipc-server';
+import { watchLinuxAddressEvents } from './platform/address-events-linux';
 import { CandidateWatcher, localCandidates } from './platform/candidates';
 import { LinuxNetworkConfigurator } from './platform/linux';
 import { StateStore } from './state/state-store';
@@ -37,7 +38,12 @@ async function main(): Promise<void> {
     listenPort: opts.listenPort,
     readCandidates: () => localCandidates(opts.interfaceName, opts.listenPort),
     watchCandidates: (onChange) => {
-      const w = new CandidateWatcher(() => localCandidates(opts.interfaceName, opts.listenPort), onChange);
+      const w = new CandidateWatcher(
+        () => localCandidates(opts.interfaceName, opts.listenPort),
+        onChange,
+        2000,
+        process.platform === 'linux' ? watchLinuxAddressEvents : undefined,
+      );
       w.start();
       return () => w.stop();
     },

@@ -1,12 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { createServer } from 'node:net';
+import { createServer, Socket } from 'node:net';
 import { generateKeyPair, type KeyPair } from '@trellis/crypto';
 import { AUTH_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS } from '@trellis/proto';
 import pino from 'pino';
 import { WebSocketServer } from 'ws';
-import { ControlClient, type ControlClientHandlers } from '../src/control/control-client';
+import {
+  ControlClient,
+  type ControlClientHandlers,
+  TCP_KEEPALIVE_IDLE_MS,
+} from '../src/control/control-client';
 import type { Netmap } from '../src/control/netmap-tracker';
 import { createBrokerAgent } from '../src/trust/broker-trust';
 import { waitFor } from '../src/util/wait';
@@ -108,6 +112,21 @@ describe('ControlClient against the broker double', () => {
     c.setEndpoints(['10.0.0.1:51820', '192.168.7.1:51820']);
     await waitFor(() => broker.endpointReports.length === 2, 10_000, 10);
     expect(broker.endpointReports[1]!.endpoints).toEqual(['10.0.0.1:51820', '192.168.7.1:51820']);
+  });
+
+  it('turns on 1 s TCP keepalive on its connection, so a renumbered NAT resets it at once (roaming)', async () => {
+    const spy = jest.spyOn(Socket.prototype, 'setKeepAlive');
+    try {
+      const me = addDevice(broker, keys, 1);
+      const r = recorder();
+      const c = client(me, r);
+      c.start();
+      await waitFor(() => r.netmaps.length === 1, 10_000, 10);
+      expect(spy).toHaveBeenCalledWith(true, TCP_KEEPALIVE_IDLE_MS);
+      expect(TCP_KEEPALIVE_IDLE_MS).toBeLessThanOrEqual(1_000);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('applies deltas in serial order: add, change, remove', async () => {

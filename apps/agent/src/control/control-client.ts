@@ -23,6 +23,9 @@ import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from './backoff';
 import { type Netmap, NetmapTracker } from './netmap-tracker';
 import { realTimers, type Timers } from './timers';
 
+/** Idle time before the first TCP keepalive probe; libuv then probes every second. */
+export const TCP_KEEPALIVE_IDLE_MS = 1_000;
+
 export interface ControlClientHandlers {
   /** A new complete netmap (after a snapshot or a delta). */
   onNetmap(netmap: Netmap, kind: 'snapshot' | 'delta'): void;
@@ -128,6 +131,11 @@ export class ControlClient {
       handshakeTimeout: AUTH_TIMEOUT_MS,
     });
     this.ws = ws;
+    // Roaming: when the NAT in front of us changes its public address, this TCP connection is dead
+    // but nothing tells us until we send. Kernel keepalive probes every second (answered by the
+    // broker's kernel, no broker work) hit the broker from the new address, get a RST, and we
+    // reconnect at once, so the broker learns the new address and punches again within the 3 s.
+    ws.on('upgrade', (res) => res.socket.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS));
     ws.on('open', () => this.onOpen(ws));
     ws.on('message', (data, isBinary) => {
       if (this.ws === ws) this.onMessage(isBinary ? null : data.toString());

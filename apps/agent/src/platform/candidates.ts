@@ -30,26 +30,37 @@ function ipToInt(ip: string): number {
   return ip.split('.').reduce((n, o) => ((n << 8) | Number(o)) >>> 0, 0);
 }
 
-/** Re-reads the candidates every interval and reports them when they change. */
+/** A source of "the network may have changed" events; returns a function that stops it. */
+export type NetworkChangeEvents = (onChange: () => void) => () => void;
+
+/**
+ * Re-reads the candidates every interval and reports them when they change; with `events` (netlink
+ * on Linux) it re-reads at once on each event, so an added address triggers re-discovery at once.
+ */
 export class CandidateWatcher {
   private timer: NodeJS.Timeout | null = null;
+  private stopEvents: (() => void) | null = null;
   private last = '';
 
   constructor(
     private readonly read: () => string[],
     private readonly onChange: (candidates: string[]) => void,
     private readonly intervalMs = 2000,
+    private readonly events?: NetworkChangeEvents,
   ) {}
 
   start(): void {
     if (this.timer) return;
     this.check();
     this.timer = setInterval(() => this.check(), this.intervalMs);
+    this.stopEvents = this.events?.(() => this.check()) ?? null;
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.stopEvents?.();
+    this.stopEvents = null;
     this.last = '';
   }
 

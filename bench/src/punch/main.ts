@@ -1,0 +1,172 @@
+/**
+ * `pnpm bench punch [--reps 20] [--kinds fc,ar,pr,sym,cgnat]` (root: builds a NAT lab).
+ * For every pair of NAT kinds the issue expects to go direct, `--reps` times: stop both agents, start
+ * both, and measure from "both online" (the later `trellisd ready`) to the first direct handshake
+ * (the first `path direct` either side logs for the other). One lab, one broker, two sites per kind,
+ * built once; only the pair being measured runs. Prints median and p99 per pair against the targets.
+ */
+import {
+  AddressRestrictedNat,
+  AgentRunner,
+  BrokerRunner,
+  CgnatChain,
+  FullConeNat,
+  Lab,
+  PortRestrictedNat,
+  type RouterKind,
+  SymmetricNat,
+  sleep,
+  trellisBuild,
+  waitFor,
+} from '@trellis/e2e';
+import { percentile, printTable } from '../stats';
+import { expectDirect, type KindName, PUNCH_KINDS } from './kinds';
+
+const LISTEN_PORT = 51820;
+/** Give up on one repetition after this long (counted as a failure, not a time). */
+const DIRECT_TIMEOUT_MS = 15_000;
+const TARGET_MEDIAN_MS = 500;
+const TARGET_P99_MS = 2_000;
+
+const MAKE: Record<KindName, () => RouterKind> = {
+  fc: () => new FullConeNat(),
+  ar: () => new AddressRestrictedNat(),
+  pr: () => new PortRestrictedNat(),
+  sym: () => new SymmetricNat(),
+  cgnat: () => new CgnatChain(new PortRestrictedNat()),
+};
+
+function args(): { reps: number; kinds: KindName[] } {
+  const a = process.argv.slice(2);
+  const get = (flag: string) => {
+    const i = a.indexOf(flag);
+    return i >= 0 ? a[i + 1] : undefined;
+  };
+  const reps = Number(get('--reps') ?? 20);
+  if (!Number.isInteger(reps) || reps < 1) throw new Error('--reps takes a whole number >= 1');
+  const kinds = (get('--kinds') ?? PUNCH_KINDS.join(',')).split(',') as KindName[];
+  const unknown = kinds.filter((k) => !PUNCH_KINDS.includes(k));
+  if (unknown.length > 0)
+    throw new Error(`unknown kinds ${unknown.join(',')}; known: ${PUNCH_KINDS.join(',')}`);
+  return { reps, kinds };
+}
+
+/** Time (ms) of the first pino line matching `pred`. */
+function firstLogTime(
+  lines: readonly string[],
+  pred: (o: Record<string, unknown>) => boolean,
+): number | null {
+  for (const line of lines) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const o = JSON.parse(line) as Record<string, unknown>;
+      if (pred(o) && typeof o.time === 'number') return o.time;
+    } catch {
+      // not a log line
+    }
+  }
+  return null;
+}
+
+interface Member {
+  agent: AgentRunner;
+  id: string;
+}
+
+/**
+ * One repetition: both agents restarted; ms from both online to the first direct handshake (negative
+ * if one side's handshake landed before the other logged ready), or null on timeout.
+ */
+async function measureOnce(a: Member, b: Member): Promise<number | null> {
+  await Promise.all([a.agent.stop(), b.agent.stop()]);
+  await Promise.all([a.agent.start(), b.agent.start()]);
+  const directAt = (m: Member, peer: Member) =>
+    firstLogTime(m.agent.logLines(), (o) => o.msg === 'path direct' && o.peerId === peer.id);
+  // Online = the daemon is ready with its WireGuard interface up (it may go direct from its saved
+  // netmap before the broker connection; measuring from `broker connected` would hide that).
+  const onlineAt = (m: Member) => firstLogTime(m.agent.logLines(), (o) => o.msg === 'trellisd ready');
+  const first = () => {
+    const t = [directAt(a, b), directAt(b, a)].filter((x): x is number => x !== null);
+    return t.length > 0 ? Math.min(...t) : null;
+  };
+  const ok = await waitFor(async () => onlineAt(a) !== null && onlineAt(b) !== null && first() !== null, {
+    timeoutMs: DIRECT_TIMEOUT_MS,
+    intervalMs: 50,
+    what: 'first direct handshake',
+  }).catch(() => false);
+  if (!ok) return null;
+  return first()! - Math.max(onlineAt(a)!, onlineAt(b)!);
+}
+
+async function main(): Promise<void> {
+  const { reps, kinds } = args();
+  const build = trellisBuild();
+  const lab = await Lab.create();
+  try {
+    const host = await lab.addHost('brk', ['198.51.100.10', '198.51.100.11']);
+    const broker = new BrokerRunner(lab, host, build, ['--reflector2', '198.51.100.11:41642']);
+    const plan = kinds.flatMap((kind) => [1, 2].map((n) => ({ kind, name: `${kind}${n}` })));
+    const sites = await Promise.all(
+      plan.map(async (p) => ({ ...p, site: await lab.addSite(p.name, MAKE[p.kind](), ['d']) })),
+    );
+    const members = new Map<string, Member>();
+    await broker.start();
+    const setupKey = await broker.createSetupKey();
+    for (const s of sites) {
+      const agent = new AgentRunner(lab, s.site.device('d'), LISTEN_PORT, build);
+      await agent.start();
+      await agent.up({ broker: broker.url, setupKey, caFile: broker.certFile });
+      const self = await waitFor(
+        async () => {
+          const st = await agent.status();
+          return st.state === 'connected' && st.self !== null ? st.self : null;
+        },
+        { timeoutMs: 60_000, what: `${s.name} connected` },
+      );
+      members.set(s.name, { agent, id: self.id });
+      await agent.stop();
+    }
+
+    const rows: Array<Array<string | number>> = [];
+    for (let i = 0; i < kinds.length; i++)
+      for (let j = i; j < kinds.length; j++) {
+        const x = kinds[i]!;
+        const y = kinds[j]!;
+        const label = `${x} ↔ ${y}`;
+        if (!expectDirect(x, y)) {
+          rows.push([label, 'relay', '-', '-', '-', 'not expected direct']);
+          continue;
+        }
+        const a = members.get(`${x}1`)!;
+        const b = members.get(x === y ? `${y}2` : `${y}1`)!;
+        const times: number[] = [];
+        let failed = 0;
+        for (let r = 0; r < reps; r++) {
+          const ms = await measureOnce(a, b);
+          if (ms === null) failed += 1;
+          else times.push(ms);
+        }
+        await Promise.all([a.agent.stop(), b.agent.stop()]);
+        const median = percentile(times, 50);
+        const p99 = percentile(times, 99);
+        const met = failed === 0 && median < TARGET_MEDIAN_MS && p99 < TARGET_P99_MS;
+        rows.push([label, `${times.length}/${reps}`, median, p99, Math.max(...times), met ? 'yes' : 'NO']);
+        process.stderr.write(`${label}: median ${median} ms, p99 ${p99} ms, ${failed} failed\n`);
+        await sleep(100);
+      }
+    printTable(
+      `punch: ms from both agents online to the first direct handshake, ${reps} repetitions per pair ` +
+        `(targets: median < ${TARGET_MEDIAN_MS} ms, p99 < ${TARGET_P99_MS} ms)`,
+      ['pair', 'direct', 'median ms', 'p99 ms', 'max ms', 'targets met'],
+      rows,
+    );
+    console.log(`lab logs: ${lab.runDir}`);
+  } finally {
+    await lab.destroy();
+  }
+}
+
+main().catch((err: Error) => {
+  console.error(err.stack ?? err.message);
+  process.exit(1);
+});
