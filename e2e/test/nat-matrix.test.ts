@@ -5,6 +5,7 @@ import {
   BrokerRunner,
   CgnatChain,
   FullConeNat,
+  firstLogTime,
   Lab,
   PortRestrictedNat,
   type RouterKind,
@@ -74,23 +75,6 @@ interface PairResult {
   direct: boolean;
   /** From the later of the two coming online to the first direct path either side saw. */
   ms: number | null;
-}
-
-/** Time (ms) of the first log line matching `pred`, from trellisd's pino JSON lines. */
-function firstLogTime(
-  lines: readonly string[],
-  pred: (o: Record<string, unknown>) => boolean,
-): number | null {
-  for (const line of lines) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const o = JSON.parse(line) as Record<string, unknown>;
-      if (pred(o) && typeof o.time === 'number') return o.time;
-    } catch {
-      // not a log line
-    }
-  }
-  return null;
 }
 
 describe('NAT matrix (real broker + agents, every pair of NAT kinds)', () => {

@@ -11,6 +11,7 @@ import {
   BrokerRunner,
   CgnatChain,
   FullConeNat,
+  firstLogTime,
   Lab,
   PortRestrictedNat,
   type RouterKind,
@@ -49,23 +50,6 @@ function args(): { reps: number; kinds: KindName[] } {
   if (unknown.length > 0)
     throw new Error(`unknown kinds ${unknown.join(',')}; known: ${PUNCH_KINDS.join(',')}`);
   return { reps, kinds };
-}
-
-/** Time (ms) of the first pino line matching `pred`. */
-function firstLogTime(
-  lines: readonly string[],
-  pred: (o: Record<string, unknown>) => boolean,
-): number | null {
-  for (const line of lines) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const o = JSON.parse(line) as Record<string, unknown>;
-      if (pred(o) && typeof o.time === 'number') return o.time;
-    } catch {
-      // not a log line
-    }
-  }
-  return null;
 }
 
 interface Member {
