@@ -1,4 +1,4 @@
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 
 // One request/response exchange over a connected UDP socket: the kernel then delivers only datagrams
 // from the gateway's address and port. Retransmits on the given schedule, as NAT-PMP and PCP ask.
@@ -16,8 +16,35 @@ export interface UdpExchange<T> {
 export const MAX_DATAGRAM = 1100; // PCP's maximum message size; NAT-PMP messages are smaller
 
 export function exchange<T>(spec: UdpExchange<T>): Promise<T | undefined> {
+  const socket = createSocket('udp4');
+  return retransmit(socket, {
+    open: (ready) => socket.connect(spec.port, spec.host, ready),
+    transmit: (fail) =>
+      socket.send(spec.request, (error) => {
+        if (error) fail();
+      }),
+    accept: (message) => (message.length > MAX_DATAGRAM ? undefined : spec.accept(message)),
+    waitsMs: spec.waitsMs,
+  });
+}
+
+export interface Retransmission<T> {
+  /** Connects or binds the socket, then calls `ready` (or `fail` if it cannot be set up). */
+  open: (ready: () => void, fail: () => void) => void;
+  /** Sends the request(s) once; `fail` ends the exchange without an answer. */
+  transmit: (fail: () => void) => void;
+  /** The parsed answer, or undefined to keep waiting (a stray or malformed datagram). */
+  accept: (message: Buffer, from: RemoteInfo) => T | undefined;
+  /** Wait after each transmission, milliseconds; the number of entries is the number of tries. */
+  waitsMs: readonly number[];
+}
+
+/**
+ * Transmits on the schedule until an answer is accepted or the tries run out; the socket is closed
+ * either way and the promise never rejects.
+ */
+export function retransmit<T>(socket: Socket, spec: Retransmission<T>): Promise<T | undefined> {
   return new Promise((resolve) => {
-    const socket = createSocket('udp4');
     let timer: NodeJS.Timeout | undefined;
     let done = false;
     const finish = (value: T | undefined) => {
@@ -27,21 +54,19 @@ export function exchange<T>(spec: UdpExchange<T>): Promise<T | undefined> {
       socket.close();
       resolve(value);
     };
-    socket.on('error', () => finish(undefined));
-    socket.on('message', (message) => {
-      if (message.length > MAX_DATAGRAM) return;
-      const value = spec.accept(message);
+    const fail = () => finish(undefined);
+    socket.on('error', fail);
+    socket.on('message', (message, from) => {
+      const value = spec.accept(message, from);
       if (value !== undefined) finish(value);
     });
     const attempt = (index: number) => {
       if (done) return;
-      if (index >= spec.waitsMs.length) return finish(undefined);
-      socket.send(spec.request, (error) => {
-        if (error) finish(undefined);
-      });
+      if (index >= spec.waitsMs.length) return fail();
+      spec.transmit(fail);
       timer = setTimeout(() => attempt(index + 1), spec.waitsMs[index]);
     };
-    socket.connect(spec.port, spec.host, () => attempt(0));
+    spec.open(() => attempt(0), fail);
   });
 }
 

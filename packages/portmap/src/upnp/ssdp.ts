@@ -1,5 +1,6 @@
 import { createSocket } from 'node:dgram';
 import { type Parsed, parsed, rejected } from '../types';
+import { retransmit } from '../udp-exchange';
 
 // SSDP discovery of an Internet Gateway Device (UPnP Device Architecture 1.1 §1.3.2). Only answers
 // from the gateway itself count, and their LOCATION must point at that same address: a description
@@ -68,39 +69,28 @@ export function searchGateway(
   localAddress: string,
   waitsMs: readonly number[],
 ): Promise<SsdpResponse | undefined> {
-  return new Promise((resolve) => {
-    const socket = createSocket({ type: 'udp4', reuseAddr: false });
-    let timer: NodeJS.Timeout | undefined;
-    let done = false;
-    const finish = (value: SsdpResponse | undefined) => {
-      if (done) return;
-      done = true;
-      if (timer) clearTimeout(timer);
-      socket.close();
-      resolve(value);
-    };
-    socket.on('error', () => finish(undefined));
-    socket.on('message', (message, rinfo) => {
-      if (rinfo.address !== gateway) return;
-      const result = parseSearchResponse(message, rinfo.address);
-      if (result.ok) finish(result.value);
-    });
-    const attempt = (index: number) => {
-      if (done) return;
-      if (index >= waitsMs.length) return finish(undefined);
+  const socket = createSocket({ type: 'udp4', reuseAddr: false });
+  return retransmit(socket, {
+    open: (ready, fail) =>
+      socket.bind(0, localAddress, () => {
+        try {
+          socket.setMulticastInterface(localAddress);
+          socket.setMulticastTTL(2);
+        } catch {
+          return fail();
+        }
+        ready();
+      }),
+    transmit: () => {
       for (const target of IGD_SEARCH_TARGETS) {
         socket.send(encodeSearch(target), SSDP_PORT, SSDP_ADDRESS, () => undefined);
       }
-      timer = setTimeout(() => attempt(index + 1), waitsMs[index]);
-    };
-    socket.bind(0, localAddress, () => {
-      try {
-        socket.setMulticastInterface(localAddress);
-        socket.setMulticastTTL(2);
-      } catch {
-        return finish(undefined);
-      }
-      attempt(0);
-    });
+    },
+    accept: (message, from) => {
+      if (from.address !== gateway) return undefined;
+      const result = parseSearchResponse(message, from.address);
+      return result.ok ? result.value : undefined;
+    },
+    waitsMs,
   });
 }
