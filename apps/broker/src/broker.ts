@@ -159,6 +159,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       coalesceMs: options.coalesceMs ?? 25,
       logger,
       reflectors: reflectors?.info ?? [],
+      ...(reflectors ? { reflexive: reflectors } : {}),
     });
     hub.start();
     cleanup.push(() => hub.stop());

@@ -1,8 +1,7 @@
 /**
  * `pnpm bench punch [--reps 20] [--kinds fc,ar,pr,sym,cgnat]` (root: builds a NAT lab).
- * For every pair of NAT kinds the issue expects to go direct, `--reps` times: stop both agents, start
- * both, and measure from "both online" (the later `trellisd ready`) to the first direct handshake
- * (the first `path direct` either side logs for the other). One lab, one broker, two sites per kind,
+ * For every pair of NAT kinds the issue expects to go direct, `--reps` cold starts of both agents
+ * (see measureOnce), measured from both online to the first direct handshake. One lab, one broker, two sites per kind,
  * built once; only the pair being measured runs. Prints median and p99 per pair against the targets.
  */
 import {
@@ -18,6 +17,7 @@ import {
   SymmetricNat,
   sleep,
   trellisBuild,
+  UpnpNat,
   waitFor,
 } from '@trellis/e2e';
 import { percentile, printTable } from '../stats';
@@ -35,6 +35,7 @@ const MAKE: Record<KindName, () => RouterKind> = {
   pr: () => new PortRestrictedNat(),
   sym: () => new SymmetricNat(),
   cgnat: () => new CgnatChain(new PortRestrictedNat()),
+  upnp: () => new UpnpNat(),
 };
 
 function args(): { reps: number; kinds: KindName[] } {
@@ -57,18 +58,26 @@ interface Member {
   id: string;
 }
 
+/** First listen port handed out; every start takes the next, so NAT state is always cold. */
+const FIRST_PORT = 40_000;
+let nextPort = FIRST_PORT;
+
 /**
- * One repetition: both agents restarted; ms from both online to the first direct handshake (negative
- * if one side's handshake landed before the other logged ready), or null on timeout.
+ * One cold repetition: both agents stopped, their saved netmaps deleted and new WireGuard ports
+ * chosen (a port the NATs never saw: no mapping, no conntrack entry), then started together. Measures
+ * ms from both online (the later `broker connected`: the broker can only coordinate from then) to the
+ * first direct handshake either side logs for the other; null on timeout.
  */
 async function measureOnce(a: Member, b: Member): Promise<number | null> {
   await Promise.all([a.agent.stop(), b.agent.stop()]);
+  for (const m of [a, b]) {
+    m.agent.forgetSavedNetmap();
+    m.agent.listenPort = nextPort++;
+  }
   await Promise.all([a.agent.start(), b.agent.start()]);
   const directAt = (m: Member, peer: Member) =>
     firstLogTime(m.agent.logLines(), (o) => o.msg === 'path direct' && o.peerId === peer.id);
-  // Online = the daemon is ready with its WireGuard interface up (it may go direct from its saved
-  // netmap before the broker connection; measuring from `broker connected` would hide that).
-  const onlineAt = (m: Member) => firstLogTime(m.agent.logLines(), (o) => o.msg === 'trellisd ready');
+  const onlineAt = (m: Member) => firstLogTime(m.agent.logLines(), (o) => o.msg === 'broker connected');
   const first = () => {
     const t = [directAt(a, b), directAt(b, a)].filter((x): x is number => x !== null);
     return t.length > 0 ? Math.min(...t) : null;

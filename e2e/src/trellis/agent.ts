@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { StatusResponse } from '@trellis/proto';
 import type { Lab } from '../lab';
@@ -18,7 +18,8 @@ export class AgentRunner {
   constructor(
     lab: Lab,
     readonly device: Device,
-    readonly listenPort: number,
+    /** WireGuard port for the next start; a new one gives the device fresh NAT mappings. */
+    public listenPort: number,
     private readonly build: TrellisBuild,
   ) {
     this.stateDir = join(lab.runDir, `agent-${device.site.name}-${device.name}`);
@@ -48,13 +49,18 @@ export class AgentRunner {
         '--listen-port',
         String(this.listenPort),
       ],
-      { env: cleanEnv(), logName: `trellisd-${this.device.name}-${this.starts}` },
+      { env: cleanEnv(), logName: `trellisd-${this.device.site.name}-${this.device.name}-${this.starts}` },
     );
     await this.proc.waitForLine(/trellisd ready/, 60_000);
   }
 
   async stop(): Promise<void> {
     await this.proc?.stop(10_000);
+  }
+
+  /** Deletes the saved netmap (the agent is stopped): the next start waits for the broker's. */
+  forgetSavedNetmap(): void {
+    rmSync(join(this.stateDir, 'netmap.json'), { force: true });
   }
 
   async cli(args: string[]): Promise<string> {

@@ -21,7 +21,7 @@ import { createBrokerAgent } from '../trust/broker-trust';
 import { parseBrokerUrl } from '../trust/broker-url';
 import { waitFor } from '../util/wait';
 import type { WireGuardBackend } from '../wireguard/backend';
-import { diffWireGuardConfig } from '../wireguard/config-diff';
+import { diffWireGuardConfig, PERSISTENT_KEEPALIVE_SECONDS } from '../wireguard/config-diff';
 import type { EndpointSelector } from '../wireguard/endpoint-selector';
 import { isEmptyUpdate, type WgDeviceState } from '../wireguard/types';
 import { desiredConfigFromNetmap } from './desired-config';
@@ -272,6 +272,7 @@ export class Agent {
         onConnected: () => {
           this.state = 'connected';
           this.log.info({ broker: e.brokerUrl }, 'broker connected');
+          this.refreshReflectorSessions('reconnected');
         },
         onDisconnected: (reason) => {
           this.state = this.netmap ? 'offline' : 'connecting';
@@ -294,6 +295,7 @@ export class Agent {
       control.setEndpoints(candidates);
       // Our own network changed: rediscover at once (ARCHITECTURE: retry direct on a network change).
       void this.paths?.networkChanged();
+      this.refreshReflectorSessions('network changed');
       this.portMapper?.refresh();
     });
     if (this.opts.portMapping) {
@@ -342,6 +344,33 @@ export class Agent {
       { serial: netmap.serial, source: kind, peers: netmap.peers.length, changes: update.peers.length },
       'mesh applied',
     );
+  }
+
+  /**
+   * Re-adds the reflector peers, so WireGuard sends each a fresh initiation now: after a reconnect
+   * (we may have moved: the broker holds our punches until its reflectors see where we are now) or
+   * a local network change, instead of when the 25 s keepalive next goes out. Nothing before the
+   * mesh is up: bringing it up adds them, which initiates anyway.
+   */
+  private refreshReflectorSessions(why: string): void {
+    void this.queue
+      .run(async () => {
+        const reflectors = this.netmap?.self.reflectors ?? [];
+        if (!this.meshUp || reflectors.length === 0) return;
+        await this.opts.backend.apply({
+          peers: reflectors.flatMap((r) => [
+            { publicKey: r.publicKey, remove: true },
+            {
+              publicKey: r.publicKey,
+              endpoint: r.endpoint,
+              persistentKeepalive: PERSISTENT_KEEPALIVE_SECONDS,
+              allowedIps: [],
+            },
+          ]),
+        });
+        this.log.debug({ why, reflectors: reflectors.length }, 'reflector sessions refreshed');
+      })
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'refreshing reflector sessions failed'));
   }
 
   /** The path logic's view of the netmap's peers: typed candidates, LAN ones only when on our links. */

@@ -45,6 +45,12 @@ export interface PeerPathStatus {
 }
 
 export interface PathTimings {
+  /**
+   * In a punch the follower initiates at the start and the leader this much later: initiations that
+   * cross make each side consume the other's and drop the response (both fail). The follower's
+   * packet opens its NAT for the leader's; if it got through on its own, the handshake is already done.
+   */
+  leaderDelayMs: number;
   /** First re-add after a candidate's start (leader); WireGuard would otherwise wait 5 s to resend. */
   retryIntervalMs: number;
   /** Each further retry waits this factor longer, so a slow path gets a window longer than its RTT. */
@@ -68,6 +74,7 @@ export interface PathTimings {
 }
 
 export const DEFAULT_PATH_TIMINGS: PathTimings = {
+  leaderDelayMs: 50,
   retryIntervalMs: 200,
   retryGrowth: 1.5,
   localDeadlineMs: 1000,

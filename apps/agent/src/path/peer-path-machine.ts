@@ -23,6 +23,8 @@ interface Attempt {
   candidateStartedAt: number;
   nextRetryAt: number;
   retries: number;
+  /** Whether this candidate's first initiation went out (a punch's leader holds it back). */
+  initiated: boolean;
   /** Endpoint the last readd pointed WireGuard at. */
   endpoint: string | null;
   /**
@@ -250,6 +252,7 @@ export class PeerPathMachine {
       candidateStartedAt: startAt,
       nextRetryAt: startAt,
       retries: 0,
+      initiated: false,
       endpoint: null,
       learned: null,
     };
@@ -269,10 +272,20 @@ export class PeerPathMachine {
       now + (c.kind === 'lan' ? Math.min(a.deadlineMs, this.t.lanDeadlineMs) : a.deadlineMs);
     a.retries = 0;
     a.learned = null;
+    this.nextPollAt = now + this.t.probePollMs;
+    if (this.leads && a.origin === 'punch' && this.t.leaderDelayMs > 0) {
+      // Point WireGuard at the candidate (responses to the follower's initiation go there too), but
+      // initiate only after leaderDelayMs: see PathTimings.
+      a.initiated = false;
+      a.nextRetryAt = now + this.t.leaderDelayMs;
+      a.endpoint = c.endpoint;
+      this.endpoint = c.endpoint;
+      return [{ type: 'set-endpoint', peerId: this.peerId, publicKey: this.publicKey, endpoint: c.endpoint }];
+    }
+    a.initiated = true;
     if (this.leads) a.nextRetryAt = now + this.t.retryIntervalMs;
     else if (a.origin === 'local') a.nextRetryAt = now + this.t.retryIntervalMs * 1.5;
     else a.nextRetryAt = Number.POSITIVE_INFINITY;
-    this.nextPollAt = now + this.t.probePollMs;
     return [this.readd(c.endpoint)];
   }
 
@@ -287,6 +300,11 @@ export class PeerPathMachine {
     }
     if (now >= a.candidateDeadlineAt) return this.nextCandidate(now);
     if (now < a.nextRetryAt) return [];
+    if (!a.initiated) {
+      a.initiated = true;
+      a.nextRetryAt = now + this.t.retryIntervalMs;
+      return [this.readd(a.endpoint!)];
+    }
     a.retries++;
     a.nextRetryAt += this.t.retryIntervalMs * this.t.retryGrowth ** a.retries;
     return [this.readd(a.endpoint!)];

@@ -1,3 +1,4 @@
+import { DEFAULT_PATH_TIMINGS } from '../../src/path';
 import { NATS, type NatSpec, type PairResult, runPair } from './nat-sim';
 
 /** The expectation, written out rather than derived from the model. */
@@ -88,10 +89,12 @@ describe('two PathManagers over a simulated NAT pair', () => {
       wanOneWayMs: 40,
     });
     expect([r.a.path, r.b.path]).toEqual(['direct-internet', 'direct-internet']);
-    // The first initiations cross and are lost; the leader's retry 200 ms later gets through (plus
-    // a round trip for the handshake, one more for the follower's confirmation, and a poll).
-    expect(r.bothDirectAfterMs!).toBeGreaterThanOrEqual(200 + 80);
-    expect(r.bothDirectAfterMs!).toBeLessThan(200 + 120 + 25 + 5);
+    // Nothing crosses: the follower's initiation opens its NAT (the leader's drops it), the leader's,
+    // held back by leaderDelayMs, gets through (plus a round trip for the handshake, one more for the
+    // follower's confirmation, and a poll).
+    const lead = DEFAULT_PATH_TIMINGS.leaderDelayMs;
+    expect(r.bothDirectAfterMs!).toBeGreaterThanOrEqual(lead + 80);
+    expect(r.bothDirectAfterMs!).toBeLessThan(lead + 120 + 25 + 5);
     // With starts 25 ms apart (more than the one-way delay) they do not cross: the first one works.
     const skewed = runPair(NATS.portRestricted!, NATS.portRestricted!, {
       wanOneWayMs: 20,

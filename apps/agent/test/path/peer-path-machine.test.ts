@@ -36,6 +36,27 @@ describe('PeerPathMachine via PathManager', () => {
     expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'direct-lan', endpoint: LAN, since: T0 + 525 });
   });
 
+  it('as the leader of a punch points at the candidate at the start but initiates leaderDelayMs later', () => {
+    const s = new Scenario({ leaderDelayMs: 50 });
+    s.apply(s.mgr.punch(punchMessage({ startAt: T0 }), 0, s.now));
+    s.runUntil(T0 + 400);
+    // Every candidate: pointed at when it starts, first initiation 50 ms later, retries from there.
+    expect(s.log.filter((l) => l.effect.type === 'set-endpoint').map((l) => l.at - T0)).toEqual([0, 300]);
+    expect(s.readdsSince(T0)).toEqual([
+      { at: T0 + 50, endpoint: LAN },
+      { at: T0 + 250, endpoint: LAN },
+      { at: T0 + 350, endpoint: REFLEXIVE },
+    ]);
+    // The follower's initiation completed the handshake before ours went out: no initiation at all.
+    const early = new Scenario({ leaderDelayMs: 50 });
+    early.apply(early.mgr.punch(punchMessage({ startAt: T0 }), 0, early.now));
+    early.runUntil(T0 + 10);
+    early.handshake(PEER_KEY, LAN);
+    early.runUntil(T0 + 200);
+    expect(early.readdsSince(T0)).toEqual([]);
+    expect(early.reports).toEqual([expect.objectContaining({ result: 'direct', endpoint: LAN })]);
+  });
+
   it('moves to the reflexive candidate when the LAN one stays silent, re-adding on a growing schedule', () => {
     const s = new Scenario();
     s.apply(s.mgr.punch(punchMessage({ startAt: T0 }), 0, s.now));

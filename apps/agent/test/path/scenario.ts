@@ -29,8 +29,12 @@ export class Scenario {
   wakeAt: number | null = null;
   responder: Responder = () => null;
 
+  /**
+   * The leader's held-back first initiation is off unless a test sets it, so the retry schedules
+   * below read from the candidate's start (peer-path-machine.test covers the delay itself).
+   */
   constructor(timings: Partial<PathTimings> = {}, selfKey = SELF_KEY) {
-    this.mgr = new PathManager(selfKey, timings);
+    this.mgr = new PathManager(selfKey, { leaderDelayMs: 0, ...timings });
   }
 
   apply(effects: PathEffect[]): PathEffect[] {

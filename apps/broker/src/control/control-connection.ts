@@ -55,6 +55,9 @@ export class ControlConnection {
   private readonly sender: PacedFrameSender;
   readonly connectionId: string;
   lastActivity = Date.now();
+  /** Smoothed WebSocket ping round trip: how far ahead a punch's shared start must be. */
+  private rttMs: number | null = null;
+  private pingSentAt: number | null = null;
 
   constructor(
     private readonly ws: WebSocket,
@@ -73,8 +76,24 @@ export class ControlConnection {
       const text = isBinary ? null : data.toString();
       this.queue = this.queue.then(() => this.handle(text)).catch((err) => this.internalError(err));
     });
+    ws.on('pong', () => this.onPong());
+    this.measureRtt();
     ws.on('close', () => this.onClose());
     ws.on('error', (err) => deps.logger.warn({ remote, err: err.message }, 'control connection error'));
+  }
+
+  /** One WebSocket ping in flight at a time (agents answer them in their WebSocket library). */
+  private measureRtt(): void {
+    if (this.pingSentAt !== null || this.ws.readyState !== this.ws.OPEN) return;
+    this.pingSentAt = performance.now();
+    this.ws.ping();
+  }
+
+  private onPong(): void {
+    if (this.pingSentAt === null) return;
+    const sample = performance.now() - this.pingSentAt;
+    this.pingSentAt = null;
+    this.rttMs = this.rttMs === null ? sample : 0.7 * this.rttMs + 0.3 * sample;
   }
 
   get deviceId(): string | undefined {
@@ -114,8 +133,10 @@ export class ControlConnection {
           return this.fail(CloseCode.badMessage, 'bad_message', `expected auth, got ${msg.type}`);
         return this.onAuth(msg.proof);
       case 'ready':
-        if (msg.type === 'ping')
+        if (msg.type === 'ping') {
+          this.measureRtt();
           return this.sendRaw(JSON.stringify({ type: 'pong', t: msg.t, serverTime: Date.now() }), 'pong');
+        }
         if (msg.type === 'endpoints')
           return this.deps.devices.setEndpoints(
             this.state.session.deviceId,
@@ -171,6 +192,7 @@ export class ControlConnection {
       accountId,
       connectionId: this.connectionId,
       serial: 0,
+      rttMs: () => this.rttMs,
       send: (frame, type) => this.sendRaw(frame, type),
       close: (code, reason) => this.close(code, reason),
     };

@@ -20,7 +20,11 @@ export class ControlHub {
   private readonly hubs = new Map<string, AccountHub>();
   private readonly loading = new Map<string, Loading>();
   private readonly byDevice = new Map<string, ControlSession>();
+  /** Device id of each connected device's WireGuard key (reflector observations carry keys). */
+  private readonly deviceOfKey = new Map<string, string>();
+  private readonly keyOfDevice = new Map<string, string>();
   private unsubscribe: (() => void) | undefined;
+  private unsubscribeReflexive: (() => void) | undefined;
 
   constructor(
     private readonly devices: DevicesService,
@@ -30,6 +34,11 @@ export class ControlHub {
       coalesceMs: number;
       logger: Logger;
       reflectors?: readonly ReflectorInfo[];
+      /** What this instance's reflectors saw (BrokerReflectors): punches wait for fresh addresses. */
+      reflexive?: {
+        seenSince(publicKey: string, since: number): readonly string[] | null;
+        onObservation(fn: (publicKey: string) => void): () => void;
+      };
       /** Punch timings (tests). */
       punch?: Partial<
         Pick<PunchCoordinatorOptions, 'startDelayMs' | 'deadlineMs' | 'settleMs' | 'backoffInitialMs'>
@@ -39,6 +48,13 @@ export class ControlHub {
 
   start(): void {
     this.unsubscribe = this.bus.subscribe((e) => this.onEvent(e));
+    this.unsubscribeReflexive = this.opts.reflexive?.onObservation((key) => this.onReflexive(key));
+  }
+
+  private onReflexive(publicKey: string): void {
+    const id = this.deviceOfKey.get(publicKey);
+    const session = id === undefined ? undefined : this.byDevice.get(id);
+    if (id && session) this.hubs.get(session.accountId)?.punches?.reflexiveObserved(id);
   }
 
   get connectedCount(): number {
@@ -86,11 +102,14 @@ export class ControlHub {
           state.devices,
           this.opts.reflectors ?? [],
         );
+        const reflexive = this.opts.reflexive;
         const punches = new PunchCoordinator({
           device: (id) => hub.netmap.punchView(id),
           connected: () => hub.sessions.keys(),
           send: (id, msg) => hub.sessions.get(id)?.send(JSON.stringify(msg), 'punch'),
           logger: this.opts.logger,
+          rttOf: (id) => hub.sessions.get(id)?.rttMs() ?? null,
+          ...(reflexive ? { reflexiveSeenSince: (k, since) => reflexive.seenSince(k, since) } : {}),
           reflectorsRun: (this.opts.reflectors ?? []).length > 0,
           ...this.opts.punch,
         });
@@ -116,12 +135,22 @@ export class ControlHub {
       return false;
     }
     this.byDevice.set(session.deviceId, session);
+    const key = hub.netmap.get(session.deviceId)?.publicKey;
+    if (key) {
+      this.deviceOfKey.set(key, session.deviceId);
+      this.keyOfDevice.set(session.deviceId, key);
+    }
     return true;
   }
 
   detach(session: ControlSession): void {
-    if (this.byDevice.get(session.deviceId) === session) this.byDevice.delete(session.deviceId);
     const hub = this.hubs.get(session.accountId);
+    if (this.byDevice.get(session.deviceId) === session) {
+      this.byDevice.delete(session.deviceId);
+      const key = this.keyOfDevice.get(session.deviceId);
+      this.keyOfDevice.delete(session.deviceId);
+      if (key && this.deviceOfKey.get(key) === session.deviceId) this.deviceOfKey.delete(key);
+    }
     if (!hub) return;
     hub.detach(session);
     this.releaseIfIdle(session.accountId, hub);
@@ -147,6 +176,7 @@ export class ControlHub {
 
   stop(): void {
     this.unsubscribe?.();
+    this.unsubscribeReflexive?.();
     for (const hub of this.hubs.values()) hub.dispose();
     this.hubs.clear();
   }

@@ -5,6 +5,8 @@ export interface ControlSession {
   readonly connectionId: string;
   /** Serial of the last netmap or delta frame sent on this connection (before the snapshot: its minimum). */
   serial: number;
+  /** Round trip to the agent (WebSocket ping/pong), ms; null until measured. */
+  rttMs(): number | null;
   send(frame: string, type: 'netmap' | 'delta' | 'punch'): void;
   close(code: number, reason: string): void;
 }

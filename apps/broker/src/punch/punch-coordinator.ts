@@ -16,7 +16,20 @@ export interface PunchCoordinatorOptions {
   send(deviceId: string, msg: PunchMessage): void;
   logger: Logger;
   now?: () => number;
-  /** How far ahead the shared start is; must cover delivery to both agents. */
+  /** The control connection's measured round trip (null: not yet). */
+  rttOf?(deviceId: string): number | null;
+  /**
+   * The endpoints this instance's reflectors saw the device key at since `since` (null: none yet).
+   * A reconnected device's netmap still holds the reflexive address of its last run, which a
+   * restart or a new network makes stale; punching waits (up to freshWaitMs) for a fresh one.
+   */
+  reflexiveSeenSince?(publicKey: string, since: number): readonly string[] | null;
+  /** How long a pair waits for fresh reflexive addresses before punching with what it has. */
+  freshWaitMs?: number;
+  /**
+   * How far ahead the shared start is when a side's round trip is unknown, and the cap otherwise
+   * (then it is the slower round trip plus START_MARGIN_MS: the punch must reach both agents first).
+   */
   startDelayMs?: number;
   /** Per-candidate deadline the agents get. */
   deadlineMs?: number;
@@ -30,6 +43,8 @@ export interface PunchCoordinatorOptions {
 
 interface PairState {
   timer: NodeJS.Timeout | null;
+  /** When the timer fires (ms): an earlier schedule replaces a later one. */
+  fireAt: number;
   /** The candidate lists last punched with; the same lists are not punched again unless one failed. */
   lastSig: string | null;
   failures: number;
@@ -39,6 +54,9 @@ interface PairState {
   /** Recent failed attempts already counted. */
   countedFailures: string[];
 }
+
+/** Added to the slower control round trip for a punch's start: event loop and UAPI latency. */
+const START_MARGIN_MS = 25;
 
 function pairKey(x: string, y: string): string {
   return x < y ? `${x}|${y}` : `${y}|${x}`;
@@ -60,18 +78,26 @@ export class PunchCoordinator {
   private readonly settleMs: number;
   private readonly backoffInitialMs: number;
   private readonly backoffMaxMs: number;
+  private readonly freshWaitMs: number;
+  /** When each connected device came online (coordinator clock). */
+  private readonly onlineAt = new Map<string, number>();
+  /** Online devices whose fresh reflexive address has not been seen yet. */
+  private readonly awaitingFresh = new Set<string>();
 
   constructor(private readonly opts: PunchCoordinatorOptions) {
     this.now = opts.now ?? Date.now;
     this.startDelayMs = opts.startDelayMs ?? 300;
     this.deadlineMs = opts.deadlineMs ?? 1500;
-    this.settleMs = opts.settleMs ?? 100;
+    this.settleMs = opts.settleMs ?? 25;
+    this.freshWaitMs = opts.freshWaitMs ?? 2_000;
     this.backoffInitialMs = opts.backoffInitialMs ?? 5_000;
     this.backoffMaxMs = opts.backoffMaxMs ?? 300_000;
   }
 
   /** A device (re)connected: its agent starts from scratch, so punch even unchanged or direct pairs. */
   deviceOnline(id: string): void {
+    this.onlineAt.set(id, this.now());
+    if (this.opts.reflexiveSeenSince) this.awaitingFresh.add(id);
     for (const [key, pair] of this.pairs) {
       if (!key.split('|').includes(id)) continue;
       pair.lastSig = null;
@@ -85,7 +111,14 @@ export class PunchCoordinator {
     for (const other of this.opts.connected()) if (other !== id) this.schedule(id, other, this.settleMs);
   }
 
+  /** This instance's reflectors saw the device: once per connection that can unblock its pairs. */
+  reflexiveObserved(id: string): void {
+    if (this.awaitingFresh.delete(id)) this.deviceChanged(id);
+  }
+
   deviceGone(id: string): void {
+    this.onlineAt.delete(id);
+    this.awaitingFresh.delete(id);
     for (const [key, pair] of this.pairs) {
       if (!key.split('|').includes(id)) continue;
       if (pair.timer) clearTimeout(pair.timer);
@@ -151,6 +184,7 @@ export class PunchCoordinator {
   private newPair(key: string): PairState {
     const pair: PairState = {
       timer: null,
+      fireAt: 0,
       lastSig: null,
       failures: 0,
       attempts: new Set(),
@@ -164,9 +198,11 @@ export class PunchCoordinator {
   private schedule(x: string, y: string, delayMs: number, replace = false): void {
     const key = pairKey(x, y);
     const pair = this.pairs.get(key) ?? this.newPair(key);
-    if (pair.timer && !replace) return;
+    const fireAt = this.now() + delayMs;
+    if (pair.timer && !replace && pair.fireAt <= fireAt) return;
     if (pair.timer) clearTimeout(pair.timer);
     const state = pair;
+    state.fireAt = fireAt;
     state.timer = setTimeout(() => {
       state.timer = null;
       this.punch(key, state);
@@ -187,6 +223,11 @@ export class PunchCoordinator {
       );
       return;
     }
+    const waitUntil = Math.max(this.freshUntil(aId, a), this.freshUntil(bId, b));
+    if (waitUntil > this.now()) {
+      this.schedule(aId, bId, waitUntil - this.now());
+      return;
+    }
     const forA = candidatesFor(a, b).slice(0, MAX_PUNCH_CANDIDATES);
     const forB = candidatesFor(b, a).slice(0, MAX_PUNCH_CANDIDATES);
     if (forA.length === 0 || forB.length === 0) return;
@@ -201,10 +242,30 @@ export class PunchCoordinator {
     }
     pair.attempts.add(attemptId);
     this.attemptPair.set(attemptId, key);
-    const startAt = this.now() + this.startDelayMs;
+    const startAt = this.now() + this.startDelay(aId, bId);
     const base = { type: 'punch' as const, attemptId, startAt, deadlineMs: this.deadlineMs };
     this.opts.send(aId, { ...base, peerId: bId, peerPublicKey: b.publicKey, candidates: forA });
     this.opts.send(bId, { ...base, peerId: aId, peerPublicKey: a.publicKey, candidates: forB });
     this.opts.logger.info({ a: aId, b: bId, attemptId, forA, forB }, 'punch sent');
+  }
+
+  /**
+   * 0 when the device's reflexive candidates are fresh (all this instance saw since it came online
+   * are in the netmap), else until when to wait for them.
+   */
+  private freshUntil(id: string, side: PunchDevice): number {
+    const since = this.onlineAt.get(id);
+    if (!this.opts.reflexiveSeenSince || since === undefined) return 0;
+    const seen = this.opts.reflexiveSeenSince(side.publicKey, since);
+    const inNetmap = (ep: string) => side.candidates.some((c) => c.kind === 'reflexive' && c.endpoint === ep);
+    if (seen !== null && seen.length > 0 && seen.every(inNetmap)) return 0;
+    return since + this.freshWaitMs;
+  }
+
+  private startDelay(aId: string, bId: string): number {
+    const a = this.opts.rttOf?.(aId) ?? null;
+    const b = this.opts.rttOf?.(bId) ?? null;
+    if (a === null || b === null) return this.startDelayMs;
+    return Math.min(this.startDelayMs, Math.ceil(Math.max(a, b)) + START_MARGIN_MS);
   }
 }

@@ -51,6 +51,7 @@ export class BrokerReflectors {
   private readonly keyOfDevice = new Map<string, string>();
   private readonly enrolled: EnrolledKeyCache;
   private unsubscribe: (() => void) | undefined;
+  private readonly listeners = new Set<(publicKey: string) => void>();
   /** One database write per device at a time, in observation order. */
   private readonly chains = new Map<string, Promise<void>>();
 
@@ -91,6 +92,20 @@ export class BrokerReflectors {
     return this.reflectors.map((r) => r.counters());
   }
 
+  /** Calls `fn` with the device key of every observation; returns the unsubscribe. */
+  onObservation(fn: (publicKey: string) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** The endpoints the reflectors saw `publicKey` at in packets since `since` (ms); null if none. */
+  seenSince(publicKey: string, since: number): string[] | null {
+    const fresh = (this.seen.get(publicKey) ?? []).filter(
+      (s): s is Observation => s !== undefined && s.at >= since,
+    );
+    return fresh.length > 0 ? [...new Set(fresh.map((s) => s.endpoint))] : null;
+  }
+
   private onEvent(e: BrokerEvent): void {
     if (e.kind === 'device-upsert') {
       this.keyOfDevice.set(e.device.id, e.device.publicKey);
@@ -114,6 +129,8 @@ export class BrokerReflectors {
     const slots = this.seen.get(o.publicKey) ?? [];
     slots[index] = o;
     this.seen.set(o.publicKey, slots);
+    // Listeners compare with the netmap, which a changed address reaches only after the write below.
+    this.notify(o.publicKey);
     const learned = this.learnedOf(slots);
     const sig = JSON.stringify(learned);
     if (this.written.get(o.publicKey) === sig) return;
@@ -136,6 +153,16 @@ export class BrokerReflectors {
     void next.then(() => {
       if (this.chains.get(o.publicKey) === next) this.chains.delete(o.publicKey);
     });
+  }
+
+  private notify(publicKey: string): void {
+    for (const fn of this.listeners) {
+      try {
+        fn(publicKey);
+      } catch (err) {
+        this.opts.logger.error({ err: (err as Error).message }, 'reflector observation listener failed');
+      }
+    }
   }
 
   private learnedOf(slots: Array<Observation | undefined>): Learned {

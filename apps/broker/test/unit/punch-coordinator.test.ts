@@ -55,7 +55,7 @@ describe('PunchCoordinator', () => {
   beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
   afterEach(() => jest.useRealTimers());
 
-  function setup() {
+  function setup(extra: Partial<ConstructorParameters<typeof PunchCoordinator>[0]> = {}) {
     const devices = new Map([
       ['a', a],
       ['b', b],
@@ -70,6 +70,7 @@ describe('PunchCoordinator', () => {
       startDelayMs: 300,
       settleMs: 100,
       backoffInitialMs: 5000,
+      ...extra,
     });
     return { c, devices, connected, sent };
   }
@@ -185,5 +186,75 @@ describe('PunchCoordinator', () => {
     jest.advanceTimersByTime(60_000);
     expect(sent).toHaveLength(2);
     c.dispose();
+  });
+
+  it('starts a punch the slower control round trip plus a margin ahead, capped by startDelayMs', () => {
+    const rtt = new Map([
+      ['a', 12.4],
+      ['b', 40],
+    ]);
+    const { c, connected, sent } = setup({ rttOf: (id) => rtt.get(id) ?? null });
+    connected.add('a').add('b');
+    c.deviceOnline('a');
+    jest.advanceTimersByTime(100);
+    expect(sent[0]!.msg.startAt).toBe(Date.now() + 40 + 25);
+    rtt.set('b', 2000);
+    c.report('a', {
+      type: 'path',
+      peerId: 'b',
+      attemptId: sent[0]!.msg.attemptId,
+      result: 'failed',
+      elapsedMs: 1,
+    });
+    jest.advanceTimersByTime(100);
+    expect(sent[2]!.msg.startAt).toBe(Date.now() + 300);
+    rtt.delete('a'); // unknown: the default
+    c.deviceOnline('b');
+    jest.advanceTimersByTime(100);
+    expect(sent[4]!.msg.startAt).toBe(Date.now() + 300);
+    c.dispose();
+  });
+
+  it('after a reconnect waits for reflexive addresses seen since, or punches with the old ones after freshWaitMs', () => {
+    const seen = new Map<string, { at: number; endpoint: string }>();
+    const { c, devices, connected, sent } = setup({
+      freshWaitMs: 2000,
+      reflexiveSeenSince: (key, since) => {
+        const s = seen.get(key);
+        return s && s.at >= since ? [s.endpoint] : null;
+      },
+    });
+    connected.add('a').add('b');
+    c.deviceOnline('a');
+    c.deviceOnline('b');
+    jest.advanceTimersByTime(500);
+    expect(sent).toEqual([]); // the netmap's reflexive addresses are from before
+    // a's reflector sees it where the netmap already has it: fresh at once.
+    seen.set(KEY_A, { at: Date.now(), endpoint: '192.0.2.11:51820' });
+    c.reflexiveObserved('a');
+    jest.advanceTimersByTime(500);
+    expect(sent).toEqual([]);
+    // b's new port: seen, but not fresh until the netmap carries it.
+    seen.set(KEY_B, { at: Date.now(), endpoint: '192.0.2.12:40001' });
+    c.reflexiveObserved('b');
+    jest.advanceTimersByTime(200);
+    expect(sent).toEqual([]);
+    devices.set('b', { ...b, candidates: [cand('192.0.2.12:40001', 'reflexive', 2000)] });
+    c.deviceChanged('b');
+    jest.advanceTimersByTime(100);
+    expect(sent.find((s) => s.to === 'a')!.msg.candidates.map((x) => x.endpoint)).toEqual([
+      '192.0.2.12:40001',
+    ]);
+
+    // A device its reflectors do not see again (say, a control reconnect only) is punched anyway.
+    const quiet = setup({ freshWaitMs: 2000, reflexiveSeenSince: () => null });
+    quiet.connected.add('a').add('b');
+    quiet.c.deviceOnline('a');
+    jest.advanceTimersByTime(1999);
+    expect(quiet.sent).toEqual([]);
+    jest.advanceTimersByTime(1);
+    expect(quiet.sent).toHaveLength(2);
+    c.dispose();
+    quiet.c.dispose();
   });
 });
