@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DeviceInfo, Role, SetupKeyInfo } from './api';
+import { CreateRelayTokenResponse, RelayStatusInfo, RelayTokenInfo } from './relay';
 
 /**
  * The broker's local admin socket (`<data-dir>/admin.sock`, mode 0600): one JSON request per line,
@@ -42,6 +43,15 @@ export const AdminRequest = z.discriminatedUnion('op', [
     account: AccountName,
     device: z.string().min(1).max(128),
   }),
+  /** Without `account`: a shared (operator) relay that serves every account without private relays. */
+  z.strictObject({
+    op: z.literal('relayTokens.create'),
+    account: AccountName.optional(),
+    name: z.string().min(1).max(128),
+  }),
+  z.strictObject({ op: z.literal('relayTokens.list'), account: AccountName.optional() }),
+  z.strictObject({ op: z.literal('relayTokens.revoke'), id: z.string().max(64) }),
+  z.strictObject({ op: z.literal('relays.list') }),
 ]);
 export type AdminRequest = z.infer<typeof AdminRequest>;
 
@@ -69,6 +79,10 @@ export const AdminResults = {
   'setupKeys.revoke': SetupKeyInfo,
   'devices.list': z.array(DeviceInfo),
   'devices.remove': DeviceInfo,
+  'relayTokens.create': CreateRelayTokenResponse,
+  'relayTokens.list': z.array(RelayTokenInfo),
+  'relayTokens.revoke': RelayTokenInfo,
+  'relays.list': z.array(RelayStatusInfo),
 } as const satisfies Record<AdminRequest['op'], z.ZodType>;
 
 export const AdminResponse = z.discriminatedUnion('ok', [

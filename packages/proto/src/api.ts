@@ -120,6 +120,9 @@ export const API_PATHS = {
   devices: '/api/v1/devices',
   enroll: '/api/v1/enroll',
   control: '/api/v1/control',
+  relayControl: '/api/v1/relay/control',
+  relayTokens: '/api/v1/relay-tokens',
+  relays: '/api/v1/relays',
   metrics: '/metrics',
   health: '/healthz',
 } as const;

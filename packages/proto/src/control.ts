@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { MAX_ENDPOINTS } from './api';
 import { DeviceId, DnsLabel, Endpoint, Ipv4, WgKey } from './common';
 import { Candidate, MappingType, NetinfoMessage, PathReportMessage, PunchMessage } from './punch';
+import { NetmapRelay, RelayPathMessage, RelayReleaseMessage } from './relay';
 
 /**
  * The WebSocket control channel (API_PATHS.control). Every frame is one JSON object with a `type`.
@@ -44,6 +45,8 @@ export const NetmapSelf = z.object({
   /** What the reflectors saw of this device: its reflexive addresses and NAT mapping. */
   reflexive: z.array(Endpoint).max(MAX_ENDPOINTS).optional(),
   mappingType: MappingType.optional(),
+  /** Relays this device may be sent to (its account's private ones, else the shared ones). */
+  relays: z.array(NetmapRelay).max(32).optional(),
 });
 export type NetmapSelf = z.infer<typeof NetmapSelf>;
 
@@ -123,6 +126,8 @@ export const ServerMessage = z.discriminatedUnion('type', [
   DeltaMessage,
   PongMessage,
   PunchMessage,
+  RelayPathMessage,
+  RelayReleaseMessage,
 ]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 export type ChallengeMessage = z.infer<typeof ChallengeMessage>;

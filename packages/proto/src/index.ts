@@ -4,3 +4,4 @@ export * from './common';
 export * from './control';
 export * from './ipc';
 export * from './punch';
+export * from './relay';

@@ -60,7 +60,9 @@ export const PeerStatus = z.object({
   rxBytes: z.number(),
   txBytes: z.number(),
   /** The path the agent's path logic holds to the peer (absent from agents without it). */
-  path: z.enum(['direct-lan', 'direct-internet', 'none']).optional(),
+  path: z.enum(['direct-lan', 'direct-internet', 'relay', 'none']).optional(),
+  /** With path `relay`: the relay's name. */
+  relayName: z.string().optional(),
   /** ISO time since which `path` has had its value. */
   pathSince: z.string().optional(),
   /** What the path logic is doing: idle, scheduled, probing, direct, backoff. */

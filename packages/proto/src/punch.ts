@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MAX_ENDPOINTS } from './api';
 import { DeviceId, Endpoint, WgKey } from './common';
+import { RelayRtts } from './relay';
 
 /**
  * NAT traversal messages on the control channel (see ARCHITECTURE "Hole punching, coordinated by the
@@ -43,7 +44,8 @@ export const PunchMessage = z.object({
 export type PunchMessage = z.infer<typeof PunchMessage>;
 
 // --- agent → broker ---------------------------------------------------------------------------
-export const PathResult = z.enum(['direct', 'failed']);
+/** `relay`: the peer is reachable through the relay allocation the broker gave (after `relay`). */
+export const PathResult = z.enum(['direct', 'failed', 'relay']);
 export type PathResult = z.infer<typeof PathResult>;
 
 /**
@@ -58,7 +60,7 @@ export const PathReportMessage = z.strictObject({
   result: PathResult,
   /** With `direct`: the endpoint WireGuard uses for the peer, and what kind of candidate it is. */
   endpoint: Endpoint.optional(),
-  kind: CandidateKind.optional(),
+  kind: z.enum([...CandidateKind.options, 'relay']).optional(),
   /** From the attempt's start (or the first candidate's) to success or giving up. */
   elapsedMs: z.number().nonnegative(),
 });
@@ -75,5 +77,7 @@ export const NetinfoMessage = z.strictObject({
   reflexive: z.array(Endpoint).max(MAX_ENDPOINTS),
   /** An address the gateway forwards to us (UPnP-IGD / NAT-PMP / PCP). */
   portMapped: Endpoint.optional(),
+  /** Round trip to each relay of the netmap (relay id → ms), for the broker's relay choice. */
+  relayRttMs: RelayRtts.optional(),
 });
 export type NetinfoMessage = z.infer<typeof NetinfoMessage>;

@@ -25,6 +25,7 @@ export function formatBytes(n: number): string {
 const PATH_LABELS = {
   'direct-lan': 'direct LAN',
   'direct-internet': 'direct internet',
+  relay: 'relay',
   none: 'none',
 } as const;
 
