@@ -44,6 +44,8 @@ export class Device {
 export class Site {
   readonly devices = new Map<string, Device>();
   private servicesStarted = false;
+  /** Devices moved here from other sites so far (their LAN addresses follow the own ones). */
+  private adopted = 0;
   private wanAddress: string;
   private carrierWan: string | null;
 
@@ -173,6 +175,46 @@ export class Site {
     this.devices.set(name, device);
     await this.applyRules();
     return device;
+  }
+
+  /**
+   * Moves a device of another site onto this site's LAN (roaming between networks): its old link
+   * goes away (as when a laptop leaves a Wi-Fi), then a new eth0 on this LAN gets the next address
+   * and the default route. Returns the device as it is now (same namespace, new address and site).
+   */
+  async adoptDevice(device: Device): Promise<Device> {
+    if (device.site === this) throw new Error(`${device.name} is already on site ${this.name}`);
+    if (this.devices.has(device.name))
+      throw new Error(`site ${this.name} already has a device ${device.name}`);
+    const index = this.devices.size + this.adopted++;
+    const address = this.lan.device(index);
+    const port = `lan${index}`;
+    await device.ns.exec(['ip', 'link', 'del', 'eth0']);
+    device.site.devices.delete(device.name);
+    await this.router.exec([
+      'ip',
+      'link',
+      'add',
+      port,
+      'netns',
+      this.router.name,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'netns',
+      device.ns.name,
+    ]);
+    await this.router.exec(['ip', 'link', 'set', port, 'master', LAN_IF]);
+    await this.router.exec(['ip', 'link', 'set', port, 'up']);
+    await device.ns.exec(['ip', 'addr', 'add', `${address}/${this.lan.prefixLen}`, 'dev', 'eth0']);
+    await device.ns.exec(['ip', 'link', 'set', 'eth0', 'up']);
+    await device.ns.exec(['ip', 'route', 'add', 'default', 'via', this.lan.gateway]);
+    const moved = new Device(device.name, device.ns, address, this);
+    this.devices.set(device.name, moved);
+    if (!this.servicesStarted) await this.applyRules();
+    return moved;
   }
 
   /**

@@ -46,6 +46,7 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
   let roamer: AgentRunner;
   let pinger: AgentRunner;
   let roamSite: Site;
+  let cafe: Site;
   let pingProc: LabProcess | null = null;
   const L = () => lab;
 
@@ -56,10 +57,12 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
     const theLab = lab;
     const host = await lab.addHost('brk', ['198.51.100.10', '198.51.100.11']);
     broker = new BrokerRunner(lab, host, build, ['--reflector2', '198.51.100.11:41642']);
-    const [pr, fc] = await Promise.all([
+    const [pr, fc, other] = await Promise.all([
       theLab.addSite('pr', new PortRestrictedNat(), ['d']),
       theLab.addSite('fc', new FullConeNat(), ['d']),
+      theLab.addSite('cafe', new PortRestrictedNat(), []),
     ]);
+    cafe = other;
     roamSite = pr;
     roamer = new AgentRunner(theLab, pr.device('d'), LISTEN_PORT, build);
     pinger = new AgentRunner(theLab, fc.device('d'), LISTEN_PORT, build);
@@ -179,5 +182,49 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
       expect(seen - addedAt).toBeLessThan(1_500);
     },
     60_000,
+  );
+
+  labIt(
+    L,
+    'a device that moves to another site (new LAN, new NAT) is reached directly again',
+    async () => {
+      const roamerId = (await roamer.status()).self!.id;
+      const address = (await roamer.status()).self!.address;
+      const peerOf = async () => (await pinger.status()).peers.find((p) => p.id === roamerId);
+      await waitFor(async () => (await peerOf())?.path === 'direct-internet', {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+        what: 'direct before the move',
+      });
+      const proc = pinger.device.ns.spawn('ping', ['-n', '-D', '-i', '0.1', '-W', '1', address], {
+        logName: 'ping-site-move',
+      });
+      pingProc = proc;
+      await waitFor(async () => replyTimes(proc.lines).length >= 10, {
+        timeoutMs: 20_000,
+        intervalMs: 100,
+        what: 'ping replies before the move',
+      });
+      const movedAt = Date.now();
+      await cafe.adoptDevice(roamer.device);
+      const moveDone = Date.now();
+      await waitFor(async () => replyTimes(proc.lines).some((t) => t > moveDone), {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        what: 'ping replies after the move',
+      });
+      await proc.stop(2_000);
+      const after = Math.min(...replyTimes(proc.lines).filter((t) => t > moveDone));
+      process.stdout.write(
+        `\nsite move: first reply ${after - moveDone} ms after the device joined the new LAN (the move took ${moveDone - movedAt} ms)\n`,
+      );
+      expect(after - moveDone).toBeLessThanOrEqual(RESUME_WITHIN_MS);
+      await waitFor(async () => (await peerOf())?.endpoint?.startsWith(`${cafe.publicAddress}:`) ?? false, {
+        timeoutMs: 10_000,
+        intervalMs: 200,
+        what: `pinger's status shows the roamer behind ${cafe.publicAddress}`,
+      });
+    },
+    100_000,
   );
 });
