@@ -1,6 +1,7 @@
 import {
   AgentRunner,
   BrokerRunner,
+  CgnatChain,
   FullConeNat,
   Lab,
   type LabProcess,
@@ -47,6 +48,8 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
   let pinger: AgentRunner;
   let roamSite: Site;
   let cafe: Site;
+  let lte: Site;
+  let mobile: AgentRunner;
   let pingProc: LabProcess | null = null;
   const L = () => lab;
 
@@ -63,6 +66,8 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
       theLab.addSite('cafe', new PortRestrictedNat(), []),
     ]);
     cafe = other;
+    lte = await theLab.addSite('lte', new CgnatChain(new PortRestrictedNat()), ['d']);
+    mobile = new AgentRunner(theLab, lte.device('d'), LISTEN_PORT, build);
     roamSite = pr;
     roamer = new AgentRunner(theLab, pr.device('d'), LISTEN_PORT, build);
     pinger = new AgentRunner(theLab, fc.device('d'), LISTEN_PORT, build);
@@ -226,5 +231,60 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
       });
     },
     100_000,
+  );
+
+  labIt(
+    L,
+    'a device behind CGNAT whose carrier address changes is reached directly again',
+    async () => {
+      await mobile.start();
+      await mobile.up({
+        broker: broker.url,
+        setupKey: await broker.createSetupKey(),
+        caFile: broker.certFile,
+      });
+      const self = await waitFor(
+        async () => {
+          const st = await mobile.status();
+          return st.state === 'connected' && st.self !== null ? st.self : null;
+        },
+        { timeoutMs: 60_000, what: 'lte connected' },
+      );
+      const peerOf = async () => (await pinger.status()).peers.find((p) => p.id === self.id);
+      await waitFor(async () => (await peerOf())?.path === 'direct-internet', {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+        what: 'pinger ↔ lte direct',
+      });
+      const proc = pinger.device.ns.spawn('ping', ['-n', '-D', '-i', '0.1', '-W', '1', self.address], {
+        logName: 'ping-cgnat-renumber',
+      });
+      pingProc = proc;
+      await waitFor(async () => replyTimes(proc.lines).length >= 10, {
+        timeoutMs: 20_000,
+        intervalMs: 100,
+        what: 'ping replies before the carrier renumbers',
+      });
+      const carrierAddress = '192.0.2.201';
+      await lte.setPublicAddress(carrierAddress);
+      const changeDone = Date.now();
+      await waitFor(async () => replyTimes(proc.lines).some((t) => t > changeDone), {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        what: 'ping replies after the carrier renumbered',
+      });
+      await proc.stop(2_000);
+      const after = Math.min(...replyTimes(proc.lines).filter((t) => t > changeDone));
+      process.stdout.write(
+        `\nCGNAT renumber: first reply ${after - changeDone} ms after the carrier's address changed\n`,
+      );
+      expect(after - changeDone).toBeLessThanOrEqual(RESUME_WITHIN_MS);
+      await waitFor(async () => (await peerOf())?.endpoint?.startsWith(`${carrierAddress}:`) ?? false, {
+        timeoutMs: 10_000,
+        intervalMs: 200,
+        what: `pinger's status shows lte behind ${carrierAddress}`,
+      });
+    },
+    120_000,
   );
 });
