@@ -5,7 +5,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const benches = { netmap: 'bench/dist/netmap/main.js', punch: 'bench/dist/punch/main.js' };
+const benches = {
+  netmap: 'bench/dist/netmap/main.js',
+  punch: 'bench/dist/punch/main.js',
+  relay: 'bench/dist/relay/main.js',
+};
 const [name, ...rest] = process.argv.slice(2);
 if (!name || !(name in benches)) {
   console.error(`usage: pnpm bench <${Object.keys(benches).join('|')}> [args]`);

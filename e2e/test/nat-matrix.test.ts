@@ -8,6 +8,7 @@ import {
   firstLogTime,
   Lab,
   PortRestrictedNat,
+  RelayRunner,
   type RouterKind,
   SymmetricNat,
   type TrellisBuild,
@@ -19,10 +20,11 @@ import {
 import { labIt, requireRoot } from './support/lab-test';
 
 /**
- * NAT matrix of issue 3: one device behind each site, two sites per NAT kind (one for UDP-blocked),
- * all in one mesh so that every pair of kinds (and each kind with itself) is tried at once. Records
- * for each pair whether it went direct and the time from "both online" to the first direct path,
- * prints the table, and fails if a pair the issue expects to be direct is not.
+ * NAT matrix of issues 3 and 4: one device behind each site, two sites per NAT kind (one for
+ * UDP-blocked), all in one mesh with one shared relay, so that every pair of kinds (and each kind
+ * with itself) is tried at once. Records for each pair its path (direct or relay) and the time from
+ * "both online" to it, prints the table, and fails if a pair the NATs allow to go direct is not
+ * direct, or if any pair is not connected at all (the relay must carry the rest).
  */
 type KindName = 'fc' | 'ar' | 'pr' | 'sym' | 'cgnat' | 'upnp' | 'udp-blocked';
 
@@ -73,7 +75,9 @@ interface PairResult {
   b: Member;
   expected: boolean;
   direct: boolean;
-  /** From the later of the two coming online to the first direct path either side saw. */
+  /** Both sides hold a relay path (the pairs that cannot go direct). */
+  relayed: boolean;
+  /** From the later of the two coming online to the first direct (else relay) path either side saw. */
   ms: number | null;
 }
 
@@ -81,6 +85,8 @@ describe('NAT matrix (real broker + agents, every pair of NAT kinds)', () => {
   let build: TrellisBuild;
   let lab: Lab | undefined;
   let broker: BrokerRunner;
+  let relay: RelayRunner;
+  let relayHost: Awaited<ReturnType<Lab['addHost']>>;
   const members: Member[] = [];
   /** The mesh is up and the matrix measured (later tests reuse it). */
   let done = false;
@@ -96,6 +102,7 @@ describe('NAT matrix (real broker + agents, every pair of NAT kinds)', () => {
     // 0.0.0.0:41641, so the second needs another port.
     const host = await lab.addHost('brk', ['198.51.100.10', '198.51.100.11']);
     broker = new BrokerRunner(lab, host, build, ['--reflector2', '198.51.100.11:41642']);
+    relayHost = await lab.addHost('rly', '198.51.100.20');
     const plan = NAMES.flatMap((kind) =>
       Array.from({ length: KINDS[kind].sites }, (_, i) => ({
         kind,
@@ -118,9 +125,18 @@ describe('NAT matrix (real broker + agents, every pair of NAT kinds)', () => {
 
   labIt(
     L,
-    'every pair the NAT kinds allow goes direct; the rest are reported as needing the relay',
+    'every pair the NAT kinds allow goes direct; every other pair connects through the relay',
     async () => {
       await broker.start();
+      relay = new RelayRunner(
+        lab!,
+        relayHost,
+        'relay1',
+        broker,
+        await broker.createRelayToken('relay1'),
+        build,
+      );
+      await relay.start();
       const setupKey = await broker.createSetupKey();
       await Promise.all(members.map((m) => m.agent.start()));
       for (const m of members) await m.agent.up({ broker: broker.url, setupKey, caFile: broker.certFile });
@@ -142,11 +158,18 @@ describe('NAT matrix (real broker + agents, every pair of NAT kinds)', () => {
         for (let j = i + 1; j < members.length; j++) {
           const a = members[i]!;
           const b = members[j]!;
-          pairs.push({ a, b, expected: expectDirect(a.kind, b.kind), direct: false, ms: null });
+          pairs.push({
+            a,
+            b,
+            expected: expectDirect(a.kind, b.kind),
+            direct: false,
+            relayed: false,
+            ms: null,
+          });
         }
 
-      const directLogged = (m: Member, peer: Member) =>
-        firstLogTime(m.agent.logLines(), (o) => o.msg === 'path direct' && o.peerId === peer.id);
+      const logged = (m: Member, peer: Member, msg: string) =>
+        firstLogTime(m.agent.logLines(), (o) => o.msg === msg && o.peerId === peer.id);
       const online = (m: Member) => firstLogTime(m.agent.logLines(), (o) => o.msg === 'broker connected');
 
       // What the agents hold now, per `trellis status`, on both sides (a path seen once may be gone).
@@ -158,29 +181,37 @@ describe('NAT matrix (real broker + agents, every pair of NAT kinds)', () => {
       };
       const pathOf = (m: Member, peer: Member) =>
         statuses.get(m.id)?.peers.find((p) => p.id === peer.id)?.path ?? 'none';
-      const bothDirect = (p: PairResult) => pathOf(p.a, p.b) !== 'none' && pathOf(p.b, p.a) !== 'none';
-      // Wait for every expected pair (not failing here: the table below says which did not).
+      const both = (p: PairResult, f: (path: string) => boolean) =>
+        f(pathOf(p.a, p.b)) && f(pathOf(p.b, p.a));
+      const isDirect = (path: string) => path.startsWith('direct');
+      const settled = (p: PairResult) => both(p, isDirect) || (!p.expected && both(p, (x) => x === 'relay'));
+      // Wait for every pair (not failing here: the table below says which did not).
       await waitFor(
         async () => {
           await poll();
-          return pairs.every((p) => !p.expected || bothDirect(p));
+          return pairs.every(settled);
         },
-        { timeoutMs: SETTLE_MS, intervalMs: 500, what: 'expected-direct pairs' },
+        { timeoutMs: SETTLE_MS, intervalMs: 500, what: 'every pair direct or relayed' },
       ).catch(() => undefined);
       await poll();
       for (const p of pairs) {
-        p.direct = bothDirect(p);
-        const t = [directLogged(p.a, p.b), directLogged(p.b, p.a)].filter((x): x is number => x !== null);
+        p.direct = both(p, isDirect);
+        p.relayed = !p.direct && both(p, (x) => x === 'relay');
+        const msg = p.direct ? 'path direct' : 'path relay';
+        const t = [logged(p.a, p.b, msg), logged(p.b, p.a, msg)].filter((x): x is number => x !== null);
         const since = Math.max(online(p.a) ?? 0, online(p.b) ?? 0);
-        p.ms = p.direct && t.length > 0 ? Math.max(0, Math.min(...t) - since) : null;
+        p.ms = (p.direct || p.relayed) && t.length > 0 ? Math.max(0, Math.min(...t) - since) : null;
       }
 
       process.stdout.write(`\n${renderMatrix(pairs)}\n`);
       done = true;
-      const missing = pairs.filter((p) => p.expected && !p.direct);
+      const missing = pairs.filter((p) => (p.expected && !p.direct) || (!p.direct && !p.relayed));
       if (missing.length > 0) {
-        const names = missing.map((p) => `${p.a.agent.device.site.name} ↔ ${p.b.agent.device.site.name}`);
-        throw new Error(`expected direct but not: ${names.join(', ')}\n\n${renderMatrix(pairs)}`);
+        const names = missing.map(
+          (p) =>
+            `${p.a.agent.device.site.name} ↔ ${p.b.agent.device.site.name} (${p.expected ? 'direct' : 'relay'})`,
+        );
+        throw new Error(`pairs not connected as expected: ${names.join(', ')}\n\n${renderMatrix(pairs)}`);
       }
     },
     420_000,
@@ -241,13 +272,13 @@ describe('NAT matrix (real broker + agents, every pair of NAT kinds)', () => {
   );
 });
 
-/** Kind × kind: the slowest time of that kind pair, "relay" (not expected), or FAIL. */
+/** Kind × kind: the slowest time of that kind pair ("relay N ms" when relayed), or FAIL. */
 function renderMatrix(pairs: PairResult[]): string {
   const cell = (x: KindName, y: KindName): string => {
     const ps = pairs.filter((p) => (p.a.kind === x && p.b.kind === y) || (p.a.kind === y && p.b.kind === x));
     if (ps.length === 0) return '-';
-    if (ps.some((p) => p.expected && !p.direct)) return 'FAIL';
-    if (ps.every((p) => !p.direct)) return 'relay';
+    if (ps.some((p) => (p.expected && !p.direct) || (!p.direct && !p.relayed))) return 'FAIL';
+    if (ps.every((p) => p.relayed)) return `relay ${Math.max(...ps.map((p) => p.ms ?? 0))} ms`;
     const times = ps.filter((p) => p.direct).map((p) => p.ms ?? 0);
     const worst = `${Math.max(...times)} ms`;
     const partial = ps.some((p) => !p.direct) ? ' (some)' : '';
@@ -260,11 +291,11 @@ function renderMatrix(pairs: PairResult[]): string {
   const detail = pairs.map(
     (p) =>
       `  ${p.a.agent.device.site.name.padEnd(13)} ↔ ${p.b.agent.device.site.name.padEnd(13)} ${
-        p.direct ? `direct ${p.ms ?? '?'} ms` : 'none'
-      }${p.expected ? '' : ' (relay expected)'}`,
+        p.direct ? `direct ${p.ms ?? '?'} ms` : p.relayed ? `relay ${p.ms ?? '?'} ms` : 'NOT CONNECTED'
+      }${p.expected ? '' : ' (cannot go direct)'}`,
   );
   return [
-    'NAT matrix: slowest time from both online to first direct path per kind pair; relay = not direct (as expected); * = direct though not required',
+    'NAT matrix: slowest time from both online to the first direct path per kind pair (relay N ms: to the relayed path, for pairs that cannot go direct); * = direct though not required',
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),

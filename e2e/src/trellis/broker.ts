@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateSetupKeyResponse, DeviceInfo } from '@trellis/proto';
+import { CreateRelayTokenResponse, CreateSetupKeyResponse, DeviceInfo } from '@trellis/proto';
 import type { Host } from '../internet';
 import type { Lab } from '../lab';
 import type { LabProcess } from '../lab-process';
@@ -87,6 +87,20 @@ export class BrokerRunner {
       '--json',
     ]);
     return parseJson(out, CreateSetupKeyResponse, 'setup-keys create --json').key;
+  }
+
+  /** A relay token: shared (operator) without `account`, else that account's private relay. */
+  async createRelayToken(name: string, account?: string): Promise<string> {
+    const out = await this.admin([
+      'relay-token',
+      'create',
+      name,
+      '--data-dir',
+      this.dataDir,
+      ...(account ? ['--account', account] : []),
+      '--json',
+    ]);
+    return parseJson(out, CreateRelayTokenResponse, 'relay-token create --json').token;
   }
 
   async devices(): Promise<DeviceInfo[]> {
