@@ -3,7 +3,9 @@ import type { Logger } from 'pino';
 import type { PunchDevice } from '../punch/punch-coordinator';
 import type { RelayAllocationRecord, RelayDirectory, RelayHandle } from '../relay/relay-directory';
 import { type RelayRttTable, rankRelays, relayEndpoint } from './relay-choice';
-import { lacksUdp, needsRelayNow } from './relay-need';
+import { relayPathMessage } from './relay-messages';
+import { needsRelayNow } from './relay-need';
+import { cancelRelease, clearRetry, type RelayPair, RelayPairs, type RelayReason } from './relay-pairs';
 
 export interface RelayPathAllocatorOptions {
   accountId: string;
@@ -31,29 +33,6 @@ export interface RelayPathAllocatorOptions {
   idleTimeoutMs?: number;
 }
 
-type RelayReason = 'no-direct-path' | 'punch-failed';
-
-interface PairState {
-  a: string;
-  b: string;
-  /** Why the pair should be relayed; null: it should not. */
-  reason: RelayReason | null;
-  active: { record: RelayAllocationRecord; relay: RelayHandle } | null;
-  /** Bumped whenever an allocation in flight stops being wanted: its result is then released. */
-  generation: number;
-  allocating: boolean;
-  /** An allocation on a relay that went away, being replaced. */
-  moving: RelayAllocationRecord | null;
-  /** Devices of the pair whose agent reported a direct path and nothing else since. */
-  directSides: Set<string>;
-  releaseTimer: NodeJS.Timeout | null;
-  retryTimer: NodeJS.Timeout | null;
-}
-
-function pairKey(x: string, y: string): string {
-  return x < y ? `${x}|${y}` : `${y}|${x}`;
-}
-
 /**
  * The broker's relay fallback for the pairs of one account whose devices are connected here
  * (ARCHITECTURE "Relay by port allocation"). A pair is relayed at once when a direct path cannot
@@ -62,7 +41,7 @@ function pairKey(x: string, y: string): string {
  * path for `directGraceMs`, when a device stays offline for `offlineGraceMs`, or when it expires.
  */
 export class RelayPathAllocator {
-  private readonly pairs = new Map<string, PairState>();
+  private readonly pairs = new RelayPairs();
   private readonly onlineAt = new Map<string, number>();
   private readonly udpTimers = new Map<string, NodeJS.Timeout>();
   private readonly offlineTimers = new Map<string, NodeJS.Timeout>();
@@ -74,6 +53,8 @@ export class RelayPathAllocator {
   private readonly retryMs: number;
   private readonly idleTimeoutMs: number;
   private disposed = false;
+  /** Relays already reported as unusable. */
+  private readonly unusable = new Set<string>();
 
   constructor(private readonly opts: RelayPathAllocatorOptions) {
     this.now = opts.now ?? Date.now;
@@ -98,9 +79,9 @@ export class RelayPathAllocator {
           this.deviceChanged(id);
         }, this.udpWaitMs),
       );
-    for (const pair of this.pairsOf(id)) {
+    for (const pair of this.pairs.of(id)) {
       pair.directSides.clear();
-      this.cancelRelease(pair);
+      cancelRelease(pair);
       if (pair.active) this.sendRelay(pair, id);
     }
     this.deviceChanged(id);
@@ -118,18 +99,18 @@ export class RelayPathAllocator {
     this.onlineAt.delete(id);
     this.clearTimer(this.udpTimers, id);
     let relayed = false;
-    for (const pair of this.pairsOf(id)) {
+    for (const pair of this.pairs.of(id)) {
       pair.directSides.delete(id);
-      this.cancelRelease(pair);
+      cancelRelease(pair);
       if (pair.reason !== null) relayed = true;
-      else this.forget(pair);
+      else this.pairs.delete(pair);
     }
     if (!relayed || this.offlineTimers.has(id)) return;
     this.offlineTimers.set(
       id,
       setTimeout(() => {
         this.offlineTimers.delete(id);
-        for (const pair of this.pairsOf(id)) this.release(pair, 'device offline', true);
+        for (const pair of this.pairs.of(id)) this.release(pair, 'device offline', true);
       }, this.offlineGraceMs),
     );
   }
@@ -139,13 +120,13 @@ export class RelayPathAllocator {
     this.onlineAt.delete(id);
     this.clearTimer(this.udpTimers, id);
     this.clearTimer(this.offlineTimers, id);
-    for (const pair of this.pairsOf(id)) this.release(pair, 'device removed', true);
+    for (const pair of this.pairs.of(id)) this.release(pair, 'device removed', true);
   }
 
   /** An agent's path outcome: direct sides count towards a release, a failure brings a relay. */
   report(deviceId: string, r: PathReportMessage): void {
     if (deviceId === r.peerId || !this.opts.device(deviceId) || !this.opts.device(r.peerId)) return;
-    const pair = this.pairFor(deviceId, r.peerId);
+    const pair = this.pairs.getOrAdd(deviceId, r.peerId);
     if (r.result === 'direct') {
       pair.directSides.add(deviceId);
       if (pair.directSides.size === 2 && pair.reason !== null && !pair.releaseTimer) {
@@ -157,7 +138,7 @@ export class RelayPathAllocator {
       return;
     }
     pair.directSides.delete(deviceId);
-    this.cancelRelease(pair);
+    cancelRelease(pair);
     if (r.result === 'failed' && pair.reason === null && this.bothConnected(pair))
       this.want(pair, 'punch-failed');
   }
@@ -198,10 +179,6 @@ export class RelayPathAllocator {
    */
   dispose(): void {
     this.disposed = true;
-    for (const pair of this.pairs.values()) {
-      this.cancelRelease(pair);
-      this.clearRetry(pair);
-    }
     for (const t of [...this.udpTimers.values(), ...this.offlineTimers.values()]) clearTimeout(t);
     this.udpTimers.clear();
     this.offlineTimers.clear();
@@ -209,7 +186,7 @@ export class RelayPathAllocator {
   }
 
   private evaluate(x: string, y: string): void {
-    const pair = this.pairs.get(pairKey(x, y));
+    const pair = this.pairs.get(x, y);
     if (pair && (pair.reason !== null || pair.directSides.size === 2)) return;
     const a = this.opts.device(x);
     const b = this.opts.device(y);
@@ -218,23 +195,23 @@ export class RelayPathAllocator {
     const view = (d: PunchDevice) => ({ ...d, onlineForMs: now - (this.onlineAt.get(d.id) ?? now) });
     if (!needsRelayNow(view(a), view(b), { reflectorsRun: this.reflectorsRun, udpWaitMs: this.udpWaitMs }))
       return;
-    this.want(pair ?? this.pairFor(x, y), 'no-direct-path');
+    this.want(pair ?? this.pairs.getOrAdd(x, y), 'no-direct-path');
   }
 
-  private want(pair: PairState, reason: RelayReason): void {
+  private want(pair: RelayPair, reason: RelayReason): void {
     pair.reason = reason;
     this.opts.logger.info({ a: pair.a, b: pair.b, reason }, 'relaying pair');
     this.allocate(pair, new Set());
   }
 
-  private allocate(pair: PairState, exclude: Set<string>): void {
-    this.clearRetry(pair);
+  private allocate(pair: RelayPair, exclude: Set<string>): void {
+    clearRetry(pair);
     const a = this.opts.device(pair.a);
     const b = this.opts.device(pair.b);
     if (!a || !b) return;
     const relays = this.opts.directory
       .relaysFor(this.opts.accountId)
-      .filter((r) => !exclude.has(r.id) && relayEndpoint(r, 1) !== null);
+      .filter((r) => !exclude.has(r.id) && this.usable(r));
     const ranked = rankRelays(relays, this.opts.relayRtts(pair.a), this.opts.relayRtts(pair.b));
     pair.allocating = true;
     const generation = pair.generation;
@@ -242,7 +219,7 @@ export class RelayPathAllocator {
   }
 
   private async tryRelays(
-    pair: PairState,
+    pair: RelayPair,
     generation: number,
     ranked: RelayHandle[],
     keys: [string, string],
@@ -276,6 +253,11 @@ export class RelayPathAllocator {
     pair.allocating = false;
     if (pair.moving) this.tellReleased(pair, pair.moving.allocationId);
     pair.moving = null;
+    if (ranked.length === 0) {
+      // A relay coming up (relayUp) tries again.
+      logger.warn({ a: pair.a, b: pair.b }, 'no relay available for the pair');
+      return;
+    }
     logger.warn({ a: pair.a, b: pair.b, retryInMs: this.retryMs }, 'no relay could allocate for the pair');
     pair.retryTimer = setTimeout(() => {
       pair.retryTimer = null;
@@ -284,32 +266,32 @@ export class RelayPathAllocator {
     }, this.retryMs);
   }
 
-  private sendRelay(pair: PairState, to: string): void {
+  /** Agents point WireGuard at an IP: a relay announcing a host name cannot be used (said once). */
+  private usable(relay: RelayHandle): boolean {
+    if (relayEndpoint(relay, 1) !== null) return true;
+    if (!this.unusable.has(relay.id)) {
+      this.unusable.add(relay.id);
+      this.opts.logger.warn(
+        { relay: relay.name, publicAddress: relay.publicAddress },
+        'relay skipped: its public address is not an IP address',
+      );
+    }
+    return false;
+  }
+
+  private sendRelay(pair: RelayPair, to: string): void {
     if (!pair.active || !this.isConnected(to)) return;
-    const { record, relay } = pair.active;
-    const peerId = to === pair.a ? pair.b : pair.a;
     const self = this.opts.device(to);
-    const peer = this.opts.device(peerId);
-    const endpoint = relayEndpoint(relay, record.port);
-    if (!self || !peer || endpoint === null) return;
-    const msg: RelayPathMessage = {
-      type: 'relay',
-      peerId,
-      peerPublicKey: peer.publicKey,
-      allocationId: record.allocationId,
-      relayId: relay.id,
-      relayName: relay.name,
-      endpoint,
-    };
-    // Only a side whose network blocks UDP goes through the agent's TCP proxy.
-    if (relay.tcp && lacksUdp(self, this.reflectorsRun)) msg.tcp = relay.tcp;
-    this.opts.send(to, msg);
+    const peer = this.opts.device(to === pair.a ? pair.b : pair.a);
+    if (!self || !peer) return;
+    const msg = relayPathMessage(self, peer, pair.active.record, pair.active.relay, this.reflectorsRun);
+    if (msg) this.opts.send(to, msg);
   }
 
   /** Stops relaying the pair: both connected agents are told, then the relay frees the port. */
-  private release(pair: PairState, why: string, forget: boolean): void {
-    this.cancelRelease(pair);
-    this.clearRetry(pair);
+  private release(pair: RelayPair, why: string, forget: boolean): void {
+    cancelRelease(pair);
+    clearRetry(pair);
     pair.generation += 1;
     pair.allocating = false;
     pair.moving = null;
@@ -322,10 +304,10 @@ export class RelayPathAllocator {
       this.opts.directory.release(active.record.allocationId);
     }
     if (wasRelayed) this.opts.logger.info({ a: pair.a, b: pair.b, why }, 'relay path released');
-    if (forget) this.forget(pair);
+    if (forget) this.pairs.delete(pair);
   }
 
-  private tellReleased(pair: PairState, allocationId: string): void {
+  private tellReleased(pair: RelayPair, allocationId: string): void {
     for (const [to, peerId] of [
       [pair.a, pair.b],
       [pair.b, pair.a],
@@ -333,54 +315,13 @@ export class RelayPathAllocator {
       if (this.isConnected(to)) this.opts.send(to, { type: 'relay-release', peerId, allocationId });
   }
 
-  private pairFor(x: string, y: string): PairState {
-    const key = pairKey(x, y);
-    const existing = this.pairs.get(key);
-    if (existing) return existing;
-    const [a, b] = key.split('|') as [string, string];
-    const pair: PairState = {
-      a,
-      b,
-      reason: null,
-      active: null,
-      generation: 0,
-      allocating: false,
-      moving: null,
-      directSides: new Set(),
-      releaseTimer: null,
-      retryTimer: null,
-    };
-    this.pairs.set(key, pair);
-    return pair;
-  }
-
-  private forget(pair: PairState): void {
-    this.cancelRelease(pair);
-    this.clearRetry(pair);
-    this.pairs.delete(pairKey(pair.a, pair.b));
-  }
-
-  private *pairsOf(id: string): Iterable<PairState> {
-    for (const pair of [...this.pairs.values()]) if (pair.a === id || pair.b === id) yield pair;
-  }
-
   private isConnected(id: string): boolean {
     for (const c of this.opts.connected()) if (c === id) return true;
     return false;
   }
 
-  private bothConnected(pair: PairState): boolean {
+  private bothConnected(pair: RelayPair): boolean {
     return this.isConnected(pair.a) && this.isConnected(pair.b);
-  }
-
-  private cancelRelease(pair: PairState): void {
-    if (pair.releaseTimer) clearTimeout(pair.releaseTimer);
-    pair.releaseTimer = null;
-  }
-
-  private clearRetry(pair: PairState): void {
-    if (pair.retryTimer) clearTimeout(pair.retryTimer);
-    pair.retryTimer = null;
   }
 
   private clearTimer(timers: Map<string, NodeJS.Timeout>, id: string): void {

@@ -283,6 +283,15 @@ describe('RelayPathAllocator', () => {
     expect(shared.load).toBe(0);
   });
 
+  it('skips a relay whose public address is a host name: agents need an IP endpoint', async () => {
+    const s = scenario({ devices: [symA, symB] });
+    s.directory.add(new FakeRelay('named', 'relay.example.com'));
+    s.directory.add(new FakeRelay('r2', '203.0.113.2')).load = 5;
+    await s.bothOnline();
+    expect(s.directory.asked).toEqual(['r2']);
+    expect(s.relays(A)[0]!.endpoint).toBe('203.0.113.2:40000');
+  });
+
   it('tries the next relay when one refuses, and retries later when none could allocate', async () => {
     const s = scenario({ devices: [symA, symB] });
     const r1 = s.directory.add(new FakeRelay('r1', '203.0.113.1'));
@@ -303,7 +312,9 @@ describe('RelayPathAllocator', () => {
   it('a relay coming up serves pairs that had none', async () => {
     const s = scenario({ devices: [symA, symB] });
     await s.bothOnline();
+    await jest.advanceTimersByTimeAsync(60_000);
     expect(s.sent).toEqual([]);
+    expect(s.directory.asked).toEqual([]); // nothing to ask until a relay comes
     await s.relayComesUp(new FakeRelay('late', '203.0.113.7'));
     expect(s.relays(A)[0]!.relayName).toBe('late');
   });
