@@ -160,6 +160,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       logger,
       reflectors: reflectors?.info ?? [],
       ...(reflectors ? { reflexive: reflectors } : {}),
+      relays: undefined,
     });
     hub.start();
     cleanup.push(() => hub.stop());

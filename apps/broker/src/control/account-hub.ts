@@ -1,7 +1,8 @@
-import type { ReflectorInfo } from '@trellis/proto';
+import type { NetmapRelay, ReflectorInfo } from '@trellis/proto';
 import type { DeviceState } from '../domain/netmap-builder';
 import { AccountNetmap } from '../domain/netmap-builder';
 import type { PunchCoordinator } from '../punch/punch-coordinator';
+import type { RelayPathAllocator } from '../relay-paths/relay-path-allocator';
 import type { ControlSession } from './control-session';
 
 const MAX_WINDOW_MS = 250;
@@ -26,28 +27,41 @@ export class AccountHub {
     serial: number,
     devices: DeviceState[],
     reflectors: readonly ReflectorInfo[] = [],
+    relays: readonly NetmapRelay[] = [],
   ) {
     const netmap = new AccountNetmap(accountName, zone, serial, reflectors);
     for (const d of devices) netmap.upsert(d);
+    netmap.setRelays(relays);
     netmap.takeChanges();
     return new AccountHub(netmap, coalesceMs);
   }
 
   /** Set by the ControlHub: punches pairs of this account's connected devices. */
   punches: PunchCoordinator | null = null;
+  /** Set by the ControlHub when relays exist: relays pairs that cannot (yet) go direct. */
+  relayPaths: RelayPathAllocator | null = null;
+
+  /** The account's relay list changed: every connected device gets it in its self. */
+  setRelays(relays: readonly NetmapRelay[]): void {
+    this.netmap.setRelays(relays);
+    this.schedule();
+  }
 
   upsert(device: DeviceState, serial: number): void {
     const before = this.netmap.punchView(device.id);
     this.netmap.upsert(device, serial);
     this.schedule();
     const after = this.netmap.punchView(device.id);
-    if (this.sessions.has(device.id) && JSON.stringify(before) !== JSON.stringify(after))
+    if (this.sessions.has(device.id) && JSON.stringify(before) !== JSON.stringify(after)) {
       this.punches?.deviceChanged(device.id);
+      this.relayPaths?.deviceChanged(device.id);
+    }
   }
 
   remove(deviceId: string, serial: number): void {
     this.netmap.remove(deviceId, serial);
     this.punches?.deviceGone(deviceId);
+    this.relayPaths?.deviceRemoved(deviceId);
     this.schedule();
   }
 
@@ -61,6 +75,7 @@ export class AccountHub {
     session.serial = serial;
     session.send(frame, 'netmap');
     this.punches?.deviceOnline(session.deviceId);
+    this.relayPaths?.deviceOnline(session.deviceId);
     return true;
   }
 
@@ -68,6 +83,7 @@ export class AccountHub {
     if (this.sessions.get(session.deviceId) !== session) return;
     this.sessions.delete(session.deviceId);
     this.punches?.deviceGone(session.deviceId);
+    this.relayPaths?.deviceOffline(session.deviceId);
   }
 
   /**
@@ -100,6 +116,7 @@ export class AccountHub {
 
   dispose(): void {
     this.punches?.dispose();
+    this.relayPaths?.dispose();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }

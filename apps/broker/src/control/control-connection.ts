@@ -58,6 +58,8 @@ export class ControlConnection {
   /** Smoothed WebSocket ping round trip: how far ahead a punch's shared start must be. */
   private rttMs: number | null = null;
   private pingSentAt: number | null = null;
+  /** The agent's latest relay round trips, for the relay choice (memory only: they change with the network). */
+  private relayRtts: Readonly<Record<string, number>> = {};
 
   constructor(
     private readonly ws: WebSocket,
@@ -142,12 +144,14 @@ export class ControlConnection {
             this.state.session.deviceId,
             withObservedCandidate(msg.endpoints, this.remoteAddress),
           );
-        if (msg.type === 'netinfo')
+        if (msg.type === 'netinfo') {
+          if (msg.relayRttMs) this.relayRtts = msg.relayRttMs;
           return this.deps.devices.setLearned(
             { deviceId: this.state.session.deviceId },
             'portmapped',
             msg.portMapped ? [msg.portMapped] : [],
           );
+        }
         if (msg.type === 'path') return this.deps.onPathReport?.(this.state.session.deviceId, msg);
         return this.fail(CloseCode.badMessage, 'bad_message', `unexpected ${msg.type} after authentication`);
     }
@@ -193,6 +197,7 @@ export class ControlConnection {
       connectionId: this.connectionId,
       serial: 0,
       rttMs: () => this.rttMs,
+      relayRttMs: () => this.relayRtts,
       send: (frame, type) => this.sendRaw(frame, type),
       close: (code, reason) => this.close(code, reason),
     };

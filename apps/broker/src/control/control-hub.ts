@@ -2,6 +2,8 @@ import { CloseCode, type PathReportMessage, type ReflectorInfo } from '@trellis/
 import type { Logger } from 'pino';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
 import { PunchCoordinator, type PunchCoordinatorOptions } from '../punch/punch-coordinator';
+import type { RelayDirectory } from '../relay/relay-directory';
+import { RelayPathAllocator, type RelayPathAllocatorOptions } from '../relay-paths/relay-path-allocator';
 import type { DevicesService } from '../services/devices.service';
 import { AccountHub } from './account-hub';
 import type { ControlSession } from './control-session';
@@ -43,12 +45,40 @@ export class ControlHub {
       punch?: Partial<
         Pick<PunchCoordinatorOptions, 'startDelayMs' | 'deadlineMs' | 'settleMs' | 'backoffInitialMs'>
       >;
+      /** The relays connected to this instance; without it no pair is relayed. */
+      relays?: RelayDirectory;
+      /** Relay fallback timings (tests). */
+      relayPaths?: Partial<
+        Pick<RelayPathAllocatorOptions, 'udpWaitMs' | 'directGraceMs' | 'offlineGraceMs' | 'retryMs'>
+      >;
     },
   ) {}
 
   start(): void {
     this.unsubscribe = this.bus.subscribe((e) => this.onEvent(e));
     this.unsubscribeReflexive = this.opts.reflexive?.onObservation((key) => this.onReflexive(key));
+    this.subscribeRelays();
+  }
+
+  /** The directory has no unsubscribe: after stop() its events find no hubs. */
+  private subscribeRelays(): void {
+    const directory = this.opts.relays;
+    if (!directory) return;
+    directory.on('relay-up', () => {
+      for (const [accountId, hub] of this.hubs) {
+        hub.setRelays(directory.netmapRelays(accountId));
+        hub.relayPaths?.relayUp();
+      }
+    });
+    directory.on('relay-down', (relayId) => {
+      for (const [accountId, hub] of this.hubs) {
+        hub.setRelays(directory.netmapRelays(accountId));
+        hub.relayPaths?.relayDown(relayId);
+      }
+    });
+    directory.on('expired', (allocationId) => {
+      for (const hub of this.hubs.values()) if (hub.relayPaths?.expired(allocationId)) return;
+    });
   }
 
   private onReflexive(publicKey: string): void {
@@ -101,6 +131,7 @@ export class ControlHub {
           state.serial,
           state.devices,
           this.opts.reflectors ?? [],
+          this.opts.relays?.netmapRelays(accountId) ?? [],
         );
         const reflexive = this.opts.reflexive;
         const punches = new PunchCoordinator({
@@ -114,6 +145,8 @@ export class ControlHub {
           ...this.opts.punch,
         });
         hub.punches = punches;
+        const relays = this.opts.relays;
+        if (relays) hub.relayPaths = this.relayPathsFor(accountId, hub, relays);
         // Events that raced with the load: only those newer than the state read still apply.
         for (const e of buffered) if ('serial' in e && e.serial > state.serial) this.apply(hub, e);
         this.hubs.set(accountId, hub);
@@ -124,6 +157,20 @@ export class ControlHub {
     })();
     this.loading.set(accountId, { promise, buffered });
     return promise;
+  }
+
+  private relayPathsFor(accountId: string, hub: AccountHub, directory: RelayDirectory): RelayPathAllocator {
+    return new RelayPathAllocator({
+      accountId,
+      directory,
+      device: (id) => hub.netmap.punchView(id),
+      connected: () => hub.sessions.keys(),
+      send: (id, msg) => hub.sessions.get(id)?.send(JSON.stringify(msg), msg.type),
+      relayRtts: (id) => hub.sessions.get(id)?.relayRttMs(),
+      logger: this.opts.logger,
+      reflectorsRun: (this.opts.reflectors ?? []).length > 0,
+      ...this.opts.relayPaths,
+    });
   }
 
   /** Sends the session its snapshot and subscribes it to deltas; false if the device is gone. */
@@ -162,11 +209,13 @@ export class ControlHub {
     this.hubs.delete(accountId);
   }
 
-  /** A device's `path` report: the punch coordinator of its account decides on retries. */
+  /** A device's `path` report: its account's punch coordinator decides on retries, the relay allocator on relays. */
   pathReport(deviceId: string, report: PathReportMessage): void {
     const session = this.byDevice.get(deviceId);
     if (!session) return;
-    this.hubs.get(session.accountId)?.punches?.report(deviceId, report);
+    const hub = this.hubs.get(session.accountId);
+    hub?.punches?.report(deviceId, report);
+    hub?.relayPaths?.report(deviceId, report);
   }
 
   /** Sends pending deltas now (tests and shutdown). */

@@ -7,6 +7,8 @@ export interface ControlSession {
   serial: number;
   /** Round trip to the agent (WebSocket ping/pong), ms; null until measured. */
   rttMs(): number | null;
-  send(frame: string, type: 'netmap' | 'delta' | 'punch'): void;
+  /** The agent's latest round trips to relays (relay id → ms, `netinfo.relayRttMs`); empty until reported. */
+  relayRttMs(): Readonly<Record<string, number>>;
+  send(frame: string, type: 'netmap' | 'delta' | 'punch' | 'relay' | 'relay-release'): void;
   close(code: number, reason: string): void;
 }

@@ -1,4 +1,11 @@
-import type { Candidate, MappingType, NetmapPeer, NetmapSelf, ReflectorInfo } from '@trellis/proto';
+import type {
+  Candidate,
+  MappingType,
+  NetmapPeer,
+  NetmapRelay,
+  NetmapSelf,
+  ReflectorInfo,
+} from '@trellis/proto';
 import { OVERLAY_PREFIX } from '@trellis/proto';
 import type { PunchDevice } from '../punch/punch-coordinator';
 import { deviceCandidates } from './device-candidates';
@@ -22,6 +29,9 @@ interface Entry {
   fragment: string;
 }
 
+/** NetmapSelf.relays holds at most this many. */
+const MAX_NETMAP_RELAYS = 32;
+
 /** Changes collected since the last flush: last write wins per device. */
 export interface ChangeBatch {
   upserts: Map<string, string>;
@@ -42,6 +52,8 @@ export class AccountNetmap {
   private pending: ChangeBatch = { upserts: new Map(), removes: new Set(), selfChanged: new Set() };
   /** Highest change serial applied. */
   serial: number;
+  /** Relays the account's devices may be sent to (NetmapSelf.relays). */
+  private relays: readonly NetmapRelay[] = [];
 
   constructor(
     readonly accountName: string,
@@ -116,6 +128,14 @@ export class AccountNetmap {
     this.pending.removes.add(id);
   }
 
+  /** A new relay list reaches every device as a change of its self. */
+  setRelays(relays: readonly NetmapRelay[]): void {
+    const next = relays.slice(0, MAX_NETMAP_RELAYS);
+    if (JSON.stringify(next) === JSON.stringify(this.relays)) return;
+    this.relays = next;
+    for (const id of this.entries.keys()) this.pending.selfChanged.add(id);
+  }
+
   private bump(serial: number | undefined): void {
     if (serial !== undefined && serial > this.serial) this.serial = serial;
   }
@@ -132,6 +152,7 @@ export class AccountNetmap {
       overlayPrefix: OVERLAY_PREFIX,
     };
     if (this.reflectors.length > 0) self.reflectors = [...this.reflectors];
+    if (this.relays.length > 0) self.relays = [...this.relays];
     const reflexive = (e.state.learned ?? []).filter((c) => c.kind === 'reflexive').map((c) => c.endpoint);
     if (reflexive.length > 0) self.reflexive = reflexive;
     if (e.state.mappingType) self.mappingType = e.state.mappingType;
@@ -148,7 +169,9 @@ export class AccountNetmap {
   }
 
   hasPendingChanges(): boolean {
-    return this.pending.upserts.size > 0 || this.pending.removes.size > 0;
+    return (
+      this.pending.upserts.size > 0 || this.pending.removes.size > 0 || this.pending.selfChanged.size > 0
+    );
   }
 
   /** Hands out the changes since the last call and starts a new batch. */

@@ -132,7 +132,7 @@ export class PunchCoordinator {
    * agents themselves) is direct: candidate changes no longer punch it (WireGuard roaming keeps a
    * working path). Any failure, from either side and of any attempt (the agents' own ones too: one
    * side can believe in a path the other lost), makes the pair punched again: at once after the
-   * first failure, then with backoff.
+   * first failure, then with backoff. A `relay` report (the relayed path works) is no failure.
    */
   report(deviceId: string, r: PathReportMessage): void {
     const key = pairKey(deviceId, r.peerId);
@@ -145,6 +145,15 @@ export class PunchCoordinator {
       this.opts.logger.info(
         { deviceId, peerId: r.peerId, attemptId: r.attemptId, elapsedMs: r.elapsedMs },
         'path direct',
+      );
+      return;
+    }
+    if (r.result === 'relay') {
+      // The relayed path works; the agents keep retrying direct, whose failures come as `failed`.
+      pair.directSides.delete(deviceId);
+      this.opts.logger.info(
+        { deviceId, peerId: r.peerId, attemptId: r.attemptId, elapsedMs: r.elapsedMs },
+        'path relay',
       );
       return;
     }

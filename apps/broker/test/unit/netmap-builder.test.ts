@@ -1,18 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { generateKeyPair } from '@trellis/crypto';
 import { DeltaMessage, NetmapMessage } from '@trellis/proto';
-import { AccountNetmap, type DeviceState } from '../../src/domain/netmap-builder';
-
-function device(name: string, address: string): DeviceState {
-  return {
-    id: randomUUID(),
-    name,
-    publicKey: generateKeyPair().publicKey,
-    address,
-    endpoints: [],
-    online: false,
-  };
-}
+import { AccountNetmap } from '../../src/domain/netmap-builder';
+import { deviceState as device } from '../support/device-state';
 
 describe('AccountNetmap', () => {
   const a = device('a', '100.64.0.1');
@@ -82,6 +71,28 @@ describe('AccountNetmap', () => {
     const m = build();
     m.upsert({ ...a });
     expect(m.hasPendingChanges()).toBe(false);
+  });
+
+  it('puts the account’s relays into every self; a new list is a self-only delta for each device', () => {
+    const m = build();
+    const r1 = { id: randomUUID(), name: 'r1', address: '203.0.113.1' };
+    m.setRelays([r1]);
+    m.takeChanges();
+    expect(NetmapMessage.parse(JSON.parse(m.snapshotFrame(a.id, 1)!)).self.relays).toEqual([r1]);
+    m.setRelays([r1]);
+    expect(m.hasPendingChanges()).toBe(false); // the same list: nothing to send
+    const r2 = { id: randomUUID(), name: 'r2', address: '2001:db8::2' };
+    m.setRelays([r1, r2]);
+    expect(m.hasPendingChanges()).toBe(true);
+    const batch = m.takeChanges();
+    for (const viewer of [a, b, c]) {
+      const delta = DeltaMessage.parse(JSON.parse(m.deltaFrame(batch, viewer.id, 2)!));
+      expect(delta).toMatchObject({ upsert: [], remove: [] });
+      expect(delta.self).toMatchObject({ id: viewer.id, relays: [r1, r2] });
+    }
+    m.setRelays([]);
+    const none = DeltaMessage.parse(JSON.parse(m.deltaFrame(m.takeChanges(), a.id, 3)!));
+    expect(none.self).not.toHaveProperty('relays');
   });
 
   it('reuses the cached fragment: a snapshot is a join of pre-serialised peers', () => {

@@ -171,6 +171,25 @@ describe('PunchCoordinator', () => {
     c.dispose();
   });
 
+  it('a `relay` report (the relayed path works) is no failure: no punch, and the pair is not direct', () => {
+    const { c, devices, connected, sent } = setup();
+    connected.add('a').add('b');
+    c.deviceOnline('a');
+    jest.advanceTimersByTime(100);
+    const id = sent[0]!.msg.attemptId;
+    c.report('a', { type: 'path', peerId: 'b', attemptId: id, result: 'direct', elapsedMs: 9 });
+    c.report('b', { type: 'path', peerId: 'a', attemptId: id, result: 'direct', elapsedMs: 9 });
+    c.report('b', { type: 'path', peerId: 'a', attemptId: 'local:3', result: 'relay', elapsedMs: 30 });
+    jest.advanceTimersByTime(600_000);
+    expect(sent).toHaveLength(2);
+    // No longer direct on both sides: new candidates are punched again.
+    devices.set('b', { ...b, candidates: [cand('192.0.2.99:40000', 'reflexive', 2000)] });
+    c.deviceChanged('b');
+    jest.advanceTimersByTime(100);
+    expect(sent).toHaveLength(4);
+    c.dispose();
+  });
+
   it('ignores reports from devices outside the attempt and forgets pairs whose device left', () => {
     const { c, connected, sent } = setup();
     connected.add('a').add('b');

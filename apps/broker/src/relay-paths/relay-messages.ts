@@ -1,0 +1,31 @@
+import type { RelayPathMessage } from '@trellis/proto';
+import type { PunchDevice } from '../punch/punch-coordinator';
+import type { RelayAllocationRecord, RelayHandle } from '../relay/relay-directory';
+import { relayEndpoint } from './relay-choice';
+import { lacksUdp } from './relay-need';
+
+/**
+ * The `relay` message telling `self` to reach `peer` through an allocation, or null when the relay
+ * has no usable UDP endpoint. Only a side whose network blocks UDP gets the relay's TCP fallback.
+ */
+export function relayPathMessage(
+  self: PunchDevice,
+  peer: PunchDevice,
+  record: RelayAllocationRecord,
+  relay: RelayHandle,
+  reflectorsRun: boolean,
+): RelayPathMessage | null {
+  const endpoint = relayEndpoint(relay, record.port);
+  if (endpoint === null) return null;
+  const msg: RelayPathMessage = {
+    type: 'relay',
+    peerId: peer.id,
+    peerPublicKey: peer.publicKey,
+    allocationId: record.allocationId,
+    relayId: relay.id,
+    relayName: relay.name,
+    endpoint,
+  };
+  if (relay.tcp && lacksUdp(self, reflectorsRun)) msg.tcp = relay.tcp;
+  return msg;
+}

@@ -1,0 +1,419 @@
+import {
+  type Candidate,
+  type MappingType,
+  type PathReportMessage,
+  type PunchMessage,
+  RelayPathMessage,
+  RelayReleaseMessage,
+} from '@trellis/proto';
+import pino from 'pino';
+import { PunchCoordinator, type PunchDevice } from '../../src/punch/punch-coordinator';
+import type { RelayRttTable } from '../../src/relay-paths/relay-choice';
+import { RelayPathAllocator } from '../../src/relay-paths/relay-path-allocator';
+import { FakeRelay, FakeRelayDirectory, TCP_INFO } from '../support/fake-relay-directory';
+
+const A = 'aaaaaaaa-0000-4000-8000-000000000001';
+const B = 'bbbbbbbb-0000-4000-8000-000000000002';
+const ACCOUNT = 'account-1';
+const KEY_A = `${'A'.repeat(42)}E=`;
+const KEY_B = `${'B'.repeat(42)}A=`;
+
+function cand(endpoint: string, kind: Candidate['kind']): Candidate {
+  return { endpoint, kind, priority: kind === 'reflexive' ? 2000 : 1000 };
+}
+
+function device(id: string, candidates: Candidate[], mappingType: MappingType | null): PunchDevice {
+  return { id, publicKey: id === A ? KEY_A : KEY_B, candidates, mappingType };
+}
+
+const symA = device(A, [cand('192.0.2.11:1111', 'reflexive')], 'endpoint-dependent');
+const symB = device(B, [cand('198.51.100.12:2222', 'reflexive')], 'endpoint-dependent');
+const eimA = device(A, [cand('192.0.2.11:51820', 'reflexive')], 'endpoint-independent');
+const edmB = device(B, [cand('198.51.100.12:40000', 'reflexive')], 'endpoint-dependent');
+/** Seen only on its control connection's address: its reflectors never got UDP from it. */
+const noUdpB = device(B, [cand('198.51.100.12:51820', 'observed')], null);
+
+type Sent = { to: string; msg: RelayPathMessage | RelayReleaseMessage };
+
+/** One account's allocator over a fake directory, with devices and connections the test moves. */
+function scenario(opts: {
+  devices: PunchDevice[];
+  reflectorsRun?: boolean;
+  rtts?: Map<string, RelayRttTable>;
+}) {
+  const devices = new Map(opts.devices.map((d) => [d.id, d]));
+  const connected = new Set<string>();
+  const sent: Sent[] = [];
+  const directory = new FakeRelayDirectory();
+  const allocator = new RelayPathAllocator({
+    accountId: ACCOUNT,
+    directory,
+    device: (id) => devices.get(id),
+    connected: () => connected,
+    send: (to, msg) => {
+      // Every message must be one the agent's schema accepts.
+      if (msg.type === 'relay') RelayPathMessage.parse(msg);
+      else RelayReleaseMessage.parse(msg);
+      sent.push({ to, msg });
+    },
+    relayRtts: (id) => opts.rtts?.get(id),
+    logger: pino({ level: 'silent' }),
+    reflectorsRun: opts.reflectorsRun ?? false,
+    udpWaitMs: 1_500,
+    directGraceMs: 10_000,
+    offlineGraceMs: 15_000,
+    retryMs: 10_000,
+  });
+  return {
+    allocator,
+    directory,
+    devices,
+    connected,
+    sent,
+    online(id: string) {
+      connected.add(id);
+      allocator.deviceOnline(id);
+    },
+    /** Both devices come online together and the directory answers. */
+    async bothOnline() {
+      this.online(A);
+      this.online(B);
+      await settle();
+    },
+    /** A relay connects and the allocator hears of it. */
+    async relayComesUp(relay: FakeRelay) {
+      directory.up(relay);
+      allocator.relayUp();
+      await settle();
+    },
+    /** The relay stays away past the directory's grace. */
+    async relayGone(relay: FakeRelay) {
+      directory.down(relay);
+      allocator.relayDown(relay.id);
+      await settle();
+    },
+    offline(id: string) {
+      connected.delete(id);
+      allocator.deviceOffline(id);
+    },
+    relays: (to: string) =>
+      sent.filter((s) => s.to === to && s.msg.type === 'relay').map((s) => s.msg as RelayPathMessage),
+    releases: (to: string) =>
+      sent
+        .filter((s) => s.to === to && s.msg.type === 'relay-release')
+        .map((s) => s.msg as RelayReleaseMessage),
+  };
+}
+
+function report(
+  result: PathReportMessage['result'],
+  peerId: string,
+  attemptId = 'local:1',
+): PathReportMessage {
+  return { type: 'path', peerId, attemptId, result, elapsedMs: 10 };
+}
+
+/** Lets the fake directory's answers (microtasks) arrive without moving the clock. */
+const settle = () => jest.advanceTimersByTimeAsync(0);
+
+describe('RelayPathAllocator', () => {
+  beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
+  afterEach(() => jest.useRealTimers());
+
+  it('relays two symmetric NATs as soon as both are online, both sides pointed at one allocation', async () => {
+    const s = scenario({ devices: [symA, symB] });
+    const relay = s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    s.online(A);
+    await jest.advanceTimersByTimeAsync(5_000);
+    expect(s.sent).toEqual([]);
+    s.online(B);
+    await settle();
+    const [toA] = s.relays(A);
+    const [toB] = s.relays(B);
+    expect(toA).toEqual({
+      type: 'relay',
+      peerId: B,
+      peerPublicKey: KEY_B,
+      allocationId: toA!.allocationId,
+      relayId: relay.id,
+      relayName: 'r1',
+      endpoint: '203.0.113.1:40000',
+    });
+    expect(toB).toMatchObject({ peerId: A, peerPublicKey: KEY_A, endpoint: '203.0.113.1:40000' });
+    expect(toB!.allocationId).toBe(toA!.allocationId);
+    expect(s.directory.held.get(toA!.allocationId)?.sides.map((x) => x.publicKey)).toEqual([KEY_A, KEY_B]);
+    // Nothing more happens while the relay serves the pair.
+    await jest.advanceTimersByTimeAsync(600_000);
+    expect(s.sent).toHaveLength(2);
+  });
+
+  it('a side without UDP is relayed after the wait, over TCP; the other side over UDP', async () => {
+    const s = scenario({ devices: [eimA, noUdpB], reflectorsRun: true });
+    s.directory.add(new FakeRelay('r1', '2001:db8::1', null, TCP_INFO));
+    s.online(A);
+    s.online(B);
+    await jest.advanceTimersByTimeAsync(1_499);
+    expect(s.sent).toEqual([]); // its reflexive address may still be on the way
+    await jest.advanceTimersByTimeAsync(1);
+    const [toA] = s.relays(A);
+    const [toB] = s.relays(B);
+    expect(toB).toMatchObject({ peerId: A, endpoint: '[2001:db8::1]:40000', tcp: TCP_INFO });
+    expect(toA).toMatchObject({ peerId: B, endpoint: '[2001:db8::1]:40000' });
+    expect(toA).not.toHaveProperty('tcp');
+  });
+
+  it('a side whose reflexive address arrives within the wait is not relayed', async () => {
+    const s = scenario({ devices: [eimA, noUdpB], reflectorsRun: true });
+    s.directory.add(new FakeRelay('r1', '203.0.113.1', null, TCP_INFO));
+    s.online(A);
+    s.online(B);
+    await jest.advanceTimersByTimeAsync(900);
+    s.devices.set(B, { ...edmB, mappingType: 'endpoint-independent' });
+    s.allocator.deviceChanged(B);
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(s.sent).toEqual([]);
+  });
+
+  it('a UDP-blocked device already online for long is relayed the moment its peer comes online', async () => {
+    const s = scenario({ devices: [eimA, noUdpB], reflectorsRun: true });
+    s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    s.online(B);
+    await jest.advanceTimersByTimeAsync(30_000);
+    s.online(A);
+    await settle();
+    expect(s.relays(A)).toHaveLength(1);
+    expect(s.relays(B)[0]).not.toHaveProperty('tcp'); // the relay offers no TCP fallback
+  });
+
+  it('relays after a failed punch while the coordinator keeps punching with backoff', async () => {
+    const s = scenario({ devices: [eimA, edmB] });
+    s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    const punches: Array<{ to: string; msg: PunchMessage }> = [];
+    const coordinator = new PunchCoordinator({
+      device: (id) => s.devices.get(id),
+      connected: () => s.connected,
+      send: (to, msg) => punches.push({ to, msg }),
+      logger: pino({ level: 'silent' }),
+      settleMs: 100,
+      backoffInitialMs: 5_000,
+    });
+    const online = (id: string) => {
+      s.online(id);
+      coordinator.deviceOnline(id);
+    };
+    const pathReport = (from: string, r: PathReportMessage) => {
+      coordinator.report(from, r);
+      s.allocator.report(from, r);
+    };
+    online(A);
+    online(B);
+    await jest.advanceTimersByTimeAsync(100);
+    expect(punches).toHaveLength(2);
+    expect(s.sent).toEqual([]); // punchable: no relay before a failure
+    const first = punches[0]!.msg.attemptId;
+    pathReport(A, report('failed', B, first));
+    pathReport(B, report('failed', A, first));
+    await jest.advanceTimersByTimeAsync(100);
+    expect(s.relays(A)).toHaveLength(1);
+    expect(s.relays(B)).toHaveLength(1);
+    expect(punches).toHaveLength(4); // the retry goes on
+    pathReport(A, report('relay', B));
+    pathReport(A, report('failed', B, punches[2]!.msg.attemptId));
+    await jest.advanceTimersByTimeAsync(4_999);
+    expect(punches).toHaveLength(4);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(punches).toHaveLength(6); // backoff, still direct attempts
+    expect(s.relays(A)).toHaveLength(1); // the same allocation all along
+    coordinator.dispose();
+  });
+
+  it('releases once both sides stayed direct for the grace, telling both agents', async () => {
+    const s = scenario({ devices: [eimA, edmB] });
+    s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    s.online(A);
+    s.online(B);
+    s.allocator.report(A, report('failed', B));
+    await settle();
+    const allocationId = s.relays(A)[0]!.allocationId;
+    s.allocator.report(A, report('direct', B));
+    s.allocator.report(B, report('direct', A));
+    await jest.advanceTimersByTimeAsync(6_000);
+    s.allocator.report(B, report('relay', A)); // B fell back: the grace starts over
+    s.allocator.report(B, report('direct', A));
+    await jest.advanceTimersByTimeAsync(9_999);
+    expect(s.releases(A)).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(s.releases(A)).toEqual([{ type: 'relay-release', peerId: B, allocationId }]);
+    expect(s.releases(B)).toEqual([{ type: 'relay-release', peerId: A, allocationId }]);
+    expect(s.directory.released).toEqual([allocationId]);
+    // Still direct: candidate changes do not bring the relay back.
+    s.allocator.deviceChanged(A);
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(s.relays(A)).toHaveLength(1);
+  });
+
+  it('chooses the relay with the lowest RTT sum; relays a side has not measured come last, least loaded first', async () => {
+    const rtts = new Map<string, RelayRttTable>();
+    const s = scenario({ devices: [symA, symB], rtts });
+    const far = s.directory.add(new FakeRelay('far', '203.0.113.1'));
+    const near = s.directory.add(new FakeRelay('near', '203.0.113.2'));
+    const halfKnown = s.directory.add(new FakeRelay('half', '203.0.113.3'));
+    const idle = s.directory.add(new FakeRelay('idle', '203.0.113.4'));
+    halfKnown.load = 1;
+    far.refuses = true;
+    near.refuses = true;
+    rtts.set(A, { [far.id]: 5, [near.id]: 10, [halfKnown.id]: 1 });
+    rtts.set(B, { [far.id]: 40, [near.id]: 12 });
+    await s.bothOnline();
+    expect(s.directory.asked).toEqual(['near', 'far', 'idle']);
+    expect(s.relays(A)[0]!.relayName).toBe('idle');
+    expect(idle.load).toBe(1);
+  });
+
+  it('uses the account’s private relay before shared ones, as the directory lists them', async () => {
+    const s = scenario({
+      devices: [symA, symB],
+      rtts: new Map(),
+    });
+    const shared = s.directory.add(new FakeRelay('shared', '203.0.113.1'));
+    s.directory.add(new FakeRelay('own', '203.0.113.9', ACCOUNT));
+    await s.bothOnline();
+    expect(s.directory.asked).toEqual(['own']);
+    expect(s.relays(B)[0]!.endpoint).toBe('203.0.113.9:40000');
+    expect(shared.load).toBe(0);
+  });
+
+  it('skips a relay whose public address is a host name: agents need an IP endpoint', async () => {
+    const s = scenario({ devices: [symA, symB] });
+    s.directory.add(new FakeRelay('named', 'relay.example.com'));
+    s.directory.add(new FakeRelay('r2', '203.0.113.2')).load = 5;
+    await s.bothOnline();
+    expect(s.directory.asked).toEqual(['r2']);
+    expect(s.relays(A)[0]!.endpoint).toBe('203.0.113.2:40000');
+  });
+
+  it('tries the next relay when one refuses, and retries later when none could allocate', async () => {
+    const s = scenario({ devices: [symA, symB] });
+    const r1 = s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    const r2 = s.directory.add(new FakeRelay('r2', '203.0.113.2'));
+    r1.refuses = true;
+    r2.refuses = true;
+    await s.bothOnline();
+    expect(s.directory.asked).toEqual(['r1', 'r2']);
+    expect(s.sent).toEqual([]);
+    r2.refuses = false;
+    await jest.advanceTimersByTimeAsync(9_999);
+    expect(s.sent).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(s.directory.asked).toEqual(['r1', 'r2', 'r1', 'r2']);
+    expect(s.relays(A)[0]!.relayName).toBe('r2');
+  });
+
+  it('a relay coming up serves pairs that had none', async () => {
+    const s = scenario({ devices: [symA, symB] });
+    await s.bothOnline();
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(s.sent).toEqual([]);
+    expect(s.directory.asked).toEqual([]); // nothing to ask until a relay comes
+    await s.relayComesUp(new FakeRelay('late', '203.0.113.7'));
+    expect(s.relays(A)[0]!.relayName).toBe('late');
+  });
+
+  it('moves pairs off a relay that went away for good, with new relay messages', async () => {
+    const s = scenario({ devices: [symA, symB] });
+    const r1 = s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    s.directory.add(new FakeRelay('r2', '203.0.113.2')).load = 1;
+    await s.bothOnline();
+    const before = s.relays(A)[0]!;
+    expect(before.relayName).toBe('r1');
+    await s.relayGone(r1);
+    const after = s.relays(A)[1]!;
+    expect(after).toMatchObject({ relayName: 'r2', peerId: B, endpoint: '203.0.113.2:40001' });
+    expect(after.allocationId).not.toBe(before.allocationId);
+    expect(s.relays(B)[1]!.allocationId).toBe(after.allocationId);
+    expect(s.releases(A)).toEqual([]); // the new message replaces the old allocation
+    expect(s.directory.released).toEqual([]);
+  });
+
+  it('tells both agents to stop using a lost relay when no other can take the pair', async () => {
+    const s = scenario({ devices: [symA, symB] });
+    const r1 = s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    await s.bothOnline();
+    const allocationId = s.relays(A)[0]!.allocationId;
+    await s.relayGone(r1);
+    expect(s.releases(A)).toEqual([{ type: 'relay-release', peerId: B, allocationId }]);
+    expect(s.releases(B)).toHaveLength(1);
+    await s.relayComesUp(new FakeRelay('r3', '203.0.113.3'));
+    expect(s.relays(A)[1]!.relayName).toBe('r3');
+  });
+
+  it('keeps the relay over a quick reconnect (message sent again), releases it after the offline grace', async () => {
+    const s = scenario({ devices: [symA, symB] });
+    s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    await s.bothOnline();
+    const first = s.relays(A)[0]!;
+    s.offline(A);
+    await jest.advanceTimersByTimeAsync(5_000);
+    s.online(A);
+    await settle();
+    expect(s.relays(A)).toEqual([first, first]);
+    expect(s.relays(B)).toHaveLength(1);
+    expect(s.directory.asked).toHaveLength(1);
+
+    s.offline(A);
+    await jest.advanceTimersByTimeAsync(14_999);
+    expect(s.releases(B)).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(s.releases(B)).toEqual([{ type: 'relay-release', peerId: A, allocationId: first.allocationId }]);
+    expect(s.directory.released).toEqual([first.allocationId]);
+    // Back later: a new allocation.
+    s.online(A);
+    await settle();
+    expect(s.relays(A)[2]!.allocationId).not.toBe(first.allocationId);
+  });
+
+  it('releases at once when a device is removed, and on expiry tells both agents', async () => {
+    const s = scenario({ devices: [symA, symB] });
+    s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    await s.bothOnline();
+    const first = s.relays(A)[0]!.allocationId;
+    s.directory.expire(first);
+    expect(s.allocator.expired(first)).toBe(true);
+    expect(s.releases(A)).toEqual([{ type: 'relay-release', peerId: B, allocationId: first }]);
+    expect(s.releases(B)).toEqual([{ type: 'relay-release', peerId: A, allocationId: first }]);
+    expect(s.directory.released).toEqual([]); // the relay closed it already
+    expect(s.allocator.expired(first)).toBe(false);
+
+    s.allocator.deviceOnline(B); // a reconnect decides afresh
+    await settle();
+    const second = s.relays(A)[1]!.allocationId;
+    s.connected.delete(B);
+    s.devices.delete(B);
+    s.allocator.deviceRemoved(B);
+    expect(s.releases(A)[1]).toEqual({ type: 'relay-release', peerId: B, allocationId: second });
+    expect(s.directory.released).toEqual([second]);
+  });
+
+  it('frees an allocation that arrives after the pair stopped needing it', async () => {
+    const s = scenario({ devices: [symA, symB] });
+    s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    s.online(A);
+    s.online(B);
+    s.allocator.dispose();
+    await settle();
+    expect(s.sent).toEqual([]);
+    expect(s.directory.released).toHaveLength(1);
+    expect(s.directory.held.size).toBe(0);
+  });
+
+  it('ignores reports naming unknown devices or the reporter itself', async () => {
+    const s = scenario({ devices: [eimA, edmB] });
+    s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    s.online(A);
+    s.online(B);
+    s.allocator.report(A, report('failed', 'cccccccc-0000-4000-8000-000000000003'));
+    s.allocator.report(A, report('failed', A));
+    await settle();
+    expect(s.sent).toEqual([]);
+  });
+});
