@@ -167,6 +167,9 @@ export class ControlHub {
       connected: () => hub.sessions.keys(),
       send: (id, msg) => hub.sessions.get(id)?.send(JSON.stringify(msg), msg.type),
       relayRtts: (id) => hub.sessions.get(id)?.relayRttMs(),
+      ...(this.opts.reflexive
+        ? { reflexiveSeenSince: (k: string, since: number) => this.opts.reflexive!.seenSince(k, since) }
+        : {}),
       logger: this.opts.logger,
       reflectorsRun: (this.opts.reflectors ?? []).length > 0,
       ...this.opts.relayPaths,

@@ -237,6 +237,15 @@ export class PunchCoordinator {
       this.schedule(aId, bId, waitUntil - this.now());
       return;
     }
+    if (waitUntil > 0) {
+      // Agents re-initiate to the reflectors when they connect: not seen since means no UDP gets
+      // out (the relay's case). A later observation punches the pair (reflexiveObserved).
+      this.opts.logger.info(
+        { a: aId, b: bId },
+        'punch skipped: no UDP seen from a side since it came online',
+      );
+      return;
+    }
     const forA = candidatesFor(a, b).slice(0, MAX_PUNCH_CANDIDATES);
     const forB = candidatesFor(b, a).slice(0, MAX_PUNCH_CANDIDATES);
     if (forA.length === 0 || forB.length === 0) return;
@@ -260,7 +269,7 @@ export class PunchCoordinator {
 
   /**
    * 0 when the device's reflexive candidates are fresh (all this instance saw since it came online
-   * are in the netmap), else until when to wait for them.
+   * are in the netmap), else until when to wait for them (in the past: waited in vain).
    */
   private freshUntil(id: string, side: PunchDevice): number {
     const since = this.onlineAt.get(id);

@@ -2,7 +2,6 @@ import type { RelayPathMessage } from '@trellis/proto';
 import type { PunchDevice } from '../punch/punch-coordinator';
 import type { RelayAllocationRecord, RelayHandle } from '../relay/relay-directory';
 import { relayEndpoint } from './relay-choice';
-import { lacksUdp } from './relay-need';
 
 /**
  * The `relay` message telling `self` to reach `peer` through an allocation, or null when the relay
@@ -13,7 +12,8 @@ export function relayPathMessage(
   peer: PunchDevice,
   record: RelayAllocationRecord,
   relay: RelayHandle,
-  reflectorsRun: boolean,
+  /** `self` sends no UDP (its network blocks it): it gets the relay's TCP fallback. */
+  selfUdpBlocked: boolean,
 ): RelayPathMessage | null {
   const endpoint = relayEndpoint(relay, record.port);
   if (endpoint === null) return null;
@@ -26,6 +26,6 @@ export function relayPathMessage(
     relayName: relay.name,
     endpoint,
   };
-  if (relay.tcp && lacksUdp(self, reflectorsRun)) msg.tcp = relay.tcp;
+  if (relay.tcp && selfUdpBlocked) msg.tcp = relay.tcp;
   return msg;
 }

@@ -21,6 +21,12 @@ export interface RelayPathAllocatorOptions {
   now?: () => number;
   /** The broker runs endpoint reflectors: a device without a reflexive candidate sends no UDP. */
   reflectorsRun?: boolean;
+  /**
+   * The endpoints this instance's reflectors saw a key at since `since` (null: none). Agents
+   * re-initiate to the reflectors when they connect, so none since means no UDP gets out, even when
+   * the netmap still holds a reflexive address from an earlier network.
+   */
+  reflexiveSeenSince?(publicKey: string, since: number): readonly string[] | null;
   /** How long a device may come online without a reflexive candidate before its network counts as UDP-blocked. */
   udpWaitMs?: number;
   /** Both agents must report a direct path for this long before the relay is released. */
@@ -192,7 +198,11 @@ export class RelayPathAllocator {
     const b = this.opts.device(y);
     if (!a || !b) return;
     const now = this.now();
-    const view = (d: PunchDevice) => ({ ...d, onlineForMs: now - (this.onlineAt.get(d.id) ?? now) });
+    const view = (d: PunchDevice) => ({
+      ...d,
+      onlineForMs: now - (this.onlineAt.get(d.id) ?? now),
+      udpUnseen: this.udpBlocked(d),
+    });
     if (!needsRelayNow(view(a), view(b), { reflectorsRun: this.reflectorsRun, udpWaitMs: this.udpWaitMs }))
       return;
     this.want(pair ?? this.pairs.getOrAdd(x, y), 'no-direct-path');
@@ -284,7 +294,7 @@ export class RelayPathAllocator {
     const self = this.opts.device(to);
     const peer = this.opts.device(to === pair.a ? pair.b : pair.a);
     if (!self || !peer) return;
-    const msg = relayPathMessage(self, peer, pair.active.record, pair.active.relay, this.reflectorsRun);
+    const msg = relayPathMessage(self, peer, pair.active.record, pair.active.relay, this.udpBlocked(self));
     if (msg) this.opts.send(to, msg);
   }
 
@@ -313,6 +323,15 @@ export class RelayPathAllocator {
       [pair.b, pair.a],
     ] as const)
       if (this.isConnected(to)) this.opts.send(to, { type: 'relay-release', peerId, allocationId });
+  }
+
+  /** No UDP from the device reached the reflectors (ever, or since it came online). */
+  private udpBlocked(d: PunchDevice): boolean {
+    if (!this.reflectorsRun) return false;
+    if (!d.candidates.some((c) => c.kind === 'reflexive')) return true;
+    const since = this.onlineAt.get(d.id);
+    if (since === undefined || !this.opts.reflexiveSeenSince) return false;
+    return this.opts.reflexiveSeenSince(d.publicKey, since) === null;
   }
 
   private isConnected(id: string): boolean {

@@ -234,7 +234,7 @@ describe('PunchCoordinator', () => {
     c.dispose();
   });
 
-  it('after a reconnect waits for reflexive addresses seen since, or punches with the old ones after freshWaitMs', () => {
+  it('after a reconnect waits for reflexive addresses seen since; with none after freshWaitMs it does not punch', () => {
     const seen = new Map<string, { at: number; endpoint: string }>();
     const { c, devices, connected, sent } = setup({
       freshWaitMs: 2000,
@@ -265,13 +265,20 @@ describe('PunchCoordinator', () => {
       '192.0.2.12:40001',
     ]);
 
-    // A device its reflectors do not see again (say, a control reconnect only) is punched anyway.
-    const quiet = setup({ freshWaitMs: 2000, reflexiveSeenSince: () => null });
+    // A device its reflectors do not see since it came online sends no UDP: no punch (the relay's
+    // case), until an observation arrives after all.
+    let seenQuiet: string[] | null = null;
+    const quiet = setup({
+      freshWaitMs: 2000,
+      reflexiveSeenSince: (key) => (key === KEY_A ? seenQuiet : null),
+    });
     quiet.connected.add('a').add('b');
     quiet.c.deviceOnline('a');
-    jest.advanceTimersByTime(1999);
+    jest.advanceTimersByTime(10_000);
     expect(quiet.sent).toEqual([]);
-    jest.advanceTimersByTime(1);
+    seenQuiet = ['192.0.2.11:51820'];
+    quiet.c.reflexiveObserved('a');
+    jest.advanceTimersByTime(100);
     expect(quiet.sent).toHaveLength(2);
     c.dispose();
     quiet.c.dispose();

@@ -40,6 +40,7 @@ function scenario(opts: {
   devices: PunchDevice[];
   reflectorsRun?: boolean;
   rtts?: Map<string, RelayRttTable>;
+  seenSince?: (publicKey: string, since: number) => readonly string[] | null;
 }) {
   const devices = new Map(opts.devices.map((d) => [d.id, d]));
   const connected = new Set<string>();
@@ -59,6 +60,7 @@ function scenario(opts: {
     relayRtts: (id) => opts.rtts?.get(id),
     logger: pino({ level: 'silent' }),
     reflectorsRun: opts.reflectorsRun ?? false,
+    ...(opts.seenSince ? { reflexiveSeenSince: opts.seenSince } : {}),
     udpWaitMs: 1_500,
     directGraceMs: 10_000,
     offlineGraceMs: 15_000,
@@ -160,6 +162,22 @@ describe('RelayPathAllocator', () => {
     expect(toB).toMatchObject({ peerId: A, endpoint: '[2001:db8::1]:40000', tcp: TCP_INFO });
     expect(toA).toMatchObject({ peerId: B, endpoint: '[2001:db8::1]:40000' });
     expect(toA).not.toHaveProperty('tcp');
+  });
+
+  it('a side whose netmap still has an old reflexive address but that no reflector saw since it came online is UDP-blocked', async () => {
+    const staleB = device(B, [cand('198.51.100.12:40000', 'reflexive')], 'endpoint-independent');
+    const seen = new Map<string, number>([[KEY_A, 1_000_000]]); // A's reflector saw it at once
+    const s = scenario({
+      devices: [eimA, staleB],
+      reflectorsRun: true,
+      seenSince: (key, since) => ((seen.get(key) ?? 0) >= since ? ['x'] : null),
+    });
+    s.directory.add(new FakeRelay('r1', '192.0.2.50', null, TCP_INFO));
+    s.online(A);
+    s.online(B);
+    await jest.advanceTimersByTimeAsync(1_500);
+    expect(s.relays(B)[0]).toMatchObject({ peerId: A, tcp: TCP_INFO });
+    expect(s.relays(A)[0]).not.toHaveProperty('tcp');
   });
 
   it('a side whose reflexive address arrives within the wait is not relayed', async () => {
