@@ -34,6 +34,11 @@ interface Attempt {
    * re-add, instead of what was left of the list.
    */
   learned: string | null;
+  /**
+   * The relay session's handshake when the attempt left the relay, until our first re-add resets
+   * it: a leader that only set the endpoint still sees it, and it says nothing about the candidate.
+   */
+  relayHandshakeMs: number;
 }
 
 interface DirectPath {
@@ -174,7 +179,7 @@ export class PeerPathMachine {
     switch (this.phase) {
       case 'probing': {
         const a = this.attempt!;
-        if (a.index < 0 || viaRelay) return [];
+        if (a.index < 0 || viaRelay || lastHandshakeMs === a.relayHandshakeMs) return [];
         // UAPI reports whole seconds: a handshake stamped inside the start's second may be ours.
         if (lastHandshakeMs + this.t.handshakeResolutionMs <= a.startAt) return [];
         const ep = endpoint ?? a.endpoint!;
@@ -370,6 +375,7 @@ export class PeerPathMachine {
       initiated: false,
       endpoint: null,
       learned: null,
+      relayHandshakeMs: 0,
     };
     this.leavePath('scheduled', now);
     return now >= startAt ? this.nextCandidate(now) : [];
@@ -388,6 +394,7 @@ export class PeerPathMachine {
     a.retries = 0;
     a.learned = null;
     this.nextPollAt = now + this.t.probePollMs;
+    if (this.onRelay) a.relayHandshakeMs = this.lastHandshakeMs;
     this.leaveRelay(now);
     if (this.leads && a.origin === 'punch' && this.t.leaderDelayMs > 0) {
       // Point WireGuard at the candidate (responses to the follower's initiation go there too), but
@@ -438,6 +445,7 @@ export class PeerPathMachine {
 
   private readd(endpoint: string): PathEffect {
     this.attempt!.endpoint = endpoint;
+    this.attempt!.relayHandshakeMs = 0;
     this.endpoint = endpoint;
     return this.readdEffect(endpoint);
   }

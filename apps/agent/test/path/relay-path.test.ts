@@ -246,6 +246,24 @@ describe('relay paths', () => {
     ]);
   });
 
+  it('as a punch leader does not take the relay session handshake for the candidate one', () => {
+    const s = new Scenario({ leaderDelayMs: 50 });
+    s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates: [] }], s.now));
+    s.responder = (ep) => (ep === RELAY_ENDPOINT ? 20 : null);
+    s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now));
+    s.runUntil(T0 + 100);
+    // The punch starts 280 ms after the relay handshake (inside its UAPI second): the leader only
+    // sets the endpoint, so WireGuard still reports that handshake.
+    const candidates = [{ endpoint: REFLEXIVE, kind: 'reflexive' as const, priority: 1 }];
+    s.apply(s.mgr.punch(punchMessage({ attemptId: 'p2', startAt: T0 + 300, candidates }), 0, s.now));
+    s.runUntil(T0 + 349);
+    expect(s.reports.map((r) => r.result)).toEqual(['relay']);
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ phase: 'probing', path: 'none' });
+    s.responder = (ep) => (ep === REFLEXIVE ? 10 : null);
+    s.runUntil(T0 + 400);
+    expect(s.reports.at(-1)).toMatchObject({ attemptId: 'p2', result: 'direct', elapsedMs: 75 });
+  });
+
   it('notices the peer reaching us directly while relayed', () => {
     const s = relayed();
     s.runUntil(T0 + 3000);
