@@ -12,6 +12,8 @@ export class TlsRelayDouble {
   /** HTTP requests and WebSocket upgrades that reached the server (after TLS). */
   requests = 0;
   readonly frames: Buffer[] = [];
+  /** What the probe path answers. */
+  probeStatus = 204;
   private server: Server | null = null;
   private wss: WebSocketServer | null = null;
   port = 0;
@@ -25,7 +27,7 @@ export class TlsRelayDouble {
   async start(port = 0): Promise<void> {
     const server = createServer({ key: this.cert.key, cert: this.cert.cert }, (req, res) => {
       this.requests++;
-      res.statusCode = req.url === RELAY_PROBE_PATH ? 204 : 404;
+      res.statusCode = req.url === RELAY_PROBE_PATH ? this.probeStatus : 404;
       res.end();
     });
     const wss = new WebSocketServer({ noServer: true });
