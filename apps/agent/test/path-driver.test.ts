@@ -1,6 +1,6 @@
 import type { PathReportMessage, RelayPathMessage } from '@trellis/proto';
 import pino from 'pino';
-import { PathDriver } from '../src/agent/path-driver';
+import { PathDriver, type PathDriverDeps } from '../src/agent/path-driver';
 import { ReflectorEndpoints } from '../src/agent/reflector-endpoints';
 import { SerialQueue } from '../src/agent/serial-queue';
 import { waitFor } from '../src/util/wait';
@@ -27,20 +27,27 @@ class FakeBackend implements WireGuardBackend {
   onRecreated(): void {}
 }
 
+/** A driver for one peer (PEER) on a fake backend, reports collected in `sent`. */
+function setup(extra: Partial<PathDriverDeps> = {}) {
+  const backend = new FakeBackend();
+  const queue = new SerialQueue();
+  const sent: PathReportMessage[] = [];
+  const driver = new PathDriver({
+    selfPublicKey: SELF,
+    backend,
+    run: (job) => queue.run(job),
+    allowedIpsOf: (key) => (key === PEER ? ['100.64.0.2/32'] : null),
+    meshUp: () => true,
+    send: (m) => sent.push(m),
+    logger: pino({ level: 'silent' }),
+    ...extra,
+  });
+  return { backend, queue, sent, driver };
+}
+
 describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
   it('re-adds the peer at its candidate, polls handshakes, and reports the direct path', async () => {
-    const backend = new FakeBackend();
-    const queue = new SerialQueue();
-    const sent: PathReportMessage[] = [];
-    const driver = new PathDriver({
-      selfPublicKey: SELF,
-      backend,
-      run: (job) => queue.run(job),
-      allowedIpsOf: (key) => (key === PEER ? ['100.64.0.2/32'] : null),
-      meshUp: () => true,
-      send: (m) => sent.push(m),
-      logger: pino({ level: 'silent' }),
-    });
+    const { backend, queue, sent, driver } = setup();
     try {
       await queue.run(() =>
         driver.setPeersInQueue([
@@ -88,17 +95,8 @@ describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
   });
 
   it('points WireGuard at a relay (UDP, or the TCP link), reports it, ignores unknown peers, closes links', async () => {
-    const backend = new FakeBackend();
-    const queue = new SerialQueue();
-    const sent: PathReportMessage[] = [];
     const links: Array<{ closed: boolean; start(): Promise<string>; close(): void }> = [];
-    const driver = new PathDriver({
-      selfPublicKey: SELF,
-      backend,
-      run: (job) => queue.run(job),
-      allowedIpsOf: (key) => (key === PEER ? ['100.64.0.2/32'] : null),
-      meshUp: () => true,
-      send: (m) => sent.push(m),
+    const { backend, queue, sent, driver } = setup({
       openTcpRelay: () => {
         const link = {
           closed: false,
@@ -110,7 +108,6 @@ describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
         links.push(link);
         return link;
       },
-      logger: pino({ level: 'silent' }),
     });
     const relay: RelayPathMessage = {
       type: 'relay',
