@@ -141,6 +141,12 @@ export class PeerPathMachine {
    */
   setRelay(relay: RelayPath, now: number): PathEffect[] {
     this.relay = relay;
+    if (this.phase === 'probing' && this.attempt!.origin === 'local') {
+      // Our own attempt gets the short window it would have had with the relay (a punch keeps the broker's).
+      const a = this.attempt!;
+      a.deadlineMs = Math.min(a.deadlineMs, this.t.relayedDeadlineMs);
+      a.candidateDeadlineAt = Math.min(a.candidateDeadlineAt, a.candidateStartedAt + a.deadlineMs);
+    }
     if (this.phase === 'direct' || this.phase === 'probing') return [];
     if (this.onRelay && this.onRelay.relay.wgEndpoint === relay.wgEndpoint) {
       this.onRelay.relay = relay;

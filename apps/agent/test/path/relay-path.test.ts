@@ -180,6 +180,19 @@ describe('relay paths', () => {
     expect(s.mgr.relays().size).toBe(0);
   });
 
+  it('arriving during its own attempt, shortens it to the relayed window, then takes over', () => {
+    const s = new Scenario();
+    const candidates = [{ endpoint: REFLEXIVE, kind: 'reflexive' as const, priority: 1 }];
+    s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates }], s.now));
+    s.runUntil(T0 + 100);
+    expect(s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now)).slice(0, -1)).toEqual([]);
+    s.runUntil(T0 + 700);
+    expect(s.reports).toEqual([
+      expect.objectContaining({ attemptId: 'local:1', result: 'failed', elapsedMs: 600 }),
+    ]);
+    expect(s.readdsSince(T0).at(-1)).toEqual({ at: T0 + 600, endpoint: RELAY_ENDPOINT });
+  });
+
   it('a new allocation replaces the old one: re-added there if relayed, renamed only if the endpoint is the same', () => {
     const s = relayed();
     const other = '192.0.2.77:40002';
