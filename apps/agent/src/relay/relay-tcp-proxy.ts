@@ -13,6 +13,8 @@ export const MAX_RELAY_FRAME_BYTES = 65_535;
 export const DEFAULT_QUEUE_PACKETS = 256;
 export const RELAY_TCP_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 15_000, random: Math.random };
 const CONNECT_TIMEOUT_MS = 10_000;
+/** Bytes the WebSocket may hold unsent before packets are dropped (UDP semantics: late is useless). */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
 export interface RelayTcpProxyOptions {
   tcp: RelayTcpInfo;
@@ -33,6 +35,8 @@ export interface RelayTcpCounters {
   fromRelay: number;
   /** Oldest packets dropped because the queue was full while connecting. */
   queueDrops: number;
+  /** Packets dropped because the TCP connection could not keep up. */
+  congestionDrops: number;
   /** Datagrams on the proxy port that did not come from WireGuard. */
   foreignDrops: number;
   /** Frames from the relay that were not binary or too large. */
@@ -52,6 +56,7 @@ export class RelayTcpProxy {
     toRelay: 0,
     fromRelay: 0,
     queueDrops: 0,
+    congestionDrops: 0,
     foreignDrops: 0,
     badFrames: 0,
     connects: 0,
@@ -170,12 +175,20 @@ export class RelayTcpProxy {
   }
 
   private sendFrame(ws: WebSocket, packet: Buffer): void {
+    if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      this.counters.congestionDrops++;
+      return;
+    }
     this.counters.toRelay++;
     ws.send(packet, { binary: true });
   }
 
   private fromRelay(data: WebSocket.RawData, isBinary: boolean): void {
-    const packet = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+    const packet = Array.isArray(data)
+      ? Buffer.concat(data)
+      : Buffer.isBuffer(data)
+        ? data
+        : Buffer.from(data);
     if (!isBinary || packet.length === 0 || packet.length > MAX_RELAY_FRAME_BYTES) {
       this.counters.badFrames++;
       return;
