@@ -60,5 +60,16 @@ describe('trellis status formatting', () => {
       /^beta\s+100\.64\.0\.2\s+10\.0\.0\.2:51820\s+10\.0\.0\.2:51820,192\.168\.1\.2:51820\s+12s ago\s+2\.0 KiB\s+100 B\s+yes\s+direct LAN since 3m ago$/,
     );
     expect(rows[0]!.indexOf('ADDRESS')).toBe(rows[1]!.indexOf('100.64.0.2'));
+    const relayed = {
+      ...s.peers[0]!,
+      path: 'relay' as const,
+      relayName: 'relay-fra',
+      endpoint: '192.0.2.99:40001',
+    };
+    const relayRow = formatStatus({ ...s, peers: [relayed] }, now)
+      .trimEnd()
+      .split('\n')
+      .at(-1);
+    expect(relayRow).toMatch(/\s192\.0\.2\.99:40001\s.*\syes\s+relay relay-fra since 3m ago$/);
   });
 });

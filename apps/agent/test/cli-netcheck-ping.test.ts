@@ -61,5 +61,8 @@ describe('trellis netcheck / ping helpers', () => {
     );
     expect(describePath({ ...peer, path: 'none' })).toBe('not direct (trying 192.0.2.12:51820)');
     expect(describePath(undefined)).toBe('peer gone');
+    expect(
+      describePath({ ...peer, path: 'relay', relayName: 'relay-fra', endpoint: '192.0.2.99:40001' }),
+    ).toBe('via relay relay-fra (192.0.2.99:40001)');
   });
 });

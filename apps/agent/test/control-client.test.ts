@@ -3,7 +3,12 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createServer, Socket } from 'node:net';
 import { generateKeyPair, type KeyPair } from '@trellis/crypto';
-import { AUTH_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS } from '@trellis/proto';
+import {
+  AUTH_TIMEOUT_MS,
+  HEARTBEAT_INTERVAL_MS,
+  type RelayPathMessage,
+  type RelayReleaseMessage,
+} from '@trellis/proto';
 import pino from 'pino';
 import { WebSocketServer } from 'ws';
 import {
@@ -127,6 +132,36 @@ describe('ControlClient against the broker double', () => {
     } finally {
       spy.mockRestore();
     }
+  });
+
+  it('hands relay and relay-release messages to their handlers', async () => {
+    const me = addDevice(broker, keys, 1);
+    const peer = addDevice(broker, generateKeyPair(), 2);
+    const got: Array<RelayPathMessage | RelayReleaseMessage> = [];
+    const r: Recorder = { ...recorder(), onRelay: (m) => got.push(m), onRelayRelease: (m) => got.push(m) };
+    const c = client(me, r);
+    c.start();
+    await waitFor(() => c.connected, 10_000, 10);
+    const relay: RelayPathMessage = {
+      type: 'relay',
+      peerId: peer.id,
+      peerPublicKey: peer.publicKey,
+      allocationId: randomUUID(),
+      relayId: randomUUID(),
+      relayName: 'relay-fra',
+      endpoint: '192.0.2.99:40001',
+      tcp: { url: 'wss://relay.example:443', fingerprint: `${'AB:'.repeat(31)}AB` },
+    };
+    broker.sendMessage(me.id, relay);
+    const release: RelayReleaseMessage = {
+      type: 'relay-release',
+      peerId: peer.id,
+      allocationId: relay.allocationId,
+    };
+    broker.sendMessage(me.id, release);
+    await waitFor(() => got.length === 2, 10_000, 10);
+    expect(got).toEqual([relay, release]);
+    expect(c.connected).toBe(true);
   });
 
   it('applies deltas in serial order: add, change, remove', async () => {

@@ -1,8 +1,9 @@
-import type { PathReportMessage } from '@trellis/proto';
+import type { PathReportMessage, RelayPathMessage } from '@trellis/proto';
 import pino from 'pino';
-import { PathDriver } from '../src/agent/path-driver';
+import { PathDriver, type PathDriverDeps } from '../src/agent/path-driver';
 import { ReflectorEndpoints } from '../src/agent/reflector-endpoints';
 import { SerialQueue } from '../src/agent/serial-queue';
+import { waitFor } from '../src/util/wait';
 import type { WireGuardBackend } from '../src/wireguard/backend';
 import type { WgConfigUpdate, WgDeviceState } from '../src/wireguard/types';
 
@@ -26,20 +27,27 @@ class FakeBackend implements WireGuardBackend {
   onRecreated(): void {}
 }
 
+/** A driver for one peer (PEER) on a fake backend, reports collected in `sent`. */
+function setup(extra: Partial<PathDriverDeps> = {}) {
+  const backend = new FakeBackend();
+  const queue = new SerialQueue();
+  const sent: PathReportMessage[] = [];
+  const driver = new PathDriver({
+    selfPublicKey: SELF,
+    backend,
+    run: (job) => queue.run(job),
+    allowedIpsOf: (key) => (key === PEER ? ['100.64.0.2/32'] : null),
+    meshUp: () => true,
+    send: (m) => sent.push(m),
+    logger: pino({ level: 'silent' }),
+    ...extra,
+  });
+  return { backend, queue, sent, driver };
+}
+
 describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
   it('re-adds the peer at its candidate, polls handshakes, and reports the direct path', async () => {
-    const backend = new FakeBackend();
-    const queue = new SerialQueue();
-    const sent: PathReportMessage[] = [];
-    const driver = new PathDriver({
-      selfPublicKey: SELF,
-      backend,
-      run: (job) => queue.run(job),
-      allowedIpsOf: (key) => (key === PEER ? ['100.64.0.2/32'] : null),
-      meshUp: () => true,
-      send: (m) => sent.push(m),
-      logger: pino({ level: 'silent' }),
-    });
+    const { backend, queue, sent, driver } = setup();
     try {
       await queue.run(() =>
         driver.setPeersInQueue([
@@ -81,6 +89,78 @@ describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
       while (sent.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       expect(sent[0]).toMatchObject({ type: 'path', peerId: 'peer-b', result: 'direct', kind: 'reflexive' });
       expect(driver.status()[0]).toMatchObject({ path: 'direct-internet', endpoint: '192.0.2.12:51820' });
+    } finally {
+      driver.stop();
+    }
+  });
+
+  it('points WireGuard at a relay (UDP, or the TCP link), reports it, ignores unknown peers, closes links', async () => {
+    const links: Array<{ closed: boolean; start(): Promise<string>; close(): void }> = [];
+    const { backend, queue, sent, driver } = setup({
+      openTcpRelay: () => {
+        const link = {
+          closed: false,
+          start: async () => `127.0.0.1:${5555 + links.length - 1}`,
+          close: () => {
+            link.closed = true;
+          },
+        };
+        links.push(link);
+        return link;
+      },
+    });
+    const relay: RelayPathMessage = {
+      type: 'relay',
+      peerId: 'peer-b',
+      peerPublicKey: PEER,
+      allocationId: '3b2c1a09-8f7e-4d6c-9b5a-0a1b2c3d4e5f',
+      relayId: '9d8c7b6a-5f4e-4d3c-8b2a-1a0b9c8d7e6f',
+      relayName: 'relay-fra',
+      endpoint: '192.0.2.99:40001',
+    };
+    const lastEndpoint = () => backend.applied.at(-1)?.peers.at(-1)?.endpoint;
+    try {
+      await queue.run(() => driver.setPeersInQueue([{ peerId: 'peer-b', publicKey: PEER, candidates: [] }]));
+      await driver.relay(relay);
+      expect(backend.applied.at(-1)!.peers[0]).toEqual({ publicKey: PEER, remove: true });
+      expect(lastEndpoint()).toBe('192.0.2.99:40001');
+      const applied = backend.applied.length;
+      await driver.relay({ ...relay, peerId: 'someone-else' });
+      await driver.relay({ ...relay, peerPublicKey: SELF });
+      expect(backend.applied.length).toBe(applied);
+
+      // The same peer's relay moves to TCP: WireGuard goes to the loopback link.
+      const tcp = { url: 'wss://relay.example:443', fingerprint: `${'AB:'.repeat(31)}AB` };
+      const overTcp = { ...relay, allocationId: '4c3d2b1a-0000-4000-8000-000000000001', tcp };
+      await driver.relay(overTcp);
+      expect(links).toHaveLength(1);
+      expect(lastEndpoint()).toBe('127.0.0.1:5555');
+      await driver.relay(overTcp); // repeated: same link, no re-add
+      expect(links).toHaveLength(1);
+      backend.state = {
+        ...backend.state,
+        peers: [
+          {
+            publicKey: PEER,
+            endpoint: '127.0.0.1:5555',
+            allowedIps: ['100.64.0.2/32'],
+            persistentKeepalive: 25,
+            lastHandshakeSec: Math.ceil(Date.now() / 1000) + 1,
+            rxBytes: 92,
+            txBytes: 148,
+          },
+        ],
+      };
+      await waitFor(() => sent.length > 0, 10_000, 10);
+      // The broker hears of the allocation's address, not our loopback port.
+      expect(sent[0]).toMatchObject({ result: 'relay', kind: 'relay', endpoint: '192.0.2.99:40001' });
+      expect(driver.status()[0]).toMatchObject({ path: 'relay', relayName: 'relay-fra' });
+      await driver.relayRelease({
+        type: 'relay-release',
+        peerId: 'peer-b',
+        allocationId: overTcp.allocationId,
+      });
+      expect(links[0]!.closed).toBe(true);
     } finally {
       driver.stop();
     }

@@ -16,6 +16,8 @@ import type { Netmap } from '../control/netmap-tracker';
 import { ClockOffsetEstimator, candidatesFromEndpoints, type PathPeer } from '../path';
 import { inCidr, localSubnets } from '../platform/candidates';
 import type { NetworkConfigurator } from '../platform/network-configurator';
+import { RelayRttProber } from '../relay/relay-rtt';
+import { RelayTcpProxy } from '../relay/relay-tcp-proxy';
 import type { Enrollment, StateStore } from '../state/state-store';
 import { createBrokerAgent } from '../trust/broker-trust';
 import { parseBrokerUrl } from '../trust/broker-url';
@@ -79,6 +81,9 @@ export class Agent {
   private portMapper: GatewayPortMapping | null = null;
   private portMapped: string | null = null;
   private lastNetinfo = '';
+  private relayProber: RelayRttProber | null = null;
+  /** Round trip to each relay with a TCP listener (relay id → ms), for netinfo. */
+  private relayRtts: Record<string, number> = {};
   private readonly log: Logger;
 
   constructor(private readonly opts: AgentOptions) {
@@ -245,8 +250,23 @@ export class Agent {
       allowedIpsOf: (key) => this.allowedIpsOf(key),
       meshUp: () => this.meshUp,
       send: (report) => this.control?.sendPath(report),
+      openTcpRelay: (msg) =>
+        new RelayTcpProxy({
+          tcp: msg.tcp!,
+          allocationId: msg.allocationId,
+          listenPort: this.opts.listenPort,
+          logger: this.log.child({ relay: msg.relayName, peerId: msg.peerId }),
+        }),
       logger: this.log,
     });
+    this.relayProber = new RelayRttProber({
+      logger: this.log,
+      onRtts: (rtts) => {
+        this.relayRtts = rtts;
+        this.sendNetinfo();
+      },
+    });
+    this.relayProber.start();
     const saved = await this.opts.store.loadNetmap().catch((err: Error) => {
       this.log.warn({ err: err.message }, 'ignoring unreadable saved netmap');
       return null;
@@ -287,6 +307,17 @@ export class Agent {
           );
           void this.paths?.punch(msg, this.clock.offsetMs ?? 0);
         },
+        onRelay: (msg) => {
+          this.log.info(
+            { peerId: msg.peerId, relay: msg.relayName, endpoint: msg.endpoint, tcp: msg.tcp !== undefined },
+            'relay',
+          );
+          void this.paths?.relay(msg);
+        },
+        onRelayRelease: (msg) => {
+          this.log.info({ peerId: msg.peerId, allocationId: msg.allocationId }, 'relay released');
+          void this.paths?.relayRelease(msg);
+        },
       },
     });
     this.control = control;
@@ -295,6 +326,7 @@ export class Agent {
       control.setEndpoints(candidates);
       // Our own network changed: rediscover at once (ARCHITECTURE: retry direct on a network change).
       void this.paths?.networkChanged();
+      void this.relayProber?.probeNow();
       this.refreshReflectorSessions('network changed');
       this.portMapper?.refresh();
     });
@@ -333,6 +365,7 @@ export class Agent {
       this.meshUp = true;
     }
     this.reflectorEndpoints.setReflectors(netmap.self.reflectors ?? []);
+    this.relayProber?.setRelays(netmap.self.relays ?? []);
     const desired = desiredConfigFromNetmap(netmap, this.keyPair!.privateKey, this.opts.listenPort);
     const current = await this.opts.backend.getState();
     const update = diffWireGuardConfig(desired, current, this.selector);
@@ -401,6 +434,7 @@ export class Agent {
     const msg: NetinfoMessage = { type: 'netinfo', reflexive: self?.reflexive ?? [] };
     if (self?.mappingType) msg.mappingType = self.mappingType;
     if (this.portMapped) msg.portMapped = this.portMapped;
+    if (Object.keys(this.relayRtts).length > 0) msg.relayRttMs = this.relayRtts;
     const key = JSON.stringify(msg);
     if (key === this.lastNetinfo) return;
     this.lastNetinfo = key;
@@ -410,6 +444,9 @@ export class Agent {
   private async leaveMesh(): Promise<void> {
     this.paths?.stop();
     this.paths = null;
+    this.relayProber?.stop();
+    this.relayProber = null;
+    this.relayRtts = {};
     const mapper = this.portMapper;
     this.portMapper = null;
     this.portMapped = null;

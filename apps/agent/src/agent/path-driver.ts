@@ -1,4 +1,4 @@
-import type { PathReportMessage, PunchMessage } from '@trellis/proto';
+import type { PathReportMessage, PunchMessage, RelayPathMessage, RelayReleaseMessage } from '@trellis/proto';
 import type { Logger } from 'pino';
 import {
   observationsFromDevice,
@@ -6,10 +6,25 @@ import {
   PathManager,
   type PathPeer,
   type PeerPathStatus,
+  type RelayPath,
   wgUpdateForEffect,
 } from '../path';
 import type { WireGuardBackend } from '../wireguard/backend';
 import { isEmptyUpdate } from '../wireguard/types';
+
+/** A TCP-fallback link to a relay (RelayTcpProxy): `start` resolves to WireGuard's loopback endpoint. */
+export interface TcpRelayLink {
+  start(): Promise<string>;
+  close(): void;
+}
+
+interface OpenLink {
+  peerId: string;
+  /** Allocation, URL and pin: a `relay` with the same key reuses the link. */
+  key: string;
+  endpoint: string;
+  link: TcpRelayLink;
+}
 
 export interface PathDriverDeps {
   selfPublicKey: string;
@@ -21,6 +36,8 @@ export interface PathDriverDeps {
   /** Whether WireGuard is up (no UAPI reads before the interface exists). */
   meshUp(): boolean;
   send(message: PathReportMessage): void;
+  /** Opens the TCP fallback for a `relay` message with `tcp`; without it such messages are ignored. */
+  openTcpRelay?(msg: RelayPathMessage): TcpRelayLink;
   logger: Logger;
   now?: () => number;
 }
@@ -35,6 +52,7 @@ export class PathDriver {
   private timer: NodeJS.Timeout | null = null;
   private wakeAt: number | null = null;
   private stopped = false;
+  private links: OpenLink[] = [];
 
   constructor(private readonly deps: PathDriverDeps) {
     this.manager = new PathManager(deps.selfPublicKey);
@@ -44,7 +62,48 @@ export class PathDriver {
   /** The netmap's peers; call from inside the mesh queue, right after WireGuard got the netmap. */
   setPeersInQueue(peers: PathPeer[]): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    return this.execute(this.manager.setPeers(peers, this.now()));
+    return this.execute(this.manager.setPeers(peers, this.now())).finally(() => this.closeUnusedLinks());
+  }
+
+  /** A relay allocation for a peer; ignored for a peer the netmap does not have (or another key). */
+  relay(msg: RelayPathMessage): Promise<void> {
+    return this.deps
+      .run(async () => {
+        if (this.stopped) return;
+        if (!this.manager.hasPeer(msg.peerId, msg.peerPublicKey)) {
+          this.deps.logger.info({ peerId: msg.peerId }, 'relay for an unknown peer ignored');
+          return;
+        }
+        const wgEndpoint = msg.tcp ? await this.tcpEndpoint(msg) : msg.endpoint;
+        if (wgEndpoint === null) return;
+        const relay: RelayPath = {
+          allocationId: msg.allocationId,
+          relayId: msg.relayId,
+          relayName: msg.relayName,
+          endpoint: msg.endpoint,
+          wgEndpoint,
+        };
+        this.deps.logger.info({ peerId: msg.peerId, relay: msg.relayName, wgEndpoint }, 'relay path offered');
+        try {
+          await this.execute(this.manager.setRelay(msg.peerId, msg.peerPublicKey, relay, this.now()));
+        } finally {
+          this.closeUnusedLinks();
+        }
+      })
+      .catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'relay step failed'));
+  }
+
+  relayRelease(msg: RelayReleaseMessage): Promise<void> {
+    return this.deps
+      .run(async () => {
+        if (this.stopped) return;
+        try {
+          await this.execute(this.manager.releaseRelay(msg.peerId, msg.allocationId, this.now()));
+        } finally {
+          this.closeUnusedLinks();
+        }
+      })
+      .catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'relay release failed'));
   }
 
   punch(msg: PunchMessage, clockOffsetMs: number): Promise<void> {
@@ -61,6 +120,8 @@ export class PathDriver {
 
   stop(): void {
     this.stopped = true;
+    for (const l of this.links) l.link.close();
+    this.links = [];
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
@@ -72,6 +133,37 @@ export class PathDriver {
         await this.execute(step(this.now()));
       })
       .catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'path step failed'));
+  }
+
+  /** The loopback endpoint of the TCP link for this allocation, opened unless one is open already. */
+  private async tcpEndpoint(msg: RelayPathMessage): Promise<string | null> {
+    const key = `${msg.allocationId} ${msg.tcp!.url} ${msg.tcp!.fingerprint}`;
+    const have = this.links.find((l) => l.peerId === msg.peerId && l.key === key);
+    if (have) return have.endpoint;
+    if (!this.deps.openTcpRelay) {
+      this.deps.logger.warn({ peerId: msg.peerId }, 'relay over TCP offered but not supported here');
+      return null;
+    }
+    const link = this.deps.openTcpRelay(msg);
+    try {
+      const endpoint = await link.start();
+      this.links.push({ peerId: msg.peerId, key, endpoint, link });
+      return endpoint;
+    } catch (err) {
+      link.close();
+      throw err;
+    }
+  }
+
+  /** Closes TCP links no peer's relay path points at any more (released, replaced, peer gone). */
+  private closeUnusedLinks(): void {
+    const relays = this.manager.relays();
+    const keep = (l: OpenLink) => relays.get(l.peerId)?.wgEndpoint === l.endpoint;
+    for (const l of this.links.filter((x) => !keep(x))) {
+      this.deps.logger.info({ peerId: l.peerId, endpoint: l.endpoint }, 'relay TCP fallback closed');
+      l.link.close();
+    }
+    this.links = this.links.filter(keep);
   }
 
   /** Wake-up: fresh handshakes first, then the clock. */

@@ -30,7 +30,12 @@ export function buildStatus(i: StatusInputs): StatusResponse {
     const wg = live.get(p.publicKey);
     const path = paths.get(p.id);
     const pathFields = path
-      ? { path: path.path, pathSince: new Date(path.since).toISOString(), pathPhase: path.phase }
+      ? {
+          path: path.path,
+          pathSince: new Date(path.since).toISOString(),
+          pathPhase: path.phase,
+          ...(path.relayName !== null ? { relayName: path.relayName } : {}),
+        }
       : {};
     return {
       ...pathFields,

@@ -51,8 +51,8 @@ export function formatStatus(s: StatusResponse, now = Date.now()): string {
   lines.push('');
   const rows = [['PEER', 'ADDRESS', 'ENDPOINT', 'CANDIDATES', 'HANDSHAKE', 'RX', 'TX', 'ONLINE', 'PATH']];
   for (const p of s.peers) {
-    const path =
-      p.path === undefined ? '-' : `${PATH_LABELS[p.path]} since ${formatAgo(p.pathSince ?? null, now)}`;
+    const label = p.path === 'relay' ? `relay ${p.relayName ?? '?'}` : p.path && PATH_LABELS[p.path];
+    const path = label === undefined ? '-' : `${label} since ${formatAgo(p.pathSince ?? null, now)}`;
     rows.push([
       p.name,
       p.address,

@@ -14,6 +14,8 @@ export function describePath(peer: PeerStatus | undefined): string {
   if (peer.path === 'direct-lan') return `direct LAN ${peer.endpoint ?? ''}`.trimEnd();
   if (peer.path === 'direct-internet') return `direct internet ${peer.endpoint ?? ''}`.trimEnd();
   if (peer.path === 'none') return `not direct${peer.endpoint ? ` (trying ${peer.endpoint})` : ''}`;
+  // Over the TCP fallback the endpoint is the agent's loopback proxy (127.0.0.1:port).
+  if (peer.path === 'relay') return `via relay ${peer.relayName ?? '?'} (${peer.endpoint ?? 'no endpoint'})`;
   return peer.endpoint ? `via ${peer.endpoint}` : 'no endpoint';
 }
 
@@ -21,7 +23,7 @@ const REPLY = /icmp_seq=(\d+).*time=([\d.]+) ms/;
 
 /**
  * Pings the peer's overlay address with the system `ping` (one ICMP echo per second) and prints,
- * for every reply, whether the path is direct (which ip:port) and the latency. Resolves to the
+ * for every reply, whether the path is direct (which ip:port) or relayed (which relay) and the latency. Resolves to the
  * number of replies.
  */
 export function meshPing(

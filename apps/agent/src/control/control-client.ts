@@ -13,6 +13,8 @@ import {
   type PathReportMessage,
   PROTOCOL_VERSION,
   type PunchMessage,
+  type RelayPathMessage,
+  type RelayReleaseMessage,
   ServerMessage,
 } from '@trellis/proto';
 import type { Logger } from 'pino';
@@ -35,6 +37,10 @@ export interface ControlClientHandlers {
   onDeviceRemoved(): void;
   /** The broker coordinates a hole punch with a peer. */
   onPunch?(msg: PunchMessage): void;
+  /** Use a relay allocation for a peer (the handler ignores peers it does not know). */
+  onRelay?(msg: RelayPathMessage): void;
+  /** The broker released a relay allocation. */
+  onRelayRelease?(msg: RelayReleaseMessage): void;
   /** A ping's round trip: local send and receive times and the broker's clock (clock offset input). */
   onClockSample?(sample: { sentAt: number; serverTime: number; receivedAt: number }): void;
 }
@@ -203,6 +209,12 @@ export class ControlClient {
         break;
       case 'punch':
         if (this.phase === 'ready') this.opts.handlers.onPunch?.(msg);
+        break;
+      case 'relay':
+        if (this.phase === 'ready') this.opts.handlers.onRelay?.(msg);
+        break;
+      case 'relay-release':
+        if (this.phase === 'ready') this.opts.handlers.onRelayRelease?.(msg);
         break;
     }
   }

@@ -1,7 +1,7 @@
 import type { Candidate, CandidateKind } from '@trellis/proto';
 import { inCidr } from '../platform/candidates';
 
-export type PathKind = 'direct-lan' | 'direct-internet' | 'none';
+export type PathKind = 'direct-lan' | 'direct-internet' | 'relay' | 'none';
 
 const PRIVATE_V4 = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'];
 

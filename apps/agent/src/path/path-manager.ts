@@ -1,6 +1,7 @@
 import type { Candidate, PunchMessage } from '@trellis/proto';
 import { DEFAULT_PATH_TIMINGS, type PathEffect, type PathTimings, type PeerPathStatus } from './path-types';
 import { PeerPathMachine } from './peer-path-machine';
+import type { RelayPath } from './relay-leg';
 
 /** One netmap peer as the path logic needs it. */
 export interface PathPeer {
@@ -57,6 +58,33 @@ export class PathManager {
   punch(msg: PunchMessage, clockOffsetMs: number, now: number): PathEffect[] {
     const machine = this.machineFor(msg.peerId, msg.peerPublicKey, now);
     return this.finish(machine.punch(msg, msg.startAt - clockOffsetMs, now), now);
+  }
+
+  /** Whether `peerId` is a peer we know, with that key (relay messages for anyone else are ignored). */
+  hasPeer(peerId: string, publicKey: string): boolean {
+    return this.peers.get(peerId)?.publicKey === publicKey;
+  }
+
+  /** A relay allocation for a known peer (see hasPeer; others are ignored); replaces the previous one. */
+  setRelay(peerId: string, publicKey: string, relay: RelayPath, now: number): PathEffect[] {
+    const m = this.peers.get(peerId);
+    if (!m || m.publicKey !== publicKey) return this.finish([], now);
+    return this.finish(m.setRelay(relay, now), now);
+  }
+
+  /** The broker released a relay allocation; ignored unless it is the peer's current one. */
+  releaseRelay(peerId: string, allocationId: string, now: number): PathEffect[] {
+    return this.finish(this.peers.get(peerId)?.releaseRelay(allocationId, now) ?? [], now);
+  }
+
+  /** The relay allocation each peer holds now (peer id → relay). */
+  relays(): Map<string, RelayPath> {
+    const out = new Map<string, RelayPath>();
+    for (const [id, m] of this.peers) {
+      const r = m.relayPath();
+      if (r) out.set(id, r);
+    }
+    return out;
   }
 
   /** WireGuard's current peers; call before `tick` on every wake-up. Unknown keys are ignored. */

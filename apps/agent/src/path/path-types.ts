@@ -22,7 +22,7 @@ export type PathPhase =
   | 'scheduled'
   /** Trying candidates one by one. */
   | 'probing'
-  /** A candidate produced a handshake; kept while handshakes stay fresh. */
+  /** A candidate produced a handshake; kept while handshakes stay fresh. (A relay is used in the other phases.) */
   | 'direct'
   /** Every candidate failed; waiting to retry. */
   | 'backoff';
@@ -34,6 +34,8 @@ export interface PeerPathStatus {
   path: PathKind;
   endpoint: string | null;
   kind: CandidateKind | null;
+  /** With path `relay`: the relay's name. */
+  relayName: string | null;
   /** Since when `path` has had its current value. */
   since: number;
   phase: PathPhase;
@@ -57,6 +59,10 @@ export interface PathTimings {
   retryGrowth: number;
   /** Per-candidate deadline for attempts the agent starts itself (punches carry their own). */
   localDeadlineMs: number;
+  /** Cap on that deadline while a relay is available: traffic through the relay stops while we try. */
+  relayedDeadlineMs: number;
+  /** How long after pointing WireGuard at a relay to poll fast (and, as leader, re-add) for a handshake. */
+  relayConfirmMs: number;
   /** Cap on a LAN candidate's deadline: LAN round trips are a few ms, and a miss delays the internet path. */
   lanDeadlineMs: number;
   /** How often to look at handshakes while an attempt runs. */
@@ -78,6 +84,8 @@ export const DEFAULT_PATH_TIMINGS: PathTimings = {
   retryIntervalMs: 200,
   retryGrowth: 1.5,
   localDeadlineMs: 1000,
+  relayedDeadlineMs: 600,
+  relayConfirmMs: 5000,
   lanDeadlineMs: 300,
   probePollMs: 25,
   idlePollMs: 10_000,

@@ -8,6 +8,7 @@ import {
   pathKindOf,
 } from './candidates';
 import type { PathEffect, PathPhase, PathTimings, PeerPathStatus } from './path-types';
+import { RelayLeg, type RelayPath } from './relay-leg';
 
 interface Attempt {
   id: string;
@@ -33,6 +34,11 @@ interface Attempt {
    * re-add, instead of what was left of the list.
    */
   learned: string | null;
+  /**
+   * The relay session's handshake when the attempt left the relay, until our first re-add resets
+   * it: a leader that only set the endpoint still sees it, and it says nothing about the candidate.
+   */
+  relayHandshakeMs: number;
 }
 
 interface DirectPath {
@@ -56,6 +62,10 @@ const SEEN_ATTEMPTS = 32;
  * retries; the follower sends once per candidate, which opens its NAT for the leader's retries, and
  * then only answers. In attempts the agent starts itself (no coordination) both retry, the follower
  * half an interval after the leader.
+ *
+ * With a relay allocation from the broker, every phase without a working direct path (idle,
+ * backoff, waiting for a punch) keeps WireGuard on the relay (RelayLeg); attempts still move it to
+ * the candidates, and a failed one goes straight back to the relay.
  */
 export class PeerPathMachine {
   private phase: PathPhase = 'idle';
@@ -74,6 +84,10 @@ export class PeerPathMachine {
   private localIds = 0;
   /** What we last told WireGuard the endpoint is. */
   private endpoint: string | null = null;
+  /** The broker's relay allocation for this peer, if any. */
+  private relay: RelayPath | null = null;
+  /** Set while WireGuard points at the relay. */
+  private onRelay: RelayLeg | null = null;
 
   constructor(
     readonly peerId: string,
@@ -121,25 +135,64 @@ export class PeerPathMachine {
     return this.beginAttempt(msg.attemptId, 'punch', this.punchCandidates, msg.deadlineMs, startAt, now);
   }
 
+  /**
+   * A relay allocation for this peer (replacing any earlier one). Used at once unless a direct path
+   * works or an attempt runs (whose failure then goes to the relay).
+   */
+  setRelay(relay: RelayPath, now: number): PathEffect[] {
+    this.relay = relay;
+    if (this.phase === 'probing' && this.attempt!.origin === 'local') {
+      // Our own attempt gets the short window it would have had with the relay (a punch keeps the broker's).
+      const a = this.attempt!;
+      a.deadlineMs = Math.min(a.deadlineMs, this.t.relayedDeadlineMs);
+      a.candidateDeadlineAt = Math.min(a.candidateDeadlineAt, a.candidateStartedAt + a.deadlineMs);
+    }
+    if (this.phase === 'direct' || this.phase === 'probing') return [];
+    if (this.onRelay && this.onRelay.relay.wgEndpoint === relay.wgEndpoint) {
+      this.onRelay.relay = relay;
+      return [];
+    }
+    return this.toRelay(now);
+  }
+
+  /** The broker released the allocation: while on it, try direct; otherwise just forget it. */
+  releaseRelay(allocationId: string, now: number): PathEffect[] {
+    if (this.relay?.allocationId !== allocationId) return [];
+    this.relay = null;
+    if (this.onRelay === null) return [];
+    this.leaveRelay(now);
+    // A punch about to start keeps its slot; otherwise see whether direct works now.
+    return this.phase === 'scheduled' ? [] : this.startLocalAttempt(now);
+  }
+
+  relayPath(): RelayPath | null {
+    return this.relay;
+  }
+
   /** What WireGuard reports for the peer: latest handshake (ms since epoch, 0 = never) and endpoint. */
   observeHandshake(lastHandshakeMs: number, endpoint: string | null, now: number): PathEffect[] {
     const previous = this.lastHandshakeMs;
     this.lastHandshakeMs = lastHandshakeMs;
-    if (this.phase === 'probing' && endpoint !== null && endpoint !== this.attempt!.endpoint) {
+    // The peer's initiation through the relay moves WireGuard there: that is no direct candidate.
+    const viaRelay = endpoint !== null && endpoint === this.relay?.wgEndpoint;
+    if (this.phase === 'probing' && endpoint !== null && endpoint !== this.attempt!.endpoint && !viaRelay) {
       this.attempt!.learned = endpoint;
     }
     if (lastHandshakeMs <= 0) return [];
     const isNew = lastHandshakeMs > previous;
+    if (this.onRelay && (endpoint === null || viaRelay))
+      return this.observeRelay(lastHandshakeMs, isNew, now);
     switch (this.phase) {
       case 'probing': {
         const a = this.attempt!;
-        if (a.index < 0) return [];
+        if (a.index < 0 || viaRelay || lastHandshakeMs === a.relayHandshakeMs) return [];
         // UAPI reports whole seconds: a handshake stamped inside the start's second may be ours.
         if (lastHandshakeMs + this.t.handshakeResolutionMs <= a.startAt) return [];
         const ep = endpoint ?? a.endpoint!;
         return this.succeed(a.id, ep, now - a.startAt, now);
       }
       case 'direct':
+        if (viaRelay) return this.adoptRelay(now);
         if (isNew) this.lastAliveAt = now;
         if (endpoint !== null && this.direct && endpoint !== this.direct.endpoint) {
           // WireGuard roamed to where the peer's packets now come from; follow it for status.
@@ -167,6 +220,11 @@ export class PeerPathMachine {
   }
 
   tick(now: number): PathEffect[] {
+    const effects = this.phaseTick(now);
+    return effects.length > 0 || this.onRelay === null ? effects : this.relayTick(now);
+  }
+
+  private phaseTick(now: number): PathEffect[] {
     switch (this.phase) {
       case 'idle':
         return [];
@@ -184,6 +242,14 @@ export class PeerPathMachine {
 
   /** When `tick` wants to run next (local ms). */
   nextWakeAt(now: number): number {
+    const phase = this.phaseWakeAt(now);
+    const leg = this.onRelay;
+    if (leg === null) return phase;
+    const relay = leg.confirmedAt === null ? leg.nextWakeAt(now) : this.lastAliveAt + this.t.staleAfterMs + 1;
+    return relay === null ? phase : Math.min(phase, relay);
+  }
+
+  private phaseWakeAt(now: number): number {
     switch (this.phase) {
       case 'idle':
         return now + this.t.idlePollMs; // the peer may still reach us: notice it
@@ -201,13 +267,16 @@ export class PeerPathMachine {
   }
 
   status(): PeerPathStatus {
-    const path: PathKind = this.phase === 'direct' && this.direct ? pathKindOf(this.direct.kind) : 'none';
+    const relayed = this.onRelay?.confirmedAt != null;
+    let path: PathKind = relayed ? 'relay' : 'none';
+    if (this.phase === 'direct' && this.direct) path = pathKindOf(this.direct.kind);
     return {
       peerId: this.peerId,
       publicKey: this.publicKey,
       path,
       endpoint: this.phase === 'direct' ? (this.direct?.endpoint ?? null) : this.endpoint,
       kind: this.phase === 'direct' ? (this.direct?.kind ?? null) : null,
+      relayName: relayed ? this.onRelay!.relay.relayName : null,
       since: this.pathSince,
       phase: this.phase,
       attemptId: this.attempt?.id ?? null,
@@ -227,10 +296,67 @@ export class PeerPathMachine {
     if (candidates.length === 0) {
       this.leavePath('idle', now);
       this.attempt = null;
-      return [];
+      return this.relay && !this.onRelay ? this.toRelay(now) : [];
     }
     this.localIds++;
-    return this.beginAttempt(`local:${this.localIds}`, 'local', candidates, this.t.localDeadlineMs, now, now);
+    const deadlineMs = this.relay
+      ? Math.min(this.t.localDeadlineMs, this.t.relayedDeadlineMs)
+      : this.t.localDeadlineMs;
+    return this.beginAttempt(`local:${this.localIds}`, 'local', candidates, deadlineMs, now, now);
+  }
+
+  /** Re-adds the peer at the relay: a fresh initiation, which (re)binds us at the relay. */
+  private toRelay(now: number): PathEffect[] {
+    const relay = this.relay!;
+    this.leaveRelay(now);
+    this.onRelay = new RelayLeg(relay, this.leads, this.t, now);
+    this.endpoint = relay.wgEndpoint;
+    return [this.readdEffect(relay.wgEndpoint)];
+  }
+
+  /** WireGuard moves off the relay (to a candidate, or it roamed to the peer's direct address). */
+  private leaveRelay(now: number): void {
+    if (this.onRelay?.confirmedAt != null) this.pathSince = now;
+    this.onRelay = null;
+  }
+
+  private observeRelay(lastHandshakeMs: number, isNew: boolean, now: number): PathEffect[] {
+    const leg = this.onRelay!;
+    if (leg.confirmedAt !== null) {
+      if (isNew) this.lastAliveAt = now;
+      return [];
+    }
+    if (!leg.isFresh(lastHandshakeMs)) return [];
+    return this.confirmRelay(leg, now - leg.since, now);
+  }
+
+  private confirmRelay(leg: RelayLeg, elapsedMs: number, now: number): PathEffect[] {
+    leg.confirmedAt = now;
+    this.lastAliveAt = now;
+    this.pathSince = now;
+    const r = leg.relay;
+    return [this.report(`relay:${r.allocationId}`, 'relay', elapsedMs, r.endpoint, 'relay')];
+  }
+
+  /**
+   * On a direct path, the peer's handshake came through the relay: it gave up on direct. Follow it
+   * there (no re-add: that session works) and retry direct after the first backoff step.
+   */
+  private adoptRelay(now: number): PathEffect[] {
+    this.failures++;
+    this.retryAt = now + this.t.backoffInitialMs;
+    this.leavePath('backoff', now);
+    const relay = this.relay!;
+    this.onRelay = new RelayLeg(relay, this.leads, this.t, now);
+    this.endpoint = relay.wgEndpoint;
+    return this.confirmRelay(this.onRelay, 0, now);
+  }
+
+  /** While on the relay: the leader's re-adds until it works, and a fresh re-add once it went stale. */
+  private relayTick(now: number): PathEffect[] {
+    const leg = this.onRelay!;
+    if (leg.confirmedAt === null) return leg.retryDue(now) ? [this.readdEffect(leg.relay.wgEndpoint)] : [];
+    return now - this.lastAliveAt > this.t.staleAfterMs ? this.toRelay(now) : [];
   }
 
   private beginAttempt(
@@ -255,6 +381,7 @@ export class PeerPathMachine {
       initiated: false,
       endpoint: null,
       learned: null,
+      relayHandshakeMs: 0,
     };
     this.leavePath('scheduled', now);
     return now >= startAt ? this.nextCandidate(now) : [];
@@ -273,6 +400,8 @@ export class PeerPathMachine {
     a.retries = 0;
     a.learned = null;
     this.nextPollAt = now + this.t.probePollMs;
+    if (this.onRelay) a.relayHandshakeMs = this.lastHandshakeMs;
+    this.leaveRelay(now);
     if (this.leads && a.origin === 'punch' && this.t.leaderDelayMs > 0) {
       // Point WireGuard at the candidate (responses to the follower's initiation go there too), but
       // initiate only after leaderDelayMs: see PathTimings.
@@ -322,11 +451,17 @@ export class PeerPathMachine {
 
   private readd(endpoint: string): PathEffect {
     this.attempt!.endpoint = endpoint;
+    this.attempt!.relayHandshakeMs = 0;
     this.endpoint = endpoint;
+    return this.readdEffect(endpoint);
+  }
+
+  private readdEffect(endpoint: string): PathEffect {
     return { type: 'readd-peer', peerId: this.peerId, publicKey: this.publicKey, endpoint };
   }
 
   private succeed(attemptId: string, endpoint: string, elapsedMs: number, now: number): PathEffect[] {
+    this.leaveRelay(now);
     const kind = kindOfEndpoint(endpoint, this.known());
     const wasDirect = this.phase === 'direct';
     this.phase = 'direct';
@@ -345,6 +480,7 @@ export class PeerPathMachine {
     this.retryAt = now + delay;
     this.leavePath('backoff', now);
     const effects: PathEffect[] = [this.report(a.id, 'failed', now - a.startAt)];
+    if (this.relay) return [...effects, ...this.toRelay(now)];
     // Leave WireGuard (and its background keepalive initiations) on the best public candidate.
     const park = a.candidates.find((c) => c.kind !== 'lan') ?? a.candidates[0];
     if (park && park.endpoint !== this.endpoint) {
@@ -370,7 +506,7 @@ export class PeerPathMachine {
     result: PathReportMessage['result'],
     elapsedMs: number,
     endpoint?: string,
-    kind?: CandidateKind,
+    kind?: PathReportMessage['kind'],
   ): PathEffect {
     const message: PathReportMessage = { type: 'path', peerId: this.peerId, attemptId, result, elapsedMs };
     if (endpoint !== undefined) message.endpoint = endpoint;

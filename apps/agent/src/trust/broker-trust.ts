@@ -10,9 +10,11 @@ export class TlsPinMismatchError extends Error {
   constructor(
     readonly expected: string,
     readonly actual: string,
+    /** Who presented the certificate: `broker`, `relay`. */
+    server = 'broker',
   ) {
     super(
-      `TLS pin mismatch: the broker's certificate has SHA-256 fingerprint ${actual}, ` +
+      `TLS pin mismatch: the ${server}'s certificate has SHA-256 fingerprint ${actual}, ` +
         `but this device pins ${expected}. Refusing to talk to it.`,
     );
     this.name = 'TlsPinMismatchError';
@@ -45,16 +47,27 @@ export function validateTrust(trust: BrokerTrust): void {
  */
 export function createBrokerAgent(trust: BrokerTrust): HttpsAgent {
   validateTrust(trust);
-  if (trust.fingerprint) return new PinnedAgent(normalizeFingerprint(trust.fingerprint));
+  if (trust.fingerprint) return createPinnedAgent(trust.fingerprint);
   const opts: AgentOptions = { keepAlive: false };
   if (trust.caFile) opts.ca = readFileSync(trust.caFile);
   return new HttpsAgent(opts);
 }
 
+/**
+ * An HTTPS agent that accepts exactly the certificate with this SHA-256 fingerprint (checked before
+ * the request is written). Used for a pinned broker and for relays (`RelayTcpInfo.fingerprint`).
+ */
+export function createPinnedAgent(fingerprint: string, server = 'broker'): HttpsAgent {
+  return new PinnedAgent(normalizeFingerprint(fingerprint), server);
+}
+
 type SocketCallback = (err: Error | null, socket: Duplex) => void;
 
 class PinnedAgent extends HttpsAgent {
-  constructor(private readonly pin: string) {
+  constructor(
+    private readonly pin: string,
+    private readonly server: string,
+  ) {
     super({ keepAlive: false });
   }
 
@@ -69,7 +82,7 @@ class PinnedAgent extends HttpsAgent {
       const cert = socket.getPeerCertificate();
       const actual = cert?.raw ? certificateFingerprint(cert.raw) : '(no certificate)';
       if (actual !== this.pin) {
-        const err = new TlsPinMismatchError(this.pin, actual);
+        const err = new TlsPinMismatchError(this.pin, actual, this.server);
         socket.destroy();
         callback?.(err, socket);
         return;

@@ -112,6 +112,11 @@ export class BrokerDouble {
     }
   }
 
+  /** Sends any server message to one device's authenticated sessions (punch, relay, ...). */
+  sendMessage(deviceId: string, msg: ServerMessage): void {
+    for (const s of this.sessions) if (s.deviceId === deviceId && s.authed) this.send(s.ws, msg);
+  }
+
   /** Removes a device: closes its sessions with deviceRemoved and tells everyone else. */
   removeDevice(deviceId: string): void {
     this.devices.delete(deviceId);

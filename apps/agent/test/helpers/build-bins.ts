@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
 const AGENT_DIR = join(__dirname, '..', '..');
 const REPO_ROOT = join(AGENT_DIR, '..', '..');
@@ -7,16 +7,15 @@ const REPO_ROOT = join(AGENT_DIR, '..', '..');
 export const TEST_BUILD_DIR = join(AGENT_DIR, 'node_modules', '.cache', 'trellis-test-build');
 
 /**
- * Bundles trellisd and trellis with esbuild (workspace packages from their sources) so tests can
- * run the real programs inside network namespaces. npm dependencies stay external and resolve
- * from the agent's node_modules.
+ * Bundles entry points with esbuild (workspace packages from their sources) so tests can run them
+ * inside network namespaces. npm dependencies stay external and resolve from the agent's node_modules.
+ * Returns the bundle of each entry (`<name>.js` in TEST_BUILD_DIR).
  */
-export function buildBins(): { daemon: string; cli: string } {
+export function bundle(entries: string[]): string[] {
   execFileSync(
     join(REPO_ROOT, 'node_modules', '.bin', 'esbuild'),
     [
-      join(AGENT_DIR, 'src', 'daemon.ts'),
-      join(AGENT_DIR, 'src', 'cli.ts'),
+      ...entries,
       '--bundle',
       '--platform=node',
       '--target=node20',
@@ -30,5 +29,11 @@ export function buildBins(): { daemon: string; cli: string } {
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  return { daemon: join(TEST_BUILD_DIR, 'daemon.js'), cli: join(TEST_BUILD_DIR, 'cli.js') };
+  return entries.map((e) => join(TEST_BUILD_DIR, `${basename(e, '.ts')}.js`));
+}
+
+/** trellisd and trellis, bundled (see `bundle`), to run the real programs in namespaces. */
+export function buildBins(): { daemon: string; cli: string } {
+  const [daemon, cli] = bundle([join(AGENT_DIR, 'src', 'daemon.ts'), join(AGENT_DIR, 'src', 'cli.ts')]);
+  return { daemon: daemon!, cli: cli! };
 }

@@ -15,6 +15,10 @@ import { PathManager, type PeerPathStatus } from '../../src/path';
  * NAT: mapping endpoint-independent (one public port per internal socket) or endpoint-dependent (one
  * per destination: "symmetric"); filtering open (full cone), address-restricted or port-restricted;
  * optional hairpin, a UPnP-style static port mapping, or all outbound UDP dropped.
+ *
+ * Relay: a public UDP port that binds each side by its handshake initiation (the real relay checks
+ * mac1 with the receiver's key; here the sending host stands for that) and forwards whatever comes
+ * from one bound address to the other.
  */
 
 export interface NatSpec {
@@ -38,6 +42,7 @@ export const NATS: Record<string, NatSpec> = {
 };
 
 const REFLECTOR = '192.0.2.250:3478';
+export const SIM_RELAY = '192.0.2.200:40001';
 /** True time 0 on the wall clock: handshake times are whole seconds of it, as UAPI reports them. */
 const EPOCH = 1_700_000_000_000;
 const WG_PORT = 51820;
@@ -181,6 +186,28 @@ class SimWireGuard {
   }
 }
 
+/** The relay's allocation for the pair: a side is bound by its initiation, then packets are forwarded. */
+class SimRelay {
+  readonly host: SimHost;
+  private readonly bound = new Map<string, string>();
+  forwarded = 0;
+
+  constructor(private readonly net: SimNet) {
+    const site: Site = { nat: null, hosts: [] };
+    this.host = new SimHost('relay', SIM_RELAY, site, net);
+    site.hosts.push(this.host);
+  }
+
+  receive(p: InFlight, now: number): void {
+    if (p.packet.kind === 'init') this.bound.set(p.from.name, p.src);
+    const side = [...this.bound].find(([, addr]) => addr === p.src)?.[0];
+    const other = [...this.bound].find(([name]) => name !== side)?.[1];
+    if (side === undefined || other === undefined) return;
+    this.forwarded++;
+    this.net.forward(this.host, other, p.packet, now);
+  }
+}
+
 interface InFlight {
   at: number;
   seq: number;
@@ -200,6 +227,7 @@ class SimNet {
   private seq = 0;
   readonly sites: Site[] = [];
   private readonly queue: InFlight[] = [];
+  relay: SimRelay | null = null;
 
   constructor(
     private readonly wanOneWayMs: number,
@@ -217,6 +245,19 @@ class SimNet {
       `${now} ${from.name} ${packet.kind} -> ${dst} ${out ? `from ${out.src}` : 'DROPPED leaving'}`,
     );
     if (out) this.queue.push({ at: now + out.latency, seq: this.seq++, from, src: out.src, dst, packet });
+  }
+
+  /** A packet the relay sends from its public address (no NAT on its side). */
+  forward(relay: SimHost, dst: string, packet: Packet, now: number): void {
+    this.trace?.(`${now} relay ${packet.kind} -> ${dst}`);
+    this.queue.push({
+      at: now + this.wanOneWayMs,
+      seq: this.seq++,
+      from: relay,
+      src: relay.address,
+      dst,
+      packet,
+    });
   }
 
   private leave(from: SimHost, dst: string): { src: string; latency: number } | null {
@@ -253,6 +294,10 @@ class SimNet {
       const next = this.queue[0];
       if (!next || next.at > now) return;
       this.queue.shift();
+      if (next.dst === this.relay?.host.address) {
+        this.relay.receive(next, now);
+        continue;
+      }
       const to = this.arrive(next);
       if (!to) {
         this.trace?.(`${now} ${next.packet.kind} from ${next.src} to ${next.dst} FILTERED`);
@@ -299,6 +344,17 @@ class SimAgent {
     }
   }
 
+  relay(peerId: string, now: number): void {
+    const relay = {
+      allocationId: '5e5e5e5e-0000-4000-8000-000000000001',
+      relayId: '5e5e5e5e-0000-4000-8000-000000000002',
+      relayName: 'sim-relay',
+      endpoint: SIM_RELAY,
+      wgEndpoint: SIM_RELAY,
+    };
+    this.apply(this.mgr.setRelay(peerId, this.peerKey, relay, this.local(now)), now);
+  }
+
   poll(now: number): void {
     if (this.wakeAt === null || this.wakeAt > this.local(now)) return;
     const wg = this.host.wg;
@@ -329,6 +385,10 @@ export interface PairOptions {
   runMs?: number;
   /** Hand out LAN candidates to peers at other sites too (unreachable: each costs its deadline). */
   lanCandidatesAlways?: boolean;
+  /** True time at which the broker's `relay` reaches both sides (each after its control latency). */
+  relayAtMs?: number;
+  /** True times at which A's own network changes (it retries direct at once). */
+  networkChangesA?: number[];
   trace?: (line: string) => void;
 }
 
@@ -339,6 +399,12 @@ export interface PairResult {
   reportsB: PathReportMessage[];
   /** True ms from the punch's start until both sides have a handshake; null if never. */
   bothDirectAfterMs: number | null;
+  /** True ms from relayAtMs until both sides report the relay path; null if never. */
+  bothRelayAfterMs: number | null;
+  /** Reports with the true time they were sent at. */
+  timedReportsA: Array<PathReportMessage & { at: number }>;
+  /** Packets the relay forwarded. */
+  relayed: number;
 }
 
 const KEY_A = `A${'A'.repeat(42)}=`;
@@ -367,6 +433,7 @@ function candidatesOf(h: SimHost, to: SimHost, lanAlways: boolean): Candidate[] 
 /** Two devices, one punch from the broker at true time 0 with start +300 ms; runs `runMs`. */
 export function runPair(specA: NatSpec, specB: NatSpec, o: PairOptions = {}): PairResult {
   const net = new SimNet(o.wanOneWayMs ?? 15, 1, o.trace ?? null);
+  if (o.relayAtMs !== undefined) net.relay = new SimRelay(net);
   const siteOf = (spec: NatSpec, publicIp: string): Site => ({
     nat: spec.mapping === null ? null : new SimNat(publicIp, spec),
     hosts: [],
@@ -413,17 +480,25 @@ export function runPair(specA: NatSpec, specB: NatSpec, o: PairOptions = {}): Pa
   const ctrlB = o.ctrlLatencyB ?? 35;
 
   let bothDirectAt: number | null = null;
+  let bothRelayAt: number | null = null;
   const runMs = o.runMs ?? 4000;
   for (let now = 0; now <= runMs; now++) {
     if (now === ctrlA) a.apply(a.mgr.punch(toA, offsetA, a.local(now)), now);
     if (now === ctrlB) b.apply(b.mgr.punch(toB, offsetB, b.local(now)), now);
+    if (o.relayAtMs !== undefined && now === o.relayAtMs + ctrlA) a.relay(ID_B, now);
+    if (o.relayAtMs !== undefined && now === o.relayAtMs + ctrlB) b.relay(ID_A, now);
+    if (o.networkChangesA?.includes(now)) a.apply(a.mgr.networkChanged(a.local(now)), now);
     net.deliver(now);
     hostA.wg.timers(now);
     hostB.wg.timers(now);
     a.poll(now);
     b.poll(now);
-    if (bothDirectAt === null && a.status()?.path !== 'none' && b.status()?.path !== 'none' && now > ctrlB) {
+    const direct = (x: SimAgent) => x.status()?.path.startsWith('direct') === true;
+    if (bothDirectAt === null && direct(a) && direct(b) && now > ctrlB) {
       bothDirectAt = now;
+    }
+    if (bothRelayAt === null && a.status()?.path === 'relay' && b.status()?.path === 'relay') {
+      bothRelayAt = now;
     }
   }
   return {
@@ -432,5 +507,8 @@ export function runPair(specA: NatSpec, specB: NatSpec, o: PairOptions = {}): Pa
     reportsA: a.reports.map(({ at: _at, ...r }) => r),
     reportsB: b.reports.map(({ at: _at, ...r }) => r),
     bothDirectAfterMs: bothDirectAt === null ? null : bothDirectAt - (startAt - EPOCH),
+    bothRelayAfterMs: bothRelayAt === null || o.relayAtMs === undefined ? null : bothRelayAt - o.relayAtMs,
+    timedReportsA: a.reports,
+    relayed: net.relay?.forwarded ?? 0,
   };
 }

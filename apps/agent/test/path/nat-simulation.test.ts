@@ -1,5 +1,5 @@
 import { DEFAULT_PATH_TIMINGS } from '../../src/path';
-import { NATS, type NatSpec, type PairResult, runPair } from './nat-sim';
+import { NATS, type NatSpec, type PairResult, runPair, SIM_RELAY } from './nat-sim';
 
 /** The expectation, written out rather than derived from the model. */
 function expectedDirect(a: NatSpec, b: NatSpec): boolean {
@@ -102,5 +102,63 @@ describe('two PathManagers over a simulated NAT pair', () => {
       offsetErrorB: 25,
     });
     expect(skewed.bothDirectAfterMs!).toBeLessThan(25 + 60 + 25 + 5);
+  });
+
+  describe.each([
+    { label: 'close, synced clocks', wanOneWayMs: 15 },
+    {
+      label: 'far, skewed clocks',
+      wanOneWayMs: 150,
+      skewA: 4000,
+      skewB: -2500,
+      offsetErrorA: 12,
+      offsetErrorB: -9,
+    },
+  ])('with a relay ($label)', (net) => {
+    it('a symmetric pair converges on the relay, keeps it through direct retries, and retries on a network change', () => {
+      const networkChange = 31_000;
+      const r = runPair(NATS.symmetric!, NATS.symmetric!, {
+        ...net,
+        relayAtMs: 2000,
+        networkChangesA: [networkChange],
+        runMs: 40_000,
+      });
+      const why = describeResult(r);
+      expect({ paths: [r.a.path, r.b.path], why }).toEqual({ paths: ['relay', 'relay'], why });
+      expect([r.a.relayName, r.b.relayName, r.a.endpoint, r.b.endpoint]).toEqual([
+        'sim-relay',
+        'sim-relay',
+        SIM_RELAY,
+        SIM_RELAY,
+      ]);
+      // A handshake through the relay takes 1.5 of its round trips (4 one-way hops each); when the
+      // leader's retries cross the follower's on a long path it takes a few more.
+      const relayRtt = 4 * net.wanOneWayMs;
+      expect(r.bothRelayAfterMs).not.toBeNull();
+      expect(r.bothRelayAfterMs!).toBeLessThan(4 * relayRtt + 200);
+      expect(r.relayed).toBeGreaterThan(0);
+      // Both keep retrying direct (backoff), and fall back to the relay each time.
+      for (const reports of [r.reportsA, r.reportsB]) {
+        expect(reports[0]).toMatchObject({ attemptId: 'pair-1', result: 'failed' });
+        expect(reports.filter((x) => x.result === 'direct')).toEqual([]);
+        expect(
+          reports.filter((x) => x.attemptId.startsWith('local:') && x.result === 'failed').length,
+        ).toBeGreaterThan(0);
+        expect(reports.at(-1)).toMatchObject({ result: 'relay', endpoint: SIM_RELAY, kind: 'relay' });
+      }
+      // A's network change: a direct attempt at once (not waiting out the backoff), then the relay again.
+      const after = r.timedReportsA
+        .filter((x) => x.at >= networkChange)
+        .map((x) => [x.result, x.at - networkChange]);
+      expect(after[0]).toEqual(['failed', expect.any(Number)]);
+      expect(after[0]![1]).toBeLessThanOrEqual(600 + 300 + 1);
+      expect(after[1]![0]).toBe('relay');
+    });
+  });
+
+  it('a pair that can go direct leaves the relay it was given first', () => {
+    const r = runPair(NATS.portRestricted!, NATS.portRestricted!, { relayAtMs: 0, runMs: 4000 });
+    expect([r.a.path, r.b.path]).toEqual(['direct-internet', 'direct-internet']);
+    expect(r.reportsA.map((x) => x.result)).toEqual(['relay', 'direct']);
   });
 });

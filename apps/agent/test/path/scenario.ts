@@ -1,5 +1,11 @@
 import type { PathReportMessage, PunchMessage } from '@trellis/proto';
-import { type HandshakeObservation, type PathEffect, PathManager, type PathTimings } from '../../src/path';
+import {
+  type HandshakeObservation,
+  type PathEffect,
+  PathManager,
+  type PathTimings,
+  type RelayPath,
+} from '../../src/path';
 
 export const SELF_KEY = `A${'A'.repeat(42)}=`;
 export const PEER_KEY = `B${'A'.repeat(42)}=`;
@@ -132,6 +138,20 @@ export function punchMessage(over: Partial<PunchMessage> = {}): PunchMessage {
     ],
     startAt: T0 + 500,
     deadlineMs: 1000,
+    ...over,
+  };
+}
+
+export const RELAY_ENDPOINT = '192.0.2.99:40001';
+export const ALLOCATION_ID = '3b2c1a09-8f7e-4d6c-9b5a-0a1b2c3d4e5f';
+
+export function relayPath(over: Partial<RelayPath> = {}): RelayPath {
+  return {
+    allocationId: ALLOCATION_ID,
+    relayId: '9d8c7b6a-5f4e-4d3c-8b2a-1a0b9c8d7e6f',
+    relayName: 'relay-fra',
+    endpoint: RELAY_ENDPOINT,
+    wgEndpoint: RELAY_ENDPOINT,
     ...over,
   };
 }

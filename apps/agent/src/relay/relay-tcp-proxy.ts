@@ -1,0 +1,199 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import type { Agent } from 'node:https';
+import { RELAY_TCP_PATH, type RelayTcpInfo } from '@trellis/proto';
+import type { Logger } from 'pino';
+import WebSocket from 'ws';
+import { Backoff, type BackoffOptions } from '../control/backoff';
+import { realTimers, type Timers } from '../control/timers';
+import { createPinnedAgent } from '../trust/broker-trust';
+
+/** Largest WireGuard packet a frame may carry (a UDP datagram's payload limit). */
+export const MAX_RELAY_FRAME_BYTES = 65_535;
+/** Packets held while the WebSocket (re)connects; the oldest go first when it overflows. */
+export const DEFAULT_QUEUE_PACKETS = 256;
+export const RELAY_TCP_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 15_000, random: Math.random };
+const CONNECT_TIMEOUT_MS = 10_000;
+/** Bytes the WebSocket may hold unsent before packets are dropped (UDP semantics: late is useless). */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+
+export interface RelayTcpProxyOptions {
+  tcp: RelayTcpInfo;
+  allocationId: string;
+  /** WireGuard's listen port: it sends from, and receives on, 127.0.0.1:<listenPort>. */
+  listenPort: number;
+  logger: Logger;
+  timers?: Timers;
+  backoff?: BackoffOptions;
+  queuePackets?: number;
+  /** The pinned HTTPS agent (tests may pass their own); by default one pinned to `tcp.fingerprint`. */
+  agent?: Agent;
+}
+
+export interface RelayTcpCounters {
+  /** Packets from WireGuard sent to the relay, and from the relay given to WireGuard. */
+  toRelay: number;
+  fromRelay: number;
+  /** Oldest packets dropped because the queue was full while connecting. */
+  queueDrops: number;
+  /** Packets dropped because the TCP connection could not keep up. */
+  congestionDrops: number;
+  /** Datagrams on the proxy port that did not come from WireGuard. */
+  foreignDrops: number;
+  /** Frames from the relay that were not binary or too large. */
+  badFrames: number;
+  connects: number;
+}
+
+/**
+ * The TCP fallback for a relay allocation (ARCHITECTURE "Relay by port allocation"): the only path
+ * where the agent carries WireGuard packets. WireGuard's peer endpoint is this proxy's loopback UDP
+ * port; each datagram becomes one binary frame on a TLS WebSocket to the relay (certificate pinned,
+ * checked before the upgrade request is written), and each frame from the relay goes back to
+ * WireGuard's port. The WebSocket reconnects with backoff until `close`.
+ */
+export class RelayTcpProxy {
+  readonly counters: RelayTcpCounters = {
+    toRelay: 0,
+    fromRelay: 0,
+    queueDrops: 0,
+    congestionDrops: 0,
+    foreignDrops: 0,
+    badFrames: 0,
+    connects: 0,
+  };
+  private readonly timers: Timers;
+  private readonly backoff: Backoff;
+  private readonly agent: Agent;
+  private readonly queue: Buffer[] = [];
+  private socket: Socket | null = null;
+  private ws: WebSocket | null = null;
+  private reconnectTimer: unknown = null;
+  private closed = false;
+  /** Why the last WebSocket failed (pin mismatch, refused, ...), for logs and status. */
+  lastError: string | null = null;
+
+  constructor(private readonly opts: RelayTcpProxyOptions) {
+    this.timers = opts.timers ?? realTimers;
+    this.backoff = new Backoff(opts.backoff ?? RELAY_TCP_BACKOFF);
+    this.agent = opts.agent ?? createPinnedAgent(opts.tcp.fingerprint, 'relay');
+  }
+
+  get url(): string {
+    return `${this.opts.tcp.url}${RELAY_TCP_PATH}/${this.opts.allocationId}`;
+  }
+
+  get connected(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  /** Binds the loopback port and starts connecting; resolves to WireGuard's endpoint for the peer. */
+  async start(): Promise<string> {
+    const socket = createSocket('udp4');
+    socket.on('message', (msg, from) => this.fromWireGuard(msg, from));
+    socket.on('error', (err) => this.opts.logger.warn({ err: err.message }, 'relay proxy socket error'));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, '127.0.0.1', () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    this.socket = socket;
+    this.connect();
+    return `127.0.0.1:${socket.address().port}`;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.reconnectTimer !== null) this.timers.clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws?.readyState === WebSocket.OPEN) ws.close(1000, 'relay released');
+    else ws?.terminate();
+    this.socket?.close();
+    this.socket = null;
+    this.queue.length = 0;
+    this.agent.destroy();
+  }
+
+  private connect(): void {
+    this.reconnectTimer = null;
+    if (this.closed) return;
+    const ws = new WebSocket(this.url, {
+      agent: this.agent,
+      maxPayload: MAX_RELAY_FRAME_BYTES,
+      handshakeTimeout: CONNECT_TIMEOUT_MS,
+      perMessageDeflate: false,
+    });
+    this.ws = ws;
+    ws.on('open', () => {
+      if (this.ws !== ws) return;
+      this.counters.connects++;
+      this.lastError = null;
+      this.backoff.reset();
+      this.opts.logger.info({ url: this.url, queued: this.queue.length }, 'relay TCP fallback connected');
+      for (const packet of this.queue.splice(0)) this.sendFrame(ws, packet);
+    });
+    ws.on('message', (data, isBinary) => {
+      if (this.ws === ws) this.fromRelay(data, isBinary);
+    });
+    ws.on('error', (err) => {
+      if (this.ws === ws) this.lastError = err.message;
+    });
+    ws.on('close', (code) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.scheduleReconnect(code);
+    });
+  }
+
+  private scheduleReconnect(code: number): void {
+    if (this.closed) return;
+    const delayMs = this.backoff.next();
+    const why = this.lastError ?? `closed (${code})`;
+    this.opts.logger.warn({ url: this.url, delayMs, why }, 'relay TCP fallback lost; reconnecting');
+    this.reconnectTimer = this.timers.setTimeout(() => this.connect(), delayMs);
+  }
+
+  private fromWireGuard(packet: Buffer, from: RemoteInfo): void {
+    if (from.address !== '127.0.0.1' || from.port !== this.opts.listenPort) {
+      this.counters.foreignDrops++;
+      return;
+    }
+    const ws = this.ws;
+    if (ws?.readyState === WebSocket.OPEN) {
+      this.sendFrame(ws, packet);
+      return;
+    }
+    this.queue.push(packet);
+    if (this.queue.length > (this.opts.queuePackets ?? DEFAULT_QUEUE_PACKETS)) {
+      this.queue.shift();
+      this.counters.queueDrops++;
+    }
+  }
+
+  private sendFrame(ws: WebSocket, packet: Buffer): void {
+    if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      this.counters.congestionDrops++;
+      return;
+    }
+    this.counters.toRelay++;
+    ws.send(packet, { binary: true });
+  }
+
+  private fromRelay(data: WebSocket.RawData, isBinary: boolean): void {
+    const packet = Array.isArray(data)
+      ? Buffer.concat(data)
+      : Buffer.isBuffer(data)
+        ? data
+        : Buffer.from(data);
+    if (!isBinary || packet.length === 0 || packet.length > MAX_RELAY_FRAME_BYTES) {
+      this.counters.badFrames++;
+      return;
+    }
+    this.counters.fromRelay++;
+    this.socket?.send(packet, this.opts.listenPort, '127.0.0.1');
+  }
+}

@@ -1,0 +1,338 @@
+import { PathReportMessage } from '@trellis/proto';
+import {
+  ALLOCATION_ID,
+  PEER_ID,
+  PEER_KEY,
+  punchMessage,
+  RELAY_ENDPOINT,
+  relayPath,
+  Scenario,
+  T0,
+} from './scenario';
+
+const LAN = '192.168.1.7:51820';
+const REFLEXIVE = '203.0.113.7:41000';
+const RELAY_ID = `relay:${ALLOCATION_ID}`;
+const FOLLOWER_KEY = `C${'A'.repeat(42)}=`;
+
+const relayReport = (elapsedMs: number): PathReportMessage => ({
+  type: 'path',
+  peerId: PEER_ID,
+  attemptId: RELAY_ID,
+  result: 'relay',
+  endpoint: RELAY_ENDPOINT,
+  kind: 'relay',
+  elapsedMs,
+});
+
+/** A peer whose punch at T0 failed (LAN and reflexive silent): in backoff from T0+1300. */
+function failedPunch(selfKey?: string): Scenario {
+  const s = new Scenario({}, selfKey);
+  s.apply(s.mgr.punch(punchMessage({ startAt: T0 }), 0, s.now));
+  s.runUntil(T0 + 1300);
+  expect(s.reports.map((r) => r.result)).toEqual(['failed']);
+  return s;
+}
+
+/** failedPunch, then the relay at T0+2000, which answers every re-add after 20 ms. */
+function relayed(): Scenario {
+  const s = failedPunch();
+  s.runUntil(T0 + 2000);
+  s.responder = (ep) => (ep === RELAY_ENDPOINT ? 20 : null);
+  s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now));
+  s.runUntil(T0 + 2100);
+  expect(s.mgr.statusOf(PEER_ID)?.path).toBe('relay');
+  return s;
+}
+
+describe('relay paths', () => {
+  it('the report is a valid wire message', () => {
+    expect(PathReportMessage.parse(relayReport(25))).toEqual(relayReport(25));
+  });
+
+  it('goes to a relay that arrives after a failed attempt at once, and reports it once a handshake comes through', () => {
+    const s = failedPunch();
+    s.runUntil(T0 + 2000);
+    s.responder = (ep) => (ep === RELAY_ENDPOINT ? 20 : null);
+    const effects = s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now));
+    expect(effects[0]).toEqual({
+      type: 'readd-peer',
+      peerId: PEER_ID,
+      publicKey: PEER_KEY,
+      endpoint: RELAY_ENDPOINT,
+    });
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'none', endpoint: RELAY_ENDPOINT });
+    s.runUntil(T0 + 2100);
+    // Handshake at +20, seen at the next 25 ms poll.
+    expect(s.reports.slice(1)).toEqual([relayReport(25)]);
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({
+      path: 'relay',
+      relayName: 'relay-fra',
+      endpoint: RELAY_ENDPOINT,
+      kind: null,
+      phase: 'backoff',
+      since: T0 + 2025,
+    });
+  });
+
+  it('uses the relay at once when the peer has no candidates at all', () => {
+    const s = new Scenario();
+    s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates: [] }], s.now));
+    expect(s.mgr.statusOf(PEER_ID)?.phase).toBe('idle');
+    s.responder = () => 5;
+    expect(s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now))[0]).toMatchObject({
+      type: 'readd-peer',
+      endpoint: RELAY_ENDPOINT,
+    });
+    s.runUntil(T0 + 100);
+    expect(s.reports).toEqual([relayReport(25)]);
+  });
+
+  it('keeps trying direct while relayed with a short window, and goes back to the relay at once on failure', () => {
+    const s = relayed();
+    // Backoff retry 5 s after the punch failed: LAN gets 300 ms, the reflexive candidate 600 (not 1000).
+    s.runUntil(T0 + 8000);
+    expect(s.readdsSince(T0 + 2000).map((r) => [r.at - T0, r.endpoint])).toEqual([
+      [2000, RELAY_ENDPOINT],
+      [6300, LAN],
+      [6500, LAN],
+      [6600, REFLEXIVE],
+      [6800, REFLEXIVE],
+      [7100, REFLEXIVE],
+      [7200, RELAY_ENDPOINT],
+    ]);
+    expect(s.reports.map((r) => [r.attemptId, r.result, r.elapsedMs])).toEqual([
+      ['p1', 'failed', 1300],
+      [RELAY_ID, 'relay', 25],
+      ['local:1', 'failed', 900],
+      [RELAY_ID, 'relay', 25],
+    ]);
+    // While the attempt ran the relay was not in use.
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'relay', since: T0 + 7225, failures: 2 });
+  });
+
+  it('leaves the relay for a direct path that works (here after a network change)', () => {
+    const s = relayed();
+    s.responder = (ep) => (ep === REFLEXIVE ? 10 : null);
+    const effects = s.apply(s.mgr.networkChanged(s.now));
+    expect(effects[0]).toMatchObject({ type: 'readd-peer', endpoint: LAN });
+    s.runUntil(T0 + 60_000);
+    expect(s.reports.at(-1)).toMatchObject({ attemptId: 'local:1', result: 'direct', endpoint: REFLEXIVE });
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'direct-internet', relayName: null });
+    expect(s.readdsSince(T0 + 2101).filter((r) => r.endpoint === RELAY_ENDPOINT)).toEqual([]);
+  });
+
+  it('while direct only remembers a relay, uses it once the direct path dies, and forgets a released one', () => {
+    const s = new Scenario();
+    s.responder = (ep) => (ep === REFLEXIVE ? 30 : null);
+    const peer = { peerId: PEER_ID, publicKey: PEER_KEY };
+    s.apply(
+      s.mgr.setPeers(
+        [{ ...peer, candidates: [{ endpoint: REFLEXIVE, kind: 'reflexive', priority: 1 }] }],
+        s.now,
+      ),
+    );
+    s.runUntil(T0 + 100);
+    expect(s.mgr.statusOf(PEER_ID)?.path).toBe('direct-internet');
+    expect(s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now)).slice(0, -1)).toEqual([]);
+    // No handshake for 3 minutes: an attempt (600 ms with a relay), then the relay.
+    s.responder = (ep) => (ep === RELAY_ENDPOINT ? 20 : null);
+    s.runUntil(T0 + 200_000);
+    const readds = s.readdsSince(T0 + 1);
+    expect(readds.at(-1)!.endpoint).toBe(RELAY_ENDPOINT);
+    expect(readds.at(-1)!.at - readds.at(-2)!.at).toBeLessThanOrEqual(600);
+    // (and again at every backoff retry)
+    expect(s.reports.slice(1, 3).map((r) => r.result)).toEqual(['failed', 'relay']);
+
+    // The same again with the relay released while direct: the failure parks, no relay.
+    const t = new Scenario();
+    t.responder = (ep) => (ep === REFLEXIVE ? 30 : null);
+    t.apply(
+      t.mgr.setPeers(
+        [{ ...peer, candidates: [{ endpoint: REFLEXIVE, kind: 'reflexive', priority: 1 }] }],
+        t.now,
+      ),
+    );
+    t.runUntil(T0 + 100);
+    t.apply(t.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), t.now));
+    expect(t.apply(t.mgr.releaseRelay(PEER_ID, ALLOCATION_ID, t.now)).slice(0, -1)).toEqual([]);
+    t.responder = () => null;
+    t.runUntil(T0 + 200_000);
+    expect(t.readdsSince(T0 + 1).filter((r) => r.endpoint === RELAY_ENDPOINT)).toEqual([]);
+    expect(t.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'none', phase: 'backoff' });
+  });
+
+  it('on relay-release while relayed tries direct at once and drops the relay; another allocation id is ignored', () => {
+    const s = relayed();
+    expect(s.apply(s.mgr.releaseRelay(PEER_ID, '00000000-0000-4000-8000-000000000000', s.now))).toEqual([
+      expect.objectContaining({ type: 'schedule-tick' }),
+    ]);
+    const effects = s.apply(s.mgr.releaseRelay(PEER_ID, ALLOCATION_ID, s.now));
+    expect(effects[0]).toMatchObject({ type: 'readd-peer', endpoint: LAN });
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'none', phase: 'probing', since: s.now });
+    s.runUntil(T0 + 30_000);
+    expect(s.readdsSince(T0 + 2101).filter((r) => r.endpoint === RELAY_ENDPOINT)).toEqual([]);
+    // Without a relay, the local attempt had the full 1000 ms per candidate again.
+    expect(s.reports.slice(2).map((r) => [r.attemptId, r.result, r.elapsedMs])).toEqual([
+      ['local:1', 'failed', 1300],
+      ['local:2', 'failed', 1300],
+    ]);
+    expect(s.mgr.relays().size).toBe(0);
+  });
+
+  it('arriving during its own attempt, shortens it to the relayed window, then takes over', () => {
+    const s = new Scenario();
+    const candidates = [{ endpoint: REFLEXIVE, kind: 'reflexive' as const, priority: 1 }];
+    s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates }], s.now));
+    s.runUntil(T0 + 100);
+    expect(s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now)).slice(0, -1)).toEqual([]);
+    s.runUntil(T0 + 700);
+    expect(s.reports).toEqual([
+      expect.objectContaining({ attemptId: 'local:1', result: 'failed', elapsedMs: 600 }),
+    ]);
+    expect(s.readdsSince(T0).at(-1)).toEqual({ at: T0 + 600, endpoint: RELAY_ENDPOINT });
+  });
+
+  it('a new allocation replaces the old one: re-added there if relayed, renamed only if the endpoint is the same', () => {
+    const s = relayed();
+    const other = '192.0.2.77:40002';
+    const next = relayPath({
+      allocationId: '4c3d2b1a-0000-4000-8000-000000000001',
+      relayName: 'relay-ams',
+      endpoint: other,
+      wgEndpoint: other,
+    });
+    s.responder = (ep) => (ep === other ? 15 : null);
+    expect(s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, next, s.now))[0]).toMatchObject({
+      type: 'readd-peer',
+      endpoint: other,
+    });
+    expect(s.mgr.statusOf(PEER_ID)?.path).toBe('none');
+    s.runUntil(s.now + 100);
+    expect(s.reports.at(-1)).toMatchObject({
+      attemptId: `relay:${next.allocationId}`,
+      result: 'relay',
+      endpoint: other,
+    });
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'relay', relayName: 'relay-ams' });
+    // Releasing the replaced allocation changes nothing.
+    expect(s.apply(s.mgr.releaseRelay(PEER_ID, ALLOCATION_ID, s.now)).slice(0, -1)).toEqual([]);
+    const renamed = { ...next, relayName: 'relay-ams-2' };
+    expect(s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, renamed, s.now)).slice(0, -1)).toEqual([]);
+    expect(s.mgr.statusOf(PEER_ID)?.relayName).toBe('relay-ams-2');
+  });
+
+  it('as leader re-adds at the relay on a growing schedule until a handshake; as follower once', () => {
+    const s = failedPunch();
+    s.runUntil(T0 + 2000);
+    s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now));
+    s.runUntil(T0 + 6200); // the backoff retry of direct is due at T0+6300
+    expect(s.readdsSince(T0 + 2000).map((r) => r.at - T0 - 2000)).toEqual([
+      0, 200, 500, 950, 1625, 2637.5, 4156.25,
+    ]);
+    // WireGuard's own 5 s retry got through: seen at the next wake-up (the backoff's), before it acts.
+    s.handshake(PEER_KEY, RELAY_ENDPOINT);
+    s.runUntil(T0 + 6300);
+    expect(s.reports.map((r) => r.result)).toEqual(['failed', 'relay']);
+
+    const f = failedPunch(FOLLOWER_KEY);
+    f.runUntil(T0 + 2000);
+    f.apply(f.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), f.now));
+    f.runUntil(T0 + 6000);
+    expect(f.readdsSince(T0 + 2000).map((r) => r.at - T0 - 2000)).toEqual([0]);
+  });
+
+  it('holds the relay until a punch starts, and returns to it when the punch fails', () => {
+    const s = relayed();
+    s.apply(s.mgr.punch(punchMessage({ attemptId: 'p2', startAt: T0 + 4000 }), 0, s.now));
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ phase: 'scheduled', path: 'relay' });
+    s.runUntil(T0 + 3999);
+    expect(s.readdsSince(T0 + 2001).filter((r) => r.endpoint !== RELAY_ENDPOINT)).toEqual([]);
+    s.runUntil(T0 + 6000);
+    const readds = s.readdsSince(T0 + 3999);
+    expect(readds[0]).toEqual({ at: T0 + 4000, endpoint: LAN });
+    // The broker's deadline stands (1000 ms): LAN 300 + reflexive 1000, then the relay at once.
+    expect(readds.at(-1)).toEqual({ at: T0 + 5300, endpoint: RELAY_ENDPOINT });
+    expect(s.reports.slice(2).map((r) => [r.attemptId, r.result])).toEqual([
+      ['p2', 'failed'],
+      [RELAY_ID, 'relay'],
+    ]);
+  });
+
+  it('as a punch leader does not take the relay session handshake for the candidate one', () => {
+    const s = new Scenario({ leaderDelayMs: 50 });
+    s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates: [] }], s.now));
+    s.responder = (ep) => (ep === RELAY_ENDPOINT ? 20 : null);
+    s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now));
+    s.runUntil(T0 + 100);
+    // The punch starts 280 ms after the relay handshake (inside its UAPI second): the leader only
+    // sets the endpoint, so WireGuard still reports that handshake.
+    const candidates = [{ endpoint: REFLEXIVE, kind: 'reflexive' as const, priority: 1 }];
+    s.apply(s.mgr.punch(punchMessage({ attemptId: 'p2', startAt: T0 + 300, candidates }), 0, s.now));
+    s.runUntil(T0 + 349);
+    expect(s.reports.map((r) => r.result)).toEqual(['relay']);
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ phase: 'probing', path: 'none' });
+    s.responder = (ep) => (ep === REFLEXIVE ? 10 : null);
+    s.runUntil(T0 + 400);
+    expect(s.reports.at(-1)).toMatchObject({ attemptId: 'p2', result: 'direct', elapsedMs: 75 });
+  });
+
+  it('notices the peer reaching us directly while relayed', () => {
+    const s = relayed();
+    s.runUntil(T0 + 3000);
+    s.handshake(PEER_KEY, REFLEXIVE);
+    // Seen at the next wake-up (the backoff retry at T0+6300), which then has nothing left to try.
+    s.runUntil(T0 + 6300);
+    expect(s.reports.at(-1)).toMatchObject({
+      result: 'direct',
+      endpoint: REFLEXIVE,
+      attemptId: 'observed:1',
+    });
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'direct-internet', since: T0 + 6300 });
+    expect(s.readdsSince(T0 + 2001)).toEqual([]);
+  });
+
+  it('follows the peer onto the relay when its handshake comes through it while we are direct', () => {
+    const s = new Scenario();
+    s.responder = (ep) => (ep === REFLEXIVE ? 30 : null);
+    const candidates = [{ endpoint: REFLEXIVE, kind: 'reflexive' as const, priority: 1 }];
+    s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates }], s.now));
+    s.runUntil(T0 + 100);
+    s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now));
+    s.runUntil(T0 + 20_000);
+    s.handshake(PEER_KEY, RELAY_ENDPOINT);
+    s.runUntil(T0 + 25_000);
+    expect(s.reports.at(-1)).toEqual(relayReport(0));
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'relay', phase: 'backoff' });
+    // No re-add: the peer's session through the relay works.
+    expect(s.readdsSince(T0 + 100)).toEqual([]);
+  });
+
+  it('re-adds at the relay when its handshakes go stale', () => {
+    const s = new Scenario();
+    s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates: [] }], s.now));
+    s.responder = () => 5;
+    s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now));
+    s.runUntil(T0 + 100);
+    expect(s.reports).toEqual([relayReport(25)]);
+    s.responder = () => null;
+    s.runUntil(T0 + 25 + 180_000);
+    expect(s.readdsSince(T0 + 1)).toEqual([]);
+    s.runUntil(T0 + 25 + 190_000);
+    const readds = s.readdsSince(T0 + 1);
+    expect(readds[0]).toEqual({ at: T0 + 25 + 180_001, endpoint: RELAY_ENDPOINT });
+    expect(readds.every((r) => r.endpoint === RELAY_ENDPOINT)).toBe(true);
+    expect(s.mgr.statusOf(PEER_ID)?.path).toBe('none');
+  });
+
+  it('ignores relay messages for unknown peers or another key', () => {
+    const s = new Scenario();
+    expect(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now)).toEqual([]);
+    s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates: [] }], s.now));
+    expect(s.mgr.setRelay(PEER_ID, FOLLOWER_KEY, relayPath(), s.now).slice(0, -1)).toEqual([]);
+    expect(s.mgr.releaseRelay('someone-else', ALLOCATION_ID, s.now)).toHaveLength(1);
+    expect(s.mgr.relays().size).toBe(0);
+    expect(s.mgr.hasPeer(PEER_ID, PEER_KEY)).toBe(true);
+    expect(s.mgr.hasPeer(PEER_ID, FOLLOWER_KEY)).toBe(false);
+  });
+});
