@@ -40,6 +40,12 @@ export const PunchMessage = z.object({
   startAt: z.number(),
   /** How long each candidate gets to produce a fresh handshake before the next is tried. */
   deadlineMs: z.number().int().positive().max(MAX_PUNCH_DEADLINE_MS),
+  /**
+   * Whether this side leads (initiates after the follower and retries). Absent: the side whose key
+   * sorts first. The broker makes the side behind a symmetric NAT lead when the other's is not:
+   * only its packets can open the way, the other side cannot know its port.
+   */
+  leader: z.boolean().optional(),
 });
 export type PunchMessage = z.infer<typeof PunchMessage>;
 

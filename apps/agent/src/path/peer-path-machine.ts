@@ -13,6 +13,8 @@ import { RelayLeg, type RelayPath } from './relay-leg';
 interface Attempt {
   id: string;
   origin: 'punch' | 'local';
+  /** This side initiates second and retries (the punch says so, else our key sorts first). */
+  leads: boolean;
   candidates: Candidate[];
   deadlineMs: number;
   /** Deadline of the candidate being tried (LAN ones get a shorter one). */
@@ -132,7 +134,9 @@ export class PeerPathMachine {
     if (this.seenAttempts.length > SEEN_ATTEMPTS) this.seenAttempts.shift();
     this.punchCandidates = orderCandidates(msg.candidates);
     const startAt = Math.min(Math.max(localStartAt, now), now + this.t.maxStartDelayMs);
-    return this.beginAttempt(msg.attemptId, 'punch', this.punchCandidates, msg.deadlineMs, startAt, now);
+    return this.beginAttempt(msg.attemptId, 'punch', this.punchCandidates, msg.deadlineMs, startAt, now, {
+      leads: msg.leader ?? this.leads,
+    });
   }
 
   /**
@@ -366,10 +370,12 @@ export class PeerPathMachine {
     deadlineMs: number,
     startAt: number,
     now: number,
+    role: { leads: boolean } = { leads: this.leads },
   ): PathEffect[] {
     this.attempt = {
       id,
       origin,
+      leads: role.leads,
       candidates,
       deadlineMs,
       candidateDeadlineAt: startAt,
@@ -402,7 +408,7 @@ export class PeerPathMachine {
     this.nextPollAt = now + this.t.probePollMs;
     if (this.onRelay) a.relayHandshakeMs = this.lastHandshakeMs;
     this.leaveRelay(now);
-    if (this.leads && a.origin === 'punch' && this.t.leaderDelayMs > 0) {
+    if (a.leads && a.origin === 'punch' && this.t.leaderDelayMs > 0) {
       // Point WireGuard at the candidate (responses to the follower's initiation go there too), but
       // initiate only after leaderDelayMs: see PathTimings.
       a.initiated = false;
@@ -412,7 +418,7 @@ export class PeerPathMachine {
       return [{ type: 'set-endpoint', peerId: this.peerId, publicKey: this.publicKey, endpoint: c.endpoint }];
     }
     a.initiated = true;
-    if (this.leads) a.nextRetryAt = now + this.t.retryIntervalMs;
+    if (a.leads) a.nextRetryAt = now + this.t.retryIntervalMs;
     else if (a.origin === 'local') a.nextRetryAt = now + this.t.retryIntervalMs * 1.5;
     else a.nextRetryAt = Number.POSITIVE_INFINITY;
     return [this.readd(c.endpoint)];

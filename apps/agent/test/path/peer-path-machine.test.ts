@@ -57,6 +57,21 @@ describe('PeerPathMachine via PathManager', () => {
     expect(early.reports).toEqual([expect.objectContaining({ result: 'direct', endpoint: LAN })]);
   });
 
+  it('leads or follows as the punch says, whatever the key order', () => {
+    const follower = `C${'A'.repeat(42)}=`;
+    const s = new Scenario({ leaderDelayMs: 50 }, follower);
+    s.apply(s.mgr.punch(punchMessage({ startAt: T0, leader: true }), 0, s.now));
+    s.runUntil(T0 + 280);
+    expect(s.readdsSince(T0)).toEqual([
+      { at: T0 + 50, endpoint: LAN },
+      { at: T0 + 250, endpoint: LAN },
+    ]);
+    const leader = new Scenario({ leaderDelayMs: 50 });
+    leader.apply(leader.mgr.punch(punchMessage({ startAt: T0, leader: false }), 0, leader.now));
+    leader.runUntil(T0 + 280);
+    expect(leader.readdsSince(T0)).toEqual([{ at: T0, endpoint: LAN }]);
+  });
+
   it('moves to the reflexive candidate when the LAN one stays silent, re-adding on a growing schedule', () => {
     const s = new Scenario();
     s.apply(s.mgr.punch(punchMessage({ startAt: T0 }), 0, s.now));

@@ -94,6 +94,8 @@ describe('PunchCoordinator', () => {
     expect(toB.candidates.map((x) => x.endpoint)).toEqual(['192.0.2.11:51820']);
     expect(toA.attemptId).toBe(toB.attemptId);
     expect(toA.startAt).toBe(toB.startAt);
+    // b is behind the symmetric NAT: it leads (only its packets can open the way).
+    expect([toA.leader, toB.leader]).toEqual([false, true]);
   });
 
   it('does not repeat an unchanged punch, retries a failed one with backoff, stops after success', () => {
