@@ -1,0 +1,40 @@
+import type { NetmapRelay, RelayBinding, RelaySide, RelayTcpInfo } from '@trellis/proto';
+
+export interface RelayHandle {
+  readonly id: string;
+  readonly name: string;
+  /** null: shared (operator) relay. */
+  readonly accountId: string | null;
+  readonly publicAddress: string;
+  readonly tcp: RelayTcpInfo | undefined;
+  /** Control-channel round trip, ms (null until measured). */
+  rttMs(): number | null;
+  /** Current number of allocations. */
+  allocations(): number;
+}
+export interface RelayAllocationRecord {
+  allocationId: string;
+  relayId: string;
+  accountId: string;
+  port: number;
+  sides: [RelaySide, RelaySide];
+}
+export interface RelayDirectory {
+  /** Relays connected to this broker instance that may serve `accountId`: its private relays if it has any online, else the shared ones. */
+  relaysFor(accountId: string): RelayHandle[];
+  /** Asks the relay for an allocation for the two device keys; resolves with the port, rejects (Error with a clear message) on allocate-failed, timeout (5 s) or the relay going away. */
+  allocate(
+    relayId: string,
+    accountId: string,
+    keys: [string, string],
+    idleTimeoutMs: number,
+  ): Promise<RelayAllocationRecord>;
+  release(allocationId: string): void;
+  /** Events: 'relay-up' (handle), 'relay-down' (relayId, allocations it held: the allocator moves them; fired when a relay stays disconnected for longer than a grace period (default 5 s), not on a quick reconnect), 'expired' (allocationId), 'bound' (allocationId, publicKey, binding). */
+  on(event: 'relay-up', fn: (relay: RelayHandle) => void): void;
+  on(event: 'relay-down', fn: (relayId: string, lost: RelayAllocationRecord[]) => void): void;
+  on(event: 'expired', fn: (allocationId: string) => void): void;
+  on(event: 'bound', fn: (allocationId: string, publicKey: string, binding: RelayBinding) => void): void;
+  /** Relays the given account's devices should probe (NetmapSelf.relays). */
+  netmapRelays(accountId: string): NetmapRelay[];
+}
