@@ -1,6 +1,5 @@
 import {
   CloseCode,
-  PROTOCOL_VERSION,
   RelayClientMessage,
   RelayCloseCode,
   type RelayHelloMessage,
@@ -8,11 +7,12 @@ import {
 } from '@trellis/proto';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
+import { parseFrame, protocolMismatch } from '../control/parse-frame';
+import { RttMeter } from '../control/rtt-meter';
 import type { BrokerMetrics } from '../metrics';
 import type { RelayTokensService } from '../services/relay-tokens.service';
 import type { RelaysService } from '../services/relays.service';
 import type { RelayLink, RelayRegistry } from './relay-registry';
-import { RttMeter } from './rtt-meter';
 
 export interface RelayControlDeps {
   tokens: RelayTokensService;
@@ -93,24 +93,9 @@ export class RelayControlConnection implements RelayLink {
 
   private async handle(text: string | null): Promise<void> {
     if (this.state.phase === 'closed') return;
-    if (text === null)
-      return this.fail(CloseCode.badMessage, 'relay_bad_message', 'binary frames are not accepted');
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      return this.fail(CloseCode.badMessage, 'relay_bad_json', 'frame is not valid JSON');
-    }
-    const parsed = RelayClientMessage.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return this.fail(
-        CloseCode.badMessage,
-        'relay_bad_message',
-        `invalid message: ${issue?.path.join('.')} ${issue?.message}`,
-      );
-    }
-    const msg = parsed.data;
+    const parsed = parseFrame(RelayClientMessage, text);
+    if (!parsed.ok) return this.fail(CloseCode.badMessage, `relay_${parsed.kind}`, parsed.error);
+    const { msg } = parsed;
     if (this.state.phase === 'hello') {
       if (msg.type !== 'relay-hello')
         return this.fail(CloseCode.badMessage, 'relay_bad_message', `expected relay-hello, got ${msg.type}`);
@@ -140,13 +125,8 @@ export class RelayControlConnection implements RelayLink {
   }
 
   private async onHello(hello: RelayHelloMessage): Promise<void> {
-    if (hello.protocolVersion !== PROTOCOL_VERSION) {
-      return this.fail(
-        CloseCode.protocolMismatch,
-        'relay_protocol_mismatch',
-        `protocol version ${hello.protocolVersion} not supported (broker speaks ${PROTOCOL_VERSION})`,
-      );
-    }
+    const mismatch = protocolMismatch(hello.protocolVersion);
+    if (mismatch) return this.fail(CloseCode.protocolMismatch, 'relay_protocol_mismatch', mismatch);
     const check = await this.deps.tokens.verify(hello.token);
     if (!check.ok) {
       if (check.reason === 'revoked')

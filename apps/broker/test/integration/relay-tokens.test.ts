@@ -6,22 +6,14 @@ import {
   RelayTokenInfo,
 } from '@trellis/proto';
 import { eq } from 'drizzle-orm';
-import { runCli } from '../../src';
 import { relayTokens } from '../../src/db/schema';
 import { BACKENDS, type Backend, createBackend, tempDir } from '../support/backends';
+import { cli } from '../support/cli';
 import { startTestBroker, type TestBroker } from '../support/fixture';
 import type { HttpResult } from '../support/http-client';
 import { TestRelay } from '../support/test-relay';
 
 jest.setTimeout(90_000);
-
-/** Runs the CLI in-process, capturing its output. */
-async function cli(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, { out: (s) => out.push(s), err: (s) => err.push(s) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 function expectError(res: HttpResult, status: number) {
   expect(res.status).toBe(status);
@@ -43,12 +35,7 @@ describe.each(BACKENDS)('relay tokens on %s', (kind) => {
     t = await startTestBroker(backend, { heartbeatIntervalMs: 500 });
     dd = ['--data-dir', backend.dataDir];
     other = await t.addAccount('other');
-    const account = await t.broker.services.accounts.byName('default');
-    await t.broker.services.users.create(account.id, 'member@default.test', 'member', 'member-pass-1');
-    const res = await t.api('POST', API_PATHS.login, {
-      body: { email: 'member@default.test', password: 'member-pass-1' },
-    });
-    memberToken = res.json.token;
+    memberToken = await t.addMember('member@default.test');
   });
   afterAll(async () => {
     await t?.close();

@@ -6,7 +6,7 @@ import {
   RelayServerMessage as Schema,
 } from '@trellis/proto';
 import WebSocket from 'ws';
-import { waitUntil } from './test-device';
+import { opened, waitUntil } from './test-device';
 
 type Welcome = Extract<RelayServerMessage, { type: 'relay-welcome' }>;
 
@@ -57,11 +57,7 @@ export class TestRelay {
       this.closeCode = code;
       this.closeReason = reason.toString();
     });
-    ws.on('error', () => {});
-    return new Promise((resolve, reject) => {
-      ws.once('open', () => resolve(ws));
-      ws.once('error', reject);
-    });
+    return opened(ws);
   }
 
   hello(over: Record<string, unknown> = {}) {
