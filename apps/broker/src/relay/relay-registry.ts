@@ -319,6 +319,7 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
   private down(relay: RelayEntry): void {
     if (this.relays.get(relay.id) !== relay || relay.link !== null) return;
     this.relays.delete(relay.id);
+    this.opts.metrics.relayPacketsPerSecond.remove({ relay: relay.name });
     const lost = [...relay.held.values()].map((h) => copyRecord(h.record));
     this.updateGauges();
     this.opts.logger.info({ relayId: relay.id, relay: relay.name, lost: lost.length }, 'relay down');

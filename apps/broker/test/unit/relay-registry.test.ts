@@ -141,7 +141,7 @@ describe('RelayRegistry', () => {
     await expect(p).rejects.toThrow(/disconnected/);
   });
 
-  it('refuses what it cannot ask: unknown relay, another account, bad keys or timeout', async () => {
+  it('refuses what it cannot ask: unknown relay, another account, bad keys or idle timeout', async () => {
     connect(PRIVATE_A);
     await expect(registry.allocate(SHARED.id, ACCOUNT_A, [keyA, keyB], 1_000)).rejects.toThrow(
       /not connected/,
