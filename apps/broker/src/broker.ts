@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
-import { AUTH_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, MAX_HTTP_BODY_BYTES } from '@trellis/proto';
+import { API_PATHS, AUTH_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, MAX_HTTP_BODY_BYTES } from '@trellis/proto';
 import type { Logger } from 'pino';
 import { startAdminSocket } from './admin/admin-socket-server';
 import { type BootstrapCredentials, bootstrapIfEmpty } from './bootstrap';
@@ -21,10 +21,14 @@ import { brokerHttpModule } from './http/app.module';
 import type { BrokerContext } from './http/broker-context';
 import { JsonExceptionFilter } from './http/exception-filter';
 import { jsonBody } from './http/json-body';
+import { routeUpgrades } from './http/websocket-upgrades';
 import { loadOrCreateBrokerKey } from './keys/broker-key';
 import { createLogger } from './logger';
 import { BrokerMetrics } from './metrics';
 import { BrokerReflectors, type ReflectorAddress } from './reflector/broker-reflectors';
+import { RelayControlServer } from './relay/relay-control-server';
+import type { RelayDirectory } from './relay/relay-directory';
+import { RelayRegistry } from './relay/relay-registry';
 import { createServices, type Services } from './services/services';
 import { defaultSans, loadOrCreateTls } from './tls/certificate-store';
 import { BROKER_VERSION } from './version';
@@ -67,6 +71,10 @@ export interface BrokerOptions {
   reflectorPublicHost?: string;
   /** A second reflector `HOST:PORT` on another IP of this machine, to classify devices' NATs. */
   reflector2?: { host: string; port: number };
+  /** A relay disconnected this long is down and its allocations are reported lost; default 5 s. */
+  relayDownGraceMs?: number;
+  /** An allocation the relay does not answer fails after this; default 5 s. */
+  relayAllocateTimeoutMs?: number;
 }
 
 export interface BrokerHandle {
@@ -81,6 +89,8 @@ export interface BrokerHandle {
   /** Set only on the start that created the first account. */
   bootstrap?: BootstrapCredentials;
   services: Services;
+  /** Relays connected to this instance and their allocations (the relay allocator's input). */
+  relays: RelayDirectory;
   metrics: BrokerMetrics;
   logger: Logger;
   /** Sends pending coalesced deltas now. */
@@ -104,10 +114,21 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       ? await PgNotifyEventBus.connect(database.url, logger)
       : new InProcessEventBus();
     cleanup.push(() => bus.close());
+    const metrics = new BrokerMetrics();
+    const heartbeatIntervalMs = options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
+    const relayRegistry = new RelayRegistry({
+      metrics,
+      logger,
+      downGraceMs: options.relayDownGraceMs,
+      allocateTimeoutMs: options.relayAllocateTimeoutMs,
+    });
+    cleanup.push(() => relayRegistry.close());
     const services = createServices(database.db, bus, {
       zone,
       addressGraceSeconds: options.addressGraceSeconds ?? DEFAULT_ADDRESS_GRACE_SECONDS,
       addressPoolSize: options.addressPoolSize,
+      liveRelays: relayRegistry,
+      relayStaleAfterMs: 3 * heartbeatIntervalMs,
     });
     // With the embedded database this is the only broker: nothing is online before it starts.
     if (database.kind === 'pglite') await services.devices.clearConnections('');
@@ -120,7 +141,6 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       keyFile: options.tlsKeyFile,
       sans: defaultSans(options.tlsSans ?? [], options.publicUrl),
     });
-    const metrics = new BrokerMetrics();
     const ctx: BrokerContext = { services, brokerKey, metrics, logger, version: BROKER_VERSION };
 
     const app = await NestFactory.create(brokerHttpModule(ctx), {
@@ -160,7 +180,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       logger,
       reflectors: reflectors?.info ?? [],
       ...(reflectors ? { reflexive: reflectors } : {}),
-      relays: undefined,
+      relays: relayRegistry,
     });
     hub.start();
     cleanup.push(() => hub.stop());
@@ -168,18 +188,34 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     // A client that stalls mid-request is cut off instead of holding the connection for minutes.
     server.headersTimeout = 20_000;
     server.requestTimeout = 30_000;
-    const control = new ControlServer(server, {
+    const control = new ControlServer({
       devices: services.devices,
       hub,
       brokerKey,
       metrics,
       logger,
       authTimeoutMs: options.authTimeoutMs ?? AUTH_TIMEOUT_MS,
-      heartbeatIntervalMs: options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS,
+      heartbeatIntervalMs,
       instanceId,
       onPathReport: (deviceId, report) => hub.pathReport(deviceId, report),
     });
     cleanup.push(() => control.close());
+    const relayControl = new RelayControlServer({
+      tokens: services.relayTokens,
+      relays: services.relays,
+      registry: relayRegistry,
+      metrics,
+      logger,
+      authTimeoutMs: options.authTimeoutMs ?? AUTH_TIMEOUT_MS,
+      heartbeatIntervalMs,
+    });
+    cleanup.push(() => relayControl.close());
+    cleanup.push(
+      routeUpgrades(server, {
+        [API_PATHS.control]: (req, socket, head) => control.handleUpgrade(req, socket, head),
+        [API_PATHS.relayControl]: (req, socket, head) => relayControl.handleUpgrade(req, socket, head),
+      }),
+    );
 
     await app.listen(options.port ?? 8443, host);
     const port = (server.address() as AddressInfo).port;
@@ -204,6 +240,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       reflectors,
       bootstrap,
       services,
+      relays: relayRegistry,
       metrics,
       logger,
       flush: () => hub.flushAll(),

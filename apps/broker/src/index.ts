@@ -8,3 +8,5 @@ export { AddressAllocator, AddressPoolExhaustedError } from './domain/address-al
 export { AccountNetmap, type DeviceState } from './domain/netmap-builder';
 export { type BrokerEvent, type EventBus, InProcessEventBus } from './events/event-bus';
 export { PgNotifyEventBus } from './events/pg-notify-bus';
+export type { RelayAllocationRecord, RelayDirectory, RelayHandle } from './relay/relay-directory';
+export { type RelayLink, RelayRegistry } from './relay/relay-registry';

@@ -31,6 +31,34 @@ export class BrokerMetrics {
     labelNames: ['kind'],
     registers: [this.registry],
   });
+  readonly relaysOnline = new Gauge({
+    name: 'trellis_relays_online',
+    help: 'Relays with an authenticated control connection to this instance',
+    registers: [this.registry],
+  });
+  readonly relayAllocations = new Gauge({
+    name: 'trellis_relay_allocations',
+    help: 'Relay allocations held by this instance (including those of relays within their grace period)',
+    registers: [this.registry],
+  });
+  readonly relayAllocationFailures = new Counter({
+    name: 'trellis_relay_allocation_failures_total',
+    help: 'Relay allocations that did not succeed, by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly relayMessagesDropped = new Counter({
+    name: 'trellis_relay_messages_dropped_total',
+    help: 'Relay reports about allocations the broker does not know, by message type',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
+  readonly relayPacketsPerSecond = new Gauge({
+    name: 'trellis_relay_packets_per_second',
+    help: 'Packets per second a relay last reported forwarding',
+    labelNames: ['relay'],
+    registers: [this.registry],
+  });
 
   error(kind: string): void {
     this.errors.inc({ kind });

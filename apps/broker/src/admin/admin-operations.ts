@@ -41,5 +41,18 @@ export async function executeAdmin(services: Services, req: AdminRequest): Promi
       const account = await services.accounts.byName(req.account);
       return services.devices.remove(account.id, account.name, req.device);
     }
+    case 'relayTokens.create': {
+      const account = req.account === undefined ? null : await services.accounts.byName(req.account);
+      return services.relayTokens.create(account?.id ?? null, req.name);
+    }
+    case 'relayTokens.list': {
+      const account = req.account === undefined ? undefined : await services.accounts.byName(req.account);
+      return services.relayTokens.list(account?.id);
+    }
+    case 'relayTokens.revoke':
+      if (!UUID_RE.test(req.id)) throw badRequest('relay token id must be a UUID');
+      return services.relayTokens.revoke(req.id.toLowerCase());
+    case 'relays.list':
+      return services.relays.list();
   }
 }

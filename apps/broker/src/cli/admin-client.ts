@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { type AdminRequest, AdminResponse } from '@trellis/proto';
+import { type AdminRequest, AdminResponse, HEARTBEAT_INTERVAL_MS } from '@trellis/proto';
 import { executeAdmin } from '../admin/admin-operations';
 import { adminRequest, probeAdminSocket } from '../admin/admin-socket-client';
 import { openDatabase } from '../db/database';
@@ -31,6 +31,7 @@ export async function runAdminRequest(target: AdminTarget, req: AdminRequest): P
     const services = createServices(database.db, bus, {
       zone: target.zone,
       addressGraceSeconds: DEFAULT_ADDRESS_GRACE_SECONDS,
+      relayStaleAfterMs: 3 * HEARTBEAT_INTERVAL_MS,
     });
     const result = await executeAdmin(services, req);
     return AdminResponse.parse({ ok: true, result });

@@ -1,4 +1,11 @@
-import type { AdminRequest, DeviceInfo, SetupKeyInfo } from '@trellis/proto';
+import type {
+  AdminRequest,
+  CreateRelayTokenResponse,
+  DeviceInfo,
+  RelayStatusInfo,
+  RelayTokenInfo,
+  SetupKeyInfo,
+} from '@trellis/proto';
 
 export interface CliIo {
   out(text: string): void;
@@ -40,6 +47,36 @@ function deviceRows(devices: DeviceInfo[]): string {
   ]);
 }
 
+function relayTokenRows(tokens: RelayTokenInfo[]): string {
+  return table([
+    ['ID', 'NAME', 'ACCOUNT', 'PREFIX', 'CREATED', 'LAST USED', 'STATE'],
+    ...tokens.map((t) => [
+      t.id,
+      t.name,
+      t.accountName ?? '(shared)',
+      t.prefix,
+      t.createdAt,
+      t.lastUsedAt ?? 'never',
+      t.revokedAt ? 'revoked' : 'valid',
+    ]),
+  ]);
+}
+
+function relayRows(relays: RelayStatusInfo[]): string {
+  return table([
+    ['ID', 'NAME', 'ACCOUNT', 'ADDRESS', 'ONLINE', 'ALLOCATIONS', 'LAST SEEN'],
+    ...relays.map((r) => [
+      r.id,
+      r.name,
+      r.accountName ?? '(shared)',
+      r.publicAddress,
+      String(r.online),
+      String(r.allocations),
+      r.lastSeenAt ?? '-',
+    ]),
+  ]);
+}
+
 /** Human-readable rendering of an admin result; `--json` prints the result itself instead. */
 export function renderResult(op: AdminRequest['op'], result: unknown): string {
   switch (op) {
@@ -77,5 +114,15 @@ export function renderResult(op: AdminRequest['op'], result: unknown): string {
       const d = result as DeviceInfo;
       return `device ${d.name} (${d.id}, ${d.address}) removed`;
     }
+    case 'relayTokens.create': {
+      const r = result as CreateRelayTokenResponse;
+      return `relay token (shown once): ${r.token}\n${relayTokenRows([r.relayToken])}`;
+    }
+    case 'relayTokens.list':
+      return relayTokenRows(result as RelayTokenInfo[]);
+    case 'relayTokens.revoke':
+      return `relay token ${(result as RelayTokenInfo).id} revoked`;
+    case 'relays.list':
+      return relayRows(result as RelayStatusInfo[]);
   }
 }

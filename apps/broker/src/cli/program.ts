@@ -167,6 +167,24 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .requiredOption('--account <name>', 'account name')
     .action((device: string, f) => admin(f, { op: 'devices.remove', account: f.account, device }));
 
+  const relayTokens = program.command('relay-token').description('manage relay tokens');
+  common(relayTokens.command('create <name>'))
+    .description('create a relay token (printed once); without --account a shared relay')
+    .option('--account <name>', 'account whose private relay this is')
+    .action((name: string, f) => admin(f, { op: 'relayTokens.create', name, account: f.account }));
+  common(relayTokens.command('list'))
+    .description("list relay tokens (all, or one account's)")
+    .option('--account <name>', 'account name')
+    .action((f) => admin(f, { op: 'relayTokens.list', account: f.account }));
+  common(relayTokens.command('revoke <id>'))
+    .description('revoke a relay token (its relay is disconnected)')
+    .action((id: string, f) => admin(f, { op: 'relayTokens.revoke', id }));
+
+  const relays = program.command('relays').description('relays');
+  common(relays.command('list'))
+    .description('list relays and whether they are connected')
+    .action((f) => admin(f, { op: 'relays.list' }));
+
   try {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;

@@ -1,12 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { BrokerAuthenticator, newNonce } from '@trellis/crypto';
-import {
-  ClientMessage,
-  CloseCode,
-  type HelloMessage,
-  type PathReportMessage,
-  PROTOCOL_VERSION,
-} from '@trellis/proto';
+import { ClientMessage, CloseCode, type HelloMessage, type PathReportMessage } from '@trellis/proto';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { withObservedCandidate } from '../domain/observed-candidate';
@@ -16,6 +10,8 @@ import type { DevicesService } from '../services/devices.service';
 import type { ControlHub } from './control-hub';
 import type { ControlSession } from './control-session';
 import { PacedFrameSender } from './paced-frame-sender';
+import { parseFrame, protocolMismatch } from './parse-frame';
+import { RttMeter } from './rtt-meter';
 
 export interface ControlConnectionDeps {
   devices: DevicesService;
@@ -55,9 +51,8 @@ export class ControlConnection {
   private readonly sender: PacedFrameSender;
   readonly connectionId: string;
   lastActivity = Date.now();
-  /** Smoothed WebSocket ping round trip: how far ahead a punch's shared start must be. */
-  private rttMs: number | null = null;
-  private pingSentAt: number | null = null;
+  /** WebSocket ping round trip: how far ahead a punch's shared start must be. */
+  private readonly rtt: RttMeter;
   /** The agent's latest relay round trips, for the relay choice (memory only: they change with the network). */
   private relayRtts: Readonly<Record<string, number>> = {};
 
@@ -78,24 +73,10 @@ export class ControlConnection {
       const text = isBinary ? null : data.toString();
       this.queue = this.queue.then(() => this.handle(text)).catch((err) => this.internalError(err));
     });
-    ws.on('pong', () => this.onPong());
-    this.measureRtt();
+    this.rtt = new RttMeter(ws);
+    this.rtt.measure();
     ws.on('close', () => this.onClose());
     ws.on('error', (err) => deps.logger.warn({ remote, err: err.message }, 'control connection error'));
-  }
-
-  /** One WebSocket ping in flight at a time (agents answer them in their WebSocket library). */
-  private measureRtt(): void {
-    if (this.pingSentAt !== null || this.ws.readyState !== this.ws.OPEN) return;
-    this.pingSentAt = performance.now();
-    this.ws.ping();
-  }
-
-  private onPong(): void {
-    if (this.pingSentAt === null) return;
-    const sample = performance.now() - this.pingSentAt;
-    this.pingSentAt = null;
-    this.rttMs = this.rttMs === null ? sample : 0.7 * this.rttMs + 0.3 * sample;
   }
 
   get deviceId(): string | undefined {
@@ -106,24 +87,9 @@ export class ControlConnection {
 
   private async handle(text: string | null): Promise<void> {
     if (this.state.phase === 'closed') return;
-    if (text === null)
-      return this.fail(CloseCode.badMessage, 'bad_message', 'binary frames are not accepted');
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      return this.fail(CloseCode.badMessage, 'bad_json', 'frame is not valid JSON');
-    }
-    const parsed = ClientMessage.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return this.fail(
-        CloseCode.badMessage,
-        'bad_message',
-        `invalid message: ${issue?.path.join('.')} ${issue?.message}`,
-      );
-    }
-    const msg = parsed.data;
+    const parsed = parseFrame(ClientMessage, text);
+    if (!parsed.ok) return this.fail(CloseCode.badMessage, parsed.kind, parsed.error);
+    const { msg } = parsed;
     this.deps.metrics.controlMessagesIn.inc({ type: msg.type });
     switch (this.state.phase) {
       case 'hello':
@@ -136,7 +102,7 @@ export class ControlConnection {
         return this.onAuth(msg.proof);
       case 'ready':
         if (msg.type === 'ping') {
-          this.measureRtt();
+          this.rtt.measure();
           return this.sendRaw(JSON.stringify({ type: 'pong', t: msg.t, serverTime: Date.now() }), 'pong');
         }
         if (msg.type === 'endpoints')
@@ -158,13 +124,8 @@ export class ControlConnection {
   }
 
   private async onHello(hello: HelloMessage): Promise<void> {
-    if (hello.protocolVersion !== PROTOCOL_VERSION) {
-      return this.fail(
-        CloseCode.protocolMismatch,
-        'protocol_mismatch',
-        `protocol version ${hello.protocolVersion} not supported (broker speaks ${PROTOCOL_VERSION})`,
-      );
-    }
+    const mismatch = protocolMismatch(hello.protocolVersion);
+    if (mismatch) return this.fail(CloseCode.protocolMismatch, 'protocol_mismatch', mismatch);
     const found = await this.deps.devices.forAuth(hello.deviceId);
     if (!found || found.device.publicKey !== hello.publicKey) {
       return this.fail(CloseCode.authFailed, 'auth_failed', 'unknown device or key');
@@ -196,7 +157,7 @@ export class ControlConnection {
       accountId,
       connectionId: this.connectionId,
       serial: 0,
-      rttMs: () => this.rttMs,
+      rttMs: () => this.rtt.rttMs(),
       relayRttMs: () => this.relayRtts,
       send: (frame, type) => this.sendRaw(frame, type),
       close: (code, reason) => this.close(code, reason),

@@ -1,5 +1,6 @@
-import type { Server as HttpsServer } from 'node:https';
-import { API_PATHS, CloseCode, MAX_CONTROL_FRAME_BYTES } from '@trellis/proto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { CloseCode, MAX_CONTROL_FRAME_BYTES } from '@trellis/proto';
 import { WebSocketServer } from 'ws';
 import { ControlConnection, type ControlConnectionDeps } from './control-connection';
 
@@ -8,7 +9,8 @@ export interface ControlServerOptions extends ControlConnectionDeps {
 }
 
 /**
- * The control channel WebSocket on the broker's HTTPS server. One sweep per heartbeat interval
+ * The device control channel WebSocket; the broker's upgrade router hands it API_PATHS.control
+ * upgrades (one HTTPS server carries several WebSocket paths). One sweep per heartbeat interval
  * closes connections silent for three intervals (no timer per connection).
  */
 export class ControlServer {
@@ -16,11 +18,8 @@ export class ControlServer {
   private readonly connections = new Set<ControlConnection>();
   private readonly sweep: NodeJS.Timeout;
 
-  constructor(
-    server: HttpsServer,
-    private readonly opts: ControlServerOptions,
-  ) {
-    this.wss = new WebSocketServer({ server, path: API_PATHS.control, maxPayload: MAX_CONTROL_FRAME_BYTES });
+  constructor(private readonly opts: ControlServerOptions) {
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CONTROL_FRAME_BYTES });
     this.wss.on('connection', (ws, req) => {
       const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
       const conn = new ControlConnection(ws, opts, remote, req.socket.remoteAddress);
@@ -36,6 +35,10 @@ export class ControlServer {
     this.wss.on('error', (err) => opts.logger.error({ err: err.message }, 'control server error'));
     this.sweep = setInterval(() => this.closeSilent(), opts.heartbeatIntervalMs);
     this.sweep.unref();
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
   }
 
   private closeSilent(): void {

@@ -1,4 +1,4 @@
-import type { Candidate } from '@trellis/proto';
+import type { Candidate, PortRange, RelayTcpInfo } from '@trellis/proto';
 import { sql } from 'drizzle-orm';
 import {
   bigint,
@@ -112,10 +112,43 @@ export const releasedAddresses = pgTable(
   (t) => [primaryKey({ columns: [t.accountId, t.address] })],
 );
 
+/** Relay tokens: account_id null is a shared (operator) relay. Only the token's hash is stored. */
+export const relayTokens = pgTable(
+  'relay_tokens',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    accountId: uuid('account_id').references(() => accounts.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    tokenHash: text('token_hash').notNull().unique(),
+    prefix: text('prefix').notNull(),
+    createdAt: createdAt(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+  },
+  (t) => [index('relay_tokens_account_idx').on(t.accountId)],
+);
+
+/** One relay per token: what it last said in its hello. Its id is stable across reconnects. */
+export const relays = pgTable('relays', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tokenId: uuid('token_id')
+    .notNull()
+    .unique()
+    .references(() => relayTokens.id, { onDelete: 'cascade' }),
+  name: text('name').notNull(),
+  publicAddress: text('public_address').notNull(),
+  ports: jsonb('ports').$type<PortRange>().notNull(),
+  tcp: jsonb('tcp').$type<RelayTcpInfo>(),
+  lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
+  createdAt: createdAt(),
+});
+
 export type AccountRow = typeof accounts.$inferSelect;
 export type UserRow = typeof users.$inferSelect;
 export type SetupKeyRow = typeof setupKeys.$inferSelect;
 export type DeviceRow = typeof devices.$inferSelect;
+export type RelayTokenRow = typeof relayTokens.$inferSelect;
+export type RelayRow = typeof relays.$inferSelect;
 
 /**
  * The broker's static X25519 key, shared by every instance on one database so that any instance

@@ -4,6 +4,8 @@ import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
 import { DevicesController } from './devices.controller';
 import { EnrollController } from './enroll.controller';
 import { InfoController } from './info.controller';
+import { RelayTokensController } from './relay-tokens.controller';
+import { RelaysController } from './relays.controller';
 import { SetupKeysController } from './setup-keys.controller';
 
 @Module({})
@@ -13,7 +15,15 @@ class BrokerHttpModule {}
 export function brokerHttpModule(ctx: BrokerContext): DynamicModule {
   return {
     module: BrokerHttpModule,
-    controllers: [InfoController, AuthController, SetupKeysController, DevicesController, EnrollController],
+    controllers: [
+      InfoController,
+      AuthController,
+      SetupKeysController,
+      DevicesController,
+      EnrollController,
+      RelayTokensController,
+      RelaysController,
+    ],
     providers: [{ provide: BROKER_CONTEXT, useValue: ctx }],
   };
 }

@@ -30,7 +30,7 @@ export interface RelayDirectory {
     idleTimeoutMs: number,
   ): Promise<RelayAllocationRecord>;
   release(allocationId: string): void;
-  /** Events: 'relay-up' (handle), 'relay-down' (relayId, allocations it held: the allocator moves them; fired when a relay stays disconnected for longer than a grace period, not on a quick reconnect), 'expired' (allocationId), 'bound' (allocationId, publicKey, binding). */
+  /** Events: 'relay-up' (handle), 'relay-down' (relayId, allocations it held: the allocator moves them; fired when a relay stays disconnected for longer than a grace period (default 5 s), not on a quick reconnect), 'expired' (allocationId), 'bound' (allocationId, publicKey, binding). */
   on(event: 'relay-up', fn: (relay: RelayHandle) => void): void;
   on(event: 'relay-down', fn: (relayId: string, lost: RelayAllocationRecord[]) => void): void;
   on(event: 'expired', fn: (allocationId: string) => void): void;

@@ -3,6 +3,8 @@ import { AddressAllocator } from '../domain/address-allocator';
 import type { EventBus } from '../events/event-bus';
 import { AccountsService } from './accounts.service';
 import { DevicesService } from './devices.service';
+import { RelayTokensService } from './relay-tokens.service';
+import { type LiveRelays, RelaysService } from './relays.service';
 import { SetupKeysService } from './setup-keys.service';
 import { UsersService } from './users.service';
 
@@ -10,6 +12,10 @@ export interface ServicesConfig {
   zone: string;
   addressGraceSeconds: number;
   addressPoolSize?: number;
+  /** The registry of relays connected to this process (absent for the direct-database admin CLI). */
+  liveRelays?: LiveRelays;
+  /** Without `liveRelays`, a relay seen within this counts as online; ms. */
+  relayStaleAfterMs: number;
 }
 
 /** The domain services, shared by the HTTP API, the control channel and both admin CLI paths. */
@@ -19,6 +25,8 @@ export interface Services {
   users: UsersService;
   setupKeys: SetupKeysService;
   devices: DevicesService;
+  relayTokens: RelayTokensService;
+  relays: RelaysService;
 }
 
 export function createServices(db: Db, bus: EventBus, config: ServicesConfig): Services {
@@ -32,5 +40,7 @@ export function createServices(db: Db, bus: EventBus, config: ServicesConfig): S
       addressGraceSeconds: config.addressGraceSeconds,
       allocator: new AddressAllocator({ poolSize: config.addressPoolSize }),
     }),
+    relayTokens: new RelayTokensService(db),
+    relays: new RelaysService(db, { live: config.liveRelays, staleAfterMs: config.relayStaleAfterMs }),
   };
 }

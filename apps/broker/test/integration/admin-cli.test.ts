@@ -1,19 +1,11 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { API_PATHS, CloseCode } from '@trellis/proto';
-import { runCli } from '../../src';
 import { BACKENDS, type Backend, createBackend, tempDir } from '../support/backends';
+import { cli } from '../support/cli';
 import { startTestBroker } from '../support/fixture';
 
 jest.setTimeout(90_000);
-
-/** Runs the CLI in-process, capturing its output. */
-async function cli(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, { out: (s) => out.push(s), err: (s) => err.push(s) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 describe.each(BACKENDS)('admin CLI on %s', (kind) => {
   let backend: Backend;

@@ -20,12 +20,7 @@ describe.each(BACKENDS)('HTTP API on %s', (kind) => {
     backend = await createBackend(kind);
     t = await startTestBroker(backend, {}, logs);
     other = await t.addAccount('other');
-    const account = await t.broker.services.accounts.byName('default');
-    await t.broker.services.users.create(account.id, 'member@default.test', 'member', 'member-pass-1');
-    const res = await t.api('POST', API_PATHS.login, {
-      body: { email: 'member@default.test', password: 'member-pass-1' },
-    });
-    memberToken = res.json.token;
+    memberToken = await t.addMember('member@default.test');
   });
   afterAll(async () => {
     await t?.close();

@@ -14,6 +14,8 @@ export interface TestBroker {
   device(): TestDevice;
   /** A second account with its own owner token and setup key. */
   addAccount(name: string): Promise<{ token: string; setupKey: string; accountId: string }>;
+  /** A user with the member role in account `default`; returns its bearer token. */
+  addMember(email: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -61,6 +63,11 @@ export async function startTestBroker(
         setupKey: key.key,
         accountId: created.account.id,
       };
+    },
+    addMember: async (email) => {
+      const account = await broker.services.accounts.byName('default');
+      await broker.services.users.create(account.id, email, 'member', 'member-pass-1');
+      return login(email, 'member-pass-1');
     },
     close: () => broker.close(),
   };

@@ -69,11 +69,7 @@ export class TestDevice {
       this.closeCode = code;
       this.closeReason = reason.toString();
     });
-    ws.on('error', () => {});
-    return new Promise((resolve, reject) => {
-      ws.once('open', () => resolve(ws));
-      ws.once('error', reject);
-    });
+    return opened(ws);
   }
 
   private apply(msg: Msg): void {
@@ -147,4 +143,13 @@ export async function waitUntil<T>(fn: () => T | undefined, timeoutMs: number, w
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** Resolves once the socket is open; later socket errors surface as its close. */
+export function opened(ws: WebSocket): Promise<WebSocket> {
+  ws.on('error', () => {});
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
 }

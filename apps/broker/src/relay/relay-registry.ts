@@ -1,0 +1,379 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type NetmapRelay,
+  RelayAllocation,
+  type RelayBinding,
+  RelayCloseCode,
+  type RelayLoadMessage,
+  type RelayServerMessage,
+  type RelayTcpInfo,
+} from '@trellis/proto';
+import type { Logger } from 'pino';
+import type { BrokerMetrics } from '../metrics';
+import type { LiveRelays } from '../services/relays.service';
+import type { RelayAllocationRecord, RelayDirectory, RelayHandle } from './relay-directory';
+
+/** The control connection of a relay, as the registry uses it. */
+export interface RelayLink {
+  send(msg: RelayServerMessage): void;
+  close(code: number, reason: string): void;
+  rttMs(): number | null;
+}
+
+/** Who a relay is: `accountId` comes from its token, everything else from its last hello. */
+export interface RelayIdentity {
+  id: string;
+  name: string;
+  accountId: string | null;
+  publicAddress: string;
+  tcp: RelayTcpInfo | undefined;
+}
+
+export interface RelayRegistryOptions {
+  metrics: BrokerMetrics;
+  logger: Logger;
+  /** A relay disconnected this long is down and its allocations are lost; default 5 s. */
+  downGraceMs?: number;
+  /** An allocate without an answer fails after this; default 5 s. */
+  allocateTimeoutMs?: number;
+}
+
+interface HeldAllocation {
+  record: RelayAllocationRecord;
+  idleTimeoutMs: number;
+}
+
+interface PendingAllocation {
+  relayId: string;
+  allocation: RelayAllocation;
+  timer: NodeJS.Timeout;
+  resolve(record: RelayAllocationRecord): void;
+  reject(err: Error): void;
+}
+
+class RelayEntry implements RelayHandle {
+  link: RelayLink | null = null;
+  downTimer: NodeJS.Timeout | null = null;
+  readonly held = new Map<string, HeldAllocation>();
+  load: RelayLoadMessage | null = null;
+
+  constructor(public identity: RelayIdentity) {}
+
+  get id() {
+    return this.identity.id;
+  }
+  get name() {
+    return this.identity.name;
+  }
+  get accountId() {
+    return this.identity.accountId;
+  }
+  get publicAddress() {
+    return this.identity.publicAddress;
+  }
+  get tcp() {
+    return this.identity.tcp;
+  }
+  rttMs(): number | null {
+    return this.link?.rttMs() ?? null;
+  }
+  allocations(): number {
+    return this.held.size;
+  }
+}
+
+type Listeners = {
+  'relay-up': (relay: RelayHandle) => void;
+  'relay-down': (relayId: string, lost: RelayAllocationRecord[]) => void;
+  expired: (allocationId: string) => void;
+  bound: (allocationId: string, publicKey: string, binding: RelayBinding) => void;
+};
+
+const copyRecord = (r: RelayAllocationRecord): RelayAllocationRecord => structuredClone(r);
+
+/**
+ * Relays connected to this broker instance and the allocations they hold, in memory. Allocations
+ * outlive a relay's connection for `downGraceMs`, so a relay that restarts gets them back (same
+ * ports, known bindings) in its welcome; only a longer absence reports them lost (`relay-down`).
+ */
+export class RelayRegistry implements RelayDirectory, LiveRelays {
+  private readonly relays = new Map<string, RelayEntry>();
+  private readonly pending = new Map<string, PendingAllocation>();
+  private readonly listeners: { [K in keyof Listeners]: Set<Listeners[K]> } = {
+    'relay-up': new Set(),
+    'relay-down': new Set(),
+    expired: new Set(),
+    bound: new Set(),
+  };
+  private readonly downGraceMs: number;
+  private readonly allocateTimeoutMs: number;
+
+  constructor(private readonly opts: RelayRegistryOptions) {
+    this.downGraceMs = opts.downGraceMs ?? 5_000;
+    this.allocateTimeoutMs = opts.allocateTimeoutMs ?? 5_000;
+  }
+
+  on<K extends keyof Listeners>(event: K, fn: Listeners[K]): void {
+    this.listeners[event].add(fn);
+  }
+
+  // --- RelayDirectory ---------------------------------------------------------------------------
+  relaysFor(accountId: string): RelayHandle[] {
+    const online = [...this.relays.values()].filter((r) => r.link !== null);
+    const own = online.filter((r) => r.accountId === accountId);
+    return own.length > 0 ? own : online.filter((r) => r.accountId === null);
+  }
+
+  netmapRelays(accountId: string): NetmapRelay[] {
+    return this.relaysFor(accountId).map((r) => ({
+      id: r.id,
+      name: r.name,
+      address: r.publicAddress,
+      ...(r.tcp ? { tcp: r.tcp } : {}),
+    }));
+  }
+
+  allocate(
+    relayId: string,
+    accountId: string,
+    keys: [string, string],
+    idleTimeoutMs: number,
+  ): Promise<RelayAllocationRecord> {
+    const relay = this.relays.get(relayId);
+    const link = relay?.link;
+    if (!relay || !link) return this.refuse('not_connected', `relay ${relayId} is not connected`);
+    if (relay.accountId !== null && relay.accountId !== accountId) {
+      return this.refuse('wrong_account', `relay ${relay.name} is private to another account`);
+    }
+    if (keys[0] === keys[1]) return this.refuse('invalid', 'an allocation needs two different keys');
+    const parsed = RelayAllocation.safeParse({
+      allocationId: randomUUID(),
+      accountId,
+      port: null,
+      sides: keys.map((publicKey) => ({ publicKey, bound: null })),
+      idleTimeoutMs,
+    });
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return this.refuse('invalid', `invalid allocation: ${issue?.path.join('.')} ${issue?.message}`);
+    }
+    const allocation = parsed.data;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          this.failPending(
+            allocation.allocationId,
+            'timeout',
+            `relay ${relay.name} did not answer the allocation within ${this.allocateTimeoutMs} ms`,
+          ),
+        this.allocateTimeoutMs,
+      );
+      this.pending.set(allocation.allocationId, { relayId, allocation, timer, resolve, reject });
+      link.send({ type: 'allocate', allocation });
+    });
+  }
+
+  release(allocationId: string): void {
+    if (this.pending.has(allocationId)) {
+      this.failPending(allocationId, 'released', 'allocation released before the relay answered');
+      return;
+    }
+    for (const relay of this.relays.values()) {
+      if (!relay.held.delete(allocationId)) continue;
+      relay.link?.send({ type: 'release', allocationId });
+      this.updateGauges();
+      return;
+    }
+  }
+
+  // --- LiveRelays (admin and HTTP status) -------------------------------------------------------
+  isOnline(relayId: string): boolean {
+    return (this.relays.get(relayId)?.link ?? null) !== null;
+  }
+
+  allocationCount(relayId: string): number {
+    return this.relays.get(relayId)?.held.size ?? 0;
+  }
+
+  // --- from the relay control connections -------------------------------------------------------
+  /**
+   * A relay authenticated on `link`: a previous connection of it is closed (replaced), the welcome
+   * is sent with every allocation it should hold, then `relay-up` fires.
+   */
+  attach(identity: RelayIdentity, link: RelayLink, sendWelcome: (held: RelayAllocation[]) => void): void {
+    let relay = this.relays.get(identity.id);
+    if (!relay) {
+      relay = new RelayEntry(identity);
+      this.relays.set(identity.id, relay);
+    }
+    relay.identity = identity;
+    if (relay.downTimer) clearTimeout(relay.downTimer);
+    relay.downTimer = null;
+    const previous = relay.link;
+    relay.link = link;
+    if (previous && previous !== link) {
+      this.failPendingOf(relay.id, 'relay_gone', `relay ${relay.name} connection was replaced`);
+      previous.close(RelayCloseCode.replaced, 'replaced by a newer connection with the same token');
+    }
+    this.updateGauges();
+    sendWelcome(
+      [...relay.held.values()].map(({ record, idleTimeoutMs }) => ({
+        allocationId: record.allocationId,
+        accountId: record.accountId,
+        port: record.port,
+        sides: structuredClone(record.sides),
+        idleTimeoutMs,
+      })),
+    );
+    this.emit('relay-up', relay);
+  }
+
+  /** The link closed. `immediate` (token revoked): down now instead of after the grace period. */
+  detach(relayId: string, link: RelayLink, immediate = false): void {
+    const relay = this.relays.get(relayId);
+    if (!relay || relay.link !== link) return;
+    relay.link = null;
+    this.failPendingOf(relayId, 'relay_gone', `relay ${relay.name} disconnected`);
+    this.updateGauges();
+    if (immediate) {
+      this.down(relay);
+      return;
+    }
+    relay.downTimer = setTimeout(() => this.down(relay), this.downGraceMs);
+    relay.downTimer.unref?.();
+  }
+
+  allocated(relayId: string, allocationId: string, port: number): void {
+    const p = this.pending.get(allocationId);
+    if (!p || p.relayId !== relayId) {
+      const relay = this.relays.get(relayId);
+      if (relay?.held.get(allocationId)?.record.port === port) return; // a repeated answer
+      // Late (after a timeout or release) or unknown: the relay must not keep it open.
+      this.drop(relayId, 'allocated', allocationId);
+      relay?.link?.send({ type: 'release', allocationId });
+      return;
+    }
+    this.pending.delete(allocationId);
+    clearTimeout(p.timer);
+    const relay = this.relays.get(relayId)!;
+    const record: RelayAllocationRecord = {
+      allocationId,
+      relayId,
+      accountId: p.allocation.accountId,
+      port,
+      sides: p.allocation.sides,
+    };
+    relay.held.set(allocationId, { record, idleTimeoutMs: p.allocation.idleTimeoutMs });
+    this.updateGauges();
+    p.resolve(copyRecord(record));
+  }
+
+  allocateFailed(relayId: string, allocationId: string, reason: string): void {
+    const p = this.pending.get(allocationId);
+    if (!p || p.relayId !== relayId) {
+      this.drop(relayId, 'allocate-failed', allocationId);
+      return;
+    }
+    const name = this.relays.get(relayId)?.name ?? relayId;
+    this.failPending(allocationId, 'refused', `relay ${name} refused the allocation: ${reason}`, false);
+  }
+
+  bound(relayId: string, allocationId: string, publicKey: string, binding: RelayBinding): void {
+    const held = this.relays.get(relayId)?.held.get(allocationId);
+    const side = held?.record.sides.find((s) => s.publicKey === publicKey);
+    if (!side) {
+      this.drop(relayId, 'bound', allocationId);
+      return;
+    }
+    side.bound = binding;
+    this.emit('bound', allocationId, publicKey, binding);
+  }
+
+  expired(relayId: string, allocationId: string): void {
+    const relay = this.relays.get(relayId);
+    if (!relay?.held.delete(allocationId)) {
+      this.drop(relayId, 'expired', allocationId);
+      return;
+    }
+    this.updateGauges();
+    this.emit('expired', allocationId);
+  }
+
+  load(relayId: string, load: RelayLoadMessage): void {
+    const relay = this.relays.get(relayId);
+    if (!relay) return;
+    relay.load = load;
+    this.opts.metrics.relayPacketsPerSecond.set({ relay: relay.name }, load.packetsPerSecond);
+  }
+
+  /** Shutdown: no events, pending allocations fail. */
+  close(): void {
+    for (const id of [...this.pending.keys()])
+      this.failPending(id, 'relay_gone', 'broker shutting down', false);
+    for (const relay of this.relays.values()) if (relay.downTimer) clearTimeout(relay.downTimer);
+    this.relays.clear();
+    this.updateGauges();
+  }
+
+  // --- internals --------------------------------------------------------------------------------
+  private down(relay: RelayEntry): void {
+    if (this.relays.get(relay.id) !== relay || relay.link !== null) return;
+    this.relays.delete(relay.id);
+    this.opts.metrics.relayPacketsPerSecond.remove({ relay: relay.name });
+    const lost = [...relay.held.values()].map((h) => copyRecord(h.record));
+    this.updateGauges();
+    this.opts.logger.info({ relayId: relay.id, relay: relay.name, lost: lost.length }, 'relay down');
+    this.emit('relay-down', relay.id, lost);
+  }
+
+  private refuse(reason: string, message: string): Promise<never> {
+    this.opts.metrics.relayAllocationFailures.inc({ reason });
+    return Promise.reject(new Error(message));
+  }
+
+  /** Rejects a pending allocation; `release` also tells the relay to drop it if it made it late. */
+  private failPending(allocationId: string, reason: string, message: string, release = true): void {
+    const p = this.pending.get(allocationId);
+    if (!p) return;
+    this.pending.delete(allocationId);
+    clearTimeout(p.timer);
+    if (release) this.relays.get(p.relayId)?.link?.send({ type: 'release', allocationId });
+    this.opts.metrics.relayAllocationFailures.inc({ reason });
+    p.reject(new Error(message));
+  }
+
+  private failPendingOf(relayId: string, reason: string, message: string): void {
+    for (const [id, p] of [...this.pending])
+      if (p.relayId === relayId) this.failPending(id, reason, message, false);
+  }
+
+  /** A report about an allocation this relay does not hold (late, or a confused relay): counted. */
+  private drop(relayId: string, type: string, allocationId: string): void {
+    this.opts.metrics.relayMessagesDropped.inc({ type });
+    this.opts.logger.warn({ relayId, type, allocationId }, 'relay report about an unknown allocation');
+  }
+
+  private updateGauges(): void {
+    let online = 0;
+    let allocations = 0;
+    for (const r of this.relays.values()) {
+      if (r.link) online++;
+      allocations += r.held.size;
+    }
+    this.opts.metrics.relaysOnline.set(online);
+    this.opts.metrics.relayAllocations.set(allocations);
+  }
+
+  private emit<K extends keyof Listeners>(event: K, ...args: Parameters<Listeners[K]>): void {
+    for (const fn of this.listeners[event]) {
+      try {
+        (fn as (...a: Parameters<Listeners[K]>) => void)(...args);
+      } catch (err) {
+        this.opts.logger.error(
+          { event, err: err instanceof Error ? err.stack : String(err) },
+          'relay listener failed',
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,75 @@
+import type { RelayHelloMessage, RelayStatusInfo } from '@trellis/proto';
+import { and, asc, eq, isNull, or, type SQL } from 'drizzle-orm';
+import type { Db } from '../db/database';
+import { accounts, relays, relayTokens } from '../db/schema';
+
+/** What this process knows live about relays (the registry of connected relays). */
+export interface LiveRelays {
+  isOnline(relayId: string): boolean;
+  allocationCount(relayId: string): number;
+}
+
+export interface RelaysConfig {
+  live?: LiveRelays;
+  /** A relay not connected here counts as online (on another instance) if seen within this; ms. */
+  staleAfterMs: number;
+}
+
+/** The `relays` rows: one per token, written on each relay-hello. */
+export class RelaysService {
+  constructor(
+    private readonly db: Db,
+    private readonly config: RelaysConfig,
+  ) {}
+
+  /** Records what the relay said in its hello; returns its stable id. */
+  async upsert(tokenId: string, hello: RelayHelloMessage): Promise<string> {
+    const fields = {
+      name: hello.name,
+      publicAddress: hello.publicAddress,
+      ports: hello.ports,
+      tcp: hello.tcp ?? null,
+      lastSeenAt: new Date(),
+    };
+    const [row] = await this.db
+      .insert(relays)
+      .values({ tokenId, ...fields })
+      .onConflictDoUpdate({ target: relays.tokenId, set: fields })
+      .returning({ id: relays.id });
+    return row!.id;
+  }
+
+  async touch(relayId: string): Promise<void> {
+    await this.db.update(relays).set({ lastSeenAt: new Date() }).where(eq(relays.id, relayId));
+  }
+
+  /** Every relay (admin), or those that may serve `accountId`: its own and the shared ones, not revoked. */
+  async list(accountId?: string): Promise<RelayStatusInfo[]> {
+    let where: SQL | undefined;
+    if (accountId !== undefined) {
+      where = and(
+        or(eq(relayTokens.accountId, accountId), isNull(relayTokens.accountId)),
+        isNull(relayTokens.revokedAt),
+      );
+    }
+    const rows = await this.db
+      .select({ relay: relays, accountName: accounts.name })
+      .from(relays)
+      .innerJoin(relayTokens, eq(relays.tokenId, relayTokens.id))
+      .leftJoin(accounts, eq(relayTokens.accountId, accounts.id))
+      .where(where)
+      .orderBy(asc(relays.name), asc(relays.id));
+    const staleBefore = Date.now() - this.config.staleAfterMs;
+    const { live } = this.config;
+    return rows.map(({ relay, accountName }) => ({
+      id: relay.id,
+      name: relay.name,
+      accountName,
+      publicAddress: relay.publicAddress,
+      online:
+        live?.isOnline(relay.id) ?? (relay.lastSeenAt !== null && relay.lastSeenAt.getTime() > staleBefore),
+      allocations: live?.allocationCount(relay.id) ?? 0,
+      lastSeenAt: relay.lastSeenAt?.toISOString() ?? null,
+    }));
+  }
+}

@@ -1,0 +1,273 @@
+import { generateKeyPair } from '@trellis/crypto';
+import { type RelayAllocation, RelayCloseCode, type RelayServerMessage } from '@trellis/proto';
+import pino from 'pino';
+import { BrokerMetrics } from '../../src/metrics';
+import type { RelayAllocationRecord, RelayHandle } from '../../src/relay/relay-directory';
+import { type RelayIdentity, type RelayLink, RelayRegistry } from '../../src/relay/relay-registry';
+
+const ACCOUNT_A = '11111111-1111-4111-8111-111111111111';
+const ACCOUNT_B = '22222222-2222-4222-8222-222222222222';
+const keyA = generateKeyPair().publicKey;
+const keyB = generateKeyPair().publicKey;
+
+/** A relay control connection as the registry sees it: records what it is sent. */
+class FakeLink implements RelayLink {
+  readonly sent: RelayServerMessage[] = [];
+  closed?: { code: number; reason: string };
+  welcome?: RelayAllocation[];
+  send(msg: RelayServerMessage): void {
+    this.sent.push(msg);
+  }
+  close(code: number, reason: string): void {
+    this.closed = { code, reason };
+  }
+  rttMs(): number | null {
+    return 12;
+  }
+  lastAllocate(): RelayAllocation {
+    const m = this.sent.filter((s) => s.type === 'allocate').at(-1);
+    if (m?.type !== 'allocate') throw new Error('no allocate sent');
+    return m.allocation;
+  }
+}
+
+function relay(id: string, accountId: string | null, name = `relay-${id.slice(0, 4)}`): RelayIdentity {
+  return { id, name, accountId, publicAddress: `198.51.100.${id.charCodeAt(0)}`, tcp: undefined };
+}
+const SHARED = relay('aaaaaaaa-0000-4000-8000-000000000001', null, 'shared-1');
+const PRIVATE_A = relay('bbbbbbbb-0000-4000-8000-000000000002', ACCOUNT_A, 'private-a');
+
+describe('RelayRegistry', () => {
+  let metrics: BrokerMetrics;
+  let registry: RelayRegistry;
+  let events: Array<[string, ...unknown[]]>;
+
+  beforeEach(() => {
+    jest.useFakeTimers();
+    metrics = new BrokerMetrics();
+    registry = new RelayRegistry({ metrics, logger: pino({ level: 'silent' }), downGraceMs: 5_000 });
+    events = [];
+    registry.on('relay-up', (r: RelayHandle) => events.push(['relay-up', r.id]));
+    registry.on('relay-down', (id: string, lost: RelayAllocationRecord[]) =>
+      events.push(['relay-down', id, lost]),
+    );
+    registry.on('expired', (id: string) => events.push(['expired', id]));
+    registry.on('bound', (...args: unknown[]) => events.push(['bound', ...args]));
+  });
+  afterEach(() => {
+    registry.close();
+    jest.useRealTimers();
+  });
+
+  function connect(identity: RelayIdentity, link = new FakeLink()): FakeLink {
+    registry.attach(identity, link, (held) => {
+      link.welcome = held;
+    });
+    return link;
+  }
+
+  /** allocate() answered by the fake relay with `port`. */
+  async function allocated(link: FakeLink, relayId: string, port: number, account = ACCOUNT_A) {
+    const p = registry.allocate(relayId, account, [keyA, keyB], 60_000);
+    registry.allocated(relayId, link.lastAllocate().allocationId, port);
+    return p;
+  }
+
+  async function metricValue(name: string): Promise<number> {
+    const m = await metrics.registry.getSingleMetric(name)?.get();
+    return m?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
+  }
+
+  it('welcomes a new relay with nothing to hold and announces it after the welcome', () => {
+    const link = new FakeLink();
+    registry.on('relay-up', () => expect(link.welcome).toEqual([]));
+    connect(SHARED, link);
+    expect(events).toEqual([['relay-up', SHARED.id]]);
+    expect(registry.isOnline(SHARED.id)).toBe(true);
+  });
+
+  it('resolves allocate() with the port the relay answers and sends a valid allocate', async () => {
+    const link = connect(SHARED);
+    const record = await allocated(link, SHARED.id, 40_001);
+    const sent = link.lastAllocate();
+    expect(sent).toEqual({
+      allocationId: record.allocationId,
+      accountId: ACCOUNT_A,
+      port: null,
+      sides: [
+        { publicKey: keyA, bound: null },
+        { publicKey: keyB, bound: null },
+      ],
+      idleTimeoutMs: 60_000,
+    });
+    expect(record).toEqual({
+      allocationId: sent.allocationId,
+      relayId: SHARED.id,
+      accountId: ACCOUNT_A,
+      port: 40_001,
+      sides: sent.sides,
+    });
+    expect(registry.relaysFor(ACCOUNT_A)[0]!.allocations()).toBe(1);
+    expect(await metricValue('trellis_relay_allocations')).toBe(1);
+  });
+
+  it('rejects on allocate-failed with the relay reason', async () => {
+    const link = connect(SHARED);
+    const p = registry.allocate(SHARED.id, ACCOUNT_A, [keyA, keyB], 60_000);
+    registry.allocateFailed(SHARED.id, link.lastAllocate().allocationId, 'port range exhausted');
+    await expect(p).rejects.toThrow(/refused the allocation: port range exhausted/);
+    expect(await metricValue('trellis_relay_allocation_failures_total')).toBe(1);
+  });
+
+  it('rejects after 5 s without an answer and releases a late allocation', async () => {
+    const link = connect(SHARED);
+    const p = registry.allocate(SHARED.id, ACCOUNT_A, [keyA, keyB], 60_000);
+    const { allocationId } = link.lastAllocate();
+    jest.advanceTimersByTime(4_999);
+    registry.allocateFailed(SHARED.id, '00000000-0000-4000-8000-000000000000', 'unrelated');
+    jest.advanceTimersByTime(1);
+    await expect(p).rejects.toThrow(/did not answer the allocation within 5000 ms/);
+    expect(link.sent.at(-1)).toEqual({ type: 'release', allocationId });
+    link.sent.length = 0;
+    registry.allocated(SHARED.id, allocationId, 40_002); // too late
+    expect(link.sent).toEqual([{ type: 'release', allocationId }]);
+    expect(registry.allocationCount(SHARED.id)).toBe(0);
+  });
+
+  it('rejects a pending allocation when the relay goes away', async () => {
+    const link = connect(SHARED);
+    const p = registry.allocate(SHARED.id, ACCOUNT_A, [keyA, keyB], 60_000);
+    registry.detach(SHARED.id, link);
+    await expect(p).rejects.toThrow(/disconnected/);
+  });
+
+  it('refuses what it cannot ask: unknown relay, another account, bad keys or idle timeout', async () => {
+    connect(PRIVATE_A);
+    await expect(registry.allocate(SHARED.id, ACCOUNT_A, [keyA, keyB], 1_000)).rejects.toThrow(
+      /not connected/,
+    );
+    await expect(registry.allocate(PRIVATE_A.id, ACCOUNT_B, [keyA, keyB], 1_000)).rejects.toThrow(
+      /private to another account/,
+    );
+    await expect(registry.allocate(PRIVATE_A.id, ACCOUNT_A, [keyA, 'nope'], 1_000)).rejects.toThrow(
+      /sides\.1\.publicKey/,
+    );
+    await expect(registry.allocate(PRIVATE_A.id, ACCOUNT_A, [keyA, keyA], 1_000)).rejects.toThrow(
+      /two different keys/,
+    );
+    await expect(registry.allocate(PRIVATE_A.id, ACCOUNT_A, [keyA, keyB], 0)).rejects.toThrow(
+      /idleTimeoutMs/,
+    );
+  });
+
+  it('records bindings, reports them, and ignores reports about unknown allocations', async () => {
+    const link = connect(SHARED);
+    const record = await allocated(link, SHARED.id, 40_003);
+    const binding = { transport: 'udp' as const, endpoint: '203.0.113.5:51820' };
+    registry.bound(SHARED.id, record.allocationId, keyB, binding);
+    registry.bound(SHARED.id, record.allocationId, generateKeyPair().publicKey, binding);
+    registry.bound(PRIVATE_A.id, record.allocationId, keyB, binding);
+    expect(events.filter((e) => e[0] === 'bound')).toEqual([['bound', record.allocationId, keyB, binding]]);
+    expect(await metricValue('trellis_relay_messages_dropped_total')).toBe(2);
+  });
+
+  it('forgets an expired allocation and says so', async () => {
+    const link = connect(SHARED);
+    const record = await allocated(link, SHARED.id, 40_004);
+    registry.expired(SHARED.id, record.allocationId);
+    expect(events.at(-1)).toEqual(['expired', record.allocationId]);
+    expect(registry.allocationCount(SHARED.id)).toBe(0);
+  });
+
+  it('release() tells the relay and forgets the allocation', async () => {
+    const link = connect(SHARED);
+    const record = await allocated(link, SHARED.id, 40_005);
+    registry.release(record.allocationId);
+    expect(link.sent.at(-1)).toEqual({ type: 'release', allocationId: record.allocationId });
+    expect(registry.allocationCount(SHARED.id)).toBe(0);
+  });
+
+  it('gives a relay that reconnects within the grace its allocations back, bindings included', async () => {
+    const first = connect(SHARED);
+    const record = await allocated(first, SHARED.id, 40_006);
+    const binding = { transport: 'tcp' as const };
+    registry.bound(SHARED.id, record.allocationId, keyA, binding);
+    registry.detach(SHARED.id, first);
+    expect(registry.relaysFor(ACCOUNT_A)).toEqual([]);
+    jest.advanceTimersByTime(4_900);
+    const second = connect(SHARED);
+    expect(second.welcome).toEqual([
+      {
+        allocationId: record.allocationId,
+        accountId: ACCOUNT_A,
+        port: 40_006,
+        sides: [
+          { publicKey: keyA, bound: binding },
+          { publicKey: keyB, bound: null },
+        ],
+        idleTimeoutMs: 60_000,
+      },
+    ]);
+    jest.advanceTimersByTime(60_000);
+    expect(events.some((e) => e[0] === 'relay-down')).toBe(false);
+  });
+
+  it('reports a relay down with its allocations after the grace', async () => {
+    const link = connect(SHARED);
+    const record = await allocated(link, SHARED.id, 40_007);
+    registry.detach(SHARED.id, link);
+    jest.advanceTimersByTime(4_999);
+    expect(events.some((e) => e[0] === 'relay-down')).toBe(false);
+    jest.advanceTimersByTime(1);
+    expect(events.at(-1)).toEqual(['relay-down', SHARED.id, [record]]);
+    expect(connect(SHARED).welcome).toEqual([]);
+  });
+
+  it('reports a relay down at once when its token is revoked', async () => {
+    const link = connect(SHARED);
+    await allocated(link, SHARED.id, 40_008);
+    registry.detach(SHARED.id, link, true);
+    expect(events.at(-1)?.[0]).toBe('relay-down');
+  });
+
+  it('closes the previous connection of a relay as replaced and fails its pending allocations', async () => {
+    const first = connect(SHARED);
+    const p = registry.allocate(SHARED.id, ACCOUNT_A, [keyA, keyB], 60_000);
+    const second = connect(SHARED);
+    expect(first.closed?.code).toBe(RelayCloseCode.replaced);
+    await expect(p).rejects.toThrow(/replaced/);
+    registry.detach(SHARED.id, first); // the old socket's close arrives afterwards: no effect
+    expect(registry.isOnline(SHARED.id)).toBe(true);
+    expect(second.closed).toBeUndefined();
+  });
+
+  it('prefers an account’s private relays and falls back to the shared ones', () => {
+    connect(SHARED);
+    const privateLink = connect(PRIVATE_A);
+    expect(registry.relaysFor(ACCOUNT_A).map((r) => r.id)).toEqual([PRIVATE_A.id]);
+    expect(registry.relaysFor(ACCOUNT_B).map((r) => r.id)).toEqual([SHARED.id]);
+    expect(registry.relaysFor(ACCOUNT_A)[0]!.rttMs()).toBe(12);
+    registry.detach(PRIVATE_A.id, privateLink);
+    expect(registry.relaysFor(ACCOUNT_A).map((r) => r.id)).toEqual([SHARED.id]);
+  });
+
+  it('lists the relays an account probes for its netmap', () => {
+    const tcp = { url: 'wss://relay.example:443', fingerprint: Array(32).fill('AB').join(':') };
+    connect({ ...SHARED, tcp });
+    expect(registry.netmapRelays(ACCOUNT_B)).toEqual([
+      { id: SHARED.id, name: 'shared-1', address: SHARED.publicAddress, tcp },
+    ]);
+    connect(PRIVATE_A);
+    expect(registry.netmapRelays(ACCOUNT_A)).toEqual([
+      { id: PRIVATE_A.id, name: 'private-a', address: PRIVATE_A.publicAddress },
+    ]);
+  });
+
+  it('keeps going when a listener throws', async () => {
+    registry.on('relay-up', () => {
+      throw new Error('listener bug');
+    });
+    const link = connect(SHARED);
+    await expect(allocated(link, SHARED.id, 40_009)).resolves.toMatchObject({ port: 40_009 });
+  });
+});
