@@ -26,7 +26,7 @@ import { createLogger } from './logger';
 import { BrokerMetrics } from './metrics';
 import { BrokerReflectors, type ReflectorAddress } from './reflector/broker-reflectors';
 import { createServices, type Services } from './services/services';
-import { defaultSans, loadOrCreateTls } from './tls/certificate-store';
+import { defaultSans, loadOrCreateTls } from '@trellis/tls';
 import { BROKER_VERSION } from './version';
 
 export interface BrokerOptions {
