@@ -1,23 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { openTransport, sealTransport } from '@trellis/noise';
-import type { RelayAllocation, RelayBinding } from '@trellis/proto';
+import type { RelayBinding } from '@trellis/proto';
 import { Relay } from '../src/relay';
+import { allocationFor } from './support/allocation-spec';
 import { UdpDevice } from './support/udp-device';
 import { forgedInitiation, WireGuardPair } from './support/wireguard-pair';
-
-function allocation(pair: WireGuardPair, overrides: Partial<RelayAllocation> = {}): RelayAllocation {
-  return {
-    allocationId: randomUUID(),
-    accountId: 'acct-1',
-    port: null,
-    sides: [
-      { publicKey: pair.keys[0], bound: null },
-      { publicKey: pair.keys[1], bound: null },
-    ],
-    idleTimeoutMs: 60_000,
-    ...overrides,
-  };
-}
 
 describe('relay over real UDP sockets', () => {
   let relay: Relay;
@@ -38,7 +24,7 @@ describe('relay over real UDP sockets', () => {
 
   it('carries a real WireGuard handshake and transport packets between two devices', async () => {
     const pair = new WireGuardPair();
-    const spec = allocation(pair);
+    const spec = allocationFor(pair);
     const bound: Array<[string, string, RelayBinding]> = [];
     relay.on('bound', (...event) => bound.push(event));
     const port = await relay.open(spec);
@@ -80,10 +66,10 @@ describe('relay over real UDP sockets', () => {
     const pair = new WireGuardPair();
     const [a, b] = [await device(), await device()];
     const bindingOf = (d: UdpDevice): RelayBinding => ({ transport: 'udp', endpoint: `127.0.0.1:${d.port}` });
-    const first = await relay.open(allocation(pair));
+    const first = await relay.open(allocationFor(pair));
     await relay.closeAll();
     relay = new Relay({ host: '127.0.0.1', ports: { first: 47000, last: 47999 } });
-    const spec = allocation(pair, {
+    const spec = allocationFor(pair, {
       port: first,
       sides: [
         { publicKey: pair.keys[0], bound: bindingOf(a) },
@@ -99,7 +85,7 @@ describe('relay over real UDP sockets', () => {
 
   it('syncs to a list: opens the missing allocations, closes the others', async () => {
     const pair = new WireGuardPair();
-    const [x, y, z] = [allocation(pair), allocation(pair), allocation(pair)];
+    const [x, y, z] = [allocationFor(pair), allocationFor(pair), allocationFor(pair)];
     await relay.open(x);
     await relay.open(y);
     const failures = await relay.sync([y, z]);
@@ -116,7 +102,7 @@ describe('relay over real UDP sockets', () => {
       now: () => clock.t,
       idleCheckMs: 5,
     });
-    const spec = allocation(new WireGuardPair(), { idleTimeoutMs: 1000 });
+    const spec = allocationFor(new WireGuardPair(), { idleTimeoutMs: 1000 });
     await relay.open(spec);
     const expired = new Promise<string>((resolve) => relay.once('expired', resolve));
     clock.t = 1000;

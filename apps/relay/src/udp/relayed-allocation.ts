@@ -9,6 +9,8 @@ import { AllocationCore, type AllocationLimits, type SideBinding } from '../allo
 export interface PacketChannel {
   /** False when the packet could not be queued (closed, or too much already buffered). */
   send(packet: Uint8Array): boolean;
+  /** The allocation is closing. */
+  close(): void;
 }
 
 export interface RelayedAllocationOptions {
@@ -102,6 +104,8 @@ export class RelayedAllocation {
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
+    for (const channel of this.channels.values()) channel.close();
+    this.channels.clear();
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
 }
