@@ -30,7 +30,7 @@ import { RelayControlServer } from './relay/relay-control-server';
 import type { RelayDirectory } from './relay/relay-directory';
 import { RelayRegistry } from './relay/relay-registry';
 import { createServices, type Services } from './services/services';
-import { defaultSans, loadOrCreateTls } from './tls/certificate-store';
+import { defaultSans, loadOrCreateTls } from '@trellis/tls';
 import { BROKER_VERSION } from './version';
 
 export interface BrokerOptions {

@@ -4,6 +4,7 @@ import {
   INITIATION_LENGTH,
   KEY_LENGTH,
   LABEL_MAC1,
+  MAC_LENGTH,
   MESSAGE_INITIATION,
   MESSAGE_RESPONSE,
   RESPONSE_LENGTH,
@@ -54,6 +55,25 @@ export function initiationMac1Valid(receiverPublicKey: Uint8Array, packet: Uint8
   if (!parseInitiation(packet)) return false;
   const expected = mac(mac1Key(receiverPublicKey), packet.subarray(0, INITIATION_OFFSETS.mac1));
   return equalBytes(expected, packet.subarray(INITIATION_OFFSETS.mac1, INITIATION_OFFSETS.mac2));
+}
+
+/**
+ * mac1 check of either handshake message (initiation or response), with a precomputed mac1Key:
+ * what a relay uses to learn which side sent a handshake without holding any private key.
+ * False for anything that is not a well-formed initiation or response.
+ */
+export function handshakeMac1ValidWithKey(receiverMac1Key: Uint8Array, packet: Uint8Array): boolean {
+  let at: number;
+  if (packet.length === INITIATION_LENGTH && packet[0] === MESSAGE_INITIATION) at = INITIATION_OFFSETS.mac1;
+  else if (packet.length === RESPONSE_LENGTH && packet[0] === MESSAGE_RESPONSE) at = RESPONSE_OFFSETS.mac1;
+  else return false;
+  if (packet[1] !== 0 || packet[2] !== 0 || packet[3] !== 0) return false;
+  return equalBytes(mac(receiverMac1Key, packet.subarray(0, at)), packet.subarray(at, at + MAC_LENGTH));
+}
+
+/** handshakeMac1ValidWithKey keyed by the receiver's static public key. */
+export function handshakeMac1Valid(receiverPublicKey: Uint8Array, packet: Uint8Array): boolean {
+  return handshakeMac1ValidWithKey(mac1Key(receiverPublicKey), packet);
 }
 
 /** The transport keys of one completed handshake, from one side's point of view. */

@@ -6,6 +6,7 @@ import {
   createInitiation,
   createResponse,
   generateKeyPair,
+  handshakeMac1Valid,
   hmacBlake2s,
   INITIATION_OFFSETS,
   initiationMac1Valid,
@@ -122,6 +123,31 @@ describe('initiation tampering', () => {
     bad[50]! ^= 1;
     expect(initiationMac1Valid(responder.publicKey, bad)).toBe(false);
     expect(initiationMac1Valid(responder.publicKey, init.packet.subarray(0, 100))).toBe(false);
+  });
+
+  it('checks mac1 of initiations and responses alike, keyed by the receiver', () => {
+    const consumed = consumeInitiation(responder, init.packet);
+    if (!consumed.ok) throw new Error('initiation refused');
+    const response = createResponse(consumed.state, { senderIndex: 7 }).packet;
+    expect(handshakeMac1Valid(responder.publicKey, init.packet)).toBe(true);
+    expect(handshakeMac1Valid(initiator.publicKey, init.packet)).toBe(false);
+    expect(handshakeMac1Valid(initiator.publicKey, response)).toBe(true);
+    expect(handshakeMac1Valid(responder.publicKey, response)).toBe(false);
+    for (const packet of [init.packet, response]) {
+      const flipped = packet.slice();
+      flipped[20]! ^= 1;
+      expect(handshakeMac1Valid(responder.publicKey, flipped)).toBe(false);
+      expect(handshakeMac1Valid(initiator.publicKey, flipped)).toBe(false);
+      const reserved = packet.slice();
+      reserved[2] = 1;
+      expect(handshakeMac1Valid(responder.publicKey, reserved)).toBe(false);
+      expect(handshakeMac1Valid(initiator.publicKey, reserved)).toBe(false);
+    }
+    // A response's bytes under an initiation's type byte (and the reverse) are not handshakes.
+    const retyped = response.slice();
+    retyped[0] = 1;
+    expect(handshakeMac1Valid(initiator.publicKey, retyped)).toBe(false);
+    expect(handshakeMac1Valid(responder.publicKey, new Uint8Array(0))).toBe(false);
   });
 
   it('ignores mac2, as WireGuard does when it has sent no cookie', () => {

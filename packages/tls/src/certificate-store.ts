@@ -10,7 +10,7 @@ export interface TlsMaterial {
   fingerprint: string;
 }
 
-/** Every name a client on this machine or the network might use to reach the broker. */
+/** Every name a client on this machine or the network might use to reach this server. */
 export function defaultSans(extra: string[], publicUrl?: string): string[] {
   const sans = ['localhost', '127.0.0.1', '::1', hostname()];
   for (const addrs of Object.values(networkInterfaces())) {
@@ -29,6 +29,8 @@ export async function loadOrCreateTls(opts: {
   certFile?: string;
   keyFile?: string;
   sans: string[];
+  /** Subject CN of a generated certificate; the broker's is the default. */
+  commonName?: string;
 }): Promise<TlsMaterial> {
   if (opts.certFile || opts.keyFile) {
     if (!opts.certFile || !opts.keyFile) throw new Error('--tls-cert and --tls-key must be given together');
@@ -45,7 +47,7 @@ export async function loadOrCreateTls(opts: {
   const keyFile = join(dir, 'key.pem');
   if (!existsSync(certFile) || !existsSync(keyFile)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const pair = await createSelfSigned('trellis-broker', opts.sans);
+    const pair = await createSelfSigned(opts.commonName ?? 'trellis-broker', opts.sans);
     writeFileSync(keyFile, pair.keyPem, { mode: 0o600 });
     writeFileSync(certFile, pair.certPem, { mode: 0o644 });
   }

@@ -1,0 +1,220 @@
+import {
+  PROTOCOL_VERSION,
+  type RelayAllocation,
+  type RelayClientMessage,
+  RelayCloseCode,
+  type RelayHelloMessage,
+  RelayServerMessage,
+} from '@trellis/proto';
+import type { Logger } from 'pino';
+import { type ClientOptions, WebSocket } from 'ws';
+import type { Relay } from '../relay';
+import { LoadMeter } from './load-meter';
+import { ReconnectBackoff } from './reconnect-backoff';
+
+export type RelayHello = Omit<RelayHelloMessage, 'type' | 'protocolVersion'>;
+
+export interface BrokerLinkOptions {
+  /** wss:// URL of the relay control channel. */
+  url: string;
+  tls: ClientOptions;
+  hello: RelayHello;
+  relay: Relay;
+  log: Logger;
+  /** The broker refused this relay for good (bad or revoked token): the process should exit. */
+  onFatal: (err: Error) => void;
+  loadIntervalMs?: number;
+  backoff?: ReconnectBackoff;
+}
+
+const LOAD_INTERVAL_MS = 10_000;
+/** Pongs missed in a row before the connection is considered dead. */
+const MISSED_PONGS = 3;
+const MAX_MESSAGE_BYTES = 16 << 20;
+
+/**
+ * The relay's control channel to the broker: hello → welcome (the allocation set to hold), then
+ * allocate/release and bound/expired/load. The data plane never waits on it: allocations keep
+ * forwarding while this reconnects with jittered backoff.
+ */
+export class BrokerLink {
+  private ws: WebSocket | undefined;
+  private welcomed = false;
+  private stopped = false;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private loadTimer: NodeJS.Timeout | undefined;
+  private pongsOwed = 0;
+  /** Messages are handled one after the other: a welcome's sync must finish before the next allocate. */
+  private inbox: Promise<void> = Promise.resolve();
+  private readonly backoff: ReconnectBackoff;
+  private readonly load: LoadMeter;
+  /** Expired while the broker was unreachable: reported (and not reopened) after the next welcome. */
+  private readonly expiredOffline = new Set<string>();
+
+  constructor(private readonly options: BrokerLinkOptions) {
+    this.backoff = options.backoff ?? new ReconnectBackoff();
+    this.load = new LoadMeter(options.relay);
+    options.relay.on('bound', (allocationId, publicKey, binding) => {
+      if (this.welcomed) this.send({ type: 'bound', allocationId, publicKey, binding });
+    });
+    options.relay.on('expired', (allocationId) => {
+      if (this.welcomed) this.send({ type: 'expired', allocationId });
+      else this.expiredOffline.add(allocationId);
+    });
+  }
+
+  get connected(): boolean {
+    return this.welcomed;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  private connect(): void {
+    const { log } = this.options;
+    const ws = new WebSocket(this.options.url, { ...this.options.tls, maxPayload: MAX_MESSAGE_BYTES });
+    this.ws = ws;
+    ws.on('open', () => {
+      log.info({ url: this.options.url }, 'broker connected');
+      this.send({ type: 'relay-hello', protocolVersion: PROTOCOL_VERSION, ...this.options.hello });
+    });
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return;
+      const text = data.toString();
+      this.inbox = this.inbox
+        .then(() => this.receive(text))
+        .catch((err: unknown) => log.error({ err }, 'control message failed'));
+    });
+    ws.on('error', (err) => log.warn({ err: err.message }, 'broker connection error'));
+    ws.on('close', (code, reason) => this.closed(ws, code, reason.toString()));
+  }
+
+  private async receive(text: string): Promise<void> {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      this.options.log.warn('broker sent invalid JSON; ignored');
+      return;
+    }
+    const parsed = RelayServerMessage.safeParse(json);
+    if (!parsed.success) {
+      this.options.log.warn(
+        { issues: parsed.error.issues.slice(0, 3) },
+        'broker sent an invalid message; ignored',
+      );
+      return;
+    }
+    const message = parsed.data;
+    switch (message.type) {
+      case 'relay-welcome':
+        return this.welcome(message.allocations, message.heartbeatIntervalMs, message.relayId);
+      case 'allocate':
+        return this.allocate(message.allocation);
+      case 'release':
+        await this.options.relay.close(message.allocationId);
+        return;
+      case 'pong':
+        this.pongsOwed = 0;
+        return;
+    }
+  }
+
+  private async welcome(allocations: RelayAllocation[], heartbeatMs: number, relayId: string): Promise<void> {
+    const { relay, log } = this.options;
+    const wanted = allocations.filter((a) => !this.expiredOffline.has(a.allocationId));
+    const failures = await relay.sync(wanted);
+    const failed = new Set(failures.map((f) => f.allocationId));
+    this.welcomed = true;
+    this.backoff.reset();
+    log.info({ relayId, allocations: relay.size, failed: failed.size }, 'broker welcomed this relay');
+    for (const { allocationId, error } of failures) {
+      this.send({ type: 'allocate-failed', allocationId, reason: reasonOf(error) });
+    }
+    for (const spec of wanted) {
+      const port = relay.get(spec.allocationId)?.port;
+      if (port !== undefined && port !== spec.port)
+        this.send({ type: 'allocated', allocationId: spec.allocationId, port });
+    }
+    for (const allocationId of this.expiredOffline) this.send({ type: 'expired', allocationId });
+    this.expiredOffline.clear();
+    // Bindings made while the broker was away, or that it listed differently: it keeps them for a resume.
+    for (const b of relay.bindings()) this.send({ type: 'bound', ...b });
+    this.startTimers(heartbeatMs);
+  }
+
+  private async allocate(spec: RelayAllocation): Promise<void> {
+    try {
+      const port = await this.options.relay.open(spec);
+      this.send({ type: 'allocated', allocationId: spec.allocationId, port });
+    } catch (error) {
+      this.options.log.warn({ allocationId: spec.allocationId, err: reasonOf(error) }, 'allocation failed');
+      this.send({ type: 'allocate-failed', allocationId: spec.allocationId, reason: reasonOf(error) });
+    }
+  }
+
+  private startTimers(heartbeatMs: number): void {
+    this.stopTimers();
+    this.pongsOwed = 0;
+    this.pingTimer = setInterval(() => {
+      if (this.pongsOwed >= MISSED_PONGS) {
+        this.options.log.warn('broker stopped answering pings; reconnecting');
+        this.ws?.terminate();
+        return;
+      }
+      this.pongsOwed++;
+      this.send({ type: 'ping', t: Date.now() });
+    }, heartbeatMs);
+    this.load.reset();
+    this.loadTimer = setInterval(
+      () => this.send({ type: 'load', ...this.load.sample() }),
+      this.options.loadIntervalMs ?? LOAD_INTERVAL_MS,
+    );
+  }
+
+  private stopTimers(): void {
+    clearInterval(this.pingTimer);
+    clearInterval(this.loadTimer);
+  }
+
+  private closed(ws: WebSocket, code: number, reason: string): void {
+    if (this.ws !== ws) return;
+    this.ws = undefined;
+    this.welcomed = false;
+    this.stopTimers();
+    if (this.stopped) return;
+    if (code === RelayCloseCode.badToken || code === RelayCloseCode.revoked) {
+      const what = code === RelayCloseCode.badToken ? 'refused the relay token' : 'revoked the relay token';
+      this.stopped = true;
+      this.options.onFatal(new Error(`broker ${what} (close ${code}${reason ? `: ${reason}` : ''})`));
+      return;
+    }
+    const delay = this.backoff.next();
+    this.options.log.warn(
+      { code, reason, retryInMs: delay },
+      'broker connection closed; data plane continues',
+    );
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private send(message: RelayClientMessage): void {
+    const ws = this.ws;
+    if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.welcomed = false;
+    clearTimeout(this.reconnectTimer);
+    this.stopTimers();
+    this.ws?.close(1000, 'relay stopping');
+    this.ws = undefined;
+  }
+}
+
+function reasonOf(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).slice(0, 256);
+}

@@ -1,0 +1,167 @@
+import { randomUUID } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { RelayCloseCode } from '@trellis/proto';
+import pino from 'pino';
+import { BrokerLink, type BrokerLinkOptions } from '../src/broker/broker-link';
+import { brokerTlsOptions, relayControlUrl } from '../src/broker/broker-url';
+import { ReconnectBackoff } from '../src/broker/reconnect-backoff';
+import { Relay } from '../src/relay';
+import { allocationFor } from './support/allocation-spec';
+import { FakeBroker } from './support/fake-broker';
+import { WireGuardPair } from './support/wireguard-pair';
+
+const TOKEN = `trl_${'A'.repeat(43)}`;
+const relayPorts = { first: 49000, last: 49999 };
+
+describe('broker link against a fake broker', () => {
+  let broker: FakeBroker;
+  let relay: Relay;
+  let link: BrokerLink;
+  let fatal: Error[];
+
+  const linkOptions = (overrides: Partial<BrokerLinkOptions> = {}): BrokerLinkOptions => ({
+    url: relayControlUrl(broker.url),
+    tls: brokerTlsOptions({ fingerprint: broker.fingerprint }),
+    hello: { token: TOKEN, name: 'relay-1', publicAddress: '127.0.0.1', ports: relayPorts, version: 'test' },
+    relay,
+    log: pino({ level: 'silent' }),
+    onFatal: (err) => fatal.push(err),
+    backoff: new ReconnectBackoff(10, 40),
+    ...overrides,
+  });
+
+  beforeEach(async () => {
+    broker = new FakeBroker();
+    await broker.start();
+    relay = new Relay({ host: '127.0.0.1', ports: relayPorts });
+    fatal = [];
+    link = new BrokerLink(linkOptions());
+  });
+  afterEach(async () => {
+    link.stop();
+    await relay.closeAll();
+    await broker.stop();
+  });
+
+  it('says hello, then holds exactly the welcome list with its ports and bindings', async () => {
+    const pair = new WireGuardPair();
+    const stale = allocationFor(pair);
+    await relay.open(stale); // held from before, not listed: must be closed
+    const fresh = allocationFor(pair);
+    const resumed = allocationFor(pair, {
+      port: 49500,
+      sides: [
+        { publicKey: pair.keys[0], bound: { transport: 'udp', endpoint: '127.0.0.1:40001' } },
+        { publicKey: pair.keys[1], bound: null },
+      ],
+    });
+    broker.onHello = () =>
+      broker.send({
+        type: 'relay-welcome',
+        relayId: randomUUID(),
+        scope: 'shared',
+        allocations: [fresh, resumed],
+        heartbeatIntervalMs: 15_000,
+      });
+    link.start();
+    const hello = await broker.waitFor('relay-hello');
+    expect(hello).toMatchObject({
+      token: TOKEN,
+      name: 'relay-1',
+      publicAddress: '127.0.0.1',
+      protocolVersion: 1,
+    });
+
+    const allocated = await broker.waitFor('allocated', (m) => m.allocationId === fresh.allocationId);
+    const bound = await broker.waitFor('bound', (m) => m.allocationId === resumed.allocationId);
+    expect(bound).toMatchObject({
+      publicKey: pair.keys[0],
+      binding: { transport: 'udp', endpoint: '127.0.0.1:40001' },
+    });
+    expect(relay.ids().sort()).toEqual([fresh.allocationId, resumed.allocationId].sort());
+    expect(relay.get(resumed.allocationId)?.port).toBe(49500);
+    expect(relay.get(fresh.allocationId)?.port).toBe(allocated.port);
+    // The resumed port is really open: binding it again fails.
+    const probe = createSocket('udp4');
+    await expect(
+      new Promise((resolve, reject) =>
+        probe.once('error', reject).bind(49500, '127.0.0.1', () => resolve(null)),
+      ),
+    ).rejects.toThrow(/EADDRINUSE/);
+    probe.close();
+  });
+
+  it('answers allocate with allocated or allocate-failed, and closes on release', async () => {
+    broker.onHello = () =>
+      broker.send({
+        type: 'relay-welcome',
+        relayId: randomUUID(),
+        scope: 'shared',
+        allocations: [],
+        heartbeatIntervalMs: 15_000,
+      });
+    link.start();
+    await broker.waitFor('relay-hello');
+    const spec = allocationFor(new WireGuardPair());
+    broker.send({ type: 'allocate', allocation: spec });
+    const allocated = await broker.waitFor('allocated', (m) => m.allocationId === spec.allocationId);
+    expect(relay.get(spec.allocationId)?.port).toBe(allocated.port);
+
+    const clash = allocationFor(new WireGuardPair(), { port: allocated.port });
+    broker.send({ type: 'allocate', allocation: clash });
+    const failed = await broker.waitFor('allocate-failed', (m) => m.allocationId === clash.allocationId);
+    expect(failed.reason).toMatch(/EADDRINUSE/);
+
+    broker.send({ type: 'release', allocationId: spec.allocationId });
+    broker.send({ type: 'ping' as never, t: 0 } as never); // invalid for this direction: ignored, not fatal
+    broker.send({ type: 'allocate', allocation: allocationFor(new WireGuardPair()) });
+    await broker.waitFor('allocated', (m) => m.allocationId !== spec.allocationId);
+    expect(relay.get(spec.allocationId)).toBeUndefined();
+  });
+
+  it('reports a refused token as fatal and does not retry', async () => {
+    broker.onHello = () => broker.close(RelayCloseCode.badToken, 'unknown token');
+    link.start();
+    await broker.waitFor('relay-hello');
+    while (fatal.length === 0) await new Promise((r) => setTimeout(r, 5));
+    expect(fatal[0]!.message).toMatch(/refused the relay token.*4401/);
+    expect(broker.connections).toBe(1);
+  });
+
+  it('reconnects after an ordinary close and keeps the data plane meanwhile', async () => {
+    const spec = allocationFor(new WireGuardPair());
+    let welcomes = 0;
+    broker.onHello = () => {
+      welcomes++;
+      broker.send({
+        type: 'relay-welcome',
+        relayId: randomUUID(),
+        scope: 'shared',
+        allocations: [spec],
+        heartbeatIntervalMs: 15_000,
+      });
+    };
+    link.start();
+    const first = await broker.waitFor('allocated');
+    broker.close(1012, 'restarting');
+    while (welcomes < 2) await new Promise((r) => setTimeout(r, 5));
+    expect(broker.connections).toBe(2);
+    expect(relay.get(spec.allocationId)?.port).toBe(first.port);
+  });
+
+  it('refuses a broker whose certificate does not match the pin, before sending anything', async () => {
+    link.stop();
+    const logs: string[] = [];
+    let logged: () => void = () => undefined;
+    const write = (line: string) => {
+      logs.push(line);
+      logged();
+    };
+    const log = pino({ level: 'warn' }, { write });
+    link = new BrokerLink(linkOptions({ tls: brokerTlsOptions({ fingerprint: 'AB'.repeat(32) }), log }));
+    link.start();
+    while (!logs.some((l) => l.includes('pinned'))) await new Promise<void>((r) => (logged = r));
+    expect(broker.connections).toBe(0);
+    expect(broker.received).toEqual([]);
+  });
+});

@@ -1,0 +1,3 @@
+export * from './certificate-store';
+export * from './pinned-connect';
+export * from './self-signed';

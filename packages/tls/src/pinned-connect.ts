@@ -1,0 +1,55 @@
+import { X509Certificate } from 'node:crypto';
+import { isIP, type Socket } from 'node:net';
+import { type ConnectionOptions, connect } from 'node:tls';
+
+export class CertificatePinError extends Error {
+  constructor(
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(`TLS certificate SHA-256 is ${actual}, pinned ${expected}: refusing the connection`);
+    this.name = 'CertificatePinError';
+  }
+}
+
+/** A SHA-256 fingerprint as `AB:CD:…` (upper case, colons), from hex with or without colons. */
+export function canonicalFingerprint(text: string): string {
+  const hex = text.trim().replaceAll(':', '').toUpperCase();
+  if (!/^[0-9A-F]{64}$/.test(hex)) throw new Error(`not a SHA-256 certificate fingerprint: ${text}`);
+  return hex.replace(/(..)(?!$)/g, '$1:');
+}
+
+type ConnectCallback = (err: Error | null, socket: Socket) => void;
+
+/**
+ * A `createConnection` for https.request and ws clients that trusts exactly one certificate, by
+ * SHA-256 fingerprint. The pin replaces chain verification (a self-signed certificate cannot pass
+ * it) and is checked on `secureConnect`, before the socket is handed to the request: not one byte
+ * of the request reaches a server with another certificate.
+ */
+export function pinnedTlsConnect(fingerprint: string) {
+  const pin = canonicalFingerprint(fingerprint);
+  return (options: ConnectionOptions & { path?: string }, callback: ConnectCallback): undefined => {
+    const host = options.host ?? 'localhost';
+    const socket = connect({
+      ...options,
+      path: undefined, // the request path, not a Unix socket
+      servername: isIP(host) ? undefined : host,
+      rejectUnauthorized: false,
+    });
+    const onError = (err: Error) => callback(err, socket);
+    socket.once('error', onError);
+    socket.once('secureConnect', () => {
+      socket.off('error', onError);
+      const raw = socket.getPeerCertificate().raw;
+      const actual = raw ? new X509Certificate(raw).fingerprint256 : '(none)';
+      if (actual !== pin) {
+        socket.destroy();
+        callback(new CertificatePinError(pin, actual), socket);
+        return;
+      }
+      callback(null, socket);
+    });
+    return undefined;
+  };
+}
