@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { RelayCloseCode } from '@trellis/proto';
 import pino from 'pino';
@@ -55,14 +54,7 @@ describe('broker link against a fake broker', () => {
         { publicKey: pair.keys[1], bound: null },
       ],
     });
-    broker.onHello = () =>
-      broker.send({
-        type: 'relay-welcome',
-        relayId: randomUUID(),
-        scope: 'shared',
-        allocations: [fresh, resumed],
-        heartbeatIntervalMs: 15_000,
-      });
+    broker.onHello = () => broker.welcome([fresh, resumed]);
     link.start();
     const hello = await broker.waitFor('relay-hello');
     expect(hello).toMatchObject({
@@ -92,14 +84,7 @@ describe('broker link against a fake broker', () => {
   });
 
   it('answers allocate with allocated or allocate-failed, and closes on release', async () => {
-    broker.onHello = () =>
-      broker.send({
-        type: 'relay-welcome',
-        relayId: randomUUID(),
-        scope: 'shared',
-        allocations: [],
-        heartbeatIntervalMs: 15_000,
-      });
+    broker.onHello = () => broker.welcome();
     link.start();
     await broker.waitFor('relay-hello');
     const spec = allocationFor(new WireGuardPair());
@@ -133,13 +118,7 @@ describe('broker link against a fake broker', () => {
     let welcomes = 0;
     broker.onHello = () => {
       welcomes++;
-      broker.send({
-        type: 'relay-welcome',
-        relayId: randomUUID(),
-        scope: 'shared',
-        allocations: [spec],
-        heartbeatIntervalMs: 15_000,
-      });
+      broker.welcome([spec]);
     };
     link.start();
     const first = await broker.waitFor('allocated');

@@ -210,7 +210,8 @@ export class BrokerLink {
     this.welcomed = false;
     clearTimeout(this.reconnectTimer);
     this.stopTimers();
-    this.ws?.close(1000, 'relay stopping');
+    // Dropped, not closed with a handshake: shutting down must not wait on the broker's answer.
+    this.ws?.terminate();
     this.ws = undefined;
   }
 }

@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { API_PATHS, RelayClientMessage, type RelayServerMessage } from '@trellis/proto';
+import { API_PATHS, type RelayAllocation, RelayClientMessage, type RelayServerMessage } from '@trellis/proto';
 import { createSelfSigned, fingerprintOf } from '@trellis/tls';
 import { type WebSocket, WebSocketServer } from 'ws';
 
@@ -41,6 +42,17 @@ export class FakeBroker {
       if (message.type === 'relay-hello') this.onHello(ws);
       if (message.type === 'ping') this.send({ type: 'pong', t: message.t, serverTime: Date.now() });
       for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  /** A welcome holding `allocations`, heartbeat 15 s. */
+  welcome(allocations: RelayAllocation[] = []): void {
+    this.send({
+      type: 'relay-welcome',
+      relayId: randomUUID(),
+      scope: 'shared',
+      allocations,
+      heartbeatIntervalMs: 15_000,
     });
   }
 

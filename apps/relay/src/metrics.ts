@@ -1,0 +1,95 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { DROP_REASONS } from './allocation/drop-reason';
+import type { Relay, RelayTotals } from './relay';
+
+/**
+ * Prometheus metrics read from the relay's own counters at scrape time, so the per-packet path
+ * only bumps plain numbers. Each counter advances by the difference since its previous scrape.
+ */
+export class RelayMetrics {
+  readonly registry = new Registry();
+
+  constructor(relay: Relay) {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'trellis_relay_allocations',
+      help: 'Allocations open on this relay',
+      registers,
+      collect() {
+        this.set(relay.size);
+      },
+    });
+    const transports = (pick: 'packets' | 'bytes') => (t: RelayTotals) =>
+      (['udp', 'tcp'] as const).map((transport) => [{ transport }, t[transport][pick]] as const);
+    const counters: Array<
+      [string, string, string[], (t: RelayTotals) => ReadonlyArray<readonly [Labels, number]>]
+    > = [
+      [
+        'trellis_relay_forwarded_packets_total',
+        'Packets forwarded, by the transport they left on',
+        ['transport'],
+        transports('packets'),
+      ],
+      [
+        'trellis_relay_forwarded_bytes_total',
+        'Bytes forwarded, by the transport they left on',
+        ['transport'],
+        transports('bytes'),
+      ],
+      [
+        'trellis_relay_dropped_packets_total',
+        'Packets dropped, by reason',
+        ['reason'],
+        (t) => DROP_REASONS.map((reason) => [{ reason }, t.drops[reason]] as const),
+      ],
+      ['trellis_relay_binds_total', 'Sides bound or moved by a valid handshake', [], (t) => [[{}, t.binds]]],
+    ];
+    for (const [name, help, labelNames, read] of counters) {
+      const reported = new Map<string, number>();
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          for (const [labels, value] of read(relay.totals())) {
+            const key = JSON.stringify(labels);
+            const before = reported.get(key) ?? 0;
+            if (value > before) this.inc(labels, value - before);
+            reported.set(key, value);
+          }
+        },
+      });
+    }
+  }
+}
+
+type Labels = Record<string, string>;
+
+/** Plain HTTP on a private address: GET /metrics. */
+export async function serveMetrics(metrics: RelayMetrics, host: string, port: number): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      () => res.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}
+
+export function boundPort(server: Server): number {
+  return (server.address() as AddressInfo).port;
+}

@@ -1,0 +1,115 @@
+import type { Server } from 'node:http';
+import type { PortRange, RelayTcpInfo } from '@trellis/proto';
+import { defaultSans, loadOrCreateTls } from '@trellis/tls';
+import type { Logger } from 'pino';
+import { BrokerLink } from './broker/broker-link';
+import { type BrokerTrust, brokerTlsOptions, relayControlUrl } from './broker/broker-url';
+import { boundPort, RelayMetrics, serveMetrics } from './metrics';
+import { Relay } from './relay';
+import { TcpFallbackServer } from './tcp/tcp-fallback-server';
+import { RELAY_VERSION } from './version';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface RelayServiceConfig {
+  broker: string;
+  trust: BrokerTrust;
+  token: string;
+  name: string;
+  /** UDP listen host. */
+  listen: string;
+  publicAddress: string;
+  ports: PortRange;
+  /** Null: no TCP fallback. Without publicUrl: wss://publicAddress:<listening port>. */
+  tcp: { listen: HostPort; publicUrl?: string; certFile?: string; keyFile?: string } | null;
+  stateDir: string;
+  metricsListen: HostPort | null;
+}
+
+export interface RelayServiceHandle {
+  relay: Relay;
+  tcp?: { port: number; info: RelayTcpInfo };
+  metricsPort?: number;
+  /** Resolves if the broker refuses this relay for good (the process should exit non-zero). */
+  fatal: Promise<Error>;
+  close(): Promise<void>;
+}
+
+/** Starts every part; the data plane is up before the broker link is even tried. */
+export async function startRelayService(
+  config: RelayServiceConfig,
+  log: Logger,
+): Promise<RelayServiceHandle> {
+  const tlsOptions = brokerTlsOptions(config.trust); // fails early on an unreadable CA file
+  const relay = new Relay({ host: config.listen, ports: config.ports });
+  const closers: Array<() => Promise<void> | void> = [() => relay.closeAll()];
+  const close = async () => {
+    for (const c of closers.splice(0).reverse()) await c();
+  };
+  try {
+    let tcp: RelayServiceHandle['tcp'];
+    if (config.tcp) {
+      const material = await loadOrCreateTls({
+        dataDir: config.stateDir,
+        certFile: config.tcp.certFile,
+        keyFile: config.tcp.keyFile,
+        sans: defaultSans([config.publicAddress], config.tcp.publicUrl?.replace(/^wss:/, 'https:')),
+        commonName: 'trellis-relay',
+      });
+      const server = new TcpFallbackServer({
+        ...config.tcp.listen,
+        cert: material.cert,
+        key: material.key,
+        relay,
+        onError: (err) => log.error({ err: err.message }, 'TCP fallback listener error'),
+      });
+      const { port } = await server.listen();
+      closers.push(() => server.close());
+      const host = config.publicAddress.includes(':') ? `[${config.publicAddress}]` : config.publicAddress;
+      const url = config.tcp.publicUrl ?? `wss://${host}:${port}`;
+      tcp = { port, info: { url, fingerprint: material.fingerprint } };
+      log.info({ port, url, fingerprint: material.fingerprint }, 'TCP fallback listening');
+    }
+    let metricsPort: number | undefined;
+    if (config.metricsListen) {
+      const server: Server = await serveMetrics(
+        new RelayMetrics(relay),
+        config.metricsListen.host,
+        config.metricsListen.port,
+      );
+      closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+      metricsPort = boundPort(server);
+    }
+    relay.on('bound', (allocationId, publicKey, binding) =>
+      log.info({ allocationId, publicKey, binding }, 'side bound'),
+    );
+    relay.on('expired', (allocationId) => log.info({ allocationId }, 'allocation expired'));
+
+    let reportFatal: (err: Error) => void = () => undefined;
+    const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
+    const link = new BrokerLink({
+      url: relayControlUrl(config.broker),
+      tls: tlsOptions,
+      hello: {
+        token: config.token,
+        name: config.name,
+        publicAddress: config.publicAddress,
+        ports: config.ports,
+        tcp: tcp?.info,
+        version: RELAY_VERSION,
+      },
+      relay,
+      log,
+      onFatal: reportFatal,
+    });
+    link.start();
+    closers.push(() => link.stop());
+    return { relay, tcp, metricsPort, fatal, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
