@@ -150,7 +150,7 @@ describe('relay (symmetric pair, UDP-blocked device, restart, failover, bad inpu
     L,
     'a relay restarted mid-ping: relayed traffic resumes within 5 s',
     async () => {
-      const name = (await peerOf(symA, ids.get(symB)!.id))?.relayName;
+      const name = await relayedPair(symA, symB, 'sym pair relayed before the restart');
       const relay = relays.find((r) => r.name === name);
       if (!relay) throw new Error(`pair not on a known relay (${String(name)})`);
       const p = startPing(symA, symB, 'ping-relay-restart');
@@ -173,7 +173,7 @@ describe('relay (symmetric pair, UDP-blocked device, restart, failover, bad inpu
     L,
     'a relay killed for good: its pairs move to the other relay',
     async () => {
-      const name = (await peerOf(symA, ids.get(symB)!.id))?.relayName;
+      const name = await relayedPair(symA, symB, 'sym pair relayed before the kill');
       const relay = relays.find((r) => r.name === name)!;
       const other = relays.find((r) => r !== relay)!;
       const p = startPing(symA, symB, 'ping-relay-failover');

@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import { API_PATHS, AUTH_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, MAX_HTTP_BODY_BYTES } from '@trellis/proto';
+import { defaultSans, loadOrCreateTls } from '@trellis/tls';
 import type { Logger } from 'pino';
 import { startAdminSocket } from './admin/admin-socket-server';
 import { type BootstrapCredentials, bootstrapIfEmpty } from './bootstrap';
@@ -30,7 +31,6 @@ import { RelayControlServer } from './relay/relay-control-server';
 import type { RelayDirectory } from './relay/relay-directory';
 import { RelayRegistry } from './relay/relay-registry';
 import { createServices, type Services } from './services/services';
-import { defaultSans, loadOrCreateTls } from '@trellis/tls';
 import { BROKER_VERSION } from './version';
 
 export interface BrokerOptions {

@@ -212,4 +212,17 @@ describe('AllocationCore expiry and budgets', () => {
     expect(s.core.drops['rate-limited']).toBe(8);
     expect(s.core.binding(0)).toBeNull();
   });
+
+  it('a flood of junk handshakes does not stop the bound sides rekeying', () => {
+    const limits = { ...DEFAULT_ALLOCATION_LIMITS, handshakes: { capacity: 3, refillPerSecond: 1 } };
+    const s = boundScenario({ limits });
+    const junk = s.pair.initiation('a');
+    junk[100]! ^= 1;
+    for (let i = 0; i < 100; i++) s.udp(EVIL, junk);
+    expect(s.core.drops['rate-limited']).toBeGreaterThan(90);
+    // The devices' next handshake (a rekey) from their bound addresses still goes through.
+    const rekey = s.pair.handshake();
+    expect(s.udp(A, rekey.initiation)).toBe(1);
+    expect(s.udp(B, rekey.response)).toBe(0);
+  });
 });

@@ -240,7 +240,15 @@ export class PeerPathMachine {
         if (now - this.lastAliveAt > this.t.staleAfterMs) return this.startLocalAttempt(now);
         return [];
       case 'backoff':
-        return now >= this.retryAt ? this.startLocalAttempt(now) : [];
+        if (now < this.retryAt) return [];
+        // On a working relay the agent's own retries would cut the traffic for every candidate's
+        // deadline, and the broker knows better whether direct can work: it punches (with its
+        // backoff) when it can; network and candidate changes still retry at once.
+        if (this.onRelay?.confirmedAt != null) {
+          this.retryAt = Number.POSITIVE_INFINITY;
+          return [];
+        }
+        return this.startLocalAttempt(now);
     }
   }
 

@@ -403,6 +403,7 @@ export interface PairResult {
   bothRelayAfterMs: number | null;
   /** Reports with the true time they were sent at. */
   timedReportsA: Array<PathReportMessage & { at: number }>;
+  timedReportsB: Array<PathReportMessage & { at: number }>;
   /** Packets the relay forwarded. */
   relayed: number;
 }
@@ -509,6 +510,7 @@ export function runPair(specA: NatSpec, specB: NatSpec, o: PairOptions = {}): Pa
     bothDirectAfterMs: bothDirectAt === null ? null : bothDirectAt - (startAt - EPOCH),
     bothRelayAfterMs: bothRelayAt === null || o.relayAtMs === undefined ? null : bothRelayAt - o.relayAtMs,
     timedReportsA: a.reports,
+    timedReportsB: b.reports,
     relayed: net.relay?.forwarded ?? 0,
   };
 }

@@ -88,27 +88,29 @@ describe('relay paths', () => {
     expect(s.reports).toEqual([relayReport(25)]);
   });
 
-  it('keeps trying direct while relayed with a short window, and goes back to the relay at once on failure', () => {
+  it('on a working relay starts no retries of its own; a punch or a network change retries with a short window', () => {
     const s = relayed();
-    // Backoff retry 5 s after the punch failed: LAN gets 300 ms, the reflexive candidate 600 (not 1000).
-    s.runUntil(T0 + 8000);
-    expect(s.readdsSince(T0 + 2000).map((r) => [r.at - T0, r.endpoint])).toEqual([
-      [2000, RELAY_ENDPOINT],
-      [6300, LAN],
-      [6500, LAN],
-      [6600, REFLEXIVE],
-      [6800, REFLEXIVE],
-      [7100, REFLEXIVE],
-      [7200, RELAY_ENDPOINT],
+    // The backoff retry (5 s after the punch failed) is not taken: it would cut the relayed traffic.
+    s.runUntil(T0 + 60_000);
+    expect(s.readdsSince(T0 + 2001)).toEqual([]);
+    expect(s.reports.map((r) => r.attemptId)).toEqual(['p1', RELAY_ID]);
+    // A network change: LAN gets 300 ms, the reflexive candidate 600 (not 1000), then the relay again.
+    const at = s.now;
+    s.apply(s.mgr.networkChanged(s.now));
+    s.runUntil(at + 3000);
+    expect(s.readdsSince(at).map((r) => [r.at - at, r.endpoint])).toEqual([
+      [0, LAN],
+      [200, LAN],
+      [300, REFLEXIVE],
+      [500, REFLEXIVE],
+      [800, REFLEXIVE],
+      [900, RELAY_ENDPOINT],
     ]);
-    expect(s.reports.map((r) => [r.attemptId, r.result, r.elapsedMs])).toEqual([
-      ['p1', 'failed', 1300],
-      [RELAY_ID, 'relay', 25],
+    expect(s.reports.slice(2).map((r) => [r.attemptId, r.result, r.elapsedMs])).toEqual([
       ['local:1', 'failed', 900],
       [RELAY_ID, 'relay', 25],
     ]);
-    // While the attempt ran the relay was not in use.
-    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'relay', since: T0 + 7225, failures: 2 });
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'relay', since: at + 925 });
   });
 
   it('leaves the relay for a direct path that works (here after a network change)', () => {

@@ -1,8 +1,8 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { API_PATHS } from '@trellis/proto';
-import { parseListen, serve } from '../../src/cli/serve';
 import { createSelfSigned, fingerprintOf } from '@trellis/tls';
+import { parseListen, serve } from '../../src/cli/serve';
 import { BACKENDS, type Backend, createBackend, tempDir } from '../support/backends';
 import { startTestBroker } from '../support/fixture';
 import { httpClient } from '../support/http-client';

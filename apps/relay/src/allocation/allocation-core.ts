@@ -19,7 +19,8 @@ import { type DropCounts, type DropReason, emptyDropCounts } from './drop-reason
 //   from another address; mac2 is left out of the digest because it is not covered by mac1;
 // - moving a bound side costs a token from a small per-side rebind budget, so forging cannot flap
 //   a binding faster than that; the legitimate device rebinds on its next handshake;
-// - every packet costs budget (allocation and account), handshakes more (mac1 = one BLAKE2s).
+// - every packet costs budget (allocation and account); handshakes from unbound sources also spend
+//   a small handshake budget (mac1 = one BLAKE2s), which bound sides' rekeys do not depend on.
 
 export type Transport = 'udp' | 'tcp';
 
@@ -141,7 +142,9 @@ export class AllocationCore {
     packet: Uint8Array,
     now: number,
   ): number {
-    if (!this.handshakeBucket.take(now)) return this.drop('rate-limited');
+    // Only unbound sources spend the handshake budget: a flood of forged handshakes must not stop
+    // the bound devices' own rekeys (their packets are limited by the packet budget like any other).
+    if (from < 0 && !this.handshakeBucket.take(now)) return this.drop('rate-limited');
     // Try first the key of the side the source is not bound as: the likely receiver.
     const likely = from === 0 ? 1 : 0;
     let receiver: 0 | 1;
