@@ -68,6 +68,9 @@ export function leaderOf(a: PunchDevice, b: PunchDevice): string | null {
   return aSym ? a.id : b.id;
 }
 
+/** Per-candidate deadline when a side is behind a symmetric NAT. */
+const SYMMETRIC_DEADLINE_MS = 800;
+
 /** Added to the slower control round trip for a punch's start: event loop and UAPI latency. */
 const START_MARGIN_MS = 25;
 
@@ -274,7 +277,10 @@ export class PunchCoordinator {
     pair.attempts.add(attemptId);
     this.attemptPair.set(attemptId, key);
     const startAt = this.now() + this.startDelay(aId, bId);
-    const base = { type: 'punch' as const, attemptId, startAt, deadlineMs: this.deadlineMs };
+    // Towards a symmetric NAT success comes within a few round trips or not at all (then the relay).
+    const edm = a.mappingType === 'endpoint-dependent' || b.mappingType === 'endpoint-dependent';
+    const deadlineMs = edm ? Math.min(this.deadlineMs, SYMMETRIC_DEADLINE_MS) : this.deadlineMs;
+    const base = { type: 'punch' as const, attemptId, startAt, deadlineMs };
     const lead = leaderOf(a, b);
     const role = (id: string) => (lead === null ? {} : { leader: lead === id });
     this.opts.send(aId, { ...base, ...role(aId), peerId: bId, peerPublicKey: b.publicKey, candidates: forA });
@@ -290,7 +296,8 @@ export class PunchCoordinator {
     const since = this.onlineAt.get(id);
     if (!this.opts.reflexiveSeenSince || since === undefined) return 0;
     const seen = this.opts.reflexiveSeenSince(side.publicKey, since);
-    const inNetmap = (ep: string) => side.candidates.some((c) => c.kind === 'reflexive' && c.endpoint === ep);
+    // Any kind: behind a 1:1 port mapping the reflexive address is the port-mapped one (listed once).
+    const inNetmap = (ep: string) => side.candidates.some((c) => c.endpoint === ep);
     if (seen !== null && seen.length > 0 && seen.every(inNetmap)) return 0;
     return since + this.freshWaitMs;
   }

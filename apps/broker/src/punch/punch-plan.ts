@@ -40,9 +40,21 @@ export function sharePublicIp(a: PunchSide, b: PunchSide): boolean {
  */
 export function candidatesFor(viewer: PunchSide, peer: PunchSide): Candidate[] {
   const sameSite = sharePublicIp(viewer, peer);
-  return [...peer.candidates]
+  const sorted = [...peer.candidates]
     .filter((c) => sameSite || c.kind !== 'lan')
     .sort((x, y) => y.priority - x.priority);
+  if (peer.mappingType !== 'endpoint-dependent') return sorted;
+  // A symmetric NAT's port for the viewer is none the reflectors saw: each reflexive candidate only
+  // opens the viewer's own NAT towards that address, so one per address does it (and each extra
+  // one would cost a whole deadline before the pair goes to the relay).
+  const hosts = new Set<string>();
+  return sorted.filter((c) => {
+    if (c.kind !== 'reflexive') return true;
+    const host = parseEndpoint(c.endpoint)?.host ?? c.endpoint;
+    if (hosts.has(host)) return false;
+    hosts.add(host);
+    return true;
+  });
 }
 
 function hasKind(side: PunchSide, kind: Candidate['kind']): boolean {

@@ -328,10 +328,11 @@ export class RelayPathAllocator {
   /** No UDP from the device reached the reflectors (ever, or since it came online). */
   private udpBlocked(d: PunchDevice): boolean {
     if (!this.reflectorsRun) return false;
-    if (!d.candidates.some((c) => c.kind === 'reflexive')) return true;
     const since = this.onlineAt.get(d.id);
-    if (since === undefined || !this.opts.reflexiveSeenSince) return false;
-    return this.opts.reflexiveSeenSince(d.publicKey, since) === null;
+    if (since !== undefined && this.opts.reflexiveSeenSince)
+      return this.opts.reflexiveSeenSince(d.publicKey, since) === null;
+    // Without observations: a reflexive address (listed as port-mapped when the gateway maps 1:1).
+    return !d.candidates.some((c) => c.kind === 'reflexive' || c.kind === 'portmapped');
   }
 
   private isConnected(id: string): boolean {

@@ -33,6 +33,19 @@ describe('punch plan', () => {
     expect(candidatesFor(a, a2).map((c) => c.endpoint)).toEqual(['10.1.0.11:51820', '192.0.2.11:3333']);
   });
 
+  it('sends one reflexive candidate per address of a symmetric NAT (its ports are per destination)', () => {
+    const sym: PunchDevice = {
+      ...b,
+      candidates: [
+        cand('192.0.2.12:40000', 'reflexive', 2032),
+        cand('192.0.2.12:40001', 'reflexive', 2031),
+        cand('192.0.2.12:51820', 'observed', 1000),
+      ],
+    };
+    expect(candidatesFor(a, sym).map((c) => c.endpoint)).toEqual(['192.0.2.12:40000', '192.0.2.12:51820']);
+    expect(candidatesFor(sym, a).map((c) => c.endpoint)).toEqual(['192.0.2.11:51820']);
+  });
+
   it('skips two NATs that both map per destination, unless a port is forwarded or they share an address', () => {
     const sym = { ...b, candidates: [cand('192.0.2.13:1111', 'reflexive', 2000)] };
     expect(punchable(a, b)).toBe(true);
@@ -284,5 +297,20 @@ describe('PunchCoordinator', () => {
     expect(quiet.sent).toHaveLength(2);
     c.dispose();
     quiet.c.dispose();
+  });
+
+  it('counts a reflexive address listed as port-mapped (a 1:1 gateway mapping) as fresh', () => {
+    const mapped: PunchDevice = { ...a, candidates: [cand('192.0.2.11:51820', 'portmapped', 3000)] };
+    const { c, devices, connected, sent } = setup({
+      freshWaitMs: 2000,
+      reflexiveSeenSince: (key) => (key === KEY_A ? ['192.0.2.11:51820'] : ['192.0.2.12:40000']),
+    });
+    devices.set('a', mapped);
+    connected.add('a').add('b');
+    c.deviceOnline('a');
+    c.deviceOnline('b');
+    jest.advanceTimersByTime(100);
+    expect(sent).toHaveLength(2);
+    c.dispose();
   });
 });
