@@ -44,12 +44,12 @@ export function candidatesFor(viewer: PunchSide, peer: PunchSide): Candidate[] {
     .filter((c) => sameSite || c.kind !== 'lan')
     .sort((x, y) => y.priority - x.priority);
   if (peer.mappingType !== 'endpoint-dependent') return sorted;
-  // A symmetric NAT's port for the viewer is none the reflectors saw: each reflexive candidate only
-  // opens the viewer's own NAT towards that address, so one per address does it (and each extra
-  // one would cost a whole deadline before the pair goes to the relay).
+  // A symmetric NAT's port for the viewer is none the reflectors (or the control connection) saw:
+  // each such candidate only opens the viewer's own NAT towards that address, so one per address
+  // does it (and each extra one would cost a whole deadline before the pair goes to the relay).
   const hosts = new Set<string>();
   return sorted.filter((c) => {
-    if (c.kind !== 'reflexive') return true;
+    if (c.kind !== 'reflexive' && c.kind !== 'observed') return true;
     const host = parseEndpoint(c.endpoint)?.host ?? c.endpoint;
     if (hosts.has(host)) return false;
     hosts.add(host);
