@@ -18,7 +18,7 @@ export interface UdpResult {
 /** One iperf3 run from `client` to `server`'s overlay address; the server serves exactly one test. */
 async function iperf(client: AgentRunner, server: AgentRunner, serverAddress: string, args: string[]) {
   const port = 5201;
-  const srv = server.device.ns.spawn('iperf3', ['-s', '-1', '-B', serverAddress, '-p', String(port)], {
+  const srv = server.device.ns.spawn('iperf3', ['-s', '-1', '--forceflush', '-B', serverAddress, '-p', String(port)], {
     logName: `iperf3-server-${server.device.site.name}`,
   });
   try {
