@@ -52,7 +52,7 @@ export class Site {
   private constructor(
     private readonly lab: SiteLab,
     readonly name: string,
-    readonly kind: RouterKind,
+    public kind: RouterKind,
     readonly index: number,
     readonly router: Namespace,
     /** The CGNAT carrier's namespace, if the kind has one. */
@@ -175,6 +175,18 @@ export class Site {
     this.devices.set(name, device);
     await this.applyRules();
     return device;
+  }
+
+  /**
+   * Gives the router another NAT kind in place (e.g. a network that stops blocking UDP): same
+   * addresses, new ruleset. Only between kinds without a carrier or router daemons.
+   */
+  async changeKind(kind: RouterKind): Promise<void> {
+    if (this.carrier || kind.carrier || this.servicesStarted || kind.startServices)
+      throw new Error(`site ${this.name}: only plain NAT kinds can be swapped`);
+    if (kind.lan !== this.kind.lan) throw new Error(`site ${this.name}: ${kind.name} needs another LAN plan`);
+    this.kind = kind;
+    await this.applyRules();
   }
 
   /**

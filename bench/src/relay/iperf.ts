@@ -18,9 +18,13 @@ export interface UdpResult {
 /** One iperf3 run from `client` to `server`'s overlay address; the server serves exactly one test. */
 async function iperf(client: AgentRunner, server: AgentRunner, serverAddress: string, args: string[]) {
   const port = 5201;
-  const srv = server.device.ns.spawn('iperf3', ['-s', '-1', '--forceflush', '-B', serverAddress, '-p', String(port)], {
-    logName: `iperf3-server-${server.device.site.name}`,
-  });
+  const srv = server.device.ns.spawn(
+    'iperf3',
+    ['-s', '-1', '--forceflush', '-B', serverAddress, '-p', String(port)],
+    {
+      logName: `iperf3-server-${server.device.site.name}`,
+    },
+  );
   try {
     await srv.waitForLine(/Server listening/, 10_000);
     const { stdout } = await client.device.ns.exec(

@@ -4,11 +4,10 @@ import type { RelayAllocationRecord, RelayHandle } from '../relay/relay-director
 import { relayEndpoint } from './relay-choice';
 
 /**
- * The `relay` message telling `self` to reach `peer` through an allocation, or null when the relay
+ * The `relay` message telling a device to reach `peer` through an allocation, or null when the relay
  * has no usable UDP endpoint. Only a side whose network blocks UDP gets the relay's TCP fallback.
  */
 export function relayPathMessage(
-  self: PunchDevice,
   peer: PunchDevice,
   record: RelayAllocationRecord,
   relay: RelayHandle,

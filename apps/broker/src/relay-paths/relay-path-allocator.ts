@@ -294,7 +294,7 @@ export class RelayPathAllocator {
     const self = this.opts.device(to);
     const peer = this.opts.device(to === pair.a ? pair.b : pair.a);
     if (!self || !peer) return;
-    const msg = relayPathMessage(self, peer, pair.active.record, pair.active.relay, this.udpBlocked(self));
+    const msg = relayPathMessage(peer, pair.active.record, pair.active.relay, this.udpBlocked(self));
     if (msg) this.opts.send(to, msg);
   }
 
