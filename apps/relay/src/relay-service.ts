@@ -4,6 +4,7 @@ import { defaultSans, loadOrCreateTls } from '@trellis/tls';
 import type { Logger } from 'pino';
 import { BrokerLink } from './broker/broker-link';
 import { type BrokerTrust, brokerTlsOptions, relayControlUrl } from './broker/broker-url';
+import { NftablesPath } from './kernel/nftables-path';
 import { boundPort, RelayMetrics, serveMetrics } from './metrics';
 import { Relay } from './relay';
 import { TcpFallbackServer } from './tcp/tcp-fallback-server';
@@ -27,6 +28,8 @@ export interface RelayServiceConfig {
   tcp: { listen: HostPort; publicUrl?: string; certFile?: string; keyFile?: string } | null;
   stateDir: string;
   metricsListen: HostPort | null;
+  /** Bound pairs forwarded by the kernel (see KernelPath); null: all in this process. */
+  kernelForwarding?: { localAddress: string } | null;
 }
 
 export interface RelayServiceHandle {
@@ -44,8 +47,22 @@ export async function startRelayService(
   log: Logger,
 ): Promise<RelayServiceHandle> {
   const tlsOptions = brokerTlsOptions(config.trust); // fails early on an unreadable CA file
-  const relay = new Relay({ host: config.listen, ports: config.ports });
-  const closers: Array<() => Promise<void> | void> = [() => relay.closeAll()];
+  let kernel: NftablesPath | undefined;
+  if (config.kernelForwarding) {
+    kernel = new NftablesPath(config.kernelForwarding.localAddress, config.ports);
+    await kernel.start();
+  }
+  const relay = new Relay({
+    host: config.listen,
+    ports: config.ports,
+    ...(kernel
+      ? { kernel, onKernelError: (err: Error) => log.warn({ err: err.message }, 'kernel path') }
+      : {}),
+  });
+  const closers: Array<() => Promise<void> | void> = [
+    ...(kernel ? [() => kernel.close()] : []),
+    () => relay.closeAll(),
+  ];
   const close = async () => {
     for (const c of closers.splice(0).reverse()) await c();
   };

@@ -4,6 +4,7 @@ import type { TokenBucketRate } from '@trellis/reflector';
 import { AccountBuckets } from './allocation/account-buckets';
 import type { AllocationLimits } from './allocation/allocation-core';
 import { type DropCounts, emptyDropCounts } from './allocation/drop-reason';
+import type { KernelPath } from './kernel/kernel-path';
 import { bindUdp } from './udp/bind-udp';
 import { PortPool } from './udp/port-pool';
 import { type PacketChannel, RelayedAllocation } from './udp/relayed-allocation';
@@ -17,6 +18,11 @@ export interface RelayOptions {
   accountPackets?: TokenBucketRate;
   /** How often idle allocations are looked for. */
   idleCheckMs?: number;
+  /** Bound UDP pairs are handed to it; their traffic no longer passes here. */
+  kernel?: KernelPath;
+  onKernelError?: (err: Error) => void;
+  /** How often the kernel's forwarding activity is read (keeps those allocations from idling). */
+  kernelActivityMs?: number;
 }
 
 export const DEFAULT_ACCOUNT_PACKETS: TokenBucketRate = { capacity: 400_000, refillPerSecond: 400_000 };
@@ -45,6 +51,7 @@ export class Relay extends EventEmitter<RelayEvents> {
   private readonly now: () => number;
   private readonly closedTotals: RelayTotals = emptyTotals();
   private readonly idleTimer: NodeJS.Timeout;
+  private readonly kernelTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: RelayOptions) {
     super();
@@ -53,6 +60,21 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.accounts = new AccountBuckets(options.accountPackets ?? DEFAULT_ACCOUNT_PACKETS, this.now);
     this.idleTimer = setInterval(() => this.expireIdle(), options.idleCheckMs ?? 1000);
     this.idleTimer.unref();
+    if (options.kernel) {
+      this.kernelTimer = setInterval(
+        () => void this.readKernelActivity(),
+        options.kernelActivityMs ?? 10_000,
+      );
+      this.kernelTimer.unref();
+    }
+  }
+
+  /** Allocations the kernel forwards for are not idle, though nothing passes through here. */
+  private async readKernelActivity(): Promise<void> {
+    const active = await this.options.kernel!.activePorts().catch(() => new Set<number>());
+    const now = this.now();
+    for (const allocation of this.allocations.values())
+      if (active.has(allocation.port)) allocation.core.touch(now);
   }
 
   get size(): number {
@@ -87,6 +109,8 @@ export class Relay extends EventEmitter<RelayEvents> {
       limits: this.options.limits,
       accountBucket: this.accounts.acquire(spec.accountId),
       onBound: (publicKey, binding) => this.emit('bound', spec.allocationId, publicKey, binding),
+      ...(this.options.kernel ? { kernel: this.options.kernel } : {}),
+      ...(this.options.onKernelError ? { onKernelError: this.options.onKernelError } : {}),
     });
     this.pool.hold(allocation.port);
     this.allocations.set(spec.allocationId, allocation);
@@ -174,6 +198,7 @@ export class Relay extends EventEmitter<RelayEvents> {
 
   async closeAll(): Promise<void> {
     clearInterval(this.idleTimer);
+    if (this.kernelTimer) clearInterval(this.kernelTimer);
     await Promise.all(this.ids().map((id) => this.close(id)));
   }
 }

@@ -1,5 +1,6 @@
 /**
- * `pnpm bench relay [--seconds 10]` (root: builds a NAT lab; needs iperf3). One run of:
+ * `pnpm bench relay [--seconds 10] [--kernel-forwarding]` (root: builds a NAT lab; needs iperf3,
+ * and conntrack for --kernel-forwarding). One run of:
  * iperf3 TCP throughput over (a) a direct path (full cone ↔ full cone), (b) the UDP relay (symmetric
  * ↔ symmetric), (c) the TCP fallback (UDP-blocked ↔ full cone), with ratios to direct; the relay's
  * CPU per Gbit forwarded; and the highest small-packet UDP rate carried with < 0.1 % loss over the
@@ -25,12 +26,12 @@ const TARGET_UDP_RELAY_RATIO = 0.9;
 const RATES = [5_000, 10_000, 20_000, 40_000, 80_000, 160_000];
 const MAX_LOSS_PERCENT = 0.1;
 
-function args(): { seconds: number } {
+function args(): { seconds: number; kernel: boolean } {
   const a = process.argv.slice(2);
   const i = a.indexOf('--seconds');
   const seconds = i >= 0 ? Number(a[i + 1]) : 10;
   if (!Number.isInteger(seconds) || seconds < 2) throw new Error('--seconds takes a whole number >= 2');
-  return { seconds };
+  return { seconds, kernel: a.includes('--kernel-forwarding') };
 }
 
 interface Node {
@@ -65,7 +66,7 @@ async function maxLosslessRate(client: Node, server: Node, seconds: number): Pro
 }
 
 async function main(): Promise<void> {
-  const { seconds } = args();
+  const { seconds, kernel } = args();
   const build = trellisBuild();
   const lab = await Lab.create();
   try {
@@ -81,14 +82,10 @@ async function main(): Promise<void> {
     ] as const;
     const sites = await Promise.all(plan.map(([name, kind]) => lab.addSite(name, kind, ['d'])));
     await broker.start();
-    const relay = new RelayRunner(
-      lab,
-      relayHost,
-      'relay1',
-      broker,
-      await broker.createRelayToken('relay1'),
-      build,
-    );
+    const token = await broker.createRelayToken('relay1');
+    const relay = new RelayRunner(lab, relayHost, 'relay1', broker, token, build, {
+      kernelForwarding: kernel,
+    });
     await relay.start();
     const setupKey = await broker.createSetupKey();
     const nodes = new Map<string, Node>();
@@ -128,7 +125,7 @@ async function main(): Promise<void> {
     const ratio = (r: { bitsPerSecond: number }) => r.bitsPerSecond / direct.bitsPerSecond;
     const relayedGbit = (udpRelay.bytes * 8) / 1e9;
     printTable(
-      `relay: iperf3 TCP over the overlay, ${seconds} s each, one run (target: UDP relay ≥ ${TARGET_UDP_RELAY_RATIO}× direct)`,
+      `relay${kernel ? ' (--kernel-forwarding)' : ''}: iperf3 TCP over the overlay, ${seconds} s each, one run (target: UDP relay ≥ ${TARGET_UDP_RELAY_RATIO}× direct)`,
       ['path', 'Gbit/s', 'ratio to direct', 'retransmits'],
       [
         ['direct (fc ↔ fc)', gbit(direct), 1, direct.retransmits],

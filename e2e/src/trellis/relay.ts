@@ -23,6 +23,8 @@ export class RelayRunner {
     private readonly broker: BrokerRunner,
     private readonly token: string,
     private readonly build: TrellisBuild,
+    /** `--kernel-forwarding` (the host namespace gets ip_forward=1). */
+    private readonly opts: { kernelForwarding?: boolean } = {},
   ) {
     this.stateDir = join(lab.runDir, `relay-${name}`);
     mkdirSync(this.stateDir, { recursive: true });
@@ -46,6 +48,7 @@ export class RelayRunner {
     if (!existsSync(this.build.relayCli))
       throw new Error(`missing build output: ${this.build.relayCli}\nrun \`pnpm build\` first`);
     this.starts += 1;
+    if (this.opts.kernelForwarding) await this.host.ns.sysctl('net.ipv4.ip_forward', 1);
     this.proc = this.host.ns.spawn(
       'node',
       [
@@ -68,6 +71,7 @@ export class RelayRunner {
         `wss://${this.host.address}:${RELAY_TCP_PORT}`,
         '--state-dir',
         this.stateDir,
+        ...(this.opts.kernelForwarding ? ['--kernel-forwarding'] : []),
       ],
       {
         env: cleanEnv({ TRELLIS_RELAY_TOKEN: this.token }),

@@ -129,6 +129,11 @@ export class AllocationCore {
     if (side >= 0) this.bound[side] = null;
   }
 
+  /** Traffic forwarded elsewhere (the kernel path) counts as activity. */
+  touch(now: number): void {
+    if (now > this.lastForwardAt) this.lastForwardAt = now;
+  }
+
   /** True once no packet has been forwarded for idleTimeoutMs. */
   isIdle(now: number): boolean {
     return now - this.lastForwardAt >= this.options.idleTimeoutMs;

@@ -22,6 +22,7 @@ export interface RelayFlags {
   stateDir: string;
   metricsListen: string;
   logLevel: string;
+  kernelForwarding?: boolean;
 }
 
 const WILDCARDS = new Set(['', '0.0.0.0', '::', '[::]']);
@@ -108,5 +109,9 @@ export function configFromFlags(flags: RelayFlags, env: NodeJS.ProcessEnv): Rela
     stateDir: resolve(flags.stateDir),
     metricsListen:
       flags.metricsListen === OFF ? null : parseHostPort('--metrics-listen', flags.metricsListen),
+    // The SNAT source: the address the sides send to, as this host has it.
+    kernelForwarding: flags.kernelForwarding
+      ? { localAddress: WILDCARDS.has(listen) ? publicAddress : listen }
+      : null,
   };
 }

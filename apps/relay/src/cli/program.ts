@@ -52,7 +52,11 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .option('--tls-key <file>', 'PEM key for --tls-cert')
     .option('--state-dir <dir>', 'where the generated certificate is kept', '/var/lib/trellis-relay')
     .option('--metrics-listen <host:port|off>', 'Prometheus /metrics listen address', '127.0.0.1:9092')
-    .option('--log-level <level>', 'pino log level', 'info');
+    .option('--log-level <level>', 'pino log level', 'info')
+    .option(
+      '--kernel-forwarding',
+      'let the kernel forward bound pairs (nftables + conntrack; needs CAP_NET_ADMIN and net.ipv4.ip_forward=1)',
+    );
 
   let flags: RelayFlags;
   try {

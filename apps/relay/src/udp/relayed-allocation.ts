@@ -4,6 +4,7 @@ import { formatEndpoint, parseEndpoint } from '@trellis/proto';
 import type { TokenBucket } from '@trellis/reflector';
 import { normalizeSource } from '@trellis/reflector';
 import { AllocationCore, type AllocationLimits, type SideBinding } from '../allocation/allocation-core';
+import type { KernelPath, UdpSide } from '../kernel/kernel-path';
 
 /** A TCP-fallback connection as the allocation sees it: one WireGuard packet per send. */
 export interface PacketChannel {
@@ -20,6 +21,9 @@ export interface RelayedAllocationOptions {
   limits?: AllocationLimits;
   accountBucket?: TokenBucket;
   onBound: (publicKey: string, binding: RelayBinding) => void;
+  /** Bound UDP pairs are handed to the kernel (see KernelPath). */
+  kernel?: KernelPath;
+  onKernelError?: (err: Error) => void;
 }
 
 /**
@@ -55,7 +59,10 @@ export class RelayedAllocation {
         restoredBinding(spec.sides[0].bound, dualStack),
         restoredBinding(spec.sides[1].bound, dualStack),
       ],
-      onBound: (side, binding) => options.onBound(publicKeys[side], toProtoBinding(binding)),
+      onBound: (side, binding) => {
+        options.onBound(publicKeys[side], toProtoBinding(binding));
+        this.syncKernel();
+      },
     });
     this.afterSend = (err) => {
       if (err) this.core.noteSendFailed();
@@ -65,6 +72,20 @@ export class RelayedAllocation {
     );
     // Once bound, a socket error concerns one datagram (e.g. ICMP unreachable): keep serving.
     socket.on('error', () => this.core.noteSendFailed());
+    this.syncKernel();
+  }
+
+  /** Both sides bound over UDP: the kernel forwards between them (again after every rebind). */
+  private syncKernel(): void {
+    const kernel = this.options.kernel;
+    if (!kernel || this.closed) return;
+    const a = this.core.binding(0);
+    const b = this.core.binding(1);
+    const job =
+      a?.transport === 'udp' && b?.transport === 'udp'
+        ? kernel.forward(this.id, this.port, ipv4Side(a), ipv4Side(b))
+        : kernel.stop(this.id);
+    job.catch((err: Error) => this.options.onKernelError?.(err));
   }
 
   /** A TCP-fallback WebSocket for this allocation; returns the receive function for its frames. */
@@ -104,10 +125,16 @@ export class RelayedAllocation {
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
+    this.options.kernel?.stop(this.id).catch((err: Error) => this.options.onKernelError?.(err));
     for (const channel of this.channels.values()) channel.close();
     this.channels.clear();
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
+}
+
+/** A dual-stack socket's view of an IPv4 source, as the kernel sees it. */
+function ipv4Side(b: SideBinding): UdpSide {
+  return { address: b.address.replace(/^::ffff:/, ''), port: b.port };
 }
 
 /** A UDP binding from the broker is restored; a TCP one cannot be (its WebSocket is gone). */
