@@ -145,6 +145,7 @@ export class RelayControlConnection implements RelayLink {
       name: hello.name,
       accountId,
       publicAddress: hello.publicAddress,
+      ports: hello.ports,
       tcp: hello.tcp,
     };
     this.deps.registry.attach(identity, this, (allocations) =>

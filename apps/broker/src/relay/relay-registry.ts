@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   type NetmapRelay,
+  type PortRange,
   RelayAllocation,
   type RelayBinding,
   RelayCloseCode,
@@ -26,6 +27,8 @@ export interface RelayIdentity {
   name: string;
   accountId: string | null;
   publicAddress: string;
+  /** The UDP ports it allocates from: an `allocated` outside them is refused. */
+  ports: PortRange;
   tcp: RelayTcpInfo | undefined;
 }
 
@@ -253,9 +256,15 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
       relay?.link?.send({ type: 'release', allocationId });
       return;
     }
+    const relay = this.relays.get(relayId)!;
+    const { first, last } = relay.identity.ports;
+    if (port < first || port > last) {
+      const message = `relay ${relay.name} allocated port ${port}, outside its range ${first}-${last}`;
+      this.failPending(allocationId, 'bad_port', message);
+      return;
+    }
     this.pending.delete(allocationId);
     clearTimeout(p.timer);
-    const relay = this.relays.get(relayId)!;
     const record: RelayAllocationRecord = {
       allocationId,
       relayId,

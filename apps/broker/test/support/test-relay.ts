@@ -67,7 +67,7 @@ export class TestRelay {
       token: this.token,
       name: this.name,
       publicAddress: '198.51.100.7',
-      ports: { first: 40_000, last: 40_999 },
+      ports: { first: 40_000, last: 49_999 },
       version: 'test',
       ...over,
     };

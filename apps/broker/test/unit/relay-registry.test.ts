@@ -32,7 +32,14 @@ class FakeLink implements RelayLink {
 }
 
 function relay(id: string, accountId: string | null, name = `relay-${id.slice(0, 4)}`): RelayIdentity {
-  return { id, name, accountId, publicAddress: `198.51.100.${id.charCodeAt(0)}`, tcp: undefined };
+  return {
+    id,
+    name,
+    accountId,
+    publicAddress: `198.51.100.${id.charCodeAt(0)}`,
+    ports: { first: 40_000, last: 40_999 },
+    tcp: undefined,
+  };
 }
 const SHARED = relay('aaaaaaaa-0000-4000-8000-000000000001', null, 'shared-1');
 const PRIVATE_A = relay('bbbbbbbb-0000-4000-8000-000000000002', ACCOUNT_A, 'private-a');
@@ -169,6 +176,16 @@ describe('RelayRegistry', () => {
     registry.bound(PRIVATE_A.id, record.allocationId, keyB, binding);
     expect(events.filter((e) => e[0] === 'bound')).toEqual([['bound', record.allocationId, keyB, binding]]);
     expect(await metricValue('trellis_relay_messages_dropped_total')).toBe(2);
+  });
+
+  it('refuses an allocated port outside the relay range and releases it', async () => {
+    const link = connect(SHARED);
+    const p = registry.allocate(SHARED.id, ACCOUNT_A, [keyA, keyB], 60_000);
+    const { allocationId } = link.lastAllocate();
+    registry.allocated(SHARED.id, allocationId, 41_000);
+    await expect(p).rejects.toThrow(/port 41000, outside its range 40000-40999/);
+    expect(link.sent.at(-1)).toEqual({ type: 'release', allocationId });
+    expect(registry.allocationCount(SHARED.id)).toBe(0);
   });
 
   it('forgets an expired allocation and says so', async () => {
