@@ -63,7 +63,8 @@ describe('relay (symmetric pair, UDP-blocked device, restart, failover, bad inpu
     lab = await Lab.create();
     const theLab = lab;
     const host = await lab.addHost('brk', ['198.51.100.10', '198.51.100.11']);
-    broker = new BrokerRunner(lab, host, build, ['--reflector2', '198.51.100.11:41642']);
+    // One broker address: the relays' reflectors are the second one that classifies the NATs.
+    broker = new BrokerRunner(lab, host, build);
     const [h1, h2] = await Promise.all([
       lab.addHost('rly1', '198.51.100.20'),
       lab.addHost('rly2', '198.51.100.21'),
@@ -81,8 +82,12 @@ describe('relay (symmetric pair, UDP-blocked device, restart, failover, bad inpu
     open = new AgentRunner(theLab, fc.device('d'), LISTEN_PORT, build);
     await broker.start();
     relays = [
-      new RelayRunner(theLab, h1!, 'relay1', broker, await broker.createRelayToken('relay1'), build),
-      new RelayRunner(theLab, h2!, 'relay2', broker, await broker.createRelayToken('relay2'), build),
+      new RelayRunner(theLab, h1!, 'relay1', broker, await broker.createRelayToken('relay1'), build, {
+        reflectorPort: 41642,
+      }),
+      new RelayRunner(theLab, h2!, 'relay2', broker, await broker.createRelayToken('relay2'), build, {
+        reflectorPort: 41642,
+      }),
     ];
     await Promise.all(relays.map((r) => r.start()));
   }, 180_000);
@@ -145,6 +150,13 @@ describe('relay (symmetric pair, UDP-blocked device, restart, failover, bad inpu
         );
         ids.set(a, { id: self.id, address: self.address });
       }
+      // Classified through a relay's reflector (the broker has one address here).
+      await waitFor(async () => /NAT mapping:\s+endpoint-dependent/.test(await symA.cli(['netcheck'])), {
+        timeoutMs: 30_000,
+        intervalMs: 500,
+        what: 'sym1 classified endpoint-dependent by the broker + relay reflectors',
+      });
+      expect(await open.cli(['netcheck'])).toMatch(/NAT mapping:\s+endpoint-independent/);
       const viaSym = await relayedPair(symA, symB, 'sym1 ↔ sym2 on a relay');
       const viaBlocked = await relayedPair(blocked, open, 'ub ↔ fc on a relay');
       expect(['relay1', 'relay2']).toContain(viaSym);

@@ -184,6 +184,24 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     });
     hub.start();
     cleanup.push(() => hub.stop());
+    if (reflectors && !reflectors.hasSecondary) {
+      // One broker address: a shared relay's reflector classifies NATs instead (ARCHITECTURE).
+      const broker = reflectors;
+      let second: string | undefined;
+      const pick = () => {
+        const shared = relayRegistry.sharedReflector();
+        second = shared?.relayId;
+        hub.setExtraReflector(shared?.reflector);
+      };
+      relayRegistry.on('relay-up', pick);
+      relayRegistry.on('relay-down', pick);
+      relayRegistry.on('observed', (relayId, publicKey, endpoint) => {
+        if (relayId === second)
+          void broker
+            .observeExternal(publicKey, endpoint)
+            .catch((err: Error) => logger.warn({ err: err.message }, 'relay observation failed'));
+      });
+    }
     const server = app.getHttpServer() as HttpsServer;
     // A client that stalls mid-request is cut off instead of holding the connection for minutes.
     server.headersTimeout = 20_000;

@@ -6,6 +6,7 @@ import { BrokerLink } from './broker/broker-link';
 import { type BrokerTrust, brokerTlsOptions, relayControlUrl } from './broker/broker-url';
 import { NftablesPath } from './kernel/nftables-path';
 import { boundPort, RelayMetrics, serveMetrics } from './metrics';
+import { startRelayReflector } from './reflector/relay-reflector';
 import { Relay } from './relay';
 import { TcpFallbackServer } from './tcp/tcp-fallback-server';
 import { RELAY_VERSION } from './version';
@@ -28,6 +29,8 @@ export interface RelayServiceConfig {
   tcp: { listen: HostPort; publicUrl?: string; certFile?: string; keyFile?: string } | null;
   stateDir: string;
   metricsListen: HostPort | null;
+  /** UDP port of the relay's own endpoint reflector; null: none. */
+  reflectorPort?: number | null;
   /** Bound pairs forwarded by the kernel (see KernelPath); null: all in this process. */
   kernelForwarding?: { localAddress: string } | null;
 }
@@ -105,9 +108,23 @@ export async function startRelayService(
     );
     relay.on('expired', (allocationId) => log.info({ allocationId }, 'allocation expired'));
 
+    let link: BrokerLink | undefined;
+    let reflector: Awaited<ReturnType<typeof startRelayReflector>> | undefined;
+    if (config.reflectorPort != null) {
+      reflector = await startRelayReflector({
+        stateDir: config.stateDir,
+        host: config.listen,
+        port: config.reflectorPort,
+        publicAddress: config.publicAddress,
+        log,
+        onObserved: (publicKey, endpoint) => link?.observed(publicKey, endpoint),
+      });
+      const started = reflector;
+      closers.push(() => started.close());
+    }
     let reportFatal: (err: Error) => void = () => undefined;
     const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
-    const link = new BrokerLink({
+    link = new BrokerLink({
       url: relayControlUrl(config.broker),
       tls: tlsOptions,
       hello: {
@@ -116,6 +133,7 @@ export async function startRelayService(
         publicAddress: config.publicAddress,
         ports: config.ports,
         tcp: tcp?.info,
+        ...(reflector ? { reflector: reflector.info } : {}),
         version: RELAY_VERSION,
       },
       relay,
@@ -123,7 +141,8 @@ export async function startRelayService(
       onFatal: reportFatal,
     });
     link.start();
-    closers.push(() => link.stop());
+    const started = link;
+    closers.push(() => started.stop());
     return { relay, tcp, metricsPort, fatal, close };
   } catch (err) {
     await close();

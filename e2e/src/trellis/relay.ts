@@ -23,8 +23,8 @@ export class RelayRunner {
     private readonly broker: BrokerRunner,
     private readonly token: string,
     private readonly build: TrellisBuild,
-    /** `--kernel-forwarding` (the host namespace gets ip_forward=1). */
-    private readonly opts: { kernelForwarding?: boolean } = {},
+    /** `--kernel-forwarding` (the host namespace gets ip_forward=1); `--reflector-port`. */
+    private readonly opts: { kernelForwarding?: boolean; reflectorPort?: number } = {},
   ) {
     this.stateDir = join(lab.runDir, `relay-${name}`);
     mkdirSync(this.stateDir, { recursive: true });
@@ -72,6 +72,7 @@ export class RelayRunner {
         '--state-dir',
         this.stateDir,
         ...(this.opts.kernelForwarding ? ['--kernel-forwarding'] : []),
+        ...(this.opts.reflectorPort ? ['--reflector-port', String(this.opts.reflectorPort)] : []),
       ],
       {
         env: cleanEnv({ TRELLIS_RELAY_TOKEN: this.token }),

@@ -80,6 +80,8 @@ export const RelayHelloMessage = z.strictObject({
   publicAddress: z.string().min(1).max(64),
   ports: PortRange,
   tcp: RelayTcpInfo.optional(),
+  /** The relay's own endpoint reflector (a second one for NAT classification), if it runs one. */
+  reflector: z.object({ publicKey: WgKey, endpoint: Endpoint }).optional(),
   version: z.string().max(64),
 });
 export type RelayHelloMessage = z.infer<typeof RelayHelloMessage>;
@@ -111,6 +113,12 @@ export const RelayLoadMessage = z.strictObject({
 });
 export type RelayLoadMessage = z.infer<typeof RelayLoadMessage>;
 export const RelayPingMessage = z.strictObject({ type: z.literal('ping'), t: z.number() });
+/** What the relay's reflector saw: the broker keeps it for enrolled keys only. */
+export const RelayObservedMessage = z.strictObject({
+  type: z.literal('observed'),
+  publicKey: WgKey,
+  endpoint: Endpoint,
+});
 
 export const RelayClientMessage = z.discriminatedUnion('type', [
   RelayHelloMessage,
@@ -120,6 +128,7 @@ export const RelayClientMessage = z.discriminatedUnion('type', [
   ExpiredMessage,
   RelayLoadMessage,
   RelayPingMessage,
+  RelayObservedMessage,
 ]);
 export type RelayClientMessage = z.infer<typeof RelayClientMessage>;
 

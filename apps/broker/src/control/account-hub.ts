@@ -41,6 +41,11 @@ export class AccountHub {
   /** Set by the ControlHub when relays exist: relays pairs that cannot (yet) go direct. */
   relayPaths: RelayPathAllocator | null = null;
 
+  setReflectors(reflectors: readonly ReflectorInfo[]): void {
+    this.netmap.setReflectors(reflectors);
+    this.schedule();
+  }
+
   /** The account's relay list changed: every connected device gets it in its self. */
   setRelays(relays: readonly NetmapRelay[]): void {
     this.netmap.setRelays(relays);

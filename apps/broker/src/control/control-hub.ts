@@ -54,6 +54,20 @@ export class ControlHub {
     },
   ) {}
 
+  /** A shared relay's reflector used as the second one (the broker has a single address). */
+  private extraReflector: ReflectorInfo | undefined;
+
+  private reflectorList(): ReflectorInfo[] {
+    return [...(this.opts.reflectors ?? []), ...(this.extraReflector ? [this.extraReflector] : [])];
+  }
+
+  /** Sets (or clears) the relay reflector every account's devices also handshake with. */
+  setExtraReflector(reflector: ReflectorInfo | undefined): void {
+    if (JSON.stringify(reflector) === JSON.stringify(this.extraReflector)) return;
+    this.extraReflector = reflector;
+    for (const hub of this.hubs.values()) hub.setReflectors(this.reflectorList());
+  }
+
   start(): void {
     this.unsubscribe = this.bus.subscribe((e) => this.onEvent(e));
     this.unsubscribeReflexive = this.opts.reflexive?.onObservation((key) => this.onReflexive(key));
@@ -130,7 +144,7 @@ export class ControlHub {
           this.opts.coalesceMs,
           state.serial,
           state.devices,
-          this.opts.reflectors ?? [],
+          this.reflectorList(),
           this.opts.relays?.netmapRelays(accountId) ?? [],
         );
         const reflexive = this.opts.reflexive;

@@ -59,8 +59,8 @@ export class AccountNetmap {
     readonly accountName: string,
     readonly zone: string,
     serial = 0,
-    /** The broker's endpoint reflectors, put into every device's NetmapSelf. */
-    private readonly reflectors: readonly ReflectorInfo[] = [],
+    /** The endpoint reflectors (the broker's, and a relay's), put into every device's NetmapSelf. */
+    private reflectors: readonly ReflectorInfo[] = [],
   ) {
     this.serial = serial;
   }
@@ -126,6 +126,13 @@ export class AccountNetmap {
     if (!this.entries.delete(id)) return;
     this.pending.upserts.delete(id);
     this.pending.removes.add(id);
+  }
+
+  /** A new reflector list (a relay's reflector came or went) reaches every device's self. */
+  setReflectors(reflectors: readonly ReflectorInfo[]): void {
+    if (JSON.stringify(reflectors) === JSON.stringify(this.reflectors)) return;
+    this.reflectors = [...reflectors];
+    for (const id of this.entries.keys()) this.pending.selfChanged.add(id);
   }
 
   /** A new relay list reaches every device as a change of its self. */

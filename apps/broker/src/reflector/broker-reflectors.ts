@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { MappingType, ReflectorInfo } from '@trellis/proto';
-import { formatEndpoint } from '@trellis/proto';
+import { formatEndpoint, parseEndpoint } from '@trellis/proto';
 import {
   classifyNatMapping,
   EndpointReflector,
@@ -115,6 +115,28 @@ export class BrokerReflectors {
       this.keyOfDevice.delete(e.deviceId);
       if (key) this.forget(key);
     }
+  }
+
+  /** Whether the broker runs a second reflector itself (else a relay's may serve as one). */
+  get hasSecondary(): boolean {
+    return this.reflectors.length > 1;
+  }
+
+  /**
+   * An observation by a relay's reflector, standing in for the second one: kept (as slot 1) for
+   * enrolled keys only, since the relay answers any key.
+   */
+  async observeExternal(publicKey: string, endpoint: string): Promise<void> {
+    const parsed = parseEndpoint(endpoint);
+    if (!parsed || this.hasSecondary || !(await this.enrolled.isEnrolled(publicKey))) return;
+    this.onObserved(1, {
+      publicKey,
+      endpoint,
+      address: parsed.host,
+      port: parsed.port,
+      at: Date.now(),
+      via: 'initiation',
+    });
   }
 
   /** A removed device: its observations and any cached "enrolled" answer go. */

@@ -114,6 +114,8 @@ export class RelayControlConnection implements RelayLink {
         return registry.bound(relayId, msg.allocationId, msg.publicKey, msg.binding);
       case 'expired':
         return registry.expired(relayId, msg.allocationId);
+      case 'observed':
+        return registry.observed(relayId, msg.publicKey, msg.endpoint);
       case 'load':
         registry.load(relayId, msg);
         return this.touch(relayId);
@@ -147,6 +149,7 @@ export class RelayControlConnection implements RelayLink {
       publicAddress: hello.publicAddress,
       ports: hello.ports,
       tcp: hello.tcp,
+      reflector: hello.reflector,
     };
     this.deps.registry.attach(identity, this, (allocations) =>
       this.send({

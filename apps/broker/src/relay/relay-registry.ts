@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
   type NetmapRelay,
   type PortRange,
+  type ReflectorInfo,
   RelayAllocation,
   type RelayBinding,
   RelayCloseCode,
@@ -30,6 +31,8 @@ export interface RelayIdentity {
   /** The UDP ports it allocates from: an `allocated` outside them is refused. */
   ports: PortRange;
   tcp: RelayTcpInfo | undefined;
+  /** The relay's own endpoint reflector, if it runs one. */
+  reflector?: ReflectorInfo | undefined;
 }
 
 export interface RelayRegistryOptions {
@@ -90,6 +93,8 @@ type Listeners = {
   'relay-down': (relayId: string, lost: RelayAllocationRecord[]) => void;
   expired: (allocationId: string) => void;
   bound: (allocationId: string, publicKey: string, binding: RelayBinding) => void;
+  /** The relay's reflector saw a device key at an endpoint (enrollment not checked here). */
+  observed: (relayId: string, publicKey: string, endpoint: string) => void;
 };
 
 const copyRecord = (r: RelayAllocationRecord): RelayAllocationRecord => structuredClone(r);
@@ -107,6 +112,7 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
     'relay-down': new Set(),
     expired: new Set(),
     bound: new Set(),
+    observed: new Set(),
   };
   private readonly downGraceMs: number;
   private readonly allocateTimeoutMs: number;
@@ -306,6 +312,21 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
     }
     this.updateGauges();
     this.emit('expired', allocationId);
+  }
+
+  observed(relayId: string, publicKey: string, endpoint: string): void {
+    if (this.relays.get(relayId)?.identity.reflector) this.emit('observed', relayId, publicKey, endpoint);
+  }
+
+  /**
+   * A shared relay's reflector to classify NATs with when the broker has one address: the first
+   * online one (an account's private relay never sees other accounts' devices).
+   */
+  sharedReflector(): { relayId: string; reflector: ReflectorInfo } | undefined {
+    for (const relay of this.relays.values())
+      if (relay.link && relay.identity.accountId === null && relay.identity.reflector)
+        return { relayId: relay.id, reflector: relay.identity.reflector };
+    return undefined;
   }
 
   load(relayId: string, load: RelayLoadMessage): void {

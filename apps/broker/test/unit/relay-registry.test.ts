@@ -287,4 +287,21 @@ describe('RelayRegistry', () => {
     const link = connect(SHARED);
     await expect(allocated(link, SHARED.id, 40_009)).resolves.toMatchObject({ port: 40_009 });
   });
+
+  it('offers a shared relay’s reflector as the second one and passes on what it observed', () => {
+    const reflector = { publicKey: keyA, endpoint: '198.51.100.97:41642' };
+    const observed: Array<[string, string, string]> = [];
+    registry.on('observed', (relayId: string, key: string, endpoint: string) =>
+      observed.push([relayId, key, endpoint]),
+    );
+    expect(registry.sharedReflector()).toBeUndefined();
+    // A private relay's reflector is never used for everyone's devices.
+    registry.attach({ ...PRIVATE_A, reflector }, new FakeLink(), () => undefined);
+    expect(registry.sharedReflector()).toBeUndefined();
+    registry.attach({ ...SHARED, reflector }, new FakeLink(), () => undefined);
+    expect(registry.sharedReflector()).toEqual({ relayId: SHARED.id, reflector });
+    registry.observed(SHARED.id, keyB, '192.0.2.17:1979');
+    registry.observed('cccccccc-0000-4000-8000-000000000003', keyB, '192.0.2.17:1979'); // unknown relay
+    expect(observed).toEqual([[SHARED.id, keyB, '192.0.2.17:1979']]);
+  });
 });

@@ -205,6 +205,11 @@ export class BrokerLink {
     if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
   }
 
+  /** What the relay's reflector saw; dropped while not connected (devices re-handshake anyway). */
+  observed(publicKey: string, endpoint: string): void {
+    if (this.welcomed) this.send({ type: 'observed', publicKey, endpoint });
+  }
+
   stop(): void {
     this.stopped = true;
     this.welcomed = false;

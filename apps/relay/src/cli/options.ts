@@ -23,6 +23,7 @@ export interface RelayFlags {
   metricsListen: string;
   logLevel: string;
   kernelForwarding?: boolean;
+  reflectorPort?: string;
 }
 
 const WILDCARDS = new Set(['', '0.0.0.0', '::', '[::]']);
@@ -39,6 +40,14 @@ export function parseHostPort(flag: string, text: string): HostPort {
     throw new FlagError(`${flag} must be HOST:PORT (IPv6 in brackets), got "${text}"`);
   }
   return { host: host || '0.0.0.0', port };
+}
+
+function parseReflectorPort(text: string): number | null {
+  if (text === OFF) return null;
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new FlagError(`--reflector-port must be a port or "off", got "${text}"`);
+  return port;
 }
 
 export function parsePorts(text: string): { first: number; last: number } {
@@ -109,6 +118,7 @@ export function configFromFlags(flags: RelayFlags, env: NodeJS.ProcessEnv): Rela
     stateDir: resolve(flags.stateDir),
     metricsListen:
       flags.metricsListen === OFF ? null : parseHostPort('--metrics-listen', flags.metricsListen),
+    reflectorPort: parseReflectorPort(flags.reflectorPort ?? OFF),
     // The SNAT source: the address the sides send to, as this host has it.
     kernelForwarding: flags.kernelForwarding
       ? { localAddress: WILDCARDS.has(listen) ? publicAddress : listen }

@@ -54,6 +54,11 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .option('--metrics-listen <host:port|off>', 'Prometheus /metrics listen address', '127.0.0.1:9092')
     .option('--log-level <level>', 'pino log level', 'info')
     .option(
+      '--reflector-port <port|off>',
+      'run an endpoint reflector on this UDP port (a second one for NAT classification)',
+      'off',
+    )
+    .option(
       '--kernel-forwarding',
       'let the kernel forward bound pairs (nftables + conntrack; needs CAP_NET_ADMIN and net.ipv4.ip_forward=1)',
     );
