@@ -150,6 +150,15 @@ export class Site {
     const index = this.devices.size;
     const address = this.lan.device(index);
     const ns = await this.lab.addNamespace(`${this.name}-${name}`);
+    await this.plugIn(ns, index, address);
+    const device = new Device(name, ns, address, this);
+    this.devices.set(name, device);
+    await this.applyRules();
+    return device;
+  }
+
+  /** A veth from the router's LAN bridge (port lanN) to the device's eth0, addressed, default route. */
+  private async plugIn(ns: Namespace, index: number, address: string): Promise<void> {
     const port = `lan${index}`;
     await this.router.exec([
       'ip',
@@ -171,10 +180,6 @@ export class Site {
     await ns.exec(['ip', 'addr', 'add', `${address}/${this.lan.prefixLen}`, 'dev', 'eth0']);
     await ns.exec(['ip', 'link', 'set', 'eth0', 'up']);
     await ns.exec(['ip', 'route', 'add', 'default', 'via', this.lan.gateway]);
-    const device = new Device(name, ns, address, this);
-    this.devices.set(name, device);
-    await this.applyRules();
-    return device;
   }
 
   /**
@@ -200,29 +205,9 @@ export class Site {
       throw new Error(`site ${this.name} already has a device ${device.name}`);
     const index = this.devices.size + this.adopted++;
     const address = this.lan.device(index);
-    const port = `lan${index}`;
     await device.ns.exec(['ip', 'link', 'del', 'eth0']);
     device.site.devices.delete(device.name);
-    await this.router.exec([
-      'ip',
-      'link',
-      'add',
-      port,
-      'netns',
-      this.router.name,
-      'type',
-      'veth',
-      'peer',
-      'name',
-      'eth0',
-      'netns',
-      device.ns.name,
-    ]);
-    await this.router.exec(['ip', 'link', 'set', port, 'master', LAN_IF]);
-    await this.router.exec(['ip', 'link', 'set', port, 'up']);
-    await device.ns.exec(['ip', 'addr', 'add', `${address}/${this.lan.prefixLen}`, 'dev', 'eth0']);
-    await device.ns.exec(['ip', 'link', 'set', 'eth0', 'up']);
-    await device.ns.exec(['ip', 'route', 'add', 'default', 'via', this.lan.gateway]);
+    await this.plugIn(device.ns, index, address);
     const moved = new Device(device.name, device.ns, address, this);
     this.devices.set(device.name, moved);
     if (!this.servicesStarted) await this.applyRules();

@@ -142,13 +142,7 @@ describe('NAT matrix (real broker + agents, every pair of NAT kinds)', () => {
       for (const m of members) await m.agent.up({ broker: broker.url, setupKey, caFile: broker.certFile });
       await Promise.all(
         members.map(async (m) => {
-          const st = await waitFor(
-            async () => {
-              const s = await m.agent.status();
-              return s.state === 'connected' && s.self !== null ? s : null;
-            },
-            { timeoutMs: 60_000, what: `${m.agent.device.site.name} connected` },
-          );
+          const st = await m.agent.waitConnected();
           m.id = st.self!.id;
         }),
       );

@@ -6,6 +6,8 @@ import {
   type LabProcess,
   PortRestrictedNat,
   RelayRunner,
+  replySeqs,
+  replyTimes,
   type Site,
   SymmetricNat,
   type TrellisBuild,
@@ -24,25 +26,6 @@ import { labIt, requireRoot } from './support/lab-test';
 const LISTEN_PORT = 51820;
 /** Issue 4's targets; the gap is printed, the bound is the target itself. */
 const RESTART_RESUME_MS = 5_000;
-
-/** icmp_seq of every reply in `ping -D` output. */
-function replySeqs(lines: readonly string[]): number[] {
-  const out: number[] = [];
-  for (const line of lines) {
-    const m = / icmp_seq=(\d+) /.exec(line);
-    if (m && line.includes(' bytes from ')) out.push(Number(m[1]));
-  }
-  return out;
-}
-
-function replyTimes(lines: readonly string[]): number[] {
-  const out: number[] = [];
-  for (const line of lines) {
-    const m = /^\[(\d+\.\d+)\] \d+ bytes from /.exec(line);
-    if (m) out.push(Math.round(Number(m[1]) * 1000));
-  }
-  return out;
-}
 
 describe('relay (symmetric pair, UDP-blocked device, restart, failover, bad input)', () => {
   let build: TrellisBuild;
@@ -141,13 +124,7 @@ describe('relay (symmetric pair, UDP-blocked device, restart, failover, bad inpu
       await Promise.all(agents.map((a) => a.start()));
       for (const a of agents) await a.up({ broker: broker.url, setupKey, caFile: broker.certFile });
       for (const a of agents) {
-        const self = await waitFor(
-          async () => {
-            const s = await a.status();
-            return s.state === 'connected' && s.self !== null ? s.self : null;
-          },
-          { timeoutMs: 60_000, what: `${a.device.site.name} connected` },
-        );
+        const self = await a.waitConnected().then((s) => s.self);
         ids.set(a, { id: self.id, address: self.address });
       }
       // Classified through a relay's reflector (the broker has one address here).

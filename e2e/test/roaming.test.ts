@@ -6,6 +6,7 @@ import {
   Lab,
   type LabProcess,
   PortRestrictedNat,
+  replyTimes,
   type Site,
   type TrellisBuild,
   trellisBuild,
@@ -29,16 +30,6 @@ const NEW_WAN = '192.0.2.200';
  * reconnect); without TCP keepalive on the control connection it was 13 s.
  */
 const RESUME_WITHIN_MS = 6_000;
-
-/** Reply times (ms since epoch) from `ping -D` output lines. */
-function replyTimes(lines: readonly string[]): number[] {
-  const out: number[] = [];
-  for (const line of lines) {
-    const m = /^\[(\d+\.\d+)\] \d+ bytes from /.exec(line);
-    if (m) out.push(Math.round(Number(m[1]) * 1000));
-  }
-  return out;
-}
 
 describe('roaming (a site router gets a new WAN address mid-ping)', () => {
   let build: TrellisBuild;
@@ -87,17 +78,7 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
       const setupKey = await broker.createSetupKey();
       await Promise.all([roamer.start(), pinger.start()]);
       for (const a of [roamer, pinger]) await a.up({ broker: broker.url, setupKey, caFile: broker.certFile });
-      const ids = await Promise.all(
-        [roamer, pinger].map((a) =>
-          waitFor(
-            async () => {
-              const s = await a.status();
-              return s.state === 'connected' && s.self !== null ? s.self : null;
-            },
-            { timeoutMs: 60_000, what: `${a.device.site.name} connected` },
-          ),
-        ),
-      );
+      const ids = await Promise.all([roamer, pinger].map((a) => a.waitConnected().then((s) => s.self)));
       const [roamerSelf, pingerSelf] = ids as [NonNullable<(typeof ids)[0]>, NonNullable<(typeof ids)[1]>];
       const peerOf = async (a: AgentRunner, id: string) => (await a.status()).peers.find((p) => p.id === id);
       await waitFor(
@@ -243,13 +224,7 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
         setupKey: await broker.createSetupKey(),
         caFile: broker.certFile,
       });
-      const self = await waitFor(
-        async () => {
-          const st = await mobile.status();
-          return st.state === 'connected' && st.self !== null ? st.self : null;
-        },
-        { timeoutMs: 60_000, what: 'lte connected' },
-      );
+      const self = await mobile.waitConnected().then((s) => s.self);
       const peerOf = async () => (await pinger.status()).peers.find((p) => p.id === self.id);
       await waitFor(async () => (await peerOf())?.path === 'direct-internet', {
         timeoutMs: 30_000,

@@ -109,13 +109,7 @@ async function main(): Promise<void> {
       const agent = new AgentRunner(lab, s.site.device('d'), LISTEN_PORT, build);
       await agent.start();
       await agent.up({ broker: broker.url, setupKey, caFile: broker.certFile });
-      const self = await waitFor(
-        async () => {
-          const st = await agent.status();
-          return st.state === 'connected' && st.self !== null ? st.self : null;
-        },
-        { timeoutMs: 60_000, what: `${s.name} connected` },
-      );
+      const self = await agent.waitConnected().then((s) => s.self);
       members.set(s.name, { agent, id: self.id });
       await agent.stop();
     }

@@ -93,13 +93,7 @@ async function main(): Promise<void> {
       const agent = new AgentRunner(lab, site.device('d'), LISTEN_PORT, build);
       await agent.start();
       await agent.up({ broker: broker.url, setupKey, caFile: broker.certFile });
-      const self = await waitFor(
-        async () => {
-          const s = await agent.status();
-          return s.state === 'connected' && s.self !== null ? s.self : null;
-        },
-        { timeoutMs: 60_000, what: `${plan[i]![0]} connected` },
-      );
+      const self = await agent.waitConnected().then((s) => s.self);
       nodes.set(plan[i]![0], { agent, id: self.id, address: self.address });
     }
     const n = (name: string) => nodes.get(name)!;

@@ -4,6 +4,7 @@ import { StatusResponse } from '@trellis/proto';
 import type { Lab } from '../lab';
 import type { LabProcess } from '../lab-process';
 import type { Device } from '../site';
+import { waitFor } from '../wait';
 import { type WgDump, wgDump } from '../wireguard';
 import { parseJson } from './broker';
 import { cleanEnv, type TrellisBuild } from './paths';
@@ -90,6 +91,17 @@ export class AgentRunner {
       await this.cli(['status', '--json']),
       StatusResponse,
       `${this.name}: trellis status --json`,
+    );
+  }
+
+  /** Waits until the agent is connected to the broker with its netmap; returns its status. */
+  waitConnected(timeoutMs = 60_000): Promise<StatusResponse & { self: NonNullable<StatusResponse['self']> }> {
+    return waitFor(
+      async () => {
+        const s = await this.status();
+        return s.state === 'connected' && s.self !== null ? { ...s, self: s.self } : null;
+      },
+      { timeoutMs, what: `${this.device.site.name}/${this.device.name} connected` },
     );
   }
 
