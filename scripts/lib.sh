@@ -28,7 +28,6 @@ ensure_system_packages() {
   command -v ping >/dev/null || missing+=(iputils-ping)
   command -v miniupnpd >/dev/null || missing+=(miniupnpd-nftables)
   command -v iperf3 >/dev/null || missing+=(iperf3) # pnpm bench relay
-  command -v conntrack >/dev/null || missing+=(conntrack) # trellis-relay --kernel-forwarding
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then log "missing ${missing[*]}: install them as root"; exit 1; fi
   log "installing ${missing[*]}"

@@ -6,6 +6,7 @@ import {
   CgnatChain,
   FullConeNat,
   firstLogTime,
+  type Host,
   Lab,
   PortRestrictedNat,
   RelayRunner,
@@ -264,7 +265,45 @@ describe('NAT matrix (real broker + agents, every pair of NAT kinds)', () => {
     },
     120_000,
   );
+
+  labIt(
+    L,
+    'the relay forwards a UDP-relayed pair in the kernel (its default where it may)',
+    async () => {
+      if (!done) throw new Error('not run: the matrix test did not get the mesh up');
+      const a = member('sym');
+      const b = member('sym', 1);
+      if (!a || !b) throw new Error('needs two symmetric sites (see TRELLIS_MATRIX_KINDS)');
+      expect(relay.logLines().some((l) => l.includes('kernel forwarding on'))).toBe(true);
+      const before = await kernelForwardedPackets(relayHost);
+      const out = await a.agent.cli(['ping', '-c', '5', (await b.agent.status()).self!.name]);
+      const replies = out.split('\n').filter((l) => l.startsWith('reply from'));
+      expect(replies.length).toBeGreaterThanOrEqual(3);
+      for (const r of replies) expect(r).toMatch(/via relay relay1 /);
+      // Every echo and reply went through the relay; the kernel's counters saw them.
+      expect((await kernelForwardedPackets(relayHost)) - before).toBeGreaterThanOrEqual(2 * replies.length);
+    },
+    60_000,
+  );
 });
+
+/** Packets the relay host's kernel forwarded for allocations (trellis-relay's nftables counters). */
+async function kernelForwardedPackets(host: Host): Promise<number> {
+  const { stdout } = await host.ns.exec([
+    'nft',
+    '-j',
+    'list',
+    'counters',
+    'table',
+    'netdev',
+    'trellis_relay',
+  ]);
+  const items = (JSON.parse(stdout) as { nftables: Array<{ counter?: { name: string; packets: number } }> })
+    .nftables;
+  return items
+    .filter((i) => i.counter?.name.startsWith('fwd_'))
+    .reduce((sum, i) => sum + i.counter!.packets, 0);
+}
 
 /** Kind × kind: the slowest time of that kind pair ("relay N ms" when relayed), or FAIL. */
 function renderMatrix(pairs: PairResult[]): string {

@@ -65,11 +65,15 @@ describe('relay (symmetric pair, UDP-blocked device, restart, failover, bad inpu
     open = new AgentRunner(theLab, fc.device('d'), LISTEN_PORT, build);
     await broker.start();
     relays = [
+      // One relay forwards bound pairs in the kernel, the other in its process: both paths restart
+      // and fail over.
       new RelayRunner(theLab, h1!, 'relay1', broker, await broker.createRelayToken('relay1'), build, {
         reflectorPort: 41642,
+        kernelForwarding: 'on',
       }),
       new RelayRunner(theLab, h2!, 'relay2', broker, await broker.createRelayToken('relay2'), build, {
         reflectorPort: 41642,
+        kernelForwarding: 'off',
       }),
     ];
     await Promise.all(relays.map((r) => r.start()));

@@ -2,12 +2,14 @@ import type { Server } from 'node:http';
 import type { PortRange, RelayTcpInfo } from '@trellis/proto';
 import { defaultSans, loadOrCreateTls } from '@trellis/tls';
 import type { Logger } from 'pino';
+import { DEFAULT_ALLOCATION_LIMITS } from './allocation/allocation-core';
 import { BrokerLink } from './broker/broker-link';
 import { type BrokerTrust, brokerTlsOptions, relayControlUrl } from './broker/broker-url';
-import { NftablesPath } from './kernel/nftables-path';
+import type { KernelForwardingMode } from './kernel/kernel-path';
+import { NetdevPath } from './kernel/netdev-path';
 import { boundPort, RelayMetrics, serveMetrics } from './metrics';
 import { startRelayReflector } from './reflector/relay-reflector';
-import { Relay } from './relay';
+import { DEFAULT_ACCOUNT_PACKETS, Relay } from './relay';
 import { TcpFallbackServer } from './tcp/tcp-fallback-server';
 import { RELAY_VERSION } from './version';
 
@@ -31,8 +33,8 @@ export interface RelayServiceConfig {
   metricsListen: HostPort | null;
   /** UDP port of the relay's own endpoint reflector; null: none. */
   reflectorPort?: number | null;
-  /** Bound pairs forwarded by the kernel (see KernelPath); null: all in this process. */
-  kernelForwarding?: { localAddress: string } | null;
+  /** Bound pairs forwarded by the kernel (see KernelPath); auto: when permitted. Default off. */
+  kernelForwarding?: KernelForwardingMode;
 }
 
 export interface RelayServiceHandle {
@@ -50,14 +52,12 @@ export async function startRelayService(
   log: Logger,
 ): Promise<RelayServiceHandle> {
   const tlsOptions = brokerTlsOptions(config.trust); // fails early on an unreadable CA file
-  let kernel: NftablesPath | undefined;
-  if (config.kernelForwarding) {
-    kernel = new NftablesPath(config.kernelForwarding.localAddress, config.ports);
-    await kernel.start();
-  }
+  const kernel = await startKernelPath(config.kernelForwarding ?? 'off', log);
   const relay = new Relay({
     host: config.listen,
     ports: config.ports,
+    limits: DEFAULT_ALLOCATION_LIMITS,
+    accountPackets: DEFAULT_ACCOUNT_PACKETS,
     ...(kernel
       ? { kernel, onKernelError: (err: Error) => log.warn({ err: err.message }, 'kernel path') }
       : {}),
@@ -148,4 +148,22 @@ export async function startRelayService(
     await close();
     throw err;
   }
+}
+
+/** `on` fails without the kernel path; `auto` relays in the process instead, and says why. */
+async function startKernelPath(mode: KernelForwardingMode, log: Logger): Promise<NetdevPath | undefined> {
+  if (mode === 'off') return undefined;
+  const kernel = new NetdevPath({
+    allocation: DEFAULT_ALLOCATION_LIMITS.packets,
+    account: DEFAULT_ACCOUNT_PACKETS,
+  });
+  try {
+    await kernel.start();
+  } catch (err) {
+    if (mode === 'on') throw err;
+    log.info({ reason: (err as Error).message }, 'kernel forwarding off: relaying in this process');
+    return undefined;
+  }
+  log.info('kernel forwarding on: bound UDP pairs are forwarded by nftables (netdev ingress)');
+  return kernel;
 }

@@ -21,7 +21,7 @@ export interface RelayOptions {
   /** Bound UDP pairs are handed to it; their traffic no longer passes here. */
   kernel?: KernelPath;
   onKernelError?: (err: Error) => void;
-  /** How often the kernel's forwarding activity is read (keeps those allocations from idling). */
+  /** How often the kernel's counters are read (activity for idle expiry, and metrics). */
   kernelActivityMs?: number;
 }
 
@@ -61,20 +61,20 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.idleTimer = setInterval(() => this.expireIdle(), options.idleCheckMs ?? 1000);
     this.idleTimer.unref();
     if (options.kernel) {
-      this.kernelTimer = setInterval(
-        () => void this.readKernelActivity(),
-        options.kernelActivityMs ?? 10_000,
-      );
+      this.kernelTimer = setInterval(() => void this.readKernelActivity(), options.kernelActivityMs ?? 5_000);
       this.kernelTimer.unref();
     }
   }
 
-  /** Allocations the kernel forwards for are not idle, though nothing passes through here. */
+  /** Kernel-forwarded traffic: counted like the process's, and keeps those allocations from idling. */
   private async readKernelActivity(): Promise<void> {
-    const active = await this.options.kernel!.activePorts().catch(() => new Set<number>());
+    const counters = await this.options.kernel!.counters().catch((err: Error) => {
+      this.options.onKernelError?.(err);
+      return undefined;
+    });
+    if (!counters) return;
     const now = this.now();
-    for (const allocation of this.allocations.values())
-      if (active.has(allocation.port)) allocation.core.touch(now);
+    for (const [id, allocation] of this.allocations) allocation.absorbKernelCounters(counters.get(id), now);
   }
 
   get size(): number {

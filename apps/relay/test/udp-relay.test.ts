@@ -1,6 +1,7 @@
 import { openTransport, sealTransport } from '@trellis/noise';
 import type { RelayBinding } from '@trellis/proto';
-import { Relay } from '../src/relay';
+import type { KernelCounters, KernelPair, KernelPath } from '../src/kernel/kernel-path';
+import { Relay, type RelayOptions } from '../src/relay';
 import { allocationFor } from './support/allocation-spec';
 import { UdpDevice } from './support/udp-device';
 import { forgedInitiation, WireGuardPair } from './support/wireguard-pair';
@@ -17,6 +18,17 @@ describe('relay over real UDP sockets', () => {
   beforeEach(() => {
     relay = new Relay({ host: '127.0.0.1', ports: { first: 47000, last: 47999 } });
   });
+  /** Replaces the relay with one on a test clock that checks for idle allocations every 5 ms. */
+  const useClockedRelay = async (clock: { t: number }, extra: Partial<RelayOptions> = {}) => {
+    await relay.closeAll();
+    relay = new Relay({
+      host: '127.0.0.1',
+      ports: { first: 47000, last: 47999 },
+      now: () => clock.t,
+      idleCheckMs: 5,
+      ...extra,
+    });
+  };
   afterEach(async () => {
     await relay.closeAll();
     await Promise.all(devices.splice(0).map((d) => d.close()));
@@ -95,13 +107,7 @@ describe('relay over real UDP sockets', () => {
 
   it('expires an allocation that forwarded nothing for its idle timeout', async () => {
     const clock = { t: 0 };
-    await relay.closeAll();
-    relay = new Relay({
-      host: '127.0.0.1',
-      ports: { first: 47000, last: 47999 },
-      now: () => clock.t,
-      idleCheckMs: 5,
-    });
+    await useClockedRelay(clock);
     const spec = allocationFor(new WireGuardPair(), { idleTimeoutMs: 1000 });
     await relay.open(spec);
     const expired = new Promise<string>((resolve) => relay.once('expired', resolve));
@@ -109,4 +115,62 @@ describe('relay over real UDP sockets', () => {
     expect(await expired).toBe(spec.allocationId);
     expect(relay.size).toBe(0);
   });
+
+  it('hands a pair bound on both sides to the kernel path, and counts what the kernel forwarded', async () => {
+    const clock = { t: 0 };
+    const kernel = new RecordingKernelPath();
+    await useClockedRelay(clock, { kernel, kernelActivityMs: 5 });
+    const pair = new WireGuardPair();
+    const spec = allocationFor(pair, { idleTimeoutMs: 1000 });
+    const port = await relay.open(spec);
+    const [a, b] = [await device(), await device()];
+    const hs = pair.handshake();
+    await a.send(hs.initiation, port);
+    expect(kernel.calls).toEqual([`stop ${spec.allocationId}`]); // one side bound: the process forwards
+    await b.send(hs.response, port);
+    await a.next();
+    expect(kernel.calls.at(-1)).toBe(
+      `forward ${spec.allocationId} ${spec.accountId} ${port} 127.0.0.1:${a.port} 127.0.0.1:${b.port}`,
+    );
+    // The kernel forwarded 10 packets: counted, and the allocation does not idle out meanwhile.
+    kernel.answer.set(spec.allocationId, { packets: 10, bytes: 1480, rateLimited: 2 });
+    clock.t = 900;
+    await waitUntil(() => relay.totals().udp.packets === 11); // 1 by the process (the response) + 10
+    expect(relay.totals().drops['rate-limited']).toBe(2);
+    clock.t = 1500;
+    await new Promise((r) => setTimeout(r, 30));
+    expect(relay.size).toBe(1);
+    // Counters restart after the kernel path was stopped and started again: no negative deltas.
+    kernel.answer.set(spec.allocationId, { packets: 4, bytes: 400, rateLimited: 0 });
+    await waitUntil(() => relay.totals().udp.packets === 15);
+    await relay.close(spec.allocationId);
+    expect(kernel.calls.at(-1)).toBe(`stop ${spec.allocationId}`);
+  });
 });
+
+/** Records what the relay asks of the kernel; answers counters from `answer`. */
+class RecordingKernelPath implements KernelPath {
+  readonly calls: string[] = [];
+  readonly answer = new Map<string, KernelCounters>();
+
+  async forward(p: KernelPair): Promise<void> {
+    this.calls.push(
+      `forward ${p.allocationId} ${p.accountId} ${p.port} ${p.a.address}:${p.a.port} ${p.b.address}:${p.b.port}`,
+    );
+  }
+
+  async stop(allocationId: string): Promise<void> {
+    this.calls.push(`stop ${allocationId}`);
+  }
+
+  async counters(): Promise<Map<string, KernelCounters>> {
+    return new Map(this.answer);
+  }
+
+  async close(): Promise<void> {}
+}
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(condition()).toBe(true);
+}

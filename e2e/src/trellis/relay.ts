@@ -23,8 +23,8 @@ export class RelayRunner {
     private readonly broker: BrokerRunner,
     private readonly token: string,
     private readonly build: TrellisBuild,
-    /** `--kernel-forwarding` (the host namespace gets ip_forward=1); `--reflector-port`. */
-    private readonly opts: { kernelForwarding?: boolean; reflectorPort?: number } = {},
+    /** `--kernel-forwarding` (default auto, as the relay's own), `--reflector-port`; read at each start. */
+    readonly opts: { kernelForwarding?: 'auto' | 'on' | 'off'; reflectorPort?: number } = {},
   ) {
     this.stateDir = join(lab.runDir, `relay-${name}`);
     mkdirSync(this.stateDir, { recursive: true });
@@ -48,7 +48,6 @@ export class RelayRunner {
     if (!existsSync(this.build.relayCli))
       throw new Error(`missing build output: ${this.build.relayCli}\nrun \`pnpm build\` first`);
     this.starts += 1;
-    if (this.opts.kernelForwarding) await this.host.ns.sysctl('net.ipv4.ip_forward', 1);
     this.proc = this.host.ns.spawn(
       'node',
       [
@@ -71,7 +70,8 @@ export class RelayRunner {
         `wss://${this.host.address}:${RELAY_TCP_PORT}`,
         '--state-dir',
         this.stateDir,
-        ...(this.opts.kernelForwarding ? ['--kernel-forwarding'] : []),
+        '--kernel-forwarding',
+        this.opts.kernelForwarding ?? 'auto',
         ...(this.opts.reflectorPort ? ['--reflector-port', String(this.opts.reflectorPort)] : []),
       ],
       {

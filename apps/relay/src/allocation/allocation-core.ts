@@ -129,7 +129,15 @@ export class AllocationCore {
     if (side >= 0) this.bound[side] = null;
   }
 
-  /** Traffic forwarded elsewhere (the kernel path) counts as activity. */
+  /** Traffic the kernel forwarded (and dropped over budget) for this pair since the last call. */
+  addKernelTraffic(packets: number, bytes: number, rateLimited: number, now: number): void {
+    this.forwarded.udp.packets += packets;
+    this.forwarded.udp.bytes += bytes;
+    this.drops['rate-limited'] += rateLimited;
+    if (packets > 0) this.touch(now);
+  }
+
+  /** Traffic forwarded elsewhere counts as activity. */
   touch(now: number): void {
     if (now > this.lastForwardAt) this.lastForwardAt = now;
   }

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { DnsLabel, PortRange, RelayTcpInfo, RelayToken } from '@trellis/proto';
+import { KERNEL_FORWARDING_MODES, type KernelForwardingMode } from '../kernel/kernel-path';
 import type { HostPort, RelayServiceConfig } from '../relay-service';
 
 /** A mistake in the flags: printed as one line, exit code 2. */
@@ -22,7 +23,7 @@ export interface RelayFlags {
   stateDir: string;
   metricsListen: string;
   logLevel: string;
-  kernelForwarding?: boolean;
+  kernelForwarding: string;
   reflectorPort?: string;
 }
 
@@ -119,9 +120,12 @@ export function configFromFlags(flags: RelayFlags, env: NodeJS.ProcessEnv): Rela
     metricsListen:
       flags.metricsListen === OFF ? null : parseHostPort('--metrics-listen', flags.metricsListen),
     reflectorPort: parseReflectorPort(flags.reflectorPort ?? OFF),
-    // The SNAT source: the address the sides send to, as this host has it.
-    kernelForwarding: flags.kernelForwarding
-      ? { localAddress: WILDCARDS.has(listen) ? publicAddress : listen }
-      : null,
+    kernelForwarding: parseKernelForwarding(flags.kernelForwarding),
   };
+}
+
+function parseKernelForwarding(text: string): KernelForwardingMode {
+  const mode = KERNEL_FORWARDING_MODES.find((m) => m === text);
+  if (!mode) throw new FlagError(`--kernel-forwarding must be auto, on or off, got "${text}"`);
+  return mode;
 }

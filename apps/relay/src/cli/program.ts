@@ -59,8 +59,9 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       'off',
     )
     .option(
-      '--kernel-forwarding',
-      'let the kernel forward bound pairs (nftables + conntrack; needs CAP_NET_ADMIN and net.ipv4.ip_forward=1)',
+      '--kernel-forwarding <auto|on|off>',
+      'let the kernel forward bound pairs (nftables netdev; needs CAP_NET_ADMIN); auto: when permitted',
+      'auto',
     );
 
   let flags: RelayFlags;

@@ -1,7 +1,37 @@
+import type { TokenBucketRate } from '@trellis/reflector';
+
+export const KERNEL_FORWARDING_MODES = ['auto', 'on', 'off'] as const;
+/** on: the kernel path or nothing; auto: when this process may (CAP_NET_ADMIN); off: never. */
+export type KernelForwardingMode = (typeof KERNEL_FORWARDING_MODES)[number];
+
 /** A UDP side of an allocation as the kernel path needs it (IPv4 only). */
 export interface UdpSide {
   address: string;
   port: number;
+}
+
+/** A pair whose two sides are bound over UDP, handed to the kernel. */
+export interface KernelPair {
+  allocationId: string;
+  accountId: string;
+  /** The relay port both sides send to. */
+  port: number;
+  a: UdpSide;
+  b: UdpSide;
+}
+
+/** What the kernel did for one allocation since it was first handed over (kept across rebinds). */
+export interface KernelCounters {
+  packets: number;
+  bytes: number;
+  /** Over the allocation's or the account's packet budget. */
+  rateLimited: number;
+}
+
+/** The packet budgets the kernel enforces, as the process does (AllocationLimits, accounts). */
+export interface KernelBudgets {
+  allocation: TokenBucketRate;
+  account: TokenBucketRate;
 }
 
 /**
@@ -11,11 +41,11 @@ export interface UdpSide {
  * (handshakes from a new address, junk) still reaches the process, so bindings stay mac1-checked.
  */
 export interface KernelPath {
-  /** Forward between `a` and `b` on relay port `port` (replaces what the allocation had). */
-  forward(allocationId: string, port: number, a: UdpSide, b: UdpSide): Promise<void>;
+  /** Forward between the pair's sides (replaces what the allocation had). */
+  forward(pair: KernelPair): Promise<void>;
   /** Back to the process for this allocation. */
   stop(allocationId: string): Promise<void>;
-  /** Relay ports whose pair the kernel forwarded recently (for idle expiry). */
-  activePorts(): Promise<Set<number>>;
+  /** Per allocation handed over and not stopped. */
+  counters(): Promise<Map<string, KernelCounters>>;
   close(): Promise<void>;
 }

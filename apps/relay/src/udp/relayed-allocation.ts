@@ -4,7 +4,7 @@ import { formatEndpoint, parseEndpoint } from '@trellis/proto';
 import type { TokenBucket } from '@trellis/reflector';
 import { normalizeSource } from '@trellis/reflector';
 import { AllocationCore, type AllocationLimits, type SideBinding } from '../allocation/allocation-core';
-import type { KernelPath, UdpSide } from '../kernel/kernel-path';
+import type { KernelCounters, KernelPath, UdpSide } from '../kernel/kernel-path';
 
 /** A TCP-fallback connection as the allocation sees it: one WireGuard packet per send. */
 export interface PacketChannel {
@@ -40,6 +40,7 @@ export class RelayedAllocation {
   private readonly channels = new Map<string, PacketChannel>();
   private readonly afterSend: (err: Error | null) => void;
   private closed = false;
+  private kernelSeen: KernelCounters = { packets: 0, bytes: 0, rateLimited: 0 };
 
   constructor(private readonly options: RelayedAllocationOptions) {
     const { spec, socket } = options;
@@ -83,9 +84,33 @@ export class RelayedAllocation {
     const b = this.core.binding(1);
     const job =
       a?.transport === 'udp' && b?.transport === 'udp'
-        ? kernel.forward(this.id, this.port, ipv4Side(a), ipv4Side(b))
+        ? kernel.forward({
+            allocationId: this.id,
+            accountId: this.accountId,
+            port: this.port,
+            a: ipv4Side(a),
+            b: ipv4Side(b),
+          })
         : kernel.stop(this.id);
     job.catch((err: Error) => this.options.onKernelError?.(err));
+  }
+
+  /** Takes in the kernel's counters for this allocation (undefined: it forwards nothing for it). */
+  absorbKernelCounters(counters: KernelCounters | undefined, now: number): void {
+    const seen = this.kernelSeen;
+    if (!counters) {
+      this.kernelSeen = { packets: 0, bytes: 0, rateLimited: 0 };
+      return;
+    }
+    // Counters start again from zero when the kernel path was stopped and restarted in between.
+    const since = (n: number, before: number) => (n >= before ? n - before : n);
+    this.core.addKernelTraffic(
+      since(counters.packets, seen.packets),
+      since(counters.bytes, seen.bytes),
+      since(counters.rateLimited, seen.rateLimited),
+      now,
+    );
+    this.kernelSeen = { ...counters };
   }
 
   /** A TCP-fallback WebSocket for this allocation; returns the receive function for its frames. */
