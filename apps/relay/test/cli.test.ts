@@ -47,6 +47,10 @@ describe('trellis-relay command line', () => {
       ['--broker', 'https://b:1', '--token', TOKEN, '--public-address', 'x', '--no-such-flag'],
       /unknown option/,
     ],
+    [
+      ['--broker', 'https://b:1', '--token', TOKEN, '--public-address', 'x', '--kernel-forwarding', 'yes'],
+      /--kernel-forwarding must be auto, on or off/,
+    ],
   ])('exits 2 with a clear message on bad flags: %j', async (argv, message) => {
     const { cli, err } = io();
     expect(await runCli(argv, cli)).toBe(2);
@@ -67,6 +71,8 @@ describe('trellis-relay command line', () => {
       ...['--broker', url, '--fingerprint', broker.fingerprint, '--listen', '127.0.0.1'],
       ...['--ports', '45000-45099', '--tcp-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
       ...['--state-dir', stateDir, '--log-level', 'silent', '--name', 'relay-test'],
+      // A unit test leaves the host's nftables alone (the kernel path is tested in the lab).
+      ...['--kernel-forwarding', 'off'],
     ];
     try {
       broker.onHello = () => broker.welcome();
