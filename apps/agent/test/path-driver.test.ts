@@ -27,6 +27,24 @@ class FakeBackend implements WireGuardBackend {
   onRecreated(): void {}
 }
 
+/** WireGuard reports a handshake with PEER (stamped a second ahead: fresh) through `endpoint`. */
+function handshakeVia(backend: FakeBackend, endpoint: string): void {
+  backend.state = {
+    ...backend.state,
+    peers: [
+      {
+        publicKey: PEER,
+        endpoint,
+        allowedIps: ['100.64.0.2/32'],
+        persistentKeepalive: 25,
+        lastHandshakeSec: Math.ceil(Date.now() / 1000) + 1,
+        rxBytes: 92,
+        txBytes: 148,
+      },
+    ],
+  };
+}
+
 /** A driver for one peer (PEER) on a fake backend, reports collected in `sent`. */
 function setup(extra: Partial<PathDriverDeps> = {}) {
   const backend = new FakeBackend();
@@ -71,20 +89,7 @@ describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
         ],
       });
       // WireGuard completes a handshake; the driver's next poll sees it.
-      backend.state = {
-        ...backend.state,
-        peers: [
-          {
-            publicKey: PEER,
-            endpoint: '192.0.2.12:51820',
-            allowedIps: ['100.64.0.2/32'],
-            persistentKeepalive: 25,
-            lastHandshakeSec: Math.ceil(Date.now() / 1000) + 1,
-            rxBytes: 92,
-            txBytes: 148,
-          },
-        ],
-      };
+      handshakeVia(backend, '192.0.2.12:51820');
       const deadline = Date.now() + 10_000;
       while (sent.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       expect(sent[0]).toMatchObject({ type: 'path', peerId: 'peer-b', result: 'direct', kind: 'reflexive' });
@@ -137,20 +142,7 @@ describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
       expect(lastEndpoint()).toBe('127.0.0.1:5555');
       await driver.relay(overTcp); // repeated: same link, no re-add
       expect(links).toHaveLength(1);
-      backend.state = {
-        ...backend.state,
-        peers: [
-          {
-            publicKey: PEER,
-            endpoint: '127.0.0.1:5555',
-            allowedIps: ['100.64.0.2/32'],
-            persistentKeepalive: 25,
-            lastHandshakeSec: Math.ceil(Date.now() / 1000) + 1,
-            rxBytes: 92,
-            txBytes: 148,
-          },
-        ],
-      };
+      handshakeVia(backend, '127.0.0.1:5555');
       await waitFor(() => sent.length > 0, 10_000, 10);
       // The broker hears of the allocation's address, not our loopback port.
       expect(sent[0]).toMatchObject({ result: 'relay', kind: 'relay', endpoint: '192.0.2.99:40001' });
@@ -161,6 +153,70 @@ describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
         allocationId: overTcp.allocationId,
       });
       expect(links[0]!.closed).toBe(true);
+    } finally {
+      driver.stop();
+    }
+  });
+
+  it('re-adds the peer at a TCP link that reconnected (once), not on its first open nor once closed', async () => {
+    const reconnected: Array<() => void> = [];
+    let closed = false;
+    const { backend, queue, sent, driver } = setup({
+      openTcpRelay: (_msg, onReconnected) => {
+        reconnected.push(onReconnected);
+        return {
+          start: async () => '127.0.0.1:5555',
+          close: () => {
+            closed = true;
+          },
+        };
+      },
+    });
+    const tcp = { url: 'wss://relay.example:443', fingerprint: `${'AB:'.repeat(31)}AB` };
+    const relay: RelayPathMessage = {
+      type: 'relay',
+      peerId: 'peer-b',
+      peerPublicKey: PEER,
+      allocationId: '4c3d2b1a-0000-4000-8000-000000000001',
+      relayId: '9d8c7b6a-5f4e-4d3c-8b2a-1a0b9c8d7e6f',
+      relayName: 'relay-fra',
+      endpoint: '192.0.2.99:40001',
+      tcp,
+    };
+    const readds = () =>
+      backend.applied.filter((u) => u.peers[0]?.publicKey === PEER && u.peers[0].remove === true);
+    const settle = () => queue.run(async () => {});
+    try {
+      await queue.run(() => driver.setPeersInQueue([{ peerId: 'peer-b', publicKey: PEER, candidates: [] }]));
+      await driver.relay(relay);
+      // WireGuard answers through the link: the relay path is confirmed.
+      handshakeVia(backend, '127.0.0.1:5555');
+      await waitFor(() => sent.length === 1, 10_000, 10);
+      // The path's start re-added once; the link's first open is no reconnect and adds nothing.
+      expect(reconnected).toHaveLength(1);
+      expect(readds()).toHaveLength(1);
+
+      // The relay restarted and the link connected again: one fresh re-add at the link, so the
+      // relay binds the new connection by the handshake; the path is confirmed again.
+      reconnected[0]!();
+      await settle();
+      expect(readds()).toHaveLength(2);
+      expect(readds().at(-1)!.peers[1]).toMatchObject({ publicKey: PEER, endpoint: '127.0.0.1:5555' });
+      await waitFor(() => sent.length === 2, 10_000, 10);
+      expect(sent[1]).toMatchObject({ result: 'relay', endpoint: '192.0.2.99:40001' });
+      expect(readds()).toHaveLength(2);
+
+      // Released: the link is closed, and a late reconnect from it changes nothing.
+      await driver.relayRelease({
+        type: 'relay-release',
+        peerId: 'peer-b',
+        allocationId: relay.allocationId,
+      });
+      expect(closed).toBe(true);
+      const applied = backend.applied.length;
+      reconnected[0]!();
+      await settle();
+      expect(backend.applied).toHaveLength(applied);
     } finally {
       driver.stop();
     }

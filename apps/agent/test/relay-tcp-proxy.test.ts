@@ -31,11 +31,13 @@ describe('RelayTcpProxy (TCP fallback over a pinned TLS WebSocket)', () => {
   let relay: TlsRelayDouble;
   let wg: Awaited<ReturnType<typeof fakeWireGuard>>;
   let proxy: RelayTcpProxy | null = null;
+  let reconnects = 0;
 
   beforeEach(async () => {
     relay = new TlsRelayDouble(cert);
     await relay.start();
     wg = await fakeWireGuard();
+    reconnects = 0;
   });
   afterEach(async () => {
     proxy?.close();
@@ -51,6 +53,7 @@ describe('RelayTcpProxy (TCP fallback over a pinned TLS WebSocket)', () => {
       listenPort: wg.port,
       logger: log,
       backoff: { initialMs: 20, maxMs: 100, random: () => 0 },
+      onReconnected: () => reconnects++,
       ...(queuePackets !== undefined ? { queuePackets } : {}),
     });
     return proxy;
@@ -68,6 +71,7 @@ describe('RelayTcpProxy (TCP fallback over a pinned TLS WebSocket)', () => {
     expect(relay.frames.map((f) => f.toString())).toEqual(['handshake-initiation']);
     expect(wg.got).toEqual([['handshake-initiation', Number(endpoint.split(':')[1])]]);
     expect(p.counters).toMatchObject({ toRelay: 1, fromRelay: 1, connects: 1 });
+    expect(reconnects).toBe(0); // the first open is no reconnect
     // Text frames are not packets: counted and dropped.
     relay.push('not a packet');
     relay.push(Buffer.from('data'));
@@ -99,7 +103,7 @@ describe('RelayTcpProxy (TCP fallback over a pinned TLS WebSocket)', () => {
     expect(relay.frames).toEqual([]);
   });
 
-  it('reconnects after the relay restarts and sends what queued meanwhile (oldest dropped first)', async () => {
+  it('reconnects after the relay restarts, says so, and sends what queued meanwhile (oldest dropped first)', async () => {
     const p = makeProxy(cert.fingerprint, 2);
     const endpoint = await p.start();
     await waitFor(() => p.connected, WAIT_MS, 10);
@@ -113,6 +117,8 @@ describe('RelayTcpProxy (TCP fallback over a pinned TLS WebSocket)', () => {
     await waitFor(() => wg.got.length === 2, WAIT_MS, 10);
     expect(relay.frames.map((f) => f.toString())).toEqual(['b', 'c']);
     expect(p.counters.connects).toBe(2);
+    // WireGuard must handshake through the new connection for the relay to bind it.
+    expect(reconnects).toBe(1);
   });
 
   it('stops for good on close: no reconnect is scheduled, even when the relay then goes away', async () => {

@@ -250,11 +250,12 @@ export class Agent {
       allowedIpsOf: (key) => this.allowedIpsOf(key),
       meshUp: () => this.meshUp,
       send: (report) => this.control?.sendPath(report),
-      openTcpRelay: (msg) =>
+      openTcpRelay: (msg, onReconnected) =>
         new RelayTcpProxy({
           tcp: msg.tcp!,
           allocationId: msg.allocationId,
           listenPort: this.opts.listenPort,
+          onReconnected,
           logger: this.log.child({ relay: msg.relayName, peerId: msg.peerId }),
         }),
       logger: this.log,

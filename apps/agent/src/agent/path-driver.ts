@@ -36,8 +36,11 @@ export interface PathDriverDeps {
   /** Whether WireGuard is up (no UAPI reads before the interface exists). */
   meshUp(): boolean;
   send(message: PathReportMessage): void;
-  /** Opens the TCP fallback for a `relay` message with `tcp`; without it such messages are ignored. */
-  openTcpRelay?(msg: RelayPathMessage): TcpRelayLink;
+  /**
+   * Opens the TCP fallback for a `relay` message with `tcp`; without it such messages are ignored.
+   * The link calls `onReconnected` each time it connects again after losing its connection.
+   */
+  openTcpRelay?(msg: RelayPathMessage, onReconnected: () => void): TcpRelayLink;
   logger: Logger;
   now?: () => number;
 }
@@ -144,15 +147,30 @@ export class PathDriver {
       this.deps.logger.warn({ peerId: msg.peerId }, 'relay over TCP offered but not supported here');
       return null;
     }
-    const link = this.deps.openTcpRelay(msg);
+    let opened: OpenLink | null = null;
+    const link = this.deps.openTcpRelay(msg, () => {
+      if (opened) void this.linkReconnected(opened);
+    });
     try {
       const endpoint = await link.start();
-      this.links.push({ peerId: msg.peerId, key, endpoint, link });
+      opened = { peerId: msg.peerId, key, endpoint, link };
+      this.links.push(opened);
       return endpoint;
     } catch (err) {
       link.close();
       throw err;
     }
+  }
+
+  /**
+   * A TCP link's new connection (after a relay restart, say) is bound at the relay only by a
+   * handshake through it: have the path logic re-add the peer there now, not at WireGuard's next rekey.
+   */
+  private linkReconnected(l: OpenLink): Promise<void> {
+    this.deps.logger.info({ peerId: l.peerId, endpoint: l.endpoint }, 'relay TCP fallback reconnected');
+    return this.handle((now) =>
+      this.links.includes(l) ? this.manager.relayLinkReconnected(l.peerId, l.endpoint, now) : [],
+    );
   }
 
   /** Closes TCP links no peer's relay path points at any more (released, replaced, peer gone). */

@@ -77,6 +77,11 @@ export class PathManager {
     return this.finish(this.peers.get(peerId)?.releaseRelay(allocationId, now) ?? [], now);
   }
 
+  /** A peer's TCP link to its relay (at `wgEndpoint`) reconnected: see PeerPathMachine.relayLinkReconnected. */
+  relayLinkReconnected(peerId: string, wgEndpoint: string, now: number): PathEffect[] {
+    return this.finish(this.peers.get(peerId)?.relayLinkReconnected(wgEndpoint, now) ?? [], now);
+  }
+
   /** The relay allocation each peer holds now (peer id → relay). */
   relays(): Map<string, RelayPath> {
     const out = new Map<string, RelayPath>();

@@ -173,6 +173,16 @@ export class PeerPathMachine {
     return this.relay;
   }
 
+  /**
+   * The relay's TCP fallback at `wgEndpoint` connected again after a loss (the relay restarted, say):
+   * the relay binds the new connection only by a handshake through it, so while WireGuard is on that
+   * relay, re-add there as when the path started. Elsewhere (direct, an attempt) nothing to do.
+   */
+  relayLinkReconnected(wgEndpoint: string, now: number): PathEffect[] {
+    if (this.onRelay?.relay.wgEndpoint !== wgEndpoint) return [];
+    return this.toRelay(now);
+  }
+
   /** What WireGuard reports for the peer: latest handshake (ms since epoch, 0 = never) and endpoint. */
   observeHandshake(lastHandshakeMs: number, endpoint: string | null, now: number): PathEffect[] {
     const previous = this.lastHandshakeMs;

@@ -25,6 +25,8 @@ export interface RelayTcpProxyOptions {
   timers?: Timers;
   backoff?: BackoffOptions;
   queuePackets?: number;
+  /** Called when the WebSocket opens again after a lost connection (not on the first open). */
+  onReconnected?: () => void;
   /** The pinned HTTPS agent (tests may pass their own); by default one pinned to `tcp.fingerprint`. */
   agent?: Agent;
 }
@@ -135,6 +137,7 @@ export class RelayTcpProxy {
       this.backoff.reset();
       this.opts.logger.info({ url: this.url, queued: this.queue.length }, 'relay TCP fallback connected');
       for (const packet of this.queue.splice(0)) this.sendFrame(ws, packet);
+      if (this.counters.connects > 1) this.opts.onReconnected?.();
     });
     ws.on('message', (data, isBinary) => {
       if (this.ws === ws) this.fromRelay(data, isBinary);

@@ -310,6 +310,29 @@ describe('relay paths', () => {
     expect(s.readdsSince(T0 + 100)).toEqual([]);
   });
 
+  it('re-adds at the relay when its TCP link reconnected, only while WireGuard is on that link', () => {
+    const s = relayed();
+    const reports = s.reports.length;
+    // Another endpoint (an older link) or another peer: nothing.
+    expect(s.mgr.relayLinkReconnected(PEER_ID, '127.0.0.1:1', s.now).slice(0, -1)).toEqual([]);
+    expect(s.mgr.relayLinkReconnected('someone-else', RELAY_ENDPOINT, s.now).slice(0, -1)).toEqual([]);
+    // The link at WireGuard's endpoint: one re-add there, confirmed again by the fresh handshake.
+    const effects = s.apply(s.mgr.relayLinkReconnected(PEER_ID, RELAY_ENDPOINT, s.now));
+    expect(effects.filter((e) => e.type === 'readd-peer')).toEqual([
+      { type: 'readd-peer', peerId: PEER_ID, publicKey: PEER_KEY, endpoint: RELAY_ENDPOINT },
+    ]);
+    s.runUntil(s.now + 1000);
+    expect(s.reports.slice(reports)).toEqual([relayReport(25)]); // seen at the next 25 ms poll
+    expect(s.mgr.statusOf(PEER_ID)?.path).toBe('relay');
+
+    // While direct the link is not in use: nothing.
+    s.responder = (ep) => (ep === REFLEXIVE ? 10 : null);
+    s.apply(s.mgr.networkChanged(s.now));
+    s.runUntil(s.now + 5000);
+    expect(s.mgr.statusOf(PEER_ID)?.path).toBe('direct-internet');
+    expect(s.mgr.relayLinkReconnected(PEER_ID, RELAY_ENDPOINT, s.now).slice(0, -1)).toEqual([]);
+  });
+
   it('re-adds at the relay when its handshakes go stale', () => {
     const s = new Scenario();
     s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates: [] }], s.now));
