@@ -98,7 +98,10 @@ export class ControlHub {
   private onReflexive(publicKey: string): void {
     const id = this.deviceOfKey.get(publicKey);
     const session = id === undefined ? undefined : this.byDevice.get(id);
-    if (id && session) this.hubs.get(session.accountId)?.punches?.reflexiveObserved(id);
+    if (!id || !session) return;
+    const hub = this.hubs.get(session.accountId);
+    hub?.punches?.reflexiveObserved(id);
+    hub?.relayPaths?.reflexiveObserved(id);
   }
 
   get connectedCount(): number {

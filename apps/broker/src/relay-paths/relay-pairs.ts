@@ -18,6 +18,8 @@ export interface RelayPair {
   directSides: Set<string>;
   releaseTimer: NodeJS.Timeout | null;
   retryTimer: NodeJS.Timeout | null;
+  /** Devices last told to reach the active allocation over the relay's TCP fallback. */
+  tcpSides: Set<string>;
 }
 
 function pairKey(x: string, y: string): string {
@@ -48,6 +50,7 @@ export class RelayPairs {
       directSides: new Set(),
       releaseTimer: null,
       retryTimer: null,
+      tcpSides: new Set(),
     };
     this.byKey.set(key, pair);
     return pair;

@@ -97,7 +97,18 @@ export class RelayPathAllocator {
   deviceChanged(id: string): void {
     const connected = new Set(this.opts.connected());
     if (!connected.has(id)) return;
+    this.resendChangedTransports(id);
     for (const other of connected) if (other !== id) this.evaluate(id, other);
+  }
+
+  /** A reflector saw UDP from the device: relayed pairs that gave it the TCP fallback move it to UDP. */
+  reflexiveObserved(id: string): void {
+    if (this.isConnected(id)) this.resendChangedTransports(id);
+  }
+
+  private resendChangedTransports(id: string): void {
+    for (const pair of this.pairs.of(id))
+      if (pair.active && this.wantsTcp(id) !== pair.tcpSides.has(id)) this.sendRelay(pair, id);
   }
 
   /** The control connection closed: relayed pairs are kept for `offlineGraceMs`. */
@@ -294,8 +305,23 @@ export class RelayPathAllocator {
     const self = this.opts.device(to);
     const peer = this.opts.device(to === pair.a ? pair.b : pair.a);
     if (!self || !peer) return;
-    const msg = relayPathMessage(peer, pair.active.record, pair.active.relay, this.udpBlocked(self));
-    if (msg) this.opts.send(to, msg);
+    const msg = relayPathMessage(peer, pair.active.record, pair.active.relay, this.wantsTcp(to));
+    if (!msg) return;
+    if (msg.tcp) pair.tcpSides.add(to);
+    else pair.tcpSides.delete(to);
+    this.opts.send(to, msg);
+  }
+
+  /**
+   * Whether the device should reach a relay over TCP: no UDP of it seen since it came online, for
+   * the whole wait (a device that just came online, e.g. the peer of a blocked one, gets UDP first;
+   * if nothing is seen by the end of the wait it is told again, with the fallback).
+   */
+  private wantsTcp(id: string): boolean {
+    const d = this.opts.device(id);
+    const since = this.onlineAt.get(id);
+    if (!d || since === undefined || !this.udpBlocked(d)) return false;
+    return this.now() - since >= this.udpWaitMs;
   }
 
   /** Stops relaying the pair: both connected agents are told, then the relay frees the port. */

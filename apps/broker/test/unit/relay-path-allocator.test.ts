@@ -192,6 +192,34 @@ describe('RelayPathAllocator', () => {
     expect(s.sent).toEqual([]);
   });
 
+  it('the peer of a UDP-blocked device gets UDP while its own UDP may be on the way; TCP only after the wait, and UDP again once seen', async () => {
+    const seen = new Map<string, number>();
+    const s = scenario({
+      devices: [eimA, noUdpB],
+      reflectorsRun: true,
+      seenSince: (key, since) => ((seen.get(key) ?? -1) >= since ? ['x'] : null),
+    });
+    s.directory.add(new FakeRelay('r1', '192.0.2.50', null, TCP_INFO));
+    s.online(B);
+    await jest.advanceTimersByTimeAsync(30_000);
+    s.online(A); // nothing of A seen yet: it just came online (seen in the lab under load)
+    await settle();
+    expect(s.relays(A)).toHaveLength(1);
+    expect(s.relays(A)[0]).not.toHaveProperty('tcp');
+    expect(s.relays(B)[0]).toMatchObject({ peerId: A, tcp: TCP_INFO });
+    // Still nothing from A at the end of the wait: its network blocks UDP too.
+    await jest.advanceTimersByTimeAsync(1_500);
+    expect(s.relays(A)).toHaveLength(2);
+    expect(s.relays(A)[1]).toMatchObject({ allocationId: s.relays(A)[0]!.allocationId, tcp: TCP_INFO });
+    // Its UDP gets out after all: back to the relay's UDP port (once; repeats change nothing).
+    seen.set(KEY_A, Date.now());
+    s.allocator.reflexiveObserved(A);
+    s.allocator.reflexiveObserved(A);
+    expect(s.relays(A)).toHaveLength(3);
+    expect(s.relays(A)[2]).not.toHaveProperty('tcp');
+    expect(s.relays(B)).toHaveLength(1);
+  });
+
   it('a UDP-blocked device already online for long is relayed the moment its peer comes online', async () => {
     const s = scenario({ devices: [eimA, noUdpB], reflectorsRun: true });
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
