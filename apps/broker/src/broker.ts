@@ -27,6 +27,7 @@ import { loadOrCreateBrokerKey } from './keys/broker-key';
 import { createLogger } from './logger';
 import { BrokerMetrics } from './metrics';
 import { BrokerReflectors, type ReflectorAddress } from './reflector/broker-reflectors';
+import { trackPrivateRelayAccounts } from './relay/private-relay-accounts';
 import { RelayControlServer } from './relay/relay-control-server';
 import type { RelayDirectory } from './relay/relay-directory';
 import { RelayRegistry } from './relay/relay-registry';
@@ -130,6 +131,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       liveRelays: relayRegistry,
       relayStaleAfterMs: 3 * heartbeatIntervalMs,
     });
+    cleanup.push(await trackPrivateRelayAccounts(relayRegistry, services, logger));
     // With the embedded database this is the only broker: nothing is online before it starts.
     if (database.kind === 'pglite') await services.devices.clearConnections('');
     const bootstrap = options.bootstrap === false ? undefined : await bootstrapIfEmpty(services);

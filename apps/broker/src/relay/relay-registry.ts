@@ -116,6 +116,8 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
   };
   private readonly downGraceMs: number;
   private readonly allocateTimeoutMs: number;
+  /** Accounts that have a private relay (registered, token not revoked), online or not. */
+  private privateAccounts = new Set<string>();
 
   constructor(private readonly opts: RelayRegistryOptions) {
     this.downGraceMs = opts.downGraceMs ?? 5_000;
@@ -127,10 +129,23 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
   }
 
   // --- RelayDirectory ---------------------------------------------------------------------------
+  /**
+   * An account with private relays is served by those alone, even while none is online: its traffic
+   * never crosses the operator's shared relays. Every other account gets the shared ones.
+   */
   relaysFor(accountId: string): RelayHandle[] {
     const online = [...this.relays.values()].filter((r) => r.link !== null);
     const own = online.filter((r) => r.accountId === accountId);
-    return own.length > 0 ? own : online.filter((r) => r.accountId === null);
+    if (own.length > 0 || this.privateAccounts.has(accountId)) return own;
+    return online.filter((r) => r.accountId === null);
+  }
+
+  /** Which accounts have private relays, as the database says (read at start, then periodically). */
+  setPrivateAccounts(accountIds: Iterable<string>): void {
+    this.privateAccounts = new Set(accountIds);
+    // One connected meanwhile (its row may be newer than the read): still private.
+    for (const r of this.relays.values())
+      if (r.accountId !== null && r.link !== null) this.privateAccounts.add(r.accountId);
   }
 
   netmapRelays(accountId: string): NetmapRelay[] {
@@ -216,6 +231,7 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
       this.relays.set(identity.id, relay);
     }
     relay.identity = identity;
+    if (identity.accountId !== null) this.privateAccounts.add(identity.accountId);
     if (relay.downTimer) clearTimeout(relay.downTimer);
     relay.downTimer = null;
     const previous = relay.link;

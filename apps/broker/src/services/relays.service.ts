@@ -1,5 +1,5 @@
 import type { RelayHelloMessage, RelayStatusInfo } from '@trellis/proto';
-import { and, asc, eq, isNull, or, type SQL } from 'drizzle-orm';
+import { and, asc, eq, isNotNull, isNull, or, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/database';
 import { accounts, relays, relayTokens } from '../db/schema';
 
@@ -41,6 +41,16 @@ export class RelaysService {
 
   async touch(relayId: string): Promise<void> {
     await this.db.update(relays).set({ lastSeenAt: new Date() }).where(eq(relays.id, relayId));
+  }
+
+  /** Accounts with a registered private relay whose token is not revoked (online or not). */
+  async accountsWithPrivateRelays(): Promise<Set<string>> {
+    const rows = await this.db
+      .selectDistinct({ accountId: relayTokens.accountId })
+      .from(relays)
+      .innerJoin(relayTokens, eq(relays.tokenId, relayTokens.id))
+      .where(and(isNotNull(relayTokens.accountId), isNull(relayTokens.revokedAt)));
+    return new Set(rows.flatMap((r) => (r.accountId === null ? [] : [r.accountId])));
   }
 
   /** Every relay (admin), or those that may serve `accountId`: its own and the shared ones, not revoked. */

@@ -105,6 +105,34 @@ describe.each(BACKENDS)('relay control channel on %s', (kind) => {
     ).rejects.toThrow(/private to another account/);
   });
 
+  it('keeps an account with a private relay off the shared ones, across instances and revocation', async () => {
+    const acc = await t.addAccount('private-only');
+    const shared = relay(await newToken(null, 'shared-p'), 'shared-p');
+    const sharedId = (await shared.connect()).relayId;
+    expect(t.broker.relays.relaysFor(acc.accountId).map((x) => x.id)).toContain(sharedId);
+    const created = await t.broker.services.relayTokens.create(acc.accountId, 'own');
+    const own = relay(created.token, 'own-1');
+    const ownId = (await own.connect()).relayId;
+    expect(t.broker.relays.relaysFor(acc.accountId).map((x) => x.id)).toEqual([ownId]);
+    // What another instance (or this one after a restart) reads from the database.
+    expect(await t.broker.services.relays.accountsWithPrivateRelays()).toContain(acc.accountId);
+    own.close();
+    // Offline, its account gets no relay at all rather than the shared one.
+    await waitUntil(
+      () => (t.broker.relays.relaysFor(acc.accountId).length === 0 ? true : undefined),
+      5_000,
+      'own relay offline',
+    );
+    // Revoking the account's only relay token gives it the shared relays again.
+    await t.broker.services.relayTokens.revoke(created.relayToken.id);
+    expect(await t.broker.services.relays.accountsWithPrivateRelays()).not.toContain(acc.accountId);
+    await waitUntil(
+      () => (t.broker.relays.relaysFor(acc.accountId).some((x) => x.id === sharedId) ? true : undefined),
+      5_000,
+      'shared relays again',
+    );
+  });
+
   const badCases: Array<[string, (r: TestRelay) => unknown[], number]> = [
     ['malformed JSON', () => ['{"type": "relay-hello",'], CloseCode.badMessage],
     ['a JSON non-object', () => ['42'], CloseCode.badMessage],

@@ -258,14 +258,21 @@ describe('RelayRegistry', () => {
     expect(second.closed).toBeUndefined();
   });
 
-  it('prefers an account’s private relays and falls back to the shared ones', () => {
+  it('serves an account with private relays by those alone, even while none is online', () => {
     connect(SHARED);
     const privateLink = connect(PRIVATE_A);
     expect(registry.relaysFor(ACCOUNT_A).map((r) => r.id)).toEqual([PRIVATE_A.id]);
     expect(registry.relaysFor(ACCOUNT_B).map((r) => r.id)).toEqual([SHARED.id]);
     expect(registry.relaysFor(ACCOUNT_A)[0]!.rttMs()).toBe(12);
+    // Its relay is away: its traffic still never crosses the shared relays.
     registry.detach(PRIVATE_A.id, privateLink);
+    expect(registry.relaysFor(ACCOUNT_A)).toEqual([]);
+    // The database says it has none any more (its token was revoked): shared ones again.
+    registry.setPrivateAccounts([]);
     expect(registry.relaysFor(ACCOUNT_A).map((r) => r.id)).toEqual([SHARED.id]);
+    // Known from the database before its relay ever connected to this instance.
+    registry.setPrivateAccounts([ACCOUNT_B]);
+    expect(registry.relaysFor(ACCOUNT_B)).toEqual([]);
   });
 
   it('lists the relays an account probes for its netmap', () => {
