@@ -140,6 +140,21 @@ describe('NetdevPath (stateless kernel forwarding of bound pairs)', () => {
     expect(r.scripts()[4]).toContain('delete limit netdev trellis_relay acct_0');
   });
 
+  it('a failed install holds no account limit: the last real allocation still deletes it', async () => {
+    const r = recorder();
+    let fail = true;
+    const run = async (file: string, args: string[], input?: string) => {
+      if (fail) throw new Error('nft: busy');
+      return r.run(file, args, input);
+    };
+    const path = new NetdevPath(BUDGETS, run, route);
+    await expect(path.forward(pair('alloc-1', 40001))).rejects.toThrow(/busy/);
+    fail = false;
+    await path.forward(pair('alloc-2', 40002));
+    await path.stop('alloc-2');
+    expect(r.scripts().at(-1)).toMatch(/delete limit netdev trellis_relay acct_\d+\n$/);
+  });
+
   it('leaves IPv6 pairs, sides on this host and unroutable sides to the process', async () => {
     const r = recorder();
     const path = new NetdevPath(BUDGETS, r.run, async (address) =>

@@ -9,7 +9,9 @@ const TABLE = 'netdev trellis_relay';
 interface Installed {
   port: number;
   keys: string[];
-  account: string;
+  accountId: string;
+  /** The account's named limit. */
+  limit: string;
 }
 
 /**
@@ -62,22 +64,27 @@ table ${TABLE} {
       }
       if (!routes[0] || !routes[1]) return this.remove(pair.allocationId);
       const old = this.installed.get(pair.allocationId);
-      const account = old?.account ?? this.holdAccount(pair.accountId);
+      const limit = old?.limit ?? this.holdAccount(pair.accountId);
       const keys = [key(a, port), key(b, port)];
       const script = [
         ...[...new Set([routes[0].device, routes[1].device])].flatMap((d) => this.ingressLines(d)),
         `add counter ${TABLE} fwd_${port}`,
         `add counter ${TABLE} drop_${port}`,
         `add limit ${TABLE} lim_${port} ${limitSpec(this.budgets.allocation)}`,
-        `add limit ${TABLE} ${account} ${limitSpec(this.budgets.account)}`,
+        `add limit ${TABLE} ${limit} ${limitSpec(this.budgets.account)}`,
         ...(old ? [`delete element ${TABLE} sides { ${old.keys.join(', ')} }`] : []),
-        ...this.sideLines(port, 0, account, b, routes[1]),
-        ...this.sideLines(port, 1, account, a, routes[0]),
+        ...this.sideLines(port, 0, limit, b, routes[1]),
+        ...this.sideLines(port, 1, limit, a, routes[0]),
         `add element ${TABLE} sides { ${keys[0]} : jump p${port}_0, ${keys[1]} : jump p${port}_1 }`,
       ];
-      await this.nft(`${script.join('\n')}\n`);
+      try {
+        await this.nft(`${script.join('\n')}\n`);
+      } catch (err) {
+        if (!old) this.releaseAccount(pair.accountId); // nothing was installed for it
+        throw err;
+      }
       for (const r of [routes[0], routes[1]]) this.devices.add(r.device);
-      this.installed.set(pair.allocationId, { port, keys, account });
+      this.installed.set(pair.allocationId, { port, keys, accountId: pair.accountId, limit });
     });
   }
 
@@ -126,13 +133,13 @@ table ${TABLE} {
   }
 
   /** The chain for packets from side `from`, towards `to` (reached by `route`). */
-  private sideLines(port: number, from: 0 | 1, account: string, to: UdpSide, route: Route): string[] {
+  private sideLines(port: number, from: 0 | 1, accountLimit: string, to: UdpSide, route: Route): string[] {
     const chain = `p${port}_${from}`;
     return [
       `add chain ${TABLE} ${chain}`,
       `flush chain ${TABLE} ${chain}`,
       `add rule ${TABLE} ${chain} limit name "lim_${port}" counter name "drop_${port}" drop`,
-      `add rule ${TABLE} ${chain} limit name "${account}" counter name "drop_${port}" drop`,
+      `add rule ${TABLE} ${chain} limit name "${accountLimit}" counter name "drop_${port}" drop`,
       // Source = the relay address and port the packet was sent to, as the other side expects.
       `add rule ${TABLE} ${chain} counter name "fwd_${port}" ip saddr set ip daddr ip daddr set ${to.address} ` +
         `udp sport set udp dport udp dport set ${to.port} fwd ip to ${route.nextHop} device "${route.device}"`,
@@ -152,7 +159,7 @@ table ${TABLE} {
       `delete counter ${TABLE} drop_${port}`,
       `delete limit ${TABLE} lim_${port}`,
     ];
-    if (this.releaseAccount(old.account)) lines.push(`delete limit ${TABLE} ${old.account}`);
+    if (this.releaseAccount(old.accountId)) lines.push(`delete limit ${TABLE} ${old.limit}`);
     await this.nft(`${lines.join('\n')}\n`);
   }
 
@@ -167,14 +174,11 @@ table ${TABLE} {
   }
 
   /** True when no allocation uses the account's limit any more. */
-  private releaseAccount(name: string): boolean {
-    for (const [id, entry] of this.accounts) {
-      if (entry.name !== name) continue;
-      if (--entry.users > 0) return false;
-      this.accounts.delete(id);
-      return true;
-    }
-    return false;
+  private releaseAccount(accountId: string): boolean {
+    const entry = this.accounts.get(accountId);
+    if (!entry || --entry.users > 0) return false;
+    this.accounts.delete(accountId);
+    return true;
   }
 
   private nft(script: string): Promise<string> {
