@@ -27,7 +27,11 @@ type ConnectCallback = (err: Error | null, socket: Socket) => void;
  * it) and is checked on `secureConnect`, before the socket is handed to the request: not one byte
  * of the request reaches a server with another certificate.
  */
-export function pinnedTlsConnect(fingerprint: string) {
+export function pinnedTlsConnect(
+  fingerprint: string,
+  /** The error a mismatch fails with (callers name the server in it). */
+  mismatch: (expected: string, actual: string) => Error = (e, a) => new CertificatePinError(e, a),
+) {
   const pin = canonicalFingerprint(fingerprint);
   return (options: ConnectionOptions & { path?: string }, callback: ConnectCallback): undefined => {
     const host = options.host ?? 'localhost';
@@ -45,7 +49,7 @@ export function pinnedTlsConnect(fingerprint: string) {
       const actual = raw ? new X509Certificate(raw).fingerprint256 : '(none)';
       if (actual !== pin) {
         socket.destroy();
-        callback(new CertificatePinError(pin, actual), socket);
+        callback(mismatch(pin, actual), socket);
         return;
       }
       callback(null, socket);

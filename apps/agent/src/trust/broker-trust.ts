@@ -3,8 +3,9 @@ import { readFileSync } from 'node:fs';
 import type { ClientRequestArgs } from 'node:http';
 import { type AgentOptions, Agent as HttpsAgent } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import type { ConnectionOptions } from 'node:tls';
 import type { BrokerTrust } from '@trellis/proto';
+import { canonicalFingerprint, pinnedTlsConnect } from '@trellis/tls';
 
 export class TlsPinMismatchError extends Error {
   constructor(
@@ -22,11 +23,7 @@ export class TlsPinMismatchError extends Error {
 }
 
 /** `AB:CD:…` upper-case colon form, from hex with or without colons. */
-export function normalizeFingerprint(fp: string): string {
-  const hex = fp.replace(/:/g, '').toUpperCase();
-  if (!/^[0-9A-F]{64}$/.test(hex)) throw new Error(`not a SHA-256 fingerprint: ${fp}`);
-  return hex.match(/../g)!.join(':');
-}
+export const normalizeFingerprint = canonicalFingerprint;
 
 export function certificateFingerprint(der: Buffer): string {
   return normalizeFingerprint(createHash('sha256').update(der).digest('hex'));
@@ -63,32 +60,16 @@ export function createPinnedAgent(fingerprint: string, server = 'broker'): Https
 
 type SocketCallback = (err: Error | null, socket: Duplex) => void;
 
+/** The shared pinned connect (@trellis/tls), failing with this package's error naming the server. */
 class PinnedAgent extends HttpsAgent {
-  constructor(
-    private readonly pin: string,
-    private readonly server: string,
-  ) {
+  private readonly connectPinned: ReturnType<typeof pinnedTlsConnect>;
+
+  constructor(pin: string, server: string) {
     super({ keepAlive: false });
+    this.connectPinned = pinnedTlsConnect(pin, (e, a) => new TlsPinMismatchError(e, a, server));
   }
 
   override createConnection(options: ClientRequestArgs, callback?: SocketCallback): Duplex | undefined {
-    // The pin replaces chain verification, which a self-signed broker certificate cannot pass;
-    // the connection is unusable until the pin has been checked below.
-    const socket: TLSSocket = tlsConnect({ ...(options as ConnectionOptions), rejectUnauthorized: false });
-    const onError = (err: Error) => callback?.(err, socket);
-    socket.once('error', onError);
-    socket.once('secureConnect', () => {
-      socket.off('error', onError);
-      const cert = socket.getPeerCertificate();
-      const actual = cert?.raw ? certificateFingerprint(cert.raw) : '(no certificate)';
-      if (actual !== this.pin) {
-        const err = new TlsPinMismatchError(this.pin, actual, this.server);
-        socket.destroy();
-        callback?.(err, socket);
-        return;
-      }
-      callback?.(null, socket);
-    });
-    return undefined;
+    return this.connectPinned(options as ConnectionOptions, (err, socket) => callback?.(err, socket));
   }
 }
