@@ -182,6 +182,7 @@ export class ControlHub {
       directory,
       device: (id) => hub.netmap.punchView(id),
       connected: () => hub.sessions.keys(),
+      isConnected: (id) => hub.sessions.has(id),
       send: (id, msg) => hub.sessions.get(id)?.send(JSON.stringify(msg), msg.type),
       relayRtts: (id) => hub.sessions.get(id)?.relayRttMs(),
       ...(this.opts.reflexive

@@ -29,6 +29,8 @@ function pairKey(x: string, y: string): string {
 /** The pairs one allocator tracks: relayed ones, and ones whose agents reported a path. */
 export class RelayPairs {
   private readonly byKey = new Map<string, RelayPair>();
+  /** The same pairs by each of their devices (device events touch only theirs). */
+  private readonly byDevice = new Map<string, Set<RelayPair>>();
 
   get(x: string, y: string): RelayPair | undefined {
     return this.byKey.get(pairKey(x, y));
@@ -53,18 +55,29 @@ export class RelayPairs {
       tcpSides: new Set(),
     };
     this.byKey.set(key, pair);
+    for (const id of [a, b]) {
+      let set = this.byDevice.get(id);
+      if (!set) this.byDevice.set(id, (set = new Set()));
+      set.add(pair);
+    }
     return pair;
   }
 
   /** Stops the pair's timers and drops it. */
   delete(pair: RelayPair): void {
     stopTimers(pair);
+    if (this.byKey.get(pairKey(pair.a, pair.b)) !== pair) return;
     this.byKey.delete(pairKey(pair.a, pair.b));
+    for (const id of [pair.a, pair.b]) {
+      const set = this.byDevice.get(id);
+      set?.delete(pair);
+      if (set?.size === 0) this.byDevice.delete(id);
+    }
   }
 
   /** The pairs a device is part of (a copy: callers may delete while iterating). */
   of(id: string): RelayPair[] {
-    return [...this.byKey.values()].filter((p) => p.a === id || p.b === id);
+    return [...(this.byDevice.get(id) ?? [])];
   }
 
   values(): IterableIterator<RelayPair> {
@@ -74,6 +87,7 @@ export class RelayPairs {
   clear(): void {
     for (const pair of this.byKey.values()) stopTimers(pair);
     this.byKey.clear();
+    this.byDevice.clear();
   }
 }
 

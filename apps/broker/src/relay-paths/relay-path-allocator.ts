@@ -14,6 +14,8 @@ export interface RelayPathAllocatorOptions {
   device(id: string): PunchDevice | undefined;
   /** Devices with a control connection on this instance. */
   connected(): Iterable<string>;
+  /** Whether one device is (a lookup; without it `connected()` is scanned). */
+  isConnected?(id: string): boolean;
   send(deviceId: string, msg: RelayPathMessage | RelayReleaseMessage): void;
   /** What the device's agent last measured to each relay (`netinfo.relayRttMs`). */
   relayRtts(deviceId: string): RelayRttTable | undefined;
@@ -101,14 +103,20 @@ export class RelayPathAllocator {
     for (const other of connected) if (other !== id) this.evaluate(id, other);
   }
 
-  /** A reflector saw UDP from the device: relayed pairs that gave it the TCP fallback move it to UDP. */
+  /**
+   * A reflector saw UDP from the device (every observation: kept cheap): relayed pairs that gave it
+   * the TCP fallback move it to UDP.
+   */
   reflexiveObserved(id: string): void {
-    if (this.isConnected(id)) this.resendChangedTransports(id);
+    const onTcp = this.pairs.of(id).filter((p) => p.active && p.tcpSides.has(id));
+    if (onTcp.length === 0 || !this.isConnected(id) || this.wantsTcp(id)) return;
+    for (const pair of onTcp) this.sendRelay(pair, id);
   }
 
   private resendChangedTransports(id: string): void {
+    const tcp = this.wantsTcp(id);
     for (const pair of this.pairs.of(id))
-      if (pair.active && this.wantsTcp(id) !== pair.tcpSides.has(id)) this.sendRelay(pair, id);
+      if (pair.active && tcp !== pair.tcpSides.has(id)) this.sendRelay(pair, id);
   }
 
   /** The control connection closed: relayed pairs are kept for `offlineGraceMs`. */
@@ -362,6 +370,7 @@ export class RelayPathAllocator {
   }
 
   private isConnected(id: string): boolean {
+    if (this.opts.isConnected) return this.opts.isConnected(id);
     for (const c of this.opts.connected()) if (c === id) return true;
     return false;
   }
