@@ -10,8 +10,10 @@ import type { Relay, RelayTotals } from './relay';
  */
 export class RelayMetrics {
   readonly registry = new Registry();
+  /** The relay's totals for the scrape in progress: one walk over the allocations, not one per counter. */
+  private scrapeTotals: RelayTotals | null = null;
 
-  constructor(relay: Relay) {
+  constructor(private readonly relay: Relay) {
     const registers = [this.registry];
     new Gauge({
       name: 'trellis_relay_allocations',
@@ -46,6 +48,7 @@ export class RelayMetrics {
       ],
       ['trellis_relay_binds_total', 'Sides bound or moved by a valid handshake', [], (t) => [[{}, t.binds]]],
     ];
+    const totalsOfThisScrape = () => this.scrapeTotals ?? relay.totals();
     for (const [name, help, labelNames, read] of counters) {
       const reported = new Map<string, number>();
       new Counter({
@@ -54,7 +57,7 @@ export class RelayMetrics {
         labelNames,
         registers,
         collect() {
-          for (const [labels, value] of read(relay.totals())) {
+          for (const [labels, value] of read(totalsOfThisScrape())) {
             const key = JSON.stringify(labels);
             const before = reported.get(key) ?? 0;
             if (value > before) this.inc(labels, value - before);
@@ -62,6 +65,16 @@ export class RelayMetrics {
           }
         },
       });
+    }
+  }
+
+  /** The exposition text; every counter reads the same totals. */
+  async text(): Promise<string> {
+    this.scrapeTotals = this.relay.totals();
+    try {
+      return await this.registry.metrics();
+    } finally {
+      this.scrapeTotals = null;
     }
   }
 }
@@ -75,7 +88,7 @@ export async function serveMetrics(metrics: RelayMetrics, host: string, port: nu
       res.writeHead(404).end();
       return;
     }
-    metrics.registry.metrics().then(
+    metrics.text().then(
       (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
       () => res.writeHead(500).end(),
     );

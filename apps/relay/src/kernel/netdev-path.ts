@@ -57,7 +57,7 @@ table ${TABLE} {
       if (!isIPv4(a.address) || !isIPv4(b.address)) return this.remove(pair.allocationId);
       let routes: [Route | null, Route | null];
       try {
-        routes = [await this.route(a.address), await this.route(b.address)];
+        routes = await Promise.all([this.route(a.address), this.route(b.address)]);
       } catch (err) {
         await this.remove(pair.allocationId);
         throw err;

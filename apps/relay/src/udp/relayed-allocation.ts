@@ -4,7 +4,7 @@ import { formatEndpoint, parseEndpoint } from '@trellis/proto';
 import type { TokenBucket } from '@trellis/reflector';
 import { normalizeSource } from '@trellis/reflector';
 import { AllocationCore, type AllocationLimits, type SideBinding } from '../allocation/allocation-core';
-import type { KernelCounters, KernelPath, UdpSide } from '../kernel/kernel-path';
+import type { KernelCounters, KernelPath } from '../kernel/kernel-path';
 
 /** A TCP-fallback connection as the allocation sees it: one WireGuard packet per send. */
 export interface PacketChannel {
@@ -88,8 +88,9 @@ export class RelayedAllocation {
             allocationId: this.id,
             accountId: this.accountId,
             port: this.port,
-            a: ipv4Side(a),
-            b: ipv4Side(b),
+            // A dual-stack socket's view of an IPv4 source, as the kernel sees it.
+            a: normalizeSource(a),
+            b: normalizeSource(b),
           })
         : kernel.stop(this.id);
     job.catch((err: Error) => this.options.onKernelError?.(err));
@@ -155,11 +156,6 @@ export class RelayedAllocation {
     this.channels.clear();
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
-}
-
-/** A dual-stack socket's view of an IPv4 source, as the kernel sees it. */
-function ipv4Side(b: SideBinding): UdpSide {
-  return { address: b.address.replace(/^::ffff:/, ''), port: b.port };
 }
 
 /** A UDP binding from the broker is restored; a TCP one cannot be (its WebSocket is gone). */
