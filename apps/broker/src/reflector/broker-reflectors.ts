@@ -4,6 +4,7 @@ import { formatEndpoint, parseEndpoint } from '@trellis/proto';
 import {
   classifyNatMapping,
   EndpointReflector,
+  loadOrCreateReflectorKey,
   type Observation,
   type ReflectorCounters,
 } from '@trellis/reflector';
@@ -11,7 +12,6 @@ import type { Logger } from 'pino';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
 import type { DevicesService } from '../services/devices.service';
 import { EnrolledKeyCache } from './enrolled-keys';
-import { loadOrCreateReflectorKey } from './reflector-keys';
 
 export interface ReflectorAddress {
   /** Address to bind. */

@@ -1,23 +1,13 @@
-import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatEndpoint } from '@trellis/proto';
-import { EndpointReflector } from '@trellis/reflector';
+import { EndpointReflector, loadOrCreateReflectorKey } from '@trellis/reflector';
 import type { Logger } from 'pino';
 
-/** The reflector's X25519 key, kept in the state directory so agents keep the same peer. */
-function loadOrCreateKey(stateDir: string): string {
+/** Kept in the state directory, so agents keep the same reflector peer across restarts. */
+function loadOrCreateStateKey(stateDir: string): string {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const file = join(stateDir, 'reflector.key');
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  const key = randomBytes(32);
-  // Clamped as `wg genkey` does, so it reads back from WireGuard tools unchanged.
-  key[0]! &= 248;
-  key[31]! = (key[31]! & 127) | 64;
-  const text = key.toString('base64');
-  writeFileSync(file, `${text}\n`, { mode: 0o600 });
-  chmodSync(file, 0o600);
-  return text;
+  return loadOrCreateReflectorKey(join(stateDir, 'reflector.key'));
 }
 
 /**
@@ -36,7 +26,7 @@ export async function startRelayReflector(opts: {
   onObserved(publicKey: string, endpoint: string): void;
 }): Promise<{ info: { publicKey: string; endpoint: string }; close(): Promise<void> }> {
   const reflector = new EndpointReflector({
-    privateKey: loadOrCreateKey(opts.stateDir),
+    privateKey: loadOrCreateStateKey(opts.stateDir),
     host: opts.host,
     port: opts.port,
     isEnrolled: () => true,
