@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { ControlClient, type ControlClientOptions } from '../control/control-client';
 import { enroll } from '../control/enroll-client';
 import type { Netmap } from '../control/netmap-tracker';
-import { ClockOffsetEstimator, candidatesFromEndpoints, type PathPeer } from '../path';
+import { ClockOffsetEstimator, candidatesFromEndpoints, type PathPeer, wgUpdateForEffect } from '../path';
 import { inCidr, localSubnets } from '../platform/candidates';
 import type { NetworkConfigurator } from '../platform/network-configurator';
 import { RelayRttProber } from '../relay/relay-rtt';
@@ -23,7 +23,7 @@ import { createBrokerAgent } from '../trust/broker-trust';
 import { parseBrokerUrl } from '../trust/broker-url';
 import { waitFor } from '../util/wait';
 import type { WireGuardBackend } from '../wireguard/backend';
-import { diffWireGuardConfig, PERSISTENT_KEEPALIVE_SECONDS } from '../wireguard/config-diff';
+import { diffWireGuardConfig } from '../wireguard/config-diff';
 import type { EndpointSelector } from '../wireguard/endpoint-selector';
 import { isEmptyUpdate, type WgDeviceState } from '../wireguard/types';
 import { desiredConfigFromNetmap } from './desired-config';
@@ -392,15 +392,14 @@ export class Agent {
         const reflectors = this.netmap?.self.reflectors ?? [];
         if (!this.meshUp || reflectors.length === 0) return;
         await this.opts.backend.apply({
-          peers: reflectors.flatMap((r) => [
-            { publicKey: r.publicKey, remove: true },
-            {
-              publicKey: r.publicKey,
-              endpoint: r.endpoint,
-              persistentKeepalive: PERSISTENT_KEEPALIVE_SECONDS,
-              allowedIps: [],
-            },
-          ]),
+          // The same remove + re-add a path uses to start a fresh handshake; reflectors route nothing.
+          peers: reflectors.flatMap(
+            (r) =>
+              wgUpdateForEffect(
+                { type: 'readd-peer', peerId: r.publicKey, publicKey: r.publicKey, endpoint: r.endpoint },
+                [],
+              ).peers,
+          ),
         });
         this.log.debug({ why, reflectors: reflectors.length }, 'reflector sessions refreshed');
       })
