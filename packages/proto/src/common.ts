@@ -59,3 +59,11 @@ export const ErrorBody = z.object({
   message: z.string(),
 });
 export type ErrorBody = z.infer<typeof ErrorBody>;
+
+/** An endpoint reflector: agents add it as a WireGuard peer (no allowed IPs, persistent keepalive). */
+export const ReflectorInfo = z.object({ publicKey: WgKey, endpoint: Endpoint });
+export type ReflectorInfo = z.infer<typeof ReflectorInfo>;
+
+/** Heartbeat with RTT measurement, the same on the device and the relay control channels. */
+export const PingMessage = z.strictObject({ type: z.literal('ping'), t: z.number() });
+export const PongMessage = z.object({ type: z.literal('pong'), t: z.number(), serverTime: z.number() });

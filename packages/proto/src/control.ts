@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MAX_ENDPOINTS } from './api';
-import { DeviceId, DnsLabel, Endpoint, Ipv4, WgKey } from './common';
+import { DeviceId, DnsLabel, Endpoint, Ipv4, PingMessage, PongMessage, ReflectorInfo, WgKey } from './common';
 import { Candidate, MappingType, NetinfoMessage, PathReportMessage, PunchMessage } from './punch';
 import { NetmapRelay, RelayPathMessage, RelayReleaseMessage } from './relay';
 
@@ -28,10 +28,6 @@ export const CloseCode = {
 
 const Nonce = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 bytes of base64');
 const Mac = Nonce;
-
-/** An endpoint reflector: agents add it as a WireGuard peer (no allowed IPs, persistent keepalive). */
-export const ReflectorInfo = z.object({ publicKey: WgKey, endpoint: Endpoint });
-export type ReflectorInfo = z.infer<typeof ReflectorInfo>;
 
 export const NetmapSelf = z.object({
   id: DeviceId,
@@ -84,7 +80,6 @@ export const EndpointsMessage = z.strictObject({
   type: z.literal('endpoints'),
   endpoints: z.array(Endpoint).max(MAX_ENDPOINTS),
 });
-export const PingMessage = z.strictObject({ type: z.literal('ping'), t: z.number() });
 
 export const ClientMessage = z.discriminatedUnion('type', [
   HelloMessage,
@@ -118,7 +113,6 @@ export const DeltaMessage = z.object({
   remove: z.array(DeviceId),
   self: NetmapSelf.optional(),
 });
-export const PongMessage = z.object({ type: z.literal('pong'), t: z.number(), serverTime: z.number() });
 
 export const ServerMessage = z.discriminatedUnion('type', [
   ChallengeMessage,

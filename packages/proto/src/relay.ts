@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DeviceId, DnsLabel, Endpoint, WgKey } from './common';
+import { DeviceId, DnsLabel, Endpoint, PingMessage, PongMessage, ReflectorInfo, WgKey } from './common';
 
 /**
  * Relays (ARCHITECTURE "Relay by port allocation"). Three conversations:
@@ -81,7 +81,7 @@ export const RelayHelloMessage = z.strictObject({
   ports: PortRange,
   tcp: RelayTcpInfo.optional(),
   /** The relay's own endpoint reflector (a second one for NAT classification), if it runs one. */
-  reflector: z.object({ publicKey: WgKey, endpoint: Endpoint }).optional(),
+  reflector: ReflectorInfo.optional(),
   version: z.string().max(64),
 });
 export type RelayHelloMessage = z.infer<typeof RelayHelloMessage>;
@@ -112,7 +112,6 @@ export const RelayLoadMessage = z.strictObject({
   dropsPerSecond: z.number().nonnegative(),
 });
 export type RelayLoadMessage = z.infer<typeof RelayLoadMessage>;
-export const RelayPingMessage = z.strictObject({ type: z.literal('ping'), t: z.number() });
 /** What the relay's reflector saw: the broker keeps it for enrolled keys only. */
 export const RelayObservedMessage = z.strictObject({
   type: z.literal('observed'),
@@ -127,7 +126,7 @@ export const RelayClientMessage = z.discriminatedUnion('type', [
   BoundMessage,
   ExpiredMessage,
   RelayLoadMessage,
-  RelayPingMessage,
+  PingMessage,
   RelayObservedMessage,
 ]);
 export type RelayClientMessage = z.infer<typeof RelayClientMessage>;
@@ -145,13 +144,12 @@ export const RelayWelcomeMessage = z.object({
 });
 export const AllocateMessage = z.object({ type: z.literal('allocate'), allocation: RelayAllocation });
 export const ReleaseMessage = z.object({ type: z.literal('release'), allocationId: AllocationId });
-export const RelayPongMessage = z.object({ type: z.literal('pong'), t: z.number(), serverTime: z.number() });
 
 export const RelayServerMessage = z.discriminatedUnion('type', [
   RelayWelcomeMessage,
   AllocateMessage,
   ReleaseMessage,
-  RelayPongMessage,
+  PongMessage,
 ]);
 export type RelayServerMessage = z.infer<typeof RelayServerMessage>;
 export type RelayWelcomeMessage = z.infer<typeof RelayWelcomeMessage>;
