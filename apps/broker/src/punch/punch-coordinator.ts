@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { MAX_PUNCH_CANDIDATES, type PathReportMessage, type PunchMessage } from '@trellis/proto';
 import type { Logger } from 'pino';
-import { candidatesFor, type PunchSide, punchable } from './punch-plan';
+import { candidatesFor, type PunchSide, pairKey, punchable } from './punch-plan';
 
 export interface PunchDevice extends PunchSide {
   id: string;
@@ -73,10 +73,6 @@ const SYMMETRIC_DEADLINE_MS = 800;
 
 /** Added to the slower control round trip for a punch's start: event loop and UAPI latency. */
 const START_MARGIN_MS = 25;
-
-function pairKey(x: string, y: string): string {
-  return x < y ? `${x}|${y}` : `${y}|${x}`;
-}
 
 /**
  * The broker side of hole punching (ARCHITECTURE "Hole punching, coordinated by the broker"). When

@@ -1,3 +1,4 @@
+import { pairKey } from '../punch/punch-plan';
 import type { RelayAllocationRecord, RelayHandle } from '../relay/relay-directory';
 
 export type RelayReason = 'no-direct-path' | 'punch-failed';
@@ -20,10 +21,6 @@ export interface RelayPair {
   retryTimer: NodeJS.Timeout | null;
   /** Devices last told to reach the active allocation over the relay's TCP fallback. */
   tcpSides: Set<string>;
-}
-
-function pairKey(x: string, y: string): string {
-  return x < y ? `${x}|${y}` : `${y}|${x}`;
 }
 
 /** The pairs one allocator tracks: relayed ones, and ones whose agents reported a path. */

@@ -38,3 +38,8 @@ export interface RelayDirectory {
   /** Relays the given account's devices should probe (NetmapSelf.relays). */
   netmapRelays(accountId: string): NetmapRelay[];
 }
+
+/** A relay as devices see it in their netmap (they probe it and may reach it over TCP). */
+export function toNetmapRelay(r: RelayHandle): NetmapRelay {
+  return { id: r.id, name: r.name, address: r.publicAddress, ...(r.tcp ? { tcp: r.tcp } : {}) };
+}

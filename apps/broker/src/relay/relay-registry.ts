@@ -13,7 +13,12 @@ import {
 import type { Logger } from 'pino';
 import type { BrokerMetrics } from '../metrics';
 import type { LiveRelays } from '../services/relays.service';
-import type { RelayAllocationRecord, RelayDirectory, RelayHandle } from './relay-directory';
+import {
+  type RelayAllocationRecord,
+  type RelayDirectory,
+  type RelayHandle,
+  toNetmapRelay,
+} from './relay-directory';
 
 /** The control connection of a relay, as the registry uses it. */
 export interface RelayLink {
@@ -149,12 +154,7 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
   }
 
   netmapRelays(accountId: string): NetmapRelay[] {
-    return this.relaysFor(accountId).map((r) => ({
-      id: r.id,
-      name: r.name,
-      address: r.publicAddress,
-      ...(r.tcp ? { tcp: r.tcp } : {}),
-    }));
+    return this.relaysFor(accountId).map(toNetmapRelay);
   }
 
   allocate(

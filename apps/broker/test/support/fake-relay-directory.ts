@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { NetmapRelay, RelayBinding, RelayTcpInfo } from '@trellis/proto';
-import type { RelayAllocationRecord, RelayDirectory, RelayHandle } from '../../src/relay/relay-directory';
+import {
+  type RelayAllocationRecord,
+  type RelayDirectory,
+  type RelayHandle,
+  toNetmapRelay,
+} from '../../src/relay/relay-directory';
 
 export const TCP_INFO: RelayTcpInfo = {
   url: 'wss://relay.example:443',
@@ -99,12 +104,7 @@ export class FakeRelayDirectory implements RelayDirectory {
   }
 
   netmapRelays(accountId: string): NetmapRelay[] {
-    return this.relaysFor(accountId).map((r) => ({
-      id: r.id,
-      name: r.name,
-      address: r.publicAddress,
-      ...(r.tcp ? { tcp: r.tcp } : {}),
-    }));
+    return this.relaysFor(accountId).map(toNetmapRelay);
   }
 
   /** A relay connects (again). */
