@@ -1,10 +1,10 @@
 import type { Server } from 'node:http';
-import type { PortRange, RelayTcpInfo } from '@trellis/proto';
+import { type BrokerTrust, formatEndpoint, type PortRange, type RelayTcpInfo } from '@trellis/proto';
 import { defaultSans, loadOrCreateTls } from '@trellis/tls';
 import type { Logger } from 'pino';
 import { DEFAULT_ALLOCATION_LIMITS } from './allocation/allocation-core';
 import { BrokerLink } from './broker/broker-link';
-import { type BrokerTrust, brokerTlsOptions, relayControlUrl } from './broker/broker-url';
+import { brokerTlsOptions, relayControlUrl } from './broker/broker-url';
 import type { KernelForwardingMode } from './kernel/kernel-path';
 import { NetdevPath } from './kernel/netdev-path';
 import { boundPort, RelayMetrics, serveMetrics } from './metrics';
@@ -88,8 +88,7 @@ export async function startRelayService(
       });
       const { port } = await server.listen();
       closers.push(() => server.close());
-      const host = config.publicAddress.includes(':') ? `[${config.publicAddress}]` : config.publicAddress;
-      const url = config.tcp.publicUrl ?? `wss://${host}:${port}`;
+      const url = config.tcp.publicUrl ?? `wss://${formatEndpoint(config.publicAddress, port)}`;
       tcp = { port, info: { url, fingerprint: material.fingerprint } };
       log.info({ port, url, fingerprint: material.fingerprint }, 'TCP fallback listening');
     }

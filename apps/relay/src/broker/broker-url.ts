@@ -1,14 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { API_PATHS } from '@trellis/proto';
-import { canonicalFingerprint, pinnedTlsConnect } from '@trellis/tls';
+import { API_PATHS, type BrokerTrust } from '@trellis/proto';
+import { pinnedTlsConnect } from '@trellis/tls';
 import type { ClientOptions } from 'ws';
-
-export interface BrokerTrust {
-  /** PEM file of the CA (or the certificate itself) the broker's certificate must chain to. */
-  caFile?: string;
-  /** SHA-256 of the broker's certificate; replaces chain verification. */
-  fingerprint?: string;
-}
 
 /** The control WebSocket URL from the broker's base URL (`https://host:port`). */
 export function relayControlUrl(broker: string): string {
@@ -30,7 +23,7 @@ export function relayControlUrl(broker: string): string {
 export function brokerTlsOptions(trust: BrokerTrust): ClientOptions {
   if (trust.caFile && trust.fingerprint) throw new Error('give --ca-file or --fingerprint, not both');
   if (trust.fingerprint) {
-    return { createConnection: pinnedTlsConnect(canonicalFingerprint(trust.fingerprint)) as never };
+    return { createConnection: pinnedTlsConnect(trust.fingerprint) as never };
   }
   if (trust.caFile) return { ca: readFileSync(trust.caFile) };
   return {};
