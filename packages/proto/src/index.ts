@@ -1,5 +1,6 @@
 export * from './admin';
 export * from './api';
+export * from './backoff';
 export * from './common';
 export * from './control';
 export * from './ipc';

@@ -2,9 +2,12 @@ import type { Agent } from 'node:https';
 import { DeviceAuthenticator, type KeyPair, newNonce } from '@trellis/crypto';
 import {
   AUTH_TIMEOUT_MS,
+  Backoff,
+  type BackoffOptions,
   type ChallengeMessage,
   type ClientMessage,
   CloseCode,
+  DEFAULT_BACKOFF,
   type DeltaMessage,
   HEARTBEAT_INTERVAL_MS,
   MAX_CONTROL_FRAME_BYTES,
@@ -21,7 +24,6 @@ import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { controlUrl } from '../trust/broker-url';
 import { describeBrokerError } from '../util/network-error';
-import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from './backoff';
 import { type Netmap, NetmapTracker } from './netmap-tracker';
 import { realTimers, type Timers } from './timers';
 

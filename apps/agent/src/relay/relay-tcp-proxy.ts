@@ -1,9 +1,8 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { Agent } from 'node:https';
-import { RELAY_TCP_PATH, type RelayTcpInfo } from '@trellis/proto';
+import { Backoff, type BackoffOptions, RELAY_TCP_PATH, type RelayTcpInfo } from '@trellis/proto';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import { Backoff, type BackoffOptions } from '../control/backoff';
 import { realTimers, type Timers } from '../control/timers';
 import { createPinnedAgent } from '../trust/broker-trust';
 

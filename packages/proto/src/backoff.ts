@@ -9,7 +9,8 @@ export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000, 
 
 /**
  * Exponential backoff with jitter: the n-th delay is uniform in [cap/2, cap) where
- * cap = min(maxMs, initialMs·2ⁿ). Jitter keeps a fleet from reconnecting in lockstep after a broker restart.
+ * cap = min(maxMs, initialMs·2ⁿ). Jitter keeps a fleet from reconnecting in lockstep after a broker
+ * restart. How every client of the broker (agents, relays) reconnects.
  */
 export class Backoff {
   private attempt = 0;
