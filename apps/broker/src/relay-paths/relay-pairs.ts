@@ -53,9 +53,9 @@ export class RelayPairs {
     };
     this.byKey.set(key, pair);
     for (const id of [a, b]) {
-      let set = this.byDevice.get(id);
-      if (!set) this.byDevice.set(id, (set = new Set()));
+      const set = this.byDevice.get(id) ?? new Set<RelayPair>();
       set.add(pair);
+      this.byDevice.set(id, set);
     }
     return pair;
   }
