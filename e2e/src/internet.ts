@@ -44,7 +44,7 @@ export class Internet {
 
   static async create(lab: NamespaceFactory): Promise<Internet> {
     const ns = await lab.addNamespace('inet');
-    await ns.exec(['ip', 'link', 'add', 'br0', 'type', 'bridge']);
+    await addBridge(ns, 'br0');
     await ns.exec(['ip', 'addr', 'add', `${CORE_GATEWAY}/${CORE_PREFIX_LEN}`, 'dev', 'br0']);
     await ns.exec(['ip', 'addr', 'add', `${HOSTS_GATEWAY}/${HOSTS_PREFIX_LEN}`, 'dev', 'br0']);
     await ns.exec(['ip', 'addr', 'add', `${UNRESERVED_GATEWAY}/${UNRESERVED_PREFIX_LEN}`, 'dev', 'br0']);
@@ -103,6 +103,19 @@ export class Internet {
     await ns.exec(['ip', 'route', 'add', 'default', 'via', gatewayFor(addresses[0]!).gateway]);
     return new Host(name, ns, addresses);
   }
+}
+
+/** A locally administered MAC for every lab bridge (each is alone in its L2 domain). */
+const BRIDGE_MAC = '02:00:00:00:00:01';
+
+/**
+ * A bridge with a fixed MAC address. Left to itself, a bridge takes the lowest MAC of its ports, so
+ * a port added later (a host, a roaming device) can change it; every neighbour's ARP entry for the
+ * gateway on it then points at the old MAC and routed traffic stops until the entries age out
+ * (seen: every agent lost the broker when the relay test added an attacker host).
+ */
+export async function addBridge(ns: Namespace, name: string): Promise<void> {
+  await ns.exec(['ip', 'link', 'add', name, 'address', BRIDGE_MAC, 'type', 'bridge']);
 }
 
 /** With br_netfilter loaded, bridged frames would traverse the IP forward hooks; keep L2 plain. */

@@ -10,7 +10,7 @@ import {
   UNRESERVED_PREFIX_LEN,
   unreservedWanAddress,
 } from './addresses';
-import { disableBridgeNetfilter, type Internet } from './internet';
+import { addBridge, disableBridgeNetfilter, type Internet } from './internet';
 import type { Namespace } from './namespace';
 import {
   LAN_IF,
@@ -116,7 +116,7 @@ export class Site {
         unreserved ? UNRESERVED_GATEWAY : CORE_GATEWAY,
       ]);
     }
-    await router.exec(['ip', 'link', 'add', LAN_IF, 'type', 'bridge']);
+    await addBridge(router, LAN_IF);
     await router.exec(['ip', 'addr', 'add', `${lan.gateway}/${lan.prefixLen}`, 'dev', LAN_IF]);
     await router.exec(['ip', 'link', 'set', LAN_IF, 'up']);
     await router.sysctl('net.ipv4.ip_forward', 1);
