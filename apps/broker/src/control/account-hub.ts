@@ -1,8 +1,7 @@
 import type { NetmapRelay, ReflectorInfo } from '@trellis/proto';
 import type { DeviceState } from '../domain/netmap-builder';
 import { AccountNetmap } from '../domain/netmap-builder';
-import type { PunchCoordinator } from '../punch/punch-coordinator';
-import type { RelayPathAllocator } from '../relay-paths/relay-path-allocator';
+import type { PairPathDriver } from '../pair-paths/pair-path-driver';
 import type { ControlSession } from './control-session';
 
 const MAX_WINDOW_MS = 250;
@@ -36,10 +35,8 @@ export class AccountHub {
     return new AccountHub(netmap, coalesceMs);
   }
 
-  /** Set by the ControlHub: punches pairs of this account's connected devices. */
-  punches: PunchCoordinator | null = null;
-  /** Set by the ControlHub when relays exist: relays pairs that cannot (yet) go direct. */
-  relayPaths: RelayPathAllocator | null = null;
+  /** Set by the ControlHub: makes paths (punched or relayed) for pairs of connected devices. */
+  paths: PairPathDriver | null = null;
 
   setReflectors(reflectors: readonly ReflectorInfo[]): void {
     this.netmap.setReflectors(reflectors);
@@ -57,16 +54,13 @@ export class AccountHub {
     this.netmap.upsert(device, serial);
     this.schedule();
     const after = this.netmap.punchView(device.id);
-    if (this.sessions.has(device.id) && JSON.stringify(before) !== JSON.stringify(after)) {
-      this.punches?.deviceChanged(device.id);
-      this.relayPaths?.deviceChanged(device.id);
-    }
+    if (after && this.sessions.has(device.id) && JSON.stringify(before) !== JSON.stringify(after))
+      this.paths?.changed(after);
   }
 
   remove(deviceId: string, serial: number): void {
     this.netmap.remove(deviceId, serial);
-    this.punches?.deviceGone(deviceId);
-    this.relayPaths?.deviceRemoved(deviceId);
+    this.paths?.removed(deviceId);
     this.schedule();
   }
 
@@ -79,16 +73,15 @@ export class AccountHub {
     this.sessions.set(session.deviceId, session);
     session.serial = serial;
     session.send(frame, 'netmap');
-    this.punches?.deviceOnline(session.deviceId);
-    this.relayPaths?.deviceOnline(session.deviceId);
+    const view = this.netmap.punchView(session.deviceId);
+    if (view) this.paths?.online(view);
     return true;
   }
 
   detach(session: ControlSession): void {
     if (this.sessions.get(session.deviceId) !== session) return;
     this.sessions.delete(session.deviceId);
-    this.punches?.deviceGone(session.deviceId);
-    this.relayPaths?.deviceOffline(session.deviceId);
+    this.paths?.offline(session.deviceId);
   }
 
   /**
@@ -120,8 +113,7 @@ export class AccountHub {
   }
 
   dispose(): void {
-    this.punches?.dispose();
-    this.relayPaths?.dispose();
+    this.paths?.dispose();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }

@@ -1,9 +1,8 @@
 import { CloseCode, type PathReportMessage, type ReflectorInfo } from '@trellis/proto';
 import type { Logger } from 'pino';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
-import { PunchCoordinator, type PunchCoordinatorOptions } from '../punch/punch-coordinator';
+import { PairPathDriver, type PairPathTimings } from '../pair-paths/pair-path-driver';
 import type { RelayDirectory } from '../relay/relay-directory';
-import { RelayPathAllocator, type RelayPathAllocatorOptions } from '../relay-paths/relay-path-allocator';
 import type { DevicesService } from '../services/devices.service';
 import { AccountHub } from './account-hub';
 import type { ControlSession } from './control-session';
@@ -41,16 +40,10 @@ export class ControlHub {
         seenSince(publicKey: string, since: number): readonly string[] | null;
         onObservation(fn: (publicKey: string) => void): () => void;
       };
-      /** Punch timings (tests). */
-      punch?: Partial<
-        Pick<PunchCoordinatorOptions, 'startDelayMs' | 'deadlineMs' | 'settleMs' | 'backoffInitialMs'>
-      >;
+      /** Punch and relay timings (tests). */
+      pathTimings?: PairPathTimings;
       /** The relays connected to this instance; without it no pair is relayed. */
       relays?: RelayDirectory;
-      /** Relay fallback timings (tests). */
-      relayPaths?: Partial<
-        Pick<RelayPathAllocatorOptions, 'udpWaitMs' | 'directGraceMs' | 'offlineGraceMs' | 'retryMs'>
-      >;
     },
   ) {}
 
@@ -81,17 +74,17 @@ export class ControlHub {
     directory.on('relay-up', () => {
       for (const [accountId, hub] of this.hubs) {
         hub.setRelays(directory.netmapRelays(accountId));
-        hub.relayPaths?.relayUp();
+        hub.paths?.relayUp();
       }
     });
     directory.on('relay-down', (relayId) => {
       for (const [accountId, hub] of this.hubs) {
         hub.setRelays(directory.netmapRelays(accountId));
-        hub.relayPaths?.relayDown(relayId);
+        hub.paths?.relayDown(relayId);
       }
     });
     directory.on('expired', (allocationId) => {
-      for (const hub of this.hubs.values()) if (hub.relayPaths?.expired(allocationId)) return;
+      for (const hub of this.hubs.values()) if (hub.paths?.expired(allocationId)) return;
     });
   }
 
@@ -99,9 +92,7 @@ export class ControlHub {
     const id = this.deviceOfKey.get(publicKey);
     const session = id === undefined ? undefined : this.byDevice.get(id);
     if (!id || !session) return;
-    const hub = this.hubs.get(session.accountId);
-    hub?.punches?.reflexiveObserved(id);
-    hub?.relayPaths?.reflexiveObserved(id);
+    this.hubs.get(session.accountId)?.paths?.reflexiveObserved(id, publicKey);
   }
 
   get connectedCount(): number {
@@ -150,20 +141,7 @@ export class ControlHub {
           this.reflectorList(),
           this.opts.relays?.netmapRelays(accountId) ?? [],
         );
-        const reflexive = this.opts.reflexive;
-        const punches = new PunchCoordinator({
-          device: (id) => hub.netmap.punchView(id),
-          connected: () => hub.sessions.keys(),
-          send: (id, msg) => hub.sessions.get(id)?.send(JSON.stringify(msg), 'punch'),
-          logger: this.opts.logger,
-          rttOf: (id) => hub.sessions.get(id)?.rttMs() ?? null,
-          ...(reflexive ? { reflexiveSeenSince: (k, since) => reflexive.seenSince(k, since) } : {}),
-          reflectorsRun: (this.opts.reflectors ?? []).length > 0,
-          ...this.opts.punch,
-        });
-        hub.punches = punches;
-        const relays = this.opts.relays;
-        if (relays) hub.relayPaths = this.relayPathsFor(accountId, hub, relays);
+        hub.paths = this.pathsFor(accountId, hub);
         // Events that raced with the load: only those newer than the state read still apply.
         for (const e of buffered) if ('serial' in e && e.serial > state.serial) this.apply(hub, e);
         this.hubs.set(accountId, hub);
@@ -176,21 +154,19 @@ export class ControlHub {
     return promise;
   }
 
-  private relayPathsFor(accountId: string, hub: AccountHub, directory: RelayDirectory): RelayPathAllocator {
-    return new RelayPathAllocator({
+  private pathsFor(accountId: string, hub: AccountHub): PairPathDriver {
+    const reflexive = this.opts.reflexive;
+    const relays = this.opts.relays;
+    return new PairPathDriver({
       accountId,
-      directory,
-      device: (id) => hub.netmap.punchView(id),
-      connected: () => hub.sessions.keys(),
-      isConnected: (id) => hub.sessions.has(id),
       send: (id, msg) => hub.sessions.get(id)?.send(JSON.stringify(msg), msg.type),
+      rttOf: (id) => hub.sessions.get(id)?.rttMs() ?? null,
       relayRtts: (id) => hub.sessions.get(id)?.relayRttMs(),
-      ...(this.opts.reflexive
-        ? { reflexiveSeenSince: (k: string, since: number) => this.opts.reflexive!.seenSince(k, since) }
-        : {}),
-      logger: this.opts.logger,
+      ...(reflexive ? { reflexiveSeenSince: (k: string, since: number) => reflexive.seenSince(k, since) } : {}),
       reflectorsRun: (this.opts.reflectors ?? []).length > 0,
-      ...this.opts.relayPaths,
+      ...(relays ? { directory: relays } : {}),
+      logger: this.opts.logger,
+      ...(this.opts.pathTimings ? { timings: this.opts.pathTimings } : {}),
     });
   }
 
@@ -230,13 +206,11 @@ export class ControlHub {
     this.hubs.delete(accountId);
   }
 
-  /** A device's `path` report: its account's punch coordinator decides on retries, the relay allocator on relays. */
+  /** A device's `path` report: its account's pair paths decide on retries and relays. */
   pathReport(deviceId: string, report: PathReportMessage): void {
     const session = this.byDevice.get(deviceId);
     if (!session) return;
-    const hub = this.hubs.get(session.accountId);
-    hub?.punches?.report(deviceId, report);
-    hub?.relayPaths?.report(deviceId, report);
+    this.hubs.get(session.accountId)?.paths?.pathReport(deviceId, report);
   }
 
   /** Sends pending deltas now (tests and shutdown). */

@@ -7,7 +7,7 @@ import type {
   ReflectorInfo,
 } from '@trellis/proto';
 import { OVERLAY_PREFIX } from '@trellis/proto';
-import type { PunchDevice } from '../punch/punch-coordinator';
+import type { PairDevice } from '../pair-paths/pair-types';
 import { deviceCandidates } from './device-candidates';
 
 /** What the netmap needs to know about one device. */
@@ -74,7 +74,7 @@ export class AccountNetmap {
   }
 
   /** What the punch coordinator needs of a device: its typed candidates and NAT mapping. */
-  punchView(id: string): PunchDevice | undefined {
+  punchView(id: string): PairDevice | undefined {
     const e = this.entries.get(id);
     if (!e) return undefined;
     const { state } = e;

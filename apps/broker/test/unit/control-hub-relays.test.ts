@@ -34,7 +34,7 @@ function hubScenario() {
     coalesceMs: 25,
     logger: pino({ level: 'silent' }),
     relays: directory,
-    relayPaths: { directGraceMs: 10_000, offlineGraceMs: 15_000 },
+    pathTimings: { directGraceMs: 10_000, offlineGraceMs: 15_000 },
   });
   hub.start();
   const received = new Map<string, ServerMessage[]>();

@@ -1,7 +1,7 @@
-import type { Candidate, PunchMessage } from '@trellis/proto';
-import pino from 'pino';
-import { PunchCoordinator, type PunchDevice } from '../../src/punch/punch-coordinator';
-import { candidatesFor, punchable } from '../../src/punch/punch-plan';
+import type { Candidate } from '@trellis/proto';
+import type { PairDevice } from '../../../src/pair-paths/pair-types';
+import { candidatesFor, punchable } from '../../../src/pair-paths/punch-plan';
+import { pairPaths } from '../../support/pair-paths-harness';
 
 const KEY_A = 'A'.repeat(43) + '=';
 const KEY_B = 'B'.repeat(43) + '=';
@@ -10,13 +10,13 @@ function cand(endpoint: string, kind: Candidate['kind'], priority: number): Cand
   return { endpoint, kind, priority };
 }
 
-const a: PunchDevice = {
+const a: PairDevice = {
   id: 'a',
   publicKey: KEY_A,
   candidates: [cand('10.1.0.10:51820', 'lan', 4000), cand('192.0.2.11:51820', 'reflexive', 2000)],
   mappingType: 'endpoint-independent',
 };
-const b: PunchDevice = {
+const b: PairDevice = {
   id: 'b',
   publicKey: KEY_B,
   candidates: [cand('10.2.0.10:51820', 'lan', 4000), cand('192.0.2.12:40000', 'reflexive', 2000)],
@@ -34,7 +34,7 @@ describe('punch plan', () => {
   });
 
   it('sends one public candidate per address of a symmetric NAT (its ports are per destination)', () => {
-    const sym: PunchDevice = {
+    const sym: PairDevice = {
       ...b,
       candidates: [
         cand('192.0.2.12:40000', 'reflexive', 2032),
@@ -64,38 +64,33 @@ describe('punch plan', () => {
   });
 });
 
-describe('PunchCoordinator', () => {
+describe('pair paths: punching', () => {
   beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
   afterEach(() => jest.useRealTimers());
 
-  function setup(extra: Partial<ConstructorParameters<typeof PunchCoordinator>[0]> = {}) {
-    const devices = new Map([
-      ['a', a],
-      ['b', b],
-    ]);
-    const connected = new Set<string>();
-    const sent: Array<{ to: string; msg: PunchMessage }> = [];
-    const c = new PunchCoordinator({
-      device: (id) => devices.get(id),
-      connected: () => connected,
-      send: (to, msg) => sent.push({ to, msg }),
-      logger: pino({ level: 'silent' }),
-      startDelayMs: 300,
-      settleMs: 100,
-      backoffInitialMs: 5000,
-      ...extra,
+  function setup(
+    extra: {
+      controlRtt?: (id: string) => number | null;
+      seenSince?: (publicKey: string, since: number) => readonly string[] | null;
+      freshWaitMs?: number;
+    } = {},
+  ) {
+    const h = pairPaths({
+      devices: [a, b],
+      relays: false,
+      ...(extra.controlRtt ? { controlRtt: extra.controlRtt } : {}),
+      ...(extra.seenSince ? { seenSince: extra.seenSince } : {}),
+      timings: extra.freshWaitMs ? { freshWaitMs: extra.freshWaitMs } : {},
     });
-    return { c, devices, connected, sent };
+    return { ...h, c: h, sent: h.punches };
   }
 
   it('punches both sides with the other one’s candidates and one start time once both are online', () => {
-    const { c, connected, sent } = setup();
-    connected.add('a');
-    c.deviceOnline('a');
+    const { c, sent } = setup();
+    c.online('a');
     jest.advanceTimersByTime(1000);
     expect(sent).toEqual([]);
-    connected.add('b');
-    c.deviceOnline('b');
+    c.online('b');
     jest.advanceTimersByTime(99);
     expect(sent).toEqual([]);
     jest.advanceTimersByTime(1);
@@ -112,12 +107,12 @@ describe('PunchCoordinator', () => {
   });
 
   it('does not repeat an unchanged punch, retries a failed one with backoff, stops after success', () => {
-    const { c, devices, connected, sent } = setup();
-    connected.add('a').add('b');
-    c.deviceOnline('b');
+    const { c, devices, sent } = setup();
+    c.online('a');
+    c.online('b');
     jest.advanceTimersByTime(100);
     expect(sent).toHaveLength(2);
-    c.deviceChanged('a');
+    c.changed('a');
     jest.advanceTimersByTime(100);
     expect(sent).toHaveLength(2); // same candidates: nothing new to try
 
@@ -142,11 +137,11 @@ describe('PunchCoordinator', () => {
 
     // A working path is not torn down for new candidates (WireGuard roaming keeps it) …
     devices.set('b', { ...b, candidates: [cand('192.0.2.99:40000', 'reflexive', 2000)] });
-    c.deviceChanged('b');
+    c.changed('b');
     jest.advanceTimersByTime(100);
     expect(sent).toHaveLength(6);
     // … but a device that reconnects starts from scratch and is punched again.
-    c.deviceOnline('b');
+    c.online('b');
     jest.advanceTimersByTime(100);
     expect(sent).toHaveLength(8);
     expect(sent[6]!.msg.candidates.concat(sent[7]!.msg.candidates).map((x) => x.endpoint)).toContain(
@@ -155,22 +150,22 @@ describe('PunchCoordinator', () => {
   });
 
   it('a failure on one side after the other reported direct still retries the pair', () => {
-    const { c, connected, sent } = setup();
-    connected.add('a').add('b');
-    c.deviceOnline('a');
+    const { c, sent } = setup();
+    c.online('b');
+    c.online('a');
     jest.advanceTimersByTime(100);
     const id = sent[0]!.msg.attemptId;
     c.report('b', { type: 'path', peerId: 'a', attemptId: id, result: 'direct', elapsedMs: 40 });
     c.report('a', { type: 'path', peerId: 'b', attemptId: id, result: 'failed', elapsedMs: 4500 });
     jest.advanceTimersByTime(100);
     expect(sent).toHaveLength(4);
-    c.dispose();
+    c.driver.dispose();
   });
 
   it('one side believing in a path is not enough: the other side’s own failed attempt brings a punch', () => {
-    const { c, connected, sent } = setup();
-    connected.add('a').add('b');
-    c.deviceOnline('a');
+    const { c, sent } = setup();
+    c.online('b');
+    c.online('a');
     jest.advanceTimersByTime(100);
     c.report('b', {
       type: 'path',
@@ -183,13 +178,13 @@ describe('PunchCoordinator', () => {
     c.report('a', { type: 'path', peerId: 'b', attemptId: 'local:2', result: 'failed', elapsedMs: 3000 });
     jest.advanceTimersByTime(100);
     expect(sent).toHaveLength(4);
-    c.dispose();
+    c.driver.dispose();
   });
 
   it('a `relay` report (the relayed path works) is no failure: no punch, and the pair is not direct', () => {
-    const { c, devices, connected, sent } = setup();
-    connected.add('a').add('b');
-    c.deviceOnline('a');
+    const { c, devices, sent } = setup();
+    c.online('b');
+    c.online('a');
     jest.advanceTimersByTime(100);
     const id = sent[0]!.msg.attemptId;
     c.report('a', { type: 'path', peerId: 'b', attemptId: id, result: 'direct', elapsedMs: 9 });
@@ -199,27 +194,26 @@ describe('PunchCoordinator', () => {
     expect(sent).toHaveLength(2);
     // No longer direct on both sides: new candidates are punched again.
     devices.set('b', { ...b, candidates: [cand('192.0.2.99:40000', 'reflexive', 2000)] });
-    c.deviceChanged('b');
+    c.changed('b');
     jest.advanceTimersByTime(100);
     expect(sent).toHaveLength(4);
-    c.dispose();
+    c.driver.dispose();
   });
 
   it('ignores reports from devices outside the attempt and forgets pairs whose device left', () => {
-    const { c, connected, sent } = setup();
-    connected.add('a').add('b');
-    c.deviceOnline('a');
+    const { c, sent } = setup();
+    c.online('b');
+    c.online('a');
     jest.advanceTimersByTime(100);
     const id = sent[0]!.msg.attemptId;
     c.report('x', { type: 'path', peerId: 'a', attemptId: id, result: 'failed', elapsedMs: 1 });
     jest.advanceTimersByTime(60_000);
     expect(sent).toHaveLength(2);
-    connected.delete('b');
-    c.deviceGone('b');
-    c.deviceChanged('a');
+    c.offline('b');
+    c.changed('a');
     jest.advanceTimersByTime(60_000);
     expect(sent).toHaveLength(2);
-    c.dispose();
+    c.driver.dispose();
   });
 
   it('starts a punch the slower control round trip plus a margin ahead, capped by startDelayMs', () => {
@@ -227,9 +221,9 @@ describe('PunchCoordinator', () => {
       ['a', 12.4],
       ['b', 40],
     ]);
-    const { c, connected, sent } = setup({ rttOf: (id) => rtt.get(id) ?? null });
-    connected.add('a').add('b');
-    c.deviceOnline('a');
+    const { c, sent } = setup({ controlRtt: (id) => rtt.get(id) ?? null });
+    c.online('b');
+    c.online('a');
     jest.advanceTimersByTime(100);
     expect(sent[0]!.msg.startAt).toBe(Date.now() + 40 + 25);
     rtt.set('b', 2000);
@@ -243,38 +237,37 @@ describe('PunchCoordinator', () => {
     jest.advanceTimersByTime(100);
     expect(sent[2]!.msg.startAt).toBe(Date.now() + 300);
     rtt.delete('a'); // unknown: the default
-    c.deviceOnline('b');
+    c.online('b');
     jest.advanceTimersByTime(100);
     expect(sent[4]!.msg.startAt).toBe(Date.now() + 300);
-    c.dispose();
+    c.driver.dispose();
   });
 
   it('after a reconnect waits for reflexive addresses seen since; with none after freshWaitMs it does not punch', () => {
     const seen = new Map<string, { at: number; endpoint: string }>();
-    const { c, devices, connected, sent } = setup({
+    const { c, devices, sent } = setup({
       freshWaitMs: 2000,
-      reflexiveSeenSince: (key, since) => {
+      seenSince: (key, since) => {
         const s = seen.get(key);
         return s && s.at >= since ? [s.endpoint] : null;
       },
     });
-    connected.add('a').add('b');
-    c.deviceOnline('a');
-    c.deviceOnline('b');
+    c.online('a');
+    c.online('b');
     jest.advanceTimersByTime(500);
     expect(sent).toEqual([]); // the netmap's reflexive addresses are from before
     // a's reflector sees it where the netmap already has it: fresh at once.
     seen.set(KEY_A, { at: Date.now(), endpoint: '192.0.2.11:51820' });
-    c.reflexiveObserved('a');
+    c.observed('a');
     jest.advanceTimersByTime(500);
     expect(sent).toEqual([]);
     // b's new port: seen, but not fresh until the netmap carries it.
     seen.set(KEY_B, { at: Date.now(), endpoint: '192.0.2.12:40001' });
-    c.reflexiveObserved('b');
+    c.observed('b');
     jest.advanceTimersByTime(200);
     expect(sent).toEqual([]);
     devices.set('b', { ...b, candidates: [cand('192.0.2.12:40001', 'reflexive', 2000)] });
-    c.deviceChanged('b');
+    c.changed('b');
     jest.advanceTimersByTime(100);
     expect(sent.find((s) => s.to === 'a')!.msg.candidates.map((x) => x.endpoint)).toEqual([
       '192.0.2.12:40001',
@@ -285,32 +278,34 @@ describe('PunchCoordinator', () => {
     let seenQuiet: string[] | null = null;
     const quiet = setup({
       freshWaitMs: 2000,
-      reflexiveSeenSince: (key) => (key === KEY_A ? seenQuiet : null),
+      seenSince: (key) => (key === KEY_A ? seenQuiet : ['192.0.2.12:40000']),
     });
-    quiet.connected.add('a').add('b');
-    quiet.c.deviceOnline('a');
+    quiet.c.online('a');
+    quiet.c.online('b');
+    quiet.c.observed('b');
     jest.advanceTimersByTime(10_000);
     expect(quiet.sent).toEqual([]);
     seenQuiet = ['192.0.2.11:51820'];
-    quiet.c.reflexiveObserved('a');
+    quiet.c.observed('a');
     jest.advanceTimersByTime(100);
     expect(quiet.sent).toHaveLength(2);
-    c.dispose();
-    quiet.c.dispose();
+    c.driver.dispose();
+    quiet.c.driver.dispose();
   });
 
   it('counts a reflexive address listed as port-mapped (a 1:1 gateway mapping) as fresh', () => {
-    const mapped: PunchDevice = { ...a, candidates: [cand('192.0.2.11:51820', 'portmapped', 3000)] };
-    const { c, devices, connected, sent } = setup({
+    const mapped: PairDevice = { ...a, candidates: [cand('192.0.2.11:51820', 'portmapped', 3000)] };
+    const { c, devices, sent } = setup({
       freshWaitMs: 2000,
-      reflexiveSeenSince: (key) => (key === KEY_A ? ['192.0.2.11:51820'] : ['192.0.2.12:40000']),
+      seenSince: (key) => (key === KEY_A ? ['192.0.2.11:51820'] : ['192.0.2.12:40000']),
     });
     devices.set('a', mapped);
-    connected.add('a').add('b');
-    c.deviceOnline('a');
-    c.deviceOnline('b');
+    c.online('a');
+    c.online('b');
+    c.observed('a');
+    c.observed('b');
     jest.advanceTimersByTime(100);
     expect(sent).toHaveLength(2);
-    c.dispose();
+    c.driver.dispose();
   });
 });

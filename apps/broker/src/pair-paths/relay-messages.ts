@@ -1,5 +1,5 @@
 import type { RelayPathMessage } from '@trellis/proto';
-import type { PunchDevice } from '../punch/punch-coordinator';
+import type { PairDevice } from './pair-types';
 import type { RelayAllocationRecord, RelayHandle } from '../relay/relay-directory';
 import { relayEndpoint } from './relay-choice';
 
@@ -8,7 +8,7 @@ import { relayEndpoint } from './relay-choice';
  * has no usable UDP endpoint. Only a side whose network blocks UDP gets the relay's TCP fallback.
  */
 export function relayPathMessage(
-  peer: PunchDevice,
+  peer: PairDevice,
   record: RelayAllocationRecord,
   relay: RelayHandle,
   /** `self` sends no UDP (its network blocks it): it gets the relay's TCP fallback. */

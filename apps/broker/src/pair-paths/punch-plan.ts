@@ -1,12 +1,7 @@
 import type { Candidate, MappingType } from '@trellis/proto';
 import { parseEndpoint } from '@trellis/proto';
 
-/** What the coordinator knows about one side of a pair. */
-/** One key for an unordered pair of devices. */
-export function pairKey(x: string, y: string): string {
-  return x < y ? `${x}|${y}` : `${y}|${x}`;
-}
-
+/** What the broker knows about reaching one side of a pair. */
 export interface PunchSide {
   candidates: readonly Candidate[];
   mappingType: MappingType | null | undefined;

@@ -1,20 +1,11 @@
-import {
-  type Candidate,
-  type MappingType,
-  type PathReportMessage,
-  type PunchMessage,
-  RelayPathMessage,
-  RelayReleaseMessage,
-} from '@trellis/proto';
-import pino from 'pino';
-import { PunchCoordinator, type PunchDevice } from '../../src/punch/punch-coordinator';
-import type { RelayRttTable } from '../../src/relay-paths/relay-choice';
-import { RelayPathAllocator } from '../../src/relay-paths/relay-path-allocator';
-import { FakeRelay, FakeRelayDirectory, TCP_INFO } from '../support/fake-relay-directory';
+import type { Candidate, MappingType } from '@trellis/proto';
+import type { PairDevice } from '../../../src/pair-paths/pair-types';
+import type { RelayRttTable } from '../../../src/pair-paths/relay-choice';
+import { FakeRelay, TCP_INFO } from '../../support/fake-relay-directory';
+import { ACCOUNT, pairPaths, pathReport as report, settle } from '../../support/pair-paths-harness';
 
 const A = 'aaaaaaaa-0000-4000-8000-000000000001';
 const B = 'bbbbbbbb-0000-4000-8000-000000000002';
-const ACCOUNT = 'account-1';
 const KEY_A = `${'A'.repeat(42)}E=`;
 const KEY_B = `${'B'.repeat(42)}A=`;
 
@@ -22,7 +13,7 @@ function cand(endpoint: string, kind: Candidate['kind']): Candidate {
   return { endpoint, kind, priority: kind === 'reflexive' ? 2000 : 1000 };
 }
 
-function device(id: string, candidates: Candidate[], mappingType: MappingType | null): PunchDevice {
+function device(id: string, candidates: Candidate[], mappingType: MappingType | null): PairDevice {
   return { id, publicKey: id === A ? KEY_A : KEY_B, candidates, mappingType };
 }
 
@@ -33,92 +24,22 @@ const edmB = device(B, [cand('198.51.100.12:40000', 'reflexive')], 'endpoint-dep
 /** Seen only on its control connection's address: its reflectors never got UDP from it. */
 const noUdpB = device(B, [cand('198.51.100.12:51820', 'observed')], null);
 
-type Sent = { to: string; msg: RelayPathMessage | RelayReleaseMessage };
-
-/** One account's allocator over a fake directory, with devices and connections the test moves. */
 function scenario(opts: {
-  devices: PunchDevice[];
+  devices: PairDevice[];
   reflectorsRun?: boolean;
   rtts?: Map<string, RelayRttTable>;
   seenSince?: (publicKey: string, since: number) => readonly string[] | null;
 }) {
-  const devices = new Map(opts.devices.map((d) => [d.id, d]));
-  const connected = new Set<string>();
-  const sent: Sent[] = [];
-  const directory = new FakeRelayDirectory();
-  const allocator = new RelayPathAllocator({
-    accountId: ACCOUNT,
-    directory,
-    device: (id) => devices.get(id),
-    connected: () => connected,
-    send: (to, msg) => {
-      // Every message must be one the agent's schema accepts.
-      if (msg.type === 'relay') RelayPathMessage.parse(msg);
-      else RelayReleaseMessage.parse(msg);
-      sent.push({ to, msg });
-    },
-    relayRtts: (id) => opts.rtts?.get(id),
-    logger: pino({ level: 'silent' }),
-    reflectorsRun: opts.reflectorsRun ?? false,
-    ...(opts.seenSince ? { reflexiveSeenSince: opts.seenSince } : {}),
-    udpWaitMs: 1_500,
-    directGraceMs: 10_000,
-    offlineGraceMs: 15_000,
-    retryMs: 10_000,
-  });
+  const h = pairPaths(opts);
   return {
-    allocator,
-    directory,
-    devices,
-    connected,
-    sent,
-    online(id: string) {
-      connected.add(id);
-      allocator.deviceOnline(id);
-    },
-    /** Both devices come online together and the directory answers. */
-    async bothOnline() {
-      this.online(A);
-      this.online(B);
-      await settle();
-    },
-    /** A relay connects and the allocator hears of it. */
-    async relayComesUp(relay: FakeRelay) {
-      directory.up(relay);
-      allocator.relayUp();
-      await settle();
-    },
-    /** The relay stays away past the directory's grace. */
-    async relayGone(relay: FakeRelay) {
-      directory.down(relay);
-      allocator.relayDown(relay.id);
-      await settle();
-    },
-    offline(id: string) {
-      connected.delete(id);
-      allocator.deviceOffline(id);
-    },
-    relays: (to: string) =>
-      sent.filter((s) => s.to === to && s.msg.type === 'relay').map((s) => s.msg as RelayPathMessage),
-    releases: (to: string) =>
-      sent
-        .filter((s) => s.to === to && s.msg.type === 'relay-release')
-        .map((s) => s.msg as RelayReleaseMessage),
+    ...h,
+    bothOnline: () => h.bothOnline(A, B),
+    relays: h.relaysTo,
+    releases: h.releasesTo,
   };
 }
 
-function report(
-  result: PathReportMessage['result'],
-  peerId: string,
-  attemptId = 'local:1',
-): PathReportMessage {
-  return { type: 'path', peerId, attemptId, result, elapsedMs: 10 };
-}
-
-/** Lets the fake directory's answers (microtasks) arrive without moving the clock. */
-const settle = () => jest.advanceTimersByTimeAsync(0);
-
-describe('RelayPathAllocator', () => {
+describe('pair paths: relays', () => {
   beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
   afterEach(() => jest.useRealTimers());
 
@@ -175,6 +96,8 @@ describe('RelayPathAllocator', () => {
     s.directory.add(new FakeRelay('r1', '192.0.2.50', null, TCP_INFO));
     s.online(A);
     s.online(B);
+    s.observed(A);
+    s.observed(B);
     await jest.advanceTimersByTimeAsync(1_500);
     expect(s.relays(B)[0]).toMatchObject({ peerId: A, tcp: TCP_INFO });
     expect(s.relays(A)[0]).not.toHaveProperty('tcp');
@@ -187,7 +110,7 @@ describe('RelayPathAllocator', () => {
     s.online(B);
     await jest.advanceTimersByTimeAsync(900);
     s.devices.set(B, { ...edmB, mappingType: 'endpoint-independent' });
-    s.allocator.deviceChanged(B);
+    s.changed(B);
     await jest.advanceTimersByTimeAsync(60_000);
     expect(s.sent).toEqual([]);
   });
@@ -213,8 +136,8 @@ describe('RelayPathAllocator', () => {
     expect(s.relays(A)[1]).toMatchObject({ allocationId: s.relays(A)[0]!.allocationId, tcp: TCP_INFO });
     // Its UDP gets out after all: back to the relay's UDP port (once; repeats change nothing).
     seen.set(KEY_A, Date.now());
-    s.allocator.reflexiveObserved(A);
-    s.allocator.reflexiveObserved(A);
+    s.observed(A);
+    s.observed(A);
     expect(s.relays(A)).toHaveLength(3);
     expect(s.relays(A)[2]).not.toHaveProperty('tcp');
     expect(s.relays(B)).toHaveLength(1);
@@ -231,46 +154,29 @@ describe('RelayPathAllocator', () => {
     expect(s.relays(B)[0]).not.toHaveProperty('tcp'); // the relay offers no TCP fallback
   });
 
-  it('relays after a failed punch while the coordinator keeps punching with backoff', async () => {
+  it('relays after a failed punch while punching goes on with backoff', async () => {
     const s = scenario({ devices: [eimA, edmB] });
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
-    const punches: Array<{ to: string; msg: PunchMessage }> = [];
-    const coordinator = new PunchCoordinator({
-      device: (id) => s.devices.get(id),
-      connected: () => s.connected,
-      send: (to, msg) => punches.push({ to, msg }),
-      logger: pino({ level: 'silent' }),
-      settleMs: 100,
-      backoffInitialMs: 5_000,
-    });
-    const online = (id: string) => {
-      s.online(id);
-      coordinator.deviceOnline(id);
-    };
-    const pathReport = (from: string, r: PathReportMessage) => {
-      coordinator.report(from, r);
-      s.allocator.report(from, r);
-    };
-    online(A);
-    online(B);
+    const { punches } = s;
+    s.online(A);
+    s.online(B);
     await jest.advanceTimersByTimeAsync(100);
     expect(punches).toHaveLength(2);
     expect(s.sent).toEqual([]); // punchable: no relay before a failure
     const first = punches[0]!.msg.attemptId;
-    pathReport(A, report('failed', B, first));
-    pathReport(B, report('failed', A, first));
+    s.report(A, report('failed', B, first));
+    s.report(B, report('failed', A, first));
     await jest.advanceTimersByTimeAsync(100);
     expect(s.relays(A)).toHaveLength(1);
     expect(s.relays(B)).toHaveLength(1);
     expect(punches).toHaveLength(4); // the retry goes on
-    pathReport(A, report('relay', B));
-    pathReport(A, report('failed', B, punches[2]!.msg.attemptId));
+    s.report(A, report('relay', B));
+    s.report(A, report('failed', B, punches[2]!.msg.attemptId));
     await jest.advanceTimersByTimeAsync(4_999);
     expect(punches).toHaveLength(4);
     await jest.advanceTimersByTimeAsync(1);
     expect(punches).toHaveLength(6); // backoff, still direct attempts
     expect(s.relays(A)).toHaveLength(1); // the same allocation all along
-    coordinator.dispose();
   });
 
   it('releases once both sides stayed direct for the grace, telling both agents', async () => {
@@ -278,14 +184,14 @@ describe('RelayPathAllocator', () => {
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
     s.online(A);
     s.online(B);
-    s.allocator.report(A, report('failed', B));
+    s.report(A, report('failed', B));
     await settle();
     const allocationId = s.relays(A)[0]!.allocationId;
-    s.allocator.report(A, report('direct', B));
-    s.allocator.report(B, report('direct', A));
+    s.report(A, report('direct', B));
+    s.report(B, report('direct', A));
     await jest.advanceTimersByTimeAsync(6_000);
-    s.allocator.report(B, report('relay', A)); // B fell back: the grace starts over
-    s.allocator.report(B, report('direct', A));
+    s.report(B, report('relay', A)); // B fell back: the grace starts over
+    s.report(B, report('direct', A));
     await jest.advanceTimersByTimeAsync(9_999);
     expect(s.releases(A)).toEqual([]);
     await jest.advanceTimersByTimeAsync(1);
@@ -293,7 +199,7 @@ describe('RelayPathAllocator', () => {
     expect(s.releases(B)).toEqual([{ type: 'relay-release', peerId: A, allocationId }]);
     expect(s.directory.released).toEqual([allocationId]);
     // Still direct: candidate changes do not bring the relay back.
-    s.allocator.deviceChanged(A);
+    s.changed(A);
     await jest.advanceTimersByTimeAsync(60_000);
     expect(s.relays(A)).toHaveLength(1);
   });
@@ -424,18 +330,16 @@ describe('RelayPathAllocator', () => {
     await s.bothOnline();
     const first = s.relays(A)[0]!.allocationId;
     s.directory.expire(first);
-    expect(s.allocator.expired(first)).toBe(true);
+    expect(s.driver.expired(first)).toBe(true);
     expect(s.releases(A)).toEqual([{ type: 'relay-release', peerId: B, allocationId: first }]);
     expect(s.releases(B)).toEqual([{ type: 'relay-release', peerId: A, allocationId: first }]);
     expect(s.directory.released).toEqual([]); // the relay closed it already
-    expect(s.allocator.expired(first)).toBe(false);
+    expect(s.driver.expired(first)).toBe(false);
 
-    s.allocator.deviceOnline(B); // a reconnect decides afresh
+    s.online(B); // a reconnect decides afresh
     await settle();
     const second = s.relays(A)[1]!.allocationId;
-    s.connected.delete(B);
-    s.devices.delete(B);
-    s.allocator.deviceRemoved(B);
+    s.removed(B);
     expect(s.releases(A)[1]).toEqual({ type: 'relay-release', peerId: B, allocationId: second });
     expect(s.directory.released).toEqual([second]);
   });
@@ -445,7 +349,7 @@ describe('RelayPathAllocator', () => {
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
     s.online(A);
     s.online(B);
-    s.allocator.dispose();
+    s.driver.dispose();
     await settle();
     expect(s.sent).toEqual([]);
     expect(s.directory.released).toHaveLength(1);
@@ -457,8 +361,8 @@ describe('RelayPathAllocator', () => {
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
     s.online(A);
     s.online(B);
-    s.allocator.report(A, report('failed', 'cccccccc-0000-4000-8000-000000000003'));
-    s.allocator.report(A, report('failed', A));
+    s.report(A, report('failed', 'cccccccc-0000-4000-8000-000000000003'));
+    s.report(A, report('failed', A));
     await settle();
     expect(s.sent).toEqual([]);
   });

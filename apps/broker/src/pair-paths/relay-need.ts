@@ -1,11 +1,10 @@
-import type { PunchSide } from '../punch/punch-plan';
-import { punchable } from '../punch/punch-plan';
+import { type PunchSide, punchable } from './punch-plan';
 
 /** One device of a pair as the relay policy sees it. */
 export interface RelaySideView extends PunchSide {
   /** How long its control connection has been up (ms). */
   onlineForMs: number;
-  /** No UDP from it reached the reflectors since it came online (see RelayPathAllocator.udpBlocked). */
+  /** No UDP from it reached the reflectors since it came online (see PairPathCore). */
   udpUnseen: boolean;
 }
 

@@ -1,0 +1,283 @@
+import { CoreContext, type TimerItem } from './core-context';
+import { type DeviceRecord, type PairRecord, PairTable } from './pair-records';
+import { type PairDevice, type PairEffect, type PairEvent, type PairPathOptions, pairKey } from './pair-types';
+import { firePunch, punchFailed, resetPunch, schedulePunch } from './punch-part';
+import {
+  allocated,
+  allocationFailed,
+  evaluateRelay,
+  relayExpired,
+  relayLost,
+  releaseRelay,
+  resendIfTransportChanged,
+  retryRelay,
+  sendRelay,
+  wantRelay,
+} from './relay-part';
+import { TimerQueue } from './timer-queue';
+
+/**
+ * The broker's path logic for the device pairs of one account, without I/O (ARCHITECTURE "Hole
+ * punching, coordinated by the broker" and "Relay by port allocation"). Each pair has one record
+ * holding its punch part and its relay part; a device's events touch only its own pairs. Inputs
+ * are events with the time they happen at; outputs are effects the driver carries out (messages to
+ * agents, relay allocations) and one next due time for its single timer.
+ */
+export class PairPathCore {
+  private readonly devices = new Map<string, DeviceRecord>();
+  private readonly table = new PairTable(this.devices);
+  private readonly timers = new TimerQueue<TimerItem>();
+  private readonly ctx: CoreContext;
+
+  constructor(opts: PairPathOptions) {
+    this.ctx = new CoreContext(opts, this.devices, this.table, this.timers);
+  }
+
+  handle(event: PairEvent, now: number): PairEffect[] {
+    const ctx = this.ctx;
+    ctx.now = now;
+    ctx.effects = [];
+    this.apply(event);
+    this.fireDue();
+    return ctx.effects;
+  }
+
+  /** When `tick` next has something to do (null: nothing scheduled). */
+  nextDueAt(): number | null {
+    return this.timers.peek();
+  }
+
+  /** When the device came online here (the driver asks the reflectors what they saw since). */
+  onlineSince(id: string): number | undefined {
+    return this.ctx.online(id)?.presence.since;
+  }
+
+  hasAllocation(allocationId: string): boolean {
+    return this.table.byAllocation.has(allocationId);
+  }
+
+  /** Read-only views for the driver's metrics and the tests' invariants. */
+  get pairCount(): number {
+    return this.table.size;
+  }
+  get deviceCount(): number {
+    return this.devices.size;
+  }
+  pairs(): Iterable<Readonly<PairRecord>> {
+    return this.table.values();
+  }
+  device(id: string): Readonly<DeviceRecord> | undefined {
+    return this.devices.get(id);
+  }
+
+  private apply(e: PairEvent): void {
+    const ctx = this.ctx;
+    switch (e.kind) {
+      case 'online':
+        return this.online(e.device);
+      case 'offline':
+        return this.offline(e.id);
+      case 'removed':
+        return this.removed(e.id);
+      case 'changed':
+        return this.changed(e.device);
+      case 'reflexive-seen':
+        return this.reflexiveSeen(e.id, e.endpoints);
+      case 'path-report':
+        return this.report(e.from, e.report);
+      case 'relay-up':
+        for (const pair of [...this.table.relayed]) retryRelay(ctx, pair);
+        return;
+      case 'relay-down':
+        for (const pair of [...this.table.relayed]) relayLost(ctx, pair, e.relayId);
+        return;
+      case 'expired': {
+        const pair = this.table.byAllocation.get(e.allocationId);
+        if (!pair) return;
+        relayExpired(ctx, pair);
+        this.prune(pair);
+        return;
+      }
+      case 'allocated':
+        return allocated(ctx, this.table.get(e.pairKey), e.generation, e.record, e.relay);
+      case 'allocation-failed':
+        return allocationFailed(ctx, this.table.get(e.pairKey), e.generation, e.hadRelays);
+      case 'tick':
+        return;
+    }
+  }
+
+  /** A device (re)connected: its agent starts from scratch, so pairs are punched and told again. */
+  private online(view: PairDevice): void {
+    const { ctx } = this;
+    const udpCheckAt = ctx.opts.reflectorsRun ? ctx.now + ctx.opts.udpWaitMs : null;
+    const presence = { state: 'online' as const, since: ctx.now, seen: [], udpCheckAt };
+    let rec = this.devices.get(view.id);
+    if (rec) {
+      rec.view = view;
+      rec.presence = presence;
+    } else {
+      rec = { view, presence, pairs: new Set() };
+      this.devices.set(view.id, rec);
+    }
+    if (udpCheckAt !== null) this.timers.push(udpCheckAt, { kind: 'udp', id: view.id });
+    for (const pair of rec.pairs) {
+      pair.direct.clear();
+      pair.releaseAt = null;
+      resetPunch(ctx, pair);
+      sendRelay(ctx, pair, view.id);
+      retryRelay(ctx, pair);
+    }
+    this.meetPeers(view.id, true);
+  }
+
+  /** Punches (`punch`) and decides on relaying the device with every online peer. */
+  private meetPeers(id: string, punch: boolean): void {
+    const { ctx } = this;
+    for (const [other, rec] of this.devices) {
+      if (other === id || rec.presence.state !== 'online') continue;
+      const pair = this.table.getOrAdd(id, other);
+      if (punch) schedulePunch(ctx, pair, ctx.opts.settleMs);
+      evaluateRelay(ctx, pair);
+    }
+  }
+
+  private changed(view: PairDevice): void {
+    const rec = this.devices.get(view.id);
+    if (!rec) return;
+    rec.view = view;
+    if (rec.presence.state !== 'online') return;
+    for (const pair of rec.pairs) resendIfTransportChanged(this.ctx, pair, view.id);
+    this.meetPeers(view.id, true);
+  }
+
+  private reflexiveSeen(id: string, endpoints: readonly string[]): void {
+    const { ctx } = this;
+    const d = ctx.online(id);
+    // Every observation comes here: one that changes nothing costs a comparison.
+    if (!d || endpoints.length === 0 || sameMembers(d.presence.seen, endpoints)) return;
+    const first = d.presence.seen.length === 0;
+    d.presence.seen = [...endpoints];
+    if (!first) return; // a new address reaches the pairs as a netmap change
+    // A side that was on the TCP fallback sends UDP after all, and its punches can start.
+    for (const pair of d.pairs) resendIfTransportChanged(ctx, pair, id);
+    this.meetPeers(id, true);
+  }
+
+  private offline(id: string): void {
+    const rec = this.devices.get(id);
+    if (!rec || rec.presence.state !== 'online') return;
+    let relayed = false;
+    for (const pair of [...rec.pairs]) {
+      pair.direct.delete(id);
+      pair.releaseAt = null;
+      resetPunch(this.ctx, pair);
+      if (pair.relay.phase === 'none') this.table.delete(pair);
+      else relayed = true;
+    }
+    if (!relayed) {
+      this.devices.delete(id);
+      return;
+    }
+    const forgetAt = this.ctx.now + this.ctx.opts.offlineGraceMs;
+    rec.presence = { state: 'away', forgetAt };
+    this.timers.push(forgetAt, { kind: 'forget', id });
+  }
+
+  /** The device is gone (removed, or away past its grace): its relays are released at once. */
+  private removed(id: string, why = 'device removed'): void {
+    const rec = this.devices.get(id);
+    if (!rec) return;
+    for (const pair of [...rec.pairs]) {
+      releaseRelay(this.ctx, pair, why);
+      this.table.delete(pair);
+    }
+    this.devices.delete(id);
+  }
+
+  private report(from: string, r: Extract<PairEvent, { kind: 'path-report' }>['report']): void {
+    const { ctx } = this;
+    if (from === r.peerId || !ctx.online(from)) return;
+    const key = pairKey(from, r.peerId);
+    const owner = this.table.byAttempt.get(r.attemptId);
+    if (owner && owner.key !== key) return; // another pair's attempt id
+    let pair = this.table.get(key);
+    if (!pair) {
+      if (!ctx.online(r.peerId)) return;
+      pair = this.table.getOrAdd(from, r.peerId);
+    }
+    const fields = { deviceId: from, peerId: r.peerId, attemptId: r.attemptId, elapsedMs: r.elapsedMs };
+    if (r.result === 'direct') {
+      pair.direct.add(from);
+      if (pair.direct.size === 2) {
+        pair.punch.failures = 0;
+        if (pair.relay.phase !== 'none' && pair.releaseAt === null) {
+          pair.releaseAt = ctx.now + ctx.opts.directGraceMs;
+          this.timers.push(pair.releaseAt, { kind: 'release', pair });
+        }
+      }
+      ctx.log('info', 'path direct', fields);
+      return;
+    }
+    pair.direct.delete(from);
+    pair.releaseAt = null;
+    if (r.result === 'relay') {
+      // The relayed path works; failures of direct attempts come as `failed`.
+      ctx.log('info', 'path relay', fields);
+      return;
+    }
+    punchFailed(ctx, pair, from, r);
+    if (pair.relay.phase === 'none' && ctx.bothOnline(pair)) wantRelay(ctx, pair, 'punch-failed');
+  }
+
+  /** A pair that is not relayed lives only while both of its devices are online. */
+  private prune(pair: PairRecord): void {
+    if (pair.relay.phase === 'none' && !this.ctx.bothOnline(pair)) this.table.delete(pair);
+  }
+
+  private fireDue(): void {
+    for (;;) {
+      const due = this.timers.popDue(this.ctx.now);
+      if (!due) return;
+      this.fire(due.at, due.item);
+    }
+  }
+
+  private fire(at: number, t: TimerItem): void {
+    if ('id' in t) this.fireDevice(at, t.kind, t.id);
+    else this.firePair(at, t.kind, t.pair);
+  }
+
+  private fireDevice(at: number, kind: 'udp' | 'forget', id: string): void {
+    const { ctx } = this;
+    if (kind === 'forget') {
+      const rec = this.devices.get(id);
+      if (rec?.presence.state === 'away' && rec.presence.forgetAt === at) this.removed(id, 'device offline');
+      return;
+    }
+    // The UDP wait is over: a side still unseen is UDP-blocked (relay now, over TCP).
+    const d = ctx.online(id);
+    if (!d || d.presence.udpCheckAt !== at) return;
+    d.presence.udpCheckAt = null;
+    for (const pair of d.pairs) resendIfTransportChanged(ctx, pair, id);
+    this.meetPeers(id, false);
+  }
+
+  private firePair(at: number, kind: 'punch' | 'release' | 'retry', pair: PairRecord): void {
+    const { ctx } = this;
+    if (this.table.get(pair.key) !== pair) return;
+    if (kind === 'punch') {
+      if (pair.punch.dueAt === at) firePunch(ctx, pair);
+    } else if (kind === 'release') {
+      if (pair.releaseAt !== at) return;
+      releaseRelay(ctx, pair, 'direct path');
+      this.prune(pair);
+    } else if (pair.relay.phase === 'waiting' && pair.relay.retryAt === at) {
+      retryRelay(ctx, pair);
+    }
+  }
+}
+
+function sameMembers(x: readonly string[], y: readonly string[]): boolean {
+  return x.length === y.length && y.every((e) => x.includes(e));
+}
