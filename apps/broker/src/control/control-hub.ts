@@ -162,7 +162,9 @@ export class ControlHub {
       send: (id, msg) => hub.sessions.get(id)?.send(JSON.stringify(msg), msg.type),
       rttOf: (id) => hub.sessions.get(id)?.rttMs() ?? null,
       relayRtts: (id) => hub.sessions.get(id)?.relayRttMs(),
-      ...(reflexive ? { reflexiveSeenSince: (k: string, since: number) => reflexive.seenSince(k, since) } : {}),
+      ...(reflexive
+        ? { reflexiveSeenSince: (k: string, since: number) => reflexive.seenSince(k, since) }
+        : {}),
       reflectorsRun: (this.opts.reflectors ?? []).length > 0,
       ...(relays ? { directory: relays } : {}),
       logger: this.opts.logger,

@@ -7,7 +7,9 @@ export type TimerItem =
   | { kind: 'udp' | 'forget'; id: string };
 
 /** An online device's record with its presence narrowed. */
-export type OnlineDevice = DeviceRecord & { presence: Extract<DeviceRecord['presence'], { state: 'online' }> };
+export type OnlineDevice = DeviceRecord & {
+  presence: Extract<DeviceRecord['presence'], { state: 'online' }>;
+};
 
 /** What the punch and relay parts of the core share: state, the clock and the effects of one event. */
 export class CoreContext {

@@ -1,7 +1,13 @@
 import { CoreContext, type TimerItem } from './core-context';
 import { type DeviceRecord, type PairRecord, PairTable } from './pair-records';
-import { type PairDevice, type PairEffect, type PairEvent, type PairPathOptions, pairKey } from './pair-types';
-import { firePunch, punchFailed, resetPunch, schedulePunch } from './punch-part';
+import {
+  type PairDevice,
+  type PairEffect,
+  type PairEvent,
+  type PairPathOptions,
+  pairKey,
+} from './pair-types';
+import { firePunch, isFresh, punchFailed, resetPunch, schedulePunch } from './punch-part';
 import {
   allocated,
   allocationFailed,
@@ -74,17 +80,23 @@ export class PairPathCore {
     const ctx = this.ctx;
     switch (e.kind) {
       case 'online':
-        return this.online(e.device);
+        this.online(e.device);
+        return;
       case 'offline':
-        return this.offline(e.id);
+        this.offline(e.id);
+        return;
       case 'removed':
-        return this.removed(e.id);
+        this.removed(e.id);
+        return;
       case 'changed':
-        return this.changed(e.device);
+        this.changed(e.device);
+        return;
       case 'reflexive-seen':
-        return this.reflexiveSeen(e.id, e.endpoints);
+        this.reflexiveSeen(e.id, e.endpoints);
+        return;
       case 'path-report':
-        return this.report(e.from, e.report);
+        this.report(e.from, e.report);
+        return;
       case 'relay-up':
         for (const pair of [...this.table.relayed]) retryRelay(ctx, pair);
         return;
@@ -99,9 +111,11 @@ export class PairPathCore {
         return;
       }
       case 'allocated':
-        return allocated(ctx, this.table.get(e.pairKey), e.generation, e.record, e.relay);
+        allocated(ctx, this.table.get(e.pairKey), e.generation, e.record, e.relay);
+        return;
       case 'allocation-failed':
-        return allocationFailed(ctx, this.table.get(e.pairKey), e.generation, e.hadRelays);
+        allocationFailed(ctx, this.table.get(e.pairKey), e.generation, e.hadRelays);
+        return;
       case 'tick':
         return;
     }
@@ -157,16 +171,17 @@ export class PairPathCore {
     // Every observation comes here: one that changes nothing costs a comparison.
     if (!d || endpoints.length === 0 || sameMembers(d.presence.seen, endpoints)) return;
     const first = d.presence.seen.length === 0;
+    const wasFresh = isFresh(d);
     d.presence.seen = [...endpoints];
-    if (!first) return; // a new address reaches the pairs as a netmap change
-    // A side that was on the TCP fallback sends UDP after all, and its punches can start.
-    for (const pair of d.pairs) resendIfTransportChanged(ctx, pair, id);
-    this.meetPeers(id, true);
+    // A side that was on the TCP fallback sends UDP after all.
+    if (first) for (const pair of d.pairs) resendIfTransportChanged(ctx, pair, id);
+    // Punches wait for fresh addresses: the first one seen, or the netmap caught up before it.
+    if (first || (!wasFresh && isFresh(d))) this.meetPeers(id, true);
   }
 
   private offline(id: string): void {
     const rec = this.devices.get(id);
-    if (!rec || rec.presence.state !== 'online') return;
+    if (rec?.presence.state !== 'online') return;
     let relayed = false;
     for (const pair of [...rec.pairs]) {
       pair.direct.delete(id);
@@ -188,11 +203,11 @@ export class PairPathCore {
   private removed(id: string, why = 'device removed'): void {
     const rec = this.devices.get(id);
     if (!rec) return;
-    for (const pair of [...rec.pairs]) {
+    this.devices.delete(id); // first: only its peers are told
+    for (const pair of rec.pairs) {
       releaseRelay(this.ctx, pair, why);
       this.table.delete(pair);
     }
-    this.devices.delete(id);
   }
 
   private report(from: string, r: Extract<PairEvent, { kind: 'path-report' }>['report']): void {

@@ -150,9 +150,11 @@ export class PairPathDriver {
   private run(effect: PairEffect): void {
     switch (effect.kind) {
       case 'punch':
-        return this.punch(effect);
+        this.punch(effect);
+        return;
       case 'send':
-        return this.io.send(effect.to, effect.msg);
+        this.io.send(effect.to, effect.msg);
+        return;
       case 'allocate':
         void this.allocate(effect);
         return;
@@ -169,11 +171,26 @@ export class PairPathDriver {
     const startAt = this.now() + this.startDelay(p.a.id, p.b.id);
     const base = { type: 'punch' as const, attemptId: p.attemptId, startAt, deadlineMs: p.deadlineMs };
     const role = (id: string) => (p.leader === null ? {} : { leader: p.leader === id });
-    const toA: PunchMessage = { ...base, ...role(p.a.id), peerId: p.b.id, peerPublicKey: p.b.publicKey, candidates: p.forA };
-    const toB: PunchMessage = { ...base, ...role(p.b.id), peerId: p.a.id, peerPublicKey: p.a.publicKey, candidates: p.forB };
+    const toA: PunchMessage = {
+      ...base,
+      ...role(p.a.id),
+      peerId: p.b.id,
+      peerPublicKey: p.b.publicKey,
+      candidates: p.forA,
+    };
+    const toB: PunchMessage = {
+      ...base,
+      ...role(p.b.id),
+      peerId: p.a.id,
+      peerPublicKey: p.a.publicKey,
+      candidates: p.forB,
+    };
     this.io.send(p.a.id, toA);
     this.io.send(p.b.id, toB);
-    this.io.logger.info({ a: p.a.id, b: p.b.id, attemptId: p.attemptId, forA: p.forA, forB: p.forB }, 'punch sent');
+    this.io.logger.info(
+      { a: p.a.id, b: p.b.id, attemptId: p.attemptId, forA: p.forA, forB: p.forB },
+      'punch sent',
+    );
   }
 
   private startDelay(a: string, b: string): number {
@@ -206,7 +223,12 @@ export class PairPathDriver {
       this.handle({ kind: 'allocated', pairKey: e.pairKey, generation: e.generation, record, relay });
       return;
     }
-    this.handle({ kind: 'allocation-failed', pairKey: e.pairKey, generation: e.generation, hadRelays: ranked.length > 0 });
+    this.handle({
+      kind: 'allocation-failed',
+      pairKey: e.pairKey,
+      generation: e.generation,
+      hadRelays: ranked.length > 0,
+    });
   }
 
   /** Agents point WireGuard at an IP: a relay announcing a host name cannot be used (said once). */

@@ -1,9 +1,4 @@
-import type {
-  Candidate,
-  PathReportMessage,
-  RelayPathMessage,
-  RelayReleaseMessage,
-} from '@trellis/proto';
+import type { Candidate, PathReportMessage, RelayPathMessage, RelayReleaseMessage } from '@trellis/proto';
 import type { RelayAllocationRecord, RelayHandle } from '../relay/relay-directory';
 import type { PunchSide } from './punch-plan';
 
@@ -34,7 +29,13 @@ export type PairEvent =
   /** The relay closed an idle allocation. */
   | { kind: 'expired'; allocationId: string }
   /** The driver's answer to an `allocate` effect. */
-  | { kind: 'allocated'; pairKey: string; generation: number; record: RelayAllocationRecord; relay: RelayHandle }
+  | {
+      kind: 'allocated';
+      pairKey: string;
+      generation: number;
+      record: RelayAllocationRecord;
+      relay: RelayHandle;
+    }
   /** No relay could allocate (`hadRelays`: some were tried, so retry later; else wait for one). */
   | { kind: 'allocation-failed'; pairKey: string; generation: number; hadRelays: boolean }
   /** Time passed: due timers fire. */

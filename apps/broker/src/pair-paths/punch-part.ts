@@ -1,5 +1,5 @@
 import { MAX_PUNCH_CANDIDATES, type PathReportMessage } from '@trellis/proto';
-import type { CoreContext } from './core-context';
+import type { CoreContext, OnlineDevice } from './core-context';
 import { newPunchPart, type PairRecord } from './pair-records';
 import type { PairDevice } from './pair-types';
 import { candidatesFor, punchable } from './punch-plan';
@@ -49,7 +49,10 @@ export function firePunch(ctx: CoreContext, pair: PairRecord): void {
   const a = da.view;
   const b = db.view;
   if (!punchable(a, b, ctx.opts.reflectorsRun)) {
-    ctx.log('info', 'punch skipped: no UDP seen from a side yet, or both NATs symmetric', { a: a.id, b: b.id });
+    ctx.log('info', 'punch skipped: no UDP seen from a side yet, or both NATs symmetric', {
+      a: a.id,
+      b: b.id,
+    });
     return;
   }
   const waitUntil = Math.max(freshUntil(ctx, a.id), freshUntil(ctx, b.id));
@@ -83,12 +86,15 @@ export function firePunch(ctx: CoreContext, pair: PairRecord): void {
  */
 function freshUntil(ctx: CoreContext, id: string): number {
   const d = ctx.online(id);
-  if (!d || !ctx.opts.tracksReflexive) return 0;
-  const { seen, since } = d.presence;
+  if (!d || !ctx.opts.tracksReflexive || isFresh(d)) return 0;
+  return d.presence.since + ctx.opts.freshWaitMs;
+}
+
+/** All the reflectors saw of the device since it came online is in its netmap candidates. */
+export function isFresh(d: OnlineDevice): boolean {
   // Any kind: behind a 1:1 port mapping the reflexive address is the port-mapped one (listed once).
   const inNetmap = (ep: string) => d.view.candidates.some((c) => c.endpoint === ep);
-  if (seen.length > 0 && seen.every(inNetmap)) return 0;
-  return since + ctx.opts.freshWaitMs;
+  return d.presence.seen.length > 0 && d.presence.seen.every(inNetmap);
 }
 
 /**
@@ -113,6 +119,11 @@ export function punchFailed(ctx: CoreContext, pair: PairRecord, from: string, r:
     p.failures === 1
       ? ctx.opts.settleMs
       : Math.min(ctx.opts.backoffMaxMs, ctx.opts.backoffInitialMs * 2 ** (p.failures - 2));
-  ctx.log('info', 'path failed', { deviceId: from, peerId: r.peerId, attemptId: r.attemptId, retryInMs: delay });
+  ctx.log('info', 'path failed', {
+    deviceId: from,
+    peerId: r.peerId,
+    attemptId: r.attemptId,
+    retryInMs: delay,
+  });
   schedulePunch(ctx, pair, delay);
 }

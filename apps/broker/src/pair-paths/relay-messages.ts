@@ -1,6 +1,6 @@
 import type { RelayPathMessage } from '@trellis/proto';
-import type { PairDevice } from './pair-types';
 import type { RelayAllocationRecord, RelayHandle } from '../relay/relay-directory';
+import type { PairDevice } from './pair-types';
 import { relayEndpoint } from './relay-choice';
 
 /**

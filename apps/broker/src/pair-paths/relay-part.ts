@@ -67,7 +67,13 @@ export function allocated(
     tcpSides: new Set(),
   });
   for (const id of [pair.a, pair.b]) sendRelay(ctx, pair, id);
-  const fields = { a: pair.a, b: pair.b, relay: relay.name, allocationId: record.allocationId, port: record.port };
+  const fields = {
+    a: pair.a,
+    b: pair.b,
+    relay: relay.name,
+    allocationId: record.allocationId,
+    port: record.port,
+  };
   ctx.log('info', r.moving ? 'relay path moved' : 'relay path allocated', fields);
 }
 
@@ -85,7 +91,11 @@ export function allocationFailed(
   if (retryAt !== null) ctx.timers.push(retryAt, { kind: 'retry', pair });
   const fields = { a: pair.a, b: pair.b, ...(hadRelays ? { retryInMs: ctx.opts.retryMs } : {}) };
   // Without any relay, one coming up (relay-up) tries again.
-  ctx.log('warn', hadRelays ? 'no relay could allocate for the pair' : 'no relay available for the pair', fields);
+  ctx.log(
+    'warn',
+    hadRelays ? 'no relay could allocate for the pair' : 'no relay available for the pair',
+    fields,
+  );
 }
 
 /** A waiting pair tries again (its retry time, or a relay came up). */
@@ -149,5 +159,6 @@ function tellReleased(ctx: CoreContext, pair: PairRecord, allocationId: string):
     [pair.a, pair.b],
     [pair.b, pair.a],
   ] as const)
-    if (ctx.online(to)) ctx.effects.push({ kind: 'send', to, msg: { type: 'relay-release', peerId, allocationId } });
+    if (ctx.online(to))
+      ctx.effects.push({ kind: 'send', to, msg: { type: 'relay-release', peerId, allocationId } });
 }

@@ -1,4 +1,9 @@
-import { type PathReportMessage, type PunchMessage, RelayPathMessage, RelayReleaseMessage } from '@trellis/proto';
+import {
+  type PathReportMessage,
+  type PunchMessage,
+  RelayPathMessage,
+  RelayReleaseMessage,
+} from '@trellis/proto';
 import pino from 'pino';
 import { PairPathDriver, type PairPathTimings } from '../../src/pair-paths/pair-path-driver';
 import type { PairDevice } from '../../src/pair-paths/pair-types';
@@ -87,7 +92,9 @@ export function pairPaths(opts: {
     relaysTo: (to: string) =>
       sent.filter((s) => s.to === to && s.msg.type === 'relay').map((s) => s.msg as RelayPathMessage),
     releasesTo: (to: string) =>
-      sent.filter((s) => s.to === to && s.msg.type === 'relay-release').map((s) => s.msg as RelayReleaseMessage),
+      sent
+        .filter((s) => s.to === to && s.msg.type === 'relay-release')
+        .map((s) => s.msg as RelayReleaseMessage),
   };
 }
 

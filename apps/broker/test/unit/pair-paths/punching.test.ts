@@ -3,8 +3,8 @@ import type { PairDevice } from '../../../src/pair-paths/pair-types';
 import { candidatesFor, punchable } from '../../../src/pair-paths/punch-plan';
 import { pairPaths } from '../../support/pair-paths-harness';
 
-const KEY_A = 'A'.repeat(43) + '=';
-const KEY_B = 'B'.repeat(43) + '=';
+const KEY_A = `${'A'.repeat(43)}=`;
+const KEY_B = `${'B'.repeat(43)}=`;
 
 function cand(endpoint: string, kind: Candidate['kind'], priority: number): Candidate {
   return { endpoint, kind, priority };
