@@ -85,7 +85,10 @@ class World {
   }
 
   apply(s: Step): void {
-    if (s.op === 'wait') return this.advance(s.ms);
+    if (s.op === 'wait') {
+      this.advance(s.ms);
+      return;
+    }
     if (s.op === 'relay-down' || s.op === 'relay-up') {
       this.relaysUp[s.i] = s.op === 'relay-up';
       if (s.op === 'relay-up') this.feed({ kind: 'relay-up' });
