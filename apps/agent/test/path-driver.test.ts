@@ -1,7 +1,6 @@
 import type { PathReportMessage, RelayPathMessage } from '@trellis/proto';
 import pino from 'pino';
 import { PathDriver, type PathDriverDeps } from '../src/agent/path-driver';
-import { ReflectorEndpoints } from '../src/agent/reflector-endpoints';
 import { SerialQueue } from '../src/agent/serial-queue';
 import { waitFor } from '../src/util/wait';
 import type { WireGuardBackend } from '../src/wireguard/backend';
@@ -220,13 +219,5 @@ describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
     } finally {
       driver.stop();
     }
-  });
-
-  it('keeps reflector peers on the reflector and leaves mesh peers to the path logic', () => {
-    const sel = new ReflectorEndpoints();
-    sel.setReflectors([{ publicKey: PEER, endpoint: '198.51.100.10:41641' }]);
-    expect(sel.select(PEER, [], null)).toBe('198.51.100.10:41641');
-    expect(sel.select(PEER, [], '198.51.100.10:41641')).toBeNull();
-    expect(sel.select(SELF, ['192.0.2.1:1'], null)).toBeNull();
   });
 });

@@ -24,12 +24,10 @@ import { parseBrokerUrl } from '../trust/broker-url';
 import { waitFor } from '../util/wait';
 import type { WireGuardBackend } from '../wireguard/backend';
 import { diffWireGuardConfig } from '../wireguard/config-diff';
-import type { EndpointSelector } from '../wireguard/endpoint-selector';
 import { isEmptyUpdate, type WgDeviceState } from '../wireguard/types';
 import { desiredConfigFromNetmap } from './desired-config';
 import { PathDriver } from './path-driver';
 import type { GatewayPortMapping } from './port-mapping';
-import { ReflectorEndpoints } from './reflector-endpoints';
 import { SerialQueue } from './serial-queue';
 import { buildStatus } from './status';
 
@@ -44,8 +42,6 @@ export interface AgentOptions {
   readCandidates: () => string[];
   /** Starts watching candidates; calls back on every change. Returns a stop function. */
   watchCandidates: (onChange: (c: string[]) => void) => () => void;
-  /** Overrides the path logic's endpoints (tests); by default the PathManager owns them. */
-  endpointSelector?: EndpointSelector;
   /** Asks the gateway to forward the listen port (UPnP-IGD / NAT-PMP / PCP); none when absent. */
   portMapping?: (listenPort: number) => GatewayPortMapping;
   /** Hook for tests (fake timers, backoff). */
@@ -74,8 +70,6 @@ export class Agent {
   private readonly queue = new SerialQueue();
   /** User operations (up, down, shutdown, removal), one at a time, so two `up`s cannot race. */
   private readonly ops = new SerialQueue();
-  private readonly selector: EndpointSelector;
-  private readonly reflectorEndpoints = new ReflectorEndpoints();
   private paths: PathDriver | null = null;
   private clock = new ClockOffsetEstimator();
   private portMapper: GatewayPortMapping | null = null;
@@ -87,7 +81,6 @@ export class Agent {
   private readonly log: Logger;
 
   constructor(private readonly opts: AgentOptions) {
-    this.selector = opts.endpointSelector ?? this.reflectorEndpoints;
     this.log = opts.logger;
     opts.backend.onRecreated(() => {
       this.log.warn('WireGuard interface was re-created; re-applying the mesh');
@@ -365,11 +358,10 @@ export class Agent {
       await this.opts.backend.start();
       this.meshUp = true;
     }
-    this.reflectorEndpoints.setReflectors(netmap.self.reflectors ?? []);
     this.relayProber?.setRelays(netmap.self.relays ?? []);
     const desired = desiredConfigFromNetmap(netmap, this.keyPair!.privateKey, this.opts.listenPort);
     const current = await this.opts.backend.getState();
-    const update = diffWireGuardConfig(desired, current, this.selector);
+    const update = diffWireGuardConfig(desired, current);
     if (!isEmptyUpdate(update)) await this.opts.backend.apply(update);
     await this.opts.network.apply(this.opts.interfaceName, netmap.self.address, netmap.self.overlayPrefix);
     await this.paths?.setPeersInQueue(this.pathPeers(netmap.peers));

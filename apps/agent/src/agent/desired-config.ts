@@ -1,7 +1,7 @@
 import type { Netmap } from '../control/netmap-tracker';
 import type { DesiredConfig } from '../wireguard/config-diff';
 
-/** The WireGuard configuration a netmap asks for. */
+/** The WireGuard configuration a netmap asks for. Mesh peers' endpoints belong to the path logic. */
 export function desiredConfigFromNetmap(
   netmap: Netmap,
   privateKey: string,
@@ -14,13 +14,12 @@ export function desiredConfigFromNetmap(
       ...netmap.peers.map((p) => ({
         publicKey: p.publicKey,
         allowedIps: p.allowedIps.length > 0 ? p.allowedIps : [`${p.address}/32`],
-        candidates: p.endpoints,
       })),
       // The broker's reflectors: no routed addresses, only handshakes and keepalives from our port.
       ...(netmap.self.reflectors ?? []).map((r) => ({
         publicKey: r.publicKey,
         allowedIps: [],
-        candidates: [r.endpoint],
+        endpoint: r.endpoint,
       })),
     ],
   };
