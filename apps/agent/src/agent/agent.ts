@@ -420,11 +420,9 @@ export class Agent {
     return peer.allowedIps.length > 0 ? peer.allowedIps : [`${peer.address}/32`];
   }
 
-  /** Tells the broker what we know of our NAT, when it changed. */
+  /** Tells the broker our port mapping and relay round trips, when they changed. */
   private sendNetinfo(): void {
-    const self = this.netmap?.self;
-    const msg: NetinfoMessage = { type: 'netinfo', reflexive: self?.reflexive ?? [] };
-    if (self?.mappingType) msg.mappingType = self.mappingType;
+    const msg: NetinfoMessage = { type: 'netinfo' };
     if (this.portMapped) msg.portMapped = this.portMapped;
     if (Object.keys(this.relayRtts).length > 0) msg.relayRttMs = this.relayRtts;
     const key = JSON.stringify(msg);
