@@ -1,4 +1,7 @@
+import type { NetmapPeer } from '@trellis/proto';
 import type { Netmap } from '../control/netmap-tracker';
+import { candidatesFromEndpoints, hostOf, type PathPeer } from '../path';
+import { inCidr } from '../platform/candidates';
 import type { DesiredConfig } from '../wireguard/config-diff';
 
 /** The WireGuard configuration a netmap asks for. Mesh peers' endpoints belong to the path logic. */
@@ -23,4 +26,15 @@ export function desiredConfigFromNetmap(
       })),
     ],
   };
+}
+
+/** The path logic's view of the netmap's peers: typed candidates, LAN ones only when on our links. */
+export function pathPeersFromNetmap(peers: readonly NetmapPeer[], subnets: readonly string[]): PathPeer[] {
+  return peers.map((p) => ({
+    peerId: p.id,
+    publicKey: p.publicKey,
+    candidates: p.candidates
+      ? p.candidates.filter((c) => c.kind !== 'lan' || subnets.some((s) => inCidr(hostOf(c.endpoint), s)))
+      : candidatesFromEndpoints(p.endpoints, subnets),
+  }));
 }
