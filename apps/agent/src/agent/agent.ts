@@ -131,7 +131,12 @@ export class Agent {
     const s = this.session;
     let device: WgDeviceState | null = null;
     if (this.meshUp) {
-      device = await this.queue.run(() => this.opts.backend.getState()).catch(() => null);
+      const read = async () => {
+        const d = await this.opts.backend.getState();
+        await s?.observeInQueue(d); // so the path shown matches the endpoint shown
+        return d;
+      };
+      device = await this.queue.run(read).catch(() => null);
     }
     return buildStatus({
       state: this.state,

@@ -16,7 +16,7 @@ import type { Enrollment, SavedNetmap, StateStore } from '../state/state-store';
 import { createBrokerAgent } from '../trust/broker-trust';
 import type { WireGuardBackend } from '../wireguard/backend';
 import { diffWireGuardConfig } from '../wireguard/config-diff';
-import { isEmptyUpdate } from '../wireguard/types';
+import { isEmptyUpdate, type WgDeviceState } from '../wireguard/types';
 import { desiredConfigFromNetmap, pathPeersFromNetmap } from './desired-config';
 import { PathDriver } from './path-driver';
 import type { GatewayPortMapping } from './port-mapping';
@@ -172,6 +172,7 @@ export class MeshSession {
     if (!netmap) return; // left the mesh while this job waited
     await this.host.startInterface();
     this.relayProber.setRelays(netmap.self.relays ?? []);
+    this.paths.setRelayHosts((netmap.self.relays ?? []).map((r) => r.address));
     const desired = desiredConfigFromNetmap(netmap, this.keyPair.privateKey, this.opts.listenPort);
     const current = await this.opts.backend.getState();
     const update = diffWireGuardConfig(desired, current);
@@ -185,6 +186,11 @@ export class MeshSession {
       { serial: netmap.serial, source: kind, peers: netmap.peers.length, changes: update.peers.length },
       'mesh applied',
     );
+  }
+
+  /** Shows the path logic a WireGuard read made for status; inside the queue. */
+  observeInQueue(device: WgDeviceState): Promise<void> {
+    return this.paths.observeInQueue(device);
   }
 
   pathStatus(): PeerPathStatus[] {
