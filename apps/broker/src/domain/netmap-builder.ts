@@ -1,27 +1,10 @@
-import type {
-  Candidate,
-  MappingType,
-  NetmapPeer,
-  NetmapRelay,
-  NetmapSelf,
-  ReflectorInfo,
-} from '@trellis/proto';
+import type { DeviceState, NetmapPeer, NetmapRelay, NetmapSelf, ReflectorInfo } from '@trellis/proto';
 import { OVERLAY_PREFIX } from '@trellis/proto';
 import type { PunchDevice } from '../punch/punch-coordinator';
 import { deviceCandidates } from './device-candidates';
 
-/** What the netmap needs to know about one device. */
-export interface DeviceState {
-  id: string;
-  name: string;
-  publicKey: string;
-  address: string;
-  endpoints: string[];
-  online: boolean;
-  /** Reflexive and port-mapped addresses the broker learned (absent: none). */
-  learned?: Candidate[];
-  mappingType?: MappingType | null;
-}
+/** What the netmap needs to know about one device (shape: proto, as it travels between instances). */
+export type { DeviceState };
 
 interface Entry {
   state: DeviceState;
