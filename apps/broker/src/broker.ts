@@ -111,11 +111,11 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
   try {
     const database = await openDatabase({ dataDir, databaseUrl: options.databaseUrl });
     cleanup.push(() => database.close());
+    const metrics = new BrokerMetrics();
     const bus: EventBus = database.url
-      ? await PgNotifyEventBus.connect(database.url, logger)
+      ? await PgNotifyEventBus.connect(database.url, logger, metrics)
       : new InProcessEventBus();
     cleanup.push(() => bus.close());
-    const metrics = new BrokerMetrics();
     const heartbeatIntervalMs = options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
     const relayRegistry = new RelayRegistry({
       metrics,

@@ -59,6 +59,12 @@ export class BrokerMetrics {
     labelNames: ['relay'],
     registers: [this.registry],
   });
+  readonly busEventsDropped = new Counter({
+    name: 'trellis_bus_events_dropped_total',
+    help: 'Payloads on the cross-instance event bus (PostgreSQL NOTIFY) dropped unapplied, by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
 
   error(kind: string): void {
     this.errors.inc({ kind });

@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { BrokerAuthenticator, newNonce } from '@trellis/crypto';
-import { ClientMessage, CloseCode, type HelloMessage, type PathReportMessage } from '@trellis/proto';
+import {
+  ClientMessage,
+  CloseCode,
+  type HelloMessage,
+  type PathReportMessage,
+  type ServerMessage,
+} from '@trellis/proto';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { withObservedCandidate } from '../domain/observed-candidate';
@@ -103,7 +109,7 @@ export class ControlConnection {
       case 'ready':
         if (msg.type === 'ping') {
           this.rtt.measure();
-          return this.sendRaw(JSON.stringify({ type: 'pong', t: msg.t, serverTime: Date.now() }), 'pong');
+          return this.sendMessage({ type: 'pong', t: msg.t, serverTime: Date.now() });
         }
         if (msg.type === 'endpoints')
           return this.deps.devices.setEndpoints(
@@ -142,7 +148,7 @@ export class ControlConnection {
       accountName: found.accountName,
     };
     const brokerProof = auth.brokerProof(hello.clientNonce, brokerNonce);
-    this.sendRaw(JSON.stringify({ type: 'challenge', brokerNonce, brokerProof }), 'challenge');
+    this.sendMessage({ type: 'challenge', brokerNonce, brokerProof });
   }
 
   private async onAuth(proof: string): Promise<void> {
@@ -196,6 +202,12 @@ export class ControlConnection {
     return (this.state.phase as State['phase']) === 'closed';
   }
 
+  /** A message built here: typed as proto's ServerMessage, so the compiler checks every field. */
+  private sendMessage(msg: ServerMessage): void {
+    this.sendRaw(JSON.stringify(msg), msg.type);
+  }
+
+  /** A frame serialised elsewhere (netmap and delta frames, built once for many devices). */
   private sendRaw(frame: string, type: string): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
     this.sender.send(frame);
