@@ -92,6 +92,9 @@ export function encodeBrokerEvent(event: BrokerEvent): string {
   return payload;
 }
 
+/** The shape of events from brokers that sent no `v`. */
+const UNVERSIONED_EVENT_VERSION = 1;
+
 /** Strictly parses one NOTIFY payload; never throws. */
 export function decodeBrokerEvent(payload: string): DecodedBrokerEvent {
   const bytes = Buffer.byteLength(payload);
@@ -111,7 +114,9 @@ export function decodeBrokerEvent(payload: string): DecodedBrokerEvent {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     return { ok: false, reason: 'bad_event', error: 'payload is not a JSON object' };
   }
-  const { v, ...rest } = json as Record<string, unknown>;
+  const { v: given, ...rest } = json as Record<string, unknown>;
+  // Brokers from before the version field sent version 1's shape: a rolling upgrade keeps working.
+  const v = given === undefined ? UNVERSIONED_EVENT_VERSION : given;
   if (v !== BROKER_EVENT_VERSION) {
     return {
       ok: false,
