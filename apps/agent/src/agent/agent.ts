@@ -13,8 +13,14 @@ import type { Logger } from 'pino';
 import { ControlClient, type ControlClientOptions } from '../control/control-client';
 import { enroll } from '../control/enroll-client';
 import type { Netmap } from '../control/netmap-tracker';
-import { ClockOffsetEstimator, candidatesFromEndpoints, type PathPeer, wgUpdateForEffect } from '../path';
-import { inCidr, localSubnets } from '../platform/candidates';
+import {
+  ClockOffsetEstimator,
+  candidatesFromEndpoints,
+  onLinkCandidates,
+  type PathPeer,
+  wgUpdateForEffect,
+} from '../path';
+import { localSubnets } from '../platform/candidates';
 import type { NetworkConfigurator } from '../platform/network-configurator';
 import { RelayRttProber } from '../relay/relay-rtt';
 import { RelayTcpProxy } from '../relay/relay-tcp-proxy';
@@ -325,8 +331,10 @@ export class Agent {
     this.stopWatching = this.opts.watchCandidates((candidates) => {
       this.log.info({ candidates }, 'local candidates');
       control.setEndpoints(candidates);
-      // Our own network changed: rediscover at once (ARCHITECTURE: retry direct on a network change).
-      void this.paths?.networkChanged();
+      // Our own network changed: rediscover at once (ARCHITECTURE: retry direct on a network change),
+      // with the peers' LAN addresses that are on our links now: moved onto a peer's own LAN, its
+      // LAN address is the only way to it when the router does not hairpin.
+      void this.paths?.networkChanged(this.netmap ? this.pathPeers(this.netmap.peers) : undefined);
       void this.relayProber?.probeNow();
       this.refreshReflectorSessions('network changed');
       this.portMapper?.refresh();
@@ -413,11 +421,7 @@ export class Agent {
       peerId: p.id,
       publicKey: p.publicKey,
       candidates: p.candidates
-        ? p.candidates.filter(
-            (c) =>
-              c.kind !== 'lan' ||
-              subnets.some((s) => inCidr(c.endpoint.slice(0, c.endpoint.lastIndexOf(':')), s)),
-          )
+        ? onLinkCandidates(p.candidates, subnets)
         : candidatesFromEndpoints(p.endpoints, subnets),
     }));
   }
