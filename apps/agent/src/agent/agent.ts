@@ -20,7 +20,7 @@ import {
   type PathPeer,
   wgUpdateForEffect,
 } from '../path';
-import { localSubnets } from '../platform/candidates';
+import { localAddresses, localSubnets } from '../platform/candidates';
 import type { NetworkConfigurator } from '../platform/network-configurator';
 import { RelayRttProber } from '../relay/relay-rtt';
 import { RelayTcpProxy } from '../relay/relay-tcp-proxy';
@@ -331,6 +331,9 @@ export class Agent {
     this.stopWatching = this.opts.watchCandidates((candidates) => {
       this.log.info({ candidates }, 'local candidates');
       control.setEndpoints(candidates);
+      // Moved to another network: a control connection from an address we lost is dead; redo it now.
+      const addresses = localAddresses();
+      control.networkChanged((a) => addresses.has(a));
       // Our own network changed: rediscover at once (ARCHITECTURE: retry direct on a network change),
       // with the peers' LAN addresses that are on our links now: moved onto a peer's own LAN, its
       // LAN address is the only way to it when the router does not hairpin.
