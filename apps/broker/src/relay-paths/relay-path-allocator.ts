@@ -238,13 +238,19 @@ export class RelayPathAllocator {
     const a = this.opts.device(pair.a);
     const b = this.opts.device(pair.b);
     if (!a || !b) return;
-    const relays = this.opts.directory
-      .relaysFor(this.opts.accountId)
-      .filter((r) => !exclude.has(r.id) && this.usable(r));
-    const ranked = rankRelays(relays, this.opts.relayRtts(pair.a), this.opts.relayRtts(pair.b));
     pair.allocating = true;
     const generation = pair.generation;
-    void this.tryRelays(pair, generation, ranked, [a.publicKey, b.publicKey]);
+    const keys: [string, string] = [a.publicKey, b.publicKey];
+    // First an allocation a relay already held for the pair when it connected (this broker
+    // restarted): the agents keep their relay and port. The relays are ranked after that wait.
+    void this.opts.directory.claimAdopted(this.opts.accountId, keys).then((adopted) => {
+      if (adopted) return this.tryRelays(pair, generation, [adopted.relay], keys, adopted.record);
+      const relays = this.opts.directory
+        .relaysFor(this.opts.accountId)
+        .filter((r) => !exclude.has(r.id) && this.usable(r));
+      const ranked = rankRelays(relays, this.opts.relayRtts(pair.a), this.opts.relayRtts(pair.b));
+      return this.tryRelays(pair, generation, ranked, keys);
+    });
   }
 
   private async tryRelays(
@@ -252,14 +258,14 @@ export class RelayPathAllocator {
     generation: number,
     ranked: RelayHandle[],
     keys: [string, string],
+    adopted?: RelayAllocationRecord,
   ): Promise<void> {
     const { directory, accountId, logger } = this.opts;
     for (const relay of ranked) {
       let record: RelayAllocationRecord;
       try {
-        record = await directory.allocate(relay.id, accountId, keys, this.idleTimeoutMs);
+        record = adopted ?? (await directory.allocate(relay.id, accountId, keys, this.idleTimeoutMs));
       } catch (err) {
-        if (pair.generation !== generation || this.disposed) return;
         logger.warn({ a: pair.a, b: pair.b, relay: relay.name, err: String(err) }, 'relay allocation failed');
         continue;
       }
@@ -274,7 +280,7 @@ export class RelayPathAllocator {
       for (const id of [pair.a, pair.b]) this.sendRelay(pair, id);
       logger.info(
         { a: pair.a, b: pair.b, relay: relay.name, allocationId: record.allocationId, port: record.port },
-        moved ? 'relay path moved' : 'relay path allocated',
+        adopted ? 'relay path adopted' : moved ? 'relay path moved' : 'relay path allocated',
       );
       return;
     }

@@ -440,6 +440,40 @@ describe('RelayPathAllocator', () => {
     expect(s.directory.released).toEqual([second]);
   });
 
+  it('reuses the allocation its relay reported after a broker restart: the agents keep relay and port', async () => {
+    const s = scenario({ devices: [symA, symB] });
+    const r1 = s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    const r2 = s.directory.add(new FakeRelay('r2', '203.0.113.2'));
+    r2.load = 5; // ranked last: only the adoption can put the pair there
+    const other = s.directory.adopt(r1, ACCOUNT, [KEY_A, `${'C'.repeat(42)}A=`]);
+    const held = s.directory.adopt(r2, ACCOUNT, [KEY_B, KEY_A]);
+    await s.bothOnline();
+    expect(s.directory.asked).toEqual([]);
+    for (const [to, peerId, peerPublicKey] of [
+      [A, B, KEY_B],
+      [B, A, KEY_A],
+    ] as const)
+      expect(s.relays(to)).toEqual([
+        {
+          type: 'relay',
+          peerId,
+          peerPublicKey,
+          allocationId: held.allocationId,
+          relayId: r2.id,
+          relayName: 'r2',
+          endpoint: `203.0.113.2:${held.port}`,
+        },
+      ]);
+    // The other pair's adoption is left alone; the pair's is released like any allocation once the
+    // pair no longer needs it.
+    expect(s.directory.adopted.map((a) => a.record.allocationId)).toEqual([other.allocationId]);
+    s.connected.delete(B);
+    s.devices.delete(B);
+    s.allocator.deviceRemoved(B);
+    expect(s.releases(A)).toEqual([{ type: 'relay-release', peerId: B, allocationId: held.allocationId }]);
+    expect(s.directory.released).toEqual([held.allocationId]);
+  });
+
   it('frees an allocation that arrives after the pair stopped needing it', async () => {
     const s = scenario({ devices: [symA, symB] });
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
