@@ -47,6 +47,12 @@ export class BrokerMetrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
+  readonly relayAdoptions = new Counter({
+    name: 'trellis_relay_adoptions_total',
+    help: 'Allocations relays reported holding when they connected: adopted, refused, claimed by a pair, or released unclaimed',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
   readonly relayMessagesDropped = new Counter({
     name: 'trellis_relay_messages_dropped_total',
     help: 'Relay reports about allocations the broker does not know, by message type',

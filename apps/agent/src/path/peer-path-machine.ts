@@ -117,6 +117,10 @@ export class PeerPathMachine {
     switch (this.phase) {
       case 'idle':
       case 'backoff':
+        // On a working relay the broker decides whether the new addresses can work (it punches on
+        // candidate changes when they can): an attempt of our own would cut the relayed traffic, as
+        // for every candidate churn a broker restart brings (a symmetric NAT's reflexive ports).
+        if (this.onRelay?.confirmedAt != null) return [];
         // Roaming: new addresses for a peer we cannot reach are worth trying at once.
         this.failures = 0;
         return this.startLocalAttempt(now);
@@ -279,7 +283,7 @@ export class PeerPathMachine {
         if (now < this.retryAt) return [];
         // On a working relay the agent's own retries would cut the traffic for every candidate's
         // deadline, and the broker knows better whether direct can work: it punches (with its
-        // backoff) when it can; network and candidate changes still retry at once.
+        // backoff) when it can, also on candidate changes; our own network changes retry at once.
         if (this.onRelay?.confirmedAt != null) {
           this.retryAt = Number.POSITIVE_INFINITY;
           return [];

@@ -204,9 +204,24 @@ export class PairPathDriver {
   private async allocate(e: Extract<PairEffect, { kind: 'allocate' }>): Promise<void> {
     const { directory, accountId, logger } = this.io;
     if (!directory) return;
+    const keys: [string, string] = [e.a.publicKey, e.b.publicKey];
+    // First an allocation a relay already held for the pair when it connected (this broker
+    // restarted): the agents keep their relay and port. The relays are ranked after that wait.
+    const adopted = await directory.claimAdopted(accountId, keys);
+    if (adopted && (this.disposed || e.exclude.includes(adopted.relay.id))) {
+      directory.release(adopted.record.allocationId);
+    } else if (adopted) {
+      const { record, relay } = adopted;
+      logger.info(
+        { a: e.a.id, b: e.b.id, relay: relay.name, allocationId: record.allocationId },
+        'relay path adopted',
+      );
+      this.handle({ kind: 'allocated', pairKey: e.pairKey, generation: e.generation, record, relay });
+      return;
+    }
+    if (this.disposed) return;
     const relays = directory.relaysFor(accountId).filter((r) => !e.exclude.includes(r.id) && this.usable(r));
     const ranked = rankRelays(relays, this.io.relayRtts(e.a.id), this.io.relayRtts(e.b.id));
-    const keys: [string, string] = [e.a.publicKey, e.b.publicKey];
     for (const relay of ranked) {
       let record: RelayAllocationRecord;
       try {
