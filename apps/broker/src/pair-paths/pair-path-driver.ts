@@ -169,24 +169,22 @@ export class PairPathDriver {
 
   private punch(p: PunchEffect): void {
     const startAt = this.now() + this.startDelay(p.a.id, p.b.id);
-    const base = { type: 'punch' as const, attemptId: p.attemptId, startAt, deadlineMs: p.deadlineMs };
-    const role = (id: string) => (p.leader === null ? {} : { leader: p.leader === id });
-    const toA: PunchMessage = {
-      ...base,
-      ...role(p.a.id),
-      peerId: p.b.id,
-      peerPublicKey: p.b.publicKey,
-      candidates: p.forA,
+    const message = (self: PairDevice, peer: PairDevice, candidates: PunchMessage['candidates']) => {
+      // A plain literal, so the compiler checks every field against proto's PunchMessage.
+      const msg: PunchMessage = {
+        type: 'punch',
+        attemptId: p.attemptId,
+        peerId: peer.id,
+        peerPublicKey: peer.publicKey,
+        candidates,
+        startAt,
+        deadlineMs: p.deadlineMs,
+      };
+      if (p.leader !== null) msg.leader = p.leader === self.id;
+      return msg;
     };
-    const toB: PunchMessage = {
-      ...base,
-      ...role(p.b.id),
-      peerId: p.a.id,
-      peerPublicKey: p.a.publicKey,
-      candidates: p.forB,
-    };
-    this.io.send(p.a.id, toA);
-    this.io.send(p.b.id, toB);
+    this.io.send(p.a.id, message(p.a, p.b, p.forA));
+    this.io.send(p.b.id, message(p.b, p.a, p.forB));
     this.io.logger.info(
       { a: p.a.id, b: p.b.id, attemptId: p.attemptId, forA: p.forA, forB: p.forB },
       'punch sent',
