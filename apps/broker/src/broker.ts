@@ -217,7 +217,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       authTimeoutMs: options.authTimeoutMs ?? AUTH_TIMEOUT_MS,
       heartbeatIntervalMs,
       instanceId,
-      onPathReport: (deviceId, report) => hub.pathReport(deviceId, report),
+      onPath: (deviceId, msg) => hub.pathMessage(deviceId, msg),
     });
     cleanup.push(() => control.close());
     const relayControl = new RelayControlServer({

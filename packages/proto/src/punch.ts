@@ -72,6 +72,16 @@ export const PathReportMessage = z.strictObject({
 });
 export type PathReportMessage = z.infer<typeof PathReportMessage>;
 
+/**
+ * The agent wants a path to a peer: WireGuard has packets for it (or the path it had died). The
+ * broker keeps state only for pairs that are wanted, punched or relayed (ARCHITECTURE "Control plane").
+ */
+export const PathWantMessage = z.strictObject({
+  type: z.literal('want-path'),
+  peerId: DeviceId,
+});
+export type PathWantMessage = z.infer<typeof PathWantMessage>;
+
 export const MappingType = z.enum(['endpoint-independent', 'endpoint-dependent', 'unknown']);
 export type MappingType = z.infer<typeof MappingType>;
 

@@ -43,13 +43,16 @@ describe('pair paths: relays', () => {
   beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
   afterEach(() => jest.useRealTimers());
 
-  it('relays two symmetric NATs as soon as both are online, both sides pointed at one allocation', async () => {
+  it('relays two symmetric NATs as soon as a side wants a path, both sides pointed at one allocation', async () => {
     const s = scenario({ devices: [symA, symB] });
     const relay = s.directory.add(new FakeRelay('r1', '203.0.113.1'));
     s.online(A);
     await jest.advanceTimersByTimeAsync(5_000);
-    expect(s.sent).toEqual([]);
+    s.want(A, B); // B is not online: nothing to do
     s.online(B);
+    await jest.advanceTimersByTimeAsync(5_000);
+    expect(s.sent).toEqual([]); // nobody wants the pair: no state, no relay
+    s.want(B, A);
     await settle();
     const [toA] = s.relays(A);
     const [toB] = s.relays(B);
@@ -75,6 +78,7 @@ describe('pair paths: relays', () => {
     s.directory.add(new FakeRelay('r1', '2001:db8::1', null, TCP_INFO));
     s.online(A);
     s.online(B);
+    s.want(A, B);
     await jest.advanceTimersByTimeAsync(1_499);
     expect(s.sent).toEqual([]); // its reflexive address may still be on the way
     await jest.advanceTimersByTimeAsync(1);
@@ -96,6 +100,7 @@ describe('pair paths: relays', () => {
     s.directory.add(new FakeRelay('r1', '192.0.2.50', null, TCP_INFO));
     s.online(A);
     s.online(B);
+    s.want(A, B);
     s.observed(A);
     s.observed(B);
     await jest.advanceTimersByTimeAsync(1_500);
@@ -108,6 +113,7 @@ describe('pair paths: relays', () => {
     s.directory.add(new FakeRelay('r1', '203.0.113.1', null, TCP_INFO));
     s.online(A);
     s.online(B);
+    s.want(A, B);
     await jest.advanceTimersByTimeAsync(900);
     s.devices.set(B, { ...edmB, mappingType: 'endpoint-independent' });
     s.changed(B);
@@ -125,7 +131,8 @@ describe('pair paths: relays', () => {
     s.directory.add(new FakeRelay('r1', '192.0.2.50', null, TCP_INFO));
     s.online(B);
     await jest.advanceTimersByTimeAsync(30_000);
-    s.online(A); // nothing of A seen yet: it just came online (seen in the lab under load)
+    s.online(A);
+    s.want(A, B); // nothing of A seen yet: it just came online (seen in the lab under load)
     await settle();
     expect(s.relays(A)).toHaveLength(1);
     expect(s.relays(A)[0]).not.toHaveProperty('tcp');
@@ -149,6 +156,7 @@ describe('pair paths: relays', () => {
     s.online(B);
     await jest.advanceTimersByTimeAsync(30_000);
     s.online(A);
+    s.want(A, B);
     await settle();
     expect(s.relays(A)).toHaveLength(1);
     expect(s.relays(B)[0]).not.toHaveProperty('tcp'); // the relay offers no TCP fallback
@@ -160,6 +168,7 @@ describe('pair paths: relays', () => {
     const { punches } = s;
     s.online(A);
     s.online(B);
+    s.want(A, B);
     await jest.advanceTimersByTimeAsync(100);
     expect(punches).toHaveLength(2);
     expect(s.sent).toEqual([]); // punchable: no relay before a failure
@@ -184,6 +193,7 @@ describe('pair paths: relays', () => {
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
     s.online(A);
     s.online(B);
+    s.want(A, B);
     s.report(A, report('failed', B));
     await settle();
     const allocationId = s.relays(A)[0]!.allocationId;
@@ -318,8 +328,9 @@ describe('pair paths: relays', () => {
     await jest.advanceTimersByTimeAsync(1);
     expect(s.releases(B)).toEqual([{ type: 'relay-release', peerId: A, allocationId: first.allocationId }]);
     expect(s.directory.released).toEqual([first.allocationId]);
-    // Back later: a new allocation.
+    // Back later and wanted: a new allocation.
     s.online(A);
+    s.want(A, B);
     await settle();
     expect(s.relays(A)[2]!.allocationId).not.toBe(first.allocationId);
   });
@@ -349,6 +360,7 @@ describe('pair paths: relays', () => {
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
     s.online(A);
     s.online(B);
+    s.want(A, B);
     s.driver.dispose();
     await settle();
     expect(s.sent).toEqual([]);
@@ -361,6 +373,7 @@ describe('pair paths: relays', () => {
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
     s.online(A);
     s.online(B);
+    s.want(A, B);
     s.report(A, report('failed', 'cccccccc-0000-4000-8000-000000000003'));
     s.report(A, report('failed', A));
     await settle();
