@@ -1,5 +1,5 @@
 import { parseDaemonOptions } from '../src/daemon-options';
-import { localCandidates } from '../src/platform/candidates';
+import { localCandidates, localSubnets } from '../src/platform/candidates';
 import { controlUrl, enrollUrl, parseBrokerUrl } from '../src/trust/broker-url';
 
 describe('trellisd options', () => {
@@ -126,5 +126,25 @@ describe('local candidates', () => {
 
   it('lists IPv4, non-loopback addresses outside the overlay, with the listen port', () => {
     expect(localCandidates('trellis0', 51820, ifaces)).toEqual(['10.0.0.5:51820', '192.168.1.20:51820']);
+  });
+});
+
+describe('localSubnets', () => {
+  it('lists IPv4 subnets except loopback, the WireGuard interface and overlay addresses', () => {
+    const iface = (address: string, cidr: string, internal = false) => ({
+      address,
+      cidr,
+      internal,
+      family: 'IPv4' as const,
+      netmask: '',
+      mac: '00:00:00:00:00:00',
+    });
+    const subnets = localSubnets('wg0', {
+      lo: [iface('127.0.0.1', '127.0.0.1/8', true)],
+      eth0: [iface('10.1.0.10', '10.1.0.10/24')],
+      wg0: [iface('100.64.0.5', '100.64.0.5/32')],
+      other: [iface('100.64.0.9', '100.64.0.9/32')],
+    });
+    expect(subnets).toEqual(['10.1.0.10/24']);
   });
 });

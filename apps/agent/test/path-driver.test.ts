@@ -1,7 +1,6 @@
 import type { PathReportMessage, RelayPathMessage } from '@trellis/proto';
 import pino from 'pino';
 import { PathDriver, type PathDriverDeps } from '../src/agent/path-driver';
-import { ReflectorEndpoints } from '../src/agent/reflector-endpoints';
 import { SerialQueue } from '../src/agent/serial-queue';
 import { waitFor } from '../src/util/wait';
 import type { WireGuardBackend } from '../src/wireguard/backend';
@@ -222,11 +221,35 @@ describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
     }
   });
 
-  it('keeps reflector peers on the reflector and leaves mesh peers to the path logic', () => {
-    const sel = new ReflectorEndpoints();
-    sel.setReflectors([{ publicKey: PEER, endpoint: '198.51.100.10:41641' }]);
-    expect(sel.select(PEER, [], null)).toBe('198.51.100.10:41641');
-    expect(sel.select(PEER, [], '198.51.100.10:41641')).toBeNull();
-    expect(sel.select(SELF, ['192.0.2.1:1'], null)).toBeNull();
+  it('a status read shows the path logic where WireGuard is now: a peer that moved to the relay is not direct', async () => {
+    const { backend, queue, sent, driver } = setup();
+    const peer = {
+      peerId: 'peer-b',
+      publicKey: PEER,
+      candidates: [{ endpoint: '192.0.2.12:51820', kind: 'reflexive' as const, priority: 1 }],
+    };
+    try {
+      driver.setRelayHosts(['192.0.2.99']);
+      await queue.run(() => driver.setPeersInQueue([peer]));
+      handshakeVia(backend, '192.0.2.12:51820');
+      await waitFor(() => sent.length === 1, 10_000, 10);
+      expect(driver.status()[0]).toMatchObject({ path: 'direct-internet' });
+      // The peer gave up on direct and initiated through a relay allocation: WireGuard roamed there.
+      // The driver's next look is up to 10 s away; the status read shows it the state at once.
+      backend.state = {
+        ...backend.state,
+        peers: backend.state.peers.map((p) => ({
+          ...p,
+          endpoint: '192.0.2.99:40001',
+          lastHandshakeSec: p.lastHandshakeSec + 1,
+        })),
+      };
+      expect(driver.status()[0]).toMatchObject({ path: 'direct-internet' });
+      await queue.run(async () => driver.observeInQueue(await backend.getState()));
+      expect(driver.status()[0]).toMatchObject({ path: 'none', endpoint: '192.0.2.99:40001' });
+      expect(sent.map((m) => m.result)).toEqual(['direct']);
+    } finally {
+      driver.stop();
+    }
   });
 });

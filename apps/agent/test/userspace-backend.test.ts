@@ -7,7 +7,6 @@ import { LinuxNetworkConfigurator } from '../src/platform/linux';
 import { NetnsCommandRunner } from '../src/util/command-runner';
 import { waitFor } from '../src/util/wait';
 import { diffWireGuardConfig } from '../src/wireguard/config-diff';
-import { FirstCandidateSelector } from '../src/wireguard/endpoint-selector';
 import { KernelBackend } from '../src/wireguard/kernel';
 import { clampPrivateKey } from '../src/wireguard/keys';
 import { isEmptyUpdate } from '../src/wireguard/types';
@@ -35,13 +34,12 @@ describe('userspace WireGuard backend (real wireguard-go in a netns)', () => {
   const self = generateKeyPair();
   const peerA = generateKeyPair().publicKey;
   const peerB = generateKeyPair().publicKey;
-  const selector = new FirstCandidateSelector();
   const desired = {
     privateKey: self.privateKey,
     listenPort: 51999,
     peers: [
-      { publicKey: peerA, allowedIps: ['100.64.0.2/32'], candidates: ['10.77.0.2:51820'] },
-      { publicKey: peerB, allowedIps: ['100.64.0.3/32'], candidates: [] },
+      { publicKey: peerA, allowedIps: ['100.64.0.2/32'], endpoint: '10.77.0.2:51820' },
+      { publicKey: peerB, allowedIps: ['100.64.0.3/32'] },
     ],
   };
 
@@ -53,7 +51,7 @@ describe('userspace WireGuard backend (real wireguard-go in a netns)', () => {
   it('creates the interface, applies peers, reads them back, and a second apply is empty', async () => {
     await backend.start();
     expect(ns.exec('ip', ['link', 'show', ifname])).toContain(ifname);
-    const update = diffWireGuardConfig(desired, await backend.getState(), selector);
+    const update = diffWireGuardConfig(desired, await backend.getState());
     await backend.apply(update);
     const state = await backend.getState();
     expect(state.privateKey).toBe(clampPrivateKey(self.privateKey));
@@ -69,7 +67,7 @@ describe('userspace WireGuard backend (real wireguard-go in a netns)', () => {
       allowedIps: ['100.64.0.3/32'],
       persistentKeepalive: 0,
     });
-    expect(isEmptyUpdate(diffWireGuardConfig(desired, state, selector))).toBe(true);
+    expect(isEmptyUpdate(diffWireGuardConfig(desired, state))).toBe(true);
   });
 
   it('agrees with `wg show dump` (the kernel backend’s reader) and `wg set` (its writer)', async () => {
@@ -92,8 +90,8 @@ describe('userspace WireGuard backend (real wireguard-go in a netns)', () => {
     expect(after.peers.map((p) => p.publicKey)).toEqual([peerA]);
     expect(after.peers[0]!.allowedIps.sort()).toEqual(['10.5.0.0/16', '100.64.0.2/32']);
     // The diff puts it back.
-    await backend.apply(diffWireGuardConfig(desired, after, selector));
-    expect(isEmptyUpdate(diffWireGuardConfig(desired, await backend.getState(), selector))).toBe(true);
+    await backend.apply(diffWireGuardConfig(desired, after));
+    expect(isEmptyUpdate(diffWireGuardConfig(desired, await backend.getState()))).toBe(true);
   });
 
   it('configures address, link and overlay route idempotently', async () => {

@@ -6,7 +6,7 @@ import { RelayRtts } from './relay';
 /**
  * NAT traversal messages on the control channel (see ARCHITECTURE "Hole punching, coordinated by the
  * broker"). Broker → agent: `punch`. Agent → broker: `path` (outcome of an attempt) and `netinfo`
- * (what the agent learned about its own NAT). Part of the ClientMessage/ServerMessage unions.
+ * (its port mapping and relay round trips). Part of the ClientMessage/ServerMessage unions.
  */
 
 /** Where a candidate comes from: an on-link address, a reflector's observation, a UPnP/PCP mapping, or an address the broker saw. */
@@ -85,13 +85,13 @@ export type PathWantMessage = z.infer<typeof PathWantMessage>;
 export const MappingType = z.enum(['endpoint-independent', 'endpoint-dependent', 'unknown']);
 export type MappingType = z.infer<typeof MappingType>;
 
-/** What the agent knows about its own NAT, for the broker's candidate lists and pair selection. */
+/**
+ * What only the agent can tell the broker about its network. (Reflexive addresses and the mapping
+ * type come from the reflectors: the broker has them already.)
+ */
 export const NetinfoMessage = z.strictObject({
   type: z.literal('netinfo'),
-  mappingType: MappingType.optional(),
-  /** This device's address as reflectors saw it (one per reflector). */
-  reflexive: z.array(Endpoint).max(MAX_ENDPOINTS),
-  /** An address the gateway forwards to us (UPnP-IGD / NAT-PMP / PCP). */
+  /** An address the gateway forwards to us (UPnP-IGD / NAT-PMP / PCP); absent: none. */
   portMapped: Endpoint.optional(),
   /** Round trip to each relay of the netmap (relay id → ms), for the broker's relay choice. */
   relayRttMs: RelayRtts.optional(),

@@ -3,53 +3,24 @@ import type { KeyPair } from '@trellis/crypto';
 import {
   type AgentState,
   type BrokerTrust,
-  type NetinfoMessage,
-  type NetmapPeer,
   PROTOCOL_VERSION,
   type StatusResponse,
   type UpRequest,
 } from '@trellis/proto';
 import type { Logger } from 'pino';
-import { ControlClient, type ControlClientOptions } from '../control/control-client';
 import { enroll } from '../control/enroll-client';
-import type { Netmap } from '../control/netmap-tracker';
-import { ClockOffsetEstimator, candidatesFromEndpoints, type PathPeer, wgUpdateForEffect } from '../path';
-import { inCidr, localSubnets } from '../platform/candidates';
-import type { NetworkConfigurator } from '../platform/network-configurator';
-import { RelayRttProber } from '../relay/relay-rtt';
-import { RelayTcpProxy } from '../relay/relay-tcp-proxy';
-import type { Enrollment, StateStore } from '../state/state-store';
+import type { Enrollment } from '../state/state-store';
 import { createBrokerAgent } from '../trust/broker-trust';
 import { parseBrokerUrl } from '../trust/broker-url';
 import { waitFor } from '../util/wait';
-import type { WireGuardBackend } from '../wireguard/backend';
-import { diffWireGuardConfig } from '../wireguard/config-diff';
-import type { EndpointSelector } from '../wireguard/endpoint-selector';
-import { isEmptyUpdate, type WgDeviceState } from '../wireguard/types';
-import { desiredConfigFromNetmap } from './desired-config';
-import { PathDriver } from './path-driver';
-import type { GatewayPortMapping } from './port-mapping';
-import { ReflectorEndpoints } from './reflector-endpoints';
+import type { WgDeviceState } from '../wireguard/types';
+import { MeshSession, type MeshSessionOptions } from './mesh-session';
 import { SerialQueue } from './serial-queue';
 import { buildStatus } from './status';
 
-export interface AgentOptions {
-  store: StateStore;
-  backend: WireGuardBackend;
-  network: NetworkConfigurator;
-  logger: Logger;
-  interfaceName: string;
-  listenPort: number;
+export interface AgentOptions extends MeshSessionOptions {
   /** Reads this device's current LAN candidates. */
   readCandidates: () => string[];
-  /** Starts watching candidates; calls back on every change. Returns a stop function. */
-  watchCandidates: (onChange: (c: string[]) => void) => () => void;
-  /** Overrides the path logic's endpoints (tests); by default the PathManager owns them. */
-  endpointSelector?: EndpointSelector;
-  /** Asks the gateway to forward the listen port (UPnP-IGD / NAT-PMP / PCP); none when absent. */
-  portMapping?: (listenPort: number) => GatewayPortMapping;
-  /** Hook for tests (fake timers, backoff). */
-  controlOptions?: Partial<ControlClientOptions>;
   /** How long `up` waits for the first netmap before answering. */
   upWaitMs?: number;
 }
@@ -57,16 +28,16 @@ export interface AgentOptions {
 export class UserError extends Error {}
 
 /**
- * The daemon's brain: enrollment, the control connection, and turning netmaps into WireGuard and
- * OS configuration. Every mesh change runs through one queue so changes never interleave.
+ * The daemon's brain: enrollment and the user's up/down. While up, a MeshSession holds the control
+ * connection and turns netmaps into WireGuard and OS configuration. Every mesh change runs through
+ * one queue so changes never interleave.
  */
 export class Agent {
   private keyPair: KeyPair | null = null;
   private enrollment: Enrollment | null = null;
-  private netmap: Netmap | null = null;
-  private netmapSource: 'broker' | 'disk' | 'none' = 'none';
-  private control: ControlClient | null = null;
-  private stopWatching: (() => void) | null = null;
+  /** The mesh while it is up (between `bringUp` and `leaveMesh`). */
+  private session: MeshSession | null = null;
+  /** Whether WireGuard is up: outlives a session whose teardown failed, so the next one retries it. */
   private meshUp = false;
   private state: AgentState = 'stopped';
   private lastError: string | null = null;
@@ -74,24 +45,15 @@ export class Agent {
   private readonly queue = new SerialQueue();
   /** User operations (up, down, shutdown, removal), one at a time, so two `up`s cannot race. */
   private readonly ops = new SerialQueue();
-  private readonly selector: EndpointSelector;
-  private readonly reflectorEndpoints = new ReflectorEndpoints();
-  private paths: PathDriver | null = null;
-  private clock = new ClockOffsetEstimator();
-  private portMapper: GatewayPortMapping | null = null;
-  private portMapped: string | null = null;
-  private lastNetinfo = '';
-  private relayProber: RelayRttProber | null = null;
-  /** Round trip to each relay with a TCP listener (relay id → ms), for netinfo. */
-  private relayRtts: Record<string, number> = {};
   private readonly log: Logger;
 
   constructor(private readonly opts: AgentOptions) {
-    this.selector = opts.endpointSelector ?? this.reflectorEndpoints;
     this.log = opts.logger;
     opts.backend.onRecreated(() => {
       this.log.warn('WireGuard interface was re-created; re-applying the mesh');
-      void this.queue.run(() => this.applyMesh('recreated')).catch((err: Error) => this.meshError(err));
+      const session = this.session;
+      if (session)
+        void this.queue.run(() => session.applyMesh('recreated')).catch((err: Error) => this.meshError(err));
     });
   }
 
@@ -136,13 +98,14 @@ export class Agent {
       }
     }
     await this.bringUp();
-    await waitFor(() => this.control?.connected === true, this.opts.upWaitMs ?? 10_000, 50).catch(
+    await waitFor(() => this.session?.control.connected === true, this.opts.upWaitMs ?? 10_000, 50).catch(
       () => undefined,
     );
     const e = this.enrollment!;
     const who = `${e.name} (${e.address})`;
-    if (this.control?.connected) return `up: ${who}, connected to ${e.brokerUrl}`;
-    return `up: ${who}, not yet connected to ${e.brokerUrl}: ${this.control?.lastError ?? 'connecting'}`;
+    const control = this.session?.control;
+    if (control?.connected) return `up: ${who}, connected to ${e.brokerUrl}`;
+    return `up: ${who}, not yet connected to ${e.brokerUrl}: ${control?.lastError ?? 'connecting'}`;
   }
 
   down(): Promise<string> {
@@ -165,30 +128,31 @@ export class Agent {
   }
 
   async status(): Promise<StatusResponse> {
+    const s = this.session;
     let device: WgDeviceState | null = null;
     if (this.meshUp) {
-      device = await this.queue.run(() => this.opts.backend.getState()).catch(() => null);
+      const read = async () => {
+        const d = await this.opts.backend.getState();
+        await s?.observeInQueue(d); // so the path shown matches the endpoint shown
+        return d;
+      };
+      device = await this.queue.run(read).catch(() => null);
     }
     return buildStatus({
       state: this.state,
-      self: this.netmap?.self ?? null,
+      self: s?.netmap?.self ?? null,
       brokerUrl: this.enrollment?.brokerUrl ?? null,
-      brokerConnected: this.control?.connected ?? false,
-      lastError: this.control ? this.control.lastError : this.lastError,
+      brokerConnected: s?.control.connected ?? false,
+      lastError: s ? s.control.lastError : this.lastError,
       interfaceName: this.opts.interfaceName,
       listenPort: this.opts.listenPort,
       publicKey: this.keyPair?.publicKey ?? null,
       backend: this.opts.backend.kind,
-      netmap: this.netmap,
-      netmapSource: this.netmapSource,
+      netmap: s?.netmap ?? null,
+      netmapSource: s?.netmapSource ?? 'none',
       device,
-      paths: this.paths?.status() ?? [],
-      netinfo: {
-        reflexive: this.netmap?.self.reflexive ?? [],
-        mappingType: this.netmap?.self.mappingType ?? null,
-        portMapped: this.portMapped,
-        brokerRttMs: this.clock.rttMs,
-      },
+      paths: s?.pathStatus() ?? [],
+      netinfo: s?.netinfo() ?? { reflexive: [], mappingType: null, portMapped: null, brokerRttMs: null },
     });
   }
 
@@ -238,227 +202,40 @@ export class Agent {
 
   /** Starts the control connection (and the mesh from disk, which the broker's snapshot then replaces). */
   private async bringUp(): Promise<void> {
-    const e = this.enrollment!;
-    if (this.control) return;
+    if (this.session) return;
     this.state = 'connecting';
-    // Before the saved netmap is applied: the path logic owns every peer's endpoint.
-    this.clock = new ClockOffsetEstimator();
-    this.paths = new PathDriver({
-      selfPublicKey: this.keyPair!.publicKey,
-      backend: this.opts.backend,
-      run: (job) => this.queue.run(job),
-      allowedIpsOf: (key) => this.allowedIpsOf(key),
-      meshUp: () => this.meshUp,
-      send: (report) => this.control?.sendPath(report),
-      openTcpRelay: (msg, onReconnected) =>
-        new RelayTcpProxy({
-          tcp: msg.tcp!,
-          allocationId: msg.allocationId,
-          listenPort: this.opts.listenPort,
-          onReconnected,
-          logger: this.log.child({ relay: msg.relayName, peerId: msg.peerId }),
-        }),
-      logger: this.log,
-    });
-    this.relayProber = new RelayRttProber({
-      logger: this.log,
-      onRtts: (rtts) => {
-        this.relayRtts = rtts;
-        this.sendNetinfo();
-      },
-    });
-    this.relayProber.start();
     const saved = await this.opts.store.loadNetmap().catch((err: Error) => {
       this.log.warn({ err: err.message }, 'ignoring unreadable saved netmap');
       return null;
     });
-    if (saved && saved.self.id === e.deviceId && !this.netmap) {
-      this.netmap = { serial: saved.serial, self: saved.self, peers: saved.peers };
-      this.netmapSource = 'disk';
-      this.state = 'offline';
-      this.log.info({ serial: saved.serial, peers: saved.peers.length }, 'mesh from saved netmap');
-      await this.queue.run(() => this.applyMesh('disk')).catch((err: Error) => this.meshError(err));
-    }
-    const control = new ControlClient({
-      brokerUrl: e.brokerUrl,
-      agent: createBrokerAgent(e.trust),
-      deviceId: e.deviceId,
-      keyPair: this.keyPair!,
-      brokerPublicKey: e.brokerPublicKey,
-      logger: this.log,
-      ...(saved ? { lastSerial: saved.serial } : {}),
-      ...this.opts.controlOptions,
-      handlers: {
-        onNetmap: (netmap, kind) => this.onNetmap(netmap, kind),
-        onConnected: () => {
-          this.state = 'connected';
-          this.log.info({ broker: e.brokerUrl }, 'broker connected');
-          this.refreshReflectorSessions('reconnected');
+    const session = new MeshSession(
+      this.opts,
+      {
+        queue: this.queue,
+        interfaceUp: () => this.meshUp,
+        startInterface: async () => {
+          if (this.meshUp) return;
+          await this.opts.backend.start();
+          this.meshUp = true;
         },
-        onDisconnected: (reason) => {
-          this.state = this.netmap ? 'offline' : 'connecting';
-          this.log.warn({ reason }, 'broker disconnected');
+        setState: (state) => {
+          this.state = state;
         },
-        onDeviceRemoved: () => void this.ops.run(() => this.onDeviceRemoved()),
-        onClockSample: (sample) => this.clock.addSample(sample),
-        onPunch: (msg) => {
-          this.log.info(
-            { peerId: msg.peerId, attemptId: msg.attemptId, candidates: msg.candidates },
-            'punch',
-          );
-          void this.paths?.punch(msg, this.clock.offsetMs ?? 0);
-        },
-        onRelay: (msg) => {
-          this.log.info(
-            { peerId: msg.peerId, relay: msg.relayName, endpoint: msg.endpoint, tcp: msg.tcp !== undefined },
-            'relay',
-          );
-          void this.paths?.relay(msg);
-        },
-        onRelayRelease: (msg) => {
-          this.log.info({ peerId: msg.peerId, allocationId: msg.allocationId }, 'relay released');
-          void this.paths?.relayRelease(msg);
-        },
+        deviceRemoved: () => void this.ops.run(() => this.onDeviceRemoved()),
+        meshError: (err) => this.meshError(err),
       },
-    });
-    this.control = control;
-    this.stopWatching = this.opts.watchCandidates((candidates) => {
-      this.log.info({ candidates }, 'local candidates');
-      control.setEndpoints(candidates);
-      // Our own network changed: rediscover at once (ARCHITECTURE: retry direct on a network change).
-      void this.paths?.networkChanged();
-      void this.relayProber?.probeNow();
-      this.refreshReflectorSessions('network changed');
-      this.portMapper?.refresh();
-    });
-    if (this.opts.portMapping) {
-      const mapper = this.opts.portMapping(this.opts.listenPort);
-      this.portMapper = mapper;
-      mapper.on('candidate', (c) => {
-        this.portMapped = c?.endpoint ?? null;
-        this.log.info({ portMapped: this.portMapped }, 'port mapping');
-        this.sendNetinfo();
-      });
-      mapper.start();
-    }
-    control.start();
-  }
-
-  private onNetmap(netmap: Netmap, kind: 'snapshot' | 'delta'): void {
-    this.netmap = netmap;
-    this.netmapSource = 'broker';
-    const saved = { ...netmap, savedAt: new Date().toISOString() };
-    void this.queue
-      .run(async () => {
-        if (this.netmap !== netmap) return; // a newer one is queued behind us
-        await this.opts.store.saveNetmap(saved);
-        await this.applyMesh(kind);
-      })
-      .catch((err: Error) => this.meshError(err));
-  }
-
-  /** Brings WireGuard and the OS to what the current netmap asks for. Runs inside the queue. */
-  private async applyMesh(kind: string): Promise<void> {
-    const netmap = this.netmap;
-    if (!netmap) return; // left the mesh while this job waited
-    if (!this.meshUp) {
-      await this.opts.backend.start();
-      this.meshUp = true;
-    }
-    this.reflectorEndpoints.setReflectors(netmap.self.reflectors ?? []);
-    this.relayProber?.setRelays(netmap.self.relays ?? []);
-    const desired = desiredConfigFromNetmap(netmap, this.keyPair!.privateKey, this.opts.listenPort);
-    const current = await this.opts.backend.getState();
-    const update = diffWireGuardConfig(desired, current, this.selector);
-    if (!isEmptyUpdate(update)) await this.opts.backend.apply(update);
-    await this.opts.network.apply(this.opts.interfaceName, netmap.self.address, netmap.self.overlayPrefix);
-    await this.paths?.setPeersInQueue(this.pathPeers(netmap.peers));
-    this.sendNetinfo();
-    this.log.info(
-      { serial: netmap.serial, source: kind, peers: netmap.peers.length, changes: update.peers.length },
-      'mesh applied',
+      this.enrollment!,
+      this.keyPair!,
+      saved,
     );
-  }
-
-  /**
-   * Re-adds the reflector peers, so WireGuard sends each a fresh initiation now: after a reconnect
-   * (we may have moved: the broker holds our punches until its reflectors see where we are now) or
-   * a local network change, instead of when the 25 s keepalive next goes out. Nothing before the
-   * mesh is up: bringing it up adds them, which initiates anyway.
-   */
-  private refreshReflectorSessions(why: string): void {
-    void this.queue
-      .run(async () => {
-        const reflectors = this.netmap?.self.reflectors ?? [];
-        if (!this.meshUp || reflectors.length === 0) return;
-        await this.opts.backend.apply({
-          // The same remove + re-add a path uses to start a fresh handshake; reflectors route nothing.
-          peers: reflectors.flatMap(
-            (r) =>
-              wgUpdateForEffect(
-                { type: 'readd-peer', peerId: r.publicKey, publicKey: r.publicKey, endpoint: r.endpoint },
-                [],
-              ).peers,
-          ),
-        });
-        this.log.debug({ why, reflectors: reflectors.length }, 'reflector sessions refreshed');
-      })
-      .catch((err: Error) => this.log.warn({ err: err.message }, 'refreshing reflector sessions failed'));
-  }
-
-  /** The path logic's view of the netmap's peers: typed candidates, LAN ones only when on our links. */
-  private pathPeers(peers: readonly NetmapPeer[]): PathPeer[] {
-    const subnets = localSubnets(this.opts.interfaceName);
-    return peers.map((p) => ({
-      peerId: p.id,
-      publicKey: p.publicKey,
-      candidates: p.candidates
-        ? p.candidates.filter(
-            (c) =>
-              c.kind !== 'lan' ||
-              subnets.some((s) => inCidr(c.endpoint.slice(0, c.endpoint.lastIndexOf(':')), s)),
-          )
-        : candidatesFromEndpoints(p.endpoints, subnets),
-    }));
-  }
-
-  private allowedIpsOf(publicKey: string): string[] | null {
-    const peer = this.netmap?.peers.find((p) => p.publicKey === publicKey);
-    if (!peer) return null;
-    return peer.allowedIps.length > 0 ? peer.allowedIps : [`${peer.address}/32`];
-  }
-
-  /** Tells the broker what we know of our NAT, when it changed. */
-  private sendNetinfo(): void {
-    const self = this.netmap?.self;
-    const msg: NetinfoMessage = { type: 'netinfo', reflexive: self?.reflexive ?? [] };
-    if (self?.mappingType) msg.mappingType = self.mappingType;
-    if (this.portMapped) msg.portMapped = this.portMapped;
-    if (Object.keys(this.relayRtts).length > 0) msg.relayRttMs = this.relayRtts;
-    const key = JSON.stringify(msg);
-    if (key === this.lastNetinfo) return;
-    this.lastNetinfo = key;
-    this.control?.setNetinfo(msg);
+    this.session = session;
+    await session.start();
   }
 
   private async leaveMesh(): Promise<void> {
-    this.paths?.stop();
-    this.paths = null;
-    this.relayProber?.stop();
-    this.relayProber = null;
-    this.relayRtts = {};
-    const mapper = this.portMapper;
-    this.portMapper = null;
-    this.portMapped = null;
-    this.lastNetinfo = '';
-    await mapper?.stop().catch(() => undefined);
-    this.control?.stop();
-    this.control = null;
-    this.stopWatching?.();
-    this.stopWatching = null;
-    const prefix = this.netmap?.self.overlayPrefix ?? null;
-    this.netmap = null;
-    this.netmapSource = 'none';
+    const session = this.session;
+    this.session = null;
+    const prefix = (await session?.close()) ?? null;
     await this.queue.run(async () => {
       if (!this.meshUp) return;
       await this.opts.network.remove(this.opts.interfaceName, prefix);

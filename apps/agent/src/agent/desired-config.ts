@@ -1,7 +1,10 @@
+import type { NetmapPeer } from '@trellis/proto';
 import type { Netmap } from '../control/netmap-tracker';
+import { candidatesFromEndpoints, hostOf, type PathPeer } from '../path';
+import { inCidr } from '../platform/candidates';
 import type { DesiredConfig } from '../wireguard/config-diff';
 
-/** The WireGuard configuration a netmap asks for. */
+/** The WireGuard configuration a netmap asks for. Mesh peers' endpoints belong to the path logic. */
 export function desiredConfigFromNetmap(
   netmap: Netmap,
   privateKey: string,
@@ -14,14 +17,24 @@ export function desiredConfigFromNetmap(
       ...netmap.peers.map((p) => ({
         publicKey: p.publicKey,
         allowedIps: p.allowedIps.length > 0 ? p.allowedIps : [`${p.address}/32`],
-        candidates: p.endpoints,
       })),
       // The broker's reflectors: no routed addresses, only handshakes and keepalives from our port.
       ...(netmap.self.reflectors ?? []).map((r) => ({
         publicKey: r.publicKey,
         allowedIps: [],
-        candidates: [r.endpoint],
+        endpoint: r.endpoint,
       })),
     ],
   };
+}
+
+/** The path logic's view of the netmap's peers: typed candidates, LAN ones only when on our links. */
+export function pathPeersFromNetmap(peers: readonly NetmapPeer[], subnets: readonly string[]): PathPeer[] {
+  return peers.map((p) => ({
+    peerId: p.id,
+    publicKey: p.publicKey,
+    candidates: p.candidates
+      ? p.candidates.filter((c) => c.kind !== 'lan' || subnets.some((s) => inCidr(hostOf(c.endpoint), s)))
+      : candidatesFromEndpoints(p.endpoints, subnets),
+  }));
 }

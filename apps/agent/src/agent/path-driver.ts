@@ -10,7 +10,7 @@ import {
   wgUpdateForEffect,
 } from '../path';
 import type { WireGuardBackend } from '../wireguard/backend';
-import { isEmptyUpdate } from '../wireguard/types';
+import { isEmptyUpdate, type WgDeviceState } from '../wireguard/types';
 
 /** A TCP-fallback link to a relay (RelayTcpProxy): `start` resolves to WireGuard's loopback endpoint. */
 export interface TcpRelayLink {
@@ -66,6 +66,22 @@ export class PathDriver {
   setPeersInQueue(peers: PathPeer[]): Promise<void> {
     if (this.stopped) return Promise.resolve();
     return this.execute(this.manager.setPeers(peers, this.now())).finally(() => this.closeUnusedLinks());
+  }
+
+  /** The netmap's relay hosts: WireGuard on one of them is never a direct path (PathManager.setRelayHosts). */
+  setRelayHosts(hosts: readonly string[]): void {
+    this.manager.setRelayHosts(hosts);
+  }
+
+  /**
+   * A UAPI read made for `trellis status`: the path logic sees it too, so the path it reports
+   * matches the endpoint shown (WireGuard may have roamed since the last wake-up). Inside the queue.
+   */
+  async observeInQueue(state: WgDeviceState): Promise<void> {
+    if (this.stopped) return;
+    await this.execute(this.manager.observe(observationsFromDevice(state), this.now())).catch((err: Error) =>
+      this.deps.logger.warn({ err: err.message }, 'path step failed'),
+    );
   }
 
   /** A relay allocation for a peer; ignored for a peer the netmap does not have (or another key). */

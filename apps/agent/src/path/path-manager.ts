@@ -1,4 +1,5 @@
 import type { Candidate, PunchMessage } from '@trellis/proto';
+import { hostOf } from './candidates';
 import { DEFAULT_PATH_TIMINGS, type PathEffect, type PathTimings, type PeerPathStatus } from './path-types';
 import { PeerPathMachine } from './peer-path-machine';
 import type { RelayPath } from './relay-leg';
@@ -26,6 +27,7 @@ export interface HandshakeObservation {
 export class PathManager {
   private readonly peers = new Map<string, PeerPathMachine>();
   private readonly t: PathTimings;
+  private relayHosts = new Set<string>();
 
   constructor(
     /** This device's WireGuard public key: decides which side of a pair retries first. */
@@ -43,6 +45,14 @@ export class PathManager {
     for (const p of peers)
       effects.push(...this.machineFor(p.peerId, p.publicKey, now).setCandidates(p.candidates, now));
     return this.finish(effects, now);
+  }
+
+  /**
+   * The hosts of the netmap's relays: WireGuard at one of them (not at a peer's candidate) is on a
+   * relay allocation, even one this agent holds no `relay` message for.
+   */
+  setRelayHosts(hosts: readonly string[]): void {
+    this.relayHosts = new Set(hosts.map((h) => hostOf(`${h}:0`))); // bare, as hostOf gives endpoints' hosts
   }
 
   /** The peer left the netmap: forget it, whatever it was doing. */
@@ -137,7 +147,8 @@ export class PathManager {
     const have = this.peers.get(peerId);
     if (have && have.publicKey === publicKey) return have;
     // New peer, or a re-enrolled one with a new key: start from scratch.
-    const m = new PeerPathMachine(peerId, publicKey, this.selfPublicKey < publicKey, this.t, now);
+    const leads = this.selfPublicKey < publicKey;
+    const m = new PeerPathMachine(peerId, publicKey, leads, this.t, now, (h) => this.relayHosts.has(h));
     this.peers.set(peerId, m);
     return m;
   }

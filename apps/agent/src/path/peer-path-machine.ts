@@ -98,6 +98,8 @@ export class PeerPathMachine {
     private readonly leads: boolean,
     private readonly t: PathTimings,
     now: number,
+    /** Whether a host is one of the netmap's relays (see isRelayAddress). */
+    private readonly isRelayHost: (host: string) => boolean = () => false,
   ) {
     this.pathSince = now;
   }
@@ -187,14 +189,15 @@ export class PeerPathMachine {
   observeHandshake(lastHandshakeMs: number, endpoint: string | null, now: number): PathEffect[] {
     const previous = this.lastHandshakeMs;
     this.lastHandshakeMs = lastHandshakeMs;
-    // The peer's initiation through the relay moves WireGuard there: that is no direct candidate.
-    const viaRelay = endpoint !== null && endpoint === this.relay?.wgEndpoint;
+    // The peer's initiation through a relay moves WireGuard there: that is never a direct path.
+    const viaOurRelay = endpoint !== null && this.isOurRelay(endpoint);
+    const viaRelay = endpoint !== null && (viaOurRelay || this.isRelayAddress(endpoint));
     if (this.phase === 'probing' && endpoint !== null && endpoint !== this.attempt!.endpoint && !viaRelay) {
       this.attempt!.learned = endpoint;
     }
     if (lastHandshakeMs <= 0) return [];
     const isNew = lastHandshakeMs > previous;
-    if (this.onRelay && (endpoint === null || viaRelay))
+    if (this.onRelay && (endpoint === null || viaOurRelay))
       return this.observeRelay(lastHandshakeMs, isNew, now);
     switch (this.phase) {
       case 'probing': {
@@ -206,7 +209,8 @@ export class PeerPathMachine {
         return this.succeed(a.id, ep, now - a.startAt, now);
       }
       case 'direct':
-        if (viaRelay) return this.adoptRelay(now);
+        if (viaOurRelay) return this.adoptRelay(now);
+        if (viaRelay) return this.lostToRelay(endpoint!, now);
         if (isNew) this.lastAliveAt = now;
         if (endpoint !== null && this.direct && endpoint !== this.direct.endpoint) {
           // WireGuard roamed to where the peer's packets now come from; follow it for status.
@@ -216,8 +220,8 @@ export class PeerPathMachine {
         return [];
       case 'idle':
       case 'backoff':
-        // The peer reached us on its own (its punch, or WireGuard roaming): that is a direct path.
-        if (!isNew || endpoint === null || now - lastHandshakeMs > this.t.staleAfterMs) return [];
+        // The peer reached us on its own (its punch, or WireGuard roaming): a direct path, unless via a relay.
+        if (!isNew || endpoint === null || viaRelay || now - lastHandshakeMs > this.t.staleAfterMs) return [];
         this.localIds++;
         return this.succeed(`observed:${this.localIds}`, endpoint, 0, now);
       case 'scheduled':
@@ -313,6 +317,19 @@ export class PeerPathMachine {
     return mergeCandidates(this.punchCandidates, this.netmapCandidates);
   }
 
+  /** Our allocation, by the address the broker gave or WireGuard's (a TCP fallback's loopback). */
+  private isOurRelay(endpoint: string): boolean {
+    return this.relay !== null && (endpoint === this.relay.wgEndpoint || endpoint === this.relay.endpoint);
+  }
+
+  /**
+   * An allocation we hold no `relay` for (lost, not yet arrived, or from before a restart): on a
+   * relay's host and none of the peer's candidates (a device may run next to a relay).
+   */
+  private isRelayAddress(endpoint: string): boolean {
+    return this.isRelayHost(hostOf(endpoint)) && !this.known().some((c) => c.endpoint === endpoint);
+  }
+
   private startLocalAttempt(now: number): PathEffect[] {
     const candidates = this.known();
     if (candidates.length === 0) {
@@ -365,13 +382,27 @@ export class PeerPathMachine {
    * there (no re-add: that session works) and retry direct after the first backoff step.
    */
   private adoptRelay(now: number): PathEffect[] {
-    this.failures++;
-    this.retryAt = now + this.t.backoffInitialMs;
-    this.leavePath('backoff', now);
+    this.leaveDirectForRelay(now);
     const relay = this.relay!;
     this.onRelay = new RelayLeg(relay, this.leads, this.t, now);
     this.endpoint = relay.wgEndpoint;
     return this.confirmRelay(this.onRelay, 0, now);
+  }
+
+  /**
+   * On a direct path, WireGuard moved to a relay allocation we hold no `relay` for: the peer gave up
+   * on direct. Not a path we can report; back off as when adopting our own relay.
+   */
+  private lostToRelay(endpoint: string, now: number): PathEffect[] {
+    this.leaveDirectForRelay(now);
+    this.endpoint = endpoint;
+    return [];
+  }
+
+  private leaveDirectForRelay(now: number): void {
+    this.failures++;
+    this.retryAt = now + this.t.backoffInitialMs;
+    this.leavePath('backoff', now);
   }
 
   /** While on the relay: the leader's re-adds until it works, and a fresh re-add once it went stale. */

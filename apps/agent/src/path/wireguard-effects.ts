@@ -1,5 +1,4 @@
 import { PERSISTENT_KEEPALIVE_SECONDS } from '../wireguard/config-diff';
-import type { EndpointSelector } from '../wireguard/endpoint-selector';
 import type { WgConfigUpdate, WgDeviceState } from '../wireguard/types';
 import type { HandshakeObservation } from './path-manager';
 import type { PathEffect } from './path-types';
@@ -39,14 +38,4 @@ export function observationsFromDevice(state: WgDeviceState): HandshakeObservati
     lastHandshakeMs: p.lastHandshakeSec * 1000,
     endpoint: p.endpoint,
   }));
-}
-
-/**
- * The EndpointSelector for diffWireGuardConfig once the PathManager runs: endpoints belong to the
- * path logic, so the config diff never sets or resets one.
- */
-export class PathOwnedEndpoints implements EndpointSelector {
-  select(): string | null {
-    return null;
-  }
 }

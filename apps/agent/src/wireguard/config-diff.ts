@@ -1,4 +1,3 @@
-import type { EndpointSelector } from './endpoint-selector';
 import { clampPrivateKey } from './keys';
 import type { WgConfigUpdate, WgDeviceState, WgPeerUpdate } from './types';
 
@@ -7,8 +6,11 @@ export const PERSISTENT_KEEPALIVE_SECONDS = 25;
 export interface DesiredPeer {
   publicKey: string;
   allowedIps: string[];
-  /** Candidate endpoints, best first. */
-  candidates: string[];
+  /**
+   * The endpoint the config owns (a reflector's). Absent: the path logic owns it, so the diff never
+   * sets or resets it.
+   */
+  endpoint?: string;
 }
 
 export interface DesiredConfig {
@@ -21,11 +23,7 @@ export interface DesiredConfig {
  * WireGuardConfigDiff: the smallest set of changes that turns the device's current configuration
  * into the desired one. Pure; applying its result and diffing again yields an empty update.
  */
-export function diffWireGuardConfig(
-  desired: DesiredConfig,
-  current: WgDeviceState,
-  endpoints: EndpointSelector,
-): WgConfigUpdate {
+export function diffWireGuardConfig(desired: DesiredConfig, current: WgDeviceState): WgConfigUpdate {
   const update: WgConfigUpdate = { peers: [] };
   const wantKey = clampPrivateKey(desired.privateKey);
   if (current.privateKey === null || clampPrivateKey(current.privateKey) !== wantKey)
@@ -41,7 +39,7 @@ export function diffWireGuardConfig(
     const have = existing.get(want.publicKey);
     const allowed = normalizeAllowedIps(want.allowedIps);
     const change: WgPeerUpdate = { publicKey: want.publicKey };
-    const endpoint = endpoints.select(want.publicKey, want.candidates, have?.endpoint ?? null);
+    const endpoint = want.endpoint !== undefined && want.endpoint !== have?.endpoint ? want.endpoint : null;
     if (endpoint !== null) change.endpoint = endpoint;
     const effectiveEndpoint = endpoint ?? have?.endpoint ?? null;
     const keepalive = effectiveEndpoint !== null ? PERSISTENT_KEEPALIVE_SECONDS : 0;

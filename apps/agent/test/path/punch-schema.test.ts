@@ -29,17 +29,18 @@ describe('punch, path and netinfo schemas', () => {
     expect(PathReportMessage.safeParse({ ...ok, result: 'relayed' }).success).toBe(false);
   });
 
-  it('netinfo needs the reflexive list; mapping type and port mapping are optional', () => {
-    expect(NetinfoMessage.safeParse({ type: 'netinfo', reflexive: [] }).success).toBe(true);
-    expect(
-      NetinfoMessage.safeParse({
-        type: 'netinfo',
-        mappingType: 'endpoint-dependent',
-        reflexive: ['192.0.2.1:4000', '192.0.2.1:4001'],
-        portMapped: '192.0.2.1:61000',
-      }).success,
-    ).toBe(true);
-    expect(NetinfoMessage.safeParse({ type: 'netinfo', mappingType: 'cone', reflexive: [] }).success).toBe(
+  it('netinfo carries only the port mapping and relay round trips, both optional', () => {
+    expect(NetinfoMessage.safeParse({ type: 'netinfo' }).success).toBe(true);
+    const full = {
+      type: 'netinfo',
+      portMapped: '192.0.2.1:61000',
+      relayRttMs: { '9d8c7b6a-5f4e-4d3c-8b2a-1a0b9c8d7e6f': 12 },
+    };
+    expect(NetinfoMessage.safeParse(full).success).toBe(true);
+    expect(NetinfoMessage.safeParse({ ...full, portMapped: 'not an endpoint' }).success).toBe(false);
+    // What the broker learns from its reflectors is not echoed back (a strict schema refuses it).
+    expect(NetinfoMessage.safeParse({ type: 'netinfo', reflexive: ['192.0.2.1:4000'] }).success).toBe(false);
+    expect(NetinfoMessage.safeParse({ type: 'netinfo', mappingType: 'endpoint-dependent' }).success).toBe(
       false,
     );
   });

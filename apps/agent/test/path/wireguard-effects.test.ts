@@ -1,5 +1,4 @@
-import { observationsFromDevice, PathOwnedEndpoints, wgUpdateForEffect } from '../../src/path';
-import { diffWireGuardConfig } from '../../src/wireguard/config-diff';
+import { observationsFromDevice, wgUpdateForEffect } from '../../src/path';
 import { serializeUapiSet } from '../../src/wireguard/uapi';
 import { PEER_ID, PEER_KEY } from './scenario';
 
@@ -56,40 +55,5 @@ describe('path effects on WireGuard', () => {
       ],
     });
     expect(rows).toEqual([{ publicKey: PEER_KEY, lastHandshakeMs: 1_700_000_000_000, endpoint: null }]);
-  });
-
-  it('leaves endpoints alone in the config diff once paths own them, keeping keepalive consistent', () => {
-    const desired = {
-      privateKey: Buffer.alloc(32, 1).toString('base64'),
-      listenPort: 51820,
-      peers: [{ publicKey: PEER_KEY, allowedIps: ['100.64.0.2'], candidates: ['192.0.2.1:5'] }],
-    };
-    const fresh = diffWireGuardConfig(
-      desired,
-      { privateKey: null, listenPort: 0, peers: [] },
-      new PathOwnedEndpoints(),
-    );
-    expect(fresh.peers).toEqual([{ publicKey: PEER_KEY, allowedIps: ['100.64.0.2/32'] }]);
-    // After a re-add set endpoint + keepalive, the diff has nothing to change.
-    const after = diffWireGuardConfig(
-      desired,
-      {
-        privateKey: fresh.privateKey!,
-        listenPort: 51820,
-        peers: [
-          {
-            publicKey: PEER_KEY,
-            endpoint: '198.51.100.7:4000',
-            allowedIps: ['100.64.0.2/32'],
-            persistentKeepalive: 25,
-            lastHandshakeSec: 0,
-            rxBytes: 0,
-            txBytes: 0,
-          },
-        ],
-      },
-      new PathOwnedEndpoints(),
-    );
-    expect(after.peers).toEqual([]);
   });
 });

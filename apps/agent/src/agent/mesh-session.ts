@@ -1,0 +1,297 @@
+import type { KeyPair } from '@trellis/crypto';
+import type { AgentState, NetinfoMessage, StatusResponse } from '@trellis/proto';
+import type { Logger } from 'pino';
+import {
+  ControlClient,
+  type ControlClientHandlers,
+  type ControlClientOptions,
+} from '../control/control-client';
+import type { Netmap } from '../control/netmap-tracker';
+import { ClockOffsetEstimator, type PeerPathStatus, wgUpdateForEffect } from '../path';
+import { localSubnets } from '../platform/candidates';
+import type { NetworkConfigurator } from '../platform/network-configurator';
+import { RelayRttProber } from '../relay/relay-rtt';
+import { RelayTcpProxy } from '../relay/relay-tcp-proxy';
+import type { Enrollment, SavedNetmap, StateStore } from '../state/state-store';
+import { createBrokerAgent } from '../trust/broker-trust';
+import type { WireGuardBackend } from '../wireguard/backend';
+import { diffWireGuardConfig } from '../wireguard/config-diff';
+import { isEmptyUpdate, type WgDeviceState } from '../wireguard/types';
+import { desiredConfigFromNetmap, pathPeersFromNetmap } from './desired-config';
+import { PathDriver } from './path-driver';
+import type { GatewayPortMapping } from './port-mapping';
+import type { SerialQueue } from './serial-queue';
+
+/** What a session uses of the agent's options. */
+export interface MeshSessionOptions {
+  store: StateStore;
+  backend: WireGuardBackend;
+  network: NetworkConfigurator;
+  logger: Logger;
+  interfaceName: string;
+  listenPort: number;
+  /** Starts watching candidates; calls back on every change. Returns a stop function. */
+  watchCandidates: (onChange: (c: string[]) => void) => () => void;
+  /** Asks the gateway to forward the listen port (UPnP-IGD / NAT-PMP / PCP); none when absent. */
+  portMapping?: (listenPort: number) => GatewayPortMapping;
+  /** Hook for tests (fake timers, backoff). */
+  controlOptions?: Partial<ControlClientOptions>;
+}
+
+/** What outlives a session: the WireGuard interface (its removal may fail) and the agent's state. */
+export interface MeshSessionHost {
+  /** Mesh changes (WireGuard + OS), one at a time; shared with the agent. */
+  queue: SerialQueue;
+  interfaceUp(): boolean;
+  /** Brings WireGuard up unless it is; inside the queue. */
+  startInterface(): Promise<void>;
+  setState(state: AgentState): void;
+  deviceRemoved(): void;
+  meshError(err: Error): void;
+}
+
+/**
+ * Everything that exists only while the mesh is up: the control connection, the path logic, relay
+ * probes, port mapping, candidate watching and the netmap. `start` brings it up, `close` stops it.
+ */
+export class MeshSession {
+  netmap: Netmap | null = null;
+  netmapSource: 'broker' | 'disk' | 'none' = 'none';
+  readonly control: ControlClient;
+  private readonly paths: PathDriver;
+  private readonly relayProber: RelayRttProber;
+  private readonly portMapper: GatewayPortMapping | null;
+  private readonly clock = new ClockOffsetEstimator();
+  private readonly log: Logger;
+  private stopWatching: () => void = () => undefined;
+  private portMapped: string | null = null;
+  /** Round trip to each relay with a TCP listener (relay id → ms), for netinfo. */
+  private relayRtts: Record<string, number> = {};
+  private lastNetinfo = '';
+
+  constructor(
+    private readonly opts: MeshSessionOptions,
+    private readonly host: MeshSessionHost,
+    private readonly enrollment: Enrollment,
+    private readonly keyPair: KeyPair,
+    /** The netmap saved on disk; its serial is the control connection's hint. */
+    private readonly saved: SavedNetmap | null,
+  ) {
+    this.log = opts.logger;
+    // The path logic owns every peer's endpoint, so it exists before any netmap is applied.
+    this.paths = new PathDriver({
+      selfPublicKey: keyPair.publicKey,
+      backend: opts.backend,
+      run: (job) => host.queue.run(job),
+      allowedIpsOf: (key) => this.allowedIpsOf(key),
+      meshUp: () => host.interfaceUp(),
+      send: (report) => this.control.sendPath(report),
+      openTcpRelay: (msg, onReconnected) =>
+        new RelayTcpProxy({
+          tcp: msg.tcp!,
+          allocationId: msg.allocationId,
+          listenPort: opts.listenPort,
+          onReconnected,
+          logger: this.log.child({ relay: msg.relayName, peerId: msg.peerId }),
+        }),
+      logger: this.log,
+    });
+    this.relayProber = new RelayRttProber({
+      logger: this.log,
+      onRtts: (rtts) => {
+        this.relayRtts = rtts;
+        this.sendNetinfo();
+      },
+    });
+    this.control = new ControlClient({
+      brokerUrl: enrollment.brokerUrl,
+      agent: createBrokerAgent(enrollment.trust),
+      deviceId: enrollment.deviceId,
+      keyPair,
+      brokerPublicKey: enrollment.brokerPublicKey,
+      logger: this.log,
+      ...(saved ? { lastSerial: saved.serial } : {}),
+      ...opts.controlOptions,
+      handlers: this.controlHandlers(),
+    });
+    this.portMapper = opts.portMapping?.(opts.listenPort) ?? null;
+  }
+
+  /** Applies the saved netmap (the broker's snapshot replaces it), then connects and watches the network. */
+  async start(): Promise<void> {
+    this.relayProber.start();
+    const saved = this.saved;
+    if (saved && saved.self.id === this.enrollment.deviceId) {
+      this.netmap = { serial: saved.serial, self: saved.self, peers: saved.peers };
+      this.netmapSource = 'disk';
+      this.host.setState('offline');
+      this.log.info({ serial: saved.serial, peers: saved.peers.length }, 'mesh from saved netmap');
+      await this.host.queue.run(() => this.applyMesh('disk')).catch((err: Error) => this.host.meshError(err));
+    }
+    this.stopWatching = this.opts.watchCandidates((candidates) => {
+      this.log.info({ candidates }, 'local candidates');
+      this.control.setEndpoints(candidates);
+      // Our own network changed: rediscover at once (ARCHITECTURE: retry direct on a network change).
+      void this.paths.networkChanged();
+      void this.relayProber.probeNow();
+      this.refreshReflectorSessions('network changed');
+      this.portMapper?.refresh();
+    });
+    const mapper = this.portMapper;
+    if (mapper) {
+      mapper.on('candidate', (c) => {
+        this.portMapped = c?.endpoint ?? null;
+        this.log.info({ portMapped: this.portMapped }, 'port mapping');
+        this.sendNetinfo();
+      });
+      mapper.start();
+    }
+    this.control.start();
+  }
+
+  /** Stops everything and returns the overlay prefix the mesh used (for removing its routes). */
+  async close(): Promise<string | null> {
+    this.paths.stop();
+    this.relayProber.stop();
+    this.relayRtts = {};
+    this.portMapped = null;
+    this.lastNetinfo = '';
+    await this.portMapper?.stop().catch(() => undefined);
+    this.control.stop();
+    this.stopWatching();
+    const prefix = this.netmap?.self.overlayPrefix ?? null;
+    // Queued mesh jobs of this session see no netmap and do nothing.
+    this.netmap = null;
+    this.netmapSource = 'none';
+    return prefix;
+  }
+
+  /** Brings WireGuard and the OS to what the current netmap asks for. Runs inside the queue. */
+  async applyMesh(kind: string): Promise<void> {
+    const netmap = this.netmap;
+    if (!netmap) return; // left the mesh while this job waited
+    await this.host.startInterface();
+    this.relayProber.setRelays(netmap.self.relays ?? []);
+    this.paths.setRelayHosts((netmap.self.relays ?? []).map((r) => r.address));
+    const desired = desiredConfigFromNetmap(netmap, this.keyPair.privateKey, this.opts.listenPort);
+    const current = await this.opts.backend.getState();
+    const update = diffWireGuardConfig(desired, current);
+    if (!isEmptyUpdate(update)) await this.opts.backend.apply(update);
+    await this.opts.network.apply(this.opts.interfaceName, netmap.self.address, netmap.self.overlayPrefix);
+    await this.paths.setPeersInQueue(
+      pathPeersFromNetmap(netmap.peers, localSubnets(this.opts.interfaceName)),
+    );
+    this.sendNetinfo();
+    this.log.info(
+      { serial: netmap.serial, source: kind, peers: netmap.peers.length, changes: update.peers.length },
+      'mesh applied',
+    );
+  }
+
+  /** Shows the path logic a WireGuard read made for status; inside the queue. */
+  observeInQueue(device: WgDeviceState): Promise<void> {
+    return this.paths.observeInQueue(device);
+  }
+
+  pathStatus(): PeerPathStatus[] {
+    return this.paths.status();
+  }
+
+  netinfo(): NonNullable<StatusResponse['netinfo']> {
+    return {
+      reflexive: this.netmap?.self.reflexive ?? [],
+      mappingType: this.netmap?.self.mappingType ?? null,
+      portMapped: this.portMapped,
+      brokerRttMs: this.clock.rttMs,
+    };
+  }
+
+  private controlHandlers(): ControlClientHandlers {
+    const e = this.enrollment;
+    return {
+      onNetmap: (netmap, kind) => this.onNetmap(netmap, kind),
+      onConnected: () => {
+        this.host.setState('connected');
+        this.log.info({ broker: e.brokerUrl }, 'broker connected');
+        this.refreshReflectorSessions('reconnected');
+      },
+      onDisconnected: (reason) => {
+        this.host.setState(this.netmap ? 'offline' : 'connecting');
+        this.log.warn({ reason }, 'broker disconnected');
+      },
+      onDeviceRemoved: () => this.host.deviceRemoved(),
+      onClockSample: (sample) => this.clock.addSample(sample),
+      onPunch: (msg) => {
+        this.log.info({ peerId: msg.peerId, attemptId: msg.attemptId, candidates: msg.candidates }, 'punch');
+        void this.paths.punch(msg, this.clock.offsetMs ?? 0);
+      },
+      onRelay: (msg) => {
+        this.log.info(
+          { peerId: msg.peerId, relay: msg.relayName, endpoint: msg.endpoint, tcp: msg.tcp !== undefined },
+          'relay',
+        );
+        void this.paths.relay(msg);
+      },
+      onRelayRelease: (msg) => {
+        this.log.info({ peerId: msg.peerId, allocationId: msg.allocationId }, 'relay released');
+        void this.paths.relayRelease(msg);
+      },
+    };
+  }
+
+  private onNetmap(netmap: Netmap, kind: 'snapshot' | 'delta'): void {
+    this.netmap = netmap;
+    this.netmapSource = 'broker';
+    const saved = { ...netmap, savedAt: new Date().toISOString() };
+    void this.host.queue
+      .run(async () => {
+        if (this.netmap !== netmap) return; // a newer one is queued behind us
+        await this.opts.store.saveNetmap(saved);
+        await this.applyMesh(kind);
+      })
+      .catch((err: Error) => this.host.meshError(err));
+  }
+
+  /**
+   * Re-adds the reflector peers, so WireGuard sends each a fresh initiation now: after a reconnect
+   * (we may have moved: the broker holds our punches until its reflectors see where we are now) or
+   * a local network change, instead of when the 25 s keepalive next goes out. Nothing before the
+   * mesh is up: bringing it up adds them, which initiates anyway.
+   */
+  private refreshReflectorSessions(why: string): void {
+    void this.host.queue
+      .run(async () => {
+        const reflectors = this.netmap?.self.reflectors ?? [];
+        if (!this.host.interfaceUp() || reflectors.length === 0) return;
+        await this.opts.backend.apply({
+          // The same remove + re-add a path uses to start a fresh handshake; reflectors route nothing.
+          peers: reflectors.flatMap(
+            (r) =>
+              wgUpdateForEffect(
+                { type: 'readd-peer', peerId: r.publicKey, publicKey: r.publicKey, endpoint: r.endpoint },
+                [],
+              ).peers,
+          ),
+        });
+        this.log.debug({ why, reflectors: reflectors.length }, 'reflector sessions refreshed');
+      })
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'refreshing reflector sessions failed'));
+  }
+
+  private allowedIpsOf(publicKey: string): string[] | null {
+    const peer = this.netmap?.peers.find((p) => p.publicKey === publicKey);
+    if (!peer) return null;
+    return peer.allowedIps.length > 0 ? peer.allowedIps : [`${peer.address}/32`];
+  }
+
+  /** Tells the broker our port mapping and relay round trips, when they changed. */
+  private sendNetinfo(): void {
+    const msg: NetinfoMessage = { type: 'netinfo' };
+    if (this.portMapped) msg.portMapped = this.portMapped;
+    if (Object.keys(this.relayRtts).length > 0) msg.relayRttMs = this.relayRtts;
+    const key = JSON.stringify(msg);
+    if (key === this.lastNetinfo) return;
+    this.lastNetinfo = key;
+    this.control.setNetinfo(msg);
+  }
+}
