@@ -111,11 +111,11 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
   try {
     const database = await openDatabase({ dataDir, databaseUrl: options.databaseUrl });
     cleanup.push(() => database.close());
+    const metrics = new BrokerMetrics();
     const bus: EventBus = database.url
-      ? await PgNotifyEventBus.connect(database.url, logger)
+      ? await PgNotifyEventBus.connect(database.url, logger, metrics)
       : new InProcessEventBus();
     cleanup.push(() => bus.close());
-    const metrics = new BrokerMetrics();
     const heartbeatIntervalMs = options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
     const relayRegistry = new RelayRegistry({
       metrics,
@@ -132,6 +132,9 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       relayStaleAfterMs: 3 * heartbeatIntervalMs,
     });
     cleanup.push(await trackPrivateRelayAccounts(relayRegistry, services, logger));
+    // Relays that were online when the broker last ran report what they hold when they reconnect:
+    // pairs wait briefly for that rather than move to a new allocation.
+    relayRegistry.expectRelays(await services.relays.onlineAtLastSighting());
     // With the embedded database this is the only broker: nothing is online before it starts.
     if (database.kind === 'pglite') await services.devices.clearConnections('');
     const bootstrap = options.bootstrap === false ? undefined : await bootstrapIfEmpty(services);
