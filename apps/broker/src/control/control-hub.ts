@@ -213,7 +213,7 @@ export class ControlHub {
     const session = this.byDevice.get(deviceId);
     if (!session) return;
     const paths = this.hubs.get(session.accountId)?.paths;
-    if (msg.type === 'want-path') paths?.want(deviceId, msg.peerId);
+    if (msg.type === 'want-path') paths?.want(deviceId, msg.peerId, msg.relayed === true);
     else paths?.pathReport(deviceId, msg);
   }
 

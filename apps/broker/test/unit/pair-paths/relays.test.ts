@@ -387,6 +387,23 @@ describe('pair paths: relays', () => {
     expect(s.directory.released).toEqual([held.allocationId]);
   });
 
+  it('an agent on a relay re-announces it after a broker restart: a punchable pair keeps its adopted allocation', async () => {
+    const s = scenario({ devices: [eimA, edmB] });
+    const r1 = s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    const held = s.directory.adopt(r1, ACCOUNT, [KEY_A, KEY_B]);
+    s.online(A);
+    s.online(B);
+    s.want(B, A, true);
+    await settle();
+    expect(s.directory.asked).toEqual([]);
+    expect(s.relays(A)[0]).toMatchObject({
+      allocationId: held.allocationId,
+      endpoint: `203.0.113.1:${held.port}`,
+    });
+    expect(s.relays(B)[0]!.allocationId).toBe(held.allocationId);
+    expect(s.punches).toHaveLength(0); // settle time not over: the punch comes, the relay stays
+  });
+
   it('frees an allocation that arrives after the pair stopped needing it', async () => {
     const s = scenario({ devices: [symA, symB] });
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
