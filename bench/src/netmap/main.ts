@@ -42,6 +42,8 @@ interface SizeResult {
   wantedPairs: number;
   /** Per want: ms to the device's first `relay` or `punch` for the peer. */
   want: number[];
+  /** The same for SINGLE_WANTS fresh pairs wanted one at a time after the burst. */
+  wantSingle: number[];
   wantMissing: number;
   wantRelays: number;
   wantPunches: number;
@@ -141,7 +143,7 @@ async function pool<T>(
 function pickWants(
   devices: BenchDevice[],
   k: number,
-): { wants: Array<{ index: number; peerId: string }>; pairs: number } {
+): { wants: Array<{ index: number; peerId: string }>; pairs: Set<number> } {
   const n = devices.length;
   const per = Math.min(k, n - 1);
   const wants: Array<{ index: number; peerId: string }> = [];
@@ -157,8 +159,30 @@ function pickWants(
       pairs.add(Math.min(i, j) * n + Math.max(i, j));
     }
   }
-  return { wants, pairs: pairs.size };
+  return { wants, pairs };
 }
+
+/** `count` wants for pairs no one wanted yet (`taken`, keyed as pickWants keys them). */
+function pickFreshWants(
+  devices: BenchDevice[],
+  taken: Set<number>,
+  count: number,
+): Array<{ index: number; peerId: string }> {
+  const n = devices.length;
+  const wants: Array<{ index: number; peerId: string }> = [];
+  for (let tries = 0; wants.length < count && tries < count * 100; tries++) {
+    const i = Math.floor(Math.random() * n);
+    const j = Math.floor(Math.random() * n);
+    const key = Math.min(i, j) * n + Math.max(i, j);
+    if (i === j || taken.has(key)) continue;
+    taken.add(key);
+    wants.push({ index: i, peerId: devices[j]!.deviceId });
+  }
+  return wants;
+}
+
+/** Wants sent one after the other on a quiet broker: the latency without the burst's queue. */
+const SINGLE_WANTS = 20;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const cpuUsOf = (s0: BrokerStats, s1: BrokerStats) =>
@@ -281,8 +305,9 @@ async function runSize(n: number, { rounds, wanted }: Args): Promise<SizeResult>
 
       // Wanted pairs: long after every device came online, so any side no reflector heard from
       // (none here: the clients send no UDP) counts as UDP-blocked and the pair goes to the relay.
-      const { wants, pairs: wantedPairs } = pickWants(devices, wanted);
-      console.log(`[${n}] ${wants.length} want-path (${wantedPairs} pairs)`);
+      const { wants, pairs } = pickWants(devices, wanted);
+      const wantedPairs = pairs.size;
+      console.log(`[${n}] ${wants.length} want-path at once (${wantedPairs} pairs)`);
       const relay0 = await relayStats();
       const w0 = await stats(false);
       clients.send({ cmd: 'want', wants, timeoutMs: 60_000 });
@@ -290,6 +315,15 @@ async function runSize(n: number, { rounds, wanted }: Args): Promise<SizeResult>
       const w1 = await stats(false);
       const relay1 = await relayStats();
       const afterWants = await stats();
+      // The burst above measures its queue; one want at a time measures the path itself.
+      const wantSingle: number[] = [];
+      let singleMissing = 0;
+      for (const w of pickFreshWants(devices, pairs, SINGLE_WANTS)) {
+        clients.send({ cmd: 'want', wants: [w], timeoutMs: 10_000 });
+        const one = await next<ClientReply, 'wanted'>(clients, 'wanted');
+        wantSingle.push(...one.times);
+        singleMissing += one.missing;
+      }
 
       // Reconnection storm, as after a broker restart.
       console.log(`[${n}] reconnection storm: ${n} clients drop and reconnect`);
@@ -322,7 +356,8 @@ async function runSize(n: number, { rounds, wanted }: Args): Promise<SizeResult>
         cpuPerChangeMs: cpuUs / 1000 / (rounds * 2),
         wantedPairs,
         want: answered.times,
-        wantMissing: answered.missing,
+        wantSingle,
+        wantMissing: answered.missing + singleMissing,
         wantRelays: answered.relays,
         wantPunches: answered.punches,
         cpuPerWantedPairMs: cpuUsOf(w0, w1) / 1000 / wantedPairs,
@@ -383,6 +418,7 @@ async function main(): Promise<void> {
         `remove p50/p99 ${percentile(r.remove, 50).toFixed(1)}/${percentile(r.remove, 99).toFixed(1)} ms, ` +
         `RSS ${r.rssPerDeviceKB.toFixed(0)} KB/device, CPU ${r.cpuPerChangeMs.toFixed(0)} ms/change; ` +
         `want p50/p99 ${percentile(r.want, 50).toFixed(1)}/${percentile(r.want, 99).toFixed(1)} ms ` +
+        `(one at a time ${percentile(r.wantSingle, 50).toFixed(1)}/${percentile(r.wantSingle, 99).toFixed(1)}) ` +
         `(${r.wantRelays} relay, ${r.wantPunches} punch first, ${r.wantMissing} missed), ` +
         `${r.relayAllocations} allocations, ${r.pairsHeld} pairs held of ${r.wantedPairs} wanted; ` +
         `storm ${r.stormSec.toFixed(1)} s (${r.stormRetries} retries, ${r.stormFailed} failed), ` +
@@ -406,6 +442,8 @@ async function main(): Promise<void> {
       'CPU/change ms',
       'want p50',
       'want p99',
+      '1 want p50',
+      '1 want p99',
       'want missed',
       'CPU/pair ms',
       'pairs held',
@@ -428,6 +466,8 @@ async function main(): Promise<void> {
       r.cpuPerChangeMs,
       percentile(r.want, 50),
       percentile(r.want, 99),
+      percentile(r.wantSingle, 50),
+      percentile(r.wantSingle, 99),
       r.wantMissing,
       r.cpuPerWantedPairMs,
       r.pairsHeld,
