@@ -217,6 +217,7 @@ async function storm(m: Extract<ClientCommand, { cmd: 'storm' }>): Promise<void>
   let count = 0;
   let failed = 0;
   let retries = 0;
+  const retryReasons: Record<string, number> = {};
   let bytes = 0;
   let lastAt = started;
   await Promise.all(
@@ -238,12 +239,22 @@ async function storm(m: Extract<ClientCommand, { cmd: 'storm' }>): Promise<void>
             return;
           }
           retries++;
+          const reason = err instanceof Error ? err.message : String(err);
+          retryReasons[reason] = (retryReasons[reason] ?? 0) + 1;
         }
       }
     }),
   );
   agent.destroy();
-  send({ kind: 'stormed', count, failed, retries, snapshotBytes: bytes, elapsedMs: lastAt - started });
+  send({
+    kind: 'stormed',
+    count,
+    failed,
+    retries,
+    retryReasons,
+    snapshotBytes: bytes,
+    elapsedMs: lastAt - started,
+  });
 }
 
 process.on('message', (m: ClientCommand) => {

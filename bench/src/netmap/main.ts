@@ -341,6 +341,7 @@ async function runSize(n: number, { rounds, wanted }: Args): Promise<SizeResult>
       // The same drain as after the first connect: the storm's online deltas are part of its cost.
       await sleep(3000);
       const st1 = await stats(false);
+      if (stormed.retries > 0) console.log(`[${n}] storm retries: ${JSON.stringify(stormed.retryReasons)}`);
       if (st1.connected !== n)
         console.error(`[${n}] after the storm the broker counts ${st1.connected} connected`);
 

@@ -58,6 +58,8 @@ export type ClientReply =
       failed: number;
       /** Connection attempts that failed and were retried after a backoff. */
       retries: number;
+      /** Why attempts failed: error message (`closed <code> before snapshot`, …) → count. */
+      retryReasons: Record<string, number>;
       snapshotBytes: number;
       elapsedMs: number;
     }
