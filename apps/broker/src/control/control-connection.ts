@@ -189,10 +189,17 @@ export class ControlConnection {
     }
     this.deps.metrics.connectedDevices.inc();
     this.attached = true;
+    // The agent starts its heartbeat once it has the snapshot: its silence counts from here.
+    this.lastActivity = Date.now();
     this.deps.logger.info({ deviceId: hello.deviceId, remote: this.remote }, 'device connected');
   }
 
   private attached = false;
+
+  /** Authenticated, waiting for the broker's own work (database, snapshot): not the agent's silence. */
+  get awaitingBroker(): boolean {
+    return this.state.phase === 'ready' && !this.attached && !this.isClosed();
+  }
   private offline: Promise<void> = Promise.resolve();
 
   /** Resolves once queued messages and the offline update after close have finished. */
