@@ -82,6 +82,7 @@ export class MeshSession {
     this.paths = new PathDriver({
       selfPublicKey: keyPair.publicKey,
       backend: opts.backend,
+      listenPort: opts.listenPort,
       run: (job) => host.queue.run(job),
       allowedIpsOf: (key) => this.allowedIpsOf(key),
       meshUp: () => host.interfaceUp(),

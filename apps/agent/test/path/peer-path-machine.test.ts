@@ -237,9 +237,12 @@ describe('PeerPathMachine via PathManager', () => {
     expect(s.log).toHaveLength(before);
     expect(s.mgr.status()).toEqual([]);
     // Observations for the old key are ignored.
-    expect(s.mgr.observe([{ publicKey: PEER_KEY, lastHandshakeMs: s.now, endpoint: LAN }], s.now)).toEqual(
-      [],
-    );
+    expect(
+      s.mgr.observe(
+        [{ publicKey: PEER_KEY, lastHandshakeMs: s.now, endpoint: LAN, txBytes: 0, rxBytes: 0 }],
+        s.now,
+      ),
+    ).toEqual([]);
   });
 
   it('starts on its own when the netmap brings candidates, and re-tries at once when a dead peer roams', () => {
