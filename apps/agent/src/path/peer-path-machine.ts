@@ -170,6 +170,10 @@ export class PeerPathMachine {
       a.candidateDeadlineAt = Math.min(a.candidateDeadlineAt, a.candidateStartedAt + a.deadlineMs);
     }
     if (this.phase === 'direct' || this.phase === 'probing') return [];
+    // A punch about to start keeps its slot as a running one does (its failure goes to the relay).
+    // Moving now would send the peer a handshake through the relay just before the punch, and a
+    // peer already direct takes that for giving up on direct: the two sides then disagree.
+    if (this.phase === 'scheduled' && this.onRelay === null) return [];
     if (this.onRelay && this.onRelay.relay.wgEndpoint === relay.wgEndpoint) {
       this.onRelay.relay = relay;
       return [];

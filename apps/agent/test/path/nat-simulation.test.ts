@@ -158,9 +158,12 @@ describe('two PathManagers over a simulated NAT pair', () => {
     });
   });
 
-  it('a pair that can go direct leaves the relay it was given first', () => {
+  it('a relay given while a punch waits to start is kept for its failure: the pair goes direct without it', () => {
     const r = runPair(NATS.portRestricted!, NATS.portRestricted!, { relayAtMs: 0, runMs: 4000 });
     expect([r.a.path, r.b.path]).toEqual(['direct-internet', 'direct-internet']);
-    expect(r.reportsA.map((x) => x.result)).toEqual(['relay', 'direct']);
+    // No detour: moving to the relay just before the punch sent the peer a relay handshake, which a
+    // peer already direct took for giving up on direct (the lab's NAT matrix saw the sides disagree).
+    expect(r.reportsA.map((x) => x.result)).toEqual(['direct']);
+    expect(r.reportsB.map((x) => x.result)).toEqual(['direct']);
   });
 });
