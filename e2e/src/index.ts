@@ -5,7 +5,7 @@ export { Lab, type LabOptions } from './lab';
 export { LabProcess } from './lab-process';
 export { LAB_PREFIX_RE, labPrefix, ownerPid } from './names';
 export { Namespace, ping } from './namespace';
-export { replySeqs, replyTimes } from './ping-output';
+export { lostReplies, replySeqs, replyTimes } from './ping-output';
 export * from './router-kinds';
 export { Device, Site } from './site';
 export { labNamespaces, listWgSockets, sweepStale } from './sweep';

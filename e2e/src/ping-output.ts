@@ -18,3 +18,21 @@ export function replySeqs(lines: readonly string[]): number[] {
   }
   return out;
 }
+
+/**
+ * Pings that got no reply, from the last reply at or before `after` (ms since epoch; by default the
+ * first reply) to the last reply: `of` is how many were sent in that span.
+ */
+export function lostReplies(
+  lines: readonly string[],
+  after = Number.NEGATIVE_INFINITY,
+): { lost: number; of: number } {
+  const times = replyTimes(lines);
+  const seqs = replySeqs(lines);
+  if (seqs.length === 0) return { lost: 0, of: 0 };
+  const before = seqs.filter((_, i) => times[i]! <= after);
+  const first = before.length > 0 ? Math.max(...before) : Math.min(...seqs);
+  const last = Math.max(...seqs);
+  const replied = new Set(seqs.filter((s) => s >= first));
+  return { lost: last - first + 1 - replied.size, of: last - first + 1 };
+}

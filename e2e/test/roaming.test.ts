@@ -2,6 +2,7 @@ import {
   AgentRunner,
   BrokerRunner,
   CgnatChain,
+  type Device,
   FullConeNat,
   Lab,
   type LabProcess,
@@ -30,6 +31,11 @@ const NEW_WAN = '192.0.2.200';
  * reconnect); without TCP keepalive on the control connection it was 13 s.
  */
 const RESUME_WITHIN_MS = 6_000;
+/**
+ * Onto the peer's own LAN both sides are on one link: LAN round trips are a few ms and every
+ * candidate needed is local, so this holds the issue's 3 s target itself.
+ */
+const LAN_RESUME_WITHIN_MS = 3_000;
 
 describe('roaming (a site router gets a new WAN address mid-ping)', () => {
   let build: TrellisBuild;
@@ -38,6 +44,9 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
   let roamer: AgentRunner;
   let pinger: AgentRunner;
   let roamSite: Site;
+  let pingerSite: Site;
+  /** The roamer's device as it is now (each move gives it a new LAN address and site). */
+  let roamerDevice: Device;
   let cafe: Site;
   let lte: Site;
   let mobile: AgentRunner;
@@ -53,15 +62,18 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
     broker = new BrokerRunner(lab, host, build, ['--reflector2', '198.51.100.11:41642']);
     const [pr, fc, other] = await Promise.all([
       theLab.addSite('pr', new PortRestrictedNat(), ['d']),
-      theLab.addSite('fc', new FullConeNat(), ['d']),
+      // Its device has its own name: the roamer (d) joins this LAN in the last test.
+      theLab.addSite('fc', new FullConeNat(), ['p']),
       theLab.addSite('cafe', new PortRestrictedNat(), []),
     ]);
     cafe = other;
     lte = await theLab.addSite('lte', new CgnatChain(new PortRestrictedNat()), ['d']);
     mobile = new AgentRunner(theLab, lte.device('d'), LISTEN_PORT, build);
     roamSite = pr;
-    roamer = new AgentRunner(theLab, pr.device('d'), LISTEN_PORT, build);
-    pinger = new AgentRunner(theLab, fc.device('d'), LISTEN_PORT, build);
+    pingerSite = fc;
+    roamerDevice = pr.device('d');
+    roamer = new AgentRunner(theLab, roamerDevice, LISTEN_PORT, build);
+    pinger = new AgentRunner(theLab, fc.device('p'), LISTEN_PORT, build);
   }, 120_000);
 
   afterAll(async () => {
@@ -69,6 +81,42 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
     await lab?.destroy();
     expect(lab?.leftovers() ?? []).toEqual([]);
   }, 60_000);
+
+  /**
+   * Pings `address` from `from` every 100 ms; once replies flow, runs `change` (a move, a new
+   * address) and waits for a reply sent after it. Times are ms since the epoch (`ping -D`).
+   */
+  async function pingAcross(
+    from: AgentRunner,
+    address: string,
+    logName: string,
+    change: () => Promise<unknown>,
+  ): Promise<{ changedAt: number; changeDone: number; lastBefore: number; firstAfter: number }> {
+    const proc = from.device.ns.spawn('ping', ['-n', '-D', '-i', '0.1', '-W', '1', address], { logName });
+    pingProc = proc;
+    // Steady replies first, so "before" is a real reply on the old path.
+    await waitFor(async () => replyTimes(proc.lines).length >= 10, {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      what: `${logName}: replies before the change`,
+    });
+    const changedAt = Date.now();
+    await change();
+    const changeDone = Date.now();
+    await waitFor(async () => replyTimes(proc.lines).some((t) => t > changeDone), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      what: `${logName}: replies after the change`,
+    });
+    await proc.stop(2_000);
+    const times = replyTimes(proc.lines);
+    return {
+      changedAt,
+      changeDone,
+      lastBefore: Math.max(...times.filter((t) => t <= changedAt)),
+      firstAfter: Math.min(...times.filter((t) => t > changeDone)),
+    };
+  }
 
   labIt(
     L,
@@ -90,29 +138,14 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
       const oldEndpoint = (await peerOf(pinger, roamerSelf.id))?.endpoint;
       expect(oldEndpoint).toBe(`${roamSite.publicAddress}:${LISTEN_PORT}`);
 
-      pingProc = pinger.device.ns.spawn('ping', ['-n', '-D', '-i', '0.1', '-W', '1', roamerSelf.address], {
-        logName: 'ping-roaming',
-      });
-      const proc = pingProc;
-      // Steady replies first, so "before" is a real reply on the old path.
-      await waitFor(async () => replyTimes(proc.lines).length >= 10, {
-        timeoutMs: 20_000,
-        intervalMs: 100,
-        what: 'ping replies before roaming',
-      });
-
-      const changedAt = Date.now();
-      await roamSite.setPublicAddress(NEW_WAN);
-      const changeDone = Date.now();
-      await waitFor(async () => replyTimes(proc.lines).some((t) => t > changeDone), {
-        timeoutMs: 30_000,
-        intervalMs: 100,
-        what: 'ping replies after roaming',
-      });
-      await proc.stop(2_000);
-      const times = replyTimes(proc.lines);
-      const before = Math.max(...times.filter((t) => t <= changedAt));
-      const after = Math.min(...times.filter((t) => t > changeDone));
+      const {
+        changedAt,
+        changeDone,
+        lastBefore: before,
+        firstAfter: after,
+      } = await pingAcross(pinger, roamerSelf.address, 'ping-roaming', () =>
+        roamSite.setPublicAddress(NEW_WAN),
+      );
       const gap = after - before;
       const sinceChange = after - changeDone;
       process.stdout.write(
@@ -182,25 +215,13 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
         intervalMs: 200,
         what: 'direct before the move',
       });
-      const proc = pinger.device.ns.spawn('ping', ['-n', '-D', '-i', '0.1', '-W', '1', address], {
-        logName: 'ping-site-move',
+      const {
+        changedAt: movedAt,
+        changeDone: moveDone,
+        firstAfter: after,
+      } = await pingAcross(pinger, address, 'ping-site-move', async () => {
+        roamerDevice = await cafe.adoptDevice(roamerDevice);
       });
-      pingProc = proc;
-      await waitFor(async () => replyTimes(proc.lines).length >= 10, {
-        timeoutMs: 20_000,
-        intervalMs: 100,
-        what: 'ping replies before the move',
-      });
-      const movedAt = Date.now();
-      await cafe.adoptDevice(roamer.device);
-      const moveDone = Date.now();
-      await waitFor(async () => replyTimes(proc.lines).some((t) => t > moveDone), {
-        timeoutMs: 30_000,
-        intervalMs: 100,
-        what: 'ping replies after the move',
-      });
-      await proc.stop(2_000);
-      const after = Math.min(...replyTimes(proc.lines).filter((t) => t > moveDone));
       process.stdout.write(
         `\nsite move: first reply ${after - moveDone} ms after the device joined the new LAN (the move took ${moveDone - movedAt} ms)\n`,
       );
@@ -231,25 +252,13 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
         intervalMs: 200,
         what: 'pinger ↔ lte direct',
       });
-      const proc = pinger.device.ns.spawn('ping', ['-n', '-D', '-i', '0.1', '-W', '1', self.address], {
-        logName: 'ping-cgnat-renumber',
-      });
-      pingProc = proc;
-      await waitFor(async () => replyTimes(proc.lines).length >= 10, {
-        timeoutMs: 20_000,
-        intervalMs: 100,
-        what: 'ping replies before the carrier renumbers',
-      });
       const carrierAddress = '192.0.2.201';
-      await lte.setPublicAddress(carrierAddress);
-      const changeDone = Date.now();
-      await waitFor(async () => replyTimes(proc.lines).some((t) => t > changeDone), {
-        timeoutMs: 30_000,
-        intervalMs: 100,
-        what: 'ping replies after the carrier renumbered',
-      });
-      await proc.stop(2_000);
-      const after = Math.min(...replyTimes(proc.lines).filter((t) => t > changeDone));
+      const { changeDone, firstAfter: after } = await pingAcross(
+        pinger,
+        self.address,
+        'ping-cgnat-renumber',
+        () => lte.setPublicAddress(carrierAddress),
+      );
       process.stdout.write(
         `\nCGNAT renumber: first reply ${after - changeDone} ms after the carrier's address changed\n`,
       );
@@ -261,5 +270,57 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
       });
     },
     120_000,
+  );
+
+  labIt(
+    L,
+    "a device that moves onto its peer's own LAN (a router that does not hairpin) reaches it over the LAN",
+    async () => {
+      // Measured before the fix: the roamer never reached the peer again (no reply for 12 s).
+      const pingerSelf = (await pinger.status()).self!;
+      const pingerKey = (await pinger.wg()).publicKey;
+      const roamerId = (await roamer.status()).self!.id;
+      const roamerView = async () => (await roamer.status()).peers.find((p) => p.id === pingerSelf.id);
+      const pingerView = async () => (await pinger.status()).peers.find((p) => p.id === roamerId);
+      await waitFor(
+        async () =>
+          (await roamerView())?.path === 'direct-internet' &&
+          (await pingerView())?.path === 'direct-internet',
+        { timeoutMs: 30_000, intervalMs: 200, what: 'roamer ↔ pinger direct over the internet' },
+      );
+      expect((await roamerView())?.endpoint).toBe(`${pingerSite.publicAddress}:${LISTEN_PORT}`);
+
+      const { changeDone, firstAfter } = await pingAcross(
+        roamer,
+        pingerSelf.address,
+        'ping-onto-peer-lan',
+        async () => {
+          roamerDevice = await pingerSite.adoptDevice(roamerDevice);
+        },
+      );
+      // The router does not hairpin and the lab has no relay: a reply can only have come over the LAN.
+      const pingerLan = `${pinger.device.address}:${LISTEN_PORT}`;
+      const wgEndpoint = (await roamer.wg()).peers.find((p) => p.publicKey === pingerKey)?.endpoint;
+      process.stdout.write(
+        `\nonto the peer's LAN: first reply ${firstAfter - changeDone} ms after the device joined it (WireGuard endpoint ${wgEndpoint})\n`,
+      );
+      expect(firstAfter - changeDone).toBeLessThanOrEqual(LAN_RESUME_WITHIN_MS);
+      expect(wgEndpoint).toBe(pingerLan);
+      // Both agents see (and report) the LAN path.
+      const roamerLan = `${roamerDevice.address}:${LISTEN_PORT}`;
+      await waitFor(
+        async () => {
+          const [r, p] = [await roamerView(), await pingerView()];
+          return (
+            r?.endpoint === pingerLan &&
+            r.path === 'direct-lan' &&
+            p?.endpoint === roamerLan &&
+            p.path === 'direct-lan'
+          );
+        },
+        { timeoutMs: 5_000, intervalMs: 200, what: `both sides on the LAN (${pingerLan} ↔ ${roamerLan})` },
+      );
+    },
+    100_000,
   );
 });

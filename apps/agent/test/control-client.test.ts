@@ -354,4 +354,45 @@ describe('ControlClient against the broker double', () => {
     expect(r.events).toEqual(['connected', 'disconnected: broker went silent']);
     expect(timers.timeouts().map((t) => t.ms)).toEqual([250]);
   });
+
+  describe('when this device moves to another network', () => {
+    // A backoff far longer than the test: a reconnect within it came from the network change.
+    const slow = { backoff: { initialMs: 600_000, maxMs: 600_000, random: () => 0.5 } };
+
+    it("reconnects at once when the device no longer has its connection's address, else keeps it", async () => {
+      const r = recorder();
+      const c = client(addDevice(broker, keys, 1), r, slow);
+      c.start();
+      await waitFor(() => r.netmaps.length === 1, 10_000, 10);
+      const asked: string[] = [];
+      // Our connection's address (127.0.0.1) is still ours: nothing to do.
+      c.networkChanged((a) => {
+        asked.push(a);
+        return a === '127.0.0.1';
+      });
+      expect(asked).toEqual(['127.0.0.1']);
+      expect(c.connected).toBe(true);
+      // It is gone (as when a laptop left the Wi-Fi it connected over): a new connection now.
+      c.networkChanged(() => false);
+      expect(c.connected).toBe(false);
+      expect(r.events).toEqual([
+        'connected',
+        "disconnected: this device no longer has the connection's address 127.0.0.1",
+      ]);
+      await waitFor(() => broker.hellos.length === 2 && c.connected, 10_000, 10);
+      expect(r.netmaps.at(-1)?.kind).toBe('snapshot');
+    });
+
+    it('a reconnect waiting out its backoff goes at once on a network change', async () => {
+      const r = recorder();
+      const c = client(addDevice(broker, keys, 1), r, slow);
+      c.start();
+      await waitFor(() => r.netmaps.length === 1, 10_000, 10);
+      broker.dropAll();
+      await waitFor(() => r.events.length === 2, 10_000, 10);
+      expect(c.connected).toBe(false);
+      c.networkChanged(() => true);
+      await waitFor(() => broker.hellos.length === 2 && c.connected, 10_000, 10);
+    });
+  });
 });

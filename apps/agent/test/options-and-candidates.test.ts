@@ -1,5 +1,5 @@
 import { parseDaemonOptions } from '../src/daemon-options';
-import { localCandidates, localSubnets } from '../src/platform/candidates';
+import { localAddresses, localCandidates, localSubnets } from '../src/platform/candidates';
 import { controlUrl, enrollUrl, parseBrokerUrl } from '../src/trust/broker-url';
 
 describe('trellisd options', () => {
@@ -126,6 +126,17 @@ describe('local candidates', () => {
 
   it('lists IPv4, non-loopback addresses outside the overlay, with the listen port', () => {
     expect(localCandidates('trellis0', 51820, ifaces)).toEqual(['10.0.0.5:51820', '192.168.1.20:51820']);
+  });
+
+  it("knows every address of the device (is the control connection's own one still ours?)", () => {
+    expect([...localAddresses(ifaces)].sort()).toEqual([
+      '10.0.0.5',
+      '100.100.1.1',
+      '100.64.0.1',
+      '127.0.0.1',
+      '192.168.1.20',
+      'fe80::1',
+    ]);
   });
 });
 

@@ -94,6 +94,8 @@ export interface BrokerHandle {
   relays: RelayDirectory;
   metrics: BrokerMetrics;
   logger: Logger;
+  /** Device pairs the pair-path cores hold (only pairs in use are kept; read-only, for the benchmark). */
+  pathPairs(): number;
   /** Sends pending coalesced deltas now. */
   flush(): void;
   close(): Promise<void>;
@@ -111,11 +113,11 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
   try {
     const database = await openDatabase({ dataDir, databaseUrl: options.databaseUrl });
     cleanup.push(() => database.close());
+    const metrics = new BrokerMetrics();
     const bus: EventBus = database.url
-      ? await PgNotifyEventBus.connect(database.url, logger)
+      ? await PgNotifyEventBus.connect(database.url, logger, metrics)
       : new InProcessEventBus();
     cleanup.push(() => bus.close());
-    const metrics = new BrokerMetrics();
     const heartbeatIntervalMs = options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
     const relayRegistry = new RelayRegistry({
       metrics,
@@ -132,6 +134,9 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       relayStaleAfterMs: 3 * heartbeatIntervalMs,
     });
     cleanup.push(await trackPrivateRelayAccounts(relayRegistry, services, logger));
+    // Relays that were online when the broker last ran report what they hold when they reconnect:
+    // pairs wait briefly for that rather than move to a new allocation.
+    relayRegistry.expectRelays(await services.relays.onlineAtLastSighting());
     // With the embedded database this is the only broker: nothing is online before it starts.
     if (database.kind === 'pglite') await services.devices.clearConnections('');
     const bootstrap = options.bootstrap === false ? undefined : await bootstrapIfEmpty(services);
@@ -263,6 +268,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       relays: relayRegistry,
       metrics,
       logger,
+      pathPairs: () => hub.pairCount,
       flush: () => hub.flushAll(),
       close: async () => {
         if (closed) return;

@@ -47,6 +47,12 @@ export class BrokerMetrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
+  readonly relayAdoptions = new Counter({
+    name: 'trellis_relay_adoptions_total',
+    help: 'Allocations relays reported holding when they connected: adopted, refused, claimed by a pair, or released unclaimed',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
   readonly relayMessagesDropped = new Counter({
     name: 'trellis_relay_messages_dropped_total',
     help: 'Relay reports about allocations the broker does not know, by message type',
@@ -57,6 +63,12 @@ export class BrokerMetrics {
     name: 'trellis_relay_packets_per_second',
     help: 'Packets per second a relay last reported forwarding',
     labelNames: ['relay'],
+    registers: [this.registry],
+  });
+  readonly busEventsDropped = new Counter({
+    name: 'trellis_bus_events_dropped_total',
+    help: 'Payloads on the cross-instance event bus (PostgreSQL NOTIFY) dropped unapplied, by reason',
+    labelNames: ['reason'],
     registers: [this.registry],
   });
 

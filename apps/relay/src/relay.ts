@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { PortRange, RelayAllocation, RelayBinding } from '@trellis/proto';
+import type { HeldAllocation, PortRange, RelayAllocation, RelayBinding } from '@trellis/proto';
 import type { TokenBucketRate } from '@trellis/reflector';
 import { AccountBuckets } from './allocation/account-buckets';
 import type { AllocationLimits } from './allocation/allocation-core';
@@ -178,6 +178,11 @@ export class Relay extends EventEmitter<RelayEvents> {
       for (const b of allocation.bindings()) out.push({ allocationId, ...b });
     }
     return out;
+  }
+
+  /** Every open allocation with its port and bindings: what a broker connected to adopts. */
+  held(): HeldAllocation[] {
+    return [...this.allocations.values()].map((a) => a.held());
   }
 
   totals(): RelayTotals {

@@ -1,5 +1,5 @@
 import { createSocket } from 'node:dgram';
-import { RelayCloseCode } from '@trellis/proto';
+import { MAX_HELD_PER_FRAME, RelayCloseCode } from '@trellis/proto';
 import pino from 'pino';
 import { BrokerLink, type BrokerLinkOptions } from '../src/broker/broker-link';
 import { brokerTlsOptions, relayControlUrl } from '../src/broker/broker-url';
@@ -81,6 +81,39 @@ describe('broker link against a fake broker', () => {
       ),
     ).rejects.toThrow(/EADDRINUSE/);
     probe.close();
+  });
+
+  it('reports every allocation it holds after the hello, in frames, and keeps those the welcome adopts', async () => {
+    const pair = new WireGuardPair();
+    const bound = allocationFor(pair, {
+      port: 49100,
+      sides: [
+        { publicKey: pair.keys[0], bound: { transport: 'udp', endpoint: '127.0.0.1:40001' } },
+        { publicKey: pair.keys[1], bound: null },
+      ],
+    });
+    const specs = [bound, ...Array.from({ length: MAX_HELD_PER_FRAME }, () => allocationFor(pair))];
+    for (const spec of specs) await relay.open(spec);
+    // A restarted broker adopts all but one (say, of an account the token may not serve).
+    const [refused, ...adopted] = specs.slice(1);
+    broker.onHello = () => undefined;
+    link.start();
+    const hello = await broker.waitFor('relay-hello');
+    expect(hello.held).toBe(specs.length);
+    await broker.waitFor('relay-held', (m) => m.allocations.length === 1);
+    const frames = broker.received.filter((m) => m.type === 'relay-held');
+    expect(frames.map((f) => f.allocations.length)).toEqual([MAX_HELD_PER_FRAME, 1]);
+    const reported = frames.flatMap((f) => f.allocations);
+    expect(reported.map((a) => a.allocationId).sort()).toEqual(specs.map((a) => a.allocationId).sort());
+    expect(reported.find((a) => a.allocationId === bound.allocationId)).toEqual({ ...bound, port: 49100 });
+    for (const a of reported) expect(a.port).toBe(relay.get(a.allocationId)?.port);
+
+    broker.welcome([bound, ...adopted].map((a) => ({ ...a, port: relay.get(a.allocationId)!.port })));
+    await broker.waitFor('bound', (m) => m.allocationId === bound.allocationId);
+    expect(relay.ids().sort()).toEqual([bound, ...adopted].map((a) => a.allocationId).sort());
+    expect(relay.get(refused!.allocationId)).toBeUndefined();
+    // Nothing was re-opened: no `allocated` for ports the broker already knows.
+    expect(broker.received.some((m) => m.type === 'allocated')).toBe(false);
   });
 
   it('answers allocate with allocated or allocate-failed, and closes on release', async () => {

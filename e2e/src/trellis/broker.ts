@@ -66,6 +66,11 @@ export class BrokerRunner {
     await this.proc?.stop(10_000);
   }
 
+  /** Output of the current (last started) broker process. */
+  logLines(): readonly string[] {
+    return this.proc?.lines ?? [];
+  }
+
   /** Runs the admin CLI (it talks to the running broker over DATA/admin.sock). */
   async admin(args: string[]): Promise<string> {
     const { stdout } = await this.host.ns.exec(['node', this.build.brokerCli, ...args], {

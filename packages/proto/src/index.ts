@@ -1,6 +1,7 @@
 export * from './admin';
 export * from './api';
 export * from './backoff';
+export * from './broker-events';
 export * from './common';
 export * from './control';
 export * from './ipc';

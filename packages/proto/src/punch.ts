@@ -79,6 +79,12 @@ export type PathReportMessage = z.infer<typeof PathReportMessage>;
 export const PathWantMessage = z.strictObject({
   type: z.literal('want-path'),
   peerId: DeviceId,
+  /**
+   * The agent reaches the peer through a relay allocation now: sent for such peers when the control
+   * connection comes up, so a broker that restarted takes the pair up again (and adopts the
+   * allocation its relay still holds) instead of letting it lapse.
+   */
+  relayed: z.boolean().optional(),
 });
 export type PathWantMessage = z.infer<typeof PathWantMessage>;
 

@@ -3,9 +3,10 @@ import { DeviceId, DnsLabel, Endpoint, PingMessage, PongMessage, ReflectorInfo, 
 
 /**
  * Relays (ARCHITECTURE "Relay by port allocation"). Three conversations:
- * - relay ⇄ broker control channel, a WebSocket at API_PATHS.relayControl: `relay-hello` (token) →
- *   `relay-welcome` (with every allocation the relay should hold: a restarted relay resumes them),
- *   then `allocate`/`release` from the broker and `allocated`/`bound`/`expired`/`load` back;
+ * - relay ⇄ broker control channel, a WebSocket at API_PATHS.relayControl: `relay-hello` (token,
+ *   and how many allocations the relay holds, which follow in `relay-held` frames: a restarted broker
+ *   adopts them) → `relay-welcome` (with every allocation the relay should hold: a restarted relay
+ *   resumes them), then `allocate`/`release` from the broker and `allocated`/`bound`/`expired`/`load` back;
  * - broker → agent on the device control channel: `relay` (use this allocation for a peer) and
  *   `relay-release`;
  * - agent ⇄ relay TCP fallback, a WebSocket at `RelayTcpInfo.url` + allocation id: one binary frame
@@ -70,6 +71,28 @@ export const RelayAllocation = z.object({
 });
 export type RelayAllocation = z.infer<typeof RelayAllocation>;
 
+/** The most allocations a relay can hold: one per UDP port. */
+export const MAX_RELAY_ALLOCATIONS = 65_535;
+/** Allocations per `relay-held` frame (~300 bytes each: well inside the broker's frame limit). */
+export const MAX_HELD_PER_FRAME = 256;
+
+/**
+ * An allocation a relay holds, as it reports it when it connects: open on `port`, with the bindings
+ * it has now. A broker that restarted (and so holds none) adopts the well-formed ones its token may
+ * serve, so the pairs keep their relay and port; the others are left out of its welcome and closed.
+ */
+export const HeldAllocation = z.strictObject({
+  allocationId: AllocationId,
+  accountId: z.string().min(1).max(64),
+  port: z.number().int().min(1).max(65535),
+  sides: z.tuple([
+    z.strictObject({ publicKey: WgKey, bound: RelayBinding.nullable() }),
+    z.strictObject({ publicKey: WgKey, bound: RelayBinding.nullable() }),
+  ]),
+  idleTimeoutMs: z.number().int().positive().max(MAX_RELAY_IDLE_MS),
+});
+export type HeldAllocation = z.infer<typeof HeldAllocation>;
+
 // --- relay → broker ---------------------------------------------------------------------------
 export const RelayHelloMessage = z.strictObject({
   type: z.literal('relay-hello'),
@@ -83,8 +106,17 @@ export const RelayHelloMessage = z.strictObject({
   /** The relay's own endpoint reflector (a second one for NAT classification), if it runs one. */
   reflector: ReflectorInfo.optional(),
   version: z.string().max(64),
+  /** How many allocations the relay holds; they follow in `relay-held` frames before the welcome. Absent: 0. */
+  held: z.number().int().nonnegative().max(MAX_RELAY_ALLOCATIONS).optional(),
 });
 export type RelayHelloMessage = z.infer<typeof RelayHelloMessage>;
+
+/** Right after the hello: the next allocations the relay holds, until `held` are reported. */
+export const RelayHeldMessage = z.strictObject({
+  type: z.literal('relay-held'),
+  allocations: z.array(HeldAllocation).min(1).max(MAX_HELD_PER_FRAME),
+});
+export type RelayHeldMessage = z.infer<typeof RelayHeldMessage>;
 
 export const AllocatedMessage = z.strictObject({
   type: z.literal('allocated'),
@@ -121,6 +153,7 @@ export const RelayObservedMessage = z.strictObject({
 
 export const RelayClientMessage = z.discriminatedUnion('type', [
   RelayHelloMessage,
+  RelayHeldMessage,
   AllocatedMessage,
   AllocateFailedMessage,
   BoundMessage,

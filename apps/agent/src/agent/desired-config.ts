@@ -1,7 +1,6 @@
 import type { NetmapPeer } from '@trellis/proto';
 import type { Netmap } from '../control/netmap-tracker';
-import { candidatesFromEndpoints, hostOf, type PathPeer } from '../path';
-import { inCidr } from '../platform/candidates';
+import { candidatesFromEndpoints, onLinkCandidates, type PathPeer } from '../path';
 import type { DesiredConfig } from '../wireguard/config-diff';
 
 /** The WireGuard configuration a netmap asks for. Mesh peers' endpoints belong to the path logic. */
@@ -34,7 +33,7 @@ export function pathPeersFromNetmap(peers: readonly NetmapPeer[], subnets: reado
     peerId: p.id,
     publicKey: p.publicKey,
     candidates: p.candidates
-      ? p.candidates.filter((c) => c.kind !== 'lan' || subnets.some((s) => inCidr(hostOf(c.endpoint), s)))
+      ? onLinkCandidates(p.candidates, subnets)
       : candidatesFromEndpoints(p.endpoints, subnets),
   }));
 }

@@ -8,7 +8,7 @@ import {
 } from '../control/control-client';
 import type { Netmap } from '../control/netmap-tracker';
 import { ClockOffsetEstimator, type PeerPathStatus, wgUpdateForEffect } from '../path';
-import { localSubnets } from '../platform/candidates';
+import { localAddresses, localSubnets } from '../platform/candidates';
 import type { NetworkConfigurator } from '../platform/network-configurator';
 import { RelayRttProber } from '../relay/relay-rtt';
 import { RelayTcpProxy } from '../relay/relay-tcp-proxy';
@@ -132,8 +132,16 @@ export class MeshSession {
     this.stopWatching = this.opts.watchCandidates((candidates) => {
       this.log.info({ candidates }, 'local candidates');
       this.control.setEndpoints(candidates);
-      // Our own network changed: rediscover at once (ARCHITECTURE: retry direct on a network change).
-      void this.paths.networkChanged();
+      // Moved to another network: a control connection from an address we lost is dead; redo it now.
+      const addresses = localAddresses();
+      this.control.networkChanged((a) => addresses.has(a));
+      // Our own network changed: rediscover at once (ARCHITECTURE: retry direct on a network change),
+      // with the peers' LAN addresses that are on our links now: moved onto a peer's own LAN, its
+      // LAN address is the only way to it when the router does not hairpin.
+      const netmap = this.netmap;
+      void this.paths.networkChanged(
+        netmap ? pathPeersFromNetmap(netmap.peers, localSubnets(this.opts.interfaceName)) : undefined,
+      );
       void this.relayProber.probeNow();
       this.refreshReflectorSessions('network changed');
       this.portMapper?.refresh();

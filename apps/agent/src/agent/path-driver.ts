@@ -141,8 +141,9 @@ export class PathDriver {
     return this.handle((now) => this.manager.punch(msg, clockOffsetMs, now));
   }
 
-  networkChanged(): Promise<void> {
-    return this.handle((now) => this.manager.networkChanged(now));
+  /** Our own network changed; `peers`: the netmap's peers as seen from where we are now. */
+  networkChanged(peers?: readonly PathPeer[]): Promise<void> {
+    return this.handle((now) => this.manager.networkChanged(now, peers));
   }
 
   status(): PeerPathStatus[] {

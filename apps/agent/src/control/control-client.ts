@@ -91,6 +91,8 @@ export class ControlClient {
   private netinfo: NetinfoMessage | null = null;
   private clockPingsLeft = 0;
   private closeReason: string | null = null;
+  /** The current connection's own address (set once its TCP connection is up). */
+  private localAddress: string | null = null;
   lastError: string | null = null;
 
   constructor(private readonly opts: ControlClientOptions) {
@@ -129,8 +131,26 @@ export class ControlClient {
     if (this.phase === 'ready') this.send({ type: 'endpoints', endpoints });
   }
 
+  /**
+   * This device's addresses changed (`hasAddress`: whether an address is still ours). A connection
+   * from an address we no longer have is dead, and nothing says so: its keepalive probes leave with
+   * that source, and the broker's reset goes back to it, to nobody (a device that moved to another
+   * LAN); only the heartbeat would notice, seconds later. Reconnect now, and a reconnect that waits
+   * out a backoff goes now too: the new network is what it was waiting for.
+   */
+  networkChanged(hasAddress: (address: string) => boolean): void {
+    if (this.stopped) return;
+    const local = this.localAddress;
+    if (this.ws !== null && local !== null && !hasAddress(local))
+      this.fail(CloseCode.normal, `this device no longer has the connection's address ${local}`);
+    if (this.reconnectTimer === null) return;
+    this.clearTimer('reconnectTimer');
+    this.connect();
+  }
+
   private connect(): void {
     this.reconnectTimer = null;
+    this.localAddress = null;
     if (this.stopped) return;
     this.phase = 'connecting';
     this.closeReason = null;
@@ -144,7 +164,10 @@ export class ControlClient {
     // but nothing tells us until we send. Kernel keepalive probes every second (answered by the
     // broker's kernel, no broker work) hit the broker from the new address, get a RST, and we
     // reconnect at once, so the broker learns the new address and punches again within the 3 s.
-    ws.on('upgrade', (res) => res.socket.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS));
+    ws.on('upgrade', (res) => {
+      res.socket.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS);
+      if (this.ws === ws) this.localAddress = unmapIpv4(res.socket.localAddress ?? null);
+    });
     ws.on('open', () => this.onOpen(ws));
     ws.on('message', (data, isBinary) => {
       if (this.ws === ws) this.onMessage(isBinary ? null : data.toString());
@@ -344,6 +367,7 @@ export class ControlClient {
 
   private cleanup(): void {
     this.ws = null;
+    this.localAddress = null;
     this.phase = 'idle';
     this.clearTimer('authTimer');
     if (this.pingTimer !== null) this.timers.clearInterval(this.pingTimer);
@@ -364,4 +388,9 @@ export class ControlClient {
   private send(msg: ClientMessage): void {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
   }
+}
+
+/** A dual-stack socket's IPv4 address (::ffff:a.b.c.d) as the interface lists it. */
+function unmapIpv4(address: string | null): string | null {
+  return address?.replace(/^::ffff:(?=\d{1,3}(\.\d{1,3}){3}$)/i, '') ?? null;
 }

@@ -22,11 +22,28 @@ export function candidatesFromEndpoints(
   endpoints: readonly string[],
   localSubnets: readonly string[],
 ): Candidate[] {
-  return endpoints.map((endpoint, i) => {
-    const host = hostOf(endpoint);
-    const onLink = isIpv4(host) && localSubnets.some((s) => inCidr(host, s));
-    return { endpoint, kind: onLink ? 'lan' : 'observed', priority: endpoints.length - i };
-  });
+  return endpoints.map((endpoint, i) => ({
+    endpoint,
+    kind: isOnLink(endpoint, localSubnets) ? 'lan' : 'observed',
+    priority: endpoints.length - i,
+  }));
+}
+
+function isOnLink(endpoint: string, localSubnets: readonly string[]): boolean {
+  const host = hostOf(endpoint);
+  return isIpv4(host) && localSubnets.some((s) => inCidr(host, s));
+}
+
+/**
+ * A netmap peer's typed candidates as seen from our links now: a LAN address counts only on one of
+ * our subnets (elsewhere it is someone else's private network). Depends on where we are, so it is
+ * worked out again whenever our own addresses change, not only when the netmap does.
+ */
+export function onLinkCandidates(
+  candidates: readonly Candidate[],
+  localSubnets: readonly string[],
+): Candidate[] {
+  return candidates.filter((c) => c.kind !== 'lan' || isOnLink(c.endpoint, localSubnets));
 }
 
 /**

@@ -128,10 +128,18 @@ export class PathManager {
     return this.finish(effects, now);
   }
 
-  /** An address or route of this device changed: retry at once whatever is not being punched now. */
-  networkChanged(now: number): PathEffect[] {
+  /**
+   * An address or route of this device changed: retry at once whatever is not being punched now.
+   * `peers` are the netmap's peers as seen from the new network (which LAN addresses are on our
+   * links changed with it); the candidates of peers not listed stay as they were.
+   */
+  networkChanged(now: number, peers: readonly PathPeer[] = []): PathEffect[] {
+    const candidates = new Map(peers.map((p) => [p.peerId, p]));
     const effects: PathEffect[] = [];
-    for (const m of this.peers.values()) effects.push(...m.networkChanged(now));
+    for (const m of this.peers.values()) {
+      const p = candidates.get(m.peerId);
+      effects.push(...m.networkChanged(now, p?.publicKey === m.publicKey ? p.candidates : undefined));
+    }
     return this.finish(effects, now);
   }
 

@@ -98,6 +98,11 @@ export class PeerPathMachine {
   private readonly want: WantSchedule;
   /** In backoff: WireGuard had packets for the peer since the attempt failed (retry, else go dormant). */
   private demandSeen = false;
+  /**
+   * The direct endpoint the netmap says the peer left, until the next look at WireGuard decides:
+   * still there, the path is dead; elsewhere, WireGuard followed the peer's packets (see setCandidates).
+   */
+  private movedFrom: string | null = null;
 
   constructor(
     readonly peerId: string,
@@ -131,15 +136,26 @@ export class PeerPathMachine {
       case 'dormant':
         return this.onRelay ? [] : this.park();
       case 'backoff':
+        // On a working relay the broker decides whether the new addresses can work (it punches on
+        // candidate changes when they can): an attempt of our own would cut the relayed traffic, as
+        // for every candidate churn a broker restart brings (a symmetric NAT's reflexive ports).
+        if (this.onRelay?.confirmedAt != null) return [];
         // Roaming: new addresses for a peer we cannot reach are worth trying at once.
         this.failures = 0;
         return this.startLocalAttempt(now);
       case 'direct': {
-        // The peer's address moved away from the one we use: the path is dead, do not wait for staleness.
-        // (No candidates at all says nothing about the path: keep it while handshakes stay fresh.)
-        const hosts = new Set(this.netmapCandidates.map((c) => hostOf(c.endpoint)));
-        const moved = hosts.size > 0 && this.direct !== null && !hosts.has(hostOf(this.direct.endpoint));
-        return moved ? this.startLocalAttempt(now) : [];
+        // The peer left the address we use (it was listed and is not any more): the path is dead, do
+        // not wait for staleness. No candidates at all say nothing about the path, and neither does a
+        // list without an address it never had: WireGuard followed the peer's packets there (the
+        // peer reached us from its new network before the broker knew it).
+        const used = hostOf(this.direct!.endpoint);
+        const hosts = hostsOf(this.netmapCandidates);
+        const wasListed = hostsOf([...this.punchCandidates, ...before]).has(used);
+        if (hosts.size === 0 || hosts.has(used) || !wasListed) return [];
+        // Look at WireGuard before tearing its session down (re-adding forgets it): when the peer's
+        // handshake already came from its new address, WireGuard points there and the path works.
+        this.movedFrom = this.direct!.endpoint;
+        return [];
       }
       case 'probing':
         return this.attempt?.origin === 'local' ? this.startLocalAttempt(now) : [];
@@ -270,8 +286,13 @@ export class PeerPathMachine {
     }
   }
 
-  /** Something changed in this device's own network: retry at once what is not known to work. */
-  networkChanged(now: number): PathEffect[] {
+  /**
+   * Something changed in this device's own network: retry at once what is not known to work.
+   * `candidates`: the netmap's candidates for the peer as seen from the new network (which of its LAN
+   * addresses are on our links changes with it; the peer's own list did not).
+   */
+  networkChanged(now: number, candidates?: readonly Candidate[]): PathEffect[] {
+    if (candidates) this.netmapCandidates = orderCandidates(candidates);
     // Nothing in use or wanted: the next demand tries whatever the network is then.
     if (this.phase === 'scheduled' || this.phase === 'dormant' || this.phase === 'idle') return [];
     if (this.phase === 'probing' && this.attempt?.origin === 'punch') return [];
@@ -297,15 +318,20 @@ export class PeerPathMachine {
         return now >= this.attempt!.startAt ? this.nextCandidate(now) : [];
       case 'probing':
         return this.probeTick(now);
-      case 'direct':
-        // Stale while in use (an idle one went dormant above): the path is wanted, find another.
+      case 'direct': {
+        const movedFrom = this.movedFrom;
+        this.movedFrom = null;
+        // Handshakes were just fed in: WireGuard still on the address the peer left means a dead path.
+        // In use (an idle one went dormant above), so the path is wanted: find another, as when stale.
+        if (movedFrom !== null && this.direct!.endpoint === movedFrom) return this.demand(now);
         if (now - this.lastAliveAt > this.t.staleAfterMs) return this.demand(now);
         return [];
+      }
       case 'backoff':
         if (now < this.retryAt) return [];
         // On a working relay the agent's own retries would cut the traffic for every candidate's
         // deadline, and the broker knows better whether direct can work: it punches (with its
-        // backoff) when it can; network and candidate changes still retry at once.
+        // backoff) when it can, also on candidate changes; our own network changes retry at once.
         if (this.onRelay?.confirmedAt != null) {
           this.retryAt = Number.POSITIVE_INFINITY;
           return [];
@@ -341,6 +367,7 @@ export class PeerPathMachine {
         return Math.min(a.candidateDeadlineAt, a.nextRetryAt, Math.max(this.nextPollAt, now));
       }
       case 'direct':
+        if (this.movedFrom !== null) return now;
         return Math.min(this.lastAliveAt + this.t.staleAfterMs + 1, now + this.t.idlePollMs);
       case 'backoff':
         return Math.min(this.retryAt, now + this.t.idlePollMs);
@@ -701,6 +728,7 @@ export class PeerPathMachine {
 
   private leavePath(phase: PathPhase, now: number): void {
     if (this.phase === 'direct') this.pathSince = now;
+    this.movedFrom = null;
     this.phase = phase;
     this.direct = null;
   }
@@ -717,6 +745,10 @@ export class PeerPathMachine {
     if (kind !== undefined) message.kind = kind;
     return { type: 'send', message };
   }
+}
+
+function hostsOf(candidates: readonly Candidate[]): Set<string> {
+  return new Set(candidates.map((c) => hostOf(c.endpoint)));
 }
 
 function sameEndpointSet(a: readonly Candidate[], b: readonly Candidate[]): boolean {

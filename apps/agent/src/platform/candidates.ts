@@ -19,6 +19,13 @@ export function localCandidates(
   return [...out].sort();
 }
 
+/** Every address this device has now, any family, loopback included (is a socket's own one still ours?). */
+export function localAddresses(
+  interfaces: ReturnType<typeof networkInterfaces> = networkInterfaces(),
+): Set<string> {
+  return new Set(Object.values(interfaces).flatMap((addrs) => (addrs ?? []).map((a) => a.address)));
+}
+
 export function inCidr(ip: string, cidr: string): boolean {
   const [base, bitsText] = cidr.split('/');
   const bits = Number(bitsText);

@@ -1,4 +1,10 @@
-import { candidatesFromEndpoints, kindOfEndpoint, mergeCandidates, orderCandidates } from '../../src/path';
+import {
+  candidatesFromEndpoints,
+  kindOfEndpoint,
+  mergeCandidates,
+  onLinkCandidates,
+  orderCandidates,
+} from '../../src/path';
 
 describe('path candidates', () => {
   it('labels on-link netmap endpoints as LAN and keeps the broker order as priority', () => {
@@ -6,6 +12,20 @@ describe('path candidates', () => {
       { endpoint: '192.0.2.1:5', kind: 'observed', priority: 2 },
       { endpoint: '10.1.0.7:51820', kind: 'lan', priority: 1 },
     ]);
+  });
+
+  it("keeps a peer's LAN candidates only on our links: where we are decides, so it changes when we move", () => {
+    const peer = [
+      { endpoint: '10.2.0.10:51820', kind: 'lan' as const, priority: 4000 },
+      { endpoint: '[fd00::10]:51820', kind: 'lan' as const, priority: 3999 },
+      { endpoint: '198.51.100.2:51820', kind: 'reflexive' as const, priority: 2000 },
+    ];
+    const at = (subnets: string[]) => onLinkCandidates(peer, subnets).map((c) => c.endpoint);
+    // At a café (another private network): only the public address.
+    expect(at(['10.1.0.10/24'])).toEqual(['198.51.100.2:51820']);
+    // On the peer's own LAN: its LAN address too.
+    expect(at(['10.2.0.11/24'])).toEqual(['10.2.0.10:51820', '198.51.100.2:51820']);
+    expect(at([])).toEqual(['198.51.100.2:51820']);
   });
 
   it('orders LAN first, then by priority, ties in list order', () => {

@@ -1,4 +1,4 @@
-import { PunchMessage } from '@trellis/proto';
+import { type Candidate, PunchMessage } from '@trellis/proto';
 import { PEER_ID, PEER_KEY, punchMessage, Scenario, T0 } from './scenario';
 
 const LAN = '192.168.1.7:51820';
@@ -276,7 +276,8 @@ describe('PeerPathMachine via PathManager', () => {
     s.runUntil(s.now + 1000);
     expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'direct-internet', endpoint: moved });
 
-    // While direct, the peer's WAN address changes again: its old host is gone, so do not wait 3 minutes.
+    // While direct, the peer's WAN address changes again: its old host is gone, so do not wait 3
+    // minutes. One look at WireGuard first (at once): it still points at the old address.
     const movedAgain = '192.0.2.99:40001';
     s.responder = (ep) => (ep === movedAgain ? 20 : null);
     const again = s.apply(
@@ -285,7 +286,9 @@ describe('PeerPathMachine via PathManager', () => {
         s.now,
       ),
     );
-    expect(again[0]).toMatchObject({ type: 'readd-peer', endpoint: movedAgain });
+    expect(again).toEqual([{ type: 'schedule-tick', at: s.now }]);
+    s.wake();
+    expect(s.readdsSince(s.now)).toEqual([{ at: s.now, endpoint: movedAgain }]);
     // A new candidate next to the working one does not disturb the path.
     s.runUntil(s.now + 1000);
     const extra = s.apply(
@@ -303,6 +306,83 @@ describe('PeerPathMachine via PathManager', () => {
       ),
     );
     expect(extra.filter((e) => e.type === 'readd-peer')).toEqual([]);
+  });
+
+  describe("a device moves onto its peer's own LAN (a router that does not hairpin)", () => {
+    const peer = { peerId: PEER_ID, publicKey: PEER_KEY };
+    const PEER_PUBLIC = '198.51.100.2:51820';
+    const PEER_LAN = '10.2.0.10:51820';
+    const OUR_OLD_PUBLIC = '203.0.113.9:51820';
+    const OUR_NEW_LAN = '10.2.0.11:51820';
+
+    /** A Scenario direct with the peer over the internet at `endpoint`, netmap listing `candidates`. */
+    function directAt(endpoint: string, candidates: Candidate[]): Scenario {
+      const s = new Scenario();
+      s.responder = (ep) => (ep === endpoint ? 20 : null);
+      s.apply(s.mgr.setPeers([{ ...peer, candidates }], s.now));
+      s.runUntil(s.now + 1000);
+      expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'direct-internet', endpoint });
+      return s;
+    }
+
+    it("the mover tries the peer's LAN address first once it is on that link", () => {
+      // Off its LAN, the agent left the peer's LAN candidate out (someone else's private network).
+      const s = directAt(PEER_PUBLIC, [{ endpoint: PEER_PUBLIC, kind: 'reflexive', priority: 2000 }]);
+      // On the peer's LAN: the public address no longer answers, the LAN one does at once.
+      s.responder = (ep) => (ep === PEER_LAN ? 2 : null);
+      const at = s.now;
+      const onLink = [
+        { endpoint: PEER_PUBLIC, kind: 'reflexive' as const, priority: 2000 },
+        { endpoint: PEER_LAN, kind: 'lan' as const, priority: 4000 },
+      ];
+      s.apply(s.mgr.networkChanged(at, [{ ...peer, candidates: onLink }]));
+      expect(s.readdsSince(at)[0]).toEqual({ at, endpoint: PEER_LAN });
+      s.runUntil(at + 100);
+      expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'direct-lan', endpoint: PEER_LAN });
+      expect(s.reports.at(-1)).toMatchObject({ result: 'direct', endpoint: PEER_LAN, kind: 'lan' });
+      expect(s.readdsSince(at).map((r) => r.endpoint)).not.toContain(PEER_PUBLIC);
+    });
+
+    it('without new candidates a network change retries what the netmap gave before', () => {
+      const s = directAt(PEER_PUBLIC, [{ endpoint: PEER_PUBLIC, kind: 'reflexive', priority: 2000 }]);
+      const at = s.now;
+      s.apply(s.mgr.networkChanged(at));
+      expect(s.readdsSince(at)).toEqual([{ at, endpoint: PEER_PUBLIC }]);
+    });
+
+    it("the peer keeps the session the mover's handshake brought from its new LAN address", () => {
+      const s = directAt(OUR_OLD_PUBLIC, [{ endpoint: OUR_OLD_PUBLIC, kind: 'reflexive', priority: 2000 }]);
+      // The mover's handshake reaches us from its new LAN address; WireGuard follows it, but we have
+      // not looked yet (direct paths are polled every 10 s).
+      s.runUntil(s.now + 3000);
+      s.handshake(PEER_KEY, OUR_NEW_LAN);
+      // Then the broker's update: the mover's new reflexive address; its old one is gone, and the
+      // new LAN address is not known yet (its control connection is still finding its way back).
+      const at = s.now;
+      const update = [{ endpoint: '198.51.100.2:50539', kind: 'reflexive' as const, priority: 2000 }];
+      expect(s.apply(s.mgr.setPeers([{ ...peer, candidates: update }], at))).toEqual([
+        { type: 'schedule-tick', at },
+      ]);
+      s.wake();
+      expect(s.readdsSince(at)).toEqual([]);
+      expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'direct-lan', endpoint: OUR_NEW_LAN });
+      // Further updates that still do not list that address do not tear the working session down.
+      s.runUntil(s.now + 500);
+      s.apply(
+        s.mgr.setPeers(
+          [
+            {
+              ...peer,
+              candidates: [...update, { endpoint: '198.51.100.2:51820', kind: 'observed', priority: 1000 }],
+            },
+          ],
+          s.now,
+        ),
+      );
+      s.runUntil(s.now + 15_000);
+      expect(s.readdsSince(at)).toEqual([]);
+      expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'direct-lan', endpoint: OUR_NEW_LAN });
+    });
   });
 
   it('notices a direct path the peer opened on its own while backing off', () => {

@@ -113,6 +113,32 @@ describe('relay paths', () => {
     expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'relay', since: at + 925 });
   });
 
+  it('on a working relay a peer’s new candidates start no attempt: the broker punches if they can work', () => {
+    const s = relayed();
+    const at = s.now;
+    // As after a broker restart: the reflectors see the peer's symmetric NAT at new ports.
+    for (const port of [41001, 41002])
+      s.apply(
+        s.mgr.setPeers(
+          [
+            {
+              peerId: PEER_ID,
+              publicKey: PEER_KEY,
+              candidates: [{ endpoint: `203.0.113.7:${port}`, kind: 'reflexive', priority: 2000 }],
+            },
+          ],
+          s.now,
+        ),
+      );
+    s.runUntil(at + 60_000);
+    expect(s.readdsSince(at)).toEqual([]);
+    expect(s.reports.map((r) => r.attemptId)).toEqual(['p1', RELAY_ID]);
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'relay', since: T0 + 2025 });
+    // A punch for them still leaves the relay to try.
+    s.apply(s.mgr.punch(punchMessage({ attemptId: 'p2', startAt: s.now }), 0, s.now));
+    expect(s.mgr.statusOf(PEER_ID)?.phase).toBe('probing');
+  });
+
   it('leaves the relay for a direct path that works (here after a network change)', () => {
     const s = relayed();
     s.responder = (ep) => (ep === REFLEXIVE ? 10 : null);

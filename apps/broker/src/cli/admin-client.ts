@@ -8,6 +8,7 @@ import { DomainError } from '../domain/errors';
 import { type EventBus, NullEventBus } from '../events/event-bus';
 import { PgNotifyEventBus } from '../events/pg-notify-bus';
 import { createLogger } from '../logger';
+import { BrokerMetrics } from '../metrics';
 import { createServices } from '../services/services';
 
 export interface AdminTarget {
@@ -27,7 +28,10 @@ export async function runAdminRequest(target: AdminTarget, req: AdminRequest): P
   const database = await openDatabase({ dataDir: target.dataDir, databaseUrl: target.databaseUrl });
   let bus: EventBus = new NullEventBus();
   try {
-    if (database.url) bus = await PgNotifyEventBus.connect(database.url, createLogger('error'));
+    // Publishes only: nothing here listens, so the metrics are never read.
+    if (database.url) {
+      bus = await PgNotifyEventBus.connect(database.url, createLogger('error'), new BrokerMetrics());
+    }
     const services = createServices(database.db, bus, {
       zone: target.zone,
       addressGraceSeconds: DEFAULT_ADDRESS_GRACE_SECONDS,

@@ -6,6 +6,7 @@ import {
   type HelloMessage,
   type PathReportMessage,
   type PathWantMessage,
+  type ServerMessage,
 } from '@trellis/proto';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
@@ -110,7 +111,7 @@ export class ControlConnection {
       case 'ready':
         if (msg.type === 'ping') {
           this.rtt.measure();
-          return this.sendRaw(JSON.stringify({ type: 'pong', t: msg.t, serverTime: Date.now() }), 'pong');
+          return this.sendMessage({ type: 'pong', t: msg.t, serverTime: Date.now() });
         }
         if (msg.type === 'endpoints')
           return this.deps.devices.setEndpoints(
@@ -150,7 +151,7 @@ export class ControlConnection {
       accountName: found.accountName,
     };
     const brokerProof = auth.brokerProof(hello.clientNonce, brokerNonce);
-    this.sendRaw(JSON.stringify({ type: 'challenge', brokerNonce, brokerProof }), 'challenge');
+    this.sendMessage({ type: 'challenge', brokerNonce, brokerProof });
   }
 
   private async onAuth(proof: string): Promise<void> {
@@ -188,10 +189,17 @@ export class ControlConnection {
     }
     this.deps.metrics.connectedDevices.inc();
     this.attached = true;
+    // The agent starts its heartbeat once it has the snapshot: its silence counts from here.
+    this.lastActivity = Date.now();
     this.deps.logger.info({ deviceId: hello.deviceId, remote: this.remote }, 'device connected');
   }
 
   private attached = false;
+
+  /** Authenticated, waiting for the broker's own work (database, snapshot): not the agent's silence. */
+  get awaitingBroker(): boolean {
+    return this.state.phase === 'ready' && !this.attached && !this.isClosed();
+  }
   private offline: Promise<void> = Promise.resolve();
 
   /** Resolves once queued messages and the offline update after close have finished. */
@@ -204,6 +212,12 @@ export class ControlConnection {
     return (this.state.phase as State['phase']) === 'closed';
   }
 
+  /** A message built here: typed as proto's ServerMessage, so the compiler checks every field. */
+  private sendMessage(msg: ServerMessage): void {
+    this.sendRaw(JSON.stringify(msg), msg.type);
+  }
+
+  /** A frame serialised elsewhere (netmap and delta frames, built once for many devices). */
   private sendRaw(frame: string, type: string): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
     this.sender.send(frame);

@@ -99,6 +99,13 @@ export class ControlHub {
     return this.byDevice.size;
   }
 
+  /** Device pairs the accounts' pair-path cores hold on this instance (read-only; the benchmark). */
+  get pairCount(): number {
+    let n = 0;
+    for (const hub of this.hubs.values()) n += hub.paths?.pairCount ?? 0;
+    return n;
+  }
+
   private onEvent(e: BrokerEvent): void {
     if (e.kind === 'device-connected') {
       const s = this.byDevice.get(e.deviceId);
@@ -213,7 +220,7 @@ export class ControlHub {
     const session = this.byDevice.get(deviceId);
     if (!session) return;
     const paths = this.hubs.get(session.accountId)?.paths;
-    if (msg.type === 'want-path') paths?.want(deviceId, msg.peerId);
+    if (msg.type === 'want-path') paths?.want(deviceId, msg.peerId, msg.relayed === true);
     else paths?.pathReport(deviceId, msg);
   }
 

@@ -44,7 +44,8 @@ export class ControlServer {
   private closeSilent(): void {
     const cutoff = Date.now() - 3 * this.opts.heartbeatIntervalMs;
     for (const conn of this.connections) {
-      if (conn.lastActivity >= cutoff) continue;
+      // A broker slow to send the snapshot (a reconnection storm) must not close the agents waiting for it.
+      if (conn.lastActivity >= cutoff || conn.awaitingBroker) continue;
       this.opts.metrics.error('heartbeat_timeout');
       this.opts.logger.warn({ deviceId: conn.deviceId }, 'control connection silent too long');
       conn.close(CloseCode.heartbeatTimeout, 'heartbeat timeout');

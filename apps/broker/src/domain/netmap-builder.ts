@@ -1,6 +1,7 @@
 import type {
-  Candidate,
-  MappingType,
+  DeltaMessage,
+  DeviceState,
+  NetmapMessage,
   NetmapPeer,
   NetmapRelay,
   NetmapSelf,
@@ -9,37 +10,31 @@ import type {
 import { OVERLAY_PREFIX } from '@trellis/proto';
 import type { PairDevice } from '../pair-paths/pair-types';
 import { deviceCandidates } from './device-candidates';
+import { Json, jsonFrame, type Spliced } from './json-frame';
 
-/** What the netmap needs to know about one device. */
-export interface DeviceState {
-  id: string;
-  name: string;
-  publicKey: string;
-  address: string;
-  endpoints: string[];
-  online: boolean;
-  /** Reflexive and port-mapped addresses the broker learned (absent: none). */
-  learned?: Candidate[];
-  mappingType?: MappingType | null;
-}
+/** What the netmap needs to know about one device (shape: proto, as it travels between instances). */
+export type { DeviceState };
 
 interface Entry {
   state: DeviceState;
-  /** The peer serialised once; every snapshot and delta reuses this string. */
-  fragment: string;
+  /** The peer serialised once; every snapshot and delta reuses this text. */
+  fragment: Json<NetmapPeer>;
 }
+
+/** What a delta says besides its type and serial; built once per batch for the viewers outside it. */
+type DeltaBody = Spliced<Omit<DeltaMessage, 'type' | 'serial'>>;
 
 /** NetmapSelf.relays holds at most this many. */
 const MAX_NETMAP_RELAYS = 32;
 
 /** Changes collected since the last flush: last write wins per device. */
 export interface ChangeBatch {
-  upserts: Map<string, string>;
+  upserts: Map<string, Json<NetmapPeer>>;
   removes: Set<string>;
   /** Devices whose view of themselves (reflexive addresses, NAT type) changed. */
   selfChanged: Set<string>;
   /** Delta body for viewers outside the batch (null: nothing to send), computed on first use. */
-  sharedBody?: string | null;
+  sharedBody?: DeltaBody | null;
 }
 
 /**
@@ -110,11 +105,11 @@ export class AccountNetmap {
       candidates: deviceCandidates(state.endpoints, state.learned ?? []),
       online: state.online,
     };
-    const fragment = JSON.stringify(peer);
+    const fragment = Json.of(peer);
     const previous = this.entries.get(state.id);
     this.bump(serial);
     const selfChanged = previous !== undefined && !sameSelfView(previous.state, state);
-    if (previous && previous.fragment === fragment && !selfChanged) return;
+    if (previous && previous.fragment.text === fragment.text && !selfChanged) return;
     this.entries.set(state.id, { state, fragment });
     if (selfChanged) this.pending.selfChanged.add(state.id);
     this.pending.removes.delete(state.id);
@@ -170,9 +165,9 @@ export class AccountNetmap {
   snapshotFrame(id: string, serial: number): string | undefined {
     const self = this.self(id);
     if (!self) return undefined;
-    const fragments: string[] = [];
-    for (const [peerId, e] of this.entries) if (this.canSee(id, peerId)) fragments.push(e.fragment);
-    return `{"type":"netmap","serial":${serial},"self":${JSON.stringify(self)},"peers":[${fragments.join(',')}]}`;
+    const peers: Json<NetmapPeer>[] = [];
+    for (const [peerId, e] of this.entries) if (this.canSee(id, peerId)) peers.push(e.fragment);
+    return jsonFrame<NetmapMessage>({ type: 'netmap', serial, self, peers: Json.array(peers) });
   }
 
   hasPendingChanges(): boolean {
@@ -193,16 +188,15 @@ export class AccountNetmap {
     // Most viewers are not part of the batch: they share one body, built once per batch.
     if (!batch.upserts.has(viewerId) && !batch.removes.has(viewerId) && !batch.selfChanged.has(viewerId)) {
       batch.sharedBody ??= this.deltaBody(batch, undefined);
-      return batch.sharedBody === null
-        ? undefined
-        : `{"type":"delta","serial":${serial},${batch.sharedBody}}`;
+      const shared = batch.sharedBody;
+      return shared === null ? undefined : jsonFrame<DeltaMessage>({ type: 'delta', serial, ...shared });
     }
     const body = this.deltaBody(batch, viewerId);
-    return body === null ? undefined : `{"type":"delta","serial":${serial},${body}}`;
+    return body === null ? undefined : jsonFrame<DeltaMessage>({ type: 'delta', serial, ...body });
   }
 
-  private deltaBody(batch: ChangeBatch, viewerId: string | undefined): string | null {
-    const upserts: string[] = [];
+  private deltaBody(batch: ChangeBatch, viewerId: string | undefined): DeltaBody | null {
+    const upserts: Json<NetmapPeer>[] = [];
     for (const [peerId, fragment] of batch.upserts) {
       if (viewerId === undefined || this.canSee(viewerId, peerId)) upserts.push(fragment);
     }
@@ -211,8 +205,7 @@ export class AccountNetmap {
     // A viewer whose own entry changed gets its self (reflexive addresses, NAT type) along.
     const self = viewerId !== undefined && batch.selfChanged.has(viewerId) ? this.self(viewerId) : undefined;
     if (upserts.length === 0 && removes.length === 0 && !self) return null;
-    const selfPart = self ? `,"self":${JSON.stringify(self)}` : '';
-    return `"upsert":[${upserts.join(',')}],"remove":${JSON.stringify(removes)}${selfPart}`;
+    return { upsert: Json.array(upserts), remove: Json.of(removes), ...(self ? { self } : {}) };
   }
 }
 

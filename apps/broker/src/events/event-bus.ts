@@ -1,11 +1,7 @@
-import type { DeviceState } from '../domain/netmap-builder';
+import type { BrokerEvent } from '@trellis/proto';
 
-/** A change to an account's netmap or to who holds a device's control connection. */
-export type BrokerEvent =
-  | { kind: 'device-upsert'; accountId: string; serial: number; device: DeviceState }
-  | { kind: 'device-remove'; accountId: string; serial: number; deviceId: string }
-  /** A device authenticated on `connectionId`; every other connection of it must close (replaced). */
-  | { kind: 'device-connected'; accountId: string; deviceId: string; connectionId: string };
+/** A change to an account's netmap or to who holds a device's control connection (shape: proto). */
+export type { BrokerEvent };
 
 export type EventHandler = (event: BrokerEvent) => void;
 

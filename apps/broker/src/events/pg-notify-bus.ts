@@ -1,12 +1,16 @@
+import { type BrokerEvent, decodeBrokerEvent, encodeBrokerEvent } from '@trellis/proto';
 import { Client } from 'pg';
 import type { Logger } from 'pino';
-import type { BrokerEvent, EventBus, EventHandler } from './event-bus';
+import type { BrokerMetrics } from '../metrics';
+import type { EventBus, EventHandler } from './event-bus';
 
 export const NOTIFY_CHANNEL = 'trellis_netmap_events';
 
 /**
  * Cross-instance fan-out through Postgres LISTEN/NOTIFY: every instance (this one included) hears
  * every event once, over its own LISTEN connection. Reconnects with backoff if that connection drops.
+ * Every payload is parsed with proto's BrokerEvent schema; one that does not parse (another version,
+ * a stray NOTIFY on the channel) is logged, counted and dropped.
  */
 export class PgNotifyEventBus implements EventBus {
   private readonly handlers = new Set<EventHandler>();
@@ -18,10 +22,11 @@ export class PgNotifyEventBus implements EventBus {
   private constructor(
     private readonly url: string,
     private readonly logger: Logger,
+    private readonly metrics: BrokerMetrics,
   ) {}
 
-  static async connect(url: string, logger: Logger): Promise<PgNotifyEventBus> {
-    const bus = new PgNotifyEventBus(url, logger);
+  static async connect(url: string, logger: Logger, metrics: BrokerMetrics): Promise<PgNotifyEventBus> {
+    const bus = new PgNotifyEventBus(url, logger, metrics);
     await bus.listen();
     bus.publisher = await bus.client();
     return bus;
@@ -37,21 +42,36 @@ export class PgNotifyEventBus implements EventBus {
   private async listen(): Promise<void> {
     const c = await this.client();
     c.on('notification', (n) => {
-      if (n.channel !== NOTIFY_CHANNEL || !n.payload) return;
-      let event: BrokerEvent;
-      try {
-        event = JSON.parse(n.payload) as BrokerEvent;
-      } catch {
-        this.logger.warn('unparseable event on the bus');
-        return;
-      }
-      for (const h of this.handlers) h(event);
+      if (n.channel === NOTIFY_CHANNEL) this.deliver(n.payload ?? '');
     });
     c.on('end', () => {
       if (!this.closed) this.reconnect(1);
     });
     await c.query(`LISTEN ${NOTIFY_CHANNEL}`);
     this.listener = c;
+  }
+
+  private deliver(payload: string): void {
+    const decoded = decodeBrokerEvent(payload);
+    if (!decoded.ok) {
+      this.metrics.busEventsDropped.inc({ reason: decoded.reason });
+      this.logger.warn(
+        { reason: decoded.reason, payload: payload.slice(0, 200) },
+        `dropped an event from the bus: ${decoded.error}`,
+      );
+      return;
+    }
+    for (const h of this.handlers) {
+      // A failing handler must neither reach pg's connection (it would break LISTEN) nor skip the others.
+      try {
+        h(decoded.event);
+      } catch (err) {
+        this.logger.error(
+          { kind: decoded.event.kind, err: err instanceof Error ? err.stack : String(err) },
+          'event handler failed',
+        );
+      }
+    }
   }
 
   private reconnect(attempt: number): void {
@@ -64,9 +84,10 @@ export class PgNotifyEventBus implements EventBus {
 
   publish(event: BrokerEvent): Promise<void> {
     const run = this.publishQueue.then(async () => {
+      const payload = encodeBrokerEvent(event);
       this.publisher ??= await this.client();
       try {
-        await this.publisher.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, JSON.stringify(event)]);
+        await this.publisher.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, payload]);
       } catch (err) {
         // Drop the broken client; the next publish opens a new one.
         this.publisher.end().catch(() => {});

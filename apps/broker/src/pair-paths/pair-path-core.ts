@@ -95,7 +95,7 @@ export class PairPathCore {
         this.reflexiveSeen(e.id, e.endpoints);
         return;
       case 'want':
-        this.want(e.from, e.peerId);
+        this.want(e.from, e.peerId, e.relayed);
         return;
       case 'path-report':
         this.report(e.from, e.report);
@@ -161,7 +161,7 @@ export class PairPathCore {
   }
 
   /** An agent wants a path to the peer: punch the pair (and relay it if direct cannot work). */
-  private want(from: string, peerId: string): void {
+  private want(from: string, peerId: string, relayed: boolean): void {
     const { ctx } = this;
     if (from === peerId || !ctx.online(from) || !ctx.online(peerId)) return;
     const pair = this.table.getOrAdd(from, peerId);
@@ -169,7 +169,9 @@ export class PairPathCore {
     // A repeated want during an attempt changes nothing; after it, the same candidates are tried again.
     if (!punchInFlight(ctx, pair)) pair.punch.lastSig = null;
     schedulePunch(ctx, pair, ctx.opts.settleMs);
-    evaluateRelay(ctx, pair);
+    // An agent already on a relay keeps one (the driver claims the allocation its relay still holds).
+    if (relayed && pair.relay.phase === 'none') wantRelay(ctx, pair, 'punch-failed');
+    else evaluateRelay(ctx, pair);
     sendRelay(ctx, pair, from);
   }
 

@@ -84,8 +84,8 @@ export class PairPathDriver {
   changed(device: PairDevice): void {
     this.handle({ kind: 'changed', device });
   }
-  want(from: string, peerId: string): void {
-    this.handle({ kind: 'want', from, peerId });
+  want(from: string, peerId: string, relayed = false): void {
+    this.handle({ kind: 'want', from, peerId, relayed });
   }
   pathReport(from: string, report: PathReportMessage): void {
     this.handle({ kind: 'path-report', from, report });
@@ -172,24 +172,22 @@ export class PairPathDriver {
 
   private punch(p: PunchEffect): void {
     const startAt = this.now() + this.startDelay(p.a.id, p.b.id);
-    const base = { type: 'punch' as const, attemptId: p.attemptId, startAt, deadlineMs: p.deadlineMs };
-    const role = (id: string) => (p.leader === null ? {} : { leader: p.leader === id });
-    const toA: PunchMessage = {
-      ...base,
-      ...role(p.a.id),
-      peerId: p.b.id,
-      peerPublicKey: p.b.publicKey,
-      candidates: p.forA,
+    const message = (self: PairDevice, peer: PairDevice, candidates: PunchMessage['candidates']) => {
+      // A plain literal, so the compiler checks every field against proto's PunchMessage.
+      const msg: PunchMessage = {
+        type: 'punch',
+        attemptId: p.attemptId,
+        peerId: peer.id,
+        peerPublicKey: peer.publicKey,
+        candidates,
+        startAt,
+        deadlineMs: p.deadlineMs,
+      };
+      if (p.leader !== null) msg.leader = p.leader === self.id;
+      return msg;
     };
-    const toB: PunchMessage = {
-      ...base,
-      ...role(p.b.id),
-      peerId: p.a.id,
-      peerPublicKey: p.a.publicKey,
-      candidates: p.forB,
-    };
-    this.io.send(p.a.id, toA);
-    this.io.send(p.b.id, toB);
+    this.io.send(p.a.id, message(p.a, p.b, p.forA));
+    this.io.send(p.b.id, message(p.b, p.a, p.forB));
     this.io.logger.info(
       { a: p.a.id, b: p.b.id, attemptId: p.attemptId, forA: p.forA, forB: p.forB },
       'punch sent',
@@ -207,9 +205,24 @@ export class PairPathDriver {
   private async allocate(e: Extract<PairEffect, { kind: 'allocate' }>): Promise<void> {
     const { directory, accountId, logger } = this.io;
     if (!directory) return;
+    const keys: [string, string] = [e.a.publicKey, e.b.publicKey];
+    // First an allocation a relay already held for the pair when it connected (this broker
+    // restarted): the agents keep their relay and port. The relays are ranked after that wait.
+    const adopted = await directory.claimAdopted(accountId, keys);
+    if (adopted && (this.disposed || e.exclude.includes(adopted.relay.id))) {
+      directory.release(adopted.record.allocationId);
+    } else if (adopted) {
+      const { record, relay } = adopted;
+      logger.info(
+        { a: e.a.id, b: e.b.id, relay: relay.name, allocationId: record.allocationId },
+        'relay path adopted',
+      );
+      this.handle({ kind: 'allocated', pairKey: e.pairKey, generation: e.generation, record, relay });
+      return;
+    }
+    if (this.disposed) return;
     const relays = directory.relaysFor(accountId).filter((r) => !e.exclude.includes(r.id) && this.usable(r));
     const ranked = rankRelays(relays, this.io.relayRtts(e.a.id), this.io.relayRtts(e.b.id));
-    const keys: [string, string] = [e.a.publicKey, e.b.publicKey];
     for (const relay of ranked) {
       let record: RelayAllocationRecord;
       try {

@@ -1,5 +1,6 @@
 import {
   CloseCode,
+  type HeldAllocation,
   RelayClientMessage,
   RelayCloseCode,
   type RelayHelloMessage,
@@ -12,7 +13,7 @@ import { RttMeter } from '../control/rtt-meter';
 import type { BrokerMetrics } from '../metrics';
 import type { RelayTokensService } from '../services/relay-tokens.service';
 import type { RelaysService } from '../services/relays.service';
-import type { RelayLink, RelayRegistry } from './relay-registry';
+import type { RelayIdentity, RelayLink, RelayRegistry } from './relay-registry';
 
 export interface RelayControlDeps {
   tokens: RelayTokensService;
@@ -24,14 +25,24 @@ export interface RelayControlDeps {
   heartbeatIntervalMs: number;
 }
 
+/** A relay whose token checked out, not registered yet. */
+interface Admitted {
+  identity: RelayIdentity;
+  tokenId: string;
+  accountName: string | null;
+}
+
 type State =
   | { phase: 'hello' }
+  /** Authenticated; the `held` allocations the hello announced are still arriving (relay-held). */
+  | { phase: 'held'; admitted: Admitted; expected: number; held: HeldAllocation[] }
   | { phase: 'ready'; relayId: string; tokenId: string; name: string }
   | { phase: 'closed' };
 
 /**
- * One relay's control connection: relay-hello (token) → relay-welcome, then the relay's reports,
- * handled one at a time in arrival order. Anything unexpected closes it with the matching code.
+ * One relay's control connection: relay-hello (token) and the allocations it holds (relay-held
+ * frames) → relay-welcome, then the relay's reports, handled one at a time in arrival order. Anything
+ * unexpected closes it with the matching code.
  */
 export class RelayControlConnection implements RelayLink {
   private state: State = { phase: 'hello' };
@@ -101,11 +112,18 @@ export class RelayControlConnection implements RelayLink {
         return this.fail(CloseCode.badMessage, 'relay_bad_message', `expected relay-hello, got ${msg.type}`);
       return this.onHello(msg);
     }
+    if (this.state.phase === 'held') {
+      if (msg.type !== 'relay-held')
+        return this.fail(CloseCode.badMessage, 'relay_bad_message', `expected relay-held, got ${msg.type}`);
+      return this.onHeld(this.state, msg.allocations);
+    }
     const { registry } = this.deps;
     const { relayId } = this.state;
     switch (msg.type) {
       case 'relay-hello':
         return this.fail(CloseCode.badMessage, 'relay_bad_message', 'relay-hello sent twice');
+      case 'relay-held':
+        return this.fail(CloseCode.badMessage, 'relay_bad_message', 'relay-held after the welcome');
       case 'allocated':
         return registry.allocated(relayId, msg.allocationId, msg.port);
       case 'allocate-failed':
@@ -140,9 +158,7 @@ export class RelayControlConnection implements RelayLink {
     await this.deps.tokens.markUsed(tokenId);
     this.lastTouch = Date.now();
     if (this.state.phase === 'closed') return; // closed while the database answered
-    clearTimeout(this.authTimer);
-    this.state = { phase: 'ready', relayId, tokenId, name: hello.name };
-    const identity = {
+    const identity: RelayIdentity = {
       id: relayId,
       name: hello.name,
       accountId,
@@ -151,19 +167,42 @@ export class RelayControlConnection implements RelayLink {
       tcp: hello.tcp,
       reflector: hello.reflector,
     };
-    this.deps.registry.attach(identity, this, (allocations) =>
-      this.send({
-        type: 'relay-welcome',
-        relayId,
-        scope: accountId === null ? 'shared' : 'account',
-        ...(accountName !== null ? { accountName } : {}),
-        allocations,
-        heartbeatIntervalMs: this.deps.heartbeatIntervalMs,
-      }),
-    );
     this.deps.logger.info(
       { relayId, relay: hello.name, account: accountName, remote: this.remote, version: hello.version },
       'relay connected',
+    );
+    const admitted = { identity, tokenId, accountName };
+    const expected = hello.held ?? 0;
+    // Still under the auth timer until every announced allocation arrived.
+    if (expected > 0) this.state = { phase: 'held', admitted, expected, held: [] };
+    else this.register(admitted, []);
+  }
+
+  private onHeld(state: Extract<State, { phase: 'held' }>, allocations: HeldAllocation[]): void {
+    state.held.push(...allocations);
+    if (state.held.length > state.expected) {
+      const message = `relay-held: more allocations than the ${state.expected} announced`;
+      this.fail(CloseCode.badMessage, 'relay_bad_message', message);
+    } else if (state.held.length === state.expected) this.register(state.admitted, state.held);
+  }
+
+  /** Registers the relay (adopting what it holds) and sends the welcome. */
+  private register({ identity, tokenId, accountName }: Admitted, held: readonly HeldAllocation[]): void {
+    clearTimeout(this.authTimer);
+    this.state = { phase: 'ready', relayId: identity.id, tokenId, name: identity.name };
+    this.deps.registry.attach(
+      identity,
+      this,
+      (allocations) =>
+        this.send({
+          type: 'relay-welcome',
+          relayId: identity.id,
+          scope: identity.accountId === null ? 'shared' : 'account',
+          ...(accountName !== null ? { accountName } : {}),
+          allocations,
+          heartbeatIntervalMs: this.deps.heartbeatIntervalMs,
+        }),
+      held,
     );
   }
 

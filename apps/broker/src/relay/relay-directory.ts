@@ -19,6 +19,11 @@ export interface RelayAllocationRecord {
   port: number;
   sides: [RelaySide, RelaySide];
 }
+/** An allocation a relay already held when it connected, claimed for a pair (see claimAdopted). */
+export interface AdoptedAllocation {
+  record: RelayAllocationRecord;
+  relay: RelayHandle;
+}
 export interface RelayDirectory {
   /** Relays connected to this broker instance that may serve `accountId`: its private relays if it has any online, else the shared ones. */
   relaysFor(accountId: string): RelayHandle[];
@@ -29,6 +34,14 @@ export interface RelayDirectory {
     keys: [string, string],
     idleTimeoutMs: number,
   ): Promise<RelayAllocationRecord>;
+  /**
+   * Before allocating for a pair: an allocation a relay already held for this account and these two
+   * keys when it connected (this broker restarted and adopted it), now claimed for the pair. Use it as
+   * if allocate() had returned it (tell both agents this relay and port: nothing changes for them;
+   * release() it when the pair stops wanting it). Right after a restart, waits (bounded) for the
+   * relays that were online before to connect. Null: allocate as usual.
+   */
+  claimAdopted(accountId: string, keys: [string, string]): Promise<AdoptedAllocation | null>;
   release(allocationId: string): void;
   /** Events: 'relay-up' (handle), 'relay-down' (relayId, allocations it held: the allocator moves them; fired when a relay stays disconnected for longer than a grace period (default 5 s), not on a quick reconnect), 'expired' (allocationId), 'bound' (allocationId, publicKey, binding). */
   on(event: 'relay-up', fn: (relay: RelayHandle) => void): void;

@@ -1,96 +1,31 @@
-import { randomUUID } from 'node:crypto';
 import {
+  type HeldAllocation,
   type NetmapRelay,
-  type PortRange,
   type ReflectorInfo,
-  RelayAllocation,
+  type RelayAllocation,
   type RelayBinding,
   RelayCloseCode,
   type RelayLoadMessage,
-  type RelayServerMessage,
-  type RelayTcpInfo,
 } from '@trellis/proto';
-import type { Logger } from 'pino';
-import type { BrokerMetrics } from '../metrics';
 import type { LiveRelays } from '../services/relays.service';
+import { RelayAdoptions, type RelayAdoptionsOptions } from './relay-adoptions';
 import {
+  type AdoptedAllocation,
   type RelayAllocationRecord,
   type RelayDirectory,
   type RelayHandle,
   toNetmapRelay,
 } from './relay-directory';
+import { copyRecord, RelayEntry, type RelayIdentity, type RelayLink } from './relay-entry';
+import { PendingAllocations } from './relay-pending';
 
-/** The control connection of a relay, as the registry uses it. */
-export interface RelayLink {
-  send(msg: RelayServerMessage): void;
-  close(code: number, reason: string): void;
-  rttMs(): number | null;
-}
+export type { RelayIdentity, RelayLink } from './relay-entry';
 
-/** Who a relay is: `accountId` comes from its token, everything else from its last hello. */
-export interface RelayIdentity {
-  id: string;
-  name: string;
-  accountId: string | null;
-  publicAddress: string;
-  /** The UDP ports it allocates from: an `allocated` outside them is refused. */
-  ports: PortRange;
-  tcp: RelayTcpInfo | undefined;
-  /** The relay's own endpoint reflector, if it runs one. */
-  reflector?: ReflectorInfo | undefined;
-}
-
-export interface RelayRegistryOptions {
-  metrics: BrokerMetrics;
-  logger: Logger;
+export interface RelayRegistryOptions extends RelayAdoptionsOptions {
   /** A relay disconnected this long is down and its allocations are lost; default 5 s. */
   downGraceMs?: number;
   /** An allocate without an answer fails after this; default 5 s. */
   allocateTimeoutMs?: number;
-}
-
-interface HeldAllocation {
-  record: RelayAllocationRecord;
-  idleTimeoutMs: number;
-}
-
-interface PendingAllocation {
-  relayId: string;
-  allocation: RelayAllocation;
-  timer: NodeJS.Timeout;
-  resolve(record: RelayAllocationRecord): void;
-  reject(err: Error): void;
-}
-
-class RelayEntry implements RelayHandle {
-  link: RelayLink | null = null;
-  downTimer: NodeJS.Timeout | null = null;
-  readonly held = new Map<string, HeldAllocation>();
-  load: RelayLoadMessage | null = null;
-
-  constructor(public identity: RelayIdentity) {}
-
-  get id() {
-    return this.identity.id;
-  }
-  get name() {
-    return this.identity.name;
-  }
-  get accountId() {
-    return this.identity.accountId;
-  }
-  get publicAddress() {
-    return this.identity.publicAddress;
-  }
-  get tcp() {
-    return this.identity.tcp;
-  }
-  rttMs(): number | null {
-    return this.link?.rttMs() ?? null;
-  }
-  allocations(): number {
-    return this.held.size;
-  }
 }
 
 type Listeners = {
@@ -102,16 +37,17 @@ type Listeners = {
   observed: (relayId: string, publicKey: string, endpoint: string) => void;
 };
 
-const copyRecord = (r: RelayAllocationRecord): RelayAllocationRecord => structuredClone(r);
-
 /**
  * Relays connected to this broker instance and the allocations they hold, in memory. Allocations
  * outlive a relay's connection for `downGraceMs`, so a relay that restarts gets them back (same
  * ports, known bindings) in its welcome; only a longer absence reports them lost (`relay-down`).
+ *
+ * The other way round, a broker that restarted adopts what each relay reports holding when it
+ * connects, for the pairs to claim (`claimAdopted`) so agents keep relay and port: RelayAdoptions.
  */
 export class RelayRegistry implements RelayDirectory, LiveRelays {
   private readonly relays = new Map<string, RelayEntry>();
-  private readonly pending = new Map<string, PendingAllocation>();
+  private readonly pending: PendingAllocations;
   private readonly listeners: { [K in keyof Listeners]: Set<Listeners[K]> } = {
     'relay-up': new Set(),
     'relay-down': new Set(),
@@ -120,13 +56,32 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
     observed: new Set(),
   };
   private readonly downGraceMs: number;
-  private readonly allocateTimeoutMs: number;
+  private readonly adoptions: RelayAdoptions;
   /** Accounts that have a private relay (registered, token not revoked), online or not. */
   private privateAccounts = new Set<string>();
 
   constructor(private readonly opts: RelayRegistryOptions) {
     this.downGraceMs = opts.downGraceMs ?? 5_000;
-    this.allocateTimeoutMs = opts.allocateTimeoutMs ?? 5_000;
+    this.pending = new PendingAllocations({
+      metrics: opts.metrics,
+      timeoutMs: opts.allocateTimeoutMs ?? 5_000,
+      sendRelease: (relayId, allocationId) =>
+        this.relays.get(relayId)?.link?.send({ type: 'release', allocationId }),
+    });
+    this.adoptions = new RelayAdoptions(
+      {
+        relaysFor: (accountId) => this.relaysFor(accountId),
+        isCurrent: (relay) => this.relays.get(relay.id) === relay,
+        idConflict: (relay, allocationId) => {
+          if (this.pending.has(allocationId)) return 'allocation id in use';
+          for (const other of this.relays.values())
+            if (other !== relay && other.held.has(allocationId)) return 'allocation id held by another relay';
+          return null;
+        },
+        heldChanged: () => this.updateGauges(),
+      },
+      opts,
+    );
   }
 
   on<K extends keyof Listeners>(event: K, fn: Listeners[K]): void {
@@ -163,43 +118,30 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
     keys: [string, string],
     idleTimeoutMs: number,
   ): Promise<RelayAllocationRecord> {
-    const relay = this.relays.get(relayId);
-    const link = relay?.link;
-    if (!relay || !link) return this.refuse('not_connected', `relay ${relayId} is not connected`);
-    if (relay.accountId !== null && relay.accountId !== accountId) {
-      return this.refuse('wrong_account', `relay ${relay.name} is private to another account`);
-    }
-    if (keys[0] === keys[1]) return this.refuse('invalid', 'an allocation needs two different keys');
-    const parsed = RelayAllocation.safeParse({
-      allocationId: randomUUID(),
-      accountId,
-      port: null,
-      sides: keys.map((publicKey) => ({ publicKey, bound: null })),
-      idleTimeoutMs,
-    });
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return this.refuse('invalid', `invalid allocation: ${issue?.path.join('.')} ${issue?.message}`);
-    }
-    const allocation = parsed.data;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          this.failPending(
-            allocation.allocationId,
-            'timeout',
-            `relay ${relay.name} did not answer the allocation within ${this.allocateTimeoutMs} ms`,
-          ),
-        this.allocateTimeoutMs,
-      );
-      this.pending.set(allocation.allocationId, { relayId, allocation, timer, resolve, reject });
-      link.send({ type: 'allocate', allocation });
-    });
+    return this.pending.request(relayId, this.relays.get(relayId), accountId, keys, idleTimeoutMs);
+  }
+
+  /**
+   * Claims an allocation a relay reported holding when it connected (adopted: this broker restarted)
+   * for `accountId` and these two keys, on a relay that may serve the account. Once claimed it is the
+   * pair's like any allocation. While relays that were online before this broker started have not
+   * connected again (see expectRelays), waits for them, at most `rejoinMs`. Null: none to reuse.
+   */
+  claimAdopted(accountId: string, keys: [string, string]): Promise<AdoptedAllocation | null> {
+    return this.adoptions.claim(accountId, keys);
+  }
+
+  /**
+   * The relays that were online when the broker last ran (from the database, before it serves
+   * anyone): claimAdopted waits up to `rejoinMs` for them to connect and report what they hold.
+   */
+  expectRelays(relays: Iterable<{ id: string; accountId: string | null }>): void {
+    this.adoptions.expect([...relays].filter((r) => !this.relays.get(r.id)?.link));
   }
 
   release(allocationId: string): void {
     if (this.pending.has(allocationId)) {
-      this.failPending(allocationId, 'released', 'allocation released before the relay answered');
+      this.pending.fail(allocationId, 'released', 'allocation released before the relay answered');
       return;
     }
     for (const relay of this.relays.values()) {
@@ -224,7 +166,13 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
    * A relay authenticated on `link`: a previous connection of it is closed (replaced), the welcome
    * is sent with every allocation it should hold, then `relay-up` fires.
    */
-  attach(identity: RelayIdentity, link: RelayLink, sendWelcome: (held: RelayAllocation[]) => void): void {
+  attach(
+    identity: RelayIdentity,
+    link: RelayLink,
+    sendWelcome: (held: RelayAllocation[]) => void,
+    /** What the relay reported holding (hello + relay-held): allocations unknown here are adopted. */
+    reported: readonly HeldAllocation[] = [],
+  ): void {
     let relay = this.relays.get(identity.id);
     if (!relay) {
       relay = new RelayEntry(identity);
@@ -237,9 +185,10 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
     const previous = relay.link;
     relay.link = link;
     if (previous && previous !== link) {
-      this.failPendingOf(relay.id, 'relay_gone', `relay ${relay.name} connection was replaced`);
+      this.pending.failAll(relay.id, 'relay_gone', `relay ${relay.name} connection was replaced`);
       previous.close(RelayCloseCode.replaced, 'replaced by a newer connection with the same token');
     }
+    this.adoptions.adopt(relay, reported);
     this.updateGauges();
     sendWelcome(
       [...relay.held.values()].map(({ record, idleTimeoutMs }) => ({
@@ -250,6 +199,7 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
         idleTimeoutMs,
       })),
     );
+    this.adoptions.rejoined(relay.id);
     this.emit('relay-up', relay);
   }
 
@@ -258,7 +208,7 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
     const relay = this.relays.get(relayId);
     if (!relay || relay.link !== link) return;
     relay.link = null;
-    this.failPendingOf(relayId, 'relay_gone', `relay ${relay.name} disconnected`);
+    this.pending.failAll(relayId, 'relay_gone', `relay ${relay.name} disconnected`);
     this.updateGauges();
     if (immediate) {
       this.down(relay);
@@ -282,11 +232,9 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
     const { first, last } = relay.identity.ports;
     if (port < first || port > last) {
       const message = `relay ${relay.name} allocated port ${port}, outside its range ${first}-${last}`;
-      this.failPending(allocationId, 'bad_port', message);
+      this.pending.fail(allocationId, 'bad_port', message);
       return;
     }
-    this.pending.delete(allocationId);
-    clearTimeout(p.timer);
     const record: RelayAllocationRecord = {
       allocationId,
       relayId,
@@ -294,9 +242,9 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
       port,
       sides: p.allocation.sides,
     };
-    relay.held.set(allocationId, { record, idleTimeoutMs: p.allocation.idleTimeoutMs });
+    relay.held.set(allocationId, { record, idleTimeoutMs: p.allocation.idleTimeoutMs, unclaimed: false });
     this.updateGauges();
-    p.resolve(copyRecord(record));
+    this.pending.complete(allocationId, copyRecord(record));
   }
 
   allocateFailed(relayId: string, allocationId: string, reason: string): void {
@@ -306,7 +254,7 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
       return;
     }
     const name = this.relays.get(relayId)?.name ?? relayId;
-    this.failPending(allocationId, 'refused', `relay ${name} refused the allocation: ${reason}`, false);
+    this.pending.fail(allocationId, 'refused', `relay ${name} refused the allocation: ${reason}`, false);
   }
 
   bound(relayId: string, allocationId: string, publicKey: string, binding: RelayBinding): void {
@@ -352,12 +300,12 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
     this.opts.metrics.relayPacketsPerSecond.set({ relay: relay.name }, load.packetsPerSecond);
   }
 
-  /** Shutdown: no events, pending allocations fail. */
+  /** Shutdown: no events, pending allocations fail, claims waiting for relays get none. */
   close(): void {
-    for (const id of [...this.pending.keys()])
-      this.failPending(id, 'relay_gone', 'broker shutting down', false);
+    this.pending.failAll(null, 'relay_gone', 'broker shutting down');
     for (const relay of this.relays.values()) if (relay.downTimer) clearTimeout(relay.downTimer);
     this.relays.clear();
+    this.adoptions.close();
     this.updateGauges();
   }
 
@@ -370,27 +318,6 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
     this.updateGauges();
     this.opts.logger.info({ relayId: relay.id, relay: relay.name, lost: lost.length }, 'relay down');
     this.emit('relay-down', relay.id, lost);
-  }
-
-  private refuse(reason: string, message: string): Promise<never> {
-    this.opts.metrics.relayAllocationFailures.inc({ reason });
-    return Promise.reject(new Error(message));
-  }
-
-  /** Rejects a pending allocation; `release` also tells the relay to drop it if it made it late. */
-  private failPending(allocationId: string, reason: string, message: string, release = true): void {
-    const p = this.pending.get(allocationId);
-    if (!p) return;
-    this.pending.delete(allocationId);
-    clearTimeout(p.timer);
-    if (release) this.relays.get(p.relayId)?.link?.send({ type: 'release', allocationId });
-    this.opts.metrics.relayAllocationFailures.inc({ reason });
-    p.reject(new Error(message));
-  }
-
-  private failPendingOf(relayId: string, reason: string, message: string): void {
-    for (const [id, p] of [...this.pending])
-      if (p.relayId === relayId) this.failPending(id, reason, message, false);
   }
 
   /** A report about an allocation this relay does not hold (late, or a confused relay): counted. */

@@ -53,6 +53,23 @@ export class RelaysService {
     return new Set(rows.flatMap((r) => (r.accountId === null ? [] : [r.accountId])));
   }
 
+  /**
+   * The relays (token not revoked) that were online when relays were last seen at all, i.e. when the
+   * broker last ran: seen within `staleAfterMs` of the latest sighting. A restarted broker waits a
+   * little for them to report the allocations they hold before allocating new ones.
+   */
+  async onlineAtLastSighting(): Promise<Array<{ id: string; accountId: string | null }>> {
+    const rows = await this.db
+      .select({ id: relays.id, accountId: relayTokens.accountId, lastSeenAt: relays.lastSeenAt })
+      .from(relays)
+      .innerJoin(relayTokens, eq(relays.tokenId, relayTokens.id))
+      .where(and(isNull(relayTokens.revokedAt), isNotNull(relays.lastSeenAt)));
+    const latest = Math.max(...rows.map((r) => r.lastSeenAt!.getTime()));
+    return rows
+      .filter((r) => r.lastSeenAt!.getTime() >= latest - this.config.staleAfterMs)
+      .map(({ id, accountId }) => ({ id, accountId }));
+  }
+
   /** Every relay (admin), or those that may serve `accountId`: its own and the shared ones, not revoked. */
   async list(accountId?: string): Promise<RelayStatusInfo[]> {
     let where: SQL | undefined;

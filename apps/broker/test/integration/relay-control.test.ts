@@ -1,8 +1,9 @@
 import { generateKeyPair } from '@trellis/crypto';
-import { CloseCode, PROTOCOL_VERSION, RelayCloseCode } from '@trellis/proto';
+import { CloseCode, PROTOCOL_VERSION, RelayCloseCode, type RelayServerMessage } from '@trellis/proto';
 import type { RelayAllocationRecord } from '../../src';
 import { BACKENDS, type Backend, createBackend } from '../support/backends';
 import { LogSink, startTestBroker, type TestBroker } from '../support/fixture';
+import { heldAllocation } from '../support/held-allocation';
 import { waitUntil } from '../support/test-device';
 import { TestRelay } from '../support/test-relay';
 
@@ -274,6 +275,44 @@ describe.each(BACKENDS)('relay control channel on %s', (kind) => {
     back.close();
     const lost = await waitUntil(() => down.find((d) => d.relayId === relayId), 15_000, 'relay-down');
     expect(lost.lost).toEqual([second]);
+  });
+
+  it('adopts what a relay reports holding in relay-held frames (the broker restarted); more than announced closes it', async () => {
+    // The account's private relay (an earlier test gave it one: shared relays no longer serve it).
+    const token = await newToken(defaultId, 'adopt');
+    const r = relay(token, 'adopt-1');
+    const held = (port: number, keys: [string, string]) => heldAllocation(defaultId, port, keys);
+    const a = held(44_000, [keyA, keyB]);
+    const b = held(44_001, [keyB, generateKeyPair().publicKey]);
+    await r.open();
+    r.send(r.hello({ held: 2 }));
+    r.send({ type: 'relay-held', allocations: [a] });
+    r.send({ type: 'relay-held', allocations: [b] });
+    const welcome = (await r.waitFor((m) => m.type === 'relay-welcome')) as Extract<
+      RelayServerMessage,
+      { type: 'relay-welcome' }
+    >;
+    expect(welcome.allocations).toEqual([a, b]);
+    const claimed = await t.broker.relays.claimAdopted(defaultId, [keyB, keyA]);
+    expect(claimed?.record).toEqual({
+      allocationId: a.allocationId,
+      relayId: welcome.relayId,
+      accountId: defaultId,
+      port: 44_000,
+      sides: a.sides,
+    });
+    // It was online: a broker starting now would wait for it to report again.
+    expect(await t.broker.services.relays.onlineAtLastSighting()).toContainEqual({
+      id: welcome.relayId,
+      accountId: defaultId,
+    });
+
+    const liar = relay(await newToken(null, 'adopt-liar'), 'adopt-2');
+    await liar.open();
+    liar.send(liar.hello({ held: 1 }));
+    liar.send({ type: 'relay-held', allocations: [held(44_010, [keyA, keyB]), held(44_011, [keyA, keyB])] });
+    expect(await liar.waitForClose()).toBe(CloseCode.badMessage);
+    expect(liar.messages.some((m) => m.type === 'relay-welcome')).toBe(false);
   });
 
   it('lists the account’s and the shared relays over HTTP, not other accounts’', async () => {

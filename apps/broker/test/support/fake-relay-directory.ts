@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { NetmapRelay, RelayBinding, RelayTcpInfo } from '@trellis/proto';
 import {
+  type AdoptedAllocation,
   type RelayAllocationRecord,
   type RelayDirectory,
   type RelayHandle,
@@ -46,6 +47,8 @@ export class FakeRelayDirectory implements RelayDirectory {
   readonly released: string[] = [];
   /** Relay names in the order allocations were asked of them. */
   readonly asked: string[] = [];
+  /** Allocations relays reported holding when they connected, each claimable once. */
+  readonly adopted: AdoptedAllocation[] = [];
   private nextPort = 40000;
   private readonly listeners = new Map<string, Listener[]>();
 
@@ -84,6 +87,39 @@ export class FakeRelayDirectory implements RelayDirectory {
     relay.load += 1;
     this.held.set(record.allocationId, record);
     return record;
+  }
+
+  /** A relay reported holding an allocation for these keys when it connected (the broker restarted). */
+  adopt(relay: FakeRelay, accountId: string, keys: [string, string]): RelayAllocationRecord {
+    const record: RelayAllocationRecord = {
+      allocationId: randomUUID(),
+      relayId: relay.id,
+      accountId,
+      port: this.nextPort++,
+      sides: [
+        { publicKey: keys[0], bound: { transport: 'udp', endpoint: '192.0.2.11:1111' } },
+        { publicKey: keys[1], bound: { transport: 'tcp' } },
+      ],
+    };
+    relay.load += 1;
+    this.held.set(record.allocationId, record);
+    this.adopted.push({ record, relay });
+    return record;
+  }
+
+  async claimAdopted(accountId: string, keys: [string, string]): Promise<AdoptedAllocation | null> {
+    const want = [...keys].sort().join(' ');
+    const serving = this.relaysFor(accountId);
+    const at = this.adopted.findIndex(
+      ({ record, relay }) =>
+        record.accountId === accountId &&
+        serving.includes(relay) &&
+        record.sides
+          .map((s) => s.publicKey)
+          .sort()
+          .join(' ') === want,
+    );
+    return at === -1 ? null : this.adopted.splice(at, 1)[0]!;
   }
 
   release(allocationId: string): void {

@@ -72,7 +72,7 @@ export function pairPaths(opts: {
     removed: (id: string) => driver.removed(id),
     report: (from: string, r: PathReportMessage) => driver.pathReport(from, r),
     /** `from`'s agent wants a path to `to` (WireGuard has packets for it). */
-    want: (from: string, to: string) => driver.want(from, to),
+    want: (from: string, to: string, relayed = false) => driver.want(from, to, relayed),
     observed: (id: string) => driver.reflexiveObserved(id, view(id).publicKey),
     /** Both devices come online together, one wants a path to the other, and the directory answers. */
     async bothOnline(a: string, b: string) {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { DeltaMessage, NetmapMessage } from '@trellis/proto';
+import { DeltaMessage, NetmapMessage, ServerMessage } from '@trellis/proto';
 import { AccountNetmap } from '../../src/domain/netmap-builder';
 import { deviceState as device } from '../support/device-state';
 
@@ -93,6 +93,42 @@ describe('AccountNetmap', () => {
     m.setRelays([]);
     const none = DeltaMessage.parse(JSON.parse(m.deltaFrame(m.takeChanges(), a.id, 3)!));
     expect(none.self).not.toHaveProperty('relays');
+  });
+
+  it('every frame it builds is a ServerMessage with no field the schema does not know', () => {
+    const m = build();
+    m.setRelays([{ id: randomUUID(), name: 'r1', address: '203.0.113.1' }]);
+    m.takeChanges();
+    const learned = [{ endpoint: '198.51.100.2:40000', kind: 'reflexive' as const, priority: 0 }];
+    m.upsert({ ...b, online: true, endpoints: ['192.168.1.2:51820'], learned, mappingType: 'unknown' }, 11);
+    m.remove(c.id, 12);
+    const batch = m.takeChanges();
+    const frames = {
+      snapshot: m.snapshotFrame(a.id, 12)!,
+      shared: m.deltaFrame(batch, a.id, 13)!, // a is not in the batch: the body every such viewer shares
+      own: m.deltaFrame(batch, b.id, 13)!, // b's self changed: a body of its own
+    };
+    for (const frame of Object.values(frames)) {
+      const json = JSON.parse(frame);
+      // zod drops fields it does not know: equal output means there were none
+      expect(ServerMessage.parse(json)).toEqual(json);
+      // compact JSON in the order built: the frames agents received before they were typed
+      expect(JSON.stringify(json)).toBe(frame);
+    }
+    expect(JSON.parse(frames.snapshot)).toMatchObject({ type: 'netmap', serial: 12, self: { id: a.id } });
+    expect(JSON.parse(frames.shared)).toEqual({
+      type: 'delta',
+      serial: 13,
+      upsert: [expect.objectContaining({ id: b.id, online: true })],
+      remove: [c.id],
+    });
+    const own = JSON.parse(frames.own);
+    expect(Object.keys(own)).toEqual(['type', 'serial', 'upsert', 'remove', 'self']);
+    expect(own).toMatchObject({
+      upsert: [],
+      remove: [c.id],
+      self: { id: b.id, reflexive: ['198.51.100.2:40000'] },
+    });
   });
 
   it('reuses the cached fragment: a snapshot is a join of pre-serialised peers', () => {

@@ -1,9 +1,15 @@
 import { generateKeyPair } from '@trellis/crypto';
-import { type RelayAllocation, RelayCloseCode, type RelayServerMessage } from '@trellis/proto';
+import {
+  type HeldAllocation,
+  type RelayAllocation,
+  RelayCloseCode,
+  type RelayServerMessage,
+} from '@trellis/proto';
 import pino from 'pino';
 import { BrokerMetrics } from '../../src/metrics';
 import type { RelayAllocationRecord, RelayHandle } from '../../src/relay/relay-directory';
 import { type RelayIdentity, type RelayLink, RelayRegistry } from '../../src/relay/relay-registry';
+import { heldAllocation } from '../support/held-allocation';
 
 const ACCOUNT_A = '11111111-1111-4111-8111-111111111111';
 const ACCOUNT_B = '22222222-2222-4222-8222-222222222222';
@@ -66,10 +72,19 @@ describe('RelayRegistry', () => {
     jest.useRealTimers();
   });
 
-  function connect(identity: RelayIdentity, link = new FakeLink()): FakeLink {
-    registry.attach(identity, link, (held) => {
-      link.welcome = held;
-    });
+  function connect(
+    identity: RelayIdentity,
+    link = new FakeLink(),
+    reported: HeldAllocation[] = [],
+  ): FakeLink {
+    registry.attach(
+      identity,
+      link,
+      (held) => {
+        link.welcome = held;
+      },
+      reported,
+    );
     return link;
   }
 
@@ -310,5 +325,132 @@ describe('RelayRegistry', () => {
     registry.observed(SHARED.id, keyB, '192.0.2.17:1979');
     registry.observed('cccccccc-0000-4000-8000-000000000003', keyB, '192.0.2.17:1979'); // unknown relay
     expect(observed).toEqual([[SHARED.id, keyB, '192.0.2.17:1979']]);
+  });
+
+  describe('adopting what relays report holding (the broker restarted)', () => {
+    const held = (account: string, port: number, keys: [string, string] = [keyA, keyB]) =>
+      heldAllocation(account, port, keys);
+    const welcomeOf = (a: HeldAllocation): RelayAllocation => ({ ...a });
+    const released = (link: FakeLink) =>
+      link.sent.flatMap((m) => (m.type === 'release' ? [m.allocationId] : []));
+
+    it('adopts what a relay reports, welcomes it with them, and hands each to one claim for its pair', async () => {
+      const a = held(ACCOUNT_A, 40_010);
+      const b = held(ACCOUNT_B, 40_011);
+      const link = connect(SHARED, new FakeLink(), [a, b]);
+      expect(link.welcome).toEqual([welcomeOf(a), welcomeOf(b)]);
+      expect(registry.allocationCount(SHARED.id)).toBe(2);
+      // Keys in either order; the record is the relay's, bindings included.
+      const claimed = await registry.claimAdopted(ACCOUNT_A, [keyB, keyA]);
+      expect(claimed?.relay.id).toBe(SHARED.id);
+      expect(claimed?.record).toEqual({
+        allocationId: a.allocationId,
+        relayId: SHARED.id,
+        accountId: ACCOUNT_A,
+        port: 40_010,
+        sides: a.sides,
+      });
+      expect(await registry.claimAdopted(ACCOUNT_A, [keyA, keyB])).toBeNull(); // claimed once
+      expect(await registry.claimAdopted(ACCOUNT_A, [keyA, generateKeyPair().publicKey])).toBeNull();
+      // A claimed adoption is the pair's like any allocation: bindings, release.
+      registry.bound(SHARED.id, a.allocationId, keyB, { transport: 'udp', endpoint: '192.0.2.12:4000' });
+      expect(events.at(-1)).toEqual([
+        'bound',
+        a.allocationId,
+        keyB,
+        { transport: 'udp', endpoint: '192.0.2.12:4000' },
+      ]);
+      registry.release(a.allocationId);
+      expect(released(link)).toEqual([a.allocationId]);
+      expect(await metricValue('trellis_relay_adoptions_total')).toBe(3); // 2 adopted + 1 claimed
+    });
+
+    it('refuses foreign and malformed allocations: they are left out of the welcome, so the relay closes them', async () => {
+      const shared = connect(SHARED);
+      const onShared = await allocated(shared, SHARED.id, 40_001);
+      const good = held(ACCOUNT_A, 40_020);
+      const reported = [
+        good,
+        held(ACCOUNT_B, 40_021), // the token serves account A only
+        held(ACCOUNT_A, 41_000), // outside the relay's ports
+        held(ACCOUNT_A, 40_020, [keyB, keyA]), // port already held
+        held(ACCOUNT_A, 40_022, [keyA, keyA]), // one key twice
+        { ...held(ACCOUNT_A, 40_023), allocationId: onShared.allocationId }, // another relay's allocation
+      ];
+      const link = connect(PRIVATE_A, new FakeLink(), reported);
+      expect(link.welcome).toEqual([welcomeOf(good)]);
+      expect(registry.allocationCount(PRIVATE_A.id)).toBe(1);
+      expect(registry.allocationCount(SHARED.id)).toBe(1);
+      expect(await registry.claimAdopted(ACCOUNT_B, [keyA, keyB])).toBeNull();
+      expect((await registry.claimAdopted(ACCOUNT_A, [keyA, keyB]))?.record.allocationId).toBe(
+        good.allocationId,
+      );
+      const refused = await metrics.registry.getSingleMetric('trellis_relay_adoptions_total')?.get();
+      expect(refused?.values.find((v) => v.labels.outcome === 'refused')?.value).toBe(5);
+    });
+
+    it('keeps the record it has for an allocation the relay reports again (a relay reconnecting)', async () => {
+      const first = connect(SHARED);
+      const record = await allocated(first, SHARED.id, 40_001);
+      registry.detach(SHARED.id, first);
+      const second = connect(SHARED, new FakeLink(), [
+        { ...held(ACCOUNT_B, 40_001), allocationId: record.allocationId },
+      ]);
+      expect(second.welcome?.map((a) => [a.allocationId, a.accountId])).toEqual([
+        [record.allocationId, ACCOUNT_A],
+      ]);
+      expect(await registry.claimAdopted(ACCOUNT_B, [keyA, keyB])).toBeNull();
+    });
+
+    it('does not hand a shared relay’s adoption to an account that has private relays', async () => {
+      connect(SHARED, new FakeLink(), [held(ACCOUNT_A, 40_030)]);
+      registry.setPrivateAccounts([ACCOUNT_A]);
+      expect(await registry.claimAdopted(ACCOUNT_A, [keyA, keyB])).toBeNull();
+    });
+
+    it('releases adoptions nobody claimed within the grace; claimed ones stay', async () => {
+      const claimedOne = held(ACCOUNT_A, 40_040);
+      const unclaimed = held(ACCOUNT_A, 40_041, [keyA, generateKeyPair().publicKey]);
+      const link = connect(SHARED, new FakeLink(), [claimedOne, unclaimed]);
+      await registry.claimAdopted(ACCOUNT_A, [keyA, keyB]);
+      await jest.advanceTimersByTimeAsync(59_999);
+      expect(released(link)).toEqual([]);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(released(link)).toEqual([unclaimed.allocationId]);
+      expect(registry.allocationCount(SHARED.id)).toBe(1);
+      expect(await metricValue('trellis_relay_allocations')).toBe(1);
+      // A relay reconnecting now gets only the claimed one back.
+      expect(connect(SHARED).welcome?.map((a) => a.allocationId)).toEqual([claimedOne.allocationId]);
+    });
+
+    it('right after a restart, a claim waits for the relays that were online before, at most 35 s', async () => {
+      const OTHER = relay('dddddddd-0000-4000-8000-000000000004', ACCOUNT_B, 'private-b');
+      registry.expectRelays([
+        { id: SHARED.id, accountId: null },
+        { id: OTHER.id, accountId: ACCOUNT_B },
+      ]);
+      const answers: Array<string | null> = [];
+      const claim = (account: string) =>
+        void registry
+          .claimAdopted(account, [keyA, keyB])
+          .then((r) => answers.push(r?.record.allocationId ?? null));
+      claim(ACCOUNT_A);
+      await jest.advanceTimersByTimeAsync(1_000);
+      expect(answers).toEqual([]);
+      const a = held(ACCOUNT_A, 40_050);
+      connect(SHARED, new FakeLink(), [a]);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(answers).toEqual([a.allocationId]);
+      // Account A expects no other relay now: a claim without an adoption is answered at once.
+      claim(ACCOUNT_A);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(answers).toEqual([a.allocationId, null]);
+      // Account B still waits for its private relay, until the window closes.
+      claim(ACCOUNT_B);
+      await jest.advanceTimersByTimeAsync(33_999);
+      expect(answers).toHaveLength(2);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(answers).toEqual([a.allocationId, null, null]);
+    });
   });
 });

@@ -1,4 +1,5 @@
 import {
+  MAX_HELD_PER_FRAME,
   PROTOCOL_VERSION,
   type RelayAllocation,
   type RelayClientMessage,
@@ -12,7 +13,7 @@ import type { Relay } from '../relay';
 import { LoadMeter } from './load-meter';
 import { ReconnectBackoff } from './reconnect-backoff';
 
-export type RelayHello = Omit<RelayHelloMessage, 'type' | 'protocolVersion'>;
+export type RelayHello = Omit<RelayHelloMessage, 'type' | 'protocolVersion' | 'held'>;
 
 export interface BrokerLinkOptions {
   /** wss:// URL of the relay control channel. */
@@ -33,7 +34,7 @@ const MISSED_PONGS = 3;
 const MAX_MESSAGE_BYTES = 16 << 20;
 
 /**
- * The relay's control channel to the broker: hello → welcome (the allocation set to hold), then
+ * The relay's control channel to the broker: hello (and the allocations held) → welcome (the set to hold), then
  * allocate/release and bound/expired/load. The data plane never waits on it: allocations keep
  * forwarding while this reconnects with jittered backoff.
  */
@@ -79,7 +80,7 @@ export class BrokerLink {
     this.ws = ws;
     ws.on('open', () => {
       log.info({ url: this.options.url }, 'broker connected');
-      this.send({ type: 'relay-hello', protocolVersion: PROTOCOL_VERSION, ...this.options.hello });
+      this.hello();
     });
     ws.on('message', (data, isBinary) => {
       if (isBinary) return;
@@ -90,6 +91,22 @@ export class BrokerLink {
     });
     ws.on('error', (err) => log.warn({ err: err.message }, 'broker connection error'));
     ws.on('close', (code, reason) => this.closed(ws, code, reason.toString()));
+  }
+
+  /**
+   * The hello, then every allocation held now (in frames): a broker that restarted holds none and
+   * adopts them, so their pairs keep this relay and port; its welcome then lists what to keep.
+   */
+  private hello(): void {
+    const held = this.options.relay.held();
+    this.send({
+      type: 'relay-hello',
+      protocolVersion: PROTOCOL_VERSION,
+      ...this.options.hello,
+      held: held.length,
+    });
+    for (let i = 0; i < held.length; i += MAX_HELD_PER_FRAME)
+      this.send({ type: 'relay-held', allocations: held.slice(i, i + MAX_HELD_PER_FRAME) });
   }
 
   private async receive(text: string): Promise<void> {

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:dgram';
-import type { RelayAllocation, RelayBinding } from '@trellis/proto';
+import type { HeldAllocation, RelayAllocation, RelayBinding } from '@trellis/proto';
 import { formatEndpoint, parseEndpoint } from '@trellis/proto';
 import type { TokenBucket } from '@trellis/reflector';
 import { normalizeSource } from '@trellis/reflector';
@@ -139,13 +139,25 @@ export class RelayedAllocation {
 
   /** The bound sides, as the broker keeps them. */
   bindings(): Array<{ publicKey: string; binding: RelayBinding }> {
-    const out: Array<{ publicKey: string; binding: RelayBinding }> = [];
-    for (const side of [0, 1] as const) {
-      const binding = this.core.binding(side);
-      if (binding)
-        out.push({ publicKey: this.options.spec.sides[side].publicKey, binding: toProtoBinding(binding) });
-    }
-    return out;
+    return this.held().sides.flatMap(({ publicKey, bound }) =>
+      bound ? [{ publicKey, binding: bound }] : [],
+    );
+  }
+
+  /** The allocation as the relay reports it to a broker it connects to: its port and bindings now. */
+  held(): HeldAllocation {
+    const { spec } = this.options;
+    const side = (i: 0 | 1) => {
+      const binding = this.core.binding(i);
+      return { publicKey: spec.sides[i].publicKey, bound: binding ? toProtoBinding(binding) : null };
+    };
+    return {
+      allocationId: this.id,
+      accountId: this.accountId,
+      port: this.port,
+      sides: [side(0), side(1)],
+      idleTimeoutMs: spec.idleTimeoutMs,
+    };
   }
 
   close(): Promise<void> {

@@ -99,7 +99,8 @@ class World {
     }
     if (s.op === 'want') {
       // WireGuard has packets for the peer (the agent's side of wanting is its own concern).
-      if (this.online.has(s.i)) this.feed({ kind: 'want', from: ids[s.i]!, peerId: ids[s.j]! });
+      if (this.online.has(s.i))
+        this.feed({ kind: 'want', from: ids[s.i]!, peerId: ids[s.j]!, relayed: false });
       return;
     }
     const i = s.i;

@@ -355,17 +355,77 @@ describe('pair paths: relays', () => {
     expect(s.directory.released).toEqual([second]);
   });
 
+  it('reuses the allocation its relay reported after a broker restart: the agents keep relay and port', async () => {
+    const s = scenario({ devices: [symA, symB] });
+    const r1 = s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    const r2 = s.directory.add(new FakeRelay('r2', '203.0.113.2'));
+    r2.load = 5; // ranked last: only the adoption can put the pair there
+    const other = s.directory.adopt(r1, ACCOUNT, [KEY_A, `${'C'.repeat(42)}A=`]);
+    const held = s.directory.adopt(r2, ACCOUNT, [KEY_B, KEY_A]);
+    await s.bothOnline();
+    expect(s.directory.asked).toEqual([]);
+    for (const [to, peerId, peerPublicKey] of [
+      [A, B, KEY_B],
+      [B, A, KEY_A],
+    ] as const)
+      expect(s.relays(to)).toEqual([
+        {
+          type: 'relay',
+          peerId,
+          peerPublicKey,
+          allocationId: held.allocationId,
+          relayId: r2.id,
+          relayName: 'r2',
+          endpoint: `203.0.113.2:${held.port}`,
+        },
+      ]);
+    // The other pair's adoption is left alone; the pair's is released like any allocation once the
+    // pair no longer needs it.
+    expect(s.directory.adopted.map((a) => a.record.allocationId)).toEqual([other.allocationId]);
+    s.removed(B);
+    expect(s.releases(A)).toEqual([{ type: 'relay-release', peerId: B, allocationId: held.allocationId }]);
+    expect(s.directory.released).toEqual([held.allocationId]);
+  });
+
+  it('an agent on a relay re-announces it after a broker restart: a punchable pair keeps its adopted allocation', async () => {
+    const s = scenario({ devices: [eimA, edmB] });
+    const r1 = s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    const held = s.directory.adopt(r1, ACCOUNT, [KEY_A, KEY_B]);
+    s.online(A);
+    s.online(B);
+    s.want(B, A, true);
+    await settle();
+    expect(s.directory.asked).toEqual([]);
+    expect(s.relays(A)[0]).toMatchObject({
+      allocationId: held.allocationId,
+      endpoint: `203.0.113.1:${held.port}`,
+    });
+    expect(s.relays(B)[0]!.allocationId).toBe(held.allocationId);
+    expect(s.punches).toHaveLength(0); // settle time not over: the punch comes, the relay stays
+  });
+
   it('frees an allocation that arrives after the pair stopped needing it', async () => {
     const s = scenario({ devices: [symA, symB] });
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
     s.online(A);
     s.online(B);
     s.want(A, B);
-    s.driver.dispose();
+    s.removed(B); // while the relays are asked
     await settle();
     expect(s.sent).toEqual([]);
+    expect(s.directory.asked).toEqual(['r1']);
     expect(s.directory.released).toHaveLength(1);
     expect(s.directory.held.size).toBe(0);
+    // A driver disposed while it waits for adoptions asks no relay at all.
+    const t = scenario({ devices: [symA, symB] });
+    t.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    t.online(A);
+    t.online(B);
+    t.want(A, B);
+    t.driver.dispose();
+    await settle();
+    expect(t.directory.asked).toEqual([]);
+    expect(t.directory.held.size).toBe(0);
   });
 
   it('ignores reports naming unknown devices or the reporter itself', async () => {
