@@ -166,13 +166,19 @@ export class PairPathCore {
     if (from === peerId || !ctx.online(from) || !ctx.online(peerId)) return;
     const pair = this.table.getOrAdd(from, peerId);
     pair.direct.delete(from);
-    // A repeated want during an attempt changes nothing; after it, the same candidates are tried again.
-    if (!punchInFlight(ctx, pair)) pair.punch.lastSig = null;
-    schedulePunch(ctx, pair, ctx.opts.settleMs);
+    // A want during an attempt changes nothing: punching again would restart both sides' attempt
+    // (and move a side that is on the relay off it). After it, the same candidates are tried again.
+    if (!punchInFlight(ctx, pair)) {
+      pair.punch.lastSig = null;
+      schedulePunch(ctx, pair, ctx.opts.settleMs);
+    }
     // An agent already on a relay keeps one (the driver claims the allocation its relay still holds).
     if (relayed && pair.relay.phase === 'none') wantRelay(ctx, pair, 'punch-failed');
     else evaluateRelay(ctx, pair);
-    sendRelay(ctx, pair, from);
+    // An active relay goes to both sides again: the wanting side may have missed it, and the other
+    // side, dormant meanwhile, may have let its NAT mapping to the relay expire (a fresh `relay`
+    // makes it re-add there, which binds it at the relay again).
+    for (const id of [pair.a, pair.b]) sendRelay(ctx, pair, id);
   }
 
   private changed(view: PairDevice): void {

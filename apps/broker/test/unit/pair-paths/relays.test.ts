@@ -188,6 +188,53 @@ describe('pair paths: relays', () => {
     expect(s.relays(A)).toHaveLength(1); // the same allocation all along
   });
 
+  it('a want while a punch is in flight punches nothing more; on an active relay it re-sends the relay to both sides', async () => {
+    const s = scenario({ devices: [eimA, edmB] });
+    s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    const { punches } = s;
+    s.online(A);
+    s.online(B);
+    s.want(A, B);
+    await jest.advanceTimersByTimeAsync(100);
+    const first = punches[0]!.msg.attemptId;
+    s.report(A, report('failed', B, first));
+    s.report(B, report('failed', A, first));
+    await jest.advanceTimersByTimeAsync(100);
+    expect(punches).toHaveLength(4); // the retry is in flight
+    const allocationId = s.relays(A)[0]!.allocationId;
+    // The symmetric side wants again while both try the retry: no punch restarts their attempt
+    // (which would take a side off the relay), and both are told the relay again.
+    s.want(B, A);
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(punches).toHaveLength(4);
+    expect(s.relays(A).map((m) => m.allocationId)).toEqual([allocationId, allocationId]);
+    expect(s.relays(B).map((m) => m.allocationId)).toEqual([allocationId, allocationId]);
+    // Once the punch's deadline is over a want tries the candidates again.
+    await jest.advanceTimersByTimeAsync(500);
+    s.want(B, A);
+    await jest.advanceTimersByTimeAsync(100);
+    expect(punches).toHaveLength(6);
+    expect(s.directory.asked).toEqual(['r1']); // one allocation all along
+  });
+
+  it('a want for a relayed pair tells the dormant side the relay again (its NAT mapping to it may be gone)', async () => {
+    const s = scenario({ devices: [symA, symB] });
+    s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    s.online(A);
+    s.online(B);
+    s.want(B, A);
+    await settle();
+    const allocationId = s.relays(A)[0]!.allocationId;
+    await jest.advanceTimersByTimeAsync(600_000); // A's side of the path went dormant meanwhile
+    s.want(B, A);
+    await settle();
+    expect(s.relays(A)).toHaveLength(2);
+    expect(s.relays(A)[1]).toEqual(s.relays(A)[0]);
+    expect(s.relays(B).map((m) => m.allocationId)).toEqual([allocationId, allocationId]);
+    expect(s.punches).toEqual([]); // both symmetric: nothing to punch
+    expect(s.directory.asked).toEqual(['r1']);
+  });
+
   it('releases once both sides stayed direct for the grace, telling both agents', async () => {
     const s = scenario({ devices: [eimA, edmB] });
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
