@@ -346,7 +346,7 @@ export class PeerPathMachine {
     let phase = this.phaseWakeAt(now);
     if (this.phase === 'dormant') return phase;
     if (this.inUse()) phase = Math.min(phase, this.meter.lastActiveAt + this.t.idleAfterMs + 1);
-    const wantAt = this.want.wakeAt();
+    const wantAt = this.waitsForRelay() ? null : this.want.wakeAt();
     if (wantAt !== null) phase = Math.min(phase, Math.max(wantAt, now));
     const leg = this.onRelay;
     if (leg === null) return phase;
@@ -447,9 +447,18 @@ export class PeerPathMachine {
   /** `want-path` while demand has no path (WantSchedule); `start` begins a new round. */
   private wantTick(now: number, start = false): PathEffect[] {
     if (start) this.want.reset();
-    else if (!this.want.active || this.inUse()) return [];
+    else if (!this.want.active || this.inUse() || this.waitsForRelay()) return [];
     if (!this.want.due(now)) return [];
     return [{ type: 'send', message: { type: 'want-path', peerId: this.peerId } }];
+  }
+
+  /**
+   * The broker answered the want with a relay: asking again would only make it punch again, which
+   * takes both sides off the relay before it is confirmed (the relay's confirmation ends the want;
+   * a release resumes it).
+   */
+  private waitsForRelay(): boolean {
+    return this.relay !== null;
   }
 
   /** Nothing wants the path: keepalive off, no attempts, no reports, until demand or the broker. */

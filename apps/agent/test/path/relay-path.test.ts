@@ -387,3 +387,46 @@ describe('relay paths', () => {
     expect(s.mgr.hasPeer(PEER_ID, FOLLOWER_KEY)).toBe(false);
   });
 });
+
+describe('relay paths: wanting', () => {
+  /** WireGuard keeps having packets for the peer: a data packet every second. */
+  function busy(s: Scenario, untilMs: number): void {
+    while (s.now < untilMs) {
+      s.traffic(PEER_KEY, 96);
+      s.runUntil(Math.min(untilMs, s.now + 1000));
+    }
+  }
+
+  it('asks no more once the broker answered with a relay: it waits for the relay to confirm; a release asks again', () => {
+    const s = new Scenario();
+    const candidates = [{ endpoint: REFLEXIVE, kind: 'reflexive' as const, priority: 2000 }];
+    s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates }], s.now));
+    s.demand();
+    busy(s, T0 + 3000);
+    // At once, then after 2 s while no path.
+    expect(s.wants.map((w) => w.peerId)).toEqual([PEER_ID, PEER_ID]);
+    // The broker relays (the peer's NAT is symmetric); the peer's side is not bound there yet.
+    s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now));
+    busy(s, T0 + 60_000);
+    expect(s.wants).toHaveLength(2); // another want would only punch both sides off the relay
+    expect(s.mgr.statusOf(PEER_ID)?.endpoint).toBe(RELAY_ENDPOINT);
+    // The peer's side binds at the relay: the next re-add there confirms it, reported; nothing to ask.
+    s.responder = (ep) => (ep === RELAY_ENDPOINT ? 20 : null);
+    busy(s, T0 + 120_000);
+    expect(s.reports.filter((r) => r.result === 'relay')).toHaveLength(1);
+    expect(s.mgr.statusOf(PEER_ID)?.path).toBe('relay');
+    expect(s.wants).toHaveLength(2);
+
+    // Without a confirmation, a released relay leaves the demand unanswered: asked again.
+    const t = new Scenario();
+    t.apply(t.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates }], t.now));
+    t.demand();
+    busy(t, T0 + 3000);
+    t.apply(t.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), t.now));
+    busy(t, T0 + 30_000);
+    expect(t.wants).toHaveLength(2);
+    t.apply(t.mgr.releaseRelay(PEER_ID, ALLOCATION_ID, t.now));
+    busy(t, T0 + 31_000);
+    expect(t.wants).toHaveLength(3);
+  });
+});

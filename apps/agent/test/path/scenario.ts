@@ -116,8 +116,14 @@ export class Scenario {
     p.rxBytes += rxBytes;
   }
 
-  /** Packets for the peer, then the wake-ups until `forMs` later: the demand that starts an attempt. */
+  /**
+   * Packets for the peer, then the wake-ups until `forMs` later: the demand that starts an attempt.
+   * The counters are observed first (the agent's first look at a peer is its baseline, which would
+   * otherwise swallow the packets).
+   */
   demand(publicKey = PEER_KEY, forMs = 300): void {
+    this.peer(publicKey);
+    this.apply(this.mgr.observe(this.observations(), this.now));
     this.traffic(publicKey);
     this.runUntil(this.now + forMs);
   }
