@@ -177,6 +177,36 @@ describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
     }
   });
 
+  it('when the control connection comes up, wants each peer on a confirmed relay again, saying so', async () => {
+    const { backend, queue, sent, driver } = setup();
+    const relay: RelayPathMessage = {
+      type: 'relay',
+      peerId: 'peer-b',
+      peerPublicKey: PEER,
+      allocationId: '3b2c1a09-8f7e-4d6c-9b5a-0a1b2c3d4e5f',
+      relayId: '9d8c7b6a-5f4e-4d3c-8b2a-1a0b9c8d7e6f',
+      relayName: 'relay-fra',
+      endpoint: '192.0.2.99:40001',
+    };
+    try {
+      await queue.run(() => driver.setPeersInQueue([{ peerId: 'peer-b', publicKey: PEER, candidates: [] }]));
+      // Not on a relay yet: nothing to announce.
+      await driver.controlConnected();
+      expect(sent).toEqual([]);
+      await driver.relay(relay);
+      await driver.controlConnected(); // offered, not confirmed: not a relay the broker could adopt
+      expect(sent).toEqual([]);
+      handshakeVia(backend, '192.0.2.99:40001');
+      await waitFor(() => sent.length > 0, 10_000, 10);
+      expect(sent).toEqual([expect.objectContaining({ type: 'path', result: 'relay' })]);
+      // The broker restarted: the reconnected agent takes the pair up again with its relay.
+      await driver.controlConnected();
+      expect(sent.slice(1)).toEqual([{ type: 'want-path', peerId: 'peer-b', relayed: true }]);
+    } finally {
+      driver.stop();
+    }
+  });
+
   it('re-adds the peer at a TCP link that reconnected (once), not on its first open nor once closed', async () => {
     const reconnected: Array<() => void> = [];
     let closed = false;

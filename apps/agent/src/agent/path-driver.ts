@@ -146,6 +146,11 @@ export class PathDriver {
     return this.handle((now) => this.manager.networkChanged(now, peers));
   }
 
+  /** The control connection is up (again): re-announce the relayed peers (PathManager.controlConnected). */
+  controlConnected(): Promise<void> {
+    return this.handle(() => this.manager.controlConnected());
+  }
+
   status(): PeerPathStatus[] {
     return this.manager.status();
   }
@@ -240,7 +245,11 @@ export class PathDriver {
         }
         case 'send':
           if (e.message.type === 'path') this.logReport(e.message);
-          else this.deps.logger.info({ peerId: e.message.peerId }, 'path wanted');
+          else
+            this.deps.logger.info(
+              { peerId: e.message.peerId, relayed: e.message.relayed ?? false },
+              'path wanted',
+            );
           this.deps.send(e.message);
           break;
         case 'schedule-tick':

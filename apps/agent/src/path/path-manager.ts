@@ -143,6 +143,19 @@ export class PathManager {
     return this.finish(effects, now);
   }
 
+  /**
+   * The control connection came up: `want-path` with `relayed` for every peer on a confirmed relay.
+   * A restarted broker knows no pair, and a relayed pair has no demand to signal (its relay works):
+   * this takes it up again, claiming the allocation the relay still holds, before it lapses.
+   */
+  controlConnected(): PathEffect[] {
+    const effects: PathEffect[] = [];
+    for (const m of this.peers.values())
+      if (m.status().path === 'relay')
+        effects.push({ type: 'send', message: { type: 'want-path', peerId: m.peerId, relayed: true } });
+    return effects;
+  }
+
   status(): PeerPathStatus[] {
     return [...this.peers.values()].map((m) => m.status());
   }

@@ -88,6 +88,17 @@ describe('relay paths', () => {
     expect(s.reports).toEqual([relayReport(25)]);
   });
 
+  it('re-announces a confirmed relay when the control connection comes up, not once the path went dormant', () => {
+    const s = relayed();
+    expect(s.mgr.controlConnected()).toEqual([
+      { type: 'send', message: { type: 'want-path', peerId: PEER_ID, relayed: true } },
+    ]);
+    // No traffic beyond keepalives for the idle time: dormant, nothing for the broker to keep.
+    s.runUntil(T0 + 200_000);
+    expect(s.mgr.statusOf(PEER_ID)?.phase).toBe('dormant');
+    expect(s.mgr.controlConnected()).toEqual([]);
+  });
+
   it('on a working relay starts no retries of its own; a punch or a network change retries with a short window', () => {
     const s = relayed();
     // The backoff retry (5 s after the punch failed) is not taken: it would cut the relayed traffic.
