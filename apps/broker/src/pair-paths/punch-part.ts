@@ -114,17 +114,6 @@ export function punchFailed(ctx: CoreContext, pair: PairRecord, from: string, r:
   p.counted.push(failureId);
   if (p.counted.length > KEEP_COUNTED) p.counted.shift();
   p.failures += 1;
-  if (p.failures >= 2 && pair.relay.phase !== 'none' && symmetricSide(ctx, pair)) {
-    // Behind a symmetric NAT facing a port-restricted one a punch never works (the broker cannot
-    // tell port- from address-restricted filtering), and each try takes both agents off their
-    // working relay for a deadline. Punched again when candidates change or a side reconnects.
-    ctx.log('info', 'path failed, relayed: no more punches until candidates change', {
-      deviceId: from,
-      peerId: r.peerId,
-      attemptId: r.attemptId,
-    });
-    return;
-  }
   p.lastSig = null;
   const delay =
     p.failures === 1
@@ -137,8 +126,4 @@ export function punchFailed(ctx: CoreContext, pair: PairRecord, from: string, r:
     retryInMs: delay,
   });
   schedulePunch(ctx, pair, delay);
-}
-
-function symmetricSide(ctx: CoreContext, pair: PairRecord): boolean {
-  return [pair.a, pair.b].some((id) => ctx.view(id)?.mappingType === 'endpoint-dependent');
 }
