@@ -23,8 +23,9 @@ import { labIt, requireRoot } from './support/lab-test';
 /**
  * NAT matrix of issues 3 and 4: one device behind each site, two sites per NAT kind (one for
  * UDP-blocked), all in one mesh with one shared relay, so that every pair of kinds (and each kind
- * with itself) is tried at once. Records for each pair its path (direct or relay) and the time from
- * "both online" to it, prints the table, and fails if a pair the NATs allow to go direct is not
+ * with itself) is tried at once. Paths are made on demand: once every device is online, each sends
+ * one ping to every other (WireGuard's packets for a dormant peer are the demand). Records for each
+ * pair its path (direct or relay) and the time from that first traffic to it, prints the table, and fails if a pair the NATs allow to go direct is not
  * direct, or if any pair is not connected at all (the relay must carry the rest).
  */
 type KindName = 'fc' | 'ar' | 'pr' | 'sym' | 'cgnat' | 'upnp' | 'udp-blocked';
@@ -78,7 +79,7 @@ interface PairResult {
   direct: boolean;
   /** Both sides hold a relay path (the pairs that cannot go direct). */
   relayed: boolean;
-  /** From the later of the two coming online to the first direct (else relay) path either side saw. */
+  /** From the first traffic (all online) to the first direct (else relay) path either side saw. */
   ms: number | null;
 }
 
@@ -141,11 +142,19 @@ describe('NAT matrix (real broker + agents, every pair of NAT kinds)', () => {
       const setupKey = await broker.createSetupKey();
       await Promise.all(members.map((m) => m.agent.start()));
       for (const m of members) await m.agent.up({ broker: broker.url, setupKey, caFile: broker.certFile });
+      const addresses = new Map<Member, string>();
       await Promise.all(
         members.map(async (m) => {
           const st = await m.agent.waitConnected();
           m.id = st.self!.id;
+          addresses.set(m, st.self!.address);
         }),
+      );
+      // Paths on demand: no pair is punched until it has traffic. One ping each way per pair, all at
+      // once (not awaited: a relayed pair answers later, and the matrix polls for paths meanwhile).
+      const trafficAt = Date.now();
+      const pings = members.flatMap((m) =>
+        members.filter((o) => o !== m).map((o) => m.agent.device.ns.ping(addresses.get(o)!, { waitS: 1 })),
       );
 
       const pairs: PairResult[] = [];
@@ -165,7 +174,6 @@ describe('NAT matrix (real broker + agents, every pair of NAT kinds)', () => {
 
       const logged = (m: Member, peer: Member, msg: string) =>
         firstLogTime(m.agent.logLines(), (o) => o.msg === msg && o.peerId === peer.id);
-      const online = (m: Member) => firstLogTime(m.agent.logLines(), (o) => o.msg === 'broker connected');
 
       // What the agents hold now, per `trellis status`, on both sides (a path seen once may be gone).
       let statuses = new Map<string, StatusResponse>();
@@ -194,9 +202,9 @@ describe('NAT matrix (real broker + agents, every pair of NAT kinds)', () => {
         p.relayed = !p.direct && both(p, (x) => x === 'relay');
         const msg = p.direct ? 'path direct' : 'path relay';
         const t = [logged(p.a, p.b, msg), logged(p.b, p.a, msg)].filter((x): x is number => x !== null);
-        const since = Math.max(online(p.a) ?? 0, online(p.b) ?? 0);
-        p.ms = (p.direct || p.relayed) && t.length > 0 ? Math.max(0, Math.min(...t) - since) : null;
+        p.ms = (p.direct || p.relayed) && t.length > 0 ? Math.max(0, Math.min(...t) - trafficAt) : null;
       }
+      await Promise.all(pings);
 
       process.stdout.write(`\n${renderMatrix(pairs)}\n`);
       done = true;
@@ -328,7 +336,7 @@ function renderMatrix(pairs: PairResult[]): string {
       }${p.expected ? '' : ' (cannot go direct)'}`,
   );
   return [
-    'NAT matrix: slowest time from both online to the first direct path per kind pair (relay N ms: to the relayed path, for pairs that cannot go direct); * = direct though not required',
+    'NAT matrix: slowest time from the first traffic (one ping each way, all online) to the first direct path per kind pair (relay N ms: to the relayed path, for pairs that cannot go direct); * = direct though not required',
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),

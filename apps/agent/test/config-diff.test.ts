@@ -118,13 +118,19 @@ describe('WireGuardConfigDiff', () => {
     ).toEqual([{ publicKey: r, endpoint: '198.51.100.11:41641' }]);
   });
 
-  it('never touches a path-owned endpoint, and gives a peer with one keepalive', () => {
+  it('never touches a path-owned endpoint or keepalive (the path logic turns it on only while a path is in use)', () => {
     const state = applyToState(empty, diffWireGuardConfig(desired, empty));
-    state.peers[1]!.endpoint = '198.51.100.7:51820'; // the path logic (or roaming) set it
-    const u = diffWireGuardConfig(desired, state);
-    expect(u.peers).toEqual([{ publicKey: b, persistentKeepalive: PERSISTENT_KEEPALIVE_SECONDS }]);
-    // After a re-add set endpoint + keepalive, the diff has nothing to change.
-    expect(diffWireGuardConfig(desired, applyToState(state, u))).toEqual({ peers: [] });
+    state.peers[1]!.endpoint = '198.51.100.7:51820'; // the path logic (or roaming) set it, dormant
+    expect(state.peers[1]!.persistentKeepalive).toBe(0);
+    expect(diffWireGuardConfig(desired, state)).toEqual({ peers: [] });
+    // A path in use: the path logic turned keepalive on; the diff leaves it on.
+    state.peers[1]!.persistentKeepalive = PERSISTENT_KEEPALIVE_SECONDS;
+    expect(diffWireGuardConfig(desired, state)).toEqual({ peers: [] });
+    // The config-owned endpoint keeps its keepalive: put back when something turned it off.
+    state.peers[2]!.persistentKeepalive = 0;
+    expect(diffWireGuardConfig(desired, state).peers).toEqual([
+      { publicKey: r, persistentKeepalive: PERSISTENT_KEEPALIVE_SECONDS },
+    ]);
   });
 
   it('changes the private key and listen port only when they differ', () => {

@@ -1,4 +1,4 @@
-import type { PathReportMessage, RelayPathMessage } from '@trellis/proto';
+import type { PathReportMessage, PathWantMessage, RelayPathMessage } from '@trellis/proto';
 import pino from 'pino';
 import { PathDriver, type PathDriverDeps } from '../src/agent/path-driver';
 import { SerialQueue } from '../src/agent/serial-queue';
@@ -26,29 +26,34 @@ class FakeBackend implements WireGuardBackend {
   onRecreated(): void {}
 }
 
+/** WireGuard's row for PEER: its endpoint, last handshake (seconds) and byte counters. */
+function peerRow(
+  backend: FakeBackend,
+  endpoint: string,
+  lastHandshakeSec: number,
+  txBytes: number,
+  rxBytes: number,
+): void {
+  const persistentKeepalive = lastHandshakeSec > 0 ? 25 : 0;
+  const row = { publicKey: PEER, endpoint, allowedIps: ['100.64.0.2/32'], persistentKeepalive };
+  backend.state = { ...backend.state, peers: [{ ...row, lastHandshakeSec, rxBytes, txBytes }] };
+}
+
 /** WireGuard reports a handshake with PEER (stamped a second ahead: fresh) through `endpoint`. */
 function handshakeVia(backend: FakeBackend, endpoint: string): void {
-  backend.state = {
-    ...backend.state,
-    peers: [
-      {
-        publicKey: PEER,
-        endpoint,
-        allowedIps: ['100.64.0.2/32'],
-        persistentKeepalive: 25,
-        lastHandshakeSec: Math.ceil(Date.now() / 1000) + 1,
-        rxBytes: 92,
-        txBytes: 148,
-      },
-    ],
-  };
+  peerRow(backend, endpoint, Math.ceil(Date.now() / 1000) + 1, 148, 92);
+}
+
+/** WireGuard counts bytes for PEER (no handshake): an initiation for a packet the host sent it. */
+function trafficTo(backend: FakeBackend, endpoint: string, txBytes: number): void {
+  peerRow(backend, endpoint, 0, txBytes, 0);
 }
 
 /** A driver for one peer (PEER) on a fake backend, reports collected in `sent`. */
 function setup(extra: Partial<PathDriverDeps> = {}) {
   const backend = new FakeBackend();
   const queue = new SerialQueue();
-  const sent: PathReportMessage[] = [];
+  const sent: Array<PathReportMessage | PathWantMessage> = [];
   const driver = new PathDriver({
     selfPublicKey: SELF,
     backend,
@@ -63,9 +68,10 @@ function setup(extra: Partial<PathDriverDeps> = {}) {
 }
 
 describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
-  it('re-adds the peer at its candidate, polls handshakes, and reports the direct path', async () => {
+  it('parks a new peer without keepalive, wants a path on its traffic, re-adds, reports direct', async () => {
     const { backend, queue, sent, driver } = setup();
     try {
+      trafficTo(backend, '192.0.2.12:51820', 0);
       await queue.run(() =>
         driver.setPeersInQueue([
           {
@@ -75,8 +81,22 @@ describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
           },
         ]),
       );
+      // Dormant: WireGuard gets the endpoint, so its own initiation goes out for packets, no keepalive.
+      expect(backend.applied).toEqual([
+        { peers: [{ publicKey: PEER, endpoint: '192.0.2.12:51820', persistentKeepalive: 0 }] },
+      ]);
+      expect(driver.nextWakeAt! - Date.now()).toBeLessThanOrEqual(250);
+      // One poll reads the counters as they are (a baseline: earlier bytes are not demand).
+      await new Promise((r) => setTimeout(r, 300));
+      expect(sent).toEqual([]);
+      // The host sends the peer a packet: WireGuard's initiation grows tx; the next poll (≤ 250 ms) sees it.
+      const demandAt = Date.now();
+      trafficTo(backend, '192.0.2.12:51820', 148);
+      await waitFor(() => sent.length > 0, 2000);
+      expect(Date.now() - demandAt).toBeLessThan(1000);
+      expect(sent).toEqual([{ type: 'want-path', peerId: 'peer-b' }]);
       // A re-add (remove + add with endpoint, allowed IPs, keepalive) makes WireGuard initiate at once.
-      expect(backend.applied[0]).toEqual({
+      expect(backend.applied[1]).toEqual({
         peers: [
           { publicKey: PEER, remove: true },
           {
@@ -90,8 +110,8 @@ describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
       // WireGuard completes a handshake; the driver's next poll sees it.
       handshakeVia(backend, '192.0.2.12:51820');
       const deadline = Date.now() + 10_000;
-      while (sent.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      expect(sent[0]).toMatchObject({ type: 'path', peerId: 'peer-b', result: 'direct', kind: 'reflexive' });
+      while (sent.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(sent[1]).toMatchObject({ type: 'path', peerId: 'peer-b', result: 'direct', kind: 'reflexive' });
       expect(driver.status()[0]).toMatchObject({ path: 'direct-internet', endpoint: '192.0.2.12:51820' });
     } finally {
       driver.stop();
@@ -152,6 +172,36 @@ describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
         allocationId: overTcp.allocationId,
       });
       expect(links[0]!.closed).toBe(true);
+    } finally {
+      driver.stop();
+    }
+  });
+
+  it('when the control connection comes up, wants each peer on a confirmed relay again, saying so', async () => {
+    const { backend, queue, sent, driver } = setup();
+    const relay: RelayPathMessage = {
+      type: 'relay',
+      peerId: 'peer-b',
+      peerPublicKey: PEER,
+      allocationId: '3b2c1a09-8f7e-4d6c-9b5a-0a1b2c3d4e5f',
+      relayId: '9d8c7b6a-5f4e-4d3c-8b2a-1a0b9c8d7e6f',
+      relayName: 'relay-fra',
+      endpoint: '192.0.2.99:40001',
+    };
+    try {
+      await queue.run(() => driver.setPeersInQueue([{ peerId: 'peer-b', publicKey: PEER, candidates: [] }]));
+      // Not on a relay yet: nothing to announce.
+      await driver.controlConnected();
+      expect(sent).toEqual([]);
+      await driver.relay(relay);
+      await driver.controlConnected(); // offered, not confirmed: not a relay the broker could adopt
+      expect(sent).toEqual([]);
+      handshakeVia(backend, '192.0.2.99:40001');
+      await waitFor(() => sent.length > 0, 10_000, 10);
+      expect(sent).toEqual([expect.objectContaining({ type: 'path', result: 'relay' })]);
+      // The broker restarted: the reconnected agent takes the pair up again with its relay.
+      await driver.controlConnected();
+      expect(sent.slice(1)).toEqual([{ type: 'want-path', peerId: 'peer-b', relayed: true }]);
     } finally {
       driver.stop();
     }
@@ -247,7 +297,7 @@ describe('PathDriver (PathManager effects on a WireGuard backend)', () => {
       expect(driver.status()[0]).toMatchObject({ path: 'direct-internet' });
       await queue.run(async () => driver.observeInQueue(await backend.getState()));
       expect(driver.status()[0]).toMatchObject({ path: 'none', endpoint: '192.0.2.99:40001' });
-      expect(sent.map((m) => m.result)).toEqual(['direct']);
+      expect(sent.map((m) => (m.type === 'path' ? m.result : m.type))).toEqual(['direct']);
     } finally {
       driver.stop();
     }

@@ -94,6 +94,8 @@ export interface BrokerHandle {
   relays: RelayDirectory;
   metrics: BrokerMetrics;
   logger: Logger;
+  /** Device pairs the pair-path cores hold (only pairs in use are kept; read-only, for the benchmark). */
+  pathPairs(): number;
   /** Sends pending coalesced deltas now. */
   flush(): void;
   close(): Promise<void>;
@@ -220,7 +222,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       authTimeoutMs: options.authTimeoutMs ?? AUTH_TIMEOUT_MS,
       heartbeatIntervalMs,
       instanceId,
-      onPathReport: (deviceId, report) => hub.pathReport(deviceId, report),
+      onPath: (deviceId, msg) => hub.pathMessage(deviceId, msg),
     });
     cleanup.push(() => control.close());
     const relayControl = new RelayControlServer({
@@ -266,6 +268,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       relays: relayRegistry,
       metrics,
       logger,
+      pathPairs: () => hub.pairCount,
       flush: () => hub.flushAll(),
       close: async () => {
         if (closed) return;

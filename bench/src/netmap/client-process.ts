@@ -1,11 +1,20 @@
 /**
  * Thousands of simulated devices, each a real WebSocket client doing the real challenge-response.
- * Snapshots are counted, not parsed (a 10k-peer snapshot is megabytes); deltas are parsed and the
- * arrival time of each expected change is recorded per client.
+ * Snapshots are counted, not parsed (a 10k-peer snapshot is megabytes); other messages are parsed
+ * while something is awaited: the arrival time of each expected change, and of the first `relay` or
+ * `punch` answering a `want-path`, is recorded per client.
  */
 import { Agent as HttpsAgent } from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DeviceAuthenticator, newNonce } from '@trellis/crypto';
-import { API_PATHS, HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION, ServerMessage } from '@trellis/proto';
+import {
+  API_PATHS,
+  Backoff,
+  type ClientMessage,
+  HEARTBEAT_INTERVAL_MS,
+  PROTOCOL_VERSION,
+  ServerMessage,
+} from '@trellis/proto';
 import WebSocket from 'ws';
 import { nowMs } from '../stats';
 import type { BenchDevice, ClientCommand, ClientReply } from './messages';
@@ -25,21 +34,76 @@ interface Expectation {
 }
 
 const sockets: WebSocket[] = [];
+let devices: BenchDevice[] = [];
 const expectations = new Map<number, Expectation>();
 
-function onDelta(index: number, text: string): void {
-  if (expectations.size === 0) return;
+/** Wants not yet answered: client index → peer id → when the want was sent. */
+const wantsOpen = new Map<number, Map<string, number>>();
+let wantsLeft = 0;
+let wantResult = { times: [] as number[], relays: 0, punches: 0 };
+let wantTimer: NodeJS.Timeout | undefined;
+
+function onMessage(index: number, text: string): void {
+  if (expectations.size === 0 && wantsLeft === 0) return;
   const msg = ServerMessage.safeParse(JSON.parse(text));
-  if (!msg.success || msg.data.type !== 'delta') return;
+  if (!msg.success) return;
   const at = nowMs();
+  const m = msg.data;
+  if (m.type === 'relay' || m.type === 'punch') {
+    onPath(index, m.peerId, m.type, at);
+    return;
+  }
+  if (m.type !== 'delta') return;
   for (const e of expectations.values()) {
     if (e.times.has(index)) continue;
     const hit =
       e.kind === 'join'
-        ? msg.data.upsert.some((p) => p.publicKey === e.publicKey)
-        : msg.data.remove.includes(e.deviceId ?? '');
+        ? m.upsert.some((p) => p.publicKey === e.publicKey)
+        : m.remove.includes(e.deviceId ?? '');
     if (hit) e.times.set(index, at);
     if (e.times.size >= e.expected) report(e);
+  }
+}
+
+/** The first `relay` or `punch` for a peer this client wanted answers the want. */
+function onPath(index: number, peerId: string, type: 'relay' | 'punch', at: number): void {
+  const open = wantsOpen.get(index);
+  const sentAt = open?.get(peerId);
+  if (open === undefined || sentAt === undefined) return;
+  open.delete(peerId);
+  wantResult.times.push(at - sentAt);
+  if (type === 'relay') wantResult.relays++;
+  else wantResult.punches++;
+  if (--wantsLeft === 0) reportWants();
+}
+
+function reportWants(): void {
+  clearTimeout(wantTimer);
+  const { times, relays, punches } = wantResult;
+  send({ kind: 'wanted', times, missing: wantsLeft, relays, punches });
+  wantsOpen.clear();
+  wantsLeft = 0;
+  wantResult = { times: [], relays: 0, punches: 0 };
+}
+
+function sendWants(m: Extract<ClientCommand, { cmd: 'want' }>): void {
+  wantResult = { times: [], relays: 0, punches: 0 };
+  const ready: Array<{ ws: WebSocket; text: string; index: number; peerId: string }> = [];
+  for (const { index, peerId } of m.wants) {
+    const ws = sockets[index];
+    if (ws?.readyState !== WebSocket.OPEN) continue;
+    const want: ClientMessage = { type: 'want-path', peerId };
+    ready.push({ ws, text: JSON.stringify(want), index, peerId });
+  }
+  // Wants that cannot be sent count as missing, as do those never answered.
+  wantsLeft = m.wants.length;
+  wantTimer = setTimeout(reportWants, m.timeoutMs);
+  // All at once, as after every device had packets for its peers at the same moment.
+  for (const w of ready) {
+    const open = wantsOpen.get(w.index) ?? new Map<string, number>();
+    wantsOpen.set(w.index, open);
+    open.set(w.peerId, nowMs());
+    w.ws.send(w.text);
   }
 }
 
@@ -77,7 +141,7 @@ function connectOne(
       ),
     );
     ws.on('message', (data: Buffer) => {
-      if (snapshotBytes > 0) return onDelta(index, data.toString('utf8'));
+      if (snapshotBytes > 0) return onMessage(index, data.toString('utf8'));
       const head = data.subarray(0, 64).toString('utf8');
       if (head.includes('"challenge"')) {
         const m = JSON.parse(data.toString('utf8')) as { brokerNonce: string; brokerProof: string };
@@ -97,19 +161,25 @@ function connectOne(
   });
 }
 
+/** Heartbeats for every open client: the broker closes connections silent for 3 intervals. */
+function startHeartbeats(): void {
+  const ping = () => {
+    for (const ws of sockets)
+      if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'ping', t: Date.now() }));
+  };
+  setInterval(ping, HEARTBEAT_INTERVAL_MS).unref();
+}
+
 async function connectAll(m: Extract<ClientCommand, { cmd: 'connect' }>): Promise<void> {
   const agent = new HttpsAgent({ ca: m.certPem, keepAlive: false, maxCachedSessions: 0 });
+  devices = m.devices;
   const started = nowMs();
   let next = 0;
   let done = 0;
   let failed = 0;
   let bytes = 0;
-  // Heartbeats start with the first client: the broker closes connections silent for 3 intervals,
-  // and connecting thousands takes longer than that.
-  const ping = () => {
-    for (const ws of sockets) ws?.send(JSON.stringify({ type: 'ping', t: Date.now() }));
-  };
-  setInterval(ping, HEARTBEAT_INTERVAL_MS).unref();
+  // Heartbeats start with the first client: connecting thousands takes longer than 3 intervals.
+  startHeartbeats();
   const worker = async () => {
     while (next < m.devices.length) {
       const i = next++;
@@ -134,9 +204,66 @@ async function connectAll(m: Extract<ClientCommand, { cmd: 'connect' }>): Promis
   });
 }
 
+/**
+ * Every client drops its connection at once, then reconnects as an agent does after losing its
+ * broker: after its first jittered backoff delay (proto Backoff: 250–500 ms), retrying failures with
+ * the following delays; no cap on how many connect at the same time.
+ */
+async function storm(m: Extract<ClientCommand, { cmd: 'storm' }>): Promise<void> {
+  const agent = new HttpsAgent({ ca: m.certPem, keepAlive: false, maxCachedSessions: 0 });
+  const started = nowMs();
+  const deadline = started + m.timeoutMs;
+  for (const ws of sockets) ws?.terminate();
+  let count = 0;
+  let failed = 0;
+  let retries = 0;
+  const retryReasons: Record<string, number> = {};
+  let bytes = 0;
+  let lastAt = started;
+  await Promise.all(
+    devices.map(async (device, i) => {
+      const backoff = new Backoff();
+      for (;;) {
+        await sleep(backoff.next());
+        try {
+          const got = await connectOne(i, device, m.url, agent, m.brokerPublicKey);
+          bytes += got;
+          count++;
+          lastAt = nowMs();
+          if (count % 1000 === 0) send({ kind: 'progress', connected: count });
+          return;
+        } catch (err) {
+          if (nowMs() >= deadline) {
+            if (++failed <= 3)
+              console.error(`client ${i}: ${err instanceof Error ? err.message : String(err)}`);
+            return;
+          }
+          retries++;
+          const reason = err instanceof Error ? err.message : String(err);
+          retryReasons[reason] = (retryReasons[reason] ?? 0) + 1;
+        }
+      }
+    }),
+  );
+  agent.destroy();
+  send({
+    kind: 'stormed',
+    count,
+    failed,
+    retries,
+    retryReasons,
+    snapshotBytes: bytes,
+    elapsedMs: lastAt - started,
+  });
+}
+
 process.on('message', (m: ClientCommand) => {
   if (m.cmd === 'connect') {
     connectAll(m).catch((err: unknown) => send({ kind: 'error', message: String(err) }));
+  } else if (m.cmd === 'want') {
+    sendWants(m);
+  } else if (m.cmd === 'storm') {
+    storm(m).catch((err: unknown) => send({ kind: 'error', message: String(err) }));
   } else if (m.cmd === 'expect') {
     const e: Expectation = {
       id: m.id,

@@ -5,7 +5,8 @@ export interface BenchDevice {
   publicKey: string;
 }
 
-export type BrokerCommand = { cmd: 'stats' } | { cmd: 'stop' };
+/** `gc`: collect before reading memory (RSS figures); left out where a CPU window is measured. */
+export type BrokerCommand = { cmd: 'stats'; gc: boolean } | { cmd: 'stop' };
 export type BrokerReply =
   | {
       kind: 'ready';
@@ -23,6 +24,8 @@ export type BrokerReply =
       cpuUserUs: number;
       cpuSystemUs: number;
       connected: number;
+      /** Device pairs the broker's pair-path cores hold. */
+      pathPairs: number;
     }
   | { kind: 'error'; message: string };
 
@@ -36,6 +39,10 @@ export type ClientCommand =
       deviceId?: string;
       timeoutMs: number;
     }
+  /** Each entry: client `index` sends `want-path` for `peerId`; replies `wanted`. */
+  | { cmd: 'want'; wants: Array<{ index: number; peerId: string }>; timeoutMs: number }
+  /** Every client drops its connection at once and reconnects (as after a broker restart); replies `stormed`. */
+  | { cmd: 'storm'; url: string; certPem: string; brokerPublicKey: string; timeoutMs: number }
   | { cmd: 'stop' };
 
 export type ClientReply =
@@ -43,4 +50,24 @@ export type ClientReply =
   | { kind: 'progress'; connected: number }
   | { kind: 'armed'; id: number }
   | { kind: 'arrivals'; id: number; times: number[]; missing: number }
+  /** Per answered want: ms from sending it to the first `relay` or `punch` for that peer. */
+  | { kind: 'wanted'; times: number[]; missing: number; relays: number; punches: number }
+  | {
+      kind: 'stormed';
+      count: number;
+      failed: number;
+      /** Connection attempts that failed and were retried after a backoff. */
+      retries: number;
+      /** Why attempts failed: error message (`closed <code> before snapshot`, …) → count. */
+      retryReasons: Record<string, number>;
+      snapshotBytes: number;
+      elapsedMs: number;
+    }
+  | { kind: 'error'; message: string };
+
+/** The fake relay (relay-process): registered on the broker's relay control channel. */
+export type RelayCommand = { cmd: 'stats' } | { cmd: 'stop' };
+export type RelayReply =
+  | { kind: 'ready'; relayId: string }
+  | { kind: 'stats'; allocated: number; released: number; pongs: number }
   | { kind: 'error'; message: string };

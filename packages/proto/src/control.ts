@@ -1,7 +1,14 @@
 import { z } from 'zod';
 import { MAX_ENDPOINTS } from './api';
 import { DeviceId, DnsLabel, Endpoint, Ipv4, PingMessage, PongMessage, ReflectorInfo, WgKey } from './common';
-import { Candidate, MappingType, NetinfoMessage, PathReportMessage, PunchMessage } from './punch';
+import {
+  Candidate,
+  MappingType,
+  NetinfoMessage,
+  PathReportMessage,
+  PathWantMessage,
+  PunchMessage,
+} from './punch';
 import { NetmapRelay, RelayPathMessage, RelayReleaseMessage } from './relay';
 
 /**
@@ -87,6 +94,7 @@ export const ClientMessage = z.discriminatedUnion('type', [
   EndpointsMessage,
   PingMessage,
   PathReportMessage,
+  PathWantMessage,
   NetinfoMessage,
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;

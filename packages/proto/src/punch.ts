@@ -72,6 +72,22 @@ export const PathReportMessage = z.strictObject({
 });
 export type PathReportMessage = z.infer<typeof PathReportMessage>;
 
+/**
+ * The agent wants a path to a peer: WireGuard has packets for it (or the path it had died). The
+ * broker keeps state only for pairs that are wanted, punched or relayed (ARCHITECTURE "Control plane").
+ */
+export const PathWantMessage = z.strictObject({
+  type: z.literal('want-path'),
+  peerId: DeviceId,
+  /**
+   * The agent reaches the peer through a relay allocation now: sent for such peers when the control
+   * connection comes up, so a broker that restarted takes the pair up again (and adopts the
+   * allocation its relay still holds) instead of letting it lapse.
+   */
+  relayed: z.boolean().optional(),
+});
+export type PathWantMessage = z.infer<typeof PathWantMessage>;
+
 export const MappingType = z.enum(['endpoint-independent', 'endpoint-dependent', 'unknown']);
 export type MappingType = z.infer<typeof MappingType>;
 

@@ -82,6 +82,7 @@ export class MeshSession {
     this.paths = new PathDriver({
       selfPublicKey: keyPair.publicKey,
       backend: opts.backend,
+      listenPort: opts.listenPort,
       run: (job) => host.queue.run(job),
       allowedIpsOf: (key) => this.allowedIpsOf(key),
       meshUp: () => host.interfaceUp(),
@@ -222,6 +223,8 @@ export class MeshSession {
         this.host.setState('connected');
         this.log.info({ broker: e.brokerUrl }, 'broker connected');
         this.refreshReflectorSessions('reconnected');
+        // A restarted broker knows no pair: relayed ones are taken up again with their allocation.
+        void this.paths.controlConnected();
       },
       onDisconnected: (reason) => {
         this.host.setState(this.netmap ? 'offline' : 'connecting');

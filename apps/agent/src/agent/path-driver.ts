@@ -1,4 +1,10 @@
-import type { PathReportMessage, PunchMessage, RelayPathMessage, RelayReleaseMessage } from '@trellis/proto';
+import type {
+  PathReportMessage,
+  PathWantMessage,
+  PunchMessage,
+  RelayPathMessage,
+  RelayReleaseMessage,
+} from '@trellis/proto';
 import type { Logger } from 'pino';
 import {
   observationsFromDevice,
@@ -29,13 +35,18 @@ interface OpenLink {
 export interface PathDriverDeps {
   selfPublicKey: string;
   backend: WireGuardBackend;
+  /**
+   * WireGuard's port: a dormant peer with no candidate points at it on loopback (its packets are
+   * dropped there, mac1 fails, but tx counts them: demand is seen). Absent: such peers get no endpoint.
+   */
+  listenPort?: number;
   /** Runs a job in the agent's mesh queue, so endpoint changes never interleave with a config diff. */
   run(job: () => Promise<void>): Promise<void>;
   /** The netmap's allowed IPs for a peer key; null when WireGuard does not have the peer (yet). */
   allowedIpsOf(publicKey: string): string[] | null;
   /** Whether WireGuard is up (no UAPI reads before the interface exists). */
   meshUp(): boolean;
-  send(message: PathReportMessage): void;
+  send(message: PathReportMessage | PathWantMessage): void;
   /**
    * Opens the TCP fallback for a `relay` message with `tcp`; without it such messages are ignored.
    * The link calls `onReconnected` each time it connects again after losing its connection.
@@ -58,7 +69,8 @@ export class PathDriver {
   private links: OpenLink[] = [];
 
   constructor(private readonly deps: PathDriverDeps) {
-    this.manager = new PathManager(deps.selfPublicKey);
+    const sink = deps.listenPort === undefined ? null : `127.0.0.1:${deps.listenPort}`;
+    this.manager = new PathManager(deps.selfPublicKey, {}, sink);
     this.now = deps.now ?? Date.now;
   }
 
@@ -132,6 +144,11 @@ export class PathDriver {
   /** Our own network changed; `peers`: the netmap's peers as seen from where we are now. */
   networkChanged(peers?: readonly PathPeer[]): Promise<void> {
     return this.handle((now) => this.manager.networkChanged(now, peers));
+  }
+
+  /** The control connection is up (again): re-announce the relayed peers (PathManager.controlConnected). */
+  controlConnected(): Promise<void> {
+    return this.handle(() => this.manager.controlConnected());
   }
 
   status(): PeerPathStatus[] {
@@ -220,13 +237,19 @@ export class PathDriver {
     for (const e of effects) {
       switch (e.type) {
         case 'set-endpoint':
+        case 'keepalive':
         case 'readd-peer': {
           const update = wgUpdateForEffect(e, this.deps.allowedIpsOf(e.publicKey));
           if (!isEmptyUpdate(update)) await this.deps.backend.apply(update);
           break;
         }
         case 'send':
-          this.logReport(e.message);
+          if (e.message.type === 'path') this.logReport(e.message);
+          else
+            this.deps.logger.info(
+              { peerId: e.message.peerId, relayed: e.message.relayed ?? false },
+              'path wanted',
+            );
           this.deps.send(e.message);
           break;
         case 'schedule-tick':

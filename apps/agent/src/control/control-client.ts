@@ -14,6 +14,7 @@ import {
   type NetinfoMessage,
   type NetmapMessage,
   type PathReportMessage,
+  type PathWantMessage,
   PROTOCOL_VERSION,
   type PunchMessage,
   type RelayPathMessage,
@@ -304,8 +305,11 @@ export class ControlClient {
     this.send({ type: 'ping', t: this.timers.now() });
   }
 
-  /** The outcome of a path attempt; dropped while disconnected (the next attempt reports again). */
-  sendPath(report: PathReportMessage): void {
+  /**
+   * The outcome of a path attempt, or a want for one; dropped while disconnected (the next attempt
+   * reports again, a want is repeated while its demand lasts).
+   */
+  sendPath(report: PathReportMessage | PathWantMessage): void {
     if (this.phase === 'ready') this.send(report);
   }
 

@@ -17,6 +17,12 @@ export interface HandshakeObservation {
   /** Latest handshake, local ms since the epoch; 0 when none. */
   lastHandshakeMs: number;
   endpoint: string | null;
+  /**
+   * WireGuard's byte counters for the peer (UDP payload, handshakes and keepalives included): growth
+   * without a handshake is demand on a dormant peer; no growth beyond keepalives idles a used path.
+   */
+  txBytes: number;
+  rxBytes: number;
 }
 
 /**
@@ -33,6 +39,8 @@ export class PathManager {
     /** This device's WireGuard public key: decides which side of a pair retries first. */
     private readonly selfPublicKey: string,
     timings: Partial<PathTimings> = {},
+    /** Where a dormant peer without candidates sends (see PeerPathMachine); null: nowhere. */
+    private readonly demandSink: string | null = null,
   ) {
     this.t = { ...DEFAULT_PATH_TIMINGS, ...timings };
   }
@@ -108,7 +116,8 @@ export class PathManager {
     const effects: PathEffect[] = [];
     for (const row of rows) {
       const m = byKey.get(row.publicKey);
-      if (m) effects.push(...m.observeHandshake(row.lastHandshakeMs, row.endpoint, now));
+      if (m)
+        effects.push(...m.observeHandshake(row.lastHandshakeMs, row.endpoint, now, row.txBytes, row.rxBytes));
     }
     return this.finish(effects, now);
   }
@@ -134,6 +143,19 @@ export class PathManager {
     return this.finish(effects, now);
   }
 
+  /**
+   * The control connection came up: `want-path` with `relayed` for every peer on a confirmed relay.
+   * A restarted broker knows no pair, and a relayed pair has no demand to signal (its relay works):
+   * this takes it up again, claiming the allocation the relay still holds, before it lapses.
+   */
+  controlConnected(): PathEffect[] {
+    const effects: PathEffect[] = [];
+    for (const m of this.peers.values())
+      if (m.status().path === 'relay')
+        effects.push({ type: 'send', message: { type: 'want-path', peerId: m.peerId, relayed: true } });
+    return effects;
+  }
+
   status(): PeerPathStatus[] {
     return [...this.peers.values()].map((m) => m.status());
   }
@@ -156,7 +178,8 @@ export class PathManager {
     if (have && have.publicKey === publicKey) return have;
     // New peer, or a re-enrolled one with a new key: start from scratch.
     const leads = this.selfPublicKey < publicKey;
-    const m = new PeerPathMachine(peerId, publicKey, leads, this.t, now, (h) => this.relayHosts.has(h));
+    const isRelayHost = (h: string) => this.relayHosts.has(h);
+    const m = new PeerPathMachine(peerId, publicKey, leads, this.t, now, isRelayHost, this.demandSink);
     this.peers.set(peerId, m);
     return m;
   }

@@ -1,23 +1,33 @@
-import type { CandidateKind, PathReportMessage } from '@trellis/proto';
+import type { CandidateKind, PathReportMessage, PathWantMessage } from '@trellis/proto';
 import type { PathKind } from './candidates';
 
 /** What the path logic asks the caller to do; the caller maps each to WireGuard UAPI or the control channel. */
 export type PathEffect =
-  /** Point the peer at `endpoint` without disturbing its session (UAPI: `public_key=`, `endpoint=`). */
-  | { type: 'set-endpoint'; peerId: string; publicKey: string; endpoint: string }
+  /**
+   * Point the peer at `endpoint` without disturbing its session (UAPI: `public_key=`, `endpoint=`),
+   * with persistent keepalive on or off (on sends an initiation at once when there is no session).
+   */
+  | { type: 'set-endpoint'; peerId: string; publicKey: string; endpoint: string; keepalive: boolean }
   /**
    * Remove and re-add the peer with `endpoint` (and its allowed IPs and persistent keepalive), so
    * WireGuard forgets its handshake state and sends a fresh initiation at once instead of waiting 5 s.
    */
   | { type: 'readd-peer'; peerId: string; publicKey: string; endpoint: string }
-  /** Send this report to the broker. */
-  | { type: 'send'; message: PathReportMessage }
+  /** Persistent keepalive on (a path in use: NAT mappings stay open) or off (dormant), endpoint unchanged. */
+  | { type: 'keepalive'; peerId: string; publicKey: string; on: boolean }
+  /** Send this report or want to the broker. */
+  | { type: 'send'; message: PathReportMessage | PathWantMessage }
   /** Call `tick` (after feeding fresh handshake observations) at this local time; replaces earlier ones. */
   | { type: 'schedule-tick'; at: number };
 
 export type PathPhase =
   /** No candidates, nothing to do. */
   | 'idle'
+  /**
+   * No path in use and none wanted: WireGuard has the peer at its best candidate (or the relay) with
+   * no persistent keepalive; packets for the peer (tx growing without a handshake) wake it.
+   */
+  | 'dormant'
   /** A punch is waiting for its start time. */
   | 'scheduled'
   /** Trying candidates one by one. */
@@ -75,6 +85,16 @@ export interface PathTimings {
   backoffMaxMs: number;
   /** A punch start further ahead than this is clamped (a bad clock offset must not stall us). */
   maxStartDelayMs: number;
+  /**
+   * A path in use (direct or relayed) with no traffic beyond keepalives and handshakes (see
+   * TrafficMeter) for this long goes dormant.
+   */
+  idleAfterMs: number;
+  /** How often to read a dormant peer's counters (the latency of noticing demand). */
+  dormantPollMs: number;
+  /** While demand has no path, `want-path` is sent again after this, doubling up to wantMaxMs. */
+  wantInitialMs: number;
+  wantMaxMs: number;
   /** Resolution of the handshake times the caller feeds (UAPI seconds: 1000; with nsec: 1). */
   handshakeResolutionMs: number;
 }
@@ -94,4 +114,8 @@ export const DEFAULT_PATH_TIMINGS: PathTimings = {
   backoffMaxMs: 300_000,
   maxStartDelayMs: 10_000,
   handshakeResolutionMs: 1000,
+  idleAfterMs: 180_000,
+  dormantPollMs: 250,
+  wantInitialMs: 2_000,
+  wantMaxMs: 60_000,
 };

@@ -7,6 +7,7 @@ import {
   type PathKind,
   pathKindOf,
 } from './candidates';
+import { isDemand, type TrafficDelta, TrafficMeter, WantSchedule } from './demand';
 import type { PathEffect, PathPhase, PathTimings, PeerPathStatus } from './path-types';
 import { RelayLeg, type RelayPath } from './relay-leg';
 
@@ -37,10 +38,11 @@ interface Attempt {
    */
   learned: string | null;
   /**
-   * The relay session's handshake when the attempt left the relay, until our first re-add resets
-   * it: a leader that only set the endpoint still sees it, and it says nothing about the candidate.
+   * The handshake from before this candidate (a relay's session, or a path the peer just made),
+   * until our first re-add resets it: a leader that only set the endpoint still sees it, and it
+   * says nothing about the candidate.
    */
-  relayHandshakeMs: number;
+  priorHandshakeMs: number;
 }
 
 interface DirectPath {
@@ -90,6 +92,12 @@ export class PeerPathMachine {
   private relay: RelayPath | null = null;
   /** Set while WireGuard points at the relay. */
   private onRelay: RelayLeg | null = null;
+  /** Whether WireGuard has persistent keepalive for the peer (only while a path is wanted or in use). */
+  private keepaliveOn = false;
+  private readonly meter: TrafficMeter;
+  private readonly want: WantSchedule;
+  /** In backoff: WireGuard had packets for the peer since the attempt failed (retry, else go dormant). */
+  private demandSeen = false;
   /**
    * The direct endpoint the netmap says the peer left, until the next look at WireGuard decides:
    * still there, the path is dead; elsewhere, WireGuard followed the peer's packets (see setCandidates).
@@ -105,17 +113,28 @@ export class PeerPathMachine {
     now: number,
     /** Whether a host is one of the netmap's relays (see isRelayAddress). */
     private readonly isRelayHost: (host: string) => boolean = () => false,
+    /**
+     * Where a dormant peer with no candidate points WireGuard: an address that drops its packets
+     * (our own port on loopback: mac1 fails), so tx still counts them and shows demand.
+     */
+    private readonly demandSink: string | null = null,
   ) {
     this.pathSince = now;
+    this.meter = new TrafficMeter(now);
+    this.want = new WantSchedule(t);
   }
 
   /** The netmap's candidates for this peer changed (or arrived first). */
   setCandidates(candidates: readonly Candidate[], now: number): PathEffect[] {
     const before = this.netmapCandidates;
     this.netmapCandidates = orderCandidates(candidates);
-    if (sameEndpointSet(before, this.netmapCandidates)) return [];
+    if (sameEndpointSet(before, this.netmapCandidates) && this.phase !== 'idle') return [];
     switch (this.phase) {
       case 'idle':
+        // Candidates at last (or none: the sink): dormant until WireGuard has packets for the peer.
+        return this.onRelay ? [] : this.goDormant(now);
+      case 'dormant':
+        return this.onRelay ? [] : this.park();
       case 'backoff':
         // On a working relay the broker decides whether the new addresses can work (it punches on
         // candidate changes when they can): an attempt of our own would cut the relayed traffic, as
@@ -170,6 +189,12 @@ export class PeerPathMachine {
       a.candidateDeadlineAt = Math.min(a.candidateDeadlineAt, a.candidateStartedAt + a.deadlineMs);
     }
     if (this.phase === 'direct' || this.phase === 'probing') return [];
+    if (this.phase === 'dormant') {
+      // The other side wants the path: be on the relay (re-added, so the relay binds us afresh).
+      this.leavePath('backoff', now);
+      this.retryAt = now + this.t.backoffInitialMs;
+      return this.toRelay(now);
+    }
     // A punch about to start keeps its slot as a running one does (its failure goes to the relay).
     // Moving now would send the peer a handshake through the relay just before the punch, and a
     // peer already direct takes that for giving up on direct: the two sides then disagree.
@@ -187,6 +212,10 @@ export class PeerPathMachine {
     this.relay = null;
     if (this.onRelay === null) return [];
     this.leaveRelay(now);
+    if (this.phase === 'dormant') {
+      this.endpoint = null;
+      return this.park();
+    }
     // A punch about to start keeps its slot; otherwise see whether direct works now.
     return this.phase === 'scheduled' ? [] : this.startLocalAttempt(now);
   }
@@ -205,24 +234,36 @@ export class PeerPathMachine {
     return this.toRelay(now);
   }
 
-  /** What WireGuard reports for the peer: latest handshake (ms since epoch, 0 = never) and endpoint. */
-  observeHandshake(lastHandshakeMs: number, endpoint: string | null, now: number): PathEffect[] {
+  /**
+   * What WireGuard reports for the peer: latest handshake (ms since epoch, 0 = never), endpoint, and
+   * byte counters (what tells a dormant peer's demand and a used path's idleness).
+   */
+  observeHandshake(
+    lastHandshakeMs: number,
+    endpoint: string | null,
+    now: number,
+    txBytes = 0,
+    rxBytes = 0,
+  ): PathEffect[] {
     const previous = this.lastHandshakeMs;
     this.lastHandshakeMs = lastHandshakeMs;
+    const traffic = this.meter.sample(txBytes, rxBytes, lastHandshakeMs > previous, now);
     // The peer's initiation through a relay moves WireGuard there: that is never a direct path.
     const viaOurRelay = endpoint !== null && this.isOurRelay(endpoint);
     const viaRelay = endpoint !== null && (viaOurRelay || this.isRelayAddress(endpoint));
     if (this.phase === 'probing' && endpoint !== null && endpoint !== this.attempt!.endpoint && !viaRelay) {
       this.attempt!.learned = endpoint;
     }
+    const isNew = lastHandshakeMs > 0 && lastHandshakeMs > previous;
+    if (this.phase === 'dormant') return this.observeDormant(traffic, isNew, endpoint, now);
+    if (this.phase === 'backoff' && isDemand(traffic, isNew)) this.demandSeen = true;
     if (lastHandshakeMs <= 0) return [];
-    const isNew = lastHandshakeMs > previous;
     if (this.onRelay && (endpoint === null || viaOurRelay))
       return this.observeRelay(lastHandshakeMs, isNew, now);
     switch (this.phase) {
       case 'probing': {
         const a = this.attempt!;
-        if (a.index < 0 || viaRelay || lastHandshakeMs === a.relayHandshakeMs) return [];
+        if (a.index < 0 || viaRelay || lastHandshakeMs === a.priorHandshakeMs) return [];
         // UAPI reports whole seconds: a handshake stamped inside the start's second may be ours.
         if (lastHandshakeMs + this.t.handshakeResolutionMs <= a.startAt) return [];
         const ep = endpoint ?? a.endpoint!;
@@ -256,20 +297,26 @@ export class PeerPathMachine {
    */
   networkChanged(now: number, candidates?: readonly Candidate[]): PathEffect[] {
     if (candidates) this.netmapCandidates = orderCandidates(candidates);
-    if (this.phase === 'scheduled') return [];
+    // Nothing in use or wanted: the next demand tries whatever the network is then.
+    if (this.phase === 'scheduled' || this.phase === 'dormant' || this.phase === 'idle') return [];
     if (this.phase === 'probing' && this.attempt?.origin === 'punch') return [];
     this.failures = 0;
     return this.startLocalAttempt(now);
   }
 
   tick(now: number): PathEffect[] {
+    if (this.inUse() && now - this.meter.lastActiveAt > this.t.idleAfterMs) return this.goDormant(now);
+    const wants = this.wantTick(now);
     const effects = this.phaseTick(now);
-    return effects.length > 0 || this.onRelay === null ? effects : this.relayTick(now);
+    if (effects.length > 0 || this.onRelay === null || this.phase === 'dormant')
+      return [...wants, ...effects];
+    return [...wants, ...this.relayTick(now)];
   }
 
   private phaseTick(now: number): PathEffect[] {
     switch (this.phase) {
       case 'idle':
+      case 'dormant':
         return [];
       case 'scheduled':
         return now >= this.attempt!.startAt ? this.nextCandidate(now) : [];
@@ -279,8 +326,9 @@ export class PeerPathMachine {
         const movedFrom = this.movedFrom;
         this.movedFrom = null;
         // Handshakes were just fed in: WireGuard still on the address the peer left means a dead path.
-        if (movedFrom !== null && this.direct!.endpoint === movedFrom) return this.startLocalAttempt(now);
-        if (now - this.lastAliveAt > this.t.staleAfterMs) return this.startLocalAttempt(now);
+        // In use (an idle one went dormant above), so the path is wanted: find another, as when stale.
+        if (movedFrom !== null && this.direct!.endpoint === movedFrom) return this.demand(now);
+        if (now - this.lastAliveAt > this.t.staleAfterMs) return this.demand(now);
         return [];
       }
       case 'backoff':
@@ -292,13 +340,18 @@ export class PeerPathMachine {
           this.retryAt = Number.POSITIVE_INFINITY;
           return [];
         }
-        return this.startLocalAttempt(now);
+        // Retry only for packets WireGuard still has for the peer; otherwise nothing wants the path.
+        return this.demandSeen ? this.startLocalAttempt(now) : this.goDormant(now);
     }
   }
 
   /** When `tick` wants to run next (local ms). */
   nextWakeAt(now: number): number {
-    const phase = this.phaseWakeAt(now);
+    let phase = this.phaseWakeAt(now);
+    if (this.phase === 'dormant') return phase;
+    if (this.inUse()) phase = Math.min(phase, this.meter.lastActiveAt + this.t.idleAfterMs + 1);
+    const wantAt = this.waitsForRelay() ? null : this.want.wakeAt();
+    if (wantAt !== null) phase = Math.min(phase, Math.max(wantAt, now));
     const leg = this.onRelay;
     if (leg === null) return phase;
     const relay = leg.confirmedAt === null ? leg.nextWakeAt(now) : this.lastAliveAt + this.t.staleAfterMs + 1;
@@ -309,6 +362,8 @@ export class PeerPathMachine {
     switch (this.phase) {
       case 'idle':
         return now + this.t.idlePollMs; // the peer may still reach us: notice it
+      case 'dormant':
+        return now + this.t.dormantPollMs; // demand: notice packets for the peer quickly
       case 'scheduled':
         return this.attempt!.startAt;
       case 'probing': {
@@ -324,7 +379,7 @@ export class PeerPathMachine {
   }
 
   status(): PeerPathStatus {
-    const relayed = this.onRelay?.confirmedAt != null;
+    const relayed = this.onRelay?.confirmedAt != null && this.phase !== 'dormant';
     let path: PathKind = relayed ? 'relay' : 'none';
     if (this.phase === 'direct' && this.direct) path = pathKindOf(this.direct.kind);
     return {
@@ -343,6 +398,103 @@ export class PeerPathMachine {
   }
 
   // --- internals ---------------------------------------------------------------------------------
+
+  /** A path carries (or keeps open) traffic: direct, or a confirmed relay outside an attempt. */
+  private inUse(): boolean {
+    if (this.phase === 'direct') return true;
+    const relayed = this.onRelay?.confirmedAt != null;
+    return relayed && (this.phase === 'backoff' || this.phase === 'idle');
+  }
+
+  /** A dormant peer's counters: a handshake (the peer reached us) or packets for it wake it. */
+  private observeDormant(
+    d: TrafficDelta,
+    isNew: boolean,
+    endpoint: string | null,
+    now: number,
+  ): PathEffect[] {
+    const viaOurRelay = endpoint !== null && this.isOurRelay(endpoint);
+    // The peer talks to us: a fresh handshake, or traffic both ways over the session still alive.
+    const alive = now - this.lastHandshakeMs <= this.t.staleAfterMs;
+    const talking = alive && (isNew || (d.tx > 0 && d.rx > 0));
+    if (talking && endpoint !== null) {
+      if (this.onRelay && viaOurRelay) {
+        this.leavePath('backoff', now);
+        this.retryAt = Number.POSITIVE_INFINITY;
+        const effects: PathEffect[] = this.keepalive(true);
+        return [...effects, ...this.confirmRelay(this.onRelay, 0, now)];
+      }
+      if (!viaOurRelay && !this.isRelayAddress(endpoint)) {
+        this.localIds++;
+        return this.succeed(`observed:${this.localIds}`, endpoint, 0, now);
+      }
+      return [];
+    }
+    return isDemand(d, isNew) ? this.demand(now) : [];
+  }
+
+  /**
+   * WireGuard has packets for the peer and no path: ask the broker (it punches both sides, or
+   * relays) and try ourselves meanwhile; on a relay, just use it again.
+   */
+  private demand(now: number): PathEffect[] {
+    const effects = this.wantTick(now, true);
+    if (this.onRelay && this.relay && this.phase === 'dormant') {
+      this.leavePath('backoff', now);
+      this.retryAt = now + this.t.backoffInitialMs;
+      return [...effects, ...this.toRelay(now)];
+    }
+    this.failures = 0;
+    return [...effects, ...this.startLocalAttempt(now)];
+  }
+
+  /** `want-path` while demand has no path (WantSchedule); `start` begins a new round. */
+  private wantTick(now: number, start = false): PathEffect[] {
+    if (start) this.want.reset();
+    else if (!this.want.active || this.inUse() || this.waitsForRelay()) return [];
+    if (!this.want.due(now)) return [];
+    return [{ type: 'send', message: { type: 'want-path', peerId: this.peerId } }];
+  }
+
+  /**
+   * The broker answered the want with a relay: asking again would only make it punch again, which
+   * takes both sides off the relay before it is confirmed (the relay's confirmation ends the want;
+   * a release resumes it).
+   */
+  private waitsForRelay(): boolean {
+    return this.relay !== null;
+  }
+
+  /** Nothing wants the path: keepalive off, no attempts, no reports, until demand or the broker. */
+  private goDormant(now: number): PathEffect[] {
+    this.want.reset();
+    this.attempt = null;
+    this.failures = 0;
+    this.demandSeen = false;
+    this.leavePath('dormant', now);
+    const effects = this.keepalive(false);
+    return this.onRelay || this.endpoint !== null ? effects : [...effects, ...this.park()];
+  }
+
+  /** Points WireGuard at the best candidate (public first), keepalive off, so its own initiation goes there. */
+  private park(): PathEffect[] {
+    const known = this.known();
+    const best = known.find((c) => c.kind !== 'lan')?.endpoint ?? known[0]?.endpoint ?? this.demandSink;
+    if (best === null || best === this.endpoint) return [];
+    return [this.setEndpoint(best, false)];
+  }
+
+  private setEndpoint(endpoint: string, keepalive: boolean): PathEffect {
+    this.endpoint = endpoint;
+    this.keepaliveOn = keepalive;
+    return { type: 'set-endpoint', peerId: this.peerId, publicKey: this.publicKey, endpoint, keepalive };
+  }
+
+  private keepalive(on: boolean): PathEffect[] {
+    if (this.keepaliveOn === on) return [];
+    this.keepaliveOn = on;
+    return [{ type: 'keepalive', peerId: this.peerId, publicKey: this.publicKey, on }];
+  }
 
   private known(): Candidate[] {
     return mergeCandidates(this.punchCandidates, this.netmapCandidates);
@@ -364,9 +516,16 @@ export class PeerPathMachine {
   private startLocalAttempt(now: number): PathEffect[] {
     const candidates = this.known();
     if (candidates.length === 0) {
-      this.leavePath('idle', now);
       this.attempt = null;
-      return this.relay && !this.onRelay ? this.toRelay(now) : [];
+      if (this.relay && !this.onRelay) {
+        this.leavePath('idle', now);
+        return this.toRelay(now);
+      }
+      // Nothing to try: wait (the want goes on) while WireGuard still has packets for the peer.
+      this.leavePath('backoff', now);
+      this.retryAt = now + this.t.backoffInitialMs;
+      this.demandSeen = false;
+      return [];
     }
     this.localIds++;
     const deadlineMs = this.relay
@@ -402,6 +561,8 @@ export class PeerPathMachine {
 
   private confirmRelay(leg: RelayLeg, elapsedMs: number, now: number): PathEffect[] {
     leg.confirmedAt = now;
+    this.want.reset();
+    this.meter.touch(now);
     this.lastAliveAt = now;
     this.pathSince = now;
     const r = leg.relay;
@@ -467,7 +628,7 @@ export class PeerPathMachine {
       initiated: false,
       endpoint: null,
       learned: null,
-      relayHandshakeMs: 0,
+      priorHandshakeMs: 0,
     };
     this.leavePath('scheduled', now);
     return now >= startAt ? this.nextCandidate(now) : [];
@@ -486,7 +647,7 @@ export class PeerPathMachine {
     a.retries = 0;
     a.learned = null;
     this.nextPollAt = now + this.t.probePollMs;
-    if (this.onRelay) a.relayHandshakeMs = this.lastHandshakeMs;
+    a.priorHandshakeMs = this.lastHandshakeMs;
     this.leaveRelay(now);
     if (a.leads && a.origin === 'punch' && this.t.leaderDelayMs > 0) {
       // Point WireGuard at the candidate (responses to the follower's initiation go there too), but
@@ -494,8 +655,7 @@ export class PeerPathMachine {
       a.initiated = false;
       a.nextRetryAt = now + this.t.leaderDelayMs;
       a.endpoint = c.endpoint;
-      this.endpoint = c.endpoint;
-      return [{ type: 'set-endpoint', peerId: this.peerId, publicKey: this.publicKey, endpoint: c.endpoint }];
+      return [this.setEndpoint(c.endpoint, this.keepaliveOn)];
     }
     a.initiated = true;
     if (a.leads) a.nextRetryAt = now + this.t.retryIntervalMs;
@@ -537,12 +697,13 @@ export class PeerPathMachine {
 
   private readd(endpoint: string): PathEffect {
     this.attempt!.endpoint = endpoint;
-    this.attempt!.relayHandshakeMs = 0;
+    this.attempt!.priorHandshakeMs = 0;
     this.endpoint = endpoint;
     return this.readdEffect(endpoint);
   }
 
   private readdEffect(endpoint: string): PathEffect {
+    this.keepaliveOn = true; // a re-add sets it: the path is wanted
     return { type: 'readd-peer', peerId: this.peerId, publicKey: this.publicKey, endpoint };
   }
 
@@ -555,8 +716,10 @@ export class PeerPathMachine {
     this.endpoint = endpoint;
     this.lastAliveAt = now;
     this.failures = 0;
+    this.want.reset();
+    this.meter.touch(now);
     if (!wasDirect) this.pathSince = now;
-    return [this.report(attemptId, 'direct', elapsedMs, endpoint, kind)];
+    return [...this.keepalive(true), this.report(attemptId, 'direct', elapsedMs, endpoint, kind)];
   }
 
   private fail(now: number): PathEffect[] {
@@ -565,19 +728,14 @@ export class PeerPathMachine {
     const delay = Math.min(this.t.backoffMaxMs, this.t.backoffInitialMs * 2 ** (this.failures - 1));
     this.retryAt = now + delay;
     this.leavePath('backoff', now);
+    this.demandSeen = false;
     const effects: PathEffect[] = [this.report(a.id, 'failed', now - a.startAt)];
     if (this.relay) return [...effects, ...this.toRelay(now)];
-    // Leave WireGuard (and its background keepalive initiations) on the best public candidate.
+    // Leave WireGuard on the best public candidate without keepalive: its own initiations for
+    // packets it still has go there, and tell us whether the path is still wanted (demandSeen).
     const park = a.candidates.find((c) => c.kind !== 'lan') ?? a.candidates[0];
-    if (park && park.endpoint !== this.endpoint) {
-      this.endpoint = park.endpoint;
-      effects.push({
-        type: 'set-endpoint',
-        peerId: this.peerId,
-        publicKey: this.publicKey,
-        endpoint: park.endpoint,
-      });
-    }
+    if (park && (park.endpoint !== this.endpoint || this.keepaliveOn))
+      effects.push(this.setEndpoint(park.endpoint, false));
     return effects;
   }
 

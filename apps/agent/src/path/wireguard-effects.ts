@@ -4,7 +4,7 @@ import type { HandshakeObservation } from './path-manager';
 import type { PathEffect } from './path-types';
 
 /**
- * The WireGuard change for a `set-endpoint` or `readd-peer` effect, for WireGuardBackend.apply.
+ * The WireGuard change for a `set-endpoint`, `keepalive` or `readd-peer` effect, for WireGuardBackend.apply.
  * A re-add is one transaction (UAPI `set=1`, or one `wg set` command): remove the peer, then add it
  * back with the endpoint, its allowed IPs and persistent keepalive. Turning keepalive on for a peer
  * makes WireGuard send a keepalive, and with no session that is a fresh handshake initiation, at once.
@@ -12,12 +12,16 @@ import type { PathEffect } from './path-types';
  * then does nothing rather than create a peer the netmap does not have.
  */
 export function wgUpdateForEffect(
-  effect: Extract<PathEffect, { type: 'set-endpoint' | 'readd-peer' }>,
+  effect: Extract<PathEffect, { type: 'set-endpoint' | 'readd-peer' | 'keepalive' }>,
   allowedIps: string[] | null,
 ): WgConfigUpdate {
   if (allowedIps === null) return { peers: [] };
-  if (effect.type === 'set-endpoint')
-    return { peers: [{ publicKey: effect.publicKey, endpoint: effect.endpoint }] };
+  if (effect.type === 'keepalive')
+    return { peers: [{ publicKey: effect.publicKey, persistentKeepalive: keepaliveOf(effect.on) }] };
+  if (effect.type === 'set-endpoint') {
+    const persistentKeepalive = keepaliveOf(effect.keepalive);
+    return { peers: [{ publicKey: effect.publicKey, endpoint: effect.endpoint, persistentKeepalive }] };
+  }
   return {
     peers: [
       { publicKey: effect.publicKey, remove: true },
@@ -31,11 +35,17 @@ export function wgUpdateForEffect(
   };
 }
 
+function keepaliveOf(on: boolean): number {
+  return on ? PERSISTENT_KEEPALIVE_SECONDS : 0;
+}
+
 /** What the PathManager needs from a UAPI `get` (handshake seconds → ms, 0 stays "never"). */
 export function observationsFromDevice(state: WgDeviceState): HandshakeObservation[] {
   return state.peers.map((p) => ({
     publicKey: p.publicKey,
     lastHandshakeMs: p.lastHandshakeSec * 1000,
     endpoint: p.endpoint,
+    txBytes: p.txBytes,
+    rxBytes: p.rxBytes,
   }));
 }

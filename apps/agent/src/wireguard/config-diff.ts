@@ -7,8 +7,8 @@ export interface DesiredPeer {
   publicKey: string;
   allowedIps: string[];
   /**
-   * The endpoint the config owns (a reflector's). Absent: the path logic owns it, so the diff never
-   * sets or resets it.
+   * The endpoint the config owns (a reflector's), with persistent keepalive. Absent: the path logic
+   * owns endpoint and keepalive (on only while a path is in use), so the diff never touches either.
    */
   endpoint?: string;
 }
@@ -41,16 +41,16 @@ export function diffWireGuardConfig(desired: DesiredConfig, current: WgDeviceSta
     const change: WgPeerUpdate = { publicKey: want.publicKey };
     const endpoint = want.endpoint !== undefined && want.endpoint !== have?.endpoint ? want.endpoint : null;
     if (endpoint !== null) change.endpoint = endpoint;
-    const effectiveEndpoint = endpoint ?? have?.endpoint ?? null;
-    const keepalive = effectiveEndpoint !== null ? PERSISTENT_KEEPALIVE_SECONDS : 0;
+    const owned = want.endpoint !== undefined;
     if (!have) {
       change.allowedIps = allowed;
-      if (keepalive) change.persistentKeepalive = keepalive;
+      if (owned) change.persistentKeepalive = PERSISTENT_KEEPALIVE_SECONDS;
       update.peers.push(change);
       continue;
     }
     if (!sameSet(normalizeAllowedIps(have.allowedIps), allowed)) change.allowedIps = allowed;
-    if (have.persistentKeepalive !== keepalive) change.persistentKeepalive = keepalive;
+    if (owned && have.persistentKeepalive !== PERSISTENT_KEEPALIVE_SECONDS)
+      change.persistentKeepalive = PERSISTENT_KEEPALIVE_SECONDS;
     if (Object.keys(change).length > 1) update.peers.push(change);
   }
   return update;

@@ -42,6 +42,8 @@ export const NATS: Record<string, NatSpec> = {
 };
 
 const REFLECTOR = '192.0.2.250:3478';
+/** Where a dormant peer without candidates points: packets to it go nowhere (counted in tx). */
+const SINK = '127.0.0.1:51820';
 export const SIM_RELAY = '192.0.2.200:40001';
 /** True time 0 on the wall clock: handshake times are whole seconds of it, as UAPI reports them. */
 const EPOCH = 1_700_000_000_000;
@@ -50,7 +52,7 @@ const MAPPED_PORT = 61000;
 
 const hostOf = (ep: string) => ep.slice(0, ep.lastIndexOf(':'));
 const portOf = (ep: string) => Number(ep.slice(ep.lastIndexOf(':') + 1));
-const isPrivate = (ip: string) => /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(ip);
+const isPrivate = (ip: string) => /^(10\.|127\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(ip);
 
 class SimNat {
   private nextPort = 40000;
@@ -128,6 +130,12 @@ class SimWireGuard {
   private sessionIdx = 0;
   private lastInitAt = Number.NEGATIVE_INFINITY;
   initiations = 0;
+  /** Byte counters as UAPI reports them: initiation 148, response 92, keepalive 32, data 128. */
+  txBytes = 0;
+  rxBytes = 0;
+  persistentKeepalive = false;
+  /** Packets the host has for the peer with no session yet: WireGuard initiates for them. */
+  queued = 0;
 
   constructor(
     private readonly host: SimHost,
@@ -139,15 +147,34 @@ class SimWireGuard {
     this.createdIdx = this.responderIdx = this.sessionIdx = 0;
     this.lastHandshake = 0;
     this.endpoint = endpoint;
+    this.txBytes = this.rxBytes = 0;
+    this.persistentKeepalive = true;
     this.sendInit(now);
   }
 
-  timers(now: number): void {
-    if (this.endpoint !== null && this.sessionIdx === 0 && now - this.lastInitAt >= 5000) this.sendInit(now);
+  /** The host sends one packet to the peer: over the session, or queued behind an initiation. */
+  sendData(now: number): void {
+    if (this.sessionIdx !== 0 && this.endpoint !== null) {
+      this.txBytes += 128;
+      this.net.send(this.host, this.endpoint, { kind: 'data', receiver: this.peerIdx }, now);
+      return;
+    }
+    this.queued++;
+    if (now - this.lastInitAt >= 5000) this.sendInit(now);
   }
+
+  /** Without a session WireGuard re-initiates every 5 s, but only for keepalive or queued packets. */
+  timers(now: number): void {
+    const wants = this.persistentKeepalive || this.queued > 0;
+    if (wants && this.endpoint !== null && this.sessionIdx === 0 && now - this.lastInitAt >= 5000)
+      this.sendInit(now);
+  }
+
+  private peerIdx = 0;
 
   private sendInit(now: number): void {
     if (this.endpoint === null) return;
+    this.txBytes += 148;
     this.createdIdx = this.net.newIndex();
     this.state = 'created';
     this.lastInitAt = now;
@@ -156,12 +183,15 @@ class SimWireGuard {
   }
 
   receive(p: Packet, src: string, now: number): void {
+    this.rxBytes += p.kind === 'init' ? 148 : p.kind === 'resp' ? 92 : 32;
     switch (p.kind) {
       case 'init':
         // Consuming overwrites our own initiation's state: its response will be dropped.
         this.state = 'none';
         this.endpoint = src;
         this.responderIdx = this.net.newIndex();
+        this.peerIdx = p.sender;
+        this.txBytes += 92;
         this.net.send(this.host, src, { kind: 'resp', sender: this.responderIdx, receiver: p.sender }, now);
         break;
       case 'resp':
@@ -170,7 +200,10 @@ class SimWireGuard {
         this.sessionIdx = this.createdIdx;
         this.lastHandshake = now;
         this.endpoint = src;
-        this.net.send(this.host, src, { kind: 'data', receiver: p.sender }, now); // keepalive confirms
+        this.peerIdx = p.sender;
+        this.txBytes += 32 + 96 * this.queued; // keepalive confirms (the queued packets go too)
+        this.queued = 0;
+        this.net.send(this.host, src, { kind: 'data', receiver: p.sender }, now);
         break;
       case 'data':
         if (this.responderIdx !== 0 && p.receiver === this.responderIdx) {
@@ -315,6 +348,8 @@ class SimNet {
 class SimAgent {
   readonly mgr: PathManager;
   readonly reports: Array<PathReportMessage & { at: number }> = [];
+  /** True times of `want-path` sends. */
+  readonly wants: number[] = [];
   private wakeAt: number | null = null;
 
   constructor(
@@ -324,7 +359,7 @@ class SimAgent {
     /** Local clock minus true time. */
     readonly skewMs: number,
   ) {
-    this.mgr = new PathManager(key);
+    this.mgr = new PathManager(key, {}, SINK);
   }
 
   /** The device's wall clock (ms since the epoch) at true time `now`. */
@@ -338,9 +373,15 @@ class SimAgent {
       if (e.type !== 'schedule-tick')
         this.host.net.trace?.(`${now} ${this.host.name} effect ${JSON.stringify(e)}`);
       if (e.type === 'schedule-tick') this.wakeAt = e.at;
-      else if (e.type === 'send') this.reports.push({ ...e.message, at: now });
-      else if (e.type === 'readd-peer') this.host.wg.readd(e.endpoint, now);
-      else this.host.wg.endpoint = e.endpoint;
+      else if (e.type === 'send') {
+        if (e.message.type === 'path') this.reports.push({ ...e.message, at: now });
+        else this.wants.push(now);
+      } else if (e.type === 'readd-peer') this.host.wg.readd(e.endpoint, now);
+      else if (e.type === 'keepalive') this.host.wg.persistentKeepalive = e.on;
+      else {
+        this.host.wg.endpoint = e.endpoint;
+        this.host.wg.persistentKeepalive = e.keepalive;
+      }
     }
   }
 
@@ -360,7 +401,14 @@ class SimAgent {
     const wg = this.host.wg;
     // UAPI reports the handshake in whole seconds of the local wall clock.
     const hs = wg.lastHandshake === 0 ? 0 : Math.floor(this.local(wg.lastHandshake) / 1000) * 1000;
-    const row = { publicKey: this.peerKey, lastHandshakeMs: hs, endpoint: wg.endpoint };
+    const row = {
+      publicKey: this.peerKey,
+      lastHandshakeMs: hs,
+      endpoint: wg.endpoint,
+      txBytes: wg.txBytes,
+      rxBytes: wg.rxBytes,
+    };
+    this.host.net.trace?.(`${now} ${this.host.name} poll ${JSON.stringify(row)} ${this.status()?.phase}`);
     this.apply(this.mgr.observe([row], this.local(now)), now);
     this.apply(this.mgr.tick(this.local(now)), now);
   }
@@ -387,6 +435,12 @@ export interface PairOptions {
   lanCandidatesAlways?: boolean;
   /** True time at which the broker's `relay` reaches both sides (each after its control latency). */
   relayAtMs?: number;
+  /**
+   * Paths on demand: both agents get the other's candidates at 0 (dormant, no punch), A's host sends
+   * a packet to B at this true time, and the broker punches both sides when A's `want-path` arrives
+   * (start: its control round trips + 25 ms ahead). bothDirectAfterMs counts from this time.
+   */
+  demandAtMs?: number;
   /** True times at which A's own network changes (it retries direct at once). */
   networkChangesA?: number[];
   trace?: (line: string) => void;
@@ -406,6 +460,12 @@ export interface PairResult {
   timedReportsB: Array<PathReportMessage & { at: number }>;
   /** Packets the relay forwarded. */
   relayed: number;
+  /** True times of each side's `want-path` sends. */
+  wantsA: number[];
+  wantsB: number[];
+  /** Each side's WireGuard persistent keepalive at the end. */
+  keepaliveA: boolean;
+  keepaliveB: boolean;
 }
 
 const KEY_A = `A${'A'.repeat(42)}=`;
@@ -429,6 +489,16 @@ function candidatesOf(h: SimHost, to: SimHost, lanAlways: boolean): Candidate[] 
   const reflexive = nat.outbound(h.address, REFLECTOR);
   if (reflexive) out.push({ endpoint: reflexive, kind: 'reflexive', priority: 100 });
   return out;
+}
+
+/**
+ * As the broker decides (apps/broker punch-part leaderOf): behind a symmetric NAT facing one that is
+ * not, a side leads (only its packets can open the way); otherwise key order (no `leader` field).
+ */
+function leaderOf(self: SimHost, peer: SimHost): { leader?: boolean } {
+  const sym = (h: SimHost) => h.site.nat?.spec.mapping === 'dependent' && !h.site.nat.spec.portMapped;
+  if (sym(self) === sym(peer)) return {};
+  return { leader: sym(self) };
 }
 
 /** Two devices, one punch from the broker at true time 0 with start +300 ms; runs `runMs`. */
@@ -455,7 +525,8 @@ export function runPair(specA: NatSpec, specB: NatSpec, o: PairOptions = {}): Pa
   const a = new SimAgent(hostA, KEY_A, KEY_B, o.skewA ?? 0);
   const b = new SimAgent(hostB, KEY_B, KEY_A, o.skewB ?? 0);
 
-  const startAt = EPOCH + 300; // the broker's clock is the true one
+  const demandAt = o.demandAtMs;
+  let startAt = EPOCH + 300; // the broker's clock is the true one
   const deadlineMs = o.deadlineMs ?? 1000;
   const punchFor = (
     peer: SimHost,
@@ -471,21 +542,39 @@ export function runPair(specA: NatSpec, specB: NatSpec, o: PairOptions = {}): Pa
     candidates: candidatesOf(peer, to, o.lanCandidatesAlways ?? false),
     startAt,
     deadlineMs,
+    ...leaderOf(to, peer),
   });
-  const toA = punchFor(hostB, hostA, ID_B, KEY_B, 'pair-1');
-  const toB = punchFor(hostA, hostB, ID_A, KEY_A, 'pair-1');
+  let toA = punchFor(hostB, hostA, ID_B, KEY_B, 'pair-1');
+  let toB = punchFor(hostA, hostB, ID_A, KEY_A, 'pair-1');
+  const ctrlA = o.ctrlLatencyA ?? 20;
+  const ctrlB = o.ctrlLatencyB ?? 35;
+  /** True time the punches reach A and B (the broker's reaction to a want, or at once). */
+  let punchAtA: number | null = demandAt === undefined ? ctrlA : null;
+  let punchAtB: number | null = demandAt === undefined ? ctrlB : null;
+  if (demandAt !== undefined) {
+    a.apply(a.mgr.setPeers([{ peerId: ID_B, publicKey: KEY_B, candidates: toA.candidates }], a.local(0)), 0);
+    b.apply(b.mgr.setPeers([{ peerId: ID_A, publicKey: KEY_A, candidates: toB.candidates }], b.local(0)), 0);
+  }
   // broker - local = -skew, as the ClockOffsetEstimator would find it (plus its error).
   const offsetA = -(o.skewA ?? 0) + (o.offsetErrorA ?? 0);
   const offsetB = -(o.skewB ?? 0) + (o.offsetErrorB ?? 0);
-  const ctrlA = o.ctrlLatencyA ?? 20;
-  const ctrlB = o.ctrlLatencyB ?? 35;
 
   let bothDirectAt: number | null = null;
   let bothRelayAt: number | null = null;
   const runMs = o.runMs ?? 4000;
   for (let now = 0; now <= runMs; now++) {
-    if (now === ctrlA) a.apply(a.mgr.punch(toA, offsetA, a.local(now)), now);
-    if (now === ctrlB) b.apply(b.mgr.punch(toB, offsetB, b.local(now)), now);
+    if (now === demandAt) hostA.wg.sendData(now);
+    if (punchAtA === null && a.wants.length > 0) {
+      // The broker gets A's want, and punches both sides a little ahead.
+      const at = a.wants[0]! + ctrlA;
+      startAt = EPOCH + at + 2 * Math.max(ctrlA, ctrlB) + 25;
+      toA = { ...toA, startAt };
+      toB = { ...toB, startAt };
+      punchAtA = at + ctrlA;
+      punchAtB = at + ctrlB;
+    }
+    if (now === punchAtA) a.apply(a.mgr.punch(toA, offsetA, a.local(now)), now);
+    if (now === punchAtB) b.apply(b.mgr.punch(toB, offsetB, b.local(now)), now);
     if (o.relayAtMs !== undefined && now === o.relayAtMs + ctrlA) a.relay(ID_B, now);
     if (o.relayAtMs !== undefined && now === o.relayAtMs + ctrlB) b.relay(ID_A, now);
     if (o.networkChangesA?.includes(now)) a.apply(a.mgr.networkChanged(a.local(now)), now);
@@ -495,7 +584,7 @@ export function runPair(specA: NatSpec, specB: NatSpec, o: PairOptions = {}): Pa
     a.poll(now);
     b.poll(now);
     const direct = (x: SimAgent) => x.status()?.path.startsWith('direct') === true;
-    if (bothDirectAt === null && direct(a) && direct(b) && now > ctrlB) {
+    if (bothDirectAt === null && direct(a) && direct(b) && now > (demandAt ?? ctrlB)) {
       bothDirectAt = now;
     }
     if (bothRelayAt === null && a.status()?.path === 'relay' && b.status()?.path === 'relay') {
@@ -507,10 +596,14 @@ export function runPair(specA: NatSpec, specB: NatSpec, o: PairOptions = {}): Pa
     b: b.status(),
     reportsA: a.reports.map(({ at: _at, ...r }) => r),
     reportsB: b.reports.map(({ at: _at, ...r }) => r),
-    bothDirectAfterMs: bothDirectAt === null ? null : bothDirectAt - (startAt - EPOCH),
+    bothDirectAfterMs: bothDirectAt === null ? null : bothDirectAt - (demandAt ?? startAt - EPOCH),
     bothRelayAfterMs: bothRelayAt === null || o.relayAtMs === undefined ? null : bothRelayAt - o.relayAtMs,
     timedReportsA: a.reports,
     timedReportsB: b.reports,
     relayed: net.relay?.forwarded ?? 0,
+    wantsA: a.wants,
+    wantsB: b.wants,
+    keepaliveA: hostA.wg.persistentKeepalive,
+    keepaliveB: hostB.wg.persistentKeepalive,
   };
 }

@@ -95,13 +95,15 @@ describe('two PathManagers over a simulated NAT pair', () => {
     const lead = DEFAULT_PATH_TIMINGS.leaderDelayMs;
     expect(r.bothDirectAfterMs!).toBeGreaterThanOrEqual(lead + 80);
     expect(r.bothDirectAfterMs!).toBeLessThan(lead + 120 + 25 + 5);
-    // With starts 25 ms apart (more than the one-way delay) they do not cross: the first one works.
+    // With starts 25 ms apart (more than the one-way delay) they do not cross: the follower's
+    // initiation opens its NAT, the leader's (held back) is the first that gets through. (WireGuard
+    // sends nothing for a set endpoint without keepalive or packets: only the leader's re-add.)
     const skewed = runPair(NATS.portRestricted!, NATS.portRestricted!, {
       wanOneWayMs: 20,
       skewB: 25,
       offsetErrorB: 25,
     });
-    expect(skewed.bothDirectAfterMs!).toBeLessThan(25 + 60 + 25 + 5);
+    expect(skewed.bothDirectAfterMs!).toBeLessThan(lead + 60 + 25 + 5);
   });
 
   describe.each([
@@ -165,5 +167,51 @@ describe('two PathManagers over a simulated NAT pair', () => {
     // peer already direct took for giving up on direct (the lab's NAT matrix saw the sides disagree).
     expect(r.reportsA.map((x) => x.result)).toEqual(['direct']);
     expect(r.reportsB.map((x) => x.result)).toEqual(['direct']);
+  });
+});
+
+describe('paths on demand over a simulated NAT pair', () => {
+  const demandAtMs = 1000;
+
+  it.each(pairs.map(([a, b]) => ({ a, b, name: `${a.name} x ${b.name}` })))(
+    'dormant until A has a packet for B, then wanted once and direct: $name',
+    ({ a, b }) => {
+      const r = runPair(a, b, { demandAtMs, runMs: 4000 });
+      // Nothing happened before the packet: no reports, no wants.
+      expect(r.timedReportsA.filter((x) => x.at < demandAtMs)).toEqual([]);
+      expect(r.timedReportsB.filter((x) => x.at < demandAtMs)).toEqual([]);
+      // Noticed at the next dormant poll (≤ 250 ms), asked for once; B never wanted anything.
+      expect(r.wantsA[0]! - demandAtMs).toBeLessThanOrEqual(DEFAULT_PATH_TIMINGS.dormantPollMs);
+      expect(r.wantsB).toEqual([]);
+      if (expectedDirect(a, b)) {
+        expect({ paths: [r.a.path, r.b.path], why: describeResult(r) }).toEqual({
+          paths: ['direct-internet', 'direct-internet'],
+          why: expect.any(String),
+        });
+        expect(r.wantsA).toHaveLength(1);
+        // A dormant poll, the broker's round trip and start, a punch round trip or two, a poll.
+        expect(r.bothDirectAfterMs!).toBeLessThan(700);
+        expect([r.keepaliveA, r.keepaliveB]).toEqual([true, true]);
+      } else {
+        // No path (the sim has no relay here): the want is repeated after 2 s while demand lasts.
+        expect(r.bothDirectAfterMs).toBeNull();
+        expect(r.wantsA.map((t) => t - r.wantsA[0]!)).toEqual([0, DEFAULT_PATH_TIMINGS.wantInitialMs]);
+      }
+    },
+  );
+
+  it('a direct pair with no traffic but keepalives goes dormant on both sides: keepalive off, no reports', () => {
+    const idle = DEFAULT_PATH_TIMINGS.idleAfterMs;
+    const r = runPair(NATS.portRestricted!, NATS.portRestricted!, {
+      demandAtMs,
+      runMs: demandAtMs + idle + 12_000,
+    });
+    expect([r.a.phase, r.b.phase]).toEqual(['dormant', 'dormant']);
+    expect([r.a.path, r.b.path]).toEqual(['none', 'none']);
+    expect([r.keepaliveA, r.keepaliveB]).toEqual([false, false]);
+    // Only the direct reports: going dormant tells the broker nothing (it forgot the direct pair).
+    expect(r.reportsA.map((x) => x.result)).toEqual(['direct']);
+    expect(r.reportsB.map((x) => x.result)).toEqual(['direct']);
+    expect(r.wantsA).toHaveLength(1);
   });
 });

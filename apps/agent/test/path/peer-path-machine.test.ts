@@ -101,7 +101,9 @@ describe('PeerPathMachine via PathManager', () => {
       { at: T0, endpoint: LAN },
       { at: T0 + 300, endpoint: REFLEXIVE },
     ]);
-    // Uncoordinated attempts (here: backoff retry 5 s after the failure): leader 0/200/500/950, follower 0/300/600.
+    // Uncoordinated attempts (here: backoff retry 5 s after the failure, for packets WireGuard still
+    // has for the peer): leader 0/200/500/950, follower 0/300/600.
+    s.traffic(PEER_KEY);
     s.runUntil(T0 + 1300 + 5000 + 1300);
     expect(s.readdsSince(T0 + 1301).map((r) => [r.at - T0 - 6300, r.endpoint])).toEqual([
       [0, LAN],
@@ -122,8 +124,10 @@ describe('PeerPathMachine via PathManager', () => {
         leader.now,
       ),
     );
-    leader.runUntil(T0 + 1000);
-    expect(leader.readdsSince(T0).map((r) => r.at - T0)).toEqual([0, 200, 500, 950]);
+    leader.demand(); // a new peer is dormant until WireGuard has packets for it
+    const start = leader.readdsSince(T0)[0]!.at;
+    leader.runUntil(start + 1000);
+    expect(leader.readdsSince(T0).map((r) => r.at - start)).toEqual([0, 200, 500, 950]);
   });
 
   it('reports failure after the last candidate, parks on the public one, backs off, retries at once on a network change', () => {
@@ -133,11 +137,18 @@ describe('PeerPathMachine via PathManager', () => {
     expect(s.reports).toEqual([
       { type: 'path', peerId: PEER_ID, attemptId: 'p1', result: 'failed', elapsedMs: 1300 },
     ]);
-    // Last tried was the reflexive candidate, so nothing to re-point.
-    expect(s.log.filter((l) => l.effect.type === 'set-endpoint')).toEqual([]);
+    // Last tried was the reflexive candidate, so WireGuard stays there; only its keepalive goes off.
+    expect(s.log.filter((l) => l.effect.type === 'set-endpoint').map((l) => [l.at - T0, l.effect])).toEqual([
+      [
+        1300,
+        { type: 'set-endpoint', peerId: PEER_ID, publicKey: PEER_KEY, endpoint: REFLEXIVE, keepalive: false },
+      ],
+    ]);
     expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'none', phase: 'backoff', failures: 1 });
 
-    // Backoff: 5 s, then 10 s (each local attempt takes 300 ms on LAN + 1 s on the reflexive one).
+    // Backoff: 5 s, then 10 s (each local attempt takes 300 ms on LAN + 1 s on the reflexive one);
+    // a retry is for packets WireGuard still has for the peer.
+    s.traffic(PEER_KEY);
     s.runUntil(T0 + 1300 + 4999);
     expect(s.readdsSince(T0 + 1301)).toEqual([]);
     s.runUntil(T0 + 1300 + 5000 + 2000);
@@ -177,12 +188,15 @@ describe('PeerPathMachine via PathManager', () => {
       ...Array(4).fill(observed),
     ]);
     expect(s.log.filter((l) => l.effect.type === 'set-endpoint').map((l) => [l.at - T0, l.effect])).toEqual([
-      [2300, { type: 'set-endpoint', peerId: PEER_ID, publicKey: PEER_KEY, endpoint: REFLEXIVE }],
+      [
+        2300,
+        { type: 'set-endpoint', peerId: PEER_ID, publicKey: PEER_KEY, endpoint: REFLEXIVE, keepalive: false },
+      ],
     ]);
     expect(s.wg.get(PEER_KEY)?.endpoint).toBe(REFLEXIVE);
   });
 
-  it('keeps a direct path while handshakes stay fresh and re-punches once they go stale', () => {
+  it('keeps a direct path in use while handshakes stay fresh and re-punches once they go stale', () => {
     const s = new Scenario();
     s.responder = (ep) => (ep === REFLEXIVE ? 30 : null);
     s.apply(
@@ -194,20 +208,28 @@ describe('PeerPathMachine via PathManager', () => {
     );
     s.runUntil(T0 + 100);
     expect(s.mgr.statusOf(PEER_ID)?.path).toBe('direct-internet');
-    // WireGuard re-handshakes every 2 minutes: still direct after 10 minutes.
-    for (let i = 1; i <= 5; i++) {
-      s.runUntil(T0 + i * 120_000);
-      s.handshake(PEER_KEY, REFLEXIVE);
+    // The path carries traffic (every minute), and WireGuard re-handshakes every 2 minutes: still
+    // direct after 10 minutes.
+    for (let i = 1; i <= 10; i++) {
+      s.traffic(PEER_KEY, 5_000, 5_000);
+      s.runUntil(T0 + i * 60_000);
+      if (i % 2 === 0) s.handshake(PEER_KEY, REFLEXIVE);
     }
-    s.runUntil(T0 + 600_000 + 179_000);
+    for (let i = 11; i <= 13; i++) {
+      s.traffic(PEER_KEY, 5_000, 5_000);
+      s.runUntil(Math.min(T0 + i * 60_000, T0 + 600_000 + 179_000));
+    }
     expect(s.readdsSince(T0 + 1)).toEqual([]);
     expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'direct-internet', since: T0 + 50 });
-    // No handshake for 3 minutes: the path is dead, try again (and succeed).
+    // No handshake for 3 minutes: the path is dead, still wanted (traffic), so the broker is asked
+    // and we try again ourselves (and succeed).
+    s.traffic(PEER_KEY, 5_000, 0);
     s.runUntil(T0 + 600_000 + 200_000);
     const readds = s.readdsSince(T0 + 1);
     expect(readds).toHaveLength(1);
     expect(readds[0]!.at).toBeGreaterThan(T0 + 600_000 + 180_000);
     expect(readds[0]!.at).toBeLessThanOrEqual(T0 + 600_000 + 180_000 + 10_000);
+    expect(s.wants).toEqual([{ type: 'want-path', peerId: PEER_ID }]);
     expect(s.reports.at(-1)).toMatchObject({ attemptId: 'local:1', result: 'direct' });
   });
 
@@ -237,12 +259,15 @@ describe('PeerPathMachine via PathManager', () => {
     expect(s.log).toHaveLength(before);
     expect(s.mgr.status()).toEqual([]);
     // Observations for the old key are ignored.
-    expect(s.mgr.observe([{ publicKey: PEER_KEY, lastHandshakeMs: s.now, endpoint: LAN }], s.now)).toEqual(
-      [],
-    );
+    expect(
+      s.mgr.observe(
+        [{ publicKey: PEER_KEY, lastHandshakeMs: s.now, endpoint: LAN, txBytes: 0, rxBytes: 0 }],
+        s.now,
+      ),
+    ).toEqual([]);
   });
 
-  it('starts on its own when the netmap brings candidates, and re-tries at once when a dead peer roams', () => {
+  it('starts on its own when WireGuard has packets for a peer the netmap brought, and re-tries at once when a dead peer roams', () => {
     const s = new Scenario();
     const peer = { peerId: PEER_ID, publicKey: PEER_KEY };
     const first = s.apply(
@@ -251,7 +276,11 @@ describe('PeerPathMachine via PathManager', () => {
         s.now,
       ),
     );
-    expect(first[0]).toMatchObject({ type: 'readd-peer', endpoint: REFLEXIVE });
+    // Dormant: WireGuard parked at the candidate without keepalive until it has packets for the peer.
+    expect(first[0]).toMatchObject({ type: 'set-endpoint', endpoint: REFLEXIVE, keepalive: false });
+    expect(s.readdsSince(T0)).toEqual([]);
+    s.demand();
+    expect(s.readdsSince(T0)[0]).toMatchObject({ endpoint: REFLEXIVE });
     s.runUntil(T0 + 2000);
     expect(s.reports).toEqual([expect.objectContaining({ attemptId: 'local:1', result: 'failed' })]);
     // Same candidates again: nothing new to try, stay in backoff.
@@ -317,6 +346,7 @@ describe('PeerPathMachine via PathManager', () => {
       const s = new Scenario();
       s.responder = (ep) => (ep === endpoint ? 20 : null);
       s.apply(s.mgr.setPeers([{ ...peer, candidates }], s.now));
+      s.demand(); // the host talks to the peer: the path is wanted
       s.runUntil(s.now + 1000);
       expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'direct-internet', endpoint });
       return s;
@@ -406,7 +436,8 @@ describe('PeerPathMachine via PathManager', () => {
   it('notices a peer that reached us although we have no candidates for it', () => {
     const s = new Scenario();
     s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates: [] }], s.now));
-    expect(s.mgr.statusOf(PEER_ID)?.phase).toBe('idle');
+    // Nothing to try and nothing wanted: dormant (no endpoint at all here: the Scenario has no sink).
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ phase: 'dormant', endpoint: null });
     s.runUntil(T0 + 3000);
     s.handshake(PEER_KEY, '198.51.100.4:7000');
     s.runUntil(T0 + 10_000);
@@ -475,13 +506,24 @@ describe('PathManager', () => {
         s.now,
       ),
     );
-    // Only the peer with a candidate starts; its first retry (leader) is at +200, first poll at +25.
+    // Both dormant: only the peer with a candidate has somewhere to park; demand is polled every 250 ms.
     expect(effects).toEqual([
-      { type: 'readd-peer', peerId: OTHER_ID, publicKey: OTHER_KEY, endpoint: REFLEXIVE },
-      { type: 'schedule-tick', at: T0 + 25 },
+      {
+        type: 'set-endpoint',
+        peerId: OTHER_ID,
+        publicKey: OTHER_KEY,
+        endpoint: REFLEXIVE,
+        keepalive: false,
+      },
+      { type: 'schedule-tick', at: T0 + 250 },
     ]);
-    s.apply(s.mgr.punch(punchMessage({ startAt: T0 + 10 }), 0, s.now));
-    expect(s.wakeAt).toBe(T0 + 10);
+    // Packets for the other peer: its attempt starts at +250 and polls every 25 ms.
+    s.demand(OTHER_KEY);
+    expect(s.readdsSince(T0)).toEqual([{ at: T0 + 250, endpoint: REFLEXIVE }]);
+    expect(s.wakeAt).toBe(T0 + 325);
+    // A punch starting sooner than that poll is the earliest wake-up.
+    s.apply(s.mgr.punch(punchMessage({ startAt: T0 + 310 }), 0, s.now));
+    expect(s.wakeAt).toBe(T0 + 310);
     expect(s.mgr.status().map((p) => [p.peerId, p.phase])).toEqual([
       [PEER_ID, 'scheduled'],
       [OTHER_ID, 'probing'],
@@ -495,17 +537,24 @@ describe('PathManager', () => {
     s.responder = () => 5;
     const cands = [{ endpoint: REFLEXIVE, kind: 'observed' as const, priority: 1 }];
     s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates: cands }], s.now));
-    s.runUntil(T0 + 100);
+    s.demand();
     expect(s.mgr.statusOf(PEER_ID)?.path).toBe('direct-internet');
     const effects = s.apply(
       s.mgr.setPeers([{ peerId: PEER_ID, publicKey: OTHER_KEY, candidates: cands }], s.now),
     );
+    // A new peer: nothing of the old key's path, dormant until WireGuard has packets for it.
     expect(effects[0]).toEqual({
-      type: 'readd-peer',
+      type: 'set-endpoint',
       peerId: PEER_ID,
       publicKey: OTHER_KEY,
       endpoint: REFLEXIVE,
+      keepalive: false,
     });
-    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ publicKey: OTHER_KEY, path: 'none', phase: 'probing' });
+    expect(s.mgr.statusOf(PEER_ID)).toMatchObject({
+      publicKey: OTHER_KEY,
+      path: 'none',
+      phase: 'dormant',
+      failures: 0,
+    });
   });
 });

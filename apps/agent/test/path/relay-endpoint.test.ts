@@ -11,24 +11,29 @@ const RELAY_HOST = RELAY_ENDPOINT.slice(0, RELAY_ENDPOINT.lastIndexOf(':'));
 const REFLEXIVE = '203.0.113.7:41000';
 const candidates: Candidate[] = [{ endpoint: REFLEXIVE, kind: 'reflexive', priority: 1 }];
 
-/** A peer whose own attempt failed at once (no candidate answers), in backoff; the netmap lists the relay. */
+/**
+ * A peer whose own attempt (for the host's first packet, seen at +250) failed (no candidate
+ * answers), in backoff; the netmap lists the relay.
+ */
 function inBackoff(): Scenario {
   const s = new Scenario();
   s.mgr.setRelayHosts([RELAY_HOST]);
   s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates }], s.now));
-  s.runUntil(T0 + 1100);
+  s.demand();
+  s.runUntil(T0 + 1300);
   expect(s.reports.map((r) => r.result)).toEqual(['failed']);
   expect(s.mgr.statusOf(PEER_ID)?.phase).toBe('backoff');
   return s;
 }
 
-/** A direct path on REFLEXIVE (the candidate answers every re-add after 20 ms). */
+/** A direct path on REFLEXIVE, wanted by the host's first packet (the candidate answers every re-add after 20 ms). */
 function direct(): Scenario {
   const s = new Scenario();
   s.mgr.setRelayHosts([RELAY_HOST]);
   s.responder = (ep) => (ep === REFLEXIVE ? 20 : null);
   s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates }], s.now));
-  s.runUntil(T0 + 100);
+  s.demand();
+  s.runUntil(T0 + 400);
   expect(s.reports).toEqual([expect.objectContaining({ result: 'direct', endpoint: REFLEXIVE })]);
   return s;
 }
@@ -61,7 +66,9 @@ describe('relay endpoints are never direct', () => {
         s.now,
       ),
     );
-    s.runUntil(T0 + 1100); // the attempt failed: in backoff
+    s.demand();
+    s.runUntil(T0 + 1300); // the attempt (for the host's packet, at +250) failed: in backoff
+    expect(s.mgr.statusOf(PEER_ID)?.phase).toBe('backoff');
     s.handshake(PEER_KEY, colocated);
     s.wake();
     expect(directReports(s)).toEqual([

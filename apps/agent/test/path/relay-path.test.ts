@@ -45,6 +45,17 @@ function relayed(): Scenario {
   return s;
 }
 
+/**
+ * The host keeps using the path until `untilMs`: a data packet (`rxBytes` back) every `everyMs`,
+ * so it is wanted (or in use) and never goes dormant for idleness.
+ */
+function busy(s: Scenario, untilMs: number, rxBytes = 0, everyMs = 1000, txBytes = 96): void {
+  while (s.now < untilMs) {
+    s.traffic(PEER_KEY, txBytes, rxBytes);
+    s.runUntil(Math.min(untilMs, s.now + everyMs));
+  }
+}
+
 describe('relay paths', () => {
   it('the report is a valid wire message', () => {
     expect(PathReportMessage.parse(relayReport(25))).toEqual(relayReport(25));
@@ -78,7 +89,8 @@ describe('relay paths', () => {
   it('uses the relay at once when the peer has no candidates at all', () => {
     const s = new Scenario();
     s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates: [] }], s.now));
-    expect(s.mgr.statusOf(PEER_ID)?.phase).toBe('idle');
+    expect(s.mgr.statusOf(PEER_ID)?.phase).toBe('dormant');
+    // The broker relays the pair (the peer wants it): WireGuard goes there at once.
     s.responder = () => 5;
     expect(s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now))[0]).toMatchObject({
       type: 'readd-peer',
@@ -86,6 +98,17 @@ describe('relay paths', () => {
     });
     s.runUntil(T0 + 100);
     expect(s.reports).toEqual([relayReport(25)]);
+  });
+
+  it('re-announces a confirmed relay when the control connection comes up, not once the path went dormant', () => {
+    const s = relayed();
+    expect(s.mgr.controlConnected()).toEqual([
+      { type: 'send', message: { type: 'want-path', peerId: PEER_ID, relayed: true } },
+    ]);
+    // No traffic beyond keepalives for the idle time: dormant, nothing for the broker to keep.
+    s.runUntil(T0 + 200_000);
+    expect(s.mgr.statusOf(PEER_ID)?.phase).toBe('dormant');
+    expect(s.mgr.controlConnected()).toEqual([]);
   });
 
   it('on a working relay starts no retries of its own; a punch or a network change retries with a short window', () => {
@@ -160,12 +183,12 @@ describe('relay paths', () => {
         s.now,
       ),
     );
-    s.runUntil(T0 + 100);
+    s.demand();
     expect(s.mgr.statusOf(PEER_ID)?.path).toBe('direct-internet');
     expect(s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now)).slice(0, -1)).toEqual([]);
-    // No handshake for 3 minutes: an attempt (600 ms with a relay), then the relay.
+    // In use, but no handshake for 3 minutes: an attempt (600 ms with a relay), then the relay.
     s.responder = (ep) => (ep === RELAY_ENDPOINT ? 20 : null);
-    s.runUntil(T0 + 200_000);
+    busy(s, T0 + 200_000, 1000, 10_000, 1000);
     const readds = s.readdsSince(T0 + 1);
     expect(readds.at(-1)!.endpoint).toBe(RELAY_ENDPOINT);
     expect(readds.at(-1)!.at - readds.at(-2)!.at).toBeLessThanOrEqual(600);
@@ -181,11 +204,11 @@ describe('relay paths', () => {
         t.now,
       ),
     );
-    t.runUntil(T0 + 100);
+    t.demand();
     t.apply(t.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), t.now));
     expect(t.apply(t.mgr.releaseRelay(PEER_ID, ALLOCATION_ID, t.now)).slice(0, -1)).toEqual([]);
     t.responder = () => null;
-    t.runUntil(T0 + 200_000);
+    busy(t, T0 + 200_000, 0, 1000, 1000); // packets every second: the dead path stays wanted
     expect(t.readdsSince(T0 + 1).filter((r) => r.endpoint === RELAY_ENDPOINT)).toEqual([]);
     expect(t.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'none', phase: 'backoff' });
   });
@@ -198,6 +221,9 @@ describe('relay paths', () => {
     const effects = s.apply(s.mgr.releaseRelay(PEER_ID, ALLOCATION_ID, s.now));
     expect(effects[0]).toMatchObject({ type: 'readd-peer', endpoint: LAN });
     expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'none', phase: 'probing', since: s.now });
+    // The host still sends to the peer after that attempt failed: the backoff retry is wanted.
+    s.runUntil(s.now + 1500);
+    s.traffic(PEER_KEY);
     s.runUntil(T0 + 30_000);
     expect(s.readdsSince(T0 + 2101).filter((r) => r.endpoint === RELAY_ENDPOINT)).toEqual([]);
     // Without a relay, the local attempt had the full 1000 ms per candidate again.
@@ -212,13 +238,15 @@ describe('relay paths', () => {
     const s = new Scenario();
     const candidates = [{ endpoint: REFLEXIVE, kind: 'reflexive' as const, priority: 1 }];
     s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates }], s.now));
-    s.runUntil(T0 + 100);
+    s.demand(); // the attempt starts for the host's packet
+    const start = s.readdsSince(T0)[0]!.at;
+    expect(s.now - start).toBeLessThan(600);
     expect(s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now)).slice(0, -1)).toEqual([]);
-    s.runUntil(T0 + 700);
+    s.runUntil(start + 700);
     expect(s.reports).toEqual([
       expect.objectContaining({ attemptId: 'local:1', result: 'failed', elapsedMs: 600 }),
     ]);
-    expect(s.readdsSince(T0).at(-1)).toEqual({ at: T0 + 600, endpoint: RELAY_ENDPOINT });
+    expect(s.readdsSince(T0).at(-1)).toEqual({ at: start + 600, endpoint: RELAY_ENDPOINT });
   });
 
   it('a new allocation replaces the old one: re-added there if relayed, renamed only if the endpoint is the same', () => {
@@ -325,7 +353,9 @@ describe('relay paths', () => {
     s.responder = (ep) => (ep === REFLEXIVE ? 30 : null);
     const candidates = [{ endpoint: REFLEXIVE, kind: 'reflexive' as const, priority: 1 }];
     s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates }], s.now));
-    s.runUntil(T0 + 100);
+    s.demand();
+    expect(s.mgr.statusOf(PEER_ID)?.path).toBe('direct-internet');
+    const directAt = s.now;
     s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now));
     s.runUntil(T0 + 20_000);
     s.handshake(PEER_KEY, RELAY_ENDPOINT);
@@ -333,7 +363,7 @@ describe('relay paths', () => {
     expect(s.reports.at(-1)).toEqual(relayReport(0));
     expect(s.mgr.statusOf(PEER_ID)).toMatchObject({ path: 'relay', phase: 'backoff' });
     // No re-add: the peer's session through the relay works.
-    expect(s.readdsSince(T0 + 100)).toEqual([]);
+    expect(s.readdsSince(directAt)).toEqual([]);
   });
 
   it('re-adds at the relay when its TCP link reconnected, only while WireGuard is on that link', () => {
@@ -359,7 +389,7 @@ describe('relay paths', () => {
     expect(s.mgr.relayLinkReconnected(PEER_ID, RELAY_ENDPOINT, s.now).slice(0, -1)).toEqual([]);
   });
 
-  it('re-adds at the relay when its handshakes go stale', () => {
+  it('re-adds at the relay when its handshakes go stale while in use', () => {
     const s = new Scenario();
     s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates: [] }], s.now));
     s.responder = () => 5;
@@ -367,9 +397,9 @@ describe('relay paths', () => {
     s.runUntil(T0 + 100);
     expect(s.reports).toEqual([relayReport(25)]);
     s.responder = () => null;
-    s.runUntil(T0 + 25 + 180_000);
+    busy(s, T0 + 25 + 180_000, 1000, 10_000, 1000);
     expect(s.readdsSince(T0 + 1)).toEqual([]);
-    s.runUntil(T0 + 25 + 190_000);
+    busy(s, T0 + 25 + 190_000, 1000, 10_000, 1000);
     const readds = s.readdsSince(T0 + 1);
     expect(readds[0]).toEqual({ at: T0 + 25 + 180_001, endpoint: RELAY_ENDPOINT });
     expect(readds.every((r) => r.endpoint === RELAY_ENDPOINT)).toBe(true);
@@ -385,5 +415,40 @@ describe('relay paths', () => {
     expect(s.mgr.relays().size).toBe(0);
     expect(s.mgr.hasPeer(PEER_ID, PEER_KEY)).toBe(true);
     expect(s.mgr.hasPeer(PEER_ID, FOLLOWER_KEY)).toBe(false);
+  });
+});
+
+describe('relay paths: wanting', () => {
+  it('asks no more once the broker answered with a relay: it waits for the relay to confirm; a release asks again', () => {
+    const s = new Scenario();
+    const candidates = [{ endpoint: REFLEXIVE, kind: 'reflexive' as const, priority: 2000 }];
+    s.apply(s.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates }], s.now));
+    s.demand();
+    busy(s, T0 + 3000);
+    // At once, then after 2 s while no path.
+    expect(s.wants.map((w) => w.peerId)).toEqual([PEER_ID, PEER_ID]);
+    // The broker relays (the peer's NAT is symmetric); the peer's side is not bound there yet.
+    s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now));
+    busy(s, T0 + 60_000);
+    expect(s.wants).toHaveLength(2); // another want would only punch both sides off the relay
+    expect(s.mgr.statusOf(PEER_ID)?.endpoint).toBe(RELAY_ENDPOINT);
+    // The peer's side binds at the relay: the next re-add there confirms it, reported; nothing to ask.
+    s.responder = (ep) => (ep === RELAY_ENDPOINT ? 20 : null);
+    busy(s, T0 + 120_000);
+    expect(s.reports.filter((r) => r.result === 'relay')).toHaveLength(1);
+    expect(s.mgr.statusOf(PEER_ID)?.path).toBe('relay');
+    expect(s.wants).toHaveLength(2);
+
+    // Without a confirmation, a released relay leaves the demand unanswered: asked again.
+    const t = new Scenario();
+    t.apply(t.mgr.setPeers([{ peerId: PEER_ID, publicKey: PEER_KEY, candidates }], t.now));
+    t.demand();
+    busy(t, T0 + 3000);
+    t.apply(t.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), t.now));
+    busy(t, T0 + 30_000);
+    expect(t.wants).toHaveLength(2);
+    t.apply(t.mgr.releaseRelay(PEER_ID, ALLOCATION_ID, t.now));
+    busy(t, T0 + 31_000);
+    expect(t.wants).toHaveLength(3);
   });
 });

@@ -1,4 +1,4 @@
-import type { PathReportMessage, PunchMessage } from '@trellis/proto';
+import type { PathReportMessage, PathWantMessage, PunchMessage } from '@trellis/proto';
 import {
   type HandshakeObservation,
   type PathEffect,
@@ -20,6 +20,10 @@ interface FakePeer {
   lastHandshakeMs: number;
   /** A handshake the responder promised, cancelled by the next re-add (as WireGuard drops its state). */
   pending: { at: number; endpoint: string } | null;
+  /** Byte counters as UAPI reports them (a re-add resets them). */
+  txBytes: number;
+  rxBytes: number;
+  persistentKeepalive: boolean;
 }
 
 /**
@@ -30,6 +34,7 @@ export class Scenario {
   now = T0;
   readonly mgr: PathManager;
   readonly reports: PathReportMessage[] = [];
+  readonly wants: PathWantMessage[] = [];
   readonly log: Array<{ at: number; effect: PathEffect }> = [];
   readonly wg = new Map<string, FakePeer>();
   wakeAt: number | null = null;
@@ -52,15 +57,23 @@ export class Scenario {
           this.wakeAt = effect.at;
           break;
         case 'send':
-          this.reports.push(effect.message);
+          if (effect.message.type === 'path') this.reports.push(effect.message);
+          else this.wants.push(effect.message);
           break;
         case 'set-endpoint':
           this.peer(effect.publicKey).endpoint = effect.endpoint;
+          this.peer(effect.publicKey).persistentKeepalive = effect.keepalive;
+          break;
+        case 'keepalive':
+          this.peer(effect.publicKey).persistentKeepalive = effect.on;
           break;
         case 'readd-peer': {
           const p = this.peer(effect.publicKey);
           p.endpoint = effect.endpoint;
           p.lastHandshakeMs = 0;
+          p.persistentKeepalive = true;
+          p.txBytes = 148; // the fresh initiation
+          p.rxBytes = 0;
           const delay = this.responder(effect.endpoint, this.now);
           p.pending = delay === null ? null : { at: this.now + delay, endpoint: effect.endpoint };
           break;
@@ -73,7 +86,14 @@ export class Scenario {
   peer(publicKey: string): FakePeer {
     let p = this.wg.get(publicKey);
     if (!p) {
-      p = { endpoint: null, lastHandshakeMs: 0, pending: null };
+      p = {
+        endpoint: null,
+        lastHandshakeMs: 0,
+        pending: null,
+        txBytes: 0,
+        rxBytes: 0,
+        persistentKeepalive: false,
+      };
       this.wg.set(publicKey, p);
     }
     return p;
@@ -86,11 +106,35 @@ export class Scenario {
     p.endpoint = endpoint;
   }
 
+  /**
+   * The host sends packets to the peer (default: WireGuard's initiation for a first packet, 148
+   * bytes): what a dormant peer's demand looks like, tx growing with nothing back.
+   */
+  traffic(publicKey: string, txBytes = 148, rxBytes = 0): void {
+    const p = this.peer(publicKey);
+    p.txBytes += txBytes;
+    p.rxBytes += rxBytes;
+  }
+
+  /**
+   * Packets for the peer, then the wake-ups until `forMs` later: the demand that starts an attempt.
+   * The counters are observed first (the agent's first look at a peer is its baseline, which would
+   * otherwise swallow the packets).
+   */
+  demand(publicKey = PEER_KEY, forMs = 300): void {
+    this.peer(publicKey);
+    this.apply(this.mgr.observe(this.observations(), this.now));
+    this.traffic(publicKey);
+    this.runUntil(this.now + forMs);
+  }
+
   observations(): HandshakeObservation[] {
     return [...this.wg].map(([publicKey, p]) => ({
       publicKey,
       lastHandshakeMs: p.lastHandshakeMs,
       endpoint: p.endpoint,
+      txBytes: p.txBytes,
+      rxBytes: p.rxBytes,
     }));
   }
 

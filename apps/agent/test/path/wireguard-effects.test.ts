@@ -25,16 +25,22 @@ describe('path effects on WireGuard', () => {
     );
   });
 
-  it('sets only the endpoint for set-endpoint, and does nothing for a peer the netmap lacks', () => {
+  it('sets the endpoint and keepalive for set-endpoint, only keepalive for keepalive, and does nothing for a peer the netmap lacks', () => {
     const effect = {
       type: 'set-endpoint' as const,
       peerId: PEER_ID,
       publicKey: PEER_KEY,
       endpoint: '192.0.2.1:5',
+      keepalive: false,
     };
     expect(wgUpdateForEffect(effect, [])).toEqual({
-      peers: [{ publicKey: PEER_KEY, endpoint: '192.0.2.1:5' }],
+      peers: [{ publicKey: PEER_KEY, endpoint: '192.0.2.1:5', persistentKeepalive: 0 }],
     });
+    expect(wgUpdateForEffect({ ...effect, keepalive: true }, [])).toEqual({
+      peers: [{ publicKey: PEER_KEY, endpoint: '192.0.2.1:5', persistentKeepalive: 25 }],
+    });
+    const off = { type: 'keepalive' as const, peerId: PEER_ID, publicKey: PEER_KEY, on: false };
+    expect(wgUpdateForEffect(off, [])).toEqual({ peers: [{ publicKey: PEER_KEY, persistentKeepalive: 0 }] });
     expect(wgUpdateForEffect({ ...effect, type: 'readd-peer' }, null)).toEqual({ peers: [] });
   });
 
@@ -54,6 +60,8 @@ describe('path effects on WireGuard', () => {
         },
       ],
     });
-    expect(rows).toEqual([{ publicKey: PEER_KEY, lastHandshakeMs: 1_700_000_000_000, endpoint: null }]);
+    expect(rows).toEqual([
+      { publicKey: PEER_KEY, lastHandshakeMs: 1_700_000_000_000, endpoint: null, txBytes: 0, rxBytes: 0 },
+    ]);
   });
 });

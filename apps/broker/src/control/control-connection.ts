@@ -5,6 +5,7 @@ import {
   CloseCode,
   type HelloMessage,
   type PathReportMessage,
+  type PathWantMessage,
   type ServerMessage,
 } from '@trellis/proto';
 import type { Logger } from 'pino';
@@ -29,7 +30,8 @@ export interface ControlConnectionDeps {
   /** Prefix of connection ids made by this instance. */
   instanceId: string;
   /** An agent's outcome of a path attempt (the punch coordinator's input). */
-  onPathReport?: (deviceId: string, report: PathReportMessage) => void;
+  /** A `path` report or a `want-path` request (the pair-path logic). */
+  onPath?: (deviceId: string, msg: PathReportMessage | PathWantMessage) => void;
 }
 
 type State =
@@ -124,7 +126,8 @@ export class ControlConnection {
             msg.portMapped ? [msg.portMapped] : [],
           );
         }
-        if (msg.type === 'path') return this.deps.onPathReport?.(this.state.session.deviceId, msg);
+        if (msg.type === 'path' || msg.type === 'want-path')
+          return this.deps.onPath?.(this.state.session.deviceId, msg);
         return this.fail(CloseCode.badMessage, 'bad_message', `unexpected ${msg.type} after authentication`);
     }
   }

@@ -1,4 +1,4 @@
-import { CloseCode, type PathReportMessage, type ReflectorInfo } from '@trellis/proto';
+import { CloseCode, type PathReportMessage, type PathWantMessage, type ReflectorInfo } from '@trellis/proto';
 import type { Logger } from 'pino';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
 import { PairPathDriver, type PairPathTimings } from '../pair-paths/pair-path-driver';
@@ -97,6 +97,13 @@ export class ControlHub {
 
   get connectedCount(): number {
     return this.byDevice.size;
+  }
+
+  /** Device pairs the accounts' pair-path cores hold on this instance (read-only; the benchmark). */
+  get pairCount(): number {
+    let n = 0;
+    for (const hub of this.hubs.values()) n += hub.paths?.pairCount ?? 0;
+    return n;
   }
 
   private onEvent(e: BrokerEvent): void {
@@ -208,11 +215,13 @@ export class ControlHub {
     this.hubs.delete(accountId);
   }
 
-  /** A device's `path` report: its account's pair paths decide on retries and relays. */
-  pathReport(deviceId: string, report: PathReportMessage): void {
+  /** A device's `path` report or `want-path`: its account's pair paths decide. */
+  pathMessage(deviceId: string, msg: PathReportMessage | PathWantMessage): void {
     const session = this.byDevice.get(deviceId);
     if (!session) return;
-    this.hubs.get(session.accountId)?.paths?.pathReport(deviceId, report);
+    const paths = this.hubs.get(session.accountId)?.paths;
+    if (msg.type === 'want-path') paths?.want(deviceId, msg.peerId, msg.relayed === true);
+    else paths?.pathReport(deviceId, msg);
   }
 
   /** Sends pending deltas now (tests and shutdown). */

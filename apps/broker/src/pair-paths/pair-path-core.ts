@@ -7,7 +7,7 @@ import {
   type PairPathOptions,
   pairKey,
 } from './pair-types';
-import { firePunch, isFresh, punchFailed, resetPunch, schedulePunch } from './punch-part';
+import { firePunch, isFresh, punchFailed, punchInFlight, resetPunch, schedulePunch } from './punch-part';
 import {
   allocated,
   allocationFailed,
@@ -94,6 +94,9 @@ export class PairPathCore {
       case 'reflexive-seen':
         this.reflexiveSeen(e.id, e.endpoints);
         return;
+      case 'want':
+        this.want(e.from, e.peerId, e.relayed);
+        return;
       case 'path-report':
         this.report(e.from, e.report);
         return;
@@ -142,18 +145,40 @@ export class PairPathCore {
       sendRelay(ctx, pair, view.id);
       retryRelay(ctx, pair);
     }
-    this.meetPeers(view.id, true);
+    this.revisit(view.id, true);
   }
 
-  /** Punches (`punch`) and decides on relaying the device with every online peer. */
-  private meetPeers(id: string, punch: boolean): void {
+  /**
+   * Punches (`punch`) and decides on relaying the device's pairs: only those some agent wanted and
+   * that are not done (a direct pair is forgotten), never every peer of the account.
+   */
+  private revisit(id: string, punch: boolean): void {
     const { ctx } = this;
-    for (const [other, rec] of this.devices) {
-      if (other === id || rec.presence.state !== 'online') continue;
-      const pair = this.table.getOrAdd(id, other);
+    for (const pair of this.devices.get(id)?.pairs ?? []) {
       if (punch) schedulePunch(ctx, pair, ctx.opts.settleMs);
       evaluateRelay(ctx, pair);
     }
+  }
+
+  /** An agent wants a path to the peer: punch the pair (and relay it if direct cannot work). */
+  private want(from: string, peerId: string, relayed: boolean): void {
+    const { ctx } = this;
+    if (from === peerId || !ctx.online(from) || !ctx.online(peerId)) return;
+    const pair = this.table.getOrAdd(from, peerId);
+    pair.direct.delete(from);
+    // A want during an attempt changes nothing: punching again would restart both sides' attempt
+    // (and move a side that is on the relay off it). After it, the same candidates are tried again.
+    if (!punchInFlight(ctx, pair)) {
+      pair.punch.lastSig = null;
+      schedulePunch(ctx, pair, ctx.opts.settleMs);
+    }
+    // An agent already on a relay keeps one (the driver claims the allocation its relay still holds).
+    if (relayed && pair.relay.phase === 'none') wantRelay(ctx, pair, 'punch-failed');
+    else evaluateRelay(ctx, pair);
+    // An active relay goes to both sides again: the wanting side may have missed it, and the other
+    // side, dormant meanwhile, may have let its NAT mapping to the relay expire (a fresh `relay`
+    // makes it re-add there, which binds it at the relay again).
+    for (const id of [pair.a, pair.b]) sendRelay(ctx, pair, id);
   }
 
   private changed(view: PairDevice): void {
@@ -162,7 +187,7 @@ export class PairPathCore {
     rec.view = view;
     if (rec.presence.state !== 'online') return;
     for (const pair of rec.pairs) resendIfTransportChanged(this.ctx, pair, view.id);
-    this.meetPeers(view.id, true);
+    this.revisit(view.id, true);
   }
 
   private reflexiveSeen(id: string, endpoints: readonly string[]): void {
@@ -176,7 +201,7 @@ export class PairPathCore {
     // A side that was on the TCP fallback sends UDP after all.
     if (first) for (const pair of d.pairs) resendIfTransportChanged(ctx, pair, id);
     // Punches wait for fresh addresses: the first one seen, or the netmap caught up before it.
-    if (first || (!wasFresh && isFresh(d))) this.meetPeers(id, true);
+    if (first || (!wasFresh && isFresh(d))) this.revisit(id, true);
   }
 
   private offline(id: string): void {
@@ -218,20 +243,23 @@ export class PairPathCore {
     if (owner && owner.key !== key) return; // another pair's attempt id
     let pair = this.table.get(key);
     if (!pair) {
-      if (!ctx.online(r.peerId)) return;
+      // Only a failure makes a pair (its path died: as good as a want); other news of a pair
+      // that is done or was never wanted changes nothing.
+      if (r.result !== 'failed' || !ctx.online(r.peerId)) return;
       pair = this.table.getOrAdd(from, r.peerId);
     }
     const fields = { deviceId: from, peerId: r.peerId, attemptId: r.attemptId, elapsedMs: r.elapsedMs };
     if (r.result === 'direct') {
       pair.direct.add(from);
-      if (pair.direct.size === 2) {
-        pair.punch.failures = 0;
-        if (pair.relay.phase !== 'none' && pair.releaseAt === null) {
-          pair.releaseAt = ctx.now + ctx.opts.directGraceMs;
-          this.timers.push(pair.releaseAt, { kind: 'release', pair });
-        }
-      }
       ctx.log('info', 'path direct', fields);
+      if (pair.direct.size < 2) return;
+      // Done: a direct pair is forgotten (its agents want it again if the path dies); a relayed
+      // one keeps the relay until both sides stayed direct for the grace.
+      if (pair.relay.phase === 'none') this.table.delete(pair);
+      else if (pair.releaseAt === null) {
+        pair.releaseAt = ctx.now + ctx.opts.directGraceMs;
+        this.timers.push(pair.releaseAt, { kind: 'release', pair });
+      }
       return;
     }
     pair.direct.delete(from);
@@ -245,9 +273,10 @@ export class PairPathCore {
     if (pair.relay.phase === 'none' && ctx.bothOnline(pair)) wantRelay(ctx, pair, 'punch-failed');
   }
 
-  /** A pair that is not relayed lives only while both of its devices are online. */
+  /** A pair that is not relayed lives only while both of its devices are online and it is not done. */
   private prune(pair: PairRecord): void {
-    if (pair.relay.phase === 'none' && !this.ctx.bothOnline(pair)) this.table.delete(pair);
+    if (pair.relay.phase !== 'none') return;
+    if (pair.direct.size === 2 || !this.ctx.bothOnline(pair)) this.table.delete(pair);
   }
 
   private fireDue(): void {
@@ -275,7 +304,7 @@ export class PairPathCore {
     if (!d || d.presence.udpCheckAt !== at) return;
     d.presence.udpCheckAt = null;
     for (const pair of d.pairs) resendIfTransportChanged(ctx, pair, id);
-    this.meetPeers(id, false);
+    this.revisit(id, false);
   }
 
   private firePair(at: number, kind: 'punch' | 'release' | 'retry', pair: PairRecord): void {

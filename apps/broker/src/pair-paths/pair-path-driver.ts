@@ -84,6 +84,9 @@ export class PairPathDriver {
   changed(device: PairDevice): void {
     this.handle({ kind: 'changed', device });
   }
+  want(from: string, peerId: string, relayed = false): void {
+    this.handle({ kind: 'want', from, peerId, relayed });
+  }
   pathReport(from: string, report: PathReportMessage): void {
     this.handle({ kind: 'path-report', from, report });
   }

@@ -36,6 +36,8 @@ export interface PunchPart {
   /** The candidate lists last punched with: the same lists are not punched again unless one failed. */
   lastSig: string | null;
   failures: number;
+  /** When the last punch went out (null: none since the pair was made or reset). */
+  sentAt: number | null;
   /** Recent attempt ids of this pair (oldest first); reports of other attempts are not its own. */
   attempts: string[];
   /** Failed attempts already counted (both sides report one punch). */
@@ -74,7 +76,7 @@ export interface DeviceRecord {
 }
 
 export function newPunchPart(): PunchPart {
-  return { dueAt: null, lastSig: null, failures: 0, attempts: [], counted: [] };
+  return { dueAt: null, lastSig: null, failures: 0, sentAt: null, attempts: [], counted: [] };
 }
 
 /** The pairs of one account, by key and by device; a device's events touch only its own pairs. */

@@ -20,6 +20,8 @@ export type PairEvent =
   | { kind: 'changed'; device: PairDevice }
   /** Every endpoint the reflectors saw the device at since it came online (never empty). */
   | { kind: 'reflexive-seen'; id: string; endpoints: readonly string[] }
+  /** An agent wants a path to a peer (WireGuard has packets for it, or its path died). */
+  | { kind: 'want'; from: string; peerId: string; relayed: boolean }
   /** An agent's `path` report about one of its peers. */
   | { kind: 'path-report'; from: string; report: PathReportMessage }
   /** A relay came up: pairs that found none to allocate on try again. */

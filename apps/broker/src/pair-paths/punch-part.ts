@@ -77,7 +77,14 @@ export function firePunch(ctx: CoreContext, pair: PairRecord): void {
   // Towards a symmetric NAT success comes within a few round trips or not at all (then the relay).
   const edm = a.mappingType === 'endpoint-dependent' || b.mappingType === 'endpoint-dependent';
   const deadlineMs = edm ? Math.min(ctx.opts.deadlineMs, SYMMETRIC_DEADLINE_MS) : ctx.opts.deadlineMs;
+  pair.punch.sentAt = ctx.now;
   ctx.effects.push({ kind: 'punch', attemptId, a, b, forA, forB, deadlineMs, leader: leaderOf(a, b) });
+}
+
+/** A punch went out less than a candidate deadline ago: its agents are still trying it. */
+export function punchInFlight(ctx: CoreContext, pair: PairRecord): boolean {
+  const sent = pair.punch.sentAt;
+  return sent !== null && ctx.now - sent < ctx.opts.deadlineMs;
 }
 
 /**

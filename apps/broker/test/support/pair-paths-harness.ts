@@ -71,11 +71,14 @@ export function pairPaths(opts: {
     offline: (id: string) => driver.offline(id),
     removed: (id: string) => driver.removed(id),
     report: (from: string, r: PathReportMessage) => driver.pathReport(from, r),
+    /** `from`'s agent wants a path to `to` (WireGuard has packets for it). */
+    want: (from: string, to: string, relayed = false) => driver.want(from, to, relayed),
     observed: (id: string) => driver.reflexiveObserved(id, view(id).publicKey),
-    /** Both devices come online together and the directory answers. */
+    /** Both devices come online together, one wants a path to the other, and the directory answers. */
     async bothOnline(a: string, b: string) {
       driver.online(view(a));
       driver.online(view(b));
+      driver.want(a, b);
       await settle();
     },
     async relayComesUp(relay: FakeRelay) {

@@ -65,6 +65,7 @@ describe('ControlHub with relays', () => {
     await hub.attach(sa, 'acme');
     expect(of(a, 'netmap')[0]!.self.relays).toEqual([{ id: r1.id, name: 'r1', address: '203.0.113.1' }]);
     await hub.attach(sb, 'acme');
+    hub.pathMessage(a.id, { type: 'want-path', peerId: b.id });
     await jest.advanceTimersByTimeAsync(0);
     const [toA] = of(a, 'relay');
     expect(toA).toMatchObject({ peerId: b.id, peerPublicKey: b.publicKey, endpoint: '203.0.113.1:40000' });
@@ -94,22 +95,23 @@ describe('ControlHub with relays', () => {
     hub.stop();
   });
 
-  it('routes path reports, reconnects and expiry to the allocator', async () => {
+  it('routes wants, path reports, reconnects and expiry to the pair paths', async () => {
     const { a, b, hub, directory, session, of } = hubScenario();
     const sa = session(a);
     const sb = session(b);
     await hub.attach(sa, 'acme');
     await hub.attach(sb, 'acme');
+    hub.pathMessage(b.id, { type: 'want-path', peerId: a.id });
     await jest.advanceTimersByTimeAsync(0);
     const first = of(a, 'relay')[0]!.allocationId;
-    hub.pathReport(a.id, {
+    hub.pathMessage(a.id, {
       type: 'path',
       peerId: b.id,
       attemptId: 'local:1',
       result: 'direct',
       elapsedMs: 5,
     });
-    hub.pathReport(b.id, {
+    hub.pathMessage(b.id, {
       type: 'path',
       peerId: a.id,
       attemptId: 'local:1',
@@ -120,10 +122,11 @@ describe('ControlHub with relays', () => {
     expect(of(a, 'relay-release')).toEqual([{ type: 'relay-release', peerId: b.id, allocationId: first }]);
     expect(directory.released).toEqual([first]);
 
-    // A reconnect starts afresh: relayed again, and the relay's expiry reaches both agents.
+    // Wanted again after a reconnect: relayed again, and the relay's expiry reaches both agents.
     hub.detach(sb);
     const sb2 = session(b);
     await hub.attach(sb2, 'acme');
+    hub.pathMessage(b.id, { type: 'want-path', peerId: a.id });
     await jest.advanceTimersByTimeAsync(0);
     const second = of(a, 'relay')[1]!.allocationId;
     directory.expire(second);
@@ -135,7 +138,7 @@ describe('ControlHub with relays', () => {
 
     // After an expiry the next failure brings a relay again, unless the peer is offline.
     hub.detach(sb2);
-    hub.pathReport(a.id, {
+    hub.pathMessage(a.id, {
       type: 'path',
       peerId: b.id,
       attemptId: 'local:2',

@@ -85,12 +85,14 @@ describe('pair paths: punching', () => {
     return { ...h, c: h, sent: h.punches };
   }
 
-  it('punches both sides with the other one’s candidates and one start time once both are online', () => {
+  it('punches both sides with the other one’s candidates and one start time once a side wants a path', () => {
     const { c, sent } = setup();
     c.online('a');
     jest.advanceTimersByTime(1000);
-    expect(sent).toEqual([]);
     c.online('b');
+    jest.advanceTimersByTime(1000);
+    expect(sent).toEqual([]); // nobody wants a path yet
+    c.want('b', 'a');
     jest.advanceTimersByTime(99);
     expect(sent).toEqual([]);
     jest.advanceTimersByTime(1);
@@ -110,6 +112,7 @@ describe('pair paths: punching', () => {
     const { c, devices, sent } = setup();
     c.online('a');
     c.online('b');
+    c.want('a', 'b');
     jest.advanceTimersByTime(100);
     expect(sent).toHaveLength(2);
     c.changed('a');
@@ -135,13 +138,15 @@ describe('pair paths: punching', () => {
     jest.advanceTimersByTime(600_000);
     expect(sent).toHaveLength(6);
 
-    // A working path is not torn down for new candidates (WireGuard roaming keeps it) …
+    // A working path is done: new candidates do not tear it down (WireGuard roaming keeps it),
+    // nor does a reconnect …
     devices.set('b', { ...b, candidates: [cand('192.0.2.99:40000', 'reflexive', 2000)] });
     c.changed('b');
+    c.online('b');
     jest.advanceTimersByTime(100);
     expect(sent).toHaveLength(6);
-    // … but a device that reconnects starts from scratch and is punched again.
-    c.online('b');
+    // … until an agent wants the path again: punched from scratch, with the new candidates.
+    c.want('b', 'a');
     jest.advanceTimersByTime(100);
     expect(sent).toHaveLength(8);
     expect(sent[6]!.msg.candidates.concat(sent[7]!.msg.candidates).map((x) => x.endpoint)).toContain(
@@ -153,6 +158,7 @@ describe('pair paths: punching', () => {
     const { c, sent } = setup();
     c.online('b');
     c.online('a');
+    c.want('a', 'b');
     jest.advanceTimersByTime(100);
     const id = sent[0]!.msg.attemptId;
     c.report('b', { type: 'path', peerId: 'a', attemptId: id, result: 'direct', elapsedMs: 40 });
@@ -166,6 +172,7 @@ describe('pair paths: punching', () => {
     const { c, sent } = setup();
     c.online('b');
     c.online('a');
+    c.want('a', 'b');
     jest.advanceTimersByTime(100);
     c.report('b', {
       type: 'path',
@@ -181,10 +188,11 @@ describe('pair paths: punching', () => {
     c.driver.dispose();
   });
 
-  it('a `relay` report (the relayed path works) is no failure: no punch, and the pair is not direct', () => {
+  it('a direct pair is forgotten: later `relay` reports and new candidates punch nothing, a failure does', () => {
     const { c, devices, sent } = setup();
     c.online('b');
     c.online('a');
+    c.want('a', 'b');
     jest.advanceTimersByTime(100);
     const id = sent[0]!.msg.attemptId;
     c.report('a', { type: 'path', peerId: 'b', attemptId: id, result: 'direct', elapsedMs: 9 });
@@ -192,11 +200,16 @@ describe('pair paths: punching', () => {
     c.report('b', { type: 'path', peerId: 'a', attemptId: 'local:3', result: 'relay', elapsedMs: 30 });
     jest.advanceTimersByTime(600_000);
     expect(sent).toHaveLength(2);
-    // No longer direct on both sides: new candidates are punched again.
     devices.set('b', { ...b, candidates: [cand('192.0.2.99:40000', 'reflexive', 2000)] });
     c.changed('b');
     jest.advanceTimersByTime(100);
+    expect(sent).toHaveLength(2);
+    expect(c.driver.pairCount).toBe(0);
+    // The path died on one side: punched again, with the new candidates.
+    c.report('a', { type: 'path', peerId: 'b', attemptId: 'local:4', result: 'failed', elapsedMs: 3000 });
+    jest.advanceTimersByTime(100);
     expect(sent).toHaveLength(4);
+    expect(sent[2]!.msg.candidates.map((x) => x.endpoint)).toEqual(['192.0.2.99:40000']);
     c.driver.dispose();
   });
 
@@ -204,6 +217,7 @@ describe('pair paths: punching', () => {
     const { c, sent } = setup();
     c.online('b');
     c.online('a');
+    c.want('a', 'b');
     jest.advanceTimersByTime(100);
     const id = sent[0]!.msg.attemptId;
     c.report('x', { type: 'path', peerId: 'a', attemptId: id, result: 'failed', elapsedMs: 1 });
@@ -224,6 +238,7 @@ describe('pair paths: punching', () => {
     const { c, sent } = setup({ controlRtt: (id) => rtt.get(id) ?? null });
     c.online('b');
     c.online('a');
+    c.want('a', 'b');
     jest.advanceTimersByTime(100);
     expect(sent[0]!.msg.startAt).toBe(Date.now() + 40 + 25);
     rtt.set('b', 2000);
@@ -254,6 +269,7 @@ describe('pair paths: punching', () => {
     });
     c.online('a');
     c.online('b');
+    c.want('a', 'b');
     jest.advanceTimersByTime(500);
     expect(sent).toEqual([]); // the netmap's reflexive addresses are from before
     // a's reflector sees it where the netmap already has it: fresh at once.
@@ -282,6 +298,7 @@ describe('pair paths: punching', () => {
     });
     quiet.c.online('a');
     quiet.c.online('b');
+    quiet.c.want('a', 'b');
     quiet.c.observed('b');
     jest.advanceTimersByTime(10_000);
     expect(quiet.sent).toEqual([]);
@@ -302,6 +319,7 @@ describe('pair paths: punching', () => {
     devices.set('a', mapped);
     c.online('a');
     c.online('b');
+    c.want('a', 'b');
     c.observed('a');
     c.observed('b');
     jest.advanceTimersByTime(100);

@@ -43,13 +43,16 @@ describe('pair paths: relays', () => {
   beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
   afterEach(() => jest.useRealTimers());
 
-  it('relays two symmetric NATs as soon as both are online, both sides pointed at one allocation', async () => {
+  it('relays two symmetric NATs as soon as a side wants a path, both sides pointed at one allocation', async () => {
     const s = scenario({ devices: [symA, symB] });
     const relay = s.directory.add(new FakeRelay('r1', '203.0.113.1'));
     s.online(A);
     await jest.advanceTimersByTimeAsync(5_000);
-    expect(s.sent).toEqual([]);
+    s.want(A, B); // B is not online: nothing to do
     s.online(B);
+    await jest.advanceTimersByTimeAsync(5_000);
+    expect(s.sent).toEqual([]); // nobody wants the pair: no state, no relay
+    s.want(B, A);
     await settle();
     const [toA] = s.relays(A);
     const [toB] = s.relays(B);
@@ -75,6 +78,7 @@ describe('pair paths: relays', () => {
     s.directory.add(new FakeRelay('r1', '2001:db8::1', null, TCP_INFO));
     s.online(A);
     s.online(B);
+    s.want(A, B);
     await jest.advanceTimersByTimeAsync(1_499);
     expect(s.sent).toEqual([]); // its reflexive address may still be on the way
     await jest.advanceTimersByTimeAsync(1);
@@ -96,6 +100,7 @@ describe('pair paths: relays', () => {
     s.directory.add(new FakeRelay('r1', '192.0.2.50', null, TCP_INFO));
     s.online(A);
     s.online(B);
+    s.want(A, B);
     s.observed(A);
     s.observed(B);
     await jest.advanceTimersByTimeAsync(1_500);
@@ -108,6 +113,7 @@ describe('pair paths: relays', () => {
     s.directory.add(new FakeRelay('r1', '203.0.113.1', null, TCP_INFO));
     s.online(A);
     s.online(B);
+    s.want(A, B);
     await jest.advanceTimersByTimeAsync(900);
     s.devices.set(B, { ...edmB, mappingType: 'endpoint-independent' });
     s.changed(B);
@@ -125,7 +131,8 @@ describe('pair paths: relays', () => {
     s.directory.add(new FakeRelay('r1', '192.0.2.50', null, TCP_INFO));
     s.online(B);
     await jest.advanceTimersByTimeAsync(30_000);
-    s.online(A); // nothing of A seen yet: it just came online (seen in the lab under load)
+    s.online(A);
+    s.want(A, B); // nothing of A seen yet: it just came online (seen in the lab under load)
     await settle();
     expect(s.relays(A)).toHaveLength(1);
     expect(s.relays(A)[0]).not.toHaveProperty('tcp');
@@ -149,6 +156,7 @@ describe('pair paths: relays', () => {
     s.online(B);
     await jest.advanceTimersByTimeAsync(30_000);
     s.online(A);
+    s.want(A, B);
     await settle();
     expect(s.relays(A)).toHaveLength(1);
     expect(s.relays(B)[0]).not.toHaveProperty('tcp'); // the relay offers no TCP fallback
@@ -160,6 +168,7 @@ describe('pair paths: relays', () => {
     const { punches } = s;
     s.online(A);
     s.online(B);
+    s.want(A, B);
     await jest.advanceTimersByTimeAsync(100);
     expect(punches).toHaveLength(2);
     expect(s.sent).toEqual([]); // punchable: no relay before a failure
@@ -179,11 +188,59 @@ describe('pair paths: relays', () => {
     expect(s.relays(A)).toHaveLength(1); // the same allocation all along
   });
 
+  it('a want while a punch is in flight punches nothing more; on an active relay it re-sends the relay to both sides', async () => {
+    const s = scenario({ devices: [eimA, edmB] });
+    s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    const { punches } = s;
+    s.online(A);
+    s.online(B);
+    s.want(A, B);
+    await jest.advanceTimersByTimeAsync(100);
+    const first = punches[0]!.msg.attemptId;
+    s.report(A, report('failed', B, first));
+    s.report(B, report('failed', A, first));
+    await jest.advanceTimersByTimeAsync(100);
+    expect(punches).toHaveLength(4); // the retry is in flight
+    const allocationId = s.relays(A)[0]!.allocationId;
+    // The symmetric side wants again while both try the retry: no punch restarts their attempt
+    // (which would take a side off the relay), and both are told the relay again.
+    s.want(B, A);
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(punches).toHaveLength(4);
+    expect(s.relays(A).map((m) => m.allocationId)).toEqual([allocationId, allocationId]);
+    expect(s.relays(B).map((m) => m.allocationId)).toEqual([allocationId, allocationId]);
+    // Once the punch's deadline is over a want tries the candidates again.
+    await jest.advanceTimersByTimeAsync(500);
+    s.want(B, A);
+    await jest.advanceTimersByTimeAsync(100);
+    expect(punches).toHaveLength(6);
+    expect(s.directory.asked).toEqual(['r1']); // one allocation all along
+  });
+
+  it('a want for a relayed pair tells the dormant side the relay again (its NAT mapping to it may be gone)', async () => {
+    const s = scenario({ devices: [symA, symB] });
+    s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    s.online(A);
+    s.online(B);
+    s.want(B, A);
+    await settle();
+    const allocationId = s.relays(A)[0]!.allocationId;
+    await jest.advanceTimersByTimeAsync(600_000); // A's side of the path went dormant meanwhile
+    s.want(B, A);
+    await settle();
+    expect(s.relays(A)).toHaveLength(2);
+    expect(s.relays(A)[1]).toEqual(s.relays(A)[0]);
+    expect(s.relays(B).map((m) => m.allocationId)).toEqual([allocationId, allocationId]);
+    expect(s.punches).toEqual([]); // both symmetric: nothing to punch
+    expect(s.directory.asked).toEqual(['r1']);
+  });
+
   it('releases once both sides stayed direct for the grace, telling both agents', async () => {
     const s = scenario({ devices: [eimA, edmB] });
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
     s.online(A);
     s.online(B);
+    s.want(A, B);
     s.report(A, report('failed', B));
     await settle();
     const allocationId = s.relays(A)[0]!.allocationId;
@@ -318,8 +375,9 @@ describe('pair paths: relays', () => {
     await jest.advanceTimersByTimeAsync(1);
     expect(s.releases(B)).toEqual([{ type: 'relay-release', peerId: A, allocationId: first.allocationId }]);
     expect(s.directory.released).toEqual([first.allocationId]);
-    // Back later: a new allocation.
+    // Back later and wanted: a new allocation.
     s.online(A);
+    s.want(A, B);
     await settle();
     expect(s.relays(A)[2]!.allocationId).not.toBe(first.allocationId);
   });
@@ -376,11 +434,29 @@ describe('pair paths: relays', () => {
     expect(s.directory.released).toEqual([held.allocationId]);
   });
 
+  it('an agent on a relay re-announces it after a broker restart: a punchable pair keeps its adopted allocation', async () => {
+    const s = scenario({ devices: [eimA, edmB] });
+    const r1 = s.directory.add(new FakeRelay('r1', '203.0.113.1'));
+    const held = s.directory.adopt(r1, ACCOUNT, [KEY_A, KEY_B]);
+    s.online(A);
+    s.online(B);
+    s.want(B, A, true);
+    await settle();
+    expect(s.directory.asked).toEqual([]);
+    expect(s.relays(A)[0]).toMatchObject({
+      allocationId: held.allocationId,
+      endpoint: `203.0.113.1:${held.port}`,
+    });
+    expect(s.relays(B)[0]!.allocationId).toBe(held.allocationId);
+    expect(s.punches).toHaveLength(0); // settle time not over: the punch comes, the relay stays
+  });
+
   it('frees an allocation that arrives after the pair stopped needing it', async () => {
     const s = scenario({ devices: [symA, symB] });
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
     s.online(A);
     s.online(B);
+    s.want(A, B);
     s.removed(B); // while the relays are asked
     await settle();
     expect(s.sent).toEqual([]);
@@ -392,6 +468,7 @@ describe('pair paths: relays', () => {
     t.directory.add(new FakeRelay('r1', '203.0.113.1'));
     t.online(A);
     t.online(B);
+    t.want(A, B);
     t.driver.dispose();
     await settle();
     expect(t.directory.asked).toEqual([]);
@@ -403,6 +480,7 @@ describe('pair paths: relays', () => {
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
     s.online(A);
     s.online(B);
+    s.want(A, B);
     s.report(A, report('failed', 'cccccccc-0000-4000-8000-000000000003'));
     s.report(A, report('failed', A));
     await settle();
