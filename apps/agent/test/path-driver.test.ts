@@ -6,8 +6,8 @@ import { waitFor } from '../src/util/wait';
 import type { WireGuardBackend } from '../src/wireguard/backend';
 import type { WgConfigUpdate, WgDeviceState } from '../src/wireguard/types';
 
-const SELF = 'A'.repeat(43) + '=';
-const PEER = 'B'.repeat(43) + '=';
+const SELF = `${'A'.repeat(43)}=`;
+const PEER = `${'B'.repeat(43)}=`;
 
 /** A WireGuard that records updates and reports what the test says about handshakes. */
 class FakeBackend implements WireGuardBackend {

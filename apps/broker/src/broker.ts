@@ -12,6 +12,7 @@ import { defaultSans, loadOrCreateTls } from '@trellis/tls';
 import type { Logger } from 'pino';
 import { startAdminSocket } from './admin/admin-socket-server';
 import { type BootstrapCredentials, bootstrapIfEmpty } from './bootstrap';
+import { ClusterRelays } from './cluster/cluster-relays';
 import { ControlHub } from './control/control-hub';
 import { ControlServer } from './control/control-server';
 import { openDatabase } from './db/database';
@@ -126,6 +127,11 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       allocateTimeoutMs: options.relayAllocateTimeoutMs,
     });
     cleanup.push(() => relayRegistry.close());
+    const instanceId = randomBytes(6).toString('hex');
+    // Relays connected to other instances serve this one's pairs too (and the other way round).
+    const relays = new ClusterRelays(relayRegistry, bus, { instanceId, logger });
+    relays.start();
+    cleanup.push(() => relays.stop());
     const services = createServices(database.db, bus, {
       zone,
       addressGraceSeconds: options.addressGraceSeconds ?? DEFAULT_ADDRESS_GRACE_SECONDS,
@@ -180,14 +186,14 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       await reflectors.start();
     }
 
-    const instanceId = randomBytes(6).toString('hex');
     const hub = new ControlHub(services.devices, bus, {
+      instanceId,
       zone,
       coalesceMs: options.coalesceMs ?? 25,
       logger,
       reflectors: reflectors?.info ?? [],
       ...(reflectors ? { reflexive: reflectors } : {}),
-      relays: relayRegistry,
+      relays,
     });
     hub.start();
     cleanup.push(() => hub.stop());

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MAX_ENDPOINTS } from './api';
+import { ClusterEvents } from './cluster-events';
 import { DeviceId, DnsLabel, Endpoint, Ipv4, WgKey } from './common';
 import { Candidate, CandidateKind, MappingType } from './punch';
 
@@ -12,7 +13,7 @@ import { Candidate, CandidateKind, MappingType } from './punch';
  */
 
 /** Bumped on any change to the events below; instances of different versions drop each other's events. */
-export const BROKER_EVENT_VERSION = 1;
+export const BROKER_EVENT_VERSION = 2;
 /** PostgreSQL refuses a NOTIFY payload of 8000 bytes or more. */
 export const MAX_BROKER_EVENT_BYTES = 7999;
 
@@ -35,6 +36,11 @@ export const DeviceState = z.strictObject({
     .max(MAX_ENDPOINTS * CandidateKind.options.length)
     .optional(),
   mappingType: MappingType.nullable().optional(),
+  /**
+   * The control connection holding the device online (`<instance id>:<uuid>`; null or absent:
+   * offline). A new one means the agent started over; its instance part picks the account's owner.
+   */
+  connection: z.string().min(1).max(128).nullable().optional(),
 });
 export type DeviceState = z.infer<typeof DeviceState>;
 
@@ -60,11 +66,12 @@ const DeviceConnectedEvent = z.strictObject({
   connectionId: z.string().min(1).max(128),
 });
 
-/** A change to an account's netmap or to who holds a device's control connection. */
+/** A change to an account's netmap, to who holds a device's control connection, or pair-path traffic between instances (cluster-events). */
 export const BrokerEvent = z.discriminatedUnion('kind', [
   DeviceUpsertEvent,
   DeviceRemoveEvent,
   DeviceConnectedEvent,
+  ...ClusterEvents,
 ]);
 export type BrokerEvent = z.infer<typeof BrokerEvent>;
 

@@ -2,6 +2,7 @@ export * from './admin';
 export * from './api';
 export * from './backoff';
 export * from './broker-events';
+export * from './cluster-events';
 export * from './common';
 export * from './control';
 export * from './ipc';

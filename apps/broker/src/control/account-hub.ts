@@ -1,7 +1,7 @@
 import type { NetmapRelay, ReflectorInfo } from '@trellis/proto';
 import type { DeviceState } from '../domain/netmap-builder';
 import { AccountNetmap } from '../domain/netmap-builder';
-import type { PairPathDriver } from '../pair-paths/pair-path-driver';
+import type { AccountPaths } from './account-paths';
 import type { ControlSession } from './control-session';
 
 const MAX_WINDOW_MS = 250;
@@ -35,8 +35,8 @@ export class AccountHub {
     return new AccountHub(netmap, coalesceMs);
   }
 
-  /** Set by the ControlHub: makes paths (punched or relayed) for pairs of connected devices. */
-  paths: PairPathDriver | null = null;
+  /** Set by the ControlHub: who decides the account's pair paths (and the decider, when here). */
+  paths: AccountPaths | null = null;
 
   setReflectors(reflectors: readonly ReflectorInfo[]): void {
     this.netmap.setReflectors(reflectors);
@@ -50,17 +50,18 @@ export class AccountHub {
   }
 
   upsert(device: DeviceState, serial: number): void {
-    const before = this.netmap.punchView(device.id);
+    const before = this.netmap.get(device.id);
+    const beforeView = before && JSON.stringify(this.netmap.punchView(device.id));
     this.netmap.upsert(device, serial);
     this.schedule();
-    const after = this.netmap.punchView(device.id);
-    if (after && this.sessions.has(device.id) && JSON.stringify(before) !== JSON.stringify(after))
-      this.paths?.changed(after);
+    if (before) this.paths?.changed(before, beforeView);
+    else this.paths?.added(device);
   }
 
   remove(deviceId: string, serial: number): void {
+    const before = this.netmap.get(deviceId);
     this.netmap.remove(deviceId, serial);
-    this.paths?.removed(deviceId);
+    if (before) this.paths?.removed(before);
     this.schedule();
   }
 
@@ -73,15 +74,12 @@ export class AccountHub {
     this.sessions.set(session.deviceId, session);
     session.serial = serial;
     session.send(frame, 'netmap');
-    const view = this.netmap.punchView(session.deviceId);
-    if (view) this.paths?.online(view);
     return true;
   }
 
   detach(session: ControlSession): void {
     if (this.sessions.get(session.deviceId) !== session) return;
     this.sessions.delete(session.deviceId);
-    this.paths?.offline(session.deviceId);
   }
 
   /**

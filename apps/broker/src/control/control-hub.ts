@@ -1,10 +1,18 @@
-import { CloseCode, type PathReportMessage, type PathWantMessage, type ReflectorInfo } from '@trellis/proto';
+import {
+  CloseCode,
+  type DeviceFrame,
+  type PairInput,
+  type PathReportMessage,
+  type PathWantMessage,
+  type ReflectorInfo,
+} from '@trellis/proto';
 import type { Logger } from 'pino';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
 import { PairPathDriver, type PairPathTimings } from '../pair-paths/pair-path-driver';
 import type { RelayDirectory } from '../relay/relay-directory';
 import type { DevicesService } from '../services/devices.service';
 import { AccountHub } from './account-hub';
+import { AccountPaths } from './account-paths';
 import type { ControlSession } from './control-session';
 
 interface Loading {
@@ -24,6 +32,9 @@ export class ControlHub {
   /** Device id of each connected device's WireGuard key (reflector observations carry keys). */
   private readonly deviceOfKey = new Map<string, string>();
   private readonly keyOfDevice = new Map<string, string>();
+  /** When each connected device attached here, and the reflexive endpoints last forwarded for it. */
+  private readonly attachedAt = new Map<string, number>();
+  private readonly reflexiveTold = new Map<string, string>();
   private unsubscribe: (() => void) | undefined;
   private unsubscribeReflexive: (() => void) | undefined;
 
@@ -31,6 +42,8 @@ export class ControlHub {
     private readonly devices: DevicesService,
     private readonly bus: EventBus,
     private readonly opts: {
+      /** This instance (cluster-events InstanceId): decides the accounts it owns (AccountPaths). */
+      instanceId: string;
       zone: string;
       coalesceMs: number;
       logger: Logger;
@@ -74,17 +87,17 @@ export class ControlHub {
     directory.on('relay-up', () => {
       for (const [accountId, hub] of this.hubs) {
         hub.setRelays(directory.netmapRelays(accountId));
-        hub.paths?.relayUp();
+        hub.paths?.active?.relayUp();
       }
     });
     directory.on('relay-down', (relayId) => {
       for (const [accountId, hub] of this.hubs) {
         hub.setRelays(directory.netmapRelays(accountId));
-        hub.paths?.relayDown(relayId);
+        hub.paths?.active?.relayDown(relayId);
       }
     });
     directory.on('expired', (allocationId) => {
-      for (const hub of this.hubs.values()) if (hub.paths?.expired(allocationId)) return;
+      for (const hub of this.hubs.values()) if (hub.paths?.active?.expired(allocationId)) return;
     });
   }
 
@@ -92,7 +105,17 @@ export class ControlHub {
     const id = this.deviceOfKey.get(publicKey);
     const session = id === undefined ? undefined : this.byDevice.get(id);
     if (!id || !session) return;
-    this.hubs.get(session.accountId)?.paths?.reflexiveObserved(id, publicKey);
+    const paths = this.hubs.get(session.accountId)?.paths;
+    if (paths?.active) {
+      paths.active.reflexiveObserved(id, publicKey);
+      return;
+    }
+    // The owner is another instance: it hears what changed since the device came online here.
+    const seen = this.opts.reflexive?.seenSince(publicKey, this.attachedAt.get(id) ?? 0);
+    const told = this.reflexiveTold.get(id);
+    if (!paths || !seen || seen.length === 0 || told === seen.join(' ')) return;
+    this.reflexiveTold.set(id, seen.join(' '));
+    paths.input({ kind: 'reflexive-seen', id, endpoints: seen.slice(0, 16) }, true);
   }
 
   get connectedCount(): number {
@@ -102,16 +125,29 @@ export class ControlHub {
   /** Device pairs the accounts' pair-path cores hold on this instance (read-only; the benchmark). */
   get pairCount(): number {
     let n = 0;
-    for (const hub of this.hubs.values()) n += hub.paths?.pairCount ?? 0;
+    for (const hub of this.hubs.values()) n += hub.paths?.active?.pairCount ?? 0;
     return n;
   }
 
   private onEvent(e: BrokerEvent): void {
-    if (e.kind === 'device-connected') {
-      const s = this.byDevice.get(e.deviceId);
-      if (s && s.connectionId !== e.connectionId)
-        s.close(CloseCode.replaced, 'replaced by a newer connection');
-      return;
+    switch (e.kind) {
+      case 'device-connected': {
+        const s = this.byDevice.get(e.deviceId);
+        if (s && s.connectionId !== e.connectionId)
+          s.close(CloseCode.replaced, 'replaced by a newer connection');
+        return;
+      }
+      case 'pair-input':
+        this.hubs.get(e.accountId)?.paths?.input(e.input, false);
+        return;
+      case 'device-frame':
+        this.deliver(e.accountId, e.deviceId, e.frame);
+        return;
+      case 'device-upsert':
+      case 'device-remove':
+        break;
+      default:
+        return; // relay traffic between instances: the cluster relay directory's
     }
     if (e.kind === 'device-remove') {
       this.byDevice.get(e.deviceId)?.close(CloseCode.deviceRemoved, 'device removed');
@@ -122,6 +158,12 @@ export class ControlHub {
       return;
     }
     this.apply(this.hubs.get(e.accountId), e);
+  }
+
+  /** A frame the account's owner sends a device: delivered if it is connected here. */
+  private deliver(accountId: string, deviceId: string, frame: DeviceFrame): void {
+    const session = this.byDevice.get(deviceId);
+    if (session?.accountId === accountId) session.send(JSON.stringify(frame), frame.type);
   }
 
   private apply(hub: AccountHub | undefined, e: BrokerEvent): void {
@@ -148,7 +190,11 @@ export class ControlHub {
           this.reflectorList(),
           this.opts.relays?.netmapRelays(accountId) ?? [],
         );
-        hub.paths = this.pathsFor(accountId, hub);
+        hub.paths = new AccountPaths(hub.netmap, {
+          instanceId: this.opts.instanceId,
+          makeDriver: () => this.pathsFor(accountId, hub),
+          forward: (input) => this.publish({ kind: 'pair-input', accountId, input }),
+        });
         // Events that raced with the load: only those newer than the state read still apply.
         for (const e of buffered) if ('serial' in e && e.serial > state.serial) this.apply(hub, e);
         this.hubs.set(accountId, hub);
@@ -166,7 +212,7 @@ export class ControlHub {
     const relays = this.opts.relays;
     return new PairPathDriver({
       accountId,
-      send: (id, msg) => hub.sessions.get(id)?.send(JSON.stringify(msg), msg.type),
+      send: (id, msg) => this.sendFrame(accountId, hub, id, msg),
       rttOf: (id) => hub.sessions.get(id)?.rttMs() ?? null,
       relayRtts: (id) => hub.sessions.get(id)?.relayRttMs(),
       ...(reflexive
@@ -179,6 +225,22 @@ export class ControlHub {
     });
   }
 
+  /** A frame of the account's pair paths: to the device's session here, else to its instance. */
+  private sendFrame(accountId: string, hub: AccountHub, deviceId: string, frame: DeviceFrame): void {
+    const session = hub.sessions.get(deviceId);
+    if (session) {
+      session.send(JSON.stringify(frame), frame.type);
+      return;
+    }
+    if (hub.netmap.get(deviceId)?.online) this.publish({ kind: 'device-frame', accountId, deviceId, frame });
+  }
+
+  private publish(event: BrokerEvent): void {
+    this.bus.publish(event).catch((err: Error) => {
+      this.opts.logger.warn({ kind: event.kind, err: err.message }, 'broker event not published');
+    });
+  }
+
   /** Sends the session its snapshot and subscribes it to deltas; false if the device is gone. */
   async attach(session: ControlSession, accountName: string): Promise<boolean> {
     this.byDevice.get(session.deviceId)?.close(CloseCode.replaced, 'replaced by a newer connection');
@@ -188,6 +250,8 @@ export class ControlHub {
       return false;
     }
     this.byDevice.set(session.deviceId, session);
+    this.attachedAt.set(session.deviceId, Date.now());
+    this.reflexiveTold.delete(session.deviceId);
     const key = hub.netmap.get(session.deviceId)?.publicKey;
     if (key) {
       this.deviceOfKey.set(key, session.deviceId);
@@ -200,6 +264,8 @@ export class ControlHub {
     const hub = this.hubs.get(session.accountId);
     if (this.byDevice.get(session.deviceId) === session) {
       this.byDevice.delete(session.deviceId);
+      this.attachedAt.delete(session.deviceId);
+      this.reflexiveTold.delete(session.deviceId);
       const key = this.keyOfDevice.get(session.deviceId);
       this.keyOfDevice.delete(session.deviceId);
       if (key && this.deviceOfKey.get(key) === session.deviceId) this.deviceOfKey.delete(key);
@@ -215,13 +281,15 @@ export class ControlHub {
     this.hubs.delete(accountId);
   }
 
-  /** A device's `path` report or `want-path`: its account's pair paths decide. */
+  /** A device's `path` report or `want-path`: its account's pair paths decide (here or at the owner). */
   pathMessage(deviceId: string, msg: PathReportMessage | PathWantMessage): void {
     const session = this.byDevice.get(deviceId);
     if (!session) return;
-    const paths = this.hubs.get(session.accountId)?.paths;
-    if (msg.type === 'want-path') paths?.want(deviceId, msg.peerId, msg.relayed === true);
-    else paths?.pathReport(deviceId, msg);
+    const input: PairInput =
+      msg.type === 'want-path'
+        ? { kind: 'want', from: deviceId, peerId: msg.peerId, relayed: msg.relayed === true }
+        : { kind: 'path-report', from: deviceId, report: msg };
+    this.hubs.get(session.accountId)?.paths?.input(input, true);
   }
 
   /** Sends pending deltas now (tests and shutdown). */

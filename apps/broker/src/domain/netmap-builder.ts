@@ -68,6 +68,10 @@ export class AccountNetmap {
     return this.entries.get(id)?.state;
   }
 
+  *states(): IterableIterator<DeviceState> {
+    for (const e of this.entries.values()) yield e.state;
+  }
+
   /** What the punch coordinator needs of a device: its typed candidates and NAT mapping. */
   punchView(id: string): PairDevice | undefined {
     const e = this.entries.get(id);
@@ -109,8 +113,9 @@ export class AccountNetmap {
     const previous = this.entries.get(state.id);
     this.bump(serial);
     const selfChanged = previous !== undefined && !sameSelfView(previous.state, state);
-    if (previous && previous.fragment.text === fragment.text && !selfChanged) return;
     this.entries.set(state.id, { state, fragment });
+    // What only the broker uses (the control connection) changes nothing a device sees.
+    if (previous && previous.fragment.text === fragment.text && !selfChanged) return;
     if (selfChanged) this.pending.selfChanged.add(state.id);
     this.pending.removes.delete(state.id);
     this.pending.upserts.set(state.id, fragment);

@@ -112,6 +112,11 @@ export class PairPathDriver {
     if (endpoints) this.handle({ kind: 'reflexive-seen', id, endpoints });
   }
 
+  /** Every endpoint another instance's reflectors saw the device at since it came online there. */
+  reflexiveSeen(id: string, endpoints: readonly string[]): void {
+    if (this.core.onlineSince(id) !== undefined) this.handle({ kind: 'reflexive-seen', id, endpoints });
+  }
+
   /** Pairs held (metrics, tests). */
   get pairCount(): number {
     return this.core.pairCount;

@@ -52,6 +52,22 @@ export interface RelayDirectory {
   netmapRelays(accountId: string): NetmapRelay[];
 }
 
+/** The relays connected to this instance, as the cluster directory (ClusterRelays) uses them. */
+export interface LocalRelayDirectory extends RelayDirectory {
+  /** For another instance's owner: an allocation a relay here holds for the keys (adopted or in use). */
+  claimHeld(
+    accountId: string,
+    keys: [string, string],
+    exclude: readonly string[],
+  ): Promise<AdoptedAllocation | null>;
+  /** The relay is connected to another instance: stop waiting for it to rejoin here. */
+  seenElsewhere(relayId: string): void;
+  hasPrivateRelays(accountId: string): boolean;
+  /** Relays connected here. */
+  connected(): RelayHandle[];
+  isOnline(relayId: string): boolean;
+}
+
 /** A relay as devices see it in their netmap (they probe it and may reach it over TCP). */
 export function toNetmapRelay(r: RelayHandle): NetmapRelay {
   return { id: r.id, name: r.name, address: r.publicAddress, ...(r.tcp ? { tcp: r.tcp } : {}) };

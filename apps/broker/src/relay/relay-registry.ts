@@ -11,8 +11,8 @@ import type { LiveRelays } from '../services/relays.service';
 import { RelayAdoptions, type RelayAdoptionsOptions } from './relay-adoptions';
 import {
   type AdoptedAllocation,
+  type LocalRelayDirectory,
   type RelayAllocationRecord,
-  type RelayDirectory,
   type RelayHandle,
   toNetmapRelay,
 } from './relay-directory';
@@ -45,7 +45,7 @@ type Listeners = {
  * The other way round, a broker that restarted adopts what each relay reports holding when it
  * connects, for the pairs to claim (`claimAdopted`) so agents keep relay and port: RelayAdoptions.
  */
-export class RelayRegistry implements RelayDirectory, LiveRelays {
+export class RelayRegistry implements LocalRelayDirectory, LiveRelays {
   private readonly relays = new Map<string, RelayEntry>();
   private readonly pending: PendingAllocations;
   private readonly listeners: { [K in keyof Listeners]: Set<Listeners[K]> } = {
@@ -137,6 +137,48 @@ export class RelayRegistry implements RelayDirectory, LiveRelays {
    */
   expectRelays(relays: Iterable<{ id: string; accountId: string | null }>): void {
     this.adoptions.expect([...relays].filter((r) => !this.relays.get(r.id)?.link));
+  }
+
+  /**
+   * For the account's owner on another instance (cluster): an allocation a relay here holds for
+   * these keys, adopted or already in use (its decider moved), on none of `exclude`. Null: none.
+   */
+  async claimHeld(
+    accountId: string,
+    keys: [string, string],
+    exclude: readonly string[],
+  ): Promise<AdoptedAllocation | null> {
+    const adopted = await this.claimAdopted(accountId, keys);
+    if (adopted && !exclude.includes(adopted.relay.id)) return adopted;
+    if (adopted) this.release(adopted.record.allocationId);
+    const wanted = [...keys].sort().join(' ');
+    const serving = new Set(this.relaysFor(accountId).map((r) => r.id));
+    for (const relay of this.relays.values()) {
+      if (!serving.has(relay.id) || exclude.includes(relay.id)) continue;
+      for (const { record } of relay.held.values()) {
+        const sides = record.sides
+          .map((s) => s.publicKey)
+          .sort()
+          .join(' ');
+        if (record.accountId === accountId && sides === wanted) return { record: copyRecord(record), relay };
+      }
+    }
+    return null;
+  }
+
+  /** The relay is connected to another instance: claims here stop waiting for it to rejoin. */
+  seenElsewhere(relayId: string): void {
+    this.adoptions.rejoined(relayId);
+  }
+
+  /** Whether the account has private relays (then shared ones never serve it). */
+  hasPrivateRelays(accountId: string): boolean {
+    return this.privateAccounts.has(accountId);
+  }
+
+  /** Relays connected here (the cluster announces them to the other instances). */
+  connected(): RelayHandle[] {
+    return [...this.relays.values()].filter((r) => r.link !== null);
   }
 
   release(allocationId: string): void {

@@ -53,6 +53,7 @@ export function toDeviceState(row: DeviceRow): DeviceState {
     online: row.connectionId !== null,
     learned: row.netCandidates,
     mappingType: row.mappingType,
+    connection: row.connectionId,
   };
 }
 

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { NetmapRelay, RelayBinding, RelayTcpInfo } from '@trellis/proto';
 import {
   type AdoptedAllocation,
+  type LocalRelayDirectory,
   type RelayAllocationRecord,
-  type RelayDirectory,
   type RelayHandle,
   toNetmapRelay,
 } from '../../src/relay/relay-directory';
@@ -41,7 +41,7 @@ type Listener = (...args: never[]) => void;
  * An in-memory RelayDirectory: private relays of an account first (as the real one), ports counted
  * up from 40000, allocations answered on the next microtask (or refused), events emitted by the test.
  */
-export class FakeRelayDirectory implements RelayDirectory {
+export class FakeRelayDirectory implements LocalRelayDirectory {
   readonly relays: FakeRelay[] = [];
   readonly held = new Map<string, RelayAllocationRecord>();
   readonly released: string[] = [];
@@ -120,6 +120,44 @@ export class FakeRelayDirectory implements RelayDirectory {
           .join(' ') === want,
     );
     return at === -1 ? null : this.adopted.splice(at, 1)[0]!;
+  }
+
+  async claimHeld(
+    accountId: string,
+    keys: [string, string],
+    exclude: readonly string[],
+  ): Promise<AdoptedAllocation | null> {
+    const adopted = await this.claimAdopted(accountId, keys);
+    if (adopted && !exclude.includes(adopted.relay.id)) return adopted;
+    const want = [...keys].sort().join(' ');
+    for (const record of this.held.values()) {
+      const relay = this.relays.find((r) => r.id === record.relayId && r.online);
+      const sides = record.sides
+        .map((s) => s.publicKey)
+        .sort()
+        .join(' ');
+      if (relay && !exclude.includes(relay.id) && record.accountId === accountId && sides === want)
+        return { record, relay };
+    }
+    return null;
+  }
+
+  /** Relays another instance announced: claims stop waiting for them (recorded for tests). */
+  readonly elsewhere: string[] = [];
+  seenElsewhere(relayId: string): void {
+    this.elsewhere.push(relayId);
+  }
+
+  hasPrivateRelays(accountId: string): boolean {
+    return this.relays.some((r) => r.accountId === accountId);
+  }
+
+  connected(): RelayHandle[] {
+    return this.relays.filter((r) => r.online);
+  }
+
+  isOnline(relayId: string): boolean {
+    return this.relays.some((r) => r.id === relayId && r.online);
   }
 
   release(allocationId: string): void {

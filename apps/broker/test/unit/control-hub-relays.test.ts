@@ -6,7 +6,7 @@ import type { ControlSession } from '../../src/control/control-session';
 import type { DeviceState } from '../../src/domain/netmap-builder';
 import { InProcessEventBus } from '../../src/events/event-bus';
 import type { DevicesService } from '../../src/services/devices.service';
-import { deviceState } from '../support/device-state';
+import { deviceState, TEST_INSTANCE } from '../support/device-state';
 import { FakeRelay, FakeRelayDirectory } from '../support/fake-relay-directory';
 
 const ACCOUNT = randomUUID();
@@ -29,7 +29,9 @@ function hubScenario() {
   } as unknown as DevicesService;
   const directory = new FakeRelayDirectory();
   const r1 = directory.add(new FakeRelay('r1', '203.0.113.1'));
-  const hub = new ControlHub(devices, new InProcessEventBus(), {
+  const bus = new InProcessEventBus();
+  const hub = new ControlHub(devices, bus, {
+    instanceId: TEST_INSTANCE,
     zone: 'trellis.internal',
     coalesceMs: 25,
     logger: pino({ level: 'silent' }),
@@ -51,7 +53,16 @@ function hubScenario() {
   });
   const of = <T extends ServerMessage['type']>(d: DeviceState, type: T) =>
     (received.get(d.id) ?? []).filter((m): m is Extract<ServerMessage, { type: T }> => m.type === type);
-  return { a, b, hub, directory, r1, session, of };
+  // What markOnline/markOffline publish: presence reaches the pair paths through the netmap.
+  let serial = 1;
+  const presence = (d: DeviceState, connection: string | null) =>
+    bus.publish({
+      kind: 'device-upsert',
+      accountId: ACCOUNT,
+      serial: ++serial,
+      device: { ...d, online: connection !== null, connection },
+    });
+  return { a, b, hub, directory, r1, session, of, presence };
 }
 
 describe('ControlHub with relays', () => {
@@ -96,7 +107,7 @@ describe('ControlHub with relays', () => {
   });
 
   it('routes wants, path reports, reconnects and expiry to the pair paths', async () => {
-    const { a, b, hub, directory, session, of } = hubScenario();
+    const { a, b, hub, directory, session, of, presence } = hubScenario();
     const sa = session(a);
     const sb = session(b);
     await hub.attach(sa, 'acme');
@@ -124,7 +135,9 @@ describe('ControlHub with relays', () => {
 
     // Wanted again after a reconnect: relayed again, and the relay's expiry reaches both agents.
     hub.detach(sb);
+    await presence(b, null);
     const sb2 = session(b);
+    await presence(b, `${TEST_INSTANCE}:${sb2.connectionId}`);
     await hub.attach(sb2, 'acme');
     hub.pathMessage(b.id, { type: 'want-path', peerId: a.id });
     await jest.advanceTimersByTimeAsync(0);
@@ -138,6 +151,7 @@ describe('ControlHub with relays', () => {
 
     // After an expiry the next failure brings a relay again, unless the peer is offline.
     hub.detach(sb2);
+    await presence(b, null);
     hub.pathMessage(a.id, {
       type: 'path',
       peerId: b.id,

@@ -1,0 +1,278 @@
+import { randomBytes } from 'node:crypto';
+import type { NetmapRelay, RelayBinding, RelayRequest } from '@trellis/proto';
+import type { Logger } from 'pino';
+import type { BrokerEvent, EventBus } from '../events/event-bus';
+import {
+  type AdoptedAllocation,
+  type LocalRelayDirectory,
+  type RelayAllocationRecord,
+  type RelayDirectory,
+  type RelayHandle,
+  toNetmapRelay,
+} from '../relay/relay-directory';
+import { type RemoteRelay, RemoteRelays } from './remote-relays';
+
+type Reply = { ok: true; record: RelayAllocationRecord | null } | { ok: false; error: string };
+
+interface Pending {
+  resolve(reply: Reply): void;
+  timer: NodeJS.Timeout;
+}
+
+type Listeners = {
+  'relay-up': (relay: RelayHandle) => void;
+  'relay-down': (relayId: string, lost: RelayAllocationRecord[]) => void;
+  expired: (allocationId: string) => void;
+  bound: (allocationId: string, publicKey: string, binding: RelayBinding) => void;
+};
+
+export interface ClusterRelaysOptions {
+  instanceId: string;
+  logger: Logger;
+  /** A request to another instance without an answer fails after this; default 6 s (its relay's own is 5 s). */
+  requestTimeoutMs?: number;
+}
+
+/**
+ * Every relay of the cluster as one RelayDirectory: the relays connected here (the registry) and
+ * those the other instances announce. Allocations on another instance's relay are asked of that
+ * instance over the bus; what this instance's relays do is announced to the others.
+ */
+export class ClusterRelays implements RelayDirectory {
+  private readonly remote = new RemoteRelays();
+  private readonly pending = new Map<string, Pending>();
+  /** Allocations made on other instances' relays (id → instance), so a release goes there. */
+  private readonly remoteAllocations = new Map<string, string>();
+  private readonly listeners: { [K in keyof Listeners]: Set<Listeners[K]> } = {
+    'relay-up': new Set(),
+    'relay-down': new Set(),
+    expired: new Set(),
+    bound: new Set(),
+  };
+  private unsubscribe: (() => void) | undefined;
+  private readonly timeoutMs: number;
+
+  constructor(
+    private readonly local: LocalRelayDirectory,
+    private readonly bus: EventBus,
+    private readonly opts: ClusterRelaysOptions,
+  ) {
+    this.timeoutMs = opts.requestTimeoutMs ?? 6_000;
+  }
+
+  start(): void {
+    const me = this.opts.instanceId;
+    this.unsubscribe = this.bus.subscribe((e) => this.onEvent(e));
+    this.local.on('relay-up', (relay) => {
+      this.remote.gone(this.remote.get(relay.id)?.instance ?? '', relay.id);
+      this.announce(relay);
+      this.emit('relay-up', relay);
+    });
+    this.local.on('relay-down', (relayId, lost) => {
+      this.publish({ kind: 'relay-gone', instance: me, relayId });
+      // Connected to another instance now: it still holds what it held, nothing moves.
+      if (!this.remote.get(relayId)) this.emit('relay-down', relayId, lost);
+    });
+    this.local.on('expired', (allocationId) => {
+      this.publish({ kind: 'relay-expired', instance: me, allocationId });
+      this.emit('expired', allocationId);
+    });
+    this.local.on('bound', (...args) => this.emit('bound', ...args));
+    this.publish({ kind: 'relay-sync', instance: me });
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.resolve({ ok: false, error: 'broker stopping' });
+    }
+    this.pending.clear();
+  }
+
+  on<K extends keyof Listeners>(event: K, fn: Listeners[K]): void {
+    this.listeners[event].add(fn);
+  }
+
+  /** The instance's lease was taken over: its relays reconnect elsewhere, their pairs stay. */
+  instanceGone(instance: string): void {
+    for (const id of this.remote.instanceGone(instance))
+      this.opts.logger.info({ relayId: id, instance }, 'relay of a dead instance forgotten');
+  }
+
+  // --- RelayDirectory ---------------------------------------------------------------------------
+  /** The same rule as the registry's, over every instance's relays: private ones alone, if any. */
+  relaysFor(accountId: string): RelayHandle[] {
+    const here = this.local.connected();
+    const ids = new Set(here.map((r) => r.id));
+    const all: RelayHandle[] = [...here, ...this.remote.all().filter((r) => !ids.has(r.id))];
+    const own = all.filter((r) => r.accountId === accountId);
+    if (own.length > 0 || this.local.hasPrivateRelays(accountId)) return own;
+    return all.filter((r) => r.accountId === null);
+  }
+
+  netmapRelays(accountId: string): NetmapRelay[] {
+    return this.relaysFor(accountId).map(toNetmapRelay);
+  }
+
+  async allocate(
+    relayId: string,
+    accountId: string,
+    keys: [string, string],
+    idleTimeoutMs: number,
+  ): Promise<RelayAllocationRecord> {
+    const there = this.remoteOf(relayId);
+    if (!there) return this.local.allocate(relayId, accountId, keys, idleTimeoutMs);
+    const reply = await this.request(there.instance, {
+      op: 'allocate',
+      relayId,
+      accountId,
+      keys,
+      idleTimeoutMs,
+    });
+    if (!reply.ok) throw new Error(reply.error);
+    if (!reply.record) throw new Error(`relay ${there.name} gave no allocation`);
+    this.remoteAllocations.set(reply.record.allocationId, there.instance);
+    return reply.record;
+  }
+
+  /** Adopted here first; else any allocation another instance's relays hold for the pair. */
+  async claimAdopted(accountId: string, keys: [string, string]): Promise<AdoptedAllocation | null> {
+    const here = await this.local.claimHeld(accountId, keys, []);
+    if (here) return here;
+    const instances = new Set(
+      this.relaysFor(accountId)
+        .map((r) => this.remoteOf(r.id)?.instance)
+        .filter((i) => i !== undefined),
+    );
+    const replies = await Promise.all(
+      [...instances].map(async (instance) => ({
+        instance,
+        reply: await this.request(instance, { op: 'claim', accountId, keys, exclude: [] }),
+      })),
+    );
+    for (const { instance, reply } of replies) {
+      const relay = reply.ok && reply.record ? this.remote.get(reply.record.relayId) : undefined;
+      if (!relay || !reply.ok || !reply.record) continue;
+      this.remoteAllocations.set(reply.record.allocationId, instance);
+      return { record: reply.record, relay };
+    }
+    return null;
+  }
+
+  release(allocationId: string): void {
+    const instance = this.remoteAllocations.get(allocationId);
+    if (instance === undefined) {
+      this.local.release(allocationId);
+      return;
+    }
+    this.remoteAllocations.delete(allocationId);
+    this.publish({
+      kind: 'relay-request',
+      to: instance,
+      from: this.opts.instanceId,
+      requestId: newRequestId(),
+      request: { op: 'release', allocationId },
+    });
+  }
+
+  // --- the bus ----------------------------------------------------------------------------------
+  private onEvent(e: BrokerEvent): void {
+    const me = this.opts.instanceId;
+    switch (e.kind) {
+      case 'relay-present': {
+        if (e.instance === me) return;
+        const relay = this.remote.present(e.instance, e.relay, e.allocations);
+        this.local.seenElsewhere(e.relay.id);
+        if (relay !== 'known' && !this.local.isOnline(relay.id)) this.emit('relay-up', relay);
+        return;
+      }
+      case 'relay-gone':
+        if (e.instance !== me && this.remote.gone(e.instance, e.relayId) && !this.local.isOnline(e.relayId))
+          this.emit('relay-down', e.relayId, []);
+        return;
+      case 'relay-sync':
+        if (e.instance !== me) for (const relay of this.local.connected()) this.announce(relay);
+        return;
+      case 'relay-expired':
+        if (e.instance !== me && this.remoteAllocations.delete(e.allocationId))
+          this.emit('expired', e.allocationId);
+        return;
+      case 'relay-request':
+        if (e.to === me) void this.serve(e.from, e.requestId, e.request);
+        return;
+      case 'relay-reply': {
+        const p = e.to === me ? this.pending.get(e.requestId) : undefined;
+        if (!p) return;
+        clearTimeout(p.timer);
+        this.pending.delete(e.requestId);
+        p.resolve(e.result);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /** Another instance's request for one of the relays connected here. */
+  private async serve(from: string, requestId: string, request: RelayRequest): Promise<void> {
+    let result: Reply;
+    try {
+      if (request.op === 'release') {
+        this.local.release(request.allocationId);
+        return;
+      }
+      if (request.op === 'allocate') {
+        const { relayId, accountId, keys, idleTimeoutMs } = request;
+        result = { ok: true, record: await this.local.allocate(relayId, accountId, keys, idleTimeoutMs) };
+      } else {
+        const held = await this.local.claimHeld(request.accountId, request.keys, request.exclude);
+        result = { ok: true, record: held?.record ?? null };
+      }
+    } catch (err) {
+      result = { ok: false, error: (err as Error).message.slice(0, 500) };
+    }
+    this.publish({ kind: 'relay-reply', to: from, requestId, result });
+  }
+
+  private request(instance: string, request: RelayRequest): Promise<Reply> {
+    const requestId = newRequestId();
+    return new Promise<Reply>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(requestId);
+        resolve({ ok: false, error: `broker instance ${instance} did not answer` });
+      }, this.timeoutMs);
+      timer.unref?.();
+      this.pending.set(requestId, { resolve, timer });
+      this.publish({ kind: 'relay-request', to: instance, from: this.opts.instanceId, requestId, request });
+    });
+  }
+
+  private remoteOf(relayId: string): RemoteRelay | undefined {
+    return this.local.isOnline(relayId) ? undefined : this.remote.get(relayId);
+  }
+
+  private announce(relay: RelayHandle): void {
+    const { id, name, accountId, publicAddress, tcp } = relay;
+    this.publish({
+      kind: 'relay-present',
+      instance: this.opts.instanceId,
+      relay: { id, name, accountId, publicAddress, ...(tcp ? { tcp } : {}) },
+      allocations: relay.allocations(),
+    });
+  }
+
+  private publish(event: BrokerEvent): void {
+    this.bus.publish(event).catch((err: Error) => {
+      this.opts.logger.warn({ kind: event.kind, err: err.message }, 'broker event not published');
+    });
+  }
+
+  private emit<K extends keyof Listeners>(event: K, ...args: Parameters<Listeners[K]>): void {
+    for (const fn of this.listeners[event]) (fn as (...a: Parameters<Listeners[K]>) => void)(...args);
+  }
+}
+
+function newRequestId(): string {
+  return randomBytes(8).toString('hex');
+}

@@ -1,0 +1,74 @@
+import type { ClusterRelay } from '@trellis/proto';
+import type { RelayHandle } from '../relay/relay-directory';
+
+/** A relay connected to another broker instance, as announced by it (`relay-present`). */
+export class RemoteRelay implements RelayHandle {
+  constructor(
+    public instance: string,
+    public info: ClusterRelay,
+    public count: number,
+  ) {}
+
+  get id() {
+    return this.info.id;
+  }
+  get name() {
+    return this.info.name;
+  }
+  get accountId() {
+    return this.info.accountId;
+  }
+  get publicAddress() {
+    return this.info.publicAddress;
+  }
+  get tcp() {
+    return this.info.tcp;
+  }
+  /** The control round trip is the other instance's to measure. */
+  rttMs(): number | null {
+    return null;
+  }
+  allocations(): number {
+    return this.count;
+  }
+}
+
+/** The relays of the other instances, by id, and which instance holds each. */
+export class RemoteRelays {
+  private readonly relays = new Map<string, RemoteRelay>();
+
+  /** Returns the relay when it is new (or moved here from another instance's announcement). */
+  present(instance: string, info: ClusterRelay, allocations: number): RemoteRelay | 'known' {
+    const known = this.relays.get(info.id);
+    if (known && known.instance === instance) {
+      known.info = info;
+      known.count = allocations;
+      return 'known';
+    }
+    const relay = new RemoteRelay(instance, info, allocations);
+    this.relays.set(info.id, relay);
+    return known ? 'known' : relay;
+  }
+
+  /** Forgets the relay if `instance` is the one it is known at; returns whether it did. */
+  gone(instance: string, relayId: string): boolean {
+    if (this.relays.get(relayId)?.instance !== instance) return false;
+    this.relays.delete(relayId);
+    return true;
+  }
+
+  /** Forgets every relay of an instance that is gone; returns their ids. */
+  instanceGone(instance: string): string[] {
+    const ids = [...this.relays.values()].filter((r) => r.instance === instance).map((r) => r.id);
+    for (const id of ids) this.relays.delete(id);
+    return ids;
+  }
+
+  get(relayId: string): RemoteRelay | undefined {
+    return this.relays.get(relayId);
+  }
+
+  all(): RemoteRelay[] {
+    return [...this.relays.values()];
+  }
+}

@@ -1,0 +1,179 @@
+import { randomUUID } from 'node:crypto';
+import { type BrokerEvent, decodeBrokerEvent, encodeBrokerEvent, ServerMessage } from '@trellis/proto';
+import pino from 'pino';
+import { ClusterRelays } from '../../src/cluster/cluster-relays';
+import { ControlHub } from '../../src/control/control-hub';
+import type { ControlSession } from '../../src/control/control-session';
+import type { DeviceState } from '../../src/domain/netmap-builder';
+import { type EventBus, InProcessEventBus } from '../../src/events/event-bus';
+import type { DevicesService } from '../../src/services/devices.service';
+import { deviceState } from '../support/device-state';
+import { FakeRelay, FakeRelayDirectory } from '../support/fake-relay-directory';
+
+const ACCOUNT = randomUUID();
+const A = '00000000000a';
+const B = '00000000000b';
+
+/** One bus for every instance that carries each event as PostgreSQL would: encoded and parsed again. */
+class WireBus implements EventBus {
+  readonly inner = new InProcessEventBus();
+  readonly kinds: string[] = [];
+  async publish(event: BrokerEvent): Promise<void> {
+    const decoded = decodeBrokerEvent(encodeBrokerEvent(event));
+    if (!decoded.ok) throw new Error(`${event.kind} dropped on receipt: ${decoded.error}`);
+    this.kinds.push(event.kind);
+    await this.inner.publish(decoded.event);
+  }
+  subscribe(handler: (e: BrokerEvent) => void) {
+    return this.inner.subscribe(handler);
+  }
+  async close() {}
+}
+
+function symmetric(name: string, address: string, reflexive: string): DeviceState {
+  return deviceState(name, address, {
+    learned: [{ endpoint: reflexive, kind: 'reflexive', priority: 2000 }],
+    mappingType: 'endpoint-dependent',
+  });
+}
+
+/** Two broker instances on one bus, one device connected to each, the relay connected to B only. */
+function cluster() {
+  const bus = new WireBus();
+  const a = symmetric('a', '100.64.0.1', '192.0.2.1:1111');
+  const b = symmetric('b', '100.64.0.2', '198.51.100.2:2222');
+  const state = new Map<string, DeviceState>([
+    [a.id, a],
+    [b.id, b],
+  ]);
+  let serial = 1;
+  const devices = {
+    loadAccount: async () => ({ serial, devices: [...state.values()] }),
+  } as unknown as DevicesService;
+  const received = new Map<string, ServerMessage[]>();
+  const relayAtB = new FakeRelay('r1', '203.0.113.1');
+  const instance = (id: string, local: FakeRelayDirectory) => {
+    const relays = new ClusterRelays(local, bus, { instanceId: id, logger: pino({ level: 'silent' }) });
+    relays.start();
+    const hub = new ControlHub(devices, bus, {
+      instanceId: id,
+      zone: 'trellis.internal',
+      coalesceMs: 25,
+      logger: pino({ level: 'silent' }),
+      relays,
+    });
+    hub.start();
+    return { id, hub, local, relays };
+  };
+  const localA = new FakeRelayDirectory();
+  const localB = new FakeRelayDirectory();
+  const ia = instance(A, localA);
+  const ib = instance(B, localB);
+  localB.up(relayAtB);
+  /** What markOnline does, then the instance attaches the session. */
+  const connect = async (at: typeof ia, d: DeviceState) => {
+    const session: ControlSession = {
+      deviceId: d.id,
+      accountId: ACCOUNT,
+      connectionId: `${at.id}:${randomUUID()}`,
+      serial: 0,
+      rttMs: () => null,
+      relayRttMs: () => ({}),
+      send: (frame) =>
+        received.set(d.id, [...(received.get(d.id) ?? []), ServerMessage.parse(JSON.parse(frame))]),
+      close: () => {},
+    };
+    const now = { ...state.get(d.id)!, online: true, connection: session.connectionId };
+    state.set(d.id, now);
+    await bus.publish({ kind: 'device-upsert', accountId: ACCOUNT, serial: ++serial, device: now });
+    await at.hub.attach(session, 'acme');
+    return session;
+  };
+  /** What markOffline does (or the takeover of a dead instance's devices). */
+  const offline = async (d: DeviceState) => {
+    const now = { ...state.get(d.id)!, online: false, connection: null };
+    state.set(d.id, now);
+    await bus.publish({ kind: 'device-upsert', accountId: ACCOUNT, serial: ++serial, device: now });
+  };
+  const of = <T extends ServerMessage['type']>(d: DeviceState, type: T) =>
+    (received.get(d.id) ?? []).filter((m): m is Extract<ServerMessage, { type: T }> => m.type === type);
+  return { bus, a, b, ia, ib, relayAtB, connect, offline, of };
+}
+
+describe('pair paths across broker instances', () => {
+  beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
+  afterEach(() => jest.useRealTimers());
+
+  it('relays a pair split across instances on a relay connected to the other one', async () => {
+    const { bus, a, b, ia, ib, relayAtB, connect, of } = cluster();
+    await connect(ia, a);
+    await connect(ib, b);
+    // A holds a device with the lower instance id: it decides. B's device asks; A hears it.
+    ib.hub.pathMessage(b.id, { type: 'want-path', peerId: a.id });
+    await jest.advanceTimersByTimeAsync(0);
+    const [toA] = of(a, 'relay');
+    const [toB] = of(b, 'relay');
+    expect(toA).toMatchObject({ peerId: b.id, endpoint: '203.0.113.1:40000', relayName: 'r1' });
+    expect(toB).toMatchObject({ peerId: a.id, allocationId: toA!.allocationId });
+    // The allocation was made by B's relay, for A, over the bus; B's own hub decided nothing.
+    expect(ib.local.asked).toEqual(['r1']);
+    expect(ib.hub.pairCount).toBe(0);
+    expect(ia.hub.pairCount).toBe(1);
+    expect(bus.kinds).toEqual(
+      expect.arrayContaining(['pair-input', 'relay-request', 'relay-reply', 'device-frame']),
+    );
+    // A's devices see the relay connected to B in their netmap.
+    expect(of(a, 'netmap')[0]!.self.relays).toEqual([
+      { id: relayAtB.id, name: 'r1', address: '203.0.113.1' },
+    ]);
+    ia.hub.stop();
+    ib.hub.stop();
+  });
+
+  it('a path report from the other instance reaches the owner, and a release goes back to the relay', async () => {
+    const { a, b, ia, ib, connect, of } = cluster();
+    await connect(ia, a);
+    await connect(ib, b);
+    ia.hub.pathMessage(a.id, { type: 'want-path', peerId: b.id });
+    await jest.advanceTimersByTimeAsync(0);
+    const allocationId = of(a, 'relay')[0]!.allocationId;
+    for (const [hub, from, peer] of [
+      [ia.hub, a, b],
+      [ib.hub, b, a],
+    ] as const)
+      hub.pathMessage(from.id, {
+        type: 'path',
+        peerId: peer.id,
+        attemptId: 'local:1',
+        result: 'direct',
+        elapsedMs: 5,
+      });
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(of(b, 'relay-release')).toEqual([{ type: 'relay-release', peerId: a.id, allocationId }]);
+    expect(ib.local.released).toEqual([allocationId]);
+    ia.hub.stop();
+    ib.hub.stop();
+  });
+
+  it('when the owner instance dies, the next one takes over and keeps the pair on its allocation', async () => {
+    const { a, b, ia, ib, connect, offline, of } = cluster();
+    await connect(ia, a);
+    await connect(ib, b);
+    ib.hub.pathMessage(b.id, { type: 'want-path', peerId: a.id });
+    await jest.advanceTimersByTimeAsync(0);
+    const allocationId = of(a, 'relay')[0]!.allocationId;
+    // Instance A dies: its lease is taken over and its device marked offline; B owns the account.
+    ia.hub.stop();
+    await offline(a);
+    expect(ib.hub.pairCount).toBe(0);
+    // The device reconnects to B and re-announces its relayed peer: the allocation is taken up.
+    await connect(ib, a);
+    ib.hub.pathMessage(a.id, { type: 'want-path', peerId: b.id, relayed: true });
+    await jest.advanceTimersByTimeAsync(0);
+    expect(ib.hub.pairCount).toBe(1);
+    expect(of(a, 'relay').at(-1)!.allocationId).toBe(allocationId);
+    expect(ib.local.released).toEqual([]);
+    expect(ib.local.asked).toEqual(['r1']);
+    ib.hub.stop();
+  });
+});
