@@ -10,12 +10,25 @@ import { cleanEnv, type TrellisBuild } from './paths';
 export const BROKER_PORT = 8443;
 const ACCOUNT = 'default';
 
+/** One instance of several on one PostgreSQL database (ARCHITECTURE "Cross-instance fan-out"). */
+export interface BrokerInstanceOptions {
+  /** Names its data directory and logs (`broker-<name>`). */
+  name: string;
+  /** The shared database, e.g. from LabDatabase. */
+  databaseUrl: string;
+  /** The instance that made the cluster's certificate: this one serves the same one. */
+  tlsFrom?: BrokerRunner;
+  /** Addresses of the other instances, put into the certificate this one makes. */
+  sans?: string[];
+}
+
 /** The real broker (`apps/broker/dist/cli.js serve`) on an internet host, plus its admin CLI. */
 export class BrokerRunner {
   readonly dataDir: string;
   readonly url: string;
   private proc: LabProcess | null = null;
   private starts = 0;
+  private readonly logPrefix: string;
 
   constructor(
     lab: Lab,
@@ -23,15 +36,23 @@ export class BrokerRunner {
     private readonly build: TrellisBuild,
     /** More `serve` flags (e.g. `--reflector2 HOST:PORT`). */
     private readonly extraArgs: string[] = [],
+    private readonly instance?: BrokerInstanceOptions,
   ) {
-    this.dataDir = join(lab.runDir, 'broker');
+    this.logPrefix = instance ? `broker-${instance.name}` : 'broker';
+    this.dataDir = join(lab.runDir, this.logPrefix);
     mkdirSync(this.dataDir, { recursive: true });
     this.url = `https://${host.address}:${BROKER_PORT}`;
   }
 
   /** PEM the agents trust (`--ca-file`). */
   get certFile(): string {
-    return join(this.dataDir, 'tls', 'cert.pem');
+    return this.instance?.tlsFrom?.certFile ?? join(this.dataDir, 'tls', 'cert.pem');
+  }
+
+  private get tlsArgs(): string[] {
+    const from = this.instance?.tlsFrom;
+    if (from) return ['--tls-cert', from.certFile, '--tls-key', join(from.dataDir, 'tls', 'key.pem')];
+    return (this.instance?.sans ?? []).flatMap((san) => ['--tls-san', san]);
   }
 
   get running(): boolean {
@@ -51,9 +72,13 @@ export class BrokerRunner {
         `0.0.0.0:${BROKER_PORT}`,
         '--public-url',
         this.url,
+        ...this.tlsArgs,
         ...this.extraArgs,
       ],
-      { env: cleanEnv(), logName: `broker-${this.starts}` },
+      {
+        env: cleanEnv(this.instance ? { DATABASE_URL: this.instance.databaseUrl } : {}),
+        logName: `${this.logPrefix}-${this.starts}`,
+      },
     );
     await this.proc.waitForLine(/trellis-broker ready/, 120_000);
     await waitFor(() => existsSync(this.certFile), {
@@ -66,6 +91,11 @@ export class BrokerRunner {
     await this.proc?.stop(10_000);
   }
 
+  /** SIGKILL: the instance dies without closing anything (its lease runs out). */
+  async kill(): Promise<void> {
+    await this.proc?.stop(0, 'SIGKILL');
+  }
+
   /** Output of the current (last started) broker process. */
   logLines(): readonly string[] {
     return this.proc?.lines ?? [];
@@ -74,7 +104,7 @@ export class BrokerRunner {
   /** Runs the admin CLI (it talks to the running broker over DATA/admin.sock). */
   async admin(args: string[]): Promise<string> {
     const { stdout } = await this.host.ns.exec(['node', this.build.brokerCli, ...args], {
-      env: cleanEnv(),
+      env: cleanEnv(this.instance ? { DATABASE_URL: this.instance.databaseUrl } : {}),
       timeoutMs: 60_000,
     });
     return stdout;
