@@ -185,6 +185,11 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .description('list relays and whether they are connected')
     .action((f) => admin(f, { op: 'relays.list' }));
 
+  const instances = program.command('instances').description('broker instances sharing the database');
+  common(instances.command('list'))
+    .description('list broker instances and their leases (LIVE false: dead, about to be taken over)')
+    .action((f) => admin(f, { op: 'instances.list' }));
+
   try {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;

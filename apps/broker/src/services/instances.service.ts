@@ -1,18 +1,9 @@
+import type { InstanceInfo } from '@trellis/proto';
 import { and, asc, eq, lt, sql } from 'drizzle-orm';
 import type { Db } from '../db/database';
 import { brokerInstances } from '../db/schema';
 import type { DevicesService } from './devices.service';
 import { offlineInstanceDevices } from './instance-devices';
-
-export interface InstanceInfo {
-  id: string;
-  url: string;
-  version: string;
-  startedAt: string;
-  expiresAt: string;
-  /** Lease not yet expired, by the database's clock. */
-  live: boolean;
-}
 
 /** `now() + ms`, in the database's clock: every instance compares leases against one clock. */
 const nowPlus = (ms: number) => sql`now() + make_interval(secs => ${ms / 1000}::double precision)`;
