@@ -82,6 +82,12 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     )
     .option('--reflector-host <ip>', 'IP agents send reflector traffic to (default: the public URL host)')
     .option('--reflector2 <host:port>', 'second reflector on another IP of this host (classifies NATs)')
+    .option('--lease-renew-ms <ms>', 'how often this instance renews its lease (default 1000)', positiveInt)
+    .option(
+      '--lease-ms <ms>',
+      'an instance not renewing for this long is taken over (default 3000)',
+      positiveInt,
+    )
     .action(async (flags) => {
       const broker = await serve({ ...flags, dataDir: resolve(flags.dataDir) }, io);
       await new Promise<void>((done) => {
