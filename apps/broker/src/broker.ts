@@ -24,6 +24,7 @@ import type { BrokerContext } from './http/broker-context';
 import { JsonExceptionFilter } from './http/exception-filter';
 import { jsonBody } from './http/json-body';
 import { routeUpgrades } from './http/websocket-upgrades';
+import { InstanceLeases, LEASE_LOST_CLOSE_CODE } from './instances/instance-leases';
 import { loadOrCreateBrokerKey } from './keys/broker-key';
 import { createLogger } from './logger';
 import { BrokerMetrics } from './metrics';
@@ -77,6 +78,10 @@ export interface BrokerOptions {
   relayDownGraceMs?: number;
   /** An allocation the relay does not answer fails after this; default 5 s. */
   relayAllocateTimeoutMs?: number;
+  /** How often this instance renews its lease and sweeps expired ones; default 1 s. */
+  instanceRenewMs?: number;
+  /** An instance whose lease is not renewed for this long is dead and taken over; default 3 s. */
+  instanceLeaseMs?: number;
 }
 
 export interface BrokerHandle {
@@ -95,6 +100,10 @@ export interface BrokerHandle {
   relays: RelayDirectory;
   metrics: BrokerMetrics;
   logger: Logger;
+  /** Prefix of this instance's control connection ids and the id of its lease. */
+  instanceId: string;
+  /** This instance's lease; `onLost` tells when another instance took it over. */
+  leases: InstanceLeases;
   /** Device pairs the pair-path cores hold (only pairs in use are kept; read-only, for the benchmark). */
   pathPairs(): number;
   /** Sends pending coalesced deltas now. */
@@ -144,7 +153,10 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     // pairs wait briefly for that rather than move to a new allocation.
     relayRegistry.expectRelays(await services.relays.onlineAtLastSighting());
     // With the embedded database this is the only broker: nothing is online before it starts.
-    if (database.kind === 'pglite') await services.devices.clearConnections('');
+    if (database.kind === 'pglite') {
+      await services.devices.clearConnections('');
+      await services.instances.removeAll();
+    }
     const bootstrap = options.bootstrap === false ? undefined : await bootstrapIfEmpty(services);
 
     const brokerKey = await loadOrCreateBrokerKey(database.db, join(dataDir, 'broker.key'));
@@ -197,6 +209,24 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     });
     hub.start();
     cleanup.push(() => hub.stop());
+    const leases = new InstanceLeases({
+      instanceId,
+      url: brokerUrl(options, host, options.port ?? 8443),
+      version: BROKER_VERSION,
+      instances: services.instances,
+      devices: services.devices,
+      metrics,
+      logger,
+      renewMs: options.instanceRenewMs,
+      leaseMs: options.instanceLeaseMs,
+    });
+    leases.onTakeover((instance) => {
+      bus.publish({ kind: 'instance-gone', instance }).catch((err: Error) => {
+        logger.warn({ err: err.message }, 'instance-gone not published');
+      });
+    });
+    // Runs after the control server's close (cleanup runs in reverse): drops what is left, then the lease.
+    cleanup.push(() => leases.stop());
     if (reflectors && !reflectors.hasSecondary) {
       // One broker address: a shared relay's reflector classifies NATs instead (ARCHITECTURE).
       const broker = reflectors;
@@ -231,6 +261,8 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       onPath: (deviceId, msg) => hub.pathMessage(deviceId, msg),
     });
     cleanup.push(() => control.close());
+    // Another instance took this one over and marked its devices offline: make them reconnect.
+    leases.onLost(() => control.closeAll(LEASE_LOST_CLOSE_CODE, 'broker instance lost its lease; reconnect'));
     const relayControl = new RelayControlServer({
       tokens: services.relayTokens,
       relays: services.relays,
@@ -248,15 +280,16 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       }),
     );
 
+    // Before listening: every connection id this instance hands out is covered by a lease.
+    await leases.start();
     await app.listen(options.port ?? 8443, host);
     const port = (server.address() as AddressInfo).port;
     if (options.adminSocket !== false) {
       const admin = await startAdminSocket(join(dataDir, 'admin.sock'), services, logger);
       cleanup.push(() => new Promise<void>((resolve) => admin.close(() => resolve())));
     }
-    const shownHost =
-      host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-    const url = options.publicUrl?.replace(/\/+$/, '') ?? `https://${shownHost}:${port}`;
+    const url = brokerUrl(options, host, port);
+    await leases.setUrl(url);
     logger.info(
       { url, port, fingerprint: tls.fingerprint, database: database.kind, instanceId },
       'broker listening',
@@ -274,6 +307,8 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       relays: relayRegistry,
       metrics,
       logger,
+      instanceId,
+      leases,
       pathPairs: () => hub.pairCount,
       flush: () => hub.flushAll(),
       close: async () => {
@@ -286,6 +321,12 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     await closeAll();
     throw err;
   }
+}
+
+function brokerUrl(options: BrokerOptions, host: string, port: number): string {
+  const shownHost =
+    host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  return options.publicUrl?.replace(/\/+$/, '') ?? `https://${shownHost}:${port}`;
 }
 
 /** The IP agents reach the reflector at: explicit, else the public URL's host, else the bind address. */

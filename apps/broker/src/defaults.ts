@@ -5,3 +5,9 @@ export const DEFAULT_LISTEN = '0.0.0.0:8443';
 export const DEFAULT_DATA_DIR = './trellis-data';
 /** The endpoint reflector's UDP port (not 3478: that is STUN's, and the reflector speaks WireGuard). */
 export const DEFAULT_REFLECTOR_PORT = 41641;
+/**
+ * Instance leases (several brokers on one PostgreSQL): renewed every second, dead after three.
+ * A killed instance is taken over within lease + renew = 4 s, inside the 5 s failover budget.
+ */
+export const DEFAULT_LEASE_RENEW_MS = 1_000;
+export const DEFAULT_LEASE_MS = 3_000;

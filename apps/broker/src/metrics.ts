@@ -71,6 +71,21 @@ export class BrokerMetrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
+  readonly instancesLive = new Gauge({
+    name: 'trellis_broker_instances_live',
+    help: 'Broker instances with an unexpired lease in the shared database (this one included), as of the last sweep',
+    registers: [this.registry],
+  });
+  readonly instanceTakeovers = new Counter({
+    name: 'trellis_instance_takeovers_total',
+    help: 'Dead broker instances this instance took over (their devices marked offline)',
+    registers: [this.registry],
+  });
+  readonly instanceLeaseLost = new Counter({
+    name: 'trellis_instance_lease_lost_total',
+    help: 'Times this instance found its own lease taken over and closed its control connections',
+    registers: [this.registry],
+  });
 
   error(kind: string): void {
     this.errors.inc({ kind });

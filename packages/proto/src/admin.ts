@@ -52,6 +52,7 @@ export const AdminRequest = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('relayTokens.list'), account: AccountName.optional() }),
   z.strictObject({ op: z.literal('relayTokens.revoke'), id: z.string().max(64) }),
   z.strictObject({ op: z.literal('relays.list') }),
+  z.strictObject({ op: z.literal('instances.list') }),
 ]);
 export type AdminRequest = z.infer<typeof AdminRequest>;
 
@@ -69,6 +70,17 @@ export const CreateAccountResult = z.object({
 export const CreateUserResult = UserInfo.extend({ generatedPassword: z.string().optional() });
 export const CreateSetupKeyResult = z.object({ key: z.string(), setupKey: SetupKeyInfo });
 
+/** A broker instance's lease in the shared database; `live` is false once it has expired (dead). */
+export const InstanceInfo = z.object({
+  id: z.string(),
+  url: z.string(),
+  version: z.string(),
+  startedAt: z.string(),
+  expiresAt: z.string(),
+  live: z.boolean(),
+});
+export type InstanceInfo = z.infer<typeof InstanceInfo>;
+
 /** Result schema per op, so a client can check what it receives. */
 export const AdminResults = {
   'accounts.create': CreateAccountResult,
@@ -83,6 +95,7 @@ export const AdminResults = {
   'relayTokens.list': z.array(RelayTokenInfo),
   'relayTokens.revoke': RelayTokenInfo,
   'relays.list': z.array(RelayStatusInfo),
+  'instances.list': z.array(InstanceInfo),
 } as const satisfies Record<AdminRequest['op'], z.ZodType>;
 
 export const AdminResponse = z.discriminatedUnion('ok', [

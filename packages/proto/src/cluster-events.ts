@@ -134,7 +134,11 @@ const RelayExpiredEvent = z.strictObject({
   allocationId: AllocationId,
 });
 
+/** A dead instance was taken over (its lease expired): the others forget its relays unless they reappear. */
+const InstanceGoneEvent = z.strictObject({ kind: z.literal('instance-gone'), instance: InstanceId });
+
 export const ClusterEvents = [
+  InstanceGoneEvent,
   PairInputEvent,
   DeviceFrameEvent,
   RelayPresentEvent,

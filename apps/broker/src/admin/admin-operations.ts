@@ -54,5 +54,7 @@ export async function executeAdmin(services: Services, req: AdminRequest): Promi
       return services.relayTokens.revoke(req.id.toLowerCase());
     case 'relays.list':
       return services.relays.list();
+    case 'instances.list':
+      return services.instances.list();
   }
 }

@@ -2,6 +2,7 @@ import type {
   AdminRequest,
   CreateRelayTokenResponse,
   DeviceInfo,
+  InstanceInfo,
   RelayStatusInfo,
   RelayTokenInfo,
   SetupKeyInfo,
@@ -77,6 +78,13 @@ function relayRows(relays: RelayStatusInfo[]): string {
   ]);
 }
 
+function instanceRows(instances: InstanceInfo[]): string {
+  return table([
+    ['ID', 'URL', 'VERSION', 'STARTED', 'LEASE EXPIRES', 'LIVE'],
+    ...instances.map((i) => [i.id, i.url, i.version, i.startedAt, i.expiresAt, String(i.live)]),
+  ]);
+}
+
 /** Human-readable rendering of an admin result; `--json` prints the result itself instead. */
 export function renderResult(op: AdminRequest['op'], result: unknown): string {
   switch (op) {
@@ -124,5 +132,7 @@ export function renderResult(op: AdminRequest['op'], result: unknown): string {
       return `relay token ${(result as RelayTokenInfo).id} revoked`;
     case 'relays.list':
       return relayRows(result as RelayStatusInfo[]);
+    case 'instances.list':
+      return instanceRows(result as InstanceInfo[]);
   }
 }

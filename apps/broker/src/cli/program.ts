@@ -82,6 +82,12 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     )
     .option('--reflector-host <ip>', 'IP agents send reflector traffic to (default: the public URL host)')
     .option('--reflector2 <host:port>', 'second reflector on another IP of this host (classifies NATs)')
+    .option('--lease-renew-ms <ms>', 'how often this instance renews its lease (default 1000)', positiveInt)
+    .option(
+      '--lease-ms <ms>',
+      'an instance not renewing for this long is taken over (default 3000)',
+      positiveInt,
+    )
     .action(async (flags) => {
       const broker = await serve({ ...flags, dataDir: resolve(flags.dataDir) }, io);
       await new Promise<void>((done) => {
@@ -184,6 +190,11 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
   common(relays.command('list'))
     .description('list relays and whether they are connected')
     .action((f) => admin(f, { op: 'relays.list' }));
+
+  const instances = program.command('instances').description('broker instances sharing the database');
+  common(instances.command('list'))
+    .description('list broker instances and their leases (LIVE false: dead, about to be taken over)')
+    .action((f) => admin(f, { op: 'instances.list' }));
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -15,6 +15,9 @@ export interface ServeFlags {
   reflectorPort?: number;
   reflectorHost?: string;
   reflector2?: string;
+  /** Instance lease renew interval and length (several instances on one PostgreSQL); ms. */
+  leaseRenewMs?: number;
+  leaseMs?: number;
 }
 
 /** `HOST:PORT`, `[v6]:PORT` or `:PORT`. */
@@ -45,6 +48,8 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
     reflectorPort: flags.reflectorPort === 0 ? false : flags.reflectorPort,
     reflectorPublicHost: flags.reflectorHost,
     reflector2: flags.reflector2 ? parseListen(flags.reflector2) : undefined,
+    instanceRenewMs: flags.leaseRenewMs,
+    instanceLeaseMs: flags.leaseMs,
   });
   for (const r of broker.reflectors?.info ?? []) io.out(`reflector: ${r.endpoint} key ${r.publicKey}`);
   io.out(`trellis-broker listening on ${broker.url}`);

@@ -31,6 +31,8 @@ export interface ClusterRelaysOptions {
   logger: Logger;
   /** A request to another instance without an answer fails after this; default 6 s (its relay's own is 5 s). */
   requestTimeoutMs?: number;
+  /** A dead instance's relay not connected anywhere after this is down; default 10 s. */
+  regoneMs?: number;
 }
 
 /**
@@ -51,6 +53,8 @@ export class ClusterRelays implements RelayDirectory {
   };
   private unsubscribe: (() => void) | undefined;
   private readonly timeoutMs: number;
+  private readonly regoneMs: number;
+  private readonly downTimers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly local: LocalRelayDirectory,
@@ -58,6 +62,7 @@ export class ClusterRelays implements RelayDirectory {
     private readonly opts: ClusterRelaysOptions,
   ) {
     this.timeoutMs = opts.requestTimeoutMs ?? 6_000;
+    this.regoneMs = opts.regoneMs ?? 10_000;
   }
 
   start(): void {
@@ -88,16 +93,28 @@ export class ClusterRelays implements RelayDirectory {
       p.resolve({ ok: false, error: 'broker stopping' });
     }
     this.pending.clear();
+    for (const t of this.downTimers) clearTimeout(t);
+    this.downTimers.clear();
   }
 
   on<K extends keyof Listeners>(event: K, fn: Listeners[K]): void {
     this.listeners[event].add(fn);
   }
 
-  /** The instance's lease was taken over: its relays reconnect elsewhere, their pairs stay. */
-  instanceGone(instance: string): void {
-    for (const id of this.remote.instanceGone(instance))
-      this.opts.logger.info({ relayId: id, instance }, 'relay of a dead instance forgotten');
+  /**
+   * A dead instance was taken over. Its relays are forgotten; one that does not reappear (connected
+   * to another instance) within `regoneMs` is down and its pairs move. One that does keeps them.
+   */
+  private instanceGone(instance: string): void {
+    for (const relayId of this.remote.instanceGone(instance)) {
+      this.opts.logger.info({ relayId, instance }, 'relay of a dead instance: waiting for it elsewhere');
+      const timer = setTimeout(() => {
+        this.downTimers.delete(timer);
+        if (!this.remote.get(relayId) && !this.local.isOnline(relayId)) this.emit('relay-down', relayId, []);
+      }, this.regoneMs);
+      timer.unref?.();
+      this.downTimers.add(timer);
+    }
   }
 
   // --- RelayDirectory ---------------------------------------------------------------------------
@@ -190,6 +207,9 @@ export class ClusterRelays implements RelayDirectory {
       case 'relay-gone':
         if (e.instance !== me && this.remote.gone(e.instance, e.relayId) && !this.local.isOnline(e.relayId))
           this.emit('relay-down', e.relayId, []);
+        return;
+      case 'instance-gone':
+        if (e.instance !== me) this.instanceGone(e.instance);
         return;
       case 'relay-sync':
         if (e.instance !== me) for (const relay of this.local.connected()) this.announce(relay);

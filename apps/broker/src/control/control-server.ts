@@ -56,12 +56,17 @@ export class ControlServer {
     return this.connections.size;
   }
 
+  /** Closes every control connection (their agents reconnect) and waits for their offline updates. */
+  async closeAll(code: number, reason: string): Promise<void> {
+    const open = [...this.connections];
+    for (const conn of open) conn.close(code, reason);
+    await Promise.all(open.map((c) => c.drained()));
+  }
+
   async close(): Promise<void> {
     clearInterval(this.sweep);
-    const open = [...this.connections];
-    for (const conn of open) conn.close(1001, 'broker shutting down');
     // Their offline updates must reach the database before it is closed.
-    await Promise.all(open.map((c) => c.drained()));
+    await this.closeAll(1001, 'broker shutting down');
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 }

@@ -159,3 +159,18 @@ export const brokerIdentity = pgTable('broker_identity', {
   privateKey: text('private_key').notNull(),
   createdAt: createdAt(),
 });
+
+/**
+ * One row per live broker instance sharing this database: its lease. A row whose expires_at has
+ * passed (database time) belongs to a dead instance; one survivor deletes it and takes its devices
+ * offline. Control connection ids start with `<id>:`.
+ */
+export const brokerInstances = pgTable('broker_instances', {
+  id: text('id').primaryKey(),
+  url: text('url').notNull(),
+  version: text('version').notNull(),
+  startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+});
+
+export type BrokerInstanceRow = typeof brokerInstances.$inferSelect;

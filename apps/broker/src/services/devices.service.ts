@@ -10,6 +10,8 @@ import type { DeviceState } from '../domain/netmap-builder';
 import { setupKeyState } from '../domain/setup-key-rules';
 import type { EventBus } from '../events/event-bus';
 import { hashSecret } from '../security/tokens';
+import { toDeviceState } from './device-state';
+import { type DeviceChange, offlineInstanceDevices } from './instance-devices';
 import { bumpSerial, type Tx, withUniqueRetry } from './tx';
 
 export interface EnrollInput {
@@ -42,20 +44,6 @@ export interface DevicesConfig {
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PROBE_BATCH = 256;
-
-export function toDeviceState(row: DeviceRow): DeviceState {
-  return {
-    id: row.id,
-    name: row.name,
-    publicKey: row.publicKey,
-    address: row.address,
-    endpoints: row.endpoints,
-    online: row.connectionId !== null,
-    learned: row.netCandidates,
-    mappingType: row.mappingType,
-    connection: row.connectionId,
-  };
-}
 
 /**
  * Devices: enrollment (address and name allocation), removal, online state and endpoints. Every
@@ -401,6 +389,28 @@ export class DevicesService {
       },
       { isolationLevel: 'repeatable read' },
     );
+  }
+
+  /**
+   * Takes offline every device a control connection of `instanceId` holds, in one transaction, and
+   * publishes them: this instance's own stragglers at shutdown or after losing its lease.
+   */
+  async disconnectInstance(instanceId: string): Promise<number> {
+    const changes = await this.db.transaction((tx) => offlineInstanceDevices(tx, instanceId));
+    await this.publishUpserts(changes);
+    return changes.length;
+  }
+
+  /** Publishes device changes committed elsewhere (an instance takeover's transaction). */
+  async publishUpserts(changes: readonly DeviceChange[]): Promise<void> {
+    for (const c of changes) {
+      await this.bus.publish({
+        kind: 'device-upsert',
+        accountId: c.accountId,
+        serial: c.serial,
+        device: c.device,
+      });
+    }
   }
 
   /** Connections this process held are gone after a restart: nothing it owned is online any more. */

@@ -3,6 +3,7 @@ import { AddressAllocator } from '../domain/address-allocator';
 import type { EventBus } from '../events/event-bus';
 import { AccountsService } from './accounts.service';
 import { DevicesService } from './devices.service';
+import { InstancesService } from './instances.service';
 import { RelayTokensService } from './relay-tokens.service';
 import { type LiveRelays, RelaysService } from './relays.service';
 import { SetupKeysService } from './setup-keys.service';
@@ -25,21 +26,25 @@ export interface Services {
   users: UsersService;
   setupKeys: SetupKeysService;
   devices: DevicesService;
+  /** Broker instances' leases (several instances on one PostgreSQL). */
+  instances: InstancesService;
   relayTokens: RelayTokensService;
   relays: RelaysService;
 }
 
 export function createServices(db: Db, bus: EventBus, config: ServicesConfig): Services {
+  const devices = new DevicesService(db, bus, {
+    zone: config.zone,
+    addressGraceSeconds: config.addressGraceSeconds,
+    allocator: new AddressAllocator({ poolSize: config.addressPoolSize }),
+  });
   return {
     db,
     accounts: new AccountsService(db),
     users: new UsersService(db),
     setupKeys: new SetupKeysService(db),
-    devices: new DevicesService(db, bus, {
-      zone: config.zone,
-      addressGraceSeconds: config.addressGraceSeconds,
-      allocator: new AddressAllocator({ poolSize: config.addressPoolSize }),
-    }),
+    devices,
+    instances: new InstancesService(db, devices),
     relayTokens: new RelayTokensService(db),
     relays: new RelaysService(db, { live: config.liveRelays, staleAfterMs: config.relayStaleAfterMs }),
   };

@@ -176,4 +176,28 @@ describe('pair paths across broker instances', () => {
     expect(ib.local.asked).toEqual(['r1']);
     ib.hub.stop();
   });
+
+  it("a dead instance's relay is down only if it does not reappear at another instance", async () => {
+    const { bus, ia, relayAtB } = cluster();
+    const down: string[] = [];
+    ia.relays.on('relay-down', (id) => down.push(id));
+    const present = () =>
+      bus.publish({
+        kind: 'relay-present',
+        instance: '00000000000c',
+        relay: { id: relayAtB.id, name: 'r1', accountId: null, publicAddress: '203.0.113.1' },
+        allocations: 1,
+      });
+    await bus.publish({ kind: 'instance-gone', instance: B });
+    expect(ia.relays.relaysFor(ACCOUNT)).toEqual([]);
+    await jest.advanceTimersByTimeAsync(5_000);
+    await present(); // reconnected to a third instance in time: its pairs stay
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(down).toEqual([]);
+    expect(ia.relays.relaysFor(ACCOUNT).map((r) => r.name)).toEqual(['r1']);
+    await bus.publish({ kind: 'instance-gone', instance: '00000000000c' });
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(down).toEqual([relayAtB.id]);
+    ia.hub.stop();
+  });
 });
