@@ -154,8 +154,12 @@ export class ClusterRelays implements RelayDirectory {
   }
 
   /** Adopted here first; else any allocation another instance's relays hold for the pair. */
-  async claimAdopted(accountId: string, keys: [string, string]): Promise<AdoptedAllocation | null> {
-    const here = await this.local.claimHeld(accountId, keys, []);
+  async claimAdopted(
+    accountId: string,
+    keys: [string, string],
+    exclude: readonly string[] = [],
+  ): Promise<AdoptedAllocation | null> {
+    const here = await this.local.claimHeld(accountId, keys, exclude);
     if (here) return here;
     const instances = new Set(
       this.relaysFor(accountId)
@@ -165,7 +169,7 @@ export class ClusterRelays implements RelayDirectory {
     const replies = await Promise.all(
       [...instances].map(async (instance) => ({
         instance,
-        reply: await this.request(instance, { op: 'claim', accountId, keys, exclude: [] }),
+        reply: await this.request(instance, { op: 'claim', accountId, keys, exclude: [...exclude] }),
       })),
     );
     for (const { instance, reply } of replies) {

@@ -213,7 +213,7 @@ export class PairPathDriver {
     const keys: [string, string] = [e.a.publicKey, e.b.publicKey];
     // First an allocation a relay already held for the pair when it connected (this broker
     // restarted): the agents keep their relay and port. The relays are ranked after that wait.
-    const adopted = await directory.claimAdopted(accountId, keys);
+    const adopted = await directory.claimAdopted(accountId, keys, e.exclude);
     if (adopted && (this.disposed || e.exclude.includes(adopted.relay.id))) {
       directory.release(adopted.record.allocationId);
     } else if (adopted) {

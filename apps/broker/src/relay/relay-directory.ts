@@ -41,7 +41,12 @@ export interface RelayDirectory {
    * release() it when the pair stops wanting it). Right after a restart, waits (bounded) for the
    * relays that were online before to connect. Null: allocate as usual.
    */
-  claimAdopted(accountId: string, keys: [string, string]): Promise<AdoptedAllocation | null>;
+  claimAdopted(
+    accountId: string,
+    keys: [string, string],
+    /** Relays the pair is moving off (ClusterRelays: skipped when it claims what relays hold). */
+    exclude?: readonly string[],
+  ): Promise<AdoptedAllocation | null>;
   release(allocationId: string): void;
   /** Events: 'relay-up' (handle), 'relay-down' (relayId, allocations it held: the allocator moves them; fired when a relay stays disconnected for longer than a grace period (default 5 s), not on a quick reconnect), 'expired' (allocationId), 'bound' (allocationId, publicKey, binding). */
   on(event: 'relay-up', fn: (relay: RelayHandle) => void): void;
