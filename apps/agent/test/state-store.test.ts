@@ -33,7 +33,7 @@ describe('StateStore', () => {
     const keys = await store.loadOrCreateKeyPair();
     const enrollment: Enrollment = {
       deviceId: '6f1c2a7e-7d1f-4c36-9a51-1f2f0c3b9d11',
-      brokerUrl: 'https://127.0.0.1:8443/',
+      brokerUrls: ['https://127.0.0.1:8443/', 'https://broker2.example:8443/'],
       brokerPublicKey: keys.publicKey,
       trust: { fingerprint: 'AB'.repeat(32) },
       publicKey: keys.publicKey,
