@@ -25,7 +25,7 @@ describe('trellis-relay command line', () => {
   afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
 
   it.each([
-    [['--token', TOKEN, '--public-address', '192.0.2.1'], /required option '--broker/],
+    [['--token', TOKEN, '--public-address', '192.0.2.1'], /--broker URL is required/],
     [['--broker', 'http://b:1', '--token', TOKEN, '--public-address', 'x'], /https/],
     [['--broker', 'https://b:1', '--public-address', 'x'], /relay token is required/],
     [['--broker', 'https://b:1', '--token', 'secret', '--public-address', 'x'], /trl_/],
