@@ -8,6 +8,25 @@ import { type Enrollment, type SavedNetmap, STATE_FILES, StateStore } from '../s
 
 const mode = (p: string) => statSync(p).mode & 0o777;
 
+/** An enrollment as the agent saves it; tests change what they are about. */
+function enrollmentOf(publicKey: string, more: Partial<Enrollment> = {}): Enrollment {
+  return {
+    deviceId: '6f1c2a7e-7d1f-4c36-9a51-1f2f0c3b9d11',
+    brokerUrls: ['https://127.0.0.1:8443/'],
+    brokerPublicKey: publicKey,
+    trust: {},
+    publicKey,
+    name: 'alpha',
+    dnsName: 'alpha.acme.trellis.test',
+    address: '100.64.0.1',
+    accountName: 'acme',
+    overlayPrefix: OVERLAY_PREFIX,
+    enrolledAt: '2025-06-01T00:00:00.000Z',
+    wantUp: true,
+    ...more,
+  };
+}
+
 describe('StateStore', () => {
   let dir: string;
   let store: StateStore;
@@ -77,23 +96,14 @@ describe('StateStore', () => {
 
   it('reads an enrollment of an agent before several brokers (brokerUrl only) and rewrites it', async () => {
     const keys = await store.loadOrCreateKeyPair();
-    const old = {
-      deviceId: '6f1c2a7e-7d1f-4c36-9a51-1f2f0c3b9d11',
-      brokerUrl: 'https://127.0.0.1:8443/',
-      brokerPublicKey: keys.publicKey,
+    const { brokerUrls, ...rest } = enrollmentOf(keys.publicKey, {
       trust: { caFile: '/etc/trellis/broker.pem' },
-      publicKey: keys.publicKey,
-      name: 'alpha',
-      dnsName: 'alpha.acme.trellis.test',
-      address: '100.64.0.1',
-      accountName: 'acme',
-      overlayPrefix: OVERLAY_PREFIX,
-      enrolledAt: '2025-06-01T00:00:00.000Z',
       wantUp: false,
-    };
+    });
+    const brokerUrl = brokerUrls[0]!;
+    const old = { ...rest, brokerUrl };
     const file = join(dir, STATE_FILES.enrollment);
     writeFileSync(file, JSON.stringify(old), { mode: 0o600 });
-    const { brokerUrl, ...rest } = old;
     const migrated = { ...rest, brokerUrls: [brokerUrl] };
     expect(await store.loadEnrollment()).toEqual(migrated);
     // Rewritten in the new form, still with `brokerUrl` (the first URL) for an older trellisd.
@@ -104,20 +114,10 @@ describe('StateStore', () => {
 
   it('keeps the first URL as brokerUrl when saving several', async () => {
     const keys = await store.loadOrCreateKeyPair();
-    const e: Enrollment = {
-      deviceId: '6f1c2a7e-7d1f-4c36-9a51-1f2f0c3b9d11',
+    const e = enrollmentOf(keys.publicKey, {
       brokerUrls: ['https://b1.example:8443/', 'https://b2.example:8443/'],
-      brokerPublicKey: keys.publicKey,
       trust: { fingerprints: ['AB'.repeat(32), 'CD'.repeat(32)] },
-      publicKey: keys.publicKey,
-      name: 'alpha',
-      dnsName: 'alpha.acme.trellis.test',
-      address: '100.64.0.1',
-      accountName: 'acme',
-      overlayPrefix: OVERLAY_PREFIX,
-      enrolledAt: '2025-06-01T00:00:00.000Z',
-      wantUp: true,
-    };
+    });
     await store.saveEnrollment(e);
     const onDisk = JSON.parse(readFileSync(join(dir, STATE_FILES.enrollment), 'utf8'));
     expect(onDisk.brokerUrl).toBe('https://b1.example:8443/');
@@ -129,19 +129,7 @@ describe('StateStore', () => {
     const keys = await store.loadOrCreateKeyPair();
     writeFileSync(
       join(dir, STATE_FILES.enrollment),
-      JSON.stringify({
-        deviceId: '6f1c2a7e-7d1f-4c36-9a51-1f2f0c3b9d11',
-        brokerPublicKey: keys.publicKey,
-        trust: {},
-        publicKey: keys.publicKey,
-        name: 'alpha',
-        dnsName: 'alpha.acme.trellis.test',
-        address: '100.64.0.1',
-        accountName: 'acme',
-        overlayPrefix: OVERLAY_PREFIX,
-        enrolledAt: '2025-06-01T00:00:00.000Z',
-        wantUp: true,
-      }),
+      JSON.stringify({ ...enrollmentOf(keys.publicKey), brokerUrls: undefined }),
     );
     await expect(store.loadEnrollment()).rejects.toThrow(
       /enrollment.json is invalid: neither brokerUrls nor brokerUrl is set/,
