@@ -84,9 +84,17 @@ describe('three broker instances (one database, devices spread over them)', () =
       );
     }
     relayHost = await lab.addHost('rly', '198.51.100.20');
-    const sites = await Promise.all(SITES.map(async (s) => ({ ...s, site: await theLab.addSite(s.site, s.make(), ['d']) })));
+    const sites = await Promise.all(
+      SITES.map(async (s) => ({ ...s, site: await theLab.addSite(s.site, s.make(), ['d']) })),
+    );
     sites.forEach((s, i) =>
-      members.push({ kind: s.kind, agent: new AgentRunner(theLab, s.site.device('d'), 51820, build), home: i % 3, id: '', address: '' }),
+      members.push({
+        kind: s.kind,
+        agent: new AgentRunner(theLab, s.site.device('d'), 51820, build),
+        home: i % 3,
+        id: '',
+        address: '',
+      }),
     );
   }, 180_000);
 
@@ -104,7 +112,9 @@ describe('three broker instances (one database, devices spread over them)', () =
 
   /** Pings `b` from `a` ten times a second. */
   function startPing(a: Member, b: Member, what: string): LabProcess {
-    const p = a.agent.device.ns.spawn('ping', ['-n', '-D', '-i', '0.1', '-W', '1', b.address], { logName: what });
+    const p = a.agent.device.ns.spawn('ping', ['-n', '-D', '-i', '0.1', '-W', '1', b.address], {
+      logName: what,
+    });
     pings.push(p);
     return p;
   }
@@ -115,9 +125,16 @@ describe('three broker instances (one database, devices spread over them)', () =
     async () => {
       await brokers[0]!.start();
       await Promise.all(brokers.slice(1).map((b) => b.start()));
-      relay = new RelayRunner(lab!, relayHost, 'relay1', brokers[1]!, await brokers[0]!.createRelayToken('relay1'), build, {
-        brokers: [brokers[1]!, brokers[2]!, brokers[0]!],
-      });
+      // The relay lists every instance too (its own first: not the same as any device's).
+      const token = await brokers[0]!.createRelayToken('relay1');
+      relay = new RelayRunner(
+        lab!,
+        relayHost,
+        'relay1',
+        [brokers[1]!, brokers[2]!, brokers[0]!],
+        token,
+        build,
+      );
       await relay.start();
       const setupKey = await brokers[0]!.createSetupKey();
       await Promise.all(members.map((m) => m.agent.start()));
@@ -129,20 +146,27 @@ describe('three broker instances (one database, devices spread over them)', () =
         m.address = st.self.address;
       }
       // Spread as listed: each device on its home instance.
-      for (const m of members) expect({ [name(m)]: await connectedUrl(m) }).toEqual({ [name(m)]: brokers[m.home]!.url });
+      for (const m of members)
+        expect({ [name(m)]: await connectedUrl(m) }).toEqual({ [name(m)]: brokers[m.home]!.url });
 
       // Traffic wants every path; then every pair must settle as the NATs allow.
       const traffic = members.flatMap((m) =>
         members.filter((o) => o !== m).map((o) => m.agent.device.ns.ping(o.address, { waitS: 1 })),
       );
-      const pairs = members.flatMap((a, i) => members.slice(i + 1).map((b) => ({ a, b, direct: expectDirect(a.kind, b.kind) })));
-      const pathOf = async (m: Member, peer: Member) => (await m.agent.status()).peers.find((p) => p.id === peer.id)?.path ?? 'none';
+      const pairs = members.flatMap((a, i) =>
+        members.slice(i + 1).map((b) => ({ a, b, direct: expectDirect(a.kind, b.kind) })),
+      );
+      const pathOf = async (m: Member, peer: Member) =>
+        (await m.agent.status()).peers.find((p) => p.id === peer.id)?.path ?? 'none';
       const unsettled = async () => {
         const out: string[] = [];
         for (const p of pairs) {
           const [x, y] = await Promise.all([pathOf(p.a, p.b), pathOf(p.b, p.a)]);
-          const ok = p.direct ? x.startsWith('direct') && y.startsWith('direct') : x === 'relay' && y === 'relay';
-          if (!ok) out.push(`${name(p.a)} ↔ ${name(p.b)} (want ${p.direct ? 'direct' : 'relay'}: ${x} / ${y})`);
+          const ok = p.direct
+            ? x.startsWith('direct') && y.startsWith('direct')
+            : x === 'relay' && y === 'relay';
+          if (!ok)
+            out.push(`${name(p.a)} ↔ ${name(p.b)} (want ${p.direct ? 'direct' : 'relay'}: ${x} / ${y})`);
         }
         return out;
       };
@@ -168,32 +192,45 @@ describe('three broker instances (one database, devices spread over them)', () =
   async function failover(victim: number, how: 'kill' | 'restart'): Promise<void> {
     if (!meshUp) throw new Error('not run: the first test did not get the mesh up');
     const on = members.filter((m) => m.home === victim);
-    const of = (kind: KindName) => members.find((m) => m.kind === kind && m.home === victim) ?? members.find((m) => m.kind === kind)!;
+    const of = (kind: KindName) =>
+      members.find((m) => m.kind === kind && m.home === victim) ?? members.find((m) => m.kind === kind)!;
     const sym = of('sym');
     const otherSym = members.find((m) => m.kind === 'sym' && m !== sym)!;
     const fc = of('fc');
     const otherFc = members.find((m) => m.kind === 'fc' && m !== fc)!;
-    const ps = [startPing(sym, otherSym, `ping-${how}-relayed`), startPing(fc, otherFc, `ping-${how}-direct`)];
-    await waitFor(async () => ps.every((p) => replyTimes(p.lines).length >= 10), { timeoutMs: 30_000, what: 'replies before' });
+    const ps = [
+      startPing(sym, otherSym, `ping-${how}-relayed`),
+      startPing(fc, otherFc, `ping-${how}-direct`),
+    ];
+    await waitFor(async () => ps.every((p) => replyTimes(p.lines).length >= 10), {
+      timeoutMs: 30_000,
+      what: 'replies before',
+    });
     const at = Date.now();
     if (how === 'kill') await brokers[victim]!.kill();
     else await brokers[victim]!.stop();
     // Each device of the victim connected to another instance.
     const moved = await Promise.all(
       on.map(async (m) => {
-        await waitFor(async () => {
-          const s = await m.agent.status();
-          return s.state === 'connected' && s.broker.url !== brokers[victim]!.url;
-        }, { timeoutMs: 30_000, intervalMs: 100, what: `${name(m)} on another instance` });
+        await waitFor(
+          async () => {
+            const s = await m.agent.status();
+            return s.state === 'connected' && s.broker.url !== brokers[victim]!.url;
+          },
+          { timeoutMs: 30_000, intervalMs: 100, what: `${name(m)} on another instance` },
+        );
         return Date.now() - at;
       }),
     );
     if (how === 'restart') await brokers[victim]!.start();
-    await waitFor(async () => ps.every((p) => replyTimes(p.lines).some((t) => t > Date.now() - 500 && t > at + 8_000)), {
-      timeoutMs: 40_000,
-      intervalMs: 200,
-      what: 'replies 8 s after the instance went away',
-    });
+    await waitFor(
+      async () => ps.every((p) => replyTimes(p.lines).some((t) => t > Date.now() - 500 && t > at + 8_000)),
+      {
+        timeoutMs: 40_000,
+        intervalMs: 200,
+        what: 'replies 8 s after the instance went away',
+      },
+    );
     for (const p of ps) await p.stop(2_000);
     const lost = ps.map((p) => lostReplies(p.lines, at));
     process.stdout.write(
@@ -203,7 +240,12 @@ describe('three broker instances (one database, devices spread over them)', () =
     expect(lost.map((l) => l.lost)).toEqual([0, 0]);
   }
 
-  labIt(L, 'an instance killed mid-ping: its devices move to the others within 5 s, no reply lost', () => failover(0, 'kill'), 120_000);
+  labIt(
+    L,
+    'an instance killed mid-ping: its devices move to the others within 5 s, no reply lost',
+    () => failover(0, 'kill'),
+    120_000,
+  );
 
   labIt(L, 'another instance restarted mid-ping: the same', () => failover(1, 'restart'), 120_000);
 });

@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 import { join } from 'node:path';
-import { type BrokerTrust, ErrorResponse, type IpcRequest, OkResponse, StatusResponse } from '@trellis/proto';
+import { ErrorResponse, type IpcRequest, OkResponse, StatusResponse } from '@trellis/proto';
 import { Command, Option } from 'commander';
 import { formatNetcheck } from './cli/format-netcheck';
 import { formatStatus } from './cli/format-status';
 import { describePath, findPeer, meshPing } from './cli/mesh-ping';
 import { DEFAULT_STATE_DIR } from './daemon-options';
 import { ipcCall } from './ipc/ipc-client';
-import { validateTrust } from './trust/broker-trust';
-import { parseBrokerUrl } from './trust/broker-url';
+import { trustFromFlags } from './trust/broker-trust';
+import { parseBrokerUrls } from './trust/broker-url';
 
 /** `trellis`: talks to trellisd over its local socket. Exit 0 on success, 1 on any error. */
 const program = new Command('trellis')
@@ -34,36 +34,39 @@ async function call(req: IpcRequest): Promise<unknown> {
   return res;
 }
 
+/** Collects a repeated flag's values. */
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
 program
   .command('up')
   .description('join the mesh (enrolls first when --setup-key is given)')
-  .option('--broker <url>', 'broker URL, https://HOST:PORT')
+  .option(
+    '--broker <url>',
+    'broker URL, https://HOST:PORT; repeat it or give a comma-separated list for several instances',
+    collect,
+  )
   .option('--setup-key <key>', 'setup key from the broker admin')
   .option('--name <name>', 'wanted device name')
-  .option('--ca-file <file>', 'PEM CA (or the broker certificate) to trust')
-  .option('--fingerprint <sha256>', "pin the broker certificate's SHA-256 (hex, colons optional)")
+  .option('--ca-file <file>', 'PEM CA (or the broker certificate) to trust; may be repeated', collect)
+  .option(
+    '--fingerprint <sha256>',
+    "pin the broker certificate's SHA-256 (hex, colons optional); repeat it for instances with their own",
+    collect,
+  )
   .action(
     async (o: {
-      broker?: string;
+      broker?: string[];
       setupKey?: string;
       name?: string;
-      caFile?: string;
-      fingerprint?: string;
+      caFile?: string[];
+      fingerprint?: string[];
     }) => {
       const req: IpcRequest = { op: 'up' };
-      if (o.broker) {
-        parseBrokerUrl(o.broker);
-        req.broker = o.broker;
-      }
+      if (o.broker) req.brokers = parseBrokerUrls(o.broker);
       if (o.setupKey) req.setupKey = o.setupKey;
       if (o.name) req.name = o.name;
-      if (o.caFile || o.fingerprint) {
-        const trust: BrokerTrust = {};
-        if (o.caFile) trust.caFile = o.caFile.startsWith('/') ? o.caFile : join(process.cwd(), o.caFile);
-        if (o.fingerprint) trust.fingerprint = o.fingerprint;
-        validateTrust(trust);
-        req.trust = trust;
-      }
+      const trust = trustFromFlags(o.caFile ?? [], o.fingerprint ?? [], process.cwd());
+      if (trust) req.trust = trust;
       const res = OkResponse.parse(await call(req));
       process.stdout.write(`${res.message ?? 'up'}\n`);
     },

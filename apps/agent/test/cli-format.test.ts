@@ -16,6 +16,31 @@ describe('trellis status formatting', () => {
     expect(formatBytes(12 * 1024 * 1024)).toBe('12.0 MiB');
   });
 
+  it('shows the instance connected to, at which address, and every broker URL', () => {
+    const s: StatusResponse = {
+      ok: true,
+      state: 'connected',
+      self: null,
+      broker: {
+        url: 'https://brokers.example:8443/',
+        connected: true,
+        lastError: null,
+        urls: ['https://brokers.example:8443/', 'https://b2.example:8443/'],
+        address: '192.0.2.10',
+      },
+      interface: { name: 'trellis0', listenPort: 51820, publicKey: null, backend: 'userspace' },
+      netmapSerial: null,
+      netmapSource: 'none',
+      peers: [],
+    };
+    const text = formatStatus(s, now);
+    expect(text).toContain('broker:     https://brokers.example:8443/ (192.0.2.10)  connected\n');
+    expect(text).toContain('brokers:    https://brokers.example:8443/, https://b2.example:8443/\n');
+    const single = formatStatus({ ...s, broker: { ...s.broker, urls: [s.broker.url!], address: null } }, now);
+    expect(single).toContain('broker:     https://brokers.example:8443/  connected\n');
+    expect(single).not.toContain('brokers:');
+  });
+
   it('prints self, broker and one aligned row per peer', () => {
     const s: StatusResponse = {
       ok: true,

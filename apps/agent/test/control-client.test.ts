@@ -85,7 +85,7 @@ describe('ControlClient against the broker double', () => {
     extra: Partial<ConstructorParameters<typeof ControlClient>[0]> = {},
   ) {
     const c = new ControlClient({
-      brokerUrl: `https://127.0.0.1:${port}`,
+      brokerUrls: [`https://127.0.0.1:${port}`],
       agent: createBrokerAgent({ fingerprint: cert.fingerprint }),
       deviceId: device.id,
       keyPair: keys,
@@ -231,7 +231,7 @@ describe('ControlClient against the broker double', () => {
     const timers = new FakeTimers();
     const r = recorder();
     const c = new ControlClient({
-      brokerUrl: `https://127.0.0.1:${deadPort}`,
+      brokerUrls: [`https://127.0.0.1:${deadPort}`],
       agent: createBrokerAgent({ fingerprint: cert.fingerprint }),
       deviceId: me.id,
       keyPair: keys,
@@ -300,7 +300,7 @@ describe('ControlClient against the broker double', () => {
     const me = addDevice(broker, keys, 1);
     const timers = new FakeTimers();
     const c = new ControlClient({
-      brokerUrl: `https://127.0.0.1:${silentPort}`,
+      brokerUrls: [`https://127.0.0.1:${silentPort}`],
       agent: createBrokerAgent({ fingerprint: cert.fingerprint }),
       deviceId: me.id,
       keyPair: keys,

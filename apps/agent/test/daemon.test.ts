@@ -213,7 +213,13 @@ describe('trellisd + trellis in two namespaces', () => {
     expect(s.state).toBe('connected');
     expect(s.netmapSource).toBe('broker');
     expect(s.self).toMatchObject({ name: 'alpha', address: '100.64.0.1' });
-    expect(s.broker).toEqual({ url: 'https://127.0.0.1:8443/', connected: true, lastError: null });
+    expect(s.broker).toEqual({
+      url: 'https://127.0.0.1:8443/',
+      connected: true,
+      lastError: null,
+      urls: ['https://127.0.0.1:8443/'],
+      address: null,
+    });
     const peer = s.peers[0]!;
     expect(peer).toMatchObject({
       name: 'beta',
@@ -314,6 +320,28 @@ describe('trellisd + trellis in two namespaces', () => {
     const up = await a.cli(['up']);
     expect(up.stdout).toContain('up: alpha (100.64.0.1), connected');
     await waitFor(() => pings(nsA, '100.64.0.2'), 60_000, 200);
+  });
+
+  it('takes several broker URLs without enrolling again, skips a dead one and keeps them across a restart', async () => {
+    const dead = 'https://127.0.0.1:8444/';
+    const elsewhere = await a.cli(['up', '--broker', 'https://127.0.0.1:9999']);
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stderr).toContain('already enrolled with https://127.0.0.1:8443/; give --setup-key');
+    const up = await a.cli(['up', '--broker', `${dead},${BROKER_URL}`]);
+    expect(up.code).toBe(0);
+    expect(up.stdout).toContain('up: alpha (100.64.0.1), connected to https://127.0.0.1:8443/');
+    const s = await status(a);
+    expect(s.broker).toMatchObject({
+      url: 'https://127.0.0.1:8443/',
+      connected: true,
+      urls: [dead, `${BROKER_URL}/`],
+    });
+    expect((await a.cli(['status'])).stdout).toContain(`brokers:    ${dead}, ${BROKER_URL}/`);
+    a.kill();
+    await waitFor(() => a.exitCode !== null, 30_000, 25);
+    await a.start();
+    await waitFor(async () => (await status(a)).broker.connected, 30_000, 200);
+    expect((await status(a)).broker.urls).toEqual([dead, `${BROKER_URL}/`]);
   });
 
   it('a device removed by the broker tears down and needs enrollment; its peer forgets it', async () => {

@@ -8,6 +8,25 @@ import { type Enrollment, type SavedNetmap, STATE_FILES, StateStore } from '../s
 
 const mode = (p: string) => statSync(p).mode & 0o777;
 
+/** An enrollment as the agent saves it; tests change what they are about. */
+function enrollmentOf(publicKey: string, more: Partial<Enrollment> = {}): Enrollment {
+  return {
+    deviceId: '6f1c2a7e-7d1f-4c36-9a51-1f2f0c3b9d11',
+    brokerUrls: ['https://127.0.0.1:8443/'],
+    brokerPublicKey: publicKey,
+    trust: {},
+    publicKey,
+    name: 'alpha',
+    dnsName: 'alpha.acme.trellis.test',
+    address: '100.64.0.1',
+    accountName: 'acme',
+    overlayPrefix: OVERLAY_PREFIX,
+    enrolledAt: '2025-06-01T00:00:00.000Z',
+    wantUp: true,
+    ...more,
+  };
+}
+
 describe('StateStore', () => {
   let dir: string;
   let store: StateStore;
@@ -33,7 +52,7 @@ describe('StateStore', () => {
     const keys = await store.loadOrCreateKeyPair();
     const enrollment: Enrollment = {
       deviceId: '6f1c2a7e-7d1f-4c36-9a51-1f2f0c3b9d11',
-      brokerUrl: 'https://127.0.0.1:8443/',
+      brokerUrls: ['https://127.0.0.1:8443/', 'https://broker2.example:8443/'],
       brokerPublicKey: keys.publicKey,
       trust: { fingerprint: 'AB'.repeat(32) },
       publicKey: keys.publicKey,
@@ -73,6 +92,48 @@ describe('StateStore', () => {
     expect(await store.loadEnrollment()).toBeNull();
     expect(await store.loadNetmap()).toBeNull();
     expect(readdirSync(dir)).toEqual([STATE_FILES.privateKey]);
+  });
+
+  it('reads an enrollment of an agent before several brokers (brokerUrl only) and rewrites it', async () => {
+    const keys = await store.loadOrCreateKeyPair();
+    const { brokerUrls, ...rest } = enrollmentOf(keys.publicKey, {
+      trust: { caFile: '/etc/trellis/broker.pem' },
+      wantUp: false,
+    });
+    const brokerUrl = brokerUrls[0]!;
+    const old = { ...rest, brokerUrl };
+    const file = join(dir, STATE_FILES.enrollment);
+    writeFileSync(file, JSON.stringify(old), { mode: 0o600 });
+    const migrated = { ...rest, brokerUrls: [brokerUrl] };
+    expect(await store.loadEnrollment()).toEqual(migrated);
+    // Rewritten in the new form, still with `brokerUrl` (the first URL) for an older trellisd.
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ ...migrated, brokerUrl });
+    expect(mode(file)).toBe(0o600);
+    expect(await store.loadEnrollment()).toEqual(migrated);
+  });
+
+  it('keeps the first URL as brokerUrl when saving several', async () => {
+    const keys = await store.loadOrCreateKeyPair();
+    const e = enrollmentOf(keys.publicKey, {
+      brokerUrls: ['https://b1.example:8443/', 'https://b2.example:8443/'],
+      trust: { fingerprints: ['AB'.repeat(32), 'CD'.repeat(32)] },
+    });
+    await store.saveEnrollment(e);
+    const onDisk = JSON.parse(readFileSync(join(dir, STATE_FILES.enrollment), 'utf8'));
+    expect(onDisk.brokerUrl).toBe('https://b1.example:8443/');
+    expect(onDisk.brokerUrls).toEqual(e.brokerUrls);
+    expect(await store.loadEnrollment()).toEqual(e);
+  });
+
+  it('refuses an enrollment file without any broker URL, saying so', async () => {
+    const keys = await store.loadOrCreateKeyPair();
+    writeFileSync(
+      join(dir, STATE_FILES.enrollment),
+      JSON.stringify({ ...enrollmentOf(keys.publicKey), brokerUrls: undefined }),
+    );
+    await expect(store.loadEnrollment()).rejects.toThrow(
+      /enrollment.json is invalid: neither brokerUrls nor brokerUrl is set/,
+    );
   });
 
   it('refuses a corrupted state file with a clear error', async () => {

@@ -19,7 +19,8 @@ export interface HostPort {
 }
 
 export interface RelayServiceConfig {
-  broker: string;
+  /** Instances of one broker (base URLs), tried in this order. */
+  brokers: string[];
   trust: BrokerTrust;
   token: string;
   name: string;
@@ -124,7 +125,7 @@ export async function startRelayService(
     let reportFatal: (err: Error) => void = () => undefined;
     const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
     link = new BrokerLink({
-      url: relayControlUrl(config.broker),
+      urls: config.brokers.map(relayControlUrl),
       tls: tlsOptions,
       hello: {
         token: config.token,

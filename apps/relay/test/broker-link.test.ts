@@ -19,7 +19,7 @@ describe('broker link against a fake broker', () => {
   let fatal: Error[];
 
   const linkOptions = (overrides: Partial<BrokerLinkOptions> = {}): BrokerLinkOptions => ({
-    url: relayControlUrl(broker.url),
+    urls: [relayControlUrl(broker.url)],
     tls: brokerTlsOptions({ fingerprint: broker.fingerprint }),
     hello: { token: TOKEN, name: 'relay-1', publicAddress: '127.0.0.1', ports: relayPorts, version: 'test' },
     relay,

@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { RelayCloseCode } from '@trellis/proto';
-import { defaultName, parseHostPort } from '../src/cli/options';
+import { configFromFlags, defaultName, parseHostPort, type RelayFlags } from '../src/cli/options';
 import { type CliIo, runCli } from '../src/cli/program';
 import { FakeBroker } from './support/fake-broker';
 
@@ -25,7 +25,7 @@ describe('trellis-relay command line', () => {
   afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
 
   it.each([
-    [['--token', TOKEN, '--public-address', '192.0.2.1'], /required option '--broker/],
+    [['--token', TOKEN, '--public-address', '192.0.2.1'], /--broker URL is required/],
     [['--broker', 'http://b:1', '--token', TOKEN, '--public-address', 'x'], /https/],
     [['--broker', 'https://b:1', '--public-address', 'x'], /relay token is required/],
     [['--broker', 'https://b:1', '--token', 'secret', '--public-address', 'x'], /trl_/],
@@ -55,6 +55,58 @@ describe('trellis-relay command line', () => {
     const { cli, err } = io();
     expect(await runCli(argv, cli)).toBe(2);
     expect(err.join('\n')).toMatch(message);
+  });
+
+  describe('several broker instances', () => {
+    const flags = (more: Partial<RelayFlags>): RelayFlags => ({
+      token: TOKEN,
+      publicAddress: '192.0.2.1',
+      listen: '0.0.0.0',
+      ports: '40000-40999',
+      tcpListen: 'off',
+      stateDir: '/tmp/x',
+      metricsListen: 'off',
+      logLevel: 'info',
+      kernelForwarding: 'off',
+      ...more,
+    });
+    const FP1 = 'AB'.repeat(32);
+    const FP2 = `sha256:${'cd:'.repeat(31)}cd`;
+
+    it('takes --broker repeated or as lists, else TRELLIS_RELAY_BROKER, and several pins', () => {
+      const config = configFromFlags(
+        flags({
+          broker: ['https://b1.example:8443', 'https://b2.example:8443,https://192.0.2.3:8443'],
+          fingerprint: [FP1, FP2],
+        }),
+        { TRELLIS_RELAY_BROKER: 'https://ignored.example' },
+      );
+      expect(config.brokers).toEqual([
+        'https://b1.example:8443/',
+        'https://b2.example:8443/',
+        'https://192.0.2.3:8443/',
+      ]);
+      expect(config.trust).toEqual({ fingerprints: [FP1, `${'cd:'.repeat(31)}cd`] });
+      const fromEnv = configFromFlags(flags({ caFile: ['a.pem', '/etc/b.pem'] }), {
+        TRELLIS_RELAY_BROKER: 'https://b1.example:8443, https://b2.example:8443',
+      });
+      expect(fromEnv.brokers).toEqual(['https://b1.example:8443/', 'https://b2.example:8443/']);
+      expect(fromEnv.trust).toEqual({ caFiles: [resolve('a.pem'), '/etc/b.pem'] });
+    });
+
+    it.each([
+      [{}, {}, '--broker URL is required (or TRELLIS_RELAY_BROKER)'],
+      [
+        { broker: ['https://b1.example, http://b2.example'] },
+        {},
+        '--broker: bad broker URL "http://b2.example"',
+      ],
+      [{ broker: [','] }, {}, '--broker: no broker URL given'],
+      [{ broker: ['https://b1.example'], fingerprint: [FP1, 'zz'] }, {}, '--fingerprint must be a SHA-256'],
+      [{ broker: ['https://b1.example'], fingerprint: [FP1], caFile: ['a.pem'] }, {}, 'not both'],
+    ])('refuses %j %j: %s', (more, env, message) => {
+      expect(() => configFromFlags(flags(more as Partial<RelayFlags>), env)).toThrow(message);
+    });
   });
 
   it('derives names and listen addresses', () => {

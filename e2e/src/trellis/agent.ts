@@ -7,7 +7,7 @@ import type { Device } from '../site';
 import { waitFor } from '../wait';
 import { type WgDump, wgDump } from '../wireguard';
 import { parseJson } from './broker';
-import { cleanEnv, type TrellisBuild } from './paths';
+import { cleanEnv, repeatFlag, type TrellisBuild } from './paths';
 
 /** One real agent (`trellisd` + `trellis` CLI) on a lab device. */
 export class AgentRunner {
@@ -72,17 +72,23 @@ export class AgentRunner {
     return stdout;
   }
 
-  async up(opts: { broker: string; setupKey: string; caFile: string }): Promise<void> {
+  /**
+   * `trellis up`: one broker, or several instances of one broker (a `--broker` each, tried in this
+   * order, and a `--ca-file` for each instance's own certificate).
+   */
+  async up(opts: {
+    broker: string | readonly string[];
+    setupKey: string;
+    caFile: string | readonly string[];
+  }): Promise<void> {
     await this.cli([
       'up',
-      '--broker',
-      opts.broker,
+      ...repeatFlag('--broker', opts.broker),
       '--setup-key',
       opts.setupKey,
       '--name',
       this.device.name,
-      '--ca-file',
-      opts.caFile,
+      ...repeatFlag('--ca-file', opts.caFile),
     ]);
   }
 

@@ -44,3 +44,8 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   }
   return { ...env, ...extra };
 }
+
+/** `--flag v1 --flag v2 …`, duplicates dropped. */
+export function repeatFlag(flag: string, values: string | readonly string[]): string[] {
+  return [...new Set(typeof values === 'string' ? [values] : values)].flatMap((v) => [flag, v]);
+}

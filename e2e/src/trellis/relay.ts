@@ -3,8 +3,14 @@ import { join } from 'node:path';
 import type { Host } from '../internet';
 import type { Lab } from '../lab';
 import type { LabProcess } from '../lab-process';
-import type { BrokerRunner } from './broker';
-import { cleanEnv, type TrellisBuild } from './paths';
+import { cleanEnv, repeatFlag, type TrellisBuild } from './paths';
+
+/** What a relay needs of a broker instance (a BrokerRunner is one). */
+export interface BrokerEndpoint {
+  url: string;
+  /** PEM the relay trusts (`--ca-file`). */
+  certFile: string;
+}
 
 /** UDP ports a lab relay allocates from, and its TCP-fallback (TLS WebSocket) port. */
 export const RELAY_PORTS = '40000-40199';
@@ -20,7 +26,8 @@ export class RelayRunner {
     lab: Lab,
     readonly host: Host,
     readonly name: string,
-    private readonly broker: BrokerRunner,
+    /** One broker, or several instances of one broker, tried in this order. */
+    private readonly broker: BrokerEndpoint | readonly BrokerEndpoint[],
     private readonly token: string,
     private readonly build: TrellisBuild,
     /** `--kernel-forwarding` (default auto, as the relay's own), `--reflector-port`; read at each start. */
@@ -39,6 +46,12 @@ export class RelayRunner {
     return this.proc?.pid ?? null;
   }
 
+  private get brokers(): readonly BrokerEndpoint[] {
+    return 'url' in this.broker
+      ? [this.broker as BrokerEndpoint]
+      : (this.broker as readonly BrokerEndpoint[]);
+  }
+
   get address(): string {
     return this.host.address;
   }
@@ -52,10 +65,14 @@ export class RelayRunner {
       'node',
       [
         this.build.relayCli,
-        '--broker',
-        this.broker.url,
-        '--ca-file',
-        this.broker.certFile,
+        ...repeatFlag(
+          '--broker',
+          this.brokers.map((b) => b.url),
+        ),
+        ...repeatFlag(
+          '--ca-file',
+          this.brokers.map((b) => b.certFile),
+        ),
         '--name',
         this.name,
         '--listen',

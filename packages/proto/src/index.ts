@@ -2,6 +2,8 @@ export * from './admin';
 export * from './api';
 export * from './backoff';
 export * from './broker-events';
+export * from './broker-rotation';
+export * from './broker-urls';
 export * from './cluster-events';
 export * from './common';
 export * from './control';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_BROKER_URLS } from './broker-urls';
 import { DnsLabel, Endpoint, Ipv4, WgKey } from './common';
 import { NetmapSelf } from './control';
 
@@ -8,22 +9,39 @@ import { NetmapSelf } from './control';
  */
 export const MAX_IPC_LINE_BYTES = 64 * 1024;
 
+const Fingerprint = z
+  .string()
+  .regex(/^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/, 'must be a SHA-256 fingerprint');
+
+/**
+ * How a client trusts the broker: CA files, or pinned certificate fingerprints, or neither (the
+ * system's CAs). The plural fields carry several broker instances' own certificates; any of them is
+ * accepted on any broker URL (see brokerTrustAnchors).
+ */
 export const BrokerTrust = z
   .object({
     /** PEM file of the CA (or self-signed certificate) that signs the broker's certificate. */
     caFile: z.string().optional(),
     /** SHA-256 fingerprint of the broker's certificate, hex with or without colons. */
-    fingerprint: z
-      .string()
-      .regex(/^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/, 'must be a SHA-256 fingerprint')
-      .optional(),
+    fingerprint: Fingerprint.optional(),
+    caFiles: z.array(z.string()).min(1).max(MAX_BROKER_URLS).optional(),
+    fingerprints: z.array(Fingerprint).min(1).max(MAX_BROKER_URLS).optional(),
   })
   .strict();
 export type BrokerTrust = z.infer<typeof BrokerTrust>;
 
+/** Every CA file and every pin of a trust, singular and plural fields together. */
+export function brokerTrustAnchors(trust: BrokerTrust): { caFiles: string[]; fingerprints: string[] } {
+  const caFiles = [...(trust.caFile ? [trust.caFile] : []), ...(trust.caFiles ?? [])];
+  const fingerprints = [...(trust.fingerprint ? [trust.fingerprint] : []), ...(trust.fingerprints ?? [])];
+  return { caFiles: [...new Set(caFiles)], fingerprints: [...new Set(fingerprints)] };
+}
+
 export const UpRequest = z.strictObject({
   op: z.literal('up'),
   broker: z.string().url().optional(),
+  /** Several instances of one broker (one database, one static key); replaces `broker`. */
+  brokers: z.array(z.string().url()).min(1).max(MAX_BROKER_URLS).optional(),
   setupKey: z.string().min(8).max(128).optional(),
   name: z.string().min(1).max(63).optional(),
   trust: BrokerTrust.optional(),
@@ -74,7 +92,16 @@ export const StatusResponse = z.object({
   ok: z.literal(true),
   state: AgentState,
   self: NetmapSelf.nullable(),
-  broker: z.object({ url: z.string().nullable(), connected: z.boolean(), lastError: z.string().nullable() }),
+  broker: z.object({
+    /** The URL connected to (or being tried); the first one when not up. */
+    url: z.string().nullable(),
+    connected: z.boolean(),
+    lastError: z.string().nullable(),
+    /** Every broker URL this device uses, in order (absent from older agents). */
+    urls: z.array(z.string()).optional(),
+    /** The address `url`'s host name was connected at, when it was resolved by the agent. */
+    address: z.string().nullable().optional(),
+  }),
   interface: z.object({
     name: z.string(),
     listenPort: z.number().int(),

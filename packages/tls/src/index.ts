@@ -1,3 +1,5 @@
+export * from './broker-connect';
 export * from './certificate-store';
+export * from './connect-timeout';
 export * from './pinned-connect';
 export * from './self-signed';

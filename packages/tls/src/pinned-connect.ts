@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { isIP, type Socket } from 'node:net';
 import { type ConnectionOptions, connect } from 'node:tls';
+import { limitConnectTime } from './connect-timeout';
 
 export class CertificatePinError extends Error {
   constructor(
@@ -22,17 +23,22 @@ export function canonicalFingerprint(text: string): string {
 type ConnectCallback = (err: Error | null, socket: Socket) => void;
 
 /**
- * A `createConnection` for https.request and ws clients that trusts exactly one certificate, by
- * SHA-256 fingerprint. The pin replaces chain verification (a self-signed certificate cannot pass
- * it) and is checked on `secureConnect`, before the socket is handed to the request: not one byte
- * of the request reaches a server with another certificate.
+ * A `createConnection` for https.request and ws clients that trusts exactly the pinned certificates
+ * (one, or one per broker instance), by SHA-256 fingerprint. The pin replaces chain verification (a
+ * self-signed certificate cannot pass it) and is checked on `secureConnect`, before the socket is
+ * handed to the request: not one byte of the request reaches a server with another certificate.
  */
 export function pinnedTlsConnect(
-  fingerprint: string,
+  fingerprint: string | readonly string[],
   /** The error a mismatch fails with (callers name the server in it). */
   mismatch: (expected: string, actual: string) => Error = (e, a) => new CertificatePinError(e, a),
+  opts: { connectTimeoutMs?: number } = {},
 ) {
-  const pin = canonicalFingerprint(fingerprint);
+  const pins = new Set(
+    (typeof fingerprint === 'string' ? [fingerprint] : fingerprint).map(canonicalFingerprint),
+  );
+  if (pins.size === 0) throw new Error('no certificate fingerprint to pin');
+  const expected = [...pins].join(' or ');
   return (options: ConnectionOptions & { path?: string }, callback: ConnectCallback): undefined => {
     const host = options.host ?? 'localhost';
     const socket = connect({
@@ -41,15 +47,16 @@ export function pinnedTlsConnect(
       servername: isIP(host) ? undefined : host,
       rejectUnauthorized: false,
     });
+    if (opts.connectTimeoutMs !== undefined) limitConnectTime(socket, opts.connectTimeoutMs);
     const onError = (err: Error) => callback(err, socket);
     socket.once('error', onError);
     socket.once('secureConnect', () => {
       socket.off('error', onError);
       const raw = socket.getPeerCertificate().raw;
       const actual = raw ? new X509Certificate(raw).fingerprint256 : '(none)';
-      if (actual !== pin) {
+      if (!pins.has(actual)) {
         socket.destroy();
-        callback(mismatch(pin, actual), socket);
+        callback(mismatch(expected, actual), socket);
         return;
       }
       callback(null, socket);

@@ -7,11 +7,12 @@ import {
   type StatusResponse,
   type UpRequest,
 } from '@trellis/proto';
+import { resolveHostAddresses } from '@trellis/tls';
 import type { Logger } from 'pino';
-import { enroll } from '../control/enroll-client';
+import { enrollWithAny } from '../control/enroll-client';
 import type { Enrollment } from '../state/state-store';
 import { createBrokerAgent } from '../trust/broker-trust';
-import { parseBrokerUrl } from '../trust/broker-url';
+import { describeTarget, parseBrokerUrls } from '../trust/broker-url';
 import { waitFor } from '../util/wait';
 import type { WgDeviceState } from '../wireguard/types';
 import { MeshSession, type MeshSessionOptions } from './mesh-session';
@@ -26,6 +27,21 @@ export interface AgentOptions extends MeshSessionOptions {
 }
 
 export class UserError extends Error {}
+
+/** The URLs an `up` asks for (`brokers`, or an older CLI's `broker`); null: none given. */
+function requestedBrokers(req: UpRequest): string[] | null {
+  const given = [...(req.brokers ?? []), ...(req.broker ? [req.broker] : [])];
+  if (given.length === 0) return null;
+  try {
+    return parseBrokerUrls(given);
+  } catch (err) {
+    throw new UserError((err as Error).message);
+  }
+}
+
+function sharesUrl(a: readonly string[], b: readonly string[]): boolean {
+  return a.some((url) => b.includes(url));
+}
 
 /**
  * The daemon's brain: enrollment and the user's up/down. While up, a MeshSession holds the control
@@ -78,20 +94,17 @@ export class Agent {
 
   private async doUp(req: UpRequest): Promise<string> {
     const current = this.enrollment;
+    const brokers = requestedBrokers(req);
     if (req.setupKey) {
-      const broker = req.broker ?? current?.brokerUrl;
-      if (!broker) throw new UserError('--broker URL is required to enroll');
-      const sameBroker = current && current.brokerUrl === parseBrokerUrl(broker).toString();
+      const urls = brokers ?? current?.brokerUrls;
+      if (!urls) throw new UserError('--broker URL is required to enroll');
+      const sameBroker = current && sharesUrl(current.brokerUrls, urls);
       const trust = req.trust ?? (sameBroker ? current.trust : {});
-      await this.enroll(broker, req.setupKey, req.name, trust);
+      await this.enroll(urls, req.setupKey, req.name, trust);
     } else {
       if (!current)
         throw new UserError('this device is not enrolled: run `trellis up --broker URL --setup-key KEY`');
-      if (req.broker && parseBrokerUrl(req.broker).toString() !== current.brokerUrl) {
-        throw new UserError(
-          `already enrolled with ${current.brokerUrl}; give --setup-key to enroll with another broker`,
-        );
-      }
+      await this.reconfigure(current, brokers ?? current.brokerUrls, req.trust ?? current.trust);
       if (!current.wantUp) {
         current.wantUp = true;
         await this.opts.store.saveEnrollment(current);
@@ -104,8 +117,30 @@ export class Agent {
     const e = this.enrollment!;
     const who = `${e.name} (${e.address})`;
     const control = this.session?.control;
-    if (control?.connected) return `up: ${who}, connected to ${e.brokerUrl}`;
-    return `up: ${who}, not yet connected to ${e.brokerUrl}: ${control?.lastError ?? 'connecting'}`;
+    const target = control?.brokerTarget;
+    if (control?.connected && target) return `up: ${who}, connected to ${describeTarget(target)}`;
+    return `up: ${who}, not yet connected to ${e.brokerUrls.join(', ')}: ${control?.lastError ?? 'connecting'}`;
+  }
+
+  /**
+   * `up` without a setup key may change the broker's URLs and how it is trusted. The new list must
+   * keep one URL of the old (the same broker); a wrong instance fails the static-key check anyway.
+   */
+  private async reconfigure(current: Enrollment, urls: string[], trust: BrokerTrust): Promise<void> {
+    if (!sharesUrl(current.brokerUrls, urls)) {
+      throw new UserError(
+        `already enrolled with ${current.brokerUrls.join(', ')}; give --setup-key to enroll with another broker`,
+      );
+    }
+    const same =
+      urls.join() === current.brokerUrls.join() && JSON.stringify(trust) === JSON.stringify(current.trust);
+    if (same) return;
+    const agent = createBrokerAgent(trust); // fails on a bad CA file before anything is saved
+    current.brokerUrls = urls;
+    current.trust = trust;
+    await this.opts.store.saveEnrollment(current);
+    this.log.info({ brokers: urls }, 'broker list changed');
+    this.session?.setBrokers(urls, agent);
   }
 
   down(): Promise<string> {
@@ -138,10 +173,13 @@ export class Agent {
       };
       device = await this.queue.run(read).catch(() => null);
     }
+    const target = s?.control.brokerTarget ?? null;
     return buildStatus({
       state: this.state,
       self: s?.netmap?.self ?? null,
-      brokerUrl: this.enrollment?.brokerUrl ?? null,
+      brokerUrl: target?.url ?? this.enrollment?.brokerUrls[0] ?? null,
+      brokerUrls: this.enrollment?.brokerUrls ?? [],
+      brokerAddress: target?.address ?? null,
       brokerConnected: s?.control.connected ?? false,
       lastError: s ? s.control.lastError : this.lastError,
       interfaceName: this.opts.interfaceName,
@@ -156,27 +194,32 @@ export class Agent {
     });
   }
 
-  private async enroll(broker: string, setupKey: string, name: string | undefined, trust: BrokerTrust) {
-    const url = parseBrokerUrl(broker).toString();
+  private async enroll(urls: string[], setupKey: string, name: string | undefined, trust: BrokerTrust) {
     const agent = createBrokerAgent(trust);
     const keys = this.keyPair!;
     const previous = this.state;
     this.state = 'enrolling';
-    this.log.info({ broker: url }, 'enrolling');
+    this.log.info({ brokers: urls }, 'enrolling');
+    const resolveHost = this.opts.controlOptions?.resolveHost ?? ((host) => resolveHostAddresses(host));
     try {
-      const res = await enroll(url, agent, {
-        protocolVersion: PROTOCOL_VERSION,
-        setupKey,
-        publicKey: keys.publicKey,
-        ...(name ? { name } : {}),
-        hostname: hostname(),
-        os: `linux ${release()}`,
-        endpoints: this.opts.readCandidates(),
-      });
+      const { response: res, url } = await enrollWithAny(
+        urls,
+        agent,
+        {
+          protocolVersion: PROTOCOL_VERSION,
+          setupKey,
+          publicKey: keys.publicKey,
+          ...(name ? { name } : {}),
+          hostname: hostname(),
+          os: `linux ${release()}`,
+          endpoints: this.opts.readCandidates(),
+        },
+        resolveHost,
+      );
       await this.leaveMesh(); // a new enrollment replaces whatever mesh we had
       this.enrollment = {
         deviceId: res.deviceId,
-        brokerUrl: url,
+        brokerUrls: urls,
         brokerPublicKey: res.brokerPublicKey,
         trust,
         publicKey: keys.publicKey,
@@ -190,7 +233,10 @@ export class Agent {
       };
       await this.opts.store.saveEnrollment(this.enrollment);
       this.lastError = null;
-      this.log.info({ deviceId: res.deviceId, name: res.name, address: res.address }, 'enrolled');
+      this.log.info(
+        { deviceId: res.deviceId, name: res.name, address: res.address, broker: url },
+        'enrolled',
+      );
     } catch (err) {
       this.state = previous;
       this.lastError = (err as Error).message;

@@ -1,3 +1,4 @@
+import type { Agent } from 'node:https';
 import type { KeyPair } from '@trellis/crypto';
 import type { AgentState, NetinfoMessage, StatusResponse } from '@trellis/proto';
 import type { Logger } from 'pino';
@@ -14,6 +15,7 @@ import { RelayRttProber } from '../relay/relay-rtt';
 import { RelayTcpProxy } from '../relay/relay-tcp-proxy';
 import type { Enrollment, SavedNetmap, StateStore } from '../state/state-store';
 import { createBrokerAgent } from '../trust/broker-trust';
+import { describeTarget } from '../trust/broker-url';
 import type { WireGuardBackend } from '../wireguard/backend';
 import { diffWireGuardConfig } from '../wireguard/config-diff';
 import { isEmptyUpdate, type WgDeviceState } from '../wireguard/types';
@@ -105,7 +107,7 @@ export class MeshSession {
       },
     });
     this.control = new ControlClient({
-      brokerUrl: enrollment.brokerUrl,
+      brokerUrls: enrollment.brokerUrls,
       agent: createBrokerAgent(enrollment.trust),
       deviceId: enrollment.deviceId,
       keyPair,
@@ -197,6 +199,11 @@ export class MeshSession {
     );
   }
 
+  /** Another list of broker instances, or another trust (`agent`): the control connection starts over. */
+  setBrokers(urls: readonly string[], agent: Agent): void {
+    this.control.setBrokers(urls, agent);
+  }
+
   /** Shows the path logic a WireGuard read made for status; inside the queue. */
   observeInQueue(device: WgDeviceState): Promise<void> {
     return this.paths.observeInQueue(device);
@@ -216,12 +223,12 @@ export class MeshSession {
   }
 
   private controlHandlers(): ControlClientHandlers {
-    const e = this.enrollment;
     return {
       onNetmap: (netmap, kind) => this.onNetmap(netmap, kind),
       onConnected: () => {
         this.host.setState('connected');
-        this.log.info({ broker: e.brokerUrl }, 'broker connected');
+        const target = this.control.brokerTarget;
+        this.log.info({ broker: target ? describeTarget(target) : null }, 'broker connected');
         this.refreshReflectorSessions('reconnected');
         // A restarted broker knows no pair: relayed ones are taken up again with their allocation.
         void this.paths.controlConnected();

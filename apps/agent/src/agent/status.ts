@@ -6,7 +6,11 @@ import type { WgDeviceState } from '../wireguard/types';
 export interface StatusInputs {
   state: AgentState;
   self: NetmapSelf | null;
+  /** The URL connected to (or last tried), else the first. */
   brokerUrl: string | null;
+  brokerUrls?: readonly string[];
+  /** The address of `brokerUrl`'s host name the agent picked; null: not resolved by the agent. */
+  brokerAddress?: string | null;
   brokerConnected: boolean;
   lastError: string | null;
   interfaceName: string;
@@ -57,7 +61,13 @@ export function buildStatus(i: StatusInputs): StatusResponse {
     ok: true,
     state: i.state,
     self: i.self,
-    broker: { url: i.brokerUrl, connected: i.brokerConnected, lastError: i.lastError },
+    broker: {
+      url: i.brokerUrl,
+      connected: i.brokerConnected,
+      lastError: i.lastError,
+      urls: [...(i.brokerUrls ?? [])],
+      address: i.brokerAddress ?? null,
+    },
     interface: {
       name: i.interfaceName,
       listenPort: i.listenPort,

@@ -37,11 +37,14 @@ export function formatStatus(s: StatusResponse, now = Date.now()): string {
     lines.push(`device:     ${self.name} (${self.dnsName})`);
     lines.push(`address:    ${self.address}  overlay ${self.overlayPrefix}`);
   }
-  const broker = s.broker.url ?? '(not enrolled)';
+  const at = s.broker.address ? ` (${s.broker.address})` : '';
+  const broker = s.broker.url ? `${s.broker.url}${at}` : '(not enrolled)';
   const conn = s.broker.connected
     ? 'connected'
     : `not connected${s.broker.lastError ? `: ${s.broker.lastError}` : ''}`;
   lines.push(`broker:     ${broker}  ${s.broker.url ? conn : ''}`.trimEnd());
+  const urls = s.broker.urls ?? [];
+  if (urls.length > 1) lines.push(`brokers:    ${urls.join(', ')}`);
   lines.push(
     `interface:  ${s.interface.name} (${s.interface.backend}) port ${s.interface.listenPort}` +
       `  key ${s.interface.publicKey ?? '-'}`,

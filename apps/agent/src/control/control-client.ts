@@ -4,6 +4,8 @@ import {
   AUTH_TIMEOUT_MS,
   Backoff,
   type BackoffOptions,
+  BrokerRotation,
+  type BrokerTarget,
   type ChallengeMessage,
   type ClientMessage,
   CloseCode,
@@ -19,11 +21,13 @@ import {
   type PunchMessage,
   type RelayPathMessage,
   type RelayReleaseMessage,
+  type ResolveHost,
   ServerMessage,
 } from '@trellis/proto';
+import { fixedLookup, resolveHostAddresses } from '@trellis/tls';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import { controlUrl } from '../trust/broker-url';
+import { controlUrl, describeTarget } from '../trust/broker-url';
 import { describeBrokerError } from '../util/network-error';
 import { type Netmap, NetmapTracker } from './netmap-tracker';
 import { realTimers, type Timers } from './timers';
@@ -52,8 +56,11 @@ export interface ControlClientHandlers {
 const CLOCK_PINGS = 3;
 
 export interface ControlClientOptions {
-  brokerUrl: string;
+  /** Instances of one broker (one database, one static key), tried in this order. */
+  brokerUrls: readonly string[];
   agent: Agent;
+  /** Every address of a broker host name (default: the system resolver, bounded). */
+  resolveHost?: ResolveHost;
   deviceId: string;
   keyPair: KeyPair;
   brokerPublicKey: string;
@@ -71,12 +78,16 @@ type Phase = 'idle' | 'connecting' | 'await-challenge' | 'await-netmap' | 'ready
 
 /**
  * The agent's side of the control channel: hello → challenge (the broker proves its key) → auth →
- * netmap snapshot → deltas. Reconnects with jittered exponential backoff; a serial gap forces a
- * reconnect, which brings a fresh snapshot.
+ * netmap snapshot → deltas. A lost connection or failed attempt goes on at once to the next broker
+ * instance (BrokerRotation); only after every one failed does it wait, with jittered exponential
+ * backoff. A serial gap forces a reconnect, which brings a fresh snapshot.
  */
 export class ControlClient {
   private readonly timers: Timers;
   private readonly backoff: Backoff;
+  private readonly rotation: BrokerRotation;
+  private readonly resolveHost: ResolveHost;
+  private agent: Agent;
   private readonly tracker = new NetmapTracker();
   private readonly auth: DeviceAuthenticator;
   private ws: WebSocket | null = null;
@@ -98,6 +109,9 @@ export class ControlClient {
   constructor(private readonly opts: ControlClientOptions) {
     this.timers = opts.timers ?? realTimers;
     this.backoff = new Backoff(opts.backoff ?? DEFAULT_BACKOFF);
+    this.rotation = new BrokerRotation(opts.brokerUrls);
+    this.resolveHost = opts.resolveHost ?? ((host) => resolveHostAddresses(host));
+    this.agent = opts.agent;
     this.auth = new DeviceAuthenticator(
       opts.keyPair.privateKey,
       opts.keyPair.publicKey,
@@ -113,6 +127,27 @@ export class ControlClient {
     return this.tracker.lastSerial;
   }
 
+  get brokerUrls(): readonly string[] {
+    return this.rotation.urls;
+  }
+
+  /** The instance connected to (or last tried). */
+  get brokerTarget(): BrokerTarget | null {
+    return this.rotation.current;
+  }
+
+  /** Another list of instances or another trust: reconnects, starting with the first URL. */
+  setBrokers(urls: readonly string[], agent: Agent): void {
+    this.rotation.setUrls(urls);
+    this.agent = agent;
+    if (this.stopped) return;
+    const wasReady = this.phase === 'ready';
+    this.clearTimer('reconnectTimer');
+    this.teardown(CloseCode.normal, 'broker list changed');
+    if (wasReady) this.opts.handlers.onDisconnected('broker list changed');
+    this.connect();
+  }
+
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
@@ -121,6 +156,7 @@ export class ControlClient {
 
   stop(): void {
     this.stopped = true;
+    this.rotation.cancel();
     this.clearTimer('reconnectTimer');
     this.teardown(CloseCode.normal, 'agent stopping');
   }
@@ -148,16 +184,24 @@ export class ControlClient {
     this.connect();
   }
 
+  /** Dials the next instance of the round; at a round's end resolves the names for a new one first. */
   private connect(): void {
     this.reconnectTimer = null;
     this.localAddress = null;
     if (this.stopped) return;
     this.phase = 'connecting';
+    this.rotation.dial(this.resolveHost, (target) => this.open(target));
+  }
+
+  private open(target: BrokerTarget): void {
     this.closeReason = null;
-    const ws = new WebSocket(controlUrl(this.opts.brokerUrl), {
-      agent: this.opts.agent,
+    const where = describeTarget(target);
+    this.opts.logger.debug({ broker: where }, 'connecting to broker');
+    const ws = new WebSocket(controlUrl(target.url), {
+      agent: this.agent,
       maxPayload: MAX_CONTROL_FRAME_BYTES,
       handshakeTimeout: AUTH_TIMEOUT_MS,
+      ...(target.address !== null ? { lookup: fixedLookup(target.address) } : {}),
     });
     this.ws = ws;
     // Roaming: when the NAT in front of us changes its public address, this TCP connection is dead
@@ -173,7 +217,7 @@ export class ControlClient {
       if (this.ws === ws) this.onMessage(isBinary ? null : data.toString());
     });
     ws.on('error', (err) => {
-      if (this.ws === ws) this.lastError = describeBrokerError(err, this.opts.brokerUrl);
+      if (this.ws === ws) this.lastError = describeBrokerError(err, where);
     });
     ws.on('close', (code, reason) => {
       if (this.ws === ws) this.onClose(code, reason.toString());
@@ -280,6 +324,7 @@ export class ControlClient {
       this.opts.logger.warn({ reason: result.reason }, 'netmap out of sync; reconnecting for a snapshot');
       this.closeReason = result.reason;
       this.teardown(CloseCode.normal, 'resync');
+      this.rotation.endRound();
       this.scheduleReconnect(0);
       return;
     }
@@ -343,7 +388,7 @@ export class ControlClient {
     else if (code === CloseCode.protocolMismatch) this.lastError = `protocol mismatch: ${reason}`;
     else this.lastError = why;
     if (wasReady) this.opts.handlers.onDisconnected(this.lastError);
-    if (!this.stopped) this.scheduleReconnect(this.backoff.next());
+    this.retry(wasReady);
   }
 
   private fail(code: number, reason: string): void {
@@ -353,7 +398,13 @@ export class ControlClient {
     const wasReady = this.phase === 'ready';
     this.teardown(code, reason);
     if (wasReady) this.opts.handlers.onDisconnected(reason);
-    if (!this.stopped) this.scheduleReconnect(this.backoff.next());
+    this.retry(wasReady);
+  }
+
+  /** At once to the next instance while one is left to try; after a whole round failed, backoff. */
+  private retry(wasReady: boolean): void {
+    if (this.stopped) return;
+    this.scheduleReconnect(this.rotation.retryNow(wasReady) ? 0 : this.backoff.next());
   }
 
   /** Drops the socket without waiting for its close event (which is then ignored). */

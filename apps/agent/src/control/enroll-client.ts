@@ -1,7 +1,15 @@
 import type { Agent } from 'node:https';
 import { request } from 'node:https';
-import { type EnrollRequest, EnrollResponse, ErrorBody, MAX_HTTP_BODY_BYTES } from '@trellis/proto';
-import { enrollUrl } from '../trust/broker-url';
+import {
+  BrokerRotation,
+  type EnrollRequest,
+  EnrollResponse,
+  ErrorBody,
+  MAX_HTTP_BODY_BYTES,
+  type ResolveHost,
+} from '@trellis/proto';
+import { fixedLookup } from '@trellis/tls';
+import { describeTarget, enrollUrl } from '../trust/broker-url';
 import { describeBrokerError } from '../util/network-error';
 
 export class EnrollmentRejectedError extends Error {
@@ -14,12 +22,40 @@ export class EnrollmentRejectedError extends Error {
   }
 }
 
+/**
+ * Enrolls with the first of the broker's instances that answers (every address of each name, in
+ * order). A refusal is final: every instance shares the database, so all would say the same.
+ */
+export async function enrollWithAny(
+  brokerUrls: readonly string[],
+  agent: Agent,
+  body: EnrollRequest,
+  resolveHost: ResolveHost,
+): Promise<{ response: EnrollResponse; url: string }> {
+  const rotation = new BrokerRotation(brokerUrls);
+  await rotation.newRound(resolveHost);
+  const failures: string[] = [];
+  for (let target = rotation.take(); target !== null; target = rotation.take()) {
+    try {
+      return { response: await enroll(target.url, agent, body, undefined, target.address), url: target.url };
+    } catch (err) {
+      if (err instanceof EnrollmentRejectedError) throw err;
+      failures.push((err as Error).message);
+    }
+  }
+  throw new Error(
+    failures.length === 1 ? failures.join('') : `no broker instance answered: ${failures.join('; ')}`,
+  );
+}
+
 /** POSTs the enrollment to the broker and validates its answer. */
 export function enroll(
   brokerUrl: string,
   agent: Agent,
   body: EnrollRequest,
   timeoutMs = 15_000,
+  /** Connect to this address of the URL's host name (null: resolve it). */
+  address: string | null = null,
 ): Promise<EnrollResponse> {
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
@@ -28,6 +64,7 @@ export function enroll(
       {
         method: 'POST',
         agent,
+        ...(address !== null ? { lookup: fixedLookup(address) } : {}),
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
         timeout: timeoutMs,
       },
@@ -60,7 +97,7 @@ export function enroll(
     );
     req.on('timeout', () => req.destroy(new Error(`enrollment timed out after ${timeoutMs} ms`)));
     req.on('error', (err: Error) => {
-      const message = describeBrokerError(err, brokerUrl);
+      const message = describeBrokerError(err, describeTarget({ url: brokerUrl, address }));
       reject(message === err.message ? err : new Error(message));
     });
     req.end(payload);

@@ -1,28 +1,13 @@
 import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateKeyPair, type KeyPair, publicKeyFromPrivate } from '@trellis/crypto';
-import { BrokerTrust, NetmapPeer, NetmapSelf, WgKey } from '@trellis/proto';
+import { NetmapPeer, NetmapSelf } from '@trellis/proto';
 import { z } from 'zod';
 import { clampPrivateKey } from '../wireguard/keys';
 import { writeFileAtomic } from './atomic-file';
+import { type Enrollment, enrollmentFileContent, parseEnrollmentFile } from './enrollment';
 
-/** What enrollment gave us, plus how we trust the broker and whether the user wants the mesh up. */
-export const Enrollment = z.object({
-  deviceId: z.string().uuid(),
-  brokerUrl: z.string().url(),
-  brokerPublicKey: WgKey,
-  trust: BrokerTrust,
-  publicKey: WgKey,
-  name: z.string(),
-  dnsName: z.string(),
-  address: z.string(),
-  accountName: z.string(),
-  overlayPrefix: z.string(),
-  enrolledAt: z.string(),
-  /** False after `trellis down`: a restarted daemon stays down until `trellis up`. */
-  wantUp: z.boolean(),
-});
-export type Enrollment = z.infer<typeof Enrollment>;
+export { Enrollment } from './enrollment';
 
 export const SavedNetmap = z.object({
   serial: z.number().int().nonnegative(),
@@ -62,12 +47,20 @@ export class StateStore {
     return pair;
   }
 
-  loadEnrollment(): Promise<Enrollment | null> {
-    return this.loadJson(STATE_FILES.enrollment, Enrollment);
+  /** The enrollment; a file of an older agent (one `brokerUrl`) is rewritten in the new form. */
+  async loadEnrollment(): Promise<Enrollment | null> {
+    const file = join(this.dir, STATE_FILES.enrollment);
+    const text = await readOptional(file);
+    if (text === null) return null;
+    const parsed = parseEnrollmentFile(JSON.parse(text));
+    if (!parsed.ok) throw new Error(`${file} is invalid: ${parsed.error}`);
+    // Best effort: the old form still reads, so a failed rewrite must not cost the enrollment.
+    if (parsed.migrated) await this.saveEnrollment(parsed.enrollment).catch(() => undefined);
+    return parsed.enrollment;
   }
 
   saveEnrollment(e: Enrollment): Promise<void> {
-    return writeFileAtomic(join(this.dir, STATE_FILES.enrollment), `${JSON.stringify(e, null, 2)}\n`);
+    return writeFileAtomic(join(this.dir, STATE_FILES.enrollment), enrollmentFileContent(e));
   }
 
   loadNetmap(): Promise<SavedNetmap | null> {

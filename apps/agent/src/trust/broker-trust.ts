@@ -1,11 +1,18 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ClientRequestArgs } from 'node:http';
-import { type AgentOptions, Agent as HttpsAgent } from 'node:https';
+import { Agent as HttpsAgent } from 'node:https';
+import { isAbsolute, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
-import type { BrokerTrust } from '@trellis/proto';
-import { canonicalFingerprint, pinnedTlsConnect } from '@trellis/tls';
+import { type BrokerTrust, brokerTrustAnchors } from '@trellis/proto';
+import {
+  brokerTlsConnect,
+  CONNECT_TIMEOUT_MS,
+  type CreateConnection,
+  canonicalFingerprint,
+  pinnedTlsConnect,
+} from '@trellis/tls';
 
 export class TlsPinMismatchError extends Error {
   constructor(
@@ -30,46 +37,69 @@ export function certificateFingerprint(der: Buffer): string {
 }
 
 export function validateTrust(trust: BrokerTrust): void {
-  if (trust.caFile && trust.fingerprint) throw new Error('give either a CA file or a fingerprint, not both');
-  if (trust.caFile) readFileSync(trust.caFile); // fail early with the file's error
-  if (trust.fingerprint) normalizeFingerprint(trust.fingerprint);
+  const { caFiles, fingerprints } = brokerTrustAnchors(trust);
+  if (caFiles.length > 0 && fingerprints.length > 0)
+    throw new Error('give either CA files or fingerprints, not both');
+  for (const file of caFiles) readFileSync(file); // fail early with the file's error
+  for (const fingerprint of fingerprints) normalizeFingerprint(fingerprint);
+}
+
+/**
+ * The trust of `trellis up`'s flags (null: none given): one CA file or pin in the singular fields,
+ * as before; several (instances with their own certificates) in the plural ones. Checked here.
+ */
+export function trustFromFlags(caFiles: string[], fingerprints: string[], cwd: string): BrokerTrust | null {
+  if (caFiles.length === 0 && fingerprints.length === 0) return null;
+  const files = caFiles.map((f) => (isAbsolute(f) ? f : join(cwd, f)));
+  const trust: BrokerTrust = {};
+  if (files.length === 1) trust.caFile = files[0];
+  else if (files.length > 1) trust.caFiles = files;
+  if (fingerprints.length === 1) trust.fingerprint = fingerprints[0];
+  else if (fingerprints.length > 1) trust.fingerprints = fingerprints;
+  validateTrust(trust);
+  return trust;
 }
 
 /**
  * An HTTPS agent (used for enrollment and the WebSocket alike) that trusts the broker one of three ways:
- * - CA file: ordinary verification against that CA (chain and host name);
- * - fingerprint: the leaf certificate's SHA-256 must equal the pin. The socket is handed to the
- *   request only after the check, so not one request byte reaches an impostor;
+ * - CA files: ordinary verification against them (chain and host name);
+ * - fingerprints: the leaf certificate's SHA-256 must be one of the pins. The socket is handed to
+ *   the request only after the check, so not one request byte reaches an impostor;
  * - neither: the system's CAs.
+ * Several instances of one broker may each have their own certificate: every pin (or CA) is accepted
+ * on every broker URL. That is no weaker than a pin per URL: the instances share the database and
+ * the static key, so holding any pinned certificate's key already means holding an instance; and
+ * the control channel still checks the static key pinned at enrollment, whichever instance answers.
+ * The TCP connect is bounded (CONNECT_TIMEOUT_MS) so a dead instance costs little of a failover.
  */
-export function createBrokerAgent(trust: BrokerTrust): HttpsAgent {
+export function createBrokerAgent(trust: BrokerTrust, connectTimeoutMs = CONNECT_TIMEOUT_MS): HttpsAgent {
   validateTrust(trust);
-  if (trust.fingerprint) return createPinnedAgent(trust.fingerprint);
-  const opts: AgentOptions = { keepAlive: false };
-  if (trust.caFile) opts.ca = readFileSync(trust.caFile);
-  return new HttpsAgent(opts);
+  const { caFiles, fingerprints } = brokerTrustAnchors(trust);
+  const connect = brokerTlsConnect(
+    { ca: caFiles.map((file) => readFileSync(file)), fingerprints },
+    { connectTimeoutMs, mismatch: (e, a) => new TlsPinMismatchError(e, a, 'broker') },
+  );
+  return new ConnectAgent(connect);
 }
 
 /**
  * An HTTPS agent that accepts exactly the certificate with this SHA-256 fingerprint (checked before
- * the request is written). Used for a pinned broker and for relays (`RelayTcpInfo.fingerprint`).
+ * the request is written). Used for relays (`RelayTcpInfo.fingerprint`).
  */
 export function createPinnedAgent(fingerprint: string, server = 'broker'): HttpsAgent {
-  return new PinnedAgent(normalizeFingerprint(fingerprint), server);
+  const pin = normalizeFingerprint(fingerprint);
+  return new ConnectAgent(pinnedTlsConnect(pin, (e, a) => new TlsPinMismatchError(e, a, server)));
 }
 
 type SocketCallback = (err: Error | null, socket: Duplex) => void;
 
-/** The shared pinned connect (@trellis/tls), failing with this package's error naming the server. */
-class PinnedAgent extends HttpsAgent {
-  private readonly connectPinned: ReturnType<typeof pinnedTlsConnect>;
-
-  constructor(pin: string, server: string) {
+/** An HTTPS agent whose connections come from one of @trellis/tls's connect functions. */
+class ConnectAgent extends HttpsAgent {
+  constructor(private readonly connect: CreateConnection) {
     super({ keepAlive: false });
-    this.connectPinned = pinnedTlsConnect(pin, (e, a) => new TlsPinMismatchError(e, a, server));
   }
 
   override createConnection(options: ClientRequestArgs, callback?: SocketCallback): Duplex | undefined {
-    return this.connectPinned(options as ConnectionOptions, (err, socket) => callback?.(err, socket));
+    return this.connect(options as ConnectionOptions, (err, socket) => callback?.(err, socket));
   }
 }

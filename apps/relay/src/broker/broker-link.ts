@@ -1,4 +1,6 @@
 import {
+  BrokerRotation,
+  type BrokerTarget,
   MAX_HELD_PER_FRAME,
   PROTOCOL_VERSION,
   type RelayAllocation,
@@ -6,7 +8,9 @@ import {
   RelayCloseCode,
   type RelayHelloMessage,
   RelayServerMessage,
+  type ResolveHost,
 } from '@trellis/proto';
+import { fixedLookup, resolveHostAddresses } from '@trellis/tls';
 import type { Logger } from 'pino';
 import { type ClientOptions, WebSocket } from 'ws';
 import type { Relay } from '../relay';
@@ -16,8 +20,10 @@ import { ReconnectBackoff } from './reconnect-backoff';
 export type RelayHello = Omit<RelayHelloMessage, 'type' | 'protocolVersion' | 'held'>;
 
 export interface BrokerLinkOptions {
-  /** wss:// URL of the relay control channel. */
-  url: string;
+  /** wss:// URLs of the relay control channel, one per broker instance, tried in this order. */
+  urls: string[];
+  /** Every address of a broker host name (default: the system resolver, bounded). */
+  resolveHost?: ResolveHost;
   tls: ClientOptions;
   hello: RelayHello;
   relay: Relay;
@@ -32,11 +38,14 @@ const LOAD_INTERVAL_MS = 10_000;
 /** Pongs missed in a row before the connection is considered dead. */
 const MISSED_PONGS = 3;
 const MAX_MESSAGE_BYTES = 16 << 20;
+/** TLS and the HTTP upgrade after the (separately bounded) TCP connect. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /**
  * The relay's control channel to the broker: hello (and the allocations held) → welcome (the set to hold), then
  * allocate/release and bound/expired/load. The data plane never waits on it: allocations keep
- * forwarding while this reconnects with jittered backoff.
+ * forwarding while this reconnects: at once to the next broker instance (BrokerRotation), and with
+ * jittered backoff only after every instance failed.
  */
 export class BrokerLink {
   private ws: WebSocket | undefined;
@@ -49,12 +58,14 @@ export class BrokerLink {
   /** Messages are handled one after the other: a welcome's sync must finish before the next allocate. */
   private inbox: Promise<void> = Promise.resolve();
   private readonly backoff: ReconnectBackoff;
+  private readonly rotation: BrokerRotation;
   private readonly load: LoadMeter;
   /** Expired while the broker was unreachable: reported (and not reopened) after the next welcome. */
   private readonly expiredOffline = new Set<string>();
 
   constructor(private readonly options: BrokerLinkOptions) {
     this.backoff = options.backoff ?? new ReconnectBackoff();
+    this.rotation = new BrokerRotation(options.urls);
     this.load = new LoadMeter(options.relay);
     options.relay.on('bound', (allocationId, publicKey, binding) => {
       if (this.welcomed) this.send({ type: 'bound', allocationId, publicKey, binding });
@@ -69,17 +80,33 @@ export class BrokerLink {
     return this.welcomed;
   }
 
+  /** The instance connected to (or last tried). */
+  get broker(): BrokerTarget | null {
+    return this.rotation.current;
+  }
+
   start(): void {
     this.stopped = false;
     this.connect();
   }
 
   private connect(): void {
+    const resolve = this.options.resolveHost ?? ((host) => resolveHostAddresses(host));
+    this.rotation.dial(resolve, (target) => this.open(target));
+  }
+
+  private open(target: BrokerTarget): void {
     const { log } = this.options;
-    const ws = new WebSocket(this.options.url, { ...this.options.tls, maxPayload: MAX_MESSAGE_BYTES });
+    const broker = target.address === null ? target.url : `${target.url} (${target.address})`;
+    const ws = new WebSocket(target.url, {
+      ...this.options.tls,
+      maxPayload: MAX_MESSAGE_BYTES,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      ...(target.address !== null ? { lookup: fixedLookup(target.address) } : {}),
+    });
     this.ws = ws;
     ws.on('open', () => {
-      log.info({ url: this.options.url }, 'broker connected');
+      log.info({ url: broker }, 'broker connected');
       this.hello();
     });
     ws.on('message', (data, isBinary) => {
@@ -89,7 +116,7 @@ export class BrokerLink {
         .then(() => this.receive(text))
         .catch((err: unknown) => log.error({ err }, 'control message failed'));
     });
-    ws.on('error', (err) => log.warn({ err: err.message }, 'broker connection error'));
+    ws.on('error', (err) => log.warn({ url: broker, err: err.message }, 'broker connection error'));
     ws.on('close', (code, reason) => this.closed(ws, code, reason.toString()));
   }
 
@@ -200,6 +227,7 @@ export class BrokerLink {
   private closed(ws: WebSocket, code: number, reason: string): void {
     if (this.ws !== ws) return;
     this.ws = undefined;
+    const wasWelcomed = this.welcomed;
     this.welcomed = false;
     this.stopTimers();
     if (this.stopped) return;
@@ -209,7 +237,7 @@ export class BrokerLink {
       this.options.onFatal(new Error(`broker ${what} (close ${code}${reason ? `: ${reason}` : ''})`));
       return;
     }
-    const delay = this.backoff.next();
+    const delay = this.rotation.retryNow(wasWelcomed) ? 0 : this.backoff.next();
     this.options.log.warn(
       { code, reason, retryInMs: delay },
       'broker connection closed; data plane continues',
@@ -229,6 +257,7 @@ export class BrokerLink {
 
   stop(): void {
     this.stopped = true;
+    this.rotation.cancel();
     this.welcomed = false;
     clearTimeout(this.reconnectTimer);
     this.stopTimers();

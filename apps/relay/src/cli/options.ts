@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { DnsLabel, PortRange, RelayTcpInfo, RelayToken } from '@trellis/proto';
+import { DnsLabel, PortRange, parseBrokerUrls, RelayTcpInfo, RelayToken } from '@trellis/proto';
 import { KERNEL_FORWARDING_MODES, type KernelForwardingMode } from '../kernel/kernel-path';
 import type { HostPort, RelayServiceConfig } from '../relay-service';
 
@@ -8,9 +8,10 @@ import type { HostPort, RelayServiceConfig } from '../relay-service';
 export class FlagError extends Error {}
 
 export interface RelayFlags {
-  broker: string;
-  caFile?: string;
-  fingerprint?: string;
+  /** Each one URL or a comma-separated list (several instances of one broker). */
+  broker?: string[];
+  caFile?: string[];
+  fingerprint?: string[];
   token?: string;
   name?: string;
   listen: string;
@@ -72,17 +73,14 @@ export function defaultName(host = hostname()): string {
 
 /** Checks every flag and turns them into the service's configuration; throws FlagError. */
 export function configFromFlags(flags: RelayFlags, env: NodeJS.ProcessEnv): RelayServiceConfig {
-  let broker: URL;
-  try {
-    broker = new URL(flags.broker);
-  } catch {
-    throw new FlagError(`--broker must be a URL, got "${flags.broker}"`);
-  }
-  if (broker.protocol !== 'https:') throw new FlagError('--broker must be an https:// URL');
-  if (flags.caFile && flags.fingerprint) throw new FlagError('give --ca-file or --fingerprint, not both');
-  if (flags.fingerprint && !/^(sha256[: ])?([0-9a-f]{2}:?){31}[0-9a-f]{2}$/i.test(flags.fingerprint.trim())) {
-    throw new FlagError('--fingerprint must be a SHA-256 certificate fingerprint (hex, colons optional)');
-  }
+  const brokers = parseBrokerFlags(flags.broker, env);
+  const caFiles = flags.caFile ?? [];
+  const fingerprints = flags.fingerprint ?? [];
+  if (caFiles.length > 0 && fingerprints.length > 0)
+    throw new FlagError('give --ca-file or --fingerprint, not both');
+  for (const fingerprint of fingerprints)
+    if (!/^(sha256[: ])?([0-9a-f]{2}:?){31}[0-9a-f]{2}$/i.test(fingerprint.trim()))
+      throw new FlagError('--fingerprint must be a SHA-256 certificate fingerprint (hex, colons optional)');
   const token = flags.token ?? env.TRELLIS_RELAY_TOKEN;
   if (!token) throw new FlagError('a relay token is required: --token or TRELLIS_RELAY_TOKEN');
   if (!RelayToken.safeParse(token).success)
@@ -108,8 +106,13 @@ export function configFromFlags(flags: RelayFlags, env: NodeJS.ProcessEnv): Rela
     tcp = { listen: tcpListen, publicUrl, certFile: flags.tlsCert, keyFile: flags.tlsKey };
   }
   return {
-    broker: broker.toString(),
-    trust: { caFile: flags.caFile, fingerprint: flags.fingerprint?.replace(/^sha256[: ]/i, '') },
+    brokers,
+    trust: {
+      ...(caFiles.length > 0 ? { caFiles: caFiles.map((f) => resolve(f)) } : {}),
+      ...(fingerprints.length > 0
+        ? { fingerprints: fingerprints.map((f) => f.trim().replace(/^sha256[: ]/i, '')) }
+        : {}),
+    },
     token,
     name,
     listen: listen || '0.0.0.0',
@@ -122,6 +125,18 @@ export function configFromFlags(flags: RelayFlags, env: NodeJS.ProcessEnv): Rela
     reflectorPort: parseReflectorPort(flags.reflectorPort ?? OFF),
     kernelForwarding: parseKernelForwarding(flags.kernelForwarding),
   };
+}
+
+/** `--broker` (repeated, or comma-separated lists), else `TRELLIS_RELAY_BROKER`. */
+function parseBrokerFlags(flags: string[] | undefined, env: NodeJS.ProcessEnv): string[] {
+  const given =
+    flags && flags.length > 0 ? flags : env.TRELLIS_RELAY_BROKER ? [env.TRELLIS_RELAY_BROKER] : [];
+  if (given.length === 0) throw new FlagError('--broker URL is required (or TRELLIS_RELAY_BROKER)');
+  try {
+    return parseBrokerUrls(given);
+  } catch (err) {
+    throw new FlagError(`--broker: ${(err as Error).message}`);
+  }
 }
 
 function parseKernelForwarding(text: string): KernelForwardingMode {

@@ -28,6 +28,9 @@ const processIo: CliIo = {
     }),
 };
 
+/** Collects a repeated flag's values. */
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
 export const EXIT_FATAL = 1;
 export const EXIT_USAGE = 2;
 
@@ -38,9 +41,21 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .version(RELAY_VERSION)
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
-    .requiredOption('--broker <url>', 'broker base URL (https://host:port)')
-    .option('--ca-file <pem>', 'CA (or certificate) the broker certificate must chain to')
-    .option('--fingerprint <sha256>', "pin of the broker's certificate (SHA-256)")
+    .option(
+      '--broker <url>',
+      'broker base URL (https://host:port); repeat it or give a comma-separated list for several instances; default: $TRELLIS_RELAY_BROKER',
+      collect,
+    )
+    .option(
+      '--ca-file <pem>',
+      'CA (or certificate) the broker certificate must chain to; may be repeated',
+      collect,
+    )
+    .option(
+      '--fingerprint <sha256>',
+      "pin of the broker's certificate (SHA-256); repeat it for instances with their own",
+      collect,
+    )
     .option('--token <token>', 'relay token (trl_…); default: $TRELLIS_RELAY_TOKEN')
     .option('--name <label>', 'relay name (DNS label); default: the host name')
     .option('--listen <host>', 'UDP listen address', '0.0.0.0')
