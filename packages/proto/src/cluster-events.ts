@@ -43,6 +43,13 @@ const PairInputEvent = z.strictObject({
   input: PairInput,
 });
 
+/** An instance became the owner of an account: the others tell it what their reflectors saw. */
+const PathsOwnerEvent = z.strictObject({
+  kind: z.literal('paths-owner'),
+  accountId: AccountId,
+  instance: InstanceId,
+});
+
 /** A frame the account's owner sends a device held by another instance. */
 export const DeviceFrame = z.discriminatedUnion('type', [
   PunchMessage,
@@ -139,6 +146,7 @@ const InstanceGoneEvent = z.strictObject({ kind: z.literal('instance-gone'), ins
 
 export const ClusterEvents = [
   InstanceGoneEvent,
+  PathsOwnerEvent,
   PairInputEvent,
   DeviceFrameEvent,
   RelayPresentEvent,

@@ -8,6 +8,11 @@ export interface AccountPathsIo {
   makeDriver(): PairPathDriver;
   /** Sends an input of one of this instance's devices to the owner (cluster-events `pair-input`). */
   forward(input: PairInput): void;
+  /**
+   * This instance became the owner: its driver knows the online devices, not what reflectors saw
+   * (the ControlHub tells it what this instance's saw and asks the others: `paths-owner`).
+   */
+  ownerHere(driver: PairPathDriver): void;
 }
 
 /** The instance part of a control connection id (`<instance>:<uuid>`). */
@@ -114,6 +119,7 @@ export class AccountPaths {
         const view = state.online ? this.netmap.punchView(state.id) : undefined;
         if (view) d.online(view);
       }
+      this.io.ownerHere(d);
     } else if (!mine && this.driver) {
       this.dispose();
     }

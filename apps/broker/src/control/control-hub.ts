@@ -110,12 +110,30 @@ export class ControlHub {
       paths.active.reflexiveObserved(id, publicKey);
       return;
     }
-    // The owner is another instance: it hears what changed since the device came online here.
-    const seen = this.opts.reflexive?.seenSince(publicKey, this.attachedAt.get(id) ?? 0);
-    const told = this.reflexiveTold.get(id);
-    if (!paths || !seen || seen.length === 0 || told === seen.join(' ')) return;
-    this.reflexiveTold.set(id, seen.join(' '));
-    paths.input({ kind: 'reflexive-seen', id, endpoints: seen.slice(0, 16) }, true);
+    this.forwardReflexive(id, false);
+  }
+
+  /**
+   * The owner is another instance: it hears where this instance's reflectors saw the device since
+   * it came online here — on a change, or all of it (`again`) when a new owner asks.
+   */
+  private forwardReflexive(id: string, again: boolean): void {
+    const session = this.byDevice.get(id);
+    const paths = session && this.hubs.get(session.accountId)?.paths;
+    if (!session || !paths || paths.active) return;
+    const seen = this.seenHere(id);
+    if (!seen) return;
+    const told = seen.join(' ');
+    if (!again && this.reflexiveTold.get(id) === told) return;
+    this.reflexiveTold.set(id, told);
+    paths.input({ kind: 'reflexive-seen', id, endpoints: [...seen] }, true);
+  }
+
+  /** Where this instance's reflectors saw a connected device since it attached here (null: nowhere). */
+  private seenHere(id: string): readonly string[] | null {
+    const key = this.keyOfDevice.get(id);
+    const seen = key ? this.opts.reflexive?.seenSince(key, this.attachedAt.get(id) ?? 0) : null;
+    return seen && seen.length > 0 ? seen.slice(0, 16) : null;
   }
 
   get connectedCount(): number {
@@ -143,6 +161,11 @@ export class ControlHub {
       case 'device-frame':
         this.deliver(e.accountId, e.deviceId, e.frame);
         return;
+      case 'paths-owner': {
+        const hub = e.instance === this.opts.instanceId ? undefined : this.hubs.get(e.accountId);
+        for (const id of hub?.sessions.keys() ?? []) this.forwardReflexive(id, true);
+        return;
+      }
       case 'device-upsert':
       case 'device-remove':
         break;
@@ -194,6 +217,16 @@ export class ControlHub {
           instanceId: this.opts.instanceId,
           makeDriver: () => this.pathsFor(accountId, hub),
           forward: (input) => this.publish({ kind: 'pair-input', accountId, input }),
+          ownerHere: (driver) => {
+            for (const id of hub.sessions.keys()) {
+              const seen = this.seenHere(id);
+              if (seen) driver.reflexiveSeen(id, seen);
+            }
+            // Once the hub is in place: the answers may come at once.
+            queueMicrotask(() =>
+              this.publish({ kind: 'paths-owner', accountId, instance: this.opts.instanceId }),
+            );
+          },
         });
         // Events that raced with the load: only those newer than the state read still apply.
         for (const e of buffered) if ('serial' in e && e.serial > state.serial) this.apply(hub, e);

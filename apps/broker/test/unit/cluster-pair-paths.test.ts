@@ -52,15 +52,30 @@ function cluster() {
   } as unknown as DevicesService;
   const received = new Map<string, ServerMessage[]>();
   const relayAtB = new FakeRelay('r1', '203.0.113.1');
+  /** Each instance's reflectors: where they saw which key (the test says), and who listens. */
+  const reflectors = new Map<
+    string,
+    { seen: Map<string, string[]>; listeners: Array<(key: string) => void> }
+  >();
   const instance = (id: string, local: FakeRelayDirectory) => {
+    const reflector = { seen: new Map<string, string[]>(), listeners: [] as Array<(key: string) => void> };
+    reflectors.set(id, reflector);
     const relays = new ClusterRelays(local, bus, { instanceId: id, logger: pino({ level: 'silent' }) });
     relays.start();
     const hub = new ControlHub(devices, bus, {
       instanceId: id,
       zone: 'trellis.internal',
       coalesceMs: 25,
-      logger: pino({ level: 'silent' }),
+      logger: pino({ level: process.env.CLUSTER_LOG ?? 'silent' }),
       relays,
+      reflectors: [{ publicKey: b.publicKey, endpoint: '198.51.100.10:41641' }],
+      reflexive: {
+        seenSince: (key: string) => reflector.seen.get(key) ?? null,
+        onObservation: (fn: (key: string) => void) => {
+          reflector.listeners.push(fn);
+          return () => {};
+        },
+      },
     });
     hub.start();
     return { id, hub, local, relays };
@@ -97,7 +112,13 @@ function cluster() {
   };
   const of = <T extends ServerMessage['type']>(d: DeviceState, type: T) =>
     (received.get(d.id) ?? []).filter((m): m is Extract<ServerMessage, { type: T }> => m.type === type);
-  return { bus, a, b, ia, ib, relayAtB, connect, offline, of };
+  /** The instance's reflector sees the device's WireGuard key at `endpoint`. */
+  const observe = (at: { id: string }, d: DeviceState, endpoint: string) => {
+    const r = reflectors.get(at.id)!;
+    r.seen.set(d.publicKey, [endpoint]);
+    for (const fn of r.listeners) fn(d.publicKey);
+  };
+  return { bus, a, b, ia, ib, relayAtB, connect, offline, of, observe };
 }
 
 describe('pair paths across broker instances', () => {
@@ -199,5 +220,24 @@ describe('pair paths across broker instances', () => {
     await jest.advanceTimersByTimeAsync(10_000);
     expect(down).toEqual([relayAtB.id]);
     ia.hub.stop();
+  });
+
+  it('an owner that moves hears from the others where their reflectors saw their devices', async () => {
+    const { a, b, ia, ib, connect, of, observe } = cluster();
+    // Both map endpoint-independently: a punch, once both were seen sending UDP.
+    for (const d of [a, b]) d.mappingType = 'endpoint-independent';
+    await connect(ib, b);
+    observe(ib, b, '198.51.100.2:2222'); // B owns the account now: its own driver hears it
+    await connect(ia, a); // A's id is lower: A owns it from here, and B tells A what it saw
+    observe(ia, a, '192.0.2.1:1111');
+    ia.hub.pathMessage(a.id, { type: 'want-path', peerId: b.id });
+    await jest.advanceTimersByTimeAsync(100);
+    expect(ia.hub.pairCount).toBe(1);
+    expect(ib.hub.pairCount).toBe(0);
+    expect(of(a, 'punch')).toHaveLength(1);
+    expect(of(b, 'punch')[0]!.candidates[0]!.endpoint).toBe('192.0.2.1:1111');
+    expect(of(a, 'punch')[0]!.candidates[0]!.endpoint).toBe('198.51.100.2:2222');
+    ia.hub.stop();
+    ib.hub.stop();
   });
 });
