@@ -87,15 +87,10 @@ describe('three broker instances (one database, devices spread over them)', () =
     const sites = await Promise.all(
       SITES.map(async (s) => ({ ...s, site: await theLab.addSite(s.site, s.make(), ['d']) })),
     );
-    sites.forEach((s, i) =>
-      members.push({
-        kind: s.kind,
-        agent: new AgentRunner(theLab, s.site.device('d'), 51820, build),
-        home: i % 3,
-        id: '',
-        address: '',
-      }),
-    );
+    for (const [i, s] of sites.entries()) {
+      const agent = new AgentRunner(theLab, s.site.device('d'), 51820, build);
+      members.push({ kind: s.kind, agent, home: i % 3, id: '', address: '' });
+    }
   }, 180_000);
 
   afterAll(async () => {
