@@ -232,14 +232,16 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       const broker = reflectors;
       let second: string | undefined;
       const pick = () => {
-        const shared = relayRegistry.sharedReflector();
+        const shared = relays.sharedReflector();
         second = shared?.relayId;
         hub.setExtraReflector(shared?.reflector);
       };
-      relayRegistry.on('relay-up', pick);
-      relayRegistry.on('relay-down', pick);
-      relayRegistry.on('observed', (relayId, publicKey, endpoint) => {
-        if (relayId === second)
+      relays.on('relay-up', pick);
+      relays.on('relay-down', pick);
+      relays.on('observed', (relayId, publicKey, endpoint) => {
+        // Only for devices connected here: this instance's reflector saw the other half of the pair
+        // of observations; another instance would store half of what the device's own one has.
+        if (relayId === second && hub.holdsKey(publicKey))
           void broker
             .observeExternal(publicKey, endpoint)
             .catch((err: Error) => logger.warn({ err: err.message }, 'relay observation failed'));

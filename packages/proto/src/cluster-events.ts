@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DeviceId, DnsLabel, WgKey } from './common';
+import { DeviceId, DnsLabel, Endpoint, ReflectorInfo, WgKey } from './common';
 import { PathReportMessage, PunchMessage } from './punch';
 import { AllocationId, RelayPathMessage, RelayReleaseMessage, RelaySide, RelayTcpInfo } from './relay';
 
@@ -72,6 +72,8 @@ export const ClusterRelay = z.strictObject({
   accountId: AccountId.nullable(),
   publicAddress: z.string().max(64),
   tcp: RelayTcpInfo.optional(),
+  /** Its endpoint reflector: a shared relay's classifies NATs for brokers with a single address. */
+  reflector: ReflectorInfo.optional(),
 });
 export type ClusterRelay = z.infer<typeof ClusterRelay>;
 
@@ -85,6 +87,14 @@ const RelayGoneEvent = z.strictObject({
   kind: z.literal('relay-gone'),
   instance: InstanceId,
   relayId: RelayId,
+});
+/** A shared relay's reflector saw a device key (every instance classifies NATs with it). */
+const RelayObservedEvent = z.strictObject({
+  kind: z.literal('relay-observed'),
+  instance: InstanceId,
+  relayId: RelayId,
+  publicKey: WgKey,
+  endpoint: Endpoint,
 });
 /** A starting instance asks the others to announce their relays. */
 const RelaySyncEvent = z.strictObject({ kind: z.literal('relay-sync'), instance: InstanceId });
@@ -151,6 +161,7 @@ export const ClusterEvents = [
   DeviceFrameEvent,
   RelayPresentEvent,
   RelayGoneEvent,
+  RelayObservedEvent,
   RelaySyncEvent,
   RelayRequestEvent,
   RelayReplyEvent,

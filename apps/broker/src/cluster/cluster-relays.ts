@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { NetmapRelay, RelayBinding, RelayRequest } from '@trellis/proto';
+import type { NetmapRelay, ReflectorInfo, RelayBinding, RelayRequest } from '@trellis/proto';
 import type { Logger } from 'pino';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
 import {
@@ -24,6 +24,8 @@ type Listeners = {
   'relay-down': (relayId: string, lost: RelayAllocationRecord[]) => void;
   expired: (allocationId: string) => void;
   bound: (allocationId: string, publicKey: string, binding: RelayBinding) => void;
+  /** A shared relay's reflector (here or at another instance) saw a device key. */
+  observed: (relayId: string, publicKey: string, endpoint: string) => void;
 };
 
 export interface ClusterRelaysOptions {
@@ -50,6 +52,7 @@ export class ClusterRelays implements RelayDirectory {
     'relay-down': new Set(),
     expired: new Set(),
     bound: new Set(),
+    observed: new Set(),
   };
   private unsubscribe: (() => void) | undefined;
   private readonly timeoutMs: number;
@@ -83,6 +86,12 @@ export class ClusterRelays implements RelayDirectory {
       this.emit('expired', allocationId);
     });
     this.local.on('bound', (...args) => this.emit('bound', ...args));
+    this.local.on('observed', (relayId, publicKey, endpoint) => {
+      this.emit('observed', relayId, publicKey, endpoint);
+      // Only a shared relay's classifies NATs (a private one sees only its account's devices).
+      if (this.local.connected().some((r) => r.id === relayId && r.accountId === null))
+        this.publish({ kind: 'relay-observed', instance: me, relayId, publicKey, endpoint });
+    });
     this.publish({ kind: 'relay-sync', instance: me });
   }
 
@@ -115,6 +124,17 @@ export class ClusterRelays implements RelayDirectory {
       timer.unref?.();
       this.downTimers.add(timer);
     }
+  }
+
+  /** A shared relay with a reflector, here first, else another instance's (the lowest id). */
+  sharedReflector(): { relayId: string; reflector: ReflectorInfo } | undefined {
+    const here = this.local.sharedReflector();
+    if (here) return here;
+    const shared = this.remote
+      .all()
+      .filter((r) => r.accountId === null && r.info.reflector && !this.local.isOnline(r.id))
+      .sort((x, y) => (x.id < y.id ? -1 : 1))[0];
+    return shared?.info.reflector ? { relayId: shared.id, reflector: shared.info.reflector } : undefined;
   }
 
   // --- RelayDirectory ---------------------------------------------------------------------------
@@ -215,6 +235,9 @@ export class ClusterRelays implements RelayDirectory {
       case 'instance-gone':
         if (e.instance !== me) this.instanceGone(e.instance);
         return;
+      case 'relay-observed':
+        if (e.instance !== me) this.emit('observed', e.relayId, e.publicKey, e.endpoint);
+        return;
       case 'relay-sync':
         if (e.instance !== me) for (const relay of this.local.connected()) this.announce(relay);
         return;
@@ -278,10 +301,18 @@ export class ClusterRelays implements RelayDirectory {
 
   private announce(relay: RelayHandle): void {
     const { id, name, accountId, publicAddress, tcp } = relay;
+    const reflector = this.local.reflectorOf(id);
     this.publish({
       kind: 'relay-present',
       instance: this.opts.instanceId,
-      relay: { id, name, accountId, publicAddress, ...(tcp ? { tcp } : {}) },
+      relay: {
+        id,
+        name,
+        accountId,
+        publicAddress,
+        ...(tcp ? { tcp } : {}),
+        ...(reflector ? { reflector } : {}),
+      },
       allocations: relay.allocations(),
     });
   }

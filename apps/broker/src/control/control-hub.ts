@@ -136,6 +136,11 @@ export class ControlHub {
     return seen && seen.length > 0 ? seen.slice(0, 16) : null;
   }
 
+  /** Whether the device with this WireGuard key is connected to this instance. */
+  holdsKey(publicKey: string): boolean {
+    return this.deviceOfKey.has(publicKey);
+  }
+
   get connectedCount(): number {
     return this.byDevice.size;
   }

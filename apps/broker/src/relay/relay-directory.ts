@@ -1,4 +1,4 @@
-import type { NetmapRelay, RelayBinding, RelaySide, RelayTcpInfo } from '@trellis/proto';
+import type { NetmapRelay, ReflectorInfo, RelayBinding, RelaySide, RelayTcpInfo } from '@trellis/proto';
 
 export interface RelayHandle {
   readonly id: string;
@@ -53,6 +53,8 @@ export interface RelayDirectory {
   on(event: 'relay-down', fn: (relayId: string, lost: RelayAllocationRecord[]) => void): void;
   on(event: 'expired', fn: (allocationId: string) => void): void;
   on(event: 'bound', fn: (allocationId: string, publicKey: string, binding: RelayBinding) => void): void;
+  /** A relay's reflector saw a device key at an endpoint. */
+  on(event: 'observed', fn: (relayId: string, publicKey: string, endpoint: string) => void): void;
   /** Relays the given account's devices should probe (NetmapSelf.relays). */
   netmapRelays(accountId: string): NetmapRelay[];
 }
@@ -70,6 +72,10 @@ export interface LocalRelayDirectory extends RelayDirectory {
   hasPrivateRelays(accountId: string): boolean;
   /** Relays connected here. */
   connected(): RelayHandle[];
+  /** The relay's endpoint reflector, if it runs one. */
+  reflectorOf(relayId: string): ReflectorInfo | undefined;
+  /** A shared relay connected here that runs a reflector. */
+  sharedReflector(): { relayId: string; reflector: ReflectorInfo } | undefined;
   isOnline(relayId: string): boolean;
 }
 

@@ -176,6 +176,10 @@ export class RelayRegistry implements LocalRelayDirectory, LiveRelays {
     return this.privateAccounts.has(accountId);
   }
 
+  reflectorOf(relayId: string): ReflectorInfo | undefined {
+    return this.relays.get(relayId)?.identity.reflector;
+  }
+
   /** Relays connected here (the cluster announces them to the other instances). */
   connected(): RelayHandle[] {
     return [...this.relays.values()].filter((r) => r.link !== null);

@@ -152,6 +152,14 @@ export class FakeRelayDirectory implements LocalRelayDirectory {
     return this.relays.some((r) => r.accountId === accountId);
   }
 
+  reflectorOf(): undefined {
+    return undefined;
+  }
+
+  sharedReflector(): undefined {
+    return undefined;
+  }
+
   connected(): RelayHandle[] {
     return this.relays.filter((r) => r.online);
   }
@@ -173,6 +181,7 @@ export class FakeRelayDirectory implements LocalRelayDirectory {
   on(event: 'relay-down', fn: (relayId: string, lost: RelayAllocationRecord[]) => void): void;
   on(event: 'expired', fn: (allocationId: string) => void): void;
   on(event: 'bound', fn: (allocationId: string, publicKey: string, binding: RelayBinding) => void): void;
+  on(event: 'observed', fn: (relayId: string, publicKey: string, endpoint: string) => void): void;
   on(event: string, fn: Listener): void {
     this.listeners.set(event, [...(this.listeners.get(event) ?? []), fn]);
   }

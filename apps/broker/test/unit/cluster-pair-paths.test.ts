@@ -240,4 +240,23 @@ describe('pair paths across broker instances', () => {
     ia.hub.stop();
     ib.hub.stop();
   });
+
+  it("another instance's shared relay reflector classifies NATs here: its observations arrive", async () => {
+    const { bus, a, ia } = cluster();
+    const reflector = { publicKey: a.publicKey, endpoint: '203.0.113.9:41641' };
+    const relayId = '00000000-0000-4000-8000-0000000000ff';
+    await bus.publish({
+      kind: 'relay-present',
+      instance: '00000000000c',
+      relay: { id: relayId, name: 'r9', accountId: null, publicAddress: '203.0.113.9', reflector },
+      allocations: 0,
+    });
+    expect(ia.relays.sharedReflector()).toEqual({ relayId, reflector });
+    const seen: string[] = [];
+    ia.relays.on('observed', (id, key, endpoint) => seen.push(`${id} ${key} ${endpoint}`));
+    const observed = { relayId, publicKey: a.publicKey, endpoint: '192.0.2.1:3333' };
+    await bus.publish({ kind: 'relay-observed', instance: '00000000000c', ...observed });
+    expect(seen).toEqual([`${relayId} ${a.publicKey} 192.0.2.1:3333`]);
+    ia.hub.stop();
+  });
 });
