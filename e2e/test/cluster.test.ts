@@ -2,6 +2,7 @@ import {
   AgentRunner,
   BrokerRunner,
   FullConeNat,
+  firstLogTime,
   type Host,
   Lab,
   LabDatabase,
@@ -35,6 +36,8 @@ const SITES: Array<{ site: string; kind: KindName; make: () => RouterKind }> = [
   { site: 'ub1', kind: 'ub', make: () => new UdpBlockedNat() },
 ];
 const BROKER_ADDRESSES = ['198.51.100.10', '198.51.100.11', '198.51.100.12'];
+/** Each instance's second address: its two reflectors classify NAT mappings (as in the NAT matrix). */
+const REFLECTOR2_ADDRESSES = ['198.51.100.13', '198.51.100.14', '198.51.100.15'];
 /** A dead instance's devices must be on another one within this (issue 9 §3). */
 const FAILOVER_MS = 5_000;
 
@@ -73,10 +76,12 @@ describe('three broker instances (one database, devices spread over them)', () =
     lab = await Lab.create();
     const theLab = lab;
     db = await LabDatabase.create();
-    const hosts = await Promise.all(BROKER_ADDRESSES.map((a, i) => theLab.addHost(`brk${i + 1}`, a)));
+    const hosts = await Promise.all(
+      BROKER_ADDRESSES.map((a, i) => theLab.addHost(`brk${i + 1}`, [a, REFLECTOR2_ADDRESSES[i]!])),
+    );
     for (const [i, host] of hosts.entries()) {
       brokers.push(
-        new BrokerRunner(theLab, host, build, [], {
+        new BrokerRunner(theLab, host, build, ['--reflector2', `${REFLECTOR2_ADDRESSES[i]}:41642`], {
           name: String(i + 1),
           databaseUrl: db.url,
           ...(i === 0 ? { sans: BROKER_ADDRESSES.slice(1) } : { tlsFrom: brokers[0]! }),
@@ -205,7 +210,8 @@ describe('three broker instances (one database, devices spread over them)', () =
     const at = Date.now();
     if (how === 'kill') await brokers[victim]!.kill();
     else await brokers[victim]!.stop();
-    // Each device of the victim connected to another instance.
+    // Each device of the victim connected to another instance: timed by its own log (the CLI that
+    // confirms it takes a second or more to start on a busy machine).
     const moved = await Promise.all(
       on.map(async (m) => {
         await waitFor(
@@ -215,7 +221,11 @@ describe('three broker instances (one database, devices spread over them)', () =
           },
           { timeoutMs: 30_000, intervalMs: 100, what: `${name(m)} on another instance` },
         );
-        return Date.now() - at;
+        const connected = firstLogTime(
+          m.agent.logLines(),
+          (o) => o.msg === 'broker connected' && Number(o.time) > at,
+        );
+        return (connected ?? Date.now()) - at;
       }),
     );
     if (how === 'restart') await brokers[victim]!.start();
