@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { inNamespace } from './exec';
 
 export interface SpawnOptions {
@@ -16,20 +16,35 @@ interface LineWaiter {
   timer: NodeJS.Timeout;
 }
 
+/** How often output is read while someone waits for a line. */
+const WAIT_POLL_MS = 20;
+/** Reads are synchronous, so one buffer serves every process (lines are copied out of it). */
+const chunk = Buffer.alloc(64 * 1024);
+
 /**
  * A process started inside a namespace (`ip netns exec NS cmd`, which execs cmd, so the pid is the
- * command's own). Output is captured line by line in memory and appended to a log file.
+ * command's own). Its stdout and stderr go straight to its log file (appended), and the lines are
+ * read back from there whenever `lines` is looked at (and while `waitForLine` waits).
+ *
+ * Not a pipe to the test process: a pipe fills whenever the test process is busy (each spawn
+ * blocks its event loop while it forks; a burst of them stalled it for 10–15 s), and a broker or
+ * agent that logs synchronously then blocks on its stdout, which changes what the lab measures.
  */
 export class LabProcess {
   readonly pid: number;
-  readonly lines: string[] = [];
   exitCode: number | null = null;
   exitSignal: NodeJS.Signals | null = null;
   readonly exited: Promise<void>;
   private readonly child: ChildProcess;
-  private readonly log: WriteStream;
+  private readonly output: string[] = [];
   private readonly waiters = new Set<LineWaiter>();
-  private partial = { stdout: '', stderr: '' };
+  private poller: NodeJS.Timeout | null = null;
+  /** Our own writes (header, exit line) and the child's stdout/stderr share this append-mode file. */
+  private readonly writeFd: number;
+  private readFd: number | null;
+  private filesOpen = true;
+  private readAt: number;
+  private partial: Buffer = Buffer.alloc(0);
 
   constructor(
     readonly ns: string | null,
@@ -37,36 +52,48 @@ export class LabProcess {
     opts: SpawnOptions,
   ) {
     const full = inNamespace(ns, argv);
-    this.log = createWriteStream(opts.logFile, { flags: 'a' });
-    this.log.write(`# ${new Date().toISOString()} ${ns ?? '(root)'}: ${argv.join(' ')}\n`);
+    this.writeFd = openSync(opts.logFile, 'a');
+    writeSync(this.writeFd, `# ${new Date().toISOString()} ${ns ?? '(root)'}: ${argv.join(' ')}\n`);
+    this.readFd = openSync(opts.logFile, 'r');
+    this.readAt = fstatSync(this.readFd).size;
     // Own process group: a Ctrl-C on the terminal reaches only the test runner, which then tears
     // the lab down in order; the group lets stop() reach grandchildren too.
     this.child = spawn(full[0]!, full.slice(1), {
       env: opts.env ?? process.env,
       cwd: opts.cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', this.writeFd, this.writeFd],
       detached: true,
     });
-    if (this.child.pid === undefined) throw new Error(`could not spawn ${full.join(' ')}`);
+    if (this.child.pid === undefined) {
+      this.closeFiles();
+      throw new Error(`could not spawn ${full.join(' ')}`);
+    }
     this.pid = this.child.pid;
-    this.child.stdout!.on('data', (d: Buffer) => this.onData('stdout', d));
-    this.child.stderr!.on('data', (d: Buffer) => this.onData('stderr', d));
     this.exited = new Promise((resolve) => {
-      // 'exit', not 'close': a grandchild holding our pipes must not hide the exit.
       this.child.on('exit', (code, signal) => {
         this.exitCode = code;
         this.exitSignal = signal;
-        this.log.write(`# exited code=${code} signal=${signal}\n`);
+        this.pull();
+        if (this.partial.length > 0) this.addLine(this.partial.toString('utf8'));
+        this.partial = Buffer.alloc(0);
+        this.closeFiles(`# exited code=${code} signal=${signal}\n`);
         for (const w of this.waiters) this.failWaiter(w, `process exited (code ${code}, signal ${signal})`);
         resolve();
       });
     });
-    this.child.on('close', () => this.log.end());
-    this.child.on('error', (err) => this.log.write(`# spawn error: ${err.message}\n`));
+    this.child.on('error', (err) => {
+      if (this.filesOpen) writeSync(this.writeFd, `# spawn error: ${err.message}\n`);
+    });
   }
 
   get running(): boolean {
     return this.exitCode === null && this.exitSignal === null;
+  }
+
+  /** Every line the process printed so far (stdout and stderr, in the order they reached the file). */
+  get lines(): readonly string[] {
+    this.pull();
+    return this.output;
   }
 
   /** Last lines of output, for error messages. */
@@ -92,6 +119,7 @@ export class LabProcess {
         ),
       };
       this.waiters.add(w);
+      this.poller ??= setInterval(() => this.pull(), WAIT_POLL_MS);
     });
   }
 
@@ -137,24 +165,51 @@ export class LabProcess {
   private failWaiter(w: LineWaiter, why: string): void {
     if (!this.waiters.delete(w)) return;
     clearTimeout(w.timer);
+    this.stopPolling();
     w.reject(this.error(why));
   }
 
-  private onData(stream: 'stdout' | 'stderr', data: Buffer): void {
-    this.log.write(data);
-    const text = this.partial[stream] + data.toString('utf8');
-    const parts = text.split('\n');
-    this.partial[stream] = parts.pop() ?? '';
-    for (const line of parts) {
-      this.lines.push(line);
-      for (const w of this.waiters) {
-        const m = w.re.exec(line);
-        if (m) {
-          this.waiters.delete(w);
-          clearTimeout(w.timer);
-          w.resolve(m);
-        }
+  private stopPolling(): void {
+    if (this.waiters.size > 0 || this.poller === null) return;
+    clearInterval(this.poller);
+    this.poller = null;
+  }
+
+  /** Reads what the process wrote since the last look (nothing once it exited and was read out). */
+  private pull(): void {
+    if (this.readFd === null) return;
+    for (;;) {
+      const n = readSync(this.readFd, chunk, 0, chunk.length, this.readAt);
+      if (n <= 0) return;
+      this.readAt += n;
+      let data = Buffer.concat([this.partial, chunk.subarray(0, n)]);
+      for (let nl = data.indexOf(10); nl !== -1; nl = data.indexOf(10)) {
+        this.addLine(data.subarray(0, nl).toString('utf8'));
+        data = data.subarray(nl + 1);
+      }
+      this.partial = Buffer.from(data);
+    }
+  }
+
+  private addLine(line: string): void {
+    this.output.push(line);
+    for (const w of this.waiters) {
+      const m = w.re.exec(line);
+      if (m) {
+        this.waiters.delete(w);
+        clearTimeout(w.timer);
+        w.resolve(m);
       }
     }
+    this.stopPolling();
+  }
+
+  private closeFiles(last?: string): void {
+    if (!this.filesOpen) return;
+    this.filesOpen = false;
+    if (this.readFd !== null) closeSync(this.readFd);
+    this.readFd = null;
+    if (last !== undefined) writeSync(this.writeFd, last);
+    closeSync(this.writeFd);
   }
 }

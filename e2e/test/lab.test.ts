@@ -38,13 +38,15 @@ describe('lab topology', () => {
     a1 = home.device('a1');
     a2 = home.device('a2');
     await startUdpEcho(lab, server.ns, ['198.51.100.20:3478', '198.51.100.21:3478']);
-  });
+    // Building this lab takes 4–4.5 s here, and this hook got jest's 5 s default (it timed out in a
+    // full e2e run): the same setup bound as the other lab files.
+  }, 120_000);
 
   afterAll(async () => {
     const prefix = lab?.prefix;
     await lab?.destroy();
     if (prefix) expect(lab?.leftovers()).toEqual([]);
-  });
+  }, 60_000);
 
   labIt(L, 'LAN hosts reach the internet through their router', async () => {
     expect(await a1.ns.ping(server.address)).toBe(true);

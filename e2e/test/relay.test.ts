@@ -15,6 +15,7 @@ import {
   trellisBuild,
   UdpBlockedNat,
   waitFor,
+  withTraffic,
 } from '../src';
 import { labIt, requireRoot } from './support/lab-test';
 
@@ -22,7 +23,8 @@ import { labIt, requireRoot } from './support/lab-test';
  * Relay acceptance (issue 4) on a symmetric↔symmetric pair (cannot go direct) and a UDP-blocked
  * device (TCP fallback): both ping through a relay; the relay restarted mid-ping resumes within
  * 5 s; killed for good, the pair moves to the second relay; junk and forged handshakes sent to the
- * relay's ports forward nothing and crash nothing. Measured gaps are printed.
+ * relay's ports forward nothing and crash nothing. Measured gaps are printed. Paths are made on
+ * demand: each test sends the traffic that wants the pair it looks at before waiting for its relay.
  */
 const LISTEN_PORT = 51820;
 /** Issue 4's targets; the gap is printed, the bound is the target itself. */
@@ -101,6 +103,14 @@ describe('relay (symmetric pair, UDP-blocked device, restart, failover, bad inpu
     );
   }
 
+  /**
+   * Traffic from a to b (what makes the broker relay a pair on demand) until both sides are on a
+   * relay; returns the relay's name. The path then stays in use for the idle time (3 min).
+   */
+  function wantRelayedPair(a: AgentRunner, b: AgentRunner, what: string): Promise<string> {
+    return withTraffic(a, ids.get(b)!.address, () => relayedPair(a, b, what));
+  }
+
   /** Pings b's overlay address from a, 10 per second, logging reply times. */
   function startPing(a: AgentRunner, b: AgentRunner, name: string): LabProcess {
     const p = a.device.ns.spawn('ping', ['-n', '-D', '-i', '0.1', '-W', '1', ids.get(b)!.address], {
@@ -139,8 +149,8 @@ describe('relay (symmetric pair, UDP-blocked device, restart, failover, bad inpu
         what: 'sym1 classified endpoint-dependent by the broker + relay reflectors',
       });
       expect(await open.cli(['netcheck'])).toMatch(/NAT mapping:\s+endpoint-independent/);
-      const viaSym = await relayedPair(symA, symB, 'sym1 ↔ sym2 on a relay');
-      const viaBlocked = await relayedPair(blocked, open, 'ub ↔ fc on a relay');
+      const viaSym = await wantRelayedPair(symA, symB, 'sym1 ↔ sym2 on a relay');
+      const viaBlocked = await wantRelayedPair(blocked, open, 'ub ↔ fc on a relay');
       expect(['relay1', 'relay2']).toContain(viaSym);
       expect(['relay1', 'relay2']).toContain(viaBlocked);
       // The UDP-blocked side goes through its loopback proxy (TCP); its peer uses the relay's UDP port.
@@ -159,7 +169,7 @@ describe('relay (symmetric pair, UDP-blocked device, restart, failover, bad inpu
    * was up again the replies resumed (printed with `label`).
    */
   async function restartMidPing(a: AgentRunner, b: AgentRunner, label: string): Promise<number> {
-    const name = await relayedPair(a, b, `${label}: pair relayed before the restart`);
+    const name = await wantRelayedPair(a, b, `${label}: pair relayed before the restart`);
     const relay = relays.find((r) => r.name === name);
     if (!relay) throw new Error(`pair not on a known relay (${String(name)})`);
     const p = startPing(a, b, `ping-${label.replace(/\W+/g, '-')}`);
@@ -209,7 +219,8 @@ describe('relay (symmetric pair, UDP-blocked device, restart, failover, bad inpu
         Promise.all(pairs.flatMap(({ a, b }) => [peerOf(a, ids.get(b)!.id), peerOf(b, ids.get(a)!.id)])).then(
           (peers) => peers.map((p) => p?.endpoint ?? null),
         );
-      for (const { a, b, label } of pairs) await relayedPair(a, b, `${label}: relayed before the restart`);
+      for (const { a, b, label } of pairs)
+        await wantRelayedPair(a, b, `${label}: relayed before the restart`);
       const before = await endpoints();
       const ps = pairs.map(({ a, b, label }) =>
         startPing(a, b, `ping-broker-restart-${label.split(' ')[0]}`),
@@ -263,7 +274,7 @@ describe('relay (symmetric pair, UDP-blocked device, restart, failover, bad inpu
     L,
     'a relay killed for good: its pairs move to the other relay',
     async () => {
-      const name = await relayedPair(symA, symB, 'sym pair relayed before the kill');
+      const name = await wantRelayedPair(symA, symB, 'sym pair relayed before the kill');
       const relay = relays.find((r) => r.name === name)!;
       const other = relays.find((r) => r !== relay)!;
       const p = startPing(symA, symB, 'ping-relay-failover');
@@ -289,6 +300,8 @@ describe('relay (symmetric pair, UDP-blocked device, restart, failover, bad inpu
     L,
     'junk, forged handshakes and floods at the relay ports forward nothing and break nothing',
     async () => {
+      // The pair in use on its relay (its traffic stops before the flood: only keepalives then).
+      await wantRelayedPair(symA, symB, 'sym pair relayed before the flood');
       const peer = await peerOf(symA, ids.get(symB)!.id);
       const endpoint = peer?.endpoint ?? '';
       const m = /^(198\.51\.100\.2[01]):(\d+)$/.exec(endpoint);
@@ -335,7 +348,7 @@ describe('relay (symmetric pair, UDP-blocked device, restart, failover, bad inpu
     'a relayed pair goes direct when the network stops blocking UDP, losing at most a few packets',
     async () => {
       const [ib, io] = [ids.get(blocked)!, ids.get(open)!];
-      await relayedPair(blocked, open, 'ub ↔ fc on the relay before UDP opens');
+      await wantRelayedPair(blocked, open, 'ub ↔ fc on the relay before UDP opens');
       const p = startPing(open, blocked, 'ping-relay-to-direct');
       await waitFor(async () => replySeqs(p.lines).length >= 10, { timeoutMs: 20_000, what: 'replies' });
       const opened = Date.now();

@@ -12,6 +12,7 @@ import {
   type TrellisBuild,
   trellisBuild,
   waitFor,
+  withTraffic,
 } from '../src';
 import { labIt, requireRoot } from './support/lab-test';
 
@@ -23,6 +24,8 @@ import { labIt, requireRoot } from './support/lab-test';
  * test caught), and the pinging side's `trellis status` must show the new
  * endpoint. The pinging side is the one that did not move: its WireGuard still points at the old
  * address, so only the reflector → broker → peer path (or the roamer's own traffic) can fix it.
+ * Paths are made on demand: each test pings the peer (the traffic that wants the path) while it
+ * waits for the direct path it starts from.
  */
 const LISTEN_PORT = 51820;
 const NEW_WAN = '192.0.2.200';
@@ -129,11 +132,13 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
       const ids = await Promise.all([roamer, pinger].map((a) => a.waitConnected().then((s) => s.self)));
       const [roamerSelf, pingerSelf] = ids as [NonNullable<(typeof ids)[0]>, NonNullable<(typeof ids)[1]>];
       const peerOf = async (a: AgentRunner, id: string) => (await a.status()).peers.find((p) => p.id === id);
-      await waitFor(
-        async () =>
-          (await peerOf(pinger, roamerSelf.id))?.path === 'direct-internet' &&
-          (await peerOf(roamer, pingerSelf.id))?.path === 'direct-internet',
-        { timeoutMs: 45_000, intervalMs: 300, what: 'both sides direct' },
+      await withTraffic(pinger, roamerSelf.address, () =>
+        waitFor(
+          async () =>
+            (await peerOf(pinger, roamerSelf.id))?.path === 'direct-internet' &&
+            (await peerOf(roamer, pingerSelf.id))?.path === 'direct-internet',
+          { timeoutMs: 45_000, intervalMs: 300, what: 'both sides direct' },
+        ),
       );
       const oldEndpoint = (await peerOf(pinger, roamerSelf.id))?.endpoint;
       expect(oldEndpoint).toBe(`${roamSite.publicAddress}:${LISTEN_PORT}`);
@@ -210,11 +215,13 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
       const roamerId = (await roamer.status()).self!.id;
       const address = (await roamer.status()).self!.address;
       const peerOf = async () => (await pinger.status()).peers.find((p) => p.id === roamerId);
-      await waitFor(async () => (await peerOf())?.path === 'direct-internet', {
-        timeoutMs: 30_000,
-        intervalMs: 200,
-        what: 'direct before the move',
-      });
+      await withTraffic(pinger, address, () =>
+        waitFor(async () => (await peerOf())?.path === 'direct-internet', {
+          timeoutMs: 30_000,
+          intervalMs: 200,
+          what: 'direct before the move',
+        }),
+      );
       const {
         changedAt: movedAt,
         changeDone: moveDone,
@@ -247,11 +254,13 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
       });
       const self = await mobile.waitConnected().then((s) => s.self);
       const peerOf = async () => (await pinger.status()).peers.find((p) => p.id === self.id);
-      await waitFor(async () => (await peerOf())?.path === 'direct-internet', {
-        timeoutMs: 30_000,
-        intervalMs: 200,
-        what: 'pinger ↔ lte direct',
-      });
+      await withTraffic(pinger, self.address, () =>
+        waitFor(async () => (await peerOf())?.path === 'direct-internet', {
+          timeoutMs: 30_000,
+          intervalMs: 200,
+          what: 'pinger ↔ lte direct',
+        }),
+      );
       const carrierAddress = '192.0.2.201';
       const { changeDone, firstAfter: after } = await pingAcross(
         pinger,
@@ -282,11 +291,13 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
       const roamerId = (await roamer.status()).self!.id;
       const roamerView = async () => (await roamer.status()).peers.find((p) => p.id === pingerSelf.id);
       const pingerView = async () => (await pinger.status()).peers.find((p) => p.id === roamerId);
-      await waitFor(
-        async () =>
-          (await roamerView())?.path === 'direct-internet' &&
-          (await pingerView())?.path === 'direct-internet',
-        { timeoutMs: 30_000, intervalMs: 200, what: 'roamer ↔ pinger direct over the internet' },
+      await withTraffic(roamer, pingerSelf.address, () =>
+        waitFor(
+          async () =>
+            (await roamerView())?.path === 'direct-internet' &&
+            (await pingerView())?.path === 'direct-internet',
+          { timeoutMs: 30_000, intervalMs: 200, what: 'roamer ↔ pinger direct over the internet' },
+        ),
       );
       expect((await roamerView())?.endpoint).toBe(`${pingerSite.publicAddress}:${LISTEN_PORT}`);
 

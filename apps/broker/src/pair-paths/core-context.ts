@@ -55,17 +55,25 @@ export class CoreContext {
     const d = this.devices.get(id);
     if (!d) return false;
     if (d.presence.state === 'online' && this.opts.tracksReflexive) return d.presence.seen.length === 0;
-    return !d.view.candidates.some((c) => c.kind === 'reflexive' || c.kind === 'portmapped');
+    return !learnedUdp(d.view);
   }
 
   /**
    * Whether the device should reach a relay over TCP: no UDP of it seen since it came online for the
-   * whole wait (a device that just came online gets UDP first; if nothing is seen by the end of the
-   * wait it is told again, with the fallback).
+   * whole wait. Within the wait its UDP may be on the way, so the netmap decides: a device whose UDP
+   * reached a reflector before (a reflexive or port-mapped candidate) gets UDP first and is told
+   * again, with the fallback, if nothing is seen by the end of the wait; one whose UDP never did
+   * keeps the fallback it is on (a broker restart, a quick reconnect: a `relay` over UDP would make
+   * its agent drop the working TCP link until the wait ends) and gets UDP once some is seen.
    */
   wantsTcp(id: string): boolean {
     const d = this.online(id);
     if (!d || !this.udpUnseen(id)) return false;
-    return this.now - d.presence.since >= this.opts.udpWaitMs;
+    return this.now - d.presence.since >= this.opts.udpWaitMs || !learnedUdp(d.view);
   }
+}
+
+/** The netmap has an address only the device's UDP can have given (a reflector's, or a port mapping). */
+function learnedUdp(view: PairDevice): boolean {
+  return view.candidates.some((c) => c.kind === 'reflexive' || c.kind === 'portmapped');
 }

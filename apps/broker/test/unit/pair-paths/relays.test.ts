@@ -150,6 +150,47 @@ describe('pair paths: relays', () => {
     expect(s.relays(B)).toHaveLength(1);
   });
 
+  it('a UDP-blocked side back online keeps the TCP fallback during its UDP wait (broker restart, quick reconnect)', async () => {
+    // Seen in the lab: after a broker restart the agents' `want-path relayed` arrived while the
+    // UDP-blocked side's wait ran; it was told the relay over UDP, dropped its working TCP link and
+    // lost 7 pings until the wait ended and TCP came again.
+    const seen = new Map<string, number>();
+    const s = scenario({
+      devices: [eimA, noUdpB],
+      reflectorsRun: true,
+      seenSince: (key, since) => ((seen.get(key) ?? -1) >= since ? ['x'] : null),
+    });
+    const r1 = s.directory.add(new FakeRelay('r1', '192.0.2.50', null, TCP_INFO));
+    const held = s.directory.adopt(r1, ACCOUNT, [KEY_A, KEY_B]);
+    s.online(B);
+    await jest.advanceTimersByTimeAsync(500);
+    s.online(A);
+    seen.set(KEY_A, Date.now());
+    s.observed(A);
+    s.want(A, B, true);
+    await settle();
+    expect(s.relays(B)).toEqual([
+      expect.objectContaining({ allocationId: held.allocationId, tcp: TCP_INFO }),
+    ]);
+    expect(s.relays(A)[0]).not.toHaveProperty('tcp');
+    // The wait ends with nothing seen from B: it is on the right transport already.
+    await jest.advanceTimersByTimeAsync(1_500);
+    expect(s.relays(B)).toHaveLength(1);
+    // A quick reconnect is told the relay again: over TCP from the start too.
+    s.offline(B);
+    await jest.advanceTimersByTimeAsync(5_000);
+    s.online(B);
+    await settle();
+    expect(s.relays(B)).toHaveLength(2);
+    expect(s.relays(B)[1]).toMatchObject({ allocationId: held.allocationId, tcp: TCP_INFO });
+    // Its UDP gets out after all (a new network): back to the relay's UDP port.
+    seen.set(KEY_B, Date.now());
+    s.observed(B);
+    expect(s.relays(B)).toHaveLength(3);
+    expect(s.relays(B)[2]).not.toHaveProperty('tcp');
+    expect(s.relays(A)).toHaveLength(1);
+  });
+
   it('a UDP-blocked device already online for long is relayed the moment its peer comes online', async () => {
     const s = scenario({ devices: [eimA, noUdpB], reflectorsRun: true });
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
