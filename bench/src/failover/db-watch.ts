@@ -1,0 +1,79 @@
+import { Client } from 'pg';
+import { nowMs } from '../stats';
+
+/**
+ * What the database (so every surviving instance) says about the dead instance's devices after the
+ * kill, polled: rows whose connection is still the dead instance's, and rows marked offline.
+ */
+export class ConnectionWatch {
+  /** Ms after `since` when no row named the dead instance any more (null: not while watched). */
+  staleClearedMs: number | null = null;
+  staleAtStart = -1;
+  maxOffline = 0;
+  private running = false;
+  private loop: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly databaseUrl: string,
+    /** The dead instance's connection id prefix (`<instance>:`). */
+    private readonly prefix: string,
+  ) {}
+
+  /** Polls every `everyMs` from `since` until stop(). */
+  start(since: number, everyMs = 100): void {
+    this.running = true;
+    this.loop = (async () => {
+      const db = new Client({ connectionString: this.databaseUrl });
+      await db.connect();
+      try {
+        while (this.running) {
+          const { rows } = await db.query<{ stale: string; offline: string }>(
+            `SELECT count(*) FILTER (WHERE connection_id LIKE $1) AS stale,
+                    count(*) FILTER (WHERE connection_id IS NULL) AS offline FROM devices`,
+            [`${this.prefix}%`],
+          );
+          const stale = Number(rows[0]?.stale);
+          const offline = Number(rows[0]?.offline);
+          if (this.staleAtStart < 0) this.staleAtStart = stale;
+          this.maxOffline = Math.max(this.maxOffline, offline);
+          if (stale === 0 && this.staleClearedMs === null) this.staleClearedMs = nowMs() - since;
+          await new Promise((r) => setTimeout(r, everyMs));
+        }
+      } finally {
+        await db.end();
+      }
+    })().catch((err: unknown) => {
+      // The figure is then missing, which the report shows; the bench goes on.
+      console.error(`database watch stopped: ${err instanceof Error ? err.message : String(err)}`);
+    });
+  }
+
+  /** Resolves once no row names the dead instance, or after `timeoutMs`. */
+  async cleared(timeoutMs: number): Promise<void> {
+    const until = nowMs() + timeoutMs;
+    while (this.staleClearedMs === null && nowMs() < until) await new Promise((r) => setTimeout(r, 100));
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+}
+
+/** The instance id prefix of the connections holding these devices (exactly one expected). */
+export async function instancePrefixOf(databaseUrl: string, deviceIds: string[]): Promise<string> {
+  const db = new Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    const { rows } = await db.query<{ instance: string | null }>(
+      `SELECT DISTINCT split_part(connection_id, ':', 1) AS instance FROM devices WHERE id = ANY($1::uuid[])`,
+      [deviceIds],
+    );
+    const instances = rows.map((r) => r.instance);
+    if (instances.length !== 1 || !instances[0])
+      throw new Error(`the victim's devices are held by ${JSON.stringify(instances)}, not by one instance`);
+    return `${instances[0]}:`;
+  } finally {
+    await db.end();
+  }
+}

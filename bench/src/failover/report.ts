@@ -1,0 +1,133 @@
+import { percentile, printTable } from '../stats';
+import type { FanOut } from './fan-out';
+
+export interface SizeResult {
+  /** Devices on the victim, and on each of the two others. */
+  n: number;
+  others: number;
+  enrollSec: number;
+  connectSec: number;
+  rehomeSec: number;
+  /** All devices on one instance; spread over three; on the two survivors after the failover. */
+  baseline: FanOut;
+  spread: FanOut;
+  after: FanOut;
+  victims: number;
+  /** Per victim device, ms from the kill: its connection closed; it had a snapshot from another instance. */
+  closedMs: number[];
+  reconnectMs: number[];
+  notReconnected: number;
+  /** Devices whose first attempt after the drop did not get a snapshot. */
+  retried: number;
+  /** Where the victim's devices landed (per instance). */
+  landed: number[];
+  collateral: number;
+  failures: Record<string, number>;
+  /** Rows naming the dead instance at the kill, and ms until none did (null: not within 30 s). */
+  staleAtKill: number;
+  staleClearedMs: number | null;
+  maxOffline: number;
+  /** Victim devices the observers (one per survivor) saw offline, and ms until online again. */
+  shownOffline: number;
+  onlineAgainMs: number[];
+  survivorCpuSec: number;
+  logs: Array<{ broker: string; level: string; msg: string; count: number }>;
+}
+
+const p = (xs: number[], q: number) => percentile(xs, q);
+
+export function sizeLine(r: SizeResult): string {
+  return (
+    `[${r.n}] fan-out p99 one instance ${p(r.baseline.times, 99).toFixed(1)} ms, three ` +
+    `${p(r.spread.times, 99).toFixed(1)} ms, after the failover ${p(r.after.times, 99).toFixed(1)} ms; ` +
+    `${r.victims} devices on the victim back on another instance p50/p99/max ` +
+    `${p(r.reconnectMs, 50).toFixed(0)}/${p(r.reconnectMs, 99).toFixed(0)}/${p(r.reconnectMs, 100).toFixed(0)} ms, ` +
+    `${r.notReconnected} not within 30 s`
+  );
+}
+
+export function printResults(results: SizeResult[], rounds: number, lists: string): void {
+  printTable(
+    `fan-out of one endpoint change to every other device, ${rounds} changes per setup (ms from the ` +
+      'changer sending it to the delta; "remote": devices on another instance than the changer)',
+    [
+      'victim+others',
+      '1 inst p50',
+      '1 inst p99',
+      '3 inst p50',
+      '3 inst p99',
+      '3 inst remote p99',
+      'p99 ×',
+      'after p50',
+      'after p99',
+      'missed',
+    ],
+    results.map((r) => [
+      `${r.n}+${r.others}+${r.others}`,
+      p(r.baseline.times, 50),
+      p(r.baseline.times, 99),
+      p(r.spread.times, 50),
+      p(r.spread.times, 99),
+      p(r.spread.remote, 99),
+      `×${(p(r.spread.times, 99) / p(r.baseline.times, 99)).toFixed(2)}`,
+      p(r.after.times, 50),
+      p(r.after.times, 99),
+      r.baseline.missing + r.spread.missing + r.after.missing,
+    ]),
+  );
+  printTable(
+    `failover: instance A SIGKILLed, its devices fail over to B and C (lists: ${lists}); ms from the kill`,
+    [
+      'on A',
+      'closed p99',
+      'back p50',
+      'back p99',
+      'back max',
+      'not in 30 s',
+      'retried',
+      'landed B/C',
+      'others dropped',
+      'A rows stale until',
+      'shown offline',
+      'online again p99',
+      'B+C CPU s',
+      'pings lost',
+    ],
+    results.map((r) => [
+      r.victims,
+      p(r.closedMs, 99),
+      p(r.reconnectMs, 50),
+      p(r.reconnectMs, 99),
+      p(r.reconnectMs, 100),
+      r.notReconnected,
+      r.retried,
+      `${r.landed[1]}/${r.landed[2]}`,
+      r.collateral,
+      r.staleClearedMs === null ? `>30 s (${r.staleAtKill} at kill)` : r.staleClearedMs,
+      r.shownOffline,
+      p(r.onlineAgainMs, 99),
+      r.survivorCpuSec,
+      'n/a',
+    ]),
+  );
+  console.log(
+    '\n"back": the device has a snapshot from another instance. "A rows stale until": until no device row' +
+      " in PostgreSQL names A's connections any more (what every survivor's netmap is built from);" +
+      ' "shown offline": victim devices the observers (one device on B, one on C) saw go offline.' +
+      '\nThe kill is a process kill on this machine: the kernel closes its sockets, so devices notice at' +
+      ' once; a machine that dies or drops off the network is noticed by the heartbeat (3 × 15 s) or TCP.' +
+      '\n"pings lost": this bench simulates the control plane only (no WireGuard data plane); the' +
+      ' data-plane figure comes from the NAT-lab three-broker test, not from here.',
+  );
+  const failures = results.flatMap((r) => Object.entries(r.failures).map(([m, c]) => `[${r.n}] ${c}× ${m}`));
+  if (failures.length > 0) console.log(`failed attempts during the failover: ${failures.join('; ')}`);
+}
+
+export function printLogs(r: SizeResult): void {
+  if (r.logs.length === 0) {
+    console.log(`[${r.n}] broker logs: nothing at warn or above`);
+    return;
+  }
+  console.log(`[${r.n}] broker logs at warn and above (instance, count, message):`);
+  for (const l of r.logs) console.log(`  ${l.broker}  ${String(l.count).padStart(5)}× ${l.level} ${l.msg}`);
+}
