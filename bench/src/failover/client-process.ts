@@ -26,6 +26,7 @@ interface Failover {
   left: number;
   collateral: number;
   failures: Record<string, number>;
+  cpu: NodeJS.CpuUsage;
   timer: NodeJS.Timeout;
 }
 
@@ -53,6 +54,8 @@ function onReady(d: SimDevice): void {
   const rec = failover?.victims.get(d.index);
   if (failover && rec && rec.closedAt !== null && rec.readyAt === null) {
     rec.readyAt = nowMs();
+    rec.openAt = d.openAt;
+    rec.challengeAt = d.challengeAt;
     rec.attempts = d.attempts;
     rec.broker = d.broker;
     if (--failover.left === 0) reportFailover();
@@ -66,8 +69,12 @@ function onDrop(d: SimDevice): void {
   else failover.collateral++;
 }
 
+/** Failed attempts (message → count) outside a failover: setup moves, retried. */
+let setupFailures: Record<string, number> = {};
+
 function onFailure(_d: SimDevice, reason: string): void {
-  if (failover) failover.failures[reason] = (failover.failures[reason] ?? 0) + 1;
+  const into = failover ? failover.failures : setupFailures;
+  into[reason] = (into[reason] ?? 0) + 1;
 }
 
 function onDelta(d: SimDevice, data: Buffer): void {
@@ -104,11 +111,13 @@ function reportFailover(): void {
   if (!f) return;
   clearTimeout(f.timer);
   failover = null;
+  const cpu = process.cpuUsage(f.cpu);
   send({
     kind: 'failover',
     devices: [...f.victims.values()],
     collateral: f.collateral,
     failures: f.failures,
+    cpuMs: (cpu.user + cpu.system) / 1000,
   });
 }
 
@@ -125,6 +134,7 @@ function reportObserved(): void {
 /** Runs `move` for each device with a bounded number of handshakes in flight; resolves when all are ready. */
 async function connectEach(list: SimDevice[], move: (d: SimDevice) => void, timeoutMs: number) {
   const started = nowMs();
+  setupFailures = {};
   let nextIndex = 0;
   let done = 0;
   const worker = async () => {
@@ -145,7 +155,13 @@ async function connectEach(list: SimDevice[], move: (d: SimDevice) => void, time
   } finally {
     clearTimeout(timer);
   }
-  send({ kind: 'connected', count: done, elapsedMs: nowMs() - started, placement: placement() });
+  send({
+    kind: 'connected',
+    count: done,
+    elapsedMs: nowMs() - started,
+    placement: placement(),
+    failures: setupFailures,
+  });
 }
 
 function handle(m: ClientCommand): void {
@@ -169,12 +185,12 @@ function handle(m: ClientCommand): void {
       return;
     }
     case 'connect':
-      connectEach(devices, (d) => d.connectTo(m.via), m.timeoutMs).catch(fail);
+      connectEach(devices, (d) => d.moveTo(m.via), m.timeoutMs).catch(fail);
       return;
     case 'rehome':
       connectEach(
         devices.filter((d) => d.broker !== d.home),
-        (d) => d.connectTo(d.home),
+        (d) => d.moveTo(d.home),
         m.timeoutMs,
       ).catch(fail);
       return;
@@ -206,6 +222,8 @@ function handle(m: ClientCommand): void {
           index: d.index,
           closedAt: null,
           readyAt: null,
+          openAt: null,
+          challengeAt: null,
           attempts: 0,
           broker: m.victim,
         });
@@ -216,6 +234,7 @@ function handle(m: ClientCommand): void {
         left: victims.size,
         collateral: 0,
         failures: {},
+        cpu: process.cpuUsage(),
         timer: setTimeout(reportFailover, m.timeoutMs),
       };
       observing = { victimIds, seen: new Map(m.observers.map((i) => [i, new Map()])) };

@@ -1,6 +1,6 @@
 /**
  * `pnpm bench failover [--sizes 100,1000] [--others 0.5] [--rounds 10] [--lists spread|same]
- *  [--log-level warn] [--keep-logs]`
+ *  [--log-level warn] [--keep-logs] [--result-file FILE]`
  * Three broker instances (A, B, C) on one fresh PostgreSQL database; N devices on A and N×others on
  * each of B and C, each a real authenticated WebSocket client with the three broker URLs (its own
  * first) that fails over as an agent does. Measures the fan-out of an endpoint change with every
@@ -8,8 +8,8 @@
  * per device of A the time until it has a snapshot from B or C, and when the database (so every
  * survivor) stops naming A's connections. Control plane only: no data-plane figure.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { API_PATHS, type EnrollResponse, PROTOCOL_VERSION } from '@trellis/proto';
 import { next, pool } from '../child-ipc';
@@ -38,6 +38,8 @@ interface Args {
   lists: Lists;
   logLevel: string;
   keepLogs: boolean;
+  /** Every result, raw (per-device times included), as JSON. */
+  resultFile?: string;
 }
 
 function args(): Args {
@@ -61,6 +63,7 @@ function args(): Args {
     lists,
     logLevel: get('--log-level') ?? 'warn',
     keepLogs: a.includes('--keep-logs'),
+    resultFile: get('--result-file'),
   };
 }
 
@@ -129,6 +132,7 @@ async function runSize(n: number, a: Args, cleanup: Cleanup): Promise<SizeResult
   log(`[${n}] baseline: all ${total} devices on A`);
   clients.send({ cmd: 'connect', via: 0, timeoutMs: SETUP_TIMEOUT_MS });
   const connected = await next<ClientReply, 'connected'>(clients, 'connected', progress);
+  noteSetupFailures(n, connected.failures);
   if (connected.placement[0] !== total)
     throw new Error(
       `baseline setup: devices per instance ${JSON.stringify(connected.placement)}, not all on A`,
@@ -145,6 +149,7 @@ async function runSize(n: number, a: Args, cleanup: Cleanup): Promise<SizeResult
   log(`[${n}] spreading: ${2 * m} devices move to B and C`);
   clients.send({ cmd: 'rehome', timeoutMs: SETUP_TIMEOUT_MS });
   const rehomed = await next<ClientReply, 'connected'>(clients, 'connected', progress);
+  noteSetupFailures(n, rehomed.failures);
   const want = [n, m, m];
   if (JSON.stringify(rehomed.placement) !== JSON.stringify(want))
     throw new Error(`spread setup: devices per instance ${JSON.stringify(rehomed.placement)}, not ${want}`);
@@ -168,6 +173,7 @@ async function runSize(n: number, a: Args, cleanup: Cleanup): Promise<SizeResult
   const cpu0 = await Promise.all(survivors.map((b) => b.stats()));
   const watch = new ConnectionWatch(databaseUrl, prefix);
   const failedOver = next<ClientReply, 'failover'>(clients, 'failover');
+  const loadAtKill = loadavg()[0]!;
   const killAt = nowMs();
   brokers[0]!.child.kill('SIGKILL');
   watch.start(killAt);
@@ -193,6 +199,8 @@ async function runSize(n: number, a: Args, cleanup: Cleanup): Promise<SizeResult
     victims: fo.devices.length,
     closedMs: fo.devices.flatMap((d) => (d.closedAt === null ? [] : [d.closedAt - killAt])),
     reconnectMs: back.map((d) => d.readyAt! - killAt),
+    openMs: back.map((d) => d.openAt! - killAt),
+    challengeMs: back.map((d) => d.challengeAt! - killAt),
     notReconnected: fo.devices.length - back.length,
     retried: back.filter((d) => d.attempts > 1).length,
     landed,
@@ -203,6 +211,8 @@ async function runSize(n: number, a: Args, cleanup: Cleanup): Promise<SizeResult
     maxOffline: watch.maxOffline,
     shownOffline: Math.max(0, ...observed.observers.map((o) => o.offlineAt.length)),
     onlineAgainMs: observed.observers.flatMap((o) => o.onlineAgainAt.map((t) => t - killAt)),
+    loadAtKill,
+    clientCpuSec: fo.cpuMs / 1000,
     survivorCpuSec: cpu1.reduce((s, c, i) => s + c.cpuUs - cpu0[i]!.cpuUs, 0) / 1e6,
   };
 
@@ -219,6 +229,12 @@ async function runSize(n: number, a: Args, cleanup: Cleanup): Promise<SizeResult
   );
   const logs = brokers.flatMap((b) => logSummary(b.logFile).map((l) => ({ broker: b.name, ...l })));
   return { ...result, after, logs };
+}
+
+/** Setup attempts that failed were retried on the same instance; worth knowing, not fatal. */
+function noteSetupFailures(n: number, failures: Record<string, number>): void {
+  const list = Object.entries(failures).map(([m, c]) => `${c}× ${m}`);
+  if (list.length > 0) log(`[${n}]   setup attempts retried: ${list.join('; ')}`);
 }
 
 /** The instances' own connected-device gauges agree with the clients (closes are processed). */
@@ -267,6 +283,7 @@ async function main(): Promise<void> {
     await cleanup.run();
   }
   printResults(results, a.rounds, a.lists);
+  if (a.resultFile) writeFileSync(a.resultFile, JSON.stringify(results, null, 1));
   process.exit(0);
 }
 

@@ -35,7 +35,7 @@ export type ClientCommand =
   | { cmd: 'start'; brokers: string[]; certPem: string; brokerPublicKey: string; devices: SimDeviceSpec[] }
   /** Connects every device to broker `via` (not its home: the one-instance baseline); replies `connected`. */
   | { cmd: 'connect'; via: number; timeoutMs: number }
-  /** The devices not at home close and connect to their home; replies `connected`. */
+  /** The devices not at home move to it (make before break); replies `connected`. */
   | { cmd: 'rehome'; timeoutMs: number }
   /** Every ready device but `exclude` must see a delta carrying `marker`; replies `armed`, then `arrivals`. */
   | { cmd: 'expect'; id: number; marker: string; exclude: number; timeoutMs: number }
@@ -58,6 +58,9 @@ export interface FailoverDevice {
   /** When its ready connection closed, when it next had a snapshot (null: not within the timeout). */
   closedAt: number | null;
   readyAt: number | null;
+  /** The successful attempt's WebSocket open and challenge. */
+  openAt: number | null;
+  challengeAt: number | null;
   /** Connection attempts from the close to the snapshot (1: the next broker took it at once). */
   attempts: number;
   broker: number;
@@ -72,7 +75,14 @@ export interface ObserverView {
 
 export type ClientReply =
   | { kind: 'started' }
-  | { kind: 'connected'; count: number; elapsedMs: number; placement: number[] }
+  /** `failures`: attempts that failed and were retried (message → count). */
+  | {
+      kind: 'connected';
+      count: number;
+      elapsedMs: number;
+      placement: number[];
+      failures: Record<string, number>;
+    }
   | { kind: 'progress'; ready: number }
   | { kind: 'armed'; id: number }
   | { kind: 'sent'; at: number }
@@ -84,6 +94,8 @@ export type ClientReply =
       collateral: number;
       /** Why attempts failed: message → count. */
       failures: Record<string, number>;
+      /** CPU of this client process from the arming to the report. */
+      cpuMs: number;
     }
   | { kind: 'observed'; observers: ObserverView[] }
   | { kind: 'placement'; placement: number[] }

@@ -16,6 +16,9 @@ export interface SizeResult {
   /** Per victim device, ms from the kill: its connection closed; it had a snapshot from another instance. */
   closedMs: number[];
   reconnectMs: number[];
+  /** The same devices: ms from the kill to the successful attempt's WebSocket open, and its challenge. */
+  openMs: number[];
+  challengeMs: number[];
   notReconnected: number;
   /** Devices whose first attempt after the drop did not get a snapshot. */
   retried: number;
@@ -31,6 +34,10 @@ export interface SizeResult {
   shownOffline: number;
   onlineAgainMs: number[];
   survivorCpuSec: number;
+  /** CPU of the one process all simulated devices share, from the kill to the last one back. */
+  clientCpuSec: number;
+  /** The machine's 1-minute load average at the kill (other work on the same cores). */
+  loadAtKill: number;
   logs: Array<{ broker: string; level: string; msg: string; count: number }>;
 }
 
@@ -91,6 +98,8 @@ export function printResults(results: SizeResult[], rounds: number, lists: strin
       'shown offline',
       'online again p99',
       'B+C CPU s',
+      'clients CPU s',
+      'load',
       'pings lost',
     ],
     results.map((r) => [
@@ -107,13 +116,16 @@ export function printResults(results: SizeResult[], rounds: number, lists: strin
       r.shownOffline,
       p(r.onlineAgainMs, 99),
       r.survivorCpuSec,
+      r.clientCpuSec,
+      r.loadAtKill,
       'n/a',
     ]),
   );
   console.log(
     '\n"back": the device has a snapshot from another instance. "A rows stale until": until no device row' +
       " in PostgreSQL names A's connections any more (what every survivor's netmap is built from);" +
-      ' "shown offline": victim devices the observers (one device on B, one on C) saw go offline.' +
+      ' "shown offline": victim devices the observers (one device on B, one on C) saw go offline;' +
+      ' "load": the 1-minute load average at the kill (everything, this bench too, on the same cores).' +
       '\nThe kill is a process kill on this machine: the kernel closes its sockets, so devices notice at' +
       ' once; a machine that dies or drops off the network is noticed by the heartbeat (3 × 15 s) or TCP.' +
       '\n"pings lost": this bench simulates the control plane only (no WireGuard data plane); the' +

@@ -15,6 +15,7 @@ import {
   PROTOCOL_VERSION,
 } from '@trellis/proto';
 import WebSocket from 'ws';
+import { nowMs } from '../stats';
 import type { SimDeviceSpec } from './messages';
 
 export interface SimDeviceIo {
@@ -38,6 +39,9 @@ export class SimDevice {
   broker = -1;
   /** Dials since the last drop (or since the device started). */
   attempts = 0;
+  /** When the latest attempt's WebSocket opened and its challenge came (where a reconnect waits). */
+  openAt = 0;
+  challengeAt = 0;
   private ws: WebSocket | null = null;
   private lastSerial: number | undefined;
   /** Position in `order` of the latest attempt, and attempts left in this round. */
@@ -46,6 +50,9 @@ export class SimDevice {
   private readonly backoff = new Backoff();
   private backoffTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Set by moveTo until the move has its snapshot. */
+  private pinned: number | null = null;
+  private retiring: WebSocket | null = null;
   private readonly auth: DeviceAuthenticator;
 
   constructor(
@@ -60,17 +67,23 @@ export class SimDevice {
     return this.spec.order[0]!;
   }
 
-  /** Drops any connection and dials broker `b` now; the rest of the list follows it as the round. */
-  connectTo(b: number): void {
-    const old = this.ws;
-    this.ws = null;
-    this.ready = false;
-    // Its close event is ignored (no longer `this.ws`); the broker sees a normal close.
-    old?.close(CloseCode.normal, 'moving');
+  /**
+   * Setup, not failover: dials broker `b`, retrying it (after backoff) rather than the rest of the
+   * list until it gives a snapshot. A current connection is closed only then (make before break):
+   * the broker replaces it at once, its offline update does not match the new connection, so peers
+   * see no online flap.
+   */
+  moveTo(b: number): void {
     clearTimeout(this.backoffTimer);
-    this.pos = this.spec.order.indexOf(b) - 1;
+    const current = this.ws;
+    this.ws = null;
+    if (this.ready) this.retiring = current;
+    else current?.terminate();
+    this.ready = false;
+    this.pinned = b;
+    this.pos = this.spec.order.indexOf(b);
     this.roundLeft = this.spec.order.length;
-    this.dialNext();
+    this.dial(b);
   }
 
   send(msg: ClientMessage): boolean {
@@ -83,6 +96,7 @@ export class SimDevice {
     this.stopped = true;
     clearTimeout(this.backoffTimer);
     this.ws?.terminate();
+    this.retiring?.terminate();
     this.ws = null;
   }
 
@@ -111,6 +125,7 @@ export class SimDevice {
       ws.terminate();
     };
     ws.on('open', () => {
+      this.openAt = nowMs();
       const hello: ClientMessage = {
         type: 'hello',
         protocolVersion: PROTOCOL_VERSION,
@@ -133,6 +148,7 @@ export class SimDevice {
         return;
       }
       if (head.includes('"challenge"')) {
+        this.challengeAt = nowMs();
         const m = JSON.parse(data.toString('utf8')) as { brokerNonce: string; brokerProof: string };
         if (!this.auth.verifyBroker(m.brokerProof, clientNonce, m.brokerNonce))
           return fail('broker proof does not verify');
@@ -141,6 +157,9 @@ export class SimDevice {
         clearTimeout(authTimer);
         this.ready = true;
         this.backoff.reset();
+        this.pinned = null;
+        this.retiring?.close(CloseCode.normal, 'moved');
+        this.retiring = null;
         this.io.onReady(this);
       }
     });
@@ -163,6 +182,11 @@ export class SimDevice {
         return;
       }
       this.io.onFailure(this, error ?? `closed ${code} before snapshot`);
+      const pinned = this.pinned;
+      if (pinned !== null) {
+        this.backoffTimer = setTimeout(() => this.dial(pinned), this.backoff.next());
+        return;
+      }
       if (this.roundLeft > 0) {
         this.dialNext();
         return;
