@@ -10,6 +10,9 @@ export class ConnectionWatch {
   staleClearedMs: number | null = null;
   staleAtStart = -1;
   maxOffline = 0;
+  /** Most backends of this database seen at once waiting on a lock, and idle inside a transaction. */
+  maxLockWaits = 0;
+  maxIdleInTx = 0;
   private running = false;
   private loop: Promise<void> = Promise.resolve();
 
@@ -34,6 +37,13 @@ export class ConnectionWatch {
           );
           const stale = Number(rows[0]?.stale);
           const offline = Number(rows[0]?.offline);
+          const activity = await db.query<{ locks: string; idle: string }>(
+            `SELECT count(*) FILTER (WHERE wait_event_type = 'Lock') AS locks,
+                    count(*) FILTER (WHERE state = 'idle in transaction') AS idle
+               FROM pg_stat_activity WHERE datname = current_database()`,
+          );
+          this.maxLockWaits = Math.max(this.maxLockWaits, Number(activity.rows[0]?.locks));
+          this.maxIdleInTx = Math.max(this.maxIdleInTx, Number(activity.rows[0]?.idle));
           if (this.staleAtStart < 0) this.staleAtStart = stale;
           this.maxOffline = Math.max(this.maxOffline, offline);
           if (stale === 0 && this.staleClearedMs === null) this.staleClearedMs = nowMs() - since;

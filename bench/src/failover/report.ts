@@ -26,10 +26,16 @@ export interface SizeResult {
   landed: number[];
   collateral: number;
   failures: Record<string, number>;
-  /** Rows naming the dead instance at the kill, and ms until none did (null: not within 30 s). */
+  /** Rows naming the dead instance at the kill, and ms until none did (null: not while watched). */
   staleAtKill: number;
   staleClearedMs: number | null;
   maxOffline: number;
+  /** PostgreSQL during the failover: most backends waiting on a lock / idle in a transaction at once. */
+  maxLockWaits: number;
+  maxIdleInTx: number;
+  /** How long the bench waited for the victim's devices (s), and how many were not back by then. */
+  giveUpSec: number;
+  neverBack: number;
   /** Victim devices the observers (one per survivor) saw offline, and ms until online again. */
   shownOffline: number;
   onlineAgainMs: number[];
@@ -91,16 +97,11 @@ export function printResults(results: SizeResult[], rounds: number, lists: strin
       'back p99',
       'back max',
       'not in 30 s',
+      'never back',
       'retried',
+      'failed attempts',
       'landed B/C',
       'others dropped',
-      'A rows stale until',
-      'shown offline',
-      'online again p99',
-      'B+C CPU s',
-      'clients CPU s',
-      'load',
-      'pings lost',
     ],
     results.map((r) => [
       r.victims,
@@ -109,12 +110,34 @@ export function printResults(results: SizeResult[], rounds: number, lists: strin
       p(r.reconnectMs, 99),
       p(r.reconnectMs, 100),
       r.notReconnected,
+      r.neverBack === 0 ? 0 : `${r.neverBack} (${r.giveUpSec} s)`,
       r.retried,
+      Object.values(r.failures).reduce((a, b) => a + b, 0),
       `${r.landed[1]}/${r.landed[2]}`,
       r.collateral,
-      r.staleClearedMs === null ? `>30 s (${r.staleAtKill} at kill)` : r.staleClearedMs,
+    ]),
+  );
+  printTable(
+    'failover: what the rest saw',
+    [
+      'on A',
+      'A rows stale until',
+      'shown offline',
+      'online again p99',
+      'PG lock waits',
+      'PG idle in tx',
+      'B+C CPU s',
+      'clients CPU s',
+      'load',
+      'pings lost',
+    ],
+    results.map((r) => [
+      r.victims,
+      r.staleClearedMs === null ? `>${r.giveUpSec} s (${r.staleAtKill} at kill)` : r.staleClearedMs,
       r.shownOffline,
       p(r.onlineAgainMs, 99),
+      r.maxLockWaits,
+      r.maxIdleInTx,
       r.survivorCpuSec,
       r.clientCpuSec,
       r.loadAtKill,
@@ -122,9 +145,13 @@ export function printResults(results: SizeResult[], rounds: number, lists: strin
     ]),
   );
   console.log(
-    '\n"back": the device has a snapshot from another instance. "A rows stale until": until no device row' +
-      " in PostgreSQL names A's connections any more (what every survivor's netmap is built from);" +
-      ' "shown offline": victim devices the observers (one device on B, one on C) saw go offline;' +
+    '\n"back": the device has a snapshot from another instance; "retried": back, but not at its first' +
+      ' attempt; "others dropped": devices of B and C that lost their connection meanwhile.' +
+      '\n"A rows stale until": until no device row in PostgreSQL names A\'s connections any more (what' +
+      ' every survivor\'s netmap is built from); "shown offline": victim devices an observer (one device' +
+      ' on B, one on C) saw go offline; "PG lock waits" / "PG idle in tx": most backends of the database' +
+      ' at once waiting on a lock / holding a transaction open, sampled every 100 ms;' +
+      ' "clients CPU": the one process all simulated devices share (from the kill to the last one back);' +
       ' "load": the 1-minute load average at the kill (everything, this bench too, on the same cores).' +
       '\nThe kill is a process kill on this machine: the kernel closes its sockets, so devices notice at' +
       ' once; a machine that dies or drops off the network is noticed by the heartbeat (3 × 15 s) or TCP.' +
