@@ -171,6 +171,7 @@ function handle(m: ClientCommand): void {
         brokers: m.brokers,
         agent: new HttpsAgent({ ca: m.certPem, keepAlive: false, maxCachedSessions: 0 }),
         brokerPublicKey: m.brokerPublicKey,
+        jitterMs: m.jitterMs,
         onReady,
         onDrop,
         onFailure,

@@ -13,6 +13,11 @@ export class ConnectionWatch {
   /** Most backends of this database seen at once waiting on a lock, and idle inside a transaction. */
   maxLockWaits = 0;
   maxIdleInTx = 0;
+  /**
+   * The account's netmap serial, sampled: every device online/offline/endpoint change bumps it in a
+   * transaction holding the account row's lock, so its rate is the cluster's change throughput.
+   */
+  readonly serials: Array<{ at: number; serial: number }> = [];
   private running = false;
   private loop: Promise<void> = Promise.resolve();
 
@@ -37,6 +42,10 @@ export class ConnectionWatch {
           );
           const stale = Number(rows[0]?.stale);
           const offline = Number(rows[0]?.offline);
+          const account = await db.query<{ serial: string }>(
+            'SELECT max(netmap_serial) AS serial FROM accounts',
+          );
+          this.serials.push({ at: nowMs(), serial: Number(account.rows[0]?.serial) });
           const activity = await db.query<{ locks: string; idle: string }>(
             `SELECT count(*) FILTER (WHERE wait_event_type = 'Lock') AS locks,
                     count(*) FILTER (WHERE state = 'idle in transaction') AS idle
@@ -56,6 +65,17 @@ export class ConnectionWatch {
       // The figure is then missing, which the report shows; the bench goes on.
       console.error(`database watch stopped: ${err instanceof Error ? err.message : String(err)}`);
     });
+  }
+
+  /** The most the serial advanced within any `windowMs`, per second. */
+  maxSerialRate(windowMs = 1000): number {
+    let best = 0;
+    let from = 0;
+    for (const s of this.serials) {
+      while (s.at - this.serials[from]!.at > windowMs) from++;
+      best = Math.max(best, s.serial - this.serials[from]!.serial);
+    }
+    return (best * 1000) / windowMs;
   }
 
   /** Resolves once no row names the dead instance, or after `timeoutMs`. */

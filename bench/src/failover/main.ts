@@ -1,6 +1,6 @@
 /**
  * `pnpm bench failover [--sizes 100,1000] [--others 0.5] [--rounds 10] [--lists spread|same]
- *  [--give-up 120] [--log-level warn] [--keep-logs] [--result-file FILE]`
+ *  [--give-up 120] [--jitter 0] [--log-level warn] [--keep-logs] [--result-file FILE]`
  * Three broker instances (A, B, C) on one fresh PostgreSQL database; N devices on A and N×others on
  * each of B and C, each a real authenticated WebSocket client with the three broker URLs (its own
  * first) that fails over as an agent does. Measures the fan-out of an endpoint change with every
@@ -38,6 +38,8 @@ interface Args {
   lists: Lists;
   logLevel: string;
   keepLogs: boolean;
+  /** Spread of the first dial after a drop (0: at once, as the agent). */
+  jitterMs: number;
   /** How long to wait for the victim's devices (the figure is still "within 30 s"). */
   giveUpSec: number;
   /** Every result, raw (per-device times included), as JSON. */
@@ -58,6 +60,8 @@ function args(): Args {
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds takes a whole number >= 1');
   const giveUpSec = Number(get('--give-up') ?? 120);
   if (!(giveUpSec >= RECONNECT_TIMEOUT_MS / 1000)) throw new Error('--give-up takes seconds >= 30');
+  const jitterMs = Number(get('--jitter') ?? 0);
+  if (!(jitterMs >= 0)) throw new Error('--jitter takes milliseconds >= 0');
   const lists = get('--lists') ?? 'spread';
   if (lists !== 'spread' && lists !== 'same') throw new Error('--lists takes spread or same');
   return {
@@ -69,6 +73,7 @@ function args(): Args {
     keepLogs: a.includes('--keep-logs'),
     resultFile: get('--result-file'),
     giveUpSec,
+    jitterMs,
   };
 }
 
@@ -131,6 +136,7 @@ async function runSize(n: number, a: Args, cleanup: Cleanup): Promise<SizeResult
     certPem,
     brokerPublicKey,
     devices: specs,
+    jitterMs: a.jitterMs,
   });
   await next<ClientReply, 'started'>(clients, 'started');
 
@@ -217,6 +223,8 @@ async function runSize(n: number, a: Args, cleanup: Cleanup): Promise<SizeResult
     maxOffline: watch.maxOffline,
     maxLockWaits: watch.maxLockWaits,
     maxIdleInTx: watch.maxIdleInTx,
+    maxChangesPerSec: watch.maxSerialRate(),
+    changes: (watch.serials.at(-1)?.serial ?? 0) - (watch.serials[0]?.serial ?? 0),
     giveUpSec: a.giveUpSec,
     neverBack: fo.devices.length - back.length,
     shownOffline: Math.max(0, ...observed.observers.map((o) => o.offlineAt.length)),
@@ -292,7 +300,11 @@ async function main(): Promise<void> {
     }
     await cleanup.run();
   }
-  printResults(results, a.rounds, a.lists);
+  printResults(
+    results,
+    a.rounds,
+    a.jitterMs ? `${a.lists}, first dial after a drop jittered 0–${a.jitterMs} ms` : a.lists,
+  );
   if (a.resultFile) writeFileSync(a.resultFile, JSON.stringify(results, null, 1));
   process.exit(0);
 }

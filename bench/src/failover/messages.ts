@@ -32,7 +32,15 @@ export interface SimDeviceSpec extends BenchDevice {
 }
 
 export type ClientCommand =
-  | { cmd: 'start'; brokers: string[]; certPem: string; brokerPublicKey: string; devices: SimDeviceSpec[] }
+  | {
+      cmd: 'start';
+      brokers: string[];
+      certPem: string;
+      brokerPublicKey: string;
+      devices: SimDeviceSpec[];
+      /** SimDeviceIo.jitterMs. */
+      jitterMs: number;
+    }
   /** Connects every device to broker `via` (not its home: the one-instance baseline); replies `connected`. */
   | { cmd: 'connect'; via: number; timeoutMs: number }
   /** The devices not at home move to it (make before break); replies `connected`. */

@@ -33,6 +33,9 @@ export interface SizeResult {
   /** PostgreSQL during the failover: most backends waiting on a lock / idle in a transaction at once. */
   maxLockWaits: number;
   maxIdleInTx: number;
+  /** Account serial bumps (device changes committed) in the busiest second of the watch, and in all. */
+  maxChangesPerSec: number;
+  changes: number;
   /** How long the bench waited for the victim's devices (s), and how many were not back by then. */
   giveUpSec: number;
   neverBack: number;
@@ -59,6 +62,7 @@ export function sizeLine(r: SizeResult): string {
   );
 }
 
+/** `lists`: how the devices' broker lists are ordered (and any jitter), for the title. */
 export function printResults(results: SizeResult[], rounds: number, lists: string): void {
   printTable(
     `fan-out of one endpoint change to every other device, ${rounds} changes per setup (ms from the ` +
@@ -126,6 +130,8 @@ export function printResults(results: SizeResult[], rounds: number, lists: strin
       'online again p99',
       'PG lock waits',
       'PG idle in tx',
+      'changes',
+      'changes/s max',
       'B+C CPU s',
       'clients CPU s',
       'load',
@@ -138,6 +144,8 @@ export function printResults(results: SizeResult[], rounds: number, lists: strin
       p(r.onlineAgainMs, 99),
       r.maxLockWaits,
       r.maxIdleInTx,
+      r.changes,
+      r.maxChangesPerSec,
       r.survivorCpuSec,
       r.clientCpuSec,
       r.loadAtKill,
@@ -150,7 +158,9 @@ export function printResults(results: SizeResult[], rounds: number, lists: strin
       '\n"A rows stale until": until no device row in PostgreSQL names A\'s connections any more (what' +
       ' every survivor\'s netmap is built from); "shown offline": victim devices an observer (one device' +
       ' on B, one on C) saw go offline; "PG lock waits" / "PG idle in tx": most backends of the database' +
-      ' at once waiting on a lock / holding a transaction open, sampled every 100 ms;' +
+      ' at once waiting on a lock / holding a transaction open, sampled every 100 ms; "changes": bumps of' +
+      " the account's netmap serial (one per committed online/offline/endpoint change, each under the" +
+      " account row's lock) while watched, and the most in one second;" +
       ' "clients CPU": the one process all simulated devices share (from the kill to the last one back);' +
       ' "load": the 1-minute load average at the kill (everything, this bench too, on the same cores).' +
       '\nThe kill is a process kill on this machine: the kernel closes its sockets, so devices notice at' +

@@ -23,6 +23,8 @@ export interface SimDeviceIo {
   brokers: readonly string[];
   agent: HttpsAgent;
   brokerPublicKey: string;
+  /** The first dial after a drop waits uniform [0, this) ms (0: at once, as the agent does). */
+  jitterMs: number;
   onReady(d: SimDevice): void;
   /** A ready connection closed (the device is already dialing the next broker). */
   onDrop(d: SimDevice): void;
@@ -178,7 +180,9 @@ export class SimDevice {
         this.attempts = 0;
         this.roundLeft = this.spec.order.length;
         this.io.onDrop(this);
-        this.dialNext();
+        if (this.io.jitterMs > 0)
+          this.backoffTimer = setTimeout(() => this.dialNext(), Math.random() * this.io.jitterMs);
+        else this.dialNext();
         return;
       }
       this.io.onFailure(this, error ?? `closed ${code} before snapshot`);
