@@ -13,6 +13,9 @@ export class ConnectionWatch {
   /** Most backends of this database seen at once waiting on a lock, and idle inside a transaction. */
   maxLockWaits = 0;
   maxIdleInTx = 0;
+  /** Samples with a lock waiter, and of those, ones where a blocker sat idle in its transaction. */
+  samplesWithWaiters = 0;
+  samplesBlockerIdle = 0;
   /**
    * The account's netmap serial, sampled: every device online/offline/endpoint change bumps it in a
    * transaction holding the account row's lock, so its rate is the cluster's change throughput.
@@ -46,13 +49,22 @@ export class ConnectionWatch {
             'SELECT max(netmap_serial) AS serial FROM accounts',
           );
           this.serials.push({ at: nowMs(), serial: Number(account.rows[0]?.serial) });
-          const activity = await db.query<{ locks: string; idle: string }>(
+          // A blocker idle in its transaction holds its locks while it waits on its broker, not on PostgreSQL.
+          const activity = await db.query<{ locks: string; idle: string; blockerIdle: boolean }>(
             `SELECT count(*) FILTER (WHERE wait_event_type = 'Lock') AS locks,
-                    count(*) FILTER (WHERE state = 'idle in transaction') AS idle
-               FROM pg_stat_activity WHERE datname = current_database()`,
+                    count(*) FILTER (WHERE state = 'idle in transaction') AS idle,
+                    coalesce(bool_or(wait_event_type = 'Lock' AND EXISTS (
+                      SELECT 1 FROM pg_stat_activity h
+                       WHERE h.pid = ANY (pg_blocking_pids(a.pid)) AND h.state = 'idle in transaction'
+                    )), false) AS "blockerIdle"
+               FROM pg_stat_activity a WHERE datname = current_database()`,
           );
-          this.maxLockWaits = Math.max(this.maxLockWaits, Number(activity.rows[0]?.locks));
-          this.maxIdleInTx = Math.max(this.maxIdleInTx, Number(activity.rows[0]?.idle));
+          const row = activity.rows[0];
+          const locks = Number(row?.locks);
+          this.maxLockWaits = Math.max(this.maxLockWaits, locks);
+          this.maxIdleInTx = Math.max(this.maxIdleInTx, Number(row?.idle));
+          if (locks > 0) this.samplesWithWaiters++;
+          if (row?.blockerIdle) this.samplesBlockerIdle++;
           if (this.staleAtStart < 0) this.staleAtStart = stale;
           this.maxOffline = Math.max(this.maxOffline, offline);
           if (stale === 0 && this.staleClearedMs === null) this.staleClearedMs = nowMs() - since;

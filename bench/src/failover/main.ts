@@ -223,6 +223,9 @@ async function runSize(n: number, a: Args, cleanup: Cleanup): Promise<SizeResult
     maxOffline: watch.maxOffline,
     maxLockWaits: watch.maxLockWaits,
     maxIdleInTx: watch.maxIdleInTx,
+    blockerIdlePct: watch.samplesWithWaiters
+      ? (100 * watch.samplesBlockerIdle) / watch.samplesWithWaiters
+      : 0,
     maxChangesPerSec: watch.maxSerialRate(),
     changes: (watch.serials.at(-1)?.serial ?? 0) - (watch.serials[0]?.serial ?? 0),
     giveUpSec: a.giveUpSec,

@@ -33,6 +33,8 @@ export interface SizeResult {
   /** PostgreSQL during the failover: most backends waiting on a lock / idle in a transaction at once. */
   maxLockWaits: number;
   maxIdleInTx: number;
+  /** Of the samples with a lock waiter, the share where a blocker was idle in its transaction (%). */
+  blockerIdlePct: number;
   /** Account serial bumps (device changes committed) in the busiest second of the watch, and in all. */
   maxChangesPerSec: number;
   changes: number;
@@ -130,6 +132,7 @@ export function printResults(results: SizeResult[], rounds: number, lists: strin
       'online again p99',
       'PG lock waits',
       'PG idle in tx',
+      'blocker idle %',
       'changes',
       'changes/s max',
       'B+C CPU s',
@@ -144,6 +147,7 @@ export function printResults(results: SizeResult[], rounds: number, lists: strin
       p(r.onlineAgainMs, 99),
       r.maxLockWaits,
       r.maxIdleInTx,
+      r.blockerIdlePct,
       r.changes,
       r.maxChangesPerSec,
       r.survivorCpuSec,
@@ -158,7 +162,9 @@ export function printResults(results: SizeResult[], rounds: number, lists: strin
       '\n"A rows stale until": until no device row in PostgreSQL names A\'s connections any more (what' +
       ' every survivor\'s netmap is built from); "shown offline": victim devices an observer (one device' +
       ' on B, one on C) saw go offline; "PG lock waits" / "PG idle in tx": most backends of the database' +
-      ' at once waiting on a lock / holding a transaction open, sampled every 100 ms; "changes": bumps of' +
+      ' at once waiting on a lock / holding a transaction open, sampled every 100 ms; "blocker idle %":' +
+      ' of the samples with a lock waiter, those where a transaction it waited for sat idle (waiting on' +
+      ' its broker, not on PostgreSQL); "changes": bumps of' +
       " the account's netmap serial (one per committed online/offline/endpoint change, each under the" +
       " account row's lock) while watched, and the most in one second;" +
       ' "clients CPU": the one process all simulated devices share (from the kill to the last one back);' +
