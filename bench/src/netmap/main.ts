@@ -20,6 +20,7 @@ import {
   PROTOCOL_VERSION,
 } from '@trellis/proto';
 import { Client } from 'pg';
+import { next, pool } from '../child-ipc';
 import { BrokerHttpClient } from '../http-client';
 import { fastKeyPair } from '../keys';
 import { nowMs, percentile, printTable } from '../stats';
@@ -79,35 +80,6 @@ function args(): Args {
   return { sizes, rounds: Number(get('--rounds') ?? 5), wanted, resultFile: get('--result-file') };
 }
 
-/** Waits for the next message of one kind from a child, failing on its error or exit. */
-function next<T extends { kind: string }, K extends T['kind']>(
-  child: ChildProcess,
-  kind: K,
-  onOther?: (m: T) => void,
-): Promise<Extract<T, { kind: K }>> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (m: T) => {
-      if (m.kind === kind) {
-        cleanup();
-        resolve(m as Extract<T, { kind: K }>);
-      } else if (m.kind === 'error') {
-        cleanup();
-        reject(new Error((m as unknown as { message: string }).message));
-      } else onOther?.(m);
-    };
-    const onExit = (code: number | null) => {
-      cleanup();
-      reject(new Error(`child exited with ${code}`));
-    };
-    const cleanup = () => {
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-    };
-    child.on('message', onMessage);
-    child.on('exit', onExit);
-  });
-}
-
 async function withDatabase<T>(name: string, fn: (url: string) => Promise<T>): Promise<T> {
   const admin = new Client({ connectionString: ADMIN_DB });
   await admin.connect();
@@ -121,22 +93,6 @@ async function withDatabase<T>(name: string, fn: (url: string) => Promise<T>): P
     await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await admin.end();
   }
-}
-
-async function pool<T>(
-  items: T[],
-  concurrency: number,
-  fn: (item: T, i: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        await fn(items[i]!, i);
-      }
-    }),
-  );
 }
 
 /** Each device wants paths to `k` distinct random peers (fewer when the account is smaller). */
