@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { NetmapRelay, ReflectorInfo, RelayBinding, RelayRequest } from '@trellis/proto';
+import type { NetmapRelay, ReflectorInfo, RelayRequest } from '@trellis/proto';
 import type { Logger } from 'pino';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
 import {
@@ -8,6 +8,7 @@ import {
   type RelayAllocationRecord,
   type RelayDirectory,
   type RelayHandle,
+  type RelayListeners,
   toNetmapRelay,
 } from '../relay/relay-directory';
 import { type RemoteRelay, RemoteRelays } from './remote-relays';
@@ -19,14 +20,7 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-type Listeners = {
-  'relay-up': (relay: RelayHandle) => void;
-  'relay-down': (relayId: string, lost: RelayAllocationRecord[]) => void;
-  expired: (allocationId: string) => void;
-  bound: (allocationId: string, publicKey: string, binding: RelayBinding) => void;
-  /** A shared relay's reflector (here or at another instance) saw a device key. */
-  observed: (relayId: string, publicKey: string, endpoint: string) => void;
-};
+type Listeners = RelayListeners;
 
 export interface ClusterRelaysOptions {
   instanceId: string;

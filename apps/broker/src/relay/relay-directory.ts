@@ -83,3 +83,25 @@ export interface LocalRelayDirectory extends RelayDirectory {
 export function toNetmapRelay(r: RelayHandle): NetmapRelay {
   return { id: r.id, name: r.name, address: r.publicAddress, ...(r.tcp ? { tcp: r.tcp } : {}) };
 }
+
+/** Whether the allocation is `accountId`'s for these two device keys (in either order). */
+export function allocationFor(
+  record: RelayAllocationRecord,
+  accountId: string,
+  keys: readonly string[],
+): boolean {
+  const [x, y] = record.sides.map((side) => side.publicKey);
+  return (
+    record.accountId === accountId && ((x === keys[0] && y === keys[1]) || (x === keys[1] && y === keys[0]))
+  );
+}
+
+/** The events a relay directory emits (see RelayDirectory.on). */
+export type RelayListeners = {
+  'relay-up': (relay: RelayHandle) => void;
+  'relay-down': (relayId: string, lost: RelayAllocationRecord[]) => void;
+  expired: (allocationId: string) => void;
+  bound: (allocationId: string, publicKey: string, binding: RelayBinding) => void;
+  /** A relay's reflector saw a device key at an endpoint (enrollment not checked here). */
+  observed: (relayId: string, publicKey: string, endpoint: string) => void;
+};

@@ -11,9 +11,11 @@ import type { LiveRelays } from '../services/relays.service';
 import { RelayAdoptions, type RelayAdoptionsOptions } from './relay-adoptions';
 import {
   type AdoptedAllocation,
+  allocationFor,
   type LocalRelayDirectory,
   type RelayAllocationRecord,
   type RelayHandle,
+  type RelayListeners,
   toNetmapRelay,
 } from './relay-directory';
 import { copyRecord, RelayEntry, type RelayIdentity, type RelayLink } from './relay-entry';
@@ -28,14 +30,7 @@ export interface RelayRegistryOptions extends RelayAdoptionsOptions {
   allocateTimeoutMs?: number;
 }
 
-type Listeners = {
-  'relay-up': (relay: RelayHandle) => void;
-  'relay-down': (relayId: string, lost: RelayAllocationRecord[]) => void;
-  expired: (allocationId: string) => void;
-  bound: (allocationId: string, publicKey: string, binding: RelayBinding) => void;
-  /** The relay's reflector saw a device key at an endpoint (enrollment not checked here). */
-  observed: (relayId: string, publicKey: string, endpoint: string) => void;
-};
+type Listeners = RelayListeners;
 
 /**
  * Relays connected to this broker instance and the allocations they hold, in memory. Allocations
@@ -151,17 +146,11 @@ export class RelayRegistry implements LocalRelayDirectory, LiveRelays {
     const adopted = await this.claimAdopted(accountId, keys);
     if (adopted && !exclude.includes(adopted.relay.id)) return adopted;
     if (adopted) this.release(adopted.record.allocationId);
-    const wanted = [...keys].sort().join(' ');
     const serving = new Set(this.relaysFor(accountId).map((r) => r.id));
     for (const relay of this.relays.values()) {
       if (!serving.has(relay.id) || exclude.includes(relay.id)) continue;
-      for (const { record } of relay.held.values()) {
-        const sides = record.sides
-          .map((s) => s.publicKey)
-          .sort()
-          .join(' ');
-        if (record.accountId === accountId && sides === wanted) return { record: copyRecord(record), relay };
-      }
+      for (const { record } of relay.held.values())
+        if (allocationFor(record, accountId, keys)) return { record: copyRecord(record), relay };
     }
     return null;
   }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { NetmapRelay, RelayBinding, RelayTcpInfo } from '@trellis/proto';
 import {
   type AdoptedAllocation,
+  allocationFor,
   type LocalRelayDirectory,
   type RelayAllocationRecord,
   type RelayHandle,
@@ -108,16 +109,9 @@ export class FakeRelayDirectory implements LocalRelayDirectory {
   }
 
   async claimAdopted(accountId: string, keys: [string, string]): Promise<AdoptedAllocation | null> {
-    const want = [...keys].sort().join(' ');
     const serving = this.relaysFor(accountId);
     const at = this.adopted.findIndex(
-      ({ record, relay }) =>
-        record.accountId === accountId &&
-        serving.includes(relay) &&
-        record.sides
-          .map((s) => s.publicKey)
-          .sort()
-          .join(' ') === want,
+      ({ record, relay }) => serving.includes(relay) && allocationFor(record, accountId, keys),
     );
     return at === -1 ? null : this.adopted.splice(at, 1)[0]!;
   }
@@ -129,14 +123,9 @@ export class FakeRelayDirectory implements LocalRelayDirectory {
   ): Promise<AdoptedAllocation | null> {
     const adopted = await this.claimAdopted(accountId, keys);
     if (adopted && !exclude.includes(adopted.relay.id)) return adopted;
-    const want = [...keys].sort().join(' ');
     for (const record of this.held.values()) {
       const relay = this.relays.find((r) => r.id === record.relayId && r.online);
-      const sides = record.sides
-        .map((s) => s.publicKey)
-        .sort()
-        .join(' ');
-      if (relay && !exclude.includes(relay.id) && record.accountId === accountId && sides === want)
+      if (relay && !exclude.includes(relay.id) && allocationFor(record, accountId, keys))
         return { record, relay };
     }
     return null;
