@@ -10,6 +10,7 @@ import type { DeviceState } from '../domain/netmap-builder';
 import { setupKeyState } from '../domain/setup-key-rules';
 import type { EventBus } from '../events/event-bus';
 import { hashSecret } from '../security/tokens';
+import { setDeviceConnection } from './device-presence';
 import { toDeviceState } from './device-state';
 import { type DeviceChange, offlineInstanceDevices } from './instance-devices';
 import { bumpSerial, type Tx, withUniqueRetry } from './tx';
@@ -269,15 +270,7 @@ export class DevicesService {
 
   /** Returns the change serial, or undefined if the device no longer exists. */
   async markOnline(deviceId: string, connectionId: string): Promise<number | undefined> {
-    const change = await this.db.transaction(async (tx) => {
-      const [row] = await tx
-        .update(devices)
-        .set({ connectionId, lastSeen: new Date() })
-        .where(eq(devices.id, deviceId))
-        .returning();
-      if (!row) return undefined;
-      return { row, serial: await bumpSerial(tx, row.accountId) };
-    });
+    const change = await setDeviceConnection(this.db, eq(devices.id, deviceId), connectionId);
     if (!change) return undefined;
     const { row, serial } = change;
     await this.bus.publish({ kind: 'device-connected', accountId: row.accountId, deviceId, connectionId });
@@ -292,15 +285,8 @@ export class DevicesService {
 
   /** Only the connection that holds the device online can take it offline (a replaced one cannot). */
   async markOffline(deviceId: string, connectionId: string): Promise<void> {
-    const change = await this.db.transaction(async (tx) => {
-      const [row] = await tx
-        .update(devices)
-        .set({ connectionId: null, lastSeen: new Date() })
-        .where(and(eq(devices.id, deviceId), eq(devices.connectionId, connectionId)))
-        .returning();
-      if (!row) return undefined;
-      return { row, serial: await bumpSerial(tx, row.accountId) };
-    });
+    const held = and(eq(devices.id, deviceId), eq(devices.connectionId, connectionId));
+    const change = await setDeviceConnection(this.db, held!, null);
     if (change) {
       await this.bus.publish({
         kind: 'device-upsert',
