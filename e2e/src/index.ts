@@ -10,7 +10,7 @@ export * from './router-kinds';
 export { Device, Site } from './site';
 export { labNamespaces, listWgSockets, sweepStale } from './sweep';
 export * from './trellis';
-export { firstLogTime } from './trellis/log-lines';
+export { firstLogTime, logExcerpt } from './trellis/log-lines';
 export {
   type EchoMessage,
   type PeerPlan,

@@ -9,6 +9,7 @@ import {
   firstLogTime,
   type Host,
   Lab,
+  logExcerpt,
   PortRestrictedNat,
   RelayRunner,
   type RouterKind,
@@ -237,7 +238,10 @@ describe('NAT matrix (real broker + agents, every pair of NAT kinds)', () => {
           (p) =>
             `${p.a.agent.device.site.name} ↔ ${p.b.agent.device.site.name} (${p.expected ? 'direct' : 'relay'})`,
         );
-        throw new Error(`pairs not connected as expected: ${names.join(', ')}\n\n${renderMatrix(pairs)}`);
+        const why = missing.map((p) => explainPair(p, pathOf, broker.logLines(), trafficAt)).join('\n');
+        throw new Error(
+          `pairs not connected as expected: ${names.join(', ')}\n\n${renderMatrix(pairs)}\n${why}`,
+        );
       }
     },
     420_000,
@@ -317,6 +321,34 @@ describe('NAT matrix (real broker + agents, every pair of NAT kinds)', () => {
     60_000,
   );
 });
+
+/**
+ * What each side and the broker did about a pair that did not connect (the lab's logs are gone
+ * once CI's machine is), times from the first traffic.
+ */
+function explainPair(
+  p: PairResult,
+  pathOf: (m: Member, peer: Member) => string,
+  brokerLines: readonly string[],
+  since: number,
+): string {
+  const name = (m: Member) => m.agent.device.site.name;
+  const ids = new Set([p.a.id, p.b.id]);
+  const aboutPair = (o: Record<string, unknown>) =>
+    (ids.has(String(o.a)) && ids.has(String(o.b)) && o.a !== o.b) ||
+    (ids.has(String(o.deviceId)) && ids.has(String(o.peerId)) && o.deviceId !== o.peerId);
+  const side = (m: Member, peer: Member) => [
+    `  ${name(m)} (${m.id}) holds ${pathOf(m, peer)}:`,
+    ...logExcerpt(m.agent.logLines(), (o) => o.peerId === peer.id, since).map((l) => `    ${l}`),
+  ];
+  return [
+    `${name(p.a)} ↔ ${name(p.b)}:`,
+    ...side(p.a, p.b),
+    ...side(p.b, p.a),
+    '  broker:',
+    ...logExcerpt(brokerLines, aboutPair, since).map((l) => `    ${l}`),
+  ].join('\n');
+}
 
 /** Packets the relay host's kernel forwarded for allocations (trellis-relay's nftables counters). */
 async function kernelForwardedPackets(host: Host): Promise<number> {
