@@ -49,7 +49,8 @@ export class InstanceLeases {
   private readonly lostHandlers = new Set<LeaseLostHandler>();
   private url: string;
   private stopRepeat: (() => void) | undefined;
-  private running: Promise<void> | undefined;
+  private renewing: Promise<boolean> | undefined;
+  private sweeping: Promise<void> | undefined;
   private renewFailing = false;
   private stopped = false;
 
@@ -84,16 +85,29 @@ export class InstanceLeases {
     this.stopRepeat = (this.opts.repeat ?? everyMs)(this.renewMs, () => void this.tick());
   }
 
-  /** One renew-and-sweep round; a call while one runs joins it instead of overlapping. */
+  /**
+   * One round: renew, then sweep. A renewal never waits for a sweep: taking a dead instance over
+   * (its devices offline, while they reconnect here) took longer than the lease in `bench
+   * failover`, and an instance whose renewal waited behind it was itself taken over. A call while a
+   * renewal (or a sweep) runs joins it instead of overlapping it.
+   */
   tick(): Promise<void> {
-    this.running ??= this.round().finally(() => {
-      this.running = undefined;
+    this.renewing ??= this.renew().finally(() => {
+      this.renewing = undefined;
     });
-    return this.running;
+    const renewing = this.renewing;
+    this.sweeping ??= renewing
+      .then((held) => (held ? this.sweep() : undefined))
+      .finally(() => {
+        this.sweeping = undefined;
+      });
+    const sweeping = this.sweeping;
+    return Promise.all([renewing, sweeping]).then(() => undefined);
   }
 
-  private async round(): Promise<void> {
-    if (this.stopped) return;
+  /** Renews the lease (registering again if it was lost); true when it is held now. */
+  private async renew(): Promise<boolean> {
+    if (this.stopped) return false;
     const { instances, logger } = this.opts;
     let held: boolean;
     try {
@@ -102,20 +116,19 @@ export class InstanceLeases {
       // Only a definite "row gone" means taken over; a database hiccup is retried next round.
       if (!this.renewFailing) logger.warn({ err: String(err) }, 'instance lease renewal failed');
       this.renewFailing = true;
-      return;
+      return false;
     }
     if (this.renewFailing) logger.info({ instanceId: this.instanceId }, 'instance lease renewed again');
     this.renewFailing = false;
-    if (!held) {
-      try {
-        await this.lost();
-      } catch (err) {
-        // Not registered again: the next round finds the row still gone and retries all of it.
-        logger.error({ err: String(err) }, 'recovering from a lost instance lease failed');
-        return;
-      }
+    if (held) return true;
+    try {
+      await this.lost();
+      return true;
+    } catch (err) {
+      // Not registered again: the next round finds the row still gone and retries all of it.
+      logger.error({ err: String(err) }, 'recovering from a lost instance lease failed');
+      return false;
     }
-    await this.sweep();
   }
 
   private async lost(): Promise<void> {
@@ -180,7 +193,7 @@ export class InstanceLeases {
     if (this.stopped) return;
     this.stopped = true;
     this.stopRepeat?.();
-    await this.running;
+    await Promise.all([this.renewing, this.sweeping]);
     const devices = await this.opts.devices.disconnectInstance(this.instanceId);
     await this.opts.instances.remove(this.instanceId);
     this.opts.logger.info({ instanceId: this.instanceId, devices }, 'instance lease released');

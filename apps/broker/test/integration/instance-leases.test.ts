@@ -266,6 +266,47 @@ describe.each(BACKENDS)('instance leases on %s', (kind) => {
     expect((await node.services.instances.list())[0]).toMatchObject({ id: leases.instanceId, live: true });
   });
 
+  it('keeps renewing while a takeover is still running (a slow sweep does not expire the sweeper)', async () => {
+    const node = await world.node();
+    const real = node.services.instances;
+    const slow = Object.create(real) as typeof real;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let entered!: () => void;
+    const inTakeover = new Promise<void>((r) => {
+      entered = r;
+    });
+    slow.takeOver = async (id) => {
+      entered();
+      await gate;
+      return real.takeOver(id);
+    };
+    const renewals: Array<Promise<boolean>> = [];
+    slow.renew = (id, ms) => {
+      const p = real.renew(id, ms);
+      renewals.push(p);
+      return p;
+    };
+    const leases = node.leases(undefined, { instances: slow });
+    await leases.start();
+    const dead = newInstanceId();
+    await (await world.node()).leases(dead).start();
+    await world.expire(dead);
+
+    const first = leases.tick();
+    await inTakeover;
+    // The sweep hangs in the takeover; the next round's renewal goes out at once regardless.
+    const second = leases.tick();
+    expect(renewals).toHaveLength(2);
+    expect(await renewals[1]).toBe(true);
+    release();
+    await Promise.all([first, second]);
+    expect(await world.leaseRow(dead)).toBeUndefined();
+    expect(await counterValue(node.metrics.instanceTakeovers)).toBe(1);
+  });
+
   it('clean shutdown takes its own devices offline and deletes its lease', async () => {
     const survivor = await world.node();
     const sLeases = survivor.leases();
