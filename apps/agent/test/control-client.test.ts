@@ -8,6 +8,7 @@ import {
   HEARTBEAT_INTERVAL_MS,
   type RelayPathMessage,
   type RelayReleaseMessage,
+  SNAPSHOT_TIMEOUT_MS,
 } from '@trellis/proto';
 import pino from 'pino';
 import { WebSocketServer } from 'ws';
@@ -327,6 +328,23 @@ describe('ControlClient against the broker double', () => {
       wss.close();
       await new Promise<void>((res) => server.close(() => res()));
     }
+  });
+
+  it('once the broker proved itself, waits SNAPSHOT_TIMEOUT_MS (not the auth timeout) for the snapshot', async () => {
+    broker.holdSnapshots = true;
+    const me = addDevice(broker, keys, 1);
+    const timers = new FakeTimers();
+    const r = recorder();
+    const c = client(me, r, { timers });
+    c.start();
+    await waitFor(() => broker.authed === 1, 10_000, 5);
+    // The auth timer gave way to the longer snapshot timer: a busy broker is not abandoned at 10 s.
+    const pending = timers.timeouts().map((t) => t.ms);
+    expect(pending).toContain(SNAPSHOT_TIMEOUT_MS);
+    expect(pending).not.toContain(AUTH_TIMEOUT_MS);
+    timers.fire(timers.timeouts().find((t) => t.ms === SNAPSHOT_TIMEOUT_MS)!);
+    expect(c.lastError).toMatch(/did not send the netmap in time/);
+    expect(r.netmaps).toEqual([]);
   });
 
   it('pings every heartbeat interval and drops a broker that went silent', async () => {

@@ -13,6 +13,7 @@ import {
   type ClientMessage,
   CloseCode,
   PROTOCOL_VERSION,
+  SNAPSHOT_TIMEOUT_MS,
 } from '@trellis/proto';
 import WebSocket from 'ws';
 import { nowMs } from '../stats';
@@ -137,8 +138,8 @@ export class SimDevice {
         ...(this.lastSerial === undefined ? {} : { lastSerial: this.lastSerial }),
       };
       ws.send(JSON.stringify(hello));
-      // As the agent: no snapshot within the auth timeout counts as a failed attempt.
-      authTimer = setTimeout(() => fail('no snapshot within the auth timeout'), AUTH_TIMEOUT_MS);
+      // As the agent: no challenge within the auth timeout counts as a failed attempt.
+      authTimer = setTimeout(() => fail('no challenge within the auth timeout'), AUTH_TIMEOUT_MS);
     });
     ws.on('message', (data: Buffer) => {
       if (this.ws !== ws) return;
@@ -155,6 +156,9 @@ export class SimDevice {
         if (!this.auth.verifyBroker(m.brokerProof, clientNonce, m.brokerNonce))
           return fail('broker proof does not verify');
         ws.send(JSON.stringify({ type: 'auth', proof: this.auth.deviceProof(clientNonce, m.brokerNonce) }));
+        // As the agent: the broker proved itself, so it gets longer for the snapshot.
+        clearTimeout(authTimer);
+        authTimer = setTimeout(() => fail('no snapshot within the snapshot timeout'), SNAPSHOT_TIMEOUT_MS);
       } else if (framed?.[1] === 'netmap') {
         clearTimeout(authTimer);
         this.ready = true;

@@ -19,6 +19,12 @@ import { NetmapRelay, RelayPathMessage, RelayReleaseMessage } from './relay';
 export const MAX_CONTROL_FRAME_BYTES = 256 * 1024;
 /** A device that does not finish authentication within this time is closed with AUTH_TIMEOUT. */
 export const AUTH_TIMEOUT_MS = 10_000;
+/**
+ * Once the broker has proved itself (challenge), how long the agent waits for its snapshot. A broker
+ * in a reconnection storm is working through a queue; agents that gave up after the 10 s above made
+ * it start over for each of them, and 1,000 devices failing over never got back (bench failover).
+ */
+export const SNAPSHOT_TIMEOUT_MS = 60_000;
 /** Agents send a ping this often; the broker closes a connection that is silent for 3 intervals. */
 export const HEARTBEAT_INTERVAL_MS = 15_000;
 

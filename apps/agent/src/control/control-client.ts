@@ -23,6 +23,7 @@ import {
   type RelayReleaseMessage,
   type ResolveHost,
   ServerMessage,
+  SNAPSHOT_TIMEOUT_MS,
 } from '@trellis/proto';
 import { fixedLookup, resolveHostAddresses } from '@trellis/tls';
 import type { Logger } from 'pino';
@@ -239,10 +240,16 @@ export class ControlClient {
     const serial = this.tracker.lastSerial ?? this.opts.lastSerial;
     if (serial !== undefined) hello.lastSerial = serial;
     this.send(hello);
+    this.startAuthTimer(AUTH_TIMEOUT_MS, 'broker did not complete authentication in time');
+  }
+
+  /** Until the snapshot: AUTH_TIMEOUT_MS for the challenge, then SNAPSHOT_TIMEOUT_MS for the netmap. */
+  private startAuthTimer(ms: number, reason: string): void {
+    this.clearTimer('authTimer');
     this.authTimer = this.timers.setTimeout(() => {
       this.authTimer = null;
-      this.fail(CloseCode.authTimeout, 'broker did not complete authentication in time');
-    }, AUTH_TIMEOUT_MS);
+      this.fail(CloseCode.authTimeout, reason);
+    }, ms);
   }
 
   private onMessage(text: string | null): void {
@@ -300,6 +307,7 @@ export class ControlClient {
     } else {
       this.phase = 'await-netmap';
       this.send({ type: 'auth', proof: this.auth.deviceProof(this.clientNonce, msg.brokerNonce) });
+      this.startAuthTimer(SNAPSHOT_TIMEOUT_MS, 'broker did not send the netmap in time');
     }
   }
 

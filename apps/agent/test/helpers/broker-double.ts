@@ -49,6 +49,10 @@ export class BrokerDouble {
   pings = 0;
   /** Sign challenges with this key instead of the real one (an impostor). */
   impostorKeys: KeyPair | null = null;
+  /** Accepts the auth proof but sends no snapshot (a broker deep in a reconnection storm). */
+  holdSnapshots = false;
+  /** Auth proofs that verified. */
+  authed = 0;
   private server: Server | null = null;
   private wss: WebSocketServer | null = null;
   private nextHost = 1;
@@ -218,6 +222,8 @@ export class BrokerDouble {
         if (!auth?.verifyDevice(msg.proof, clientNonce, brokerNonce)) {
           return ws.close(CloseCode.authFailed, 'authentication failed');
         }
+        this.authed += 1;
+        if (this.holdSnapshots) return;
         session.authed = true;
         session.serial = 1;
         const self = this.devices.get(session.deviceId!)!;
