@@ -5,6 +5,7 @@ import {
   mergeCandidates,
   orderCandidates,
   type PathKind,
+  parkingCandidate,
   pathKindOf,
 } from './candidates';
 import { isDemand, type TrafficDelta, TrafficMeter, WantSchedule } from './demand';
@@ -476,10 +477,9 @@ export class PeerPathMachine {
     return this.onRelay || this.endpoint !== null ? effects : [...effects, ...this.park()];
   }
 
-  /** Points WireGuard at the best candidate (public first), keepalive off, so its own initiation goes there. */
+  /** Points WireGuard at the best candidate (or the demand sink), keepalive off, so its own initiation goes there. */
   private park(): PathEffect[] {
-    const known = this.known();
-    const best = known.find((c) => c.kind !== 'lan')?.endpoint ?? known[0]?.endpoint ?? this.demandSink;
+    const best = parkingCandidate(this.known())?.endpoint ?? this.demandSink;
     if (best === null || best === this.endpoint) return [];
     return [this.setEndpoint(best, false)];
   }
@@ -731,9 +731,9 @@ export class PeerPathMachine {
     this.demandSeen = false;
     const effects: PathEffect[] = [this.report(a.id, 'failed', now - a.startAt)];
     if (this.relay) return [...effects, ...this.toRelay(now)];
-    // Leave WireGuard on the best public candidate without keepalive: its own initiations for
-    // packets it still has go there, and tell us whether the path is still wanted (demandSeen).
-    const park = a.candidates.find((c) => c.kind !== 'lan') ?? a.candidates[0];
+    // Leave WireGuard on a candidate without keepalive: its own initiations for packets it still
+    // has go there, and tell us whether the path is still wanted (demandSeen).
+    const park = parkingCandidate(a.candidates);
     if (park && (park.endpoint !== this.endpoint || this.keepaliveOn))
       effects.push(this.setEndpoint(park.endpoint, false));
     return effects;
