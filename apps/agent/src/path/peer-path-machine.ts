@@ -1,4 +1,5 @@
 import type { Candidate, CandidateKind, PathReportMessage, PunchMessage } from '@trellis/proto';
+import { Attempt, type Probe } from './attempt';
 import {
   hostOf,
   kindOfEndpoint,
@@ -11,40 +12,6 @@ import {
 import { isDemand, type TrafficDelta, TrafficMeter, WantSchedule } from './demand';
 import type { PathEffect, PathPhase, PathTimings, PeerPathStatus } from './path-types';
 import { RelayLeg, type RelayPath } from './relay-leg';
-
-interface Attempt {
-  id: string;
-  origin: 'punch' | 'local';
-  /** This side initiates second and retries (the punch says so, else our key sorts first). */
-  leads: boolean;
-  candidates: Candidate[];
-  deadlineMs: number;
-  /** Deadline of the candidate being tried (LAN ones get a shorter one). */
-  candidateDeadlineAt: number;
-  /** When the first candidate goes out (local clock). */
-  startAt: number;
-  /** Index of the candidate being tried; -1 before the start. */
-  index: number;
-  candidateStartedAt: number;
-  nextRetryAt: number;
-  retries: number;
-  /** Whether this candidate's first initiation went out (a punch's leader holds it back). */
-  initiated: boolean;
-  /** Endpoint the last readd pointed WireGuard at. */
-  endpoint: string | null;
-  /**
-   * Where WireGuard moved the endpoint during this candidate: the peer's initiation reached us from
-   * there (a peer-reflexive address, e.g. a symmetric NAT's port for us). Tried next, at our next
-   * re-add, instead of what was left of the list.
-   */
-  learned: string | null;
-  /**
-   * The handshake from before this candidate (a relay's session, or a path the peer just made),
-   * until our first re-add resets it: a leader that only set the endpoint still sees it, and it
-   * says nothing about the candidate.
-   */
-  priorHandshakeMs: number;
-}
 
 interface DirectPath {
   endpoint: string;
@@ -60,13 +27,7 @@ const SEEN_ATTEMPTS = 32;
  *
  * An attempt points WireGuard at each candidate in turn (LAN first) by re-adding the peer, which
  * sends a fresh handshake initiation at once, and re-adds again on a growing schedule until the
- * candidate's deadline. A handshake newer than the attempt's start means the path works.
- *
- * Initiations that cross in flight overwrite each other's handshake state in WireGuard and both
- * responses are dropped, so in a coordinated punch only the side whose key sorts first (the leader)
- * retries; the follower sends once per candidate, which opens its NAT for the leader's retries, and
- * then only answers. In attempts the agent starts itself (no coordination) both retry, the follower
- * half an interval after the leader.
+ * candidate's deadline (Attempt, Probe). A handshake newer than the attempt's start means the path works.
  *
  * With a relay allocation from the broker, every phase without a working direct path (idle,
  * backoff, waiting for a punch) keeps WireGuard on the relay (RelayLeg); attempts still move it to
@@ -78,6 +39,8 @@ export class PeerPathMachine {
   private punchCandidates: Candidate[] = [];
   private readonly seenAttempts: string[] = [];
   private attempt: Attempt | null = null;
+  /** The candidate being tried, while probing. */
+  private probe: Probe | null = null;
   private direct: DirectPath | null = null;
   private pathSince: number;
   private lastHandshakeMs = 0;
@@ -85,7 +48,6 @@ export class PeerPathMachine {
   private lastAliveAt = 0;
   private failures = 0;
   private retryAt = 0;
-  private nextPollAt = 0;
   private localIds = 0;
   /** What we last told WireGuard the endpoint is. */
   private endpoint: string | null = null;
@@ -172,9 +134,9 @@ export class PeerPathMachine {
     if (this.seenAttempts.length > SEEN_ATTEMPTS) this.seenAttempts.shift();
     this.punchCandidates = orderCandidates(msg.candidates);
     const startAt = Math.min(Math.max(localStartAt, now), now + this.t.maxStartDelayMs);
-    return this.beginAttempt(msg.attemptId, 'punch', this.punchCandidates, msg.deadlineMs, startAt, now, {
-      leads: msg.leader ?? this.leads,
-    });
+    const leads = msg.leader ?? this.leads;
+    const attempt = new Attempt(msg.attemptId, 'punch', leads, this.punchCandidates, msg.deadlineMs, startAt);
+    return this.beginAttempt(attempt, now);
   }
 
   /**
@@ -185,9 +147,7 @@ export class PeerPathMachine {
     this.relay = relay;
     if (this.phase === 'probing' && this.attempt!.origin === 'local') {
       // Our own attempt gets the short window it would have had with the relay (a punch keeps the broker's).
-      const a = this.attempt!;
-      a.deadlineMs = Math.min(a.deadlineMs, this.t.relayedDeadlineMs);
-      a.candidateDeadlineAt = Math.min(a.candidateDeadlineAt, a.candidateStartedAt + a.deadlineMs);
+      this.attempt!.capDeadline(this.probe!, this.t.relayedDeadlineMs);
     }
     if (this.phase === 'direct' || this.phase === 'probing') return [];
     if (this.phase === 'dormant') {
@@ -252,8 +212,8 @@ export class PeerPathMachine {
     // The peer's initiation through a relay moves WireGuard there: that is never a direct path.
     const viaOurRelay = endpoint !== null && this.isOurRelay(endpoint);
     const viaRelay = endpoint !== null && (viaOurRelay || this.isRelayAddress(endpoint));
-    if (this.phase === 'probing' && endpoint !== null && endpoint !== this.attempt!.endpoint && !viaRelay) {
-      this.attempt!.learned = endpoint;
+    if (this.phase === 'probing' && endpoint !== null && endpoint !== this.probe!.endpoint && !viaRelay) {
+      this.probe!.learned = endpoint;
     }
     const isNew = lastHandshakeMs > 0 && lastHandshakeMs > previous;
     if (this.phase === 'dormant') return this.observeDormant(traffic, isNew, endpoint, now);
@@ -264,11 +224,9 @@ export class PeerPathMachine {
     switch (this.phase) {
       case 'probing': {
         const a = this.attempt!;
-        if (a.index < 0 || viaRelay || lastHandshakeMs === a.priorHandshakeMs) return [];
-        // UAPI reports whole seconds: a handshake stamped inside the start's second may be ours.
-        if (lastHandshakeMs + this.t.handshakeResolutionMs <= a.startAt) return [];
-        const ep = endpoint ?? a.endpoint!;
-        return this.succeed(a.id, ep, now - a.startAt, now);
+        const p = this.probe!;
+        if (viaRelay || !p.madeBy(lastHandshakeMs, a.startAt)) return [];
+        return this.succeed(a.id, endpoint ?? p.endpoint, now - a.startAt, now);
       }
       case 'direct':
         if (viaOurRelay) return this.adoptRelay(now);
@@ -367,10 +325,8 @@ export class PeerPathMachine {
         return now + this.t.dormantPollMs; // demand: notice packets for the peer quickly
       case 'scheduled':
         return this.attempt!.startAt;
-      case 'probing': {
-        const a = this.attempt!;
-        return Math.min(a.candidateDeadlineAt, a.nextRetryAt, Math.max(this.nextPollAt, now));
-      }
+      case 'probing':
+        return this.probe!.wakeAt(now);
       case 'direct':
         if (this.movedFrom !== null) return now;
         return Math.min(this.lastAliveAt + this.t.staleAfterMs + 1, now + this.t.idlePollMs);
@@ -531,7 +487,8 @@ export class PeerPathMachine {
     const deadlineMs = this.relay
       ? Math.min(this.t.localDeadlineMs, this.t.relayedDeadlineMs)
       : this.t.localDeadlineMs;
-    return this.beginAttempt(`local:${this.localIds}`, 'local', candidates, deadlineMs, now, now);
+    const attempt = new Attempt(`local:${this.localIds}`, 'local', this.leads, candidates, deadlineMs, now);
+    return this.beginAttempt(attempt, now);
   }
 
   /** Re-adds the peer at the relay: a fresh initiation, which (re)binds us at the relay. */
@@ -604,100 +561,39 @@ export class PeerPathMachine {
     return now - this.lastAliveAt > this.t.staleAfterMs ? this.toRelay(now) : [];
   }
 
-  private beginAttempt(
-    id: string,
-    origin: Attempt['origin'],
-    candidates: Candidate[],
-    deadlineMs: number,
-    startAt: number,
-    now: number,
-    role: { leads: boolean } = { leads: this.leads },
-  ): PathEffect[] {
-    this.attempt = {
-      id,
-      origin,
-      leads: role.leads,
-      candidates,
-      deadlineMs,
-      candidateDeadlineAt: startAt,
-      startAt,
-      index: -1,
-      candidateStartedAt: startAt,
-      nextRetryAt: startAt,
-      retries: 0,
-      initiated: false,
-      endpoint: null,
-      learned: null,
-      priorHandshakeMs: 0,
-    };
+  private beginAttempt(attempt: Attempt, now: number): PathEffect[] {
+    this.attempt = attempt;
     this.leavePath('scheduled', now);
-    return now >= startAt ? this.nextCandidate(now) : [];
+    return now >= attempt.startAt ? this.nextCandidate(now) : [];
   }
 
   /** Moves to the attempt's next candidate (or gives up after the last). */
   private nextCandidate(now: number): PathEffect[] {
-    const a = this.attempt!;
-    a.index++;
-    const c = a.candidates[a.index];
-    if (c === undefined) return this.fail(now);
+    const probe = this.attempt!.nextProbe(now, this.lastHandshakeMs, this.t);
+    if (probe === null) return this.fail(now);
     this.phase = 'probing';
-    a.candidateStartedAt = now;
-    a.candidateDeadlineAt =
-      now + (c.kind === 'lan' ? Math.min(a.deadlineMs, this.t.lanDeadlineMs) : a.deadlineMs);
-    a.retries = 0;
-    a.learned = null;
-    this.nextPollAt = now + this.t.probePollMs;
-    a.priorHandshakeMs = this.lastHandshakeMs;
+    this.probe = probe;
     this.leaveRelay(now);
-    if (a.leads && a.origin === 'punch' && this.t.leaderDelayMs > 0) {
-      // Point WireGuard at the candidate (responses to the follower's initiation go there too), but
-      // initiate only after leaderDelayMs: see PathTimings.
-      a.initiated = false;
-      a.nextRetryAt = now + this.t.leaderDelayMs;
-      a.endpoint = c.endpoint;
-      return [this.setEndpoint(c.endpoint, this.keepaliveOn)];
-    }
-    a.initiated = true;
-    if (a.leads) a.nextRetryAt = now + this.t.retryIntervalMs;
-    else if (a.origin === 'local') a.nextRetryAt = now + this.t.retryIntervalMs * 1.5;
-    else a.nextRetryAt = Number.POSITIVE_INFINITY;
-    return [this.readd(c.endpoint)];
+    // A punch's leader points WireGuard at the candidate (responses to the follower's initiation go
+    // there too) but initiates only after leaderDelayMs.
+    if (!probe.initiated) return [this.setEndpoint(probe.endpoint, this.keepaliveOn)];
+    return [this.readd(probe)];
   }
 
   private probeTick(now: number): PathEffect[] {
-    const a = this.attempt!;
-    if (now >= this.nextPollAt) this.nextPollAt = now + this.t.probePollMs;
-    const due = now >= a.candidateDeadlineAt || now >= a.nextRetryAt;
-    if (due && a.learned !== null) {
-      const learned = a.learned;
-      a.learned = null;
-      if (this.insertNext(a, learned)) return this.nextCandidate(now);
+    const kindOf = (endpoint: string) => kindOfEndpoint(endpoint, this.known());
+    switch (this.attempt!.step(this.probe!, now, kindOf)) {
+      case 'next':
+        return this.nextCandidate(now);
+      case 'readd':
+        return [this.readd(this.probe!)];
+      case null:
+        return [];
     }
-    if (now >= a.candidateDeadlineAt) return this.nextCandidate(now);
-    if (now < a.nextRetryAt) return [];
-    if (!a.initiated) {
-      a.initiated = true;
-      a.nextRetryAt = now + this.t.retryIntervalMs;
-      return [this.readd(a.endpoint!)];
-    }
-    a.retries++;
-    a.nextRetryAt += this.t.retryIntervalMs * this.t.retryGrowth ** a.retries;
-    return [this.readd(a.endpoint!)];
   }
 
-  /** Makes `endpoint` the attempt's next candidate (moved up if listed later; ignored if tried). */
-  private insertNext(a: Attempt, endpoint: string): boolean {
-    const at = a.candidates.findIndex((c) => c.endpoint === endpoint);
-    if (at !== -1 && at <= a.index) return false;
-    const existing = at === -1 ? null : a.candidates.splice(at, 1)[0]!;
-    const c = existing ?? { endpoint, kind: kindOfEndpoint(endpoint, this.known()), priority: 0 };
-    a.candidates.splice(a.index + 1, 0, c);
-    return true;
-  }
-
-  private readd(endpoint: string): PathEffect {
-    this.attempt!.endpoint = endpoint;
-    this.attempt!.priorHandshakeMs = 0;
+  private readd(probe: Probe): PathEffect {
+    const endpoint = probe.readd();
     this.endpoint = endpoint;
     return this.readdEffect(endpoint);
   }
@@ -744,6 +640,7 @@ export class PeerPathMachine {
     this.movedFrom = null;
     this.phase = phase;
     this.direct = null;
+    this.probe = null;
   }
 
   private report(
