@@ -1,17 +1,28 @@
 import type { Candidate, PunchMessage } from '@trellis/proto';
-import { Attempt, type Probe } from './attempt';
+import { Attempt } from './attempt';
 import {
-  hostOf,
-  kindOfEndpoint,
-  orderCandidates,
-  type PathKind,
-  parkingCandidate,
-  pathKindOf,
-} from './candidates';
-import { isDemand, type TrafficDelta } from './demand';
-import { PathContext, type Probing } from './path-context';
+  beginAttempt,
+  nextCandidate,
+  observeProbe,
+  probeTick,
+  startLocalAttempt,
+  succeedObserved,
+} from './attempt-part';
+import { hostOf, kindOfEndpoint, orderCandidates, type PathKind, pathKindOf } from './candidates';
+import { isDemand } from './demand';
+import { demand, goDormant, inUse, observeDormant, park, waitsForRelay, wantTick } from './dormant-part';
+import { PathContext } from './path-context';
 import type { PathEffect, PathTimings, PeerPathStatus } from './path-types';
-import { RelayLeg, type RelayPath } from './relay-leg';
+import type { RelayPath } from './relay-leg';
+import {
+  adoptRelay,
+  leaveRelay,
+  lostToRelay,
+  observeRelay,
+  relayTick,
+  relayWakeAt,
+  toRelay,
+} from './relay-part';
 
 /** How many punch ids to remember so a repeated punch is ignored. */
 const SEEN_ATTEMPTS = 32;
@@ -28,8 +39,8 @@ const SEEN_ATTEMPTS = 32;
  * backoff, waiting for a punch) keeps WireGuard on the relay (RelayLeg); attempts still move it to
  * the candidates, and a failed one goes straight back to the relay.
  *
- * This class dispatches events by phase (PathContext.state); the functions below it do the work:
- * attempts and their outcome, the relay leg, dormancy and demand.
+ * This class dispatches events by phase (PathContext.state); the parts do the work: attempt-part
+ * (attempts and their outcome), relay-part (the relay leg), dormant-part (dormancy and demand).
  */
 export class PeerPathMachine {
   private readonly ctx: PathContext;
@@ -338,272 +349,4 @@ function sameEndpointSet(a: readonly Candidate[], b: readonly Candidate[]): bool
   if (a.length !== b.length) return false;
   const sb = new Set(b.map((c) => c.endpoint));
   return a.every((c) => sb.has(c.endpoint));
-}
-
-// --- attempts -------------------------------------------------------------------------------------
-
-/**
- * An attempt of our own over every known candidate. With none: the relay if we hold one and are
- * not on it, else a backoff (the want goes on) while WireGuard still has packets for the peer.
- */
-function startLocalAttempt(ctx: PathContext, now: number): PathEffect[] {
-  const candidates = ctx.known();
-  if (candidates.length === 0) {
-    ctx.attemptId = null;
-    if (ctx.relay && !ctx.onRelay) {
-      ctx.enter({ phase: 'idle' }, now);
-      return toRelay(ctx, now);
-    }
-    ctx.backOff(now + ctx.t.backoffInitialMs, now);
-    return [];
-  }
-  ctx.localIds++;
-  const t = ctx.t;
-  const deadlineMs = ctx.relay ? Math.min(t.localDeadlineMs, t.relayedDeadlineMs) : t.localDeadlineMs;
-  const attempt = new Attempt(`local:${ctx.localIds}`, 'local', ctx.leads, candidates, deadlineMs, now);
-  return beginAttempt(ctx, attempt, now);
-}
-
-/** Scheduled until the attempt's start, then its first candidate. */
-function beginAttempt(ctx: PathContext, attempt: Attempt, now: number): PathEffect[] {
-  ctx.attemptId = attempt.id;
-  ctx.enter({ phase: 'scheduled', attempt }, now);
-  return now >= attempt.startAt ? nextCandidate(ctx, attempt, now) : [];
-}
-
-/** Moves to the attempt's next candidate (or gives up after the last). */
-function nextCandidate(ctx: PathContext, attempt: Attempt, now: number): PathEffect[] {
-  const probe = attempt.nextProbe(now, ctx.lastHandshakeMs, ctx.t);
-  if (probe === null) return fail(ctx, attempt, now);
-  ctx.enter({ phase: 'probing', attempt, probe }, now);
-  leaveRelay(ctx, now);
-  // A punch's leader points WireGuard at the candidate (responses to the follower's initiation go
-  // there too) but initiates only after leaderDelayMs.
-  if (!probe.initiated) return [ctx.setEndpoint(probe.endpoint, ctx.keepaliveOn)];
-  return [readd(ctx, probe)];
-}
-
-function probeTick(ctx: PathContext, s: Probing, now: number): PathEffect[] {
-  switch (s.attempt.step(s.probe, now, (endpoint) => kindOfEndpoint(endpoint, ctx.known()))) {
-    case 'next':
-      return nextCandidate(ctx, s.attempt, now);
-    case 'readd':
-      return [readd(ctx, s.probe)];
-    case null:
-      return [];
-  }
-}
-
-/** A handshake while probing: the candidate works unless it came through a relay or is not ours. */
-function observeProbe(
-  ctx: PathContext,
-  s: Probing,
-  lastHandshakeMs: number,
-  endpoint: string | null,
-  viaRelay: boolean,
-  now: number,
-): PathEffect[] {
-  const { attempt, probe } = s;
-  if (viaRelay || !probe.madeBy(lastHandshakeMs, attempt.startAt)) return [];
-  return succeed(ctx, attempt.id, endpoint ?? probe.endpoint, now - attempt.startAt, now);
-}
-
-/** The peer reached us on its own (its punch, or WireGuard roaming): a direct path. */
-function succeedObserved(ctx: PathContext, endpoint: string, now: number): PathEffect[] {
-  ctx.localIds++;
-  return succeed(ctx, `observed:${ctx.localIds}`, endpoint, 0, now);
-}
-
-function succeed(
-  ctx: PathContext,
-  attemptId: string,
-  endpoint: string,
-  elapsedMs: number,
-  now: number,
-): PathEffect[] {
-  leaveRelay(ctx, now);
-  const kind = kindOfEndpoint(endpoint, ctx.known());
-  ctx.enter({ phase: 'direct', endpoint, kind, movedFrom: null }, now);
-  ctx.endpoint = endpoint;
-  ctx.lastAliveAt = now;
-  ctx.failures = 0;
-  ctx.want.reset();
-  ctx.meter.touch(now);
-  ctx.pathSince = now;
-  return [...ctx.keepalive(true), ctx.report(attemptId, 'direct', elapsedMs, endpoint, kind)];
-}
-
-function fail(ctx: PathContext, attempt: Attempt, now: number): PathEffect[] {
-  ctx.failures++;
-  const t = ctx.t;
-  ctx.backOff(now + Math.min(t.backoffMaxMs, t.backoffInitialMs * 2 ** (ctx.failures - 1)), now);
-  const effects: PathEffect[] = [ctx.report(attempt.id, 'failed', now - attempt.startAt)];
-  if (ctx.relay) return [...effects, ...toRelay(ctx, now)];
-  // Leave WireGuard on a candidate without keepalive: its own initiations for packets it still has
-  // go there, and tell us whether the path is still wanted (demandSeen).
-  const park = parkingCandidate(attempt.candidates);
-  if (park && (park.endpoint !== ctx.endpoint || ctx.keepaliveOn))
-    effects.push(ctx.setEndpoint(park.endpoint, false));
-  return effects;
-}
-
-function readd(ctx: PathContext, probe: Probe): PathEffect {
-  return ctx.readd(probe.readd());
-}
-
-// --- the relay leg ---------------------------------------------------------------------------------
-
-/** Re-adds the peer at the relay: a fresh initiation, which (re)binds us at the relay. */
-function toRelay(ctx: PathContext, now: number): PathEffect[] {
-  const relay = ctx.relay!;
-  leaveRelay(ctx, now);
-  ctx.onRelay = new RelayLeg(relay, ctx.leads, ctx.t, now);
-  return [ctx.readd(relay.wgEndpoint)];
-}
-
-/** WireGuard moves off the relay (to a candidate, or it roamed to the peer's direct address). */
-function leaveRelay(ctx: PathContext, now: number): void {
-  if (ctx.onRelay?.confirmedAt != null) ctx.pathSince = now;
-  ctx.onRelay = null;
-}
-
-/** A handshake while on the relay: the leg's confirmation, or its freshness once confirmed. */
-function observeRelay(ctx: PathContext, lastHandshakeMs: number, isNew: boolean, now: number): PathEffect[] {
-  const leg = ctx.onRelay!;
-  if (leg.confirmedAt !== null) {
-    if (isNew) ctx.lastAliveAt = now;
-    return [];
-  }
-  if (!leg.isFresh(lastHandshakeMs)) return [];
-  return confirmRelay(ctx, leg, now - leg.since, now);
-}
-
-function confirmRelay(ctx: PathContext, leg: RelayLeg, elapsedMs: number, now: number): PathEffect[] {
-  leg.confirmedAt = now;
-  ctx.want.reset();
-  ctx.meter.touch(now);
-  ctx.lastAliveAt = now;
-  ctx.pathSince = now;
-  const r = leg.relay;
-  return [ctx.report(`relay:${r.allocationId}`, 'relay', elapsedMs, r.endpoint, 'relay')];
-}
-
-/**
- * On a direct path, the peer's handshake came through our relay: it gave up on direct. Follow it
- * there (no re-add: that session works) and back off; on a confirmed relay the broker decides
- * when to try direct again (see the backoff tick).
- */
-function adoptRelay(ctx: PathContext, now: number): PathEffect[] {
-  ctx.backOffFromDirect(now);
-  const relay = ctx.relay!;
-  const leg = new RelayLeg(relay, ctx.leads, ctx.t, now);
-  ctx.onRelay = leg;
-  ctx.endpoint = relay.wgEndpoint;
-  return confirmRelay(ctx, leg, 0, now);
-}
-
-/**
- * On a direct path, WireGuard moved to a relay allocation we hold no `relay` for: the peer gave up
- * on direct. Not a path we can report; back off as when adopting our own relay.
- */
-function lostToRelay(ctx: PathContext, endpoint: string, now: number): PathEffect[] {
-  ctx.backOffFromDirect(now);
-  ctx.endpoint = endpoint;
-  return [];
-}
-
-/** While on the relay: the leader's re-adds until it works, and a fresh re-add once it went stale. */
-function relayTick(ctx: PathContext, now: number): PathEffect[] {
-  const leg = ctx.onRelay!;
-  if (leg.confirmedAt === null) return leg.retryDue(now) ? [ctx.readd(leg.relay.wgEndpoint)] : [];
-  return now - ctx.lastAliveAt > ctx.t.staleAfterMs ? toRelay(ctx, now) : [];
-}
-
-/** When the relay leg wants a wake-up: its confirmation window, or its going stale; null: none. */
-function relayWakeAt(ctx: PathContext, now: number): number | null {
-  const leg = ctx.onRelay;
-  if (leg === null) return null;
-  return leg.confirmedAt === null ? leg.nextWakeAt(now) : ctx.lastAliveAt + ctx.t.staleAfterMs + 1;
-}
-
-// --- dormancy and demand ---------------------------------------------------------------------------
-
-/** A path carries (or keeps open) traffic: direct, or a confirmed relay outside an attempt. */
-function inUse(ctx: PathContext): boolean {
-  const phase = ctx.state.phase;
-  if (phase === 'direct') return true;
-  const relayed = ctx.onRelay?.confirmedAt != null;
-  return relayed && (phase === 'backoff' || phase === 'idle');
-}
-
-/** Nothing wants the path: keepalive off, no attempts, no reports, until demand or the broker. */
-function goDormant(ctx: PathContext, now: number): PathEffect[] {
-  ctx.want.reset();
-  ctx.attemptId = null;
-  ctx.failures = 0;
-  ctx.enter({ phase: 'dormant' }, now);
-  const effects = ctx.keepalive(false);
-  return ctx.onRelay || ctx.endpoint !== null ? effects : [...effects, ...park(ctx)];
-}
-
-/** Points WireGuard at the best candidate (or the demand sink), keepalive off: its initiations go there. */
-function park(ctx: PathContext): PathEffect[] {
-  const best = parkingCandidate(ctx.known())?.endpoint ?? ctx.demandSink;
-  if (best === null || best === ctx.endpoint) return [];
-  return [ctx.setEndpoint(best, false)];
-}
-
-/** A dormant peer's counters: a handshake (the peer reached us) or packets for it wake it. */
-function observeDormant(
-  ctx: PathContext,
-  d: TrafficDelta,
-  isNew: boolean,
-  endpoint: string | null,
-  now: number,
-): PathEffect[] {
-  const viaOurRelay = endpoint !== null && ctx.isOurRelay(endpoint);
-  // The peer talks to us: a fresh handshake, or traffic both ways over the session still alive.
-  const alive = now - ctx.lastHandshakeMs <= ctx.t.staleAfterMs;
-  const talking = alive && (isNew || (d.tx > 0 && d.rx > 0));
-  if (talking && endpoint !== null) {
-    if (ctx.onRelay && viaOurRelay) {
-      ctx.backOff(Number.POSITIVE_INFINITY, now);
-      const effects: PathEffect[] = ctx.keepalive(true);
-      return [...effects, ...confirmRelay(ctx, ctx.onRelay, 0, now)];
-    }
-    if (!viaOurRelay && !ctx.isRelayAddress(endpoint)) return succeedObserved(ctx, endpoint, now);
-    return [];
-  }
-  return isDemand(d, isNew) ? demand(ctx, now) : [];
-}
-
-/**
- * WireGuard has packets for the peer and no path: ask the broker (it punches both sides, or
- * relays) and try ourselves meanwhile; on a relay, just use it again.
- */
-function demand(ctx: PathContext, now: number): PathEffect[] {
-  const effects = wantTick(ctx, now, true);
-  if (ctx.onRelay && ctx.relay && ctx.state.phase === 'dormant') {
-    ctx.backOff(now + ctx.t.backoffInitialMs, now);
-    return [...effects, ...toRelay(ctx, now)];
-  }
-  ctx.failures = 0;
-  return [...effects, ...startLocalAttempt(ctx, now)];
-}
-
-/** `want-path` while demand has no path (WantSchedule); `start` begins a new round. */
-function wantTick(ctx: PathContext, now: number, start = false): PathEffect[] {
-  if (start) ctx.want.reset();
-  else if (!ctx.want.active || inUse(ctx) || waitsForRelay(ctx)) return [];
-  if (!ctx.want.due(now)) return [];
-  return [{ type: 'send', message: { type: 'want-path', peerId: ctx.peerId } }];
-}
-
-/**
- * The broker answered the want with a relay: asking again would only make it punch again, which
- * takes both sides off the relay before it is confirmed (the relay's confirmation ends the want;
- * a release resumes it).
- */
-function waitsForRelay(ctx: PathContext): boolean {
-  return ctx.relay !== null;
 }
