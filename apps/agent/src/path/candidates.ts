@@ -72,6 +72,14 @@ export function mergeCandidates(punch: readonly Candidate[], netmap: readonly Ca
   return [...list.filter((c) => c.kind === 'lan'), ...list.filter((c) => c.kind !== 'lan')];
 }
 
+/**
+ * Where to leave WireGuard without keepalive when no path is in use: the best public candidate
+ * (a LAN one only when there is nothing else), so its own initiations for packets go somewhere.
+ */
+export function parkingCandidate(ordered: readonly Candidate[]): Candidate | undefined {
+  return ordered.find((c) => c.kind !== 'lan') ?? ordered[0];
+}
+
 /** The kind of an endpoint WireGuard reports: from the candidate lists, else by its address. */
 export function kindOfEndpoint(endpoint: string, known: readonly Candidate[]): CandidateKind {
   const hit = known.find((c) => c.endpoint === endpoint);
