@@ -24,10 +24,7 @@ export type PhaseState =
   | {
       phase: 'backoff';
       retryAt: number;
-      /**
-       * WireGuard had packets for the peer in this backoff: retry, else go dormant (see
-       * PathContext.lastBackoffDemand for where it starts).
-       */
+      /** WireGuard had packets for the peer in this backoff: retry, else go dormant. */
       demandSeen: boolean;
     };
 
@@ -65,13 +62,6 @@ export class PathContext {
   onRelay: RelayLeg | null = null;
   readonly meter: TrafficMeter;
   readonly want: WantSchedule;
-  /**
-   * demandSeen of the backoff that ended last (false once dormant). A backoff entered from a direct
-   * path (the peer moved to a relay) starts with it rather than false, so whether that backoff
-   * retries or goes dormant depends on an earlier one.
-   */
-  private lastBackoffDemand = false;
-
   constructor(
     readonly peerId: string,
     readonly publicKey: string,
@@ -91,8 +81,6 @@ export class PathContext {
   /** Moves to `next`; leaving a direct path ends its `since`. */
   enter(next: PhaseState, now: number): void {
     if (this.state.phase === 'direct') this.pathSince = now;
-    if (this.state.phase === 'backoff') this.lastBackoffDemand = this.state.demandSeen;
-    if (next.phase === 'dormant') this.lastBackoffDemand = false;
     this.state = next;
   }
 
@@ -105,7 +93,7 @@ export class PathContext {
   backOffFromDirect(now: number): void {
     this.failures++;
     const retryAt = now + this.t.backoffInitialMs;
-    this.enter({ phase: 'backoff', retryAt, demandSeen: this.lastBackoffDemand }, now);
+    this.backOff(retryAt, now);
   }
 
   known(): Candidate[] {

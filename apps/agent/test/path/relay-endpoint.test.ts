@@ -102,6 +102,23 @@ describe('relay endpoints are never direct', () => {
     });
   });
 
+  it('left for an allocation we hold no relay for, with no traffic since, goes dormant (an earlier backoff’s demand does not count)', () => {
+    const s = inBackoff();
+    // Traffic in this first backoff: its retry goes direct (the candidate answers now).
+    s.traffic(PEER_KEY, 96, 0);
+    s.responder = (ep) => (ep === REFLEXIVE ? 20 : null);
+    s.runUntil(T0 + 8000);
+    expect(s.mgr.statusOf(PEER_ID)?.path).toBe('direct-internet');
+    s.handshake(PEER_KEY, RELAY_ENDPOINT);
+    s.wake();
+    const movedAt = s.now;
+    expect(s.mgr.statusOf(PEER_ID)?.phase).toBe('backoff');
+    // No packets for the peer from here: the backoff ends dormant, WireGuard left on the peer's relay.
+    s.runUntil(movedAt + 60_000);
+    expect(s.mgr.statusOf(PEER_ID)?.phase).toBe('dormant');
+    expect(s.readdsSince(movedAt)).toEqual([]);
+  });
+
   it('over the TCP fallback, WireGuard on the allocation UDP address confirms the relay, never direct', () => {
     const s = inBackoff();
     s.runUntil(T0 + 2000);
