@@ -56,17 +56,28 @@ export function probeTick(ctx: PathContext, s: Probing, now: number): PathEffect
   }
 }
 
-/** A handshake while probing: the candidate works unless it came through a relay or is not ours. */
+/**
+ * A look at WireGuard while probing: the candidate works once a handshake made by this probe is
+ * seen with WireGuard on it. WireGuard on a relay instead roamed there on a relayed packet still in
+ * flight when the probe began (seen in the lab: the follower then sent the rest of its punch to the
+ * relay and failed it, 1.6 s of pings lost); it is pointed back at the candidate, session kept, and
+ * that handshake counts once packets arrive there.
+ */
 export function observeProbe(
   ctx: PathContext,
   s: Probing,
   lastHandshakeMs: number,
   endpoint: string | null,
   viaRelay: boolean,
+  rxBytes: number,
   now: number,
 ): PathEffect[] {
   const { attempt, probe } = s;
-  if (viaRelay || !probe.madeBy(lastHandshakeMs, attempt.startAt)) return [];
+  if (viaRelay) {
+    probe.seenOnRelay(lastHandshakeMs);
+    return endpoint === ctx.endpoint ? [] : [ctx.setEndpoint(probe.endpoint, ctx.keepaliveOn)];
+  }
+  if (!probe.madeBy(lastHandshakeMs, attempt.startAt, rxBytes)) return [];
   return succeed(ctx, attempt.id, endpoint ?? probe.endpoint, now - attempt.startAt, now);
 }
 

@@ -90,6 +90,11 @@ export class Probe {
    * says nothing about the candidate.
    */
   private priorHandshakeMs: number;
+  /**
+   * A handshake seen while WireGuard was on a relay (it may have come through it): it proves the
+   * candidate only once packets arrive with WireGuard back on the candidate.
+   */
+  private relayedHandshakeMs: number | null = null;
 
   constructor(
     attempt: Attempt,
@@ -118,12 +123,19 @@ export class Probe {
   }
 
   /**
-   * Whether a handshake (not through a relay) says the candidate works: not the one from before,
-   * and newer than the attempt's start (UAPI's whole seconds: one stamped in the start's second may be ours).
+   * Whether a handshake (WireGuard on the candidate now) says the candidate works: not the one from
+   * before, nor one seen on a relay unless packets (`rxBytes` since the last look) came since, and
+   * newer than the attempt's start (UAPI's whole seconds: one stamped in the start's second may be ours).
    */
-  madeBy(lastHandshakeMs: number, startAt: number): boolean {
+  madeBy(lastHandshakeMs: number, startAt: number, rxBytes: number): boolean {
     if (lastHandshakeMs === this.priorHandshakeMs) return false;
+    if (lastHandshakeMs === this.relayedHandshakeMs && rxBytes === 0) return false;
     return lastHandshakeMs + this.t.handshakeResolutionMs > startAt;
+  }
+
+  /** WireGuard was seen on a relay during this probe, with this handshake. */
+  seenOnRelay(lastHandshakeMs: number): void {
+    this.relayedHandshakeMs = lastHandshakeMs;
   }
 
   wakeAt(now: number): number {

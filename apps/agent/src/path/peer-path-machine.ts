@@ -205,7 +205,7 @@ export class PeerPathMachine {
       return observeRelay(ctx, lastHandshakeMs, isNew, now);
     switch (s.phase) {
       case 'probing':
-        return observeProbe(ctx, s, lastHandshakeMs, endpoint, viaRelay, now);
+        return observeProbe(ctx, s, lastHandshakeMs, endpoint, viaRelay, traffic.rx, now);
       case 'direct':
         if (viaOurRelay) return adoptRelay(ctx, now);
         if (viaRelay) return lostToRelay(ctx, endpoint!, now);

@@ -35,8 +35,8 @@ function failedPunch(selfKey?: string): Scenario {
 }
 
 /** failedPunch, then the relay at T0+2000, which answers every re-add after 20 ms. */
-function relayed(): Scenario {
-  const s = failedPunch();
+function relayed(selfKey?: string): Scenario {
+  const s = failedPunch(selfKey);
   s.runUntil(T0 + 2000);
   s.responder = (ep) => (ep === RELAY_ENDPOINT ? 20 : null);
   s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now));
@@ -313,6 +313,32 @@ describe('relay paths', () => {
       ['p2', 'failed'],
       [RELAY_ID, 'relay'],
     ]);
+  });
+
+  it('as a punch follower points WireGuard back at the candidate when a relayed packet in flight moved it to the relay', () => {
+    // The follower sends once per candidate and then only answers: nothing of its own would move
+    // WireGuard off the relay again before the deadline.
+    const s = relayed(FOLLOWER_KEY);
+    const candidates = [{ endpoint: REFLEXIVE, kind: 'reflexive' as const, priority: 1 }];
+    s.apply(s.mgr.punch(punchMessage({ attemptId: 'p2', startAt: T0 + 4000, candidates }), 0, s.now));
+    s.runUntil(T0 + 4050);
+    expect(s.readdsSince(T0 + 4000)).toEqual([{ at: T0 + 4000, endpoint: REFLEXIVE }]);
+    // The peer's handshake completes, but a packet it sent through the relay just before the punch
+    // arrives last: WireGuard roams there.
+    s.handshake(PEER_KEY, RELAY_ENDPOINT);
+    s.runUntil(T0 + 4400);
+    const repointed = s.log.filter((l) => l.at > T0 + 4050 && l.effect.type === 'set-endpoint');
+    expect(repointed.map((l) => l.effect)).toEqual([expect.objectContaining({ endpoint: REFLEXIVE })]);
+    expect(s.peer(PEER_KEY).endpoint).toBe(REFLEXIVE);
+    // Not yet direct: that handshake may have come through the relay.
+    expect(s.reports.slice(2)).toEqual([]);
+    // The peer's packets now arrive with WireGuard on the candidate: the punch worked.
+    s.traffic(PEER_KEY, 0, 96);
+    s.runUntil(T0 + 4800);
+    expect(s.reports.slice(2)).toEqual([
+      expect.objectContaining({ attemptId: 'p2', result: 'direct', endpoint: REFLEXIVE }),
+    ]);
+    expect(s.readdsSince(T0 + 4001)).toEqual([]);
   });
 
   it('as a punch leader does not take the relay session handshake for the candidate one', () => {
