@@ -12,7 +12,6 @@ import {
   DEFAULT_BACKOFF,
   type DeltaMessage,
   HEARTBEAT_INTERVAL_MS,
-  MAX_CONTROL_FRAME_BYTES,
   type NetinfoMessage,
   type NetmapMessage,
   type PathReportMessage,
@@ -25,16 +24,15 @@ import {
   ServerMessage,
   SNAPSHOT_TIMEOUT_MS,
 } from '@trellis/proto';
-import { fixedLookup, resolveHostAddresses } from '@trellis/tls';
+import { resolveHostAddresses } from '@trellis/tls';
 import type { Logger } from 'pino';
-import WebSocket from 'ws';
-import { controlUrl, describeTarget } from '../trust/broker-url';
+import { describeTarget } from '../trust/broker-url';
 import { describeBrokerError } from '../util/network-error';
+import { ControlSocket } from './control-socket';
 import { type Netmap, NetmapTracker } from './netmap-tracker';
 import { realTimers, type Timers } from './timers';
 
-/** Idle time before the first TCP keepalive probe; libuv then probes every second. */
-export const TCP_KEEPALIVE_IDLE_MS = 1_000;
+export { TCP_KEEPALIVE_IDLE_MS } from './control-socket';
 
 export interface ControlClientHandlers {
   /** A new complete netmap (after a snapshot or a delta). */
@@ -91,7 +89,7 @@ export class ControlClient {
   private agent: Agent;
   private readonly tracker = new NetmapTracker();
   private readonly auth: DeviceAuthenticator;
-  private ws: WebSocket | null = null;
+  private socket: ControlSocket | null = null;
   private phase: Phase = 'idle';
   private stopped = true;
   private clientNonce = '';
@@ -178,7 +176,7 @@ export class ControlClient {
   networkChanged(hasAddress: (address: string) => boolean): void {
     if (this.stopped) return;
     const local = this.localAddress;
-    if (this.ws !== null && local !== null && !hasAddress(local))
+    if (this.socket !== null && local !== null && !hasAddress(local))
       this.fail(CloseCode.normal, `this device no longer has the connection's address ${local}`);
     if (this.reconnectTimer === null) return;
     this.clearTimer('reconnectTimer');
@@ -198,35 +196,20 @@ export class ControlClient {
     this.closeReason = null;
     const where = describeTarget(target);
     this.opts.logger.debug({ broker: where }, 'connecting to broker');
-    const ws = new WebSocket(controlUrl(target.url), {
-      agent: this.agent,
-      maxPayload: MAX_CONTROL_FRAME_BYTES,
-      handshakeTimeout: AUTH_TIMEOUT_MS,
-      ...(target.address !== null ? { lookup: fixedLookup(target.address) } : {}),
-    });
-    this.ws = ws;
-    // Roaming: when the NAT in front of us changes its public address, this TCP connection is dead
-    // but nothing tells us until we send. Kernel keepalive probes every second (answered by the
-    // broker's kernel, no broker work) hit the broker from the new address, get a RST, and we
-    // reconnect at once, so the broker learns the new address and punches again within the 3 s.
-    ws.on('upgrade', (res) => {
-      res.socket.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS);
-      if (this.ws === ws) this.localAddress = unmapIpv4(res.socket.localAddress ?? null);
-    });
-    ws.on('open', () => this.onOpen(ws));
-    ws.on('message', (data, isBinary) => {
-      if (this.ws === ws) this.onMessage(isBinary ? null : data.toString());
-    });
-    ws.on('error', (err) => {
-      if (this.ws === ws) this.lastError = describeBrokerError(err, where);
-    });
-    ws.on('close', (code, reason) => {
-      if (this.ws === ws) this.onClose(code, reason.toString());
+    this.socket = new ControlSocket(target, this.agent, {
+      onLocalAddress: (address) => {
+        this.localAddress = address;
+      },
+      onOpen: () => this.onOpen(),
+      onMessage: (text) => this.onMessage(text),
+      onError: (err) => {
+        this.lastError = describeBrokerError(err, where);
+      },
+      onClose: (code, reason) => this.onClose(code, reason),
     });
   }
 
-  private onOpen(ws: WebSocket): void {
-    if (this.ws !== ws) return;
+  private onOpen(): void {
     this.phase = 'await-challenge';
     this.lastHeard = this.timers.now();
     this.clientNonce = newNonce();
@@ -417,15 +400,14 @@ export class ControlClient {
 
   /** Drops the socket without waiting for its close event (which is then ignored). */
   private teardown(code: number, reason: string): void {
-    const ws = this.ws;
+    const socket = this.socket;
     this.cleanup();
-    if (!ws) return;
-    if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
-    else ws.terminate();
+    socket?.close(code, reason);
   }
 
   private cleanup(): void {
-    this.ws = null;
+    this.socket?.detach();
+    this.socket = null;
     this.localAddress = null;
     this.phase = 'idle';
     this.clearTimer('authTimer');
@@ -445,11 +427,6 @@ export class ControlClient {
   }
 
   private send(msg: ClientMessage): void {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+    this.socket?.send(msg);
   }
-}
-
-/** A dual-stack socket's IPv4 address (::ffff:a.b.c.d) as the interface lists it. */
-function unmapIpv4(address: string | null): string | null {
-  return address?.replace(/^::ffff:(?=\d{1,3}(\.\d{1,3}){3}$)/i, '') ?? null;
 }
