@@ -11,7 +11,6 @@ import {
   CloseCode,
   DEFAULT_BACKOFF,
   type DeltaMessage,
-  HEARTBEAT_INTERVAL_MS,
   type NetinfoMessage,
   type NetmapMessage,
   type PathReportMessage,
@@ -28,6 +27,7 @@ import { resolveHostAddresses } from '@trellis/tls';
 import type { Logger } from 'pino';
 import { describeTarget } from '../trust/broker-url';
 import { describeBrokerError } from '../util/network-error';
+import { ControlHeartbeat } from './control-heartbeat';
 import { ControlSocket } from './control-socket';
 import { type Netmap, NetmapTracker } from './netmap-tracker';
 import { realTimers, type Timers } from './timers';
@@ -95,11 +95,9 @@ export class ControlClient {
   private clientNonce = '';
   private reconnectTimer: unknown = null;
   private authTimer: unknown = null;
-  private pingTimer: unknown = null;
-  private lastHeard = 0;
+  private readonly heartbeat: ControlHeartbeat;
   private endpoints: string[] | null = null;
   private netinfo: NetinfoMessage | null = null;
-  private clockPingsLeft = 0;
   private closeReason: string | null = null;
   /** The current connection's own address (set once its TCP connection is up). */
   private localAddress: string | null = null;
@@ -111,6 +109,11 @@ export class ControlClient {
     this.rotation = new BrokerRotation(opts.brokerUrls);
     this.resolveHost = opts.resolveHost ?? ((host) => resolveHostAddresses(host));
     this.agent = opts.agent;
+    this.heartbeat = new ControlHeartbeat(
+      this.timers,
+      (t) => this.send({ type: 'ping', t }),
+      () => this.fail(CloseCode.heartbeatTimeout, 'broker went silent'),
+    );
     this.auth = new DeviceAuthenticator(
       opts.keyPair.privateKey,
       opts.keyPair.publicKey,
@@ -211,7 +214,7 @@ export class ControlClient {
 
   private onOpen(): void {
     this.phase = 'await-challenge';
-    this.lastHeard = this.timers.now();
+    this.heartbeat.heard();
     this.clientNonce = newNonce();
     const hello: ClientMessage = {
       type: 'hello',
@@ -236,7 +239,7 @@ export class ControlClient {
   }
 
   private onMessage(text: string | null): void {
-    this.lastHeard = this.timers.now();
+    this.heartbeat.heard();
     let json: unknown;
     try {
       json = text === null ? null : JSON.parse(text);
@@ -265,7 +268,7 @@ export class ControlClient {
           serverTime: msg.serverTime,
           receivedAt: this.timers.now(),
         });
-        this.sendClockPing();
+        if (this.phase === 'ready') this.heartbeat.nextClockPing();
         break;
       case 'punch':
         if (this.phase === 'ready') this.opts.handlers.onPunch?.(msg);
@@ -329,16 +332,8 @@ export class ControlClient {
     this.backoff.reset();
     if (this.endpoints) this.send({ type: 'endpoints', endpoints: this.endpoints });
     if (this.netinfo) this.send(this.netinfo);
-    this.clockPingsLeft = this.opts.clockPings ?? CLOCK_PINGS;
-    this.sendClockPing();
-    this.pingTimer = this.timers.setInterval(() => this.heartbeat(), HEARTBEAT_INTERVAL_MS);
+    this.heartbeat.start(this.opts.clockPings ?? CLOCK_PINGS);
     this.opts.handlers.onConnected();
-  }
-
-  private sendClockPing(): void {
-    if (this.clockPingsLeft <= 0 || this.phase !== 'ready') return;
-    this.clockPingsLeft -= 1;
-    this.send({ type: 'ping', t: this.timers.now() });
   }
 
   /**
@@ -353,14 +348,6 @@ export class ControlClient {
   setNetinfo(netinfo: NetinfoMessage): void {
     this.netinfo = netinfo;
     if (this.phase === 'ready') this.send(netinfo);
-  }
-
-  private heartbeat(): void {
-    if (this.timers.now() - this.lastHeard > 3 * HEARTBEAT_INTERVAL_MS) {
-      this.fail(CloseCode.heartbeatTimeout, 'broker went silent');
-      return;
-    }
-    this.send({ type: 'ping', t: this.timers.now() });
   }
 
   private onClose(code: number, reason: string): void {
@@ -411,8 +398,7 @@ export class ControlClient {
     this.localAddress = null;
     this.phase = 'idle';
     this.clearTimer('authTimer');
-    if (this.pingTimer !== null) this.timers.clearInterval(this.pingTimer);
-    this.pingTimer = null;
+    this.heartbeat.stop();
   }
 
   private scheduleReconnect(delayMs: number): void {
