@@ -2,14 +2,11 @@ import type { Agent } from 'node:https';
 import { DeviceAuthenticator, type KeyPair, newNonce } from '@trellis/crypto';
 import {
   AUTH_TIMEOUT_MS,
-  Backoff,
   type BackoffOptions,
-  BrokerRotation,
   type BrokerTarget,
   type ChallengeMessage,
   type ClientMessage,
   CloseCode,
-  DEFAULT_BACKOFF,
   type DeltaMessage,
   type NetinfoMessage,
   type NetmapMessage,
@@ -30,6 +27,7 @@ import { describeBrokerError } from '../util/network-error';
 import { ControlHeartbeat } from './control-heartbeat';
 import { ControlSocket } from './control-socket';
 import { type Netmap, NetmapTracker } from './netmap-tracker';
+import { ReconnectSchedule } from './reconnect-schedule';
 import { realTimers, type Timers } from './timers';
 
 export { TCP_KEEPALIVE_IDLE_MS } from './control-socket';
@@ -83,8 +81,7 @@ type Phase = 'idle' | 'connecting' | 'await-challenge' | 'await-netmap' | 'ready
  */
 export class ControlClient {
   private readonly timers: Timers;
-  private readonly backoff: Backoff;
-  private readonly rotation: BrokerRotation;
+  private readonly reconnect: ReconnectSchedule;
   private readonly resolveHost: ResolveHost;
   private agent: Agent;
   private readonly tracker = new NetmapTracker();
@@ -93,7 +90,6 @@ export class ControlClient {
   private phase: Phase = 'idle';
   private stopped = true;
   private clientNonce = '';
-  private reconnectTimer: unknown = null;
   private authTimer: unknown = null;
   private readonly heartbeat: ControlHeartbeat;
   private endpoints: string[] | null = null;
@@ -105,8 +101,9 @@ export class ControlClient {
 
   constructor(private readonly opts: ControlClientOptions) {
     this.timers = opts.timers ?? realTimers;
-    this.backoff = new Backoff(opts.backoff ?? DEFAULT_BACKOFF);
-    this.rotation = new BrokerRotation(opts.brokerUrls);
+    this.reconnect = new ReconnectSchedule(opts.brokerUrls, opts.backoff, this.timers, opts.logger, () =>
+      this.connect(),
+    );
     this.resolveHost = opts.resolveHost ?? ((host) => resolveHostAddresses(host));
     this.agent = opts.agent;
     this.heartbeat = new ControlHeartbeat(
@@ -130,21 +127,21 @@ export class ControlClient {
   }
 
   get brokerUrls(): readonly string[] {
-    return this.rotation.urls;
+    return this.reconnect.rotation.urls;
   }
 
   /** The instance connected to (or last tried). */
   get brokerTarget(): BrokerTarget | null {
-    return this.rotation.current;
+    return this.reconnect.rotation.current;
   }
 
   /** Another list of instances or another trust: reconnects, starting with the first URL. */
   setBrokers(urls: readonly string[], agent: Agent): void {
-    this.rotation.setUrls(urls);
+    this.reconnect.rotation.setUrls(urls);
     this.agent = agent;
     if (this.stopped) return;
     const wasReady = this.phase === 'ready';
-    this.clearTimer('reconnectTimer');
+    this.reconnect.cancel();
     this.teardown(CloseCode.normal, 'broker list changed');
     if (wasReady) this.opts.handlers.onDisconnected('broker list changed');
     this.connect();
@@ -158,8 +155,7 @@ export class ControlClient {
 
   stop(): void {
     this.stopped = true;
-    this.rotation.cancel();
-    this.clearTimer('reconnectTimer');
+    this.reconnect.cancel();
     this.teardown(CloseCode.normal, 'agent stopping');
   }
 
@@ -181,18 +177,17 @@ export class ControlClient {
     const local = this.localAddress;
     if (this.socket !== null && local !== null && !hasAddress(local))
       this.fail(CloseCode.normal, `this device no longer has the connection's address ${local}`);
-    if (this.reconnectTimer === null) return;
-    this.clearTimer('reconnectTimer');
+    if (!this.reconnect.waiting) return;
+    this.reconnect.cancel();
     this.connect();
   }
 
   /** Dials the next instance of the round; at a round's end resolves the names for a new one first. */
   private connect(): void {
-    this.reconnectTimer = null;
     this.localAddress = null;
     if (this.stopped) return;
     this.phase = 'connecting';
-    this.rotation.dial(this.resolveHost, (target) => this.open(target));
+    this.reconnect.rotation.dial(this.resolveHost, (target) => this.open(target));
   }
 
   private open(target: BrokerTarget): void {
@@ -231,7 +226,7 @@ export class ControlClient {
 
   /** Until the snapshot: AUTH_TIMEOUT_MS for the challenge, then SNAPSHOT_TIMEOUT_MS for the netmap. */
   private startAuthTimer(ms: number, reason: string): void {
-    this.clearTimer('authTimer');
+    this.clearAuthTimer();
     this.authTimer = this.timers.setTimeout(() => {
       this.authTimer = null;
       this.fail(CloseCode.authTimeout, reason);
@@ -318,18 +313,17 @@ export class ControlClient {
       this.opts.logger.warn({ reason: result.reason }, 'netmap out of sync; reconnecting for a snapshot');
       this.closeReason = result.reason;
       this.teardown(CloseCode.normal, 'resync');
-      this.rotation.endRound();
-      this.scheduleReconnect(0);
+      this.reconnect.newRoundNow(this.lastError);
       return;
     }
     this.opts.handlers.onNetmap(result.netmap, 'delta');
   }
 
   private onReady(): void {
-    this.clearTimer('authTimer');
+    this.clearAuthTimer();
     this.phase = 'ready';
     this.lastError = null;
-    this.backoff.reset();
+    this.reconnect.connected();
     if (this.endpoints) this.send({ type: 'endpoints', endpoints: this.endpoints });
     if (this.netinfo) this.send(this.netinfo);
     this.heartbeat.start(this.opts.clockPings ?? CLOCK_PINGS);
@@ -379,10 +373,9 @@ export class ControlClient {
     this.retry(wasReady);
   }
 
-  /** At once to the next instance while one is left to try; after a whole round failed, backoff. */
   private retry(wasReady: boolean): void {
     if (this.stopped) return;
-    this.scheduleReconnect(this.rotation.retryNow(wasReady) ? 0 : this.backoff.next());
+    this.reconnect.afterFailure(wasReady, this.lastError);
   }
 
   /** Drops the socket without waiting for its close event (which is then ignored). */
@@ -397,19 +390,13 @@ export class ControlClient {
     this.socket = null;
     this.localAddress = null;
     this.phase = 'idle';
-    this.clearTimer('authTimer');
+    this.clearAuthTimer();
     this.heartbeat.stop();
   }
 
-  private scheduleReconnect(delayMs: number): void {
-    if (this.stopped || this.reconnectTimer !== null) return;
-    this.opts.logger.info({ delayMs, lastError: this.lastError }, 'reconnecting to broker');
-    this.reconnectTimer = this.timers.setTimeout(() => this.connect(), delayMs);
-  }
-
-  private clearTimer(which: 'reconnectTimer' | 'authTimer'): void {
-    if (this[which] !== null) this.timers.clearTimeout(this[which]);
-    this[which] = null;
+  private clearAuthTimer(): void {
+    if (this.authTimer !== null) this.timers.clearTimeout(this.authTimer);
+    this.authTimer = null;
   }
 
   private send(msg: ClientMessage): void {
