@@ -1,5 +1,5 @@
 import type { Agent } from 'node:https';
-import { DeviceAuthenticator, type KeyPair, newNonce } from '@trellis/crypto';
+import type { KeyPair } from '@trellis/crypto';
 import {
   AUTH_TIMEOUT_MS,
   type BackoffOptions,
@@ -12,20 +12,19 @@ import {
   type NetmapMessage,
   type PathReportMessage,
   type PathWantMessage,
-  PROTOCOL_VERSION,
   type PunchMessage,
   type RelayPathMessage,
   type RelayReleaseMessage,
   type ResolveHost,
-  ServerMessage,
   SNAPSHOT_TIMEOUT_MS,
 } from '@trellis/proto';
 import { resolveHostAddresses } from '@trellis/tls';
 import type { Logger } from 'pino';
 import { describeTarget } from '../trust/broker-url';
 import { describeBrokerError } from '../util/network-error';
+import { ControlHandshake } from './control-handshake';
 import { ControlHeartbeat } from './control-heartbeat';
-import { ControlSocket } from './control-socket';
+import { ControlSocket, decodeServerMessage } from './control-socket';
 import { type Netmap, NetmapTracker } from './netmap-tracker';
 import { ReconnectSchedule } from './reconnect-schedule';
 import { realTimers, type Timers } from './timers';
@@ -85,11 +84,10 @@ export class ControlClient {
   private readonly resolveHost: ResolveHost;
   private agent: Agent;
   private readonly tracker = new NetmapTracker();
-  private readonly auth: DeviceAuthenticator;
+  private readonly handshake: ControlHandshake;
   private socket: ControlSocket | null = null;
   private phase: Phase = 'idle';
   private stopped = true;
-  private clientNonce = '';
   private authTimer: unknown = null;
   private readonly heartbeat: ControlHeartbeat;
   private endpoints: string[] | null = null;
@@ -111,11 +109,7 @@ export class ControlClient {
       (t) => this.send({ type: 'ping', t }),
       () => this.fail(CloseCode.heartbeatTimeout, 'broker went silent'),
     );
-    this.auth = new DeviceAuthenticator(
-      opts.keyPair.privateKey,
-      opts.keyPair.publicKey,
-      opts.brokerPublicKey,
-    );
+    this.handshake = new ControlHandshake(opts.deviceId, opts.keyPair, opts.brokerPublicKey);
   }
 
   get connected(): boolean {
@@ -210,17 +204,7 @@ export class ControlClient {
   private onOpen(): void {
     this.phase = 'await-challenge';
     this.heartbeat.heard();
-    this.clientNonce = newNonce();
-    const hello: ClientMessage = {
-      type: 'hello',
-      protocolVersion: PROTOCOL_VERSION,
-      deviceId: this.opts.deviceId,
-      publicKey: this.opts.keyPair.publicKey,
-      clientNonce: this.clientNonce,
-    };
-    const serial = this.tracker.lastSerial ?? this.opts.lastSerial;
-    if (serial !== undefined) hello.lastSerial = serial;
-    this.send(hello);
+    this.send(this.handshake.hello(this.tracker.lastSerial ?? this.opts.lastSerial));
     this.startAuthTimer(AUTH_TIMEOUT_MS, 'broker did not complete authentication in time');
   }
 
@@ -235,18 +219,11 @@ export class ControlClient {
 
   private onMessage(text: string | null): void {
     this.heartbeat.heard();
-    let json: unknown;
-    try {
-      json = text === null ? null : JSON.parse(text);
-    } catch {
-      json = null;
-    }
-    const parsed = ServerMessage.safeParse(json);
-    if (!parsed.success) {
+    const msg = decodeServerMessage(text);
+    if (!msg) {
       this.fail(CloseCode.badMessage, 'broker sent a malformed control message');
       return;
     }
-    const msg = parsed.data;
     switch (msg.type) {
       case 'challenge':
         this.onChallenge(msg);
@@ -280,16 +257,19 @@ export class ControlClient {
   private onChallenge(msg: ChallengeMessage): void {
     if (this.phase !== 'await-challenge') {
       this.fail(CloseCode.badMessage, 'unexpected challenge');
-    } else if (!this.auth.verifyBroker(msg.brokerProof, this.clientNonce, msg.brokerNonce)) {
+      return;
+    }
+    const auth = this.handshake.answer(msg);
+    if (!auth) {
       this.fail(
         CloseCode.authFailed,
         'broker failed to prove its identity (its key differs from the one pinned at enrollment)',
       );
-    } else {
-      this.phase = 'await-netmap';
-      this.send({ type: 'auth', proof: this.auth.deviceProof(this.clientNonce, msg.brokerNonce) });
-      this.startAuthTimer(SNAPSHOT_TIMEOUT_MS, 'broker did not send the netmap in time');
+      return;
     }
+    this.phase = 'await-netmap';
+    this.send(auth);
+    this.startAuthTimer(SNAPSHOT_TIMEOUT_MS, 'broker did not send the netmap in time');
   }
 
   private onSnapshot(msg: NetmapMessage): void {

@@ -4,6 +4,7 @@ import {
   type BrokerTarget,
   type ClientMessage,
   MAX_CONTROL_FRAME_BYTES,
+  ServerMessage,
 } from '@trellis/proto';
 import { fixedLookup } from '@trellis/tls';
 import WebSocket from 'ws';
@@ -75,6 +76,18 @@ export class ControlSocket {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.close(code, reason);
     else this.ws.terminate();
   }
+}
+
+/** A broker message; null for a frame that is binary, not JSON, or no valid message. */
+export function decodeServerMessage(text: string | null): ServerMessage | null {
+  let json: unknown;
+  try {
+    json = text === null ? null : JSON.parse(text);
+  } catch {
+    json = null;
+  }
+  const parsed = ServerMessage.safeParse(json);
+  return parsed.success ? parsed.data : null;
 }
 
 /** A dual-stack socket's IPv4 address (::ffff:a.b.c.d) as the interface lists it. */
