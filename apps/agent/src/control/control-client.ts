@@ -1,8 +1,6 @@
 import type { Agent } from 'node:https';
-import type { KeyPair } from '@trellis/crypto';
 import {
   AUTH_TIMEOUT_MS,
-  type BackoffOptions,
   type BrokerTarget,
   type ChallengeMessage,
   type ClientMessage,
@@ -12,63 +10,22 @@ import {
   type NetmapMessage,
   type PathReportMessage,
   type PathWantMessage,
-  type PunchMessage,
-  type RelayPathMessage,
-  type RelayReleaseMessage,
   type ResolveHost,
   SNAPSHOT_TIMEOUT_MS,
 } from '@trellis/proto';
 import { resolveHostAddresses } from '@trellis/tls';
-import type { Logger } from 'pino';
 import { describeTarget } from '../trust/broker-url';
 import { describeBrokerError } from '../util/network-error';
+import type { ControlClientOptions } from './control-client-options';
 import { ControlHandshake } from './control-handshake';
-import { ControlHeartbeat } from './control-heartbeat';
+import { ControlHeartbeat, DEFAULT_CLOCK_PINGS } from './control-heartbeat';
 import { ControlSocket, decodeServerMessage } from './control-socket';
-import { type Netmap, NetmapTracker } from './netmap-tracker';
+import { NetmapTracker } from './netmap-tracker';
 import { ReconnectSchedule } from './reconnect-schedule';
 import { realTimers, type Timers } from './timers';
 
+export type { ControlClientHandlers, ControlClientOptions } from './control-client-options';
 export { TCP_KEEPALIVE_IDLE_MS } from './control-socket';
-
-export interface ControlClientHandlers {
-  /** A new complete netmap (after a snapshot or a delta). */
-  onNetmap(netmap: Netmap, kind: 'snapshot' | 'delta'): void;
-  onConnected(): void;
-  onDisconnected(reason: string): void;
-  /** The broker closed with deviceRemoved: this device is no longer enrolled. No reconnect. */
-  onDeviceRemoved(): void;
-  /** The broker coordinates a hole punch with a peer. */
-  onPunch?(msg: PunchMessage): void;
-  /** Use a relay allocation for a peer (the handler ignores peers it does not know). */
-  onRelay?(msg: RelayPathMessage): void;
-  /** The broker released a relay allocation. */
-  onRelayRelease?(msg: RelayReleaseMessage): void;
-  /** A ping's round trip: local send and receive times and the broker's clock (clock offset input). */
-  onClockSample?(sample: { sentAt: number; serverTime: number; receivedAt: number }): void;
-}
-
-/** Pings sent right after authentication, each after the previous pong, so the clock offset is known early. */
-const CLOCK_PINGS = 3;
-
-export interface ControlClientOptions {
-  /** Instances of one broker (one database, one static key), tried in this order. */
-  brokerUrls: readonly string[];
-  agent: Agent;
-  /** Every address of a broker host name (default: the system resolver, bounded). */
-  resolveHost?: ResolveHost;
-  deviceId: string;
-  keyPair: KeyPair;
-  brokerPublicKey: string;
-  handlers: ControlClientHandlers;
-  logger: Logger;
-  timers?: Timers;
-  backoff?: BackoffOptions;
-  /** Serial of a netmap loaded from disk, sent as a hint. */
-  lastSerial?: number;
-  /** Pings right after authentication for the clock offset (default 3). */
-  clockPings?: number;
-}
 
 type Phase = 'idle' | 'connecting' | 'await-challenge' | 'await-netmap' | 'ready';
 
@@ -306,7 +263,7 @@ export class ControlClient {
     this.reconnect.connected();
     if (this.endpoints) this.send({ type: 'endpoints', endpoints: this.endpoints });
     if (this.netinfo) this.send(this.netinfo);
-    this.heartbeat.start(this.opts.clockPings ?? CLOCK_PINGS);
+    this.heartbeat.start(this.opts.clockPings ?? DEFAULT_CLOCK_PINGS);
     this.opts.handlers.onConnected();
   }
 

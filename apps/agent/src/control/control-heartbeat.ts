@@ -1,6 +1,9 @@
 import { HEARTBEAT_INTERVAL_MS } from '@trellis/proto';
 import type { Timers } from './timers';
 
+/** Pings sent right after authentication, each after the previous pong, so the clock offset is known early. */
+export const DEFAULT_CLOCK_PINGS = 3;
+
 /**
  * Liveness of a ready connection: a ping every HEARTBEAT_INTERVAL_MS, and the broker counts as gone
  * after three intervals without a message from it. Right after authentication, a few pings in a row
