@@ -1,8 +1,8 @@
 import { type CandidateKind, type DeviceInfo, type MappingType, OVERLAY_PREFIX } from '@trellis/proto';
-import { and, count, eq, gt, inArray, like, lte, or, type SQL, sql } from 'drizzle-orm';
+import { and, eq, like, or, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/database';
-import { accounts, type DeviceRow, devices, releasedAddresses, setupKeys } from '../db/schema';
-import { AddressAllocator, AddressPoolExhaustedError } from '../domain/address-allocator';
+import { accounts, type DeviceRow, devices, setupKeys } from '../db/schema';
+import type { AddressAllocator } from '../domain/address-allocator';
 import { replaceLearned } from '../domain/device-candidates';
 import { conflict, DomainError, notFound } from '../domain/errors';
 import { toDnsLabel, uniqueLabel } from '../domain/names';
@@ -13,6 +13,7 @@ import { hashSecret } from '../security/tokens';
 import { setDeviceConnection } from './device-presence';
 import { toDeviceState } from './device-state';
 import { type DeviceChange, offlineInstanceDevices } from './instance-devices';
+import { OverlayAddresses } from './overlay-addresses';
 import { bumpSerial, type Tx, withUniqueRetry } from './tx';
 
 export interface EnrollInput {
@@ -44,18 +45,21 @@ export interface DevicesConfig {
 }
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const PROBE_BATCH = 256;
 
 /**
  * Devices: enrollment (address and name allocation), removal, online state and endpoints. Every
  * change bumps the account's netmap serial in the same transaction and is then published on the bus.
  */
 export class DevicesService {
+  private readonly addresses: OverlayAddresses;
+
   constructor(
     private readonly db: Db,
     private readonly bus: EventBus,
     private readonly config: DevicesConfig,
-  ) {}
+  ) {
+    this.addresses = new OverlayAddresses(db, config.allocator, config.addressGraceSeconds);
+  }
 
   dnsName(name: string, accountName: string): string {
     return `${name}.${accountName}.${this.config.zone}`;
@@ -110,7 +114,7 @@ export class DevicesService {
         .returning()) as [DeviceRow];
     } else {
       const name = await this.pickName(tx, account.id, toDnsLabel(input.name ?? input.hostname, 60));
-      const address = await this.pickAddress(tx, account.id, input.publicKey);
+      const address = await this.addresses.pick(tx, account.id, input.publicKey);
       [row] = (await tx
         .insert(devices)
         .values({
@@ -148,62 +152,6 @@ export class DevicesService {
       );
     const taken = new Set(rows.map((r) => r.name));
     return uniqueLabel(base, (l) => taken.has(l));
-  }
-
-  private graceCutoff(): Date {
-    return new Date(Date.now() - this.config.addressGraceSeconds * 1000);
-  }
-
-  private async pickAddress(tx: Tx, accountId: string, publicKey: string): Promise<string> {
-    const cutoff = this.graceCutoff();
-    await tx
-      .delete(releasedAddresses)
-      .where(and(eq(releasedAddresses.accountId, accountId), lte(releasedAddresses.releasedAt, cutoff)));
-    // The same machine coming back within the grace period gets its old address again.
-    const [own] = await tx
-      .delete(releasedAddresses)
-      .where(and(eq(releasedAddresses.accountId, accountId), eq(releasedAddresses.publicKey, publicKey)))
-      .returning();
-    if (own) return own.address;
-
-    const allocator = this.config.allocator;
-    let batch: string[] = [];
-    let first = true;
-    for (const candidate of allocator.probeOrder(publicKey)) {
-      batch.push(candidate);
-      if (batch.length < PROBE_BATCH) continue;
-      const free = await this.firstFree(tx, accountId, batch);
-      if (free) return free;
-      // Only a crowded pool gets here: stop early if it is in fact full rather than probe all of it.
-      if (first && (await this.takenCount(tx, accountId)) >= allocator.poolSize) break;
-      first = false;
-      batch = [];
-    }
-    const free = batch.length ? await this.firstFree(tx, accountId, batch) : undefined;
-    if (free) return free;
-    throw new AddressPoolExhaustedError(allocator.poolSize);
-  }
-
-  private async takenCount(tx: Tx, accountId: string): Promise<number> {
-    const [used] = await tx.select({ n: count() }).from(devices).where(eq(devices.accountId, accountId));
-    const [held] = await tx
-      .select({ n: count() })
-      .from(releasedAddresses)
-      .where(eq(releasedAddresses.accountId, accountId));
-    return (used?.n ?? 0) + (held?.n ?? 0);
-  }
-
-  private async firstFree(tx: Tx, accountId: string, candidates: string[]): Promise<string | undefined> {
-    const inUse = await tx
-      .select({ address: devices.address })
-      .from(devices)
-      .where(and(eq(devices.accountId, accountId), inArray(devices.address, candidates)));
-    const held = await tx
-      .select({ address: releasedAddresses.address })
-      .from(releasedAddresses)
-      .where(and(eq(releasedAddresses.accountId, accountId), inArray(releasedAddresses.address, candidates)));
-    const taken = new Set([...inUse, ...held].map((r) => r.address));
-    return candidates.find((c) => !taken.has(c));
   }
 
   async list(accountId: string, accountName: string): Promise<DeviceInfo[]> {
@@ -245,13 +193,7 @@ export class DevicesService {
         )
         .returning();
       if (!found) throw notFound(`no device "${idOrName}" in account ${accountName}`);
-      await tx
-        .insert(releasedAddresses)
-        .values({ accountId, address: found.address, publicKey: found.publicKey })
-        .onConflictDoUpdate({
-          target: [releasedAddresses.accountId, releasedAddresses.address],
-          set: { publicKey: found.publicKey, releasedAt: sql`now()` },
-        });
+      await this.addresses.release(tx, accountId, found);
       return { row: found, serial: await bumpSerial(tx, accountId) };
     });
     await this.bus.publish({ kind: 'device-remove', accountId, serial, deviceId: row.id });
@@ -409,12 +351,6 @@ export class DevicesService {
 
   /** Addresses of removed devices still within the grace period (for tests and listings). */
   async heldAddresses(accountId: string): Promise<string[]> {
-    const rows = await this.db
-      .select({ address: releasedAddresses.address })
-      .from(releasedAddresses)
-      .where(
-        and(eq(releasedAddresses.accountId, accountId), gt(releasedAddresses.releasedAt, this.graceCutoff())),
-      );
-    return rows.map((r) => r.address);
+    return this.addresses.held(accountId);
   }
 }
