@@ -1,79 +1,31 @@
 import type { Agent } from 'node:https';
-import { DeviceAuthenticator, type KeyPair, newNonce } from '@trellis/crypto';
 import {
   AUTH_TIMEOUT_MS,
-  Backoff,
-  type BackoffOptions,
-  BrokerRotation,
   type BrokerTarget,
   type ChallengeMessage,
   type ClientMessage,
   CloseCode,
-  DEFAULT_BACKOFF,
   type DeltaMessage,
-  HEARTBEAT_INTERVAL_MS,
-  MAX_CONTROL_FRAME_BYTES,
   type NetinfoMessage,
   type NetmapMessage,
   type PathReportMessage,
   type PathWantMessage,
-  PROTOCOL_VERSION,
-  type PunchMessage,
-  type RelayPathMessage,
-  type RelayReleaseMessage,
   type ResolveHost,
-  ServerMessage,
   SNAPSHOT_TIMEOUT_MS,
 } from '@trellis/proto';
-import { fixedLookup, resolveHostAddresses } from '@trellis/tls';
-import type { Logger } from 'pino';
-import WebSocket from 'ws';
-import { controlUrl, describeTarget } from '../trust/broker-url';
+import { resolveHostAddresses } from '@trellis/tls';
+import { describeTarget } from '../trust/broker-url';
 import { describeBrokerError } from '../util/network-error';
-import { type Netmap, NetmapTracker } from './netmap-tracker';
+import type { ControlClientOptions } from './control-client-options';
+import { ControlHandshake } from './control-handshake';
+import { ControlHeartbeat, DEFAULT_CLOCK_PINGS } from './control-heartbeat';
+import { ControlSocket, decodeServerMessage } from './control-socket';
+import { NetmapTracker } from './netmap-tracker';
+import { ReconnectSchedule } from './reconnect-schedule';
 import { realTimers, type Timers } from './timers';
 
-/** Idle time before the first TCP keepalive probe; libuv then probes every second. */
-export const TCP_KEEPALIVE_IDLE_MS = 1_000;
-
-export interface ControlClientHandlers {
-  /** A new complete netmap (after a snapshot or a delta). */
-  onNetmap(netmap: Netmap, kind: 'snapshot' | 'delta'): void;
-  onConnected(): void;
-  onDisconnected(reason: string): void;
-  /** The broker closed with deviceRemoved: this device is no longer enrolled. No reconnect. */
-  onDeviceRemoved(): void;
-  /** The broker coordinates a hole punch with a peer. */
-  onPunch?(msg: PunchMessage): void;
-  /** Use a relay allocation for a peer (the handler ignores peers it does not know). */
-  onRelay?(msg: RelayPathMessage): void;
-  /** The broker released a relay allocation. */
-  onRelayRelease?(msg: RelayReleaseMessage): void;
-  /** A ping's round trip: local send and receive times and the broker's clock (clock offset input). */
-  onClockSample?(sample: { sentAt: number; serverTime: number; receivedAt: number }): void;
-}
-
-/** Pings sent right after authentication, each after the previous pong, so the clock offset is known early. */
-const CLOCK_PINGS = 3;
-
-export interface ControlClientOptions {
-  /** Instances of one broker (one database, one static key), tried in this order. */
-  brokerUrls: readonly string[];
-  agent: Agent;
-  /** Every address of a broker host name (default: the system resolver, bounded). */
-  resolveHost?: ResolveHost;
-  deviceId: string;
-  keyPair: KeyPair;
-  brokerPublicKey: string;
-  handlers: ControlClientHandlers;
-  logger: Logger;
-  timers?: Timers;
-  backoff?: BackoffOptions;
-  /** Serial of a netmap loaded from disk, sent as a hint. */
-  lastSerial?: number;
-  /** Pings right after authentication for the clock offset (default 3). */
-  clockPings?: number;
-}
+export type { ControlClientHandlers, ControlClientOptions } from './control-client-options';
+export { TCP_KEEPALIVE_IDLE_MS } from './control-socket';
 
 type Phase = 'idle' | 'connecting' | 'await-challenge' | 'await-netmap' | 'ready';
 
@@ -85,23 +37,18 @@ type Phase = 'idle' | 'connecting' | 'await-challenge' | 'await-netmap' | 'ready
  */
 export class ControlClient {
   private readonly timers: Timers;
-  private readonly backoff: Backoff;
-  private readonly rotation: BrokerRotation;
+  private readonly reconnect: ReconnectSchedule;
   private readonly resolveHost: ResolveHost;
   private agent: Agent;
   private readonly tracker = new NetmapTracker();
-  private readonly auth: DeviceAuthenticator;
-  private ws: WebSocket | null = null;
+  private readonly handshake: ControlHandshake;
+  private socket: ControlSocket | null = null;
   private phase: Phase = 'idle';
   private stopped = true;
-  private clientNonce = '';
-  private reconnectTimer: unknown = null;
   private authTimer: unknown = null;
-  private pingTimer: unknown = null;
-  private lastHeard = 0;
+  private readonly heartbeat: ControlHeartbeat;
   private endpoints: string[] | null = null;
   private netinfo: NetinfoMessage | null = null;
-  private clockPingsLeft = 0;
   private closeReason: string | null = null;
   /** The current connection's own address (set once its TCP connection is up). */
   private localAddress: string | null = null;
@@ -109,15 +56,17 @@ export class ControlClient {
 
   constructor(private readonly opts: ControlClientOptions) {
     this.timers = opts.timers ?? realTimers;
-    this.backoff = new Backoff(opts.backoff ?? DEFAULT_BACKOFF);
-    this.rotation = new BrokerRotation(opts.brokerUrls);
+    this.reconnect = new ReconnectSchedule(opts.brokerUrls, opts.backoff, this.timers, opts.logger, () =>
+      this.connect(),
+    );
     this.resolveHost = opts.resolveHost ?? ((host) => resolveHostAddresses(host));
     this.agent = opts.agent;
-    this.auth = new DeviceAuthenticator(
-      opts.keyPair.privateKey,
-      opts.keyPair.publicKey,
-      opts.brokerPublicKey,
+    this.heartbeat = new ControlHeartbeat(
+      this.timers,
+      (t) => this.send({ type: 'ping', t }),
+      () => this.fail(CloseCode.heartbeatTimeout, 'broker went silent'),
     );
+    this.handshake = new ControlHandshake(opts.deviceId, opts.keyPair, opts.brokerPublicKey);
   }
 
   get connected(): boolean {
@@ -129,21 +78,21 @@ export class ControlClient {
   }
 
   get brokerUrls(): readonly string[] {
-    return this.rotation.urls;
+    return this.reconnect.rotation.urls;
   }
 
   /** The instance connected to (or last tried). */
   get brokerTarget(): BrokerTarget | null {
-    return this.rotation.current;
+    return this.reconnect.rotation.current;
   }
 
   /** Another list of instances or another trust: reconnects, starting with the first URL. */
   setBrokers(urls: readonly string[], agent: Agent): void {
-    this.rotation.setUrls(urls);
+    this.reconnect.rotation.setUrls(urls);
     this.agent = agent;
     if (this.stopped) return;
     const wasReady = this.phase === 'ready';
-    this.clearTimer('reconnectTimer');
+    this.reconnect.cancel();
     this.teardown(CloseCode.normal, 'broker list changed');
     if (wasReady) this.opts.handlers.onDisconnected('broker list changed');
     this.connect();
@@ -157,8 +106,7 @@ export class ControlClient {
 
   stop(): void {
     this.stopped = true;
-    this.rotation.cancel();
-    this.clearTimer('reconnectTimer');
+    this.reconnect.cancel();
     this.teardown(CloseCode.normal, 'agent stopping');
   }
 
@@ -178,74 +126,48 @@ export class ControlClient {
   networkChanged(hasAddress: (address: string) => boolean): void {
     if (this.stopped) return;
     const local = this.localAddress;
-    if (this.ws !== null && local !== null && !hasAddress(local))
+    if (this.socket !== null && local !== null && !hasAddress(local))
       this.fail(CloseCode.normal, `this device no longer has the connection's address ${local}`);
-    if (this.reconnectTimer === null) return;
-    this.clearTimer('reconnectTimer');
+    if (!this.reconnect.waiting) return;
+    this.reconnect.cancel();
     this.connect();
   }
 
   /** Dials the next instance of the round; at a round's end resolves the names for a new one first. */
   private connect(): void {
-    this.reconnectTimer = null;
     this.localAddress = null;
     if (this.stopped) return;
     this.phase = 'connecting';
-    this.rotation.dial(this.resolveHost, (target) => this.open(target));
+    this.reconnect.rotation.dial(this.resolveHost, (target) => this.open(target));
   }
 
   private open(target: BrokerTarget): void {
     this.closeReason = null;
     const where = describeTarget(target);
     this.opts.logger.debug({ broker: where }, 'connecting to broker');
-    const ws = new WebSocket(controlUrl(target.url), {
-      agent: this.agent,
-      maxPayload: MAX_CONTROL_FRAME_BYTES,
-      handshakeTimeout: AUTH_TIMEOUT_MS,
-      ...(target.address !== null ? { lookup: fixedLookup(target.address) } : {}),
-    });
-    this.ws = ws;
-    // Roaming: when the NAT in front of us changes its public address, this TCP connection is dead
-    // but nothing tells us until we send. Kernel keepalive probes every second (answered by the
-    // broker's kernel, no broker work) hit the broker from the new address, get a RST, and we
-    // reconnect at once, so the broker learns the new address and punches again within the 3 s.
-    ws.on('upgrade', (res) => {
-      res.socket.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS);
-      if (this.ws === ws) this.localAddress = unmapIpv4(res.socket.localAddress ?? null);
-    });
-    ws.on('open', () => this.onOpen(ws));
-    ws.on('message', (data, isBinary) => {
-      if (this.ws === ws) this.onMessage(isBinary ? null : data.toString());
-    });
-    ws.on('error', (err) => {
-      if (this.ws === ws) this.lastError = describeBrokerError(err, where);
-    });
-    ws.on('close', (code, reason) => {
-      if (this.ws === ws) this.onClose(code, reason.toString());
+    this.socket = new ControlSocket(target, this.agent, {
+      onLocalAddress: (address) => {
+        this.localAddress = address;
+      },
+      onOpen: () => this.onOpen(),
+      onMessage: (text) => this.onMessage(text),
+      onError: (err) => {
+        this.lastError = describeBrokerError(err, where);
+      },
+      onClose: (code, reason) => this.onClose(code, reason),
     });
   }
 
-  private onOpen(ws: WebSocket): void {
-    if (this.ws !== ws) return;
+  private onOpen(): void {
     this.phase = 'await-challenge';
-    this.lastHeard = this.timers.now();
-    this.clientNonce = newNonce();
-    const hello: ClientMessage = {
-      type: 'hello',
-      protocolVersion: PROTOCOL_VERSION,
-      deviceId: this.opts.deviceId,
-      publicKey: this.opts.keyPair.publicKey,
-      clientNonce: this.clientNonce,
-    };
-    const serial = this.tracker.lastSerial ?? this.opts.lastSerial;
-    if (serial !== undefined) hello.lastSerial = serial;
-    this.send(hello);
+    this.heartbeat.heard();
+    this.send(this.handshake.hello(this.tracker.lastSerial ?? this.opts.lastSerial));
     this.startAuthTimer(AUTH_TIMEOUT_MS, 'broker did not complete authentication in time');
   }
 
   /** Until the snapshot: AUTH_TIMEOUT_MS for the challenge, then SNAPSHOT_TIMEOUT_MS for the netmap. */
   private startAuthTimer(ms: number, reason: string): void {
-    this.clearTimer('authTimer');
+    this.clearAuthTimer();
     this.authTimer = this.timers.setTimeout(() => {
       this.authTimer = null;
       this.fail(CloseCode.authTimeout, reason);
@@ -253,19 +175,12 @@ export class ControlClient {
   }
 
   private onMessage(text: string | null): void {
-    this.lastHeard = this.timers.now();
-    let json: unknown;
-    try {
-      json = text === null ? null : JSON.parse(text);
-    } catch {
-      json = null;
-    }
-    const parsed = ServerMessage.safeParse(json);
-    if (!parsed.success) {
+    this.heartbeat.heard();
+    const msg = decodeServerMessage(text);
+    if (!msg) {
       this.fail(CloseCode.badMessage, 'broker sent a malformed control message');
       return;
     }
-    const msg = parsed.data;
     switch (msg.type) {
       case 'challenge':
         this.onChallenge(msg);
@@ -282,7 +197,7 @@ export class ControlClient {
           serverTime: msg.serverTime,
           receivedAt: this.timers.now(),
         });
-        this.sendClockPing();
+        if (this.phase === 'ready') this.heartbeat.nextClockPing();
         break;
       case 'punch':
         if (this.phase === 'ready') this.opts.handlers.onPunch?.(msg);
@@ -299,16 +214,19 @@ export class ControlClient {
   private onChallenge(msg: ChallengeMessage): void {
     if (this.phase !== 'await-challenge') {
       this.fail(CloseCode.badMessage, 'unexpected challenge');
-    } else if (!this.auth.verifyBroker(msg.brokerProof, this.clientNonce, msg.brokerNonce)) {
+      return;
+    }
+    const auth = this.handshake.answer(msg);
+    if (!auth) {
       this.fail(
         CloseCode.authFailed,
         'broker failed to prove its identity (its key differs from the one pinned at enrollment)',
       );
-    } else {
-      this.phase = 'await-netmap';
-      this.send({ type: 'auth', proof: this.auth.deviceProof(this.clientNonce, msg.brokerNonce) });
-      this.startAuthTimer(SNAPSHOT_TIMEOUT_MS, 'broker did not send the netmap in time');
+      return;
     }
+    this.phase = 'await-netmap';
+    this.send(auth);
+    this.startAuthTimer(SNAPSHOT_TIMEOUT_MS, 'broker did not send the netmap in time');
   }
 
   private onSnapshot(msg: NetmapMessage): void {
@@ -332,30 +250,21 @@ export class ControlClient {
       this.opts.logger.warn({ reason: result.reason }, 'netmap out of sync; reconnecting for a snapshot');
       this.closeReason = result.reason;
       this.teardown(CloseCode.normal, 'resync');
-      this.rotation.endRound();
-      this.scheduleReconnect(0);
+      this.reconnect.newRoundNow(this.lastError);
       return;
     }
     this.opts.handlers.onNetmap(result.netmap, 'delta');
   }
 
   private onReady(): void {
-    this.clearTimer('authTimer');
+    this.clearAuthTimer();
     this.phase = 'ready';
     this.lastError = null;
-    this.backoff.reset();
+    this.reconnect.connected();
     if (this.endpoints) this.send({ type: 'endpoints', endpoints: this.endpoints });
     if (this.netinfo) this.send(this.netinfo);
-    this.clockPingsLeft = this.opts.clockPings ?? CLOCK_PINGS;
-    this.sendClockPing();
-    this.pingTimer = this.timers.setInterval(() => this.heartbeat(), HEARTBEAT_INTERVAL_MS);
+    this.heartbeat.start(this.opts.clockPings ?? DEFAULT_CLOCK_PINGS);
     this.opts.handlers.onConnected();
-  }
-
-  private sendClockPing(): void {
-    if (this.clockPingsLeft <= 0 || this.phase !== 'ready') return;
-    this.clockPingsLeft -= 1;
-    this.send({ type: 'ping', t: this.timers.now() });
   }
 
   /**
@@ -370,14 +279,6 @@ export class ControlClient {
   setNetinfo(netinfo: NetinfoMessage): void {
     this.netinfo = netinfo;
     if (this.phase === 'ready') this.send(netinfo);
-  }
-
-  private heartbeat(): void {
-    if (this.timers.now() - this.lastHeard > 3 * HEARTBEAT_INTERVAL_MS) {
-      this.fail(CloseCode.heartbeatTimeout, 'broker went silent');
-      return;
-    }
-    this.send({ type: 'ping', t: this.timers.now() });
   }
 
   private onClose(code: number, reason: string): void {
@@ -409,47 +310,33 @@ export class ControlClient {
     this.retry(wasReady);
   }
 
-  /** At once to the next instance while one is left to try; after a whole round failed, backoff. */
   private retry(wasReady: boolean): void {
     if (this.stopped) return;
-    this.scheduleReconnect(this.rotation.retryNow(wasReady) ? 0 : this.backoff.next());
+    this.reconnect.afterFailure(wasReady, this.lastError);
   }
 
   /** Drops the socket without waiting for its close event (which is then ignored). */
   private teardown(code: number, reason: string): void {
-    const ws = this.ws;
+    const socket = this.socket;
     this.cleanup();
-    if (!ws) return;
-    if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
-    else ws.terminate();
+    socket?.close(code, reason);
   }
 
   private cleanup(): void {
-    this.ws = null;
+    this.socket?.detach();
+    this.socket = null;
     this.localAddress = null;
     this.phase = 'idle';
-    this.clearTimer('authTimer');
-    if (this.pingTimer !== null) this.timers.clearInterval(this.pingTimer);
-    this.pingTimer = null;
+    this.clearAuthTimer();
+    this.heartbeat.stop();
   }
 
-  private scheduleReconnect(delayMs: number): void {
-    if (this.stopped || this.reconnectTimer !== null) return;
-    this.opts.logger.info({ delayMs, lastError: this.lastError }, 'reconnecting to broker');
-    this.reconnectTimer = this.timers.setTimeout(() => this.connect(), delayMs);
-  }
-
-  private clearTimer(which: 'reconnectTimer' | 'authTimer'): void {
-    if (this[which] !== null) this.timers.clearTimeout(this[which]);
-    this[which] = null;
+  private clearAuthTimer(): void {
+    if (this.authTimer !== null) this.timers.clearTimeout(this.authTimer);
+    this.authTimer = null;
   }
 
   private send(msg: ClientMessage): void {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+    this.socket?.send(msg);
   }
-}
-
-/** A dual-stack socket's IPv4 address (::ffff:a.b.c.d) as the interface lists it. */
-function unmapIpv4(address: string | null): string | null {
-  return address?.replace(/^::ffff:(?=\d{1,3}(\.\d{1,3}){3}$)/i, '') ?? null;
 }

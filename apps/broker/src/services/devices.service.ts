@@ -1,28 +1,20 @@
 import { type CandidateKind, type DeviceInfo, type MappingType, OVERLAY_PREFIX } from '@trellis/proto';
-import { and, count, eq, gt, inArray, like, lte, or, type SQL, sql } from 'drizzle-orm';
+import { and, eq, like, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/database';
-import { accounts, type DeviceRow, devices, releasedAddresses, setupKeys } from '../db/schema';
-import { AddressAllocator, AddressPoolExhaustedError } from '../domain/address-allocator';
+import { accounts, type DeviceRow, devices } from '../db/schema';
+import type { AddressAllocator } from '../domain/address-allocator';
 import { replaceLearned } from '../domain/device-candidates';
-import { conflict, DomainError, notFound } from '../domain/errors';
-import { toDnsLabel, uniqueLabel } from '../domain/names';
+import { notFound } from '../domain/errors';
 import type { DeviceState } from '../domain/netmap-builder';
-import { setupKeyState } from '../domain/setup-key-rules';
 import type { EventBus } from '../events/event-bus';
-import { hashSecret } from '../security/tokens';
+import { type EnrollInput, enrollDevice } from './device-enrollment';
 import { setDeviceConnection } from './device-presence';
 import { toDeviceState } from './device-state';
 import { type DeviceChange, offlineInstanceDevices } from './instance-devices';
-import { bumpSerial, type Tx, withUniqueRetry } from './tx';
+import { OverlayAddresses } from './overlay-addresses';
+import { bumpSerial, withUniqueRetry } from './tx';
 
-export interface EnrollInput {
-  setupKey: string;
-  publicKey: string;
-  name?: string;
-  hostname: string;
-  os: string;
-  endpoints: string[];
-}
+export type { EnrollInput } from './device-enrollment';
 
 export interface EnrollResult {
   deviceId: string;
@@ -44,166 +36,42 @@ export interface DevicesConfig {
 }
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const PROBE_BATCH = 256;
 
 /**
- * Devices: enrollment (address and name allocation), removal, online state and endpoints. Every
- * change bumps the account's netmap serial in the same transaction and is then published on the bus.
+ * Devices: enrollment (device-enrollment; addresses in overlay-addresses), removal, online state and
+ * endpoints. Every change bumps the account's netmap serial in the same transaction and is then
+ * published on the bus.
  */
 export class DevicesService {
+  private readonly addresses: OverlayAddresses;
+
   constructor(
     private readonly db: Db,
     private readonly bus: EventBus,
     private readonly config: DevicesConfig,
-  ) {}
+  ) {
+    this.addresses = new OverlayAddresses(db, config.allocator, config.addressGraceSeconds);
+  }
 
   dnsName(name: string, accountName: string): string {
     return `${name}.${accountName}.${this.config.zone}`;
   }
 
   async enroll(input: EnrollInput): Promise<EnrollResult> {
-    const result = await withUniqueRetry(5, () => this.db.transaction((tx) => this.enrollTx(tx, input)));
-    await this.bus.publish({
-      kind: 'device-upsert',
-      accountId: result.accountId,
-      serial: result.serial,
-      device: result.state,
-    });
-    const { serial: _s, state: _d, ...out } = result;
-    return out;
-  }
-
-  private async enrollTx(tx: Tx, input: EnrollInput) {
-    const [key] = await tx
-      .select()
-      .from(setupKeys)
-      .where(eq(setupKeys.keyHash, hashSecret(input.setupKey)))
-      .for('update');
-    if (!key) throw new DomainError(401, 'invalid_setup_key', 'unknown setup key');
-    const state = setupKeyState(key, new Date());
-    if (state !== 'valid') {
-      const why = {
-        revoked: 'has been revoked',
-        expired: 'has expired',
-        exhausted: 'has reached its usage limit',
-      };
-      throw new DomainError(401, 'invalid_setup_key', `setup key ${why[state]}`);
-    }
-    const [account] = await tx.select().from(accounts).where(eq(accounts.id, key.accountId));
-    if (!account) throw notFound('the setup key belongs to no account');
-    await tx
-      .update(setupKeys)
-      .set({ usedCount: key.usedCount + 1 })
-      .where(eq(setupKeys.id, key.id));
-
-    const [existing] = await tx.select().from(devices).where(eq(devices.publicKey, input.publicKey));
-    let row: DeviceRow;
-    if (existing && existing.accountId !== account.id) {
-      throw conflict('this public key is already enrolled in another account');
-    }
-    if (existing) {
-      // Same machine (same WireGuard key) enrolling again: keep its id, name and address.
-      [row] = (await tx
-        .update(devices)
-        .set({ hostname: input.hostname, os: input.os, endpoints: input.endpoints })
-        .where(eq(devices.id, existing.id))
-        .returning()) as [DeviceRow];
-    } else {
-      const name = await this.pickName(tx, account.id, toDnsLabel(input.name ?? input.hostname, 60));
-      const address = await this.pickAddress(tx, account.id, input.publicKey);
-      [row] = (await tx
-        .insert(devices)
-        .values({
-          accountId: account.id,
-          name,
-          hostname: input.hostname,
-          os: input.os,
-          publicKey: input.publicKey,
-          address,
-          endpoints: input.endpoints,
-        })
-        .returning()) as [DeviceRow];
-    }
-    const serial = await bumpSerial(tx, account.id);
+    const { row, accountId, accountName, reenrolled, serial } = await withUniqueRetry(5, () =>
+      this.db.transaction((tx) => enrollDevice(tx, input, this.addresses)),
+    );
+    await this.bus.publish({ kind: 'device-upsert', accountId, serial, device: toDeviceState(row) });
     return {
       deviceId: row.id,
-      accountId: account.id,
-      accountName: account.name,
+      accountId,
+      accountName,
       name: row.name,
-      dnsName: this.dnsName(row.name, account.name),
+      dnsName: this.dnsName(row.name, accountName),
       address: row.address,
       overlayPrefix: OVERLAY_PREFIX,
-      reenrolled: Boolean(existing),
-      serial,
-      state: toDeviceState(row),
+      reenrolled,
     };
-  }
-
-  private async pickName(tx: Tx, accountId: string, base: string): Promise<string> {
-    const rows = await tx
-      .select({ name: devices.name })
-      .from(devices)
-      .where(
-        and(eq(devices.accountId, accountId), or(eq(devices.name, base), like(devices.name, `${base}-%`))),
-      );
-    const taken = new Set(rows.map((r) => r.name));
-    return uniqueLabel(base, (l) => taken.has(l));
-  }
-
-  private graceCutoff(): Date {
-    return new Date(Date.now() - this.config.addressGraceSeconds * 1000);
-  }
-
-  private async pickAddress(tx: Tx, accountId: string, publicKey: string): Promise<string> {
-    const cutoff = this.graceCutoff();
-    await tx
-      .delete(releasedAddresses)
-      .where(and(eq(releasedAddresses.accountId, accountId), lte(releasedAddresses.releasedAt, cutoff)));
-    // The same machine coming back within the grace period gets its old address again.
-    const [own] = await tx
-      .delete(releasedAddresses)
-      .where(and(eq(releasedAddresses.accountId, accountId), eq(releasedAddresses.publicKey, publicKey)))
-      .returning();
-    if (own) return own.address;
-
-    const allocator = this.config.allocator;
-    let batch: string[] = [];
-    let first = true;
-    for (const candidate of allocator.probeOrder(publicKey)) {
-      batch.push(candidate);
-      if (batch.length < PROBE_BATCH) continue;
-      const free = await this.firstFree(tx, accountId, batch);
-      if (free) return free;
-      // Only a crowded pool gets here: stop early if it is in fact full rather than probe all of it.
-      if (first && (await this.takenCount(tx, accountId)) >= allocator.poolSize) break;
-      first = false;
-      batch = [];
-    }
-    const free = batch.length ? await this.firstFree(tx, accountId, batch) : undefined;
-    if (free) return free;
-    throw new AddressPoolExhaustedError(allocator.poolSize);
-  }
-
-  private async takenCount(tx: Tx, accountId: string): Promise<number> {
-    const [used] = await tx.select({ n: count() }).from(devices).where(eq(devices.accountId, accountId));
-    const [held] = await tx
-      .select({ n: count() })
-      .from(releasedAddresses)
-      .where(eq(releasedAddresses.accountId, accountId));
-    return (used?.n ?? 0) + (held?.n ?? 0);
-  }
-
-  private async firstFree(tx: Tx, accountId: string, candidates: string[]): Promise<string | undefined> {
-    const inUse = await tx
-      .select({ address: devices.address })
-      .from(devices)
-      .where(and(eq(devices.accountId, accountId), inArray(devices.address, candidates)));
-    const held = await tx
-      .select({ address: releasedAddresses.address })
-      .from(releasedAddresses)
-      .where(and(eq(releasedAddresses.accountId, accountId), inArray(releasedAddresses.address, candidates)));
-    const taken = new Set([...inUse, ...held].map((r) => r.address));
-    return candidates.find((c) => !taken.has(c));
   }
 
   async list(accountId: string, accountName: string): Promise<DeviceInfo[]> {
@@ -245,13 +113,7 @@ export class DevicesService {
         )
         .returning();
       if (!found) throw notFound(`no device "${idOrName}" in account ${accountName}`);
-      await tx
-        .insert(releasedAddresses)
-        .values({ accountId, address: found.address, publicKey: found.publicKey })
-        .onConflictDoUpdate({
-          target: [releasedAddresses.accountId, releasedAddresses.address],
-          set: { publicKey: found.publicKey, releasedAt: sql`now()` },
-        });
+      await this.addresses.release(tx, accountId, found);
       return { row: found, serial: await bumpSerial(tx, accountId) };
     });
     await this.bus.publish({ kind: 'device-remove', accountId, serial, deviceId: row.id });
@@ -409,12 +271,6 @@ export class DevicesService {
 
   /** Addresses of removed devices still within the grace period (for tests and listings). */
   async heldAddresses(accountId: string): Promise<string[]> {
-    const rows = await this.db
-      .select({ address: releasedAddresses.address })
-      .from(releasedAddresses)
-      .where(
-        and(eq(releasedAddresses.accountId, accountId), gt(releasedAddresses.releasedAt, this.graceCutoff())),
-      );
-    return rows.map((r) => r.address);
+    return this.addresses.held(accountId);
   }
 }

@@ -1,0 +1,44 @@
+import { DeviceAuthenticator, type KeyPair, newNonce } from '@trellis/crypto';
+import {
+  type ChallengeMessage,
+  type ClientMessage,
+  type HelloMessage,
+  PROTOCOL_VERSION,
+} from '@trellis/proto';
+
+/**
+ * The device's side of a connection's mutual authentication: hello with a fresh nonce, then the
+ * broker's challenge must prove the broker key pinned at enrollment before we prove our own key.
+ */
+export class ControlHandshake {
+  private readonly auth: DeviceAuthenticator;
+  private clientNonce = '';
+
+  constructor(
+    private readonly deviceId: string,
+    private readonly keyPair: KeyPair,
+    brokerPublicKey: string,
+  ) {
+    this.auth = new DeviceAuthenticator(keyPair.privateKey, keyPair.publicKey, brokerPublicKey);
+  }
+
+  /** A connection's first message, with a new nonce; `lastSerial` is only a hint. */
+  hello(lastSerial: number | undefined): HelloMessage {
+    this.clientNonce = newNonce();
+    const hello: HelloMessage = {
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      deviceId: this.deviceId,
+      publicKey: this.keyPair.publicKey,
+      clientNonce: this.clientNonce,
+    };
+    if (lastSerial !== undefined) hello.lastSerial = lastSerial;
+    return hello;
+  }
+
+  /** Our proof for the broker's challenge; null when the broker failed to prove its key. */
+  answer(challenge: ChallengeMessage): ClientMessage | null {
+    if (!this.auth.verifyBroker(challenge.brokerProof, this.clientNonce, challenge.brokerNonce)) return null;
+    return { type: 'auth', proof: this.auth.deviceProof(this.clientNonce, challenge.brokerNonce) };
+  }
+}

@@ -1,0 +1,96 @@
+import type { Agent } from 'node:https';
+import {
+  AUTH_TIMEOUT_MS,
+  type BrokerTarget,
+  type ClientMessage,
+  MAX_CONTROL_FRAME_BYTES,
+  ServerMessage,
+} from '@trellis/proto';
+import { fixedLookup } from '@trellis/tls';
+import WebSocket from 'ws';
+import { controlUrl } from '../trust/broker-url';
+
+/** Idle time before the first TCP keepalive probe; libuv then probes every second. */
+export const TCP_KEEPALIVE_IDLE_MS = 1_000;
+
+export interface ControlSocketEvents {
+  /** The TCP connection is up, from this local address. */
+  onLocalAddress(address: string | null): void;
+  onOpen(): void;
+  /** A text frame; null for a binary one (the protocol has none). */
+  onMessage(text: string | null): void;
+  onError(err: Error): void;
+  onClose(code: number, reason: string): void;
+}
+
+/**
+ * One WebSocket to one broker target. Once dropped, its events are no longer passed on: a socket
+ * the client gave up on must not touch the next connection's state.
+ */
+export class ControlSocket {
+  private readonly ws: WebSocket;
+  private live = true;
+
+  constructor(target: BrokerTarget, agent: Agent, events: ControlSocketEvents) {
+    const ws = new WebSocket(controlUrl(target.url), {
+      agent,
+      maxPayload: MAX_CONTROL_FRAME_BYTES,
+      handshakeTimeout: AUTH_TIMEOUT_MS,
+      ...(target.address !== null ? { lookup: fixedLookup(target.address) } : {}),
+    });
+    this.ws = ws;
+    // Roaming: when the NAT in front of us changes its public address, this TCP connection is dead
+    // but nothing tells us until we send. Kernel keepalive probes every second (answered by the
+    // broker's kernel, no broker work) hit the broker from the new address, get a RST, and we
+    // reconnect at once, so the broker learns the new address and punches again within the 3 s.
+    ws.on('upgrade', (res) => {
+      res.socket.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS);
+      if (this.live) events.onLocalAddress(unmapIpv4(res.socket.localAddress ?? null));
+    });
+    ws.on('open', () => {
+      if (this.live) events.onOpen();
+    });
+    ws.on('message', (data, isBinary) => {
+      if (this.live) events.onMessage(isBinary ? null : data.toString());
+    });
+    ws.on('error', (err) => {
+      if (this.live) events.onError(err);
+    });
+    ws.on('close', (code, reason) => {
+      if (this.live) events.onClose(code, reason.toString());
+    });
+  }
+
+  /** Sent only while open; dropped otherwise. */
+  send(msg: ClientMessage): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  /** Stops passing on events (its close event included). */
+  detach(): void {
+    this.live = false;
+  }
+
+  /** Closes an open socket with this code, aborts one still connecting. */
+  close(code: number, reason: string): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(code, reason);
+    else this.ws.terminate();
+  }
+}
+
+/** A broker message; null for a frame that is binary, not JSON, or no valid message. */
+export function decodeServerMessage(text: string | null): ServerMessage | null {
+  let json: unknown;
+  try {
+    json = text === null ? null : JSON.parse(text);
+  } catch {
+    json = null;
+  }
+  const parsed = ServerMessage.safeParse(json);
+  return parsed.success ? parsed.data : null;
+}
+
+/** A dual-stack socket's IPv4 address (::ffff:a.b.c.d) as the interface lists it. */
+function unmapIpv4(address: string | null): string | null {
+  return address?.replace(/^::ffff:(?=\d{1,3}(\.\d{1,3}){3}$)/i, '') ?? null;
+}

@@ -1,0 +1,107 @@
+import { and, eq, like, or } from 'drizzle-orm';
+import { type AccountRow, accounts, type DeviceRow, devices, setupKeys } from '../db/schema';
+import { conflict, DomainError, notFound } from '../domain/errors';
+import { toDnsLabel, uniqueLabel } from '../domain/names';
+import { setupKeyState } from '../domain/setup-key-rules';
+import { hashSecret } from '../security/tokens';
+import type { OverlayAddresses } from './overlay-addresses';
+import { bumpSerial, type Tx } from './tx';
+
+export interface EnrollInput {
+  setupKey: string;
+  publicKey: string;
+  name?: string;
+  hostname: string;
+  os: string;
+  endpoints: string[];
+}
+
+/** What an enrollment wrote: the device, its account, and the serial of that change. */
+export interface Enrolled {
+  row: DeviceRow;
+  accountId: string;
+  accountName: string;
+  /** The public key was already enrolled in the account and the device record was kept. */
+  reenrolled: boolean;
+  serial: number;
+}
+
+/**
+ * Within `tx`: spends one use of the setup key and enrolls the device in the key's account. A new
+ * device gets a free name and address; the same machine (same WireGuard key) again keeps its own.
+ */
+export async function enrollDevice(
+  tx: Tx,
+  input: EnrollInput,
+  addresses: OverlayAddresses,
+): Promise<Enrolled> {
+  const account = await spendSetupKey(tx, input.setupKey);
+  const [existing] = await tx.select().from(devices).where(eq(devices.publicKey, input.publicKey));
+  let row: DeviceRow;
+  if (existing && existing.accountId !== account.id) {
+    throw conflict('this public key is already enrolled in another account');
+  }
+  if (existing) {
+    // Same machine (same WireGuard key) enrolling again: keep its id, name and address.
+    [row] = (await tx
+      .update(devices)
+      .set({ hostname: input.hostname, os: input.os, endpoints: input.endpoints })
+      .where(eq(devices.id, existing.id))
+      .returning()) as [DeviceRow];
+  } else {
+    const name = await pickName(tx, account.id, toDnsLabel(input.name ?? input.hostname, 60));
+    const address = await addresses.pick(tx, account.id, input.publicKey);
+    [row] = (await tx
+      .insert(devices)
+      .values({
+        accountId: account.id,
+        name,
+        hostname: input.hostname,
+        os: input.os,
+        publicKey: input.publicKey,
+        address,
+        endpoints: input.endpoints,
+      })
+      .returning()) as [DeviceRow];
+  }
+  const serial = await bumpSerial(tx, account.id);
+  return { row, accountId: account.id, accountName: account.name, reenrolled: Boolean(existing), serial };
+}
+
+/** Counts one use of a valid setup key (locked until commit) and returns its account. */
+async function spendSetupKey(tx: Tx, setupKey: string): Promise<AccountRow> {
+  const [key] = await tx
+    .select()
+    .from(setupKeys)
+    .where(eq(setupKeys.keyHash, hashSecret(setupKey)))
+    .for('update');
+  if (!key) throw new DomainError(401, 'invalid_setup_key', 'unknown setup key');
+  const state = setupKeyState(key, new Date());
+  if (state !== 'valid') {
+    const why = {
+      revoked: 'has been revoked',
+      expired: 'has expired',
+      exhausted: 'has reached its usage limit',
+    };
+    throw new DomainError(401, 'invalid_setup_key', `setup key ${why[state]}`);
+  }
+  const [account] = await tx.select().from(accounts).where(eq(accounts.id, key.accountId));
+  if (!account) throw notFound('the setup key belongs to no account');
+  await tx
+    .update(setupKeys)
+    .set({ usedCount: key.usedCount + 1 })
+    .where(eq(setupKeys.id, key.id));
+  return account;
+}
+
+/** `base`, or `base-2`, `base-3`… whichever no device of the account has yet. */
+async function pickName(tx: Tx, accountId: string, base: string): Promise<string> {
+  const rows = await tx
+    .select({ name: devices.name })
+    .from(devices)
+    .where(
+      and(eq(devices.accountId, accountId), or(eq(devices.name, base), like(devices.name, `${base}-%`))),
+    );
+  const taken = new Set(rows.map((r) => r.name));
+  return uniqueLabel(base, (l) => taken.has(l));
+}

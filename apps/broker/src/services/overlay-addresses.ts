@@ -1,0 +1,99 @@
+import { and, count, eq, gt, inArray, lte, sql } from 'drizzle-orm';
+import type { Db } from '../db/database';
+import { type DeviceRow, devices, releasedAddresses } from '../db/schema';
+import { type AddressAllocator, AddressPoolExhaustedError } from '../domain/address-allocator';
+import type { Tx } from './tx';
+
+const PROBE_BATCH = 256;
+
+/**
+ * The overlay addresses of an account's devices: a free one for each new device, and a removed
+ * device's address held back for the grace period (and given back to the same key within it).
+ */
+export class OverlayAddresses {
+  constructor(
+    private readonly db: Db,
+    private readonly allocator: AddressAllocator,
+    /** Seconds a removed device's address stays out of allocation. */
+    private readonly graceSeconds: number,
+  ) {}
+
+  /** Holds a removed device's address back from allocation, starting now. */
+  async release(tx: Tx, accountId: string, removed: DeviceRow): Promise<void> {
+    await tx
+      .insert(releasedAddresses)
+      .values({ accountId, address: removed.address, publicKey: removed.publicKey })
+      .onConflictDoUpdate({
+        target: [releasedAddresses.accountId, releasedAddresses.address],
+        set: { publicKey: removed.publicKey, releasedAt: sql`now()` },
+      });
+  }
+
+  /** An address for a new device: its own again within the grace period, else a free one. */
+  async pick(tx: Tx, accountId: string, publicKey: string): Promise<string> {
+    const cutoff = this.graceCutoff();
+    await tx
+      .delete(releasedAddresses)
+      .where(and(eq(releasedAddresses.accountId, accountId), lte(releasedAddresses.releasedAt, cutoff)));
+    // The same machine coming back within the grace period gets its old address again.
+    const [own] = await tx
+      .delete(releasedAddresses)
+      .where(and(eq(releasedAddresses.accountId, accountId), eq(releasedAddresses.publicKey, publicKey)))
+      .returning();
+    if (own) return own.address;
+
+    const allocator = this.allocator;
+    let batch: string[] = [];
+    let first = true;
+    for (const candidate of allocator.probeOrder(publicKey)) {
+      batch.push(candidate);
+      if (batch.length < PROBE_BATCH) continue;
+      const free = await this.firstFree(tx, accountId, batch);
+      if (free) return free;
+      // Only a crowded pool gets here: stop early if it is in fact full rather than probe all of it.
+      if (first && (await this.takenCount(tx, accountId)) >= allocator.poolSize) break;
+      first = false;
+      batch = [];
+    }
+    const free = batch.length ? await this.firstFree(tx, accountId, batch) : undefined;
+    if (free) return free;
+    throw new AddressPoolExhaustedError(allocator.poolSize);
+  }
+
+  /** Addresses of removed devices still within the grace period. */
+  async held(accountId: string): Promise<string[]> {
+    const rows = await this.db
+      .select({ address: releasedAddresses.address })
+      .from(releasedAddresses)
+      .where(
+        and(eq(releasedAddresses.accountId, accountId), gt(releasedAddresses.releasedAt, this.graceCutoff())),
+      );
+    return rows.map((r) => r.address);
+  }
+
+  private graceCutoff(): Date {
+    return new Date(Date.now() - this.graceSeconds * 1000);
+  }
+
+  private async takenCount(tx: Tx, accountId: string): Promise<number> {
+    const [used] = await tx.select({ n: count() }).from(devices).where(eq(devices.accountId, accountId));
+    const [held] = await tx
+      .select({ n: count() })
+      .from(releasedAddresses)
+      .where(eq(releasedAddresses.accountId, accountId));
+    return (used?.n ?? 0) + (held?.n ?? 0);
+  }
+
+  private async firstFree(tx: Tx, accountId: string, candidates: string[]): Promise<string | undefined> {
+    const inUse = await tx
+      .select({ address: devices.address })
+      .from(devices)
+      .where(and(eq(devices.accountId, accountId), inArray(devices.address, candidates)));
+    const held = await tx
+      .select({ address: releasedAddresses.address })
+      .from(releasedAddresses)
+      .where(and(eq(releasedAddresses.accountId, accountId), inArray(releasedAddresses.address, candidates)));
+    const taken = new Set([...inUse, ...held].map((r) => r.address));
+    return candidates.find((c) => !taken.has(c));
+  }
+}

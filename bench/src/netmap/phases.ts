@@ -1,0 +1,152 @@
+import type { ChildProcess } from 'node:child_process';
+import { API_PATHS } from '@trellis/proto';
+import { next, pool } from '../child-ipc';
+import { fastKeyPair } from '../keys';
+import { nowMs } from '../stats';
+import type { BenchDevice, ClientReply } from './messages';
+import type { SizeResult } from './report';
+import { type BrokerStats, cpuUsOf, type NetmapBench } from './setup';
+
+const ENROLL_CONCURRENCY = 32;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Enrolls `n` devices over the HTTP API, ENROLL_CONCURRENCY at a time. */
+export async function enrollDevices(
+  bench: NetmapBench,
+  n: number,
+): Promise<{ devices: BenchDevice[]; enrollPerSec: number }> {
+  console.log(`[${n}] enrolling ${n} devices`);
+  const keys = Array.from({ length: n }, fastKeyPair);
+  const devices: BenchDevice[] = new Array(n);
+  const t0 = nowMs();
+  await pool(keys, ENROLL_CONCURRENCY, async (k, i) => {
+    const r = await bench.enroll(`dev-${i}`, k.publicKey);
+    devices[i] = { deviceId: r.deviceId, ...k };
+  });
+  return { devices, enrollPerSec: n / ((nowMs() - t0) / 1000) };
+}
+
+/** Connects a WebSocket client per device; broker stats before and after (its deltas drained). */
+export async function connectClients(
+  bench: NetmapBench,
+  devices: BenchDevice[],
+): Promise<{
+  clients: ChildProcess;
+  connected: Extract<ClientReply, { kind: 'connected' }>;
+  before: BrokerStats;
+  after: BrokerStats;
+}> {
+  const n = devices.length;
+  const { ready } = bench;
+  const before = await bench.stats();
+  console.log(`[${n}] connecting ${n} WebSocket clients`);
+  const clients = bench.forkClients();
+  clients.send({
+    cmd: 'connect',
+    url: ready.url,
+    certPem: ready.certPem,
+    brokerPublicKey: ready.brokerPublicKey,
+    devices,
+  });
+  const connected = await next<ClientReply, 'connected'>(clients, 'connected', (m) => {
+    if (m.kind === 'progress') console.log(`[${n}]   ${m.connected} connected`);
+  });
+  if (connected.failed > 0) throw new Error(`${connected.failed} clients failed to connect`);
+  // Let the online-state deltas of the ramp drain before measuring.
+  await new Promise((r) => setTimeout(r, 3000));
+  const after = await bench.stats();
+  return { clients, connected, before, after };
+}
+
+/**
+ * `rounds` times: one device joins, then it is removed; each time, how long until every client
+ * saw it, and the broker's CPU for it.
+ */
+export async function measureChanges(
+  bench: NetmapBench,
+  clients: ChildProcess,
+  rounds: number,
+): Promise<{ join: number[]; remove: number[]; missing: number; cpuUs: number }> {
+  const joinTimes: number[] = [];
+  const removeTimes: number[] = [];
+  let cpuUs = 0;
+  let missing = 0;
+  let id = 0;
+  const measure = async (
+    kind: 'join' | 'remove',
+    change: () => Promise<unknown>,
+    target: { publicKey?: string; deviceId?: string },
+  ) => {
+    clients.send({ cmd: 'expect', id: ++id, kind, timeoutMs: 30_000, ...target });
+    await next<ClientReply, 'armed'>(clients, 'armed');
+    const s0 = await bench.stats();
+    const start = nowMs();
+    const arrivals = next<ClientReply, 'arrivals'>(clients, 'arrivals');
+    await change();
+    const got = await arrivals;
+    const s1 = await bench.stats();
+    cpuUs += cpuUsOf(s0, s1);
+    missing += got.missing;
+    return got.times.map((t) => t - start);
+  };
+  for (let r = 0; r < rounds; r++) {
+    const k = fastKeyPair();
+    let deviceId = '';
+    joinTimes.push(
+      ...(await measure(
+        'join',
+        async () => {
+          deviceId = (await bench.enroll(`extra-${r}`, k.publicKey)).deviceId;
+        },
+        { publicKey: k.publicKey },
+      )),
+    );
+    removeTimes.push(
+      ...(await measure('remove', () => bench.http.call('DELETE', `${API_PATHS.devices}/${deviceId}`), {
+        deviceId,
+      })),
+    );
+  }
+  return { join: joinTimes, remove: removeTimes, missing, cpuUs };
+}
+
+/** Reconnection storm, as after a broker restart: every client drops and reconnects at once. */
+export async function measureStorm(
+  bench: NetmapBench,
+  clients: ChildProcess,
+  n: number,
+): Promise<
+  Pick<
+    SizeResult,
+    'stormSec' | 'stormRetries' | 'stormFailed' | 'stormCpuSec' | 'stormCpuPerDeviceMs' | 'pairsAfterStorm'
+  >
+> {
+  const { ready } = bench;
+  console.log(`[${n}] reconnection storm: ${n} clients drop and reconnect`);
+  const st0 = await bench.stats(false);
+  clients.send({
+    cmd: 'storm',
+    url: ready.url,
+    certPem: ready.certPem,
+    brokerPublicKey: ready.brokerPublicKey,
+    timeoutMs: 600_000,
+  });
+  const stormed = await next<ClientReply, 'stormed'>(clients, 'stormed', (m) => {
+    if (m.kind === 'progress') console.log(`[${n}]   ${m.connected} reconnected`);
+  });
+  // The same drain as after the first connect: the storm's online deltas are part of its cost.
+  await sleep(3000);
+  const st1 = await bench.stats(false);
+  if (stormed.retries > 0) console.log(`[${n}] storm retries: ${JSON.stringify(stormed.retryReasons)}`);
+  if (st1.connected !== n)
+    console.error(`[${n}] after the storm the broker counts ${st1.connected} connected`);
+  return {
+    stormSec: stormed.elapsedMs / 1000,
+    stormRetries: stormed.retries,
+    stormFailed: stormed.failed,
+    stormCpuSec: cpuUsOf(st0, st1) / 1e6,
+    stormCpuPerDeviceMs: cpuUsOf(st0, st1) / 1000 / n,
+    pairsAfterStorm: st1.pathPairs,
+  };
+}

@@ -1,0 +1,122 @@
+import { percentile, printTable } from '../stats';
+
+export interface SizeResult {
+  n: number;
+  enrollPerSec: number;
+  connectSec: number;
+  snapshotMB: number;
+  join: number[];
+  remove: number[];
+  missing: number;
+  rssPerDeviceKB: number;
+  cpuPerChangeMs: number;
+  /** Distinct device pairs some device wanted a path for. */
+  wantedPairs: number;
+  /** Per want: ms to the device's first `relay` or `punch` for the peer. */
+  want: number[];
+  /** The same for SINGLE_WANTS fresh pairs wanted one at a time after the burst. */
+  wantSingle: number[];
+  wantMissing: number;
+  wantRelays: number;
+  wantPunches: number;
+  cpuPerWantedPairMs: number;
+  pairsHeld: number;
+  rssPerDeviceAfterWantsKB: number;
+  relayAllocations: number;
+  stormSec: number;
+  stormRetries: number;
+  stormFailed: number;
+  stormCpuSec: number;
+  stormCpuPerDeviceMs: number;
+  pairsAfterStorm: number;
+}
+
+const p50p99 = (samples: readonly number[]) => [percentile(samples, 50), percentile(samples, 99)];
+
+/** A row per size as soon as it is known: a larger size may take long or fail. */
+export function printSizeLine(r: SizeResult): void {
+  console.log(
+    `[${r.n}] join p50/p99 ${percentile(r.join, 50).toFixed(1)}/${percentile(r.join, 99).toFixed(1)} ms, ` +
+      `remove p50/p99 ${percentile(r.remove, 50).toFixed(1)}/${percentile(r.remove, 99).toFixed(1)} ms, ` +
+      `RSS ${r.rssPerDeviceKB.toFixed(0)} KB/device, CPU ${r.cpuPerChangeMs.toFixed(0)} ms/change; ` +
+      `want p50/p99 ${percentile(r.want, 50).toFixed(1)}/${percentile(r.want, 99).toFixed(1)} ms ` +
+      `(one at a time ${percentile(r.wantSingle, 50).toFixed(1)}/${percentile(r.wantSingle, 99).toFixed(1)}) ` +
+      `(${r.wantRelays} relay, ${r.wantPunches} punch first, ${r.wantMissing} missed), ` +
+      `${r.relayAllocations} allocations, ${r.pairsHeld} pairs held of ${r.wantedPairs} wanted; ` +
+      `storm ${r.stormSec.toFixed(1)} s (${r.stormRetries} retries, ${r.stormFailed} failed), ` +
+      `CPU ${r.stormCpuSec.toFixed(1)} s, ${r.pairsAfterStorm} pairs after`,
+  );
+}
+
+/** The table of every size, then join p99 and storm CPU per device against the run's first and smallest size. */
+export function printReport(results: SizeResult[], rounds: number, wanted: number): void {
+  printTable(
+    `netmap fan-out, one broker on PostgreSQL with one relay, ${rounds} joins + ${rounds} removals per size, ` +
+      `then ${wanted} wanted peers per device, then a reconnection storm (times in ms)`,
+    [
+      'devices',
+      'enroll/s',
+      'connect s',
+      'snapshots MB',
+      'join p50',
+      'join p99',
+      'remove p50',
+      'remove p99',
+      'missed',
+      'RSS/dev KB',
+      'CPU/change ms',
+      'want p50',
+      'want p99',
+      '1 want p50',
+      '1 want p99',
+      'want missed',
+      'CPU/pair ms',
+      'pairs held',
+      'RSS/dev after KB',
+      'storm s',
+      'storm CPU s',
+      'storm CPU/dev ms',
+    ],
+    results.map((r) => [
+      r.n,
+      r.enrollPerSec,
+      r.connectSec,
+      r.snapshotMB,
+      ...p50p99(r.join),
+      ...p50p99(r.remove),
+      r.missing,
+      r.rssPerDeviceKB,
+      r.cpuPerChangeMs,
+      ...p50p99(r.want),
+      ...p50p99(r.wantSingle),
+      r.wantMissing,
+      r.cpuPerWantedPairMs,
+      r.pairsHeld,
+      r.rssPerDeviceAfterWantsKB,
+      r.stormSec,
+      r.stormCpuSec,
+      r.stormCpuPerDeviceMs,
+    ]),
+  );
+  const base = results[0]!;
+  console.log(
+    `\nbaseline (same run, ${base.n} devices): join p99 ${percentile(base.join, 99).toFixed(1)} ms; ` +
+      results
+        .slice(1)
+        .map((r) => `${r.n}: ×${(percentile(r.join, 99) / percentile(base.join, 99)).toFixed(2)}`)
+        .join(', '),
+  );
+  const smallest = results.reduce((m, r) => (r.n < m.n ? r : m));
+  console.log(
+    `storm CPU per device, baseline measured in the same run (${smallest.n} devices): ` +
+      `${smallest.stormCpuPerDeviceMs.toFixed(2)} ms; ` +
+      results
+        .map(
+          (r) =>
+            `${r.n}: ${r.stormCpuPerDeviceMs.toFixed(2)} ms ×${(r.stormCpuPerDeviceMs / smallest.stormCpuPerDeviceMs).toFixed(2)}`,
+        )
+        .join(', ') +
+      ' (must not grow with n)',
+  );
+  console.log('targets: p99 fan-out < 1000 ms at 10k devices, < 20 KB broker RSS per connected device');
+}

@@ -1,0 +1,115 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  API_PATHS,
+  type CreateRelayTokenResponse,
+  type EnrollResponse,
+  type LoginResponse,
+  PROTOCOL_VERSION,
+} from '@trellis/proto';
+import { Client } from 'pg';
+import { next } from '../child-ipc';
+import { BrokerHttpClient } from '../http-client';
+import type { BrokerReply, RelayReply } from './messages';
+
+const ADMIN_DB = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+
+export type BrokerReady = Extract<BrokerReply, { kind: 'ready' }>;
+export type BrokerStats = Extract<BrokerReply, { kind: 'stats' }>;
+export type RelayStats = Extract<RelayReply, { kind: 'stats' }>;
+
+/** One size's broker (logged in as the account owner) and relay, and the clients once forked. */
+export interface NetmapBench {
+  ready: BrokerReady;
+  http: BrokerHttpClient;
+  /** `gc`: collect before reading memory (RSS figures); left out where a CPU window is measured. */
+  stats(gc?: boolean): Promise<BrokerStats>;
+  relayStats(): Promise<RelayStats>;
+  enroll(name: string, publicKey: string): Promise<EnrollResponse>;
+  /** The process of the N WebSocket clients, stopped with the others at the end. */
+  forkClients(): ChildProcess;
+}
+
+export const cpuUsOf = (s0: BrokerStats, s1: BrokerStats) =>
+  s1.cpuUserUs + s1.cpuSystemUs - s0.cpuUserUs - s0.cpuSystemUs;
+
+async function withDatabase<T>(name: string, fn: (url: string) => Promise<T>): Promise<T> {
+  const admin = new Client({ connectionString: ADMIN_DB });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+  await admin.query(`CREATE DATABASE ${name}`);
+  try {
+    const url = new URL(ADMIN_DB);
+    url.pathname = `/${name}`;
+    return await fn(url.toString());
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
+/**
+ * Runs `fn` against a broker on a fresh database with one relay registered (a fake one in its own
+ * process); stops every process and drops the database afterwards, whatever happened.
+ */
+export async function withNetmapBench<T>(n: number, fn: (bench: NetmapBench) => Promise<T>): Promise<T> {
+  return withDatabase(`trellis_bench_${process.pid}_${n}`, async (databaseUrl) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'trellis-bench-'));
+    const broker = fork(join(__dirname, 'broker-process.js'), [dataDir, databaseUrl], {
+      execArgv: ['--expose-gc', '--max-old-space-size=8192'],
+    });
+    let clients: ChildProcess | undefined;
+    let relay: ChildProcess | undefined;
+    try {
+      const ready = await next<BrokerReply, 'ready'>(broker, 'ready');
+      const stats = async (gc = true) => {
+        broker.send({ cmd: 'stats', gc });
+        return next<BrokerReply, 'stats'>(broker, 'stats');
+      };
+      const http = new BrokerHttpClient(ready.url, ready.certPem);
+      const login = await http.call<LoginResponse>('POST', API_PATHS.login, {
+        email: ready.ownerEmail,
+        password: ready.ownerPassword,
+      });
+      http.setToken(login.token);
+      // The account's private relay: its token made as the owner would, the relay a separate client.
+      const relayToken = await http.call<CreateRelayTokenResponse>('POST', API_PATHS.relayTokens, {
+        name: 'bench-relay',
+      });
+      relay = fork(join(__dirname, 'relay-process.js'), [ready.url, relayToken.token], {
+        env: { ...process.env, BENCH_BROKER_CERT: ready.certPem },
+      });
+      await next<RelayReply, 'ready'>(relay, 'ready');
+      const relayStats = async () => {
+        relay!.send({ cmd: 'stats' });
+        return next<RelayReply, 'stats'>(relay!, 'stats');
+      };
+      const enroll = async (name: string, publicKey: string) =>
+        http.call<EnrollResponse>('POST', API_PATHS.enroll, {
+          protocolVersion: PROTOCOL_VERSION,
+          setupKey: ready.setupKey,
+          publicKey,
+          name,
+          hostname: name,
+          os: 'linux',
+          endpoints: ['192.0.2.1:51820'],
+        });
+      const forkClients = () => {
+        clients = fork(join(__dirname, 'client-process.js'), [], { execArgv: ['--max-old-space-size=8192'] });
+        return clients;
+      };
+      return await fn({ ready, http, stats, relayStats, enroll, forkClients });
+    } finally {
+      clients?.send({ cmd: 'stop' });
+      relay?.send({ cmd: 'stop' });
+      broker.send({ cmd: 'stop' });
+      await new Promise((r) => setTimeout(r, 500));
+      clients?.kill('SIGKILL');
+      relay?.kill('SIGKILL');
+      broker.kill('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+}
