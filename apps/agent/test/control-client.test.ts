@@ -291,6 +291,45 @@ describe('ControlClient against the broker double', () => {
     expect(r.netmaps).toEqual([]);
   });
 
+  it('names the broker that closed, not an earlier one in the same round that was unreachable', async () => {
+    const server = createHttpsServer({ key: cert.key, cert: cert.cert });
+    const wss = new WebSocketServer({ server });
+    let hellos = 0;
+    wss.on('connection', (ws) =>
+      ws.on('message', () => {
+        hellos += 1;
+        ws.close(1013, 'try again later');
+      }),
+    );
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    const busyPort = (server.address() as AddressInfo).port;
+    const me = addDevice(broker, keys, 1);
+    const timers = new FakeTimers();
+    const c = client(me, recorder(), {
+      brokerUrls: [`https://127.0.0.1:${await freePort()}`, `https://127.0.0.1:${busyPort}`],
+      timers,
+    });
+    c.start();
+    try {
+      await waitFor(
+        () => /ECONNREFUSED/.test(c.lastError ?? '') && timers.timeouts().length === 1,
+        10_000,
+        5,
+      );
+      // At once to the next instance, which takes the hello and closes: now a backoff waits.
+      timers.fire(timers.timeouts()[0]!);
+      const backoffWaits = () =>
+        timers.timeouts().length === 1 && timers.timeouts()[0]!.ms !== AUTH_TIMEOUT_MS;
+      await waitFor(() => hellos === 1 && backoffWaits(), 10_000, 5);
+      expect(c.lastError).toBe('closed by broker (1013: try again later)');
+    } finally {
+      c.stop();
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+      await new Promise<void>((res) => server.close(() => res()));
+    }
+  });
+
   it('gives up on a broker that never answers the hello (auth timeout) and retries', async () => {
     const server = createHttpsServer({ key: cert.key, cert: cert.cert });
     const wss = new WebSocketServer({ server });

@@ -53,6 +53,8 @@ export class ControlClient {
   /** The current connection's own address (set once its TCP connection is up). */
   private localAddress: string | null = null;
   lastError: string | null = null;
+  /** The error of the socket being dialled (not an earlier broker's: that one may have been another). */
+  private socketError: string | null = null;
 
   constructor(private readonly opts: ControlClientOptions) {
     this.timers = opts.timers ?? realTimers;
@@ -143,6 +145,7 @@ export class ControlClient {
 
   private open(target: BrokerTarget): void {
     this.closeReason = null;
+    this.socketError = null;
     const where = describeTarget(target);
     this.opts.logger.debug({ broker: where }, 'connecting to broker');
     this.socket = new ControlSocket(target, this.agent, {
@@ -152,7 +155,8 @@ export class ControlClient {
       onOpen: () => this.onOpen(),
       onMessage: (text) => this.onMessage(text),
       onError: (err) => {
-        this.lastError = describeBrokerError(err, where);
+        this.socketError = describeBrokerError(err, where);
+        this.lastError = this.socketError;
       },
       onClose: (code, reason) => this.onClose(code, reason),
     });
@@ -284,7 +288,7 @@ export class ControlClient {
   private onClose(code: number, reason: string): void {
     const wasReady = this.phase === 'ready';
     const why =
-      this.closeReason ?? this.lastError ?? `closed by broker (${code}${reason ? `: ${reason}` : ''})`;
+      this.closeReason ?? this.socketError ?? `closed by broker (${code}${reason ? `: ${reason}` : ''})`;
     this.cleanup();
     if (code === CloseCode.deviceRemoved) {
       this.stopped = true;
