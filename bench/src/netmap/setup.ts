@@ -102,9 +102,8 @@ export async function withNetmapBench<T>(n: number, fn: (bench: NetmapBench) => 
       };
       return await fn({ ready, http, stats, relayStats, enroll, forkClients });
     } finally {
-      clients?.send({ cmd: 'stop' });
-      relay?.send({ cmd: 'stop' });
-      broker.send({ cmd: 'stop' });
+      // A child that already exited has no channel: sending would throw over the error that ended the run.
+      for (const child of [clients, relay, broker]) if (child?.connected) child.send({ cmd: 'stop' });
       await new Promise((r) => setTimeout(r, 500));
       clients?.kill('SIGKILL');
       relay?.kill('SIGKILL');
