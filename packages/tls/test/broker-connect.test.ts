@@ -1,4 +1,4 @@
-import { createServer, request, type Server } from 'node:https';
+import { createServer, type Server } from 'node:https';
 import { type AddressInfo, connect, createServer as createTcpServer, type LookupFunction } from 'node:net';
 import {
   brokerTlsConnect,
@@ -10,6 +10,7 @@ import {
   limitConnectTime,
   pinnedTlsConnect,
 } from '@trellis/tls';
+import { httpsGet } from './helpers/https-get';
 
 describe('connecting to a broker instance', () => {
   let server: Server;
@@ -33,19 +34,7 @@ describe('connecting to a broker instance', () => {
   afterAll(() => new Promise((resolve) => server.close(resolve)));
 
   const get = (url: string, connectFn: unknown, lookup?: LookupFunction) =>
-    new Promise<string>((resolve, reject) => {
-      const req = request(
-        url,
-        { createConnection: connectFn as never, ...(lookup ? { lookup } : {}) },
-        (res) => {
-          let body = '';
-          res.on('data', (c) => (body += c));
-          res.on('end', () => resolve(body));
-        },
-      );
-      req.on('error', reject);
-      req.end();
-    });
+    httpsGet(url, { createConnection: connectFn as never, ...(lookup ? { lookup } : {}) });
 
   it('reaches the address a name was resolved to, keeping the name for SNI and Host', async () => {
     const body = await get(

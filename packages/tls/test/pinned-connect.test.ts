@@ -1,4 +1,4 @@
-import { createServer, request, type Server } from 'node:https';
+import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import {
   CertificatePinError,
@@ -7,6 +7,7 @@ import {
   fingerprintOf,
   pinnedTlsConnect,
 } from '@trellis/tls';
+import { httpsGet } from './helpers/https-get';
 
 describe('pinnedTlsConnect', () => {
   let server: Server;
@@ -27,18 +28,7 @@ describe('pinnedTlsConnect', () => {
   afterAll(() => new Promise((resolve) => server.close(resolve)));
 
   const get = (pin: string, path: string) =>
-    new Promise<string>((resolve, reject) => {
-      const req = request(
-        { host: '127.0.0.1', port, path, createConnection: pinnedTlsConnect(pin) as never },
-        (res) => {
-          let body = '';
-          res.on('data', (c) => (body += c));
-          res.on('end', () => resolve(body));
-        },
-      );
-      req.on('error', reject);
-      req.end();
-    });
+    httpsGet(null, { host: '127.0.0.1', port, path, createConnection: pinnedTlsConnect(pin) as never });
 
   it('talks to the server whose certificate matches the pin', async () => {
     expect(await get(fingerprint.replaceAll(':', '').toLowerCase(), '/right')).toBe('ok');
