@@ -1,11 +1,11 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { StatusResponse } from '@trellis/proto';
 import { waitFor } from '../src/util/wait';
 import { BrokerDouble } from './helpers/broker-double';
-import { buildBins } from './helpers/build-bins';
+import { buildBins, standaloneCli } from './helpers/build-bins';
 import { DaemonProcess } from './helpers/daemon-process';
 import { linkNamespaces, TestNetns } from './helpers/netns';
 import { makeSelfSignedCert } from './helpers/self-signed-cert';
@@ -150,6 +150,7 @@ describe('trellisd + trellis in two namespaces', () => {
     expect(noDaemon.code).toBe(1);
     expect(noDaemon.stderr).toContain('trellisd is not running');
     // An unprivileged user cannot reach the 0600 socket in the 0700 state directory.
+    const nobodyCli = standaloneCli();
     const asNobody = await new Promise<{ code: number; stderr: string }>((resolve) =>
       execFile(
         'setpriv',
@@ -158,7 +159,7 @@ describe('trellisd + trellis in two namespaces', () => {
           '--regid=65534',
           '--clear-groups',
           process.execPath,
-          bins.cli,
+          nobodyCli,
           '--socket',
           a.socket,
           'status',
@@ -166,6 +167,7 @@ describe('trellisd + trellis in two namespaces', () => {
         (err, _out, stderr) => resolve({ code: err ? Number(err.code) : 0, stderr }),
       ),
     );
+    rmSync(dirname(nobodyCli), { recursive: true, force: true });
     expect(asNobody.code).toBe(1);
     expect(asNobody.stderr).toContain(`permission denied on ${a.socket}: run trellis as root`);
     expect(broker.devices.size).toBe(0);
