@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const benches = {
   failover: 'bench/dist/failover/main.js',
+  fuzz: 'bench/dist/fuzz/main.js',
   netmap: 'bench/dist/netmap/main.js',
   punch: 'bench/dist/punch/main.js',
   relay: 'bench/dist/relay/main.js',

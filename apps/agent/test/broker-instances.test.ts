@@ -26,10 +26,11 @@ describe('trusting and enrolling with several broker instances', () => {
     await b.close();
   });
 
+  const device = generateKeyPair();
   const body = (setupKey = 'test-setup-key-0001'): EnrollRequest => ({
     protocolVersion: PROTOCOL_VERSION,
     setupKey,
-    publicKey: generateKeyPair().publicKey,
+    publicKey: device.publicKey,
     hostname: 'h',
     os: 'linux',
   });
@@ -68,7 +69,13 @@ describe('trusting and enrolling with several broker instances', () => {
     const dead = `https://127.0.0.1:${await deadPort()}/`;
     const agent = createBrokerAgent({ fingerprints: [certB.fingerprint] });
     // The dead one refuses the connection; A's certificate is not pinned: both are skipped.
-    const { response, url } = await enrollWithAny([dead, urlA, urlB], agent, body(), noNames);
+    const { response, url } = await enrollWithAny(
+      [dead, urlA, urlB],
+      agent,
+      body(),
+      device.privateKey,
+      noNames,
+    );
     expect(url).toBe(urlB);
     expect(b.devices.get(response.deviceId)).toBeDefined();
     expect(a.devices.size).toBe(0);
@@ -77,13 +84,13 @@ describe('trusting and enrolling with several broker instances', () => {
   it('takes a refusal as final, and reports every failure when no instance answers', async () => {
     const agent = createBrokerAgent({ fingerprints: [certA.fingerprint, certB.fingerprint] });
     const devicesOfB = b.devices.size;
-    await expect(enrollWithAny([urlA, urlB], agent, body('wrong-setup-key'), noNames)).rejects.toBeInstanceOf(
-      EnrollmentRejectedError,
-    );
+    await expect(
+      enrollWithAny([urlA, urlB], agent, body('wrong-setup-key'), device.privateKey, noNames),
+    ).rejects.toBeInstanceOf(EnrollmentRejectedError);
     expect(b.devices.size).toBe(devicesOfB); // B never asked
     const dead1 = `https://127.0.0.1:${await deadPort()}/`;
     const dead2 = `https://127.0.0.1:${await deadPort()}/`;
-    await expect(enrollWithAny([dead1, dead2], agent, body(), noNames)).rejects.toThrow(
+    await expect(enrollWithAny([dead1, dead2], agent, body(), device.privateKey, noNames)).rejects.toThrow(
       `no broker instance answered: broker unreachable at ${dead1} (ECONNREFUSED); broker unreachable at ${dead2} (ECONNREFUSED)`,
     );
   });

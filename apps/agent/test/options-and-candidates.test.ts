@@ -1,6 +1,7 @@
+import { API_PATHS } from '@trellis/proto';
 import { parseDaemonOptions } from '../src/daemon-options';
 import { localAddresses, localCandidates, localSubnets } from '../src/platform/candidates';
-import { controlUrl, enrollUrl, parseBrokerUrl } from '../src/trust/broker-url';
+import { brokerEndpointUrl, controlUrl, parseBrokerUrl } from '../src/trust/broker-url';
 
 describe('trellisd options', () => {
   it('defaults', () => {
@@ -56,7 +57,9 @@ describe('trellisd options', () => {
 describe('broker URL', () => {
   it('accepts https origins and derives the API URLs', () => {
     expect(parseBrokerUrl('https://broker.example:8443').toString()).toBe('https://broker.example:8443/');
-    expect(enrollUrl('https://10.0.0.1:8443/')).toBe('https://10.0.0.1:8443/api/v1/enroll');
+    expect(brokerEndpointUrl('https://10.0.0.1:8443/', API_PATHS.enroll)).toBe(
+      'https://10.0.0.1:8443/api/v1/enroll',
+    );
     expect(controlUrl('https://10.0.0.1:8443')).toBe('wss://10.0.0.1:8443/api/v1/control');
   });
 

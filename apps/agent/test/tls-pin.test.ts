@@ -83,6 +83,7 @@ describe('broker TLS trust', () => {
         hostname: 'h',
         os: 'linux',
       },
+      generateKeyPair().privateKey,
     ).catch((e: Error) => e);
     expect(err).toBeInstanceOf(TlsPinMismatchError);
     expect(requests).toBe(before);

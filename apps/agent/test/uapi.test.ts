@@ -1,5 +1,7 @@
 import { generateKeyPair, keyFromHex, keyToHex } from '@trellis/crypto';
 import { parseUapiGet, parseUapiSetResult, serializeUapiSet, UapiError } from '../src/wireguard/uapi';
+import { UnsafeConfigValueError } from '../src/wireguard/update-check';
+import { WgToolClient } from '../src/wireguard/wg-tool';
 
 // The example answer from https://www.wireguard.com/xplatform/ (with the device fields first).
 const GET_ANSWER = `private_key=e84b5a6d2717c1003a13b431570353dbaca9146cf150c5f8575680feba52027a
@@ -103,6 +105,31 @@ describe('UAPI set serializer', () => {
   it('touches only the fields given', () => {
     expect(serializeUapiSet({ peers: [{ publicKey: a, persistentKeepalive: 0 }] })).toBe(
       `set=1\npublic_key=${keyToHex(a)}\npersistent_keepalive_interval=0\n\n`,
+    );
+  });
+
+  it('refuses any value that would add a line, an argument or a list item of its own', async () => {
+    const unsafe = [
+      { publicKey: b, allowedIps: ['100.64.0.2/32\npublic_key=00'] },
+      { publicKey: b, allowedIps: ['100.64.0.2/32,0.0.0.0/0'] },
+      { publicKey: b, allowedIps: ['100.64.0.2/33'] },
+      { publicKey: b, endpoint: '10.0.0.2:51820\nremove=true' },
+      { publicKey: b, endpoint: '-h' },
+      { publicKey: b, persistentKeepalive: 1.5 },
+      { publicKey: `${b}\n` },
+    ];
+    const run = jest.fn();
+    const wg = new WgToolClient({ run, spawn: jest.fn() }, 'tr-test');
+    for (const peer of unsafe) {
+      expect(() => serializeUapiSet({ peers: [peer] })).toThrow(UnsafeConfigValueError);
+      await expect(wg.set({ peers: [peer] })).rejects.toThrow(/refusing to write/);
+    }
+    expect(run).not.toHaveBeenCalled();
+    expect(() => serializeUapiSet({ listenPort: 70000, peers: [] })).toThrow(/listen port 70000/);
+    expect(() => serializeUapiSet({ privateKey: 'x\ny', peers: [] })).toThrow(/private key/);
+    // IPv6 prefixes stay writable (WireGuard takes both families).
+    expect(serializeUapiSet({ peers: [{ publicKey: b, allowedIps: ['fd7a::1/128'] }] })).toContain(
+      'allowed_ip=fd7a::1/128',
     );
   });
 

@@ -1,7 +1,8 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { hkdf } from '@noble/hashes/hkdf';
 import { hmac } from '@noble/hashes/hmac';
 import { sha256 } from '@noble/hashes/sha2';
+import { concat, equalMac } from './bytes';
 import { decodeKey, sharedSecret, toBase64 } from './keys';
 
 /**
@@ -18,7 +19,9 @@ export function newNonce(): string {
   return randomBytes(32).toString('base64');
 }
 
-function sessionKey(
+/** The key a device and the broker share: HKDF over their static X25519 secret, per purpose (salt). */
+export function pairKey(
+  salt: Uint8Array,
   ownPrivate: string,
   otherPublic: string,
   devicePublic: string,
@@ -26,17 +29,20 @@ function sessionKey(
 ): Uint8Array {
   const ikm = sharedSecret(ownPrivate, otherPublic);
   const info = concat(decodeKey(devicePublic), decodeKey(brokerPublic));
-  return hkdf(sha256, ikm, SALT, info, 32);
+  return hkdf(sha256, ikm, salt, info, 32);
+}
+
+function sessionKey(
+  ownPrivate: string,
+  otherPublic: string,
+  devicePublic: string,
+  brokerPublic: string,
+): Uint8Array {
+  return pairKey(SALT, ownPrivate, otherPublic, devicePublic, brokerPublic);
 }
 
 function proof(key: Uint8Array, label: Uint8Array, a: string, b: string): string {
   return toBase64(hmac(sha256, key, concat(label, Buffer.from(a, 'base64'), Buffer.from(b, 'base64'))));
-}
-
-function equal(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'base64');
-  const y = Buffer.from(b, 'base64');
-  return x.length === y.length && x.length === 32 && timingSafeEqual(x, y);
 }
 
 /** Broker side: holds its static private key, knows the device's enrolled public key. */
@@ -49,7 +55,7 @@ export class BrokerAuthenticator {
     return proof(this.key, BROKER_LABEL, clientNonce, brokerNonce);
   }
   verifyDevice(proofB64: string, clientNonce: string, brokerNonce: string): boolean {
-    return equal(proofB64, proof(this.key, DEVICE_LABEL, brokerNonce, clientNonce));
+    return equalMac(proofB64, proof(this.key, DEVICE_LABEL, brokerNonce, clientNonce));
   }
 }
 
@@ -60,19 +66,9 @@ export class DeviceAuthenticator {
     this.key = sessionKey(devicePrivate, brokerPublic, devicePublic, brokerPublic);
   }
   verifyBroker(proofB64: string, clientNonce: string, brokerNonce: string): boolean {
-    return equal(proofB64, proof(this.key, BROKER_LABEL, clientNonce, brokerNonce));
+    return equalMac(proofB64, proof(this.key, BROKER_LABEL, clientNonce, brokerNonce));
   }
   deviceProof(clientNonce: string, brokerNonce: string): string {
     return proof(this.key, DEVICE_LABEL, brokerNonce, clientNonce);
   }
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }

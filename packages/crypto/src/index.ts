@@ -1,2 +1,3 @@
 export * from './control-auth';
+export * from './enroll-proof';
 export * from './keys';

@@ -1,4 +1,13 @@
-import { BrokerAuthenticator, DeviceAuthenticator, generateKeyPair, newNonce, sharedSecret } from '../src';
+import {
+  BrokerAuthenticator,
+  DeviceAuthenticator,
+  ENROLL_PROOF_MAX_SKEW_MS,
+  enrollProof,
+  generateKeyPair,
+  newNonce,
+  sharedSecret,
+  verifyEnrollProof,
+} from '../src';
 
 describe('control channel challenge-response', () => {
   const broker = generateKeyPair();
@@ -75,5 +84,51 @@ describe('sharedSecret', () => {
     expect(() => sharedSecret(a.privateKey, Buffer.alloc(32).toString('base64'))).toThrow(
       'low-order public key',
     );
+  });
+});
+
+describe('enrollment proof', () => {
+  const device = generateKeyPair();
+  const broker = generateKeyPair();
+  const at = 1_700_000_000_000;
+  const mac = enrollProof(device.privateKey, device.publicKey, broker.publicKey, 'tsk_setup-key-1', at);
+  const verify = (over: Partial<{ setupKey: string; at: number; now: number; devicePublic: string }> = {}) =>
+    verifyEnrollProof(
+      broker.privateKey,
+      broker.publicKey,
+      over.devicePublic ?? device.publicKey,
+      over.setupKey ?? 'tsk_setup-key-1',
+      { at: over.at ?? at, mac },
+      over.now ?? at + 1_000,
+    );
+
+  it('proves the private key to the broker, for this setup key and time only', () => {
+    expect(verify()).toBe(true);
+    expect(verify({ setupKey: 'tsk_setup-key-2' })).toBe(false);
+    expect(verify({ at: at + 1 })).toBe(false);
+    expect(verify({ devicePublic: generateKeyPair().publicKey })).toBe(false);
+    const other = enrollProof(
+      generateKeyPair().privateKey,
+      device.publicKey,
+      broker.publicKey,
+      'tsk_setup-key-1',
+      at,
+    );
+    expect(
+      verifyEnrollProof(
+        broker.privateKey,
+        broker.publicKey,
+        device.publicKey,
+        'tsk_setup-key-1',
+        { at, mac: other },
+        at,
+      ),
+    ).toBe(false);
+  });
+
+  it('is refused once it is older (or newer) than the allowed clock skew', () => {
+    expect(verify({ now: at + ENROLL_PROOF_MAX_SKEW_MS })).toBe(true);
+    expect(verify({ now: at + ENROLL_PROOF_MAX_SKEW_MS + 1 })).toBe(false);
+    expect(verify({ now: at - ENROLL_PROOF_MAX_SKEW_MS - 1 })).toBe(false);
   });
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DeviceInfo, Role, SetupKeyInfo } from './api';
+import { PlainText } from './common';
 import { CreateRelayTokenResponse, RelayStatusInfo, RelayTokenInfo } from './relay';
 
 /**
@@ -9,48 +10,49 @@ import { CreateRelayTokenResponse, RelayStatusInfo, RelayTokenInfo } from './rel
  */
 export const MAX_ADMIN_LINE_BYTES = 64 * 1024;
 
-const AccountName = z.string().min(1).max(63);
-const Password = z.string().min(1).max(1024);
+// No control characters anywhere: these end up in logs, in the database and in `trellis-broker` output.
+const AccountName = PlainText(63).min(1);
+const Password = PlainText(1024).min(1);
 
 export const AdminRequest = z.discriminatedUnion('op', [
   z.strictObject({
     op: z.literal('accounts.create'),
     name: AccountName,
-    ownerEmail: z.string().max(254),
+    ownerEmail: PlainText(254),
     password: Password.optional(),
   }),
   z.strictObject({ op: z.literal('accounts.list') }),
   z.strictObject({
     op: z.literal('users.create'),
     account: AccountName,
-    email: z.string().max(254),
-    role: z.string().max(16),
+    email: PlainText(254),
+    role: PlainText(16),
     password: Password.optional(),
   }),
   z.strictObject({
     op: z.literal('setupKeys.create'),
     account: AccountName,
-    name: z.string().min(1).max(128),
+    name: PlainText(128).min(1),
     reusable: z.boolean(),
     expiresInSeconds: z.number().int().positive().optional(),
     usageLimit: z.number().int().positive().optional(),
   }),
   z.strictObject({ op: z.literal('setupKeys.list'), account: AccountName }),
-  z.strictObject({ op: z.literal('setupKeys.revoke'), account: AccountName, id: z.string().max(64) }),
+  z.strictObject({ op: z.literal('setupKeys.revoke'), account: AccountName, id: PlainText(64) }),
   z.strictObject({ op: z.literal('devices.list'), account: AccountName }),
   z.strictObject({
     op: z.literal('devices.remove'),
     account: AccountName,
-    device: z.string().min(1).max(128),
+    device: PlainText(128).min(1),
   }),
   /** Without `account`: a shared (operator) relay that serves every account without private relays. */
   z.strictObject({
     op: z.literal('relayTokens.create'),
     account: AccountName.optional(),
-    name: z.string().min(1).max(128),
+    name: PlainText(128).min(1),
   }),
   z.strictObject({ op: z.literal('relayTokens.list'), account: AccountName.optional() }),
-  z.strictObject({ op: z.literal('relayTokens.revoke'), id: z.string().max(64) }),
+  z.strictObject({ op: z.literal('relayTokens.revoke'), id: PlainText(64) }),
   z.strictObject({ op: z.literal('relays.list') }),
   z.strictObject({ op: z.literal('instances.list') }),
 ]);

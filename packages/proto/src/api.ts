@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { DeviceId, DnsLabel, Endpoint, Hostname, Ipv4, Os, WgKey } from './common';
+import { DeviceId, DnsLabel, DnsName, Endpoint, Hostname, Os, PlainText, WgKey } from './common';
+import { Ipv4, OVERLAY_PREFIX, OverlayAddress } from './ipv4';
 
 /** Largest HTTP body the broker accepts; larger ones get 413. */
 export const MAX_HTTP_BODY_BYTES = 64 * 1024;
@@ -10,7 +11,7 @@ export type Role = z.infer<typeof Role>;
 // --- broker info ----------------------------------------------------------------------------
 export const BrokerInfo = z.object({
   protocolVersion: z.number().int(),
-  version: z.string(),
+  version: PlainText(64),
   brokerPublicKey: WgKey,
 });
 export type BrokerInfo = z.infer<typeof BrokerInfo>;
@@ -90,13 +91,23 @@ export const MAX_ENDPOINTS = 16;
 
 export const EnrollRequest = z.strictObject({
   protocolVersion: z.number().int(),
-  setupKey: z.string().min(8).max(128),
+  setupKey: PlainText(128).min(8),
   publicKey: WgKey,
   /** Wanted name; the broker makes it a unique DNS label within the account. */
-  name: z.string().min(1).max(63).optional(),
+  name: PlainText(63).min(1).optional(),
   hostname: Hostname,
   os: Os,
   endpoints: z.array(Endpoint).max(MAX_ENDPOINTS).default([]),
+  /**
+   * Proof of the private key (@trellis/crypto enrollProof, keyed with the broker's public key from
+   * `info`): required when the key is enrolled already, so nobody else can re-enroll it.
+   */
+  proof: z
+    .strictObject({
+      at: z.number().int().nonnegative(),
+      mac: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 bytes of base64'),
+    })
+    .optional(),
 });
 export type EnrollRequest = z.input<typeof EnrollRequest>;
 
@@ -105,10 +116,10 @@ export const EnrollResponse = z.object({
   accountId: z.string(),
   accountName: DnsLabel,
   name: DnsLabel,
-  dnsName: z.string(),
-  address: Ipv4,
-  /** Prefix length routed into the overlay interface (the account's whole 100.64.0.0/10). */
-  overlayPrefix: z.string(),
+  dnsName: DnsName,
+  address: OverlayAddress,
+  /** Routed into the overlay interface: always the whole OVERLAY_PREFIX. */
+  overlayPrefix: z.literal(OVERLAY_PREFIX),
   brokerPublicKey: WgKey,
 });
 export type EnrollResponse = z.infer<typeof EnrollResponse>;

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { MAX_ENDPOINTS } from './api';
 import { ClusterEvents } from './cluster-events';
-import { DeviceId, DnsLabel, Endpoint, Ipv4, WgKey } from './common';
+import { DeviceId, DnsLabel, Endpoint, WgKey } from './common';
+import { Ipv4 } from './ipv4';
 import { Candidate, CandidateKind, MappingType } from './punch';
 
 /**

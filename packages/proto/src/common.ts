@@ -1,10 +1,8 @@
 import { z } from 'zod';
+import { IPV4_RE } from './ipv4';
 
 /** Bumped on any incompatible change to a message below. Peers must match exactly. */
 export const PROTOCOL_VERSION = 1;
-
-/** The overlay prefix every account allocates device addresses from. */
-export const OVERLAY_PREFIX = '100.64.0.0/10';
 
 /** WireGuard keys travel as standard base64 of 32 bytes (44 chars, one '=' pad), as `wg` prints them. */
 export const WgKey = z
@@ -20,10 +18,29 @@ export const DnsLabel = z
   .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'must be a DNS label: a-z, 0-9 and inner hyphens');
 export type DnsLabel = z.infer<typeof DnsLabel>;
 
-const octet = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
-const ipv4Re = new RegExp(`^${octet}(\\.${octet}){3}$`);
-export const Ipv4 = z.string().regex(ipv4Re, 'must be a dotted IPv4 address');
-export type Ipv4 = z.infer<typeof Ipv4>;
+/** A fully qualified name as the broker builds it: DNS labels joined by dots. */
+export const DnsName = z
+  .string()
+  .max(253)
+  .regex(
+    /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/,
+    'must be a DNS name: labels of a-z, 0-9 and inner hyphens, joined by dots',
+  );
+
+/** An IP address or a host name, as a relay announces where it listens. */
+export const Host = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9.:-]+$/, 'must be an IP address or a host name');
+
+/** Free text shown to people (versions, relay hosts): no control characters, so no line breaks. */
+export const PlainText = (max: number) =>
+  z
+    .string()
+    .max(max)
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
+    .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters');
 
 /** `ip:port` for IPv4, `[ip]:port` for IPv6 — the form WireGuard's UAPI takes. */
 export const Endpoint = z
@@ -39,7 +56,7 @@ export function parseEndpoint(s: string): { host: string; port: number; family: 
   if (!m) return null;
   const port = Number(m[2]);
   if (port < 1 || port > 65535) return null;
-  if (m4 && !ipv4Re.test(m[1]!)) return null;
+  if (m4 && !IPV4_RE.test(m[1]!)) return null;
   if (m6 && !m[1]!.includes(':')) return null;
   return { host: m[1]!, port, family: m6 ? 6 : 4 };
 }
@@ -49,8 +66,6 @@ export function formatEndpoint(host: string, port: number): string {
 }
 
 export const DeviceId = z.string().uuid();
-export const Os = z.string().min(1).max(64);
-export const Hostname = z.string().min(1).max(253);
 
 /** Error body of every non-2xx HTTP answer. */
 export const ErrorBody = z.object({
@@ -67,3 +82,6 @@ export type ReflectorInfo = z.infer<typeof ReflectorInfo>;
 /** Heartbeat with RTT measurement, the same on the device and the relay control channels. */
 export const PingMessage = z.strictObject({ type: z.literal('ping'), t: z.number() });
 export const PongMessage = z.object({ type: z.literal('pong'), t: z.number(), serverTime: z.number() });
+
+export const Os = PlainText(64).min(1);
+export const Hostname = PlainText(253).min(1);

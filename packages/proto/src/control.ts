@@ -1,6 +1,16 @@
 import { z } from 'zod';
 import { MAX_ENDPOINTS } from './api';
-import { DeviceId, DnsLabel, Endpoint, Ipv4, PingMessage, PongMessage, ReflectorInfo, WgKey } from './common';
+import {
+  DeviceId,
+  DnsLabel,
+  DnsName,
+  Endpoint,
+  PingMessage,
+  PongMessage,
+  ReflectorInfo,
+  WgKey,
+} from './common';
+import { OVERLAY_PREFIX, OverlayAddress, OverlayCidr } from './ipv4';
 import {
   Candidate,
   MappingType,
@@ -42,13 +52,20 @@ export const CloseCode = {
 const Nonce = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 bytes of base64');
 const Mac = Nonce;
 
+/**
+ * What the broker tells a device is checked as strictly as what the device tells the broker: the
+ * agent routes the overlay prefix and each peer's allowed IPs into WireGuard and writes names into
+ * WireGuard's and the resolver's configuration, so a value outside the overlay or with a control
+ * character in it is refused (the whole frame; the connection is dropped and nothing is applied).
+ */
 export const NetmapSelf = z.object({
   id: DeviceId,
   name: DnsLabel,
-  dnsName: z.string(),
-  address: Ipv4,
+  dnsName: DnsName,
+  address: OverlayAddress,
   accountName: DnsLabel,
-  overlayPrefix: z.string(),
+  /** Always OVERLAY_PREFIX: the only prefix a device routes into the mesh. */
+  overlayPrefix: z.literal(OVERLAY_PREFIX),
   /** The broker's endpoint reflectors (one, or two on different IPs to classify the NAT). */
   reflectors: z.array(ReflectorInfo).max(4).optional(),
   /** What the reflectors saw of this device: its reflexive addresses and NAT mapping. */
@@ -62,11 +79,11 @@ export type NetmapSelf = z.infer<typeof NetmapSelf>;
 export const NetmapPeer = z.object({
   id: DeviceId,
   name: DnsLabel,
-  dnsName: z.string(),
+  dnsName: DnsName,
   publicKey: WgKey,
-  address: Ipv4,
-  /** CIDRs routed to this peer through WireGuard; today only its own /32. */
-  allowedIps: z.array(z.string()).max(256),
+  address: OverlayAddress,
+  /** CIDRs routed to this peer through WireGuard (inside the overlay); today only its own /32. */
+  allowedIps: z.array(OverlayCidr).max(256),
   /** Candidate endpoints, best first. */
   endpoints: z.array(Endpoint).max(MAX_ENDPOINTS * 2),
   /** The same addresses typed (LAN, reflexive, port-mapped, observed), best first. */

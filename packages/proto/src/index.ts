@@ -8,5 +8,6 @@ export * from './cluster-events';
 export * from './common';
 export * from './control';
 export * from './ipc';
+export * from './ipv4';
 export * from './punch';
 export * from './relay';

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { MAX_BROKER_URLS } from './broker-urls';
-import { DnsLabel, Endpoint, Ipv4, WgKey } from './common';
+import { DnsLabel, Endpoint, PlainText, WgKey } from './common';
 import { NetmapSelf } from './control';
+import { Ipv4 } from './ipv4';
 
 /**
  * The agent's local control socket: one JSON request per line, one JSON response per line.
@@ -21,10 +22,10 @@ const Fingerprint = z
 export const BrokerTrust = z
   .object({
     /** PEM file of the CA (or self-signed certificate) that signs the broker's certificate. */
-    caFile: z.string().optional(),
+    caFile: PlainText(4096).min(1).optional(),
     /** SHA-256 fingerprint of the broker's certificate, hex with or without colons. */
     fingerprint: Fingerprint.optional(),
-    caFiles: z.array(z.string()).min(1).max(MAX_BROKER_URLS).optional(),
+    caFiles: z.array(PlainText(4096).min(1)).min(1).max(MAX_BROKER_URLS).optional(),
     fingerprints: z.array(Fingerprint).min(1).max(MAX_BROKER_URLS).optional(),
   })
   .strict();
@@ -42,8 +43,8 @@ export const UpRequest = z.strictObject({
   broker: z.string().url().optional(),
   /** Several instances of one broker (one database, one static key); replaces `broker`. */
   brokers: z.array(z.string().url()).min(1).max(MAX_BROKER_URLS).optional(),
-  setupKey: z.string().min(8).max(128).optional(),
-  name: z.string().min(1).max(63).optional(),
+  setupKey: PlainText(128).min(8).optional(),
+  name: PlainText(63).min(1).optional(),
   trust: BrokerTrust.optional(),
 });
 export const DownRequest = z.strictObject({ op: z.literal('down') });

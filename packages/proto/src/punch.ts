@@ -26,7 +26,11 @@ export const MAX_PUNCH_CANDIDATES = MAX_ENDPOINTS * 2;
 export const MAX_PUNCH_DEADLINE_MS = 30_000;
 
 /** Opaque id the broker picks per attempt; echoed in the `path` report. */
-export const AttemptId = z.string().min(1).max(64);
+export const AttemptId = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 
 // --- broker → agent ---------------------------------------------------------------------------
 export const PunchMessage = z.object({

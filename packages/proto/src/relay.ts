@@ -1,5 +1,15 @@
 import { z } from 'zod';
-import { DeviceId, DnsLabel, Endpoint, PingMessage, PongMessage, ReflectorInfo, WgKey } from './common';
+import {
+  DeviceId,
+  DnsLabel,
+  Endpoint,
+  Host,
+  PingMessage,
+  PlainText,
+  PongMessage,
+  ReflectorInfo,
+  WgKey,
+} from './common';
 
 /**
  * Relays (ARCHITECTURE "Relay by port allocation"). Three conversations:
@@ -100,12 +110,12 @@ export const RelayHelloMessage = z.strictObject({
   token: RelayToken,
   name: DnsLabel,
   /** The address devices send UDP to (the relay may listen on a wildcard or behind a 1:1 NAT). */
-  publicAddress: z.string().min(1).max(64),
+  publicAddress: Host,
   ports: PortRange,
   tcp: RelayTcpInfo.optional(),
   /** The relay's own endpoint reflector (a second one for NAT classification), if it runs one. */
   reflector: ReflectorInfo.optional(),
-  version: z.string().max(64),
+  version: PlainText(64),
   /** How many allocations the relay holds; they follow in `relay-held` frames before the welcome. Absent: 0. */
   held: z.number().int().nonnegative().max(MAX_RELAY_ALLOCATIONS).optional(),
 });
@@ -126,7 +136,7 @@ export const AllocatedMessage = z.strictObject({
 export const AllocateFailedMessage = z.strictObject({
   type: z.literal('allocate-failed'),
   allocationId: AllocationId,
-  reason: z.string().max(256),
+  reason: PlainText(256),
 });
 /** A side bound (or re-bound by a newer valid handshake): the broker keeps it for a resume. */
 export const BoundMessage = z.strictObject({
@@ -199,8 +209,8 @@ export const RelayCloseCode = {
 export const NetmapRelay = z.object({
   id: z.string().uuid(),
   name: DnsLabel,
-  /** UDP address (host) of the relay. */
-  address: z.string().max(64),
+  /** UDP address (host) of the relay: an IP address or a host name. */
+  address: Host,
   tcp: RelayTcpInfo.optional(),
 });
 export type NetmapRelay = z.infer<typeof NetmapRelay>;

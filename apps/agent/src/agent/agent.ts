@@ -214,6 +214,7 @@ export class Agent {
           os: `linux ${release()}`,
           endpoints: this.opts.readCandidates(),
         },
+        keys.privateKey,
         resolveHost,
       );
       await this.leaveMesh(); // a new enrollment replaces whatever mesh we had

@@ -180,11 +180,13 @@ export class ControlClient {
 
   private onMessage(text: string | null): void {
     this.heartbeat.heard();
-    const msg = decodeServerMessage(text);
-    if (!msg) {
-      this.fail(CloseCode.badMessage, 'broker sent a malformed control message');
+    const decoded = decodeServerMessage(text);
+    if (!decoded.ok) {
+      // Nothing of the frame is applied: WireGuard and the routes keep what they have.
+      this.fail(CloseCode.badMessage, `broker sent a malformed control message: ${decoded.reason}`);
       return;
     }
+    const msg = decoded.msg;
     switch (msg.type) {
       case 'challenge':
         this.onChallenge(msg);

@@ -73,21 +73,51 @@ export class ControlSocket {
 
   /** Closes an open socket with this code, aborts one still connecting. */
   close(code: number, reason: string): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(code, reason);
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(code, closeReason(reason));
     else this.ws.terminate();
   }
 }
 
-/** A broker message; null for a frame that is binary, not JSON, or no valid message. */
-export function decodeServerMessage(text: string | null): ServerMessage | null {
+/** A WebSocket close reason holds at most 123 bytes of UTF-8 (RFC 6455 5.5); longer ones are cut. */
+export function closeReason(reason: string): string {
+  const bytes = Buffer.from(reason, 'utf8');
+  if (bytes.length <= 123) return reason;
+  // Cutting inside a multi-byte character leaves U+FFFD at the end; drop it.
+  return bytes
+    .subarray(0, 123)
+    .toString('utf8')
+    .replace(/\uFFFD$/, '');
+}
+
+export type DecodedServerMessage = { ok: true; msg: ServerMessage } | { ok: false; reason: string };
+
+/** Most schema problems named in a refusal: enough to find the field, short enough for a log line. */
+const MAX_ISSUES_NAMED = 3;
+
+/**
+ * A broker message, checked against its schema; a binary frame, bad JSON or any field out of bounds
+ * (an allowed IP outside the overlay, a control character in a name) refuses the whole frame, with
+ * a reason that names the fields.
+ */
+export function decodeServerMessage(text: string | null): DecodedServerMessage {
+  if (text === null) return { ok: false, reason: 'binary frame' };
   let json: unknown;
   try {
-    json = text === null ? null : JSON.parse(text);
+    json = JSON.parse(text);
   } catch {
-    json = null;
+    return { ok: false, reason: 'not JSON' };
   }
   const parsed = ServerMessage.safeParse(json);
-  return parsed.success ? parsed.data : null;
+  if (parsed.success) return { ok: true, msg: parsed.data };
+  const type = typeof json === 'object' && json !== null && 'type' in json ? String(json.type) : '?';
+  const issues = parsed.error.issues
+    .slice(0, MAX_ISSUES_NAMED)
+    .map((i) => `${i.path.join('.') || '(frame)'}: ${i.message}`);
+  const more = parsed.error.issues.length - issues.length;
+  return {
+    ok: false,
+    reason: `${JSON.stringify(type.slice(0, 32))} refused: ${issues.join('; ')}${more > 0 ? ` (+${more} more)` : ''}`,
+  };
 }
 
 /** A dual-stack socket's IPv4 address (::ffff:a.b.c.d) as the interface lists it. */

@@ -1,6 +1,9 @@
 import type { Agent } from 'node:https';
 import { request } from 'node:https';
+import { enrollProof } from '@trellis/crypto';
 import {
+  API_PATHS,
+  BrokerInfo,
   BrokerRotation,
   type EnrollRequest,
   EnrollResponse,
@@ -9,7 +12,8 @@ import {
   type ResolveHost,
 } from '@trellis/proto';
 import { fixedLookup } from '@trellis/tls';
-import { describeTarget, enrollUrl } from '../trust/broker-url';
+import type { ZodType } from 'zod';
+import { brokerEndpointUrl, describeTarget } from '../trust/broker-url';
 import { describeBrokerError } from '../util/network-error';
 
 export class EnrollmentRejectedError extends Error {
@@ -29,7 +33,8 @@ export class EnrollmentRejectedError extends Error {
 export async function enrollWithAny(
   brokerUrls: readonly string[],
   agent: Agent,
-  body: EnrollRequest,
+  body: EnrollBody,
+  privateKey: string,
   resolveHost: ResolveHost,
 ): Promise<{ response: EnrollResponse; url: string }> {
   const rotation = new BrokerRotation(brokerUrls);
@@ -37,7 +42,8 @@ export async function enrollWithAny(
   const failures: string[] = [];
   for (let target = rotation.take(); target !== null; target = rotation.take()) {
     try {
-      return { response: await enroll(target.url, agent, body, undefined, target.address), url: target.url };
+      const response = await enroll(target.url, agent, body, privateKey, undefined, target.address);
+      return { response, url: target.url };
     } catch (err) {
       if (err instanceof EnrollmentRejectedError) throw err;
       failures.push((err as Error).message);
@@ -48,24 +54,58 @@ export async function enrollWithAny(
   );
 }
 
-/** POSTs the enrollment to the broker and validates its answer. */
-export function enroll(
+/** What the agent enrolls with; the proof of its key is added per broker (it needs the broker's key). */
+export type EnrollBody = Omit<EnrollRequest, 'proof'>;
+
+/**
+ * Enrolls at one broker: reads its static public key from `info` (over the same trusted TLS), then
+ * POSTs the enrollment with proof of the device's private key, so a key enrolled already can be
+ * enrolled again only by its holder.
+ */
+export async function enroll(
   brokerUrl: string,
   agent: Agent,
-  body: EnrollRequest,
+  body: EnrollBody,
+  privateKey: string,
   timeoutMs = 15_000,
   /** Connect to this address of the URL's host name (null: resolve it). */
   address: string | null = null,
 ): Promise<EnrollResponse> {
-  const payload = JSON.stringify(body);
+  const call = <T>(path: string, payload: unknown, schema: ZodType<T>) =>
+    brokerCall(brokerUrl, path, payload, schema, agent, timeoutMs, address);
+  const info = await call(API_PATHS.info, undefined, BrokerInfo);
+  const at = Date.now();
+  const mac = enrollProof(privateKey, body.publicKey, info.brokerPublicKey, body.setupKey, at);
+  const res = await call(API_PATHS.enroll, { ...body, proof: { at, mac } }, EnrollResponse);
+  if (res.brokerPublicKey !== info.brokerPublicKey) {
+    throw new Error('the broker answered the enrollment with another key than its info: refusing it');
+  }
+  return res;
+}
+
+/** One JSON request (GET without a payload, else POST) and its answer, checked by its schema. */
+function brokerCall<T>(
+  brokerUrl: string,
+  path: string,
+  body: unknown,
+  schema: ZodType<T>,
+  agent: Agent,
+  timeoutMs: number,
+  address: string | null,
+): Promise<T> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const what = path === API_PATHS.enroll ? 'enrollment' : 'broker info';
   return new Promise((resolve, reject) => {
     const req = request(
-      enrollUrl(brokerUrl),
+      brokerEndpointUrl(brokerUrl, path),
       {
-        method: 'POST',
+        method: payload === undefined ? 'GET' : 'POST',
         agent,
         ...(address !== null ? { lookup: fixedLookup(address) } : {}),
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        headers:
+          payload === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
         timeout: timeoutMs,
       },
       (res) => {
@@ -73,7 +113,7 @@ export function enroll(
         res.setEncoding('utf8');
         res.on('data', (c: string) => {
           text += c;
-          if (text.length > MAX_HTTP_BODY_BYTES) req.destroy(new Error('enrollment answer too large'));
+          if (text.length > MAX_HTTP_BODY_BYTES) req.destroy(new Error(`${what} answer too large`));
         });
         res.on('end', () => {
           const status = res.statusCode ?? 0;
@@ -89,13 +129,13 @@ export function enroll(
             reject(new EnrollmentRejectedError(status, err.success ? err.data.message : text.slice(0, 200)));
             return;
           }
-          const ok = EnrollResponse.safeParse(json);
-          if (!ok.success) reject(new Error(`broker sent an invalid enrollment answer: ${ok.error.message}`));
+          const ok = schema.safeParse(json);
+          if (!ok.success) reject(new Error(`broker sent an invalid ${what} answer: ${ok.error.message}`));
           else resolve(ok.data);
         });
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`enrollment timed out after ${timeoutMs} ms`)));
+    req.on('timeout', () => req.destroy(new Error(`${what} timed out after ${timeoutMs} ms`)));
     req.on('error', (err: Error) => {
       const message = describeBrokerError(err, describeTarget({ url: brokerUrl, address }));
       reject(message === err.message ? err : new Error(message));

@@ -91,25 +91,15 @@ export class IpcServer {
   }
 
   private async handleLine(sock: Socket, line: string): Promise<void> {
-    let json: unknown;
-    try {
-      json = JSON.parse(line);
-    } catch {
-      this.reply(sock, { ok: false, error: 'request is not JSON' });
-      return;
-    }
-    const req = IpcRequest.safeParse(json);
-    if (!req.success) {
-      this.reply(sock, {
-        ok: false,
-        error: `bad request: ${req.error.issues.map((i) => i.message).join('; ')}`,
-      });
+    const req = parseIpcLine(line);
+    if (!req.ok) {
+      this.reply(sock, { ok: false, error: req.error });
       return;
     }
     try {
-      this.reply(sock, await this.handler(req.data));
+      this.reply(sock, await this.handler(req.request));
     } catch (err) {
-      this.logger.warn({ op: req.data.op, err: (err as Error).message }, 'control request failed');
+      this.logger.warn({ op: req.request.op, err: (err as Error).message }, 'control request failed');
       this.reply(sock, { ok: false, error: (err as Error).message });
     }
   }
@@ -117,4 +107,17 @@ export class IpcServer {
   private reply(sock: Socket, body: object | ErrorResponse): void {
     if (!sock.destroyed) sock.write(`${JSON.stringify(body)}\n`);
   }
+}
+
+/** One request line of the agent's control socket, parsed by its schema (never throws). */
+export function parseIpcLine(line: string): { ok: true; request: IpcRequest } | { ok: false; error: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch {
+    return { ok: false, error: 'request is not JSON' };
+  }
+  const req = IpcRequest.safeParse(json);
+  if (req.success) return { ok: true, request: req.data };
+  return { ok: false, error: `bad request: ${req.error.issues.map((i) => i.message).join('; ')}` };
 }

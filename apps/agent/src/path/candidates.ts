@@ -1,5 +1,4 @@
-import type { Candidate, CandidateKind } from '@trellis/proto';
-import { inCidr } from '../platform/candidates';
+import { type Candidate, type CandidateKind, ipv4InCidr } from '@trellis/proto';
 
 export type PathKind = 'direct-lan' | 'direct-internet' | 'relay' | 'none';
 
@@ -31,7 +30,7 @@ export function candidatesFromEndpoints(
 
 function isOnLink(endpoint: string, localSubnets: readonly string[]): boolean {
   const host = hostOf(endpoint);
-  return isIpv4(host) && localSubnets.some((s) => inCidr(host, s));
+  return isIpv4(host) && localSubnets.some((s) => ipv4InCidr(host, s));
 }
 
 /**
@@ -85,7 +84,7 @@ export function kindOfEndpoint(endpoint: string, known: readonly Candidate[]): C
   const hit = known.find((c) => c.endpoint === endpoint);
   if (hit) return hit.kind;
   const host = hostOf(endpoint);
-  return isIpv4(host) && PRIVATE_V4.some((s) => inCidr(host, s)) ? 'lan' : 'observed';
+  return isIpv4(host) && PRIVATE_V4.some((s) => ipv4InCidr(host, s)) ? 'lan' : 'observed';
 }
 
 export function pathKindOf(kind: CandidateKind): PathKind {

@@ -1,5 +1,5 @@
 import { networkInterfaces } from 'node:os';
-import { OVERLAY_PREFIX } from '@trellis/proto';
+import { ipv4InCidr, OVERLAY_PREFIX } from '@trellis/proto';
 
 /** This device's LAN candidates: IPv4, not loopback, not the overlay itself, with our listen port. */
 export function localCandidates(
@@ -12,7 +12,7 @@ export function localCandidates(
     if (name === wireguardInterface) continue;
     for (const a of addrs ?? []) {
       if (a.family !== 'IPv4' || a.internal) continue;
-      if (inCidr(a.address, OVERLAY_PREFIX)) continue;
+      if (ipv4InCidr(a.address, OVERLAY_PREFIX)) continue;
       out.add(`${a.address}:${listenPort}`);
     }
   }
@@ -24,17 +24,6 @@ export function localAddresses(
   interfaces: ReturnType<typeof networkInterfaces> = networkInterfaces(),
 ): Set<string> {
   return new Set(Object.values(interfaces).flatMap((addrs) => (addrs ?? []).map((a) => a.address)));
-}
-
-export function inCidr(ip: string, cidr: string): boolean {
-  const [base, bitsText] = cidr.split('/');
-  const bits = Number(bitsText);
-  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
-  return (ipToInt(ip) & mask) >>> 0 === (ipToInt(base!) & mask) >>> 0;
-}
-
-function ipToInt(ip: string): number {
-  return ip.split('.').reduce((n, o) => ((n << 8) | Number(o)) >>> 0, 0);
 }
 
 /** A source of "the network may have changed" events; returns a function that stops it. */
@@ -94,7 +83,7 @@ export function localSubnets(
     if (name === wireguardInterface) continue;
     for (const a of addrs ?? []) {
       if (a.family !== 'IPv4' || a.internal || !a.cidr) continue;
-      if (inCidr(a.address, OVERLAY_PREFIX)) continue;
+      if (ipv4InCidr(a.address, OVERLAY_PREFIX)) continue;
       out.push(a.cidr);
     }
   }

@@ -1,4 +1,12 @@
-import { BrokerTrust, MAX_BROKER_URLS, WgKey } from '@trellis/proto';
+import {
+  BrokerTrust,
+  DnsLabel,
+  DnsName,
+  MAX_BROKER_URLS,
+  OVERLAY_PREFIX,
+  OverlayAddress,
+  WgKey,
+} from '@trellis/proto';
 import { z } from 'zod';
 
 /** What enrollment gave us, plus how we trust the broker and whether the user wants the mesh up. */
@@ -9,11 +17,11 @@ export const Enrollment = z.object({
   brokerPublicKey: WgKey,
   trust: BrokerTrust,
   publicKey: WgKey,
-  name: z.string(),
-  dnsName: z.string(),
-  address: z.string(),
-  accountName: z.string(),
-  overlayPrefix: z.string(),
+  name: DnsLabel,
+  dnsName: DnsName,
+  address: OverlayAddress,
+  accountName: DnsLabel,
+  overlayPrefix: z.literal(OVERLAY_PREFIX),
   enrolledAt: z.string(),
   /** False after `trellis down`: a restarted daemon stays down until `trellis up`. */
   wantUp: z.boolean(),

@@ -7,8 +7,9 @@ export function parseBrokerUrl(input: string): URL {
   return new URL(parseBrokerUrlText(input));
 }
 
-export function enrollUrl(broker: string): string {
-  return new URL(API_PATHS.enroll, parseBrokerUrl(broker)).toString();
+/** The URL of one of the broker's HTTP endpoints (API_PATHS). */
+export function brokerEndpointUrl(broker: string, path: string): string {
+  return new URL(path, parseBrokerUrl(broker)).toString();
 }
 
 export function controlUrl(broker: string): string {

@@ -1,5 +1,6 @@
 import { keyFromHex, keyToHex } from '@trellis/crypto';
 import type { WgConfigUpdate, WgDeviceState, WgPeerState } from './types';
+import { assertWritableUpdate } from './update-check';
 
 /**
  * WireGuard's cross-platform UAPI text protocol (https://www.wireguard.com/xplatform/):
@@ -75,8 +76,12 @@ function applyPeerField(peer: WgPeerState, key: string, value: string): void {
   }
 }
 
-/** Serialises an update as a complete `set=1` request, ending with the blank line. */
+/**
+ * Serialises an update as a complete `set=1` request, ending with the blank line. Every value is
+ * checked first: one with a line break in it would add lines of its own (another peer).
+ */
 export function serializeUapiSet(update: WgConfigUpdate): string {
+  assertWritableUpdate(update);
   const lines = ['set=1'];
   if (update.privateKey !== undefined) lines.push(`private_key=${keyToHex(update.privateKey)}`);
   if (update.listenPort !== undefined) lines.push(`listen_port=${update.listenPort}`);

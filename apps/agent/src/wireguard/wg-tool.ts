@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CommandRunner, runChecked } from '../util/command-runner';
 import type { WgConfigUpdate, WgDeviceState, WgPeerState } from './types';
+import { assertWritableUpdate } from './update-check';
 
 /**
  * Configuration through the `wg` tool: the way to reach the kernel module without netlink code.
@@ -21,6 +22,7 @@ export class WgToolClient {
   }
 
   async set(update: WgConfigUpdate): Promise<void> {
+    assertWritableUpdate(update);
     const args = ['set', this.interfaceName];
     let keyFile: string | null = null;
     if (update.privateKey !== undefined) {

@@ -1,9 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { BrokerAuthenticator, generateKeyPair, type KeyPair, newNonce } from '@trellis/crypto';
+import {
+  BrokerAuthenticator,
+  generateKeyPair,
+  type KeyPair,
+  newNonce,
+  verifyEnrollProof,
+} from '@trellis/crypto';
 import {
   API_PATHS,
+  type BrokerInfo,
   ClientMessage,
   CloseCode,
   type DeltaMessage,
@@ -11,6 +18,7 @@ import {
   type EnrollResponse,
   type NetmapPeer,
   OVERLAY_PREFIX,
+  PROTOCOL_VERSION,
   type ServerMessage,
 } from '@trellis/proto';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -62,6 +70,15 @@ export class BrokerDouble {
   /** Listens on 127.0.0.1 (port 0 = any) or on a unix socket path. Returns the port (0 for unix). */
   async listen(where: number | string = 0): Promise<number> {
     const server = createServer({ key: this.cert.key, cert: this.cert.cert }, (req, res) => {
+      if (req.method === 'GET' && req.url === API_PATHS.info) {
+        const info: BrokerInfo = {
+          protocolVersion: PROTOCOL_VERSION,
+          version: 'double',
+          brokerPublicKey: this.keys.publicKey,
+        };
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(info));
+        return;
+      }
       if (req.method === 'POST' && req.url === API_PATHS.enroll) {
         let body = '';
         req.on('data', (c: Buffer) => {
@@ -157,6 +174,14 @@ export class BrokerDouble {
         401,
         { statusCode: 401, error: 'Unauthorized', message: 'setup key is invalid, expired or revoked' },
       ];
+    }
+    const proof = req.data.proof;
+    const k = this.keys;
+    if (
+      !proof ||
+      !verifyEnrollProof(k.privateKey, k.publicKey, req.data.publicKey, req.data.setupKey, proof, Date.now())
+    ) {
+      return [401, { statusCode: 401, error: 'Unauthorized', message: 'no valid proof of the private key' }];
     }
     let device = [...this.devices.values()].find((d) => d.publicKey === req.data.publicKey);
     if (!device) {
@@ -274,7 +299,17 @@ export class BrokerDouble {
     }
   }
 
+  /** Rewrites every outgoing frame (a hostile broker): gets a copy it may change in place. */
+  tamper: ((frame: Record<string, unknown>) => void) | null = null;
+
   private send(ws: WebSocket, msg: ServerMessage): void {
-    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+    if (ws.readyState !== WebSocket.OPEN) return;
+    if (!this.tamper) {
+      ws.send(JSON.stringify(msg));
+      return;
+    }
+    const copy = JSON.parse(JSON.stringify(msg)) as Record<string, unknown>;
+    this.tamper(copy);
+    ws.send(JSON.stringify(copy));
   }
 }

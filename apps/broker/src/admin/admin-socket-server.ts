@@ -52,7 +52,10 @@ function serve(socket: Socket, services: Services, logger: Logger): void {
   });
 }
 
-async function handleLine(line: string, services: Services, logger: Logger): Promise<AdminResponse> {
+/** One request line of the admin socket, parsed by its schema (never throws). */
+export function parseAdminLine(
+  line: string,
+): { ok: true; data: AdminRequest } | Extract<AdminResponse, { ok: false }> {
   let json: unknown;
   try {
     json = JSON.parse(line);
@@ -60,10 +63,14 @@ async function handleLine(line: string, services: Services, logger: Logger): Pro
     return { ok: false, status: 400, error: 'request is not valid JSON' };
   }
   const parsed = AdminRequest.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return { ok: false, status: 400, error: `invalid request: ${issue?.path.join('.')} ${issue?.message}` };
-  }
+  if (parsed.success) return { ok: true, data: parsed.data };
+  const issue = parsed.error.issues[0];
+  return { ok: false, status: 400, error: `invalid request: ${issue?.path.join('.')} ${issue?.message}` };
+}
+
+async function handleLine(line: string, services: Services, logger: Logger): Promise<AdminResponse> {
+  const parsed = parseAdminLine(line);
+  if (!parsed.ok) return parsed;
   try {
     const result = await executeAdmin(services, parsed.data);
     logger.info({ op: parsed.data.op }, 'admin request');

@@ -1,4 +1,5 @@
 import { Body, Controller, Inject, Post } from '@nestjs/common';
+import { verifyEnrollProof } from '@trellis/crypto';
 import { API_PATHS, EnrollRequest, type EnrollResponse, PROTOCOL_VERSION } from '@trellis/proto';
 import { DomainError } from '../domain/errors';
 import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
@@ -18,7 +19,12 @@ export class EnrollController {
         `protocol version ${req.protocolVersion} not supported (broker speaks ${PROTOCOL_VERSION})`,
       );
     }
-    const result = await this.ctx.services.devices.enroll(req);
+    const { proof, ...fields } = req;
+    const key = this.ctx.brokerKey;
+    const proven =
+      proof !== undefined &&
+      verifyEnrollProof(key.privateKey, key.publicKey, req.publicKey, req.setupKey, proof, Date.now());
+    const result = await this.ctx.services.devices.enroll({ ...fields, proven });
     this.ctx.metrics.enrollments.inc();
     this.ctx.logger.info(
       {

@@ -14,6 +14,8 @@ export interface EnrollInput {
   hostname: string;
   os: string;
   endpoints: string[];
+  /** The request carried a valid proof of the device's private key (enrollProof). */
+  proven: boolean;
 }
 
 /** What an enrollment wrote: the device, its account, and the serial of that change. */
@@ -40,6 +42,14 @@ export async function enrollDevice(
   let row: DeviceRow;
   if (existing && existing.accountId !== account.id) {
     throw conflict('this public key is already enrolled in another account');
+  }
+  if (existing && !input.proven) {
+    // Public keys are no secret: without the proof this would let anyone rewrite the device's endpoints.
+    throw new DomainError(
+      401,
+      'proof_required',
+      'this public key is enrolled already: enrolling it again needs proof of its private key',
+    );
   }
   if (existing) {
     // Same machine (same WireGuard key) enrolling again: keep its id, name and address.

@@ -23,7 +23,7 @@ export interface EnrollResult {
   name: string;
   dnsName: string;
   address: string;
-  overlayPrefix: string;
+  overlayPrefix: typeof OVERLAY_PREFIX;
   /** True when the public key was already enrolled in the account and the device record was kept. */
   reenrolled: boolean;
 }

@@ -1,3 +1,4 @@
+import { generateKeyPair } from '@trellis/crypto';
 import { API_PATHS, type DeviceInfo } from '@trellis/proto';
 import { BACKENDS, type Backend, createBackend } from '../support/backends';
 import { startTestBroker, type TestBroker } from '../support/fixture';
@@ -31,6 +32,32 @@ describe.each(BACKENDS)('enrollment and addressing on %s', (kind) => {
     expect(again).toEqual(first);
     const list = await t.api('GET', API_PATHS.devices, { token: t.ownerToken });
     expect(list.json).toHaveLength(1);
+  });
+
+  it('re-enrolling a key needs proof of its private key: without it nothing changes, no key use is spent', async () => {
+    const t = await broker();
+    const owner = t.device();
+    await owner.enroll(t.setupKey, { hostname: 'laptop', endpoints: ['192.168.1.5:51820'] });
+    const keysBefore = await t.api('GET', API_PATHS.setupKeys, { token: t.ownerToken });
+    // Anyone in the account can read the public key; they cannot prove the private one.
+    const thief = new TestDevice(owner.baseUrl, owner.certFile, {
+      publicKey: owner.keys.publicKey,
+      privateKey: generateKeyPair().privateKey,
+    });
+    for (const proof of [null, undefined]) {
+      const res = await thief.postEnroll(t.setupKey, {
+        hostname: 'laptop',
+        endpoints: ['203.0.113.66:1'],
+        proof,
+      });
+      expect(res.status).toBe(401);
+      expect(res.json).toMatchObject({ message: expect.stringMatching(/needs proof of its private key/) });
+    }
+    const [device] = (await t.api('GET', API_PATHS.devices, { token: t.ownerToken })).json as DeviceInfo[];
+    expect(device!.endpoints).toEqual(['192.168.1.5:51820']);
+    expect((await t.api('GET', API_PATHS.setupKeys, { token: t.ownerToken })).json).toEqual(keysBefore.json);
+    // A brand-new key needs no proof (there is nothing of anyone's to take over).
+    expect((await t.device().postEnroll(t.setupKey, { proof: null })).status).toBe(201);
   });
 
   it('names are unique DNS labels in the account: laptop, laptop-2, from name or hostname', async () => {

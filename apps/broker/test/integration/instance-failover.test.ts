@@ -115,6 +115,7 @@ describe('instance lease on pglite', () => {
       hostname: 'left-online',
       os: 'linux',
       endpoints: [],
+      proven: false,
     });
     // What a run killed with SIGKILL leaves: its lease and a device it held online (a clean close
     // of this run touches neither: they are not its own).

@@ -87,6 +87,7 @@ export async function openWorld(backend: Backend) {
           hostname: `h${i}`,
           os: 'linux',
           endpoints: [],
+          proven: false,
         });
         ids.push(r.deviceId);
       }

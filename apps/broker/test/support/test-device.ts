@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { DeviceAuthenticator, generateKeyPair, type KeyPair, newNonce } from '@trellis/crypto';
+import { DeviceAuthenticator, enrollProof, generateKeyPair, type KeyPair, newNonce } from '@trellis/crypto';
 import {
   API_PATHS,
+  BrokerInfo,
   type EnrollResponse,
   type NetmapPeer,
   PROTOCOL_VERSION,
@@ -36,9 +37,33 @@ export class TestDevice {
     return this.enrollment!.deviceId;
   }
 
-  async enroll(setupKey: string, extra: { name?: string; hostname?: string; endpoints?: string[] } = {}) {
+  /**
+   * Enrolls as the agent does: with proof of the private key, keyed with the broker's key from
+   * `info`. `proof: null` leaves it out, `proof: key` makes it with another (wrong) private key.
+   */
+  async enroll(
+    setupKey: string,
+    extra: { name?: string; hostname?: string; endpoints?: string[]; proof?: null | string } = {},
+  ) {
+    const res = await this.postEnroll(setupKey, extra);
+    if (res.status !== 201) throw new Error(`enroll failed: ${res.status} ${res.text}`);
+    this.enrollment = res.json as EnrollResponse;
+    return this.enrollment;
+  }
+
+  async postEnroll(
+    setupKey: string,
+    extra: { name?: string; hostname?: string; endpoints?: string[]; proof?: null | string } = {},
+  ) {
     const api = httpClient(this.baseUrl, this.certFile);
-    const res = await api('POST', API_PATHS.enroll, {
+    const info = BrokerInfo.parse((await api('GET', API_PATHS.info)).json);
+    const at = Date.now();
+    const signer = extra.proof === undefined ? this.keys.privateKey : extra.proof;
+    const proof =
+      signer === null
+        ? undefined
+        : { at, mac: enrollProof(signer, this.keys.publicKey, info.brokerPublicKey, setupKey, at) };
+    return api('POST', API_PATHS.enroll, {
       body: {
         protocolVersion: PROTOCOL_VERSION,
         setupKey,
@@ -47,11 +72,9 @@ export class TestDevice {
         os: 'linux',
         endpoints: extra.endpoints ?? [],
         ...(extra.name ? { name: extra.name } : {}),
+        ...(proof ? { proof } : {}),
       },
     });
-    if (res.status !== 201) throw new Error(`enroll failed: ${res.status} ${res.text}`);
-    this.enrollment = res.json as EnrollResponse;
-    return this.enrollment;
   }
 
   /** Opens the socket without speaking (for bad-input tests). */

@@ -11,6 +11,13 @@ export function prng(seed: number): () => number {
   };
 }
 
+/** `length` pseudo-random bytes, four from each draw (a draw per byte made the generator the cost). */
+function randomBytes(random: () => number, length: number): Uint8Array {
+  const words = new Uint32Array(Math.ceil(length / 4));
+  for (let i = 0; i < words.length; i++) words[i] = random() * 4294967296;
+  return new Uint8Array(words.buffer, 0, length);
+}
+
 export function* mutations(valid: Uint8Array, count: number, seed = 1): Generator<Uint8Array> {
   const random = prng(seed);
   const int = (n: number) => Math.floor(random() * n);
@@ -28,7 +35,7 @@ export function* mutations(valid: Uint8Array, count: number, seed = 1): Generato
         yield copy;
         break;
       case 2: {
-        const extra = Uint8Array.from({ length: 1 + int(2000) }, () => int(256));
+        const extra = randomBytes(random, 1 + int(2000));
         const out = new Uint8Array(copy.length + extra.length);
         out.set(copy);
         out.set(extra, copy.length);
@@ -36,7 +43,7 @@ export function* mutations(valid: Uint8Array, count: number, seed = 1): Generato
         break;
       }
       default:
-        yield Uint8Array.from({ length: int(valid.length * 2) }, () => int(256));
+        yield randomBytes(random, int(valid.length * 2));
     }
   }
 }
