@@ -6,9 +6,10 @@ import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import type { HttpsOptions } from '@nestjs/common/interfaces/external/https-options.interface';
 import { NestFactory } from '@nestjs/core';
 import { API_PATHS, AUTH_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, MAX_HTTP_BODY_BYTES } from '@trellis/proto';
-import { defaultSans, loadOrCreateTls } from '@trellis/tls';
+import { defaultSans, loadOrCreateTls, TLS_HANDSHAKE_TIMEOUT_MS } from '@trellis/tls';
 import type { Logger } from 'pino';
 import { startAdminSocket } from './admin/admin-socket-server';
 import { type BootstrapCredentials, bootstrapIfEmpty } from './bootstrap';
@@ -23,6 +24,7 @@ import { brokerHttpModule } from './http/app.module';
 import type { BrokerContext } from './http/broker-context';
 import { JsonExceptionFilter } from './http/exception-filter';
 import { jsonBody } from './http/json-body';
+import { guardServer } from './http/server-guard';
 import { routeUpgrades } from './http/websocket-upgrades';
 import { InstanceLeases, LEASE_LOST_CLOSE_CODE } from './instances/instance-leases';
 import { loadOrCreateBrokerKey } from './keys/broker-key';
@@ -63,6 +65,8 @@ export interface BrokerOptions {
   addressPoolSize?: number;
   authTimeoutMs?: number;
   heartbeatIntervalMs?: number;
+  /** Concurrent connections per source address (0: no cap); default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS. */
+  maxConnectionsPerAddress?: number;
   /** Changes within this window are merged into one delta per device; default 25 ms. */
   coalesceMs?: number;
   /**
@@ -168,8 +172,14 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     });
     const ctx: BrokerContext = { services, brokerKey, metrics, logger, version: BROKER_VERSION };
 
+    // Passed on to https.createServer as is (Nest's type lacks handshakeTimeout).
+    const httpsOptions: HttpsOptions & { handshakeTimeout: number } = {
+      cert: tls.cert,
+      key: tls.key,
+      handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
+    };
     const app = await NestFactory.create(brokerHttpModule(ctx), {
-      httpsOptions: { cert: tls.cert, key: tls.key },
+      httpsOptions,
       bodyParser: false,
       logger: false,
       abortOnError: false,
@@ -248,9 +258,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       });
     }
     const server = app.getHttpServer() as HttpsServer;
-    // A client that stalls mid-request is cut off instead of holding the connection for minutes.
-    server.headersTimeout = 20_000;
-    server.requestTimeout = 30_000;
+    cleanup.push(guardServer(server, options.maxConnectionsPerAddress, metrics, logger));
     const control = new ControlServer({
       devices: services.devices,
       hub,

@@ -14,6 +14,8 @@ async function main(): Promise<void> {
     dataDir: a.dataDir,
     databaseUrl: a.databaseUrl,
     host: '127.0.0.1',
+    // Every simulated device connects from 127.0.0.1.
+    maxConnectionsPerAddress: 0,
     port: 0,
     logLevel: a.logLevel,
     adminSocket: false,

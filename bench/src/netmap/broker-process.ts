@@ -15,6 +15,8 @@ async function main(): Promise<void> {
     dataDir,
     databaseUrl,
     host: '127.0.0.1',
+    // Every simulated device connects from 127.0.0.1.
+    maxConnectionsPerAddress: 0,
     port: 0,
     logLevel: 'error',
     adminSocket: false,

@@ -47,6 +47,8 @@ export const CloseCode = {
   replaced: 4409,
   protocolMismatch: 4426,
   heartbeatTimeout: 4410,
+  /** More control messages than the broker's per-connection budget (agents reconnect after a backoff). */
+  rateLimited: 4429,
 } as const;
 
 const Nonce = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 bytes of base64');

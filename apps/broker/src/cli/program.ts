@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import type { AdminRequest } from '@trellis/proto';
+import { DEFAULT_MAX_CONNECTIONS_PER_ADDRESS } from '@trellis/tls';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_REFLECTOR_PORT, DEFAULT_ZONE } from '../defaults';
 import { parseDuration } from '../domain/setup-key-rules';
@@ -87,6 +88,11 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       '--lease-ms <ms>',
       'an instance not renewing for this long is taken over (default 3000)',
       positiveInt,
+    )
+    .option(
+      '--max-connections-per-address <n>',
+      `concurrent connections one source address may hold (0: no cap; default ${DEFAULT_MAX_CONNECTIONS_PER_ADDRESS})`,
+      wholeNumber,
     )
     .action(async (flags) => {
       const broker = await serve({ ...flags, dataDir: resolve(flags.dataDir) }, io);
@@ -209,6 +215,12 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     io.err(`error: ${e?.message ?? String(err)}`);
     return 1;
   }
+}
+
+function wholeNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number');
+  return n;
 }
 
 function portNumber(v: string): number {

@@ -18,6 +18,7 @@ export interface ServeFlags {
   /** Instance lease renew interval and length (several instances on one PostgreSQL); ms. */
   leaseRenewMs?: number;
   leaseMs?: number;
+  maxConnectionsPerAddress?: number;
 }
 
 /** `HOST:PORT`, `[v6]:PORT` or `:PORT`. */
@@ -50,6 +51,7 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
     reflector2: flags.reflector2 ? parseListen(flags.reflector2) : undefined,
     instanceRenewMs: flags.leaseRenewMs,
     instanceLeaseMs: flags.leaseMs,
+    maxConnectionsPerAddress: flags.maxConnectionsPerAddress,
   });
   for (const r of broker.reflectors?.info ?? []) io.out(`reflector: ${r.endpoint} key ${r.publicKey}`);
   io.out(`trellis-broker listening on ${broker.url}`);

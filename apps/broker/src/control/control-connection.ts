@@ -16,6 +16,7 @@ import type { BrokerMetrics } from '../metrics';
 import type { DevicesService } from '../services/devices.service';
 import type { ControlHub } from './control-hub';
 import type { ControlSession } from './control-session';
+import { DEVICE_MESSAGE_BURST, DEVICE_MESSAGES_PER_SECOND, MessageBudget } from './message-budget';
 import { PacedFrameSender } from './paced-frame-sender';
 import { parseFrame, protocolMismatch } from './parse-frame';
 import { RttMeter } from './rtt-meter';
@@ -57,6 +58,7 @@ export class ControlConnection {
   private queue: Promise<void> = Promise.resolve();
   private readonly authTimer: NodeJS.Timeout;
   private readonly sender: PacedFrameSender;
+  private readonly budget = new MessageBudget(DEVICE_MESSAGE_BURST, DEVICE_MESSAGES_PER_SECOND, Date.now());
   readonly connectionId: string;
   lastActivity = Date.now();
   /** WebSocket ping round trip: how far ahead a punch's shared start must be. */
@@ -77,7 +79,12 @@ export class ControlConnection {
       deps.authTimeoutMs,
     );
     ws.on('message', (data, isBinary) => {
+      if (this.state.phase === 'closed') return;
       this.lastActivity = Date.now();
+      if (!this.budget.take(this.lastActivity)) {
+        this.fail(CloseCode.rateLimited, 'rate_limited', 'too many control messages');
+        return;
+      }
       const text = isBinary ? null : data.toString();
       this.queue = this.queue.then(() => this.handle(text)).catch((err) => this.internalError(err));
     });

@@ -3,6 +3,11 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AllocationId, RELAY_PROBE_PATH, RELAY_TCP_PATH } from '@trellis/proto';
+import {
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  limitConnectionsPerAddress,
+  TLS_HANDSHAKE_TIMEOUT_MS,
+} from '@trellis/tls';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Relay } from '../relay';
 
@@ -13,6 +18,8 @@ export interface TcpFallbackServerOptions {
   key: string;
   relay: Relay;
   onError?: (err: Error) => void;
+  /** Concurrent connections per source address (0: no cap); default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS. */
+  maxConnectionsPerAddress?: number;
 }
 
 /** Largest frame accepted: a WireGuard packet is at most 65535 bytes. */
@@ -33,12 +40,17 @@ export class TcpFallbackServer {
   private nextChannel = 1;
 
   constructor(private readonly options: TcpFallbackServerOptions) {
-    this.server = createServer({ cert: options.cert, key: options.key }, (req, res) => {
+    const tls = { cert: options.cert, key: options.key, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS };
+    this.server = createServer(tls, (req, res) => {
       const status = req.method === 'GET' && req.url === RELAY_PROBE_PATH ? 204 : 404;
       res.writeHead(status, { 'cache-control': 'no-store' }).end();
     });
     this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
     this.server.on('tlsClientError', () => undefined); // a scanner's bad handshake is not an event
+    this.server.headersTimeout = 10_000;
+    limitConnectionsPerAddress(this.server, {
+      maxPerAddress: options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+    });
   }
 
   async listen(): Promise<{ host: string; port: number }> {

@@ -43,6 +43,29 @@ describe('pair paths: relays', () => {
   beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
   afterEach(() => jest.useRealTimers());
 
+  it('keeps nothing for reports and wants about peers that are not online in the account', async () => {
+    const pp = pairPaths({ devices: [symA, symB] });
+    pp.online(A);
+    const before = { pairs: pp.driver.pairCount, timers: jest.getTimerCount() };
+    // What a hostile device sends: reports and wants for random peer ids, of every kind.
+    for (let i = 0; i < 2_000; i++) {
+      const stranger = `cccccccc-0000-4000-8000-${String(i).padStart(12, '0')}`;
+      for (const result of ['failed', 'direct', 'relay'] as const) {
+        pp.report(A, report(result, stranger, `local:${i}`));
+      }
+      pp.want(A, stranger, i % 2 === 0);
+    }
+    // And about a peer of the account that is offline, and about itself.
+    pp.report(A, report('failed', B));
+    pp.want(A, B);
+    pp.want(A, A);
+    await settle();
+    expect(pp.driver.pairCount).toBe(before.pairs);
+    expect(jest.getTimerCount()).toBe(before.timers);
+    expect(pp.sent).toEqual([]);
+    expect(pp.punches).toEqual([]);
+  });
+
   it('relays two symmetric NATs as soon as a side wants a path, both sides pointed at one allocation', async () => {
     const s = scenario({ devices: [symA, symB] });
     const relay = s.directory.add(new FakeRelay('r1', '203.0.113.1'));
