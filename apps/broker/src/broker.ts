@@ -151,6 +151,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       addressPoolSize: options.addressPoolSize,
       liveRelays: relayRegistry,
       relayStaleAfterMs: 3 * heartbeatIntervalMs,
+      logger,
     });
     cleanup.push(await trackPrivateRelayAccounts(relayRegistry, services, logger));
     // Relays that were online when the broker last ran report what they hold when they reconnect:

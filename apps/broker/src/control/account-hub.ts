@@ -3,6 +3,7 @@ import type { DeviceState } from '../domain/netmap-builder';
 import { AccountNetmap } from '../domain/netmap-builder';
 import type { AccountPaths } from './account-paths';
 import type { ControlSession } from './control-session';
+import { SerialTracker } from './serial-tracker';
 
 const MAX_WINDOW_MS = 250;
 
@@ -13,11 +14,15 @@ const MAX_WINDOW_MS = 250;
 export class AccountHub {
   readonly sessions = new Map<string, ControlSession>();
   private timer: NodeJS.Timeout | undefined;
+  /** Which changes are applied: stale events are skipped, missed ones make the ControlHub reload. */
+  readonly serials: SerialTracker;
 
   constructor(
     readonly netmap: AccountNetmap,
     private readonly coalesceMs: number,
-  ) {}
+  ) {
+    this.serials = new SerialTracker(netmap.serial);
+  }
 
   static create(
     accountName: string,
@@ -47,6 +52,30 @@ export class AccountHub {
   setRelays(relays: readonly NetmapRelay[]): void {
     this.netmap.setRelays(relays);
     this.schedule();
+  }
+
+  /** A change from the bus: applied unless the hub has it already or has a newer one of the device. */
+  applyChange(
+    change: { kind: 'upsert'; device: DeviceState } | { kind: 'remove'; deviceId: string },
+    serial: number,
+  ): void {
+    const id = change.kind === 'upsert' ? change.device.id : change.deviceId;
+    if (!this.serials.accept(serial, id)) return;
+    if (change.kind === 'upsert') this.upsert(change.device, serial);
+    else this.remove(id, serial);
+  }
+
+  /**
+   * The account as the database has it at `serial` (the hub missed a change): every difference
+   * becomes an ordinary change, so devices get deltas. Returns the ids removed meanwhile.
+   */
+  reconcile(devices: readonly DeviceState[], serial: number): string[] {
+    const present = new Set(devices.map((d) => d.id));
+    const removed = [...this.netmap.states()].map((d) => d.id).filter((id) => !present.has(id));
+    for (const id of removed) this.remove(id, serial);
+    for (const d of devices) this.upsert(d, serial);
+    this.serials.reloaded(serial);
+    return removed;
   }
 
   upsert(device: DeviceState, serial: number): void {

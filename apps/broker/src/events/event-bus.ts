@@ -12,6 +12,8 @@ export type EventHandler = (event: BrokerEvent) => void;
 export interface EventBus {
   publish(event: BrokerEvent): Promise<void>;
   subscribe(handler: EventHandler): () => void;
+  /** Called after the bus lost its connection and has it again: events published meanwhile are lost. */
+  onReconnected(fn: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -28,6 +30,11 @@ export class InProcessEventBus implements EventBus {
     return () => this.handlers.delete(handler);
   }
 
+  /** In one process nothing is ever lost in transit. */
+  onReconnected(): () => void {
+    return () => {};
+  }
+
   async close(): Promise<void> {
     this.handlers.clear();
   }
@@ -37,6 +44,9 @@ export class InProcessEventBus implements EventBus {
 export class NullEventBus implements EventBus {
   async publish(): Promise<void> {}
   subscribe(): () => void {
+    return () => {};
+  }
+  onReconnected(): () => void {
     return () => {};
   }
   async close(): Promise<void> {}

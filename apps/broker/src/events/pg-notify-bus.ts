@@ -14,6 +14,7 @@ export const NOTIFY_CHANNEL = 'trellis_netmap_events';
  */
 export class PgNotifyEventBus implements EventBus {
   private readonly handlers = new Set<EventHandler>();
+  private readonly reconnected = new Set<() => void>();
   private listener: Client | undefined;
   private publisher: Client | undefined;
   private closed = false;
@@ -78,21 +79,39 @@ export class PgNotifyEventBus implements EventBus {
     const delay = Math.min(30_000, 250 * 2 ** attempt);
     setTimeout(() => {
       if (this.closed) return;
-      this.listen().catch(() => this.reconnect(attempt + 1));
+      this.listen().then(
+        () => {
+          this.logger.info({ attempt }, 'event bus listening again');
+          for (const fn of this.reconnected) fn();
+        },
+        () => this.reconnect(attempt + 1),
+      );
     }, delay).unref();
   }
 
+  onReconnected(fn: () => void): () => void {
+    this.reconnected.add(fn);
+    return () => this.reconnected.delete(fn);
+  }
+
+  /**
+   * Publishes on the publishing connection; a connection broken meanwhile (PostgreSQL restarted)
+   * is replaced and the event sent once more before the publish fails.
+   */
   publish(event: BrokerEvent): Promise<void> {
     const run = this.publishQueue.then(async () => {
       const payload = encodeBrokerEvent(event);
-      this.publisher ??= await this.client();
-      try {
-        await this.publisher.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, payload]);
-      } catch (err) {
-        // Drop the broken client; the next publish opens a new one.
-        this.publisher.end().catch(() => {});
-        this.publisher = undefined;
-        throw err;
+      for (let attempt = 1; ; attempt++) {
+        this.publisher ??= await this.client();
+        try {
+          await this.publisher.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, payload]);
+          return;
+        } catch (err) {
+          // Drop the broken client; the retry (or the next publish) opens a new one.
+          this.publisher.end().catch(() => {});
+          this.publisher = undefined;
+          if (attempt >= 2) throw err;
+        }
       }
     });
     this.publishQueue = run.catch(() => {});

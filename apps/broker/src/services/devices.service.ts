@@ -1,12 +1,13 @@
 import { type CandidateKind, type DeviceInfo, type MappingType, OVERLAY_PREFIX } from '@trellis/proto';
-import { and, eq, like, type SQL } from 'drizzle-orm';
+import { and, eq, inArray, like, type SQL } from 'drizzle-orm';
+import type { Logger } from 'pino';
 import type { Db } from '../db/database';
 import { accounts, type DeviceRow, devices } from '../db/schema';
 import type { AddressAllocator } from '../domain/address-allocator';
 import { replaceLearned } from '../domain/device-candidates';
 import { notFound } from '../domain/errors';
 import type { DeviceState } from '../domain/netmap-builder';
-import type { EventBus } from '../events/event-bus';
+import type { BrokerEvent, EventBus } from '../events/event-bus';
 import { type EnrollInput, enrollDevice } from './device-enrollment';
 import { setDeviceConnection } from './device-presence';
 import { toDeviceState } from './device-state';
@@ -33,6 +34,7 @@ export interface DevicesConfig {
   /** Seconds a removed device's address stays out of allocation. */
   addressGraceSeconds: number;
   allocator: AddressAllocator;
+  logger?: Logger;
 }
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -53,6 +55,22 @@ export class DevicesService {
     this.addresses = new OverlayAddresses(db, config.allocator, config.addressGraceSeconds);
   }
 
+  /**
+   * Tells every instance about a change that is committed already. A publish that still fails (the
+   * database went away) must not turn the committed change into an error for its caller: the
+   * instances find the account behind the database within seconds and reload it (ControlHub).
+   */
+  private async announce(event: BrokerEvent): Promise<void> {
+    try {
+      await this.bus.publish(event);
+    } catch (err) {
+      this.config.logger?.warn(
+        { kind: event.kind, err: err instanceof Error ? err.message : String(err) },
+        'change committed but not published: instances repair it from the database',
+      );
+    }
+  }
+
   dnsName(name: string, accountName: string): string {
     return `${name}.${accountName}.${this.config.zone}`;
   }
@@ -61,7 +79,7 @@ export class DevicesService {
     const { row, accountId, accountName, reenrolled, serial } = await withUniqueRetry(5, () =>
       this.db.transaction((tx) => enrollDevice(tx, input, this.addresses)),
     );
-    await this.bus.publish({ kind: 'device-upsert', accountId, serial, device: toDeviceState(row) });
+    await this.announce({ kind: 'device-upsert', accountId, serial, device: toDeviceState(row) });
     return {
       deviceId: row.id,
       accountId,
@@ -116,7 +134,7 @@ export class DevicesService {
       await this.addresses.release(tx, accountId, found);
       return { row: found, serial: await bumpSerial(tx, accountId) };
     });
-    await this.bus.publish({ kind: 'device-remove', accountId, serial, deviceId: row.id });
+    await this.announce({ kind: 'device-remove', accountId, serial, deviceId: row.id });
     return this.toInfo(row, accountName);
   }
 
@@ -135,8 +153,8 @@ export class DevicesService {
     const change = await setDeviceConnection(this.db, eq(devices.id, deviceId), connectionId);
     if (!change) return undefined;
     const { row, serial } = change;
-    await this.bus.publish({ kind: 'device-connected', accountId: row.accountId, deviceId, connectionId });
-    await this.bus.publish({
+    await this.announce({ kind: 'device-connected', accountId: row.accountId, deviceId, connectionId });
+    await this.announce({
       kind: 'device-upsert',
       accountId: row.accountId,
       serial,
@@ -150,7 +168,7 @@ export class DevicesService {
     const held = and(eq(devices.id, deviceId), eq(devices.connectionId, connectionId));
     const change = await setDeviceConnection(this.db, held!, null);
     if (change) {
-      await this.bus.publish({
+      await this.announce({
         kind: 'device-upsert',
         accountId: change.row.accountId,
         serial: change.serial,
@@ -183,7 +201,7 @@ export class DevicesService {
       return { row: row!, serial: await bumpSerial(tx, current.accountId) };
     });
     if (updated) {
-      await this.bus.publish({
+      await this.announce({
         kind: 'device-upsert',
         accountId: updated.row.accountId,
         serial: updated.serial,
@@ -224,6 +242,15 @@ export class DevicesService {
     });
   }
 
+  /** The netmap serial of each of these accounts (absent: the account is gone). */
+  async accountSerials(accountIds: readonly string[]): Promise<Map<string, number>> {
+    const rows = await this.db
+      .select({ id: accounts.id, serial: accounts.netmapSerial })
+      .from(accounts)
+      .where(inArray(accounts.id, [...accountIds]));
+    return new Map(rows.map((r) => [r.id, r.serial]));
+  }
+
   /** Every device of an account and the serial that state corresponds to, read consistently. */
   async loadAccount(accountId: string): Promise<{ serial: number; devices: DeviceState[] }> {
     return this.db.transaction(
@@ -252,7 +279,7 @@ export class DevicesService {
   /** Publishes device changes committed elsewhere (an instance takeover's transaction). */
   async publishUpserts(changes: readonly DeviceChange[]): Promise<void> {
     for (const c of changes) {
-      await this.bus.publish({
+      await this.announce({
         kind: 'device-upsert',
         accountId: c.accountId,
         serial: c.serial,

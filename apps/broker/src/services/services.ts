@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { Db } from '../db/database';
 import { AddressAllocator } from '../domain/address-allocator';
 import type { EventBus } from '../events/event-bus';
@@ -17,6 +18,8 @@ export interface ServicesConfig {
   liveRelays?: LiveRelays;
   /** Without `liveRelays`, a relay seen within this counts as online; ms. */
   relayStaleAfterMs: number;
+  /** Where a change that committed but could not be published is reported (the hubs repair it). */
+  logger?: Logger;
 }
 
 /** The domain services, shared by the HTTP API, the control channel and both admin CLI paths. */
@@ -37,6 +40,7 @@ export function createServices(db: Db, bus: EventBus, config: ServicesConfig): S
     zone: config.zone,
     addressGraceSeconds: config.addressGraceSeconds,
     allocator: new AddressAllocator({ poolSize: config.addressPoolSize }),
+    ...(config.logger ? { logger: config.logger } : {}),
   });
   return {
     db,

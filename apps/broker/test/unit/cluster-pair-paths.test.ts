@@ -27,6 +27,9 @@ class WireBus implements EventBus {
   subscribe(handler: (e: BrokerEvent) => void) {
     return this.inner.subscribe(handler);
   }
+  onReconnected() {
+    return () => {};
+  }
   async close() {}
 }
 
