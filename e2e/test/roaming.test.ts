@@ -39,6 +39,11 @@ const RESUME_WITHIN_MS = 6_000;
  * candidate needed is local, so this holds the issue's 3 s target itself.
  */
 const LAN_RESUME_WITHIN_MS = 3_000;
+/**
+ * A removal right after a move reaches the mover once its control connection is back: a dead one is
+ * found by the move itself (its address is gone) or by the probe after it (4 s), then reconnected.
+ */
+const REMOVAL_AFTER_MOVE_WITHIN_MS = 8_000;
 
 describe('roaming (a site router gets a new WAN address mid-ping)', () => {
   let build: TrellisBuild;
@@ -331,6 +336,35 @@ describe('roaming (a site router gets a new WAN address mid-ping)', () => {
         },
         { timeoutMs: 5_000, intervalMs: 200, what: `both sides on the LAN (${pingerLan} ↔ ${roamerLan})` },
       );
+    },
+    100_000,
+  );
+
+  labIt(
+    L,
+    'a device that moves to another site just before a peer is removed drops that peer within seconds',
+    async () => {
+      // Measured before the fix: the removed peer was still in the mover's WireGuard 20 s later.
+      const mobileSelf = (await mobile.status()).self!;
+      const mobileKey = (await mobile.wg()).publicKey;
+      expect((await roamer.wg()).peers.some((p) => p.publicKey === mobileKey)).toBe(true);
+      roamerDevice = await cafe.adoptDevice(roamerDevice);
+      const movedAt = Date.now();
+      await new Promise((r) => setTimeout(r, 1_000));
+      await broker.removeDevice(mobileSelf.name);
+      const removedAt = Date.now();
+      await waitFor(async () => !(await roamer.wg()).peers.some((p) => p.publicKey === mobileKey), {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        what: "the removed device's key to leave the mover's WireGuard",
+      });
+      const gone = Date.now();
+      process.stdout.write(
+        `
+move then removal: the removed peer left the mover's WireGuard ${gone - removedAt} ms after the removal (${gone - movedAt} ms after the move)
+`,
+      );
+      expect(gone - removedAt).toBeLessThanOrEqual(REMOVAL_AFTER_MOVE_WITHIN_MS);
     },
     100_000,
   );

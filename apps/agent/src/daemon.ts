@@ -4,9 +4,9 @@ import pino from 'pino';
 import { Agent } from './agent/agent';
 import { type DaemonOptions, parseDaemonOptions } from './daemon-options';
 import { IpcServer } from './ipc/ipc-server';
-import { watchLinuxAddressEvents } from './platform/address-events-linux';
 import { CandidateWatcher, localCandidates } from './platform/candidates';
 import { LinuxNetworkConfigurator } from './platform/linux';
+import { watchLinuxNetworkEvents } from './platform/network-events-linux';
 import { StateStore } from './state/state-store';
 import { LocalCommandRunner } from './util/command-runner';
 import { selectBackend } from './wireguard/select-backend';
@@ -42,11 +42,12 @@ async function main(): Promise<void> {
         () => localCandidates(opts.interfaceName, opts.listenPort),
         onChange,
         2000,
-        process.platform === 'linux' ? watchLinuxAddressEvents : undefined,
+        process.platform === 'linux' ? watchLinuxNetworkEvents : undefined,
       );
       w.start();
       return () => w.stop();
     },
+    ...(process.platform === 'linux' ? { watchNetwork: watchLinuxNetworkEvents } : {}),
     ...(opts.portMapping
       ? { portMapping: (port: number) => new PortMappingClient({ internalPort: port }) }
       : {}),

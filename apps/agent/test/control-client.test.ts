@@ -17,6 +17,7 @@ import {
   type ControlClientHandlers,
   TCP_KEEPALIVE_IDLE_MS,
 } from '../src/control/control-client';
+import { PONG_DEADLINE_MS, PROBE_DEADLINE_MS } from '../src/control/control-heartbeat';
 import type { Netmap } from '../src/control/netmap-tracker';
 import { createBrokerAgent } from '../src/trust/broker-trust';
 import { waitFor } from '../src/util/wait';
@@ -241,6 +242,7 @@ describe('ControlClient against the broker double', () => {
       logger,
       timers,
       backoff: { initialMs: 500, maxMs: 30_000, random: () => 0.999 },
+      clockPings: 0, // no ping (and no pong deadline) pending once connected
     });
     clients.push(c);
     c.start();
@@ -386,7 +388,7 @@ describe('ControlClient against the broker double', () => {
     expect(r.netmaps).toEqual([]);
   });
 
-  it('pings every heartbeat interval and drops a broker that went silent', async () => {
+  it('pings every heartbeat interval and drops a broker that leaves a ping unanswered', async () => {
     const me = addDevice(broker, keys, 1);
     const timers = new FakeTimers();
     const r = recorder();
@@ -402,14 +404,20 @@ describe('ControlClient against the broker double', () => {
     expect(heartbeat).toBeDefined();
     timers.advance(HEARTBEAT_INTERVAL_MS);
     heartbeat.fn();
-    await waitFor(() => broker.pings === 1, 10_000, 5);
-    // Nothing heard for more than three intervals: the connection is declared dead.
-    timers.advance(3 * HEARTBEAT_INTERVAL_MS + 1);
+    await waitFor(() => broker.pings === 1 && timers.timeouts().length === 0, 10_000, 5);
+    // Answered: no deadline left. The next ping goes unanswered: dead at its deadline, not after 45 s.
+    broker.deaf = true;
+    timers.advance(HEARTBEAT_INTERVAL_MS);
     heartbeat.fn();
+    await waitFor(() => broker.pings === 2, 10_000, 5);
+    const deadline = timers.timeouts().find((t) => t.ms === PONG_DEADLINE_MS)!;
+    expect(deadline).toBeDefined();
+    timers.fire(deadline);
     expect(c.connected).toBe(false);
-    expect(c.lastError).toBe('broker went silent');
-    expect(r.events).toEqual(['connected', 'disconnected: broker went silent']);
-    expect(timers.timeouts().map((t) => t.ms)).toEqual([250]);
+    expect(c.lastError).toBe('broker did not answer a ping in time');
+    expect(r.events).toEqual(['connected', 'disconnected: broker did not answer a ping in time']);
+    // The connection is dead, the broker may not be: the new one is dialled at once, no backoff.
+    await waitFor(() => broker.hellos.length === 2, 10_000, 5);
   });
 
   describe('when this device moves to another network', () => {
@@ -438,6 +446,28 @@ describe('ControlClient against the broker double', () => {
       ]);
       await waitFor(() => broker.hellos.length === 2 && c.connected, 10_000, 10);
       expect(r.netmaps.at(-1)?.kind).toBe('snapshot');
+    });
+
+    it('keeps its address but the path to the broker died: a probe, and a new connection when it goes unanswered', async () => {
+      const timers = new FakeTimers();
+      const r = recorder();
+      const c = client(addDevice(broker, keys, 1), r, { ...slow, timers, clockPings: 0 });
+      c.start();
+      await waitFor(() => r.netmaps.length === 1, 10_000, 10);
+      // A change that leaves the connection working: the probe is answered, nothing happens.
+      c.networkChanged(() => true);
+      await waitFor(() => broker.pings === 1 && timers.timeouts().length === 0, 10_000, 5);
+      expect(c.connected).toBe(true);
+      // Moved to another site behind the same address plan: the old connection leads nowhere.
+      broker.deaf = true;
+      c.networkChanged(() => true);
+      await waitFor(() => broker.pings === 2, 10_000, 5);
+      timers.fire(timers.timeouts().find((t) => t.ms === PROBE_DEADLINE_MS)!);
+      expect(r.events).toEqual(['connected', 'disconnected: broker did not answer a ping in time']);
+      broker.deaf = false;
+      // Reconnected at once, not after the (ten-minute) backoff.
+      expect(timers.timeouts().some((t) => t.ms >= 60_000)).toBe(false);
+      await waitFor(() => broker.hellos.length === 2 && c.connected, 10_000, 10);
     });
 
     it('a reconnect waiting out its backoff goes at once on a network change', async () => {

@@ -24,6 +24,9 @@ import { PathDriver } from './path-driver';
 import type { GatewayPortMapping } from './port-mapping';
 import type { SerialQueue } from './serial-queue';
 
+/** Netlink events come in bursts (a route, then its address); one probe after they settle. */
+const NETWORK_EVENT_SETTLE_MS = 300;
+
 /** What a session uses of the agent's options. */
 export interface MeshSessionOptions {
   store: StateStore;
@@ -34,6 +37,11 @@ export interface MeshSessionOptions {
   listenPort: number;
   /** Starts watching candidates; calls back on every change. Returns a stop function. */
   watchCandidates: (onChange: (c: string[]) => void) => () => void;
+  /**
+   * Every address, link or route change, candidates or not (a new default route leaves the
+   * addresses alone but may have cut the control connection's path). Returns a stop function.
+   */
+  watchNetwork?: (onEvent: () => void) => () => void;
   /** Asks the gateway to forward the listen port (UPnP-IGD / NAT-PMP / PCP); none when absent. */
   portMapping?: (listenPort: number) => GatewayPortMapping;
   /** Hook for tests (fake timers, backoff). */
@@ -66,6 +74,17 @@ export class MeshSession {
   private readonly clock = new ClockOffsetEstimator();
   private readonly log: Logger;
   private stopWatching: () => void = () => undefined;
+  private stopNetworkEvents: () => void = () => undefined;
+  private probeTimer: NodeJS.Timeout | null = null;
+
+  /** A burst of netlink events (ours included: the overlay route) makes one probe of the broker. */
+  private networkEvent(): void {
+    if (this.probeTimer) return;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = null;
+      this.control.probe();
+    }, NETWORK_EVENT_SETTLE_MS);
+  }
   private portMapped: string | null = null;
   /** Round trip to each relay with a TCP listener (relay id → ms), for netinfo. */
   private relayRtts: Record<string, number> = {};
@@ -131,6 +150,7 @@ export class MeshSession {
       this.log.info({ serial: saved.serial, peers: saved.peers.length }, 'mesh from saved netmap');
       await this.host.queue.run(() => this.applyMesh('disk')).catch((err: Error) => this.host.meshError(err));
     }
+    this.stopNetworkEvents = this.opts.watchNetwork?.(() => this.networkEvent()) ?? (() => undefined);
     this.stopWatching = this.opts.watchCandidates((candidates) => {
       this.log.info({ candidates }, 'local candidates');
       this.control.setEndpoints(candidates);
@@ -170,6 +190,8 @@ export class MeshSession {
     await this.portMapper?.stop().catch(() => undefined);
     this.control.stop();
     this.stopWatching();
+    this.stopNetworkEvents();
+    if (this.probeTimer) clearTimeout(this.probeTimer);
     const prefix = this.netmap?.self.overlayPrefix ?? null;
     // Queued mesh jobs of this session see no netmap and do nothing.
     this.netmap = null;

@@ -66,7 +66,7 @@ export class ControlClient {
     this.heartbeat = new ControlHeartbeat(
       this.timers,
       (t) => this.send({ type: 'ping', t }),
-      () => this.fail(CloseCode.heartbeatTimeout, 'broker went silent'),
+      () => this.connectionDied(),
     );
     this.handshake = new ControlHandshake(opts.deviceId, opts.keyPair, opts.brokerPublicKey);
   }
@@ -130,9 +130,26 @@ export class ControlClient {
     const local = this.localAddress;
     if (this.socket !== null && local !== null && !hasAddress(local))
       this.fail(CloseCode.normal, `this device no longer has the connection's address ${local}`);
+    else this.heartbeat.probe();
     if (!this.reconnect.waiting) return;
     this.reconnect.cancel();
     this.connect();
+  }
+
+  /**
+   * A ping went unanswered: the connection is dead, though nothing closed it (its path changed or
+   * broke). The broker is not known to be down, so the new connection goes now, not after a backoff.
+   */
+  private connectionDied(): void {
+    this.fail(CloseCode.heartbeatTimeout, 'broker did not answer a ping in time');
+    if (this.stopped || !this.reconnect.waiting) return;
+    this.reconnect.cancel();
+    this.connect();
+  }
+
+  /** Something about the network changed: a ping that must be answered soon, else a new connection. */
+  probe(): void {
+    if (!this.stopped) this.heartbeat.probe();
   }
 
   /** Dials the next instance of the round; at a round's end resolves the names for a new one first. */

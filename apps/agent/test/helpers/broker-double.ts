@@ -280,7 +280,7 @@ export class BrokerDouble {
       }
       if (msg.type === 'ping') {
         this.pings++;
-        this.send(ws, { type: 'pong', t: msg.t, serverTime: Date.now() });
+        if (!this.deaf) this.send(ws, { type: 'pong', t: msg.t, serverTime: Date.now() });
       }
     });
   }
@@ -298,6 +298,9 @@ export class BrokerDouble {
       this.send(s.ws, { type: 'delta', serial: s.serial, ...delta });
     }
   }
+
+  /** Leaves pings unanswered (a connection that died on the way, as after a network change). */
+  deaf = false;
 
   /** Rewrites every outgoing frame (a hostile broker): gets a copy it may change in place. */
   tamper: ((frame: Record<string, unknown>) => void) | null = null;
