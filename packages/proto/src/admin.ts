@@ -22,6 +22,12 @@ export const AdminRequest = z.discriminatedUnion('op', [
     password: Password.optional(),
   }),
   z.strictObject({ op: z.literal('accounts.list') }),
+  /** A new password for the account's owner (generated when absent), ending the owner's sessions. */
+  z.strictObject({
+    op: z.literal('accounts.resetOwner'),
+    account: AccountName,
+    password: Password.optional(),
+  }),
   z.strictObject({
     op: z.literal('users.create'),
     account: AccountName,
@@ -70,6 +76,7 @@ export const CreateAccountResult = z.object({
   generatedPassword: z.string().optional(),
 });
 export const CreateUserResult = UserInfo.extend({ generatedPassword: z.string().optional() });
+export const ResetOwnerResult = UserInfo.extend({ generatedPassword: z.string().optional() });
 export const CreateSetupKeyResult = z.object({ key: z.string(), setupKey: SetupKeyInfo });
 
 /** A broker instance's lease in the shared database; `live` is false once it has expired (dead). */
@@ -87,6 +94,7 @@ export type InstanceInfo = z.infer<typeof InstanceInfo>;
 export const AdminResults = {
   'accounts.create': CreateAccountResult,
   'accounts.list': z.array(AccountInfo),
+  'accounts.resetOwner': ResetOwnerResult,
   'users.create': CreateUserResult,
   'setupKeys.create': CreateSetupKeyResult,
   'setupKeys.list': z.array(SetupKeyInfo),

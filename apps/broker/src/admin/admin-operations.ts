@@ -11,6 +11,10 @@ export async function executeAdmin(services: Services, req: AdminRequest): Promi
       return services.accounts.create(req.name, req.ownerEmail, req.password);
     case 'accounts.list':
       return services.accounts.list();
+    case 'accounts.resetOwner': {
+      const account = await services.accounts.byName(req.account);
+      return services.users.resetOwner(account.id, req.password);
+    }
     case 'users.create': {
       const account = await services.accounts.byName(req.account);
       return services.users.create(account.id, req.email, req.role, req.password);

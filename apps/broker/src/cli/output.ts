@@ -98,6 +98,12 @@ export function renderResult(op: AdminRequest['op'], result: unknown): string {
       if (r.generatedPassword) lines.push(`owner password (shown once): ${r.generatedPassword}`);
       return lines.join('\n');
     }
+    case 'accounts.resetOwner': {
+      const r = result as { email: string; generatedPassword?: string };
+      const lines = [`owner ${r.email}: password reset, signed out everywhere`];
+      if (r.generatedPassword) lines.push(`owner password (shown once): ${r.generatedPassword}`);
+      return lines.join('\n');
+    }
     case 'accounts.list': {
       const rows = result as Array<{ id: string; name: string; createdAt: string }>;
       return table([['ID', 'NAME', 'CREATED'], ...rows.map((a) => [a.id, a.name, a.createdAt])]);

@@ -118,6 +118,11 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
   common(accounts.command('list'))
     .description('list accounts')
     .action((f) => admin(f, { op: 'accounts.list' }));
+  common(accounts.command('reset-owner'))
+    .description("give the account's owner a new password (shown once) and sign the owner out")
+    .requiredOption('--account <name>', 'account name')
+    .option('--password <password>', 'the new password (generated and shown once if absent)')
+    .action((f) => admin(f, { op: 'accounts.resetOwner', account: f.account, password: f.password }));
 
   const users = program.command('users').description('manage users');
   common(users.command('create'))

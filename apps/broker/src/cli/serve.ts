@@ -66,6 +66,9 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
     io.out(`owner email:    ${b.ownerEmail}`);
     io.out(`owner password: ${b.ownerPassword}`);
     io.out(`setup key:      ${b.setupKey}   (reusable, expires ${b.setupKeyExpiresAt})`);
+    io.out(
+      `(lost these? trellis-broker accounts reset-owner --data-dir ${flags.dataDir} --account ${b.account})`,
+    );
     io.out('');
     io.out('next: on each device (as root), with trellisd running:');
     io.out(

@@ -1,5 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
 import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
@@ -8,6 +8,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { Pool } from 'pg';
+import { lockDataDir } from './data-dir-lock';
 import { PgliteWorkerClient } from './pglite-worker';
 import * as schema from './schema';
 
@@ -33,17 +34,51 @@ export async function openDatabase(opts: { dataDir: string; databaseUrl?: string
   return openPglite(join(opts.dataDir, 'db'));
 }
 
+/**
+ * The embedded database, locked for this process. A new one is created and migrated in a
+ * temporary directory that is renamed into place only when complete: a first start killed while
+ * PGlite initialised left a directory that failed every later start (`Aborted()`).
+ */
 async function openPglite(dir: string): Promise<Database> {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
+  const unlock = lockDataDir(`${dir}.lock`);
+  try {
+    if (!existsSync(dir)) {
+      const staging = `${dir}.init`;
+      rmSync(staging, { recursive: true, force: true }); // what a killed first start left
+      mkdirSync(staging, { mode: 0o700 });
+      const fresh = await openPgliteAt(staging);
+      await fresh.close();
+      renameSync(staging, dir);
+    }
+    const database = await openPgliteAt(dir);
+    return {
+      ...database,
+      close: async () => {
+        try {
+          await database.close();
+        } finally {
+          unlock();
+        }
+      },
+    };
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+}
+
+async function openPgliteAt(dir: string): Promise<Database> {
   const client = await PgliteWorkerClient.open(dir);
-  // drizzle's PGlite driver only calls query() and transaction(), which the worker client provides.
-  const db = drizzlePglite(client as unknown as PGlite, { schema });
-  await migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER });
-  return {
-    db: db as unknown as Db,
-    kind: 'pglite',
-    close: () => client.close(),
-  };
+  try {
+    // drizzle's PGlite driver only calls query() and transaction(), which the worker client provides.
+    const db = drizzlePglite(client as unknown as PGlite, { schema });
+    await migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER });
+    return { db: db as unknown as Db, kind: 'pglite', close: () => client.close() };
+  } catch (err) {
+    await client.terminate();
+    throw err;
+  }
 }
 
 async function openPostgres(url: string): Promise<Database> {

@@ -84,10 +84,27 @@ export class PgliteWorkerClient implements PgliteQueryable {
     this.worker.on('exit', () => this.failAll(new Error('database worker exited')));
   }
 
+  /**
+   * Opens PGlite on `dataDir` in a new worker. If it fails (a damaged directory makes PGlite abort),
+   * the worker is ended too: left running, it kept the process alive after the error.
+   */
   static async open(dataDir: string): Promise<PgliteWorkerClient> {
     const client = new PgliteWorkerClient(dataDir);
-    await client.call({ op: 'open' });
+    try {
+      await client.call({ op: 'open' });
+    } catch (err) {
+      await client.terminate();
+      throw new Error(
+        `the embedded database in ${dataDir} does not open (${(err as Error).message}); ` +
+          'restore it from a backup or move it away to start with an empty one',
+      );
+    }
     return client;
+  }
+
+  /** Ends the worker without closing the database (it failed, or it never opened). */
+  async terminate(): Promise<void> {
+    await this.worker.terminate();
   }
 
   private failAll(err: unknown): void {

@@ -3,7 +3,7 @@ import { and, eq, gt } from 'drizzle-orm';
 import type { Db } from '../db/database';
 import { isUniqueViolation } from '../db/database';
 import { accounts, sessions, users } from '../db/schema';
-import { badRequest, conflict, forbidden, unauthorized } from '../domain/errors';
+import { badRequest, conflict, forbidden, notFound, unauthorized } from '../domain/errors';
 import { hashPassword, randomPassword, verifyPassword } from '../security/passwords';
 import { hashSecret, newSessionToken } from '../security/tokens';
 
@@ -51,6 +51,26 @@ export class UsersService {
       if (isUniqueViolation(err)) throw conflict(`user "${email}" already exists`);
       throw err;
     }
+  }
+
+  /**
+   * Gives the account's owner a new password (generated when none is given, shown once) and ends
+   * the owner's sessions: the way back in when the first password was never seen (a first start
+   * killed before it printed it) or was lost.
+   */
+  async resetOwner(accountId: string, password?: string) {
+    const generated = password ? undefined : randomPassword();
+    const passwordHash = await hashPassword(password ?? generated!);
+    return this.db.transaction(async (tx) => {
+      const [owner] = await tx
+        .update(users)
+        .set({ passwordHash })
+        .where(and(eq(users.accountId, accountId), eq(users.role, 'owner')))
+        .returning();
+      if (!owner) throw notFound('the account has no owner');
+      await tx.delete(sessions).where(eq(sessions.userId, owner.id));
+      return { id: owner.id, email: owner.email, role: owner.role, generatedPassword: generated };
+    });
   }
 
   async login(email: string, password: string) {

@@ -88,6 +88,36 @@ describe.each(BACKENDS)('admin CLI on %s', (kind) => {
     expect(JSON.parse(devices.out)).toEqual([]);
   });
 
+  it('reset-owner gives the owner a new password (shown once) and ends the old sessions', async () => {
+    const t = await startTestBroker(backend);
+    try {
+      const oldToken = t.ownerToken;
+      const dd = ['--data-dir', backend.dataDir, '--json'];
+      const reset = await cli(['accounts', 'reset-owner', '--account', 'default', ...dd]);
+      expect(reset.code).toBe(0);
+      const { email, generatedPassword } = JSON.parse(reset.out);
+      expect(generatedPassword).toEqual(expect.any(String));
+      const login = (password: string) =>
+        t.api('POST', API_PATHS.login, { body: { email, password } }).then((r) => r.status);
+      expect(await login(generatedPassword)).toBe(200);
+      expect(await login(t.broker.bootstrap!.ownerPassword)).toBe(401);
+      expect((await t.api('GET', API_PATHS.devices, { token: oldToken })).status).toBe(401);
+      const chosen = await cli([
+        'accounts',
+        'reset-owner',
+        '--account',
+        'default',
+        '--password',
+        'my-own-pw-1',
+        ...dd,
+      ]);
+      expect(JSON.parse(chosen.out).generatedPassword).toBeUndefined();
+      expect(await login('my-own-pw-1')).toBe(200);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('reports user errors on one line with exit code 1', async () => {
     const dd = ['--data-dir', backend.dataDir];
     const unknown = await cli(['devices', 'list', '--account', 'ghost', ...dd]);
