@@ -1,61 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { prng } from '../../../../packages/portmap/test/support/fuzz';
 import { DatabaseLockedError } from '../../src/db/data-dir-lock';
 import { openDatabase } from '../../src/db/database';
 import { tempDir } from '../support/backends';
+import { serveProcess } from '../support/broker-process';
 import { cli } from '../support/cli';
 
 jest.setTimeout(240_000);
-
-const CLI = join(__dirname, '..', '..', 'dist', 'cli.js');
-
-/** `trellis-broker serve` on a data directory, as a process of its own (it is killed). */
-function serve(dataDir: string): {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-} {
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      'serve',
-      '--data-dir',
-      dataDir,
-      '--listen',
-      '127.0.0.1:0',
-      '--reflector-port',
-      '0',
-      '--log-level',
-      'warn',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DATABASE_URL: '' } },
-  );
-  let text = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    text += c.toString();
-  });
-  child.stderr!.on('data', (c: Buffer) => {
-    text += c.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => text, exited };
-}
-
-/** Waits for the ready line, or for the process to exit; what it came to. */
-async function outcome(
-  run: ReturnType<typeof serve>,
-): Promise<'ready' | { exit: number | null; output: string }> {
-  const ready = new Promise<'ready'>((resolve) => {
-    const check = () => (run.output().includes('trellis-broker ready') ? resolve('ready') : undefined);
-    run.child.stdout!.on('data', check);
-    check();
-  });
-  const exited = run.exited.then((exit) => ({ exit, output: run.output() }));
-  return Promise.race([ready, exited]);
-}
 
 describe('the embedded database survives a first start killed at any point', () => {
   it('every later start is ready or exits non-zero with an error line (8 kills at random points)', async () => {
@@ -63,37 +16,36 @@ describe('the embedded database survives a first start killed at any point', () 
     const results: string[] = [];
     for (let i = 0; i < 8; i++) {
       const dataDir = tempDir();
-      const first = serve(dataDir);
+      const first = serveProcess(dataDir);
       // Anywhere from process start to past the database's creation (PGlite takes ~1–3 s here).
       const killAfter = Math.floor(random() * 3_500);
       await new Promise((r) => setTimeout(r, killAfter));
       first.child.kill('SIGKILL');
       await first.exited;
-      const second = serve(dataDir);
-      const result = await outcome(second);
+      const second = serveProcess(dataDir);
+      const result = await second.outcome();
       second.child.kill('SIGTERM');
       await second.exited;
-      results.push(`${killAfter} ms: ${result === 'ready' ? 'ready' : `exit ${result.exit}`}`);
-      if (result !== 'ready') {
+      results.push(`${killAfter} ms: ${'ready' in result ? 'ready' : `exit ${result.exit}`}`);
+      if (!('ready' in result)) {
         expect(result.exit).not.toBe(0);
         expect(result.output).toMatch(/^error: /m);
       }
       // With the staging directory, a killed first start leaves nothing a later one trips on.
-      expect(result).toBe('ready');
+      expect('ready' in result).toBe(true);
     }
     process.stdout.write(`first start killed after: ${results.join(', ')}\n`);
   });
 
   it('a damaged database makes the start exit non-zero with a clear message, not hang', async () => {
     const dataDir = tempDir();
-    const ok = serve(dataDir);
-    expect(await outcome(ok)).toBe('ready');
+    const ok = serveProcess(dataDir);
+    expect('ready' in (await ok.outcome())).toBe(true);
     ok.child.kill('SIGTERM');
     await ok.exited;
     writeFileSync(join(dataDir, 'db', 'global', 'pg_control'), 'not a control file');
-    const result = await outcome(serve(dataDir));
-    expect(result).not.toBe('ready');
-    if (result === 'ready') return;
+    const result = await serveProcess(dataDir).outcome();
+    if ('ready' in result) throw new Error('a damaged database started');
     expect(result.exit).toBe(1);
     expect(result.output).toMatch(/^error: the embedded database in .* does not open/m);
   });
