@@ -7,7 +7,8 @@
  * - `accept` says whether an event still applies: not at or below the watermark (everything up to
  *   it is in the hub) and not older than the last change applied to the same device.
  * - `stalled` says whether the hub missed a change: the database's serial seen at the previous
- *   check is still above the watermark (an event in flight takes milliseconds, not a check interval).
+ *   check is still above the watermark, and the watermark has not moved since (events still
+ *   arriving, late in a busy event loop, are not a loss; a lost one stops the watermark at its gap).
  */
 export class SerialTracker {
   /** Every serial up to this one is applied (or was read with the hub's state). */
@@ -18,9 +19,12 @@ export class SerialTracker {
   private readonly lastOf = new Map<string, number>();
   /** The database's serial at the last check, which the mark must reach by the next one. */
   private target: number | null = null;
+  /** The mark at the last check. */
+  private markAtCheck: number;
 
   constructor(loadedSerial: number) {
     this.mark = loadedSerial;
+    this.markAtCheck = loadedSerial;
   }
 
   get watermark(): number {
@@ -40,8 +44,9 @@ export class SerialTracker {
 
   /** Called each check with the database's serial; true when the hub must be reloaded. */
   stalled(databaseSerial: number): boolean {
-    const missed = this.target !== null && this.mark < this.target;
+    const missed = this.target !== null && this.mark < this.target && this.mark === this.markAtCheck;
     this.target = databaseSerial > this.mark ? databaseSerial : null;
+    this.markAtCheck = this.mark;
     return missed;
   }
 
@@ -51,6 +56,7 @@ export class SerialTracker {
     for (const s of this.ahead) if (s <= this.mark) this.ahead.delete(s);
     while (this.ahead.delete(this.mark + 1)) this.mark += 1;
     this.target = null;
+    this.markAtCheck = this.mark;
     this.forgetBelowMark();
   }
 

@@ -25,11 +25,21 @@ describe('SerialTracker', () => {
     const t = new SerialTracker(1);
     expect(t.stalled(3)).toBe(false); // the events for 2 and 3 may be in flight
     t.accept(2, 'a');
+    expect(t.stalled(3)).toBe(false); // 2 came: still moving
     expect(t.stalled(3)).toBe(true); // 3 never came
     t.reloaded(3);
     expect(t.watermark).toBe(3);
     expect(t.stalled(3)).toBe(false);
     expect(t.stalled(3)).toBe(false);
+  });
+
+  it('does not report a hub whose watermark still moves (events late in a busy loop), only one that stopped', () => {
+    const t = new SerialTracker(1);
+    expect(t.stalled(10)).toBe(false);
+    t.accept(2, 'a'); // moving, though far from 10
+    expect(t.stalled(12)).toBe(false);
+    t.accept(4, 'b'); // 3 is lost: the mark stays at 2
+    expect(t.stalled(12)).toBe(true);
   });
 
   it('does not report events that arrive between two checks', () => {
