@@ -14,9 +14,7 @@ import type { DevicesService } from '../services/devices.service';
 import { AccountHub } from './account-hub';
 import { AccountPaths } from './account-paths';
 import type { ControlSession } from './control-session';
-
-/** How often every loaded account's serial is compared with the database's (a missed change is repaired within two). */
-export const SERIAL_CHECK_MS = 2_000;
+import { SerialCheck } from './serial-check';
 
 interface Loading {
   promise: Promise<AccountHub>;
@@ -77,16 +75,16 @@ export class ControlHub {
     for (const hub of this.hubs.values()) hub.setReflectors(this.reflectorList());
   }
 
-  private serialCheck: NodeJS.Timeout | undefined;
-  private checking: Promise<unknown> | undefined;
-  private unsubscribeReconnect: (() => void) | undefined;
+  private serialCheck: SerialCheck | undefined;
 
   start(): void {
     this.unsubscribe = this.bus.subscribe((e) => this.onEvent(e));
-    this.serialCheck = setInterval(() => this.runCheck(false), SERIAL_CHECK_MS);
-    this.serialCheck.unref();
-    // Whatever was published while the bus was away is lost: every hub is read again.
-    this.unsubscribeReconnect = this.bus.onReconnected(() => this.runCheck(true));
+    this.serialCheck = new SerialCheck(this.bus, {
+      devices: this.devices,
+      hubs: this.hubs,
+      closeRemoved: (id) => this.byDevice.get(id)?.close(CloseCode.deviceRemoved, 'device removed'),
+      logger: this.opts.logger,
+    });
     this.unsubscribeReflexive = this.opts.reflexive?.onObservation((key) => this.onReflexive(key));
     this.subscribeRelays();
   }
@@ -209,29 +207,6 @@ export class ControlHub {
     if (!hub) return;
     if (e.kind === 'device-upsert') hub.applyChange({ kind: 'upsert', device: e.device }, e.serial);
     else if (e.kind === 'device-remove') hub.applyChange({ kind: 'remove', deviceId: e.deviceId }, e.serial);
-  }
-
-  /**
-   * Compares every loaded account's serial with the database's: a hub that did not reach the serial
-   * seen at the previous check missed a change (a publish lost after its commit, an instance that
-   * died between the two) and is reloaded; `all` reloads every hub (the bus reconnected: whatever
-   * was published meanwhile is lost). Returns the accounts reloaded.
-   */
-  async checkSerials(all = false): Promise<string[]> {
-    if (this.hubs.size === 0) return [];
-    const serials = await this.devices.accountSerials([...this.hubs.keys()]);
-    const stale = [...this.hubs].filter(([id, hub]) => hub.serials.stalled(serials.get(id) ?? 0) || all);
-    const reloaded: string[] = [];
-    for (const [accountId, hub] of stale) {
-      const state = await this.devices.loadAccount(accountId);
-      if (this.hubs.get(accountId) !== hub) continue; // released meanwhile
-      const removed = hub.reconcile(state.devices, state.serial);
-      for (const id of removed) this.byDevice.get(id)?.close(CloseCode.deviceRemoved, 'device removed');
-      reloaded.push(accountId);
-    }
-    if (reloaded.length > 0)
-      this.opts.logger.warn({ accounts: reloaded.length, all }, 'account netmaps reloaded');
-    return reloaded;
   }
 
   private async hubFor(accountId: string, accountName: string): Promise<AccountHub> {
@@ -369,22 +344,8 @@ export class ControlHub {
     for (const hub of this.hubs.values()) hub.flush();
   }
 
-  /** One check at a time; a failed one (database away) is tried again at the next interval. */
-  private runCheck(all: boolean): void {
-    if (this.checking && !all) return;
-    const previous = this.checking ?? Promise.resolve();
-    const run = previous
-      .then(() => this.checkSerials(all))
-      .catch((err: Error) => this.opts.logger.warn({ err: err.message }, 'netmap serial check failed'))
-      .finally(() => {
-        if (this.checking === run) this.checking = undefined;
-      });
-    this.checking = run;
-  }
-
   stop(): void {
-    clearInterval(this.serialCheck);
-    this.unsubscribeReconnect?.();
+    this.serialCheck?.stop();
     this.unsubscribe?.();
     this.unsubscribeReflexive?.();
     for (const hub of this.hubs.values()) hub.dispose();
