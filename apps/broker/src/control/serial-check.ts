@@ -12,7 +12,7 @@ export interface SerialCheckDeps {
   logger: Logger;
 }
 
-/** How often every loaded account's serial is compared with the database's (a missed change is repaired within two). */
+/** How often every loaded account's serial is compared with the database's (a missed change is repaired within three). */
 export const SERIAL_CHECK_MS = 2_000;
 
 /**

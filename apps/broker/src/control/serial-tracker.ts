@@ -6,10 +6,17 @@
  *
  * - `accept` says whether an event still applies: not at or below the watermark (everything up to
  *   it is in the hub) and not older than the last change applied to the same device.
- * - `stalled` says whether the hub missed a change: the database's serial seen at the previous
- *   check is still above the watermark, and the watermark has not moved since (events still
+ * - `stalled` says whether the hub missed a change: the database's serial seen at a check is still
+ *   above the watermark at the next ones, and the watermark has not moved meanwhile (events still
  *   arriving, late in a busy event loop, are not a loss; a lost one stops the watermark at its gap).
  */
+/**
+ * How many checks in a row must find the hub stuck behind the database. One was not enough under
+ * a reconnection storm: a takeover's hundreds of events, published one by one by a busy instance,
+ * held the watermark for a check interval though nothing was lost (bench failover).
+ */
+export const STALLED_AFTER_CHECKS = 2;
+
 export class SerialTracker {
   /** Every serial up to this one is applied (or was read with the hub's state). */
   private mark: number;
@@ -21,6 +28,8 @@ export class SerialTracker {
   private target: number | null = null;
   /** The mark at the last check. */
   private markAtCheck: number;
+  /** Checks in a row that found the mark behind the database and not moved since the one before. */
+  private idleChecks = 0;
 
   constructor(loadedSerial: number) {
     this.mark = loadedSerial;
@@ -44,10 +53,11 @@ export class SerialTracker {
 
   /** Called each check with the database's serial; true when the hub must be reloaded. */
   stalled(databaseSerial: number): boolean {
-    const missed = this.target !== null && this.mark < this.target && this.mark === this.markAtCheck;
+    const stuck = this.target !== null && this.mark < this.target && this.mark === this.markAtCheck;
+    this.idleChecks = stuck ? this.idleChecks + 1 : 0;
     this.target = databaseSerial > this.mark ? databaseSerial : null;
     this.markAtCheck = this.mark;
-    return missed;
+    return this.idleChecks >= STALLED_AFTER_CHECKS;
   }
 
   /** The hub was reloaded from a state read at `serial`. */
@@ -57,6 +67,7 @@ export class SerialTracker {
     while (this.ahead.delete(this.mark + 1)) this.mark += 1;
     this.target = null;
     this.markAtCheck = this.mark;
+    this.idleChecks = 0;
     this.forgetBelowMark();
   }
 

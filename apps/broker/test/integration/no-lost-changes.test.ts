@@ -86,7 +86,7 @@ describe('no lost changes (PostgreSQL)', () => {
         proven: false,
       });
       await services.devices.setEndpoints(b.id, ['192.0.2.77:51820']);
-      // Within two serial checks (2 s each) every connected device has all three changes.
+      // Within three serial checks (2 s each) every connected device has all three changes.
       await a.waitForPeers(
         (p) =>
           !p.has(gone.id) &&

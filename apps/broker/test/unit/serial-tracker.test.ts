@@ -26,7 +26,8 @@ describe('SerialTracker', () => {
     expect(t.stalled(3)).toBe(false); // the events for 2 and 3 may be in flight
     t.accept(2, 'a');
     expect(t.stalled(3)).toBe(false); // 2 came: still moving
-    expect(t.stalled(3)).toBe(true); // 3 never came
+    expect(t.stalled(3)).toBe(false); // 3 did not come: stuck once
+    expect(t.stalled(3)).toBe(true); // stuck twice: lost
     t.reloaded(3);
     expect(t.watermark).toBe(3);
     expect(t.stalled(3)).toBe(false);
@@ -39,6 +40,7 @@ describe('SerialTracker', () => {
     t.accept(2, 'a'); // moving, though far from 10
     expect(t.stalled(12)).toBe(false);
     t.accept(4, 'b'); // 3 is lost: the mark stays at 2
+    expect(t.stalled(12)).toBe(false);
     expect(t.stalled(12)).toBe(true);
   });
 
@@ -71,6 +73,7 @@ describe('SerialTracker', () => {
           t.stalled(0);
           for (const e of delivered) if (t.accept(e.serial, e.d)) state.set(e.d, e.serial);
           const anyLost = delivered.length < events.length;
+          expect(t.stalled(events.length)).toBe(false);
           expect(t.stalled(events.length)).toBe(false);
           expect(t.stalled(events.length)).toBe(anyLost);
           // What applies for each device is its latest delivered change.
