@@ -67,6 +67,8 @@ export interface BrokerOptions {
   heartbeatIntervalMs?: number;
   /** Concurrent connections per source address (0: no cap); default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS. */
   maxConnectionsPerAddress?: number;
+  /** A TLS handshake not done by then is dropped; default TLS_HANDSHAKE_TIMEOUT_MS (tests shorten it). */
+  tlsHandshakeTimeoutMs?: number;
   /** Changes within this window are merged into one delta per device; default 25 ms. */
   coalesceMs?: number;
   /**
@@ -177,7 +179,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     const httpsOptions: HttpsOptions & { handshakeTimeout: number } = {
       cert: tls.cert,
       key: tls.key,
-      handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
+      handshakeTimeout: options.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS,
     };
     const app = await NestFactory.create(brokerHttpModule(ctx), {
       httpsOptions,
