@@ -28,6 +28,9 @@ ensure_system_packages() {
   command -v ping >/dev/null || missing+=(iputils-ping)
   command -v miniupnpd >/dev/null || missing+=(miniupnpd-nftables)
   command -v iperf3 >/dev/null || missing+=(iperf3) # pnpm bench relay
+  command -v conntrack >/dev/null || missing+=(conntrack) # the firewall cuts flows a policy forbids
+  command -v nc >/dev/null || missing+=(netcat-openbsd) # the lab's access-control tests
+  command -v iptables >/dev/null || missing+=(iptables) # the lab's coexistence test (Docker-style rules)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then log "missing ${missing[*]}: install them as root"; exit 1; fi
   log "installing ${missing[*]}"

@@ -1,0 +1,52 @@
+/**
+ * @trellis/policy: the access-policy engine. Pure functions over text and device lists; no I/O.
+ *
+ * - parsePolicy(text) -> { ok, policy, warnings } | { ok: false, errors }: JSON with comments,
+ *   every issue located (line, column, path). Never throws.
+ * - checkPolicy(text, devices): parse, warn about device names no device has, run the file's tests.
+ * - new CompiledPolicy(policy, devices): devices grouped into classes by what the selectors say
+ *   about them; access(viewer, peer) -> { in, out } | null, visiblePeers, peersByAccess (a netmap's
+ *   `access`), upsertDevice / removeDevice (incremental), classOf.
+ * - explain(compiled | { policy, devices }, src, dst, target?): allowed, and every rule, block or
+ *   association that allows it.
+ * - planPolicy(old, new, devices): per device, the peers and ports gained and lost.
+ * - mayApplyTag(policy, { email, role }, tag); cidrBlock(policy, name); innermostBlock(policy, ip).
+ * - formatAccessRules(rules): `tcp 22,80-443; udp 53; icmp`, `all`, `none`.
+ * - DEFAULT_POLICY_TEXT: allow-all, for new accounts.
+ *
+ * Errors: syntax first, then shape (zod), then references between sections (unknown group, tag,
+ * block; cycles; duplicate prefixes); a later stage runs only when the earlier found nothing.
+ * Device names that no device has are checkPolicy warnings, not errors.
+ *
+ * Semantics: rules only allow, and what is allowed is their union. Devices whose innermost block is
+ * the same see each other fully; an association opens everything between two blocks (sub-blocks
+ * included). Emails compare case-insensitively. Access rules come out canonical (merged sorted
+ * spans, tcp then udp then icmp, `[{}]` for everything), so equal JSON means equal rules.
+ */
+export { cidrBlock, innermostBlock } from './blocks';
+export { type CheckResult, checkPolicy } from './check';
+export { type Access, CompiledPolicy } from './compile';
+export { DEFAULT_POLICY_TEXT } from './default-policy';
+export { type ExplainReason, type ExplainTarget, type Explanation, explain } from './explain';
+export type { IssuePath, PolicyIssue } from './locations';
+export { type ParseResult, parsePolicy } from './parse';
+export { type PlanChange, type PlanEntry, planPolicy } from './plan';
+export {
+  EVERYTHING,
+  formatAccessRules,
+  formatPortSet,
+  fromAccessRules,
+  NOTHING,
+  type PortSet,
+  toAccessRules,
+} from './ports';
+export { mayApplyTag, type TagApplier } from './tags';
+export type {
+  DeviceNameRef,
+  Policy,
+  PolicyAssociation,
+  PolicyBlock,
+  PolicyDevice,
+  PolicyRule,
+  PolicyTestCase,
+} from './types';

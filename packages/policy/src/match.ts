@@ -1,0 +1,108 @@
+import { blocksAround, innermostBlockIndex } from './blocks';
+import { EVERYTHING, isEverything, NOTHING, type PortSet, union } from './ports';
+import { ANY, type Atom, blockAtom, nameAtom, userAtom } from './selectors';
+import type { Policy, PolicyDevice } from './types';
+
+/**
+ * What the policy can tell about a device: its innermost block and the atoms it matches. Devices
+ * with the same view are interchangeable for every rule, which is what classes rest on.
+ */
+export interface DeviceView {
+  /** Index of the innermost block; null outside every block. */
+  readonly block: number | null;
+  /** The blocks it lies within (innermost first). */
+  readonly within: readonly number[];
+  readonly atoms: ReadonlySet<Atom>;
+  /** Rules whose src / dst it matches. */
+  readonly srcRules: readonly number[];
+  readonly dstRules: Uint8Array;
+}
+
+/** The atoms the rules name, `*` and blocks aside (those follow from the address alone). */
+export function usedAtoms(policy: Policy): Set<Atom> {
+  const sets = new Set(policy.rules.flatMap((r) => [...r.src, ...r.dst])); // a group's set once
+  const used = new Set<Atom>();
+  for (const set of sets) for (const a of set) if (a !== ANY && !a.startsWith('cidr:')) used.add(a);
+  return used;
+}
+
+/**
+ * The signature of a device: block plus the atoms of `used` it matches. Equal signatures mean
+ * equal views.
+ */
+export function signatureOf(policy: Policy, used: ReadonlySet<Atom>, d: PolicyDevice) {
+  const block = innermostBlockIndex(policy, d.address);
+  const matched = new Set<Atom>();
+  for (const t of d.tags) if (t.startsWith('tag:') && used.has(t)) matched.add(t);
+  if (d.user !== undefined && used.has(userAtom(d.user))) matched.add(userAtom(d.user));
+  if (used.has(nameAtom(d.name))) matched.add(nameAtom(d.name));
+  const atoms = [...matched].sort();
+  return { key: `${block ?? '-'}|${atoms.join('\n')}`, block, atoms };
+}
+
+export function viewOf(policy: Policy, block: number | null, atoms: readonly Atom[]): DeviceView {
+  const within = block === null ? [] : blocksAround(policy, block);
+  const all = new Set<Atom>([ANY, ...atoms, ...within.map((i) => blockAtom(policy.blocks[i]!.name))]);
+  // The device's atoms are few; a side's sets may be large groups.
+  const hits = (side: readonly ReadonlySet<Atom>[]) => {
+    for (const set of side) for (const a of all) if (set.has(a)) return true;
+    return false;
+  };
+  const dstRules = new Uint8Array(policy.rules.length);
+  const srcRules: number[] = [];
+  policy.rules.forEach((r, i) => {
+    if (hits(r.src)) srcRules.push(i);
+    if (hits(r.dst)) dstRules[i] = 1;
+  });
+  return { block, within, atoms: all, srcRules, dstRules };
+}
+
+/** A device's view with every atom it matches (not only those the rules use). */
+export function deviceView(policy: Policy, d: PolicyDevice): DeviceView {
+  const atoms = [
+    ...d.tags.filter((t) => t.startsWith('tag:')),
+    nameAtom(d.name),
+    ...(d.user === undefined ? [] : [userAtom(d.user)]),
+  ];
+  return viewOf(policy, innermostBlockIndex(policy, d.address), atoms);
+}
+
+/** Why `from` may open something on `to`: the same block, an association, or rules. */
+export interface Grounds {
+  sameBlock: number | null;
+  associations: number[];
+  rules: number[];
+}
+
+export function groundsOf(policy: Policy, from: DeviceView, to: DeviceView): Grounds {
+  const sameBlock = from.block !== null && from.block === to.block ? from.block : null;
+  const associations = policy.associations
+    .filter(
+      (x) =>
+        (from.within.includes(x.a) && to.within.includes(x.b)) ||
+        (from.within.includes(x.b) && to.within.includes(x.a)),
+    )
+    .map((x) => x.index);
+  const rules = from.srcRules.filter((i) => to.dstRules[i] === 1);
+  return { sameBlock, associations, rules };
+}
+
+/** What `from` may open on `to`. */
+export function openSet(policy: Policy, from: DeviceView, to: DeviceView): PortSet {
+  if (from.block !== null && from.block === to.block) return EVERYTHING;
+  for (const x of policy.associations) {
+    if (
+      (from.within.includes(x.a) && to.within.includes(x.b)) ||
+      (from.within.includes(x.b) && to.within.includes(x.a))
+    ) {
+      return EVERYTHING;
+    }
+  }
+  let set = NOTHING;
+  for (const i of from.srcRules) {
+    if (to.dstRules[i] !== 1) continue;
+    set = union(set, policy.rules[i]!.ports);
+    if (isEverything(set)) break;
+  }
+  return set;
+}
