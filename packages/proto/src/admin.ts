@@ -1,6 +1,16 @@
 import { z } from 'zod';
+import { MAX_DEVICE_TAGS, TagName } from './access';
 import { DeviceInfo, Role, SetupKeyInfo } from './api';
-import { PlainText } from './common';
+import { DnsLabel, PlainText, WgKey } from './common';
+import {
+  PolicyApplyResult,
+  PolicyCheckResult,
+  PolicyDocument,
+  PolicyExplainResult,
+  PolicyPlanResult,
+  PolicyText,
+  PolicyVersionInfo,
+} from './policy-api';
 import { CreateRelayTokenResponse, RelayStatusInfo, RelayTokenInfo } from './relay';
 
 /**
@@ -8,7 +18,8 @@ import { CreateRelayTokenResponse, RelayStatusInfo, RelayTokenInfo } from './rel
  * one JSON response per line. The `trellis-broker` admin commands use it while a broker serves the
  * data directory, so changes go through the running broker (and fan out to connected devices).
  */
-export const MAX_ADMIN_LINE_BYTES = 64 * 1024;
+/** A policy file (up to MAX_POLICY_BYTES) travels in one line, JSON-escaped. */
+export const MAX_ADMIN_LINE_BYTES = 4 * 1024 * 1024;
 
 // No control characters anywhere: these end up in logs, in the database and in `trellis-broker` output.
 const AccountName = PlainText(63).min(1);
@@ -42,6 +53,8 @@ export const AdminRequest = z.discriminatedUnion('op', [
     reusable: z.boolean(),
     expiresInSeconds: z.number().int().positive().optional(),
     usageLimit: z.number().int().positive().optional(),
+    tags: z.array(TagName).max(MAX_DEVICE_TAGS).optional(),
+    cidr: DnsLabel.optional(),
   }),
   z.strictObject({ op: z.literal('setupKeys.list'), account: AccountName }),
   z.strictObject({ op: z.literal('setupKeys.revoke'), account: AccountName, id: PlainText(64) }),
@@ -50,6 +63,39 @@ export const AdminRequest = z.discriminatedUnion('op', [
     op: z.literal('devices.remove'),
     account: AccountName,
     device: PlainText(128).min(1),
+  }),
+  z.strictObject({
+    op: z.literal('devices.tag'),
+    account: AccountName,
+    device: PlainText(128).min(1),
+    tags: z.array(TagName).max(MAX_DEVICE_TAGS),
+  }),
+  /** Gives a device that lost its key a new one (its peers see keyChange `rekeyed`). */
+  z.strictObject({
+    op: z.literal('devices.rekey'),
+    account: AccountName,
+    device: PlainText(128).min(1),
+    publicKey: WgKey,
+  }),
+  z.strictObject({
+    op: z.literal('policy.get'),
+    account: AccountName,
+    version: z.number().int().nonnegative().optional(),
+  }),
+  z.strictObject({ op: z.literal('policy.check'), account: AccountName, text: PolicyText }),
+  z.strictObject({ op: z.literal('policy.plan'), account: AccountName, text: PolicyText }),
+  z.strictObject({ op: z.literal('policy.apply'), account: AccountName, text: PolicyText }),
+  z.strictObject({ op: z.literal('policy.history'), account: AccountName }),
+  z.strictObject({
+    op: z.literal('policy.rollback'),
+    account: AccountName,
+    version: z.number().int().positive(),
+  }),
+  z.strictObject({
+    op: z.literal('policy.explain'),
+    account: AccountName,
+    src: PlainText(128).min(1),
+    dst: PlainText(160).min(1),
   }),
   /** Without `account`: a shared (operator) relay that serves every account without private relays. */
   z.strictObject({
@@ -101,6 +147,15 @@ export const AdminResults = {
   'setupKeys.revoke': SetupKeyInfo,
   'devices.list': z.array(DeviceInfo),
   'devices.remove': DeviceInfo,
+  'devices.tag': DeviceInfo,
+  'devices.rekey': DeviceInfo,
+  'policy.get': PolicyDocument,
+  'policy.check': PolicyCheckResult,
+  'policy.plan': PolicyPlanResult,
+  'policy.apply': PolicyApplyResult,
+  'policy.history': z.array(PolicyVersionInfo),
+  'policy.rollback': PolicyApplyResult,
+  'policy.explain': PolicyExplainResult,
   'relayTokens.create': CreateRelayTokenResponse,
   'relayTokens.list': z.array(RelayTokenInfo),
   'relayTokens.revoke': RelayTokenInfo,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_DEVICE_TAGS, TagName } from './access';
 import { DeviceId, DnsLabel, DnsName, Endpoint, Hostname, Os, PlainText, WgKey } from './common';
 import { Ipv4, OVERLAY_PREFIX, OverlayAddress } from './ipv4';
 
@@ -49,6 +50,10 @@ export const CreateSetupKeyRequest = z.strictObject({
     .optional(),
   /** Maximum enrollments; absent means unlimited for reusable keys, 1 for one-off keys. */
   usageLimit: z.number().int().positive().max(1_000_000).optional(),
+  /** Tags the devices it enrolls get; the creator must be one of each tag's owners in the policy. */
+  tags: z.array(TagName).max(MAX_DEVICE_TAGS).optional(),
+  /** A block of the policy's `cidrs`: the devices it enrolls get their addresses there. */
+  cidr: DnsLabel.optional(),
 });
 export type CreateSetupKeyRequest = z.input<typeof CreateSetupKeyRequest>;
 
@@ -64,6 +69,8 @@ export const SetupKeyInfo = z.object({
   revokedAt: z.string().nullable(),
   createdAt: z.string(),
   valid: z.boolean(),
+  tags: z.array(z.string()),
+  cidr: z.string().nullable(),
 });
 export type SetupKeyInfo = z.infer<typeof SetupKeyInfo>;
 
@@ -83,8 +90,15 @@ export const DeviceInfo = z.object({
   online: z.boolean(),
   lastSeen: z.string().nullable(),
   createdAt: z.string(),
+  tags: z.array(z.string()),
+  /** Email of the user it belongs to; null: nobody's. */
+  user: z.string().nullable(),
 });
 export type DeviceInfo = z.infer<typeof DeviceInfo>;
+
+/** Replaces a device's tags; the caller must own each tag it adds (the policy's tagOwners). */
+export const SetDeviceTagsRequest = z.strictObject({ tags: z.array(TagName).max(MAX_DEVICE_TAGS) });
+export type SetDeviceTagsRequest = z.infer<typeof SetDeviceTagsRequest>;
 
 // --- enrollment ------------------------------------------------------------------------------
 export const MAX_ENDPOINTS = 16;
@@ -129,6 +143,7 @@ export const API_PATHS = {
   login: '/api/v1/auth/login',
   setupKeys: '/api/v1/setup-keys',
   devices: '/api/v1/devices',
+  policy: '/api/v1/policy',
   enroll: '/api/v1/enroll',
   control: '/api/v1/control',
   relayControl: '/api/v1/relay/control',

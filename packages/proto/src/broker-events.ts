@@ -1,7 +1,8 @@
 import { z } from 'zod';
+import { KeyChange, MAX_DEVICE_TAGS, TagName } from './access';
 import { MAX_ENDPOINTS } from './api';
 import { ClusterEvents } from './cluster-events';
-import { DeviceId, DnsLabel, Endpoint, WgKey } from './common';
+import { DeviceId, DnsLabel, Endpoint, PlainText, WgKey } from './common';
 import { Ipv4 } from './ipv4';
 import { Candidate, CandidateKind, MappingType } from './punch';
 
@@ -42,6 +43,12 @@ export const DeviceState = z.strictObject({
    * offline). A new one means the agent started over; its instance part picks the account's owner.
    */
   connection: z.string().min(1).max(128).nullable().optional(),
+  /** Tags on the device, for the access policy (absent: none). */
+  tags: z.array(TagName).max(MAX_DEVICE_TAGS).optional(),
+  /** Email of the user the device belongs to (`user:EMAIL` in the policy); absent: nobody's. */
+  user: PlainText(254).optional(),
+  /** How its key last changed (peers that pinned the previous key check this). */
+  keyChange: KeyChange.optional(),
 });
 export type DeviceState = z.infer<typeof DeviceState>;
 
@@ -67,11 +74,20 @@ const DeviceConnectedEvent = z.strictObject({
   connectionId: z.string().min(1).max(128),
 });
 
+/** A new version of the account's access policy is in force: every instance reads it and re-filters its netmaps. */
+const PolicyChangedEvent = z.strictObject({
+  kind: z.literal('policy-changed'),
+  accountId: AccountId,
+  serial: Serial,
+  version: z.number().int().positive(),
+});
+
 /** A change to an account's netmap, to who holds a device's control connection, or pair-path traffic between instances (cluster-events). */
 export const BrokerEvent = z.discriminatedUnion('kind', [
   DeviceUpsertEvent,
   DeviceRemoveEvent,
   DeviceConnectedEvent,
+  PolicyChangedEvent,
   ...ClusterEvents,
 ]);
 export type BrokerEvent = z.infer<typeof BrokerEvent>;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { KeyChange, PeerAccess } from './access';
 import { MAX_ENDPOINTS } from './api';
 import {
   DeviceId,
@@ -49,6 +50,10 @@ export const CloseCode = {
   heartbeatTimeout: 4410,
   /** More control messages than the broker's per-connection budget (agents reconnect after a backoff). */
   rateLimited: 4429,
+  /** An admin replaced the device's key (re-key): this connection authenticated with the old one. */
+  keyChanged: 4412,
+  /** A `rotate-key` the broker refused (bad signature, key of another device); nothing changed. */
+  rotationRefused: 4422,
 } as const;
 
 const Nonce = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 bytes of base64');
@@ -94,6 +99,8 @@ export const NetmapPeer = z.object({
     .max(MAX_ENDPOINTS * 2)
     .optional(),
   online: z.boolean(),
+  /** How its key last changed, for peers that pinned the previous one (absent: never changed). */
+  keyChange: KeyChange.optional(),
 });
 export type NetmapPeer = z.infer<typeof NetmapPeer>;
 
@@ -113,10 +120,24 @@ export const EndpointsMessage = z.strictObject({
   endpoints: z.array(Endpoint).max(MAX_ENDPOINTS),
 });
 
+/**
+ * The device replaces its WireGuard key: `signature` is the XEdDSA signature by the current key over
+ * keyRotationMessage({deviceId, address, previousKey: current key, newKey}) (@trellis/crypto). The
+ * broker answers `key-rotated` once the new key is committed, or closes with rotationRefused and
+ * changes nothing. The connection stays authenticated with the old key: the agent reconnects.
+ */
+export const RotateKeyMessage = z.strictObject({
+  type: z.literal('rotate-key'),
+  newKey: WgKey,
+  signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'must be a base64 64-byte signature'),
+});
+export type RotateKeyMessage = z.infer<typeof RotateKeyMessage>;
+
 export const ClientMessage = z.discriminatedUnion('type', [
   HelloMessage,
   AuthMessage,
   EndpointsMessage,
+  RotateKeyMessage,
   PingMessage,
   PathReportMessage,
   PathWantMessage,
@@ -137,6 +158,8 @@ export const NetmapMessage = z.object({
   serial: z.number().int().nonnegative(),
   self: NetmapSelf,
   peers: z.array(NetmapPeer),
+  /** What the policy opens between this device and each peer; a peer listed nowhere gets nothing. */
+  access: z.array(PeerAccess).max(100_000),
 });
 export const DeltaMessage = z.object({
   type: z.literal('delta'),
@@ -145,12 +168,19 @@ export const DeltaMessage = z.object({
   upsert: z.array(NetmapPeer),
   remove: z.array(DeviceId),
   self: NetmapSelf.optional(),
+  /** Replaces the access of the peers it lists; a removed peer's access goes with it. */
+  access: z.array(PeerAccess).max(100_000).optional(),
 });
+
+/** The broker committed a `rotate-key`: `newKey` is the device's key from now on. */
+export const KeyRotatedMessage = z.object({ type: z.literal('key-rotated'), newKey: WgKey });
+export type KeyRotatedMessage = z.infer<typeof KeyRotatedMessage>;
 
 export const ServerMessage = z.discriminatedUnion('type', [
   ChallengeMessage,
   NetmapMessage,
   DeltaMessage,
+  KeyRotatedMessage,
   PongMessage,
   PunchMessage,
   RelayPathMessage,

@@ -1,3 +1,4 @@
+export * from './access';
 export * from './admin';
 export * from './api';
 export * from './backoff';
@@ -9,5 +10,6 @@ export * from './common';
 export * from './control';
 export * from './ipc';
 export * from './ipv4';
+export * from './policy-api';
 export * from './punch';
 export * from './relay';

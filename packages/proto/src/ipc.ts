@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AccessRules } from './access';
 import { MAX_BROKER_URLS } from './broker-urls';
 import { DnsLabel, Endpoint, PlainText, WgKey } from './common';
 import { NetmapSelf } from './control';
@@ -49,8 +50,15 @@ export const UpRequest = z.strictObject({
 });
 export const DownRequest = z.strictObject({ op: z.literal('down') });
 export const StatusRequest = z.strictObject({ op: z.literal('status') });
+/** A new WireGuard key for this device, vouched for by the current one (see RotateKeyMessage). */
+export const RotateKeyRequest = z.strictObject({ op: z.literal('rotate-key') });
 
-export const IpcRequest = z.discriminatedUnion('op', [UpRequest, DownRequest, StatusRequest]);
+export const IpcRequest = z.discriminatedUnion('op', [
+  UpRequest,
+  DownRequest,
+  StatusRequest,
+  RotateKeyRequest,
+]);
 export type IpcRequest = z.infer<typeof IpcRequest>;
 export type UpRequest = z.infer<typeof UpRequest>;
 
@@ -86,8 +94,48 @@ export const PeerStatus = z.object({
   pathSince: z.string().optional(),
   /** What the path logic is doing: idle, scheduled, probing, direct, backoff. */
   pathPhase: z.string().optional(),
+  /** What the policy opens: `in`, what the peer may open here; `out`, what this device may open there. */
+  access: z.object({ in: AccessRules, out: AccessRules }).optional(),
+  /** Its key contradicts the key pinned for its address: left out of WireGuard and the firewall. */
+  refused: z.boolean().optional(),
 });
 export type PeerStatus = z.infer<typeof PeerStatus>;
+
+/** The agent's own checks: pinned keys and the firewall. */
+export const GuardStatus = z.object({
+  refused: z.array(
+    z.object({
+      address: z.string(),
+      deviceId: z.string(),
+      name: z.string(),
+      pinnedKey: z.string(),
+      offeredKey: z.string(),
+      reason: z.string(),
+      since: z.string(),
+    }),
+  ),
+  /** The last accepted key change per address (rotations, admin re-keys, reused addresses). */
+  keyChanges: z.array(
+    z
+      .object({ address: z.string(), name: z.string(), kind: z.string(), acceptedAt: z.string() })
+      .passthrough(),
+  ),
+  firewall: z
+    .object({
+      backend: z.string(),
+      lastApply: z
+        .object({
+          at: z.string(),
+          mode: z.enum(['none', 'incremental', 'full']),
+          cut: z.number().int(),
+          cutError: z.string().optional(),
+        })
+        .nullable(),
+      lastError: z.string().nullable(),
+    })
+    .nullable(),
+});
+export type GuardStatus = z.infer<typeof GuardStatus>;
 
 export const StatusResponse = z.object({
   ok: z.literal(true),
@@ -113,6 +161,8 @@ export const StatusResponse = z.object({
   /** Where the peers came from: the live broker or the netmap saved on disk. */
   netmapSource: z.enum(['broker', 'disk', 'none']),
   peers: z.array(PeerStatus),
+  /** Pins and firewall (absent from agents without them). */
+  guard: GuardStatus.optional(),
   /** This device's NAT as far as the agent knows it (for `trellis netcheck`). */
   netinfo: z
     .object({
@@ -128,4 +178,10 @@ export type StatusResponse = z.infer<typeof StatusResponse>;
 
 export const OkResponse = z.object({ ok: z.literal(true), message: z.string().optional() });
 export const ErrorResponse = z.object({ ok: z.literal(false), error: z.string() });
+export const RotateKeyResponse = z.object({
+  ok: z.literal(true),
+  previousKey: WgKey,
+  publicKey: WgKey,
+});
+export type RotateKeyResponse = z.infer<typeof RotateKeyResponse>;
 export type ErrorResponse = z.infer<typeof ErrorResponse>;

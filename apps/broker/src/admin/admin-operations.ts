@@ -1,5 +1,6 @@
 import type { AdminRequest } from '@trellis/proto';
 import { badRequest } from '../domain/errors';
+import { OPERATOR } from '../policy/tag-rules';
 import type { Services } from '../services/services';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -26,6 +27,8 @@ export async function executeAdmin(services: Services, req: AdminRequest): Promi
         reusable: req.reusable,
         expiresInSeconds: req.expiresInSeconds,
         usageLimit: req.usageLimit,
+        ...(req.tags ? { tags: req.tags } : {}),
+        ...(req.cidr ? { cidr: req.cidr } : {}),
       });
     }
     case 'setupKeys.list': {
@@ -45,6 +48,32 @@ export async function executeAdmin(services: Services, req: AdminRequest): Promi
       const account = await services.accounts.byName(req.account);
       return services.devices.remove(account.id, account.name, req.device);
     }
+    case 'devices.tag': {
+      const account = await services.accounts.byName(req.account);
+      return services.devices.setTags(account.id, account.name, req.device, req.tags, OPERATOR);
+    }
+    case 'devices.rekey': {
+      const account = await services.accounts.byName(req.account);
+      return services.devices.rekey(account.id, account.name, req.device, req.publicKey);
+    }
+    case 'policy.get': {
+      const account = await services.accounts.byName(req.account);
+      return req.version === undefined
+        ? services.policy.get(account.id)
+        : services.policy.version(account.id, req.version);
+    }
+    case 'policy.check':
+      return services.policy.check((await services.accounts.byName(req.account)).id, req.text);
+    case 'policy.plan':
+      return services.policy.plan((await services.accounts.byName(req.account)).id, req.text);
+    case 'policy.apply':
+      return services.policy.apply((await services.accounts.byName(req.account)).id, req.text, 'cli');
+    case 'policy.history':
+      return services.policy.history((await services.accounts.byName(req.account)).id);
+    case 'policy.rollback':
+      return services.policy.rollback((await services.accounts.byName(req.account)).id, req.version, 'cli');
+    case 'policy.explain':
+      return services.policy.explain((await services.accounts.byName(req.account)).id, req.src, req.dst);
     case 'relayTokens.create': {
       const account = req.account === undefined ? null : await services.accounts.byName(req.account);
       return services.relayTokens.create(account?.id ?? null, req.name);

@@ -3,14 +3,35 @@ import type {
   CreateRelayTokenResponse,
   DeviceInfo,
   InstanceInfo,
+  PolicyApplyResult,
+  PolicyCheckResult,
+  PolicyDocument,
+  PolicyExplainResult,
+  PolicyPlanResult,
+  PolicyVersionInfo,
   RelayStatusInfo,
   RelayTokenInfo,
   SetupKeyInfo,
 } from '@trellis/proto';
+import {
+  formatApply,
+  formatCheck,
+  formatExplain,
+  formatHistory,
+  formatPlan,
+  formatTags,
+  NO_FILE_LABEL,
+  policyTextForOut,
+} from './policy-output';
 
 export interface CliIo {
+  /** One line (or lines): a newline is added. */
   out(text: string): void;
   err(text: string): void;
+  /** Output exactly as given (a policy text, byte for byte); without it, `out` is used. */
+  write?(text: string): void;
+  /** Where `-` (a file read from standard input) reads; process.stdin when absent. */
+  stdin?: NodeJS.ReadableStream;
 }
 
 function table(rows: string[][]): string {
@@ -25,9 +46,12 @@ function table(rows: string[][]): string {
     .join('\n');
 }
 
+/** Tags and the like in one cell: `tag:a,tag:b`, or `-`. */
+const list = (items: readonly string[]) => (items.length === 0 ? '-' : items.join(','));
+
 function keyRows(keys: SetupKeyInfo[]): string {
   return table([
-    ['ID', 'NAME', 'PREFIX', 'REUSABLE', 'USED', 'LIMIT', 'EXPIRES', 'VALID'],
+    ['ID', 'NAME', 'PREFIX', 'REUSABLE', 'USED', 'LIMIT', 'EXPIRES', 'TAGS', 'CIDR', 'VALID'],
     ...keys.map((k) => [
       k.id,
       k.name,
@@ -36,6 +60,8 @@ function keyRows(keys: SetupKeyInfo[]): string {
       String(k.usedCount),
       k.usageLimit === null ? '-' : String(k.usageLimit),
       k.expiresAt ?? 'never',
+      list(k.tags),
+      k.cidr ?? '-',
       k.revokedAt ? 'revoked' : String(k.valid),
     ]),
   ]);
@@ -43,8 +69,18 @@ function keyRows(keys: SetupKeyInfo[]): string {
 
 function deviceRows(devices: DeviceInfo[]): string {
   return table([
-    ['ID', 'NAME', 'ADDRESS', 'HOSTNAME', 'OS', 'ONLINE', 'LAST SEEN'],
-    ...devices.map((d) => [d.id, d.name, d.address, d.hostname, d.os, String(d.online), d.lastSeen ?? '-']),
+    ['ID', 'NAME', 'ADDRESS', 'HOSTNAME', 'OS', 'TAGS', 'USER', 'ONLINE', 'LAST SEEN'],
+    ...devices.map((d) => [
+      d.id,
+      d.name,
+      d.address,
+      d.hostname,
+      d.os,
+      list(d.tags),
+      d.user ?? '-',
+      String(d.online),
+      d.lastSeen ?? '-',
+    ]),
   ]);
 }
 
@@ -85,8 +121,11 @@ function instanceRows(instances: InstanceInfo[]): string {
   ]);
 }
 
-/** Human-readable rendering of an admin result; `--json` prints the result itself instead. */
-export function renderResult(op: AdminRequest['op'], result: unknown): string {
+/**
+ * Human-readable rendering of an admin result; `--json` prints the result itself instead. `req`,
+ * when given, names what the result is about (the source and destination of an explain).
+ */
+export function renderResult(op: AdminRequest['op'], result: unknown, req?: AdminRequest): string {
   switch (op) {
     case 'accounts.create': {
       const r = result as {
@@ -127,6 +166,32 @@ export function renderResult(op: AdminRequest['op'], result: unknown): string {
     case 'devices.remove': {
       const d = result as DeviceInfo;
       return `device ${d.name} (${d.id}, ${d.address}) removed`;
+    }
+    case 'devices.tag':
+      return formatTags(result as DeviceInfo);
+    case 'devices.rekey': {
+      const d = result as DeviceInfo;
+      return `device ${d.name} (${d.id}) re-keyed: its public key is now ${d.publicKey}`;
+    }
+    case 'policy.get':
+      return policyTextForOut((result as PolicyDocument).text);
+    case 'policy.check':
+      return formatCheck(NO_FILE_LABEL, result as PolicyCheckResult);
+    case 'policy.plan':
+      return formatPlan(NO_FILE_LABEL, result as PolicyPlanResult);
+    case 'policy.apply':
+      return formatApply(NO_FILE_LABEL, result as PolicyApplyResult);
+    case 'policy.history':
+      return formatHistory(result as PolicyVersionInfo[], table);
+    case 'policy.rollback':
+      return formatApply(
+        NO_FILE_LABEL,
+        result as PolicyApplyResult,
+        req?.op === 'policy.rollback' ? req.version : undefined,
+      );
+    case 'policy.explain': {
+      const names = req?.op === 'policy.explain' ? req : { src: 'SRC', dst: 'DST' };
+      return formatExplain(names.src, names.dst, result as PolicyExplainResult);
     }
     case 'relayTokens.create': {
       const r = result as CreateRelayTokenResponse;

@@ -6,21 +6,20 @@ import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_REFLECTOR_PORT, DEFAULT_ZONE 
 import { parseDuration } from '../domain/setup-key-rules';
 import { BROKER_VERSION } from '../version';
 import { runAdminRequest } from './admin-client';
+import { type CommonFlags, UsageError } from './cli-context';
 import { type CliIo, renderResult } from './output';
+import { addPolicyCommands } from './policy-commands';
 import { serve } from './serve';
-
-/** A user mistake: printed as one line, exit code 1, no stack trace. */
-class UsageError extends Error {}
 
 const processIo: CliIo = {
   out: (t) => process.stdout.write(`${t}\n`),
   err: (t) => process.stderr.write(`${t}\n`),
+  write: (t) => process.stdout.write(t),
 };
 
-interface CommonFlags {
-  dataDir: string;
-  json?: boolean;
-  zone: string;
+/** A repeatable option's values, in order. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 function positiveInt(value: string): number {
@@ -39,6 +38,8 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .description('Trellis broker: enrollment, control channel and admin')
     .version(BROKER_VERSION)
     .exitOverride()
+    // Options after a subcommand are the subcommand's (`policy get --version N` is not the program's).
+    .enablePositionalOptions()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
 
   const dataDirOption = () =>
@@ -49,19 +50,23 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       .option('--json', 'print JSON')
       .addOption(new Option('--zone <zone>', 'DNS zone of device names').default(DEFAULT_ZONE));
 
+  const call = (flags: CommonFlags, req: AdminRequest) =>
+    runAdminRequest(
+      {
+        dataDir: resolve(flags.dataDir),
+        databaseUrl: process.env.DATABASE_URL || undefined,
+        zone: flags.zone,
+      },
+      req,
+    );
   const admin = async (flags: CommonFlags, req: AdminRequest) => {
-    const target = {
-      dataDir: resolve(flags.dataDir),
-      databaseUrl: process.env.DATABASE_URL || undefined,
-      zone: flags.zone,
-    };
-    const res = await runAdminRequest(target, req);
+    const res = await call(flags, req);
     if (!res.ok) {
       io.err(`error: ${res.error}`);
       exitCode = 1;
       return;
     }
-    io.out(flags.json ? JSON.stringify(res.result, null, 2) : renderResult(req.op, res.result));
+    io.out(flags.json ? JSON.stringify(res.result, null, 2) : renderResult(req.op, res.result, req));
   };
 
   program
@@ -149,6 +154,8 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .option('--reusable', 'allow more than one enrollment')
     .option('--expires <duration>', 'lifetime, e.g. 30m, 24h, 7d (default: never)')
     .option('--usage-limit <n>', 'maximum enrollments', positiveInt)
+    .option('--tag <tag>', 'a tag (tag:NAME) for the devices it enrolls; repeatable', collect)
+    .option('--cidr <block>', "a block of the policy's cidrs: the devices it enrolls get addresses there")
     .action((f) => {
       let expiresInSeconds: number | undefined;
       if (f.expires !== undefined) {
@@ -163,6 +170,8 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         reusable: Boolean(f.reusable),
         expiresInSeconds,
         usageLimit: f.usageLimit,
+        ...(f.tag !== undefined ? { tags: f.tag } : {}),
+        ...(f.cidr !== undefined ? { cidr: f.cidr } : {}),
       });
     });
   common(keys.command('list'))
@@ -183,6 +192,23 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .description('remove a device (its peers drop it at once)')
     .requiredOption('--account <name>', 'account name')
     .action((device: string, f) => admin(f, { op: 'devices.remove', account: f.account, device }));
+  common(devices.command('tag <id-or-name> [tags...]'))
+    .description("set a device's tags (tag:NAME, declared in the policy's tagOwners); none clears them")
+    .requiredOption('--account <name>', 'account name')
+    .action((device: string, tags: string[], f) =>
+      admin(f, { op: 'devices.tag', account: f.account, device, tags }),
+    );
+  common(devices.command('rekey <id-or-name> <public-key>'))
+    .description(
+      'give a device that lost its key a new one (its peers accept it and show the re-key); ' +
+        'the device then enrolls again with that key and keeps its name and address',
+    )
+    .requiredOption('--account <name>', 'account name')
+    .action((device: string, publicKey: string, f) =>
+      admin(f, { op: 'devices.rekey', account: f.account, device, publicKey }),
+    );
+
+  addPolicyCommands(program, { io, common, call, admin, setExitCode: (code) => (exitCode = code) });
 
   const relayTokens = program.command('relay-token').description('manage relay tokens');
   common(relayTokens.command('create <name>'))

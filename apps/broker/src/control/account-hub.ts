@@ -1,6 +1,8 @@
 import type { NetmapRelay, ReflectorInfo } from '@trellis/proto';
 import type { DeviceState } from '../domain/netmap-builder';
 import { AccountNetmap } from '../domain/netmap-builder';
+import type { NetmapPolicy } from '../domain/netmap-policy';
+import { AccountPolicy } from '../policy/account-policy';
 import type { AccountPaths } from './account-paths';
 import type { ControlSession } from './control-session';
 import { SerialTracker } from './serial-tracker';
@@ -32,8 +34,9 @@ export class AccountHub {
     devices: DeviceState[],
     reflectors: readonly ReflectorInfo[] = [],
     relays: readonly NetmapRelay[] = [],
+    policy?: NetmapPolicy,
   ) {
-    const netmap = new AccountNetmap(accountName, zone, serial, reflectors);
+    const netmap = new AccountNetmap(accountName, zone, serial, reflectors, policy);
     for (const d of devices) netmap.upsert(d);
     netmap.setRelays(relays);
     netmap.takeChanges();
@@ -54,6 +57,29 @@ export class AccountHub {
     this.schedule();
   }
 
+  /**
+   * A new version of the access policy (fed every device already): the devices whose view changed
+   * get their whole netmap again. Pending changes go out first, under the policy they were made with.
+   */
+  setPolicy(policy: NetmapPolicy, serial: number): number {
+    this.flush();
+    const affected = this.netmap.setPolicy(policy);
+    if (serial > this.netmap.serial) this.netmap.serial = serial;
+    this.schedule();
+    return affected.size;
+  }
+
+  /** Version of the access policy the netmap filters with (0: the default, allow-all). */
+  policyVersion = 0;
+
+  /** A policy version read from the database: applied unless the hub has it or a newer one. */
+  applyPolicy(policy: { version: number; text: string }, serial: number): boolean {
+    if (policy.version <= this.policyVersion) return false;
+    this.policyVersion = policy.version;
+    this.setPolicy(AccountPolicy.build(policy.version, policy.text, this.netmap.states()), serial);
+    return true;
+  }
+
   /** A change from the bus: applied unless the hub has it already or has a newer one of the device. */
   applyChange(
     change: { kind: 'upsert'; device: DeviceState } | { kind: 'remove'; deviceId: string },
@@ -69,11 +95,16 @@ export class AccountHub {
    * The account as the database has it at `serial` (the hub missed a change): every difference
    * becomes an ordinary change, so devices get deltas. Returns the ids removed meanwhile.
    */
-  reconcile(devices: readonly DeviceState[], serial: number): string[] {
+  reconcile(
+    devices: readonly DeviceState[],
+    serial: number,
+    policy?: { version: number; text: string },
+  ): string[] {
     const present = new Set(devices.map((d) => d.id));
     const removed = [...this.netmap.states()].map((d) => d.id).filter((id) => !present.has(id));
     for (const id of removed) this.remove(id, serial);
     for (const d of devices) this.upsert(d, serial);
+    if (policy) this.applyPolicy(policy, serial);
     this.serials.reloaded(serial);
     return removed;
   }
@@ -131,10 +162,10 @@ export class AccountHub {
     const started = performance.now();
     const batch = this.netmap.takeChanges();
     for (const session of this.sessions.values()) {
-      const frame = this.netmap.deltaFrame(batch, session.deviceId, session.serial + 1);
-      if (frame === undefined) continue;
+      const out = this.netmap.batchFrame(batch, session.deviceId, session.serial + 1);
+      if (out === undefined) continue;
       session.serial += 1;
-      session.send(frame, 'delta');
+      session.send(out.frame, out.type);
     }
     this.lastFlushMs = performance.now() - started;
   }

@@ -6,10 +6,12 @@ import {
   type HelloMessage,
   type PathReportMessage,
   type PathWantMessage,
+  type RotateKeyMessage,
   type ServerMessage,
 } from '@trellis/proto';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
+import { DomainError } from '../domain/errors';
 import { withObservedCandidate } from '../domain/observed-candidate';
 import type { BrokerKey } from '../keys/broker-key';
 import type { BrokerMetrics } from '../metrics';
@@ -135,6 +137,7 @@ export class ControlConnection {
         }
         if (msg.type === 'path' || msg.type === 'want-path')
           return this.deps.onPath?.(this.state.session.deviceId, msg);
+        if (msg.type === 'rotate-key') return this.onRotateKey(this.state.session, msg);
         return this.fail(CloseCode.badMessage, 'bad_message', `unexpected ${msg.type} after authentication`);
     }
   }
@@ -172,6 +175,7 @@ export class ControlConnection {
       deviceId: hello.deviceId,
       accountId,
       connectionId: this.connectionId,
+      publicKey: hello.publicKey,
       serial: 0,
       rttMs: () => this.rtt.rttMs(),
       relayRttMs: () => this.relayRtts,
@@ -179,9 +183,17 @@ export class ControlConnection {
       close: (code, reason) => this.close(code, reason),
     };
     this.state = { phase: 'ready', session };
-    const onlineSerial = await this.deps.devices.markOnline(hello.deviceId, this.connectionId);
-    if (onlineSerial === undefined)
+    // Only under the key just proven: a rotation or re-key may have committed since the hello.
+    const onlineSerial = await this.deps.devices.markOnline(
+      hello.deviceId,
+      this.connectionId,
+      hello.publicKey,
+    );
+    if (onlineSerial === undefined) {
+      if (await this.deps.devices.forAuth(hello.deviceId))
+        return this.fail(CloseCode.authFailed, 'auth_failed', "the device's key changed while connecting");
       return this.fail(CloseCode.deviceRemoved, 'device_removed', 'device removed');
+    }
     // The snapshot must be newer than anything this device saw before, even if bus events from other
     // instances are still in flight: at least this change's serial and past the serial it reports.
     session.serial = Math.max(onlineSerial, (hello.lastSerial ?? -1) + 1);
@@ -202,6 +214,30 @@ export class ControlConnection {
   }
 
   private attached = false;
+
+  /**
+   * The device's own key rotation. Committed: answered with `key-rotated`, and the connection stays
+   * open under the old key until the agent reconnects with the new one. Refused: closed with
+   * rotationRefused and the reason; nothing changed.
+   */
+  private async onRotateKey(session: ControlSession, msg: RotateKeyMessage): Promise<void> {
+    const holder = { publicKey: session.publicKey!, connectionId: session.connectionId };
+    try {
+      await this.deps.devices.rotateKey(session.deviceId, msg.newKey, msg.signature, holder);
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err;
+      return this.fail(
+        CloseCode.rotationRefused,
+        `key_rotation_${err.kind}`,
+        `key rotation refused: ${err.message}`,
+      );
+    }
+    this.sendMessage({ type: 'key-rotated', newKey: msg.newKey });
+    this.deps.logger.info(
+      { deviceId: session.deviceId, previousKey: session.publicKey, newKey: msg.newKey },
+      'device rotated its key',
+    );
+  }
 
   /** Authenticated, waiting for the broker's own work (database, snapshot): not the agent's silence. */
   get awaitingBroker(): boolean {

@@ -1,6 +1,7 @@
 import {
   CloseCode,
   type DeviceFrame,
+  type DeviceState,
   type PairInput,
   type PathReportMessage,
   type PathWantMessage,
@@ -9,12 +10,16 @@ import {
 import type { Logger } from 'pino';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
 import { PairPathDriver, type PairPathTimings } from '../pair-paths/pair-path-driver';
+import { AccountPolicy } from '../policy/account-policy';
 import type { RelayDirectory } from '../relay/relay-directory';
 import type { DevicesService } from '../services/devices.service';
 import { AccountHub } from './account-hub';
 import { AccountPaths } from './account-paths';
 import type { ControlSession } from './control-session';
 import { SerialCheck } from './serial-check';
+
+/** The serial tracker's key for policy changes (device changes are keyed by device id). */
+const POLICY_CHANGE = 'policy';
 
 interface Loading {
   promise: Promise<AccountHub>;
@@ -182,6 +187,7 @@ export class ControlHub {
       }
       case 'device-upsert':
       case 'device-remove':
+      case 'policy-changed':
         break;
       default:
         return; // relay traffic between instances: the cluster relay directory's
@@ -189,12 +195,25 @@ export class ControlHub {
     if (e.kind === 'device-remove') {
       this.byDevice.get(e.deviceId)?.close(CloseCode.deviceRemoved, 'device removed');
     }
+    if (e.kind === 'device-upsert') this.closeRekeyed(e.device);
     const loading = this.loading.get(e.accountId);
     if (loading) {
       loading.buffered.push(e);
       return;
     }
     this.apply(this.hubs.get(e.accountId), e);
+  }
+
+  /**
+   * An admin re-key: a connection authenticated with the replaced key is closed (keyChanged). A
+   * rotation's connection is left open: its agent reconnects with the new key once answered.
+   */
+  private closeRekeyed(device: DeviceState): void {
+    const change = device.keyChange;
+    const session = this.byDevice.get(device.id);
+    if (change?.kind !== 'rekeyed' || !session || session.publicKey !== change.previousKey) return;
+    if (device.publicKey === session.publicKey) return;
+    session.close(CloseCode.keyChanged, "the device's key was replaced by an admin");
   }
 
   /** A frame the account's owner sends a device: delivered if it is connected here. */
@@ -207,6 +226,33 @@ export class ControlHub {
     if (!hub) return;
     if (e.kind === 'device-upsert') hub.applyChange({ kind: 'upsert', device: e.device }, e.serial);
     else if (e.kind === 'device-remove') hub.applyChange({ kind: 'remove', deviceId: e.deviceId }, e.serial);
+    else if (e.kind === 'policy-changed' && hub.serials.accept(e.serial, POLICY_CHANGE)) {
+      void this.loadPolicy(e.accountId, hub, e.serial);
+    }
+  }
+
+  /**
+   * Reads the account's policy in force (the event names a version, a newer one may be in force by
+   * now) and re-filters the hub's netmaps. A failed read is tried again while the hub lives: the
+   * serial was counted as applied, so the serial check would not notice.
+   */
+  private async loadPolicy(accountId: string, hub: AccountHub, serial: number): Promise<void> {
+    for (let attempt = 0; this.hubs.get(accountId) === hub; attempt++) {
+      try {
+        const policy = await this.devices.loadPolicy(accountId);
+        if (this.hubs.get(accountId) !== hub) return;
+        if (hub.applyPolicy(policy, serial)) {
+          this.opts.logger.info({ accountId, version: policy.version }, 'access policy applied to netmaps');
+        }
+        return;
+      } catch (err) {
+        this.opts.logger.warn(
+          { accountId, err: (err as Error).message, attempt },
+          'reading the policy failed',
+        );
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** attempt)));
+      }
+    }
   }
 
   private async hubFor(accountId: string, accountName: string): Promise<AccountHub> {
@@ -226,7 +272,9 @@ export class ControlHub {
           state.devices,
           this.reflectorList(),
           this.opts.relays?.netmapRelays(accountId) ?? [],
+          AccountPolicy.build(state.policy.version, state.policy.text, state.devices),
         );
+        hub.policyVersion = state.policy.version;
         hub.paths = new AccountPaths(hub.netmap, {
           instanceId: this.opts.instanceId,
           makeDriver: () => this.pathsFor(accountId, hub),
@@ -332,11 +380,14 @@ export class ControlHub {
   pathMessage(deviceId: string, msg: PathReportMessage | PathWantMessage): void {
     const session = this.byDevice.get(deviceId);
     if (!session) return;
+    const hub = this.hubs.get(session.accountId);
+    // A pair the policy hides from the device is not one: no punches, no relay for it.
+    if (!hub?.netmap.canSee(deviceId, msg.peerId)) return;
     const input: PairInput =
       msg.type === 'want-path'
         ? { kind: 'want', from: deviceId, peerId: msg.peerId, relayed: msg.relayed === true }
         : { kind: 'path-report', from: deviceId, report: msg };
-    this.hubs.get(session.accountId)?.paths?.input(input, true);
+    hub.paths?.input(input, true);
   }
 
   /** Sends pending deltas now (tests and shutdown). */

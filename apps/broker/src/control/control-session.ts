@@ -3,6 +3,8 @@ export interface ControlSession {
   readonly deviceId: string;
   readonly accountId: string;
   readonly connectionId: string;
+  /** The key the connection authenticated with (absent in tests that build sessions by hand). */
+  readonly publicKey?: string;
   /** Serial of the last netmap or delta frame sent on this connection (before the snapshot: its minimum). */
   serial: number;
   /** Round trip to the agent (WebSocket ping/pong), ms; null until measured. */

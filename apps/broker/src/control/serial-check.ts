@@ -58,7 +58,7 @@ export class SerialCheck {
     for (const [accountId, hub] of stale) {
       const state = await devices.loadAccount(accountId);
       if (hubs.get(accountId) !== hub) continue; // released meanwhile
-      for (const id of hub.reconcile(state.devices, state.serial)) this.deps.closeRemoved(id);
+      for (const id of hub.reconcile(state.devices, state.serial, state.policy)) this.deps.closeRemoved(id);
       reloaded.push(accountId);
     }
     if (reloaded.length > 0) logger.warn({ accounts: reloaded.length, all }, 'account netmaps reloaded');

@@ -1,4 +1,4 @@
-import type { Candidate, PortRange, RelayTcpInfo } from '@trellis/proto';
+import type { Candidate, KeyChange, PortRange, RelayTcpInfo } from '@trellis/proto';
 import { sql } from 'drizzle-orm';
 import {
   bigint,
@@ -64,6 +64,12 @@ export const setupKeys = pgTable(
     usedCount: integer('used_count').notNull().default(0),
     expiresAt: timestamp('expires_at', { withTimezone: true }),
     revokedAt: timestamp('revoked_at', { withTimezone: true }),
+    /** Tags every device enrolled with this key gets (checked against the policy's tag owners). */
+    tags: jsonb('tags').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    /** Name of the policy's CIDR block the devices get their addresses from; null: anywhere. */
+    cidr: text('cidr'),
+    /** Who created the key: the devices it enrolls belong to that user (`user:EMAIL` in the policy). */
+    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
     createdAt: createdAt(),
   },
   (t) => [index('setup_keys_account_idx').on(t.accountId)],
@@ -89,6 +95,12 @@ export const devices = pgTable(
     /** Id of the control connection that holds the device online; null when offline. */
     connectionId: text('connection_id'),
     lastSeen: timestamp('last_seen', { withTimezone: true }),
+    /** Tags for the access policy (`tag:NAME`). */
+    tags: jsonb('tags').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    /** Email of the user the device belongs to; null: nobody's (enrolled by an operator's key). */
+    userEmail: text('user_email'),
+    /** How the key last changed (rotation proof or admin re-key), for peers that pinned the old one. */
+    keyChange: jsonb('key_change').$type<KeyChange>(),
     createdAt: createdAt(),
   },
   (t) => [
@@ -143,10 +155,29 @@ export const relays = pgTable('relays', {
   createdAt: createdAt(),
 });
 
+/** Every version of an account's access policy, verbatim (comments included); the highest is in force. */
+export const policies = pgTable(
+  'policies',
+  {
+    accountId: uuid('account_id')
+      .notNull()
+      .references(() => accounts.id, { onDelete: 'cascade' }),
+    version: integer('version').notNull(),
+    text: text('text').notNull(),
+    /** Who applied it (an email, or `cli` for the broker's admin socket). */
+    appliedBy: text('applied_by').notNull(),
+    /** Set when this version restored an earlier one. */
+    rollbackOf: integer('rollback_of'),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.accountId, t.version] })],
+);
+
 export type AccountRow = typeof accounts.$inferSelect;
 export type UserRow = typeof users.$inferSelect;
 export type SetupKeyRow = typeof setupKeys.$inferSelect;
 export type DeviceRow = typeof devices.$inferSelect;
+export type PolicyRow = typeof policies.$inferSelect;
 export type RelayTokenRow = typeof relayTokens.$inferSelect;
 export type RelayRow = typeof relays.$inferSelect;
 

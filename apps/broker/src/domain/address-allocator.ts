@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto';
+import { parseIpv4Cidr } from '@trellis/proto';
 import { DomainError } from './errors';
+
+/** Where a device's address may come from: inside one policy block (a CIDR), outside others. */
+export interface AddressScope {
+  /** The block the address must lie in (a CIDR inside the overlay prefix). */
+  within?: string;
+  /** Blocks it must not lie in (the policy's other blocks: an address there would put it in them). */
+  avoid?: readonly string[];
+}
 
 /** 100.64.0.0/10: 2^22 addresses. */
 const BASE = (100 << 24) | (64 << 16);
@@ -22,17 +31,35 @@ export function offsetToAddress(offset: number): string {
   return `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`;
 }
 
+/** Offsets [first, end) of a CIDR relative to the pool's base (clamped to the pool). */
+function offsetRange(cidr: string): [number, number] {
+  const parsed = parseIpv4Cidr(cidr);
+  if (!parsed) throw new Error(`not a CIDR: ${cidr}`);
+  const first = parsed.base - (BASE >>> 0);
+  const size = 2 ** (32 - parsed.bits);
+  return [Math.max(0, first), Math.min(PREFIX_SIZE, first + size)];
+}
+
+/** The index of the first usable address at or after `offset`. */
+function offsetToIndexCeil(offset: number): number {
+  const block = Math.floor(offset / 256);
+  const within = offset % 256;
+  return block * 254 + Math.max(0, Math.min(254, within - 1 + (within === 0 ? 1 : 0)));
+}
+
 /** The i-th usable address (0-based) of the pool. */
 function indexToOffset(i: number): number {
   return Math.floor(i / 254) * 256 + (i % 254) + 1;
 }
 
 export class AddressPoolExhaustedError extends DomainError {
-  constructor(poolSize: number) {
+  constructor(poolSize: number, block?: string) {
     super(
       507,
       'address_pool_exhausted',
-      `no free overlay address left in this account (pool of ${poolSize})`,
+      block === undefined
+        ? `no free overlay address left in this account (pool of ${poolSize})`
+        : `no free overlay address left in the block ${block}`,
     );
   }
 }
@@ -50,13 +77,21 @@ export class AddressAllocator {
     if (!Number.isInteger(this.poolSize) || this.poolSize < 1) throw new Error('poolSize must be >= 1');
   }
 
-  /** Every pool address once, in the probing order for this key. */
-  *probeOrder(publicKey: string): Generator<string> {
+  /** Every pool address of the scope once, in the probing order for this key. */
+  *probeOrder(publicKey: string, scope: AddressScope = {}): Generator<string> {
     const digest = createHash('sha256').update(publicKey).digest();
-    const start = digest.readUInt32BE(0) % this.poolSize;
-    for (let i = 0; i < this.poolSize; i++) {
-      const offset = indexToOffset((start + i) % this.poolSize);
-      if (usableOffset(offset)) yield offsetToAddress(offset);
+    const avoid = (scope.avoid ?? []).map(offsetRange);
+    const avoided = (offset: number) => avoid.some(([a, b]) => offset >= a && offset < b);
+    const [low, high] = scope.within === undefined ? [0, PREFIX_SIZE] : offsetRange(scope.within);
+    // Walk the pool's indexes that fall in [low, high): a block's addresses, not the whole pool's.
+    const first = Math.max(0, offsetToIndexCeil(low));
+    const end = Math.min(this.poolSize, offsetToIndexCeil(high));
+    const size = end - first;
+    if (size <= 0) return;
+    const start = digest.readUInt32BE(0) % size;
+    for (let i = 0; i < size; i++) {
+      const offset = indexToOffset(first + ((start + i) % size));
+      if (usableOffset(offset) && !avoided(offset)) yield offsetToAddress(offset);
     }
   }
 

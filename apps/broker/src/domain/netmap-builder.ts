@@ -5,12 +5,14 @@ import type {
   NetmapPeer,
   NetmapRelay,
   NetmapSelf,
+  PeerAccess,
   ReflectorInfo,
 } from '@trellis/proto';
 import { OVERLAY_PREFIX } from '@trellis/proto';
 import type { PairDevice } from '../pair-paths/pair-types';
 import { deviceCandidates } from './device-candidates';
 import { Json, jsonFrame, type Spliced } from './json-frame';
+import { AllowAllPolicy, affectedViewers, type NetmapPolicy, type PeerRelation } from './netmap-policy';
 
 /** What the netmap needs to know about one device (shape: proto, as it travels between instances). */
 export type { DeviceState };
@@ -19,9 +21,11 @@ interface Entry {
   state: DeviceState;
   /** The peer serialised once; every snapshot and delta reuses this text. */
   fragment: Json<NetmapPeer>;
+  /** Its class under the account's policy (NetmapPolicy). */
+  cls: number;
 }
 
-/** What a delta says besides its type and serial; built once per batch for the viewers outside it. */
+/** What a delta says besides its type and serial; built once per batch and viewer class. */
 type DeltaBody = Spliced<Omit<DeltaMessage, 'type' | 'serial'>>;
 
 /** NetmapSelf.relays holds at most this many. */
@@ -33,18 +37,39 @@ export interface ChangeBatch {
   removes: Set<string>;
   /** Devices whose view of themselves (reflexive addresses, NAT type) changed. */
   selfChanged: Set<string>;
-  /** Delta body for viewers outside the batch (null: nothing to send), computed on first use. */
-  sharedBody?: DeltaBody | null;
+  /** Viewer classes that could see each changed device before the batch (null: it is new). */
+  seenBefore: Map<string, ReadonlySet<number> | null>;
+  /** Devices that need their whole netmap again: their own class, or the policy, changed. */
+  resnapshot: Set<string>;
+  /** Delta bodies for viewers outside the batch, one per viewer class (null: nothing to send). */
+  sharedBodies: Map<number, DeltaBody | null>;
 }
+
+function emptyBatch(): ChangeBatch {
+  return {
+    upserts: new Map(),
+    removes: new Set(),
+    selfChanged: new Set(),
+    seenBefore: new Map(),
+    resnapshot: new Set(),
+    sharedBodies: new Map(),
+  };
+}
+
+/** The frame a connected device gets for a batch: a delta, or its whole netmap again. */
+export type BatchFrame = { type: 'netmap' | 'delta'; frame: string };
 
 /**
  * The netmap of one account, kept as pre-serialised peer fragments so that a snapshot is a string
- * join and a change costs one serialisation plus one short frame per connected device. Today every
- * device of the account may see every other one; it never holds another account's devices.
+ * join and a change costs one serialisation plus one short frame per connected device. What a device
+ * sees of the others is the policy's (NetmapPolicy): by class, so a change is worked out once per
+ * class of viewers. It never holds another account's devices.
  */
 export class AccountNetmap {
   private readonly entries = new Map<string, Entry>();
-  private pending: ChangeBatch = { upserts: new Map(), removes: new Set(), selfChanged: new Set() };
+  /** The devices of each policy class. */
+  private readonly members = new Map<number, Set<string>>();
+  private pending: ChangeBatch = emptyBatch();
   /** Highest change serial applied. */
   serial: number;
   /** Relays the account's devices may be sent to (NetmapSelf.relays). */
@@ -56,6 +81,7 @@ export class AccountNetmap {
     serial = 0,
     /** The endpoint reflectors (the broker's, and a relay's), put into every device's NetmapSelf. */
     private reflectors: readonly ReflectorInfo[] = [],
+    private policy: NetmapPolicy = new AllowAllPolicy(),
   ) {
     this.serial = serial;
   }
@@ -89,12 +115,20 @@ export class AccountNetmap {
     return `${name}.${this.accountName}.${this.zone}`;
   }
 
-  /**
-   * Policy hook: whether `viewer` may see `peer`. Today: any other device of the same account. A real
-   * policy must also group viewers in deltaFrame, whose shared body assumes everyone sees everyone.
-   */
+  /** Whether `viewer` may see `peer`: the policy lets one of them open something on the other. */
   canSee(viewerId: string, peerId: string): boolean {
-    return viewerId !== peerId;
+    if (viewerId === peerId) return false;
+    const v = this.entries.get(viewerId);
+    const p = this.entries.get(peerId);
+    return v !== undefined && p !== undefined && this.policy.relation(v.cls, p.cls) !== null;
+  }
+
+  /** What the policy opens between two devices (null: they do not see each other). */
+  relation(viewerId: string, peerId: string): PeerRelation | null {
+    const v = this.entries.get(viewerId);
+    const p = this.entries.get(peerId);
+    if (viewerId === peerId || !v || !p) return null;
+    return this.policy.relation(v.cls, p.cls);
   }
 
   upsert(state: DeviceState, serial?: number): void {
@@ -108,14 +142,23 @@ export class AccountNetmap {
       endpoints: state.endpoints,
       candidates: deviceCandidates(state.endpoints, state.learned ?? []),
       online: state.online,
+      ...(state.keyChange ? { keyChange: state.keyChange } : {}),
     };
     const fragment = Json.of(peer);
     const previous = this.entries.get(state.id);
     this.bump(serial);
+    if (!this.pending.seenBefore.has(state.id)) {
+      this.pending.seenBefore.set(state.id, previous ? this.viewersOf(previous.cls) : null);
+    }
+    this.policy.upsert(state);
+    const cls = this.policy.classOf(state.id) ?? 0;
     const selfChanged = previous !== undefined && !sameSelfView(previous.state, state);
-    this.entries.set(state.id, { state, fragment });
+    this.entries.set(state.id, { state, fragment, cls });
+    if (previous?.cls !== cls) this.moveClass(state.id, previous?.cls, cls);
+    const reclassed = previous !== undefined && previous.cls !== cls;
     // What only the broker uses (the control connection) changes nothing a device sees.
-    if (previous && previous.fragment.text === fragment.text && !selfChanged) return;
+    if (previous && previous.fragment.text === fragment.text && !selfChanged && !reclassed) return;
+    if (reclassed) this.pending.resnapshot.add(state.id);
     if (selfChanged) this.pending.selfChanged.add(state.id);
     this.pending.removes.delete(state.id);
     this.pending.upserts.set(state.id, fragment);
@@ -123,9 +166,53 @@ export class AccountNetmap {
 
   remove(id: string, serial?: number): void {
     this.bump(serial);
-    if (!this.entries.delete(id)) return;
+    const previous = this.entries.get(id);
+    if (!previous) return;
+    if (!this.pending.seenBefore.has(id)) this.pending.seenBefore.set(id, this.viewersOf(previous.cls));
+    this.entries.delete(id);
+    this.policy.remove(id);
+    this.moveClass(id, previous.cls, undefined);
     this.pending.upserts.delete(id);
+    this.pending.selfChanged.delete(id);
+    this.pending.resnapshot.delete(id);
     this.pending.removes.add(id);
+  }
+
+  /**
+   * A new policy (already fed every device): the devices whose view changed get their whole netmap
+   * with the next batch. Call with no changes pending (AccountHub flushes first), since the batch's
+   * classes are those of the old policy.
+   */
+  setPolicy(policy: NetmapPolicy): Set<string> {
+    const affected = affectedViewers(this.entries.keys(), this.policy, policy);
+    this.policy = policy;
+    this.members.clear();
+    for (const [id, e] of this.entries) {
+      e.cls = policy.classOf(id) ?? 0;
+      this.moveClass(id, undefined, e.cls);
+    }
+    for (const id of affected) this.pending.resnapshot.add(id);
+    return affected;
+  }
+
+  /** The classes of devices that see a device of class `cls` (asked while that class still exists). */
+  private viewersOf(cls: number): ReadonlySet<number> {
+    const viewers = new Set<number>();
+    for (const viewer of this.members.keys())
+      if (this.policy.relation(viewer, cls) !== null) viewers.add(viewer);
+    return viewers;
+  }
+
+  private moveClass(id: string, from: number | undefined, to: number | undefined): void {
+    if (from !== undefined) {
+      const set = this.members.get(from);
+      set?.delete(id);
+      if (set?.size === 0) this.members.delete(from);
+    }
+    if (to === undefined) return;
+    const set = this.members.get(to);
+    if (set) set.add(id);
+    else this.members.set(to, new Set([id]));
   }
 
   /** A new reflector list (a relay's reflector came or went) reaches every device's self. */
@@ -169,48 +256,96 @@ export class AccountNetmap {
   /** The full `netmap` frame for one device, or undefined if the device is not in the account. */
   snapshotFrame(id: string, serial: number): string | undefined {
     const self = this.self(id);
-    if (!self) return undefined;
+    const viewer = this.entries.get(id);
+    if (!self || !viewer) return undefined;
     const peers: Json<NetmapPeer>[] = [];
-    for (const [peerId, e] of this.entries) if (this.canSee(id, peerId)) peers.push(e.fragment);
-    return jsonFrame<NetmapMessage>({ type: 'netmap', serial, self, peers: Json.array(peers) });
+    const access: PeerAccess[] = [];
+    for (const [cls, ids] of this.members) {
+      const rel = this.policy.relation(viewer.cls, cls);
+      if (rel === null) continue;
+      const seen: string[] = [];
+      for (const peerId of ids) {
+        if (peerId === id) continue;
+        peers.push(this.entries.get(peerId)!.fragment);
+        seen.push(peerId);
+      }
+      if (seen.length > 0) access.push({ peers: seen, in: rel.in, out: rel.out });
+    }
+    return jsonFrame<NetmapMessage>({ type: 'netmap', serial, self, peers: Json.array(peers), access });
   }
 
   hasPendingChanges(): boolean {
-    return (
-      this.pending.upserts.size > 0 || this.pending.removes.size > 0 || this.pending.selfChanged.size > 0
-    );
+    const p = this.pending;
+    return p.upserts.size > 0 || p.removes.size > 0 || p.selfChanged.size > 0 || p.resnapshot.size > 0;
   }
 
   /** Hands out the changes since the last call and starts a new batch. */
   takeChanges(): ChangeBatch {
     const batch = this.pending;
-    this.pending = { upserts: new Map(), removes: new Set(), selfChanged: new Set() };
+    this.pending = emptyBatch();
     return batch;
   }
 
-  /** The `delta` frame of a batch for one device, or undefined when nothing in it concerns the device. */
-  deltaFrame(batch: ChangeBatch, viewerId: string, serial: number): string | undefined {
-    // Most viewers are not part of the batch: they share one body, built once per batch.
-    if (!batch.upserts.has(viewerId) && !batch.removes.has(viewerId) && !batch.selfChanged.has(viewerId)) {
-      batch.sharedBody ??= this.deltaBody(batch, undefined);
-      const shared = batch.sharedBody;
-      return shared === null ? undefined : jsonFrame<DeltaMessage>({ type: 'delta', serial, ...shared });
+  /** The frame of a batch for one device, or undefined when nothing in it concerns the device. */
+  batchFrame(batch: ChangeBatch, viewerId: string, serial: number): BatchFrame | undefined {
+    const viewer = this.entries.get(viewerId);
+    if (!viewer) return undefined;
+    if (batch.resnapshot.has(viewerId)) {
+      const frame = this.snapshotFrame(viewerId, serial);
+      return frame === undefined ? undefined : { type: 'netmap', frame };
     }
-    const body = this.deltaBody(batch, viewerId);
-    return body === null ? undefined : jsonFrame<DeltaMessage>({ type: 'delta', serial, ...body });
+    let body: DeltaBody | null;
+    if (!batch.upserts.has(viewerId) && !batch.removes.has(viewerId) && !batch.selfChanged.has(viewerId)) {
+      // Most viewers are not part of the batch: those of one class share one body.
+      body = batch.sharedBodies.get(viewer.cls) ?? null;
+      if (!batch.sharedBodies.has(viewer.cls)) {
+        body = this.deltaBody(batch, undefined, viewer.cls);
+        batch.sharedBodies.set(viewer.cls, body);
+      }
+    } else {
+      body = this.deltaBody(batch, viewerId, viewer.cls);
+    }
+    if (body === null) return undefined;
+    return { type: 'delta', frame: jsonFrame<DeltaMessage>({ type: 'delta', serial, ...body }) };
   }
 
-  private deltaBody(batch: ChangeBatch, viewerId: string | undefined): DeltaBody | null {
+  /** The `delta` frame of a batch for one device (batchFrame's, when it is a delta). */
+  deltaFrame(batch: ChangeBatch, viewerId: string, serial: number): string | undefined {
+    return this.batchFrame(batch, viewerId, serial)?.frame;
+  }
+
+  private deltaBody(batch: ChangeBatch, viewerId: string | undefined, viewerCls: number): DeltaBody | null {
     const upserts: Json<NetmapPeer>[] = [];
-    for (const [peerId, fragment] of batch.upserts) {
-      if (viewerId === undefined || this.canSee(viewerId, peerId)) upserts.push(fragment);
-    }
     const removes: string[] = [];
-    for (const peerId of batch.removes) if (peerId !== viewerId) removes.push(peerId);
+    const byClass = new Map<number, string[]>();
+    const couldSee = (peerId: string) => batch.seenBefore.get(peerId)?.has(viewerCls) === true;
+    for (const [peerId, fragment] of batch.upserts) {
+      if (peerId === viewerId) continue;
+      const cls = this.entries.get(peerId)!.cls;
+      if (this.policy.relation(viewerCls, cls) === null) {
+        if (couldSee(peerId)) removes.push(peerId);
+        continue;
+      }
+      upserts.push(fragment);
+      const group = byClass.get(cls);
+      if (group) group.push(peerId);
+      else byClass.set(cls, [peerId]);
+    }
+    for (const peerId of batch.removes) if (peerId !== viewerId && couldSee(peerId)) removes.push(peerId);
+    const access: PeerAccess[] = [];
+    for (const [cls, peers] of byClass) {
+      const rel = this.policy.relation(viewerCls, cls)!;
+      access.push({ peers, in: rel.in, out: rel.out });
+    }
     // A viewer whose own entry changed gets its self (reflexive addresses, NAT type) along.
     const self = viewerId !== undefined && batch.selfChanged.has(viewerId) ? this.self(viewerId) : undefined;
     if (upserts.length === 0 && removes.length === 0 && !self) return null;
-    return { upsert: Json.array(upserts), remove: Json.of(removes), ...(self ? { self } : {}) };
+    return {
+      upsert: Json.array(upserts),
+      remove: Json.of(removes),
+      ...(self ? { self } : {}),
+      ...(access.length > 0 ? { access } : {}),
+    };
   }
 }
 

@@ -4,6 +4,7 @@ import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
 import { DevicesController } from './devices.controller';
 import { EnrollController } from './enroll.controller';
 import { InfoController } from './info.controller';
+import { PolicyController } from './policy.controller';
 import { RelayTokensController } from './relay-tokens.controller';
 import { RelaysController } from './relays.controller';
 import { SetupKeysController } from './setup-keys.controller';
@@ -20,6 +21,7 @@ export function brokerHttpModule(ctx: BrokerContext): DynamicModule {
       AuthController,
       SetupKeysController,
       DevicesController,
+      PolicyController,
       EnrollController,
       RelayTokensController,
       RelaysController,

@@ -3,7 +3,22 @@ import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException } from '
 import type { Logger } from 'pino';
 import { DomainError } from '../domain/errors';
 import type { BrokerMetrics } from '../metrics';
-import { writeError } from './error-response';
+import { PolicyRejectedError } from '../policy/policy.service';
+import { errorBody, writeError } from './error-response';
+
+/** An invalid policy: the ErrorBody plus every located error (proto's PolicyRejection). */
+function writeRejection(res: ServerResponse, e: PolicyRejectedError): void {
+  if (res.headersSent) return;
+  const body = JSON.stringify({
+    ...errorBody(e.status, e.message),
+    error: 'invalid_policy',
+    errors: e.errors,
+  });
+  res.statusCode = e.status;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.end(body);
+}
 
 /** Every error leaves as a JSON ErrorBody with a log line and a metrics count. */
 @Catch()
@@ -39,6 +54,7 @@ export class JsonExceptionFilter implements ExceptionFilter {
         message,
       );
     else this.logger.warn(line, message);
-    writeError(res, status, message);
+    if (exception instanceof PolicyRejectedError) writeRejection(res, exception);
+    else writeError(res, status, message);
   }
 }

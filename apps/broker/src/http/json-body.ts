@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { API_PATHS, MAX_HTTP_BODY_BYTES, MAX_POLICY_BYTES } from '@trellis/proto';
 import type { Logger } from 'pino';
 import type { BrokerMetrics } from '../metrics';
 import { writeError } from './error-response';
@@ -6,12 +7,51 @@ import { writeError } from './error-response';
 export type RequestWithBody = IncomingMessage & { body?: unknown };
 
 /**
- * Reads JSON request bodies itself so every failure is a JSON error: 415 for another content
- * type, 413 past `limit` bytes (without reading the rest), 400 for malformed JSON.
+ * Bodies that carry a whole policy file: MAX_POLICY_BYTES of text, which JSON escaping (`\n`,
+ * `\"`) can double, plus the usual room for the rest of the body.
  */
-export function jsonBody(limit: number, logger: Logger, metrics: BrokerMetrics) {
+export const POLICY_BODY_BYTES = 2 * MAX_POLICY_BYTES + MAX_HTTP_BODY_BYTES;
+
+/** `METHOD path` of the routes allowed a larger body than the general limit, and theirs. */
+export const LARGE_BODY_ROUTES: ReadonlyMap<string, number> = new Map([
+  [`PUT ${API_PATHS.policy}`, POLICY_BODY_BYTES],
+  [`POST ${API_PATHS.policy}/check`, POLICY_BODY_BYTES],
+  [`POST ${API_PATHS.policy}/plan`, POLICY_BODY_BYTES],
+]);
+
+/** The body limit of one request: its route's in `routes`, else `limit`. */
+export function bodyLimitFor(
+  method: string,
+  url: string | undefined,
+  limit: number,
+  routes: ReadonlyMap<string, number>,
+): number {
+  // As the router matches: without the query, any case, with or without a trailing slash.
+  let path = (url ?? '').split('?')[0]!.toLowerCase();
+  if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
+  const own = routes.get(`${method.toUpperCase()} ${path}`);
+  return own === undefined ? limit : Math.max(limit, own);
+}
+
+/**
+ * Reads JSON request bodies itself so every failure is a JSON error: 415 for another content
+ * type, 413 past `limit` bytes (without reading the rest), 400 for malformed JSON. The routes in
+ * `largeRoutes` (by default those taking a policy file) have their own, larger limit, for requests
+ * with credentials only: they all need a signed-in user, and nobody else gets to make the broker
+ * hold more than the general limit.
+ */
+export function jsonBody(
+  generalLimit: number,
+  logger: Logger,
+  metrics: BrokerMetrics,
+  largeRoutes: ReadonlyMap<string, number> = LARGE_BODY_ROUTES,
+) {
   return (req: RequestWithBody, res: ServerResponse, next: (err?: unknown) => void): void => {
     const method = req.method ?? 'GET';
+    const limit =
+      req.headers.authorization === undefined
+        ? generalLimit
+        : bodyLimitFor(method, req.url, generalLimit, largeRoutes);
     const declared = req.headers['content-length'];
     const hasBody =
       (declared !== undefined && declared !== '0') || req.headers['transfer-encoding'] !== undefined;

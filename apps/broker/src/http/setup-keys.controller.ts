@@ -26,7 +26,12 @@ export class SetupKeysController {
     const user = await currentUser(req, this.ctx.services.users);
     requireAdmin(user);
     const opts = parseWith(CreateSetupKeyRequest, body);
-    return this.ctx.services.setupKeys.create(user.accountId, opts);
+    // Tags: the creator must own them; the devices the key enrolls belong to the creator.
+    return this.ctx.services.setupKeys.create(user.accountId, opts, {
+      email: user.email,
+      role: user.role,
+      userId: user.userId,
+    });
   }
 
   @Delete(':id')

@@ -1,8 +1,21 @@
+import { parsePolicy } from '@trellis/policy';
+import { ipv4CidrWithin } from '@trellis/proto';
 import { and, eq, like, or } from 'drizzle-orm';
-import { type AccountRow, accounts, type DeviceRow, devices, setupKeys } from '../db/schema';
+import {
+  type AccountRow,
+  accounts,
+  type DeviceRow,
+  devices,
+  type SetupKeyRow,
+  setupKeys,
+  users,
+} from '../db/schema';
+import type { AddressScope } from '../domain/address-allocator';
 import { conflict, DomainError, notFound } from '../domain/errors';
 import { toDnsLabel, uniqueLabel } from '../domain/names';
 import { setupKeyState } from '../domain/setup-key-rules';
+import { currentPolicy } from '../policy/policy-store';
+import { blockCidr } from '../policy/tag-rules';
 import { hashSecret } from '../security/tokens';
 import type { OverlayAddresses } from './overlay-addresses';
 import { bumpSerial, type Tx } from './tx';
@@ -37,7 +50,7 @@ export async function enrollDevice(
   input: EnrollInput,
   addresses: OverlayAddresses,
 ): Promise<Enrolled> {
-  const account = await spendSetupKey(tx, input.setupKey);
+  const { account, key } = await spendSetupKey(tx, input.setupKey);
   const [existing] = await tx.select().from(devices).where(eq(devices.publicKey, input.publicKey));
   let row: DeviceRow;
   if (existing && existing.accountId !== account.id) {
@@ -60,7 +73,17 @@ export async function enrollDevice(
       .returning()) as [DeviceRow];
   } else {
     const name = await pickName(tx, account.id, toDnsLabel(input.name ?? input.hostname, 60));
-    const address = await addresses.pick(tx, account.id, input.publicKey);
+    const address = await addresses.pick(
+      tx,
+      account.id,
+      input.publicKey,
+      await addressScope(tx, account.id, key),
+    );
+    // A tagged device is the tags' (a server, a camera), nobody's in particular: as in the policy.
+    const owner =
+      key.createdBy && key.tags.length === 0
+        ? (await tx.select({ email: users.email }).from(users).where(eq(users.id, key.createdBy)))[0]
+        : undefined;
     [row] = (await tx
       .insert(devices)
       .values({
@@ -71,6 +94,8 @@ export async function enrollDevice(
         publicKey: input.publicKey,
         address,
         endpoints: input.endpoints,
+        tags: key.tags,
+        userEmail: owner?.email ?? null,
       })
       .returning()) as [DeviceRow];
   }
@@ -78,8 +103,22 @@ export async function enrollDevice(
   return { row, accountId: account.id, accountName: account.name, reenrolled: Boolean(existing), serial };
 }
 
-/** Counts one use of a valid setup key (locked until commit) and returns its account. */
-async function spendSetupKey(tx: Tx, setupKey: string): Promise<AccountRow> {
+/**
+ * Where a new device's address may come from: the setup key's policy block, and outside every
+ * other block (an address inside one would put the device in it, and let it see that block).
+ */
+async function addressScope(tx: Tx, accountId: string, key: SetupKeyRow): Promise<AddressScope> {
+  const parsed = parsePolicy((await currentPolicy(tx, accountId)).text);
+  if (!parsed.ok) throw new Error('the policy in force no longer parses');
+  const blocks = parsed.policy.blocks.map((b) => b.cidr);
+  if (key.cidr === null) return { avoid: blocks };
+  const within = blockCidr(parsed.policy, key.cidr);
+  // Its own block and the blocks around it are fine; the blocks inside it are not.
+  return { within, avoid: blocks.filter((b) => b !== within && ipv4CidrWithin(b, within)) };
+}
+
+/** Counts one use of a valid setup key (locked until commit) and returns it and its account. */
+async function spendSetupKey(tx: Tx, setupKey: string): Promise<{ account: AccountRow; key: SetupKeyRow }> {
   const [key] = await tx
     .select()
     .from(setupKeys)
@@ -101,7 +140,7 @@ async function spendSetupKey(tx: Tx, setupKey: string): Promise<AccountRow> {
     .update(setupKeys)
     .set({ usedCount: key.usedCount + 1 })
     .where(eq(setupKeys.id, key.id));
-  return account;
+  return { account, key };
 }
 
 /** `base`, or `base-2`, `base-3`… whichever no device of the account has yet. */

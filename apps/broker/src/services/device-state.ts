@@ -12,5 +12,8 @@ export function toDeviceState(row: DeviceRow): DeviceState {
     learned: row.netCandidates,
     mappingType: row.mappingType,
     connection: row.connectionId,
+    ...(row.tags.length > 0 ? { tags: row.tags } : {}),
+    ...(row.userEmail !== null ? { user: row.userEmail } : {}),
+    ...(row.keyChange !== null ? { keyChange: row.keyChange } : {}),
   };
 }

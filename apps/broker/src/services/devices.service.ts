@@ -1,3 +1,4 @@
+import { parsePolicy } from '@trellis/policy';
 import { type CandidateKind, type DeviceInfo, type MappingType, OVERLAY_PREFIX } from '@trellis/proto';
 import { and, eq, inArray, like, type SQL } from 'drizzle-orm';
 import type { Logger } from 'pino';
@@ -8,7 +9,10 @@ import { replaceLearned } from '../domain/device-candidates';
 import { notFound } from '../domain/errors';
 import type { DeviceState } from '../domain/netmap-builder';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
+import { currentPolicy } from '../policy/policy-store';
+import { checkTags, type TagActor } from '../policy/tag-rules';
 import { type EnrollInput, enrollDevice } from './device-enrollment';
+import { type KeyChanged, type RotationHolder, rekeyDevice, rotateDeviceKey } from './device-keys';
 import { setDeviceConnection } from './device-presence';
 import { toDeviceState } from './device-state';
 import { type DeviceChange, offlineInstanceDevices } from './instance-devices';
@@ -16,6 +20,13 @@ import { OverlayAddresses } from './overlay-addresses';
 import { bumpSerial, withUniqueRetry } from './tx';
 
 export type { EnrollInput } from './device-enrollment';
+
+/** An account as a hub loads it: devices and policy at one serial. */
+export interface LoadedAccount {
+  serial: number;
+  devices: DeviceState[];
+  policy: { version: number; text: string };
+}
 
 export interface EnrollResult {
   deviceId: string;
@@ -114,7 +125,93 @@ export class DevicesService {
       online: row.connectionId !== null,
       lastSeen: row.lastSeen?.toISOString() ?? null,
       createdAt: row.createdAt.toISOString(),
+      tags: row.tags,
+      user: row.userEmail,
     };
+  }
+
+  /**
+   * Replaces a device's tags. Every tag added must be declared in the policy and owned by `actor`
+   * (policy tagOwners); the change reaches the devices like any other (their views may change).
+   */
+  async setTags(
+    accountId: string,
+    accountName: string,
+    idOrName: string,
+    tags: readonly string[],
+    actor: TagActor,
+  ): Promise<DeviceInfo> {
+    const byId = UUID_RE.test(idOrName);
+    const wanted = [...new Set(tags)].sort();
+    const { row, serial } = await this.db.transaction(async (tx) => {
+      const [current] = await tx
+        .select()
+        .from(devices)
+        .where(
+          and(
+            eq(devices.accountId, accountId),
+            byId ? eq(devices.id, idOrName.toLowerCase()) : eq(devices.name, idOrName),
+          ),
+        )
+        .for('update');
+      if (!current) throw notFound(`no device "${idOrName}" in account ${accountName}`);
+      const parsed = parsePolicy((await currentPolicy(tx, accountId)).text);
+      if (!parsed.ok) throw new Error('the policy in force no longer parses');
+      checkTags(
+        parsed.policy,
+        actor,
+        wanted.filter((t) => !current.tags.includes(t)),
+      );
+      if (JSON.stringify(current.tags) === JSON.stringify(wanted)) return { row: current, serial: null };
+      const [updated] = await tx
+        .update(devices)
+        .set({ tags: wanted })
+        .where(eq(devices.id, current.id))
+        .returning();
+      return { row: updated!, serial: await bumpSerial(tx, accountId) };
+    });
+    if (serial !== null) {
+      await this.announce({ kind: 'device-upsert', accountId, serial, device: toDeviceState(row) });
+    }
+    return this.toInfo(row, accountName);
+  }
+
+  /**
+   * The device's own key rotation (`rotate-key` on its control connection `holder`), verified
+   * against its stored key, id and address. Throws a DomainError when refused; nothing changes then.
+   */
+  async rotateKey(
+    deviceId: string,
+    newKey: string,
+    signature: string,
+    holder: RotationHolder,
+  ): Promise<DeviceState> {
+    const change = await this.db.transaction((tx) =>
+      rotateDeviceKey(tx, deviceId, newKey, signature, holder),
+    );
+    return this.announceKeyChange(change);
+  }
+
+  /**
+   * An admin's re-key of a device that lost its key. Its control connection (the old key) is closed
+   * by the hubs on the upsert; the device then enrolls again with the new key, keeping its record.
+   */
+  async rekey(accountId: string, accountName: string, idOrName: string, publicKey: string) {
+    const byId = UUID_RE.test(idOrName);
+    const where = and(
+      eq(devices.accountId, accountId),
+      byId ? eq(devices.id, idOrName.toLowerCase()) : eq(devices.name, idOrName),
+    )!;
+    const label = `"${idOrName}" in account ${accountName}`;
+    const change = await this.db.transaction((tx) => rekeyDevice(tx, where, label, publicKey));
+    await this.announceKeyChange(change);
+    return this.toInfo(change.row, accountName);
+  }
+
+  private async announceKeyChange({ row, serial }: KeyChanged): Promise<DeviceState> {
+    const device = toDeviceState(row);
+    await this.announce({ kind: 'device-upsert', accountId: row.accountId, serial, device });
+    return device;
   }
 
   /** Removes by id or by name; the address is held back for the grace period. */
@@ -148,9 +245,15 @@ export class DevicesService {
     return row;
   }
 
-  /** Returns the change serial, or undefined if the device no longer exists. */
-  async markOnline(deviceId: string, connectionId: string): Promise<number | undefined> {
-    const change = await setDeviceConnection(this.db, eq(devices.id, deviceId), connectionId);
+  /**
+   * Returns the change serial, or undefined if the device no longer exists (or, with `publicKey`,
+   * no longer has that key: a rotation or re-key committed while the connection authenticated).
+   */
+  async markOnline(deviceId: string, connectionId: string, publicKey?: string): Promise<number | undefined> {
+    const where = publicKey
+      ? and(eq(devices.id, deviceId), eq(devices.publicKey, publicKey))!
+      : eq(devices.id, deviceId);
+    const change = await setDeviceConnection(this.db, where, connectionId);
     if (!change) return undefined;
     const { row, serial } = change;
     await this.announce({ kind: 'device-connected', accountId: row.accountId, deviceId, connectionId });
@@ -251,8 +354,8 @@ export class DevicesService {
     return new Map(rows.map((r) => [r.id, r.serial]));
   }
 
-  /** Every device of an account and the serial that state corresponds to, read consistently. */
-  async loadAccount(accountId: string): Promise<{ serial: number; devices: DeviceState[] }> {
+  /** Every device of an account, its policy, and the serial that state corresponds to, read consistently. */
+  async loadAccount(accountId: string): Promise<LoadedAccount> {
     return this.db.transaction(
       async (tx) => {
         const [account] = await tx
@@ -260,10 +363,21 @@ export class DevicesService {
           .from(accounts)
           .where(eq(accounts.id, accountId));
         const rows = await tx.select().from(devices).where(eq(devices.accountId, accountId));
-        return { serial: account?.serial ?? 0, devices: rows.map(toDeviceState) };
+        const policy = await currentPolicy(tx, accountId);
+        return {
+          serial: account?.serial ?? 0,
+          devices: rows.map(toDeviceState),
+          policy: { version: policy.version, text: policy.text },
+        };
       },
       { isolationLevel: 'repeatable read' },
     );
+  }
+
+  /** The account's policy in force (version 0: the default). */
+  async loadPolicy(accountId: string): Promise<{ version: number; text: string }> {
+    const policy = await currentPolicy(this.db, accountId);
+    return { version: policy.version, text: policy.text };
   }
 
   /**

@@ -1,7 +1,12 @@
+import { ipv4InCidr } from '@trellis/proto';
 import { and, count, eq, gt, inArray, lte, sql } from 'drizzle-orm';
 import type { Db } from '../db/database';
 import { type DeviceRow, devices, releasedAddresses } from '../db/schema';
-import { type AddressAllocator, AddressPoolExhaustedError } from '../domain/address-allocator';
+import {
+  type AddressAllocator,
+  AddressPoolExhaustedError,
+  type AddressScope,
+} from '../domain/address-allocator';
 import type { Tx } from './tx';
 
 const PROBE_BATCH = 256;
@@ -29,8 +34,11 @@ export class OverlayAddresses {
       });
   }
 
-  /** An address for a new device: its own again within the grace period, else a free one. */
-  async pick(tx: Tx, accountId: string, publicKey: string): Promise<string> {
+  /**
+   * An address for a new device in `scope` (a policy block, outside the others): its own again
+   * within the grace period when that is in scope, else a free one.
+   */
+  async pick(tx: Tx, accountId: string, publicKey: string, scope: AddressScope = {}): Promise<string> {
     const cutoff = this.graceCutoff();
     await tx
       .delete(releasedAddresses)
@@ -40,12 +48,12 @@ export class OverlayAddresses {
       .delete(releasedAddresses)
       .where(and(eq(releasedAddresses.accountId, accountId), eq(releasedAddresses.publicKey, publicKey)))
       .returning();
-    if (own) return own.address;
+    if (own && inScope(own.address, scope)) return own.address;
 
     const allocator = this.allocator;
     let batch: string[] = [];
     let first = true;
-    for (const candidate of allocator.probeOrder(publicKey)) {
+    for (const candidate of allocator.probeOrder(publicKey, scope)) {
       batch.push(candidate);
       if (batch.length < PROBE_BATCH) continue;
       const free = await this.firstFree(tx, accountId, batch);
@@ -57,6 +65,7 @@ export class OverlayAddresses {
     }
     const free = batch.length ? await this.firstFree(tx, accountId, batch) : undefined;
     if (free) return free;
+    if (scope.within !== undefined) throw new AddressPoolExhaustedError(allocator.poolSize, scope.within);
     throw new AddressPoolExhaustedError(allocator.poolSize);
   }
 
@@ -96,4 +105,9 @@ export class OverlayAddresses {
     const taken = new Set([...inUse, ...held].map((r) => r.address));
     return candidates.find((c) => !taken.has(c));
   }
+}
+
+function inScope(address: string, scope: AddressScope): boolean {
+  if (scope.within !== undefined && !ipv4InCidr(address, scope.within)) return false;
+  return !(scope.avoid ?? []).some((block) => ipv4InCidr(address, block));
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/database';
 import { AddressAllocator } from '../domain/address-allocator';
 import type { EventBus } from '../events/event-bus';
+import { PolicyService } from '../policy/policy.service';
 import { AccountsService } from './accounts.service';
 import { DevicesService } from './devices.service';
 import { InstancesService } from './instances.service';
@@ -33,6 +34,8 @@ export interface Services {
   instances: InstancesService;
   relayTokens: RelayTokensService;
   relays: RelaysService;
+  /** The accounts' access policies (versions, check, plan, apply, explain). */
+  policy: PolicyService;
 }
 
 export function createServices(db: Db, bus: EventBus, config: ServicesConfig): Services {
@@ -51,5 +54,6 @@ export function createServices(db: Db, bus: EventBus, config: ServicesConfig): S
     instances: new InstancesService(db, devices),
     relayTokens: new RelayTokensService(db),
     relays: new RelaysService(db, { live: config.liveRelays, staleAfterMs: config.relayStaleAfterMs }),
+    policy: new PolicyService(db, bus, config.logger),
   };
 }

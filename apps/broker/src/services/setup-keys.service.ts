@@ -1,9 +1,12 @@
+import { parsePolicy } from '@trellis/policy';
 import type { SetupKeyInfo } from '@trellis/proto';
 import { and, asc, eq, isNull } from 'drizzle-orm';
 import type { Db } from '../db/database';
 import { type SetupKeyRow, setupKeys } from '../db/schema';
 import { notFound } from '../domain/errors';
 import { effectiveUsageLimit, setupKeyState } from '../domain/setup-key-rules';
+import { currentPolicy } from '../policy/policy-store';
+import { blockCidr, checkTags, OPERATOR, type TagActor } from '../policy/tag-rules';
 import { hashSecret, newSetupKey, setupKeyPrefix } from '../security/tokens';
 
 export interface CreateSetupKeyOptions {
@@ -11,6 +14,15 @@ export interface CreateSetupKeyOptions {
   reusable: boolean;
   expiresInSeconds?: number;
   usageLimit?: number;
+  /** Tags the enrolled devices get (the creator must own each one in the policy). */
+  tags?: readonly string[];
+  /** Policy block the enrolled devices get their addresses from. */
+  cidr?: string;
+}
+
+/** Who creates a key: the devices it enrolls belong to `userId` (null: the operator, nobody's). */
+export interface SetupKeyCreator extends TagActor {
+  userId: string | null;
 }
 
 export function toSetupKeyInfo(row: SetupKeyRow, now = new Date()): SetupKeyInfo {
@@ -25,6 +37,8 @@ export function toSetupKeyInfo(row: SetupKeyRow, now = new Date()): SetupKeyInfo
     revokedAt: row.revokedAt?.toISOString() ?? null,
     createdAt: row.createdAt.toISOString(),
     valid: setupKeyState(row, now) === 'valid',
+    tags: row.tags,
+    cidr: row.cidr,
   };
 }
 
@@ -35,7 +49,15 @@ export class SetupKeysService {
   async create(
     accountId: string,
     opts: CreateSetupKeyOptions,
+    creator: SetupKeyCreator = { ...OPERATOR, userId: null },
   ): Promise<{ key: string; setupKey: SetupKeyInfo }> {
+    const tags = [...new Set(opts.tags ?? [])].sort();
+    if (tags.length > 0 || opts.cidr !== undefined) {
+      const parsed = parsePolicy((await currentPolicy(this.db, accountId)).text);
+      if (!parsed.ok) throw new Error('the policy in force no longer parses');
+      checkTags(parsed.policy, creator, tags);
+      if (opts.cidr !== undefined) blockCidr(parsed.policy, opts.cidr);
+    }
     const key = newSetupKey();
     const [row] = await this.db
       .insert(setupKeys)
@@ -47,6 +69,9 @@ export class SetupKeysService {
         reusable: opts.reusable,
         usageLimit: effectiveUsageLimit(opts.reusable, opts.usageLimit),
         expiresAt: opts.expiresInSeconds ? new Date(Date.now() + opts.expiresInSeconds * 1000) : null,
+        tags,
+        cidr: opts.cidr ?? null,
+        createdBy: creator.userId,
       })
       .returning();
     return { key, setupKey: toSetupKeyInfo(row!) };

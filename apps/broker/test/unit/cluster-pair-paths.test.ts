@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { DEFAULT_POLICY_TEXT } from '@trellis/policy';
 import { type BrokerEvent, decodeBrokerEvent, encodeBrokerEvent, ServerMessage } from '@trellis/proto';
 import pino from 'pino';
 import { ClusterRelays } from '../../src/cluster/cluster-relays';
@@ -9,6 +10,8 @@ import { type EventBus, InProcessEventBus } from '../../src/events/event-bus';
 import type { DevicesService } from '../../src/services/devices.service';
 import { deviceState } from '../support/device-state';
 import { FakeRelay, FakeRelayDirectory } from '../support/fake-relay-directory';
+
+const DEFAULT_POLICY = { version: 0, text: DEFAULT_POLICY_TEXT };
 
 const ACCOUNT = randomUUID();
 const A = '00000000000a';
@@ -51,7 +54,7 @@ function cluster() {
   ]);
   let serial = 1;
   const devices = {
-    loadAccount: async () => ({ serial, devices: [...state.values()] }),
+    loadAccount: async () => ({ serial, devices: [...state.values()], policy: DEFAULT_POLICY }),
   } as unknown as DevicesService;
   const received = new Map<string, ServerMessage[]>();
   const relayAtB = new FakeRelay('r1', '203.0.113.1');

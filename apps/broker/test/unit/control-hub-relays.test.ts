@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { DEFAULT_POLICY_TEXT } from '@trellis/policy';
 import { ServerMessage } from '@trellis/proto';
 import pino from 'pino';
 import { ControlHub } from '../../src/control/control-hub';
@@ -8,6 +9,8 @@ import { InProcessEventBus } from '../../src/events/event-bus';
 import type { DevicesService } from '../../src/services/devices.service';
 import { deviceState, TEST_INSTANCE } from '../support/device-state';
 import { FakeRelay, FakeRelayDirectory } from '../support/fake-relay-directory';
+
+const DEFAULT_POLICY = { version: 0, text: DEFAULT_POLICY_TEXT };
 
 const ACCOUNT = randomUUID();
 
@@ -25,7 +28,7 @@ function hubScenario() {
   const a = symmetricDevice('a', '100.64.0.1', '192.0.2.1:1111');
   const b = symmetricDevice('b', '100.64.0.2', '198.51.100.2:2222');
   const devices = {
-    loadAccount: async () => ({ serial: 1, devices: [a, b] }),
+    loadAccount: async () => ({ serial: 1, devices: [a, b], policy: DEFAULT_POLICY }),
   } as unknown as DevicesService;
   const directory = new FakeRelayDirectory();
   const r1 = directory.add(new FakeRelay('r1', '203.0.113.1'));

@@ -121,6 +121,7 @@ describe('AccountNetmap', () => {
       serial: 13,
       upsert: [expect.objectContaining({ id: b.id, online: true })],
       remove: [c.id],
+      access: [{ peers: [b.id], in: [{}], out: [{}] }],
     });
     const own = JSON.parse(frames.own);
     expect(Object.keys(own)).toEqual(['type', 'serial', 'upsert', 'remove', 'self']);

@@ -1,0 +1,88 @@
+import { type AccessRules, ALLOW_ALL, type DeviceState } from '@trellis/proto';
+
+/** What one device may open on another and the reverse, as the viewer's netmap carries it. */
+export interface PeerRelation {
+  /** What the peer may open on the viewer. */
+  in: AccessRules;
+  /** What the viewer may open on the peer. */
+  out: AccessRules;
+}
+
+/**
+ * The access policy as the netmap uses it. Devices fall into classes: two devices of one class are
+ * treated alike by every rule, so what a viewer sees of a peer depends on their two classes only,
+ * and the netmap's work per change is per class, not per pair of devices.
+ */
+export interface NetmapPolicy {
+  /** The device's class (undefined: not known to the policy). */
+  classOf(id: string): number | undefined;
+  /** What a device of `viewer` class sees of one of `peer` class; null: they do not see each other. */
+  relation(viewer: number, peer: number): PeerRelation | null;
+  /** A device was added or changed (its tags, name, user or address may move it to another class). */
+  upsert(state: DeviceState): void;
+  remove(id: string): void;
+}
+
+const EVERYTHING: PeerRelation = { in: ALLOW_ALL, out: ALLOW_ALL };
+
+/** No policy: every device sees every other one and may open everything (one class). */
+export class AllowAllPolicy implements NetmapPolicy {
+  private readonly ids = new Set<string>();
+
+  classOf(id: string): number | undefined {
+    return this.ids.has(id) ? 0 : undefined;
+  }
+
+  relation(): PeerRelation {
+    return EVERYTHING;
+  }
+
+  upsert(state: DeviceState): void {
+    this.ids.add(state.id);
+  }
+
+  remove(id: string): void {
+    this.ids.delete(id);
+  }
+}
+
+export function sameRelation(a: PeerRelation | null, b: PeerRelation | null): boolean {
+  if (a === null || b === null) return a === b;
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * The devices whose view changes when `before` is replaced by `after`. Devices with the same class
+ * under both policies see the same, so the comparison runs over those joint classes, not over
+ * pairs of devices: a policy change costs (joint classes)² relations plus one pass over the devices.
+ */
+export function affectedViewers(
+  ids: Iterable<string>,
+  before: NetmapPolicy,
+  after: NetmapPolicy,
+): Set<string> {
+  const joint = new Map<string, { was: number | undefined; is: number | undefined; members: string[] }>();
+  for (const id of ids) {
+    const was = before.classOf(id);
+    const is = after.classOf(id);
+    const key = `${was}/${is}`;
+    const group = joint.get(key);
+    if (group) group.members.push(id);
+    else joint.set(key, { was, is, members: [id] });
+  }
+  const groups = [...joint.values()];
+  const affected = new Set<string>();
+  for (const viewer of groups) {
+    const changed = groups.some((peer) => {
+      // A device never sees itself: a class of one has no peer inside it.
+      if (peer === viewer && peer.members.length < 2) return false;
+      const old =
+        viewer.was === undefined || peer.was === undefined ? null : before.relation(viewer.was, peer.was);
+      const now =
+        viewer.is === undefined || peer.is === undefined ? null : after.relation(viewer.is, peer.is);
+      return !sameRelation(old, now);
+    });
+    if (changed) for (const id of viewer.members) affected.add(id);
+  }
+  return affected;
+}

@@ -1,0 +1,96 @@
+import { DEFAULT_POLICY_TEXT, type PolicyDevice } from '@trellis/policy';
+import { and, desc, eq } from 'drizzle-orm';
+import { type DeviceRow, devices, type PolicyRow, policies } from '../db/schema';
+import type { Tx } from '../services/tx';
+
+/** The policy in force: the highest version, or version 0 (the default) when none was applied. */
+export interface PolicyVersion {
+  version: number;
+  text: string;
+  appliedBy: string;
+  appliedAt: Date;
+  rollbackOf: number | null;
+}
+
+export function defaultPolicyVersion(createdAt: Date): PolicyVersion {
+  return {
+    version: 0,
+    text: DEFAULT_POLICY_TEXT,
+    appliedBy: 'default',
+    appliedAt: createdAt,
+    rollbackOf: null,
+  };
+}
+
+function fromRow(row: PolicyRow): PolicyVersion {
+  return {
+    version: row.version,
+    text: row.text,
+    appliedBy: row.appliedBy,
+    appliedAt: row.createdAt,
+    rollbackOf: row.rollbackOf,
+  };
+}
+
+/** Reads the account's policy in force inside `tx` (or the default). */
+export async function currentPolicy(tx: Pick<Tx, 'select'>, accountId: string): Promise<PolicyVersion> {
+  const [row] = await tx
+    .select()
+    .from(policies)
+    .where(eq(policies.accountId, accountId))
+    .orderBy(desc(policies.version))
+    .limit(1);
+  return row ? fromRow(row) : defaultPolicyVersion(new Date(0));
+}
+
+export async function policyVersion(
+  tx: Pick<Tx, 'select'>,
+  accountId: string,
+  version: number,
+): Promise<PolicyVersion | undefined> {
+  const [row] = await tx
+    .select()
+    .from(policies)
+    .where(and(eq(policies.accountId, accountId), eq(policies.version, version)));
+  if (row) return fromRow(row);
+  return version === 0 ? defaultPolicyVersion(new Date(0)) : undefined;
+}
+
+export async function policyHistory(tx: Pick<Tx, 'select'>, accountId: string): Promise<PolicyVersion[]> {
+  const rows = await tx
+    .select()
+    .from(policies)
+    .where(eq(policies.accountId, accountId))
+    .orderBy(desc(policies.version));
+  return rows.map(fromRow);
+}
+
+/** A device as the policy sees it. */
+export function policyDevice(
+  row: Pick<DeviceRow, 'id' | 'name' | 'address' | 'tags' | 'userEmail'>,
+): PolicyDevice {
+  return {
+    id: row.id,
+    name: row.name,
+    address: row.address,
+    tags: row.tags,
+    ...(row.userEmail !== null ? { user: row.userEmail } : {}),
+  };
+}
+
+export async function accountPolicyDevices(
+  tx: Pick<Tx, 'select'>,
+  accountId: string,
+): Promise<PolicyDevice[]> {
+  const rows = await tx
+    .select({
+      id: devices.id,
+      name: devices.name,
+      address: devices.address,
+      tags: devices.tags,
+      userEmail: devices.userEmail,
+    })
+    .from(devices)
+    .where(eq(devices.accountId, accountId));
+  return rows.map(policyDevice);
+}

@@ -1,0 +1,204 @@
+import {
+  CompiledPolicy,
+  checkPolicy,
+  type ExplainTarget,
+  explain,
+  type PolicyIssue,
+  parsePolicy,
+  planPolicy,
+} from '@trellis/policy';
+import type {
+  PolicyApplyResult,
+  PolicyCheckResult,
+  PolicyDocument,
+  PolicyExplainResult,
+  PolicyIssueInfo,
+  PolicyPlanResult,
+  PolicyVersionInfo,
+} from '@trellis/proto';
+import { eq } from 'drizzle-orm';
+import type { Logger } from 'pino';
+import type { Db } from '../db/database';
+import { accounts, policies } from '../db/schema';
+import { badRequest, DomainError, notFound } from '../domain/errors';
+import type { EventBus } from '../events/event-bus';
+import { bumpSerial } from '../services/tx';
+import {
+  accountPolicyDevices,
+  currentPolicy,
+  type PolicyVersion,
+  policyHistory,
+  policyVersion,
+} from './policy-store';
+
+/** A policy with errors: never stored, never sent to a device. The message lists every error. */
+export class PolicyRejectedError extends DomainError {
+  constructor(readonly errors: readonly PolicyIssueInfo[]) {
+    super(422, 'invalid_policy', `the policy is invalid:\n${formatIssues(errors)}`);
+  }
+}
+
+export function formatIssues(issues: readonly PolicyIssueInfo[]): string {
+  return issues.map((i) => `  line ${i.line}, column ${i.column}: ${i.message}`).join('\n');
+}
+
+function issueInfo(i: PolicyIssue): PolicyIssueInfo {
+  return { message: i.message, line: i.line, column: i.column, path: [...i.path] };
+}
+
+function versionInfo(v: PolicyVersion): PolicyVersionInfo {
+  return {
+    version: v.version,
+    appliedBy: v.appliedBy,
+    appliedAt: v.appliedAt.toISOString(),
+    rollbackOf: v.rollbackOf,
+    bytes: Buffer.byteLength(v.text),
+  };
+}
+
+/**
+ * An account's access policy: versions kept whole (comments and all), checked against the
+ * account's devices and the file's own tests before anything is stored. Applying bumps the
+ * account's netmap serial and tells every instance (`policy-changed`), which re-filters its netmaps.
+ */
+export class PolicyService {
+  constructor(
+    private readonly db: Db,
+    private readonly bus: EventBus,
+    private readonly logger?: Logger,
+  ) {}
+
+  async get(accountId: string): Promise<PolicyDocument> {
+    const v = await currentPolicy(this.db, accountId);
+    return { ...versionInfo(v), text: v.text };
+  }
+
+  async version(accountId: string, version: number): Promise<PolicyDocument> {
+    const v = await policyVersion(this.db, accountId, version);
+    if (!v) throw notFound(`no policy version ${version} in this account`);
+    return { ...versionInfo(v), text: v.text };
+  }
+
+  async history(accountId: string): Promise<PolicyVersionInfo[]> {
+    return (await policyHistory(this.db, accountId)).map(versionInfo);
+  }
+
+  async check(accountId: string, text: string): Promise<PolicyCheckResult> {
+    const devices = await accountPolicyDevices(this.db, accountId);
+    const result = checkPolicy(text, devices);
+    return {
+      ok: result.ok,
+      errors: result.errors.map(issueInfo),
+      warnings: result.warnings.map(issueInfo),
+      tests: result.policy?.tests.length ?? 0,
+    };
+  }
+
+  /** Per device, the peers and ports it gains and loses if `text` replaced the policy in force. */
+  async plan(accountId: string, text: string): Promise<PolicyPlanResult> {
+    const devices = await accountPolicyDevices(this.db, accountId);
+    const current = await currentPolicy(this.db, accountId);
+    const result = checkPolicy(text, devices);
+    const base = {
+      ok: result.ok,
+      errors: result.errors.map(issueInfo),
+      warnings: result.warnings.map(issueInfo),
+      tests: result.policy?.tests.length ?? 0,
+      fromVersion: current.version,
+    };
+    if (!result.ok || !result.policy) return { ...base, devices: [] };
+    const old = parsePolicy(current.text);
+    if (!old.ok) throw new Error(`the stored policy version ${current.version} no longer parses`);
+    const plan = planPolicy(old.policy, result.policy, devices).map((entry) => ({
+      device: entry.device,
+      gains: entry.gains.map(({ direction, peers, text }) => ({ direction, peers, text })),
+      losses: entry.losses.map(({ direction, peers, text }) => ({ direction, peers, text })),
+    }));
+    return { ...base, devices: plan };
+  }
+
+  /** Stores `text` as the next version if it is valid; throws PolicyRejectedError otherwise. */
+  async apply(
+    accountId: string,
+    text: string,
+    appliedBy: string,
+    rollbackOf: number | null = null,
+  ): Promise<PolicyApplyResult> {
+    const outcome = await this.db.transaction(async (tx) => {
+      // One writer per account at a time: the account row orders applies and device changes.
+      const [account] = await tx.select().from(accounts).where(eq(accounts.id, accountId)).for('update');
+      if (!account) throw notFound('no such account');
+      const devices = await accountPolicyDevices(tx, accountId);
+      const result = checkPolicy(text, devices);
+      if (!result.ok || !result.policy) throw new PolicyRejectedError(result.errors.map(issueInfo));
+      const current = await currentPolicy(tx, accountId);
+      const old = parsePolicy(current.text);
+      const changed = old.ok ? planPolicy(old.policy, result.policy, devices).length : devices.length;
+      const version = current.version + 1;
+      await tx.insert(policies).values({ accountId, version, text, appliedBy, rollbackOf });
+      const serial = await bumpSerial(tx, accountId);
+      return { version, serial, changed, warnings: result.warnings.map(issueInfo) };
+    });
+    try {
+      await this.bus.publish({
+        kind: 'policy-changed',
+        accountId,
+        serial: outcome.serial,
+        version: outcome.version,
+      });
+    } catch (err) {
+      // Committed: the instances' serial check finds the account behind and reloads it.
+      this.logger?.warn({ err: (err as Error).message }, 'policy applied but not published');
+    }
+    return { version: outcome.version, warnings: outcome.warnings, devicesChanged: outcome.changed };
+  }
+
+  /** Applies version `version`'s text again, as a new version. */
+  async rollback(accountId: string, version: number, appliedBy: string): Promise<PolicyApplyResult> {
+    const target = await policyVersion(this.db, accountId, version);
+    if (!target) throw notFound(`no policy version ${version} in this account`);
+    return this.apply(accountId, target.text, appliedBy, version);
+  }
+
+  /** May SRC reach DST (`NAME`, `NAME:PORT`, `NAME:udp/PORT`, `NAME:icmp`), and by which rule. */
+  async explain(accountId: string, src: string, dst: string): Promise<PolicyExplainResult> {
+    const devices = await accountPolicyDevices(this.db, accountId);
+    const current = await currentPolicy(this.db, accountId);
+    const parsed = parsePolicy(current.text);
+    if (!parsed.ok) throw new Error(`the stored policy version ${current.version} no longer parses`);
+    const { name, target } = parseExplainTarget(dst);
+    const compiled = new CompiledPolicy(parsed.policy, devices);
+    const answer = explain(compiled, src, name, target);
+    if (answer.missing && answer.missing.length > 0) {
+      throw notFound(`no device named ${answer.missing.join(' or ')} in this account`);
+    }
+    const byName = (ref: string) => devices.find((d) => d.name === ref || d.id === ref)?.id ?? ref;
+    const access = compiled.access(byName(src), byName(name));
+    return {
+      allowed: answer.allowed,
+      reasons: answer.reasons.map((r) => ({
+        kind: r.kind,
+        ...(r.index !== undefined ? { index: r.index } : {}),
+        line: r.line,
+        text: r.text,
+      })),
+      out: access?.out ?? [],
+      in: access?.in ?? [],
+    };
+  }
+}
+
+/** `NAME`, `NAME:PORT` (tcp), `NAME:tcp/PORT`, `NAME:udp/PORT` or `NAME:icmp`. */
+export function parseExplainTarget(dst: string): { name: string; target?: ExplainTarget } {
+  const colon = dst.lastIndexOf(':');
+  if (colon < 0) return { name: dst };
+  const name = dst.slice(0, colon);
+  const spec = dst.slice(colon + 1).toLowerCase();
+  if (spec === 'icmp') return { name, target: { proto: 'icmp' } };
+  const m = /^(?:(tcp|udp)\/)?(\d{1,5})$/.exec(spec);
+  const port = m ? Number(m[2]) : Number.NaN;
+  if (!m || port < 1 || port > 65535) {
+    throw badRequest(`"${dst}" is not NAME, NAME:PORT, NAME:tcp/PORT, NAME:udp/PORT or NAME:icmp`);
+  }
+  return { name, target: { proto: (m[1] ?? 'tcp') as 'tcp' | 'udp', port } };
+}
