@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 import { join } from 'node:path';
-import { ErrorResponse, type IpcRequest, OkResponse, StatusResponse } from '@trellis/proto';
+import {
+  ErrorResponse,
+  type IpcRequest,
+  OkResponse,
+  RotateKeyResponse,
+  StatusResponse,
+} from '@trellis/proto';
 import { Command, Option } from 'commander';
 import { formatNetcheck } from './cli/format-netcheck';
 import { formatStatus } from './cli/format-status';
@@ -9,6 +15,7 @@ import { DEFAULT_STATE_DIR } from './daemon-options';
 import { ipcCall } from './ipc/ipc-client';
 import { trustFromFlags } from './trust/broker-trust';
 import { parseBrokerUrls } from './trust/broker-url';
+import { keyFingerprint } from './wireguard/keys';
 
 /** `trellis`: talks to trellisd over its local socket. Exit 0 on success, 1 on any error. */
 const program = new Command('trellis')
@@ -78,6 +85,17 @@ program
   .action(async () => {
     const res = OkResponse.parse(await call({ op: 'down' }));
     process.stdout.write(`${res.message ?? 'down'}\n`);
+  });
+
+program
+  .command('rotate-key')
+  .description("replace this device's WireGuard key with a new one, signed by the current key")
+  .action(async () => {
+    const res = RotateKeyResponse.parse(await call({ op: 'rotate-key' }));
+    process.stdout.write(
+      `key rotated\n  old: ${res.previousKey} (${keyFingerprint(res.previousKey)})\n` +
+        `  new: ${res.publicKey} (${keyFingerprint(res.publicKey)})\n`,
+    );
   });
 
 program

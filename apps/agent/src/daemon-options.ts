@@ -11,6 +11,8 @@ export interface DaemonOptions {
   logLevel: string;
   /** Ask the gateway to forward the listen port (UPnP-IGD / NAT-PMP / PCP). */
   portMapping: boolean;
+  /** Enforce the access policy with the OS firewall (`off`: every peer may open everything here). */
+  firewall: 'auto' | 'off';
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/trellis';
@@ -49,6 +51,15 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
         .env('TRELLIS_LOG_LEVEL')
         .default('info'),
     )
+    .addOption(
+      new Option(
+        '--firewall <mode>',
+        'enforce the access policy with the OS firewall (off: peers may open anything)',
+      )
+        .choices(['auto', 'off'])
+        .env('TRELLIS_FIREWALL')
+        .default('auto'),
+    )
     .option('--no-port-mapping', 'do not ask the gateway (UPnP-IGD / NAT-PMP / PCP) to forward the port')
     .exitOverride()
     .configureOutput({ writeErr: () => undefined }); // errors are thrown; trellisd prints them once
@@ -68,6 +79,7 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
     wireguard: WireGuardMode;
     logLevel: string;
     portMapping: boolean;
+    firewall: 'auto' | 'off';
   }>();
   const name = o.interface;
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new InvalidArgumentError(`bad interface name: ${name}`);
@@ -79,6 +91,7 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
     wireguard: o.wireguard,
     logLevel: o.logLevel,
     portMapping: o.portMapping,
+    firewall: o.firewall,
   };
 }
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env node
+import { selectFirewallBackend } from '@trellis/firewall';
 import { PortMappingClient } from '@trellis/portmap';
 import pino from 'pino';
 import { Agent } from './agent/agent';
+import { PeerGuard } from './agent/peer-guard';
 import { type DaemonOptions, parseDaemonOptions } from './daemon-options';
 import { IpcServer } from './ipc/ipc-server';
 import { CandidateWatcher, localCandidates } from './platform/candidates';
 import { LinuxNetworkConfigurator } from './platform/linux';
 import { watchLinuxNetworkEvents } from './platform/network-events-linux';
 import { StateStore } from './state/state-store';
+import { PeerPins } from './trust/peer-pins';
 import { LocalCommandRunner } from './util/command-runner';
 import { selectBackend } from './wireguard/select-backend';
 
@@ -29,8 +32,16 @@ async function main(): Promise<void> {
   const logger = pino({ level: opts.logLevel, base: { iface: opts.interfaceName } });
   const runner = new LocalCommandRunner();
   const backend = await selectBackend(opts.wireguard, opts.interfaceName, opts.stateDir, runner, logger);
+  const store = new StateStore(opts.stateDir);
+  await store.init();
+  const pins = await PeerPins.open(store.dir, { log: logger });
+  if (opts.firewall === 'off') {
+    logger.warn('--firewall off: the access policy is not enforced on this device; peers may open anything');
+  }
+  const firewall = opts.firewall === 'off' ? null : selectFirewallBackend(process.platform);
   const agent = new Agent({
-    store: new StateStore(opts.stateDir),
+    store,
+    guard: new PeerGuard(pins, firewall, logger),
     backend,
     network: new LinuxNetworkConfigurator(runner),
     logger,
@@ -62,6 +73,8 @@ async function main(): Promise<void> {
           return { ok: true, message: await agent.up(req) };
         case 'down':
           return { ok: true, message: await agent.down() };
+        case 'rotate-key':
+          return agent.rotateKey();
       }
     },
     logger,

@@ -324,6 +324,33 @@ describe('trellisd + trellis in two namespaces', () => {
     await waitFor(() => pings(nsA, '100.64.0.2'), 60_000, 200);
   });
 
+  it('rotate-key: alpha takes a key signed by its old one; beta accepts it against its pin; they still ping', async () => {
+    const oldKey = (await status(a)).interface.publicKey!;
+    const rotated = await a.cli(['rotate-key']);
+    expect(rotated.stderr).toBe('');
+    const fp = '([0-9a-f]{2}:){7}[0-9a-f]{2}';
+    const shown = rotated.stdout.match(new RegExp(`old: (\\S+) \\(${fp}\\)\\n\\s+new: (\\S+) \\(${fp}\\)`));
+    expect(shown?.[1]).toBe(oldKey);
+    const newKey = shown![3]!;
+    expect(newKey).not.toBe(oldKey);
+    await waitFor(async () => (await status(a)).broker.connected, 30_000, 200);
+    expect(broker.hellos.at(-1)?.publicKey).toBe(newKey);
+    expect((await status(a)).interface.publicKey).toBe(newKey);
+    expect((await a.cli(['status'])).stdout).toContain(`key ${newKey}`);
+    expect(nsA.exec('wg', ['show', `trla${tag}`, 'public-key']).trim()).toBe(newKey);
+
+    await waitFor(async () => (await status(b)).peers[0]?.publicKey === newKey, 30_000, 200);
+    const guard = (await status(b)).guard!;
+    expect(guard.refused).toEqual([]);
+    expect(guard.keyChanges).toContainEqual(
+      expect.objectContaining({ name: 'alpha', kind: 'rotated', previousKey: oldKey, key: newKey }),
+    );
+    expect((await b.cli(['status'])).stdout).toMatch(/key change: alpha \(100\.64\.0\.1\) rotated/);
+    await waitFor(() => nsB.exec('wg', ['show', `trlb${tag}`, 'peers']).trim() === newKey, 30_000, 200);
+    await waitFor(() => pings(nsA, '100.64.0.2'), 60_000, 200);
+    await waitFor(() => pings(nsB, '100.64.0.1'), 60_000, 200);
+  });
+
   it('takes several broker URLs without enrolling again, skips a dead one and keeps them across a restart', async () => {
     const dead = 'https://127.0.0.1:8444/';
     const elsewhere = await a.cli(['up', '--broker', 'https://127.0.0.1:9999']);

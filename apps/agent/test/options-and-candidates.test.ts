@@ -13,6 +13,7 @@ describe('trellisd options', () => {
       wireguard: 'auto',
       logLevel: 'info',
       portMapping: true,
+      firewall: 'auto',
     });
     expect(parseDaemonOptions(['--no-port-mapping'], {}).portMapping).toBe(false);
   });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { generateKeyPair } from '@trellis/crypto';
+import { normalizeInbound } from '@trellis/firewall';
 import { ipv4CidrWithin, OVERLAY_PREFIX, type ServerMessage } from '@trellis/proto';
 import {
   FUZZ_CASES,
@@ -9,7 +10,7 @@ import {
 } from '../../../packages/proto/test/support/json-fuzz';
 import { desiredConfigFromNetmap } from '../src/agent/desired-config';
 import { decodeServerMessage } from '../src/control/control-socket';
-import { NetmapTracker } from '../src/control/netmap-tracker';
+import { NetmapTracker, rulesOf } from '../src/control/netmap-tracker';
 import { diffWireGuardConfig } from '../src/wireguard/config-diff';
 import { serializeUapiSet } from '../src/wireguard/uapi';
 
@@ -49,7 +50,13 @@ const self = {
     },
   ],
 };
-const snapshot = { type: 'netmap', serial: 7, self, peers: [peer] };
+const snapshot = {
+  type: 'netmap',
+  serial: 7,
+  self,
+  peers: [peer],
+  access: [{ peers: [peer.id], in: [{}], out: [{ proto: 'tcp', ports: [[22, 22]] }] }],
+};
 const delta = { type: 'delta', serial: 8, upsert: [peer], remove: [randomUUID()], self };
 const others = [
   {
@@ -88,7 +95,13 @@ function checkApplicable(tracker: NetmapTracker, msg: ServerMessage): void {
       ? tracker.applySnapshot(msg)
       : msg.type === 'delta'
         ? (() => {
-            tracker.applySnapshot({ type: 'netmap', serial: msg.serial - 1, self: self as never, peers: [] });
+            tracker.applySnapshot({
+              type: 'netmap',
+              serial: msg.serial - 1,
+              self: self as never,
+              peers: [],
+              access: [],
+            });
             const r = tracker.applyDelta(msg);
             if (!r.ok) throw new Error(r.reason);
             return r.netmap;
@@ -107,6 +120,12 @@ function checkApplicable(tracker: NetmapTracker, msg: ServerMessage): void {
   const text = serializeUapiSet(diffWireGuardConfig(desired, { privateKey: null, listenPort: 0, peers: [] }));
   const keys = text.match(/^public_key=/gm)?.length ?? 0;
   if (keys !== desired.peers.length) throw new Error(`${keys} peers written for ${desired.peers.length}`);
+  // ... and the firewall takes what was accepted (it throws on anything it could not write safely).
+  normalizeInbound({
+    interfaceName: 'trellis0',
+    selfAddress: netmap.self.address,
+    peers: netmap.peers.map((p) => ({ address: p.address, allow: rulesOf(netmap, p.id).in })),
+  });
 }
 
 function fuzz(valid: unknown[], cases: number) {

@@ -75,6 +75,7 @@ describe('StateStore', () => {
         overlayPrefix: OVERLAY_PREFIX,
       },
       peers: [],
+      access: [],
       savedAt: new Date().toISOString(),
     };
     expect(await store.loadEnrollment()).toBeNull();

@@ -1,20 +1,22 @@
 import { hostname, release } from 'node:os';
-import type { KeyPair } from '@trellis/crypto';
 import {
   type AgentState,
   type BrokerTrust,
   PROTOCOL_VERSION,
+  type RotateKeyResponse,
   type StatusResponse,
   type UpRequest,
 } from '@trellis/proto';
 import { resolveHostAddresses } from '@trellis/tls';
 import type { Logger } from 'pino';
+import { KeyRotationRefused } from '../control/control-client';
 import { enrollWithAny } from '../control/enroll-client';
 import type { Enrollment } from '../state/state-store';
 import { createBrokerAgent } from '../trust/broker-trust';
 import { describeTarget, parseBrokerUrls } from '../trust/broker-url';
 import { waitFor } from '../util/wait';
 import type { WgDeviceState } from '../wireguard/types';
+import { DeviceKeys } from './device-keys';
 import { MeshSession, type MeshSessionOptions } from './mesh-session';
 import { SerialQueue } from './serial-queue';
 import { buildStatus } from './status';
@@ -49,7 +51,8 @@ function sharesUrl(a: readonly string[], b: readonly string[]): boolean {
  * one queue so changes never interleave.
  */
 export class Agent {
-  private keyPair: KeyPair | null = null;
+  /** The device key, and a rotation's pending key (see DeviceKeys). */
+  private keys: DeviceKeys | null = null;
   private enrollment: Enrollment | null = null;
   /** The mesh while it is up (between `bringUp` and `leaveMesh`). */
   private session: MeshSession | null = null;
@@ -75,7 +78,9 @@ export class Agent {
 
   async start(): Promise<void> {
     await this.opts.store.init();
-    this.keyPair = await this.opts.store.loadOrCreateKeyPair();
+    this.keys = await DeviceKeys.load(this.opts.store);
+    if (this.keys.pending)
+      this.log.warn('a key rotation was left unfinished: settled on the next connection');
     this.enrollment = await this.opts.store.loadEnrollment();
     if (!this.enrollment) {
       this.state = 'needs-enrollment';
@@ -184,19 +189,20 @@ export class Agent {
       lastError: s ? s.control.lastError : this.lastError,
       interfaceName: this.opts.interfaceName,
       listenPort: this.opts.listenPort,
-      publicKey: this.keyPair?.publicKey ?? null,
+      publicKey: this.keys?.current.publicKey ?? null,
       backend: this.opts.backend.kind,
       netmap: s?.netmap ?? null,
       netmapSource: s?.netmapSource ?? 'none',
       device,
       paths: s?.pathStatus() ?? [],
+      ...(this.opts.guard ? { guard: this.opts.guard.status() } : {}),
       netinfo: s?.netinfo() ?? { reflexive: [], mappingType: null, portMapped: null, brokerRttMs: null },
     });
   }
 
   private async enroll(urls: string[], setupKey: string, name: string | undefined, trust: BrokerTrust) {
     const agent = createBrokerAgent(trust);
-    const keys = this.keyPair!;
+    const keys = this.keys!.current;
     const previous = this.state;
     this.state = 'enrolling';
     this.log.info({ brokers: urls }, 'enrolling');
@@ -270,13 +276,75 @@ export class Agent {
         },
         deviceRemoved: () => void this.ops.run(() => this.onDeviceRemoved()),
         meshError: (err) => this.meshError(err),
+        keyConfirmed: (publicKey) =>
+          void this.ops.run(() => this.settleKey(publicKey)).catch((err: Error) => this.meshError(err)),
       },
       this.enrollment!,
-      this.keyPair!,
+      this.keys!.current,
       saved,
     );
     this.session = session;
+    if (this.keys!.pending) session.control.setFallbackKey(this.keys!.pending);
     await session.start();
+  }
+
+  /**
+   * `trellis rotate-key`: a new key, pending on disk before the broker hears of it, signed by the
+   * current one. Once the broker answers, it becomes the device key and the mesh starts over with
+   * it (WireGuard, control connection). Without an answer the pending key stays, and the next
+   * connection settles which key the broker holds (DeviceKeys).
+   */
+  rotateKey(): Promise<RotateKeyResponse> {
+    return this.ops.run(() => this.doRotateKey());
+  }
+
+  private async doRotateKey(): Promise<RotateKeyResponse> {
+    const keys = this.keys!;
+    const enrollment = this.enrollment;
+    const control = this.session?.control;
+    if (!enrollment || !control?.connected)
+      throw new UserError('not connected to the broker: rotating the key needs it (`trellis up`)');
+    if (keys.pending) throw new UserError('an earlier key rotation is still unresolved; try again later');
+    const previousKey = keys.current.publicKey;
+    this.log.info({ previousKey }, 'rotating the device key');
+    try {
+      await keys.rotate(enrollment, control);
+    } catch (err) {
+      const why = (err as Error).message;
+      if (err instanceof KeyRotationRefused)
+        throw new UserError(`the broker refused the key rotation: ${why}`);
+      throw new UserError(
+        `the broker did not confirm the key rotation (${why}); the agent takes the key it holds ` +
+          'when it reconnects (see `trellis status`)',
+      );
+    }
+    await this.adoptPendingKey();
+    return { ok: true, previousKey, publicKey: keys.current.publicKey };
+  }
+
+  /** A connection under `publicKey` was accepted: a pending key is known to be taken or not now. */
+  private async settleKey(publicKey: string): Promise<void> {
+    if (await this.keys!.settle(publicKey, this.session?.control, this.log)) await this.adoptPendingKey();
+  }
+
+  /** The broker holds the pending key: it becomes the device key, and the mesh starts over with it. */
+  private async adoptPendingKey(): Promise<void> {
+    const key = await this.keys!.commit();
+    const enrollment = this.enrollment;
+    if (enrollment) {
+      enrollment.publicKey = key.publicKey;
+      await this.opts.store.saveEnrollment(enrollment);
+    }
+    this.log.info({ publicKey: key.publicKey }, 'device key rotated');
+    const session = this.session;
+    if (!session) return;
+    // Its connection, path logic and WireGuard use the old key; the saved netmap is applied again.
+    this.session = null;
+    await session.close();
+    await this.queue.run(async () => {
+      if (this.meshUp) await this.opts.backend.apply({ privateKey: key.privateKey, peers: [] });
+    });
+    await this.bringUp();
   }
 
   private async leaveMesh(): Promise<void> {
@@ -287,6 +355,8 @@ export class Agent {
       if (!this.meshUp) return;
       await this.opts.network.remove(this.opts.interfaceName, prefix);
       await this.opts.backend.stop();
+      // Its rules match the interface just removed: without it they guard nothing.
+      await this.opts.guard?.remove();
       this.meshUp = false;
       this.log.info({ interface: this.opts.interfaceName }, 'mesh removed');
     });

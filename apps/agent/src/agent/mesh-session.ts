@@ -1,13 +1,13 @@
 import type { Agent } from 'node:https';
 import type { KeyPair } from '@trellis/crypto';
-import type { AgentState, NetinfoMessage, StatusResponse } from '@trellis/proto';
+import type { AgentState, NetinfoMessage, NetmapPeer, StatusResponse } from '@trellis/proto';
 import type { Logger } from 'pino';
 import {
   ControlClient,
   type ControlClientHandlers,
   type ControlClientOptions,
 } from '../control/control-client';
-import type { Netmap } from '../control/netmap-tracker';
+import { accessFromWire, accessToWire, type Netmap } from '../control/netmap-tracker';
 import { ClockOffsetEstimator, type PeerPathStatus, wgUpdateForEffect } from '../path';
 import { localAddresses, localSubnets } from '../platform/candidates';
 import type { NetworkConfigurator } from '../platform/network-configurator';
@@ -21,6 +21,7 @@ import { diffWireGuardConfig } from '../wireguard/config-diff';
 import { isEmptyUpdate, type WgDeviceState } from '../wireguard/types';
 import { desiredConfigFromNetmap, pathPeersFromNetmap } from './desired-config';
 import { PathDriver } from './path-driver';
+import type { PeerGuard } from './peer-guard';
 import type { GatewayPortMapping } from './port-mapping';
 import type { SerialQueue } from './serial-queue';
 
@@ -46,6 +47,8 @@ export interface MeshSessionOptions {
   portMapping?: (listenPort: number) => GatewayPortMapping;
   /** Hook for tests (fake timers, backoff). */
   controlOptions?: Partial<ControlClientOptions>;
+  /** Key pins and the firewall (the daemon always has one; absent in tests that need neither). */
+  guard?: PeerGuard;
 }
 
 /** What outlives a session: the WireGuard interface (its removal may fail) and the agent's state. */
@@ -58,6 +61,8 @@ export interface MeshSessionHost {
   setState(state: AgentState): void;
   deviceRemoved(): void;
   meshError(err: Error): void;
+  /** The broker accepted a connection authenticated with this key (settles a pending rotation). */
+  keyConfirmed(publicKey: string): void;
 }
 
 /**
@@ -66,6 +71,8 @@ export interface MeshSessionHost {
  */
 export class MeshSession {
   netmap: Netmap | null = null;
+  /** The netmap's peers the guard accepted (all of them without a guard), as last applied. */
+  private trusted: readonly NetmapPeer[] = [];
   netmapSource: 'broker' | 'disk' | 'none' = 'none';
   readonly control: ControlClient;
   private readonly paths: PathDriver;
@@ -144,7 +151,12 @@ export class MeshSession {
     this.relayProber.start();
     const saved = this.saved;
     if (saved && saved.self.id === this.enrollment.deviceId) {
-      this.netmap = { serial: saved.serial, self: saved.self, peers: saved.peers };
+      this.netmap = {
+        serial: saved.serial,
+        self: saved.self,
+        peers: saved.peers,
+        access: accessFromWire(saved.access),
+      };
       this.netmapSource = 'disk';
       this.host.setState('offline');
       this.log.info({ serial: saved.serial, peers: saved.peers.length }, 'mesh from saved netmap');
@@ -160,9 +172,8 @@ export class MeshSession {
       // Our own network changed: rediscover at once (ARCHITECTURE: retry direct on a network change),
       // with the peers' LAN addresses that are on our links now: moved onto a peer's own LAN, its
       // LAN address is the only way to it when the router does not hairpin.
-      const netmap = this.netmap;
       void this.paths.networkChanged(
-        netmap ? pathPeersFromNetmap(netmap.peers, localSubnets(this.opts.interfaceName)) : undefined,
+        this.netmap ? pathPeersFromNetmap(this.trusted, localSubnets(this.opts.interfaceName)) : undefined,
       );
       void this.relayProber.probeNow();
       this.refreshReflectorSessions('network changed');
@@ -206,14 +217,22 @@ export class MeshSession {
     await this.host.startInterface();
     this.relayProber.setRelays(netmap.self.relays ?? []);
     this.paths.setRelayHosts((netmap.self.relays ?? []).map((r) => r.address));
-    const desired = desiredConfigFromNetmap(netmap, this.keyPair.privateKey, this.opts.listenPort);
+    const guard = this.opts.guard;
+    const peers = guard ? guard.trusted(netmap.peers) : netmap.peers;
+    this.trusted = peers;
+    // The firewall first: a peer reaches WireGuard only once the rules for it are in place.
+    await guard?.enforce(this.opts.interfaceName, netmap, peers);
+    const desired = desiredConfigFromNetmap(
+      { ...netmap, peers },
+      this.keyPair.privateKey,
+      this.opts.listenPort,
+    );
     const current = await this.opts.backend.getState();
     const update = diffWireGuardConfig(desired, current);
     if (!isEmptyUpdate(update)) await this.opts.backend.apply(update);
     await this.opts.network.apply(this.opts.interfaceName, netmap.self.address, netmap.self.overlayPrefix);
-    await this.paths.setPeersInQueue(
-      pathPeersFromNetmap(netmap.peers, localSubnets(this.opts.interfaceName)),
-    );
+    await this.paths.setPeersInQueue(pathPeersFromNetmap(peers, localSubnets(this.opts.interfaceName)));
+    await guard?.flush();
     this.sendNetinfo();
     this.log.info(
       { serial: netmap.serial, source: kind, peers: netmap.peers.length, changes: update.peers.length },
@@ -251,6 +270,7 @@ export class MeshSession {
         this.host.setState('connected');
         const target = this.control.brokerTarget;
         this.log.info({ broker: target ? describeTarget(target) : null }, 'broker connected');
+        this.host.keyConfirmed(this.control.authKey.publicKey);
         this.refreshReflectorSessions('reconnected');
         // A restarted broker knows no pair: relayed ones are taken up again with their allocation.
         void this.paths.controlConnected();
@@ -282,7 +302,13 @@ export class MeshSession {
   private onNetmap(netmap: Netmap, kind: 'snapshot' | 'delta'): void {
     this.netmap = netmap;
     this.netmapSource = 'broker';
-    const saved = { ...netmap, savedAt: new Date().toISOString() };
+    const saved: SavedNetmap = {
+      serial: netmap.serial,
+      self: netmap.self,
+      peers: netmap.peers,
+      access: accessToWire(netmap.access),
+      savedAt: new Date().toISOString(),
+    };
     void this.host.queue
       .run(async () => {
         if (this.netmap !== netmap) return; // a newer one is queued behind us
@@ -319,7 +345,7 @@ export class MeshSession {
   }
 
   private allowedIpsOf(publicKey: string): string[] | null {
-    const peer = this.netmap?.peers.find((p) => p.publicKey === publicKey);
+    const peer = this.trusted.find((p) => p.publicKey === publicKey);
     if (!peer) return null;
     return peer.allowedIps.length > 0 ? peer.allowedIps : [`${peer.address}/32`];
   }

@@ -1,5 +1,5 @@
-import type { AgentState, NetmapSelf, PeerStatus, StatusResponse } from '@trellis/proto';
-import type { Netmap } from '../control/netmap-tracker';
+import type { AgentState, GuardStatus, NetmapSelf, PeerStatus, StatusResponse } from '@trellis/proto';
+import { type Netmap, rulesOf } from '../control/netmap-tracker';
 import type { PeerPathStatus } from '../path';
 import type { WgDeviceState } from '../wireguard/types';
 
@@ -24,12 +24,15 @@ export interface StatusInputs {
   /** The path logic's view of each peer (empty without it). */
   paths?: PeerPathStatus[];
   netinfo?: StatusResponse['netinfo'];
+  /** Pins and firewall; absent without them. */
+  guard?: GuardStatus;
 }
 
 /** The netmap merged with what WireGuard itself reports (endpoint in use, handshake, counters). */
 export function buildStatus(i: StatusInputs): StatusResponse {
   const live = new Map((i.device?.peers ?? []).map((p) => [p.publicKey, p]));
   const paths = new Map((i.paths ?? []).map((p) => [p.peerId, p]));
+  const refused = new Set((i.guard?.refused ?? []).map((r) => `${r.address} ${r.offeredKey}`));
   const peers: PeerStatus[] = (i.netmap?.peers ?? []).map((p) => {
     const wg = live.get(p.publicKey);
     const path = paths.get(p.id);
@@ -55,6 +58,8 @@ export function buildStatus(i: StatusInputs): StatusResponse {
         wg && wg.lastHandshakeSec > 0 ? new Date(wg.lastHandshakeSec * 1000).toISOString() : null,
       rxBytes: wg?.rxBytes ?? 0,
       txBytes: wg?.txBytes ?? 0,
+      ...(i.netmap ? { access: rulesOf(i.netmap, p.id) } : {}),
+      ...(refused.has(`${p.address} ${p.publicKey}`) ? { refused: true } : {}),
     };
   });
   return {
@@ -78,5 +83,6 @@ export function buildStatus(i: StatusInputs): StatusResponse {
     netmapSource: i.netmapSource,
     peers,
     ...(i.netinfo ? { netinfo: i.netinfo } : {}),
+    ...(i.guard ? { guard: i.guard } : {}),
   };
 }

@@ -1,4 +1,4 @@
-import type { StatusResponse } from '@trellis/proto';
+import { describeAccessRules, type StatusResponse } from '@trellis/proto';
 
 /** `12s ago`, `3m ago`, `2h ago`, `4d ago`, or `never`. */
 export function formatAgo(iso: string | null, now: number): string {
@@ -50,6 +50,7 @@ export function formatStatus(s: StatusResponse, now = Date.now()): string {
       `  key ${s.interface.publicKey ?? '-'}`,
   );
   lines.push(`netmap:     serial ${s.netmapSerial ?? '-'} from ${s.netmapSource}, ${s.peers.length} peers`);
+  lines.push(...guardLines(s, now));
   if (s.peers.length === 0) return `${lines.join('\n')}\n`;
   lines.push('');
   const rows = [['PEER', 'ADDRESS', 'ENDPOINT', 'CANDIDATES', 'HANDSHAKE', 'RX', 'TX', 'ONLINE', 'PATH']];
@@ -68,13 +69,56 @@ export function formatStatus(s: StatusResponse, now = Date.now()): string {
       path,
     ]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows)
+  lines.push(...table(rows));
+  const access = s.peers.filter((p) => p.access);
+  if (access.length > 0) {
+    lines.push('');
     lines.push(
-      r
-        .map((c, i) => c.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
+      ...table([
+        ['PEER', 'MAY OPEN HERE', 'MAY BE OPENED THERE'],
+        ...access.map((p) => [
+          p.refused ? `${p.name} (REFUSED)` : p.name,
+          describeAccessRules(p.access!.in),
+          describeAccessRules(p.access!.out),
+        ]),
+      ]),
     );
+  }
   return `${lines.join('\n')}\n`;
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+/** Firewall state, refused peers (loudly) and accepted key changes. */
+function guardLines(s: StatusResponse, now: number): string[] {
+  const g = s.guard;
+  if (!g) return [];
+  const lines: string[] = [];
+  const fw = g.firewall;
+  if (!fw) lines.push('firewall:   OFF (the access policy is not enforced on this device)');
+  else if (fw.lastError) lines.push(`firewall:   ${fw.backend}, FAILED: ${fw.lastError}`);
+  else if (fw.lastApply) {
+    const cut = fw.lastApply.cut > 0 ? `, ${fw.lastApply.cut} flows cut` : '';
+    lines.push(
+      `firewall:   ${fw.backend}, applied ${formatAgo(fw.lastApply.at, now)} (${fw.lastApply.mode}${cut})`,
+    );
+  } else lines.push(`firewall:   ${fw.backend}, not applied yet`);
+  for (const r of g.refused) {
+    lines.push(
+      `REFUSED:    ${r.name} (${r.address}) offers key ${r.offeredKey}, pinned ${r.pinnedKey}: ${r.reason}` +
+        ` (since ${formatAgo(r.since, now)})`,
+    );
+  }
+  for (const c of g.keyChanges) {
+    lines.push(`key change: ${c.name} (${c.address}) ${c.kind} ${formatAgo(c.acceptedAt, now)}`);
+  }
+  return lines;
 }

@@ -1,4 +1,5 @@
 import type { Agent } from 'node:https';
+import type { KeyPair } from '@trellis/crypto';
 import {
   AUTH_TIMEOUT_MS,
   type BrokerTarget,
@@ -22,10 +23,15 @@ import { ControlHeartbeat, DEFAULT_CLOCK_PINGS } from './control-heartbeat';
 import { ControlSocket, decodeServerMessage } from './control-socket';
 import { NetmapTracker } from './netmap-tracker';
 import { ReconnectSchedule } from './reconnect-schedule';
+import { KeyRotationRefused, RotationRequest } from './rotation-request';
 import { realTimers, type Timers } from './timers';
 
 export type { ControlClientHandlers, ControlClientOptions } from './control-client-options';
 export { TCP_KEEPALIVE_IDLE_MS } from './control-socket';
+export { KeyRotationRefused } from './rotation-request';
+
+/** How long a `rotate-key` waits for the broker's answer before the connection is given up. */
+export const ROTATION_ANSWER_MS = 15_000;
 
 type Phase = 'idle' | 'connecting' | 'await-challenge' | 'await-netmap' | 'ready';
 
@@ -41,7 +47,12 @@ export class ControlClient {
   private readonly resolveHost: ResolveHost;
   private agent: Agent;
   private readonly tracker = new NetmapTracker();
-  private readonly handshake: ControlHandshake;
+  private handshake: ControlHandshake;
+  /** The key connections authenticate with; `fallbackKey` is tried when the broker refuses it. */
+  private key: KeyPair;
+  private fallbackKey: KeyPair | null = null;
+  private readonly rotation = new RotationRequest();
+  private rotationTimer: unknown = null;
   private socket: ControlSocket | null = null;
   private phase: Phase = 'idle';
   private stopped = true;
@@ -68,7 +79,49 @@ export class ControlClient {
       (t) => this.send({ type: 'ping', t }),
       () => this.connectionDied(),
     );
+    this.key = opts.keyPair;
     this.handshake = new ControlHandshake(opts.deviceId, opts.keyPair, opts.brokerPublicKey);
+  }
+
+  /** The key the current (or next) connection authenticates with. */
+  get authKey(): KeyPair {
+    return this.key;
+  }
+
+  /**
+   * A key the broker may hold instead of ours (a rotation whose outcome we do not know): each time
+   * the broker refuses the key in use (authFailed, keyChanged), the next connection tries the other.
+   */
+  setFallbackKey(key: KeyPair | null): void {
+    this.fallbackKey = key;
+  }
+
+  private swapKey(): void {
+    const other = this.fallbackKey;
+    if (!other) return;
+    this.fallbackKey = this.key;
+    this.key = other;
+    this.handshake = new ControlHandshake(this.opts.deviceId, other, this.opts.brokerPublicKey);
+    this.opts.logger.warn({ publicKey: other.publicKey }, 'broker refused our key; trying the other one');
+  }
+
+  /**
+   * Sends a key rotation (signature: see RotateKeyMessage) and resolves once the broker committed
+   * it. Rejects with KeyRotationRefused when the broker refused it; with another error when the
+   * connection ended first or no answer came within ROTATION_ANSWER_MS (the connection is then
+   * dropped, so the next one settles which key the broker holds).
+   */
+  rotateKey(newKey: string, signature: string, timeoutMs = ROTATION_ANSWER_MS): Promise<void> {
+    if (this.phase !== 'ready') return Promise.reject(new Error('not connected to the broker'));
+    if (this.rotation.busy)
+      return Promise.reject(new Error('a key rotation is already waiting for the broker'));
+    const answer = this.rotation.start(newKey);
+    this.send({ type: 'rotate-key', newKey, signature });
+    this.rotationTimer = this.timers.setTimeout(() => {
+      this.rotationTimer = null;
+      this.fail(CloseCode.normal, 'the broker did not answer the key rotation in time');
+    }, timeoutMs);
+    return answer;
   }
 
   get connected(): boolean {
@@ -231,6 +284,11 @@ export class ControlClient {
       case 'relay-release':
         if (this.phase === 'ready') this.opts.handlers.onRelayRelease?.(msg);
         break;
+      case 'key-rotated':
+        if (this.rotation.answered(msg.newKey)) this.clearRotationTimer();
+        else
+          this.opts.logger.warn({ newKey: msg.newKey }, 'broker confirmed a key rotation we did not ask for');
+        break;
     }
   }
 
@@ -308,6 +366,11 @@ export class ControlClient {
     const wasReady = this.phase === 'ready';
     const why =
       this.closeReason ?? this.socketError ?? `closed by broker (${code}${reason ? `: ${reason}` : ''})`;
+    this.rotation.fail(
+      code === CloseCode.rotationRefused
+        ? new KeyRotationRefused(reason)
+        : new Error(`the connection ended before the broker answered: ${why}`),
+    );
     this.cleanup();
     if (code === CloseCode.deviceRemoved) {
       this.stopped = true;
@@ -315,9 +378,13 @@ export class ControlClient {
       this.opts.handlers.onDeviceRemoved();
       return;
     }
-    if (code === CloseCode.authFailed && !this.closeReason)
-      this.lastError = `broker refused authentication: ${reason}`;
-    else if (code === CloseCode.protocolMismatch) this.lastError = `protocol mismatch: ${reason}`;
+    if ((code === CloseCode.authFailed || code === CloseCode.keyChanged) && !this.closeReason) {
+      this.lastError =
+        code === CloseCode.keyChanged
+          ? `the broker replaced this device's key: ${reason}`
+          : `broker refused authentication: ${reason}`;
+      this.swapKey();
+    } else if (code === CloseCode.protocolMismatch) this.lastError = `protocol mismatch: ${reason}`;
     else this.lastError = why;
     if (wasReady) this.opts.handlers.onDisconnected(this.lastError);
     this.retry(wasReady);
@@ -352,6 +419,15 @@ export class ControlClient {
     this.phase = 'idle';
     this.clearAuthTimer();
     this.heartbeat.stop();
+    this.clearRotationTimer();
+    this.rotation.fail(
+      new Error(`the connection ended before the broker answered: ${this.lastError ?? 'closed'}`),
+    );
+  }
+
+  private clearRotationTimer(): void {
+    if (this.rotationTimer !== null) this.timers.clearTimeout(this.rotationTimer);
+    this.rotationTimer = null;
   }
 
   private clearAuthTimer(): void {

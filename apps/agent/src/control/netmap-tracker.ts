@@ -1,24 +1,70 @@
-import type { DeltaMessage, NetmapMessage, NetmapPeer, NetmapSelf } from '@trellis/proto';
+import type {
+  AccessRules,
+  DeltaMessage,
+  NetmapMessage,
+  NetmapPeer,
+  NetmapSelf,
+  PeerAccess,
+} from '@trellis/proto';
+
+/** What the policy opens between this device and one peer. */
+export interface PeerRules {
+  /** What the peer may open on this device: what the firewall lets in. */
+  in: AccessRules;
+  /** What this device may open on the peer (the peer's firewall enforces it). */
+  out: AccessRules;
+}
 
 export interface Netmap {
   serial: number;
   self: NetmapSelf;
   peers: NetmapPeer[];
+  /** By peer id; a peer without an entry may open nothing here. */
+  access: ReadonlyMap<string, PeerRules>;
 }
 
 export type DeltaResult = { ok: true; netmap: Netmap } | { ok: false; reason: string };
+
+const NOTHING: PeerRules = { in: [], out: [] };
+
+/** The access of each peer, from the grouped form the broker sends. */
+export function accessFromWire(groups: readonly PeerAccess[]): Map<string, PeerRules> {
+  const access = new Map<string, PeerRules>();
+  for (const g of groups) {
+    const rules = { in: g.in, out: g.out };
+    for (const id of g.peers) access.set(id, rules);
+  }
+  return access;
+}
+
+/** The grouped form, for saving: peers with the same rules share one entry. */
+export function accessToWire(access: ReadonlyMap<string, PeerRules>): PeerAccess[] {
+  const groups = new Map<PeerRules, string[]>();
+  for (const [id, rules] of access) {
+    const list = groups.get(rules);
+    if (list) list.push(id);
+    else groups.set(rules, [id]);
+  }
+  return [...groups].map(([rules, peers]) => ({ peers, in: rules.in, out: rules.out }));
+}
+
+export function rulesOf(netmap: Netmap, peerId: string): PeerRules {
+  return netmap.access.get(peerId) ?? NOTHING;
+}
 
 /** Holds the current netmap: a snapshot replaces it, a delta must carry exactly the next serial. */
 export class NetmapTracker {
   private serial: number | null = null;
   private self: NetmapSelf | null = null;
   private readonly peers = new Map<string, NetmapPeer>();
+  private access = new Map<string, PeerRules>();
 
   applySnapshot(msg: NetmapMessage): Netmap {
     this.serial = msg.serial;
     this.self = msg.self;
     this.peers.clear();
     for (const p of msg.peers) this.peers.set(p.id, p);
+    this.access = accessFromWire(msg.access);
     return this.current()!;
   }
 
@@ -27,8 +73,12 @@ export class NetmapTracker {
     if (msg.serial !== this.serial + 1) {
       return { ok: false, reason: `serial gap: have ${this.serial}, got ${msg.serial}` };
     }
-    for (const id of msg.remove) this.peers.delete(id);
+    for (const id of msg.remove) {
+      this.peers.delete(id);
+      this.access.delete(id);
+    }
     for (const p of msg.upsert) this.peers.set(p.id, p);
+    for (const [id, rules] of accessFromWire(msg.access ?? [])) this.access.set(id, rules);
     if (msg.self) this.self = msg.self;
     this.serial = msg.serial;
     return { ok: true, netmap: this.current()! };
@@ -36,7 +86,12 @@ export class NetmapTracker {
 
   current(): Netmap | null {
     if (this.serial === null || this.self === null) return null;
-    return { serial: this.serial, self: this.self, peers: [...this.peers.values()] };
+    return {
+      serial: this.serial,
+      self: this.self,
+      peers: [...this.peers.values()],
+      access: new Map(this.access),
+    };
   }
 
   get lastSerial(): number | null {

@@ -22,7 +22,12 @@ export async function writeFileAtomic(path: string, content: string): Promise<vo
     await rm(tmp, { force: true });
     throw err;
   }
-  const dir = await open(dirname(path), 'r');
+  await syncDir(dirname(path));
+}
+
+/** Makes a directory's entries (a rename, a removal) durable. */
+export async function syncDir(path: string): Promise<void> {
+  const dir = await open(path, 'r');
   try {
     await dir.sync();
   } finally {

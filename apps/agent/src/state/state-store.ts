@@ -1,10 +1,10 @@
-import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateKeyPair, type KeyPair, publicKeyFromPrivate } from '@trellis/crypto';
-import { NetmapPeer, NetmapSelf } from '@trellis/proto';
+import { NetmapPeer, NetmapSelf, PeerAccess } from '@trellis/proto';
 import { z } from 'zod';
 import { clampPrivateKey } from '../wireguard/keys';
-import { writeFileAtomic } from './atomic-file';
+import { syncDir, writeFileAtomic } from './atomic-file';
 import { type Enrollment, enrollmentFileContent, parseEnrollmentFile } from './enrollment';
 
 export { Enrollment } from './enrollment';
@@ -13,12 +13,16 @@ export const SavedNetmap = z.object({
   serial: z.number().int().nonnegative(),
   self: NetmapSelf,
   peers: z.array(NetmapPeer),
+  /** Absent from files saved before access control: nothing may come in until the broker's snapshot. */
+  access: z.array(PeerAccess).default([]),
   savedAt: z.string(),
 });
 export type SavedNetmap = z.infer<typeof SavedNetmap>;
 
 export const STATE_FILES = {
   privateKey: 'private.key',
+  /** A rotation's new key until the broker's answer makes it private.key (see DeviceKeys). */
+  pendingKey: 'private.key.pending',
   enrollment: 'enrollment.json',
   netmap: 'netmap.json',
 } as const;
@@ -45,6 +49,32 @@ export class StateStore {
     const pair = { privateKey: clampPrivateKey(generated.privateKey), publicKey: generated.publicKey };
     await writeFileAtomic(file, `${pair.privateKey}\n`);
     return pair;
+  }
+
+  /** A key rotation's new key pair (clamped, as the device key), written before the broker hears of it. */
+  async createPendingKey(): Promise<KeyPair> {
+    const generated = generateKeyPair();
+    const pair = { privateKey: clampPrivateKey(generated.privateKey), publicKey: generated.publicKey };
+    await writeFileAtomic(join(this.dir, STATE_FILES.pendingKey), `${pair.privateKey}\n`);
+    return pair;
+  }
+
+  async loadPendingKey(): Promise<KeyPair | null> {
+    const text = await readOptional(join(this.dir, STATE_FILES.pendingKey));
+    if (text === null) return null;
+    const privateKey = text.trim();
+    return { privateKey, publicKey: publicKeyFromPrivate(privateKey) };
+  }
+
+  /** The pending key becomes the device key: one rename, so a crash leaves one or the other. */
+  async commitPendingKey(): Promise<void> {
+    await rename(join(this.dir, STATE_FILES.pendingKey), join(this.dir, STATE_FILES.privateKey));
+    await syncDir(this.dir);
+  }
+
+  async dropPendingKey(): Promise<void> {
+    await rm(join(this.dir, STATE_FILES.pendingKey), { force: true });
+    await syncDir(this.dir);
   }
 
   /** The enrollment; a file of an older agent (one `brokerUrl`) is rewritten in the new form. */

@@ -7,8 +7,10 @@ import {
   type KeyPair,
   newNonce,
   verifyEnrollProof,
+  verifyKeyRotation,
 } from '@trellis/crypto';
 import {
+  ALLOW_ALL,
   API_PATHS,
   type BrokerInfo,
   ClientMessage,
@@ -16,8 +18,10 @@ import {
   type DeltaMessage,
   EnrollRequest,
   type EnrollResponse,
+  type KeyChange,
   type NetmapPeer,
   OVERLAY_PREFIX,
+  type PeerAccess,
   PROTOCOL_VERSION,
   type ServerMessage,
 } from '@trellis/proto';
@@ -35,7 +39,15 @@ export interface DoubleDevice {
   publicKey: string;
   address: string;
   endpoints: string[];
+  /** Set by a rotation (or by a test: an admin re-key). */
+  keyChange?: KeyChange;
 }
+
+/**
+ * What the double does with a `rotate-key` whose signature verifies: commit and answer, refuse, or
+ * commit and drop the connection without answering (a crash or a lost link after the commit).
+ */
+export type RotationMode = 'accept' | 'refuse' | 'commit-and-drop';
 
 interface Session {
   ws: WebSocket;
@@ -50,7 +62,12 @@ export class BrokerDouble {
   readonly devices = new Map<string, DoubleDevice>();
   readonly sessions = new Set<Session>();
   /** Every hello received, for tests that count (re)connections. */
-  readonly hellos: Array<{ deviceId: string; lastSerial?: number; at: number }> = [];
+  readonly hellos: Array<{ deviceId: string; publicKey: string; lastSerial?: number; at: number }> = [];
+  /** Every rotate-key received, and what the double made of it. */
+  readonly rotations: Array<{ deviceId: string; newKey: string; outcome: 'rotated' | 'refused' }> = [];
+  rotationMode: RotationMode = 'accept';
+  /** Called as a rotate-key arrives, before anything is decided. */
+  onRotateKey: ((deviceId: string, newKey: string) => void) | null = null;
   /** Endpoints messages received, per device. */
   readonly endpointReports: Array<{ deviceId: string; endpoints: string[] }> = [];
   /** Pings received from devices. */
@@ -147,6 +164,12 @@ export class BrokerDouble {
     this.broadcast(deviceId, { upsert: [], remove: [deviceId] });
   }
 
+  /** Every other device may open everything (the default policy). */
+  allowAll(selfId: string): PeerAccess[] {
+    const peers = [...this.devices.keys()].filter((id) => id !== selfId);
+    return peers.length > 0 ? [{ peers, in: ALLOW_ALL, out: ALLOW_ALL }] : [];
+  }
+
   peerOf(d: DoubleDevice): NetmapPeer {
     return {
       id: d.id,
@@ -157,7 +180,27 @@ export class BrokerDouble {
       allowedIps: [`${d.address}/32`],
       endpoints: d.endpoints,
       online: this.connectedDevices().includes(d.id),
+      ...(d.keyChange ? { keyChange: d.keyChange } : {}),
     };
+  }
+
+  /** A `rotate-key` from an authenticated session: verified as the broker does, then `rotationMode`. */
+  private rotateKey(session: Session, newKey: string, signature: string): void {
+    const d = this.devices.get(session.deviceId!)!;
+    this.onRotateKey?.(d.id, newKey);
+    const proof = { deviceId: d.id, address: d.address, previousKey: d.publicKey, newKey };
+    const taken = [...this.devices.values()].some((o) => o.publicKey === newKey);
+    if (this.rotationMode === 'refuse' || taken || !verifyKeyRotation(proof, signature)) {
+      this.rotations.push({ deviceId: d.id, newKey, outcome: 'refused' });
+      session.ws.close(CloseCode.rotationRefused, 'key rotation refused');
+      return;
+    }
+    d.keyChange = { kind: 'rotated', previousKey: d.publicKey, signature };
+    d.publicKey = newKey;
+    this.rotations.push({ deviceId: d.id, newKey, outcome: 'rotated' });
+    if (this.rotationMode === 'commit-and-drop') session.ws.terminate();
+    else this.send(session.ws, { type: 'key-rotated', newKey });
+    this.broadcast(d.id, { upsert: [this.peerOf(d)], remove: [] });
   }
 
   private enroll(body: string): [number, object] {
@@ -226,6 +269,7 @@ export class BrokerDouble {
         const device = this.devices.get(msg.deviceId);
         this.hellos.push({
           deviceId: msg.deviceId,
+          publicKey: msg.publicKey,
           ...(msg.lastSerial !== undefined ? { lastSerial: msg.lastSerial } : {}),
           at: Date.now(),
         });
@@ -264,6 +308,7 @@ export class BrokerDouble {
             overlayPrefix: OVERLAY_PREFIX,
           },
           peers: [...this.devices.values()].filter((d) => d.id !== self.id).map((d) => this.peerOf(d)),
+          access: this.allowAll(self.id),
         });
         this.broadcastOnline(self.id);
         return;
@@ -278,6 +323,7 @@ export class BrokerDouble {
         }
         return;
       }
+      if (msg.type === 'rotate-key') return this.rotateKey(session, msg.newKey, msg.signature);
       if (msg.type === 'ping') {
         this.pings++;
         if (!this.deaf) this.send(ws, { type: 'pong', t: msg.t, serverTime: Date.now() });
@@ -295,7 +341,9 @@ export class BrokerDouble {
     for (const s of this.sessions) {
       if (!s.authed || s.deviceId === fromDevice || !s.deviceId || !this.devices.has(s.deviceId)) continue;
       s.serial += 1;
-      this.send(s.ws, { type: 'delta', serial: s.serial, ...delta });
+      const ids = delta.upsert.map((p) => p.id);
+      const access = ids.length > 0 ? [{ peers: ids, in: ALLOW_ALL, out: ALLOW_ALL }] : undefined;
+      this.send(s.ws, { type: 'delta', serial: s.serial, ...(access ? { access } : {}), ...delta });
     }
   }
 
