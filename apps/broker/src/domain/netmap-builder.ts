@@ -37,8 +37,11 @@ export interface ChangeBatch {
   removes: Set<string>;
   /** Devices whose view of themselves (reflexive addresses, NAT type) changed. */
   selfChanged: Set<string>;
-  /** Viewer classes that could see each changed device before the batch (null: it is new). */
-  seenBefore: Map<string, ReadonlySet<number> | null>;
+  /**
+   * Viewer classes that could see each changed device in any state it had during the batch, before
+   * its last change: a device that connected meanwhile got a snapshot of one of those states.
+   */
+  seenDuring: Map<string, Set<number>>;
   /** Devices that need their whole netmap again: their own class, or the policy, changed. */
   resnapshot: Set<string>;
   /** Delta bodies for viewers outside the batch, one per viewer class (null: nothing to send). */
@@ -50,7 +53,7 @@ function emptyBatch(): ChangeBatch {
     upserts: new Map(),
     removes: new Set(),
     selfChanged: new Set(),
-    seenBefore: new Map(),
+    seenDuring: new Map(),
     resnapshot: new Set(),
     sharedBodies: new Map(),
   };
@@ -147,9 +150,7 @@ export class AccountNetmap {
     const fragment = Json.of(peer);
     const previous = this.entries.get(state.id);
     this.bump(serial);
-    if (!this.pending.seenBefore.has(state.id)) {
-      this.pending.seenBefore.set(state.id, previous ? this.viewersOf(previous.cls) : null);
-    }
+    this.noteSeen(state.id, previous?.cls);
     this.policy.upsert(state);
     const cls = this.policy.classOf(state.id) ?? 0;
     const selfChanged = previous !== undefined && !sameSelfView(previous.state, state);
@@ -168,7 +169,7 @@ export class AccountNetmap {
     this.bump(serial);
     const previous = this.entries.get(id);
     if (!previous) return;
-    if (!this.pending.seenBefore.has(id)) this.pending.seenBefore.set(id, this.viewersOf(previous.cls));
+    this.noteSeen(id, previous.cls);
     this.entries.delete(id);
     this.policy.remove(id);
     this.moveClass(id, previous.cls, undefined);
@@ -195,12 +196,20 @@ export class AccountNetmap {
     return affected;
   }
 
-  /** The classes of devices that see a device of class `cls` (asked while that class still exists). */
-  private viewersOf(cls: number): ReadonlySet<number> {
-    const viewers = new Set<number>();
-    for (const viewer of this.members.keys())
-      if (this.policy.relation(viewer, cls) !== null) viewers.add(viewer);
-    return viewers;
+  /**
+   * Before a device changes: the classes that see it in the state it is leaving (`cls`; undefined
+   * for a new device) join the batch's seenDuring, asked while that class still exists.
+   */
+  private noteSeen(id: string, cls: number | undefined): void {
+    let seen = this.pending.seenDuring.get(id);
+    if (!seen) {
+      seen = new Set();
+      this.pending.seenDuring.set(id, seen);
+    }
+    if (cls === undefined) return;
+    for (const viewer of this.members.keys()) {
+      if (this.policy.relation(viewer, cls) !== null) seen.add(viewer);
+    }
   }
 
   private moveClass(id: string, from: number | undefined, to: number | undefined): void {
@@ -318,7 +327,7 @@ export class AccountNetmap {
     const upserts: Json<NetmapPeer>[] = [];
     const removes: string[] = [];
     const byClass = new Map<number, string[]>();
-    const couldSee = (peerId: string) => batch.seenBefore.get(peerId)?.has(viewerCls) === true;
+    const couldSee = (peerId: string) => batch.seenDuring.get(peerId)?.has(viewerCls) === true;
     for (const [peerId, fragment] of batch.upserts) {
       if (peerId === viewerId) continue;
       const cls = this.entries.get(peerId)!.cls;

@@ -236,7 +236,7 @@ describe('AccountNetmap under an access policy', () => {
           expect(new Map([...held.access].sort())).toEqual(new Map([...fresh.access].sort()));
         }
       }),
-      { numRuns: 300 },
+      { numRuns: Number(process.env.TRELLIS_PROPERTY_RUNS ?? 300) },
     );
   });
 });
