@@ -5,6 +5,7 @@ export { Lab, type LabOptions } from './lab';
 export { LabProcess } from './lab-process';
 export { LAB_PREFIX_RE, labPrefix, ownerPid } from './names';
 export { Namespace, ping } from './namespace';
+export * from './netcat';
 export { lostReplies, replySeqs, replyTimes } from './ping-output';
 export * from './router-kinds';
 export { Device, Site } from './site';

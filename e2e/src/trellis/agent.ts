@@ -59,6 +59,17 @@ export class AgentRunner {
     await this.proc?.stop(10_000);
   }
 
+  /**
+   * SIGKILL trellisd alone, as a crash would: not its process group, so its children (wireguard-go)
+   * live on as orphans until the next start stops them (or the lab deletes the namespace).
+   */
+  async kill(): Promise<void> {
+    const p = this.proc;
+    if (!p?.running) return;
+    process.kill(p.pid, 'SIGKILL');
+    await p.exited;
+  }
+
   /** Deletes the saved netmap (the agent is stopped): the next start waits for the broker's. */
   forgetSavedNetmap(): void {
     rmSync(join(this.stateDir, 'netmap.json'), { force: true });

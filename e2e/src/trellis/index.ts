@@ -1,3 +1,5 @@
+export * from './access';
+export * from './access-mesh';
 export { AgentRunner } from './agent';
 export type { BrokerInstanceOptions } from './broker';
 export { BROKER_PORT, BrokerRunner, parseJson } from './broker';

@@ -24,6 +24,29 @@ export class LabDatabase {
     return `postgresql://postgres@localhost/${this.name}?host=${encodeURIComponent(SOCKET_DIR)}`;
   }
 
+  /**
+   * Runs statements on this database from the test process, in one transaction (e.g. to change
+   * what the broker reads behind its back). Returns the rows of the last one.
+   */
+  async transaction(statements: Array<{ text: string; values?: unknown[] }>): Promise<unknown[]> {
+    const url = new URL(ADMIN_URL);
+    url.pathname = `/${this.name}`;
+    const c = new Client({ connectionString: url.toString() });
+    await c.connect();
+    try {
+      await c.query('BEGIN');
+      let rows: unknown[] = [];
+      for (const s of statements) rows = (await c.query(s.text, s.values ?? [])).rows;
+      await c.query('COMMIT');
+      return rows;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      await c.end();
+    }
+  }
+
   async drop(): Promise<void> {
     await admin((c) => c.query(`DROP DATABASE IF EXISTS ${this.name} WITH (FORCE)`));
   }
