@@ -9,6 +9,7 @@ const benches = {
   failover: 'bench/dist/failover/main.js',
   fuzz: 'bench/dist/fuzz/main.js',
   netmap: 'bench/dist/netmap/main.js',
+  policy: 'bench/dist/policy/main.js',
   punch: 'bench/dist/punch/main.js',
   relay: 'bench/dist/relay/main.js',
 };
