@@ -15,7 +15,7 @@
  * Parts 1 and 2 run each in a fresh process (their heaps and sockets never skew the next part).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommand } from '@trellis/firewall';
@@ -79,7 +79,8 @@ function args(): Args {
  * returns what it wrote. Its own flags come first: they win over the ones passed along.
  */
 function inChild<T>(execArgv: string[], childArgs: string[], prefix: string[] = []): T {
-  const resultFile = join(mkdtempSync(join(tmpdir(), 'trellis-policy-bench-')), 'result.json');
+  const dir = mkdtempSync(join(tmpdir(), 'trellis-policy-bench-result-'));
+  const resultFile = join(dir, 'result.json');
   const argv = [
     ...prefix,
     process.execPath,
@@ -90,9 +91,13 @@ function inChild<T>(execArgv: string[], childArgs: string[], prefix: string[] = 
     '--result-file',
     resultFile,
   ];
-  const child = spawnSync(argv[0]!, argv.slice(1), { stdio: 'inherit' });
-  if (child.status !== 0) throw new Error(`${childArgs.join(' ')} failed (exit ${child.status})`);
-  return JSON.parse(readFileSync(resultFile, 'utf8')) as T;
+  try {
+    const child = spawnSync(argv[0]!, argv.slice(1), { stdio: 'inherit' });
+    if (child.status !== 0) throw new Error(`${childArgs.join(' ')} failed (exit ${child.status})`);
+    return JSON.parse(readFileSync(resultFile, 'utf8')) as T;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function childMain(a: Args): Promise<void> {
