@@ -1,22 +1,33 @@
 import type { AccessRules, PeerAccess } from '@trellis/proto';
-import { type DeviceView, openSet, signatureOf, usedAtoms, viewOf } from './match';
-import { isEmpty, NOTHING, type PortSet, toAccessRules } from './ports';
+import { type DeviceView, signatureOf, usedAtoms, viewOf } from './match';
+import { NOTHING, type PortSet } from './ports';
+import { type Relation, RelationTable } from './relations';
 import type { Atom } from './selectors';
 import type { Policy, PolicyDevice } from './types';
 
 /** Devices the policy cannot tell apart; the relation between two classes is computed once. */
 interface DeviceClass {
   readonly id: number;
+  /** Index of its row and column in the relation matrix; reused once the class is gone. */
+  readonly slot: number;
   readonly key: string;
   readonly view: DeviceView;
   readonly members: Set<string>;
 }
 
-/** What one class may open on another, in both forms. */
-interface Relation {
-  readonly set: PortSet;
-  readonly rules: AccessRules;
-  readonly json: string;
+/** Classes a viewer class sees with the same access both ways. */
+interface AccessGroup {
+  readonly in: Relation;
+  readonly out: Relation;
+  readonly classes: DeviceClass[];
+}
+
+/** What a device of one class and one of another may open on each other; both ways shared. */
+export interface ClassAccess {
+  /** What the peer may open on the viewer. */
+  readonly in: Relation;
+  /** What the viewer may open on the peer. */
+  readonly out: Relation;
 }
 
 export interface Access {
@@ -38,8 +49,13 @@ export class CompiledPolicy {
   private readonly devices = new Map<string, { device: PolicyDevice; cls: DeviceClass }>();
   private readonly classes = new Map<number, DeviceClass>();
   private readonly byKey = new Map<string, DeviceClass>();
-  /** from class -> to class -> what from may open on to. */
-  private readonly relations = new Map<number, Map<number, Relation>>();
+  private readonly table: RelationTable;
+  /** rows[from slot][to slot]: 1 + the id of what `from` may open on `to`; 0 not yet computed. */
+  private readonly rows: (Int32Array | undefined)[] = [];
+  private readonly freeSlots: number[] = [];
+  /** Viewer class id -> what it sees, grouped; cleared whenever the set of classes changes. */
+  private readonly groups = new Map<number, readonly AccessGroup[]>();
+  private nextSlot = 0;
   private nextClass = 0;
 
   constructor(
@@ -47,6 +63,7 @@ export class CompiledPolicy {
     devices: Iterable<PolicyDevice> = [],
   ) {
     this.used = usedAtoms(policy);
+    this.table = new RelationTable(policy);
     for (const d of devices) this.upsertDevice(d);
   }
 
@@ -65,8 +82,10 @@ export class CompiledPolicy {
     let cls = this.byKey.get(sig.key);
     if (!cls) {
       const view = viewOf(this.policy, sig.block, sig.atoms);
-      cls = { id: this.nextClass++, key: sig.key, view, members: new Set() };
+      const slot = this.freeSlots.pop() ?? this.nextSlot++;
+      cls = { id: this.nextClass++, slot, key: sig.key, view, members: new Set() };
       this.classes.set(cls.id, cls);
+      this.groups.clear();
       this.byKey.set(sig.key, cls);
     }
     cls.members.add(device.id);
@@ -87,9 +106,11 @@ export class CompiledPolicy {
     cls.members.delete(id);
     if (cls.members.size > 0) return;
     this.classes.delete(cls.id);
+    this.groups.clear();
     this.byKey.delete(cls.key);
-    this.relations.delete(cls.id);
-    for (const row of this.relations.values()) row.delete(cls.id);
+    this.rows[cls.slot] = undefined;
+    for (const row of this.rows) if (row && row.length > cls.slot) row[cls.slot] = 0;
+    this.freeSlots.push(cls.slot);
   }
 
   /** The class id of a device (equal ids: the policy treats them alike). */
@@ -115,24 +136,43 @@ export class CompiledPolicy {
     return this.classes.get(classId)?.members ?? new Set();
   }
 
+  /** How many distinct relations the classes' pairs have needed so far. */
+  get relationCount(): number {
+    return this.table.size;
+  }
+
   private relation(from: DeviceClass, to: DeviceClass): Relation {
-    let row = this.relations.get(from.id);
-    if (!row) {
-      row = new Map();
-      this.relations.set(from.id, row);
+    let row = this.rows[from.slot];
+    if (!row || row.length <= to.slot) {
+      const grown = new Int32Array(Math.max(this.nextSlot, to.slot + 1));
+      if (row) grown.set(row);
+      row = grown;
+      this.rows[from.slot] = row;
     }
-    let r = row.get(to.id);
-    if (!r) {
-      const set = openSet(this.policy, from.view, to.view);
-      const rules = toAccessRules(set);
-      r = { set, rules, json: JSON.stringify(rules) };
-      row.set(to.id, r);
+    let cell = row[to.slot]!;
+    if (cell === 0) {
+      cell = this.table.between(from.view, to.view) + 1;
+      row[to.slot] = cell;
     }
-    return r;
+    return this.table.byId(cell - 1);
   }
 
   private sees(a: DeviceClass, b: DeviceClass): boolean {
-    return !isEmpty(this.relation(a, b).set) || !isEmpty(this.relation(b, a).set);
+    return this.relation(a, b) !== this.table.nothing || this.relation(b, a) !== this.table.nothing;
+  }
+
+  /**
+   * What a device of class `viewer` and one of class `peer` may open on each other (null: they do
+   * not see each other, or a class is unknown). Within one class this is two distinct members.
+   */
+  classAccess(viewer: number, peer: number): ClassAccess | null {
+    const a = this.classes.get(viewer);
+    const b = this.classes.get(peer);
+    if (!a || !b) return null;
+    const out = this.relation(a, b);
+    const inn = this.relation(b, a);
+    const nothing = this.table.nothing;
+    return out === nothing && inn === nothing ? null : { in: inn, out };
   }
 
   /** What `fromId` may open on `toId`, as a set (nothing for itself or unknown devices). */
@@ -150,7 +190,7 @@ export class CompiledPolicy {
     if (!a || !b || viewerId === peerId) return null;
     const out = this.relation(a.cls, b.cls);
     const inn = this.relation(b.cls, a.cls);
-    if (isEmpty(out.set) && isEmpty(inn.set)) return null;
+    if (out === this.table.nothing && inn === this.table.nothing) return null;
     return { in: copyRules(inn.rules), out: copyRules(out.rules) };
   }
 
@@ -164,26 +204,49 @@ export class CompiledPolicy {
     }
   }
 
-  /** The viewer's peers grouped by identical access: the `access` field of its netmap. */
+  /**
+   * The viewer's peers grouped by identical access: the `access` field of its netmap. The rules
+   * are shared with every other viewer's groups: read them, do not change them.
+   */
   peersByAccess(viewerId: string): PeerAccess[] {
     const viewer = this.devices.get(viewerId);
     if (!viewer) return [];
-    const groups = new Map<string, PeerAccess>();
-    for (const cls of this.classes.values()) {
-      const out = this.relation(viewer.cls, cls);
-      const inn = this.relation(cls, viewer.cls);
-      if (isEmpty(out.set) && isEmpty(inn.set)) continue;
-      const key = `${inn.json}|${out.json}`;
-      let group = groups.get(key);
-      for (const id of cls.members) {
-        if (id === viewerId) continue;
-        if (!group) {
-          group = { peers: [], in: copyRules(inn.rules), out: copyRules(out.rules) };
-          groups.set(key, group);
-        }
-        group.peers.push(id);
-      }
+    const out: PeerAccess[] = [];
+    for (const group of this.groupsOf(viewer.cls)) {
+      const peers: string[] = [];
+      for (const cls of group.classes) for (const id of cls.members) if (id !== viewerId) peers.push(id);
+      if (peers.length > 0) out.push({ peers, in: group.in.rules, out: group.out.rules });
     }
-    return [...groups.values()];
+    return out;
+  }
+
+  /**
+   * The classes a viewer class sees, grouped by identical access: the same for every member, so
+   * made once per class and kept until a class comes or goes.
+   */
+  private groupsOf(viewer: DeviceClass): readonly AccessGroup[] {
+    const known = this.groups.get(viewer.id);
+    if (known) return known;
+    const byRelations = new Map<Relation, Map<Relation, AccessGroup>>();
+    const groups: AccessGroup[] = [];
+    for (const cls of this.classes.values()) {
+      const out = this.relation(viewer, cls);
+      const inn = this.relation(cls, viewer);
+      if (out === this.table.nothing && inn === this.table.nothing) continue;
+      let row = byRelations.get(inn);
+      if (!row) {
+        row = new Map();
+        byRelations.set(inn, row);
+      }
+      let group = row.get(out);
+      if (!group) {
+        group = { in: inn, out, classes: [] };
+        row.set(out, group);
+        groups.push(group);
+      }
+      group.classes.push(cls);
+    }
+    this.groups.set(viewer.id, groups);
+    return groups;
   }
 }

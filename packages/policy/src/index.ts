@@ -6,10 +6,12 @@
  * - checkPolicy(text, devices): parse, warn about device names no device has, run the file's tests.
  * - new CompiledPolicy(policy, devices): devices grouped into classes by what the selectors say
  *   about them; access(viewer, peer) -> { in, out } | null, visiblePeers, peersByAccess (a netmap's
- *   `access`), upsertDevice / removeDevice (incremental), classOf.
+ *   `access`), upsertDevice / removeDevice (incremental), classOf, classAccess(viewer class, peer
+ *   class) -> { in, out } of interned relations (shared, equal ids are equal relations).
  * - explain(compiled | { policy, devices }, src, dst, target?): allowed, and every rule, block or
  *   association that allows it.
- * - planPolicy(old, new, devices): per device, the peers and ports gained and lost.
+ * - planPolicy(old, new, devices): per device, the peers and ports gained and lost;
+ *   countPlannedDevices: how many devices that lists.
  * - mayApplyTag(policy, { email, role }, tag); cidrBlock(policy, name); innermostBlock(policy, ip).
  * - formatAccessRules(rules): `tcp 22,80-443; udp 53; icmp`, `all`, `none`.
  * - DEFAULT_POLICY_TEXT: allow-all, for new accounts.
@@ -25,12 +27,12 @@
  */
 export { cidrBlock, innermostBlock } from './blocks';
 export { type CheckResult, checkPolicy } from './check';
-export { type Access, CompiledPolicy } from './compile';
+export { type Access, type ClassAccess, CompiledPolicy } from './compile';
 export { DEFAULT_POLICY_TEXT } from './default-policy';
 export { type ExplainReason, type ExplainTarget, type Explanation, explain } from './explain';
 export type { IssuePath, PolicyIssue } from './locations';
 export { type ParseResult, parsePolicy } from './parse';
-export { type PlanChange, type PlanEntry, planPolicy } from './plan';
+export { countPlannedDevices, type PlanChange, type PlanEntry, planPolicy } from './plan';
 export {
   EVERYTHING,
   formatAccessRules,
@@ -40,6 +42,7 @@ export {
   type PortSet,
   toAccessRules,
 } from './ports';
+export type { Relation } from './relations';
 export { mayApplyTag, type TagApplier } from './tags';
 export type {
   DeviceNameRef,

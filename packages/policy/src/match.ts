@@ -16,6 +16,11 @@ export interface DeviceView {
   /** Rules whose src / dst it matches. */
   readonly srcRules: readonly number[];
   readonly dstRules: Uint8Array;
+  /** The same two as bitsets (bit i: rule i), for intersecting a pair a word at a time. */
+  readonly srcBits: Uint32Array;
+  readonly dstBits: Uint32Array;
+  /** Blocks an association joins to one of `within`: everything is open towards devices in them. */
+  readonly linked: ReadonlySet<number>;
 }
 
 /** The atoms the rules name, `*` and blocks aside (those follow from the address alone). */
@@ -50,11 +55,25 @@ export function viewOf(policy: Policy, block: number | null, atoms: readonly Ato
   };
   const dstRules = new Uint8Array(policy.rules.length);
   const srcRules: number[] = [];
+  const words = Math.ceil(policy.rules.length / 32);
+  const srcBits = new Uint32Array(words);
+  const dstBits = new Uint32Array(words);
   policy.rules.forEach((r, i) => {
-    if (hits(r.src)) srcRules.push(i);
-    if (hits(r.dst)) dstRules[i] = 1;
+    if (hits(r.src)) {
+      srcRules.push(i);
+      srcBits[i >>> 5]! |= 1 << (i & 31);
+    }
+    if (hits(r.dst)) {
+      dstRules[i] = 1;
+      dstBits[i >>> 5]! |= 1 << (i & 31);
+    }
   });
-  return { block, within, atoms: all, srcRules, dstRules };
+  const linked = new Set<number>();
+  for (const x of policy.associations) {
+    if (within.includes(x.a)) linked.add(x.b);
+    if (within.includes(x.b)) linked.add(x.a);
+  }
+  return { block, within, atoms: all, srcRules, dstRules, srcBits, dstBits, linked };
 }
 
 /** A device's view with every atom it matches (not only those the rules use). */

@@ -20,16 +20,23 @@ export interface PlanEntry {
   losses: PlanChange[];
 }
 
+/** Devices with the same class under both policies, and what changes between bundles. */
+interface Comparison {
+  bundles: PolicyDevice[][];
+  /** Between a device of `viewers` and one of `peers` (another one when they are the same bundle). */
+  diff(viewers: PolicyDevice[], peers: PolicyDevice[]): BundleDiff | null;
+}
+
+interface BundleDiff {
+  out: { gain: PortSet; loss: PortSet };
+  in: { gain: PortSet; loss: PortSet };
+}
+
 /**
- * What replacing `oldPolicy` with `newPolicy` changes for each device: the peers and ports it
- * gains and loses, both directions. Devices without a change are left out. Devices are bundled by
- * their (old class, new class) pair, so the comparisons scale with the classes.
+ * Devices are bundled by their (old class, new class) pair, so the comparisons scale with the
+ * classes: two devices of one bundle see everything the same under both policies.
  */
-export function planPolicy(
-  oldPolicy: Policy,
-  newPolicy: Policy,
-  devices: readonly PolicyDevice[],
-): PlanEntry[] {
+function compare(oldPolicy: Policy, newPolicy: Policy, devices: readonly PolicyDevice[]): Comparison {
   const before = new CompiledPolicy(oldPolicy, devices);
   const after = new CompiledPolicy(newPolicy, devices);
   const bundles = new Map<string, PolicyDevice[]>();
@@ -40,31 +47,49 @@ export function planPolicy(
     if (list) list.push(d);
     else bundles.set(key, [d]);
   }
-  const all = [...bundles.values()];
-  const diff = (from: PolicyDevice, to: PolicyDevice) => {
+  const ports = (from: PolicyDevice, to: PolicyDevice) => {
     const old = before.openSet(from.id, to.id);
     const now = after.openSet(from.id, to.id);
     return { gain: difference(now, old), loss: difference(old, now) };
   };
-
-  const plan: PlanEntry[] = [];
-  for (const viewers of all) {
-    const rep = viewers[0]!;
-    const pairs = all.map((peers) => {
+  return {
+    bundles: [...bundles.values()],
+    diff(viewers, peers) {
+      const rep = viewers[0]!;
       // Relations within a bundle hold between distinct devices: take two when there are two.
       const peer = peers.find((p) => p.id !== rep.id);
-      return peer ? { peers, out: diff(rep, peer), in: diff(peer, rep) } : null;
-    });
+      return peer ? { out: ports(rep, peer), in: ports(peer, rep) } : null;
+    },
+  };
+}
+
+const changes = (d: BundleDiff | null) =>
+  d !== null && [d.out.gain, d.out.loss, d.in.gain, d.in.loss].some((s) => !isEmpty(s));
+
+/**
+ * What replacing `oldPolicy` with `newPolicy` changes for each device: the peers and ports it
+ * gains and loses, both directions. Devices without a change are left out.
+ */
+export function planPolicy(
+  oldPolicy: Policy,
+  newPolicy: Policy,
+  devices: readonly PolicyDevice[],
+): PlanEntry[] {
+  const { bundles, diff } = compare(oldPolicy, newPolicy, devices);
+  const plan: PlanEntry[] = [];
+  for (const viewers of bundles) {
+    const pairs = bundles.map((peers) => ({ peers, d: diff(viewers, peers) }));
+    if (!pairs.some((p) => changes(p.d))) continue;
     for (const v of viewers) {
       const gains = new Map<string, PlanChange>();
       const losses = new Map<string, PlanChange>();
-      for (const p of pairs) {
-        if (!p) continue;
-        const names = p.peers.filter((x) => x.id !== v.id).map((x) => x.name);
+      for (const { peers, d } of pairs) {
+        if (!changes(d)) continue;
+        const names = peers.filter((x) => x.id !== v.id).map((x) => x.name);
         if (names.length === 0) continue;
         for (const direction of ['in', 'out'] as const) {
-          add(gains, direction, p[direction].gain, names);
-          add(losses, direction, p[direction].loss, names);
+          add(gains, direction, d![direction].gain, names);
+          add(losses, direction, d![direction].loss, names);
         }
       }
       if (gains.size + losses.size === 0) continue;
@@ -72,6 +97,20 @@ export function planPolicy(
     }
   }
   return plan.sort((a, b) => cmp(a.device, b.device) || cmp(a.deviceId, b.deviceId));
+}
+
+/** How many devices `planPolicy` would list, without listing their peers (what apply reports). */
+export function countPlannedDevices(
+  oldPolicy: Policy,
+  newPolicy: Policy,
+  devices: readonly PolicyDevice[],
+): number {
+  const { bundles, diff } = compare(oldPolicy, newPolicy, devices);
+  let n = 0;
+  for (const viewers of bundles) {
+    if (bundles.some((peers) => changes(diff(viewers, peers)))) n += viewers.length;
+  }
+  return n;
 }
 
 function add(into: Map<string, PlanChange>, direction: 'in' | 'out', ports: PortSet, names: string[]): void {

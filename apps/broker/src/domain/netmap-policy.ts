@@ -6,6 +6,8 @@ export interface PeerRelation {
   in: AccessRules;
   /** What the viewer may open on the peer. */
   out: AccessRules;
+  /** `JSON(in)|JSON(out)` of the canonical rules, when the policy made it once for all pairs. */
+  key?: string;
 }
 
 /**
@@ -23,7 +25,11 @@ export interface NetmapPolicy {
   remove(id: string): void;
 }
 
-const EVERYTHING: PeerRelation = { in: ALLOW_ALL, out: ALLOW_ALL };
+const EVERYTHING: PeerRelation = {
+  in: ALLOW_ALL,
+  out: ALLOW_ALL,
+  key: `${JSON.stringify(ALLOW_ALL)}|${JSON.stringify(ALLOW_ALL)}`,
+};
 
 /** No policy: every device sees every other one and may open everything (one class). */
 export class AllowAllPolicy implements NetmapPolicy {
@@ -46,9 +52,12 @@ export class AllowAllPolicy implements NetmapPolicy {
   }
 }
 
+const keyOf = (r: PeerRelation) => r.key ?? `${JSON.stringify(r.in)}|${JSON.stringify(r.out)}`;
+
 export function sameRelation(a: PeerRelation | null, b: PeerRelation | null): boolean {
-  if (a === null || b === null) return a === b;
-  return JSON.stringify(a) === JSON.stringify(b);
+  if (a === b) return true;
+  if (a === null || b === null) return false;
+  return keyOf(a) === keyOf(b);
 }
 
 /**

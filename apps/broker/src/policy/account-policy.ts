@@ -1,9 +1,6 @@
-import { CompiledPolicy, type PolicyDevice, parsePolicy } from '@trellis/policy';
+import { CompiledPolicy, type PolicyDevice, parsePolicy, type Relation } from '@trellis/policy';
 import type { DeviceState } from '@trellis/proto';
 import type { NetmapPolicy, PeerRelation } from '../domain/netmap-policy';
-
-/** More memoised class relations than this and the memo starts over (classes come and go). */
-const MAX_MEMO = 200_000;
 
 export function policyDeviceOf(state: DeviceState): PolicyDevice {
   return {
@@ -17,10 +14,12 @@ export function policyDeviceOf(state: DeviceState): PolicyDevice {
 
 /**
  * One version of an account's policy applied to its devices, as the netmap asks for it: classes
- * from the compiled policy, and the relation between two classes from one device of each.
+ * and their relations from the compiled policy. A PeerRelation is made once per distinct (in, out)
+ * pair of relations and shared by every pair of classes that has it.
  */
 export class AccountPolicy implements NetmapPolicy {
-  private memo = new Map<string, PeerRelation | null>();
+  /** in relation id -> out relation id -> the shared PeerRelation. */
+  private readonly shared = new Map<number, Map<number, PeerRelation>>();
 
   private constructor(
     readonly version: number,
@@ -47,18 +46,21 @@ export class AccountPolicy implements NetmapPolicy {
   }
 
   relation(viewer: number, peer: number): PeerRelation | null {
-    const compiled = this.compiled;
-    if (!compiled) return null;
-    const key = `${viewer}/${peer}`;
-    const known = this.memo.get(key);
-    if (known !== undefined) return known;
-    const a = first(compiled.membersOf(viewer));
-    const b = first(compiled.membersOf(peer), a);
-    // A class of one device has no other member to see (yet): not an answer to keep.
-    if (a === undefined || b === undefined) return null;
-    const rel = compiled.access(a, b);
-    if (this.memo.size >= MAX_MEMO) this.memo = new Map();
-    this.memo.set(key, rel);
+    const access = this.compiled?.classAccess(viewer, peer);
+    return access ? this.peerRelation(access.in, access.out) : null;
+  }
+
+  private peerRelation(inn: Relation, out: Relation): PeerRelation {
+    let row = this.shared.get(inn.id);
+    if (!row) {
+      row = new Map();
+      this.shared.set(inn.id, row);
+    }
+    let rel = row.get(out.id);
+    if (!rel) {
+      rel = { in: inn.rules, out: out.rules, key: `${inn.json}|${out.json}` };
+      row.set(out.id, rel);
+    }
     return rel;
   }
 
@@ -69,9 +71,4 @@ export class AccountPolicy implements NetmapPolicy {
   remove(id: string): void {
     this.compiled?.removeDevice(id);
   }
-}
-
-function first(ids: ReadonlySet<string>, not?: string): string | undefined {
-  for (const id of ids) if (id !== not) return id;
-  return undefined;
 }

@@ -1,4 +1,4 @@
-import { DEFAULT_POLICY_TEXT, type PolicyDevice } from '@trellis/policy';
+import { DEFAULT_POLICY_TEXT, type Policy, type PolicyDevice, parsePolicy } from '@trellis/policy';
 import { and, desc, eq } from 'drizzle-orm';
 import { type DeviceRow, devices, type PolicyRow, policies } from '../db/schema';
 import type { Tx } from '../services/tx';
@@ -30,6 +30,26 @@ function fromRow(row: PolicyRow): PolicyVersion {
     appliedAt: row.createdAt,
     rollbackOf: row.rollbackOf,
   };
+}
+
+/** Parsed policies by account and version: a large policy takes ~100 ms to parse. */
+const parsedCache = new Map<string, Policy>();
+const PARSED_CACHE_SIZE = 32;
+
+/**
+ * The account's policy in force, parsed (once per version and process). Throws when the stored
+ * text does not parse: it was checked when applied, so that is damage, not user error.
+ */
+export async function currentParsedPolicy(tx: Pick<Tx, 'select'>, accountId: string): Promise<Policy> {
+  const v = await currentPolicy(tx, accountId);
+  const key = `${accountId}/${v.version}/${v.appliedAt.getTime()}/${v.text.length}`;
+  const known = parsedCache.get(key);
+  if (known) return known;
+  const parsed = parsePolicy(v.text);
+  if (!parsed.ok) throw new Error(`the policy in force (version ${v.version}) no longer parses`);
+  if (parsedCache.size >= PARSED_CACHE_SIZE) parsedCache.delete(parsedCache.keys().next().value!);
+  parsedCache.set(key, parsed.policy);
+  return parsed.policy;
 }
 
 /** Reads the account's policy in force inside `tx` (or the default). */

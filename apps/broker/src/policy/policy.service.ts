@@ -1,6 +1,7 @@
 import {
   CompiledPolicy,
   checkPolicy,
+  countPlannedDevices,
   type ExplainTarget,
   explain,
   type PolicyIssue,
@@ -20,7 +21,7 @@ import { eq } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database';
 import { accounts, policies } from '../db/schema';
-import { badRequest, DomainError, notFound } from '../domain/errors';
+import { badRequest, conflict, DomainError, notFound } from '../domain/errors';
 import type { EventBus } from '../events/event-bus';
 import { bumpSerial } from '../services/tx';
 import {
@@ -30,6 +31,9 @@ import {
   policyHistory,
   policyVersion,
 } from './policy-store';
+
+/** Applies racing each other: after this many lost races, the caller is told to apply again. */
+const MAX_APPLY_ATTEMPTS = 5;
 
 /** A policy with errors: never stored, never sent to a device. The message lists every error. */
 export class PolicyRejectedError extends DomainError {
@@ -117,28 +121,50 @@ export class PolicyService {
     return { ...base, devices: plan };
   }
 
-  /** Stores `text` as the next version if it is valid; throws PolicyRejectedError otherwise. */
+  /**
+   * Stores `text` as the next version if it is valid; throws PolicyRejectedError otherwise. The
+   * check and the count of devices it changes run before the account row is locked (on a large
+   * account they take long); the commit happens only if no other version landed meanwhile, else
+   * the count is redone against that one.
+   */
   async apply(
     accountId: string,
     text: string,
     appliedBy: string,
     rollbackOf: number | null = null,
   ): Promise<PolicyApplyResult> {
-    const outcome = await this.db.transaction(async (tx) => {
-      // One writer per account at a time: the account row orders applies and device changes.
-      const [account] = await tx.select().from(accounts).where(eq(accounts.id, accountId)).for('update');
-      if (!account) throw notFound('no such account');
-      const devices = await accountPolicyDevices(tx, accountId);
-      const result = checkPolicy(text, devices);
-      if (!result.ok || !result.policy) throw new PolicyRejectedError(result.errors.map(issueInfo));
-      const current = await currentPolicy(tx, accountId);
+    const devices = await accountPolicyDevices(this.db, accountId);
+    const result = checkPolicy(text, devices);
+    if (!result.ok || !result.policy) throw new PolicyRejectedError(result.errors.map(issueInfo));
+    const policy = result.policy;
+    for (let attempt = 1; ; attempt++) {
+      const current = await currentPolicy(this.db, accountId);
       const old = parsePolicy(current.text);
-      const changed = old.ok ? planPolicy(old.policy, result.policy, devices).length : devices.length;
-      const version = current.version + 1;
-      await tx.insert(policies).values({ accountId, version, text, appliedBy, rollbackOf });
-      const serial = await bumpSerial(tx, accountId);
-      return { version, serial, changed, warnings: result.warnings.map(issueInfo) };
-    });
+      const changed = old.ok ? countPlannedDevices(old.policy, policy, devices) : devices.length;
+      const outcome = await this.db.transaction(async (tx) => {
+        // One writer per account at a time: the account row orders applies and device changes.
+        const [account] = await tx.select().from(accounts).where(eq(accounts.id, accountId)).for('update');
+        if (!account) throw notFound('no such account');
+        if ((await currentPolicy(tx, accountId)).version !== current.version) return null;
+        const version = current.version + 1;
+        await tx.insert(policies).values({ accountId, version, text, appliedBy, rollbackOf });
+        return { version, serial: await bumpSerial(tx, accountId) };
+      });
+      if (outcome) {
+        await this.announce(accountId, outcome);
+        return {
+          version: outcome.version,
+          warnings: result.warnings.map(issueInfo),
+          devicesChanged: changed,
+        };
+      }
+      if (attempt >= MAX_APPLY_ATTEMPTS) {
+        throw conflict('other policy versions kept landing meanwhile; apply again');
+      }
+    }
+  }
+
+  private async announce(accountId: string, outcome: { version: number; serial: number }): Promise<void> {
     try {
       await this.bus.publish({
         kind: 'policy-changed',
@@ -150,7 +176,6 @@ export class PolicyService {
       // Committed: the instances' serial check finds the account behind and reloads it.
       this.logger?.warn({ err: (err as Error).message }, 'policy applied but not published');
     }
-    return { version: outcome.version, warnings: outcome.warnings, devicesChanged: outcome.changed };
   }
 
   /** Applies version `version`'s text again, as a new version. */

@@ -1,4 +1,3 @@
-import { parsePolicy } from '@trellis/policy';
 import { ipv4CidrWithin } from '@trellis/proto';
 import { and, eq, like, or } from 'drizzle-orm';
 import {
@@ -14,7 +13,7 @@ import type { AddressScope } from '../domain/address-allocator';
 import { conflict, DomainError, notFound } from '../domain/errors';
 import { toDnsLabel, uniqueLabel } from '../domain/names';
 import { setupKeyState } from '../domain/setup-key-rules';
-import { currentPolicy } from '../policy/policy-store';
+import { currentParsedPolicy } from '../policy/policy-store';
 import { blockCidr } from '../policy/tag-rules';
 import { hashSecret } from '../security/tokens';
 import type { OverlayAddresses } from './overlay-addresses';
@@ -108,11 +107,10 @@ export async function enrollDevice(
  * other block (an address inside one would put the device in it, and let it see that block).
  */
 async function addressScope(tx: Tx, accountId: string, key: SetupKeyRow): Promise<AddressScope> {
-  const parsed = parsePolicy((await currentPolicy(tx, accountId)).text);
-  if (!parsed.ok) throw new Error('the policy in force no longer parses');
-  const blocks = parsed.policy.blocks.map((b) => b.cidr);
+  const policy = await currentParsedPolicy(tx, accountId);
+  const blocks = policy.blocks.map((b) => b.cidr);
   if (key.cidr === null) return { avoid: blocks };
-  const within = blockCidr(parsed.policy, key.cidr);
+  const within = blockCidr(policy, key.cidr);
   // Its own block and the blocks around it are fine; the blocks inside it are not.
   return { within, avoid: blocks.filter((b) => b !== within && ipv4CidrWithin(b, within)) };
 }

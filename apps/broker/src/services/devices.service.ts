@@ -1,4 +1,3 @@
-import { parsePolicy } from '@trellis/policy';
 import { type CandidateKind, type DeviceInfo, type MappingType, OVERLAY_PREFIX } from '@trellis/proto';
 import { and, eq, inArray, like, type SQL } from 'drizzle-orm';
 import type { Logger } from 'pino';
@@ -9,7 +8,7 @@ import { replaceLearned } from '../domain/device-candidates';
 import { notFound } from '../domain/errors';
 import type { DeviceState } from '../domain/netmap-builder';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
-import { currentPolicy } from '../policy/policy-store';
+import { currentParsedPolicy, currentPolicy } from '../policy/policy-store';
 import { checkTags, type TagActor } from '../policy/tag-rules';
 import { type EnrollInput, enrollDevice } from './device-enrollment';
 import { type KeyChanged, type RotationHolder, rekeyDevice, rotateDeviceKey } from './device-keys';
@@ -155,10 +154,8 @@ export class DevicesService {
         )
         .for('update');
       if (!current) throw notFound(`no device "${idOrName}" in account ${accountName}`);
-      const parsed = parsePolicy((await currentPolicy(tx, accountId)).text);
-      if (!parsed.ok) throw new Error('the policy in force no longer parses');
       checkTags(
-        parsed.policy,
+        await currentParsedPolicy(tx, accountId),
         actor,
         wanted.filter((t) => !current.tags.includes(t)),
       );

@@ -1,11 +1,10 @@
-import { parsePolicy } from '@trellis/policy';
 import type { SetupKeyInfo } from '@trellis/proto';
 import { and, asc, eq, isNull } from 'drizzle-orm';
 import type { Db } from '../db/database';
 import { type SetupKeyRow, setupKeys } from '../db/schema';
 import { notFound } from '../domain/errors';
 import { effectiveUsageLimit, setupKeyState } from '../domain/setup-key-rules';
-import { currentPolicy } from '../policy/policy-store';
+import { currentParsedPolicy } from '../policy/policy-store';
 import { blockCidr, checkTags, OPERATOR, type TagActor } from '../policy/tag-rules';
 import { hashSecret, newSetupKey, setupKeyPrefix } from '../security/tokens';
 
@@ -53,10 +52,9 @@ export class SetupKeysService {
   ): Promise<{ key: string; setupKey: SetupKeyInfo }> {
     const tags = [...new Set(opts.tags ?? [])].sort();
     if (tags.length > 0 || opts.cidr !== undefined) {
-      const parsed = parsePolicy((await currentPolicy(this.db, accountId)).text);
-      if (!parsed.ok) throw new Error('the policy in force no longer parses');
-      checkTags(parsed.policy, creator, tags);
-      if (opts.cidr !== undefined) blockCidr(parsed.policy, opts.cidr);
+      const policy = await currentParsedPolicy(this.db, accountId);
+      checkTags(policy, creator, tags);
+      if (opts.cidr !== undefined) blockCidr(policy, opts.cidr);
     }
     const key = newSetupKey();
     const [row] = await this.db

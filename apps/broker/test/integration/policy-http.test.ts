@@ -167,6 +167,21 @@ describe.each(BACKENDS)('policy HTTP API on %s', (kind) => {
     expect((await get(POLICY)).json.version).toBe(3);
   });
 
+  it('applies racing each other all land, one version each, nothing lost', async () => {
+    const account = await t.broker.services.accounts.byName('default');
+    const policy = t.broker.services.policy;
+    const before = (await policy.get(account.id)).version;
+    // Each is checked before the account row is locked; the losers of the commit redo their count.
+    const texts = [0, 1, 2, 3].map((i) => TEXT.replace('// postgres', `// race ${i}`));
+    const results = await Promise.all(
+      texts.map((text) => policy.apply(account.id, text, 'race@default.test')),
+    );
+    expect(results.map((r) => r.version).sort((a, b) => a - b)).toEqual([1, 2, 3, 4].map((n) => before + n));
+    const history = await policy.history(account.id);
+    const landed = await Promise.all(history.slice(0, 4).map((v) => policy.version(account.id, v.version)));
+    expect(landed.map((d) => d.text).sort()).toEqual([...texts].sort());
+  });
+
   it('takes policy bodies up to MAX_POLICY_BYTES of text; other routes keep the general limit', async () => {
     // Comment lines full of quotes: escaped, the body is well over the general limit.
     const padding = `// ${'"'.repeat(200)}\n`.repeat(Math.floor((MAX_POLICY_BYTES - TEXT.length) / 204));
