@@ -162,6 +162,19 @@ export class CompiledPolicy {
   }
 
   /**
+   * Computes the relations between every two current classes, one viewer class per step, so a
+   * caller can spread the work over turns of its event loop; afterwards every question about
+   * these classes is a lookup.
+   */
+  *computeRelations(): Generator<void, void, void> {
+    for (const a of [...this.classes.values()]) {
+      if (!this.classes.has(a.id)) continue;
+      for (const b of this.classes.values()) this.relation(a, b);
+      yield;
+    }
+  }
+
+  /**
    * What a device of class `viewer` and one of class `peer` may open on each other (null: they do
    * not see each other, or a class is unknown). Within one class this is two distinct members.
    */

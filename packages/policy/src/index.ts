@@ -11,7 +11,7 @@
  * - explain(compiled | { policy, devices }, src, dst, target?): allowed, and every rule, block or
  *   association that allows it.
  * - planPolicy(old, new, devices): per device, the peers and ports gained and lost;
- *   countPlannedDevices: how many devices that lists.
+ *   PolicyComparison: the same in steps (computeRelations), and changedDevices() without names.
  * - mayApplyTag(policy, { email, role }, tag); cidrBlock(policy, name); innermostBlock(policy, ip).
  * - formatAccessRules(rules): `tcp 22,80-443; udp 53; icmp`, `all`, `none`.
  * - DEFAULT_POLICY_TEXT: allow-all, for new accounts.
@@ -32,7 +32,7 @@ export { DEFAULT_POLICY_TEXT } from './default-policy';
 export { type ExplainReason, type ExplainTarget, type Explanation, explain } from './explain';
 export type { IssuePath, PolicyIssue } from './locations';
 export { type ParseResult, parsePolicy } from './parse';
-export { countPlannedDevices, type PlanChange, type PlanEntry, planPolicy } from './plan';
+export { type PlanChange, type PlanEntry, PolicyComparison, planPolicy } from './plan';
 export {
   EVERYTHING,
   formatAccessRules,

@@ -1,4 +1,4 @@
-import { CompiledPolicy } from './compile';
+import { type ClassAccess, CompiledPolicy } from './compile';
 import { difference, formatPortSet, isEmpty, type PortSet } from './ports';
 import type { Policy, PolicyDevice } from './types';
 
@@ -20,48 +20,73 @@ export interface PlanEntry {
   losses: PlanChange[];
 }
 
-/** Devices with the same class under both policies, and what changes between bundles. */
-interface Comparison {
-  bundles: PolicyDevice[][];
-  /** Between a device of `viewers` and one of `peers` (another one when they are the same bundle). */
-  diff(viewers: PolicyDevice[], peers: PolicyDevice[]): BundleDiff | null;
-}
-
 interface BundleDiff {
   out: { gain: PortSet; loss: PortSet };
   in: { gain: PortSet; loss: PortSet };
 }
 
 /**
- * Devices are bundled by their (old class, new class) pair, so the comparisons scale with the
- * classes: two devices of one bundle see everything the same under both policies.
+ * Two policies over the same devices. Devices are bundled by their (old class, new class) pair,
+ * so the comparisons scale with the classes: two devices of one bundle see everything the same
+ * under both policies.
  */
-function compare(oldPolicy: Policy, newPolicy: Policy, devices: readonly PolicyDevice[]): Comparison {
-  const before = new CompiledPolicy(oldPolicy, devices);
-  const after = new CompiledPolicy(newPolicy, devices);
-  const bundles = new Map<string, PolicyDevice[]>();
-  for (const d of devices) {
-    if (before.device(d.id) !== d) continue; // a repeated id: the last record counts
-    const key = `${before.classOf(d.id)}/${after.classOf(d.id)}`;
-    const list = bundles.get(key);
-    if (list) list.push(d);
-    else bundles.set(key, [d]);
+export class PolicyComparison {
+  private readonly before: CompiledPolicy;
+  private readonly after: CompiledPolicy;
+  readonly bundles: PolicyDevice[][];
+
+  constructor(oldPolicy: Policy, newPolicy: Policy, devices: readonly PolicyDevice[]) {
+    this.before = new CompiledPolicy(oldPolicy, devices);
+    this.after = new CompiledPolicy(newPolicy, devices);
+    const bundles = new Map<string, PolicyDevice[]>();
+    for (const d of devices) {
+      if (this.before.device(d.id) !== d) continue; // a repeated id: the last record counts
+      const key = `${this.before.classOf(d.id)}/${this.after.classOf(d.id)}`;
+      const list = bundles.get(key);
+      if (list) list.push(d);
+      else bundles.set(key, [d]);
+    }
+    this.bundles = [...bundles.values()];
   }
-  const ports = (from: PolicyDevice, to: PolicyDevice) => {
-    const old = before.openSet(from.id, to.id);
-    const now = after.openSet(from.id, to.id);
+
+  /** The relations of both policies, one class at a time (see CompiledPolicy.computeRelations). */
+  *computeRelations(): Generator<void, void, void> {
+    yield* this.before.computeRelations();
+    yield* this.after.computeRelations();
+  }
+
+  /** Between a device of `viewers` and one of `peers` (another one when they are the same bundle). */
+  diff(viewers: PolicyDevice[], peers: PolicyDevice[]): BundleDiff | null {
+    const rep = viewers[0]!;
+    // Relations within a bundle hold between distinct devices: take two when there are two.
+    const peer = peers.find((p) => p.id !== rep.id);
+    if (!peer) return null;
+    const { before, after } = this;
+    // Most pairs of bundles keep their relations: compared as interned text, no sets made.
+    const was = before.classAccess(before.classOf(rep.id)!, before.classOf(peer.id)!);
+    const is = after.classAccess(after.classOf(rep.id)!, after.classOf(peer.id)!);
+    if (sameAccess(was, is)) return null;
+    return { out: this.ports(rep, peer), in: this.ports(peer, rep) };
+  }
+
+  /** How many devices `planPolicy` lists, without listing their peers (what apply reports). */
+  changedDevices(): number {
+    let n = 0;
+    for (const viewers of this.bundles) {
+      if (this.bundles.some((peers) => changes(this.diff(viewers, peers)))) n += viewers.length;
+    }
+    return n;
+  }
+
+  private ports(from: PolicyDevice, to: PolicyDevice) {
+    const old = this.before.openSet(from.id, to.id);
+    const now = this.after.openSet(from.id, to.id);
     return { gain: difference(now, old), loss: difference(old, now) };
-  };
-  return {
-    bundles: [...bundles.values()],
-    diff(viewers, peers) {
-      const rep = viewers[0]!;
-      // Relations within a bundle hold between distinct devices: take two when there are two.
-      const peer = peers.find((p) => p.id !== rep.id);
-      return peer ? { out: ports(rep, peer), in: ports(peer, rep) } : null;
-    },
-  };
+  }
 }
+
+const sameAccess = (a: ClassAccess | null, b: ClassAccess | null) =>
+  a === null || b === null ? a === b : a.in.json === b.in.json && a.out.json === b.out.json;
 
 const changes = (d: BundleDiff | null) =>
   d !== null && [d.out.gain, d.out.loss, d.in.gain, d.in.loss].some((s) => !isEmpty(s));
@@ -75,10 +100,11 @@ export function planPolicy(
   newPolicy: Policy,
   devices: readonly PolicyDevice[],
 ): PlanEntry[] {
-  const { bundles, diff } = compare(oldPolicy, newPolicy, devices);
+  const comparison = new PolicyComparison(oldPolicy, newPolicy, devices);
+  const { bundles } = comparison;
   const plan: PlanEntry[] = [];
   for (const viewers of bundles) {
-    const pairs = bundles.map((peers) => ({ peers, d: diff(viewers, peers) }));
+    const pairs = bundles.map((peers) => ({ peers, d: comparison.diff(viewers, peers) }));
     if (!pairs.some((p) => changes(p.d))) continue;
     for (const v of viewers) {
       const gains = new Map<string, PlanChange>();
@@ -97,20 +123,6 @@ export function planPolicy(
     }
   }
   return plan.sort((a, b) => cmp(a.device, b.device) || cmp(a.deviceId, b.deviceId));
-}
-
-/** How many devices `planPolicy` would list, without listing their peers (what apply reports). */
-export function countPlannedDevices(
-  oldPolicy: Policy,
-  newPolicy: Policy,
-  devices: readonly PolicyDevice[],
-): number {
-  const { bundles, diff } = compare(oldPolicy, newPolicy, devices);
-  let n = 0;
-  for (const viewers of bundles) {
-    if (bundles.some((peers) => changes(diff(viewers, peers)))) n += viewers.length;
-  }
-  return n;
 }
 
 function add(into: Map<string, PlanChange>, direction: 'in' | 'out', ports: PortSet, names: string[]): void {

@@ -58,17 +58,6 @@ export function union(a: PortSet, b: PortSet): PortSet {
   };
 }
 
-/** The union of many sets, merging each protocol's spans once. */
-export function unionAll(sets: readonly PortSet[]): PortSet {
-  if (sets.some(isEverything)) return EVERYTHING;
-  return {
-    other: sets.some((s) => s.other),
-    tcp: mergeSpans(sets.flatMap((s) => s.tcp)),
-    udp: mergeSpans(sets.flatMap((s) => s.udp)),
-    icmp: sets.some((s) => s.icmp),
-  };
-}
-
 export function difference(a: PortSet, b: PortSet): PortSet {
   return {
     other: a.other && !b.other,

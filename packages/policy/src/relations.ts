@@ -1,6 +1,7 @@
 import type { AccessRules } from '@trellis/proto';
 import type { DeviceView } from './match';
-import { EVERYTHING, NOTHING, type PortSet, toAccessRules, unionAll } from './ports';
+import { PortSetFamily } from './port-union';
+import { EVERYTHING, NOTHING, type PortSet, toAccessRules } from './ports';
 import type { Policy } from './types';
 
 /** One distinct port set a class may open on another, shared by every pair that has it. */
@@ -23,15 +24,19 @@ const EVERYTHING_ID = 1;
  * the union for one such set is computed once and looked up after that.
  */
 export class RelationTable {
-  private readonly byJson = new Map<string, Relation>();
+  /** Hash of a port set -> the relations with that hash, each with its set as numbers. */
+  private readonly byHash = new Map<number, { flat: number[]; relation: Relation }[]>();
   private readonly list: Relation[] = [];
   /** Rule index -> index of its port set in `portSets`. */
   private readonly rulePorts: Int32Array;
   private readonly portSets: PortSet[] = [];
   /** Bits over `portSets`, reused by every pair (all zero between calls). */
   private readonly scratch: Uint32Array;
-  /** The key of a set of port sets -> relation id. */
-  private readonly unions = new Map<string, number>();
+  private readonly family: PortSetFamily;
+  /** Port set index -> its relation id (a pair sharing rules of one port set only). */
+  private readonly single: Int32Array;
+  /** Hash of a set of port sets (the scratch bits) -> its unions computed so far. */
+  private readonly unions = new Map<number, KnownUnion[]>();
 
   constructor(policy: Policy) {
     this.intern(NOTHING);
@@ -48,6 +53,8 @@ export class RelationTable {
       return i;
     });
     this.scratch = new Uint32Array(Math.ceil(this.portSets.length / 32));
+    this.family = new PortSetFamily(this.portSets);
+    this.single = Int32Array.from(this.portSets, (set) => this.intern(set).id);
   }
 
   get nothing(): Relation {
@@ -69,32 +76,41 @@ export class RelationTable {
     const a = from.srcBits;
     const b = to.dstBits;
     const bits = this.scratch;
-    let hits = 0;
+    let distinct = 0;
+    let last = -1;
     for (let w = 0; w < a.length; w++) {
       let x = a[w]! & b[w]!;
       while (x !== 0) {
         const low = x & -x;
         const p = this.rulePorts[w * 32 + 31 - Math.clz32(low)]!;
-        bits[p >>> 5]! |= 1 << (p & 31);
-        hits++;
+        const bit = 1 << (p & 31);
+        if ((bits[p >>> 5]! & bit) === 0) {
+          bits[p >>> 5]! |= bit;
+          distinct++;
+          last = p;
+        }
         x ^= low;
       }
     }
-    if (hits === 0) return NOTHING_ID;
-    let key = '';
-    for (let w = 0; w < bits.length; w++) {
-      const v = bits[w]!;
-      key += String.fromCharCode(v & 0xffff, v >>> 16);
+    if (distinct === 0) return NOTHING_ID;
+    if (distinct === 1) {
+      bits[last >>> 5] = 0;
+      return this.single[last]!;
     }
-    let id = this.unions.get(key);
+    const hash = hashWords(bits);
+    let known = this.unions.get(hash);
+    let id = known?.find((u) => sameWords(u.bits, bits))?.id;
     if (id === undefined) {
-      const sets: PortSet[] = [];
+      const members: number[] = [];
       for (let w = 0; w < bits.length; w++) {
-        for (let x = bits[w]!; x !== 0; x &= x - 1)
-          sets.push(this.portSets[w * 32 + 31 - Math.clz32(x & -x)]!);
+        for (let x = bits[w]!; x !== 0; x &= x - 1) members.push(w * 32 + 31 - Math.clz32(x & -x));
       }
-      id = this.intern(unionAll(sets)).id;
-      this.unions.set(key, id);
+      id = this.intern(this.family.union(members)).id;
+      if (!known) {
+        known = [];
+        this.unions.set(hash, known);
+      }
+      known.push({ bits: bits.slice(), id });
     }
     bits.fill(0);
     return id;
@@ -109,14 +125,50 @@ export class RelationTable {
   }
 
   private intern(set: PortSet): Relation {
+    const f = flat(set);
+    const hash = hashWords(f);
+    let same = this.byHash.get(hash);
+    const known = same?.find((x) => sameWords(x.flat, f));
+    if (known) return known.relation;
     const rules = toAccessRules(set);
-    const json = JSON.stringify(rules);
-    let r = this.byJson.get(json);
-    if (!r) {
-      r = { id: this.list.length, set, rules, json };
-      this.list.push(r);
-      this.byJson.set(json, r);
+    const relation = { id: this.list.length, set, rules, json: JSON.stringify(rules) };
+    this.list.push(relation);
+    if (!same) {
+      same = [];
+      this.byHash.set(hash, same);
     }
-    return r;
+    same.push({ flat: f, relation });
+    return relation;
   }
+}
+
+interface KnownUnion {
+  readonly bits: Uint32Array;
+  readonly id: number;
+}
+
+/** Two 32-bit FNV-style mixes of the words, as one 53-bit number (equal words: equal hash). */
+function hashWords(words: ArrayLike<number>, h1 = 0x811c9dc5, h2 = 0x2545f491): number {
+  for (let i = 0; i < words.length; i++) {
+    const v = words[i]!;
+    h1 = Math.imul(h1 ^ v, 0x01000193);
+    h2 = Math.imul(h2 ^ v, 0x5bd1e995);
+    h2 ^= h2 >>> 13;
+  }
+  return (h1 >>> 0) * 0x200000 + (h2 >>> 11);
+}
+
+function sameWords(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** A port set as numbers: flags, then each protocol's span count and spans. */
+function flat(s: PortSet): number[] {
+  const out = [(s.other ? 1 : 0) | (s.icmp ? 2 : 0), s.tcp.length];
+  for (const [a, b] of s.tcp) out.push(a, b);
+  out.push(s.udp.length);
+  for (const [a, b] of s.udp) out.push(a, b);
+  return out;
 }

@@ -1,7 +1,8 @@
 import { CompiledPolicy } from '@trellis/policy';
 import fc from 'fast-check';
 import { deviceView, openSet } from '../src/match';
-import { toAccessRules } from '../src/ports';
+import { PortSetFamily } from '../src/port-union';
+import { mergeSpans, NOTHING, toAccessRules, union } from '../src/ports';
 import { policyOf } from './support/compile-helpers';
 
 // Many rules, so a pair's shared rules span several 32-bit words of the rule bitsets.
@@ -60,6 +61,39 @@ describe('relations between classes', () => {
         }
       }),
       { numRuns: 300, seed: 3 },
+    );
+  });
+});
+
+describe('PortSetFamily', () => {
+  const span = fc
+    .tuple(fc.integer({ min: 1, max: 70 }), fc.integer({ min: 0, max: 12 }))
+    .map(([a, n]) => [a, Math.min(a + n, 65535)] as [number, number]);
+  const set = fc.record({
+    other: fc.boolean(),
+    icmp: fc.boolean(),
+    tcp: fc.array(span, { maxLength: 4 }).map(mergeSpans),
+    udp: fc.oneof(
+      fc.constant([[1, 65535]] as [number, number][]),
+      fc.array(span, { maxLength: 3 }).map(mergeSpans),
+    ),
+  });
+
+  test('a union of members equals folding the two-set union over them', () => {
+    fc.assert(
+      fc.property(
+        fc.array(set, { minLength: 1, maxLength: 12 }),
+        fc.array(fc.nat(), { maxLength: 12 }),
+        (sets, picks) => {
+          const family = new PortSetFamily(sets);
+          const members = [...new Set(picks.map((i) => i % sets.length))];
+          // Asked twice: the scratch state is clean between unions.
+          for (let round = 0; round < 2; round++) {
+            expect(family.union(members)).toEqual(members.reduce((acc, m) => union(acc, sets[m]!), NOTHING));
+          }
+        },
+      ),
+      { numRuns: 1000, seed: 5 },
     );
   });
 });

@@ -75,8 +75,18 @@ export class AccountHub {
   /** A policy version read from the database: applied unless the hub has it or a newer one. */
   applyPolicy(policy: { version: number; text: string }, serial: number): boolean {
     if (policy.version <= this.policyVersion) return false;
+    return this.usePolicy(AccountPolicy.build(policy.version, policy.text, this.netmap.states()), serial);
+  }
+
+  /**
+   * A policy built ahead (its relations computed while the hub went on): brought up to the hub's
+   * devices and applied, unless the hub has its version or a newer one.
+   */
+  usePolicy(policy: AccountPolicy, serial: number): boolean {
+    if (policy.version <= this.policyVersion) return false;
     this.policyVersion = policy.version;
-    this.setPolicy(AccountPolicy.build(policy.version, policy.text, this.netmap.states()), serial);
+    policy.sync(this.netmap.states());
+    this.setPolicy(policy, serial);
     return true;
   }
 

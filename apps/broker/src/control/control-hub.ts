@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
 import { PairPathDriver, type PairPathTimings } from '../pair-paths/pair-path-driver';
 import { AccountPolicy } from '../policy/account-policy';
+import { inSlices } from '../policy/in-slices';
 import type { RelayDirectory } from '../relay/relay-directory';
 import type { DevicesService } from '../services/devices.service';
 import { AccountHub } from './account-hub';
@@ -239,9 +240,13 @@ export class ControlHub {
   private async loadPolicy(accountId: string, hub: AccountHub, serial: number): Promise<void> {
     for (let attempt = 0; this.hubs.get(accountId) === hub; attempt++) {
       try {
-        const policy = await this.devices.loadPolicy(accountId);
+        const stored = await this.devices.loadPolicy(accountId);
+        if (this.hubs.get(accountId) !== hub || stored.version <= hub.policyVersion) return;
+        // Relations first, in slices: the hub keeps serving meanwhile, then applies it at once.
+        const policy = AccountPolicy.build(stored.version, stored.text, hub.netmap.states());
+        await inSlices(policy.computeRelations());
         if (this.hubs.get(accountId) !== hub) return;
-        if (hub.applyPolicy(policy, serial)) {
+        if (hub.usePolicy(policy, serial)) {
           this.opts.logger.info({ accountId, version: policy.version }, 'access policy applied to netmaps');
         }
         return;

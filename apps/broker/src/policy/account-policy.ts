@@ -64,6 +64,23 @@ export class AccountPolicy implements NetmapPolicy {
     return rel;
   }
 
+  /** Every relation between the current classes, in steps (see CompiledPolicy.computeRelations). */
+  *computeRelations(): Generator<void, void, void> {
+    if (this.compiled) yield* this.compiled.computeRelations();
+  }
+
+  /** Brings the devices up to `states` (built from an earlier list, while relations were computed). */
+  sync(states: Iterable<DeviceState>): void {
+    const compiled = this.compiled;
+    if (!compiled) return;
+    const present = new Set<string>();
+    for (const state of states) {
+      present.add(state.id);
+      compiled.upsertDevice(policyDeviceOf(state));
+    }
+    for (const d of [...compiled.allDevices()]) if (!present.has(d.id)) compiled.removeDevice(d.id);
+  }
+
   upsert(state: DeviceState): void {
     this.compiled?.upsertDevice(policyDeviceOf(state));
   }

@@ -1,9 +1,9 @@
 import {
   CompiledPolicy,
   checkPolicy,
-  countPlannedDevices,
   type ExplainTarget,
   explain,
+  PolicyComparison,
   type PolicyIssue,
   parsePolicy,
   planPolicy,
@@ -24,6 +24,7 @@ import { accounts, policies } from '../db/schema';
 import { badRequest, conflict, DomainError, notFound } from '../domain/errors';
 import type { EventBus } from '../events/event-bus';
 import { bumpSerial } from '../services/tx';
+import { inSlices } from './in-slices';
 import {
   accountPolicyDevices,
   currentPolicy,
@@ -140,7 +141,12 @@ export class PolicyService {
     for (let attempt = 1; ; attempt++) {
       const current = await currentPolicy(this.db, accountId);
       const old = parsePolicy(current.text);
-      const changed = old.ok ? countPlannedDevices(old.policy, policy, devices) : devices.length;
+      let changed = devices.length;
+      if (old.ok) {
+        const comparison = new PolicyComparison(old.policy, policy, devices);
+        await inSlices(comparison.computeRelations());
+        changed = comparison.changedDevices();
+      }
       const outcome = await this.db.transaction(async (tx) => {
         // One writer per account at a time: the account row orders applies and device changes.
         const [account] = await tx.select().from(accounts).where(eq(accounts.id, accountId)).for('update');

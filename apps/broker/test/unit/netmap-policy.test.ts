@@ -184,6 +184,7 @@ describe('AccountNetmap under an access policy', () => {
           AccountPolicy.build(1, TEXTS[start]!, present.values()),
         );
         for (const d of present.values()) m.upsert(d);
+        const earlier = [...present.values()];
         m.takeChanges();
         const views = new Map([...present.keys()].map((id) => [id, fromSnapshot(m.snapshotFrame(id, 1)!)]));
         let serial = 1;
@@ -196,7 +197,12 @@ describe('AccountNetmap under an access policy', () => {
             serial += 1;
             version += 1;
             text = TEXTS[o.p]!;
-            m.setPolicy(AccountPolicy.build(version, text, present.values()));
+            // As the hub does: built from an older device list, relations computed ahead, then
+            // brought up to the devices present now.
+            const policy = AccountPolicy.build(version, text, earlier);
+            for (const _ of policy.computeRelations());
+            policy.sync(present.values());
+            m.setPolicy(policy);
           } else if (o.kind === 'flush') {
             flushTo(m, views, serial);
           } else {
