@@ -21,7 +21,7 @@ import { eq } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database';
 import { accounts, policies } from '../db/schema';
-import { badRequest, conflict, DomainError, notFound } from '../domain/errors';
+import { badRequest, DomainError, notFound } from '../domain/errors';
 import type { EventBus } from '../events/event-bus';
 import { bumpSerial } from '../services/tx';
 import { inSlices } from './in-slices';
@@ -32,9 +32,6 @@ import {
   policyHistory,
   policyVersion,
 } from './policy-store';
-
-/** Applies racing each other: after this many lost races, the caller is told to apply again. */
-const MAX_APPLY_ATTEMPTS = 5;
 
 /** A policy with errors: never stored, never sent to a device. The message lists every error. */
 export class PolicyRejectedError extends DomainError {
@@ -124,9 +121,9 @@ export class PolicyService {
 
   /**
    * Stores `text` as the next version if it is valid; throws PolicyRejectedError otherwise. The
-   * check and the count of devices it changes run before the account row is locked (on a large
-   * account they take long); the commit happens only if no other version landed meanwhile, else
-   * the count is redone against that one.
+   * check runs before the account row is locked (on a large account it takes long; it does not
+   * depend on the version it replaces). The count of devices it changes, against the version it
+   * replaced, is made after the change is published, so devices do not wait for it.
    */
   async apply(
     accountId: string,
@@ -137,37 +134,24 @@ export class PolicyService {
     const devices = await accountPolicyDevices(this.db, accountId);
     const result = checkPolicy(text, devices);
     if (!result.ok || !result.policy) throw new PolicyRejectedError(result.errors.map(issueInfo));
-    const policy = result.policy;
-    for (let attempt = 1; ; attempt++) {
-      const current = await currentPolicy(this.db, accountId);
-      const old = parsePolicy(current.text);
-      let changed = devices.length;
-      if (old.ok) {
-        const comparison = new PolicyComparison(old.policy, policy, devices);
-        await inSlices(comparison.computeRelations());
-        changed = comparison.changedDevices();
-      }
-      const outcome = await this.db.transaction(async (tx) => {
-        // One writer per account at a time: the account row orders applies and device changes.
-        const [account] = await tx.select().from(accounts).where(eq(accounts.id, accountId)).for('update');
-        if (!account) throw notFound('no such account');
-        if ((await currentPolicy(tx, accountId)).version !== current.version) return null;
-        const version = current.version + 1;
-        await tx.insert(policies).values({ accountId, version, text, appliedBy, rollbackOf });
-        return { version, serial: await bumpSerial(tx, accountId) };
-      });
-      if (outcome) {
-        await this.announce(accountId, outcome);
-        return {
-          version: outcome.version,
-          warnings: result.warnings.map(issueInfo),
-          devicesChanged: changed,
-        };
-      }
-      if (attempt >= MAX_APPLY_ATTEMPTS) {
-        throw conflict('other policy versions kept landing meanwhile; apply again');
-      }
+    const outcome = await this.db.transaction(async (tx) => {
+      // One writer per account at a time: the account row orders applies and device changes.
+      const [account] = await tx.select().from(accounts).where(eq(accounts.id, accountId)).for('update');
+      if (!account) throw notFound('no such account');
+      const replaced = await currentPolicy(tx, accountId);
+      const version = replaced.version + 1;
+      await tx.insert(policies).values({ accountId, version, text, appliedBy, rollbackOf });
+      return { version, serial: await bumpSerial(tx, accountId), replaced: replaced.text };
+    });
+    await this.announce(accountId, outcome);
+    const old = parsePolicy(outcome.replaced);
+    let changed = devices.length;
+    if (old.ok) {
+      const comparison = new PolicyComparison(old.policy, result.policy, devices);
+      await inSlices(comparison.computeRelations());
+      changed = comparison.changedDevices();
     }
+    return { version: outcome.version, warnings: result.warnings.map(issueInfo), devicesChanged: changed };
   }
 
   private async announce(accountId: string, outcome: { version: number; serial: number }): Promise<void> {

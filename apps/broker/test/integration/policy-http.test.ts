@@ -171,7 +171,7 @@ describe.each(BACKENDS)('policy HTTP API on %s', (kind) => {
     const account = await t.broker.services.accounts.byName('default');
     const policy = t.broker.services.policy;
     const before = (await policy.get(account.id)).version;
-    // Each is checked before the account row is locked; the losers of the commit redo their count.
+    // Each is checked before the account row is locked, then takes the next version under it.
     const texts = [0, 1, 2, 3].map((i) => TEXT.replace('// postgres', `// race ${i}`));
     const results = await Promise.all(
       texts.map((text) => policy.apply(account.id, text, 'race@default.test')),
