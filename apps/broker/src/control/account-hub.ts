@@ -59,14 +59,23 @@ export class AccountHub {
 
   /**
    * A new version of the access policy (fed every device already): the devices whose view changed
-   * get their whole netmap again. Pending changes go out first, under the policy they were made with.
+   * get a delta to it at once. Pending changes go out first, under the policy they were made with.
+   * Returns how many connected devices got one.
    */
   setPolicy(policy: NetmapPolicy, serial: number): number {
     this.flush();
-    const affected = this.netmap.setPolicy(policy);
+    const bodies = this.netmap.setPolicy(policy);
     if (serial > this.netmap.serial) this.netmap.serial = serial;
+    let sent = 0;
+    for (const session of this.sessions.values()) {
+      const body = bodies.get(session.deviceId);
+      if (!body) continue;
+      session.serial += 1;
+      session.send(AccountNetmap.policyFrame(body, session.serial), 'delta');
+      sent += 1;
+    }
     this.schedule();
-    return affected.size;
+    return sent;
   }
 
   /** Version of the access policy the netmap filters with (0: the default, allow-all). */

@@ -12,7 +12,13 @@ import { OVERLAY_PREFIX } from '@trellis/proto';
 import type { PairDevice } from '../pair-paths/pair-types';
 import { deviceCandidates } from './device-candidates';
 import { Json, jsonFrame, type Spliced } from './json-frame';
-import { AllowAllPolicy, affectedViewers, type NetmapPolicy, type PeerRelation } from './netmap-policy';
+import {
+  AllowAllPolicy,
+  type NetmapPolicy,
+  type PeerGroupChange,
+  type PeerRelation,
+  viewChanges,
+} from './netmap-policy';
 
 /** What the netmap needs to know about one device (shape: proto, as it travels between instances). */
 export type { DeviceState };
@@ -26,7 +32,7 @@ interface Entry {
 }
 
 /** What a delta says besides its type and serial; built once per batch and viewer class. */
-type DeltaBody = Spliced<Omit<DeltaMessage, 'type' | 'serial'>>;
+export type DeltaBody = Spliced<Omit<DeltaMessage, 'type' | 'serial'>>;
 
 /** NetmapSelf.relays holds at most this many. */
 const MAX_NETMAP_RELAYS = 32;
@@ -42,7 +48,7 @@ export interface ChangeBatch {
    * its last change: a device that connected meanwhile got a snapshot of one of those states.
    */
   seenDuring: Map<string, Set<number>>;
-  /** Devices that need their whole netmap again: their own class, or the policy, changed. */
+  /** Devices that need their whole netmap again: their own class changed. */
   resnapshot: Set<string>;
   /** Delta bodies for viewers outside the batch, one per viewer class (null: nothing to send). */
   sharedBodies: Map<number, DeltaBody | null>;
@@ -180,20 +186,59 @@ export class AccountNetmap {
   }
 
   /**
-   * A new policy (already fed every device): the devices whose view changed get their whole netmap
-   * with the next batch. Call with no changes pending (AccountHub flushes first), since the batch's
-   * classes are those of the old policy.
+   * A new policy (already fed every device). Returns, for each device whose view changed, the delta
+   * that takes it there: peers it now sees (with their access), peers it no longer sees, and peers
+   * whose access changed (access only), so a rule change costs what it changes, not whole netmaps.
+   * Call with no changes pending (AccountHub flushes first), and send these before any later batch.
    */
-  setPolicy(policy: NetmapPolicy): Set<string> {
-    const affected = affectedViewers(this.entries.keys(), this.policy, policy);
+  setPolicy(policy: NetmapPolicy): Map<string, DeltaBody> {
+    const changes = viewChanges(this.entries.keys(), this.policy, policy);
     this.policy = policy;
     this.members.clear();
     for (const [id, e] of this.entries) {
       e.cls = policy.classOf(id) ?? 0;
       this.moveClass(id, undefined, e.cls);
     }
-    for (const id of affected) this.pending.resnapshot.add(id);
-    return affected;
+    const bodies = new Map<string, DeltaBody>();
+    for (const { viewers, changes: list } of changes) {
+      for (const id of viewers) {
+        const body = this.policyBody(id, viewers, list);
+        if (body) bodies.set(id, body);
+      }
+    }
+    return bodies;
+  }
+
+  private policyBody(
+    viewerId: string,
+    viewers: readonly string[],
+    changes: readonly PeerGroupChange[],
+  ): DeltaBody | null {
+    const upserts: Json<NetmapPeer>[] = [];
+    const removes: string[] = [];
+    const access: PeerAccess[] = [];
+    for (const c of changes) {
+      // Only the viewer's own group lists the viewer.
+      const peers = c.peers === viewers ? c.peers.filter((p) => p !== viewerId) : c.peers;
+      if (peers.length === 0) continue;
+      if (c.now === null) {
+        removes.push(...peers);
+        continue;
+      }
+      if (c.old === null) for (const p of peers) upserts.push(this.entries.get(p)!.fragment);
+      access.push({ peers: [...peers], in: c.now.in, out: c.now.out });
+    }
+    if (upserts.length === 0 && removes.length === 0 && access.length === 0) return null;
+    return {
+      upsert: Json.array(upserts),
+      remove: Json.of(removes),
+      ...(access.length > 0 ? { access } : {}),
+    };
+  }
+
+  /** The `delta` frame of a body from setPolicy. */
+  static policyFrame(body: DeltaBody, serial: number): string {
+    return jsonFrame<DeltaMessage>({ type: 'delta', serial, ...body });
   }
 
   /**

@@ -60,16 +60,27 @@ export function sameRelation(a: PeerRelation | null, b: PeerRelation | null): bo
   return keyOf(a) === keyOf(b);
 }
 
+/** Peers whose relation to a group of viewers changed: `old` and `now` are null where unseen. */
+export interface PeerGroupChange {
+  peers: readonly string[];
+  old: PeerRelation | null;
+  now: PeerRelation | null;
+}
+
+/** Viewers that see the same change: one group of devices, and what changed for them. */
+export interface ViewChange {
+  viewers: readonly string[];
+  changes: PeerGroupChange[];
+}
+
 /**
- * The devices whose view changes when `before` is replaced by `after`. Devices with the same class
- * under both policies see the same, so the comparison runs over those joint classes, not over
- * pairs of devices: a policy change costs (joint classes)² relations plus one pass over the devices.
+ * What changes in each device's view when `before` is replaced by `after`. Devices with the same
+ * class under both policies see the same, so the comparison runs over those joint classes, not
+ * over pairs of devices: a policy change costs (joint classes)² relations plus one pass over the
+ * devices. Only viewer groups with a change are listed. A device never sees itself: a group's
+ * changes may list the viewer itself (its own group), which the caller leaves out.
  */
-export function affectedViewers(
-  ids: Iterable<string>,
-  before: NetmapPolicy,
-  after: NetmapPolicy,
-): Set<string> {
+export function viewChanges(ids: Iterable<string>, before: NetmapPolicy, after: NetmapPolicy): ViewChange[] {
   const joint = new Map<string, { was: number | undefined; is: number | undefined; members: string[] }>();
   for (const id of ids) {
     const was = before.classOf(id);
@@ -80,18 +91,35 @@ export function affectedViewers(
     else joint.set(key, { was, is, members: [id] });
   }
   const groups = [...joint.values()];
-  const affected = new Set<string>();
+  const out: ViewChange[] = [];
   for (const viewer of groups) {
-    const changed = groups.some((peer) => {
-      // A device never sees itself: a class of one has no peer inside it.
-      if (peer === viewer && peer.members.length < 2) return false;
+    const changes: PeerGroupChange[] = [];
+    for (const peer of groups) {
+      // A class of one has no peer inside it.
+      if (peer === viewer && peer.members.length < 2) continue;
       const old =
         viewer.was === undefined || peer.was === undefined ? null : before.relation(viewer.was, peer.was);
       const now =
         viewer.is === undefined || peer.is === undefined ? null : after.relation(viewer.is, peer.is);
-      return !sameRelation(old, now);
-    });
-    if (changed) for (const id of viewer.members) affected.add(id);
+      if (!sameRelation(old, now)) changes.push({ peers: peer.members, old, now });
+    }
+    if (changes.length > 0) out.push({ viewers: viewer.members, changes });
+  }
+  return out;
+}
+
+/** The devices whose view changes when `before` is replaced by `after`. */
+export function affectedViewers(
+  ids: Iterable<string>,
+  before: NetmapPolicy,
+  after: NetmapPolicy,
+): Set<string> {
+  const affected = new Set<string>();
+  for (const v of viewChanges(ids, before, after)) {
+    for (const id of v.viewers) {
+      // The only change of a group of two may be the viewer itself: nothing for it.
+      if (v.changes.some((c) => c.peers.some((p) => p !== id))) affected.add(id);
+    }
   }
   return affected;
 }

@@ -137,15 +137,28 @@ describe('AccountNetmap under an access policy', () => {
     expect(m.batchFrame(batch, db.id, 2)).toBeUndefined();
   });
 
-  it('a new policy sends a whole netmap to the devices whose view changed, and nothing to the others', () => {
+  it('a new policy sends the devices whose view changed a delta to it, and nothing to the others', () => {
     const m = build();
-    const affected = m.setPolicy(AccountPolicy.build(2, POLICY_V2, all));
+    const before = new Map(all.map((d) => [d.id, fromSnapshot(m.snapshotFrame(d.id, 1)!)]));
+    const bodies = m.setPolicy(AccountPolicy.build(2, POLICY_V2, all));
     // eng gains cam and udp 53; db's in-ports from eng change; cam gains eng; ops loses everything
-    expect([...affected].sort()).toEqual([eng.id, db.id, cam.id, ops.id].sort());
-    const batch = m.takeChanges();
-    expect(m.batchFrame(batch, loner.id, 2)).toBeUndefined();
-    const eng2 = NetmapMessage.parse(JSON.parse(m.batchFrame(batch, eng.id, 2)!.frame));
-    expect(eng2.peers.map((p) => p.name).sort()).toEqual(['cam1', 'db1']);
+    expect([...bodies.keys()].sort()).toEqual([eng.id, db.id, cam.id, ops.id].sort());
+    expect(m.hasPendingChanges()).toBe(false);
+    const engDelta = DeltaMessage.parse(JSON.parse(AccountNetmap.policyFrame(bodies.get(eng.id)!, 2)));
+    // cam is new to eng (whole peer); db only changed ports (access, no peer record again)
+    expect(engDelta.upsert.map((p) => p.name)).toEqual(['cam1']);
+    expect(engDelta.access?.flatMap((a) => a.peers).sort()).toEqual([cam.id, db.id].sort());
+    const opsDelta = DeltaMessage.parse(JSON.parse(AccountNetmap.policyFrame(bodies.get(ops.id)!, 2)));
+    expect(opsDelta.remove.sort()).toEqual([db.id, cam.id].sort());
+    expect(opsDelta.upsert).toEqual([]);
+    // Applied to what each device held, every delta gives what a fresh snapshot gives.
+    for (const d of all) {
+      const body = bodies.get(d.id);
+      const view = body
+        ? applyFrame(before.get(d.id)!, 'delta', AccountNetmap.policyFrame(body, 2))
+        : before.get(d.id)!;
+      expect(view).toEqual(fromSnapshot(m.snapshotFrame(d.id, 2)!));
+    }
   });
 
   it('a policy that fails to parse denies everything rather than allowing everything', () => {
@@ -202,7 +215,10 @@ describe('AccountNetmap under an access policy', () => {
             const policy = AccountPolicy.build(version, text, earlier);
             for (const _ of policy.computeRelations());
             policy.sync(present.values());
-            m.setPolicy(policy);
+            for (const [id, body] of m.setPolicy(policy)) {
+              const view = views.get(id);
+              if (view) views.set(id, applyFrame(view, 'delta', AccountNetmap.policyFrame(body, serial)));
+            }
           } else if (o.kind === 'flush') {
             flushTo(m, views, serial);
           } else {
