@@ -328,7 +328,8 @@ export async function runFanout(n: number, o: FanoutOptions): Promise<FanoutResu
       `[${n}] rule ${ruleText}: ${pair.holding} devices hold either tag, ${plan.length} views change ` +
         `(planPolicy here: ${(nowMs() - planStart).toFixed(0)} ms)`,
     );
-    const expected = new Map<number, 'netmap' | 'delta'>(plan.map((e) => [index.get(e.deviceId)!, 'netmap']));
+    // Each affected device gets a delta to its new view (peers gained, lost, or with other ports).
+    const expected = new Map<number, 'netmap' | 'delta'>(plan.map((e) => [index.get(e.deviceId)!, 'delta']));
     for (let round = 0; round < o.rounds; round++) {
       for (const text of [withRule, baseText]) {
         const s = await measure('rule', expected, undefined, async () => {

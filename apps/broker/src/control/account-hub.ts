@@ -2,7 +2,7 @@ import type { NetmapRelay, ReflectorInfo } from '@trellis/proto';
 import type { DeviceState } from '../domain/netmap-builder';
 import { AccountNetmap } from '../domain/netmap-builder';
 import type { NetmapPolicy } from '../domain/netmap-policy';
-import { AccountPolicy } from '../policy/account-policy';
+import type { AccountPolicy } from '../policy/account-policy';
 import type { AccountPaths } from './account-paths';
 import type { ControlSession } from './control-session';
 import { SerialTracker } from './serial-tracker';
@@ -81,12 +81,6 @@ export class AccountHub {
   /** Version of the access policy the netmap filters with (0: the default, allow-all). */
   policyVersion = 0;
 
-  /** A policy version read from the database: applied unless the hub has it or a newer one. */
-  applyPolicy(policy: { version: number; text: string }, serial: number): boolean {
-    if (policy.version <= this.policyVersion) return false;
-    return this.usePolicy(AccountPolicy.build(policy.version, policy.text, this.netmap.states()), serial);
-  }
-
   /**
    * A policy built ahead (its relations computed while the hub went on): brought up to the hub's
    * devices and applied, unless the hub has its version or a newer one.
@@ -112,18 +106,15 @@ export class AccountHub {
 
   /**
    * The account as the database has it at `serial` (the hub missed a change): every difference
-   * becomes an ordinary change, so devices get deltas. Returns the ids removed meanwhile.
+   * becomes an ordinary change, so devices get deltas; `policy`, built from the same read, is
+   * applied if it is newer. Returns the ids removed meanwhile.
    */
-  reconcile(
-    devices: readonly DeviceState[],
-    serial: number,
-    policy?: { version: number; text: string },
-  ): string[] {
+  reconcile(devices: readonly DeviceState[], serial: number, policy?: AccountPolicy): string[] {
     const present = new Set(devices.map((d) => d.id));
     const removed = [...this.netmap.states()].map((d) => d.id).filter((id) => !present.has(id));
     for (const id of removed) this.remove(id, serial);
     for (const d of devices) this.upsert(d, serial);
-    if (policy) this.applyPolicy(policy, serial);
+    if (policy) this.usePolicy(policy, serial);
     this.serials.reloaded(serial);
     return removed;
   }

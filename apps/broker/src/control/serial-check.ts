@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import type { EventBus } from '../events/event-bus';
+import { AccountPolicy } from '../policy/account-policy';
+import { inSlices } from '../policy/in-slices';
 import type { DevicesService } from '../services/devices.service';
 import type { AccountHub } from './account-hub';
 
@@ -57,8 +59,14 @@ export class SerialCheck {
     const reloaded: string[] = [];
     for (const [accountId, hub] of stale) {
       const state = await devices.loadAccount(accountId);
+      let policy: AccountPolicy | undefined;
+      if (state.policy.version > hub.policyVersion) {
+        // As for a policy-changed event: relations in slices first, then applied at once.
+        policy = AccountPolicy.build(state.policy.version, state.policy.text, state.devices);
+        await inSlices(policy.computeRelations());
+      }
       if (hubs.get(accountId) !== hub) continue; // released meanwhile
-      for (const id of hub.reconcile(state.devices, state.serial, state.policy)) this.deps.closeRemoved(id);
+      for (const id of hub.reconcile(state.devices, state.serial, policy)) this.deps.closeRemoved(id);
       reloaded.push(accountId);
     }
     if (reloaded.length > 0) logger.warn({ accounts: reloaded.length, all }, 'account netmaps reloaded');

@@ -11,7 +11,8 @@ import type {
 import { OVERLAY_PREFIX } from '@trellis/proto';
 import type { PairDevice } from '../pair-paths/pair-types';
 import { deviceCandidates } from './device-candidates';
-import { Json, jsonFrame, type Spliced } from './json-frame';
+import { Json, jsonFrame } from './json-frame';
+import { type BatchFrame, type ChangeBatch, type DeltaBody, emptyBatch } from './netmap-batch';
 import {
   AllowAllPolicy,
   type NetmapPolicy,
@@ -20,8 +21,8 @@ import {
   viewChanges,
 } from './netmap-policy';
 
-/** What the netmap needs to know about one device (shape: proto, as it travels between instances). */
-export type { DeviceState };
+/** DeviceState: what the netmap knows of a device (proto shape, as it travels between instances). */
+export type { BatchFrame, ChangeBatch, DeltaBody, DeviceState };
 
 interface Entry {
   state: DeviceState;
@@ -31,42 +32,8 @@ interface Entry {
   cls: number;
 }
 
-/** What a delta says besides its type and serial; built once per batch and viewer class. */
-export type DeltaBody = Spliced<Omit<DeltaMessage, 'type' | 'serial'>>;
-
 /** NetmapSelf.relays holds at most this many. */
 const MAX_NETMAP_RELAYS = 32;
-
-/** Changes collected since the last flush: last write wins per device. */
-export interface ChangeBatch {
-  upserts: Map<string, Json<NetmapPeer>>;
-  removes: Set<string>;
-  /** Devices whose view of themselves (reflexive addresses, NAT type) changed. */
-  selfChanged: Set<string>;
-  /**
-   * Viewer classes that could see each changed device in any state it had during the batch, before
-   * its last change: a device that connected meanwhile got a snapshot of one of those states.
-   */
-  seenDuring: Map<string, Set<number>>;
-  /** Devices that need their whole netmap again: their own class changed. */
-  resnapshot: Set<string>;
-  /** Delta bodies for viewers outside the batch, one per viewer class (null: nothing to send). */
-  sharedBodies: Map<number, DeltaBody | null>;
-}
-
-function emptyBatch(): ChangeBatch {
-  return {
-    upserts: new Map(),
-    removes: new Set(),
-    selfChanged: new Set(),
-    seenDuring: new Map(),
-    resnapshot: new Set(),
-    sharedBodies: new Map(),
-  };
-}
-
-/** The frame a connected device gets for a batch: a delta, or its whole netmap again. */
-export type BatchFrame = { type: 'netmap' | 'delta'; frame: string };
 
 /**
  * The netmap of one account, kept as pre-serialised peer fragments so that a snapshot is a string

@@ -24,7 +24,7 @@ import { accounts, policies } from '../db/schema';
 import { badRequest, DomainError, notFound } from '../domain/errors';
 import type { EventBus } from '../events/event-bus';
 import { bumpSerial } from '../services/tx';
-import { inSlices } from './in-slices';
+import { BACKGROUND_SLICE_MS, inSlices } from './in-slices';
 import {
   accountPolicyDevices,
   currentPolicy,
@@ -148,7 +148,7 @@ export class PolicyService {
     let changed = devices.length;
     if (old.ok) {
       const comparison = new PolicyComparison(old.policy, result.policy, devices);
-      await inSlices(comparison.computeRelations());
+      await inSlices(comparison.computeRelations(), BACKGROUND_SLICE_MS);
       changed = comparison.changedDevices();
     }
     return { version: outcome.version, warnings: result.warnings.map(issueInfo), devicesChanged: changed };

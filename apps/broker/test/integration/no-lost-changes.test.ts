@@ -1,4 +1,5 @@
 import { generateKeyPair } from '@trellis/crypto';
+import { DEFAULT_POLICY_TEXT } from '@trellis/policy';
 import { API_PATHS, CloseCode } from '@trellis/proto';
 import { openDatabase } from '../../src/db/database';
 import { NullEventBus } from '../../src/events/event-bus';
@@ -96,6 +97,12 @@ describe('no lost changes (PostgreSQL)', () => {
       await b.waitForPeers((p) => !p.has(gone.id) && p.has(added.deviceId));
       expect(await gone.waitForClose()).toBe(CloseCode.deviceRemoved);
       expect(logs.lines.some((l) => l.msg === 'account netmaps reloaded')).toBe(true);
+      // A policy applied the same way (nobody may reach anybody) reaches them too.
+      await services.policy.apply(account.id, '{ "rules": [] }', 'unannounced@default.test');
+      await a.waitForPeers((p) => p.size === 0);
+      await b.waitForPeers((p) => p.size === 0);
+      await services.policy.apply(account.id, DEFAULT_POLICY_TEXT, 'unannounced@default.test');
+      await a.waitForPeers((p) => p.has(b.id));
     } finally {
       await database.close();
     }
