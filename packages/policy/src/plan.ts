@@ -34,6 +34,7 @@ export class PolicyComparison {
   private readonly before: CompiledPolicy;
   private readonly after: CompiledPolicy;
   readonly bundles: PolicyDevice[][];
+  private changed: number | undefined;
 
   constructor(oldPolicy: Policy, newPolicy: Policy, devices: readonly PolicyDevice[]) {
     this.before = new CompiledPolicy(oldPolicy, devices);
@@ -69,13 +70,20 @@ export class PolicyComparison {
     return { out: this.ports(rep, peer), in: this.ports(peer, rep) };
   }
 
-  /** How many devices `planPolicy` lists, without listing their peers (what apply reports). */
-  changedDevices(): number {
+  /** Counts the changed devices a viewer bundle per step; then changedDevices() answers at once. */
+  *countChanges(): Generator<void, void, void> {
     let n = 0;
     for (const viewers of this.bundles) {
       if (this.bundles.some((peers) => changes(this.diff(viewers, peers)))) n += viewers.length;
+      yield;
     }
-    return n;
+    this.changed = n;
+  }
+
+  /** How many devices `planPolicy` lists, without listing their peers (what apply reports). */
+  changedDevices(): number {
+    if (this.changed === undefined) for (const _ of this.countChanges());
+    return this.changed!;
   }
 
   private ports(from: PolicyDevice, to: PolicyDevice) {

@@ -1,4 +1,4 @@
-import { planPolicy } from '@trellis/policy';
+import { PolicyComparison, planPolicy } from '@trellis/policy';
 import { policyOf } from './support/compile-helpers';
 import { device } from './support/sample';
 
@@ -87,6 +87,32 @@ describe('planPolicy', () => {
         ['in', others, 'icmp'],
         ['out', others, 'icmp'],
       ]);
+    }
+  });
+});
+
+describe('PolicyComparison', () => {
+  const policies = [
+    { tagOwners, rules: [] },
+    { tagOwners, rules: [{ src: ['*'], dst: ['tag:db'], ports: ['tcp:5432'] }] },
+    { tagOwners, rules: [{ src: ['tag:web'], dst: ['tag:db'], ports: ['tcp:5432', 'icmp'] }] },
+    { tagOwners, rules: [{ src: ['*'], dst: ['*'] }] },
+    { tagOwners, rules: [{ src: ['laptop'], dst: ['web'], ports: ['udp:53'] }] },
+  ].map((p) => policyOf(p));
+  const fleet = [...devices, device('db-2', '100.100.0.4', ['tag:db']), device('n1', '100.100.0.5')];
+
+  test('counts, in steps or at once, exactly the devices planPolicy lists', () => {
+    for (const before of policies) {
+      for (const after of policies) {
+        const expected = planPolicy(before, after, fleet).length;
+        const stepped = new PolicyComparison(before, after, fleet);
+        for (const _ of stepped.computeRelations());
+        let steps = 0;
+        for (const _ of stepped.countChanges()) steps++;
+        expect(steps).toBe(stepped.bundles.length);
+        expect(stepped.changedDevices()).toBe(expected);
+        expect(new PolicyComparison(before, after, fleet).changedDevices()).toBe(expected);
+      }
     }
   });
 });

@@ -87,9 +87,10 @@ export class AccountHub {
    */
   usePolicy(policy: AccountPolicy, serial: number): boolean {
     if (policy.version <= this.policyVersion) return false;
-    this.policyVersion = policy.version;
     policy.sync(this.netmap.states());
     this.setPolicy(policy, serial);
+    // Only once it is in force: a switch that threw is tried again (loadPolicy, serial check).
+    this.policyVersion = policy.version;
     return true;
   }
 
@@ -106,15 +107,14 @@ export class AccountHub {
 
   /**
    * The account as the database has it at `serial` (the hub missed a change): every difference
-   * becomes an ordinary change, so devices get deltas; `policy`, built from the same read, is
-   * applied if it is newer. Returns the ids removed meanwhile.
+   * becomes an ordinary change, so devices get deltas. Returns the ids removed meanwhile. (A newer
+   * policy in the same read is the caller's: see SerialCheck.)
    */
-  reconcile(devices: readonly DeviceState[], serial: number, policy?: AccountPolicy): string[] {
+  reconcile(devices: readonly DeviceState[], serial: number): string[] {
     const present = new Set(devices.map((d) => d.id));
     const removed = [...this.netmap.states()].map((d) => d.id).filter((id) => !present.has(id));
     for (const id of removed) this.remove(id, serial);
     for (const d of devices) this.upsert(d, serial);
-    if (policy) this.usePolicy(policy, serial);
     this.serials.reloaded(serial);
     return removed;
   }

@@ -59,15 +59,15 @@ export class SerialCheck {
     const reloaded: string[] = [];
     for (const [accountId, hub] of stale) {
       const state = await devices.loadAccount(accountId);
-      let policy: AccountPolicy | undefined;
-      if (state.policy.version > hub.policyVersion) {
-        // As for a policy-changed event: relations in slices first, then applied at once.
-        policy = AccountPolicy.build(state.policy.version, state.policy.text, state.devices);
-        await inSlices(policy.computeRelations());
-      }
       if (hubs.get(accountId) !== hub) continue; // released meanwhile
-      for (const id of hub.reconcile(state.devices, state.serial, policy)) this.deps.closeRemoved(id);
+      for (const id of hub.reconcile(state.devices, state.serial)) this.deps.closeRemoved(id);
       reloaded.push(accountId);
+      if (state.policy.version <= hub.policyVersion) continue;
+      // As for a policy-changed event: relations in slices, then applied at once to the devices
+      // present then (device changes keep arriving meanwhile; the read above is not replayed).
+      const policy = AccountPolicy.build(state.policy.version, state.policy.text, hub.netmap.states());
+      await inSlices(policy.computeRelations());
+      if (hubs.get(accountId) === hub) hub.usePolicy(policy, state.serial);
     }
     if (reloaded.length > 0) logger.warn({ accounts: reloaded.length, all }, 'account netmaps reloaded');
     return reloaded;

@@ -4,6 +4,7 @@ import {
   type ExplainTarget,
   explain,
   PolicyComparison,
+  type PolicyDevice,
   type PolicyIssue,
   parsePolicy,
   planPolicy,
@@ -32,6 +33,14 @@ import {
   policyHistory,
   policyVersion,
 } from './policy-store';
+
+/** Whether two reads of an account's devices are the same as far as a policy can tell. */
+function sameDevices(a: readonly PolicyDevice[], b: readonly PolicyDevice[]): boolean {
+  if (a.length !== b.length) return false;
+  const key = (list: readonly PolicyDevice[]) =>
+    JSON.stringify([...list].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0)));
+  return key(a) === key(b);
+}
 
 /** A policy with errors: never stored, never sent to a device. The message lists every error. */
 export class PolicyRejectedError extends DomainError {
@@ -121,8 +130,9 @@ export class PolicyService {
 
   /**
    * Stores `text` as the next version if it is valid; throws PolicyRejectedError otherwise. The
-   * check runs before the account row is locked (on a large account it takes long; it does not
-   * depend on the version it replaces). The count of devices it changes, against the version it
+   * check runs before the account row is locked (on a large account it takes long), against the
+   * devices as they were; under the lock it runs again only if they changed meanwhile (the lock
+   * orders applies and device changes). The count of devices it changes, against the version it
    * replaced, is made after the change is published, so devices do not wait for it.
    */
   async apply(
@@ -131,24 +141,30 @@ export class PolicyService {
     appliedBy: string,
     rollbackOf: number | null = null,
   ): Promise<PolicyApplyResult> {
-    const devices = await accountPolicyDevices(this.db, accountId);
-    const result = checkPolicy(text, devices);
-    if (!result.ok || !result.policy) throw new PolicyRejectedError(result.errors.map(issueInfo));
+    const checkedDevices = await accountPolicyDevices(this.db, accountId);
+    const checked = checkPolicy(text, checkedDevices);
+    if (!checked.ok) throw new PolicyRejectedError(checked.errors.map(issueInfo));
     const outcome = await this.db.transaction(async (tx) => {
       // One writer per account at a time: the account row orders applies and device changes.
       const [account] = await tx.select().from(accounts).where(eq(accounts.id, accountId)).for('update');
       if (!account) throw notFound('no such account');
+      const devices = await accountPolicyDevices(tx, accountId);
+      const result = sameDevices(devices, checkedDevices) ? checked : checkPolicy(text, devices);
+      if (!result.ok) throw new PolicyRejectedError(result.errors.map(issueInfo));
       const replaced = await currentPolicy(tx, accountId);
       const version = replaced.version + 1;
       await tx.insert(policies).values({ accountId, version, text, appliedBy, rollbackOf });
-      return { version, serial: await bumpSerial(tx, accountId), replaced: replaced.text };
+      const serial = await bumpSerial(tx, accountId);
+      return { version, serial, replaced: replaced.text, result, devices };
     });
     await this.announce(accountId, outcome);
+    const { result, devices } = outcome;
     const old = parsePolicy(outcome.replaced);
     let changed = devices.length;
     if (old.ok) {
       const comparison = new PolicyComparison(old.policy, result.policy, devices);
       await inSlices(comparison.computeRelations(), BACKGROUND_SLICE_MS);
+      await inSlices(comparison.countChanges(), BACKGROUND_SLICE_MS);
       changed = comparison.changedDevices();
     }
     return { version: outcome.version, warnings: result.warnings.map(issueInfo), devicesChanged: changed };
