@@ -4,7 +4,7 @@
  * admin call to the arrival of what it must get, and that nobody else gets anything.
  *
  * - rule change: one rule between two role tags holding ~10% of the devices, adding a port no
- *   other rule opens (`policy.apply`), then taken out again; affected devices must get a `netmap`.
+ *   other rule opens (`policy.apply`), then taken out again; affected devices must get a `delta`.
  * - baseline, same run: one device gains a tag (`devices.tag`), then loses it; the device must get a
  *   `netmap`, every device that sees it before or after a `delta` naming it.
  * Who is affected is computed here with @trellis/policy (planPolicy / access), not asked of the broker.
@@ -29,8 +29,9 @@ import { next, pool } from '../child-ipc';
 import { BrokerHttpClient } from '../http-client';
 import { fastKeyPair } from '../keys';
 import { nowMs } from '../stats';
+import { type ChangeSample, judge, printSample } from './fanout-judge';
 import { ALL_TAGS, type GenRule, generateAccount, policyText, rng } from './generate';
-import type { Arrival, BenchDevice, ClientReply } from './messages';
+import type { BenchDevice, ClientReply } from './messages';
 import { type BrokerStats, type PolicyBench, withPolicyBench } from './setup';
 
 const ENROLL_CONCURRENCY = 32;
@@ -43,29 +44,7 @@ export interface FanoutOptions {
   db: 'postgres' | 'embedded';
 }
 
-/** One change: per expected device the ms from the admin call to its frame, and what went wrong. */
-export interface ChangeSample {
-  kind: 'rule' | 'tag';
-  expected: number;
-  times: number[];
-  missing: number;
-  /** Expected devices that got no frame because the broker closed their connection first. */
-  droppedInstead: number;
-  /** Expected devices whose first frame was of the wrong kind (or a delta not naming the device). */
-  wrong: number;
-  /** Devices not expected to hear anything that got a frame within the settle window. */
-  strays: number;
-  strayTypes: Record<string, number>;
-  /** How long the admin call itself took (the broker's commit), ms. */
-  callMs: number;
-  /** What the broker reported changed (policy.apply's devicesChanged). */
-  brokerChanged?: number;
-  brokerCpuMs: number;
-  /** Established connections the broker closed during the change, by close code (4410: heartbeat timeout). */
-  dropped: Record<string, number>;
-  /** The longest the broker's event loop was blocked during the change. */
-  loopMaxMs: number;
-}
+export type { ChangeSample };
 
 export interface FanoutResult {
   n: number;
@@ -361,70 +340,4 @@ export async function runFanout(n: number, o: FanoutOptions): Promise<FanoutResu
 /** Devices that see `id` (either may open something on the other). */
 function viewersOf(compiled: CompiledPolicy, devices: PolicyDevice[], id: string): string[] {
   return devices.filter((d) => d.id !== id && compiled.access(d.id, id) !== null).map((d) => d.id);
-}
-
-function judge(
-  kind: ChangeSample['kind'],
-  expected: Map<number, 'netmap' | 'delta'>,
-  arrivals: Arrival[],
-  start: number,
-  callMs: number,
-  brokerChanged: number | undefined,
-  brokerCpuMs: number,
-): Omit<ChangeSample, 'dropped' | 'loopMaxMs'> {
-  const times: number[] = [];
-  let missing = 0;
-  let droppedInstead = 0;
-  let wrong = 0;
-  let strays = 0;
-  const strayTypes: Record<string, number> = {};
-  arrivals.forEach((a, i) => {
-    const want = expected.get(i);
-    if (want === undefined) {
-      if (a.frames > 0) {
-        strays++;
-        strayTypes[a.type ?? '?'] = (strayTypes[a.type ?? '?'] ?? 0) + 1;
-      }
-      return;
-    }
-    if (a.at === undefined) {
-      if (a.dropped) droppedInstead++;
-      else missing++;
-      return;
-    }
-    times.push(a.at - start);
-    if (a.type !== want || (want === 'delta' && a.mentions === false)) wrong++;
-  });
-  return {
-    kind,
-    expected: expected.size,
-    times,
-    missing,
-    droppedInstead,
-    wrong,
-    strays,
-    strayTypes,
-    callMs,
-    ...(brokerChanged !== undefined ? { brokerChanged } : {}),
-    brokerCpuMs,
-  };
-}
-
-function printSample(n: number, s: ChangeSample, what: string): void {
-  const sorted = [...s.times].sort((a, b) => a - b);
-  const at = (q: number) =>
-    sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN;
-  console.log(
-    `[${n}] ${what}: ${s.times.length}/${s.expected} got it, p50/p99 ${at(0.5).toFixed(0)}/${at(0.99).toFixed(0)} ms, ` +
-      `call ${s.callMs.toFixed(0)} ms, broker CPU ${s.brokerCpuMs.toFixed(0)} ms, event loop blocked up to ` +
-      `${s.loopMaxMs.toFixed(0)} ms` +
-      (s.brokerChanged !== undefined ? `, broker says ${s.brokerChanged} changed` : '') +
-      (s.missing + s.wrong + s.strays + s.droppedInstead > 0
-        ? `; ${s.missing} missing, ${s.droppedInstead} dropped instead, ${s.wrong} wrong frame, ` +
-          `${s.strays} strays ${JSON.stringify(s.strayTypes)}`
-        : '') +
-      (Object.keys(s.dropped).length > 0
-        ? `; connections closed by the broker: ${JSON.stringify(s.dropped)}`
-        : ''),
-  );
 }
