@@ -2,7 +2,8 @@ import type { NetmapRelay, ReflectorInfo } from '@trellis/proto';
 import type { DeviceState } from '../domain/netmap-builder';
 import { AccountNetmap } from '../domain/netmap-builder';
 import type { NetmapPolicy } from '../domain/netmap-policy';
-import type { AccountPolicy } from '../policy/account-policy';
+import { AccountPolicy } from '../policy/account-policy';
+import { inSlices } from '../policy/in-slices';
 import type { AccountPaths } from './account-paths';
 import type { ControlSession } from './control-session';
 import { SerialTracker } from './serial-tracker';
@@ -80,6 +81,17 @@ export class AccountHub {
 
   /** Version of the access policy the netmap filters with (0: the default, allow-all). */
   policyVersion = 0;
+
+  /**
+   * `stored` built over the hub's devices, its relations computed in slices (the hub keeps serving
+   * meanwhile); undefined when the hub already has that version or a newer one. Apply with usePolicy.
+   */
+  async preparePolicy(stored: { version: number; text: string }): Promise<AccountPolicy | undefined> {
+    if (stored.version <= this.policyVersion) return undefined;
+    const policy = AccountPolicy.build(stored.version, stored.text, this.netmap.states());
+    await inSlices(policy.computeRelations());
+    return policy;
+  }
 
   /**
    * A policy built ahead (its relations computed while the hub went on): brought up to the hub's

@@ -11,7 +11,6 @@ import type { Logger } from 'pino';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
 import { PairPathDriver, type PairPathTimings } from '../pair-paths/pair-path-driver';
 import { AccountPolicy } from '../policy/account-policy';
-import { inSlices } from '../policy/in-slices';
 import type { RelayDirectory } from '../relay/relay-directory';
 import type { DevicesService } from '../services/devices.service';
 import { AccountHub } from './account-hub';
@@ -241,11 +240,9 @@ export class ControlHub {
     for (let attempt = 0; this.hubs.get(accountId) === hub; attempt++) {
       try {
         const stored = await this.devices.loadPolicy(accountId);
-        if (this.hubs.get(accountId) !== hub || stored.version <= hub.policyVersion) return;
-        // Relations first, in slices: the hub keeps serving meanwhile, then applies it at once.
-        const policy = AccountPolicy.build(stored.version, stored.text, hub.netmap.states());
-        await inSlices(policy.computeRelations());
         if (this.hubs.get(accountId) !== hub) return;
+        const policy = await hub.preparePolicy(stored);
+        if (!policy || this.hubs.get(accountId) !== hub) return;
         if (hub.usePolicy(policy, serial)) {
           this.opts.logger.info({ accountId, version: policy.version }, 'access policy applied to netmaps');
         }

@@ -1,7 +1,5 @@
 import type { Logger } from 'pino';
 import type { EventBus } from '../events/event-bus';
-import { AccountPolicy } from '../policy/account-policy';
-import { inSlices } from '../policy/in-slices';
 import type { DevicesService } from '../services/devices.service';
 import type { AccountHub } from './account-hub';
 
@@ -62,12 +60,10 @@ export class SerialCheck {
       if (hubs.get(accountId) !== hub) continue; // released meanwhile
       for (const id of hub.reconcile(state.devices, state.serial)) this.deps.closeRemoved(id);
       reloaded.push(accountId);
-      if (state.policy.version <= hub.policyVersion) continue;
-      // As for a policy-changed event: relations in slices, then applied at once to the devices
-      // present then (device changes keep arriving meanwhile; the read above is not replayed).
-      const policy = AccountPolicy.build(state.policy.version, state.policy.text, hub.netmap.states());
-      await inSlices(policy.computeRelations());
-      if (hubs.get(accountId) === hub) hub.usePolicy(policy, state.serial);
+      // As for a policy-changed event: prepared over the hub's devices (changes keep arriving
+      // meanwhile; the read above is not replayed), then applied at once.
+      const policy = await hub.preparePolicy(state.policy);
+      if (policy && hubs.get(accountId) === hub) hub.usePolicy(policy, state.serial);
     }
     if (reloaded.length > 0) logger.warn({ accounts: reloaded.length, all }, 'account netmaps reloaded');
     return reloaded;

@@ -49,6 +49,15 @@ export interface DevicesConfig {
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** The device of an account named by its id (a UUID) or by its name. */
+function deviceNamed(accountId: string, idOrName: string): SQL {
+  const byId = UUID_RE.test(idOrName);
+  return and(
+    eq(devices.accountId, accountId),
+    byId ? eq(devices.id, idOrName.toLowerCase()) : eq(devices.name, idOrName),
+  )!;
+}
+
 /**
  * Devices: enrollment (device-enrollment; addresses in overlay-addresses), removal, online state and
  * endpoints. Every change bumps the account's netmap serial in the same transaction and is then
@@ -140,19 +149,9 @@ export class DevicesService {
     tags: readonly string[],
     actor: TagActor,
   ): Promise<DeviceInfo> {
-    const byId = UUID_RE.test(idOrName);
     const wanted = [...new Set(tags)].sort();
     const { row, serial } = await this.db.transaction(async (tx) => {
-      const [current] = await tx
-        .select()
-        .from(devices)
-        .where(
-          and(
-            eq(devices.accountId, accountId),
-            byId ? eq(devices.id, idOrName.toLowerCase()) : eq(devices.name, idOrName),
-          ),
-        )
-        .for('update');
+      const [current] = await tx.select().from(devices).where(deviceNamed(accountId, idOrName)).for('update');
       if (!current) throw notFound(`no device "${idOrName}" in account ${accountName}`);
       checkTags(
         await currentParsedPolicy(tx, accountId),
@@ -194,12 +193,8 @@ export class DevicesService {
    * by the hubs on the upsert; the device then enrolls again with the new key, keeping its record.
    */
   async rekey(accountId: string, accountName: string, idOrName: string, publicKey: string) {
-    const byId = UUID_RE.test(idOrName);
-    const where = and(
-      eq(devices.accountId, accountId),
-      byId ? eq(devices.id, idOrName.toLowerCase()) : eq(devices.name, idOrName),
-    )!;
     const label = `"${idOrName}" in account ${accountName}`;
+    const where = deviceNamed(accountId, idOrName);
     const change = await this.db.transaction((tx) => rekeyDevice(tx, where, label, publicKey));
     await this.announceKeyChange(change);
     return this.toInfo(change.row, accountName);
@@ -213,17 +208,8 @@ export class DevicesService {
 
   /** Removes by id or by name; the address is held back for the grace period. */
   async remove(accountId: string, accountName: string, idOrName: string): Promise<DeviceInfo> {
-    const byId = UUID_RE.test(idOrName);
     const { row, serial } = await this.db.transaction(async (tx) => {
-      const [found] = await tx
-        .delete(devices)
-        .where(
-          and(
-            eq(devices.accountId, accountId),
-            byId ? eq(devices.id, idOrName.toLowerCase()) : eq(devices.name, idOrName),
-          ),
-        )
-        .returning();
+      const [found] = await tx.delete(devices).where(deviceNamed(accountId, idOrName)).returning();
       if (!found) throw notFound(`no device "${idOrName}" in account ${accountName}`);
       await this.addresses.release(tx, accountId, found);
       return { row: found, serial: await bumpSerial(tx, accountId) };
