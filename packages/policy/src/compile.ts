@@ -2,6 +2,7 @@ import type { AccessRules, PeerAccess } from '@trellis/proto';
 import { type DeviceView, signatureOf, usedAtoms, viewOf } from './match';
 import { NOTHING, type PortSet } from './ports';
 import { type Relation, RelationTable } from './relations';
+import { RuleChange } from './rule-change';
 import type { Atom } from './selectors';
 import type { Policy, PolicyDevice } from './types';
 
@@ -30,12 +31,36 @@ export interface ClassAccess {
   readonly out: Relation;
 }
 
+/**
+ * The version a policy replaces, over the same devices: relations of pairs that no changed rule
+ * touches are taken from it instead of computed. Kept only until computeRelations has run.
+ */
+interface Derivation {
+  readonly base: CompiledPolicy;
+  readonly change: RuleChange;
+  /**
+   * This class id -> a class of `base` that held one of its members with the same record, so its
+   * view is that member's old view; null when none qualified.
+   */
+  readonly reps: Map<number, DeviceClass | null>;
+  /** Relation id in `base` -> the same relation's id here. */
+  readonly adopted: Map<number, number>;
+}
+
 export interface Access {
   /** What the peer may open on the viewer. */
   in: AccessRules;
   /** What the viewer may open on the peer. */
   out: AccessRules;
 }
+
+const sameRecord = (a: PolicyDevice, b: PolicyDevice) =>
+  a === b ||
+  (a.name === b.name &&
+    a.address === b.address &&
+    a.user === b.user &&
+    a.tags.length === b.tags.length &&
+    a.tags.every((t, i) => t === b.tags[i]));
 
 const copyRules = (rules: AccessRules): AccessRules =>
   rules.map((r) => (r.ports ? { ...r, ports: r.ports.map(([a, b]) => [a, b]) } : { ...r }));
@@ -57,14 +82,24 @@ export class CompiledPolicy {
   private readonly groups = new Map<number, readonly AccessGroup[]>();
   private nextSlot = 0;
   private nextClass = 0;
+  private derivation: Derivation | undefined;
 
+  /**
+   * `base`: the version this one replaces, holding the same devices; where only rules differ,
+   * relations that no added or removed rule touches are taken from it (see RuleChange).
+   */
   constructor(
     readonly policy: Policy,
     devices: Iterable<PolicyDevice> = [],
+    base?: CompiledPolicy,
   ) {
     this.used = usedAtoms(policy);
     this.table = new RelationTable(policy);
     for (const d of devices) this.upsertDevice(d);
+    const change = base && RuleChange.between(base.policy, policy);
+    if (base && change) {
+      this.derivation = { base, change, reps: new Map(), adopted: new Map() };
+    }
   }
 
   /**
@@ -151,10 +186,45 @@ export class CompiledPolicy {
     }
     let cell = row[to.slot]!;
     if (cell === 0) {
-      cell = this.table.between(from.view, to.view) + 1;
+      cell = (this.inherited(from, to) ?? this.table.between(from.view, to.view)) + 1;
       row[to.slot] = cell;
     }
     return this.table.byId(cell - 1);
+  }
+
+  /** The relation id taken over from the base version, when no changed rule touches the pair. */
+  private inherited(from: DeviceClass, to: DeviceClass): number | undefined {
+    const d = this.derivation;
+    if (!d) return undefined;
+    const a = this.baseClassOf(d, from);
+    const b = a && this.baseClassOf(d, to);
+    if (!a || !b || d.change.touches(a.view, b.view, from.view, to.view)) return undefined;
+    const old = d.base.relation(a, b);
+    let id = d.adopted.get(old.id);
+    if (id === undefined) {
+      id = this.table.adopt(old);
+      d.adopted.set(old.id, id);
+    }
+    return id;
+  }
+
+  /**
+   * A class of the base that held a member of `cls` with the same record as here. It must still
+   * be there: the slot of a class that went away is another class's.
+   */
+  private baseClassOf(d: Derivation, cls: DeviceClass): DeviceClass | null {
+    const known = d.reps.get(cls.id);
+    if (known === null || (known && d.base.classes.get(known.id) === known)) return known;
+    let rep: DeviceClass | null = null;
+    for (const id of cls.members) {
+      const there = d.base.devices.get(id);
+      if (there && sameRecord(there.device, this.devices.get(id)!.device)) {
+        rep = there.cls;
+        break;
+      }
+    }
+    d.reps.set(cls.id, rep);
+    return rep;
   }
 
   private sees(a: DeviceClass, b: DeviceClass): boolean {
@@ -172,6 +242,18 @@ export class CompiledPolicy {
       for (const b of this.classes.values()) this.relation(a, b);
       yield;
     }
+    // Every cell is filled: later ones (new classes) are computed from the rules.
+    this.derivation = undefined;
+  }
+
+  /** The view of a device's class (undefined: unknown device). */
+  viewOfDevice(id: string): DeviceView | undefined {
+    return this.devices.get(id)?.cls.view;
+  }
+
+  /** What the policy sees of a class's members (undefined: no such class). */
+  classView(classId: number): DeviceView | undefined {
+    return this.classes.get(classId)?.view;
   }
 
   /**

@@ -4,14 +4,18 @@
  * - parsePolicy(text) -> { ok, policy, warnings } | { ok: false, errors }: JSON with comments,
  *   every issue located (line, column, path). Never throws.
  * - checkPolicy(text, devices): parse, warn about device names no device has, run the file's tests.
- * - new CompiledPolicy(policy, devices): devices grouped into classes by what the selectors say
+ * - new CompiledPolicy(policy, devices, base?): devices grouped into classes by what the selectors say
  *   about them; access(viewer, peer) -> { in, out } | null, visiblePeers, peersByAccess (a netmap's
  *   `access`), upsertDevice / removeDevice (incremental), classOf, classAccess(viewer class, peer
- *   class) -> { in, out } of interned relations (shared, equal ids are equal relations).
+ *   class) -> { in, out } of interned relations (shared, equal ids are equal relations); with
+ *   `base` (the version it replaces), relations no changed rule touches are taken from it.
  * - explain(compiled | { policy, devices }, src, dst, target?): allowed, and every rule, block or
  *   association that allows it.
  * - planPolicy(old, new, devices): per device, the peers and ports gained and lost;
- *   PolicyComparison: the same in steps (computeRelations), and changedDevices() without names.
+ *   PolicyComparison: the same in steps (countChanges), and changedDevices() without names; where
+ *   only rules differ, pairs no changed rule touches are skipped.
+ * - RuleChange.between(old, new): the rules added and removed when nothing else differs;
+ *   touches(old views, new views) says whether a pair's access may differ (classView gives views).
  * - mayApplyTag(policy, { email, role }, tag); cidrBlock(policy, name); innermostBlock(policy, ip).
  * - formatAccessRules(rules): `tcp 22,80-443; udp 53; icmp`, `all`, `none`.
  * - DEFAULT_POLICY_TEXT: allow-all, for new accounts.
@@ -31,6 +35,7 @@ export { type Access, type ClassAccess, CompiledPolicy } from './compile';
 export { DEFAULT_POLICY_TEXT } from './default-policy';
 export { type ExplainReason, type ExplainTarget, type Explanation, explain } from './explain';
 export type { IssuePath, PolicyIssue } from './locations';
+export type { DeviceView } from './match';
 export { type ParseResult, parsePolicy } from './parse';
 export { type PlanChange, type PlanEntry, PolicyComparison, planPolicy } from './plan';
 export {
@@ -43,6 +48,7 @@ export {
   toAccessRules,
 } from './ports';
 export type { Relation } from './relations';
+export { RuleChange } from './rule-change';
 export { mayApplyTag, type TagApplier } from './tags';
 export type {
   DeviceNameRef,

@@ -1,5 +1,6 @@
 import { type ClassAccess, CompiledPolicy } from './compile';
 import { difference, formatPortSet, isEmpty, type PortSet } from './ports';
+import { RuleChange } from './rule-change';
 import type { Policy, PolicyDevice } from './types';
 
 /** Peers that gain or lose the same ports in one direction. */
@@ -28,17 +29,20 @@ interface BundleDiff {
 /**
  * Two policies over the same devices. Devices are bundled by their (old class, new class) pair,
  * so the comparisons scale with the classes: two devices of one bundle see everything the same
- * under both policies.
+ * under both policies. Where only rules differ, a pair of bundles that no added or removed rule
+ * touches is skipped without computing either relation.
  */
 export class PolicyComparison {
   private readonly before: CompiledPolicy;
   private readonly after: CompiledPolicy;
+  private readonly change: RuleChange | undefined;
   readonly bundles: PolicyDevice[][];
   private changed: number | undefined;
 
   constructor(oldPolicy: Policy, newPolicy: Policy, devices: readonly PolicyDevice[]) {
     this.before = new CompiledPolicy(oldPolicy, devices);
     this.after = new CompiledPolicy(newPolicy, devices);
+    this.change = RuleChange.between(oldPolicy, newPolicy);
     const bundles = new Map<string, PolicyDevice[]>();
     for (const d of devices) {
       if (this.before.device(d.id) !== d) continue; // a repeated id: the last record counts
@@ -50,12 +54,6 @@ export class PolicyComparison {
     this.bundles = [...bundles.values()];
   }
 
-  /** The relations of both policies, one class at a time (see CompiledPolicy.computeRelations). */
-  *computeRelations(): Generator<void, void, void> {
-    yield* this.before.computeRelations();
-    yield* this.after.computeRelations();
-  }
-
   /** Between a device of `viewers` and one of `peers` (another one when they are the same bundle). */
   diff(viewers: PolicyDevice[], peers: PolicyDevice[]): BundleDiff | null {
     const rep = viewers[0]!;
@@ -63,11 +61,18 @@ export class PolicyComparison {
     const peer = peers.find((p) => p.id !== rep.id);
     if (!peer) return null;
     const { before, after } = this;
+    if (this.change && !this.touched(rep.id, peer.id) && !this.touched(peer.id, rep.id)) return null;
     // Most pairs of bundles keep their relations: compared as interned text, no sets made.
     const was = before.classAccess(before.classOf(rep.id)!, before.classOf(peer.id)!);
     const is = after.classAccess(after.classOf(rep.id)!, after.classOf(peer.id)!);
     if (sameAccess(was, is)) return null;
     return { out: this.ports(rep, peer), in: this.ports(peer, rep) };
+  }
+
+  private touched(from: string, to: string): boolean {
+    const { before, after } = this;
+    const [oldFrom, oldTo] = [before.viewOfDevice(from)!, before.viewOfDevice(to)!];
+    return this.change!.touches(oldFrom, oldTo, after.viewOfDevice(from)!, after.viewOfDevice(to)!);
   }
 
   /** Counts the changed devices a viewer bundle per step; then changedDevices() answers at once. */

@@ -26,6 +26,8 @@ const EVERYTHING_ID = 1;
 export class RelationTable {
   /** Hash of a port set -> the relations with that hash, each with its set as numbers. */
   private readonly byHash = new Map<number, { flat: number[]; relation: Relation }[]>();
+  /** Every relation by its text (relations adopted from another table are only here). */
+  private readonly byJson = new Map<string, Relation>();
   private readonly list: Relation[] = [];
   /** Rule index -> index of its port set in `portSets`. */
   private readonly rulePorts: Int32Array;
@@ -116,6 +118,19 @@ export class RelationTable {
     return id;
   }
 
+  /**
+   * The id here of a relation from another table (another version of the policy). Found by its
+   * text; a new one shares the other's set and rules, so nothing is recomputed.
+   */
+  adopt(relation: Relation): number {
+    const known = this.byJson.get(relation.json);
+    if (known) return known.id;
+    const own = { id: this.list.length, set: relation.set, rules: relation.rules, json: relation.json };
+    this.list.push(own);
+    this.byJson.set(own.json, own);
+    return own.id;
+  }
+
   /** The same innermost block, or blocks joined by an association: everything is open. */
   private fullyOpen(from: DeviceView, to: DeviceView): boolean {
     if (from.block !== null && from.block === to.block) return true;
@@ -131,8 +146,13 @@ export class RelationTable {
     const known = same?.find((x) => sameWords(x.flat, f));
     if (known) return known.relation;
     const rules = toAccessRules(set);
-    const relation = { id: this.list.length, set, rules, json: JSON.stringify(rules) };
-    this.list.push(relation);
+    const json = JSON.stringify(rules);
+    let relation = this.byJson.get(json);
+    if (!relation) {
+      relation = { id: this.list.length, set, rules, json };
+      this.list.push(relation);
+      this.byJson.set(json, relation);
+    }
     if (!same) {
       same = [];
       this.byHash.set(hash, same);

@@ -2,6 +2,7 @@ import { CompiledPolicy, type PolicyDevice } from '@trellis/policy';
 import fc from 'fast-check';
 import { deviceView, openSet } from '../src/match';
 import { toAccessRules } from '../src/ports';
+import { selectorArb } from './support/arbitraries';
 import { compile, policyOf, snapshot } from './support/compile-helpers';
 
 const POLICY = {
@@ -103,17 +104,6 @@ const opArb = fc.oneof(
   },
 );
 
-const selectorArb = fc.constantFrom(
-  '*',
-  'group:eng',
-  'group:ops',
-  'tag:db',
-  'tag:web',
-  'cidr:site-a',
-  'cidr:site-b',
-  'printer',
-  'user:bob@acme.com',
-);
 const portsArb = fc.option(
   fc.subarray(['tcp:22', 'tcp:20-30', 'udp:53', 'icmp', 'tcp', '*', 'udp:1-65535'], { minLength: 1 }),
   { nil: undefined },

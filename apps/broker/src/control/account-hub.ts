@@ -84,11 +84,13 @@ export class AccountHub {
 
   /**
    * `stored` built over the hub's devices, its relations computed in slices (the hub keeps serving
-   * meanwhile); undefined when the hub already has that version or a newer one. Apply with usePolicy.
+   * meanwhile; those no changed rule touches are taken from the policy in force); undefined when
+   * the hub already has that version or a newer one. Apply with usePolicy.
    */
   async preparePolicy(stored: { version: number; text: string }): Promise<AccountPolicy | undefined> {
     if (stored.version <= this.policyVersion) return undefined;
-    const policy = AccountPolicy.build(stored.version, stored.text, this.netmap.states());
+    const { netmap } = this;
+    const policy = AccountPolicy.build(stored.version, stored.text, netmap.states(), netmap.policyInForce);
     await inSlices(policy.computeRelations());
     return policy;
   }

@@ -66,6 +66,11 @@ export class AccountNetmap {
     return this.entries.size;
   }
 
+  /** The policy the netmaps are filtered with now. */
+  get policyInForce(): NetmapPolicy {
+    return this.policy;
+  }
+
   get(id: string): DeviceState | undefined {
     return this.entries.get(id)?.state;
   }

@@ -23,7 +23,15 @@ export interface NetmapPolicy {
   /** A device was added or changed (its tags, name, user or address may move it to another class). */
   upsert(state: DeviceState): void;
   remove(id: string): void;
+  /**
+   * For a policy replacing `before`: a test that is true when a pair is surely seen the same under
+   * both, given the viewer's and the peer's class under `before` and under this one. Undefined
+   * when there is no such shortcut (every pair is compared).
+   */
+  unchangedSince?(before: NetmapPolicy): UnchangedTest | undefined;
 }
+
+export type UnchangedTest = (viewerWas: number, peerWas: number, viewerIs: number, peerIs: number) => boolean;
 
 const EVERYTHING: PeerRelation = {
   in: ALLOW_ALL,
@@ -77,7 +85,8 @@ export interface ViewChange {
  * What changes in each device's view when `before` is replaced by `after`. Devices with the same
  * class under both policies see the same, so the comparison runs over those joint classes, not
  * over pairs of devices: a policy change costs (joint classes)² relations plus one pass over the
- * devices. Only viewer groups with a change are listed. A device never sees itself: a group's
+ * devices (pairs the new policy says are unchanged are not even looked up). Only viewer groups
+ * with a change are listed. A device never sees itself: a group's
  * changes may list the viewer itself (its own group), which the caller leaves out.
  */
 export function viewChanges(ids: Iterable<string>, before: NetmapPolicy, after: NetmapPolicy): ViewChange[] {
@@ -91,12 +100,18 @@ export function viewChanges(ids: Iterable<string>, before: NetmapPolicy, after: 
     else joint.set(key, { was, is, members: [id] });
   }
   const groups = [...joint.values()];
+  const unchanged = after.unchangedSince?.(before);
   const out: ViewChange[] = [];
   for (const viewer of groups) {
     const changes: PeerGroupChange[] = [];
     for (const peer of groups) {
       // A class of one has no peer inside it.
       if (peer === viewer && peer.members.length < 2) continue;
+      const { was: vw, is: vi } = viewer;
+      const { was: pw, is: pi } = peer;
+      if (unchanged && vw !== undefined && pw !== undefined && vi !== undefined && pi !== undefined) {
+        if (unchanged(vw, pw, vi, pi)) continue;
+      }
       const old =
         viewer.was === undefined || peer.was === undefined ? null : before.relation(viewer.was, peer.was);
       const now =

@@ -1,6 +1,6 @@
-import { CompiledPolicy, type PolicyDevice, parsePolicy, type Relation } from '@trellis/policy';
+import { CompiledPolicy, type PolicyDevice, parsePolicy, type Relation, RuleChange } from '@trellis/policy';
 import type { DeviceState } from '@trellis/proto';
-import type { NetmapPolicy, PeerRelation } from '../domain/netmap-policy';
+import type { NetmapPolicy, PeerRelation, UnchangedTest } from '../domain/netmap-policy';
 
 export function policyDeviceOf(state: DeviceState): PolicyDevice {
   return {
@@ -28,12 +28,20 @@ export class AccountPolicy implements NetmapPolicy {
 
   /**
    * The policy `text` over `devices`. A stored text that does not parse (written by a newer
-   * broker, or damaged) denies everything: devices see nobody rather than everybody.
+   * broker, or damaged) denies everything: devices see nobody rather than everybody. `replaces`:
+   * the policy in force, whose relations are taken over where no changed rule touches them.
    */
-  static build(version: number, text: string, devices: Iterable<DeviceState>): AccountPolicy {
+  static build(
+    version: number,
+    text: string,
+    devices: Iterable<DeviceState>,
+    replaces?: NetmapPolicy,
+  ): AccountPolicy {
     const parsed = parsePolicy(text);
     if (!parsed.ok) return new AccountPolicy(version, null);
-    return new AccountPolicy(version, new CompiledPolicy(parsed.policy, [...devices].map(policyDeviceOf)));
+    const base = replaces instanceof AccountPolicy ? (replaces.compiled ?? undefined) : undefined;
+    const compiled = new CompiledPolicy(parsed.policy, [...devices].map(policyDeviceOf), base);
+    return new AccountPolicy(version, compiled);
   }
 
   /** Whether the text failed to parse and everything is denied. */
@@ -62,6 +70,23 @@ export class AccountPolicy implements NetmapPolicy {
       row.set(out.id, rel);
     }
     return rel;
+  }
+
+  /**
+   * Where only rules differ from `before`: pairs that no added or removed rule touches, in either
+   * direction, are seen the same (see RuleChange).
+   */
+  unchangedSince(before: NetmapPolicy): UnchangedTest | undefined {
+    const now = this.compiled;
+    const was = before instanceof AccountPolicy ? before.compiled : null;
+    const change = now && was ? RuleChange.between(was.policy, now.policy) : undefined;
+    if (!now || !was || !change) return undefined;
+    return (viewerWas, peerWas, viewerIs, peerIs) => {
+      const [ov, op] = [was.classView(viewerWas), was.classView(peerWas)];
+      const [nv, np] = [now.classView(viewerIs), now.classView(peerIs)];
+      if (!ov || !op || !nv || !np) return false;
+      return !change.touches(ov, op, nv, np) && !change.touches(op, ov, np, nv);
+    };
   }
 
   /** Every relation between the current classes, in steps (see CompiledPolicy.computeRelations). */

@@ -163,7 +163,6 @@ export class PolicyService {
     let changed = devices.length;
     if (old.ok) {
       const comparison = new PolicyComparison(old.policy, result.policy, devices);
-      await inSlices(comparison.computeRelations(), BACKGROUND_SLICE_MS);
       await inSlices(comparison.countChanges(), BACKGROUND_SLICE_MS);
       changed = comparison.changedDevices();
     }

@@ -26,7 +26,28 @@ const POLICY_V2 = `{
 const POLICY_ALL = `{ "tagOwners": { "tag:eng": [], "tag:ops": [], "tag:db": [], "tag:cam": [] },
   "rules": [{ "src": ["*"], "dst": ["*"] }] }`;
 
-const TEXTS = [POLICY_V1, POLICY_V2, POLICY_ALL];
+/** Eight rules, and the same with one more or one fewer: the next version takes relations over. */
+const MANY_RULES = [
+  '{ "src": ["tag:eng"], "dst": ["tag:db"], "ports": ["tcp:5432"] }',
+  '{ "src": ["tag:ops"], "dst": ["tag:db", "tag:cam"], "ports": ["tcp:22"] }',
+  '{ "src": ["tag:ops"], "dst": ["*"], "ports": ["icmp"] }',
+  '{ "src": ["tag:cam"], "dst": ["tag:ops"], "ports": ["udp:514"] }',
+  '{ "src": ["tag:eng"], "dst": ["tag:eng"], "ports": ["tcp:22"] }',
+  '{ "src": ["tag:db"], "dst": ["tag:db"], "ports": ["tcp:5432-5433"] }',
+  '{ "src": ["tag:eng"], "dst": ["tag:cam"], "ports": ["tcp:443"] }',
+  '{ "src": ["d5"], "dst": ["tag:ops"], "ports": ["tcp:8080"] }',
+];
+const manyRules = (rules: string[]) =>
+  `{ "tagOwners": { "tag:eng": [], "tag:ops": [], "tag:db": [], "tag:cam": [] }, "rules": [${rules.join(',')}] }`;
+
+const TEXTS = [
+  POLICY_V1,
+  POLICY_V2,
+  POLICY_ALL,
+  manyRules(MANY_RULES),
+  manyRules([...MANY_RULES, '{ "src": ["tag:db"], "dst": ["tag:eng"], "ports": ["tcp:9000"] }']),
+  manyRules(MANY_RULES.slice(1)),
+];
 
 function tagged(d: DeviceState, ...tags: string[]): DeviceState {
   return tags.length > 0 ? { ...d, tags } : { ...d, tags: undefined };
@@ -180,84 +201,90 @@ describe('AccountNetmap under an access policy', () => {
       fc.record({ kind: fc.constant('tag' as const), i: fc.nat(5), tags: fc.nat(5) }),
       fc.record({ kind: fc.constant('online' as const), i: fc.nat(5), online: fc.boolean() }),
       fc.record({ kind: fc.constant('remove' as const), i: fc.nat(5) }),
-      fc.record({ kind: fc.constant('policy' as const), p: fc.nat(3) }),
+      fc.record({ kind: fc.constant('policy' as const), p: fc.nat(TEXTS.length - 1) }),
       fc.record({ kind: fc.constant('flush' as const) }),
     );
     fc.assert(
-      fc.property(fc.array(op, { maxLength: 40 }), fc.nat(3), fc.nat(63), (ops, start, initial) => {
-        // Some devices only join later: classes grow from one member (a class of one sees no one in it).
-        const present = new Map(
-          base.flatMap((d, i) => ((initial >> i) & 1 ? [[d.id, tagged(d, ...tagSets[i]!)] as const] : [])),
-        );
-        const m = new AccountNetmap(
-          'acme',
-          'z',
-          1,
-          [],
-          AccountPolicy.build(1, TEXTS[start]!, present.values()),
-        );
-        for (const d of present.values()) m.upsert(d);
-        const earlier = [...present.values()];
-        m.takeChanges();
-        const views = new Map([...present.keys()].map((id) => [id, fromSnapshot(m.snapshotFrame(id, 1)!)]));
-        let serial = 1;
-        let version = 1;
-        let text = TEXTS[start]!;
-        for (const o of ops) {
-          serial += 1;
-          if (o.kind === 'policy') {
-            flushTo(m, views, serial);
+      fc.property(
+        fc.array(op, { maxLength: 40 }),
+        fc.nat(TEXTS.length - 1),
+        fc.nat(63),
+        (ops, start, initial) => {
+          // Some devices only join later: classes grow from one member (a class of one sees no one in it).
+          const present = new Map(
+            base.flatMap((d, i) => ((initial >> i) & 1 ? [[d.id, tagged(d, ...tagSets[i]!)] as const] : [])),
+          );
+          const m = new AccountNetmap(
+            'acme',
+            'z',
+            1,
+            [],
+            AccountPolicy.build(1, TEXTS[start]!, present.values()),
+          );
+          for (const d of present.values()) m.upsert(d);
+          const earlier = [...present.values()];
+          m.takeChanges();
+          const views = new Map([...present.keys()].map((id) => [id, fromSnapshot(m.snapshotFrame(id, 1)!)]));
+          let serial = 1;
+          let version = 1;
+          let text = TEXTS[start]!;
+          for (const o of ops) {
             serial += 1;
-            version += 1;
-            text = TEXTS[o.p]!;
-            // As the hub does: built from an older device list, relations computed ahead, then
-            // brought up to the devices present now.
-            const policy = AccountPolicy.build(version, text, earlier);
-            for (const _ of policy.computeRelations());
-            policy.sync(present.values());
-            for (const [id, body] of m.setPolicy(policy)) {
-              const view = views.get(id);
-              if (view) views.set(id, applyFrame(view, 'delta', AccountNetmap.policyFrame(body, serial)));
-            }
-          } else if (o.kind === 'flush') {
-            flushTo(m, views, serial);
-          } else {
-            const d = base[o.i]!;
-            const cur = present.get(d.id);
-            if (o.kind === 'remove') {
-              if (!cur) continue;
-              present.delete(d.id);
-              m.remove(d.id, serial);
+            if (o.kind === 'policy') {
+              flushTo(m, views, serial);
+              serial += 1;
+              version += 1;
+              text = TEXTS[o.p]!;
+              // As the hub does: built from an older device list over the policy in force (taking
+              // over relations no changed rule touches), relations computed ahead, then brought up
+              // to the devices present now.
+              const policy = AccountPolicy.build(version, text, earlier, m.policyInForce);
+              for (const _ of policy.computeRelations());
+              policy.sync(present.values());
+              for (const [id, body] of m.setPolicy(policy)) {
+                const view = views.get(id);
+                if (view) views.set(id, applyFrame(view, 'delta', AccountNetmap.policyFrame(body, serial)));
+              }
+            } else if (o.kind === 'flush') {
+              flushTo(m, views, serial);
             } else {
-              const next =
-                o.kind === 'tag'
-                  ? tagged(cur ?? d, ...tagSets[o.tags]!)
-                  : { ...(cur ?? d), online: o.online };
-              present.set(d.id, next);
-              m.upsert(next, serial);
-              // a device (re)joining connects with a snapshot
-              if (!cur) views.set(d.id, fromSnapshot(m.snapshotFrame(d.id, serial)!));
+              const d = base[o.i]!;
+              const cur = present.get(d.id);
+              if (o.kind === 'remove') {
+                if (!cur) continue;
+                present.delete(d.id);
+                m.remove(d.id, serial);
+              } else {
+                const next =
+                  o.kind === 'tag'
+                    ? tagged(cur ?? d, ...tagSets[o.tags]!)
+                    : { ...(cur ?? d), online: o.online };
+                present.set(d.id, next);
+                m.upsert(next, serial);
+                // a device (re)joining connects with a snapshot
+                if (!cur) views.set(d.id, fromSnapshot(m.snapshotFrame(d.id, serial)!));
+              }
             }
           }
-        }
-        flushTo(m, views, serial + 1);
-        // The oracle: the same account built from scratch, nothing incremental or memoised in it.
-        const rebuilt = new AccountNetmap(
-          'acme',
-          'z',
-          1,
-          [],
-          AccountPolicy.build(version, text, present.values()),
-        );
-        for (const d of present.values()) rebuilt.upsert(d);
-        for (const id of present.keys()) {
-          const fresh = fromSnapshot(rebuilt.snapshotFrame(id, serial + 1)!);
-          expect(fromSnapshot(m.snapshotFrame(id, serial + 1)!)).toEqual(fresh);
-          const held = views.get(id)!;
-          expect(new Map([...held.peers].sort())).toEqual(new Map([...fresh.peers].sort()));
-          expect(new Map([...held.access].sort())).toEqual(new Map([...fresh.access].sort()));
-        }
-      }),
+          flushTo(m, views, serial + 1);
+          // The oracle: the same account built from scratch, nothing incremental or memoised in it.
+          const rebuilt = new AccountNetmap(
+            'acme',
+            'z',
+            1,
+            [],
+            AccountPolicy.build(version, text, present.values()),
+          );
+          for (const d of present.values()) rebuilt.upsert(d);
+          for (const id of present.keys()) {
+            const fresh = fromSnapshot(rebuilt.snapshotFrame(id, serial + 1)!);
+            expect(fromSnapshot(m.snapshotFrame(id, serial + 1)!)).toEqual(fresh);
+            const held = views.get(id)!;
+            expect(new Map([...held.peers].sort())).toEqual(new Map([...fresh.peers].sort()));
+            expect(new Map([...held.access].sort())).toEqual(new Map([...fresh.access].sort()));
+          }
+        },
+      ),
       { numRuns: Number(process.env.TRELLIS_PROPERTY_RUNS ?? 300) },
     );
   });
