@@ -4,7 +4,8 @@ const transform = {
   '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.jest.json' }],
 };
 const moduleNameMapper = {
-  '^@trellis/(proto|crypto|firewall|noise|reflector|portmap|tls|policy)$': '<rootDir>/packages/$1/src',
+  '^@trellis/(proto|crypto|firewall|noise|reflector|portmap|tls|policy|metrics)$':
+    '<rootDir>/packages/$1/src',
 };
 const common = { transform, moduleNameMapper, testEnvironment: 'node', rootDir: __dirname };
 

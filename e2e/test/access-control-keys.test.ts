@@ -125,6 +125,9 @@ describe('access control: pinned keys against a tampered broker (real broker + a
         const peers = await wgPeers(viewer);
         expect(peers).toContain(newKey);
         expect(peers).not.toContain(oldKey);
+        expect(await agent(viewer).metric('trellis_agent_key_changes_total')).toEqual({
+          '{kind="rotated"}': 1,
+        });
       }
       process.stdout.write(`\nkey rotation: every peer took y's new key within ${Date.now() - since} ms\n`);
       mesh.members.set('y', { ...m('y'), key: newKey! });
@@ -184,6 +187,9 @@ describe('access control: pinned keys against a tampered broker (real broker + a
             .logLines()
             .some((l) => l.includes('REFUSED a peer') && l.includes(attacker.publicKey)),
         ).toBe(true);
+        // And as metrics, for alerting.
+        expect(await agent(viewer).metric('trellis_agent_peers_refused')).toEqual({ '{}': 1 });
+        expect(await agent(viewer).metric('trellis_agent_peer_refusals_total')).toEqual({ '{}': 1 });
       }
       process.stdout.write(`\nkey swap refused (since the database change): ${noticed.join(', ')}\n`);
 

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { type ListenAddress, parseListenAddress } from '@trellis/metrics';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { WireGuardMode } from './wireguard/backend';
 
@@ -13,6 +14,8 @@ export interface DaemonOptions {
   portMapping: boolean;
   /** Enforce the access policy with the OS firewall (`off`: every peer may open everything here). */
   firewall: 'auto' | 'off';
+  /** Where Prometheus metrics are served (`GET /metrics`); null: not served. */
+  metricsListen: ListenAddress | null;
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/trellis';
@@ -60,6 +63,11 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
         .env('TRELLIS_FIREWALL')
         .default('auto'),
     )
+    .addOption(
+      new Option('--metrics-listen <host:port|off>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
+        .env('TRELLIS_METRICS_LISTEN')
+        .default('off'),
+    )
     .option('--no-port-mapping', 'do not ask the gateway (UPnP-IGD / NAT-PMP / PCP) to forward the port')
     .exitOverride()
     .configureOutput({ writeErr: () => undefined }); // errors are thrown; trellisd prints them once
@@ -80,6 +88,7 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
     logLevel: string;
     portMapping: boolean;
     firewall: 'auto' | 'off';
+    metricsListen: string;
   }>();
   const name = o.interface;
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new InvalidArgumentError(`bad interface name: ${name}`);
@@ -92,7 +101,16 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
     logLevel: o.logLevel,
     portMapping: o.portMapping,
     firewall: o.firewall,
+    metricsListen: o.metricsListen === 'off' ? null : listenAddress(o.metricsListen),
   };
+}
+
+function listenAddress(text: string): ListenAddress {
+  try {
+    return parseListenAddress('--metrics-listen', text);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 function parsePort(v: string): number {

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
+import type { Server } from 'node:http';
 import { selectFirewallBackend } from '@trellis/firewall';
+import { boundPort, serveMetrics } from '@trellis/metrics';
 import { PortMappingClient } from '@trellis/portmap';
 import pino from 'pino';
 import { Agent } from './agent/agent';
+import { AgentMetrics } from './agent/agent-metrics';
 import { PeerGuard } from './agent/peer-guard';
 import { type DaemonOptions, parseDaemonOptions } from './daemon-options';
 import { IpcServer } from './ipc/ipc-server';
@@ -39,9 +42,14 @@ async function main(): Promise<void> {
     logger.warn('--firewall off: the access policy is not enforced on this device; peers may open anything');
   }
   const firewall = opts.firewall === 'off' ? null : selectFirewallBackend(process.platform);
-  const agent = new Agent({
+  // Made before the agent whose status it reads, so the guard can report to it.
+  const metrics: AgentMetrics | undefined = opts.metricsListen
+    ? new AgentMetrics({ status: () => agent.status(), firewallCounters: () => guard.firewallCounters() })
+    : undefined;
+  const guard: PeerGuard = new PeerGuard(pins, firewall, logger, metrics);
+  const agent: Agent = new Agent({
     store,
-    guard: new PeerGuard(pins, firewall, logger),
+    guard,
     backend,
     network: new LinuxNetworkConfigurator(runner),
     logger,
@@ -80,12 +88,14 @@ async function main(): Promise<void> {
     logger,
   );
 
+  let metricsServer: Server | undefined;
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
     await ipc.close().catch(() => undefined);
+    metricsServer?.close();
     await agent.shutdown().catch((err: Error) => logger.error({ err: err.message }, 'teardown failed'));
     logger.info('trellisd stopped');
     logger.flush();
@@ -94,6 +104,15 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 
+  // Before the mesh comes up: an address in use stops trellisd with nothing to tear down.
+  if (metrics && opts.metricsListen) {
+    const { host, port } = opts.metricsListen;
+    metricsServer = await serveMetrics(metrics, host, port).catch((err: Error) => {
+      throw new Error(`--metrics-listen ${host}:${port}: ${err.message}`);
+    });
+    const at = `${host.includes(':') ? `[${host}]` : host}:${boundPort(metricsServer)}`;
+    logger.info({ metrics: `http://${at}/metrics` }, 'serving metrics');
+  }
   await agent.start();
   await ipc.listen();
   logger.info(

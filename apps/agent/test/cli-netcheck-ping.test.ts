@@ -1,6 +1,7 @@
 import type { PeerStatus, StatusResponse } from '@trellis/proto';
 import { formatNetcheck } from '../src/cli/format-netcheck';
 import { describePath, findPeer } from '../src/cli/mesh-ping';
+import { statusFixture } from './helpers/status-fixture';
 
 const peer: PeerStatus = {
   id: '6f9619ff-8b86-4d11-b42d-00c04fc964ff',
@@ -18,17 +19,7 @@ const peer: PeerStatus = {
 };
 
 function status(extra: Partial<StatusResponse>): StatusResponse {
-  return {
-    ok: true,
-    state: 'connected',
-    self: null,
-    broker: { url: 'https://broker:8443/', connected: true, lastError: null },
-    interface: { name: 'trellis0', listenPort: 51820, publicKey: null, backend: 'userspace' },
-    netmapSerial: 3,
-    netmapSource: 'broker',
-    peers: [peer],
-    ...extra,
-  };
+  return statusFixture({ peers: [peer], ...extra });
 }
 
 describe('trellis netcheck / ping helpers', () => {

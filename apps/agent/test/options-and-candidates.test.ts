@@ -14,8 +14,17 @@ describe('trellisd options', () => {
       logLevel: 'info',
       portMapping: true,
       firewall: 'auto',
+      metricsListen: null,
     });
     expect(parseDaemonOptions(['--no-port-mapping'], {}).portMapping).toBe(false);
+    expect(parseDaemonOptions(['--metrics-listen', '127.0.0.1:9101'], {}).metricsListen).toEqual({
+      host: '127.0.0.1',
+      port: 9101,
+    });
+    expect(parseDaemonOptions([], { TRELLIS_METRICS_LISTEN: '[::1]:9101' }).metricsListen).toEqual({
+      host: '::1',
+      port: 9101,
+    });
   });
 
   it('takes environment variables, and flags over them', () => {
@@ -52,6 +61,9 @@ describe('trellisd options', () => {
     expect(() => parseDaemonOptions(['--listen-port', '70000'], {})).toThrow(/bad port/);
     expect(() => parseDaemonOptions(['--interface', 'this-name-is-too-long'], {})).toThrow(/interface name/);
     expect(() => parseDaemonOptions(['--wireguard', 'magic'], {})).toThrow();
+    expect(() => parseDaemonOptions(['--metrics-listen', '9101'], {})).toThrow(
+      /--metrics-listen must be HOST:PORT/,
+    );
   });
 });
 

@@ -1,5 +1,3 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { DROP_REASONS } from './allocation/drop-reason';
 import type { Relay, RelayTotals } from './relay';
@@ -68,8 +66,12 @@ export class RelayMetrics {
     }
   }
 
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
   /** The exposition text; every counter reads the same totals. */
-  async text(): Promise<string> {
+  async metrics(): Promise<string> {
     this.scrapeTotals = this.relay.totals();
     try {
       return await this.registry.metrics();
@@ -80,29 +82,3 @@ export class RelayMetrics {
 }
 
 type Labels = Record<string, string>;
-
-/** Plain HTTP on a private address: GET /metrics. */
-export async function serveMetrics(metrics: RelayMetrics, host: string, port: number): Promise<Server> {
-  const server = createServer((req, res) => {
-    if (req.method !== 'GET' || req.url !== '/metrics') {
-      res.writeHead(404).end();
-      return;
-    }
-    metrics.text().then(
-      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-      () => res.writeHead(500).end(),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return server;
-}
-
-export function boundPort(server: Server): number {
-  return (server.address() as AddressInfo).port;
-}

@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { boundPort, serveMetrics } from '@trellis/metrics';
 import { type BrokerTrust, formatEndpoint, type PortRange, type RelayTcpInfo } from '@trellis/proto';
 import { defaultSans, loadOrCreateTls } from '@trellis/tls';
 import type { Logger } from 'pino';
@@ -7,7 +8,7 @@ import { BrokerLink } from './broker/broker-link';
 import { brokerTlsOptions, relayControlUrl } from './broker/broker-url';
 import type { KernelForwardingMode } from './kernel/kernel-path';
 import { NetdevPath } from './kernel/netdev-path';
-import { boundPort, RelayMetrics, serveMetrics } from './metrics';
+import { RelayMetrics } from './metrics';
 import { startRelayReflector } from './reflector/relay-reflector';
 import { DEFAULT_ACCOUNT_PACKETS, Relay } from './relay';
 import { TcpFallbackServer } from './tcp/tcp-fallback-server';

@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
-import { boundPort, RelayMetrics, serveMetrics } from '../src/metrics';
+import { boundPort, serveMetrics } from '@trellis/metrics';
+import { RelayMetrics } from '../src/metrics';
 import { Relay } from '../src/relay';
 import { allocationFor } from './support/allocation-spec';
 import { WireGuardPair } from './support/wireguard-pair';

@@ -49,6 +49,9 @@ export class AgentRunner {
         this.ifname,
         '--listen-port',
         String(this.listenPort),
+        // TCP on the WireGuard port's number: free, and distinct for agents sharing a namespace.
+        '--metrics-listen',
+        `127.0.0.1:${this.listenPort}`,
       ],
       { env: cleanEnv(), logName: `trellisd-${this.device.site.name}-${this.device.name}-${this.starts}` },
     );
@@ -101,6 +104,19 @@ export class AgentRunner {
       this.device.name,
       ...repeatFlag('--ca-file', opts.caFile),
     ]);
+  }
+
+  /** The samples of one metric from trellisd's /metrics, as `labels -> value` (`{}`: no labels). */
+  async metric(name: string): Promise<Record<string, number>> {
+    const url = `http://127.0.0.1:${this.listenPort}/metrics`;
+    const script = `fetch(${JSON.stringify(url)}).then(async (r) => { if (!r.ok) throw new Error(r.status); process.stdout.write(await r.text()); })`;
+    const { stdout } = await this.device.ns.exec(['node', '-e', script], { timeoutMs: 30_000 });
+    const out: Record<string, number> = {};
+    for (const line of stdout.split('\n')) {
+      const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
+      if (m && m[1] === name) out[m[2] ?? '{}'] = Number(m[3]);
+    }
+    return out;
   }
 
   async status(): Promise<StatusResponse> {

@@ -1,8 +1,9 @@
-import type { FirewallBackend, InboundPolicy } from '@trellis/firewall';
+import type { FirewallBackend, FirewallCounters, InboundPolicy } from '@trellis/firewall';
 import type { GuardStatus, NetmapPeer } from '@trellis/proto';
 import type { Logger } from 'pino';
 import { type Netmap, rulesOf } from '../control/netmap-tracker';
 import type { KeyChangeRecord, PeerPins, Refusal } from '../trust/peer-pins';
+import type { GuardEvents } from './agent-metrics';
 
 type LastApply = NonNullable<GuardStatus['firewall']>['lastApply'];
 
@@ -20,6 +21,7 @@ export class PeerGuard {
     private readonly pins: PeerPins | null,
     private readonly firewall: FirewallBackend | null,
     private readonly log: Logger,
+    private readonly events?: GuardEvents,
   ) {}
 
   /** The netmap's peers this device trusts: new ones pinned, proven key changes accepted. */
@@ -32,6 +34,7 @@ export class PeerGuard {
       if (verdict.kind === 'refused') continue;
       pins.accept(peer, verdict);
       if (verdict.kind === 'rotated' || verdict.kind === 'rekeyed') {
+        this.events?.keyChanged(verdict.kind);
         this.log.warn(
           { peer: peer.name, address: peer.address, previousKey: verdict.previousKey, key: peer.publicKey },
           verdict.kind === 'rotated'
@@ -51,6 +54,7 @@ export class PeerGuard {
     const now = new Map(refusals.map((r) => [r.address, r.offeredKey]));
     for (const r of refusals) {
       if (this.reported.get(r.address) === r.offeredKey) continue;
+      this.events?.refused();
       this.log.error(
         {
           peer: r.name,
@@ -82,8 +86,10 @@ export class PeerGuard {
       selfAddress: netmap.self.address,
       peers: trusted.map((p) => ({ address: p.address, allow: rulesOf(netmap, p.id).in })),
     };
+    const started = performance.now();
     try {
       const result = await firewall.apply(policy);
+      this.events?.firewallApplied(result.mode, (performance.now() - started) / 1000, result.cut);
       this.lastError = null;
       if (result.changed || this.lastApply === null) {
         this.lastApply = {
@@ -98,9 +104,15 @@ export class PeerGuard {
         this.log.info({ mode: result.mode, peers: policy.peers.length, cut: result.cut }, 'firewall applied');
       }
     } catch (err) {
+      this.events?.firewallFailed();
       this.lastError = (err as Error).message;
       throw new Error(`firewall: ${this.lastError}`);
     }
+  }
+
+  /** What the firewall counted on the mesh interface (null with no firewall). */
+  firewallCounters(): Promise<FirewallCounters | null> {
+    return this.firewall?.counters() ?? Promise.resolve(null);
   }
 
   /** Takes the firewall's rules away (the mesh interface is gone). */

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { parseListenAddress } from '@trellis/metrics';
 import { DnsLabel, PortRange, parseBrokerUrls, RelayTcpInfo, RelayToken } from '@trellis/proto';
 import { KERNEL_FORWARDING_MODES, type KernelForwardingMode } from '../kernel/kernel-path';
 import type { HostPort, RelayServiceConfig } from '../relay-service';
@@ -33,15 +34,11 @@ const OFF = 'off';
 
 /** `HOST:PORT` or `[V6]:PORT`; the host may be empty (all addresses). */
 export function parseHostPort(flag: string, text: string): HostPort {
-  const colon = text.lastIndexOf(':');
-  const port = Number(text.slice(colon + 1));
-  let host = colon < 0 ? '' : text.slice(0, colon);
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  else if (host.includes(':')) host = '\u0000'; // an IPv6 address needs brackets
-  if (colon < 0 || !Number.isInteger(port) || port < 0 || port > 65535 || host.includes('\u0000')) {
-    throw new FlagError(`${flag} must be HOST:PORT (IPv6 in brackets), got "${text}"`);
+  try {
+    return parseListenAddress(flag, text);
+  } catch (err) {
+    throw new FlagError((err as Error).message);
   }
-  return { host: host || '0.0.0.0', port };
 }
 
 function parseReflectorPort(text: string): number | null {
