@@ -6,16 +6,9 @@
  */
 import { Agent as HttpsAgent } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DeviceAuthenticator, newNonce } from '@trellis/crypto';
-import {
-  API_PATHS,
-  Backoff,
-  type ClientMessage,
-  HEARTBEAT_INTERVAL_MS,
-  PROTOCOL_VERSION,
-  ServerMessage,
-} from '@trellis/proto';
+import { Backoff, type ClientMessage, HEARTBEAT_INTERVAL_MS, ServerMessage } from '@trellis/proto';
 import WebSocket from 'ws';
+import { connectControl } from '../control-connection';
 import { nowMs } from '../stats';
 import type { BenchDevice, ClientCommand, ClientReply } from './messages';
 
@@ -113,52 +106,18 @@ function report(e: Expectation): void {
   send({ kind: 'arrivals', id: e.id, times: [...e.times.values()], missing: e.expected - e.times.size });
 }
 
-function connectOne(
+async function connectOne(
   index: number,
   device: BenchDevice,
   url: string,
   agent: HttpsAgent,
   brokerPublicKey: string,
 ): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url.replace(/^https/, 'wss')}${API_PATHS.control}`, {
-      agent,
-      maxPayload: 512 * 1024 * 1024,
-      perMessageDeflate: false,
-    });
-    const auth = new DeviceAuthenticator(device.privateKey, device.publicKey, brokerPublicKey);
-    const clientNonce = newNonce();
-    let snapshotBytes = 0;
-    ws.on('open', () =>
-      ws.send(
-        JSON.stringify({
-          type: 'hello',
-          protocolVersion: PROTOCOL_VERSION,
-          deviceId: device.deviceId,
-          publicKey: device.publicKey,
-          clientNonce,
-        }),
-      ),
-    );
-    ws.on('message', (data: Buffer) => {
-      if (snapshotBytes > 0) return onMessage(index, data.toString('utf8'));
-      const head = data.subarray(0, 64).toString('utf8');
-      if (head.includes('"challenge"')) {
-        const m = JSON.parse(data.toString('utf8')) as { brokerNonce: string; brokerProof: string };
-        if (!auth.verifyBroker(m.brokerProof, clientNonce, m.brokerNonce))
-          return reject(new Error('bad broker'));
-        ws.send(JSON.stringify({ type: 'auth', proof: auth.deviceProof(clientNonce, m.brokerNonce) }));
-      } else if (head.includes('"netmap"')) {
-        snapshotBytes = data.length;
-        sockets[index] = ws;
-        resolve(snapshotBytes);
-      }
-    });
-    ws.on('error', reject);
-    ws.on('close', (code) => {
-      if (snapshotBytes === 0) reject(new Error(`closed ${code} before snapshot`));
-    });
+  const { ws, snapshotBytes } = await connectControl(device, url, agent, brokerPublicKey, {
+    onFrame: (data) => onMessage(index, data.toString('utf8')),
   });
+  sockets[index] = ws;
+  return snapshotBytes;
 }
 
 /** Heartbeats for every open client: the broker closes connections silent for 3 intervals. */

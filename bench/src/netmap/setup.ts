@@ -9,12 +9,10 @@ import {
   type LoginResponse,
   PROTOCOL_VERSION,
 } from '@trellis/proto';
-import { Client } from 'pg';
 import { next } from '../child-ipc';
+import { withDatabase } from '../database';
 import { BrokerHttpClient } from '../http-client';
 import type { BrokerReply, RelayReply } from './messages';
-
-const ADMIN_DB = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
 
 export type BrokerReady = Extract<BrokerReply, { kind: 'ready' }>;
 export type BrokerStats = Extract<BrokerReply, { kind: 'stats' }>;
@@ -34,21 +32,6 @@ export interface NetmapBench {
 
 export const cpuUsOf = (s0: BrokerStats, s1: BrokerStats) =>
   s1.cpuUserUs + s1.cpuSystemUs - s0.cpuUserUs - s0.cpuSystemUs;
-
-async function withDatabase<T>(name: string, fn: (url: string) => Promise<T>): Promise<T> {
-  const admin = new Client({ connectionString: ADMIN_DB });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
-  await admin.query(`CREATE DATABASE ${name}`);
-  try {
-    const url = new URL(ADMIN_DB);
-    url.pathname = `/${name}`;
-    return await fn(url.toString());
-  } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
-  }
-}
 
 /**
  * Runs `fn` against a broker on a fresh database with one relay registered (a fake one in its own

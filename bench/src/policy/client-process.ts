@@ -5,9 +5,9 @@
  * counts the rest; the orchestrator decides what was expected.
  */
 import { Agent as HttpsAgent } from 'node:https';
-import { DeviceAuthenticator, newNonce } from '@trellis/crypto';
-import { API_PATHS, Backoff, HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION } from '@trellis/proto';
+import { Backoff, HEARTBEAT_INTERVAL_MS } from '@trellis/proto';
 import WebSocket from 'ws';
+import { connectControl } from '../control-connection';
 import { nowMs } from '../stats';
 import type { Arrival, BenchDevice, ClientCommand, ClientReply } from './messages';
 
@@ -59,53 +59,21 @@ function reportArrived(a: Armed): void {
   send({ kind: 'arrived', id: a.id, missing: a.waiting.size });
 }
 
-function connectOne(
+async function connectOne(
   index: number,
   device: BenchDevice,
   url: string,
   agent: HttpsAgent,
   brokerPublicKey: string,
 ): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url.replace(/^https/, 'wss')}${API_PATHS.control}`, {
-      agent,
-      maxPayload: 512 * 1024 * 1024,
-      perMessageDeflate: false,
-    });
-    const auth = new DeviceAuthenticator(device.privateKey, device.publicKey, brokerPublicKey);
-    const clientNonce = newNonce();
-    let snapshotBytes = 0;
-    ws.on('open', () =>
-      ws.send(
-        JSON.stringify({
-          type: 'hello',
-          protocolVersion: PROTOCOL_VERSION,
-          deviceId: device.deviceId,
-          publicKey: device.publicKey,
-          clientNonce,
-        }),
-      ),
-    );
-    ws.on('message', (data: Buffer) => {
-      if (snapshotBytes > 0) return onFrame(index, data);
-      const head = data.subarray(0, 64).toString('utf8');
-      if (head.includes('"challenge"')) {
-        const m = JSON.parse(data.toString('utf8')) as { brokerNonce: string; brokerProof: string };
-        if (!auth.verifyBroker(m.brokerProof, clientNonce, m.brokerNonce))
-          return reject(new Error('bad broker'));
-        ws.send(JSON.stringify({ type: 'auth', proof: auth.deviceProof(clientNonce, m.brokerNonce) }));
-      } else if (head.includes('"netmap"')) {
-        snapshotBytes = data.length;
-        sockets[index] = ws;
-        resolve(snapshotBytes);
-      }
-    });
-    ws.on('error', reject);
-    ws.on('close', (code) => {
-      if (snapshotBytes === 0) reject(new Error(`closed ${code} before snapshot`));
-      else if (!stopping) onDropped(index, code, device, url, agent, brokerPublicKey);
-    });
+  const { ws, snapshotBytes } = await connectControl(device, url, agent, brokerPublicKey, {
+    onFrame: (data) => onFrame(index, data),
+    onClose: (code) => {
+      if (!stopping) onDropped(index, code, device, url, agent, brokerPublicKey);
+    },
   });
+  sockets[index] = ws;
+  return snapshotBytes;
 }
 
 /**

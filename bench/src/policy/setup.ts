@@ -4,11 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminRequest } from '@trellis/broker';
 import type { AdminRequest } from '@trellis/proto';
-import { Client } from 'pg';
 import { next } from '../child-ipc';
+import { withDatabase } from '../database';
 import type { BrokerReply } from './messages';
-
-const ADMIN_DB = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
 
 export type BrokerReady = Extract<BrokerReply, { kind: 'ready' }>;
 export type BrokerStats = Extract<BrokerReply, { kind: 'stats' }>;
@@ -20,21 +18,6 @@ export interface PolicyBench {
   stats(): Promise<BrokerStats>;
   /** The process of the N WebSocket clients, stopped with the broker at the end. */
   forkClients(): ChildProcess;
-}
-
-async function withDatabase<T>(name: string, fn: (url: string) => Promise<T>): Promise<T> {
-  const admin = new Client({ connectionString: ADMIN_DB });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
-  await admin.query(`CREATE DATABASE ${name}`);
-  try {
-    const url = new URL(ADMIN_DB);
-    url.pathname = `/${name}`;
-    return await fn(url.toString());
-  } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
-  }
 }
 
 /**

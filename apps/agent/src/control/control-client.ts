@@ -17,14 +17,15 @@ import {
 import { resolveHostAddresses } from '@trellis/tls';
 import { describeTarget } from '../trust/broker-url';
 import { describeBrokerError } from '../util/network-error';
+import { AuthKeys } from './auth-keys';
+import { closeOutcome, closeText } from './close-outcome';
 import type { ControlClientOptions } from './control-client-options';
-import { ControlHandshake } from './control-handshake';
 import { ControlHeartbeat, DEFAULT_CLOCK_PINGS } from './control-heartbeat';
 import { ControlSocket, decodeServerMessage } from './control-socket';
 import { NetmapTracker } from './netmap-tracker';
 import { ReconnectSchedule } from './reconnect-schedule';
 import { KeyRotationRefused, RotationRequest } from './rotation-request';
-import { realTimers, type Timers } from './timers';
+import { Deadline, realTimers, type Timers } from './timers';
 
 export type { ControlClientHandlers, ControlClientOptions } from './control-client-options';
 export { TCP_KEEPALIVE_IDLE_MS } from './control-socket';
@@ -47,20 +48,16 @@ export class ControlClient {
   private readonly resolveHost: ResolveHost;
   private agent: Agent;
   private readonly tracker = new NetmapTracker();
-  private handshake: ControlHandshake;
-  /** The key connections authenticate with; `fallbackKey` is tried when the broker refuses it. */
-  private key: KeyPair;
-  private fallbackKey: KeyPair | null = null;
-  private readonly rotation = new RotationRequest();
-  private rotationTimer: unknown = null;
+  private readonly keys: AuthKeys;
+  private readonly rotation: RotationRequest;
   private socket: ControlSocket | null = null;
   private phase: Phase = 'idle';
   private stopped = true;
-  private authTimer: unknown = null;
+  /** Until the snapshot: AUTH_TIMEOUT_MS for the challenge, then SNAPSHOT_TIMEOUT_MS for the netmap. */
+  private readonly authDeadline: Deadline;
   private readonly heartbeat: ControlHeartbeat;
   private endpoints: string[] | null = null;
   private netinfo: NetinfoMessage | null = null;
-  private closeReason: string | null = null;
   /** The current connection's own address (set once its TCP connection is up). */
   private localAddress: string | null = null;
   lastError: string | null = null;
@@ -79,13 +76,14 @@ export class ControlClient {
       (t) => this.send({ type: 'ping', t }),
       () => this.connectionDied(),
     );
-    this.key = opts.keyPair;
-    this.handshake = new ControlHandshake(opts.deviceId, opts.keyPair, opts.brokerPublicKey);
+    this.keys = new AuthKeys(opts.deviceId, opts.keyPair, opts.brokerPublicKey);
+    this.rotation = new RotationRequest(this.timers);
+    this.authDeadline = new Deadline(this.timers);
   }
 
   /** The key the current (or next) connection authenticates with. */
   get authKey(): KeyPair {
-    return this.key;
+    return this.keys.key;
   }
 
   /**
@@ -93,16 +91,7 @@ export class ControlClient {
    * the broker refuses the key in use (authFailed, keyChanged), the next connection tries the other.
    */
   setFallbackKey(key: KeyPair | null): void {
-    this.fallbackKey = key;
-  }
-
-  private swapKey(): void {
-    const other = this.fallbackKey;
-    if (!other) return;
-    this.fallbackKey = this.key;
-    this.key = other;
-    this.handshake = new ControlHandshake(this.opts.deviceId, other, this.opts.brokerPublicKey);
-    this.opts.logger.warn({ publicKey: other.publicKey }, 'broker refused our key; trying the other one');
+    this.keys.setFallback(key);
   }
 
   /**
@@ -115,21 +104,15 @@ export class ControlClient {
     if (this.phase !== 'ready') return Promise.reject(new Error('not connected to the broker'));
     if (this.rotation.busy)
       return Promise.reject(new Error('a key rotation is already waiting for the broker'));
-    const answer = this.rotation.start(newKey);
+    const answer = this.rotation.start(newKey, timeoutMs, () =>
+      this.fail(CloseCode.normal, 'the broker did not answer the key rotation in time'),
+    );
     this.send({ type: 'rotate-key', newKey, signature });
-    this.rotationTimer = this.timers.setTimeout(() => {
-      this.rotationTimer = null;
-      this.fail(CloseCode.normal, 'the broker did not answer the key rotation in time');
-    }, timeoutMs);
     return answer;
   }
 
   get connected(): boolean {
     return this.phase === 'ready';
-  }
-
-  get serial(): number | null {
-    return this.tracker.lastSerial;
   }
 
   get brokerUrls(): readonly string[] {
@@ -214,7 +197,6 @@ export class ControlClient {
   }
 
   private open(target: BrokerTarget): void {
-    this.closeReason = null;
     this.socketError = null;
     const where = describeTarget(target);
     this.opts.logger.debug({ broker: where }, 'connecting to broker');
@@ -235,17 +217,10 @@ export class ControlClient {
   private onOpen(): void {
     this.phase = 'await-challenge';
     this.heartbeat.heard();
-    this.send(this.handshake.hello(this.tracker.lastSerial ?? this.opts.lastSerial));
-    this.startAuthTimer(AUTH_TIMEOUT_MS, 'broker did not complete authentication in time');
-  }
-
-  /** Until the snapshot: AUTH_TIMEOUT_MS for the challenge, then SNAPSHOT_TIMEOUT_MS for the netmap. */
-  private startAuthTimer(ms: number, reason: string): void {
-    this.clearAuthTimer();
-    this.authTimer = this.timers.setTimeout(() => {
-      this.authTimer = null;
-      this.fail(CloseCode.authTimeout, reason);
-    }, ms);
+    this.send(this.keys.handshake.hello(this.tracker.lastSerial ?? this.opts.lastSerial));
+    this.authDeadline.set(AUTH_TIMEOUT_MS, () =>
+      this.fail(CloseCode.authTimeout, 'broker did not complete authentication in time'),
+    );
   }
 
   private onMessage(text: string | null): void {
@@ -285,8 +260,7 @@ export class ControlClient {
         if (this.phase === 'ready') this.opts.handlers.onRelayRelease?.(msg);
         break;
       case 'key-rotated':
-        if (this.rotation.answered(msg.newKey)) this.clearRotationTimer();
-        else
+        if (!this.rotation.answered(msg.newKey))
           this.opts.logger.warn({ newKey: msg.newKey }, 'broker confirmed a key rotation we did not ask for');
         break;
     }
@@ -297,7 +271,7 @@ export class ControlClient {
       this.fail(CloseCode.badMessage, 'unexpected challenge');
       return;
     }
-    const auth = this.handshake.answer(msg);
+    const auth = this.keys.handshake.answer(msg);
     if (!auth) {
       this.fail(
         CloseCode.authFailed,
@@ -307,7 +281,9 @@ export class ControlClient {
     }
     this.phase = 'await-netmap';
     this.send(auth);
-    this.startAuthTimer(SNAPSHOT_TIMEOUT_MS, 'broker did not send the netmap in time');
+    this.authDeadline.set(SNAPSHOT_TIMEOUT_MS, () =>
+      this.fail(CloseCode.authTimeout, 'broker did not send the netmap in time'),
+    );
   }
 
   private onSnapshot(msg: NetmapMessage): void {
@@ -329,7 +305,6 @@ export class ControlClient {
     if (!result.ok) {
       // Reconnecting is how we get a fresh snapshot; no need to wait for backoff.
       this.opts.logger.warn({ reason: result.reason }, 'netmap out of sync; reconnecting for a snapshot');
-      this.closeReason = result.reason;
       this.teardown(CloseCode.normal, 'resync');
       this.reconnect.newRoundNow(this.lastError);
       return;
@@ -338,7 +313,7 @@ export class ControlClient {
   }
 
   private onReady(): void {
-    this.clearAuthTimer();
+    this.authDeadline.clear();
     this.phase = 'ready';
     this.lastError = null;
     this.reconnect.connected();
@@ -364,35 +339,29 @@ export class ControlClient {
 
   private onClose(code: number, reason: string): void {
     const wasReady = this.phase === 'ready';
-    const why =
-      this.closeReason ?? this.socketError ?? `closed by broker (${code}${reason ? `: ${reason}` : ''})`;
+    const why = closeText(code, reason, this.socketError);
     this.rotation.fail(
       code === CloseCode.rotationRefused
         ? new KeyRotationRefused(reason)
         : new Error(`the connection ended before the broker answered: ${why}`),
     );
+    const outcome = closeOutcome(code, reason, this.socketError);
     this.cleanup();
-    if (code === CloseCode.deviceRemoved) {
+    this.lastError = outcome.error;
+    if (outcome.kind === 'removed') {
       this.stopped = true;
-      this.lastError = 'device removed by the broker';
       this.opts.handlers.onDeviceRemoved();
       return;
     }
-    if ((code === CloseCode.authFailed || code === CloseCode.keyChanged) && !this.closeReason) {
-      this.lastError =
-        code === CloseCode.keyChanged
-          ? `the broker replaced this device's key: ${reason}`
-          : `broker refused authentication: ${reason}`;
-      this.swapKey();
-    } else if (code === CloseCode.protocolMismatch) this.lastError = `protocol mismatch: ${reason}`;
-    else this.lastError = why;
-    if (wasReady) this.opts.handlers.onDisconnected(this.lastError);
+    const other = outcome.kind === 'key-refused' ? this.keys.swap() : null;
+    if (other)
+      this.opts.logger.warn({ publicKey: other.publicKey }, 'broker refused our key; trying the other one');
+    if (wasReady) this.opts.handlers.onDisconnected(outcome.error);
     this.retry(wasReady);
   }
 
   private fail(code: number, reason: string): void {
     this.opts.logger.warn({ reason }, 'control connection failed');
-    this.closeReason = reason;
     this.lastError = reason;
     const wasReady = this.phase === 'ready';
     this.teardown(code, reason);
@@ -417,22 +386,11 @@ export class ControlClient {
     this.socket = null;
     this.localAddress = null;
     this.phase = 'idle';
-    this.clearAuthTimer();
+    this.authDeadline.clear();
     this.heartbeat.stop();
-    this.clearRotationTimer();
     this.rotation.fail(
       new Error(`the connection ended before the broker answered: ${this.lastError ?? 'closed'}`),
     );
-  }
-
-  private clearRotationTimer(): void {
-    if (this.rotationTimer !== null) this.timers.clearTimeout(this.rotationTimer);
-    this.rotationTimer = null;
-  }
-
-  private clearAuthTimer(): void {
-    if (this.authTimer !== null) this.timers.clearTimeout(this.authTimer);
-    this.authTimer = null;
   }
 
   private send(msg: ClientMessage): void {

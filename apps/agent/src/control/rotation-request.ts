@@ -1,3 +1,5 @@
+import type { Timers } from './timers';
+
 /** The broker refused a key rotation (it closed with rotationRefused): its key did not change. */
 export class KeyRotationRefused extends Error {}
 
@@ -5,6 +7,8 @@ interface Outstanding {
   newKey: string;
   resolve(): void;
   reject(err: Error): void;
+  /** Fires when the broker took too long; null once fired. */
+  timer: unknown;
 }
 
 /**
@@ -14,15 +18,26 @@ interface Outstanding {
 export class RotationRequest {
   private outstanding: Outstanding | null = null;
 
+  constructor(private readonly timers: Timers) {}
+
   get busy(): boolean {
     return this.outstanding !== null;
   }
 
-  start(newKey: string): Promise<void> {
+  /**
+   * Waits for the answer to a rotation to `newKey`. `onTimeout` runs if none came within
+   * `timeoutMs`; the caller then ends the connection, which settles this with fail().
+   */
+  start(newKey: string, timeoutMs: number, onTimeout: () => void): Promise<void> {
     if (this.outstanding)
       return Promise.reject(new Error('a key rotation is already waiting for the broker'));
     return new Promise<void>((resolve, reject) => {
-      this.outstanding = { newKey, resolve, reject };
+      const o: Outstanding = { newKey, resolve, reject, timer: null };
+      o.timer = this.timers.setTimeout(() => {
+        o.timer = null;
+        onTimeout();
+      }, timeoutMs);
+      this.outstanding = o;
     });
   }
 
@@ -30,14 +45,19 @@ export class RotationRequest {
   answered(newKey: string): boolean {
     const o = this.outstanding;
     if (!o || o.newKey !== newKey) return false;
-    this.outstanding = null;
+    this.settle();
     o.resolve();
     return true;
   }
 
   fail(err: Error): void {
+    this.settle()?.reject(err);
+  }
+
+  private settle(): Outstanding | null {
     const o = this.outstanding;
     this.outstanding = null;
-    o?.reject(err);
+    if (o && o.timer !== null) this.timers.clearTimeout(o.timer);
+    return o;
   }
 }

@@ -14,3 +14,23 @@ export const realTimers: Timers = {
   clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
   now: () => Date.now(),
 };
+
+/** One pending timeout at a time: setting it again replaces the one before. */
+export class Deadline {
+  private handle: unknown = null;
+
+  constructor(private readonly timers: Timers) {}
+
+  set(ms: number, fn: () => void): void {
+    this.clear();
+    this.handle = this.timers.setTimeout(() => {
+      this.handle = null;
+      fn();
+    }, ms);
+  }
+
+  clear(): void {
+    if (this.handle !== null) this.timers.clearTimeout(this.handle);
+    this.handle = null;
+  }
+}

@@ -16,6 +16,7 @@ import type { DevicesService } from '../services/devices.service';
 import { AccountHub } from './account-hub';
 import { AccountPaths } from './account-paths';
 import type { ControlSession } from './control-session';
+import { followRelays } from './follow-relays';
 import { SerialCheck } from './serial-check';
 
 /** The serial tracker's key for policy changes (device changes are keyed by device id). */
@@ -91,28 +92,7 @@ export class ControlHub {
       logger: this.opts.logger,
     });
     this.unsubscribeReflexive = this.opts.reflexive?.onObservation((key) => this.onReflexive(key));
-    this.subscribeRelays();
-  }
-
-  /** The directory has no unsubscribe: after stop() its events find no hubs. */
-  private subscribeRelays(): void {
-    const directory = this.opts.relays;
-    if (!directory) return;
-    directory.on('relay-up', () => {
-      for (const [accountId, hub] of this.hubs) {
-        hub.setRelays(directory.netmapRelays(accountId));
-        hub.paths?.active?.relayUp();
-      }
-    });
-    directory.on('relay-down', (relayId) => {
-      for (const [accountId, hub] of this.hubs) {
-        hub.setRelays(directory.netmapRelays(accountId));
-        hub.paths?.active?.relayDown(relayId);
-      }
-    });
-    directory.on('expired', (allocationId) => {
-      for (const hub of this.hubs.values()) if (hub.paths?.active?.expired(allocationId)) return;
-    });
+    if (this.opts.relays) followRelays(this.opts.relays, this.hubs);
   }
 
   private onReflexive(publicKey: string): void {

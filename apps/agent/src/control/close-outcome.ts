@@ -1,0 +1,27 @@
+import { CloseCode } from '@trellis/proto';
+
+/** What a control connection the broker (or the network) closed means for the agent. */
+export type CloseOutcome =
+  | { kind: 'removed'; error: string }
+  /** The broker refused the key in use: the next connection tries the other one. */
+  | { kind: 'key-refused'; error: string }
+  | { kind: 'retry'; error: string };
+
+/**
+ * `socketError`: why the socket failed, if it did. (A connection the agent closes itself is
+ * detached first: its close never comes here.)
+ */
+export function closeOutcome(code: number, reason: string, socketError: string | null): CloseOutcome {
+  if (code === CloseCode.deviceRemoved) return { kind: 'removed', error: 'device removed by the broker' };
+  if (code === CloseCode.keyChanged)
+    return { kind: 'key-refused', error: `the broker replaced this device's key: ${reason}` };
+  if (code === CloseCode.authFailed)
+    return { kind: 'key-refused', error: `broker refused authentication: ${reason}` };
+  if (code === CloseCode.protocolMismatch) return { kind: 'retry', error: `protocol mismatch: ${reason}` };
+  return { kind: 'retry', error: closeText(code, reason, socketError) };
+}
+
+/** Why the connection ended, in words (what a pending rotation is rejected with). */
+export function closeText(code: number, reason: string, socketError: string | null): string {
+  return socketError ?? `closed by broker (${code}${reason ? `: ${reason}` : ''})`;
+}
