@@ -18,6 +18,7 @@ import { ControlHub } from './control/control-hub';
 import { ControlServer } from './control/control-server';
 import { openDatabase } from './db/database';
 import { DEFAULT_ADDRESS_GRACE_SECONDS, DEFAULT_ZONE } from './defaults';
+import { startDns } from './dns/start-dns';
 import { type EventBus, InProcessEventBus } from './events/event-bus';
 import { PgNotifyEventBus } from './events/pg-notify-bus';
 import { brokerHttpModule } from './http/app.module';
@@ -88,6 +89,11 @@ export interface BrokerOptions {
   instanceRenewMs?: number;
   /** An instance whose lease is not renewed for this long is dead and taken over; default 3 s. */
   instanceLeaseMs?: number;
+  /**
+   * The authoritative DNS server for the zone (UDP and TCP on one port; 0 picks a free one);
+   * absent or false: none. A port that cannot be bound is logged, and the broker runs without it.
+   */
+  dns?: { host: string; port: number; ttlSeconds?: number; nameServers?: string[] } | false;
 }
 
 export interface BrokerHandle {
@@ -110,6 +116,8 @@ export interface BrokerHandle {
   instanceId: string;
   /** This instance's lease; `onLost` tells when another instance took it over. */
   leases: InstanceLeases;
+  /** The DNS server's port (UDP and TCP); null when it does not run. */
+  dnsPort: number | null;
   /** Device pairs the pair-path cores hold (only pairs in use are kept; read-only, for the benchmark). */
   pathPairs(): number;
   /** Sends pending coalesced deltas now. */
@@ -293,6 +301,9 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       }),
     );
 
+    const dnsOptions = options.dns && { ...options.dns, zone, publicUrl: options.publicUrl };
+    const dns = dnsOptions ? await startDns(database.db, bus, dnsOptions, logger, metrics) : null;
+    if (dns) cleanup.push(() => dns.close());
     // Before listening: every connection id this instance hands out is covered by a lease.
     await leases.start();
     await app.listen(options.port ?? 8443, host);
@@ -322,6 +333,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       logger,
       instanceId,
       leases,
+      dnsPort: dns?.port ?? null,
       pathPairs: () => hub.pairCount,
       flush: () => hub.flushAll(),
       close: async () => {

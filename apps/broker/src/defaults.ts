@@ -11,3 +11,5 @@ export const DEFAULT_REFLECTOR_PORT = 41641;
  */
 export const DEFAULT_LEASE_RENEW_MS = 1_000;
 export const DEFAULT_LEASE_MS = 3_000;
+/** The authoritative DNS server: every address, the DNS port (UDP and TCP). */
+export const DEFAULT_DNS_LISTEN = '0.0.0.0:53';

@@ -31,6 +31,18 @@ export class BrokerMetrics {
     labelNames: ['kind'],
     registers: [this.registry],
   });
+  readonly dnsQueries = new Counter({
+    name: 'trellis_dns_queries_total',
+    help: 'DNS queries answered by the authoritative server, by transport',
+    labelNames: ['transport'],
+    registers: [this.registry],
+  });
+  readonly dnsDropped = new Counter({
+    name: 'trellis_dns_dropped_total',
+    help: 'DNS packets not answered: malformed beyond a header, not a query, or over the response rate limit',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly relaysOnline = new Gauge({
     name: 'trellis_relays_online',
     help: 'Relays with an authenticated control connection to this instance',

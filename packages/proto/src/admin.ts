@@ -39,6 +39,8 @@ export const AdminRequest = z.discriminatedUnion('op', [
     account: AccountName,
     password: Password.optional(),
   }),
+  /** Device names answered to anyone (public) or only to the account's own devices (mesh-only). */
+  z.strictObject({ op: z.literal('accounts.dns'), account: AccountName, meshOnly: z.boolean() }),
   z.strictObject({
     op: z.literal('users.create'),
     account: AccountName,
@@ -69,6 +71,12 @@ export const AdminRequest = z.discriminatedUnion('op', [
     account: AccountName,
     device: PlainText(128).min(1),
     tags: z.array(TagName).max(MAX_DEVICE_TAGS),
+  }),
+  z.strictObject({
+    op: z.literal('devices.rename'),
+    account: AccountName,
+    device: PlainText(128).min(1),
+    name: PlainText(63).min(1),
   }),
   /** Gives a device that lost its key a new one (its peers see keyChange `rekeyed`). */
   z.strictObject({
@@ -110,7 +118,13 @@ export const AdminRequest = z.discriminatedUnion('op', [
 ]);
 export type AdminRequest = z.infer<typeof AdminRequest>;
 
-export const AccountInfo = z.object({ id: z.string(), name: z.string(), createdAt: z.string() });
+export const AccountInfo = z.object({
+  id: z.string(),
+  name: z.string(),
+  createdAt: z.string(),
+  /** Device names answered only to the account's own devices (absent from older brokers: public). */
+  dnsMeshOnly: z.boolean().optional(),
+});
 export type AccountInfo = z.infer<typeof AccountInfo>;
 
 export const UserInfo = z.object({ id: z.string(), email: z.string(), role: Role });
@@ -140,6 +154,7 @@ export type InstanceInfo = z.infer<typeof InstanceInfo>;
 export const AdminResults = {
   'accounts.create': CreateAccountResult,
   'accounts.list': z.array(AccountInfo),
+  'accounts.dns': AccountInfo,
   'accounts.resetOwner': ResetOwnerResult,
   'users.create': CreateUserResult,
   'setupKeys.create': CreateSetupKeyResult,
@@ -149,6 +164,7 @@ export const AdminResults = {
   'devices.remove': DeviceInfo,
   'devices.tag': DeviceInfo,
   'devices.rekey': DeviceInfo,
+  'devices.rename': DeviceInfo,
   'policy.get': PolicyDocument,
   'policy.check': PolicyCheckResult,
   'policy.plan': PolicyPlanResult,

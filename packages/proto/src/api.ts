@@ -99,6 +99,9 @@ export type DeviceInfo = z.infer<typeof DeviceInfo>;
 /** Replaces a device's tags; the caller must own each tag it adds (the policy's tagOwners). */
 export const SetDeviceTagsRequest = z.strictObject({ tags: z.array(TagName).max(MAX_DEVICE_TAGS) });
 export type SetDeviceTagsRequest = z.infer<typeof SetDeviceTagsRequest>;
+/** A device's new name: its DNS name `<name>.<account>.<zone>` follows. */
+export const RenameDeviceRequest = z.strictObject({ name: DnsLabel });
+export type RenameDeviceRequest = z.infer<typeof RenameDeviceRequest>;
 
 // --- enrollment ------------------------------------------------------------------------------
 export const MAX_ENDPOINTS = 16;

@@ -12,6 +12,8 @@ export async function executeAdmin(services: Services, req: AdminRequest): Promi
       return services.accounts.create(req.name, req.ownerEmail, req.password);
     case 'accounts.list':
       return services.accounts.list();
+    case 'accounts.dns':
+      return services.accounts.setDnsMeshOnly(req.account, req.meshOnly);
     case 'accounts.resetOwner': {
       const account = await services.accounts.byName(req.account);
       return services.users.resetOwner(account.id, req.password);
@@ -51,6 +53,10 @@ export async function executeAdmin(services: Services, req: AdminRequest): Promi
     case 'devices.tag': {
       const account = await services.accounts.byName(req.account);
       return services.devices.setTags(account.id, account.name, req.device, req.tags, OPERATOR);
+    }
+    case 'devices.rename': {
+      const account = await services.accounts.byName(req.account);
+      return services.devices.rename(account.id, account.name, req.device, req.name);
     }
     case 'devices.rekey': {
       const account = await services.accounts.byName(req.account);

@@ -144,8 +144,17 @@ export function renderResult(op: AdminRequest['op'], result: unknown, req?: Admi
       return lines.join('\n');
     }
     case 'accounts.list': {
-      const rows = result as Array<{ id: string; name: string; createdAt: string }>;
-      return table([['ID', 'NAME', 'CREATED'], ...rows.map((a) => [a.id, a.name, a.createdAt])]);
+      const rows = result as Array<{ id: string; name: string; createdAt: string; dnsMeshOnly: boolean }>;
+      return table([
+        ['ID', 'NAME', 'CREATED', 'DNS'],
+        ...rows.map((a) => [a.id, a.name, a.createdAt, a.dnsMeshOnly ? 'mesh-only' : 'public']),
+      ]);
+    }
+    case 'accounts.dns': {
+      const a = result as { name: string; dnsMeshOnly: boolean };
+      return a.dnsMeshOnly
+        ? `account ${a.name}: device names answered only to its own devices (mesh-only)`
+        : `account ${a.name}: device names answered to anyone (public)`;
     }
     case 'users.create': {
       const r = result as { id: string; email: string; role: string; generatedPassword?: string };
@@ -169,6 +178,10 @@ export function renderResult(op: AdminRequest['op'], result: unknown, req?: Admi
     }
     case 'devices.tag':
       return formatTags(result as DeviceInfo);
+    case 'devices.rename': {
+      const d = result as DeviceInfo;
+      return `device ${d.id} is now ${d.name} (${d.dnsName})`;
+    }
     case 'devices.rekey': {
       const d = result as DeviceInfo;
       return `device ${d.name} (${d.id}) re-keyed: its public key is now ${d.publicKey}`;

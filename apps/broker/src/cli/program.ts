@@ -2,7 +2,14 @@ import { resolve } from 'node:path';
 import type { AdminRequest } from '@trellis/proto';
 import { DEFAULT_MAX_CONNECTIONS_PER_ADDRESS } from '@trellis/tls';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_REFLECTOR_PORT, DEFAULT_ZONE } from '../defaults';
+import {
+  DEFAULT_DATA_DIR,
+  DEFAULT_DNS_LISTEN,
+  DEFAULT_LISTEN,
+  DEFAULT_REFLECTOR_PORT,
+  DEFAULT_ZONE,
+} from '../defaults';
+import { DEFAULT_DNS_TTL_SECONDS } from '../dns/start-dns';
 import { parseDuration } from '../domain/setup-key-rules';
 import { BROKER_VERSION } from '../version';
 import { runAdminRequest } from './admin-client';
@@ -99,6 +106,13 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       `concurrent connections one source address may hold (0: no cap; default ${DEFAULT_MAX_CONNECTIONS_PER_ADDRESS})`,
       wholeNumber,
     )
+    .option(
+      '--dns-listen <host:port|off>',
+      'authoritative DNS server for the zone (UDP and TCP)',
+      DEFAULT_DNS_LISTEN,
+    )
+    .option('--dns-ttl <seconds>', 'TTL of the DNS records', positiveInt, DEFAULT_DNS_TTL_SECONDS)
+    .option('--dns-ns <name...>', 'host names of the NS records (default: the public URL host)', [])
     .action(async (flags) => {
       const broker = await serve({ ...flags, dataDir: resolve(flags.dataDir) }, io);
       await new Promise<void>((done) => {
@@ -128,6 +142,14 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .requiredOption('--account <name>', 'account name')
     .option('--password <password>', 'the new password (generated and shown once if absent)')
     .action((f) => admin(f, { op: 'accounts.resetOwner', account: f.account, password: f.password }));
+  common(accounts.command('dns <account>'))
+    .description("answer the account's device names to anyone, or only to its own devices")
+    .addOption(new Option('--mesh-only', "only to the account's devices' addresses").conflicts('public'))
+    .addOption(new Option('--public', 'to anyone (the default for a new account)'))
+    .action((account: string, f) => {
+      if (!f.meshOnly && !f.public) throw new UsageError('give --mesh-only or --public');
+      return admin(f, { op: 'accounts.dns', account, meshOnly: f.meshOnly === true });
+    });
 
   const users = program.command('users').description('manage users');
   common(users.command('create'))
@@ -197,6 +219,12 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .requiredOption('--account <name>', 'account name')
     .action((device: string, tags: string[], f) =>
       admin(f, { op: 'devices.tag', account: f.account, device, tags }),
+    );
+  common(devices.command('rename <id-or-name> <new-name>'))
+    .description('give a device another name (its DNS name follows on every broker instance)')
+    .requiredOption('--account <name>', 'account name')
+    .action((device: string, name: string, f) =>
+      admin(f, { op: 'devices.rename', account: f.account, device, name }),
     );
   common(devices.command('rekey <id-or-name> <public-key>'))
     .description(

@@ -19,13 +19,17 @@ export interface ServeFlags {
   leaseRenewMs?: number;
   leaseMs?: number;
   maxConnectionsPerAddress?: number;
+  /** `HOST:PORT` of the DNS server, or `off`. */
+  dnsListen: string;
+  dnsTtl: number;
+  dnsNs: string[];
 }
 
 /** `HOST:PORT`, `[v6]:PORT` or `:PORT`. */
-export function parseListen(listen: string): { host: string; port: number } {
+export function parseListen(listen: string, flag = '--listen'): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
   const port = m ? Number(m[3]) : Number.NaN;
-  if (!m || port > 65535) throw new Error(`--listen must be HOST:PORT, got "${listen}"`);
+  if (!m || port > 65535) throw new Error(`${flag} must be HOST:PORT, got "${listen}"`);
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
@@ -52,9 +56,18 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
     instanceRenewMs: flags.leaseRenewMs,
     instanceLeaseMs: flags.leaseMs,
     maxConnectionsPerAddress: flags.maxConnectionsPerAddress,
+    dns:
+      flags.dnsListen === 'off'
+        ? false
+        : {
+            ...parseListen(flags.dnsListen, '--dns-listen'),
+            ttlSeconds: flags.dnsTtl,
+            nameServers: flags.dnsNs,
+          },
   });
   for (const r of broker.reflectors?.info ?? []) io.out(`reflector: ${r.endpoint} key ${r.publicKey}`);
   io.out(`trellis-broker listening on ${broker.url}`);
+  if (broker.dnsPort !== null) io.out(`dns: ${flags.zone} on udp and tcp port ${broker.dnsPort}`);
   io.out(`fingerprint: sha256 ${broker.fingerprint}`);
   io.out(`certificate: ${broker.certFile}`);
   io.out(`broker public key: ${broker.brokerPublicKey}`);

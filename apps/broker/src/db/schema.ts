@@ -21,6 +21,8 @@ export const accounts = pgTable('accounts', {
   name: text('name').notNull().unique(),
   /** Grows by one per netmap change in the account; snapshots carry it so serials only go up. */
   netmapSerial: bigint('netmap_serial', { mode: 'number' }).notNull().default(0),
+  /** Device names answered only to the account's own devices' addresses (else to anyone). */
+  dnsMeshOnly: boolean('dns_mesh_only').notNull().default(false),
   createdAt: createdAt(),
 });
 

@@ -1,6 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import { Body, Controller, Delete, Get, Inject, Param, Put, Req } from '@nestjs/common';
-import { API_PATHS, type DeviceInfo, DnsLabel, SetDeviceTagsRequest } from '@trellis/proto';
+import {
+  API_PATHS,
+  type DeviceInfo,
+  DnsLabel,
+  RenameDeviceRequest,
+  SetDeviceTagsRequest,
+} from '@trellis/proto';
 import { badRequest } from '../domain/errors';
 import { requireAdmin } from '../services/users.service';
 import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
@@ -46,5 +52,18 @@ export class DevicesController {
       email: user.email,
       role: user.role,
     });
+  }
+
+  /** Gives the device another name (unique in the account); its DNS name follows at once. */
+  @Put(':idOrName/name')
+  async rename(
+    @Req() req: IncomingMessage,
+    @Param('idOrName') idOrName: string,
+    @Body() body: unknown,
+  ): Promise<DeviceInfo> {
+    const user = await currentUser(req, this.ctx.services.users);
+    requireAdmin(user);
+    const { name } = parseWith(RenameDeviceRequest, body);
+    return this.ctx.services.devices.rename(user.accountId, user.accountName, parseDeviceRef(idOrName), name);
   }
 }

@@ -11,6 +11,7 @@ export interface AccountInfo {
   id: string;
   name: string;
   createdAt: string;
+  dnsMeshOnly: boolean;
 }
 
 export interface CreatedAccount {
@@ -21,7 +22,7 @@ export interface CreatedAccount {
 }
 
 export function toAccountInfo(row: AccountRow): AccountInfo {
-  return { id: row.id, name: row.name, createdAt: row.createdAt.toISOString() };
+  return { id: row.id, name: row.name, createdAt: row.createdAt.toISOString(), dnsMeshOnly: row.dnsMeshOnly };
 }
 
 export class AccountsService {
@@ -56,6 +57,20 @@ export class AccountsService {
   async list(): Promise<AccountInfo[]> {
     const rows = await this.db.select().from(accounts).orderBy(asc(accounts.createdAt), asc(accounts.name));
     return rows.map(toAccountInfo);
+  }
+
+  /**
+   * Whether the account's device names are answered only to its own devices. The DNS server of
+   * every instance reads it within its reload interval (ZONE_RELOAD_MS).
+   */
+  async setDnsMeshOnly(name: string, meshOnly: boolean): Promise<AccountInfo> {
+    const [row] = await this.db
+      .update(accounts)
+      .set({ dnsMeshOnly: meshOnly })
+      .where(eq(accounts.name, name))
+      .returning();
+    if (!row) throw notFound(`unknown account "${name}"`);
+    return toAccountInfo(row);
   }
 
   async count(): Promise<number> {

@@ -8,15 +8,16 @@ import { replaceLearned } from '../domain/device-candidates';
 import { notFound } from '../domain/errors';
 import type { DeviceState } from '../domain/netmap-builder';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
-import { currentParsedPolicy, currentPolicy } from '../policy/policy-store';
-import { checkTags, type TagActor } from '../policy/tag-rules';
+import { currentPolicy } from '../policy/policy-store';
+import type { TagActor } from '../policy/tag-rules';
+import { type DeviceEdit, deviceNamed, renameDevice, retagDevice } from './device-edits';
 import { type EnrollInput, enrollDevice } from './device-enrollment';
 import { type KeyChanged, type RotationHolder, rekeyDevice, rotateDeviceKey } from './device-keys';
 import { setDeviceConnection } from './device-presence';
 import { toDeviceState } from './device-state';
 import { type DeviceChange, offlineInstanceDevices } from './instance-devices';
 import { OverlayAddresses } from './overlay-addresses';
-import { bumpSerial, withUniqueRetry } from './tx';
+import { bumpSerial, type Tx, withUniqueRetry } from './tx';
 
 export type { EnrollInput } from './device-enrollment';
 
@@ -45,17 +46,6 @@ export interface DevicesConfig {
   addressGraceSeconds: number;
   allocator: AddressAllocator;
   logger?: Logger;
-}
-
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** The device of an account named by its id (a UUID) or by its name. */
-function deviceNamed(accountId: string, idOrName: string): SQL {
-  const byId = UUID_RE.test(idOrName);
-  return and(
-    eq(devices.accountId, accountId),
-    byId ? eq(devices.id, idOrName.toLowerCase()) : eq(devices.name, idOrName),
-  )!;
 }
 
 /**
@@ -139,33 +129,30 @@ export class DevicesService {
   }
 
   /**
-   * Replaces a device's tags. Every tag added must be declared in the policy and owned by `actor`
-   * (policy tagOwners); the change reaches the devices like any other (their views may change).
+   * Replaces a device's tags (see retagDevice); the change reaches the devices like any other
+   * (their views may change).
    */
-  async setTags(
+  setTags(
     accountId: string,
     accountName: string,
     idOrName: string,
     tags: readonly string[],
     actor: TagActor,
   ): Promise<DeviceInfo> {
-    const wanted = [...new Set(tags)].sort();
-    const { row, serial } = await this.db.transaction(async (tx) => {
-      const [current] = await tx.select().from(devices).where(deviceNamed(accountId, idOrName)).for('update');
-      if (!current) throw notFound(`no device "${idOrName}" in account ${accountName}`);
-      checkTags(
-        await currentParsedPolicy(tx, accountId),
-        actor,
-        wanted.filter((t) => !current.tags.includes(t)),
-      );
-      if (JSON.stringify(current.tags) === JSON.stringify(wanted)) return { row: current, serial: null };
-      const [updated] = await tx
-        .update(devices)
-        .set({ tags: wanted })
-        .where(eq(devices.id, current.id))
-        .returning();
-      return { row: updated!, serial: await bumpSerial(tx, accountId) };
-    });
+    return this.edit(accountId, accountName, (tx) =>
+      retagDevice(tx, accountId, accountName, idOrName, tags, actor),
+    );
+  }
+
+  /** Gives a device another name (see renameDevice); its DNS name follows on every instance. */
+  rename(accountId: string, accountName: string, idOrName: string, name: string): Promise<DeviceInfo> {
+    return this.edit(accountId, accountName, (tx) =>
+      renameDevice(tx, accountId, accountName, idOrName, name),
+    );
+  }
+
+  private async edit(accountId: string, accountName: string, fn: (tx: Tx) => Promise<DeviceEdit>) {
+    const { row, serial } = await this.db.transaction(fn);
     if (serial !== null) {
       await this.announce({ kind: 'device-upsert', accountId, serial, device: toDeviceState(row) });
     }

@@ -281,4 +281,22 @@ describe.each(BACKENDS)('policy HTTP API on %s', (kind) => {
     expect(after.find((d) => d.name === 'db-1')?.user).toBeNull();
     expect(ipv4InCidr(after.find((d) => d.name === 'db-1')!.address, '100.96.0.0/16')).toBe(false);
   });
+
+  it('rename: admins only, a DNS label, unique in the account; by name or id', async () => {
+    const a = t.device();
+    const b = t.device();
+    const ea = await a.enroll(t.setupKey, { name: 'old-name' });
+    await b.enroll(t.setupKey, { name: 'other' });
+    const rename = (device: string, name: unknown, token?: string) =>
+      send('PUT', `${API_PATHS.devices}/${device}/name`, { name }, token);
+    expectError(await rename('old-name', 'new-name', memberToken), 403);
+    expectError(await rename('old-name', 'Bad_Name'), 400);
+    expectError(await rename('old-name', 'other'), 409, /already in account default/);
+    expectError(await rename('ghost', 'new-name'), 404);
+    const renamed = await rename('old-name', 'new-name');
+    expect(renamed.status).toBe(200);
+    expect(DeviceInfo.parse(renamed.json)).toMatchObject({ id: ea.deviceId, name: 'new-name' });
+    expect((await rename(ea.deviceId, 'again')).json).toMatchObject({ name: 'again' });
+    expectError(await t.api('PUT', `${API_PATHS.devices}/again/name`, { body: { name: 'x' } }), 401);
+  });
 });

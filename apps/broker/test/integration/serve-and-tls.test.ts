@@ -46,12 +46,16 @@ describe.each(BACKENDS)('serve and TLS on %s', (kind) => {
       tlsSan: ['broker.lab.test'],
       zone: 'trellis.internal',
       logLevel: 'silent',
+      dnsListen: '127.0.0.1:0',
+      dnsTtl: 30,
+      dnsNs: [],
     };
     const broker = await serve(flags, io);
     try {
       const text = lines.join('\n');
       expect(lines).toContain(`trellis-broker ready ${broker.url}`);
       expect(text).toContain(`fingerprint: sha256 ${broker.fingerprint}`);
+      expect(text).toContain(`dns: trellis.internal on udp and tcp port ${broker.dnsPort}`);
       expect(broker.fingerprint).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
       expect(text).toContain(`certificate: ${join(backend.dataDir, 'tls', 'cert.pem')}`);
       expect(text).toMatch(/owner email: +admin@trellis\.local/);

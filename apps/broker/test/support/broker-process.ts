@@ -13,7 +13,17 @@ export interface BrokerProcess {
 }
 
 export function serveProcess(dataDir: string, databaseUrl = ''): BrokerProcess {
-  const args = ['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--reflector-port', '0'];
+  const args = [
+    'serve',
+    '--data-dir',
+    dataDir,
+    '--listen',
+    '127.0.0.1:0',
+    '--reflector-port',
+    '0',
+    '--dns-listen',
+    'off',
+  ];
   const child = spawn(process.execPath, [CLI, ...args, '--log-level', 'warn'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, DATABASE_URL: databaseUrl },

@@ -1,0 +1,1 @@
+ALTER TABLE "accounts" ADD COLUMN "dns_mesh_only" boolean DEFAULT false NOT NULL;

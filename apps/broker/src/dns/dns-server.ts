@@ -1,0 +1,145 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { createServer, isIPv6, type Server, type Socket as TcpSocket } from 'node:net';
+import type { Logger } from 'pino';
+import { DnsResponder, type Unanswered } from './dns-responder';
+import { ResponseLimiter } from './response-limiter';
+import type { ZoneAnswerer } from './zone-answerer';
+
+/** A TCP client gets this long between queries, and at most this many connections are open. */
+const TCP_IDLE_MS = 10_000;
+const MAX_TCP_CONNECTIONS = 1024;
+/** Tries at a free port shared by UDP and TCP (port 0). */
+const BIND_ATTEMPTS = 20;
+
+export interface DnsServerCounters {
+  /** Queries answered, by transport. */
+  answered(transport: 'udp' | 'tcp'): void;
+  /** Packets that got no answer: undecodable without an id, responses, rate limited. */
+  dropped(reason: Unanswered | 'rate-limited'): void;
+}
+
+/**
+ * The authoritative server's I/O: UDP (rate limited per source network) and TCP (two-byte length
+ * framing, RFC 7766), both on one host and port; DnsResponder makes the answers.
+ */
+export class DnsServer {
+  private udp: Socket | undefined;
+  private tcp: Server | undefined;
+  private readonly connections = new Set<TcpSocket>();
+  private readonly responder: DnsResponder;
+
+  constructor(
+    answerer: ZoneAnswerer,
+    private readonly log: Logger,
+    private readonly limiter = new ResponseLimiter(),
+    private readonly counters?: DnsServerCounters,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.responder = new DnsResponder(answerer);
+  }
+
+  /**
+   * Binds UDP and TCP on one port. With port 0 the TCP side takes whatever UDP got, and that number
+   * may already be a TCP port (outgoing connections use the same range): then both try again.
+   */
+  async listen(host: string, port: number): Promise<{ port: number }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.bindBoth(host, port);
+      } catch (err) {
+        await this.close();
+        const taken = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+        if (port !== 0 || !taken || attempt >= BIND_ATTEMPTS) throw err;
+      }
+    }
+  }
+
+  protected async bindBoth(host: string, port: number): Promise<{ port: number }> {
+    const udp = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reuseAddr: false });
+    this.udp = udp;
+    udp.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo));
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(port, host, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    });
+    udp.on('error', (err) => this.log.warn({ err: err.message }, 'dns udp socket error'));
+    const bound = udp.address().port;
+    const tcp = createServer((socket) => this.onConnection(socket));
+    tcp.maxConnections = MAX_TCP_CONNECTIONS;
+    this.tcp = tcp;
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen(bound, host, () => {
+        tcp.off('error', reject);
+        resolve();
+      });
+    });
+    return { port: bound };
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.connections) c.destroy();
+    const { udp, tcp } = this;
+    this.udp = undefined;
+    this.tcp = undefined;
+    await Promise.all([
+      new Promise<void>((resolve) => {
+        try {
+          udp ? udp.close(() => resolve()) : resolve();
+        } catch {
+          resolve(); // never bound
+        }
+      }),
+      new Promise<void>((resolve) => (tcp?.listening ? tcp.close(() => resolve()) : resolve())),
+    ]);
+  }
+
+  private onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
+    // Limited before any work: a flood from one network costs a map lookup per packet.
+    const verdict = this.limiter.verdict(rinfo.address, this.now());
+    if (verdict === 'drop') {
+      this.counters?.dropped('rate-limited');
+      return;
+    }
+    const out = this.responder.respond(msg, rinfo.address, 'udp');
+    if (typeof out === 'string') {
+      this.counters?.dropped(out);
+      return;
+    }
+    // A slip: the header and question only, truncated, so a real client retries over TCP.
+    this.udp?.send(verdict === 'slip' ? out.truncated() : out.wire, rinfo.port, rinfo.address);
+    this.counters?.answered('udp');
+  }
+
+  private onConnection(socket: TcpSocket): void {
+    this.connections.add(socket);
+    socket.setTimeout(TCP_IDLE_MS, () => socket.destroy());
+    socket.on('close', () => this.connections.delete(socket));
+    socket.on('error', () => socket.destroy());
+    let pending: Buffer = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      while (pending.length >= 2) {
+        const size = pending.readUInt16BE(0);
+        if (pending.length < 2 + size) break;
+        const msg = pending.subarray(2, 2 + size);
+        pending = pending.subarray(2 + size);
+        const out = this.responder.respond(msg, socket.remoteAddress ?? '', 'tcp');
+        if (typeof out === 'string') {
+          this.counters?.dropped(out);
+          socket.destroy(); // garbage on a stream: nothing after it can be trusted to be framed
+          return;
+        }
+        const wire = out.wire;
+        const framed = Buffer.alloc(2 + wire.length);
+        framed.writeUInt16BE(wire.length, 0);
+        wire.copy(framed, 2);
+        socket.write(framed);
+        this.counters?.answered('tcp');
+      }
+    });
+  }
+}

@@ -1,0 +1,85 @@
+import type { Logger } from 'pino';
+import type { Db } from '../db/database';
+import type { EventBus } from '../events/event-bus';
+import type { BrokerMetrics } from '../metrics';
+import { DnsServer } from './dns-server';
+import { ResponseLimiter } from './response-limiter';
+import { ZoneAnswerer } from './zone-answerer';
+import { ZoneRecords } from './zone-records';
+import { ZoneSync } from './zone-sync';
+
+export const DEFAULT_DNS_TTL_SECONDS = 30;
+
+export interface DnsOptions {
+  host: string;
+  /** 0 picks a free port (UDP and TCP get the same one). */
+  port: number;
+  zone: string;
+  ttlSeconds?: number;
+  /** Host names for the NS records (the first is the SOA's MNAME); default the public URL's host. */
+  nameServers?: readonly string[];
+  publicUrl?: string;
+}
+
+export interface RunningDns {
+  port: number;
+  records: ZoneRecords;
+  close(): Promise<void>;
+}
+
+/**
+ * The authoritative server for `<device>.<account>.<zone>`, its records loaded and followed; null
+ * (logged as an error) when its address cannot be bound: the control plane runs on without it.
+ */
+export async function startDns(
+  db: Db,
+  bus: EventBus,
+  opts: DnsOptions,
+  logger: Logger,
+  metrics: BrokerMetrics,
+): Promise<RunningDns | null> {
+  const records = new ZoneRecords();
+  const sync = new ZoneSync(db, bus, records, logger);
+  await sync.start();
+  const zone = opts.zone.toLowerCase().replace(/\.$/, '');
+  const answerer = new ZoneAnswerer(
+    {
+      zone,
+      ttl: opts.ttlSeconds ?? DEFAULT_DNS_TTL_SECONDS,
+      nameServers: opts.nameServers?.length ? opts.nameServers : [defaultNameServer(opts)],
+      hostmaster: `hostmaster.${zone}`,
+    },
+    records,
+  );
+  const server = new DnsServer(answerer, logger, new ResponseLimiter(), {
+    answered: (transport) => metrics.dnsQueries.inc({ transport }),
+    dropped: (reason) => metrics.dnsDropped.inc({ reason }),
+  });
+  try {
+    const { port } = await server.listen(opts.host, opts.port);
+    logger.info({ host: opts.host, port, zone }, 'dns server listening');
+    return {
+      port,
+      records,
+      close: async () => {
+        sync.stop();
+        await server.close();
+      },
+    };
+  } catch (err) {
+    sync.stop();
+    await server.close();
+    logger.error(
+      { host: opts.host, port: opts.port, err: (err as Error).message },
+      'DNS server not started (choose another address with --dns-listen, or --dns-listen off)',
+    );
+    return null;
+  }
+}
+
+/** The NS name when none is given: the public URL's host name, else the listen address. */
+function defaultNameServer(opts: DnsOptions): string {
+  const fromUrl = opts.publicUrl ? new URL(opts.publicUrl).hostname.replace(/^\[|\]$/g, '') : '';
+  if (fromUrl) return fromUrl;
+  return opts.host === '0.0.0.0' || opts.host === '::' ? 'localhost' : opts.host;
+}
