@@ -84,7 +84,7 @@ export class ZoneAnswerer {
         : opt
           ? Math.max(PLAIN_UDP_SIZE, Math.min(opt.udpPayloadSize ?? PLAIN_UDP_SIZE, EDNS_UDP_SIZE))
           : PLAIN_UDP_SIZE;
-    const reply = (rcode: number, parts: Partial<Packet> = {}, authoritative = false): Reply => {
+    const reply: Replier = (rcode, parts = {}, authoritative = false) => {
       const flags = (q.flags & FLAG_RD) | (authoritative ? FLAG_AA : 0) | (rcode & 0xf);
       const additionals: Answer[] = [];
       if (opt) {
@@ -123,23 +123,18 @@ export class ZoneAnswerer {
     return this.inZone(question, labels, from, reply);
   }
 
-  private inZone(
-    question: Question,
-    labels: string[],
-    source: string,
-    reply: (rcode: number, parts?: Partial<Packet>, aa?: boolean) => Reply,
-  ): Reply {
+  private inZone(question: Question, labels: string[], source: string, reply: Replier): Reply {
     // dns-packet's type list lacks ANY (255), which it decodes as 'ANY' all the same.
     const type: string = question.type;
     const apexSoa = () => this.soa(this.zone, this.view.apexSerial);
-    if (labels.length === 0) return this.records(question, apexSoa(), apexSoa, reply);
+    if (labels.length === 0) return this.records(question, apexSoa(), reply);
     const accountLabel = labels[labels.length - 1]!;
     const account = this.view.account(accountLabel);
     if (!account) return reply(RCODE.NXDOMAIN, { authorities: [apexSoa()] }, true);
     if (account.meshOnly && !account.mayAsk(source)) return reply(RCODE.REFUSED);
     const accountZone = `${accountLabel}.${this.zone}`;
     const accountSoa = () => this.soa(accountZone, account.serial);
-    if (labels.length === 1) return this.records(question, accountSoa(), accountSoa, reply);
+    if (labels.length === 1) return this.records(question, accountSoa(), reply);
     const address = labels.length === 2 ? account.address(labels[0]!) : undefined;
     if (address === undefined) return reply(RCODE.NXDOMAIN, { authorities: [accountSoa()] }, true);
     // ANY gets the one record there is (RFC 8482): no amplification.
@@ -151,12 +146,7 @@ export class ZoneAnswerer {
   }
 
   /** At a zone's apex (the zone itself or an account): SOA and NS; anything else is NODATA. */
-  private records(
-    question: Question,
-    soa: Answer,
-    negative: () => Answer,
-    reply: (rcode: number, parts?: Partial<Packet>, aa?: boolean) => Reply,
-  ): Reply {
+  private records(question: Question, soa: Answer, reply: Replier): Reply {
     const named = (a: Answer) => ({ ...a, name: question.name }) as Answer;
     const type: string = question.type;
     if (type === 'SOA' || type === 'ANY') return reply(RCODE.NOERROR, { answers: [named(soa)] }, true);
@@ -166,7 +156,7 @@ export class ZoneAnswerer {
       );
       return reply(RCODE.NOERROR, { answers }, true);
     }
-    return reply(RCODE.NOERROR, { authorities: [negative()] }, true);
+    return reply(RCODE.NOERROR, { authorities: [soa] }, true);
   }
 
   private soa(owner: string, serial: number): Answer {
@@ -187,6 +177,9 @@ export class ZoneAnswerer {
     } as Answer;
   }
 }
+
+/** Makes the reply to the query at hand: its rcode, records, and whether it is authoritative. */
+type Replier = (rcode: number, parts?: Partial<Packet>, authoritative?: boolean) => Reply;
 
 /** A reply that does not fit: the header and question only, with TC set (the client retries over TCP). */
 export function truncated(reply: Reply): Packet {
