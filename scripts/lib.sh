@@ -31,6 +31,7 @@ ensure_system_packages() {
   command -v conntrack >/dev/null || missing+=(conntrack) # the firewall cuts flows a policy forbids
   command -v nc >/dev/null || missing+=(netcat-openbsd) # the lab's access-control tests
   command -v iptables >/dev/null || missing+=(iptables) # the lab's coexistence test (Docker-style rules)
+  command -v dig >/dev/null || missing+=(bind9-dnsutils) # the DNS server is checked with a real client
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then log "missing ${missing[*]}: install them as root"; exit 1; fi
   log "installing ${missing[*]}"

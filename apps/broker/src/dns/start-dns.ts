@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database';
 import type { EventBus } from '../events/event-bus';
@@ -77,9 +78,11 @@ export async function startDns(
   }
 }
 
-/** The NS name when none is given: the public URL's host name, else the listen address. */
+/**
+ * The NS name when none is given: the public URL's host when it is a name (an address is no NS
+ * name), else `localhost`; a zone delegated from elsewhere needs --dns-ns.
+ */
 function defaultNameServer(opts: DnsOptions): string {
   const fromUrl = opts.publicUrl ? new URL(opts.publicUrl).hostname.replace(/^\[|\]$/g, '') : '';
-  if (fromUrl) return fromUrl;
-  return opts.host === '0.0.0.0' || opts.host === '::' ? 'localhost' : opts.host;
+  return fromUrl && isIP(fromUrl) === 0 ? fromUrl : 'localhost';
 }
