@@ -8,6 +8,8 @@ import type { ZoneAnswerer } from './zone-answerer';
 /** A TCP client gets this long between queries, and at most this many connections are open. */
 const TCP_IDLE_MS = 10_000;
 const MAX_TCP_CONNECTIONS = 1024;
+/** Answers a TCP client may leave unread before it is dropped. */
+const MAX_TCP_UNREAD_BYTES = 1 << 20;
 /** Tries at a free port shared by UDP and TCP (port 0). */
 const BIND_ATTEMPTS = 20;
 
@@ -139,6 +141,11 @@ export class DnsServer {
         wire.copy(framed, 2);
         socket.write(framed);
         this.counters?.answered('tcp');
+        // A client that sends and never reads would make us hold its answers without end.
+        if (socket.writableLength > MAX_TCP_UNREAD_BYTES) {
+          socket.destroy();
+          return;
+        }
       }
     });
   }

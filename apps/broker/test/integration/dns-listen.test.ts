@@ -56,3 +56,48 @@ describe('DnsServer.listen', () => {
     expect(await udpFree(port)).toBe(true);
   });
 });
+
+describe('DnsServer over TCP', () => {
+  it('drops a client that sends queries and never reads the answers', async () => {
+    const { connect } = await import('node:net');
+    const { queryBytes, ZONE } = await import('../support/dns-zone');
+    const server = new DnsServer(
+      answererFor(fakeZone({ acme: { serial: 1, devices: { a: '100.64.0.1' } } })),
+      log,
+    );
+    const { port } = await server.listen('127.0.0.1', 0);
+    try {
+      const q = queryBytes(`a.acme.${ZONE}`, 'A');
+      const framed = Buffer.alloc(2 + q.length);
+      framed.writeUInt16BE(q.length, 0);
+      q.copy(framed, 2);
+      const socket = connect(port, '127.0.0.1');
+      socket.pause(); // never reads
+      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      socket.on('error', () => undefined);
+      await new Promise<void>((resolve) => socket.on('connect', () => resolve()));
+      // Tens of megabytes of answers asked for; the server gives up on the client long before.
+      const burst = Buffer.concat(Array.from({ length: 2000 }, () => framed));
+      for (let i = 0; i < 200 && !socket.destroyed; i++) {
+        socket.write(burst);
+        await new Promise((r) => setImmediate(r));
+      }
+      // The deadline only ends a broken run: the server must have dropped the client by then.
+      let deadline: NodeJS.Timeout | undefined;
+      const gaveUp = new Promise<never>((_, reject) => {
+        deadline = setTimeout(
+          () => reject(new Error('the server kept answering a client that reads nothing')),
+          20_000,
+        );
+      });
+      try {
+        await Promise.race([closed, gaveUp]);
+      } finally {
+        clearTimeout(deadline);
+        socket.destroy();
+      }
+    } finally {
+      await server.close();
+    }
+  }, 30_000);
+});
