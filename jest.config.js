@@ -4,7 +4,7 @@ const transform = {
   '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.jest.json' }],
 };
 const moduleNameMapper = {
-  '^@trellis/(proto|crypto|firewall|noise|reflector|portmap|tls|policy|metrics)$':
+  '^@trellis/(proto|crypto|firewall|noise|reflector|portmap|tls|policy|metrics|dns)$':
     '<rootDir>/packages/$1/src',
 };
 const common = { transform, moduleNameMapper, testEnvironment: 'node', rootDir: __dirname };

@@ -10,7 +10,7 @@ const TARGETS = [
   'apps/agent/test/server-message-fuzz.test.ts',
   'apps/agent/test/ipc-line-fuzz.test.ts',
   'apps/broker/test/unit/wire-fuzz.test.ts',
-  'apps/broker/test/unit/dns/dns-fuzz.test.ts',
+  'packages/dns/test/dns-fuzz.test.ts',
   'packages/noise/test/message-fuzz.test.ts',
   'apps/relay/test/packet-fuzz.test.ts',
   'packages/portmap/test/pcp-codec.test.ts',

@@ -1,11 +1,9 @@
 import { isIP } from 'node:net';
+import { DnsResponder, DnsServer, ResponseLimiter, ZoneAnswerer } from '@trellis/dns';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database';
 import type { EventBus } from '../events/event-bus';
 import type { BrokerMetrics } from '../metrics';
-import { DnsServer } from './dns-server';
-import { ResponseLimiter } from './response-limiter';
-import { ZoneAnswerer } from './zone-answerer';
 import { ZoneRecords } from './zone-records';
 import { ZoneSync } from './zone-sync';
 
@@ -52,7 +50,7 @@ export async function startDns(
     },
     records,
   );
-  const server = new DnsServer(answerer, logger, new ResponseLimiter(), {
+  const server = new DnsServer(new DnsResponder(answerer), logger, new ResponseLimiter(), {
     answered: (transport) => metrics.dnsQueries.inc({ transport }),
     dropped: (reason) => metrics.dnsDropped.inc({ reason }),
   });

@@ -1,5 +1,5 @@
+import type { AccountView, ZoneView } from '@trellis/dns';
 import type { BrokerEvent, DeviceState } from '@trellis/proto';
-import type { AccountView, ZoneView } from './zone-answerer';
 
 /** One account as the database has it, for the zone. */
 export interface ZoneAccount {

@@ -1,5 +1,5 @@
+import { askTcp, askUdp } from '../../../../packages/dns/test/support/dns-client';
 import { type Backend, createBackend, tempDir } from '../support/backends';
-import { askTcp, askUdp } from '../support/dns-client';
 import { startTestBroker, type TestBroker } from '../support/fixture';
 
 /** Polls until `ok` holds (the deadline only stops a broken run). */

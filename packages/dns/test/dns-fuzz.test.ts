@@ -1,8 +1,8 @@
 import * as dnsPacket from 'dns-packet';
 import fc from 'fast-check';
-import { FUZZ_CASES, FUZZ_SEED } from '../../../../../packages/proto/test/support/json-fuzz';
-import { DnsResponder } from '../../../src/dns/dns-responder';
-import { answererFor, fakeZone, queryBytes, ZONE } from '../../support/dns-zone';
+import { FUZZ_CASES, FUZZ_SEED } from '../../proto/test/support/json-fuzz';
+import { DnsResponder } from '../src/dns-responder';
+import { answererFor, fakeZone, queryBytes, ZONE } from './support/dns-zone';
 
 const responder = new DnsResponder(
   answererFor(fakeZone({ acme: { serial: 2, devices: { laptop: '100.64.0.7' } } })),

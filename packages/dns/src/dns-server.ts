@@ -1,9 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { createServer, isIPv6, type Server, type Socket as TcpSocket } from 'node:net';
-import type { Logger } from 'pino';
-import { DnsResponder, type Unanswered } from './dns-responder';
+import type { Response, Transport, Unanswered } from './dns-responder';
 import { ResponseLimiter } from './response-limiter';
-import type { ZoneAnswerer } from './zone-answerer';
 
 /** A TCP client gets this long between queries, and at most this many connections are open. */
 const TCP_IDLE_MS = 10_000;
@@ -13,6 +11,20 @@ const MAX_TCP_UNREAD_BYTES = 1 << 20;
 /** Tries at a free port shared by UDP and TCP (port 0). */
 const BIND_ATTEMPTS = 20;
 
+/** Makes the answer to one message: at once (DnsResponder) or later (a stub forwarding upstream). */
+export interface DnsHandler {
+  respond(
+    msg: Buffer,
+    source: string,
+    transport: Transport,
+  ): Response | Unanswered | Promise<Response | Unanswered>;
+}
+
+/** Where socket errors go (a pino logger fits). */
+export interface DnsServerLog {
+  warn(obj: object, msg: string): void;
+}
+
 export interface DnsServerCounters {
   /** Queries answered, by transport. */
   answered(transport: 'udp' | 'tcp'): void;
@@ -21,24 +33,21 @@ export interface DnsServerCounters {
 }
 
 /**
- * The authoritative server's I/O: UDP (rate limited per source network) and TCP (two-byte length
- * framing, RFC 7766), both on one host and port; DnsResponder makes the answers.
+ * A DNS server's I/O: UDP (rate limited per source network) and TCP (two-byte length framing,
+ * RFC 7766), both on one host and port; the handler makes the answers.
  */
 export class DnsServer {
   private udp: Socket | undefined;
   private tcp: Server | undefined;
   private readonly connections = new Set<TcpSocket>();
-  private readonly responder: DnsResponder;
 
   constructor(
-    answerer: ZoneAnswerer,
-    private readonly log: Logger,
+    private readonly handler: DnsHandler,
+    private readonly log: DnsServerLog,
     private readonly limiter = new ResponseLimiter(),
     private readonly counters?: DnsServerCounters,
     private readonly now: () => number = Date.now,
-  ) {
-    this.responder = new DnsResponder(answerer);
-  }
+  ) {}
 
   /**
    * Binds UDP and TCP on one port. With port 0 the TCP side takes whatever UDP got, and that number
@@ -106,14 +115,19 @@ export class DnsServer {
       this.counters?.dropped('rate-limited');
       return;
     }
-    const out = this.responder.respond(msg, rinfo.address, 'udp');
-    if (typeof out === 'string') {
-      this.counters?.dropped(out);
-      return;
-    }
-    // A slip: the header and question only, truncated, so a real client retries over TCP.
-    this.udp?.send(verdict === 'slip' ? out.truncated() : out.wire, rinfo.port, rinfo.address);
-    this.counters?.answered('udp');
+    const udp = this.udp;
+    const send = (out: Response | Unanswered) => {
+      if (typeof out === 'string') {
+        this.counters?.dropped(out);
+        return;
+      }
+      // A slip: the header and question only, truncated, so a real client retries over TCP.
+      udp?.send(verdict === 'slip' ? out.truncated() : out.wire, rinfo.port, rinfo.address);
+      this.counters?.answered('udp');
+    };
+    const out = this.handler.respond(msg, rinfo.address, 'udp');
+    if (out instanceof Promise) void out.then(send, () => this.counters?.dropped('malformed'));
+    else send(out);
   }
 
   private onConnection(socket: TcpSocket): void {
@@ -129,24 +143,37 @@ export class DnsServer {
         if (pending.length < 2 + size) break;
         const msg = pending.subarray(2, 2 + size);
         pending = pending.subarray(2 + size);
-        const out = this.responder.respond(msg, socket.remoteAddress ?? '', 'tcp');
-        if (typeof out === 'string') {
-          this.counters?.dropped(out);
-          socket.destroy(); // garbage on a stream: nothing after it can be trusted to be framed
-          return;
-        }
-        const wire = out.wire;
-        const framed = Buffer.alloc(2 + wire.length);
-        framed.writeUInt16BE(wire.length, 0);
-        wire.copy(framed, 2);
-        socket.write(framed);
-        this.counters?.answered('tcp');
-        // A client that sends and never reads would make us hold its answers without end.
-        if (socket.writableLength > MAX_TCP_UNREAD_BYTES) {
-          socket.destroy();
-          return;
-        }
+        const out = this.handler.respond(msg, socket.remoteAddress ?? '', 'tcp');
+        if (out instanceof Promise) {
+          // Answers may go out of order (RFC 7766 6.2.1.1): the id pairs them with their query.
+          void out.then(
+            (o) => this.sendTcp(socket, o),
+            () => socket.destroy(),
+          );
+        } else if (!this.sendTcp(socket, out)) return;
       }
     });
+  }
+
+  /** Frames and writes one answer; false when the connection was dropped. */
+  private sendTcp(socket: TcpSocket, out: Response | Unanswered): boolean {
+    if (socket.destroyed) return false;
+    if (typeof out === 'string') {
+      this.counters?.dropped(out);
+      socket.destroy(); // garbage on a stream: nothing after it can be trusted to be framed
+      return false;
+    }
+    const wire = out.wire;
+    const framed = Buffer.alloc(2 + wire.length);
+    framed.writeUInt16BE(wire.length, 0);
+    wire.copy(framed, 2);
+    socket.write(framed);
+    this.counters?.answered('tcp');
+    // A client that sends and never reads would make us hold its answers without end.
+    if (socket.writableLength > MAX_TCP_UNREAD_BYTES) {
+      socket.destroy();
+      return false;
+    }
+    return true;
   }
 }

@@ -1,10 +1,11 @@
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
-import pino from 'pino';
-import { DnsServer } from '../../src/dns/dns-server';
-import { answererFor, fakeZone } from '../support/dns-zone';
+import { DnsResponder } from '../src/dns-responder';
+import { DnsServer } from '../src/dns-server';
+import { answererFor, fakeZone } from './support/dns-zone';
 
-const log = pino({ level: 'silent' });
+/** Socket errors are not what these tests look at. */
+const log = { warn: () => undefined };
 const answerer = answererFor(fakeZone({}));
 
 /** Binds a UDP socket to the port, proving nobody holds it; then lets it go. */
@@ -29,7 +30,7 @@ describe('DnsServer.listen', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const port = (taken.address() as { port: number }).port;
     try {
-      const server = new DnsServer(answerer, log);
+      const server = new DnsServer(new DnsResponder(answerer), log);
       await expect(server.listen('127.0.0.1', port)).rejects.toMatchObject({ code: 'EADDRINUSE' });
       expect(await udpFree(port)).toBe(true);
     } finally {
@@ -48,7 +49,7 @@ describe('DnsServer.listen', () => {
         return super.bindBoth(host, port);
       }
     }
-    const server = new Unlucky(answerer, log);
+    const server = new Unlucky(new DnsResponder(answerer), log);
     const { port } = await server.listen('127.0.0.1', 0);
     expect(server.attempts).toBe(3);
     expect(port).toBeGreaterThan(0);
@@ -60,9 +61,9 @@ describe('DnsServer.listen', () => {
 describe('DnsServer over TCP', () => {
   it('drops a client that sends queries and never reads the answers', async () => {
     const { connect } = await import('node:net');
-    const { queryBytes, ZONE } = await import('../support/dns-zone');
+    const { queryBytes, ZONE } = await import('./support/dns-zone');
     const server = new DnsServer(
-      answererFor(fakeZone({ acme: { serial: 1, devices: { a: '100.64.0.1' } } })),
+      new DnsResponder(answererFor(fakeZone({ acme: { serial: 1, devices: { a: '100.64.0.1' } } }))),
       log,
     );
     const { port } = await server.listen('127.0.0.1', 0);

@@ -1,4 +1,4 @@
-import { networkOf, ResponseLimiter } from '../../../src/dns/response-limiter';
+import { networkOf, ResponseLimiter } from '../src/response-limiter';
 
 describe('ResponseLimiter', () => {
   const limits = { perSecond: 10, burst: 20, slip: 2, maxSources: 3 };

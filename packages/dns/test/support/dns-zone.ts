@@ -1,6 +1,6 @@
 import * as dnsPacket from 'dns-packet';
-import type { AccountView, ZoneView } from '../../src/dns/zone-answerer';
-import { ZoneAnswerer } from '../../src/dns/zone-answerer';
+import type { AccountView, ZoneView } from '../../src/zone-answerer';
+import { ZoneAnswerer } from '../../src/zone-answerer';
 
 export const ZONE = 'trellis.example';
 

@@ -1,6 +1,6 @@
 import * as dnsPacket from 'dns-packet';
-import { DnsResponder, type Response } from '../../../src/dns/dns-responder';
-import { answererFor, fakeZone, queryBytes, rcodeOf, ZONE } from '../../support/dns-zone';
+import { DnsResponder, type Response } from '../src/dns-responder';
+import { answererFor, fakeZone, queryBytes, rcodeOf, ZONE } from './support/dns-zone';
 
 const zone = fakeZone({
   acme: { serial: 41, devices: { laptop: '100.64.0.7', db: '100.64.0.9' } },

@@ -1,0 +1,14 @@
+export { DnsResponder, encodeFitting, type Response, type Transport, type Unanswered } from './dns-responder';
+export { type DnsHandler, DnsServer, type DnsServerCounters } from './dns-server';
+export { networkOf, ResponseLimiter } from './response-limiter';
+export {
+  type AccountView,
+  type AnswererOptions,
+  EDNS_UDP_SIZE,
+  type Query,
+  RCODE,
+  type Reply,
+  truncated,
+  ZoneAnswerer,
+  type ZoneView,
+} from './zone-answerer';
