@@ -16,7 +16,18 @@ export interface DaemonOptions {
   firewall: 'auto' | 'off';
   /** Where Prometheus metrics are served (`GET /metrics`); null: not served. */
   metricsListen: ListenAddress | null;
+  /** How the account's names are answered and how the OS is pointed at them (see DnsMode). */
+  dns: DnsMode;
+  /** The resolv.conf that `resolv-conf` mode manages (and `auto` reads). */
+  resolvConf: string;
 }
+
+/**
+ * `auto`: systemd-resolved when it runs, else a managed resolv.conf; `stub`: answer on the overlay
+ * address but leave the OS alone; `off`: no names on this device.
+ */
+export type DnsMode = 'auto' | 'resolved' | 'resolv-conf' | 'stub' | 'off';
+export const DNS_MODES: readonly DnsMode[] = ['auto', 'resolved', 'resolv-conf', 'stub', 'off'];
 
 export const DEFAULT_STATE_DIR = '/var/lib/trellis';
 
@@ -68,6 +79,17 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
         .env('TRELLIS_METRICS_LISTEN')
         .default('off'),
     )
+    .addOption(
+      new Option('--dns <mode>', "answer the account's names, and point the OS resolver at them")
+        .choices(DNS_MODES)
+        .env('TRELLIS_DNS')
+        .default('auto'),
+    )
+    .addOption(
+      new Option('--resolv-conf <path>', 'the resolv.conf to manage without systemd-resolved')
+        .env('TRELLIS_RESOLV_CONF')
+        .default('/etc/resolv.conf'),
+    )
     .option('--no-port-mapping', 'do not ask the gateway (UPnP-IGD / NAT-PMP / PCP) to forward the port')
     .exitOverride()
     .configureOutput({ writeErr: () => undefined }); // errors are thrown; trellisd prints them once
@@ -89,6 +111,8 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
     portMapping: boolean;
     firewall: 'auto' | 'off';
     metricsListen: string;
+    dns: DnsMode;
+    resolvConf: string;
   }>();
   const name = o.interface;
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new InvalidArgumentError(`bad interface name: ${name}`);
@@ -102,6 +126,8 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
     portMapping: o.portMapping,
     firewall: o.firewall,
     metricsListen: o.metricsListen === 'off' ? null : listenAddress(o.metricsListen),
+    dns: o.dns,
+    resolvConf: o.resolvConf,
   };
 }
 

@@ -8,10 +8,12 @@ import { Agent } from './agent/agent';
 import { AgentMetrics } from './agent/agent-metrics';
 import { PeerGuard } from './agent/peer-guard';
 import { type DaemonOptions, parseDaemonOptions } from './daemon-options';
+import { MeshDns } from './dns/mesh-dns';
 import { IpcServer } from './ipc/ipc-server';
 import { CandidateWatcher, localCandidates } from './platform/candidates';
 import { LinuxNetworkConfigurator } from './platform/linux';
 import { watchLinuxNetworkEvents } from './platform/network-events-linux';
+import { selectResolver } from './platform/select-resolver';
 import { StateStore } from './state/state-store';
 import { PeerPins } from './trust/peer-pins';
 import { LocalCommandRunner } from './util/command-runner';
@@ -47,6 +49,8 @@ async function main(): Promise<void> {
     ? new AgentMetrics({ status: () => agent.status(), firewallCounters: () => guard.firewallCounters() })
     : undefined;
   const guard: PeerGuard = new PeerGuard(pins, firewall, logger, metrics);
+  const dns = await selectResolver(opts.dns, opts.resolvConf, opts.stateDir, runner, logger);
+  if (opts.dns !== 'off') logger.info({ dns: opts.dns, resolver: dns.resolver?.kind ?? 'none' }, 'names');
   const agent: Agent = new Agent({
     store,
     guard,
@@ -56,6 +60,12 @@ async function main(): Promise<void> {
     interfaceName: opts.interfaceName,
     listenPort: opts.listenPort,
     readCandidates: () => localCandidates(opts.interfaceName, opts.listenPort),
+    recoverResolver: () => dns.recover(opts.interfaceName),
+    ...(opts.dns === 'off'
+      ? {}
+      : {
+          meshDns: () => new MeshDns({ interfaceName: opts.interfaceName, resolver: dns.resolver, logger }),
+        }),
     watchCandidates: (onChange) => {
       const w = new CandidateWatcher(
         () => localCandidates(opts.interfaceName, opts.listenPort),

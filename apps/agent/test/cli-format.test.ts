@@ -1,5 +1,6 @@
 import type { StatusResponse } from '@trellis/proto';
 import { formatAgo, formatBytes, formatStatus } from '../src/cli/format-status';
+import { statusFixture } from './helpers/status-fixture';
 
 describe('trellis status formatting', () => {
   const now = Date.parse('2026-01-01T12:00:00Z');
@@ -80,9 +81,11 @@ describe('trellis status formatting', () => {
     expect(text).toContain('broker:     https://broker:8443/  connected');
     expect(text).toContain('netmap:     serial 4 from broker, 1 peers');
     const rows = text.trimEnd().split('\n').slice(-2);
-    expect(rows[0]).toMatch(/^PEER\s+ADDRESS\s+ENDPOINT\s+CANDIDATES\s+HANDSHAKE\s+RX\s+TX\s+ONLINE\s+PATH$/);
+    expect(rows[0]).toMatch(
+      /^PEER\s+DNS NAME\s+ADDRESS\s+ENDPOINT\s+CANDIDATES\s+HANDSHAKE\s+RX\s+TX\s+ONLINE\s+PATH$/,
+    );
     expect(rows[1]).toMatch(
-      /^beta\s+100\.64\.0\.2\s+10\.0\.0\.2:51820\s+10\.0\.0\.2:51820,192\.168\.1\.2:51820\s+12s ago\s+2\.0 KiB\s+100 B\s+yes\s+direct LAN since 3m ago$/,
+      /^beta\s+beta\.acme\.trellis\.test\s+100\.64\.0\.2\s+10\.0\.0\.2:51820\s+10\.0\.0\.2:51820,192\.168\.1\.2:51820\s+12s ago\s+2\.0 KiB\s+100 B\s+yes\s+direct LAN since 3m ago$/,
     );
     expect(rows[0]!.indexOf('ADDRESS')).toBe(rows[1]!.indexOf('100.64.0.2'));
     const relayed = {
@@ -96,5 +99,22 @@ describe('trellis status formatting', () => {
       .split('\n')
       .at(-1);
     expect(relayRow).toMatch(/\s192\.0\.2\.99:40001\s.*\syes\s+relay relay-fra since 3m ago$/);
+  });
+
+  it('says where names are answered, and why not when they are not', () => {
+    const s = statusFixture();
+    const dns = {
+      domain: 'acme.trellis.test',
+      listen: '100.64.0.1:53',
+      resolver: 'resolv-conf' as const,
+      upstreams: ['10.0.0.53'],
+      lastError: null,
+    };
+    expect(formatStatus({ ...s, dns })).toContain(
+      'dns:        acme.trellis.test answered at 100.64.0.1:53 via resolv.conf, other names to 10.0.0.53',
+    );
+    expect(formatStatus({ ...s, dns: { ...dns, listen: null, lastError: 'listen EADDRINUSE' } })).toContain(
+      'dns:        acme.trellis.test not served: listen EADDRINUSE',
+    );
   });
 });

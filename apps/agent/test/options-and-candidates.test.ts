@@ -15,8 +15,12 @@ describe('trellisd options', () => {
       portMapping: true,
       firewall: 'auto',
       metricsListen: null,
+      dns: 'auto',
+      resolvConf: '/etc/resolv.conf',
     });
     expect(parseDaemonOptions(['--no-port-mapping'], {}).portMapping).toBe(false);
+    expect(parseDaemonOptions([], { TRELLIS_DNS: 'stub' }).dns).toBe('stub');
+    expect(() => parseDaemonOptions(['--dns', 'magic'], {})).toThrow(/magic/);
     expect(parseDaemonOptions(['--metrics-listen', '127.0.0.1:9101'], {}).metricsListen).toEqual({
       host: '127.0.0.1',
       port: 9101,

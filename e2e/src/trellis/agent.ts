@@ -15,6 +15,11 @@ export class AgentRunner {
   readonly ifname: string;
   private proc: LabProcess | null = null;
   private starts = 0;
+  /**
+   * `--dns` for the next start. The lab's namespaces share the host's /etc/resolv.conf unless a
+   * test gives one its own (/etc/netns/NS/resolv.conf): only the stub, unless a test asks.
+   */
+  dnsMode = 'stub';
 
   constructor(
     lab: Lab,
@@ -52,6 +57,8 @@ export class AgentRunner {
         // TCP on the WireGuard port's number: free, and distinct for agents sharing a namespace.
         '--metrics-listen',
         `127.0.0.1:${this.listenPort}`,
+        '--dns',
+        this.dnsMode,
       ],
       { env: cleanEnv(), logName: `trellisd-${this.device.site.name}-${this.device.name}-${this.starts}` },
     );

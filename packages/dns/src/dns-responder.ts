@@ -50,6 +50,15 @@ export class DnsResponder {
   }
 }
 
+/** The first question's name, or undefined when the message does not decode or asks nothing. */
+export function questionName(msg: Buffer): string | undefined {
+  try {
+    return dnsPacket.decode(msg).questions?.[0]?.name;
+  } catch {
+    return undefined;
+  }
+}
+
 function response(reply: Reply): Response {
   return {
     wire: encodeFitting(reply),

@@ -1,4 +1,11 @@
-export { DnsResponder, encodeFitting, type Response, type Transport, type Unanswered } from './dns-responder';
+export {
+  DnsResponder,
+  encodeFitting,
+  questionName,
+  type Response,
+  type Transport,
+  type Unanswered,
+} from './dns-responder';
 export { type DnsHandler, DnsServer, type DnsServerCounters } from './dns-server';
 export { networkOf, ResponseLimiter } from './response-limiter';
 export {

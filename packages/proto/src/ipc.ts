@@ -137,6 +137,20 @@ export const GuardStatus = z.object({
 });
 export type GuardStatus = z.infer<typeof GuardStatus>;
 
+/** The agent's names: its stub and how the OS resolver is pointed at it. */
+export const DnsStatus = z.object({
+  /** The account's domain the stub answers (`acme.ts.example`). */
+  domain: z.string(),
+  /** Where the stub answers (`100.64.0.5:53`); null while it is not serving. */
+  listen: z.string().nullable(),
+  /** What points the OS at the stub: systemd-resolved, a managed resolv.conf, or nothing (`stub`). */
+  resolver: z.enum(['resolved', 'resolv-conf', 'none']),
+  /** Nameservers other names are passed to (resolv.conf mode). */
+  upstreams: z.array(z.string()),
+  lastError: z.string().nullable(),
+});
+export type DnsStatus = z.infer<typeof DnsStatus>;
+
 export const StatusResponse = z.object({
   ok: z.literal(true),
   state: AgentState,
@@ -163,6 +177,8 @@ export const StatusResponse = z.object({
   peers: z.array(PeerStatus),
   /** Pins and firewall (absent from agents without them). */
   guard: GuardStatus.optional(),
+  /** Names on this device (absent when DNS is off or the mesh is down). */
+  dns: DnsStatus.optional(),
   /** This device's NAT as far as the agent knows it (for `trellis netcheck`). */
   netinfo: z
     .object({

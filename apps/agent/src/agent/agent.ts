@@ -26,6 +26,8 @@ export interface AgentOptions extends MeshSessionOptions {
   readCandidates: () => string[];
   /** How long `up` waits for the first netmap before answering. */
   upWaitMs?: number;
+  /** Puts back a resolver configuration that a crashed run left pointing at its stub. */
+  recoverResolver?: () => Promise<void>;
 }
 
 export class UserError extends Error {}
@@ -78,6 +80,12 @@ export class Agent {
 
   async start(): Promise<void> {
     await this.opts.store.init();
+    // Before anything else: names must not point at a stub that died with the last run.
+    await this.opts
+      .recoverResolver?.()
+      .catch((err: Error) =>
+        this.log.warn({ err: err.message }, 'the resolver left by the last run was not restored'),
+      );
     this.keys = await DeviceKeys.load(this.opts.store);
     if (this.keys.pending)
       this.log.warn('a key rotation was left unfinished: settled on the next connection');
@@ -196,6 +204,7 @@ export class Agent {
       device,
       paths: s?.pathStatus() ?? [],
       ...(this.opts.guard ? { guard: this.opts.guard.status() } : {}),
+      ...(s?.dnsStatus() ? { dns: s.dnsStatus() } : {}),
       netinfo: s?.netinfo() ?? { reflexive: [], mappingType: null, portMapped: null, brokerRttMs: null },
     });
   }

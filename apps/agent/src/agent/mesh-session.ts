@@ -8,6 +8,7 @@ import {
   type ControlClientOptions,
 } from '../control/control-client';
 import { accessFromWire, accessToWire, type Netmap } from '../control/netmap-tracker';
+import type { MeshDns } from '../dns/mesh-dns';
 import { ClockOffsetEstimator, type PeerPathStatus, wgUpdateForEffect } from '../path';
 import { localAddresses, localSubnets } from '../platform/candidates';
 import type { NetworkConfigurator } from '../platform/network-configurator';
@@ -49,6 +50,8 @@ export interface MeshSessionOptions {
   controlOptions?: Partial<ControlClientOptions>;
   /** Key pins and the firewall (the daemon always has one; absent in tests that need neither). */
   guard?: PeerGuard;
+  /** Makes each session's names (the stub and the OS resolver's pointer to it); none: DNS is off. */
+  meshDns?: () => MeshDns;
 }
 
 /** What outlives a session: the WireGuard interface (its removal may fail) and the agent's state. */
@@ -78,6 +81,7 @@ export class MeshSession {
   private readonly paths: PathDriver;
   private readonly relayProber: RelayRttProber;
   private readonly portMapper: GatewayPortMapping | null;
+  private readonly dns: MeshDns | null;
   private readonly clock = new ClockOffsetEstimator();
   private readonly log: Logger;
   private stopWatching: () => void = () => undefined;
@@ -144,6 +148,7 @@ export class MeshSession {
       handlers: this.controlHandlers(),
     });
     this.portMapper = opts.portMapping?.(opts.listenPort) ?? null;
+    this.dns = opts.meshDns?.() ?? null;
   }
 
   /** Applies the saved netmap (the broker's snapshot replaces it), then connects and watches the network. */
@@ -207,6 +212,9 @@ export class MeshSession {
     // Queued mesh jobs of this session see no netmap and do nothing.
     this.netmap = null;
     this.netmapSource = 'none';
+    // In the queue: a mesh job already running may be pointing the resolver at the stub.
+    const dns = this.dns;
+    if (dns) await this.host.queue.run(() => dns.close());
     return prefix;
   }
 
@@ -231,6 +239,7 @@ export class MeshSession {
     const update = diffWireGuardConfig(desired, current);
     if (!isEmptyUpdate(update)) await this.opts.backend.apply(update);
     await this.opts.network.apply(this.opts.interfaceName, netmap.self.address, netmap.self.overlayPrefix);
+    await this.dns?.apply(netmap.self, peers, netmap.serial);
     await this.paths.setPeersInQueue(pathPeersFromNetmap(peers, localSubnets(this.opts.interfaceName)));
     await guard?.flush();
     this.sendNetinfo();
@@ -248,6 +257,10 @@ export class MeshSession {
   /** Shows the path logic a WireGuard read made for status; inside the queue. */
   observeInQueue(device: WgDeviceState): Promise<void> {
     return this.paths.observeInQueue(device);
+  }
+
+  dnsStatus(): StatusResponse['dns'] {
+    return this.dns?.status();
   }
 
   pathStatus(): PeerPathStatus[] {

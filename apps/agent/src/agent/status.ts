@@ -26,6 +26,7 @@ export interface StatusInputs {
   netinfo?: StatusResponse['netinfo'];
   /** Pins and firewall; absent without them. */
   guard?: GuardStatus;
+  dns?: StatusResponse['dns'];
 }
 
 /** The netmap merged with what WireGuard itself reports (endpoint in use, handshake, counters). */
@@ -84,5 +85,6 @@ export function buildStatus(i: StatusInputs): StatusResponse {
     peers,
     ...(i.netinfo ? { netinfo: i.netinfo } : {}),
     ...(i.guard ? { guard: i.guard } : {}),
+    ...(i.dns ? { dns: i.dns } : {}),
   };
 }

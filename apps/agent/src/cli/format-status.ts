@@ -51,14 +51,18 @@ export function formatStatus(s: StatusResponse, now = Date.now()): string {
   );
   lines.push(`netmap:     serial ${s.netmapSerial ?? '-'} from ${s.netmapSource}, ${s.peers.length} peers`);
   lines.push(...guardLines(s, now));
+  if (s.dns) lines.push(dnsLine(s.dns));
   if (s.peers.length === 0) return `${lines.join('\n')}\n`;
   lines.push('');
-  const rows = [['PEER', 'ADDRESS', 'ENDPOINT', 'CANDIDATES', 'HANDSHAKE', 'RX', 'TX', 'ONLINE', 'PATH']];
+  const rows = [
+    ['PEER', 'DNS NAME', 'ADDRESS', 'ENDPOINT', 'CANDIDATES', 'HANDSHAKE', 'RX', 'TX', 'ONLINE', 'PATH'],
+  ];
   for (const p of s.peers) {
     const label = p.path === 'relay' ? `relay ${p.relayName ?? '?'}` : p.path && PATH_LABELS[p.path];
     const path = label === undefined ? '-' : `${label} since ${formatAgo(p.pathSince ?? null, now)}`;
     rows.push([
       p.name,
+      p.dnsName,
       p.address,
       p.endpoint ?? '-',
       p.candidates.join(',') || '-',
@@ -85,6 +89,19 @@ export function formatStatus(s: StatusResponse, now = Date.now()): string {
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+const RESOLVERS = {
+  resolved: 'systemd-resolved',
+  'resolv-conf': 'resolv.conf',
+  none: 'OS resolver left alone',
+};
+
+function dnsLine(d: NonNullable<StatusResponse['dns']>): string {
+  if (!d.listen) return `dns:        ${d.domain || '-'} not served: ${d.lastError ?? 'starting'}`;
+  const others = d.upstreams.length > 0 ? `, other names to ${d.upstreams.join(', ')}` : '';
+  const error = d.lastError ? ` (error: ${d.lastError})` : '';
+  return `dns:        ${d.domain} answered at ${d.listen} via ${RESOLVERS[d.resolver]}${others}${error}`;
 }
 
 function table(rows: string[][]): string[] {

@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
  * Writes a file so that a crash leaves either the old or the new content, never half of one:
  * write a temporary file (mode 0600), fsync it, rename it over the target, fsync the directory.
  */
-export async function writeFileAtomic(path: string, content: string): Promise<void> {
+export async function writeFileAtomic(path: string, content: string | Buffer): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     const fh = await open(tmp, 'wx', 0o600);

@@ -38,6 +38,9 @@ export class DaemonProcess {
         this.daemonJs,
         '--state-dir',
         this.stateDir,
+        // These namespaces share the host's /etc/resolv.conf: names only from the stub here.
+        '--dns',
+        'stub',
         ...this.args,
       ],
       {

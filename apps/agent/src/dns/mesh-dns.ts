@@ -1,0 +1,113 @@
+import { DnsServer, ResponseLimiter } from '@trellis/dns';
+import type { DnsStatus, NetmapPeer, NetmapSelf } from '@trellis/proto';
+import type { Logger } from 'pino';
+import type { ResolverConfigurator } from '../platform/resolver-configurator';
+import { meshZoneOf } from './mesh-zone';
+import { StubResponder } from './stub-responder';
+import { type Upstream, UpstreamForwarder } from './upstream-forwarder';
+
+export const DNS_PORT = 53;
+
+/**
+ * Every program on this device asks the stub (resolv.conf mode): the limit is for a runaway, not
+ * for abuse from afar (only this device reaches it).
+ */
+const STUB_LIMITS = { perSecond: 20_000, burst: 40_000, slip: 2, maxSources: 1024 };
+
+export interface MeshDnsOptions {
+  interfaceName: string;
+  /** Points the OS at the stub; null in `stub` mode. */
+  resolver: ResolverConfigurator | null;
+  logger: Logger;
+  /** 53 but in tests. */
+  port?: number;
+}
+
+/** The stub while it serves: bound to one address. */
+interface Serving {
+  address: string;
+  port: number;
+  server: DnsServer;
+  stub: StubResponder;
+  upstreams: string;
+}
+
+/**
+ * The account's names on this device while the mesh is up: a stub on the overlay address that
+ * answers them from the netmap (so they survive the broker being down, as the tunnels do), and the
+ * OS resolver pointed at it. `close` puts the resolver back.
+ */
+export class MeshDns {
+  private serving: Serving | null = null;
+  private domain = '';
+  private lastError: string | null = null;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: MeshDnsOptions) {
+    this.log = opts.logger.child({ part: 'dns' });
+  }
+
+  /** Follows a netmap, after the overlay address is on the interface. Never throws: names are not the mesh. */
+  async apply(self: NetmapSelf, peers: readonly NetmapPeer[], serial: number): Promise<void> {
+    try {
+      const zone = meshZoneOf(self, peers, serial);
+      this.domain = zone.domain;
+      const upstreams = await this.upstreams(self.address);
+      const key = upstreams
+        .map((u) => (u.port === DNS_PORT ? u.address : `${u.address}:${u.port}`))
+        .join(' ');
+      const s = this.serving;
+      if (s && s.address === self.address && s.upstreams === key) {
+        s.stub.setZone(zone);
+      } else {
+        await this.stopServing();
+        const stub = new StubResponder(zone, upstreams.length > 0 ? new UpstreamForwarder(upstreams) : null);
+        const server = new DnsServer(stub, this.log, new ResponseLimiter(STUB_LIMITS));
+        const { port } = await server.listen(self.address, this.opts.port ?? DNS_PORT);
+        this.serving = { address: self.address, port, server, stub, upstreams: key };
+        this.log.info({ listen: `${self.address}:${port}`, domain: zone.domain }, 'dns stub serving');
+      }
+      await this.opts.resolver?.apply({
+        interfaceName: this.opts.interfaceName,
+        server: self.address,
+        domain: zone.domain,
+      });
+      this.lastError = null;
+    } catch (err) {
+      const message = (err as Error).message;
+      if (message !== this.lastError) this.log.warn({ err: message }, 'names on this device are not served');
+      this.lastError = message;
+    }
+  }
+
+  /** Stops the stub and puts the OS resolver back as it was. */
+  async close(): Promise<void> {
+    await this.opts.resolver
+      ?.restore(this.opts.interfaceName)
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'resolver not restored'));
+    await this.stopServing();
+  }
+
+  status(): DnsStatus {
+    const s = this.serving;
+    return {
+      domain: this.domain,
+      listen: s ? `${s.address}:${s.port}` : null,
+      resolver: this.opts.resolver?.kind ?? 'none',
+      upstreams: s?.upstreams ? s.upstreams.split(' ') : [],
+      lastError: this.lastError,
+    };
+  }
+
+  /** Where other names go: the resolver's original nameservers, never the stub itself. */
+  private async upstreams(stubAddress: string): Promise<Upstream[]> {
+    const all = (await this.opts.resolver?.upstreams()) ?? [];
+    return all.filter((u) => u.address !== stubAddress || u.port !== (this.opts.port ?? DNS_PORT));
+  }
+
+  private async stopServing(): Promise<void> {
+    const s = this.serving;
+    this.serving = null;
+    await s?.server.close();
+  }
+}

@@ -1,0 +1,49 @@
+import type { AccountView, AnswererOptions, ZoneView } from '@trellis/dns';
+import type { NetmapPeer, NetmapSelf } from '@trellis/proto';
+
+/** TTL of the agent's answers: the netmap changes them at once, so caches should not hold them long. */
+export const MESH_DNS_TTL_SECONDS = 5;
+
+/** The account's names as this device knows them: itself and the peers it may see. */
+export interface MeshZone {
+  /** The whole mesh zone (`ts.example`). */
+  zone: string;
+  /** This account's domain (`acme.ts.example`): the only names the agent answers itself. */
+  domain: string;
+  view: ZoneView;
+  answerer: AnswererOptions;
+}
+
+/**
+ * The zone the agent answers from its netmap. The broker names every device
+ * `<name>.<account>.<zone>`, so the zone is what follows the account in this device's own name.
+ */
+export function meshZoneOf(self: NetmapSelf, peers: readonly NetmapPeer[], serial: number): MeshZone {
+  const own = `${self.name}.${self.accountName}.`.toLowerCase();
+  const dnsName = self.dnsName.toLowerCase().replace(/\.$/, '');
+  if (!dnsName.startsWith(own) || dnsName.length === own.length) {
+    throw new Error(`device name ${self.dnsName} is not <name>.<account>.<zone>`);
+  }
+  const zone = dnsName.slice(own.length);
+  const account = self.accountName.toLowerCase();
+  const addresses = new Map<string, string>();
+  for (const p of peers) addresses.set(p.name.toLowerCase(), p.address);
+  addresses.set(self.name.toLowerCase(), self.address);
+  const view: AccountView = {
+    serial,
+    meshOnly: false, // queries reach this stub only from this device
+    address: (label) => addresses.get(label),
+    mayAsk: () => true,
+  };
+  return {
+    zone,
+    domain: `${account}.${zone}`,
+    view: { apexSerial: serial, account: (label) => (label === account ? view : undefined) },
+    answerer: {
+      zone,
+      ttl: MESH_DNS_TTL_SECONDS,
+      nameServers: [dnsName],
+      hostmaster: `hostmaster.${zone}`,
+    },
+  };
+}

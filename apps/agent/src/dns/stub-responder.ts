@@ -1,0 +1,54 @@
+import {
+  type DnsHandler,
+  DnsResponder,
+  questionName,
+  type Response,
+  type Transport,
+  type Unanswered,
+  ZoneAnswerer,
+} from '@trellis/dns';
+import type { MeshZone } from './mesh-zone';
+import type { UpstreamForwarder } from './upstream-forwarder';
+
+/**
+ * The agent's stub: the account's names answered from the netmap (they work with the broker
+ * down), anything else passed to the nameservers the device had before when there is a forwarder
+ * (resolv.conf mode, where every query comes here), else answered as the zone's answerer does
+ * (REFUSED outside the zone: with systemd-resolved only the account's domain is routed here).
+ */
+export class StubResponder implements DnsHandler {
+  private responder: DnsResponder;
+  private suffix: string;
+
+  constructor(
+    private zone: MeshZone,
+    private readonly forwarder: UpstreamForwarder | null,
+  ) {
+    this.responder = new DnsResponder(new ZoneAnswerer(zone.answerer, zone.view));
+    this.suffix = `.${zone.domain}`;
+  }
+
+  get domain(): string {
+    return this.zone.domain;
+  }
+
+  /** A new netmap: answers change at once. */
+  setZone(zone: MeshZone): void {
+    this.zone = zone;
+    this.responder = new DnsResponder(new ZoneAnswerer(zone.answerer, zone.view));
+    this.suffix = `.${zone.domain}`;
+  }
+
+  respond(msg: Buffer, source: string, transport: Transport): Response | Unanswered | Promise<Response> {
+    if (this.forwarder && !this.isOurs(msg)) return this.forwarder.forward(msg, transport);
+    return this.responder.respond(msg, source, transport);
+  }
+
+  /** Whether the query asks about the account's domain (or cannot be read: the responder says why). */
+  private isOurs(msg: Buffer): boolean {
+    const name = questionName(msg);
+    if (name === undefined) return true;
+    const n = name.toLowerCase().replace(/\.$/, '');
+    return n === this.zone.domain || n.endsWith(this.suffix);
+  }
+}
