@@ -32,12 +32,36 @@ ensure_system_packages() {
   command -v nc >/dev/null || missing+=(netcat-openbsd) # the lab's access-control tests
   command -v iptables >/dev/null || missing+=(iptables) # the lab's coexistence test (Docker-style rules)
   command -v dig >/dev/null || missing+=(bind9-dnsutils) # the DNS server is checked with a real client
+  command -v unbound >/dev/null || missing+=(unbound) # the lab's recursive resolver (names test)
+  command -v dbus-daemon >/dev/null || missing+=(dbus-daemon) # systemd-resolved's bus in the lab
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then log "missing ${missing[*]}: install them as root"; exit 1; fi
   log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # Installed services must not start (unbound would take port 53 here): the lab runs its own.
+  local guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1
+  fi
   apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
+}
+
+# systemd-resolved for the lab's names test: unpacked, not installed. Installing it would point
+# this machine's /etc/resolv.conf at a resolver that is not running here (no systemd).
+LAB_RESOLVED_DIR=/var/cache/trellis-lab/systemd-resolved
+ensure_lab_resolved() {
+  [ -x "$LAB_RESOLVED_DIR/lib/systemd/systemd-resolved" ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then log "systemd-resolved for the lab is missing: run as root"; exit 1; fi
+  log "unpacking systemd-resolved for the lab into $LAB_RESOLVED_DIR"
+  local tmp
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && apt-get download -qq systemd-resolved >/dev/null) ||
+    (apt-get update -qq && cd "$tmp" && apt-get download -qq systemd-resolved >/dev/null)
+  mkdir -p "$LAB_RESOLVED_DIR"
+  dpkg -x "$tmp"/systemd-resolved_*.deb "$LAB_RESOLVED_DIR"
+  rm -rf "$tmp"
 }
 
 install_and_build() {

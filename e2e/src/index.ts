@@ -3,6 +3,7 @@ export { ExecError, type ExecOptions, type ExecResult, exec, execQuiet, inNamesp
 export { Host, Internet } from './internet';
 export { Lab, type LabOptions } from './lab';
 export { LabProcess } from './lab-process';
+export { LAB_RESOLVED_DIR, NamespaceResolvConf, ResolvedDaemon, UnboundResolver } from './name-servers';
 export { LAB_PREFIX_RE, labPrefix, ownerPid } from './names';
 export { Namespace, ping } from './namespace';
 export * from './netcat';

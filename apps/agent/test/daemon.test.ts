@@ -238,8 +238,9 @@ describe('trellisd + trellis in two namespaces', () => {
     const human = await a.cli(['status']);
     expect(human.stdout).toMatch(/broker:\s+https:\/\/127\.0\.0\.1:8443\/\s+connected/);
     expect(human.stdout).toMatch(
-      /beta\s+100\.64\.0\.2\s+10\.231\.7\.2:51820\s+10\.231\.7\.2:51820\s+\d+s ago\s+\d/,
+      /beta\s+beta\.acme\.trellis\.test\s+100\.64\.0\.2\s+10\.231\.7\.2:51820\s+10\.231\.7\.2:51820\s+\d+s ago\s+\d/,
     );
+    expect(human.stdout).toContain('dns:        acme.trellis.test answered at 100.64.0.1:53 (--dns stub:');
     expect(a.logged('mesh applied')).toBe(true);
   });
 

@@ -20,6 +20,8 @@ export class AgentRunner {
    * test gives one its own (/etc/netns/NS/resolv.conf): only the stub, unless a test asks.
    */
   dnsMode = 'stub';
+  /** More environment for the next start (e.g. the bus of the namespace's systemd-resolved). */
+  extraEnv: NodeJS.ProcessEnv = {};
 
   constructor(
     lab: Lab,
@@ -60,7 +62,10 @@ export class AgentRunner {
         '--dns',
         this.dnsMode,
       ],
-      { env: cleanEnv(), logName: `trellisd-${this.device.site.name}-${this.device.name}-${this.starts}` },
+      {
+        env: cleanEnv(this.extraEnv),
+        logName: `trellisd-${this.device.site.name}-${this.device.name}-${this.starts}`,
+      },
     );
     await this.proc.waitForLine(/trellisd ready/, 60_000);
   }

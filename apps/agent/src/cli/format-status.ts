@@ -92,16 +92,16 @@ export function formatStatus(s: StatusResponse, now = Date.now()): string {
 }
 
 const RESOLVERS = {
-  resolved: 'systemd-resolved',
-  'resolv-conf': 'resolv.conf',
-  none: 'OS resolver left alone',
+  resolved: 'via systemd-resolved',
+  'resolv-conf': 'via resolv.conf',
+  none: '(--dns stub: the OS resolver is not pointed at it)',
 };
 
 function dnsLine(d: NonNullable<StatusResponse['dns']>): string {
   if (!d.listen) return `dns:        ${d.domain || '-'} not served: ${d.lastError ?? 'starting'}`;
   const others = d.upstreams.length > 0 ? `, other names to ${d.upstreams.join(', ')}` : '';
   const error = d.lastError ? ` (error: ${d.lastError})` : '';
-  return `dns:        ${d.domain} answered at ${d.listen} via ${RESOLVERS[d.resolver]}${others}${error}`;
+  return `dns:        ${d.domain} answered at ${d.listen} ${RESOLVERS[d.resolver]}${others}${error}`;
 }
 
 function table(rows: string[][]): string[] {

@@ -1,8 +1,11 @@
 import type { AccountView, AnswererOptions, ZoneView } from '@trellis/dns';
 import type { NetmapPeer, NetmapSelf } from '@trellis/proto';
 
-/** TTL of the agent's answers: the netmap changes them at once, so caches should not hold them long. */
-export const MESH_DNS_TTL_SECONDS = 5;
+/**
+ * TTL of the agent's answers and of a name it does not know: it is asked on this device, so a short
+ * one costs nothing, and a rename or a new device shows at once.
+ */
+export const MESH_DNS_TTL_SECONDS = 1;
 
 /** The account's names as this device knows them: itself and the peers it may see. */
 export interface MeshZone {

@@ -9,7 +9,8 @@ export const RESOLVED_STUB = '127.0.0.53';
 /**
  * systemd-resolved: the stub as the WireGuard link's DNS server and the account's domain as that
  * link's search and routing domain, so only those names come to us (`resolvectl`, the same D-Bus
- * calls NetworkManager makes). The link is never the default route for other names. resolved
+ * calls NetworkManager makes). The link is never the default route for other names, and carries no
+ * LLMNR or mDNS. resolved
  * forgets a link's settings when the link goes; `restore` reverts them while it is still there.
  */
 export class ResolvedConfigurator implements ResolverConfigurator {
@@ -27,6 +28,9 @@ export class ResolvedConfigurator implements ResolverConfigurator {
     await runChecked(this.runner, 'resolvectl', ['dns', s.interfaceName, s.server]);
     await runChecked(this.runner, 'resolvectl', ['domain', s.interfaceName, s.domain]);
     await runChecked(this.runner, 'resolvectl', ['default-route', s.interfaceName, 'false']);
+    // Multicast name discovery has nothing to find across WireGuard, and would tell peers our queries.
+    await runChecked(this.runner, 'resolvectl', ['llmnr', s.interfaceName, 'no']);
+    await runChecked(this.runner, 'resolvectl', ['mdns', s.interfaceName, 'no']);
     this.applied = key;
     this.log.info(
       { link: s.interfaceName, domain: s.domain, server: s.server },

@@ -27,17 +27,16 @@ describe('ResolvedConfigurator', () => {
     const c = new ResolvedConfigurator(runner, logger);
     await c.apply(SETTINGS);
     await c.apply(SETTINGS);
-    expect(runner.calls).toEqual([
-      'resolvectl dns trellis0 100.64.0.5',
+    const sequence = (server: string) => [
+      `resolvectl dns trellis0 ${server}`,
       'resolvectl domain trellis0 acme.ts.example',
       'resolvectl default-route trellis0 false',
-    ]);
+      'resolvectl llmnr trellis0 no',
+      'resolvectl mdns trellis0 no',
+    ];
+    expect(runner.calls).toEqual(sequence('100.64.0.5'));
     await c.apply({ ...SETTINGS, server: '100.64.0.6' });
-    expect(runner.calls.slice(3)).toEqual([
-      'resolvectl dns trellis0 100.64.0.6',
-      'resolvectl domain trellis0 acme.ts.example',
-      'resolvectl default-route trellis0 false',
-    ]);
+    expect(runner.calls.slice(5)).toEqual(sequence('100.64.0.6'));
     expect(await c.upstreams()).toEqual([]);
   });
 

@@ -375,9 +375,11 @@ export class AccountNetmap {
   }
 }
 
-/** Whether what a device sees of itself is unchanged (it is not part of the peer fragment). */
+/** Whether what a device sees of itself (NetmapSelf) is unchanged: its name, address, NAT view. */
 function sameSelfView(a: DeviceState, b: DeviceState): boolean {
   return (
+    a.name === b.name &&
+    a.address === b.address &&
     JSON.stringify(a.learned ?? []) === JSON.stringify(b.learned ?? []) &&
     (a.mappingType ?? null) === (b.mappingType ?? null)
   );

@@ -57,6 +57,18 @@ describe('AccountNetmap', () => {
     expect(m.deltaFrame(batch, a.id, 1)).toBeDefined();
   });
 
+  it('a renamed device is told its new name (its self), and its peers the new peer', () => {
+    const m = build();
+    m.upsert({ ...b, name: 'bee' }, 11);
+    const batch = m.takeChanges();
+    const own = DeltaMessage.parse(JSON.parse(m.deltaFrame(batch, b.id, 11)!));
+    expect(own.self).toMatchObject({ id: b.id, name: 'bee', dnsName: 'bee.acme.trellis.internal' });
+    expect(own.upsert).toEqual([]);
+    const seen = DeltaMessage.parse(JSON.parse(m.deltaFrame(batch, a.id, 11)!));
+    expect(seen.upsert[0]).toMatchObject({ id: b.id, name: 'bee' });
+    expect(seen.self).toBeUndefined();
+  });
+
   it('upsert then remove in one window leaves only the removal', () => {
     const m = build();
     m.upsert({ ...c, online: true });
