@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const benches = {
+  dns: 'bench/dist/dns/main.js',
   failover: 'bench/dist/failover/main.js',
   fuzz: 'bench/dist/fuzz/main.js',
   netmap: 'bench/dist/netmap/main.js',

@@ -93,7 +93,16 @@ export interface BrokerOptions {
    * The authoritative DNS server for the zone (UDP and TCP on one port; 0 picks a free one);
    * absent or false: none. A port that cannot be bound is logged, and the broker runs without it.
    */
-  dns?: { host: string; port: number; ttlSeconds?: number; nameServers?: string[] } | false;
+  dns?:
+    | {
+        host: string;
+        port: number;
+        ttlSeconds?: number;
+        nameServers?: string[];
+        /** UDP responses per second to one source network (0: none limited). */
+        rateLimit?: number;
+      }
+    | false;
 }
 
 export interface BrokerHandle {

@@ -1,3 +1,4 @@
+import { DnsCounts } from '@trellis/dns';
 import { Counter, Gauge, Registry } from 'prom-client';
 
 /** One registry per broker instance, so several brokers in one process (tests) do not collide. */
@@ -31,17 +32,28 @@ export class BrokerMetrics {
     labelNames: ['kind'],
     registers: [this.registry],
   });
-  readonly dnsQueries = new Counter({
+  /** The DNS server's counts, copied into its two metrics when they are scraped. */
+  readonly dnsCounts = new DnsCounts();
+  readonly dnsQueries: Counter<'transport'> = new Counter({
     name: 'trellis_dns_queries_total',
     help: 'DNS queries answered by the authoritative server, by transport',
     labelNames: ['transport'],
     registers: [this.registry],
+    collect: () => {
+      this.dnsQueries.reset();
+      for (const [transport, n] of Object.entries(this.dnsCounts.answeredBy))
+        this.dnsQueries.inc({ transport }, n);
+    },
   });
-  readonly dnsDropped = new Counter({
+  readonly dnsDropped: Counter<'reason'> = new Counter({
     name: 'trellis_dns_dropped_total',
     help: 'DNS packets not answered: malformed beyond a header, not a query, or over the response rate limit',
     labelNames: ['reason'],
     registers: [this.registry],
+    collect: () => {
+      this.dnsDropped.reset();
+      for (const [reason, n] of this.dnsCounts.droppedBy) this.dnsDropped.inc({ reason }, n);
+    },
   });
   readonly relaysOnline = new Gauge({
     name: 'trellis_relays_online',

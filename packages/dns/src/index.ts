@@ -6,8 +6,8 @@ export {
   type Transport,
   type Unanswered,
 } from './dns-responder';
-export { type DnsHandler, DnsServer, type DnsServerCounters } from './dns-server';
-export { networkOf, ResponseLimiter } from './response-limiter';
+export { DnsCounts, type DnsHandler, DnsServer, type DnsServerCounters } from './dns-server';
+export { DEFAULT_RESPONSE_LIMITS, networkOf, ResponseLimiter, type ResponseLimits } from './response-limiter';
 export {
   type AccountView,
   type AnswererOptions,

@@ -6,6 +6,8 @@ export interface ZoneView {
   readonly apexSerial: number;
   /** The account labelled `label` (lower case). */
   account(label: string): AccountView | undefined;
+  /** Moves whenever any answer may change (absent: the view never changes). */
+  readonly generation?: number;
 }
 
 export interface AccountView {
@@ -54,6 +56,8 @@ export interface Query {
 export interface Reply {
   packet: Packet;
   maxBytes: number;
+  /** It depends on who asked (a mesh-only account): not to be reused for another source. */
+  sourceDependent?: boolean;
 }
 
 /**
@@ -120,7 +124,14 @@ export class ZoneAnswerer {
     const labels = name === this.zone ? [] : name.slice(0, -this.suffix.length).split('.');
     // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
     const from = source.startsWith('::ffff:') ? source.slice(7) : source;
-    return this.inZone(question, labels, from, reply);
+    const out = this.inZone(question, labels, from, reply);
+    const account = labels.length > 0 ? this.view.account(labels[labels.length - 1]!) : undefined;
+    return account?.meshOnly ? { ...out, sourceDependent: true } : out;
+  }
+
+  /** See ZoneView.generation. */
+  get generation(): number {
+    return this.view.generation ?? 0;
   }
 
   private inZone(question: Question, labels: string[], source: string, reply: Replier): Reply {

@@ -2,6 +2,7 @@ import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 import { DnsResponder } from '../src/dns-responder';
 import { DnsServer } from '../src/dns-server';
+import { ResponseLimiter } from '../src/response-limiter';
 import { answererFor, fakeZone } from './support/dns-zone';
 
 /** Socket errors are not what these tests look at. */
@@ -101,4 +102,56 @@ describe('DnsServer over TCP', () => {
       await server.close();
     }
   }, 30_000);
+});
+
+describe('DnsServer rate limiting', () => {
+  /**
+   * Sends `count` queries at once from one socket and resolves with how many answers it got. A
+   * query from another source network (127.0.1.1: its own bucket) then marks the end: loopback
+   * delivers each answer as it is sent, so every answer to the burst is queued before the marker's.
+   */
+  async function burst(port: number, count: number): Promise<number> {
+    const { queryBytes, ZONE } = await import('./support/dns-zone');
+    const bind = async (address: string) => {
+      const s = createSocket('udp4');
+      await new Promise<void>((resolve) => s.bind(0, address, resolve));
+      return s;
+    };
+    const s = await bind('127.0.0.1');
+    const marker = await bind('127.0.1.1');
+    let answers = 0;
+    s.on('message', () => {
+      answers += 1;
+    });
+    for (let i = 0; i < count; i++) s.send(queryBytes(`a.acme.${ZONE}`, 'A', { id: i }), port, '127.0.0.1');
+    await new Promise<void>((resolve) => {
+      marker.once('message', () => resolve());
+      marker.send(queryBytes(`a.acme.${ZONE}`, 'A'), port, '127.0.0.1');
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    s.close();
+    marker.close();
+    return answers;
+  }
+
+  it('limits one source network by default, and nothing without a limiter', async () => {
+    const responder = new DnsResponder(
+      answererFor(fakeZone({ acme: { serial: 1, devices: { a: '100.64.0.1' } } })),
+    );
+    const limits = { perSecond: 1, burst: 10, slip: 1_000_000, maxSources: 10 };
+    // The clock stands still: the bucket never refills during the burst.
+    const limited = new DnsServer(responder, log, new ResponseLimiter(limits), undefined, () => 0);
+    const open = new DnsServer(responder, log, null);
+    const a = await limited.listen('127.0.0.1', 0);
+    const b = await open.listen('127.0.0.1', 0);
+    try {
+      // 100: the server reads only after the burst is sent (one process), and its socket's
+      // receive queue (net.core.rmem_default) holds about 200 such datagrams.
+      expect(await burst(b.port, 100)).toBe(100);
+      expect(await burst(a.port, 100)).toBe(10);
+    } finally {
+      await limited.close();
+      await open.close();
+    }
+  });
 });

@@ -215,3 +215,81 @@ describe('bad input gets a clean answer or silence', () => {
     expect([0, 1, 3, 5]).toContain(rcodeOf((out as Response).wire));
   });
 });
+
+describe('answers kept encoded', () => {
+  /** A zone whose one device can be re-addressed, its generation moving as ZoneRecords' does. */
+  function changingZone() {
+    const devices: Record<string, string> = { laptop: '100.64.0.7' };
+    let generation = 0;
+    const base = fakeZone({ acme: { serial: 1, devices } });
+    const view = {
+      apexSerial: base.apexSerial,
+      account: (label: string) => base.account(label),
+      get generation() {
+        return generation;
+      },
+    };
+    return {
+      view,
+      move(address: string) {
+        devices.laptop = address;
+        generation++;
+      },
+    };
+  }
+  const answerOf = (out: ReturnType<DnsResponder['respond']>) => {
+    if (typeof out === 'string') throw new Error(out);
+    return out.wire;
+  };
+
+  it('the same query under another id gets the same bytes under that id, and the zone moving is seen at once', () => {
+    const z = changingZone();
+    const r = new DnsResponder(answererFor(z.view));
+    const first = answerOf(
+      r.respond(queryBytes(`laptop.acme.${ZONE}`, 'A', { id: 1 }), '203.0.113.1', 'udp'),
+    );
+    const again = answerOf(
+      r.respond(queryBytes(`laptop.acme.${ZONE}`, 'A', { id: 2 }), '203.0.113.9', 'udp'),
+    );
+    expect(again.readUInt16BE(0)).toBe(2);
+    expect(again.subarray(2)).toEqual(first.subarray(2));
+    z.move('100.64.0.8');
+    const moved = dnsPacket.decode(
+      answerOf(r.respond(queryBytes(`laptop.acme.${ZONE}`, 'A', { id: 3 }), '203.0.113.1', 'udp')),
+    );
+    expect(moved.id).toBe(3);
+    expect(moved.answers?.[0]).toMatchObject({ data: '100.64.0.8' });
+  });
+
+  it('a mesh-only answer is never given to another source', () => {
+    const r = new DnsResponder(answererFor(zone));
+    const q = queryBytes(`cam.hidden.${ZONE}`, 'A');
+    expect(rcodeOf(answerOf(r.respond(q, '198.51.100.7', 'udp')))).toBe(0);
+    expect(rcodeOf(answerOf(r.respond(q, '203.0.113.1', 'udp')))).toBe(5);
+    expect(rcodeOf(answerOf(r.respond(q, '198.51.100.7', 'udp')))).toBe(0);
+  });
+
+  it('kept answers are the answers: any query twice gives the same bytes but the id', () => {
+    const r = new DnsResponder(answererFor(zone));
+    const fresh = () => new DnsResponder(answererFor(zone));
+    const names = [
+      `laptop.acme.${ZONE}`,
+      `LAPTOP.acme.${ZONE}`,
+      `nope.acme.${ZONE}`,
+      `acme.${ZONE}`,
+      ZONE,
+      'example.org',
+    ];
+    for (const name of names) {
+      for (const type of ['A', 'AAAA', 'SOA', 'NS', 'TXT']) {
+        for (const edns of [false, 512, 4096] as const) {
+          const q = (id: number) => queryBytes(name, type, { id, edns });
+          const want = answerOf(fresh().respond(q(7), '203.0.113.1', 'udp'));
+          answerOf(r.respond(q(6), '203.0.113.1', 'udp'));
+          const got = answerOf(r.respond(q(7), '203.0.113.1', 'udp'));
+          expect(got).toEqual(want);
+        }
+      }
+    }
+  });
+});

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { DEFAULT_RESPONSE_LIMITS } from '@trellis/dns';
 import type { AdminRequest } from '@trellis/proto';
 import { DEFAULT_MAX_CONNECTIONS_PER_ADDRESS } from '@trellis/tls';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -113,6 +114,12 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     )
     .option('--dns-ttl <seconds>', 'TTL of the DNS records', positiveInt, DEFAULT_DNS_TTL_SECONDS)
     .option('--dns-ns <name...>', 'host names of the NS records (default: the public URL host)', [])
+    .option(
+      '--dns-rate-limit <n>',
+      `UDP responses per second to one source network, /24 or /56 (0: no limit; default ${DEFAULT_RESPONSE_LIMITS.perSecond})`,
+      wholeNumber,
+      DEFAULT_RESPONSE_LIMITS.perSecond,
+    )
     .action(async (flags) => {
       const broker = await serve({ ...flags, dataDir: resolve(flags.dataDir) }, io);
       await new Promise<void>((done) => {

@@ -23,6 +23,7 @@ export interface ServeFlags {
   dnsListen: string;
   dnsTtl: number;
   dnsNs: string[];
+  dnsRateLimit: number;
 }
 
 /** `HOST:PORT`, `[v6]:PORT` or `:PORT`. */
@@ -63,6 +64,7 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
             ...parseListen(flags.dnsListen, '--dns-listen'),
             ttlSeconds: flags.dnsTtl,
             nameServers: flags.dnsNs,
+            rateLimit: flags.dnsRateLimit,
           },
   });
   for (const r of broker.reflectors?.info ?? []) io.out(`reflector: ${r.endpoint} key ${r.publicKey}`);

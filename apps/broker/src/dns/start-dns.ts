@@ -1,5 +1,11 @@
 import { isIP } from 'node:net';
-import { DnsResponder, DnsServer, ResponseLimiter, ZoneAnswerer } from '@trellis/dns';
+import {
+  DEFAULT_RESPONSE_LIMITS,
+  DnsResponder,
+  DnsServer,
+  ResponseLimiter,
+  ZoneAnswerer,
+} from '@trellis/dns';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database';
 import type { EventBus } from '../events/event-bus';
@@ -18,6 +24,8 @@ export interface DnsOptions {
   /** Host names for the NS records (the first is the SOA's MNAME); default the public URL's host. */
   nameServers?: readonly string[];
   publicUrl?: string;
+  /** UDP responses per second to one source network; 0 limits none (default 100). */
+  rateLimit?: number;
 }
 
 export interface RunningDns {
@@ -50,10 +58,12 @@ export async function startDns(
     },
     records,
   );
-  const server = new DnsServer(new DnsResponder(answerer), logger, new ResponseLimiter(), {
-    answered: (transport) => metrics.dnsQueries.inc({ transport }),
-    dropped: (reason) => metrics.dnsDropped.inc({ reason }),
-  });
+  const perSecond = opts.rateLimit ?? DEFAULT_RESPONSE_LIMITS.perSecond;
+  const limiter =
+    perSecond === 0
+      ? null
+      : new ResponseLimiter({ ...DEFAULT_RESPONSE_LIMITS, perSecond, burst: perSecond * 2 });
+  const server = new DnsServer(new DnsResponder(answerer), logger, limiter, metrics.dnsCounts);
   try {
     const { port } = await server.listen(opts.host, opts.port);
     logger.info({ host: opts.host, port, zone }, 'dns server listening');

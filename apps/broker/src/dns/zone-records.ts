@@ -81,7 +81,18 @@ class AccountRecords implements AccountView {
 export class ZoneRecords implements ZoneView {
   private readonly byLabel = new Map<string, AccountRecords>();
   private readonly byId = new Map<string, AccountRecords>();
-  apexSerial = 1;
+  private apex = 1;
+  /** Moves with every change (the responder's cache of encoded answers is only as old as it). */
+  generation = 0;
+
+  get apexSerial(): number {
+    return this.apex;
+  }
+
+  set apexSerial(serial: number) {
+    if (serial !== this.apex) this.generation++;
+    this.apex = serial;
+  }
 
   account(label: string): AccountView | undefined {
     return this.byLabel.get(label);
@@ -94,6 +105,7 @@ export class ZoneRecords implements ZoneView {
 
   /** An account as read from the database now (new, or replacing what was held). */
   setAccount(a: ZoneAccount): void {
+    this.generation++;
     const old = this.byId.get(a.id);
     if (old) this.byLabel.delete(old.label);
     const records = new AccountRecords(a.id, a.name.toLowerCase(), a.serial, a.meshOnly);
@@ -106,6 +118,7 @@ export class ZoneRecords implements ZoneView {
   dropAccount(id: string): void {
     const old = this.byId.get(id);
     if (!old) return;
+    this.generation++;
     this.byId.delete(id);
     this.byLabel.delete(old.label);
   }
@@ -114,6 +127,7 @@ export class ZoneRecords implements ZoneView {
   apply(e: BrokerEvent): void {
     if (e.kind !== 'device-upsert' && e.kind !== 'device-remove') return;
     const account = this.byId.get(e.accountId);
+    if (account) this.generation++;
     if (e.kind === 'device-upsert') account?.applyEvent(e.serial, e.device.id, e.device);
     else account?.applyEvent(e.serial, e.deviceId, null);
   }

@@ -113,4 +113,22 @@ describe('the authoritative DNS server', () => {
     }
     expect((await askUdp(dnsOf(one), `laptop.nosuch.${ZONE}`)).rcode).toBe(3);
   });
+
+  it('counts what it answered, by transport, in its metrics', async () => {
+    const count = async (t: TestBroker, transport: string) => {
+      const text = await t.broker.metrics.registry.metrics();
+      const m = new RegExp(`^trellis_dns_queries_total\\{transport="${transport}"\\} (\\d+)$`, 'm').exec(
+        text,
+      );
+      return Number(m?.[1] ?? 0);
+    };
+    const [udp, tcp] = [await count(two, 'udp'), await count(two, 'tcp')];
+    for (let i = 0; i < 5; i++) await askUdp(dnsOf(two), `x${i}.default.${ZONE}`);
+    await askTcp(dnsOf(two), [
+      [ZONE, 'SOA'],
+      [ZONE, 'NS'],
+    ]);
+    expect(await count(two, 'udp')).toBe(udp + 5);
+    expect(await count(two, 'tcp')).toBe(tcp + 2);
+  });
 });

@@ -49,6 +49,7 @@ describe.each(BACKENDS)('serve and TLS on %s', (kind) => {
       dnsListen: '127.0.0.1:0',
       dnsTtl: 30,
       dnsNs: [],
+      dnsRateLimit: 100,
     };
     const broker = await serve(flags, io);
     try {
