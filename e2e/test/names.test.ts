@@ -232,6 +232,10 @@ describe('names: the broker, unbound, systemd-resolved and resolv.conf devices (
       needs('renamed');
       await broker.stop();
       await agent('pc').stop();
+      // A clean exit puts the resolver back as it found it.
+      expect(readFileSync(join('/etc/netns', agent('pc').device.ns.name, 'resolv.conf'), 'utf8')).toBe(
+        PC_RESOLV_CONF,
+      );
       await agent('pc').start(); // the netmap saved on disk is all it has now
       await expectLookup(agent('pc').device, dnsName('rd'), overlay.get('rd')!);
       await expectLookup(agent('rd').device, dnsName('pc2'), overlay.get('pc2')!);
@@ -250,7 +254,6 @@ describe('names: the broker, unbound, systemd-resolved and resolv.conf devices (
     async () => {
       needs('offline');
       const pcFile = join('/etc/netns', agent('pc').device.ns.name, 'resolv.conf');
-      const rdBefore = PC_RESOLV_CONF; // pc's original, byte for byte
       // Crash: the managed file stays behind, naming a stub that is gone.
       await agent('pc').kill();
       expect(readFileSync(pcFile, 'utf8')).toContain('Managed by trellisd');
@@ -262,7 +265,7 @@ describe('names: the broker, unbound, systemd-resolved and resolv.conf devices (
       ).toBe(true);
       await expectLookup(agent('pc').device, dnsName('rd'), overlay.get('rd')!); // and managed again
       await agent('pc').cli(['down']);
-      expect(readFileSync(pcFile, 'utf8')).toBe(rdBefore);
+      expect(readFileSync(pcFile, 'utf8')).toBe(PC_RESOLV_CONF); // byte for byte
       await expectLookup(agent('pc').device, WWW.name, WWW.address);
 
       await agent('rd').kill();
