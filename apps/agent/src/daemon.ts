@@ -64,7 +64,8 @@ async function main(): Promise<void> {
     ...(opts.dns === 'off'
       ? {}
       : {
-          meshDns: () => new MeshDns({ interfaceName: opts.interfaceName, resolver: dns.resolver, logger }),
+          meshDns: (run) =>
+            new MeshDns({ interfaceName: opts.interfaceName, resolver: dns.resolver, logger, run }),
         }),
     watchCandidates: (onChange) => {
       const w = new CandidateWatcher(

@@ -50,8 +50,11 @@ export interface MeshSessionOptions {
   controlOptions?: Partial<ControlClientOptions>;
   /** Key pins and the firewall (the daemon always has one; absent in tests that need neither). */
   guard?: PeerGuard;
-  /** Makes each session's names (the stub and the OS resolver's pointer to it); none: DNS is off. */
-  meshDns?: () => MeshDns;
+  /**
+   * Makes each session's names (the stub and the OS resolver's pointer to it), given how to run a
+   * job with the mesh's other changes; none: DNS is off.
+   */
+  meshDns?: (run: (job: () => Promise<void>) => Promise<void>) => MeshDns;
 }
 
 /** What outlives a session: the WireGuard interface (its removal may fail) and the agent's state. */
@@ -148,7 +151,7 @@ export class MeshSession {
       handlers: this.controlHandlers(),
     });
     this.portMapper = opts.portMapping?.(opts.listenPort) ?? null;
-    this.dns = opts.meshDns?.() ?? null;
+    this.dns = opts.meshDns?.((job) => host.queue.run(job)) ?? null;
   }
 
   /** Applies the saved netmap (the broker's snapshot replaces it), then connects and watches the network. */

@@ -21,6 +21,8 @@ export interface MeshDnsOptions {
   logger: Logger;
   /** 53 but in tests. */
   port?: number;
+  /** Runs a job with the mesh's other changes (the agent's queue): a resolver rewritten by another program is put right in it. */
+  run?: (job: () => Promise<void>) => Promise<void>;
 }
 
 /** The stub while it serves: bound to one address. */
@@ -29,6 +31,7 @@ interface Serving {
   port: number;
   server: DnsServer;
   stub: StubResponder;
+  /** The forwarder's nameservers, as shown in status. */
   upstreams: string;
 }
 
@@ -42,6 +45,9 @@ export class MeshDns {
   private domain = '';
   private lastError: string | null = null;
   private readonly log: Logger;
+  /** What the last apply was given, for applying it again when the resolver was rewritten. */
+  private last: { self: NetmapSelf; peers: readonly NetmapPeer[]; serial: number } | null = null;
+  private stopWatching: (() => void) | null = null;
 
   constructor(private readonly opts: MeshDnsOptions) {
     this.log = opts.logger.child({ part: 'dns' });
@@ -49,6 +55,7 @@ export class MeshDns {
 
   /** Follows a netmap, after the overlay address is on the interface. Never throws: names are not the mesh. */
   async apply(self: NetmapSelf, peers: readonly NetmapPeer[], serial: number): Promise<void> {
+    this.last = { self, peers, serial };
     try {
       const zone = meshZoneOf(self, peers, serial);
       this.domain = zone.domain;
@@ -56,12 +63,15 @@ export class MeshDns {
       const key = upstreams
         .map((u) => (u.port === DNS_PORT ? u.address : `${u.address}:${u.port}`))
         .join(' ');
+      const forwarder = upstreams.length > 0 ? new UpstreamForwarder(upstreams) : null;
       const s = this.serving;
-      if (s && s.address === self.address && s.upstreams === key) {
+      if (s && s.address === self.address) {
         s.stub.setZone(zone);
+        if (s.upstreams !== key) s.stub.setForwarder(forwarder);
+        s.upstreams = key;
       } else {
         await this.stopServing();
-        const stub = new StubResponder(zone, upstreams.length > 0 ? new UpstreamForwarder(upstreams) : null);
+        const stub = new StubResponder(zone, forwarder);
         const server = new DnsServer(stub, this.log, new ResponseLimiter(STUB_LIMITS));
         const { port } = await server.listen(self.address, this.opts.port ?? DNS_PORT);
         this.serving = { address: self.address, port, server, stub, upstreams: key };
@@ -72,6 +82,7 @@ export class MeshDns {
         server: self.address,
         domain: zone.domain,
       });
+      this.watchResolver();
       this.lastError = null;
     } catch (err) {
       const message = (err as Error).message;
@@ -80,8 +91,25 @@ export class MeshDns {
     }
   }
 
+  /** Another program rewrote the resolver's configuration: the last netmap's names are applied again. */
+  private watchResolver(): void {
+    const resolver = this.opts.resolver;
+    if (this.stopWatching || !resolver?.watch) return;
+    const run = this.opts.run ?? ((job) => job());
+    this.stopWatching = resolver.watch(() => {
+      void run(async () => {
+        const last = this.last;
+        if (!last || !this.stopWatching) return; // closed meanwhile
+        await this.apply(last.self, last.peers, last.serial);
+      });
+    });
+  }
+
   /** Stops the stub and puts the OS resolver back as it was. */
   async close(): Promise<void> {
+    this.stopWatching?.();
+    this.stopWatching = null;
+    this.last = null;
     await this.opts.resolver
       ?.restore(this.opts.interfaceName)
       .catch((err: Error) => this.log.warn({ err: err.message }, 'resolver not restored'));

@@ -22,7 +22,7 @@ export class StubResponder implements DnsHandler {
 
   constructor(
     private zone: MeshZone,
-    private readonly forwarder: UpstreamForwarder | null,
+    private forwarder: UpstreamForwarder | null,
   ) {
     this.responder = new DnsResponder(new ZoneAnswerer(zone.answerer, zone.view));
     this.suffix = `.${zone.domain}`;
@@ -37,6 +37,11 @@ export class StubResponder implements DnsHandler {
     this.zone = zone;
     this.responder = new DnsResponder(new ZoneAnswerer(zone.answerer, zone.view));
     this.suffix = `.${zone.domain}`;
+  }
+
+  /** The nameservers other names go to changed (the original resolv.conf was rewritten). */
+  setForwarder(forwarder: UpstreamForwarder | null): void {
+    this.forwarder = forwarder;
   }
 
   respond(msg: Buffer, source: string, transport: Transport): Response | Unanswered | Promise<Response> {

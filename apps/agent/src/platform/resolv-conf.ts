@@ -1,3 +1,4 @@
+import { type StatWatcher, unwatchFile, watchFile } from 'node:fs';
 import { readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -10,6 +11,8 @@ import type { ResolverConfigurator, ResolverSettings } from './resolver-configur
 export const MANAGED_MARK = '# Managed by trellisd';
 const KEPT = '#trellis# ';
 const BACKUP_FILE = 'resolv.conf.original';
+/** How often the file is looked at for another writer (stat polling: works through bind mounts and renames). */
+const WATCH_INTERVAL_MS = 2000;
 
 /**
  * A plain /etc/resolv.conf, which cannot split: the stub becomes the only nameserver and passes
@@ -25,6 +28,7 @@ export class ResolvConfConfigurator implements ResolverConfigurator {
     private readonly path: string,
     stateDir: string,
     private readonly log: Logger,
+    private readonly watchIntervalMs = WATCH_INTERVAL_MS,
   ) {
     this.backup = join(stateDir, BACKUP_FILE);
   }
@@ -53,6 +57,21 @@ export class ResolvConfConfigurator implements ResolverConfigurator {
       this.log.warn({ path: this.path }, 'resolv.conf was rewritten by something else; left as it is');
     }
     await rm(this.backup, { force: true });
+  }
+
+  watch(onChange: () => void): () => void {
+    const listener = (now: { mtimeMs: number; ino: number }, before: { mtimeMs: number; ino: number }) => {
+      if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino) onChange();
+    };
+    const watcher: StatWatcher = watchFile(
+      this.path,
+      { interval: this.watchIntervalMs, persistent: false },
+      listener,
+    );
+    return () => {
+      unwatchFile(this.path, listener);
+      watcher.removeAllListeners();
+    };
   }
 
   async upstreams(): Promise<Upstream[]> {

@@ -24,4 +24,9 @@ export interface ResolverConfigurator {
    * resolved only the domain (none).
    */
   upstreams(): Promise<Upstream[]>;
+  /**
+   * Calls back when another program may have rewritten what `apply` set (a DHCP client writing
+   * resolv.conf), so it is applied again. Absent: nothing else touches it. Returns a stop function.
+   */
+  watch?(onChange: () => void): () => void;
 }

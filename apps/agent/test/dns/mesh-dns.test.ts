@@ -1,4 +1,7 @@
 import { createSocket, type Socket } from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DnsResponder, DnsServer } from '@trellis/dns';
 import type { NetmapPeer, NetmapSelf } from '@trellis/proto';
 import pino from 'pino';
@@ -8,7 +11,9 @@ import { MeshDns } from '../../src/dns/mesh-dns';
 import { meshZoneOf } from '../../src/dns/mesh-zone';
 import type { Upstream } from '../../src/dns/upstream-forwarder';
 import { UpstreamForwarder } from '../../src/dns/upstream-forwarder';
+import { MANAGED_MARK, ResolvConfConfigurator } from '../../src/platform/resolv-conf';
 import type { ResolverConfigurator, ResolverSettings } from '../../src/platform/resolver-configurator';
+import { waitFor } from '../../src/util/wait';
 
 const logger = pino({ level: 'silent' });
 const NXDOMAIN = 3;
@@ -216,6 +221,29 @@ describe('UpstreamForwarder', () => {
       expect(wire.readUInt16BE(2) & 0xf).toBe(0);
     } finally {
       await good.close();
+    }
+  });
+});
+
+describe('MeshDns with a resolv.conf another program rewrites', () => {
+  it('manages it again, and passes other names to the nameservers the new file names', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trl-meshdns-'));
+    const path = join(dir, 'resolv.conf');
+    writeFileSync(path, 'nameserver 10.0.0.53\n');
+    const resolver = new ResolvConfConfigurator(path, dir, logger, 20);
+    const dns = new MeshDns({ interfaceName: 'trellis0', resolver, logger, port: 0 });
+    try {
+      await dns.apply(self(), [], 1);
+      expect(dns.status().upstreams).toEqual(['10.0.0.53']);
+      expect(readFileSync(path, 'utf8')).toContain('nameserver 127.0.0.1\n');
+      writeFileSync(path, 'nameserver 192.168.1.1\n'); // a DHCP client's new lease
+      await waitFor(() => readFileSync(path, 'utf8').startsWith(MANAGED_MARK), 10_000, 20);
+      await waitFor(() => dns.status().upstreams[0] === '192.168.1.1', 10_000, 20);
+      await dns.close();
+      expect(readFileSync(path, 'utf8')).toBe('nameserver 192.168.1.1\n');
+    } finally {
+      await dns.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
