@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AgentRunner,
@@ -31,6 +31,9 @@ const WWW = { name: 'www.example.net', address: '192.0.2.80' };
 /** What a DHCP client would have written on pc and lan. */
 const PC_RESOLV_CONF =
   '# written by the lab DHCP\nnameserver 198.51.100.53\nsearch lab.example\noptions timeout:1 attempts:2\n';
+/** What it writes on pc when the lease is renewed while the mesh is up. */
+const PC_RENEWED =
+  '# renewed by the lab DHCP\nnameserver 198.51.100.53\nsearch lab.example\noptions timeout:1\n';
 
 const dnsName = (device: string) => `${device}.${LAB_ACCOUNT}.${ZONE}`;
 
@@ -178,6 +181,16 @@ describe('names: the broker, unbound, systemd-resolved and resolv.conf devices (
       await expectLookup(lan, dnsName('pc'), overlay.get('pc')!);
       const soa = await lan.ns.exec(['dig', '+short', `@${UNBOUND}`, `${LAB_ACCOUNT}.${ZONE}`, 'SOA']);
       expect(soa.stdout).toMatch(/^\S+ hostmaster\.trellis\.internal\. \d+ /);
+      // The DHCP client renews its lease and rewrites resolv.conf: the agent manages it again.
+      const pcFile = join('/etc/netns', pc.ns.name, 'resolv.conf');
+      writeFileSync(pcFile, PC_RENEWED);
+      await waitFor(() => readFileSync(pcFile, 'utf8').includes('Managed by trellisd'), {
+        timeoutMs: 30_000,
+        what: "pc's rewritten resolv.conf managed again",
+      });
+      expect(readFileSync(pcFile, 'utf8')).toContain('# renewed by the lab DHCP');
+      await expectLookup(pc, dnsName('rd'), overlay.get('rd')!);
+      await expectLookup(pc, WWW.name, WWW.address);
       done.add('names');
     },
     300_000,
@@ -234,7 +247,7 @@ describe('names: the broker, unbound, systemd-resolved and resolv.conf devices (
       await agent('pc').stop();
       // A clean exit puts the resolver back as it found it.
       expect(readFileSync(join('/etc/netns', agent('pc').device.ns.name, 'resolv.conf'), 'utf8')).toBe(
-        PC_RESOLV_CONF,
+        PC_RENEWED,
       );
       await agent('pc').start(); // the netmap saved on disk is all it has now
       await expectLookup(agent('pc').device, dnsName('rd'), overlay.get('rd')!);
@@ -265,7 +278,7 @@ describe('names: the broker, unbound, systemd-resolved and resolv.conf devices (
       ).toBe(true);
       await expectLookup(agent('pc').device, dnsName('rd'), overlay.get('rd')!); // and managed again
       await agent('pc').cli(['down']);
-      expect(readFileSync(pcFile, 'utf8')).toBe(PC_RESOLV_CONF); // byte for byte
+      expect(readFileSync(pcFile, 'utf8')).toBe(PC_RENEWED); // the original as it last was, byte for byte
       await expectLookup(agent('pc').device, WWW.name, WWW.address);
 
       await agent('rd').kill();
