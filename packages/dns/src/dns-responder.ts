@@ -16,8 +16,13 @@ export interface Response {
   truncated(): Buffer;
 }
 
-/** Encoded answers kept (each well under 1 KB); past it the cache starts over. */
+/** Encoded answers kept; past it the cache starts over. */
 const MAX_CACHED = 50_000;
+/**
+ * Only queries this short are kept (keyed by their bytes): a query may carry any padding, and
+ * 50,000 keys of 64 KB each would be gigabytes. Real queries are well under it.
+ */
+const MAX_CACHED_QUERY_BYTES = 512;
 
 interface Cached {
   wire: Buffer;
@@ -53,11 +58,11 @@ export class DnsResponder {
       this.cacheGeneration = generation;
     }
     const cache = this.cache[transport];
-    const key = msg.toString('latin1', 2);
-    const hit = cache.get(key);
+    const key = msg.length <= MAX_CACHED_QUERY_BYTES ? msg.toString('latin1', 2) : null;
+    const hit = key === null ? undefined : cache.get(key);
     if (hit) return withId(hit, id);
     const out = this.answer(msg, id, flags, source, transport);
-    if (typeof out !== 'string' && out.cacheable && out.reply) {
+    if (key !== null && typeof out !== 'string' && out.cacheable && out.reply) {
       if (cache.size >= MAX_CACHED) cache.clear();
       cache.set(key, { wire: out.wire, reply: out.reply });
     }

@@ -1,5 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { createServer, isIPv6, type Server, type Socket as TcpSocket } from 'node:net';
+import { lookup } from 'node:dns';
+import { createServer, isIP, isIPv6, type Server, type Socket as TcpSocket } from 'node:net';
 import type { Response, Transport, Unanswered } from './dns-responder';
 import { ResponseLimiter } from './response-limiter';
 
@@ -89,8 +90,12 @@ export class DnsServer {
       type: family === 6 ? 'udp6' : 'udp4',
       reuseAddr: false,
       // Answers go to the address a query came from, always a literal: no resolver round (and the
-      // tick it takes) per datagram.
-      lookup: (address, _opts, callback) => callback(null, address, family),
+      // tick it takes) per datagram. A host name to listen on is still looked up.
+      lookup: (address, opts, callback) => {
+        const literal = isIP(address);
+        if (literal) callback(null, address, literal);
+        else lookup(address, opts, callback);
+      },
     });
     this.udp = udp;
     udp.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo));
@@ -144,7 +149,10 @@ export class DnsServer {
     if (out instanceof Promise) {
       const udp = this.udp;
       void out.then(
-        (o) => this.sendUdp(udp, o, verdict, rinfo),
+        (o) => {
+          // Closed (or listening anew) while the answer was made: nobody to send it from.
+          if (udp === this.udp) this.sendUdp(udp, o, verdict, rinfo);
+        },
         () => this.counters?.dropped('malformed'),
       );
     } else {
@@ -162,9 +170,13 @@ export class DnsServer {
       this.counters?.dropped(out);
       return;
     }
-    // A slip: the header and question only, truncated, so a real client retries over TCP.
-    udp?.send(verdict === 'slip' ? out.truncated() : out.wire, rinfo.port, rinfo.address);
-    this.counters?.answered('udp');
+    try {
+      // A slip: the header and question only, truncated, so a real client retries over TCP.
+      udp?.send(verdict === 'slip' ? out.truncated() : out.wire, rinfo.port, rinfo.address);
+      this.counters?.answered('udp');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'dns answer not sent');
+    }
   }
 
   private onConnection(socket: TcpSocket): void {

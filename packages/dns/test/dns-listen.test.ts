@@ -39,6 +39,17 @@ describe('DnsServer.listen', () => {
     }
   });
 
+  it('listens on a host name too (looked up once, at bind)', async () => {
+    const server = new DnsServer(new DnsResponder(answerer), log);
+    const { port } = await server.listen('localhost', 0);
+    try {
+      const { askUdp } = await import('./support/dns-client');
+      expect((await askUdp(port, `a.acme.${(await import('./support/dns-zone')).ZONE}`)).rcode).toBe(3); // NXDOMAIN from the empty zone: it answered
+    } finally {
+      await server.close();
+    }
+  });
+
   it('with port 0, a number already used by TCP is given up for another', async () => {
     class Unlucky extends DnsServer {
       attempts = 0;

@@ -8,6 +8,12 @@ import { type Upstream, UpstreamForwarder } from './upstream-forwarder';
 
 export const DNS_PORT = 53;
 
+/** A query from this device: its own overlay address (what a local client's source becomes) or loopback. */
+function isLocalSource(source: string, stubAddress: string): boolean {
+  const s = source.startsWith('::ffff:') ? source.slice(7) : source;
+  return s === stubAddress || s.startsWith('127.') || s === '::1';
+}
+
 /**
  * Every program on this device asks the stub (resolv.conf mode): the limit is for a runaway, not
  * for abuse from afar (only this device reaches it).
@@ -71,7 +77,8 @@ export class MeshDns {
         s.upstreams = key;
       } else {
         await this.stopServing();
-        const stub = new StubResponder(zone, forwarder);
+        const address = self.address;
+        const stub = new StubResponder(zone, forwarder, (source) => isLocalSource(source, address));
         const server = new DnsServer(stub, this.log, new ResponseLimiter(STUB_LIMITS));
         const { port } = await server.listen(self.address, this.opts.port ?? DNS_PORT);
         this.serving = { address: self.address, port, server, stub, upstreams: key };
@@ -88,7 +95,17 @@ export class MeshDns {
       const message = (err as Error).message;
       if (message !== this.lastError) this.log.warn({ err: message }, 'names on this device are not served');
       this.lastError = message;
+      // No stub (it could not bind at a new address): the OS must not keep asking one that is gone.
+      if (!this.serving) await this.unpointResolver();
     }
+  }
+
+  private async unpointResolver(): Promise<void> {
+    this.stopWatching?.();
+    this.stopWatching = null;
+    await this.opts.resolver
+      ?.restore(this.opts.interfaceName)
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'resolver not restored'));
   }
 
   /** Another program rewrote the resolver's configuration: the last netmap's names are applied again. */
@@ -107,12 +124,8 @@ export class MeshDns {
 
   /** Stops the stub and puts the OS resolver back as it was. */
   async close(): Promise<void> {
-    this.stopWatching?.();
-    this.stopWatching = null;
     this.last = null;
-    await this.opts.resolver
-      ?.restore(this.opts.interfaceName)
-      .catch((err: Error) => this.log.warn({ err: err.message }, 'resolver not restored'));
+    await this.unpointResolver();
     await this.stopServing();
   }
 

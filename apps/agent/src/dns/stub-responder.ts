@@ -23,6 +23,8 @@ export class StubResponder implements DnsHandler {
   constructor(
     private zone: MeshZone,
     private forwarder: UpstreamForwarder | null,
+    /** Whether a query comes from this device: only its own are passed upstream, never a peer's. */
+    private readonly isLocal: (source: string) => boolean = () => true,
   ) {
     this.responder = new DnsResponder(new ZoneAnswerer(zone.answerer, zone.view));
     this.suffix = `.${zone.domain}`;
@@ -45,7 +47,10 @@ export class StubResponder implements DnsHandler {
   }
 
   respond(msg: Buffer, source: string, transport: Transport): Response | Unanswered | Promise<Response> {
-    if (this.forwarder && !this.isOurs(msg)) return this.forwarder.forward(msg, transport);
+    const query = msg.length >= 12 && !(msg.readUInt16BE(2) & 0x8000); // never forward a response
+    if (this.forwarder && query && this.isLocal(source) && !this.isOurs(msg)) {
+      return this.forwarder.forward(msg, transport);
+    }
     return this.responder.respond(msg, source, transport);
   }
 

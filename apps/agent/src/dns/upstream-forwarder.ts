@@ -75,7 +75,7 @@ function questionEnd(msg: Buffer): number {
 
 function askUdp(upstream: Upstream, msg: Buffer, timeoutMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const socket = createSocket(isIPv6(upstream.address) ? 'udp6' : 'udp4');
+    const socket = createSocket(isIPv6(upstream.address.replace(/%.*$/, '')) ? 'udp6' : 'udp4');
     const id = msg.readUInt16BE(0);
     let settled = false;
     const done = (err: Error | null, wire?: Buffer) => {
@@ -87,13 +87,12 @@ function askUdp(upstream: Upstream, msg: Buffer, timeoutMs: number): Promise<Buf
     };
     const timer = setTimeout(() => done(new Error('upstream timed out')), timeoutMs);
     socket.on('error', (err) => done(err));
-    socket.on('message', (reply, rinfo) => {
-      // Only the upstream's answer to this query: anything else on the port is ignored.
-      if (rinfo.address !== upstream.address || rinfo.port !== upstream.port) return;
+    // Connected: the kernel passes on only datagrams from the upstream's address and port.
+    socket.on('message', (reply) => {
       if (reply.length < 12 || reply.readUInt16BE(0) !== id || !(reply.readUInt16BE(2) & QR)) return;
       done(null, reply);
     });
-    socket.send(msg, upstream.port, upstream.address, (err) => err && done(err));
+    socket.connect(upstream.port, upstream.address, () => socket.send(msg, (err) => err && done(err)));
   });
 }
 

@@ -1,5 +1,5 @@
-import { type StatWatcher, unwatchFile, watchFile } from 'node:fs';
-import { readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { unwatchFile, watchFile } from 'node:fs';
+import { open, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -49,7 +49,9 @@ export class ResolvConfConfigurator implements ResolverConfigurator {
     const saved = await readFile(this.backup).catch(() => null);
     if (!saved) return;
     const current = await readFile(this.path, 'utf8').catch(() => '');
-    if (isManaged(current)) {
+    if (current === saved.toString('utf8')) {
+      // Never changed (a stub that could not serve), or restored before a crash cut the cleanup.
+    } else if (isManaged(current) || isCutShort(current)) {
       await this.write(saved);
       this.log.info({ path: this.path }, 'resolv.conf restored');
     } else {
@@ -63,15 +65,8 @@ export class ResolvConfConfigurator implements ResolverConfigurator {
     const listener = (now: { mtimeMs: number; ino: number }, before: { mtimeMs: number; ino: number }) => {
       if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino) onChange();
     };
-    const watcher: StatWatcher = watchFile(
-      this.path,
-      { interval: this.watchIntervalMs, persistent: false },
-      listener,
-    );
-    return () => {
-      unwatchFile(this.path, listener);
-      watcher.removeAllListeners();
-    };
+    watchFile(this.path, { interval: this.watchIntervalMs, persistent: false }, listener);
+    return () => unwatchFile(this.path, listener);
   }
 
   async upstreams(): Promise<Upstream[]> {
@@ -83,7 +78,9 @@ export class ResolvConfConfigurator implements ResolverConfigurator {
   private async original(): Promise<Buffer> {
     const saved = await readFile(this.backup).catch(() => null);
     const current = await readFile(this.path);
-    if (!isManaged(current.toString('utf8'))) {
+    const text = current.toString('utf8');
+    if (saved && isCutShort(text)) return saved; // our own write, cut short: the backup is the original
+    if (!isManaged(text)) {
       // Not ours (first apply, or rewritten by another program since): that is the original now.
       if (!saved?.equals(current)) await writeFileAtomic(this.backup, current);
       return current;
@@ -93,13 +90,48 @@ export class ResolvConfConfigurator implements ResolverConfigurator {
     return saved;
   }
 
+  /**
+   * Replaced whole (a temporary file renamed over it, its mode kept) so a crash leaves the old or the
+   * new file; in place when it cannot be renamed over (a bind mount).
+   */
   private async write(content: string | Buffer): Promise<void> {
-    await writeFile(await realpath(this.path), content);
+    const target = await realpath(this.path);
+    const { mode } = await stat(target);
+    const tmp = `${target}.trellis-${process.pid}`;
+    try {
+      const fh = await open(tmp, 'w', mode & 0o7777);
+      try {
+        await fh.writeFile(content);
+        await fh.chmod(mode & 0o7777); // umask cannot narrow it
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, target);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EBUSY' && code !== 'EXDEV' && code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS')
+        throw err;
+      const fh = await open(target, 'r+');
+      try {
+        await fh.truncate(0);
+        await fh.write(typeof content === 'string' ? Buffer.from(content) : content, 0, undefined, 0);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    }
   }
 }
 
 function isManaged(text: string): boolean {
   return text.startsWith(MANAGED_MARK);
+}
+
+/** What an in-place write cut short by a crash leaves: nothing, or the start of our own mark. */
+function isCutShort(text: string): boolean {
+  return text.length < MANAGED_MARK.length && MANAGED_MARK.startsWith(text);
 }
 
 /**
@@ -139,8 +171,8 @@ export function nameserversOf(text: string): Upstream[] {
   for (const line of text.split('\n')) {
     const [key, address] = line.trim().split(/\s+/);
     if (key !== 'nameserver' || !address) continue;
-    const bare = address.replace(/%.*$/, ''); // a scope id (fe80::1%eth0) is not for us to route
-    if (isIP(bare)) out.push({ address: bare, port: 53 });
+    // A link-local one keeps its scope (fe80::1%eth0): without it, it cannot be reached.
+    if (isIP(address.replace(/%.*$/, ''))) out.push({ address, port: 53 });
   }
   return out;
 }

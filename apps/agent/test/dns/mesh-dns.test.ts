@@ -9,6 +9,7 @@ import { askTcp, askUdp } from '../../../../packages/dns/test/support/dns-client
 import { answererFor, fakeZone, queryBytes, ZONE } from '../../../../packages/dns/test/support/dns-zone';
 import { MeshDns } from '../../src/dns/mesh-dns';
 import { meshZoneOf } from '../../src/dns/mesh-zone';
+import { StubResponder } from '../../src/dns/stub-responder';
 import type { Upstream } from '../../src/dns/upstream-forwarder';
 import { UpstreamForwarder } from '../../src/dns/upstream-forwarder';
 import { MANAGED_MARK, ResolvConfConfigurator } from '../../src/platform/resolv-conf';
@@ -245,5 +246,77 @@ describe('MeshDns with a resolv.conf another program rewrites', () => {
       await dns.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('StubResponder', () => {
+  /** Records what it is asked to forward; answers SERVFAIL at once. */
+  class RecordingForwarder extends UpstreamForwarder {
+    forwarded = 0;
+    constructor() {
+      super([]);
+    }
+    override async forward(msg: Buffer) {
+      this.forwarded += 1;
+      return { wire: msg, truncated: () => msg };
+    }
+  }
+
+  it("passes on only this device's own queries, never a peer's, and never a response", async () => {
+    const forwarder = new RecordingForwarder();
+    const zone = meshZoneOf(self(), [peer('nas', '100.64.0.9')], 1);
+    const stub = new StubResponder(zone, forwarder, (source) => source === '127.0.0.1');
+    const other = queryBytes('example.org', 'A');
+    await stub.respond(other, '127.0.0.1', 'udp');
+    expect(forwarder.forwarded).toBe(1);
+    // A peer over the mesh: its own names answered, nothing passed upstream for it.
+    const fromPeer = stub.respond(other, '100.64.0.9', 'udp');
+    expect(
+      typeof fromPeer === 'string' || fromPeer instanceof Promise
+        ? null
+        : fromPeer.wire.readUInt16BE(2) & 0xf,
+    ).toBe(REFUSED);
+    const own = stub.respond(queryBytes(`nas.acme.${ZONE}`, 'A'), '100.64.0.9', 'udp');
+    expect(typeof own === 'string' || own instanceof Promise ? null : own.wire.readUInt16BE(2) & 0xf).toBe(0);
+    const response = Buffer.from(other);
+    response.writeUInt16BE(0x8180, 2);
+    expect(stub.respond(response, '127.0.0.1', 'udp')).toBe('not-a-query');
+    expect(forwarder.forwarded).toBe(1);
+  });
+});
+
+describe('DnsServer with an answer that comes later', () => {
+  it('drops an answer made after the server closed, without throwing', async () => {
+    let release: () => void = () => undefined;
+    const later = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let asked: () => void = () => undefined;
+    const reached = new Promise<void>((resolve) => {
+      asked = resolve;
+    });
+    const warnings: string[] = [];
+    const server = new DnsServer(
+      {
+        respond: async (msg: Buffer) => {
+          asked();
+          await later;
+          return { wire: msg, truncated: () => msg };
+        },
+      },
+      { warn: (_o: object, m: string) => warnings.push(m) },
+      null,
+    );
+    const { port } = await server.listen('127.0.0.1', 0);
+    const s = createSocket('udp4');
+    await new Promise<void>((resolve) =>
+      s.send(queryBytes('example.org', 'A'), port, '127.0.0.1', () => resolve()),
+    );
+    await reached; // the answer is being made
+    await server.close();
+    release();
+    await new Promise((resolve) => setImmediate(resolve));
+    s.close();
+    expect(warnings).toEqual([]); // not sent, and nothing thrown
   });
 });

@@ -1,4 +1,13 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -119,5 +128,45 @@ describe('ResolvConfConfigurator', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('ResolvConfConfigurator, crashes and modes', () => {
+  let dir: string;
+  let path: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'trl-resolv2-'));
+    path = join(dir, 'resolv.conf');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('keeps the file readable by everyone (its mode), managed and restored', async () => {
+    writeFileSync(path, ORIGINAL);
+    chmodSync(path, 0o644);
+    const c = new ResolvConfConfigurator(path, dir, logger);
+    await c.apply(SETTINGS);
+    expect(statSync(path).mode & 0o777).toBe(0o644);
+    await c.restore();
+    expect(statSync(path).mode & 0o777).toBe(0o644);
+    expect(readFileSync(path, 'utf8')).toBe(ORIGINAL);
+  });
+
+  it('a write cut short by a crash (an empty file, the start of its mark) is restored, never taken as the original', async () => {
+    for (const cut of ['', MANAGED_MARK.slice(0, 7)]) {
+      writeFileSync(path, ORIGINAL);
+      await new ResolvConfConfigurator(path, dir, logger).apply(SETTINGS);
+      writeFileSync(path, cut); // the crash
+      const next = new ResolvConfConfigurator(path, dir, logger);
+      expect((await next.upstreams()).map((u) => u.address)).toEqual(['10.0.0.53', '10.0.0.54']);
+      await next.restore();
+      expect(readFileSync(path, 'utf8')).toBe(ORIGINAL);
+    }
+  });
+
+  it('keeps a link-local nameserver its scope, without which it cannot be reached', () => {
+    expect(nameserversOf('nameserver fe80::1%eth0\nnameserver 2001:db8::53\n')).toEqual([
+      { address: 'fe80::1%eth0', port: 53 },
+      { address: '2001:db8::53', port: 53 },
+    ]);
   });
 });
