@@ -1,5 +1,5 @@
 import { unwatchFile, watchFile } from 'node:fs';
-import { open, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { open, readFile, realpath, rm, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -97,19 +97,9 @@ export class ResolvConfConfigurator implements ResolverConfigurator {
   private async write(content: string | Buffer): Promise<void> {
     const target = await realpath(this.path);
     const { mode } = await stat(target);
-    const tmp = `${target}.trellis-${process.pid}`;
     try {
-      const fh = await open(tmp, 'w', mode & 0o7777);
-      try {
-        await fh.writeFile(content);
-        await fh.chmod(mode & 0o7777); // umask cannot narrow it
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, target);
+      await writeFileAtomic(target, content, mode & 0o7777);
     } catch (err) {
-      await rm(tmp, { force: true });
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'EBUSY' && code !== 'EXDEV' && code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS')
         throw err;

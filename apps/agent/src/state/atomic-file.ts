@@ -4,15 +4,16 @@ import { dirname } from 'node:path';
 
 /**
  * Writes a file so that a crash leaves either the old or the new content, never half of one:
- * write a temporary file (mode 0600), fsync it, rename it over the target, fsync the directory.
+ * write a temporary file (`mode`, 0600 unless given), fsync it, rename it over the target, fsync
+ * the directory.
  */
-export async function writeFileAtomic(path: string, content: string | Buffer): Promise<void> {
+export async function writeFileAtomic(path: string, content: string | Buffer, mode = 0o600): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    const fh = await open(tmp, 'wx', 0o600);
+    const fh = await open(tmp, 'wx', mode);
     try {
       await fh.writeFile(content);
-      await fh.chmod(0o600); // umask cannot widen it, but be explicit
+      await fh.chmod(mode); // the umask may have narrowed it
       await fh.sync();
     } finally {
       await fh.close();
