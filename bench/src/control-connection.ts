@@ -13,6 +13,18 @@ export interface ControlDevice {
   publicKey: string;
 }
 
+/**
+ * The netmap a simulated device holds, as far as resuming needs it: the serial and resume token of
+ * the last netmap frame. Kept up to date by connectControl; pass it to the next connection.
+ */
+export interface HeldNetmap {
+  serial: number | null;
+  token: string | null;
+}
+
+/** A netmap or delta frame's head: type, serial, a resumed delta's base, the resume token. */
+const HEAD = /^\{"type":"(netmap|delta)","serial":(\d+)(?:,"base":(\d+))?(?:,"resume":"([^"]+)")?/;
+
 export interface ControlEvents {
   /** A frame after the first snapshot. */
   onFrame(data: Buffer): void;
@@ -20,14 +32,18 @@ export interface ControlEvents {
   onClose?(code: number): void;
 }
 
-/** Resolves with the open socket and the first snapshot's size; rejects if it closes before. */
+/**
+ * Resolves with the open socket and the size of its first netmap frame (a snapshot, or with `held`
+ * naming a netmap, possibly a delta resumed from it); rejects if it closes before.
+ */
 export function connectControl(
   device: ControlDevice,
   url: string,
   agent: HttpsAgent,
   brokerPublicKey: string,
   events: ControlEvents,
-): Promise<{ ws: WebSocket; snapshotBytes: number }> {
+  held: HeldNetmap = { serial: null, token: null },
+): Promise<{ ws: WebSocket; snapshotBytes: number; resumed: boolean; held: HeldNetmap }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${url.replace(/^https/, 'wss')}${API_PATHS.control}`, {
       agent,
@@ -37,6 +53,7 @@ export function connectControl(
     const auth = new DeviceAuthenticator(device.privateKey, device.publicKey, brokerPublicKey);
     const clientNonce = newNonce();
     let snapshotBytes = 0;
+    const resumeFrom = held.serial !== null && held.token !== null ? held.serial : null;
     ws.on('open', () =>
       ws.send(
         JSON.stringify({
@@ -45,20 +62,29 @@ export function connectControl(
           deviceId: device.deviceId,
           publicKey: device.publicKey,
           clientNonce,
+          ...(held.serial !== null ? { lastSerial: held.serial } : {}),
+          ...(resumeFrom !== null ? { resume: held.token } : {}),
         }),
       ),
     );
     ws.on('message', (data: Buffer) => {
+      const head = data.subarray(0, 160).toString('utf8');
+      const framed = HEAD.exec(head);
+      if (framed) {
+        held.serial = Number(framed[2]);
+        held.token = framed[4] ?? null;
+      }
       if (snapshotBytes > 0) return events.onFrame(data);
-      const head = data.subarray(0, 64).toString('utf8');
-      if (head.includes('"challenge"')) {
+      const resumed = framed?.[1] === 'delta' && framed[3] !== undefined;
+      if (resumed && Number(framed[3]) !== resumeFrom) return reject(new Error('resumed on another netmap'));
+      if (framed?.[1] === 'netmap' || resumed) {
+        snapshotBytes = data.length;
+        resolve({ ws, snapshotBytes, resumed, held });
+      } else if (head.includes('"challenge"')) {
         const m = JSON.parse(data.toString('utf8')) as { brokerNonce: string; brokerProof: string };
         if (!auth.verifyBroker(m.brokerProof, clientNonce, m.brokerNonce))
           return reject(new Error('bad broker'));
         ws.send(JSON.stringify({ type: 'auth', proof: auth.deviceProof(clientNonce, m.brokerNonce) }));
-      } else if (head.includes('"netmap"')) {
-        snapshotBytes = data.length;
-        resolve({ ws, snapshotBytes });
       }
     });
     ws.on('error', reject);

@@ -201,6 +201,60 @@ describe('ControlClient against the broker double', () => {
     expect(broker.hellos[1]!.lastSerial).toBe(1);
   });
 
+  describe('resuming the netmap it holds', () => {
+    it('a reconnection sends the last token and takes the delta on top of its netmap', async () => {
+      broker.resumes = true;
+      const me = addDevice(broker, keys, 1);
+      const peer = addDevice(broker, generateKeyPair(), 2);
+      const r = recorder();
+      client(me, r).start();
+      await waitFor(() => r.netmaps.length === 1, 10_000, 10);
+      broker.sendDelta(me.id, { upsert: [broker.peerOf(peer)], remove: [] });
+      await waitFor(() => r.netmaps.length === 2, 10_000, 10);
+      const later = addDevice(broker, generateKeyPair(), 3);
+      broker.dropAll();
+      await waitFor(() => r.netmaps.length === 3, 10_000, 10);
+      expect(broker.hellos[1]).toMatchObject({ lastSerial: 2, resume: 'tok-2' });
+      expect(r.netmaps[2]!.kind).toBe('delta');
+      expect(r.netmaps[2]!.netmap.serial).toBe(3);
+      expect(r.netmaps[2]!.netmap.peers.map((p) => p.id).sort()).toEqual([peer.id, later.id].sort());
+      expect(r.events.filter((e) => e === 'connected')).toHaveLength(2);
+      // The resumed delta carried the next token, and deltas go on from its serial.
+      broker.sendDelta(me.id, { upsert: [], remove: [later.id] });
+      await waitFor(() => r.netmaps.length === 4, 10_000, 10);
+      expect(r.netmaps[3]!.netmap.peers.map((p) => p.id)).toEqual([peer.id]);
+      broker.dropAll();
+      await waitFor(() => broker.hellos.length === 3, 10_000, 10);
+      expect(broker.hellos[2]).toMatchObject({ lastSerial: 4, resume: 'tok-4' });
+    });
+
+    it('a frame without a token leaves nothing to resume: the next hello asks for a snapshot', async () => {
+      const me = addDevice(broker, keys, 1);
+      const r = recorder();
+      client(me, r).start();
+      await waitFor(() => r.netmaps.length === 1, 10_000, 10);
+      broker.dropAll();
+      await waitFor(() => r.netmaps.length === 2, 10_000, 10);
+      expect(broker.hellos[1]!.lastSerial).toBe(1);
+      expect(broker.hellos[1]!.resume).toBeUndefined();
+      expect(r.netmaps[1]!.kind).toBe('snapshot');
+    });
+
+    it('a broker that refuses the token in the hello (an older one) gets a hello without it next', async () => {
+      broker.resumes = true;
+      const me = addDevice(broker, keys, 1);
+      const r = recorder();
+      client(me, r).start();
+      await waitFor(() => r.netmaps.length === 1, 10_000, 10);
+      broker.resumes = false;
+      broker.refuseResume = true;
+      broker.dropAll();
+      await waitFor(() => r.netmaps.length === 2, 10_000, 10);
+      expect(broker.hellos.map((h) => h.resume)).toEqual([undefined, 'tok-1', undefined]);
+      expect(r.netmaps[1]!.kind).toBe('snapshot');
+    });
+  });
+
   it('refuses an impostor broker: no auth proof is sent, no netmap accepted', async () => {
     const me = addDevice(broker, keys, 1);
     broker.impostorKeys = generateKeyPair();

@@ -17,7 +17,12 @@ import { ClusterRelays } from './cluster/cluster-relays';
 import { ControlHub } from './control/control-hub';
 import { ControlServer } from './control/control-server';
 import { openDatabase } from './db/database';
-import { DEFAULT_ADDRESS_GRACE_SECONDS, DEFAULT_ZONE } from './defaults';
+import {
+  DEFAULT_ADDRESS_GRACE_SECONDS,
+  DEFAULT_OFFLINE_GRACE_MS,
+  DEFAULT_ZONE,
+  HUB_LINGER_AFTER_GRACE_MS,
+} from './defaults';
 import { startDns } from './dns/start-dns';
 import { type EventBus, InProcessEventBus } from './events/event-bus';
 import { PgNotifyEventBus } from './events/pg-notify-bus';
@@ -89,6 +94,8 @@ export interface BrokerOptions {
   instanceRenewMs?: number;
   /** An instance whose lease is not renewed for this long is dead and taken over; default 3 s. */
   instanceLeaseMs?: number;
+  /** A device is marked offline this long after its connection closed; default DEFAULT_OFFLINE_GRACE_MS. */
+  offlineGraceMs?: number;
   /**
    * The authoritative DNS server for the zone (UDP and TCP on one port; 0 picks a free one);
    * absent or false: none. A port that cannot be bound is logged, and the broker runs without it.
@@ -152,6 +159,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       : new InProcessEventBus();
     cleanup.push(() => bus.close());
     const heartbeatIntervalMs = options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
+    const offlineGraceMs = options.offlineGraceMs ?? DEFAULT_OFFLINE_GRACE_MS;
     const relayRegistry = new RelayRegistry({
       metrics,
       logger,
@@ -232,6 +240,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       instanceId,
       zone,
       coalesceMs: options.coalesceMs ?? 25,
+      lingerMs: offlineGraceMs > 0 ? offlineGraceMs + HUB_LINGER_AFTER_GRACE_MS : 0,
       logger,
       reflectors: reflectors?.info ?? [],
       ...(reflectors ? { reflexive: reflectors } : {}),
@@ -249,6 +258,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       logger,
       renewMs: options.instanceRenewMs,
       leaseMs: options.instanceLeaseMs,
+      takeoverGraceMs: offlineGraceMs,
     });
     leases.onTakeover((instance) => {
       bus.publish({ kind: 'instance-gone', instance }).catch((err: Error) => {
@@ -287,6 +297,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       logger,
       authTimeoutMs: options.authTimeoutMs ?? AUTH_TIMEOUT_MS,
       heartbeatIntervalMs,
+      offlineGraceMs,
       instanceId,
       onPath: (deviceId, msg) => hub.pathMessage(deviceId, msg),
     });

@@ -11,5 +11,12 @@ export const DEFAULT_REFLECTOR_PORT = 41641;
  */
 export const DEFAULT_LEASE_RENEW_MS = 1_000;
 export const DEFAULT_LEASE_MS = 3_000;
+/**
+ * A device whose control connection closed is marked offline this long after, unless it reconnected
+ * meanwhile (OfflineGrace): a broker restart or failover then changes nothing its peers see. An
+ * account's hub is kept a few seconds longer than that (ControlHub lingerMs).
+ */
+export const DEFAULT_OFFLINE_GRACE_MS = 10_000;
+export const HUB_LINGER_AFTER_GRACE_MS = 5_000;
 /** The authoritative DNS server: every address, the DNS port (UDP and TCP). */
 export const DEFAULT_DNS_LISTEN = '0.0.0.0:53';

@@ -21,6 +21,16 @@ export class BrokerMetrics {
     labelNames: ['type'],
     registers: [this.registry],
   });
+  /**
+   * How connected devices got their netmap: `resumed` (a delta from the one they held), `snapshot`
+   * (they named one the broker could not resume from) or `asked_snapshot` (they named none).
+   */
+  readonly netmapStarts = new Counter({
+    name: 'trellis_netmap_starts_total',
+    help: 'Devices brought up to date on connecting, by how: resumed, snapshot, asked_snapshot',
+    labelNames: ['how'],
+    registers: [this.registry],
+  });
   readonly enrollments = new Counter({
     name: 'trellis_enrollments_total',
     help: 'Successful device enrollments',

@@ -57,6 +57,7 @@ function onReady(d: SimDevice): void {
     rec.openAt = d.openAt;
     rec.challengeAt = d.challengeAt;
     rec.attempts = d.attempts;
+    rec.resumed = d.resumed;
     rec.broker = d.broker;
     if (--failover.left === 0) reportFailover();
   }
@@ -226,6 +227,7 @@ function handle(m: ClientCommand): void {
           openAt: null,
           challengeAt: null,
           attempts: 0,
+          resumed: false,
           broker: m.victim,
         });
         victimIds.add(d.spec.deviceId);

@@ -215,6 +215,7 @@ async function runSize(n: number, a: Args, cleanup: Cleanup): Promise<SizeResult
     notReconnected: fo.devices.filter((d) => d.readyAt === null || d.readyAt - killAt > RECONNECT_TIMEOUT_MS)
       .length,
     retried: back.filter((d) => d.attempts > 1).length,
+    resumed: back.filter((d) => d.resumed).length,
     landed,
     collateral: fo.collateral,
     failures: fo.failures,

@@ -71,6 +71,8 @@ export interface FailoverDevice {
   challengeAt: number | null;
   /** Connection attempts from the close to the snapshot (1: the next broker took it at once). */
   attempts: number;
+  /** Whether it came back with a delta from the netmap it held rather than a snapshot. */
+  resumed: boolean;
   broker: number;
 }
 

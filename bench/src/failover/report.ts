@@ -22,6 +22,8 @@ export interface SizeResult {
   notReconnected: number;
   /** Devices whose first attempt after the drop did not get a snapshot. */
   retried: number;
+  /** Devices that came back with a delta from the netmap they held (no snapshot). */
+  resumed: number;
   /** Where the victim's devices landed (per instance). */
   landed: number[];
   collateral: number;
@@ -105,6 +107,7 @@ export function printResults(results: SizeResult[], rounds: number, lists: strin
       'not in 30 s',
       'never back',
       'retried',
+      'resumed',
       'failed attempts',
       'landed B/C',
       'others dropped',
@@ -118,6 +121,7 @@ export function printResults(results: SizeResult[], rounds: number, lists: strin
       r.notReconnected,
       r.neverBack === 0 ? 0 : `${r.neverBack} (${r.giveUpSec} s)`,
       r.retried,
+      r.resumed,
       Object.values(r.failures).reduce((a, b) => a + b, 0),
       `${r.landed[1]}/${r.landed[2]}`,
       r.collateral,
@@ -157,8 +161,8 @@ export function printResults(results: SizeResult[], rounds: number, lists: strin
     ]),
   );
   console.log(
-    '\n"back": the device has a snapshot from another instance; "retried": back, but not at its first' +
-      ' attempt; "others dropped": devices of B and C that lost their connection meanwhile.' +
+    '\n"back": the device has its netmap from another instance; "retried": back, but not at its first' +
+      ' attempt; "resumed": back with a delta from the netmap it held, not a snapshot; "others dropped": devices of B and C that lost their connection meanwhile.' +
       '\n"A rows stale until": until no device row in PostgreSQL names A\'s connections any more (what' +
       ' every survivor\'s netmap is built from); "shown offline": victim devices an observer (one device' +
       ' on B, one on C) saw go offline; "PG lock waits" / "PG idle in tx": most backends of the database' +

@@ -34,7 +34,8 @@ export interface SimDeviceIo {
   onDelta(d: SimDevice, data: Buffer): void;
 }
 
-const HEAD = /^\{"type":"(\w+)","serial":(\d+)/;
+/** A netmap or delta frame's head: type, serial, a resumed delta's base, the resume token. */
+const HEAD = /^\{"type":"(\w+)","serial":(\d+)(?:,"base":(\d+))?(?:,"resume":"([^"]+)")?/;
 
 export class SimDevice {
   ready = false;
@@ -47,6 +48,10 @@ export class SimDevice {
   challengeAt = 0;
   private ws: WebSocket | null = null;
   private lastSerial: number | undefined;
+  /** The broker's resume token for the netmap held (as the agent keeps it). */
+  private resume: string | undefined;
+  /** How the latest connection got its netmap: a snapshot, or a delta resumed from the one held. */
+  resumed = false;
   /** Position in `order` of the latest attempt, and attempts left in this round. */
   private pos = -1;
   private roundLeft = 0;
@@ -136,6 +141,7 @@ export class SimDevice {
         publicKey: this.spec.publicKey,
         clientNonce,
         ...(this.lastSerial === undefined ? {} : { lastSerial: this.lastSerial }),
+        ...(this.lastSerial === undefined || this.resume === undefined ? {} : { resume: this.resume }),
       };
       ws.send(JSON.stringify(hello));
       // As the agent: no challenge within the auth timeout counts as a failed attempt.
@@ -143,9 +149,15 @@ export class SimDevice {
     });
     ws.on('message', (data: Buffer) => {
       if (this.ws !== ws) return;
-      const head = data.subarray(0, 64).toString('utf8');
+      const head = data.subarray(0, 160).toString('utf8');
       const framed = HEAD.exec(head);
-      if (framed) this.lastSerial = Number(framed[2]);
+      // A resumed delta that does not apply to the netmap held would make the agent ask for a snapshot.
+      const resumes = framed?.[1] === 'delta' && framed[3] !== undefined;
+      if (resumes && Number(framed[3]) !== this.lastSerial) return fail('resumed delta on another netmap');
+      if (framed) {
+        this.lastSerial = Number(framed[2]);
+        this.resume = framed[4];
+      }
       if (this.ready) {
         if (framed?.[1] === 'delta') this.io.onDelta(this, data);
         return;
@@ -159,8 +171,9 @@ export class SimDevice {
         // As the agent: the broker proved itself, so it gets longer for the snapshot.
         clearTimeout(authTimer);
         authTimer = setTimeout(() => fail('no snapshot within the snapshot timeout'), SNAPSHOT_TIMEOUT_MS);
-      } else if (framed?.[1] === 'netmap') {
+      } else if (framed?.[1] === 'netmap' || resumes) {
         clearTimeout(authTimer);
+        this.resumed = resumes;
         this.ready = true;
         this.backoff.reset();
         this.pinned = null;

@@ -8,7 +8,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff, type ClientMessage, HEARTBEAT_INTERVAL_MS, ServerMessage } from '@trellis/proto';
 import WebSocket from 'ws';
-import { connectControl } from '../control-connection';
+import { connectControl, type HeldNetmap } from '../control-connection';
 import { nowMs } from '../stats';
 import type { BenchDevice, ClientCommand, ClientReply } from './messages';
 
@@ -27,6 +27,8 @@ interface Expectation {
 }
 
 const sockets: WebSocket[] = [];
+/** Per client, the netmap it holds: a reconnection resumes from it, as an agent's does. */
+const held: HeldNetmap[] = [];
 let devices: BenchDevice[] = [];
 const expectations = new Map<number, Expectation>();
 
@@ -112,12 +114,18 @@ async function connectOne(
   url: string,
   agent: HttpsAgent,
   brokerPublicKey: string,
-): Promise<number> {
-  const { ws, snapshotBytes } = await connectControl(device, url, agent, brokerPublicKey, {
-    onFrame: (data) => onMessage(index, data.toString('utf8')),
-  });
+): Promise<{ bytes: number; resumed: boolean }> {
+  held[index] ??= { serial: null, token: null };
+  const { ws, snapshotBytes, resumed } = await connectControl(
+    device,
+    url,
+    agent,
+    brokerPublicKey,
+    { onFrame: (data) => onMessage(index, data.toString('utf8')) },
+    held[index],
+  );
   sockets[index] = ws;
-  return snapshotBytes;
+  return { bytes: snapshotBytes, resumed };
 }
 
 /** Heartbeats for every open client: the broker closes connections silent for 3 intervals. */
@@ -145,7 +153,7 @@ async function connectAll(m: Extract<ClientCommand, { cmd: 'connect' }>): Promis
       try {
         // Not `bytes += await …`: that reads `bytes` before awaiting and loses the other workers' sums.
         const got = await connectOne(i, m.devices[i]!, m.url, agent, m.brokerPublicKey);
-        bytes += got;
+        bytes += got.bytes;
       } catch (err) {
         failed++;
         if (failed <= 3) console.error(`client ${i}: ${err instanceof Error ? err.message : String(err)}`);
@@ -178,6 +186,7 @@ async function storm(m: Extract<ClientCommand, { cmd: 'storm' }>): Promise<void>
   let retries = 0;
   const retryReasons: Record<string, number> = {};
   let bytes = 0;
+  let resumed = 0;
   let lastAt = started;
   await Promise.all(
     devices.map(async (device, i) => {
@@ -186,7 +195,8 @@ async function storm(m: Extract<ClientCommand, { cmd: 'storm' }>): Promise<void>
         await sleep(backoff.next());
         try {
           const got = await connectOne(i, device, m.url, agent, m.brokerPublicKey);
-          bytes += got;
+          bytes += got.bytes;
+          if (got.resumed) resumed++;
           count++;
           lastAt = nowMs();
           if (count % 1000 === 0) send({ kind: 'progress', connected: count });
@@ -211,6 +221,7 @@ async function storm(m: Extract<ClientCommand, { cmd: 'storm' }>): Promise<void>
     failed,
     retries,
     retryReasons,
+    resumed,
     snapshotBytes: bytes,
     elapsedMs: lastAt - started,
   });

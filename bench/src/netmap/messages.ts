@@ -60,6 +60,8 @@ export type ClientReply =
       retries: number;
       /** Why attempts failed: error message (`closed <code> before snapshot`, …) → count. */
       retryReasons: Record<string, number>;
+      /** Clients that got a delta from the netmap they held instead of a snapshot. */
+      resumed: number;
       snapshotBytes: number;
       elapsedMs: number;
     }

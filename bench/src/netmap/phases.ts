@@ -119,7 +119,13 @@ export async function measureStorm(
 ): Promise<
   Pick<
     SizeResult,
-    'stormSec' | 'stormRetries' | 'stormFailed' | 'stormCpuSec' | 'stormCpuPerDeviceMs' | 'pairsAfterStorm'
+    | 'stormSec'
+    | 'stormRetries'
+    | 'stormFailed'
+    | 'stormResumed'
+    | 'stormCpuSec'
+    | 'stormCpuPerDeviceMs'
+    | 'pairsAfterStorm'
   >
 > {
   const { ready } = bench;
@@ -145,6 +151,7 @@ export async function measureStorm(
     stormSec: stormed.elapsedMs / 1000,
     stormRetries: stormed.retries,
     stormFailed: stormed.failed,
+    stormResumed: stormed.resumed,
     stormCpuSec: cpuUsOf(st0, st1) / 1e6,
     stormCpuPerDeviceMs: cpuUsOf(st0, st1) / 1000 / n,
     pairsAfterStorm: st1.pathPairs,

@@ -26,6 +26,8 @@ export interface SizeResult {
   stormSec: number;
   stormRetries: number;
   stormFailed: number;
+  /** Clients that came back with a delta from the netmap they held (no snapshot). */
+  stormResumed: number;
   stormCpuSec: number;
   stormCpuPerDeviceMs: number;
   pairsAfterStorm: number;
@@ -43,7 +45,8 @@ export function printSizeLine(r: SizeResult): void {
       `(one at a time ${percentile(r.wantSingle, 50).toFixed(1)}/${percentile(r.wantSingle, 99).toFixed(1)}) ` +
       `(${r.wantRelays} relay, ${r.wantPunches} punch first, ${r.wantMissing} missed), ` +
       `${r.relayAllocations} allocations, ${r.pairsHeld} pairs held of ${r.wantedPairs} wanted; ` +
-      `storm ${r.stormSec.toFixed(1)} s (${r.stormRetries} retries, ${r.stormFailed} failed), ` +
+      `storm ${r.stormSec.toFixed(1)} s (${r.stormRetries} retries, ${r.stormFailed} failed, ` +
+      `${r.stormResumed} resumed), ` +
       `CPU ${r.stormCpuSec.toFixed(1)} s, ${r.pairsAfterStorm} pairs after`,
   );
 }

@@ -26,6 +26,8 @@ import { NetmapRelay, RelayPathMessage, RelayReleaseMessage } from './relay';
  * The WebSocket control channel (API_PATHS.control). Every frame is one JSON object with a `type`.
  * Sequence: client `hello` → broker `challenge` → client `auth` → broker `netmap` (full snapshot),
  * then `delta`s whose serial grows by one per frame; `ping`/`pong` in both directions keep it alive.
+ * A reconnecting agent that holds a netmap sends its `resume` token and serial; the broker may answer
+ * with a `delta` on top of that netmap (its `base`) instead of a snapshot.
  */
 export const MAX_CONTROL_FRAME_BYTES = 256 * 1024;
 /** A device that does not finish authentication within this time is closed with AUTH_TIMEOUT. */
@@ -55,6 +57,13 @@ export const CloseCode = {
   /** A `rotate-key` the broker refused (bad signature, key of another device); nothing changed. */
   rotationRefused: 4422,
 } as const;
+
+/**
+ * Where a device's netmap stands, as the broker wrote it into its last frame (opaque to the agent).
+ * Only a hint: a token the broker cannot use (another policy, a change it no longer remembers, junk)
+ * gets a snapshot, and what a delta holds is filtered for the device whatever the token says.
+ */
+export const ResumeToken = z.string().regex(/^[\x21-\x7e]{1,64}$/, 'must be 1-64 printable characters');
 
 const Nonce = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 bytes of base64');
 const Mac = Nonce;
@@ -111,8 +120,10 @@ export const HelloMessage = z.strictObject({
   deviceId: DeviceId,
   publicKey: WgKey,
   clientNonce: Nonce,
-  /** Serial of the netmap the agent holds; informational (the broker always starts with a snapshot). */
+  /** Serial of the netmap the agent holds (the broker's frames stay above it). */
   lastSerial: z.number().int().nonnegative().optional(),
+  /** The `resume` of the last netmap or delta applied to that netmap: asks for a delta from there. */
+  resume: ResumeToken.optional(),
 });
 export const AuthMessage = z.strictObject({ type: z.literal('auth'), proof: Mac });
 export const EndpointsMessage = z.strictObject({
@@ -156,6 +167,8 @@ export const ChallengeMessage = z.object({
 export const NetmapMessage = z.object({
   type: z.literal('netmap'),
   serial: z.number().int().nonnegative(),
+  /** Sent back as hello.resume on the next connection (absent: this netmap cannot be resumed). */
+  resume: ResumeToken.optional(),
   self: NetmapSelf,
   peers: z.array(NetmapPeer),
   /** What the policy opens between this device and each peer; a peer listed nowhere gets nothing. */
@@ -164,6 +177,13 @@ export const NetmapMessage = z.object({
 export const DeltaMessage = z.object({
   type: z.literal('delta'),
   serial: z.number().int().nonnegative(),
+  /**
+   * The first frame of a resumed connection: applies to the netmap of this serial (the hello's
+   * lastSerial), not to serial − 1.
+   */
+  base: z.number().int().nonnegative().optional(),
+  /** As NetmapMessage.resume; a delta without one leaves the netmap without a token. */
+  resume: ResumeToken.optional(),
   /** Peers added or changed, whole; a peer absent from both lists is unchanged. */
   upsert: z.array(NetmapPeer),
   remove: z.array(DeviceId),

@@ -217,7 +217,8 @@ export class ControlClient {
   private onOpen(): void {
     this.phase = 'await-challenge';
     this.heartbeat.heard();
-    this.send(this.keys.handshake.hello(this.tracker.lastSerial ?? this.opts.lastSerial));
+    const resume = this.tracker.resumeToken ?? undefined;
+    this.send(this.keys.handshake.hello(this.tracker.lastSerial ?? this.opts.lastSerial, resume));
     this.authDeadline.set(AUTH_TIMEOUT_MS, () =>
       this.fail(CloseCode.authTimeout, 'broker did not complete authentication in time'),
     );
@@ -297,11 +298,14 @@ export class ControlClient {
   }
 
   private onDelta(msg: DeltaMessage): void {
-    if (this.phase !== 'ready') {
+    // The first frame of a resumed connection is a delta on top of the netmap held (its base).
+    const resumed = this.phase === 'await-netmap' && msg.base !== undefined;
+    if (this.phase !== 'ready' && !resumed) {
       this.fail(CloseCode.badMessage, 'delta before snapshot');
       return;
     }
     const result = this.tracker.applyDelta(msg);
+    if (resumed && result.ok) this.onReady();
     if (!result.ok) {
       // Reconnecting is how we get a fresh snapshot; no need to wait for backoff.
       this.opts.logger.warn({ reason: result.reason }, 'netmap out of sync; reconnecting for a snapshot');
@@ -346,6 +350,8 @@ export class ControlClient {
         : new Error(`the connection ended before the broker answered: ${why}`),
     );
     const outcome = closeOutcome(code, reason, this.socketError);
+    // A broker from before resume tokens refuses a hello with one: the next hello asks for a snapshot.
+    if (!wasReady && code === CloseCode.badMessage) this.tracker.forgetResume();
     this.cleanup();
     this.lastError = outcome.error;
     if (outcome.kind === 'removed') {

@@ -22,8 +22,11 @@ export class ControlHandshake {
     this.auth = new DeviceAuthenticator(keyPair.privateKey, keyPair.publicKey, brokerPublicKey);
   }
 
-  /** A connection's first message, with a new nonce; `lastSerial` is only a hint. */
-  hello(lastSerial: number | undefined): HelloMessage {
+  /**
+   * A connection's first message, with a new nonce. `lastSerial` keeps the broker's serials above
+   * the netmap held; with `resume` the broker may answer with a delta on top of that netmap.
+   */
+  hello(lastSerial: number | undefined, resume?: string): HelloMessage {
     this.clientNonce = newNonce();
     const hello: HelloMessage = {
       type: 'hello',
@@ -33,6 +36,7 @@ export class ControlHandshake {
       clientNonce: this.clientNonce,
     };
     if (lastSerial !== undefined) hello.lastSerial = lastSerial;
+    if (lastSerial !== undefined && resume !== undefined) hello.resume = resume;
     return hello;
   }
 

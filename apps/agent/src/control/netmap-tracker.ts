@@ -52,15 +52,21 @@ export function rulesOf(netmap: Netmap, peerId: string): PeerRules {
   return netmap.access.get(peerId) ?? NOTHING;
 }
 
-/** Holds the current netmap: a snapshot replaces it, a delta must carry exactly the next serial. */
+/**
+ * Holds the current netmap: a snapshot replaces it, a delta must carry exactly the next serial (or
+ * name the serial it applies to: a resumed connection's first delta). It also keeps the broker's
+ * resume token for that netmap, which only a frame carrying one renews.
+ */
 export class NetmapTracker {
   private serial: number | null = null;
+  private resume: string | null = null;
   private self: NetmapSelf | null = null;
   private readonly peers = new Map<string, NetmapPeer>();
   private access = new Map<string, PeerRules>();
 
   applySnapshot(msg: NetmapMessage): Netmap {
     this.serial = msg.serial;
+    this.resume = msg.resume ?? null;
     this.self = msg.self;
     this.peers.clear();
     for (const p of msg.peers) this.peers.set(p.id, p);
@@ -70,8 +76,10 @@ export class NetmapTracker {
 
   applyDelta(msg: DeltaMessage): DeltaResult {
     if (this.serial === null || this.self === null) return { ok: false, reason: 'delta before snapshot' };
-    if (msg.serial !== this.serial + 1) {
-      return { ok: false, reason: `serial gap: have ${this.serial}, got ${msg.serial}` };
+    const base = msg.base ?? msg.serial - 1;
+    if (base !== this.serial || msg.serial <= base) {
+      this.resume = null;
+      return { ok: false, reason: `serial gap: have ${this.serial}, got ${msg.serial} on ${base}` };
     }
     for (const id of msg.remove) {
       this.peers.delete(id);
@@ -81,6 +89,7 @@ export class NetmapTracker {
     for (const [id, rules] of accessFromWire(msg.access ?? [])) this.access.set(id, rules);
     if (msg.self) this.self = msg.self;
     this.serial = msg.serial;
+    this.resume = msg.resume ?? null;
     return { ok: true, netmap: this.current()! };
   }
 
@@ -96,5 +105,15 @@ export class NetmapTracker {
 
   get lastSerial(): number | null {
     return this.serial;
+  }
+
+  /** The broker's token for resuming from the netmap held (null: ask for a snapshot). */
+  get resumeToken(): string | null {
+    return this.serial === null ? null : this.resume;
+  }
+
+  /** The next connection asks for a snapshot (a broker that may not know tokens refused the hello). */
+  forgetResume(): void {
+    this.resume = null;
   }
 }

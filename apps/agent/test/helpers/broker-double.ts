@@ -62,7 +62,20 @@ export class BrokerDouble {
   readonly devices = new Map<string, DoubleDevice>();
   readonly sessions = new Set<Session>();
   /** Every hello received, for tests that count (re)connections. */
-  readonly hellos: Array<{ deviceId: string; publicKey: string; lastSerial?: number; at: number }> = [];
+  readonly hellos: Array<{
+    deviceId: string;
+    publicKey: string;
+    lastSerial?: number;
+    resume?: string;
+    at: number;
+  }> = [];
+  /**
+   * Hands out resume tokens (`tok-<serial>`) and answers a hello naming the last one with a delta
+   * on top of its serial (all peers again, as upserts) instead of a snapshot.
+   */
+  resumes = false;
+  /** Refuses a hello that carries a resume token, as a broker from before them does (badMessage). */
+  refuseResume = false;
   /** Every rotate-key received, and what the double made of it. */
   readonly rotations: Array<{ deviceId: string; newKey: string; outcome: 'rotated' | 'refused' }> = [];
   rotationMode: RotationMode = 'accept';
@@ -146,7 +159,8 @@ export class BrokerDouble {
     for (const s of this.sessions) {
       if (s.deviceId !== deviceId || !s.authed) continue;
       s.serial += serialOffset;
-      this.send(s.ws, { type: 'delta', serial: s.serial, ...delta });
+      const resume = this.resumes ? { resume: `tok-${s.serial}` } : {};
+      this.send(s.ws, { type: 'delta', serial: s.serial, ...resume, ...delta });
     }
   }
 
@@ -257,6 +271,7 @@ export class BrokerDouble {
     let clientNonce = '';
     let brokerNonce = '';
     let auth: BrokerAuthenticator | null = null;
+    let resumeFrom: number | null = null;
     ws.on('close', () => {
       this.sessions.delete(session);
       if (session.authed && session.deviceId) this.broadcastOnline(session.deviceId);
@@ -271,8 +286,12 @@ export class BrokerDouble {
           deviceId: msg.deviceId,
           publicKey: msg.publicKey,
           ...(msg.lastSerial !== undefined ? { lastSerial: msg.lastSerial } : {}),
+          ...(msg.resume !== undefined ? { resume: msg.resume } : {}),
           at: Date.now(),
         });
+        if (this.refuseResume && msg.resume !== undefined)
+          return ws.close(CloseCode.badMessage, 'unrecognized key: resume');
+        resumeFrom = this.resumes && msg.resume === `tok-${msg.lastSerial}` ? msg.lastSerial! : null;
         if (!device || device.publicKey !== msg.publicKey)
           return ws.close(CloseCode.authFailed, 'unknown device');
         session.deviceId = device.id;
@@ -294,22 +313,39 @@ export class BrokerDouble {
         this.authed += 1;
         if (this.holdSnapshots) return;
         session.authed = true;
-        session.serial = 1;
+        session.serial = resumeFrom === null ? 1 : resumeFrom + 1;
         const self = this.devices.get(session.deviceId!)!;
-        this.send(ws, {
-          type: 'netmap',
-          serial: session.serial,
-          self: {
-            id: self.id,
-            name: self.name,
-            dnsName: `${self.name}.acme.trellis.test`,
-            address: self.address,
-            accountName: 'acme',
-            overlayPrefix: OVERLAY_PREFIX,
-          },
-          peers: [...this.devices.values()].filter((d) => d.id !== self.id).map((d) => this.peerOf(d)),
-          access: this.allowAll(self.id),
-        });
+        const selfView = {
+          id: self.id,
+          name: self.name,
+          dnsName: `${self.name}.acme.trellis.test`,
+          address: self.address,
+          accountName: 'acme',
+          overlayPrefix: OVERLAY_PREFIX,
+        } as const;
+        const peers = [...this.devices.values()].filter((d) => d.id !== self.id).map((d) => this.peerOf(d));
+        const resume = this.resumes ? { resume: `tok-${session.serial}` } : {};
+        if (resumeFrom !== null) {
+          this.send(ws, {
+            type: 'delta',
+            serial: session.serial,
+            base: resumeFrom,
+            ...resume,
+            upsert: peers,
+            remove: [],
+            self: selfView,
+            access: this.allowAll(self.id),
+          });
+        } else {
+          this.send(ws, {
+            type: 'netmap',
+            serial: session.serial,
+            ...resume,
+            self: selfView,
+            peers,
+            access: this.allowAll(self.id),
+          });
+        }
         this.broadcastOnline(self.id);
         return;
       }

@@ -7,6 +7,7 @@ import {
   DEFAULT_DATA_DIR,
   DEFAULT_DNS_LISTEN,
   DEFAULT_LISTEN,
+  DEFAULT_OFFLINE_GRACE_MS,
   DEFAULT_REFLECTOR_PORT,
   DEFAULT_ZONE,
 } from '../defaults';
@@ -101,6 +102,11 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       '--lease-ms <ms>',
       'an instance not renewing for this long is taken over (default 3000)',
       positiveInt,
+    )
+    .option(
+      '--offline-grace-ms <ms>',
+      `a device whose connection closed is marked offline this long after, unless it reconnected (0: at once; default ${DEFAULT_OFFLINE_GRACE_MS})`,
+      wholeNumber,
     )
     .option(
       '--max-connections-per-address <n>',

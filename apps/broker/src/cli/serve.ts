@@ -18,6 +18,7 @@ export interface ServeFlags {
   /** Instance lease renew interval and length (several instances on one PostgreSQL); ms. */
   leaseRenewMs?: number;
   leaseMs?: number;
+  offlineGraceMs?: number;
   maxConnectionsPerAddress?: number;
   /** `HOST:PORT` of the DNS server, or `off`. */
   dnsListen: string;
@@ -56,6 +57,7 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
     reflector2: flags.reflector2 ? parseListen(flags.reflector2) : undefined,
     instanceRenewMs: flags.leaseRenewMs,
     instanceLeaseMs: flags.leaseMs,
+    offlineGraceMs: flags.offlineGraceMs,
     maxConnectionsPerAddress: flags.maxConnectionsPerAddress,
     dns:
       flags.dnsListen === 'off'

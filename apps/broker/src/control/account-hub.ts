@@ -41,7 +41,23 @@ export class AccountHub {
     for (const d of devices) netmap.upsert(d);
     netmap.setRelays(relays);
     netmap.takeChanges();
+    netmap.journal.restart(serial);
     return new AccountHub(netmap, coalesceMs);
+  }
+
+  /**
+   * Where a device's netmap stands after the frame it is sent now: every serial up to the watermark
+   * is applied (and sent), under this policy version. A device sends it back when it reconnects.
+   */
+  private resumeToken(): string {
+    return `${this.serials.watermark}.${this.policyVersion}`;
+  }
+
+  /** The journal cursor of a token this hub can resume from (same policy), else undefined. */
+  private cursorOf(token: string): number | undefined {
+    const m = /^(\d{1,15})\.(\d{1,15})$/.exec(token);
+    if (!m || Number(m[2]) !== this.policyVersion) return undefined;
+    return Number(m[1]);
   }
 
   /** Set by the ControlHub: who decides the account's pair paths (and the decider, when here). */
@@ -63,16 +79,19 @@ export class AccountHub {
    * get a delta to it at once. Pending changes go out first, under the policy they were made with.
    * Returns how many connected devices got one.
    */
-  setPolicy(policy: NetmapPolicy, serial: number): number {
+  setPolicy(policy: NetmapPolicy, serial: number, version: number): number {
     this.flush();
     const bodies = this.netmap.setPolicy(policy);
     if (serial > this.netmap.serial) this.netmap.serial = serial;
+    // Netmaps held under another policy are not resumed: the token names the version.
+    this.policyVersion = version;
+    const resume = this.resumeToken();
     let sent = 0;
     for (const session of this.sessions.values()) {
       const body = bodies.get(session.deviceId);
       if (!body) continue;
       session.serial += 1;
-      session.send(AccountNetmap.policyFrame(body, session.serial), 'delta');
+      session.send(AccountNetmap.policyFrame(body, session.serial, resume), 'delta');
       sent += 1;
     }
     this.schedule();
@@ -102,9 +121,8 @@ export class AccountHub {
   usePolicy(policy: AccountPolicy, serial: number): boolean {
     if (policy.version <= this.policyVersion) return false;
     policy.sync(this.netmap.states());
-    this.setPolicy(policy, serial);
-    // Only once it is in force: a switch that threw is tried again (loadPolicy, serial check).
-    this.policyVersion = policy.version;
+    // policyVersion is set only once it is in force: a switch that threw is tried again.
+    this.setPolicy(policy, serial, policy.version);
     return true;
   }
 
@@ -149,16 +167,29 @@ export class AccountHub {
     this.schedule();
   }
 
-  /** Sends the snapshot and starts delivering deltas to the session. */
-  attach(session: ControlSession): boolean {
-    // session.serial arrives holding the lowest serial this snapshot may carry.
+  /**
+   * Sends the device what it misses and starts delivering deltas to the session: a delta on top of
+   * the netmap it holds (`resume`) when the hub can tell what changed since, else a snapshot.
+   * Returns how it was brought up to date, or null when the device is not in the account.
+   */
+  attach(
+    session: ControlSession,
+    resume?: { token: string; lastSerial: number },
+  ): 'resumed' | 'snapshot' | null {
+    // session.serial arrives holding the lowest serial this frame may carry.
     const serial = Math.max(this.netmap.serial, session.serial);
-    const frame = this.netmap.snapshotFrame(session.deviceId, serial);
-    if (frame === undefined) return false;
+    const token = this.resumeToken();
+    const cursor = resume && this.cursorOf(resume.token);
+    const delta =
+      resume && cursor !== undefined
+        ? this.netmap.resumeFrame(session.deviceId, { cursor, base: resume.lastSerial }, serial, token)
+        : undefined;
+    const frame = delta ?? this.netmap.snapshotFrame(session.deviceId, serial, token);
+    if (frame === undefined) return null;
     this.sessions.set(session.deviceId, session);
     session.serial = serial;
-    session.send(frame, 'netmap');
-    return true;
+    session.send(frame, delta ? 'delta' : 'netmap');
+    return delta ? 'resumed' : 'snapshot';
   }
 
   detach(session: ControlSession): void {
@@ -185,8 +216,9 @@ export class AccountHub {
     if (!this.netmap.hasPendingChanges()) return;
     const started = performance.now();
     const batch = this.netmap.takeChanges();
+    const resume = this.resumeToken();
     for (const session of this.sessions.values()) {
-      const out = this.netmap.batchFrame(batch, session.deviceId, session.serial + 1);
+      const out = this.netmap.batchFrame(batch, session.deviceId, session.serial + 1, resume);
       if (out === undefined) continue;
       session.serial += 1;
       session.send(out.frame, out.type);

@@ -19,6 +19,7 @@ import type { DevicesService } from '../services/devices.service';
 import type { ControlHub } from './control-hub';
 import type { ControlSession } from './control-session';
 import { DEVICE_MESSAGE_BURST, DEVICE_MESSAGES_PER_SECOND, MessageBudget } from './message-budget';
+import type { OfflineGrace } from './offline-grace';
 import { PacedFrameSender } from './paced-frame-sender';
 import { parseFrame, protocolMismatch } from './parse-frame';
 import { RttMeter } from './rtt-meter';
@@ -32,9 +33,10 @@ export interface ControlConnectionDeps {
   authTimeoutMs: number;
   /** Prefix of connection ids made by this instance. */
   instanceId: string;
-  /** An agent's outcome of a path attempt (the punch coordinator's input). */
   /** A `path` report or a `want-path` request (the pair-path logic). */
   onPath?: (deviceId: string, msg: PathReportMessage | PathWantMessage) => void;
+  /** Marks devices offline once their connection closed (after a grace, unless closed with closeNow). */
+  offlineGrace: OfflineGrace;
 }
 
 type State =
@@ -199,9 +201,13 @@ export class ControlConnection {
     session.serial = Math.max(onlineSerial, (hello.lastSerial ?? -1) + 1);
     // The socket may have closed while the database answered; undo what onClose could not see.
     if (this.isClosed()) return this.deps.devices.markOffline(hello.deviceId, this.connectionId);
-    if (!(await this.deps.hub.attach(session, accountName))) {
-      return this.fail(CloseCode.deviceRemoved, 'device_removed', 'device removed');
-    }
+    const resume =
+      hello.resume !== undefined && hello.lastSerial !== undefined
+        ? { token: hello.resume, lastSerial: hello.lastSerial }
+        : undefined;
+    const how = await this.deps.hub.attach(session, accountName, resume);
+    if (how === null) return this.fail(CloseCode.deviceRemoved, 'device_removed', 'device removed');
+    this.deps.metrics.netmapStarts.inc({ how: resume === undefined ? 'asked_snapshot' : how });
     if (this.isClosed()) {
       this.deps.hub.detach(session);
       return this.deps.devices.markOffline(hello.deviceId, this.connectionId);
@@ -210,7 +216,7 @@ export class ControlConnection {
     this.attached = true;
     // The agent starts its heartbeat once it has the snapshot: its silence counts from here.
     this.lastActivity = Date.now();
-    this.deps.logger.info({ deviceId: hello.deviceId, remote: this.remote }, 'device connected');
+    this.deps.logger.info({ deviceId: hello.deviceId, remote: this.remote, netmap: how }, 'device connected');
   }
 
   private attached = false;
@@ -273,6 +279,14 @@ export class ControlConnection {
     this.close(code, message);
   }
 
+  /** Closes with the device marked offline at once (the broker stops or lost its lease). */
+  closeNow(code: number, reason: string): void {
+    this.offlineNow = true;
+    this.close(code, reason);
+  }
+
+  private offlineNow = false;
+
   close(code: number, reason: string): void {
     if (this.state.phase === 'closed' && this.ws.readyState !== this.ws.OPEN) return;
     // Close reasons are limited to 123 bytes.
@@ -290,9 +304,10 @@ export class ControlConnection {
     this.deps.hub.detach(session);
     if (this.attached) this.deps.metrics.connectedDevices.dec();
     this.attached = false;
-    this.offline = this.deps.devices
-      .markOffline(session.deviceId, session.connectionId)
-      .catch((err) => this.deps.logger.error({ err: String(err) }, 'marking device offline failed'));
+    const { offlineGrace } = this.deps;
+    this.offline = this.offlineNow
+      ? offlineGrace.now(session.deviceId, session.connectionId)
+      : offlineGrace.closed(session.deviceId, session.connectionId);
   }
 
   private internalError(err: unknown): void {

@@ -34,6 +34,8 @@ interface Loading {
  */
 export class ControlHub {
   private readonly hubs = new Map<string, AccountHub>();
+  /** Hubs with no connection left, kept for lingerMs: the timer that releases each. */
+  private readonly lingering = new Map<string, NodeJS.Timeout>();
   private readonly loading = new Map<string, Loading>();
   private readonly byDevice = new Map<string, ControlSession>();
   /** Device id of each connected device's WireGuard key (reflector observations carry keys). */
@@ -64,6 +66,11 @@ export class ControlHub {
       pathTimings?: PairPathTimings;
       /** The relays connected to this instance; without it no pair is relayed. */
       relays?: RelayDirectory;
+      /**
+       * How long an account's hub outlives its last connection here (0: not at all). Devices that
+       * reconnect meanwhile resume from its journal instead of loading a new hub and a snapshot.
+       */
+      lingerMs?: number;
     },
   ) {}
 
@@ -318,14 +325,24 @@ export class ControlHub {
     });
   }
 
-  /** Sends the session its snapshot and subscribes it to deltas; false if the device is gone. */
-  async attach(session: ControlSession, accountName: string): Promise<boolean> {
+  /**
+   * Brings the session's device up to date (a delta from the netmap it holds, if it names one the hub
+   * can resume, else a snapshot) and subscribes it to deltas; null if the device is gone.
+   */
+  async attach(
+    session: ControlSession,
+    accountName: string,
+    resume?: { token: string; lastSerial: number },
+  ): Promise<'resumed' | 'snapshot' | null> {
     this.byDevice.get(session.deviceId)?.close(CloseCode.replaced, 'replaced by a newer connection');
     const hub = await this.hubFor(session.accountId, accountName);
-    if (!hub.attach(session)) {
+    const how = hub.attach(session, resume);
+    if (how === null) {
       this.releaseIfIdle(session.accountId, hub);
-      return false;
+      return null;
     }
+    clearTimeout(this.lingering.get(session.accountId));
+    this.lingering.delete(session.accountId);
     this.byDevice.set(session.deviceId, session);
     this.attachedAt.set(session.deviceId, Date.now());
     this.reflexiveTold.delete(session.deviceId);
@@ -334,7 +351,7 @@ export class ControlHub {
       this.deviceOfKey.set(key, session.deviceId);
       this.keyOfDevice.set(session.deviceId, key);
     }
-    return true;
+    return how;
   }
 
   detach(session: ControlSession): void {
@@ -353,7 +370,21 @@ export class ControlHub {
   }
 
   private releaseIfIdle(accountId: string, hub: AccountHub): void {
-    if (hub.sessions.size > 0 || this.hubs.get(accountId) !== hub) return;
+    if (hub.sessions.size > 0 || this.hubs.get(accountId) !== hub || this.lingering.has(accountId)) return;
+    const linger = this.opts.lingerMs ?? 0;
+    if (linger <= 0) {
+      this.release(accountId, hub);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.lingering.delete(accountId);
+      if (hub.sessions.size === 0 && this.hubs.get(accountId) === hub) this.release(accountId, hub);
+    }, linger);
+    timer.unref();
+    this.lingering.set(accountId, timer);
+  }
+
+  private release(accountId: string, hub: AccountHub): void {
     hub.dispose();
     this.hubs.delete(accountId);
   }
@@ -381,6 +412,8 @@ export class ControlHub {
     this.serialCheck?.stop();
     this.unsubscribe?.();
     this.unsubscribeReflexive?.();
+    for (const timer of this.lingering.values()) clearTimeout(timer);
+    this.lingering.clear();
     for (const hub of this.hubs.values()) hub.dispose();
     this.hubs.clear();
   }

@@ -3,9 +3,12 @@ import type { Duplex } from 'node:stream';
 import { CloseCode, MAX_CONTROL_FRAME_BYTES } from '@trellis/proto';
 import { WebSocketServer } from 'ws';
 import { ControlConnection, type ControlConnectionDeps } from './control-connection';
+import { OfflineGrace } from './offline-grace';
 
-export interface ControlServerOptions extends ControlConnectionDeps {
+export interface ControlServerOptions extends Omit<ControlConnectionDeps, 'offlineGrace'> {
   heartbeatIntervalMs: number;
+  /** How long after its connection closed a device is marked offline (0: at once); see OfflineGrace. */
+  offlineGraceMs: number;
 }
 
 /**
@@ -17,12 +20,19 @@ export class ControlServer {
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<ControlConnection>();
   private readonly sweep: NodeJS.Timeout;
+  private readonly offlineGrace: OfflineGrace;
 
   constructor(private readonly opts: ControlServerOptions) {
+    this.offlineGrace = new OfflineGrace(
+      opts.offlineGraceMs,
+      (deviceId, connectionId) => opts.devices.markOffline(deviceId, connectionId),
+      (err) => opts.logger.error({ err: String(err) }, 'marking device offline failed'),
+    );
+    const deps: ControlConnectionDeps = { ...opts, offlineGrace: this.offlineGrace };
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CONTROL_FRAME_BYTES });
     this.wss.on('connection', (ws, req) => {
       const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-      const conn = new ControlConnection(ws, opts, remote, req.socket.remoteAddress);
+      const conn = new ControlConnection(ws, deps, remote, req.socket.remoteAddress);
       this.connections.add(conn);
       ws.on('close', (code) => {
         this.connections.delete(conn);
@@ -56,17 +66,27 @@ export class ControlServer {
     return this.connections.size;
   }
 
-  /** Closes every control connection (their agents reconnect) and waits for their offline updates. */
+  /**
+   * Closes every control connection (their agents reconnect) and waits for their offline updates,
+   * made at once: the instance is stopping or was taken over, so nobody would keep them.
+   */
   async closeAll(code: number, reason: string): Promise<void> {
     const open = [...this.connections];
-    for (const conn of open) conn.close(code, reason);
+    for (const conn of open) conn.closeNow(code, reason);
     await Promise.all(open.map((c) => c.drained()));
+  }
+
+  /** Devices whose connection closed and that are not marked offline yet (grace running). */
+  get offlinePending(): number {
+    return this.offlineGrace.size;
   }
 
   async close(): Promise<void> {
     clearInterval(this.sweep);
-    // Their offline updates must reach the database before it is closed.
+    // Their offline updates must reach the database before it is closed. Those still in their
+    // grace are left to the lease's release, which marks every device of this instance offline.
     await this.closeAll(1001, 'broker shutting down');
+    this.offlineGrace.dispose();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 }

@@ -13,6 +13,7 @@ import type { PairDevice } from '../pair-paths/pair-types';
 import { deviceCandidates } from './device-candidates';
 import { Json, jsonFrame } from './json-frame';
 import { type BatchFrame, type ChangeBatch, type DeltaBody, emptyBatch } from './netmap-batch';
+import { NetmapJournal } from './netmap-journal';
 import {
   AllowAllPolicy,
   type NetmapPolicy,
@@ -30,6 +31,16 @@ interface Entry {
   fragment: Json<NetmapPeer>;
   /** Its class under the account's policy (NetmapPolicy). */
   cls: number;
+  /** Serial at which it got its class (or came in): a netmap held from before cannot be resumed. */
+  classSince: number;
+}
+
+/** What a resumed connection needs: the serial of the netmap it holds and where the device stood. */
+export interface ResumeFrom {
+  /** The journal cursor its last frame carried (the hub's watermark then). */
+  cursor: number;
+  /** The serial of the netmap it holds (the delta's base). */
+  base: number;
 }
 
 /** NetmapSelf.relays holds at most this many. */
@@ -50,6 +61,8 @@ export class AccountNetmap {
   serial: number;
   /** Relays the account's devices may be sent to (NetmapSelf.relays). */
   private relays: readonly NetmapRelay[] = [];
+  /** Which devices changed when: what a reconnecting device missed. */
+  readonly journal: NetmapJournal;
 
   constructor(
     readonly accountName: string,
@@ -60,6 +73,7 @@ export class AccountNetmap {
     private policy: NetmapPolicy = new AllowAllPolicy(),
   ) {
     this.serial = serial;
+    this.journal = new NetmapJournal(serial);
   }
 
   get size(): number {
@@ -132,11 +146,13 @@ export class AccountNetmap {
     this.policy.upsert(state);
     const cls = this.policy.classOf(state.id) ?? 0;
     const selfChanged = previous !== undefined && !sameSelfView(previous.state, state);
-    this.entries.set(state.id, { state, fragment, cls });
-    if (previous?.cls !== cls) this.moveClass(state.id, previous?.cls, cls);
     const reclassed = previous !== undefined && previous.cls !== cls;
+    const classSince = previous && !reclassed ? previous.classSince : this.serial;
+    this.entries.set(state.id, { state, fragment, cls, classSince });
+    if (previous?.cls !== cls) this.moveClass(state.id, previous?.cls, cls);
     // What only the broker uses (the control connection) changes nothing a device sees.
     if (previous && previous.fragment.text === fragment.text && !selfChanged && !reclassed) return;
+    this.journal.record(state.id, this.serial, this.entries.size);
     if (reclassed) this.pending.resnapshot.add(state.id);
     if (selfChanged) this.pending.selfChanged.add(state.id);
     this.pending.removes.delete(state.id);
@@ -149,6 +165,7 @@ export class AccountNetmap {
     if (!previous) return;
     this.noteSeen(id, previous.cls);
     this.entries.delete(id);
+    this.journal.record(id, this.serial, this.entries.size);
     this.policy.remove(id);
     this.moveClass(id, previous.cls, undefined);
     this.pending.upserts.delete(id);
@@ -209,8 +226,8 @@ export class AccountNetmap {
   }
 
   /** The `delta` frame of a body from setPolicy. */
-  static policyFrame(body: DeltaBody, serial: number): string {
-    return jsonFrame<DeltaMessage>({ type: 'delta', serial, ...body });
+  static policyFrame(body: DeltaBody, serial: number, resume?: string): string {
+    return jsonFrame<DeltaMessage>({ type: 'delta', serial, resume, ...body });
   }
 
   /**
@@ -280,7 +297,7 @@ export class AccountNetmap {
   }
 
   /** The full `netmap` frame for one device, or undefined if the device is not in the account. */
-  snapshotFrame(id: string, serial: number): string | undefined {
+  snapshotFrame(id: string, serial: number, resume?: string): string | undefined {
     const self = this.self(id);
     const viewer = this.entries.get(id);
     if (!self || !viewer) return undefined;
@@ -297,7 +314,14 @@ export class AccountNetmap {
       }
       if (seen.length > 0) access.push({ peers: seen, in: rel.in, out: rel.out });
     }
-    return jsonFrame<NetmapMessage>({ type: 'netmap', serial, self, peers: Json.array(peers), access });
+    return jsonFrame<NetmapMessage>({
+      type: 'netmap',
+      serial,
+      resume,
+      self,
+      peers: Json.array(peers),
+      access,
+    });
   }
 
   hasPendingChanges(): boolean {
@@ -313,11 +337,11 @@ export class AccountNetmap {
   }
 
   /** The frame of a batch for one device, or undefined when nothing in it concerns the device. */
-  batchFrame(batch: ChangeBatch, viewerId: string, serial: number): BatchFrame | undefined {
+  batchFrame(batch: ChangeBatch, viewerId: string, serial: number, resume?: string): BatchFrame | undefined {
     const viewer = this.entries.get(viewerId);
     if (!viewer) return undefined;
     if (batch.resnapshot.has(viewerId)) {
-      const frame = this.snapshotFrame(viewerId, serial);
+      const frame = this.snapshotFrame(viewerId, serial, resume);
       return frame === undefined ? undefined : { type: 'netmap', frame };
     }
     let body: DeltaBody | null;
@@ -332,7 +356,42 @@ export class AccountNetmap {
       body = this.deltaBody(batch, viewerId, viewer.cls);
     }
     if (body === null) return undefined;
-    return { type: 'delta', frame: jsonFrame<DeltaMessage>({ type: 'delta', serial, ...body }) };
+    return { type: 'delta', frame: jsonFrame<DeltaMessage>({ type: 'delta', serial, resume, ...body }) };
+  }
+
+  /**
+   * The `delta` that brings a device's netmap from `from` up to now (a reconnect), or undefined when
+   * only a snapshot can: the journal does not reach back that far, the device got its class since,
+   * or so much changed that the delta would be about as large.
+   */
+  resumeFrame(viewerId: string, from: ResumeFrom, serial: number, resume?: string): string | undefined {
+    const viewer = this.entries.get(viewerId);
+    const changed = this.journal.since(from.cursor);
+    if (!viewer || changed === null || viewer.classSince > from.cursor || serial <= from.base)
+      return undefined;
+    if (changed.size > Math.max(16, this.entries.size / 4)) return undefined;
+    const upserts = new Map<string, Json<NetmapPeer>>();
+    const removes = new Set<string>();
+    for (const id of changed) {
+      const e = this.entries.get(id);
+      if (id === viewerId) continue;
+      // Gone, or hidden by the policy now: a removal of a peer it does not hold is a no-op there.
+      if (e === undefined || this.policy.relation(viewer.cls, e.cls) === null) removes.add(id);
+      else upserts.set(id, e.fragment);
+    }
+    const self = this.self(viewerId)!;
+    const body = this.deltaBody({ ...emptyBatch(), upserts, removes }, viewerId, viewer.cls, () => true);
+    return jsonFrame<DeltaMessage>({
+      type: 'delta',
+      serial,
+      base: from.base,
+      resume,
+      upsert: body?.upsert ?? [],
+      remove: body?.remove ?? [],
+      // Always: reflectors and relays are not in the journal, and the device may have changed itself.
+      self,
+      ...(body?.access ? { access: body.access } : {}),
+    });
   }
 
   /** The `delta` frame of a batch for one device (batchFrame's, when it is a delta). */
@@ -340,11 +399,15 @@ export class AccountNetmap {
     return this.batchFrame(batch, viewerId, serial)?.frame;
   }
 
-  private deltaBody(batch: ChangeBatch, viewerId: string | undefined, viewerCls: number): DeltaBody | null {
+  private deltaBody(
+    batch: ChangeBatch,
+    viewerId: string | undefined,
+    viewerCls: number,
+    couldSee = (peerId: string) => batch.seenDuring.get(peerId)?.has(viewerCls) === true,
+  ): DeltaBody | null {
     const upserts: Json<NetmapPeer>[] = [];
     const removes: string[] = [];
     const byClass = new Map<number, string[]>();
-    const couldSee = (peerId: string) => batch.seenDuring.get(peerId)?.has(viewerCls) === true;
     for (const [peerId, fragment] of batch.upserts) {
       if (peerId === viewerId) continue;
       const cls = this.entries.get(peerId)!.cls;

@@ -26,6 +26,12 @@ export interface InstanceLeasesOptions {
   renewMs?: number;
   /** How long a lease lasts without renewal; default 3 s. */
   leaseMs?: number;
+  /**
+   * How long after its lease expired a dead instance is taken over (its devices marked offline):
+   * the offline grace of a closed connection, so devices that reconnect elsewhere meanwhile never
+   * go offline for their peers. Default 0.
+   */
+  takeoverGraceMs?: number;
   /** The timer (tests pass one that never fires and call tick()). */
   repeat?: Repeat;
 }
@@ -168,12 +174,11 @@ export class InstanceLeases {
     const { instances, logger, metrics } = this.opts;
     try {
       let live = 0;
-      for (const lease of await instances.leases()) {
-        if (!lease.expired || lease.id === this.instanceId) {
-          live += 1;
-          continue;
-        }
-        const devices = await instances.takeOver(lease.id);
+      const grace = this.opts.takeoverGraceMs ?? 0;
+      for (const lease of await instances.leases(grace)) {
+        if (!lease.expired || lease.id === this.instanceId) live += 1;
+        if (!lease.due || lease.id === this.instanceId) continue;
+        const devices = await instances.takeOver(lease.id, grace);
         if (devices === null) continue;
         metrics.instanceTakeovers.inc();
         logger.warn({ deadInstanceId: lease.id, devices }, 'instance taken over');

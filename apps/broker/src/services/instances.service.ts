@@ -64,12 +64,19 @@ export class InstancesService {
     }));
   }
 
-  /** Every lease and whether it has expired. */
-  async leases(): Promise<Array<{ id: string; expired: boolean }>> {
+  /**
+   * Every lease, whether it has expired, and whether it expired more than `graceMs` ago (then it
+   * is taken over: its devices had that long to reconnect elsewhere before going offline).
+   */
+  async leases(graceMs = 0): Promise<Array<{ id: string; expired: boolean; due: boolean }>> {
     const rows = await this.db
-      .select({ id: brokerInstances.id, expired: sql<boolean>`${brokerInstances.expiresAt} < now()` })
+      .select({
+        id: brokerInstances.id,
+        expired: sql<boolean>`${brokerInstances.expiresAt} < now()`,
+        due: sql<boolean>`${brokerInstances.expiresAt} < now() - make_interval(secs => ${graceMs / 1000})`,
+      })
       .from(brokerInstances);
-    return rows.map((r) => ({ id: r.id, expired: Boolean(r.expired) }));
+    return rows.map((r) => ({ id: r.id, expired: Boolean(r.expired), due: Boolean(r.due) }));
   }
 
   /**
@@ -78,11 +85,12 @@ export class InstancesService {
    * concurrent survivor finds no row (null), and a lease renewed meanwhile no longer matches.
    * Returns how many devices went offline, or null when this call did not take it over.
    */
-  async takeOver(deadId: string): Promise<number | null> {
+  async takeOver(deadId: string, graceMs = 0): Promise<number | null> {
+    const cutoff = sql`now() - make_interval(secs => ${graceMs / 1000})`;
     const changes = await this.db.transaction(async (tx) => {
       const [gone] = await tx
         .delete(brokerInstances)
-        .where(and(eq(brokerInstances.id, deadId), lt(brokerInstances.expiresAt, sql`now()`)))
+        .where(and(eq(brokerInstances.id, deadId), lt(brokerInstances.expiresAt, cutoff)))
         .returning({ id: brokerInstances.id });
       return gone ? offlineInstanceDevices(tx, deadId) : null;
     });

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { generateKeyPair } from '@trellis/crypto';
 import { eq, sql } from 'drizzle-orm';
 import { brokerInstances, devices } from '../../src/db/schema';
+import { DEFAULT_OFFLINE_GRACE_MS } from '../../src/defaults';
 import { LEASE_LOST_CLOSE_CODE } from '../../src/instances/instance-leases';
 import { type Backend, createBackend, tempDir } from '../support/backends';
 import { cli } from '../support/cli';
@@ -14,7 +15,11 @@ jest.setTimeout(60_000);
 type TestBroker = Awaited<ReturnType<typeof startTestBroker>>;
 
 /** Timers that never fire within a test: rounds are driven with leases.tick(). */
-const HAND_DRIVEN = { instanceRenewMs: 3_600_000, instanceLeaseMs: 7_200_000 };
+const HAND_DRIVEN = {
+  instanceRenewMs: 3_600_000,
+  instanceLeaseMs: 7_200_000,
+  offlineGraceMs: DEFAULT_OFFLINE_GRACE_MS,
+};
 
 /** Two brokers on one Postgres: one "dies" (its lease runs out), the other takes its devices offline. */
 describe('broker instance failover on postgres', () => {
@@ -22,10 +27,11 @@ describe('broker instance failover on postgres', () => {
   let one: TestBroker;
   let two: TestBroker;
 
-  const expire = (b: TestBroker) =>
+  /** The lease ran out `seconds` ago. */
+  const expire = (b: TestBroker, seconds: number) =>
     b.broker.services.db
       .update(brokerInstances)
-      .set({ expiresAt: sql`now() - interval '1 second'` })
+      .set({ expiresAt: sql`now() - make_interval(secs => ${seconds})` })
       .where(eq(brokerInstances.id, b.broker.instanceId));
 
   beforeAll(async () => {
@@ -63,8 +69,14 @@ describe('broker instance failover on postgres', () => {
     await b.connect();
     await b.waitForPeers((p) => p.get(a.id)?.online === true);
 
-    // Instance one stops renewing (paused, partitioned): instance two takes it over.
-    await expire(one);
+    // Instance one stops renewing (paused, partitioned). Within the offline grace its devices may
+    // still reconnect elsewhere: nothing is taken over yet.
+    await expire(one, 1);
+    await two.broker.leases.tick();
+    expect(await counterValue(two.broker.metrics.instanceTakeovers)).toBe(0);
+    expect(b.peers.get(a.id)?.online).toBe(true);
+    // Past lease and grace, instance two takes it over.
+    await expire(one, DEFAULT_OFFLINE_GRACE_MS / 1000 + 1);
     await two.broker.leases.tick();
     await b.waitForPeers((p) => p.get(a.id)?.online === false);
     expect(await counterValue(two.broker.metrics.instanceTakeovers)).toBe(1);

@@ -39,6 +39,8 @@ export async function startTestBroker(
     port: 0,
     logger: pino({ level: 'info' }, logs),
     coalesceMs: 10,
+    // Tests that watch a device go offline need it at once; resume-and-grace tests set their own.
+    offlineGraceMs: 0,
     ...overrides,
   });
   const api = httpClient(broker.url, broker.certFile);

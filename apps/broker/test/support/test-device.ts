@@ -24,6 +24,8 @@ export class TestDevice {
   /** Peers as applied from the snapshot and deltas. */
   readonly peers = new Map<string, NetmapPeer>();
   serial = -1;
+  /** The broker's resume token for the netmap held (as the agent keeps it). */
+  resume: string | null = null;
 
   constructor(
     readonly baseUrl: string,
@@ -100,9 +102,12 @@ export class TestDevice {
       this.peers.clear();
       for (const p of msg.peers) this.peers.set(p.id, p);
       this.serial = msg.serial;
+      this.resume = msg.resume ?? null;
     } else if (msg.type === 'delta') {
-      if (msg.serial !== this.serial + 1) throw new Error(`delta serial ${msg.serial} after ${this.serial}`);
+      const base = msg.base ?? msg.serial - 1;
+      if (base !== this.serial) throw new Error(`delta serial ${msg.serial} on ${base} after ${this.serial}`);
       this.serial = msg.serial;
+      this.resume = msg.resume ?? null;
       for (const p of msg.upsert) this.peers.set(p.id, p);
       for (const id of msg.remove) this.peers.delete(id);
     }
@@ -114,6 +119,24 @@ export class TestDevice {
 
   /** Full handshake with DeviceAuthenticator; resolves with the snapshot. */
   async connect(opts: { lastSerial?: number } = {}): Promise<Extract<Msg, { type: 'netmap' }>> {
+    const start = this.messages.length;
+    await this.handshake(opts);
+    const netmap = await this.waitFor((m) => m.type === 'netmap', start);
+    return netmap as Extract<Msg, { type: 'netmap' }>;
+  }
+
+  /**
+   * Connects again as the agent does, naming the netmap held and its resume token; resolves with
+   * the first netmap frame: a delta on top of it (resumed) or a snapshot.
+   */
+  async reconnect(): Promise<Extract<Msg, { type: 'netmap' | 'delta' }>> {
+    const start = this.messages.length;
+    await this.handshake({ lastSerial: this.serial, ...(this.resume ? { resume: this.resume } : {}) });
+    const first = await this.waitFor((m) => m.type === 'netmap' || m.type === 'delta', start);
+    return first as Extract<Msg, { type: 'netmap' | 'delta' }>;
+  }
+
+  private async handshake(opts: { lastSerial?: number; resume?: string }): Promise<void> {
     const start = this.messages.length;
     await this.open();
     const clientNonce = newNonce();
@@ -129,6 +152,7 @@ export class TestDevice {
       publicKey: this.keys.publicKey,
       clientNonce,
       ...(opts.lastSerial !== undefined ? { lastSerial: opts.lastSerial } : {}),
+      ...(opts.resume !== undefined ? { resume: opts.resume } : {}),
     });
     const challenge = await this.waitFor((m) => m.type === 'challenge', start);
     if (challenge.type !== 'challenge') throw new Error('no challenge');
@@ -136,8 +160,6 @@ export class TestDevice {
       throw new Error('broker proof did not verify');
     }
     this.send({ type: 'auth', proof: auth.deviceProof(clientNonce, challenge.brokerNonce) });
-    const netmap = await this.waitFor((m) => m.type === 'netmap', start);
-    return netmap as Extract<Msg, { type: 'netmap' }>;
   }
 
   waitFor(pred: (m: Msg) => boolean, from = 0, timeoutMs = 15_000): Promise<Msg> {

@@ -1,0 +1,113 @@
+import { DeltaMessage } from '@trellis/proto';
+import { BACKENDS, type Backend, createBackend } from '../support/backends';
+import { startTestBroker, type TestBroker } from '../support/fixture';
+import type { TestDevice } from '../support/test-device';
+
+jest.setTimeout(60_000);
+
+/** Far longer than any test here runs: a device that left is still online for its peers. */
+const LONG_GRACE_MS = 120_000;
+
+describe.each(BACKENDS)('reconnecting devices on %s', (kind) => {
+  let backend: Backend;
+  let t: TestBroker;
+  const devices: TestDevice[] = [];
+  const newDevice = async (hostname: string) => {
+    const d = t.device();
+    devices.push(d);
+    await d.enroll(t.setupKey, { hostname });
+    return d;
+  };
+
+  beforeAll(async () => {
+    backend = await createBackend(kind);
+    t = await startTestBroker(backend, { offlineGraceMs: LONG_GRACE_MS });
+  });
+  afterEach(() => {
+    for (const d of devices.splice(0)) d.close();
+  });
+  afterAll(async () => {
+    await t?.close();
+    await backend?.dispose();
+  });
+
+  it('a device that reconnects within the grace never goes offline for its peers, and gets a delta', async () => {
+    const a = await newDevice('resume-a');
+    const b = await newDevice('resume-b');
+    await a.connect();
+    await b.connect();
+    await a.waitForPeers((p) => p.get(b.id)?.online === true);
+    await b.waitForPeers((p) => p.get(a.id)?.online === true);
+    const heldSerial = a.serial;
+    expect(a.resume).not.toBeNull();
+
+    a.close();
+    await a.waitForClose();
+    // While a is away, b changes: a must get exactly that.
+    b.send({ type: 'endpoints', endpoints: ['203.0.113.9:41641'] });
+    await waitForEndpointsCommitted(t, b.id, '203.0.113.9:41641');
+    const first = await a.reconnect();
+    expect(first.type).toBe('delta');
+    const delta = DeltaMessage.parse(first);
+    expect(delta.base).toBe(heldSerial);
+    expect(delta.serial).toBeGreaterThan(heldSerial);
+    // In the resumed delta, or in the next one if the bus brought it after the reconnect.
+    await a.waitForPeers((p) => p.get(b.id)?.endpoints.includes('203.0.113.9:41641') === true);
+    expect(await counterFor(t, 'resumed')).toBeGreaterThanOrEqual(1);
+
+    // b never saw a go offline: no frame it got had a offline.
+    const offlineSeen = b.messages.some(
+      (m) =>
+        (m.type === 'delta' || m.type === 'netmap') &&
+        (m.type === 'delta' ? m.upsert : m.peers).some((p) => p.id === a.id && !p.online),
+    );
+    expect(offlineSeen).toBe(false);
+    expect(b.peers.get(a.id)?.online).toBe(true);
+  });
+
+  it('a token the broker cannot use gets a snapshot', async () => {
+    const a = await newDevice('junk-a');
+    await a.connect();
+    a.close();
+    await a.waitForClose();
+    a.resume = '1.999';
+    const first = await a.reconnect();
+    expect(first.type).toBe('netmap');
+  });
+
+  it('a device that does not come back goes offline once the grace has passed', async () => {
+    const short = await startTestBroker(
+      { ...backend, dataDir: `${backend.dataDir}-short` },
+      { offlineGraceMs: 300 },
+    );
+    try {
+      const a = short.device();
+      const b = short.device();
+      devices.push(a, b);
+      // A database of its own (pglite) was bootstrapped with a key; a shared one (postgres) was not.
+      const key = short.setupKey || t.setupKey;
+      await a.enroll(key, { hostname: 'gone-a' });
+      await b.enroll(key, { hostname: 'gone-b' });
+      await a.connect();
+      await b.connect();
+      await b.waitForPeers((p) => p.get(a.id)?.online === true);
+      a.close();
+      await b.waitForPeers((p) => p.get(a.id)?.online === false);
+    } finally {
+      await short.close();
+    }
+  });
+});
+
+async function waitForEndpointsCommitted(t: TestBroker, deviceId: string, endpoint: string): Promise<void> {
+  for (;;) {
+    const found = await t.broker.services.devices.forAuth(deviceId);
+    if (found?.device.endpoints.includes(endpoint)) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function counterFor(t: TestBroker, how: string): Promise<number> {
+  const metric = await t.broker.metrics.netmapStarts.get();
+  return metric.values.find((v) => v.labels.how === how)?.value ?? 0;
+}

@@ -1,0 +1,57 @@
+import { OfflineGrace } from '../../src/control/offline-grace';
+
+describe('OfflineGrace', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  function grace(ms: number) {
+    const marked: string[] = [];
+    const errors: unknown[] = [];
+    const g = new OfflineGrace(
+      ms,
+      async (deviceId, connectionId) => {
+        if (deviceId === 'broken') throw new Error('database gone');
+        marked.push(`${deviceId}@${connectionId}`);
+      },
+      (err) => errors.push(err),
+    );
+    return { g, marked, errors };
+  }
+
+  it('marks a device offline only once the grace has passed', async () => {
+    const { g, marked } = grace(10_000);
+    await g.closed('d1', 'c1');
+    expect(marked).toEqual([]);
+    expect(g.size).toBe(1);
+    jest.advanceTimersByTime(9_999);
+    expect(marked).toEqual([]);
+    jest.advanceTimersByTime(1);
+    await Promise.resolve();
+    expect(marked).toEqual(['d1@c1']);
+    expect(g.size).toBe(0);
+  });
+
+  it('with no grace, at once; now() skips a pending grace; cancel and dispose drop it', async () => {
+    const { g, marked } = grace(0);
+    await g.closed('d1', 'c1');
+    expect(marked).toEqual(['d1@c1']);
+
+    const later = grace(5_000);
+    await later.g.closed('d2', 'c2');
+    await later.g.now('d2', 'c2');
+    expect(later.marked).toEqual(['d2@c2']);
+    await later.g.closed('d3', 'c3');
+    later.g.cancel('c3');
+    await later.g.closed('d4', 'c4');
+    later.g.dispose();
+    jest.advanceTimersByTime(10_000);
+    await Promise.resolve();
+    expect(later.marked).toEqual(['d2@c2']);
+  });
+
+  it('a failed update is reported, not thrown', async () => {
+    const { g, errors } = grace(0);
+    await expect(g.closed('broken', 'c1')).resolves.toBeUndefined();
+    expect(errors).toHaveLength(1);
+  });
+});
