@@ -61,7 +61,9 @@ export function sizeLine(r: SizeResult): string {
     `[${r.n}] fan-out p99 one instance ${p(r.baseline.times, 99).toFixed(1)} ms, three ` +
     `${p(r.spread.times, 99).toFixed(1)} ms, after the failover ${p(r.after.times, 99).toFixed(1)} ms; ` +
     `${r.victims} devices on the victim back on another instance p50/p99/max ` +
-    `${p(r.reconnectMs, 50).toFixed(0)}/${p(r.reconnectMs, 99).toFixed(0)}/${p(r.reconnectMs, 100).toFixed(0)} ms, ` +
+    `${p(r.reconnectMs, 50).toFixed(0)}/${p(r.reconnectMs, 99).toFixed(0)}/${p(r.reconnectMs, 100).toFixed(0)} ms ` +
+    `(their WebSocket open p50/p99 ${p(r.openMs, 50).toFixed(0)}/${p(r.openMs, 99).toFixed(0)} ms, ` +
+    `challenge ${p(r.challengeMs, 50).toFixed(0)}/${p(r.challengeMs, 99).toFixed(0)} ms), ` +
     `${r.notReconnected} not within 30 s`
   );
 }

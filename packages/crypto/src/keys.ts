@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto';
+import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto';
 import { x25519 } from '@noble/curves/ed25519';
 
 /** A WireGuard (Curve25519) key pair, both halves base64 as `wg` prints them. */
@@ -17,6 +17,27 @@ export function publicKeyFromPrivate(privateKey: string): string {
 }
 
 /**
+ * Private keys imported into OpenSSL, by their base64 text: importing one derives its public half
+ * (a scalar multiplication), which was a tenth of a broker's CPU in a reconnection storm where
+ * every connection used the same broker key. A process holds a handful of keys; a few more evict
+ * the oldest.
+ */
+const importedKeys = new Map<string, KeyObject>();
+const IMPORTED_KEYS_MAX = 8;
+
+function privateKeyObject(privateKey: string | Uint8Array): KeyObject {
+  const raw = typeof privateKey === 'string' ? decodeKey(privateKey) : privateKey;
+  const text = typeof privateKey === 'string' ? privateKey : toBase64(raw);
+  let key = importedKeys.get(text);
+  if (!key) {
+    key = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, raw]), format: 'der', type: 'pkcs8' });
+    if (importedKeys.size >= IMPORTED_KEYS_MAX) importedKeys.delete(importedKeys.keys().next().value!);
+    importedKeys.set(text, key);
+  }
+  return key;
+}
+
+/**
  * X25519 shared secret through OpenSSL (about 100× faster than pure JS, which matters when
  * thousands of devices authenticate at once); throws on a low-order peer key (all-zero result),
  * as WireGuard refuses it.
@@ -25,16 +46,11 @@ export function sharedSecret(
   privateKey: string | Uint8Array,
   peerPublicKey: string | Uint8Array,
 ): Uint8Array {
-  const priv = typeof privateKey === 'string' ? decodeKey(privateKey) : privateKey;
   const pub = typeof peerPublicKey === 'string' ? decodeKey(peerPublicKey) : peerPublicKey;
   let out: Uint8Array;
   try {
     out = diffieHellman({
-      privateKey: createPrivateKey({
-        key: Buffer.concat([PKCS8_X25519, priv]),
-        format: 'der',
-        type: 'pkcs8',
-      }),
+      privateKey: privateKeyObject(privateKey),
       publicKey: createPublicKey({ key: Buffer.concat([SPKI_X25519, pub]), format: 'der', type: 'spki' }),
     });
   } catch {
