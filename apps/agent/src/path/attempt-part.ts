@@ -35,7 +35,12 @@ export function beginAttempt(ctx: PathContext, attempt: Attempt, now: number): P
 
 /** Moves to the attempt's next candidate (or gives up after the last). */
 export function nextCandidate(ctx: PathContext, attempt: Attempt, now: number): PathEffect[] {
-  const probe = attempt.nextProbe(now, ctx.lastHandshakeMs, ctx.t);
+  // Leaving a relay leg whose handshake is still in flight: that handshake, completing through the
+  // relay a moment later, would pass for the candidate's (seen in the lab: a leader took it for its
+  // direct path and never initiated, and the follower's one initiation had met its NAT too early).
+  // The probe re-adds at once, which drops it, so only a handshake made afterwards counts.
+  const relayInFlight = ctx.onRelay !== null && ctx.onRelay.confirmedAt === null;
+  const probe = attempt.nextProbe(now, ctx.lastHandshakeMs, ctx.t, relayInFlight);
   if (probe === null) return fail(ctx, attempt, now);
   ctx.enter({ phase: 'probing', attempt, probe }, now);
   leaveRelay(ctx, now);

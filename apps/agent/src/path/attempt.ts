@@ -26,10 +26,10 @@ export class Attempt {
   ) {}
 
   /** The next candidate's probe, or null after the last. */
-  nextProbe(now: number, lastHandshakeMs: number, t: PathTimings): Probe | null {
+  nextProbe(now: number, lastHandshakeMs: number, t: PathTimings, initiateAtOnce = false): Probe | null {
     this.index++;
     const c = this.candidates[this.index];
-    return c === undefined ? null : new Probe(this, c, now, lastHandshakeMs, t);
+    return c === undefined ? null : new Probe(this, c, now, lastHandshakeMs, t, initiateAtOnce);
   }
 
   /** Caps the deadline (a relay arrived: traffic through it stops while we try). */
@@ -102,6 +102,8 @@ export class Probe {
     now: number,
     lastHandshakeMs: number,
     private readonly t: PathTimings,
+    /** Re-add at once even as a punch's leader (a handshake of the previous path may be in flight). */
+    initiateAtOnce = false,
   ) {
     this.endpoint = candidate.endpoint;
     this.startedAt = now;
@@ -109,7 +111,7 @@ export class Probe {
     this.deadlineAt = now + (lan ? Math.min(attempt.deadlineMs, t.lanDeadlineMs) : attempt.deadlineMs);
     this.nextPollAt = now + t.probePollMs;
     this.priorHandshakeMs = lastHandshakeMs;
-    this.initiated = !(attempt.leads && attempt.origin === 'punch' && t.leaderDelayMs > 0);
+    this.initiated = initiateAtOnce || !(attempt.leads && attempt.origin === 'punch' && t.leaderDelayMs > 0);
     if (!this.initiated) this.nextRetryAt = now + t.leaderDelayMs;
     else if (attempt.leads) this.nextRetryAt = now + t.retryIntervalMs;
     else if (attempt.origin === 'local') this.nextRetryAt = now + t.retryIntervalMs * 1.5;

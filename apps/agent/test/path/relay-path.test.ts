@@ -1,4 +1,5 @@
 import { PathReportMessage } from '@trellis/proto';
+import type { PathTimings } from '../../src/path';
 import {
   ALLOCATION_ID,
   PEER_ID,
@@ -26,8 +27,8 @@ const relayReport = (elapsedMs: number): PathReportMessage => ({
 });
 
 /** A peer whose punch at T0 failed (LAN and reflexive silent): in backoff from T0+1300. */
-function failedPunch(selfKey?: string): Scenario {
-  const s = new Scenario({}, selfKey);
+function failedPunch(selfKey?: string, timings: Partial<PathTimings> = {}): Scenario {
+  const s = new Scenario(timings, selfKey);
   s.apply(s.mgr.punch(punchMessage({ startAt: T0 }), 0, s.now));
   s.runUntil(T0 + 1300);
   expect(s.reports.map((r) => r.result)).toEqual(['failed']);
@@ -35,8 +36,8 @@ function failedPunch(selfKey?: string): Scenario {
 }
 
 /** failedPunch, then the relay at T0+2000, which answers every re-add after 20 ms. */
-function relayed(selfKey?: string): Scenario {
-  const s = failedPunch(selfKey);
+function relayed(selfKey?: string, timings: Partial<PathTimings> = {}): Scenario {
+  const s = failedPunch(selfKey, timings);
   s.runUntil(T0 + 2000);
   s.responder = (ep) => (ep === RELAY_ENDPOINT ? 20 : null);
   s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now));
@@ -59,6 +60,25 @@ function busy(s: Scenario, untilMs: number, rxBytes = 0, everyMs = 1000, txBytes
 describe('relay paths', () => {
   it('the report is a valid wire message', () => {
     expect(PathReportMessage.parse(relayReport(25))).toEqual(relayReport(25));
+  });
+
+  it('a punch leader leaving a relay whose handshake is still in flight initiates at once, not after its delay', () => {
+    const s = failedPunch(undefined, { leaderDelayMs: 50 });
+    s.runUntil(T0 + 2000);
+    s.responder = (ep) => (ep === RELAY_ENDPOINT ? 400 : null);
+    s.apply(s.mgr.setRelay(PEER_ID, PEER_KEY, relayPath(), s.now));
+    const start = s.now + 100;
+    s.apply(s.mgr.punch(punchMessage({ attemptId: 'p2', startAt: start, leader: true }), 0, s.now));
+    s.runUntil(start + 10);
+    // The re-add drops the relay's pending handshake: only one made after it can count.
+    expect(s.readdsSince(start)).toEqual([{ at: start, endpoint: LAN }]);
+
+    // With the relay confirmed first, the leader keeps its delay (the follower's initiation may win).
+    const t = relayed(undefined, { leaderDelayMs: 50 });
+    const later = t.now + 100;
+    t.apply(t.mgr.punch(punchMessage({ attemptId: 'p3', startAt: later, leader: true }), 0, t.now));
+    t.runUntil(later + 10);
+    expect(t.readdsSince(later)).toEqual([]);
   });
 
   it('goes to a relay that arrives after a failed attempt at once, and reports it once a handshake comes through', () => {
