@@ -147,27 +147,19 @@ export class ControlConnection {
   private async onHello(hello: HelloMessage): Promise<void> {
     const mismatch = protocolMismatch(hello.protocolVersion);
     if (mismatch) return this.fail(CloseCode.protocolMismatch, 'protocol_mismatch', mismatch);
-    // A netmap held here knows the device (a reconnection storm, a failover): no database read.
-    // Only when the key matches; the online update after the proof checks the key in the database.
-    const known = this.deps.hub.knownDevice(hello.deviceId);
-    const found =
-      known?.publicKey === hello.publicKey
-        ? known
-        : await this.deps.devices
-            .forAuth(hello.deviceId)
-            .then((r) => r && { ...r, publicKey: r.device.publicKey, accountId: r.device.accountId });
-    if (!found || found.publicKey !== hello.publicKey) {
+    const found = await this.deps.devices.forAuth(hello.deviceId);
+    if (!found || found.device.publicKey !== hello.publicKey) {
       return this.fail(CloseCode.authFailed, 'auth_failed', 'unknown device or key');
     }
     const { brokerKey } = this.deps;
-    const auth = new BrokerAuthenticator(brokerKey.privateKey, brokerKey.publicKey, found.publicKey);
+    const auth = new BrokerAuthenticator(brokerKey.privateKey, brokerKey.publicKey, found.device.publicKey);
     const brokerNonce = newNonce();
     this.state = {
       phase: 'auth',
       hello,
       brokerNonce,
       auth,
-      accountId: found.accountId,
+      accountId: found.device.accountId,
       accountName: found.accountName,
     };
     const brokerProof = auth.brokerProof(hello.clientNonce, brokerNonce);

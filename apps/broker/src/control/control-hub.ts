@@ -137,18 +137,6 @@ export class ControlHub {
     return seen && seen.length > 0 ? seen.slice(0, 16) : null;
   }
 
-  /**
-   * What a hello needs of a device (its key, its account), from an account netmap held here; else
-   * undefined and the database answers. Looks through the hubs: one per account with a device here.
-   */
-  knownDevice(deviceId: string): { publicKey: string; accountId: string; accountName: string } | undefined {
-    for (const [accountId, hub] of this.hubs) {
-      const d = hub.netmap.get(deviceId);
-      if (d) return { publicKey: d.publicKey, accountId, accountName: hub.netmap.accountName };
-    }
-    return undefined;
-  }
-
   /** Whether the device with this WireGuard key is connected to this instance. */
   holdsKey(publicKey: string): boolean {
     return this.deviceOfKey.has(publicKey);
