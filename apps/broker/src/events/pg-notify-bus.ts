@@ -3,6 +3,7 @@ import { Client } from 'pg';
 import type { Logger } from 'pino';
 import type { BrokerMetrics } from '../metrics';
 import type { EventBus, EventHandler } from './event-bus';
+import { PublishBatcher } from './publish-batcher';
 
 export const NOTIFY_CHANNEL = 'trellis_netmap_events';
 
@@ -18,7 +19,6 @@ export class PgNotifyEventBus implements EventBus {
   private listener: Client | undefined;
   private publisher: Client | undefined;
   private closed = false;
-  private publishQueue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly url: string,
@@ -95,28 +95,37 @@ export class PgNotifyEventBus implements EventBus {
   }
 
   /**
-   * Publishes on the publishing connection; a connection broken meanwhile (PostgreSQL restarted)
-   * is replaced and the event sent once more before the publish fails.
+   * Publishes on the publishing connection, batched with whatever else is published meanwhile (one
+   * statement: all of a batch are delivered, in order, or none). A connection broken meanwhile
+   * (PostgreSQL restarted) is replaced and the batch sent once more before its publishes fail.
    */
   publish(event: BrokerEvent): Promise<void> {
-    const run = this.publishQueue.then(async () => {
-      const payload = encodeBrokerEvent(event);
-      for (let attempt = 1; ; attempt++) {
-        this.publisher ??= await this.client();
-        try {
-          await this.publisher.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, payload]);
-          return;
-        } catch (err) {
-          // Drop the broken client; the retry (or the next publish) opens a new one.
-          this.publisher.end().catch(() => {});
-          this.publisher = undefined;
-          if (attempt >= 2) throw err;
-        }
-      }
-    });
-    this.publishQueue = run.catch(() => {});
-    return run;
+    let payload: string;
+    try {
+      payload = encodeBrokerEvent(event);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.batcher.publish(payload);
   }
+
+  private readonly batcher = new PublishBatcher(async (payloads) => {
+    for (let attempt = 1; ; attempt++) {
+      this.publisher ??= await this.client();
+      try {
+        await this.publisher.query('SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p', [
+          NOTIFY_CHANNEL,
+          payloads,
+        ]);
+        return;
+      } catch (err) {
+        // Drop the broken client; the retry (or the next batch) opens a new one.
+        this.publisher.end().catch(() => {});
+        this.publisher = undefined;
+        if (attempt >= 2) throw err;
+      }
+    }
+  });
 
   subscribe(handler: EventHandler): () => void {
     this.handlers.add(handler);
@@ -126,7 +135,7 @@ export class PgNotifyEventBus implements EventBus {
   async close(): Promise<void> {
     this.closed = true;
     this.handlers.clear();
-    await this.publishQueue;
+    await this.batcher.idle();
     await Promise.all([this.listener?.end().catch(() => {}), this.publisher?.end().catch(() => {})]);
   }
 }

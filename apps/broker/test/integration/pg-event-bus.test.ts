@@ -94,6 +94,18 @@ describe('PgNotifyEventBus on PostgreSQL', () => {
     expect(await dropped()).toEqual({});
   });
 
+  it('a burst published without waiting arrives whole and in publish order (batched statements)', async () => {
+    const burst: BrokerEvent[] = Array.from({ length: 700 }, (_, i) => ({
+      kind: 'device-remove',
+      accountId,
+      serial: i + 1,
+      deviceId: randomUUID(),
+    }));
+    await Promise.all(burst.map((e) => bus.publish(e)));
+    await waitFor(burst.length);
+    expect(received).toEqual(burst);
+  });
+
   it('a handler that throws is logged; the other handlers and later events are not affected', async () => {
     bus.subscribe((e) => {
       if (e.kind === 'device-remove') throw new Error('handler bug');
