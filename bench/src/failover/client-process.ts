@@ -4,8 +4,8 @@
  * lost its connection and when it had a snapshot from another broker; observer devices parse every
  * delta for the victim's devices' online state.
  */
-import { Agent as HttpsAgent } from 'node:https';
 import { HEARTBEAT_INTERVAL_MS } from '@trellis/proto';
+import { pinnedBrokerAgent } from '../pinned-agent';
 import { nowMs } from '../stats';
 import type { ClientCommand, ClientReply, FailoverDevice, ObserverView } from './messages';
 import { SimDevice } from './sim-device';
@@ -170,7 +170,7 @@ function handle(m: ClientCommand): void {
     case 'start': {
       const io = {
         brokers: m.brokers,
-        agent: new HttpsAgent({ ca: m.certPem, keepAlive: false, maxCachedSessions: 0 }),
+        agent: pinnedBrokerAgent(m.certPem),
         brokerPublicKey: m.brokerPublicKey,
         jitterMs: m.jitterMs,
         onReady,

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff, type ClientMessage, HEARTBEAT_INTERVAL_MS, ServerMessage } from '@trellis/proto';
 import WebSocket from 'ws';
 import { connectControl, type HeldNetmap } from '../control-connection';
+import { pinnedBrokerAgent } from '../pinned-agent';
 import { nowMs } from '../stats';
 import type { BenchDevice, ClientCommand, ClientReply } from './messages';
 
@@ -138,7 +139,7 @@ function startHeartbeats(): void {
 }
 
 async function connectAll(m: Extract<ClientCommand, { cmd: 'connect' }>): Promise<void> {
-  const agent = new HttpsAgent({ ca: m.certPem, keepAlive: false, maxCachedSessions: 0 });
+  const agent = pinnedBrokerAgent(m.certPem);
   devices = m.devices;
   const started = nowMs();
   let next = 0;
@@ -177,7 +178,7 @@ async function connectAll(m: Extract<ClientCommand, { cmd: 'connect' }>): Promis
  * the following delays; no cap on how many connect at the same time.
  */
 async function storm(m: Extract<ClientCommand, { cmd: 'storm' }>): Promise<void> {
-  const agent = new HttpsAgent({ ca: m.certPem, keepAlive: false, maxCachedSessions: 0 });
+  const agent = pinnedBrokerAgent(m.certPem);
   const started = nowMs();
   const deadline = started + m.timeoutMs;
   for (const ws of sockets) ws?.terminate();

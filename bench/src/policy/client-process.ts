@@ -8,6 +8,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { Backoff, HEARTBEAT_INTERVAL_MS } from '@trellis/proto';
 import WebSocket from 'ws';
 import { connectControl } from '../control-connection';
+import { pinnedBrokerAgent } from '../pinned-agent';
 import { nowMs } from '../stats';
 import type { Arrival, BenchDevice, ClientCommand, ClientReply } from './messages';
 
@@ -119,7 +120,7 @@ function startHeartbeats(): void {
 }
 
 async function connectAll(m: Extract<ClientCommand, { cmd: 'connect' }>): Promise<void> {
-  const agent = new HttpsAgent({ ca: m.certPem, keepAlive: false, maxCachedSessions: 0 });
+  const agent = pinnedBrokerAgent(m.certPem);
   const started = nowMs();
   let next = 0;
   let done = 0;

@@ -1,6 +1,6 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, type LookupFunction, type Socket } from 'node:net';
-import { type ConnectionOptions, connect } from 'node:tls';
+import { type ConnectionOptions, connect, createSecureContext, type SecureContext } from 'node:tls';
 import { CONNECT_TIMEOUT_MS, limitConnectTime } from './connect-timeout';
 import { pinnedTlsConnect } from './pinned-connect';
 
@@ -55,13 +55,16 @@ export function brokerTlsConnect(
   const connectTimeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
   if (trust.fingerprints && trust.fingerprints.length > 0)
     return pinnedTlsConnect(trust.fingerprints, opts.mismatch, { connectTimeoutMs });
+  // One context for every connection (see pinnedTlsConnect): the CAs are parsed once.
+  let context: SecureContext | undefined;
   return (options) => {
     const host = options.host ?? 'localhost';
+    context ??= createSecureContext(trust.ca && trust.ca.length > 0 ? { ca: trust.ca } : {});
     const socket = connect({
       ...options,
       path: undefined, // the request path, not a Unix socket
       servername: options.servername ?? (isIP(host) ? undefined : host),
-      ...(trust.ca && trust.ca.length > 0 ? { ca: trust.ca } : {}),
+      secureContext: context,
     });
     limitConnectTime(socket, connectTimeoutMs);
     return socket;

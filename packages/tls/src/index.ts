@@ -1,5 +1,6 @@
 export * from './broker-connect';
 export * from './certificate-store';
+export * from './connect-agent';
 export * from './connect-timeout';
 export * from './connection-limits';
 export * from './pinned-connect';

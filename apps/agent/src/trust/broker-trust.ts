@@ -1,17 +1,14 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { ClientRequestArgs } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { isAbsolute, join } from 'node:path';
-import type { Duplex } from 'node:stream';
-import type { ConnectionOptions } from 'node:tls';
 import { type BrokerTrust, brokerTrustAnchors } from '@trellis/proto';
 import {
   brokerTlsConnect,
   CONNECT_TIMEOUT_MS,
-  type CreateConnection,
   canonicalFingerprint,
   pinnedTlsConnect,
+  TlsConnectAgent,
 } from '@trellis/tls';
 
 export class TlsPinMismatchError extends Error {
@@ -79,7 +76,7 @@ export function createBrokerAgent(trust: BrokerTrust, connectTimeoutMs = CONNECT
     { ca: caFiles.map((file) => readFileSync(file)), fingerprints },
     { connectTimeoutMs, mismatch: (e, a) => new TlsPinMismatchError(e, a, 'broker') },
   );
-  return new ConnectAgent(connect);
+  return new TlsConnectAgent(connect);
 }
 
 /**
@@ -88,18 +85,5 @@ export function createBrokerAgent(trust: BrokerTrust, connectTimeoutMs = CONNECT
  */
 export function createPinnedAgent(fingerprint: string, server = 'broker'): HttpsAgent {
   const pin = normalizeFingerprint(fingerprint);
-  return new ConnectAgent(pinnedTlsConnect(pin, (e, a) => new TlsPinMismatchError(e, a, server)));
-}
-
-type SocketCallback = (err: Error | null, socket: Duplex) => void;
-
-/** An HTTPS agent whose connections come from one of @trellis/tls's connect functions. */
-class ConnectAgent extends HttpsAgent {
-  constructor(private readonly connect: CreateConnection) {
-    super({ keepAlive: false });
-  }
-
-  override createConnection(options: ClientRequestArgs, callback?: SocketCallback): Duplex | undefined {
-    return this.connect(options as ConnectionOptions, (err, socket) => callback?.(err, socket));
-  }
+  return new TlsConnectAgent(pinnedTlsConnect(pin, (e, a) => new TlsPinMismatchError(e, a, server)));
 }
