@@ -12,6 +12,8 @@ export interface SizeResult {
   cpuPerChangeMs: number;
   /** Distinct device pairs some device wanted a path for. */
   wantedPairs: number;
+  /** The burst's pairs and those wanted one at a time after it (every pair the storm should keep). */
+  allWantedPairs: number;
   /** Per want: ms to the device's first `relay` or `punch` for the peer. */
   want: number[];
   /** The same for SINGLE_WANTS fresh pairs wanted one at a time after the burst. */
@@ -47,7 +49,7 @@ export function printSizeLine(r: SizeResult): void {
       `${r.relayAllocations} allocations, ${r.pairsHeld} pairs held of ${r.wantedPairs} wanted; ` +
       `storm ${r.stormSec.toFixed(1)} s (${r.stormRetries} retries, ${r.stormFailed} failed, ` +
       `${r.stormResumed} resumed), ` +
-      `CPU ${r.stormCpuSec.toFixed(1)} s, ${r.pairsAfterStorm} pairs after`,
+      `CPU ${r.stormCpuSec.toFixed(1)} s, ${r.pairsAfterStorm} pairs after (${r.allWantedPairs} wanted in all)`,
   );
 }
 

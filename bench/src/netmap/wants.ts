@@ -58,6 +58,7 @@ export async function measureWants(
   Pick<
     SizeResult,
     | 'wantedPairs'
+    | 'allWantedPairs'
     | 'want'
     | 'wantSingle'
     | 'wantMissing'
@@ -85,7 +86,8 @@ export async function measureWants(
   // The burst above measures its queue; one want at a time measures the path itself.
   const wantSingle: number[] = [];
   let singleMissing = 0;
-  for (const w of pickFreshWants(devices, pairs, SINGLE_WANTS)) {
+  const singles = pickFreshWants(devices, pairs, SINGLE_WANTS);
+  for (const w of singles) {
     clients.send({ cmd: 'want', wants: [w], timeoutMs: 10_000 });
     const one = await next<ClientReply, 'wanted'>(clients, 'wanted');
     wantSingle.push(...one.times);
@@ -93,6 +95,7 @@ export async function measureWants(
   }
   return {
     wantedPairs,
+    allWantedPairs: wantedPairs + singles.length,
     want: answered.times,
     wantSingle,
     wantMissing: answered.missing + singleMissing,

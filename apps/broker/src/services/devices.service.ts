@@ -1,5 +1,5 @@
 import { type CandidateKind, type DeviceInfo, type MappingType, OVERLAY_PREFIX } from '@trellis/proto';
-import { and, eq, inArray, like, type SQL } from 'drizzle-orm';
+import { eq, inArray, like, type SQL } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database';
 import { accounts, type DeviceRow, devices } from '../db/schema';
@@ -13,7 +13,7 @@ import type { TagActor } from '../policy/tag-rules';
 import { type DeviceEdit, deviceNamed, renameDevice, retagDevice } from './device-edits';
 import { type EnrollInput, enrollDevice } from './device-enrollment';
 import { type KeyChanged, type RotationHolder, rekeyDevice, rotateDeviceKey } from './device-keys';
-import { setDeviceConnection } from './device-presence';
+import { DevicePresence } from './device-presence';
 import { toDeviceState } from './device-state';
 import { type DeviceChange, offlineInstanceDevices } from './instance-devices';
 import { OverlayAddresses } from './overlay-addresses';
@@ -55,6 +55,7 @@ export interface DevicesConfig {
  */
 export class DevicesService {
   private readonly addresses: OverlayAddresses;
+  private readonly presence: DevicePresence;
 
   constructor(
     private readonly db: Db,
@@ -62,6 +63,7 @@ export class DevicesService {
     private readonly config: DevicesConfig,
   ) {
     this.addresses = new OverlayAddresses(db, config.allocator, config.addressGraceSeconds);
+    this.presence = new DevicePresence(db);
   }
 
   /**
@@ -206,13 +208,8 @@ export class DevicesService {
   }
 
   /** The device a control connection claims to be, with its account name; undefined if unknown. */
-  async forAuth(deviceId: string) {
-    const [row] = await this.db
-      .select({ device: devices, accountName: accounts.name })
-      .from(devices)
-      .innerJoin(accounts, eq(devices.accountId, accounts.id))
-      .where(eq(devices.id, deviceId));
-    return row;
+  forAuth(deviceId: string): Promise<{ device: DeviceRow; accountName: string } | undefined> {
+    return this.presence.forAuth(deviceId);
   }
 
   /**
@@ -220,26 +217,20 @@ export class DevicesService {
    * no longer has that key: a rotation or re-key committed while the connection authenticated).
    */
   async markOnline(deviceId: string, connectionId: string, publicKey?: string): Promise<number | undefined> {
-    const where = publicKey
-      ? and(eq(devices.id, deviceId), eq(devices.publicKey, publicKey))!
-      : eq(devices.id, deviceId);
-    const change = await setDeviceConnection(this.db, where, connectionId);
+    const change = await this.presence.online(deviceId, connectionId, publicKey);
     if (!change) return undefined;
     const { row, serial } = change;
-    await this.announce({ kind: 'device-connected', accountId: row.accountId, deviceId, connectionId });
-    await this.announce({
-      kind: 'device-upsert',
-      accountId: row.accountId,
-      serial,
-      device: toDeviceState(row),
-    });
+    // Both queued at once, in this order: they go out in one batch rather than two round trips.
+    await Promise.all([
+      this.announce({ kind: 'device-connected', accountId: row.accountId, deviceId, connectionId }),
+      this.announce({ kind: 'device-upsert', accountId: row.accountId, serial, device: toDeviceState(row) }),
+    ]);
     return serial;
   }
 
   /** Only the connection that holds the device online can take it offline (a replaced one cannot). */
   async markOffline(deviceId: string, connectionId: string): Promise<void> {
-    const held = and(eq(devices.id, deviceId), eq(devices.connectionId, connectionId));
-    const change = await setDeviceConnection(this.db, held!, null);
+    const change = await this.presence.offline(deviceId, connectionId);
     if (change) {
       await this.announce({
         kind: 'device-upsert',
