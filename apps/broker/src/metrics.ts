@@ -31,6 +31,12 @@ export class BrokerMetrics {
     labelNames: ['how'],
     registers: [this.registry],
   });
+  /** Offline marks whose grace ran out while the instance was still admitting connections (OfflineGrace). */
+  readonly offlineMarksHeld = new Counter({
+    name: 'trellis_offline_marks_held_total',
+    help: 'Offline marks held back past their grace because the instance was still admitting connections',
+    registers: [this.registry],
+  });
   readonly enrollments = new Counter({
     name: 'trellis_enrollments_total',
     help: 'Successful device enrollments',

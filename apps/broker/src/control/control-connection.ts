@@ -37,6 +37,8 @@ export interface ControlConnectionDeps {
   onPath?: (deviceId: string, msg: PathReportMessage | PathWantMessage) => void;
   /** Marks devices offline once their connection closed (after a grace, unless closed with closeNow). */
   offlineGrace: OfflineGrace;
+  /** The device has its netmap: this connection is admitted (ControlServer counts those that are not). */
+  onAttached?: (conn: ControlConnection) => void;
 }
 
 type State =
@@ -214,6 +216,7 @@ export class ControlConnection {
     }
     this.deps.metrics.connectedDevices.inc();
     this.attached = true;
+    this.deps.onAttached?.(this);
     // The agent starts its heartbeat once it has the snapshot: its silence counts from here.
     this.lastActivity = Date.now();
     this.deps.logger.info({ deviceId: hello.deviceId, remote: this.remote, netmap: how }, 'device connected');

@@ -5,7 +5,7 @@ import { WebSocketServer } from 'ws';
 import { ControlConnection, type ControlConnectionDeps } from './control-connection';
 import { OfflineGrace } from './offline-grace';
 
-export interface ControlServerOptions extends Omit<ControlConnectionDeps, 'offlineGrace'> {
+export interface ControlServerOptions extends Omit<ControlConnectionDeps, 'offlineGrace' | 'onAttached'> {
   heartbeatIntervalMs: number;
   /** How long after its connection closed a device is marked offline (0: at once); see OfflineGrace. */
   offlineGraceMs: number;
@@ -19,6 +19,8 @@ export interface ControlServerOptions extends Omit<ControlConnectionDeps, 'offli
 export class ControlServer {
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<ControlConnection>();
+  /** Connections not yet given their netmap: while there are any, offline marks wait (OfflineGrace). */
+  private readonly admitting = new Set<ControlConnection>();
   private readonly sweep: NodeJS.Timeout;
   private readonly offlineGrace: OfflineGrace;
 
@@ -27,15 +29,22 @@ export class ControlServer {
       opts.offlineGraceMs,
       (deviceId, connectionId) => opts.devices.markOffline(deviceId, connectionId),
       (err) => opts.logger.error({ err: String(err) }, 'marking device offline failed'),
+      { admitting: () => this.admitting.size > 0, onHeld: () => opts.metrics.offlineMarksHeld.inc() },
     );
-    const deps: ControlConnectionDeps = { ...opts, offlineGrace: this.offlineGrace };
+    const deps: ControlConnectionDeps = {
+      ...opts,
+      offlineGrace: this.offlineGrace,
+      onAttached: (conn) => this.admitting.delete(conn),
+    };
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CONTROL_FRAME_BYTES });
     this.wss.on('connection', (ws, req) => {
       const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
       const conn = new ControlConnection(ws, deps, remote, req.socket.remoteAddress);
       this.connections.add(conn);
+      this.admitting.add(conn);
       ws.on('close', (code) => {
         this.connections.delete(conn);
+        this.admitting.delete(conn);
         if (code === 1009) {
           opts.metrics.error('frame_too_large');
           opts.logger.warn({ remote, code }, 'control frame larger than the limit');

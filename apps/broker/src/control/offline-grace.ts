@@ -1,32 +1,61 @@
 /** Marks a device offline; the update names the connection, so it is a no-op once another holds it. */
 export type MarkOffline = (deviceId: string, connectionId: string) => Promise<void>;
 
+/** How often a mark held back by a busy instance looks again. */
+export const OFFLINE_RECHECK_MS = 1_000;
+/** A mark is held back at most this many graces after its close, however busy the instance. */
+export const OFFLINE_HOLD_MAX_GRACES = 6;
+
 /**
  * Marks devices offline a while after their control connection closed instead of at once. A device
  * that reconnects meanwhile (to this instance or another) never goes offline for its peers, so a
  * broker restart or failover, where every device reconnects within a second or two, costs no
  * offline/online pair per device sent to every peer; the data plane never noticed anyway. If this
  * instance dies first, its lease's takeover marks them offline; a clean stop marks all it held.
+ *
+ * While the instance is still admitting reconnections (`busy.admitting()`: connections not yet given
+ * their netmap), a mark whose grace ran out waits, up to OFFLINE_HOLD_MAX_GRACES graces after the
+ * close: its device may be in that queue. A storm of 10,000 reconnections took longer than the
+ * grace here, every device still queued went offline and came back online for every peer, and the
+ * storm never settled (765 s; bench netmap).
  */
 export class OfflineGrace {
   private readonly pending = new Map<string, NodeJS.Timeout>();
+  private readonly maxHoldMs: number;
 
   constructor(
     private readonly graceMs: number,
     private readonly markOffline: MarkOffline,
     private readonly onError: (err: unknown) => void,
-  ) {}
+    private readonly busy: {
+      /** Whether connections are waiting for their netmap here. */
+      admitting(): boolean;
+      /** A mark was held back (once per mark). */
+      onHeld?(): void;
+    } = { admitting: () => false },
+  ) {
+    this.maxHoldMs = graceMs * OFFLINE_HOLD_MAX_GRACES;
+  }
 
   /** The connection closed: resolves at once when there is a grace (nothing needs to wait for it). */
   closed(deviceId: string, connectionId: string): Promise<void> {
     if (this.graceMs <= 0) return this.mark(deviceId, connectionId);
+    this.arm(deviceId, connectionId, Date.now() + this.maxHoldMs, this.graceMs);
+    return Promise.resolve();
+  }
+
+  private arm(deviceId: string, connectionId: string, holdUntil: number, delayMs: number): void {
     const timer = setTimeout(() => {
+      if (this.busy.admitting() && Date.now() + OFFLINE_RECHECK_MS <= holdUntil) {
+        if (delayMs === this.graceMs) this.busy.onHeld?.();
+        this.arm(deviceId, connectionId, holdUntil, OFFLINE_RECHECK_MS);
+        return;
+      }
       this.pending.delete(connectionId);
       void this.mark(deviceId, connectionId);
-    }, this.graceMs);
+    }, delayMs);
     timer.unref();
     this.pending.set(connectionId, timer);
-    return Promise.resolve();
   }
 
   /** Marks offline now, with no grace (a broker closing connections before it stops). */

@@ -78,7 +78,7 @@ describe.each(BACKENDS)('reconnecting devices on %s', (kind) => {
   it('a device that does not come back goes offline once the grace has passed', async () => {
     const short = await startTestBroker(
       { ...backend, dataDir: `${backend.dataDir}-short` },
-      { offlineGraceMs: 300 },
+      { offlineGraceMs: 1_000 },
     );
     try {
       const a = short.device();
@@ -92,6 +92,23 @@ describe.each(BACKENDS)('reconnecting devices on %s', (kind) => {
       await b.connect();
       await b.waitForPeers((p) => p.get(a.id)?.online === true);
       a.close();
+      await b.waitForPeers((p) => p.get(a.id)?.online === false);
+
+      // While a connection waits to be admitted (here: silent after opening), a mark whose grace
+      // ran out waits too: its device may be in that queue.
+      const queued = short.device();
+      devices.push(queued);
+      await queued.open();
+      await a.connect();
+      await b.waitForPeers((p) => p.get(a.id)?.online === true);
+      const heldBefore = await heldMarks(short);
+      a.close();
+      await a.waitForClose();
+      // Until the grace ran out and the mark was held back (no wall-clock wait).
+      while ((await heldMarks(short)) === heldBefore) await new Promise((r) => setTimeout(r, 20));
+      expect((await short.broker.services.devices.forAuth(a.id))?.device.connectionId).not.toBeNull();
+      expect(b.peers.get(a.id)?.online).toBe(true);
+      queued.close();
       await b.waitForPeers((p) => p.get(a.id)?.online === false);
     } finally {
       await short.close();
@@ -110,4 +127,8 @@ async function waitForEndpointsCommitted(t: TestBroker, deviceId: string, endpoi
 async function counterFor(t: TestBroker, how: string): Promise<number> {
   const metric = await t.broker.metrics.netmapStarts.get();
   return metric.values.find((v) => v.labels.how === how)?.value ?? 0;
+}
+
+async function heldMarks(t: TestBroker): Promise<number> {
+  return (await t.broker.metrics.offlineMarksHeld.get()).values[0]?.value ?? 0;
 }

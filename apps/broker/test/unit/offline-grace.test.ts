@@ -1,12 +1,13 @@
-import { OfflineGrace } from '../../src/control/offline-grace';
+import { OFFLINE_HOLD_MAX_GRACES, OFFLINE_RECHECK_MS, OfflineGrace } from '../../src/control/offline-grace';
 
 describe('OfflineGrace', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
 
-  function grace(ms: number) {
+  function grace(ms: number, admitting = () => false) {
     const marked: string[] = [];
     const errors: unknown[] = [];
+    const held: number[] = [];
     const g = new OfflineGrace(
       ms,
       async (deviceId, connectionId) => {
@@ -14,9 +15,45 @@ describe('OfflineGrace', () => {
         marked.push(`${deviceId}@${connectionId}`);
       },
       (err) => errors.push(err),
+      { admitting, onHeld: () => held.push(1) },
     );
-    return { g, marked, errors };
+    return { g, marked, errors, held };
   }
+
+  it('holds a mark back while the instance is admitting reconnections, and marks soon after', async () => {
+    let busy = true;
+    const { g, marked, held } = grace(10_000, () => busy);
+    await g.closed('d1', 'c1');
+    jest.advanceTimersByTime(10_000 + 5 * OFFLINE_RECHECK_MS);
+    await Promise.resolve();
+    expect(marked).toEqual([]);
+    expect(held).toHaveLength(1);
+    expect(g.size).toBe(1);
+    busy = false;
+    jest.advanceTimersByTime(OFFLINE_RECHECK_MS);
+    await Promise.resolve();
+    expect(marked).toEqual(['d1@c1']);
+    expect(g.size).toBe(0);
+  });
+
+  it('holds a mark back at most OFFLINE_HOLD_MAX_GRACES graces after the close, however busy', async () => {
+    const { g, marked } = grace(10_000, () => true);
+    await g.closed('d1', 'c1');
+    jest.advanceTimersByTime(10_000 * OFFLINE_HOLD_MAX_GRACES - OFFLINE_RECHECK_MS - 1);
+    await Promise.resolve();
+    expect(marked).toEqual([]);
+    jest.advanceTimersByTime(OFFLINE_RECHECK_MS + 1);
+    await Promise.resolve();
+    expect(marked).toEqual(['d1@c1']);
+    // A held mark is still cancelled and disposed of like any other.
+    await g.closed('d2', 'c2');
+    jest.advanceTimersByTime(10_000 + OFFLINE_RECHECK_MS);
+    g.cancel('c2');
+    jest.advanceTimersByTime(10_000 * OFFLINE_HOLD_MAX_GRACES);
+    await Promise.resolve();
+    expect(marked).toEqual(['d1@c1']);
+    expect(g.size).toBe(0);
+  });
 
   it('marks a device offline only once the grace has passed', async () => {
     const { g, marked } = grace(10_000);
