@@ -22,7 +22,6 @@ import {
   DEFAULT_OFFLINE_GRACE_MS,
   DEFAULT_ZONE,
   HUB_LINGER_AFTER_GRACE_MS,
-  LISTEN_BACKLOG,
 } from './defaults';
 import { startDns } from './dns/start-dns';
 import { type EventBus, InProcessEventBus } from './events/event-bus';
@@ -327,15 +326,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     if (dns) cleanup.push(() => dns.close());
     // Before listening: every connection id this instance hands out is covered by a lease.
     await leases.start();
-    // Listened on directly rather than through app.listen, whose types leave out the backlog.
-    await app.init();
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port: options.port ?? 8443, host, backlog: LISTEN_BACKLOG }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await app.listen(options.port ?? 8443, host);
     const port = (server.address() as AddressInfo).port;
     if (options.adminSocket !== false) {
       const admin = await startAdminSocket(join(dataDir, 'admin.sock'), services, logger);

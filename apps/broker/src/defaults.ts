@@ -20,8 +20,3 @@ export const DEFAULT_OFFLINE_GRACE_MS = 10_000;
 export const HUB_LINGER_AFTER_GRACE_MS = 5_000;
 /** The authoritative DNS server: every address, the DNS port (UDP and TCP). */
 export const DEFAULT_DNS_LISTEN = '0.0.0.0:53';
-/**
- * Pending TCP connections the HTTPS listener queues (Linux caps it at net.core.somaxconn). Node's
- * 511 overflowed in a storm of 10,000 reconnections: 16,458 connects timed out and were retried.
- */
-export const LISTEN_BACKLOG = 4_096;
