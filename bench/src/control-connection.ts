@@ -4,7 +4,7 @@
  */
 import type { Agent as HttpsAgent } from 'node:https';
 import { DeviceAuthenticator, newNonce } from '@trellis/crypto';
-import { API_PATHS, PROTOCOL_VERSION } from '@trellis/proto';
+import { API_PATHS, AUTH_TIMEOUT_MS, PROTOCOL_VERSION, SNAPSHOT_TIMEOUT_MS } from '@trellis/proto';
 import WebSocket from 'ws';
 
 export interface ControlDevice {
@@ -34,7 +34,9 @@ export interface ControlEvents {
 
 /**
  * Resolves with the open socket and the size of its first netmap frame (a snapshot, or with `held`
- * naming a netmap, possibly a delta resumed from it); rejects if it closes before.
+ * naming a netmap, possibly a delta resumed from it); rejects if it closes before, or misses one of
+ * the agent's deadlines (the WebSocket and the challenge in AUTH_TIMEOUT_MS each, the netmap in
+ * SNAPSHOT_TIMEOUT_MS after the proof), so a storm's client retries as an agent does.
  */
 export function connectControl(
   device: ControlDevice,
@@ -49,12 +51,24 @@ export function connectControl(
       agent,
       maxPayload: 512 * 1024 * 1024,
       perMessageDeflate: false,
+      handshakeTimeout: AUTH_TIMEOUT_MS,
     });
+    let deadline: NodeJS.Timeout | undefined;
+    const fail = (err: Error) => {
+      clearTimeout(deadline);
+      ws.terminate();
+      reject(err);
+    };
+    const expire = (ms: number, what: string) => {
+      clearTimeout(deadline);
+      deadline = setTimeout(() => fail(new Error(`no ${what} in time`)), ms);
+    };
     const auth = new DeviceAuthenticator(device.privateKey, device.publicKey, brokerPublicKey);
     const clientNonce = newNonce();
     let snapshotBytes = 0;
     const resumeFrom = held.serial !== null && held.token !== null ? held.serial : null;
-    ws.on('open', () =>
+    ws.on('open', () => {
+      expire(AUTH_TIMEOUT_MS, 'challenge');
       ws.send(
         JSON.stringify({
           type: 'hello',
@@ -65,8 +79,8 @@ export function connectControl(
           ...(held.serial !== null ? { lastSerial: held.serial } : {}),
           ...(resumeFrom !== null ? { resume: held.token } : {}),
         }),
-      ),
-    );
+      );
+    });
     ws.on('message', (data: Buffer) => {
       const head = data.subarray(0, 160).toString('utf8');
       const framed = HEAD.exec(head);
@@ -76,19 +90,22 @@ export function connectControl(
       }
       if (snapshotBytes > 0) return events.onFrame(data);
       const resumed = framed?.[1] === 'delta' && framed[3] !== undefined;
-      if (resumed && Number(framed[3]) !== resumeFrom) return reject(new Error('resumed on another netmap'));
+      if (resumed && Number(framed[3]) !== resumeFrom) return fail(new Error('resumed on another netmap'));
       if (framed?.[1] === 'netmap' || resumed) {
         snapshotBytes = data.length;
+        clearTimeout(deadline);
         resolve({ ws, snapshotBytes, resumed, held });
       } else if (head.includes('"challenge"')) {
         const m = JSON.parse(data.toString('utf8')) as { brokerNonce: string; brokerProof: string };
         if (!auth.verifyBroker(m.brokerProof, clientNonce, m.brokerNonce))
-          return reject(new Error('bad broker'));
+          return fail(new Error('bad broker'));
+        expire(SNAPSHOT_TIMEOUT_MS, 'netmap');
         ws.send(JSON.stringify({ type: 'auth', proof: auth.deviceProof(clientNonce, m.brokerNonce) }));
       }
     });
     ws.on('error', reject);
     ws.on('close', (code) => {
+      clearTimeout(deadline);
       if (snapshotBytes === 0) reject(new Error(`closed ${code} before snapshot`));
       else events.onClose?.(code);
     });

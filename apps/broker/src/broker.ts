@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { startAdminSocket } from './admin/admin-socket-server';
 import { type BootstrapCredentials, bootstrapIfEmpty } from './bootstrap';
 import { ClusterRelays } from './cluster/cluster-relays';
+import { DEFAULT_MAX_PENDING_CONNECTIONS } from './control/admission-gate';
 import { ControlHub } from './control/control-hub';
 import { ControlServer } from './control/control-server';
 import { openDatabase } from './db/database';
@@ -73,6 +74,11 @@ export interface BrokerOptions {
   heartbeatIntervalMs?: number;
   /** Concurrent connections per source address (0: no cap); default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS. */
   maxConnectionsPerAddress?: number;
+  /**
+   * Connections in their TLS handshake or awaiting their first netmap beyond which new ones are
+   * closed at once (0: no limit); default DEFAULT_MAX_PENDING_CONNECTIONS. See AdmissionGate.
+   */
+  maxPendingConnections?: number;
   /** A TLS handshake not done by then is dropped; default TLS_HANDSHAKE_TIMEOUT_MS (tests shorten it). */
   tlsHandshakeTimeoutMs?: number;
   /** Changes within this window are merged into one delta per device; default 25 ms. */
@@ -298,10 +304,12 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       authTimeoutMs: options.authTimeoutMs ?? AUTH_TIMEOUT_MS,
       heartbeatIntervalMs,
       offlineGraceMs,
+      maxPendingConnections: options.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS,
       instanceId,
       onPath: (deviceId, msg) => hub.pathMessage(deviceId, msg),
     });
     cleanup.push(() => control.close());
+    cleanup.push(control.guard(server));
     // Another instance took this one over and marked its devices offline: make them reconnect.
     leases.onLost(() => control.closeAll(LEASE_LOST_CLOSE_CODE, 'broker instance lost its lease; reconnect'));
     const relayControl = new RelayControlServer({

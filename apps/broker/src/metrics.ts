@@ -32,6 +32,24 @@ export class BrokerMetrics {
     registers: [this.registry],
   });
   /** Offline marks whose grace ran out while the instance was still admitting connections (OfflineGrace). */
+  private pendingSource: () => number = () => 0;
+  readonly admissionPending = new Gauge({
+    name: 'trellis_admission_pending',
+    help: 'Connections in their TLS handshake or waiting for their first netmap',
+    registers: [this.registry],
+    collect: () => {
+      this.admissionPending.set(this.pendingSource());
+    },
+  });
+  /** The control server reports what trellis_admission_pending shows. */
+  trackAdmissionPending(source: () => number): void {
+    this.pendingSource = source;
+  }
+  readonly connectionsRefused = new Counter({
+    name: 'trellis_admission_refused_total',
+    help: 'Connections closed before their TLS handshake because too many were waiting for admission',
+    registers: [this.registry],
+  });
   readonly offlineMarksHeld = new Counter({
     name: 'trellis_offline_marks_held_total',
     help: 'Offline marks held back past their grace because the instance was still admitting connections',

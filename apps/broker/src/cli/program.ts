@@ -3,6 +3,7 @@ import { DEFAULT_RESPONSE_LIMITS } from '@trellis/dns';
 import type { AdminRequest } from '@trellis/proto';
 import { DEFAULT_MAX_CONNECTIONS_PER_ADDRESS } from '@trellis/tls';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_MAX_PENDING_CONNECTIONS } from '../control/admission-gate';
 import {
   DEFAULT_DATA_DIR,
   DEFAULT_DNS_LISTEN,
@@ -111,6 +112,11 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .option(
       '--max-connections-per-address <n>',
       `concurrent connections one source address may hold (0: no cap; default ${DEFAULT_MAX_CONNECTIONS_PER_ADDRESS})`,
+      wholeNumber,
+    )
+    .option(
+      '--max-pending-connections <n>',
+      `connections in their TLS handshake or awaiting their netmap beyond which new ones are refused, so a reconnection storm's clients back off (0: no limit; default ${DEFAULT_MAX_PENDING_CONNECTIONS})`,
       wholeNumber,
     )
     .option(

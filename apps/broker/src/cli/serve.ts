@@ -20,6 +20,7 @@ export interface ServeFlags {
   leaseMs?: number;
   offlineGraceMs?: number;
   maxConnectionsPerAddress?: number;
+  maxPendingConnections?: number;
   /** `HOST:PORT` of the DNS server, or `off`. */
   dnsListen: string;
   dnsTtl: number;
@@ -59,6 +60,7 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
     instanceLeaseMs: flags.leaseMs,
     offlineGraceMs: flags.offlineGraceMs,
     maxConnectionsPerAddress: flags.maxConnectionsPerAddress,
+    maxPendingConnections: flags.maxPendingConnections,
     dns:
       flags.dnsListen === 'off'
         ? false

@@ -1,7 +1,9 @@
 import type { IncomingMessage } from 'node:http';
+import type { Server } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CloseCode, MAX_CONTROL_FRAME_BYTES } from '@trellis/proto';
 import { WebSocketServer } from 'ws';
+import { AdmissionGate } from './admission-gate';
 import { ControlConnection, type ControlConnectionDeps } from './control-connection';
 import { OfflineGrace } from './offline-grace';
 
@@ -9,7 +11,12 @@ export interface ControlServerOptions extends Omit<ControlConnectionDeps, 'offli
   heartbeatIntervalMs: number;
   /** How long after its connection closed a device is marked offline (0: at once); see OfflineGrace. */
   offlineGraceMs: number;
+  /** Connections in their TLS handshake or awaiting their netmap beyond which new ones are refused. */
+  maxPendingConnections: number;
 }
+
+/** At most one "refusing" log line per this long: a storm refuses thousands. */
+const REFUSED_LOG_INTERVAL_MS = 60_000;
 
 /**
  * The device control channel WebSocket; the broker's upgrade router hands it API_PATHS.control
@@ -23,13 +30,28 @@ export class ControlServer {
   private readonly admitting = new Set<ControlConnection>();
   private readonly sweep: NodeJS.Timeout;
   private readonly offlineGrace: OfflineGrace;
+  private readonly gate: AdmissionGate;
 
   constructor(private readonly opts: ControlServerOptions) {
+    let refusedLogged = Number.NEGATIVE_INFINITY;
+    this.gate = new AdmissionGate({
+      maxPending: opts.maxPendingConnections,
+      admitting: () => this.admitting.size,
+      onRefused: (pending) => {
+        opts.metrics.connectionsRefused.inc();
+        if (Date.now() - refusedLogged < REFUSED_LOG_INTERVAL_MS) return;
+        refusedLogged = Date.now();
+        opts.logger.warn({ pending }, 'refusing connections: too many waiting for admission');
+      },
+    });
+    opts.metrics.trackAdmissionPending(() => this.gate.pendingHandshakes + this.admitting.size);
+    // A device whose connection was refused is coming back: its offline mark waits as for those queued.
+    const storming = () => this.admitting.size > 0 || this.gate.refusedWithin(opts.offlineGraceMs);
     this.offlineGrace = new OfflineGrace(
       opts.offlineGraceMs,
       (deviceId, connectionId) => opts.devices.markOffline(deviceId, connectionId),
       (err) => opts.logger.error({ err: String(err) }, 'marking device offline failed'),
-      { admitting: () => this.admitting.size > 0, onHeld: () => opts.metrics.offlineMarksHeld.inc() },
+      { admitting: storming, onHeld: () => opts.metrics.offlineMarksHeld.inc() },
     );
     const deps: ControlConnectionDeps = {
       ...opts,
@@ -54,6 +76,11 @@ export class ControlServer {
     this.wss.on('error', (err) => opts.logger.error({ err: err.message }, 'control server error'));
     this.sweep = setInterval(() => this.closeSilent(), opts.heartbeatIntervalMs);
     this.sweep.unref();
+  }
+
+  /** Applies admission control to the server whose upgrades this handles; returns its undo. */
+  guard(server: Server): () => void {
+    return this.gate.attach(server);
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

@@ -1,5 +1,8 @@
 import { connect, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CloseCode } from '@trellis/proto';
+import type { Counter, Gauge } from 'prom-client';
+import type { BrokerOptions } from '../../src/broker';
 import { type Backend, createBackend } from '../support/backends';
 import { LogSink, startTestBroker, type TestBroker } from '../support/fixture';
 
@@ -7,34 +10,42 @@ jest.setTimeout(60_000);
 
 const MAX = 5;
 
-describe('connection limits (pglite)', () => {
-  let backend: Backend;
-  let t: TestBroker;
-  const logs = new LogSink();
-  const sockets: Socket[] = [];
+/** A raw TCP connection to the broker that never starts TLS; resolves once connected. */
+async function rawTcpTo(
+  t: TestBroker,
+  sockets: Socket[],
+): Promise<{ socket: Socket; closed: Promise<void> }> {
+  const socket = connect(Number(new URL(t.broker.url).port), '127.0.0.1');
+  sockets.push(socket);
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  return { socket, closed };
+}
 
+/** A broker on PGlite for the enclosing describe (handshakes time out after 1 s), and its logs. */
+function brokerWith(overrides: Partial<BrokerOptions>) {
+  const ctx = { t: undefined as unknown as TestBroker, logs: new LogSink(), sockets: [] as Socket[] };
+  let backend: Backend | undefined;
   beforeAll(async () => {
     backend = await createBackend('pglite');
-    t = await startTestBroker(backend, { maxConnectionsPerAddress: MAX, tlsHandshakeTimeoutMs: 1_000 }, logs);
+    ctx.t = await startTestBroker(backend, { tlsHandshakeTimeoutMs: 1_000, ...overrides }, ctx.logs);
   });
   afterEach(() => {
-    for (const s of sockets.splice(0)) s.destroy();
+    for (const s of ctx.sockets.splice(0)) s.destroy();
   });
   afterAll(async () => {
-    await t?.close();
+    await ctx.t?.close();
     await backend?.dispose();
   });
+  return ctx;
+}
 
-  const port = () => Number(new URL(t.broker.url).port);
-  /** A raw TCP connection that never starts TLS; resolves once connected. */
-  async function rawTcp(): Promise<{ socket: Socket; closed: Promise<void> }> {
-    const socket = connect(port(), '127.0.0.1');
-    sockets.push(socket);
-    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    socket.on('error', () => undefined);
-    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-    return { socket, closed };
-  }
+describe('connection limits (pglite)', () => {
+  const ctx = brokerWith({ maxConnectionsPerAddress: MAX });
+  const { logs } = ctx;
+
+  const rawTcp = () => rawTcpTo(ctx.t, ctx.sockets);
 
   it('drops a connection that never sends a ClientHello at the TLS handshake timeout', async () => {
     const { closed } = await rawTcp();
@@ -51,23 +62,54 @@ describe('connection limits (pglite)', () => {
     // A slot frees when a connection closes: a real client gets through again.
     for (const h of held) h.socket.destroy();
     await Promise.all(held.map((h) => h.closed));
-    const d = t.device();
-    await d.enroll(t.setupKey, { hostname: 'after-the-cap' });
+    const d = ctx.t.device();
+    await d.enroll(ctx.t.setupKey, { hostname: 'after-the-cap' });
     await d.connect();
     d.close();
-    expect((await t.api('GET', '/metrics')).text).toMatch(
+    expect((await ctx.t.api('GET', '/metrics')).text).toMatch(
       /trellis_errors_total\{kind="connection_cap"\} [1-9]/,
     );
   });
 
   it('a device past its message budget is closed with rateLimited; the broker keeps serving it', async () => {
-    const d = t.device();
-    await d.enroll(t.setupKey, { hostname: 'flood' });
+    const d = ctx.t.device();
+    await d.enroll(ctx.t.setupKey, { hostname: 'flood' });
     await d.connect();
     for (let i = 0; i < 3_000; i++) d.send({ type: 'ping', t: i });
     expect(await d.waitForClose()).toBe(CloseCode.rateLimited);
     expect(logs.lines.some((l) => l.code === CloseCode.rateLimited)).toBe(true);
     await d.connect();
     d.close();
+  });
+});
+
+describe('admission control (pglite)', () => {
+  const MAX_PENDING = 2;
+  const ctx = brokerWith({ maxConnectionsPerAddress: 0, maxPendingConnections: MAX_PENDING });
+  const { logs } = ctx;
+
+  const rawTcp = () => rawTcpTo(ctx.t, ctx.sockets);
+  const value = async (metric: Gauge | Counter) => (await metric.get()).values[0]?.value ?? 0;
+  async function pendingIs(n: number): Promise<void> {
+    while ((await value(ctx.t.broker.metrics.admissionPending)) !== n) await sleep(10);
+  }
+
+  it(`with ${MAX_PENDING} connections pending, the next is closed before TLS; once they go, devices get in`, async () => {
+    const held = await Promise.all(Array.from({ length: MAX_PENDING }, () => rawTcp()));
+    await pendingIs(MAX_PENDING);
+    const extra = await rawTcp();
+    await extra.closed;
+    expect(await value(ctx.t.broker.metrics.connectionsRefused)).toBe(1);
+    expect(logs.lines.some((l) => l.msg === 'refusing connections: too many waiting for admission')).toBe(
+      true,
+    );
+    // The broker drops the held ones at its handshake timeout, which frees their slots.
+    await Promise.all(held.map((h) => h.closed));
+    await pendingIs(0);
+    const d = ctx.t.device();
+    await d.enroll(ctx.t.setupKey, { hostname: 'after-the-storm' });
+    await d.connect();
+    d.close();
+    expect(await value(ctx.t.broker.metrics.connectionsRefused)).toBe(1);
   });
 });
