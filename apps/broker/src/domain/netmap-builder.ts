@@ -8,19 +8,22 @@ import type {
   PeerAccess,
   ReflectorInfo,
 } from '@trellis/proto';
-import { OVERLAY_PREFIX } from '@trellis/proto';
 import type { PairDevice } from '../pair-paths/pair-types';
 import { deviceCandidates } from './device-candidates';
 import { Json, jsonFrame } from './json-frame';
-import { type BatchFrame, type ChangeBatch, type DeltaBody, emptyBatch } from './netmap-batch';
-import { NetmapJournal } from './netmap-journal';
 import {
-  AllowAllPolicy,
-  type NetmapPolicy,
-  type PeerGroupChange,
-  type PeerRelation,
-  viewChanges,
-} from './netmap-policy';
+  type BatchFrame,
+  type BodyContext,
+  type BodyViewer,
+  type ChangeBatch,
+  type DeltaBody,
+  deltaBody,
+  emptyBatch,
+  policyBody,
+} from './netmap-batch';
+import { NetmapJournal } from './netmap-journal';
+import { AllowAllPolicy, type NetmapPolicy, type PeerRelation, viewChanges } from './netmap-policy';
+import { sameSelfView, selfOf } from './netmap-self';
 
 /** DeviceState: what the netmap knows of a device (proto shape, as it travels between instances). */
 export type { BatchFrame, ChangeBatch, DeltaBody, DeviceState };
@@ -191,38 +194,11 @@ export class AccountNetmap {
     const bodies = new Map<string, DeltaBody>();
     for (const { viewers, changes: list } of changes) {
       for (const id of viewers) {
-        const body = this.policyBody(id, viewers, list);
+        const body = policyBody(id, viewers, list, (p) => this.entries.get(p)!.fragment);
         if (body) bodies.set(id, body);
       }
     }
     return bodies;
-  }
-
-  private policyBody(
-    viewerId: string,
-    viewers: readonly string[],
-    changes: readonly PeerGroupChange[],
-  ): DeltaBody | null {
-    const upserts: Json<NetmapPeer>[] = [];
-    const removes: string[] = [];
-    const access: PeerAccess[] = [];
-    for (const c of changes) {
-      // Only the viewer's own group lists the viewer.
-      const peers = c.peers === viewers ? c.peers.filter((p) => p !== viewerId) : c.peers;
-      if (peers.length === 0) continue;
-      if (c.now === null) {
-        removes.push(...peers);
-        continue;
-      }
-      if (c.old === null) for (const p of peers) upserts.push(this.entries.get(p)!.fragment);
-      access.push({ peers: [...peers], in: c.now.in, out: c.now.out });
-    }
-    if (upserts.length === 0 && removes.length === 0 && access.length === 0) return null;
-    return {
-      upsert: Json.array(upserts),
-      remove: Json.of(removes),
-      ...(access.length > 0 ? { access } : {}),
-    };
   }
 
   /** The `delta` frame of a body from setPolicy. */
@@ -280,20 +256,7 @@ export class AccountNetmap {
   self(id: string): NetmapSelf | undefined {
     const e = this.entries.get(id);
     if (!e) return undefined;
-    const self: NetmapSelf = {
-      id,
-      name: e.state.name,
-      dnsName: this.dnsName(e.state.name),
-      address: e.state.address,
-      accountName: this.accountName,
-      overlayPrefix: OVERLAY_PREFIX,
-    };
-    if (this.reflectors.length > 0) self.reflectors = [...this.reflectors];
-    if (this.relays.length > 0) self.relays = [...this.relays];
-    const reflexive = (e.state.learned ?? []).filter((c) => c.kind === 'reflexive').map((c) => c.endpoint);
-    if (reflexive.length > 0) self.reflexive = reflexive;
-    if (e.state.mappingType) self.mappingType = e.state.mappingType;
-    return self;
+    return selfOf(e.state, this.dnsName(e.state.name), this.accountName, this.reflectors, this.relays);
   }
 
   /** The full `netmap` frame for one device, or undefined if the device is not in the account. */
@@ -349,11 +312,11 @@ export class AccountNetmap {
       // Most viewers are not part of the batch: those of one class share one body.
       body = batch.sharedBodies.get(viewer.cls) ?? null;
       if (!batch.sharedBodies.has(viewer.cls)) {
-        body = this.deltaBody(batch, undefined, viewer.cls);
+        body = deltaBody(this.bodyContext, batch, { cls: viewer.cls });
         batch.sharedBodies.set(viewer.cls, body);
       }
     } else {
-      body = this.deltaBody(batch, viewerId, viewer.cls);
+      body = deltaBody(this.bodyContext, batch, this.viewerOf(batch, viewerId, viewer.cls));
     }
     if (body === null) return undefined;
     return { type: 'delta', frame: jsonFrame<DeltaMessage>({ type: 'delta', serial, resume, ...body }) };
@@ -380,7 +343,12 @@ export class AccountNetmap {
       else upserts.set(id, e.fragment);
     }
     const self = this.self(viewerId)!;
-    const body = this.deltaBody({ ...emptyBatch(), upserts, removes }, viewerId, viewer.cls, () => true);
+    const body = deltaBody(
+      this.bodyContext,
+      { ...emptyBatch(), upserts, removes },
+      { id: viewerId, cls: viewer.cls },
+      () => true,
+    );
     return jsonFrame<DeltaMessage>({
       type: 'delta',
       serial,
@@ -394,56 +362,14 @@ export class AccountNetmap {
     });
   }
 
-  /** The `delta` frame of a batch for one device (batchFrame's, when it is a delta). */
-  deltaFrame(batch: ChangeBatch, viewerId: string, serial: number): string | undefined {
-    return this.batchFrame(batch, viewerId, serial)?.frame;
-  }
+  /** What deltaBody needs of the account. */
+  private readonly bodyContext: BodyContext = {
+    classOf: (peerId) => this.entries.get(peerId)!.cls,
+    relation: (viewerCls, peerCls) => this.policy.relation(viewerCls, peerCls),
+  };
 
-  private deltaBody(
-    batch: ChangeBatch,
-    viewerId: string | undefined,
-    viewerCls: number,
-    couldSee = (peerId: string) => batch.seenDuring.get(peerId)?.has(viewerCls) === true,
-  ): DeltaBody | null {
-    const upserts: Json<NetmapPeer>[] = [];
-    const removes: string[] = [];
-    const byClass = new Map<number, string[]>();
-    for (const [peerId, fragment] of batch.upserts) {
-      if (peerId === viewerId) continue;
-      const cls = this.entries.get(peerId)!.cls;
-      if (this.policy.relation(viewerCls, cls) === null) {
-        if (couldSee(peerId)) removes.push(peerId);
-        continue;
-      }
-      upserts.push(fragment);
-      const group = byClass.get(cls);
-      if (group) group.push(peerId);
-      else byClass.set(cls, [peerId]);
-    }
-    for (const peerId of batch.removes) if (peerId !== viewerId && couldSee(peerId)) removes.push(peerId);
-    const access: PeerAccess[] = [];
-    for (const [cls, peers] of byClass) {
-      const rel = this.policy.relation(viewerCls, cls)!;
-      access.push({ peers, in: rel.in, out: rel.out });
-    }
-    // A viewer whose own entry changed gets its self (reflexive addresses, NAT type) along.
-    const self = viewerId !== undefined && batch.selfChanged.has(viewerId) ? this.self(viewerId) : undefined;
-    if (upserts.length === 0 && removes.length === 0 && !self) return null;
-    return {
-      upsert: Json.array(upserts),
-      remove: Json.of(removes),
-      ...(self ? { self } : {}),
-      ...(access.length > 0 ? { access } : {}),
-    };
+  /** A viewer in the batch; one whose own entry changed gets its self along. */
+  private viewerOf(batch: ChangeBatch, id: string, cls: number): BodyViewer {
+    return batch.selfChanged.has(id) ? { id, cls, self: this.self(id)! } : { id, cls };
   }
-}
-
-/** Whether what a device sees of itself (NetmapSelf) is unchanged: its name, address, NAT view. */
-function sameSelfView(a: DeviceState, b: DeviceState): boolean {
-  return (
-    a.name === b.name &&
-    a.address === b.address &&
-    JSON.stringify(a.learned ?? []) === JSON.stringify(b.learned ?? []) &&
-    (a.mappingType ?? null) === (b.mappingType ?? null)
-  );
 }

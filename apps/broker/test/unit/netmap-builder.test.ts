@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { DeltaMessage, NetmapMessage, ServerMessage } from '@trellis/proto';
-import { AccountNetmap } from '../../src/domain/netmap-builder';
+import { AccountNetmap, type ChangeBatch } from '../../src/domain/netmap-builder';
 import { deviceState as device } from '../support/device-state';
+
+/** The frame of a batch for a viewer, which must be a delta. */
+function deltaOf(m: AccountNetmap, batch: ChangeBatch, viewerId: string, serial: number): string {
+  const out = m.batchFrame(batch, viewerId, serial);
+  if (out?.type !== 'delta') throw new Error(`expected a delta, got ${out?.type}`);
+  return out.frame;
+}
 
 describe('AccountNetmap', () => {
   const a = device('a', '100.64.0.1');
@@ -42,7 +49,7 @@ describe('AccountNetmap', () => {
     m.upsert({ ...b, online: true }, 11);
     m.upsert({ ...b, online: true, endpoints: ['192.0.2.1:51820'] }, 12);
     const batch = m.takeChanges();
-    const delta = DeltaMessage.parse(JSON.parse(m.deltaFrame(batch, a.id, 11)!));
+    const delta = DeltaMessage.parse(JSON.parse(deltaOf(m, batch, a.id, 11)));
     expect(delta.upsert).toHaveLength(1);
     expect(delta.upsert[0]).toMatchObject({ id: b.id, online: true, endpoints: ['192.0.2.1:51820'] });
     expect(delta.remove).toEqual([]);
@@ -53,18 +60,18 @@ describe('AccountNetmap', () => {
     const m = build();
     m.upsert({ ...b, online: true });
     const batch = m.takeChanges();
-    expect(m.deltaFrame(batch, b.id, 1)).toBeUndefined();
-    expect(m.deltaFrame(batch, a.id, 1)).toBeDefined();
+    expect(m.batchFrame(batch, b.id, 1)?.frame).toBeUndefined();
+    expect(m.batchFrame(batch, a.id, 1)?.frame).toBeDefined();
   });
 
   it('a renamed device is told its new name (its self), and its peers the new peer', () => {
     const m = build();
     m.upsert({ ...b, name: 'bee' }, 11);
     const batch = m.takeChanges();
-    const own = DeltaMessage.parse(JSON.parse(m.deltaFrame(batch, b.id, 11)!));
+    const own = DeltaMessage.parse(JSON.parse(deltaOf(m, batch, b.id, 11)));
     expect(own.self).toMatchObject({ id: b.id, name: 'bee', dnsName: 'bee.acme.trellis.internal' });
     expect(own.upsert).toEqual([]);
-    const seen = DeltaMessage.parse(JSON.parse(m.deltaFrame(batch, a.id, 11)!));
+    const seen = DeltaMessage.parse(JSON.parse(deltaOf(m, batch, a.id, 11)));
     expect(seen.upsert[0]).toMatchObject({ id: b.id, name: 'bee' });
     expect(seen.self).toBeUndefined();
   });
@@ -73,7 +80,7 @@ describe('AccountNetmap', () => {
     const m = build();
     m.upsert({ ...c, online: true });
     m.remove(c.id);
-    const delta = DeltaMessage.parse(JSON.parse(m.deltaFrame(m.takeChanges(), a.id, 1)!));
+    const delta = DeltaMessage.parse(JSON.parse(deltaOf(m, m.takeChanges(), a.id, 1)));
     expect(delta.upsert).toEqual([]);
     expect(delta.remove).toEqual([c.id]);
     expect(m.snapshotFrame(c.id, 1)).toBeUndefined();
@@ -98,12 +105,12 @@ describe('AccountNetmap', () => {
     expect(m.hasPendingChanges()).toBe(true);
     const batch = m.takeChanges();
     for (const viewer of [a, b, c]) {
-      const delta = DeltaMessage.parse(JSON.parse(m.deltaFrame(batch, viewer.id, 2)!));
+      const delta = DeltaMessage.parse(JSON.parse(deltaOf(m, batch, viewer.id, 2)));
       expect(delta).toMatchObject({ upsert: [], remove: [] });
       expect(delta.self).toMatchObject({ id: viewer.id, relays: [r1, r2] });
     }
     m.setRelays([]);
-    const none = DeltaMessage.parse(JSON.parse(m.deltaFrame(m.takeChanges(), a.id, 3)!));
+    const none = DeltaMessage.parse(JSON.parse(deltaOf(m, m.takeChanges(), a.id, 3)));
     expect(none.self).not.toHaveProperty('relays');
   });
 
@@ -117,8 +124,8 @@ describe('AccountNetmap', () => {
     const batch = m.takeChanges();
     const frames = {
       snapshot: m.snapshotFrame(a.id, 12)!,
-      shared: m.deltaFrame(batch, a.id, 13)!, // a is not in the batch: the body every such viewer shares
-      own: m.deltaFrame(batch, b.id, 13)!, // b's self changed: a body of its own
+      shared: deltaOf(m, batch, a.id, 13), // a is not in the batch: the body every such viewer shares
+      own: deltaOf(m, batch, b.id, 13), // b's self changed: a body of its own
     };
     for (const frame of Object.values(frames)) {
       const json = JSON.parse(frame);
