@@ -17,6 +17,7 @@ import { AccountHub } from './account-hub';
 import { AccountPaths } from './account-paths';
 import type { ControlSession } from './control-session';
 import { followRelays } from './follow-relays';
+import { ReflexiveForwarder, type ReflexiveSource } from './reflexive-forwarder';
 import { SerialCheck } from './serial-check';
 
 /** The serial tracker's key for policy changes (device changes are keyed by device id). */
@@ -38,14 +39,8 @@ export class ControlHub {
   private readonly lingering = new Map<string, NodeJS.Timeout>();
   private readonly loading = new Map<string, Loading>();
   private readonly byDevice = new Map<string, ControlSession>();
-  /** Device id of each connected device's WireGuard key (reflector observations carry keys). */
-  private readonly deviceOfKey = new Map<string, string>();
-  private readonly keyOfDevice = new Map<string, string>();
-  /** When each connected device attached here, and the reflexive endpoints last forwarded for it. */
-  private readonly attachedAt = new Map<string, number>();
-  private readonly reflexiveTold = new Map<string, string>();
   private unsubscribe: (() => void) | undefined;
-  private unsubscribeReflexive: (() => void) | undefined;
+  private readonly reflexive: ReflexiveForwarder;
 
   constructor(
     private readonly devices: DevicesService,
@@ -58,10 +53,7 @@ export class ControlHub {
       logger: Logger;
       reflectors?: readonly ReflectorInfo[];
       /** What this instance's reflectors saw (BrokerReflectors): punches wait for fresh addresses. */
-      reflexive?: {
-        seenSince(publicKey: string, since: number): readonly string[] | null;
-        onObservation(fn: (publicKey: string) => void): () => void;
-      };
+      reflexive?: ReflexiveSource;
       /** Punch and relay timings (tests). */
       pathTimings?: PairPathTimings;
       /** The relays connected to this instance; without it no pair is relayed. */
@@ -72,7 +64,12 @@ export class ControlHub {
        */
       lingerMs?: number;
     },
-  ) {}
+  ) {
+    this.reflexive = new ReflexiveForwarder(opts.reflexive, (id) => {
+      const session = this.byDevice.get(id);
+      return session && this.hubs.get(session.accountId)?.paths;
+    });
+  }
 
   /** A shared relay's reflector used as the second one (the broker has a single address). */
   private extraReflector: ReflectorInfo | undefined;
@@ -98,48 +95,13 @@ export class ControlHub {
       closeRemoved: (id) => this.byDevice.get(id)?.close(CloseCode.deviceRemoved, 'device removed'),
       logger: this.opts.logger,
     });
-    this.unsubscribeReflexive = this.opts.reflexive?.onObservation((key) => this.onReflexive(key));
+    this.reflexive.start();
     if (this.opts.relays) followRelays(this.opts.relays, this.hubs);
-  }
-
-  private onReflexive(publicKey: string): void {
-    const id = this.deviceOfKey.get(publicKey);
-    const session = id === undefined ? undefined : this.byDevice.get(id);
-    if (!id || !session) return;
-    const paths = this.hubs.get(session.accountId)?.paths;
-    if (paths?.active) {
-      paths.active.reflexiveObserved(id, publicKey);
-      return;
-    }
-    this.forwardReflexive(id, false);
-  }
-
-  /**
-   * The owner is another instance: it hears where this instance's reflectors saw the device since
-   * it came online here — on a change, or all of it (`again`) when a new owner asks.
-   */
-  private forwardReflexive(id: string, again: boolean): void {
-    const session = this.byDevice.get(id);
-    const paths = session && this.hubs.get(session.accountId)?.paths;
-    if (!session || !paths || paths.active) return;
-    const seen = this.seenHere(id);
-    if (!seen) return;
-    const told = seen.join(' ');
-    if (!again && this.reflexiveTold.get(id) === told) return;
-    this.reflexiveTold.set(id, told);
-    paths.input({ kind: 'reflexive-seen', id, endpoints: [...seen] }, true);
-  }
-
-  /** Where this instance's reflectors saw a connected device since it attached here (null: nowhere). */
-  private seenHere(id: string): readonly string[] | null {
-    const key = this.keyOfDevice.get(id);
-    const seen = key ? this.opts.reflexive?.seenSince(key, this.attachedAt.get(id) ?? 0) : null;
-    return seen && seen.length > 0 ? seen.slice(0, 16) : null;
   }
 
   /** Whether the device with this WireGuard key is connected to this instance. */
   holdsKey(publicKey: string): boolean {
-    return this.deviceOfKey.has(publicKey);
+    return this.reflexive.holdsKey(publicKey);
   }
 
   get connectedCount(): number {
@@ -169,7 +131,7 @@ export class ControlHub {
         return;
       case 'paths-owner': {
         const hub = e.instance === this.opts.instanceId ? undefined : this.hubs.get(e.accountId);
-        for (const id of hub?.sessions.keys() ?? []) this.forwardReflexive(id, true);
+        for (const id of hub?.sessions.keys() ?? []) this.reflexive.forward(id, true);
         return;
       }
       case 'device-upsert':
@@ -270,7 +232,7 @@ export class ControlHub {
           forward: (input) => this.publish({ kind: 'pair-input', accountId, input }),
           ownerHere: (driver) => {
             for (const id of hub.sessions.keys()) {
-              const seen = this.seenHere(id);
+              const seen = this.reflexive.seenHere(id);
               if (seen) driver.reflexiveSeen(id, seen);
             }
             // Once the hub is in place: the answers may come at once.
@@ -344,13 +306,7 @@ export class ControlHub {
     clearTimeout(this.lingering.get(session.accountId));
     this.lingering.delete(session.accountId);
     this.byDevice.set(session.deviceId, session);
-    this.attachedAt.set(session.deviceId, Date.now());
-    this.reflexiveTold.delete(session.deviceId);
-    const key = hub.netmap.get(session.deviceId)?.publicKey;
-    if (key) {
-      this.deviceOfKey.set(key, session.deviceId);
-      this.keyOfDevice.set(session.deviceId, key);
-    }
+    this.reflexive.attached(session.deviceId, hub.netmap.get(session.deviceId)?.publicKey, Date.now());
     return how;
   }
 
@@ -358,11 +314,7 @@ export class ControlHub {
     const hub = this.hubs.get(session.accountId);
     if (this.byDevice.get(session.deviceId) === session) {
       this.byDevice.delete(session.deviceId);
-      this.attachedAt.delete(session.deviceId);
-      this.reflexiveTold.delete(session.deviceId);
-      const key = this.keyOfDevice.get(session.deviceId);
-      this.keyOfDevice.delete(session.deviceId);
-      if (key && this.deviceOfKey.get(key) === session.deviceId) this.deviceOfKey.delete(key);
+      this.reflexive.detached(session.deviceId);
     }
     if (!hub) return;
     hub.detach(session);
@@ -411,7 +363,7 @@ export class ControlHub {
   stop(): void {
     this.serialCheck?.stop();
     this.unsubscribe?.();
-    this.unsubscribeReflexive?.();
+    this.reflexive.stop();
     for (const timer of this.lingering.values()) clearTimeout(timer);
     this.lingering.clear();
     for (const hub of this.hubs.values()) hub.dispose();
