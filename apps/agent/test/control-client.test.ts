@@ -12,12 +12,9 @@ import {
 } from '@trellis/proto';
 import pino from 'pino';
 import { WebSocketServer } from 'ws';
-import {
-  ControlClient,
-  type ControlClientHandlers,
-  TCP_KEEPALIVE_IDLE_MS,
-} from '../src/control/control-client';
+import { ControlClient, type ControlClientHandlers } from '../src/control/control-client';
 import { PONG_DEADLINE_MS, PROBE_DEADLINE_MS } from '../src/control/control-heartbeat';
+import { TCP_KEEPALIVE_IDLE_MS } from '../src/control/control-socket';
 import type { Netmap } from '../src/control/netmap-tracker';
 import { createBrokerAgent } from '../src/trust/broker-trust';
 import { waitFor } from '../src/util/wait';

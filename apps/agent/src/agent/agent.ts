@@ -9,8 +9,8 @@ import {
 } from '@trellis/proto';
 import { resolveHostAddresses } from '@trellis/tls';
 import type { Logger } from 'pino';
-import { KeyRotationRefused } from '../control/control-client';
 import { enrollWithAny } from '../control/enroll-client';
+import { KeyRotationRefused } from '../control/rotation-request';
 import type { Enrollment } from '../state/state-store';
 import { createBrokerAgent } from '../trust/broker-trust';
 import { describeTarget, parseBrokerUrls } from '../trust/broker-url';

@@ -1,6 +1,7 @@
 import { type KeyPair, signKeyRotation } from '@trellis/crypto';
 import type { Logger } from 'pino';
-import { type ControlClient, KeyRotationRefused } from '../control/control-client';
+import type { ControlClient } from '../control/control-client';
+import { KeyRotationRefused } from '../control/rotation-request';
 import type { Enrollment, StateStore } from '../state/state-store';
 
 type RotatingControl = Pick<ControlClient, 'rotateKey' | 'setFallbackKey'>;

@@ -16,7 +16,6 @@ import {
 } from '@trellis/proto';
 import { resolveHostAddresses } from '@trellis/tls';
 import { describeTarget } from '../trust/broker-url';
-import { describeBrokerError } from '../util/network-error';
 import { AuthKeys } from './auth-keys';
 import { closeOutcome, closeText } from './close-outcome';
 import type { ControlClientOptions } from './control-client-options';
@@ -28,13 +27,15 @@ import { KeyRotationRefused, RotationRequest } from './rotation-request';
 import { Deadline, realTimers, type Timers } from './timers';
 
 export type { ControlClientHandlers, ControlClientOptions } from './control-client-options';
-export { TCP_KEEPALIVE_IDLE_MS } from './control-socket';
-export { KeyRotationRefused } from './rotation-request';
 
 /** How long a `rotate-key` waits for the broker's answer before the connection is given up. */
 export const ROTATION_ANSWER_MS = 15_000;
 
-type Phase = 'idle' | 'connecting' | 'await-challenge' | 'await-netmap' | 'ready';
+/** Where the client stands: nothing, resolving the brokers' names, or a connection to one. */
+type Link =
+  | { phase: 'idle' }
+  | { phase: 'resolving' }
+  | { phase: 'connecting' | 'await-challenge' | 'await-netmap' | 'ready'; socket: ControlSocket };
 
 /**
  * The agent's side of the control channel: hello → challenge (the broker proves its key) → auth →
@@ -50,19 +51,14 @@ export class ControlClient {
   private readonly tracker = new NetmapTracker();
   private readonly keys: AuthKeys;
   private readonly rotation: RotationRequest;
-  private socket: ControlSocket | null = null;
-  private phase: Phase = 'idle';
+  private link: Link = { phase: 'idle' };
   private stopped = true;
   /** Until the snapshot: AUTH_TIMEOUT_MS for the challenge, then SNAPSHOT_TIMEOUT_MS for the netmap. */
   private readonly authDeadline: Deadline;
   private readonly heartbeat: ControlHeartbeat;
   private endpoints: string[] | null = null;
   private netinfo: NetinfoMessage | null = null;
-  /** The current connection's own address (set once its TCP connection is up). */
-  private localAddress: string | null = null;
   lastError: string | null = null;
-  /** The error of the socket being dialled (not an earlier broker's: that one may have been another). */
-  private socketError: string | null = null;
 
   constructor(private readonly opts: ControlClientOptions) {
     this.timers = opts.timers ?? realTimers;
@@ -101,7 +97,7 @@ export class ControlClient {
    * dropped, so the next one settles which key the broker holds).
    */
   rotateKey(newKey: string, signature: string, timeoutMs = ROTATION_ANSWER_MS): Promise<void> {
-    if (this.phase !== 'ready') return Promise.reject(new Error('not connected to the broker'));
+    if (this.link.phase !== 'ready') return Promise.reject(new Error('not connected to the broker'));
     if (this.rotation.busy)
       return Promise.reject(new Error('a key rotation is already waiting for the broker'));
     const answer = this.rotation.start(newKey, timeoutMs, () =>
@@ -112,7 +108,7 @@ export class ControlClient {
   }
 
   get connected(): boolean {
-    return this.phase === 'ready';
+    return this.link.phase === 'ready';
   }
 
   get brokerUrls(): readonly string[] {
@@ -129,7 +125,7 @@ export class ControlClient {
     this.reconnect.rotation.setUrls(urls);
     this.agent = agent;
     if (this.stopped) return;
-    const wasReady = this.phase === 'ready';
+    const wasReady = this.link.phase === 'ready';
     this.reconnect.cancel();
     this.teardown(CloseCode.normal, 'broker list changed');
     if (wasReady) this.opts.handlers.onDisconnected('broker list changed');
@@ -151,7 +147,7 @@ export class ControlClient {
   /** Remembers our local candidates and sends them now if connected, else on the next connection. */
   setEndpoints(endpoints: string[]): void {
     this.endpoints = endpoints;
-    if (this.phase === 'ready') this.send({ type: 'endpoints', endpoints });
+    if (this.link.phase === 'ready') this.send({ type: 'endpoints', endpoints });
   }
 
   /**
@@ -163,8 +159,8 @@ export class ControlClient {
    */
   networkChanged(hasAddress: (address: string) => boolean): void {
     if (this.stopped) return;
-    const local = this.localAddress;
-    if (this.socket !== null && local !== null && !hasAddress(local))
+    const local = 'socket' in this.link ? this.link.socket.localAddress : null;
+    if (local !== null && !hasAddress(local))
       this.fail(CloseCode.normal, `this device no longer has the connection's address ${local}`);
     else this.heartbeat.probe();
     if (!this.reconnect.waiting) return;
@@ -190,32 +186,32 @@ export class ControlClient {
 
   /** Dials the next instance of the round; at a round's end resolves the names for a new one first. */
   private connect(): void {
-    this.localAddress = null;
     if (this.stopped) return;
-    this.phase = 'connecting';
+    this.link = { phase: 'resolving' };
     this.reconnect.rotation.dial(this.resolveHost, (target) => this.open(target));
   }
 
   private open(target: BrokerTarget): void {
-    this.socketError = null;
-    const where = describeTarget(target);
-    this.opts.logger.debug({ broker: where }, 'connecting to broker');
-    this.socket = new ControlSocket(target, this.agent, {
-      onLocalAddress: (address) => {
-        this.localAddress = address;
-      },
-      onOpen: () => this.onOpen(),
+    this.opts.logger.debug({ broker: describeTarget(target) }, 'connecting to broker');
+    const socket = new ControlSocket(target, this.agent, {
+      onOpen: () => this.advance('await-challenge'),
       onMessage: (text) => this.onMessage(text),
-      onError: (err) => {
-        this.socketError = describeBrokerError(err, where);
-        this.lastError = this.socketError;
+      onError: (error) => {
+        this.lastError = error;
       },
-      onClose: (code, reason) => this.onClose(code, reason),
+      onClose: (code, reason, error) => this.onClose(code, reason, error),
     });
+    this.link = { phase: 'connecting', socket };
+  }
+
+  /** The connection's next phase; entering await-challenge sends the hello. */
+  private advance(phase: 'await-challenge' | 'await-netmap' | 'ready'): void {
+    if (!('socket' in this.link)) return;
+    this.link.phase = phase;
+    if (phase === 'await-challenge') this.onOpen();
   }
 
   private onOpen(): void {
-    this.phase = 'await-challenge';
     this.heartbeat.heard();
     const resume = this.tracker.resumeToken ?? undefined;
     this.send(this.keys.handshake.hello(this.tracker.lastSerial ?? this.opts.lastSerial, resume));
@@ -249,16 +245,16 @@ export class ControlClient {
           serverTime: msg.serverTime,
           receivedAt: this.timers.now(),
         });
-        if (this.phase === 'ready') this.heartbeat.nextClockPing();
+        if (this.link.phase === 'ready') this.heartbeat.nextClockPing();
         break;
       case 'punch':
-        if (this.phase === 'ready') this.opts.handlers.onPunch?.(msg);
+        if (this.link.phase === 'ready') this.opts.handlers.onPunch?.(msg);
         break;
       case 'relay':
-        if (this.phase === 'ready') this.opts.handlers.onRelay?.(msg);
+        if (this.link.phase === 'ready') this.opts.handlers.onRelay?.(msg);
         break;
       case 'relay-release':
-        if (this.phase === 'ready') this.opts.handlers.onRelayRelease?.(msg);
+        if (this.link.phase === 'ready') this.opts.handlers.onRelayRelease?.(msg);
         break;
       case 'key-rotated':
         if (!this.rotation.answered(msg.newKey))
@@ -268,7 +264,7 @@ export class ControlClient {
   }
 
   private onChallenge(msg: ChallengeMessage): void {
-    if (this.phase !== 'await-challenge') {
+    if (this.link.phase !== 'await-challenge') {
       this.fail(CloseCode.badMessage, 'unexpected challenge');
       return;
     }
@@ -280,7 +276,7 @@ export class ControlClient {
       );
       return;
     }
-    this.phase = 'await-netmap';
+    this.advance('await-netmap');
     this.send(auth);
     this.authDeadline.set(SNAPSHOT_TIMEOUT_MS, () =>
       this.fail(CloseCode.authTimeout, 'broker did not send the netmap in time'),
@@ -288,19 +284,19 @@ export class ControlClient {
   }
 
   private onSnapshot(msg: NetmapMessage): void {
-    if (this.phase !== 'await-netmap' && this.phase !== 'ready') {
+    if (this.link.phase !== 'await-netmap' && this.link.phase !== 'ready') {
       this.fail(CloseCode.badMessage, 'netmap before authentication');
       return;
     }
     const netmap = this.tracker.applySnapshot(msg);
-    if (this.phase === 'await-netmap') this.onReady();
+    if (this.link.phase === 'await-netmap') this.onReady();
     this.opts.handlers.onNetmap(netmap, 'snapshot');
   }
 
   private onDelta(msg: DeltaMessage): void {
     // The first frame of a resumed connection is a delta on top of the netmap held (its base).
-    const resumed = this.phase === 'await-netmap' && msg.base !== undefined;
-    if (this.phase !== 'ready' && !resumed) {
+    const resumed = this.link.phase === 'await-netmap' && msg.base !== undefined;
+    if (this.link.phase !== 'ready' && !resumed) {
       this.fail(CloseCode.badMessage, 'delta before snapshot');
       return;
     }
@@ -318,7 +314,7 @@ export class ControlClient {
 
   private onReady(): void {
     this.authDeadline.clear();
-    this.phase = 'ready';
+    this.advance('ready');
     this.lastError = null;
     this.reconnect.connected();
     if (this.endpoints) this.send({ type: 'endpoints', endpoints: this.endpoints });
@@ -332,24 +328,24 @@ export class ControlClient {
    * reports again, a want is repeated while its demand lasts).
    */
   sendPath(report: PathReportMessage | PathWantMessage): void {
-    if (this.phase === 'ready') this.send(report);
+    if (this.link.phase === 'ready') this.send(report);
   }
 
   /** What we know of our own NAT; remembered and sent again on every connection. */
   setNetinfo(netinfo: NetinfoMessage): void {
     this.netinfo = netinfo;
-    if (this.phase === 'ready') this.send(netinfo);
+    if (this.link.phase === 'ready') this.send(netinfo);
   }
 
-  private onClose(code: number, reason: string): void {
-    const wasReady = this.phase === 'ready';
-    const why = closeText(code, reason, this.socketError);
+  private onClose(code: number, reason: string, socketError: string | null): void {
+    const wasReady = this.link.phase === 'ready';
+    const why = closeText(code, reason, socketError);
     this.rotation.fail(
       code === CloseCode.rotationRefused
         ? new KeyRotationRefused(reason)
         : new Error(`the connection ended before the broker answered: ${why}`),
     );
-    const outcome = closeOutcome(code, reason, this.socketError);
+    const outcome = closeOutcome(code, reason, socketError);
     // A broker from before resume tokens refuses a hello with one: the next hello asks for a snapshot.
     if (!wasReady && code === CloseCode.badMessage) this.tracker.forgetResume();
     this.cleanup();
@@ -369,7 +365,7 @@ export class ControlClient {
   private fail(code: number, reason: string): void {
     this.opts.logger.warn({ reason }, 'control connection failed');
     this.lastError = reason;
-    const wasReady = this.phase === 'ready';
+    const wasReady = this.link.phase === 'ready';
     this.teardown(code, reason);
     if (wasReady) this.opts.handlers.onDisconnected(reason);
     this.retry(wasReady);
@@ -382,16 +378,14 @@ export class ControlClient {
 
   /** Drops the socket without waiting for its close event (which is then ignored). */
   private teardown(code: number, reason: string): void {
-    const socket = this.socket;
+    const link = this.link;
     this.cleanup();
-    socket?.close(code, reason);
+    if ('socket' in link) link.socket.close(code, reason);
   }
 
   private cleanup(): void {
-    this.socket?.detach();
-    this.socket = null;
-    this.localAddress = null;
-    this.phase = 'idle';
+    if ('socket' in this.link) this.link.socket.detach();
+    this.link = { phase: 'idle' };
     this.authDeadline.clear();
     this.heartbeat.stop();
     this.rotation.fail(
@@ -400,6 +394,6 @@ export class ControlClient {
   }
 
   private send(msg: ClientMessage): void {
-    this.socket?.send(msg);
+    if ('socket' in this.link) this.link.socket.send(msg);
   }
 }

@@ -8,19 +8,20 @@ import {
 } from '@trellis/proto';
 import { fixedLookup } from '@trellis/tls';
 import WebSocket from 'ws';
-import { controlUrl } from '../trust/broker-url';
+import { controlUrl, describeTarget } from '../trust/broker-url';
+import { describeBrokerError } from '../util/network-error';
 
 /** Idle time before the first TCP keepalive probe; libuv then probes every second. */
 export const TCP_KEEPALIVE_IDLE_MS = 1_000;
 
 export interface ControlSocketEvents {
-  /** The TCP connection is up, from this local address. */
-  onLocalAddress(address: string | null): void;
   onOpen(): void;
   /** A text frame; null for a binary one (the protocol has none). */
   onMessage(text: string | null): void;
-  onError(err: Error): void;
-  onClose(code: number, reason: string): void;
+  /** The socket failed; `error` says why, naming the broker. */
+  onError(error: string): void;
+  /** `error`: this socket's error, if it had one (not an earlier socket's: that may have been another broker). */
+  onClose(code: number, reason: string, error: string | null): void;
 }
 
 /**
@@ -30,8 +31,12 @@ export interface ControlSocketEvents {
 export class ControlSocket {
   private readonly ws: WebSocket;
   private live = true;
+  /** Its own address, once its TCP connection is up. */
+  localAddress: string | null = null;
+  private error: string | null = null;
 
   constructor(target: BrokerTarget, agent: Agent, events: ControlSocketEvents) {
+    const where = describeTarget(target);
     const ws = new WebSocket(controlUrl(target.url), {
       agent,
       maxPayload: MAX_CONTROL_FRAME_BYTES,
@@ -45,7 +50,7 @@ export class ControlSocket {
     // reconnect at once, so the broker learns the new address and punches again within the 3 s.
     ws.on('upgrade', (res) => {
       res.socket.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS);
-      if (this.live) events.onLocalAddress(unmapIpv4(res.socket.localAddress ?? null));
+      this.localAddress = unmapIpv4(res.socket.localAddress ?? null);
     });
     ws.on('open', () => {
       if (this.live) events.onOpen();
@@ -54,10 +59,11 @@ export class ControlSocket {
       if (this.live) events.onMessage(isBinary ? null : data.toString());
     });
     ws.on('error', (err) => {
-      if (this.live) events.onError(err);
+      this.error = describeBrokerError(err, where);
+      if (this.live) events.onError(this.error);
     });
     ws.on('close', (code, reason) => {
-      if (this.live) events.onClose(code, reason.toString());
+      if (this.live) events.onClose(code, reason.toString(), this.error);
     });
   }
 
