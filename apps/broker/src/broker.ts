@@ -17,6 +17,7 @@ import { ClusterRelays } from './cluster/cluster-relays';
 import { DEFAULT_MAX_PENDING_CONNECTIONS } from './control/admission-gate';
 import { ControlHub } from './control/control-hub';
 import { ControlServer } from './control/control-server';
+import { OFFLINE_HOLD_MAX_GRACES } from './control/offline-grace';
 import { openDatabase } from './db/database';
 import {
   DEFAULT_ADDRESS_GRACE_SECONDS,
@@ -247,6 +248,10 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       zone,
       coalesceMs: options.coalesceMs ?? 25,
       lingerMs: offlineGraceMs > 0 ? offlineGraceMs + HUB_LINGER_AFTER_GRACE_MS : 0,
+      // As long as the offline marks of its devices may wait: until then their tokens still apply.
+      busy: (): boolean => control.storming,
+      lingerHoldMaxMs: offlineGraceMs * OFFLINE_HOLD_MAX_GRACES + HUB_LINGER_AFTER_GRACE_MS,
+      onLingerHeld: () => metrics.netmapsHeld.inc(),
       logger,
       reflectors: reflectors?.info ?? [],
       ...(reflectors ? { reflexive: reflectors } : {}),
@@ -295,7 +300,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     }
     const server = app.getHttpServer() as HttpsServer;
     cleanup.push(guardServer(server, options.maxConnectionsPerAddress, metrics, logger));
-    const control = new ControlServer({
+    const control: ControlServer = new ControlServer({
       devices: services.devices,
       hub,
       brokerKey,

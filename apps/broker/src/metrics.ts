@@ -45,6 +45,11 @@ export class BrokerMetrics {
   trackAdmissionPending(source: () => number): void {
     this.pendingSource = source;
   }
+  readonly netmapsHeld = new Counter({
+    name: 'trellis_netmaps_held_total',
+    help: 'Account netmaps kept past their linger because devices were still reconnecting to the instance',
+    registers: [this.registry],
+  });
   readonly connectionsRefused = new Counter({
     name: 'trellis_admission_refused_total',
     help: 'Connections closed before their TLS handshake because too many were waiting for admission',

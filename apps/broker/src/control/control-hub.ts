@@ -20,6 +20,9 @@ import { followRelays } from './follow-relays';
 import { ReflexiveForwarder, type ReflexiveSource } from './reflexive-forwarder';
 import { SerialCheck } from './serial-check';
 
+/** How often a hub kept past its linger by a busy instance looks again. */
+const LINGER_RECHECK_MS = 1_000;
+
 /** The serial tracker's key for policy changes (device changes are keyed by device id). */
 const POLICY_CHANGE = 'policy';
 
@@ -63,6 +66,14 @@ export class ControlHub {
        * reconnect meanwhile resume from its journal instead of loading a new hub and a snapshot.
        */
       lingerMs?: number;
+      /**
+       * While true (devices are still reconnecting here), a hub past its linger stays, looked at
+       * again every second, up to lingerHoldMaxMs after its last connection left.
+       */
+      busy?: () => boolean;
+      lingerHoldMaxMs?: number;
+      /** A hub was kept past its linger (once per linger). */
+      onLingerHeld?: () => void;
     },
   ) {
     this.reflexive = new ReflexiveForwarder(opts.reflexive, (id) => {
@@ -328,12 +339,24 @@ export class ControlHub {
       this.release(accountId, hub);
       return;
     }
-    const timer = setTimeout(() => {
-      this.lingering.delete(accountId);
-      if (hub.sessions.size === 0 && this.hubs.get(accountId) === hub) this.release(accountId, hub);
-    }, linger);
-    timer.unref();
-    this.lingering.set(accountId, timer);
+    // A storm longer than the linger released the hub mid-storm, and with it the journal every
+    // reconnecting device's resume token points into: all of them got snapshots (bench netmap).
+    const holdUntil = Date.now() + Math.max(linger, this.opts.lingerHoldMaxMs ?? 0);
+    const arm = (ms: number) => {
+      const timer = setTimeout(() => {
+        this.lingering.delete(accountId);
+        if (hub.sessions.size > 0 || this.hubs.get(accountId) !== hub) return;
+        if (this.opts.busy?.() && Date.now() + LINGER_RECHECK_MS <= holdUntil) {
+          if (ms === linger) this.opts.onLingerHeld?.();
+          arm(LINGER_RECHECK_MS);
+          return;
+        }
+        this.release(accountId, hub);
+      }, ms);
+      timer.unref();
+      this.lingering.set(accountId, timer);
+    };
+    arm(linger);
   }
 
   private release(accountId: string, hub: AccountHub): void {

@@ -45,13 +45,11 @@ export class ControlServer {
       },
     });
     opts.metrics.trackAdmissionPending(() => this.gate.pendingHandshakes + this.admitting.size);
-    // A device whose connection was refused is coming back: its offline mark waits as for those queued.
-    const storming = () => this.admitting.size > 0 || this.gate.refusedWithin(opts.offlineGraceMs);
     this.offlineGrace = new OfflineGrace(
       opts.offlineGraceMs,
       (deviceId, connectionId) => opts.devices.markOffline(deviceId, connectionId),
       (err) => opts.logger.error({ err: String(err) }, 'marking device offline failed'),
-      { admitting: storming, onHeld: () => opts.metrics.offlineMarksHeld.inc() },
+      { admitting: () => this.storming, onHeld: () => opts.metrics.offlineMarksHeld.inc() },
     );
     const deps: ControlConnectionDeps = {
       ...opts,
@@ -76,6 +74,14 @@ export class ControlServer {
     this.wss.on('error', (err) => opts.logger.error({ err: err.message }, 'control server error'));
     this.sweep = setInterval(() => this.closeSilent(), opts.heartbeatIntervalMs);
     this.sweep.unref();
+  }
+
+  /**
+   * Whether devices are still coming back: connections wait for their netmap, or one was turned away
+   * within the grace (its device retries). Offline marks and idle account netmaps wait meanwhile.
+   */
+  get storming(): boolean {
+    return this.admitting.size > 0 || this.gate.refusedWithin(this.opts.offlineGraceMs);
   }
 
   /** Applies admission control to the server whose upgrades this handles; returns its undo. */

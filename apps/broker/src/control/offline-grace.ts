@@ -3,8 +3,13 @@ export type MarkOffline = (deviceId: string, connectionId: string) => Promise<vo
 
 /** How often a mark held back by a busy instance looks again. */
 export const OFFLINE_RECHECK_MS = 1_000;
-/** A mark is held back at most this many graces after its close, however busy the instance. */
-export const OFFLINE_HOLD_MAX_GRACES = 6;
+/**
+ * A mark is held back at most this many graces after its close, however busy the instance (5 min
+ * at the default grace). A storm the admission gate spreads out lasts minutes at 10,000 devices;
+ * with 6 (one minute) the marks of those still waiting fired mid-storm, and the resulting offline
+ * and online changes made every later reconnection a snapshot (bench netmap).
+ */
+export const OFFLINE_HOLD_MAX_GRACES = 30;
 
 /**
  * Marks devices offline a while after their control connection closed instead of at once. A device

@@ -114,6 +114,36 @@ describe.each(BACKENDS)('reconnecting devices on %s', (kind) => {
       await short.close();
     }
   });
+
+  it("an account's netmap outlives its linger while devices are still reconnecting: they resume", async () => {
+    const short = await startTestBroker(
+      { ...backend, dataDir: `${backend.dataDir}-linger` },
+      { offlineGraceMs: 1_000 },
+    );
+    try {
+      // An account of its own: its one device leaving leaves the hub with no connection.
+      const { setupKey } = await short.addAccount(`linger${kind}`);
+      const a = short.device();
+      devices.push(a);
+      await a.enroll(setupKey, { hostname: 'linger-a' });
+      await a.connect();
+      expect(a.resume).not.toBeNull();
+      // A connection waiting to be admitted: the instance is still taking devices back.
+      const queued = short.device();
+      devices.push(queued);
+      await queued.open();
+      a.close();
+      await a.waitForClose();
+      // Until the linger (grace + 5 s) ran out and the hub was kept (no wall-clock wait).
+      while ((await counter(short, 'netmapsHeld')) === 0) await new Promise((r) => setTimeout(r, 20));
+      const first = await a.reconnect();
+      expect(first.type).toBe('delta');
+      expect(await counterFor(short, 'resumed')).toBe(1);
+      queued.close();
+    } finally {
+      await short.close();
+    }
+  });
 });
 
 async function waitForEndpointsCommitted(t: TestBroker, deviceId: string, endpoint: string): Promise<void> {
@@ -130,5 +160,9 @@ async function counterFor(t: TestBroker, how: string): Promise<number> {
 }
 
 async function heldMarks(t: TestBroker): Promise<number> {
-  return (await t.broker.metrics.offlineMarksHeld.get()).values[0]?.value ?? 0;
+  return counter(t, 'offlineMarksHeld');
+}
+
+async function counter(t: TestBroker, name: 'offlineMarksHeld' | 'netmapsHeld'): Promise<number> {
+  return (await t.broker.metrics[name].get()).values[0]?.value ?? 0;
 }
