@@ -31,7 +31,6 @@ export class BrokerMetrics {
     labelNames: ['how'],
     registers: [this.registry],
   });
-  /** Offline marks whose grace ran out while the instance was still admitting connections (OfflineGrace). */
   private pendingSource: () => number = () => 0;
   readonly admissionPending = new Gauge({
     name: 'trellis_admission_pending',

@@ -18,9 +18,9 @@ export const OFFLINE_HOLD_MAX_GRACES = 30;
  * offline/online pair per device sent to every peer; the data plane never noticed anyway. If this
  * instance dies first, its lease's takeover marks them offline; a clean stop marks all it held.
  *
- * While the instance is still admitting reconnections (`busy.admitting()`: connections not yet given
- * their netmap), a mark whose grace ran out waits, up to OFFLINE_HOLD_MAX_GRACES graces after the
- * close: its device may be in that queue. A storm of 10,000 reconnections took longer than the
+ * While devices are still coming back to the instance (`busy.admitting()`, ControlServer.storming:
+ * connections not yet given their netmap, or one turned away lately), a mark whose grace ran out
+ * waits, up to OFFLINE_HOLD_MAX_GRACES graces after the close: its device may be in that queue. A storm of 10,000 reconnections took longer than the
  * grace here, every device still queued went offline and came back online for every peer, and the
  * storm never settled (765 s; bench netmap).
  */
@@ -33,7 +33,7 @@ export class OfflineGrace {
     private readonly markOffline: MarkOffline,
     private readonly onError: (err: unknown) => void,
     private readonly busy: {
-      /** Whether connections are waiting for their netmap here. */
+      /** Whether devices are still coming back here (see ControlServer.storming). */
       admitting(): boolean;
       /** A mark was held back (once per mark). */
       onHeld?(): void;
