@@ -31,6 +31,12 @@ export class BrokerMetrics {
     labelNames: ['how'],
     registers: [this.registry],
   });
+  readonly resumesRefused = new Counter({
+    name: 'trellis_netmap_resumes_refused_total',
+    help: 'Reconnecting devices sent a snapshot instead of a delta, by why: token, journal, reclassed, changes',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   private pendingSource: () => number = () => 0;
   readonly admissionPending = new Gauge({
     name: 'trellis_admission_pending',

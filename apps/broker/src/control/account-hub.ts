@@ -1,6 +1,6 @@
 import type { NetmapRelay, ReflectorInfo } from '@trellis/proto';
 import type { DeviceState } from '../domain/netmap-builder';
-import { AccountNetmap } from '../domain/netmap-builder';
+import { AccountNetmap, type ResumeRefusal } from '../domain/netmap-builder';
 import type { NetmapPolicy } from '../domain/netmap-policy';
 import { AccountPolicy } from '../policy/account-policy';
 import { inSlices } from '../policy/in-slices';
@@ -9,6 +9,9 @@ import type { ControlSession } from './control-session';
 import { SerialTracker } from './serial-tracker';
 
 const MAX_WINDOW_MS = 250;
+
+/** How an attached device was brought up to date; `refused`: why the netmap it named could not be resumed. */
+export type Attached = { how: 'resumed' } | { how: 'snapshot'; refused?: ResumeRefusal };
 
 /**
  * The connected devices of one account on this instance and the account's netmap. Changes are
@@ -172,24 +175,36 @@ export class AccountHub {
    * the netmap it holds (`resume`) when the hub can tell what changed since, else a snapshot.
    * Returns how it was brought up to date, or null when the device is not in the account.
    */
-  attach(
-    session: ControlSession,
-    resume?: { token: string; lastSerial: number },
-  ): 'resumed' | 'snapshot' | null {
+  attach(session: ControlSession, resume?: { token: string; lastSerial: number }): Attached | null {
     // session.serial arrives holding the lowest serial this frame may carry.
     const serial = Math.max(this.netmap.serial, session.serial);
     const token = this.resumeToken();
-    const cursor = resume && this.cursorOf(resume.token);
-    const delta =
-      resume && cursor !== undefined
-        ? this.netmap.resumeFrame(session.deviceId, { cursor, base: resume.lastSerial }, serial, token)
-        : undefined;
-    const frame = delta ?? this.netmap.snapshotFrame(session.deviceId, serial, token);
+    const resumed = resume && this.resume(session.deviceId, resume, serial, token);
+    if (resumed && 'frame' in resumed) {
+      this.start(session, serial, resumed.frame, 'delta');
+      return { how: 'resumed' };
+    }
+    const frame = this.netmap.snapshotFrame(session.deviceId, serial, token);
     if (frame === undefined) return null;
+    this.start(session, serial, frame, 'netmap');
+    return resumed ? { how: 'snapshot', refused: resumed.refused } : { how: 'snapshot' };
+  }
+
+  private resume(
+    deviceId: string,
+    resume: { token: string; lastSerial: number },
+    serial: number,
+    token: string,
+  ): { frame: string } | { refused: ResumeRefusal } | undefined {
+    const cursor = this.cursorOf(resume.token);
+    if (cursor === undefined) return { refused: 'token' };
+    return this.netmap.resumeFrame(deviceId, { cursor, base: resume.lastSerial }, serial, token);
+  }
+
+  private start(session: ControlSession, serial: number, frame: string, type: 'delta' | 'netmap'): void {
     this.sessions.set(session.deviceId, session);
     session.serial = serial;
-    session.send(frame, delta ? 'delta' : 'netmap');
-    return delta ? 'resumed' : 'snapshot';
+    session.send(frame, type);
   }
 
   detach(session: ControlSession): void {

@@ -201,25 +201,27 @@ export class ControlConnection {
     // The snapshot must be newer than anything this device saw before, even if bus events from other
     // instances are still in flight: at least this change's serial and past the serial it reports.
     session.serial = Math.max(onlineSerial, (hello.lastSerial ?? -1) + 1);
-    // The socket may have closed while the database answered; undo what onClose could not see.
-    if (this.isClosed()) return this.deps.devices.markOffline(hello.deviceId, this.connectionId);
+    // The socket may have closed while the database answered: its offline mark (armed by onClose
+    // before this connection held the device) is armed again, now that the online update is in.
+    if (this.isClosed()) return this.markClosed(session);
     const resume =
       hello.resume !== undefined && hello.lastSerial !== undefined
         ? { token: hello.resume, lastSerial: hello.lastSerial }
         : undefined;
     const how = await this.deps.hub.attach(session, accountName, resume);
     if (how === null) return this.fail(CloseCode.deviceRemoved, 'device_removed', 'device removed');
-    this.deps.metrics.netmapStarts.inc({ how: resume === undefined ? 'asked_snapshot' : how });
-    if (this.isClosed()) {
-      this.deps.hub.detach(session);
-      return this.deps.devices.markOffline(hello.deviceId, this.connectionId);
-    }
+    this.deps.metrics.netmapStarts.inc({ how: resume === undefined ? 'asked_snapshot' : how.how });
+    if (how.how === 'snapshot' && how.refused) this.deps.metrics.resumesRefused.inc({ reason: how.refused });
+    if (this.isClosed()) return this.markClosed(session);
     this.deps.metrics.connectedDevices.inc();
     this.attached = true;
     this.deps.onAttached?.(this);
     // The agent starts its heartbeat once it has the snapshot: its silence counts from here.
     this.lastActivity = Date.now();
-    this.deps.logger.info({ deviceId: hello.deviceId, remote: this.remote, netmap: how }, 'device connected');
+    this.deps.logger.info(
+      { deviceId: hello.deviceId, remote: this.remote, netmap: how.how },
+      'device connected',
+    );
   }
 
   private attached = false;
@@ -303,14 +305,22 @@ export class ControlConnection {
     if (previous.phase === 'closed') return;
     this.state = { phase: 'closed' };
     if (previous.phase !== 'ready') return;
-    const { session } = previous;
-    this.deps.hub.detach(session);
     if (this.attached) this.deps.metrics.connectedDevices.dec();
     this.attached = false;
+    void this.markClosed(previous.session);
+  }
+
+  /**
+   * The session's connection is gone: out of the hub, and its device marked offline after the grace
+   * (a client that gave up mid-connect is about to retry; at once after closeNow). Idempotent.
+   */
+  private markClosed(session: ControlSession): Promise<void> {
+    this.deps.hub.detach(session);
     const { offlineGrace } = this.deps;
     this.offline = this.offlineNow
       ? offlineGrace.now(session.deviceId, session.connectionId)
       : offlineGrace.closed(session.deviceId, session.connectionId);
+    return this.offline;
   }
 
   private internalError(err: unknown): void {

@@ -13,7 +13,7 @@ import { PairPathDriver, type PairPathTimings } from '../pair-paths/pair-path-dr
 import { AccountPolicy } from '../policy/account-policy';
 import type { RelayDirectory } from '../relay/relay-directory';
 import type { DevicesService } from '../services/devices.service';
-import { AccountHub } from './account-hub';
+import { AccountHub, type Attached } from './account-hub';
 import { AccountPaths } from './account-paths';
 import type { ControlSession } from './control-session';
 import { followRelays } from './follow-relays';
@@ -306,7 +306,7 @@ export class ControlHub {
     session: ControlSession,
     accountName: string,
     resume?: { token: string; lastSerial: number },
-  ): Promise<'resumed' | 'snapshot' | null> {
+  ): Promise<Attached | null> {
     this.byDevice.get(session.deviceId)?.close(CloseCode.replaced, 'replaced by a newer connection');
     const hub = await this.hubFor(session.accountId, accountName);
     const how = hub.attach(session, resume);

@@ -42,7 +42,10 @@ export class OfflineGrace {
     this.maxHoldMs = graceMs * OFFLINE_HOLD_MAX_GRACES;
   }
 
-  /** The connection closed: resolves at once when there is a grace (nothing needs to wait for it). */
+  /**
+   * The connection closed: resolves at once when there is a grace (nothing needs to wait for it).
+   * Called again for the same connection, the grace starts over.
+   */
   closed(deviceId: string, connectionId: string): Promise<void> {
     if (this.graceMs <= 0) return this.mark(deviceId, connectionId);
     this.arm(deviceId, connectionId, Date.now() + this.maxHoldMs, this.graceMs);
@@ -50,6 +53,7 @@ export class OfflineGrace {
   }
 
   private arm(deviceId: string, connectionId: string, holdUntil: number, delayMs: number): void {
+    clearTimeout(this.pending.get(connectionId));
     const timer = setTimeout(() => {
       if (this.busy.admitting() && Date.now() + OFFLINE_RECHECK_MS <= holdUntil) {
         if (delayMs === this.graceMs) this.busy.onHeld?.();

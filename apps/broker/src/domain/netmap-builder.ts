@@ -46,6 +46,13 @@ export interface ResumeFrom {
   base: number;
 }
 
+/**
+ * Why a reconnecting device gets a snapshot instead of a delta from the netmap it holds: its token
+ * is not this hub's (or an older policy's), the journal no longer reaches back to it, the device got
+ * another policy class since, or so much changed that a delta would be about as large.
+ */
+export type ResumeRefusal = 'token' | 'journal' | 'reclassed' | 'changes';
+
 /** NetmapSelf.relays holds at most this many. */
 const MAX_NETMAP_RELAYS = 32;
 
@@ -323,16 +330,23 @@ export class AccountNetmap {
   }
 
   /**
-   * The `delta` that brings a device's netmap from `from` up to now (a reconnect), or undefined when
-   * only a snapshot can: the journal does not reach back that far, the device got its class since,
-   * or so much changed that the delta would be about as large.
+   * The `delta` that brings a device's netmap from `from` up to now (a reconnect), or why only a
+   * snapshot can (undefined: the device is not in the account).
    */
-  resumeFrame(viewerId: string, from: ResumeFrom, serial: number, resume?: string): string | undefined {
+  resumeFrame(
+    viewerId: string,
+    from: ResumeFrom,
+    serial: number,
+    resume?: string,
+  ): { frame: string } | { refused: ResumeRefusal } | undefined {
     const viewer = this.entries.get(viewerId);
+    if (!viewer) return undefined;
+    // A base at or past the serial to send is not a netmap this hub handed out.
+    if (serial <= from.base) return { refused: 'token' };
     const changed = this.journal.since(from.cursor);
-    if (!viewer || changed === null || viewer.classSince > from.cursor || serial <= from.base)
-      return undefined;
-    if (changed.size > Math.max(16, this.entries.size / 4)) return undefined;
+    if (changed === null) return { refused: 'journal' };
+    if (viewer.classSince > from.cursor) return { refused: 'reclassed' };
+    if (changed.size > Math.max(16, this.entries.size / 4)) return { refused: 'changes' };
     const upserts = new Map<string, Json<NetmapPeer>>();
     const removes = new Set<string>();
     for (const id of changed) {
@@ -349,7 +363,7 @@ export class AccountNetmap {
       { id: viewerId, cls: viewer.cls },
       () => true,
     );
-    return jsonFrame<DeltaMessage>({
+    const frame = jsonFrame<DeltaMessage>({
       type: 'delta',
       serial,
       base: from.base,
@@ -360,6 +374,7 @@ export class AccountNetmap {
       self,
       ...(body?.access ? { access: body.access } : {}),
     });
+    return { frame };
   }
 
   /** What deltaBody needs of the account. */

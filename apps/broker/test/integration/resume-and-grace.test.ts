@@ -56,13 +56,54 @@ describe.each(BACKENDS)('reconnecting devices on %s', (kind) => {
     expect(await counterFor(t, 'resumed')).toBeGreaterThanOrEqual(1);
 
     // b never saw a go offline: no frame it got had a offline.
-    const offlineSeen = b.messages.some(
-      (m) =>
-        (m.type === 'delta' || m.type === 'netmap') &&
-        (m.type === 'delta' ? m.upsert : m.peers).some((p) => p.id === a.id && !p.online),
-    );
-    expect(offlineSeen).toBe(false);
+    expect(sawOffline(b, a.id)).toBe(false);
     expect(b.peers.get(a.id)?.online).toBe(true);
+  });
+
+  it('a reconnection closed before its netmap (the agent gave up and retries) keeps the device online', async () => {
+    const a = await newDevice('abandon-a');
+    const b = await newDevice('abandon-b');
+    await a.connect();
+    await b.connect();
+    await b.waitForPeers((p) => p.get(a.id)?.online === true);
+    a.close();
+    await a.waitForClose();
+
+    // The next try closes while the broker records the device online, as an agent past its
+    // deadline does in a storm; the online update finishes after the broker saw the close.
+    const service = t.broker.services.devices;
+    const { markOnline, markOffline } = service;
+    const offlineCalls: string[] = [];
+    let settled!: () => void;
+    const onlineDone = new Promise<void>((r) => {
+      settled = r;
+    });
+    service.markOffline = (deviceId, connectionId) => {
+      offlineCalls.push(deviceId);
+      return markOffline.call(service, deviceId, connectionId);
+    };
+    service.markOnline = async (...args) => {
+      a.close();
+      await a.waitForClose();
+      while (await pendingAdmissions(t)) await new Promise((r) => setTimeout(r, 10));
+      const serial = await markOnline.apply(service, args);
+      // What the connection does right after the update has run by the next macrotask.
+      setImmediate(settled);
+      return serial;
+    };
+    try {
+      await a.authenticate({ lastSerial: a.serial, resume: a.resume! });
+      await onlineDone;
+    } finally {
+      service.markOnline = markOnline;
+      service.markOffline = markOffline;
+    }
+    expect(offlineCalls).toEqual([]);
+    expect((await service.forAuth(a.id))?.device.connectionId).not.toBeNull();
+
+    // Its retry resumes, and its peer never saw it offline.
+    expect((await a.reconnect()).type).toBe('delta');
+    expect(sawOffline(b, a.id)).toBe(false);
   });
 
   it('a token the broker cannot use gets a snapshot', async () => {
@@ -157,6 +198,19 @@ async function waitForEndpointsCommitted(t: TestBroker, deviceId: string, endpoi
 async function counterFor(t: TestBroker, how: string): Promise<number> {
   const metric = await t.broker.metrics.netmapStarts.get();
   return metric.values.find((v) => v.labels.how === how)?.value ?? 0;
+}
+
+/** Whether any netmap frame `viewer` got showed `peerId` offline. */
+function sawOffline(viewer: TestDevice, peerId: string): boolean {
+  return viewer.messages.some(
+    (m) =>
+      (m.type === 'delta' || m.type === 'netmap') &&
+      (m.type === 'delta' ? m.upsert : m.peers).some((p) => p.id === peerId && !p.online),
+  );
+}
+
+async function pendingAdmissions(t: TestBroker): Promise<number> {
+  return (await t.broker.metrics.admissionPending.get()).values[0]?.value ?? 0;
 }
 
 async function heldMarks(t: TestBroker): Promise<number> {

@@ -120,7 +120,7 @@ export class TestDevice {
   /** Full handshake with DeviceAuthenticator; resolves with the snapshot. */
   async connect(opts: { lastSerial?: number } = {}): Promise<Extract<Msg, { type: 'netmap' }>> {
     const start = this.messages.length;
-    await this.handshake(opts);
+    await this.authenticate(opts);
     const netmap = await this.waitFor((m) => m.type === 'netmap', start);
     return netmap as Extract<Msg, { type: 'netmap' }>;
   }
@@ -131,12 +131,13 @@ export class TestDevice {
    */
   async reconnect(): Promise<Extract<Msg, { type: 'netmap' | 'delta' }>> {
     const start = this.messages.length;
-    await this.handshake({ lastSerial: this.serial, ...(this.resume ? { resume: this.resume } : {}) });
+    await this.authenticate({ lastSerial: this.serial, ...(this.resume ? { resume: this.resume } : {}) });
     const first = await this.waitFor((m) => m.type === 'netmap' || m.type === 'delta', start);
     return first as Extract<Msg, { type: 'netmap' | 'delta' }>;
   }
 
-  private async handshake(opts: { lastSerial?: number; resume?: string }): Promise<void> {
+  /** Opens a connection and goes through hello, challenge and auth; the netmap is not awaited. */
+  async authenticate(opts: { lastSerial?: number; resume?: string }): Promise<void> {
     const start = this.messages.length;
     await this.open();
     const clientNonce = newNonce();

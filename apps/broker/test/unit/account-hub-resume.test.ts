@@ -93,14 +93,14 @@ describe('AccountHub: a reconnecting device resumes from the netmap it holds', (
     const [a, b, c] = [device('a', '100.64.0.1'), device('b', '100.64.0.2'), device('c', '100.64.0.3')];
     const hub = AccountHub.create('acme', 'z', 0, 10, [a, b, c]);
     const first = new FakeSession(a.id, 10, null);
-    expect(hub.attach(first)).toBe('snapshot');
+    expect(hub.attach(first)).toEqual({ how: 'snapshot' });
     hub.detach(first);
     const held = first.held!;
     hub.applyChange({ kind: 'upsert', device: { ...b, endpoints: ['192.0.2.7:41641'] } }, 11);
     hub.applyChange({ kind: 'remove', deviceId: c.id }, 12);
     hub.flush();
     const again = new FakeSession(a.id, held.serial + 1, held);
-    expect(hub.attach(again, { token: held.token!, lastSerial: held.serial })).toBe('resumed');
+    expect(hub.attach(again, { token: held.token!, lastSerial: held.serial })).toEqual({ how: 'resumed' });
     const delta = DeltaMessage.parse(JSON.parse(again.frames[0]!));
     expect(delta.base).toBe(10);
     expect(delta.upsert.map((p) => p.id)).toEqual([b.id]);
@@ -113,10 +113,11 @@ describe('AccountHub: a reconnecting device resumes from the netmap it holds', (
     const hub = AccountHub.create('acme', 'z', 0, 10, [a, b]);
     const held = () => apply(null, hub.netmap.snapshotFrame(a.id, 9)!);
     const attach = (token: string) => hub.attach(new FakeSession(a.id, 10, held()), { token, lastSerial: 9 });
-    expect(attach('9.0')).toBe('snapshot'); // before the hub loaded (serial 10)
-    expect(attach('10.1')).toBe('snapshot'); // another policy version
-    expect(attach('nonsense')).toBe('snapshot');
-    expect(attach('10.0')).toBe('resumed');
+    // Before the hub loaded (serial 10): the journal does not reach back there.
+    expect(attach('9.0')).toEqual({ how: 'snapshot', refused: 'journal' });
+    expect(attach('10.1')).toEqual({ how: 'snapshot', refused: 'token' }); // another policy version
+    expect(attach('nonsense')).toEqual({ how: 'snapshot', refused: 'token' });
+    expect(attach('10.0')).toEqual({ how: 'resumed' });
   });
 
   it('a device whose own tags changed meanwhile gets a snapshot: what it may see changed with them', () => {
@@ -131,8 +132,31 @@ describe('AccountHub: a reconnecting device resumes from the netmap it holds', (
     hub.applyChange({ kind: 'upsert', device: { ...a, tags: ['tag:eng'] } }, 11);
     const held = first.held!;
     const again = new FakeSession(a.id, held.serial + 1, held);
-    expect(hub.attach(again, { token: held.token!, lastSerial: held.serial })).toBe('snapshot');
+    expect(hub.attach(again, { token: held.token!, lastSerial: held.serial })).toEqual({
+      how: 'snapshot',
+      refused: 'reclassed',
+    });
     expect([...again.held!.peers.keys()]).toEqual([b.id]);
+  });
+
+  it('a device that missed changes to more than a quarter of the account gets a snapshot', () => {
+    const devices = Array.from({ length: 80 }, (_, i) => device(`d${i}`, `100.64.0.${i + 1}`));
+    const hub = AccountHub.create('acme', 'z', 0, 10, devices);
+    const first = new FakeSession(devices[0]!.id, 10, null);
+    hub.attach(first);
+    hub.detach(first);
+    const held = first.held!;
+    const change = (i: number) =>
+      hub.applyChange({ kind: 'upsert', device: { ...devices[i]!, endpoints: [`192.0.2.${i}:1`] } }, 10 + i);
+    for (let i = 1; i <= 20; i++) change(i);
+    const resume = () =>
+      hub.attach(new FakeSession(devices[0]!.id, held.serial + 1, structuredClone(held)), {
+        token: held.token!,
+        lastSerial: held.serial,
+      });
+    expect(resume()).toEqual({ how: 'resumed' }); // 20 of 80: a quarter
+    change(21);
+    expect(resume()).toEqual({ how: 'snapshot', refused: 'changes' });
   });
 
   it('a change whose event came after later ones is not lost to a device that left in between', () => {
@@ -228,7 +252,7 @@ describe('AccountHub: a reconnecting device resumes from the netmap it holds', (
               const s = new FakeSession(d.id, held.serial + 1, structuredClone(held));
               const resume = held.token === null ? undefined : { token: held.token, lastSerial: held.serial };
               const how = hub.attach(s, resume);
-              if (how) outcomes[how] += 1;
+              if (how) outcomes[how.how] += 1;
               sessions.set(d.id, s);
             } else if (o.kind === 'remove') {
               if (!cur) continue;
@@ -265,7 +289,7 @@ describe('AccountHub: a reconnecting device resumes from the netmap it holds', (
               s,
               held.token === null ? undefined : { token: held.token, lastSerial: held.serial },
             );
-            if (how) outcomes[how] += 1;
+            if (how) outcomes[how.how] += 1;
             sameView(s.held!, snapshotView(hub, id));
           }
         },

@@ -20,6 +20,24 @@ describe('OfflineGrace', () => {
     return { g, marked, errors, held };
   }
 
+  it('a connection closed again (its online update finished after the close) starts its grace over, once', async () => {
+    const { g, marked } = grace(10_000);
+    await g.closed('d1', 'c1');
+    jest.advanceTimersByTime(6_000);
+    await g.closed('d1', 'c1');
+    jest.advanceTimersByTime(6_000);
+    await Promise.resolve();
+    expect(marked).toEqual([]);
+    expect(g.size).toBe(1);
+    jest.advanceTimersByTime(4_000);
+    await Promise.resolve();
+    expect(marked).toEqual(['d1@c1']);
+    jest.advanceTimersByTime(60_000);
+    await Promise.resolve();
+    expect(marked).toEqual(['d1@c1']);
+    expect(g.size).toBe(0);
+  });
+
   it('holds a mark back while the instance is admitting reconnections, and marks soon after', async () => {
     let busy = true;
     const { g, marked, held } = grace(10_000, () => busy);
