@@ -1,9 +1,10 @@
 /**
  * The broker under test, in its own process so its RSS and CPU are measured alone.
- * argv: dataDir databaseUrl
+ * argv: dataDir databaseUrl; env BENCH_TRACE=<seconds> prints its metrics that often (broker-trace).
  */
 import { readFileSync } from 'node:fs';
 import { startBroker } from '@trellis/broker';
+import { startBrokerTrace } from './broker-trace';
 import type { BrokerCommand, BrokerReply } from './messages';
 
 const send = (m: BrokerReply) => process.send?.(m);
@@ -22,6 +23,22 @@ async function main(): Promise<void> {
     adminSocket: false,
   });
   if (!broker.bootstrap) throw new Error('benchmark needs a fresh database');
+  const traceSec = Number(process.env.BENCH_TRACE ?? 0);
+  if (traceSec > 0) {
+    const m = broker.metrics;
+    startBrokerTrace(
+      {
+        connectedDevices: m.connectedDevices,
+        admissionPending: m.admissionPending,
+        connectionsRefused: m.connectionsRefused,
+        netmapStarts: m.netmapStarts,
+        resumesRefused: m.resumesRefused,
+        offlineMarksHeld: m.offlineMarksHeld,
+        netmapsHeld: m.netmapsHeld,
+      },
+      traceSec,
+    );
+  }
   process.on('message', async (m: BrokerCommand) => {
     if (m.cmd === 'stats') {
       // Without gc: a window whose CPU is measured must not include a forced full collection.

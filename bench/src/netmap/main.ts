@@ -56,6 +56,7 @@ async function runSize(n: number, { rounds, wanted }: Args): Promise<SizeResult>
       missing: changes.missing,
       rssPerDeviceKB: (after.rss - before.rss) / after.connected / 1024,
       cpuPerChangeMs: changes.cpuUs / 1000 / (rounds * 2),
+      cpuPerChangeNetMs: (changes.cpuUs - changes.idleCpuUs) / 1000 / (rounds * 2),
       ...wants,
       ...storm,
     };

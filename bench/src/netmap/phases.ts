@@ -8,6 +8,8 @@ import type { SizeResult } from './report';
 import { type BrokerStats, cpuUsOf, type NetmapBench } from './setup';
 
 const ENROLL_CONCURRENCY = 32;
+/** How long the broker's idle CPU is measured before the changes. */
+const IDLE_WINDOW_MS = 5_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -67,12 +69,20 @@ export async function measureChanges(
   bench: NetmapBench,
   clients: ChildProcess,
   rounds: number,
-): Promise<{ join: number[]; remove: number[]; missing: number; cpuUs: number }> {
+): Promise<{ join: number[]; remove: number[]; missing: number; cpuUs: number; idleCpuUs: number }> {
   const joinTimes: number[] = [];
   const removeTimes: number[] = [];
   let cpuUs = 0;
+  let windowsMs = 0;
   let missing = 0;
   let id = 0;
+  // What the broker spends with nothing changing (heartbeats of every client): the baseline
+  // for the CPU each change costs, measured the same way just before.
+  const i0 = await bench.stats();
+  const idleStart = nowMs();
+  await sleep(IDLE_WINDOW_MS);
+  const i1 = await bench.stats();
+  const idleUsPerMs = cpuUsOf(i0, i1) / (nowMs() - idleStart);
   const measure = async (
     kind: 'join' | 'remove',
     change: () => Promise<unknown>,
@@ -80,12 +90,14 @@ export async function measureChanges(
   ) => {
     clients.send({ cmd: 'expect', id: ++id, kind, timeoutMs: 30_000, ...target });
     await next<ClientReply, 'armed'>(clients, 'armed');
+    const windowStart = nowMs();
     const s0 = await bench.stats();
     const start = nowMs();
     const arrivals = next<ClientReply, 'arrivals'>(clients, 'arrivals');
     await change();
     const got = await arrivals;
     const s1 = await bench.stats();
+    windowsMs += nowMs() - windowStart;
     cpuUs += cpuUsOf(s0, s1);
     missing += got.missing;
     return got.times.map((t) => t - start);
@@ -108,7 +120,7 @@ export async function measureChanges(
       })),
     );
   }
-  return { join: joinTimes, remove: removeTimes, missing, cpuUs };
+  return { join: joinTimes, remove: removeTimes, missing, cpuUs, idleCpuUs: idleUsPerMs * windowsMs };
 }
 
 /** Reconnection storm, as after a broker restart: every client drops and reconnects at once. */
