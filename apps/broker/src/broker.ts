@@ -8,7 +8,13 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { HttpsOptions } from '@nestjs/common/interfaces/external/https-options.interface';
 import { NestFactory } from '@nestjs/core';
-import { API_PATHS, AUTH_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, MAX_HTTP_BODY_BYTES } from '@trellis/proto';
+import {
+  API_PATHS,
+  AUTH_TIMEOUT_MS,
+  DEFAULT_BACKOFF,
+  HEARTBEAT_INTERVAL_MS,
+  MAX_HTTP_BODY_BYTES,
+} from '@trellis/proto';
 import { defaultSans, loadOrCreateTls, TLS_HANDSHAKE_TIMEOUT_MS } from '@trellis/tls';
 import type { Logger } from 'pino';
 import { startAdminSocket } from './admin/admin-socket-server';
@@ -103,6 +109,12 @@ export interface BrokerOptions {
   instanceLeaseMs?: number;
   /** A device is marked offline this long after its connection closed; default DEFAULT_OFFLINE_GRACE_MS. */
   offlineGraceMs?: number;
+  /**
+   * After a connection was turned away or closed before its netmap, devices count as still coming
+   * back (offline marks and idle netmaps wait) this long, or the grace if longer; default the
+   * agents' longest reconnect backoff (DEFAULT_BACKOFF.maxMs).
+   */
+  reconnectWindowMs?: number;
   /**
    * The authoritative DNS server for the zone (UDP and TCP on one port; 0 picks a free one);
    * absent or false: none. A port that cannot be bound is logged, and the broker runs without it.
@@ -309,6 +321,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       authTimeoutMs: options.authTimeoutMs ?? AUTH_TIMEOUT_MS,
       heartbeatIntervalMs,
       offlineGraceMs,
+      reconnectWindowMs: options.reconnectWindowMs ?? DEFAULT_BACKOFF.maxMs,
       maxPendingConnections: options.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS,
       instanceId,
       onPath: (deviceId, msg) => hub.pathMessage(deviceId, msg),

@@ -32,7 +32,7 @@ const keyOf = (s: { remoteAddress?: string; remotePort?: number }) =>
  */
 export class AdmissionGate {
   private readonly handshaking = new Map<string, Socket>();
-  private lastRefusedAt = Number.NEGATIVE_INFINITY;
+  private lastTurnedBackAt = Number.NEGATIVE_INFINITY;
   private readonly now: () => number;
 
   constructor(private readonly opts: AdmissionGateOptions) {
@@ -60,9 +60,12 @@ export class AdmissionGate {
     return this.handshaking.size;
   }
 
-  /** Whether a connection was refused within the last `ms`: its client is coming back. */
-  refusedWithin(ms: number): boolean {
-    return this.now() - this.lastRefusedAt < ms;
+  /**
+   * Whether a connection was refused, or closed in its TLS handshake (its client gave up), within
+   * the last `ms`: its client is coming back.
+   */
+  turnedBackWithin(ms: number): boolean {
+    return this.now() - this.lastTurnedBackAt < ms;
   }
 
   private accepted(socket: Socket): void {
@@ -70,14 +73,16 @@ export class AdmissionGate {
     if (key === undefined) return; // already closed
     const pending = this.handshaking.size + this.opts.admitting();
     if (this.opts.maxPending > 0 && pending >= this.opts.maxPending) {
-      this.lastRefusedAt = this.now();
+      this.lastTurnedBackAt = this.now();
       this.opts.onRefused?.(pending);
       socket.destroy();
       return;
     }
     this.handshaking.set(key, socket);
     socket.once('close', () => {
-      if (this.handshaking.get(key) === socket) this.handshaking.delete(key);
+      if (this.handshaking.get(key) !== socket) return;
+      this.handshaking.delete(key);
+      this.lastTurnedBackAt = this.now();
     });
   }
 }

@@ -17,6 +17,7 @@ import { AccountHub, type Attached } from './account-hub';
 import { AccountPaths } from './account-paths';
 import type { ControlSession } from './control-session';
 import { followRelays } from './follow-relays';
+import { HeldTimers } from './held-timers';
 import { ReflexiveForwarder, type ReflexiveSource } from './reflexive-forwarder';
 import { SerialCheck } from './serial-check';
 
@@ -38,8 +39,8 @@ interface Loading {
  */
 export class ControlHub {
   private readonly hubs = new Map<string, AccountHub>();
-  /** Hubs with no connection left, kept for lingerMs: the timer that releases each. */
-  private readonly lingering = new Map<string, NodeJS.Timeout>();
+  /** Hubs with no connection left, kept for lingerMs (longer while busy): the timer that releases each. */
+  private readonly lingering: HeldTimers<string>;
   private readonly loading = new Map<string, Loading>();
   private readonly byDevice = new Map<string, ControlSession>();
   private unsubscribe: (() => void) | undefined;
@@ -76,6 +77,11 @@ export class ControlHub {
       onLingerHeld?: () => void;
     },
   ) {
+    this.lingering = new HeldTimers({
+      recheckMs: LINGER_RECHECK_MS,
+      busy: () => opts.busy?.() ?? false,
+      onHeld: () => opts.onLingerHeld?.(),
+    });
     this.reflexive = new ReflexiveForwarder(opts.reflexive, (id) => {
       const session = this.byDevice.get(id);
       return session && this.hubs.get(session.accountId)?.paths;
@@ -314,8 +320,7 @@ export class ControlHub {
       this.releaseIfIdle(session.accountId, hub);
       return null;
     }
-    clearTimeout(this.lingering.get(session.accountId));
-    this.lingering.delete(session.accountId);
+    this.lingering.cancel(session.accountId);
     this.byDevice.set(session.deviceId, session);
     this.reflexive.attached(session.deviceId, hub.netmap.get(session.deviceId)?.publicKey, Date.now());
     return how;
@@ -341,22 +346,9 @@ export class ControlHub {
     }
     // A storm longer than the linger released the hub mid-storm, and with it the journal every
     // reconnecting device's resume token points into: all of them got snapshots (bench netmap).
-    const holdUntil = Date.now() + Math.max(linger, this.opts.lingerHoldMaxMs ?? 0);
-    const arm = (ms: number) => {
-      const timer = setTimeout(() => {
-        this.lingering.delete(accountId);
-        if (hub.sessions.size > 0 || this.hubs.get(accountId) !== hub) return;
-        if (this.opts.busy?.() && Date.now() + LINGER_RECHECK_MS <= holdUntil) {
-          if (ms === linger) this.opts.onLingerHeld?.();
-          arm(LINGER_RECHECK_MS);
-          return;
-        }
-        this.release(accountId, hub);
-      }, ms);
-      timer.unref();
-      this.lingering.set(accountId, timer);
-    };
-    arm(linger);
+    this.lingering.arm(accountId, linger, this.opts.lingerHoldMaxMs ?? 0, () => {
+      if (hub.sessions.size === 0 && this.hubs.get(accountId) === hub) this.release(accountId, hub);
+    });
   }
 
   private release(accountId: string, hub: AccountHub): void {
@@ -387,7 +379,6 @@ export class ControlHub {
     this.serialCheck?.stop();
     this.unsubscribe?.();
     this.reflexive.stop();
-    for (const timer of this.lingering.values()) clearTimeout(timer);
     this.lingering.clear();
     for (const hub of this.hubs.values()) hub.dispose();
     this.hubs.clear();

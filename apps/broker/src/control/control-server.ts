@@ -11,6 +11,8 @@ export interface ControlServerOptions extends Omit<ControlConnectionDeps, 'offli
   heartbeatIntervalMs: number;
   /** How long after its connection closed a device is marked offline (0: at once); see OfflineGrace. */
   offlineGraceMs: number;
+  /** See BrokerOptions.reconnectWindowMs. */
+  reconnectWindowMs: number;
   /** Connections in their TLS handshake or awaiting their netmap beyond which new ones are refused. */
   maxPendingConnections: number;
 }
@@ -28,6 +30,8 @@ export class ControlServer {
   private readonly connections = new Set<ControlConnection>();
   /** Connections not yet given their netmap: while there are any, offline marks wait (OfflineGrace). */
   private readonly admitting = new Set<ControlConnection>();
+  /** When a connection last closed before its netmap (its agent gave up and retries). */
+  private lastUnadmittedCloseAt = Number.NEGATIVE_INFINITY;
   private readonly sweep: NodeJS.Timeout;
   private readonly offlineGrace: OfflineGrace;
   private readonly gate: AdmissionGate;
@@ -64,7 +68,7 @@ export class ControlServer {
       this.admitting.add(conn);
       ws.on('close', (code) => {
         this.connections.delete(conn);
-        this.admitting.delete(conn);
+        if (this.admitting.delete(conn)) this.lastUnadmittedCloseAt = Date.now();
         if (code === 1009) {
           opts.metrics.error('frame_too_large');
           opts.logger.warn({ remote, code }, 'control frame larger than the limit');
@@ -77,11 +81,16 @@ export class ControlServer {
   }
 
   /**
-   * Whether devices are still coming back: connections wait for their netmap, or one was turned away
-   * within the grace (its device retries). Offline marks and idle account netmaps wait meanwhile.
+   * Whether devices are still coming back: connections wait for their netmap, or within the
+   * reconnect window (an agent's longest backoff, or the grace if longer) one was turned away or
+   * closed before its netmap: its agent retries by then. Offline marks and idle account netmaps wait meanwhile. Holding only for
+   * the grace was not enough: at 10,000 a storm's retries left a 10 s gap with nothing pending, the
+   * held marks of the devices still backing off all fired, and every later resume became a snapshot.
    */
   get storming(): boolean {
-    return this.admitting.size > 0 || this.gate.refusedWithin(this.opts.offlineGraceMs);
+    if (this.admitting.size > 0) return true;
+    const window = Math.max(this.opts.offlineGraceMs, this.opts.reconnectWindowMs);
+    return this.gate.turnedBackWithin(window) || Date.now() - this.lastUnadmittedCloseAt < window;
   }
 
   /** Applies admission control to the server whose upgrades this handles; returns its undo. */

@@ -1,3 +1,5 @@
+import { HeldTimers } from './held-timers';
+
 /** Marks a device offline; the update names the connection, so it is a no-op once another holds it. */
 export type MarkOffline = (deviceId: string, connectionId: string) => Promise<void>;
 
@@ -20,19 +22,20 @@ export const OFFLINE_HOLD_MAX_GRACES = 30;
  *
  * While devices are still coming back to the instance (`busy.admitting()`, ControlServer.storming:
  * connections not yet given their netmap, or one turned away lately), a mark whose grace ran out
- * waits, up to OFFLINE_HOLD_MAX_GRACES graces after the close: its device may be in that queue. A storm of 10,000 reconnections took longer than the
- * grace here, every device still queued went offline and came back online for every peer, and the
- * storm never settled (765 s; bench netmap).
+ * waits (HeldTimers), up to OFFLINE_HOLD_MAX_GRACES graces after the close: its device may be in
+ * that queue. A storm of 10,000 reconnections took longer than the grace here, every device still
+ * queued went offline and came back online for every peer, and the storm never settled (765 s;
+ * bench netmap).
  */
 export class OfflineGrace {
-  private readonly pending = new Map<string, NodeJS.Timeout>();
+  private readonly pending: HeldTimers<string>;
   private readonly maxHoldMs: number;
 
   constructor(
     private readonly graceMs: number,
     private readonly markOffline: MarkOffline,
     private readonly onError: (err: unknown) => void,
-    private readonly busy: {
+    busy: {
       /** Whether devices are still coming back here (see ControlServer.storming). */
       admitting(): boolean;
       /** A mark was held back (once per mark). */
@@ -40,6 +43,11 @@ export class OfflineGrace {
     } = { admitting: () => false },
   ) {
     this.maxHoldMs = graceMs * OFFLINE_HOLD_MAX_GRACES;
+    this.pending = new HeldTimers({
+      recheckMs: OFFLINE_RECHECK_MS,
+      busy: () => busy.admitting(),
+      onHeld: () => busy.onHeld?.(),
+    });
   }
 
   /**
@@ -48,23 +56,13 @@ export class OfflineGrace {
    */
   closed(deviceId: string, connectionId: string): Promise<void> {
     if (this.graceMs <= 0) return this.mark(deviceId, connectionId);
-    this.arm(deviceId, connectionId, Date.now() + this.maxHoldMs, this.graceMs);
+    this.pending.arm(
+      connectionId,
+      this.graceMs,
+      this.maxHoldMs,
+      () => void this.mark(deviceId, connectionId),
+    );
     return Promise.resolve();
-  }
-
-  private arm(deviceId: string, connectionId: string, holdUntil: number, delayMs: number): void {
-    clearTimeout(this.pending.get(connectionId));
-    const timer = setTimeout(() => {
-      if (this.busy.admitting() && Date.now() + OFFLINE_RECHECK_MS <= holdUntil) {
-        if (delayMs === this.graceMs) this.busy.onHeld?.();
-        this.arm(deviceId, connectionId, holdUntil, OFFLINE_RECHECK_MS);
-        return;
-      }
-      this.pending.delete(connectionId);
-      void this.mark(deviceId, connectionId);
-    }, delayMs);
-    timer.unref();
-    this.pending.set(connectionId, timer);
   }
 
   /** Marks offline now, with no grace (a broker closing connections before it stops). */
@@ -75,8 +73,7 @@ export class OfflineGrace {
 
   /** Forgets a pending mark (its device is on a newer connection here, or the instance stops). */
   cancel(connectionId: string): void {
-    clearTimeout(this.pending.get(connectionId));
-    this.pending.delete(connectionId);
+    this.pending.cancel(connectionId);
   }
 
   get size(): number {
@@ -85,7 +82,6 @@ export class OfflineGrace {
 
   /** Drops every pending mark: on stop, the lease's release marks the instance's devices offline. */
   dispose(): void {
-    for (const timer of this.pending.values()) clearTimeout(timer);
     this.pending.clear();
   }
 

@@ -119,7 +119,7 @@ describe.each(BACKENDS)('reconnecting devices on %s', (kind) => {
   it('a device that does not come back goes offline once the grace has passed', async () => {
     const short = await startTestBroker(
       { ...backend, dataDir: `${backend.dataDir}-short` },
-      { offlineGraceMs: 1_000 },
+      { offlineGraceMs: 1_000, reconnectWindowMs: 1_000 },
     );
     try {
       const a = short.device();
@@ -156,10 +156,40 @@ describe.each(BACKENDS)('reconnecting devices on %s', (kind) => {
     }
   });
 
+  it('a connection that gave up before its netmap holds marks back for the reconnect window', async () => {
+    const short = await startTestBroker(
+      { ...backend, dataDir: `${backend.dataDir}-window` },
+      { offlineGraceMs: 1_000, reconnectWindowMs: 30_000 },
+    );
+    try {
+      const { setupKey } = await short.addAccount(`window${kind}`);
+      const [a, b, gaveUp] = [short.device(), short.device(), short.device()];
+      devices.push(a, b, gaveUp);
+      await a.enroll(setupKey, { hostname: 'window-a' });
+      await b.enroll(setupKey, { hostname: 'window-b' });
+      await a.connect();
+      await b.connect();
+      await b.waitForPeers((p) => p.get(a.id)?.online === true);
+      // An agent past its deadline closes before its netmap; it retries within its backoff.
+      await gaveUp.open();
+      gaveUp.close();
+      await gaveUp.waitForClose();
+      a.close();
+      await a.waitForClose();
+      // Nothing is pending when a's grace runs out, yet its mark waits (or, wrongly, a goes offline).
+      while ((await heldMarks(short)) === 0 && b.peers.get(a.id)?.online !== false)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(await heldMarks(short)).toBe(1);
+      expect(b.peers.get(a.id)?.online).toBe(true);
+    } finally {
+      await short.close();
+    }
+  });
+
   it("an account's netmap outlives its linger while devices are still reconnecting: they resume", async () => {
     const short = await startTestBroker(
       { ...backend, dataDir: `${backend.dataDir}-linger` },
-      { offlineGraceMs: 1_000 },
+      { offlineGraceMs: 1_000, reconnectWindowMs: 1_000 },
     );
     try {
       // An account of its own: its one device leaving leaves the hub with no connection.

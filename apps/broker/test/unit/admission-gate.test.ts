@@ -63,15 +63,15 @@ describe('AdmissionGate', () => {
     await rawTcp();
     await rawTcp();
     await waitUntil(() => (gate.pendingHandshakes === 2 ? true : undefined), 10_000, 'two pending');
-    expect(gate.refusedWithin(60_000)).toBe(false);
+    expect(gate.turnedBackWithin(60_000)).toBe(false);
     const extra = await rawTcp();
     await extra.closed;
     expect(refused).toEqual([2]);
     expect(gate.pendingHandshakes).toBe(2);
-    expect(gate.refusedWithin(1)).toBe(true);
+    expect(gate.turnedBackWithin(1)).toBe(true);
     clock += 5_000;
-    expect(gate.refusedWithin(5_000)).toBe(false);
-    expect(gate.refusedWithin(5_001)).toBe(true);
+    expect(gate.turnedBackWithin(5_000)).toBe(false);
+    expect(gate.turnedBackWithin(5_001)).toBe(true);
   });
 
   it('frees the slot of a finished handshake (the connection stays open) and of a closed one', async () => {
@@ -79,10 +79,13 @@ describe('AdmissionGate', () => {
     const done = await tlsClient();
     await waitUntil(() => (gate.pendingHandshakes === 0 ? true : undefined), 10_000, 'handshake counted out');
     expect(done.destroyed).toBe(false);
+    expect(gate.turnedBackWithin(60_000)).toBe(false); // a finished handshake turns nobody back
     const raw = await rawTcp();
     await waitUntil(() => (gate.pendingHandshakes === 1 ? true : undefined), 10_000, 'one pending');
     raw.socket.destroy();
     await waitUntil(() => (gate.pendingHandshakes === 0 ? true : undefined), 10_000, 'close counted out');
+    // A client that gave up in its handshake is coming back, as a refused one is.
+    expect(gate.turnedBackWithin(1)).toBe(true);
     await tlsClient();
     expect(refused).toEqual([]);
   });
