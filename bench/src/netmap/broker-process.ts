@@ -1,9 +1,11 @@
 /**
  * The broker under test, in its own process so its RSS and CPU are measured alone.
- * argv: dataDir databaseUrl; env BENCH_TRACE=<seconds> prints its metrics that often (broker-trace).
+ * argv: dataDir databaseUrl; env BENCH_TRACE=<seconds> prints its metrics that often (broker-trace),
+ * BENCH_PROFILE=<dir> lets it record a CPU profile (broker-profile).
  */
 import { readFileSync } from 'node:fs';
 import { startBroker } from '@trellis/broker';
+import { BrokerProfiler } from './broker-profile';
 import { startBrokerTrace } from './broker-trace';
 import type { BrokerCommand, BrokerReply } from './messages';
 
@@ -39,6 +41,8 @@ async function main(): Promise<void> {
       traceSec,
     );
   }
+  const profileDir = process.env.BENCH_PROFILE;
+  const profiler = profileDir ? new BrokerProfiler(profileDir) : undefined;
   process.on('message', async (m: BrokerCommand) => {
     if (m.cmd === 'stats') {
       // Without gc: a window whose CPU is measured must not include a forced full collection.
@@ -56,6 +60,13 @@ async function main(): Promise<void> {
         connected,
         pathPairs: broker.pathPairs(),
       });
+    } else if (m.cmd === 'profile-start') {
+      if (!profiler) return send({ kind: 'error', message: 'BENCH_PROFILE is not set' });
+      await profiler.start();
+      send({ kind: 'profiling' });
+    } else if (m.cmd === 'profile-stop') {
+      if (!profiler) return send({ kind: 'error', message: 'BENCH_PROFILE is not set' });
+      send({ kind: 'profiled', file: await profiler.stop(m.name) });
     } else if (m.cmd === 'stop') {
       await broker.close();
       process.exit(0);

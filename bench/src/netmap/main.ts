@@ -42,7 +42,7 @@ async function runSize(n: number, { rounds, wanted }: Args): Promise<SizeResult>
   return withNetmapBench(n, async (bench) => {
     const { devices, enrollPerSec } = await enrollDevices(bench, n);
     const { clients, connected, before, after } = await connectClients(bench, devices);
-    const changes = await measureChanges(bench, clients, rounds);
+    const changes = await measureChanges(bench, clients, n, rounds);
     bench.http.close();
     const wants = await measureWants(bench, clients, devices, wanted, before);
     const storm = await measureStorm(bench, clients, n);
@@ -57,6 +57,7 @@ async function runSize(n: number, { rounds, wanted }: Args): Promise<SizeResult>
       rssPerDeviceKB: (after.rss - before.rss) / after.connected / 1024,
       cpuPerChangeMs: changes.cpuUs / 1000 / (rounds * 2),
       cpuPerChangeNetMs: (changes.cpuUs - changes.idleCpuUs) / 1000 / (rounds * 2),
+      fullGcMs: changes.fullGcUs / 1000,
       ...wants,
       ...storm,
     };

@@ -6,7 +6,12 @@ export interface BenchDevice {
 }
 
 /** `gc`: collect before reading memory (RSS figures); left out where a CPU window is measured. */
-export type BrokerCommand = { cmd: 'stats'; gc: boolean } | { cmd: 'stop' };
+export type BrokerCommand =
+  | { cmd: 'stats'; gc: boolean }
+  /** Only with BENCH_PROFILE set: start, or stop and write, the broker's CPU profile. */
+  | { cmd: 'profile-start' }
+  | { cmd: 'profile-stop'; name: string }
+  | { cmd: 'stop' };
 export type BrokerReply =
   | {
       kind: 'ready';
@@ -27,6 +32,8 @@ export type BrokerReply =
       /** Device pairs the broker's pair-path cores hold. */
       pathPairs: number;
     }
+  | { kind: 'profiling' }
+  | { kind: 'profiled'; file: string }
   | { kind: 'error'; message: string };
 
 export type ClientCommand =

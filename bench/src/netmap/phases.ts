@@ -68,8 +68,16 @@ export async function connectClients(
 export async function measureChanges(
   bench: NetmapBench,
   clients: ChildProcess,
+  n: number,
   rounds: number,
-): Promise<{ join: number[]; remove: number[]; missing: number; cpuUs: number; idleCpuUs: number }> {
+): Promise<{
+  join: number[];
+  remove: number[];
+  missing: number;
+  cpuUs: number;
+  idleCpuUs: number;
+  fullGcUs: number;
+}> {
   const joinTimes: number[] = [];
   const removeTimes: number[] = [];
   let cpuUs = 0;
@@ -84,17 +92,18 @@ export async function measureChanges(
     clients.send({ cmd: 'expect', id: ++id, kind, timeoutMs: 30_000, ...target });
     await next<ClientReply, 'armed'>(clients, 'armed');
     const windowStart = nowMs();
-    const s0 = await bench.stats();
+    const s0 = await bench.stats(false);
     const start = nowMs();
     const arrivals = next<ClientReply, 'arrivals'>(clients, 'arrivals');
     await change();
     const got = await arrivals;
-    const s1 = await bench.stats();
+    const s1 = await bench.stats(false);
     windowsMs += nowMs() - windowStart;
     cpuUs += cpuUsOf(s0, s1);
     missing += got.missing;
     return got.times.map((t) => t - start);
   };
+  await bench.profile?.start();
   for (let r = 0; r < rounds; r++) {
     const k = fastKeyPair();
     let deviceId = '';
@@ -113,15 +122,28 @@ export async function measureChanges(
       })),
     );
   }
+  const profiled = await bench.profile?.stop(`broker-changes-${n}`);
+  if (profiled)
+    console.log(`[${n}] broker CPU profile of the changes (CPU figures inflated by it): ${profiled}`);
   // What the broker spends with nothing changing (heartbeats of every client): the baseline for
   // the CPU each change costs, measured the same way right after. (Measured before, the idle wait
   // let V8 shrink the broker's heap first and the changes cost more.)
-  const i0 = await bench.stats();
+  const i0 = await bench.stats(false);
   const idleStart = nowMs();
   await sleep(IDLE_WINDOW_MS);
-  const i1 = await bench.stats();
+  const i1 = await bench.stats(false);
   const idleUsPerMs = cpuUsOf(i0, i1) / (nowMs() - idleStart);
-  return { join: joinTimes, remove: removeTimes, missing, cpuUs, idleCpuUs: idleUsPerMs * windowsMs };
+  // What one forced full collection costs: this bench counted one in every change's window until
+  // 2026-12-06 (its stats collected before reading), so older rows are comparable with this added.
+  const fullGcUs = cpuUsOf(i1, await bench.stats(true));
+  return {
+    join: joinTimes,
+    remove: removeTimes,
+    missing,
+    cpuUs,
+    idleCpuUs: idleUsPerMs * windowsMs,
+    fullGcUs,
+  };
 }
 
 /** Reconnection storm, as after a broker restart: every client drops and reconnects at once. */

@@ -10,8 +10,10 @@ export interface SizeResult {
   missing: number;
   rssPerDeviceKB: number;
   cpuPerChangeMs: number;
-  /** The same less what the broker spent idle (heartbeats) over as long, measured just before. */
+  /** The same less what the broker spent idle (heartbeats) over as long, measured right after. */
   cpuPerChangeNetMs: number;
+  /** CPU of one forced full collection after the changes (the bench counted one per change before 2026-12-06). */
+  fullGcMs: number;
   /** Distinct device pairs some device wanted a path for. */
   wantedPairs: number;
   /** The burst's pairs and those wanted one at a time after it (every pair the storm should keep). */
@@ -45,7 +47,7 @@ export function printSizeLine(r: SizeResult): void {
     `[${r.n}] join p50/p99 ${percentile(r.join, 50).toFixed(1)}/${percentile(r.join, 99).toFixed(1)} ms, ` +
       `remove p50/p99 ${percentile(r.remove, 50).toFixed(1)}/${percentile(r.remove, 99).toFixed(1)} ms, ` +
       `RSS ${r.rssPerDeviceKB.toFixed(0)} KB/device, CPU ${r.cpuPerChangeMs.toFixed(0)} ms/change ` +
-      `(${r.cpuPerChangeNetMs.toFixed(0)} beyond idle); ` +
+      `(${r.cpuPerChangeNetMs.toFixed(0)} beyond idle; a forced full GC ${r.fullGcMs.toFixed(0)} ms); ` +
       `want p50/p99 ${percentile(r.want, 50).toFixed(1)}/${percentile(r.want, 99).toFixed(1)} ms ` +
       `(one at a time ${percentile(r.wantSingle, 50).toFixed(1)}/${percentile(r.wantSingle, 99).toFixed(1)}) ` +
       `(${r.wantRelays} relay, ${r.wantPunches} punch first, ${r.wantMissing} missed), ` +
@@ -74,6 +76,7 @@ export function printReport(results: SizeResult[], rounds: number, wanted: numbe
       'RSS/dev KB',
       'CPU/change ms',
       'beyond idle ms',
+      'full GC ms',
       'want p50',
       'want p99',
       '1 want p50',
@@ -97,6 +100,7 @@ export function printReport(results: SizeResult[], rounds: number, wanted: numbe
       r.rssPerDeviceKB,
       r.cpuPerChangeMs,
       r.cpuPerChangeNetMs,
+      r.fullGcMs,
       ...p50p99(r.want),
       ...p50p99(r.wantSingle),
       r.wantMissing,

@@ -26,6 +26,8 @@ export interface NetmapBench {
   stats(gc?: boolean): Promise<BrokerStats>;
   relayStats(): Promise<RelayStats>;
   enroll(name: string, publicKey: string): Promise<EnrollResponse>;
+  /** Only with BENCH_PROFILE=<dir>: records the broker's CPU profile between `start` and `stop`. */
+  profile?: { start(): Promise<void>; stop(name: string): Promise<string> };
   /** The process of the N WebSocket clients, stopped with the others at the end. */
   forkClients(): ChildProcess;
 }
@@ -79,11 +81,23 @@ export async function withNetmapBench<T>(n: number, fn: (bench: NetmapBench) => 
           os: 'linux',
           endpoints: ['192.0.2.1:51820'],
         });
+      const profile = process.env.BENCH_PROFILE
+        ? {
+            start: async () => {
+              broker.send({ cmd: 'profile-start' });
+              await next<BrokerReply, 'profiling'>(broker, 'profiling');
+            },
+            stop: async (name: string) => {
+              broker.send({ cmd: 'profile-stop', name });
+              return (await next<BrokerReply, 'profiled'>(broker, 'profiled')).file;
+            },
+          }
+        : undefined;
       const forkClients = () => {
         clients = fork(join(__dirname, 'client-process.js'), [], { execArgv: ['--max-old-space-size=8192'] });
         return clients;
       };
-      return await fn({ ready, http, stats, relayStats, enroll, forkClients });
+      return await fn({ ready, http, stats, relayStats, enroll, forkClients, profile });
     } finally {
       // A child that already exited has no channel: sending would throw over the error that ended the run.
       for (const child of [clients, relay, broker]) if (child?.connected) child.send({ cmd: 'stop' });
