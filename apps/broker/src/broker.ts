@@ -119,6 +119,9 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       zone,
       addressGraceSeconds: options.addressGraceSeconds ?? DEFAULT_ADDRESS_GRACE_SECONDS,
       addressPoolSize: options.addressPoolSize,
+      ...(options.deviceAuthIntervalSeconds
+        ? { deviceAuthIntervalSeconds: options.deviceAuthIntervalSeconds }
+        : {}),
       liveRelays: relayRegistry,
       relayStaleAfterMs: 3 * heartbeatIntervalMs,
       logger,
@@ -141,7 +144,14 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       keyFile: options.tlsKeyFile,
       sans: defaultSans(options.tlsSans ?? [], options.publicUrl),
     });
-    const ctx: BrokerContext = { services, brokerKey, metrics, logger, version: BROKER_VERSION };
+    const ctx: BrokerContext = {
+      services,
+      brokerKey,
+      metrics,
+      logger,
+      version: BROKER_VERSION,
+      ...(options.publicUrl ? { publicUrl: options.publicUrl.replace(/\/+$/, '') } : {}),
+    };
 
     // Passed on to https.createServer as is (Nest's type lacks handshakeTimeout).
     const httpsOptions: HttpsOptions & { handshakeTimeout: number } = {

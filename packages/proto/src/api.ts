@@ -148,6 +148,14 @@ export const API_PATHS = {
   devices: '/api/v1/devices',
   policy: '/api/v1/policy',
   enroll: '/api/v1/enroll',
+  /** RFC 8628: a device without a setup key starts here, */
+  deviceAuth: '/api/v1/device-auth',
+  /** polls here for its enrollment, */
+  deviceAuthToken: '/api/v1/device-auth/token',
+  /** and a signed-in user looks a request up (GET …/:userCode) and decides on it (POST). */
+  deviceAuthRequests: '/api/v1/device-auth/requests',
+  /** The dashboard's page where the user approves a device. */
+  deviceVerification: '/device',
   control: '/api/v1/control',
   relayControl: '/api/v1/relay/control',
   relayTokens: '/api/v1/relay-tokens',

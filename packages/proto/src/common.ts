@@ -72,6 +72,8 @@ export const ErrorBody = z.object({
   statusCode: z.number().int(),
   error: z.string(),
   message: z.string(),
+  /** What went wrong, for a program to act on (`invalid_setup_key`, RFC 8628's `slow_down`, …). */
+  code: z.string().optional(),
 });
 export type ErrorBody = z.infer<typeof ErrorBody>;
 

@@ -8,6 +8,7 @@ export * from './broker-urls';
 export * from './cluster-events';
 export * from './common';
 export * from './control';
+export * from './device-auth';
 export * from './ipc';
 export * from './ipv4';
 export * from './policy-api';

@@ -111,6 +111,39 @@ export const devices = pgTable(
   ],
 );
 
+/**
+ * Devices signing in with the device authorization grant (RFC 8628). Both codes are stored only
+ * as hashes; a row lives until it expires (then it is purged), and is spent once its device has
+ * fetched its enrollment.
+ */
+export const deviceAuthorizations = pgTable(
+  'device_authorizations',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    deviceCodeHash: text('device_code_hash').notNull().unique(),
+    userCodeHash: text('user_code_hash').notNull().unique(),
+    publicKey: text('public_key').notNull(),
+    name: text('name'),
+    hostname: text('hostname').notNull(),
+    os: text('os').notNull(),
+    endpoints: jsonb('endpoints').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    /** The request proved the device's private key (needed to enroll a key enrolled already). */
+    proven: boolean('proven').notNull(),
+    requestedFrom: text('requested_from').notNull(),
+    state: text('state', { enum: ['pending', 'approved', 'denied', 'spent'] })
+      .notNull()
+      .default('pending'),
+    /** Set on approval: the device enrolled for it, and who approved. */
+    deviceId: uuid('device_id').references(() => devices.id, { onDelete: 'set null' }),
+    decidedBy: uuid('decided_by').references(() => users.id, { onDelete: 'set null' }),
+    intervalSeconds: integer('interval_seconds').notNull(),
+    lastPolledAt: timestamp('last_polled_at', { withTimezone: true }),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('device_authorizations_expires_idx').on(t.expiresAt)],
+);
+
 /** Addresses of removed devices, held back from allocation for a grace period. */
 export const releasedAddresses = pgTable(
   'released_addresses',
@@ -179,6 +212,7 @@ export type AccountRow = typeof accounts.$inferSelect;
 export type UserRow = typeof users.$inferSelect;
 export type SetupKeyRow = typeof setupKeys.$inferSelect;
 export type DeviceRow = typeof devices.$inferSelect;
+export type DeviceAuthorizationRow = typeof deviceAuthorizations.$inferSelect;
 export type PolicyRow = typeof policies.$inferSelect;
 export type RelayTokenRow = typeof relayTokens.$inferSelect;
 export type RelayRow = typeof relays.$inferSelect;

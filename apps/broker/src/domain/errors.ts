@@ -4,6 +4,8 @@ export class DomainError extends Error {
     readonly status: number,
     readonly kind: string,
     message: string,
+    /** `debug` for answers a client expects often (a device flow's `authorization_pending`). */
+    readonly logLevel: 'warn' | 'debug' = 'warn',
   ) {
     super(message);
     this.name = 'DomainError';

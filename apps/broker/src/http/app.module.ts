@@ -1,6 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { AuthController } from './auth.controller';
 import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
+import { DeviceAuthController } from './device-auth.controller';
 import { DevicesController } from './devices.controller';
 import { EnrollController } from './enroll.controller';
 import { InfoController } from './info.controller';
@@ -23,6 +24,7 @@ export function brokerHttpModule(ctx: BrokerContext): DynamicModule {
       DevicesController,
       PolicyController,
       EnrollController,
+      DeviceAuthController,
       RelayTokensController,
       RelaysController,
     ],

@@ -10,6 +10,8 @@ export interface BrokerContext {
   metrics: BrokerMetrics;
   logger: Logger;
   version: string;
+  /** The broker's configured public URL: links it hands out (device sign-in) start with it. */
+  publicUrl?: string;
 }
 
 export const BROKER_CONTEXT = 'BROKER_CONTEXT';

@@ -35,7 +35,9 @@ export class JsonExceptionFilter implements ExceptionFilter {
     let status = 500;
     let kind = 'internal';
     let message = 'internal error';
+    let code: string | undefined;
     if (exception instanceof DomainError) {
+      code = exception.kind;
       status = exception.status;
       kind = exception.kind;
       message = exception.message;
@@ -53,8 +55,10 @@ export class JsonExceptionFilter implements ExceptionFilter {
         { ...line, err: exception instanceof Error ? exception.stack : String(exception) },
         message,
       );
+    else if (exception instanceof DomainError && exception.logLevel === 'debug')
+      this.logger.debug(line, message);
     else this.logger.warn(line, message);
     if (exception instanceof PolicyRejectedError) writeRejection(res, exception);
-    else writeError(res, status, message);
+    else writeError(res, status, message, false, code);
   }
 }

@@ -19,8 +19,8 @@ import { hashSecret } from '../security/tokens';
 import type { OverlayAddresses } from './overlay-addresses';
 import { bumpSerial, type Tx } from './tx';
 
-export interface EnrollInput {
-  setupKey: string;
+/** What a device says about itself when it enrolls. */
+export interface DeviceFields {
   publicKey: string;
   name?: string;
   hostname: string;
@@ -28,6 +28,21 @@ export interface EnrollInput {
   endpoints: string[];
   /** The request carried a valid proof of the device's private key (enrollProof). */
   proven: boolean;
+}
+
+export interface EnrollInput extends DeviceFields {
+  setupKey: string;
+}
+
+/** What lets a device into an account: a setup key, or a signed-in user's approval (device flow). */
+export interface EnrollGrant {
+  account: AccountRow;
+  /** Tags a new device gets. */
+  tags: string[];
+  /** Name of the policy block its address comes from; null: anywhere outside the blocks. */
+  cidr: string | null;
+  /** The user a new untagged device belongs to; null: nobody's. */
+  ownerId: string | null;
 }
 
 /** What an enrollment wrote: the device, its account, and the serial of that change. */
@@ -40,16 +55,29 @@ export interface Enrolled {
   serial: number;
 }
 
-/**
- * Within `tx`: spends one use of the setup key and enrolls the device in the key's account. A new
- * device gets a free name and address; the same machine (same WireGuard key) again keeps its own.
- */
+/** Within `tx`: spends one use of the setup key and enrolls the device in the key's account. */
 export async function enrollDevice(
   tx: Tx,
   input: EnrollInput,
   addresses: OverlayAddresses,
 ): Promise<Enrolled> {
   const { account, key } = await spendSetupKey(tx, input.setupKey);
+  // A tagged device is the tags' (a server, a camera), nobody's in particular: as in the policy.
+  const ownerId = key.tags.length === 0 ? key.createdBy : null;
+  return enrollGranted(tx, input, { account, tags: key.tags, cidr: key.cidr, ownerId }, addresses);
+}
+
+/**
+ * Within `tx`: enrolls the device in the grant's account. A new device gets a free name and
+ * address; the same machine (same WireGuard key) again keeps its own.
+ */
+export async function enrollGranted(
+  tx: Tx,
+  input: DeviceFields,
+  grant: EnrollGrant,
+  addresses: OverlayAddresses,
+): Promise<Enrolled> {
+  const { account } = grant;
   const [existing] = await tx.select().from(devices).where(eq(devices.publicKey, input.publicKey));
   let row: DeviceRow;
   if (existing && existing.accountId !== account.id) {
@@ -76,13 +104,11 @@ export async function enrollDevice(
       tx,
       account.id,
       input.publicKey,
-      await addressScope(tx, account.id, key),
+      await addressScope(tx, account.id, grant.cidr),
     );
-    // A tagged device is the tags' (a server, a camera), nobody's in particular: as in the policy.
-    const owner =
-      key.createdBy && key.tags.length === 0
-        ? (await tx.select({ email: users.email }).from(users).where(eq(users.id, key.createdBy)))[0]
-        : undefined;
+    const owner = grant.ownerId
+      ? (await tx.select({ email: users.email }).from(users).where(eq(users.id, grant.ownerId)))[0]
+      : undefined;
     [row] = (await tx
       .insert(devices)
       .values({
@@ -93,7 +119,7 @@ export async function enrollDevice(
         publicKey: input.publicKey,
         address,
         endpoints: input.endpoints,
-        tags: key.tags,
+        tags: grant.tags,
         userEmail: owner?.email ?? null,
       })
       .returning()) as [DeviceRow];
@@ -103,14 +129,14 @@ export async function enrollDevice(
 }
 
 /**
- * Where a new device's address may come from: the setup key's policy block, and outside every
+ * Where a new device's address may come from: the grant's policy block, and outside every
  * other block (an address inside one would put the device in it, and let it see that block).
  */
-async function addressScope(tx: Tx, accountId: string, key: SetupKeyRow): Promise<AddressScope> {
+async function addressScope(tx: Tx, accountId: string, cidr: string | null): Promise<AddressScope> {
   const policy = await currentParsedPolicy(tx, accountId);
   const blocks = policy.blocks.map((b) => b.cidr);
-  if (key.cidr === null) return { avoid: blocks };
-  const within = blockCidr(policy, key.cidr);
+  if (cidr === null) return { avoid: blocks };
+  const within = blockCidr(policy, cidr);
   // Its own block and the blocks around it are fine; the blocks inside it are not.
   return { within, avoid: blocks.filter((b) => b !== within && ipv4CidrWithin(b, within)) };
 }

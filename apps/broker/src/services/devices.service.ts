@@ -11,7 +11,7 @@ import type { BrokerEvent, EventBus } from '../events/event-bus';
 import { currentPolicy } from '../policy/policy-store';
 import type { TagActor } from '../policy/tag-rules';
 import { type DeviceEdit, deviceNamed, renameDevice, retagDevice } from './device-edits';
-import { type EnrollInput, enrollDevice } from './device-enrollment';
+import { type Enrolled, type EnrollInput, enrollDevice } from './device-enrollment';
 import { type KeyChanged, type RotationHolder, rekeyDevice, rotateDeviceKey } from './device-keys';
 import { DevicePresence } from './device-presence';
 import { toDeviceState } from './device-state';
@@ -86,9 +86,18 @@ export class DevicesService {
     return `${name}.${accountName}.${this.config.zone}`;
   }
 
-  async enroll(input: EnrollInput): Promise<EnrollResult> {
+  /** Enrolls with a setup key. */
+  enroll(input: EnrollInput): Promise<EnrollResult> {
+    return this.enrollIn((tx, addresses) => enrollDevice(tx, input, addresses));
+  }
+
+  /**
+   * Runs `work`, which enrolls one device (enrollDevice, enrollGranted) and may write more in the
+   * same transaction, then tells every instance about the device.
+   */
+  async enrollIn(work: (tx: Tx, addresses: OverlayAddresses) => Promise<Enrolled>): Promise<EnrollResult> {
     const { row, accountId, accountName, reenrolled, serial } = await withUniqueRetry(5, () =>
-      this.db.transaction((tx) => enrollDevice(tx, input, this.addresses)),
+      this.db.transaction((tx) => work(tx, this.addresses)),
     );
     await this.announce({ kind: 'device-upsert', accountId, serial, device: toDeviceState(row) });
     return {

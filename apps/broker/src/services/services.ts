@@ -4,6 +4,7 @@ import { AddressAllocator } from '../domain/address-allocator';
 import type { EventBus } from '../events/event-bus';
 import { PolicyService } from '../policy/policy.service';
 import { AccountsService } from './accounts.service';
+import { DEVICE_AUTH_INTERVAL_SECONDS, DeviceAuthorizationsService } from './device-authorizations.service';
 import { DevicesService } from './devices.service';
 import { InstancesService } from './instances.service';
 import { RelayTokensService } from './relay-tokens.service';
@@ -15,6 +16,8 @@ export interface ServicesConfig {
   zone: string;
   addressGraceSeconds: number;
   addressPoolSize?: number;
+  /** Seconds between a signing-in device's polls (default DEVICE_AUTH_INTERVAL_SECONDS). */
+  deviceAuthIntervalSeconds?: number;
   /** The registry of relays connected to this process (absent for the direct-database admin CLI). */
   liveRelays?: LiveRelays;
   /** Without `liveRelays`, a relay seen within this counts as online; ms. */
@@ -30,6 +33,8 @@ export interface Services {
   users: UsersService;
   setupKeys: SetupKeysService;
   devices: DevicesService;
+  /** Sign in once: the device authorization grant (RFC 8628). */
+  deviceAuth: DeviceAuthorizationsService;
   /** Broker instances' leases (several instances on one PostgreSQL). */
   instances: InstancesService;
   relayTokens: RelayTokensService;
@@ -51,6 +56,9 @@ export function createServices(db: Db, bus: EventBus, config: ServicesConfig): S
     users: new UsersService(db),
     setupKeys: new SetupKeysService(db),
     devices,
+    deviceAuth: new DeviceAuthorizationsService(db, devices, {
+      intervalSeconds: config.deviceAuthIntervalSeconds ?? DEVICE_AUTH_INTERVAL_SECONDS,
+    }),
     instances: new InstancesService(db, devices),
     relayTokens: new RelayTokensService(db),
     relays: new RelaysService(db, { live: config.liveRelays, staleAfterMs: config.relayStaleAfterMs }),

@@ -1,0 +1,131 @@
+import type { IncomingMessage } from 'node:http';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
+import { verifyEnrollProof } from '@trellis/crypto';
+import {
+  API_PATHS,
+  DEVICE_AUTH_PROOF_LABEL,
+  DeviceAuthDecision,
+  type DeviceAuthDecisionResponse,
+  type DeviceAuthInfo,
+  DeviceAuthRequest,
+  type DeviceAuthResponse,
+  DeviceTokenRequest,
+  type EnrollResponse,
+  PROTOCOL_VERSION,
+  UserCode,
+} from '@trellis/proto';
+import { DomainError } from '../domain/errors';
+import { RateLimiter } from '../security/rate-limiter';
+import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
+import { currentUser } from './current-user';
+import { parseWith } from './validation';
+
+/** Code pairs one address may ask for per minute. */
+const STARTS_PER_MINUTE = 10;
+/** Wrong user codes one user may enter per 10 minutes: with 20^8 codes, guessing one is hopeless. */
+const WRONG_CODES_PER_10_MINUTES = 10;
+
+const HOST_HEADER = /^([A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*|\[[0-9A-Fa-f:.]{2,45}\])(:\d{1,5})?$/;
+
+/** Sign in once (RFC 8628): the device's two calls, and the signed-in user's look-up and decision. */
+@Controller()
+export class DeviceAuthController {
+  private readonly starts = new RateLimiter(STARTS_PER_MINUTE, 60_000);
+  private readonly wrongCodes = new RateLimiter(WRONG_CODES_PER_10_MINUTES, 600_000);
+
+  constructor(@Inject(BROKER_CONTEXT) private readonly ctx: BrokerContext) {}
+
+  @Post(API_PATHS.deviceAuth)
+  @HttpCode(200)
+  async start(@Req() req: IncomingMessage, @Body() body: unknown): Promise<DeviceAuthResponse> {
+    const from = req.socket.remoteAddress ?? 'unknown';
+    if (!this.starts.take(from))
+      throw tooMany(this.starts.retryAfterMs(from), 'sign-in requests from this address');
+    const { proof, protocolVersion, ...fields } = parseWith(DeviceAuthRequest, body);
+    if (protocolVersion !== PROTOCOL_VERSION) {
+      throw new DomainError(
+        400,
+        'protocol_mismatch',
+        `protocol version ${protocolVersion} not supported (broker speaks ${PROTOCOL_VERSION})`,
+      );
+    }
+    const key = this.ctx.brokerKey;
+    const proven =
+      proof !== undefined &&
+      verifyEnrollProof(
+        key.privateKey,
+        key.publicKey,
+        fields.publicKey,
+        DEVICE_AUTH_PROOF_LABEL,
+        proof,
+        Date.now(),
+      );
+    const started = await this.ctx.services.deviceAuth.start({ ...fields, proven }, from);
+    this.ctx.logger.info({ from, hostname: fields.hostname, os: fields.os }, 'device sign-in started');
+    const page = `${this.baseUrl(req)}${API_PATHS.deviceVerification}`;
+    return {
+      ...started,
+      verificationUri: page,
+      // In the fragment: a browser never sends it, so no server or proxy logs the code.
+      verificationUriComplete: `${page}#code=${started.userCode}`,
+    };
+  }
+
+  @Post(API_PATHS.deviceAuthToken)
+  @HttpCode(200)
+  async token(@Body() body: unknown): Promise<EnrollResponse> {
+    const { deviceCode } = parseWith(DeviceTokenRequest, body);
+    const { enrolled } = await this.ctx.services.deviceAuth.poll(deviceCode);
+    return { ...enrolled, brokerPublicKey: this.ctx.brokerKey.publicKey };
+  }
+
+  @Get(`${API_PATHS.deviceAuthRequests}/:userCode`)
+  async describe(@Req() req: IncomingMessage, @Param('userCode') code: string): Promise<DeviceAuthInfo> {
+    const user = await currentUser(req, this.ctx.services.users);
+    return this.guessing(user.userId, () => this.ctx.services.deviceAuth.describe(parseWith(UserCode, code)));
+  }
+
+  @Post(API_PATHS.deviceAuthRequests)
+  @HttpCode(200)
+  async decide(@Req() req: IncomingMessage, @Body() body: unknown): Promise<DeviceAuthDecisionResponse> {
+    const user = await currentUser(req, this.ctx.services.users);
+    const { userCode, approve } = parseWith(DeviceAuthDecision, body);
+    const result = await this.guessing(user.userId, () =>
+      this.ctx.services.deviceAuth.decide(user, userCode, approve),
+    );
+    if (result) {
+      this.ctx.metrics.enrollments.inc();
+      this.ctx.logger.info(
+        { deviceId: result.deviceId, account: result.accountName, name: result.name, approvedBy: user.email },
+        'device enrolled (signed in)',
+      );
+    } else this.ctx.logger.info({ deniedBy: user.email }, 'device sign-in denied');
+    return { approved: result !== null, deviceId: result?.deviceId ?? null, name: result?.name ?? null };
+  }
+
+  /** Runs a look-up by user code, counting the user's wrong codes and refusing once there are too many. */
+  private async guessing<T>(userId: string, lookUp: () => Promise<T>): Promise<T> {
+    const wait = this.wrongCodes.retryAfterMs(userId);
+    if (wait > 0) throw tooMany(wait, 'wrong codes');
+    try {
+      return await lookUp();
+    } catch (err) {
+      if (err instanceof DomainError && (err.status === 404 || err.status === 400))
+        this.wrongCodes.take(userId);
+      throw err;
+    }
+  }
+
+  /** The configured public URL, else the host the device reached us by (checked to be only a host). */
+  private baseUrl(req: IncomingMessage): string {
+    if (this.ctx.publicUrl) return this.ctx.publicUrl;
+    const host = req.headers.host ?? '';
+    if (HOST_HEADER.test(host)) return `https://${host}`;
+    const local = req.socket.localAddress ?? '127.0.0.1';
+    return `https://${local.includes(':') ? `[${local}]` : local}:${req.socket.localPort}`;
+  }
+}
+
+function tooMany(waitMs: number, what: string): DomainError {
+  return new DomainError(429, 'rate_limited', `too many ${what}: try again in ${Math.ceil(waitMs / 1000)} s`);
+}
