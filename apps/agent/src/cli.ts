@@ -6,9 +6,11 @@ import {
   OkResponse,
   RotateKeyResponse,
   StatusResponse,
+  UpResponse,
 } from '@trellis/proto';
 import { Command, Option } from 'commander';
 import { formatNetcheck } from './cli/format-netcheck';
+import { formatSignIn } from './cli/format-sign-in';
 import { formatStatus } from './cli/format-status';
 import { describePath, findPeer, meshPing } from './cli/mesh-ping';
 import { DEFAULT_STATE_DIR } from './daemon-options';
@@ -34,8 +36,8 @@ function socketPath(): string {
   return o.socket ?? join(o.stateDir, 'trellisd.sock');
 }
 
-async function call(req: IpcRequest): Promise<unknown> {
-  const res = await ipcCall(socketPath(), req);
+async function call(req: IpcRequest, timeoutMs?: number): Promise<unknown> {
+  const res = await ipcCall(socketPath(), req, timeoutMs);
   const err = ErrorResponse.safeParse(res);
   if (err.success) throw new Error(err.data.error);
   return res;
@@ -46,7 +48,7 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 
 program
   .command('up')
-  .description('join the mesh (enrolls first when --setup-key is given)')
+  .description('join the mesh: signs in (or enrolls with --setup-key) the first time')
   .option(
     '--broker <url>',
     'broker URL, https://HOST:PORT; repeat it or give a comma-separated list for several instances',
@@ -54,6 +56,7 @@ program
   )
   .option('--setup-key <key>', 'setup key from the broker admin')
   .option('--name <name>', 'wanted device name')
+  .option('--no-qr', 'do not print a QR code of the sign-in page')
   .option('--ca-file <file>', 'PEM CA (or the broker certificate) to trust; may be repeated', collect)
   .option(
     '--fingerprint <sha256>',
@@ -67,6 +70,7 @@ program
       name?: string;
       caFile?: string[];
       fingerprint?: string[];
+      qr: boolean;
     }) => {
       const req: IpcRequest = { op: 'up' };
       if (o.broker) req.brokers = parseBrokerUrls(o.broker);
@@ -74,7 +78,15 @@ program
       if (o.name) req.name = o.name;
       const trust = trustFromFlags(o.caFile ?? [], o.fingerprint ?? [], process.cwd());
       if (trust) req.trust = trust;
-      const res = OkResponse.parse(await call(req));
+      const res = UpResponse.parse(await call(req));
+      if (res.signIn) {
+        process.stdout.write(formatSignIn(res.signIn, o.qr));
+        // The daemon polls; this only waits for it, up to the code's expiry (Ctrl-C leaves it waiting).
+        const waitMs = Date.parse(res.signIn.expiresAt) - Date.now() + 30_000;
+        const done = OkResponse.parse(await call({ op: 'wait-sign-in' }, waitMs));
+        process.stdout.write(`${done.message ?? 'up'}\n`);
+        return;
+      }
       process.stdout.write(`${res.message ?? 'up'}\n`);
     },
   );

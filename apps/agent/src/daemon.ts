@@ -89,7 +89,9 @@ async function main(): Promise<void> {
         case 'status':
           return agent.status();
         case 'up':
-          return { ok: true, message: await agent.up(req) };
+          return { ok: true, ...(await agent.up(req)) };
+        case 'wait-sign-in':
+          return { ok: true, message: await agent.waitForSignIn() };
         case 'down':
           return { ok: true, message: await agent.down() };
         case 'rotate-key':

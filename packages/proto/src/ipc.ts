@@ -52,12 +52,15 @@ export const DownRequest = z.strictObject({ op: z.literal('down') });
 export const StatusRequest = z.strictObject({ op: z.literal('status') });
 /** A new WireGuard key for this device, vouched for by the current one (see RotateKeyMessage). */
 export const RotateKeyRequest = z.strictObject({ op: z.literal('rotate-key') });
+/** Answers once a pending sign-in (an `up` that answered with `signIn`) has ended: up, or why not. */
+export const WaitSignInRequest = z.strictObject({ op: z.literal('wait-sign-in') });
 
 export const IpcRequest = z.discriminatedUnion('op', [
   UpRequest,
   DownRequest,
   StatusRequest,
   RotateKeyRequest,
+  WaitSignInRequest,
 ]);
 export type IpcRequest = z.infer<typeof IpcRequest>;
 export type UpRequest = z.infer<typeof UpRequest>;
@@ -65,6 +68,8 @@ export type UpRequest = z.infer<typeof UpRequest>;
 export const AgentState = z.enum([
   'stopped',
   'needs-enrollment',
+  /** Waiting for the user to approve this device's sign-in code (RFC 8628). */
+  'signing-in',
   'enrolling',
   'connecting',
   'connected',
@@ -151,6 +156,17 @@ export const DnsStatus = z.object({
 });
 export type DnsStatus = z.infer<typeof DnsStatus>;
 
+/** A pending sign-in: where the user approves this device, and with which code. */
+export const SignInPrompt = z.object({
+  broker: z.string(),
+  verificationUri: z.string(),
+  /** The same page with the code filled in (in the URL's fragment). */
+  verificationUriComplete: z.string(),
+  userCode: z.string(),
+  expiresAt: z.string(),
+});
+export type SignInPrompt = z.infer<typeof SignInPrompt>;
+
 export const StatusResponse = z.object({
   ok: z.literal(true),
   state: AgentState,
@@ -177,6 +193,8 @@ export const StatusResponse = z.object({
   peers: z.array(PeerStatus),
   /** Pins and firewall (absent from agents without them). */
   guard: GuardStatus.optional(),
+  /** While the device waits for its sign-in to be approved. */
+  signIn: SignInPrompt.optional(),
   /** Names on this device (absent when DNS is off or the mesh is down). */
   dns: DnsStatus.optional(),
   /** This device's NAT as far as the agent knows it (for `trellis netcheck`). */
@@ -193,6 +211,9 @@ export const StatusResponse = z.object({
 export type StatusResponse = z.infer<typeof StatusResponse>;
 
 export const OkResponse = z.object({ ok: z.literal(true), message: z.string().optional() });
+/** `up`: done, or a sign-in started (or still pending) that the user must approve first. */
+export const UpResponse = OkResponse.extend({ signIn: SignInPrompt.optional() });
+export type UpResponse = z.infer<typeof UpResponse>;
 export const ErrorResponse = z.object({ ok: z.literal(false), error: z.string() });
 export const RotateKeyResponse = z.object({
   ok: z.literal(true),

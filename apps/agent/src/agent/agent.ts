@@ -1,8 +1,8 @@
-import { hostname, release } from 'node:os';
 import {
   type AgentState,
   type BrokerTrust,
-  PROTOCOL_VERSION,
+  type EnrollResponse,
+  type ResolveHost,
   type RotateKeyResponse,
   type StatusResponse,
   type UpRequest,
@@ -11,12 +11,16 @@ import { resolveHostAddresses } from '@trellis/tls';
 import type { Logger } from 'pino';
 import { enrollWithAny } from '../control/enroll-client';
 import { KeyRotationRefused } from '../control/rotation-request';
+import type { SignedIn } from '../sign-in/device-sign-in';
+import { SignIns } from '../sign-in/sign-ins';
 import type { Enrollment } from '../state/state-store';
 import { createBrokerAgent } from '../trust/broker-trust';
-import { describeTarget, parseBrokerUrls } from '../trust/broker-url';
+import { describeTarget, sharesUrl } from '../trust/broker-url';
+import { UserError } from '../util/user-error';
 import { waitFor } from '../util/wait';
 import type { WgDeviceState } from '../wireguard/types';
 import { DeviceKeys } from './device-keys';
+import { deviceBody, enrollmentFrom, requestedBrokers, type UpResult } from './enrollment-record';
 import { MeshSession, type MeshSessionOptions } from './mesh-session';
 import { SerialQueue } from './serial-queue';
 import { buildStatus } from './status';
@@ -28,23 +32,6 @@ export interface AgentOptions extends MeshSessionOptions {
   upWaitMs?: number;
   /** Puts back a resolver configuration that a crashed run left pointing at its stub. */
   recoverResolver?: () => Promise<void>;
-}
-
-export class UserError extends Error {}
-
-/** The URLs an `up` asks for (`brokers`, or an older CLI's `broker`); null: none given. */
-function requestedBrokers(req: UpRequest): string[] | null {
-  const given = [...(req.brokers ?? []), ...(req.broker ? [req.broker] : [])];
-  if (given.length === 0) return null;
-  try {
-    return parseBrokerUrls(given);
-  } catch (err) {
-    throw new UserError((err as Error).message);
-  }
-}
-
-function sharesUrl(a: readonly string[], b: readonly string[]): boolean {
-  return a.some((url) => b.includes(url));
 }
 
 /**
@@ -67,9 +54,23 @@ export class Agent {
   /** User operations (up, down, shutdown, removal), one at a time, so two `up`s cannot race. */
   private readonly ops = new SerialQueue();
   private readonly log: Logger;
+  /** Sign-ins (RFC 8628) of a device not enrolled yet. */
+  private readonly signIns: SignIns;
+  private readonly resolveHost: ResolveHost = (host) =>
+    (this.opts.controlOptions?.resolveHost ?? resolveHostAddresses)(host);
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.logger;
+    this.signIns = new SignIns({
+      privateKey: () => this.keys!.current.privateKey,
+      resolveHost: this.resolveHost,
+      log: this.log,
+      granted: (signed, urls, trust) => this.ops.run(() => this.finishSignIn(signed, urls, trust)),
+      ended: (error) => {
+        if (error !== null) this.lastError = error;
+        if (this.state === 'signing-in' && !this.enrollment) this.state = 'needs-enrollment';
+      },
+    });
     opts.backend.onRecreated(() => {
       this.log.warn('WireGuard interface was re-created; re-applying the mesh');
       const session = this.session;
@@ -92,7 +93,7 @@ export class Agent {
     this.enrollment = await this.opts.store.loadEnrollment();
     if (!this.enrollment) {
       this.state = 'needs-enrollment';
-      this.log.info('not enrolled; waiting for `trellis up --broker URL --setup-key KEY`');
+      this.log.info('not enrolled; waiting for `trellis up --broker URL` (sign in, or --setup-key KEY)');
     } else if (!this.enrollment.wantUp) {
       this.state = 'stopped';
       this.log.info('enrolled but down; waiting for `trellis up`');
@@ -101,28 +102,53 @@ export class Agent {
     }
   }
 
-  up(req: UpRequest): Promise<string> {
+  /** `trellis up`: enrolls (setup key) or starts a sign-in (neither key nor enrollment), then joins. */
+  up(req: UpRequest): Promise<UpResult> {
     return this.ops.run(() => this.doUp(req));
   }
 
-  private async doUp(req: UpRequest): Promise<string> {
+  private async doUp(req: UpRequest): Promise<UpResult> {
     const current = this.enrollment;
     const brokers = requestedBrokers(req);
     if (req.setupKey) {
+      this.signIns.cancel('replaced by an enrollment with a setup key');
       const urls = brokers ?? current?.brokerUrls;
       if (!urls) throw new UserError('--broker URL is required to enroll');
       const sameBroker = current && sharesUrl(current.brokerUrls, urls);
       const trust = req.trust ?? (sameBroker ? current.trust : {});
       await this.enroll(urls, req.setupKey, req.name, trust);
+    } else if (!current) {
+      const prompt = await this.signIns.begin(brokers, req.trust, this.deviceBody(req.name));
+      this.state = 'signing-in';
+      return { message: `sign in at ${prompt.verificationUri} with code ${prompt.userCode}`, signIn: prompt };
     } else {
-      if (!current)
-        throw new UserError('this device is not enrolled: run `trellis up --broker URL --setup-key KEY`');
       await this.reconfigure(current, brokers ?? current.brokerUrls, req.trust ?? current.trust);
       if (!current.wantUp) {
         current.wantUp = true;
         await this.opts.store.saveEnrollment(current);
       }
     }
+    return { message: await this.join() };
+  }
+
+  /** Answers when the pending sign-in has ended: the `up` message, or why it failed. */
+  waitForSignIn(): Promise<string> {
+    const finished = this.signIns.finished;
+    if (finished) return finished;
+    if (this.enrollment) return Promise.resolve(`enrolled as ${this.enrollment.name}: no sign-in pending`);
+    return Promise.reject(
+      new UserError(this.lastError ?? 'no sign-in is pending: run `trellis up --broker URL`'),
+    );
+  }
+
+  /** The approved sign-in's enrollment is this device's now; the mesh comes up with it. */
+  private async finishSignIn(signed: SignedIn, urls: string[], trust: BrokerTrust): Promise<string> {
+    await this.adoptEnrollment(signed.response, urls, trust, signed.url);
+    return this.join();
+  }
+
+  /** Brings the mesh up and says how far it got within `upWaitMs`. */
+  private async join(): Promise<string> {
     await this.bringUp();
     await waitFor(() => this.session?.control.connected === true, this.opts.upWaitMs ?? 10_000, 50).catch(
       () => undefined,
@@ -135,10 +161,7 @@ export class Agent {
     return `up: ${who}, not yet connected to ${e.brokerUrls.join(', ')}: ${control?.lastError ?? 'connecting'}`;
   }
 
-  /**
-   * `up` without a setup key may change the broker's URLs and how it is trusted. The new list must
-   * keep one URL of the old (the same broker); a wrong instance fails the static-key check anyway.
-   */
+  /** `up` may change the broker's URLs (keeping one: the same broker) and how it is trusted. */
   private async reconfigure(current: Enrollment, urls: string[], trust: BrokerTrust): Promise<void> {
     if (!sharesUrl(current.brokerUrls, urls)) {
       throw new UserError(
@@ -161,6 +184,7 @@ export class Agent {
   }
 
   private async doDown(): Promise<string> {
+    this.signIns.cancel('cancelled by `trellis down`');
     if (this.enrollment?.wantUp) {
       this.enrollment.wantUp = false;
       await this.opts.store.saveEnrollment(this.enrollment);
@@ -172,6 +196,7 @@ export class Agent {
 
   /** Daemon exit: tear everything down but keep wanting to be up on next start. */
   shutdown(): Promise<void> {
+    this.signIns.cancel('trellisd is stopping');
     return this.ops.run(() => this.leaveMesh());
   }
 
@@ -204,55 +229,34 @@ export class Agent {
       device,
       paths: s?.pathStatus() ?? [],
       ...(this.opts.guard ? { guard: this.opts.guard.status() } : {}),
+      ...(this.signIns.pending ? { signIn: this.signIns.pending } : {}),
       ...(s?.dnsStatus() ? { dns: s.dnsStatus() } : {}),
       netinfo: s?.netinfo() ?? { reflexive: [], mappingType: null, portMapped: null, brokerRttMs: null },
     });
   }
 
+  private deviceBody(name: string | undefined) {
+    return deviceBody(this.keys!.current.publicKey, name, this.opts.readCandidates());
+  }
+
   private async enroll(urls: string[], setupKey: string, name: string | undefined, trust: BrokerTrust) {
     const agent = createBrokerAgent(trust);
-    const keys = this.keys!.current;
     const previous = this.state;
     this.state = 'enrolling';
     this.log.info({ brokers: urls }, 'enrolling');
-    const resolveHost = this.opts.controlOptions?.resolveHost ?? ((host) => resolveHostAddresses(host));
     try {
-      const { response: res, url } = await enrollWithAny(
+      const body = {
+        ...this.deviceBody(name),
+        setupKey,
+      };
+      const { response, url } = await enrollWithAny(
         urls,
         agent,
-        {
-          protocolVersion: PROTOCOL_VERSION,
-          setupKey,
-          publicKey: keys.publicKey,
-          ...(name ? { name } : {}),
-          hostname: hostname(),
-          os: `linux ${release()}`,
-          endpoints: this.opts.readCandidates(),
-        },
-        keys.privateKey,
-        resolveHost,
+        body,
+        this.keys!.current.privateKey,
+        this.resolveHost,
       );
-      await this.leaveMesh(); // a new enrollment replaces whatever mesh we had
-      this.enrollment = {
-        deviceId: res.deviceId,
-        brokerUrls: urls,
-        brokerPublicKey: res.brokerPublicKey,
-        trust,
-        publicKey: keys.publicKey,
-        name: res.name,
-        dnsName: res.dnsName,
-        address: res.address,
-        accountName: res.accountName,
-        overlayPrefix: res.overlayPrefix,
-        enrolledAt: new Date().toISOString(),
-        wantUp: true,
-      };
-      await this.opts.store.saveEnrollment(this.enrollment);
-      this.lastError = null;
-      this.log.info(
-        { deviceId: res.deviceId, name: res.name, address: res.address, broker: url },
-        'enrolled',
-      );
+      await this.adoptEnrollment(response, urls, trust, url);
     } catch (err) {
       this.state = previous;
       this.lastError = (err as Error).message;
@@ -260,6 +264,15 @@ export class Agent {
     } finally {
       agent.destroy();
     }
+  }
+
+  /** A new enrollment replaces whatever mesh and enrollment this device had. */
+  private async adoptEnrollment(res: EnrollResponse, urls: string[], trust: BrokerTrust, url: string) {
+    await this.leaveMesh();
+    this.enrollment = enrollmentFrom(res, urls, trust, this.keys!.current.publicKey);
+    await this.opts.store.saveEnrollment(this.enrollment);
+    this.lastError = null;
+    this.log.info({ deviceId: res.deviceId, name: res.name, address: res.address, broker: url }, 'enrolled');
   }
 
   /** Starts the control connection (and the mesh from disk, which the broker's snapshot then replaces). */
@@ -377,7 +390,7 @@ export class Agent {
     await this.opts.store.forgetEnrollment();
     this.enrollment = null;
     this.state = 'needs-enrollment';
-    this.lastError = 'device removed by the broker: enroll again with a setup key';
+    this.lastError = 'device removed by the broker: sign in again (`trellis up --broker URL`)';
   }
 
   private meshError(err: Error): void {

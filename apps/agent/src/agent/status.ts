@@ -27,6 +27,8 @@ export interface StatusInputs {
   /** Pins and firewall; absent without them. */
   guard?: GuardStatus;
   dns?: StatusResponse['dns'];
+  /** A sign-in waiting for the user's approval. */
+  signIn?: StatusResponse['signIn'];
 }
 
 /** The netmap merged with what WireGuard itself reports (endpoint in use, handshake, counters). */
@@ -86,5 +88,6 @@ export function buildStatus(i: StatusInputs): StatusResponse {
     ...(i.netinfo ? { netinfo: i.netinfo } : {}),
     ...(i.guard ? { guard: i.guard } : {}),
     ...(i.dns ? { dns: i.dns } : {}),
+    ...(i.signIn ? { signIn: i.signIn } : {}),
   };
 }

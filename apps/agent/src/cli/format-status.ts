@@ -33,6 +33,10 @@ export function formatStatus(s: StatusResponse, now = Date.now()): string {
   const lines: string[] = [];
   const self = s.self;
   lines.push(`state:      ${s.state}`);
+  if (s.signIn) {
+    const until = new Date(s.signIn.expiresAt).toLocaleTimeString();
+    lines.push(`sign in:    ${s.signIn.verificationUri}  code ${s.signIn.userCode}  (until ${until})`);
+  }
   if (self) {
     lines.push(`device:     ${self.name} (${self.dnsName})`);
     lines.push(`address:    ${self.address}  overlay ${self.overlayPrefix}`);

@@ -22,3 +22,8 @@ export function controlUrl(broker: string): string {
 export function describeTarget(target: BrokerTarget): string {
   return target.address === null ? target.url : `${target.url} (${target.address})`;
 }
+
+/** Whether two lists of one broker's URLs name an instance in common (the same broker). */
+export function sharesUrl(a: readonly string[], b: readonly string[]): boolean {
+  return a.some((url) => b.includes(url));
+}

@@ -27,6 +27,7 @@ import {
 } from '@trellis/proto';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { SelfSignedCert } from './self-signed-cert';
+import { SignInDouble } from './sign-in-double';
 
 /**
  * A test double of the broker, built only from packages/proto and BrokerAuthenticator: enrollment
@@ -89,6 +90,8 @@ export class BrokerDouble {
   impostorKeys: KeyPair | null = null;
   /** Accepts the auth proof but sends no snapshot (a broker deep in a reconnection storm). */
   holdSnapshots = false;
+  /** Device sign-ins (RFC 8628); tests approve or deny them. */
+  readonly signIns = new SignInDouble(this.keys, (data) => this.enrollDevice(data));
   /** Auth proofs that verified. */
   authed = 0;
   private server: Server | null = null;
@@ -107,6 +110,17 @@ export class BrokerDouble {
           brokerPublicKey: this.keys.publicKey,
         };
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(info));
+        return;
+      }
+      if (req.method === 'POST' && this.signIns.handles(req.url)) {
+        let body = '';
+        req.on('data', (c: Buffer) => {
+          body += c.toString();
+        });
+        req.on('end', () => {
+          const [status, json] = this.signIns.answer(req.url!, body, `https://${req.headers.host}`);
+          res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(json));
+        });
         return;
       }
       if (req.method === 'POST' && req.url === API_PATHS.enroll) {
@@ -240,19 +254,24 @@ export class BrokerDouble {
     ) {
       return [401, { statusCode: 401, error: 'Unauthorized', message: 'no valid proof of the private key' }];
     }
-    let device = [...this.devices.values()].find((d) => d.publicKey === req.data.publicKey);
+    return [200, this.enrollDevice(req.data)];
+  }
+
+  /** Enrolls a device (a new one, or the one with that key again) and answers as the broker does. */
+  enrollDevice(data: { publicKey: string; name?: string | undefined; endpoints: string[] }): EnrollResponse {
+    let device = [...this.devices.values()].find((d) => d.publicKey === data.publicKey);
     if (!device) {
       const n = this.nextHost++;
       device = {
         id: randomUUID(),
-        name: (req.data.name ?? `device-${n}`).toLowerCase(),
-        publicKey: req.data.publicKey,
+        name: (data.name ?? `device-${n}`).toLowerCase(),
+        publicKey: data.publicKey,
         address: `100.64.0.${n}`,
-        endpoints: req.data.endpoints,
+        endpoints: data.endpoints,
       };
       this.devices.set(device.id, device);
     }
-    const res: EnrollResponse = {
+    return {
       deviceId: device.id,
       accountId: 'acct-1',
       accountName: 'acme',
@@ -262,7 +281,6 @@ export class BrokerDouble {
       overlayPrefix: OVERLAY_PREFIX,
       brokerPublicKey: this.keys.publicKey,
     };
-    return [200, res];
   }
 
   private onConnection(ws: WebSocket): void {
