@@ -23,6 +23,8 @@ export interface BrokerOptions {
   adminSocket?: boolean;
   /** Seconds a removed device's address is held back; default 7 days. */
   addressGraceSeconds?: number;
+  /** The built dashboard to serve (index.html and assets); null: none. Default: apps/dashboard/dist when built. */
+  dashboardDir?: string | null;
   /** Seconds a signing-in device waits between polls (RFC 8628 `interval`); default 5 (tests: 1). */
   deviceAuthIntervalSeconds?: number;
   /** Addresses per account (tests make this small to reach exhaustion). */

@@ -37,6 +37,7 @@ import { type EventBus, InProcessEventBus } from './events/event-bus';
 import { PgNotifyEventBus } from './events/pg-notify-bus';
 import { brokerHttpModule } from './http/app.module';
 import type { BrokerContext } from './http/broker-context';
+import { dashboardStatic, defaultDashboardDir } from './http/dashboard-static';
 import { JsonExceptionFilter } from './http/exception-filter';
 import { jsonBody } from './http/json-body';
 import { guardServer } from './http/server-guard';
@@ -166,6 +167,10 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       abortOnError: false,
     });
     cleanup.push(() => app.close());
+    app.getHttpAdapter().getInstance().disable('x-powered-by');
+    app.use(
+      dashboardStatic(options.dashboardDir === undefined ? defaultDashboardDir() : options.dashboardDir),
+    );
     app.use(jsonBody(MAX_HTTP_BODY_BYTES, logger, metrics));
     app.useGlobalFilters(new JsonExceptionFilter(logger, metrics));
     await app.init();

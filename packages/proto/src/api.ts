@@ -37,6 +37,17 @@ export const LoginResponse = z.object({
 });
 export type LoginResponse = z.infer<typeof LoginResponse>;
 
+/**
+ * The dashboard's session: its token lives only in an HttpOnly cookie; the page gets the user and
+ * the CSRF token it must send (header `x-trellis-csrf`) with every request that changes anything.
+ */
+export const WebSession = z.object({
+  user: LoginResponse.shape.user,
+  csrfToken: z.string(),
+  expiresAt: z.string(),
+});
+export type WebSession = z.infer<typeof WebSession>;
+
 // --- setup keys ------------------------------------------------------------------------------
 export const CreateSetupKeyRequest = z.strictObject({
   name: z.string().min(1).max(128),
@@ -144,6 +155,10 @@ export type EnrollResponse = z.infer<typeof EnrollResponse>;
 export const API_PATHS = {
   info: '/api/v1/info',
   login: '/api/v1/auth/login',
+  /** The dashboard's cookie session: POST signs in, GET says who, DELETE signs out. */
+  session: '/api/v1/auth/session',
+  /** DELETE: signs the user out of every session (every browser and every API token). */
+  sessions: '/api/v1/auth/sessions',
   setupKeys: '/api/v1/setup-keys',
   devices: '/api/v1/devices',
   policy: '/api/v1/policy',

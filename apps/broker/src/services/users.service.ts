@@ -98,21 +98,41 @@ export class UsersService {
     };
   }
 
+  /** Ends one session (its token); nothing happens for an unknown one. */
+  async logout(token: string): Promise<void> {
+    await this.db.delete(sessions).where(eq(sessions.tokenHash, hashSecret(token)));
+  }
+
+  /** Ends every session of the user ("sign out everywhere"); returns how many there were. */
+  async logoutEverywhere(userId: string): Promise<number> {
+    const ended = await this.db
+      .delete(sessions)
+      .where(eq(sessions.userId, userId))
+      .returning({ id: sessions.id });
+    return ended.length;
+  }
+
   /** Resolves a bearer token to its user; 401 for anything missing, unknown or expired. */
   async authenticate(token: string): Promise<UserContext> {
+    return (await this.session(token)).user;
+  }
+
+  /** The same with when the session ends. */
+  async session(token: string): Promise<{ user: UserContext; expiresAt: string }> {
     const [row] = await this.db
-      .select({ user: users, account: accounts })
+      .select({ user: users, account: accounts, expiresAt: sessions.expiresAt })
       .from(sessions)
       .innerJoin(users, eq(sessions.userId, users.id))
       .innerJoin(accounts, eq(users.accountId, accounts.id))
       .where(and(eq(sessions.tokenHash, hashSecret(token)), gt(sessions.expiresAt, new Date())));
     if (!row) throw unauthorized('invalid or expired token');
-    return {
+    const user = {
       userId: row.user.id,
       email: row.user.email,
       role: row.user.role,
       accountId: row.account.id,
       accountName: row.account.name,
     };
+    return { user, expiresAt: row.expiresAt.toISOString() };
   }
 }

@@ -1,0 +1,71 @@
+import { API_PATHS, WebSession } from '@trellis/proto';
+import { StrictMode, useCallback, useEffect, useState } from 'react';
+import { createRoot } from 'react-dom/client';
+import { ApiError, api, rememberSession } from './api';
+import { DeviceApprovalPage } from './pages/device-approval';
+import { DevicesPage } from './pages/devices';
+import { SignInPage } from './pages/sign-in';
+import './styles.css';
+
+/** The page a path shows; the app routes itself (the broker serves index.html for every page path). */
+type Page = 'devices' | 'device';
+const pageOf = (path: string): Page => (path === API_PATHS.deviceVerification ? 'device' : 'devices');
+
+function App() {
+  const [session, setSession] = useState<WebSession | null | undefined>(undefined);
+  const [page, setPage] = useState<Page>(pageOf(location.pathname));
+  const signedIn = useCallback((s: WebSession | null) => {
+    rememberSession(s);
+    setSession(s);
+  }, []);
+
+  useEffect(() => {
+    api('GET', API_PATHS.session, WebSession).then(signedIn, (err: unknown) => {
+      if (err instanceof ApiError && err.status === 401) signedIn(null);
+      else throw err;
+    });
+    const onPop = () => setPage(pageOf(location.pathname));
+    addEventListener('popstate', onPop);
+    return () => removeEventListener('popstate', onPop);
+  }, [signedIn]);
+
+  const go = (to: Page) => {
+    history.pushState(null, '', to === 'device' ? API_PATHS.deviceVerification : '/devices');
+    setPage(to);
+  };
+  const signOut = async () => {
+    await api('DELETE', API_PATHS.session, null);
+    signedIn(null);
+  };
+
+  if (session === undefined) return <p className="loading">Loading…</p>;
+  if (session === null) return <SignInPage onSignedIn={signedIn} />;
+  return (
+    <>
+      <header className="bar">
+        <strong>Trellis</strong>
+        <nav>
+          <button type="button" className={page === 'devices' ? 'active' : ''} onClick={() => go('devices')}>
+            Devices
+          </button>
+          <button type="button" className={page === 'device' ? 'active' : ''} onClick={() => go('device')}>
+            Add a device
+          </button>
+        </nav>
+        <span className="who">
+          {session.user.email} ({session.user.role}, {session.user.accountName})
+        </span>
+        <button type="button" onClick={() => void signOut()}>
+          Sign out
+        </button>
+      </header>
+      <main>{page === 'device' ? <DeviceApprovalPage /> : <DevicesPage />}</main>
+    </>
+  );
+}
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <App />
+  </StrictMode>,
+);
