@@ -34,6 +34,7 @@ ensure_system_packages() {
   command -v dig >/dev/null || missing+=(bind9-dnsutils) # the DNS server is checked with a real client
   command -v unbound >/dev/null || missing+=(unbound) # the lab's recursive resolver (names test)
   command -v dbus-daemon >/dev/null || missing+=(dbus-daemon) # systemd-resolved's bus in the lab
+  command -v chromium >/dev/null || missing+=(chromium) # the dashboard's browser tests (playwright-core)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then log "missing ${missing[*]}: install them as root"; exit 1; fi
   log "installing ${missing[*]}"

@@ -78,6 +78,8 @@ export interface BrokerHandle {
   leases: InstanceLeases;
   /** The DNS server's port (UDP and TCP); null when it does not run. */
   dnsPort: number | null;
+  /** Where the dashboard is served; null without a built dashboard. */
+  dashboardUrl: string | null;
   /** Device pairs the pair-path cores hold (only pairs in use are kept; read-only, for the benchmark). */
   pathPairs(): number;
   /** Sends pending coalesced deltas now. */
@@ -168,9 +170,8 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     });
     cleanup.push(() => app.close());
     app.getHttpAdapter().getInstance().disable('x-powered-by');
-    app.use(
-      dashboardStatic(options.dashboardDir === undefined ? defaultDashboardDir() : options.dashboardDir),
-    );
+    const dashboardDir = options.dashboardDir === undefined ? defaultDashboardDir() : options.dashboardDir;
+    app.use(dashboardStatic(dashboardDir));
     app.use(jsonBody(MAX_HTTP_BODY_BYTES, logger, metrics));
     app.useGlobalFilters(new JsonExceptionFilter(logger, metrics));
     await app.init();
@@ -307,6 +308,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     return {
       url,
       port,
+      dashboardUrl: dashboardDir ? `${url}/` : null,
       fingerprint: tls.fingerprint,
       certFile: tls.certFile,
       brokerPublicKey: brokerKey.publicKey,

@@ -73,6 +73,7 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
   });
   for (const r of broker.reflectors?.info ?? []) io.out(`reflector: ${r.endpoint} key ${r.publicKey}`);
   io.out(`trellis-broker listening on ${broker.url}`);
+  if (broker.dashboardUrl) io.out(`dashboard: ${broker.dashboardUrl}`);
   if (broker.dnsPort !== null) io.out(`dns: ${flags.zone} on udp and tcp port ${broker.dnsPort}`);
   io.out(`fingerprint: sha256 ${broker.fingerprint}`);
   io.out(`certificate: ${broker.certFile}`);
@@ -89,7 +90,17 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
       `(lost these? trellis-broker accounts reset-owner --data-dir ${flags.dataDir} --account ${b.account})`,
     );
     io.out('');
-    io.out('next: on each device (as root), with trellisd running:');
+    io.out('next: on each device (as root), with trellisd running, either sign in:');
+    io.out(`  trellis up --broker ${broker.url} --fingerprint ${broker.fingerprint}`);
+    if (broker.dashboardUrl) {
+      io.out(
+        `  (it prints a page and a code: approve them signed in as the owner at ${broker.dashboardUrl};`,
+      );
+      io.out(
+        '   the browser warns of the self-signed certificate: compare its SHA-256 with the fingerprint)',
+      );
+    }
+    io.out('or enroll with the setup key:');
     io.out(
       `  trellis up --broker ${broker.url} --setup-key ${b.setupKey} --fingerprint ${broker.fingerprint}`,
     );

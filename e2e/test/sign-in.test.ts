@@ -1,0 +1,132 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Browser, chromium } from 'playwright-core';
+import {
+  AgentRunner,
+  BrokerRunner,
+  type Host,
+  Lab,
+  type LabProcess,
+  RoutedRouter,
+  type TrellisBuild,
+  trellisBuild,
+  waitFor,
+} from '../src';
+import { cleanEnv } from '../src/trellis/paths';
+import { labIt, requireRoot } from './support/lab-test';
+
+/** Debian's chromium (apt), driven by playwright-core: nothing is downloaded. */
+const CHROMIUM = '/usr/bin/chromium';
+const OWNER = { email: 'admin@trellis.local', password: 'dashboard-test-password' };
+
+/** Chromium's pin for exactly this certificate (its public key's SHA-256): no check is turned off. */
+function spkiPin(certFile: string): string {
+  const key = new X509Certificate(readFileSync(certFile)).publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(key).digest('base64');
+}
+
+/**
+ * Sign in once (issue 13), with nothing simulated: a lab device runs `trellis up --broker URL`
+ * without a setup key, the owner signs in to the dashboard in Chromium, opens the page the agent
+ * printed, checks the device and approves it; the agent enrolls and connects, and the device shows
+ * in the dashboard's list. Screenshots go to the lab's run directory (artifacts/).
+ *  internet: broker brk (Chromium runs in its namespace)   site s (routed): laptop
+ */
+describe('sign in once: a lab device approved in the dashboard (real broker, agent and Chromium)', () => {
+  let build: TrellisBuild;
+  let lab: Lab | undefined;
+  let brokerHost: Host;
+  let broker: BrokerRunner;
+  let agent: AgentRunner;
+  let browser: Browser | undefined;
+  let artifacts: string;
+  const L = () => lab;
+
+  beforeAll(async () => {
+    requireRoot();
+    build = trellisBuild();
+    lab = await Lab.create();
+    brokerHost = await lab.addHost('brk', '198.51.100.10');
+    const site = await lab.addSite('s', new RoutedRouter(), ['laptop']);
+    broker = new BrokerRunner(lab, brokerHost, build);
+    agent = new AgentRunner(lab, site.device('laptop'), 51820, build);
+    artifacts = join(lab.runDir, 'artifacts');
+    mkdirSync(artifacts, { recursive: true });
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await lab?.destroy();
+    expect(lab?.leftovers() ?? []).toEqual([]);
+  }, 60_000);
+
+  /** Chromium in the broker host's namespace, where the lab's addresses are reachable. */
+  async function launchBrowser(): Promise<Browser> {
+    const wrapper = join(lab!.runDir, 'chromium-in-lab');
+    writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${brokerHost.ns.name} ${CHROMIUM} "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    return chromium.launch({
+      executablePath: wrapper,
+      // Root cannot use Chromium's sandbox; the broker's self-signed certificate is pinned.
+      args: ['--no-sandbox', `--ignore-certificate-errors-spki-list=${spkiPin(broker.certFile)}`],
+    });
+  }
+
+  labIt(
+    L,
+    '`trellis up --broker URL` prints a code; the owner approves it in the dashboard; the device enrolls, connects and is listed',
+    async () => {
+      await broker.start();
+      await broker.admin([
+        ...['accounts', 'reset-owner', '--data-dir', broker.dataDir, '--account', 'default'],
+        ...['--password', OWNER.password],
+      ]);
+      await agent.start();
+      const up: LabProcess = agent.device.ns.spawn(
+        'node',
+        [
+          ...[build.agentCli, '--state-dir', agent.stateDir, 'up', '--broker', broker.url],
+          ...['--ca-file', broker.certFile, '--name', 'laptop', '--no-qr'],
+        ],
+        { env: cleanEnv(), logName: 'trellis-up-laptop' },
+      );
+      const code = (await up.waitForLine(/^\s+code\s+([A-Z]{4}-[A-Z]{4})$/, 60_000))[1]!;
+      const page = (await up.waitForLine(/^or open (\S+) \(code filled in\)\.$/, 10_000))[1]!;
+      expect(page).toBe(`${broker.url}/device#code=${code}`);
+      expect((await agent.status()).state).toBe('signing-in');
+
+      browser = await launchBrowser();
+      const tab = await browser.newPage();
+      await tab.goto(page);
+      // Not signed in yet: the sign-in form, then back on the device page with the code.
+      await tab.fill('input[name=email]', OWNER.email);
+      await tab.fill('input[name=password]', OWNER.password);
+      await tab.click('button[type=submit]');
+      await tab.getByText('This device asks to join your mesh').waitFor({ timeout: 15_000 });
+      expect(await tab.textContent('dl')).toContain(code);
+      expect(await tab.textContent('dl')).toContain('laptop');
+      await tab.screenshot({ path: join(artifacts, 'device-approval.png') });
+      await tab.getByRole('button', { name: 'Approve' }).click();
+      await tab.getByText('Approved: laptop is joining your mesh.').waitFor({ timeout: 15_000 });
+
+      await up.exited;
+      expect(up.lines.join('\n')).toMatch(/up: laptop \(100\.\d+\.\d+\.\d+\), connected to/);
+      const self = (await agent.waitConnected()).self;
+      expect(self.name).toBe('laptop');
+
+      await tab.getByRole('button', { name: 'Devices' }).click();
+      const row = tab.locator('tr[data-device="laptop"]');
+      await row.waitFor({ timeout: 15_000 });
+      await waitFor(async () => (await row.textContent())?.includes('online') ?? false, {
+        timeoutMs: 15_000,
+        what: 'laptop online in the device list',
+      });
+      expect(await row.textContent()).toContain(self.address);
+      expect(await row.textContent()).toContain(OWNER.email);
+      await tab.screenshot({ path: join(artifacts, 'devices.png') });
+      process.stdout.write(`screenshots: ${artifacts}\n`);
+    },
+    180_000,
+  );
+});
