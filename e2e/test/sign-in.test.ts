@@ -31,14 +31,19 @@ function spkiPin(certFile: string): string {
  * without a setup key, the owner signs in to the dashboard in Chromium, opens the page the agent
  * printed, checks the device and approves it; the agent enrolls and connects, and the device shows
  * in the dashboard's list. Screenshots go to the lab's run directory (artifacts/).
- *  internet: broker brk (Chromium runs in its namespace)   site s (routed): laptop
+ * Then the owner makes a setup key in the dashboard that enrolls a second device, removes the first
+ * in the dashboard and it leaves the second's WireGuard within 2 s; a member sees no admin page and
+ * none of the owner's devices.
+ *  internet: broker brk (Chromium runs in its namespace)   site s (routed): laptop, peer
  */
+const MEMBER = { email: 'member@default.test', password: 'member-test-password' };
 describe('sign in once: a lab device approved in the dashboard (real broker, agent and Chromium)', () => {
   let build: TrellisBuild;
   let lab: Lab | undefined;
   let brokerHost: Host;
   let broker: BrokerRunner;
   let agent: AgentRunner;
+  let peer: AgentRunner;
   let browser: Browser | undefined;
   let artifacts: string;
   const L = () => lab;
@@ -48,9 +53,10 @@ describe('sign in once: a lab device approved in the dashboard (real broker, age
     build = trellisBuild();
     lab = await Lab.create();
     brokerHost = await lab.addHost('brk', '198.51.100.10');
-    const site = await lab.addSite('s', new RoutedRouter(), ['laptop']);
+    const site = await lab.addSite('s', new RoutedRouter(), ['laptop', 'peer']);
     broker = new BrokerRunner(lab, brokerHost, build);
     agent = new AgentRunner(lab, site.device('laptop'), 51820, build);
+    peer = new AgentRunner(lab, site.device('peer'), 51820, build);
     artifacts = join(lab.runDir, 'artifacts');
     mkdirSync(artifacts, { recursive: true });
   }, 120_000);
@@ -126,7 +132,52 @@ describe('sign in once: a lab device approved in the dashboard (real broker, age
       expect(await row.textContent()).toContain(OWNER.email);
       await tab.screenshot({ path: join(artifacts, 'devices.png') });
       process.stdout.write(`screenshots: ${artifacts}\n`);
+
+      // A setup key made in the dashboard enrolls the second device; the two become peers.
+      await tab.getByRole('button', { name: 'Setup keys' }).click();
+      await tab.fill('input[name=name]', 'lab-peer');
+      await tab.check('input[name=reusable]');
+      await tab.fill('input[name=expiresHours]', '1');
+      await tab.getByRole('button', { name: 'Create key' }).click();
+      const key = (await tab.getByTestId('new-setup-key').textContent())!.trim();
+      expect(key).toMatch(/^tskey_/);
+      await tab.locator('tr[data-setup-key="lab-peer"]').waitFor();
+      await peer.start();
+      await peer.up({ broker: broker.url, setupKey: key, caFile: broker.certFile });
+      await peer.waitConnected();
+      const laptopKey = (await agent.status()).interface.publicKey!;
+      const hasLaptop = async () => (await peer.wg()).peers.some((p) => p.publicKey === laptopKey);
+      await waitFor(hasLaptop, { timeoutMs: 30_000, what: 'laptop in peer’s WireGuard' });
+
+      // Removed in the dashboard: gone from the peer's WireGuard within 2 s.
+      await tab.getByRole('button', { name: 'Devices' }).click();
+      await row.getByRole('button', { name: 'Remove' }).click();
+      const removedAt = Date.now();
+      await row.getByRole('button', { name: 'Remove laptop for good' }).click();
+      await waitFor(async () => !(await hasLaptop()), {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+        what: 'laptop gone',
+      });
+      const goneMs = Date.now() - removedAt;
+      process.stdout.write(`removed in the dashboard: gone from the peer's WireGuard after ${goneMs} ms\n`);
+      expect(goneMs).toBeLessThan(2_000);
+      await tab.locator('tr[data-device="laptop"]').waitFor({ state: 'detached', timeout: 10_000 });
+
+      // A member: no admin page, none of the owner's devices.
+      await broker.admin([
+        ...['users', 'create', '--data-dir', broker.dataDir, '--account', 'default'],
+        ...['--email', MEMBER.email, '--role', 'member', '--password', MEMBER.password],
+      ]);
+      const memberTab = await (await browser.newContext()).newPage();
+      await memberTab.goto(`${broker.url}/setup-keys`);
+      await memberTab.fill('input[name=email]', MEMBER.email);
+      await memberTab.fill('input[name=password]', MEMBER.password);
+      await memberTab.click('button[type=submit]');
+      await memberTab.getByText('No devices yet').waitFor({ timeout: 15_000 });
+      expect(await memberTab.getByRole('button', { name: 'Setup keys' }).count()).toBe(0);
+      expect(await memberTab.locator('tr[data-device]').count()).toBe(0);
     },
-    180_000,
+    240_000,
   );
 });

@@ -1,6 +1,10 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Services } from './services/services';
 
 export interface BootstrapCredentials {
+  /** Where they were written as well (0600, in the data directory). */
+  file: string;
   account: string;
   ownerEmail: string;
   ownerPassword: string;
@@ -10,9 +14,14 @@ export interface BootstrapCredentials {
 
 export const BOOTSTRAP_ACCOUNT = 'default';
 export const BOOTSTRAP_OWNER = 'admin@trellis.local';
+/** The first start's credentials, in the data directory (mode 0600). */
+export const CREDENTIALS_FILE = 'first-start-credentials.txt';
 
 /** On an empty database: account `default`, its owner with a random password, a reusable 24 h key. */
-export async function bootstrapIfEmpty(services: Services): Promise<BootstrapCredentials | undefined> {
+export async function bootstrapIfEmpty(
+  services: Services,
+  dataDir: string,
+): Promise<BootstrapCredentials | undefined> {
   if ((await services.accounts.count()) > 0) return undefined;
   const created = await services.accounts.create(BOOTSTRAP_ACCOUNT, BOOTSTRAP_OWNER);
   const key = await services.setupKeys.create(created.account.id, {
@@ -20,11 +29,25 @@ export async function bootstrapIfEmpty(services: Services): Promise<BootstrapCre
     reusable: true,
     expiresInSeconds: 24 * 3600,
   });
-  return {
+  const credentials = {
+    file: join(dataDir, CREDENTIALS_FILE),
     account: created.account.name,
     ownerEmail: created.owner.email,
     ownerPassword: created.generatedPassword!,
     setupKey: key.key,
     setupKeyExpiresAt: key.setupKey.expiresAt,
   };
+  // Only the terminal and this file ever see them: never the log stream.
+  writeFileSync(
+    credentials.file,
+    [
+      `account: ${credentials.account}`,
+      `owner email: ${credentials.ownerEmail}`,
+      `owner password: ${credentials.ownerPassword}`,
+      `setup key: ${credentials.setupKey} (reusable, expires ${credentials.setupKeyExpiresAt})`,
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  return credentials;
 }

@@ -138,7 +138,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       await services.devices.clearConnections('');
       await services.instances.removeAll();
     }
-    const bootstrap = options.bootstrap === false ? undefined : await bootstrapIfEmpty(services);
+    const bootstrap = options.bootstrap === false ? undefined : await bootstrapIfEmpty(services, dataDir);
 
     const brokerKey = await loadOrCreateBrokerKey(database.db, join(dataDir, 'broker.key'));
     const tls = await loadOrCreateTls({

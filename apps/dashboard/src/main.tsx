@@ -4,12 +4,15 @@ import { createRoot } from 'react-dom/client';
 import { ApiError, api, rememberSession } from './api';
 import { DeviceApprovalPage } from './pages/device-approval';
 import { DevicesPage } from './pages/devices';
+import { SetupKeysPage } from './pages/setup-keys';
 import { SignInPage } from './pages/sign-in';
 import './styles.css';
 
 /** The page a path shows; the app routes itself (the broker serves index.html for every page path). */
-type Page = 'devices' | 'device';
-const pageOf = (path: string): Page => (path === API_PATHS.deviceVerification ? 'device' : 'devices');
+const PATHS = { devices: '/devices', device: API_PATHS.deviceVerification, keys: '/setup-keys' } as const;
+type Page = keyof typeof PATHS;
+const pageOf = (path: string): Page =>
+  (Object.keys(PATHS) as Page[]).find((p) => PATHS[p] === path) ?? 'devices';
 
 function App() {
   const [session, setSession] = useState<WebSession | null | undefined>(undefined);
@@ -30,7 +33,7 @@ function App() {
   }, [signedIn]);
 
   const go = (to: Page) => {
-    history.pushState(null, '', to === 'device' ? API_PATHS.deviceVerification : '/devices');
+    history.pushState(null, '', PATHS[to]);
     setPage(to);
   };
   const signOut = async () => {
@@ -40,6 +43,8 @@ function App() {
 
   if (session === undefined) return <p className="loading">Loading…</p>;
   if (session === null) return <SignInPage onSignedIn={signedIn} />;
+  const admin = session.user.role !== 'member';
+  const shown = page === 'keys' && !admin ? 'devices' : page;
   return (
     <>
       <header className="bar">
@@ -51,6 +56,11 @@ function App() {
           <button type="button" className={page === 'device' ? 'active' : ''} onClick={() => go('device')}>
             Add a device
           </button>
+          {admin && (
+            <button type="button" className={page === 'keys' ? 'active' : ''} onClick={() => go('keys')}>
+              Setup keys
+            </button>
+          )}
         </nav>
         <span className="who">
           {session.user.email} ({session.user.role}, {session.user.accountName})
@@ -59,7 +69,11 @@ function App() {
           Sign out
         </button>
       </header>
-      <main>{page === 'device' ? <DeviceApprovalPage /> : <DevicesPage />}</main>
+      <main>
+        {shown === 'device' && <DeviceApprovalPage />}
+        {shown === 'keys' && <SetupKeysPage />}
+        {shown === 'devices' && <DevicesPage admin={admin} />}
+      </main>
     </>
   );
 }

@@ -86,6 +86,7 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
     io.out(`owner email:    ${b.ownerEmail}`);
     io.out(`owner password: ${b.ownerPassword}`);
     io.out(`setup key:      ${b.setupKey}   (reusable, expires ${b.setupKeyExpiresAt})`);
+    io.out(`(also in ${b.file}, mode 0600; delete it once they are kept elsewhere)`);
     io.out(
       `(lost these? trellis-broker accounts reset-owner --data-dir ${flags.dataDir} --account ${b.account})`,
     );

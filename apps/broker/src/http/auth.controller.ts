@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Body, Controller, Delete, Get, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
 import { API_PATHS, LoginRequest, type LoginResponse, type WebSession } from '@trellis/proto';
+import { DomainError } from '../domain/errors';
+import { LoginThrottle } from '../security/login-throttle';
 import { clearedSessionCookie, csrfTokenFor, sessionCookie } from '../security/web-session';
 import { SESSION_TTL_SECONDS } from '../services/users.service';
 import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
@@ -9,22 +11,55 @@ import { parseWith } from './validation';
 
 @Controller()
 export class AuthController {
+  /** Failed logins per client address and per email (exponential backoff after 5). */
+  private readonly throttle = new LoginThrottle();
+
   constructor(@Inject(BROKER_CONTEXT) private readonly ctx: BrokerContext) {}
 
   /** For the CLI and scripts: the session token in the body, used as a bearer token. */
   @Post(API_PATHS.login)
   @HttpCode(200)
-  login(@Body() body: unknown): Promise<LoginResponse> {
-    const req = parseWith(LoginRequest, body);
-    return this.ctx.services.users.login(req.email, req.password);
+  login(@Req() req: IncomingMessage, @Body() body: unknown): Promise<LoginResponse> {
+    return this.checkedLogin(req, body);
+  }
+
+  /** A login unless its address or email must wait; failures are counted and logged with the address. */
+  private async checkedLogin(req: IncomingMessage, body: unknown): Promise<LoginResponse> {
+    const { email, password } = parseWith(LoginRequest, body);
+    const from = req.socket.remoteAddress ?? 'unknown';
+    const keys = [`address ${from}`, `email ${email.trim().toLowerCase()}`];
+    const wait = Math.max(...keys.map((k) => this.throttle.waitMs(k)));
+    if (wait > 0) {
+      this.ctx.logger.warn({ from, email }, 'login refused: too many failed logins');
+      throw new DomainError(
+        429,
+        'rate_limited',
+        `too many failed logins: try again in ${Math.ceil(wait / 1000)} s`,
+      );
+    }
+    try {
+      const session = await this.ctx.services.users.login(email, password);
+      this.throttle.succeeded(keys[1]!);
+      return session;
+    } catch (err) {
+      if (err instanceof DomainError && err.status === 401) {
+        for (const k of keys) this.throttle.failed(k);
+        this.ctx.metrics.error('login_failed');
+        this.ctx.logger.warn({ from, email }, 'login failed');
+      }
+      throw err;
+    }
   }
 
   /** For the dashboard: the token goes into an HttpOnly cookie and never reaches the page's scripts. */
   @Post(API_PATHS.session)
   @HttpCode(200)
-  async signIn(@Body() body: unknown, @Res({ passthrough: true }) res: ServerResponse): Promise<WebSession> {
-    const req = parseWith(LoginRequest, body);
-    const { token, expiresAt, user } = await this.ctx.services.users.login(req.email, req.password);
+  async signIn(
+    @Req() req: IncomingMessage,
+    @Body() body: unknown,
+    @Res({ passthrough: true }) res: ServerResponse,
+  ): Promise<WebSession> {
+    const { token, expiresAt, user } = await this.checkedLogin(req, body);
     res.setHeader('set-cookie', sessionCookie(token, SESSION_TTL_SECONDS));
     return { user, csrfToken: csrfTokenFor(token), expiresAt };
   }

@@ -27,7 +27,9 @@ export class DevicesController {
   @Get()
   async list(@Req() req: IncomingMessage): Promise<DeviceInfo[]> {
     const user = await currentUser(req, this.ctx.services.users);
-    return this.ctx.services.devices.list(user.accountId, user.accountName);
+    // Members see their own devices; owners and admins the whole account.
+    const ownedBy = user.role === 'member' ? user.email : undefined;
+    return this.ctx.services.devices.list(user.accountId, user.accountName, ownedBy);
   }
 
   @Delete(':id')

@@ -1,4 +1,5 @@
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { badRequest } from '../domain/errors';
 
 const N = 16384;
 const R = 8;
@@ -27,6 +28,24 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const expected = Buffer.from(parts[5]!, 'base64');
   const key = await derive(password, Buffer.from(parts[4]!, 'base64'), n, r, p);
   return key.length === expected.length && timingSafeEqual(key, expected);
+}
+
+/** The shortest password a user may choose (generated ones are 24 characters). */
+export const MIN_PASSWORD_LENGTH = 12;
+
+/** Why a chosen password is refused; null when it is fine. */
+export function passwordProblem(password: string): string | null {
+  if (password.length < MIN_PASSWORD_LENGTH)
+    return `a password needs at least ${MIN_PASSWORD_LENGTH} characters`;
+  if (password.length > 1024) return 'a password has at most 1024 characters';
+  return null;
+}
+
+/** A user's chosen password, or a 400 saying what is wrong with it. */
+export function checkedPassword(password: string): string {
+  const problem = passwordProblem(password);
+  if (problem) throw badRequest(problem);
+  return password;
 }
 
 /** A password for generated accounts: 24 characters of base64url. */

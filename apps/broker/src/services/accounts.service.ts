@@ -4,7 +4,7 @@ import type { Db } from '../db/database';
 import { isUniqueViolation } from '../db/database';
 import { type AccountRow, accounts, users } from '../db/schema';
 import { badRequest, conflict, notFound } from '../domain/errors';
-import { hashPassword, randomPassword } from '../security/passwords';
+import { checkedPassword, hashPassword, randomPassword } from '../security/passwords';
 import { normaliseEmail } from './users.service';
 
 export interface AccountInfo {
@@ -33,8 +33,8 @@ export class AccountsService {
       throw badRequest(`account name "${name}" must be a DNS label: a-z, 0-9 and inner hyphens, 1-63 chars`);
     }
     const email = normaliseEmail(ownerEmail);
-    const generated = password ? undefined : randomPassword();
-    const passwordHash = await hashPassword(password ?? generated!);
+    const generated = password === undefined ? randomPassword() : undefined;
+    const passwordHash = await hashPassword(generated ?? checkedPassword(password!));
     try {
       return await this.db.transaction(async (tx) => {
         const [account] = await tx.insert(accounts).values({ name }).returning();

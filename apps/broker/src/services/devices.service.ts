@@ -1,5 +1,5 @@
 import { type CandidateKind, type DeviceInfo, type MappingType, OVERLAY_PREFIX } from '@trellis/proto';
-import { eq, inArray, like, type SQL } from 'drizzle-orm';
+import { and, eq, inArray, like, type SQL } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database';
 import { accounts, type DeviceRow, devices } from '../db/schema';
@@ -112,11 +112,13 @@ export class DevicesService {
     };
   }
 
-  async list(accountId: string, accountName: string): Promise<DeviceInfo[]> {
+  /** The account's devices; with `ownedBy`, only that user's (what a member sees). */
+  async list(accountId: string, accountName: string, ownedBy?: string): Promise<DeviceInfo[]> {
+    const inAccount = eq(devices.accountId, accountId);
     const rows = await this.db
       .select()
       .from(devices)
-      .where(eq(devices.accountId, accountId))
+      .where(ownedBy === undefined ? inAccount : and(inAccount, eq(devices.userEmail, ownedBy)))
       .orderBy(devices.name);
     return rows.map((r) => this.toInfo(r, accountName));
   }

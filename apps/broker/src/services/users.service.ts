@@ -1,10 +1,10 @@
 import { LoginRequest, type Role, Role as RoleSchema } from '@trellis/proto';
-import { and, eq, gt } from 'drizzle-orm';
+import { and, eq, gt, lt } from 'drizzle-orm';
 import type { Db } from '../db/database';
 import { isUniqueViolation } from '../db/database';
 import { accounts, sessions, users } from '../db/schema';
 import { badRequest, conflict, forbidden, notFound, unauthorized } from '../domain/errors';
-import { hashPassword, randomPassword, verifyPassword } from '../security/passwords';
+import { checkedPassword, hashPassword, randomPassword, verifyPassword } from '../security/passwords';
 import { hashSecret, newSessionToken } from '../security/tokens';
 
 export const SESSION_TTL_SECONDS = 24 * 3600;
@@ -39,8 +39,8 @@ export class UsersService {
   async create(accountId: string, email: string, role: string, password?: string) {
     const parsedRole = RoleSchema.safeParse(role);
     if (!parsedRole.success) throw badRequest(`role must be one of owner, admin, member (got "${role}")`);
-    const generated = password ? undefined : randomPassword();
-    const passwordHash = await hashPassword(password ?? generated!);
+    const generated = password === undefined ? randomPassword() : undefined;
+    const passwordHash = await hashPassword(generated ?? checkedPassword(password!));
     try {
       const [row] = await this.db
         .insert(users)
@@ -59,8 +59,8 @@ export class UsersService {
    * killed before it printed it) or was lost.
    */
   async resetOwner(accountId: string, password?: string) {
-    const generated = password ? undefined : randomPassword();
-    const passwordHash = await hashPassword(password ?? generated!);
+    const generated = password === undefined ? randomPassword() : undefined;
+    const passwordHash = await hashPassword(generated ?? checkedPassword(password!));
     return this.db.transaction(async (tx) => {
       const [owner] = await tx
         .update(users)
@@ -84,6 +84,8 @@ export class UsersService {
     if (!row || !ok) throw unauthorized('wrong email or password');
     const token = newSessionToken();
     const expiresAt = new Date(Date.now() + SESSION_TTL_SECONDS * 1000);
+    // Expired sessions go as new ones come: the table holds only live ones (and the last day's).
+    await this.db.delete(sessions).where(lt(sessions.expiresAt, new Date()));
     await this.db.insert(sessions).values({ userId: row.user.id, tokenHash: hashSecret(token), expiresAt });
     return {
       token,

@@ -51,7 +51,7 @@ describe.each(BACKENDS)('admin CLI on %s', (kind) => {
       '--role',
       'admin',
       '--password',
-      'pw',
+      'ops-password-1',
       ...dd,
     ]);
     expect(user.code).toBe(0);
@@ -108,11 +108,11 @@ describe.each(BACKENDS)('admin CLI on %s', (kind) => {
         '--account',
         'default',
         '--password',
-        'my-own-pw-1',
+        'my-own-password-1',
         ...dd,
       ]);
       expect(JSON.parse(chosen.out).generatedPassword).toBeUndefined();
-      expect(await login('my-own-pw-1')).toBe(200);
+      expect(await login('my-own-password-1')).toBe(200);
     } finally {
       await t.close();
     }

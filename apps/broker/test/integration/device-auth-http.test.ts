@@ -82,7 +82,7 @@ describe.each(BACKENDS)('sign in once over HTTP (RFC 8628) on %s', (kind) => {
     expect(logged).toContain('device enrolled (signed in)');
   });
 
-  it('looking up and deciding need a signed-in user; a member approves a device of their own', async () => {
+  it('looking up and deciding need a signed-in user; a member approves a device of their own and sees only theirs', async () => {
     const started = (await start(t.device())).json as DeviceAuthResponse;
     const path = `${API_PATHS.deviceAuthRequests}/${started.userCode}`;
     expect((await t.api('GET', path)).status).toBe(401);
@@ -101,6 +101,11 @@ describe.each(BACKENDS)('sign in once over HTTP (RFC 8628) on %s', (kind) => {
     expect(decided.status).toBe(200);
     const list = await t.api('GET', API_PATHS.devices, { token: t.ownerToken });
     expect(list.json).toEqual([expect.objectContaining({ user: 'bob@default.test' })]);
+    // Members see their own devices only; the owner sees the account.
+    await t.device().enroll(t.setupKey, { hostname: 'owners-box' });
+    const forMember = await t.api('GET', API_PATHS.devices, { token: member });
+    expect(forMember.json).toEqual([expect.objectContaining({ user: 'bob@default.test' })]);
+    expect((await t.api('GET', API_PATHS.devices, { token: t.ownerToken })).json).toHaveLength(2);
   });
 
   it('rate limits: code pairs per address, wrong codes per user', async () => {

@@ -56,6 +56,7 @@ describe.each(BACKENDS)('HTTP API on %s', (kind) => {
 
   it('unknown routes and methods are JSON 404s', async () => {
     expectError(await t.api('GET', '/nope'), 404);
+    expectError(await t.api('GET', '/api/v1/nope'), 404);
     expectError(await t.api('POST', API_PATHS.info, { body: {} }), 404);
     expectError(await t.api('PUT', API_PATHS.devices, { body: {} }), 404);
   });

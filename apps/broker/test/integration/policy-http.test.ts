@@ -238,8 +238,10 @@ describe.each(BACKENDS)('policy HTTP API on %s', (kind) => {
     expect((await tags('web-1', ['tag:web'], opsToken)).json.tags).toEqual(['tag:web']);
     expectError(await tags('web-1', ['tag:web', 'tag:db'], adminToken), 403);
 
-    const devices = DeviceInfo.array().parse((await get(API_PATHS.devices, memberToken)).json);
+    const devices = DeviceInfo.array().parse((await get(API_PATHS.devices, adminToken)).json);
     expect(devices.find((d) => d.name === 'db-1')?.tags).toEqual(['tag:db']);
+    // A member sees only devices of their own: these are the owner's and tagged.
+    expect((await get(API_PATHS.devices, memberToken)).json).toEqual([]);
 
     const explained = await send(
       'POST',

@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { API_PATHS } from '@trellis/proto';
 import { createSelfSigned, fingerprintOf } from '@trellis/tls';
@@ -67,6 +67,11 @@ describe.each(BACKENDS)('serve and TLS on %s', (kind) => {
       expect(login.status).toBe(200);
       const keys = await api('GET', API_PATHS.setupKeys, { token: login.json.token });
       expect(keys.json[0]).toMatchObject({ reusable: true, valid: true, prefix: setupKey.slice(0, 12) });
+      // The same credentials in a file only root reads, and never in the log stream.
+      const file = join(backend.dataDir, 'first-start-credentials.txt');
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      expect(readFileSync(file, 'utf8')).toContain(`owner password: ${password}`);
+      expect(text).toContain(`(also in ${file}, mode 0600`);
     } finally {
       await broker.close();
     }

@@ -16,7 +16,7 @@ function fakeDashboard(): string {
 }
 
 describe('the dashboard: cookie sessions, CSRF and its pages', () => {
-  let t: TestBroker;
+  let t: TestBroker & { logs: { lines: Array<Record<string, unknown>> } };
   let dispose: () => Promise<void>;
 
   beforeAll(async () => {
@@ -127,5 +127,35 @@ describe('the dashboard: cookie sessions, CSRF and its pages', () => {
     expect(api.status).toBe(404);
     expect(api.json).toMatchObject({ statusCode: 404 });
     expect((await t.api('GET', API_PATHS.health)).status).toBe(200);
+  });
+  it('expired sessions are purged as new ones are made', async () => {
+    const { sessions } = await import('../../src/db/schema');
+    const { lt, sql } = await import('drizzle-orm');
+    await signIn();
+    await t.broker.services.db.update(sessions).set({ expiresAt: sql`now() - interval '1 hour'` });
+    await signIn();
+    const expired = await t.broker.services.db
+      .select()
+      .from(sessions)
+      .where(lt(sessions.expiresAt, new Date()));
+    expect(expired).toEqual([]);
+  });
+
+  // Last: it leaves this client's address throttled.
+  it('failed logins are logged with the address and, after 5, each next attempt waits (exponential backoff)', async () => {
+    await t.addMember('throttled@default.test');
+    const attempt = (password: string) =>
+      t.api('POST', API_PATHS.session, { body: { email: 'throttled@default.test', password } });
+    for (let i = 0; i < 5; i++) expect((await attempt('wrong-password-123')).status).toBe(401);
+    const refused = await attempt('member-pass-1');
+    expect(refused.status).toBe(429);
+    expect(refused.json).toMatchObject({
+      code: 'rate_limited',
+      message: expect.stringMatching(/try again in \d+ s/),
+    });
+    const failed = t.logs.lines.filter((l) => l.msg === 'login failed');
+    expect(failed).toHaveLength(5);
+    expect(failed[0]).toMatchObject({ from: '127.0.0.1', email: 'throttled@default.test' });
+    expect(JSON.stringify(t.logs.lines)).not.toContain('wrong-password-123');
   });
 });

@@ -1,6 +1,6 @@
 import { API_PATHS } from '@trellis/proto';
-import pino from 'pino';
 import { type BrokerHandle, type BrokerOptions, startBroker } from '../../src';
+import { createLogger } from '../../src/logger';
 import type { Backend } from './backends';
 import { httpClient } from './http-client';
 import { TestDevice } from './test-device';
@@ -37,10 +37,12 @@ export async function startTestBroker(
     databaseUrl: backend.databaseUrl,
     host: '127.0.0.1',
     port: 0,
-    logger: pino({ level: 'info' }, logs),
+    logger: createLogger('info', logs),
     coalesceMs: 10,
     // Tests that watch a device go offline need it at once; resume-and-grace tests set their own.
     offlineGraceMs: 0,
+    // The API alone, whether or not the dashboard is built here (tests that serve it give one).
+    dashboardDir: null,
     ...overrides,
   });
   const api = httpClient(broker.url, broker.certFile);

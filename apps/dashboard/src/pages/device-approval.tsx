@@ -1,6 +1,7 @@
 import { API_PATHS, DeviceAuthDecisionResponse, DeviceAuthInfo } from '@trellis/proto';
 import { type FormEvent, useCallback, useEffect, useState } from 'react';
 import { api } from '../api';
+import { ErrorLine } from '../components';
 
 /** The code from `#code=XXXX-XXXX`: in the fragment, so it never reached a server or its logs. */
 const codeFromFragment = () => new URLSearchParams(location.hash.slice(1)).get('code') ?? '';
@@ -97,11 +98,7 @@ export function DeviceApprovalPage() {
             : 'Denied: the device was not added.'}
         </p>
       )}
-      {error && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorLine error={error} />
     </section>
   );
 }

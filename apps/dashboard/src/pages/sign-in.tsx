@@ -1,6 +1,7 @@
 import { API_PATHS, WebSession } from '@trellis/proto';
 import { type FormEvent, useState } from 'react';
 import { api } from '../api';
+import { ErrorLine } from '../components';
 
 export function SignInPage({ onSignedIn }: { onSignedIn: (s: WebSession) => void }) {
   const [error, setError] = useState<string | null>(null);
@@ -36,11 +37,7 @@ export function SignInPage({ onSignedIn }: { onSignedIn: (s: WebSession) => void
         <button type="submit" disabled={busy}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
-        {error && (
-          <p className="error" role="alert">
-            {error}
-          </p>
-        )}
+        <ErrorLine error={error} />
       </form>
     </main>
   );
