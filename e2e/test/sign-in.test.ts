@@ -142,15 +142,27 @@ describe('sign in once: a lab device approved in the dashboard (real broker, age
       const key = (await tab.getByTestId('new-setup-key').textContent())!.trim();
       expect(key).toMatch(/^tskey_/);
       await tab.locator('tr[data-setup-key="lab-peer"]').waitFor();
+      // The device list is live: the new device shows up online in the open page by itself.
+      await tab.getByRole('button', { name: 'Devices' }).click();
+      await row.waitFor();
       await peer.start();
       await peer.up({ broker: broker.url, setupKey: key, caFile: broker.certFile });
       await peer.waitConnected();
+      const connectedAt = Date.now();
+      const peerRow = tab.locator('tr[data-device="peer"]');
+      await waitFor(async () => (await peerRow.textContent().catch(() => ''))?.includes('online') ?? false, {
+        timeoutMs: 15_000,
+        intervalMs: 20,
+        what: 'peer online in the open device list',
+      });
+      process.stdout.write(
+        `peer online in the open dashboard ${Date.now() - connectedAt} ms after its agent said so\n`,
+      );
       const laptopKey = (await agent.status()).interface.publicKey!;
       const hasLaptop = async () => (await peer.wg()).peers.some((p) => p.publicKey === laptopKey);
       await waitFor(hasLaptop, { timeoutMs: 30_000, what: 'laptop in peer’s WireGuard' });
 
       // Removed in the dashboard: gone from the peer's WireGuard within 2 s.
-      await tab.getByRole('button', { name: 'Devices' }).click();
       await row.getByRole('button', { name: 'Remove' }).click();
       const removedAt = Date.now();
       await row.getByRole('button', { name: 'Remove laptop for good' }).click();

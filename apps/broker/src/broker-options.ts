@@ -25,6 +25,8 @@ export interface BrokerOptions {
   addressGraceSeconds?: number;
   /** The built dashboard to serve (index.html and assets); null: none. Default: apps/dashboard/dist when built. */
   dashboardDir?: string | null;
+  /** Between heartbeats of the dashboard's event stream, which also end it when the session did (default 15 s). */
+  eventsHeartbeatMs?: number;
   /** Seconds a signing-in device waits between polls (RFC 8628 `interval`); default 5 (tests: 1). */
   deviceAuthIntervalSeconds?: number;
   /** Addresses per account (tests make this small to reach exhaustion). */

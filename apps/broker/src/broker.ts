@@ -37,6 +37,7 @@ import { type EventBus, InProcessEventBus } from './events/event-bus';
 import { PgNotifyEventBus } from './events/pg-notify-bus';
 import { brokerHttpModule } from './http/app.module';
 import type { BrokerContext } from './http/broker-context';
+import { DashboardEvents } from './http/dashboard-events';
 import { dashboardStatic, defaultDashboardDir } from './http/dashboard-static';
 import { JsonExceptionFilter } from './http/exception-filter';
 import { jsonBody } from './http/json-body';
@@ -82,6 +83,8 @@ export interface BrokerHandle {
   dashboardUrl: string | null;
   /** Device pairs the pair-path cores hold (only pairs in use are kept; read-only, for the benchmark). */
   pathPairs(): number;
+  /** Dashboards watching device events on this instance. */
+  dashboardWatchers(): number;
   /** Sends pending coalesced deltas now. */
   flush(): void;
   close(): Promise<void>;
@@ -147,8 +150,11 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       keyFile: options.tlsKeyFile,
       sans: defaultSans(options.tlsSans ?? [], options.publicUrl),
     });
+    const dashboardEvents = new DashboardEvents(bus, services.devices, logger);
     const ctx: BrokerContext = {
       services,
+      dashboardEvents,
+      ...(options.eventsHeartbeatMs ? { eventsHeartbeatMs: options.eventsHeartbeatMs } : {}),
       brokerKey,
       metrics,
       logger,
@@ -169,6 +175,8 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       abortOnError: false,
     });
     cleanup.push(() => app.close());
+    // Before the server closes (runs first): an open event stream would keep it open.
+    cleanup.push(() => dashboardEvents.close());
     app.getHttpAdapter().getInstance().disable('x-powered-by');
     const dashboardDir = options.dashboardDir === undefined ? defaultDashboardDir() : options.dashboardDir;
     app.use(dashboardStatic(dashboardDir));
@@ -309,6 +317,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       url,
       port,
       dashboardUrl: dashboardDir ? `${url}/` : null,
+      dashboardWatchers: () => dashboardEvents.watching,
       fingerprint: tls.fingerprint,
       certFile: tls.certFile,
       brokerPublicKey: brokerKey.publicKey,

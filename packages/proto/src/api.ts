@@ -107,6 +107,14 @@ export const DeviceInfo = z.object({
 });
 export type DeviceInfo = z.infer<typeof DeviceInfo>;
 
+/**
+ * The dashboard's server-sent events (`event:` name, `data:` JSON): a device the user may see was
+ * added or changed (its DeviceInfo), or a device was removed.
+ */
+export const DASHBOARD_EVENTS = { device: 'device', removed: 'device-removed' } as const;
+export const DeviceRemovedEvent = z.object({ id: DeviceId });
+export type DeviceRemovedEvent = z.infer<typeof DeviceRemovedEvent>;
+
 /** Replaces a device's tags; the caller must own each tag it adds (the policy's tagOwners). */
 export const SetDeviceTagsRequest = z.strictObject({ tags: z.array(TagName).max(MAX_DEVICE_TAGS) });
 export type SetDeviceTagsRequest = z.infer<typeof SetDeviceTagsRequest>;
@@ -175,6 +183,8 @@ export const API_PATHS = {
   relayControl: '/api/v1/relay/control',
   relayTokens: '/api/v1/relay-tokens',
   relays: '/api/v1/relays',
+  /** Server-sent events for the dashboard: devices as they change (DashboardEvent). */
+  events: '/api/v1/events',
   metrics: '/metrics',
   health: '/healthz',
 } as const;

@@ -4,6 +4,7 @@ import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
 import { DeviceAuthController } from './device-auth.controller';
 import { DevicesController } from './devices.controller';
 import { EnrollController } from './enroll.controller';
+import { EventsController } from './events.controller';
 import { InfoController } from './info.controller';
 import { PolicyController } from './policy.controller';
 import { RelayTokensController } from './relay-tokens.controller';
@@ -25,6 +26,7 @@ export function brokerHttpModule(ctx: BrokerContext): DynamicModule {
       PolicyController,
       EnrollController,
       DeviceAuthController,
+      EventsController,
       RelayTokensController,
       RelaysController,
     ],

@@ -123,6 +123,17 @@ export class DevicesService {
     return rows.map((r) => this.toInfo(r, accountName));
   }
 
+  /** These devices of the account as the API shows them (those that still exist). */
+  async infoOf(accountId: string, ids: readonly string[]): Promise<DeviceInfo[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.db
+      .select({ device: devices, accountName: accounts.name })
+      .from(devices)
+      .innerJoin(accounts, eq(devices.accountId, accounts.id))
+      .where(and(eq(devices.accountId, accountId), inArray(devices.id, [...ids])));
+    return rows.map((r) => this.toInfo(r.device, r.accountName));
+  }
+
   toInfo(row: DeviceRow, accountName: string): DeviceInfo {
     return {
       id: row.id,

@@ -1,12 +1,17 @@
-import { API_PATHS, DeviceInfo } from '@trellis/proto';
+import { API_PATHS, DASHBOARD_EVENTS, DeviceInfo, DeviceRemovedEvent } from '@trellis/proto';
 import { useCallback, useEffect, useState } from 'react';
 import { z } from 'zod';
 import { api } from '../api';
 import { ErrorLine, ListTable } from '../components';
 
 const DeviceList = z.array(DeviceInfo);
-/** How often the list is read again (the live view over events is not built yet). */
-const REFRESH_MS = 5_000;
+
+/** The list with `d` put in (or in place of its older self), in name order as the API gives it. */
+function upsert(list: DeviceInfo[], d: DeviceInfo): DeviceInfo[] {
+  return [...list.filter((x) => x.id !== d.id), d].sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
+}
 
 /** The account's devices (a member's own); admins may remove one, after a second click. */
 export function DevicesPage({ admin }: { admin: boolean }) {
@@ -22,9 +27,19 @@ export function DevicesPage({ admin }: { admin: boolean }) {
     }
   }, []);
   useEffect(() => {
-    void load();
-    const timer = setInterval(() => void load(), REFRESH_MS);
-    return () => clearInterval(timer);
+    // Live: each change the broker sends; the whole list again whenever the stream (re)opens, so
+    // nothing missed while it was down stays missed.
+    const events = new EventSource(API_PATHS.events);
+    events.addEventListener('open', () => void load());
+    events.addEventListener(DASHBOARD_EVENTS.device, (e) => {
+      const d = DeviceInfo.safeParse(JSON.parse((e as MessageEvent<string>).data));
+      if (d.success) setDevices((list) => upsert(list ?? [], d.data));
+    });
+    events.addEventListener(DASHBOARD_EVENTS.removed, (e) => {
+      const r = DeviceRemovedEvent.safeParse(JSON.parse((e as MessageEvent<string>).data));
+      if (r.success) setDevices((list) => (list ?? []).filter((x) => x.id !== r.data.id));
+    });
+    return () => events.close();
   }, [load]);
 
   const remove = async (d: DeviceInfo) => {

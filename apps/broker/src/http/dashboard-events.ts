@@ -1,0 +1,108 @@
+import type { ServerResponse } from 'node:http';
+import { type BrokerEvent, DASHBOARD_EVENTS, type DeviceInfo, type DeviceRemovedEvent } from '@trellis/proto';
+import type { Logger } from 'pino';
+import type { EventBus } from '../events/event-bus';
+import type { DevicesService } from '../services/devices.service';
+import type { UserContext } from '../services/users.service';
+
+/** Device changes of an account within this long are read from the database together. */
+const COALESCE_MS = 100;
+
+interface Watcher {
+  user: UserContext;
+  res: ServerResponse;
+}
+
+/**
+ * The dashboards watching on this instance, and the device changes they are sent as server-sent
+ * events: from the bus (every instance's changes), read once per account per batch, each device
+ * sent to the watchers who may see it (admins: all; members: their own). Subscribed to the bus
+ * only while someone watches.
+ */
+export class DashboardEvents {
+  private readonly watchers = new Map<string, Set<Watcher>>();
+  private readonly pending = new Map<string, Set<string>>();
+  private timer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(
+    private readonly bus: EventBus,
+    private readonly devices: DevicesService,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Starts sending `user`'s account's device changes to `res` until it closes; returns how to stop. */
+  watch(user: UserContext, res: ServerResponse): () => void {
+    const watcher: Watcher = { user, res };
+    const set = this.watchers.get(user.accountId) ?? new Set<Watcher>();
+    this.watchers.set(user.accountId, set);
+    set.add(watcher);
+    this.unsubscribe ??= this.bus.subscribe((e) => this.onEvent(e));
+    return () => {
+      set.delete(watcher);
+      if (set.size === 0) this.watchers.delete(user.accountId);
+      if (this.watchers.size === 0) this.stop();
+    };
+  }
+
+  get watching(): number {
+    let n = 0;
+    for (const set of this.watchers.values()) n += set.size;
+    return n;
+  }
+
+  /** Ends every stream (the broker is closing: open streams would hold its server open). */
+  close(): void {
+    for (const set of this.watchers.values()) for (const w of set) w.res.end();
+    this.watchers.clear();
+    this.stop();
+  }
+
+  private stop(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pending.clear();
+  }
+
+  private onEvent(e: BrokerEvent): void {
+    if (e.kind === 'device-remove') {
+      const removed: DeviceRemovedEvent = { id: e.deviceId };
+      for (const w of this.watchers.get(e.accountId) ?? []) send(w.res, DASHBOARD_EVENTS.removed, removed);
+    } else if (e.kind === 'device-upsert' && this.watchers.has(e.accountId)) {
+      const ids = this.pending.get(e.accountId) ?? new Set<string>();
+      this.pending.set(e.accountId, ids);
+      ids.add(e.device.id);
+      this.timer ??= setTimeout(() => void this.flush(), COALESCE_MS);
+    }
+  }
+
+  private async flush(): Promise<void> {
+    this.timer = undefined;
+    const batches = [...this.pending];
+    this.pending.clear();
+    for (const [accountId, ids] of batches) {
+      const watchers = this.watchers.get(accountId);
+      if (!watchers) continue;
+      let infos: DeviceInfo[];
+      try {
+        infos = await this.devices.infoOf(accountId, [...ids]);
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'dashboard events: devices not read');
+        continue;
+      }
+      for (const w of watchers)
+        for (const d of infos) if (mayWatch(w.user, d)) send(w.res, DASHBOARD_EVENTS.device, d);
+    }
+  }
+}
+
+/** Admins and owners see every device of the account; a member only their own. */
+export function mayWatch(user: UserContext, device: DeviceInfo): boolean {
+  return user.role !== 'member' || device.user === user.email;
+}
+
+function send(res: ServerResponse, event: string, data: unknown): void {
+  if (!res.writableEnded) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+}

@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { API_PATHS, DeviceInfo, DeviceRemovedEvent } from '@trellis/proto';
+import { createBackend } from '../support/backends';
+import { startTestBroker, type TestBroker } from '../support/fixture';
+import { waitUntil } from '../support/test-device';
+
+jest.setTimeout(60_000);
+
+interface Stream {
+  status: number;
+  events: Array<{ event: string; data: unknown }>;
+  ended: Promise<void>;
+  close(): void;
+}
+
+/** A server-sent event stream read as a browser's EventSource would (one `event:`/`data:` pair per block). */
+function openStream(t: TestBroker, headers: Record<string, string>): Promise<Stream> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      new URL(API_PATHS.events, t.broker.url),
+      { headers, ca: readFileSync(t.broker.certFile), agent: false },
+      (res) => {
+        const events: Stream['events'] = [];
+        let buffer = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buffer += chunk;
+          for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const event = /^event: (.*)$/m.exec(block)?.[1];
+            const data = /^data: (.*)$/m.exec(block)?.[1];
+            if (event && data) events.push({ event, data: JSON.parse(data) });
+          }
+        });
+        const ended = new Promise<void>((r) => res.on('close', () => r()));
+        resolve({ status: res.statusCode ?? 0, events, ended, close: () => req.destroy() });
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('the dashboard’s live device events', () => {
+  let t: TestBroker;
+  let dispose: () => Promise<void>;
+  let password: string;
+
+  beforeAll(async () => {
+    const backend = await createBackend('pglite');
+    t = await startTestBroker(backend, { eventsHeartbeatMs: 200 });
+    password = 'owner-password-for-tests';
+    const account = await t.broker.services.accounts.byName('default');
+    await t.broker.services.users.resetOwner(account.id, password);
+    dispose = async () => {
+      await t.close();
+      await backend.dispose();
+    };
+  });
+  afterAll(() => dispose());
+
+  const cookieFor = async (email: string, pw: string) => {
+    const res = await t.api('POST', API_PATHS.session, { body: { email, password: pw } });
+    return {
+      cookie: /^(trellis_session=[^;]+)/.exec(String(res.headers['set-cookie']))![1]!,
+      csrf: res.json.csrfToken,
+    };
+  };
+  const devicesIn = (s: Stream) =>
+    s.events.filter((e) => e.event === 'device').map((e) => DeviceInfo.parse(e.data));
+
+  it('a watcher gets each device as it is added, comes online and is removed; a member only their own', async () => {
+    const { cookie, csrf } = await cookieFor('admin@trellis.local', password);
+    await t.addMember('viewer@default.test');
+    const member = await cookieFor('viewer@default.test', 'member-pass-1');
+    const owner = await openStream(t, { cookie });
+    const viewer = await openStream(t, { cookie: member.cookie });
+    expect(owner.status).toBe(200);
+
+    const d = t.device();
+    await d.enroll(t.setupKey, { hostname: 'live-box' });
+    await waitUntil(() => devicesIn(owner).find((x) => x.id === d.id), 10_000, 'the new device');
+    expect(devicesIn(owner).find((x) => x.id === d.id)).toMatchObject({ name: 'live-box', online: false });
+    await d.connect();
+    await waitUntil(
+      () => devicesIn(owner).find((x) => x.id === d.id && x.online),
+      10_000,
+      'the device online',
+    );
+
+    const removed = await t.api('DELETE', `${API_PATHS.devices}/${d.id}`, {
+      headers: { cookie, 'x-trellis-csrf': csrf },
+    });
+    expect(removed.status).toBe(200);
+    await waitUntil(() => owner.events.find((e) => e.event === 'device-removed'), 10_000, 'the removal');
+    expect(DeviceRemovedEvent.parse(owner.events.find((e) => e.event === 'device-removed')!.data)).toEqual({
+      id: d.id,
+    });
+    // The member was told of no device of the owner's.
+    expect(devicesIn(viewer)).toEqual([]);
+    owner.close();
+    viewer.close();
+    await waitUntil(
+      () => (t.broker.dashboardWatchers() === 0 ? true : undefined),
+      10_000,
+      'no watchers left',
+    );
+  });
+
+  it('needs a session, and ends when the session does', async () => {
+    const none = await openStream(t, {});
+    expect(none.status).toBe(401);
+    const { cookie, csrf } = await cookieFor('admin@trellis.local', password);
+    const stream = await openStream(t, { cookie });
+    expect(stream.status).toBe(200);
+    await t.api('DELETE', API_PATHS.session, { headers: { cookie, 'x-trellis-csrf': csrf } });
+    await stream.ended;
+  });
+});
