@@ -31,7 +31,7 @@ function spkiPin(certFile: string): string {
  * without a setup key, the owner signs in to the dashboard in Chromium, opens the page the agent
  * printed, checks the device and approves it; the agent enrolls and connects, and the device shows
  * in the dashboard's list. Screenshots go to the lab's run directory (artifacts/).
- * Then the owner makes a setup key in the dashboard that enrolls a second device, removes the first
+ * Then the owner makes a setup key in the dashboard that enrolls a second device, renames it, removes the first
  * in the dashboard and it leaves the second's WireGuard within 2 s; a member sees no admin page and
  * none of the owner's devices.
  *  internet: broker brk (Chromium runs in its namespace)   site s (routed): laptop, peer
@@ -161,6 +161,17 @@ describe('sign in once: a lab device approved in the dashboard (real broker, age
       const laptopKey = (await agent.status()).interface.publicKey!;
       const hasLaptop = async () => (await peer.wg()).peers.some((p) => p.publicKey === laptopKey);
       await waitFor(hasLaptop, { timeoutMs: 30_000, what: 'laptop in peer’s WireGuard' });
+
+      // Renamed in the dashboard: the device hears its new name (and DNS name) from the broker.
+      await peerRow.getByRole('button', { name: 'Edit' }).click();
+      const editor = tab.locator('tr[data-editing="peer"]');
+      await editor.locator('input[name=name]').fill('peer-2');
+      await editor.getByRole('button', { name: 'Save' }).click();
+      await tab.locator('tr[data-device="peer-2"]').waitFor({ timeout: 15_000 });
+      await waitFor(async () => (await peer.status()).self?.name === 'peer-2', {
+        timeoutMs: 15_000,
+        what: 'the peer renamed peer-2',
+      });
 
       // Removed in the dashboard: gone from the peer's WireGuard within 2 s.
       await row.getByRole('button', { name: 'Remove' }).click();

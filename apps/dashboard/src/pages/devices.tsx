@@ -3,6 +3,7 @@ import { useCallback, useEffect, useState } from 'react';
 import { z } from 'zod';
 import { api } from '../api';
 import { ErrorLine, ListTable } from '../components';
+import { DeviceEditor } from './device-editor';
 
 const DeviceList = z.array(DeviceInfo);
 
@@ -18,6 +19,7 @@ export function DevicesPage({ admin }: { admin: boolean }) {
   const [devices, setDevices] = useState<DeviceInfo[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [confirming, setConfirming] = useState<string | null>(null);
+  const [editing, setEditing] = useState<string | null>(null);
   const load = useCallback(async () => {
     try {
       setDevices(await api('GET', API_PATHS.devices, DeviceList));
@@ -74,33 +76,44 @@ export function DevicesPage({ admin }: { admin: boolean }) {
             ...(admin ? [''] : []),
           ]}
         >
-          {devices.map((d) => (
-            <tr key={d.id} data-device={d.name}>
-              <td>
-                <strong>{d.name}</strong>
-                <div className="sub">{d.dnsName}</div>
-              </td>
-              <td>{d.address}</td>
-              <td>{d.user ?? '—'}</td>
-              <td>{d.tags.join(', ') || '—'}</td>
-              <td>{d.os}</td>
-              <td className={d.online ? 'online' : 'offline'}>{d.online ? 'online' : 'offline'}</td>
-              <td>{d.lastSeen ? new Date(d.lastSeen).toLocaleString() : 'never'}</td>
-              {admin && (
-                <td>
-                  {confirming === d.id ? (
-                    <button type="button" className="danger" onClick={() => void remove(d)}>
-                      Remove {d.name} for good
-                    </button>
-                  ) : (
-                    <button type="button" onClick={() => setConfirming(d.id)}>
-                      Remove
-                    </button>
-                  )}
+          {devices.map((d) =>
+            editing === d.id ? (
+              <tr key={d.id} data-editing={d.name}>
+                <td colSpan={8}>
+                  <DeviceEditor device={d} onDone={() => setEditing(null)} />
                 </td>
-              )}
-            </tr>
-          ))}
+              </tr>
+            ) : (
+              <tr key={d.id} data-device={d.name}>
+                <td>
+                  <strong>{d.name}</strong>
+                  <div className="sub">{d.dnsName}</div>
+                </td>
+                <td>{d.address}</td>
+                <td>{d.user ?? '—'}</td>
+                <td>{d.tags.join(', ') || '—'}</td>
+                <td>{d.os}</td>
+                <td className={d.online ? 'online' : 'offline'}>{d.online ? 'online' : 'offline'}</td>
+                <td>{d.lastSeen ? new Date(d.lastSeen).toLocaleString() : 'never'}</td>
+                {admin && (
+                  <td>
+                    {confirming === d.id ? (
+                      <button type="button" className="danger" onClick={() => void remove(d)}>
+                        Remove {d.name} for good
+                      </button>
+                    ) : (
+                      <button type="button" onClick={() => setConfirming(d.id)}>
+                        Remove
+                      </button>
+                    )}
+                    <button type="button" onClick={() => setEditing(d.id)}>
+                      Edit
+                    </button>
+                  </td>
+                )}
+              </tr>
+            ),
+          )}
         </ListTable>
       )}
     </section>

@@ -1,0 +1,54 @@
+import { API_PATHS, DeviceInfo } from '@trellis/proto';
+import { type FormEvent, useState } from 'react';
+import { api } from '../api';
+import { ErrorLine } from '../components';
+
+const tagList = (text: string) =>
+  text
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+
+/**
+ * A device's name and tags, edited in its row (admins). Only what changed is sent; the row itself
+ * follows from the broker's event for the change.
+ */
+export function DeviceEditor({ device, onDone }: { device: DeviceInfo; onDone: () => void }) {
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const save = async (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = new FormData(e.currentTarget);
+    const name = String(form.get('name') ?? '').trim();
+    const tags = tagList(String(form.get('tags') ?? ''));
+    setBusy(true);
+    setError(null);
+    try {
+      const path = `${API_PATHS.devices}/${device.id}`;
+      if (name !== device.name) await api('PUT', `${path}/name`, DeviceInfo, { name });
+      if (tags.join(',') !== device.tags.join(',')) await api('PUT', `${path}/tags`, DeviceInfo, { tags });
+      onDone();
+    } catch (err) {
+      setError((err as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form className="inline" onSubmit={(e) => void save(e)}>
+      <label>
+        Name <input name="name" defaultValue={device.name} required maxLength={63} />
+      </label>
+      <label>
+        Tags <input name="tags" defaultValue={device.tags.join(', ')} placeholder="tag:server" />
+      </label>
+      <button type="submit" className="primary" disabled={busy}>
+        Save
+      </button>
+      <button type="button" onClick={onDone}>
+        Cancel
+      </button>
+      <ErrorLine error={error} />
+    </form>
+  );
+}
