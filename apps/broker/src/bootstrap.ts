@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Services } from './services/services';
 
@@ -38,6 +38,8 @@ export async function bootstrapIfEmpty(
     setupKeyExpiresAt: key.setupKey.expiresAt,
   };
   // Only the terminal and this file ever see them: never the log stream.
+  // A file left from an earlier database (or a link put there) is replaced, never written through.
+  rmSync(credentials.file, { force: true });
   writeFileSync(
     credentials.file,
     [
@@ -47,7 +49,7 @@ export async function bootstrapIfEmpty(
       `setup key: ${credentials.setupKey} (reusable, expires ${credentials.setupKeyExpiresAt})`,
       '',
     ].join('\n'),
-    { mode: 0o600 },
+    { mode: 0o600, flag: 'wx' },
   );
   return credentials;
 }

@@ -1,10 +1,17 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 
-/** Secrets never written to the log, wherever a log call puts them (top level or one level down). */
+/** Secrets never written to the log, wherever a log call puts them (up to two levels down). */
 const SECRET_FIELDS = [
   'password',
   'ownerPassword',
+  'generatedPassword',
+  'passwordHash',
   'token',
+  'tokenHash',
+  'sessionToken',
+  'key',
+  'secret',
+  'mac',
   'setupKey',
   'deviceCode',
   'userCode',
@@ -16,6 +23,7 @@ const SECRET_FIELDS = [
 export const REDACTED_PATHS = [
   ...SECRET_FIELDS,
   ...SECRET_FIELDS.map((f) => `*.${f}`),
+  ...SECRET_FIELDS.map((f) => `*.*.${f}`),
   ...['authorization', 'cookie', 'set-cookie'].map((h) => `*.headers["${h}"]`),
 ];
 

@@ -1,4 +1,4 @@
-import { ErrorBody, WebSession } from '@trellis/proto';
+import { API_PATHS, ErrorBody, WebSession } from '@trellis/proto';
 import type { ZodType } from 'zod';
 
 /** An answer other than 2xx, with the broker's message (and `code`, where it gives one). */
@@ -23,6 +23,7 @@ export async function api<T>(
   path: string,
   schema: ZodType<T> | null,
   body?: unknown,
+  retry = true,
 ): Promise<T> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -34,8 +35,14 @@ export async function api<T>(
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const json: unknown = res.status === 204 ? undefined : await res.json().catch(() => undefined);
+  const err = ErrorBody.safeParse(json);
+  // Signed in again in another tab: this page's CSRF token is the old session's. Once: read anew, retry.
+  if (res.status === 403 && err.success && err.data.code === 'csrf' && retry) {
+    const current = await api('GET', API_PATHS.session, WebSession);
+    csrfToken = current.csrfToken;
+    return api(method, path, schema, body, false);
+  }
   if (!res.ok) {
-    const err = ErrorBody.safeParse(json);
     throw new ApiError(
       res.status,
       err.success ? err.data.message : `${res.status} ${res.statusText}`,

@@ -2,6 +2,7 @@ import { API_PATHS, WebSession } from '@trellis/proto';
 import { StrictMode, useCallback, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { ApiError, api, rememberSession } from './api';
+import { ErrorLine } from './components';
 import { DeviceApprovalPage } from './pages/device-approval';
 import { DevicesPage } from './pages/devices';
 import { SetupKeysPage } from './pages/setup-keys';
@@ -16,6 +17,7 @@ const pageOf = (path: string): Page =>
 
 function App() {
   const [session, setSession] = useState<WebSession | null | undefined>(undefined);
+  const [error, setError] = useState<string | null>(null);
   const [page, setPage] = useState<Page>(pageOf(location.pathname));
   const signedIn = useCallback((s: WebSession | null) => {
     rememberSession(s);
@@ -25,7 +27,7 @@ function App() {
   useEffect(() => {
     api('GET', API_PATHS.session, WebSession).then(signedIn, (err: unknown) => {
       if (err instanceof ApiError && err.status === 401) signedIn(null);
-      else throw err;
+      else setError(`The broker did not answer: ${(err as Error).message}. Reload to try again.`);
     });
     const onPop = () => setPage(pageOf(location.pathname));
     addEventListener('popstate', onPop);
@@ -37,11 +39,15 @@ function App() {
     setPage(to);
   };
   const signOut = async () => {
-    await api('DELETE', API_PATHS.session, null);
-    signedIn(null);
+    try {
+      await api('DELETE', API_PATHS.session, null);
+      signedIn(null);
+    } catch (err) {
+      setError((err as Error).message);
+    }
   };
 
-  if (session === undefined) return <p className="loading">Loading…</p>;
+  if (session === undefined) return error ? <ErrorLine error={error} /> : <p className="loading">Loading…</p>;
   if (session === null) return <SignInPage onSignedIn={signedIn} />;
   const admin = session.user.role !== 'member';
   const shown = page === 'keys' && !admin ? 'devices' : page;
@@ -70,6 +76,7 @@ function App() {
         </button>
       </header>
       <main>
+        <ErrorLine error={error} />
         {shown === 'device' && <DeviceApprovalPage />}
         {shown === 'keys' && <SetupKeysPage />}
         {shown === 'devices' && <DevicesPage admin={admin} />}

@@ -34,11 +34,7 @@ export interface AgentOptions extends MeshSessionOptions {
   recoverResolver?: () => Promise<void>;
 }
 
-/**
- * The daemon's brain: enrollment and the user's up/down. While up, a MeshSession holds the control
- * connection and turns netmaps into WireGuard and OS configuration. Every mesh change runs through
- * one queue so changes never interleave.
- */
+/** The daemon's brain: enrollment, sign-in and up/down; while up, a MeshSession holds the mesh. */
 export class Agent {
   /** The device key, and a rotation's pending key (see DeviceKeys). */
   private keys: DeviceKeys | null = null;
@@ -65,7 +61,8 @@ export class Agent {
       privateKey: () => this.keys!.current.privateKey,
       resolveHost: this.resolveHost,
       log: this.log,
-      granted: (signed, urls, trust) => this.ops.run(() => this.finishSignIn(signed, urls, trust)),
+      granted: (signed, urls, trust, wanted) =>
+        this.ops.run(() => this.finishSignIn(signed, urls, trust, wanted)),
       ended: (error) => {
         if (error !== null) this.lastError = error;
         if (this.state === 'signing-in' && !this.enrollment) this.state = 'needs-enrollment';
@@ -141,8 +138,9 @@ export class Agent {
     );
   }
 
-  /** The approved sign-in's enrollment is this device's now; the mesh comes up with it. */
-  private async finishSignIn(signed: SignedIn, urls: string[], trust: BrokerTrust): Promise<string> {
+  /** The approved sign-in's enrollment is this device's now, unless a `down` or setup key came first. */
+  private async finishSignIn(signed: SignedIn, urls: string[], trust: BrokerTrust, wanted: () => boolean) {
+    if (!wanted()) throw new UserError('the sign-in was cancelled before its approval arrived');
     await this.adoptEnrollment(signed.response, urls, trust, signed.url);
     return this.join();
   }

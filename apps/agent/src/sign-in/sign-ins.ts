@@ -10,8 +10,11 @@ export interface SignInsHost {
   privateKey(): string;
   resolveHost: ResolveHost;
   log: Logger;
-  /** The user approved: enroll and join (in the agent's queue of user operations); the `up` message. */
-  granted(signed: SignedIn, urls: string[], trust: BrokerTrust): Promise<string>;
+  /**
+   * The user approved: enroll and join (in the agent's queue of user operations), unless
+   * `stillWanted()` says a `down` or another enrollment came first; the `up` message.
+   */
+  granted(signed: SignedIn, urls: string[], trust: BrokerTrust, stillWanted: () => boolean): Promise<string>;
   /** A sign-in nobody replaced or cancelled ended: `error` says why it failed (null: it succeeded). */
   ended(error: string | null): void;
 }
@@ -59,8 +62,11 @@ export class SignIns {
       agent.destroy();
       throw err;
     }
-    const finished = flow.done.then((signed) => this.host.granted(signed, brokers, trust ?? {}));
-    const entry: Pending = { flow, urls: brokers, finished };
+    const entry: Pending = { flow, urls: brokers, finished: Promise.resolve('') };
+    entry.finished = flow.done.then((signed) =>
+      this.host.granted(signed, brokers, trust ?? {}, () => this.current === entry),
+    );
+    const { finished } = entry;
     this.current = entry;
     const end = (error: string | null) => {
       agent.destroy();

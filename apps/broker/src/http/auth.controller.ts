@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Body, Controller, Delete, Get, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
 import { API_PATHS, LoginRequest, type LoginResponse, type WebSession } from '@trellis/proto';
 import { DomainError } from '../domain/errors';
+import { clientKey } from '../security/client-address';
 import { LoginThrottle } from '../security/login-throttle';
 import { clearedSessionCookie, csrfTokenFor, sessionCookie } from '../security/web-session';
 import { SESSION_TTL_SECONDS } from '../services/users.service';
@@ -11,8 +12,13 @@ import { parseWith } from './validation';
 
 @Controller()
 export class AuthController {
-  /** Failed logins per client address and per email (exponential backoff after 5). */
+  /**
+   * Failed logins per client and per (email, client), backoff after 5: a guesser is stopped
+   * without locking the account's owner out from everywhere. Per email from any client, after 100:
+   * many clients guessing one password are stopped too.
+   */
   private readonly throttle = new LoginThrottle();
+  private readonly perEmail = new LoginThrottle(Date.now, 100);
 
   constructor(@Inject(BROKER_CONTEXT) private readonly ctx: BrokerContext) {}
 
@@ -27,8 +33,10 @@ export class AuthController {
   private async checkedLogin(req: IncomingMessage, body: unknown): Promise<LoginResponse> {
     const { email, password } = parseWith(LoginRequest, body);
     const from = req.socket.remoteAddress ?? 'unknown';
-    const keys = [`address ${from}`, `email ${email.trim().toLowerCase()}`];
-    const wait = Math.max(...keys.map((k) => this.throttle.waitMs(k)));
+    const client = clientKey(from);
+    const who = email.trim().toLowerCase();
+    const keys = [`client ${client}`, `email ${who} client ${client}`];
+    const wait = Math.max(...keys.map((k) => this.throttle.waitMs(k)), this.perEmail.waitMs(who));
     if (wait > 0) {
       this.ctx.logger.warn({ from, email }, 'login refused: too many failed logins');
       throw new DomainError(
@@ -37,13 +45,16 @@ export class AuthController {
         `too many failed logins: try again in ${Math.ceil(wait / 1000)} s`,
       );
     }
+    // Counted as failed from the start: a burst of concurrent guesses meets the limit as it goes.
+    for (const k of keys) this.throttle.attempt(k);
+    this.perEmail.attempt(who);
     try {
       const session = await this.ctx.services.users.login(email, password);
-      this.throttle.succeeded(keys[1]!);
+      for (const k of keys) this.throttle.succeeded(k);
+      this.perEmail.succeeded(who);
       return session;
     } catch (err) {
       if (err instanceof DomainError && err.status === 401) {
-        for (const k of keys) this.throttle.failed(k);
         this.ctx.metrics.error('login_failed');
         this.ctx.logger.warn({ from, email }, 'login failed');
       }

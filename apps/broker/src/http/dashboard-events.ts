@@ -38,9 +38,12 @@ export class DashboardEvents {
     this.watchers.set(user.accountId, set);
     set.add(watcher);
     this.unsubscribe ??= this.bus.subscribe((e) => this.onEvent(e));
+    let watching = true;
     return () => {
+      if (!watching) return;
+      watching = false;
       set.delete(watcher);
-      if (set.size === 0) this.watchers.delete(user.accountId);
+      if (set.size === 0 && this.watchers.get(user.accountId) === set) this.watchers.delete(user.accountId);
       if (this.watchers.size === 0) this.stop();
     };
   }
@@ -103,6 +106,11 @@ export function mayWatch(user: UserContext, device: DeviceInfo): boolean {
   return user.role !== 'member' || device.user === user.email;
 }
 
+/** Writes to a stream still open: a write after it ended or closed would be an unhandled error. */
+export function writeOpen(res: ServerResponse, text: string): void {
+  if (!res.writableEnded && !res.destroyed) res.write(text);
+}
+
 function send(res: ServerResponse, event: string, data: unknown): void {
-  if (!res.writableEnded) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  writeOpen(res, `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
 }

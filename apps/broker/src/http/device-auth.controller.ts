@@ -15,6 +15,7 @@ import {
   UserCode,
 } from '@trellis/proto';
 import { DomainError } from '../domain/errors';
+import { clientKey } from '../security/client-address';
 import { RateLimiter } from '../security/rate-limiter';
 import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
 import { currentUser } from './current-user';
@@ -39,8 +40,9 @@ export class DeviceAuthController {
   @HttpCode(200)
   async start(@Req() req: IncomingMessage, @Body() body: unknown): Promise<DeviceAuthResponse> {
     const from = req.socket.remoteAddress ?? 'unknown';
-    if (!this.starts.take(from))
-      throw tooMany(this.starts.retryAfterMs(from), 'sign-in requests from this address');
+    const client = clientKey(from);
+    if (!this.starts.take(client))
+      throw tooMany(this.starts.retryAfterMs(client), 'sign-in requests from this address');
     const { proof, protocolVersion, ...fields } = parseWith(DeviceAuthRequest, body);
     if (protocolVersion !== PROTOCOL_VERSION) {
       throw new DomainError(
@@ -103,15 +105,20 @@ export class DeviceAuthController {
     return { approved: result !== null, deviceId: result?.deviceId ?? null, name: result?.name ?? null };
   }
 
-  /** Runs a look-up by user code, counting the user's wrong codes and refusing once there are too many. */
+  /**
+   * Runs a look-up by user code, counting the user's wrong codes and refusing once there are too
+   * many. Counted from the start (taken back when the code was right), so concurrent guesses stop
+   * at the limit.
+   */
   private async guessing<T>(userId: string, lookUp: () => Promise<T>): Promise<T> {
-    const wait = this.wrongCodes.retryAfterMs(userId);
-    if (wait > 0) throw tooMany(wait, 'wrong codes');
+    if (!this.wrongCodes.take(userId)) throw tooMany(this.wrongCodes.retryAfterMs(userId), 'wrong codes');
     try {
-      return await lookUp();
+      const found = await lookUp();
+      this.wrongCodes.refund(userId);
+      return found;
     } catch (err) {
-      if (err instanceof DomainError && (err.status === 404 || err.status === 400))
-        this.wrongCodes.take(userId);
+      const wrong = err instanceof DomainError && (err.status === 404 || err.status === 400);
+      if (!wrong) this.wrongCodes.refund(userId);
       throw err;
     }
   }

@@ -3,6 +3,7 @@ import { Controller, Get, Inject, Req, Res } from '@nestjs/common';
 import { API_PATHS } from '@trellis/proto';
 import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
 import { sessionToken } from './current-user';
+import { writeOpen } from './dashboard-events';
 
 /** Between comments that keep the stream (and any proxy) alive; each also checks the session. */
 export const EVENTS_HEARTBEAT_MS = 15_000;
@@ -14,25 +15,33 @@ export class EventsController {
   /** The dashboard's live view: device changes as server-sent events, while the session lasts. */
   @Get(API_PATHS.events)
   async stream(@Req() req: IncomingMessage, @Res() res: ServerResponse): Promise<void> {
+    let stop = (): void => {};
+    let heartbeat: NodeJS.Timeout | undefined;
+    const end = () => {
+      clearInterval(heartbeat);
+      stop();
+    };
+    // First of all: a client gone while its session is looked up must leave nothing running.
+    res.on('close', end);
     const token = sessionToken(req);
     const user = await this.ctx.services.users.authenticate(token);
+    if (res.destroyed) return;
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
       'x-accel-buffering': 'no',
     });
     res.write('retry: 3000\n\n');
-    const stop = this.ctx.dashboardEvents.watch(user, res);
-    const heartbeat = setInterval(() => {
+    stop = this.ctx.dashboardEvents.watch(user, res);
+    heartbeat = setInterval(() => {
       // A session that ended (signed out, expired, everywhere) ends its stream.
       this.ctx.services.users.authenticate(token).then(
-        () => res.write(': ping\n\n'),
-        () => res.end(),
+        () => writeOpen(res, ': ping\n\n'),
+        () => {
+          end();
+          res.end();
+        },
       );
     }, this.ctx.eventsHeartbeatMs ?? EVENTS_HEARTBEAT_MS);
-    res.on('close', () => {
-      clearInterval(heartbeat);
-      stop();
-    });
   }
 }

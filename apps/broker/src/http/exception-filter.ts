@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException } from '@nestjs/common';
+import { API_PATHS } from '@trellis/proto';
 import type { Logger } from 'pino';
 import { DomainError } from '../domain/errors';
 import type { BrokerMetrics } from '../metrics';
@@ -18,6 +19,12 @@ function writeRejection(res: ServerResponse, e: PolicyRejectedError): void {
   res.setHeader('content-type', 'application/json; charset=utf-8');
   res.setHeader('content-length', Buffer.byteLength(body));
   res.end(body);
+}
+
+/** A request's path as the log may show it: a sign-in's user code in it is a live secret. */
+export function loggableUrl(url: string): string {
+  const prefix = `${API_PATHS.deviceAuthRequests}/`;
+  return url.startsWith(prefix) ? `${prefix}[redacted]` : url;
 }
 
 /** Every error leaves as a JSON ErrorBody with a log line and a metrics count. */
@@ -49,7 +56,7 @@ export class JsonExceptionFilter implements ExceptionFilter {
       message = Array.isArray(m) ? m.join('; ') : String(m ?? exception.message);
     }
     this.metrics.error(kind);
-    const line = { method: req.method, url: req.url, status, kind };
+    const line = { method: req.method, url: loggableUrl(req.url ?? ''), status, kind };
     if (status >= 500)
       this.logger.error(
         { ...line, err: exception instanceof Error ? exception.stack : String(exception) },

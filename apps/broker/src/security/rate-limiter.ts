@@ -27,6 +27,11 @@ export class RateLimiter {
     return true;
   }
 
+  /** Takes back the latest event of `key` (it turned out not to count, e.g. a right code). */
+  refund(key: string): void {
+    this.events.get(key)?.pop();
+  }
+
   /** Ms until `key` may have its next event (0: now). */
   retryAfterMs(key: string): number {
     const now = this.now();

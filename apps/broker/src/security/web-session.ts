@@ -2,8 +2,12 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { parse, serialize } from 'cookie';
 
-/** The dashboard's session cookie: the same session token the API takes as a bearer token. */
-export const SESSION_COOKIE = 'trellis_session';
+/**
+ * The dashboard's session cookie: the same session token the API takes as a bearer token. The
+ * `__Host-` prefix makes browsers refuse it unless it is Secure, for `/` and of this host alone,
+ * so a sibling subdomain cannot plant a session of its own.
+ */
+export const SESSION_COOKIE = '__Host-trellis_session';
 /** Header a cookie-authenticated request that changes anything must carry (double submit, keyed). */
 export const CSRF_HEADER = 'x-trellis-csrf';
 

@@ -120,21 +120,28 @@ export class DeviceAuthorizationsService {
         .where(eq(deviceAuthorizations.id, row.id));
       if (row.state === 'denied') return pollError('access_denied', 'the request was denied');
       if (!spent) return pollError('authorization_pending', 'waiting for the user to approve');
-      return row;
+      // Read in the same transaction: the code is spent only if its enrollment is handed out.
+      return (
+        (await this.enrolledFor(tx, row)) ??
+        pollError('expired_token', 'the approved device was removed meanwhile: start again')
+      );
     });
     if (outcome instanceof DomainError) throw outcome;
-    return { enrolled: await this.enrolledFor(outcome) };
+    return { enrolled: outcome };
   }
 
-  private async enrolledFor(row: DeviceAuthorizationRow): Promise<DeviceAuthGranted['enrolled']> {
+  private async enrolledFor(
+    tx: Tx,
+    row: DeviceAuthorizationRow,
+  ): Promise<DeviceAuthGranted['enrolled'] | undefined> {
     const [found] = row.deviceId
-      ? await this.db
+      ? await tx
           .select({ device: devices, account: accounts })
           .from(devices)
           .innerJoin(accounts, eq(devices.accountId, accounts.id))
           .where(eq(devices.id, row.deviceId))
       : [];
-    if (!found) throw pollError('expired_token', 'the approved device was removed meanwhile: start again');
+    if (!found) return undefined;
     const { device, account } = found;
     return {
       deviceId: device.id,
@@ -199,9 +206,11 @@ export class DeviceAuthorizationsService {
         { account, tags: [], cidr: null, ownerId: user.userId },
         addresses,
       );
+      // The device has until then to collect it, however late in the codes' life the approval came.
+      const collectBy = new Date(this.now() + DEVICE_AUTH_TTL_SECONDS * 1000);
       await tx
         .update(deviceAuthorizations)
-        .set({ state: 'approved', deviceId: enrolled.row.id, decidedBy: user.userId })
+        .set({ state: 'approved', deviceId: enrolled.row.id, decidedBy: user.userId, expiresAt: collectBy })
         .where(eq(deviceAuthorizations.id, row.id));
       return enrolled;
     });

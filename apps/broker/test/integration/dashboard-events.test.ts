@@ -64,7 +64,7 @@ describe('the dashboard’s live device events', () => {
   const cookieFor = async (email: string, pw: string) => {
     const res = await t.api('POST', API_PATHS.session, { body: { email, password: pw } });
     return {
-      cookie: /^(trellis_session=[^;]+)/.exec(String(res.headers['set-cookie']))![1]!,
+      cookie: /^(__Host-trellis_session=[^;]+)/.exec(String(res.headers['set-cookie']))![1]!,
       csrf: res.json.csrfToken,
     };
   };

@@ -119,6 +119,10 @@ describe.each(BACKENDS)('sign in once over HTTP (RFC 8628) on %s', (kind) => {
       message: expect.stringMatching(/try again in \d+ s/),
     });
 
+    // A look-up refused (no session) names the route in the log, never the code in it.
+    const unsigned = await t.api('GET', `${API_PATHS.deviceAuthRequests}/GHJK-LMNP`);
+    expect(unsigned.status).toBe(401);
+    expect(JSON.stringify(t.logs.lines)).not.toContain('GHJK-LMNP');
     const wrong: number[] = [];
     for (let i = 0; i < 10; i++)
       wrong.push(

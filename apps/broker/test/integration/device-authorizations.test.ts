@@ -141,6 +141,16 @@ describe.each(BACKENDS)('device authorization grant (RFC 8628) on %s', (kind) =>
     expect(await pollOutcome(service, 'tdev_unknown')).toBe('expired_token');
   });
 
+  it('an approval late in the codes’ life still reaches the device: it has a full lifetime to collect it', async () => {
+    const { deviceCode, userCode } = await service.start(device(), '198.51.100.7');
+    later(DEVICE_AUTH_TTL_SECONDS - 2);
+    await service.decide(owner, bare(userCode), true);
+    later(60);
+    // Another device's start purges expired rows: the approved one is not among them.
+    await service.start(device(), '198.51.100.8');
+    expect(await pollOutcome(service, deviceCode)).toBe('granted');
+  });
+
   it('a key enrolled already is enrolled again only with proof of its private key', async () => {
     const first = await service.start(device(), '198.51.100.7');
     const { deviceId } = (await service.decide(owner, bare(first.userCode), true))!;

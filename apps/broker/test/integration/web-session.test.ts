@@ -35,7 +35,7 @@ describe('the dashboard: cookie sessions, CSRF and its pages', () => {
     });
     expect(res.status).toBe(200);
     const setCookie = String(res.headers['set-cookie']);
-    const cookie = /^(trellis_session=[^;]+)/.exec(setCookie)![1]!;
+    const cookie = /^(__Host-trellis_session=[^;]+)/.exec(setCookie)![1]!;
     return { res, setCookie, cookie, csrf: res.json.csrfToken as string };
   };
   let password: string | undefined;
@@ -85,7 +85,7 @@ describe('the dashboard: cookie sessions, CSRF and its pages', () => {
     const { cookie, csrf } = await signIn();
     const out = await t.api('DELETE', API_PATHS.session, { headers: { cookie, 'x-trellis-csrf': csrf } });
     expect(out.status).toBe(204);
-    expect(String(out.headers['set-cookie'])).toMatch(/trellis_session=;.*Max-Age=0/);
+    expect(String(out.headers['set-cookie'])).toMatch(/^__Host-trellis_session=;.*Max-Age=0/);
     expect((await t.api('GET', API_PATHS.session, { headers: { cookie } })).status).toBe(401);
 
     const second = await signIn();

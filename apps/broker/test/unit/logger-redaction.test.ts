@@ -26,6 +26,9 @@ describe('the broker log', () => {
     expect(text).not.toContain('trellis_session=');
     expect(text).toContain('[redacted]');
     // What is no secret stays: the message and other fields.
+    log.info({ response: { setupKey: { key: 'tskey_deep' }, generatedPassword: 'gen-secret' } }, 'deeper');
+    expect(lines.at(-1)).not.toContain('tskey_deep');
+    expect(lines.at(-1)).not.toContain('gen-secret');
     log.info({ publicKey: 'pub-key', email: 'a@b.test' }, 'kept');
     expect(lines.at(-1)).toContain('pub-key');
   });
