@@ -11,6 +11,8 @@ const COALESCE_MS = 100;
 interface Watcher {
   user: UserContext;
   res: ServerResponse;
+  /** A member's devices (ids) they have been shown; null for admins, who see every device. */
+  visible: Set<string> | null;
 }
 
 /**
@@ -31,9 +33,12 @@ export class DashboardEvents {
     private readonly logger: Logger,
   ) {}
 
-  /** Starts sending `user`'s account's device changes to `res` until it closes; returns how to stop. */
-  watch(user: UserContext, res: ServerResponse): () => void {
-    const watcher: Watcher = { user, res };
+  /**
+   * Starts sending `user`'s account's device changes to `res` until it closes; returns how to stop.
+   * `visible`: for a member, the ids of the devices they see now (removals of others stay unsaid).
+   */
+  watch(user: UserContext, res: ServerResponse, visible: readonly string[] = []): () => void {
+    const watcher: Watcher = { user, res, visible: user.role === 'member' ? new Set(visible) : null };
     const set = this.watchers.get(user.accountId) ?? new Set<Watcher>();
     this.watchers.set(user.accountId, set);
     set.add(watcher);
@@ -71,8 +76,7 @@ export class DashboardEvents {
 
   private onEvent(e: BrokerEvent): void {
     if (e.kind === 'device-remove') {
-      const removed: DeviceRemovedEvent = { id: e.deviceId };
-      for (const w of this.watchers.get(e.accountId) ?? []) send(w.res, DASHBOARD_EVENTS.removed, removed);
+      for (const w of this.watchers.get(e.accountId) ?? []) unshow(w, e.deviceId);
     } else if (e.kind === 'device-upsert' && this.watchers.has(e.accountId)) {
       const ids = this.pending.get(e.accountId) ?? new Set<string>();
       this.pending.set(e.accountId, ids);
@@ -96,7 +100,12 @@ export class DashboardEvents {
         continue;
       }
       for (const w of watchers)
-        for (const d of infos) if (mayWatch(w.user, d)) send(w.res, DASHBOARD_EVENTS.device, d);
+        for (const d of infos) {
+          if (mayWatch(w.user, d)) {
+            w.visible?.add(d.id);
+            send(w.res, DASHBOARD_EVENTS.device, d);
+          } else unshow(w, d.id);
+        }
     }
   }
 }
@@ -104,6 +113,13 @@ export class DashboardEvents {
 /** Admins and owners see every device of the account; a member only their own. */
 export function mayWatch(user: UserContext, device: DeviceInfo): boolean {
   return user.role !== 'member' || device.user === user.email;
+}
+
+/** Tells a watcher a device it was shown is gone from its view (removed, or no longer theirs). */
+function unshow(w: Watcher, id: string): void {
+  if (w.visible && !w.visible.delete(id)) return;
+  const removed: DeviceRemovedEvent = { id };
+  send(w.res, DASHBOARD_EVENTS.removed, removed);
 }
 
 /** Writes to a stream still open: a write after it ended or closed would be an unhandled error. */

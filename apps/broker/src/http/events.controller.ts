@@ -32,7 +32,15 @@ export class EventsController {
       'x-accel-buffering': 'no',
     });
     res.write('retry: 3000\n\n');
-    stop = this.ctx.dashboardEvents.watch(user, res);
+    // A member's own devices now: only their removals are told to them.
+    const own =
+      user.role === 'member'
+        ? (await this.ctx.services.devices.list(user.accountId, user.accountName, user.email)).map(
+            (d) => d.id,
+          )
+        : [];
+    if (res.destroyed) return;
+    stop = this.ctx.dashboardEvents.watch(user, res, own);
     heartbeat = setInterval(() => {
       // A session that ended (signed out, expired, everywhere) ends its stream.
       this.ctx.services.users.authenticate(token).then(

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { API_PATHS, DeviceInfo, DeviceRemovedEvent } from '@trellis/proto';
+import { API_PATHS, DeviceInfo, DeviceRemovedEvent, PROTOCOL_VERSION } from '@trellis/proto';
 import { createBackend } from '../support/backends';
 import { startTestBroker, type TestBroker } from '../support/fixture';
 import { waitUntil } from '../support/test-device';
@@ -100,6 +100,31 @@ describe('the dashboard’s live device events', () => {
     });
     // The member was told of no device of the owner's.
     expect(devicesIn(viewer)).toEqual([]);
+    expect(viewer.events.filter((e) => e.event === 'device-removed')).toEqual([]);
+
+    // A device of the member's own: shown to them, and its removal too.
+    const started = await t.api('POST', API_PATHS.deviceAuth, {
+      body: {
+        protocolVersion: PROTOCOL_VERSION,
+        publicKey: t.device().keys.publicKey,
+        hostname: 'viewers-box',
+        os: 'linux',
+      },
+    });
+    const approved = await t.api('POST', API_PATHS.deviceAuthRequests, {
+      headers: { cookie: member.cookie, 'x-trellis-csrf': member.csrf },
+      body: { userCode: started.json.userCode, approve: true },
+    });
+    expect(approved.status).toBe(200);
+    const theirs = approved.json.deviceId as string;
+    await waitUntil(() => devicesIn(viewer).find((x) => x.id === theirs), 10_000, "the member's device");
+    await t.api('DELETE', `${API_PATHS.devices}/${theirs}`, { headers: { cookie, 'x-trellis-csrf': csrf } });
+    await waitUntil(
+      () =>
+        viewer.events.find((e) => e.event === 'device-removed' && (e.data as { id: string }).id === theirs),
+      10_000,
+      "the member's device removed",
+    );
     owner.close();
     viewer.close();
     await waitUntil(
