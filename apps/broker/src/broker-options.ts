@@ -25,6 +25,8 @@ export interface BrokerOptions {
   addressGraceSeconds?: number;
   /** The built dashboard to serve (index.html and assets); null: none. Default: apps/dashboard/dist when built. */
   dashboardDir?: string | null;
+  /** Sign-in polls one client may send per minute (default 600). */
+  deviceAuthPollsPerMinute?: number;
   /** Between heartbeats of the dashboard's event stream, which also end it when the session did (default 15 s). */
   eventsHeartbeatMs?: number;
   /** Seconds a signing-in device waits between polls (RFC 8628 `interval`); default 5 (tests: 1). */

@@ -155,6 +155,9 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       services,
       dashboardEvents,
       ...(options.eventsHeartbeatMs ? { eventsHeartbeatMs: options.eventsHeartbeatMs } : {}),
+      ...(options.deviceAuthPollsPerMinute
+        ? { deviceAuthPollsPerMinute: options.deviceAuthPollsPerMinute }
+        : {}),
       brokerKey,
       metrics,
       logger,

@@ -13,6 +13,8 @@ export interface BrokerContext {
   version: string;
   /** The dashboards watching device changes on this instance. */
   dashboardEvents: DashboardEvents;
+  /** Sign-in polls one client may send per minute (default 600; tests make it small). */
+  deviceAuthPollsPerMinute?: number;
   /** Between heartbeats of the dashboard's event stream (tests make it short). */
   eventsHeartbeatMs?: number;
   /** The broker's configured public URL: links it hands out (device sign-in) start with it. */

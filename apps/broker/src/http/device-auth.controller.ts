@@ -23,6 +23,10 @@ import { parseWith } from './validation';
 
 /** Code pairs one address may ask for per minute. */
 const STARTS_PER_MINUTE = 10;
+/** Code pairs all clients together may ask for per minute (each is a row until it expires). */
+const ALL_STARTS_PER_MINUTE = 600;
+/** Polls one client may send per minute: 50 devices signing in at once behind one address. */
+const POLLS_PER_MINUTE = 600;
 /** Wrong user codes one user may enter per 10 minutes: with 20^8 codes, guessing one is hopeless. */
 const WRONG_CODES_PER_10_MINUTES = 10;
 
@@ -32,9 +36,13 @@ const HOST_HEADER = /^([A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*|\[[0-9A-Fa-f:.]
 @Controller()
 export class DeviceAuthController {
   private readonly starts = new RateLimiter(STARTS_PER_MINUTE, 60_000);
+  private readonly allStarts = new RateLimiter(ALL_STARTS_PER_MINUTE, 60_000);
+  private readonly polls: RateLimiter;
   private readonly wrongCodes = new RateLimiter(WRONG_CODES_PER_10_MINUTES, 600_000);
 
-  constructor(@Inject(BROKER_CONTEXT) private readonly ctx: BrokerContext) {}
+  constructor(@Inject(BROKER_CONTEXT) private readonly ctx: BrokerContext) {
+    this.polls = new RateLimiter(ctx.deviceAuthPollsPerMinute ?? POLLS_PER_MINUTE, 60_000);
+  }
 
   @Post(API_PATHS.deviceAuth)
   @HttpCode(200)
@@ -43,6 +51,7 @@ export class DeviceAuthController {
     const client = clientKey(from);
     if (!this.starts.take(client))
       throw tooMany(this.starts.retryAfterMs(client), 'sign-in requests from this address');
+    if (!this.allStarts.take('all')) throw tooMany(this.allStarts.retryAfterMs('all'), 'sign-in requests');
     const { proof, protocolVersion, ...fields } = parseWith(DeviceAuthRequest, body);
     if (protocolVersion !== PROTOCOL_VERSION) {
       throw new DomainError(
@@ -75,7 +84,9 @@ export class DeviceAuthController {
 
   @Post(API_PATHS.deviceAuthToken)
   @HttpCode(200)
-  async token(@Body() body: unknown): Promise<EnrollResponse> {
+  async token(@Req() req: IncomingMessage, @Body() body: unknown): Promise<EnrollResponse> {
+    const client = clientKey(req.socket.remoteAddress);
+    if (!this.polls.take(client)) throw tooMany(this.polls.retryAfterMs(client), 'polls from this address');
     const { deviceCode } = parseWith(DeviceTokenRequest, body);
     const { enrolled } = await this.ctx.services.deviceAuth.poll(deviceCode);
     return { ...enrolled, brokerPublicKey: this.ctx.brokerKey.publicKey };

@@ -11,7 +11,7 @@ describe.each(BACKENDS)('sign in once over HTTP (RFC 8628) on %s', (kind) => {
 
   beforeEach(async () => {
     const backend = await createBackend(kind);
-    t = await startTestBroker(backend, { deviceAuthIntervalSeconds: 1 });
+    t = await startTestBroker(backend, { deviceAuthIntervalSeconds: 1, deviceAuthPollsPerMinute: 20 });
     dispose = async () => {
       await t.close();
       await backend.dispose();
@@ -132,6 +132,16 @@ describe.each(BACKENDS)('sign in once over HTTP (RFC 8628) on %s', (kind) => {
     // Now even a well-formed lookup is refused for a while: guessing stops here.
     const blocked = await t.api('GET', `${API_PATHS.deviceAuthRequests}/CCCC-CCCC`, { token: t.ownerToken });
     expect(blocked.status).toBe(429);
+  });
+
+  it('polls are limited per client too: a flood of made-up codes is refused', async () => {
+    // This broker allows 20 a minute (the default is 600).
+    const statuses = new Map<number, number>();
+    for (let i = 0; i < 21; i++) {
+      const { status } = await poll('made-up');
+      statuses.set(status, (statuses.get(status) ?? 0) + 1);
+    }
+    expect(Object.fromEntries(statuses)).toEqual({ 400: 20, 429: 1 });
   });
 
   it('bad input: a malformed code or device code is a 400 with a clear message', async () => {
