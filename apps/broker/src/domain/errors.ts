@@ -17,3 +17,6 @@ export const unauthorized = (message: string) => new DomainError(401, 'unauthori
 export const forbidden = (message: string) => new DomainError(403, 'forbidden', message);
 export const notFound = (message: string) => new DomainError(404, 'not_found', message);
 export const conflict = (message: string) => new DomainError(409, 'conflict', message);
+/** 429: too many of `what` (logins, codes, requests); says when to try again. */
+export const rateLimited = (waitMs: number, what: string) =>
+  new DomainError(429, 'rate_limited', `too many ${what}: try again in ${Math.ceil(waitMs / 1000)} s`);

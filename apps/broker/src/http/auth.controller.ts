@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Body, Controller, Delete, Get, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
 import { API_PATHS, LoginRequest, type LoginResponse, type WebSession } from '@trellis/proto';
-import { DomainError } from '../domain/errors';
+import { DomainError, rateLimited } from '../domain/errors';
 import { clientKey } from '../security/client-address';
 import { LoginThrottle } from '../security/login-throttle';
 import { clearedSessionCookie, csrfTokenFor, sessionCookie } from '../security/web-session';
@@ -39,11 +39,7 @@ export class AuthController {
     const wait = Math.max(...keys.map((k) => this.throttle.waitMs(k)), this.perEmail.waitMs(who));
     if (wait > 0) {
       this.ctx.logger.warn({ from, email }, 'login refused: too many failed logins');
-      throw new DomainError(
-        429,
-        'rate_limited',
-        `too many failed logins: try again in ${Math.ceil(wait / 1000)} s`,
-      );
+      throw rateLimited(wait, 'failed logins');
     }
     // Counted as failed from the start: a burst of concurrent guesses meets the limit as it goes.
     for (const k of keys) this.throttle.attempt(k);

@@ -36,16 +36,8 @@ export function dashboardStatic(
     fallthrough: true,
     setHeaders: (res, path) => {
       for (const [k, v] of Object.entries(DASHBOARD_HEADERS)) res.setHeader(k, v);
-      const hashed = path.includes(`${join(dir, 'assets')}`);
+      const hashed = path.startsWith(join(dir, 'assets'));
       res.setHeader('cache-control', hashed ? 'public, max-age=31536000, immutable' : 'no-cache');
-    },
-  });
-  const page = serveStatic(dir, {
-    index: false,
-    fallthrough: true,
-    setHeaders: (res) => {
-      for (const [k, v] of Object.entries(DASHBOARD_HEADERS)) res.setHeader(k, v);
-      res.setHeader('cache-control', 'no-cache');
     },
   });
   return (req, res, next) => {
@@ -56,7 +48,7 @@ export function dashboardStatic(
       if (extname(path) !== '') return next();
       const original = req.url;
       req.url = '/index.html';
-      page(req, res, (err?: unknown) => {
+      files(req, res, (err?: unknown) => {
         req.url = original;
         next(err);
       });

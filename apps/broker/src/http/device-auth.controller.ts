@@ -11,15 +11,14 @@ import {
   type DeviceAuthResponse,
   DeviceTokenRequest,
   type EnrollResponse,
-  PROTOCOL_VERSION,
   UserCode,
 } from '@trellis/proto';
-import { DomainError } from '../domain/errors';
+import { DomainError, rateLimited } from '../domain/errors';
 import { clientKey } from '../security/client-address';
 import { RateLimiter } from '../security/rate-limiter';
 import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
 import { currentUser } from './current-user';
-import { parseWith } from './validation';
+import { parseWith, requireProtocol } from './validation';
 
 /** Code pairs one address may ask for per minute. */
 const STARTS_PER_MINUTE = 10;
@@ -50,16 +49,11 @@ export class DeviceAuthController {
     const from = req.socket.remoteAddress ?? 'unknown';
     const client = clientKey(from);
     if (!this.starts.take(client))
-      throw tooMany(this.starts.retryAfterMs(client), 'sign-in requests from this address');
-    if (!this.allStarts.take('all')) throw tooMany(this.allStarts.retryAfterMs('all'), 'sign-in requests');
+      throw rateLimited(this.starts.retryAfterMs(client), 'sign-in requests from this address');
+    if (!this.allStarts.take('all'))
+      throw rateLimited(this.allStarts.retryAfterMs('all'), 'sign-in requests');
     const { proof, protocolVersion, ...fields } = parseWith(DeviceAuthRequest, body);
-    if (protocolVersion !== PROTOCOL_VERSION) {
-      throw new DomainError(
-        400,
-        'protocol_mismatch',
-        `protocol version ${protocolVersion} not supported (broker speaks ${PROTOCOL_VERSION})`,
-      );
-    }
+    requireProtocol(protocolVersion);
     const key = this.ctx.brokerKey;
     const proven =
       proof !== undefined &&
@@ -86,7 +80,8 @@ export class DeviceAuthController {
   @HttpCode(200)
   async token(@Req() req: IncomingMessage, @Body() body: unknown): Promise<EnrollResponse> {
     const client = clientKey(req.socket.remoteAddress);
-    if (!this.polls.take(client)) throw tooMany(this.polls.retryAfterMs(client), 'polls from this address');
+    if (!this.polls.take(client))
+      throw rateLimited(this.polls.retryAfterMs(client), 'polls from this address');
     const { deviceCode } = parseWith(DeviceTokenRequest, body);
     const { enrolled } = await this.ctx.services.deviceAuth.poll(deviceCode);
     return { ...enrolled, brokerPublicKey: this.ctx.brokerKey.publicKey };
@@ -122,7 +117,7 @@ export class DeviceAuthController {
    * at the limit.
    */
   private async guessing<T>(userId: string, lookUp: () => Promise<T>): Promise<T> {
-    if (!this.wrongCodes.take(userId)) throw tooMany(this.wrongCodes.retryAfterMs(userId), 'wrong codes');
+    if (!this.wrongCodes.take(userId)) throw rateLimited(this.wrongCodes.retryAfterMs(userId), 'wrong codes');
     try {
       const found = await lookUp();
       this.wrongCodes.refund(userId);
@@ -142,8 +137,4 @@ export class DeviceAuthController {
     const local = req.socket.localAddress ?? '127.0.0.1';
     return `https://${local.includes(':') ? `[${local}]` : local}:${req.socket.localPort}`;
   }
-}
-
-function tooMany(waitMs: number, what: string): DomainError {
-  return new DomainError(429, 'rate_limited', `too many ${what}: try again in ${Math.ceil(waitMs / 1000)} s`);
 }

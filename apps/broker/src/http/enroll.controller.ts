@@ -1,9 +1,8 @@
 import { Body, Controller, Inject, Post } from '@nestjs/common';
 import { verifyEnrollProof } from '@trellis/crypto';
-import { API_PATHS, EnrollRequest, type EnrollResponse, PROTOCOL_VERSION } from '@trellis/proto';
-import { DomainError } from '../domain/errors';
+import { API_PATHS, EnrollRequest, type EnrollResponse } from '@trellis/proto';
 import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
-import { parseWith } from './validation';
+import { parseWith, requireProtocol } from './validation';
 
 @Controller()
 export class EnrollController {
@@ -12,13 +11,7 @@ export class EnrollController {
   @Post(API_PATHS.enroll)
   async enroll(@Body() body: unknown): Promise<EnrollResponse> {
     const req = parseWith(EnrollRequest, body);
-    if (req.protocolVersion !== PROTOCOL_VERSION) {
-      throw new DomainError(
-        400,
-        'protocol_mismatch',
-        `protocol version ${req.protocolVersion} not supported (broker speaks ${PROTOCOL_VERSION})`,
-      );
-    }
+    requireProtocol(req.protocolVersion);
     const { proof, ...fields } = req;
     const key = this.ctx.brokerKey;
     const proven =

@@ -1,5 +1,16 @@
+import { PROTOCOL_VERSION } from '@trellis/proto';
 import type { ZodType } from 'zod';
-import { badRequest } from '../domain/errors';
+import { badRequest, DomainError } from '../domain/errors';
+
+/** A device speaking another protocol version than this broker is told which one this speaks. */
+export function requireProtocol(version: number): void {
+  if (version === PROTOCOL_VERSION) return;
+  throw new DomainError(
+    400,
+    'protocol_mismatch',
+    `protocol version ${version} not supported (broker speaks ${PROTOCOL_VERSION})`,
+  );
+}
 
 /** Parses with a proto schema; the first problem becomes a 400 message naming the field. */
 export function parseWith<T>(schema: ZodType<T>, value: unknown, what = 'request body'): T {
