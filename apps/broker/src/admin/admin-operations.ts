@@ -1,37 +1,42 @@
 import type { AdminRequest } from '@trellis/proto';
+import { CLI_ACTOR } from '../audit/audit-events';
 import { badRequest } from '../domain/errors';
 import { OPERATOR } from '../policy/tag-rules';
 import type { Services } from '../services/services';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** Runs one admin request against the domain services; the same code serves the socket and direct DB. */
+/**
+ * Runs one admin request against the domain services; the same code serves the socket and direct DB.
+ * Every change is recorded in the audit log as made by the CLI (CLI_ACTOR).
+ */
 export async function executeAdmin(services: Services, req: AdminRequest): Promise<unknown> {
   switch (req.op) {
     case 'accounts.create':
-      return services.accounts.create(req.name, req.ownerEmail, req.password);
+      return services.accounts.create(req.name, req.ownerEmail, req.password, CLI_ACTOR);
     case 'accounts.list':
       return services.accounts.list();
     case 'accounts.dns':
-      return services.accounts.setDnsMeshOnly(req.account, req.meshOnly);
+      return services.accounts.setDnsMeshOnly(req.account, req.meshOnly, CLI_ACTOR);
     case 'accounts.resetOwner': {
       const account = await services.accounts.byName(req.account);
-      return services.users.resetOwner(account.id, req.password);
+      return services.users.resetOwner(account.id, req.password, CLI_ACTOR);
     }
     case 'users.create': {
       const account = await services.accounts.byName(req.account);
-      return services.users.create(account.id, req.email, req.role, req.password);
+      return services.users.create(account.id, req.email, req.role, req.password, CLI_ACTOR);
     }
     case 'setupKeys.create': {
       const account = await services.accounts.byName(req.account);
-      return services.setupKeys.create(account.id, {
+      const opts = {
         name: req.name,
         reusable: req.reusable,
         expiresInSeconds: req.expiresInSeconds,
         usageLimit: req.usageLimit,
         ...(req.tags ? { tags: req.tags } : {}),
         ...(req.cidr ? { cidr: req.cidr } : {}),
-      });
+      };
+      return services.setupKeys.create(account.id, opts, { ...OPERATOR, userId: null }, CLI_ACTOR);
     }
     case 'setupKeys.list': {
       const account = await services.accounts.byName(req.account);
@@ -40,7 +45,7 @@ export async function executeAdmin(services: Services, req: AdminRequest): Promi
     case 'setupKeys.revoke': {
       const account = await services.accounts.byName(req.account);
       if (!UUID_RE.test(req.id)) throw badRequest('setup key id must be a UUID');
-      return services.setupKeys.revoke(account.id, req.id.toLowerCase());
+      return services.setupKeys.revoke(account.id, req.id.toLowerCase(), CLI_ACTOR);
     }
     case 'devices.list': {
       const account = await services.accounts.byName(req.account);
@@ -48,19 +53,19 @@ export async function executeAdmin(services: Services, req: AdminRequest): Promi
     }
     case 'devices.remove': {
       const account = await services.accounts.byName(req.account);
-      return services.devices.remove(account.id, account.name, req.device);
+      return services.devices.remove(account.id, account.name, req.device, CLI_ACTOR);
     }
     case 'devices.tag': {
       const account = await services.accounts.byName(req.account);
-      return services.devices.setTags(account.id, account.name, req.device, req.tags, OPERATOR);
+      return services.devices.setTags(account.id, account.name, req.device, req.tags, OPERATOR, CLI_ACTOR);
     }
     case 'devices.rename': {
       const account = await services.accounts.byName(req.account);
-      return services.devices.rename(account.id, account.name, req.device, req.name);
+      return services.devices.rename(account.id, account.name, req.device, req.name, CLI_ACTOR);
     }
     case 'devices.rekey': {
       const account = await services.accounts.byName(req.account);
-      return services.devices.rekey(account.id, account.name, req.device, req.publicKey);
+      return services.devices.rekey(account.id, account.name, req.device, req.publicKey, CLI_ACTOR);
     }
     case 'policy.get': {
       const account = await services.accounts.byName(req.account);
@@ -73,16 +78,27 @@ export async function executeAdmin(services: Services, req: AdminRequest): Promi
     case 'policy.plan':
       return services.policy.plan((await services.accounts.byName(req.account)).id, req.text);
     case 'policy.apply':
-      return services.policy.apply((await services.accounts.byName(req.account)).id, req.text, 'cli');
+      return services.policy.apply(
+        (await services.accounts.byName(req.account)).id,
+        req.text,
+        'cli',
+        null,
+        CLI_ACTOR,
+      );
     case 'policy.history':
       return services.policy.history((await services.accounts.byName(req.account)).id);
     case 'policy.rollback':
-      return services.policy.rollback((await services.accounts.byName(req.account)).id, req.version, 'cli');
+      return services.policy.rollback(
+        (await services.accounts.byName(req.account)).id,
+        req.version,
+        'cli',
+        CLI_ACTOR,
+      );
     case 'policy.explain':
       return services.policy.explain((await services.accounts.byName(req.account)).id, req.src, req.dst);
     case 'relayTokens.create': {
       const account = req.account === undefined ? null : await services.accounts.byName(req.account);
-      return services.relayTokens.create(account?.id ?? null, req.name);
+      return services.relayTokens.create(account?.id ?? null, req.name, CLI_ACTOR);
     }
     case 'relayTokens.list': {
       const account = req.account === undefined ? undefined : await services.accounts.byName(req.account);
@@ -90,7 +106,7 @@ export async function executeAdmin(services: Services, req: AdminRequest): Promi
     }
     case 'relayTokens.revoke':
       if (!UUID_RE.test(req.id)) throw badRequest('relay token id must be a UUID');
-      return services.relayTokens.revoke(req.id.toLowerCase());
+      return services.relayTokens.revoke(req.id.toLowerCase(), undefined, CLI_ACTOR);
     case 'relays.list':
       return services.relays.list();
     case 'instances.list':

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Body, Controller, Delete, Get, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
 import { API_PATHS, LoginRequest, type LoginResponse, type WebSession } from '@trellis/proto';
+import { requestAddress, userActor } from '../audit/audit-log';
 import { DomainError, rateLimited } from '../domain/errors';
 import { clientKey } from '../security/client-address';
 import { LoginThrottle } from '../security/login-throttle';
@@ -45,7 +46,7 @@ export class AuthController {
     for (const k of keys) this.throttle.attempt(k);
     this.perEmail.attempt(who);
     try {
-      const session = await this.ctx.services.users.login(email, password);
+      const session = await this.ctx.services.users.login(email, password, requestAddress(req));
       for (const k of keys) this.throttle.succeeded(k);
       this.perEmail.succeeded(who);
       return session;
@@ -93,7 +94,7 @@ export class AuthController {
     @Res({ passthrough: true }) res: ServerResponse,
   ): Promise<{ ended: number }> {
     const user = await currentUser(req, this.ctx.services.users);
-    const ended = await this.ctx.services.users.logoutEverywhere(user.userId);
+    const ended = await this.ctx.services.users.logoutEverywhere(user, userActor(user, req));
     res.setHeader('set-cookie', clearedSessionCookie());
     this.ctx.logger.info({ user: user.email, ended }, 'signed out everywhere');
     return { ended };

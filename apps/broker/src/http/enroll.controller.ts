@@ -1,6 +1,8 @@
-import { Body, Controller, Inject, Post } from '@nestjs/common';
+import type { IncomingMessage } from 'node:http';
+import { Body, Controller, Inject, Post, Req } from '@nestjs/common';
 import { verifyEnrollProof } from '@trellis/crypto';
 import { API_PATHS, EnrollRequest, type EnrollResponse } from '@trellis/proto';
+import { requestAddress } from '../audit/audit-log';
 import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
 import { parseWith, requireProtocol } from './validation';
 
@@ -9,7 +11,7 @@ export class EnrollController {
   constructor(@Inject(BROKER_CONTEXT) private readonly ctx: BrokerContext) {}
 
   @Post(API_PATHS.enroll)
-  async enroll(@Body() body: unknown): Promise<EnrollResponse> {
+  async enroll(@Req() http: IncomingMessage, @Body() body: unknown): Promise<EnrollResponse> {
     const req = parseWith(EnrollRequest, body);
     requireProtocol(req.protocolVersion);
     const { proof, ...fields } = req;
@@ -17,7 +19,8 @@ export class EnrollController {
     const proven =
       proof !== undefined &&
       verifyEnrollProof(key.privateKey, key.publicKey, req.publicKey, req.setupKey, proof, Date.now());
-    const result = await this.ctx.services.devices.enroll({ ...fields, proven });
+    const device = { kind: 'device' as const, deviceId: null, address: requestAddress(http) };
+    const result = await this.ctx.services.devices.enroll({ ...fields, proven }, device);
     this.ctx.metrics.enrollments.inc();
     this.ctx.logger.info(
       {
@@ -37,6 +40,7 @@ export class EnrollController {
       address: result.address,
       overlayPrefix: result.overlayPrefix,
       brokerPublicKey: this.ctx.brokerKey.publicKey,
+      approved: result.approved,
     };
   }
 }

@@ -12,6 +12,7 @@ import {
   type PolicyVersionInfo,
 } from '@trellis/proto';
 import { z } from 'zod';
+import { userActor } from '../audit/audit-log';
 import { badRequest } from '../domain/errors';
 import { requireAdmin } from '../services/users.service';
 import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
@@ -80,7 +81,7 @@ export class PolicyController {
     const user = await currentUser(req, this.ctx.services.users);
     requireAdmin(user);
     const { text } = parseWith(PolicyTextBody, body);
-    return this.policy.apply(user.accountId, text, user.email);
+    return this.policy.apply(user.accountId, text, user.email, null, userActor(user, req));
   }
 
   @Post('rollback')
@@ -89,7 +90,7 @@ export class PolicyController {
     const user = await currentUser(req, this.ctx.services.users);
     requireAdmin(user);
     const { version } = parseWith(RollbackBody, body);
-    return this.policy.rollback(user.accountId, version, user.email);
+    return this.policy.rollback(user.accountId, version, user.email, userActor(user, req));
   }
 
   @Post('explain')

@@ -6,6 +6,7 @@ import {
   type CreateRelayTokenResponse,
   type RelayTokenInfo,
 } from '@trellis/proto';
+import { userActor } from '../audit/audit-log';
 import { requireAdmin } from '../services/users.service';
 import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
 import { currentUser } from './current-user';
@@ -28,13 +29,14 @@ export class RelayTokensController {
     const user = await currentUser(req, this.ctx.services.users);
     requireAdmin(user);
     const { name } = parseWith(CreateRelayTokenRequest, body);
-    return this.ctx.services.relayTokens.create(user.accountId, name);
+    return this.ctx.services.relayTokens.create(user.accountId, name, userActor(user, req));
   }
 
   @Delete(':id')
   async revoke(@Req() req: IncomingMessage, @Param('id') id: string): Promise<RelayTokenInfo> {
     const user = await currentUser(req, this.ctx.services.users);
     requireAdmin(user);
-    return this.ctx.services.relayTokens.revoke(parseUuid(id, 'relay token id'), user.accountId);
+    const tokenId = parseUuid(id, 'relay token id');
+    return this.ctx.services.relayTokens.revoke(tokenId, user.accountId, userActor(user, req));
   }
 }

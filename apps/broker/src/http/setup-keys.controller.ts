@@ -6,6 +6,7 @@ import {
   type CreateSetupKeyResponse,
   type SetupKeyInfo,
 } from '@trellis/proto';
+import { userActor } from '../audit/audit-log';
 import { requireAdmin } from '../services/users.service';
 import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
 import { currentUser } from './current-user';
@@ -27,17 +28,15 @@ export class SetupKeysController {
     requireAdmin(user);
     const opts = parseWith(CreateSetupKeyRequest, body);
     // Tags: the creator must own them; the devices the key enrolls belong to the creator.
-    return this.ctx.services.setupKeys.create(user.accountId, opts, {
-      email: user.email,
-      role: user.role,
-      userId: user.userId,
-    });
+    const creator = { email: user.email, role: user.role, userId: user.userId };
+    return this.ctx.services.setupKeys.create(user.accountId, opts, creator, userActor(user, req));
   }
 
   @Delete(':id')
   async revoke(@Req() req: IncomingMessage, @Param('id') id: string): Promise<SetupKeyInfo> {
     const user = await currentUser(req, this.ctx.services.users);
     requireAdmin(user);
-    return this.ctx.services.setupKeys.revoke(user.accountId, parseUuid(id, 'setup key id'));
+    const keyId = parseUuid(id, 'setup key id');
+    return this.ctx.services.setupKeys.revoke(user.accountId, keyId, userActor(user, req));
   }
 }

@@ -20,6 +20,8 @@ import type {
 } from '@trellis/proto';
 import { eq } from 'drizzle-orm';
 import type { Logger } from 'pino';
+import { type Actor, SYSTEM_ACTOR } from '../audit/audit-events';
+import { recordAudit } from '../audit/audit-log';
 import type { Db } from '../db/database';
 import { accounts, policies } from '../db/schema';
 import { badRequest, DomainError, notFound } from '../domain/errors';
@@ -140,6 +142,7 @@ export class PolicyService {
     text: string,
     appliedBy: string,
     rollbackOf: number | null = null,
+    by: Actor = SYSTEM_ACTOR,
   ): Promise<PolicyApplyResult> {
     const checkedDevices = await accountPolicyDevices(this.db, accountId);
     const checked = checkPolicy(text, checkedDevices);
@@ -154,6 +157,19 @@ export class PolicyService {
       const replaced = await currentPolicy(tx, accountId);
       const version = replaced.version + 1;
       await tx.insert(policies).values({ accountId, version, text, appliedBy, rollbackOf });
+      const target = { kind: 'policy' as const, id: String(version), name: `version ${version}` };
+      await recordAudit(
+        tx,
+        by,
+        rollbackOf === null
+          ? {
+              action: 'policy.applied',
+              accountId,
+              target,
+              details: { version, bytes: Buffer.byteLength(text) },
+            }
+          : { action: 'policy.rolled-back', accountId, target, details: { version, restored: rollbackOf } },
+      );
       const serial = await bumpSerial(tx, accountId);
       return { version, serial, replaced: replaced.text, result, devices };
     });
@@ -184,10 +200,15 @@ export class PolicyService {
   }
 
   /** Applies version `version`'s text again, as a new version. */
-  async rollback(accountId: string, version: number, appliedBy: string): Promise<PolicyApplyResult> {
+  async rollback(
+    accountId: string,
+    version: number,
+    appliedBy: string,
+    by: Actor = SYSTEM_ACTOR,
+  ): Promise<PolicyApplyResult> {
     const target = await policyVersion(this.db, accountId, version);
     if (!target) throw notFound(`no policy version ${version} in this account`);
-    return this.apply(accountId, target.text, appliedBy, version);
+    return this.apply(accountId, target.text, appliedBy, version, by);
   }
 
   /** May SRC reach DST (`NAME`, `NAME:PORT`, `NAME:udp/PORT`, `NAME:icmp`), and by which rule. */

@@ -154,7 +154,10 @@ export class RelayControlConnection implements RelayLink {
       return this.fail(RelayCloseCode.badToken, 'relay_bad_token', 'unknown relay token');
     }
     const { tokenId, accountId, accountName } = check.token;
-    const relayId = await this.deps.relays.upsert(tokenId, hello);
+    const relayId = await this.deps.relays.upsert(tokenId, hello, {
+      accountId,
+      by: { kind: 'relay', address: this.remote },
+    });
     await this.deps.tokens.markUsed(tokenId);
     this.lastTouch = Date.now();
     if (this.state.phase === 'closed') return; // closed while the database answered

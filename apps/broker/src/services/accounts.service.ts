@@ -1,9 +1,13 @@
-import { DnsLabel, type Role } from '@trellis/proto';
+import { DnsLabel, type DnsSettings, type Role } from '@trellis/proto';
 import { asc, eq } from 'drizzle-orm';
+import type { Logger } from 'pino';
+import { type Actor, SYSTEM_ACTOR } from '../audit/audit-events';
+import { recordAudit } from '../audit/audit-log';
 import type { Db } from '../db/database';
 import { isUniqueViolation } from '../db/database';
 import { type AccountRow, accounts, users } from '../db/schema';
 import { badRequest, conflict, notFound } from '../domain/errors';
+import type { EventBus } from '../events/event-bus';
 import { checkedPassword, hashPassword, randomPassword } from '../security/passwords';
 import { normaliseEmail } from './users.service';
 
@@ -25,10 +29,25 @@ export function toAccountInfo(row: AccountRow): AccountInfo {
   return { id: row.id, name: row.name, createdAt: row.createdAt.toISOString(), dnsMeshOnly: row.dnsMeshOnly };
 }
 
-export class AccountsService {
-  constructor(private readonly db: Db) {}
+/** What the DNS side of accounts needs: the zone, and the bus that tells every DNS server. */
+export interface AccountsDnsConfig {
+  zone: string;
+  bus: EventBus;
+  logger?: Logger;
+}
 
-  async create(name: string, ownerEmail: string, password?: string): Promise<CreatedAccount> {
+export class AccountsService {
+  constructor(
+    private readonly db: Db,
+    private readonly dns?: AccountsDnsConfig,
+  ) {}
+
+  async create(
+    name: string,
+    ownerEmail: string,
+    password?: string,
+    by: Actor = SYSTEM_ACTOR,
+  ): Promise<CreatedAccount> {
     if (!DnsLabel.safeParse(name).success) {
       throw badRequest(`account name "${name}" must be a DNS label: a-z, 0-9 and inner hyphens, 1-63 chars`);
     }
@@ -42,6 +61,12 @@ export class AccountsService {
           .insert(users)
           .values({ accountId: account!.id, email, passwordHash, role: 'owner' })
           .returning();
+        await recordAudit(tx, by, {
+          action: 'account.created',
+          accountId: account!.id,
+          target: { kind: 'account', id: account!.id, name },
+          details: { ownerEmail: email },
+        });
         return {
           account: toAccountInfo(account!),
           owner: { id: owner!.id, email: owner!.email, role: owner!.role },
@@ -60,17 +85,40 @@ export class AccountsService {
   }
 
   /**
-   * Whether the account's device names are answered only to its own devices. The DNS server of
-   * every instance reads it within its reload interval (ZONE_RELOAD_MS).
+   * Whether the account's device names are answered only to its own devices. Every instance's DNS
+   * server is told at once over the bus; one that missed it reads it with its reload
+   * (ZONE_RELOAD_MS).
    */
-  async setDnsMeshOnly(name: string, meshOnly: boolean): Promise<AccountInfo> {
-    const [row] = await this.db
-      .update(accounts)
-      .set({ dnsMeshOnly: meshOnly })
-      .where(eq(accounts.name, name))
-      .returning();
-    if (!row) throw notFound(`unknown account "${name}"`);
+  async setDnsMeshOnly(name: string, meshOnly: boolean, by: Actor = SYSTEM_ACTOR): Promise<AccountInfo> {
+    const row = await this.db.transaction(async (tx) => {
+      const [updated] = await tx
+        .update(accounts)
+        .set({ dnsMeshOnly: meshOnly })
+        .where(eq(accounts.name, name))
+        .returning();
+      if (!updated) throw notFound(`unknown account "${name}"`);
+      await recordAudit(tx, by, {
+        action: 'account.dns-changed',
+        accountId: updated.id,
+        target: { kind: 'account', id: updated.id, name },
+        details: { meshOnly },
+      });
+      return updated;
+    });
+    try {
+      await this.dns?.bus.publish({ kind: 'account-dns', accountId: row.id, meshOnly });
+    } catch (err) {
+      // Committed: the DNS servers' reload finds it.
+      this.dns?.logger?.warn({ err: (err as Error).message }, 'dns switch changed but not published');
+    }
     return toAccountInfo(row);
+  }
+
+  /** The account's zone and mesh-only switch, as the dashboard shows them. */
+  async dnsSettings(accountId: string): Promise<DnsSettings> {
+    const row = await this.byId(accountId);
+    const zone = this.dns?.zone ?? '';
+    return { account: row.name, zone, accountZone: `${row.name}.${zone}`, meshOnly: row.dnsMeshOnly };
   }
 
   async count(): Promise<number> {

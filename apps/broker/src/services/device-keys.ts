@@ -1,6 +1,8 @@
 import { verifyKeyRotation } from '@trellis/crypto';
 import type { KeyChange } from '@trellis/proto';
 import { and, eq, type SQL } from 'drizzle-orm';
+import type { Actor } from '../audit/audit-events';
+import { recordAudit } from '../audit/audit-log';
 import { isUniqueViolation } from '../db/database';
 import { type DeviceRow, devices } from '../db/schema';
 import { badRequest, conflict, DomainError, notFound } from '../domain/errors';
@@ -31,6 +33,7 @@ export async function rotateDeviceKey(
   newKey: string,
   signature: string,
   holder: RotationHolder,
+  by: Actor,
 ): Promise<KeyChanged> {
   const current = await lockDevice(tx, eq(devices.id, deviceId), 'device removed');
   if (current.publicKey !== holder.publicKey || current.connectionId !== holder.connectionId)
@@ -39,15 +42,43 @@ export async function rotateDeviceKey(
   const rotation = { deviceId, address: current.address, previousKey: current.publicKey, newKey };
   if (!verifyKeyRotation(rotation, signature))
     throw new DomainError(400, 'bad_signature', "the rotation is not signed by the device's key");
-  return replaceKey(tx, current, newKey, { kind: 'rotated', previousKey: current.publicKey, signature });
+  const changed = await replaceKey(tx, current, newKey, {
+    kind: 'rotated',
+    previousKey: current.publicKey,
+    signature,
+  });
+  await recordAudit(tx, by, {
+    action: 'device.key-rotated',
+    accountId: current.accountId,
+    target: { kind: 'device', id: current.id, name: current.name },
+    details: { previousKey: current.publicKey, newKey },
+  });
+  return changed;
 }
 
 /** Within `tx`: an admin gives the device matched by `where` a new key (it lost its own). */
-export async function rekeyDevice(tx: Tx, where: SQL, label: string, newKey: string): Promise<KeyChanged> {
+export async function rekeyDevice(
+  tx: Tx,
+  where: SQL,
+  label: string,
+  newKey: string,
+  by: Actor,
+): Promise<KeyChanged> {
   const current = await lockDevice(tx, where, `no device ${label}`);
   if (newKey === current.publicKey) throw badRequest(`device ${current.name} has this key already`);
   const at = new Date().toISOString();
-  return replaceKey(tx, current, newKey, { kind: 'rekeyed', previousKey: current.publicKey, at });
+  const changed = await replaceKey(tx, current, newKey, {
+    kind: 'rekeyed',
+    previousKey: current.publicKey,
+    at,
+  });
+  await recordAudit(tx, by, {
+    action: 'device.rekeyed',
+    accountId: current.accountId,
+    target: { kind: 'device', id: current.id, name: current.name },
+    details: { previousKey: current.publicKey, newKey },
+  });
+  return changed;
 }
 
 async function lockDevice(tx: Tx, where: SQL, missing: string): Promise<DeviceRow> {

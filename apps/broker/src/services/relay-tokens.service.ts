@@ -1,5 +1,7 @@
 import { type CreateRelayTokenResponse, RelayToken, type RelayTokenInfo } from '@trellis/proto';
 import { and, asc, eq, inArray, isNotNull, isNull, type SQL } from 'drizzle-orm';
+import { type Actor, SYSTEM_ACTOR } from '../audit/audit-events';
+import { recordAudit } from '../audit/audit-log';
 import type { Db } from '../db/database';
 import { accounts, type RelayTokenRow, relayTokens } from '../db/schema';
 import { notFound } from '../domain/errors';
@@ -45,13 +47,27 @@ export class RelayTokensService {
   }
 
   /** Returns the token itself (shown once) and what is stored about it (never the token). */
-  async create(accountId: string | null, name: string): Promise<CreateRelayTokenResponse> {
+  async create(
+    accountId: string | null,
+    name: string,
+    by: Actor = SYSTEM_ACTOR,
+  ): Promise<CreateRelayTokenResponse> {
     const token = newRelayToken();
-    const [row] = await this.db
-      .insert(relayTokens)
-      .values({ accountId, name, tokenHash: hashSecret(token), prefix: relayTokenPrefix(token) })
-      .returning();
-    return { token, relayToken: toRelayTokenInfo(row!, await this.accountName(accountId)) };
+    const accountName = await this.accountName(accountId);
+    const row = await this.db.transaction(async (tx) => {
+      const [created] = await tx
+        .insert(relayTokens)
+        .values({ accountId, name, tokenHash: hashSecret(token), prefix: relayTokenPrefix(token) })
+        .returning();
+      await recordAudit(tx, by, {
+        action: 'relay-token.created',
+        accountId,
+        target: { kind: 'relay-token', id: created!.id, name },
+        details: { prefix: created!.prefix, shared: accountId === null },
+      });
+      return created!;
+    });
+    return { token, relayToken: toRelayTokenInfo(row, accountName) };
   }
 
   /** Every token, or only one account's. */
@@ -60,15 +76,25 @@ export class RelayTokensService {
   }
 
   /** Revoking twice is fine. */
-  async revoke(id: string, accountId?: string): Promise<RelayTokenInfo> {
+  async revoke(id: string, accountId?: string, by: Actor = SYSTEM_ACTOR): Promise<RelayTokenInfo> {
     const scope =
       accountId === undefined
         ? eq(relayTokens.id, id)
         : and(eq(relayTokens.id, id), eq(relayTokens.accountId, accountId));
-    await this.db
-      .update(relayTokens)
-      .set({ revokedAt: new Date() })
-      .where(and(scope, isNull(relayTokens.revokedAt)));
+    await this.db.transaction(async (tx) => {
+      const [revoked] = await tx
+        .update(relayTokens)
+        .set({ revokedAt: new Date() })
+        .where(and(scope, isNull(relayTokens.revokedAt)))
+        .returning();
+      if (!revoked) return;
+      await recordAudit(tx, by, {
+        action: 'relay-token.revoked',
+        accountId: revoked.accountId,
+        target: { kind: 'relay-token', id: revoked.id, name: revoked.name },
+        details: { prefix: revoked.prefix, shared: revoked.accountId === null },
+      });
+    });
     const [info] = await this.select(scope);
     if (!info) throw notFound(`no relay token ${id}${accountId === undefined ? '' : ' in this account'}`);
     for (const fn of this.revokedListeners) fn(id);

@@ -1,5 +1,7 @@
 import type { RelayHelloMessage, RelayStatusInfo } from '@trellis/proto';
-import { and, asc, eq, isNotNull, isNull, or, type SQL } from 'drizzle-orm';
+import { and, asc, eq, isNotNull, isNull, or, type SQL, sql } from 'drizzle-orm';
+import { type Actor, SYSTEM_ACTOR } from '../audit/audit-events';
+import { recordAudit } from '../audit/audit-log';
 import type { Db } from '../db/database';
 import { accounts, relays, relayTokens } from '../db/schema';
 
@@ -22,8 +24,15 @@ export class RelaysService {
     private readonly config: RelaysConfig,
   ) {}
 
-  /** Records what the relay said in its hello; returns its stable id. */
-  async upsert(tokenId: string, hello: RelayHelloMessage): Promise<string> {
+  /**
+   * Records what the relay said in its hello; returns its stable id. Its first hello (a new row)
+   * goes into the audit log of the token's account (`accountId`; null: a shared relay).
+   */
+  async upsert(
+    tokenId: string,
+    hello: RelayHelloMessage,
+    registration: { accountId: string | null; by: Actor } = { accountId: null, by: SYSTEM_ACTOR },
+  ): Promise<string> {
     const fields = {
       name: hello.name,
       publicAddress: hello.publicAddress,
@@ -31,12 +40,23 @@ export class RelaysService {
       tcp: hello.tcp ?? null,
       lastSeenAt: new Date(),
     };
-    const [row] = await this.db
-      .insert(relays)
-      .values({ tokenId, ...fields })
-      .onConflictDoUpdate({ target: relays.tokenId, set: fields })
-      .returning({ id: relays.id });
-    return row!.id;
+    return this.db.transaction(async (tx) => {
+      const [row] = await tx
+        .insert(relays)
+        .values({ tokenId, ...fields })
+        .onConflictDoUpdate({ target: relays.tokenId, set: fields })
+        // xmax is 0 only for a row this statement inserted (not one it updated).
+        .returning({ id: relays.id, inserted: sql<boolean>`(xmax = 0)` });
+      if (row!.inserted) {
+        await recordAudit(tx, registration.by, {
+          action: 'relay.registered',
+          accountId: registration.accountId,
+          target: { kind: 'relay', id: row!.id, name: hello.name },
+          details: { publicAddress: hello.publicAddress, tokenId },
+        });
+      }
+      return row!.id;
+    });
   }
 
   async touch(relayId: string): Promise<void> {

@@ -1,5 +1,7 @@
 import type { SetupKeyInfo } from '@trellis/proto';
 import { and, asc, eq, isNull } from 'drizzle-orm';
+import { type Actor, SYSTEM_ACTOR } from '../audit/audit-events';
+import { recordAudit } from '../audit/audit-log';
 import type { Db } from '../db/database';
 import { type SetupKeyRow, setupKeys } from '../db/schema';
 import { notFound } from '../domain/errors';
@@ -49,6 +51,7 @@ export class SetupKeysService {
     accountId: string,
     opts: CreateSetupKeyOptions,
     creator: SetupKeyCreator = { ...OPERATOR, userId: null },
+    by: Actor = SYSTEM_ACTOR,
   ): Promise<{ key: string; setupKey: SetupKeyInfo }> {
     const tags = [...new Set(opts.tags ?? [])].sort();
     if (tags.length > 0 || opts.cidr !== undefined) {
@@ -57,22 +60,38 @@ export class SetupKeysService {
       if (opts.cidr !== undefined) blockCidr(policy, opts.cidr);
     }
     const key = newSetupKey();
-    const [row] = await this.db
-      .insert(setupKeys)
-      .values({
+    const row = await this.db.transaction(async (tx) => {
+      const [created] = await tx
+        .insert(setupKeys)
+        .values({
+          accountId,
+          name: opts.name,
+          keyHash: hashSecret(key),
+          prefix: setupKeyPrefix(key),
+          reusable: opts.reusable,
+          usageLimit: effectiveUsageLimit(opts.reusable, opts.usageLimit),
+          expiresAt: opts.expiresInSeconds ? new Date(Date.now() + opts.expiresInSeconds * 1000) : null,
+          tags,
+          cidr: opts.cidr ?? null,
+          createdBy: creator.userId,
+        })
+        .returning();
+      await recordAudit(tx, by, {
+        action: 'setup-key.created',
         accountId,
-        name: opts.name,
-        keyHash: hashSecret(key),
-        prefix: setupKeyPrefix(key),
-        reusable: opts.reusable,
-        usageLimit: effectiveUsageLimit(opts.reusable, opts.usageLimit),
-        expiresAt: opts.expiresInSeconds ? new Date(Date.now() + opts.expiresInSeconds * 1000) : null,
-        tags,
-        cidr: opts.cidr ?? null,
-        createdBy: creator.userId,
-      })
-      .returning();
-    return { key, setupKey: toSetupKeyInfo(row!) };
+        target: { kind: 'setup-key', id: created!.id, name: created!.name },
+        details: {
+          prefix: created!.prefix,
+          reusable: created!.reusable,
+          usageLimit: created!.usageLimit,
+          expiresAt: created!.expiresAt?.toISOString() ?? null,
+          tags: created!.tags,
+          cidr: created!.cidr,
+        },
+      });
+      return created!;
+    });
+    return { key, setupKey: toSetupKeyInfo(row) };
   }
 
   async list(accountId: string): Promise<SetupKeyInfo[]> {
@@ -86,12 +105,23 @@ export class SetupKeysService {
   }
 
   /** Revoking twice is fine; a key of another account is "not found", as if it did not exist. */
-  async revoke(accountId: string, id: string): Promise<SetupKeyInfo> {
-    const [row] = await this.db
-      .update(setupKeys)
-      .set({ revokedAt: new Date() })
-      .where(and(eq(setupKeys.id, id), eq(setupKeys.accountId, accountId), isNull(setupKeys.revokedAt)))
-      .returning();
+  async revoke(accountId: string, id: string, by: Actor = SYSTEM_ACTOR): Promise<SetupKeyInfo> {
+    const row = await this.db.transaction(async (tx) => {
+      const [revoked] = await tx
+        .update(setupKeys)
+        .set({ revokedAt: new Date() })
+        .where(and(eq(setupKeys.id, id), eq(setupKeys.accountId, accountId), isNull(setupKeys.revokedAt)))
+        .returning();
+      if (revoked) {
+        await recordAudit(tx, by, {
+          action: 'setup-key.revoked',
+          accountId,
+          target: { kind: 'setup-key', id: revoked.id, name: revoked.name },
+          details: { prefix: revoked.prefix },
+        });
+      }
+      return revoked;
+    });
     if (row) return toSetupKeyInfo(row);
     const [existing] = await this.db
       .select()

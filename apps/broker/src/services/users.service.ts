@@ -1,5 +1,7 @@
 import { LoginRequest, type Role, Role as RoleSchema } from '@trellis/proto';
 import { and, eq, gt, lt } from 'drizzle-orm';
+import { type Actor, SYSTEM_ACTOR } from '../audit/audit-events';
+import { recordAudit } from '../audit/audit-log';
 import type { Db } from '../db/database';
 import { isUniqueViolation } from '../db/database';
 import { accounts, sessions, users } from '../db/schema';
@@ -36,17 +38,26 @@ let dummyHash: Promise<string> | undefined;
 export class UsersService {
   constructor(private readonly db: Db) {}
 
-  async create(accountId: string, email: string, role: string, password?: string) {
+  async create(accountId: string, email: string, role: string, password?: string, by: Actor = SYSTEM_ACTOR) {
     const parsedRole = RoleSchema.safeParse(role);
     if (!parsedRole.success) throw badRequest(`role must be one of owner, admin, member (got "${role}")`);
     const generated = password === undefined ? randomPassword() : undefined;
     const passwordHash = await hashPassword(generated ?? checkedPassword(password!));
     try {
-      const [row] = await this.db
-        .insert(users)
-        .values({ accountId, email: normaliseEmail(email), passwordHash, role: parsedRole.data })
-        .returning();
-      return { id: row!.id, email: row!.email, role: row!.role, generatedPassword: generated };
+      const row = await this.db.transaction(async (tx) => {
+        const [created] = await tx
+          .insert(users)
+          .values({ accountId, email: normaliseEmail(email), passwordHash, role: parsedRole.data })
+          .returning();
+        await recordAudit(tx, by, {
+          action: 'user.created',
+          accountId,
+          target: { kind: 'user', id: created!.id, name: created!.email },
+          details: { role: created!.role },
+        });
+        return created!;
+      });
+      return { id: row.id, email: row.email, role: row.role, generatedPassword: generated };
     } catch (err) {
       if (isUniqueViolation(err)) throw conflict(`user "${email}" already exists`);
       throw err;
@@ -58,7 +69,7 @@ export class UsersService {
    * the owner's sessions: the way back in when the first password was never seen (a first start
    * killed before it printed it) or was lost.
    */
-  async resetOwner(accountId: string, password?: string) {
+  async resetOwner(accountId: string, password?: string, by: Actor = SYSTEM_ACTOR) {
     const generated = password === undefined ? randomPassword() : undefined;
     const passwordHash = await hashPassword(generated ?? checkedPassword(password!));
     return this.db.transaction(async (tx) => {
@@ -69,11 +80,21 @@ export class UsersService {
         .returning();
       if (!owner) throw notFound('the account has no owner');
       await tx.delete(sessions).where(eq(sessions.userId, owner.id));
+      await recordAudit(tx, by, {
+        action: 'user.owner-password-reset',
+        accountId,
+        target: { kind: 'user', id: owner.id, name: owner.email },
+        details: { passwordGenerated: generated !== undefined },
+      });
       return { id: owner.id, email: owner.email, role: owner.role, generatedPassword: generated };
     });
   }
 
-  async login(email: string, password: string) {
+  /**
+   * Signs in; both outcomes go into the audit log with the client's `address` (a failure in the
+   * account of the email's user, if there is one; never with the password).
+   */
+  async login(email: string, password: string, address: string | null = null) {
     const [row] = await this.db
       .select({ user: users, account: accounts })
       .from(users)
@@ -81,12 +102,37 @@ export class UsersService {
       .where(eq(users.email, email.trim().toLowerCase()));
     dummyHash ??= hashPassword('not a password');
     const ok = await verifyPassword(password, row?.user.passwordHash ?? (await dummyHash));
-    if (!row || !ok) throw unauthorized('wrong email or password');
+    const who = email.trim().toLowerCase();
+    if (!row || !ok) {
+      await recordAudit(
+        this.db,
+        { kind: 'user', userId: null, email: who, address },
+        {
+          action: 'user.sign-in-failed',
+          accountId: row?.account.id ?? null,
+          target: { kind: 'user', id: row?.user.id ?? null, name: who },
+          details: { reason: 'wrong email or password' },
+        },
+      );
+      throw unauthorized('wrong email or password');
+    }
     const token = newSessionToken();
     const expiresAt = new Date(Date.now() + SESSION_TTL_SECONDS * 1000);
     // Expired sessions go as new ones come: the table holds only live ones (and the last day's).
     await this.db.delete(sessions).where(lt(sessions.expiresAt, new Date()));
-    await this.db.insert(sessions).values({ userId: row.user.id, tokenHash: hashSecret(token), expiresAt });
+    await this.db.transaction(async (tx) => {
+      await tx.insert(sessions).values({ userId: row.user.id, tokenHash: hashSecret(token), expiresAt });
+      await recordAudit(
+        tx,
+        { kind: 'user', userId: row.user.id, email: row.user.email, address },
+        {
+          action: 'user.signed-in',
+          accountId: row.account.id,
+          target: { kind: 'user', id: row.user.id, name: row.user.email },
+          details: {},
+        },
+      );
+    });
     return {
       token,
       expiresAt: expiresAt.toISOString(),
@@ -106,12 +152,20 @@ export class UsersService {
   }
 
   /** Ends every session of the user ("sign out everywhere"); returns how many there were. */
-  async logoutEverywhere(userId: string): Promise<number> {
-    const ended = await this.db
-      .delete(sessions)
-      .where(eq(sessions.userId, userId))
-      .returning({ id: sessions.id });
-    return ended.length;
+  async logoutEverywhere(user: UserContext, by: Actor = SYSTEM_ACTOR): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      const ended = await tx
+        .delete(sessions)
+        .where(eq(sessions.userId, user.userId))
+        .returning({ id: sessions.id });
+      await recordAudit(tx, by, {
+        action: 'user.signed-out-everywhere',
+        accountId: user.accountId,
+        target: { kind: 'user', id: user.userId, name: user.email },
+        details: { sessionsEnded: ended.length },
+      });
+      return ended.length;
+    });
   }
 
   /** Resolves a bearer token to its user; 401 for anything missing, unknown or expired. */
