@@ -11,6 +11,8 @@ const SECRET_FIELDS = [
   'sessionToken',
   'key',
   'secret',
+  'clientSecret',
+  'client_secret',
   'mac',
   'setupKey',
   'deviceCode',

@@ -104,6 +104,7 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       'an instance not renewing for this long is taken over (default 3000)',
       positiveInt,
     )
+    .option('--audit-max-age-days <days>', 'days audit events are kept (default 365)', positiveInt)
     .option(
       '--offline-grace-ms <ms>',
       `a device whose connection closed is marked offline this long after, unless it reconnected (0: at once; default ${DEFAULT_OFFLINE_GRACE_MS})`,
@@ -132,6 +133,15 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       wholeNumber,
       DEFAULT_RESPONSE_LIMITS.perSecond,
     )
+    .option('--oidc-issuer <url>', 'dashboard sign-in with this OpenID Connect provider (its issuer URL)')
+    .option('--oidc-client-id <id>', "the broker's client id at the provider")
+    .option(
+      '--oidc-client-secret-file <file>',
+      'file holding the client secret (or env TRELLIS_OIDC_CLIENT_SECRET; never a flag, which ps would show)',
+    )
+    .option('--oidc-account <name>', 'account that users signing in with OIDC belong to or join', 'default')
+    .option('--oidc-role <role>', 'role of the users OIDC sign-in creates: member or admin', 'member')
+    .option('--oidc-name <name>', "name on the dashboard's sign-in button (default: the issuer's host)")
     .action(async (flags) => {
       const broker = await serve({ ...flags, dataDir: resolve(flags.dataDir) }, io);
       await new Promise<void>((done) => {

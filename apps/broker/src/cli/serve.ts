@@ -1,8 +1,9 @@
 import type { BrokerHandle } from '../broker';
 import { startBroker } from '../broker';
+import { type OidcFlags, oidcFromFlags } from './oidc-flags';
 import type { CliIo } from './output';
 
-export interface ServeFlags {
+export interface ServeFlags extends OidcFlags {
   dataDir: string;
   listen: string;
   publicUrl?: string;
@@ -19,6 +20,8 @@ export interface ServeFlags {
   leaseRenewMs?: number;
   leaseMs?: number;
   offlineGraceMs?: number;
+  /** Days audit events are kept (default DEFAULT_AUDIT_MAX_AGE_DAYS). */
+  auditMaxAgeDays?: number;
   maxConnectionsPerAddress?: number;
   maxPendingConnections?: number;
   /** `HOST:PORT` of the DNS server, or `off`. */
@@ -42,6 +45,7 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
     const u = new URL(flags.publicUrl);
     if (u.protocol !== 'https:') throw new Error('--public-url must be an https:// URL');
   }
+  const oidc = oidcFromFlags(flags);
   const broker = await startBroker({
     dataDir: flags.dataDir,
     databaseUrl: process.env.DATABASE_URL || undefined,
@@ -59,8 +63,10 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
     instanceRenewMs: flags.leaseRenewMs,
     instanceLeaseMs: flags.leaseMs,
     offlineGraceMs: flags.offlineGraceMs,
+    auditMaxAgeDays: flags.auditMaxAgeDays,
     maxConnectionsPerAddress: flags.maxConnectionsPerAddress,
     maxPendingConnections: flags.maxPendingConnections,
+    ...(oidc ? { oidc } : {}),
     dns:
       flags.dnsListen === 'off'
         ? false
@@ -74,6 +80,7 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
   for (const r of broker.reflectors?.info ?? []) io.out(`reflector: ${r.endpoint} key ${r.publicKey}`);
   io.out(`trellis-broker listening on ${broker.url}`);
   if (broker.dashboardUrl) io.out(`dashboard: ${broker.dashboardUrl}`);
+  if (oidc) io.out(`dashboard sign-in: OpenID Connect ${oidc.issuer} (client ${oidc.clientId})`);
   if (broker.dnsPort !== null) io.out(`dns: ${flags.zone} on udp and tcp port ${broker.dnsPort}`);
   io.out(`fingerprint: sha256 ${broker.fingerprint}`);
   io.out(`certificate: ${broker.certFile}`);

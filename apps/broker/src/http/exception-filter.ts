@@ -24,7 +24,11 @@ function writeRejection(res: ServerResponse, e: PolicyRejectedError): void {
 /** A request's path as the log may show it: a sign-in's user code in it is a live secret. */
 export function loggableUrl(url: string): string {
   const prefix = `${API_PATHS.deviceAuthRequests}/`;
-  return url.startsWith(prefix) ? `${prefix}[redacted]` : url;
+  if (url.startsWith(prefix)) return `${prefix}[redacted]`;
+  // An OIDC callback's query carries the authorization code and the state: neither is logged.
+  const [path, query] = url.split('?', 2);
+  if (path === API_PATHS.oidcCallback && query !== undefined) return `${path}?[redacted]`;
+  return url;
 }
 
 /** Every error leaves as a JSON ErrorBody with a log line and a metrics count. */
@@ -56,7 +60,10 @@ export class JsonExceptionFilter implements ExceptionFilter {
       message = Array.isArray(m) ? m.join('; ') : String(m ?? exception.message);
     }
     this.metrics.error(kind);
-    const line = { method: req.method, url: loggableUrl(req.url ?? ''), status, kind };
+    const url = loggableUrl(req.url ?? '');
+    // The router's 404 quotes the whole URL ("Cannot POST /…"): quoted as the log may show it.
+    if (req.url && url !== req.url) message = message.split(req.url).join(url);
+    const line = { method: req.method, url, status, kind };
     if (status >= 500)
       this.logger.error(
         { ...line, err: exception instanceof Error ? exception.stack : String(exception) },
