@@ -12,7 +12,7 @@ export const EVENTS_HEARTBEAT_MS = 15_000;
 export class EventsController {
   constructor(@Inject(BROKER_CONTEXT) private readonly ctx: BrokerContext) {}
 
-  /** The dashboard's live view: device changes as server-sent events, while the session lasts. */
+  /** The dashboard's live view: device and path changes as server-sent events, while the session lasts. */
   @Get(API_PATHS.events)
   async stream(@Req() req: IncomingMessage, @Res() res: ServerResponse): Promise<void> {
     let stop = (): void => {};
@@ -42,9 +42,14 @@ export class EventsController {
     if (res.destroyed) return;
     stop = this.ctx.dashboardEvents.watch(user, res, own);
     heartbeat = setInterval(() => {
-      // A session that ended (signed out, expired, everywhere) ends its stream.
+      // A session that ended (signed out, expired, everywhere, user removed) ends its stream; so
+      // does a changed role: the dashboard reconnects and is shown what the new role may see.
       this.ctx.services.users.authenticate(token).then(
-        () => writeOpen(res, ': ping\n\n'),
+        (now) => {
+          if (now.role === user.role) return writeOpen(res, ': ping\n\n');
+          end();
+          res.end();
+        },
         () => {
           end();
           res.end();

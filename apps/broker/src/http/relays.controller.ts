@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { Controller, Get, Inject, Req } from '@nestjs/common';
-import { API_PATHS, type RelayStatusInfo } from '@trellis/proto';
+import { API_PATHS, type RelaySetupInfo, type RelayStatusInfo } from '@trellis/proto';
+import { notFound } from '../domain/errors';
+import { requireAdmin } from '../services/users.service';
 import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
 import { currentUser } from './current-user';
 
@@ -13,5 +15,13 @@ export class RelaysController {
   async list(@Req() req: IncomingMessage): Promise<RelayStatusInfo[]> {
     const user = await currentUser(req, this.ctx.services.users);
     return this.ctx.services.relays.list(user.accountId);
+  }
+
+  /** What an admin's `trellis-relay` command line needs besides its token: where and whom to trust. */
+  @Get('setup')
+  async setup(@Req() req: IncomingMessage): Promise<RelaySetupInfo> {
+    requireAdmin(await currentUser(req, this.ctx.services.users));
+    if (!this.ctx.tlsFingerprint) throw notFound('this broker does not know its certificate');
+    return { brokerUrl: this.ctx.publicUrl ?? null, fingerprint: this.ctx.tlsFingerprint };
   }
 }
