@@ -162,6 +162,22 @@ describe('sign in once: a lab device approved in the dashboard (real broker, age
       const hasLaptop = async () => (await peer.wg()).peers.some((p) => p.publicKey === laptopKey);
       await waitFor(hasLaptop, { timeoutMs: 30_000, what: 'laptop in peer’s WireGuard' });
 
+      // The topology: both devices, and the path traffic between them brings up, drawn live.
+      await tab.getByRole('button', { name: 'Topology' }).click();
+      await tab.locator('[data-node="laptop"][data-online="true"]').waitFor({ timeout: 15_000 });
+      await tab.locator('[data-node="peer"][data-online="true"]').waitFor({ timeout: 15_000 });
+      await waitFor(() => peer.device.ns.ping(self.address, { count: 1, waitS: 1 }), {
+        timeoutMs: 30_000,
+        what: 'peer → laptop ping',
+      });
+      const labEdge = tab.locator('[data-edge="laptop peer"]');
+      await labEdge.waitFor({ state: 'attached', timeout: 15_000 });
+      process.stdout.write(`topology: laptop – peer ${await labEdge.getAttribute('data-kind')}\n`);
+      await tab.locator('[data-node="laptop"]').click();
+      await tab.getByTestId('peer-paths').locator('tr[data-peer="peer"]').waitFor();
+      await tab.screenshot({ path: join(artifacts, 'topology.png') });
+      await tab.getByRole('button', { name: 'Devices' }).click();
+
       // Renamed in the dashboard: the device hears its new name (and DNS name) from the broker.
       await peerRow.getByRole('button', { name: 'Edit' }).click();
       const editor = tab.locator('tr[data-editing="peer"]');

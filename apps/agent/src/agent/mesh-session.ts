@@ -22,6 +22,7 @@ import { diffWireGuardConfig } from '../wireguard/config-diff';
 import { isEmptyUpdate, type WgDeviceState } from '../wireguard/types';
 import { desiredConfigFromNetmap, pathPeersFromNetmap } from './desired-config';
 import { PathDriver } from './path-driver';
+import { PathStateReporter } from './path-state-reporter';
 import type { PeerGuard } from './peer-guard';
 import type { GatewayPortMapping } from './port-mapping';
 import type { SerialQueue } from './serial-queue';
@@ -82,6 +83,8 @@ export class MeshSession {
   netmapSource: 'broker' | 'disk' | 'none' = 'none';
   readonly control: ControlClient;
   private readonly paths: PathDriver;
+  /** Each peer's path for the dashboard's topology (reported to the broker). */
+  private readonly pathStates: PathStateReporter;
   private readonly relayProber: RelayRttProber;
   private readonly portMapper: GatewayPortMapping | null;
   private readonly dns: MeshDns | null;
@@ -131,6 +134,11 @@ export class MeshSession {
           logger: this.log.child({ relay: msg.relayName, peerId: msg.peerId }),
         }),
       logger: this.log,
+      onStep: () => this.pathStates.changed(),
+    });
+    this.pathStates = new PathStateReporter({
+      statuses: () => this.paths.status(),
+      send: (msg) => this.control.sendPath(msg),
     });
     this.relayProber = new RelayRttProber({
       logger: this.log,
@@ -202,6 +210,7 @@ export class MeshSession {
   /** Stops everything and returns the overlay prefix the mesh used (for removing its routes). */
   async close(): Promise<string | null> {
     this.paths.stop();
+    this.pathStates.stop();
     this.relayProber.stop();
     this.relayRtts = {};
     this.portMapped = null;
@@ -290,6 +299,7 @@ export class MeshSession {
         this.refreshReflectorSessions('reconnected');
         // A restarted broker knows no pair: relayed ones are taken up again with their allocation.
         void this.paths.controlConnected();
+        this.pathStates.connected();
       },
       onDisconnected: (reason) => {
         this.host.setState(this.netmap ? 'offline' : 'connecting');

@@ -54,6 +54,8 @@ export interface PathDriverDeps {
   openTcpRelay?(msg: RelayPathMessage, onReconnected: () => void): TcpRelayLink;
   logger: Logger;
   now?: () => number;
+  /** After each step of the path logic: a peer's path may have changed (PathStateReporter.changed). */
+  onStep?: () => void;
 }
 
 /**
@@ -234,6 +236,14 @@ export class PathDriver {
   }
 
   private async execute(effects: PathEffect[]): Promise<void> {
+    try {
+      await this.carryOut(effects);
+    } finally {
+      this.deps.onStep?.();
+    }
+  }
+
+  private async carryOut(effects: PathEffect[]): Promise<void> {
     for (const e of effects) {
       switch (e.type) {
         case 'set-endpoint':

@@ -2,6 +2,7 @@ import type { Agent } from 'node:https';
 import type { KeyPair } from '@trellis/crypto';
 import {
   AUTH_TIMEOUT_MS,
+  BROKER_FEATURES,
   type BrokerTarget,
   type ChallengeMessage,
   type ClientMessage,
@@ -10,6 +11,7 @@ import {
   type NetinfoMessage,
   type NetmapMessage,
   type PathReportMessage,
+  type PathStateMessage,
   type PathWantMessage,
   type ResolveHost,
   SNAPSHOT_TIMEOUT_MS,
@@ -53,6 +55,8 @@ export class ControlClient {
   private readonly rotation: RotationRequest;
   private link: Link = { phase: 'idle' };
   private stopped = true;
+  /** What the connected broker's challenge said it takes (ChallengeMessage.features). */
+  private brokerFeatures = new Set<string>();
   /** Until the snapshot: AUTH_TIMEOUT_MS for the challenge, then SNAPSHOT_TIMEOUT_MS for the netmap. */
   private readonly authDeadline: Deadline;
   private readonly heartbeat: ControlHeartbeat;
@@ -276,6 +280,7 @@ export class ControlClient {
       );
       return;
     }
+    this.brokerFeatures = new Set(msg.features ?? []);
     this.advance('await-netmap');
     this.send(auth);
     this.authDeadline.set(SNAPSHOT_TIMEOUT_MS, () =>
@@ -324,10 +329,13 @@ export class ControlClient {
   }
 
   /**
-   * The outcome of a path attempt, or a want for one; dropped while disconnected (the next attempt
-   * reports again, a want is repeated while its demand lasts).
+   * The outcome of a path attempt, a want for one, or the peers' paths; dropped while disconnected
+   * (the next attempt reports again, a want is repeated while its demand lasts, paths are reported
+   * in full on every connect).
    */
-  sendPath(report: PathReportMessage | PathWantMessage): void {
+  sendPath(report: PathReportMessage | PathWantMessage | PathStateMessage): void {
+    // A broker from before `path-state` would close the connection on it.
+    if (report.type === 'path-state' && !this.brokerFeatures.has(BROKER_FEATURES.pathState)) return;
     if (this.link.phase === 'ready') this.send(report);
   }
 

@@ -1,9 +1,17 @@
 import type { ServerResponse } from 'node:http';
-import { type BrokerEvent, DASHBOARD_EVENTS, type DeviceInfo, type DeviceRemovedEvent } from '@trellis/proto';
+import {
+  type BrokerEvent,
+  DASHBOARD_EVENTS,
+  type DeviceInfo,
+  type DeviceRemovedEvent,
+  type PathChangedEvent,
+} from '@trellis/proto';
 import type { Logger } from 'pino';
 import type { EventBus } from '../events/event-bus';
 import type { DevicesService } from '../services/devices.service';
 import type { UserContext } from '../services/users.service';
+import type { TopologyStore } from '../topology/topology-store';
+import { mayWatchPair } from '../topology/topology-view';
 
 /** Device changes of an account within this long are read from the database together. */
 const COALESCE_MS = 100;
@@ -19,11 +27,14 @@ interface Watcher {
  * The dashboards watching on this instance, and the device changes they are sent as server-sent
  * events: from the bus (every instance's changes), read once per account per batch, each device
  * sent to the watchers who may see it (admins: all; members: their own). Subscribed to the bus
- * only while someone watches.
+ * only while someone watches. Path changes (TopologyStore) go out with the same batches, each
+ * watcher told of the pairs it may see.
  */
 export class DashboardEvents {
   private readonly watchers = new Map<string, Set<Watcher>>();
   private readonly pending = new Map<string, Set<string>>();
+  /** Pairs (`a|b`) whose path changed, per account, sent with the next batch. */
+  private readonly pendingPaths = new Map<string, Set<string>>();
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | null = null;
 
@@ -31,7 +42,10 @@ export class DashboardEvents {
     private readonly bus: EventBus,
     private readonly devices: DevicesService,
     private readonly logger: Logger,
-  ) {}
+    private readonly topology?: TopologyStore,
+  ) {
+    topology?.onChange((accountId, pairs) => this.onPaths(accountId, pairs));
+  }
 
   /**
    * Starts sending `user`'s account's device changes to `res` until it closes; returns how to stop.
@@ -72,6 +86,39 @@ export class DashboardEvents {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.pending.clear();
+    this.pendingPaths.clear();
+  }
+
+  private onPaths(accountId: string, pairs: ReadonlySet<string>): void {
+    if (!this.watchers.has(accountId)) return;
+    const set = this.pendingPaths.get(accountId) ?? new Set<string>();
+    this.pendingPaths.set(accountId, set);
+    for (const p of pairs) set.add(p);
+    this.timer ??= setTimeout(() => void this.flush(), COALESCE_MS);
+  }
+
+  /** Each watcher gets the changed paths it may see (an admin: all; a member: those touching theirs). */
+  private flushPaths(): void {
+    const batches = [...this.pendingPaths];
+    this.pendingPaths.clear();
+    for (const [accountId, pairs] of batches) {
+      const watchers = this.watchers.get(accountId);
+      if (!watchers || !this.topology) continue;
+      const all: PathChangedEvent = { edges: [], gone: [] };
+      for (const key of pairs) {
+        const edge = this.topology.edge(accountId, key);
+        const [a, b] = key.split('|') as [string, string];
+        if (edge) all.edges.push(edge);
+        else all.gone.push({ a, b });
+      }
+      for (const w of watchers) {
+        const mine: PathChangedEvent = {
+          edges: all.edges.filter((e) => mayWatchPair(w.visible, e)),
+          gone: all.gone.filter((e) => mayWatchPair(w.visible, e)),
+        };
+        if (mine.edges.length + mine.gone.length > 0) send(w.res, DASHBOARD_EVENTS.path, mine);
+      }
+    }
   }
 
   private onEvent(e: BrokerEvent): void {
@@ -87,6 +134,7 @@ export class DashboardEvents {
 
   private async flush(): Promise<void> {
     this.timer = undefined;
+    this.flushPaths();
     const batches = [...this.pending];
     this.pending.clear();
     for (const [accountId, ids] of batches) {

@@ -1,47 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { API_PATHS, DeviceInfo, DeviceRemovedEvent, PROTOCOL_VERSION } from '@trellis/proto';
 import { createBackend } from '../support/backends';
+import { type EventStream, openEventStream } from '../support/event-stream';
 import { startTestBroker, type TestBroker } from '../support/fixture';
 import { waitUntil } from '../support/test-device';
 
 jest.setTimeout(60_000);
-
-interface Stream {
-  status: number;
-  events: Array<{ event: string; data: unknown }>;
-  ended: Promise<void>;
-  close(): void;
-}
-
-/** A server-sent event stream read as a browser's EventSource would (one `event:`/`data:` pair per block). */
-function openStream(t: TestBroker, headers: Record<string, string>): Promise<Stream> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      new URL(API_PATHS.events, t.broker.url),
-      { headers, ca: readFileSync(t.broker.certFile), agent: false },
-      (res) => {
-        const events: Stream['events'] = [];
-        let buffer = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          buffer += chunk;
-          for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            const event = /^event: (.*)$/m.exec(block)?.[1];
-            const data = /^data: (.*)$/m.exec(block)?.[1];
-            if (event && data) events.push({ event, data: JSON.parse(data) });
-          }
-        });
-        const ended = new Promise<void>((r) => res.on('close', () => r()));
-        resolve({ status: res.statusCode ?? 0, events, ended, close: () => req.destroy() });
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 describe('the dashboard’s live device events', () => {
   let t: TestBroker;
@@ -68,15 +31,15 @@ describe('the dashboard’s live device events', () => {
       csrf: res.json.csrfToken,
     };
   };
-  const devicesIn = (s: Stream) =>
+  const devicesIn = (s: EventStream) =>
     s.events.filter((e) => e.event === 'device').map((e) => DeviceInfo.parse(e.data));
 
   it('a watcher gets each device as it is added, comes online and is removed; a member only their own', async () => {
     const { cookie, csrf } = await cookieFor('admin@trellis.local', password);
     await t.addMember('viewer@default.test');
     const member = await cookieFor('viewer@default.test', 'member-pass-1');
-    const owner = await openStream(t, { cookie });
-    const viewer = await openStream(t, { cookie: member.cookie });
+    const owner = await openEventStream(t, { cookie });
+    const viewer = await openEventStream(t, { cookie: member.cookie });
     expect(owner.status).toBe(200);
 
     const d = t.device();
@@ -135,10 +98,10 @@ describe('the dashboard’s live device events', () => {
   });
 
   it('needs a session, and ends when the session does', async () => {
-    const none = await openStream(t, {});
+    const none = await openEventStream(t, {});
     expect(none.status).toBe(401);
     const { cookie, csrf } = await cookieFor('admin@trellis.local', password);
-    const stream = await openStream(t, { cookie });
+    const stream = await openEventStream(t, { cookie });
     expect(stream.status).toBe(200);
     await t.api('DELETE', API_PATHS.session, { headers: { cookie, 'x-trellis-csrf': csrf } });
     await stream.ended;
