@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { join } from 'node:path';
 import {
+  DEFAULT_LOCAL_UI_TOKEN_FILE,
   ErrorResponse,
   type IpcRequest,
   OkResponse,
@@ -17,6 +18,7 @@ import { DEFAULT_STATE_DIR } from './daemon-options';
 import { ipcCall } from './ipc/ipc-client';
 import { trustFromFlags } from './trust/broker-trust';
 import { parseBrokerUrls } from './trust/broker-url';
+import { readUiLink } from './ui/ui-token';
 import { keyFingerprint } from './wireguard/keys';
 
 /** `trellis`: talks to trellisd over its local socket. Exit 0 on success, 1 on any error. */
@@ -146,6 +148,19 @@ program
     );
     process.stdout.write(`${replies}/${count} replies\n`);
     if (replies === 0) process.exitCode = 1;
+  });
+
+program
+  .command('ui')
+  .description("print the local web UI's address, token included (trellisd --ui-listen; for --operator)")
+  .addOption(
+    new Option('--token-file <path>', "trellisd's UI token file")
+      .env('TRELLIS_UI_TOKEN_FILE')
+      .default(DEFAULT_LOCAL_UI_TOKEN_FILE),
+  )
+  .action(async (o: { tokenFile: string }) => {
+    // Printed, not handed to a browser command: another user could read a command line in /proc.
+    process.stdout.write(`${await readUiLink(o.tokenFile)}\n`);
   });
 
 program.parseAsync(process.argv).catch((err: Error) => {

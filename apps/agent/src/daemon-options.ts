@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { type ListenAddress, parseListenAddress } from '@trellis/metrics';
+import { DEFAULT_LOCAL_UI_PORT, DEFAULT_LOCAL_UI_TOKEN_FILE } from '@trellis/proto';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { WireGuardMode } from './wireguard/backend';
 
@@ -20,6 +21,12 @@ export interface DaemonOptions {
   dns: DnsMode;
   /** The resolv.conf that `resolv-conf` mode manages (and `auto` reads). */
   resolvConf: string;
+  /** Where the tray's local web UI is served (loopback only); null: not served. */
+  uiListen: ListenAddress | null;
+  /** The local user who may use the UI (owns the token file); null: root only. */
+  operator: string | null;
+  /** Where the UI's URL and token are written for the operator (0600). */
+  uiTokenFile: string;
 }
 
 /**
@@ -90,6 +97,24 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
         .env('TRELLIS_RESOLV_CONF')
         .default('/etc/resolv.conf'),
     )
+    .addOption(
+      new Option(
+        '--ui-listen <host:port|off>',
+        `serve the tray's local web UI on a loopback address (e.g. 127.0.0.1:${DEFAULT_LOCAL_UI_PORT})`,
+      )
+        .env('TRELLIS_UI_LISTEN')
+        .default('off'),
+    )
+    .addOption(
+      new Option('--operator <user>', 'the local user who may use the local UI (default: root only)').env(
+        'TRELLIS_OPERATOR',
+      ),
+    )
+    .addOption(
+      new Option('--ui-token-file <path>', "where the local UI's URL and token are written (0600)")
+        .env('TRELLIS_UI_TOKEN_FILE')
+        .default(DEFAULT_LOCAL_UI_TOKEN_FILE),
+    )
     .option('--no-port-mapping', 'do not ask the gateway (UPnP-IGD / NAT-PMP / PCP) to forward the port')
     .exitOverride()
     .configureOutput({ writeErr: () => undefined }); // errors are thrown; trellisd prints them once
@@ -113,6 +138,9 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
     metricsListen: string;
     dns: DnsMode;
     resolvConf: string;
+    uiListen: string;
+    operator?: string;
+    uiTokenFile: string;
   }>();
   const name = o.interface;
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new InvalidArgumentError(`bad interface name: ${name}`);
@@ -128,12 +156,25 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
     metricsListen: o.metricsListen === 'off' ? null : listenAddress(o.metricsListen),
     dns: o.dns,
     resolvConf: o.resolvConf,
+    uiListen: o.uiListen === 'off' ? null : loopbackAddress(o.uiListen),
+    operator: o.operator || null,
+    uiTokenFile: o.uiTokenFile,
   };
 }
 
-function listenAddress(text: string): ListenAddress {
+/** The UI answers the local user only: a loopback address, never a wildcard or a LAN one. */
+function loopbackAddress(text: string): ListenAddress {
+  const at = listenAddress(text, '--ui-listen');
+  if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(at.host) && at.host !== '::1')
+    throw new InvalidArgumentError(
+      `--ui-listen must be a loopback address (127.0.0.1 or [::1]), got "${text}"`,
+    );
+  return at;
+}
+
+function listenAddress(text: string, flag = '--metrics-listen'): ListenAddress {
   try {
-    return parseListenAddress('--metrics-listen', text);
+    return parseListenAddress(flag, text);
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }

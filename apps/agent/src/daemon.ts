@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import type { Server } from 'node:http';
+import { join } from 'node:path';
 import { selectFirewallBackend } from '@trellis/firewall';
 import { boundPort, serveMetrics } from '@trellis/metrics';
 import { PortMappingClient } from '@trellis/portmap';
@@ -16,6 +17,8 @@ import { watchLinuxNetworkEvents } from './platform/network-events-linux';
 import { selectResolver } from './platform/select-resolver';
 import { StateStore } from './state/state-store';
 import { PeerPins } from './trust/peer-pins';
+import { LocalUiServer } from './ui/ui-server';
+import { resolveOperator } from './ui/ui-token';
 import { LocalCommandRunner } from './util/command-runner';
 import { selectBackend } from './wireguard/select-backend';
 
@@ -101,6 +104,19 @@ async function main(): Promise<void> {
     logger,
   );
 
+  // Resolved before the mesh comes up: an unknown operator stops trellisd with nothing to undo.
+  const operator = opts.uiListen && opts.operator ? await resolveOperator(opts.operator) : null;
+  const ui = opts.uiListen
+    ? new LocalUiServer({
+        ...opts.uiListen,
+        webDir: join(__dirname, 'ui-web'),
+        tokenFile: opts.uiTokenFile,
+        operator,
+        agent,
+        logger,
+      })
+    : null;
+
   let metricsServer: Server | undefined;
   let stopping = false;
   const stop = async (signal: string) => {
@@ -108,6 +124,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down');
     await ipc.close().catch(() => undefined);
+    await ui?.close().catch(() => undefined);
     metricsServer?.close();
     await agent.shutdown().catch((err: Error) => logger.error({ err: err.message }, 'teardown failed'));
     logger.info('trellisd stopped');
@@ -128,6 +145,8 @@ async function main(): Promise<void> {
   }
   await agent.start();
   await ipc.listen();
+  // The mesh matters more than the UI: a UI that cannot listen is logged, not fatal.
+  await ui?.listen().catch((err: Error) => logger.error({ err: err.message }, 'the local UI is not served'));
   logger.info(
     { socket: opts.socket, stateDir: opts.stateDir, backend: backend.kind, listenPort: opts.listenPort },
     'trellisd ready',

@@ -17,6 +17,9 @@ describe('trellisd options', () => {
       metricsListen: null,
       dns: 'auto',
       resolvConf: '/etc/resolv.conf',
+      uiListen: null,
+      operator: null,
+      uiTokenFile: '/run/trellis/ui-token',
     });
     expect(parseDaemonOptions(['--no-port-mapping'], {}).portMapping).toBe(false);
     expect(parseDaemonOptions([], { TRELLIS_DNS: 'stub' }).dns).toBe('stub');

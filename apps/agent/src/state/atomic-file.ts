@@ -7,13 +7,20 @@ import { dirname } from 'node:path';
  * write a temporary file (`mode`, 0600 unless given), fsync it, rename it over the target, fsync
  * the directory.
  */
-export async function writeFileAtomic(path: string, content: string | Buffer, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  content: string | Buffer,
+  mode = 0o600,
+  /** Given: the file belongs to this user (and group) before it appears under `path`. */
+  owner?: { uid: number; gid: number },
+): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     const fh = await open(tmp, 'wx', mode);
     try {
       await fh.writeFile(content);
       await fh.chmod(mode); // the umask may have narrowed it
+      if (owner) await fh.chown(owner.uid, owner.gid);
       await fh.sync();
     } finally {
       await fh.close();
