@@ -35,6 +35,8 @@ ensure_system_packages() {
   command -v unbound >/dev/null || missing+=(unbound) # the lab's recursive resolver (names test)
   command -v dbus-daemon >/dev/null || missing+=(dbus-daemon) # systemd-resolved's bus in the lab
   command -v chromium >/dev/null || missing+=(chromium) # the dashboard's browser tests (playwright-core)
+  command -v dpkg-deb >/dev/null || missing+=(dpkg) # scripts/package builds the agent's .deb
+  command -v systemd-analyze >/dev/null || missing+=(systemd) # the lab's .deb test verifies the unit
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then log "missing ${missing[*]}: install them as root"; exit 1; fi
   log "installing ${missing[*]}"
