@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const benches = {
+  dashboard: 'bench/dist/dashboard/main.js',
   dns: 'bench/dist/dns/main.js',
   failover: 'bench/dist/failover/main.js',
   fuzz: 'bench/dist/fuzz/main.js',

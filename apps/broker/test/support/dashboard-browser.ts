@@ -23,6 +23,8 @@ function spkiPin(certFile: string): string {
 
 export interface DashboardHarness {
   t: TestBroker;
+  /** The database under the broker (postgres: its URL, for tests that fill it directly). */
+  backend: Backend;
   browser: Browser;
   /** The bootstrap owner of account `default`, with OWNER_PASSWORD. */
   ownerEmail: string;
@@ -57,6 +59,7 @@ export async function startDashboard(
   mkdirSync(ARTIFACTS_DIR, { recursive: true });
   return {
     t,
+    backend,
     browser,
     ownerEmail,
     async signedIn(email, password, path = '/devices') {

@@ -1,120 +1,160 @@
-import { API_PATHS, DASHBOARD_EVENTS, DeviceInfo, DeviceRemovedEvent } from '@trellis/proto';
-import { useCallback, useEffect, useState } from 'react';
-import { z } from 'zod';
+import { API_PATHS, DeviceInfo } from '@trellis/proto';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { api } from '../api';
-import { ErrorLine, ListTable } from '../components';
-import { DeviceEditor } from './device-editor';
+import { ErrorLine } from '../components';
+import { visibleWindow } from '../virtual-window';
+import { type DeviceFilter, useDevicePages } from './device-pages';
+import { DeviceRow } from './device-row';
 
-const DeviceList = z.array(DeviceInfo);
+/** Every row is this high (styles.css: tr.device-row), the one being edited EDIT_HEIGHT. */
+const ROW_HEIGHT = 56;
+const EDIT_HEIGHT = 120;
+const COLUMNS = ['Name', 'Address', 'User', 'Tags', 'System', 'Status', 'Last seen'];
 
-/** The list with `d` put in (or in place of its older self), in name order as the API gives it. */
-function upsert(list: DeviceInfo[], d: DeviceInfo): DeviceInfo[] {
-  return [...list.filter((x) => x.id !== d.id), d].sort((a, b) =>
-    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
-  );
+/** Text typed into the search box is sent once typing pauses. */
+function useDebounced<T>(value: T, ms: number): T {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), ms);
+    return () => clearTimeout(timer);
+  }, [value, ms]);
+  return settled;
 }
 
-/** The account's devices (a member's own); admins may remove one, after a second click. */
+/**
+ * The account's devices (a member's own), searched and paged by the broker and drawn a screen at a
+ * time, so 5,000 devices cost the browser what 50 do; admins may edit or remove one.
+ */
 export function DevicesPage({ admin }: { admin: boolean }) {
-  const [devices, setDevices] = useState<DeviceInfo[] | null>(null);
+  const [text, setText] = useState('');
+  const [status, setStatus] = useState<DeviceFilter['status']>(undefined);
+  const q = useDebounced(text, 250);
+  const { list, error: loadError, more } = useDevicePages({ q, status });
   const [error, setError] = useState<string | null>(null);
-  const [confirming, setConfirming] = useState<string | null>(null);
   const [editing, setEditing] = useState<string | null>(null);
-  const load = useCallback(async () => {
-    try {
-      setDevices(await api('GET', API_PATHS.devices, DeviceList));
-      setError(null);
-    } catch (err) {
-      setError((err as Error).message);
-    }
+  const [scroll, setScroll] = useState({ top: 0, height: 600 });
+  // The box exists only while there are rows: measured whenever it is (re)attached or resized.
+  const observer = useRef<ResizeObserver | null>(null);
+  const box = useCallback((el: HTMLDivElement | null) => {
+    observer.current?.disconnect();
+    observer.current = null;
+    if (!el) return;
+    const measure = () => setScroll({ top: el.scrollTop, height: el.clientHeight });
+    measure();
+    observer.current = new ResizeObserver(measure);
+    observer.current.observe(el);
   }, []);
-  useEffect(() => {
-    // Live: each change the broker sends; the whole list again whenever the stream (re)opens, so
-    // nothing missed while it was down stays missed.
-    const events = new EventSource(API_PATHS.events);
-    events.addEventListener('open', () => void load());
-    events.addEventListener(DASHBOARD_EVENTS.device, (e) => {
-      const d = DeviceInfo.safeParse(JSON.parse((e as MessageEvent<string>).data));
-      if (d.success) setDevices((list) => upsert(list ?? [], d.data));
-    });
-    events.addEventListener(DASHBOARD_EVENTS.removed, (e) => {
-      const r = DeviceRemovedEvent.safeParse(JSON.parse((e as MessageEvent<string>).data));
-      if (r.success) setDevices((list) => (list ?? []).filter((x) => x.id !== r.data.id));
-    });
-    return () => events.close();
-  }, [load]);
 
-  const remove = async (d: DeviceInfo) => {
-    setConfirming(null);
+  const rows = list?.rows ?? [];
+  const editIndex = rows.findIndex((d) => d.id === editing);
+  const win = visibleWindow({
+    scrollTop: scroll.top,
+    viewportHeight: scroll.height,
+    count: rows.length,
+    rowHeight: ROW_HEIGHT,
+    overscan: 10,
+    tall: editIndex >= 0 ? { index: editIndex, height: EDIT_HEIGHT } : null,
+  });
+  // Near the end of what was fetched: fetch the next page.
+  useEffect(() => {
+    if (list?.more && win.end >= rows.length - 20) void more();
+  }, [list?.more, win.end, rows.length, more]);
+
+  const approve = async (d: DeviceInfo) => {
     try {
-      await api('DELETE', `${API_PATHS.devices}/${d.id}`, DeviceInfo);
-      await load();
+      await api('POST', `${API_PATHS.devices}/${d.id}/approval`, DeviceInfo);
     } catch (err) {
       setError((err as Error).message);
     }
   };
+  const remove = async (d: DeviceInfo) => {
+    try {
+      await api('DELETE', `${API_PATHS.devices}/${d.id}`, DeviceInfo);
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  const filtered = (q ?? '') !== '' || status !== undefined;
+  const columns = admin ? [...COLUMNS, ''] : COLUMNS;
   return (
     <section>
       <h1>Devices</h1>
-      <ErrorLine error={error} />
-      {devices === null ? (
+      <ErrorLine error={error ?? loadError} />
+      <form className="inline" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Search{' '}
+          <input
+            name="search"
+            type="search"
+            value={text}
+            placeholder="name, address, user, tag"
+            onChange={(e) => setText(e.target.value)}
+          />
+        </label>
+        <label>
+          Status{' '}
+          <select
+            name="status"
+            value={status ?? ''}
+            onChange={(e) =>
+              setStatus(e.target.value === '' ? undefined : (e.target.value as DeviceFilter['status']))
+            }
+          >
+            <option value="">any</option>
+            <option value="online">online</option>
+            <option value="offline">offline</option>
+            <option value="pending">awaiting approval</option>
+          </select>
+        </label>
+        {list && (
+          <span className="sub" data-testid="device-count">
+            {list.matched} {list.matched === 1 ? 'device' : 'devices'}
+            {filtered ? ' match' : ''}
+          </span>
+        )}
+      </form>
+      {list === null ? (
         <p>Loading…</p>
-      ) : devices.length === 0 ? (
+      ) : rows.length === 0 && !filtered ? (
         <p>
           No devices yet. Run <code>trellis up --broker {location.origin}</code> on one.
         </p>
+      ) : rows.length === 0 ? (
+        <p>No device matches.</p>
       ) : (
-        <ListTable
-          columns={[
-            'Name',
-            'Address',
-            'User',
-            'Tags',
-            'System',
-            'Status',
-            'Last seen',
-            ...(admin ? [''] : []),
-          ]}
+        <div
+          className="scroll-box"
+          ref={box}
+          onScroll={(e) =>
+            setScroll({ top: e.currentTarget.scrollTop, height: e.currentTarget.clientHeight })
+          }
         >
-          {devices.map((d) =>
-            editing === d.id ? (
-              <tr key={d.id} data-editing={d.name}>
-                <td colSpan={8}>
-                  <DeviceEditor device={d} onDone={() => setEditing(null)} />
-                </td>
+          <table className="list">
+            <thead>
+              <tr>
+                {columns.map((c, i) => (
+                  <th key={c || `column-${i}`}>{c}</th>
+                ))}
               </tr>
-            ) : (
-              <tr key={d.id} data-device={d.name}>
-                <td>
-                  <strong>{d.name}</strong>
-                  <div className="sub">{d.dnsName}</div>
-                </td>
-                <td>{d.address}</td>
-                <td>{d.user ?? '—'}</td>
-                <td>{d.tags.join(', ') || '—'}</td>
-                <td>{d.os}</td>
-                <td className={d.online ? 'online' : 'offline'}>{d.online ? 'online' : 'offline'}</td>
-                <td>{d.lastSeen ? new Date(d.lastSeen).toLocaleString() : 'never'}</td>
-                {admin && (
-                  <td>
-                    {confirming === d.id ? (
-                      <button type="button" className="danger" onClick={() => void remove(d)}>
-                        Remove {d.name} for good
-                      </button>
-                    ) : (
-                      <button type="button" onClick={() => setConfirming(d.id)}>
-                        Remove
-                      </button>
-                    )}
-                    <button type="button" onClick={() => setEditing(d.id)}>
-                      Edit
-                    </button>
-                  </td>
-                )}
-              </tr>
-            ),
-          )}
-        </ListTable>
+            </thead>
+            <tbody>
+              {win.above > 0 && <tr className="spacer" style={{ height: win.above }} />}
+              {rows.slice(win.start, win.end).map((d) => (
+                <DeviceRow
+                  key={d.id}
+                  device={d}
+                  admin={admin}
+                  editing={editing === d.id}
+                  columns={columns.length}
+                  onEdit={(on) => setEditing(on ? d.id : null)}
+                  onRemove={() => void remove(d)}
+                  onApprove={() => void approve(d)}
+                />
+              ))}
+              {win.below > 0 && <tr className="spacer" style={{ height: win.below }} />}
+            </tbody>
+          </table>
+        </div>
       )}
     </section>
   );
