@@ -10,6 +10,7 @@ const enrolled = {
   address: '100.64.0.1',
   overlayPrefix: '100.64.0.0/10' as const,
   brokerPublicKey: `${'x'.repeat(43)}=`,
+  approved: true,
 };
 const refused = (code: string): PollResult => ({ kind: 'refused', code, message: code });
 

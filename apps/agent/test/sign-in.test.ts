@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../src/agent/agent';
@@ -95,6 +95,53 @@ describe('signing in once (RFC 8628) from the agent', () => {
     const again = await up();
     expect(broker.signIns.requests).toHaveLength(2);
     expect(again.signIn?.userCode).toBe(broker.signIns.latest().userCode);
+  });
+
+  it('a grant already on its way when `down` cancels is dropped: nothing saved, nothing connected', async () => {
+    await up();
+    const waiting = agent.waitForSignIn();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let inFlight!: () => void;
+    const grantInFlight = new Promise<void>((resolve) => {
+      inFlight = resolve;
+    });
+    broker.signInGate = async () => {
+      if (broker.signIns.latest().state !== 'spent') return;
+      inFlight();
+      await held;
+    };
+    broker.signIns.approve();
+    await grantInFlight;
+    const sent = broker.signInAnswers;
+    await agent.down();
+    release();
+    await expect(waiting).rejects.toThrow('cancelled by `trellis down`');
+    // The agent has read the grant and let it go.
+    await waitFor(() => broker.signInAnswers > sent, 10_000, 10);
+    await agent.status();
+    expect(existsSync(join(dir, STATE_FILES.enrollment))).toBe(false);
+    expect((await agent.status()).state).toBe('needs-enrollment');
+    expect(broker.authed).toBe(0);
+  });
+
+  it('where an admin must approve new devices, `up` says so at once; the device joins by itself once approved', async () => {
+    broker.requireApproval = true;
+    await up();
+    const waiting = agent.waitForSignIn();
+    broker.signIns.approve();
+    expect(await waiting).toBe(
+      'up: laptop (100.64.0.1), enrolled; waiting for an admin to approve this device in the dashboard (it joins once approved)',
+    );
+    const status = await agent.status();
+    expect(status.state).not.toBe('connected');
+    expect(status.broker.lastError).toBe('waiting for an admin to approve this device in the dashboard');
+    expect(broker.authed).toBe(0);
+    broker.pendingApproval.clear();
+    await waitFor(async () => (await agent.status()).state === 'connected', 40_000, 100);
+    expect((await agent.status()).broker.lastError).toBeNull();
   });
 
   it('`up` with nothing to go on asks for a broker; the broker refusing the start is an error at once', async () => {

@@ -9,6 +9,7 @@ import {
 } from '@trellis/proto';
 import { resolveHostAddresses } from '@trellis/tls';
 import type { Logger } from 'pino';
+import { PENDING_APPROVAL } from '../control/close-outcome';
 import { enrollWithAny } from '../control/enroll-client';
 import { KeyRotationRefused } from '../control/rotation-request';
 import type { SignedIn } from '../sign-in/device-sign-in';
@@ -148,14 +149,18 @@ export class Agent {
   /** Brings the mesh up and says how far it got within `upWaitMs`. */
   private async join(): Promise<string> {
     await this.bringUp();
-    await waitFor(() => this.session?.control.connected === true, this.opts.upWaitMs ?? 10_000, 50).catch(
-      () => undefined,
-    );
+    const settled = () => {
+      const control = this.session?.control;
+      return control?.connected === true || control?.lastError === PENDING_APPROVAL;
+    };
+    await waitFor(settled, this.opts.upWaitMs ?? 10_000, 50).catch(() => undefined);
     const e = this.enrollment!;
     const who = `${e.name} (${e.address})`;
     const control = this.session?.control;
     const target = control?.brokerTarget;
     if (control?.connected && target) return `up: ${who}, connected to ${describeTarget(target)}`;
+    if (control?.lastError === PENDING_APPROVAL)
+      return `up: ${who}, enrolled; ${PENDING_APPROVAL} (it joins once approved)`;
     return `up: ${who}, not yet connected to ${e.brokerUrls.join(', ')}: ${control?.lastError ?? 'connecting'}`;
   }
 

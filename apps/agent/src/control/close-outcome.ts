@@ -1,5 +1,8 @@
 import { CloseCode } from '@trellis/proto';
 
+/** Why a device that enrolled in an account requiring approval is not connected yet (it keeps trying). */
+export const PENDING_APPROVAL = 'waiting for an admin to approve this device in the dashboard';
+
 /** What a control connection the broker (or the network) closed means for the agent. */
 export type CloseOutcome =
   | { kind: 'removed'; error: string }
@@ -18,6 +21,7 @@ export function closeOutcome(code: number, reason: string, socketError: string |
   if (code === CloseCode.authFailed)
     return { kind: 'key-refused', error: `broker refused authentication: ${reason}` };
   if (code === CloseCode.protocolMismatch) return { kind: 'retry', error: `protocol mismatch: ${reason}` };
+  if (code === CloseCode.pendingApproval) return { kind: 'retry', error: PENDING_APPROVAL };
   return { kind: 'retry', error: closeText(code, reason, socketError) };
 }
 

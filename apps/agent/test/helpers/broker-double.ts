@@ -12,6 +12,7 @@ import {
 import {
   ALLOW_ALL,
   API_PATHS,
+  BROKER_FEATURES,
   type BrokerInfo,
   ClientMessage,
   CloseCode,
@@ -21,6 +22,7 @@ import {
   type KeyChange,
   type NetmapPeer,
   OVERLAY_PREFIX,
+  type PathStateMessage,
   type PeerAccess,
   PROTOCOL_VERSION,
   type ServerMessage,
@@ -86,12 +88,24 @@ export class BrokerDouble {
   readonly endpointReports: Array<{ deviceId: string; endpoints: string[] }> = [];
   /** Pings received from devices. */
   pings = 0;
+  /** `path-state` reports received (the dashboard topology), per device. */
+  readonly pathStates: Array<{ deviceId: string; msg: PathStateMessage }> = [];
+  /** ChallengeMessage.features; [] is a broker from before any (it refuses `path-state`). */
+  features: string[] = [BROKER_FEATURES.pathState];
   /** Sign challenges with this key instead of the real one (an impostor). */
   impostorKeys: KeyPair | null = null;
   /** Accepts the auth proof but sends no snapshot (a broker deep in a reconnection storm). */
   holdSnapshots = false;
   /** Device sign-ins (RFC 8628); tests approve or deny them. */
   readonly signIns = new SignInDouble(this.keys, (data) => this.enrollDevice(data));
+  /** Awaited after a sign-in answer is decided and before it is sent (a test holds a grant in flight). */
+  signInGate: (() => Promise<void>) | null = null;
+  /** New devices wait for an admin's approval (as an account that requires it, for a member's device). */
+  requireApproval = false;
+  /** Devices enrolled as waiting for an admin's approval; their connections are refused until approved. */
+  readonly pendingApproval = new Set<string>();
+  /** Sign-in answers sent so far. */
+  signInAnswers = 0;
   /** Auth proofs that verified. */
   authed = 0;
   private server: Server | null = null;
@@ -117,9 +131,11 @@ export class BrokerDouble {
         req.on('data', (c: Buffer) => {
           body += c.toString();
         });
-        req.on('end', () => {
+        req.on('end', async () => {
           const [status, json] = this.signIns.answer(req.url!, body, `https://${req.headers.host}`);
+          await this.signInGate?.();
           res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(json));
+          this.signInAnswers += 1;
         });
         return;
       }
@@ -270,6 +286,7 @@ export class BrokerDouble {
         endpoints: data.endpoints,
       };
       this.devices.set(device.id, device);
+      if (this.requireApproval) this.pendingApproval.add(device.id);
     }
     return {
       deviceId: device.id,
@@ -280,6 +297,7 @@ export class BrokerDouble {
       address: device.address,
       overlayPrefix: OVERLAY_PREFIX,
       brokerPublicKey: this.keys.publicKey,
+      approved: !this.pendingApproval.has(device.id),
     };
   }
 
@@ -321,12 +339,16 @@ export class BrokerDouble {
           type: 'challenge',
           brokerNonce,
           brokerProof: auth.brokerProof(clientNonce, brokerNonce),
+          ...(this.features.length > 0 ? { features: this.features } : {}),
         });
         return;
       }
       if (msg.type === 'auth') {
         if (!auth?.verifyDevice(msg.proof, clientNonce, brokerNonce)) {
           return ws.close(CloseCode.authFailed, 'authentication failed');
+        }
+        if (session.deviceId && this.pendingApproval.has(session.deviceId)) {
+          return ws.close(CloseCode.pendingApproval, 'waiting for an admin to approve this device');
         }
         this.authed += 1;
         if (this.holdSnapshots) return;
@@ -378,6 +400,12 @@ export class BrokerDouble {
         return;
       }
       if (msg.type === 'rotate-key') return this.rotateKey(session, msg.newKey, msg.signature);
+      if (msg.type === 'path-state') {
+        // As a broker from before it does: refused, the connection closed.
+        if (!this.features.includes(BROKER_FEATURES.pathState))
+          return ws.close(CloseCode.badMessage, 'bad message');
+        this.pathStates.push({ deviceId: session.deviceId!, msg });
+      }
       if (msg.type === 'ping') {
         this.pings++;
         if (!this.deaf) this.send(ws, { type: 'pong', t: msg.t, serverTime: Date.now() });

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { BrokerAuthenticator, newNonce } from '@trellis/crypto';
 import {
+  BROKER_FEATURES,
   ClientMessage,
   CloseCode,
   type HelloMessage,
   type PathReportMessage,
+  type PathStateMessage,
   type PathWantMessage,
   type RotateKeyMessage,
   type ServerMessage,
@@ -35,6 +37,8 @@ export interface ControlConnectionDeps {
   instanceId: string;
   /** A `path` report or a `want-path` request (the pair-path logic). */
   onPath?: (deviceId: string, msg: PathReportMessage | PathWantMessage) => void;
+  /** A `path-state` report (the live topology). */
+  onPathState?: (deviceId: string, msg: PathStateMessage) => void;
   /** Marks devices offline once their connection closed (after a grace, unless closed with closeNow). */
   offlineGrace: OfflineGrace;
   /** The device has its netmap: this connection is admitted (ControlServer counts those that are not). */
@@ -50,6 +54,8 @@ type State =
       auth: BrokerAuthenticator;
       accountId: string;
       accountName: string;
+      /** False: the device waits for an admin's approval (told so once it has proved its key). */
+      approved: boolean;
     }
   | { phase: 'ready'; session: ControlSession }
   | { phase: 'closed' };
@@ -141,6 +147,7 @@ export class ControlConnection {
         }
         if (msg.type === 'path' || msg.type === 'want-path')
           return this.deps.onPath?.(this.state.session.deviceId, msg);
+        if (msg.type === 'path-state') return this.deps.onPathState?.(this.state.session.deviceId, msg);
         if (msg.type === 'rotate-key') return this.onRotateKey(this.state.session, msg);
         return this.fail(CloseCode.badMessage, 'bad_message', `unexpected ${msg.type} after authentication`);
     }
@@ -163,16 +170,24 @@ export class ControlConnection {
       auth,
       accountId: found.device.accountId,
       accountName: found.accountName,
+      approved: found.device.approved,
     };
     const brokerProof = auth.brokerProof(hello.clientNonce, brokerNonce);
-    this.sendMessage({ type: 'challenge', brokerNonce, brokerProof });
+    this.sendMessage({ type: 'challenge', brokerNonce, brokerProof, features: [BROKER_FEATURES.pathState] });
   }
 
   private async onAuth(proof: string): Promise<void> {
     if (this.state.phase !== 'auth') return;
-    const { hello, brokerNonce, auth, accountId, accountName } = this.state;
+    const { hello, brokerNonce, auth, accountId, accountName, approved } = this.state;
     if (!auth.verifyDevice(proof, hello.clientNonce, brokerNonce)) {
       return this.fail(CloseCode.authFailed, 'auth_failed', 'device proof does not verify');
+    }
+    if (!approved) {
+      return this.fail(
+        CloseCode.pendingApproval,
+        'pending_approval',
+        'waiting for an admin to approve this device',
+      );
     }
     clearTimeout(this.authTimer);
     const session: ControlSession = {
@@ -234,7 +249,11 @@ export class ControlConnection {
   private async onRotateKey(session: ControlSession, msg: RotateKeyMessage): Promise<void> {
     const holder = { publicKey: session.publicKey!, connectionId: session.connectionId };
     try {
-      await this.deps.devices.rotateKey(session.deviceId, msg.newKey, msg.signature, holder);
+      await this.deps.devices.rotateKey(session.deviceId, msg.newKey, msg.signature, holder, {
+        kind: 'device',
+        deviceId: session.deviceId,
+        address: this.remoteAddress ?? null,
+      });
     } catch (err) {
       if (!(err instanceof DomainError)) throw err;
       return this.fail(

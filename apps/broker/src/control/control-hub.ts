@@ -190,7 +190,10 @@ export class ControlHub {
 
   private apply(hub: AccountHub | undefined, e: BrokerEvent): void {
     if (!hub) return;
-    if (e.kind === 'device-upsert') hub.applyChange({ kind: 'upsert', device: e.device }, e.serial);
+    // A device waiting for approval is in no netmap: as if it were not there (yet).
+    if (e.kind === 'device-upsert' && e.device.approved === false)
+      hub.applyChange({ kind: 'remove', deviceId: e.device.id }, e.serial);
+    else if (e.kind === 'device-upsert') hub.applyChange({ kind: 'upsert', device: e.device }, e.serial);
     else if (e.kind === 'device-remove') hub.applyChange({ kind: 'remove', deviceId: e.deviceId }, e.serial);
     else if (e.kind === 'policy-changed' && hub.serials.accept(e.serial, POLICY_CHANGE)) {
       void this.loadPolicy(e.accountId, hub, e.serial);
@@ -368,6 +371,14 @@ export class ControlHub {
         ? { kind: 'want', from: deviceId, peerId: msg.peerId, relayed: msg.relayed === true }
         : { kind: 'path-report', from: deviceId, report: msg };
     hub.paths?.input(input, true);
+  }
+
+  /** The account of a device connected here, and which peers its netmap has (topology reports). */
+  peersOf(deviceId: string): { accountId: string; canSee(peerId: string): boolean } | null {
+    const session = this.byDevice.get(deviceId);
+    const hub = session && this.hubs.get(session.accountId);
+    if (!session || !hub) return null;
+    return { accountId: session.accountId, canSee: (peerId) => hub.netmap.canSee(deviceId, peerId) };
   }
 
   /** Sends pending deltas now (tests and shutdown). */

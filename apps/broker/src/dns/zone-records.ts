@@ -114,6 +114,14 @@ export class ZoneRecords implements ZoneView {
     this.byLabel.set(records.label, records);
   }
 
+  /** The mesh-only switch, as soon as it is told (the reload would find it too, later). */
+  private setMeshOnly(id: string, meshOnly: boolean): void {
+    const account = this.byId.get(id);
+    if (!account || account.meshOnly === meshOnly) return;
+    this.generation++;
+    account.meshOnly = meshOnly;
+  }
+
   /** Accounts gone from the database. */
   dropAccount(id: string): void {
     const old = this.byId.get(id);
@@ -125,10 +133,17 @@ export class ZoneRecords implements ZoneView {
 
   /** A change from the bus; one for an account not held (yet) waits for the next reload. */
   apply(e: BrokerEvent): void {
+    if (e.kind === 'account-dns') {
+      this.setMeshOnly(e.accountId, e.meshOnly);
+      return;
+    }
     if (e.kind !== 'device-upsert' && e.kind !== 'device-remove') return;
     const account = this.byId.get(e.accountId);
     if (account) this.generation++;
-    if (e.kind === 'device-upsert') account?.applyEvent(e.serial, e.device.id, e.device);
+    // A device waiting for approval has no name yet.
+    if (e.kind === 'device-upsert' && e.device.approved !== false)
+      account?.applyEvent(e.serial, e.device.id, e.device);
+    else if (e.kind === 'device-upsert') account?.applyEvent(e.serial, e.device.id, null);
     else account?.applyEvent(e.serial, e.deviceId, null);
   }
 }

@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database';
 import { accounts, devices } from '../db/schema';
@@ -67,7 +67,10 @@ export class ZoneSync {
       const h = held.get(row.id);
       held.delete(row.id);
       if (h && h.serial >= row.serial && h.meshOnly === row.meshOnly) continue;
-      const list = await this.db.select().from(devices).where(eq(devices.accountId, row.id));
+      const list = await this.db
+        .select()
+        .from(devices)
+        .where(and(eq(devices.accountId, row.id), eq(devices.approved, true)));
       this.records.setAccount({ ...row, devices: list.map(toDeviceState) });
     }
     for (const id of held.keys()) this.records.dropAccount(id);

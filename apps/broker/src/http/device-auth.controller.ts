@@ -13,6 +13,7 @@ import {
   type EnrollResponse,
   UserCode,
 } from '@trellis/proto';
+import { userActor } from '../audit/audit-log';
 import { DomainError, rateLimited } from '../domain/errors';
 import { clientKey } from '../security/client-address';
 import { RateLimiter } from '../security/rate-limiter';
@@ -99,7 +100,7 @@ export class DeviceAuthController {
     const user = await currentUser(req, this.ctx.services.users);
     const { userCode, approve } = parseWith(DeviceAuthDecision, body);
     const result = await this.guessing(user.userId, () =>
-      this.ctx.services.deviceAuth.decide(user, userCode, approve),
+      this.ctx.services.deviceAuth.decide(user, userCode, approve, userActor(user, req)),
     );
     if (result) {
       this.ctx.metrics.enrollments.inc();
@@ -108,7 +109,12 @@ export class DeviceAuthController {
         'device enrolled (signed in)',
       );
     } else this.ctx.logger.info({ deniedBy: user.email }, 'device sign-in denied');
-    return { approved: result !== null, deviceId: result?.deviceId ?? null, name: result?.name ?? null };
+    return {
+      approved: result !== null,
+      deviceId: result?.deviceId ?? null,
+      name: result?.name ?? null,
+      awaitingAdmin: result !== null && !result.approved,
+    };
   }
 
   /**

@@ -107,7 +107,7 @@ export class BrokerReflectors {
   }
 
   private onEvent(e: BrokerEvent): void {
-    if (e.kind === 'device-upsert') {
+    if (e.kind === 'device-upsert' && e.device.approved !== false) {
       this.keyOfDevice.set(e.device.id, e.device.publicKey);
       this.enrolled.set(e.device.publicKey, true);
     } else if (e.kind === 'device-remove') {

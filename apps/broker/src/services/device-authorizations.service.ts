@@ -8,11 +8,13 @@ import {
   USER_CODE_LENGTH,
 } from '@trellis/proto';
 import { and, eq, gt, lt } from 'drizzle-orm';
+import type { Actor } from '../audit/audit-events';
+import { recordAudit } from '../audit/audit-log';
 import type { Db } from '../db/database';
 import { accounts, type DeviceAuthorizationRow, deviceAuthorizations, devices } from '../db/schema';
 import { DomainError, notFound } from '../domain/errors';
 import { hashSecret } from '../security/tokens';
-import { type DeviceFields, enrollGranted } from './device-enrollment';
+import { type DeviceFields, type Enrolled, enrollGranted } from './device-enrollment';
 import type { DevicesService, EnrollResult } from './devices.service';
 import { type Tx, withUniqueRetry } from './tx';
 import type { UserContext } from './users.service';
@@ -151,6 +153,7 @@ export class DeviceAuthorizationsService {
       dnsName: this.devices.dnsName(device.name, account.name),
       address: device.address,
       overlayPrefix: OVERLAY_PREFIX,
+      approved: device.approved,
     };
   }
 
@@ -173,15 +176,31 @@ export class DeviceAuthorizationsService {
     };
   }
 
-  /** Denies the request, or approves it: the device is enrolled in the user's account, as theirs. */
-  async decide(user: UserContext, userCode: string, approve: boolean): Promise<EnrollResult | null> {
+  /**
+   * Denies the request, or approves it: the device is enrolled in the user's account, as theirs.
+   * Either is recorded in the audit log of the user's account, `by` the user (from their address).
+   */
+  async decide(
+    user: UserContext,
+    userCode: string,
+    approve: boolean,
+    by: Actor = { kind: 'user', userId: user.userId, email: user.email, address: null },
+  ): Promise<EnrollResult | null> {
     if (!approve) {
-      const denied = await this.db
-        .update(deviceAuthorizations)
-        .set({ state: 'denied', decidedBy: user.userId })
-        .where(pendingWithCode(userCode, this.now()))
-        .returning({ id: deviceAuthorizations.id });
-      if (denied.length === 0) throw noSuchRequest();
+      await this.db.transaction(async (tx) => {
+        const [denied] = await tx
+          .update(deviceAuthorizations)
+          .set({ state: 'denied', decidedBy: user.userId })
+          .where(pendingWithCode(userCode, this.now()))
+          .returning();
+        if (!denied) throw noSuchRequest();
+        await recordAudit(tx, by, {
+          action: 'device-authorization.denied',
+          accountId: user.accountId,
+          target: { kind: 'device-authorization', id: denied.id, name: denied.name ?? denied.hostname },
+          details: { hostname: denied.hostname, os: denied.os, requestedFrom: denied.requestedFrom },
+        });
+      });
       return null;
     }
     return this.devices.enrollIn(async (tx: Tx, addresses) => {
@@ -203,7 +222,14 @@ export class DeviceAuthorizationsService {
           endpoints: row.endpoints,
           proven: row.proven,
         },
-        { account, tags: [], cidr: null, ownerId: user.userId },
+        // A member's device waits for an admin where the account asks for that; an admin's approval is one.
+        {
+          account,
+          tags: [],
+          cidr: null,
+          ownerId: user.userId,
+          approved: !(account.requireDeviceApproval && user.role === 'member'),
+        },
         addresses,
       );
       // The device has until then to collect it, however late in the codes' life the approval came.
@@ -212,9 +238,33 @@ export class DeviceAuthorizationsService {
         .update(deviceAuthorizations)
         .set({ state: 'approved', deviceId: enrolled.row.id, decidedBy: user.userId, expiresAt: collectBy })
         .where(eq(deviceAuthorizations.id, row.id));
+      await recordApproval(tx, by, user, row, enrolled);
       return enrolled;
     });
   }
+}
+
+/** An approval is two events: the request's decision, and the device's enrollment it made. */
+async function recordApproval(
+  tx: Tx,
+  by: Actor,
+  user: UserContext,
+  request: DeviceAuthorizationRow,
+  { row, reenrolled }: Enrolled,
+): Promise<void> {
+  const target = { kind: 'device-authorization' as const, id: request.id, name: row.name };
+  await recordAudit(tx, by, {
+    action: 'device-authorization.approved',
+    accountId: user.accountId,
+    target,
+    details: { deviceId: row.id, hostname: request.hostname, os: request.os },
+  });
+  await recordAudit(tx, by, {
+    action: 'device.enrolled',
+    accountId: user.accountId,
+    target: { kind: 'device', id: row.id, name: row.name },
+    details: { via: 'sign-in', approvedBy: user.email, address: row.address, reenrolled },
+  });
 }
 
 const noSuchRequest = () =>

@@ -1,5 +1,7 @@
 import { DnsLabel } from '@trellis/proto';
 import { and, eq, ne, type SQL } from 'drizzle-orm';
+import type { Actor } from '../audit/audit-events';
+import { recordAudit } from '../audit/audit-log';
 import { type DeviceRow, devices } from '../db/schema';
 import { badRequest, conflict, notFound } from '../domain/errors';
 import { currentParsedPolicy } from '../policy/policy-store';
@@ -40,6 +42,7 @@ export async function retagDevice(
   idOrName: string,
   tags: readonly string[],
   actor: TagActor,
+  by: Actor,
 ): Promise<DeviceEdit> {
   const wanted = [...new Set(tags)].sort();
   const current = await lockDevice(tx, accountId, accountName, idOrName);
@@ -54,6 +57,12 @@ export async function retagDevice(
     .set({ tags: wanted })
     .where(eq(devices.id, current.id))
     .returning();
+  await recordAudit(tx, by, {
+    action: 'device.tagged',
+    accountId,
+    target: { kind: 'device', id: current.id, name: current.name },
+    details: { from: current.tags, to: wanted },
+  });
   return { row: updated!, serial: await bumpSerial(tx, accountId) };
 }
 
@@ -67,6 +76,7 @@ export async function renameDevice(
   accountName: string,
   idOrName: string,
   name: string,
+  by: Actor,
 ): Promise<DeviceEdit> {
   if (!DnsLabel.safeParse(name).success) {
     throw badRequest(`device name "${name}" must be a DNS label: a-z, 0-9 and inner hyphens, 1-63 chars`);
@@ -79,5 +89,38 @@ export async function renameDevice(
     .where(and(eq(devices.accountId, accountId), eq(devices.name, name), ne(devices.id, current.id)));
   if (taken) throw conflict(`a device named "${name}" is already in account ${accountName}`);
   const [updated] = await tx.update(devices).set({ name }).where(eq(devices.id, current.id)).returning();
+  await recordAudit(tx, by, {
+    action: 'device.renamed',
+    accountId,
+    target: { kind: 'device', id: current.id, name },
+    details: { from: current.name, to: name },
+  });
+  return { row: updated!, serial: await bumpSerial(tx, accountId) };
+}
+
+/**
+ * Within `tx`: lets a device that waits for approval into the mesh (approving one that is in
+ * already changes nothing). Its peers get it in their netmaps, and its next connection is accepted.
+ */
+export async function approveDevice(
+  tx: Tx,
+  accountId: string,
+  accountName: string,
+  idOrName: string,
+  by: Actor,
+): Promise<DeviceEdit> {
+  const current = await lockDevice(tx, accountId, accountName, idOrName);
+  if (current.approved) return { row: current, serial: null };
+  const [updated] = await tx
+    .update(devices)
+    .set({ approved: true })
+    .where(eq(devices.id, current.id))
+    .returning();
+  await recordAudit(tx, by, {
+    action: 'device.approved',
+    accountId,
+    target: { kind: 'device', id: current.id, name: current.name },
+    details: { owner: current.userEmail },
+  });
   return { row: updated!, serial: await bumpSerial(tx, accountId) };
 }

@@ -1,5 +1,7 @@
 import { ipv4CidrWithin } from '@trellis/proto';
 import { and, eq, like, or } from 'drizzle-orm';
+import type { Actor } from '../audit/audit-events';
+import { recordAudit } from '../audit/audit-log';
 import {
   type AccountRow,
   accounts,
@@ -43,6 +45,8 @@ export interface EnrollGrant {
   cidr: string | null;
   /** The user a new untagged device belongs to; null: nobody's. */
   ownerId: string | null;
+  /** False: a new device waits for an admin's approval (a device enrolled again keeps its own). */
+  approved: boolean;
 }
 
 /** What an enrollment wrote: the device, its account, and the serial of that change. */
@@ -55,16 +59,39 @@ export interface Enrolled {
   serial: number;
 }
 
-/** Within `tx`: spends one use of the setup key and enrolls the device in the key's account. */
+/**
+ * Within `tx`: spends one use of the setup key and enrolls the device in the key's account,
+ * recorded in the audit log as done `by` the device with the key's name (never the key).
+ */
 export async function enrollDevice(
   tx: Tx,
   input: EnrollInput,
   addresses: OverlayAddresses,
+  by: Actor,
 ): Promise<Enrolled> {
   const { account, key } = await spendSetupKey(tx, input.setupKey);
   // A tagged device is the tags' (a server, a camera), nobody's in particular: as in the policy.
   const ownerId = key.tags.length === 0 ? key.createdBy : null;
-  return enrollGranted(tx, input, { account, tags: key.tags, cidr: key.cidr, ownerId }, addresses);
+  const enrolled = await enrollGranted(
+    tx,
+    input,
+    // Only admins make setup keys: a key is an approval in advance.
+    { account, tags: key.tags, cidr: key.cidr, ownerId, approved: true },
+    addresses,
+  );
+  const { row, reenrolled } = enrolled;
+  await recordAudit(tx, by, {
+    action: 'device.enrolled',
+    accountId: account.id,
+    target: { kind: 'device', id: row.id, name: row.name },
+    details: {
+      via: 'setup-key',
+      setupKey: { id: key.id, name: key.name, prefix: key.prefix },
+      address: row.address,
+      reenrolled,
+    },
+  });
+  return enrolled;
 }
 
 /**
@@ -121,6 +148,7 @@ export async function enrollGranted(
         endpoints: input.endpoints,
         tags: grant.tags,
         userEmail: owner?.email ?? null,
+        approved: grant.approved,
       })
       .returning()) as [DeviceRow];
   }

@@ -15,5 +15,6 @@ export function toDeviceState(row: DeviceRow): DeviceState {
     ...(row.tags.length > 0 ? { tags: row.tags } : {}),
     ...(row.userEmail !== null ? { user: row.userEmail } : {}),
     ...(row.keyChange !== null ? { keyChange: row.keyChange } : {}),
+    ...(row.approved ? {} : { approved: false as const }),
   };
 }

@@ -93,9 +93,11 @@ export function DeviceApprovalPage() {
       )}
       {state.kind === 'decided' && (
         <p className="done" role="status">
-          {state.result.approved
-            ? `Approved: ${state.result.name} is joining your mesh.`
-            : 'Denied: the device was not added.'}
+          {state.result.approved && state.result.awaitingAdmin
+            ? `Approved by you: ${state.result.name} joins your mesh once an admin approves it too.`
+            : state.result.approved
+              ? `Approved: ${state.result.name} is joining your mesh.`
+              : 'Denied: the device was not added.'}
         </p>
       )}
       <ErrorLine error={error} />
