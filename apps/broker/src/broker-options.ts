@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { OidcOptions } from './oidc/oidc-options';
 
 export interface BrokerOptions {
   dataDir: string;
@@ -23,6 +24,8 @@ export interface BrokerOptions {
   adminSocket?: boolean;
   /** Seconds a removed device's address is held back; default 7 days. */
   addressGraceSeconds?: number;
+  /** Days audit events are kept (purged hourly); default 365. */
+  auditMaxAgeDays?: number;
   /** The built dashboard to serve (index.html and assets); null: none. Default: apps/dashboard/dist when built. */
   dashboardDir?: string | null;
   /** Sign-in polls one client may send per minute (default 600). */
@@ -75,6 +78,8 @@ export interface BrokerOptions {
    * The authoritative DNS server for the zone (UDP and TCP on one port; 0 picks a free one);
    * absent or false: none. A port that cannot be bound is logged, and the broker runs without it.
    */
+  /** Dashboard sign-in with an OpenID Connect provider (checked at start); absent: none. */
+  oidc?: OidcOptions;
   dns?:
     | {
         host: string;

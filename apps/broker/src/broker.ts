@@ -18,6 +18,7 @@ import {
 import { defaultSans, loadOrCreateTls, TLS_HANDSHAKE_TIMEOUT_MS } from '@trellis/tls';
 import type { Logger } from 'pino';
 import { startAdminSocket } from './admin/admin-socket-server';
+import { startAuditPurge } from './audit/audit-log';
 import { type BootstrapCredentials, bootstrapIfEmpty } from './bootstrap';
 import type { BrokerOptions } from './broker-options';
 import { ClusterRelays } from './cluster/cluster-relays';
@@ -47,12 +48,16 @@ import { InstanceLeases, LEASE_LOST_CLOSE_CODE } from './instances/instance-leas
 import { loadOrCreateBrokerKey } from './keys/broker-key';
 import { createLogger } from './logger';
 import { BrokerMetrics } from './metrics';
+import { checkOidcOptions } from './oidc/oidc-options';
+import { startOidc } from './oidc/start-oidc';
 import { BrokerReflectors, type ReflectorAddress } from './reflector/broker-reflectors';
 import { trackPrivateRelayAccounts } from './relay/private-relay-accounts';
 import { RelayControlServer } from './relay/relay-control-server';
 import type { RelayDirectory } from './relay/relay-directory';
 import { RelayRegistry } from './relay/relay-registry';
 import { createServices, type Services } from './services/services';
+import { pathStateIntake } from './topology/path-state-intake';
+import { TopologyStore } from './topology/topology-store';
 import { BROKER_VERSION } from './version';
 
 export type { BrokerOptions } from './broker-options';
@@ -95,6 +100,8 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const logger = options.logger ?? createLogger(options.logLevel ?? 'info');
   const zone = options.zone ?? DEFAULT_ZONE;
+  // A wrong OIDC setting stops the start with its reason, before anything is opened.
+  const oidcOptions = options.oidc ? checkOidcOptions(options.oidc) : undefined;
   const cleanup: Array<() => Promise<unknown> | unknown> = [];
   const closeAll = async () => {
     for (const fn of cleanup.reverse()) await Promise.resolve(fn()).catch(() => {});
@@ -131,7 +138,9 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       liveRelays: relayRegistry,
       relayStaleAfterMs: 3 * heartbeatIntervalMs,
       logger,
+      ...(options.auditMaxAgeDays ? { auditMaxAgeDays: options.auditMaxAgeDays } : {}),
     });
+    cleanup.push(startAuditPurge(services.audit, logger));
     cleanup.push(await trackPrivateRelayAccounts(relayRegistry, services, logger));
     // Relays that were online when the broker last ran report what they hold when they reconnect:
     // pairs wait briefly for that rather than move to a new allocation.
@@ -142,6 +151,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       await services.instances.removeAll();
     }
     const bootstrap = options.bootstrap === false ? undefined : await bootstrapIfEmpty(services, dataDir);
+    const oidc = oidcOptions && (await startOidc(oidcOptions, services, logger));
 
     const brokerKey = await loadOrCreateBrokerKey(database.db, join(dataDir, 'broker.key'));
     const tls = await loadOrCreateTls({
@@ -150,10 +160,15 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       keyFile: options.tlsKeyFile,
       sans: defaultSans(options.tlsSans ?? [], options.publicUrl),
     });
-    const dashboardEvents = new DashboardEvents(bus, services.devices, logger);
+    // Subscribed before anything publishes: every instance holds every device's reported paths.
+    const topology = new TopologyStore();
+    topology.start(bus);
+    cleanup.push(() => topology.stop());
+    const dashboardEvents = new DashboardEvents(bus, services.devices, logger, topology);
     const ctx: BrokerContext = {
       services,
       dashboardEvents,
+      topology,
       ...(options.eventsHeartbeatMs ? { eventsHeartbeatMs: options.eventsHeartbeatMs } : {}),
       ...(options.deviceAuthPollsPerMinute
         ? { deviceAuthPollsPerMinute: options.deviceAuthPollsPerMinute }
@@ -163,6 +178,8 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       logger,
       version: BROKER_VERSION,
       ...(options.publicUrl ? { publicUrl: options.publicUrl.replace(/\/+$/, '') } : {}),
+      tlsFingerprint: tls.fingerprint,
+      ...(oidc ? { oidc } : {}),
     };
 
     // Passed on to https.createServer as is (Nest's type lacks handshakeTimeout).
@@ -276,6 +293,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       maxPendingConnections: options.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS,
       instanceId,
       onPath: (deviceId, msg) => hub.pathMessage(deviceId, msg),
+      onPathState: pathStateIntake({ peersOf: (id) => hub.peersOf(id), bus, logger }),
     });
     cleanup.push(() => control.close());
     cleanup.push(control.guard(server));

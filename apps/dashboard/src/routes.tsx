@@ -1,8 +1,15 @@
 import { API_PATHS, type WebSession } from '@trellis/proto';
 import type { ReactElement } from 'react';
+import { AuditLogPage } from './pages/audit-log';
 import { DeviceApprovalPage } from './pages/device-approval';
 import { DevicesPage } from './pages/devices';
+import { DnsPage } from './pages/dns';
+import { PolicyPage } from './pages/policy';
+import { RelaysPage } from './pages/relays';
+import { SettingsPage } from './pages/settings';
 import { SetupKeysPage } from './pages/setup-keys';
+import { TopologyPage } from './pages/topology';
+import { UsersPage } from './pages/users';
 
 /** What every page is given: the signed-in user's session. */
 export interface PageContext {
@@ -29,6 +36,7 @@ export const ROUTES: readonly Route[] = [
     adminOnly: false,
     render: ({ admin }) => <DevicesPage admin={admin} />,
   },
+  { path: '/topology', label: 'Topology', adminOnly: false, render: () => <TopologyPage /> },
   {
     path: API_PATHS.deviceVerification,
     label: 'Add a device',
@@ -36,6 +44,22 @@ export const ROUTES: readonly Route[] = [
     render: () => <DeviceApprovalPage />,
   },
   { path: '/setup-keys', label: 'Setup keys', adminOnly: true, render: () => <SetupKeysPage /> },
+  {
+    path: '/users',
+    label: 'Users',
+    adminOnly: true,
+    render: ({ session }) => <UsersPage session={session} />,
+  },
+  { path: '/relays', label: 'Relays', adminOnly: true, render: () => <RelaysPage /> },
+  {
+    path: '/policy',
+    label: 'Access policy',
+    adminOnly: false,
+    render: ({ admin }) => <PolicyPage admin={admin} />,
+  },
+  { path: '/dns', label: 'DNS', adminOnly: false, render: ({ admin }) => <DnsPage admin={admin} /> },
+  { path: '/audit', label: 'Audit log', adminOnly: true, render: () => <AuditLogPage /> },
+  { path: '/settings', label: 'Settings', adminOnly: true, render: () => <SettingsPage /> },
 ];
 
 /** The route a path shows to this user. */

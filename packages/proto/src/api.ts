@@ -104,6 +104,8 @@ export const DeviceInfo = z.object({
   tags: z.array(z.string()),
   /** Email of the user it belongs to; null: nobody's. */
   user: z.string().nullable(),
+  /** False: waiting for an admin's approval (AccountSettings.requireDeviceApproval); in no netmap. */
+  approved: z.boolean(),
 });
 export type DeviceInfo = z.infer<typeof DeviceInfo>;
 
@@ -111,13 +113,24 @@ export type DeviceInfo = z.infer<typeof DeviceInfo>;
  * The dashboard's server-sent events (`event:` name, `data:` JSON): a device the user may see was
  * added or changed (its DeviceInfo), or a device was removed.
  */
-export const DASHBOARD_EVENTS = { device: 'device', removed: 'device-removed' } as const;
+export const DASHBOARD_EVENTS = {
+  device: 'device',
+  removed: 'device-removed',
+  /** Paths between devices changed (PathChangedEvent). */
+  path: 'path',
+} as const;
 export const DeviceRemovedEvent = z.object({ id: DeviceId });
 export type DeviceRemovedEvent = z.infer<typeof DeviceRemovedEvent>;
 
 /** Replaces a device's tags; the caller must own each tag it adds (the policy's tagOwners). */
 export const SetDeviceTagsRequest = z.strictObject({ tags: z.array(TagName).max(MAX_DEVICE_TAGS) });
 export type SetDeviceTagsRequest = z.infer<typeof SetDeviceTagsRequest>;
+/**
+ * An admin gives a device that lost its key (reinstalled, disk replaced) the new key it shows
+ * (`trellis status`); peers see the change as `rekeyed`, and the device then re-enrolls as itself.
+ */
+export const RekeyDeviceRequest = z.strictObject({ publicKey: WgKey });
+export type RekeyDeviceRequest = z.infer<typeof RekeyDeviceRequest>;
 /** A device's new name: its DNS name `<name>.<account>.<zone>` follows. */
 export const RenameDeviceRequest = z.strictObject({ name: DnsLabel });
 export type RenameDeviceRequest = z.infer<typeof RenameDeviceRequest>;
@@ -157,6 +170,8 @@ export const EnrollResponse = z.object({
   /** Routed into the overlay interface: always the whole OVERLAY_PREFIX. */
   overlayPrefix: z.literal(OVERLAY_PREFIX),
   brokerPublicKey: WgKey,
+  /** False: enrolled, but it joins only once an admin approves it (its connections are refused until then). */
+  approved: z.boolean().default(true),
 });
 export type EnrollResponse = z.infer<typeof EnrollResponse>;
 
@@ -167,9 +182,20 @@ export const API_PATHS = {
   session: '/api/v1/auth/session',
   /** DELETE: signs the user out of every session (every browser and every API token). */
   sessions: '/api/v1/auth/sessions',
+  /** GET: the ways to sign in (SignInOptions), asked before anyone is signed in. */
+  signInOptions: '/api/v1/auth/options',
+  /** OpenID Connect: GET start redirects to the provider, which sends the browser back to callback. */
+  oidcStart: '/api/v1/auth/oidc/start',
+  oidcCallback: '/api/v1/auth/oidc/callback',
   setupKeys: '/api/v1/setup-keys',
+  /** GET (any user) and PATCH (owner/admin) the account's settings (AccountSettings). */
+  accountSettings: '/api/v1/account/settings',
   devices: '/api/v1/devices',
+  /** One page of the device list, filtered and sorted by the broker (DeviceListQuery). */
+  deviceList: '/api/v1/device-list',
   policy: '/api/v1/policy',
+  /** The account's DNS: its zone and the mesh-only switch (DnsSettings). */
+  dns: '/api/v1/dns',
   enroll: '/api/v1/enroll',
   /** RFC 8628: a device without a setup key starts here, */
   deviceAuth: '/api/v1/device-auth',
@@ -183,8 +209,16 @@ export const API_PATHS = {
   relayControl: '/api/v1/relay/control',
   relayTokens: '/api/v1/relay-tokens',
   relays: '/api/v1/relays',
+  /** GET (admins): the broker URL and certificate pin a private relay's command line needs (RelaySetupInfo). */
+  relaySetup: '/api/v1/relays/setup',
+  /** The account's users (AccountUserInfo): GET, POST; PUT …/:id/role; DELETE …/:id. Admins only. */
+  users: '/api/v1/users',
   /** Server-sent events for the dashboard: devices as they change (DashboardEvent). */
   events: '/api/v1/events',
+  /** Devices and the paths between them (TopologyResponse). */
+  topology: '/api/v1/topology',
+  /** The account's audit log, newest first (AuditQuery, AuditPage); admins only. */
+  audit: '/api/v1/audit',
   metrics: '/metrics',
   health: '/healthz',
 } as const;

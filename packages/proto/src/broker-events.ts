@@ -5,6 +5,7 @@ import { ClusterEvents } from './cluster-events';
 import { DeviceId, DnsLabel, Endpoint, PlainText, WgKey } from './common';
 import { Ipv4 } from './ipv4';
 import { Candidate, CandidateKind, MappingType } from './punch';
+import { DevicePathsEvent } from './topology';
 
 /**
  * Broker ⇄ broker: the changes every broker instance applies to the netmaps it serves, fanned out
@@ -15,7 +16,7 @@ import { Candidate, CandidateKind, MappingType } from './punch';
  */
 
 /** Bumped on any change to the events below; instances of different versions drop each other's events. */
-export const BROKER_EVENT_VERSION = 2;
+export const BROKER_EVENT_VERSION = 3;
 /** PostgreSQL refuses a NOTIFY payload of 8000 bytes or more. */
 export const MAX_BROKER_EVENT_BYTES = 7999;
 
@@ -49,6 +50,8 @@ export const DeviceState = z.strictObject({
   user: PlainText(254).optional(),
   /** How its key last changed (peers that pinned the previous key check this). */
   keyChange: KeyChange.optional(),
+  /** False: it waits for an admin's approval and is in no netmap (absent: approved). */
+  approved: z.literal(false).optional(),
 });
 export type DeviceState = z.infer<typeof DeviceState>;
 
@@ -82,12 +85,21 @@ const PolicyChangedEvent = z.strictObject({
   version: z.number().int().positive(),
 });
 
+/** The account's mesh-only DNS switch changed: every instance's DNS server answers by it at once. */
+const AccountDnsEvent = z.strictObject({
+  kind: z.literal('account-dns'),
+  accountId: AccountId,
+  meshOnly: z.boolean(),
+});
+
 /** A change to an account's netmap, to who holds a device's control connection, or pair-path traffic between instances (cluster-events). */
 export const BrokerEvent = z.discriminatedUnion('kind', [
   DeviceUpsertEvent,
   DeviceRemoveEvent,
   DeviceConnectedEvent,
   PolicyChangedEvent,
+  AccountDnsEvent,
+  DevicePathsEvent,
   ...ClusterEvents,
 ]);
 export type BrokerEvent = z.infer<typeof BrokerEvent>;

@@ -21,6 +21,7 @@ import {
   PunchMessage,
 } from './punch';
 import { NetmapRelay, RelayPathMessage, RelayReleaseMessage } from './relay';
+import { PathStateMessage } from './topology';
 
 /**
  * The WebSocket control channel (API_PATHS.control). Every frame is one JSON object with a `type`.
@@ -56,6 +57,8 @@ export const CloseCode = {
   keyChanged: 4412,
   /** A `rotate-key` the broker refused (bad signature, key of another device); nothing changed. */
   rotationRefused: 4422,
+  /** The account requires an admin's approval of new devices and this one has none yet (agents retry). */
+  pendingApproval: 4423,
 } as const;
 
 /**
@@ -153,6 +156,7 @@ export const ClientMessage = z.discriminatedUnion('type', [
   PathReportMessage,
   PathWantMessage,
   NetinfoMessage,
+  PathStateMessage,
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 export type HelloMessage = z.infer<typeof HelloMessage>;
@@ -163,7 +167,15 @@ export const ChallengeMessage = z.object({
   brokerNonce: Nonce,
   /** Proves the broker holds its static key (see @trellis/crypto controlAuth). */
   brokerProof: Mac,
+  /**
+   * Client messages this broker takes beyond the first protocol (BROKER_FEATURES), so a newer agent
+   * sends none that an older broker would refuse (closing the connection). Absent: none.
+   */
+  features: z.array(z.string().max(32)).max(16).optional(),
 });
+
+/** What ChallengeMessage.features may name: `path-state` (the agent's peer paths, for the topology). */
+export const BROKER_FEATURES = { pathState: 'path-state' } as const;
 export const NetmapMessage = z.object({
   type: z.literal('netmap'),
   serial: z.number().int().nonnegative(),

@@ -95,5 +95,7 @@ export const DeviceAuthDecisionResponse = z.object({
   approved: z.boolean(),
   deviceId: z.string().nullable(),
   name: z.string().nullable(),
+  /** Approved by a member where the account requires an admin's approval too: not in the mesh yet. */
+  awaitingAdmin: z.boolean(),
 });
 export type DeviceAuthDecisionResponse = z.infer<typeof DeviceAuthDecisionResponse>;

@@ -2,6 +2,7 @@ import type { Candidate, KeyChange, PortRange, RelayTcpInfo } from '@trellis/pro
 import { sql } from 'drizzle-orm';
 import {
   bigint,
+  bigserial,
   boolean,
   index,
   integer,
@@ -23,6 +24,8 @@ export const accounts = pgTable('accounts', {
   netmapSerial: bigint('netmap_serial', { mode: 'number' }).notNull().default(0),
   /** Device names answered only to the account's own devices' addresses (else to anyone). */
   dnsMeshOnly: boolean('dns_mesh_only').notNull().default(false),
+  /** A device a member signs in waits for an admin's approval before it joins the mesh. */
+  requireDeviceApproval: boolean('require_device_approval').notNull().default(false),
   createdAt: createdAt(),
 });
 
@@ -101,6 +104,8 @@ export const devices = pgTable(
     tags: jsonb('tags').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
     /** Email of the user the device belongs to; null: nobody's (enrolled by an operator's key). */
     userEmail: text('user_email'),
+    /** False while the device waits for an admin's approval: in no netmap, no name, no control connection. */
+    approved: boolean('approved').notNull().default(true),
     /** How the key last changed (rotation proof or admin re-key), for peers that pinned the old one. */
     keyChange: jsonb('key_change').$type<KeyChange>(),
     createdAt: createdAt(),
@@ -208,6 +213,34 @@ export const policies = pgTable(
   (t) => [primaryKey({ columns: [t.accountId, t.version] })],
 );
 
+/**
+ * The audit log: one row per change, written in the change's own transaction. Who and what are
+ * copied as they were (no foreign keys but the account's), so an event outlives its user or target.
+ * account_id null: an operator-level change (a shared relay token, say). Details never hold a secret.
+ */
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    /** Grows with every event: the order of the log and its paging cursor. */
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    accountId: uuid('account_id').references(() => accounts.id, { onDelete: 'cascade' }),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+    actorKind: text('actor_kind', { enum: ['user', 'cli', 'device', 'system', 'relay'] }).notNull(),
+    actorUserId: uuid('actor_user_id'),
+    actorEmail: text('actor_email'),
+    clientAddress: text('client_address'),
+    action: text('action').notNull(),
+    targetKind: text('target_kind').notNull(),
+    targetId: text('target_id'),
+    targetName: text('target_name'),
+    details: jsonb('details').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+  },
+  (t) => [
+    index('audit_events_account_id_idx').on(t.accountId, t.id.desc()),
+    index('audit_events_at_idx').on(t.at),
+  ],
+);
+
 export type AccountRow = typeof accounts.$inferSelect;
 export type UserRow = typeof users.$inferSelect;
 export type SetupKeyRow = typeof setupKeys.$inferSelect;
@@ -216,6 +249,7 @@ export type DeviceAuthorizationRow = typeof deviceAuthorizations.$inferSelect;
 export type PolicyRow = typeof policies.$inferSelect;
 export type RelayTokenRow = typeof relayTokens.$inferSelect;
 export type RelayRow = typeof relays.$inferSelect;
+export type AuditEventRow = typeof auditEvents.$inferSelect;
 
 /**
  * The broker's static X25519 key, shared by every instance on one database so that any instance

@@ -1,15 +1,21 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { AccountSettingsController } from './account-settings.controller';
+import { AuditController } from './audit.controller';
 import { AuthController } from './auth.controller';
 import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
 import { DeviceAuthController } from './device-auth.controller';
-import { DevicesController } from './devices.controller';
+import { DeviceListController, DevicesController } from './devices.controller';
+import { DnsController } from './dns.controller';
 import { EnrollController } from './enroll.controller';
 import { EventsController } from './events.controller';
 import { InfoController } from './info.controller';
+import { OidcController } from './oidc.controller';
 import { PolicyController } from './policy.controller';
 import { RelayTokensController } from './relay-tokens.controller';
 import { RelaysController } from './relays.controller';
 import { SetupKeysController } from './setup-keys.controller';
+import { TopologyController } from './topology.controller';
+import { UsersController } from './users.controller';
 
 @Module({})
 class BrokerHttpModule {}
@@ -21,14 +27,21 @@ export function brokerHttpModule(ctx: BrokerContext): DynamicModule {
     controllers: [
       InfoController,
       AuthController,
+      OidcController,
       SetupKeysController,
       DevicesController,
+      DeviceListController,
       PolicyController,
+      DnsController,
       EnrollController,
       DeviceAuthController,
       EventsController,
+      TopologyController,
       RelayTokensController,
       RelaysController,
+      UsersController,
+      AuditController,
+      AccountSettingsController,
     ],
     providers: [{ provide: BROKER_CONTEXT, useValue: ctx }],
   };

@@ -1,6 +1,8 @@
 import { type CandidateKind, type DeviceInfo, type MappingType, OVERLAY_PREFIX } from '@trellis/proto';
 import { and, eq, inArray, like, type SQL } from 'drizzle-orm';
 import type { Logger } from 'pino';
+import { type Actor, SYSTEM_ACTOR } from '../audit/audit-events';
+import { recordAudit } from '../audit/audit-log';
 import type { Db } from '../db/database';
 import { accounts, type DeviceRow, devices } from '../db/schema';
 import type { AddressAllocator } from '../domain/address-allocator';
@@ -10,10 +12,11 @@ import type { DeviceState } from '../domain/netmap-builder';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
 import { currentPolicy } from '../policy/policy-store';
 import type { TagActor } from '../policy/tag-rules';
-import { type DeviceEdit, deviceNamed, renameDevice, retagDevice } from './device-edits';
+import { approveDevice, type DeviceEdit, deviceNamed, renameDevice, retagDevice } from './device-edits';
 import { type Enrolled, type EnrollInput, enrollDevice } from './device-enrollment';
 import { type KeyChanged, type RotationHolder, rekeyDevice, rotateDeviceKey } from './device-keys';
 import { DevicePresence } from './device-presence';
+import { DeviceReads } from './device-reads';
 import { toDeviceState } from './device-state';
 import { type DeviceChange, offlineInstanceDevices } from './instance-devices';
 import { OverlayAddresses } from './overlay-addresses';
@@ -38,6 +41,8 @@ export interface EnrollResult {
   overlayPrefix: typeof OVERLAY_PREFIX;
   /** True when the public key was already enrolled in the account and the device record was kept. */
   reenrolled: boolean;
+  /** False: it waits for an admin's approval before it may connect. */
+  approved: boolean;
 }
 
 export interface DevicesConfig {
@@ -53,15 +58,16 @@ export interface DevicesConfig {
  * endpoints. Every change bumps the account's netmap serial in the same transaction and is then
  * published on the bus.
  */
-export class DevicesService {
+export class DevicesService extends DeviceReads {
   private readonly addresses: OverlayAddresses;
   private readonly presence: DevicePresence;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly bus: EventBus,
     private readonly config: DevicesConfig,
   ) {
+    super(db, config.zone);
     this.addresses = new OverlayAddresses(db, config.allocator, config.addressGraceSeconds);
     this.presence = new DevicePresence(db);
   }
@@ -82,13 +88,9 @@ export class DevicesService {
     }
   }
 
-  dnsName(name: string, accountName: string): string {
-    return `${name}.${accountName}.${this.config.zone}`;
-  }
-
-  /** Enrolls with a setup key. */
-  enroll(input: EnrollInput): Promise<EnrollResult> {
-    return this.enrollIn((tx, addresses) => enrollDevice(tx, input, addresses));
+  /** Enrolls with a setup key; `by` is the enrolling device (with its address) in the audit log. */
+  enroll(input: EnrollInput, by: Actor = SYSTEM_ACTOR): Promise<EnrollResult> {
+    return this.enrollIn((tx, addresses) => enrollDevice(tx, input, addresses, by));
   }
 
   /**
@@ -109,46 +111,7 @@ export class DevicesService {
       address: row.address,
       overlayPrefix: OVERLAY_PREFIX,
       reenrolled,
-    };
-  }
-
-  /** The account's devices; with `ownedBy`, only that user's (what a member sees). */
-  async list(accountId: string, accountName: string, ownedBy?: string): Promise<DeviceInfo[]> {
-    const inAccount = eq(devices.accountId, accountId);
-    const rows = await this.db
-      .select()
-      .from(devices)
-      .where(ownedBy === undefined ? inAccount : and(inAccount, eq(devices.userEmail, ownedBy)))
-      .orderBy(devices.name);
-    return rows.map((r) => this.toInfo(r, accountName));
-  }
-
-  /** These devices of the account as the API shows them (those that still exist). */
-  async infoOf(accountId: string, ids: readonly string[]): Promise<DeviceInfo[]> {
-    if (ids.length === 0) return [];
-    const rows = await this.db
-      .select({ device: devices, accountName: accounts.name })
-      .from(devices)
-      .innerJoin(accounts, eq(devices.accountId, accounts.id))
-      .where(and(eq(devices.accountId, accountId), inArray(devices.id, [...ids])));
-    return rows.map((r) => this.toInfo(r.device, r.accountName));
-  }
-
-  toInfo(row: DeviceRow, accountName: string): DeviceInfo {
-    return {
-      id: row.id,
-      name: row.name,
-      dnsName: this.dnsName(row.name, accountName),
-      hostname: row.hostname,
-      os: row.os,
-      publicKey: row.publicKey,
-      address: row.address,
-      endpoints: row.endpoints,
-      online: row.connectionId !== null,
-      lastSeen: row.lastSeen?.toISOString() ?? null,
-      createdAt: row.createdAt.toISOString(),
-      tags: row.tags,
-      user: row.userEmail,
+      approved: row.approved,
     };
   }
 
@@ -162,17 +125,34 @@ export class DevicesService {
     idOrName: string,
     tags: readonly string[],
     actor: TagActor,
+    by: Actor = SYSTEM_ACTOR,
   ): Promise<DeviceInfo> {
     return this.edit(accountId, accountName, (tx) =>
-      retagDevice(tx, accountId, accountName, idOrName, tags, actor),
+      retagDevice(tx, accountId, accountName, idOrName, tags, actor, by),
     );
   }
 
   /** Gives a device another name (see renameDevice); its DNS name follows on every instance. */
-  rename(accountId: string, accountName: string, idOrName: string, name: string): Promise<DeviceInfo> {
+  rename(
+    accountId: string,
+    accountName: string,
+    idOrName: string,
+    name: string,
+    by: Actor = SYSTEM_ACTOR,
+  ): Promise<DeviceInfo> {
     return this.edit(accountId, accountName, (tx) =>
-      renameDevice(tx, accountId, accountName, idOrName, name),
+      renameDevice(tx, accountId, accountName, idOrName, name, by),
     );
+  }
+
+  /** An admin lets a device that waits for approval into the mesh (see approveDevice). */
+  approve(
+    accountId: string,
+    accountName: string,
+    idOrName: string,
+    by: Actor = SYSTEM_ACTOR,
+  ): Promise<DeviceInfo> {
+    return this.edit(accountId, accountName, (tx) => approveDevice(tx, accountId, accountName, idOrName, by));
   }
 
   private async edit(accountId: string, accountName: string, fn: (tx: Tx) => Promise<DeviceEdit>) {
@@ -192,9 +172,10 @@ export class DevicesService {
     newKey: string,
     signature: string,
     holder: RotationHolder,
+    by: Actor = { kind: 'device', deviceId, address: null },
   ): Promise<DeviceState> {
     const change = await this.db.transaction((tx) =>
-      rotateDeviceKey(tx, deviceId, newKey, signature, holder),
+      rotateDeviceKey(tx, deviceId, newKey, signature, holder, by),
     );
     return this.announceKeyChange(change);
   }
@@ -203,10 +184,16 @@ export class DevicesService {
    * An admin's re-key of a device that lost its key. Its control connection (the old key) is closed
    * by the hubs on the upsert; the device then enrolls again with the new key, keeping its record.
    */
-  async rekey(accountId: string, accountName: string, idOrName: string, publicKey: string) {
+  async rekey(
+    accountId: string,
+    accountName: string,
+    idOrName: string,
+    publicKey: string,
+    by: Actor = SYSTEM_ACTOR,
+  ) {
     const label = `"${idOrName}" in account ${accountName}`;
     const where = deviceNamed(accountId, idOrName);
-    const change = await this.db.transaction((tx) => rekeyDevice(tx, where, label, publicKey));
+    const change = await this.db.transaction((tx) => rekeyDevice(tx, where, label, publicKey, by));
     await this.announceKeyChange(change);
     return this.toInfo(change.row, accountName);
   }
@@ -218,11 +205,22 @@ export class DevicesService {
   }
 
   /** Removes by id or by name; the address is held back for the grace period. */
-  async remove(accountId: string, accountName: string, idOrName: string): Promise<DeviceInfo> {
+  async remove(
+    accountId: string,
+    accountName: string,
+    idOrName: string,
+    by: Actor = SYSTEM_ACTOR,
+  ): Promise<DeviceInfo> {
     const { row, serial } = await this.db.transaction(async (tx) => {
       const [found] = await tx.delete(devices).where(deviceNamed(accountId, idOrName)).returning();
       if (!found) throw notFound(`no device "${idOrName}" in account ${accountName}`);
       await this.addresses.release(tx, accountId, found);
+      await recordAudit(tx, by, {
+        action: 'device.removed',
+        accountId,
+        target: { kind: 'device', id: found.id, name: found.name },
+        details: { address: found.address },
+      });
       return { row: found, serial: await bumpSerial(tx, accountId) };
     });
     await this.announce({ kind: 'device-remove', accountId, serial, deviceId: row.id });
@@ -345,7 +343,11 @@ export class DevicesService {
           .select({ serial: accounts.netmapSerial })
           .from(accounts)
           .where(eq(accounts.id, accountId));
-        const rows = await tx.select().from(devices).where(eq(devices.accountId, accountId));
+        // Devices waiting for approval are in no netmap.
+        const rows = await tx
+          .select()
+          .from(devices)
+          .where(and(eq(devices.accountId, accountId), eq(devices.approved, true)));
         const policy = await currentPolicy(tx, accountId);
         return {
           serial: account?.serial ?? 0,

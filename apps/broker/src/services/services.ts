@@ -1,8 +1,11 @@
 import type { Logger } from 'pino';
+import { AuditLogService } from '../audit/audit-log';
 import type { Db } from '../db/database';
 import { AddressAllocator } from '../domain/address-allocator';
 import type { EventBus } from '../events/event-bus';
 import { PolicyService } from '../policy/policy.service';
+import { AccountSettingsService } from './account-settings';
+import { AccountUsersService } from './account-users.service';
 import { AccountsService } from './accounts.service';
 import { DEVICE_AUTH_INTERVAL_SECONDS, DeviceAuthorizationsService } from './device-authorizations.service';
 import { DevicesService } from './devices.service';
@@ -24,6 +27,8 @@ export interface ServicesConfig {
   relayStaleAfterMs: number;
   /** Where a change that committed but could not be published is reported (the hubs repair it). */
   logger?: Logger;
+  /** Days audit events are kept (default DEFAULT_AUDIT_MAX_AGE_DAYS). */
+  auditMaxAgeDays?: number;
 }
 
 /** The domain services, shared by the HTTP API, the control channel and both admin CLI paths. */
@@ -31,6 +36,10 @@ export interface Services {
   db: Db;
   accounts: AccountsService;
   users: UsersService;
+  /** The account's users as its owners and admins manage them (the rules live there). */
+  accountUsers: AccountUsersService;
+  /** The account's settings (requiring approval of new devices). */
+  accountSettings: AccountSettingsService;
   setupKeys: SetupKeysService;
   devices: DevicesService;
   /** Sign in once: the device authorization grant (RFC 8628). */
@@ -41,6 +50,8 @@ export interface Services {
   relays: RelaysService;
   /** The accounts' access policies (versions, check, plan, apply, explain). */
   policy: PolicyService;
+  /** The audit log: reading it and purging old events (writers call recordAudit in their transaction). */
+  audit: AuditLogService;
 }
 
 export function createServices(db: Db, bus: EventBus, config: ServicesConfig): Services {
@@ -52,8 +63,14 @@ export function createServices(db: Db, bus: EventBus, config: ServicesConfig): S
   });
   return {
     db,
-    accounts: new AccountsService(db),
+    accounts: new AccountsService(db, {
+      zone: config.zone,
+      bus,
+      ...(config.logger ? { logger: config.logger } : {}),
+    }),
     users: new UsersService(db),
+    accountUsers: new AccountUsersService(db, new UsersService(db), devices),
+    accountSettings: new AccountSettingsService(db),
     setupKeys: new SetupKeysService(db),
     devices,
     deviceAuth: new DeviceAuthorizationsService(db, devices, {
@@ -63,5 +80,6 @@ export function createServices(db: Db, bus: EventBus, config: ServicesConfig): S
     relayTokens: new RelayTokensService(db),
     relays: new RelaysService(db, { live: config.liveRelays, staleAfterMs: config.relayStaleAfterMs }),
     policy: new PolicyService(db, bus, config.logger),
+    audit: new AuditLogService(db, config.auditMaxAgeDays),
   };
 }

@@ -1,3 +1,4 @@
+import { CloseCode } from '@trellis/proto';
 import { type DashboardHarness, OWNER_PASSWORD, startDashboard } from '../support/dashboard-browser';
 import { signInDevice } from '../support/sign-in-flow';
 
@@ -41,6 +42,16 @@ describe('approving new devices in the dashboard (Chromium)', () => {
     expect(await row.getByRole('button', { name: 'Approve' }).count()).toBe(0);
     await device.connect();
     await row.locator('td.online').waitFor();
-    device.close();
+
+    // Re-key: the device lost its key; the owner gives it the one its new install shows.
+    const fresh = h.t.device().keys.publicKey;
+    await row.getByRole('button', { name: 'Edit' }).click();
+    const editor = page.locator('tr[data-editing="members-phone"]');
+    await editor.locator('input[name=publicKey]').fill(fresh);
+    await editor.getByRole('button', { name: 'Save' }).click();
+    await editor.waitFor({ state: 'detached' });
+    expect(await device.waitForClose()).toBe(CloseCode.keyChanged);
+    const info = await h.t.broker.services.devices.one(account.id, account.name, 'members-phone');
+    expect(info.publicKey).toBe(fresh);
   });
 });

@@ -102,6 +102,27 @@ describe('approval of new devices', () => {
     peer.close();
   });
 
+  it('re-key over HTTP: an admin gives a device that lost its key the new one; members, bad keys and taken keys are refused', async () => {
+    const device = t.device();
+    await device.enroll(t.setupKey, { name: 'lost-key' });
+    const other = t.device();
+    await other.enroll(t.setupKey, { name: 'keeps-key' });
+    const rekey = (token: string, publicKey: unknown) =>
+      t.api('PUT', `${API_PATHS.devices}/lost-key/key`, { token, body: { publicKey } });
+    const fresh = t.device().keys.publicKey;
+    expect((await rekey(member, fresh)).status).toBe(403);
+    expect((await rekey(t.ownerToken, 'not-a-key')).status).toBe(400);
+    expect((await rekey(t.ownerToken, other.keys.publicKey)).status).toBe(409);
+    const done = await rekey(t.ownerToken, fresh);
+    expect(done.status).toBe(200);
+    expect(DeviceInfo.parse(done.json).publicKey).toBe(fresh);
+    const log = AuditPage.parse(
+      (await t.api('GET', `${API_PATHS.audit}?action=device.rekeyed&q=lost-key`, { token: t.ownerToken }))
+        .json,
+    );
+    expect(log.events.map((e) => e.actor.email)).toEqual([t.broker.bootstrap!.ownerEmail]);
+  });
+
   it('a device an admin approves at sign-in needs nothing more', async () => {
     const device = t.device();
     const { decided, enrolled } = await signIn(device, 'admins-laptop', t.ownerToken);

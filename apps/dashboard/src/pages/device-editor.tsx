@@ -21,12 +21,14 @@ export function DeviceEditor({ device, onDone }: { device: DeviceInfo; onDone: (
     const form = new FormData(e.currentTarget);
     const name = String(form.get('name') ?? '').trim();
     const tags = tagList(String(form.get('tags') ?? ''));
+    const publicKey = String(form.get('publicKey') ?? '').trim();
     setBusy(true);
     setError(null);
     try {
       const path = `${API_PATHS.devices}/${device.id}`;
       if (name !== device.name) await api('PUT', `${path}/name`, DeviceInfo, { name });
       if (tags.join(',') !== device.tags.join(',')) await api('PUT', `${path}/tags`, DeviceInfo, { tags });
+      if (publicKey !== '') await api('PUT', `${path}/key`, DeviceInfo, { publicKey });
       onDone();
     } catch (err) {
       setError((err as Error).message);
@@ -41,6 +43,9 @@ export function DeviceEditor({ device, onDone }: { device: DeviceInfo; onDone: (
       </label>
       <label>
         Tags <input name="tags" defaultValue={device.tags.join(', ')} placeholder="tag:server" />
+      </label>
+      <label title="Only for a device that lost its key: the public key its new install shows (trellis status). Its peers are told the key changed.">
+        New key <input name="publicKey" placeholder="re-key: the key it shows now" size={46} maxLength={44} />
       </label>
       <button type="submit" className="primary" disabled={busy}>
         Save

@@ -8,7 +8,7 @@ import { DeviceRow } from './device-row';
 
 /** Every row is this high (styles.css: tr.device-row), the one being edited EDIT_HEIGHT. */
 const ROW_HEIGHT = 56;
-const EDIT_HEIGHT = 120;
+const EDIT_HEIGHT = 150;
 const COLUMNS = ['Name', 'Address', 'User', 'Tags', 'System', 'Status', 'Last seen'];
 
 /** Text typed into the search box is sent once typing pauses. */

@@ -1,8 +1,9 @@
 import { API_PATHS, CreateSetupKeyResponse, SetupKeyInfo } from '@trellis/proto';
-import { type FormEvent, useCallback, useEffect, useState } from 'react';
+import { type FormEvent, useState } from 'react';
 import { z } from 'zod';
 import { api } from '../api';
 import { ErrorLine, ListTable } from '../components';
+import { useApiGet } from '../use-api-get';
 
 const SetupKeyList = z.array(SetupKeyInfo);
 
@@ -25,19 +26,9 @@ function requestFrom(form: FormData) {
 
 /** Setup keys (admins): create with expiry, usage limit and tags; the key is shown once; revoke. */
 export function SetupKeysPage() {
-  const [keys, setKeys] = useState<SetupKeyInfo[] | null>(null);
   const [created, setCreated] = useState<CreateSetupKeyResponse | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const load = useCallback(async () => {
-    try {
-      setKeys(await api('GET', API_PATHS.setupKeys, SetupKeyList));
-    } catch (err) {
-      setError((err as Error).message);
-    }
-  }, []);
-  useEffect(() => {
-    void load();
-  }, [load]);
+  const { data: keys, load } = useApiGet(API_PATHS.setupKeys, SetupKeyList, setError);
 
   const create = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
