@@ -8,7 +8,7 @@ export const PF_ANCHOR = 'trellis';
 /** pf labels hold 63 characters; 32 hex digits of the digest fit with the prefix. */
 const LABEL_PREFIX = 'trellis:';
 
-function pfPorts(spans: readonly Span[]): string {
+export function pfPorts(spans: readonly Span[]): string {
   if (spans.length === 1 && spans[0]![0] === 0 && spans[0]![1] === 65535) return '';
   const items = spans.map(([a, b]) => (a === b ? `${a}` : `${a}:${b}`));
   return items.length === 1 ? ` port ${items[0]}` : ` port { ${items.join(', ')} }`;

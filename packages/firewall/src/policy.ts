@@ -45,7 +45,7 @@ export class FirewallPolicyError extends Error {
 /** Every generated ruleset quotes these verbatim, so they are held to what kernels accept, no more. */
 export const INTERFACE_NAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 
-function overlayAddress(value: unknown, what: string): string {
+export function overlayAddress(value: unknown, what: string): string {
   if (typeof value !== 'string' || ipv4ToInt(value) === null || !ipv4InCidr(value, OVERLAY_PREFIX)) {
     throw new FirewallPolicyError(
       `${what}: ${JSON.stringify(value)} is not an address inside ${OVERLAY_PREFIX}`,
@@ -61,7 +61,7 @@ const isPort = (v: unknown): v is number =>
  * The checks of @trellis/proto's AccessRules schema, by hand: this runs for every peer on every
  * change, and the schema parse cost more than the whole nft transaction at 1,000 peers.
  */
-function accessRules(value: unknown, what: string): AccessRule[] {
+export function accessRules(value: unknown, what: string): AccessRule[] {
   const fail = (why: string): never => {
     throw new FirewallPolicyError(`${what}: ${why}`);
   };
@@ -109,7 +109,7 @@ export function mergeSpans(spans: readonly Span[]): Span[] {
   return out;
 }
 
-function allowanceOf(address: string, rules: AccessRules): PeerAllowance {
+export function allowanceOf(address: string, rules: AccessRules): PeerAllowance {
   let all = false;
   let icmp = false;
   const tcp: Span[] = [];

@@ -79,7 +79,7 @@ function watch(tag, s) {
 require('readline').createInterface({ input: process.stdin }).on('line', (line) => {
   const c = JSON.parse(line);
   if (c.cmd === 'listen') {
-    net.createServer((s) => { const tag = 'in:' + c.port + ':' + ++accepted; say({ event: 'accepted', tag, port: c.port }); watch(tag, s); })
+    net.createServer((s) => { const tag = 'in:' + c.port + ':' + ++accepted; say({ event: 'accepted', tag, port: c.port, remote: s.remoteAddress }); watch(tag, s); })
       .listen(c.port, c.host, () => say({ event: 'listening', port: c.port }));
   } else if (c.cmd === 'connect') {
     const s = net.connect({ host: c.host, port: c.port, localAddress: c.localAddress });
