@@ -55,6 +55,9 @@ export const DeviceState = z.strictObject({
 });
 export type DeviceState = z.infer<typeof DeviceState>;
 
+/** Whether a device belongs in netmaps, names and reflectors: not while it waits for approval. */
+export const inMesh = (d: Pick<DeviceState, 'approved'>): boolean => d.approved !== false;
+
 /** A device was added or changed: every instance updates its netmap and sends deltas. */
 const DeviceUpsertEvent = z.strictObject({
   kind: z.literal('device-upsert'),

@@ -149,11 +149,8 @@ export class Agent {
   /** Brings the mesh up and says how far it got within `upWaitMs`. */
   private async join(): Promise<string> {
     await this.bringUp();
-    const settled = () => {
-      const control = this.session?.control;
-      return control?.connected === true || control?.lastError === PENDING_APPROVAL;
-    };
-    await waitFor(settled, this.opts.upWaitMs ?? 10_000, 50).catch(() => undefined);
+    const settled = (c = this.session?.control) => c?.connected === true || c?.lastError === PENDING_APPROVAL;
+    await waitFor(() => settled(), this.opts.upWaitMs ?? 10_000, 50).catch(() => undefined);
     const e = this.enrollment!;
     const who = `${e.name} (${e.address})`;
     const control = this.session?.control;

@@ -37,7 +37,12 @@ export const ROTATION_ANSWER_MS = 15_000;
 type Link =
   | { phase: 'idle' }
   | { phase: 'resolving' }
-  | { phase: 'connecting' | 'await-challenge' | 'await-netmap' | 'ready'; socket: ControlSocket };
+  | {
+      phase: 'connecting' | 'await-challenge' | 'await-netmap' | 'ready';
+      socket: ControlSocket;
+      /** What this broker's challenge said it takes (ChallengeMessage.features); empty before it. */
+      features: ReadonlySet<string>;
+    };
 
 /**
  * The agent's side of the control channel: hello → challenge (the broker proves its key) → auth →
@@ -55,8 +60,6 @@ export class ControlClient {
   private readonly rotation: RotationRequest;
   private link: Link = { phase: 'idle' };
   private stopped = true;
-  /** What the connected broker's challenge said it takes (ChallengeMessage.features). */
-  private brokerFeatures = new Set<string>();
   /** Until the snapshot: AUTH_TIMEOUT_MS for the challenge, then SNAPSHOT_TIMEOUT_MS for the netmap. */
   private readonly authDeadline: Deadline;
   private readonly heartbeat: ControlHeartbeat;
@@ -205,7 +208,7 @@ export class ControlClient {
       },
       onClose: (code, reason, error) => this.onClose(code, reason, error),
     });
-    this.link = { phase: 'connecting', socket };
+    this.link = { phase: 'connecting', socket, features: new Set() };
   }
 
   /** The connection's next phase; entering await-challenge sends the hello. */
@@ -280,7 +283,7 @@ export class ControlClient {
       );
       return;
     }
-    this.brokerFeatures = new Set(msg.features ?? []);
+    if ('socket' in this.link) this.link.features = new Set(msg.features ?? []);
     this.advance('await-netmap');
     this.send(auth);
     this.authDeadline.set(SNAPSHOT_TIMEOUT_MS, () =>
@@ -334,9 +337,10 @@ export class ControlClient {
    * in full on every connect).
    */
   sendPath(report: PathReportMessage | PathWantMessage | PathStateMessage): void {
+    if (this.link.phase !== 'ready') return;
     // A broker from before `path-state` would close the connection on it.
-    if (report.type === 'path-state' && !this.brokerFeatures.has(BROKER_FEATURES.pathState)) return;
-    if (this.link.phase === 'ready') this.send(report);
+    if (report.type === 'path-state' && !this.link.features.has(BROKER_FEATURES.pathState)) return;
+    this.send(report);
   }
 
   /** What we know of our own NAT; remembered and sent again on every connection. */

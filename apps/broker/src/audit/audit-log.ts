@@ -3,6 +3,7 @@ import type { AuditEventInfo, AuditPage, AuditQuery } from '@trellis/proto';
 import { and, desc, eq, ilike, like, lt, or, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/database';
 import { type AuditEventRow, auditEvents } from '../db/schema';
+import { unmapped } from '../security/client-address';
 import type { Tx } from '../services/tx';
 import type { Actor, AuditEvent } from './audit-events';
 
@@ -13,7 +14,7 @@ export const DEFAULT_AUDIT_MAX_AGE_DAYS = 365;
 export function requestAddress(req: IncomingMessage): string | null {
   const address = req.socket.remoteAddress;
   if (!address) return null;
-  return /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] ?? address;
+  return unmapped(address);
 }
 
 /** The signed-in user making a request, as the log names them. */

@@ -2,6 +2,7 @@ import {
   CloseCode,
   type DeviceFrame,
   type DeviceState,
+  inMesh,
   type PairInput,
   type PathReportMessage,
   type PathWantMessage,
@@ -191,7 +192,7 @@ export class ControlHub {
   private apply(hub: AccountHub | undefined, e: BrokerEvent): void {
     if (!hub) return;
     // A device waiting for approval is in no netmap: as if it were not there (yet).
-    if (e.kind === 'device-upsert' && e.device.approved === false)
+    if (e.kind === 'device-upsert' && !inMesh(e.device))
       hub.applyChange({ kind: 'remove', deviceId: e.device.id }, e.serial);
     else if (e.kind === 'device-upsert') hub.applyChange({ kind: 'upsert', device: e.device }, e.serial);
     else if (e.kind === 'device-remove') hub.applyChange({ kind: 'remove', deviceId: e.deviceId }, e.serial);

@@ -1,5 +1,5 @@
 import type { AccountView, ZoneView } from '@trellis/dns';
-import type { BrokerEvent, DeviceState } from '@trellis/proto';
+import { type BrokerEvent, type DeviceState, inMesh } from '@trellis/proto';
 
 /** One account as the database has it, for the zone. */
 export interface ZoneAccount {
@@ -141,8 +141,7 @@ export class ZoneRecords implements ZoneView {
     const account = this.byId.get(e.accountId);
     if (account) this.generation++;
     // A device waiting for approval has no name yet.
-    if (e.kind === 'device-upsert' && e.device.approved !== false)
-      account?.applyEvent(e.serial, e.device.id, e.device);
+    if (e.kind === 'device-upsert' && inMesh(e.device)) account?.applyEvent(e.serial, e.device.id, e.device);
     else if (e.kind === 'device-upsert') account?.applyEvent(e.serial, e.device.id, null);
     else account?.applyEvent(e.serial, e.deviceId, null);
   }

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { MappingType, ReflectorInfo } from '@trellis/proto';
-import { formatEndpoint, parseEndpoint } from '@trellis/proto';
+import { formatEndpoint, inMesh, parseEndpoint } from '@trellis/proto';
 import {
   classifyNatMapping,
   EndpointReflector,
@@ -107,7 +107,7 @@ export class BrokerReflectors {
   }
 
   private onEvent(e: BrokerEvent): void {
-    if (e.kind === 'device-upsert' && e.device.approved !== false) {
+    if (e.kind === 'device-upsert' && inMesh(e.device)) {
       this.keyOfDevice.set(e.device.id, e.device.publicKey);
       this.enrolled.set(e.device.publicKey, true);
     } else if (e.kind === 'device-remove') {

@@ -42,18 +42,7 @@ export async function rotateDeviceKey(
   const rotation = { deviceId, address: current.address, previousKey: current.publicKey, newKey };
   if (!verifyKeyRotation(rotation, signature))
     throw new DomainError(400, 'bad_signature', "the rotation is not signed by the device's key");
-  const changed = await replaceKey(tx, current, newKey, {
-    kind: 'rotated',
-    previousKey: current.publicKey,
-    signature,
-  });
-  await recordAudit(tx, by, {
-    action: 'device.key-rotated',
-    accountId: current.accountId,
-    target: { kind: 'device', id: current.id, name: current.name },
-    details: { previousKey: current.publicKey, newKey },
-  });
-  return changed;
+  return replaceKey(tx, current, newKey, { kind: 'rotated', previousKey: current.publicKey, signature }, by);
 }
 
 /** Within `tx`: an admin gives the device matched by `where` a new key (it lost its own). */
@@ -67,18 +56,7 @@ export async function rekeyDevice(
   const current = await lockDevice(tx, where, `no device ${label}`);
   if (newKey === current.publicKey) throw badRequest(`device ${current.name} has this key already`);
   const at = new Date().toISOString();
-  const changed = await replaceKey(tx, current, newKey, {
-    kind: 'rekeyed',
-    previousKey: current.publicKey,
-    at,
-  });
-  await recordAudit(tx, by, {
-    action: 'device.rekeyed',
-    accountId: current.accountId,
-    target: { kind: 'device', id: current.id, name: current.name },
-    details: { previousKey: current.publicKey, newKey },
-  });
-  return changed;
+  return replaceKey(tx, current, newKey, { kind: 'rekeyed', previousKey: current.publicKey, at }, by);
 }
 
 async function lockDevice(tx: Tx, where: SQL, missing: string): Promise<DeviceRow> {
@@ -87,8 +65,11 @@ async function lockDevice(tx: Tx, where: SQL, missing: string): Promise<DeviceRo
   return row;
 }
 
-/** One key, one device: WireGuard routes by key, and keys are unique across accounts. */
-async function replaceKey(tx: Tx, current: DeviceRow, newKey: string, keyChange: KeyChange) {
+/**
+ * One key, one device: WireGuard routes by key, and keys are unique across accounts. The change is
+ * recorded in the audit log `by` whoever made it, as a rotation or a re-key.
+ */
+async function replaceKey(tx: Tx, current: DeviceRow, newKey: string, keyChange: KeyChange, by: Actor) {
   const [other] = await tx.select({ id: devices.id }).from(devices).where(eq(devices.publicKey, newKey));
   if (other) throw conflict('this key belongs to another device');
   let row: DeviceRow | undefined;
@@ -104,5 +85,11 @@ async function replaceKey(tx: Tx, current: DeviceRow, newKey: string, keyChange:
     throw err;
   }
   if (!row) throw conflict('the device changed meanwhile');
+  await recordAudit(tx, by, {
+    action: keyChange.kind === 'rotated' ? 'device.key-rotated' : 'device.rekeyed',
+    accountId: current.accountId,
+    target: { kind: 'device', id: current.id, name: current.name },
+    details: { previousKey: current.publicKey, newKey },
+  });
   return { row, serial: await bumpSerial(tx, current.accountId) };
 }

@@ -3,10 +3,20 @@ import { and, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/database';
 import { accounts, type DeviceRow, devices } from '../db/schema';
 import { notFound } from '../domain/errors';
+import type { DeviceState } from '../domain/netmap-builder';
+import { currentPolicy } from '../policy/policy-store';
 import { deviceNamed } from './device-edits';
 import { devicePage } from './device-list';
+import { toDeviceState } from './device-state';
 
-/** Devices as the API shows them (DeviceInfo): the read side of DevicesService. */
+/** An account as a hub loads it: devices and policy at one serial. */
+export interface LoadedAccount {
+  serial: number;
+  devices: DeviceState[];
+  policy: { version: number; text: string };
+}
+
+/** Devices as the API shows them (DeviceInfo) and as a hub loads them: the read side of DevicesService. */
 export class DeviceReads {
   constructor(
     protected readonly db: Db,
@@ -75,5 +85,44 @@ export class DeviceReads {
       user: row.userEmail,
       approved: row.approved,
     };
+  }
+
+  /** The netmap serial of each of these accounts (absent: the account is gone). */
+  async accountSerials(accountIds: readonly string[]): Promise<Map<string, number>> {
+    const rows = await this.db
+      .select({ id: accounts.id, serial: accounts.netmapSerial })
+      .from(accounts)
+      .where(inArray(accounts.id, [...accountIds]));
+    return new Map(rows.map((r) => [r.id, r.serial]));
+  }
+
+  /** Every device of an account, its policy, and the serial that state corresponds to, read consistently. */
+  async loadAccount(accountId: string): Promise<LoadedAccount> {
+    return this.db.transaction(
+      async (tx) => {
+        const [account] = await tx
+          .select({ serial: accounts.netmapSerial })
+          .from(accounts)
+          .where(eq(accounts.id, accountId));
+        // Devices waiting for approval are in no netmap.
+        const rows = await tx
+          .select()
+          .from(devices)
+          .where(and(eq(devices.accountId, accountId), eq(devices.approved, true)));
+        const policy = await currentPolicy(tx, accountId);
+        return {
+          serial: account?.serial ?? 0,
+          devices: rows.map(toDeviceState),
+          policy: { version: policy.version, text: policy.text },
+        };
+      },
+      { isolationLevel: 'repeatable read' },
+    );
+  }
+
+  /** The account's policy in force (version 0: the default). */
+  async loadPolicy(accountId: string): Promise<{ version: number; text: string }> {
+    const policy = await currentPolicy(this.db, accountId);
+    return { version: policy.version, text: policy.text };
   }
 }

@@ -1,35 +1,29 @@
 import { type CandidateKind, type DeviceInfo, type MappingType, OVERLAY_PREFIX } from '@trellis/proto';
-import { and, eq, inArray, like, type SQL } from 'drizzle-orm';
+import { eq, like, type SQL } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import { type Actor, SYSTEM_ACTOR } from '../audit/audit-events';
 import { recordAudit } from '../audit/audit-log';
 import type { Db } from '../db/database';
-import { accounts, type DeviceRow, devices } from '../db/schema';
+import { type DeviceRow, devices } from '../db/schema';
 import type { AddressAllocator } from '../domain/address-allocator';
 import { replaceLearned } from '../domain/device-candidates';
 import { notFound } from '../domain/errors';
 import type { DeviceState } from '../domain/netmap-builder';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
-import { currentPolicy } from '../policy/policy-store';
 import type { TagActor } from '../policy/tag-rules';
 import { approveDevice, type DeviceEdit, deviceNamed, renameDevice, retagDevice } from './device-edits';
 import { type Enrolled, type EnrollInput, enrollDevice } from './device-enrollment';
 import { type KeyChanged, type RotationHolder, rekeyDevice, rotateDeviceKey } from './device-keys';
 import { DevicePresence } from './device-presence';
 import { DeviceReads } from './device-reads';
+
 import { toDeviceState } from './device-state';
 import { type DeviceChange, offlineInstanceDevices } from './instance-devices';
 import { OverlayAddresses } from './overlay-addresses';
 import { bumpSerial, type Tx, withUniqueRetry } from './tx';
 
 export type { EnrollInput } from './device-enrollment';
-
-/** An account as a hub loads it: devices and policy at one serial. */
-export interface LoadedAccount {
-  serial: number;
-  devices: DeviceState[];
-  policy: { version: number; text: string };
-}
+export type { LoadedAccount } from './device-reads';
 
 export interface EnrollResult {
   deviceId: string;
@@ -324,45 +318,6 @@ export class DevicesService extends DeviceReads {
         JSON.stringify(learned) === JSON.stringify(current.netCandidates) && mapping === current.mappingType;
       return same ? undefined : { netCandidates: learned, mappingType: mapping };
     });
-  }
-
-  /** The netmap serial of each of these accounts (absent: the account is gone). */
-  async accountSerials(accountIds: readonly string[]): Promise<Map<string, number>> {
-    const rows = await this.db
-      .select({ id: accounts.id, serial: accounts.netmapSerial })
-      .from(accounts)
-      .where(inArray(accounts.id, [...accountIds]));
-    return new Map(rows.map((r) => [r.id, r.serial]));
-  }
-
-  /** Every device of an account, its policy, and the serial that state corresponds to, read consistently. */
-  async loadAccount(accountId: string): Promise<LoadedAccount> {
-    return this.db.transaction(
-      async (tx) => {
-        const [account] = await tx
-          .select({ serial: accounts.netmapSerial })
-          .from(accounts)
-          .where(eq(accounts.id, accountId));
-        // Devices waiting for approval are in no netmap.
-        const rows = await tx
-          .select()
-          .from(devices)
-          .where(and(eq(devices.accountId, accountId), eq(devices.approved, true)));
-        const policy = await currentPolicy(tx, accountId);
-        return {
-          serial: account?.serial ?? 0,
-          devices: rows.map(toDeviceState),
-          policy: { version: policy.version, text: policy.text },
-        };
-      },
-      { isolationLevel: 'repeatable read' },
-    );
-  }
-
-  /** The account's policy in force (version 0: the default). */
-  async loadPolicy(accountId: string): Promise<{ version: number; text: string }> {
-    const policy = await currentPolicy(this.db, accountId);
-    return { version: policy.version, text: policy.text };
   }
 
   /**
