@@ -80,7 +80,8 @@ export function planCut(before: NormalizedPolicy | undefined, after: NormalizedP
   return plan;
 }
 
-function deletedCount(stderr: string): number {
+/** How many entries a `conntrack -D` reported deleted. */
+export function deletedCount(stderr: string): number {
   const m = /(\d+) flow entries have been deleted/.exec(stderr);
   return m ? Number(m[1]) : 0;
 }

@@ -1,5 +1,12 @@
 import { SerialQueue } from './backend';
-import { type GatewayFirewall, type GatewayPolicy, normalizeGateway } from './gateway';
+import type { CutOutcome } from './conntrack';
+import {
+  type GatewayFirewall,
+  type GatewayPolicy,
+  type NormalizedGateway,
+  normalizeGateway,
+} from './gateway';
+import { cutGatewayFlows, gatewayNarrowed } from './gateway-cut';
 import { NFT_GW_TABLE, nftGatewayHash, nftGatewayRemoveScript, nftGatewayScript } from './gateway-nftables';
 import { type CommandRunner, runChecked, runCommand } from './runner';
 
@@ -14,14 +21,22 @@ export class NftablesGatewayBackend implements GatewayFirewall {
   private readonly run: CommandRunner;
   private readonly nft: string;
   private readonly queue = new SerialQueue();
+  private readonly conntrack: string;
   private appliedHash: string | undefined;
+  /** What the kernel holds, as this process applied it (undefined: unknown, e.g. after a restart). */
+  private applied: NormalizedGateway | undefined;
 
-  constructor(options: { run?: CommandRunner; nft?: string } = {}) {
+  constructor(options: { run?: CommandRunner; nft?: string; conntrack?: string } = {}) {
     this.run = options.run ?? runCommand;
     this.nft = options.nft ?? 'nft';
+    this.conntrack = options.conntrack ?? 'conntrack';
   }
 
-  apply(policy: GatewayPolicy): Promise<{ changed: boolean }> {
+  /**
+   * Replaces the table when it differs; then, if the new rules may forbid a flow the old ones let
+   * through, deletes exactly those flows (`cut`), so taking access away ends open connections too.
+   */
+  apply(policy: GatewayPolicy): Promise<{ changed: boolean; cut?: CutOutcome }> {
     // Validated before queueing: a bad policy changes nothing.
     const g = normalizeGateway(policy);
     return this.queue.run(async () => {
@@ -31,13 +46,17 @@ export class NftablesGatewayBackend implements GatewayFirewall {
       this.appliedHash = undefined; // unknown until the kernel has taken the script
       await runChecked(this.run, this.nft, ['-f', '-'], nftGatewayScript(g, hash));
       this.appliedHash = hash;
-      return { changed: true };
+      const before = this.applied;
+      this.applied = g;
+      if (!gatewayNarrowed(before, g)) return { changed: true };
+      return { changed: true, cut: await cutGatewayFlows(this.run, this.conntrack, g) };
     });
   }
 
   remove(): Promise<void> {
     return this.queue.run(async () => {
       this.appliedHash = undefined;
+      this.applied = undefined;
       await runChecked(this.run, this.nft, ['-f', '-'], nftGatewayRemoveScript());
     });
   }

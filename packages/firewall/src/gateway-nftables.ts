@@ -11,7 +11,7 @@ export const NFT_GW_TABLE = 'trellis_gw';
 const T = `inet ${NFT_GW_TABLE}`;
 
 /** Bumped whenever the rule text below changes; it is part of the digest in the table comment. */
-export const NFT_GW_LAYOUT = 1;
+export const NFT_GW_LAYOUT = 2;
 
 const span = ([a, b]: Span) => (a === b ? `${a}` : `${a}-${b}`);
 const q = (name: string) => `"${name}"`;
@@ -65,7 +65,7 @@ function forwardRules(g: NormalizedGateway): string[] {
       `${to} @fwd_all counter name "accepted" accept`,
       `${to} . meta l4proto . th dport @fwd_ports counter name "accepted" accept`,
       `icmp type echo-request ${to} @fwd_icmp counter name "accepted" accept`,
-      // LAN -> mesh: only registered virtual devices (masqueraded below); nothing else enters.
+      // LAN -> mesh: only registered virtual devices (each under its mesh address, below); nothing else enters.
       `iifname ${q(g.lan.interfaceName)} oifname ${mesh} ip saddr @vd_lan counter name "accepted" accept`,
     );
   }
@@ -93,9 +93,9 @@ function postroutingRules(g: NormalizedGateway): string[] {
     rules.push(`iifname ${mesh} oifname ${q(g.exitNode.wanInterface)} masquerade`);
   }
   if (g.lan && g.virtualDevices.length > 0) {
-    rules.push(
-      `iifname ${q(g.lan.interfaceName)} oifname ${mesh} ip saddr @vd_lan snat ip to ${g.selfAddress}`,
-    );
+    // 1:1: each registered LAN host leaves under its own mesh address, so the destination's own
+    // firewall judges it by the policy like any device, and cannot mistake it for the gateway.
+    rules.push(`iifname ${q(g.lan.interfaceName)} oifname ${mesh} snat ip to ip saddr map @vd_snat`);
   }
   return rules;
 }
@@ -103,6 +103,13 @@ function postroutingRules(g: NormalizedGateway): string[] {
 function setBlock(name: string, type: string, elements: readonly string[], interval: boolean): string[] {
   const lines = [`\tset ${name} {`, `\t\ttype ${type}`];
   if (interval) lines.push('\t\tflags interval');
+  if (elements.length > 0) lines.push(`\t\telements = {\n\t\t\t${elements.join(',\n\t\t\t')}\n\t\t}`);
+  lines.push('\t}');
+  return lines;
+}
+
+function mapBlock(name: string, type: string, elements: readonly string[]): string[] {
+  const lines = [`\tmap ${name} {`, `\t\ttype ${type}`];
   if (elements.length > 0) lines.push(`\t\telements = {\n\t\t\t${elements.join(',\n\t\t\t')}\n\t\t}`);
   lines.push('\t}');
   return lines;
@@ -132,6 +139,11 @@ export function nftGatewayScript(g: NormalizedGateway, hash = nftGatewayHash(g))
     ...setBlock('fwd_ports', `${pair} . inet_proto . inet_service`, s.fwdPorts, true),
     ...setBlock('exit_peers', 'ipv4_addr', s.exitPeers, false),
     ...setBlock('vd_lan', 'ipv4_addr', s.vdLan, false),
+    ...mapBlock(
+      'vd_snat',
+      'ipv4_addr : ipv4_addr',
+      g.virtualDevices.map((d) => `${d.lanAddress} : ${d.meshAddress}`),
+    ),
     ...chain('forward', 'filter', 'forward', 'filter', forwardRules(g)),
     ...chain('prerouting', 'nat', 'prerouting', 'dstnat', preroutingRules(g)),
     ...chain('postrouting', 'nat', 'postrouting', 'srcnat', postroutingRules(g)),

@@ -56,9 +56,10 @@ export function pfGatewayRules(g: NormalizedGateway): string {
       tables.push(
         `table <trellis_gw_vd_lan> const { ${g.virtualDevices.map((d) => d.lanAddress).join(', ')} }`,
       );
-      nat.push(`nat ${on} inet from <trellis_gw_vd_lan> to ${OVERLAY_PREFIX} -> ${g.selfAddress}`);
     }
     for (const d of g.virtualDevices) {
+      // 1:1 both ways: in by its mesh address, out under it.
+      nat.push(`nat ${on} inet from ${d.lanAddress} to ${OVERLAY_PREFIX} -> ${d.meshAddress}`);
       rdr.push(`rdr ${on} inet from any to ${d.meshAddress} tag ${VD_TAG} -> ${d.lanAddress}`);
     }
     for (const a of g.access) filter.push(...passRules(on, a, g));

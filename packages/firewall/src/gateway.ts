@@ -6,6 +6,7 @@ import {
   OVERLAY_PREFIX,
   parseIpv4Cidr,
 } from '@trellis/proto';
+import type { CutOutcome } from './conntrack';
 import {
   accessRules,
   allowanceOf,
@@ -213,7 +214,7 @@ export function normalizeGateway(policy: GatewayPolicy): NormalizedGateway {
 export interface GatewayFirewall {
   readonly name: string;
   /** Makes the kernel forward exactly what `policy` says; throws on an invalid policy or a load failure. */
-  apply(policy: GatewayPolicy): Promise<{ changed: boolean }>;
+  apply(policy: GatewayPolicy): Promise<{ changed: boolean; cut?: CutOutcome }>;
   /** Takes away the gateway rules, nothing else; no error when there are none. */
   remove(): Promise<void>;
 }

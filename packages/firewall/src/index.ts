@@ -1,6 +1,7 @@
 export * from './backend';
 export * from './conntrack';
 export * from './gateway';
+export * from './gateway-cut';
 export * from './gateway-nftables';
 export * from './gateway-nftables-backend';
 export * from './gateway-pf';

@@ -89,7 +89,7 @@ if (blocker) {
     }
 
     it("an allowed peer's traffic leaves from the exit node's address; another peer's does not leave", async () => {
-      expect(await backend().apply(policy)).toEqual({ changed: true });
+      expect(await backend().apply(policy)).toMatchObject({ changed: true });
       const from = onServer.lines.length;
       expect(await connect('exit', true, CLIENT)).toBe('connected');
       expect((await onServer.next((l) => l.event === 'accepted', from)).remote).toBe(GW_WAN);

@@ -3,7 +3,8 @@ import { type Line, Netns, realTestBlocker, SocketsChild, veth } from './support
 
 // Real packets through a gateway: mesh client -> gateway -> LAN host, joined by plain veth pairs
 // (the gateway's mesh end named like a WireGuard interface) with IP forwarding on in the gateway.
-// The LAN host holds two addresses: .100 is registered as a virtual device, .200 is not.
+// The LAN host holds two addresses: .100 is registered as a virtual device, .200 is not. The client
+// routes the virtual device's mesh address to the gateway (the agent's allowed IPs would).
 
 const blocker = realTestBlocker();
 const GW_MESH = '100.64.0.1';
@@ -113,7 +114,7 @@ if (blocker) {
       child.next((l) => l.event === 'accepted' && l.port === port, from);
 
     it('forwards a routed destination on the allowed port, masqueraded to the gateway LAN address', async () => {
-      expect(await backend.apply(policy)).toEqual({ changed: true });
+      expect(await backend.apply(policy)).toEqual({ changed: true, cut: { cut: 0 } });
       const from = onLan.lines.length;
       expect(await connect(onClient, 'routed', LAN_HOST, 8080, true)).toBe('connected');
       expect((await acceptedOn(onLan, 8080, from)).remote).toBe(GW_LAN);
@@ -131,11 +132,41 @@ if (blocker) {
       expect(await connect(onClient, 'vd-forbidden', VD_MESH, 8080, false)).toBe('timeout');
     }, 30_000);
 
-    it('lets the registered LAN host into the mesh as the gateway, and no other LAN host', async () => {
+    it('lets the registered LAN host into the mesh under its own mesh address, and no other LAN host', async () => {
       const from = onClient.lines.length;
       expect(await connect(onLan, 'lan-registered', CLIENT, 9000, true, LAN_HOST)).toBe('connected');
-      expect((await acceptedOn(onClient, 9000, from)).remote).toBe(GW_MESH);
+      expect((await acceptedOn(onClient, 9000, from)).remote).toBe(VD_MESH);
       expect(await connect(onLan, 'lan-unregistered', CLIENT, 9000, false, LAN_OTHER)).toBe('timeout');
+    }, 30_000);
+
+    it('taking a port away cuts its open forwarded connection, and leaves a still-allowed one alone', async () => {
+      const echoes = async (tag: string, data: string, expectEcho: boolean): Promise<boolean> => {
+        const i = onClient.send({ cmd: 'send', tag, data });
+        const wait = onClient.next(
+          (l) => l.event === 'data' && l.tag === tag && l.data === data,
+          i,
+          expectEcho ? 5000 : 1500,
+        );
+        return wait.then(
+          () => true,
+          () => false,
+        );
+      };
+      expect(await connect(onClient, 'cut-me', LAN_HOST, 8080, true)).toBe('connected');
+      expect(await connect(onClient, 'keep-me', VD_MESH, 8081, true)).toBe('connected');
+      expect(await echoes('cut-me', 'one', true)).toBe(true);
+      expect(await echoes('keep-me', 'one', true)).toBe(true);
+      const narrower: GatewayPolicy = {
+        ...policy,
+        access: policy.access.filter((a) => a.destination === VD_MESH),
+      };
+      const result = await backend.apply(narrower);
+      expect(result.changed).toBe(true);
+      expect(result.cut?.error).toBeUndefined();
+      expect(result.cut?.cut).toBeGreaterThanOrEqual(1);
+      expect(await echoes('cut-me', 'two', false)).toBe(false);
+      expect(await echoes('keep-me', 'two', true)).toBe(true);
+      await backend.apply(policy);
     }, 30_000);
 
     it('remove takes only the gateway table away: what it dropped gets through, inbound stays', async () => {

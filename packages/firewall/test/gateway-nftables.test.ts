@@ -39,7 +39,7 @@ describe('nftables gateway script', () => {
 
   it('the digest changes with every input', () => {
     const h = nftGatewayHash(normalizeGateway(ROUTES_MASQ));
-    expect(h).toMatch(/^trellis-gw-v1:[0-9a-f]{64}$/);
+    expect(h).toMatch(/^trellis-gw-v2:[0-9a-f]{64}$/);
     const variants: GatewayPolicy[] = [
       { ...ROUTES_MASQ, lan: { ...ROUTES_MASQ.lan!, masquerade: false } },
       { ...ROUTES_MASQ, meshInterface: 'wg1' },
@@ -61,7 +61,7 @@ describe('NftablesGatewayBackend', () => {
       stderr: 'No such file',
     });
     const b = new NftablesGatewayBackend({ run: fake.run });
-    expect(await b.apply(ROUTES_MASQ)).toEqual({ changed: true });
+    expect(await b.apply(ROUTES_MASQ)).toMatchObject({ changed: true });
     expect(await b.apply(ROUTES_MASQ)).toEqual({ changed: false });
     const loads = fake.calls.filter((c) => c.args.join(' ') === '-f -');
     expect(loads).toHaveLength(1);
@@ -76,7 +76,7 @@ describe('NftablesGatewayBackend', () => {
     const fake = new FakeRunner().on('nft -j list table inet trellis_gw', { stdout: listing });
     const b = new NftablesGatewayBackend({ run: fake.run });
     expect(await b.apply(ROUTES_MASQ)).toEqual({ changed: false });
-    expect(await b.apply(EMPTY_GATEWAY)).toEqual({ changed: true });
+    expect(await b.apply(EMPTY_GATEWAY)).toMatchObject({ changed: true });
     expect(fake.calls.filter((c) => c.args.join(' ') === '-f -')).toHaveLength(1);
   });
 
@@ -89,7 +89,7 @@ describe('NftablesGatewayBackend', () => {
     expect(fake.calls).toHaveLength(0);
     await expect(b.apply(ROUTES_MASQ)).rejects.toThrow(/Could not process rule/);
     fake.on('nft -f -', {});
-    expect(await b.apply(ROUTES_MASQ)).toEqual({ changed: true });
+    expect(await b.apply(ROUTES_MASQ)).toMatchObject({ changed: true });
   });
 
   it('remove runs the remove script and forgets what was applied', async () => {
@@ -98,6 +98,6 @@ describe('NftablesGatewayBackend', () => {
     await b.apply(ROUTES_MASQ);
     await b.remove();
     expect(fake.calls.at(-1)!.stdin).toBe(nftGatewayRemoveScript());
-    expect(await b.apply(ROUTES_MASQ)).toEqual({ changed: true });
+    expect(await b.apply(ROUTES_MASQ)).toMatchObject({ changed: true });
   });
 });

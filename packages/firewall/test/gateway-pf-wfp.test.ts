@@ -15,14 +15,17 @@ describe('pf gateway anchor', () => {
     );
   });
 
-  it('virtual devices: one rdr each, pass rules on the LAN address require the rdr tag', () => {
+  it('virtual devices: one rdr and one nat each, pass rules on the LAN address require the rdr tag', () => {
     const text = pfGatewayRules(normalizeGateway(VIRTUAL_DEVICES));
     expect(text.match(/^rdr /gm)).toHaveLength(2);
     expect(text).toContain('rdr on trellis0 inet from any to 100.64.7.1 tag trellis_vd -> 192.168.1.100');
     expect(text).toContain(
       'pass in quick on trellis0 inet proto tcp from 100.64.0.2 to 192.168.1.100 port 631 tagged trellis_vd flags S/SA keep state',
     );
-    expect(text).toContain('nat on trellis0 inet from <trellis_gw_vd_lan> to 100.64.0.0/10 -> 100.64.0.1');
+    // 1:1 out as well: each LAN host under its own mesh address, never the gateway's.
+    expect(text).toContain('nat on trellis0 inet from 192.168.1.100 to 100.64.0.0/10 -> 100.64.7.1');
+    expect(text).toContain('nat on trellis0 inet from 192.168.1.101 to 100.64.0.0/10 -> 100.64.7.2');
+    expect(text).not.toContain('-> 100.64.0.1');
   });
 
   it('masquerade follows lan.masquerade', () => {
