@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DeviceId, WgKey } from './common';
+import { RoutePrefix } from './routes';
 
 /**
  * What the access policy opens between two devices, as it travels in the netmap and as the
@@ -43,10 +44,26 @@ export type AccessRules = z.infer<typeof AccessRules>;
  * device, `out` what this device may open on them. In a netmap snapshot the list covers every peer;
  * in a delta it replaces the access of the peers it lists.
  */
+/**
+ * What the policy opens on addresses inside `prefix` (a rule's destination prefix, or EXIT_ROUTE
+ * for `*`): on a client, what it may reach through the listed peers; on a gateway, what the listed
+ * peers may reach through it. The gateway narrows it to the routes it serves.
+ */
+export const RouteAccess = z.strictObject({
+  prefix: RoutePrefix,
+  rules: AccessRules,
+});
+export type RouteAccess = z.infer<typeof RouteAccess>;
+export const RouteAccessList = z.array(RouteAccess).max(256);
+
 export const PeerAccess = z.strictObject({
   peers: z.array(DeviceId).min(1).max(100_000),
   in: AccessRules,
   out: AccessRules,
+  /** What this device may reach through those peers' routes (absent: nothing). */
+  routesOut: RouteAccessList.optional(),
+  /** What those peers may reach through this device's routes (absent: nothing). */
+  routesIn: RouteAccessList.optional(),
 });
 export type PeerAccess = z.infer<typeof PeerAccess>;
 

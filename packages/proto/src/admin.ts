@@ -12,6 +12,7 @@ import {
   PolicyVersionInfo,
 } from './policy-api';
 import { CreateRelayTokenResponse, RelayStatusInfo, RelayTokenInfo } from './relay';
+import { MAX_DEVICE_ROUTES, RoutePrefix, RouteRow } from './routes';
 
 /**
  * The broker's local admin socket (`<data-dir>/admin.sock`, mode 0600): one JSON request per line,
@@ -115,6 +116,14 @@ export const AdminRequest = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('relayTokens.revoke'), id: PlainText(64) }),
   z.strictObject({ op: z.literal('relays.list') }),
   z.strictObject({ op: z.literal('instances.list') }),
+  z.strictObject({ op: z.literal('routes.list'), account: AccountName }),
+  /** Adds `prefixes` to (approve) or takes them from (unapprove) the device's approved routes. */
+  z.strictObject({
+    op: z.enum(['routes.approve', 'routes.unapprove']),
+    account: AccountName,
+    device: PlainText(128).min(1),
+    prefixes: z.array(RoutePrefix).min(1).max(MAX_DEVICE_ROUTES),
+  }),
 ]);
 export type AdminRequest = z.infer<typeof AdminRequest>;
 
@@ -177,6 +186,9 @@ export const AdminResults = {
   'relayTokens.revoke': RelayTokenInfo,
   'relays.list': z.array(RelayStatusInfo),
   'instances.list': z.array(InstanceInfo),
+  'routes.list': z.array(RouteRow),
+  'routes.approve': z.array(RouteRow),
+  'routes.unapprove': z.array(RouteRow),
 } as const satisfies Record<AdminRequest['op'], z.ZodType>;
 
 export const AdminResponse = z.discriminatedUnion('ok', [

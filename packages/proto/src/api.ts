@@ -191,6 +191,8 @@ export const API_PATHS = {
   /** GET (any user) and PATCH (owner/admin) the account's settings (AccountSettings). */
   accountSettings: '/api/v1/account/settings',
   devices: '/api/v1/devices',
+  /** GET: every device's routes (RouteList); PUT …/devices/:idOrName/routes approves (admins). */
+  routes: '/api/v1/routes',
   /** One page of the device list, filtered and sorted by the broker (DeviceListQuery). */
   deviceList: '/api/v1/device-list',
   policy: '/api/v1/policy',

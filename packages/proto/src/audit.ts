@@ -32,6 +32,8 @@ export const AUDIT_ACTIONS = [
   'relay-token.created',
   'relay-token.revoked',
   'relay.registered',
+  'routes.approved',
+  'routes.auto-approved',
 ] as const;
 export const AuditAction = z.enum(AUDIT_ACTIONS);
 export type AuditAction = z.infer<typeof AuditAction>;

@@ -5,6 +5,7 @@ import { ClusterEvents } from './cluster-events';
 import { DeviceId, DnsLabel, Endpoint, PlainText, WgKey } from './common';
 import { Ipv4 } from './ipv4';
 import { Candidate, CandidateKind, MappingType } from './punch';
+import { MAX_DEVICE_ROUTES, RoutePrefix } from './routes';
 import { DevicePathsEvent } from './topology';
 
 /**
@@ -16,7 +17,7 @@ import { DevicePathsEvent } from './topology';
  */
 
 /** Bumped on any change to the events below; instances of different versions drop each other's events. */
-export const BROKER_EVENT_VERSION = 3;
+export const BROKER_EVENT_VERSION = 4;
 /** PostgreSQL refuses a NOTIFY payload of 8000 bytes or more. */
 export const MAX_BROKER_EVENT_BYTES = 7999;
 
@@ -52,6 +53,20 @@ export const DeviceState = z.strictObject({
   keyChange: KeyChange.optional(),
   /** False: it waits for an admin's approval and is in no netmap (absent: approved). */
   approved: z.literal(false).optional(),
+  /** Routes it advertises (absent: none): approved ones reach the netmap of devices that may use them. */
+  routes: z
+    .array(
+      z.strictObject({
+        prefix: RoutePrefix,
+        approved: z.boolean(),
+        /** When it first advertised the prefix (ms since the epoch): clients prefer the longest-serving. */
+        since: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+        /** Its LAN for the prefix is down (AdvertiseMessage.down). */
+        down: z.literal(true).optional(),
+      }),
+    )
+    .max(MAX_DEVICE_ROUTES)
+    .optional(),
 });
 export type DeviceState = z.infer<typeof DeviceState>;
 

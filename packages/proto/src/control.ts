@@ -21,6 +21,7 @@ import {
   PunchMessage,
 } from './punch';
 import { NetmapRelay, RelayPathMessage, RelayReleaseMessage } from './relay';
+import { AdvertiseMessage, PeerRoute, SelfRoute } from './routes';
 import { PathStateMessage } from './topology';
 
 /**
@@ -92,6 +93,8 @@ export const NetmapSelf = z.object({
   mappingType: MappingType.optional(),
   /** Relays this device may be sent to (its account's private ones, else the shared ones). */
   relays: z.array(NetmapRelay).max(32).optional(),
+  /** The routes this device advertised, as the broker holds them (absent: none). */
+  routes: z.array(SelfRoute).max(64).optional(),
 });
 export type NetmapSelf = z.infer<typeof NetmapSelf>;
 
@@ -113,6 +116,11 @@ export const NetmapPeer = z.object({
   online: z.boolean(),
   /** How its key last changed, for peers that pinned the previous one (absent: never changed). */
   keyChange: KeyChange.optional(),
+  /**
+   * Prefixes it forwards to (approved, advertised, up; EXIT_ROUTE: an exit node). Never in
+   * allowedIps: the agent routes a prefix to the one gateway it picks for it (PeerRoute).
+   */
+  routes: z.array(PeerRoute).max(64).optional(),
 });
 export type NetmapPeer = z.infer<typeof NetmapPeer>;
 
@@ -157,6 +165,7 @@ export const ClientMessage = z.discriminatedUnion('type', [
   PathWantMessage,
   NetinfoMessage,
   PathStateMessage,
+  AdvertiseMessage,
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 export type HelloMessage = z.infer<typeof HelloMessage>;
@@ -174,8 +183,11 @@ export const ChallengeMessage = z.object({
   features: z.array(z.string().max(32)).max(16).optional(),
 });
 
-/** What ChallengeMessage.features may name: `path-state` (the agent's peer paths, for the topology). */
-export const BROKER_FEATURES = { pathState: 'path-state' } as const;
+/**
+ * What ChallengeMessage.features may name: `path-state` (the agent's peer paths, for the topology),
+ * `routes` (the agent's `advertise`: subnet routes and exit node).
+ */
+export const BROKER_FEATURES = { pathState: 'path-state', routes: 'routes' } as const;
 export const NetmapMessage = z.object({
   type: z.literal('netmap'),
   serial: z.number().int().nonnegative(),

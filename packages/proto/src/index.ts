@@ -19,6 +19,7 @@ export * from './local-ui';
 export * from './policy-api';
 export * from './punch';
 export * from './relay';
+export * from './routes';
 export * from './sign-in';
 export * from './topology';
 export * from './users-api';

@@ -4,6 +4,7 @@ import { MAX_BROKER_URLS } from './broker-urls';
 import { DnsLabel, Endpoint, PlainText, WgKey } from './common';
 import { NetmapSelf } from './control';
 import { Ipv4 } from './ipv4';
+import { RoutePrefix, SubnetRoute } from './routes';
 
 /**
  * The agent's local control socket: one JSON request per line, one JSON response per line.
@@ -39,8 +40,30 @@ export function brokerTrustAnchors(trust: BrokerTrust): { caFiles: string[]; fin
   return { caFiles: [...new Set(caFiles)], fingerprints: [...new Set(fingerprints)] };
 }
 
+/**
+ * The device's gateway settings (issue 14), kept across restarts. In a request, an absent field
+ * keeps its current value; `exitNode: null` turns the exit node off.
+ */
+export const GatewayPrefs = z.strictObject({
+  /** Subnet routes this device offers to forward (`--advertise-routes`). */
+  advertiseRoutes: z.array(SubnetRoute).max(63).optional(),
+  /** Offer to be an exit node (`--advertise-exit-node`). */
+  advertiseExitNode: z.boolean().optional(),
+  /** Masquerade mesh traffic into the LAN (default true; false for site-to-site with a route back). */
+  snatRoutes: z.boolean().optional(),
+  /** Use other devices' subnet routes (default true). */
+  acceptRoutes: z.boolean().optional(),
+  /** Send internet traffic through this peer (its name, DNS name or mesh address); null: none. */
+  exitNode: PlainText(253).min(1).nullable().optional(),
+  /** While an exit node is in use, reach the local LAN directly (default true). */
+  exitNodeAllowLan: z.boolean().optional(),
+});
+export type GatewayPrefs = z.infer<typeof GatewayPrefs>;
+
 export const UpRequest = z.strictObject({
   op: z.literal('up'),
+  /** Gateway settings to change along with coming up. */
+  prefs: GatewayPrefs.optional(),
   broker: z.string().url().optional(),
   /** Several instances of one broker (one database, one static key); replaces `broker`. */
   brokers: z.array(z.string().url()).min(1).max(MAX_BROKER_URLS).optional(),
@@ -55,7 +78,12 @@ export const RotateKeyRequest = z.strictObject({ op: z.literal('rotate-key') });
 /** Answers once a pending sign-in (an `up` that answered with `signIn`) has ended: up, or why not. */
 export const WaitSignInRequest = z.strictObject({ op: z.literal('wait-sign-in') });
 
+/** Changes gateway settings on a running (or stopped) agent; they apply at once when up. */
+export const SetRequest = z.strictObject({ op: z.literal('set'), prefs: GatewayPrefs });
+export type SetRequest = z.infer<typeof SetRequest>;
+
 export const IpcRequest = z.discriminatedUnion('op', [
+  SetRequest,
   UpRequest,
   DownRequest,
   StatusRequest,
@@ -156,6 +184,38 @@ export const DnsStatus = z.object({
 });
 export type DnsStatus = z.infer<typeof DnsStatus>;
 
+/** Gateways as this device sees them: what it offers, which gateway carries each route, the exit node. */
+export const GatewayStatus = z.object({
+  /** The settings in force (defaults filled in). */
+  prefs: GatewayPrefs.required(),
+  /** What it advertises and what the broker says of each (approved: absent while not yet heard). */
+  advertised: z.array(z.object({ prefix: RoutePrefix, approved: z.boolean().optional(), down: z.boolean() })),
+  /** Other devices' prefixes: the gateway that carries each now (null: none), or why it is not used. */
+  routes: z.array(
+    z.object({
+      prefix: RoutePrefix,
+      /** Name of the gateway in use; null when none. */
+      via: z.string().nullable(),
+      /** Every gateway of the prefix, most preferred first, and whether its tunnel is alive. */
+      gateways: z.array(z.object({ name: z.string(), alive: z.boolean() })),
+      installed: z.boolean(),
+      /** Why it is not installed (overlaps a local subnet, not accepted, no live gateway). */
+      reason: z.string().optional(),
+    }),
+  ),
+  /** The chosen exit node; null when none is chosen. */
+  exitNode: z
+    .object({
+      name: z.string(),
+      /** active: internet traffic goes through it; blocked: it is gone or down, and nothing leaks meanwhile. */
+      state: z.enum(['active', 'blocked']),
+      allowLan: z.boolean(),
+      reason: z.string().optional(),
+    })
+    .nullable(),
+});
+export type GatewayStatus = z.infer<typeof GatewayStatus>;
+
 /** A pending sign-in: where the user approves this device, and with which code. */
 export const SignInPrompt = z.object({
   broker: z.string(),
@@ -195,6 +255,8 @@ export const StatusResponse = z.object({
   guard: GuardStatus.optional(),
   /** While the device waits for its sign-in to be approved. */
   signIn: SignInPrompt.optional(),
+  /** Routes, gateway role and exit node (absent from agents without them). */
+  gateway: GatewayStatus.optional(),
   /** Names on this device (absent when DNS is off or the mesh is down). */
   dns: DnsStatus.optional(),
   /** This device's NAT as far as the agent knows it (for `trellis netcheck`). */
