@@ -1,7 +1,8 @@
 import { CompiledPolicy } from './compile';
 import type { PolicyIssue } from './locations';
+import { type DeviceView, routedRules } from './match';
 import { parsePolicy, sortIssues } from './parse';
-import { covers, formatPortSet } from './ports';
+import { covers, formatPortSet, NOTHING, type PortSet, union } from './ports';
 import type { Policy, PolicyDevice } from './types';
 
 export type CheckResult =
@@ -47,11 +48,16 @@ export function runTests(policy: Policy, compiled: CompiledPolicy): PolicyIssue[
     const fail = (message: string) =>
       errors.push({ message: `test failed: ${message}`, line: t.line, column: t.column, path: t.path });
     const src = byName.get(t.src);
-    const dst = byName.get(t.target.device);
+    const { device, address } = t.target;
+    const dst = device === undefined ? undefined : byName.get(device);
     if (src === undefined) fail(`no device is named "${t.src}"`);
-    else if (dst === undefined) fail(`no device is named "${t.target.device}"`);
+    else if (device !== undefined && dst === undefined) fail(`no device is named "${device}"`);
     else {
-      const open = compiled.openSet(src, dst);
+      // A routed address is judged against the rules' routed destinations, whatever the gateways.
+      const open =
+        address !== undefined
+          ? routedSet(policy, compiled.viewOfDevice(src)!, address)
+          : compiled.openSet(src, dst!);
       const allowed = src !== dst && covers(open, t.target.proto, t.target.port);
       const what = `${t.src} -> ${t.text}`;
       if (t.expect === 'accept' && !allowed) fail(`${what} is denied (allowed: ${formatPortSet(open)})`);
@@ -59,4 +65,9 @@ export function runTests(policy: Policy, compiled: CompiledPolicy): PolicyIssue[
     }
   }
   return errors;
+}
+
+/** What `from` may open on a routed address (outside the overlay). */
+function routedSet(policy: Policy, from: DeviceView, address: string): PortSet {
+  return routedRules(policy, from, address).reduce((set, i) => union(set, policy.rules[i]!.ports), NOTHING);
 }

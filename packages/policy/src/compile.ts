@@ -1,9 +1,12 @@
-import type { AccessRules, PeerAccess } from '@trellis/proto';
+import type { PeerAccess } from '@trellis/proto';
+import { type Access, type ClassAccess, copyRules, routeFields, sameRecord } from './class-access';
 import { type DeviceView, signatureOf, usedAtoms, viewOf } from './match';
 import { NOTHING, type PortSet } from './ports';
 import { type Relation, RelationTable } from './relations';
+import { type RouteRelation, RouteTable } from './route-access';
 import { RuleChange } from './rule-change';
 import type { Atom } from './selectors';
+import { SlotMatrix } from './slot-matrix';
 import type { Policy, PolicyDevice } from './types';
 
 /** Devices the policy cannot tell apart; the relation between two classes is computed once. */
@@ -17,18 +20,8 @@ interface DeviceClass {
 }
 
 /** Classes a viewer class sees with the same access both ways. */
-interface AccessGroup {
-  readonly in: Relation;
-  readonly out: Relation;
+interface AccessGroup extends ClassAccess {
   readonly classes: DeviceClass[];
-}
-
-/** What a device of one class and one of another may open on each other; both ways shared. */
-export interface ClassAccess {
-  /** What the peer may open on the viewer. */
-  readonly in: Relation;
-  /** What the viewer may open on the peer. */
-  readonly out: Relation;
 }
 
 /**
@@ -47,24 +40,6 @@ interface Derivation {
   readonly adopted: Map<number, number>;
 }
 
-export interface Access {
-  /** What the peer may open on the viewer. */
-  in: AccessRules;
-  /** What the viewer may open on the peer. */
-  out: AccessRules;
-}
-
-const sameRecord = (a: PolicyDevice, b: PolicyDevice) =>
-  a === b ||
-  (a.name === b.name &&
-    a.address === b.address &&
-    a.user === b.user &&
-    a.tags.length === b.tags.length &&
-    a.tags.every((t, i) => t === b.tags[i]));
-
-const copyRules = (rules: AccessRules): AccessRules =>
-  rules.map((r) => (r.ports ? { ...r, ports: r.ports.map(([a, b]) => [a, b]) } : { ...r }));
-
 /**
  * A policy applied to an account's devices. Devices are grouped into classes by what the policy's
  * selectors say about them, so the work of a change scales with the classes, not with the devices.
@@ -75,8 +50,11 @@ export class CompiledPolicy {
   private readonly classes = new Map<number, DeviceClass>();
   private readonly byKey = new Map<string, DeviceClass>();
   private readonly table: RelationTable;
-  /** rows[from slot][to slot]: 1 + the id of what `from` may open on `to`; 0 not yet computed. */
-  private readonly rows: (Int32Array | undefined)[] = [];
+  private readonly routeTable: RouteTable;
+  /** What `from` may open on `to`: 1 + a relation id; 0 not yet computed. */
+  private readonly cells = new SlotMatrix();
+  /** What `from` may reach through `to`'s routes: 1 + a route relation id; 0 not yet computed. */
+  private readonly routeCells = new SlotMatrix();
   private readonly freeSlots: number[] = [];
   /** Viewer class id -> what it sees, grouped; cleared whenever the set of classes changes. */
   private readonly groups = new Map<number, readonly AccessGroup[]>();
@@ -95,6 +73,7 @@ export class CompiledPolicy {
   ) {
     this.used = usedAtoms(policy);
     this.table = new RelationTable(policy);
+    this.routeTable = new RouteTable(policy);
     for (const d of devices) this.upsertDevice(d);
     const change = base && RuleChange.between(base.policy, policy);
     if (base && change) {
@@ -116,7 +95,7 @@ export class CompiledPolicy {
     if (known) this.leave(device.id, known.cls);
     let cls = this.byKey.get(sig.key);
     if (!cls) {
-      const view = viewOf(this.policy, sig.block, sig.atoms);
+      const view = viewOf(this.policy, sig.block, sig.atoms, sig.served);
       const slot = this.freeSlots.pop() ?? this.nextSlot++;
       cls = { id: this.nextClass++, slot, key: sig.key, view, members: new Set() };
       this.classes.set(cls.id, cls);
@@ -143,8 +122,8 @@ export class CompiledPolicy {
     this.classes.delete(cls.id);
     this.groups.clear();
     this.byKey.delete(cls.key);
-    this.rows[cls.slot] = undefined;
-    for (const row of this.rows) if (row && row.length > cls.slot) row[cls.slot] = 0;
+    this.cells.clear(cls.slot);
+    this.routeCells.clear(cls.slot);
     this.freeSlots.push(cls.slot);
   }
 
@@ -177,19 +156,34 @@ export class CompiledPolicy {
   }
 
   private relation(from: DeviceClass, to: DeviceClass): Relation {
-    let row = this.rows[from.slot];
-    if (!row || row.length <= to.slot) {
-      const grown = new Int32Array(Math.max(this.nextSlot, to.slot + 1));
-      if (row) grown.set(row);
-      row = grown;
-      this.rows[from.slot] = row;
-    }
-    let cell = row[to.slot]!;
+    let cell = this.cells.get(from.slot, to.slot);
     if (cell === 0) {
       cell = (this.inherited(from, to) ?? this.table.between(from.view, to.view)) + 1;
-      row[to.slot] = cell;
+      this.cells.set(from.slot, to.slot, cell, this.nextSlot);
     }
     return this.table.byId(cell - 1);
+  }
+
+  /** Few classes serve routes and few rules name them: always computed, never inherited. */
+  private routeRelation(from: DeviceClass, to: DeviceClass): RouteRelation {
+    let cell = this.routeCells.get(from.slot, to.slot);
+    if (cell === 0) {
+      cell = this.routeTable.between(from.view, to.view) + 1;
+      this.routeCells.set(from.slot, to.slot, cell, this.nextSlot);
+    }
+    return this.routeTable.byId(cell - 1);
+  }
+
+  /** Both ways, or null when neither may open anything on or through the other. */
+  private pair(a: DeviceClass, b: DeviceClass): ClassAccess | null {
+    const out = this.relation(a, b);
+    const inn = this.relation(b, a);
+    const routesOut = this.routeRelation(a, b);
+    const routesIn = this.routeRelation(b, a);
+    const nothing = this.table.nothing;
+    const none = this.routeTable.none;
+    if (out === nothing && inn === nothing && routesOut === none && routesIn === none) return null;
+    return { in: inn, out, routesIn, routesOut };
   }
 
   /** The relation id taken over from the base version, when no changed rule touches the pair. */
@@ -227,10 +221,6 @@ export class CompiledPolicy {
     return rep;
   }
 
-  private sees(a: DeviceClass, b: DeviceClass): boolean {
-    return this.relation(a, b) !== this.table.nothing || this.relation(b, a) !== this.table.nothing;
-  }
-
   /**
    * Computes the relations between every two current classes, one viewer class per step, so a
    * caller can spread the work over turns of its event loop; afterwards every question about
@@ -239,7 +229,7 @@ export class CompiledPolicy {
   *computeRelations(): Generator<void, void, void> {
     for (const a of [...this.classes.values()]) {
       if (!this.classes.has(a.id)) continue;
-      for (const b of this.classes.values()) this.relation(a, b);
+      for (const b of this.classes.values()) this.pair(a, b);
       yield;
     }
     // Every cell is filled: later ones (new classes) are computed from the rules.
@@ -263,11 +253,7 @@ export class CompiledPolicy {
   classAccess(viewer: number, peer: number): ClassAccess | null {
     const a = this.classes.get(viewer);
     const b = this.classes.get(peer);
-    if (!a || !b) return null;
-    const out = this.relation(a, b);
-    const inn = this.relation(b, a);
-    const nothing = this.table.nothing;
-    return out === nothing && inn === nothing ? null : { in: inn, out };
+    return a && b ? this.pair(a, b) : null;
   }
 
   /** What `fromId` may open on `toId`, as a set (nothing for itself or unknown devices). */
@@ -283,10 +269,8 @@ export class CompiledPolicy {
     const a = this.devices.get(viewerId);
     const b = this.devices.get(peerId);
     if (!a || !b || viewerId === peerId) return null;
-    const out = this.relation(a.cls, b.cls);
-    const inn = this.relation(b.cls, a.cls);
-    if (out === this.table.nothing && inn === this.table.nothing) return null;
-    return { in: copyRules(inn.rules), out: copyRules(out.rules) };
+    const p = this.pair(a.cls, b.cls);
+    return p && { in: copyRules(p.in.rules), out: copyRules(p.out.rules), ...routeFields(p, true) };
   }
 
   /** Every device the viewer sees; a walk over classes, then their members. */
@@ -294,7 +278,7 @@ export class CompiledPolicy {
     const viewer = this.devices.get(viewerId);
     if (!viewer) return;
     for (const cls of this.classes.values()) {
-      if (!this.sees(viewer.cls, cls)) continue;
+      if (!this.pair(viewer.cls, cls)) continue;
       for (const id of cls.members) if (id !== viewerId) yield id;
     }
   }
@@ -310,7 +294,8 @@ export class CompiledPolicy {
     for (const group of this.groupsOf(viewer.cls)) {
       const peers: string[] = [];
       for (const cls of group.classes) for (const id of cls.members) if (id !== viewerId) peers.push(id);
-      if (peers.length > 0) out.push({ peers, in: group.in.rules, out: group.out.rules });
+      if (peers.length > 0)
+        out.push({ peers, in: group.in.rules, out: group.out.rules, ...routeFields(group) });
     }
     return out;
   }
@@ -322,21 +307,16 @@ export class CompiledPolicy {
   private groupsOf(viewer: DeviceClass): readonly AccessGroup[] {
     const known = this.groups.get(viewer.id);
     if (known) return known;
-    const byRelations = new Map<Relation, Map<Relation, AccessGroup>>();
+    const byRelations = new Map<string, AccessGroup>();
     const groups: AccessGroup[] = [];
     for (const cls of this.classes.values()) {
-      const out = this.relation(viewer, cls);
-      const inn = this.relation(cls, viewer);
-      if (out === this.table.nothing && inn === this.table.nothing) continue;
-      let row = byRelations.get(inn);
-      if (!row) {
-        row = new Map();
-        byRelations.set(inn, row);
-      }
-      let group = row.get(out);
+      const p = this.pair(viewer, cls);
+      if (!p) continue;
+      const key = `${p.in.id} ${p.out.id} ${p.routesIn.id} ${p.routesOut.id}`;
+      let group = byRelations.get(key);
       if (!group) {
-        group = { in: inn, out, classes: [] };
-        row.set(out, group);
+        group = { ...p, classes: [] };
+        byRelations.set(key, group);
         groups.push(group);
       }
       group.classes.push(cls);

@@ -1,8 +1,8 @@
-import type { AccessProtocol } from '@trellis/proto';
+import { type AccessProtocol, IPV4_RE, ipv4InCidr, OVERLAY_PREFIX } from '@trellis/proto';
 import { CompiledPolicy } from './compile';
-import { deviceView, groundsOf } from './match';
+import { deviceView, groundsOf, routedRules } from './match';
 import { covers, isEmpty } from './ports';
-import type { Policy, PolicyDevice } from './types';
+import type { Policy, PolicyDevice, PolicyRule } from './types';
 
 export interface ExplainReason {
   kind: 'rule' | 'cidr' | 'association';
@@ -27,7 +27,8 @@ export interface ExplainTarget {
 }
 
 /**
- * May `src` reach `dst` (on `target`), and why: `src` and `dst` are device names or ids. A device
+ * May `src` reach `dst` (on `target`), and why: `src` and `dst` are device names or ids; `dst` may
+ * also be an address outside the overlay, reached through gateways (see `routed`). A device
  * never reaches itself through the mesh, so that is never allowed.
  */
 export function explain(
@@ -40,6 +41,7 @@ export function explain(
   const devices = source instanceof CompiledPolicy ? [...source.allDevices()] : source.devices;
   const find = (ref: string) => devices.find((d) => d.id === ref) ?? devices.find((d) => d.name === ref);
   const from = find(src);
+  if (from && IPV4_RE.test(dst) && !ipv4InCidr(dst, OVERLAY_PREFIX)) return routed(policy, from, dst, target);
   const to = find(dst);
   if (!from || !to) {
     return { allowed: false, reasons: [], missing: [...(from ? [] : [src]), ...(to ? [] : [dst])] };
@@ -60,10 +62,23 @@ export function explain(
     const a = policy.associations[i]!;
     reasons.push({ kind: 'association', index: i, line: a.line, text: a.text });
   }
-  for (const i of grounds.rules) {
-    const r = policy.rules[i]!;
-    const fits = target ? covers(r.ports, target.proto, target.port) : !isEmpty(r.ports);
-    if (fits) reasons.push({ kind: 'rule', index: i, line: r.line, text: r.text });
-  }
+  reasons.push(...ruleReasons(policy, grounds.rules, target));
   return { allowed: reasons.length > 0, reasons };
+}
+
+/**
+ * `dst` an address outside the overlay: the rules whose routed destinations hold it, whether or
+ * not a gateway serves it now.
+ */
+function routed(policy: Policy, from: PolicyDevice, dst: string, target?: ExplainTarget): Explanation {
+  const reasons = ruleReasons(policy, routedRules(policy, deviceView(policy, from), dst), target);
+  return { allowed: reasons.length > 0, reasons };
+}
+
+function ruleReasons(policy: Policy, rules: readonly number[], target?: ExplainTarget): ExplainReason[] {
+  const fits = (r: PolicyRule) => (target ? covers(r.ports, target.proto, target.port) : !isEmpty(r.ports));
+  return rules
+    .map((i) => ({ i, r: policy.rules[i]! }))
+    .filter(({ r }) => fits(r))
+    .map(({ i, r }) => ({ kind: 'rule' as const, index: i, line: r.line, text: r.text }));
 }

@@ -27,7 +27,7 @@ export function expandGroups(
       const path = ['groups', name, i];
       const sel = select(raw, path, true);
       if (sel?.kind !== 'group') {
-        if (sel) atoms.add(atomOf(sel));
+        if (sel && sel.kind !== 'route') atoms.add(atomOf(sel)); // parseSelector refused it
         return;
       }
       const from = expanding.indexOf(sel.name);

@@ -7,7 +7,8 @@
  * - new CompiledPolicy(policy, devices, base?): devices grouped into classes by what the selectors say
  *   about them; access(viewer, peer) -> { in, out } | null, visiblePeers, peersByAccess (a netmap's
  *   `access`), upsertDevice / removeDevice (incremental), classOf, classAccess(viewer class, peer
- *   class) -> { in, out } of interned relations (shared, equal ids are equal relations); with
+ *   class) -> { in, out, routesIn, routesOut } of interned relations (shared, equal ids are equal
+ *   relations; null when all four are empty); with
  *   `base` (the version it replaces), relations no changed rule touches are taken from it.
  * - explain(compiled | { policy, devices }, src, dst, target?): allowed, and every rule, block or
  *   association that allows it.
@@ -17,6 +18,7 @@
  * - RuleChange.between(old, new): the rules added and removed when nothing else differs;
  *   touches(old views, new views) says whether a pair's access may differ (classView gives views).
  * - mayApplyTag(policy, { email, role }, tag); cidrBlock(policy, name); innermostBlock(policy, ip).
+ * - autoApproves(policy, device, prefix): the autoApprovers section approves a device's route.
  * - formatAccessRules(rules): `tcp 22,80-443; udp 53; icmp`, `all`, `none`.
  * - DEFAULT_POLICY_TEXT: allow-all, for new accounts.
  *
@@ -26,12 +28,17 @@
  *
  * Semantics: rules only allow, and what is allowed is their union. Devices whose innermost block is
  * the same see each other fully; an association opens everything between two blocks (sub-blocks
- * included). Emails compare case-insensitively. Access rules come out canonical (merged sorted
+ * included). A rule's dst may name a prefix outside the overlay (or autogroup:internet, the exit
+ * route): it opens those addresses through gateways whose routes (PolicyDevice.routes) overlap it,
+ * and `*` covers every route; classAccess and peersByAccess carry that as routesOut / routesIn.
+ * Emails compare case-insensitively. Access rules come out canonical (merged sorted
  * spans, tcp then udp then icmp, `[{}]` for everything), so equal JSON means equal rules.
  */
+export { autoApproves } from './approvers';
 export { cidrBlock, innermostBlock } from './blocks';
 export { type CheckResult, checkPolicy } from './check';
-export { type Access, type ClassAccess, CompiledPolicy } from './compile';
+export type { Access, ClassAccess } from './class-access';
+export { CompiledPolicy } from './compile';
 export { DEFAULT_POLICY_TEXT } from './default-policy';
 export { type ExplainReason, type ExplainTarget, type Explanation, explain } from './explain';
 export type { IssuePath, PolicyIssue } from './locations';
@@ -48,9 +55,11 @@ export {
   toAccessRules,
 } from './ports';
 export type { Relation } from './relations';
+export type { RouteRelation } from './route-access';
 export { RuleChange } from './rule-change';
 export { mayApplyTag, type TagApplier } from './tags';
 export type {
+  AutoApprovers,
   DeviceNameRef,
   Policy,
   PolicyAssociation,

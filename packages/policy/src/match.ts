@@ -1,3 +1,4 @@
+import { ipv4CidrWithin, ipv4InCidr } from '@trellis/proto';
 import { blocksAround, innermostBlockIndex } from './blocks';
 import { EVERYTHING, isEverything, NOTHING, type PortSet, union } from './ports';
 import { ANY, type Atom, blockAtom, nameAtom, userAtom } from './selectors';
@@ -21,6 +22,32 @@ export interface DeviceView {
   readonly dstBits: Uint32Array;
   /** Blocks an association joins to one of `within`: everything is open towards devices in them. */
   readonly linked: ReadonlySet<number>;
+  /** Routed destinations of the rules that overlap a route the device serves. */
+  readonly served: ReadonlySet<string>;
+  /** Rules with such a destination (bit i: rule i): through the device, their src reach it. */
+  readonly routeBits: Uint32Array;
+}
+
+/** Two prefixes share addresses: one holds the other. */
+export const overlaps = (a: string, b: string) => ipv4CidrWithin(a, b) || ipv4CidrWithin(b, a);
+
+const destinations = new WeakMap<Policy, readonly string[]>();
+
+/** Every routed destination the rules name, sorted, each once. */
+export function routeDestinations(policy: Policy): readonly string[] {
+  let known = destinations.get(policy);
+  if (!known) {
+    known = [...new Set(policy.rules.flatMap((r) => r.dstRoutes))].sort();
+    destinations.set(policy, known);
+  }
+  return known;
+}
+
+/** The rules' routed destinations that the device's routes overlap, sorted. */
+export function servedBy(policy: Policy, d: PolicyDevice): string[] {
+  const routes = d.routes ?? [];
+  if (routes.length === 0) return [];
+  return routeDestinations(policy).filter((dst) => routes.some((r) => overlaps(dst, r)));
 }
 
 /** The atoms the rules name, `*` and blocks aside (those follow from the address alone). */
@@ -42,10 +69,16 @@ export function signatureOf(policy: Policy, used: ReadonlySet<Atom>, d: PolicyDe
   if (d.user !== undefined && used.has(userAtom(d.user))) matched.add(userAtom(d.user));
   if (used.has(nameAtom(d.name))) matched.add(nameAtom(d.name));
   const atoms = [...matched].sort();
-  return { key: `${block ?? '-'}|${atoms.join('\n')}`, block, atoms };
+  const served = servedBy(policy, d);
+  return { key: `${block ?? '-'}|${atoms.join('\n')}|${served.join(' ')}`, block, atoms, served };
 }
 
-export function viewOf(policy: Policy, block: number | null, atoms: readonly Atom[]): DeviceView {
+export function viewOf(
+  policy: Policy,
+  block: number | null,
+  atoms: readonly Atom[],
+  served: readonly string[] = [],
+): DeviceView {
   const within = block === null ? [] : blocksAround(policy, block);
   const all = new Set<Atom>([ANY, ...atoms, ...within.map((i) => blockAtom(policy.blocks[i]!.name))]);
   // The device's atoms are few; a side's sets may be large groups.
@@ -58,7 +91,10 @@ export function viewOf(policy: Policy, block: number | null, atoms: readonly Ato
   const words = Math.ceil(policy.rules.length / 32);
   const srcBits = new Uint32Array(words);
   const dstBits = new Uint32Array(words);
+  const routeBits = new Uint32Array(words);
+  const servedSet = new Set(served);
   policy.rules.forEach((r, i) => {
+    if (servedSet.size > 0 && r.dstRoutes.some((p) => servedSet.has(p))) routeBits[i >>> 5]! |= 1 << (i & 31);
     if (hits(r.src)) {
       srcRules.push(i);
       srcBits[i >>> 5]! |= 1 << (i & 31);
@@ -73,7 +109,18 @@ export function viewOf(policy: Policy, block: number | null, atoms: readonly Ato
     if (within.includes(x.a)) linked.add(x.b);
     if (within.includes(x.b)) linked.add(x.a);
   }
-  return { block, within, atoms: all, srcRules, dstRules, srcBits, dstBits, linked };
+  return {
+    block,
+    within,
+    atoms: all,
+    srcRules,
+    dstRules,
+    srcBits,
+    dstBits,
+    linked,
+    served: servedSet,
+    routeBits,
+  };
 }
 
 /** A device's view with every atom it matches (not only those the rules use). */
@@ -83,7 +130,7 @@ export function deviceView(policy: Policy, d: PolicyDevice): DeviceView {
     nameAtom(d.name),
     ...(d.user === undefined ? [] : [userAtom(d.user)]),
   ];
-  return viewOf(policy, innermostBlockIndex(policy, d.address), atoms);
+  return viewOf(policy, innermostBlockIndex(policy, d.address), atoms, servedBy(policy, d));
 }
 
 /** Why `from` may open something on `to`: the same block, an association, or rules. */
@@ -124,4 +171,9 @@ export function openSet(policy: Policy, from: DeviceView, to: DeviceView): PortS
     if (isEverything(set)) break;
   }
   return set;
+}
+
+/** Rules that let `from` reach `address` (outside the overlay) through any gateway serving it. */
+export function routedRules(policy: Policy, from: DeviceView, address: string): number[] {
+  return from.srcRules.filter((i) => policy.rules[i]!.dstRoutes.some((p) => ipv4InCidr(address, p)));
 }

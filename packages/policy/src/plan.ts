@@ -1,5 +1,6 @@
-import { type ClassAccess, CompiledPolicy } from './compile';
-import { difference, formatPortSet, isEmpty, type PortSet } from './ports';
+import type { ClassAccess } from './class-access';
+import { CompiledPolicy } from './compile';
+import { difference, formatPortSet, fromAccessRules, isEmpty, NOTHING, type PortSet } from './ports';
 import { RuleChange } from './rule-change';
 import type { Policy, PolicyDevice } from './types';
 
@@ -10,7 +11,12 @@ export interface PlanChange {
   /** Peer names, sorted. */
   peers: string[];
   ports: PortSet;
-  /** `ports` for people, e.g. `tcp 22; icmp`. */
+  /**
+   * A routed destination: the ports are on addresses in it, reached through those peers (`out`),
+   * or through this device by those peers (`in`).
+   */
+  prefix?: string;
+  /** `ports` for people, e.g. `tcp 22; icmp`, or `via 192.168.1.0/24: tcp 80`. */
   text: string;
 }
 
@@ -21,9 +27,16 @@ export interface PlanEntry {
   losses: PlanChange[];
 }
 
+interface Delta {
+  gain: PortSet;
+  loss: PortSet;
+}
+
 interface BundleDiff {
-  out: { gain: PortSet; loss: PortSet };
-  in: { gain: PortSet; loss: PortSet };
+  out: Delta;
+  in: Delta;
+  /** Per routed destination whose access changed. */
+  routes: ({ direction: 'in' | 'out'; prefix: string } & Delta)[];
 }
 
 /**
@@ -66,7 +79,11 @@ export class PolicyComparison {
     const was = before.classAccess(before.classOf(rep.id)!, before.classOf(peer.id)!);
     const is = after.classAccess(after.classOf(rep.id)!, after.classOf(peer.id)!);
     if (sameAccess(was, is)) return null;
-    return { out: this.ports(rep, peer), in: this.ports(peer, rep) };
+    return {
+      out: this.ports(rep, peer),
+      in: this.ports(peer, rep),
+      routes: [...routeDeltas('out', was, is), ...routeDeltas('in', was, is)],
+    };
   }
 
   private touched(from: string, to: string): boolean {
@@ -99,10 +116,31 @@ export class PolicyComparison {
 }
 
 const sameAccess = (a: ClassAccess | null, b: ClassAccess | null) =>
-  a === null || b === null ? a === b : a.in.json === b.in.json && a.out.json === b.out.json;
+  a === null || b === null
+    ? a === b
+    : a.in.json === b.in.json &&
+      a.out.json === b.out.json &&
+      a.routesIn.json === b.routesIn.json &&
+      a.routesOut.json === b.routesOut.json;
 
 const changes = (d: BundleDiff | null) =>
-  d !== null && [d.out.gain, d.out.loss, d.in.gain, d.in.loss].some((s) => !isEmpty(s));
+  d !== null &&
+  ([d.out.gain, d.out.loss, d.in.gain, d.in.loss].some((s) => !isEmpty(s)) || d.routes.length > 0);
+
+/** What changed per routed destination in one direction, between two class pairs. */
+function routeDeltas(direction: 'in' | 'out', was: ClassAccess | null, is: ClassAccess | null) {
+  const key = direction === 'in' ? 'routesIn' : 'routesOut';
+  const sets = (a: ClassAccess | null) =>
+    new Map((a?.[key].list ?? []).map((r) => [r.prefix, fromAccessRules(r.rules)]));
+  const [old, now] = [sets(was), sets(is)];
+  const prefixes = [...new Set([...old.keys(), ...now.keys()])].sort();
+  return prefixes
+    .map((prefix) => {
+      const [o, n] = [old.get(prefix) ?? NOTHING, now.get(prefix) ?? NOTHING];
+      return { direction, prefix, gain: difference(n, o), loss: difference(o, n) };
+    })
+    .filter((r) => !isEmpty(r.gain) || !isEmpty(r.loss));
+}
 
 /**
  * What replacing `oldPolicy` with `newPolicy` changes for each device: the peers and ports it
@@ -130,6 +168,10 @@ export function planPolicy(
           add(gains, direction, d![direction].gain, names);
           add(losses, direction, d![direction].loss, names);
         }
+        for (const r of d!.routes) {
+          add(gains, r.direction, r.gain, names, r.prefix);
+          add(losses, r.direction, r.loss, names, r.prefix);
+        }
       }
       if (gains.size + losses.size === 0) continue;
       plan.push({ device: v.name, deviceId: v.id, gains: finish(gains), losses: finish(losses) });
@@ -138,12 +180,21 @@ export function planPolicy(
   return plan.sort((a, b) => cmp(a.device, b.device) || cmp(a.deviceId, b.deviceId));
 }
 
-function add(into: Map<string, PlanChange>, direction: 'in' | 'out', ports: PortSet, names: string[]): void {
+function add(
+  into: Map<string, PlanChange>,
+  direction: 'in' | 'out',
+  ports: PortSet,
+  names: string[],
+  prefix?: string,
+): void {
   if (isEmpty(ports)) return;
-  const key = `${direction}|${JSON.stringify(ports)}`;
+  const key = `${direction}|${prefix ?? ''}|${JSON.stringify(ports)}`;
   const change = into.get(key);
   if (change) change.peers.push(...names);
-  else into.set(key, { direction, peers: [...names], ports, text: formatPortSet(ports) });
+  else {
+    const text = prefix === undefined ? formatPortSet(ports) : `via ${prefix}: ${formatPortSet(ports)}`;
+    into.set(key, { direction, peers: [...names], ports, ...(prefix === undefined ? {} : { prefix }), text });
+  }
 }
 
 function finish(changes: Map<string, PlanChange>): PlanChange[] {

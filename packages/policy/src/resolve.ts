@@ -1,4 +1,4 @@
-import { MAX_ACCESS_SPANS } from '@trellis/proto';
+import { EXIT_ROUTE, MAX_ACCESS_SPANS } from '@trellis/proto';
 import { buildBlocks } from './blocks';
 import { expandGroups } from './groups';
 import type { IssuePath, Locator, PolicyIssue } from './locations';
@@ -12,7 +12,20 @@ import {
   parseTestTarget,
   type Selector,
 } from './selectors';
-import type { DeviceNameRef, Policy, PolicyAssociation, PolicyRule, PolicyTestCase } from './types';
+import type {
+  AutoApprovers,
+  DeviceNameRef,
+  Policy,
+  PolicyAssociation,
+  PolicyRule,
+  PolicyTestCase,
+} from './types';
+
+const ROUTE_ONLY_DST =
+  "only a rule's dst may name one (hosts behind a gateway are reached, they are not sources)";
+
+/** The wire's RouteAccessList bound: a pair's route access lists each destination at most once. */
+const MAX_ROUTED_DESTINATIONS = 256;
 
 /** Group nesting is expanded recursively; this bounds the depth. */
 const MAX_GROUPS = 1000;
@@ -60,14 +73,23 @@ export function resolve(
     rawGroups.size > MAX_GROUPS
       ? new Map<string, Set<Atom>>()
       : expandGroups(rawGroups, select, at, errors, warnings);
-  /** A rule's side: its own atoms in one set, plus the sets of its groups (shared, not copied). */
-  const sideOf = (list: string[], path: IssuePath): ReadonlySet<Atom>[] => {
+  /**
+   * A side: its own atoms in one set, plus the sets of its groups (shared, not copied). Routed
+   * destinations (`routes` given: a rule's dst) go there; `*` there covers every route too.
+   */
+  const sideOf = (list: string[], path: IssuePath, routes?: Set<string>): ReadonlySet<Atom>[] => {
     const own = new Set<Atom>();
     const shared = new Set<ReadonlySet<Atom>>();
     list.forEach((raw, i) => {
       const sel = select(raw, [...path, i], false);
       if (sel?.kind === 'group') shared.add(groups.get(sel.name) ?? new Set());
-      else if (sel) own.add(atomOf(sel));
+      else if (sel?.kind === 'route') {
+        if (routes) routes.add(sel.prefix);
+        else errors.push(at.issue(`"${raw}" is a routed destination: ${ROUTE_ONLY_DST}`, [...path, i]));
+      } else if (sel) {
+        own.add(atomOf(sel));
+        if (sel.kind === 'any') routes?.add(EXIT_ROUTE);
+      }
     });
     return own.size > 0 ? [own, ...shared] : [...shared];
   };
@@ -113,6 +135,7 @@ export function resolve(
   const distinct = { tcp: new Set<string>(), udp: new Set<string>() };
   const tooMany = { tcp: false, udp: false };
   const rules: PolicyRule[] = [];
+  const routed = new Set<string>();
   (file.rules ?? []).forEach((rule, index) => {
     // Gathered, then merged once: merging spec by spec is quadratic in a long list. The schema
     // passed, so every spec parses and indexes match the file's.
@@ -146,14 +169,26 @@ export function resolve(
       }
     });
     const path = ['rules', index];
+    const dstRoutes = new Set<string>();
     rules.push({
       index,
       src: sideOf(rule.src, ['rules', index, 'src']),
-      dst: sideOf(rule.dst, ['rules', index, 'dst']),
+      dst: sideOf(rule.dst, ['rules', index, 'dst'], dstRoutes),
+      dstRoutes: [...dstRoutes].sort(),
       ports,
       text: at.source(path),
       ...at.position(path),
     });
+    const before = routed.size;
+    for (const p of dstRoutes) routed.add(p);
+    if (routed.size > MAX_ROUTED_DESTINATIONS && before <= MAX_ROUTED_DESTINATIONS) {
+      errors.push(
+        at.issue(`more than ${MAX_ROUTED_DESTINATIONS} distinct routed destinations in the policy`, [
+          ...path,
+          'dst',
+        ]),
+      );
+    }
   });
 
   const tests: PolicyTestCase[] = [];
@@ -173,7 +208,26 @@ export function resolve(
     }
   });
 
+  const approvers = file.autoApprovers;
+  const autoApprovers: AutoApprovers = {
+    routes: Object.entries(approvers?.routes ?? {}).map(([prefix, list]) => ({
+      prefix,
+      sets: sideOf(list, ['autoApprovers', 'routes', prefix]),
+    })),
+    exitNode: sideOf(approvers?.exitNode ?? [], ['autoApprovers', 'exitNode']),
+  };
+
   if (errors.length > 0) return { errors, warnings };
-  const policy: Policy = { text, groups, tagOwners: owners, blocks, associations, rules, tests, deviceNames };
+  const policy: Policy = {
+    text,
+    groups,
+    tagOwners: owners,
+    blocks,
+    associations,
+    rules,
+    tests,
+    autoApprovers,
+    deviceNames,
+  };
   return { policy, errors, warnings };
 }

@@ -56,10 +56,14 @@ export class RuleChange {
    * may open on `to` is the same under both.
    */
   touches(oldFrom: DeviceView, oldTo: DeviceView, newFrom: DeviceView, newTo: DeviceView): boolean {
-    for (const w of this.addedWords)
-      if ((newFrom.srcBits[w]! & newTo.dstBits[w]! & this.added[w]!) !== 0) return true;
+    // A rule applies to `to` as a device (dst) or through its routes (routed destinations).
+    for (const w of this.addedWords) {
+      const to = newTo.dstBits[w]! | newTo.routeBits[w]!;
+      if ((newFrom.srcBits[w]! & to & this.added[w]!) !== 0) return true;
+    }
     for (const w of this.removedWords) {
-      if ((oldFrom.srcBits[w]! & oldTo.dstBits[w]! & this.removed[w]!) !== 0) return true;
+      const to = oldTo.dstBits[w]! | oldTo.routeBits[w]!;
+      if ((oldFrom.srcBits[w]! & to & this.removed[w]!) !== 0) return true;
     }
     return false;
   }
@@ -88,7 +92,9 @@ function ruleKeys(rules: readonly PolicyRule[]): string[] {
     return k;
   };
   const side = (sets: readonly ReadonlySet<Atom>[]) => sets.map(setKey).sort().join('\u0001');
-  return rules.map((r) => `${side(r.src)}\u0002${side(r.dst)}\u0002${JSON.stringify(r.ports)}`);
+  return rules.map(
+    (r) => `${side(r.src)}\u0002${side(r.dst)}\u0002${r.dstRoutes.join(' ')}\u0002${JSON.stringify(r.ports)}`,
+  );
 }
 
 function bitsOf(indexes: readonly number[], count: number): { bits: Uint32Array; words: number[] } {

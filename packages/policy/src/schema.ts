@@ -1,4 +1,10 @@
-import { ipv4CidrWithin, OVERLAY_PREFIX, parseIpv4Cidr } from '@trellis/proto';
+import {
+  EXIT_ROUTE,
+  ipv4CidrWithin,
+  OVERLAY_PREFIX,
+  parseIpv4Cidr,
+  routePrefixProblem,
+} from '@trellis/proto';
 import { z } from 'zod';
 import { clip, parsePortSpec } from './ports';
 import { BLOCK_NAME_RE, GROUP_RE, parseTestTarget, TAG_RE } from './selectors';
@@ -50,6 +56,18 @@ const Rule = z.strictObject({
     .optional(),
 });
 
+/** A key of autoApprovers.routes: a subnet prefix (the exit route has its own `exitNode`). */
+const ApprovedPrefix = z.string().superRefine((s, ctx) => {
+  const problem =
+    s === EXIT_ROUTE ? 'is the exit route: list its approvers in "exitNode"' : routePrefixProblem(s);
+  if (problem !== null) ctx.addIssue({ code: 'custom', message: `"${clip(s)}" ${problem}` });
+});
+
+const AutoApprovers = z.strictObject({
+  routes: z.record(ApprovedPrefix, Members).optional(),
+  exitNode: Members.optional(),
+});
+
 const Test = z.strictObject({
   src: str,
   accept: list(TestTarget).optional(),
@@ -63,5 +81,6 @@ export const PolicyFile = z.strictObject({
   associations: list(z.tuple([str, str])).optional(),
   rules: list(Rule).optional(),
   tests: list(Test).optional(),
+  autoApprovers: AutoApprovers.optional(),
 });
 export type PolicyFile = z.infer<typeof PolicyFile>;

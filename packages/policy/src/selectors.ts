@@ -1,3 +1,4 @@
+import { EXIT_ROUTE, IPV4_RE, ipv4InCidr, OVERLAY_PREFIX, routePrefixProblem } from '@trellis/proto';
 import { clip } from './ports';
 
 /** `tag:NAME`, `group:NAME`: a-z, 0-9 and inner hyphens (as the wire's TagName). */
@@ -22,7 +23,12 @@ export type Selector =
   | { kind: 'tag'; name: string }
   | { kind: 'cidr'; name: string }
   | { kind: 'user'; email: string }
-  | { kind: 'device'; name: string };
+  | { kind: 'device'; name: string }
+  /** A routed destination (a rule's dst only): addresses outside the overlay, behind gateways. */
+  | { kind: 'route'; prefix: string };
+
+/** `autogroup:internet`: everything an exit node forwards to, the same as 0.0.0.0/0. */
+export const INTERNET = 'autogroup:internet';
 
 /** Emails compare case-insensitively (`user:Alice@acme.com` is alice's). */
 export const normalEmail = (email: string) => email.toLowerCase();
@@ -32,7 +38,7 @@ export const nameAtom = (name: string): Atom => `name:${name}`;
 export const blockAtom = (name: string): Atom => `cidr:${name}`;
 
 /** The atom of a selector that is not a group. */
-export function atomOf(sel: Exclude<Selector, { kind: 'group' }>): Atom {
+export function atomOf(sel: Exclude<Selector, { kind: 'group' | 'route' }>): Atom {
   switch (sel.kind) {
     case 'any':
       return ANY;
@@ -50,6 +56,12 @@ export function atomOf(sel: Exclude<Selector, { kind: 'group' }>): Atom {
 /** Parses a selector of a rule (`*` allowed) or a group member (not). Returns why it is not one. */
 export function parseSelector(text: string, inGroup: boolean): Selector | string {
   if (text === '*') return inGroup ? '"*" cannot be a group member; use it in a rule' : { kind: 'any' };
+  if (text === INTERNET || /^[0-9.]+\/\d+$/.test(text)) {
+    if (inGroup) return `"${clip(text)}" is a routed destination: name it in a rule's dst, not in a group`;
+    if (text === INTERNET) return { kind: 'route', prefix: EXIT_ROUTE };
+    const problem = routePrefixProblem(text);
+    return problem === null ? { kind: 'route', prefix: text } : `"${clip(text)}" ${problem}`;
+  }
   if (text.startsWith('group:')) {
     return GROUP_RE.test(text) ? { kind: 'group', name: text } : `"${clip(text)}" is not a valid group name`;
   }
@@ -72,15 +84,28 @@ export function parseSelector(text: string, inGroup: boolean): Selector | string
   return `unknown selector "${clip(text)}": expected ${inGroup ? '' : '*, '}group:NAME, tag:NAME, cidr:NAME, user:EMAIL or a device name`;
 }
 
-/** A test target `NAME:PORT`, `NAME:tcp/PORT`, `NAME:udp/PORT` or `NAME:icmp`. */
-export type TestTarget = { device: string; proto: 'tcp' | 'udp' | 'icmp'; port?: number };
+/**
+ * A test target `NAME:PORT`, `NAME:tcp/PORT`, `NAME:udp/PORT` or `NAME:icmp`; NAME may be an IPv4
+ * address outside the overlay (`address`), a host behind a gateway.
+ */
+export type TestTarget = { proto: 'tcp' | 'udp' | 'icmp'; port?: number } & (
+  | { device: string; address?: undefined }
+  | { address: string; device?: undefined }
+);
 
 export function parseTestTarget(text: string): TestTarget | string {
   const bad = `"${clip(text)}" is not a test target: expected NAME:PORT, NAME:tcp/PORT, NAME:udp/PORT or NAME:icmp`;
   const m = /^([^:]+):(?:(icmp)|(?:(tcp|udp)\/)?(\d{1,5}))$/.exec(text);
-  if (!m || !DEVICE_NAME_RE.test(m[1]!) || m[1]!.length > 63) return bad;
-  if (m[2]) return { device: m[1]!, proto: 'icmp' };
+  if (!m) return bad;
+  const name = m[1]!;
+  const isAddress = IPV4_RE.test(name);
+  if (!isAddress && (!DEVICE_NAME_RE.test(name) || name.length > 63)) return bad;
+  if (isAddress && ipv4InCidr(name, OVERLAY_PREFIX)) {
+    return `"${clip(text)}": an overlay address is a device; name the device instead`;
+  }
+  const who = isAddress ? { address: name } : { device: name };
+  if (m[2]) return { ...who, proto: 'icmp' };
   const port = Number(m[4]);
   if (port < 1 || port > 65535) return `"${clip(text)}": ports are 1-65535`;
-  return { device: m[1]!, proto: (m[3] as 'tcp' | 'udp' | undefined) ?? 'tcp', port };
+  return { ...who, proto: (m[3] as 'tcp' | 'udp' | undefined) ?? 'tcp', port };
 }

@@ -9,6 +9,8 @@ export interface PolicyDevice {
   address: string;
   tags: readonly string[];
   user?: string;
+  /** Prefixes it serves as a gateway (approved and advertised); EXIT_ROUTE for an exit node. */
+  routes?: readonly string[];
 }
 
 /** Where a part of the policy text starts (1-based). */
@@ -40,6 +42,11 @@ export interface PolicyRule extends SourceSpot {
   /** A side matches a device when any of its sets holds an atom of the device (groups stay shared). */
   readonly src: readonly ReadonlySet<Atom>[];
   readonly dst: readonly ReadonlySet<Atom>[];
+  /**
+   * Routed destinations of `dst`, sorted: prefixes outside the overlay, reached through gateways
+   * that serve an overlapping route. EXIT_ROUTE for `*`, 0.0.0.0/0 and autogroup:internet.
+   */
+  readonly dstRoutes: readonly string[];
   readonly ports: PortSet;
   /** The rule's own text, on one line. */
   readonly text: string;
@@ -60,6 +67,12 @@ export interface DeviceNameRef extends SourceSpot {
   readonly path: IssuePath;
 }
 
+/** Who may have advertised routes approved without an admin: selector sets as a rule's src. */
+export interface AutoApprovers {
+  readonly routes: readonly { readonly prefix: string; readonly sets: readonly ReadonlySet<Atom>[] }[];
+  readonly exitNode: readonly ReadonlySet<Atom>[];
+}
+
 /** A parsed, valid policy. The text is kept verbatim, comments and all. */
 export interface Policy {
   readonly text: string;
@@ -71,5 +84,6 @@ export interface Policy {
   readonly associations: readonly PolicyAssociation[];
   readonly rules: readonly PolicyRule[];
   readonly tests: readonly PolicyTestCase[];
+  readonly autoApprovers: AutoApprovers;
   readonly deviceNames: readonly DeviceNameRef[];
 }

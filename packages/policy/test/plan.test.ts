@@ -50,6 +50,34 @@ describe('planPolicy', () => {
     ]);
   });
 
+  test("access through a gateway's routes is planned per routed destination", () => {
+    const gw = { ...device('gw', '100.100.0.9'), routes: ['192.168.1.0/24'] };
+    const rule = (ports: string[]) => ({ src: ['laptop'], dst: ['192.168.0.0/16'], ports });
+    const before = policyOf({ rules: [rule(['tcp:80'])] });
+    const after = policyOf({ rules: [rule(['tcp:443'])] });
+    const plan = planPolicy(before, after, [laptop, gw]);
+    const summary = (c: { direction: string; peers: string[]; prefix?: string; text: string }) => [
+      c.direction,
+      c.peers,
+      c.prefix,
+      c.text,
+    ];
+    expect(plan.map((e) => [e.device, e.gains.map(summary), e.losses.map(summary)])).toEqual([
+      [
+        'gw',
+        [['in', ['laptop'], '192.168.0.0/16', 'via 192.168.0.0/16: tcp 443']],
+        [['in', ['laptop'], '192.168.0.0/16', 'via 192.168.0.0/16: tcp 80']],
+      ],
+      [
+        'laptop',
+        [['out', ['gw'], '192.168.0.0/16', 'via 192.168.0.0/16: tcp 443']],
+        [['out', ['gw'], '192.168.0.0/16', 'via 192.168.0.0/16: tcp 80']],
+      ],
+    ]);
+    expect(new PolicyComparison(before, after, [laptop, gw]).changedDevices()).toBe(2);
+    expect(planPolicy(before, after, [laptop, { ...gw, routes: ['10.0.0.0/8'] }])).toEqual([]);
+  });
+
   test('peers with the same change are listed together; allow-all to nothing loses everything', () => {
     const before = policyOf({ rules: [{ src: ['*'], dst: ['*'] }] });
     const after = policyOf({ tagOwners, rules: [{ src: ['*'], dst: ['*'], ports: ['tcp'] }] });

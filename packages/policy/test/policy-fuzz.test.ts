@@ -5,7 +5,7 @@ import {
   type PolicyIssue,
   parsePolicy,
 } from '@trellis/policy';
-import { AccessRules } from '@trellis/proto';
+import { AccessRules, RouteAccessList } from '@trellis/proto';
 import { parse as parseJsonc } from 'jsonc-parser';
 import { prng, textMutations } from '../../portmap/test/support/fuzz';
 import { FUZZ_CASES, FUZZ_SEED, jsonMutations } from '../../proto/test/support/json-fuzz';
@@ -39,6 +39,7 @@ const DEVICES = [
   device('a1', '100.64.0.1', ['tag:cams']),
   device('a-cam', '100.64.8.9', ['tag:cams', 'tag:ops']),
   device('b1', '100.65.3.4', [], 'bob@acme.com'),
+  { ...device('gw', '100.100.0.9'), routes: ['192.168.1.0/24', '0.0.0.0/0'] },
 ];
 
 /** Values that mean something to a policy, for the structure-aware mutations. */
@@ -61,6 +62,11 @@ const POOL: Record<string, readonly Json[]> = {
     'constructor',
     'name:x',
     `tag:${'a'.repeat(70)}`,
+    '192.168.1.0/24',
+    '10.0.0.1/8',
+    '100.64.0.0/16',
+    'autogroup:internet',
+    '0.0.0.0/0',
   ],
   port: [
     'tcp:0',
@@ -160,9 +166,11 @@ function check(text: string): boolean {
   if (policy.text !== text) throw new Error('the text was not kept verbatim');
   // What an accepted policy yields must be a valid netmap `access`.
   const compiled = new CompiledPolicy(policy, DEVICES);
-  for (const d of DEVICES.slice(0, 3)) {
+  for (const d of [...DEVICES.slice(0, 3), DEVICES[DEVICES.length - 1]!]) {
     for (const g of compiled.peersByAccess(d.id)) {
-      if (!AccessRules.safeParse(g.in).success || !AccessRules.safeParse(g.out).success) {
+      const routes = [g.routesIn ?? [], g.routesOut ?? []];
+      const rules = [g.in, g.out].every((r) => AccessRules.safeParse(r).success);
+      if (!rules || !routes.every((r) => RouteAccessList.safeParse(r).success)) {
         throw new Error(`invalid access ${JSON.stringify(g)} for ${text}`);
       }
     }

@@ -22,6 +22,17 @@ export interface ChangeBatch {
   sharedBodies: Map<number, DeltaBody | null>;
 }
 
+/** A netmap `access` entry: route lists only when there are any. */
+export function accessEntry(peers: string[], rel: PeerRelation): PeerAccess {
+  return {
+    peers,
+    in: rel.in,
+    out: rel.out,
+    ...(rel.routesOut && rel.routesOut.length > 0 ? { routesOut: rel.routesOut } : {}),
+    ...(rel.routesIn && rel.routesIn.length > 0 ? { routesIn: rel.routesIn } : {}),
+  };
+}
+
 export function emptyBatch(): ChangeBatch {
   return {
     upserts: new Map(),
@@ -79,7 +90,7 @@ export function deltaBody(
   const access: PeerAccess[] = [];
   for (const [cls, peers] of byClass) {
     const rel = ctx.relation(viewer.cls, cls)!;
-    access.push({ peers, in: rel.in, out: rel.out });
+    access.push(accessEntry(peers, rel));
   }
   const { self } = viewer;
   if (upserts.length === 0 && removes.length === 0 && !self) return null;
@@ -113,7 +124,7 @@ export function policyBody(
       continue;
     }
     if (c.old === null) for (const p of peers) upserts.push(fragmentOf(p));
-    access.push({ peers: [...peers], in: c.now.in, out: c.now.out });
+    access.push(accessEntry([...peers], c.now));
   }
   if (upserts.length === 0 && removes.length === 0 && access.length === 0) return null;
   return {

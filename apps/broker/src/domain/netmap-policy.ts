@@ -1,4 +1,4 @@
-import { type AccessRules, ALLOW_ALL, type DeviceState } from '@trellis/proto';
+import { type AccessRules, ALLOW_ALL, type DeviceState, EXIT_ROUTE, type RouteAccess } from '@trellis/proto';
 
 /** What one device may open on another and the reverse, as the viewer's netmap carries it. */
 export interface PeerRelation {
@@ -6,8 +6,20 @@ export interface PeerRelation {
   in: AccessRules;
   /** What the viewer may open on the peer. */
   out: AccessRules;
-  /** `JSON(in)|JSON(out)` of the canonical rules, when the policy made it once for all pairs. */
+  /** What the viewer may reach through the peer's routes (absent: nothing). */
+  routesOut?: RouteAccess[];
+  /** What the peer may reach through the viewer's routes (absent: nothing). */
+  routesIn?: RouteAccess[];
+  /**
+   * `JSON(in)|JSON(out)|JSON(routesIn)|JSON(routesOut)` of the canonical lists (absent ones as
+   * `[]`), when the policy made it once for all pairs.
+   */
   key?: string;
+}
+
+/** The prefixes a device serves as far as the policy is concerned: approved ones (up or down). */
+export function servedRoutes(state: DeviceState): string[] {
+  return (state.routes ?? []).filter((r) => r.approved).map((r) => r.prefix);
 }
 
 /**
@@ -33,34 +45,48 @@ export interface NetmapPolicy {
 
 export type UnchangedTest = (viewerWas: number, peerWas: number, viewerIs: number, peerIs: number) => boolean;
 
-const EVERYTHING: PeerRelation = {
-  in: ALLOW_ALL,
-  out: ALLOW_ALL,
-  key: `${JSON.stringify(ALLOW_ALL)}|${JSON.stringify(ALLOW_ALL)}`,
-};
+const keyOf = (r: PeerRelation) =>
+  r.key ?? [r.in, r.out, r.routesIn ?? [], r.routesOut ?? []].map((x) => JSON.stringify(x)).join('|');
 
-/** No policy: every device sees every other one and may open everything (one class). */
+const ALL_ROUTES: RouteAccess[] = [{ prefix: EXIT_ROUTE, rules: ALLOW_ALL }];
+
+/** [viewer class][peer class]: everything, and every route of a peer (viewer) that serves any. */
+const EVERYTHING: PeerRelation[][] = [0, 1].map((viewer) =>
+  [0, 1].map((peer) => {
+    const r: PeerRelation = {
+      in: ALLOW_ALL,
+      out: ALLOW_ALL,
+      ...(peer === 1 ? { routesOut: ALL_ROUTES } : {}),
+      ...(viewer === 1 ? { routesIn: ALL_ROUTES } : {}),
+    };
+    return { ...r, key: keyOf(r) };
+  }),
+);
+
+/**
+ * No policy: every device sees every other one and may open everything, through its routes too.
+ * Two classes: devices serving approved routes (1) and the others (0), so route lists go only to
+ * the pairs they concern.
+ */
 export class AllowAllPolicy implements NetmapPolicy {
-  private readonly ids = new Set<string>();
+  private readonly classes = new Map<string, number>();
 
   classOf(id: string): number | undefined {
-    return this.ids.has(id) ? 0 : undefined;
+    return this.classes.get(id);
   }
 
-  relation(): PeerRelation {
-    return EVERYTHING;
+  relation(viewer: number, peer: number): PeerRelation {
+    return EVERYTHING[viewer]![peer]!;
   }
 
   upsert(state: DeviceState): void {
-    this.ids.add(state.id);
+    this.classes.set(state.id, servedRoutes(state).length > 0 ? 1 : 0);
   }
 
   remove(id: string): void {
-    this.ids.delete(id);
+    this.classes.delete(id);
   }
 }
-
-const keyOf = (r: PeerRelation) => r.key ?? `${JSON.stringify(r.in)}|${JSON.stringify(r.out)}`;
 
 export function sameRelation(a: PeerRelation | null, b: PeerRelation | null): boolean {
   if (a === b) return true;

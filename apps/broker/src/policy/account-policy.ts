@@ -1,14 +1,28 @@
-import { CompiledPolicy, type PolicyDevice, parsePolicy, type Relation, RuleChange } from '@trellis/policy';
+import {
+  autoApproves,
+  type ClassAccess,
+  CompiledPolicy,
+  type PolicyDevice,
+  parsePolicy,
+  RuleChange,
+} from '@trellis/policy';
 import type { DeviceState } from '@trellis/proto';
-import type { NetmapPolicy, PeerRelation, UnchangedTest } from '../domain/netmap-policy';
+import {
+  type NetmapPolicy,
+  type PeerRelation,
+  servedRoutes,
+  type UnchangedTest,
+} from '../domain/netmap-policy';
 
 export function policyDeviceOf(state: DeviceState): PolicyDevice {
+  const routes = servedRoutes(state);
   return {
     id: state.id,
     name: state.name,
     address: state.address,
     tags: state.tags ?? [],
     ...(state.user !== undefined ? { user: state.user } : {}),
+    ...(routes.length > 0 ? { routes } : {}),
   };
 }
 
@@ -18,8 +32,8 @@ export function policyDeviceOf(state: DeviceState): PolicyDevice {
  * pair of relations and shared by every pair of classes that has it.
  */
 export class AccountPolicy implements NetmapPolicy {
-  /** in relation id -> out relation id -> the shared PeerRelation. */
-  private readonly shared = new Map<number, Map<number, PeerRelation>>();
+  /** `in out routesIn routesOut` relation ids -> the shared PeerRelation. */
+  private readonly shared = new Map<string, PeerRelation>();
 
   private constructor(
     readonly version: number,
@@ -55,21 +69,28 @@ export class AccountPolicy implements NetmapPolicy {
 
   relation(viewer: number, peer: number): PeerRelation | null {
     const access = this.compiled?.classAccess(viewer, peer);
-    return access ? this.peerRelation(access.in, access.out) : null;
+    return access ? this.peerRelation(access) : null;
   }
 
-  private peerRelation(inn: Relation, out: Relation): PeerRelation {
-    let row = this.shared.get(inn.id);
-    if (!row) {
-      row = new Map();
-      this.shared.set(inn.id, row);
-    }
-    let rel = row.get(out.id);
+  private peerRelation(a: ClassAccess): PeerRelation {
+    const id = `${a.in.id} ${a.out.id} ${a.routesIn.id} ${a.routesOut.id}`;
+    let rel = this.shared.get(id);
     if (!rel) {
-      rel = { in: inn.rules, out: out.rules, key: `${inn.json}|${out.json}` };
-      row.set(out.id, rel);
+      rel = {
+        in: a.in.rules,
+        out: a.out.rules,
+        ...(a.routesIn.list.length > 0 ? { routesIn: [...a.routesIn.list] } : {}),
+        ...(a.routesOut.list.length > 0 ? { routesOut: [...a.routesOut.list] } : {}),
+        key: `${a.in.json}|${a.out.json}|${a.routesIn.json}|${a.routesOut.json}`,
+      };
+      this.shared.set(id, rel);
     }
     return rel;
+  }
+
+  /** Whether the policy's autoApprovers approve `prefix` for the device (false: it did not parse). */
+  autoApproves(state: DeviceState, prefix: string): boolean {
+    return this.compiled !== null && autoApproves(this.compiled.policy, policyDeviceOf(state), prefix);
   }
 
   /**

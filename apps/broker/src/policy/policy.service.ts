@@ -79,6 +79,8 @@ export class PolicyService {
     private readonly db: Db,
     private readonly bus: EventBus,
     private readonly logger?: Logger,
+    /** Runs once a version is in force (the routes its autoApprovers now approve, or no longer). */
+    private readonly afterApply?: (accountId: string, by: Actor) => Promise<unknown>,
   ) {}
 
   async get(accountId: string): Promise<PolicyDocument> {
@@ -174,6 +176,9 @@ export class PolicyService {
       return { version, serial, replaced: replaced.text, result, devices };
     });
     await this.announce(accountId, outcome);
+    await this.afterApply?.(accountId, by).catch((err: Error) => {
+      this.logger?.warn({ err: err.message }, 'policy applied; its auto-approvals not yet');
+    });
     const { result, devices } = outcome;
     const old = parsePolicy(outcome.replaced);
     let changed = devices.length;

@@ -16,7 +16,11 @@ export function compile(text: string | object, devices: PolicyDevice[]): Compile
 export function sortedAccess(groups: PeerAccess[]): PeerAccess[] {
   return groups
     .map((g) => ({ ...g, peers: [...g.peers].sort() }))
-    .sort((a, b) => (JSON.stringify([a.in, a.out]) < JSON.stringify([b.in, b.out]) ? -1 : 1));
+    .sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : 1));
+}
+
+function keyOf(g: PeerAccess): string {
+  return JSON.stringify([g.in, g.out, g.routesIn ?? [], g.routesOut ?? []]);
 }
 
 /** Everything observable about a compiled policy over the given device ids. */
