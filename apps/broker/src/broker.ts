@@ -294,6 +294,9 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       instanceId,
       onPath: (deviceId, msg) => hub.pathMessage(deviceId, msg),
       onPathState: pathStateIntake({ peersOf: (id) => hub.peersOf(id), bus, logger }),
+      onAdvertise: async (deviceId, msg, address) => {
+        await services.routes.advertise(deviceId, msg, { kind: 'device', deviceId, address });
+      },
     });
     cleanup.push(() => control.close());
     cleanup.push(control.guard(server));

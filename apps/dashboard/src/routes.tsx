@@ -6,6 +6,7 @@ import { DevicesPage } from './pages/devices';
 import { DnsPage } from './pages/dns';
 import { PolicyPage } from './pages/policy';
 import { RelaysPage } from './pages/relays';
+import { RoutesPage } from './pages/routes';
 import { SettingsPage } from './pages/settings';
 import { SetupKeysPage } from './pages/setup-keys';
 import { TopologyPage } from './pages/topology';
@@ -49,6 +50,12 @@ export const ROUTES: readonly Route[] = [
     label: 'Users',
     adminOnly: true,
     render: ({ session }) => <UsersPage session={session} />,
+  },
+  {
+    path: '/routes',
+    label: 'Routes',
+    adminOnly: false,
+    render: ({ admin }) => <RoutesPage admin={admin} />,
   },
   { path: '/relays', label: 'Relays', adminOnly: true, render: () => <RelaysPage /> },
   {

@@ -57,11 +57,30 @@ export async function executeAdmin(services: Services, req: AdminRequest): Promi
     }
     case 'devices.tag': {
       const account = await services.accounts.byName(req.account);
-      return services.devices.setTags(account.id, account.name, req.device, req.tags, OPERATOR, CLI_ACTOR);
+      const info = await services.devices.setTags(
+        account.id,
+        account.name,
+        req.device,
+        req.tags,
+        OPERATOR,
+        CLI_ACTOR,
+      );
+      await services.routes.reevaluate(info.id, CLI_ACTOR);
+      return info;
     }
     case 'devices.rename': {
       const account = await services.accounts.byName(req.account);
       return services.devices.rename(account.id, account.name, req.device, req.name, CLI_ACTOR);
+    }
+    case 'routes.list': {
+      const account = await services.accounts.byName(req.account);
+      return services.routes.list(account.id);
+    }
+    case 'routes.approve':
+    case 'routes.unapprove': {
+      const account = await services.accounts.byName(req.account);
+      const change = req.op === 'routes.approve' ? { add: req.prefixes } : { remove: req.prefixes };
+      return services.routes.changeApproved(account.id, account.name, req.device, change, CLI_ACTOR);
     }
     case 'devices.rekey': {
       const account = await services.accounts.byName(req.account);

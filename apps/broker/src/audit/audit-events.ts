@@ -79,6 +79,9 @@ export interface AuditDetails {
   'relay-token.created': { prefix: string; shared: boolean };
   'relay-token.revoked': { prefix: string; shared: boolean };
   'relay.registered': { publicAddress: string; tokenId: string };
+  'routes.approved': { before: string[]; after: string[] };
+  /** By the policy's autoApprovers: newly approved, and approvals the policy no longer gives. */
+  'routes.auto-approved': { prefixes: string[]; withdrawn: string[]; policyVersion: number };
 }
 
 type EventOf<A extends AuditAction> = {

@@ -11,8 +11,10 @@ import type {
   PolicyVersionInfo,
   RelayStatusInfo,
   RelayTokenInfo,
+  RouteRow,
   SetupKeyInfo,
 } from '@trellis/proto';
+import { EXIT_ROUTE } from '@trellis/proto';
 import {
   formatApply,
   formatCheck,
@@ -80,6 +82,22 @@ function deviceRows(devices: DeviceInfo[]): string {
       d.user ?? '-',
       String(d.online),
       d.lastSeen ?? '-',
+    ]),
+  ]);
+}
+
+function routeRows(routes: RouteRow[]): string {
+  if (routes.length === 0) return 'no routes';
+  return table([
+    ['DEVICE', 'PREFIX', 'ADVERTISED', 'APPROVED', 'STATE', 'PRIMARY', 'SINCE'],
+    ...routes.map((r) => [
+      r.deviceName,
+      r.prefix === EXIT_ROUTE ? `${r.prefix} (exit node)` : r.prefix,
+      String(r.advertised),
+      r.approved ? (r.autoApproved ? 'auto' : 'true') : 'false',
+      r.down ? 'down' : r.online ? 'online' : 'offline',
+      String(r.primary),
+      r.since ?? '-',
     ]),
   ]);
 }
@@ -218,5 +236,9 @@ export function renderResult(op: AdminRequest['op'], result: unknown, req?: Admi
       return relayRows(result as RelayStatusInfo[]);
     case 'instances.list':
       return instanceRows(result as InstanceInfo[]);
+    case 'routes.list':
+    case 'routes.approve':
+    case 'routes.unapprove':
+      return routeRows(result as RouteRow[]);
   }
 }

@@ -265,6 +265,20 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       admin(f, { op: 'devices.rekey', account: f.account, device, publicKey }),
     );
 
+  const routes = program.command('routes').description("gateways' subnet routes and exit nodes");
+  common(routes.command('list'))
+    .description('list advertised and approved routes (PRIMARY: the gateway clients use)')
+    .requiredOption('--account <name>', 'account name')
+    .action((f) => admin(f, { op: 'routes.list', account: f.account }));
+  for (const op of ['approve', 'unapprove'] as const) {
+    common(routes.command(`${op} <id-or-name> <prefixes...>`))
+      .description(`${op} routes of a device (0.0.0.0/0: its exit node)`)
+      .requiredOption('--account <name>', 'account name')
+      .action((device: string, prefixes: string[], f) =>
+        admin(f, { op: `routes.${op}`, account: f.account, device, prefixes }),
+      );
+  }
+
   addPolicyCommands(program, { io, common, call, admin, setExitCode: (code) => (exitCode = code) });
 
   const relayTokens = program.command('relay-token').description('manage relay tokens');

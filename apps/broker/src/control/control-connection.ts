@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { BrokerAuthenticator, newNonce } from '@trellis/crypto';
 import {
+  type AdvertiseMessage,
   BROKER_FEATURES,
   ClientMessage,
   CloseCode,
@@ -39,6 +40,8 @@ export interface ControlConnectionDeps {
   onPath?: (deviceId: string, msg: PathReportMessage | PathWantMessage) => void;
   /** A `path-state` report (the live topology). */
   onPathState?: (deviceId: string, msg: PathStateMessage) => void;
+  /** An `advertise` (routes offered); given, the challenge lists BROKER_FEATURES.routes. */
+  onAdvertise?: (deviceId: string, msg: AdvertiseMessage, address: string | null) => Promise<void>;
   /** Marks devices offline once their connection closed (after a grace, unless closed with closeNow). */
   offlineGrace: OfflineGrace;
   /** The device has its netmap: this connection is admitted (ControlServer counts those that are not). */
@@ -149,6 +152,8 @@ export class ControlConnection {
           return this.deps.onPath?.(this.state.session.deviceId, msg);
         if (msg.type === 'path-state') return this.deps.onPathState?.(this.state.session.deviceId, msg);
         if (msg.type === 'rotate-key') return this.onRotateKey(this.state.session, msg);
+        if (msg.type === 'advertise' && this.deps.onAdvertise)
+          return this.deps.onAdvertise(this.state.session.deviceId, msg, this.remoteAddress ?? null);
         return this.fail(CloseCode.badMessage, 'bad_message', `unexpected ${msg.type} after authentication`);
     }
   }
@@ -173,7 +178,8 @@ export class ControlConnection {
       approved: found.device.approved,
     };
     const brokerProof = auth.brokerProof(hello.clientNonce, brokerNonce);
-    this.sendMessage({ type: 'challenge', brokerNonce, brokerProof, features: [BROKER_FEATURES.pathState] });
+    const features = [BROKER_FEATURES.pathState, ...(this.deps.onAdvertise ? [BROKER_FEATURES.routes] : [])];
+    this.sendMessage({ type: 'challenge', brokerNonce, brokerProof, features });
   }
 
   private async onAuth(proof: string): Promise<void> {

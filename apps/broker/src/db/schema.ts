@@ -117,6 +117,36 @@ export const devices = pgTable(
 );
 
 /**
+ * Routes a device advertises (subnet routes; 0.0.0.0/0: exit node) and which are approved. A row
+ * approved by an admin outlives its advertisement (approved: used again once it comes back); any
+ * other row exists only while advertised.
+ */
+export const deviceRoutes = pgTable(
+  'device_routes',
+  {
+    deviceId: uuid('device_id')
+      .notNull()
+      .references(() => devices.id, { onDelete: 'cascade' }),
+    accountId: uuid('account_id')
+      .notNull()
+      .references(() => accounts.id, { onDelete: 'cascade' }),
+    prefix: text('prefix').notNull(),
+    advertised: boolean('advertised').notNull(),
+    approved: boolean('approved').notNull().default(false),
+    /** Approved by the policy's autoApprovers, not by an admin (dropped with the advertisement). */
+    autoApproved: boolean('auto_approved').notNull().default(false),
+    /** The device reported its LAN for the prefix down. */
+    down: boolean('down').notNull().default(false),
+    /** First advertisement, kept while the device keeps advertising it: clients prefer the oldest. */
+    advertisedAt: timestamp('advertised_at', { withTimezone: true }),
+  },
+  (t) => [
+    uniqueIndex('device_routes_device_prefix_uq').on(t.deviceId, t.prefix),
+    index('device_routes_account_idx').on(t.accountId),
+  ],
+);
+
+/**
  * Devices signing in with the device authorization grant (RFC 8628). Both codes are stored only
  * as hashes; a row lives until it expires (then it is purged), and is spent once its device has
  * fetched its enrollment.
@@ -245,6 +275,7 @@ export type AccountRow = typeof accounts.$inferSelect;
 export type UserRow = typeof users.$inferSelect;
 export type SetupKeyRow = typeof setupKeys.$inferSelect;
 export type DeviceRow = typeof devices.$inferSelect;
+export type DeviceRouteRow = typeof deviceRoutes.$inferSelect;
 export type DeviceAuthorizationRow = typeof deviceAuthorizations.$inferSelect;
 export type PolicyRow = typeof policies.$inferSelect;
 export type RelayTokenRow = typeof relayTokens.$inferSelect;

@@ -71,7 +71,7 @@ export class ZoneSync {
         .select()
         .from(devices)
         .where(and(eq(devices.accountId, row.id), eq(devices.approved, true)));
-      this.records.setAccount({ ...row, devices: list.map(toDeviceState) });
+      this.records.setAccount({ ...row, devices: list.map((r) => toDeviceState(r)) });
     }
     for (const id of held.keys()) this.records.dropAccount(id);
     const newest = rows.reduce((t, r) => Math.max(t, r.createdAt.getTime()), 0);

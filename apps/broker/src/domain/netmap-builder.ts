@@ -12,6 +12,7 @@ import type { PairDevice } from '../pair-paths/pair-types';
 import { deviceCandidates } from './device-candidates';
 import { Json, jsonFrame } from './json-frame';
 import {
+  accessEntry,
   type BatchFrame,
   type BodyContext,
   type BodyViewer,
@@ -23,7 +24,7 @@ import {
 } from './netmap-batch';
 import { NetmapJournal } from './netmap-journal';
 import { AllowAllPolicy, type NetmapPolicy, type PeerRelation, viewChanges } from './netmap-policy';
-import { sameSelfView, selfOf } from './netmap-self';
+import { sameSelfView, selfOf, servedRoutes } from './netmap-self';
 
 /** DeviceState: what the netmap knows of a device (proto shape, as it travels between instances). */
 export type { BatchFrame, ChangeBatch, DeltaBody, DeviceState };
@@ -148,6 +149,7 @@ export class AccountNetmap {
       candidates: deviceCandidates(state.endpoints, state.learned ?? []),
       online: state.online,
       ...(state.keyChange ? { keyChange: state.keyChange } : {}),
+      ...servedRoutes(state),
     };
     const fragment = Json.of(peer);
     const previous = this.entries.get(state.id);
@@ -282,7 +284,7 @@ export class AccountNetmap {
         peers.push(this.entries.get(peerId)!.fragment);
         seen.push(peerId);
       }
-      if (seen.length > 0) access.push({ peers: seen, in: rel.in, out: rel.out });
+      if (seen.length > 0) access.push(accessEntry(seen, rel));
     }
     return jsonFrame<NetmapMessage>({
       type: 'netmap',

@@ -13,6 +13,7 @@ import { OidcController } from './oidc.controller';
 import { PolicyController } from './policy.controller';
 import { RelayTokensController } from './relay-tokens.controller';
 import { RelaysController } from './relays.controller';
+import { DeviceRoutesController, RoutesController } from './routes.controller';
 import { SetupKeysController } from './setup-keys.controller';
 import { TopologyController } from './topology.controller';
 import { UsersController } from './users.controller';
@@ -42,6 +43,8 @@ export function brokerHttpModule(ctx: BrokerContext): DynamicModule {
       UsersController,
       AuditController,
       AccountSettingsController,
+      RoutesController,
+      DeviceRoutesController,
     ],
     providers: [{ provide: BROKER_CONTEXT, useValue: ctx }],
   };

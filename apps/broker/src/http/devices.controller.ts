@@ -81,14 +81,18 @@ export class DevicesController {
     const device = parseDeviceRef(idOrName);
     const { tags } = parseWith(SetDeviceTagsRequest, body);
     const actor = { email: user.email, role: user.role };
-    return this.ctx.services.devices.setTags(
+    const by = userActor(user, req);
+    const info = await this.ctx.services.devices.setTags(
       user.accountId,
       user.accountName,
       device,
       tags,
       actor,
-      userActor(user, req),
+      by,
     );
+    // Tags decide what the policy's autoApprovers approve.
+    await this.ctx.services.routes.reevaluate(info.id, by);
+    return info;
   }
 
   /** Re-key: the new key of a device that lost its own (RekeyDeviceRequest). */

@@ -5,6 +5,7 @@ import { accounts, type DeviceRow, devices } from '../db/schema';
 import { notFound } from '../domain/errors';
 import type { DeviceState } from '../domain/netmap-builder';
 import { currentPolicy } from '../policy/policy-store';
+import { stateRoutesOf } from '../routes/route-store';
 import { deviceNamed } from './device-edits';
 import { devicePage } from './device-list';
 import { toDeviceState } from './device-state';
@@ -110,9 +111,13 @@ export class DeviceReads {
           .from(devices)
           .where(and(eq(devices.accountId, accountId), eq(devices.approved, true)));
         const policy = await currentPolicy(tx, accountId);
+        const routes = await stateRoutesOf(
+          tx,
+          rows.map((r) => r.id),
+        );
         return {
           serial: account?.serial ?? 0,
-          devices: rows.map(toDeviceState),
+          devices: rows.map((r) => toDeviceState(r, routes.get(r.id))),
           policy: { version: policy.version, text: policy.text },
         };
       },

@@ -1,7 +1,8 @@
 import type { DeviceRow } from '../db/schema';
 import type { DeviceState } from '../domain/netmap-builder';
 
-export function toDeviceState(row: DeviceRow): DeviceState {
+/** `routes`: its advertised routes (stateRoutes), absent when none. */
+export function toDeviceState(row: DeviceRow, routes?: DeviceState['routes']): DeviceState {
   return {
     id: row.id,
     name: row.name,
@@ -16,5 +17,6 @@ export function toDeviceState(row: DeviceRow): DeviceState {
     ...(row.userEmail !== null ? { user: row.userEmail } : {}),
     ...(row.keyChange !== null ? { keyChange: row.keyChange } : {}),
     ...(row.approved ? {} : { approved: false as const }),
+    ...(routes && routes.length > 0 ? { routes } : {}),
   };
 }

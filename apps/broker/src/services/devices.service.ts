@@ -11,6 +11,7 @@ import { notFound } from '../domain/errors';
 import type { DeviceState } from '../domain/netmap-builder';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
 import type { TagActor } from '../policy/tag-rules';
+import { DeviceRoutesReader } from '../routes/route-store';
 import { approveDevice, type DeviceEdit, deviceNamed, renameDevice, retagDevice } from './device-edits';
 import { type Enrolled, type EnrollInput, enrollDevice } from './device-enrollment';
 import { type KeyChanged, type RotationHolder, rekeyDevice, rotateDeviceKey } from './device-keys';
@@ -55,6 +56,7 @@ export interface DevicesConfig {
 export class DevicesService extends DeviceReads {
   private readonly addresses: OverlayAddresses;
   private readonly presence: DevicePresence;
+  private readonly routes: DeviceRoutesReader;
 
   constructor(
     db: Db,
@@ -64,6 +66,7 @@ export class DevicesService extends DeviceReads {
     super(db, config.zone);
     this.addresses = new OverlayAddresses(db, config.allocator, config.addressGraceSeconds);
     this.presence = new DevicePresence(db);
+    this.routes = new DeviceRoutesReader(db);
   }
 
   /**
@@ -73,7 +76,7 @@ export class DevicesService extends DeviceReads {
    */
   private async announce(event: BrokerEvent): Promise<void> {
     try {
-      await this.bus.publish(event);
+      await this.bus.publish(await this.routes.complete(event));
     } catch (err) {
       this.config.logger?.warn(
         { kind: event.kind, err: err instanceof Error ? err.message : String(err) },

@@ -4,6 +4,7 @@ import type { Db } from '../db/database';
 import { AddressAllocator } from '../domain/address-allocator';
 import type { EventBus } from '../events/event-bus';
 import { PolicyService } from '../policy/policy.service';
+import { RoutesService } from '../routes/routes.service';
 import { AccountSettingsService } from './account-settings';
 import { AccountUsersService } from './account-users.service';
 import { AccountsService } from './accounts.service';
@@ -52,6 +53,8 @@ export interface Services {
   policy: PolicyService;
   /** The audit log: reading it and purging old events (writers call recordAudit in their transaction). */
   audit: AuditLogService;
+  /** Gateways' routes: advertisements, approvals (issue 14). */
+  routes: RoutesService;
 }
 
 export function createServices(db: Db, bus: EventBus, config: ServicesConfig): Services {
@@ -61,6 +64,7 @@ export function createServices(db: Db, bus: EventBus, config: ServicesConfig): S
     allocator: new AddressAllocator({ poolSize: config.addressPoolSize }),
     ...(config.logger ? { logger: config.logger } : {}),
   });
+  const routes = new RoutesService(db, devices);
   return {
     db,
     accounts: new AccountsService(db, {
@@ -79,7 +83,8 @@ export function createServices(db: Db, bus: EventBus, config: ServicesConfig): S
     instances: new InstancesService(db, devices),
     relayTokens: new RelayTokensService(db),
     relays: new RelaysService(db, { live: config.liveRelays, staleAfterMs: config.relayStaleAfterMs }),
-    policy: new PolicyService(db, bus, config.logger),
+    policy: new PolicyService(db, bus, config.logger, (accountId, by) => routes.applyPolicy(accountId, by)),
     audit: new AuditLogService(db, config.auditMaxAgeDays),
+    routes,
   };
 }
