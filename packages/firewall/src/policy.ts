@@ -15,6 +15,11 @@ export interface InboundPolicy {
   readonly selfAddress: string;
   /** Peers absent from the list may open nothing. */
   readonly peers: ReadonlyArray<{ readonly address: string; readonly allow: AccessRules }>;
+  /**
+   * Listed peers that may also ask this device's DNS stub (udp and tcp 53): the clients of an exit
+   * node, whose names it resolves. Absent: none.
+   */
+  readonly dnsFrom?: readonly string[];
 }
 
 /** Inclusive `[first, last]`; `[0, 65535]` is every port. */
@@ -144,6 +149,7 @@ export function normalizeInbound(policy: InboundPolicy): NormalizedPolicy {
   const selfAddress = overlayAddress(policy.selfAddress, 'selfAddress');
   if (!Array.isArray(peers)) throw new FirewallPolicyError('peers must be an array');
   const seen = new Set<string>();
+  const dnsFrom = new Set(policy.dnsFrom ?? []);
   const out: PeerAllowance[] = [];
   peers.forEach((peer, i) => {
     if (typeof peer !== 'object' || peer === null) {
@@ -154,7 +160,13 @@ export function normalizeInbound(policy: InboundPolicy): NormalizedPolicy {
     if (seen.has(address)) throw new FirewallPolicyError(`peers[${i}]: ${address} is listed twice`);
     seen.add(address);
     const rules = accessRules(peer.allow, `peers[${i}].allow`);
-    const allowance = allowanceOf(address, rules);
+    const dns: AccessRule[] = dnsFrom.has(address)
+      ? [
+          { proto: 'udp', ports: [[53, 53]] },
+          { proto: 'tcp', ports: [[53, 53]] },
+        ]
+      : [];
+    const allowance = allowanceOf(address, [...rules, ...dns]);
     if (allowsAnything(allowance)) out.push(allowance);
   });
   out.sort((a, b) => ipv4ToInt(a.address)! - ipv4ToInt(b.address)!);

@@ -78,13 +78,20 @@ export class PeerGuard {
    * Makes the firewall let in from each trusted peer what the policy opens, nothing else. Throws
    * when the ruleset cannot be loaded: the caller must then not add peers to WireGuard.
    */
-  async enforce(interfaceName: string, netmap: Netmap, trusted: readonly NetmapPeer[]): Promise<void> {
+  async enforce(
+    interfaceName: string,
+    netmap: Netmap,
+    trusted: readonly NetmapPeer[],
+    /** Peers that use this device as their exit node: they may ask its DNS stub too. */
+    dnsFrom: readonly string[] = [],
+  ): Promise<void> {
     const firewall = this.firewall;
     if (!firewall) return;
     const policy: InboundPolicy = {
       interfaceName,
       selfAddress: netmap.self.address,
       peers: trusted.map((p) => ({ address: p.address, allow: rulesOf(netmap, p.id).in })),
+      ...(dnsFrom.length > 0 ? { dnsFrom } : {}),
     };
     const started = performance.now();
     try {

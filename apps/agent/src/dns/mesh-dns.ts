@@ -1,6 +1,8 @@
 import { DnsServer, ResponseLimiter } from '@trellis/dns';
 import type { DnsStatus, NetmapPeer, NetmapSelf } from '@trellis/proto';
 import type { Logger } from 'pino';
+import type { ExitDnsHook } from '../exit/exit-node-controller';
+import { RESOLVED_STUB } from '../platform/resolved';
 import type { ResolverConfigurator } from '../platform/resolver-configurator';
 import { meshZoneOf } from './mesh-zone';
 import { StubResponder } from './stub-responder';
@@ -12,6 +14,16 @@ export const DNS_PORT = 53;
 function isLocalSource(source: string, stubAddress: string): boolean {
   const s = source.startsWith('::ffff:') ? source.slice(7) : source;
   return s === stubAddress || s.startsWith('127.') || s === '::1';
+}
+
+/** Whose queries for other names the stub passes on: this device's own, and its exit node clients'. */
+export function mayForwardFor(
+  source: string,
+  stubAddress: string,
+  peerClients: ReadonlySet<string>,
+): boolean {
+  const s = source.startsWith('::ffff:') ? source.slice(7) : source;
+  return isLocalSource(s, stubAddress) || peerClients.has(s);
 }
 
 /**
@@ -27,6 +39,8 @@ export interface MeshDnsOptions {
   logger: Logger;
   /** 53 but in tests. */
   port?: number;
+  /** Where an exit node's stub listens on its mesh address: 53 but in tests. */
+  exitPort?: number;
   /** Runs a job with the mesh's other changes (the agent's queue): a resolver rewritten by another program is put right in it. */
   run?: (job: () => Promise<void>) => Promise<void>;
 }
@@ -39,6 +53,8 @@ interface Serving {
   stub: StubResponder;
   /** The forwarder's nameservers, as shown in status. */
   upstreams: string;
+  /** Whether other names are forwarded at all (with an unusable exit node: to nobody, SERVFAIL). */
+  forwards: boolean;
 }
 
 /**
@@ -46,8 +62,12 @@ interface Serving {
  * answers them from the netmap (so they survive the broker being down, as the tunnels do), and the
  * OS resolver pointed at it. `close` puts the resolver back.
  */
-export class MeshDns {
+export class MeshDns implements ExitDnsHook {
   private serving: Serving | null = null;
+  /** The exit node in use (ExitDnsHook): null, none; address null, wanted but unusable. */
+  private exit: { address: string | null } | null = null;
+  /** Peers that use this device as their exit node: their other names are resolved here too. */
+  private peerClients: ReadonlySet<string> = new Set();
   private domain = '';
   private lastError: string | null = null;
   private readonly log: Logger;
@@ -69,25 +89,37 @@ export class MeshDns {
       const key = upstreams
         .map((u) => (u.port === DNS_PORT ? u.address : `${u.address}:${u.port}`))
         .join(' ');
-      const forwarder = upstreams.length > 0 ? new UpstreamForwarder(upstreams) : null;
+      // With an exit node wanted there is always a forwarder: none reachable means SERVFAIL, not a leak.
+      const forwarder = upstreams.length > 0 || this.exit ? new UpstreamForwarder(upstreams) : null;
       const s = this.serving;
       if (s && s.address === self.address) {
         s.stub.setZone(zone);
-        if (s.upstreams !== key) s.stub.setForwarder(forwarder);
+        if (s.upstreams !== key || s.forwards !== (forwarder !== null)) s.stub.setForwarder(forwarder);
         s.upstreams = key;
+        s.forwards = forwarder !== null;
       } else {
         await this.stopServing();
         const address = self.address;
-        const stub = new StubResponder(zone, forwarder, (source) => isLocalSource(source, address));
+        const stub = new StubResponder(zone, forwarder, (source) =>
+          mayForwardFor(source, address, this.peerClients),
+        );
         const server = new DnsServer(stub, this.log, new ResponseLimiter(STUB_LIMITS));
         const { port } = await server.listen(self.address, this.opts.port ?? DNS_PORT);
-        this.serving = { address: self.address, port, server, stub, upstreams: key };
+        this.serving = {
+          address: self.address,
+          port,
+          server,
+          stub,
+          upstreams: key,
+          forwards: forwarder !== null,
+        };
         this.log.info({ listen: `${self.address}:${port}`, domain: zone.domain }, 'dns stub serving');
       }
       await this.opts.resolver?.apply({
         interfaceName: this.opts.interfaceName,
         server: self.address,
         domain: zone.domain,
+        ...(this.exit ? { defaultRoute: true } : {}),
       });
       this.watchResolver();
       this.lastError = null;
@@ -122,6 +154,30 @@ export class MeshDns {
     });
   }
 
+  /**
+   * Names outside the mesh follow the exit node (ExitDnsHook): every name comes to the stub (the
+   * resolver's default route), which passes the others to the exit node's stub and nowhere else.
+   */
+  async followExitNode(exit: { address: string | null } | null): Promise<void> {
+    if (exit?.address === this.exit?.address && (exit === null) === (this.exit === null)) return;
+    this.exit = exit;
+    const last = this.last;
+    if (last) await this.apply(last.self, last.peers, last.serial);
+  }
+
+  /**
+   * The peers that may use this device as their exit node (the exit node side): their queries for
+   * other names are answered through this device's own nameservers. The firewall must let them
+   * reach udp/tcp 53 here (PeerGuard.enforce's `dnsFrom`).
+   */
+  async setPeerClients(addresses: readonly string[]): Promise<void> {
+    const next = new Set(addresses);
+    if (next.size === this.peerClients.size && [...next].every((a) => this.peerClients.has(a))) return;
+    this.peerClients = next;
+    const last = this.last;
+    if (last) await this.apply(last.self, last.peers, last.serial);
+  }
+
   /** Stops the stub and puts the OS resolver back as it was. */
   async close(): Promise<void> {
     this.last = null;
@@ -140,10 +196,21 @@ export class MeshDns {
     };
   }
 
-  /** Where other names go: the resolver's original nameservers, never the stub itself. */
+  /**
+   * Where other names go: the exit node's stub while one is wanted; else the resolver's original
+   * nameservers, never the stub itself (with systemd-resolved, which sends only the domain here,
+   * its own stub, for the peers that use this device as their exit node).
+   */
   private async upstreams(stubAddress: string): Promise<Upstream[]> {
+    if (this.exit) {
+      return this.exit.address ? [{ address: this.exit.address, port: this.opts.exitPort ?? DNS_PORT }] : [];
+    }
     const all = (await this.opts.resolver?.upstreams()) ?? [];
-    return all.filter((u) => u.address !== stubAddress || u.port !== (this.opts.port ?? DNS_PORT));
+    const own = all.filter((u) => u.address !== stubAddress || u.port !== (this.opts.port ?? DNS_PORT));
+    if (own.length === 0 && this.peerClients.size > 0 && this.opts.resolver?.kind === 'resolved') {
+      return [{ address: RESOLVED_STUB, port: DNS_PORT }];
+    }
+    return own;
   }
 
   private async stopServing(): Promise<void> {

@@ -9,8 +9,8 @@ export const RESOLVED_STUB = '127.0.0.53';
 /**
  * systemd-resolved: the stub as the WireGuard link's DNS server and the account's domain as that
  * link's search and routing domain, so only those names come to us (`resolvectl`, the same D-Bus
- * calls NetworkManager makes). The link is never the default route for other names, and carries no
- * LLMNR or mDNS. resolved
+ * calls NetworkManager makes). The link is the default route for other names only while an exit
+ * node is in use, and carries no LLMNR or mDNS. resolved
  * forgets a link's settings when the link goes; `restore` reverts them while it is still there.
  */
 export class ResolvedConfigurator implements ResolverConfigurator {
@@ -23,11 +23,19 @@ export class ResolvedConfigurator implements ResolverConfigurator {
   ) {}
 
   async apply(s: ResolverSettings): Promise<void> {
-    const key = `${s.interfaceName} ${s.server} ${s.domain}`;
+    const all = s.defaultRoute === true;
+    const key = `${s.interfaceName} ${s.server} ${s.domain} ${all}`;
     if (key === this.applied) return;
     await runChecked(this.runner, 'resolvectl', ['dns', s.interfaceName, s.server]);
-    await runChecked(this.runner, 'resolvectl', ['domain', s.interfaceName, s.domain]);
-    await runChecked(this.runner, 'resolvectl', ['default-route', s.interfaceName, 'false']);
+    // `~.`: with an exit node, every name is routed to the stub (only more specific domains of
+    // other links, a LAN's own, still go there), so none goes to the LAN's resolver in clear.
+    await runChecked(this.runner, 'resolvectl', [
+      'domain',
+      s.interfaceName,
+      s.domain,
+      ...(all ? ['~.'] : []),
+    ]);
+    await runChecked(this.runner, 'resolvectl', ['default-route', s.interfaceName, String(all)]);
     // Multicast name discovery has nothing to find across WireGuard, and would tell peers our queries.
     await runChecked(this.runner, 'resolvectl', ['llmnr', s.interfaceName, 'no']);
     await runChecked(this.runner, 'resolvectl', ['mdns', s.interfaceName, 'no']);

@@ -7,6 +7,8 @@ export interface ResolverSettings {
   server: string;
   /** The account's domain (`acme.ts.example`): routed to the stub, and searched for short names. */
   domain: string;
+  /** Every name, not only the domain, goes to the stub (an exit node is in use). */
+  defaultRoute?: boolean;
 }
 
 /**

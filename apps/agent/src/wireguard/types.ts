@@ -13,6 +13,8 @@ export interface WgPeerState {
 export interface WgDeviceState {
   privateKey: string | null;
   listenPort: number;
+  /** The mark on WireGuard's own UDP packets (0: none); absent where a reader does not report it. */
+  fwmark?: number;
   peers: WgPeerState[];
 }
 
@@ -29,9 +31,13 @@ export interface WgPeerUpdate {
 export interface WgConfigUpdate {
   privateKey?: string;
   listenPort?: number;
+  /** Marks WireGuard's own UDP packets (0 clears it): policy routing keeps them off the tunnel. */
+  fwmark?: number;
   peers: WgPeerUpdate[];
 }
 
 export function isEmptyUpdate(u: WgConfigUpdate): boolean {
-  return u.privateKey === undefined && u.listenPort === undefined && u.peers.length === 0;
+  return (
+    u.privateKey === undefined && u.listenPort === undefined && u.fwmark === undefined && u.peers.length === 0
+  );
 }

@@ -30,6 +30,9 @@ export function parseUapiGet(text: string): WgDeviceState {
       case 'listen_port':
         device.listenPort = toInt(key, value);
         break;
+      case 'fwmark':
+        device.fwmark = toInt(key, value);
+        break;
       case 'public_key':
         peer = {
           publicKey: keyFromHex(value),
@@ -44,7 +47,6 @@ export function parseUapiGet(text: string): WgDeviceState {
         break;
       default:
         if (peer) applyPeerField(peer, key, value);
-      // Device fields we do not use (fwmark) are ignored.
     }
   }
   if (errno === null) throw new UapiError('UAPI answer without errno');
@@ -85,6 +87,7 @@ export function serializeUapiSet(update: WgConfigUpdate): string {
   const lines = ['set=1'];
   if (update.privateKey !== undefined) lines.push(`private_key=${keyToHex(update.privateKey)}`);
   if (update.listenPort !== undefined) lines.push(`listen_port=${update.listenPort}`);
+  if (update.fwmark !== undefined) lines.push(`fwmark=${update.fwmark}`);
   for (const p of update.peers) {
     lines.push(`public_key=${keyToHex(p.publicKey)}`);
     if (p.remove) {

@@ -5,6 +5,7 @@ export class UnsafeConfigValueError extends Error {}
 
 const isKey = (k: string) => WgKey.safeParse(k).success;
 const isPort = (n: number) => Number.isInteger(n) && n >= 0 && n <= 65535;
+const isMark = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
 const isEndpoint = (e: string) => parseEndpoint(e) !== null;
 /** An IPv4 or IPv6 prefix and nothing else (WireGuard takes both; the overlay is IPv4). */
 const isCidr = (c: string) =>
@@ -26,6 +27,7 @@ export function assertWritableUpdate(update: WgConfigUpdate): void {
     throw new UnsafeConfigValueError('refusing to write a private key that is not 32 bytes of base64');
   }
   if (update.listenPort !== undefined) check('listen port', update.listenPort, isPort);
+  if (update.fwmark !== undefined) check('fwmark', update.fwmark, isMark);
   for (const p of update.peers) {
     check('public key', p.publicKey, isKey);
     if (p.remove) continue;

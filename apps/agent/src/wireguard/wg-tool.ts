@@ -32,6 +32,9 @@ export class WgToolClient {
       args.push('private-key', keyFile);
     }
     if (update.listenPort !== undefined) args.push('listen-port', String(update.listenPort));
+    if (update.fwmark !== undefined) {
+      args.push('fwmark', update.fwmark === 0 ? 'off' : `0x${update.fwmark.toString(16)}`);
+    }
     for (const p of update.peers) {
       args.push('peer', p.publicKey);
       if (p.remove) {
@@ -63,6 +66,8 @@ export function parseWgDump(text: string): WgDeviceState {
   const device: WgDeviceState = {
     privateKey: head[0] === '(none)' ? null : head[0]!,
     listenPort: Number(head[2]),
+    // `off`, or the mark in hex (`0x7472`) or decimal depending on the wg version.
+    fwmark: head[3] === undefined || head[3] === 'off' ? 0 : Number(head[3]),
     peers: [],
   };
   for (const line of lines.slice(1)) {
