@@ -13,6 +13,7 @@ import { Command, Option } from 'commander';
 import { formatNetcheck } from './cli/format-netcheck';
 import { formatSignIn } from './cli/format-sign-in';
 import { formatStatus } from './cli/format-status';
+import { addGatewayFlags, type GatewayFlags, prefsFromFlags } from './cli/gateway-flags';
 import { describePath, findPeer, meshPing } from './cli/mesh-ping';
 import { DEFAULT_STATE_DIR } from './daemon-options';
 import { ipcCall } from './ipc/ipc-client';
@@ -48,9 +49,9 @@ async function call(req: IpcRequest, timeoutMs?: number): Promise<unknown> {
 /** Collects a repeated flag's values. */
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-program
-  .command('up')
-  .description('join the mesh: signs in (or enrolls with --setup-key) the first time')
+addGatewayFlags(
+  program.command('up').description('join the mesh: signs in (or enrolls with --setup-key) the first time'),
+)
   .option(
     '--broker <url>',
     'broker URL, https://HOST:PORT; repeat it or give a comma-separated list for several instances',
@@ -66,15 +67,19 @@ program
     collect,
   )
   .action(
-    async (o: {
-      broker?: string[];
-      setupKey?: string;
-      name?: string;
-      caFile?: string[];
-      fingerprint?: string[];
-      qr: boolean;
-    }) => {
+    async (
+      o: {
+        broker?: string[];
+        setupKey?: string;
+        name?: string;
+        caFile?: string[];
+        fingerprint?: string[];
+        qr: boolean;
+      } & GatewayFlags,
+    ) => {
       const req: IpcRequest = { op: 'up' };
+      const prefs = prefsFromFlags(o);
+      if (prefs) req.prefs = prefs;
       if (o.broker) req.brokers = parseBrokerUrls(o.broker);
       if (o.setupKey) req.setupKey = o.setupKey;
       if (o.name) req.name = o.name;
@@ -92,6 +97,15 @@ program
       process.stdout.write(`${res.message ?? 'up'}\n`);
     },
   );
+
+addGatewayFlags(
+  program.command('set').description('change gateway settings (subnet routes, exit node); applied at once'),
+).action(async (o: GatewayFlags) => {
+  const prefs = prefsFromFlags(o);
+  if (!prefs) throw new Error('nothing to set: give at least one option (see `trellis set --help`)');
+  const res = OkResponse.parse(await call({ op: 'set', prefs }));
+  process.stdout.write(`${res.message ?? 'set'}\n`);
+});
 
 program
   .command('down')

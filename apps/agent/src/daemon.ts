@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import type { Server } from 'node:http';
 import { join } from 'node:path';
-import { selectFirewallBackend } from '@trellis/firewall';
+import { NftablesGatewayBackend, selectFirewallBackend } from '@trellis/firewall';
 import { boundPort, serveMetrics } from '@trellis/metrics';
 import { PortMappingClient } from '@trellis/portmap';
 import pino from 'pino';
@@ -10,6 +10,11 @@ import { AgentMetrics } from './agent/agent-metrics';
 import { PeerGuard } from './agent/peer-guard';
 import { type DaemonOptions, parseDaemonOptions } from './daemon-options';
 import { MeshDns } from './dns/mesh-dns';
+import { ExitNodeController } from './exit/exit-node-controller';
+import { LinuxExitRouting } from './exit/linux';
+import { GatewayRole } from './gateway/gateway-role';
+import { IpForward } from './gateway/ip-forward';
+import { LinuxLanProbe } from './gateway/lan-probe';
 import { IpcServer } from './ipc/ipc-server';
 import { CandidateWatcher, localCandidates } from './platform/candidates';
 import { LinuxNetworkConfigurator } from './platform/linux';
@@ -54,6 +59,22 @@ async function main(): Promise<void> {
   const guard: PeerGuard = new PeerGuard(pins, firewall, logger, metrics);
   const dns = await selectResolver(opts.dns, opts.resolvConf, opts.stateDir, runner, logger);
   if (opts.dns !== 'off') logger.info({ dns: opts.dns, resolver: dns.resolver?.kind ?? 'none' }, 'names');
+  const linux = process.platform === 'linux';
+  // The session's names follow the exit node; sessions come one after another.
+  let sessionDns: MeshDns | null = null;
+  // Forwarding needs the gateway firewall (nftables only today); without a firewall nothing forwards.
+  const gatewayRole =
+    linux && opts.firewall !== 'off'
+      ? new GatewayRole(new NftablesGatewayBackend(), new IpForward(opts.stateDir), logger)
+      : undefined;
+  const exitNode = linux
+    ? new ExitNodeController({
+        routing: new LinuxExitRouting(runner, logger),
+        wireguard: backend,
+        dns: { followExitNode: (exit) => sessionDns?.followExitNode(exit) ?? Promise.resolve() },
+        logger,
+      })
+    : undefined;
   const agent: Agent = new Agent({
     store,
     guard,
@@ -67,8 +88,15 @@ async function main(): Promise<void> {
     ...(opts.dns === 'off'
       ? {}
       : {
-          meshDns: (run) =>
-            new MeshDns({ interfaceName: opts.interfaceName, resolver: dns.resolver, logger, run }),
+          meshDns: (run) => {
+            sessionDns = new MeshDns({
+              interfaceName: opts.interfaceName,
+              resolver: dns.resolver,
+              logger,
+              run,
+            });
+            return sessionDns;
+          },
         }),
     watchCandidates: (onChange) => {
       const w = new CandidateWatcher(
@@ -80,7 +108,9 @@ async function main(): Promise<void> {
       w.start();
       return () => w.stop();
     },
-    ...(process.platform === 'linux' ? { watchNetwork: watchLinuxNetworkEvents } : {}),
+    ...(linux ? { watchNetwork: watchLinuxNetworkEvents, lanProbe: new LinuxLanProbe(runner) } : {}),
+    ...(gatewayRole ? { gatewayRole } : {}),
+    ...(exitNode ? { exitNode } : {}),
     ...(opts.portMapping
       ? { portMapping: (port: number) => new PortMappingClient({ internalPort: port }) }
       : {}),
@@ -99,6 +129,8 @@ async function main(): Promise<void> {
           return { ok: true, message: await agent.down() };
         case 'rotate-key':
           return agent.rotateKey();
+        case 'set':
+          return { ok: true, message: await agent.set(req.prefs) };
       }
     },
     logger,

@@ -85,6 +85,17 @@ export class AgentRunner {
     await p.exited;
   }
 
+  /**
+   * SIGKILL trellisd and everything it started (wireguard-go), as a power cut would: the tunnel
+   * goes with it. Its nftables tables stay (the lab's namespace keeps them, as a dead agent would).
+   */
+  async crash(): Promise<void> {
+    const p = this.proc;
+    if (!p?.running) return;
+    p.killNow();
+    await p.exited;
+  }
+
   /** Deletes the saved netmap (the agent is stopped): the next start waits for the broker's. */
   forgetSavedNetmap(): void {
     rmSync(join(this.stateDir, 'netmap.json'), { force: true });

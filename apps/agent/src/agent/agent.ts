@@ -2,6 +2,7 @@ import {
   type AgentState,
   type BrokerTrust,
   type EnrollResponse,
+  type GatewayPrefs,
   type ResolveHost,
   type RotateKeyResponse,
   type StatusResponse,
@@ -11,7 +12,7 @@ import { resolveHostAddresses } from '@trellis/tls';
 import type { Logger } from 'pino';
 import { PENDING_APPROVAL } from '../control/close-outcome';
 import { enrollWithAny } from '../control/enroll-client';
-import { KeyRotationRefused } from '../control/rotation-request';
+import { GatewaySettings } from '../routes/gateway-prefs';
 import type { SignedIn } from '../sign-in/device-sign-in';
 import { SignIns } from '../sign-in/sign-ins';
 import type { Enrollment } from '../state/state-store';
@@ -24,7 +25,7 @@ import { DeviceKeys } from './device-keys';
 import { deviceBody, enrollmentFrom, requestedBrokers, type UpResult } from './enrollment-record';
 import { MeshSession, type MeshSessionOptions } from './mesh-session';
 import { SerialQueue } from './serial-queue';
-import { buildStatus } from './status';
+import { buildStatus, sessionStatusInputs } from './status';
 
 export interface AgentOptions extends MeshSessionOptions {
   /** Reads this device's current LAN candidates. */
@@ -53,11 +54,14 @@ export class Agent {
   private readonly log: Logger;
   /** Sign-ins (RFC 8628) of a device not enrolled yet. */
   private readonly signIns: SignIns;
+  /** Gateway settings (`trellis set`), kept in the state directory. */
+  private readonly settings: GatewaySettings;
   private readonly resolveHost: ResolveHost = (host) =>
     (this.opts.controlOptions?.resolveHost ?? resolveHostAddresses)(host);
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.logger;
+    this.settings = new GatewaySettings(opts.store.dir);
     this.signIns = new SignIns({
       privateKey: () => this.keys!.current.privateKey,
       resolveHost: this.resolveHost,
@@ -85,10 +89,17 @@ export class Agent {
       .catch((err: Error) =>
         this.log.warn({ err: err.message }, 'the resolver left by the last run was not restored'),
       );
+    await this.settings.load();
     this.keys = await DeviceKeys.load(this.opts.store);
     if (this.keys.pending)
       this.log.warn('a key rotation was left unfinished: settled on the next connection');
     this.enrollment = await this.opts.store.loadEnrollment();
+    // Staying down: no gateway role, so ip_forward and rules a crashed run left go back now.
+    if (!this.enrollment?.wantUp) {
+      await this.opts.gatewayRole
+        ?.recover()
+        .catch((err: Error) => this.log.warn({ err: err.message }, 'ip_forward was not restored'));
+    }
     if (!this.enrollment) {
       this.state = 'needs-enrollment';
       this.log.info('not enrolled; waiting for `trellis up --broker URL` (sign in, or --setup-key KEY)');
@@ -105,7 +116,19 @@ export class Agent {
     return this.ops.run(() => this.doUp(req));
   }
 
+  /** `trellis set`: new gateway settings, saved, then applied at once when the mesh is up. */
+  set(change: GatewayPrefs): Promise<string> {
+    return this.ops.run(() => this.changePrefs(change));
+  }
+
+  private async changePrefs(change: GatewayPrefs): Promise<string> {
+    if (!(await this.settings.change(change))) return 'settings unchanged';
+    this.session?.routing.prefsChanged();
+    return this.session ? 'settings saved and applied' : 'settings saved (applied on `trellis up`)';
+  }
+
   private async doUp(req: UpRequest): Promise<UpResult> {
+    if (req.prefs) await this.changePrefs(req.prefs);
     const current = this.enrollment;
     const brokers = requestedBrokers(req);
     if (req.setupKey) {
@@ -211,27 +234,19 @@ export class Agent {
       };
       device = await this.queue.run(read).catch(() => null);
     }
-    const target = s?.control.brokerTarget ?? null;
     return buildStatus({
       state: this.state,
-      self: s?.netmap?.self ?? null,
-      brokerUrl: target?.url ?? this.enrollment?.brokerUrls[0] ?? null,
+      ...sessionStatusInputs(s, this.settings.current),
+      brokerUrl: s?.control.brokerTarget?.url ?? this.enrollment?.brokerUrls[0] ?? null,
       brokerUrls: this.enrollment?.brokerUrls ?? [],
-      brokerAddress: target?.address ?? null,
-      brokerConnected: s?.control.connected ?? false,
       lastError: s ? s.control.lastError : this.lastError,
       interfaceName: this.opts.interfaceName,
       listenPort: this.opts.listenPort,
       publicKey: this.keys?.current.publicKey ?? null,
       backend: this.opts.backend.kind,
-      netmap: s?.netmap ?? null,
-      netmapSource: s?.netmapSource ?? 'none',
       device,
-      paths: s?.pathStatus() ?? [],
       ...(this.opts.guard ? { guard: this.opts.guard.status() } : {}),
       ...(this.signIns.pending ? { signIn: this.signIns.pending } : {}),
-      ...(s?.dnsStatus() ? { dns: s.dnsStatus() } : {}),
-      netinfo: s?.netinfo() ?? { reflexive: [], mappingType: null, portMapped: null, brokerRttMs: null },
     });
   }
 
@@ -240,29 +255,24 @@ export class Agent {
   }
 
   private async enroll(urls: string[], setupKey: string, name: string | undefined, trust: BrokerTrust) {
-    const agent = createBrokerAgent(trust);
     const previous = this.state;
     this.state = 'enrolling';
     this.log.info({ brokers: urls }, 'enrolling');
     try {
-      const body = {
-        ...this.deviceBody(name),
-        setupKey,
-      };
+      const body = { ...this.deviceBody(name), setupKey };
+      const agent = createBrokerAgent(trust);
       const { response, url } = await enrollWithAny(
         urls,
         agent,
         body,
         this.keys!.current.privateKey,
         this.resolveHost,
-      );
+      ).finally(() => agent.destroy());
       await this.adoptEnrollment(response, urls, trust, url);
     } catch (err) {
       this.state = previous;
       this.lastError = (err as Error).message;
       throw err;
-    } finally {
-      agent.destroy();
     }
   }
 
@@ -284,7 +294,7 @@ export class Agent {
       return null;
     });
     const session = new MeshSession(
-      this.opts,
+      { ...this.opts, gatewayPrefs: () => this.settings.current },
       {
         queue: this.queue,
         interfaceUp: () => this.meshUp,
@@ -329,17 +339,7 @@ export class Agent {
     if (keys.pending) throw new UserError('an earlier key rotation is still unresolved; try again later');
     const previousKey = keys.current.publicKey;
     this.log.info({ previousKey }, 'rotating the device key');
-    try {
-      await keys.rotate(enrollment, control);
-    } catch (err) {
-      const why = (err as Error).message;
-      if (err instanceof KeyRotationRefused)
-        throw new UserError(`the broker refused the key rotation: ${why}`);
-      throw new UserError(
-        `the broker did not confirm the key rotation (${why}); the agent takes the key it holds ` +
-          'when it reconnects (see `trellis status`)',
-      );
-    }
+    await keys.rotate(enrollment, control);
     await this.adoptPendingKey();
     return { ok: true, previousKey, publicKey: keys.current.publicKey };
   }

@@ -1,13 +1,16 @@
-import type { NetmapPeer } from '@trellis/proto';
+import type { NetmapPeer, ReflectorInfo } from '@trellis/proto';
 import type { Netmap } from '../control/netmap-tracker';
-import { candidatesFromEndpoints, onLinkCandidates, type PathPeer } from '../path';
+import { candidatesFromEndpoints, onLinkCandidates, type PathPeer, wgUpdateForEffect } from '../path';
 import type { DesiredConfig } from '../wireguard/config-diff';
+import type { WgConfigUpdate } from '../wireguard/types';
 
 /** The WireGuard configuration a netmap asks for. Mesh peers' endpoints belong to the path logic. */
 export function desiredConfigFromNetmap(
   netmap: Netmap,
   privateKey: string,
   listenPort: number,
+  /** Prefixes a peer carries for us as a gateway (the route selector's choice), by peer id. */
+  extraAllowedIps: (peerId: string) => string[] = () => [],
 ): DesiredConfig {
   return {
     privateKey,
@@ -15,7 +18,10 @@ export function desiredConfigFromNetmap(
     peers: [
       ...netmap.peers.map((p) => ({
         publicKey: p.publicKey,
-        allowedIps: p.allowedIps.length > 0 ? p.allowedIps : [`${p.address}/32`],
+        allowedIps: [
+          ...(p.allowedIps.length > 0 ? p.allowedIps : [`${p.address}/32`]),
+          ...extraAllowedIps(p.id),
+        ],
       })),
       // The broker's reflectors: no routed addresses, only handshakes and keepalives from our port.
       ...(netmap.self.reflectors ?? []).map((r) => ({
@@ -36,4 +42,17 @@ export function pathPeersFromNetmap(peers: readonly NetmapPeer[], subnets: reado
       ? onLinkCandidates(p.candidates, subnets)
       : candidatesFromEndpoints(p.endpoints, subnets),
   }));
+}
+
+/** The same remove + re-add a path uses to start a fresh handshake, for the reflectors (which route nothing). */
+export function reflectorReadd(reflectors: readonly ReflectorInfo[]): WgConfigUpdate {
+  return {
+    peers: reflectors.flatMap(
+      (r) =>
+        wgUpdateForEffect(
+          { type: 'readd-peer', peerId: r.publicKey, publicKey: r.publicKey, endpoint: r.endpoint },
+          [],
+        ).peers,
+    ),
+  };
 }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { ControlClient } from '../control/control-client';
 import { KeyRotationRefused } from '../control/rotation-request';
 import type { Enrollment, StateStore } from '../state/state-store';
+import { UserError } from '../util/user-error';
 
 type RotatingControl = Pick<ControlClient, 'rotateKey' | 'setFallbackKey'>;
 
@@ -41,6 +42,7 @@ export class DeviceKeys {
   /**
    * Rotates over `control` (connected): resolves with the new key once the broker holds it (then
    * commit()). A refusal drops the new key; with no answer it stays pending, tried as the fallback.
+   * Either failure is a UserError that says which it was.
    */
   async rotate(enrollment: Enrollment, control: RotatingControl): Promise<KeyPair> {
     const { pending, signature } = await this.startRotation(enrollment);
@@ -48,11 +50,16 @@ export class DeviceKeys {
     try {
       await control.rotateKey(pending.publicKey, signature);
     } catch (err) {
+      const why = (err as Error).message;
       if (err instanceof KeyRotationRefused) {
         control.setFallbackKey(null);
         await this.drop();
+        throw new UserError(`the broker refused the key rotation: ${why}`);
       }
-      throw err;
+      throw new UserError(
+        `the broker did not confirm the key rotation (${why}); the agent takes the key it holds ` +
+          'when it reconnects (see `trellis status`)',
+      );
     }
     return pending;
   }

@@ -1,6 +1,6 @@
 import type { Agent } from 'node:https';
 import type { KeyPair } from '@trellis/crypto';
-import type { AgentState, NetinfoMessage, NetmapPeer, StatusResponse } from '@trellis/proto';
+import type { AgentState, NetmapPeer, StatusResponse } from '@trellis/proto';
 import type { Logger } from 'pino';
 import {
   ControlClient,
@@ -9,18 +9,21 @@ import {
 } from '../control/control-client';
 import { accessFromWire, accessToWire, type Netmap } from '../control/netmap-tracker';
 import type { MeshDns } from '../dns/mesh-dns';
-import { ClockOffsetEstimator, type PeerPathStatus, wgUpdateForEffect } from '../path';
+import { ClockOffsetEstimator, type PeerPathStatus } from '../path';
 import { localAddresses, localSubnets } from '../platform/candidates';
 import type { NetworkConfigurator } from '../platform/network-configurator';
 import { RelayRttProber } from '../relay/relay-rtt';
 import { RelayTcpProxy } from '../relay/relay-tcp-proxy';
+import { MeshRouting, type MeshRoutingOptions } from '../routes/mesh-routing';
+import { bypassAddresses } from '../routes/route-driver';
 import type { Enrollment, SavedNetmap, StateStore } from '../state/state-store';
 import { createBrokerAgent } from '../trust/broker-trust';
 import { describeTarget } from '../trust/broker-url';
 import type { WireGuardBackend } from '../wireguard/backend';
 import { diffWireGuardConfig } from '../wireguard/config-diff';
 import { isEmptyUpdate, type WgDeviceState } from '../wireguard/types';
-import { desiredConfigFromNetmap, pathPeersFromNetmap } from './desired-config';
+import { desiredConfigFromNetmap, pathPeersFromNetmap, reflectorReadd } from './desired-config';
+import { NetinfoReport } from './netinfo-report';
 import { PathDriver } from './path-driver';
 import { PathStateReporter } from './path-state-reporter';
 import type { PeerGuard } from './peer-guard';
@@ -31,7 +34,7 @@ import type { SerialQueue } from './serial-queue';
 const NETWORK_EVENT_SETTLE_MS = 300;
 
 /** What a session uses of the agent's options. */
-export interface MeshSessionOptions {
+export interface MeshSessionOptions extends MeshRoutingOptions {
   store: StateStore;
   backend: WireGuardBackend;
   network: NetworkConfigurator;
@@ -88,6 +91,8 @@ export class MeshSession {
   private readonly relayProber: RelayRttProber;
   private readonly portMapper: GatewayPortMapping | null;
   private readonly dns: MeshDns | null;
+  /** Subnet routes, exit node and the gateway role. */
+  readonly routing: MeshRouting;
   private readonly clock = new ClockOffsetEstimator();
   private readonly log: Logger;
   private stopWatching: () => void = () => undefined;
@@ -96,16 +101,15 @@ export class MeshSession {
 
   /** A burst of netlink events (ours included: the overlay route) makes one probe of the broker. */
   private networkEvent(): void {
+    // Every event: the one that brings a LAN route back may come late in a burst.
+    this.routing.networkEvent();
     if (this.probeTimer) return;
     this.probeTimer = setTimeout(() => {
       this.probeTimer = null;
       this.control.probe();
     }, NETWORK_EVENT_SETTLE_MS);
   }
-  private portMapped: string | null = null;
-  /** Round trip to each relay with a TCP listener (relay id → ms), for netinfo. */
-  private relayRtts: Record<string, number> = {};
-  private lastNetinfo = '';
+  private readonly netinfoReport = new NetinfoReport((msg) => this.control.setNetinfo(msg));
 
   constructor(
     private readonly opts: MeshSessionOptions,
@@ -123,6 +127,7 @@ export class MeshSession {
       listenPort: opts.listenPort,
       run: (job) => host.queue.run(job),
       allowedIpsOf: (key) => this.allowedIpsOf(key),
+      keepaliveOf: (key) => this.routing.keepaliveOf(key),
       meshUp: () => host.interfaceUp(),
       send: (report) => this.control.sendPath(report),
       openTcpRelay: (msg, onReconnected) =>
@@ -142,10 +147,7 @@ export class MeshSession {
     });
     this.relayProber = new RelayRttProber({
       logger: this.log,
-      onRtts: (rtts) => {
-        this.relayRtts = rtts;
-        this.sendNetinfo();
-      },
+      onRtts: (rtts) => this.netinfoReport.setRelayRtts(rtts),
     });
     this.control = new ControlClient({
       brokerUrls: enrollment.brokerUrls,
@@ -160,11 +162,30 @@ export class MeshSession {
     });
     this.portMapper = opts.portMapping?.(opts.listenPort) ?? null;
     this.dns = opts.meshDns?.((job) => host.queue.run(job)) ?? null;
+    this.routing = new MeshRouting({
+      ...opts,
+      localSubnets: () => localSubnets(opts.interfaceName),
+      bypass: () =>
+        bypassAddresses([
+          this.control.brokerTarget?.address,
+          ...(this.netmap?.self.relays ?? []).map((r) => r.address),
+          ...(this.netmap?.self.reflectors ?? []).map((r) => r.endpoint),
+        ]),
+      advertise: (msg) => this.control.setAdvertise(msg),
+      run: (job) => host.queue.run(job),
+      reapply: () => this.reapply('routes'),
+    });
+  }
+
+  /** Queues a mesh apply (settings, LAN or a gateway's liveness changed). */
+  reapply(kind: string): void {
+    void this.host.queue.run(() => this.applyMesh(kind)).catch((err: Error) => this.host.meshError(err));
   }
 
   /** Applies the saved netmap (the broker's snapshot replaces it), then connects and watches the network. */
   async start(): Promise<void> {
     this.relayProber.start();
+    this.routing.start();
     const saved = this.saved;
     if (saved && saved.self.id === this.enrollment.deviceId) {
       this.netmap = {
@@ -198,9 +219,8 @@ export class MeshSession {
     const mapper = this.portMapper;
     if (mapper) {
       mapper.on('candidate', (c) => {
-        this.portMapped = c?.endpoint ?? null;
-        this.log.info({ portMapped: this.portMapped }, 'port mapping');
-        this.sendNetinfo();
+        this.log.info({ portMapped: c?.endpoint ?? null }, 'port mapping');
+        this.netinfoReport.setPortMapped(c?.endpoint ?? null);
       });
       mapper.start();
     }
@@ -212,9 +232,7 @@ export class MeshSession {
     this.paths.stop();
     this.pathStates.stop();
     this.relayProber.stop();
-    this.relayRtts = {};
-    this.portMapped = null;
-    this.lastNetinfo = '';
+    this.netinfoReport.reset();
     await this.portMapper?.stop().catch(() => undefined);
     this.control.stop();
     this.stopWatching();
@@ -227,6 +245,7 @@ export class MeshSession {
     // In the queue: a mesh job already running may be pointing the resolver at the stub.
     const dns = this.dns;
     if (dns) await this.host.queue.run(() => dns.close());
+    await this.host.queue.run(() => this.routing.closeInQueue());
     return prefix;
   }
 
@@ -241,20 +260,25 @@ export class MeshSession {
     const peers = guard ? guard.trusted(netmap.peers) : netmap.peers;
     this.trusted = peers;
     // The firewall first: a peer reaches WireGuard only once the rules for it are in place.
-    await guard?.enforce(this.opts.interfaceName, netmap, peers);
+    const exitClients = this.routing.exitClients(netmap, peers);
+    await guard?.enforce(this.opts.interfaceName, netmap, peers, exitClients);
+    this.routing.select(netmap, peers);
     const desired = desiredConfigFromNetmap(
       { ...netmap, peers },
       this.keyPair.privateKey,
       this.opts.listenPort,
+      (id) => this.routing.extraAllowedIps(id),
     );
     const current = await this.opts.backend.getState();
     const update = diffWireGuardConfig(desired, current);
     if (!isEmptyUpdate(update)) await this.opts.backend.apply(update);
     await this.opts.network.apply(this.opts.interfaceName, netmap.self.address, netmap.self.overlayPrefix);
+    await this.routing.applyInQueue(netmap, peers);
+    await this.dns?.setPeerClients(exitClients);
     await this.dns?.apply(netmap.self, peers, netmap.serial);
     await this.paths.setPeersInQueue(pathPeersFromNetmap(peers, localSubnets(this.opts.interfaceName)));
     await guard?.flush();
-    this.sendNetinfo();
+    this.netinfoReport.flush();
     this.log.info(
       { serial: netmap.serial, source: kind, peers: netmap.peers.length, changes: update.peers.length },
       'mesh applied',
@@ -283,7 +307,7 @@ export class MeshSession {
     return {
       reflexive: this.netmap?.self.reflexive ?? [],
       mappingType: this.netmap?.self.mappingType ?? null,
-      portMapped: this.portMapped,
+      portMapped: this.netinfoReport.portMapped,
       brokerRttMs: this.clock.rttMs,
     };
   }
@@ -355,16 +379,7 @@ export class MeshSession {
       .run(async () => {
         const reflectors = this.netmap?.self.reflectors ?? [];
         if (!this.host.interfaceUp() || reflectors.length === 0) return;
-        await this.opts.backend.apply({
-          // The same remove + re-add a path uses to start a fresh handshake; reflectors route nothing.
-          peers: reflectors.flatMap(
-            (r) =>
-              wgUpdateForEffect(
-                { type: 'readd-peer', peerId: r.publicKey, publicKey: r.publicKey, endpoint: r.endpoint },
-                [],
-              ).peers,
-          ),
-        });
+        await this.opts.backend.apply(reflectorReadd(reflectors));
         this.log.debug({ why, reflectors: reflectors.length }, 'reflector sessions refreshed');
       })
       .catch((err: Error) => this.log.warn({ err: err.message }, 'refreshing reflector sessions failed'));
@@ -373,17 +388,7 @@ export class MeshSession {
   private allowedIpsOf(publicKey: string): string[] | null {
     const peer = this.trusted.find((p) => p.publicKey === publicKey);
     if (!peer) return null;
-    return peer.allowedIps.length > 0 ? peer.allowedIps : [`${peer.address}/32`];
-  }
-
-  /** Tells the broker our port mapping and relay round trips, when they changed. */
-  private sendNetinfo(): void {
-    const msg: NetinfoMessage = { type: 'netinfo' };
-    if (this.portMapped) msg.portMapped = this.portMapped;
-    if (Object.keys(this.relayRtts).length > 0) msg.relayRttMs = this.relayRtts;
-    const key = JSON.stringify(msg);
-    if (key === this.lastNetinfo) return;
-    this.lastNetinfo = key;
-    this.control.setNetinfo(msg);
+    const own = peer.allowedIps.length > 0 ? peer.allowedIps : [`${peer.address}/32`];
+    return [...own, ...this.routing.extraAllowedIps(peer.id)];
   }
 }

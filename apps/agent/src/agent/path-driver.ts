@@ -7,6 +7,7 @@ import type {
 } from '@trellis/proto';
 import type { Logger } from 'pino';
 import {
+  type KeepaliveSetting,
   observationsFromDevice,
   type PathEffect,
   PathManager,
@@ -44,6 +45,8 @@ export interface PathDriverDeps {
   run(job: () => Promise<void>): Promise<void>;
   /** The netmap's allowed IPs for a peer key; null when WireGuard does not have the peer (yet). */
   allowedIpsOf(publicKey: string): string[] | null;
+  /** A peer's persistent keepalive while its path wants it and while not (default 25 and 0). */
+  keepaliveOf?(publicKey: string): KeepaliveSetting;
   /** Whether WireGuard is up (no UAPI reads before the interface exists). */
   meshUp(): boolean;
   send(message: PathReportMessage | PathWantMessage): void;
@@ -249,7 +252,11 @@ export class PathDriver {
         case 'set-endpoint':
         case 'keepalive':
         case 'readd-peer': {
-          const update = wgUpdateForEffect(e, this.deps.allowedIpsOf(e.publicKey));
+          const update = wgUpdateForEffect(
+            e,
+            this.deps.allowedIpsOf(e.publicKey),
+            this.deps.keepaliveOf?.(e.publicKey),
+          );
           if (!isEmptyUpdate(update)) await this.deps.backend.apply(update);
           break;
         }

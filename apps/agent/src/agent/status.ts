@@ -1,7 +1,9 @@
 import type { AgentState, GuardStatus, NetmapSelf, PeerStatus, StatusResponse } from '@trellis/proto';
 import { type Netmap, rulesOf } from '../control/netmap-tracker';
 import type { PeerPathStatus } from '../path';
+import type { FullGatewayPrefs } from '../routes/gateway-prefs';
 import type { WgDeviceState } from '../wireguard/types';
+import type { MeshSession } from './mesh-session';
 
 export interface StatusInputs {
   state: AgentState;
@@ -29,6 +31,42 @@ export interface StatusInputs {
   dns?: StatusResponse['dns'];
   /** A sign-in waiting for the user's approval. */
   signIn?: StatusResponse['signIn'];
+  gateway?: StatusResponse['gateway'];
+}
+
+/** What the status takes from the mesh session (or says without one). */
+export function sessionStatusInputs(
+  s: MeshSession | null,
+  prefs: FullGatewayPrefs,
+): Pick<
+  StatusInputs,
+  | 'self'
+  | 'brokerAddress'
+  | 'brokerConnected'
+  | 'netmap'
+  | 'netmapSource'
+  | 'paths'
+  | 'dns'
+  | 'gateway'
+  | 'netinfo'
+> {
+  const dns = s?.dnsStatus();
+  return {
+    self: s?.netmap?.self ?? null,
+    brokerAddress: s?.control.brokerTarget?.address ?? null,
+    brokerConnected: s?.control.connected ?? false,
+    netmap: s?.netmap ?? null,
+    netmapSource: s?.netmapSource ?? 'none',
+    paths: s?.pathStatus() ?? [],
+    ...(dns ? { dns } : {}),
+    gateway: s ? s.routing.status(s.netmap) : { prefs, advertised: [], routes: [], exitNode: null },
+    netinfo: s?.netinfo() ?? { reflexive: [], mappingType: null, portMapped: null, brokerRttMs: null },
+  };
+}
+
+function accessOf(netmap: Netmap, peerId: string) {
+  const r = rulesOf(netmap, peerId);
+  return { in: r.in, out: r.out };
 }
 
 /** The netmap merged with what WireGuard itself reports (endpoint in use, handshake, counters). */
@@ -61,7 +99,7 @@ export function buildStatus(i: StatusInputs): StatusResponse {
         wg && wg.lastHandshakeSec > 0 ? new Date(wg.lastHandshakeSec * 1000).toISOString() : null,
       rxBytes: wg?.rxBytes ?? 0,
       txBytes: wg?.txBytes ?? 0,
-      ...(i.netmap ? { access: rulesOf(i.netmap, p.id) } : {}),
+      ...(i.netmap ? { access: accessOf(i.netmap, p.id) } : {}),
       ...(refused.has(`${p.address} ${p.publicKey}`) ? { refused: true } : {}),
     };
   });
@@ -89,5 +127,6 @@ export function buildStatus(i: StatusInputs): StatusResponse {
     ...(i.guard ? { guard: i.guard } : {}),
     ...(i.dns ? { dns: i.dns } : {}),
     ...(i.signIn ? { signIn: i.signIn } : {}),
+    ...(i.gateway ? { gateway: i.gateway } : {}),
   };
 }

@@ -1,4 +1,5 @@
 import { describeAccessRules, type StatusResponse } from '@trellis/proto';
+import { gatewayLines } from './format-gateway';
 
 /** `12s ago`, `3m ago`, `2h ago`, `4d ago`, or `never`. */
 export function formatAgo(iso: string | null, now: number): string {
@@ -56,6 +57,7 @@ export function formatStatus(s: StatusResponse, now = Date.now()): string {
   lines.push(`netmap:     serial ${s.netmapSerial ?? '-'} from ${s.netmapSource}, ${s.peers.length} peers`);
   lines.push(...guardLines(s, now));
   if (s.dns) lines.push(dnsLine(s.dns));
+  lines.push(...gatewayLines(s.gateway));
   if (s.peers.length === 0) return `${lines.join('\n')}\n`;
   lines.push('');
   const rows = [

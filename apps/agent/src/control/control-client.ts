@@ -1,8 +1,8 @@
 import type { Agent } from 'node:https';
 import type { KeyPair } from '@trellis/crypto';
 import {
+  type AdvertiseMessage,
   AUTH_TIMEOUT_MS,
-  BROKER_FEATURES,
   type BrokerTarget,
   type ChallengeMessage,
   type ClientMessage,
@@ -10,9 +10,6 @@ import {
   type DeltaMessage,
   type NetinfoMessage,
   type NetmapMessage,
-  type PathReportMessage,
-  type PathStateMessage,
-  type PathWantMessage,
   type ResolveHost,
   SNAPSHOT_TIMEOUT_MS,
 } from '@trellis/proto';
@@ -20,8 +17,10 @@ import { resolveHostAddresses } from '@trellis/tls';
 import { describeTarget } from '../trust/broker-url';
 import { AuthKeys } from './auth-keys';
 import { closeOutcome, closeText } from './close-outcome';
+import { ControlAnnouncements, type PathMessage } from './control-announcements';
 import type { ControlClientOptions } from './control-client-options';
 import { ControlHeartbeat, DEFAULT_CLOCK_PINGS } from './control-heartbeat';
+import type { ControlLink } from './control-link';
 import { ControlSocket, decodeServerMessage } from './control-socket';
 import { NetmapTracker } from './netmap-tracker';
 import { ReconnectSchedule } from './reconnect-schedule';
@@ -32,17 +31,6 @@ export type { ControlClientHandlers, ControlClientOptions } from './control-clie
 
 /** How long a `rotate-key` waits for the broker's answer before the connection is given up. */
 export const ROTATION_ANSWER_MS = 15_000;
-
-/** Where the client stands: nothing, resolving the brokers' names, or a connection to one. */
-type Link =
-  | { phase: 'idle' }
-  | { phase: 'resolving' }
-  | {
-      phase: 'connecting' | 'await-challenge' | 'await-netmap' | 'ready';
-      socket: ControlSocket;
-      /** What this broker's challenge said it takes (ChallengeMessage.features); empty before it. */
-      features: ReadonlySet<string>;
-    };
 
 /**
  * The agent's side of the control channel: hello → challenge (the broker proves its key) → auth →
@@ -58,13 +46,15 @@ export class ControlClient {
   private readonly tracker = new NetmapTracker();
   private readonly keys: AuthKeys;
   private readonly rotation: RotationRequest;
-  private link: Link = { phase: 'idle' };
+  private link: ControlLink = { phase: 'idle' };
   private stopped = true;
   /** Until the snapshot: AUTH_TIMEOUT_MS for the challenge, then SNAPSHOT_TIMEOUT_MS for the netmap. */
   private readonly authDeadline: Deadline;
   private readonly heartbeat: ControlHeartbeat;
-  private endpoints: string[] | null = null;
-  private netinfo: NetinfoMessage | null = null;
+  private readonly announcements = new ControlAnnouncements(
+    (msg) => this.send(msg),
+    () => (this.link.phase === 'ready' ? this.link.features : null),
+  );
   lastError: string | null = null;
 
   constructor(private readonly opts: ControlClientOptions) {
@@ -153,8 +143,7 @@ export class ControlClient {
 
   /** Remembers our local candidates and sends them now if connected, else on the next connection. */
   setEndpoints(endpoints: string[]): void {
-    this.endpoints = endpoints;
-    if (this.link.phase === 'ready') this.send({ type: 'endpoints', endpoints });
+    this.announcements.set({ type: 'endpoints', endpoints });
   }
 
   /**
@@ -325,8 +314,7 @@ export class ControlClient {
     this.advance('ready');
     this.lastError = null;
     this.reconnect.connected();
-    if (this.endpoints) this.send({ type: 'endpoints', endpoints: this.endpoints });
-    if (this.netinfo) this.send(this.netinfo);
+    this.announcements.replay();
     this.heartbeat.start(this.opts.clockPings ?? DEFAULT_CLOCK_PINGS);
     this.opts.handlers.onConnected();
   }
@@ -336,17 +324,18 @@ export class ControlClient {
    * (the next attempt reports again, a want is repeated while its demand lasts, paths are reported
    * in full on every connect).
    */
-  sendPath(report: PathReportMessage | PathWantMessage | PathStateMessage): void {
-    if (this.link.phase !== 'ready') return;
-    // A broker from before `path-state` would close the connection on it.
-    if (report.type === 'path-state' && !this.link.features.has(BROKER_FEATURES.pathState)) return;
-    this.send(report);
+  sendPath(report: PathMessage): void {
+    this.announcements.sendNow(report);
   }
 
   /** What we know of our own NAT; remembered and sent again on every connection. */
   setNetinfo(netinfo: NetinfoMessage): void {
-    this.netinfo = netinfo;
-    if (this.link.phase === 'ready') this.send(netinfo);
+    this.announcements.set(netinfo);
+  }
+
+  /** The routes this device offers; remembered and sent again after every authentication. */
+  setAdvertise(msg: AdvertiseMessage): void {
+    this.announcements.set(msg);
   }
 
   private onClose(code: number, reason: string, socketError: string | null): void {

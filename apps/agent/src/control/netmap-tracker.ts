@@ -5,6 +5,7 @@ import type {
   NetmapPeer,
   NetmapSelf,
   PeerAccess,
+  RouteAccess,
 } from '@trellis/proto';
 
 /** What the policy opens between this device and one peer. */
@@ -13,6 +14,10 @@ export interface PeerRules {
   in: AccessRules;
   /** What this device may open on the peer (the peer's firewall enforces it). */
   out: AccessRules;
+  /** What this device may reach through the peer's routes (absent: nothing). */
+  routesOut?: RouteAccess[];
+  /** What the peer may reach through this device's routes (absent: nothing). */
+  routesIn?: RouteAccess[];
 }
 
 export interface Netmap {
@@ -31,7 +36,12 @@ const NOTHING: PeerRules = { in: [], out: [] };
 export function accessFromWire(groups: readonly PeerAccess[]): Map<string, PeerRules> {
   const access = new Map<string, PeerRules>();
   for (const g of groups) {
-    const rules = { in: g.in, out: g.out };
+    const rules: PeerRules = {
+      in: g.in,
+      out: g.out,
+      ...(g.routesOut ? { routesOut: g.routesOut } : {}),
+      ...(g.routesIn ? { routesIn: g.routesIn } : {}),
+    };
     for (const id of g.peers) access.set(id, rules);
   }
   return access;
@@ -45,7 +55,7 @@ export function accessToWire(access: ReadonlyMap<string, PeerRules>): PeerAccess
     if (list) list.push(id);
     else groups.set(rules, [id]);
   }
-  return [...groups].map(([rules, peers]) => ({ peers, in: rules.in, out: rules.out }));
+  return [...groups].map(([rules, peers]) => ({ peers, ...rules }));
 }
 
 export function rulesOf(netmap: Netmap, peerId: string): PeerRules {

@@ -3,6 +3,12 @@ import type { WgConfigUpdate, WgDeviceState } from '../wireguard/types';
 import type { HandshakeObservation } from './path-manager';
 import type { PathEffect } from './path-types';
 
+/** A peer's persistent keepalive (seconds) while its path wants keepalive, and while it does not. */
+export interface KeepaliveSetting {
+  on: number;
+  off: number;
+}
+
 /**
  * The WireGuard change for a `set-endpoint`, `keepalive` or `readd-peer` effect, for WireGuardBackend.apply.
  * A re-add is one transaction (UAPI `set=1`, or one `wg set` command): remove the peer, then add it
@@ -14,8 +20,11 @@ import type { PathEffect } from './path-types';
 export function wgUpdateForEffect(
   effect: Extract<PathEffect, { type: 'set-endpoint' | 'readd-peer' | 'keepalive' }>,
   allowedIps: string[] | null,
+  /** Seconds while the path wants keepalive, and while it does not (a gateway's peers: pinned on). */
+  keepalive: KeepaliveSetting = { on: PERSISTENT_KEEPALIVE_SECONDS, off: 0 },
 ): WgConfigUpdate {
   if (allowedIps === null) return { peers: [] };
+  const keepaliveOf = (on: boolean) => (on ? keepalive.on : keepalive.off);
   if (effect.type === 'keepalive')
     return { peers: [{ publicKey: effect.publicKey, persistentKeepalive: keepaliveOf(effect.on) }] };
   if (effect.type === 'set-endpoint') {
@@ -28,15 +37,11 @@ export function wgUpdateForEffect(
       {
         publicKey: effect.publicKey,
         endpoint: effect.endpoint,
-        persistentKeepalive: PERSISTENT_KEEPALIVE_SECONDS,
+        persistentKeepalive: keepalive.on,
         allowedIps,
       },
     ],
   };
-}
-
-function keepaliveOf(on: boolean): number {
-  return on ? PERSISTENT_KEEPALIVE_SECONDS : 0;
 }
 
 /** What the PathManager needs from a UAPI `get` (handshake seconds → ms, 0 stays "never"). */

@@ -12,7 +12,25 @@ interface IpRoute {
 
 /** Linux through iproute2 (`ip -j` to read state, so every change is made only when missing). */
 export class LinuxNetworkConfigurator implements NetworkConfigurator {
+  /** Subnet routes this agent added (setRoutes); only these are ever removed. */
+  private subnetRoutes = new Set<string>();
   constructor(private readonly runner: CommandRunner) {}
+
+  async setRoutes(interfaceName: string, prefixes: readonly string[]): Promise<void> {
+    const want = new Set(prefixes);
+    if (want.size === 0 && this.subnetRoutes.size === 0) return;
+    for (const p of this.subnetRoutes) {
+      if (want.has(p)) continue;
+      await this.runner.run('ip', ['route', 'del', p, 'dev', interfaceName]); // already gone is fine
+      this.subnetRoutes.delete(p);
+    }
+    if (want.size === 0) return;
+    const have = new Set((await this.routes(interfaceName)).map((r) => r.dst));
+    for (const p of want) {
+      if (!have.has(p)) await runChecked(this.runner, 'ip', ['route', 'replace', p, 'dev', interfaceName]);
+      this.subnetRoutes.add(p);
+    }
+  }
 
   async apply(interfaceName: string, address: string, overlayPrefix: string): Promise<void> {
     const link = await this.linkInfo(interfaceName);
@@ -36,6 +54,7 @@ export class LinuxNetworkConfigurator implements NetworkConfigurator {
   }
 
   async remove(interfaceName: string, overlayPrefix: string | null): Promise<void> {
+    await this.setRoutes(interfaceName, []);
     if (overlayPrefix) await this.runner.run('ip', ['route', 'del', overlayPrefix, 'dev', interfaceName]);
     await this.runner.run('ip', ['link', 'set', interfaceName, 'down']);
   }

@@ -4,4 +4,9 @@ export interface NetworkConfigurator {
   apply(interfaceName: string, address: string, overlayPrefix: string): Promise<void>;
   /** Removes what apply added (the interface itself is the backend's). Safe when already gone. */
   remove(interfaceName: string, overlayPrefix: string | null): Promise<void>;
+  /**
+   * Routes exactly these subnet prefixes (other devices' routes) into the interface, removing the
+   * ones it routed before that are no longer wanted. Idempotent; `[]` removes them all.
+   */
+  setRoutes(interfaceName: string, prefixes: readonly string[]): Promise<void>;
 }

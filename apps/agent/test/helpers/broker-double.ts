@@ -10,6 +10,7 @@ import {
   verifyKeyRotation,
 } from '@trellis/crypto';
 import {
+  type AdvertiseMessage,
   ALLOW_ALL,
   API_PATHS,
   BROKER_FEATURES,
@@ -90,8 +91,10 @@ export class BrokerDouble {
   pings = 0;
   /** `path-state` reports received (the dashboard topology), per device. */
   readonly pathStates: Array<{ deviceId: string; msg: PathStateMessage }> = [];
-  /** ChallengeMessage.features; [] is a broker from before any (it refuses `path-state`). */
+  /** ChallengeMessage.features; [] is a broker from before any (it refuses `path-state`, `advertise`). */
   features: string[] = [BROKER_FEATURES.pathState];
+  /** `advertise` messages received (only with BROKER_FEATURES.routes in `features`). */
+  readonly advertisements: Array<{ deviceId: string; msg: AdvertiseMessage }> = [];
   /** Sign challenges with this key instead of the real one (an impostor). */
   impostorKeys: KeyPair | null = null;
   /** Accepts the auth proof but sends no snapshot (a broker deep in a reconnection storm). */
@@ -400,6 +403,12 @@ export class BrokerDouble {
         return;
       }
       if (msg.type === 'rotate-key') return this.rotateKey(session, msg.newKey, msg.signature);
+      if (msg.type === 'advertise') {
+        if (!this.features.includes(BROKER_FEATURES.routes))
+          return ws.close(CloseCode.badMessage, 'bad message');
+        this.advertisements.push({ deviceId: session.deviceId!, msg });
+        return;
+      }
       if (msg.type === 'path-state') {
         // As a broker from before it does: refused, the connection closed.
         if (!this.features.includes(BROKER_FEATURES.pathState))

@@ -13,7 +13,7 @@ export function newTestAgent(
   const agent = new Agent({
     store: new StateStore(dir),
     backend: wg,
-    network: { apply: async () => {}, remove: async () => {} },
+    network: { apply: async () => {}, remove: async () => {}, setRoutes: async () => {} },
     logger: pino({ level: 'info' }, { write: (line: string) => logs.push(line) }),
     interfaceName: wg.interfaceName,
     listenPort: 51820,

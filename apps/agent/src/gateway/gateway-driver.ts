@@ -1,0 +1,151 @@
+import { type AdvertiseMessage, EXIT_ROUTE, type GatewayStatus, type NetmapPeer } from '@trellis/proto';
+import type { Logger } from 'pino';
+import { type Netmap, rulesOf } from '../control/netmap-tracker';
+import { advertisedRoutes, type FullGatewayPrefs } from '../routes/gateway-prefs';
+import { buildGatewayPolicy, type GatewayPlan, planGateway } from './gateway-policy';
+import type { GatewayRole } from './gateway-role';
+import type { LanProbe } from './lan-probe';
+
+export interface GatewayDriverDeps {
+  meshInterface: string;
+  prefs(): FullGatewayPrefs;
+  /** Absent: the LAN is not looked at (nothing is reported down; no role without a LAN interface). */
+  lan?: LanProbe;
+  /** Absent: this device never forwards (no firewall for it on this OS). */
+  role?: GatewayRole;
+  /** The routes to advertise (control.setAdvertise: sent now and after every authentication). */
+  advertise(msg: AdvertiseMessage): void;
+  /** The LAN changed what this device can serve: apply the mesh again. */
+  reapply(): void;
+  logger: Logger;
+}
+
+/**
+ * This device as a gateway: what it advertises (and which of it is down), and the forwarding role
+ * for its approved routes. LAN state is probed on start, on a settings change and on network events.
+ */
+export class GatewayDriver {
+  private plan: GatewayPlan = { lanInterface: null, served: [], down: [] };
+  private wan: string | null = null;
+  private lastAdvertise = '';
+  private probing: Promise<void> | null = null;
+  private again = false;
+  private probed = false;
+
+  constructor(private readonly deps: GatewayDriverDeps) {}
+
+  /**
+   * Probes the LAN of every advertised route; advertises again when what is down changed, and asks
+   * for a mesh apply when what is served changed. Overlapping calls fold into one more probe.
+   */
+  refresh(): Promise<void> {
+    if (this.probing) {
+      this.again = true;
+      return this.probing;
+    }
+    this.probing = (async () => {
+      do {
+        this.again = false;
+        await this.probe().catch((err: Error) =>
+          this.deps.logger.warn({ err: err.message }, 'probing the LAN of advertised routes failed'),
+        );
+      } while (this.again);
+      this.probing = null;
+      this.probed = true;
+    })();
+    return this.probing;
+  }
+
+  private async probe(): Promise<void> {
+    const prefs = this.deps.prefs();
+    const lan = this.deps.lan;
+    let plan: GatewayPlan = { lanInterface: null, served: [], down: [] };
+    if (lan) {
+      const lanOf = new Map<string, string | null>();
+      for (const r of prefs.advertiseRoutes) lanOf.set(r, await lan.routeInterface(r));
+      this.wan = prefs.advertiseExitNode ? await lan.defaultInterface() : null;
+      plan = planGateway(prefs.advertiseRoutes, lanOf, this.deps.meshInterface, {
+        advertised: prefs.advertiseExitNode,
+        wanInterface: this.wan,
+      });
+    }
+    const changed = JSON.stringify(plan) !== JSON.stringify(this.plan);
+    this.plan = plan;
+    this.sendAdvertise();
+    if (changed) {
+      if (plan.down.length > 0) this.deps.logger.warn({ down: plan.down }, 'advertised routes down');
+      this.deps.reapply();
+    }
+  }
+
+  /** Sends the advertisement when it differs from the last one sent. */
+  private sendAdvertise(): void {
+    const routes = advertisedRoutes(this.deps.prefs());
+    const down = this.plan.down.filter((d) => routes.includes(d));
+    const msg: AdvertiseMessage = { type: 'advertise', routes, ...(down.length > 0 ? { down } : {}) };
+    const key = JSON.stringify(msg);
+    if (key === this.lastAdvertise) return;
+    this.lastAdvertise = key;
+    this.deps.logger.info({ routes, down }, 'advertising routes');
+    this.deps.advertise(msg);
+  }
+
+  /** Mesh addresses of peers that may use this device's routes: they get the fast keepalive. */
+  clientsOf(netmap: Netmap, peers: readonly NetmapPeer[]): NetmapPeer[] {
+    if (!this.deps.role?.active) return [];
+    return peers.filter((p) => (rulesOf(netmap, p.id).routesIn ?? []).length > 0);
+  }
+
+  /**
+   * Mesh addresses of the peers that may use this device as their exit node (approved, advertised,
+   * WAN up): the firewall lets them reach its DNS stub, which resolves their other names.
+   */
+  exitClients(netmap: Netmap, peers: readonly NetmapPeer[]): string[] {
+    if (!this.deps.prefs().advertiseExitNode || this.plan.down.includes(EXIT_ROUTE)) return [];
+    if (!netmap.self.routes?.some((r) => r.prefix === EXIT_ROUTE && r.approved)) return [];
+    return peers
+      .filter((p) => (rulesOf(netmap, p.id).routesIn ?? []).some((a) => a.prefix === EXIT_ROUTE))
+      .map((p) => p.address);
+  }
+
+  /** The role for the current netmap; inside the mesh queue, after WireGuard took it. */
+  async applyInQueue(netmap: Netmap, peers: readonly NetmapPeer[]): Promise<void> {
+    const role = this.deps.role;
+    if (!role) return;
+    // Not before the LAN was looked at: a restarted gateway would drop its role for a moment.
+    if (!this.probed) await this.refresh();
+    const prefs = this.deps.prefs();
+    const advertised = advertisedRoutes(prefs);
+    const approved = (netmap.self.routes ?? [])
+      .filter((r) => r.approved && advertised.includes(r.prefix))
+      .map((r) => r.prefix);
+    const policy = buildGatewayPolicy({
+      meshInterface: this.deps.meshInterface,
+      selfAddress: netmap.self.address,
+      plan: this.plan,
+      approved: approved.filter((r) => r !== EXIT_ROUTE || !this.plan.down.includes(EXIT_ROUTE)),
+      masquerade: prefs.snatRoutes,
+      wanInterface: this.wan,
+      peers: peers.map((p) => ({ address: p.address, routesIn: rulesOf(netmap, p.id).routesIn ?? [] })),
+    });
+    await role.apply(policy);
+  }
+
+  /** Leaves the role (on `down`); inside the mesh queue. */
+  async end(): Promise<void> {
+    await this.deps.role?.end();
+  }
+
+  /** What it advertises and what the broker says of each. */
+  advertised(netmap: Netmap | null): GatewayStatus['advertised'] {
+    const held = new Map((netmap?.self.routes ?? []).map((r) => [r.prefix, r.approved]));
+    return advertisedRoutes(this.deps.prefs()).map((prefix) => {
+      const approved = held.get(prefix);
+      return {
+        prefix,
+        ...(approved === undefined ? {} : { approved }),
+        down: this.plan.down.includes(prefix),
+      };
+    });
+  }
+}

@@ -1,0 +1,107 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { GatewayFirewall, GatewayPolicy } from '@trellis/firewall';
+import pino from 'pino';
+import { GatewayRole } from '../../src/gateway/gateway-role';
+import { IP_FORWARD_REMEMBERED, IpForward, type SysctlFile } from '../../src/gateway/ip-forward';
+
+const logger = pino({ level: 'silent' });
+
+/** A sysctl file that is an ordinary file, and a firewall that records what it was asked. */
+async function setup(initial: string) {
+  const dir = await mkdtemp(join(tmpdir(), 'trellis-gw-'));
+  const sysctlPath = join(dir, 'ip_forward');
+  await writeFile(sysctlPath, `${initial}\n`);
+  const sysctl: SysctlFile = {
+    read: (p) => readFile(p, 'utf8'),
+    write: (p, v) => writeFile(p, v),
+  };
+  const events: string[] = [];
+  const firewall: GatewayFirewall = {
+    name: 'fake',
+    apply: async (p) => {
+      events.push(`apply ${p.lan?.routes.join(',') ?? '-'}`);
+      return { changed: true };
+    },
+    remove: async () => {
+      events.push('remove');
+    },
+  };
+  const forward = () => new IpForward(dir, sysctl, sysctlPath);
+  const value = async () => (await readFile(sysctlPath, 'utf8')).trim();
+  const remembered = () =>
+    readFile(join(dir, IP_FORWARD_REMEMBERED), 'utf8').then(
+      (t) => t.trim(),
+      () => null,
+    );
+  return { dir, events, firewall, forward, value, remembered };
+}
+
+const POLICY: GatewayPolicy = {
+  meshInterface: 'trellis0',
+  selfAddress: '100.64.0.1',
+  lan: { interfaceName: 'eth1', routes: ['192.168.1.0/24'], masquerade: true },
+  virtualDevices: [],
+  access: [],
+};
+
+describe('GatewayRole', () => {
+  it('switches ip_forward on while the role is on, and puts back what it was when it ends', async () => {
+    const t = await setup('0');
+    const role = new GatewayRole(t.firewall, t.forward(), logger);
+    await role.apply(POLICY);
+    expect(await t.value()).toBe('1');
+    expect(await t.remembered()).toBe('0');
+    expect(role.active).toBe(true);
+    await role.apply(POLICY); // a second apply keeps the first remembered value
+    expect(await t.remembered()).toBe('0');
+    await role.apply(null);
+    expect(await t.value()).toBe('0');
+    expect(await t.remembered()).toBeNull();
+    expect(t.events).toEqual(['apply 192.168.1.0/24', 'apply 192.168.1.0/24', 'remove']);
+    await rm(t.dir, { recursive: true });
+  });
+
+  it('leaves a host that already forwarded forwarding', async () => {
+    const t = await setup('1');
+    const role = new GatewayRole(t.firewall, t.forward(), logger);
+    await role.apply(POLICY);
+    await role.end();
+    expect(await t.value()).toBe('1');
+    await rm(t.dir, { recursive: true });
+  });
+
+  it('restores the value a crashed run remembered on the next start', async () => {
+    const t = await setup('0');
+    await new GatewayRole(t.firewall, t.forward(), logger).apply(POLICY); // then "crashes"
+    expect(await t.value()).toBe('1');
+    const next = new GatewayRole(t.firewall, t.forward(), logger);
+    await next.recover();
+    expect(await t.value()).toBe('0');
+    expect(t.events.at(-1)).toBe('remove');
+    expect(await t.remembered()).toBeNull();
+    await rm(t.dir, { recursive: true });
+  });
+
+  it('takes rules a killed run left away at the first end, even without a role of its own', async () => {
+    const t = await setup('0');
+    const role = new GatewayRole(t.firewall, t.forward(), logger);
+    await role.end();
+    await role.end();
+    expect(t.events).toEqual(['remove']);
+    await rm(t.dir, { recursive: true });
+  });
+
+  it('does not switch forwarding on when the rules fail to load', async () => {
+    const t = await setup('0');
+    t.firewall.apply = async () => {
+      throw new Error('nft: syntax error');
+    };
+    const role = new GatewayRole(t.firewall, t.forward(), logger);
+    await expect(role.apply(POLICY)).rejects.toThrow('syntax error');
+    expect(await t.value()).toBe('0');
+    expect(role.lastError).toBe('nft: syntax error');
+    await rm(t.dir, { recursive: true });
+  });
+});

@@ -1,0 +1,243 @@
+import { ALLOW_ALL, EXIT_ROUTE, type RouteAccess } from '@trellis/proto';
+import fc from 'fast-check';
+import {
+  exitNodeProblem,
+  findPeerFor,
+  overlaps,
+  type RouteSelectionInput,
+  type SelectorPeer,
+  selectRoutes,
+} from '../../src/routes/route-selector';
+
+const access = (...prefixes: string[]): RouteAccess[] =>
+  prefixes.map((prefix) => ({ prefix, rules: ALLOW_ALL }));
+
+const peer = (id: string, routes: Array<[string, number]>, online = true): SelectorPeer => ({
+  id,
+  name: `gw-${id}`,
+  online,
+  routes: routes.map(([prefix, since]) => ({ prefix, since })),
+});
+
+function input(over: Partial<RouteSelectionInput>): RouteSelectionInput {
+  return {
+    peers: [],
+    routesOut: new Map(),
+    acceptRoutes: true,
+    exitNode: null,
+    localSubnets: [],
+    alive: () => true,
+    ...over,
+  };
+}
+
+describe('selectRoutes', () => {
+  const a = peer('a', [['192.168.1.0/24', 100]]);
+  const b = peer('b', [['192.168.1.0/24', 50]]);
+  const routesOut = new Map([
+    ['a', access('192.168.0.0/16')],
+    ['b', access('192.168.1.10/32')],
+  ]);
+
+  it('picks the gateway that served longest and routes the prefix into the mesh', () => {
+    const s = selectRoutes(input({ peers: [a, b], routesOut }));
+    expect(s.allowedIps).toEqual(new Map([['b', ['192.168.1.0/24']]]));
+    expect(s.kernelRoutes).toEqual(['192.168.1.0/24']);
+    expect(s.rows).toEqual([
+      {
+        prefix: '192.168.1.0/24',
+        via: 'gw-b',
+        gateways: [
+          { name: 'gw-b', alive: true },
+          { name: 'gw-a', alive: true },
+        ],
+        installed: true,
+      },
+    ]);
+    expect(s.watched).toEqual(new Set(['a', 'b']));
+    expect(s.sample).toBe(true);
+  });
+
+  it('fails over to the next live gateway without changing the kernel routes, and goes back', () => {
+    const dead = new Set(['b']);
+    const s1 = selectRoutes(input({ peers: [a, b], routesOut, alive: (id) => !dead.has(id) }));
+    expect(s1.allowedIps).toEqual(new Map([['a', ['192.168.1.0/24']]]));
+    expect(s1.kernelRoutes).toEqual(['192.168.1.0/24']);
+    dead.clear();
+    const s2 = selectRoutes(input({ peers: [a, b], routesOut, alive: (id) => !dead.has(id) }));
+    expect(s2.allowedIps).toEqual(new Map([['b', ['192.168.1.0/24']]]));
+  });
+
+  it('goes back to a returning primary only once its tunnel has answered', () => {
+    const current = new Map([['192.168.1.0/24', 'a']]);
+    const back = (proven: boolean) =>
+      selectRoutes(input({ peers: [a, b], routesOut, current, proven: () => proven })).rows[0]!.via;
+    expect(back(false)).toBe('gw-a');
+    expect(back(true)).toBe('gw-b');
+    // A current gateway that died is left at once, for whichever live one is preferred.
+    const s = selectRoutes(
+      input({ peers: [a, b], routesOut, current, proven: () => false, alive: (id) => id !== 'a' }),
+    );
+    expect(s.rows[0]!.via).toBe('gw-b');
+  });
+
+  it('counts a gateway the broker reports offline as dead', () => {
+    const s = selectRoutes(input({ peers: [a, { ...b, online: false }], routesOut }));
+    expect(s.rows[0]!.via).toBe('gw-a');
+  });
+
+  it('keeps the route (fail closed) but gives it to nobody when no gateway is alive', () => {
+    const s = selectRoutes(input({ peers: [a, b], routesOut, alive: () => false }));
+    expect(s.allowedIps.size).toBe(0);
+    expect(s.rows[0]).toMatchObject({ via: null, installed: true, reason: 'no live gateway' });
+  });
+
+  it('uses a gateway only when the policy lets us reach part of the prefix through it', () => {
+    const s = selectRoutes(input({ peers: [a, b], routesOut: new Map([['a', access('10.0.0.0/8')]]) }));
+    expect(s.allowedIps.size).toBe(0);
+    expect(s.kernelRoutes).toEqual([]);
+    expect(s.rows[0]).toMatchObject({ installed: false, reason: 'not allowed by the access policy' });
+    const onlyA = selectRoutes(
+      input({ peers: [a, b], routesOut: new Map([['a', access('192.168.1.0/24')]]) }),
+    );
+    expect(onlyA.allowedIps).toEqual(new Map([['a', ['192.168.1.0/24']]]));
+    expect(onlyA.sample).toBe(false);
+  });
+
+  it('skips prefixes overlapping a local subnet or its own routes, and everything without accept-routes', () => {
+    const local = selectRoutes(input({ peers: [a], routesOut, localSubnets: ['192.168.1.0/25'] }));
+    expect(local.rows[0]).toMatchObject({
+      installed: false,
+      reason: 'overlaps the local subnet 192.168.1.0/25',
+    });
+    expect(local.kernelRoutes).toEqual([]);
+    const own = selectRoutes(input({ peers: [a], routesOut, ownRoutes: ['192.168.0.0/16'] }));
+    expect(own.rows[0]).toMatchObject({
+      installed: false,
+      reason: 'overlaps 192.168.0.0/16, which this device advertises',
+    });
+    const off = selectRoutes(input({ peers: [a], routesOut, acceptRoutes: false }));
+    expect(off.rows[0]).toMatchObject({ installed: false, reason: 'not accepted (--accept-routes false)' });
+  });
+
+  it('breaks a tie on since by the lowest device id', () => {
+    const c = peer('c', [['10.1.0.0/16', 5]]);
+    const d = peer('d', [['10.1.0.0/16', 5]]);
+    const s = selectRoutes(
+      input({
+        peers: [d, c],
+        routesOut: new Map([
+          ['c', access('10.0.0.0/8')],
+          ['d', access('10.0.0.0/8')],
+        ]),
+      }),
+    );
+    expect(s.rows[0]!.via).toBe('gw-c');
+  });
+
+  describe('exit node', () => {
+    const x = peer('x', [
+      [EXIT_ROUTE, 1],
+      ['172.16.0.0/12', 1],
+    ]);
+    const allowed = new Map([['x', access(EXIT_ROUTE)]]);
+
+    it('gives the exit route to the chosen exit node only, never as a kernel route', () => {
+      const s = selectRoutes(input({ peers: [x], routesOut: allowed, exitNode: 'x' }));
+      expect(s.allowedIps.get('x')).toEqual(['172.16.0.0/12', EXIT_ROUTE]);
+      expect(s.kernelRoutes).toEqual(['172.16.0.0/12']);
+      expect(s.exitGateway).toBe('x');
+      expect(s.exitCandidate).toBe('x');
+    });
+
+    it('gives it to nobody when not chosen, not allowed, or dead', () => {
+      expect(selectRoutes(input({ peers: [x], routesOut: allowed })).exitGateway).toBeNull();
+      const notAllowed = selectRoutes(
+        input({ peers: [x], routesOut: new Map([['x', access('172.16.0.0/12')]]), exitNode: 'x' }),
+      );
+      expect(notAllowed.exitCandidate).toBeNull();
+      expect(notAllowed.allowedIps.get('x')).toEqual(['172.16.0.0/12']);
+      const dead = selectRoutes(input({ peers: [x], routesOut: allowed, exitNode: 'x', alive: () => false }));
+      expect(dead.exitCandidate).toBe('x');
+      expect(dead.exitGateway).toBeNull();
+      expect(dead.allowedIps.get('x')).toBeUndefined();
+    });
+
+    it('explains why a chosen peer is not usable', () => {
+      expect(exitNodeProblem(undefined, allowed)).toBe('no such peer in the netmap');
+      expect(exitNodeProblem(a, allowed)).toBe('it is not an approved exit node');
+      expect(exitNodeProblem(x, new Map())).toBe('the access policy does not allow it');
+      expect(exitNodeProblem(x, allowed)).toBeNull();
+    });
+
+    it('finds a peer by name, DNS name, address or id', () => {
+      const peers = [{ id: 'x', name: 'Exit', dnsName: 'exit.acme.example', address: '100.64.0.9' }];
+      for (const q of ['x', 'exit', 'EXIT', 'exit.acme.example.', '100.64.0.9']) {
+        expect(findPeerFor(q, peers)?.id).toBe('x');
+      }
+      expect(findPeerFor('nope', peers)).toBeUndefined();
+    });
+  });
+
+  it('maps every prefix to at most one gateway, and only to a usable live one (property)', () => {
+    const prefixes = ['10.0.0.0/8', '10.1.0.0/16', '192.168.1.0/24', '172.16.0.0/12', EXIT_ROUTE];
+    const ids = ['p1', 'p2', 'p3', 'p4'];
+    const arb = fc.record({
+      peers: fc.uniqueArray(
+        fc.record({
+          id: fc.constantFrom(...ids),
+          online: fc.boolean(),
+          routes: fc
+            .uniqueArray(fc.constantFrom(...prefixes))
+            .map((ps) => ps.map((p, i) => [p, i] as [string, number])),
+        }),
+        { maxLength: 4, selector: (p) => p.id },
+      ),
+      out: fc.array(fc.tuple(fc.constantFrom(...ids), fc.constantFrom(...prefixes, '10.1.2.0/24'))),
+      dead: fc.uniqueArray(fc.constantFrom(...ids)),
+      exitNode: fc.option(fc.constantFrom(...ids)),
+      local: fc.option(fc.constantFrom('10.1.5.0/24', '192.168.0.0/16')),
+      acceptRoutes: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(arb, (c) => {
+        const peers = c.peers.map((p) => peer(p.id, p.routes, p.online));
+        const routesOut = new Map<string, RouteAccess[]>();
+        for (const [id, prefix] of c.out)
+          routesOut.set(id, [...(routesOut.get(id) ?? []), ...access(prefix)]);
+        const s = selectRoutes(
+          input({
+            peers,
+            routesOut,
+            acceptRoutes: c.acceptRoutes,
+            exitNode: c.exitNode,
+            localSubnets: c.local ? [c.local] : [],
+            alive: (id) => !c.dead.includes(id),
+          }),
+        );
+        const owners = new Map<string, string>();
+        for (const [id, list] of s.allowedIps) {
+          for (const prefix of list) {
+            expect(owners.has(prefix)).toBe(false);
+            owners.set(prefix, id);
+            const p = peers.find((q) => q.id === id)!;
+            expect(p.online && !c.dead.includes(id)).toBe(true);
+            expect(p.routes!.some((r) => r.prefix === prefix)).toBe(true);
+            const mayReach = (routesOut.get(id) ?? []).some((r) =>
+              prefix === EXIT_ROUTE ? r.prefix === EXIT_ROUTE : overlaps(r.prefix, prefix),
+            );
+            expect(mayReach).toBe(true);
+            if (prefix === EXIT_ROUTE) expect(id).toBe(c.exitNode);
+            else {
+              expect(c.acceptRoutes).toBe(true);
+              expect(s.kernelRoutes).toContain(prefix);
+              if (c.local) expect(overlaps(c.local, prefix)).toBe(false);
+            }
+          }
+        }
+        expect(s.kernelRoutes).not.toContain(EXIT_ROUTE);
+      }),
+      { seed: 14, numRuns: 300 },
+    );
+  });
+});
