@@ -10,6 +10,7 @@ const benches = {
   dns: 'bench/dist/dns/main.js',
   failover: 'bench/dist/failover/main.js',
   fuzz: 'bench/dist/fuzz/main.js',
+  gateway: 'bench/dist/gateway/main.js',
   netmap: 'bench/dist/netmap/main.js',
   policy: 'bench/dist/policy/main.js',
   punch: 'bench/dist/punch/main.js',

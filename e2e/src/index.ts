@@ -1,5 +1,7 @@
 export * from './addresses';
+export * from './capture';
 export { ExecError, type ExecOptions, type ExecResult, exec, execQuiet, inNamespace } from './exec';
+export * from './gateway-lab';
 export { Host, Internet } from './internet';
 export { Lab, type LabOptions } from './lab';
 export { LabProcess } from './lab-process';
@@ -13,6 +15,7 @@ export { Device, Site } from './site';
 export { labNamespaces, listWgSockets, sweepStale } from './sweep';
 export * from './trellis';
 export { firstLogTime, logExcerpt } from './trellis/log-lines';
+export * from './udp-probe';
 export {
   type EchoMessage,
   type PeerPlan,

@@ -3,6 +3,7 @@ export * from './access-mesh';
 export { AgentRunner } from './agent';
 export type { BrokerInstanceOptions } from './broker';
 export { BROKER_PORT, BrokerRunner, parseJson } from './broker';
+export * from './gateway';
 export { LabDatabase } from './lab-database';
 export { cleanEnv, repoRoot, type TrellisBuild, trellisBuild } from './paths';
 export { RELAY_PORTS, RELAY_TCP_PORT, RelayRunner } from './relay';
