@@ -12,6 +12,7 @@ export * from './netcat';
 export { lostReplies, replySeqs, replyTimes } from './ping-output';
 export * from './router-kinds';
 export { Device, Site } from './site';
+export { Steps } from './steps';
 export { labNamespaces, listWgSockets, sweepStale } from './sweep';
 export * from './trellis';
 export { firstLogTime, logExcerpt } from './trellis/log-lines';

@@ -10,6 +10,7 @@ import {
   Lab,
   PortForwardRouter,
   RoutedRouter,
+  Steps,
   type TrellisBuild,
   trellisBuild,
 } from '../src';
@@ -45,13 +46,9 @@ describe('access control: policy blocks (cidrs) and associations (real broker + 
   let broker: BrokerRunner;
   const mesh = new AccessMesh(() => broker, PATH_TIMEOUT_MS);
   let apartVersion = 0;
-  const done = new Set<string>();
+  const steps = new Steps();
   const L = () => lab;
   const m = (name: string) => mesh.member(name);
-
-  function needs(step: string): void {
-    if (!done.has(step)) throw new Error(`not run: the earlier step "${step}" did not complete`);
-  }
 
   beforeAll(async () => {
     requireRoot();
@@ -119,7 +116,7 @@ describe('access control: policy blocks (cidrs) and associations (real broker + 
       }
       expect(await mesh.ns('a1').ping(m('b1').overlay, { count: 2, waitS: 1 })).toBe(false);
       expect((await mesh.agent('b1').status()).peers).toEqual([]);
-      done.add('apart');
+      steps.complete('apart');
     },
     300_000,
   );
@@ -128,7 +125,7 @@ describe('access control: policy blocks (cidrs) and associations (real broker + 
     L,
     'associating the two blocks connects them (ping both ways); rolling the policy back separates them',
     async () => {
-      needs('apart');
+      steps.needs('apart');
       await mesh.timeChange(
         'association applied: the blocks see each other, ms after `policy apply` returned',
         ENFORCE_WITHIN_MS,

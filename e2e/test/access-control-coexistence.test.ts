@@ -11,6 +11,7 @@ import {
   PortForwardRouter,
   RoutedRouter,
   rulesetWithoutTrellis,
+  Steps,
   type TrellisBuild,
   tcpConnects,
   tcpListen,
@@ -121,12 +122,8 @@ describe("access control: coexisting with Docker's iptables-nft rules and a host
   let before = '';
   const listeners: LabProcess[] = [];
   const overlay = new Map<string, string>();
-  const done = new Set<string>();
+  const steps = new Steps();
   const L = () => lab;
-
-  function needs(step: string): void {
-    if (!done.has(step)) throw new Error(`not run: the earlier step "${step}" did not complete`);
-  }
 
   beforeAll(async () => {
     requireRoot();
@@ -229,7 +226,7 @@ describe("access control: coexisting with Docker's iptables-nft rules and a host
       expect(before).toContain('chain DOCKER-USER {');
       expect(before).toContain('table inet hostfw {');
       expect(before).not.toContain('table inet trellis');
-      done.add('host-rules');
+      steps.complete('host-rules');
     },
     120_000,
   );
@@ -238,7 +235,7 @@ describe("access control: coexisting with Docker's iptables-nft rules and a host
     L,
     'after `trellis up` and a policy change, the rules outside table inet trellis are byte-identical and still work',
     async () => {
-      needs('host-rules');
+      steps.needs('host-rules');
       const host = h1.device.ns;
       await broker.start();
       await applyPolicy(broker, POLICY_V1);
@@ -289,7 +286,7 @@ describe("access control: coexisting with Docker's iptables-nft rules and a host
       await eventually('h1 → p1 ping', () => h1.device.ns.ping(p1ip));
       expect(await rulesetWithoutTrellis(host)).toBe(before);
       await expectHostRulesWork('after a policy change');
-      done.add('up');
+      steps.complete('up');
     },
     300_000,
   );
@@ -298,7 +295,7 @@ describe("access control: coexisting with Docker's iptables-nft rules and a host
     L,
     '`trellis down` removes table inet trellis and only it: the ruleset is byte-identical to before',
     async () => {
-      needs('up');
+      steps.needs('up');
       const host = h1.device.ns;
       await h1.cli(['down']);
       await waitFor(async () => (await trellisTable(host)) === null, {

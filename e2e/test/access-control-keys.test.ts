@@ -8,6 +8,7 @@ import {
   LabDatabase,
   PortForwardRouter,
   RoutedRouter,
+  Steps,
   type TrellisBuild,
   timeEach,
   trellisBuild,
@@ -36,15 +37,11 @@ describe('access control: pinned keys against a tampered broker (real broker + a
   let broker: BrokerRunner;
   let evil: Host;
   const mesh = new AccessMesh(() => broker, PATH_TIMEOUT_MS);
-  const done = new Set<string>();
+  const steps = new Steps();
   const L = () => lab;
   const m = (name: string) => mesh.member(name);
   const agent = (name: string) => mesh.agent(name);
   const wgPeers = (name: string) => mesh.wgPeers(name);
-
-  function needs(step: string): void {
-    if (!done.has(step)) throw new Error(`not run: the earlier step "${step}" did not complete`);
-  }
 
   beforeAll(async () => {
     requireRoot();
@@ -133,7 +130,7 @@ describe('access control: pinned keys against a tampered broker (real broker + a
       mesh.members.set('y', { ...m('y'), key: newKey! });
       await expectPing('v1', 'y');
       await expectPing('y', 'v2');
-      done.add('pinned');
+      steps.complete('pinned');
     },
     300_000,
   );
@@ -142,7 +139,7 @@ describe('access control: pinned keys against a tampered broker (real broker + a
     L,
     "a key swapped in the broker's database is refused by every peer, and traffic under it gets nowhere",
     async () => {
-      needs('pinned');
+      steps.needs('pinned');
       const attacker = await wgKeyPair();
       const xKey = m('x').key;
       // Behind the broker's back: x's key becomes the attacker's, and the account's serial moves so

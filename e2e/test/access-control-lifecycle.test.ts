@@ -11,6 +11,7 @@ import {
   mentionsPeer,
   PortForwardRouter,
   RoutedRouter,
+  Steps,
   type StreamClient,
   startStreamClient,
   startStreamServer,
@@ -49,14 +50,10 @@ describe('access control: device removal and a crashed agent (real broker + agen
   const listeners: LabProcess[] = [];
   const streams: StreamClient[] = [];
   const servers = new Map<string, LabProcess>();
-  const done = new Set<string>();
+  const steps = new Steps();
   const L = () => lab;
   const m = (name: string) => mesh.member(name);
   const ns = (name: string) => mesh.ns(name);
-
-  function needs(step: string): void {
-    if (!done.has(step)) throw new Error(`not run: the earlier step "${step}" did not complete`);
-  }
 
   beforeAll(async () => {
     requireRoot();
@@ -177,7 +174,7 @@ describe('access control: device removal and a crashed agent (real broker + agen
       });
       expect(await trellisTable(ns('o2'))).toBeNull();
       await mesh.agent('o2').stop();
-      done.add('removed');
+      steps.complete('removed');
     },
     300_000,
   );
@@ -186,7 +183,7 @@ describe('access control: device removal and a crashed agent (real broker + agen
     L,
     'fail closed: with its agent SIGKILLed the table stays and drops; restarted, its first apply changes nothing',
     async () => {
-      needs('removed');
+      steps.needs('removed');
       const c1 = m('c1').overlay;
       const agent = mesh.agent('c1');
       listeners.push(await tcpListen(ns('c1'), 555, 'nc-c1-555'));

@@ -11,6 +11,7 @@ import {
   type LabProcess,
   PortForwardRouter,
   RoutedRouter,
+  Steps,
   type StreamClient,
   startStreamClient,
   startStreamServer,
@@ -73,15 +74,11 @@ describe('access control: groups and ports, enforced by the destination (real br
   const mesh = new AccessMesh(() => broker);
   const listeners: LabProcess[] = [];
   const streams: StreamClient[] = [];
-  const done = new Set<string>();
+  const steps = new Steps();
   const L = () => lab;
   const m = (name: string) => mesh.member(name);
   const ns = (name: string) => mesh.ns(name);
   const peerNamed = (st: StatusResponse, name: string) => st.peers.find((p) => p.name === name);
-
-  function needs(step: string): void {
-    if (!done.has(step)) throw new Error(`not run: the earlier step "${step}" did not complete`);
-  }
 
   beforeAll(async () => {
     requireRoot();
@@ -226,7 +223,7 @@ describe('access control: groups and ports, enforced by the destination (real br
         out: [{ proto: 'tcp', ports: [[554, 554]] }, { proto: 'icmp' }],
       });
       expect(so1!.guard?.firewall).toEqual(expect.objectContaining({ backend: 'nftables', lastError: null }));
-      done.add('v1');
+      steps.complete('v1');
     },
     300_000,
   );
@@ -235,7 +232,7 @@ describe('access control: groups and ports, enforced by the destination (real br
     L,
     'v2 is enforced on every affected device within 2 s of `policy apply`; a flow it forbids is cut, an allowed one survives',
     async () => {
-      needs('v1');
+      steps.needs('v1');
       const e1 = m('e1').overlay;
       const o1 = m('o1').overlay;
       const c1 = m('c1').overlay;

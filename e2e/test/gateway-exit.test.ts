@@ -14,6 +14,7 @@ import {
   PortRestrictedNat,
   RoutesApi,
   type Site,
+  Steps,
   startWhoami,
   type TrellisBuild,
   trellisBuild,
@@ -54,13 +55,9 @@ describe('gateways: exit node, fail closed, and back to direct (real broker + ag
   let resolvConf: NamespaceResolvConf | undefined;
   let capture: PacketCapture | undefined;
   const mesh = new AccessMesh(() => broker, PATH_TIMEOUT_MS);
-  const done = new Set<string>();
+  const steps = new Steps();
   const L = () => lab;
   const byName = () => `http://${WEB_NAME}/`;
-
-  function needs(step: string): void {
-    if (!done.has(step)) throw new Error(`not run: the earlier step "${step}" did not complete`);
-  }
 
   beforeAll(async () => {
     requireRoot();
@@ -157,7 +154,7 @@ describe('gateways: exit node, fail closed, and back to direct (real broker + ag
         ipv6: 0,
         leaks: [],
       });
-      done.add('active');
+      steps.complete('active');
     },
     300_000,
   );
@@ -166,7 +163,7 @@ describe('gateways: exit node, fail closed, and back to direct (real broker + ag
     L,
     "the exit node's agent is killed: status says blocked with a reason, and only WireGuard and the control connection leave the client",
     async () => {
-      needs('active');
+      steps.needs('active');
       await mesh.agent('ex').kill();
       const blocked = await waitFor(
         async () => {
@@ -211,7 +208,7 @@ describe('gateways: exit node, fail closed, and back to direct (real broker + ag
         leaks: [],
       });
       expect((await gatewayStatus(cl())).exitNode?.state).toBe('blocked');
-      done.add('blocked');
+      steps.complete('blocked');
     },
     300_000,
   );
@@ -220,7 +217,7 @@ describe('gateways: exit node, fail closed, and back to direct (real broker + ag
     L,
     "`trellis set --exit-node ''` goes back to the direct path",
     async () => {
-      needs('blocked');
+      steps.needs('blocked');
       await trellisSet(cl(), ['--exit-node', '']);
       await waitFor(async () => (await gatewayStatus(cl())).exitNode === null, {
         timeoutMs: 15_000,

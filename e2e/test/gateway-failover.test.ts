@@ -9,6 +9,7 @@ import {
   RoutedRouter,
   RoutesApi,
   routeStatus,
+  Steps,
   startUdpEcho,
   type TrellisBuild,
   trellisBuild,
@@ -44,13 +45,9 @@ describe('gateways: failover between two gateways of one route (real broker + ag
   let lan: LanSegment;
   let probe: UdpProbe | undefined;
   const mesh = new AccessMesh(() => broker, PATH_TIMEOUT_MS);
-  const done = new Set<string>();
+  const steps = new Steps();
   const L = () => lab;
   const gwAddress = (name: string) => lan.gatewayAddress(mesh.agent(name).device);
-
-  function needs(step: string): void {
-    if (!done.has(step)) throw new Error(`not run: the earlier step "${step}" did not complete`);
-  }
 
   beforeAll(async () => {
     requireRoot();
@@ -140,7 +137,7 @@ describe('gateways: failover between two gateways of one route (real broker + ag
         throw new Error(`${err.message}\n${await describeRoute(mesh.agent('c1'), LAN)}`);
       });
       expect((await routeStatus(mesh.agent('c1'), LAN))?.gateways.map((g) => g.name)).toEqual(['gw1', 'gw2']);
-      done.add('both');
+      steps.complete('both');
     },
     300_000,
   );
@@ -158,7 +155,7 @@ describe('gateways: failover between two gateways of one route (real broker + ag
     L,
     "the primary's trellisd is SIGKILLed: traffic moves to gw2, and back to gw1 when it returns",
     async () => {
-      needs('both');
+      steps.needs('both');
       await onPrimary();
       // wireguard-go and the gateway's nftables outlive trellisd: the tunnel may carry on meanwhile.
       await timeSwitch("gw1's trellisd SIGKILLed", 'gw2', () => mesh.agent('gw1').kill());
@@ -176,7 +173,7 @@ describe('gateways: failover between two gateways of one route (real broker + ag
     L,
     'the primary crashes (trellisd and wireguard-go SIGKILLed): traffic moves to gw2, and back when it returns',
     async () => {
-      needs('both');
+      steps.needs('both');
       await onPrimary();
       await timeSwitch('gw1 crashed (trellisd and wireguard-go SIGKILLed)', 'gw2', () =>
         mesh.agent('gw1').crash(),
@@ -191,7 +188,7 @@ describe('gateways: failover between two gateways of one route (real broker + ag
     L,
     "the primary's LAN interface goes down: traffic moves to gw2, and back when the link is up",
     async () => {
-      needs('both');
+      steps.needs('both');
       const gw1 = mesh.agent('gw1').device;
       await onPrimary();
       await timeSwitch("gw1's lan0 down", 'gw2', () => lan.setGatewayLink(gw1, false));

@@ -14,6 +14,7 @@ import {
   RoutesApi,
   routeGetDev,
   routeStatus,
+  Steps,
   startUdpEcho,
   type TrellisBuild,
   tcpConnects,
@@ -60,14 +61,10 @@ describe('gateways: subnet routes, approval, policy and withdrawal (real broker 
   let lan1: LanSegment;
   let lan2: LanSegment;
   const mesh = new AccessMesh(() => broker, PATH_TIMEOUT_MS);
-  const done = new Set<string>();
+  const steps = new Steps();
   const L = () => lab;
   const web1 = () => lan1.host('web1');
   const h2 = () => lan2.host('h2');
-
-  function needs(step: string): void {
-    if (!done.has(step)) throw new Error(`not run: the earlier step "${step}" did not complete`);
-  }
 
   beforeAll(async () => {
     requireRoot();
@@ -204,7 +201,7 @@ describe('gateways: subnet routes, approval, policy and withdrawal (real broker 
       expect(await web80()).toBe(true);
       // A subnet route moves nothing else: the internet still leaves c1 directly.
       expect(await routeGetDev(mesh.ns('c1'), '198.51.100.10')).toBe('eth0');
-      done.add('approved');
+      steps.complete('approved');
     },
     300_000,
   );
@@ -213,7 +210,7 @@ describe('gateways: subnet routes, approval, policy and withdrawal (real broker 
     L,
     "the policy's autoApprovers approve a route at once; without masquerade the LAN host sees the client's mesh address",
     async () => {
-      needs('approved');
+      steps.needs('approved');
       await trellisSet(mesh.agent('gw2'), ['--advertise-routes', LAN2, '--snat-routes', 'false']);
       const row = await api.waitRow('gw2', LAN2, (r) => r.advertised && r.approved, 'auto-approved');
       expect(row.autoApproved).toBe(true);
@@ -224,7 +221,7 @@ describe('gateways: subnet routes, approval, policy and withdrawal (real broker 
       expect(seen).toBe(mesh.member('c1').overlay);
       await expectInstalled(LAN2, 'gw2');
       expect((await gatewayStatus(mesh.agent('gw2'))).prefs.snatRoutes).toBe(false);
-      done.add('auto');
+      steps.complete('auto');
     },
     300_000,
   );
@@ -233,7 +230,7 @@ describe('gateways: subnet routes, approval, policy and withdrawal (real broker 
     L,
     'unapproving a route removes it everywhere: status, kernel route, WireGuard allowed IPs, reachability',
     async () => {
-      needs('approved');
+      steps.needs('approved');
       await expectRemoved('gw1 route unapproved (API)', LAN1, () => api.setApproved('gw1', []));
       expect(await web80()).toBe(false);
       expect(await api.row('gw1', LAN1)).toMatchObject({ advertised: true, approved: false, primary: false });
@@ -246,7 +243,7 @@ describe('gateways: subnet routes, approval, policy and withdrawal (real broker 
       );
       // The other gateway's route is untouched.
       expect(await h2Sees()).toBe(mesh.member('c1').overlay);
-      done.add('unapproved');
+      steps.complete('unapproved');
     },
     300_000,
   );
@@ -255,7 +252,7 @@ describe('gateways: subnet routes, approval, policy and withdrawal (real broker 
     L,
     "the gateway withdrawing its route (`trellis set --advertise-routes ''`) removes it everywhere",
     async () => {
-      needs('unapproved');
+      steps.needs('unapproved');
       await api.setApproved('gw1', [LAN1]);
       await mesh.expectAllowed('c1 → web1:80 through gw1 again', web80);
       await expectInstalled(LAN1, 'gw1');

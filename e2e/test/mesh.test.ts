@@ -6,6 +6,7 @@ import {
   PortForwardRouter,
   RoutedRouter,
   type Site,
+  Steps,
   type TrellisBuild,
   trellisBuild,
   waitFor,
@@ -37,12 +38,8 @@ describe('mesh scenario (real broker + agents)', () => {
   const agents = new Map<string, AgentRunner>();
   const members = new Map<string, Member>();
   /** Each step needs the previous ones; a later failure names the step that broke. */
-  const done = new Set<string>();
+  const steps = new Steps();
   const L = () => lab;
-
-  function needs(step: string): void {
-    if (!done.has(step)) throw new Error(`not run: the earlier step "${step}" did not complete`);
-  }
 
   beforeAll(async () => {
     requireRoot();
@@ -189,7 +186,7 @@ describe('mesh scenario (real broker + agents)', () => {
       expect(new Set(overlays).size).toBe(4);
       for (const o of overlays) expect(o).toMatch(/^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./);
       await expectFullMesh(['a1', 'a2', 'b1', 'c1']);
-      done.add('four');
+      steps.complete('four');
     },
     300_000,
   );
@@ -198,7 +195,7 @@ describe('mesh scenario (real broker + agents)', () => {
     L,
     'WireGuard uses LAN endpoints inside a LAN and public/forwarded ones across sites',
     async () => {
-      needs('four');
+      steps.needs('four');
       await expectEndpoints(['a1', 'a2', 'b1', 'c1']);
       // The agents report the same through `trellis status --json`.
       const st = await agent('a1').status();
@@ -214,11 +211,11 @@ describe('mesh scenario (real broker + agents)', () => {
     L,
     'a fifth device joins and all five ping each other',
     async () => {
-      needs('four');
+      steps.needs('four');
       await join(['b2']);
       await expectFullMesh(['a1', 'a2', 'b1', 'b2', 'c1']);
       await expectEndpoints(['a1', 'a2', 'b1', 'b2', 'c1']);
-      done.add('five');
+      steps.complete('five');
     },
     300_000,
   );
@@ -227,7 +224,7 @@ describe('mesh scenario (real broker + agents)', () => {
     L,
     "removing a device removes it from every peer's WireGuard configuration",
     async () => {
-      needs('five');
+      steps.needs('five');
       const removedKey = members.get('b2')!.publicKey;
       await broker.removeDevice('b2');
       const others = ['a1', 'a2', 'b1', 'c1'];
@@ -249,7 +246,7 @@ describe('mesh scenario (real broker + agents)', () => {
       }
       await agent('b2').stop();
       members.delete('b2');
-      done.add('removed');
+      steps.complete('removed');
     },
     120_000,
   );
@@ -258,11 +255,11 @@ describe('mesh scenario (real broker + agents)', () => {
     L,
     'with the broker stopped, the existing mesh keeps working',
     async () => {
-      needs('removed');
+      steps.needs('removed');
       await broker.stop();
       expect(broker.running).toBe(false);
       await expectFullMesh(['a1', 'a2', 'b1', 'c1']);
-      done.add('broker-down');
+      steps.complete('broker-down');
     },
     300_000,
   );
@@ -271,7 +268,7 @@ describe('mesh scenario (real broker + agents)', () => {
     L,
     'an agent restarted while the broker is down brings its mesh back from the saved netmap',
     async () => {
-      needs('broker-down');
+      steps.needs('broker-down');
       const a1 = agent('a1');
       await a1.stop();
       // Peers must now fail to reach a1, or the test would prove nothing.

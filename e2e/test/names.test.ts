@@ -10,6 +10,7 @@ import {
   NamespaceResolvConf,
   ResolvedDaemon,
   RoutedRouter,
+  Steps,
   type TrellisBuild,
   trellisBuild,
   UnboundResolver,
@@ -48,13 +49,9 @@ describe('names: the broker, unbound, systemd-resolved and resolv.conf devices (
   const resolvConfs: NamespaceResolvConf[] = [];
   const overlay = new Map<string, string>();
   let lan: Device;
-  const done = new Set<string>();
+  const steps = new Steps();
   const L = () => lab;
   const agent = (name: string) => agents.get(name)!;
-
-  function needs(step: string): void {
-    if (!done.has(step)) throw new Error(`not run: the earlier step "${step}" did not complete`);
-  }
 
   /**
    * `getent hosts NAME` on a device: the address glibc resolves, through whatever the device uses.
@@ -191,7 +188,7 @@ describe('names: the broker, unbound, systemd-resolved and resolv.conf devices (
       expect(readFileSync(pcFile, 'utf8')).toContain('# renewed by the lab DHCP');
       await expectLookup(pc, dnsName('rd'), overlay.get('rd')!);
       await expectLookup(pc, WWW.name, WWW.address);
-      done.add('names');
+      steps.complete('names');
     },
     300_000,
   );
@@ -200,7 +197,7 @@ describe('names: the broker, unbound, systemd-resolved and resolv.conf devices (
     L,
     'a rename is answered by the broker at once and by every device with its next netmap',
     async () => {
-      needs('names');
+      steps.needs('names');
       const since = Date.now();
       await broker.admin([
         'devices',
@@ -233,7 +230,7 @@ describe('names: the broker, unbound, systemd-resolved and resolv.conf devices (
         `\nrename: admin returned after ${returned} ms, broker answered ${atBroker} ms, devices ${Date.now() - since} ms\n`,
       );
       overlay.set('pc2', overlay.get('pc')!);
-      done.add('renamed');
+      steps.complete('renamed');
     },
     120_000,
   );
@@ -242,7 +239,7 @@ describe('names: the broker, unbound, systemd-resolved and resolv.conf devices (
     L,
     'with the broker stopped, names still resolve on every device, also after an agent restart',
     async () => {
-      needs('renamed');
+      steps.needs('renamed');
       await broker.stop();
       await agent('pc').stop();
       // A clean exit puts the resolver back as it found it.
@@ -256,7 +253,7 @@ describe('names: the broker, unbound, systemd-resolved and resolv.conf devices (
       expect((await agent('pc').status()).netmapSource).toBe('disk');
       await broker.start();
       await agent('pc').waitConnected();
-      done.add('offline');
+      steps.complete('offline');
     },
     180_000,
   );
@@ -265,7 +262,7 @@ describe('names: the broker, unbound, systemd-resolved and resolv.conf devices (
     L,
     'trellis down, and a start after kill -9, leave each resolver exactly as it was',
     async () => {
-      needs('offline');
+      steps.needs('offline');
       const pcFile = join('/etc/netns', agent('pc').device.ns.name, 'resolv.conf');
       // Crash: the managed file stays behind, naming a stub that is gone.
       await agent('pc').kill();
