@@ -21,7 +21,7 @@ import {
   PunchMessage,
 } from './punch';
 import { NetmapRelay, RelayPathMessage, RelayReleaseMessage } from './relay';
-import { AdvertiseMessage, PeerRoute, SelfRoute } from './routes';
+import { AdvertiseMessage, MAX_DEVICE_ROUTES, PeerRoute, SelfRoute } from './routes';
 import { PathStateMessage } from './topology';
 
 /**
@@ -94,7 +94,7 @@ export const NetmapSelf = z.object({
   /** Relays this device may be sent to (its account's private ones, else the shared ones). */
   relays: z.array(NetmapRelay).max(32).optional(),
   /** The routes this device advertised, as the broker holds them (absent: none). */
-  routes: z.array(SelfRoute).max(64).optional(),
+  routes: z.array(SelfRoute).max(MAX_DEVICE_ROUTES).optional(),
 });
 export type NetmapSelf = z.infer<typeof NetmapSelf>;
 
@@ -120,7 +120,7 @@ export const NetmapPeer = z.object({
    * Prefixes it forwards to (approved, advertised, up; EXIT_ROUTE: an exit node). Never in
    * allowedIps: the agent routes a prefix to the one gateway it picks for it (PeerRoute).
    */
-  routes: z.array(PeerRoute).max(64).optional(),
+  routes: z.array(PeerRoute).max(MAX_DEVICE_ROUTES).optional(),
 });
 export type NetmapPeer = z.infer<typeof NetmapPeer>;
 

@@ -4,7 +4,7 @@ import { MAX_BROKER_URLS } from './broker-urls';
 import { DnsLabel, Endpoint, PlainText, WgKey } from './common';
 import { NetmapSelf } from './control';
 import { Ipv4 } from './ipv4';
-import { RoutePrefix, SubnetRoute } from './routes';
+import { MAX_DEVICE_ROUTES, RoutePrefix, SubnetRoute } from './routes';
 
 /**
  * The agent's local control socket: one JSON request per line, one JSON response per line.
@@ -46,7 +46,10 @@ export function brokerTrustAnchors(trust: BrokerTrust): { caFiles: string[]; fin
  */
 export const GatewayPrefs = z.strictObject({
   /** Subnet routes this device offers to forward (`--advertise-routes`). */
-  advertiseRoutes: z.array(SubnetRoute).max(63).optional(),
+  advertiseRoutes: z
+    .array(SubnetRoute)
+    .max(MAX_DEVICE_ROUTES - 1)
+    .optional(),
   /** Offer to be an exit node (`--advertise-exit-node`). */
   advertiseExitNode: z.boolean().optional(),
   /** Masquerade mesh traffic into the LAN (default true; false for site-to-site with a route back). */

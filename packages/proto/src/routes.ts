@@ -11,19 +11,39 @@ import { ipv4CidrWithin, OVERLAY_PREFIX, parseIpv4Cidr } from './ipv4';
 /** The route an exit node advertises: everything. Clients use it only when a user chose the node. */
 export const EXIT_ROUTE = '0.0.0.0/0';
 /** Most prefixes one device may advertise. */
-export const MAX_DEVICE_ROUTES = 64;
+/**
+ * Most prefixes one device may advertise. A device's routes travel in its DeviceState in every
+ * broker-to-broker event, which PostgreSQL caps at 7,999 bytes: 32 routes fit beside the most
+ * endpoints and learned addresses a broker keeps (broker-events test).
+ */
+export const MAX_DEVICE_ROUTES = 32;
 
 const maskOf = (bits: number) => (bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0);
 
-/** Why `s` is not a prefix a gateway may carry (canonical IPv4, not overlapping the overlay); null when it is. */
+/** The shortest subnet route: anything broader is most of the internet, which only an exit node carries. */
+export const MIN_SUBNET_BITS = 8;
+
+/** Ranges no gateway may route: "this network", loopback, link-local, multicast and reserved. */
+const SPECIAL_RANGES = ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '240.0.0.0/4'];
+
+/**
+ * Why `s` is not a prefix a gateway may carry (canonical IPv4 `a.b.c.d/n`: no leading zeros, host
+ * bits clear; /8 or longer; outside the overlay and the special ranges; or exactly the exit route);
+ * null when it is.
+ */
 export function routePrefixProblem(s: string): string | null {
   const c = parseIpv4Cidr(s);
-  if (c === null) return 'must be an IPv4 prefix a.b.c.d/n';
+  if (c === null || !/\/(0|[1-9]\d?)$/.test(s)) return 'must be an IPv4 prefix a.b.c.d/n';
   if ((c.base & maskOf(c.bits)) >>> 0 !== c.base) return 'must have its host bits clear';
   if (c.bits === 0) return s === EXIT_ROUTE ? null : 'must be written 0.0.0.0/0';
+  if (c.bits < MIN_SUBNET_BITS) {
+    return `must be /${MIN_SUBNET_BITS} or longer (the whole internet is an exit node's: 0.0.0.0/0)`;
+  }
   if (ipv4CidrWithin(s, OVERLAY_PREFIX) || ipv4CidrWithin(OVERLAY_PREFIX, s)) {
     return `must not overlap the overlay ${OVERLAY_PREFIX}`;
   }
+  const special = SPECIAL_RANGES.find((r) => ipv4CidrWithin(s, r) || ipv4CidrWithin(r, s));
+  if (special) return `must not overlap ${special} (not routable through a gateway)`;
   return null;
 }
 

@@ -6,6 +6,7 @@ import {
   decodeBrokerEvent,
   encodeBrokerEvent,
   MAX_BROKER_EVENT_BYTES,
+  MAX_DEVICE_ROUTES,
   MAX_ENDPOINTS,
 } from '../src';
 
@@ -85,6 +86,33 @@ describe('broker events', () => {
       encodeBrokerEvent({ kind: 'device-upsert', accountId, serial: 1, device: big }),
     );
     expect(decoded.ok).toBe(true);
+  });
+
+  it('carries a gateway with as many routes as it may advertise beside the most candidates', () => {
+    const kinds = ['lan', 'reflexive', 'portmapped', 'observed'] as const;
+    const gateway = device({
+      endpoints: Array.from(
+        { length: MAX_ENDPOINTS },
+        (_, i) => `[2001:db8:ffff:ffff:ffff:ffff:ffff:${i}]:65535`,
+      ),
+      learned: kinds.flatMap((kind) =>
+        Array.from({ length: MAX_ENDPOINTS }, (_, i) => ({
+          endpoint: `198.51.100.${i}:65535`,
+          kind,
+          priority: 0,
+        })),
+      ),
+      // The longest prefixes there are, every flag at its longest.
+      routes: Array.from({ length: MAX_DEVICE_ROUTES }, (_, i) => ({
+        prefix: `223.255.255.${200 + i}/32`,
+        approved: true,
+        since: Number.MAX_SAFE_INTEGER,
+        down: true as const,
+      })),
+    });
+    const payload = encodeBrokerEvent({ kind: 'device-upsert', accountId, serial: 1, device: gateway });
+    expect(payload.length).toBeLessThanOrEqual(MAX_BROKER_EVENT_BYTES);
+    expect(decodeBrokerEvent(payload).ok).toBe(true);
   });
 
   it('rejects what is not JSON', () => {
