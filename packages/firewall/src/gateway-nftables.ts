@@ -11,7 +11,7 @@ export const NFT_GW_TABLE = 'trellis_gw';
 const T = `inet ${NFT_GW_TABLE}`;
 
 /** Bumped whenever the rule text below changes; it is part of the digest in the table comment. */
-export const NFT_GW_LAYOUT = 2;
+export const NFT_GW_LAYOUT = 3;
 
 const span = ([a, b]: Span) => (a === b ? `${a}` : `${a}-${b}`);
 const q = (name: string) => `"${name}"`;
@@ -22,6 +22,7 @@ export interface NftGatewaySets {
   readonly fwdIcmp: string[];
   readonly fwdPorts: string[];
   readonly exitPeers: string[];
+  readonly exitExcluded: string[];
   readonly vdLan: string[];
 }
 
@@ -37,6 +38,7 @@ export function nftGatewaySets(g: NormalizedGateway): NftGatewaySets {
     fwdIcmp: g.access.filter((a) => a.icmp).map((a) => `${a.peer} . ${a.destination}`),
     fwdPorts,
     exitPeers: g.exitNode?.peers ?? [],
+    exitExcluded: g.exitNode?.excluded ?? [],
     vdLan: g.virtualDevices.map((d) => d.lanAddress),
   };
 }
@@ -70,8 +72,10 @@ function forwardRules(g: NormalizedGateway): string[] {
     );
   }
   if (g.exitNode) {
+    // Not to private ranges or the node's own subnets (on one NIC the WAN is the LAN): only the
+    // subnet-route rules above may let an exit client there.
     rules.push(
-      `iifname ${mesh} oifname ${q(g.exitNode.wanInterface)} ip saddr @exit_peers counter name "accepted" accept`,
+      `iifname ${mesh} oifname ${q(g.exitNode.wanInterface)} ip saddr @exit_peers ip daddr != @exit_excluded counter name "accepted" accept`,
     );
   }
   rules.push('counter name "dropped" drop');
@@ -138,6 +142,7 @@ export function nftGatewayScript(g: NormalizedGateway, hash = nftGatewayHash(g))
     ...setBlock('fwd_icmp', pair, s.fwdIcmp, true),
     ...setBlock('fwd_ports', `${pair} . inet_proto . inet_service`, s.fwdPorts, true),
     ...setBlock('exit_peers', 'ipv4_addr', s.exitPeers, false),
+    ...setBlock('exit_excluded', 'ipv4_addr', s.exitExcluded, true),
     ...setBlock('vd_lan', 'ipv4_addr', s.vdLan, false),
     ...mapBlock(
       'vd_snat',

@@ -1,4 +1,4 @@
-import { OVERLAY_PREFIX } from '@trellis/proto';
+import { ipv4CidrWithin, OVERLAY_PREFIX } from '@trellis/proto';
 import type { ForwardAllowance, NormalizedGateway } from './gateway';
 import { pfPorts } from './pf-ruleset';
 
@@ -77,7 +77,10 @@ export function pfGatewayRules(g: NormalizedGateway): string {
     if (!(lan?.masquerade && lan.interfaceName === wan)) {
       nat.push(`nat on ${wan} inet from <trellis_gw_exit> to ! ${OVERLAY_PREFIX} -> (${wan})`);
     }
-    filter.push(`pass in quick ${on} inet from <trellis_gw_exit> to ! ${OVERLAY_PREFIX} keep state`);
+    // Not to private ranges or the node's own subnets (on one NIC the WAN is the LAN).
+    const no = [OVERLAY_PREFIX, ...g.exitNode.excluded.filter((p) => !ipv4CidrWithin(p, OVERLAY_PREFIX))];
+    tables.push(`table <trellis_gw_exit_no> const { ${no.join(', ')} }`);
+    filter.push(`pass in quick ${on} inet from <trellis_gw_exit> to ! <trellis_gw_exit_no> keep state`);
   }
   // Anything else from the mesh to beyond it is not forwarded; what is addressed to mesh addresses
   // (this device) is left to the inbound anchor `trellis`.

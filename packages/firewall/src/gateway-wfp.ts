@@ -75,13 +75,14 @@ export function buildWfpGatewayPlan(g: NormalizedGateway, luids: WfpGatewayLuids
     layer: WfpGwLayer,
     action: WfpGwFilter['action'],
     conds: WfpGwFilter['conditions'],
+    weight = action === 'FWP_ACTION_PERMIT' ? 10 : 1,
   ) => {
     const body = {
       name,
       providerKey: WFP_PROVIDER_KEY,
       subLayerKey: WFP_GW_SUBLAYER_KEY,
       layer,
-      weight: action === 'FWP_ACTION_PERMIT' ? 10 : 1,
+      weight,
       action,
       conditions: conds,
     };
@@ -124,12 +125,33 @@ export function buildWfpGatewayPlan(g: NormalizedGateway, luids: WfpGatewayLuids
   if (g.exitNode) {
     if (luids.wan === undefined) throw new Error('the WAN interface LUID is needed for an exit node');
     const wan = luidValue(luids.wan);
+    // Weights: subnet-route permits (10) > these blocks (8) > exit permits (5) > the blocks (1): an
+    // exit client reaches private ranges and the node's own subnets only by a subnet route.
+    for (const p of g.exitNode.excluded) {
+      add(
+        `Trellis exit node block ${p}`,
+        V4,
+        'FWP_ACTION_BLOCK',
+        [
+          fromMesh,
+          c('FWPM_CONDITION_IP_FORWARD_INTERFACE', wan),
+          c('FWPM_CONDITION_IP_DESTINATION_ADDRESS', prefix(p)),
+        ],
+        8,
+      );
+    }
     for (const peer of g.exitNode.peers) {
-      add(`Trellis exit node permit ${peer}`, V4, 'FWP_ACTION_PERMIT', [
-        fromMesh,
-        c('FWPM_CONDITION_IP_FORWARD_INTERFACE', wan),
-        c('FWPM_CONDITION_IP_SOURCE_ADDRESS', prefix(peer)),
-      ]);
+      add(
+        `Trellis exit node permit ${peer}`,
+        V4,
+        'FWP_ACTION_PERMIT',
+        [
+          fromMesh,
+          c('FWPM_CONDITION_IP_FORWARD_INTERFACE', wan),
+          c('FWPM_CONDITION_IP_SOURCE_ADDRESS', prefix(peer)),
+        ],
+        5,
+      );
       add(`Trellis exit node permit replies to ${peer}`, V4, 'FWP_ACTION_PERMIT', [
         c('FWPM_CONDITION_IP_LOCAL_INTERFACE', wan),
         toMesh,

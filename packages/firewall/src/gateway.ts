@@ -40,7 +40,15 @@ export interface GatewayPolicy {
     readonly allow: AccessRules;
   }>;
   /** Exit node: forward the listed peers' traffic to the WAN interface, masqueraded. IPv4 only. */
-  readonly exitNode?: { readonly wanInterface: string; readonly peers: readonly string[] };
+  readonly exitNode?: {
+    readonly wanInterface: string;
+    readonly peers: readonly string[];
+    /**
+     * IPv4 prefixes an exit client may not reach through the WAN (private ranges, the node's own
+     * subnets: on a one-NIC node the WAN is the LAN); only subnet-route rules may let them through.
+     */
+    readonly excluded?: readonly string[];
+  };
 }
 
 /** One (peer, destination) pair after merging its rules; destination is `a.b.c.d/n`. */
@@ -65,7 +73,12 @@ export interface NormalizedGateway {
   readonly virtualDevices: Array<{ readonly meshAddress: string; readonly lanAddress: string }>;
   /** Sorted by peer then destination; pairs allowed nothing left out. */
   readonly access: ForwardAllowance[];
-  readonly exitNode: { readonly wanInterface: string; readonly peers: string[] } | null;
+  readonly exitNode: {
+    readonly wanInterface: string;
+    readonly peers: string[];
+    /** Canonical, sorted, none within another. */
+    readonly excluded: string[];
+  } | null;
 }
 
 const fail = (why: string): never => {
@@ -202,10 +215,30 @@ export function normalizeGateway(policy: GatewayPolicy): NormalizedGateway {
     );
     if (new Set(peers).size !== peers.length) fail('exitNode.peers lists a peer twice');
     peers.sort((a, b) => toInt(a) - toInt(b));
-    exitNode = { wanInterface, peers };
+    const excluded = excludedPrefixes(
+      e.excluded === undefined ? [] : list(e.excluded, 'exitNode.excluded', 4096),
+    );
+    exitNode = { wanInterface, peers, excluded };
   }
   return { meshInterface, selfAddress, lan, virtualDevices, access, exitNode };
 }
+
+/** Prefixes with host bits cleared, those inside another left out (interval sets refuse overlaps). */
+function excludedPrefixes(values: unknown[]): string[] {
+  const parsed = values.map((v, i) => {
+    const c = typeof v === 'string' ? parseIpv4Cidr(v) : null;
+    if (c === null)
+      return fail(`exitNode.excluded[${i}]: ${JSON.stringify(v)} is not an IPv4 prefix a.b.c.d/n`);
+    const mask = c.bits === 0 ? 0 : (~0 << (32 - c.bits)) >>> 0;
+    return `${intToIpv4((c.base & mask) >>> 0)}/${c.bits}`;
+  });
+  const unique = [...new Set(parsed)];
+  return unique
+    .filter((p) => !unique.some((o) => o !== p && ipv4CidrWithin(p, o)))
+    .sort((a, b) => cidrKey(a) - cidrKey(b));
+}
+
+const intToIpv4 = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
 
 /**
  * One operating system's forwarding and NAT for a gateway device, separate from the inbound

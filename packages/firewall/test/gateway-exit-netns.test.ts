@@ -3,7 +3,8 @@ import { Netns, realTestBlocker, SocketsChild, veth } from './support/netns';
 
 // An exit node with real packets: mesh client -> gateway -> "internet" host, plain veth pairs,
 // IPv4 and IPv6 forwarding both on in the gateway. IPv4 of an allowed peer leaves masqueraded;
-// IPv6 is not carried, so it must not cross even though the kernel would forward it.
+// IPv6 is not carried, so it must not cross even though the kernel would forward it. The WAN
+// link also carries a private subnet (one NIC: the WAN is the LAN): its host must stay unreachable.
 
 const blocker = realTestBlocker();
 const GW_MESH = '100.64.0.1';
@@ -11,6 +12,8 @@ const CLIENT = '100.64.0.2';
 const OTHER_PEER = '100.64.0.3';
 const GW_WAN = '203.0.113.254';
 const SERVER = '203.0.113.1';
+const GW_LAN = '192.168.50.1';
+const LAN_HOST = '192.168.50.2';
 const V6 = { client: 'fd00:1::2', gwMesh: 'fd00:1::1', gwWan: 'fd00:2::1', server: 'fd00:2::2' };
 
 const policy: GatewayPolicy = {
@@ -18,7 +21,18 @@ const policy: GatewayPolicy = {
   selfAddress: GW_MESH,
   virtualDevices: [],
   access: [],
-  exitNode: { wanInterface: 'wan0', peers: [CLIENT] },
+  exitNode: {
+    wanInterface: 'wan0',
+    peers: [CLIENT],
+    excluded: [
+      '10.0.0.0/8',
+      '172.16.0.0/12',
+      '192.168.0.0/16',
+      '100.64.0.0/10',
+      '169.254.0.0/16',
+      '192.168.50.0/24',
+    ],
+  },
 };
 
 if (blocker) {
@@ -45,8 +59,8 @@ if (blocker) {
         { ns: gw, name: 'wg-e0', cidrs: [`${GW_MESH}/10`] },
       );
       await veth(
-        { ns: gw, name: 'wan0', cidrs: [`${GW_WAN}/24`] },
-        { ns: server, name: 'eth0', cidrs: [`${SERVER}/24`] },
+        { ns: gw, name: 'wan0', cidrs: [`${GW_WAN}/24`, `${GW_LAN}/24`] },
+        { ns: server, name: 'eth0', cidrs: [`${SERVER}/24`, `${LAN_HOST}/24`] },
       );
       for (const [ns, dev, addr] of [
         [client, 'eth0', V6.client],
@@ -69,6 +83,10 @@ if (blocker) {
         (l) => l.event === 'listening',
         onServer.send({ cmd: 'listen', port: 8090, host: SERVER }),
       );
+      await onServer.next(
+        (l) => l.event === 'listening',
+        onServer.send({ cmd: 'listen', port: 8091, host: LAN_HOST }),
+      );
       // Without any gateway rules, IPv6 crosses (so the drop below is the table's doing).
       // (-w: keeps trying for 5 s while the gateway's link-local addresses finish DAD.)
       await client.exec('ping', ['-6', '-c', '1', '-w', '5', V6.server]);
@@ -80,9 +98,14 @@ if (blocker) {
       for (const ns of namespaces) await ns.destroy();
     });
 
-    async function connect(tag: string, expectOpen: boolean, localAddress: string): Promise<unknown> {
+    async function connect(
+      tag: string,
+      expectOpen: boolean,
+      localAddress: string,
+      to: { host: string; port: number } = { host: SERVER, port: 8090 },
+    ): Promise<unknown> {
       const timeoutMs = expectOpen ? 5000 : 600;
-      const i = onClient.send({ cmd: 'connect', tag, host: SERVER, port: 8090, timeoutMs, localAddress });
+      const i = onClient.send({ cmd: 'connect', tag, ...to, timeoutMs, localAddress });
       return (
         await onClient.next((l) => l.tag === tag && (l.event === 'connected' || l.event === 'timeout'), i)
       ).event;
@@ -94,6 +117,11 @@ if (blocker) {
       expect(await connect('exit', true, CLIENT)).toBe('connected');
       expect((await onServer.next((l) => l.event === 'accepted', from)).remote).toBe(GW_WAN);
       expect(await connect('not-allowed', false, OTHER_PEER)).toBe('timeout');
+    }, 30_000);
+
+    it("an exit client cannot reach a host on the exit node's own subnet", async () => {
+      expect(await connect('lan-host', false, CLIENT, { host: LAN_HOST, port: 8091 })).toBe('timeout');
+      expect(await connect('internet-again', true, CLIENT)).toBe('connected');
     }, 30_000);
 
     it('IPv6 from the mesh is not forwarded', async () => {

@@ -39,12 +39,13 @@ describe('nftables gateway script', () => {
 
   it('the digest changes with every input', () => {
     const h = nftGatewayHash(normalizeGateway(ROUTES_MASQ));
-    expect(h).toMatch(/^trellis-gw-v2:[0-9a-f]{64}$/);
+    expect(h).toMatch(/^trellis-gw-v3:[0-9a-f]{64}$/);
     const variants: GatewayPolicy[] = [
       { ...ROUTES_MASQ, lan: { ...ROUTES_MASQ.lan!, masquerade: false } },
       { ...ROUTES_MASQ, meshInterface: 'wg1' },
       { ...ROUTES_MASQ, access: ROUTES_MASQ.access.slice(1) },
       { ...ROUTES_MASQ, exitNode: { wanInterface: 'eth0', peers: [] } },
+      { ...ROUTES_MASQ, exitNode: { wanInterface: 'eth0', peers: [], excluded: ['10.0.0.0/8'] } },
     ];
     for (const v of variants) expect(nftGatewayHash(normalizeGateway(v))).not.toBe(h);
   });

@@ -42,7 +42,12 @@ describe('WFP gateway plan', () => {
   it.each(GATEWAY_SCENARIOS)('%s: matches its golden file', (name, policy) => {
     const plan = buildWfpGatewayPlan(normalizeGateway(policy), LUIDS);
     expectGolden(`gw-wfp-${name}.json.golden`, `${JSON.stringify(plan, null, 2)}\n`);
-    const blocks = plan.filters.filter((f) => f.action === 'FWP_ACTION_BLOCK');
+    // The catch-all blocks; an exit node also blocks its excluded prefixes (weight 8, above its permits).
+    const blocks = plan.filters.filter((f) => f.action === 'FWP_ACTION_BLOCK' && f.weight === 1);
+    const excluded = plan.filters.filter((f) => f.action === 'FWP_ACTION_BLOCK' && f.weight === 8);
+    expect(excluded.map((f) => f.name.split(' ').at(-1))).toEqual(
+      normalizeGateway(policy).exitNode?.excluded ?? [],
+    );
     expect(blocks.map((f) => f.layer)).toEqual([
       'FWPM_LAYER_IPFORWARD_V4',
       'FWPM_LAYER_IPFORWARD_V4',

@@ -43,6 +43,25 @@ describe('normalizeGateway', () => {
     });
   });
 
+  it('exit exclusions: host bits cleared, those inside another left out, sorted', () => {
+    const g = normalizeGateway({
+      ...EMPTY_GATEWAY,
+      exitNode: {
+        wanInterface: 'eth0',
+        peers: [],
+        excluded: [
+          '192.168.7.9/24',
+          '10.0.0.0/8',
+          '192.168.0.0/16',
+          '10.1.0.0/16',
+          '10.0.0.0/8',
+          '203.0.113.0/24',
+        ],
+      },
+    });
+    expect(g.exitNode?.excluded).toEqual(['10.0.0.0/8', '192.168.0.0/16', '203.0.113.0/24']);
+  });
+
   it('refuses anything that could inject into a ruleset or is not an address', () => {
     const lan = ROUTES_MASQ.lan!;
     const cases: Array<[unknown, RegExp]> = [
@@ -118,6 +137,10 @@ describe('normalizeGateway', () => {
       ],
       [{ ...EMPTY_GATEWAY, exitNode: { wanInterface: 'eth0 ', peers: [] } }, /wanInterface/],
       [{ ...EMPTY_GATEWAY, exitNode: { wanInterface: 'eth0', peers: ['8.8.8.8'] } }, /exitNode.peers\[0\]/],
+      [
+        { ...EMPTY_GATEWAY, exitNode: { wanInterface: 'eth0', peers: [], excluded: ['10/8'] } },
+        /exitNode.excluded\[0\]/,
+      ],
       [
         { ...EMPTY_GATEWAY, exitNode: { wanInterface: 'eth0', peers: ['100.64.0.2', '100.64.0.2'] } },
         /twice/,

@@ -53,10 +53,14 @@ export const VIRTUAL_DEVICES: GatewayPolicy = {
   ],
 };
 
-/** Exit node for two peers through eth0. */
+/** Exit node for two peers through eth0, not into private ranges (its own subnet among them). */
 export const EXIT_NODE: GatewayPolicy = {
   ...base,
-  exitNode: { wanInterface: 'eth0', peers: ['100.64.0.9', '100.64.0.2'] },
+  exitNode: {
+    wanInterface: 'eth0',
+    peers: ['100.64.0.9', '100.64.0.2'],
+    excluded: ['192.168.0.0/16', '10.0.0.0/8', '192.168.7.9/24', '100.64.0.0/10', '203.0.113.0/24'],
+  },
 };
 
 /** A gateway serving nothing: nothing is forwarded. */
