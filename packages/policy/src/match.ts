@@ -1,7 +1,7 @@
-import { ipv4CidrWithin, ipv4InCidr } from '@trellis/proto';
+import { EXIT_ROUTE, ipv4CidrWithin, ipv4InCidr } from '@trellis/proto';
 import { blocksAround, innermostBlockIndex } from './blocks';
 import { EVERYTHING, isEverything, NOTHING, type PortSet, union } from './ports';
-import { ANY, type Atom, blockAtom, nameAtom, userAtom } from './selectors';
+import { ANY, type Atom, blockAtom, INTERNET, nameAtom, userAtom } from './selectors';
 import type { Policy, PolicyDevice } from './types';
 
 /**
@@ -31,6 +31,13 @@ export interface DeviceView {
 /** Two prefixes share addresses: one holds the other. */
 export const overlaps = (a: string, b: string) => ipv4CidrWithin(a, b) || ipv4CidrWithin(b, a);
 
+/** A rule's routed destination as the wire names it (autogroup:internet is the exit route). */
+export const wirePrefix = (dst: string) => (dst === INTERNET ? EXIT_ROUTE : dst);
+
+/** Whether a gateway's route carries a routed destination: autogroup:internet only exit nodes'. */
+export const carries = (route: string, dst: string) =>
+  dst === INTERNET ? route === EXIT_ROUTE : overlaps(dst, route);
+
 const destinations = new WeakMap<Policy, readonly string[]>();
 
 /** Every routed destination the rules name, sorted, each once. */
@@ -47,7 +54,7 @@ export function routeDestinations(policy: Policy): readonly string[] {
 export function servedBy(policy: Policy, d: PolicyDevice): string[] {
   const routes = d.routes ?? [];
   if (routes.length === 0) return [];
-  return routeDestinations(policy).filter((dst) => routes.some((r) => overlaps(dst, r)));
+  return routeDestinations(policy).filter((dst) => routes.some((r) => carries(r, dst)));
 }
 
 /** The atoms the rules name, `*` and blocks aside (those follow from the address alone). */
@@ -175,5 +182,7 @@ export function openSet(policy: Policy, from: DeviceView, to: DeviceView): PortS
 
 /** Rules that let `from` reach `address` (outside the overlay) through any gateway serving it. */
 export function routedRules(policy: Policy, from: DeviceView, address: string): number[] {
-  return from.srcRules.filter((i) => policy.rules[i]!.dstRoutes.some((p) => ipv4InCidr(address, p)));
+  return from.srcRules.filter((i) =>
+    policy.rules[i]!.dstRoutes.some((p) => ipv4InCidr(address, wirePrefix(p))),
+  );
 }

@@ -208,13 +208,39 @@ export function resolve(
     }
   });
 
+  /**
+   * An approver side: tags, users and groups of those only. Anybody may name a device (or enroll
+   * one named like the gateway), so a name or `*` would let them approve their own routes.
+   */
+  const approverSide = (list: string[], path: IssuePath): ReadonlySet<Atom>[] => {
+    list.forEach((raw, i) => {
+      const sel = parseSelector(raw, false);
+      const where = [...path, i];
+      // Unparsable selectors and routed destinations: sideOf reports them.
+      if (typeof sel === 'string' || sel.kind === 'route' || sel.kind === 'tag' || sel.kind === 'user')
+        return;
+      if (sel.kind === 'group') {
+        const bad = [...(groups.get(sel.name) ?? [])].find((a) => !/^(tag|user):/.test(a));
+        if (bad === undefined) return;
+        const what = bad.startsWith('name:') ? `the device name "${bad.slice(5)}"` : `"${bad}"`;
+        errors.push(
+          at.issue(`${sel.name} holds ${what}: an approver group holds only users and tags`, where),
+        );
+        return;
+      }
+      errors.push(
+        at.issue(`an approver is tag:NAME, group:NAME or user:EMAIL, not "${raw.slice(0, 40)}"`, where),
+      );
+    });
+    return sideOf(list, path);
+  };
   const approvers = file.autoApprovers;
   const autoApprovers: AutoApprovers = {
     routes: Object.entries(approvers?.routes ?? {}).map(([prefix, list]) => ({
       prefix,
-      sets: sideOf(list, ['autoApprovers', 'routes', prefix]),
+      sets: approverSide(list, ['autoApprovers', 'routes', prefix]),
     })),
-    exitNode: sideOf(approvers?.exitNode ?? [], ['autoApprovers', 'exitNode']),
+    exitNode: approverSide(approvers?.exitNode ?? [], ['autoApprovers', 'exitNode']),
   };
 
   if (errors.length > 0) return { errors, warnings };

@@ -1,5 +1,5 @@
 import type { RouteAccess } from '@trellis/proto';
-import type { DeviceView } from './match';
+import { type DeviceView, wirePrefix } from './match';
 import { NOTHING, type PortSet, toAccessRules, union } from './ports';
 import type { Policy } from './types';
 
@@ -45,8 +45,10 @@ export class RouteTable {
     for (let w = 0; w < a.length; w++) {
       for (let x = a[w]! & b[w]!; x !== 0; x &= x - 1) {
         const rule = this.policy.rules[w * 32 + 31 - Math.clz32(x & -x)]!;
-        for (const prefix of rule.dstRoutes) {
-          if (to.served.has(prefix)) sets.set(prefix, union(sets.get(prefix) ?? NOTHING, rule.ports));
+        for (const dst of rule.dstRoutes) {
+          if (!to.served.has(dst)) continue;
+          const prefix = wirePrefix(dst); // autogroup:internet and 0.0.0.0/0 merge
+          sets.set(prefix, union(sets.get(prefix) ?? NOTHING, rule.ports));
         }
       }
     }

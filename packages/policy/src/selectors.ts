@@ -1,4 +1,4 @@
-import { EXIT_ROUTE, IPV4_RE, ipv4InCidr, OVERLAY_PREFIX, routePrefixProblem } from '@trellis/proto';
+import { IPV4_RE, ipv4InCidr, OVERLAY_PREFIX, routePrefixProblem } from '@trellis/proto';
 import { clip } from './ports';
 
 /** `tag:NAME`, `group:NAME`: a-z, 0-9 and inner hyphens (as the wire's TagName). */
@@ -27,7 +27,10 @@ export type Selector =
   /** A routed destination (a rule's dst only): addresses outside the overlay, behind gateways. */
   | { kind: 'route'; prefix: string };
 
-/** `autogroup:internet`: everything an exit node forwards to, the same as 0.0.0.0/0. */
+/**
+ * `autogroup:internet`: what exit nodes forward, and only through them (a gateway serving
+ * EXIT_ROUTE); unlike 0.0.0.0/0 it covers no subnet behind a gateway. Kept as itself in dstRoutes.
+ */
 export const INTERNET = 'autogroup:internet';
 
 /** Emails compare case-insensitively (`user:Alice@acme.com` is alice's). */
@@ -58,7 +61,7 @@ export function parseSelector(text: string, inGroup: boolean): Selector | string
   if (text === '*') return inGroup ? '"*" cannot be a group member; use it in a rule' : { kind: 'any' };
   if (text === INTERNET || /^[0-9.]+\/\d+$/.test(text)) {
     if (inGroup) return `"${clip(text)}" is a routed destination: name it in a rule's dst, not in a group`;
-    if (text === INTERNET) return { kind: 'route', prefix: EXIT_ROUTE };
+    if (text === INTERNET) return { kind: 'route', prefix: INTERNET };
     const problem = routePrefixProblem(text);
     return problem === null ? { kind: 'route', prefix: text } : `"${clip(text)}" ${problem}`;
   }

@@ -44,7 +44,8 @@ export interface PolicyRule extends SourceSpot {
   readonly dst: readonly ReadonlySet<Atom>[];
   /**
    * Routed destinations of `dst`, sorted: prefixes outside the overlay, reached through gateways
-   * that serve an overlapping route. EXIT_ROUTE for `*`, 0.0.0.0/0 and autogroup:internet.
+   * that serve an overlapping route. EXIT_ROUTE for `*` and 0.0.0.0/0 (every gateway's routes);
+   * INTERNET for autogroup:internet (exit nodes only).
    */
   readonly dstRoutes: readonly string[];
   readonly ports: PortSet;

@@ -62,14 +62,38 @@ describe('access through gateways', () => {
       out: [],
       routesOut: [{ prefix: EXIT_ROUTE, rules: ALLOW_ALL }],
     });
-    // 0.0.0.0/0 holds every subnet too: the office gateway narrows it to its own route.
-    expect(p.access('ops', 'office')?.routesOut).toEqual([{ prefix: EXIT_ROUTE, rules: ALLOW_ALL }]);
+    // autogroup:internet is exit-node use only: no subnet behind the office gateway.
+    expect(p.access('ops', 'office')).toBeNull();
     expect(p.access('ops', 'laptop')).toBeNull();
     expect(p.access('laptop', 'plain')).toBeNull();
     expect([...p.visiblePeers('laptop')].sort()).toEqual(['exit', 'office']);
     expect(p.peersByAccess('office').map((g) => [g.peers, g.routesIn?.map((r) => r.prefix)])).toEqual([
       [['laptop'], ['192.168.0.0/16', '192.168.1.0/24']],
-      [['ops'], [EXIT_ROUTE]],
+    ]);
+  });
+
+  test('0.0.0.0/0 and * cover every subnet; with autogroup:internet they merge into one entry', () => {
+    const wide = compile({ ...BASE, rules: [{ src: ['group:ops'], dst: ['0.0.0.0/0'] }] }, [ops, office]);
+    // The office gateway narrows 0.0.0.0/0 to its own route.
+    expect(wide.access('ops', 'office')?.routesOut).toEqual([{ prefix: EXIT_ROUTE, rules: ALLOW_ALL }]);
+    const both = compile(
+      {
+        ...BASE,
+        rules: [
+          { src: ['group:ops'], dst: ['autogroup:internet'], ports: ['tcp:443'] },
+          { src: ['group:ops'], dst: ['0.0.0.0/0'], ports: ['udp:53'] },
+        ],
+      },
+      [ops, exit],
+    );
+    expect(both.access('ops', 'exit')?.routesOut).toEqual([
+      {
+        prefix: EXIT_ROUTE,
+        rules: [
+          { proto: 'tcp', ports: [[443, 443]] },
+          { proto: 'udp', ports: [[53, 53]] },
+        ],
+      },
     ]);
   });
 
@@ -121,8 +145,12 @@ function bruteRoutes(policy: Policy, a: PolicyDevice, b: PolicyDevice): RouteAcc
   const src = new Set(deviceView(policy, a).srcRules);
   policy.rules.forEach((rule, i) => {
     if (!src.has(i)) return;
-    for (const prefix of rule.dstRoutes) {
-      const via = (b.routes ?? []).some((r) => ipv4CidrWithin(prefix, r) || ipv4CidrWithin(r, prefix));
+    for (const dst of rule.dstRoutes) {
+      const internet = dst === 'autogroup:internet';
+      const prefix = internet ? EXIT_ROUTE : dst;
+      const via = (b.routes ?? []).some((r) =>
+        internet ? r === EXIT_ROUTE : ipv4CidrWithin(prefix, r) || ipv4CidrWithin(r, prefix),
+      );
       if (via) sets.set(prefix, union(sets.get(prefix) ?? NOTHING, rule.ports));
     }
   });

@@ -29,7 +29,7 @@ describe('routed destinations in rules', () => {
     });
     expect(p.rules.map((r) => r.dstRoutes)).toEqual([
       ['10.0.0.5/32', '192.168.1.0/24'],
-      [EXIT_ROUTE],
+      ['autogroup:internet'],
       [EXIT_ROUTE, '192.168.1.0/24'],
       [EXIT_ROUTE],
       [],
@@ -67,7 +67,7 @@ describe('autoApprovers', () => {
     groups: { 'group:netops': ['user:bob@acme.com'] },
     tagOwners: { 'tag:router': [], 'tag:exit': [] },
     autoApprovers: {
-      routes: { '192.168.0.0/16': ['tag:router', 'group:netops'], '10.1.0.0/24': ['office-gw'] },
+      routes: { '192.168.0.0/16': ['tag:router', 'group:netops'], '10.1.0.0/24': ['user:carl@acme.com'] },
       exitNode: ['tag:exit'],
     },
   };
@@ -77,7 +77,7 @@ describe('autoApprovers', () => {
     expect(autoApproves(p, gw('r1', ['tag:router']), '192.168.1.0/24')).toBe(true);
     expect(autoApproves(p, gw('r1', ['tag:router']), '192.168.0.0/16')).toBe(true);
     expect(autoApproves(p, gw('laptop', [], 'Bob@acme.com'), '192.168.7.0/24')).toBe(true);
-    expect(autoApproves(p, gw('office-gw'), '10.1.0.128/25')).toBe(true);
+    expect(autoApproves(p, gw('office-gw', [], 'carl@acme.com'), '10.1.0.128/25')).toBe(true);
     // Wider than the key, another key's device, or nobody's selectors.
     expect(autoApproves(p, gw('r1', ['tag:router']), '192.0.0.0/8')).toBe(false);
     expect(autoApproves(p, gw('r1', ['tag:router']), '10.1.0.0/24')).toBe(false);
@@ -88,7 +88,6 @@ describe('autoApprovers', () => {
     expect(autoApproves(p, gw('e', ['tag:exit']), EXIT_ROUTE)).toBe(true);
     expect(autoApproves(p, gw('r1', ['tag:router']), EXIT_ROUTE)).toBe(false);
     expect(autoApproves(policyOf({}), gw('e', ['tag:exit']), EXIT_ROUTE)).toBe(false);
-    expect(autoApproves(policyOf({ autoApprovers: { exitNode: ['*'] } }), gw('any'), EXIT_ROUTE)).toBe(true);
   });
 
   test('bad keys and selectors are located errors; a device name nobody has is a warning', () => {
@@ -104,8 +103,25 @@ describe('autoApprovers', () => {
       'autoApprovers.exitNode.0: unknown group "group:x"',
       expect.stringMatching(/^autoApprovers\.exitNode\.1: .*routed destination/),
     ]);
-    const checked = checkPolicy(JSON.stringify({ autoApprovers: { exitNode: ['nobody'] } }), []);
-    expect(checked.warnings.map((w) => w.message)).toEqual(['no device is named "nobody"']);
+  });
+
+  test('a device name, *, a block, or a group holding a name is no approver: anybody can name a device', () => {
+    expect(
+      errorsOf({
+        groups: { 'group:gw': ['tag:r', 'office-gw'], 'group:ok': ['tag:r', 'user:a@b.c'] },
+        tagOwners: { 'tag:r': [] },
+        cidrs: { lan: '100.64.0.0/16' },
+        autoApprovers: {
+          routes: { '10.0.0.0/8': ['office-gw', 'group:ok', 'cidr:lan'] },
+          exitNode: ['*', 'group:gw', 'tag:r', 'user:a@b.c'],
+        },
+      }),
+    ).toEqual([
+      'autoApprovers.routes.10.0.0.0/8.0: an approver is tag:NAME, group:NAME or user:EMAIL, not "office-gw"',
+      'autoApprovers.routes.10.0.0.0/8.2: an approver is tag:NAME, group:NAME or user:EMAIL, not "cidr:lan"',
+      'autoApprovers.exitNode.0: an approver is tag:NAME, group:NAME or user:EMAIL, not "*"',
+      'autoApprovers.exitNode.1: group:gw holds the device name "office-gw": an approver group holds only users and tags',
+    ]);
   });
 });
 

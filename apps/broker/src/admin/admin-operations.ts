@@ -57,16 +57,8 @@ export async function executeAdmin(services: Services, req: AdminRequest): Promi
     }
     case 'devices.tag': {
       const account = await services.accounts.byName(req.account);
-      const info = await services.devices.setTags(
-        account.id,
-        account.name,
-        req.device,
-        req.tags,
-        OPERATOR,
-        CLI_ACTOR,
-      );
-      await services.routes.reevaluate(info.id, CLI_ACTOR);
-      return info;
+      // The routes its tags approve follow in the same transaction.
+      return services.routes.setTags(account.id, account.name, req.device, req.tags, OPERATOR, CLI_ACTOR);
     }
     case 'devices.rename': {
       const account = await services.accounts.byName(req.account);

@@ -82,17 +82,8 @@ export class DevicesController {
     const { tags } = parseWith(SetDeviceTagsRequest, body);
     const actor = { email: user.email, role: user.role };
     const by = userActor(user, req);
-    const info = await this.ctx.services.devices.setTags(
-      user.accountId,
-      user.accountName,
-      device,
-      tags,
-      actor,
-      by,
-    );
-    // Tags decide what the policy's autoApprovers approve.
-    await this.ctx.services.routes.reevaluate(info.id, by);
-    return info;
+    // Tags decide what the policy's autoApprovers approve: the routes follow in the same transaction.
+    return this.ctx.services.routes.setTags(user.accountId, user.accountName, device, tags, actor, by);
   }
 
   /** Re-key: the new key of a device that lost its own (RekeyDeviceRequest). */

@@ -1,6 +1,6 @@
 import { DEFAULT_POLICY_TEXT, type Policy, type PolicyDevice, parsePolicy } from '@trellis/policy';
 import { and, desc, eq } from 'drizzle-orm';
-import { type DeviceRow, devices, type PolicyRow, policies } from '../db/schema';
+import { type DeviceRow, deviceRoutes, devices, type PolicyRow, policies } from '../db/schema';
 import type { Tx } from '../services/tx';
 
 /** The policy in force: the highest version, or version 0 (the default) when none was applied. */
@@ -22,7 +22,7 @@ export function defaultPolicyVersion(createdAt: Date): PolicyVersion {
   };
 }
 
-function fromRow(row: PolicyRow): PolicyVersion {
+export function versionOf(row: PolicyRow): PolicyVersion {
   return {
     version: row.version,
     text: row.text,
@@ -42,11 +42,18 @@ const PARSED_CACHE_SIZE = 32;
  */
 export async function currentParsedPolicy(tx: Pick<Tx, 'select'>, accountId: string): Promise<Policy> {
   const v = await currentPolicy(tx, accountId);
+  const parsed = parsedPolicyOf(accountId, v);
+  if (!parsed) throw new Error(`the policy in force (version ${v.version}) no longer parses`);
+  return parsed;
+}
+
+/** Version `v` of the account's policy, parsed (once per version and process); null: it does not parse. */
+export function parsedPolicyOf(accountId: string, v: PolicyVersion): Policy | null {
   const key = `${accountId}/${v.version}/${v.appliedAt.getTime()}/${v.text.length}`;
   const known = parsedCache.get(key);
   if (known) return known;
   const parsed = parsePolicy(v.text);
-  if (!parsed.ok) throw new Error(`the policy in force (version ${v.version}) no longer parses`);
+  if (!parsed.ok) return null;
   if (parsedCache.size >= PARSED_CACHE_SIZE) parsedCache.delete(parsedCache.keys().next().value!);
   parsedCache.set(key, parsed.policy);
   return parsed.policy;
@@ -60,7 +67,7 @@ export async function currentPolicy(tx: Pick<Tx, 'select'>, accountId: string): 
     .where(eq(policies.accountId, accountId))
     .orderBy(desc(policies.version))
     .limit(1);
-  return row ? fromRow(row) : defaultPolicyVersion(new Date(0));
+  return row ? versionOf(row) : defaultPolicyVersion(new Date(0));
 }
 
 export async function policyVersion(
@@ -72,7 +79,7 @@ export async function policyVersion(
     .select()
     .from(policies)
     .where(and(eq(policies.accountId, accountId), eq(policies.version, version)));
-  if (row) return fromRow(row);
+  if (row) return versionOf(row);
   return version === 0 ? defaultPolicyVersion(new Date(0)) : undefined;
 }
 
@@ -82,7 +89,7 @@ export async function policyHistory(tx: Pick<Tx, 'select'>, accountId: string): 
     .from(policies)
     .where(eq(policies.accountId, accountId))
     .orderBy(desc(policies.version));
-  return rows.map(fromRow);
+  return rows.map(versionOf);
 }
 
 /** A device as the policy sees it. */
@@ -98,6 +105,7 @@ export function policyDevice(
   };
 }
 
+/** The account's devices as the policy sees them, with the routes they serve (approved, advertised). */
 export async function accountPolicyDevices(
   tx: Pick<Tx, 'select'>,
   accountId: string,
@@ -112,5 +120,20 @@ export async function accountPolicyDevices(
     })
     .from(devices)
     .where(eq(devices.accountId, accountId));
-  return rows.map(policyDevice);
+  const served = await tx
+    .select({ deviceId: deviceRoutes.deviceId, prefix: deviceRoutes.prefix })
+    .from(deviceRoutes)
+    .where(
+      and(
+        eq(deviceRoutes.accountId, accountId),
+        eq(deviceRoutes.advertised, true),
+        eq(deviceRoutes.approved, true),
+      ),
+    );
+  const routes = new Map<string, string[]>();
+  for (const r of served) routes.set(r.deviceId, [...(routes.get(r.deviceId) ?? []), r.prefix]);
+  return rows.map((row) => {
+    const list = routes.get(row.id)?.sort();
+    return { ...policyDevice(row), ...(list ? { routes: list } : {}) };
+  });
 }

@@ -26,6 +26,7 @@ import type { Db } from '../db/database';
 import { accounts, policies } from '../db/schema';
 import { badRequest, DomainError, notFound } from '../domain/errors';
 import type { EventBus } from '../events/event-bus';
+import type { RoutesService } from '../routes/routes.service';
 import { bumpSerial } from '../services/tx';
 import { BACKGROUND_SLICE_MS, inSlices } from './in-slices';
 import {
@@ -34,6 +35,7 @@ import {
   type PolicyVersion,
   policyHistory,
   policyVersion,
+  versionOf,
 } from './policy-store';
 
 /** Whether two reads of an account's devices are the same as far as a policy can tell. */
@@ -79,8 +81,8 @@ export class PolicyService {
     private readonly db: Db,
     private readonly bus: EventBus,
     private readonly logger?: Logger,
-    /** Runs once a version is in force (the routes its autoApprovers now approve, or no longer). */
-    private readonly afterApply?: (accountId: string, by: Actor) => Promise<unknown>,
+    /** The routes its autoApprovers now approve, or no longer: re-planned in the apply's transaction. */
+    private readonly routes?: Pick<RoutesService, 'lockForPolicy'>,
   ) {}
 
   async get(accountId: string): Promise<PolicyDocument> {
@@ -150,7 +152,9 @@ export class PolicyService {
     const checked = checkPolicy(text, checkedDevices);
     if (!checked.ok) throw new PolicyRejectedError(checked.errors.map(issueInfo));
     const outcome = await this.db.transaction(async (tx) => {
-      // One writer per account at a time: the account row orders applies and device changes.
+      // Gateways' device rows first (the order everywhere), then the account row: one writer per
+      // account at a time, it orders applies and device changes.
+      const routes = await this.routes?.lockForPolicy(tx, accountId);
       const [account] = await tx.select().from(accounts).where(eq(accounts.id, accountId)).for('update');
       if (!account) throw notFound('no such account');
       const devices = await accountPolicyDevices(tx, accountId);
@@ -158,7 +162,10 @@ export class PolicyService {
       if (!result.ok) throw new PolicyRejectedError(result.errors.map(issueInfo));
       const replaced = await currentPolicy(tx, accountId);
       const version = replaced.version + 1;
-      await tx.insert(policies).values({ accountId, version, text, appliedBy, rollbackOf });
+      const [inserted] = await tx
+        .insert(policies)
+        .values({ accountId, version, text, appliedBy, rollbackOf })
+        .returning();
       const target = { kind: 'policy' as const, id: String(version), name: `version ${version}` };
       await recordAudit(
         tx,
@@ -173,11 +180,14 @@ export class PolicyService {
           : { action: 'policy.rolled-back', accountId, target, details: { version, restored: rollbackOf } },
       );
       const serial = await bumpSerial(tx, accountId);
-      return { version, serial, replaced: replaced.text, result, devices };
+      // Both commit or neither: no crash leaves routes approved by a version no longer in force.
+      const publishRoutes = await routes?.apply(versionOf(inserted!), by);
+      return { version, serial, replaced: replaced.text, result, devices, publishRoutes };
     });
     await this.announce(accountId, outcome);
-    await this.afterApply?.(accountId, by).catch((err: Error) => {
-      this.logger?.warn({ err: err.message }, 'policy applied; its auto-approvals not yet');
+    await outcome.publishRoutes?.().catch((err: Error) => {
+      // Committed: the instances' serial check finds the account behind and reloads it.
+      this.logger?.warn({ err: err.message }, 'policy applied; its route changes not published');
     });
     const { result, devices } = outcome;
     const old = parsePolicy(outcome.replaced);

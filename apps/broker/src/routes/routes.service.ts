@@ -1,12 +1,19 @@
-import type { AdvertiseMessage, DeviceState, RouteRow } from '@trellis/proto';
-import { and, eq } from 'drizzle-orm';
+import {
+  type AdvertiseMessage,
+  type DeviceInfo,
+  type DeviceState,
+  MAX_DEVICE_ROUTES,
+  type RouteRow,
+} from '@trellis/proto';
+import { and, asc, eq, inArray } from 'drizzle-orm';
 import type { Actor } from '../audit/audit-events';
 import { recordAudit } from '../audit/audit-log';
 import type { Db } from '../db/database';
-import { type DeviceRow, deviceRoutes, devices } from '../db/schema';
-import { notFound } from '../domain/errors';
-import { currentPolicy } from '../policy/policy-store';
-import { deviceNamed } from '../services/device-edits';
+import { accounts, type DeviceRow, deviceRoutes, devices } from '../db/schema';
+import { badRequest, conflict, notFound } from '../domain/errors';
+import { currentPolicy, type PolicyVersion } from '../policy/policy-store';
+import type { TagActor } from '../policy/tag-rules';
+import { deviceNamed, retagDevice } from '../services/device-edits';
 import { toDeviceState } from '../services/device-state';
 import type { DevicesService } from '../services/devices.service';
 import { bumpSerial, type Tx } from '../services/tx';
@@ -21,6 +28,27 @@ import {
 } from './route-plan';
 import { primaryOf } from './route-primary';
 import { readRoutes, writeRoutes } from './route-store';
+
+type Wanted = (current: readonly RouteRec[]) => { routes: readonly string[]; down: readonly string[] };
+
+/** What the device advertises now, again (to re-plan it under another policy or other tags). */
+const sameAdvertised: Wanted = (current) => {
+  const advertised = current.filter((r) => r.advertised);
+  return {
+    routes: advertised.map((r) => r.prefix),
+    down: advertised.filter((r) => r.down).map((r) => r.prefix),
+  };
+};
+
+/** The lock an account's serial bump takes, taken before reading its policy. */
+async function lockAccount(tx: Tx, accountId: string): Promise<void> {
+  await tx.select({ id: accounts.id }).from(accounts).where(eq(accounts.id, accountId)).for('no key update');
+}
+
+/** See RoutesService.lockForPolicy. */
+export interface PolicyRoutes {
+  apply(policy: PolicyVersion, by: Actor): Promise<() => Promise<void>>;
+}
 
 /** A committed change of a device's routes: the device as it now is, and the serial it took. */
 interface RoutesChange {
@@ -43,69 +71,135 @@ export class RoutesService {
 
   /** A device's `advertise` (sent on every reconnection): replaces what it advertised. */
   async advertise(deviceId: string, msg: AdvertiseMessage, by: Actor): Promise<boolean> {
+    // Most devices route nothing: their reconnection costs one read and no transaction.
+    if (msg.routes.length === 0 && !(await readRoutes(this.db, deviceId)).some((r) => r.advertised)) {
+      return false;
+    }
     return this.readvertise(deviceId, () => ({ routes: msg.routes, down: msg.down ?? [] }), by);
   }
 
   /**
-   * After a new policy version: each device's advertised routes are auto-approved (or no longer)
-   * as that version says. Returns how many devices changed.
+   * The routes part of a policy apply, in its transaction: `lock` before the account row (device
+   * rows first, as everywhere), `apply` once the new version is inserted. Both commit or neither;
+   * what `apply` returns publishes the changes after the commit.
    */
-  async applyPolicy(accountId: string, by: Actor): Promise<number> {
-    const owners = await this.db
+  async lockForPolicy(tx: Tx, accountId: string): Promise<PolicyRoutes> {
+    await this.lockOwners(tx, accountId);
+    return {
+      apply: async (policy, by) => {
+        const changes: RoutesChange[] = [];
+        // Read again under the account lock: a first advertisement that committed meanwhile is
+        // locked now (one still running waits for the account and reads this version).
+        for (const row of await this.lockOwners(tx, accountId)) {
+          const change = await this.replan(tx, row, sameAdvertised, policy, by);
+          if (change) changes.push(change);
+        }
+        return async () => {
+          for (const change of changes) await this.publish(change);
+        };
+      },
+    };
+  }
+
+  /** The account's devices with advertised routes, locked in id order. */
+  private lockOwners(tx: Tx, accountId: string): Promise<DeviceRow[]> {
+    const owners = tx
       .selectDistinct({ id: deviceRoutes.deviceId })
       .from(deviceRoutes)
       .where(and(eq(deviceRoutes.accountId, accountId), eq(deviceRoutes.advertised, true)));
-    let changed = 0;
-    for (const { id } of owners) if (await this.reevaluate(id, by)) changed += 1;
-    return changed;
+    return tx
+      .select()
+      .from(devices)
+      .where(inArray(devices.id, owners))
+      .orderBy(asc(devices.id))
+      .for('update');
   }
 
-  /** The device's advertised routes under the policy in force (its tags changed, say). */
-  reevaluate(deviceId: string, by: Actor): Promise<boolean> {
-    const same = (current: readonly RouteRec[]) => {
-      const advertised = current.filter((r) => r.advertised);
-      return {
-        routes: advertised.map((r) => r.prefix),
-        down: advertised.filter((r) => r.down).map((r) => r.prefix),
-      };
-    };
-    return this.readvertise(deviceId, same, by);
+  /**
+   * Replaces a device's tags (see retagDevice) and re-plans its routes in the same transaction:
+   * tags decide what the autoApprovers approve, so both commit or neither.
+   */
+  async setTags(
+    accountId: string,
+    accountName: string,
+    idOrName: string,
+    tags: readonly string[],
+    actor: TagActor,
+    by: Actor,
+  ): Promise<DeviceInfo> {
+    const { edit, change } = await this.db.transaction(async (tx) => {
+      const edit = await retagDevice(tx, accountId, accountName, idOrName, tags, actor, by);
+      // The device row is locked; the account next, before the policy is read (as readvertise).
+      await lockAccount(tx, accountId);
+      return { edit, change: await this.replan(tx, edit.row, sameAdvertised, undefined, by) };
+    });
+    // A routes change carries the new tags too, at a later serial.
+    if (change) await this.publish(change);
+    else if (edit.serial !== null) {
+      const device = toDeviceState(edit.row);
+      await this.devices.publishUpserts([{ accountId, serial: edit.serial, device }]);
+    }
+    return this.devices.one(accountId, accountName, edit.row.id);
   }
 
   /** Applies what the device advertises (`wanted`, from its current rows) under the policy in force. */
-  private async readvertise(
-    deviceId: string,
-    wanted: (current: readonly RouteRec[]) => { routes: readonly string[]; down: readonly string[] },
-    by: Actor,
-  ): Promise<boolean> {
+  private async readvertise(deviceId: string, wanted: Wanted, by: Actor): Promise<boolean> {
     const change = await this.db.transaction(async (tx) => {
       const [row] = await tx.select().from(devices).where(eq(devices.id, deviceId)).for('update');
       if (!row) return undefined;
-      const current = await readRoutes(tx, row.id);
-      const policy = await currentPolicy(tx, row.accountId);
-      const autoApproves = this.autoApprover(policy, toDeviceState(row));
-      const { routes, down } = wanted(current);
-      const next = advertisedRows(current, routes, down, new Date(), autoApproves);
-      if (sameRows(current, next)) return undefined;
-      const autoOf = (rows: readonly RouteRec[]) =>
-        new Set(rows.filter((r) => r.autoApproved).map((r) => r.prefix));
-      const [was, now] = [autoOf(current), autoOf(next)];
-      const prefixes = [...now].filter((p) => !was.has(p));
-      // Withdrawn by the policy (not by the device taking the route back).
-      const withdrawn = next.filter((r) => was.has(r.prefix) && !r.approved).map((r) => r.prefix);
-      if (prefixes.length > 0 || withdrawn.length > 0) {
-        await recordAudit(tx, by, {
-          action: 'routes.auto-approved',
-          accountId: row.accountId,
-          target: { kind: 'device', id: row.id, name: row.name },
-          details: { prefixes, withdrawn, policyVersion: policy.version },
-        });
-      }
-      return this.write(tx, row, next);
+      // Device first, then the account: a policy apply (which locks it for update) waits for this
+      // transaction or this one reads its version. Not FOR SHARE: two sharers that both bump the
+      // serial would deadlock; NO KEY UPDATE is the lock that bump takes anyway.
+      await lockAccount(tx, row.accountId);
+      return this.replan(tx, row, wanted, undefined, by);
     });
     if (!change) return false;
     await this.publish(change);
     return true;
+  }
+
+  /**
+   * Re-plans the rows of a locked device under `policy` (default: the one in force, read only
+   * when a prefix needs an auto-approval decision) and writes them when they changed.
+   */
+  private async replan(
+    tx: Tx,
+    row: DeviceRow,
+    wanted: Wanted,
+    policy: PolicyVersion | undefined,
+    by: Actor,
+  ): Promise<RoutesChange | undefined> {
+    const current = await readRoutes(tx, row.id);
+    let used = policy;
+    let decide: ((prefix: string) => boolean) | undefined;
+    const autoApproves = async (prefix: string) => {
+      used ??= await currentPolicy(tx, row.accountId);
+      decide ??= this.autoApprover(row.accountId, used, toDeviceState(row));
+      return decide(prefix);
+    };
+    const { routes, down } = wanted(current);
+    const decided = new Map<string, boolean>();
+    for (const prefix of routes) {
+      const r = current.find((c) => c.prefix === prefix);
+      if (!(r?.approved && !r.autoApproved)) decided.set(prefix, await autoApproves(prefix));
+    }
+    const next = advertisedRows(current, routes, down, new Date(), (p) => decided.get(p) ?? false);
+    if (sameRows(current, next)) return undefined;
+    const autoOf = (rows: readonly RouteRec[]) =>
+      new Set(rows.filter((r) => r.autoApproved).map((r) => r.prefix));
+    const [was, now] = [autoOf(current), autoOf(next)];
+    const prefixes = [...now].filter((p) => !was.has(p));
+    // Withdrawn by the policy (not by the device taking the route back).
+    const withdrawn = next.filter((r) => was.has(r.prefix) && !r.approved).map((r) => r.prefix);
+    if (prefixes.length > 0 || withdrawn.length > 0) {
+      await recordAudit(tx, by, {
+        action: 'routes.auto-approved',
+        accountId: row.accountId,
+        target: { kind: 'device', id: row.id, name: row.name },
+        details: { prefixes, withdrawn, policyVersion: used?.version ?? 0 },
+      });
+    }
+    return this.write(tx, row, next);
   }
 
   /** An admin's approved set for a device (SetApprovedRoutesRequest); returns the device's rows. */
@@ -145,8 +239,21 @@ export class RoutesService {
       const [row] = await tx.select().from(devices).where(deviceNamed(accountId, idOrName)).for('update');
       if (!row) throw notFound(`no device "${idOrName}" in account ${accountName}`);
       const current = await readRoutes(tx, row.id);
-      const next = approvedRows(current, [...new Set(approved(current))]);
+      const wanted = new Set(approved(current));
+      const byPolicy = current.filter((r) => r.autoApproved && !wanted.has(r.prefix)).map((r) => r.prefix);
+      if (byPolicy.length > 0) {
+        // It would come back at the next advertisement.
+        throw conflict(
+          `${byPolicy.join(', ')} approved by the policy's autoApprovers: change the policy to withdraw it`,
+        );
+      }
+      const next = approvedRows(current, [...wanted]);
       if (sameRows(current, next)) return { row, change: undefined };
+      if (next.length > MAX_DEVICE_ROUTES && next.length > current.length) {
+        throw badRequest(
+          `a device has at most ${MAX_DEVICE_ROUTES} routes (advertised or approved); ${row.name} would have ${next.length}`,
+        );
+      }
       await recordAudit(tx, by, {
         action: 'routes.approved',
         accountId,

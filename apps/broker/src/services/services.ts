@@ -83,7 +83,7 @@ export function createServices(db: Db, bus: EventBus, config: ServicesConfig): S
     instances: new InstancesService(db, devices),
     relayTokens: new RelayTokensService(db),
     relays: new RelaysService(db, { live: config.liveRelays, staleAfterMs: config.relayStaleAfterMs }),
-    policy: new PolicyService(db, bus, config.logger, (accountId, by) => routes.applyPolicy(accountId, by)),
+    policy: new PolicyService(db, bus, config.logger, routes),
     audit: new AuditLogService(db, config.auditMaxAgeDays),
     routes,
   };
