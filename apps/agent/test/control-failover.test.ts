@@ -102,7 +102,7 @@ describe('ControlClient with several broker instances', () => {
     const c = client([a.url, b.url], timers, events);
     c.start();
     await waitFor(() => c.connected, 10_000, 5);
-    expect(c.brokerTarget).toEqual({ url: a.url, address: null });
+    expect(c.brokers.current).toEqual({ url: a.url, address: null });
     expect(b.double.hellos).toEqual([]);
 
     await a.double.close();
@@ -110,7 +110,7 @@ describe('ControlClient with several broker instances', () => {
     expect(retry.ms).toBe(0);
     timers.fire(retry);
     await waitFor(() => c.connected, 10_000, 5);
-    expect(c.brokerTarget).toEqual({ url: b.url, address: null });
+    expect(c.brokers.current).toEqual({ url: b.url, address: null });
     expect(b.double.connectedDevices()).toEqual([device.id]);
     expect(events).toEqual(['connected', 'disconnected', 'connected']);
   });
@@ -125,7 +125,7 @@ describe('ControlClient with several broker instances', () => {
     const steps: Array<{ failed: string | undefined; delay: number }> = [];
     for (let i = 0; i < 5; i++) {
       const t = await reconnectTimer(timers);
-      steps.push({ failed: c.brokerTarget?.url, delay: t.ms });
+      steps.push({ failed: c.brokers.current?.url, delay: t.ms });
       timers.fire(t);
     }
     expect(steps).toEqual([
@@ -153,7 +153,7 @@ describe('ControlClient with several broker instances', () => {
     timers.fire(wait); // dead first, at once the live one
     timers.fire(await reconnectTimer(timers));
     await waitFor(() => c.connected, 10_000, 5);
-    expect(c.brokerTarget?.url).toBe(live.url);
+    expect(c.brokers.current?.url).toBe(live.url);
     await live.double.close();
     // Dropped from the last instance of the list: the round goes on at once with the first.
     const next = await reconnectTimer(timers);
@@ -161,11 +161,11 @@ describe('ControlClient with several broker instances', () => {
     timers.fire(next);
     // That one is dead: the round ends with the instance that dropped, tried again at once.
     const last = await reconnectTimer(timers);
-    expect([c.brokerTarget?.url, last.ms]).toEqual([dead, 0]);
+    expect([c.brokers.current?.url, last.ms]).toEqual([dead, 0]);
     timers.fire(last);
     // It is down too: the success reset the backoff, so the wait is the first step again.
     const wait2 = await reconnectTimer(timers);
-    expect([c.brokerTarget?.url, wait2.ms]).toEqual([live.url, 499]);
+    expect([c.brokers.current?.url, wait2.ms]).toEqual([live.url, 499]);
   });
 
   it('tries every address of a name that resolves to several', async () => {
@@ -181,12 +181,12 @@ describe('ControlClient with several broker instances', () => {
     });
     c.start();
     const retry = await reconnectTimer(timers);
-    expect(c.brokerTarget).toEqual({ url, address: '127.0.0.2' });
+    expect(c.brokers.current).toEqual({ url, address: '127.0.0.2' });
     expect(c.lastError).toBe(`broker unreachable at ${url} (127.0.0.2) (ECONNREFUSED)`);
     expect(retry.ms).toBe(0);
     timers.fire(retry);
     await waitFor(() => c.connected, 10_000, 5);
-    expect(c.brokerTarget).toEqual({ url, address: '127.0.0.1' });
+    expect(c.brokers.current).toEqual({ url, address: '127.0.0.1' });
     expect(asked).toEqual(['brokers.test']);
   });
 
@@ -199,9 +199,9 @@ describe('ControlClient with several broker instances', () => {
     c.start();
     await waitFor(() => c.connected, 10_000, 5);
     c.setBrokers([b.url, a.url], createBrokerAgent({ fingerprint: cert.fingerprint }));
-    expect(c.brokerUrls).toEqual([b.url, a.url]);
+    expect(c.brokers.urls).toEqual([b.url, a.url]);
     await waitFor(() => c.connected && b.double.hellos.length === 1, 10_000, 5);
-    expect(c.brokerTarget?.url).toBe(b.url);
+    expect(c.brokers.current?.url).toBe(b.url);
     expect(a.double.hellos).toHaveLength(1);
     expect(timers.timeouts()).toEqual([]);
     expect(events).toEqual(['connected', 'disconnected', 'connected']);

@@ -42,6 +42,21 @@ export class BrokerRotation {
     return this.last;
   }
 
+  /**
+   * Every broker address known: the URLs' IP literals, every address of this round and every
+   * resolution kept (an exit node must leave all of them on the direct path).
+   */
+  knownAddresses(): string[] {
+    const out = new Set<string>();
+    for (const url of this.list) {
+      if (brokerHostName(url) === null) out.add(new URL(url).hostname.replace(/^\[|\]$/g, ''));
+    }
+    for (const t of this.round) if (t.address) out.add(t.address);
+    for (const addresses of this.known.values()) for (const a of addresses) out.add(a);
+    if (this.last?.address) out.add(this.last.address);
+    return [...out].sort();
+  }
+
   /** New URLs: the next attempt starts a fresh round. */
   setUrls(urls: readonly string[]): void {
     if (urls.length === 0) throw new Error('no broker URL');

@@ -162,4 +162,13 @@ describe('BrokerRotation', () => {
       expect(() => r.setUrls([])).toThrow('no broker URL');
     });
   });
+
+  it('knows every broker address: IP literals, every resolution, kept when a later one fails', async () => {
+    const r = new BrokerRotation([A, B, C, 'https://[2001:db8::5]:8443/']);
+    expect(r.knownAddresses()).toEqual(['192.0.2.3', '2001:db8::5']);
+    await r.newRound(table({ 'a.example': ['10.0.0.1', '10.0.0.2'], 'b.example': ['10.0.1.1'] }));
+    await r.newRound(table({ 'a.example': ['10.0.0.3'] }));
+    // a.example's new answer replaces its old one; b.example failed, so its last answer stays.
+    expect(r.knownAddresses()).toEqual(['10.0.0.3', '10.0.1.1', '192.0.2.3', '2001:db8::5']);
+  });
 });

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { PENDING_APPROVAL } from '../control/close-outcome';
 import { enrollWithAny } from '../control/enroll-client';
 import { GatewaySettings } from '../routes/gateway-prefs';
+import { restoreLeftovers } from '../routes/mesh-routing';
 import type { SignedIn } from '../sign-in/device-sign-in';
 import { SignIns } from '../sign-in/sign-ins';
 import type { Enrollment } from '../state/state-store';
@@ -94,12 +95,7 @@ export class Agent {
     if (this.keys.pending)
       this.log.warn('a key rotation was left unfinished: settled on the next connection');
     this.enrollment = await this.opts.store.loadEnrollment();
-    // Staying down: no gateway role, so ip_forward and rules a crashed run left go back now.
-    if (!this.enrollment?.wantUp) {
-      await this.opts.gatewayRole
-        ?.recover()
-        .catch((err: Error) => this.log.warn({ err: err.message }, 'ip_forward was not restored'));
-    }
+    if (!this.enrollment?.wantUp) await restoreLeftovers(this.opts, this.log);
     if (!this.enrollment) {
       this.state = 'needs-enrollment';
       this.log.info('not enrolled; waiting for `trellis up --broker URL` (sign in, or --setup-key KEY)');
@@ -177,7 +173,7 @@ export class Agent {
     const e = this.enrollment!;
     const who = `${e.name} (${e.address})`;
     const control = this.session?.control;
-    const target = control?.brokerTarget;
+    const target = control?.brokers.current;
     if (control?.connected && target) return `up: ${who}, connected to ${describeTarget(target)}`;
     if (control?.lastError === PENDING_APPROVAL)
       return `up: ${who}, enrolled; ${PENDING_APPROVAL} (it joins once approved)`;
@@ -237,7 +233,7 @@ export class Agent {
     return buildStatus({
       state: this.state,
       ...sessionStatusInputs(s, this.settings.current),
-      brokerUrl: s?.control.brokerTarget?.url ?? this.enrollment?.brokerUrls[0] ?? null,
+      brokerUrl: s?.control.brokers.current?.url ?? this.enrollment?.brokerUrls[0] ?? null,
       brokerUrls: this.enrollment?.brokerUrls ?? [],
       lastError: s ? s.control.lastError : this.lastError,
       interfaceName: this.opts.interfaceName,

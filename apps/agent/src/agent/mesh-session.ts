@@ -15,7 +15,7 @@ import type { NetworkConfigurator } from '../platform/network-configurator';
 import { RelayRttProber } from '../relay/relay-rtt';
 import { RelayTcpProxy } from '../relay/relay-tcp-proxy';
 import { MeshRouting, type MeshRoutingOptions } from '../routes/mesh-routing';
-import { bypassAddresses } from '../routes/route-driver';
+import { exitBypass } from '../routes/route-driver';
 import type { Enrollment, SavedNetmap, StateStore } from '../state/state-store';
 import { createBrokerAgent } from '../trust/broker-trust';
 import { describeTarget } from '../trust/broker-url';
@@ -89,6 +89,7 @@ export class MeshSession {
   /** Each peer's path for the dashboard's topology (reported to the broker). */
   private readonly pathStates: PathStateReporter;
   private readonly relayProber: RelayRttProber;
+  private bypassSeen = ''; // the exit bypass last applied: a broker change may alter it
   private readonly portMapper: GatewayPortMapping | null;
   private readonly dns: MeshDns | null;
   /** Subnet routes, exit node and the gateway role. */
@@ -165,12 +166,11 @@ export class MeshSession {
     this.routing = new MeshRouting({
       ...opts,
       localSubnets: () => localSubnets(opts.interfaceName),
-      bypass: () =>
-        bypassAddresses([
-          this.control.brokerTarget?.address,
-          ...(this.netmap?.self.relays ?? []).map((r) => r.address),
-          ...(this.netmap?.self.reflectors ?? []).map((r) => r.endpoint),
-        ]),
+      bypass: () => {
+        const list = exitBypass(this.control.brokers.knownAddresses(), this.netmap?.self);
+        this.bypassSeen = list.join(' ');
+        return list;
+      },
       advertise: (msg) => this.control.setAdvertise(msg),
       run: (job) => host.queue.run(job),
       reapply: () => this.reapply('routes'),
@@ -317,9 +317,12 @@ export class MeshSession {
       onNetmap: (netmap, kind) => this.onNetmap(netmap, kind),
       onConnected: () => {
         this.host.setState('connected');
-        const target = this.control.brokerTarget;
+        const target = this.control.brokers.current;
         this.log.info({ broker: target ? describeTarget(target) : null }, 'broker connected');
         this.host.keyConfirmed(this.control.authKey.publicKey);
+        const bypass =
+          this.netmap && exitBypass(this.control.brokers.knownAddresses(), this.netmap.self).join(' ');
+        if (bypass && bypass !== this.bypassSeen) this.reapply('routes'); // another broker or resolution
         this.refreshReflectorSessions('reconnected');
         // A restarted broker knows no pair: relayed ones are taken up again with their allocation.
         void this.paths.controlConnected();

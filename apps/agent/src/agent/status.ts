@@ -53,7 +53,7 @@ export function sessionStatusInputs(
   const dns = s?.dnsStatus();
   return {
     self: s?.netmap?.self ?? null,
-    brokerAddress: s?.control.brokerTarget?.address ?? null,
+    brokerAddress: s?.control.brokers.current?.address ?? null,
     brokerConnected: s?.control.connected ?? false,
     netmap: s?.netmap ?? null,
     netmapSource: s?.netmapSource ?? 'none',

@@ -3,6 +3,7 @@ import type { KeyPair } from '@trellis/crypto';
 import {
   type AdvertiseMessage,
   AUTH_TIMEOUT_MS,
+  type BrokerRotation,
   type BrokerTarget,
   type ChallengeMessage,
   type ClientMessage,
@@ -24,13 +25,10 @@ import type { ControlLink } from './control-link';
 import { ControlSocket, decodeServerMessage } from './control-socket';
 import { NetmapTracker } from './netmap-tracker';
 import { ReconnectSchedule } from './reconnect-schedule';
-import { KeyRotationRefused, RotationRequest } from './rotation-request';
+import { KeyRotationRefused, ROTATION_ANSWER_MS, RotationRequest } from './rotation-request';
 import { Deadline, realTimers, type Timers } from './timers';
 
 export type { ControlClientHandlers, ControlClientOptions } from './control-client-options';
-
-/** How long a `rotate-key` waits for the broker's answer before the connection is given up. */
-export const ROTATION_ANSWER_MS = 15_000;
 
 /**
  * The agent's side of the control channel: hello → challenge (the broker proves its key) → auth →
@@ -108,13 +106,9 @@ export class ControlClient {
     return this.link.phase === 'ready';
   }
 
-  get brokerUrls(): readonly string[] {
-    return this.reconnect.rotation.urls;
-  }
-
-  /** The instance connected to (or last tried). */
-  get brokerTarget(): BrokerTarget | null {
-    return this.reconnect.rotation.current;
+  /** The broker instances: their URLs, the one connected to (or last tried), every address known. */
+  get brokers(): Pick<BrokerRotation, 'urls' | 'current' | 'knownAddresses'> {
+    return this.reconnect.rotation;
   }
 
   /** Another list of instances or another trust: reconnects, starting with the first URL. */

@@ -1,6 +1,9 @@
 import type { Timers } from './timers';
 
 /** The broker refused a key rotation (it closed with rotationRefused): its key did not change. */
+/** How long a `rotate-key` waits for the broker's answer before the connection is given up. */
+export const ROTATION_ANSWER_MS = 15_000;
+
 export class KeyRotationRefused extends Error {}
 
 interface Outstanding {

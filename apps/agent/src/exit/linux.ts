@@ -58,42 +58,61 @@ export class LinuxExitRouting implements ExitRouting {
     if (!INTERFACE_RE.test(plan.interfaceName)) {
       throw new Error(`refusing to route into interface ${JSON.stringify(plan.interfaceName)}`);
     }
-    const routes = wantedRoutes(plan.interfaceName);
-    // The mesh interface may be missing (not up yet, re-created): blocked until it is, never open.
-    let noTunnel: Error | null = null;
-    for (const family of [4, 6] as const) {
-      const have = await this.routes(family);
-      const want = routes.filter((r) => r.family === family);
-      // Added before the old ones go: never a moment without a last resort.
-      for (const r of want) {
-        if (have.some((h) => routeKey(h) === routeKey(r))) continue;
-        try {
-          await this.route('add', r);
-        } catch (err) {
-          if (r.type !== 'unicast') throw err;
-          noTunnel = err as Error;
-        }
-      }
-      for (const r of have) if (!want.some((w) => routeKey(w) === routeKey(r))) await this.route('del', r);
-    }
     const rules = this.wantedRules(plan);
     await this.warnStrictRpFilter();
+    // The mesh interface may be missing (not up yet, re-created): blocked until it is, never open.
+    let noTunnel: Error | null = null;
+    // Family by family, IPv4 first: a failure with IPv6 must not leave IPv4 going to the ISP.
     for (const family of [4, 6] as const) {
-      const have = await this.rules(family);
-      const want = rules.filter((r) => r.family === family);
-      // Ascending: bypass rules exist before the tunnel rule takes everything else.
-      for (const r of want) if (!have.some((h) => ruleKey(h) === ruleKey(r))) await this.rule('add', r);
-      for (const r of have) if (!want.some((w) => ruleKey(w) === ruleKey(r))) await this.rule('del', r);
+      try {
+        noTunnel = (await this.applyFamily(family, plan.interfaceName, rules)) ?? noTunnel;
+      } catch (err) {
+        if (family === 6 && noIpv6(err)) continue; // IPv6 disabled on this host: nothing to block
+        throw err;
+      }
     }
     if (noTunnel) throw noTunnel;
   }
 
+  /** One family's table and rules; returns (not throws) a missing mesh interface. */
+  private async applyFamily(family: Family, interfaceName: string, rules: Rule[]): Promise<Error | null> {
+    let noTunnel: Error | null = null;
+    const have = await this.routes(family);
+    const want = wantedRoutes(interfaceName).filter((r) => r.family === family);
+    // The last resort first, and added before the old ones go: never a moment without one.
+    for (const r of want) {
+      if (have.some((h) => routeKey(h) === routeKey(r))) continue;
+      try {
+        await this.route('add', r);
+      } catch (err) {
+        if (r.type !== 'unicast') throw err;
+        noTunnel = err as Error;
+      }
+    }
+    for (const r of have) if (!want.some((w) => routeKey(w) === routeKey(r))) await this.route('del', r);
+    const haveRules = await this.rules(family);
+    // Descending: the tunnel rule first, so a failure later leaves traffic in the tunnel (closed).
+    const wantRules = rules.filter((r) => r.family === family).sort((a, b) => b.priority - a.priority);
+    for (const r of wantRules) {
+      if (!haveRules.some((h) => ruleKey(h) === ruleKey(r))) await this.rule('add', r);
+    }
+    for (const r of haveRules) {
+      if (!wantRules.some((w) => ruleKey(w) === ruleKey(r))) await this.rule('del', r);
+    }
+    return noTunnel;
+  }
+
   async remove(): Promise<void> {
     for (const family of [4, 6] as const) {
-      // The tunnel rule first: traffic goes back to the main table before the bypasses go.
-      const have = (await this.rules(family)).sort((a, b) => b.priority - a.priority);
-      for (const r of have) await this.rule('del', r);
-      for (const r of await this.routes(family)) await this.route('del', r);
+      try {
+        // The tunnel rule first: traffic goes back to the main table before the bypasses go.
+        const have = (await this.rules(family)).sort((a, b) => b.priority - a.priority);
+        for (const r of have) await this.rule('del', r);
+        for (const r of await this.routes(family)) await this.route('del', r);
+      } catch (err) {
+        if (family === 6 && noIpv6(err)) continue;
+        throw err;
+      }
     }
   }
 
@@ -250,6 +269,11 @@ function ruleKey(r: Rule): string {
 
 function routeKey(r: Route): string {
   return [r.family, r.type, r.type === 'unicast' ? r.dev : '', r.metric].join(' ');
+}
+
+/** The host has no IPv6 (booted with ipv6.disable=1): `ip -6` is refused with EAFNOSUPPORT. */
+function noIpv6(err: unknown): boolean {
+  return /EAFNOSUPPORT|Address family not supported/i.test((err as Error).message ?? '');
 }
 
 const fam = (family: Family) => (family === 6 ? ['-6'] : []);

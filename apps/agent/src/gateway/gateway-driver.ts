@@ -27,6 +27,7 @@ export interface GatewayDriverDeps {
 export class GatewayDriver {
   private plan: GatewayPlan = { lanInterface: null, served: [], down: [] };
   private wan: string | null = null;
+  private onLink: string[] = [];
   private lastAdvertise = '';
   private probing: Promise<void> | null = null;
   private again = false;
@@ -60,17 +61,21 @@ export class GatewayDriver {
     const prefs = this.deps.prefs();
     const lan = this.deps.lan;
     let plan: GatewayPlan = { lanInterface: null, served: [], down: [] };
+    let onLink: string[] = [];
     if (lan) {
       const lanOf = new Map<string, string | null>();
       for (const r of prefs.advertiseRoutes) lanOf.set(r, await lan.routeInterface(r));
       this.wan = prefs.advertiseExitNode ? await lan.defaultInterface() : null;
+      onLink = prefs.advertiseExitNode ? await lan.onLinkSubnets() : [];
       plan = planGateway(prefs.advertiseRoutes, lanOf, this.deps.meshInterface, {
         advertised: prefs.advertiseExitNode,
         wanInterface: this.wan,
       });
     }
-    const changed = JSON.stringify(plan) !== JSON.stringify(this.plan);
+    // New subnets on an exit node's links are excluded at once: they count as a change too.
+    const changed = JSON.stringify([plan, onLink]) !== JSON.stringify([this.plan, this.onLink]);
     this.plan = plan;
+    this.onLink = onLink;
     this.sendAdvertise();
     if (changed) {
       if (plan.down.length > 0) this.deps.logger.warn({ down: plan.down }, 'advertised routes down');
@@ -126,6 +131,7 @@ export class GatewayDriver {
       approved: approved.filter((r) => r !== EXIT_ROUTE || !this.plan.down.includes(EXIT_ROUTE)),
       masquerade: prefs.snatRoutes,
       wanInterface: this.wan,
+      onLink: this.onLink,
       peers: peers.map((p) => ({ address: p.address, routesIn: rulesOf(netmap, p.id).routesIn ?? [] })),
     });
     await role.apply(policy);

@@ -58,7 +58,18 @@ export interface GatewayPolicyInput {
   wanInterface: string | null;
   /** Mesh address and PeerAccess.routesIn of each trusted peer. */
   peers: ReadonlyArray<{ address: string; routesIn: readonly RouteAccess[] }>;
+  /** This device's on-link IPv4 subnets: exit clients may not reach them (one NIC: WAN is LAN). */
+  onLink?: readonly string[];
 }
+
+/** Never reached through an exit node: private, shared (CGNAT, the overlay) and link-local ranges. */
+export const EXIT_EXCLUDED = [
+  '10.0.0.0/8',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '100.64.0.0/10',
+  '169.254.0.0/16',
+];
 
 /** The forwarding policy of this device; null when it has no gateway role (nothing approved to serve). */
 export function buildGatewayPolicy(i: GatewayPolicyInput): GatewayPolicy | null {
@@ -92,7 +103,15 @@ export function buildGatewayPolicy(i: GatewayPolicyInput): GatewayPolicy | null 
       : {}),
     virtualDevices: [],
     access: routes.length > 0 ? [...pairs.values()] : [],
-    ...(exitOn ? { exitNode: { wanInterface: i.wanInterface!, peers: exitPeers } } : {}),
+    ...(exitOn
+      ? {
+          exitNode: {
+            wanInterface: i.wanInterface!,
+            peers: exitPeers,
+            excluded: [...EXIT_EXCLUDED, ...(i.onLink ?? [])],
+          },
+        }
+      : {}),
   };
 }
 

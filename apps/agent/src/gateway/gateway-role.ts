@@ -54,8 +54,30 @@ export class GatewayRole {
       this.lastError = null;
     } catch (err) {
       this.lastError = (err as Error).message;
+      await this.fallBack(this.lastError);
       throw err;
     }
+  }
+
+  /**
+   * A failed apply may leave the old, wider ruleset (or half a new one): forwarding goes off and
+   * the rules go, so nothing is forwarded until the next apply succeeds.
+   */
+  private async fallBack(reason: string): Promise<void> {
+    this.log.error({ err: reason }, 'gateway role failed: forwarding off until the next apply');
+    this.on = false;
+    await this.forward
+      .restore()
+      .catch((e: Error) => this.log.warn({ err: e.message }, 'ip_forward was not restored'));
+    await this.firewall.remove().then(
+      () => {
+        this.leftover = false;
+      },
+      (e: Error) => {
+        this.leftover = true;
+        this.log.warn({ err: e.message }, 'gateway rules were not removed');
+      },
+    );
   }
 
   async end(): Promise<void> {

@@ -10,6 +10,8 @@ export interface LanProbe {
   routeInterface(prefix: string): Promise<string | null>;
   /** The default route's interface; null without one. */
   defaultInterface(): Promise<string | null>;
+  /** IPv4 subnets directly attached to this device (an exit node's clients must not reach them). */
+  onLinkSubnets(): Promise<string[]>;
 }
 
 const intToIpv4 = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
@@ -41,5 +43,14 @@ export class LinuxLanProbe implements LanProbe {
     const out = await runChecked(this.runner, 'ip', ['-j', 'route', 'show', 'default']);
     if (!out.trim()) return null;
     return (JSON.parse(out) as Array<{ dev?: string }>)[0]?.dev ?? null;
+  }
+
+  async onLinkSubnets(): Promise<string[]> {
+    const out = await runChecked(this.runner, 'ip', ['-4', '-j', 'route', 'show', 'scope', 'link']);
+    if (!out.trim()) return [];
+    return (JSON.parse(out) as Array<{ dst?: string; type?: string }>)
+      .filter((r) => r.dst && r.dst !== 'default' && (r.type ?? 'unicast') === 'unicast')
+      .map((r) => (r.dst!.includes('/') ? r.dst! : `${r.dst}/32`))
+      .filter((c) => parseIpv4Cidr(c) !== null);
   }
 }

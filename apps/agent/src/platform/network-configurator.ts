@@ -1,3 +1,5 @@
+import type { KeepOut } from '../routes/route-selector';
+
 /** What the overlay needs from the OS around the WireGuard interface. One implementation per OS. */
 export interface NetworkConfigurator {
   /** Address (/32) on the interface, link up, the overlay prefix routed into it. Idempotent. */
@@ -9,4 +11,6 @@ export interface NetworkConfigurator {
    * ones it routed before that are no longer wanted. Idempotent; `[]` removes them all.
    */
   setRoutes(interfaceName: string, prefixes: readonly string[]): Promise<void>;
+  /** Hosts no subnet route may cover: the default gateway and the DNS servers (absent: none known). */
+  keepOutHosts?(): Promise<KeepOut[]>;
 }

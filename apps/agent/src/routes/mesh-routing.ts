@@ -21,8 +21,21 @@ export interface MeshRoutingOptions {
   lanProbe?: LanProbe;
   /** Forwarding rules and ip_forward (absent: this device never forwards). */
   gatewayRole?: GatewayRole;
-  /** Helper D's exit node routing (absent: an exit node is never used). */
+  /** The exit node's routing (absent: an exit node is never used). */
   exitNode?: ExitNodeLike;
+}
+
+/**
+ * At a start that stays down (no gateway role, no exit node): what a crashed run left — ip_forward,
+ * the forwarding rules, the exit routing — goes back now.
+ */
+export async function restoreLeftovers(opts: MeshRoutingOptions, log: Logger): Promise<void> {
+  await opts.gatewayRole
+    ?.recover()
+    .catch((err: Error) => log.warn({ err: err.message }, 'ip_forward was not restored'));
+  await opts.exitNode
+    ?.remove()
+    .catch((err: Error) => log.warn({ err: err.message }, 'exit routing was not removed'));
 }
 
 export interface MeshRoutingDeps extends MeshRoutingOptions {
@@ -45,9 +58,12 @@ export class MeshRouting {
   private readonly prefs: () => FullGatewayPrefs;
   private settle: NodeJS.Timeout | null = null;
   private roleError: string | null = null;
+  /** Local subnets when last seen: a LAN plugged in may now overlap an installed route. */
+  private subnets: string;
 
   constructor(private readonly deps: MeshRoutingDeps) {
     this.prefs = deps.gatewayPrefs ?? (() => DEFAULT_GATEWAY_PREFS);
+    this.subnets = this.localSubnetsKey();
     this.routes = new RouteDriver({
       ...deps,
       prefs: this.prefs,
@@ -66,15 +82,26 @@ export class MeshRouting {
 
   start(): void {
     void this.gateway.refresh();
+    void this.routes.refreshHosts();
   }
 
-  /** A netlink event: is every advertised route's LAN still up? */
+  /** A netlink event: is every advertised route's LAN still up? Do the local subnets still clear our routes? */
   networkEvent(): void {
     if (this.settle) return;
     this.settle = setTimeout(() => {
       this.settle = null;
       void this.gateway.refresh();
+      void this.routes.refreshHosts().then((hostsChanged) => {
+        const subnets = this.localSubnetsKey();
+        if (subnets === this.subnets && !hostsChanged) return;
+        this.subnets = subnets;
+        this.deps.reapply();
+      });
     }, LAN_SETTLE_MS);
+  }
+
+  private localSubnetsKey(): string {
+    return [...this.deps.localSubnets()].sort().join(',');
   }
 
   /** The settings changed: advertise again and re-apply. */

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { GatewayStatus, NetmapPeer } from '@trellis/proto';
+import { type GatewayStatus, type NetmapPeer, type NetmapSelf, parseEndpoint } from '@trellis/proto';
 import type { Logger } from 'pino';
 import { type Netmap, rulesOf } from '../control/netmap-tracker';
 import type { ExitNodeInput } from '../exit/exit-node-controller';
@@ -12,6 +12,7 @@ import type { FullGatewayPrefs } from './gateway-prefs';
 import {
   exitNodeProblem,
   findPeerFor,
+  type KeepOut,
   NOT_EXIT_NODE,
   type RouteSelection,
   selectRoutes,
@@ -72,6 +73,10 @@ export class RouteDriver {
   /** Peers the broker last reported offline. */
   private offline = new Set<string>();
   private stopped = false;
+  /** Each peer's WireGuard endpoint when last read (by public key): routes must not cover them. */
+  private endpoints = new Map<string, string>();
+  /** The default gateway and DNS servers when last read (NetworkConfigurator.keepOutHosts). */
+  private systemHosts: KeepOut[] = [];
 
   constructor(private readonly deps: RouteDriverDeps) {
     this.now = deps.now ?? Date.now;
@@ -99,6 +104,7 @@ export class RouteDriver {
         alive: (id) => this.liveness.alive(id, now),
         current,
         proven: (id) => this.liveness.proven(id, now),
+        keepOut: this.keepOut(peers),
       });
     this.selection = select();
     if (!this.selection.sample && this.liveness.tracking) {
@@ -111,6 +117,38 @@ export class RouteDriver {
       peers.filter((p) => this.selection.watched.has(p.id)).map((p) => [p.publicKey, p.id]),
     );
     return this.selection;
+  }
+
+  /** Reads the default gateway and DNS servers again; true when they changed. */
+  async refreshHosts(): Promise<boolean> {
+    const hosts = await Promise.resolve(this.deps.network.keepOutHosts?.() ?? []).catch((err: Error) => {
+      this.deps.logger.warn({ err: err.message }, 'default gateway and DNS servers not read');
+      return this.systemHosts;
+    });
+    if (JSON.stringify(hosts) === JSON.stringify(this.systemHosts)) return false;
+    this.systemHosts = hosts;
+    return true;
+  }
+
+  /** Hosts a route must not cover: control plane, peers' public endpoints and live ones, system's. */
+  private keepOut(peers: readonly NetmapPeer[]): KeepOut[] {
+    const out: KeepOut[] = this.deps.bypass().map((address) => ({
+      address,
+      what: 'the broker, relay or reflector',
+    }));
+    // Not LAN candidates: a gateway's own LAN address is one, inside the prefix it serves; a client
+    // elsewhere reaches it only through the tunnel, and one on that LAN skips the route anyway.
+    for (const p of peers) {
+      const remote = (p.candidates ?? []).filter((c) => c.kind !== 'lan').map((c) => c.endpoint);
+      const hosts = new Set(
+        [...remote, this.endpoints.get(p.publicKey)]
+          .map((e) => (e ? parseEndpoint(e) : null))
+          .filter((e) => e?.family === 4)
+          .map((e) => e!.host),
+      );
+      for (const address of hosts) out.push({ address, what: `peer ${p.name}'s endpoint` });
+    }
+    return [...out, ...this.systemHosts];
   }
 
   /** The prefixes a peer carries for us, beyond its own address. */
@@ -138,6 +176,11 @@ export class RouteDriver {
     clients: readonly NetmapPeer[],
   ): Promise<void> {
     const s = this.selection;
+    // Changed (DNS has no netlink event): this selection may cover them; the next apply selects again.
+    if (await this.refreshHosts()) {
+      this.deps.reapply();
+      return;
+    }
     await this.deps.network.setRoutes(this.deps.interfaceName, s.kernelRoutes);
     this.fast = new Set([...this.watchedKeys.keys(), ...clients.map((p) => p.publicKey)]);
     await this.fixKeepalive();
@@ -151,6 +194,7 @@ export class RouteDriver {
    */
   private async fixKeepalive(): Promise<void> {
     const device = await this.deps.backend.getState();
+    this.endpoints = new Map(device.peers.flatMap((p) => (p.endpoint ? [[p.publicKey, p.endpoint]] : [])));
     const want = (p: { publicKey: string; persistentKeepalive: number }) =>
       this.fast.has(p.publicKey)
         ? GATEWAY_KEEPALIVE_SECONDS
@@ -211,6 +255,7 @@ export class RouteDriver {
   private async sample(): Promise<void> {
     if (this.stopped) return;
     const device = await this.deps.backend.getState();
+    this.endpoints = new Map(device.peers.flatMap((p) => (p.endpoint ? [[p.publicKey, p.endpoint]] : [])));
     const now = this.now();
     this.liveness.observe(
       now,
@@ -253,4 +298,19 @@ export function bypassAddresses(hosts: ReadonlyArray<string | null | undefined>)
     if (isIP(bare)) out.add(bare);
   }
   return [...out].sort();
+}
+
+/**
+ * What an exit node must leave on the direct path: every broker address known, every relay (its
+ * UDP host and its TCP fallback's host) and every reflector; names are left out.
+ */
+export function exitBypass(
+  brokers: readonly string[],
+  self: Pick<NetmapSelf, 'relays' | 'reflectors'> | undefined,
+): string[] {
+  return bypassAddresses([
+    ...brokers,
+    ...(self?.relays ?? []).flatMap((r) => [r.address, r.tcp ? new URL(r.tcp.url).hostname : null]),
+    ...(self?.reflectors ?? []).map((r) => r.endpoint),
+  ]);
 }

@@ -2,7 +2,9 @@ import {
   EXIT_ROUTE,
   type GatewayStatus,
   ipv4CidrWithin,
+  ipv4InCidr,
   type NetmapPeer,
+  parseIpv4Cidr,
   type RouteAccess,
 } from '@trellis/proto';
 
@@ -33,7 +35,23 @@ export interface RouteSelectionInput {
    */
   current?: ReadonlyMap<string, string>;
   proven?(peerId: string): boolean;
+  /**
+   * Hosts a subnet route must never cover, or their packets would loop into the mesh: brokers,
+   * relays, reflectors, peers' endpoints, the default gateway, DNS upstreams. Checked on every apply.
+   */
+  keepOut?: readonly KeepOut[];
 }
+
+/** A host no route may cover; `what` names it in the status row ("the broker"). */
+export interface KeepOut {
+  address: string;
+  what: string;
+}
+
+/** Ranges never routed into the mesh: this network, loopback, link-local, multicast, reserved. */
+export const SPECIAL_RANGES = ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '240.0.0.0/4'];
+/** Shortest subnet route accepted: anything wider is an exit node's job. */
+export const MIN_ROUTE_BITS = 8;
 
 export interface RouteSelection {
   /** Extra allowed IPs by peer id: the prefixes it carries for us (EXIT_ROUTE for the exit node). */
@@ -52,6 +70,18 @@ export interface RouteSelection {
 }
 
 export const overlaps = (a: string, b: string) => ipv4CidrWithin(a, b) || ipv4CidrWithin(b, a);
+/** The overlap of two overlapping prefixes: the more specific one. */
+const narrower = (a: string, b: string) => (ipv4CidrWithin(a, b) ? a : b);
+
+/** Why `prefix` is never routed into the mesh, whatever the netmap says; null when it may be. */
+function unsafe(prefix: string, keepOut: readonly KeepOut[]): string | null {
+  const bits = parseIpv4Cidr(prefix)?.bits ?? 0;
+  if (bits < MIN_ROUTE_BITS) return `wider than /${MIN_ROUTE_BITS}`;
+  const special = SPECIAL_RANGES.find((r) => overlaps(r, prefix));
+  if (special) return `overlaps the reserved range ${special}`;
+  const host = keepOut.find((k) => ipv4InCidr(k.address, prefix));
+  return host ? `covers ${host.what} ${host.address}` : null;
+}
 
 /** The policy lets us reach some of `prefix` through the peer (its routesOut has an overlapping prefix). */
 function permitted(access: readonly RouteAccess[] | undefined, prefix: string): boolean {
@@ -70,13 +100,23 @@ const byPreference = (a: Offer, b: Offer) =>
   a.since - b.since || (a.peer.id < b.peer.id ? -1 : a.peer.id > b.peer.id ? 1 : 0);
 
 export function selectRoutes(input: RouteSelectionInput): RouteSelection {
+  // Each gateway offers the part of its prefix the policy lets us reach: the more specific of
+  // each overlapping (advertised, routesOut) pair. Prefixes with no such part are only reported.
   const offers = new Map<string, Offer[]>();
+  const denied = new Map<string, SelectorPeer[]>();
   for (const peer of input.peers) {
+    const access = input.routesOut.get(peer.id) ?? [];
     for (const r of peer.routes ?? []) {
       if (r.prefix === EXIT_ROUTE) continue;
-      const list = offers.get(r.prefix) ?? [];
-      list.push({ peer, since: r.since });
-      offers.set(r.prefix, list);
+      const parts = new Set(
+        access.filter((a) => overlaps(a.prefix, r.prefix)).map((a) => narrower(a.prefix, r.prefix)),
+      );
+      if (parts.size === 0) denied.set(r.prefix, [...(denied.get(r.prefix) ?? []), peer]);
+      for (const part of parts) {
+        const list = offers.get(part) ?? [];
+        if (!list.some((o) => o.peer.id === peer.id)) list.push({ peer, since: r.since });
+        offers.set(part, list);
+      }
     }
   }
   const isAlive = (p: SelectorPeer) => p.online && input.alive(p.id);
@@ -94,17 +134,27 @@ export function selectRoutes(input: RouteSelectionInput): RouteSelection {
     list.push(prefix);
     out.allowedIps.set(peerId, list);
   };
+  for (const [prefix, peers] of denied) {
+    if (offers.has(prefix)) continue;
+    const gateways = peers.map((p) => ({ name: p.name, alive: isAlive(p) }));
+    out.rows.push({
+      prefix,
+      via: null,
+      gateways,
+      installed: false,
+      reason: 'not allowed by the access policy',
+    });
+  }
   for (const prefix of [...offers.keys()].sort()) {
-    const all = offers.get(prefix)!.sort(byPreference);
-    const gateways = all.map((o) => ({ name: o.peer.name, alive: isAlive(o.peer) }));
-    const usable = all.filter((o) => permitted(input.routesOut.get(o.peer.id), prefix));
+    const usable = offers.get(prefix)!.sort(byPreference);
+    const gateways = usable.map((o) => ({ name: o.peer.name, alive: isAlive(o.peer) }));
     const local = input.localSubnets.find((s) => overlaps(s, prefix));
     const own = input.ownRoutes?.find((s) => overlaps(s, prefix));
     let reason: string | undefined;
     if (!input.acceptRoutes) reason = 'not accepted (--accept-routes false)';
     else if (local) reason = `overlaps the local subnet ${local}`;
     else if (own) reason = `overlaps ${own}, which this device advertises`;
-    else if (usable.length === 0) reason = 'not allowed by the access policy';
+    else reason = unsafe(prefix, input.keepOut ?? []) ?? undefined;
     if (reason) {
       out.rows.push({ prefix, via: null, gateways, installed: false, reason });
       continue;
@@ -115,7 +165,9 @@ export function selectRoutes(input: RouteSelectionInput): RouteSelection {
     let chosen = usable.find((o) => isAlive(o.peer));
     const held = usable.find((o) => o.peer.id === input.current?.get(prefix) && isAlive(o.peer));
     if (chosen && held && chosen !== held && !(input.proven?.(chosen.peer.id) ?? true)) chosen = held;
-    if (chosen) give(chosen.peer.id, prefix);
+    // No live gateway: the prefix stays on the preferred one (packets go nowhere) rather than
+    // falling through to the exit node's 0.0.0.0/0: fail closed.
+    give((chosen ?? usable[0]!).peer.id, prefix);
     out.rows.push({
       prefix,
       via: chosen?.peer.name ?? null,
@@ -124,6 +176,7 @@ export function selectRoutes(input: RouteSelectionInput): RouteSelection {
       ...(chosen ? {} : { reason: 'no live gateway' }),
     });
   }
+  out.rows.sort((x, y) => (x.prefix < y.prefix ? -1 : x.prefix > y.prefix ? 1 : 0));
   const exit = input.exitNode ? input.peers.find((p) => p.id === input.exitNode) : undefined;
   if (exit && exitNodeProblem(exit, input.routesOut) === null) {
     out.exitCandidate = exit.id;

@@ -11,22 +11,25 @@ const PLAN: ExitRoutingPlan = {
   bypass: ['198.51.100.7', '2001:db8::7'],
 };
 
-/** A fresh apply, in order: the table's routes, then the rules from the most specific to the catch-all. */
+/**
+ * A fresh apply, in order: IPv4 whole before IPv6; in each, the table's last resort, then the
+ * rules from the catch-all to the most specific (a failure half-way leaves traffic in the tunnel).
+ */
 const FRESH = [
   'ip route add unreachable default metric 2147483647 table 29810',
   'ip route add default dev trellis0 metric 0 table 29810',
-  'ip -6 route add unreachable default metric 2147483647 table 29810',
-  'ip rule add priority 5300 to 198.51.100.7/32 table main',
-  'ip rule add priority 5310 table main suppress_prefixlength 0',
   'ip rule add priority 5320 not fwmark 0x7472 table 29810',
+  'ip rule add priority 5310 table main suppress_prefixlength 0',
+  'ip rule add priority 5300 to 198.51.100.7/32 table main',
+  'ip -6 route add unreachable default metric 2147483647 table 29810',
+  'ip -6 rule add priority 5320 not fwmark 0x7472 table 29810',
+  'ip -6 rule add priority 5310 table main suppress_prefixlength 0',
   'ip -6 rule add priority 5300 to 2001:db8::7/128 table main',
   'ip -6 rule add priority 5300 to fe80::/10 table main',
-  'ip -6 rule add priority 5310 table main suppress_prefixlength 0',
-  'ip -6 rule add priority 5320 not fwmark 0x7472 table 29810',
 ];
 
 describe('LinuxExitRouting', () => {
-  it('adds the table and rules, bypasses before the catch-all, and a second apply only reads', async () => {
+  it('adds the table and rules, the catch-all before the bypasses, and a second apply only reads', async () => {
     const ip = new FakeIp();
     const routing = new LinuxExitRouting(ip, logger);
     await routing.apply(PLAN);
@@ -99,6 +102,29 @@ describe('LinuxExitRouting', () => {
     expect(ip.changes.filter((c) => !c.includes('dev trellis0'))).toEqual(
       FRESH.filter((c) => !c.includes('dev trellis0')),
     );
+  });
+
+  it('an IPv6 failure leaves IPv4 closed: its last resort and tunnel rule are in before IPv6 is touched', async () => {
+    const ip = new FakeIp();
+    ip.failOnce.add('ip -6 route add unreachable default metric 2147483647 table 29810');
+    await expect(new LinuxExitRouting(ip, logger).apply(PLAN)).rejects.toThrow(/Operation not permitted/);
+    expect(ip.changes.filter((c) => !c.startsWith('ip -6'))).toEqual(
+      FRESH.filter((c) => !c.startsWith('ip -6')),
+    );
+    expect(ip.rules[6].some((r) => r.table === '29810')).toBe(false);
+  });
+
+  it('on a host without IPv6 routes IPv4 alone, and removes it again', async () => {
+    const ip = new FakeIp();
+    ip.noIpv6 = true;
+    const routing = new LinuxExitRouting(ip, logger);
+    await routing.apply(PLAN);
+    expect(ip.changes.filter((c) => !c.startsWith('ip -6'))).toEqual(
+      FRESH.filter((c) => !c.startsWith('ip -6')),
+    );
+    await routing.remove();
+    expect(ip.routes[4]).toEqual([]);
+    expect(ip.rules[4].map((r) => r.priority)).toEqual([0, 32766]);
   });
 
   it('refuses an interface name that could be more than one argument', async () => {

@@ -1,5 +1,11 @@
 import type { GatewayFirewall, GatewayPolicy } from '@trellis/firewall';
-import { type AdvertiseMessage, ALLOW_ALL, type NetmapPeer, OVERLAY_PREFIX } from '@trellis/proto';
+import {
+  type AdvertiseMessage,
+  ALLOW_ALL,
+  EXIT_ROUTE,
+  type NetmapPeer,
+  OVERLAY_PREFIX,
+} from '@trellis/proto';
 import pino from 'pino';
 import type { Netmap } from '../../src/control/netmap-tracker';
 import { GatewayDriver } from '../../src/gateway/gateway-driver';
@@ -15,6 +21,7 @@ function setup(prefs: FullGatewayPrefs) {
   const lan: LanProbe = {
     routeInterface: async (p) => links.get(p) ?? null,
     defaultInterface: async () => 'wan0',
+    onLinkSubnets: async () => ['192.0.2.0/24'],
   };
   const applied: Array<GatewayPolicy | 'removed'> = [];
   const firewall: GatewayFirewall = {
@@ -116,5 +123,17 @@ describe('GatewayDriver', () => {
     await t.driver.applyInQueue(netmap(false), [client]);
     expect(t.applied.at(-1)).toBe('removed');
     expect(t.driver.clientsOf(netmap(false), [client])).toEqual([]);
+  });
+
+  it('as an exit node, keeps its clients off its own on-link subnets and private ranges', async () => {
+    const t = setup({ ...DEFAULT_GATEWAY_PREFS, advertiseExitNode: true });
+    await t.driver.refresh();
+    const m = netmap(true);
+    m.self.routes = [{ prefix: EXIT_ROUTE, approved: true }];
+    m.access = new Map([['c', { in: [], out: [], routesIn: [{ prefix: EXIT_ROUTE, rules: ALLOW_ALL }] }]]);
+    await t.driver.applyInQueue(m, [client]);
+    const policy = t.applied.at(-1) as GatewayPolicy;
+    expect(policy.exitNode?.peers).toEqual(['100.64.0.7']);
+    expect(policy.exitNode?.excluded).toEqual(expect.arrayContaining(['192.168.0.0/16', '192.0.2.0/24']));
   });
 });

@@ -65,6 +65,7 @@ describe('buildGatewayPolicy', () => {
       ...base,
       plan: { lanInterface: null, served: [], down: [] },
       approved: [EXIT_ROUTE],
+      onLink: ['203.0.113.0/24'],
       peers: [
         { address: '100.64.0.2', routesIn: [{ prefix: EXIT_ROUTE, rules: ALLOW_ALL }] },
         { address: '100.64.0.3', routesIn: [] },
@@ -75,7 +76,19 @@ describe('buildGatewayPolicy', () => {
       selfAddress: '100.64.0.1',
       virtualDevices: [],
       access: [],
-      exitNode: { wanInterface: 'wan0', peers: ['100.64.0.2'] },
+      exitNode: {
+        wanInterface: 'wan0',
+        peers: ['100.64.0.2'],
+        // Private, shared and link-local ranges, and its own subnets (one NIC: the WAN is the LAN).
+        excluded: [
+          '10.0.0.0/8',
+          '172.16.0.0/12',
+          '192.168.0.0/16',
+          '100.64.0.0/10',
+          '169.254.0.0/16',
+          '203.0.113.0/24',
+        ],
+      },
     });
     expect(() => normalizeGateway(policy!)).not.toThrow();
   });

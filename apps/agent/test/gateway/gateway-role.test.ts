@@ -104,4 +104,25 @@ describe('GatewayRole', () => {
     expect(role.lastError).toBe('nft: syntax error');
     await rm(t.dir, { recursive: true });
   });
+
+  it('turns forwarding off and removes the rules when a later apply fails, and retries next time', async () => {
+    const t = await setup('0');
+    const role = new GatewayRole(t.firewall, t.forward(), logger);
+    await role.apply(POLICY);
+    expect(await t.value()).toBe('1');
+    const good = t.firewall.apply;
+    t.firewall.apply = async () => {
+      throw new Error('nft: no such table');
+    };
+    await expect(role.apply(POLICY)).rejects.toThrow('no such table');
+    expect(await t.value()).toBe('0');
+    expect(await t.remembered()).toBeNull();
+    expect(t.events.at(-1)).toBe('remove');
+    expect(role.active).toBe(false);
+    t.firewall.apply = good;
+    await role.apply(POLICY);
+    expect(await t.value()).toBe('1');
+    expect(role.active).toBe(true);
+    await rm(t.dir, { recursive: true });
+  });
 });

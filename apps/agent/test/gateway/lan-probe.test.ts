@@ -39,4 +39,16 @@ describe('LinuxLanProbe', () => {
     runner.answers['ip -j route show default'] = { stdout: '' };
     expect(await probe.defaultInterface()).toBeNull();
   });
+
+  it("lists the device's on-link IPv4 subnets (an exit node's clients must not reach them)", async () => {
+    const runner = new RecordingRunner({
+      'ip -4 -j route show scope link': {
+        stdout:
+          '[{"dst":"192.168.1.0/24","dev":"eth0","protocol":"kernel","scope":"link","prefsrc":"192.168.1.2"},' +
+          '{"dst":"10.9.9.9","dev":"eth1","scope":"link"},' +
+          '{"type":"broadcast","dst":"192.168.1.255","dev":"eth0","scope":"link"}]',
+      },
+    });
+    expect(await new LinuxLanProbe(runner).onLinkSubnets()).toEqual(['192.168.1.0/24', '10.9.9.9/32']);
+  });
 });

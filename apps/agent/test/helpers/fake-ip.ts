@@ -23,6 +23,8 @@ export class FakeIp implements CommandRunner {
   readonly routes: Record<4 | 6, Json[]> = { 4: [], 6: [] };
   /** Fails the command lines it is given, once each. */
   readonly failOnce = new Set<string>();
+  /** A host booted with ipv6.disable=1: every `ip -6` is refused. */
+  noIpv6 = false;
 
   /** Only the changes (adds and deletes), not the reads. */
   get changes(): string[] {
@@ -35,6 +37,9 @@ export class FakeIp implements CommandRunner {
     if (this.failOnce.delete(line))
       return { stdout: '', stderr: 'RTNETLINK answers: Operation not permitted', code: 2 };
     if (command === 'sysctl') return ok('2\n');
+    if (this.noIpv6 && args[0] === '-6') {
+      return { stdout: '', stderr: 'RTNETLINK answers: Address family not supported by protocol', code: 2 };
+    }
     if (command !== 'ip') return { stdout: '', stderr: `unknown command ${command}`, code: 127 };
     const a = [...args];
     const family = a[0] === '-6' ? 6 : 4;

@@ -5,6 +5,7 @@ import type { ExitNodeInput } from '../../src/exit/exit-node-controller';
 import { wgUpdateForEffect } from '../../src/path';
 import { DEFAULT_GATEWAY_PREFS, type FullGatewayPrefs } from '../../src/routes/gateway-prefs';
 import { type ExitNodeLike, GATEWAY_KEEPALIVE_SECONDS, RouteDriver } from '../../src/routes/route-driver';
+import type { KeepOut } from '../../src/routes/route-selector';
 import { FakeWireGuard } from '../helpers/fake-wireguard';
 
 const PREFIX = '192.168.1.0/24';
@@ -24,7 +25,7 @@ function gatewayPeer(id: string, n: number, since: number): NetmapPeer {
 }
 
 /** A mesh of two gateways for one prefix (b served it first), driven as MeshSession drives it. */
-function setup(prefs: FullGatewayPrefs = DEFAULT_GATEWAY_PREFS) {
+function setup(prefs: FullGatewayPrefs = DEFAULT_GATEWAY_PREFS, systemHosts: KeepOut[] = []) {
   const a = gatewayPeer('a', 2, 200);
   const b = gatewayPeer('b', 3, 100);
   const peers = [a, b];
@@ -65,6 +66,7 @@ function setup(prefs: FullGatewayPrefs = DEFAULT_GATEWAY_PREFS) {
       setRoutes: async (_i, p) => {
         routeCalls.push([...p]);
       },
+      keepOutHosts: async () => systemHosts,
     },
     prefs: () => prefs,
     localSubnets: () => ['10.0.0.0/24'],
@@ -96,7 +98,7 @@ function setup(prefs: FullGatewayPrefs = DEFAULT_GATEWAY_PREFS) {
     }
     await jest.advanceTimersByTimeAsync(1000);
   };
-  return { driver, wg, peers, applyMesh, row, second, routeCalls, exitInputs, applies: () => applies };
+  return { driver, wg, peers, rules, applyMesh, row, second, routeCalls, exitInputs, applies: () => applies };
 }
 
 describe('RouteDriver', () => {
@@ -201,6 +203,57 @@ describe('RouteDriver', () => {
     await t.driver.closeInQueue();
     expect(t.routeCalls.at(-1)).toEqual([]);
     expect(t.driver.rows()).toEqual([]);
+  });
+});
+
+describe('RouteDriver keeping routes off hosts they would loop', () => {
+  beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
+  afterEach(() => jest.useRealTimers());
+
+  it("leaves out a prefix covering a peer's public or live WireGuard endpoint, re-checked each apply", async () => {
+    const t = setup();
+    const reflexive = (endpoint: string) => ({ endpoint, kind: 'reflexive' as const, priority: 1 });
+    // Its own LAN address, a candidate inside the prefix it serves, is no reason.
+    t.peers[0]!.candidates = [{ endpoint: '192.168.1.1:51820', kind: 'lan', priority: 2 }];
+    await t.applyMesh();
+    expect(t.routeCalls.at(-1)).toEqual([PREFIX]);
+    t.peers[0]!.candidates = [reflexive('192.168.1.7:51820')];
+    await t.applyMesh();
+    expect(t.routeCalls.at(-1)).toEqual([]);
+    expect(t.driver.rows()[0]).toMatchObject({
+      installed: false,
+      reason: "covers peer gw-a's endpoint 192.168.1.7",
+    });
+    // The endpoint moved out of the prefix: the route comes back.
+    t.peers[0]!.candidates = [reflexive('198.51.100.7:51820')];
+    await t.applyMesh();
+    expect(t.routeCalls.at(-1)).toEqual([PREFIX]);
+    // Roaming shows only in WireGuard's own endpoint, read on the apply before.
+    await t.wg.apply({ peers: [{ publicKey: `${'b'.repeat(43)}=`, endpoint: '192.168.1.9:41641' }] });
+    await t.applyMesh();
+    await t.applyMesh();
+    expect(t.routeCalls.at(-1)).toEqual([]);
+    expect(t.driver.rows()[0]).toMatchObject({ reason: "covers peer gw-b's endpoint 192.168.1.9" });
+  });
+
+  it('never installs a prefix covering the default gateway or a DNS server, nor a broker address', async () => {
+    const hosts = [{ address: '192.168.1.53', what: 'the DNS server' }];
+    const t = setup(DEFAULT_GATEWAY_PREFS, hosts);
+    await t.applyMesh();
+    await jest.advanceTimersByTimeAsync(0); // the apply it queued
+    // The first apply read them and selected again before routing anything.
+    expect(t.routeCalls).toEqual([[]]);
+    expect(t.driver.rows()[0]).toMatchObject({ reason: 'covers the DNS server 192.168.1.53' });
+    hosts.length = 0;
+    t.peers[1]!.routes = [{ prefix: '192.0.2.0/24', since: 1 }];
+    t.rules.routesOut!.push({ prefix: '192.0.2.0/24', rules: ALLOW_ALL });
+    await t.applyMesh();
+    await t.applyMesh();
+    expect(t.routeCalls.at(-1)).toEqual([PREFIX]);
+    expect(t.driver.rows().find((r) => r.prefix === '192.0.2.0/24')).toMatchObject({
+      installed: false,
+      reason: 'covers the broker, relay or reflector 192.0.2.1',
+    });
   });
 });
 

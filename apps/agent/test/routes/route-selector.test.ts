@@ -1,4 +1,4 @@
-import { ALLOW_ALL, EXIT_ROUTE, type RouteAccess } from '@trellis/proto';
+import { ALLOW_ALL, EXIT_ROUTE, ipv4CidrWithin, ipv4InCidr, type RouteAccess } from '@trellis/proto';
 import fc from 'fast-check';
 import {
   exitNodeProblem,
@@ -6,6 +6,7 @@ import {
   overlaps,
   type RouteSelectionInput,
   type SelectorPeer,
+  SPECIAL_RANGES,
   selectRoutes,
 } from '../../src/routes/route-selector';
 
@@ -36,7 +37,7 @@ describe('selectRoutes', () => {
   const b = peer('b', [['192.168.1.0/24', 50]]);
   const routesOut = new Map([
     ['a', access('192.168.0.0/16')],
-    ['b', access('192.168.1.10/32')],
+    ['b', access('192.168.1.0/24')],
   ]);
 
   it('picks the gateway that served longest and routes the prefix into the mesh', () => {
@@ -86,10 +87,74 @@ describe('selectRoutes', () => {
     expect(s.rows[0]!.via).toBe('gw-a');
   });
 
-  it('keeps the route (fail closed) but gives it to nobody when no gateway is alive', () => {
+  it('keeps the prefix on the preferred gateway (fail closed, not to the exit node) when none is alive', () => {
     const s = selectRoutes(input({ peers: [a, b], routesOut, alive: () => false }));
-    expect(s.allowedIps.size).toBe(0);
+    expect(s.allowedIps).toEqual(new Map([['b', ['192.168.1.0/24']]]));
+    expect(s.kernelRoutes).toEqual(['192.168.1.0/24']);
     expect(s.rows[0]).toMatchObject({ via: null, installed: true, reason: 'no live gateway' });
+  });
+
+  it('installs only the part of an advertised prefix the policy allows', () => {
+    const wide = peer('w', [['10.0.0.0/8', 1]]);
+    const s = selectRoutes(
+      input({
+        peers: [wide],
+        routesOut: new Map([['w', access('10.1.2.0/24', '10.9.0.0/16', '192.168.0.0/16')]]),
+      }),
+    );
+    expect(s.allowedIps).toEqual(new Map([['w', ['10.1.2.0/24', '10.9.0.0/16']]]));
+    expect(s.kernelRoutes).toEqual(['10.1.2.0/24', '10.9.0.0/16']);
+    expect(s.rows.map((r) => [r.prefix, r.via])).toEqual([
+      ['10.1.2.0/24', 'gw-w'],
+      ['10.9.0.0/16', 'gw-w'],
+    ]);
+  });
+
+  it('leaves out prefixes covering the broker, relays, peer endpoints, the default gateway or DNS', () => {
+    const gw = peer('g', [
+      ['198.51.100.0/24', 1],
+      ['192.168.1.0/24', 1],
+      ['10.0.0.0/8', 1],
+    ]);
+    const s = selectRoutes(
+      input({
+        peers: [gw],
+        routesOut: new Map([['g', access('0.0.0.0/1', '128.0.0.0/1')]]),
+        keepOut: [
+          { address: '198.51.100.7', what: "peer gw-g's endpoint" },
+          { address: '10.20.30.40', what: 'the broker' },
+          { address: '203.0.113.10', what: 'the broker' },
+        ],
+      }),
+    );
+    expect(s.kernelRoutes).toEqual(['192.168.1.0/24']);
+    expect(s.allowedIps).toEqual(new Map([['g', ['192.168.1.0/24']]]));
+    expect(s.rows.filter((r) => !r.installed).map((r) => [r.prefix, r.reason])).toEqual([
+      ['10.0.0.0/8', 'covers the broker 10.20.30.40'],
+      ['198.51.100.0/24', "covers peer gw-g's endpoint 198.51.100.7"],
+    ]);
+  });
+
+  it('refuses prefixes wider than /8 and ones overlapping reserved ranges', () => {
+    const gw = peer('g', [
+      ['0.0.0.0/1', 1],
+      ['127.0.0.0/8', 1],
+      ['169.254.1.0/24', 1],
+      ['224.1.0.0/16', 1],
+      ['240.0.0.0/8', 1],
+    ]);
+    const s = selectRoutes(
+      input({ peers: [gw], routesOut: new Map([['g', access('0.0.0.0/1', '128.0.0.0/1')]]) }),
+    );
+    expect(s.kernelRoutes).toEqual([]);
+    expect(s.allowedIps.size).toBe(0);
+    expect(s.rows.map((r) => [r.prefix, r.reason])).toEqual([
+      ['0.0.0.0/1', 'wider than /8'],
+      ['127.0.0.0/8', 'overlaps the reserved range 127.0.0.0/8'],
+      ['169.254.1.0/24', 'overlaps the reserved range 169.254.0.0/16'],
+      ['224.1.0.0/16', 'overlaps the reserved range 224.0.0.0/4'],
+      ['240.0.0.0/8', 'overlaps the reserved range 240.0.0.0/4'],
+    ]);
   });
 
   it('uses a gateway only when the policy lets us reach part of the prefix through it', () => {
@@ -160,7 +225,8 @@ describe('selectRoutes', () => {
       const dead = selectRoutes(input({ peers: [x], routesOut: allowed, exitNode: 'x', alive: () => false }));
       expect(dead.exitCandidate).toBe('x');
       expect(dead.exitGateway).toBeNull();
-      expect(dead.allowedIps.get('x')).toBeUndefined();
+      // Its subnet route stays on it (fail closed); the exit route does not.
+      expect(dead.allowedIps.get('x')).toEqual(['172.16.0.0/12']);
     });
 
     it('explains why a chosen peer is not usable', () => {
@@ -179,8 +245,16 @@ describe('selectRoutes', () => {
     });
   });
 
-  it('maps every prefix to at most one gateway, and only to a usable live one (property)', () => {
-    const prefixes = ['10.0.0.0/8', '10.1.0.0/16', '192.168.1.0/24', '172.16.0.0/12', EXIT_ROUTE];
+  it('maps every prefix to at most one allowed gateway, never onto a kept-out host (property)', () => {
+    const prefixes = [
+      '10.0.0.0/8',
+      '10.1.0.0/16',
+      '192.168.1.0/24',
+      '172.16.0.0/12',
+      '0.0.0.0/2',
+      '224.0.0.0/4',
+      EXIT_ROUTE,
+    ];
     const ids = ['p1', 'p2', 'p3', 'p4'];
     const arb = fc.record({
       peers: fc.uniqueArray(
@@ -193,10 +267,13 @@ describe('selectRoutes', () => {
         }),
         { maxLength: 4, selector: (p) => p.id },
       ),
-      out: fc.array(fc.tuple(fc.constantFrom(...ids), fc.constantFrom(...prefixes, '10.1.2.0/24'))),
+      out: fc.array(
+        fc.tuple(fc.constantFrom(...ids), fc.constantFrom(...prefixes, '10.1.2.0/24', '0.0.0.0/1')),
+      ),
       dead: fc.uniqueArray(fc.constantFrom(...ids)),
       exitNode: fc.option(fc.constantFrom(...ids)),
       local: fc.option(fc.constantFrom('10.1.5.0/24', '192.168.0.0/16')),
+      keepOut: fc.uniqueArray(fc.constantFrom('10.1.2.3', '172.16.9.9', '192.168.1.1')),
       acceptRoutes: fc.boolean(),
     });
     fc.assert(
@@ -205,6 +282,7 @@ describe('selectRoutes', () => {
         const routesOut = new Map<string, RouteAccess[]>();
         for (const [id, prefix] of c.out)
           routesOut.set(id, [...(routesOut.get(id) ?? []), ...access(prefix)]);
+        const live = (id: string) => peers.find((p) => p.id === id)!.online && !c.dead.includes(id);
         const s = selectRoutes(
           input({
             peers,
@@ -213,6 +291,7 @@ describe('selectRoutes', () => {
             exitNode: c.exitNode,
             localSubnets: c.local ? [c.local] : [],
             alive: (id) => !c.dead.includes(id),
+            keepOut: c.keepOut.map((address) => ({ address, what: 'the broker' })),
           }),
         );
         const owners = new Map<string, string>();
@@ -221,21 +300,32 @@ describe('selectRoutes', () => {
             expect(owners.has(prefix)).toBe(false);
             owners.set(prefix, id);
             const p = peers.find((q) => q.id === id)!;
-            expect(p.online && !c.dead.includes(id)).toBe(true);
-            expect(p.routes!.some((r) => r.prefix === prefix)).toBe(true);
-            const mayReach = (routesOut.get(id) ?? []).some((r) =>
-              prefix === EXIT_ROUTE ? r.prefix === EXIT_ROUTE : overlaps(r.prefix, prefix),
-            );
-            expect(mayReach).toBe(true);
-            if (prefix === EXIT_ROUTE) expect(id).toBe(c.exitNode);
-            else {
-              expect(c.acceptRoutes).toBe(true);
-              expect(s.kernelRoutes).toContain(prefix);
-              if (c.local) expect(overlaps(c.local, prefix)).toBe(false);
+            const access = routesOut.get(id) ?? [];
+            if (prefix === EXIT_ROUTE) {
+              expect(id).toBe(c.exitNode);
+              expect(live(id)).toBe(true);
+              expect(access.some((r) => r.prefix === EXIT_ROUTE)).toBe(true);
+              continue;
             }
+            // Inside what the gateway advertises and what the policy allows through it.
+            expect(p.routes!.some((r) => r.prefix !== EXIT_ROUTE && ipv4CidrWithin(prefix, r.prefix))).toBe(
+              true,
+            );
+            expect(access.some((r) => ipv4CidrWithin(prefix, r.prefix))).toBe(true);
+            expect(c.acceptRoutes).toBe(true);
+            expect(s.kernelRoutes).toContain(prefix);
+            if (c.local) expect(overlaps(c.local, prefix)).toBe(false);
+            expect(Number(prefix.split('/')[1])).toBeGreaterThanOrEqual(8);
+            for (const r of SPECIAL_RANGES) expect(overlaps(r, prefix)).toBe(false);
+            for (const h of c.keepOut) expect(ipv4InCidr(h, prefix)).toBe(false);
+            // A dead owner only when no gateway of the prefix is alive (fail closed).
+            const row = s.rows.find((r) => r.prefix === prefix)!;
+            if (!live(id)) expect(row).toMatchObject({ via: null, reason: 'no live gateway' });
+            else expect(row.via).toBe(p.name);
           }
         }
-        expect(s.kernelRoutes).not.toContain(EXIT_ROUTE);
+        // Every installed prefix has exactly one owner: none falls through to the exit route.
+        expect([...s.kernelRoutes].sort()).toEqual([...owners.keys()].filter((k) => k !== EXIT_ROUTE).sort());
       }),
       { seed: 14, numRuns: 300 },
     );
