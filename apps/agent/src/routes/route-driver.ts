@@ -10,6 +10,7 @@ import { PERSISTENT_KEEPALIVE_SECONDS } from '../wireguard/config-diff';
 import { GatewayLiveness, LIVENESS_SAMPLE_MS } from './gateway-liveness';
 import type { FullGatewayPrefs } from './gateway-prefs';
 import {
+  emptySelection,
   exitNodeProblem,
   findPeerFor,
   type KeepOut,
@@ -46,23 +47,13 @@ export interface RouteDriverDeps {
   now?: () => number;
 }
 
-const EMPTY: RouteSelection = {
-  allowedIps: new Map(),
-  kernelRoutes: [],
-  rows: [],
-  exitGateway: null,
-  exitCandidate: null,
-  watched: new Set(),
-  sample: false,
-};
-
 /**
  * The IO around selectRoutes: it feeds the selector the netmap, the settings and each gateway's
  * liveness (sampled every second while a choice depends on it), and applies the outcome: allowed
  * IPs (through the mesh's WireGuard diff), kernel routes, keepalive, and the exit node's routing.
  */
 export class RouteDriver {
-  private selection: RouteSelection = EMPTY;
+  private selection: RouteSelection = emptySelection();
   private readonly liveness = new GatewayLiveness();
   private readonly now: () => number;
   /** Public keys that get the 2 s keepalive, and each watched peer's id by key. */
@@ -275,7 +266,7 @@ export class RouteDriver {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    this.selection = EMPTY;
+    this.selection = emptySelection();
     await this.deps.network.setRoutes(this.deps.interfaceName, []);
     await this.deps.exit?.remove();
   }

@@ -69,6 +69,19 @@ export interface RouteSelection {
   sample: boolean;
 }
 
+/** A selection that routes nothing (before the first netmap, after the session ended). */
+export function emptySelection(): RouteSelection {
+  return {
+    allowedIps: new Map(),
+    kernelRoutes: [],
+    rows: [],
+    exitGateway: null,
+    exitCandidate: null,
+    watched: new Set(),
+    sample: false,
+  };
+}
+
 export const overlaps = (a: string, b: string) => ipv4CidrWithin(a, b) || ipv4CidrWithin(b, a);
 /** The overlap of two overlapping prefixes: the more specific one. */
 const narrower = (a: string, b: string) => (ipv4CidrWithin(a, b) ? a : b);
@@ -120,15 +133,7 @@ export function selectRoutes(input: RouteSelectionInput): RouteSelection {
     }
   }
   const isAlive = (p: SelectorPeer) => p.online && input.alive(p.id);
-  const out: RouteSelection = {
-    allowedIps: new Map(),
-    kernelRoutes: [],
-    rows: [],
-    exitGateway: null,
-    exitCandidate: null,
-    watched: new Set(),
-    sample: false,
-  };
+  const out = emptySelection();
   const give = (peerId: string, prefix: string) => {
     const list = out.allowedIps.get(peerId) ?? [];
     list.push(prefix);
