@@ -28,9 +28,10 @@
  *
  * Semantics: rules only allow, and what is allowed is their union. Devices whose innermost block is
  * the same see each other fully; an association opens everything between two blocks (sub-blocks
- * included). A rule's dst may name a prefix outside the overlay (or autogroup:internet, the exit
- * route): it opens those addresses through gateways whose routes (PolicyDevice.routes) overlap it,
- * and `*` covers every route; classAccess and peersByAccess carry that as routesOut / routesIn.
+ * included). A rule's dst may name a prefix outside the overlay: it opens those addresses through
+ * gateways whose subnet routes (PolicyDevice.routes) overlap it; autogroup:internet opens exit
+ * nodes' exit route only; `*` and 0.0.0.0/0 open every route, each listed by name. classAccess and
+ * peersByAccess carry that as routesOut / routesIn, where EXIT_ROUTE means the exit route alone.
  * Emails compare case-insensitively. Access rules come out canonical (merged sorted
  * spans, tcp then udp then icmp, `[{}]` for everything), so equal JSON means equal rules.
  */

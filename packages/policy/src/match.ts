@@ -1,4 +1,4 @@
-import { EXIT_ROUTE, ipv4CidrWithin, ipv4InCidr } from '@trellis/proto';
+import { EXIT_ROUTE, ipv4CidrWithin, ipv4InCidr, onInternet } from '@trellis/proto';
 import { blocksAround, innermostBlockIndex } from './blocks';
 import { EVERYTHING, isEverything, NOTHING, type PortSet, union } from './ports';
 import { ANY, type Atom, blockAtom, INTERNET, nameAtom, userAtom } from './selectors';
@@ -22,8 +22,8 @@ export interface DeviceView {
   readonly dstBits: Uint32Array;
   /** Blocks an association joins to one of `within`: everything is open towards devices in them. */
   readonly linked: ReadonlySet<number>;
-  /** Routed destinations of the rules that overlap a route the device serves. */
-  readonly served: ReadonlySet<string>;
+  /** Routed destinations of the rules it carries -> the wire prefixes they open through it. */
+  readonly served: ReadonlyMap<string, readonly string[]>;
   /** Rules with such a destination (bit i: rule i): through the device, their src reach it. */
   readonly routeBits: Uint32Array;
 }
@@ -34,9 +34,27 @@ export const overlaps = (a: string, b: string) => ipv4CidrWithin(a, b) || ipv4Ci
 /** A rule's routed destination as the wire names it (autogroup:internet is the exit route). */
 export const wirePrefix = (dst: string) => (dst === INTERNET ? EXIT_ROUTE : dst);
 
-/** Whether a gateway's route carries a routed destination: autogroup:internet only exit nodes'. */
-export const carries = (route: string, dst: string) =>
-  dst === INTERNET ? route === EXIT_ROUTE : overlaps(dst, route);
+/**
+ * Whether a gateway's route carries a routed destination. The exit route carries
+ * autogroup:internet and everything (`*`, 0.0.0.0/0) only: on the wire EXIT_ROUTE means the
+ * exit route alone, so a subnet prefix never reaches the internet and the internet no subnet.
+ */
+export const carries = (route: string, dst: string) => {
+  if (dst === EXIT_ROUTE) return true;
+  if (dst === INTERNET || route === EXIT_ROUTE) return dst === INTERNET && route === EXIT_ROUTE;
+  return overlaps(dst, route);
+};
+
+/**
+ * The wire prefixes a routed destination opens through a gateway's routes: everything is each
+ * route by name (EXIT_ROUTE would mean the exit route alone); a subnet prefix stays itself (the
+ * gateway narrows it); autogroup:internet is the exit route.
+ */
+export function opened(dst: string, routes: readonly string[]): string[] {
+  const carried = routes.filter((r) => carries(r, dst));
+  if (carried.length === 0) return [];
+  return dst === EXIT_ROUTE ? [...new Set(carried)].sort() : [wirePrefix(dst)];
+}
 
 const destinations = new WeakMap<Policy, readonly string[]>();
 
@@ -50,11 +68,13 @@ export function routeDestinations(policy: Policy): readonly string[] {
   return known;
 }
 
-/** The rules' routed destinations that the device's routes overlap, sorted. */
-export function servedBy(policy: Policy, d: PolicyDevice): string[] {
+/** The rules' routed destinations that the device's routes carry (sorted), with what they open. */
+export function servedBy(policy: Policy, d: PolicyDevice): [string, string[]][] {
   const routes = d.routes ?? [];
   if (routes.length === 0) return [];
-  return routeDestinations(policy).filter((dst) => routes.some((r) => carries(r, dst)));
+  return routeDestinations(policy)
+    .map((dst): [string, string[]] => [dst, opened(dst, routes)])
+    .filter(([, prefixes]) => prefixes.length > 0);
 }
 
 /** The atoms the rules name, `*` and blocks aside (those follow from the address alone). */
@@ -77,14 +97,15 @@ export function signatureOf(policy: Policy, used: ReadonlySet<Atom>, d: PolicyDe
   if (used.has(nameAtom(d.name))) matched.add(nameAtom(d.name));
   const atoms = [...matched].sort();
   const served = servedBy(policy, d);
-  return { key: `${block ?? '-'}|${atoms.join('\n')}|${served.join(' ')}`, block, atoms, served };
+  const routes = served.map(([dst, prefixes]) => `${dst}=${prefixes.join(',')}`).join(' ');
+  return { key: `${block ?? '-'}|${atoms.join('\n')}|${routes}`, block, atoms, served };
 }
 
 export function viewOf(
   policy: Policy,
   block: number | null,
   atoms: readonly Atom[],
-  served: readonly string[] = [],
+  served: readonly (readonly [string, readonly string[]])[] = [],
 ): DeviceView {
   const within = block === null ? [] : blocksAround(policy, block);
   const all = new Set<Atom>([ANY, ...atoms, ...within.map((i) => blockAtom(policy.blocks[i]!.name))]);
@@ -99,9 +120,9 @@ export function viewOf(
   const srcBits = new Uint32Array(words);
   const dstBits = new Uint32Array(words);
   const routeBits = new Uint32Array(words);
-  const servedSet = new Set(served);
+  const servedMap = new Map(served);
   policy.rules.forEach((r, i) => {
-    if (servedSet.size > 0 && r.dstRoutes.some((p) => servedSet.has(p))) routeBits[i >>> 5]! |= 1 << (i & 31);
+    if (servedMap.size > 0 && r.dstRoutes.some((p) => servedMap.has(p))) routeBits[i >>> 5]! |= 1 << (i & 31);
     if (hits(r.src)) {
       srcRules.push(i);
       srcBits[i >>> 5]! |= 1 << (i & 31);
@@ -125,7 +146,7 @@ export function viewOf(
     srcBits,
     dstBits,
     linked,
-    served: servedSet,
+    served: servedMap,
     routeBits,
   };
 }
@@ -180,9 +201,12 @@ export function openSet(policy: Policy, from: DeviceView, to: DeviceView): PortS
   return set;
 }
 
-/** Rules that let `from` reach `address` (outside the overlay) through any gateway serving it. */
+/**
+ * Rules that let `from` reach `address` (outside the overlay) through any gateway serving it:
+ * autogroup:internet covers internet addresses only, never a private or special one.
+ */
 export function routedRules(policy: Policy, from: DeviceView, address: string): number[] {
   return from.srcRules.filter((i) =>
-    policy.rules[i]!.dstRoutes.some((p) => ipv4InCidr(address, wirePrefix(p))),
+    policy.rules[i]!.dstRoutes.some((p) => (p === INTERNET ? onInternet(address) : ipv4InCidr(address, p))),
   );
 }

@@ -1,5 +1,5 @@
 import type { RouteAccess } from '@trellis/proto';
-import { type DeviceView, wirePrefix } from './match';
+import type { DeviceView } from './match';
 import { NOTHING, type PortSet, toAccessRules, union } from './ports';
 import type { Policy } from './types';
 
@@ -16,9 +16,10 @@ const NONE_ID = 0;
 
 /**
  * The route relations of one policy. `from` may open a rule's ports on the rule's routed
- * destination through `to` when `from` matches the rule's src and the destination overlaps a
- * route `to` serves (the gateway narrows it to what it serves). Blocks and associations are about
- * overlay addresses and open nothing here.
+ * destination through `to` when `from` matches the rule's src and a route `to` serves carries it
+ * (match.ts `carries`: a subnet prefix, which the gateway narrows to what it serves; everything,
+ * as each of `to`'s routes; autogroup:internet, as the exit route). EXIT_ROUTE here only ever
+ * means the exit route. Blocks and associations are about overlay addresses and open nothing here.
  */
 export class RouteTable {
   private readonly list: RouteRelation[] = [];
@@ -46,9 +47,10 @@ export class RouteTable {
       for (let x = a[w]! & b[w]!; x !== 0; x &= x - 1) {
         const rule = this.policy.rules[w * 32 + 31 - Math.clz32(x & -x)]!;
         for (const dst of rule.dstRoutes) {
-          if (!to.served.has(dst)) continue;
-          const prefix = wirePrefix(dst); // autogroup:internet and 0.0.0.0/0 merge
-          sets.set(prefix, union(sets.get(prefix) ?? NOTHING, rule.ports));
+          // autogroup:internet and everything meet on EXIT_ROUTE only: both mean the exit route.
+          for (const prefix of to.served.get(dst) ?? []) {
+            sets.set(prefix, union(sets.get(prefix) ?? NOTHING, rule.ports));
+          }
         }
       }
     }

@@ -44,8 +44,8 @@ export interface PolicyRule extends SourceSpot {
   readonly dst: readonly ReadonlySet<Atom>[];
   /**
    * Routed destinations of `dst`, sorted: prefixes outside the overlay, reached through gateways
-   * that serve an overlapping route. EXIT_ROUTE for `*` and 0.0.0.0/0 (every gateway's routes);
-   * INTERNET for autogroup:internet (exit nodes only).
+   * that serve an overlapping subnet route. EXIT_ROUTE for `*` and 0.0.0.0/0 (every route of every
+   * gateway, the exit route too); INTERNET for autogroup:internet (exit nodes' exit route only).
    */
   readonly dstRoutes: readonly string[];
   readonly ports: PortSet;

@@ -92,3 +92,26 @@ describe('explain', () => {
     }
   });
 });
+
+describe('explain: addresses behind gateways', () => {
+  const text = `{
+    "rules": [
+      { "src": ["laptop"], "dst": ["autogroup:internet"], "ports": ["tcp:443"] },
+      { "src": ["printer"], "dst": ["192.168.1.0/24"], "ports": ["tcp:80"] }
+    ]
+  }`;
+  const p = new CompiledPolicy(policyOf(text), devices);
+
+  test('autogroup:internet covers internet addresses only, never a private or special one', () => {
+    expect(explain(p, 'laptop', '8.8.8.8', { proto: 'tcp', port: 443 }).allowed).toBe(true);
+    for (const a of ['192.168.1.5', '10.1.2.3', '172.16.0.1', '100.64.9.9', '169.254.1.1', '224.0.0.1']) {
+      expect(explain(p, 'laptop', a, { proto: 'tcp', port: 443 }).allowed).toBe(false);
+    }
+  });
+
+  test('a subnet rule covers its prefix only', () => {
+    expect(explain(p, 'printer', '192.168.1.5', { proto: 'tcp', port: 80 }).allowed).toBe(true);
+    expect(explain(p, 'printer', '192.168.2.5', { proto: 'tcp', port: 80 }).allowed).toBe(false);
+    expect(explain(p, 'printer', '8.8.8.8', { proto: 'tcp', port: 80 }).allowed).toBe(false);
+  });
+});

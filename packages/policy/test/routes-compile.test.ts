@@ -52,11 +52,8 @@ describe('access through gateways', () => {
       out: [],
       routesIn: p.access('laptop', 'office')!.routesOut,
     });
-    // The exit node's 0.0.0.0/0 holds both of eng's prefixes; ops may use it for everything.
-    expect(p.access('laptop', 'exit')?.routesOut?.map((r) => r.prefix)).toEqual([
-      '192.168.0.0/16',
-      '192.168.1.0/24',
-    ]);
+    // The exit route carries no subnet prefix (eng gets nothing through it); ops may use it.
+    expect(p.access('laptop', 'exit')).toBeNull();
     expect(p.access('ops', 'exit')).toEqual({
       in: [],
       out: [],
@@ -66,16 +63,16 @@ describe('access through gateways', () => {
     expect(p.access('ops', 'office')).toBeNull();
     expect(p.access('ops', 'laptop')).toBeNull();
     expect(p.access('laptop', 'plain')).toBeNull();
-    expect([...p.visiblePeers('laptop')].sort()).toEqual(['exit', 'office']);
+    expect([...p.visiblePeers('laptop')].sort()).toEqual(['office']);
     expect(p.peersByAccess('office').map((g) => [g.peers, g.routesIn?.map((r) => r.prefix)])).toEqual([
       [['laptop'], ['192.168.0.0/16', '192.168.1.0/24']],
     ]);
   });
 
-  test('0.0.0.0/0 and * cover every subnet; with autogroup:internet they merge into one entry', () => {
+  test('0.0.0.0/0 and * cover every route; with autogroup:internet they merge on the exit route', () => {
     const wide = compile({ ...BASE, rules: [{ src: ['group:ops'], dst: ['0.0.0.0/0'] }] }, [ops, office]);
-    // The office gateway narrows 0.0.0.0/0 to its own route.
-    expect(wide.access('ops', 'office')?.routesOut).toEqual([{ prefix: EXIT_ROUTE, rules: ALLOW_ALL }]);
+    // 0.0.0.0/0 opens the office gateway's own route, by name (EXIT_ROUTE is the exit route only).
+    expect(wide.access('ops', 'office')?.routesOut).toEqual([{ prefix: '192.168.1.0/24', rules: ALLOW_ALL }]);
     const both = compile(
       {
         ...BASE,
@@ -102,7 +99,7 @@ describe('access through gateways', () => {
     expect(p.access('laptop', 'office')).toEqual({
       in: ALLOW_ALL,
       out: ALLOW_ALL,
-      routesOut: [{ prefix: EXIT_ROUTE, rules: ALLOW_ALL }],
+      routesOut: [{ prefix: '192.168.1.0/24', rules: ALLOW_ALL }],
     });
   });
 
@@ -113,6 +110,46 @@ describe('access through gateways', () => {
     expect(p.access('laptop', 'office')).toBeNull();
     expect(p.upsertDevice({ ...office, routes: ['192.168.2.0/24'] })).toEqual({ classChanged: true });
     expect(p.access('laptop', 'office')?.routesOut?.map((r) => r.prefix)).toEqual(['192.168.0.0/16']);
+  });
+});
+
+describe('an exit node that also serves a subnet', () => {
+  const gw = dev('gw', [EXIT_ROUTE, '192.168.1.0/24']);
+  const x = dev('x', undefined, ['tag:ops']);
+  const through = (dst: string[], ports?: string[]) =>
+    compile({ ...BASE, rules: [{ src: ['tag:ops'], dst, ...(ports ? { ports } : {}) }] }, [x, gw]);
+
+  test('autogroup:internet opens the exit route only, never the subnet', () => {
+    const p = through(['autogroup:internet']);
+    expect(p.access('x', 'gw')).toEqual({
+      in: [],
+      out: [],
+      routesOut: [{ prefix: EXIT_ROUTE, rules: ALLOW_ALL }],
+    });
+    expect(p.access('gw', 'x')?.routesIn).toEqual([{ prefix: EXIT_ROUTE, rules: ALLOW_ALL }]);
+  });
+
+  test('a subnet prefix opens the subnet only, never the exit route', () => {
+    expect(through(['192.168.1.0/24']).access('x', 'gw')?.routesOut).toEqual([
+      { prefix: '192.168.1.0/24', rules: ALLOW_ALL },
+    ]);
+    // A public prefix is no subnet of the gateway: the exit route does not carry it.
+    expect(through(['8.8.8.0/24']).access('x', 'gw')).toBeNull();
+  });
+
+  test('* and 0.0.0.0/0 open both, each by name', () => {
+    for (const dst of [['*'], ['0.0.0.0/0']]) {
+      expect(through(dst).access('x', 'gw')?.routesOut).toEqual([
+        { prefix: EXIT_ROUTE, rules: ALLOW_ALL },
+        { prefix: '192.168.1.0/24', rules: ALLOW_ALL },
+      ]);
+    }
+  });
+
+  test('with * the routes are in the class: two gateways of other routes differ', () => {
+    const p = compile({ rules: [{ src: ['*'], dst: ['*'] }] }, [x, gw, dev('gw2', ['10.1.0.0/16'])]);
+    expect(p.classOf('gw')).not.toBe(p.classOf('gw2'));
+    expect(p.access('x', 'gw2')?.routesOut).toEqual([{ prefix: '10.1.0.0/16', rules: ALLOW_ALL }]);
   });
 });
 
@@ -139,19 +176,25 @@ const deviceArb = fc.record({
   routes: fc.subarray(ROUTES),
 });
 
-/** What `a` may reach through `b`'s routes, rule by rule, without classes. */
+/**
+ * What `a` may reach through `b`'s routes, rule by rule, without classes. On the wire EXIT_ROUTE
+ * is the exit route alone: everything (`*`, 0.0.0.0/0) opens each of b's routes by name,
+ * autogroup:internet only b's exit route, a subnet prefix only b's subnet routes.
+ */
 function bruteRoutes(policy: Policy, a: PolicyDevice, b: PolicyDevice): RouteAccess[] {
   const sets = new Map<string, PortSet>();
   const src = new Set(deviceView(policy, a).srcRules);
+  const open = (prefix: string, rule: Policy['rules'][number]) =>
+    sets.set(prefix, union(sets.get(prefix) ?? NOTHING, rule.ports));
+  const routes = b.routes ?? [];
+  const subnets = routes.filter((r) => r !== EXIT_ROUTE);
   policy.rules.forEach((rule, i) => {
     if (!src.has(i)) return;
     for (const dst of rule.dstRoutes) {
-      const internet = dst === 'autogroup:internet';
-      const prefix = internet ? EXIT_ROUTE : dst;
-      const via = (b.routes ?? []).some((r) =>
-        internet ? r === EXIT_ROUTE : ipv4CidrWithin(prefix, r) || ipv4CidrWithin(r, prefix),
-      );
-      if (via) sets.set(prefix, union(sets.get(prefix) ?? NOTHING, rule.ports));
+      if (dst === EXIT_ROUTE) for (const r of routes) open(r, rule);
+      else if (dst === 'autogroup:internet') {
+        if (routes.includes(EXIT_ROUTE)) open(EXIT_ROUTE, rule);
+      } else if (subnets.some((r) => ipv4CidrWithin(dst, r) || ipv4CidrWithin(r, dst))) open(dst, rule);
     }
   });
   return [...sets.keys()].sort().map((prefix) => ({ prefix, rules: toAccessRules(sets.get(prefix)!) }));
@@ -160,6 +203,7 @@ function bruteRoutes(policy: Policy, a: PolicyDevice, b: PolicyDevice): RouteAcc
 describe('route access by class equals the per-device computation', () => {
   test('random policies and gateways', () => {
     let routed = 0;
+    let mixed = 0;
     fc.assert(
       fc.property(
         policyArb,
@@ -177,6 +221,7 @@ describe('route access by class equals the per-device computation', () => {
               expect(ab?.routesOut ?? []).toEqual(out);
               expect(ab?.routesIn ?? []).toEqual(inn);
               if (out.length > 0) routed++;
+              if (b.routes.includes(EXIT_ROUTE) && b.routes.length > 1 && out.length > 0) mixed++;
               const shared = p.classAccess(p.classOf(a.id)!, p.classOf(b.id)!);
               expect(shared?.routesOut.list ?? []).toEqual(out);
               const ports = ab !== null && ab.in.length + ab.out.length > 0;
@@ -188,8 +233,9 @@ describe('route access by class equals the per-device computation', () => {
       ),
       { numRuns: 200, seed: 21 },
     );
-    // The runs did exercise routes, not only empty lists.
+    // The runs did exercise routes, not only empty lists, exit nodes that serve subnets too among them.
     expect(routed).toBeGreaterThan(100);
+    expect(mixed).toBeGreaterThan(20);
   });
 
   test('upserts that change routes, and a derived policy, match a fresh compile', () => {

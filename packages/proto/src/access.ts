@@ -45,9 +45,10 @@ export type AccessRules = z.infer<typeof AccessRules>;
  * in a delta it replaces the access of the peers it lists.
  */
 /**
- * What the policy opens on addresses inside `prefix` (a rule's destination prefix, or EXIT_ROUTE
- * for `*`): on a client, what it may reach through the listed peers; on a gateway, what the listed
- * peers may reach through it. The gateway narrows it to the routes it serves.
+ * What the policy opens on addresses inside `prefix` (a rule's destination prefix, or one of the
+ * gateway's routes for `*`): on a client, what it may reach through the listed peers; on a
+ * gateway, what the listed peers may reach through it. The gateway narrows it to the subnet routes
+ * it serves. EXIT_ROUTE means the exit route alone (internet use), never the subnets it holds.
  */
 export const RouteAccess = z.strictObject({
   prefix: RoutePrefix,

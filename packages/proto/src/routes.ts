@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ipv4CidrWithin, OVERLAY_PREFIX, parseIpv4Cidr } from './ipv4';
+import { ipv4CidrWithin, ipv4InCidr, OVERLAY_PREFIX, parseIpv4Cidr } from './ipv4';
 
 /**
  * Gateways (issue 14): a device advertises IPv4 prefixes it can forward to (its LAN: subnet
@@ -24,7 +24,18 @@ const maskOf = (bits: number) => (bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0);
 export const MIN_SUBNET_BITS = 8;
 
 /** Ranges no gateway may route: "this network", loopback, link-local, multicast and reserved. */
-const SPECIAL_RANGES = ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '240.0.0.0/4'];
+export const SPECIAL_RANGES = ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '240.0.0.0/4'];
+
+/**
+ * Private, shared (CGNAT, the overlay) and link-local ranges: never the internet. An exit node does
+ * not forward there, and `autogroup:internet` does not cover them.
+ */
+export const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16'];
+
+/** Whether `address` is on the internet as an exit node reaches it: outside the private and special ranges. */
+export function onInternet(address: string): boolean {
+  return ![...PRIVATE_RANGES, ...SPECIAL_RANGES].some((r) => ipv4InCidr(address, r));
+}
 
 /**
  * Why `s` is not a prefix a gateway may carry (canonical IPv4 `a.b.c.d/n`: no leading zeros, host

@@ -5,6 +5,7 @@ import {
   EXIT_ROUTE,
   ipv4CidrWithin,
   MAX_ACCESS_SPANS,
+  PRIVATE_RANGES,
   type RouteAccess,
 } from '@trellis/proto';
 
@@ -63,13 +64,7 @@ export interface GatewayPolicyInput {
 }
 
 /** Never reached through an exit node: private, shared (CGNAT, the overlay) and link-local ranges. */
-export const EXIT_EXCLUDED = [
-  '10.0.0.0/8',
-  '172.16.0.0/12',
-  '192.168.0.0/16',
-  '100.64.0.0/10',
-  '169.254.0.0/16',
-];
+export const EXIT_EXCLUDED: readonly string[] = PRIVATE_RANGES;
 
 /** The forwarding policy of this device; null when it has no gateway role (nothing approved to serve). */
 export function buildGatewayPolicy(i: GatewayPolicyInput): GatewayPolicy | null {
@@ -81,7 +76,11 @@ export function buildGatewayPolicy(i: GatewayPolicyInput): GatewayPolicy | null 
   const exitPeers: string[] = [];
   for (const p of i.peers) {
     for (const a of p.routesIn) {
-      if (a.prefix === EXIT_ROUTE && exitOn && !exitPeers.includes(p.address)) exitPeers.push(p.address);
+      // EXIT_ROUTE is the exit route alone (autogroup:internet): it opens no served subnet.
+      if (a.prefix === EXIT_ROUTE) {
+        if (exitOn && !exitPeers.includes(p.address)) exitPeers.push(p.address);
+        continue;
+      }
       for (const r of routes) {
         const destination = ipv4CidrWithin(a.prefix, r) ? a.prefix : ipv4CidrWithin(r, a.prefix) ? r : null;
         if (destination === null) continue;

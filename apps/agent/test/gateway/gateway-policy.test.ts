@@ -93,6 +93,20 @@ describe('buildGatewayPolicy', () => {
     expect(() => normalizeGateway(policy!)).not.toThrow();
   });
 
+  it('an exit node serving a subnet: EXIT_ROUTE access opens the exit route only, no subnet', () => {
+    const policy = buildGatewayPolicy({
+      ...base,
+      approved: [EXIT_ROUTE, '192.168.1.0/24'],
+      peers: [
+        { address: '100.64.0.2', routesIn: [{ prefix: EXIT_ROUTE, rules: ALLOW_ALL }] },
+        { address: '100.64.0.3', routesIn: [{ prefix: '192.168.1.0/24', rules: web }] },
+      ],
+    });
+    expect(policy!.access).toEqual([{ peer: '100.64.0.3', destination: '192.168.1.0/24', allow: web }]);
+    expect(policy!.exitNode?.peers).toEqual(['100.64.0.2']);
+    expect(() => normalizeGateway(policy!)).not.toThrow();
+  });
+
   it('has no role without an approved route it can serve', () => {
     expect(buildGatewayPolicy({ ...base, approved: [], peers: [] })).toBeNull();
     expect(buildGatewayPolicy({ ...base, approved: ['10.0.0.0/8'], peers: [] })).toBeNull();
@@ -108,7 +122,7 @@ describe('buildGatewayPolicy', () => {
           address: '100.64.0.2',
           routesIn: [
             { prefix: '192.168.1.0/24', rules: web },
-            { prefix: EXIT_ROUTE, rules: [{ proto: 'icmp' }] },
+            { prefix: '192.168.0.0/16', rules: [{ proto: 'icmp' }] },
           ],
         },
       ],

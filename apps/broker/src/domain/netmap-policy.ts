@@ -1,4 +1,4 @@
-import { type AccessRules, ALLOW_ALL, type DeviceState, EXIT_ROUTE, type RouteAccess } from '@trellis/proto';
+import { type AccessRules, ALLOW_ALL, type DeviceState, type RouteAccess } from '@trellis/proto';
 
 /** What one device may open on another and the reverse, as the viewer's netmap carries it. */
 export interface PeerRelation {
@@ -48,39 +48,51 @@ export type UnchangedTest = (viewerWas: number, peerWas: number, viewerIs: numbe
 const keyOf = (r: PeerRelation) =>
   r.key ?? [r.in, r.out, r.routesIn ?? [], r.routesOut ?? []].map((x) => JSON.stringify(x)).join('|');
 
-const ALL_ROUTES: RouteAccess[] = [{ prefix: EXIT_ROUTE, rules: ALLOW_ALL }];
-
-/** [viewer class][peer class]: everything, and every route of a peer (viewer) that serves any. */
-const EVERYTHING: PeerRelation[][] = [0, 1].map((viewer) =>
-  [0, 1].map((peer) => {
-    const r: PeerRelation = {
-      in: ALLOW_ALL,
-      out: ALLOW_ALL,
-      ...(peer === 1 ? { routesOut: ALL_ROUTES } : {}),
-      ...(viewer === 1 ? { routesIn: ALL_ROUTES } : {}),
-    };
-    return { ...r, key: keyOf(r) };
-  }),
-);
-
 /**
  * No policy: every device sees every other one and may open everything, through its routes too.
- * Two classes: devices serving approved routes (1) and the others (0), so route lists go only to
- * the pairs they concern.
+ * Classes: devices serving no approved route (0) and one per distinct list of served routes, so
+ * route lists go only to the pairs they concern. A gateway's routes are listed by name, as the
+ * default policy's `*` gives them: EXIT_ROUTE on the wire is the exit route alone.
  */
 export class AllowAllPolicy implements NetmapPolicy {
   private readonly classes = new Map<string, number>();
+  /** Class -> its members' routes, each open to everything ([] for class 0). */
+  private readonly routesOf: RouteAccess[][] = [[]];
+  private readonly classByRoutes = new Map<string, number>([['', 0]]);
+  private readonly relations = new Map<string, PeerRelation>();
 
   classOf(id: string): number | undefined {
     return this.classes.get(id);
   }
 
   relation(viewer: number, peer: number): PeerRelation {
-    return EVERYTHING[viewer]![peer]!;
+    const id = `${viewer} ${peer}`;
+    let r = this.relations.get(id);
+    if (!r) {
+      const out = this.routesOf[peer]!;
+      const inn = this.routesOf[viewer]!;
+      r = {
+        in: ALLOW_ALL,
+        out: ALLOW_ALL,
+        ...(out.length > 0 ? { routesOut: out } : {}),
+        ...(inn.length > 0 ? { routesIn: inn } : {}),
+      };
+      r.key = keyOf(r);
+      this.relations.set(id, r);
+    }
+    return r;
   }
 
   upsert(state: DeviceState): void {
-    this.classes.set(state.id, servedRoutes(state).length > 0 ? 1 : 0);
+    const routes = [...new Set(servedRoutes(state))].sort();
+    const key = routes.join(' ');
+    let cls = this.classByRoutes.get(key);
+    if (cls === undefined) {
+      cls = this.routesOf.length;
+      this.routesOf.push(routes.map((prefix) => ({ prefix, rules: ALLOW_ALL })));
+      this.classByRoutes.set(key, cls);
+    }
+    this.classes.set(state.id, cls);
   }
 
   remove(id: string): void {

@@ -171,7 +171,11 @@ describe.each(BACKENDS)('routes and the policy on %s', (kind) => {
     });
     const plan = await services().policy.plan(accountId, narrowed);
     const gw = plan.devices.find((d) => d.device === 'gw');
-    expect(gw?.losses.map((l) => l.text)).toContain('via 0.0.0.0/0: all');
+    // `*` opened each served route by name, never as 0.0.0.0/0.
+    expect(gw?.losses.map((l) => l.text)).toEqual(
+      expect.arrayContaining(['via 10.7.0.0/16: all', 'via 10.7.1.0/24: all', 'via 10.9.0.0/24: all']),
+    );
+    expect(gw?.losses.map((l) => l.text)).not.toContain('via 0.0.0.0/0: all');
   });
 
   if (kind === 'postgres') {

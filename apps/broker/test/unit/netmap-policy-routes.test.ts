@@ -49,13 +49,31 @@ describe('the policy and routes in the broker', () => {
     const none = new AllowAllPolicy();
     for (const d of [eng, gw]) none.upsert(d);
     const [e, g] = [none.classOf(eng.id)!, none.classOf(gw.id)!];
-    const all = [{ prefix: EXIT_ROUTE, rules: [{}] }];
+    // Each route by name: EXIT_ROUTE would be the exit route alone.
+    const all = [{ prefix: '192.168.1.0/24', rules: [{}] }];
     expect(none.relation(e, e)).toEqual(expect.not.objectContaining({ routesOut: expect.anything() }));
     expect(none.relation(e, g)).toMatchObject({ routesOut: all });
     expect(none.relation(g, e)).toMatchObject({ routesIn: all });
     const dflt = AccountPolicy.build(1, '{ "rules": [{ "src": ["*"], "dst": ["*"] }] }', [eng, gw]);
     expect(
       sameRelation(none.relation(e, g), dflt.relation(dflt.classOf(eng.id)!, dflt.classOf(gw.id)!)),
+    ).toBe(true);
+    // An exit node that serves a subnet: both routes, by name, still as the default policy.
+    const both: DeviceState = {
+      ...serving(gwOff, true),
+      id: 'gw2',
+      routes: [
+        { prefix: '192.168.1.0/24', approved: true, since: 5 },
+        { prefix: EXIT_ROUTE, approved: true, since: 5 },
+      ],
+    };
+    none.upsert(both);
+    const x = none.classOf('gw2')!;
+    expect(x).not.toBe(g);
+    expect(none.relation(e, x).routesOut?.map((r) => r.prefix)).toEqual([EXIT_ROUTE, '192.168.1.0/24']);
+    const dflt2 = AccountPolicy.build(1, '{ "rules": [{ "src": ["*"], "dst": ["*"] }] }', [eng, both]);
+    expect(
+      sameRelation(none.relation(e, x), dflt2.relation(dflt2.classOf(eng.id)!, dflt2.classOf('gw2')!)),
     ).toBe(true);
   });
 
