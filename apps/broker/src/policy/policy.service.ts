@@ -22,12 +22,13 @@ import { eq } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import { type Actor, SYSTEM_ACTOR } from '../audit/audit-events';
 import { recordAudit } from '../audit/audit-log';
+import { withConflictRetry } from '../db/conflict-retry';
 import type { Db } from '../db/database';
 import { accounts, policies } from '../db/schema';
 import { badRequest, DomainError, notFound } from '../domain/errors';
 import type { EventBus } from '../events/event-bus';
 import type { RoutesService } from '../routes/routes.service';
-import { bumpSerial } from '../services/tx';
+import { bumpSerial, type Tx } from '../services/tx';
 import { BACKGROUND_SLICE_MS, inSlices } from './in-slices';
 import {
   accountPolicyDevices,
@@ -151,9 +152,9 @@ export class PolicyService {
     const checkedDevices = await accountPolicyDevices(this.db, accountId);
     const checked = checkPolicy(text, checkedDevices);
     if (!checked.ok) throw new PolicyRejectedError(checked.errors.map(issueInfo));
-    const outcome = await this.db.transaction(async (tx) => {
-      // Gateways' device rows first (the order everywhere), then the account row: one writer per
-      // account at a time, it orders applies and device changes.
+    const outcome = await this.transaction(async (tx) => {
+      // The account's route lock and its gateways' device rows first (devices before the account,
+      // as everywhere), then the account row: one writer per account at a time.
       const routes = await this.routes?.lockForPolicy(tx, accountId);
       const [account] = await tx.select().from(accounts).where(eq(accounts.id, accountId)).for('update');
       if (!account) throw notFound('no such account');
@@ -198,6 +199,11 @@ export class PolicyService {
       changed = comparison.changedDevices();
     }
     return { version: outcome.version, warnings: result.warnings.map(issueInfo), devicesChanged: changed };
+  }
+
+  /** Run again if PostgreSQL picks it as a deadlock victim (a backstop: see lockForPolicy). */
+  private transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return withConflictRetry(() => this.db.transaction(fn));
   }
 
   private async announce(accountId: string, outcome: { version: number; serial: number }): Promise<void> {

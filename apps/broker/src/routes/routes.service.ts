@@ -5,9 +5,10 @@ import {
   MAX_DEVICE_ROUTES,
   type RouteRow,
 } from '@trellis/proto';
-import { and, asc, eq, inArray } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Actor } from '../audit/audit-events';
 import { recordAudit } from '../audit/audit-log';
+import { withConflictRetry } from '../db/conflict-retry';
 import type { Db } from '../db/database';
 import { accounts, type DeviceRow, deviceRoutes, devices } from '../db/schema';
 import { badRequest, conflict, notFound } from '../domain/errors';
@@ -45,6 +46,20 @@ async function lockAccount(tx: Tx, accountId: string): Promise<void> {
   await tx.select({ id: accounts.id }).from(accounts).where(eq(accounts.id, accountId)).for('no key update');
 }
 
+/** Namespace of the advisory lock below (its two-key form: apart from the migrations' one-key lock). */
+const ROUTE_OWNERS_LOCK = 7_402_114;
+
+/**
+ * An account's advisory lock, the first lock of an advertisement (which may make a device a
+ * gateway) and of a policy apply (which re-plans every gateway). Under it the set of gateways
+ * cannot change, so an apply locks all of their rows before the account row, in the order every
+ * device writer takes them (device, then account). Locking newly committed gateways after the
+ * account deadlocked with a writer holding one of them and waiting for the account.
+ */
+async function lockRouteOwners(tx: Tx, accountId: string): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(${ROUTE_OWNERS_LOCK}, hashtext(${accountId}))`);
+}
+
 /** See RoutesService.lockForPolicy. */
 export interface PolicyRoutes {
   apply(policy: PolicyVersion, by: Actor): Promise<() => Promise<void>>;
@@ -79,18 +94,18 @@ export class RoutesService {
   }
 
   /**
-   * The routes part of a policy apply, in its transaction: `lock` before the account row (device
-   * rows first, as everywhere), `apply` once the new version is inserted. Both commit or neither;
-   * what `apply` returns publishes the changes after the commit.
+   * The routes part of a policy apply, in its transaction: `lock` first (the account's route lock,
+   * then the gateways' device rows, before the account row), `apply` once the new version is
+   * inserted. Both commit or neither; what `apply` returns publishes the changes after the commit.
    */
   async lockForPolicy(tx: Tx, accountId: string): Promise<PolicyRoutes> {
-    await this.lockOwners(tx, accountId);
+    await lockRouteOwners(tx, accountId);
+    // Every gateway there is until the commit: an advertisement waits for the route lock.
+    const owners = await this.lockOwners(tx, accountId);
     return {
       apply: async (policy, by) => {
         const changes: RoutesChange[] = [];
-        // Read again under the account lock: a first advertisement that committed meanwhile is
-        // locked now (one still running waits for the account and reads this version).
-        for (const row of await this.lockOwners(tx, accountId)) {
+        for (const row of owners) {
           const change = await this.replan(tx, row, sameAdvertised, policy, by);
           if (change) changes.push(change);
         }
@@ -127,7 +142,7 @@ export class RoutesService {
     actor: TagActor,
     by: Actor,
   ): Promise<DeviceInfo> {
-    const { edit, change } = await this.db.transaction(async (tx) => {
+    const { edit, change } = await this.transaction(async (tx) => {
       const edit = await retagDevice(tx, accountId, accountName, idOrName, tags, actor, by);
       // The device row is locked; the account next, before the policy is read (as readvertise).
       await lockAccount(tx, accountId);
@@ -144,12 +159,18 @@ export class RoutesService {
 
   /** Applies what the device advertises (`wanted`, from its current rows) under the policy in force. */
   private async readvertise(deviceId: string, wanted: Wanted, by: Actor): Promise<boolean> {
-    const change = await this.db.transaction(async (tx) => {
+    const change = await this.transaction(async (tx) => {
+      const [known] = await tx
+        .select({ accountId: devices.accountId })
+        .from(devices)
+        .where(eq(devices.id, deviceId));
+      if (!known) return undefined;
+      // The route lock, the device, then the account: a policy apply waits for this transaction
+      // or this one waits for it and reads its version. Not FOR SHARE on the account: two sharers
+      // that both bump the serial would deadlock; NO KEY UPDATE is the lock that bump takes anyway.
+      await lockRouteOwners(tx, known.accountId);
       const [row] = await tx.select().from(devices).where(eq(devices.id, deviceId)).for('update');
       if (!row) return undefined;
-      // Device first, then the account: a policy apply (which locks it for update) waits for this
-      // transaction or this one reads its version. Not FOR SHARE: two sharers that both bump the
-      // serial would deadlock; NO KEY UPDATE is the lock that bump takes anyway.
       await lockAccount(tx, row.accountId);
       return this.replan(tx, row, wanted, undefined, by);
     });
@@ -235,7 +256,7 @@ export class RoutesService {
     approved: (current: readonly RouteRec[]) => readonly string[],
     by: Actor,
   ): Promise<RouteRow[]> {
-    const { row, change } = await this.db.transaction(async (tx) => {
+    const { row, change } = await this.transaction(async (tx) => {
       const [row] = await tx.select().from(devices).where(deviceNamed(accountId, idOrName)).for('update');
       if (!row) throw notFound(`no device "${idOrName}" in account ${accountName}`);
       const current = await readRoutes(tx, row.id);
@@ -303,6 +324,11 @@ export class RoutesService {
       primary: primary.get(r.route.prefix) === r.route.deviceId,
       since: r.route.advertisedAt?.toISOString() ?? null,
     }));
+  }
+
+  /** A transaction run again when PostgreSQL aborts it as a deadlock victim (a backstop). */
+  private transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return withConflictRetry(() => this.db.transaction(fn));
   }
 
   private async write(tx: Tx, row: DeviceRow, next: RouteRec[]): Promise<RoutesChange> {

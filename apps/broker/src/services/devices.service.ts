@@ -3,6 +3,7 @@ import { eq, like, type SQL } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import { type Actor, SYSTEM_ACTOR } from '../audit/audit-events';
 import { recordAudit } from '../audit/audit-log';
+import { withConflictRetry } from '../db/conflict-retry';
 import type { Db } from '../db/database';
 import { type DeviceRow, devices } from '../db/schema';
 import type { AddressAllocator } from '../domain/address-allocator';
@@ -328,7 +329,9 @@ export class DevicesService extends DeviceReads {
    * publishes them: this instance's own stragglers at shutdown or after losing its lease.
    */
   async disconnectInstance(instanceId: string): Promise<number> {
-    const changes = await this.db.transaction((tx) => offlineInstanceDevices(tx, instanceId));
+    const changes = await withConflictRetry(() =>
+      this.db.transaction((tx) => offlineInstanceDevices(tx, instanceId)),
+    );
     await this.publishUpserts(changes);
     return changes.length;
   }
@@ -347,10 +350,13 @@ export class DevicesService extends DeviceReads {
 
   /** Connections this process held are gone after a restart: nothing it owned is online any more. */
   async clearConnections(connectionPrefix: string): Promise<void> {
-    await this.db
-      .update(devices)
-      .set({ connectionId: null })
-      .where(like(devices.connectionId, `${connectionPrefix}%`));
+    // Rows lock in scan order, perhaps against a policy apply's gateways in id order: retried.
+    await withConflictRetry(() =>
+      this.db
+        .update(devices)
+        .set({ connectionId: null })
+        .where(like(devices.connectionId, `${connectionPrefix}%`)),
+    );
   }
 
   /** Addresses of removed devices still within the grace period (for tests and listings). */

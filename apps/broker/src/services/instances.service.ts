@@ -1,5 +1,6 @@
 import type { InstanceInfo } from '@trellis/proto';
 import { and, asc, eq, lt, sql } from 'drizzle-orm';
+import { withConflictRetry } from '../db/conflict-retry';
 import type { Db } from '../db/database';
 import { brokerInstances } from '../db/schema';
 import type { DevicesService } from './devices.service';
@@ -87,13 +88,16 @@ export class InstancesService {
    */
   async takeOver(deadId: string, graceMs = 0): Promise<number | null> {
     const cutoff = sql`now() - make_interval(secs => ${graceMs / 1000})`;
-    const changes = await this.db.transaction(async (tx) => {
-      const [gone] = await tx
-        .delete(brokerInstances)
-        .where(and(eq(brokerInstances.id, deadId), lt(brokerInstances.expiresAt, cutoff)))
-        .returning({ id: brokerInstances.id });
-      return gone ? offlineInstanceDevices(tx, deadId) : null;
-    });
+    // Its device updates may meet a policy apply's gateway locks in the other order: retried.
+    const changes = await withConflictRetry(() =>
+      this.db.transaction(async (tx) => {
+        const [gone] = await tx
+          .delete(brokerInstances)
+          .where(and(eq(brokerInstances.id, deadId), lt(brokerInstances.expiresAt, cutoff)))
+          .returning({ id: brokerInstances.id });
+        return gone ? offlineInstanceDevices(tx, deadId) : null;
+      }),
+    );
     if (changes === null) return null;
     await this.devices.publishUpserts(changes);
     return changes.length;
