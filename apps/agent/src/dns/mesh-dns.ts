@@ -82,6 +82,7 @@ export class MeshDns implements ExitDnsHook {
   /** Follows a netmap, after the overlay address is on the interface. Never throws: names are not the mesh. */
   async apply(self: NetmapSelf, peers: readonly NetmapPeer[], serial: number): Promise<void> {
     this.last = { self, peers, serial };
+    let resolverTried = false;
     try {
       const zone = meshZoneOf(self, peers, serial);
       this.domain = zone.domain;
@@ -115,21 +116,36 @@ export class MeshDns implements ExitDnsHook {
         };
         this.log.info({ listen: `${self.address}:${port}`, domain: zone.domain }, 'dns stub serving');
       }
+      // Watched before the first apply succeeds: a failed one is tried again when the watch fires.
+      this.watchResolver();
+      resolverTried = true;
       await this.opts.resolver?.apply({
         interfaceName: this.opts.interfaceName,
         server: self.address,
         domain: zone.domain,
         ...(this.exit ? { defaultRoute: true } : {}),
       });
-      this.watchResolver();
       this.lastError = null;
     } catch (err) {
       const message = (err as Error).message;
       if (message !== this.lastError) this.log.warn({ err: message }, 'names on this device are not served');
       this.lastError = message;
-      // No stub (it could not bind at a new address): the OS must not keep asking one that is gone.
-      if (!this.serving) await this.unpointResolver();
+      // No stub (it could not bind at a new address): the OS must not keep asking one that is gone,
+      // unless an exit node is in use: then names fail rather than go to the LAN's resolver in clear,
+      // so the resolver is pointed at the mesh even when this apply failed before getting there.
+      if (this.exit) {
+        if (!resolverTried) await this.pointForExit(self.address);
+      } else if (!this.serving) await this.unpointResolver();
     }
+  }
+
+  /** Every name to the mesh (where nothing may answer): with an exit node, failing beats leaking. */
+  private async pointForExit(server: string): Promise<void> {
+    this.watchResolver();
+    if (!this.domain) return; // no zone was ever made (a device name it refuses): no domain to give
+    await this.opts.resolver
+      ?.apply({ interfaceName: this.opts.interfaceName, server, domain: this.domain, defaultRoute: true })
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'resolver not pointed at the mesh'));
   }
 
   private async unpointResolver(): Promise<void> {

@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
 import { DnsResponder, DnsServer } from '@trellis/dns';
 import type { NetmapPeer, NetmapSelf } from '@trellis/proto';
 import pino from 'pino';
@@ -8,7 +7,8 @@ import { MeshDns, mayForwardFor } from '../../src/dns/mesh-dns';
 import type { Upstream } from '../../src/dns/upstream-forwarder';
 import { ResolvedConfigurator } from '../../src/platform/resolved';
 import type { ResolverConfigurator, ResolverSettings } from '../../src/platform/resolver-configurator';
-import type { CommandResult, CommandRunner } from '../../src/util/command-runner';
+import { FakeResolved } from '../helpers/fake-resolved';
+import { FakeTimers } from '../helpers/fake-timers';
 
 // DNS follows the exit node: a client's other names go to the exit node's stub and nowhere else
 // (failing while it is unusable), and the exit node resolves them for its clients.
@@ -38,11 +38,14 @@ const nas: NetmapPeer = {
 class RecordingResolver implements ResolverConfigurator {
   readonly kind = 'resolv-conf' as const;
   applied: ResolverSettings[] = [];
+  restored = 0;
   constructor(private readonly others: Upstream[]) {}
   async apply(s: ResolverSettings): Promise<void> {
     this.applied.push(s);
   }
-  async restore(): Promise<void> {}
+  async restore(): Promise<void> {
+    this.restored += 1;
+  }
   async upstreams(): Promise<Upstream[]> {
     return this.others;
   }
@@ -101,6 +104,51 @@ describe('MeshDns with an exit node', () => {
     expect((await askUdp(port, `nas.acme.${ZONE}`)).answers?.[0]).toMatchObject({ data: '100.64.0.9' });
   });
 
+  it('keeps the resolver pointed at the mesh while the exit node is in use, even when the stub cannot serve', async () => {
+    const { dns, resolver } = await setup();
+    await dns.followExitNode({ address: '127.0.0.1' });
+    await dns.apply({ ...self, address: '192.0.2.1' }, [nas], 2); // not an address here: cannot bind
+    expect(dns.status()).toMatchObject({ listen: null, lastError: expect.stringMatching(/EADDRNOTAVAIL/) });
+    expect(resolver.restored).toBe(0); // reverting would send every name to the LAN's resolver
+    await dns.followExitNode(null);
+    expect(resolver.restored).toBe(1); // without an exit node, names go where they went before
+  });
+
+  /** MeshDns over systemd-resolved (in memory), with the resolver's watch on test timers. */
+  function overResolved() {
+    const runner = new FakeResolved();
+    const timers = new FakeTimers();
+    const resolver = new ResolvedConfigurator(runner, logger, timers, 5000);
+    const dns = new MeshDns({ interfaceName: 'trellis0', resolver, logger, port: 0 });
+    started.push(dns);
+    const unbindable = { ...self, address: '192.0.2.1' }; // not an address here
+    const pointed = { dns: ['192.0.2.1'], domains: [`acme.${ZONE}`, '~.'], defaultRoute: true };
+    return { runner, timers, dns, unbindable, pointed };
+  }
+
+  it('points the resolver at the mesh when the stub cannot bind at start-up with an exit node saved', async () => {
+    const { runner, timers, dns, unbindable, pointed } = overResolved();
+    await dns.followExitNode({ address: '127.0.0.1' }); // the saved choice, before the first netmap
+    await dns.apply(unbindable, [nas], 1);
+    expect(dns.status()).toMatchObject({ listen: null, lastError: expect.stringMatching(/EADDRNOTAVAIL/) });
+    expect(runner.links.get('trellis0')).toEqual(pointed); // names fail, never go to the LAN's resolver
+    // Watched although no apply ever succeeded: resolved dropping it is put right.
+    runner.drop('trellis0');
+    const [check] = timers.timeouts();
+    if (!check) throw new Error('the resolver is not watched');
+    timers.fire(check);
+    for (let i = 0; i < 50; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(runner.links.get('trellis0')).toEqual(pointed);
+  });
+
+  it('points the resolver at the mesh when the apply that turns the exit node on cannot bind', async () => {
+    const { runner, dns, unbindable, pointed } = overResolved();
+    await dns.apply(unbindable, [nas], 1);
+    expect(runner.links.get('trellis0')?.domains).toEqual([]); // no exit node: left to the LAN
+    await dns.followExitNode({ address: '127.0.0.1' });
+    expect(runner.links.get('trellis0')).toEqual(pointed);
+  });
+
   it('as the exit node, passes on the queries of its clients only, never of other peers', () => {
     const clients = new Set(['100.64.0.9']);
     expect(mayForwardFor('100.64.0.9', '100.64.0.2', clients)).toBe(true);
@@ -129,28 +177,19 @@ describe('MeshDns with an exit node', () => {
 
 describe('ResolvedConfigurator with an exit node', () => {
   it('makes the mesh link the default route for every name, and takes it back', async () => {
-    const calls: string[] = [];
-    const runner: CommandRunner = {
-      run: async (command: string, args: string[]): Promise<CommandResult> => {
-        calls.push([command, ...args].join(' '));
-        return { stdout: '', stderr: '', code: 0 };
-      },
-      spawn: (): ChildProcess => {
-        throw new Error('not used');
-      },
-    };
+    const runner = new FakeResolved();
     const c = new ResolvedConfigurator(runner, logger);
     const settings = { interfaceName: 'trellis0', server: '100.64.0.5', domain: 'acme.ts.example' };
     await c.apply({ ...settings, defaultRoute: true });
-    expect(calls.slice(0, 3)).toEqual([
+    expect(runner.sets().slice(0, 3)).toEqual([
       'resolvectl dns trellis0 100.64.0.5',
       'resolvectl domain trellis0 acme.ts.example ~.',
       'resolvectl default-route trellis0 true',
     ]);
     await c.apply({ ...settings, defaultRoute: true });
-    expect(calls).toHaveLength(5);
+    expect(runner.sets()).toHaveLength(5);
     await c.apply(settings);
-    expect(calls.slice(5, 8)).toEqual([
+    expect(runner.sets().slice(5, 8)).toEqual([
       'resolvectl dns trellis0 100.64.0.5',
       'resolvectl domain trellis0 acme.ts.example',
       'resolvectl default-route trellis0 false',
