@@ -28,7 +28,7 @@ export class GatewayRole {
    * that does leaves them to its first mesh apply, so a restarted gateway keeps forwarding.)
    */
   async recover(): Promise<void> {
-    await this.forward.restore();
+    await this.restoreForward();
     await this.firewall.remove();
     this.leftover = false;
   }
@@ -66,9 +66,9 @@ export class GatewayRole {
   private async fallBack(reason: string): Promise<void> {
     this.log.error({ err: reason }, 'gateway role failed: forwarding off until the next apply');
     this.on = false;
-    await this.forward
-      .restore()
-      .catch((e: Error) => this.log.warn({ err: e.message }, 'ip_forward was not restored'));
+    await this.restoreForward().catch((e: Error) =>
+      this.log.warn({ err: e.message }, 'ip_forward was not restored'),
+    );
     await this.firewall.remove().then(
       () => {
         this.leftover = false;
@@ -81,11 +81,22 @@ export class GatewayRole {
   }
 
   async end(): Promise<void> {
-    await this.forward.restore();
+    await this.restoreForward();
     if (!this.on && !this.leftover) return;
     await this.firewall.remove();
     if (this.on) this.log.info('gateway role ended');
     this.on = false;
     this.leftover = false;
+  }
+
+  /** ip_forward back as it was, unless another program changed it since the role set it. */
+  private async restoreForward(): Promise<void> {
+    const left = await this.forward.restore();
+    if (left) {
+      this.log.warn(
+        { ipForward: left.current, before: left.previous },
+        'ip_forward was changed by another program since the gateway role set it: left as it is',
+      );
+    }
   }
 }

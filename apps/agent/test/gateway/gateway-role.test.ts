@@ -52,6 +52,7 @@ describe('GatewayRole', () => {
     const role = new GatewayRole(t.firewall, t.forward(), logger);
     await role.apply(POLICY);
     expect(await t.value()).toBe('1');
+    // What it was, alone (the role always sets 1): the format an older agent reads after a downgrade.
     expect(await t.remembered()).toBe('0');
     expect(role.active).toBe(true);
     await role.apply(POLICY); // a second apply keeps the first remembered value
@@ -80,6 +81,48 @@ describe('GatewayRole', () => {
     await next.recover();
     expect(await t.value()).toBe('0');
     expect(t.events.at(-1)).toBe('remove');
+    expect(await t.remembered()).toBeNull();
+    await rm(t.dir, { recursive: true });
+  });
+
+  it('leaves ip_forward alone when another program changed it after the role set it, and says so', async () => {
+    const t = await setup('1');
+    const lines: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    const role = new GatewayRole(t.firewall, t.forward(), log);
+    await role.apply(POLICY);
+    expect(await t.remembered()).toBe('1');
+    await writeFile(join(t.dir, 'ip_forward'), '0\n'); // the admin switched forwarding off meanwhile
+    await role.end();
+    expect(await t.value()).toBe('0');
+    expect(await t.remembered()).toBeNull(); // not ours to put back any more, now or at a later start
+    expect(lines.join('')).toContain('changed by another program');
+    await rm(t.dir, { recursive: true });
+  });
+
+  it('after a crash, leaves a value another program changed since, and restores one it did not', async () => {
+    const t = await setup('1');
+    await new GatewayRole(t.firewall, t.forward(), logger).apply(POLICY); // then "crashes"
+    await writeFile(join(t.dir, 'ip_forward'), '0\n');
+    await new GatewayRole(t.firewall, t.forward(), logger).recover();
+    expect(await t.value()).toBe('0');
+    expect(await t.remembered()).toBeNull();
+    // Still the 1 the role set: put back.
+    await writeFile(join(t.dir, IP_FORWARD_REMEMBERED), '0\n');
+    await writeFile(join(t.dir, 'ip_forward'), '1\n');
+    await new GatewayRole(t.firewall, t.forward(), logger).recover();
+    expect(await t.value()).toBe('0');
+    expect(await t.remembered()).toBeNull();
+    await rm(t.dir, { recursive: true });
+  });
+
+  it('cannot tell a 1 another program wrote after the role (docker) from its own: off with the role', async () => {
+    const t = await setup('0');
+    const role = new GatewayRole(t.firewall, t.forward(), logger);
+    await role.apply(POLICY);
+    await writeFile(join(t.dir, 'ip_forward'), '1\n'); // docker starting meanwhile
+    await role.end();
+    expect(await t.value()).toBe('0');
     expect(await t.remembered()).toBeNull();
     await rm(t.dir, { recursive: true });
   });
