@@ -12,7 +12,7 @@ import { resolveHostAddresses } from '@trellis/tls';
 import type { Logger } from 'pino';
 import { PENDING_APPROVAL } from '../control/close-outcome';
 import { enrollWithAny } from '../control/enroll-client';
-import { GatewaySettings } from '../routes/gateway-prefs';
+import { GatewaySettings, type PrefsSource } from '../routes/gateway-prefs';
 import { restoreLeftovers } from '../routes/mesh-routing';
 import type { SignedIn } from '../sign-in/device-sign-in';
 import { SignIns } from '../sign-in/sign-ins';
@@ -62,7 +62,7 @@ export class Agent {
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.logger;
-    this.settings = new GatewaySettings(opts.store.dir);
+    this.settings = new GatewaySettings(opts.store.dir, this.log);
     this.signIns = new SignIns({
       privateKey: () => this.keys!.current.privateKey,
       resolveHost: this.resolveHost,
@@ -114,17 +114,17 @@ export class Agent {
 
   /** `trellis set`: new gateway settings, saved, then applied at once when the mesh is up. */
   set(change: GatewayPrefs): Promise<string> {
-    return this.ops.run(() => this.changePrefs(change));
+    return this.ops.run(() => this.changePrefs(change, 'set'));
   }
 
-  private async changePrefs(change: GatewayPrefs): Promise<string> {
-    if (!(await this.settings.change(change))) return 'settings unchanged';
+  private async changePrefs(change: GatewayPrefs, source: PrefsSource): Promise<string> {
+    if (!(await this.settings.change(change, source))) return 'settings unchanged';
     this.session?.routing.prefsChanged();
     return this.session ? 'settings saved and applied' : 'settings saved (applied on `trellis up`)';
   }
 
   private async doUp(req: UpRequest): Promise<UpResult> {
-    if (req.prefs) await this.changePrefs(req.prefs);
+    if (req.prefs) await this.changePrefs(req.prefs, 'up');
     const current = this.enrollment;
     const brokers = requestedBrokers(req);
     if (req.setupKey) {
@@ -290,7 +290,7 @@ export class Agent {
       return null;
     });
     const session = new MeshSession(
-      { ...this.opts, gatewayPrefs: () => this.settings.current },
+      { ...this.opts, gatewayPrefs: () => this.settings.current, exitNodePins: this.settings },
       {
         queue: this.queue,
         interfaceUp: () => this.meshUp,

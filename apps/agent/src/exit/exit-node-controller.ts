@@ -15,7 +15,7 @@ export interface ExitNodeInput {
   /** Addresses that must stay outside the tunnel: broker IPs, relays, reflectors. */
   bypass: string[];
   /** Why `chosen` is null, for the status line (absent: "is not an exit node"). */
-  unavailable?: 'not-found' | 'not-exit-node' | 'not-allowed';
+  unavailable?: 'not-found' | 'not-exit-node' | 'not-allowed' | 'replaced' | 'key-changed';
 }
 
 /** Where names outside the mesh go while an exit node is wanted (MeshDns implements it). */
@@ -161,6 +161,18 @@ function stateOf(input: ExitNodeInput, wanted: string): ExitState {
       name: chosen.name,
       allowLan,
       reason: `exit node ${chosen.name} is offline: ${until}`,
+    };
+  }
+  if (input.unavailable === 'replaced' || input.unavailable === 'key-changed') {
+    const what =
+      input.unavailable === 'replaced'
+        ? `it left the mesh and another device is now ${wanted}`
+        : 'its key changed without a proof this device accepts';
+    return {
+      kind: 'blocked',
+      name: wanted,
+      allowLan,
+      reason: `exit node ${wanted} is not the device you chose (${what}): internet traffic is blocked until you choose it again with \`trellis set --exit-node ${wanted}\` or ${HOW_TO_STOP}`,
     };
   }
   const why =

@@ -1,7 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GatewayPrefs } from '@trellis/proto';
+import type { Logger } from 'pino';
 import { writeFileAtomic } from '../state/atomic-file';
+import { ExitNodePinFile } from './exit-node-pin';
+import type { ExitNodePin } from './route-selector';
 
 /** The settings with every field filled in. */
 export type FullGatewayPrefs = Required<GatewayPrefs>;
@@ -16,6 +19,13 @@ export const DEFAULT_GATEWAY_PREFS: FullGatewayPrefs = {
 };
 
 export const GATEWAY_PREFS_FILE = 'gateway-prefs.json';
+
+/** Where the route driver keeps the exit node's pin (GatewaySettings). */
+export interface ExitNodePinStore {
+  exitNodePin(): ExitNodePin | null;
+  /** Pins the choice `wanted` to a device (saved); ignored when the choice changed meanwhile. */
+  pinExitNode(wanted: string, pin: ExitNodePin): Promise<void>;
+}
 
 /** `change` over `current`: absent fields keep their value; routes are kept sorted and unique. */
 export function mergePrefs(current: FullGatewayPrefs, change: GatewayPrefs): FullGatewayPrefs {
@@ -63,25 +73,70 @@ export class GatewayPrefsStore {
   }
 }
 
-/** The settings in force: loaded at start, changed by `trellis set`, saved before they count. */
-export class GatewaySettings {
-  current: FullGatewayPrefs = { ...DEFAULT_GATEWAY_PREFS };
-  private readonly store: GatewayPrefsStore;
+/**
+ * Whether giving the exit node again re-pins it: `set` always does (choosing again); `up`, which a
+ * boot script may run with the same flags on every boot, only when the choice changes.
+ */
+export type PrefsSource = 'set' | 'up';
 
-  constructor(dir: string) {
+/** The settings in force: loaded at start, changed by `trellis set`, saved before they count. */
+export class GatewaySettings implements ExitNodePinStore {
+  current: FullGatewayPrefs = { ...DEFAULT_GATEWAY_PREFS };
+  /** Null until the choice is first resolved (and saved), and whenever no exit node is chosen. */
+  private pin: ExitNodePin | null = null;
+  private readonly store: GatewayPrefsStore;
+  private readonly pins: ExitNodePinFile;
+  /** `set` and the route driver's pinning come from different queues: one write at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(dir: string, log?: Logger) {
     this.store = new GatewayPrefsStore(dir);
+    this.pins = new ExitNodePinFile(dir, log);
   }
 
   async load(): Promise<void> {
     this.current = await this.store.load();
+    const saved = await this.pins.load();
+    // A pin made for another choice (changed by an older agent meanwhile) is no pin.
+    this.pin = saved && saved.exitNode === this.current.exitNode ? saved.pin : null;
   }
 
   /** Merges `change` in and saves it; false when it changes nothing. */
-  async change(change: GatewayPrefs): Promise<boolean> {
-    const next = mergePrefs(this.current, change);
-    if (JSON.stringify(next) === JSON.stringify(this.current)) return false;
-    await this.store.save(next);
-    this.current = next;
-    return true;
+  change(change: GatewayPrefs, source: PrefsSource = 'set'): Promise<boolean> {
+    return this.serial(async () => {
+      const next = mergePrefs(this.current, change);
+      const chosen = next.exitNode !== this.current.exitNode;
+      const repin = chosen || (change.exitNode !== undefined && source === 'set');
+      const prefsChanged = JSON.stringify(next) !== JSON.stringify(this.current);
+      if (!prefsChanged && !(repin && this.pin !== null)) return false;
+      // The pin goes first: a crash between the two writes leaves a choice to pin again, never a
+      // pin for the wrong one.
+      if (repin) {
+        await this.pins.remove();
+        this.pin = null;
+      }
+      if (prefsChanged) await this.store.save(next);
+      this.current = next;
+      return true;
+    });
+  }
+
+  exitNodePin(): ExitNodePin | null {
+    return this.pin;
+  }
+
+  pinExitNode(wanted: string, pin: ExitNodePin): Promise<void> {
+    return this.serial(async () => {
+      if (this.current.exitNode !== wanted) return;
+      // In force once saved: a failed write leaves it unpinned, pinned again at the next apply.
+      await this.pins.save(wanted, pin);
+      this.pin = pin;
+    });
+  }
+
+  private serial<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(job);
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 }

@@ -7,7 +7,7 @@ import type { LanProbe } from '../gateway/lan-probe';
 import type { KeepaliveSetting } from '../path/wireguard-effects';
 import type { NetworkConfigurator } from '../platform/network-configurator';
 import type { WireGuardBackend } from '../wireguard/backend';
-import { DEFAULT_GATEWAY_PREFS, type FullGatewayPrefs } from './gateway-prefs';
+import { DEFAULT_GATEWAY_PREFS, type ExitNodePinStore, type FullGatewayPrefs } from './gateway-prefs';
 import { type ExitNodeLike, RouteDriver } from './route-driver';
 
 /** LAN events come in bursts; one probe once they settle (well within the second the broker should hear). */
@@ -17,6 +17,8 @@ const LAN_SETTLE_MS = 200;
 export interface MeshRoutingOptions {
   /** The gateway settings in force (absent: the defaults). */
   gatewayPrefs?: () => FullGatewayPrefs;
+  /** Where the chosen exit node's pin is saved (GatewaySettings; absent: kept in memory). */
+  exitNodePins?: ExitNodePinStore;
   /** Where advertised routes leave this device (absent: none is reported down; no gateway role). */
   lanProbe?: LanProbe;
   /** Forwarding rules and ip_forward (absent: this device never forwards). */

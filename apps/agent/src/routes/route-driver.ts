@@ -8,14 +8,16 @@ import type { NetworkConfigurator } from '../platform/network-configurator';
 import type { WireGuardBackend } from '../wireguard/backend';
 import { PERSISTENT_KEEPALIVE_SECONDS } from '../wireguard/config-diff';
 import { GatewayLiveness, LIVENESS_SAMPLE_MS } from './gateway-liveness';
-import type { FullGatewayPrefs } from './gateway-prefs';
+import type { ExitNodePinStore, FullGatewayPrefs } from './gateway-prefs';
 import {
+  type ExitNodePin,
+  type ExitResolution,
   emptySelection,
   exitNodeProblem,
-  findPeerFor,
   type KeepOut,
   NOT_EXIT_NODE,
   type RouteSelection,
+  resolveExitNode,
   selectRoutes,
 } from './route-selector';
 
@@ -39,6 +41,8 @@ export interface RouteDriverDeps {
   /** Addresses that must not go through an exit node (brokers, relays, reflectors). */
   bypass(): string[];
   exit?: ExitNodeLike;
+  /** Where the exit node's pin is kept (GatewaySettings; absent: in memory only). */
+  exitNodePins?: ExitNodePinStore;
   /** Runs a job in the mesh queue. */
   run(job: () => Promise<void>): Promise<void>;
   /** A gateway's liveness changed: apply the mesh again (moves prefixes between peers). */
@@ -68,9 +72,13 @@ export class RouteDriver {
   private endpoints = new Map<string, string>();
   /** The default gateway and DNS servers when last read (NetworkConfigurator.keepOutHosts). */
   private systemHosts: KeepOut[] = [];
+  private readonly pins: ExitNodePinStore;
+  /** What the exit node choice resolved to at the last select; null: none chosen. */
+  private exit: { wanted: string; resolved: ExitResolution<NetmapPeer> } | null = null;
 
   constructor(private readonly deps: RouteDriverDeps) {
     this.now = deps.now ?? Date.now;
+    this.pins = deps.exitNodePins ?? memoryPins(deps.prefs);
   }
 
   /** Chooses the gateways for this netmap; call before WireGuard's diff (it reads extraAllowedIps). */
@@ -81,7 +89,9 @@ export class RouteDriver {
     for (const p of peers) if (p.online && this.offline.has(p.id)) this.liveness.forget(p.id);
     this.offline = new Set(peers.filter((p) => !p.online).map((p) => p.id));
     const routesOut = new Map(peers.map((p) => [p.id, rulesOf(netmap, p.id).routesOut ?? []]));
-    const exit = prefs.exitNode ? findPeerFor(prefs.exitNode, peers) : undefined;
+    const wanted = prefs.exitNode;
+    this.exit = wanted ? { wanted, resolved: resolveExitNode(wanted, this.pins.exitNodePin(), peers) } : null;
+    const exit = this.exit?.resolved.peer;
     const current = new Map<string, string>();
     for (const [id, prefixes] of this.selection.allowedIps) for (const p of prefixes) current.set(p, id);
     const select = () =>
@@ -175,6 +185,7 @@ export class RouteDriver {
     await this.deps.network.setRoutes(this.deps.interfaceName, s.kernelRoutes);
     this.fast = new Set([...this.watchedKeys.keys(), ...clients.map((p) => p.publicKey)]);
     await this.fixKeepalive();
+    await this.keepExitPin();
     await this.applyExit(netmap, peers, s);
     this.schedule();
   }
@@ -205,14 +216,24 @@ export class RouteDriver {
     if (peers.length > 0) await this.deps.backend.apply({ peers });
   }
 
+  /** First resolved (or its key rotated): from now on only this device is the exit node. */
+  private async keepExitPin(): Promise<void> {
+    const exit = this.exit;
+    if (!exit?.resolved.peer || samePin(exit.resolved.pin, this.pins.exitNodePin())) return;
+    await this.pins
+      .pinExitNode(exit.wanted, exit.resolved.pin)
+      .catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'exit node pin not saved'));
+  }
+
   private async applyExit(netmap: Netmap, peers: readonly NetmapPeer[], s: RouteSelection): Promise<void> {
     const exit = this.deps.exit;
     if (!exit) return;
     const prefs = this.deps.prefs();
-    const wanted = prefs.exitNode;
-    const found = wanted ? findPeerFor(wanted, peers) : undefined;
+    const wanted = this.exit?.wanted ?? null;
+    const resolved = this.exit?.resolved;
+    const found = resolved?.peer ?? undefined;
     const routesOut = new Map(peers.map((p) => [p.id, rulesOf(netmap, p.id).routesOut ?? []]));
-    const problem = wanted ? exitNodeProblem(found, routesOut) : null;
+    const problem = found ? exitNodeProblem(found, routesOut) : null;
     const chosen =
       found && problem === null ? { id: found.id, name: found.name, address: found.address } : null;
     const input: ExitNodeInput = {
@@ -224,7 +245,12 @@ export class RouteDriver {
       bypass: this.deps.bypass(),
     };
     if (wanted && !chosen) {
-      input.unavailable = !found ? 'not-found' : problem === NOT_EXIT_NODE ? 'not-exit-node' : 'not-allowed';
+      input.unavailable =
+        resolved && !resolved.peer
+          ? resolved.unavailable
+          : problem === NOT_EXIT_NODE
+            ? 'not-exit-node'
+            : 'not-allowed';
     }
     await exit.apply(input);
   }
@@ -274,6 +300,19 @@ export class RouteDriver {
   rows(): GatewayStatus['routes'] {
     return this.selection.rows;
   }
+}
+
+const samePin = (a: ExitNodePin, b: ExitNodePin | null) => a.id === b?.id && a.publicKey === b.publicKey;
+
+/** Pins kept for this run only, for a driver without GatewaySettings. */
+function memoryPins(prefs: () => FullGatewayPrefs): ExitNodePinStore {
+  let kept: { wanted: string; pin: ExitNodePin } | null = null;
+  return {
+    exitNodePin: () => (kept && kept.wanted === prefs().exitNode ? kept.pin : null),
+    pinExitNode: async (wanted, pin) => {
+      kept = { wanted, pin };
+    },
+  };
 }
 
 /** IP addresses of brokers, relays and reflectors (host:port or a bare host; names are left out). */

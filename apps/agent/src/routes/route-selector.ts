@@ -1,3 +1,4 @@
+import { verifyKeyRotation } from '@trellis/crypto';
 import {
   EXIT_ROUTE,
   type GatewayStatus,
@@ -6,6 +7,7 @@ import {
   type NetmapPeer,
   parseIpv4Cidr,
   type RouteAccess,
+  SPECIAL_RANGES,
 } from '@trellis/proto';
 
 /**
@@ -48,8 +50,6 @@ export interface KeepOut {
   what: string;
 }
 
-/** Ranges never routed into the mesh: this network, loopback, link-local, multicast, reserved. */
-export const SPECIAL_RANGES = ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '240.0.0.0/4'];
 /** Shortest subnet route accepted: anything wider is an exit node's job. */
 export const MIN_ROUTE_BITS = 8;
 
@@ -96,11 +96,16 @@ function unsafe(prefix: string, keepOut: readonly KeepOut[]): string | null {
   return host ? `covers ${host.what} ${host.address}` : null;
 }
 
-/** The policy lets us reach some of `prefix` through the peer (its routesOut has an overlapping prefix). */
+/**
+ * Whether a routesOut entry opens some of a route: EXIT_ROUTE there means the exit route alone
+ * (autogroup:internet), never every subnet; a subnet entry never opens the exit route.
+ */
+export const opens = (a: RouteAccess, route: string) =>
+  a.prefix === EXIT_ROUTE || route === EXIT_ROUTE ? a.prefix === route : overlaps(a.prefix, route);
+
+/** The policy lets us reach some of `prefix` through the peer (its routesOut opens some of it). */
 function permitted(access: readonly RouteAccess[] | undefined, prefix: string): boolean {
-  if (!access) return false;
-  if (prefix === EXIT_ROUTE) return access.some((a) => a.prefix === EXIT_ROUTE);
-  return access.some((a) => overlaps(a.prefix, prefix));
+  return access?.some((a) => opens(a, prefix)) ?? false;
 }
 
 interface Offer {
@@ -122,7 +127,7 @@ export function selectRoutes(input: RouteSelectionInput): RouteSelection {
     for (const r of peer.routes ?? []) {
       if (r.prefix === EXIT_ROUTE) continue;
       const parts = new Set(
-        access.filter((a) => overlaps(a.prefix, r.prefix)).map((a) => narrower(a.prefix, r.prefix)),
+        access.filter((a) => opens(a, r.prefix)).map((a) => narrower(a.prefix, r.prefix)),
       );
       if (parts.size === 0) denied.set(r.prefix, [...(denied.get(r.prefix) ?? []), peer]);
       for (const part of parts) {
@@ -206,6 +211,65 @@ export function exitNodeProblem(
   if (!peer.routes?.some((r) => r.prefix === EXIT_ROUTE)) return NOT_EXIT_NODE;
   if (!permitted(routesOut.get(peer.id), EXIT_ROUTE)) return 'the access policy does not allow it';
   return null;
+}
+
+/** The device an exit node choice was pinned to when first resolved: its id and WireGuard key. */
+export interface ExitNodePin {
+  id: string;
+  publicKey: string;
+}
+
+/** What resolving the exit node reads of a trusted netmap peer. */
+export type ExitPeer = SelectorPeer & Pick<NetmapPeer, 'dnsName' | 'address' | 'publicKey' | 'keyChange'>;
+
+/**
+ * Why the choice resolves to no peer. not-found: nothing has the name (or the pinned device is
+ * gone); replaced: the pinned device is gone but another has the name; key-changed: the pinned
+ * device's key changed without a proof the agent accepts.
+ */
+export type ExitUnavailable = 'not-found' | 'replaced' | 'key-changed';
+
+/** The chosen peer and the pin to keep (new when first resolved or after a proven key change). */
+export type ExitResolution<P> = { peer: P; pin: ExitNodePin } | { peer: null; unavailable: ExitUnavailable };
+
+/**
+ * The peer the user's exit node choice means. Unpinned (just chosen): whichever peer `wanted`
+ * names, to be pinned. Pinned: that device only, by id, whatever it is called now. A name can
+ * pass to another device (removed, renamed, re-enrolled), which would then get all internet
+ * traffic unnoticed: so that fails closed until the user chooses again.
+ */
+export function resolveExitNode<P extends ExitPeer>(
+  wanted: string,
+  pin: ExitNodePin | null,
+  peers: readonly P[],
+): ExitResolution<P> {
+  if (!pin) {
+    const found = findPeerFor(wanted, peers);
+    if (!found) return { peer: null, unavailable: 'not-found' };
+    return { peer: found, pin: { id: found.id, publicKey: found.publicKey } };
+  }
+  const peer = peers.find((p) => p.id === pin.id);
+  if (!peer) return { peer: null, unavailable: findPeerFor(wanted, peers) ? 'replaced' : 'not-found' };
+  if (peer.publicKey === pin.publicKey) return { peer, pin };
+  if (!keyChangeProven(pin.publicKey, peer)) return { peer: null, unavailable: 'key-changed' };
+  return { peer, pin: { id: peer.id, publicKey: peer.publicKey } };
+}
+
+/**
+ * Whether the peer's key may follow `pinnedKey`, by the rule PeerPins applies: a rotation signed
+ * by the pinned key, or an admin's re-key of this same device (the peer was found by its id).
+ */
+function keyChangeProven(pinnedKey: string, peer: ExitPeer): boolean {
+  const change = peer.keyChange;
+  if (!change || change.previousKey !== pinnedKey) return false;
+  if (change.kind === 'rekeyed') return true;
+  const rotation = {
+    deviceId: peer.id,
+    address: peer.address,
+    previousKey: pinnedKey,
+    newKey: peer.publicKey,
+  };
+  return verifyKeyRotation(rotation, change.signature);
 }
 
 /** The peer `wanted` names: its id, name, DNS name (with or without the final dot) or mesh address. */

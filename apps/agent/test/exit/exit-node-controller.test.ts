@@ -106,6 +106,16 @@ describe('ExitNodeController', () => {
     expect(c.status()?.reason).toMatch(/^the policy does not let this device use gw-b:/);
     await c.apply(input({ wanted: 'nope', chosen: null, active: false, unavailable: 'not-found' }));
     expect(c.status()?.reason).toMatch(/^no device named nope is in this mesh:/);
+    await c.apply(input({ wanted: 'laptop', chosen: null, active: false, unavailable: 'replaced' }));
+    expect(c.status()).toMatchObject({ name: 'laptop', state: 'blocked' });
+    expect(c.status()?.reason).toBe(
+      'exit node laptop is not the device you chose (it left the mesh and another device is now laptop): ' +
+        'internet traffic is blocked until you choose it again with `trellis set --exit-node laptop` or ' +
+        `you run ${HOW_TO_STOP}`,
+    );
+    await c.apply(input({ wanted: 'laptop', chosen: null, active: false, unavailable: 'key-changed' }));
+    expect(c.status()?.reason).toMatch(/^exit node laptop is not the device you chose \(its key changed/);
+    expect(c.status()?.reason).toContain('`trellis set --exit-node laptop`');
   });
 
   it('turning the exit node off restores DNS, routing and the mark, and status is null', async () => {

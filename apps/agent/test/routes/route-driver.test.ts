@@ -1,10 +1,22 @@
-import { ALLOW_ALL, type NetmapPeer, OVERLAY_PREFIX } from '@trellis/proto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ALLOW_ALL, EXIT_ROUTE, type NetmapPeer, OVERLAY_PREFIX } from '@trellis/proto';
 import pino from 'pino';
 import type { Netmap, PeerRules } from '../../src/control/netmap-tracker';
 import type { ExitNodeInput } from '../../src/exit/exit-node-controller';
 import { wgUpdateForEffect } from '../../src/path';
-import { DEFAULT_GATEWAY_PREFS, type FullGatewayPrefs } from '../../src/routes/gateway-prefs';
-import { type ExitNodeLike, GATEWAY_KEEPALIVE_SECONDS, RouteDriver } from '../../src/routes/route-driver';
+import {
+  DEFAULT_GATEWAY_PREFS,
+  type FullGatewayPrefs,
+  GatewaySettings,
+} from '../../src/routes/gateway-prefs';
+import {
+  type ExitNodeLike,
+  GATEWAY_KEEPALIVE_SECONDS,
+  RouteDriver,
+  type RouteDriverDeps,
+} from '../../src/routes/route-driver';
 import type { KeepOut } from '../../src/routes/route-selector';
 import { FakeWireGuard } from '../helpers/fake-wireguard';
 
@@ -25,7 +37,11 @@ function gatewayPeer(id: string, n: number, since: number): NetmapPeer {
 }
 
 /** A mesh of two gateways for one prefix (b served it first), driven as MeshSession drives it. */
-function setup(prefs: FullGatewayPrefs = DEFAULT_GATEWAY_PREFS, systemHosts: KeepOut[] = []) {
+function setup(
+  prefs: FullGatewayPrefs = DEFAULT_GATEWAY_PREFS,
+  systemHosts: KeepOut[] = [],
+  more: Partial<RouteDriverDeps> = {},
+) {
   const a = gatewayPeer('a', 2, 200);
   const b = gatewayPeer('b', 3, 100);
   const peers = [a, b];
@@ -75,6 +91,7 @@ function setup(prefs: FullGatewayPrefs = DEFAULT_GATEWAY_PREFS, systemHosts: Kee
     run: (job) => job(),
     reapply: () => void applyMesh(),
     logger: pino({ level: 'silent' }),
+    ...more,
   });
   async function applyMesh(): Promise<void> {
     applies++;
@@ -203,6 +220,54 @@ describe('RouteDriver', () => {
     await t.driver.closeInQueue();
     expect(t.routeCalls.at(-1)).toEqual([]);
     expect(t.driver.rows()).toEqual([]);
+  });
+});
+
+describe('RouteDriver pinning the exit node', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'trellis-exit-pin-'));
+    jest.useFakeTimers({ now: 1_000_000, doNotFake: ['setImmediate', 'nextTick'] });
+  });
+  afterEach(async () => {
+    jest.useRealTimers();
+    await rm(dir, { recursive: true });
+  });
+
+  it('pins the chosen device; one that takes its name later gets nothing until chosen again', async () => {
+    const settings = new GatewaySettings(dir);
+    await settings.load();
+    await settings.change({ exitNode: 'gw-a' });
+    const t = setup(DEFAULT_GATEWAY_PREFS, [], { prefs: () => settings.current, exitNodePins: settings });
+    const exitRoute = { prefix: EXIT_ROUTE, since: 1 };
+    for (const p of t.peers) p.routes!.push(exitRoute);
+    t.rules.routesOut!.push({ prefix: EXIT_ROUTE, rules: ALLOW_ALL });
+    await t.applyMesh();
+    expect(t.exitInputs.at(-1)).toMatchObject({ wanted: 'gw-a', chosen: { id: 'a' }, active: true });
+    expect(settings.exitNodePin()).toEqual({ id: 'a', publicKey: t.peers[0]!.publicKey });
+    expect(t.driver.extraAllowedIps('a')).toContain(EXIT_ROUTE);
+
+    // gw-a is removed and b is renamed to it: no exit route for b, and status says why.
+    const [a] = t.peers.splice(0, 1);
+    t.peers[0]!.name = 'gw-a';
+    await t.applyMesh();
+    expect(t.exitInputs.at(-1)).toMatchObject({ chosen: null, active: false, unavailable: 'replaced' });
+    expect(t.driver.extraAllowedIps('b')).not.toContain(EXIT_ROUTE);
+
+    // The chosen device back with another key and no proof: still nothing.
+    t.peers.push({ ...a!, publicKey: `${'z'.repeat(43)}=` });
+    await t.applyMesh();
+    expect(t.exitInputs.at(-1)).toMatchObject({ chosen: null, unavailable: 'key-changed' });
+    expect(t.driver.extraAllowedIps('a')).not.toContain(EXIT_ROUTE);
+    expect(t.driver.extraAllowedIps('b')).not.toContain(EXIT_ROUTE);
+
+    // Choosing gw-a again pins the device that has the name now.
+    t.peers.pop();
+    await settings.change({ exitNode: 'gw-a' });
+    await t.applyMesh();
+    expect(t.exitInputs.at(-1)).toMatchObject({ chosen: { id: 'b' }, active: true });
+    expect(settings.exitNodePin()).toEqual({ id: 'b', publicKey: t.peers[0]!.publicKey });
+    expect(t.driver.extraAllowedIps('b')).toContain(EXIT_ROUTE);
   });
 });
 

@@ -1,12 +1,14 @@
-import { ALLOW_ALL, EXIT_ROUTE, ipv4CidrWithin, ipv4InCidr, type RouteAccess } from '@trellis/proto';
+import { generateKeyPair, signKeyRotation } from '@trellis/crypto';
+import { ALLOW_ALL, EXIT_ROUTE, ipv4CidrWithin, ipv4InCidr, type RouteAccess, SPECIAL_RANGES } from '@trellis/proto';
 import fc from 'fast-check';
 import {
+  type ExitPeer,
   exitNodeProblem,
   findPeerFor,
   overlaps,
   type RouteSelectionInput,
+  resolveExitNode,
   type SelectorPeer,
-  SPECIAL_RANGES,
   selectRoutes,
 } from '../../src/routes/route-selector';
 
@@ -205,7 +207,18 @@ describe('selectRoutes', () => {
       [EXIT_ROUTE, 1],
       ['172.16.0.0/12', 1],
     ]);
-    const allowed = new Map([['x', access(EXIT_ROUTE)]]);
+    const allowed = new Map([['x', access(EXIT_ROUTE, '172.16.0.0/12')]]);
+
+    it("reads EXIT_ROUTE access as the exit route alone: it opens none of the node's subnets", () => {
+      const internetOnly = new Map([['x', access(EXIT_ROUTE)]]);
+      const s = selectRoutes(input({ peers: [x], routesOut: internetOnly, exitNode: 'x' }));
+      expect(s.allowedIps.get('x')).toEqual([EXIT_ROUTE]);
+      expect(s.kernelRoutes).toEqual([]);
+      expect(s.rows).toEqual([expect.objectContaining({ prefix: '172.16.0.0/12', installed: false })]);
+      expect(exitNodeProblem(x, internetOnly)).toBeNull();
+      // And a subnet's access never opens the exit route, however wide.
+      expect(exitNodeProblem(x, new Map([['x', access('172.16.0.0/12', '0.0.0.0/1')]]))).not.toBeNull();
+    });
 
     it('gives the exit route to the chosen exit node only, never as a kernel route', () => {
       const s = selectRoutes(input({ peers: [x], routesOut: allowed, exitNode: 'x' }));
@@ -311,7 +324,10 @@ describe('selectRoutes', () => {
             expect(p.routes!.some((r) => r.prefix !== EXIT_ROUTE && ipv4CidrWithin(prefix, r.prefix))).toBe(
               true,
             );
-            expect(access.some((r) => ipv4CidrWithin(prefix, r.prefix))).toBe(true);
+            // EXIT_ROUTE access is the exit route alone: it opens no subnet.
+            expect(access.some((r) => r.prefix !== EXIT_ROUTE && ipv4CidrWithin(prefix, r.prefix))).toBe(
+              true,
+            );
             expect(c.acceptRoutes).toBe(true);
             expect(s.kernelRoutes).toContain(prefix);
             if (c.local) expect(overlaps(c.local, prefix)).toBe(false);
@@ -329,5 +345,84 @@ describe('selectRoutes', () => {
       }),
       { seed: 14, numRuns: 300 },
     );
+  });
+});
+
+describe('resolveExitNode', () => {
+  const oldKey = generateKeyPair();
+  const newKey = generateKeyPair();
+  const laptop: ExitPeer = {
+    id: 'dev-1',
+    name: 'laptop',
+    dnsName: 'laptop.acme.example',
+    address: '100.64.0.9',
+    publicKey: oldKey.publicKey,
+    online: true,
+    routes: [{ prefix: EXIT_ROUTE, since: 1 }],
+  };
+  const pin = { id: 'dev-1', publicKey: oldKey.publicKey };
+  /** Another device that took the name (and address) after the chosen one was removed. */
+  const impostor: ExitPeer = { ...laptop, id: 'dev-2', publicKey: newKey.publicKey };
+
+  it('resolves a fresh choice by name, DNS name or address and gives the pin to keep', () => {
+    for (const wanted of ['laptop', 'laptop.acme.example.', '100.64.0.9'])
+      expect(resolveExitNode(wanted, null, [laptop])).toEqual({ peer: laptop, pin });
+    expect(resolveExitNode('nope', null, [laptop])).toEqual({ peer: null, unavailable: 'not-found' });
+  });
+
+  it('follows the pinned device by id, renamed or not', () => {
+    expect(resolveExitNode('laptop', pin, [laptop])).toEqual({ peer: laptop, pin });
+    const renamed = { ...laptop, name: 'old-laptop', address: '100.64.0.10' };
+    expect(resolveExitNode('laptop', pin, [impostor, renamed])).toEqual({ peer: renamed, pin });
+  });
+
+  it('fails closed when another device now has the name of the pinned one', () => {
+    expect(resolveExitNode('laptop', pin, [impostor])).toEqual({ peer: null, unavailable: 'replaced' });
+    expect(resolveExitNode('100.64.0.9', pin, [impostor])).toEqual({ peer: null, unavailable: 'replaced' });
+    expect(resolveExitNode('laptop', pin, [])).toEqual({ peer: null, unavailable: 'not-found' });
+  });
+
+  it("fails closed when the pinned device's key changed without proof", () => {
+    const swapped = { ...laptop, publicKey: newKey.publicKey };
+    expect(resolveExitNode('laptop', pin, [swapped])).toEqual({ peer: null, unavailable: 'key-changed' });
+    // A proof that names another previous key, or is signed by the wrong key, is none.
+    const rotation = {
+      deviceId: 'dev-1',
+      address: '100.64.0.9',
+      previousKey: oldKey.publicKey,
+      newKey: newKey.publicKey,
+    };
+    const forged = signKeyRotation(newKey.privateKey, { ...rotation, previousKey: newKey.publicKey });
+    for (const keyChange of [
+      { kind: 'rotated' as const, previousKey: oldKey.publicKey, signature: forged },
+      { kind: 'rekeyed' as const, previousKey: newKey.publicKey, at: '2026-12-01T00:00:00.000Z' },
+    ])
+      expect(resolveExitNode('laptop', pin, [{ ...swapped, keyChange }])).toEqual({
+        peer: null,
+        unavailable: 'key-changed',
+      });
+  });
+
+  it('moves the pin along with a signed rotation or an admin re-key, as peer pins do', () => {
+    const rotation = {
+      deviceId: 'dev-1',
+      address: '100.64.0.9',
+      previousKey: oldKey.publicKey,
+      newKey: newKey.publicKey,
+    };
+    const signature = signKeyRotation(oldKey.privateKey, rotation);
+    const newPin = { id: 'dev-1', publicKey: newKey.publicKey };
+    const rotated = {
+      ...laptop,
+      publicKey: newKey.publicKey,
+      keyChange: { kind: 'rotated' as const, previousKey: oldKey.publicKey, signature },
+    };
+    expect(resolveExitNode('laptop', pin, [rotated])).toEqual({ peer: rotated, pin: newPin });
+    const rekeyed = {
+      ...laptop,
+      publicKey: newKey.publicKey,
+      keyChange: { kind: 'rekeyed' as const, previousKey: oldKey.publicKey, at: '2026-12-01T00:00:00.000Z' },
+    };
+    expect(resolveExitNode('laptop', pin, [rekeyed])).toEqual({ peer: rekeyed, pin: newPin });
   });
 });
