@@ -239,8 +239,9 @@ describe('NAT matrix (real broker + agents, every pair of NAT kinds)', () => {
             `${p.a.agent.device.site.name} ↔ ${p.b.agent.device.site.name} (${p.expected ? 'direct' : 'relay'})`,
         );
         const why = missing.map((p) => explainPair(p, pathOf, broker.logLines(), trafficAt)).join('\n');
+        // The why first: CI shows the start and the end of a long failure, not its middle.
         throw new Error(
-          `pairs not connected as expected: ${names.join(', ')}\n\n${renderMatrix(pairs)}\n${why}`,
+          `pairs not connected as expected: ${names.join(', ')}\n${why}\n\n${renderMatrix(pairs)}`,
         );
       }
     },
