@@ -30,7 +30,13 @@ export const SPECIAL_RANGES = ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '22
  * Private, shared (CGNAT, the overlay) and link-local ranges: never the internet. An exit node does
  * not forward there, and `autogroup:internet` does not cover them.
  */
-export const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16'];
+export const PRIVATE_RANGES = [
+  '10.0.0.0/8',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '100.64.0.0/10',
+  '169.254.0.0/16',
+];
 
 /** Whether `address` is on the internet as an exit node reaches it: outside the private and special ranges. */
 export function onInternet(address: string): boolean {

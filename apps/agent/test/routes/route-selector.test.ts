@@ -1,5 +1,12 @@
 import { generateKeyPair, signKeyRotation } from '@trellis/crypto';
-import { ALLOW_ALL, EXIT_ROUTE, ipv4CidrWithin, ipv4InCidr, type RouteAccess, SPECIAL_RANGES } from '@trellis/proto';
+import {
+  ALLOW_ALL,
+  EXIT_ROUTE,
+  ipv4CidrWithin,
+  ipv4InCidr,
+  type RouteAccess,
+  SPECIAL_RANGES,
+} from '@trellis/proto';
 import fc from 'fast-check';
 import {
   type ExitPeer,
