@@ -1,4 +1,3 @@
-import { verifyKeyRotation } from '@trellis/crypto';
 import {
   EXIT_ROUTE,
   type GatewayStatus,
@@ -9,6 +8,7 @@ import {
   type RouteAccess,
   SPECIAL_RANGES,
 } from '@trellis/proto';
+import { keyChangeProof } from '../trust/key-change-proof';
 
 /**
  * Which gateway carries each of the other devices' prefixes (issue 14). Sans-IO: the caller
@@ -251,25 +251,10 @@ export function resolveExitNode<P extends ExitPeer>(
   const peer = peers.find((p) => p.id === pin.id);
   if (!peer) return { peer: null, unavailable: findPeerFor(wanted, peers) ? 'replaced' : 'not-found' };
   if (peer.publicKey === pin.publicKey) return { peer, pin };
-  if (!keyChangeProven(pin.publicKey, peer)) return { peer: null, unavailable: 'key-changed' };
+  // Found by its id: a rotation signed by the pinned key or an admin's re-key (PeerPins' rule).
+  const proof = keyChangeProof(pin.publicKey, pin.id, peer);
+  if (proof !== 'rotated' && proof !== 'rekeyed') return { peer: null, unavailable: 'key-changed' };
   return { peer, pin: { id: peer.id, publicKey: peer.publicKey } };
-}
-
-/**
- * Whether the peer's key may follow `pinnedKey`, by the rule PeerPins applies: a rotation signed
- * by the pinned key, or an admin's re-key of this same device (the peer was found by its id).
- */
-function keyChangeProven(pinnedKey: string, peer: ExitPeer): boolean {
-  const change = peer.keyChange;
-  if (!change || change.previousKey !== pinnedKey) return false;
-  if (change.kind === 'rekeyed') return true;
-  const rotation = {
-    deviceId: peer.id,
-    address: peer.address,
-    previousKey: pinnedKey,
-    newKey: peer.publicKey,
-  };
-  return verifyKeyRotation(rotation, change.signature);
 }
 
 /** The peer `wanted` names: its id, name, DNS name (with or without the final dot) or mesh address. */

@@ -1,10 +1,10 @@
 import { mkdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { verifyKeyRotation } from '@trellis/crypto';
 import { DeviceId, DnsLabel, KeyChange, OverlayAddress, WgKey } from '@trellis/proto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { writeFileAtomic } from '../state/atomic-file';
+import { keyChangeProof } from './key-change-proof';
 
 /**
  * The agent's memory of which WireGuard key each overlay address had, so a broker cannot swap a
@@ -254,20 +254,18 @@ export class PeerPins {
     if (pin.key === peer.publicKey) return { kind: 'same' };
 
     const change = peer.keyChange;
-    if (change && change.previousKey === pin.key) {
-      if (change.kind === 'rekeyed')
-        return peer.id === pin.deviceId
-          ? { kind: 'rekeyed', previousKey: pin.key, at: change.at }
-          : refuse(`re-key of ${pin.name} (${pin.deviceId}) offered for another device ${peer.id}`);
-      const rotation = {
-        deviceId: peer.id,
-        address: peer.address,
-        previousKey: pin.key,
-        newKey: peer.publicKey,
-      };
-      return verifyKeyRotation(rotation, change.signature)
-        ? { kind: 'rotated', previousKey: pin.key }
-        : refuse('key rotation is not signed by the pinned key');
+    switch (keyChangeProof(pin.key, pin.deviceId, peer)) {
+      case 'rekeyed':
+        if (change?.kind === 'rekeyed') return { kind: 'rekeyed', previousKey: pin.key, at: change.at };
+        break;
+      case 'rekey-of-another-device':
+        return refuse(`re-key of ${pin.name} (${pin.deviceId}) offered for another device ${peer.id}`);
+      case 'rotated':
+        return { kind: 'rotated', previousKey: pin.key };
+      case 'unsigned':
+        return refuse('key rotation is not signed by the pinned key');
+      case null:
+        break;
     }
     if (peer.id !== pin.deviceId && !this.live(pin)) {
       const replaces = { deviceId: pin.deviceId, name: pin.name, key: pin.key };
