@@ -13,6 +13,7 @@ import {
 } from './policy-api';
 import { CreateRelayTokenResponse, RelayStatusInfo, RelayTokenInfo } from './relay';
 import { MAX_DEVICE_ROUTES, RoutePrefix, RouteRow } from './routes';
+import { CreateVirtualDeviceRequest } from './virtual';
 
 /**
  * The broker's local admin socket (`<data-dir>/admin.sock`, mode 0600): one JSON request per line,
@@ -78,6 +79,12 @@ export const AdminRequest = z.discriminatedUnion('op', [
     account: AccountName,
     device: PlainText(128).min(1),
     name: PlainText(63).min(1),
+  }),
+  /** Registers a LAN host behind a gateway device as a virtual device (its own mesh address and name). */
+  z.strictObject({
+    op: z.literal('devices.addVirtual'),
+    account: AccountName,
+    device: CreateVirtualDeviceRequest,
   }),
   /** Gives a device that lost its key a new one (its peers see keyChange `rekeyed`). */
   z.strictObject({
@@ -174,6 +181,7 @@ export const AdminResults = {
   'devices.tag': DeviceInfo,
   'devices.rekey': DeviceInfo,
   'devices.rename': DeviceInfo,
+  'devices.addVirtual': DeviceInfo,
   'policy.get': PolicyDocument,
   'policy.check': PolicyCheckResult,
   'policy.plan': PolicyPlanResult,

@@ -95,8 +95,13 @@ export const DeviceInfo = z.object({
   dnsName: z.string(),
   hostname: z.string(),
   os: z.string(),
-  publicKey: WgKey,
+  /** Null for a virtual device. */
+  publicKey: WgKey.nullable(),
   address: Ipv4,
+  /** A virtual device: the id of the gateway device that forwards to it (null: a device of its own). */
+  via: z.string().nullable(),
+  /** A virtual device's address on its gateway's LAN (null: not virtual). */
+  lanAddress: z.string().nullable(),
   endpoints: z.array(Endpoint),
   online: z.boolean(),
   lastSeen: z.string().nullable(),

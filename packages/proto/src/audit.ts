@@ -17,6 +17,7 @@ export const AUDIT_ACTIONS = [
   'user.sign-in-failed',
   'user.signed-out-everywhere',
   'device.enrolled',
+  'device.virtual-added',
   'device.renamed',
   'device.tagged',
   'device.removed',

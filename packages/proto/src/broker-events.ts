@@ -7,6 +7,7 @@ import { Ipv4 } from './ipv4';
 import { Candidate, CandidateKind, MappingType } from './punch';
 import { MAX_DEVICE_ROUTES, RoutePrefix } from './routes';
 import { DevicePathsEvent } from './topology';
+import { LanAddress } from './virtual';
 
 /**
  * Broker ⇄ broker: the changes every broker instance applies to the netmaps it serves, fanned out
@@ -17,7 +18,7 @@ import { DevicePathsEvent } from './topology';
  */
 
 /** Bumped on any change to the events below; instances of different versions drop each other's events. */
-export const BROKER_EVENT_VERSION = 4;
+export const BROKER_EVENT_VERSION = 5;
 /** PostgreSQL refuses a NOTIFY payload of 8000 bytes or more. */
 export const MAX_BROKER_EVENT_BYTES = 7999;
 
@@ -26,49 +27,61 @@ const AccountId = z.string().uuid();
 const Serial = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 /** What a netmap needs to know about one device: the broker's view, from which peers and selves are built. */
-export const DeviceState = z.strictObject({
-  id: DeviceId,
-  name: DnsLabel,
-  publicKey: WgKey,
-  address: Ipv4,
-  /** What the device reported (and the address its control connection came from), best first. */
-  endpoints: z.array(Endpoint).max(MAX_ENDPOINTS),
-  online: z.boolean(),
-  /** Reflexive and port-mapped addresses the broker learned (absent: none); at most MAX_ENDPOINTS per kind. */
-  learned: z
-    .array(Candidate)
-    .max(MAX_ENDPOINTS * CandidateKind.options.length)
-    .optional(),
-  mappingType: MappingType.nullable().optional(),
-  /**
-   * The control connection holding the device online (`<instance id>:<uuid>`; null or absent:
-   * offline). A new one means the agent started over; its instance part picks the account's owner.
-   */
-  connection: z.string().min(1).max(128).nullable().optional(),
-  /** Tags on the device, for the access policy (absent: none). */
-  tags: z.array(TagName).max(MAX_DEVICE_TAGS).optional(),
-  /** Email of the user the device belongs to (`user:EMAIL` in the policy); absent: nobody's. */
-  user: PlainText(254).optional(),
-  /** How its key last changed (peers that pinned the previous key check this). */
-  keyChange: KeyChange.optional(),
-  /** False: it waits for an admin's approval and is in no netmap (absent: approved). */
-  approved: z.literal(false).optional(),
-  /** Routes it advertises (absent: none): approved ones reach the netmap of devices that may use them. */
-  routes: z
-    .array(
-      z.strictObject({
-        prefix: RoutePrefix,
-        approved: z.boolean(),
-        /** When it first advertised the prefix (ms since the epoch): clients prefer the longest-serving. */
-        since: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
-        /** Its LAN for the prefix is down (AdvertiseMessage.down). */
-        down: z.literal(true).optional(),
-      }),
-    )
-    .max(MAX_DEVICE_ROUTES)
-    .optional(),
-});
+export const DeviceState = z
+  .strictObject({
+    id: DeviceId,
+    name: DnsLabel,
+    /** Absent for a virtual device (it has `via` instead). */
+    publicKey: WgKey.optional(),
+    address: Ipv4,
+    /** A virtual device: the gateway device that forwards to it, and its address on that LAN. */
+    via: DeviceId.optional(),
+    lanAddress: LanAddress.optional(),
+    /** What the device reported (and the address its control connection came from), best first. */
+    endpoints: z.array(Endpoint).max(MAX_ENDPOINTS),
+    online: z.boolean(),
+    /** Reflexive and port-mapped addresses the broker learned (absent: none); at most MAX_ENDPOINTS per kind. */
+    learned: z
+      .array(Candidate)
+      .max(MAX_ENDPOINTS * CandidateKind.options.length)
+      .optional(),
+    mappingType: MappingType.nullable().optional(),
+    /**
+     * The control connection holding the device online (`<instance id>:<uuid>`; null or absent:
+     * offline). A new one means the agent started over; its instance part picks the account's owner.
+     */
+    connection: z.string().min(1).max(128).nullable().optional(),
+    /** Tags on the device, for the access policy (absent: none). */
+    tags: z.array(TagName).max(MAX_DEVICE_TAGS).optional(),
+    /** Email of the user the device belongs to (`user:EMAIL` in the policy); absent: nobody's. */
+    user: PlainText(254).optional(),
+    /** How its key last changed (peers that pinned the previous key check this). */
+    keyChange: KeyChange.optional(),
+    /** False: it waits for an admin's approval and is in no netmap (absent: approved). */
+    approved: z.literal(false).optional(),
+    /** Routes it advertises (absent: none): approved ones reach the netmap of devices that may use them. */
+    routes: z
+      .array(
+        z.strictObject({
+          prefix: RoutePrefix,
+          approved: z.boolean(),
+          /** When it first advertised the prefix (ms since the epoch): clients prefer the longest-serving. */
+          since: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+          /** Its LAN for the prefix is down (AdvertiseMessage.down). */
+          down: z.literal(true).optional(),
+        }),
+      )
+      .max(MAX_DEVICE_ROUTES)
+      .optional(),
+  })
+  .refine((d) => (d.publicKey === undefined) === (d.via !== undefined && d.lanAddress !== undefined), {
+    message: 'a device has a publicKey, or (virtual) via and lanAddress, not both',
+    path: ['publicKey'],
+  });
 export type DeviceState = z.infer<typeof DeviceState>;
+
+/** A virtual device (a LAN host behind a gateway): no key, no connection, no endpoints of its own. */
+export const isVirtual = (d: Pick<DeviceState, 'via'>): boolean => d.via !== undefined;
 
 /** Whether a device belongs in netmaps, names and reflectors: not while it waits for approval. */
 export const inMesh = (d: Pick<DeviceState, 'approved'>): boolean => d.approved !== false;

@@ -23,6 +23,7 @@ import {
 import { NetmapRelay, RelayPathMessage, RelayReleaseMessage } from './relay';
 import { AdvertiseMessage, MAX_DEVICE_ROUTES, PeerRoute, SelfRoute } from './routes';
 import { PathStateMessage } from './topology';
+import { HostedVirtual, MAX_VIRTUAL_DEVICES_PER_GATEWAY, NetmapVirtual } from './virtual';
 
 /**
  * The WebSocket control channel (API_PATHS.control). Every frame is one JSON object with a `type`.
@@ -95,6 +96,8 @@ export const NetmapSelf = z.object({
   relays: z.array(NetmapRelay).max(32).optional(),
   /** The routes this device advertised, as the broker holds them (absent: none). */
   routes: z.array(SelfRoute).max(MAX_DEVICE_ROUTES).optional(),
+  /** Virtual devices this device serves as their gateway, with who may open what on each (absent: none). */
+  virtualDevices: z.array(HostedVirtual).max(MAX_VIRTUAL_DEVICES_PER_GATEWAY).optional(),
 });
 export type NetmapSelf = z.infer<typeof NetmapSelf>;
 
@@ -197,6 +200,12 @@ export const NetmapMessage = z.object({
   peers: z.array(NetmapPeer),
   /** What the policy opens between this device and each peer; a peer listed nowhere gets nothing. */
   access: z.array(PeerAccess).max(100_000),
+  /**
+   * Virtual devices it may see (absent: none), each behind a peer of `peers`; their access is in
+   * `access` under their ids. A gateway may find its own here (when the policy relates them); it
+   * serves those from self.virtualDevices.
+   */
+  virtual: z.array(NetmapVirtual).max(100_000).optional(),
 });
 export const DeltaMessage = z.object({
   type: z.literal('delta'),
@@ -214,6 +223,8 @@ export const DeltaMessage = z.object({
   self: NetmapSelf.optional(),
   /** Replaces the access of the peers it lists; a removed peer's access goes with it. */
   access: z.array(PeerAccess).max(100_000).optional(),
+  /** Virtual devices added or changed, whole; `remove` removes them as it removes peers. */
+  virtualUpsert: z.array(NetmapVirtual).max(100_000).optional(),
 });
 
 /** The broker committed a `rotate-key`: `newKey` is the device's key from now on. */

@@ -23,3 +23,4 @@ export * from './routes';
 export * from './sign-in';
 export * from './topology';
 export * from './users-api';
+export * from './virtual';

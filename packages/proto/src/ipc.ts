@@ -137,6 +137,21 @@ export const PeerStatus = z.object({
 });
 export type PeerStatus = z.infer<typeof PeerStatus>;
 
+/** A virtual device (a LAN host behind a gateway) as this device sees it. */
+export const VirtualStatus = z.object({
+  id: z.string(),
+  name: DnsLabel,
+  dnsName: z.string(),
+  address: Ipv4,
+  /** Its gateway's name; null when the gateway is not in the netmap. */
+  via: z.string().nullable(),
+  /** Routed through its gateway, and that gateway is online. */
+  reachable: z.boolean(),
+  /** Why not (gateway absent, refused or offline, served by this device, address clash). */
+  reason: z.string().optional(),
+});
+export type VirtualStatus = z.infer<typeof VirtualStatus>;
+
 /** The agent's own checks: pinned keys and the firewall. */
 export const GuardStatus = z.object({
   refused: z.array(
@@ -216,6 +231,19 @@ export const GatewayStatus = z.object({
       reason: z.string().optional(),
     })
     .nullable(),
+  /** Virtual devices this device serves: forwarded now, or why not (absent from agents without them). */
+  virtualDevices: z
+    .array(
+      z.object({
+        name: z.string(),
+        address: Ipv4,
+        lanAddress: Ipv4,
+        served: z.boolean(),
+        /** Why it is not served (its LAN address is not on the LAN interface in use, or not routed). */
+        reason: z.string().optional(),
+      }),
+    )
+    .optional(),
 });
 export type GatewayStatus = z.infer<typeof GatewayStatus>;
 
@@ -256,6 +284,8 @@ export const StatusResponse = z.object({
   peers: z.array(PeerStatus),
   /** Pins and firewall (absent from agents without them). */
   guard: GuardStatus.optional(),
+  /** The netmap's virtual devices, reachable or why not (absent from agents without them). */
+  virtual: z.array(VirtualStatus).optional(),
   /** While the device waits for its sign-in to be approved. */
   signIn: SignInPrompt.optional(),
   /** Routes, gateway role and exit node (absent from agents without them). */
