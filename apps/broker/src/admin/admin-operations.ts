@@ -64,6 +64,10 @@ export async function executeAdmin(services: Services, req: AdminRequest): Promi
       const account = await services.accounts.byName(req.account);
       return services.devices.rename(account.id, account.name, req.device, req.name, CLI_ACTOR);
     }
+    case 'devices.addVirtual': {
+      const account = await services.accounts.byName(req.account);
+      return services.virtualDevices.create(account, OPERATOR, req.device, CLI_ACTOR);
+    }
     case 'routes.list': {
       const account = await services.accounts.byName(req.account);
       return services.routes.list(account.id);

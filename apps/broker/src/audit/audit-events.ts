@@ -59,7 +59,20 @@ export interface AuditDetails {
     | { via: 'sign-in'; approvedBy: string; address: string; reenrolled: boolean };
   'device.renamed': { from: string; to: string };
   'device.tagged': { from: string[]; to: string[] };
-  'device.removed': { address: string };
+  /** `gateway`: a virtual device, removed by name or with its gateway (`withGateway`). */
+  'device.removed': {
+    address: string;
+    lanAddress?: string;
+    gateway?: { id: string; name: string };
+    withGateway?: true;
+  };
+  'device.virtual-added': {
+    name: string;
+    lanAddress: string;
+    gateway: { id: string; name: string };
+    address: string;
+    tags: string[];
+  };
   'device.approved': { owner: string | null };
   'device.rekeyed': { previousKey: string; newKey: string };
   'device.key-rotated': { previousKey: string; newKey: string };

@@ -200,6 +200,13 @@ export function renderResult(op: AdminRequest['op'], result: unknown, req?: Admi
       const d = result as DeviceInfo;
       return `device ${d.id} is now ${d.name} (${d.dnsName})`;
     }
+    case 'devices.addVirtual': {
+      const d = result as DeviceInfo;
+      return (
+        `virtual device ${d.name} (${d.id}) added: ${d.dnsName} ${d.address} -> ${d.lanAddress} ` +
+        `via gateway ${d.via}\n${deviceRows([d])}`
+      );
+    }
     case 'devices.rekey': {
       const d = result as DeviceInfo;
       return `device ${d.name} (${d.id}) re-keyed: its public key is now ${d.publicKey}`;

@@ -255,6 +255,27 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .action((device: string, name: string, f) =>
       admin(f, { op: 'devices.rename', account: f.account, device, name }),
     );
+  common(devices.command('add-virtual <name>'))
+    .description(
+      'register a LAN host that cannot run Trellis (printer, camera) behind a gateway device: ' +
+        'it gets its own mesh address and name, and the gateway forwards to it',
+    )
+    .requiredOption('--account <name>', 'account name')
+    .requiredOption('--lan <address>', 'its IPv4 address on the gateway LAN')
+    .requiredOption('--gateway <id-or-name>', 'the device that forwards to it')
+    .option('--tag <tag>', 'a tag (tag:NAME, declared in the policy tagOwners); repeatable', collect)
+    .action((name: string, f) =>
+      admin(f, {
+        op: 'devices.addVirtual',
+        account: f.account,
+        device: {
+          name,
+          lanAddress: f.lan,
+          gateway: f.gateway,
+          ...(f.tag !== undefined ? { tags: f.tag } : {}),
+        },
+      }),
+    );
   common(devices.command('rekey <id-or-name> <public-key>'))
     .description(
       'give a device that lost its key a new one (its peers accept it and show the re-key); ' +

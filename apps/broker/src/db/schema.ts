@@ -1,9 +1,11 @@
 import type { Candidate, KeyChange, PortRange, RelayTcpInfo } from '@trellis/proto';
 import { sql } from 'drizzle-orm';
 import {
+  type AnyPgColumn,
   bigint,
   bigserial,
   boolean,
+  check,
   index,
   integer,
   jsonb,
@@ -90,8 +92,13 @@ export const devices = pgTable(
     name: text('name').notNull(),
     hostname: text('hostname').notNull(),
     os: text('os').notNull(),
-    publicKey: text('public_key').notNull().unique(),
+    /** Null for a virtual device (a LAN host behind `viaDeviceId`, which has no key of its own). */
+    publicKey: text('public_key').unique(),
     address: text('address').notNull(),
+    /** A virtual device's gateway: a real device of the account; removing it removes its virtual devices. */
+    viaDeviceId: uuid('via_device_id').references((): AnyPgColumn => devices.id, { onDelete: 'cascade' }),
+    /** A virtual device's address on its gateway's LAN (the gateway DNATs `address` to it). */
+    lanAddress: text('lan_address'),
     endpoints: jsonb('endpoints').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
     /** Addresses learned about the device (reflexive from the reflectors, port-mapped from the agent). */
     netCandidates: jsonb('net_candidates').$type<Candidate[]>().notNull().default(sql`'[]'::jsonb`),
@@ -113,6 +120,11 @@ export const devices = pgTable(
   (t) => [
     uniqueIndex('devices_account_name_uq').on(t.accountId, t.name),
     uniqueIndex('devices_account_address_uq').on(t.accountId, t.address),
+    // One LAN host is one virtual device per gateway (two gateways may each have a 192.168.1.100).
+    uniqueIndex('devices_via_lan_uq').on(t.viaDeviceId, t.lanAddress),
+    // A device has a key, or (virtual) a gateway and a LAN address: never a mix.
+    check('devices_key_or_via_ck', sql`(${t.viaDeviceId} is null) = (${t.publicKey} is not null)`),
+    check('devices_via_lan_ck', sql`(${t.viaDeviceId} is null) = (${t.lanAddress} is null)`),
   ],
 );
 
@@ -187,8 +199,8 @@ export const releasedAddresses = pgTable(
       .notNull()
       .references(() => accounts.id, { onDelete: 'cascade' }),
     address: text('address').notNull(),
-    /** The removed device's key: if that same machine enrolls again it gets its address back. */
-    publicKey: text('public_key').notNull(),
+    /** The removed device's key: if that same machine enrolls again it gets its address back (null: virtual). */
+    publicKey: text('public_key'),
     releasedAt: timestamp('released_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.accountId, t.address] })],

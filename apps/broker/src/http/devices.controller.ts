@@ -14,6 +14,7 @@ import {
 } from '@nestjs/common';
 import {
   API_PATHS,
+  CreateVirtualDeviceRequest,
   type DeviceInfo,
   type DeviceListPage,
   DeviceListQuery,
@@ -53,6 +54,19 @@ export class DevicesController {
     // Members see their own devices; owners and admins the whole account.
     const ownedBy = user.role === 'member' ? user.email : undefined;
     return this.ctx.services.devices.list(user.accountId, user.accountName, ownedBy);
+  }
+
+  /**
+   * Registers a LAN host behind a gateway device as a virtual device (CreateVirtualDeviceRequest):
+   * 201 with the new device. Declared before the `:idOrName` routes, which it must not fall into.
+   */
+  @Post('virtual')
+  async addVirtual(@Req() req: IncomingMessage, @Body() body: unknown): Promise<DeviceInfo> {
+    const user = await this.admin(req);
+    const input = parseWith(CreateVirtualDeviceRequest, body);
+    const actor = { email: user.email, role: user.role };
+    const account = { id: user.accountId, name: user.accountName };
+    return this.ctx.services.virtualDevices.create(account, actor, input, userActor(user, req));
   }
 
   /** One device, by id or name (a member: only their own). */

@@ -25,6 +25,29 @@ export interface DeviceEdit {
   serial: number | null;
 }
 
+/** A name a device may have (a DNS label), or a 400 saying what one is. */
+export function checkDeviceName(name: string): void {
+  if (!DnsLabel.safeParse(name).success) {
+    throw badRequest(`device name "${name}" must be a DNS label: a-z, 0-9 and inner hyphens, 1-63 chars`);
+  }
+}
+
+/** A 409 when another device of the account (not `self`) has the name. */
+export async function checkNameFree(
+  tx: Tx,
+  accountId: string,
+  accountName: string,
+  name: string,
+  self?: string,
+): Promise<void> {
+  const named = and(eq(devices.accountId, accountId), eq(devices.name, name));
+  const [taken] = await tx
+    .select({ id: devices.id })
+    .from(devices)
+    .where(self === undefined ? named : and(named, ne(devices.id, self)));
+  if (taken) throw conflict(`a device named "${name}" is already in account ${accountName}`);
+}
+
 async function lockDevice(tx: Tx, accountId: string, accountName: string, idOrName: string) {
   const [row] = await tx.select().from(devices).where(deviceNamed(accountId, idOrName)).for('update');
   if (!row) throw notFound(`no device "${idOrName}" in account ${accountName}`);
@@ -78,16 +101,10 @@ export async function renameDevice(
   name: string,
   by: Actor,
 ): Promise<DeviceEdit> {
-  if (!DnsLabel.safeParse(name).success) {
-    throw badRequest(`device name "${name}" must be a DNS label: a-z, 0-9 and inner hyphens, 1-63 chars`);
-  }
+  checkDeviceName(name);
   const current = await lockDevice(tx, accountId, accountName, idOrName);
   if (current.name === name) return { row: current, serial: null };
-  const [taken] = await tx
-    .select({ id: devices.id })
-    .from(devices)
-    .where(and(eq(devices.accountId, accountId), eq(devices.name, name), ne(devices.id, current.id)));
-  if (taken) throw conflict(`a device named "${name}" is already in account ${accountName}`);
+  await checkNameFree(tx, accountId, accountName, name, current.id);
   const [updated] = await tx.update(devices).set({ name }).where(eq(devices.id, current.id)).returning();
   await recordAudit(tx, by, {
     action: 'device.renamed',
@@ -110,6 +127,9 @@ export async function approveDevice(
   by: Actor,
 ): Promise<DeviceEdit> {
   const current = await lockDevice(tx, accountId, accountName, idOrName);
+  if (current.viaDeviceId !== null) {
+    throw conflict(`device ${current.name} is a virtual device: it is approved when an admin registers it`);
+  }
   if (current.approved) return { row: current, serial: null };
   const [updated] = await tx
     .update(devices)

@@ -130,7 +130,7 @@ export async function enrollGranted(
     const address = await addresses.pick(
       tx,
       account.id,
-      input.publicKey,
+      { publicKey: input.publicKey },
       await addressScope(tx, account.id, grant.cidr),
     );
     const owner = grant.ownerId
@@ -160,7 +160,7 @@ export async function enrollGranted(
  * Where a new device's address may come from: the grant's policy block, and outside every
  * other block (an address inside one would put the device in it, and let it see that block).
  */
-async function addressScope(tx: Tx, accountId: string, cidr: string | null): Promise<AddressScope> {
+export async function addressScope(tx: Tx, accountId: string, cidr: string | null): Promise<AddressScope> {
   const policy = await currentParsedPolicy(tx, accountId);
   const blocks = policy.blocks.map((b) => b.cidr);
   if (cidr === null) return { avoid: blocks };

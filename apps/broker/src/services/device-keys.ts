@@ -35,7 +35,7 @@ export async function rotateDeviceKey(
   holder: RotationHolder,
   by: Actor,
 ): Promise<KeyChanged> {
-  const current = await lockDevice(tx, eq(devices.id, deviceId), 'device removed');
+  const current = await lockKeyed(tx, eq(devices.id, deviceId), 'device removed');
   if (current.publicKey !== holder.publicKey || current.connectionId !== holder.connectionId)
     throw conflict('this connection no longer holds the device under its key');
   if (newKey === current.publicKey) throw badRequest('the new key is the current key');
@@ -53,23 +53,29 @@ export async function rekeyDevice(
   newKey: string,
   by: Actor,
 ): Promise<KeyChanged> {
-  const current = await lockDevice(tx, where, `no device ${label}`);
+  const current = await lockKeyed(tx, where, `no device ${label}`);
   if (newKey === current.publicKey) throw badRequest(`device ${current.name} has this key already`);
   const at = new Date().toISOString();
   return replaceKey(tx, current, newKey, { kind: 'rekeyed', previousKey: current.publicKey, at }, by);
 }
 
-async function lockDevice(tx: Tx, where: SQL, missing: string): Promise<DeviceRow> {
+/** A device that has a key, locked; a virtual device has none to change (its gateway's is its own). */
+type KeyedRow = DeviceRow & { publicKey: string };
+
+async function lockKeyed(tx: Tx, where: SQL, missing: string): Promise<KeyedRow> {
   const [row] = await tx.select().from(devices).where(where).for('update');
   if (!row) throw notFound(missing);
-  return row;
+  if (row.publicKey === null) {
+    throw conflict(`device ${row.name} is a virtual device: it has no key (its gateway's key carries it)`);
+  }
+  return { ...row, publicKey: row.publicKey };
 }
 
 /**
  * One key, one device: WireGuard routes by key, and keys are unique across accounts. The change is
  * recorded in the audit log `by` whoever made it, as a rotation or a re-key.
  */
-async function replaceKey(tx: Tx, current: DeviceRow, newKey: string, keyChange: KeyChange, by: Actor) {
+async function replaceKey(tx: Tx, current: KeyedRow, newKey: string, keyChange: KeyChange, by: Actor) {
   const [other] = await tx.select({ id: devices.id }).from(devices).where(eq(devices.publicKey, newKey));
   if (other) throw conflict('this key belongs to another device');
   let row: DeviceRow | undefined;

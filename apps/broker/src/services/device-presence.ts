@@ -1,6 +1,9 @@
-import { and, eq, type SQL, sql } from 'drizzle-orm';
+import { and, eq, isNotNull, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../db/database';
 import { accounts, type DeviceRow, devices } from '../db/schema';
+
+/** A device that authenticates with its own key (not a virtual device). */
+export type KeyedDevice = DeviceRow & { publicKey: string };
 
 export type ConnectionChange = { row: DeviceRow; serial: number } | undefined;
 
@@ -26,14 +29,19 @@ export class DevicePresence {
       .select({ device: devices, accountName: accounts.name })
       .from(devices)
       .innerJoin(accounts, eq(devices.accountId, accounts.id))
-      .where(eq(devices.id, deviceId))
+      // A virtual device has no key to authenticate with: to a hello it is an unknown device.
+      .where(and(eq(devices.id, deviceId), isNotNull(devices.publicKey)))
       .prepare('trellis_device_for_auth');
     this.onlineWithKey = connectionStatement(
       db,
       and(eq(devices.id, deviceId), eq(devices.publicKey, sql.placeholder('publicKey')))!,
       'trellis_device_online_with_key',
     );
-    this.onlineAnyKey = connectionStatement(db, eq(devices.id, deviceId), 'trellis_device_online');
+    this.onlineAnyKey = connectionStatement(
+      db,
+      and(eq(devices.id, deviceId), isNotNull(devices.publicKey))!,
+      'trellis_device_online',
+    );
     this.offlineHeld = connectionStatement(
       db,
       and(eq(devices.id, deviceId), eq(devices.connectionId, sql.placeholder('heldBy')))!,
@@ -42,9 +50,10 @@ export class DevicePresence {
   }
 
   /** The device a control connection claims to be, with its account name; undefined if unknown. */
-  async forAuth(deviceId: string): Promise<{ device: DeviceRow; accountName: string } | undefined> {
+  async forAuth(deviceId: string): Promise<{ device: KeyedDevice; accountName: string } | undefined> {
     const [row] = await this.forAuthQuery.execute({ deviceId });
-    return row;
+    if (!row || row.device.publicKey === null) return undefined;
+    return { device: { ...row.device, publicKey: row.device.publicKey }, accountName: row.accountName };
   }
 
   /** Held by `connectionId` from now; with `publicKey`, only while the device still has that key. */

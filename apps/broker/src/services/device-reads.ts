@@ -78,6 +78,8 @@ export class DeviceReads {
       os: row.os,
       publicKey: row.publicKey,
       address: row.address,
+      via: row.viaDeviceId,
+      lanAddress: row.lanAddress,
       endpoints: row.endpoints,
       online: row.connectionId !== null,
       lastSeen: row.lastSeen?.toISOString() ?? null,

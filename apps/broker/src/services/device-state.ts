@@ -3,6 +3,26 @@ import type { DeviceState } from '../domain/netmap-builder';
 
 /** `routes`: its advertised routes (stateRoutes), absent when none. */
 export function toDeviceState(row: DeviceRow, routes?: DeviceState['routes']): DeviceState {
+  const owned = {
+    ...(row.tags.length > 0 ? { tags: row.tags } : {}),
+    ...(row.userEmail !== null ? { user: row.userEmail } : {}),
+  };
+  const approval = row.approved ? {} : { approved: false as const };
+  if (row.viaDeviceId !== null && row.lanAddress !== null) {
+    // A virtual device: no key, no connection, nothing learned; its gateway carries its traffic.
+    return {
+      id: row.id,
+      name: row.name,
+      address: row.address,
+      via: row.viaDeviceId,
+      lanAddress: row.lanAddress,
+      endpoints: [],
+      online: false,
+      ...owned,
+      ...approval,
+    };
+  }
+  if (row.publicKey === null) throw new Error(`device ${row.id} has neither a key nor a gateway`);
   return {
     id: row.id,
     name: row.name,
@@ -13,10 +33,9 @@ export function toDeviceState(row: DeviceRow, routes?: DeviceState['routes']): D
     learned: row.netCandidates,
     mappingType: row.mappingType,
     connection: row.connectionId,
-    ...(row.tags.length > 0 ? { tags: row.tags } : {}),
-    ...(row.userEmail !== null ? { user: row.userEmail } : {}),
+    ...owned,
     ...(row.keyChange !== null ? { keyChange: row.keyChange } : {}),
-    ...(row.approved ? {} : { approved: false as const }),
+    ...approval,
     ...(routes && routes.length > 0 ? { routes } : {}),
   };
 }

@@ -2,13 +2,11 @@ import { type CandidateKind, type DeviceInfo, type MappingType, OVERLAY_PREFIX }
 import { eq, like, type SQL } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import { type Actor, SYSTEM_ACTOR } from '../audit/audit-events';
-import { recordAudit } from '../audit/audit-log';
 import { withConflictRetry } from '../db/conflict-retry';
 import type { Db } from '../db/database';
 import { type DeviceRow, devices } from '../db/schema';
 import type { AddressAllocator } from '../domain/address-allocator';
 import { replaceLearned } from '../domain/device-candidates';
-import { notFound } from '../domain/errors';
 import type { DeviceState } from '../domain/netmap-builder';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
 import type { TagActor } from '../policy/tag-rules';
@@ -16,13 +14,15 @@ import { DeviceRoutesReader } from '../routes/route-store';
 import { approveDevice, type DeviceEdit, deviceNamed, renameDevice, retagDevice } from './device-edits';
 import { type Enrolled, type EnrollInput, enrollDevice } from './device-enrollment';
 import { type KeyChanged, type RotationHolder, rekeyDevice, rotateDeviceKey } from './device-keys';
-import { DevicePresence } from './device-presence';
+import { DevicePresence, type KeyedDevice } from './device-presence';
 import { DeviceReads } from './device-reads';
+import { removeDevice } from './device-removal';
 
 import { toDeviceState } from './device-state';
 import { type DeviceChange, offlineInstanceDevices } from './instance-devices';
 import { OverlayAddresses } from './overlay-addresses';
 import { bumpSerial, type Tx, withUniqueRetry } from './tx';
+import { VirtualDevicesService } from './virtual-devices';
 
 export type { EnrollInput } from './device-enrollment';
 export type { LoadedAccount } from './device-reads';
@@ -202,31 +202,32 @@ export class DevicesService extends DeviceReads {
     return device;
   }
 
-  /** Removes by id or by name; the address is held back for the grace period. */
+  /**
+   * Removes by id or by name (a gateway with its virtual devices, see removeDevice); the addresses
+   * are held back for the grace period. Each removed device is published with its own serial.
+   */
   async remove(
     accountId: string,
     accountName: string,
     idOrName: string,
     by: Actor = SYSTEM_ACTOR,
   ): Promise<DeviceInfo> {
-    const { row, serial } = await this.db.transaction(async (tx) => {
-      const [found] = await tx.delete(devices).where(deviceNamed(accountId, idOrName)).returning();
-      if (!found) throw notFound(`no device "${idOrName}" in account ${accountName}`);
-      await this.addresses.release(tx, accountId, found);
-      await recordAudit(tx, by, {
-        action: 'device.removed',
-        accountId,
-        target: { kind: 'device', id: found.id, name: found.name },
-        details: { address: found.address },
-      });
-      return { row: found, serial: await bumpSerial(tx, accountId) };
-    });
-    await this.announce({ kind: 'device-remove', accountId, serial, deviceId: row.id });
+    const { row, gone } = await withConflictRetry(() =>
+      this.db.transaction((tx) => removeDevice(tx, accountId, accountName, idOrName, this.addresses, by)),
+    );
+    for (const { id, serial } of gone) {
+      await this.announce({ kind: 'device-remove', accountId, serial, deviceId: id });
+    }
     return this.toInfo(row, accountName);
   }
 
+  /** Registers virtual devices (see VirtualDevicesService), which share this service's address pool. */
+  virtualDevices(): VirtualDevicesService {
+    return new VirtualDevicesService(this.db, this, this.addresses);
+  }
+
   /** The device a control connection claims to be, with its account name; undefined if unknown. */
-  forAuth(deviceId: string): Promise<{ device: DeviceRow; accountName: string } | undefined> {
+  forAuth(deviceId: string): Promise<{ device: KeyedDevice; accountName: string } | undefined> {
     return this.presence.forAuth(deviceId);
   }
 

@@ -13,7 +13,8 @@ const PROBE_BATCH = 256;
 
 /**
  * The overlay addresses of an account's devices: a free one for each new device, and a removed
- * device's address held back for the grace period (and given back to the same key within it).
+ * device's address held back for the grace period (and given back to the same key within it; a
+ * virtual device's, having no key, to no one).
  */
 export class OverlayAddresses {
   constructor(
@@ -36,24 +37,33 @@ export class OverlayAddresses {
 
   /**
    * An address for a new device in `scope` (a policy block, outside the others): its own again
-   * within the grace period when that is in scope, else a free one.
+   * within the grace period when that is in scope, else a free one. `of` is the device's key, or
+   * for a virtual device (no key, nothing to give back) the seed its probing starts from.
    */
-  async pick(tx: Tx, accountId: string, publicKey: string, scope: AddressScope = {}): Promise<string> {
+  async pick(
+    tx: Tx,
+    accountId: string,
+    of: { publicKey: string } | { seed: string },
+    scope: AddressScope = {},
+  ): Promise<string> {
     const cutoff = this.graceCutoff();
     await tx
       .delete(releasedAddresses)
       .where(and(eq(releasedAddresses.accountId, accountId), lte(releasedAddresses.releasedAt, cutoff)));
-    // The same machine coming back within the grace period gets its old address again.
-    const [own] = await tx
-      .delete(releasedAddresses)
-      .where(and(eq(releasedAddresses.accountId, accountId), eq(releasedAddresses.publicKey, publicKey)))
-      .returning();
-    if (own && inScope(own.address, scope)) return own.address;
+    if ('publicKey' in of) {
+      // The same machine coming back within the grace period gets its old address again.
+      const [own] = await tx
+        .delete(releasedAddresses)
+        .where(and(eq(releasedAddresses.accountId, accountId), eq(releasedAddresses.publicKey, of.publicKey)))
+        .returning();
+      if (own && inScope(own.address, scope)) return own.address;
+    }
 
     const allocator = this.allocator;
     let batch: string[] = [];
     let first = true;
-    for (const candidate of allocator.probeOrder(publicKey, scope)) {
+    const seed = 'publicKey' in of ? of.publicKey : of.seed;
+    for (const candidate of allocator.probeOrder(seed, scope)) {
       batch.push(candidate);
       if (batch.length < PROBE_BATCH) continue;
       const free = await this.firstFree(tx, accountId, batch);

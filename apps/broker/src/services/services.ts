@@ -15,6 +15,7 @@ import { RelayTokensService } from './relay-tokens.service';
 import { type LiveRelays, RelaysService } from './relays.service';
 import { SetupKeysService } from './setup-keys.service';
 import { UsersService } from './users.service';
+import type { VirtualDevicesService } from './virtual-devices';
 
 export interface ServicesConfig {
   zone: string;
@@ -43,6 +44,8 @@ export interface Services {
   accountSettings: AccountSettingsService;
   setupKeys: SetupKeysService;
   devices: DevicesService;
+  /** LAN hosts registered behind a gateway device, with their own mesh address and name (issue 14). */
+  virtualDevices: VirtualDevicesService;
   /** Sign in once: the device authorization grant (RFC 8628). */
   deviceAuth: DeviceAuthorizationsService;
   /** Broker instances' leases (several instances on one PostgreSQL). */
@@ -77,6 +80,7 @@ export function createServices(db: Db, bus: EventBus, config: ServicesConfig): S
     accountSettings: new AccountSettingsService(db),
     setupKeys: new SetupKeysService(db),
     devices,
+    virtualDevices: devices.virtualDevices(),
     deviceAuth: new DeviceAuthorizationsService(db, devices, {
       intervalSeconds: config.deviceAuthIntervalSeconds ?? DEVICE_AUTH_INTERVAL_SECONDS,
     }),

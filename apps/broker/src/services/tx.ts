@@ -15,6 +15,14 @@ export async function bumpSerial(tx: Tx, accountId: string): Promise<number> {
   return row?.serial ?? 0;
 }
 
+/**
+ * Locks the account row as its serial bump will (NO KEY UPDATE), before reading its policy: a
+ * policy apply then either commits first and is read, or waits for this transaction.
+ */
+export async function lockAccountRow(tx: Tx, accountId: string): Promise<void> {
+  await tx.select({ id: accounts.id }).from(accounts).where(eq(accounts.id, accountId)).for('no key update');
+}
+
 /** Runs a transaction again when a concurrent writer took the same unique name or address. */
 export async function withUniqueRetry<T>(attempts: number, fn: () => Promise<T>): Promise<T> {
   for (let i = 1; ; i++) {

@@ -89,4 +89,60 @@ describe('the dashboard’s device list with 3,000 devices (Chromium)', () => {
     await page.locator('tr[data-device="aaa-new"] td.online').waitFor();
     device.close();
   });
+
+  it('the owner adds virtual devices through the form: two sites’ hosts at the same LAN address, each listed with its badge and gateway', async () => {
+    const page = await h.signedIn(h.ownerEmail, OWNER_PASSWORD);
+    await page
+      .getByTestId('device-count')
+      .getByText(/devices$/)
+      .waitFor();
+    await page.getByRole('button', { name: 'Add virtual device' }).click();
+    const form = page.getByRole('form', { name: 'Add a virtual device' });
+    const add = async (name: string, lanAddress: string, gateway: string) => {
+      await form.locator('input[name=name]').fill(name);
+      await form.locator('input[name=lanAddress]').fill(lanAddress);
+      await form.locator('input[name=gateway]').fill(gateway);
+      await form.getByRole('button', { name: 'Add virtual device' }).click();
+    };
+
+    // The proto schema refuses it in the page: nothing is sent.
+    await add('aaa-printer', '100.64.9.9', nameOf(1));
+    await page.getByRole('alert').getByText('LAN address: must not be inside the overlay').waitFor();
+
+    await add('aaa-printer', '192.168.1.100', nameOf(1));
+    const printer = page.locator('tr[data-device="aaa-printer"]');
+    await printer.locator('.badge', { hasText: 'virtual' }).waitFor();
+    expect(await printer.getByTestId('via').textContent()).toBe(`via ${nameOf(1)} · LAN 192.168.1.100`);
+    expect(await printer.locator('td.via-gateway').textContent()).toBe('via gateway');
+
+    // The second site's LAN is the same 192.168.1.0/24: its host gets a mesh address of its own.
+    await add('aaa-camera', '192.168.1.100', nameOf(2));
+    const camera = page.locator('tr[data-device="aaa-camera"]');
+    await camera.locator('.badge', { hasText: 'virtual' }).waitFor();
+    const addresses = await Promise.all(
+      [printer, camera].map((row) => row.locator('td').nth(1).textContent()),
+    );
+    expect(addresses[0]).toMatch(/^100\./);
+    expect(addresses[1]).not.toBe(addresses[0]);
+    await h.screenshot(page, 'devices-virtual');
+
+    // The broker refuses a second host at the same LAN address behind the same gateway: its words shown.
+    await add('aaa-scanner', '192.168.1.100', nameOf(1));
+    await page
+      .getByRole('alert')
+      .getByText(`192.168.1.100 behind gateway ${nameOf(1)} is the virtual device "aaa-printer" already`)
+      .waitFor();
+    expect(await page.locator('tr[data-device="aaa-scanner"]').count()).toBe(0);
+
+    // No key to replace, nothing to approve.
+    expect(await printer.getByRole('button', { name: 'Approve' }).count()).toBe(0);
+    await printer.getByRole('button', { name: 'Edit' }).click();
+    const editor = page.locator('tr[data-editing="aaa-printer"]');
+    await editor.locator('input[name=name]').waitFor();
+    expect(await editor.locator('input[name=publicKey]').count()).toBe(0);
+
+    const account = await h.t.broker.services.accounts.byName('default');
+    const stored = await h.t.broker.services.devices.one(account.id, account.name, 'aaa-printer');
+    expect(stored).toMatchObject({ publicKey: null, lanAddress: '192.168.1.100', online: false });
+  });
 });

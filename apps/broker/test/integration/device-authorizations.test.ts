@@ -156,14 +156,14 @@ describe.each(BACKENDS)('device authorization grant (RFC 8628) on %s', (kind) =>
     const { deviceId } = (await service.decide(owner, bare(first.userCode), true))!;
     const [row] = await world.db.select().from(devices).where(eq(devices.id, deviceId));
     const stolen = await service.start(
-      { ...device(row!.publicKey), endpoints: ['203.0.113.66:1'] },
+      { ...device(row!.publicKey!), endpoints: ['203.0.113.66:1'] },
       '203.0.113.66',
     );
     await expect(service.decide(owner, bare(stolen.userCode), true)).rejects.toMatchObject({
       status: 401,
       kind: 'proof_required',
     });
-    const proven = await service.start({ ...device(row!.publicKey), proven: true }, '198.51.100.7');
+    const proven = await service.start({ ...device(row!.publicKey!), proven: true }, '198.51.100.7');
     const again = await service.decide(owner, bare(proven.userCode), true);
     expect(again).toMatchObject({ deviceId, reenrolled: true });
   });

@@ -86,6 +86,8 @@ describe.each(['pglite', 'postgres'] as const)(
         os: r.os,
         publicKey: r.publicKey,
         address: r.address,
+        via: r.viaDeviceId,
+        lanAddress: r.lanAddress,
         endpoints: [],
         online: r.connectionId !== null,
         lastSeen: null,
