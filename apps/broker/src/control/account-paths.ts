@@ -1,4 +1,4 @@
-import type { DeviceState, PairInput } from '@trellis/proto';
+import { type DeviceState, isVirtual, type PairInput } from '@trellis/proto';
 import type { AccountNetmap } from '../domain/netmap-builder';
 import type { PairPathDriver } from '../pair-paths/pair-path-driver';
 
@@ -79,6 +79,8 @@ export class AccountPaths {
 
   /** A device left the account (`before`: its last state). */
   removed(before: DeviceState): void {
+    // A virtual device is in no pair: nothing to forget.
+    if (isVirtual(before)) return;
     this.count(before, -1);
     this.driver?.removed(before.id);
     this.sync();

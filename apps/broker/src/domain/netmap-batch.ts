@@ -1,13 +1,41 @@
-import type { DeltaMessage, NetmapPeer, NetmapSelf, PeerAccess } from '@trellis/proto';
+import type { DeltaMessage, NetmapPeer, NetmapSelf, NetmapVirtual, PeerAccess } from '@trellis/proto';
 import { Json, type Spliced } from './json-frame';
-import type { PeerGroupChange, PeerRelation } from './netmap-policy';
+import type { PeerGroupChange, PeerRelation, ViewChange } from './netmap-policy';
 
 /** What a delta says besides its type and serial; built once per batch and viewer class. */
 export type DeltaBody = Spliced<Omit<DeltaMessage, 'type' | 'serial'>>;
 
+/**
+ * A device as other devices' netmaps carry it, serialised once: a peer, or a virtual device
+ * (listed apart, in `virtual` / `virtualUpsert`).
+ */
+export type Fragment =
+  | { virtual: false; json: Json<NetmapPeer> }
+  | { virtual: true; json: Json<NetmapVirtual> };
+
+/** Fragments sorted into the two lists a netmap or delta carries them in. */
+export class FragmentLists {
+  readonly peers: Json<NetmapPeer>[] = [];
+  readonly virtual: Json<NetmapVirtual>[] = [];
+
+  add(f: Fragment): void {
+    if (f.virtual) this.virtual.push(f.json);
+    else this.peers.push(f.json);
+  }
+
+  get size(): number {
+    return this.peers.length + this.virtual.length;
+  }
+
+  /** The `virtualUpsert` field, present only when there are any. */
+  virtualField(): { virtualUpsert?: Json<NetmapVirtual[]> } {
+    return this.virtual.length > 0 ? { virtualUpsert: Json.array(this.virtual) } : {};
+  }
+}
+
 /** Changes collected since the last flush: last write wins per device. */
 export interface ChangeBatch {
-  upserts: Map<string, Json<NetmapPeer>>;
+  upserts: Map<string, Fragment>;
   removes: Set<string>;
   /** Devices whose view of themselves (reflexive addresses, NAT type) changed. */
   selfChanged: Set<string>;
@@ -53,6 +81,45 @@ export interface BodyContext {
   relation(viewerCls: number, peerCls: number): PeerRelation | null;
 }
 
+/** What a snapshot needs besides: each device's fragment, and the devices of each class. */
+export interface SnapshotContext extends BodyContext {
+  fragmentOf(id: string): Fragment;
+  members: ReadonlyMap<number, ReadonlySet<string>>;
+}
+
+/** A snapshot's peers, virtual devices and access for a viewer: every member of each class it relates to. */
+export function snapshotParts(ctx: SnapshotContext, viewerId: string, viewerCls: number) {
+  const lists = new FragmentLists();
+  const access: PeerAccess[] = [];
+  for (const [cls, ids] of ctx.members) {
+    const rel = ctx.relation(viewerCls, cls);
+    if (rel === null) continue;
+    const seen: string[] = [];
+    for (const peerId of ids) {
+      if (peerId === viewerId) continue;
+      lists.add(ctx.fragmentOf(peerId));
+      seen.push(peerId);
+    }
+    if (seen.length > 0) access.push(accessEntry(seen, rel));
+  }
+  return { lists, access };
+}
+
+/** What `changed` (devices changed since a resumed netmap) is now to a viewer of class `viewerCls`. */
+export function resumeBatch(
+  ctx: SnapshotContext & { has(id: string): boolean },
+  viewerCls: number,
+  changed: Iterable<string>,
+): ChangeBatch {
+  const batch = emptyBatch();
+  for (const id of changed) {
+    // Gone, or hidden by the policy now: a removal of a peer it does not hold is a no-op there.
+    if (!ctx.has(id) || ctx.relation(viewerCls, ctx.classOf(id)) === null) batch.removes.add(id);
+    else batch.upserts.set(id, ctx.fragmentOf(id));
+  }
+  return batch;
+}
+
 /** Whom a body is for: a class (viewers outside the batch) or one device, with its self if it changed. */
 export interface BodyViewer {
   id?: string;
@@ -71,7 +138,7 @@ export function deltaBody(
   viewer: BodyViewer,
   couldSee = (peerId: string) => batch.seenDuring.get(peerId)?.has(viewer.cls) === true,
 ): DeltaBody | null {
-  const upserts: Json<NetmapPeer>[] = [];
+  const upserts = new FragmentLists();
   const removes: string[] = [];
   const byClass = new Map<number, string[]>();
   for (const [peerId, fragment] of batch.upserts) {
@@ -81,7 +148,7 @@ export function deltaBody(
       if (couldSee(peerId)) removes.push(peerId);
       continue;
     }
-    upserts.push(fragment);
+    upserts.add(fragment);
     const group = byClass.get(cls);
     if (group) group.push(peerId);
     else byClass.set(cls, [peerId]);
@@ -93,13 +160,29 @@ export function deltaBody(
     access.push(accessEntry(peers, rel));
   }
   const { self } = viewer;
-  if (upserts.length === 0 && removes.length === 0 && !self) return null;
+  if (upserts.size === 0 && removes.length === 0 && !self) return null;
   return {
-    upsert: Json.array(upserts),
+    upsert: Json.array(upserts.peers),
     remove: Json.of(removes),
     ...(self ? { self } : {}),
     ...(access.length > 0 ? { access } : {}),
+    ...upserts.virtualField(),
   };
+}
+
+/** For each device whose view changed under a new policy (viewChanges), the delta that takes it there. */
+export function policyBodies(
+  changes: readonly ViewChange[],
+  fragmentOf: (peerId: string) => Fragment,
+): Map<string, DeltaBody> {
+  const bodies = new Map<string, DeltaBody>();
+  for (const { viewers, changes: list } of changes) {
+    for (const id of viewers) {
+      const body = policyBody(id, viewers, list, fragmentOf);
+      if (body) bodies.set(id, body);
+    }
+  }
+  return bodies;
 }
 
 /**
@@ -110,9 +193,9 @@ export function policyBody(
   viewerId: string,
   viewers: readonly string[],
   changes: readonly PeerGroupChange[],
-  fragmentOf: (peerId: string) => Json<NetmapPeer>,
+  fragmentOf: (peerId: string) => Fragment,
 ): DeltaBody | null {
-  const upserts: Json<NetmapPeer>[] = [];
+  const upserts = new FragmentLists();
   const removes: string[] = [];
   const access: PeerAccess[] = [];
   for (const c of changes) {
@@ -123,13 +206,14 @@ export function policyBody(
       removes.push(...peers);
       continue;
     }
-    if (c.old === null) for (const p of peers) upserts.push(fragmentOf(p));
+    if (c.old === null) for (const p of peers) upserts.add(fragmentOf(p));
     access.push(accessEntry([...peers], c.now));
   }
-  if (upserts.length === 0 && removes.length === 0 && access.length === 0) return null;
+  if (upserts.size === 0 && removes.length === 0 && access.length === 0) return null;
   return {
-    upsert: Json.array(upserts),
+    upsert: Json.array(upserts.peers),
     remove: Json.of(removes),
     ...(access.length > 0 ? { access } : {}),
+    ...upserts.virtualField(),
   };
 }

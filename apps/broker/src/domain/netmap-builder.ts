@@ -1,58 +1,47 @@
-import type {
-  DeltaMessage,
-  DeviceState,
-  NetmapMessage,
-  NetmapPeer,
-  NetmapRelay,
-  NetmapSelf,
-  PeerAccess,
-  ReflectorInfo,
+import {
+  type DeltaMessage,
+  type DeviceState,
+  isVirtual,
+  type NetmapMessage,
+  type NetmapRelay,
+  type NetmapSelf,
+  type ReflectorInfo,
 } from '@trellis/proto';
 import type { PairDevice } from '../pair-paths/pair-types';
 import { deviceCandidates } from './device-candidates';
 import { Json, jsonFrame } from './json-frame';
 import {
-  accessEntry,
   type BatchFrame,
-  type BodyContext,
   type BodyViewer,
   type ChangeBatch,
   type DeltaBody,
   deltaBody,
   emptyBatch,
-  policyBody,
+  type Fragment,
+  policyBodies,
+  resumeBatch,
+  type SnapshotContext,
+  snapshotParts,
 } from './netmap-batch';
-import { NetmapJournal } from './netmap-journal';
+import { fragmentOf } from './netmap-fragment';
+import { HostingPolicy } from './netmap-hosting';
+import { NetmapJournal, type ResumeFrom, type ResumeRefusal } from './netmap-journal';
+import { ClassMembers } from './netmap-members';
 import { AllowAllPolicy, type NetmapPolicy, type PeerRelation, viewChanges } from './netmap-policy';
-import { sameSelfView, selfOf, servedRoutes } from './netmap-self';
+import { HostedSelves, sameSelfView, selfOf } from './netmap-self';
 
 /** DeviceState: what the netmap knows of a device (proto shape, as it travels between instances). */
-export type { BatchFrame, ChangeBatch, DeltaBody, DeviceState };
+export type { BatchFrame, ChangeBatch, DeltaBody, DeviceState, ResumeFrom, ResumeRefusal };
 
 interface Entry {
   state: DeviceState;
-  /** The peer serialised once; every snapshot and delta reuses this text. */
-  fragment: Json<NetmapPeer>;
+  /** The peer (or virtual device) serialised once; every snapshot and delta reuses this text. */
+  fragment: Fragment;
   /** Its class under the account's policy (NetmapPolicy). */
   cls: number;
   /** Serial at which it got its class (or came in): a netmap held from before cannot be resumed. */
   classSince: number;
 }
-
-/** What a resumed connection needs: the serial of the netmap it holds and where the device stood. */
-export interface ResumeFrom {
-  /** The journal cursor its last frame carried (the hub's watermark then). */
-  cursor: number;
-  /** The serial of the netmap it holds (the delta's base). */
-  base: number;
-}
-
-/**
- * Why a reconnecting device gets a snapshot instead of a delta from the netmap it holds: its token
- * is not this hub's (or an older policy's), the journal no longer reaches back to it, the device got
- * another policy class since, or so much changed that a delta would be about as large.
- */
-export type ResumeRefusal = 'token' | 'journal' | 'reclassed' | 'changes';
 
 /** NetmapSelf.relays holds at most this many. */
 const MAX_NETMAP_RELAYS = 32;
@@ -61,13 +50,26 @@ const MAX_NETMAP_RELAYS = 32;
  * The netmap of one account, kept as pre-serialised peer fragments so that a snapshot is a string
  * join and a change costs one serialisation plus one short frame per connected device. What a device
  * sees of the others is the policy's (NetmapPolicy): by class, so a change is worked out once per
- * class of viewers. It never holds another account's devices.
+ * class of viewers. It never holds another account's devices. Virtual devices are devices to the
+ * policy but travel in `virtual` lists; whoever sees one sees its gateway (HostingPolicy).
  */
 export class AccountNetmap {
   private readonly entries = new Map<string, Entry>();
   /** The devices of each policy class. */
-  private readonly members = new Map<number, Set<string>>();
+  private readonly members = new ClassMembers();
   private pending: ChangeBatch = emptyBatch();
+  /** A class moved or a virtual device changed since the gateways' lists were last compared. */
+  private hostingDirty = false;
+  /** The account's policy wrapped with what the gateways serve (policyInForce is the account's). */
+  private policy: HostingPolicy;
+  /** Each gateway's NetmapSelf.virtualDevices, compared after each batch and policy. */
+  private readonly hosted = new HostedSelves({
+    gateways: () => this.policy.gateways(),
+    hostedBy: (id) => this.policy.hostedBy(id),
+    entry: (id) => this.entries.get(id),
+    members: this.members.byClass,
+    relation: (a, b) => this.policy.relation(a, b),
+  });
   /** Highest change serial applied. */
   serial: number;
   /** Relays the account's devices may be sent to (NetmapSelf.relays). */
@@ -81,8 +83,9 @@ export class AccountNetmap {
     serial = 0,
     /** The endpoint reflectors (the broker's, and a relay's), put into every device's NetmapSelf. */
     private reflectors: readonly ReflectorInfo[] = [],
-    private policy: NetmapPolicy = new AllowAllPolicy(),
+    policy: NetmapPolicy = new AllowAllPolicy(),
   ) {
+    this.policy = new HostingPolicy(policy);
     this.serial = serial;
     this.journal = new NetmapJournal(serial);
   }
@@ -93,7 +96,7 @@ export class AccountNetmap {
 
   /** The policy the netmaps are filtered with now. */
   get policyInForce(): NetmapPolicy {
-    return this.policy;
+    return this.policy.base;
   }
 
   get(id: string): DeviceState | undefined {
@@ -106,9 +109,9 @@ export class AccountNetmap {
 
   /** What the punch coordinator needs of a device: its typed candidates and NAT mapping. */
   punchView(id: string): PairDevice | undefined {
-    const e = this.entries.get(id);
-    if (!e) return undefined;
-    const { state } = e;
+    const state = this.entries.get(id)?.state;
+    // A virtual device never connects: no punching, no relay.
+    if (state?.publicKey === undefined) return undefined;
     return {
       id,
       publicKey: state.publicKey,
@@ -121,12 +124,13 @@ export class AccountNetmap {
     return `${name}.${this.accountName}.${this.zone}`;
   }
 
-  /** Whether `viewer` may see `peer`: the policy lets one of them open something on the other. */
+  /** Whether `viewer` may connect to `peer`: the policy relates them, and neither is a virtual device. */
   canSee(viewerId: string, peerId: string): boolean {
     if (viewerId === peerId) return false;
     const v = this.entries.get(viewerId);
     const p = this.entries.get(peerId);
-    return v !== undefined && p !== undefined && this.policy.relation(v.cls, p.cls) !== null;
+    if (v === undefined || p === undefined || isVirtual(v.state) || isVirtual(p.state)) return false;
+    return this.policy.relation(v.cls, p.cls) !== null;
   }
 
   /** What the policy opens between two devices (null: they do not see each other). */
@@ -138,34 +142,25 @@ export class AccountNetmap {
   }
 
   upsert(state: DeviceState, serial?: number): void {
-    const peer: NetmapPeer = {
-      id: state.id,
-      name: state.name,
-      dnsName: this.dnsName(state.name),
-      publicKey: state.publicKey,
-      address: state.address,
-      allowedIps: [`${state.address}/32`],
-      endpoints: state.endpoints,
-      candidates: deviceCandidates(state.endpoints, state.learned ?? []),
-      online: state.online,
-      ...(state.keyChange ? { keyChange: state.keyChange } : {}),
-      ...servedRoutes(state),
-    };
-    const fragment = Json.of(peer);
+    const fragment = fragmentOf(state, this.dnsName(state.name));
     const previous = this.entries.get(state.id);
+    const viewer = !isVirtual(state); // a virtual device has no netmap of its own
     this.bump(serial);
     this.noteSeen(state.id, previous?.cls);
+    const hosts = this.notedHosts(state.id, previous?.state, state);
     this.policy.upsert(state);
     const cls = this.policy.classOf(state.id) ?? 0;
-    const selfChanged = previous !== undefined && !sameSelfView(previous.state, state);
+    const selfChanged = viewer && previous !== undefined && !sameSelfView(previous.state, state);
     const reclassed = previous !== undefined && previous.cls !== cls;
     const classSince = previous && !reclassed ? previous.classSince : this.serial;
     this.entries.set(state.id, { state, fragment, cls, classSince });
-    if (previous?.cls !== cls) this.moveClass(state.id, previous?.cls, cls);
+    if (previous?.cls !== cls) this.members.move(state.id, previous?.cls, cls);
+    for (const h of hosts) this.refreshClass(h);
+    if (previous?.cls !== cls || !viewer || hosts.length > 0) this.hostingDirty = true;
     // What only the broker uses (the control connection) changes nothing a device sees.
-    if (previous && previous.fragment.text === fragment.text && !selfChanged && !reclassed) return;
+    if (previous && previous.fragment.json.text === fragment.json.text && !selfChanged && !reclassed) return;
     this.journal.record(state.id, this.serial, this.entries.size);
-    if (reclassed) this.pending.resnapshot.add(state.id);
+    if (reclassed && viewer) this.pending.resnapshot.add(state.id);
     if (selfChanged) this.pending.selfChanged.add(state.id);
     this.pending.removes.delete(state.id);
     this.pending.upserts.set(state.id, fragment);
@@ -176,14 +171,48 @@ export class AccountNetmap {
     const previous = this.entries.get(id);
     if (!previous) return;
     this.noteSeen(id, previous.cls);
+    const hosts = this.notedHosts(id, previous.state, undefined);
     this.entries.delete(id);
+    this.hosted.forget(id);
     this.journal.record(id, this.serial, this.entries.size);
     this.policy.remove(id);
-    this.moveClass(id, previous.cls, undefined);
+    this.members.move(id, previous.cls, undefined);
     this.pending.upserts.delete(id);
     this.pending.selfChanged.delete(id);
     this.pending.resnapshot.delete(id);
     this.pending.removes.add(id);
+    for (const h of hosts) this.refreshClass(h);
+    this.hostingDirty = true;
+  }
+
+  /**
+   * The entries whose class a change of `id` may move, noted as seen in their classes now: a virtual
+   * device's gateways, and a gateway's virtual devices when it comes or goes (seen only while it is).
+   */
+  private notedHosts(id: string, before: DeviceState | undefined, after: DeviceState | undefined): string[] {
+    const ids = new Set<string>();
+    for (const s of [before, after]) if (s?.via !== undefined) ids.add(s.via);
+    if (!before || !after) for (const v of this.policy.hostedBy(id)) ids.add(v);
+    const hosts = [...ids].filter((h) => h !== id && this.entries.has(h));
+    for (const h of hosts) this.noteSeen(h, this.entries.get(h)!.cls);
+    return hosts;
+  }
+
+  /**
+   * Re-classes an entry moved by another's change in the same batch: viewers that now (no longer)
+   * see it get it (its removal), and a gateway its whole netmap.
+   */
+  private refreshClass(id: string): void {
+    const e = this.entries.get(id)!;
+    const cls = this.policy.classOf(id) ?? 0;
+    if (cls === e.cls) return;
+    this.members.move(id, e.cls, cls);
+    e.cls = cls;
+    e.classSince = this.serial;
+    this.journal.record(id, this.serial, this.entries.size);
+    if (!isVirtual(e.state)) this.pending.resnapshot.add(id);
+    this.pending.removes.delete(id);
+    this.pending.upserts.set(id, e.fragment);
   }
 
   /**
@@ -192,20 +221,21 @@ export class AccountNetmap {
    * whose access changed (access only), so a rule change costs what it changes, not whole netmaps.
    * Call with no changes pending (AccountHub flushes first), and send these before any later batch.
    */
-  setPolicy(policy: NetmapPolicy): Map<string, DeltaBody> {
+  setPolicy(base: NetmapPolicy): Map<string, DeltaBody> {
+    const policy = new HostingPolicy(base, this.states());
     const changes = viewChanges(this.entries.keys(), this.policy, policy);
     this.policy = policy;
     this.members.clear();
     for (const [id, e] of this.entries) {
       e.cls = policy.classOf(id) ?? 0;
-      this.moveClass(id, undefined, e.cls);
+      this.members.move(id, undefined, e.cls);
     }
-    const bodies = new Map<string, DeltaBody>();
-    for (const { viewers, changes: list } of changes) {
-      for (const id of viewers) {
-        const body = policyBody(id, viewers, list, (p) => this.entries.get(p)!.fragment);
-        if (body) bodies.set(id, body);
-      }
+    const bodies = policyBodies(changes, this.bodyContext.fragmentOf);
+    // What a gateway's virtual devices are open to may change without its view changing.
+    this.hostingDirty = false;
+    for (const id of this.hosted.changed()) {
+      const body = bodies.get(id) ?? { upsert: Json.array([]), remove: Json.of([]) };
+      bodies.set(id, { ...body, self: this.self(id)! });
     }
     return bodies;
   }
@@ -226,21 +256,9 @@ export class AccountNetmap {
       this.pending.seenDuring.set(id, seen);
     }
     if (cls === undefined) return;
-    for (const viewer of this.members.keys()) {
+    for (const viewer of this.members.classes()) {
       if (this.policy.relation(viewer, cls) !== null) seen.add(viewer);
     }
-  }
-
-  private moveClass(id: string, from: number | undefined, to: number | undefined): void {
-    if (from !== undefined) {
-      const set = this.members.get(from);
-      set?.delete(id);
-      if (set?.size === 0) this.members.delete(from);
-    }
-    if (to === undefined) return;
-    const set = this.members.get(to);
-    if (set) set.add(id);
-    else this.members.set(to, new Set([id]));
   }
 
   /** A new reflector list (a relay's reflector came or went) reaches every device's self. */
@@ -265,7 +283,10 @@ export class AccountNetmap {
   self(id: string): NetmapSelf | undefined {
     const e = this.entries.get(id);
     if (!e) return undefined;
-    return selfOf(e.state, this.dnsName(e.state.name), this.accountName, this.reflectors, this.relays);
+    const self = selfOf(e.state, this.dnsName(e.state.name), this.accountName, this.reflectors, this.relays);
+    const hosted = this.hosted.of(id);
+    if (hosted) self.virtualDevices = hosted;
+    return self;
   }
 
   /** The full `netmap` frame for one device, or undefined if the device is not in the account. */
@@ -273,26 +294,15 @@ export class AccountNetmap {
     const self = this.self(id);
     const viewer = this.entries.get(id);
     if (!self || !viewer) return undefined;
-    const peers: Json<NetmapPeer>[] = [];
-    const access: PeerAccess[] = [];
-    for (const [cls, ids] of this.members) {
-      const rel = this.policy.relation(viewer.cls, cls);
-      if (rel === null) continue;
-      const seen: string[] = [];
-      for (const peerId of ids) {
-        if (peerId === id) continue;
-        peers.push(this.entries.get(peerId)!.fragment);
-        seen.push(peerId);
-      }
-      if (seen.length > 0) access.push(accessEntry(seen, rel));
-    }
+    const { lists, access } = snapshotParts(this.bodyContext, id, viewer.cls);
     return jsonFrame<NetmapMessage>({
       type: 'netmap',
       serial,
       resume,
       self,
-      peers: Json.array(peers),
+      peers: Json.array(lists.peers),
       access,
+      ...(lists.virtual.length > 0 ? { virtual: Json.array(lists.virtual) } : {}),
     });
   }
 
@@ -304,6 +314,11 @@ export class AccountNetmap {
   /** Hands out the changes since the last call and starts a new batch. */
   takeChanges(): ChangeBatch {
     const batch = this.pending;
+    // Who may open what on a gateway's virtual devices moves only with classes and virtual devices.
+    if (this.hostingDirty) {
+      this.hostingDirty = false;
+      for (const id of this.hosted.changed()) batch.selfChanged.add(id);
+    }
     this.pending = emptyBatch();
     return batch;
   }
@@ -349,40 +364,23 @@ export class AccountNetmap {
     if (changed === null) return { refused: 'journal' };
     if (viewer.classSince > from.cursor) return { refused: 'reclassed' };
     if (changed.size > Math.max(16, this.entries.size / 4)) return { refused: 'changes' };
-    const upserts = new Map<string, Json<NetmapPeer>>();
-    const removes = new Set<string>();
-    for (const id of changed) {
-      const e = this.entries.get(id);
-      if (id === viewerId) continue;
-      // Gone, or hidden by the policy now: a removal of a peer it does not hold is a no-op there.
-      if (e === undefined || this.policy.relation(viewer.cls, e.cls) === null) removes.add(id);
-      else upserts.set(id, e.fragment);
-    }
-    const self = this.self(viewerId)!;
     const body = deltaBody(
       this.bodyContext,
-      { ...emptyBatch(), upserts, removes },
-      { id: viewerId, cls: viewer.cls },
+      resumeBatch(this.bodyContext, viewer.cls, changed),
+      // Always its self: reflectors and relays are not in the journal, and it may have changed itself.
+      { id: viewerId, cls: viewer.cls, self: this.self(viewerId)! },
       () => true,
     );
-    const frame = jsonFrame<DeltaMessage>({
-      type: 'delta',
-      serial,
-      base: from.base,
-      resume,
-      upsert: body?.upsert ?? [],
-      remove: body?.remove ?? [],
-      // Always: reflectors and relays are not in the journal, and the device may have changed itself.
-      self,
-      ...(body?.access ? { access: body.access } : {}),
-    });
-    return { frame };
+    return { frame: jsonFrame<DeltaMessage>({ type: 'delta', serial, base: from.base, resume, ...body! }) };
   }
 
   /** What deltaBody needs of the account. */
-  private readonly bodyContext: BodyContext = {
+  private readonly bodyContext: SnapshotContext & { has(id: string): boolean } = {
     classOf: (peerId) => this.entries.get(peerId)!.cls,
     relation: (viewerCls, peerCls) => this.policy.relation(viewerCls, peerCls),
+    fragmentOf: (peerId) => this.entries.get(peerId)!.fragment,
+    has: (id) => this.entries.has(id),
+    members: this.members.byClass,
   };
 
   /** A viewer in the batch; one whose own entry changed gets its self along. */

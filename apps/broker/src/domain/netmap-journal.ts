@@ -76,3 +76,18 @@ export class NetmapJournal {
     this.ids = rest.map((i) => this.ids[i]!);
   }
 }
+
+/** What a resumed connection needs: the serial of the netmap it holds and where the device stood. */
+export interface ResumeFrom {
+  /** The journal cursor its last frame carried (the hub's watermark then). */
+  cursor: number;
+  /** The serial of the netmap it holds (the delta's base). */
+  base: number;
+}
+
+/**
+ * Why a reconnecting device gets a snapshot instead of a delta from the netmap it holds: its token
+ * is not this hub's (or an older policy's), the journal no longer reaches back to it, the device got
+ * another policy class since, or so much changed that a delta would be about as large.
+ */
+export type ResumeRefusal = 'token' | 'journal' | 'reclassed' | 'changes';

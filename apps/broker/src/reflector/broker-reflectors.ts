@@ -107,9 +107,11 @@ export class BrokerReflectors {
   }
 
   private onEvent(e: BrokerEvent): void {
-    if (e.kind === 'device-upsert' && inMesh(e.device)) {
-      this.keyOfDevice.set(e.device.id, e.device.publicKey);
-      this.enrolled.set(e.device.publicKey, true);
+    // A virtual device has no key: nothing of it reaches a reflector.
+    const key = e.kind === 'device-upsert' && inMesh(e.device) ? e.device.publicKey : undefined;
+    if (e.kind === 'device-upsert' && key !== undefined) {
+      this.keyOfDevice.set(e.device.id, key);
+      this.enrolled.set(key, true);
     } else if (e.kind === 'device-remove') {
       const key = this.keyOfDevice.get(e.deviceId);
       this.keyOfDevice.delete(e.deviceId);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { generateKeyPair } from '@trellis/crypto';
 import { DEFAULT_POLICY_TEXT } from '@trellis/policy';
 import { type BrokerEvent, decodeBrokerEvent, encodeBrokerEvent, ServerMessage } from '@trellis/proto';
 import pino from 'pino';
@@ -36,11 +37,17 @@ class WireBus implements EventBus {
   async close() {}
 }
 
-function symmetric(name: string, address: string, reflexive: string): DeviceState {
-  return deviceState(name, address, {
-    learned: [{ endpoint: reflexive, kind: 'reflexive', priority: 2000 }],
-    mappingType: 'endpoint-dependent',
-  });
+/** A device that connects (not a virtual one): it has a key. */
+type MeshDevice = DeviceState & { publicKey: string };
+
+function symmetric(name: string, address: string, reflexive: string): MeshDevice {
+  return {
+    ...deviceState(name, address, {
+      learned: [{ endpoint: reflexive, kind: 'reflexive', priority: 2000 }],
+      mappingType: 'endpoint-dependent',
+    }),
+    publicKey: generateKeyPair().publicKey,
+  };
 }
 
 /** Two broker instances on one bus, one device connected to each, the relay connected to B only. */
@@ -119,7 +126,7 @@ function cluster() {
   const of = <T extends ServerMessage['type']>(d: DeviceState, type: T) =>
     (received.get(d.id) ?? []).filter((m): m is Extract<ServerMessage, { type: T }> => m.type === type);
   /** The instance's reflector sees the device's WireGuard key at `endpoint`. */
-  const observe = (at: { id: string }, d: DeviceState, endpoint: string) => {
+  const observe = (at: { id: string }, d: MeshDevice, endpoint: string) => {
     const r = reflectors.get(at.id)!;
     r.seen.set(d.publicKey, [endpoint]);
     for (const fn of r.listeners) fn(d.publicKey);

@@ -1,9 +1,10 @@
-import type { DeviceState } from '@trellis/proto';
+import type { DeviceState, NetmapSelf } from '@trellis/proto';
 import { DeltaMessage, NetmapMessage, ServerMessage } from '@trellis/proto';
 import fc from 'fast-check';
 import { AccountNetmap, type ChangeBatch } from '../../src/domain/netmap-builder';
 import { AccountPolicy } from '../../src/policy/account-policy';
 import { deviceState as device } from '../support/device-state';
+import { virtualState } from '../support/virtual-state';
 
 const POLICY_V1 = `{
   // eng reaches the databases on 5432; ops reaches everything tagged
@@ -53,16 +54,30 @@ function tagged(d: DeviceState, ...tags: string[]): DeviceState {
   return tags.length > 0 ? { ...d, tags } : { ...d, tags: undefined };
 }
 
-/** A device's view as an agent keeps it: peers by id, access by peer id. */
+/**
+ * A device's view as an agent keeps it: peers and virtual devices by id, access by peer id, and
+ * what it serves as a gateway (virtual device -> peer -> what that peer may open on it).
+ */
 interface View {
   peers: Map<string, string>;
+  virtual: Map<string, string>;
   access: Map<string, string>;
+  hosted: string;
+}
+
+function hostedOf(self: NetmapSelf): string {
+  const byVd = (self.virtualDevices ?? []).map((v) => {
+    const open = v.access.flatMap((a) => a.peers.map((p) => [p, JSON.stringify(a.in)] as const));
+    return [v.id, v.address, v.lanAddress, open.sort()] as const;
+  });
+  return JSON.stringify(byVd);
 }
 
 function fromSnapshot(frame: string): View {
   const msg = NetmapMessage.parse(JSON.parse(frame));
-  const view: View = { peers: new Map(), access: new Map() };
+  const view: View = { peers: new Map(), virtual: new Map(), access: new Map(), hosted: hostedOf(msg.self) };
   for (const p of msg.peers) view.peers.set(p.id, JSON.stringify(p));
+  for (const v of msg.virtual ?? []) view.virtual.set(v.id, JSON.stringify(v));
   for (const a of msg.access) for (const id of a.peers) view.access.set(id, JSON.stringify([a.in, a.out]));
   return view;
 }
@@ -73,9 +88,12 @@ function applyFrame(view: View, type: 'netmap' | 'delta', frame: string): View {
   const msg = DeltaMessage.parse(JSON.parse(frame));
   for (const id of msg.remove) {
     view.peers.delete(id);
+    view.virtual.delete(id);
     view.access.delete(id);
   }
   for (const p of msg.upsert) view.peers.set(p.id, JSON.stringify(p));
+  for (const v of msg.virtualUpsert ?? []) view.virtual.set(v.id, JSON.stringify(v));
+  if (msg.self) view.hosted = hostedOf(msg.self);
   for (const a of msg.access ?? [])
     for (const id of a.peers) view.access.set(id, JSON.stringify([a.in, a.out]));
   return view;
@@ -193,6 +211,11 @@ describe('AccountNetmap under an access policy', () => {
   it('devices that follow every frame always hold what a fresh snapshot would give them', () => {
     const names = ['d0', 'd1', 'd2', 'd3', 'd4', 'd5'];
     const base = names.map((n, i) => device(n, `100.64.1.${i + 1}`));
+    // Virtual devices, all at the same LAN address, behind any device (an absent one too).
+    const vds = ['v0', 'v1', 'v2'].map((n, i) =>
+      virtualState(n, `100.64.2.${i + 1}`, base[0]!.id, '192.168.1.100'),
+    );
+    const isVd = (id: string) => vds.some((v) => v.id === id);
     const tagSets = [[], ['tag:eng'], ['tag:db'], ['tag:ops'], ['tag:cam'], ['tag:eng', 'tag:cam']];
     // Under POLICY_ALL every device is in one class; eng sees eng under none: add a policy where it does.
     TEXTS.push(`{ "tagOwners": { "tag:eng": [], "tag:ops": [], "tag:db": [], "tag:cam": [] },
@@ -203,6 +226,8 @@ describe('AccountNetmap under an access policy', () => {
       fc.record({ kind: fc.constant('remove' as const), i: fc.nat(5) }),
       fc.record({ kind: fc.constant('policy' as const), p: fc.nat(TEXTS.length - 1) }),
       fc.record({ kind: fc.constant('flush' as const) }),
+      fc.record({ kind: fc.constant('vd' as const), i: fc.nat(2), via: fc.nat(5), tags: fc.nat(5) }),
+      fc.record({ kind: fc.constant('vd-remove' as const), i: fc.nat(2) }),
     );
     fc.assert(
       fc.property(
@@ -225,6 +250,7 @@ describe('AccountNetmap under an access policy', () => {
           const earlier = [...present.values()];
           m.takeChanges();
           const views = new Map([...present.keys()].map((id) => [id, fromSnapshot(m.snapshotFrame(id, 1)!)]));
+          const connected = () => [...present.keys()].filter((id) => !isVd(id));
           let serial = 1;
           let version = 1;
           let text = TEXTS[start]!;
@@ -247,6 +273,15 @@ describe('AccountNetmap under an access policy', () => {
               }
             } else if (o.kind === 'flush') {
               flushTo(m, views, serial);
+            } else if (o.kind === 'vd') {
+              const v = vds[o.i]!;
+              const next = tagged({ ...v, via: base[o.via]!.id }, ...tagSets[o.tags]!);
+              present.set(v.id, next);
+              m.upsert(next, serial);
+            } else if (o.kind === 'vd-remove') {
+              const v = vds[o.i]!;
+              if (!present.delete(v.id)) continue;
+              m.remove(v.id, serial);
             } else {
               const d = base[o.i]!;
               const cur = present.get(d.id);
@@ -276,12 +311,17 @@ describe('AccountNetmap under an access policy', () => {
             AccountPolicy.build(version, text, present.values()),
           );
           for (const d of present.values()) rebuilt.upsert(d);
-          for (const id of present.keys()) {
+          for (const id of connected()) {
             const fresh = fromSnapshot(rebuilt.snapshotFrame(id, serial + 1)!);
             expect(fromSnapshot(m.snapshotFrame(id, serial + 1)!)).toEqual(fresh);
             const held = views.get(id)!;
-            expect(new Map([...held.peers].sort())).toEqual(new Map([...fresh.peers].sort()));
-            expect(new Map([...held.access].sort())).toEqual(new Map([...fresh.access].sort()));
+            expect(held.peers).toEqual(fresh.peers);
+            expect(held.virtual).toEqual(fresh.virtual);
+            expect(held.access).toEqual(fresh.access);
+            expect(held.hosted).toEqual(fresh.hosted);
+            // Whoever sees a virtual device sees the gateway it is behind.
+            for (const v of held.virtual.values())
+              expect(held.peers.has(JSON.parse(v).via) || JSON.parse(v).via === id).toBe(true);
           }
         },
       ),
