@@ -170,7 +170,7 @@ describe('desiredConfigFromNetmap', () => {
       overlayPrefix: '100.64.0.0/10',
       reflectors: [reflector],
     };
-    const netmap = { serial: 1, self: selfEntry, peers: [peer], access: new Map() };
+    const netmap = { serial: 1, self: selfEntry, peers: [peer], access: new Map(), virtual: [] };
     expect(desiredConfigFromNetmap(netmap, keys.privateKey, 51820)).toEqual({
       privateKey: keys.privateKey,
       listenPort: 51820,

@@ -76,6 +76,7 @@ describe('StateStore', () => {
       },
       peers: [],
       access: [],
+      virtual: [],
       savedAt: new Date().toISOString(),
     };
     expect(await store.loadEnrollment()).toBeNull();

@@ -26,11 +26,38 @@ export function gatewayNarrowed(before: NormalizedGateway | undefined, after: No
 
 const asPeerAllowance = (a: ForwardAllowance): PeerAllowance => ({ ...a, address: a.peer });
 
+/** A forwarded flow as `conntrack -L` lists it. */
+export interface GatewayFlow extends ConntrackFlow {
+  /** The reply tuple's source; unlike `dst`, the LAN host a DNATed flow (to a virtual device) went to. */
+  replySrc?: string;
+}
+
+/** Each row's original tuple and its reply source (the second `src=` of the row). */
+export function parseGatewayFlows(stdout: string): GatewayFlow[] {
+  const flows: GatewayFlow[] = [];
+  for (const line of stdout.split('\n')) {
+    const f = parseConntrackList(line)[0];
+    if (!f) continue;
+    const replySrc = [...line.matchAll(/\bsrc=(\S+)/g)][1]?.[1];
+    flows.push({ ...f, ...(replySrc !== undefined ? { replySrc } : {}) });
+  }
+  return flows;
+}
+
+/** A flow from a peer to a mesh address (not this device) that was DNATed: to a virtual device, now or once. */
+const toVirtual = (g: NormalizedGateway, f: GatewayFlow) =>
+  f.dst !== g.selfAddress &&
+  ipv4InCidr(f.dst, OVERLAY_PREFIX) &&
+  f.replySrc !== undefined &&
+  f.replySrc !== f.dst;
+
 /** Whether the gateway policy lets this forwarded flow (original direction: peer → destination) through. */
-export function gatewayAllows(g: NormalizedGateway, f: ConntrackFlow): boolean {
+export function gatewayAllows(g: NormalizedGateway, f: GatewayFlow): boolean {
   const port = f.proto === 'tcp' || f.proto === 'udp' ? f.dport : undefined;
   const vd = g.virtualDevices.find((d) => d.meshAddress === f.dst);
   const mine = g.access.filter((a) => a.peer === f.src);
+  // A virtual device removed, or moved to another LAN host: its NAT entry still leads to the old host.
+  if (toVirtual(g, f) && vd?.lanAddress !== f.replySrc) return false;
   if (vd)
     return mine.some(
       (a) => a.destination === `${vd.meshAddress}/32` && allows(asPeerAllowance(a), f.proto, port),
@@ -46,16 +73,21 @@ export function gatewayAllows(g: NormalizedGateway, f: ConntrackFlow): boolean {
   return g.exitNode?.peers.includes(f.src) ?? false;
 }
 
-/** A forwarded flow from a peer: from another mesh address, to neither this device nor the mesh (a virtual device aside). */
-function forwardedFromPeer(g: NormalizedGateway, f: ConntrackFlow): boolean {
+/**
+ * A forwarded flow from a peer: from another mesh address, to neither this device nor the mesh, a
+ * virtual device aside (a current one, or one the DNAT of the row shows it was: removed since).
+ */
+function forwardedFromPeer(g: NormalizedGateway, f: GatewayFlow): boolean {
   if (f.src === g.selfAddress || !ipv4InCidr(f.src, OVERLAY_PREFIX)) return false;
-  if (g.virtualDevices.some((d) => d.meshAddress === f.dst)) return true;
+  if (g.virtualDevices.some((d) => d.meshAddress === f.dst) || toVirtual(g, f)) return true;
   return f.dst !== g.selfAddress && !ipv4InCidr(f.dst, OVERLAY_PREFIX);
 }
 
 /**
  * Lists the connection tracking table and deletes each forwarded flow `after` forbids, one by one
- * (by its full tuple). Never throws: a missing tool or a failure ends up in `error`.
+ * (by its full tuple); flows to a virtual device `after` removed or maps to another LAN host are
+ * among them (the reply tuple shows where each went, so this holds after a restart too). Never
+ * throws: a missing tool or a failure ends up in `error`.
  */
 export async function cutGatewayFlows(
   run: CommandRunner,
@@ -67,7 +99,7 @@ export async function cutGatewayFlows(
     const listed = await run(bin, ['-L']);
     if (listed.code !== 0)
       throw new Error(`conntrack -L failed (exit ${listed.code}): ${listed.stderr.trim()}`);
-    for (const f of parseConntrackList(listed.stdout)) {
+    for (const f of parseGatewayFlows(listed.stdout)) {
       if (!forwardedFromPeer(after, f) || gatewayAllows(after, f)) continue;
       const args = ['-D', '-s', f.src, '-d', f.dst, '-p', f.proto];
       if ((f.proto === 'tcp' || f.proto === 'udp') && f.sport !== undefined && f.dport !== undefined) {

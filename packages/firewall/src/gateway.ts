@@ -114,6 +114,9 @@ function routeCidr(value: unknown, what: string): string {
   return v;
 }
 
+/** Most (peer, destination) entries a gateway policy's `access` may list; a longer one is refused whole. */
+export const MAX_GATEWAY_ACCESS = 65_536;
+
 function list(value: unknown, what: string, max: number): unknown[] {
   if (!Array.isArray(value)) return fail(`${what} must be an array`);
   if (value.length > max) fail(`${what}: at most ${max} entries`);
@@ -172,7 +175,7 @@ export function normalizeGateway(policy: GatewayPolicy): NormalizedGateway {
 
   const pairs = new Set<string>();
   const access: ForwardAllowance[] = [];
-  for (const [i, a] of list(policy.access, 'access', 65536).entries()) {
+  for (const [i, a] of list(policy.access, 'access', MAX_GATEWAY_ACCESS).entries()) {
     const what = `access[${i}]`;
     if (typeof a !== 'object' || a === null) fail(`${what} must be an object`);
     const rec = a as Record<string, unknown>;

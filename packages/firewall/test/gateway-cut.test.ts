@@ -84,6 +84,35 @@ describe('gateway flow cutting', () => {
     ]);
   });
 
+  it('cuts flows to a virtual device that was removed or moved to another LAN host', async () => {
+    // As conntrack lists DNATed flows: the reply source is the LAN host each flow really went to.
+    const row = (src: string, dst: string, sport: number, lan: string) =>
+      `udp      17 29 src=${src} dst=${dst} sport=${sport} dport=53 src=${lan} dst=${src} sport=53 dport=${sport} mark=0 use=1`;
+    const runner = new FakeRunner()
+      .on('conntrack -L', {
+        stdout: [
+          // Still 100.64.9.9 -> 192.168.1.50, and udp is allowed: kept.
+          row('100.64.0.2', '100.64.9.9', 5000, '192.168.1.50'),
+          // 100.64.9.9 went to 192.168.1.51 before it moved to .50: cut, though udp is allowed.
+          row('100.64.0.2', '100.64.9.9', 5001, '192.168.1.51'),
+          // 100.64.9.8 is no virtual device any more: cut (its peer being an exit client opens nothing).
+          row('100.64.0.4', '100.64.9.8', 5002, '192.168.1.60'),
+          // Not DNATed (to another mesh device, not through the gateway's NAT): not ours, kept.
+          row('100.64.0.2', '100.64.0.7', 5003, '100.64.0.7'),
+        ].join('\n'),
+      })
+      .on('conntrack -D', {
+        code: 0,
+        stderr: 'conntrack v1.4.7 (conntrack-tools): 1 flow entries have been deleted.\n',
+      });
+    expect(await cutGatewayFlows(runner.run, 'conntrack', g)).toEqual({ cut: 2 });
+    expect(runner.lines()).toEqual([
+      'conntrack -L',
+      'conntrack -D -s 100.64.0.2 -d 100.64.9.9 -p udp --sport 5001 --dport 53',
+      'conntrack -D -s 100.64.0.4 -d 100.64.9.8 -p udp --sport 5002 --dport 53',
+    ]);
+  });
+
   it('reports a failure instead of throwing, and counts a flow that ended meanwhile as nothing', async () => {
     const gone = new FakeRunner()
       .on('conntrack -L', {

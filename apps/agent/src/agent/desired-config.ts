@@ -3,6 +3,7 @@ import type { Netmap } from '../control/netmap-tracker';
 import { candidatesFromEndpoints, onLinkCandidates, type PathPeer, wgUpdateForEffect } from '../path';
 import type { DesiredConfig } from '../wireguard/config-diff';
 import type { WgConfigUpdate } from '../wireguard/types';
+import { type ReachableVirtual, virtualAllowedIps } from './virtual-devices';
 
 /** The WireGuard configuration a netmap asks for. Mesh peers' endpoints belong to the path logic. */
 export function desiredConfigFromNetmap(
@@ -11,6 +12,8 @@ export function desiredConfigFromNetmap(
   listenPort: number,
   /** Prefixes a peer carries for us as a gateway (the route selector's choice), by peer id. */
   extraAllowedIps: (peerId: string) => string[] = () => [],
+  /** Virtual devices reached through a peer (planVirtual): their /32s ride on its tunnel. */
+  virtual: readonly ReachableVirtual[] = [],
 ): DesiredConfig {
   return {
     privateKey,
@@ -21,6 +24,7 @@ export function desiredConfigFromNetmap(
         allowedIps: [
           ...(p.allowedIps.length > 0 ? p.allowedIps : [`${p.address}/32`]),
           ...extraAllowedIps(p.id),
+          ...virtualAllowedIps(virtual, p.id),
         ],
       })),
       // The broker's reflectors: no routed addresses, only handshakes and keepalives from our port.

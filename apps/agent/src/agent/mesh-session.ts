@@ -7,7 +7,7 @@ import {
   type ControlClientHandlers,
   type ControlClientOptions,
 } from '../control/control-client';
-import { accessFromWire, accessToWire, type Netmap } from '../control/netmap-tracker';
+import type { Netmap } from '../control/netmap-tracker';
 import type { MeshDns } from '../dns/mesh-dns';
 import { ClockOffsetEstimator, type PeerPathStatus } from '../path';
 import { localAddresses, localSubnets } from '../platform/candidates';
@@ -16,7 +16,13 @@ import { RelayRttProber } from '../relay/relay-rtt';
 import { RelayTcpProxy } from '../relay/relay-tcp-proxy';
 import { MeshRouting, type MeshRoutingOptions } from '../routes/mesh-routing';
 import { exitBypass } from '../routes/route-driver';
-import type { Enrollment, SavedNetmap, StateStore } from '../state/state-store';
+import {
+  type Enrollment,
+  netmapFromSaved,
+  type SavedNetmap,
+  type StateStore,
+  savedNetmapOf,
+} from '../state/state-store';
 import { createBrokerAgent } from '../trust/broker-trust';
 import { describeTarget } from '../trust/broker-url';
 import type { WireGuardBackend } from '../wireguard/backend';
@@ -29,6 +35,7 @@ import { PathStateReporter } from './path-state-reporter';
 import type { PeerGuard } from './peer-guard';
 import type { GatewayPortMapping } from './port-mapping';
 import type { SerialQueue } from './serial-queue';
+import { VirtualDevices } from './virtual-devices';
 
 /** Netlink events come in bursts (a route, then its address); one probe after they settle. */
 const NETWORK_EVENT_SETTLE_MS = 300;
@@ -83,6 +90,8 @@ export class MeshSession {
   netmap: Netmap | null = null;
   /** The netmap's peers the guard accepted (all of them without a guard), as last applied. */
   private trusted: readonly NetmapPeer[] = [];
+  /** The netmap's virtual devices this device routes to (through trusted gateways), as last applied. */
+  readonly virtual: VirtualDevices;
   netmapSource: 'broker' | 'disk' | 'none' = 'none';
   readonly control: ControlClient;
   private readonly paths: PathDriver;
@@ -121,6 +130,7 @@ export class MeshSession {
     private readonly saved: SavedNetmap | null,
   ) {
     this.log = opts.logger;
+    this.virtual = new VirtualDevices(this.log);
     // The path logic owns every peer's endpoint, so it exists before any netmap is applied.
     this.paths = new PathDriver({
       selfPublicKey: keyPair.publicKey,
@@ -188,12 +198,7 @@ export class MeshSession {
     this.routing.start();
     const saved = this.saved;
     if (saved && saved.self.id === this.enrollment.deviceId) {
-      this.netmap = {
-        serial: saved.serial,
-        self: saved.self,
-        peers: saved.peers,
-        access: accessFromWire(saved.access),
-      };
+      this.netmap = netmapFromSaved(saved);
       this.netmapSource = 'disk';
       this.host.setState('offline');
       this.log.info({ serial: saved.serial, peers: saved.peers.length }, 'mesh from saved netmap');
@@ -259,23 +264,25 @@ export class MeshSession {
     const guard = this.opts.guard;
     const peers = guard ? guard.trusted(netmap.peers) : netmap.peers;
     this.trusted = peers;
+    const virtual = this.virtual.update(netmap, peers);
     // The firewall first: a peer reaches WireGuard only once the rules for it are in place.
     const exitClients = this.routing.exitClients(netmap, peers);
-    await guard?.enforce(this.opts.interfaceName, netmap, peers, exitClients);
+    await guard?.enforce(this.opts.interfaceName, netmap, peers, exitClients, virtual.reachable);
     this.routing.select(netmap, peers);
     const desired = desiredConfigFromNetmap(
       { ...netmap, peers },
       this.keyPair.privateKey,
       this.opts.listenPort,
       (id) => this.routing.extraAllowedIps(id),
+      virtual.reachable,
     );
     const current = await this.opts.backend.getState();
     const update = diffWireGuardConfig(desired, current);
     if (!isEmptyUpdate(update)) await this.opts.backend.apply(update);
     await this.opts.network.apply(this.opts.interfaceName, netmap.self.address, netmap.self.overlayPrefix);
-    await this.routing.applyInQueue(netmap, peers);
+    await this.routing.applyInQueue(netmap, peers, virtual.reachable);
     await this.dns?.setPeerClients(exitClients);
-    await this.dns?.apply(netmap.self, peers, netmap.serial);
+    await this.dns?.apply(netmap.self, peers, netmap.serial, virtual.reachable);
     await this.paths.setPeersInQueue(pathPeersFromNetmap(peers, localSubnets(this.opts.interfaceName)));
     await guard?.flush();
     this.netinfoReport.flush();
@@ -355,13 +362,7 @@ export class MeshSession {
   private onNetmap(netmap: Netmap, kind: 'snapshot' | 'delta'): void {
     this.netmap = netmap;
     this.netmapSource = 'broker';
-    const saved: SavedNetmap = {
-      serial: netmap.serial,
-      self: netmap.self,
-      peers: netmap.peers,
-      access: accessToWire(netmap.access),
-      savedAt: new Date().toISOString(),
-    };
+    const saved = savedNetmapOf(netmap);
     void this.host.queue
       .run(async () => {
         if (this.netmap !== netmap) return; // a newer one is queued behind us
@@ -392,6 +393,6 @@ export class MeshSession {
     const peer = this.trusted.find((p) => p.publicKey === publicKey);
     if (!peer) return null;
     const own = peer.allowedIps.length > 0 ? peer.allowedIps : [`${peer.address}/32`];
-    return [...own, ...this.routing.extraAllowedIps(peer.id)];
+    return [...own, ...this.routing.extraAllowedIps(peer.id), ...this.virtual.allowedIps(peer.id)];
   }
 }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { type Netmap, rulesOf } from '../control/netmap-tracker';
 import type { KeyChangeRecord, PeerPins, Refusal } from '../trust/peer-pins';
 import type { GuardEvents } from './agent-metrics';
+import type { ReachableVirtual } from './virtual-devices';
 
 type LastApply = NonNullable<GuardStatus['firewall']>['lastApply'];
 
@@ -75,7 +76,8 @@ export class PeerGuard {
   }
 
   /**
-   * Makes the firewall let in from each trusted peer what the policy opens, nothing else. Throws
+   * Makes the firewall let in from each trusted peer, and each virtual device reached through one
+   * (its gateway forwards it under its own address), what the policy opens, nothing else. Throws
    * when the ruleset cannot be loaded: the caller must then not add peers to WireGuard.
    */
   async enforce(
@@ -84,13 +86,17 @@ export class PeerGuard {
     trusted: readonly NetmapPeer[],
     /** Peers that use this device as their exit node: they may ask its DNS stub too. */
     dnsFrom: readonly string[] = [],
+    virtual: readonly ReachableVirtual[] = [],
   ): Promise<void> {
     const firewall = this.firewall;
     if (!firewall) return;
     const policy: InboundPolicy = {
       interfaceName,
       selfAddress: netmap.self.address,
-      peers: trusted.map((p) => ({ address: p.address, allow: rulesOf(netmap, p.id).in })),
+      peers: [
+        ...trusted.map((p) => ({ address: p.address, allow: rulesOf(netmap, p.id).in })),
+        ...virtual.map((v) => ({ address: v.address, allow: rulesOf(netmap, v.id).in })),
+      ],
       ...(dnsFrom.length > 0 ? { dnsFrom } : {}),
     };
     const started = performance.now();

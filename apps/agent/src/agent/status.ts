@@ -1,4 +1,11 @@
-import type { AgentState, GuardStatus, NetmapSelf, PeerStatus, StatusResponse } from '@trellis/proto';
+import type {
+  AgentState,
+  GuardStatus,
+  NetmapSelf,
+  PeerStatus,
+  StatusResponse,
+  VirtualStatus,
+} from '@trellis/proto';
 import { type Netmap, rulesOf } from '../control/netmap-tracker';
 import type { PeerPathStatus } from '../path';
 import type { FullGatewayPrefs } from '../routes/gateway-prefs';
@@ -32,6 +39,8 @@ export interface StatusInputs {
   /** A sign-in waiting for the user's approval. */
   signIn?: StatusResponse['signIn'];
   gateway?: StatusResponse['gateway'];
+  /** The netmap's virtual devices, reachable or why not. */
+  virtual?: VirtualStatus[];
 }
 
 /** What the status takes from the mesh session (or says without one). */
@@ -49,6 +58,7 @@ export function sessionStatusInputs(
   | 'dns'
   | 'gateway'
   | 'netinfo'
+  | 'virtual'
 > {
   const dns = s?.dnsStatus();
   return {
@@ -61,6 +71,7 @@ export function sessionStatusInputs(
     ...(dns ? { dns } : {}),
     gateway: s ? s.routing.status(s.netmap) : { prefs, advertised: [], routes: [], exitNode: null },
     netinfo: s?.netinfo() ?? { reflexive: [], mappingType: null, portMapped: null, brokerRttMs: null },
+    virtual: s?.virtual.status(s.netmap) ?? [],
   };
 }
 
@@ -125,6 +136,7 @@ export function buildStatus(i: StatusInputs): StatusResponse {
     peers,
     ...(i.netinfo ? { netinfo: i.netinfo } : {}),
     ...(i.guard ? { guard: i.guard } : {}),
+    ...(i.virtual && i.virtual.length > 0 ? { virtual: i.virtual } : {}),
     ...(i.dns ? { dns: i.dns } : {}),
     ...(i.signIn ? { signIn: i.signIn } : {}),
     ...(i.gateway ? { gateway: i.gateway } : {}),

@@ -2,7 +2,10 @@ import { EXIT_ROUTE, type GatewayStatus } from '@trellis/proto';
 
 const label = (prefix: string) => (prefix === EXIT_ROUTE ? 'exit node' : prefix);
 
-/** The Gateway part of `trellis status`: what it offers, the routes it uses, the exit node. Empty when none. */
+/**
+ * The Gateway part of `trellis status`: what it offers, the routes it uses, the virtual devices it
+ * serves, the exit node. Empty when none.
+ */
 export function gatewayLines(g: GatewayStatus | undefined): string[] {
   if (!g) return [];
   const lines: string[] = [];
@@ -33,6 +36,11 @@ export function gatewayLines(g: GatewayStatus | undefined): string[] {
     const gateways = r.gateways.map((gw) => `${gw.name}${gw.alive ? '' : ' (dead)'}`).join(', ');
     if (r.via) lines.push(`${head}${r.prefix} via ${r.via}  [gateways: ${gateways}]`);
     else lines.push(`${head}${r.prefix} not used: ${r.reason ?? 'no gateway'}  [gateways: ${gateways}]`);
+  }
+  for (const [i, v] of (g.virtualDevices ?? []).entries()) {
+    const head = i === 0 ? 'serves:     ' : '            ';
+    const state = v.served ? 'served' : `NOT SERVED: ${v.reason ?? 'unknown'}`;
+    lines.push(`${head}${v.name} ${v.address} -> LAN ${v.lanAddress}, ${state}`);
   }
   const e = g.exitNode;
   if (e) {

@@ -54,12 +54,22 @@ export function formatStatus(s: StatusResponse, now = Date.now()): string {
     `interface:  ${s.interface.name} (${s.interface.backend}) port ${s.interface.listenPort}` +
       `  key ${s.interface.publicKey ?? '-'}`,
   );
-  lines.push(`netmap:     serial ${s.netmapSerial ?? '-'} from ${s.netmapSource}, ${s.peers.length} peers`);
+  const virtual = s.virtual ?? [];
+  const vds = virtual.length > 0 ? `, ${virtual.length} virtual devices` : '';
+  lines.push(
+    `netmap:     serial ${s.netmapSerial ?? '-'} from ${s.netmapSource}, ${s.peers.length} peers${vds}`,
+  );
   lines.push(...guardLines(s, now));
   if (s.dns) lines.push(dnsLine(s.dns));
   lines.push(...gatewayLines(s.gateway));
-  if (s.peers.length === 0) return `${lines.join('\n')}\n`;
-  lines.push('');
+  if (s.peers.length > 0) lines.push(...peerLines(s, now));
+  if (virtual.length > 0) lines.push('', ...virtualLines(virtual));
+  return `${lines.join('\n')}\n`;
+}
+
+/** The peers' table, and what each may open here and be opened there. */
+function peerLines(s: StatusResponse, now: number): string[] {
+  const lines = [''];
   const rows = [
     ['PEER', 'DNS NAME', 'ADDRESS', 'ENDPOINT', 'CANDIDATES', 'HANDSHAKE', 'RX', 'TX', 'ONLINE', 'PATH'],
   ];
@@ -94,7 +104,21 @@ export function formatStatus(s: StatusResponse, now = Date.now()): string {
       ]),
     );
   }
-  return `${lines.join('\n')}\n`;
+  return lines;
+}
+
+/** LAN hosts behind gateways: each one's gateway, and whether it is reached now or why not. */
+function virtualLines(virtual: NonNullable<StatusResponse['virtual']>): string[] {
+  return table([
+    ['VIRTUAL DEVICE', 'DNS NAME', 'ADDRESS', 'VIA', 'REACHABLE'],
+    ...virtual.map((v) => [
+      v.name,
+      v.dnsName,
+      v.address,
+      v.via ?? '-',
+      v.reachable ? 'yes' : `no: ${v.reason ?? 'unknown'}`,
+    ]),
+  ]);
 }
 
 const RESOLVERS = {

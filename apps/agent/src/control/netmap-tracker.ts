@@ -4,6 +4,7 @@ import type {
   NetmapMessage,
   NetmapPeer,
   NetmapSelf,
+  NetmapVirtual,
   PeerAccess,
   RouteAccess,
 } from '@trellis/proto';
@@ -24,8 +25,10 @@ export interface Netmap {
   serial: number;
   self: NetmapSelf;
   peers: NetmapPeer[];
-  /** By peer id; a peer without an entry may open nothing here. */
+  /** By peer id (a virtual device's too); a peer without an entry may open nothing here. */
   access: ReadonlyMap<string, PeerRules>;
+  /** Virtual devices this device may see, each behind its gateway `via` (planVirtual checks them). */
+  virtual: NetmapVirtual[];
 }
 
 export type DeltaResult = { ok: true; netmap: Netmap } | { ok: false; reason: string };
@@ -72,6 +75,7 @@ export class NetmapTracker {
   private resume: string | null = null;
   private self: NetmapSelf | null = null;
   private readonly peers = new Map<string, NetmapPeer>();
+  private readonly virtual = new Map<string, NetmapVirtual>();
   private access = new Map<string, PeerRules>();
 
   applySnapshot(msg: NetmapMessage): Netmap {
@@ -80,6 +84,8 @@ export class NetmapTracker {
     this.self = msg.self;
     this.peers.clear();
     for (const p of msg.peers) this.peers.set(p.id, p);
+    this.virtual.clear();
+    for (const v of msg.virtual ?? []) this.virtual.set(v.id, v);
     this.access = accessFromWire(msg.access);
     return this.current()!;
   }
@@ -93,9 +99,11 @@ export class NetmapTracker {
     }
     for (const id of msg.remove) {
       this.peers.delete(id);
+      this.virtual.delete(id);
       this.access.delete(id);
     }
     for (const p of msg.upsert) this.peers.set(p.id, p);
+    for (const v of msg.virtualUpsert ?? []) this.virtual.set(v.id, v);
     for (const [id, rules] of accessFromWire(msg.access ?? [])) this.access.set(id, rules);
     if (msg.self) this.self = msg.self;
     this.serial = msg.serial;
@@ -110,6 +118,7 @@ export class NetmapTracker {
       self: this.self,
       peers: [...this.peers.values()],
       access: new Map(this.access),
+      virtual: [...this.virtual.values()],
     };
   }
 

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { ExitDnsHook } from '../exit/exit-node-controller';
 import { RESOLVED_STUB } from '../platform/resolved';
 import type { ResolverConfigurator } from '../platform/resolver-configurator';
-import { meshZoneOf } from './mesh-zone';
+import { meshZoneOf, type ZoneVirtual } from './mesh-zone';
 import { StubResponder } from './stub-responder';
 import { type Upstream, UpstreamForwarder } from './upstream-forwarder';
 
@@ -72,7 +72,12 @@ export class MeshDns implements ExitDnsHook {
   private lastError: string | null = null;
   private readonly log: Logger;
   /** What the last apply was given, for applying it again when the resolver was rewritten. */
-  private last: { self: NetmapSelf; peers: readonly NetmapPeer[]; serial: number } | null = null;
+  private last: {
+    self: NetmapSelf;
+    peers: readonly NetmapPeer[];
+    serial: number;
+    virtual: readonly ZoneVirtual[];
+  } | null = null;
   private stopWatching: (() => void) | null = null;
 
   constructor(private readonly opts: MeshDnsOptions) {
@@ -80,11 +85,17 @@ export class MeshDns implements ExitDnsHook {
   }
 
   /** Follows a netmap, after the overlay address is on the interface. Never throws: names are not the mesh. */
-  async apply(self: NetmapSelf, peers: readonly NetmapPeer[], serial: number): Promise<void> {
-    this.last = { self, peers, serial };
+  async apply(
+    self: NetmapSelf,
+    peers: readonly NetmapPeer[],
+    serial: number,
+    /** Virtual devices it reaches (planVirtual). */
+    virtual: readonly ZoneVirtual[] = [],
+  ): Promise<void> {
+    this.last = { self, peers, serial, virtual };
     let resolverTried = false;
     try {
-      const zone = meshZoneOf(self, peers, serial);
+      const zone = meshZoneOf(self, peers, serial, virtual);
       this.domain = zone.domain;
       const upstreams = await this.upstreams(self.address);
       const key = upstreams
@@ -165,7 +176,7 @@ export class MeshDns implements ExitDnsHook {
       void run(async () => {
         const last = this.last;
         if (!last || !this.stopWatching) return; // closed meanwhile
-        await this.apply(last.self, last.peers, last.serial);
+        await this.apply(last.self, last.peers, last.serial, last.virtual);
       });
     });
   }
@@ -178,7 +189,7 @@ export class MeshDns implements ExitDnsHook {
     if (exit?.address === this.exit?.address && (exit === null) === (this.exit === null)) return;
     this.exit = exit;
     const last = this.last;
-    if (last) await this.apply(last.self, last.peers, last.serial);
+    if (last) await this.apply(last.self, last.peers, last.serial, last.virtual);
   }
 
   /**
@@ -191,7 +202,7 @@ export class MeshDns implements ExitDnsHook {
     if (next.size === this.peerClients.size && [...next].every((a) => this.peerClients.has(a))) return;
     this.peerClients = next;
     const last = this.last;
-    if (last) await this.apply(last.self, last.peers, last.serial);
+    if (last) await this.apply(last.self, last.peers, last.serial, last.virtual);
   }
 
   /** Stops the stub and puts the OS resolver back as it was. */

@@ -1,5 +1,5 @@
 import type { AccountView, AnswererOptions, ZoneView } from '@trellis/dns';
-import type { NetmapPeer, NetmapSelf } from '@trellis/proto';
+import type { NetmapPeer, NetmapSelf, NetmapVirtual } from '@trellis/proto';
 
 /**
  * TTL of the agent's answers and of a name it does not know: it is asked on this device, so a short
@@ -7,7 +7,7 @@ import type { NetmapPeer, NetmapSelf } from '@trellis/proto';
  */
 export const MESH_DNS_TTL_SECONDS = 1;
 
-/** The account's names as this device knows them: itself and the peers it may see. */
+/** The account's names as this device knows them: itself, the peers and the virtual devices it reaches. */
 export interface MeshZone {
   /** The whole mesh zone (`ts.example`). */
   zone: string;
@@ -17,11 +17,20 @@ export interface MeshZone {
   answerer: AnswererOptions;
 }
 
+/** What the zone needs of a virtual device. */
+export type ZoneVirtual = Pick<NetmapVirtual, 'name' | 'address'>;
+
 /**
  * The zone the agent answers from its netmap. The broker names every device
  * `<name>.<account>.<zone>`, so the zone is what follows the account in this device's own name.
  */
-export function meshZoneOf(self: NetmapSelf, peers: readonly NetmapPeer[], serial: number): MeshZone {
+export function meshZoneOf(
+  self: NetmapSelf,
+  peers: readonly NetmapPeer[],
+  serial: number,
+  /** Virtual devices it routes to (planVirtual's reachable ones): a name it cannot reach is not given. */
+  virtual: readonly ZoneVirtual[] = [],
+): MeshZone {
   const own = `${self.name}.${self.accountName}.`.toLowerCase();
   const dnsName = self.dnsName.toLowerCase().replace(/\.$/, '');
   if (!dnsName.startsWith(own) || dnsName.length === own.length) {
@@ -30,6 +39,8 @@ export function meshZoneOf(self: NetmapSelf, peers: readonly NetmapPeer[], seria
   const zone = dnsName.slice(own.length);
   const account = self.accountName.toLowerCase();
   const addresses = new Map<string, string>();
+  // A device's name beats a virtual device's (the broker keeps them apart; a clash is its mistake).
+  for (const v of virtual) addresses.set(v.name.toLowerCase(), v.address);
   for (const p of peers) addresses.set(p.name.toLowerCase(), p.address);
   addresses.set(self.name.toLowerCase(), self.address);
   const view: AccountView = {

@@ -44,6 +44,7 @@ export class GatewayRole {
           {
             lan: policy.lan?.interfaceName ?? null,
             routes: policy.lan?.routes ?? [],
+            virtualDevices: policy.virtualDevices.length,
             exit: !!policy.exitNode,
           },
           'gateway role applied',

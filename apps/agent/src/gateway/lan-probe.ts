@@ -12,6 +12,8 @@ export interface LanProbe {
   defaultInterface(): Promise<string | null>;
   /** IPv4 subnets directly attached to this device (an exit node's clients must not reach them). */
   onLinkSubnets(): Promise<string[]>;
+  /** IPv4 prefixes the kernel delivers to this device itself (its own addresses, loopback). */
+  localAddresses(): Promise<string[]>;
 }
 
 const intToIpv4 = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
@@ -50,6 +52,25 @@ export class LinuxLanProbe implements LanProbe {
     if (!out.trim()) return [];
     return (JSON.parse(out) as Array<{ dst?: string; type?: string }>)
       .filter((r) => r.dst && r.dst !== 'default' && (r.type ?? 'unicast') === 'unicast')
+      .map((r) => (r.dst!.includes('/') ? r.dst! : `${r.dst}/32`))
+      .filter((c) => parseIpv4Cidr(c) !== null);
+  }
+
+  async localAddresses(): Promise<string[]> {
+    // The local table, not the interfaces' addresses: it holds every address delivered locally.
+    const out = await runChecked(this.runner, 'ip', [
+      '-4',
+      '-j',
+      'route',
+      'show',
+      'table',
+      'local',
+      'type',
+      'local',
+    ]);
+    if (!out.trim()) return [];
+    return (JSON.parse(out) as Array<{ dst?: string }>)
+      .filter((r) => r.dst && r.dst !== 'default')
       .map((r) => (r.dst!.includes('/') ? r.dst! : `${r.dst}/32`))
       .filter((c) => parseIpv4Cidr(c) !== null);
   }

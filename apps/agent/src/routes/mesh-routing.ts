@@ -1,5 +1,6 @@
 import type { AdvertiseMessage, GatewayStatus, NetmapPeer } from '@trellis/proto';
 import type { Logger } from 'pino';
+import type { ReachableVirtual } from '../agent/virtual-devices';
 import type { Netmap } from '../control/netmap-tracker';
 import { GatewayDriver } from '../gateway/gateway-driver';
 import type { GatewayRole } from '../gateway/gateway-role';
@@ -130,10 +131,17 @@ export class MeshRouting {
     return this.routes.keepaliveOf(publicKey);
   }
 
-  /** After WireGuard took the netmap: the gateway role, kernel routes, keepalive, exit node. */
-  async applyInQueue(netmap: Netmap, peers: readonly NetmapPeer[]): Promise<void> {
+  /**
+   * After WireGuard took the netmap: the gateway role, kernel routes, keepalive, exit node.
+   * `virtual`: the virtual devices this device reaches (planVirtual).
+   */
+  async applyInQueue(
+    netmap: Netmap,
+    peers: readonly NetmapPeer[],
+    virtual: readonly ReachableVirtual[] = [],
+  ): Promise<void> {
     // A role that cannot be set up must not take the mesh down with it: it shows in status.
-    await this.gateway.applyInQueue(netmap, peers).then(
+    await this.gateway.applyInQueue(netmap, peers, virtual).then(
       () => {
         this.roleError = null;
       },
@@ -155,11 +163,13 @@ export class MeshRouting {
   }
 
   status(netmap: Netmap | null): GatewayStatus {
+    const virtualDevices = this.gateway.virtualStatus();
     return {
       prefs: this.prefs(),
       advertised: this.gateway.advertised(netmap),
       routes: this.routes.rows(),
       exitNode: this.deps.exitNode?.status() ?? null,
+      ...(virtualDevices.length > 0 ? { virtualDevices } : {}),
     };
   }
 }

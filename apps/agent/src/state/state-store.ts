@@ -1,8 +1,9 @@
 import { chmod, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateKeyPair, type KeyPair, publicKeyFromPrivate } from '@trellis/crypto';
-import { NetmapPeer, NetmapSelf, PeerAccess } from '@trellis/proto';
+import { NetmapPeer, NetmapSelf, NetmapVirtual, PeerAccess } from '@trellis/proto';
 import { z } from 'zod';
+import { accessFromWire, accessToWire, type Netmap } from '../control/netmap-tracker';
 import { clampPrivateKey } from '../wireguard/keys';
 import { syncDir, writeFileAtomic } from './atomic-file';
 import { type Enrollment, enrollmentFileContent, parseEnrollmentFile } from './enrollment';
@@ -15,9 +16,33 @@ export const SavedNetmap = z.object({
   peers: z.array(NetmapPeer),
   /** Absent from files saved before access control: nothing may come in until the broker's snapshot. */
   access: z.array(PeerAccess).default([]),
+  /** Absent from files saved before virtual devices: none until the broker's snapshot. */
+  virtual: z.array(NetmapVirtual).default([]),
   savedAt: z.string(),
 });
 export type SavedNetmap = z.infer<typeof SavedNetmap>;
+
+/** The netmap as saved (so a restart without the broker brings the same mesh up). */
+export function savedNetmapOf(netmap: Netmap, now = new Date()): SavedNetmap {
+  return {
+    serial: netmap.serial,
+    self: netmap.self,
+    peers: netmap.peers,
+    access: accessToWire(netmap.access),
+    virtual: netmap.virtual,
+    savedAt: now.toISOString(),
+  };
+}
+
+export function netmapFromSaved(saved: SavedNetmap): Netmap {
+  return {
+    serial: saved.serial,
+    self: saved.self,
+    peers: saved.peers,
+    access: accessFromWire(saved.access),
+    virtual: saved.virtual,
+  };
+}
 
 export const STATE_FILES = {
   privateKey: 'private.key',

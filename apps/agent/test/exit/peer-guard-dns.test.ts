@@ -21,7 +21,7 @@ class RecordingFirewall implements FirewallBackend {
 
 const self = { id: '00000000-0000-4000-8000-000000000001', address: '100.64.0.1' } as NetmapSelf;
 const peer = { id: '00000000-0000-4000-8000-000000000002', address: '100.64.0.2' } as NetmapPeer;
-const netmap: Netmap = { serial: 1, self, peers: [peer], access: new Map() };
+const netmap: Netmap = { serial: 1, self, peers: [peer], access: new Map(), virtual: [] };
 
 describe('PeerGuard.enforce with exit node clients', () => {
   it('passes the clients on as dnsFrom, and nothing when there are none', async () => {

@@ -22,6 +22,7 @@ function setup(prefs: FullGatewayPrefs) {
     routeInterface: async (p) => links.get(p) ?? null,
     defaultInterface: async () => 'wan0',
     onLinkSubnets: async () => ['192.0.2.0/24'],
+    localAddresses: async () => ['127.0.0.0/8', '192.168.1.2/32'],
   };
   const applied: Array<GatewayPolicy | 'removed'> = [];
   const firewall: GatewayFirewall = {
@@ -76,6 +77,7 @@ function netmap(approved: boolean): Netmap {
     },
     peers: [client],
     access: new Map([['c', { in: [], out: [], routesIn: [{ prefix: '192.168.1.0/24', rules: ALLOW_ALL }] }]]),
+    virtual: [],
   };
 }
 

@@ -1,6 +1,6 @@
 import { normalizeGateway } from '@trellis/firewall';
 import { ALLOW_ALL, EXIT_ROUTE } from '@trellis/proto';
-import { buildGatewayPolicy, mergeRules, planGateway } from '../../src/gateway/gateway-policy';
+import { buildGatewayPolicy, mergeRules, NO_PLAN, planGateway } from '../../src/gateway/gateway-policy';
 
 describe('planGateway', () => {
   it('serves the routes of the interface carrying most of them and reports the rest down', () => {
@@ -16,12 +16,14 @@ describe('planGateway', () => {
       lanInterface: 'eth1',
       served: ['192.168.1.0/24', '192.168.2.0/24'],
       down: ['10.0.0.0/8', '10.200.0.0/16', '172.16.0.0/12'],
+      virtualServed: [],
+      virtualDown: [],
     });
   });
 
   it('reports the exit route down without a default route', () => {
     const none = planGateway([], new Map(), 'trellis0', { advertised: true, wanInterface: null });
-    expect(none).toEqual({ lanInterface: null, served: [], down: [EXIT_ROUTE] });
+    expect(none).toEqual({ ...NO_PLAN, down: [EXIT_ROUTE] });
     const wan = planGateway([], new Map(), 'trellis0', { advertised: true, wanInterface: 'wan0' });
     expect(wan.down).toEqual([]);
   });
@@ -31,7 +33,7 @@ describe('buildGatewayPolicy', () => {
   const base = {
     meshInterface: 'trellis0',
     selfAddress: '100.64.0.1',
-    plan: { lanInterface: 'eth1', served: ['192.168.1.0/24', '192.168.2.0/24'], down: [] },
+    plan: { ...NO_PLAN, lanInterface: 'eth1', served: ['192.168.1.0/24', '192.168.2.0/24'] },
     masquerade: true,
     wanInterface: 'wan0',
   };
@@ -63,7 +65,7 @@ describe('buildGatewayPolicy', () => {
   it('is an exit node for the peers whose access covers the exit route, when approved', () => {
     const policy = buildGatewayPolicy({
       ...base,
-      plan: { lanInterface: null, served: [], down: [] },
+      plan: NO_PLAN,
       approved: [EXIT_ROUTE],
       onLink: ['203.0.113.0/24'],
       peers: [

@@ -51,4 +51,15 @@ describe('LinuxLanProbe', () => {
     });
     expect(await new LinuxLanProbe(runner).onLinkSubnets()).toEqual(['192.168.1.0/24', '10.9.9.9/32']);
   });
+
+  it('lists what the kernel delivers to the device itself, from the local table', async () => {
+    const runner = new RecordingRunner({
+      'ip -4 -j route show table local type local': {
+        stdout:
+          '[{"type":"local","dst":"127.0.0.0/8","dev":"lo","protocol":"kernel","scope":"host","prefsrc":"127.0.0.1"},' +
+          '{"type":"local","dst":"192.168.1.2","dev":"eth0","protocol":"kernel","scope":"host","prefsrc":"192.168.1.2"}]',
+      },
+    });
+    expect(await new LinuxLanProbe(runner).localAddresses()).toEqual(['127.0.0.0/8', '192.168.1.2/32']);
+  });
 });

@@ -61,6 +61,7 @@ function setup(
       ['a', rules],
       ['b', rules],
     ]),
+    virtual: [],
   };
   const wg = new FakeWireGuard();
   const routeCalls: string[][] = [];
