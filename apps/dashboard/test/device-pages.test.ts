@@ -12,6 +12,8 @@ const device = (name: string, extra: Partial<DeviceInfo> = {}): DeviceInfo => ({
   os: 'linux',
   publicKey: `${'A'.repeat(43)}=`,
   address: '100.64.0.1',
+  via: null,
+  lanAddress: null,
   endpoints: [],
   online: false,
   lastSeen: null,

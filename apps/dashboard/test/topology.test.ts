@@ -49,6 +49,8 @@ describe('topology state (live events applied to what the page shows)', () => {
       hostname: 'h',
       os: 'linux',
       publicKey: `${'A'.repeat(43)}=`,
+      via: null,
+      lanAddress: null,
       endpoints: [],
       lastSeen: null,
       createdAt: since,

@@ -2,16 +2,11 @@ import { API_PATHS, DeviceInfo } from '@trellis/proto';
 import { type FormEvent, useState } from 'react';
 import { api } from '../api';
 import { ErrorLine } from '../components';
-
-const tagList = (text: string) =>
-  text
-    .split(',')
-    .map((t) => t.trim())
-    .filter(Boolean);
+import { isVirtualDevice, tagList } from './virtual-device';
 
 /**
  * A device's name and tags, edited in its row (admins). Only what changed is sent; the row itself
- * follows from the broker's event for the change.
+ * follows from the broker's event for the change. A virtual device has no key to replace.
  */
 export function DeviceEditor({ device, onDone }: { device: DeviceInfo; onDone: () => void }) {
   const [error, setError] = useState<string | null>(null);
@@ -44,9 +39,12 @@ export function DeviceEditor({ device, onDone }: { device: DeviceInfo; onDone: (
       <label>
         Tags <input name="tags" defaultValue={device.tags.join(', ')} placeholder="tag:server" />
       </label>
-      <label title="Only for a device that lost its key: the public key its new install shows (trellis status). Its peers are told the key changed.">
-        New key <input name="publicKey" placeholder="re-key: the key it shows now" size={46} maxLength={44} />
-      </label>
+      {!isVirtualDevice(device) && (
+        <label title="Only for a device that lost its key: the public key its new install shows (trellis status). Its peers are told the key changed.">
+          New key{' '}
+          <input name="publicKey" placeholder="re-key: the key it shows now" size={46} maxLength={44} />
+        </label>
+      )}
       <button type="submit" className="primary" disabled={busy}>
         Save
       </button>

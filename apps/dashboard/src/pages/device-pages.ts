@@ -126,5 +126,10 @@ export function useDevicePages(filter: DeviceFilter) {
     return () => events.close();
   }, [reload]);
 
-  return { list, error, reload, more };
+  /** A device this page itself added or changed, drawn without waiting for its event. */
+  const upsert = useCallback((d: DeviceInfo) => {
+    setList((l) => (l ? withDevice(l, d, filterRef.current) : l));
+  }, []);
+
+  return { list, error, reload, more, upsert };
 }

@@ -5,6 +5,8 @@ import { ErrorLine } from '../components';
 import { visibleWindow } from '../virtual-window';
 import { type DeviceFilter, useDevicePages } from './device-pages';
 import { DeviceRow } from './device-row';
+import { useGatewayNames } from './use-gateway-names';
+import { VirtualDeviceForm } from './virtual-device-form';
 
 /** Every row is this high (styles.css: tr.device-row), the one being edited EDIT_HEIGHT. */
 const ROW_HEIGHT = 56;
@@ -29,9 +31,10 @@ export function DevicesPage({ admin }: { admin: boolean }) {
   const [text, setText] = useState('');
   const [status, setStatus] = useState<DeviceFilter['status']>(undefined);
   const q = useDebounced(text, 250);
-  const { list, error: loadError, more } = useDevicePages({ q, status });
+  const { list, error: loadError, more, upsert } = useDevicePages({ q, status });
   const [error, setError] = useState<string | null>(null);
   const [editing, setEditing] = useState<string | null>(null);
+  const [addingVirtual, setAddingVirtual] = useState(false);
   const [scroll, setScroll] = useState({ top: 0, height: 600 });
   // The box exists only while there are rows: measured whenever it is (re)attached or resized.
   const observer = useRef<ResizeObserver | null>(null);
@@ -46,6 +49,7 @@ export function DevicesPage({ admin }: { admin: boolean }) {
   }, []);
 
   const rows = list?.rows ?? [];
+  const names = useGatewayNames(rows);
   const editIndex = rows.findIndex((d) => d.id === editing);
   const win = visibleWindow({
     scrollTop: scroll.top,
@@ -80,6 +84,12 @@ export function DevicesPage({ admin }: { admin: boolean }) {
     <section>
       <h1>Devices</h1>
       <ErrorLine error={error ?? loadError} />
+      {admin && (
+        <button type="button" aria-expanded={addingVirtual} onClick={() => setAddingVirtual((on) => !on)}>
+          {addingVirtual ? 'Close' : 'Add virtual device'}
+        </button>
+      )}
+      {admin && addingVirtual && <VirtualDeviceForm onAdded={upsert} />}
       <form className="inline" onSubmit={(e) => e.preventDefault()}>
         <label>
           Search{' '}
@@ -143,6 +153,7 @@ export function DevicesPage({ admin }: { admin: boolean }) {
                 <DeviceRow
                   key={d.id}
                   device={d}
+                  gatewayNames={names}
                   admin={admin}
                   editing={editing === d.id}
                   columns={columns.length}
