@@ -37,6 +37,7 @@ export class LanHost {
  * One LAN segment, 192.168.N.0/24: a switch namespace whose bridge joins the gateways' `lan0`
  * (addresses .1, .2, … in attach order) and the LAN hosts (from .100, default route via the first
  * gateway, so replies come back). Several gateways on one segment serve the same prefix (failover).
+ * Segments are separate switches, so two of them may use the same N: two sites whose LANs overlap.
  */
 export class LanSegment {
   readonly prefix: string;
@@ -53,7 +54,10 @@ export class LanSegment {
     this.prefix = `192.168.${index}.0/24`;
   }
 
-  /** `index` picks the /24 (192.168.index.0/24); keep it distinct per lab. */
+  /**
+   * `index` picks the /24 (192.168.index.0/24). Segments of one lab may share it (overlapping LANs
+   * of two sites); `name` must be unique, it names the namespaces.
+   */
   static async create(lab: Lab, name: string, index: number): Promise<LanSegment> {
     if (!Number.isInteger(index) || index < 1 || index > 254)
       throw new Error(`LAN index ${index} outside 1..254`);

@@ -206,3 +206,18 @@ export class ResolvedDaemon {
     await this.bus.stop(5000);
   }
 }
+
+/**
+ * `dig +short NAME A @SERVER` from `ns`: the IPv4 addresses answered (empty for NXDOMAIN or no
+ * answer), or null when the server did not answer at all.
+ */
+export async function digA(ns: Namespace, server: string, name: string): Promise<string[] | null> {
+  const r = await ns
+    .exec(['dig', '+short', '+time=1', '+tries=1', `@${server}`, name, 'A'], { timeoutMs: 10_000 })
+    .catch(() => null);
+  if (!r || /connection timed out|no servers could be reached/.test(r.stdout)) return null;
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^\d+\.\d+\.\d+\.\d+$/.test(l));
+}

@@ -14,18 +14,20 @@ interface IperfJson {
 }
 
 /**
- * iperf3 TCP from `client` to a server in `server` bound to `address` (a mesh address, or a LAN
- * host's address behind a gateway); the server serves exactly one test. The first second (slow
- * start) is omitted.
+ * iperf3 TCP from `client` to `address` (a mesh address, or a LAN host's address behind a gateway),
+ * served in `server` bound to `bind` (default `address`; a virtual device's LAN host binds its LAN
+ * address while clients use its mesh address); the server serves exactly one test. The first
+ * second (slow start) is omitted.
  */
 export async function tcpRun(
   client: Namespace,
   server: Namespace,
   address: string,
   seconds: number,
+  bind = address,
 ): Promise<TcpRun> {
   const port = 5201;
-  const srv = server.spawn('iperf3', ['-s', '-1', '--forceflush', '-B', address, '-p', String(port)], {
+  const srv = server.spawn('iperf3', ['-s', '-1', '--forceflush', '-B', bind, '-p', String(port)], {
     logName: `iperf3-server-${address}`,
   });
   try {

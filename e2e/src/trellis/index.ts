@@ -8,3 +8,4 @@ export { LabDatabase } from './lab-database';
 export { cleanEnv, repoRoot, type TrellisBuild, trellisBuild } from './paths';
 export { RELAY_PORTS, RELAY_TCP_PORT, RelayRunner } from './relay';
 export { startTraffic, withTraffic } from './traffic';
+export { addVirtualDevice, type VirtualDeviceSpec } from './virtual';
