@@ -4,7 +4,7 @@
  */
 import type { Agent as HttpsAgent } from 'node:https';
 import { DeviceAuthenticator, newNonce } from '@trellis/crypto';
-import { API_PATHS, AUTH_TIMEOUT_MS, PROTOCOL_VERSION, SNAPSHOT_TIMEOUT_MS } from '@trellis/proto';
+import { API_PATHS, AUTH_TIMEOUT_MS, CAPABILITY_VERSION, SNAPSHOT_TIMEOUT_MS } from '@trellis/proto';
 import WebSocket from 'ws';
 
 export interface ControlDevice {
@@ -72,7 +72,7 @@ export function connectControl(
       ws.send(
         JSON.stringify({
           type: 'hello',
-          protocolVersion: PROTOCOL_VERSION,
+          protocolVersion: CAPABILITY_VERSION,
           deviceId: device.deviceId,
           publicKey: device.publicKey,
           clientNonce,

@@ -1,5 +1,5 @@
 import { createSocket } from 'node:dgram';
-import { MAX_HELD_PER_FRAME, RelayCloseCode } from '@trellis/proto';
+import { CAPABILITY_VERSION, CloseCode, MAX_HELD_PER_FRAME, RelayCloseCode } from '@trellis/proto';
 import pino from 'pino';
 import { BrokerLink, type BrokerLinkOptions } from '../src/broker/broker-link';
 import { brokerTlsOptions, relayControlUrl } from '../src/broker/broker-url';
@@ -61,7 +61,7 @@ describe('broker link against a fake broker', () => {
       token: TOKEN,
       name: 'relay-1',
       publicAddress: '127.0.0.1',
-      protocolVersion: 1,
+      protocolVersion: CAPABILITY_VERSION,
     });
 
     const allocated = await broker.waitFor('allocated', (m) => m.allocationId === fresh.allocationId);
@@ -159,6 +159,57 @@ describe('broker link against a fake broker', () => {
     while (welcomes < 2) await new Promise((r) => setTimeout(r, 5));
     expect(broker.connections).toBe(2);
     expect(relay.get(spec.allocationId)?.port).toBe(first.port);
+  });
+
+  /** The versions of the relay-hellos received so far. */
+  const helloVersions = () =>
+    broker.received.flatMap((m) => (m.type === 'relay-hello' ? [m.protocolVersion] : []));
+
+  /** A broker from before capability versions: refuses any but 1 (4426), welcomes without announcing one. */
+  function legacyBroker(announce?: number): void {
+    broker.onHello = () => {
+      const version = helloVersions().at(-1);
+      if (version === 1) broker.welcome([], announce);
+      else
+        broker.close(
+          CloseCode.protocolMismatch,
+          `protocol version ${version} not supported (broker speaks 1)`,
+        );
+    };
+  }
+
+  it('falls back to version 1 at once (no backoff) against a broker that refuses its version', async () => {
+    link.stop();
+    // A backoff this long would time the test out: the fallback must not wait for it.
+    link = new BrokerLink(linkOptions({ backoff: new ReconnectBackoff(60_000, 60_000) }));
+    legacyBroker();
+    link.start();
+    while (!link.connected) await new Promise((r) => setTimeout(r, 5));
+    expect(helloVersions()).toEqual([CAPABILITY_VERSION, 1]);
+    expect(broker.connections).toBe(2);
+  });
+
+  it('keeps version 1 for that broker across reconnections until it announces a newer one', async () => {
+    legacyBroker();
+    link.start();
+    while (!link.connected) await new Promise((r) => setTimeout(r, 5));
+    broker.close(1012, 'restarting');
+    while (broker.connections < 3 || !link.connected) await new Promise((r) => setTimeout(r, 5));
+    expect(helloVersions()).toEqual([CAPABILITY_VERSION, 1, 1]);
+    // The broker was upgraded: it takes version 1 still, and announces its own.
+    broker.onHello = () => broker.welcome([], CAPABILITY_VERSION);
+    broker.close(1012, 'restarting');
+    while (broker.connections < 4 || !link.connected) await new Promise((r) => setTimeout(r, 5));
+    broker.close(1012, 'restarting');
+    while (broker.connections < 5 || !link.connected) await new Promise((r) => setTimeout(r, 5));
+    expect(helloVersions()).toEqual([CAPABILITY_VERSION, 1, 1, 1, CAPABILITY_VERSION]);
+  });
+
+  it('does not loop on a broker that refuses version 1 too: backs off as after any close', async () => {
+    broker.onHello = () => broker.close(CloseCode.protocolMismatch, 'protocol version not supported');
+    link.start();
+    while (helloVersions().length < 4) await new Promise((r) => setTimeout(r, 5));
+    expect(helloVersions().slice(0, 4)).toEqual([CAPABILITY_VERSION, 1, 1, 1]);
   });
 
   it('refuses a broker whose certificate does not match the pin, before sending anything', async () => {

@@ -11,7 +11,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { API_PATHS, type EnrollResponse, PROTOCOL_VERSION } from '@trellis/proto';
+import { API_PATHS, CAPABILITY_VERSION, type EnrollResponse } from '@trellis/proto';
 import { next, pool } from '../child-ipc';
 import { BrokerHttpClient } from '../http-client';
 import { fastKeyPair } from '../keys';
@@ -114,7 +114,7 @@ async function runSize(n: number, a: Args, cleanup: Cleanup): Promise<SizeResult
   await pool(homes, ENROLL_CONCURRENCY, async (home, i) => {
     const k = fastKeyPair();
     const r = await http[i % 3]!.call<EnrollResponse>('POST', API_PATHS.enroll, {
-      protocolVersion: PROTOCOL_VERSION,
+      protocolVersion: CAPABILITY_VERSION,
       setupKey,
       publicKey: k.publicKey,
       name: `dev-${i}`,

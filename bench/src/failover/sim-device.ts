@@ -10,9 +10,9 @@ import {
   API_PATHS,
   AUTH_TIMEOUT_MS,
   Backoff,
+  CAPABILITY_VERSION,
   type ClientMessage,
   CloseCode,
-  PROTOCOL_VERSION,
   SNAPSHOT_TIMEOUT_MS,
 } from '@trellis/proto';
 import WebSocket from 'ws';
@@ -136,7 +136,7 @@ export class SimDevice {
       this.openAt = nowMs();
       const hello: ClientMessage = {
         type: 'hello',
-        protocolVersion: PROTOCOL_VERSION,
+        protocolVersion: CAPABILITY_VERSION,
         deviceId: this.spec.deviceId,
         publicKey: this.spec.publicKey,
         clientNonce,

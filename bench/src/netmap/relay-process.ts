@@ -8,8 +8,8 @@
  */
 import {
   API_PATHS,
+  CAPABILITY_VERSION,
   type PortRange,
-  PROTOCOL_VERSION,
   RelayClientMessage,
   RelayServerMessage,
 } from '@trellis/proto';
@@ -38,7 +38,7 @@ function main(): void {
   ws.on('open', () =>
     reply({
       type: 'relay-hello',
-      protocolVersion: PROTOCOL_VERSION,
+      protocolVersion: CAPABILITY_VERSION,
       token,
       name: 'bench-relay',
       publicAddress: '127.0.0.1',

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   API_PATHS,
+  CAPABILITY_VERSION,
   type CreateRelayTokenResponse,
   type EnrollResponse,
   type LoginResponse,
-  PROTOCOL_VERSION,
 } from '@trellis/proto';
 import { next } from '../child-ipc';
 import { withDatabase } from '../database';
@@ -73,7 +73,7 @@ export async function withNetmapBench<T>(n: number, fn: (bench: NetmapBench) => 
       };
       const enroll = async (name: string, publicKey: string) =>
         http.call<EnrollResponse>('POST', API_PATHS.enroll, {
-          protocolVersion: PROTOCOL_VERSION,
+          protocolVersion: CAPABILITY_VERSION,
           setupKey: ready.setupKey,
           publicKey,
           name,

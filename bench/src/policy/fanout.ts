@@ -19,11 +19,11 @@ import {
 } from '@trellis/policy';
 import {
   API_PATHS,
+  CAPABILITY_VERSION,
   type CreateSetupKeyResponse,
   type DeviceInfo,
   type EnrollResponse,
   type PolicyApplyResult,
-  PROTOCOL_VERSION,
 } from '@trellis/proto';
 import { next, pool } from '../child-ipc';
 import { BrokerHttpClient } from '../http-client';
@@ -159,7 +159,7 @@ async function enroll(
   await pool(wanted, ENROLL_CONCURRENCY, async (d, i) => {
     const k = pairs[i]!;
     const r = await http.call<EnrollResponse>('POST', API_PATHS.enroll, {
-      protocolVersion: PROTOCOL_VERSION,
+      protocolVersion: CAPABILITY_VERSION,
       setupKey: keys.get(`${[...d.tags].sort().join(',')}|${d.block ?? ''}`),
       publicKey: k.publicKey,
       name: d.name,

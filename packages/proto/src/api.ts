@@ -11,7 +11,12 @@ export type Role = z.infer<typeof Role>;
 
 // --- broker info ----------------------------------------------------------------------------
 export const BrokerInfo = z.object({
+  /** The broker's capability version (capability.ts); brokers of version 1 send 1 here. */
   protocolVersion: z.number().int(),
+  /** The same, named for what it is (absent: a broker of version 1). */
+  capabilityVersion: z.number().int().positive().optional(),
+  /** The oldest capability version the broker serves (absent: it takes exactly `protocolVersion`). */
+  minCapabilityVersion: z.number().int().nonnegative().optional(),
   version: PlainText(64),
   brokerPublicKey: WgKey,
 });
@@ -144,6 +149,7 @@ export type RenameDeviceRequest = z.infer<typeof RenameDeviceRequest>;
 export const MAX_ENDPOINTS = 16;
 
 export const EnrollRequest = z.strictObject({
+  /** The agent's capability version (capability.ts). */
   protocolVersion: z.number().int(),
   setupKey: PlainText(128).min(8),
   publicKey: WgKey,

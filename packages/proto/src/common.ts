@@ -1,9 +1,6 @@
 import { z } from 'zod';
 import { IPV4_RE } from './ipv4';
 
-/** Bumped on any incompatible change to a message below. Peers must match exactly. */
-export const PROTOCOL_VERSION = 1;
-
 /** WireGuard keys travel as standard base64 of 32 bytes (44 chars, one '=' pad), as `wg` prints them. */
 export const WgKey = z
   .string()

@@ -130,6 +130,7 @@ export type NetmapPeer = z.infer<typeof NetmapPeer>;
 // --- client → broker ---------------------------------------------------------------------------
 export const HelloMessage = z.strictObject({
   type: z.literal('hello'),
+  /** The agent's capability version (capability.ts); a broker serves MIN_CAPABILITY_VERSION and up. */
   protocolVersion: z.number().int(),
   deviceId: DeviceId,
   publicKey: WgKey,
@@ -184,6 +185,8 @@ export const ChallengeMessage = z.object({
    * sends none that an older broker would refuse (closing the connection). Absent: none.
    */
   features: z.array(z.string().max(32)).max(16).optional(),
+  /** The broker's capability version (capability.ts). Absent: a broker of version 1. */
+  capabilityVersion: z.number().int().positive().optional(),
 });
 
 /**

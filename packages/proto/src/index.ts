@@ -7,6 +7,7 @@ export * from './backoff';
 export * from './broker-events';
 export * from './broker-rotation';
 export * from './broker-urls';
+export * from './capability';
 export * from './cluster-events';
 export * from './common';
 export * from './control';

@@ -106,6 +106,7 @@ export type HeldAllocation = z.infer<typeof HeldAllocation>;
 // --- relay → broker ---------------------------------------------------------------------------
 export const RelayHelloMessage = z.strictObject({
   type: z.literal('relay-hello'),
+  /** The relay's capability version (capability.ts); a broker serves MIN_CAPABILITY_VERSION and up. */
   protocolVersion: z.number().int(),
   token: RelayToken,
   name: DnsLabel,
@@ -184,6 +185,8 @@ export const RelayWelcomeMessage = z.object({
   /** Everything this relay should hold now; allocations it has but that are not listed are closed. */
   allocations: z.array(RelayAllocation),
   heartbeatIntervalMs: z.number().int().positive(),
+  /** The broker's capability version (capability.ts). Absent: a broker of version 1. */
+  capabilityVersion: z.number().int().positive().optional(),
 });
 export const AllocateMessage = z.object({ type: z.literal('allocate'), allocation: RelayAllocation });
 export const ReleaseMessage = z.object({ type: z.literal('release'), allocationId: AllocationId });

@@ -1,9 +1,9 @@
 import { hostname, release } from 'node:os';
 import {
   type BrokerTrust,
+  CAPABILITY_VERSION,
   type DeviceAuthRequest,
   type EnrollResponse,
-  PROTOCOL_VERSION,
   type SignInPrompt,
   type UpRequest,
 } from '@trellis/proto';
@@ -35,7 +35,7 @@ export function deviceBody(
   endpoints: string[],
 ): Omit<DeviceAuthRequest, 'proof'> {
   return {
-    protocolVersion: PROTOCOL_VERSION,
+    protocolVersion: CAPABILITY_VERSION,
     publicKey,
     ...(name ? { name } : {}),
     hostname: hostname(),

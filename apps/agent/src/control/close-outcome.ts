@@ -1,4 +1,5 @@
 import { CloseCode } from '@trellis/proto';
+import { KeyRotationRefused } from './rotation-request';
 
 /** Why a device that enrolled in an account requiring approval is not connected yet (it keeps trying). */
 export const PENDING_APPROVAL = 'waiting for an admin to approve this device in the dashboard';
@@ -28,4 +29,12 @@ export function closeOutcome(code: number, reason: string, socketError: string |
 /** Why the connection ended, in words (what a pending rotation is rejected with). */
 export function closeText(code: number, reason: string, socketError: string | null): string {
   return socketError ?? `closed by broker (${code}${reason ? `: ${reason}` : ''})`;
+}
+
+/** What a rotation still waiting for the broker's answer fails with when the connection closed. */
+export function rotationError(code: number, reason: string, socketError: string | null): Error {
+  if (code === CloseCode.rotationRefused) return new KeyRotationRefused(reason);
+  return new Error(
+    `the connection ended before the broker answered: ${closeText(code, reason, socketError)}`,
+  );
 }

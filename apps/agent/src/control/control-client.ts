@@ -5,6 +5,7 @@ import {
   AUTH_TIMEOUT_MS,
   type BrokerRotation,
   type BrokerTarget,
+  CapabilityFallback,
   type ChallengeMessage,
   type ClientMessage,
   CloseCode,
@@ -17,7 +18,7 @@ import {
 import { resolveHostAddresses } from '@trellis/tls';
 import { describeTarget } from '../trust/broker-url';
 import { AuthKeys } from './auth-keys';
-import { closeOutcome, closeText } from './close-outcome';
+import { closeOutcome, rotationError } from './close-outcome';
 import { ControlAnnouncements, type PathMessage } from './control-announcements';
 import type { ControlClientOptions } from './control-client-options';
 import { ControlHeartbeat, DEFAULT_CLOCK_PINGS } from './control-heartbeat';
@@ -25,7 +26,7 @@ import type { ControlLink } from './control-link';
 import { ControlSocket, decodeServerMessage } from './control-socket';
 import { NetmapTracker } from './netmap-tracker';
 import { ReconnectSchedule } from './reconnect-schedule';
-import { KeyRotationRefused, ROTATION_ANSWER_MS, RotationRequest } from './rotation-request';
+import { ROTATION_ANSWER_MS, RotationRequest } from './rotation-request';
 import { Deadline, realTimers, type Timers } from './timers';
 
 export type { ControlClientHandlers, ControlClientOptions } from './control-client-options';
@@ -52,6 +53,10 @@ export class ControlClient {
   private readonly announcements = new ControlAnnouncements(
     (msg) => this.send(msg),
     () => (this.link.phase === 'ready' ? this.link.features : null),
+  );
+  /** Our capability version, or 1 for a broker from before them, which refuses ours (4426). */
+  private readonly capability = new CapabilityFallback((broker) =>
+    this.opts.logger.warn({ broker }, 'broker refused our capability version; speaking version 1 to it'),
   );
   lastError: string | null = null;
 
@@ -204,7 +209,8 @@ export class ControlClient {
   private onOpen(): void {
     this.heartbeat.heard();
     const resume = this.tracker.resumeToken ?? undefined;
-    this.send(this.keys.handshake.hello(this.tracker.lastSerial ?? this.opts.lastSerial, resume));
+    const version = this.capability.helloVersion(this.reconnect.rotation.current);
+    this.send(this.keys.handshake.hello(this.tracker.lastSerial ?? this.opts.lastSerial, resume, version));
     this.authDeadline.set(AUTH_TIMEOUT_MS, () =>
       this.fail(CloseCode.authTimeout, 'broker did not complete authentication in time'),
     );
@@ -267,6 +273,7 @@ export class ControlClient {
       return;
     }
     if ('socket' in this.link) this.link.features = new Set(msg.features ?? []);
+    this.capability.announced(msg.capabilityVersion);
     this.advance('await-netmap');
     this.send(auth);
     this.authDeadline.set(SNAPSHOT_TIMEOUT_MS, () =>
@@ -334,12 +341,7 @@ export class ControlClient {
 
   private onClose(code: number, reason: string, socketError: string | null): void {
     const wasReady = this.link.phase === 'ready';
-    const why = closeText(code, reason, socketError);
-    this.rotation.fail(
-      code === CloseCode.rotationRefused
-        ? new KeyRotationRefused(reason)
-        : new Error(`the connection ended before the broker answered: ${why}`),
-    );
+    this.rotation.fail(rotationError(code, reason, socketError));
     const outcome = closeOutcome(code, reason, socketError);
     // A broker from before resume tokens refuses a hello with one: the next hello asks for a snapshot.
     if (!wasReady && code === CloseCode.badMessage) this.tracker.forgetResume();
@@ -354,7 +356,9 @@ export class ControlClient {
     if (other)
       this.opts.logger.warn({ publicKey: other.publicKey }, 'broker refused our key; trying the other one');
     if (wasReady) this.opts.handlers.onDisconnected(outcome.error);
-    this.retry(wasReady);
+    const target = this.reconnect.rotation.current;
+    if (code === CloseCode.protocolMismatch && target && this.capability.refused()) this.open(target);
+    else this.retry(wasReady);
   }
 
   private fail(code: number, reason: string): void {

@@ -1,9 +1,9 @@
 import { DeviceAuthenticator, type KeyPair, newNonce } from '@trellis/crypto';
 import {
+  CAPABILITY_VERSION,
   type ChallengeMessage,
   type ClientMessage,
   type HelloMessage,
-  PROTOCOL_VERSION,
 } from '@trellis/proto';
 
 /**
@@ -25,12 +25,13 @@ export class ControlHandshake {
   /**
    * A connection's first message, with a new nonce. `lastSerial` keeps the broker's serials above
    * the netmap held; with `resume` the broker may answer with a delta on top of that netmap.
+   * `version`: our capability version, or a lower one this broker takes (CapabilityFallback).
    */
-  hello(lastSerial: number | undefined, resume?: string): HelloMessage {
+  hello(lastSerial: number | undefined, resume?: string, version = CAPABILITY_VERSION): HelloMessage {
     this.clientNonce = newNonce();
     const hello: HelloMessage = {
       type: 'hello',
-      protocolVersion: PROTOCOL_VERSION,
+      protocolVersion: version,
       deviceId: this.deviceId,
       publicKey: this.keyPair.publicKey,
       clientNonce: this.clientNonce,

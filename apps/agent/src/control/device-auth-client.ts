@@ -9,6 +9,7 @@ import {
 } from '@trellis/proto';
 import type { PollResult } from '../sign-in/sign-in-poller';
 import { BrokerRejectedError, brokerCall, brokerInfo } from './broker-call';
+import { withVersionFallback } from './version-fallback';
 
 export interface DeviceAuthCallOptions {
   agent: Agent;
@@ -30,17 +31,13 @@ export async function startDeviceAuth(
   const info = await brokerInfo(brokerUrl, { agent, timeoutMs, address });
   const at = Date.now();
   const mac = enrollProof(privateKey, body.publicKey, info.brokerPublicKey, DEVICE_AUTH_PROOF_LABEL, at);
-  const started = await brokerCall(
-    brokerUrl,
-    API_PATHS.deviceAuth,
-    { ...body, proof: { at, mac } },
-    DeviceAuthResponse,
-    {
+  const started = await withVersionFallback({ ...body, proof: { at, mac } }, (request) =>
+    brokerCall(brokerUrl, API_PATHS.deviceAuth, request, DeviceAuthResponse, {
       agent,
       timeoutMs,
       address,
       what: 'sign-in',
-    },
+    }),
   );
   return { started, brokerPublicKey: info.brokerPublicKey };
 }

@@ -8,6 +8,7 @@ import {
   type ResolveHost,
 } from '@trellis/proto';
 import { BrokerRejectedError, brokerCall, brokerInfo } from './broker-call';
+import { withVersionFallback } from './version-fallback';
 
 /** A refusal of the enrollment (or of the broker info before it). */
 export { BrokerRejectedError as EnrollmentRejectedError } from './broker-call';
@@ -60,12 +61,14 @@ export async function enroll(
   const info = await brokerInfo(brokerUrl, { agent, timeoutMs, address });
   const at = Date.now();
   const mac = enrollProof(privateKey, body.publicKey, info.brokerPublicKey, body.setupKey, at);
-  const res = await brokerCall(brokerUrl, API_PATHS.enroll, { ...body, proof: { at, mac } }, EnrollResponse, {
-    agent,
-    timeoutMs,
-    address,
-    what: 'enrollment',
-  });
+  const res = await withVersionFallback({ ...body, proof: { at, mac } }, (request) =>
+    brokerCall(brokerUrl, API_PATHS.enroll, request, EnrollResponse, {
+      agent,
+      timeoutMs,
+      address,
+      what: 'enrollment',
+    }),
+  );
   if (res.brokerPublicKey !== info.brokerPublicKey) {
     throw new Error('the broker answered the enrollment with another key than its info: refusing it');
   }

@@ -15,6 +15,7 @@ import {
   API_PATHS,
   BROKER_FEATURES,
   type BrokerInfo,
+  CAPABILITY_VERSION,
   ClientMessage,
   CloseCode,
   type DeltaMessage,
@@ -25,7 +26,6 @@ import {
   OVERLAY_PREFIX,
   type PathStateMessage,
   type PeerAccess,
-  PROTOCOL_VERSION,
   type ServerMessage,
 } from '@trellis/proto';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -71,8 +71,13 @@ export class BrokerDouble {
     publicKey: string;
     lastSerial?: number;
     resume?: string;
+    protocolVersion: number;
     at: number;
   }> = [];
+  /** Versions taken in a hello or enrollment; `(v) => v === 1`: a broker from before capability versions. */
+  acceptsVersion: (version: number) => boolean = () => true;
+  /** ChallengeMessage.capabilityVersion; undefined: a broker from before capability versions. */
+  capabilityVersion: number | undefined = CAPABILITY_VERSION;
   /**
    * Hands out resume tokens (`tok-<serial>`) and answers a hello naming the last one with a delta
    * on top of its serial (all peers again, as upserts) instead of a snapshot.
@@ -122,7 +127,7 @@ export class BrokerDouble {
     const server = createServer({ key: this.cert.key, cert: this.cert.cert }, (req, res) => {
       if (req.method === 'GET' && req.url === API_PATHS.info) {
         const info: BrokerInfo = {
-          protocolVersion: PROTOCOL_VERSION,
+          protocolVersion: this.capabilityVersion ?? 1,
           version: 'double',
           brokerPublicKey: this.keys.publicKey,
         };
@@ -259,6 +264,12 @@ export class BrokerDouble {
     }
     const req = EnrollRequest.safeParse(json);
     if (!req.success) return [400, { statusCode: 400, error: 'Bad Request', message: req.error.message }];
+    const version = req.data.protocolVersion;
+    if (!this.acceptsVersion(version))
+      return [
+        400,
+        { statusCode: 400, error: 'Bad Request', message: refusal(version), code: 'protocol_mismatch' },
+      ];
     if (!this.setupKeys.has(req.data.setupKey)) {
       return [
         401,
@@ -326,8 +337,11 @@ export class BrokerDouble {
           publicKey: msg.publicKey,
           ...(msg.lastSerial !== undefined ? { lastSerial: msg.lastSerial } : {}),
           ...(msg.resume !== undefined ? { resume: msg.resume } : {}),
+          protocolVersion: msg.protocolVersion,
           at: Date.now(),
         });
+        if (!this.acceptsVersion(msg.protocolVersion))
+          return ws.close(CloseCode.protocolMismatch, refusal(msg.protocolVersion));
         if (this.refuseResume && msg.resume !== undefined)
           return ws.close(CloseCode.badMessage, 'unrecognized key: resume');
         resumeFrom = this.resumes && msg.resume === `tok-${msg.lastSerial}` ? msg.lastSerial! : null;
@@ -343,6 +357,7 @@ export class BrokerDouble {
           brokerNonce,
           brokerProof: auth.brokerProof(clientNonce, brokerNonce),
           ...(this.features.length > 0 ? { features: this.features } : {}),
+          ...(this.capabilityVersion !== undefined ? { capabilityVersion: this.capabilityVersion } : {}),
         });
         return;
       }
@@ -454,4 +469,9 @@ export class BrokerDouble {
     this.tamper(copy);
     ws.send(JSON.stringify(copy));
   }
+}
+
+/** What a broker from before capability versions said to any version but its own. */
+function refusal(version: number): string {
+  return `protocol version ${version} not supported (broker speaks 1)`;
 }

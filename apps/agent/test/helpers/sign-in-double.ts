@@ -37,6 +37,8 @@ export class SignInDouble {
   expiresIn = 600;
   /** Answer this many polls with `slow_down` first. */
   slowDowns = 0;
+  /** Versions a sign-in may carry; `(v) => v === 1`: a broker from before capability versions. */
+  acceptsVersion: (version: number) => boolean = () => true;
 
   constructor(
     private readonly keys: KeyPair,
@@ -84,7 +86,13 @@ export class SignInDouble {
   private start(json: unknown, baseUrl: string): [number, object] {
     const parsed = DeviceAuthRequest.safeParse(json);
     if (!parsed.success) return error(400, 'bad_request', parsed.error.message);
-    const { proof, publicKey } = parsed.data;
+    const { proof, publicKey, protocolVersion } = parsed.data;
+    if (!this.acceptsVersion(protocolVersion))
+      return error(
+        400,
+        'protocol_mismatch',
+        `protocol version ${protocolVersion} not supported (broker speaks 1)`,
+      );
     const k = this.keys;
     if (
       !proof ||

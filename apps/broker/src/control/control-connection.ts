@@ -3,6 +3,7 @@ import { BrokerAuthenticator, newNonce } from '@trellis/crypto';
 import {
   type AdvertiseMessage,
   BROKER_FEATURES,
+  CAPABILITY_VERSION,
   ClientMessage,
   CloseCode,
   type HelloMessage,
@@ -109,6 +110,9 @@ export class ControlConnection {
     ws.on('error', (err) => deps.logger.warn({ remote, err: err.message }, 'control connection error'));
   }
 
+  /** The agent's capability version (its hello's, once served): what later versions gate frames by. */
+  capabilityVersion: number | undefined;
+
   get deviceId(): string | undefined {
     if (this.state.phase === 'ready') return this.state.session.deviceId;
     if (this.state.phase === 'auth') return this.state.hello.deviceId;
@@ -161,6 +165,7 @@ export class ControlConnection {
   private async onHello(hello: HelloMessage): Promise<void> {
     const mismatch = protocolMismatch(hello.protocolVersion);
     if (mismatch) return this.fail(CloseCode.protocolMismatch, 'protocol_mismatch', mismatch);
+    this.capabilityVersion = hello.protocolVersion;
     const found = await this.deps.devices.forAuth(hello.deviceId);
     if (!found || found.device.publicKey !== hello.publicKey) {
       return this.fail(CloseCode.authFailed, 'auth_failed', 'unknown device or key');
@@ -179,7 +184,13 @@ export class ControlConnection {
     };
     const brokerProof = auth.brokerProof(hello.clientNonce, brokerNonce);
     const features = [BROKER_FEATURES.pathState, ...(this.deps.onAdvertise ? [BROKER_FEATURES.routes] : [])];
-    this.sendMessage({ type: 'challenge', brokerNonce, brokerProof, features });
+    this.sendMessage({
+      type: 'challenge',
+      brokerNonce,
+      brokerProof,
+      features,
+      capabilityVersion: CAPABILITY_VERSION,
+    });
   }
 
   private async onAuth(proof: string): Promise<void> {
@@ -240,7 +251,12 @@ export class ControlConnection {
     // The agent starts its heartbeat once it has the snapshot: its silence counts from here.
     this.lastActivity = Date.now();
     this.deps.logger.info(
-      { deviceId: hello.deviceId, remote: this.remote, netmap: how.how },
+      {
+        deviceId: hello.deviceId,
+        remote: this.remote,
+        netmap: how.how,
+        capabilityVersion: hello.protocolVersion,
+      },
       'device connected',
     );
   }

@@ -1,4 +1,4 @@
-import { PROTOCOL_VERSION } from '@trellis/proto';
+import { capabilityRefusal } from '@trellis/proto';
 import type { ZodType } from 'zod';
 
 export type ParsedFrame<T> =
@@ -24,8 +24,10 @@ export function parseFrame<T>(schema: ZodType<T>, text: string | null): ParsedFr
   };
 }
 
-/** Why a hello's protocol version is refused, or undefined when it is the broker's. */
+/**
+ * Why a hello's capability version is refused (older than MIN_CAPABILITY_VERSION), or undefined.
+ * A newer peer is served: it adapts to the version the broker announces.
+ */
 export function protocolMismatch(version: number): string | undefined {
-  if (version === PROTOCOL_VERSION) return undefined;
-  return `protocol version ${version} not supported (broker speaks ${PROTOCOL_VERSION})`;
+  return capabilityRefusal(version);
 }

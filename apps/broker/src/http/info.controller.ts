@@ -1,5 +1,5 @@
 import { Controller, Get, Header, Inject } from '@nestjs/common';
-import { API_PATHS, type BrokerInfo, PROTOCOL_VERSION } from '@trellis/proto';
+import { API_PATHS, type BrokerInfo, CAPABILITY_VERSION, MIN_CAPABILITY_VERSION } from '@trellis/proto';
 import { ping } from '../db/database';
 import { BROKER_CONTEXT, type BrokerContext } from './broker-context';
 
@@ -10,7 +10,9 @@ export class InfoController {
   @Get(API_PATHS.info)
   info(): BrokerInfo {
     return {
-      protocolVersion: PROTOCOL_VERSION,
+      protocolVersion: CAPABILITY_VERSION,
+      capabilityVersion: CAPABILITY_VERSION,
+      minCapabilityVersion: MIN_CAPABILITY_VERSION,
       version: this.ctx.version,
       brokerPublicKey: this.ctx.brokerKey.publicKey,
     };

@@ -1,15 +1,11 @@
-import { PROTOCOL_VERSION } from '@trellis/proto';
+import { capabilityRefusal } from '@trellis/proto';
 import type { ZodType } from 'zod';
 import { badRequest, DomainError } from '../domain/errors';
 
-/** A device speaking another protocol version than this broker is told which one this speaks. */
+/** A device older than the broker serves is told which versions it speaks (newer ones are served). */
 export function requireProtocol(version: number): void {
-  if (version === PROTOCOL_VERSION) return;
-  throw new DomainError(
-    400,
-    'protocol_mismatch',
-    `protocol version ${version} not supported (broker speaks ${PROTOCOL_VERSION})`,
-  );
+  const refusal = capabilityRefusal(version);
+  if (refusal) throw new DomainError(400, 'protocol_mismatch', refusal);
 }
 
 /** Parses with a proto schema; the first problem becomes a 400 message naming the field. */

@@ -1,4 +1,5 @@
 import {
+  CAPABILITY_VERSION,
   CloseCode,
   type HeldAllocation,
   RelayClientMessage,
@@ -52,6 +53,8 @@ export class RelayControlConnection implements RelayLink {
   private revoked = false;
   private lastTouch = 0;
   lastActivity = Date.now();
+  /** The relay's capability version (its hello's, once served): what later versions gate frames by. */
+  capabilityVersion: number | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -147,6 +150,7 @@ export class RelayControlConnection implements RelayLink {
   private async onHello(hello: RelayHelloMessage): Promise<void> {
     const mismatch = protocolMismatch(hello.protocolVersion);
     if (mismatch) return this.fail(CloseCode.protocolMismatch, 'relay_protocol_mismatch', mismatch);
+    this.capabilityVersion = hello.protocolVersion;
     const check = await this.deps.tokens.verify(hello.token);
     if (!check.ok) {
       if (check.reason === 'revoked')
@@ -171,7 +175,14 @@ export class RelayControlConnection implements RelayLink {
       reflector: hello.reflector,
     };
     this.deps.logger.info(
-      { relayId, relay: hello.name, account: accountName, remote: this.remote, version: hello.version },
+      {
+        relayId,
+        relay: hello.name,
+        account: accountName,
+        remote: this.remote,
+        version: hello.version,
+        capabilityVersion: hello.protocolVersion,
+      },
       'relay connected',
     );
     const admitted = { identity, tokenId, accountName };
@@ -204,6 +215,7 @@ export class RelayControlConnection implements RelayLink {
           ...(accountName !== null ? { accountName } : {}),
           allocations,
           heartbeatIntervalMs: this.deps.heartbeatIntervalMs,
+          capabilityVersion: CAPABILITY_VERSION,
         }),
       held,
     );

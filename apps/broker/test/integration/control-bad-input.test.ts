@@ -55,7 +55,7 @@ describe.each(BACKENDS)('control channel bad input on %s', (kind) => {
     ['a malformed device id', () => [hello({ deviceId: 'nope' })], CloseCode.badMessage],
     ['auth before hello', () => [{ type: 'auth', proof: newNonce() }], CloseCode.badMessage],
     ['ping before auth', () => [{ type: 'ping', t: 1 }], CloseCode.badMessage],
-    ['a protocol mismatch', () => [hello({ protocolVersion: 999 })], CloseCode.protocolMismatch],
+    ['a capability version too old', () => [hello({ protocolVersion: 0 })], CloseCode.protocolMismatch],
     [
       'an unknown device',
       () => [hello({ deviceId: '00000000-0000-4000-8000-000000000000' })],

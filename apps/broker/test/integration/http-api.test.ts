@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { API_PATHS, ErrorBody, MAX_HTTP_BODY_BYTES, SetupKeyInfo } from '@trellis/proto';
+import {
+  API_PATHS,
+  CAPABILITY_VERSION,
+  ErrorBody,
+  MAX_HTTP_BODY_BYTES,
+  MIN_CAPABILITY_VERSION,
+  SetupKeyInfo,
+} from '@trellis/proto';
 import { BACKENDS, type Backend, createBackend } from '../support/backends';
 import { LogSink, startTestBroker, type TestBroker } from '../support/fixture';
 import type { HttpResult } from '../support/http-client';
@@ -39,7 +46,12 @@ describe.each(BACKENDS)('HTTP API on %s', (kind) => {
 
   it('info, health and metrics answer', async () => {
     const info = await t.api('GET', API_PATHS.info);
-    expect(info.json).toMatchObject({ protocolVersion: 1, brokerPublicKey: t.broker.brokerPublicKey });
+    expect(info.json).toMatchObject({
+      protocolVersion: CAPABILITY_VERSION,
+      capabilityVersion: CAPABILITY_VERSION,
+      minCapabilityVersion: MIN_CAPABILITY_VERSION,
+      brokerPublicKey: t.broker.brokerPublicKey,
+    });
     expect((await t.api('GET', API_PATHS.health)).json).toEqual({ ok: true });
     const metrics = await t.api('GET', API_PATHS.metrics);
     expect(metrics.status).toBe(200);
@@ -260,7 +272,14 @@ describe.each(BACKENDS)('HTTP API on %s', (kind) => {
       expectError(await enroll({ endpoints: ['999.1.1.1:5'] }), 400, /endpoints/);
       expectError(await enroll({ endpoints: Array(17).fill('192.0.2.1:1') }), 400, /endpoints/);
       expectError(await enroll({ setupKey: 'short' }), 400, /setupKey/);
-      expectError(await enroll({ protocolVersion: 99 }), 400, /protocol version/);
+      expectError(
+        await enroll({ protocolVersion: 0 }),
+        400,
+        /protocol version 0 is too old.*speaks capability version 2 and serves 1 and newer/,
+      );
+    });
+    it('serves agents of older and newer capability versions alike', async () => {
+      for (const protocolVersion of [1, 2, 7]) expect((await enroll({ protocolVersion })).status).toBe(201);
     });
     it('one-off, revoked, expired and used-up keys are refused', async () => {
       const account = await t.broker.services.accounts.byName('default');

@@ -1,5 +1,11 @@
 import { generateKeyPair } from '@trellis/crypto';
-import { CloseCode, PROTOCOL_VERSION, RelayCloseCode, type RelayServerMessage } from '@trellis/proto';
+import {
+  CAPABILITY_VERSION,
+  CloseCode,
+  MIN_CAPABILITY_VERSION,
+  RelayCloseCode,
+  type RelayServerMessage,
+} from '@trellis/proto';
 import type { RelayAllocationRecord } from '../../src';
 import { BACKENDS, type Backend, createBackend } from '../support/backends';
 import { LogSink, startTestBroker, type TestBroker } from '../support/fixture';
@@ -68,6 +74,7 @@ describe.each(BACKENDS)('relay control channel on %s', (kind) => {
       scope: 'shared',
       allocations: [],
       heartbeatIntervalMs: 500,
+      capabilityVersion: CAPABILITY_VERSION,
     });
     const listed = (await t.broker.services.relays.list()).find((x) => x.id === welcome.relayId);
     expect(listed).toMatchObject({
@@ -134,6 +141,15 @@ describe.each(BACKENDS)('relay control channel on %s', (kind) => {
     );
   });
 
+  it.each([1, 2, 7])('welcomes a relay of capability version %i and logs its version', async (version) => {
+    const r = relay(await newToken(null, `v${version}`), `relay-v${version}`);
+    const before = logs.lines.length;
+    const welcome = await r.connect({ protocolVersion: version });
+    expect(welcome.capabilityVersion).toBe(CAPABILITY_VERSION);
+    const line = logs.lines.slice(before).find((l) => l.msg === 'relay connected');
+    expect(line?.capabilityVersion).toBe(version);
+  });
+
   const badCases: Array<[string, (r: TestRelay) => unknown[], number]> = [
     ['malformed JSON', () => ['{"type": "relay-hello",'], CloseCode.badMessage],
     ['a JSON non-object', () => ['42'], CloseCode.badMessage],
@@ -148,7 +164,7 @@ describe.each(BACKENDS)('relay control channel on %s', (kind) => {
     ['a second hello', (r) => [r.hello(), r.hello()], CloseCode.badMessage],
     [
       'a protocol mismatch',
-      (r) => [r.hello({ protocolVersion: PROTOCOL_VERSION + 1 })],
+      (r) => [r.hello({ protocolVersion: MIN_CAPABILITY_VERSION - 1 })],
       CloseCode.protocolMismatch,
     ],
     ['an unknown token', (r) => [r.hello({ token: `trl_${'A'.repeat(43)}` })], RelayCloseCode.badToken],

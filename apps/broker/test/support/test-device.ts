@@ -3,9 +3,9 @@ import { DeviceAuthenticator, enrollProof, generateKeyPair, type KeyPair, newNon
 import {
   API_PATHS,
   BrokerInfo,
+  CAPABILITY_VERSION,
   type EnrollResponse,
   type NetmapPeer,
-  PROTOCOL_VERSION,
   ServerMessage,
 } from '@trellis/proto';
 import WebSocket from 'ws';
@@ -67,7 +67,7 @@ export class TestDevice {
         : { at, mac: enrollProof(signer, this.keys.publicKey, info.brokerPublicKey, setupKey, at) };
     return api('POST', API_PATHS.enroll, {
       body: {
-        protocolVersion: PROTOCOL_VERSION,
+        protocolVersion: CAPABILITY_VERSION,
         setupKey,
         publicKey: this.keys.publicKey,
         hostname: extra.hostname ?? 'host',
@@ -118,7 +118,9 @@ export class TestDevice {
   }
 
   /** Full handshake with DeviceAuthenticator; resolves with the snapshot. */
-  async connect(opts: { lastSerial?: number } = {}): Promise<Extract<Msg, { type: 'netmap' }>> {
+  async connect(
+    opts: { lastSerial?: number; protocolVersion?: number } = {},
+  ): Promise<Extract<Msg, { type: 'netmap' }>> {
     const start = this.messages.length;
     await this.authenticate(opts);
     const netmap = await this.waitFor((m) => m.type === 'netmap', start);
@@ -137,7 +139,11 @@ export class TestDevice {
   }
 
   /** Opens a connection and goes through hello, challenge and auth; the netmap is not awaited. */
-  async authenticate(opts: { lastSerial?: number; resume?: string }): Promise<void> {
+  async authenticate(opts: {
+    lastSerial?: number;
+    resume?: string;
+    protocolVersion?: number;
+  }): Promise<void> {
     const start = this.messages.length;
     await this.open();
     const clientNonce = newNonce();
@@ -148,7 +154,7 @@ export class TestDevice {
     );
     this.send({
       type: 'hello',
-      protocolVersion: PROTOCOL_VERSION,
+      protocolVersion: opts.protocolVersion ?? CAPABILITY_VERSION,
       deviceId: this.id,
       publicKey: this.keys.publicKey,
       clientNonce,

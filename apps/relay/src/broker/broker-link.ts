@@ -1,8 +1,9 @@
 import {
   BrokerRotation,
   type BrokerTarget,
+  CapabilityFallback,
+  CloseCode,
   MAX_HELD_PER_FRAME,
-  PROTOCOL_VERSION,
   type RelayAllocation,
   type RelayClientMessage,
   RelayCloseCode,
@@ -62,8 +63,13 @@ export class BrokerLink {
   private readonly load: LoadMeter;
   /** Expired while the broker was unreachable: reported (and not reopened) after the next welcome. */
   private readonly expiredOffline = new Set<string>();
+  /** Our capability version, or 1 for a broker from before them, which refuses ours (4426). */
+  private readonly capability: CapabilityFallback;
 
   constructor(private readonly options: BrokerLinkOptions) {
+    this.capability = new CapabilityFallback((broker) =>
+      options.log.warn({ url: broker }, 'broker refused our capability version; speaking version 1 to it'),
+    );
     this.backoff = options.backoff ?? new ReconnectBackoff();
     this.rotation = new BrokerRotation(options.urls);
     this.load = new LoadMeter(options.relay);
@@ -128,7 +134,7 @@ export class BrokerLink {
     const held = this.options.relay.held();
     this.send({
       type: 'relay-hello',
-      protocolVersion: PROTOCOL_VERSION,
+      protocolVersion: this.capability.helloVersion(this.rotation.current),
       ...this.options.hello,
       held: held.length,
     });
@@ -155,6 +161,7 @@ export class BrokerLink {
     const message = parsed.data;
     switch (message.type) {
       case 'relay-welcome':
+        this.capability.announced(message.capabilityVersion);
         return this.welcome(message.allocations, message.heartbeatIntervalMs, message.relayId);
       case 'allocate':
         return this.allocate(message.allocation);
@@ -235,6 +242,11 @@ export class BrokerLink {
       const what = code === RelayCloseCode.badToken ? 'refused the relay token' : 'revoked the relay token';
       this.stopped = true;
       this.options.onFatal(new Error(`broker ${what} (close ${code}${reason ? `: ${reason}` : ''})`));
+      return;
+    }
+    const target = this.rotation.current;
+    if (code === CloseCode.protocolMismatch && target && this.capability.refused()) {
+      this.open(target); // the same broker at once, with version 1
       return;
     }
     const delay = this.rotation.retryNow(wasWelcomed) ? 0 : this.backoff.next();

@@ -45,14 +45,15 @@ export class FakeBroker {
     });
   }
 
-  /** A welcome holding `allocations`, heartbeat 15 s. */
-  welcome(allocations: RelayAllocation[] = []): void {
+  /** A welcome holding `allocations`, heartbeat 15 s; `capabilityVersion` absent: a broker of version 1. */
+  welcome(allocations: RelayAllocation[] = [], capabilityVersion?: number): void {
     this.send({
       type: 'relay-welcome',
       relayId: randomUUID(),
       scope: 'shared',
       allocations,
       heartbeatIntervalMs: 15_000,
+      ...(capabilityVersion !== undefined ? { capabilityVersion } : {}),
     });
   }
 
