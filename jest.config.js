@@ -14,7 +14,11 @@ module.exports = {
     {
       ...common,
       displayName: 'unit',
-      testMatch: ['<rootDir>/packages/*/test/**/*.test.ts', '<rootDir>/apps/*/test/**/*.test.ts'],
+      testMatch: [
+        '<rootDir>/packages/*/test/**/*.test.ts',
+        '<rootDir>/apps/*/test/**/*.test.ts',
+        '<rootDir>/infra/test/**/*.test.ts',
+      ],
     },
     {
       ...common,

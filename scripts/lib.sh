@@ -37,6 +37,8 @@ ensure_system_packages() {
   command -v chromium >/dev/null || missing+=(chromium) # the dashboard's browser tests (playwright-core)
   command -v dpkg-deb >/dev/null || missing+=(dpkg) # scripts/package builds the agent's .deb
   command -v systemd-analyze >/dev/null || missing+=(systemd) # the lab's .deb test verifies the unit
+  command -v haproxy >/dev/null || missing+=(haproxy) # infra/test checks infra/haproxy/haproxy.cfg (haproxy -c)
+  command -v openssl >/dev/null || missing+=(openssl) # infra/compose/make-certs.sh, run by infra/test
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then log "missing ${missing[*]}: install them as root"; exit 1; fi
   log "installing ${missing[*]}"
