@@ -62,12 +62,26 @@ describe('compose file (infra/compose/compose.yaml)', () => {
       expect(url.password).toBe(services.postgres.environment.POSTGRES_PASSWORD);
       expect(url.pathname).toBe(`/${services.postgres.environment.POSTGRES_DB}`);
       healthyAfter(b, 'postgres');
-      expect(s.healthcheck.test.join(' ')).toContain(`:${portOf(flag(args(b), '--listen')!)}/healthz`);
+      // The check speaks the PROXY protocol the listener wants (healthz-proxy.js, mounted).
+      expect(s.healthcheck.test).toEqual([
+        'CMD',
+        'node',
+        '/opt/trellis/healthz-proxy.js',
+        `127.0.0.1:${portOf(flag(args(b), '--listen')!)}`,
+      ]);
+      expect(s.volumes).toContain('./healthz-proxy.js:/opt/trellis/healthz-proxy.js:ro');
       expect(s.build.dockerfile).toBe('infra/docker/broker.Dockerfile');
       expect(existsSync(join(resolve(DIR, s.build.context), s.build.dockerfile))).toBe(true);
       expect(flag(args(b), '--public-url')).toBe(`https://${ENV.TRELLIS_PUBLIC_NAME}`);
-      // Behind the proxy every connection has HAProxy's address: the cap is HAProxy's.
-      expect(flag(args(b), '--max-connections-per-address')).toBe('0');
+      // Plain HTTP behind HAProxy's PROXY header: the client's address, so the broker's own caps apply.
+      expect(args(b)).toEqual(expect.arrayContaining(['--proxy-protocol', '--plain-http']));
+      expect(args(b)).not.toContain('--max-connections-per-address');
+      // The proxy's certificate, for the fingerprint devices and relays are shown (no key: no TLS here).
+      expect(flag(args(b), '--tls-cert')).toBe('/certs/public.crt');
+      expect(args(b)).not.toContain('--tls-key');
+      expect(s.volumes).toContain('./certs/public.crt:/certs/public.crt:ro');
+      // Reachable through HAProxy only: a client reaching it directly could claim any address.
+      expect(published(b).filter((p) => p.proto === 'tcp' && p.container !== '5353')).toEqual([]);
     }
     // One broker creates the first account alone; the others start once it is healthy.
     healthyAfter('broker2', 'broker1');
@@ -94,17 +108,21 @@ describe('compose file (infra/compose/compose.yaml)', () => {
     )!;
     const cfgFile = resolve(DIR, cfgMount.split(':')[0]!);
     expect(cfgFile).toBe(join(INFRA, 'haproxy', 'haproxy.cfg'));
-    const servers = [...readFileSync(cfgFile, 'utf8').matchAll(/^\s*server (\S+) (\S+):(\d+)/gm)];
+    const cfg = readFileSync(cfgFile, 'utf8');
+    const servers = [...cfg.matchAll(/^\s*server (\S+) (\S+):(\d+)/gm)];
     expect(servers.map((m) => m[2])).toEqual(BROKERS);
     for (const m of servers) expect(Number(m[3])).toBe(portOf(flag(args(m[2]!), '--listen')!));
-    // The files haproxy.cfg reads are the ones mounted (make-certs.sh writes them).
+    // What the brokers' --proxy-protocol --plain-http expect: a v2 header, checks included, no TLS.
+    expect(cfg).toMatch(/^\s*default-server send-proxy-v2 check check-send-proxy /m);
+    expect(cfg).not.toMatch(/^\s*default-server .*\bssl\b/m);
+    // The file haproxy.cfg reads is the one mounted (make-certs.sh writes it).
     const mounted = (h.volumes as string[]).map((v) => v.split(':')[1]);
-    expect(mounted).toEqual(
-      expect.arrayContaining([h.environment.TRELLIS_TLS_PEM, h.environment.TRELLIS_BACKEND_CA]),
-    );
+    expect(mounted).toContain(h.environment.TRELLIS_TLS_PEM);
+    // The relays reach it by the public name its certificate carries.
+    expect(h.networks.default.aliases).toEqual([ENV.TRELLIS_PUBLIC_NAME]);
   });
 
-  it('relays: one token each, own port ranges published as they are, broker URLs of the instances', () => {
+  it('relays: one token each, own port ranges published as they are, the brokers through HAProxy', () => {
     const raw = readYaml(FILE)[0].services;
     const tokens = RELAYS.map((r) => raw[r].environment.TRELLIS_RELAY_TOKEN as string);
     expect(tokens.every((t) => /^\$\{TRELLIS_RELAY_TOKEN_\w+/.test(t))).toBe(true);
@@ -120,11 +138,11 @@ describe('compose file (infra/compose/compose.yaml)', () => {
       const refl = flag(args(r), '--reflector-port')!;
       expect(ports).toContainEqual({ host: refl, container: refl, proto: 'udp' });
       expect(flag(args(r), '--public-address')).toBe(ENV.TRELLIS_PUBLIC_IP);
-      const brokers = flag(args(r), '--broker')!
-        .split(',')
-        .map((u) => new URL(u));
-      expect(brokers.map((u) => u.hostname).sort()).toEqual(BROKERS);
+      expect(flag(args(r), '--broker')).toBe(`https://${ENV.TRELLIS_PUBLIC_NAME}`);
+      expect(flag(args(r), '--ca-file')).toBe('/certs/public.crt');
+      expect(services[r]!.volumes).toContain('./certs/public.crt:/certs/public.crt:ro');
       for (const b of BROKERS) healthyAfter(r, b);
+      expect(services[r]!.depends_on.haproxy).toEqual({ condition: 'service_started' });
     }
   });
 

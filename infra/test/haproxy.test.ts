@@ -18,7 +18,6 @@ function check(file: string): { status: number | null; output: string } {
     env: {
       ...process.env,
       TRELLIS_TLS_PEM: join(certs, 'public.pem'),
-      TRELLIS_BACKEND_CA: join(certs, 'internal.crt'),
     },
   });
   if (r.error) throw new Error(`haproxy is not installed (scripts/lib.sh installs it): ${r.error.message}`);
@@ -43,10 +42,10 @@ describe('HAProxy config (infra/haproxy/haproxy.cfg)', () => {
     expect(check(join(dir, 'nocert.cfg')).status).not.toBe(0);
   });
 
-  it('ends TLS, checks the brokers on /healthz over verified TLS, and keeps WebSockets open', () => {
+  it('ends TLS, passes plain HTTP with a PROXY v2 header (checks too), and keeps WebSockets open', () => {
     expect(text).toMatch(/^\s*bind :443 ssl crt /m);
     expect(text).toMatch(/^\s*option httpchk GET \/healthz$/m);
-    expect(text).toMatch(/^\s*default-server ssl verify required ca-file .* check /m);
+    expect(text).toMatch(/^\s*default-server send-proxy-v2 check check-send-proxy /m);
     // Agents and relays send a heartbeat every 15 s and give up after three: the tunnel outlives that.
     const tunnel = /^\s*timeout tunnel (\d+)(s|m|h)$/m.exec(text)!;
     const seconds = Number(tunnel[1]) * { s: 1, m: 60, h: 3600 }[tunnel[2] as 's' | 'm' | 'h'];

@@ -12,6 +12,19 @@ export interface BrokerOptions {
   /** URL clients use; also put into the certificate's SANs. */
   publicUrl?: string;
   tlsSans?: string[];
+  /**
+   * Every connection starts with a PROXY protocol v2 header (HAProxy `send-proxy-v2`) whose source
+   * is the connection's remote address everywhere; one without a valid header is closed.
+   */
+  proxyProtocol?: boolean;
+  /** A connection whose PROXY header is not in by then is closed; default DEFAULT_PROXY_HEADER_TIMEOUT_MS. */
+  proxyHeaderTimeoutMs?: number;
+  /**
+   * Listen without TLS: the proxy in front terminates it. Only with `proxyProtocol` and `publicUrl`
+   * (the proxy's https URL); devices still verify the broker's key in the control channel.
+   */
+  plainHttp?: boolean;
+  /** With plainHttp: the proxy's certificate, whose fingerprint devices and relays are shown to pin. */
   tlsCertFile?: string;
   tlsKeyFile?: string;
   /** DNS zone of `<device>.<account>.<zone>`; default trellis.internal. */

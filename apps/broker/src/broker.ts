@@ -1,9 +1,8 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { HttpsOptions } from '@nestjs/common/interfaces/external/https-options.interface';
@@ -15,7 +14,7 @@ import {
   HEARTBEAT_INTERVAL_MS,
   MAX_HTTP_BODY_BYTES,
 } from '@trellis/proto';
-import { defaultSans, loadOrCreateTls, TLS_HANDSHAKE_TIMEOUT_MS } from '@trellis/tls';
+import { defaultSans, fingerprintOf, loadOrCreateTls, TLS_HANDSHAKE_TIMEOUT_MS } from '@trellis/tls';
 import type { Logger } from 'pino';
 import { startAdminSocket } from './admin/admin-socket-server';
 import { startAuditPurge } from './audit/audit-log';
@@ -38,6 +37,7 @@ import { type EventBus, InProcessEventBus } from './events/event-bus';
 import { PgNotifyEventBus } from './events/pg-notify-bus';
 import { brokerHttpModule } from './http/app.module';
 import type { BrokerContext } from './http/broker-context';
+import { checkListenerOptions, listenBroker } from './http/broker-listener';
 import { DashboardEvents } from './http/dashboard-events';
 import { dashboardStatic, defaultDashboardDir } from './http/dashboard-static';
 import { JsonExceptionFilter } from './http/exception-filter';
@@ -65,9 +65,12 @@ export type { BrokerOptions } from './broker-options';
 export interface BrokerHandle {
   url: string;
   port: number;
-  /** SHA-256 of the certificate, colon hex. */
+  /** SHA-256 of the certificate devices pin, colon hex: with plainHttp the proxy's (--tls-cert), else ''. */
   fingerprint: string;
+  /** '' with plainHttp. */
   certFile: string;
+  /** The listener speaks TLS (false with plainHttp). */
+  tls: boolean;
   brokerPublicKey: string;
   /** The endpoint reflectors agents add as WireGuard peers (empty when disabled). */
   reflectors: BrokerReflectors | null;
@@ -102,6 +105,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
   const zone = options.zone ?? DEFAULT_ZONE;
   // A wrong OIDC setting stops the start with its reason, before anything is opened.
   const oidcOptions = options.oidc ? checkOidcOptions(options.oidc) : undefined;
+  checkListenerOptions(options);
   const cleanup: Array<() => Promise<unknown> | unknown> = [];
   const closeAll = async () => {
     for (const fn of cleanup.reverse()) await Promise.resolve(fn()).catch(() => {});
@@ -154,12 +158,20 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     const oidc = oidcOptions && (await startOidc(oidcOptions, services, logger));
 
     const brokerKey = await loadOrCreateBrokerKey(database.db, join(dataDir, 'broker.key'));
-    const tls = await loadOrCreateTls({
-      dataDir,
-      certFile: options.tlsCertFile,
-      keyFile: options.tlsKeyFile,
-      sans: defaultSans(options.tlsSans ?? [], options.publicUrl),
-    });
+    const tls = options.plainHttp
+      ? null
+      : await loadOrCreateTls({
+          dataDir,
+          certFile: options.tlsCertFile,
+          keyFile: options.tlsKeyFile,
+          sans: defaultSans(options.tlsSans ?? [], options.publicUrl),
+        });
+    // What devices and relays pin: this listener's certificate, or with plainHttp the proxy's (--tls-cert).
+    const publicFingerprint = tls
+      ? tls.fingerprint
+      : options.tlsCertFile
+        ? fingerprintOf(readFileSync(options.tlsCertFile, 'utf8'))
+        : undefined;
     // Subscribed before anything publishes: every instance holds every device's reported paths.
     const topology = new TopologyStore();
     topology.start(bus);
@@ -178,18 +190,19 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       logger,
       version: BROKER_VERSION,
       ...(options.publicUrl ? { publicUrl: options.publicUrl.replace(/\/+$/, '') } : {}),
-      tlsFingerprint: tls.fingerprint,
+      ...(publicFingerprint ? { tlsFingerprint: publicFingerprint } : {}),
       ...(oidc ? { oidc } : {}),
     };
 
-    // Passed on to https.createServer as is (Nest's type lacks handshakeTimeout).
+    // Passed on to https.createServer as is (Nest's type lacks handshakeTimeout); none with plainHttp.
+    const handshakeTimeout = options.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
     const httpsOptions: HttpsOptions & { handshakeTimeout: number } = {
-      cert: tls.cert,
-      key: tls.key,
-      handshakeTimeout: options.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS,
+      cert: tls?.cert,
+      key: tls?.key,
+      handshakeTimeout,
     };
     const app = await NestFactory.create(brokerHttpModule(ctx), {
-      httpsOptions,
+      ...(tls ? { httpsOptions } : {}),
       bodyParser: false,
       logger: false,
       abortOnError: false,
@@ -324,26 +337,32 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     if (dns) cleanup.push(() => dns.close());
     // Before listening: every connection id this instance hands out is covered by a lease.
     await leases.start();
-    await app.listen(options.port ?? 8443, host);
-    const port = (server.address() as AddressInfo).port;
+    const listen = { ...options, host, port: options.port ?? 8443 };
+    const listener = await listenBroker(app, server, listen, metrics, logger);
+    cleanup.push(() => listener.stop());
+    const port = listener.port;
     if (options.adminSocket !== false) {
       const admin = await startAdminSocket(join(dataDir, 'admin.sock'), services, logger);
       cleanup.push(() => new Promise<void>((resolve) => admin.close(() => resolve())));
     }
     const url = brokerUrl(options, host, port);
     await leases.setUrl(url);
-    logger.info(
-      { url, port, fingerprint: tls.fingerprint, database: database.kind, instanceId },
-      'broker listening',
-    );
+    const listening = {
+      url,
+      port,
+      fingerprint: publicFingerprint ?? null,
+      proxyProtocol: listen.proxyProtocol,
+    };
+    logger.info({ ...listening, database: database.kind, instanceId }, 'broker listening');
     let closed = false;
     return {
       url,
       port,
       dashboardUrl: dashboardDir ? `${url}/` : null,
       dashboardWatchers: () => dashboardEvents.watching,
-      fingerprint: tls.fingerprint,
-      certFile: tls.certFile,
+      fingerprint: publicFingerprint ?? '',
+      certFile: tls?.certFile ?? '',
+      tls: tls !== null,
       brokerPublicKey: brokerKey.publicKey,
       reflectors,
       bootstrap,

@@ -1,6 +1,7 @@
 /**
  * The broker under test, in its own process so its RSS and CPU are measured alone.
- * argv: dataDir databaseUrl; env BENCH_TRACE=<seconds> prints its metrics that often (broker-trace),
+ * argv: dataDir databaseUrl; env BENCH_PROXY_URL=<https URL> runs it behind HAProxy there
+ * (--proxy-protocol --plain-http, haproxy-front), BENCH_TRACE=<seconds> prints its metrics that often (broker-trace),
  * BENCH_PROFILE=<dir> lets it record a CPU profile (broker-profile).
  */
 import { readFileSync } from 'node:fs';
@@ -14,9 +15,11 @@ const send = (m: BrokerReply) => process.send?.(m);
 async function main(): Promise<void> {
   const [dataDir, databaseUrl] = process.argv.slice(2);
   if (!dataDir || !databaseUrl) throw new Error('usage: broker-process DATA_DIR DATABASE_URL');
+  const proxyUrl = process.env.BENCH_PROXY_URL;
   const broker = await startBroker({
     dataDir,
     databaseUrl,
+    ...(proxyUrl ? { proxyProtocol: true, plainHttp: true, publicUrl: proxyUrl } : {}),
     host: '127.0.0.1',
     // Every simulated device connects from 127.0.0.1.
     maxConnectionsPerAddress: 0,
@@ -75,7 +78,9 @@ async function main(): Promise<void> {
   send({
     kind: 'ready',
     url: broker.url,
-    certPem: readFileSync(broker.certFile, 'utf8'),
+    port: broker.port,
+    // Behind HAProxy the clients pin HAProxy's certificate; the orchestrator fills it in.
+    certPem: broker.tls ? readFileSync(broker.certFile, 'utf8') : '',
     brokerPublicKey: broker.brokerPublicKey,
     ownerEmail: broker.bootstrap.ownerEmail,
     ownerPassword: broker.bootstrap.ownerPassword,

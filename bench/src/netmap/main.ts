@@ -1,5 +1,7 @@
 /**
- * `pnpm bench netmap [--sizes 1000,5000,10000] [--rounds 5] [--wanted 2]`
+ * `pnpm bench netmap [--sizes 1000,5000,10000] [--rounds 5] [--wanted 2] [--proxy haproxy]`
+ * `--proxy haproxy`: TLS ends at a local HAProxy that passes plain HTTP with a PROXY v2 header to
+ * the broker (--proxy-protocol --plain-http); RSS per device is then also given with HAProxy's.
  * One broker on PostgreSQL (reflectors on) with one relay registered (a fake one in its own
  * process), N devices in one account, each a real authenticated WebSocket client.
  * Measures: enrollment throughput, time for one join / one removal to reach every connected device
@@ -21,6 +23,7 @@ interface Args {
   sizes: number[];
   rounds: number;
   wanted: number;
+  proxy?: 'haproxy';
   resultFile?: string;
 }
 
@@ -34,12 +37,20 @@ function args(): Args {
   if (sizes.some((n) => !Number.isInteger(n) || n < 2)) throw new Error('--sizes takes whole numbers >= 2');
   const wanted = Number(get('--wanted') ?? 2);
   if (!Number.isInteger(wanted) || wanted < 1) throw new Error('--wanted takes a whole number >= 1');
-  return { sizes, rounds: Number(get('--rounds') ?? 5), wanted, resultFile: get('--result-file') };
+  const proxy = get('--proxy');
+  if (proxy !== undefined && proxy !== 'haproxy') throw new Error('--proxy takes haproxy');
+  return {
+    sizes,
+    rounds: Number(get('--rounds') ?? 5),
+    wanted,
+    ...(proxy ? { proxy } : {}),
+    resultFile: get('--result-file'),
+  };
 }
 
 /** One size, in this process: its phases in order, on a fresh database, broker and relay. */
-async function runSize(n: number, { rounds, wanted }: Args): Promise<SizeResult> {
-  return withNetmapBench(n, async (bench) => {
+async function runSize(n: number, { rounds, wanted, proxy }: Args): Promise<SizeResult> {
+  return withNetmapBench(n, proxy, async (bench) => {
     const { devices, enrollPerSec } = await enrollDevices(bench, n);
     const { clients, connected, before, after } = await connectClients(bench, devices);
     const changes = await measureChanges(bench, clients, n, rounds);
@@ -55,6 +66,9 @@ async function runSize(n: number, { rounds, wanted }: Args): Promise<SizeResult>
       remove: changes.remove,
       missing: changes.missing,
       rssPerDeviceKB: (after.rss - before.rss) / after.connected / 1024,
+      proxyRssPerDeviceKB: proxy
+        ? ((after.proxyRss ?? 0) - (before.proxyRss ?? 0)) / after.connected / 1024
+        : null,
       cpuPerChangeMs: changes.cpuUs / 1000 / (rounds * 2),
       cpuPerChangeNetMs: (changes.cpuUs - changes.idleCpuUs) / 1000 / (rounds * 2),
       fullGcMs: changes.fullGcUs / 1000,
@@ -72,6 +86,7 @@ function runSizeInChild(n: number, a: Args): SizeResult {
     [
       __filename,
       ...['--sizes', String(n), '--rounds', String(a.rounds), '--wanted', String(a.wanted)],
+      ...(a.proxy ? ['--proxy', a.proxy] : []),
       ...['--result-file', resultFile],
     ],
     { stdio: 'inherit' },
@@ -94,7 +109,7 @@ async function main(): Promise<void> {
     results.push(r);
     printSizeLine(r);
   }
-  printReport(results, rounds, wanted);
+  printReport(results, rounds, wanted, a.proxy);
   // Child processes and pools are closed; exit rather than wait on a stray handle.
   process.exit(0);
 }

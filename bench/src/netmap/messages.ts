@@ -16,6 +16,8 @@ export type BrokerReply =
   | {
       kind: 'ready';
       url: string;
+      /** Where the broker itself listens (behind `--proxy haproxy` not the URL's port). */
+      port: number;
       certPem: string;
       brokerPublicKey: string;
       ownerEmail: string;
@@ -31,6 +33,8 @@ export type BrokerReply =
       connected: number;
       /** Device pairs the broker's pair-path cores hold. */
       pathPairs: number;
+      /** HAProxy's RSS with `--proxy haproxy` (filled in by the orchestrator), else 0. */
+      proxyRss?: number;
     }
   | { kind: 'profiling' }
   | { kind: 'profiled'; file: string }

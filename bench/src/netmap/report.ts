@@ -9,6 +9,8 @@ export interface SizeResult {
   remove: number[];
   missing: number;
   rssPerDeviceKB: number;
+  /** With `--proxy haproxy`: HAProxy's RSS growth per connected device; null without. */
+  proxyRssPerDeviceKB: number | null;
   cpuPerChangeMs: number;
   /** The same less what the broker spent idle (heartbeats) over as long, measured right after. */
   cpuPerChangeNetMs: number;
@@ -41,12 +43,17 @@ export interface SizeResult {
 
 const p50p99 = (samples: readonly number[]) => [percentile(samples, 50), percentile(samples, 99)];
 
+const proxyRss = (r: SizeResult) =>
+  r.proxyRssPerDeviceKB === null
+    ? ''
+    : ` (+ HAProxy ${r.proxyRssPerDeviceKB.toFixed(1)} = ${(r.rssPerDeviceKB + r.proxyRssPerDeviceKB).toFixed(1)} KB with it)`;
+
 /** A row per size as soon as it is known: a larger size may take long or fail. */
 export function printSizeLine(r: SizeResult): void {
   console.log(
     `[${r.n}] join p50/p99 ${percentile(r.join, 50).toFixed(1)}/${percentile(r.join, 99).toFixed(1)} ms, ` +
       `remove p50/p99 ${percentile(r.remove, 50).toFixed(1)}/${percentile(r.remove, 99).toFixed(1)} ms, ` +
-      `RSS ${r.rssPerDeviceKB.toFixed(0)} KB/device, CPU ${r.cpuPerChangeMs.toFixed(0)} ms/change ` +
+      `RSS ${r.rssPerDeviceKB.toFixed(0)} KB/device${proxyRss(r)}, CPU ${r.cpuPerChangeMs.toFixed(0)} ms/change ` +
       `(${r.cpuPerChangeNetMs.toFixed(0)} beyond idle; a forced full GC ${r.fullGcMs.toFixed(0)} ms); ` +
       `want p50/p99 ${percentile(r.want, 50).toFixed(1)}/${percentile(r.want, 99).toFixed(1)} ms ` +
       `(one at a time ${percentile(r.wantSingle, 50).toFixed(1)}/${percentile(r.wantSingle, 99).toFixed(1)}) ` +
@@ -59,9 +66,9 @@ export function printSizeLine(r: SizeResult): void {
 }
 
 /** The table of every size, then join p99 and storm CPU per device against the run's first and smallest size. */
-export function printReport(results: SizeResult[], rounds: number, wanted: number): void {
+export function printReport(results: SizeResult[], rounds: number, wanted: number, proxy?: string): void {
   printTable(
-    `netmap fan-out, one broker on PostgreSQL with one relay, ${rounds} joins + ${rounds} removals per size, ` +
+    `netmap fan-out, one broker on PostgreSQL${proxy ? ` behind ${proxy} (TLS there, PROXY v2)` : ''} with one relay, ${rounds} joins + ${rounds} removals per size, ` +
       `then ${wanted} wanted peers per device, then a reconnection storm (times in ms)`,
     [
       'devices',
@@ -74,6 +81,7 @@ export function printReport(results: SizeResult[], rounds: number, wanted: numbe
       'remove p99',
       'missed',
       'RSS/dev KB',
+      'proxy RSS/dev KB',
       'CPU/change ms',
       'beyond idle ms',
       'full GC ms',
@@ -98,6 +106,7 @@ export function printReport(results: SizeResult[], rounds: number, wanted: numbe
       ...p50p99(r.remove),
       r.missing,
       r.rssPerDeviceKB,
+      r.proxyRssPerDeviceKB ?? '-',
       r.cpuPerChangeMs,
       r.cpuPerChangeNetMs,
       r.fullGcMs,

@@ -12,6 +12,7 @@ import {
 import { next } from '../child-ipc';
 import { withDatabase } from '../database';
 import { BrokerHttpClient } from '../http-client';
+import { freePort, type HaproxyFront, startHaproxy } from './haproxy-front';
 import type { BrokerReply, RelayReply } from './messages';
 
 export type BrokerReady = Extract<BrokerReply, { kind: 'ready' }>;
@@ -39,19 +40,35 @@ export const cpuUsOf = (s0: BrokerStats, s1: BrokerStats) =>
  * Runs `fn` against a broker on a fresh database with one relay registered (a fake one in its own
  * process); stops every process and drops the database afterwards, whatever happened.
  */
-export async function withNetmapBench<T>(n: number, fn: (bench: NetmapBench) => Promise<T>): Promise<T> {
+export async function withNetmapBench<T>(
+  n: number,
+  proxy: 'haproxy' | undefined,
+  fn: (bench: NetmapBench) => Promise<T>,
+): Promise<T> {
   return withDatabase(`trellis_bench_${process.pid}_${n}`, async (databaseUrl) => {
     const dataDir = mkdtempSync(join(tmpdir(), 'trellis-bench-'));
+    const proxyPort = proxy ? await freePort() : 0;
     const broker = fork(join(__dirname, 'broker-process.js'), [dataDir, databaseUrl], {
       execArgv: ['--expose-gc', '--max-old-space-size=8192'],
+      env: { ...process.env, ...(proxy ? { BENCH_PROXY_URL: `https://127.0.0.1:${proxyPort}` } : {}) },
     });
     let clients: ChildProcess | undefined;
     let relay: ChildProcess | undefined;
+    let front: HaproxyFront | undefined;
     try {
       const ready = await next<BrokerReply, 'ready'>(broker, 'ready');
+      if (proxy) {
+        front = await startHaproxy(
+          mkdtempSync(join(tmpdir(), 'trellis-bench-haproxy-')),
+          proxyPort,
+          ready.port,
+        );
+        ready.certPem = front.certPem;
+      }
       const stats = async (gc = true) => {
         broker.send({ cmd: 'stats', gc });
-        return next<BrokerReply, 'stats'>(broker, 'stats');
+        const s = await next<BrokerReply, 'stats'>(broker, 'stats');
+        return { ...s, proxyRss: front?.rss() ?? 0 };
       };
       const http = new BrokerHttpClient(ready.url, ready.certPem);
       const login = await http.call<LoginResponse>('POST', API_PATHS.login, {
@@ -104,6 +121,7 @@ export async function withNetmapBench<T>(n: number, fn: (bench: NetmapBench) => 
       await new Promise((r) => setTimeout(r, 500));
       clients?.kill('SIGKILL');
       relay?.kill('SIGKILL');
+      front?.stop();
       broker.kill('SIGKILL');
       rmSync(dataDir, { recursive: true, force: true });
     }

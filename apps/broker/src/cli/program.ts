@@ -86,8 +86,19 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .option('--listen <host:port>', 'address to listen on', DEFAULT_LISTEN)
     .option('--public-url <url>', 'URL devices use to reach the broker (added to the certificate)')
     .option('--tls-san <name...>', 'extra certificate subject alternative names', [])
-    .option('--tls-cert <file>', 'PEM certificate to use instead of the generated one')
+    .option(
+      '--tls-cert <file>',
+      "PEM certificate to use instead of the generated one (with --plain-http: the proxy's, for the fingerprint devices and relays pin)",
+    )
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
+    .option(
+      '--proxy-protocol',
+      "every connection starts with a PROXY protocol v2 header (HAProxy send-proxy-v2): its source is the client's address; connections without one are closed",
+    )
+    .option(
+      '--plain-http',
+      "listen without TLS, for a proxy in front that terminates it (needs --proxy-protocol and the proxy's https --public-url)",
+    )
     .option('--zone <zone>', 'DNS zone of device names', DEFAULT_ZONE)
     .option('--log-level <level>', 'pino log level', 'info')
     .option(

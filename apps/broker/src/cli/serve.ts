@@ -10,6 +10,8 @@ export interface ServeFlags extends OidcFlags {
   tlsSan: string[];
   tlsCert?: string;
   tlsKey?: string;
+  proxyProtocol?: boolean;
+  plainHttp?: boolean;
   zone: string;
   logLevel: string;
   /** 0 disables the reflector; absent picks a free port (the CLI defaults to DEFAULT_REFLECTOR_PORT). */
@@ -55,6 +57,8 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
     tlsSans: flags.tlsSan,
     tlsCertFile: flags.tlsCert,
     tlsKeyFile: flags.tlsKey,
+    proxyProtocol: flags.proxyProtocol === true,
+    plainHttp: flags.plainHttp === true,
     zone: flags.zone,
     logLevel: flags.logLevel,
     reflectorPort: flags.reflectorPort === 0 ? false : flags.reflectorPort,
@@ -82,8 +86,12 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
   if (broker.dashboardUrl) io.out(`dashboard: ${broker.dashboardUrl}`);
   if (oidc) io.out(`dashboard sign-in: OpenID Connect ${oidc.issuer} (client ${oidc.clientId})`);
   if (broker.dnsPort !== null) io.out(`dns: ${flags.zone} on udp and tcp port ${broker.dnsPort}`);
-  io.out(`fingerprint: sha256 ${broker.fingerprint}`);
-  io.out(`certificate: ${broker.certFile}`);
+  if (broker.tls) {
+    io.out(`fingerprint: sha256 ${broker.fingerprint}`);
+    io.out(`certificate: ${broker.certFile}`);
+  } else io.out("tls: terminated by the proxy in front (devices verify the proxy's certificate)");
+  // Without TLS here devices pin nothing of this broker's: the proxy's certificate is what they see.
+  const pin = broker.tls ? ` --fingerprint ${broker.fingerprint}` : '';
   io.out(`broker public key: ${broker.brokerPublicKey}`);
   if (broker.bootstrap) {
     const b = broker.bootstrap;
@@ -99,19 +107,17 @@ export async function serve(flags: ServeFlags, io: CliIo): Promise<BrokerHandle>
     );
     io.out('');
     io.out('next: on each device (as root), with trellisd running, either sign in:');
-    io.out(`  trellis up --broker ${broker.url} --fingerprint ${broker.fingerprint}`);
+    io.out(`  trellis up --broker ${broker.url}${pin}`);
     if (broker.dashboardUrl) {
-      io.out(
-        `  (it prints a page and a code: approve them signed in as the owner at ${broker.dashboardUrl};`,
-      );
-      io.out(
-        '   the browser warns of the self-signed certificate: compare its SHA-256 with the fingerprint)',
-      );
+      const approve = `  (it prints a page and a code: approve them signed in as the owner at ${broker.dashboardUrl}`;
+      io.out(broker.tls ? `${approve};` : `${approve})`);
+      if (broker.tls)
+        io.out(
+          '   the browser warns of the self-signed certificate: compare its SHA-256 with the fingerprint)',
+        );
     }
     io.out('or enroll with the setup key:');
-    io.out(
-      `  trellis up --broker ${broker.url} --setup-key ${b.setupKey} --fingerprint ${broker.fingerprint}`,
-    );
+    io.out(`  trellis up --broker ${broker.url} --setup-key ${b.setupKey}${pin}`);
     io.out('==================================================================================');
     io.out('');
   } else {

@@ -1,5 +1,5 @@
 import type { Server, Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import { type TLSSocket, Server as TlsServer } from 'node:tls';
 
 /**
  * How many connections may be in their TLS handshake or waiting for their first netmap at once,
@@ -34,13 +34,16 @@ export class AdmissionGate {
   private readonly handshaking = new Map<string, Socket>();
   private lastTurnedBackAt = Number.NEGATIVE_INFINITY;
   private readonly now: () => number;
+  /** A plain server (behind a TLS-terminating proxy) has no handshake stage to count. */
+  private handshakes = true;
 
   constructor(private readonly opts: AdmissionGateOptions) {
     this.now = opts.now ?? Date.now;
   }
 
-  /** Guards `server` (a TLS server); returns a function that stops guarding it. */
+  /** Guards `server` (TLS or plain); returns a function that stops guarding it. */
   attach(server: Server): () => void {
+    this.handshakes = server instanceof TlsServer;
     const onConnection = (socket: Socket) => this.accepted(socket);
     const onSecure = (tls: TLSSocket) => {
       const key = keyOf(tls);
@@ -78,6 +81,7 @@ export class AdmissionGate {
       socket.destroy();
       return;
     }
+    if (!this.handshakes) return;
     this.handshaking.set(key, socket);
     socket.once('close', () => {
       if (this.handshaking.get(key) !== socket) return;

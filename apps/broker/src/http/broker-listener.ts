@@ -1,0 +1,68 @@
+import type { Server } from 'node:net';
+import type { Logger } from 'pino';
+import type { BrokerMetrics } from '../metrics';
+import { proxyProtocolListener } from './proxy-protocol';
+
+/** At most one "rejected" log line per this long: a scanner must not fill the log. */
+const REJECTED_LOG_INTERVAL_MS = 60_000;
+
+export interface ListenOptions {
+  host: string;
+  port: number;
+  /** Every connection starts with a PROXY v2 header (from HAProxy's `send-proxy-v2`). */
+  proxyProtocol?: boolean;
+  proxyHeaderTimeoutMs?: number;
+}
+
+/** Plain HTTP is only for a proxy that sends PROXY headers and owns the public https URL. */
+export function checkListenerOptions(o: {
+  plainHttp?: boolean;
+  proxyProtocol?: boolean;
+  publicUrl?: string;
+}): void {
+  if (!o.plainHttp) return;
+  if (!o.proxyProtocol)
+    throw new Error(
+      '--plain-http needs --proxy-protocol: a broker without TLS must only be reached through its proxy',
+    );
+  if (!o.publicUrl?.startsWith('https://'))
+    throw new Error("--plain-http needs --public-url: the proxy's https:// URL, the one devices use");
+}
+
+/**
+ * Starts accepting connections for the broker's HTTP(S) server: itself, or behind a PROXY protocol
+ * reader that hands it each connection once its header is read. Returns the bound port and a
+ * function that stops accepting (open connections are the server's to close).
+ */
+export async function listenBroker(
+  app: { listen(port: number, host: string): Promise<unknown> },
+  server: Server,
+  opts: ListenOptions,
+  metrics: BrokerMetrics,
+  logger: Logger,
+): Promise<{ port: number; stop: () => void }> {
+  if (!opts.proxyProtocol) {
+    await app.listen(opts.port, opts.host);
+    return { port: (server.address() as { port: number }).port, stop: () => {} };
+  }
+  let loggedAt = Number.NEGATIVE_INFINITY;
+  const front = proxyProtocolListener(server, {
+    timeoutMs: opts.proxyHeaderTimeoutMs,
+    onRejected: (reason, address) => {
+      metrics.error('proxy_header');
+      if (Date.now() - loggedAt < REJECTED_LOG_INTERVAL_MS) return;
+      loggedAt = Date.now();
+      logger.warn({ reason, address }, 'connection closed: no valid PROXY protocol header');
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    front.once('error', reject);
+    front.listen(opts.port, opts.host, () => {
+      front.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (front.address() as { port: number }).port;
+  // The server itself is closed by the app; the front only has to stop accepting.
+  return { port, stop: () => void front.close() };
+}
