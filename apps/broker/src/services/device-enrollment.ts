@@ -1,24 +1,16 @@
 import { ipv4CidrWithin } from '@trellis/proto';
-import { and, eq, like, or } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import type { Actor } from '../audit/audit-events';
 import { recordAudit } from '../audit/audit-log';
-import {
-  type AccountRow,
-  accounts,
-  type DeviceRow,
-  devices,
-  type SetupKeyRow,
-  setupKeys,
-  users,
-} from '../db/schema';
+import { type AccountRow, type DeviceRow, devices, users } from '../db/schema';
 import type { AddressScope } from '../domain/address-allocator';
-import { conflict, DomainError, notFound } from '../domain/errors';
-import { toDnsLabel, uniqueLabel } from '../domain/names';
-import { setupKeyState } from '../domain/setup-key-rules';
+import { conflict, DomainError } from '../domain/errors';
+import { toDnsLabel } from '../domain/names';
 import { currentParsedPolicy } from '../policy/policy-store';
 import { blockCidr } from '../policy/tag-rules';
-import { hashSecret } from '../security/tokens';
+import { insertNewDevice } from './device-insert';
 import type { OverlayAddresses } from './overlay-addresses';
+import { checkSetupKey, spendKeyAndTakeSerial } from './setup-key-use';
 import { bumpSerial, type Tx } from './tx';
 
 /** What a device says about itself when it enrolls. */
@@ -45,6 +37,8 @@ export interface EnrollGrant {
   cidr: string | null;
   /** The user a new untagged device belongs to; null: nobody's. */
   ownerId: string | null;
+  /** That user's email when the caller read it already (else it is looked up). */
+  ownerEmail?: string | null;
   /** False: a new device waits for an admin's approval (a device enrolled again keeps its own). */
   approved: boolean;
 }
@@ -62,6 +56,11 @@ export interface Enrolled {
 /**
  * Within `tx`: spends one use of the setup key and enrolls the device in the key's account,
  * recorded in the audit log as done `by` the device with the key's name (never the key).
+ *
+ * Nothing here locks anything account-wide until the very end: the key's use and the account's
+ * serial are taken last (one short statement each), so concurrent enrollments with one key only
+ * queue for that tail and its commit. The serial still follows commit order: the account row stays
+ * locked from the bump to the commit, so no later serial can commit before an earlier one.
  */
 export async function enrollDevice(
   tx: Tx,
@@ -69,17 +68,25 @@ export async function enrollDevice(
   addresses: OverlayAddresses,
   by: Actor,
 ): Promise<Enrolled> {
-  const { account, key } = await spendSetupKey(tx, input.setupKey);
+  const { account, key, creatorEmail, existing } = await checkSetupKey(tx, input.setupKey, input.publicKey);
   // A tagged device is the tags' (a server, a camera), nobody's in particular: as in the policy.
-  const ownerId = key.tags.length === 0 ? key.createdBy : null;
-  const enrolled = await enrollGranted(
+  const owned = key.tags.length === 0;
+  const ownerId = owned ? key.createdBy : null;
+  const { row, reenrolled } = await placeDevice(
     tx,
     input,
     // Only admins make setup keys: a key is an approval in advance.
-    { account, tags: key.tags, cidr: key.cidr, ownerId, approved: true },
+    {
+      account,
+      tags: key.tags,
+      cidr: key.cidr,
+      ownerId,
+      ownerEmail: owned ? creatorEmail : null,
+      approved: true,
+    },
     addresses,
+    existing,
   );
-  const { row, reenrolled } = enrolled;
   await recordAudit(tx, by, {
     action: 'device.enrolled',
     accountId: account.id,
@@ -91,7 +98,8 @@ export async function enrollDevice(
       reenrolled,
     },
   });
-  return enrolled;
+  const serial = await spendKeyAndTakeSerial(tx, key, account.id);
+  return { row, accountId: account.id, accountName: account.name, reenrolled, serial };
 }
 
 /**
@@ -104,9 +112,32 @@ export async function enrollGranted(
   grant: EnrollGrant,
   addresses: OverlayAddresses,
 ): Promise<Enrolled> {
+  const { row, reenrolled } = await placeDevice(tx, input, grant, addresses);
+  const serial = await bumpSerial(tx, grant.account.id);
+  return { row, accountId: grant.account.id, accountName: grant.account.name, reenrolled, serial };
+}
+
+/**
+ * The device's row written (new, or the same key's again), without its serial. `known`: the device
+ * with the key as the caller read it in this transaction (null: none), else it is looked up.
+ */
+async function placeDevice(
+  tx: Tx,
+  input: DeviceFields,
+  grant: EnrollGrant,
+  addresses: OverlayAddresses,
+  known?: { id: string; accountId: string } | null,
+): Promise<{ row: DeviceRow; reenrolled: boolean }> {
   const { account } = grant;
-  const [existing] = await tx.select().from(devices).where(eq(devices.publicKey, input.publicKey));
-  let row: DeviceRow;
+  const existing =
+    known !== undefined
+      ? known
+      : (
+          await tx
+            .select({ id: devices.id, accountId: devices.accountId })
+            .from(devices)
+            .where(eq(devices.publicKey, input.publicKey))
+        )[0];
   if (existing && existing.accountId !== account.id) {
     throw conflict('this public key is already enrolled in another account');
   }
@@ -120,40 +151,35 @@ export async function enrollGranted(
   }
   if (existing) {
     // Same machine (same WireGuard key) enrolling again: keep its id, name and address.
-    [row] = (await tx
+    const [row] = (await tx
       .update(devices)
       .set({ hostname: input.hostname, os: input.os, endpoints: input.endpoints })
       .where(eq(devices.id, existing.id))
       .returning()) as [DeviceRow];
-  } else {
-    const name = await pickName(tx, account.id, toDnsLabel(input.name ?? input.hostname, 60));
-    const address = await addresses.pick(
-      tx,
-      account.id,
-      { publicKey: input.publicKey },
-      await addressScope(tx, account.id, grant.cidr),
-    );
-    const owner = grant.ownerId
-      ? (await tx.select({ email: users.email }).from(users).where(eq(users.id, grant.ownerId)))[0]
-      : undefined;
-    [row] = (await tx
-      .insert(devices)
-      .values({
-        accountId: account.id,
-        name,
-        hostname: input.hostname,
-        os: input.os,
-        publicKey: input.publicKey,
-        address,
-        endpoints: input.endpoints,
-        tags: grant.tags,
-        userEmail: owner?.email ?? null,
-        approved: grant.approved,
-      })
-      .returning()) as [DeviceRow];
+    return { row, reenrolled: true };
   }
-  const serial = await bumpSerial(tx, account.id);
-  return { row, accountId: account.id, accountName: account.name, reenrolled: Boolean(existing), serial };
+  let ownerEmail = grant.ownerEmail ?? null;
+  if (grant.ownerEmail === undefined && grant.ownerId) {
+    const [owner] = await tx.select({ email: users.email }).from(users).where(eq(users.id, grant.ownerId));
+    ownerEmail = owner?.email ?? null;
+  }
+  const row = await insertNewDevice(
+    tx,
+    account.id,
+    toDnsLabel(input.name ?? input.hostname, 60),
+    {
+      hostname: input.hostname,
+      os: input.os,
+      publicKey: input.publicKey,
+      endpoints: input.endpoints,
+      tags: grant.tags,
+      userEmail: ownerEmail,
+      approved: grant.approved,
+    },
+    addresses,
+    await addressScope(tx, account.id, grant.cidr),
+  );
+  return { row, reenrolled: false };
 }
 
 /**
@@ -167,42 +193,4 @@ export async function addressScope(tx: Tx, accountId: string, cidr: string | nul
   const within = blockCidr(policy, cidr);
   // Its own block and the blocks around it are fine; the blocks inside it are not.
   return { within, avoid: blocks.filter((b) => b !== within && ipv4CidrWithin(b, within)) };
-}
-
-/** Counts one use of a valid setup key (locked until commit) and returns it and its account. */
-async function spendSetupKey(tx: Tx, setupKey: string): Promise<{ account: AccountRow; key: SetupKeyRow }> {
-  const [key] = await tx
-    .select()
-    .from(setupKeys)
-    .where(eq(setupKeys.keyHash, hashSecret(setupKey)))
-    .for('update');
-  if (!key) throw new DomainError(401, 'invalid_setup_key', 'unknown setup key');
-  const state = setupKeyState(key, new Date());
-  if (state !== 'valid') {
-    const why = {
-      revoked: 'has been revoked',
-      expired: 'has expired',
-      exhausted: 'has reached its usage limit',
-    };
-    throw new DomainError(401, 'invalid_setup_key', `setup key ${why[state]}`);
-  }
-  const [account] = await tx.select().from(accounts).where(eq(accounts.id, key.accountId));
-  if (!account) throw notFound('the setup key belongs to no account');
-  await tx
-    .update(setupKeys)
-    .set({ usedCount: key.usedCount + 1 })
-    .where(eq(setupKeys.id, key.id));
-  return { account, key };
-}
-
-/** `base`, or `base-2`, `base-3`… whichever no device of the account has yet. */
-async function pickName(tx: Tx, accountId: string, base: string): Promise<string> {
-  const rows = await tx
-    .select({ name: devices.name })
-    .from(devices)
-    .where(
-      and(eq(devices.accountId, accountId), or(eq(devices.name, base), like(devices.name, `${base}-%`))),
-    );
-  const taken = new Set(rows.map((r) => r.name));
-  return uniqueLabel(base, (l) => taken.has(l));
 }

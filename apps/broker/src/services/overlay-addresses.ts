@@ -1,5 +1,5 @@
 import { ipv4InCidr } from '@trellis/proto';
-import { and, count, eq, gt, inArray, lte, sql } from 'drizzle-orm';
+import { and, count, eq, gt, inArray, lte, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/database';
 import { type DeviceRow, devices, releasedAddresses } from '../db/schema';
 import {
@@ -9,6 +9,12 @@ import {
 } from '../domain/address-allocator';
 import type { Tx } from './tx';
 
+/**
+ * Candidates asked about per query: few at first (in a sparse pool the first is almost always
+ * free, and each candidate is a query parameter: 256 of them cost an enrollment more CPU than all
+ * its other statements), then many where the pool is crowded.
+ */
+const FIRST_PROBE_BATCH = 8;
 const PROBE_BATCH = 256;
 
 /**
@@ -47,17 +53,26 @@ export class OverlayAddresses {
     scope: AddressScope = {},
   ): Promise<string> {
     const cutoff = this.graceCutoff();
-    await tx
+    const ownKey = 'publicKey' in of ? of.publicKey : null;
+    // One statement: the held addresses whose grace period is over, and the key's own (taken back).
+    const removed = await tx
       .delete(releasedAddresses)
-      .where(and(eq(releasedAddresses.accountId, accountId), lte(releasedAddresses.releasedAt, cutoff)));
-    if ('publicKey' in of) {
-      // The same machine coming back within the grace period gets its old address again.
-      const [own] = await tx
-        .delete(releasedAddresses)
-        .where(and(eq(releasedAddresses.accountId, accountId), eq(releasedAddresses.publicKey, of.publicKey)))
-        .returning();
-      if (own && inScope(own.address, scope)) return own.address;
-    }
+      .where(
+        and(
+          eq(releasedAddresses.accountId, accountId),
+          ownKey === null
+            ? lte(releasedAddresses.releasedAt, cutoff)
+            : or(lte(releasedAddresses.releasedAt, cutoff), eq(releasedAddresses.publicKey, ownKey)),
+        ),
+      )
+      .returning({
+        address: releasedAddresses.address,
+        publicKey: releasedAddresses.publicKey,
+        at: releasedAddresses.releasedAt,
+      });
+    // The same machine coming back within the grace period gets its old address again.
+    const own = removed.find((r) => ownKey !== null && r.publicKey === ownKey && r.at > cutoff);
+    if (own && inScope(own.address, scope)) return own.address;
 
     const allocator = this.allocator;
     let batch: string[] = [];
@@ -65,7 +80,7 @@ export class OverlayAddresses {
     const seed = 'publicKey' in of ? of.publicKey : of.seed;
     for (const candidate of allocator.probeOrder(seed, scope)) {
       batch.push(candidate);
-      if (batch.length < PROBE_BATCH) continue;
+      if (batch.length < (first ? FIRST_PROBE_BATCH : PROBE_BATCH)) continue;
       const free = await this.firstFree(tx, accountId, batch);
       if (free) return free;
       // Only a crowded pool gets here: stop early if it is in fact full rather than probe all of it.
@@ -104,16 +119,21 @@ export class OverlayAddresses {
   }
 
   private async firstFree(tx: Tx, accountId: string, candidates: string[]): Promise<string | undefined> {
-    const inUse = await tx
+    // In use or held back, in one round trip.
+    const taken = await tx
       .select({ address: devices.address })
       .from(devices)
-      .where(and(eq(devices.accountId, accountId), inArray(devices.address, candidates)));
-    const held = await tx
-      .select({ address: releasedAddresses.address })
-      .from(releasedAddresses)
-      .where(and(eq(releasedAddresses.accountId, accountId), inArray(releasedAddresses.address, candidates)));
-    const taken = new Set([...inUse, ...held].map((r) => r.address));
-    return candidates.find((c) => !taken.has(c));
+      .where(and(eq(devices.accountId, accountId), inArray(devices.address, candidates)))
+      .unionAll(
+        tx
+          .select({ address: releasedAddresses.address })
+          .from(releasedAddresses)
+          .where(
+            and(eq(releasedAddresses.accountId, accountId), inArray(releasedAddresses.address, candidates)),
+          ),
+      );
+    const set = new Set(taken.map((r) => r.address));
+    return candidates.find((c) => !set.has(c));
   }
 }
 

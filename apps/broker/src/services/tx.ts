@@ -23,13 +23,23 @@ export async function lockAccountRow(tx: Tx, accountId: string): Promise<void> {
   await tx.select({ id: accounts.id }).from(accounts).where(eq(accounts.id, accountId)).for('no key update');
 }
 
-/** Runs a transaction again when a concurrent writer took the same unique name or address. */
+/** Thrown inside a transaction that must run again from the start (its enrollment became another). */
+export class RetryEnrollment extends Error {
+  constructor() {
+    super('a concurrent enrollment changed what this one found: run it again');
+  }
+}
+
+/**
+ * Runs a transaction again when a concurrent writer took the same unique name or address, or a
+ * concurrent enrollment asked for it (RetryEnrollment).
+ */
 export async function withUniqueRetry<T>(attempts: number, fn: () => Promise<T>): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await fn();
     } catch (err) {
-      if (i >= attempts || !isUniqueViolation(err)) throw err;
+      if (i >= attempts || !(isUniqueViolation(err) || err instanceof RetryEnrollment)) throw err;
     }
   }
 }
