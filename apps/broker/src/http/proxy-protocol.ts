@@ -4,8 +4,13 @@ import { type TLSSocket, Server as TlsServer } from 'node:tls';
 /** The 12 bytes every PROXY protocol v2 header starts with. */
 const SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
 const FIXED = 16;
-/** Address block of an AF_UNIX header (the largest) and room for a few TLVs: anything longer is junk. */
-export const MAX_PROXY_V2_PAYLOAD = 232;
+/**
+ * The largest address block (AF_UNIX, 216 bytes) plus TLVs a proxy may add (SSL, authority,
+ * unique-id, a cloud balancer's): anything longer is junk.
+ */
+export const MAX_PROXY_V2_PAYLOAD = 2048;
+/** Connections still owing their header: past this, new ones are closed at once (no header, no broker). */
+export const MAX_AWAITING_PROXY_HEADER = 1024;
 /** A proxy sends its header with the connection's first bytes; this is already generous. */
 export const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5_000;
 
@@ -63,15 +68,21 @@ function invalid(reason: string): ProxyV2Parse {
   return { kind: 'invalid', reason };
 }
 
-/** The canonical (compressed) text of a 16-byte address, as Node's sockets report one. */
+/** The canonical text of a 16-byte address, as Node's sockets report one (`::ffff:a.b.c.d` when IPv4-mapped). */
 function ipv6(bytes: Buffer): string {
+  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes.readUInt16BE(10) === 0xffff) {
+    return `::ffff:${bytes.subarray(12, 16).join('.')}`;
+  }
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
   return new URL(`http://[${groups.join(':')}]`).hostname.slice(1, -1);
 }
 
 export interface ProxyProtocolOptions {
+  /** The whole header must be in by then, however it trickles in. */
   timeoutMs?: number;
+  /** Most connections waiting for their header at once (default MAX_AWAITING_PROXY_HEADER). */
+  maxAwaiting?: number;
   /** A connection closed for a missing, bad or late header; `address` is the proxy's side. */
   onRejected?(reason: string, address: string | undefined): void;
 }
@@ -89,6 +100,8 @@ type PeerCache = { _peername?: { address: string; family: string; port: number }
  */
 export function proxyProtocolListener(target: Server, opts: ProxyProtocolOptions = {}): Server {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_PROXY_HEADER_TIMEOUT_MS;
+  const maxAwaiting = opts.maxAwaiting ?? MAX_AWAITING_PROXY_HEADER;
+  let awaiting = 0;
   const isTls = target instanceof TlsServer;
   if (isTls) {
     // The TLS socket wraps the raw one and has a peer cache of its own: give it the header's.
@@ -104,6 +117,7 @@ export function proxyProtocolListener(target: Server, opts: ProxyProtocolOptions
 
   function readHeader(socket: Socket): void {
     let buf: Buffer = Buffer.alloc(0);
+    let done = false;
     const reject = (reason: string) => {
       cleanup();
       opts.onRejected?.(reason, socket.remoteAddress);
@@ -126,17 +140,23 @@ export function proxyProtocolListener(target: Server, opts: ProxyProtocolOptions
       // HTTP reads the socket's own stream: let it flow (TLS took the handle over and must not).
       if (!isTls && !socket.destroyed) socket.resume();
     };
-    const onTimeout = () => reject('timeout');
     const onError = () => cleanup();
+    const onClose = () => cleanup();
+    // One deadline for the whole header: an idle timer would let a byte every few seconds hold it.
+    const timer = setTimeout(() => reject('timeout'), timeoutMs);
     const cleanup = () => {
+      if (done) return;
+      done = true;
+      awaiting--;
+      clearTimeout(timer);
       socket.off('data', onData);
-      socket.off('timeout', onTimeout);
       socket.off('error', onError);
-      socket.setTimeout(0);
+      socket.off('close', onClose);
     };
+    awaiting++;
     socket.on('data', onData);
     socket.on('error', onError);
-    socket.on('timeout', onTimeout);
-    socket.setTimeout(timeoutMs);
+    socket.on('close', onClose);
+    if (awaiting > maxAwaiting) reject('too many connections waiting for a header');
   }
 }

@@ -1,5 +1,5 @@
 import { ipv4CidrWithin } from '@trellis/proto';
-import { eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import type { Actor } from '../audit/audit-events';
 import { recordAudit } from '../audit/audit-log';
 import { type AccountRow, type DeviceRow, devices, users } from '../db/schema';
@@ -11,7 +11,7 @@ import { blockCidr } from '../policy/tag-rules';
 import { insertNewDevice } from './device-insert';
 import type { OverlayAddresses } from './overlay-addresses';
 import { checkSetupKey, spendKeyAndTakeSerial } from './setup-key-use';
-import { bumpSerial, type Tx } from './tx';
+import { bumpSerial, RetryEnrollment, type Tx } from './tx';
 
 /** What a device says about itself when it enrolls. */
 export interface DeviceFields {
@@ -154,8 +154,10 @@ async function placeDevice(
     const [row] = (await tx
       .update(devices)
       .set({ hostname: input.hostname, os: input.os, endpoints: input.endpoints })
-      .where(eq(devices.id, existing.id))
-      .returning()) as [DeviceRow];
+      .where(and(eq(devices.id, existing.id), eq(devices.publicKey, input.publicKey)))
+      .returning()) as DeviceRow[];
+    // Removed or re-keyed by an admin since it was read (no lock): enroll again from the start.
+    if (!row) throw new RetryEnrollment();
     return { row, reenrolled: true };
   }
   let ownerEmail = grant.ownerEmail ?? null;

@@ -96,8 +96,9 @@ export class DevicesService extends DeviceReads {
    * same transaction, then tells every instance about the device.
    */
   async enrollIn(work: (tx: Tx, addresses: OverlayAddresses) => Promise<Enrolled>): Promise<EnrollResult> {
-    const { row, accountId, accountName, reenrolled, serial } = await withUniqueRetry(5, () =>
-      this.db.transaction((tx) => work(tx, this.addresses)),
+    // Deadlocks too: many enrollments now reach the account row's lock at once (their last statement).
+    const { row, accountId, accountName, reenrolled, serial } = await withConflictRetry(() =>
+      withUniqueRetry(5, () => this.db.transaction((tx) => work(tx, this.addresses))),
     );
     await this.announce({ kind: 'device-upsert', accountId, serial, device: toDeviceState(row) });
     return {

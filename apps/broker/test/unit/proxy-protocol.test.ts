@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { loadOrCreateTls } from '@trellis/tls';
-import { parseProxyV2, proxyProtocolListener } from '../../src/http/proxy-protocol';
+import { MAX_PROXY_V2_PAYLOAD, parseProxyV2, proxyProtocolListener } from '../../src/http/proxy-protocol';
 import { proxyV2Header } from '../support/proxy-front';
 
 // Bytes HAProxy 2.6 sent (`server ... send-proxy-v2 check check-send-proxy`), then the client's "hello".
@@ -34,6 +34,18 @@ describe('parseProxyV2 on HAProxy bytes', () => {
     });
   });
 
+  it('reports an IPv4-mapped IPv6 source as Node does, and takes TLVs after the addresses', () => {
+    const mapped = Buffer.from(HAPROXY_V6);
+    mapped.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 7], 16);
+    expect(parseProxyV2(mapped)).toMatchObject({ source: { address: '::ffff:203.0.113.7', family: 'IPv6' } });
+    // An authority TLV (type 0x02) of 255 bytes after the IPv4 block, as HAProxy's proxy-v2-options send.
+    const tlv = Buffer.concat([Buffer.from([0x02, 0x00, 0xff]), Buffer.alloc(255, 0x61)]);
+    const withTlv = Buffer.concat([HAPROXY_V4.subarray(0, 28), tlv, Buffer.from('hello')]);
+    withTlv.writeUInt16BE(12 + tlv.length, 14);
+    expect(parseProxyV2(withTlv)).toMatchObject({ kind: 'header', length: 28 + tlv.length });
+    expect(withTlv.subarray(28 + tlv.length).toString()).toBe('hello');
+  });
+
   it('takes LOCAL (health checks) as no source', () => {
     expect(parseProxyV2(HAPROXY_LOCAL)).toEqual({ kind: 'header', length: 16, source: null });
   });
@@ -53,7 +65,7 @@ describe('parseProxyV2 on HAProxy bytes', () => {
     dgram[13] = 0x12;
     expect(parseProxyV2(dgram).kind).toBe('invalid');
     const long = Buffer.from(HAPROXY_LOCAL);
-    long.writeUInt16BE(233, 14);
+    long.writeUInt16BE(MAX_PROXY_V2_PAYLOAD + 1, 14);
     expect(parseProxyV2(long)).toEqual({ kind: 'invalid', reason: 'header too long' });
     const short = Buffer.from(HAPROXY_V4.subarray(0, 24));
     short.writeUInt16BE(8, 14);
@@ -137,6 +149,48 @@ describe('proxyProtocolListener', () => {
     expect(await exchange(port, get)).toBe('');
     expect(await exchange(port, Buffer.alloc(0))).toBe('');
     expect(rejected).toEqual(['no PROXY v2 signature', 'timeout']);
+  });
+
+  it('closes a header that trickles in past its deadline, however often a byte comes', async () => {
+    const rejected: string[] = [];
+    const port = await front(echoAddress(), rejected, 300);
+    const header = proxyV2Header('203.0.113.7', 40001);
+    const c = connect(port, '127.0.0.1');
+    c.on('error', () => {});
+    let sent = 0;
+    // One byte every 50 ms: an idle timer of 300 ms would never fire; the header needs 1.4 s.
+    const tick = setInterval(() => {
+      if (sent < header.length && !c.destroyed) c.write(header.subarray(sent, ++sent));
+    }, 50);
+    await new Promise((r) => c.once('close', r));
+    clearInterval(tick);
+    expect(sent).toBeLessThan(header.length);
+    expect(rejected).toEqual(['timeout']);
+  });
+
+  it('closes new connections at once while too many wait for their header', async () => {
+    const rejected: string[] = [];
+    const f = proxyProtocolListener(echoAddress(), {
+      timeoutMs: 10_000,
+      maxAwaiting: 2,
+      onRejected: (reason) => rejected.push(reason),
+    });
+    open.push(f);
+    await new Promise<void>((r) => f.listen(0, '127.0.0.1', r));
+    const port = (f.address() as { port: number }).port;
+    const waiting = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1')];
+    await Promise.all(waiting.map((w) => new Promise((r) => w.once('connect', r))));
+    // The third is refused while two owe their header; once they send it, a new one is served.
+    expect(await exchange(port, get)).toBe('');
+    expect(rejected).toEqual(['too many connections waiting for a header']);
+    for (const w of waiting) w.destroy();
+    // The server learns of those closes when it learns: ask again until it has (bounded).
+    let reply = '';
+    for (let i = 0; i < 200 && !reply.endsWith('203.0.113.7:40001'); i++) {
+      if (i > 0) await new Promise<void>((r) => setTimeout(r, 25));
+      reply = await exchange(port, Buffer.concat([proxyV2Header('203.0.113.7', 40001), get]));
+    }
+    expect(reply.endsWith('203.0.113.7:40001')).toBe(true);
   });
 
   it('gives a TLS server the source on the TLS socket too', async () => {
