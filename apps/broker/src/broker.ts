@@ -1,11 +1,10 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import type { HttpsOptions } from '@nestjs/common/interfaces/external/https-options.interface';
 import { NestFactory } from '@nestjs/core';
 import {
   API_PATHS,
@@ -14,7 +13,6 @@ import {
   HEARTBEAT_INTERVAL_MS,
   MAX_HTTP_BODY_BYTES,
 } from '@trellis/proto';
-import { defaultSans, fingerprintOf, loadOrCreateTls, TLS_HANDSHAKE_TIMEOUT_MS } from '@trellis/tls';
 import type { Logger } from 'pino';
 import { startAdminSocket } from './admin/admin-socket-server';
 import { startAuditPurge } from './audit/audit-log';
@@ -37,7 +35,7 @@ import { type EventBus, InProcessEventBus } from './events/event-bus';
 import { PgNotifyEventBus } from './events/pg-notify-bus';
 import { brokerHttpModule } from './http/app.module';
 import type { BrokerContext } from './http/broker-context';
-import { checkListenerOptions, listenBroker } from './http/broker-listener';
+import { checkListenerOptions, listenBroker, listenerTls } from './http/broker-listener';
 import { DashboardEvents } from './http/dashboard-events';
 import { dashboardStatic, defaultDashboardDir } from './http/dashboard-static';
 import { JsonExceptionFilter } from './http/exception-filter';
@@ -158,20 +156,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     const oidc = oidcOptions && (await startOidc(oidcOptions, services, logger));
 
     const brokerKey = await loadOrCreateBrokerKey(database.db, join(dataDir, 'broker.key'));
-    const tls = options.plainHttp
-      ? null
-      : await loadOrCreateTls({
-          dataDir,
-          certFile: options.tlsCertFile,
-          keyFile: options.tlsKeyFile,
-          sans: defaultSans(options.tlsSans ?? [], options.publicUrl),
-        });
-    // What devices and relays pin: this listener's certificate, or with plainHttp the proxy's (--tls-cert).
-    const publicFingerprint = tls
-      ? tls.fingerprint
-      : options.tlsCertFile
-        ? fingerprintOf(readFileSync(options.tlsCertFile, 'utf8'))
-        : undefined;
+    const { tls, publicFingerprint, httpsOptions } = await listenerTls(dataDir, options);
     // Subscribed before anything publishes: every instance holds every device's reported paths.
     const topology = new TopologyStore();
     topology.start(bus);
@@ -194,15 +179,8 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       ...(oidc ? { oidc } : {}),
     };
 
-    // Passed on to https.createServer as is (Nest's type lacks handshakeTimeout); none with plainHttp.
-    const handshakeTimeout = options.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
-    const httpsOptions: HttpsOptions & { handshakeTimeout: number } = {
-      cert: tls?.cert,
-      key: tls?.key,
-      handshakeTimeout,
-    };
     const app = await NestFactory.create(brokerHttpModule(ctx), {
-      ...(tls ? { httpsOptions } : {}),
+      ...(httpsOptions ? { httpsOptions } : {}),
       bodyParser: false,
       logger: false,
       abortOnError: false,

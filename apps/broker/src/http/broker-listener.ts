@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:net';
+import type { HttpsOptions } from '@nestjs/common/interfaces/external/https-options.interface';
+import { defaultSans, fingerprintOf, loadOrCreateTls, TLS_HANDSHAKE_TIMEOUT_MS } from '@trellis/tls';
 import type { Logger } from 'pino';
 import type { BrokerMetrics } from '../metrics';
 import { proxyProtocolListener } from './proxy-protocol';
@@ -27,6 +30,40 @@ export function checkListenerOptions(o: {
     );
   if (!o.publicUrl?.startsWith('https://'))
     throw new Error("--plain-http needs --public-url: the proxy's https:// URL, the one devices use");
+}
+
+/**
+ * The listener's certificate (none with plainHttp), the fingerprint devices and relays pin (with
+ * plainHttp the proxy's, from tlsCertFile) and the options https.createServer gets as they are
+ * (Nest's type lacks handshakeTimeout).
+ */
+export async function listenerTls(
+  dataDir: string,
+  o: {
+    plainHttp?: boolean;
+    tlsCertFile?: string;
+    tlsKeyFile?: string;
+    tlsSans?: string[];
+    publicUrl?: string;
+    tlsHandshakeTimeoutMs?: number;
+  },
+) {
+  if (o.plainHttp) {
+    const publicFingerprint = o.tlsCertFile ? fingerprintOf(readFileSync(o.tlsCertFile, 'utf8')) : undefined;
+    return { tls: null, publicFingerprint, httpsOptions: undefined };
+  }
+  const tls = await loadOrCreateTls({
+    dataDir,
+    certFile: o.tlsCertFile,
+    keyFile: o.tlsKeyFile,
+    sans: defaultSans(o.tlsSans ?? [], o.publicUrl),
+  });
+  const httpsOptions: HttpsOptions & { handshakeTimeout: number } = {
+    cert: tls.cert,
+    key: tls.key,
+    handshakeTimeout: o.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS,
+  };
+  return { tls, publicFingerprint: tls.fingerprint, httpsOptions };
 }
 
 /**
