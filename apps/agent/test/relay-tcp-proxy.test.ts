@@ -1,5 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
+import { RELAY_TCP_BATCH_PROTOCOL, RELAY_TCP_PACKET_PROTOCOL } from '@trellis/proto';
 import pino from 'pino';
 import { RelayTcpProxy } from '../src/relay/relay-tcp-proxy';
 import { waitFor } from '../src/util/wait';
@@ -72,11 +73,41 @@ describe('RelayTcpProxy (TCP fallback over a pinned TLS WebSocket)', () => {
     expect(wg.got).toEqual([['handshake-initiation', Number(endpoint.split(':')[1])]]);
     expect(p.counters).toMatchObject({ toRelay: 1, fromRelay: 1, connects: 1 });
     expect(reconnects).toBe(0); // the first open is no reconnect
+    // An older relay takes the first subprotocol offered: one packet per frame.
+    expect(relay.protocols).toEqual([RELAY_TCP_PACKET_PROTOCOL]);
     // Text frames are not packets: counted and dropped.
     relay.push('not a packet');
     relay.push(Buffer.from('data'));
     await waitFor(() => wg.got.length === 2, WAIT_MS, 10);
     expect(p.counters.badFrames).toBe(1);
+  });
+
+  it('batches with a relay that takes it: packets in order both ways, a malformed batch counted', async () => {
+    const batching = new TlsRelayDouble(cert, 'echo', true);
+    await batching.start();
+    try {
+      const p = new RelayTcpProxy({
+        tcp: { url: batching.url, fingerprint: cert.fingerprint },
+        allocationId: ALLOCATION,
+        listenPort: wg.port,
+        logger: log,
+      });
+      proxy = p;
+      const endpoint = await p.start();
+      await waitFor(() => p.connected, WAIT_MS, 10);
+      for (const text of ['one', 'two', 'three']) sendTo(wg.socket, endpoint, text);
+      await waitFor(() => wg.got.length === 3, WAIT_MS, 10);
+      expect(batching.frames.map((f) => f.toString())).toEqual(['one', 'two', 'three']);
+      expect(wg.got.map(([text]) => text)).toEqual(['one', 'two', 'three']);
+      expect(batching.protocols).toEqual([RELAY_TCP_BATCH_PROTOCOL]);
+      expect(batching.messages).toBeLessThanOrEqual(3);
+      expect(p.counters).toMatchObject({ toRelay: 3, fromRelay: 3, badFrames: 0 });
+      batching.push(Buffer.from([0, 9, 1])); // a length past the frame's end
+      await waitFor(() => p.counters.badFrames === 1, WAIT_MS, 10);
+      expect(wg.got).toHaveLength(3);
+    } finally {
+      await batching.stop();
+    }
   });
 
   it('drops datagrams that do not come from WireGuard', async () => {

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair } from '@trellis/crypto';
+import { RELAY_TCP_BATCH_PROTOCOL } from '@trellis/proto';
 import pino from 'pino';
 import { LinuxNetworkConfigurator } from '../src/platform/linux';
 import { NetnsCommandRunner } from '../src/util/command-runner';
@@ -19,13 +20,14 @@ jest.setTimeout(120_000);
  * Both peers' only path is the relay over TCP: real wireguard-go in two namespaces with no link
  * between them, each pointed at its own RelayTcpProxy (run inside its namespace), both proxies on
  * one allocation of a TLS relay double in this process (reached through a unix socket that a
- * forwarder in each namespace exposes as 127.0.0.1:8444).
+ * forwarder in each namespace exposes as 127.0.0.1:8444). The double batches as a current relay does
+ * (relay-tcp-frames.ts); relay-tcp-proxy.test.ts covers an older, per-packet one.
  */
 describe('TCP fallback with real wireguard-go', () => {
   const tag = String(process.pid % 10000);
   const work = mkdtempSync(join(tmpdir(), 'trl-agt-relay-'));
   const cert = makeSelfSignedCert('trellis-test-relay');
-  const relay = new TlsRelayDouble(cert, 'pair');
+  const relay = new TlsRelayDouble(cert, 'pair', true);
   const relaySock = join(work, 'relay.sock');
   const allocationId = '7e57a110-0000-4000-8000-000000000001';
   const logger = pino({ level: 'silent' });
@@ -118,5 +120,6 @@ describe('TCP fallback with real wireguard-go', () => {
     expect(state.peers[0]!.endpoint).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(state.peers[0]!.lastHandshakeSec).toBeGreaterThan(0);
     expect(relay.frames.length).toBeGreaterThan(0);
+    expect(relay.protocols).toEqual([RELAY_TCP_BATCH_PROTOCOL, RELAY_TCP_BATCH_PROTOCOL]);
   });
 });

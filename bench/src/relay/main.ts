@@ -1,11 +1,12 @@
 /**
- * `pnpm bench relay [--seconds 8] [--reps 7] [--kernel-forwarding auto|on|off]` (root: builds a NAT
+ * `pnpm bench relay [--seconds 8] [--reps 7] [--kernel-forwarding auto|on|off] [--only tcp]` (root: builds a NAT
  * lab; needs iperf3). One run of: iperf3 TCP throughput over (a) a direct path (full cone ↔ full
  * cone), (b) the UDP relay (symmetric ↔ symmetric) in the relay's default mode, (c) the TCP fallback
  * (UDP-blocked ↔ full cone), then the relay restarted with its forwarding in the process (b'), each
  * with its ratio to direct; direct and relayed runs alternate and medians are compared, because one
  * run on shared cores is noisy. Also the CPU each relayed Gbit costs, and the highest small-packet
  * UDP rate carried with < 0.1 % loss over the relay and, as the baseline, over the direct path.
+ * `--only tcp`: just the TCP fallback, `reps` runs (and one direct run for its ratio).
  */
 import {
   AgentRunner,
@@ -17,6 +18,7 @@ import {
   trellisBuild,
   UdpBlockedNat,
   waitFor,
+  withTraffic,
 } from '@trellis/e2e';
 import { percentile, printTable } from '../stats';
 import { cpuSeconds, machineBusySeconds, type TcpResult, tcpThroughput, udpAtRate } from './iperf';
@@ -30,7 +32,7 @@ const WARM_UP_SECONDS = 3;
 const MODES = ['auto', 'on', 'off'] as const;
 type Mode = (typeof MODES)[number];
 
-function args(): { seconds: number; reps: number; mode: Mode } {
+function args(): { seconds: number; reps: number; mode: Mode; onlyTcp: boolean } {
   const a = process.argv.slice(2);
   const value = (flag: string) => (a.includes(flag) ? a[a.indexOf(flag) + 1] : undefined);
   const seconds = Number(value('--seconds') ?? 8);
@@ -39,7 +41,9 @@ function args(): { seconds: number; reps: number; mode: Mode } {
   if (!Number.isInteger(reps) || reps < 1) throw new Error('--reps takes a whole number >= 1');
   const mode = MODES.find((m) => m === (value('--kernel-forwarding') ?? 'auto'));
   if (!mode) throw new Error('--kernel-forwarding takes auto, on or off');
-  return { seconds, reps, mode };
+  const only = value('--only');
+  if (only !== undefined && only !== 'tcp') throw new Error('--only takes tcp');
+  return { seconds, reps, mode, onlyTcp: only === 'tcp' };
 }
 
 interface Node {
@@ -54,15 +58,18 @@ interface Measured extends TcpResult {
   relayCpu: number;
 }
 
+/** Waits for the pair's path, pinging meanwhile: paths are made on demand, for traffic. */
 async function waitPath(a: Node, b: Node, want: (path: string) => boolean, what: string): Promise<void> {
-  await waitFor(
-    async () => {
-      const [sa, sb] = await Promise.all([a.agent.status(), b.agent.status()]);
-      const pa = sa.peers.find((p) => p.id === b.id)?.path ?? 'none';
-      const pb = sb.peers.find((p) => p.id === a.id)?.path ?? 'none';
-      return want(pa) && want(pb);
-    },
-    { timeoutMs: 60_000, intervalMs: 300, what },
+  await withTraffic(a.agent, b.address, () =>
+    waitFor(
+      async () => {
+        const [sa, sb] = await Promise.all([a.agent.status(), b.agent.status()]);
+        const pa = sa.peers.find((p) => p.id === b.id)?.path ?? 'none';
+        const pb = sb.peers.find((p) => p.id === a.id)?.path ?? 'none';
+        return want(pa) && want(pb);
+      },
+      { timeoutMs: 60_000, intervalMs: 300, what },
+    ),
   );
 }
 
@@ -85,7 +92,7 @@ const gbit = (r: { bitsPerSecond: number }) => r.bitsPerSecond / 1e9;
 const perGbit = (cpu: number, r: TcpResult) => cpu / ((r.bytes * 8) / 1e9);
 
 async function main(): Promise<void> {
-  const { seconds, reps, mode } = args();
+  const { seconds, reps, mode, onlyTcp } = args();
   const build = trellisBuild();
   const lab = await Lab.create();
   try {
@@ -95,13 +102,15 @@ async function main(): Promise<void> {
     // paths then cross the lab's bridge alone, and neither pays for the lab's internet namespace
     // routing between its subnets (same cores), which a real internet does elsewhere.
     const relayHost = await lab.addHost('rly', '192.0.2.200');
-    const plan = [
-      ['fc1', new FullConeNat()],
-      ['fc2', new FullConeNat()],
-      ['sym1', new SymmetricNat()],
-      ['sym2', new SymmetricNat()],
-      ['ub', new UdpBlockedNat()],
-    ] as const;
+    const plan = (
+      [
+        ['fc1', new FullConeNat()],
+        ['fc2', new FullConeNat()],
+        ['sym1', new SymmetricNat()],
+        ['sym2', new SymmetricNat()],
+        ['ub', new UdpBlockedNat()],
+      ] as const
+    ).filter(([name]) => !onlyTcp || !name.startsWith('sym'));
     const sites = await Promise.all(plan.map(([name, kind]) => lab.addSite(name, kind, ['d'])));
     await broker.start();
     const token = await broker.createRelayToken('relay1');
@@ -118,7 +127,7 @@ async function main(): Promise<void> {
     }
     const n = (name: string) => nodes.get(name)!;
     await waitPath(n('fc1'), n('fc2'), (p) => p.startsWith('direct'), 'fc1 ↔ fc2 direct');
-    await waitPath(n('sym1'), n('sym2'), (p) => p === 'relay', 'sym1 ↔ sym2 relayed');
+    if (!onlyTcp) await waitPath(n('sym1'), n('sym2'), (p) => p === 'relay', 'sym1 ↔ sym2 relayed');
     await waitPath(n('ub'), n('fc2'), (p) => p === 'relay', 'ub ↔ fc2 relayed (TCP)');
 
     const measure = async (from: Node, to: Node): Promise<Measured> => {
@@ -151,6 +160,39 @@ async function main(): Promise<void> {
       }
       return { direct, relayed };
     };
+    if (onlyTcp) {
+      process.stderr.write(`warm-up: TCP fallback, ${WARM_UP_SECONDS} s\n`);
+      await tcpThroughput(n('ub').agent, n('fc2').agent, n('fc2').address, WARM_UP_SECONDS);
+      const direct = await measure(n('fc1'), n('fc2'));
+      const runs: Measured[] = [];
+      for (let i = 0; i < reps; i++) {
+        runs.push(await measure(n('ub'), n('fc2')));
+        process.stderr.write(`  TCP fallback ${i + 1}/${reps}: ${gbit(runs[i]!).toFixed(3)} Gbit/s\n`);
+      }
+      printTable(
+        `relay: iperf3 TCP over the overlay, ${seconds} s × ${reps} TCP fallback runs, one direct; Gbit/s medians`,
+        ['path', 'Gbit/s', 'ratio to direct', 'runs (Gbit/s)'],
+        [
+          ['direct (fc ↔ fc)', gbit(direct), 1, gbit(direct).toFixed(3)],
+          [
+            'TCP fallback (ub ↔ fc)',
+            median(runs.map(gbit)),
+            median(runs.map(gbit)) / gbit(direct),
+            runs.map((r) => gbit(r).toFixed(3)).join(' '),
+          ],
+        ],
+      );
+      printTable(
+        'relay CPU (medians)',
+        ['measure', 'value'],
+        [
+          ['machine CPU s per Gbit, TCP fallback', median(runs.map((m) => perGbit(m.machineCpu, m)))],
+          ['relay process CPU s per Gbit, TCP fallback', median(runs.map((m) => perGbit(m.relayCpu, m)))],
+        ],
+      );
+      console.log(`lab logs: ${lab.runDir}`);
+      return;
+    }
     const kernelOn = relay.logLines().some((l) => l.includes('kernel forwarding on'));
     const defaultLabel = kernelOn ? 'UDP relay (kernel)' : 'UDP relay (process)';
     const first = await alternate(defaultLabel);

@@ -20,6 +20,7 @@ export * from './local-ui';
 export * from './policy-api';
 export * from './punch';
 export * from './relay';
+export * from './relay-tcp-frames';
 export * from './routes';
 export * from './sign-in';
 export * from './topology';

@@ -19,8 +19,8 @@ import {
  *   resumes them), then `allocate`/`release` from the broker and `allocated`/`bound`/`expired`/`load` back;
  * - broker → agent on the device control channel: `relay` (use this allocation for a peer) and
  *   `relay-release`;
- * - agent ⇄ relay TCP fallback, a WebSocket at `RelayTcpInfo.url` + allocation id: one binary frame
- *   per WireGuard packet, both ways (RELAY_TCP_PATH).
+ * - agent ⇄ relay TCP fallback, a WebSocket at `RelayTcpInfo.url` + allocation id: WireGuard packets
+ *   in binary frames, both ways (RELAY_TCP_PATH; one per frame, or batched: relay-tcp-frames.ts).
  */
 
 /** Relay tokens: `trl_` + 43 base64url characters (32 random bytes). Only the hash is stored. */

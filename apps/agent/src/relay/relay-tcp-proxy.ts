@@ -1,13 +1,27 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { Agent } from 'node:https';
-import { Backoff, type BackoffOptions, RELAY_TCP_PATH, type RelayTcpInfo } from '@trellis/proto';
+import type { Duplex } from 'node:stream';
+import {
+  Backoff,
+  type BackoffOptions,
+  decodeBatchFrame,
+  RELAY_TCP_BATCH_PROTOCOL,
+  RELAY_TCP_MAX_BATCH_FRAME,
+  RELAY_TCP_MAX_PACKET,
+  RELAY_TCP_PACKET_PROTOCOL,
+  RELAY_TCP_PATH,
+  RelayFrameWriter,
+  type RelayTcpInfo,
+} from '@trellis/proto';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { realTimers, type Timers } from '../control/timers';
 import { createPinnedAgent } from '../trust/broker-trust';
 
 /** Largest WireGuard packet a frame may carry (a UDP datagram's payload limit). */
-export const MAX_RELAY_FRAME_BYTES = 65_535;
+export const MAX_RELAY_FRAME_BYTES = RELAY_TCP_MAX_PACKET;
+/** Offered in this order: an older relay takes the first (per-packet frames), a newer one batches. */
+const SUBPROTOCOLS = [RELAY_TCP_PACKET_PROTOCOL, RELAY_TCP_BATCH_PROTOCOL];
 /** Packets held while the WebSocket (re)connects; the oldest go first when it overflows. */
 export const DEFAULT_QUEUE_PACKETS = 256;
 export const RELAY_TCP_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 15_000, random: Math.random };
@@ -48,9 +62,10 @@ export interface RelayTcpCounters {
 /**
  * The TCP fallback for a relay allocation (ARCHITECTURE "Relay by port allocation"): the only path
  * where the agent carries WireGuard packets. WireGuard's peer endpoint is this proxy's loopback UDP
- * port; each datagram becomes one binary frame on a TLS WebSocket to the relay (certificate pinned,
- * checked before the upgrade request is written), and each frame from the relay goes back to
- * WireGuard's port. The WebSocket reconnects with backoff until `close`.
+ * port; its datagrams go in binary frames on a TLS WebSocket to the relay (certificate pinned, checked
+ * before the upgrade request is written), one per frame or batched when the relay takes it
+ * (relay-tcp-frames.ts), each event-loop turn's in one socket write; the packets of each frame from
+ * the relay go back to WireGuard's port. The WebSocket reconnects with backoff until `close`.
  */
 export class RelayTcpProxy {
   readonly counters: RelayTcpCounters = {
@@ -68,6 +83,8 @@ export class RelayTcpProxy {
   private readonly queue: Buffer[] = [];
   private socket: Socket | null = null;
   private ws: WebSocket | null = null;
+  /** The open WebSocket's writer (null while connecting). */
+  private writer: RelayFrameWriter | null = null;
   private reconnectTimer: unknown = null;
   private closed = false;
   /** Why the last WebSocket failed (pin mismatch, refused, ...), for logs and status. */
@@ -111,6 +128,8 @@ export class RelayTcpProxy {
     this.reconnectTimer = null;
     const ws = this.ws;
     this.ws = null;
+    this.writer?.flush();
+    this.writer = null;
     if (ws?.readyState === WebSocket.OPEN) ws.close(1000, 'relay released');
     else ws?.terminate();
     this.socket?.close();
@@ -122,20 +141,39 @@ export class RelayTcpProxy {
   private connect(): void {
     this.reconnectTimer = null;
     if (this.closed) return;
-    const ws = new WebSocket(this.url, {
+    const ws = new WebSocket(this.url, SUBPROTOCOLS, {
       agent: this.agent,
-      maxPayload: MAX_RELAY_FRAME_BYTES,
+      maxPayload: RELAY_TCP_MAX_BATCH_FRAME,
       handshakeTimeout: CONNECT_TIMEOUT_MS,
       perMessageDeflate: false,
+      // An all-zero mask is no masking (ws skips the XOR both ends): frames are WireGuard ciphertext
+      // inside TLS, where masking's defence (of proxies against browser scripts) has nothing to do.
+      generateMask: (mask) => mask.fill(0),
     });
     this.ws = ws;
+    let socket: Duplex | null = null;
+    ws.on('upgrade', (res) => {
+      socket = res.socket;
+    });
     ws.on('open', () => {
       if (this.ws !== ws) return;
+      const writer = new RelayFrameWriter(
+        {
+          send: (message) => {
+            if (ws.readyState === WebSocket.OPEN) ws.send(message, { binary: true });
+          },
+          cork: () => socket?.cork(),
+          uncork: () => socket?.uncork(),
+          schedule: setImmediate,
+        },
+        ws.protocol === RELAY_TCP_BATCH_PROTOCOL,
+      );
+      this.writer = writer;
       this.counters.connects++;
       this.lastError = null;
       this.backoff.reset();
       this.opts.logger.info({ url: this.url, queued: this.queue.length }, 'relay TCP fallback connected');
-      for (const packet of this.queue.splice(0)) this.sendFrame(ws, packet);
+      for (const packet of this.queue.splice(0)) this.sendFrame(ws, writer, packet);
       if (this.counters.connects > 1) this.opts.onReconnected?.();
     });
     ws.on('message', (data, isBinary) => {
@@ -147,6 +185,7 @@ export class RelayTcpProxy {
     ws.on('close', (code) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      this.writer = null;
       this.scheduleReconnect(code);
     });
   }
@@ -165,8 +204,8 @@ export class RelayTcpProxy {
       return;
     }
     const ws = this.ws;
-    if (ws?.readyState === WebSocket.OPEN) {
-      this.sendFrame(ws, packet);
+    if (ws?.readyState === WebSocket.OPEN && this.writer) {
+      this.sendFrame(ws, this.writer, packet);
       return;
     }
     this.queue.push(packet);
@@ -176,26 +215,30 @@ export class RelayTcpProxy {
     }
   }
 
-  private sendFrame(ws: WebSocket, packet: Buffer): void {
-    if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+  private sendFrame(ws: WebSocket, writer: RelayFrameWriter, packet: Buffer): void {
+    if (ws.bufferedAmount + writer.pendingBytes > MAX_BUFFERED_BYTES) {
       this.counters.congestionDrops++;
       return;
     }
     this.counters.toRelay++;
-    ws.send(packet, { binary: true });
+    writer.write(packet);
   }
 
   private fromRelay(data: WebSocket.RawData, isBinary: boolean): void {
-    const packet = Array.isArray(data)
+    const frame = Array.isArray(data)
       ? Buffer.concat(data)
       : Buffer.isBuffer(data)
         ? data
         : Buffer.from(data);
-    if (!isBinary || packet.length === 0 || packet.length > MAX_RELAY_FRAME_BYTES) {
-      this.counters.badFrames++;
-      return;
-    }
+    if (!isBinary) this.counters.badFrames++;
+    else if (this.writer?.batched) {
+      if (!decodeBatchFrame(frame, this.toWireGuard)) this.counters.badFrames++;
+    } else if (frame.length === 0 || frame.length > MAX_RELAY_FRAME_BYTES) this.counters.badFrames++;
+    else this.toWireGuard(frame);
+  }
+
+  private readonly toWireGuard = (packet: Uint8Array): void => {
     this.counters.fromRelay++;
     this.socket?.send(packet, this.opts.listenPort, '127.0.0.1');
-  }
+  };
 }

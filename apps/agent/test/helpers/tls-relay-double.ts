@@ -1,18 +1,31 @@
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { RELAY_PROBE_PATH, RELAY_TCP_PATH } from '@trellis/proto';
+import {
+  decodeBatchFrame,
+  encodeBatchFrames,
+  RELAY_PROBE_PATH,
+  RELAY_TCP_BATCH_PROTOCOL,
+  RELAY_TCP_PATH,
+} from '@trellis/proto';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { SelfSignedCert } from './self-signed-cert';
 
 /**
  * A relay's TCP listener as the agent sees it: TLS with a self-signed certificate, 204 on the probe
  * path, and a WebSocket per allocation that echoes every binary frame (the peer answering), or in
- * `pair` mode hands it to the allocation's other WebSocket (both sides on the TCP fallback).
+ * `pair` mode hands it to the allocation's other WebSocket (both sides on the TCP fallback). With
+ * `batch`, it takes the batched framing when offered (as a current relay); without, it is an older
+ * relay, which takes the first subprotocol offered (the `ws` default).
  */
 export class TlsRelayDouble {
   /** HTTP requests and WebSocket upgrades that reached the server (after TLS). */
   requests = 0;
+  /** Packets received (a batched message counts each of its packets). */
   readonly frames: Buffer[] = [];
+  /** Binary messages received. */
+  messages = 0;
+  /** The subprotocol each WebSocket took ('' for none). */
+  readonly protocols: string[] = [];
   /** What the probe path answers. */
   probeStatus = 204;
   private server: Server | null = null;
@@ -22,6 +35,7 @@ export class TlsRelayDouble {
   constructor(
     private readonly cert: SelfSignedCert,
     private readonly mode: 'echo' | 'pair' = 'echo',
+    private readonly batch = false,
   ) {}
 
   get url(): string {
@@ -35,7 +49,15 @@ export class TlsRelayDouble {
       res.statusCode = req.url === RELAY_PROBE_PATH ? this.probeStatus : 404;
       res.end();
     });
-    const wss = new WebSocketServer({ noServer: true });
+    const wss = new WebSocketServer({
+      noServer: true,
+      ...(this.batch
+        ? {
+            handleProtocols: (offered: Set<string>) =>
+              offered.has(RELAY_TCP_BATCH_PROTOCOL) && RELAY_TCP_BATCH_PROTOCOL,
+          }
+        : {}),
+    });
     const allocations = new Map<WebSocket, string>();
     server.on('upgrade', (req, socket, head) => {
       this.requests++;
@@ -43,13 +65,24 @@ export class TlsRelayDouble {
       wss.handleUpgrade(req, socket, head, (ws) => {
         allocations.set(ws, req.url!);
         ws.on('close', () => allocations.delete(ws));
+        this.protocols.push(ws.protocol);
+        const batched = ws.protocol === RELAY_TCP_BATCH_PROTOCOL;
         ws.on('message', (data: Buffer, isBinary) => {
-          this.frames.push(data);
-          if (!isBinary) return;
-          if (this.mode === 'echo') ws.send(data, { binary: true });
-          else
-            for (const [other, url] of allocations)
-              if (other !== ws && url === req.url) other.send(data, { binary: true });
+          if (!isBinary) return void this.frames.push(data);
+          this.messages++;
+          const packets: Buffer[] = [];
+          if (!batched) packets.push(data);
+          else decodeBatchFrame(data, (p) => packets.push(Buffer.from(p)));
+          this.frames.push(...packets);
+          // Sent on as it came: one message, or one batch of the same packets.
+          const out = batched ? encodeBatchFrames(packets) : [data];
+          const targets =
+            this.mode === 'echo'
+              ? [ws]
+              : [...allocations]
+                  .filter(([other, url]) => other !== ws && url === req.url)
+                  .map(([other]) => other);
+          for (const target of targets) for (const m of out) target.send(m, { binary: true });
         });
       });
     });
