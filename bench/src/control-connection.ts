@@ -3,8 +3,16 @@
  * hello, the broker's proof checked, auth, then the first netmap snapshot.
  */
 import type { Agent as HttpsAgent } from 'node:https';
+import { constants, inflateRawSync } from 'node:zlib';
 import { DeviceAuthenticator, newNonce } from '@trellis/crypto';
-import { API_PATHS, AUTH_TIMEOUT_MS, CAPABILITY_VERSION, SNAPSHOT_TIMEOUT_MS } from '@trellis/proto';
+import {
+  API_PATHS,
+  AUTH_TIMEOUT_MS,
+  CAPABILITY_VERSION,
+  MAX_SERVER_FRAME_BYTES,
+  ServerMessage,
+  SNAPSHOT_TIMEOUT_MS,
+} from '@trellis/proto';
 import WebSocket from 'ws';
 
 export interface ControlDevice {
@@ -26,7 +34,7 @@ export interface HeldNetmap {
 const HEAD = /^\{"type":"(netmap|delta)","serial":(\d+)(?:,"base":(\d+))?(?:,"resume":"([^"]+)")?/;
 
 export interface ControlEvents {
-  /** A frame after the first snapshot. */
+  /** A frame after the first snapshot (its text: a binary one inflated). */
   onFrame(data: Buffer): void;
   /** The connection closed after the first snapshot. */
   onClose?(code: number): void;
@@ -45,6 +53,8 @@ export function connectControl(
   brokerPublicKey: string,
   events: ControlEvents,
   held: HeldNetmap = { serial: null, token: null },
+  /** Inflate and schema-check the first netmap (else only its head is read, as 10,000 would cost the one process simulating them all seconds each). */
+  verify = false,
 ): Promise<{ ws: WebSocket; snapshotBytes: number; resumed: boolean; held: HeldNetmap }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${url.replace(/^https/, 'wss')}${API_PATHS.control}`, {
@@ -81,22 +91,27 @@ export function connectControl(
         }),
       );
     });
-    ws.on('message', (data: Buffer) => {
-      const head = data.subarray(0, 160).toString('utf8');
+    ws.on('message', (raw: Buffer, isBinary: boolean) => {
+      const head = frameHead(raw, isBinary);
       const framed = HEAD.exec(head);
       if (framed) {
         held.serial = Number(framed[2]);
         held.token = framed[4] ?? null;
       }
-      if (snapshotBytes > 0) return events.onFrame(data);
+      if (snapshotBytes > 0) return events.onFrame(isBinary ? inflated(raw) : raw);
       const resumed = framed?.[1] === 'delta' && framed[3] !== undefined;
       if (resumed && Number(framed[3]) !== resumeFrom) return fail(new Error('resumed on another netmap'));
       if (framed?.[1] === 'netmap' || resumed) {
-        snapshotBytes = data.length;
+        if (
+          verify &&
+          !ServerMessage.safeParse(JSON.parse((isBinary ? inflated(raw) : raw).toString('utf8'))).success
+        )
+          return fail(new Error('netmap does not parse'));
+        snapshotBytes = raw.length;
         clearTimeout(deadline);
         resolve({ ws, snapshotBytes, resumed, held });
       } else if (head.includes('"challenge"')) {
-        const m = JSON.parse(data.toString('utf8')) as { brokerNonce: string; brokerProof: string };
+        const m = JSON.parse(raw.toString('utf8')) as { brokerNonce: string; brokerProof: string };
         if (!auth.verifyBroker(m.brokerProof, clientNonce, m.brokerNonce))
           return fail(new Error('bad broker'));
         expire(SNAPSHOT_TIMEOUT_MS, 'netmap');
@@ -110,4 +125,17 @@ export function connectControl(
       else events.onClose?.(code);
     });
   });
+}
+
+/**
+ * The first 160 characters of a frame, where its type, serial and resume token are. A compressed
+ * snapshot (capability 3) has its head inflated from its first bytes alone.
+ */
+export function frameHead(raw: Buffer, isBinary: boolean): string {
+  const data = isBinary ? inflateRawSync(raw.subarray(0, 512), { finishFlush: constants.Z_SYNC_FLUSH }) : raw;
+  return data.subarray(0, 160).toString('utf8');
+}
+
+function inflated(raw: Buffer): Buffer {
+  return inflateRawSync(raw, { maxOutputLength: MAX_SERVER_FRAME_BYTES });
 }

@@ -16,6 +16,7 @@ import {
   SNAPSHOT_TIMEOUT_MS,
 } from '@trellis/proto';
 import WebSocket from 'ws';
+import { frameHead } from '../control-connection';
 import { nowMs } from '../stats';
 import type { SimDeviceSpec } from './messages';
 
@@ -147,9 +148,9 @@ export class SimDevice {
       // As the agent: no challenge within the auth timeout counts as a failed attempt.
       authTimer = setTimeout(() => fail('no challenge within the auth timeout'), AUTH_TIMEOUT_MS);
     });
-    ws.on('message', (data: Buffer) => {
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (this.ws !== ws) return;
-      const head = data.subarray(0, 160).toString('utf8');
+      const head = frameHead(data, isBinary);
       const framed = HEAD.exec(head);
       // A resumed delta that does not apply to the netmap held would make the agent ask for a snapshot.
       const resumes = framed?.[1] === 'delta' && framed[3] !== undefined;

@@ -11,11 +11,18 @@
  * | 2       | brokers accept any version >= MIN_CAPABILITY_VERSION and announce theirs (challenge  |
  * |         | and relay-welcome `capabilityVersion`, info `capabilityVersion`); agents and relays  |
  * |         | fall back to 1 against a broker that refuses 2.                                       |
+ * | 3       | the broker may send a `netmap` snapshot as a binary frame of raw DEFLATE holding the  |
+ * |         | same JSON text, and list peers that only came online or went offline in a delta's     |
+ * |         | `online` / `offline` instead of upserting them; agents take broker frames up to       |
+ * |         | MAX_SERVER_FRAME_BYTES (control-frame.ts).                                            |
  *
  * Bump it when a message or field is added that an older peer cannot ignore, and send that only to
  * a peer whose version (or challenge feature) says it takes it.
  */
-export const CAPABILITY_VERSION = 2;
+export const CAPABILITY_VERSION = 3;
+
+/** From this version on: compressed snapshots and presence lists in deltas (the table above). */
+export const COMPACT_NETMAP_CAPABILITY = 3;
 
 /** The oldest version a broker still serves: agents and relays of it keep working across an upgrade. */
 export const MIN_CAPABILITY_VERSION = 1;

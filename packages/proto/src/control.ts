@@ -228,6 +228,12 @@ export const DeltaMessage = z.object({
   access: z.array(PeerAccess).max(100_000).optional(),
   /** Virtual devices added or changed, whole; `remove` removes them as it removes peers. */
   virtualUpsert: z.array(NetmapVirtual).max(100_000).optional(),
+  /**
+   * Capability 3: peers whose only change is that they came online / went offline, listed instead
+   * of upserted whole (a reconnection storm flips thousands at once).
+   */
+  online: z.array(DeviceId).max(1_000_000).optional(),
+  offline: z.array(DeviceId).max(1_000_000).optional(),
 });
 
 /** The broker committed a `rotate-key`: `newKey` is the device's key from now on. */

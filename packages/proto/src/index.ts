@@ -11,6 +11,7 @@ export * from './capability';
 export * from './cluster-events';
 export * from './common';
 export * from './control';
+export * from './control-frame';
 export * from './device-auth';
 export * from './device-list';
 export * from './dns-api';

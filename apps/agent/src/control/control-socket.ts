@@ -1,9 +1,10 @@
 import type { Agent } from 'node:https';
+import { inflateRawSync } from 'node:zlib';
 import {
   AUTH_TIMEOUT_MS,
   type BrokerTarget,
   type ClientMessage,
-  MAX_CONTROL_FRAME_BYTES,
+  MAX_SERVER_FRAME_BYTES,
   ServerMessage,
 } from '@trellis/proto';
 import { fixedLookup } from '@trellis/tls';
@@ -16,7 +17,7 @@ export const TCP_KEEPALIVE_IDLE_MS = 1_000;
 
 export interface ControlSocketEvents {
   onOpen(): void;
-  /** A text frame; null for a binary one (the protocol has none). */
+  /** A frame's JSON text (a compressed snapshot inflated); null for a binary frame that does not inflate. */
   onMessage(text: string | null): void;
   /** The socket failed; `error` says why, naming the broker. */
   onError(error: string): void;
@@ -39,7 +40,7 @@ export class ControlSocket {
     const where = describeTarget(target);
     const ws = new WebSocket(controlUrl(target.url), {
       agent,
-      maxPayload: MAX_CONTROL_FRAME_BYTES,
+      maxPayload: MAX_SERVER_FRAME_BYTES,
       handshakeTimeout: AUTH_TIMEOUT_MS,
       ...(target.address !== null ? { lookup: fixedLookup(target.address) } : {}),
     });
@@ -56,7 +57,7 @@ export class ControlSocket {
       if (this.live) events.onOpen();
     });
     ws.on('message', (data, isBinary) => {
-      if (this.live) events.onMessage(isBinary ? null : data.toString());
+      if (this.live) events.onMessage(frameText(data as Buffer, isBinary));
     });
     ws.on('error', (err) => {
       this.error = describeBrokerError(err, where);
@@ -84,6 +85,19 @@ export class ControlSocket {
   }
 }
 
+/**
+ * A broker frame's JSON text: a text frame as it is, a binary one (capability 3: a snapshot as raw
+ * DEFLATE) inflated to at most MAX_SERVER_FRAME_BYTES; null when it does not inflate within that.
+ */
+export function frameText(data: Buffer, isBinary: boolean): string | null {
+  if (!isBinary) return data.toString('utf8');
+  try {
+    return inflateRawSync(data, { maxOutputLength: MAX_SERVER_FRAME_BYTES }).toString('utf8');
+  } catch {
+    return null;
+  }
+}
+
 /** A WebSocket close reason holds at most 123 bytes of UTF-8 (RFC 6455 5.5); longer ones are cut. */
 export function closeReason(reason: string): string {
   const bytes = Buffer.from(reason, 'utf8');
@@ -106,7 +120,8 @@ const MAX_ISSUES_NAMED = 3;
  * a reason that names the fields.
  */
 export function decodeServerMessage(text: string | null): DecodedServerMessage {
-  if (text === null) return { ok: false, reason: 'binary frame' };
+  if (text === null)
+    return { ok: false, reason: 'binary frame that is not raw DEFLATE within the size limit' };
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -104,11 +104,21 @@ export class NetmapTracker {
     }
     for (const p of msg.upsert) this.peers.set(p.id, p);
     for (const v of msg.virtualUpsert ?? []) this.virtual.set(v.id, v);
+    this.setOnline(msg.online, true);
+    this.setOnline(msg.offline, false);
     for (const [id, rules] of accessFromWire(msg.access ?? [])) this.access.set(id, rules);
     if (msg.self) this.self = msg.self;
     this.serial = msg.serial;
     this.resume = msg.resume ?? null;
     return { ok: true, netmap: this.current()! };
+  }
+
+  /** A presence list (capability 3): the peers it names, otherwise unchanged. */
+  private setOnline(ids: readonly string[] | undefined, online: boolean): void {
+    for (const id of ids ?? []) {
+      const p = this.peers.get(id);
+      if (p && p.online !== online) this.peers.set(id, { ...p, online });
+    }
   }
 
   current(): Netmap | null {

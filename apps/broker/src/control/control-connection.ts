@@ -6,6 +6,7 @@ import {
   CAPABILITY_VERSION,
   ClientMessage,
   CloseCode,
+  COMPACT_NETMAP_CAPABILITY,
   type HelloMessage,
   type PathReportMessage,
   type PathStateMessage,
@@ -213,6 +214,7 @@ export class ControlConnection {
       connectionId: this.connectionId,
       publicKey: hello.publicKey,
       serial: 0,
+      compact: hello.protocolVersion >= COMPACT_NETMAP_CAPABILITY,
       rttMs: () => this.rtt.rttMs(),
       relayRttMs: () => this.relayRtts,
       send: (frame, type) => this.sendRaw(frame, type),
@@ -313,7 +315,7 @@ export class ControlConnection {
   }
 
   /** A frame serialised elsewhere (netmap and delta frames, built once for many devices). */
-  private sendRaw(frame: string, type: string): void {
+  private sendRaw(frame: string | Buffer, type: string): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
     this.sender.send(frame);
     this.deps.metrics.controlMessagesOut.inc({ type });

@@ -11,6 +11,12 @@ export interface ControlSession {
   rttMs(): number | null;
   /** The agent's latest round trips to relays (relay id → ms, `netinfo.relayRttMs`); empty until reported. */
   relayRttMs(): Readonly<Record<string, number>>;
-  send(frame: string, type: 'netmap' | 'delta' | 'punch' | 'relay' | 'relay-release'): void;
+  /**
+   * Takes the compact netmap of capability 3 and up: snapshots as binary raw DEFLATE, presence
+   * changes as `online` / `offline` lists. Absent: an older agent.
+   */
+  readonly compact?: boolean;
+  /** A text frame, or a binary one (a compressed snapshot: only when compact). */
+  send(frame: string | Buffer, type: 'netmap' | 'delta' | 'punch' | 'relay' | 'relay-release'): void;
   close(code: number, reason: string): void;
 }

@@ -39,6 +39,8 @@ export interface ChangeBatch {
   removes: Set<string>;
   /** Devices whose view of themselves (reflexive addresses, NAT type) changed. */
   selfChanged: Set<string>;
+  /** Upserted devices whose every change in the batch was coming online or going offline. */
+  presenceOnly: Set<string>;
   /**
    * Viewer classes that could see each changed device in any state it had during the batch, before
    * its last change: a device that connected meanwhile got a snapshot of one of those states.
@@ -46,9 +48,15 @@ export interface ChangeBatch {
   seenDuring: Map<string, Set<number>>;
   /** Devices that need their whole netmap again: their own class changed. */
   resnapshot: Set<string>;
-  /** Delta bodies for viewers outside the batch, one per viewer class (null: nothing to send). */
+  /**
+   * Delta bodies for viewers outside the batch, one per viewer class and form (sharedKey; null:
+   * nothing to send).
+   */
   sharedBodies: Map<number, DeltaBody | null>;
 }
+
+/** The sharedBodies key of a viewer class, compact (capability 3) or not. */
+export const sharedKey = (cls: number, compact: boolean) => cls * 2 + (compact ? 1 : 0);
 
 /** A netmap `access` entry: route lists only when there are any. */
 export function accessEntry(peers: string[], rel: PeerRelation): PeerAccess {
@@ -66,10 +74,28 @@ export function emptyBatch(): ChangeBatch {
     upserts: new Map(),
     removes: new Set(),
     selfChanged: new Set(),
+    presenceOnly: new Set(),
     seenDuring: new Map(),
     resnapshot: new Set(),
     sharedBodies: new Map(),
   };
+}
+
+export type PendingKind = 'none' | 'presence' | 'changes';
+
+export function pendingKind(b: ChangeBatch): PendingKind {
+  if (b.removes.size > 0 || b.selfChanged.size > 0 || b.resnapshot.size > 0) return 'changes';
+  if (b.upserts.size === 0) return 'none';
+  return b.upserts.size === b.presenceOnly.size ? 'presence' : 'changes';
+}
+
+/** Records a device's upsert in a batch; `presence`: this change only flipped it online or offline. */
+export function noteUpsert(batch: ChangeBatch, id: string, fragment: Fragment, presence: boolean): void {
+  batch.removes.delete(id);
+  const presenceSoFar = !batch.upserts.has(id) || batch.presenceOnly.has(id);
+  if (presence && presenceSoFar) batch.presenceOnly.add(id);
+  else batch.presenceOnly.delete(id);
+  batch.upserts.set(id, fragment);
 }
 
 /** The frame a connected device gets for a batch: a delta, or its whole netmap again. */
@@ -78,6 +104,7 @@ export type BatchFrame = { type: 'netmap' | 'delta'; frame: string };
 /** What a delta body needs of the account: its devices' policy classes and what they open. */
 export interface BodyContext {
   classOf(peerId: string): number;
+  online(peerId: string): boolean;
   relation(viewerCls: number, peerCls: number): PeerRelation | null;
 }
 
@@ -120,11 +147,15 @@ export function resumeBatch(
   return batch;
 }
 
-/** Whom a body is for: a class (viewers outside the batch) or one device, with its self if it changed. */
+/**
+ * Whom a body is for: a class (viewers outside the batch) or one device, with its self if it
+ * changed; `compact`: it takes presence lists (capability 3).
+ */
 export interface BodyViewer {
   id?: string;
   cls: number;
   self?: NetmapSelf;
+  compact?: boolean;
 }
 
 /**
@@ -140,12 +171,17 @@ export function deltaBody(
 ): DeltaBody | null {
   const upserts = new FragmentLists();
   const removes: string[] = [];
+  const presence = { online: [] as string[], offline: [] as string[] };
   const byClass = new Map<number, string[]>();
   for (const [peerId, fragment] of batch.upserts) {
     if (peerId === viewer.id) continue;
     const cls = ctx.classOf(peerId);
     if (ctx.relation(viewer.cls, cls) === null) {
       if (couldSee(peerId)) removes.push(peerId);
+      continue;
+    }
+    if (viewer.compact && batch.presenceOnly.has(peerId)) {
+      presence[ctx.online(peerId) ? 'online' : 'offline'].push(peerId);
       continue;
     }
     upserts.add(fragment);
@@ -160,13 +196,17 @@ export function deltaBody(
     access.push(accessEntry(peers, rel));
   }
   const { self } = viewer;
-  if (upserts.size === 0 && removes.length === 0 && !self) return null;
+  const { online, offline } = presence;
+  if (upserts.size === 0 && removes.length === 0 && !self && online.length + offline.length === 0)
+    return null;
   return {
     upsert: Json.array(upserts.peers),
     remove: Json.of(removes),
     ...(self ? { self } : {}),
     ...(access.length > 0 ? { access } : {}),
     ...upserts.virtualField(),
+    ...(online.length > 0 ? { online } : {}),
+    ...(offline.length > 0 ? { offline } : {}),
   };
 }
 

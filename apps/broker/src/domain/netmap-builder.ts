@@ -8,27 +8,30 @@ import {
   type ReflectorInfo,
 } from '@trellis/proto';
 import type { PairDevice } from '../pair-paths/pair-types';
-import { deviceCandidates } from './device-candidates';
 import { Json, jsonFrame } from './json-frame';
 import {
   type BatchFrame,
-  type BodyViewer,
   type ChangeBatch,
   type DeltaBody,
   deltaBody,
   emptyBatch,
   type Fragment,
+  noteUpsert,
+  type PendingKind,
+  pendingKind,
   policyBodies,
   resumeBatch,
   type SnapshotContext,
+  sharedKey,
   snapshotParts,
 } from './netmap-batch';
-import { fragmentOf } from './netmap-fragment';
+import { compressedSnapshot } from './netmap-compressed';
+import { fragmentOf, onlyPresenceChanged, punchViewOf } from './netmap-fragment';
 import { HostingPolicy } from './netmap-hosting';
 import { NetmapJournal, type ResumeFrom, type ResumeRefusal } from './netmap-journal';
 import { ClassMembers } from './netmap-members';
 import { AllowAllPolicy, type NetmapPolicy, type PeerRelation, viewChanges } from './netmap-policy';
-import { HostedSelves, sameSelfView, selfOf } from './netmap-self';
+import { HostedSelves, SharedSelfParts, sameSelfView } from './netmap-self';
 
 /** DeviceState: what the netmap knows of a device (proto shape, as it travels between instances). */
 export type { BatchFrame, ChangeBatch, DeltaBody, DeviceState, ResumeFrom, ResumeRefusal };
@@ -43,9 +46,6 @@ interface Entry {
   classSince: number;
 }
 
-/** NetmapSelf.relays holds at most this many. */
-const MAX_NETMAP_RELAYS = 32;
-
 /**
  * The netmap of one account, kept as pre-serialised peer fragments so that a snapshot is a string
  * join and a change costs one serialisation plus one short frame per connected device. What a device
@@ -56,7 +56,7 @@ const MAX_NETMAP_RELAYS = 32;
 export class AccountNetmap {
   private readonly entries = new Map<string, Entry>();
   /** The devices of each policy class. */
-  private readonly members = new ClassMembers();
+  private readonly members = new ClassMembers((id) => this.entries.get(id)!.fragment);
   private pending: ChangeBatch = emptyBatch();
   /** A class moved or a virtual device changed since the gateways' lists were last compared. */
   private hostingDirty = false;
@@ -72,8 +72,8 @@ export class AccountNetmap {
   });
   /** Highest change serial applied. */
   serial: number;
-  /** Relays the account's devices may be sent to (NetmapSelf.relays). */
-  private relays: readonly NetmapRelay[] = [];
+  /** The reflectors and relays every device's self lists. */
+  private readonly shared: SharedSelfParts;
   /** Which devices changed when: what a reconnecting device missed. */
   readonly journal: NetmapJournal;
 
@@ -82,10 +82,11 @@ export class AccountNetmap {
     readonly zone: string,
     serial = 0,
     /** The endpoint reflectors (the broker's, and a relay's), put into every device's NetmapSelf. */
-    private reflectors: readonly ReflectorInfo[] = [],
+    reflectors: readonly ReflectorInfo[] = [],
     policy: NetmapPolicy = new AllowAllPolicy(),
   ) {
     this.policy = new HostingPolicy(policy);
+    this.shared = new SharedSelfParts(reflectors);
     this.serial = serial;
     this.journal = new NetmapJournal(serial);
   }
@@ -110,14 +111,7 @@ export class AccountNetmap {
   /** What the punch coordinator needs of a device: its typed candidates and NAT mapping. */
   punchView(id: string): PairDevice | undefined {
     const state = this.entries.get(id)?.state;
-    // A virtual device never connects: no punching, no relay.
-    if (state?.publicKey === undefined) return undefined;
-    return {
-      id,
-      publicKey: state.publicKey,
-      candidates: deviceCandidates(state.endpoints, state.learned ?? []),
-      mappingType: state.mappingType,
-    };
+    return state && punchViewOf(state);
   }
 
   dnsName(name: string): string {
@@ -155,6 +149,7 @@ export class AccountNetmap {
     const classSince = previous && !reclassed ? previous.classSince : this.serial;
     this.entries.set(state.id, { state, fragment, cls, classSince });
     if (previous?.cls !== cls) this.members.move(state.id, previous?.cls, cls);
+    else if (previous.fragment.json.text !== fragment.json.text) this.members.touched(state.id);
     for (const h of hosts) this.refreshClass(h);
     if (previous?.cls !== cls || !viewer || hosts.length > 0) this.hostingDirty = true;
     // What only the broker uses (the control connection) changes nothing a device sees.
@@ -162,8 +157,9 @@ export class AccountNetmap {
     this.journal.record(state.id, this.serial, this.entries.size);
     if (reclassed && viewer) this.pending.resnapshot.add(state.id);
     if (selfChanged) this.pending.selfChanged.add(state.id);
-    this.pending.removes.delete(state.id);
-    this.pending.upserts.set(state.id, fragment);
+    const presence =
+      !selfChanged && !reclassed && onlyPresenceChanged(previous, state, fragment, this.dnsName(state.name));
+    noteUpsert(this.pending, state.id, fragment, presence);
   }
 
   remove(id: string, serial?: number): void {
@@ -178,6 +174,7 @@ export class AccountNetmap {
     this.policy.remove(id);
     this.members.move(id, previous.cls, undefined);
     this.pending.upserts.delete(id);
+    this.pending.presenceOnly.delete(id);
     this.pending.selfChanged.delete(id);
     this.pending.resnapshot.delete(id);
     this.pending.removes.add(id);
@@ -212,6 +209,7 @@ export class AccountNetmap {
     this.journal.record(id, this.serial, this.entries.size);
     if (!isVirtual(e.state)) this.pending.resnapshot.add(id);
     this.pending.removes.delete(id);
+    this.pending.presenceOnly.delete(id);
     this.pending.upserts.set(id, e.fragment);
   }
 
@@ -263,17 +261,13 @@ export class AccountNetmap {
 
   /** A new reflector list (a relay's reflector came or went) reaches every device's self. */
   setReflectors(reflectors: readonly ReflectorInfo[]): void {
-    if (JSON.stringify(reflectors) === JSON.stringify(this.reflectors)) return;
-    this.reflectors = [...reflectors];
-    for (const id of this.entries.keys()) this.pending.selfChanged.add(id);
+    if (this.shared.setReflectors(reflectors))
+      for (const id of this.entries.keys()) this.pending.selfChanged.add(id);
   }
 
   /** A new relay list reaches every device as a change of its self. */
   setRelays(relays: readonly NetmapRelay[]): void {
-    const next = relays.slice(0, MAX_NETMAP_RELAYS);
-    if (JSON.stringify(next) === JSON.stringify(this.relays)) return;
-    this.relays = next;
-    for (const id of this.entries.keys()) this.pending.selfChanged.add(id);
+    if (this.shared.setRelays(relays)) for (const id of this.entries.keys()) this.pending.selfChanged.add(id);
   }
 
   private bump(serial: number | undefined): void {
@@ -283,7 +277,7 @@ export class AccountNetmap {
   self(id: string): NetmapSelf | undefined {
     const e = this.entries.get(id);
     if (!e) return undefined;
-    const self = selfOf(e.state, this.dnsName(e.state.name), this.accountName, this.reflectors, this.relays);
+    const self = this.shared.selfOf(e.state, this.dnsName(e.state.name), this.accountName);
     const hosted = this.hosted.of(id);
     if (hosted) self.virtualDevices = hosted;
     return self;
@@ -306,9 +300,22 @@ export class AccountNetmap {
     });
   }
 
+  /** snapshotFrame as raw DEFLATE (capability 3), spliced from the account's compressed chunks. */
+  compressedSnapshotFrame(id: string, serial: number, resume?: string): Buffer | undefined {
+    const self = this.self(id);
+    const viewer = this.entries.get(id);
+    if (!self || !viewer) return undefined;
+    const head = { type: 'netmap', serial, resume, self } as const;
+    return compressedSnapshot(this.bodyContext, this.members.chunks, head, id, viewer.cls);
+  }
+
   hasPendingChanges(): boolean {
-    const p = this.pending;
-    return p.upserts.size > 0 || p.removes.size > 0 || p.selfChanged.size > 0 || p.resnapshot.size > 0;
+    return pendingKind(this.pending) !== 'none';
+  }
+
+  /** What waits for the next flush: nothing, only devices coming online or going offline, or more. */
+  pendingKind(): PendingKind {
+    return pendingKind(this.pending);
   }
 
   /** Hands out the changes since the last call and starts a new batch. */
@@ -324,7 +331,13 @@ export class AccountNetmap {
   }
 
   /** The frame of a batch for one device, or undefined when nothing in it concerns the device. */
-  batchFrame(batch: ChangeBatch, viewerId: string, serial: number, resume?: string): BatchFrame | undefined {
+  batchFrame(
+    batch: ChangeBatch,
+    viewerId: string,
+    serial: number,
+    resume?: string,
+    compact = false,
+  ): BatchFrame | undefined {
     const viewer = this.entries.get(viewerId);
     if (!viewer) return undefined;
     if (batch.resnapshot.has(viewerId)) {
@@ -334,13 +347,15 @@ export class AccountNetmap {
     let body: DeltaBody | null;
     if (!batch.upserts.has(viewerId) && !batch.removes.has(viewerId) && !batch.selfChanged.has(viewerId)) {
       // Most viewers are not part of the batch: those of one class share one body.
-      body = batch.sharedBodies.get(viewer.cls) ?? null;
-      if (!batch.sharedBodies.has(viewer.cls)) {
-        body = deltaBody(this.bodyContext, batch, { cls: viewer.cls });
-        batch.sharedBodies.set(viewer.cls, body);
+      const key = sharedKey(viewer.cls, compact);
+      body = batch.sharedBodies.get(key) ?? null;
+      if (!batch.sharedBodies.has(key)) {
+        body = deltaBody(this.bodyContext, batch, { cls: viewer.cls, compact });
+        batch.sharedBodies.set(key, body);
       }
     } else {
-      body = deltaBody(this.bodyContext, batch, this.viewerOf(batch, viewerId, viewer.cls));
+      const self = batch.selfChanged.has(viewerId) ? this.self(viewerId) : undefined;
+      body = deltaBody(this.bodyContext, batch, { id: viewerId, cls: viewer.cls, self, compact });
     }
     if (body === null) return undefined;
     return { type: 'delta', frame: jsonFrame<DeltaMessage>({ type: 'delta', serial, resume, ...body }) };
@@ -377,14 +392,10 @@ export class AccountNetmap {
   /** What deltaBody needs of the account. */
   private readonly bodyContext: SnapshotContext & { has(id: string): boolean } = {
     classOf: (peerId) => this.entries.get(peerId)!.cls,
+    online: (peerId) => this.entries.get(peerId)!.state.online,
     relation: (viewerCls, peerCls) => this.policy.relation(viewerCls, peerCls),
     fragmentOf: (peerId) => this.entries.get(peerId)!.fragment,
     has: (id) => this.entries.has(id),
     members: this.members.byClass,
   };
-
-  /** A viewer in the batch; one whose own entry changed gets its self along. */
-  private viewerOf(batch: ChangeBatch, id: string, cls: number): BodyViewer {
-    return batch.selfChanged.has(id) ? { id, cls, self: this.self(id)! } : { id, cls };
-  }
 }

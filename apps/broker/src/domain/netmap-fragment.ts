@@ -1,4 +1,5 @@
 import { type DeviceState, isVirtual, type NetmapPeer, type NetmapVirtual } from '@trellis/proto';
+import type { PairDevice } from '../pair-paths/pair-types';
 import { deviceCandidates } from './device-candidates';
 import { Json } from './json-frame';
 import type { Fragment } from './netmap-batch';
@@ -31,4 +32,32 @@ export function fragmentOf(state: DeviceState, dnsName: string): Fragment {
     ...servedRoutes(state),
   };
   return { virtual: false, json: Json.of(peer) };
+}
+
+/**
+ * Whether `state` differs from the entry it replaces only in being online (or offline): its peers
+ * of capability 3 then get it in a presence list instead of whole.
+ */
+export function onlyPresenceChanged(
+  previous: { state: DeviceState; fragment: Fragment } | undefined,
+  state: DeviceState,
+  fragment: Fragment,
+  dnsName: string,
+): boolean {
+  if (previous === undefined || previous.state.online === state.online || fragment.virtual) return false;
+  return (
+    fragmentOf({ ...state, online: previous.state.online }, dnsName).json.text === previous.fragment.json.text
+  );
+}
+
+/** What the punch coordinator needs of a device: its typed candidates and NAT mapping. */
+export function punchViewOf(state: DeviceState): PairDevice | undefined {
+  // A virtual device never connects: no punching, no relay.
+  if (state.publicKey === undefined) return undefined;
+  return {
+    id: state.id,
+    publicKey: state.publicKey,
+    candidates: deviceCandidates(state.endpoints, state.learned ?? []),
+    mappingType: state.mappingType,
+  };
 }

@@ -35,6 +35,35 @@ export function selfOf(
   return self;
 }
 
+/** NetmapSelf.relays holds at most this many. */
+const MAX_NETMAP_RELAYS = 32;
+
+/** What every device's self carries of the account: the reflectors to probe, the relays it may use. */
+export class SharedSelfParts {
+  private relays: readonly NetmapRelay[] = [];
+
+  constructor(private reflectors: readonly ReflectorInfo[]) {}
+
+  /** A new reflector list (a relay's reflector came or went); true when it changed. */
+  setReflectors(reflectors: readonly ReflectorInfo[]): boolean {
+    if (JSON.stringify(reflectors) === JSON.stringify(this.reflectors)) return false;
+    this.reflectors = [...reflectors];
+    return true;
+  }
+
+  /** A new relay list; true when it changed. */
+  setRelays(relays: readonly NetmapRelay[]): boolean {
+    const next = relays.slice(0, MAX_NETMAP_RELAYS);
+    if (JSON.stringify(next) === JSON.stringify(this.relays)) return false;
+    this.relays = next;
+    return true;
+  }
+
+  selfOf(state: DeviceState, dnsName: string, accountName: string): NetmapSelf {
+    return selfOf(state, dnsName, accountName, this.reflectors, this.relays);
+  }
+}
+
 const selfRoutes = (s: DeviceState) => (s.routes ?? []).map((r) => [r.prefix, r.approved]);
 
 /** Whether what a device sees of itself (NetmapSelf) is unchanged: its name, address, NAT view, its routes. */

@@ -56,7 +56,7 @@ describe.each(BACKENDS)('capability versions on %s', (kind) => {
     });
     expect(await d.waitForClose()).toBe(CloseCode.protocolMismatch);
     expect(d.closeReason).toMatch(
-      /protocol version 0 is too old.*capability version 2 and serves 1 and newer/,
+      /protocol version 0 is too old.*capability version 3 and serves 1 and newer/,
     );
     expect(d.messages).toEqual([]);
   });

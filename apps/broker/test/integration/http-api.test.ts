@@ -275,7 +275,7 @@ describe.each(BACKENDS)('HTTP API on %s', (kind) => {
       expectError(
         await enroll({ protocolVersion: 0 }),
         400,
-        /protocol version 0 is too old.*speaks capability version 2 and serves 1 and newer/,
+        /protocol version 0 is too old.*speaks capability version 3 and serves 1 and newer/,
       );
     });
     it('serves agents of older and newer capability versions alike', async () => {

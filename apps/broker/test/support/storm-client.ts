@@ -15,6 +15,7 @@ import {
   SNAPSHOT_TIMEOUT_MS,
 } from '@trellis/proto';
 import WebSocket from 'ws';
+import { serverFrameText } from './server-frame';
 import { HeldNetmap, type NetmapFrame } from './storm-netmap';
 
 export interface StormDevice {
@@ -141,8 +142,8 @@ export class StormClient {
         };
         ws.send(JSON.stringify(hello));
       });
-      ws.on('message', (data: Buffer) => {
-        const msg = JSON.parse(data.toString('utf8')) as { type: string } & Record<string, unknown>;
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        const msg = JSON.parse(serverFrameText(data, isBinary)) as { type: string } & Record<string, unknown>;
         if (msg.type === 'netmap' || msg.type === 'delta') {
           held.apply(msg as unknown as NetmapFrame, !gotNetmap, lastSerial);
           if (!gotNetmap) {

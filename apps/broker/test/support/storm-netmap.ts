@@ -23,6 +23,9 @@ export interface NetmapFrame {
   peers?: Array<{ id: string; name: string; online: boolean }>;
   upsert?: Array<{ id: string; name: string; online: boolean }>;
   remove?: string[];
+  /** Capability 3: peers that only came online / went offline. */
+  online?: string[];
+  offline?: string[];
 }
 
 /** Violations kept per device: the first few say what went wrong. */
@@ -78,6 +81,16 @@ export class HeldNetmap {
       this.violate(`delta serial ${frame.serial} not above held ${this.serial} (went backwards)`);
     for (const p of frame.upsert ?? []) this.put(p);
     for (const id of frame.remove ?? []) this.peers.delete(id);
+    for (const [ids, online] of [
+      [frame.online, true],
+      [frame.offline, false],
+    ] as const) {
+      for (const id of ids ?? []) {
+        const p = this.peers.get(id);
+        if (p) this.peers.set(id, { ...p, online });
+        else this.violate(`presence of ${id}, a peer it does not hold`);
+      }
+    }
     this.serial = frame.serial;
     this.deltas++;
   }

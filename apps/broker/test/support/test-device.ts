@@ -10,6 +10,7 @@ import {
 } from '@trellis/proto';
 import WebSocket from 'ws';
 import { httpClient } from './http-client';
+import { serverFrameText } from './server-frame';
 
 type Msg = ServerMessage;
 
@@ -85,8 +86,8 @@ export class TestDevice {
     const ws = new WebSocket(url, { ca: readFileSync(this.certFile) });
     this.ws = ws;
     this.closeCode = undefined;
-    ws.on('message', (data) => {
-      const msg = ServerMessage.parse(JSON.parse(data.toString()));
+    ws.on('message', (data: Buffer, isBinary) => {
+      const msg = ServerMessage.parse(JSON.parse(serverFrameText(data, isBinary)));
       this.messages.push(msg);
       this.apply(msg);
     });
@@ -110,7 +111,14 @@ export class TestDevice {
       this.resume = msg.resume ?? null;
       for (const p of msg.upsert) this.peers.set(p.id, p);
       for (const id of msg.remove) this.peers.delete(id);
+      for (const id of msg.online ?? []) this.setOnline(id, true);
+      for (const id of msg.offline ?? []) this.setOnline(id, false);
     }
+  }
+
+  private setOnline(id: string, online: boolean): void {
+    const p = this.peers.get(id);
+    if (p) this.peers.set(id, { ...p, online });
   }
 
   send(obj: unknown): void {

@@ -1,3 +1,4 @@
+import { inflateRawSync } from 'node:zlib';
 import type { DeviceState } from '@trellis/proto';
 import { DeltaMessage, NetmapMessage } from '@trellis/proto';
 import fc from 'fast-check';
@@ -5,14 +6,7 @@ import { AccountHub } from '../../src/control/account-hub';
 import type { ControlSession } from '../../src/control/control-session';
 import { AccountPolicy } from '../../src/policy/account-policy';
 import { deviceState as device } from '../support/device-state';
-
-const TAGS = `"tagOwners": { "tag:eng": [], "tag:db": [] }`;
-const POLICIES = [
-  `{ ${TAGS}, "rules": [{ "src": ["*"], "dst": ["*"] }] }`,
-  `{ ${TAGS}, "rules": [{ "src": ["tag:eng"], "dst": ["tag:db"], "ports": ["tcp:5432"] }] }`,
-  `{ ${TAGS}, "rules": [{ "src": ["tag:eng"], "dst": ["tag:eng", "tag:db"], "ports": ["tcp:22"] }] }`,
-];
-const TAG_SETS: (string[] | undefined)[] = [undefined, ['tag:eng'], ['tag:db']];
+import { SAMPLE_POLICIES as POLICIES, SAMPLE_TAG_SETS as TAG_SETS } from '../support/sample-policies';
 
 /** What an agent holds: the netmap as it applied the frames, and where to resume from. */
 interface Held {
@@ -48,6 +42,16 @@ function apply(held: Held | null, frame: string): Held {
     held.access.delete(id);
   }
   for (const p of d.upsert) held.peers.set(p.id, JSON.stringify(p));
+  // Capability 3's presence lists, as the agent's NetmapTracker applies them.
+  for (const [ids, online] of [
+    [d.online, true],
+    [d.offline, false],
+  ] as const) {
+    for (const id of ids ?? []) {
+      const peer = held.peers.get(id);
+      if (peer) held.peers.set(id, JSON.stringify({ ...JSON.parse(peer), online }));
+    }
+  }
   for (const a of d.access ?? [])
     for (const id of a.peers) held.access.set(id, JSON.stringify([a.in, a.out]));
   if (d.self) held.self = JSON.stringify(d.self);
@@ -55,6 +59,9 @@ function apply(held: Held | null, frame: string): Held {
   held.token = d.resume ?? null;
   return held;
 }
+
+/** Frames of capability 3 seen: compressed snapshots, deltas with presence lists. */
+const compactSeen = { compressed: 0, presence: 0 };
 
 class FakeSession implements ControlSession {
   readonly accountId = 'acct';
@@ -65,15 +72,23 @@ class FakeSession implements ControlSession {
     readonly deviceId: string,
     public serial: number,
     held: Held | null,
+    /** Capability 3: compressed snapshots and presence lists. */
+    readonly compact = false,
   ) {
     this.held = held;
     this.connectionId = `i:${deviceId}:${serial}`;
   }
   rttMs = () => null;
   relayRttMs = () => ({});
-  send(frame: string): void {
-    this.frames.push(frame);
-    this.held = apply(this.held, frame);
+  send(frame: string | Buffer): void {
+    if (typeof frame !== 'string' && !this.compact) throw new Error('binary frame to an older agent');
+    const text = typeof frame === 'string' ? frame : inflateRawSync(frame).toString('utf8');
+    const presence = /"(online|offline)":\[/.test(text);
+    if (!this.compact && presence) throw new Error('presence list to an older agent');
+    if (typeof frame !== 'string') compactSeen.compressed++;
+    if (presence) compactSeen.presence++;
+    this.frames.push(text);
+    this.held = apply(this.held, text);
   }
   close(): void {}
 }
@@ -183,6 +198,8 @@ describe('AccountHub: a reconnecting device resumes from the netmap it holds', (
       fc.record({ kind: fc.constant('tag' as const), i: fc.nat(4), tags: fc.nat(2) }),
       fc.record({ kind: fc.constant('rename' as const), i: fc.nat(4), n: fc.nat(2) }),
       fc.record({ kind: fc.constant('remove' as const), i: fc.nat(4) }),
+      fc.record({ kind: fc.constant('presence' as const), i: fc.nat(4) }),
+      fc.record({ kind: fc.constant('presence' as const), i: fc.nat(4) }),
       fc.record({ kind: fc.constant('drop' as const), i: fc.nat(4) }),
       fc.record({ kind: fc.constant('reconnect' as const), i: fc.nat(4) }),
       fc.record({ kind: fc.constant('policy' as const), p: fc.nat(POLICIES.length - 1) }),
@@ -216,8 +233,10 @@ describe('AccountHub: a reconnecting device resumes from the netmap it holds', (
           const sessions = new Map<string, FakeSession>();
           const away = new Map<string, Held>();
           let late: { serial: number; device: DeviceState }[] = [];
+          // Odd devices speak capability 3 (compressed snapshots, presence lists), even ones 2.
+          const compact = (id: string) => base.findIndex((b) => b.id === id) % 2 === 1;
           for (const d of present.values()) {
-            const s = new FakeSession(d.id, serial, null);
+            const s = new FakeSession(d.id, serial, null, compact(d.id));
             hub.attach(s);
             sessions.set(d.id, s);
           }
@@ -249,7 +268,7 @@ describe('AccountHub: a reconnecting device resumes from the netmap it holds', (
               const held = away.get(d.id);
               if (!held || !present.has(d.id)) continue;
               away.delete(d.id);
-              const s = new FakeSession(d.id, held.serial + 1, structuredClone(held));
+              const s = new FakeSession(d.id, held.serial + 1, structuredClone(held), compact(d.id));
               const resume = held.token === null ? undefined : { token: held.token, lastSerial: held.serial };
               const how = hub.attach(s, resume);
               if (how) outcomes[how.how] += 1;
@@ -269,7 +288,9 @@ describe('AccountHub: a reconnecting device resumes from the netmap it holds', (
                   ? { ...from, tags: TAG_SETS[o.tags] }
                   : o.kind === 'rename'
                     ? { ...from, name: `${d.name}x${o.n}` }
-                    : { ...from, endpoints: [`192.0.2.${o.i + 1}:${41641 + o.port}`] };
+                    : o.kind === 'presence'
+                      ? { ...from, online: !from.online }
+                      : { ...from, endpoints: [`192.0.2.${o.i + 1}:${41641 + o.port}`] };
               if (o.kind === 'late') {
                 present.set(next.id, next);
                 late.push({ serial: ++serial, device: next });
@@ -284,7 +305,7 @@ describe('AccountHub: a reconnecting device resumes from the netmap it holds', (
           // Everyone still away comes back now: resumed or not, each ends where a snapshot would.
           for (const [id, held] of away) {
             if (!present.has(id)) continue;
-            const s = new FakeSession(id, held.serial + 1, structuredClone(held));
+            const s = new FakeSession(id, held.serial + 1, structuredClone(held), compact(id));
             const how = hub.attach(
               s,
               held.token === null ? undefined : { token: held.token, lastSerial: held.serial },
@@ -299,5 +320,7 @@ describe('AccountHub: a reconnecting device resumes from the netmap it holds', (
     // Both ways were taken, many times: the property is not met by always sending snapshots.
     expect(outcomes.resumed).toBeGreaterThan(50);
     expect(outcomes.snapshot).toBeGreaterThan(10);
+    expect(compactSeen.compressed).toBeGreaterThan(50);
+    expect(compactSeen.presence).toBeGreaterThan(30);
   });
 });

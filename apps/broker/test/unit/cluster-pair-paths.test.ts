@@ -108,7 +108,7 @@ function cluster() {
       rttMs: () => null,
       relayRttMs: () => ({}),
       send: (frame) =>
-        received.set(d.id, [...(received.get(d.id) ?? []), ServerMessage.parse(JSON.parse(frame))]),
+        received.set(d.id, [...(received.get(d.id) ?? []), ServerMessage.parse(JSON.parse(frame as string))]),
       close: () => {},
     };
     const now = { ...state.get(d.id)!, online: true, connection: session.connectionId };

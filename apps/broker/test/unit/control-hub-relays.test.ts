@@ -51,7 +51,7 @@ function hubScenario() {
     rttMs: () => null,
     relayRttMs: () => ({}),
     send: (frame) =>
-      received.set(d.id, [...(received.get(d.id) ?? []), ServerMessage.parse(JSON.parse(frame))]),
+      received.set(d.id, [...(received.get(d.id) ?? []), ServerMessage.parse(JSON.parse(frame as string))]),
     close: () => {},
   });
   const of = <T extends ServerMessage['type']>(d: DeviceState, type: T) =>

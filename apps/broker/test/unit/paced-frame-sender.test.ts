@@ -62,6 +62,32 @@ describe('PacedFrameSender', () => {
     expect(ws.sent).toHaveLength(1);
   });
 
+  it('sends binary frames (compressed snapshots) as binary, paced like text', async () => {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await once(wss, 'listening');
+    const big = Buffer.from(Array.from({ length: 200_000 }, (_, i) => i % 251));
+    wss.on('connection', (ws) => {
+      const s = new PacedFrameSender(ws);
+      s.send(Buffer.from([1, 2, 3]));
+      s.send(big);
+      s.send('text');
+    });
+    const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`);
+    const got: Array<{ data: Buffer; binary: boolean }> = [];
+    await new Promise<void>((resolve) =>
+      client.on('message', (data: Buffer, binary) => {
+        got.push({ data, binary });
+        if (got.length === 3) resolve();
+      }),
+    );
+    expect(got.map((g) => g.binary)).toEqual([true, true, false]);
+    expect([...got[0]!.data]).toEqual([1, 2, 3]);
+    expect(got[1]!.data.equals(big)).toBe(true);
+    expect(got[2]!.data.toString()).toBe('text');
+    client.close();
+    await new Promise<void>((resolve) => wss.close(() => resolve()));
+  });
+
   it('delivers a large message intact and in order over a real WebSocket', async () => {
     const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
     await once(wss, 'listening');
