@@ -27,7 +27,20 @@ export function userActor(user: { userId: string; email: string }, req: Incoming
  * and a change that fails leaves none.
  */
 export async function recordAudit(tx: Tx | Db, actor: Actor, event: AuditEvent): Promise<void> {
-  await tx.insert(auditEvents).values({
+  await tx.insert(auditEvents).values(auditRow(actor, event));
+}
+
+/** Records several events in one statement (a batch of enrollments), in order. */
+export async function recordAudits(
+  tx: Tx | Db,
+  entries: ReadonlyArray<{ actor: Actor; event: AuditEvent }>,
+): Promise<void> {
+  if (entries.length === 0) return;
+  await tx.insert(auditEvents).values(entries.map((e) => auditRow(e.actor, e.event)));
+}
+
+function auditRow(actor: Actor, event: AuditEvent): typeof auditEvents.$inferInsert {
+  return {
     accountId: event.accountId,
     actorKind: actor.kind,
     actorUserId: actor.kind === 'user' ? actor.userId : null,
@@ -38,7 +51,7 @@ export async function recordAudit(tx: Tx | Db, actor: Actor, event: AuditEvent):
     targetId: event.target.id,
     targetName: event.target.name,
     details: event.details as Record<string, unknown>,
-  });
+  };
 }
 
 function toInfo(row: AuditEventRow): AuditEventInfo {

@@ -1,7 +1,5 @@
 import { ipv4CidrWithin } from '@trellis/proto';
 import { and, eq } from 'drizzle-orm';
-import type { Actor } from '../audit/audit-events';
-import { recordAudit } from '../audit/audit-log';
 import { type AccountRow, type DeviceRow, devices, users } from '../db/schema';
 import type { AddressScope } from '../domain/address-allocator';
 import { conflict, DomainError } from '../domain/errors';
@@ -10,7 +8,6 @@ import { currentParsedPolicy } from '../policy/policy-store';
 import { blockCidr } from '../policy/tag-rules';
 import { insertNewDevice } from './device-insert';
 import type { OverlayAddresses } from './overlay-addresses';
-import { checkSetupKey, spendKeyAndTakeSerial } from './setup-key-use';
 import { bumpSerial, RetryEnrollment, type Tx } from './tx';
 
 /** What a device says about itself when it enrolls. */
@@ -54,55 +51,6 @@ export interface Enrolled {
 }
 
 /**
- * Within `tx`: spends one use of the setup key and enrolls the device in the key's account,
- * recorded in the audit log as done `by` the device with the key's name (never the key).
- *
- * Nothing here locks anything account-wide until the very end: the key's use and the account's
- * serial are taken last (one short statement each), so concurrent enrollments with one key only
- * queue for that tail and its commit. The serial still follows commit order: the account row stays
- * locked from the bump to the commit, so no later serial can commit before an earlier one.
- */
-export async function enrollDevice(
-  tx: Tx,
-  input: EnrollInput,
-  addresses: OverlayAddresses,
-  by: Actor,
-): Promise<Enrolled> {
-  const { account, key, creatorEmail, existing } = await checkSetupKey(tx, input.setupKey, input.publicKey);
-  // A tagged device is the tags' (a server, a camera), nobody's in particular: as in the policy.
-  const owned = key.tags.length === 0;
-  const ownerId = owned ? key.createdBy : null;
-  const { row, reenrolled } = await placeDevice(
-    tx,
-    input,
-    // Only admins make setup keys: a key is an approval in advance.
-    {
-      account,
-      tags: key.tags,
-      cidr: key.cidr,
-      ownerId,
-      ownerEmail: owned ? creatorEmail : null,
-      approved: true,
-    },
-    addresses,
-    existing,
-  );
-  await recordAudit(tx, by, {
-    action: 'device.enrolled',
-    accountId: account.id,
-    target: { kind: 'device', id: row.id, name: row.name },
-    details: {
-      via: 'setup-key',
-      setupKey: { id: key.id, name: key.name, prefix: key.prefix },
-      address: row.address,
-      reenrolled,
-    },
-  });
-  const serial = await spendKeyAndTakeSerial(tx, key, account.id);
-  return { row, accountId: account.id, accountName: account.name, reenrolled, serial };
-}
-
-/**
  * Within `tx`: enrolls the device in the grant's account. A new device gets a free name and
  * address; the same machine (same WireGuard key) again keeps its own.
  */
@@ -138,28 +86,9 @@ async function placeDevice(
             .from(devices)
             .where(eq(devices.publicKey, input.publicKey))
         )[0];
-  if (existing && existing.accountId !== account.id) {
-    throw conflict('this public key is already enrolled in another account');
-  }
-  if (existing && !input.proven) {
-    // Public keys are no secret: without the proof this would let anyone rewrite the device's endpoints.
-    throw new DomainError(
-      401,
-      'proof_required',
-      'this public key is enrolled already: enrolling it again needs proof of its private key',
-    );
-  }
-  if (existing) {
-    // Same machine (same WireGuard key) enrolling again: keep its id, name and address.
-    const [row] = (await tx
-      .update(devices)
-      .set({ hostname: input.hostname, os: input.os, endpoints: input.endpoints })
-      .where(and(eq(devices.id, existing.id), eq(devices.publicKey, input.publicKey)))
-      .returning()) as DeviceRow[];
-    // Removed or re-keyed by an admin since it was read (no lock): enroll again from the start.
-    if (!row) throw new RetryEnrollment();
-    return { row, reenrolled: true };
-  }
+  const refused = refusal(existing ?? null, account.id, input.proven);
+  if (refused) throw refused;
+  if (existing) return { row: await enrollAgain(tx, existing.id, input), reenrolled: true };
   let ownerEmail = grant.ownerEmail ?? null;
   if (grant.ownerEmail === undefined && grant.ownerId) {
     const [owner] = await tx.select({ email: users.email }).from(users).where(eq(users.id, grant.ownerId));
@@ -182,6 +111,36 @@ async function placeDevice(
     await addressScope(tx, account.id, grant.cidr),
   );
   return { row, reenrolled: false };
+}
+
+/** Why a device whose public key has `existing` (if any) may not enroll in `accountId`, or null. */
+export function refusal(
+  existing: { accountId: string } | null,
+  accountId: string,
+  proven: boolean,
+): DomainError | null {
+  if (!existing) return null;
+  if (existing.accountId !== accountId)
+    return conflict('this public key is already enrolled in another account');
+  if (proven) return null;
+  // Public keys are no secret: without the proof this would let anyone rewrite the device's endpoints.
+  return new DomainError(
+    401,
+    'proof_required',
+    'this public key is enrolled already: enrolling it again needs proof of its private key',
+  );
+}
+
+/** Same machine (same WireGuard key) enrolling again: its row keeps its id, name and address. */
+export async function enrollAgain(tx: Tx, deviceId: string, input: DeviceFields): Promise<DeviceRow> {
+  const [row] = (await tx
+    .update(devices)
+    .set({ hostname: input.hostname, os: input.os, endpoints: input.endpoints })
+    .where(and(eq(devices.id, deviceId), eq(devices.publicKey, input.publicKey)))
+    .returning()) as DeviceRow[];
+  // Removed or re-keyed by an admin since it was read (no lock): enroll again from the start.
+  if (!row) throw new RetryEnrollment();
+  return row;
 }
 
 /**

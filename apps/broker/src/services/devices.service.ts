@@ -12,15 +12,15 @@ import type { BrokerEvent, EventBus } from '../events/event-bus';
 import type { TagActor } from '../policy/tag-rules';
 import { DeviceRoutesReader } from '../routes/route-store';
 import { approveDevice, type DeviceEdit, deviceNamed, renameDevice, retagDevice } from './device-edits';
-import { type Enrolled, type EnrollInput, enrollDevice } from './device-enrollment';
+import type { Enrolled, EnrollInput } from './device-enrollment';
 import { type KeyChanged, type RotationHolder, rekeyDevice, rotateDeviceKey } from './device-keys';
 import { DevicePresence, type KeyedDevice } from './device-presence';
 import { DeviceReads } from './device-reads';
 import { removeDevice } from './device-removal';
-
 import { toDeviceState } from './device-state';
 import { type DeviceChange, offlineInstanceDevices } from './instance-devices';
 import { OverlayAddresses } from './overlay-addresses';
+import { SetupKeyEnrollments } from './setup-key-enrollments';
 import { bumpSerial, type Tx, withUniqueRetry } from './tx';
 import { VirtualDevicesService } from './virtual-devices';
 
@@ -58,6 +58,7 @@ export class DevicesService extends DeviceReads {
   private readonly addresses: OverlayAddresses;
   private readonly presence: DevicePresence;
   private readonly routes: DeviceRoutesReader;
+  private readonly enrollments: SetupKeyEnrollments;
 
   constructor(
     db: Db,
@@ -68,16 +69,18 @@ export class DevicesService extends DeviceReads {
     this.addresses = new OverlayAddresses(db, config.allocator, config.addressGraceSeconds);
     this.presence = new DevicePresence(db);
     this.routes = new DeviceRoutesReader(db);
+    this.enrollments = new SetupKeyEnrollments(db, this.addresses);
   }
 
   /**
    * Tells every instance about a change that is committed already. A publish that still fails (the
    * database went away) must not turn the committed change into an error for its caller: the
    * instances find the account behind the database within seconds and reload it (ControlHub).
+   * `withRoutes` false: the device has no routes to read (one created by the change).
    */
-  private async announce(event: BrokerEvent): Promise<void> {
+  private async announce(event: BrokerEvent, withRoutes = true): Promise<void> {
     try {
-      await this.bus.publish(await this.routes.complete(event));
+      await this.bus.publish(withRoutes ? await this.routes.complete(event) : event);
     } catch (err) {
       this.config.logger?.warn(
         { kind: event.kind, err: err instanceof Error ? err.message : String(err) },
@@ -86,21 +89,39 @@ export class DevicesService extends DeviceReads {
     }
   }
 
-  /** Enrolls with a setup key; `by` is the enrolling device (with its address) in the audit log. */
-  enroll(input: EnrollInput, by: Actor = SYSTEM_ACTOR): Promise<EnrollResult> {
-    return this.enrollIn((tx, addresses) => enrollDevice(tx, input, addresses, by));
+  /**
+   * Enrolls with a setup key; `by` is the enrolling device (with its address) in the audit log.
+   * Enrollments into one account that arrive together commit together (EnrollmentBatcher).
+   */
+  async enroll(input: EnrollInput, by: Actor = SYSTEM_ACTOR): Promise<EnrollResult> {
+    return this.announced(await this.enrollments.submit(input, by));
   }
 
   /**
-   * Runs `work`, which enrolls one device (enrollDevice, enrollGranted) and may write more in the
-   * same transaction, then tells every instance about the device.
+   * Runs `work`, which enrolls one device (enrollGranted) and may write more in the same
+   * transaction, then tells every instance about the device.
    */
   async enrollIn(work: (tx: Tx, addresses: OverlayAddresses) => Promise<Enrolled>): Promise<EnrollResult> {
     // Deadlocks too: many enrollments now reach the account row's lock at once (their last statement).
-    const { row, accountId, accountName, reenrolled, serial } = await withConflictRetry(() =>
-      withUniqueRetry(5, () => this.db.transaction((tx) => work(tx, this.addresses))),
+    return this.announced(
+      await withConflictRetry(() =>
+        withUniqueRetry(5, () => this.db.transaction((tx) => work(tx, this.addresses))),
+      ),
     );
-    await this.announce({ kind: 'device-upsert', accountId, serial, device: toDeviceState(row) });
+  }
+
+  /** Tells every instance about an enrolled device (committed) and answers its enrollment. */
+  private async announced({
+    row,
+    accountId,
+    accountName,
+    reenrolled,
+    serial,
+  }: Enrolled): Promise<EnrollResult> {
+    // A new device has no routes yet (routes added later come with a later serial): no read for them,
+    // one round trip per enrollment that cost more broker CPU than the enrollment's share of its batch.
+    const device = toDeviceState(row);
+    await this.announce({ kind: 'device-upsert', accountId, serial, device }, reenrolled);
     return {
       deviceId: row.id,
       accountId,

@@ -51,6 +51,8 @@ export class OverlayAddresses {
     accountId: string,
     of: { publicKey: string } | { seed: string },
     scope: AddressScope = {},
+    /** Addresses given to others in this transaction already (a batch's, not inserted yet). */
+    exclude: ReadonlySet<string> = new Set(),
   ): Promise<string> {
     const cutoff = this.graceCutoff();
     const ownKey = 'publicKey' in of ? of.publicKey : null;
@@ -81,17 +83,74 @@ export class OverlayAddresses {
     for (const candidate of allocator.probeOrder(seed, scope)) {
       batch.push(candidate);
       if (batch.length < (first ? FIRST_PROBE_BATCH : PROBE_BATCH)) continue;
-      const free = await this.firstFree(tx, accountId, batch);
+      const free = await this.firstFree(tx, accountId, batch, exclude);
       if (free) return free;
       // Only a crowded pool gets here: stop early if it is in fact full rather than probe all of it.
-      if (first && (await this.takenCount(tx, accountId)) >= allocator.poolSize) break;
+      if (first && (await this.takenCount(tx, accountId)) + exclude.size >= allocator.poolSize) break;
       first = false;
       batch = [];
     }
-    const free = batch.length ? await this.firstFree(tx, accountId, batch) : undefined;
+    const free = batch.length ? await this.firstFree(tx, accountId, batch, exclude) : undefined;
     if (free) return free;
     if (scope.within !== undefined) throw new AddressPoolExhaustedError(allocator.poolSize, scope.within);
     throw new AddressPoolExhaustedError(allocator.poolSize);
+  }
+
+  /**
+   * An address for each new device of a batch (as pick, each its own): the held-back ones freed and
+   * taken back in one statement, and every device's first candidates asked about in one more; only
+   * a device whose candidates are all taken probes further alone. A full pool fails its device only.
+   */
+  async pickMany(
+    tx: Tx,
+    accountId: string,
+    wants: ReadonlyArray<{ publicKey: string; scope: AddressScope }>,
+  ): Promise<Array<string | AddressPoolExhaustedError>> {
+    const cutoff = this.graceCutoff();
+    const removed = await tx
+      .delete(releasedAddresses)
+      .where(
+        and(
+          eq(releasedAddresses.accountId, accountId),
+          or(
+            lte(releasedAddresses.releasedAt, cutoff),
+            inArray(
+              releasedAddresses.publicKey,
+              wants.map((w) => w.publicKey),
+            ),
+          ),
+        ),
+      )
+      .returning({
+        address: releasedAddresses.address,
+        publicKey: releasedAddresses.publicKey,
+        at: releasedAddresses.releasedAt,
+      });
+    // The same machine coming back within the grace period gets its old address again.
+    const own = new Map(removed.filter((r) => r.at > cutoff).map((r) => [r.publicKey, r.address]));
+    const firsts = wants.map((w) => {
+      const address = own.get(w.publicKey);
+      if (address !== undefined && inScope(address, w.scope)) return [address];
+      return [...take(this.allocator.probeOrder(w.publicKey, w.scope), FIRST_PROBE_BATCH)];
+    });
+    const taken = await this.taken(tx, accountId, [...new Set(firsts.flat())]);
+    const given = new Set<string>();
+    const out: Array<string | AddressPoolExhaustedError> = [];
+    for (const [i, w] of wants.entries()) {
+      let address = firsts[i]!.find((c) => !taken.has(c) && !given.has(c));
+      if (address === undefined) {
+        try {
+          address = await this.pick(tx, accountId, { publicKey: w.publicKey }, w.scope, given);
+        } catch (err) {
+          if (!(err instanceof AddressPoolExhaustedError)) throw err;
+          out.push(err);
+          continue;
+        }
+      }
+      given.add(address);
+      out.push(address);
+    }
+    return out;
   }
 
   /** Addresses of removed devices still within the grace period. */
@@ -118,8 +177,18 @@ export class OverlayAddresses {
     return (used?.n ?? 0) + (held?.n ?? 0);
   }
 
-  private async firstFree(tx: Tx, accountId: string, candidates: string[]): Promise<string | undefined> {
-    // In use or held back, in one round trip.
+  private async firstFree(
+    tx: Tx,
+    accountId: string,
+    candidates: string[],
+    exclude: ReadonlySet<string>,
+  ): Promise<string | undefined> {
+    const taken = await this.taken(tx, accountId, candidates);
+    return candidates.find((c) => !taken.has(c) && !exclude.has(c));
+  }
+
+  /** Which of `candidates` are in use or held back, in one round trip. */
+  private async taken(tx: Tx, accountId: string, candidates: string[]): Promise<Set<string>> {
     const taken = await tx
       .select({ address: devices.address })
       .from(devices)
@@ -132,12 +201,20 @@ export class OverlayAddresses {
             and(eq(releasedAddresses.accountId, accountId), inArray(releasedAddresses.address, candidates)),
           ),
       );
-    const set = new Set(taken.map((r) => r.address));
-    return candidates.find((c) => !set.has(c));
+    return new Set(taken.map((r) => r.address));
   }
 }
 
 function inScope(address: string, scope: AddressScope): boolean {
   if (scope.within !== undefined && !ipv4InCidr(address, scope.within)) return false;
   return !(scope.avoid ?? []).some((block) => ipv4InCidr(address, block));
+}
+
+function* take<T>(items: Iterable<T>, n: number): Generator<T> {
+  if (n <= 0) return;
+  let i = 0;
+  for (const item of items) {
+    yield item;
+    if (++i >= n) return;
+  }
 }
