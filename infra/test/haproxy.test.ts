@@ -51,5 +51,7 @@ describe('HAProxy config (infra/haproxy/haproxy.cfg)', () => {
     const seconds = Number(tunnel[1]) * { s: 1, m: 60, h: 3600 }[tunnel[2] as 's' | 'm' | 'h'];
     expect(seconds).toBeGreaterThan(45);
     expect(text).toMatch(/^\s*http-request deny deny_status 404 if \{ path \/metrics \}/m);
+    // Idle memory: no session cache allocated up front (tickets resume sessions).
+    expect(text).toMatch(/^\s*tune\.ssl\.cachesize 0$/m);
   });
 });
