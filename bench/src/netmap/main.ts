@@ -15,6 +15,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectClients, enrollDevices, measureChanges, measureStorm } from './phases';
+import { printAgainstPrevious } from './previous';
 import { printReport, printSizeLine, type SizeResult } from './report';
 import { withNetmapBench } from './setup';
 import { measureWants } from './wants';
@@ -52,7 +53,7 @@ function args(): Args {
 async function runSize(n: number, { rounds, wanted, proxy }: Args): Promise<SizeResult> {
   return withNetmapBench(n, proxy, async (bench) => {
     const { devices, enrollPerSec } = await enrollDevices(bench, n);
-    const { clients, connected, before, after } = await connectClients(bench, devices);
+    const { clients, connected, before, after, probe, db } = await connectClients(bench, devices);
     const changes = await measureChanges(bench, clients, n, rounds);
     bench.http.close();
     const wants = await measureWants(bench, clients, devices, wanted, before);
@@ -61,6 +62,9 @@ async function runSize(n: number, { rounds, wanted, proxy }: Args): Promise<Size
       n,
       enrollPerSec,
       connectSec: connected.elapsedMs / 1000,
+      connectProbe: probe,
+      dbPerConnect: db,
+      dbPerChange: changes.db,
       snapshotMB: connected.snapshotBytes / 1e6,
       join: changes.join,
       remove: changes.remove,
@@ -110,6 +114,7 @@ async function main(): Promise<void> {
     printSizeLine(r);
   }
   printReport(results, rounds, wanted, a.proxy);
+  printAgainstPrevious(results, join(__dirname, '..', '..', '..'));
   // Child processes and pools are closed; exit rather than wait on a stray handle.
   process.exit(0);
 }

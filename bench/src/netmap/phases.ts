@@ -3,11 +3,16 @@ import { API_PATHS } from '@trellis/proto';
 import { next, pool } from '../child-ipc';
 import { fastKeyPair } from '../keys';
 import { nowMs } from '../stats';
+import { countersBetween, type DatabaseCounters, sumCounters } from './database-watch';
 import type { BenchDevice, ClientReply } from './messages';
 import type { SizeResult } from './report';
 import { type BrokerStats, cpuUsOf, type NetmapBench } from './setup';
 
 const ENROLL_CONCURRENCY = 32;
+/** How often another request is timed while everyone connects (the broker must stay responsive). */
+const PROBE_EVERY_MS = 250;
+/** Until idle PostgreSQL backends have reported their transactions (PGSTAT_IDLE_INTERVAL, 10 s). */
+const STATS_SETTLE_MS = 11_000;
 /** How long the broker's idle CPU is measured after the changes. */
 const IDLE_WINDOW_MS = 5_000;
 
@@ -38,11 +43,17 @@ export async function connectClients(
   connected: Extract<ClientReply, { kind: 'connected' }>;
   before: BrokerStats;
   after: BrokerStats;
+  /** Latencies of `GET info` requests made meanwhile, ms. */
+  probe: number[];
+  /** WAL and NOTIFY traffic per device connected (the others lag; see measureChanges). */
+  db: DatabaseCounters;
 }> {
   const n = devices.length;
   const { ready } = bench;
   const before = await bench.stats();
   console.log(`[${n}] connecting ${n} WebSocket clients`);
+  await bench.profile?.start();
+  const d0 = await bench.db.read();
   const clients = bench.forkClients();
   clients.send({
     cmd: 'connect',
@@ -51,14 +62,42 @@ export async function connectClients(
     brokerPublicKey: ready.brokerPublicKey,
     devices,
   });
-  const connected = await next<ClientReply, 'connected'>(clients, 'connected', (m) => {
-    if (m.kind === 'progress') console.log(`[${n}]   ${m.connected} connected`);
-  });
+  const { result: connected, probe } = await probed(
+    bench,
+    next<ClientReply, 'connected'>(clients, 'connected', (m) => {
+      if (m.kind === 'progress') console.log(`[${n}]   ${m.connected} connected`);
+    }),
+  );
+  const profiled = await bench.profile?.stop(`broker-connect-${n}`);
+  if (profiled) console.log(`[${n}] broker CPU profile of the connect phase: ${profiled}`);
   if (connected.failed > 0) throw new Error(`${connected.failed} clients failed to connect`);
   // Let the online-state deltas of the ramp drain before measuring.
   await new Promise((r) => setTimeout(r, 3000));
   const after = await bench.stats();
-  return { clients, connected, before, after };
+  const d = countersBetween(d0, await bench.db.read());
+  const db = { ...d, commits: Number.NaN, rowsWritten: Number.NaN };
+  for (const k of ['walBytes', 'notifies', 'notifyBytes'] as const) db[k] = d[k] / connected.count;
+  return { clients, connected, before, after, probe, db };
+}
+
+/** Times a `GET info` every PROBE_EVERY_MS until `during` settles: other requests' latency meanwhile. */
+async function probed<T>(bench: NetmapBench, during: Promise<T>): Promise<{ result: T; probe: number[] }> {
+  const probe: number[] = [];
+  let done = false;
+  const loop = (async () => {
+    while (!done) {
+      const t0 = nowMs();
+      await bench.http.call('GET', API_PATHS.info);
+      probe.push(nowMs() - t0);
+      await sleep(PROBE_EVERY_MS);
+    }
+  })();
+  try {
+    return { result: await during, probe };
+  } finally {
+    done = true;
+    await loop;
+  }
 }
 
 /**
@@ -77,6 +116,8 @@ export async function measureChanges(
   cpuUs: number;
   idleCpuUs: number;
   fullGcUs: number;
+  /** PostgreSQL per change: WAL and NOTIFY within each change's window, commits and rows over all. */
+  db: DatabaseCounters;
 }> {
   const joinTimes: number[] = [];
   const removeTimes: number[] = [];
@@ -84,6 +125,8 @@ export async function measureChanges(
   let windowsMs = 0;
   let missing = 0;
   let id = 0;
+  let inWindows: DatabaseCounters | undefined;
+  const all0 = await bench.db.read();
   const measure = async (
     kind: 'join' | 'remove',
     change: () => Promise<unknown>,
@@ -93,11 +136,14 @@ export async function measureChanges(
     await next<ClientReply, 'armed'>(clients, 'armed');
     const windowStart = nowMs();
     const s0 = await bench.stats(false);
+    const d0 = await bench.db.read();
     const start = nowMs();
     const arrivals = next<ClientReply, 'arrivals'>(clients, 'arrivals');
     await change();
     const got = await arrivals;
     const s1 = await bench.stats(false);
+    const d = countersBetween(d0, await bench.db.read());
+    inWindows = inWindows ? sumCounters(inWindows, d) : d;
     windowsMs += nowMs() - windowStart;
     cpuUs += cpuUsOf(s0, s1);
     missing += got.missing;
@@ -136,7 +182,18 @@ export async function measureChanges(
   // What one forced full collection costs: this bench counted one in every change's window until
   // 2026-12-06 (its stats collected before reading), so older rows are comparable with this added.
   const fullGcUs = cpuUsOf(i1, await bench.stats(true));
+  // Backends report their statistics when idle for PostgreSQL's idle interval (10 s in 15).
+  await sleep(STATS_SETTLE_MS);
+  const all = countersBetween(all0, await bench.db.read());
+  const changes = rounds * 2;
   return {
+    db: {
+      commits: all.commits / changes,
+      rowsWritten: all.rowsWritten / changes,
+      walBytes: inWindows!.walBytes / changes,
+      notifies: inWindows!.notifies / changes,
+      notifyBytes: inWindows!.notifyBytes / changes,
+    },
     join: joinTimes,
     remove: removeTimes,
     missing,

@@ -1,9 +1,15 @@
 import { percentile, printTable } from '../stats';
+import type { DatabaseCounters } from './database-watch';
 
 export interface SizeResult {
   n: number;
   enrollPerSec: number;
   connectSec: number;
+  /** Latencies of other requests (`GET info`, every 250 ms) while everyone connected, ms. */
+  connectProbe: number[];
+  /** PostgreSQL per device connected (WAL, NOTIFY) and per change (all). */
+  dbPerConnect: DatabaseCounters;
+  dbPerChange: DatabaseCounters;
   snapshotMB: number;
   join: number[];
   remove: number[];
@@ -50,8 +56,18 @@ const proxyRss = (r: SizeResult) =>
 
 /** A row per size as soon as it is known: a larger size may take long or fail. */
 export function printSizeLine(r: SizeResult): void {
+  const c = r.dbPerChange;
+  const k = r.dbPerConnect;
   console.log(
-    `[${r.n}] join p50/p99 ${percentile(r.join, 50).toFixed(1)}/${percentile(r.join, 99).toFixed(1)} ms, ` +
+    `[${r.n}] PostgreSQL per change: ${c.commits.toFixed(1)} commits, ${c.rowsWritten.toFixed(1)} rows written, ` +
+      `${(c.walBytes / 1024).toFixed(1)} KB WAL (whole server), ${c.notifies.toFixed(1)} NOTIFY of ` +
+      `${c.notifyBytes.toFixed(0)} bytes; per device connected: ${(k.walBytes / 1024).toFixed(1)} KB WAL, ` +
+      `${k.notifies.toFixed(2)} NOTIFY of ${k.notifyBytes.toFixed(0)} bytes`,
+  );
+  console.log(
+    `[${r.n}] connect ${r.connectSec.toFixed(1)} s (other requests meanwhile p50/p99 ` +
+      `${percentile(r.connectProbe, 50).toFixed(0)}/${percentile(r.connectProbe, 99).toFixed(0)} ms), ` +
+      `join p50/p99 ${percentile(r.join, 50).toFixed(1)}/${percentile(r.join, 99).toFixed(1)} ms, ` +
       `remove p50/p99 ${percentile(r.remove, 50).toFixed(1)}/${percentile(r.remove, 99).toFixed(1)} ms, ` +
       `RSS ${r.rssPerDeviceKB.toFixed(0)} KB/device${proxyRss(r)}, CPU ${r.cpuPerChangeMs.toFixed(0)} ms/change ` +
       `(${r.cpuPerChangeNetMs.toFixed(0)} beyond idle; a forced full GC ${r.fullGcMs.toFixed(0)} ms); ` +
@@ -74,6 +90,7 @@ export function printReport(results: SizeResult[], rounds: number, wanted: numbe
       'devices',
       'enroll/s',
       'connect s',
+      'other req p99',
       'snapshots MB',
       'join p50',
       'join p99',
@@ -101,6 +118,7 @@ export function printReport(results: SizeResult[], rounds: number, wanted: numbe
       r.n,
       r.enrollPerSec,
       r.connectSec,
+      percentile(r.connectProbe, 99),
       r.snapshotMB,
       ...p50p99(r.join),
       ...p50p99(r.remove),

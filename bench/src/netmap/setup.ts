@@ -12,6 +12,7 @@ import {
 import { next } from '../child-ipc';
 import { withDatabase } from '../database';
 import { BrokerHttpClient } from '../http-client';
+import { DatabaseWatch } from './database-watch';
 import { freePort, type HaproxyFront, startHaproxy } from './haproxy-front';
 import type { BrokerReply, RelayReply } from './messages';
 
@@ -31,6 +32,8 @@ export interface NetmapBench {
   profile?: { start(): Promise<void>; stop(name: string): Promise<string> };
   /** The process of the N WebSocket clients, stopped with the others at the end. */
   forkClients(): ChildProcess;
+  /** PostgreSQL's side: transactions, rows, WAL and NOTIFY traffic. */
+  db: DatabaseWatch;
 }
 
 export const cpuUsOf = (s0: BrokerStats, s1: BrokerStats) =>
@@ -55,6 +58,7 @@ export async function withNetmapBench<T>(
     let clients: ChildProcess | undefined;
     let relay: ChildProcess | undefined;
     let front: HaproxyFront | undefined;
+    let db: DatabaseWatch | undefined;
     try {
       const ready = await next<BrokerReply, 'ready'>(broker, 'ready');
       if (proxy) {
@@ -114,7 +118,8 @@ export async function withNetmapBench<T>(
         clients = fork(join(__dirname, 'client-process.js'), [], { execArgv: ['--max-old-space-size=8192'] });
         return clients;
       };
-      return await fn({ ready, http, stats, relayStats, enroll, forkClients, profile });
+      db = await DatabaseWatch.start(databaseUrl);
+      return await fn({ ready, http, stats, relayStats, enroll, forkClients, profile, db });
     } finally {
       // A child that already exited has no channel: sending would throw over the error that ended the run.
       for (const child of [clients, relay, broker]) if (child?.connected) child.send({ cmd: 'stop' });
@@ -122,6 +127,7 @@ export async function withNetmapBench<T>(
       clients?.kill('SIGKILL');
       relay?.kill('SIGKILL');
       front?.stop();
+      await db?.stop();
       broker.kill('SIGKILL');
       rmSync(dataDir, { recursive: true, force: true });
     }

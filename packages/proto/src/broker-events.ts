@@ -19,6 +19,9 @@ import { LanAddress } from './virtual';
 
 /** Bumped on any change to the events below; instances of different versions drop each other's events. */
 export const BROKER_EVENT_VERSION = 5;
+/** The PostgreSQL channel every broker instance LISTENs on for these events. */
+export const NOTIFY_CHANNEL = 'trellis_netmap_events';
+
 /** PostgreSQL refuses a NOTIFY payload of 8000 bytes or more. */
 export const MAX_BROKER_EVENT_BYTES = 7999;
 

@@ -1,11 +1,11 @@
-import { type BrokerEvent, decodeBrokerEvent, encodeBrokerEvent } from '@trellis/proto';
+import { type BrokerEvent, decodeBrokerEvent, encodeBrokerEvent, NOTIFY_CHANNEL } from '@trellis/proto';
 import { Client } from 'pg';
 import type { Logger } from 'pino';
 import type { BrokerMetrics } from '../metrics';
 import type { EventBus, EventHandler } from './event-bus';
 import { PublishBatcher } from './publish-batcher';
 
-export const NOTIFY_CHANNEL = 'trellis_netmap_events';
+export { NOTIFY_CHANNEL };
 
 /**
  * Cross-instance fan-out through Postgres LISTEN/NOTIFY: every instance (this one included) hears
