@@ -11,6 +11,7 @@ import {
   type RelayListeners,
   toNetmapRelay,
 } from '../relay/relay-directory';
+import { type RemoteAllocation, RemoteAllocations } from './remote-allocations';
 import { type RemoteRelay, RemoteRelays } from './remote-relays';
 
 type Reply = { ok: true; record: RelayAllocationRecord | null } | { ok: false; error: string };
@@ -39,8 +40,8 @@ export interface ClusterRelaysOptions {
 export class ClusterRelays implements RelayDirectory {
   private readonly remote = new RemoteRelays();
   private readonly pending = new Map<string, Pending>();
-  /** Allocations made on other instances' relays (id → instance), so a release goes there. */
-  private readonly remoteAllocations = new Map<string, string>();
+  /** Allocations made on other instances' relays, so a release goes there. */
+  private readonly remoteAllocations = new RemoteAllocations();
   private readonly listeners: { [K in keyof Listeners]: Set<Listeners[K]> } = {
     'relay-up': new Set(),
     'relay-down': new Set(),
@@ -68,6 +69,7 @@ export class ClusterRelays implements RelayDirectory {
     this.local.on('relay-up', (relay) => {
       this.remote.gone(this.remote.get(relay.id)?.instance ?? '', relay.id);
       this.announce(relay);
+      this.follow(relay.id, me);
       this.emit('relay-up', relay);
     });
     this.local.on('relay-down', (relayId, lost) => {
@@ -163,7 +165,12 @@ export class ClusterRelays implements RelayDirectory {
     });
     if (!reply.ok) throw new Error(reply.error);
     if (!reply.record) throw new Error(`relay ${there.name} gave no allocation`);
-    this.remoteAllocations.set(reply.record.allocationId, there.instance);
+    this.remoteAllocations.set(reply.record.allocationId, {
+      instance: there.instance,
+      relayId,
+      accountId,
+      keys,
+    });
     return reply.record;
   }
 
@@ -189,19 +196,28 @@ export class ClusterRelays implements RelayDirectory {
     for (const { instance, reply } of replies) {
       const relay = reply.ok && reply.record ? this.remote.get(reply.record.relayId) : undefined;
       if (!relay || !reply.ok || !reply.record) continue;
-      this.remoteAllocations.set(reply.record.allocationId, instance);
+      this.remoteAllocations.set(reply.record.allocationId, {
+        instance,
+        relayId: reply.record.relayId,
+        accountId,
+        keys,
+      });
       return { record: reply.record, relay };
     }
     return null;
   }
 
   release(allocationId: string): void {
-    const instance = this.remoteAllocations.get(allocationId);
-    if (instance === undefined) {
+    const held = this.remoteAllocations.get(allocationId);
+    this.remoteAllocations.delete(allocationId);
+    this.releaseAt(allocationId, held?.instance ?? this.opts.instanceId);
+  }
+
+  private releaseAt(allocationId: string, instance: string): void {
+    if (instance === this.opts.instanceId) {
       this.local.release(allocationId);
       return;
     }
-    this.remoteAllocations.delete(allocationId);
     this.publish({
       kind: 'relay-request',
       to: instance,
@@ -209,6 +225,41 @@ export class ClusterRelays implements RelayDirectory {
       requestId: newRequestId(),
       request: { op: 'release', allocationId },
     });
+  }
+
+  /**
+   * A relay holding allocations of this instance's pairs came back at another instance (or here),
+   * which adopted what it reported and releases what no pair claims within its grace: claim ours
+   * there. One that cannot be claimed as it was expires, and its pair moves to a relay again.
+   */
+  private follow(relayId: string, instance: string): void {
+    for (const [id, held] of this.remoteAllocations.movedAway(relayId, instance))
+      void this.reclaim(id, held, instance);
+  }
+
+  private async reclaim(id: string, held: RemoteAllocation, instance: string): Promise<void> {
+    const { accountId, keys } = held;
+    const record =
+      instance === this.opts.instanceId
+        ? ((await this.local.claimHeld(accountId, keys, []))?.record ?? null)
+        : await this.request(instance, { op: 'claim', accountId, keys, exclude: [] }).then((r) =>
+            r.ok ? r.record : null,
+          );
+    // Released (or followed elsewhere) meanwhile: what was claimed for it goes.
+    const current = this.remoteAllocations.get(id) === held;
+    if (current && record?.allocationId === id) {
+      if (instance === this.opts.instanceId) this.remoteAllocations.delete(id);
+      else this.remoteAllocations.set(id, { ...held, instance });
+      return;
+    }
+    if (record) this.releaseAt(record.allocationId, instance);
+    if (!current) return;
+    this.opts.logger.info(
+      { allocationId: id, relayId: held.relayId, instance },
+      'relay moved without our allocation',
+    );
+    this.remoteAllocations.delete(id);
+    this.emit('expired', id);
   }
 
   // --- the bus ----------------------------------------------------------------------------------
@@ -219,6 +270,7 @@ export class ClusterRelays implements RelayDirectory {
         if (e.instance === me) return;
         const relay = this.remote.present(e.instance, e.relay, e.allocations);
         this.local.seenElsewhere(e.relay.id);
+        this.follow(e.relay.id, e.instance);
         if (relay !== 'known' && !this.local.isOnline(relay.id)) this.emit('relay-up', relay);
         return;
       }

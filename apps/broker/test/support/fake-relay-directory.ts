@@ -91,9 +91,14 @@ export class FakeRelayDirectory implements LocalRelayDirectory {
   }
 
   /** A relay reported holding an allocation for these keys when it connected (the broker restarted). */
-  adopt(relay: FakeRelay, accountId: string, keys: [string, string]): RelayAllocationRecord {
+  adopt(
+    relay: FakeRelay,
+    accountId: string,
+    keys: [string, string],
+    allocationId: string = randomUUID(),
+  ): RelayAllocationRecord {
     const record: RelayAllocationRecord = {
-      allocationId: randomUUID(),
+      allocationId,
       relayId: relay.id,
       accountId,
       port: this.nextPort++,

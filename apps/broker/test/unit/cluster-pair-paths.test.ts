@@ -17,6 +17,7 @@ const DEFAULT_POLICY = { version: 0, text: DEFAULT_POLICY_TEXT };
 const ACCOUNT = randomUUID();
 const A = '00000000000a';
 const B = '00000000000b';
+const C = '00000000000c';
 
 /** One bus for every instance that carries each event as PostgreSQL would: encoded and parsed again. */
 class WireBus implements EventBus {
@@ -209,6 +210,57 @@ describe('pair paths across broker instances', () => {
     expect(ib.local.released).toEqual([]);
     expect(ib.local.asked).toEqual(['r1']);
     ib.hub.stop();
+  });
+
+  it('a relay that moves to another instance keeps its pairs: the owner claims their allocations there', async () => {
+    const { bus, a, b, ia, ib, relayAtB, connect, of } = cluster();
+    await connect(ia, a);
+    await connect(ib, b);
+    ib.hub.pathMessage(b.id, { type: 'want-path', peerId: a.id });
+    await jest.advanceTimersByTimeAsync(0);
+    const allocationId = of(a, 'relay')[0]!.allocationId;
+    // Instance B dies; its relay reconnects to C (behind one proxy URL), reporting what it holds.
+    const localC = new FakeRelayDirectory();
+    const relaysC = new ClusterRelays(localC, bus, { instanceId: C, logger: pino({ level: 'silent' }) });
+    relaysC.start();
+    ib.hub.stop();
+    await bus.publish({ kind: 'instance-gone', instance: B });
+    const again = Object.assign(new FakeRelay('r1', '203.0.113.1'), { id: relayAtB.id });
+    localC.adopt(again, ACCOUNT, [a.publicKey, b.publicKey], allocationId);
+    localC.up(again);
+    await jest.advanceTimersByTimeAsync(0);
+    // A claimed it at C: C will not release it as unclaimed, and A's release goes to C.
+    expect(localC.adopted).toEqual([]);
+    expect(of(a, 'relay')).toHaveLength(1);
+    ia.relays.release(allocationId);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(localC.released).toEqual([allocationId]);
+    relaysC.stop();
+    ia.hub.stop();
+  });
+
+  it('a relay that comes back without the allocation: the agents are told, and a new want gets a new one', async () => {
+    const { bus, a, b, ia, ib, relayAtB, connect, of } = cluster();
+    await connect(ia, a);
+    await connect(ib, b);
+    ib.hub.pathMessage(b.id, { type: 'want-path', peerId: a.id });
+    await jest.advanceTimersByTimeAsync(0);
+    const first = of(a, 'relay')[0]!.allocationId;
+    const localC = new FakeRelayDirectory();
+    const relaysC = new ClusterRelays(localC, bus, { instanceId: C, logger: pino({ level: 'silent' }) });
+    relaysC.start();
+    ib.hub.stop();
+    await bus.publish({ kind: 'instance-gone', instance: B });
+    localC.up(Object.assign(new FakeRelay('r1', '203.0.113.1'), { id: relayAtB.id }));
+    await jest.advanceTimersByTimeAsync(0);
+    expect(of(a, 'relay-release')).toEqual([{ type: 'relay-release', peerId: b.id, allocationId: first }]);
+    // The agent still has packets for its peer: it asks again, and gets an allocation at C.
+    ia.hub.pathMessage(a.id, { type: 'want-path', peerId: b.id, relayed: true });
+    await jest.advanceTimersByTimeAsync(0);
+    expect(localC.asked).toEqual(['r1']);
+    expect(of(a, 'relay').at(-1)!.allocationId).not.toBe(first);
+    relaysC.stop();
+    ia.hub.stop();
   });
 
   it("a dead instance's relay is down only if it does not reappear at another instance", async () => {
