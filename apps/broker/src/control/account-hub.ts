@@ -10,13 +10,16 @@ import { SerialTracker } from './serial-tracker';
 
 const MAX_WINDOW_MS = 250;
 /**
- * Devices only coming online or going offline wait up to this long before going out, the longer
- * the more devices a flush goes to (PRESENCE_MS_PER_SESSION): a reconnection storm's thousands go
- * out in a few deltas instead of one per flush window (measured: with 3,000 devices connecting,
- * a third of the broker's CPU went to presence deltas). A small account keeps the short window.
+ * Devices only coming online or going offline wait longer before going out, the more devices a
+ * flush goes to (PRESENCE_MS_PER_SESSION) and the longer the last flush took (PRESENCE_FLUSH_SHARE:
+ * presence alone takes at most about a fifth of the event loop), up to PRESENCE_MAX_MS. A
+ * reconnection storm's thousands then go out in a few deltas instead of one per flush window
+ * (profiles of 3,000 and 10,000 devices connecting: a third of the broker's CPU went to presence
+ * deltas, one small TLS write per device per flush). A small account keeps the short window.
  */
-const PRESENCE_WINDOW_MS = 1_000;
+const PRESENCE_MAX_MS = 5_000;
 const PRESENCE_MS_PER_SESSION = 0.1;
+const PRESENCE_FLUSH_SHARE = 4;
 
 /** How an attached device was brought up to date; `refused`: why the netmap it named could not be resumed. */
 export type Attached = { how: 'resumed' } | { how: 'snapshot'; refused?: ResumeRefusal };
@@ -241,7 +244,10 @@ export class AccountHub {
     const kind = this.netmap.pendingKind();
     if (kind === 'none') return;
     const window = Math.max(this.coalesceMs, Math.min(this.lastFlushMs, MAX_WINDOW_MS));
-    const presenceWindow = Math.min(PRESENCE_WINDOW_MS, this.sessions.size * PRESENCE_MS_PER_SESSION);
+    const presenceWindow = Math.min(
+      PRESENCE_MAX_MS,
+      Math.max(this.sessions.size * PRESENCE_MS_PER_SESSION, this.lastFlushMs * PRESENCE_FLUSH_SHARE),
+    );
     const delay = kind === 'presence' ? Math.max(window, presenceWindow) : window;
     // A change that cannot wait brings forward a flush that only presence was waiting for.
     const due = performance.now() + delay;
