@@ -20,6 +20,13 @@ export interface BrokerInstanceOptions {
   tlsFrom?: BrokerRunner;
   /** Addresses of the other instances, put into the certificate this one makes. */
   sans?: string[];
+  /** `--public-url` when a proxy is in front (the URL every device uses); default the instance's own. */
+  publicUrl?: string;
+  /**
+   * A certificate every instance serves (with its key), or with --plain-http the proxy's (no key:
+   * the fingerprint devices pin is the proxy's). Instead of `tlsFrom`/`sans`.
+   */
+  tls?: { certFile: string; keyFile?: string };
 }
 
 /** The real broker (`apps/broker/dist/cli.js serve`) on an internet host, plus its admin CLI. */
@@ -33,7 +40,8 @@ export class BrokerRunner {
   constructor(
     lab: Lab,
     readonly host: Host,
-    private readonly build: TrellisBuild,
+    /** The build the next start runs (a rolling upgrade swaps it between restarts). */
+    public build: TrellisBuild,
     /** More `serve` flags (e.g. `--reflector2 HOST:PORT`). */
     private readonly extraArgs: string[] = [],
     private readonly instance?: BrokerInstanceOptions,
@@ -46,11 +54,13 @@ export class BrokerRunner {
 
   /** PEM the agents trust (`--ca-file`). */
   get certFile(): string {
-    return this.instance?.tlsFrom?.certFile ?? join(this.dataDir, 'tls', 'cert.pem');
+    const i = this.instance;
+    return i?.tls?.certFile ?? i?.tlsFrom?.certFile ?? join(this.dataDir, 'tls', 'cert.pem');
   }
 
   private get tlsArgs(): string[] {
-    const from = this.instance?.tlsFrom;
+    const { tls, tlsFrom: from } = this.instance ?? {};
+    if (tls) return ['--tls-cert', tls.certFile, ...(tls.keyFile ? ['--tls-key', tls.keyFile] : [])];
     if (from) return ['--tls-cert', from.certFile, '--tls-key', join(from.dataDir, 'tls', 'key.pem')];
     return (this.instance?.sans ?? []).flatMap((san) => ['--tls-san', san]);
   }
@@ -71,7 +81,7 @@ export class BrokerRunner {
         '--listen',
         `0.0.0.0:${BROKER_PORT}`,
         '--public-url',
-        this.url,
+        this.instance?.publicUrl ?? this.url,
         ...this.tlsArgs,
         ...this.extraArgs,
       ],
@@ -149,6 +159,19 @@ export class BrokerRunner {
       '--json',
     ]);
     return parseJson(out, DeviceInfo.array(), 'devices list --json');
+  }
+
+  async renameDevice(idOrName: string, newName: string): Promise<void> {
+    await this.admin([
+      'devices',
+      'rename',
+      '--data-dir',
+      this.dataDir,
+      '--account',
+      ACCOUNT,
+      idOrName,
+      newName,
+    ]);
   }
 
   async removeDevice(name: string): Promise<void> {
