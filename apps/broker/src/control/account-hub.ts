@@ -260,7 +260,7 @@ export class AccountHub {
   flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (!this.netmap.hasPendingChanges()) return;
+    if (this.netmap.pendingKind() === 'none') return;
     const started = performance.now();
     const batch = this.netmap.takeChanges();
     const resume = this.resumeToken();

@@ -309,10 +309,6 @@ export class AccountNetmap {
     return compressedSnapshot(this.bodyContext, this.members.chunks, head, id, viewer.cls);
   }
 
-  hasPendingChanges(): boolean {
-    return pendingKind(this.pending) !== 'none';
-  }
-
   /** What waits for the next flush: nothing, only devices coming online or going offline, or more. */
   pendingKind(): PendingKind {
     return pendingKind(this.pending);

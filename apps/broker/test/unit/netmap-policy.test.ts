@@ -182,7 +182,7 @@ describe('AccountNetmap under an access policy', () => {
     const bodies = m.setPolicy(AccountPolicy.build(2, POLICY_V2, all));
     // eng gains cam and udp 53; db's in-ports from eng change; cam gains eng; ops loses everything
     expect([...bodies.keys()].sort()).toEqual([eng.id, db.id, cam.id, ops.id].sort());
-    expect(m.hasPendingChanges()).toBe(false);
+    expect(m.pendingKind()).toBe('none');
     const engDelta = DeltaMessage.parse(JSON.parse(AccountNetmap.policyFrame(bodies.get(eng.id)!, 2)));
     // cam is new to eng (whole peer); db only changed ports (access, no peer record again)
     expect(engDelta.upsert.map((p) => p.name)).toEqual(['cam1']);
