@@ -11,7 +11,7 @@ import {
   type RelayListeners,
   toNetmapRelay,
 } from '../relay/relay-directory';
-import { type RemoteAllocation, RemoteAllocations } from './remote-allocations';
+import { type RemoteAllocation, RemoteAllocations, ServedAllocations } from './remote-allocations';
 import { type RemoteRelay, RemoteRelays } from './remote-relays';
 
 type Reply = { ok: true; record: RelayAllocationRecord | null } | { ok: false; error: string };
@@ -42,6 +42,8 @@ export class ClusterRelays implements RelayDirectory {
   private readonly pending = new Map<string, Pending>();
   /** Allocations made on other instances' relays, so a release goes there. */
   private readonly remoteAllocations = new RemoteAllocations();
+  /** Allocations on relays here that other instances' pairs hold. */
+  private readonly served = new ServedAllocations();
   private readonly listeners: { [K in keyof Listeners]: Set<Listeners[K]> } = {
     'relay-up': new Set(),
     'relay-down': new Set(),
@@ -74,10 +76,21 @@ export class ClusterRelays implements RelayDirectory {
     });
     this.local.on('relay-down', (relayId, lost) => {
       this.publish({ kind: 'relay-gone', instance: me, relayId });
-      // Connected to another instance now: it still holds what it held, nothing moves.
-      if (!this.remote.get(relayId)) this.emit('relay-down', relayId, lost);
+      const ours = this.served.own(lost);
+      const there = this.remote.get(relayId);
+      if (!there) {
+        this.emit('relay-down', relayId, lost);
+        return;
+      }
+      // Connected to another instance now, which adopted what it held: ours are claimed there.
+      for (const r of ours) {
+        const keys: [string, string] = [r.sides[0].publicKey, r.sides[1].publicKey];
+        this.remoteAllocations.set(r.allocationId, { instance: me, relayId, accountId: r.accountId, keys });
+      }
+      this.follow(relayId, there.instance);
     });
     this.local.on('expired', (allocationId) => {
+      this.served.delete(allocationId);
       this.publish({ kind: 'relay-expired', instance: me, allocationId });
       this.emit('expired', allocationId);
     });
@@ -312,16 +325,17 @@ export class ClusterRelays implements RelayDirectory {
     let result: Reply;
     try {
       if (request.op === 'release') {
+        this.served.delete(request.allocationId);
         this.local.release(request.allocationId);
         return;
       }
-      if (request.op === 'allocate') {
-        const { relayId, accountId, keys, idleTimeoutMs } = request;
-        result = { ok: true, record: await this.local.allocate(relayId, accountId, keys, idleTimeoutMs) };
-      } else {
-        const held = await this.local.claimHeld(request.accountId, request.keys, request.exclude);
-        result = { ok: true, record: held?.record ?? null };
-      }
+      const { accountId, keys } = request;
+      const record =
+        request.op === 'allocate'
+          ? await this.local.allocate(request.relayId, accountId, keys, request.idleTimeoutMs)
+          : ((await this.local.claimHeld(accountId, keys, request.exclude))?.record ?? null);
+      if (record) this.served.add(record.allocationId);
+      result = { ok: true, record };
     } catch (err) {
       result = { ok: false, error: (err as Error).message.slice(0, 500) };
     }

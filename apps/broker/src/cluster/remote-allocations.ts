@@ -28,3 +28,24 @@ export class RemoteAllocations {
     return [...this.byId].filter(([, a]) => a.relayId === relayId && a.instance !== instance);
   }
 }
+
+/**
+ * Allocations on relays connected here that other instances' pairs hold (allocated or claimed for
+ * them): when such a relay moves, their owners follow it, not this instance.
+ */
+export class ServedAllocations {
+  private readonly ids = new Set<string>();
+
+  add(id: string): void {
+    this.ids.add(id);
+  }
+
+  delete(id: string): void {
+    this.ids.delete(id);
+  }
+
+  /** The records that are this instance's own (not served); the served ones are forgotten. */
+  own<T extends { allocationId: string }>(records: readonly T[]): T[] {
+    return records.filter((r) => !this.ids.delete(r.allocationId));
+  }
+}

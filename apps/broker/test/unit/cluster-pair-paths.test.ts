@@ -132,7 +132,22 @@ function cluster() {
     r.seen.set(d.publicKey, [endpoint]);
     for (const fn of r.listeners) fn(d.publicKey);
   };
-  return { bus, a, b, ia, ib, relayAtB, connect, offline, of, observe };
+  /** a at A, b at B, and b wants a path to a: the pair is relayed; returns the allocation's id. */
+  const relayed = async () => {
+    await connect(ia, a);
+    await connect(ib, b);
+    ib.hub.pathMessage(b.id, { type: 'want-path', peerId: a.id });
+    await jest.advanceTimersByTimeAsync(0);
+    return of(a, 'relay')[0]!.allocationId;
+  };
+  /** A third instance, C, on the same bus (its relays are the test's). */
+  const instanceC = () => {
+    const local = new FakeRelayDirectory();
+    const relays = new ClusterRelays(local, bus, { instanceId: C, logger: pino({ level: 'silent' }) });
+    relays.start();
+    return { local, relays };
+  };
+  return { bus, a, b, ia, ib, relayAtB, connect, offline, of, observe, relayed, instanceC };
 }
 
 describe('pair paths across broker instances', () => {
@@ -191,12 +206,8 @@ describe('pair paths across broker instances', () => {
   });
 
   it('when the owner instance dies, the next one takes over and keeps the pair on its allocation', async () => {
-    const { a, b, ia, ib, connect, offline, of } = cluster();
-    await connect(ia, a);
-    await connect(ib, b);
-    ib.hub.pathMessage(b.id, { type: 'want-path', peerId: a.id });
-    await jest.advanceTimersByTimeAsync(0);
-    const allocationId = of(a, 'relay')[0]!.allocationId;
+    const { a, b, ia, ib, connect, offline, of, relayed } = cluster();
+    const allocationId = await relayed();
     // Instance A dies: its lease is taken over and its device marked offline; B owns the account.
     ia.hub.stop();
     await offline(a);
@@ -213,16 +224,10 @@ describe('pair paths across broker instances', () => {
   });
 
   it('a relay that moves to another instance keeps its pairs: the owner claims their allocations there', async () => {
-    const { bus, a, b, ia, ib, relayAtB, connect, of } = cluster();
-    await connect(ia, a);
-    await connect(ib, b);
-    ib.hub.pathMessage(b.id, { type: 'want-path', peerId: a.id });
-    await jest.advanceTimersByTimeAsync(0);
-    const allocationId = of(a, 'relay')[0]!.allocationId;
+    const { bus, a, b, ia, ib, relayAtB, of, relayed, instanceC } = cluster();
+    const allocationId = await relayed();
     // Instance B dies; its relay reconnects to C (behind one proxy URL), reporting what it holds.
-    const localC = new FakeRelayDirectory();
-    const relaysC = new ClusterRelays(localC, bus, { instanceId: C, logger: pino({ level: 'silent' }) });
-    relaysC.start();
+    const { local: localC, relays: relaysC } = instanceC();
     ib.hub.stop();
     await bus.publish({ kind: 'instance-gone', instance: B });
     const again = Object.assign(new FakeRelay('r1', '203.0.113.1'), { id: relayAtB.id });
@@ -239,16 +244,65 @@ describe('pair paths across broker instances', () => {
     ia.hub.stop();
   });
 
-  it('a relay that comes back without the allocation: the agents are told, and a new want gets a new one', async () => {
-    const { bus, a, b, ia, ib, relayAtB, connect, of } = cluster();
-    await connect(ia, a);
-    await connect(ib, b);
-    ib.hub.pathMessage(b.id, { type: 'want-path', peerId: a.id });
+  it("a relay that leaves the owner's instance for another keeps its pairs: the owner claims them there", async () => {
+    const { a, b, ia, ib, relayAtB, of, relayed } = cluster();
+    // The relay is the owner's (A) this time: B's goes, one connects to A.
+    ib.local.down(relayAtB);
+    const relay = new FakeRelay('r2', '203.0.113.2');
+    ia.local.up(relay);
+    const allocationId = await relayed();
+    expect(ia.local.held.has(allocationId)).toBe(true);
+    // The proxy cut the relay's session; it reconnects to B, which adopts what it reports. A hears
+    // of it at B, then its own entry's grace ends.
+    relay.online = false;
+    const again = Object.assign(new FakeRelay('r2', '203.0.113.2'), { id: relay.id });
+    ib.local.adopt(again, ACCOUNT, [a.publicKey, b.publicKey], allocationId);
+    ib.local.up(again);
     await jest.advanceTimersByTimeAsync(0);
-    const first = of(a, 'relay')[0]!.allocationId;
-    const localC = new FakeRelayDirectory();
-    const relaysC = new ClusterRelays(localC, bus, { instanceId: C, logger: pino({ level: 'silent' }) });
-    relaysC.start();
+    ia.local.down(relay);
+    await jest.advanceTimersByTimeAsync(0);
+    // A claimed it at B (B will not release it as unclaimed), the agents kept it, A's release goes to B.
+    expect(ib.local.adopted).toEqual([]);
+    expect(of(a, 'relay-release')).toEqual([]);
+    expect(of(b, 'relay-release')).toEqual([]);
+    ia.relays.release(allocationId);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(ib.local.released).toEqual([allocationId]);
+    ia.hub.stop();
+    ib.hub.stop();
+  });
+
+  it("a relay that moves on from a live instance: that instance leaves the owner's allocations to the owner", async () => {
+    const { bus, a, b, ia, ib, relayAtB, of, relayed, instanceC } = cluster();
+    const allocationId = await relayed();
+    // B stays up; its relay's session is cut and it reconnects to C, then B's grace for it ends.
+    const { local: localC, relays: relaysC } = instanceC();
+    const again = Object.assign(new FakeRelay('r1', '203.0.113.1'), { id: relayAtB.id });
+    localC.adopt(again, ACCOUNT, [a.publicKey, b.publicKey], allocationId);
+    const fromB: string[] = [];
+    bus.subscribe((e) => {
+      if (e.kind === 'relay-request' && e.from === B) fromB.push(e.request.op);
+    });
+    localC.up(again);
+    await jest.advanceTimersByTimeAsync(0);
+    ib.local.down(relayAtB);
+    await jest.advanceTimersByTimeAsync(0);
+    // A, the owner, claimed it at C; B asked nothing for it (a claim of its own could beat A's).
+    expect(localC.adopted).toEqual([]);
+    expect(fromB).toEqual([]);
+    expect(of(a, 'relay-release')).toEqual([]);
+    ia.relays.release(allocationId);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(localC.released).toEqual([allocationId]);
+    relaysC.stop();
+    ia.hub.stop();
+    ib.hub.stop();
+  });
+
+  it('a relay that comes back without the allocation: the agents are told, and a new want gets a new one', async () => {
+    const { bus, a, b, ia, ib, relayAtB, of, relayed, instanceC } = cluster();
+    const first = await relayed();
+    const { local: localC, relays: relaysC } = instanceC();
     ib.hub.stop();
     await bus.publish({ kind: 'instance-gone', instance: B });
     localC.up(Object.assign(new FakeRelay('r1', '203.0.113.1'), { id: relayAtB.id }));
