@@ -194,8 +194,11 @@ export const DnsStatus = z.object({
   domain: z.string(),
   /** Where the stub answers (`100.64.0.5:53`); null while it is not serving. */
   listen: z.string().nullable(),
-  /** What points the OS at the stub: systemd-resolved, a managed resolv.conf, or nothing (`stub`). */
-  resolver: z.enum(['resolved', 'resolv-conf', 'none']),
+  /**
+   * What points the OS at the stub: systemd-resolved, a managed resolv.conf, Windows' NRPT, a file in
+   * macOS' /etc/resolver, or nothing (`stub`).
+   */
+  resolver: z.enum(['resolved', 'resolv-conf', 'nrpt', 'resolver-dir', 'none']),
   /** Nameservers other names are passed to (resolv.conf mode). */
   upstreams: z.array(z.string()),
   lastError: z.string().nullable(),

@@ -121,9 +121,11 @@ function virtualLines(virtual: NonNullable<StatusResponse['virtual']>): string[]
   ]);
 }
 
-const RESOLVERS = {
+const RESOLVERS: Record<NonNullable<StatusResponse['dns']>['resolver'], string> = {
   resolved: 'via systemd-resolved',
   'resolv-conf': 'via resolv.conf',
+  nrpt: 'via an NRPT rule',
+  'resolver-dir': 'via /etc/resolver',
   none: '(--dns stub: the OS resolver is not pointed at it)',
 };
 

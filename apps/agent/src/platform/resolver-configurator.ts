@@ -16,7 +16,7 @@ export interface ResolverSettings {
  * went before. One implementation per resolver (systemd-resolved, a plain resolv.conf, …).
  */
 export interface ResolverConfigurator {
-  readonly kind: 'resolved' | 'resolv-conf';
+  readonly kind: 'resolved' | 'resolv-conf' | 'nrpt' | 'resolver-dir';
   /** Points the domain at the stub. Idempotent; called again when the address or domain changes. */
   apply(settings: ResolverSettings): Promise<void>;
   /** Puts back what the OS had before `apply`. Safe when nothing was applied. */
