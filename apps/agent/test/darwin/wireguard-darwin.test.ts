@@ -1,0 +1,129 @@
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateKeyPair } from '@trellis/crypto';
+import pino from 'pino';
+import { UtunName } from '../../src/platform/darwin-interface';
+import { DarwinWireGuardBackend, nameFromOutput } from '../../src/wireguard/darwin';
+import type { DarwinProcesses } from '../../src/wireguard/darwin-process';
+import { isWireguardGoForUtun, parsePsLine } from '../../src/wireguard/darwin-process';
+import { FakeDarwin } from './fake-darwin';
+import { FakeWireguardGo } from './fake-wireguard-go';
+import { expectGolden, lines } from './golden';
+
+const logger = pino({ level: 'silent' });
+
+/** `ps` as far as the backend asks it: a table of pids, and the signals sent to them. */
+class FakeProcesses implements DarwinProcesses {
+  readonly signals: string[] = [];
+  constructor(readonly table: Map<number, string>) {}
+  async commandOf(pid: number): Promise<string | null> {
+    return this.table.get(pid) ?? null;
+  }
+  signal(pid: number, signal: NodeJS.Signals): void {
+    this.signals.push(`${pid} ${signal}`);
+    this.table.delete(pid);
+  }
+}
+
+function setup(processes = new FakeProcesses(new Map())) {
+  const dir = mkdtempSync(join(tmpdir(), 'trl-darwin-'));
+  const stateDir = join(dir, 'state');
+  const fake = new FakeDarwin();
+  const wg = new FakeWireguardGo(dir);
+  fake.spawner = wg.spawn;
+  const utun = new UtunName('trellis0');
+  const backend = new DarwinWireGuardBackend({
+    utun,
+    runner: fake,
+    logger,
+    stateDir,
+    socketDir: dir,
+    processes,
+    restartDelayMs: 0,
+  });
+  return { dir, stateDir, fake, wg, utun, backend, processes };
+}
+
+describe('DarwinWireGuardBackend (wireguard-go on a utun, recorded)', () => {
+  it('up: `env WG_TUN_NAME_FILE=… wireguard-go -f utun`, the utun from the name file, UAPI over its socket', async () => {
+    const { stateDir, dir, fake, wg, utun, backend } = setup();
+    await backend.start();
+    expectGolden('wireguard-start.txt', lines(fake.calls.map((c) => c.replace(stateDir, '<state>'))));
+    expect(utun.utun).toBe('utun7');
+    expect(backend.interfaceName).toBe('trellis0');
+    expect(readFileSync(join(stateDir, 'wireguard-go.pid'), 'utf8')).toBe('50000\n');
+    const self = generateKeyPair();
+    const peer = generateKeyPair().publicKey;
+    let endpointEvents = 0;
+    backend.onEndpointsChanged(() => endpointEvents++);
+    await backend.apply({
+      privateKey: self.privateKey,
+      listenPort: 41641,
+      peers: [{ publicKey: peer, endpoint: '203.0.113.5:41641', allowedIps: ['100.64.0.2/32'] }],
+    });
+    await backend.apply({ peers: [{ publicKey: peer, allowedIps: ['100.64.0.2/32', '10.1.0.0/16'] }] });
+    expect(endpointEvents).toBe(1);
+    const state = await backend.getState();
+    expect(state.privateKey).toBe(self.privateKey);
+    expect(state.listenPort).toBe(41641);
+    expect(state.peers[0]).toMatchObject({ publicKey: peer, endpoint: '203.0.113.5:41641' });
+    expect(wg.requests[0]).toMatch(/^set=1\nprivate_key=[0-9a-f]{64}\nlisten_port=41641\npublic_key=/);
+    await backend.stop();
+    expect(wg.children[0]!.signals).toEqual(['SIGTERM']);
+    expect(utun.utun).toBeNull();
+    expect(existsSync(join(dir, 'utun7.sock'))).toBe(false);
+    expect(existsSync(join(stateDir, 'wireguard-go.pid'))).toBe(false);
+    expect(existsSync(join(stateDir, 'wireguard-go.name'))).toBe(false);
+    await expect(backend.getState()).rejects.toThrow(/not running/);
+    await backend.stop(); // twice is fine
+  });
+
+  it('wireguard-go dies: started again on a new utun, listeners told to re-apply', async () => {
+    const { wg, utun, backend } = setup();
+    await backend.start();
+    const recreated = new Promise<string | null>((resolve) => backend.onRecreated(() => resolve(utun.utun)));
+    wg.crash();
+    expect(utun.utun).toBeNull();
+    expect(await recreated).toBe('utun8');
+    expect((await backend.getState()).peers).toEqual([]);
+    await backend.stop();
+  });
+
+  it('crash recovery: the orphaned wireguard-go is stopped and its dead socket removed; others untouched', async () => {
+    const processes = new FakeProcesses(
+      new Map([
+        [4242, '/opt/homebrew/bin/wireguard-go -f utun'],
+        [777, '/usr/sbin/mDNSResponder'],
+      ]),
+    );
+    const { dir, stateDir, utun, backend } = setup(processes);
+    await backend.start().then(() => backend.stop());
+    // What a SIGKILLed trellisd leaves: the pid and name files, the socket of a wireguard-go that died too.
+    writeFileSync(join(stateDir, 'wireguard-go.pid'), '4242\n');
+    writeFileSync(join(stateDir, 'wireguard-go.name'), 'utun3\n');
+    writeFileSync(join(dir, 'utun3.sock'), '');
+    await backend.start();
+    expect(processes.signals).toEqual(['4242 SIGTERM']);
+    expect(existsSync(join(dir, 'utun3.sock'))).toBe(false);
+    expect(utun.utun).toBe('utun8');
+    await backend.stop();
+    // A pid file naming another program: nothing is signalled.
+    writeFileSync(join(stateDir, 'wireguard-go.pid'), '777\n');
+    await backend.start();
+    await backend.stop();
+    expect(processes.signals).toEqual(['4242 SIGTERM']);
+  });
+
+  it('reads ps and wireguard-go output the way macOS prints them', () => {
+    expect(parsePsLine('S    /usr/local/bin/wireguard-go -f utun\n')).toBe(
+      '/usr/local/bin/wireguard-go -f utun',
+    );
+    expect(parsePsLine('Z    (wireguard-go)\n')).toBeNull();
+    expect(parsePsLine('')).toBeNull();
+    expect(isWireguardGoForUtun('/usr/local/bin/wireguard-go -f utun')).toBe(true);
+    expect(isWireguardGoForUtun('/usr/local/bin/wireguard-go -f wg0')).toBe(false);
+    expect(nameFromOutput('DEBUG: (utun5) 2026/12/07 04:40:47 UAPI listener started\n')).toBe('utun5');
+    expect(nameFromOutput('ERROR: (utun) Failed to create TUN device')).toBeNull();
+  });
+});
