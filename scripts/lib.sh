@@ -39,6 +39,7 @@ ensure_system_packages() {
   command -v systemd-analyze >/dev/null || missing+=(systemd) # the lab's .deb test verifies the unit
   command -v haproxy >/dev/null || missing+=(haproxy) # infra/test checks infra/haproxy/haproxy.cfg (haproxy -c)
   command -v openssl >/dev/null || missing+=(openssl) # infra/compose/make-certs.sh, run by infra/test
+  command -v cc >/dev/null || missing+=(gcc) # a C stand-in for wireguard.dll, called through koffi (agent tests)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then log "missing ${missing[*]}: install them as root"; exit 1; fi
   log "installing ${missing[*]}"

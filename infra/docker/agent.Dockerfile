@@ -14,11 +14,13 @@ COPY bench/package.json bench/package.json
 COPY scripts/package-tree.mjs scripts/package-tree.mjs
 RUN pnpm install --frozen-lockfile --reporter=silent
 RUN pnpm exec tsc -b apps/agent && pnpm --filter @trellis/agent build:ui
-# The same tree as the .deb's /usr/lib/trellis (scripts/package): dist with the local UI's files.
+# The same tree as the .deb's /usr/lib/trellis (scripts/package): dist with the local UI's files,
+# without koffi (it calls wireguard.dll on Windows only; a Linux image leaves out every OS's binaries).
 RUN pnpm --filter @trellis/agent deploy --prod --legacy --reporter=silent /out/agent \
   && find /out/agent -mindepth 1 -maxdepth 1 ! -name dist ! -name node_modules ! -name package.json \
        -exec rm -rf {} + \
   && rm -rf /out/agent/node_modules/.pnpm/node_modules/@trellis/agent \
+  && rm -rf /out/agent/node_modules/.pnpm/koffi@* /out/agent/node_modules/koffi \
   && find /out/agent -type f \( -name '*.ts' -o -name '*.map' -o -name '*.tsbuildinfo' \) -delete \
   && node scripts/package-tree.mjs symlinks /out/agent \
   && test -f /out/agent/dist/daemon.js && test -f /out/agent/dist/cli.js

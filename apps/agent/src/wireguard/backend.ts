@@ -7,7 +7,7 @@ export type WireGuardMode = 'auto' | 'kernel' | 'userspace';
  * configuration. Network addresses and routes are the NetworkConfigurator's job, not this one's.
  */
 export interface WireGuardBackend {
-  readonly kind: 'kernel' | 'userspace';
+  readonly kind: 'kernel' | 'userspace' | 'wireguard-nt';
   readonly interfaceName: string;
   /** Removes a stale interface left by a crash, then creates a fresh one. */
   start(): Promise<void>;

@@ -13,7 +13,7 @@ export const TEST_BUILD_DIR = join(AGENT_DIR, 'node_modules', '.cache', 'trellis
  * inside network namespaces. npm dependencies stay external and resolve from the agent's node_modules.
  * Returns the bundle of each entry (`<name>.js` in TEST_BUILD_DIR).
  */
-const EXTERNAL = ['pino', 'ws', 'commander', 'zod'];
+const EXTERNAL = ['pino', 'ws', 'commander', 'zod', 'koffi'];
 
 export function bundle(entries: string[], outdir = TEST_BUILD_DIR, external = EXTERNAL): string[] {
   execFileSync(
