@@ -7,6 +7,23 @@ import type { Logger } from 'pino';
 export type IpcHandler = (req: IpcRequest) => Promise<object>;
 
 /**
+ * Lines a connection exchanges before its requests are served: Windows' named pipe, which Node
+ * cannot give an ACL, authenticates its clients this way (pipe-auth-windows.ts).
+ */
+export interface ConnectionGate {
+  open(): GateSession;
+}
+export interface GateSession {
+  /** One line from the client: what to answer, and whether requests may follow (`pass`). */
+  take(line: string): { reply?: object; next: 'wait' | 'pass' | 'refuse' };
+}
+
+/** `\\.\pipe\NAME`: a Windows named pipe, not a file (no stale socket, no mode). */
+export function isNamedPipe(path: string): boolean {
+  return /^\\\\[.?]\\pipe\\/i.test(path);
+}
+
+/**
  * The daemon's local control socket: JSON lines, mode 0600 so only root (the owner) may use it.
  * The socket is created under a restrictive umask so it is never reachable with wider permissions.
  */
@@ -18,9 +35,11 @@ export class IpcServer {
     private readonly path: string,
     private readonly handler: IpcHandler,
     private readonly logger: Logger,
+    private readonly gate: ConnectionGate | null = null,
   ) {}
 
   async listen(): Promise<void> {
+    if (isNamedPipe(this.path)) return this.listenOnPipe();
     await this.removeStale();
     const server = createServer((sock) => this.serve(sock));
     this.server = server;
@@ -48,7 +67,24 @@ export class IpcServer {
     this.server = null;
     for (const s of this.sockets) s.destroy();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-    await rm(this.path, { force: true });
+    if (!isNamedPipe(this.path)) await rm(this.path, { force: true });
+  }
+
+  /**
+   * Open to every local user (Node can set no other pipe ACL; the default one keeps the signed-in
+   * user from writing): the gate is the access check. A second daemon fails with EADDRINUSE.
+   */
+  private async listenOnPipe(): Promise<void> {
+    if (!this.gate) throw new Error(`refusing to listen on ${this.path} without an authenticating gate`);
+    const server = createServer((sock) => this.serve(sock));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ path: this.path, readableAll: true, writableAll: true }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
   }
 
   /** A socket left by a crashed daemon is removed; one that answers means another daemon runs. */
@@ -74,6 +110,8 @@ export class IpcServer {
     sock.setEncoding('utf8');
     let buf = '';
     let chain = Promise.resolve();
+    let gate = this.gate?.open() ?? null;
+    let refused = false;
     sock.on('data', (chunk: string) => {
       buf += chunk;
       if (buf.length > MAX_IPC_LINE_BYTES && !buf.includes('\n')) {
@@ -85,7 +123,17 @@ export class IpcServer {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         if (line.trim() === '') continue;
-        chain = chain.then(() => this.handleLine(sock, line));
+        chain = chain.then(() => {
+          if (refused) return;
+          if (!gate) return this.handleLine(sock, line);
+          const r = gate.take(line);
+          if (r.reply) this.reply(sock, r.reply);
+          if (r.next === 'pass') gate = null;
+          if (r.next === 'refuse') {
+            refused = true;
+            sock.end();
+          }
+        });
       }
     });
   }
