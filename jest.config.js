@@ -7,6 +7,14 @@ const moduleNameMapper = {
   '^@trellis/(proto|crypto|firewall|noise|reflector|portmap|tls|policy|metrics|dns)$':
     '<rootDir>/packages/$1/src',
 };
+/**
+ * Agent tests of Linux itself: trellisd in namespaces (daemon), and koffi loading the machine's
+ * own native code (a forced win32 would make it look for Windows' binary).
+ */
+const LINUX_ONLY_AGENT_TESTS = [
+  '/apps/agent/test/daemon\\.test\\.ts$',
+  '/apps/agent/test/windows/wireguard-nt-(dll|layout)\\.test\\.ts$',
+];
 const common = { transform, moduleNameMapper, testEnvironment: 'node', rootDir: __dirname };
 
 module.exports = {
@@ -20,6 +28,17 @@ module.exports = {
         '<rootDir>/infra/test/**/*.test.ts',
       ],
     },
+    // The agent's tests again with process.platform forced to macOS and to Windows (issue 16): the
+    // code that picks an OS by it must still pass them. Tests of Linux-only parts (namespaces,
+    // wireguard-go, nftables, the daemon as a child process) run in `unit` only.
+    ...['darwin', 'win32'].map((platform) => ({
+      ...common,
+      displayName: `agent@${platform}`,
+      globals: { FORCED_PLATFORM: platform },
+      setupFiles: ['<rootDir>/apps/agent/test/helpers/force-platform.ts'],
+      testMatch: ['<rootDir>/apps/agent/test/**/*.test.ts'],
+      testPathIgnorePatterns: LINUX_ONLY_AGENT_TESTS,
+    })),
     {
       ...common,
       displayName: 'e2e',

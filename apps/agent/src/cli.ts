@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { join } from 'node:path';
 import {
   DEFAULT_LOCAL_UI_TOKEN_FILE,
   ErrorResponse,
@@ -17,6 +16,9 @@ import { addGatewayFlags, type GatewayFlags, prefsFromFlags } from './cli/gatewa
 import { describePath, findPeer, meshPing } from './cli/mesh-ping';
 import { DEFAULT_STATE_DIR } from './daemon-options';
 import { ipcCall } from './ipc/ipc-client';
+import { isNamedPipe } from './ipc/ipc-server';
+import { loadClientGate } from './ipc/pipe-auth-windows';
+import { defaultSocket } from './platform/default-paths';
 import { trustFromFlags } from './trust/broker-trust';
 import { parseBrokerUrls } from './trust/broker-url';
 import { readUiLink } from './ui/ui-token';
@@ -31,16 +33,18 @@ const program = new Command('trellis')
       .default(DEFAULT_STATE_DIR),
   )
   .addOption(
-    new Option('--socket <path>', 'daemon socket (default <state-dir>/trellisd.sock)').env('TRELLIS_SOCKET'),
+    new Option(
+      '--socket <path>',
+      'daemon socket (default <state-dir>/trellisd.sock; on Windows \\\\.\\pipe\\trellisd)',
+    ).env('TRELLIS_SOCKET'),
   );
 
-function socketPath(): string {
-  const o = program.opts<{ stateDir: string; socket?: string }>();
-  return o.socket ?? join(o.stateDir, 'trellisd.sock');
-}
-
 async function call(req: IpcRequest, timeoutMs?: number): Promise<unknown> {
-  const res = await ipcCall(socketPath(), req, timeoutMs);
+  const o = program.opts<{ stateDir: string; socket?: string }>();
+  const path = o.socket ?? defaultSocket(o.stateDir);
+  // Windows' pipe is open to all users: the CLI proves it may use it with the daemon's key.
+  const gate = isNamedPipe(path) ? await loadClientGate(o.stateDir) : undefined;
+  const res = await ipcCall(path, req, timeoutMs, gate);
   const err = ErrorResponse.safeParse(res);
   if (err.success) throw new Error(err.data.error);
   return res;

@@ -1,7 +1,7 @@
-import { join } from 'node:path';
 import { type ListenAddress, parseListenAddress } from '@trellis/metrics';
 import { DEFAULT_LOCAL_UI_PORT, DEFAULT_LOCAL_UI_TOKEN_FILE } from '@trellis/proto';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { defaultSocket, defaultStateDir } from './platform/default-paths';
 import type { WireGuardMode } from './wireguard/backend';
 
 export interface DaemonOptions {
@@ -36,7 +36,7 @@ export interface DaemonOptions {
 export type DnsMode = 'auto' | 'resolved' | 'resolv-conf' | 'stub' | 'off';
 export const DNS_MODES: readonly DnsMode[] = ['auto', 'resolved', 'resolv-conf', 'stub', 'off'];
 
-export const DEFAULT_STATE_DIR = '/var/lib/trellis';
+export const DEFAULT_STATE_DIR = defaultStateDir();
 
 /** Flags win over environment variables, which win over defaults. */
 export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): DaemonOptions {
@@ -46,9 +46,10 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
       new Option('--state-dir <dir>', 'state directory').env('TRELLIS_STATE_DIR').default(DEFAULT_STATE_DIR),
     )
     .addOption(
-      new Option('--socket <path>', 'control socket (default <state-dir>/trellisd.sock)').env(
-        'TRELLIS_SOCKET',
-      ),
+      new Option(
+        '--socket <path>',
+        'control socket (default <state-dir>/trellisd.sock; on Windows \\\\.\\pipe\\trellisd)',
+      ).env('TRELLIS_SOCKET'),
     )
     .addOption(
       new Option('--interface <name>', 'WireGuard interface name')
@@ -146,7 +147,7 @@ export function parseDaemonOptions(argv: string[], env: NodeJS.ProcessEnv = proc
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new InvalidArgumentError(`bad interface name: ${name}`);
   return {
     stateDir: o.stateDir,
-    socket: o.socket ?? join(o.stateDir, 'trellisd.sock'),
+    socket: o.socket ?? defaultSocket(o.stateDir),
     interfaceName: name,
     listenPort: typeof o.listenPort === 'number' ? o.listenPort : parsePort(o.listenPort),
     wireguard: o.wireguard,

@@ -11,21 +11,18 @@ import { PeerGuard } from './agent/peer-guard';
 import { type DaemonOptions, parseDaemonOptions } from './daemon-options';
 import { MeshDns } from './dns/mesh-dns';
 import { ExitNodeController } from './exit/exit-node-controller';
-import { LinuxExitRouting } from './exit/linux';
 import { GatewayRole } from './gateway/gateway-role';
 import { IpForward } from './gateway/ip-forward';
 import { LinuxLanProbe } from './gateway/lan-probe';
-import { IpcServer } from './ipc/ipc-server';
+import { IpcServer, isNamedPipe } from './ipc/ipc-server';
+import { startPipeAuthority } from './ipc/pipe-auth-windows';
 import { CandidateWatcher, localCandidates } from './platform/candidates';
-import { LinuxNetworkConfigurator } from './platform/linux';
-import { watchLinuxNetworkEvents } from './platform/network-events-linux';
-import { selectResolver } from './platform/select-resolver';
+import { selectPlatform } from './platform/select-platform';
 import { StateStore } from './state/state-store';
 import { PeerPins } from './trust/peer-pins';
 import { LocalUiServer } from './ui/ui-server';
 import { resolveOperator } from './ui/ui-token';
 import { LocalCommandRunner } from './util/command-runner';
-import { selectBackend } from './wireguard/select-backend';
 
 /**
  * trellisd: foreground daemon. Logs JSON lines to stdout; prints `trellisd ready` once the control
@@ -44,22 +41,25 @@ async function main(): Promise<void> {
   }
   const logger = pino({ level: opts.logLevel, base: { iface: opts.interfaceName } });
   const runner = new LocalCommandRunner();
-  const backend = await selectBackend(opts.wireguard, opts.interfaceName, opts.stateDir, runner, logger);
+  const platform = selectPlatform(process.platform, { ...opts, runner, logger });
+  const backend = await platform.wireguard();
   const store = new StateStore(opts.stateDir);
   await store.init();
   const pins = await PeerPins.open(store.dir, { log: logger });
   if (opts.firewall === 'off') {
     logger.warn('--firewall off: the access policy is not enforced on this device; peers may open anything');
   }
-  const firewall = opts.firewall === 'off' ? null : selectFirewallBackend(process.platform);
+  const firewall = opts.firewall === 'off' ? null : selectFirewallBackend(platform.os);
   // Made before the agent whose status it reads, so the guard can report to it.
   const metrics: AgentMetrics | undefined = opts.metricsListen
     ? new AgentMetrics({ status: () => agent.status(), firewallCounters: () => guard.firewallCounters() })
     : undefined;
-  const guard: PeerGuard = new PeerGuard(pins, firewall, logger, metrics);
-  const dns = await selectResolver(opts.dns, opts.resolvConf, opts.stateDir, runner, logger);
+  const guard: PeerGuard = new PeerGuard(pins, firewall, logger, metrics, (name) =>
+    platform.interfaceOf(name),
+  );
+  const dns = await platform.resolver();
   if (opts.dns !== 'off') logger.info({ dns: opts.dns, resolver: dns.resolver?.kind ?? 'none' }, 'names');
-  const linux = process.platform === 'linux';
+  const linux = platform.os === 'linux';
   // The session's names follow the exit node; sessions come one after another.
   let sessionDns: MeshDns | null = null;
   // Forwarding needs the gateway firewall (nftables only today); without a firewall nothing forwards.
@@ -67,9 +67,10 @@ async function main(): Promise<void> {
     linux && opts.firewall !== 'off'
       ? new GatewayRole(new NftablesGatewayBackend(), new IpForward(opts.stateDir), logger)
       : undefined;
-  const exitNode = linux
+  const exitRouting = platform.exitRouting;
+  const exitNode = exitRouting
     ? new ExitNodeController({
-        routing: new LinuxExitRouting(runner, logger),
+        routing: exitRouting,
         wireguard: backend,
         dns: { followExitNode: (exit) => sessionDns?.followExitNode(exit) ?? Promise.resolve() },
         logger,
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
     store,
     guard,
     backend,
-    network: new LinuxNetworkConfigurator(runner),
+    network: platform.network,
     logger,
     interfaceName: opts.interfaceName,
     listenPort: opts.listenPort,
@@ -103,18 +104,21 @@ async function main(): Promise<void> {
         () => localCandidates(opts.interfaceName, opts.listenPort),
         onChange,
         2000,
-        process.platform === 'linux' ? watchLinuxNetworkEvents : undefined,
+        platform.networkEvents ?? undefined,
       );
       w.start();
       return () => w.stop();
     },
-    ...(linux ? { watchNetwork: watchLinuxNetworkEvents, lanProbe: new LinuxLanProbe(runner) } : {}),
+    ...(platform.networkEvents ? { watchNetwork: platform.networkEvents } : {}),
+    ...(linux ? { lanProbe: new LinuxLanProbe(runner) } : {}),
     ...(gatewayRole ? { gatewayRole } : {}),
     ...(exitNode ? { exitNode } : {}),
     ...(opts.portMapping
       ? { portMapping: (port: number) => new PortMappingClient({ internalPort: port }) }
       : {}),
   });
+  // Windows' pipe is open to all users: only those who can read the daemon's key may use it.
+  const pipeAuth = isNamedPipe(opts.socket) ? await startPipeAuthority(opts.stateDir, runner, logger) : null;
   const ipc = new IpcServer(
     opts.socket,
     async (req) => {
@@ -134,6 +138,7 @@ async function main(): Promise<void> {
       }
     },
     logger,
+    pipeAuth?.gate ?? null,
   );
 
   // Resolved before the mesh comes up: an unknown operator stops trellisd with nothing to undo.
@@ -156,6 +161,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down');
     await ipc.close().catch(() => undefined);
+    pipeAuth?.stop();
     await ui?.close().catch(() => undefined);
     metricsServer?.close();
     await agent.shutdown().catch((err: Error) => logger.error({ err: err.message }, 'teardown failed'));

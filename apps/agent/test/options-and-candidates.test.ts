@@ -3,11 +3,15 @@ import { parseDaemonOptions } from '../src/daemon-options';
 import { localAddresses, localCandidates, localSubnets } from '../src/platform/candidates';
 import { brokerEndpointUrl, controlUrl, parseBrokerUrl } from '../src/trust/broker-url';
 
+/** Also run with process.platform forced to win32 (the agent@win32 jest project). */
+const windows = process.platform === 'win32';
+const PIPE = '\\\\.\\pipe\\trellisd';
+
 describe('trellisd options', () => {
   it('defaults', () => {
     expect(parseDaemonOptions([], {})).toEqual({
-      stateDir: '/var/lib/trellis',
-      socket: '/var/lib/trellis/trellisd.sock',
+      stateDir: windows ? `${process.env.ProgramData ?? 'C:\\ProgramData'}\\Trellis` : '/var/lib/trellis',
+      socket: windows ? PIPE : '/var/lib/trellis/trellisd.sock',
       interfaceName: 'trellis0',
       listenPort: 51820,
       wireguard: 'auto',
@@ -38,7 +42,7 @@ describe('trellisd options', () => {
     const env = { TRELLIS_STATE_DIR: '/tmp/s', TRELLIS_INTERFACE: 'trl7', TRELLIS_LISTEN_PORT: '41000' };
     expect(parseDaemonOptions([], env)).toMatchObject({
       stateDir: '/tmp/s',
-      socket: '/tmp/s/trellisd.sock',
+      socket: windows ? PIPE : '/tmp/s/trellisd.sock',
       interfaceName: 'trl7',
       listenPort: 41000,
     });

@@ -23,6 +23,8 @@ export class PeerGuard {
     private readonly firewall: FirewallBackend | null,
     private readonly log: Logger,
     private readonly events?: GuardEvents,
+    /** The OS's name of the mesh interface (macOS: the utun WireGuard got); default: the same. */
+    private readonly interfaceOf: (name: string) => string = (name) => name,
   ) {}
 
   /** The netmap's peers this device trusts: new ones pinned, proven key changes accepted. */
@@ -91,7 +93,7 @@ export class PeerGuard {
     const firewall = this.firewall;
     if (!firewall) return;
     const policy: InboundPolicy = {
-      interfaceName,
+      interfaceName: this.interfaceOf(interfaceName),
       selfAddress: netmap.self.address,
       peers: [
         ...trusted.map((p) => ({ address: p.address, allow: rulesOf(netmap, p.id).in })),

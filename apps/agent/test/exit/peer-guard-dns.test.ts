@@ -33,3 +33,13 @@ describe('PeerGuard.enforce with exit node clients', () => {
     expect(firewall.applied[0]?.peers).toEqual([{ address: '100.64.0.2', allow: [] }]);
   });
 });
+
+describe('PeerGuard.enforce on macOS', () => {
+  it("names the interface as the OS does: the pf rules name the utun, not the agent's name", async () => {
+    const firewall = new RecordingFirewall();
+    const utun = (name: string) => (name === 'trellis0' ? 'utun4' : name);
+    const guard = new PeerGuard(null, firewall, pino({ level: 'silent' }), undefined, utun);
+    await guard.enforce('trellis0', netmap, [peer]);
+    expect(firewall.applied.map((p) => p.interfaceName)).toEqual(['utun4']);
+  });
+});
