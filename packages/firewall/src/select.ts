@@ -9,7 +9,7 @@ export interface FirewallOptions {
   run?: CommandRunner;
   nftables?: Omit<NftablesOptions, 'run'>;
   pf?: Omit<PfOptions, 'run'>;
-  /** Windows needs an engine: the native one is not part of this package. */
+  /** Windows needs an engine: the agent gives its native one (WfpNativeEngine, over fwpuclnt.dll). */
   windows?: WfpOptions;
 }
 
@@ -26,7 +26,9 @@ export function selectFirewallBackend(
       return new PfBackend({ ...options.pf, ...run });
     case 'win32':
       if (!options.windows) {
-        throw new Error('no WFP engine given: the native Windows engine is not part of @trellis/firewall');
+        throw new Error(
+          'no WFP engine given: the caller supplies the native engine (the agent: WfpNativeEngine)',
+        );
       }
       return new WfpBackend(options.windows);
     default:

@@ -1,4 +1,5 @@
 import type * as Koffi from 'koffi';
+import { namedType } from '../util/koffi-types';
 import { InterfaceFlag, KEY_LENGTH, PeerFlag } from './wireguard-nt-struct';
 
 export { InterfaceFlag, PeerFlag };
@@ -84,15 +85,7 @@ let types: { koffi: typeof Koffi; t: WireGuardNtTypes } | null = null;
 export function wireGuardNtTypes(): { koffi: typeof Koffi; t: WireGuardNtTypes } {
   if (types) return types;
   const koffi = require('koffi') as typeof Koffi;
-  // koffi's type names live as long as its native module, which can outlive this module (a test
-  // runner reloading modules): a name declared before is looked up instead of declared again.
-  const named = (name: string, declare: () => Koffi.IKoffiCType): Koffi.IKoffiCType => {
-    try {
-      return koffi.resolve(name);
-    } catch {
-      return declare();
-    }
-  };
+  const named = (name: string, declare: () => Koffi.IKoffiCType) => namedType(koffi, name, declare);
   const key = koffi.array('uint8_t', KEY_LENGTH);
   named('WIREGUARD_ADAPTER', () => koffi.opaque('WIREGUARD_ADAPTER'));
   named('WIREGUARD_ADAPTER_HANDLE', () => koffi.pointer('WIREGUARD_ADAPTER_HANDLE', 'WIREGUARD_ADAPTER'));
