@@ -42,6 +42,7 @@ async function main(): Promise<void> {
   const logger = pino({ level: opts.logLevel, base: { iface: opts.interfaceName } });
   const runner = new LocalCommandRunner();
   const platform = selectPlatform(process.platform, { ...opts, runner, logger });
+  await platform.prepareStateDir();
   const backend = await platform.wireguard();
   const store = new StateStore(opts.stateDir);
   await store.init();
@@ -49,7 +50,8 @@ async function main(): Promise<void> {
   if (opts.firewall === 'off') {
     logger.warn('--firewall off: the access policy is not enforced on this device; peers may open anything');
   }
-  const firewall = opts.firewall === 'off' ? null : selectFirewallBackend(platform.os);
+  const firewall =
+    opts.firewall === 'off' ? null : selectFirewallBackend(platform.os, platform.firewallOptions());
   // Made before the agent whose status it reads, so the guard can report to it.
   const metrics: AgentMetrics | undefined = opts.metricsListen
     ? new AgentMetrics({ status: () => agent.status(), firewallCounters: () => guard.firewallCounters() })

@@ -10,21 +10,24 @@ import { addRoute, type NetRoute, ROUTE_OBJECT, removeRoute } from '../platform/
 import type { CommandRunner } from '../util/command-runner';
 import type { ExitRouting, ExitRoutingPlan } from './exit-routing';
 import { canonicalAddress } from './linux';
+import { RouteRecord, routeKey } from './windows-route-record';
 
 /**
- * The RouteMetric of every exit route (one above the subnet routes' 116): what is ours, a crashed
- * run's included. Another program's route is never touched, whatever its prefix.
+ * The RouteMetric of every exit route (one above the subnet routes' 116). It narrows the reads;
+ * what is ours is what the route record says (see RouteRecord), never the metric alone.
  */
 export const EXIT_ROUTE_METRIC = 117;
 /** The two halves of each family: more specific than any default route, so they win without replacing it. */
 export const TUNNEL_PREFIXES = ['0.0.0.0/1', '128.0.0.0/1', '::/1', '8000::/1'] as const;
 const HOST_LEN = { 4: 32, 6: 128 } as const;
 
+type Gateway = NetRoute & { family: 4 | 6 };
+
 interface ExitState {
   tunnel: number | null;
   tunnel6: boolean;
   routes: NetRoute[] | NetRoute | null;
-  gateways: Array<NetRoute & { family: 4 | 6 }> | (NetRoute & { family: 4 | 6 }) | null;
+  gateways: Gateway[] | Gateway | null;
 }
 
 /**
@@ -42,19 +45,32 @@ interface ExitState {
  * where no peer takes it: refused, not sent by the ISP. The routes leave with the adapter: a
  * killed agent whose adapter Windows removes falls back to the ISP (only a WFP filter could stop
  * that; the access-control filters do not).
+ *
+ * Every route added is recorded first (`routesFile`, in the state directory), and only recorded
+ * routes still in the table are removed, a crashed run's included: another program's route with
+ * the same metric and shape is never touched.
  */
 export class WindowsExitRouting implements ExitRouting {
   private warnedLan = false;
   private warnedNoIpv6 = false;
+  private readonly record: RouteRecord;
 
   constructor(
     private readonly runner: CommandRunner,
     private readonly log: Logger,
-  ) {}
+    routesFile: string,
+  ) {
+    this.record = new RouteRecord(routesFile, log);
+  }
 
   async apply(plan: ExitRoutingPlan): Promise<void> {
     const state = await this.read(plan.interfaceName);
-    const have = asArray(state.routes);
+    const live = asArray(state.routes);
+    const recorded = new Set((await this.record.read()).map(routeKey));
+    // A half-default on our adapter is ours even if the record was lost.
+    const ours = live.filter(
+      (h) => recorded.has(routeKey(h)) || (isTunnelPrefix(h.prefix) && h.ifIndex === state.tunnel),
+    );
     const want: NetRoute[] = [];
     if (state.tunnel !== null) {
       for (const prefix of TUNNEL_PREFIXES) {
@@ -94,14 +110,21 @@ export class WindowsExitRouting implements ExitRouting {
       this.warnedLan = true;
       this.log.warn('on Windows the attached LAN stays reachable while an exit node is used');
     }
-    const lines: string[] = [];
+    const isIn = (list: NetRoute[]) => (r: NetRoute) => list.some((x) => routeKey(x) === routeKey(r));
+    // The same route of another program already there carries the traffic alike: not added, not ours.
+    const add = want.filter((w) => !isIn(live)(w));
+    const drop = ours.filter((h) => !isIn(want)(h));
+    const kept = want.filter((w) => isIn(ours)(w) || isIn(add)(w));
+    // Recorded before they exist: a crash in between leaves a record, never an unrecorded route.
+    if (add.length > 0) await this.record.write([...ours, ...add]);
     // The tunnel routes first: a failure later leaves traffic in the tunnel, not at the ISP.
-    for (const w of sortTunnelFirst(want)) {
-      if (!have.some((h) => routeKey(h) === routeKey(w))) lines.push(addExitRoute(w));
-    }
-    for (const h of have)
-      if (!want.some((w) => routeKey(w) === routeKey(h))) lines.push(removeRoute(h, true));
-    await runPowerShellLines(this.runner, lines);
+    await runPowerShellLines(this.runner, [
+      ...sortTunnelFirst(add).map(addExitRoute),
+      ...drop.map((h) => removeRoute(h, true)),
+    ]);
+    const keptKeys = new Set(kept.map(routeKey));
+    const changed = keptKeys.size !== recorded.size || [...keptKeys].some((k) => !recorded.has(k));
+    if (changed) await this.record.write(kept);
     if (state.tunnel === null) {
       throw new Error(
         `interface ${plan.interfaceName} is missing: internet traffic is not routed into the mesh`,
@@ -109,13 +132,18 @@ export class WindowsExitRouting implements ExitRouting {
     }
   }
 
+  /** The recorded routes still in the table; the record is emptied once they are gone. */
   async remove(): Promise<void> {
-    const ours = asArray((await this.read(null)).routes);
+    const recorded = await this.record.read();
+    if (recorded.length === 0) return;
+    const keys = new Set(recorded.map(routeKey));
+    const ours = asArray((await this.read(null)).routes).filter((r) => keys.has(routeKey(r)));
     // The tunnel routes first: traffic goes back to the default route before the bypasses go.
     await runPowerShellLines(
       this.runner,
       sortTunnelFirst(ours).map((r) => removeRoute(r, true)),
     );
+    await this.record.write([]);
   }
 
   /** Our routes, the adapter's index (null: missing) and the default routes, lowest metric first. */
@@ -126,37 +154,31 @@ export class WindowsExitRouting implements ExitRouting {
         ? `$tun = Get-NetIPInterface -InterfaceAlias ${alias} -AddressFamily IPv4 -ErrorAction SilentlyContinue\n$tun6 = Get-NetIPInterface -InterfaceAlias ${alias} -AddressFamily IPv6 -ErrorAction SilentlyContinue`
         : '$tun = $null\n$tun6 = $null',
       `$r = @(Get-NetRoute -PolicyStore ActiveStore -ErrorAction SilentlyContinue | Where-Object { $_.RouteMetric -eq ${EXIT_ROUTE_METRIC} } | ForEach-Object { ${ROUTE_OBJECT} })`,
-      "$g = @(Get-NetRoute -DestinationPrefix '0.0.0.0/0','::/0' -ErrorAction SilentlyContinue | ForEach-Object { $m = (Get-NetIPInterface -InterfaceIndex $_.ifIndex -AddressFamily $_.AddressFamily -ErrorAction SilentlyContinue).InterfaceMetric; [pscustomobject]@{ prefix = $_.DestinationPrefix; nextHop = $_.NextHop; metric = [int]$_.RouteMetric + [int]$m; ifIndex = [int]$_.ifIndex; family = $(if ($_.AddressFamily -eq 'IPv6') { 6 } else { 4 }) } } | Sort-Object metric)",
+      // The active store only: a persistent copy of a default route is not one Windows routes by.
+      "$g = @(Get-NetRoute -DestinationPrefix '0.0.0.0/0','::/0' -PolicyStore ActiveStore -ErrorAction SilentlyContinue | ForEach-Object { $m = (Get-NetIPInterface -InterfaceIndex $_.ifIndex -AddressFamily $_.AddressFamily -ErrorAction SilentlyContinue).InterfaceMetric; [pscustomobject]@{ prefix = $_.DestinationPrefix; nextHop = $_.NextHop; metric = [int]$_.RouteMetric + [int]$m; ifIndex = [int]$_.ifIndex; family = $(if ($_.AddressFamily -eq 'IPv6') { 6 } else { 4 }) } } | Sort-Object metric)",
       'ConvertTo-Json -Compress -Depth 4 -InputObject ([pscustomobject]@{ tunnel = $(if ($tun) { [int]$tun.ifIndex } else { $null }); tunnel6 = [bool]$tun6; routes = $r; gateways = $g })',
     ].join('\n');
     const state = await readPowerShellJson<ExitState>(this.runner, script);
-    const routes = asArray(state?.routes).filter(isExitShape);
     return {
       tunnel: state?.tunnel ?? null,
       tunnel6: state?.tunnel6 ?? false,
-      routes,
+      routes: asArray(state?.routes),
       gateways: state?.gateways ?? [],
     };
   }
 }
 
-/** Ours: our metric, and a half-default or a host route (the shapes apply adds). */
-function isExitShape(r: NetRoute): boolean {
-  return (TUNNEL_PREFIXES as readonly string[]).includes(r.prefix) || /\/(32|128)$/.test(r.prefix);
+function isTunnelPrefix(prefix: string): boolean {
+  return (TUNNEL_PREFIXES as readonly string[]).includes(prefix);
 }
 
 function sortTunnelFirst(routes: NetRoute[]): NetRoute[] {
-  const tunnel = (r: NetRoute) => ((TUNNEL_PREFIXES as readonly string[]).includes(r.prefix) ? 0 : 1);
+  const tunnel = (r: NetRoute) => (isTunnelPrefix(r.prefix) ? 0 : 1);
   return [...routes].sort((a, b) => tunnel(a) - tunnel(b));
-}
-
-function routeKey(r: NetRoute): string {
-  return `${r.prefix.toLowerCase()} ${r.nextHop.toLowerCase()} ${r.ifIndex}`;
 }
 
 /** A tunnel half into the adapter, or a bypass host route through a gateway. */
 function addExitRoute(r: NetRoute): string {
-  if ((TUNNEL_PREFIXES as readonly string[]).includes(r.prefix))
-    return addRoute(r.ifIndex, r.prefix, r.metric);
+  if (isTunnelPrefix(r.prefix)) return addRoute(r.ifIndex, r.prefix, r.metric);
   return `New-NetRoute -InterfaceIndex ${r.ifIndex} -DestinationPrefix ${psString(r.prefix)} -NextHop ${psString(r.nextHop)} -RouteMetric ${r.metric} -PolicyStore ActiveStore | Out-Null`;
 }

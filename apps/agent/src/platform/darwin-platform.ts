@@ -1,3 +1,4 @@
+import type { FirewallOptions } from '@trellis/firewall';
 import { DarwinExitRouting } from '../exit/darwin';
 import { DarwinWireGuardBackend } from '../wireguard/darwin';
 import type { NetworkChangeEvents } from './candidates';
@@ -67,6 +68,16 @@ export class DarwinPlatform implements OsPlatform {
   /** The utun wireguard-go got (the pf anchor's rules name it). */
   interfaceOf(name: string): string {
     return this.utun.resolve(name);
+  }
+
+  /** Mode 0700 (StateStore.init) is enough here. */
+  prepareStateDir(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** pf with its defaults. */
+  firewallOptions(): FirewallOptions {
+    return {};
   }
 
   async wireguard(): Promise<DarwinWireGuardBackend> {

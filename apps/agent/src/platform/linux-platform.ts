@@ -1,3 +1,4 @@
+import type { FirewallOptions } from '@trellis/firewall';
 import { LinuxExitRouting } from '../exit/linux';
 import type { WireGuardBackend } from '../wireguard/backend';
 import { selectBackend } from '../wireguard/select-backend';
@@ -21,6 +22,16 @@ export class LinuxPlatform implements OsPlatform {
 
   interfaceOf(name: string): string {
     return name;
+  }
+
+  /** Mode 0700 (StateStore.init) is enough here. */
+  prepareStateDir(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** nftables with its defaults. */
+  firewallOptions(): FirewallOptions {
+    return {};
   }
 
   wireguard(): Promise<WireGuardBackend> {

@@ -1,3 +1,4 @@
+import type { FirewallOptions } from '@trellis/firewall';
 import type { Logger } from 'pino';
 import type { DnsMode } from '../daemon-options';
 import type { ExitRouting } from '../exit/exit-routing';
@@ -27,6 +28,11 @@ export interface OsPlatformOptions {
  */
 export interface OsPlatform {
   readonly os: 'linux' | 'darwin' | 'win32';
+  /**
+   * Run at start before anything is written to the state directory. Windows ignores mode 0700:
+   * it locks the directory to SYSTEM and Administrators there; elsewhere nothing.
+   */
+  prepareStateDir(): Promise<void>;
   wireguard(): Promise<WireGuardBackend>;
   readonly network: NetworkConfigurator;
   resolver(): Promise<ResolverChoice>;
@@ -36,4 +42,6 @@ export interface OsPlatform {
   readonly networkEvents: NetworkChangeEvents | null;
   /** The OS's name of the mesh interface while WireGuard runs (macOS: its utun; elsewhere the same). */
   interfaceOf(name: string): string;
+  /** What `selectFirewallBackend` needs from this OS (Windows: the native WFP engine). */
+  firewallOptions(): FirewallOptions;
 }

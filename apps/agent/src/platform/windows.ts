@@ -13,9 +13,10 @@ import {
 } from './powershell';
 
 /**
- * The RouteMetric our subnet routes carry (116 like the Linux proto): ours are found by it, a
- * crashed run's leftovers included, and routes with any other metric are never touched. Windows
- * gives its own routes 256 and DHCP's default routes 0 or 25+.
+ * The RouteMetric our subnet routes carry (116 like the Linux proto): ours are the routes with it
+ * on our adapter; another adapter's are another program's, whatever their metric. A crashed run's
+ * went with its adapter (wireguard-nt removes it when the process ends). Windows gives its own
+ * routes 256 and DHCP's default routes 0 or 25+.
  */
 export const ROUTE_METRIC = 116;
 /** The overlay prefix's route: not ROUTE_METRIC, so setRoutes never takes it for a subnet route. */
@@ -56,7 +57,8 @@ export class WindowsNetworkConfigurator implements NetworkConfigurator {
 
   async keepOutHosts(): Promise<KeepOut[]> {
     const script = [
-      "$g = @(Get-NetRoute -DestinationPrefix '0.0.0.0/0' -ErrorAction SilentlyContinue | Sort-Object RouteMetric | ForEach-Object { $_.NextHop })",
+      // The active store only: a persistent copy of a default route is not one Windows routes by.
+      `$g = @(Get-NetRoute -DestinationPrefix '0.0.0.0/0' ${STORE} -ErrorAction SilentlyContinue | Sort-Object RouteMetric | ForEach-Object { $_.NextHop })`,
       '$d = @(Get-DnsClientServerAddress -AddressFamily IPv4 -ErrorAction SilentlyContinue | ForEach-Object { $_.ServerAddresses })',
       'ConvertTo-Json -Compress -InputObject ([pscustomobject]@{ gateways = $g; dns = $d })',
     ].join('\n');
@@ -75,7 +77,7 @@ export class WindowsNetworkConfigurator implements NetworkConfigurator {
     return out;
   }
 
-  /** Ours carry ROUTE_METRIC; a prefix another route already covers exactly is left to it. */
+  /** Ours: ROUTE_METRIC on our adapter. A prefix another route already covers exactly is left to it. */
   async setRoutes(interfaceName: string, prefixes: readonly string[]): Promise<void> {
     const alias = psString(checkAlias(interfaceName));
     const want = new Set(prefixes.map(checkPrefix));
@@ -90,14 +92,11 @@ export class WindowsNetworkConfigurator implements NetworkConfigurator {
     const ifIndex = table?.ifIndex ?? null;
     const routes = asArray(table?.routes);
     const lines: string[] = [];
-    for (const r of routes.filter((r) => r.metric === ROUTE_METRIC)) {
-      if (want.has(r.prefix) && r.ifIndex === ifIndex) continue;
-      // A leftover on an adapter that is gone went with it; one still there is removed here.
-      lines.push(removeRoute(r, true));
-    }
+    const ours = routes.filter((r) => r.metric === ROUTE_METRIC && r.ifIndex === ifIndex);
+    for (const r of ours) if (!want.has(r.prefix)) lines.push(removeRoute(r, true));
     for (const p of want) {
-      if (routes.some((r) => r.prefix === p && (r.metric !== ROUTE_METRIC || r.ifIndex === ifIndex)))
-        continue;
+      // Ours already, or another route's (any adapter, any metric): nothing to add.
+      if (routes.some((r) => r.prefix === p)) continue;
       if (ifIndex === null) throw new Error(`interface ${interfaceName} does not exist`);
       lines.push(addRoute(ifIndex, p, ROUTE_METRIC));
     }

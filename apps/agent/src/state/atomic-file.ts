@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 /**
  * Writes a file so that a crash leaves either the old or the new content, never half of one:
  * write a temporary file (`mode`, 0600 unless given), fsync it, rename it over the target, fsync
- * the directory.
+ * the directory (not on Windows: see syncDir).
  */
 export async function writeFileAtomic(
   path: string,
@@ -33,8 +33,13 @@ export async function writeFileAtomic(
   await syncDir(dirname(path));
 }
 
-/** Makes a directory's entries (a rename, a removal) durable. */
+/**
+ * Makes a directory's entries (a rename, a removal) durable. Not on Windows: FlushFileBuffers on a
+ * directory handle fails there (EPERM, nodejs/node#3879), and NTFS journals the rename itself.
+ * process.platform is read at each call, not at load, so a test can force it.
+ */
 export async function syncDir(path: string): Promise<void> {
+  if (process.platform === 'win32') return;
   const dir = await open(path, 'r');
   try {
     await dir.sync();

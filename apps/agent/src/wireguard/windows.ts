@@ -65,7 +65,7 @@ export class WireGuardNtBackend implements WireGuardBackend {
       if (alive) return;
       await this.release();
     }
-    await this.removeStale(api);
+    await this.refuseTakenName(api);
     this.adapter = await this.create(api);
   }
 
@@ -95,17 +95,19 @@ export class WireGuardNtBackend implements WireGuardBackend {
     return this.api;
   }
 
-  /** A leftover adapter of our name (another program's, or one a crash left) is taken down. */
-  private async removeStale(api: WireGuardNtApi): Promise<void> {
-    const stale = await api.openAdapter(this.interfaceName);
-    if (!stale) return;
-    this.opts.logger.warn({ interface: this.interfaceName }, 'taking down a leftover WireGuard adapter');
-    try {
-      // Down first: its UDP sockets belong to whoever set it up and would hold our listen port.
-      await api.setAdapterState(stale, AdapterState.DOWN);
-    } finally {
-      await api.closeAdapter(stale);
-    }
+  /**
+   * wireguard-nt removes our adapter when our handle closes or this process dies, so an adapter of
+   * our name at start is another program's (a WireGuard for Windows tunnel named the same, say).
+   * It is left alone: setting it down would cut that tunnel, and WireGuardCreateAdapter would
+   * rename it.
+   */
+  private async refuseTakenName(api: WireGuardNtApi): Promise<void> {
+    const other = await api.openAdapter(this.interfaceName);
+    if (!other) return;
+    await api.closeAdapter(other);
+    throw new UserError(
+      `an adapter named ${this.interfaceName} already exists (another WireGuard program?): choose another --interface`,
+    );
   }
 
   private async create(api: WireGuardNtApi): Promise<AdapterHandle> {
@@ -155,6 +157,7 @@ export class WireGuardNtBackend implements WireGuardBackend {
     this.adapter = null;
     await api.closeAdapter(gone).catch(() => undefined);
     try {
+      await this.refuseTakenName(api); // taken meanwhile: another program's, left alone
       this.adapter = await this.create(api);
     } catch (err) {
       this.opts.logger.error({ err: (err as Error).message }, 'wireguard-nt adapter re-creation failed');

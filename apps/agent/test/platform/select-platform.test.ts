@@ -1,3 +1,4 @@
+import { selectFirewallBackend } from '@trellis/firewall';
 import pino from 'pino';
 import { DarwinNetworkConfigurator } from '../../src/platform/darwin';
 import { DarwinPlatform } from '../../src/platform/darwin-platform';
@@ -38,6 +39,18 @@ describe('selectPlatform', () => {
       expect(runner.calls).toEqual([]);
     },
   );
+
+  it.each([
+    ['linux', 'nftables'],
+    ['darwin', 'pf'],
+    ['win32', 'wfp'],
+  ] as const)('%s: its firewall options select the %s backend, running nothing', (os, name) => {
+    const runner = new RecordingRunner();
+    const platform = selectPlatform(os, options(runner));
+    const firewall = selectFirewallBackend(os, platform.firewallOptions());
+    expect(firewall.name).toBe(name);
+    expect(runner.calls).toEqual([]);
+  });
 
   it("names the mesh interface as the OS does: macOS' utun once WireGuard has one, the same elsewhere", () => {
     expect(selectPlatform('linux', options()).interfaceOf('trellis0')).toBe('trellis0');

@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { POWERSHELL, scriptOf } from '../../src/platform/powershell';
 import type { CommandResult, CommandRunner } from '../../src/util/command-runner';
+import { FakeAcls } from './fake-acl';
 
 export interface FakeIface {
   alias: string;
@@ -19,6 +20,8 @@ export interface FakeRoute {
   nextHop: string;
   metric: number;
   ifIndex: number;
+  /** A persistent-store copy (read only without `-PolicyStore ActiveStore`); absent: the active store. */
+  store?: 'PersistentStore';
 }
 export interface FakeNrpt {
   name: string;
@@ -49,6 +52,8 @@ export class FakeWindows implements CommandRunner {
   cacheClears = 0;
   /** Change lines matching it fail, as Windows refusing them. */
   failOn: RegExp | null = null;
+  /** Directory ACLs icacls changes and Get-Acl reads. */
+  readonly acls = new FakeAcls();
   private nextRule = 1;
 
   iface(alias: string): FakeIface | undefined {
@@ -100,7 +105,7 @@ export class FakeWindows implements CommandRunner {
   async run(command: string, args: string[]): Promise<CommandResult> {
     const script = command === POWERSHELL ? scriptOf(args) : null;
     this.calls.push({ command, args, script });
-    if (command === 'icacls') return ok('Successfully processed 1 files; Failed processing 0 files\n');
+    if (command === 'icacls') return this.acls.icacls(args);
     if (script === null) return fail(`fake windows does not run ${command}`);
     return this.runScript(script);
   }
@@ -114,8 +119,11 @@ export class FakeWindows implements CommandRunner {
       const m = /-InterfaceAlias ('(?:[^']|'')*')/.exec(s);
       return m ? unquote(m[1]!) : '';
     };
+    if (s.startsWith('$acl = Get-Acl -LiteralPath ')) {
+      return ok(JSON.stringify(this.acls.sids(unquote(/^\$acl = Get-Acl -LiteralPath (.+)$/m.exec(s)![1]!))));
+    }
     if (s.startsWith("$g = @(Get-NetRoute -DestinationPrefix '0.0.0.0/0'")) {
-      const gateways = this.routes
+      const gateways = this.routesRead(s.split('\n')[0]!)
         .filter((r) => r.prefix === '0.0.0.0/0')
         .sort((a, b) => a.metric - b.metric)
         .map((r) => r.nextHop);
@@ -130,13 +138,13 @@ export class FakeWindows implements CommandRunner {
         return fail(
           `Get-NetIPInterface : No MSFT_NetIPInterface objects found with property 'InterfaceAlias' equal to '${alias()}'.`,
         );
-      const routes = this.routes.filter((r) => r.ifIndex === i.ifIndex && !r.prefix.includes(':'));
+      const routes = this.routesRead(s).filter((r) => r.ifIndex === i.ifIndex && !r.prefix.includes(':'));
       return ok(
         JSON.stringify({ ifIndex: i.ifIndex, dadTransmits: i.dadTransmits, addresses: i.addresses, routes }),
       );
     }
     if (s.includes('$r = @(Get-NetRoute -AddressFamily IPv4')) {
-      const routes = this.routes.filter((r) => !r.prefix.includes(':'));
+      const routes = this.routesRead(s).filter((r) => !r.prefix.includes(':'));
       return ok(JSON.stringify({ ifIndex: this.iface(alias())?.ifIndex ?? null, routes }));
     }
     if (s.includes('$r = @(Get-DnsClientNrptRule')) {
@@ -183,7 +191,7 @@ export class FakeWindows implements CommandRunner {
             ? unquote(/-InterfaceAlias ('(?:[^']|'')*')/.exec(s)![1]!)
             : '',
         );
-    const gateways = this.routes
+    const gateways = this.routesRead(s.split('\n').find((l) => l.startsWith('$g = '))!)
       .filter((r) => r.prefix === '0.0.0.0/0' || r.prefix === '::/0')
       .map((r) => ({
         ...r,
@@ -194,9 +202,19 @@ export class FakeWindows implements CommandRunner {
     return {
       tunnel: i ? i.ifIndex : null,
       tunnel6: i ? i.v6 : false,
-      routes: this.routes.filter((r) => r.metric === 117),
+      routes: this.routesRead(s.split('\n').find((l) => l.startsWith('$r = '))!).filter(
+        (r) => r.metric === 117,
+      ),
       gateways,
     };
+  }
+
+  /** The routes a Get-NetRoute reads: the persistent store's copies too unless it names the active store. */
+  private routesRead(script: string): FakeRoute[] {
+    const activeOnly = script.includes('-PolicyStore ActiveStore');
+    return this.routes
+      .filter((r) => !activeOnly || r.store === undefined)
+      .map(({ store: _store, ...r }) => r);
   }
 
   private removeFromIface(s: string, alias: string): CommandResult {
@@ -252,7 +270,9 @@ export class FakeWindows implements CommandRunner {
         };
         if (!byIndex()) return 'New-NetRoute : Element not found.';
         if (
-          this.routes.some((x) => x.prefix === r.prefix && x.nextHop === r.nextHop && x.ifIndex === r.ifIndex)
+          this.routes.some(
+            (x) => x.prefix === r.prefix && x.nextHop === r.nextHop && x.ifIndex === r.ifIndex && !x.store,
+          )
         ) {
           return 'New-NetRoute : Instance MSFT_NetRoute already exists';
         }
@@ -263,8 +283,9 @@ export class FakeWindows implements CommandRunner {
         const [prefix, nextHop] = args;
         const ix = num('InterfaceIndex');
         const n = this.routes.length;
+        // Our removals name the active store: a persistent copy stays.
         this.routes = this.routes.filter(
-          (r) => !(r.prefix === prefix && r.nextHop === nextHop && r.ifIndex === ix),
+          (r) => !(r.prefix === prefix && r.nextHop === nextHop && r.ifIndex === ix && r.store === undefined),
         );
         if (this.routes.length < n || line.includes('-ErrorAction SilentlyContinue')) return null;
         return 'Remove-NetRoute : No matching MSFT_NetRoute objects found';

@@ -1,9 +1,23 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import { EXIT_FWMARK } from '../../src/exit/exit-routing';
 import { NRPT_COMMENT, selectWindowsResolver } from '../../src/platform/resolver-windows';
 import { expectGolden } from './golden';
-import { capturingLogger, ETH_INDEX, IFACE, laptop, parts, routeLines, TUN_INDEX } from './scenario';
+import {
+  capturingLogger,
+  ETH_INDEX,
+  IFACE,
+  laptop,
+  OTHER_VPN_INDEX,
+  parts,
+  removeStateDirs,
+  routeLines,
+  stateDir,
+  TUN_INDEX,
+} from './scenario';
 
 const DOMAIN = 'acme.ts.example';
+afterAll(removeStateDirs);
+
 const exitPlan = (bypass: string[], allowLan = true) => ({
   interfaceName: IFACE,
   fwmark: EXIT_FWMARK,
@@ -174,49 +188,64 @@ describe('Windows: up, netmap change, roam, exit node, down', () => {
 });
 
 describe('Windows: crash recovery', () => {
-  /** What a killed agent left: its adapter still up (a hung process), routes and NRPT rules. */
+  const NEW_TUN_INDEX = 21;
+
+  /**
+   * What a killed agent leaves: wireguard-nt removed its adapter, and the adapter's routes and
+   * addresses went with it. Left: NRPT rules, the bypass host routes on the physical adapter, and
+   * the record of the exit routes it added. The new run's adapter is a fresh one.
+   */
   function leftovers() {
     const w = laptop();
-    w.iface(IFACE)!.addresses.push({ address: '100.64.0.7', prefixLength: 32, origin: 'Manual' });
+    const dir = stateDir();
+    w.removeIface(IFACE);
     w.routes.push(
-      { prefix: '100.64.0.0/10', nextHop: '0.0.0.0', metric: 0, ifIndex: TUN_INDEX },
-      { prefix: '10.9.0.0/16', nextHop: '0.0.0.0', metric: 116, ifIndex: TUN_INDEX },
-      { prefix: '0.0.0.0/1', nextHop: '0.0.0.0', metric: 117, ifIndex: TUN_INDEX },
-      { prefix: '128.0.0.0/1', nextHop: '0.0.0.0', metric: 117, ifIndex: TUN_INDEX },
       { prefix: '198.51.100.4/32', nextHop: '192.168.1.1', metric: 117, ifIndex: ETH_INDEX },
-      // Another program's host route with our metric but not through a shape we add: untouched.
-      { prefix: '192.168.1.0/25', nextHop: '192.168.1.1', metric: 117, ifIndex: ETH_INDEX },
+      // Other programs' routes with our metrics and shapes: never recorded by us, so untouched.
+      { prefix: '203.0.113.99/32', nextHop: '192.168.1.1', metric: 117, ifIndex: ETH_INDEX },
+      { prefix: '10.77.0.0/16', nextHop: '0.0.0.0', metric: 116, ifIndex: OTHER_VPN_INDEX },
     );
     w.nrpt.push(
       { name: '{old-1}', namespaces: [`.${DOMAIN}`, DOMAIN], servers: ['100.64.0.7'], comment: NRPT_COMMENT },
       { name: '{old-2}', namespaces: ['.'], servers: ['100.64.0.7'], comment: NRPT_COMMENT },
     );
-    return w;
+    const recorded = [
+      { prefix: '0.0.0.0/1', nextHop: '0.0.0.0', metric: 117, ifIndex: TUN_INDEX },
+      { prefix: '198.51.100.4/32', nextHop: '192.168.1.1', metric: 117, ifIndex: ETH_INDEX },
+    ];
+    writeFileSync(parts(w, [], dir).routesFile, JSON.stringify({ routes: recorded }));
+    return { w, dir };
   }
 
-  it('a new run removes ours and nothing else', async () => {
-    const w = leftovers();
-    const log = capturingLogger([]);
-    const { net, exit } = parts(w);
-    const choice = selectWindowsResolver('auto', IFACE, w, log);
+  it('a new run removes what the record and the marker name, and nothing else', async () => {
+    const { w, dir } = leftovers();
+    w.addIface(IFACE, NEW_TUN_INDEX, { metric: 5 });
+    const { net, exit, routesFile } = parts(w, [], dir);
+    const choice = selectWindowsResolver('auto', IFACE, w, capturingLogger([]));
     await choice.recover(IFACE);
     await exit.remove();
     await net.setRoutes(IFACE, []);
     expectGolden('crash-recovery.txt', w.transcript());
     expect(w.nrpt.map((r) => r.name)).toEqual(['{corp}']);
     expect(routeLines(w).filter((r) => / metric 11[67]$/.test(r))).toEqual([
-      '192.168.1.0/25 via 192.168.1.1 if 4 metric 117',
+      '10.77.0.0/16 via 0.0.0.0 if 9 metric 116',
+      '203.0.113.99/32 via 192.168.1.1 if 4 metric 117',
     ]);
+    expect(JSON.parse(readFileSync(routesFile, 'utf8'))).toEqual({ routes: [] });
+
+    // Nothing recorded any more: a second recovery reads nothing and changes nothing.
+    w.calls.length = 0;
+    await exit.remove();
+    expect(w.calls).toEqual([]);
   });
 
-  it('with the adapter gone (its routes went with it) the NRPT rules still go', async () => {
-    const w = leftovers();
-    w.removeIface(IFACE);
+  it('before the new adapter exists the NRPT rules and the recorded bypass still go', async () => {
+    const { w, dir } = leftovers();
     const choice = selectWindowsResolver('stub', IFACE, w, capturingLogger([]));
     expect(choice.resolver).toBeNull();
     await choice.recover(IFACE);
     expect(w.nrpt.map((r) => r.name)).toEqual(['{corp}']);
-    await parts(w).exit.remove();
-    expect(routeLines(w, 117)).toEqual(['192.168.1.0/25 via 192.168.1.1 if 4 metric 117']);
+    await parts(w, [], dir).exit.remove();
+    expect(routeLines(w, 117)).toEqual(['203.0.113.99/32 via 192.168.1.1 if 4 metric 117']);
   });
 });

@@ -1,5 +1,15 @@
 import { NRPT_COMMENT, NrptConfigurator, selectWindowsResolver } from '../../src/platform/resolver-windows';
-import { capturingLogger, IFACE, laptop, parts } from './scenario';
+import {
+  capturingLogger,
+  IFACE,
+  laptop,
+  OTHER_VPN_INDEX,
+  parts,
+  removeStateDirs,
+  routeLines,
+} from './scenario';
+
+afterAll(removeStateDirs);
 
 const ours = (w: ReturnType<typeof laptop>) => w.nrpt.filter((r) => r.comment === NRPT_COMMENT);
 
@@ -111,11 +121,26 @@ describe('WindowsNetworkConfigurator edge cases', () => {
     expect(w.calls).toEqual([]);
   });
 
-  it("moves a crashed run's route from an adapter that is still there, and fails loudly on a refusal", async () => {
+  it("leaves our metric on another adapter alone (another program's route), and fails loudly on a refusal", async () => {
     const w = laptop();
-    w.routes.push({ prefix: '10.9.0.0/16', nextHop: '0.0.0.0', metric: 116, ifIndex: 9 });
-    await parts(w).net.setRoutes(IFACE, ['10.9.0.0/16']);
-    expect(w.routes.filter((r) => r.prefix === '10.9.0.0/16').map((r) => r.ifIndex)).toEqual([17]);
+    w.routes.push(
+      { prefix: '10.9.0.0/16', nextHop: '0.0.0.0', metric: 116, ifIndex: OTHER_VPN_INDEX },
+      { prefix: '10.8.0.0/16', nextHop: '0.0.0.0', metric: 116, ifIndex: OTHER_VPN_INDEX },
+    );
+    const { net } = parts(w);
+    // 10.9/16 is routed by it already: left to it, not doubled; 10.8/16 is not ours to remove.
+    await net.setRoutes(IFACE, ['10.9.0.0/16', '10.20.0.0/16']);
+    await net.setRoutes(IFACE, ['10.9.0.0/16']);
+    await net.remove(IFACE, null);
+    expect(routeLines(w, 116)).toEqual([
+      '10.8.0.0/16 via 0.0.0.0 if 9 metric 116',
+      '10.9.0.0/16 via 0.0.0.0 if 9 metric 116',
+    ]);
+    expect(w.changes()).toEqual([
+      "New-NetRoute -InterfaceIndex 17 -DestinationPrefix '10.20.0.0/16' -NextHop '0.0.0.0' -RouteMetric 116 -PolicyStore ActiveStore | Out-Null\n",
+      "Remove-NetRoute -InterfaceIndex 17 -DestinationPrefix '10.20.0.0/16' -NextHop '0.0.0.0' -PolicyStore ActiveStore -Confirm:$false -ErrorAction SilentlyContinue\n",
+      expect.stringContaining('if (-not $if) { exit 0 }'),
+    ]);
 
     w.failOn = /New-NetRoute .*10\.10\.0\.0/;
     await expect(parts(w).net.setRoutes(IFACE, ['10.10.0.0/16'])).rejects.toThrow(/parameter is incorrect/);

@@ -1,37 +1,99 @@
-import { WindowsExitRouting } from '../../src/exit/windows';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { EXIT_FWMARK } from '../../src/exit/exit-routing';
+import { EXIT_ROUTES_FILE } from '../../src/exit/windows-route-record';
+import { SID_ADMINISTRATORS, SID_SYSTEM } from '../../src/ipc/pipe-auth-windows';
 import type { OsPlatformOptions } from '../../src/platform/os-platform';
-import { WindowsNetworkConfigurator } from '../../src/platform/windows';
+import { NRPT_COMMENT } from '../../src/platform/resolver-windows';
 import { WindowsPlatform } from '../../src/platform/windows-platform';
-import { capturingLogger, IFACE, laptop } from './scenario';
+import type { FakeWindows } from './fake-windows';
+import { expectGolden } from './golden';
+import { capturingLogger, IFACE, laptop, removeStateDirs, routeLines, stateDir } from './scenario';
 
-function options(extra: Partial<OsPlatformOptions> = {}): OsPlatformOptions {
+// WireGuard is wireguard-nt: nothing here may load koffi (or through it wireguard.dll).
+jest.mock('koffi', () => {
+  throw new Error('koffi must not be loaded by these tests');
+});
+
+afterAll(removeStateDirs);
+
+const DOMAIN = 'acme.ts.example';
+
+function options(w: FakeWindows, dir: string, extra: Partial<OsPlatformOptions> = {}): OsPlatformOptions {
   return {
     interfaceName: IFACE,
-    stateDir: 'C:\\ProgramData\\Trellis',
+    stateDir: dir,
     wireguard: 'auto',
     dns: 'auto',
     resolvConf: '',
-    runner: laptop(),
+    runner: w,
     logger: capturingLogger([]),
     ...extra,
   };
 }
 
-describe('WindowsPlatform', () => {
-  it('puts the Windows parts behind OsPlatform', async () => {
-    const p = new WindowsPlatform(options());
-    expect(p.os).toBe('win32');
-    expect(p.network).toBeInstanceOf(WindowsNetworkConfigurator);
-    expect(p.exitRouting).toBeInstanceOf(WindowsExitRouting);
-    expect(typeof p.networkEvents).toBe('function');
-    expect((await p.resolver()).resolver?.kind).toBe('nrpt');
-    expect((await new WindowsPlatform(options({ dns: 'off' })).resolver()).resolver).toBeNull();
+describe('WindowsPlatform: a run through OsPlatform on the recorded Windows fake', () => {
+  it('locks the state directory, brings the mesh up, uses an exit node, and takes it all down', async () => {
+    const w = laptop();
+    const dir = stateDir();
+    w.acls.add(dir, SID_SYSTEM);
+    const routesBefore = routeLines(w);
+    const p = new WindowsPlatform(options(w, dir));
+
+    await p.prepareStateDir();
+    expect(w.acls.dirs.get(dir)?.owner).toBe(SID_ADMINISTRATORS);
+    expect(w.acls.sids(dir)).toEqual([SID_SYSTEM, SID_ADMINISTRATORS].sort());
+
+    const backend = await p.wireguard();
+    expect(backend.kind).toBe('wireguard-nt');
+    expect(backend.interfaceName).toBe(p.interfaceOf(IFACE));
+    const dns = (await p.resolver()).resolver!;
+    expect(dns.kind).toBe('nrpt');
+
+    // Up.
+    await p.network.apply(IFACE, '100.64.0.7', '100.64.0.0/10');
+    await p.network.setRoutes(IFACE, ['192.168.50.0/24']);
+    await dns.apply({ interfaceName: IFACE, server: '100.64.0.7', domain: DOMAIN });
+    expect(w.iface(IFACE)!.addresses.map((a) => a.address)).toEqual(['169.254.33.7', '100.64.0.7']);
+    expect(routeLines(w, 116)).toEqual(['192.168.50.0/24 via 0.0.0.0 if 17 metric 116']);
+
+    // Exit node: its routes recorded in the state directory.
+    await p.exitRouting.apply({
+      interfaceName: IFACE,
+      fwmark: EXIT_FWMARK,
+      allowLan: true,
+      bypass: ['203.0.113.10'],
+    });
+    await dns.apply({ interfaceName: IFACE, server: '100.64.0.7', domain: DOMAIN, defaultRoute: true });
+    const exitRoutes = routeLines(w, 117);
+    expect(exitRoutes).toContain('203.0.113.10/32 via 192.168.1.1 if 4 metric 117');
+    expect(exitRoutes).toHaveLength(5);
+    const record = JSON.parse(readFileSync(join(dir, EXIT_ROUTES_FILE), 'utf8')) as { routes: unknown[] };
+    expect(record.routes).toHaveLength(5);
+    expect(w.nrpt.filter((r) => r.comment === NRPT_COMMENT).map((r) => r.namespaces)).toEqual([
+      [`.${DOMAIN}`, DOMAIN],
+      ['.'],
+    ]);
+
+    // Down, as the daemon does it.
+    await p.exitRouting.remove();
+    await dns.restore(IFACE);
+    await p.network.remove(IFACE, '100.64.0.0/10');
+    expect(routeLines(w)).toEqual(routesBefore);
+    expect(w.iface(IFACE)!.addresses.map((a) => a.address)).toEqual(['169.254.33.7']);
+    expect(w.nrpt.map((r) => r.name)).toEqual(['{corp}']);
+    expectGolden('platform-scenario.txt', w.transcript().split(dir).join('C:\\ProgramData\\Trellis'));
   });
 
   it('refuses the Linux-only choices', async () => {
-    await expect(new WindowsPlatform(options({ dns: 'resolved' })).resolver()).rejects.toThrow(/for Linux/);
-    await expect(new WindowsPlatform(options({ wireguard: 'userspace' })).wireguard()).rejects.toThrow(
-      /userspace is not available on Windows/,
+    const w = laptop();
+    const dir = stateDir();
+    await expect(new WindowsPlatform(options(w, dir, { dns: 'resolved' })).resolver()).rejects.toThrow(
+      /for Linux/,
     );
+    await expect(
+      new WindowsPlatform(options(w, dir, { wireguard: 'userspace' })).wireguard(),
+    ).rejects.toThrow(/userspace is not available on Windows/);
+    expect((await new WindowsPlatform(options(w, dir, { dns: 'off' })).resolver()).resolver).toBeNull();
   });
 });

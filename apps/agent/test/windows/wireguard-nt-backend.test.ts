@@ -160,19 +160,20 @@ describe('WireGuardNtBackend (recorded wireguard-nt fake)', () => {
     golden('wireguard-nt-down.txt', fake);
   });
 
-  it('crash recovery: a leftover adapter of our name is taken down; a vanished adapter is re-created', async () => {
-    const { fake, backend } = setup();
-    // What a crashed run or another program can leave: an adapter of our name, up, on our port.
-    fake.addForeignAdapter(IFNAME, 51820);
+  it('crash recovery: the adapter went with the crashed run; a vanished adapter is re-created', async () => {
+    const { fake, backend: crashed } = setup();
+    await crashed.start();
+    await converge(crashed, desired);
+    // Killed: wireguard-nt removes the adapter its handle created. The next run finds none.
+    fake.processEnded();
+    expect(fake.adapterNames()).toEqual([]);
+    const backend = new WireGuardNtBackend({ interfaceName: IFNAME, logger, loadApi: () => fake });
     let recreated = 0;
     backend.onRecreated(() => {
       recreated++;
     });
     await backend.start();
-    expect(fake.adapterNames()).toEqual([
-      `${IFNAME} 1 (another process, down, port 51820)`,
-      `${IFNAME} (us, up, port 0)`,
-    ]);
+    expect(fake.adapterNames()).toEqual([`${IFNAME} (us, up, port 0)`]);
     await converge(backend, desired);
     // The adapter disappears under us (removed in Device Manager, driver reinstalled).
     fake.removeExternally(IFNAME);
@@ -181,8 +182,37 @@ describe('WireGuardNtBackend (recorded wireguard-nt fake)', () => {
     expect((await backend.getState()).peers).toEqual([]); // a fresh adapter: the agent re-applies
     await converge(backend, desired);
     await backend.stop();
-    expect(fake.adapterNames()).toEqual([`${IFNAME} 1 (another process, down, port 51820)`]);
+    expect(fake.adapterNames()).toEqual([]);
     golden('wireguard-nt-crash-recovery.txt', fake);
+  });
+
+  it("an adapter of our name is another program's: start refuses and leaves it as it is", async () => {
+    const { fake, backend } = setup();
+    // A WireGuard for Windows tunnel named as our --interface, up, on a port.
+    fake.addForeignAdapter(IFNAME, 51820);
+    const failure = backend.start();
+    await expect(failure).rejects.toThrow(UserError);
+    await expect(failure).rejects.toThrow(
+      `an adapter named ${IFNAME} already exists (another WireGuard program?): choose another --interface`,
+    );
+    expect(fake.adapterNames()).toEqual([`${IFNAME} (another process, up, port 51820)`]);
+    golden('wireguard-nt-name-taken.txt', fake);
+  });
+
+  it('a name taken while our adapter was gone: no re-creation, the other adapter left alone', async () => {
+    const { fake, backend } = setup();
+    let recreated = 0;
+    backend.onRecreated(() => {
+      recreated++;
+    });
+    await backend.start();
+    fake.removeExternally(IFNAME);
+    fake.addForeignAdapter(IFNAME, 51820);
+    await expect(backend.getState()).rejects.toMatchObject({ code: Win32Error.FILE_NOT_FOUND });
+    expect(recreated).toBe(0);
+    expect(fake.adapterNames()).toEqual([`${IFNAME} (another process, up, port 51820)`]);
+    await expect(backend.getState()).rejects.toThrow(/not started/);
+    await backend.stop();
   });
 
   it('a failed start closes the adapter it created and reports the Win32 error', async () => {

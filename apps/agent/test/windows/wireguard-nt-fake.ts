@@ -69,6 +69,19 @@ export class FakeWireGuardNt implements WireGuardNtApi {
     this.adapters.push({ ...this.blank(name, 'another process'), up: true, listenPort });
   }
 
+  /**
+   * The process holding the handles ends (killed, crashed): the driver removes every adapter it
+   * created, as closing those handles would; its handles are gone.
+   */
+  processEnded(): void {
+    for (const [handle, entry] of this.handles) {
+      if (entry.created && !entry.adapter.removed)
+        this.adapters.splice(this.adapters.indexOf(entry.adapter), 1);
+      this.handles.delete(handle);
+    }
+    this.log.push('(the process ends)');
+  }
+
   /** Removes an adapter as Device Manager or a driver reinstall would. */
   removeExternally(name: string): void {
     const a = this.find(name);
