@@ -86,6 +86,8 @@ describe('launchd plist for trellisd', () => {
     expect(plist.StandardErrorPath).toBe(plist.StandardOutPath);
     // wireguard-go stops within 5 s of SIGTERM before trellisd exits: launchd must wait longer.
     expect(plist.ExitTimeOut).toBeGreaterThan(5);
+    // wireguard-go leaves trellisd's group by itself; what stays in it is cleaned up when trellisd dies.
+    expect(plist.AbandonProcessGroup === undefined || plist.AbandonProcessGroup === false).toBe(true);
   });
 
   it('finds wireguard-go (Homebrew) and the system tools (ifconfig, route, networksetup)', () => {

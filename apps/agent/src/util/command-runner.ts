@@ -6,13 +6,18 @@ export interface CommandResult {
   code: number;
 }
 
+export interface SpawnOptions {
+  /** In a process group (and session) of its own: a signal to the daemon's group passes it by. */
+  detached?: boolean;
+}
+
 /**
  * Runs system tools (ip, wg, wireguard-go). An interface so tests can run the same code inside a
  * network namespace (`ip netns exec`) without the daemon knowing about namespaces.
  */
 export interface CommandRunner {
   run(command: string, args: string[], input?: string): Promise<CommandResult>;
-  spawn(command: string, args: string[]): ChildProcess;
+  spawn(command: string, args: string[], options?: SpawnOptions): ChildProcess;
 }
 
 export class LocalCommandRunner implements CommandRunner {
@@ -29,8 +34,8 @@ export class LocalCommandRunner implements CommandRunner {
     });
   }
 
-  spawn(command: string, args: string[]): ChildProcess {
-    return spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  spawn(command: string, args: string[], options: SpawnOptions = {}): ChildProcess {
+    return spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
   }
 }
 
@@ -41,8 +46,8 @@ export class NetnsCommandRunner implements CommandRunner {
   run(command: string, args: string[], input?: string): Promise<CommandResult> {
     return this.inner.run('ip', ['netns', 'exec', this.namespace, command, ...args], input);
   }
-  spawn(command: string, args: string[]): ChildProcess {
-    return this.inner.spawn('ip', ['netns', 'exec', this.namespace, command, ...args]);
+  spawn(command: string, args: string[], options?: SpawnOptions): ChildProcess {
+    return this.inner.spawn('ip', ['netns', 'exec', this.namespace, command, ...args], options);
   }
 }
 

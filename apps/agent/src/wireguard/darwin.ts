@@ -27,10 +27,21 @@ export interface DarwinBackendOptions {
 }
 
 /**
+ * Only a `running` backend restarts a wireguard-go that died; `restarting` is the wait and the
+ * relaunch; from `stopping` on, an exit is expected (whoever sent the signal) and nothing relaunches.
+ */
+type Phase = 'stopped' | 'running' | 'restarting' | 'stopping';
+
+/**
  * wireguard-go on macOS: asked for `utun`, the kernel picks the number and wireguard-go writes
  * the name to WG_TUN_NAME_FILE (as wg-quick finds it); configured over the same UAPI socket as on
  * Linux. Supervised like the Linux userspace backend: restarted when it dies, listeners re-apply.
  * The utun vanishes with the process, and the kernel drops its addresses and routes with it.
+ *
+ * It runs in a process group of its own: launchd (or a terminal's Ctrl-C) signals trellisd's whole
+ * group, and wireguard-go dying with it would be restarted while trellisd still removes its routes.
+ * stop() ends it explicitly, after the daemon's teardown; a SIGKILLed trellisd leaves it running,
+ * and the next start() stops it (removeStale).
  */
 export class DarwinWireGuardBackend implements WireGuardBackend {
   readonly kind = 'userspace' as const;
@@ -41,7 +52,10 @@ export class DarwinWireGuardBackend implements WireGuardBackend {
   private readonly processes: DarwinProcesses;
   private uapi: UapiClient | null = null;
   private child: ChildProcess | null = null;
-  private wanted = false;
+  private phase: Phase = 'stopped';
+  private restartTimer: NodeJS.Timeout | null = null;
+  /** The relaunch under way after a crash, for stop() and start() to wait out. */
+  private relaunching: Promise<void> | null = null;
   private readonly recreatedListeners: Array<() => void> = [];
   private readonly endpointListeners: Array<() => void> = [];
 
@@ -58,7 +72,9 @@ export class DarwinWireGuardBackend implements WireGuardBackend {
   }
 
   async start(): Promise<void> {
-    this.wanted = true;
+    this.phase = 'running';
+    this.cancelRestartTimer();
+    await this.relaunching;
     const utun = this.opts.utun.utun;
     if (this.child && utun && (await socketAlive(this.socketOf(utun)))) return;
     await this.removeStale();
@@ -82,7 +98,10 @@ export class DarwinWireGuardBackend implements WireGuardBackend {
   }
 
   async stop(): Promise<void> {
-    this.wanted = false;
+    this.phase = 'stopping';
+    this.cancelRestartTimer();
+    // A relaunch past its checks finishes first: the wireguard-go it started is stopped below.
+    await this.relaunching;
     const child = this.child;
     this.child = null;
     if (child && child.exitCode === null && child.signalCode === null) {
@@ -93,6 +112,7 @@ export class DarwinWireGuardBackend implements WireGuardBackend {
       clearTimeout(killer);
     }
     await this.forget();
+    this.phase = 'stopped';
   }
 
   private client(): UapiClient {
@@ -108,12 +128,11 @@ export class DarwinWireGuardBackend implements WireGuardBackend {
     const bin = this.opts.binary ?? 'wireguard-go';
     await mkdir(this.opts.stateDir, { recursive: true });
     // `env` sets the variable: the runner spawns with the daemon's own environment.
-    const child = this.opts.runner.spawn('/usr/bin/env', [
-      `WG_TUN_NAME_FILE=${this.nameFile}`,
-      bin,
-      '-f',
-      UTUN_REQUEST,
-    ]);
+    const child = this.opts.runner.spawn(
+      '/usr/bin/env',
+      [`WG_TUN_NAME_FILE=${this.nameFile}`, bin, '-f', UTUN_REQUEST],
+      { detached: true },
+    );
     this.child = child;
     let output = '';
     const collect = (b: Buffer) => {
@@ -150,17 +169,37 @@ export class DarwinWireGuardBackend implements WireGuardBackend {
     this.child = null;
     this.uapi = null;
     this.opts.utun.clear();
-    if (!this.wanted) return;
+    if (this.phase !== 'running') return;
+    this.phase = 'restarting';
     this.opts.logger.error({ code, signal, output: output.trim() }, 'wireguard-go exited; restarting');
-    setTimeout(() => {
-      if (!this.wanted || this.child) return;
-      this.removeStale()
-        .then(() => this.launch())
-        .then(() => {
-          for (const l of this.recreatedListeners) l();
-        })
-        .catch((err: Error) => this.opts.logger.error({ err: err.message }, 'wireguard-go restart failed'));
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      this.relaunching = this.relaunch().finally(() => {
+        this.relaunching = null;
+      });
     }, this.opts.restartDelayMs ?? 1000);
+  }
+
+  private async relaunch(): Promise<void> {
+    try {
+      await this.removeStale();
+      // stop() may have begun meanwhile: a new utun now would outlive the daemon's teardown.
+      if (this.phase !== 'restarting') {
+        this.opts.logger.info({ phase: this.phase }, 'wireguard-go restart cancelled');
+        return;
+      }
+      await this.launch();
+      if (this.phase !== 'restarting') return;
+      this.phase = 'running';
+      for (const l of this.recreatedListeners) l();
+    } catch (err) {
+      this.opts.logger.error({ err: (err as Error).message }, 'wireguard-go restart failed');
+    }
+  }
+
+  private cancelRestartTimer(): void {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
   }
 
   /** A crashed run may leave its wireguard-go running (and with it the utun), or a dead socket. */

@@ -19,13 +19,13 @@ function setup() {
   const wg = new FakeWireguardGo(root);
   wg.onStarted = (utun) => fake.addUtun(utun);
   const monitors: FakeChild[] = [];
-  fake.spawner = (command, args) => {
+  fake.spawner = (command, args, options) => {
     if (command === 'route') {
       const child = new FakeChild(9000 + monitors.length);
       monitors.push(child);
       return child.asChildProcess();
     }
-    return wg.spawn(command, args);
+    return wg.spawn(command, args, options);
   };
   const opts: OsPlatformOptions = {
     interfaceName: 'trellis0',

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import type { CommandResult, CommandRunner } from '../../src/util/command-runner';
+import type { CommandResult, CommandRunner, SpawnOptions } from '../../src/util/command-runner';
 
 export interface FakeRoute {
   family: 4 | 6;
@@ -84,12 +84,12 @@ export class FakeDarwin implements CommandRunner {
   }
 
   /** Set by a test that runs wireguard-go or `route -n monitor` through this runner. */
-  spawner: ((command: string, args: string[]) => ChildProcess) | null = null;
+  spawner: ((command: string, args: string[], options: SpawnOptions) => ChildProcess) | null = null;
 
-  spawn(command: string, args: string[]): ChildProcess {
-    this.calls.push(`spawn ${[command, ...args].join(' ')}`);
+  spawn(command: string, args: string[], options: SpawnOptions = {}): ChildProcess {
+    this.calls.push(`spawn ${options.detached ? 'detached ' : ''}${[command, ...args].join(' ')}`);
     if (!this.spawner) throw new Error('no spawner');
-    return this.spawner(command, args);
+    return this.spawner(command, args, options);
   }
 
   private netstat(family: 4 | 6): string {

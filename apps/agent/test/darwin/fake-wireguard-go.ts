@@ -4,6 +4,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import type { SpawnOptions } from '../../src/util/command-runner';
 
 /** A child process as the backend uses one: pid, stdout/stderr, kill, `exit`. */
 export class FakeChild extends EventEmitter {
@@ -15,6 +16,8 @@ export class FakeChild extends EventEmitter {
   constructor(
     readonly pid: number,
     private readonly onKill: (child: FakeChild) => void = () => undefined,
+    /** Spawned in a process group of its own: a signal to the daemon's group passes it by. */
+    readonly detached = false,
   ) {
     super();
   }
@@ -38,7 +41,8 @@ export class FakeChild extends EventEmitter {
  * wireguard-go on macOS as the backend sees it: run as `env WG_TUN_NAME_FILE=F wireguard-go -f
  * utun`, it "gets" the next utun, writes its name to F and serves UAPI on `<dir>/utunN.sock`: a
  * device that keeps the private key, port and peers it is set, answers `get=1` with them and
- * records every request. Exits (socket removed) on SIGTERM, or when the test crashes it.
+ * records every request. Exits (socket removed) on SIGTERM, or when the test crashes it, or on a
+ * signal to the daemon's process group (launchd stopping trellisd) unless spawned detached.
  */
 export class FakeWireguardGo {
   readonly requests: string[] = [];
@@ -57,12 +61,16 @@ export class FakeWireguardGo {
     this.nextUtun = firstUtun;
   }
 
-  spawn = (command: string, args: string[]): ChildProcess => {
+  spawn = (command: string, args: string[], options: SpawnOptions = {}): ChildProcess => {
     const env = args[0]?.startsWith('WG_TUN_NAME_FILE=') ? args[0].slice('WG_TUN_NAME_FILE='.length) : null;
     if (command !== '/usr/bin/env' || !env || args.slice(1).join(' ') !== 'wireguard-go -f utun') {
       throw new Error(`unexpected wireguard-go command line: ${command} ${args.join(' ')}`);
     }
-    const child = new FakeChild(this.nextPid++, (c) => this.stopServing(c, null, 'SIGTERM'));
+    const child = new FakeChild(
+      this.nextPid++,
+      (c) => this.stopServing(c, null, 'SIGTERM'),
+      options.detached ?? false,
+    );
     this.children.push(child);
     const utun = `utun${this.nextUtun++}`;
     this.device = new Map();
@@ -94,6 +102,21 @@ export class FakeWireguardGo {
     this.server?.close();
     this.server = null;
     child.exit(null, 'SIGKILL');
+  }
+
+  /**
+   * SIGTERM to the daemon's process group, as launchd stops trellisd: the running wireguard-go
+   * exits cleanly with it unless it was spawned in a group of its own. Resolves once it has exited.
+   */
+  signalDaemonGroup(): Promise<void> {
+    const child = this.children.at(-1);
+    if (!child || child.detached || child.exitCode !== null || child.signalCode !== null) {
+      return Promise.resolve();
+    }
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.signals.push('SIGTERM (group)');
+    this.stopServing(child, null, 'SIGTERM');
+    return exited;
   }
 
   private stopServing(child: FakeChild, code: number | null, signal: NodeJS.Signals): void {

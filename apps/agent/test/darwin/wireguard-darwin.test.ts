@@ -26,7 +26,54 @@ class FakeProcesses implements DarwinProcesses {
   }
 }
 
-function setup(processes = new FakeProcesses(new Map())) {
+/** `ps` that holds its answer until the test opens it: a restart is then paused inside removeStale. */
+class HeldProcesses extends FakeProcesses {
+  readonly asked: Promise<void>;
+  private markAsked: () => void = () => undefined;
+  private release: () => void = () => undefined;
+  private readonly opened = new Promise<void>((resolve) => {
+    this.release = resolve;
+  });
+  constructor() {
+    super(new Map());
+    this.asked = new Promise((resolve) => {
+      this.markAsked = resolve;
+    });
+  }
+  override async commandOf(pid: number): Promise<string | null> {
+    this.markAsked();
+    await this.opened;
+    return super.commandOf(pid);
+  }
+  open(): void {
+    this.release();
+  }
+}
+
+/** The backend's log messages, for waiting on whichever of some comes first. */
+class LogMessages {
+  readonly messages: string[] = [];
+  private waiters: Array<() => void> = [];
+  readonly logger = pino(
+    { level: 'info' },
+    {
+      write: (line: string) => {
+        this.messages.push((JSON.parse(line) as { msg: string }).msg);
+        for (const w of this.waiters.splice(0)) w();
+      },
+    },
+  );
+  /** The first of `wanted` logged at or after index `from`. */
+  async first(wanted: string[], from: number): Promise<string> {
+    for (;;) {
+      const hit = this.messages.slice(from).find((m) => wanted.includes(m));
+      if (hit) return hit;
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+}
+
+function setup(processes: FakeProcesses = new FakeProcesses(new Map()), log = logger) {
   const dir = mkdtempSync(join(tmpdir(), 'trl-darwin-'));
   const stateDir = join(dir, 'state');
   const fake = new FakeDarwin();
@@ -36,7 +83,7 @@ function setup(processes = new FakeProcesses(new Map())) {
   const backend = new DarwinWireGuardBackend({
     utun,
     runner: fake,
-    logger,
+    logger: log,
     stateDir,
     socketDir: dir,
     processes,
@@ -88,6 +135,42 @@ describe('DarwinWireGuardBackend (wireguard-go on a utun, recorded)', () => {
     expect(await recreated).toBe('utun8');
     expect((await backend.getState()).peers).toEqual([]);
     await backend.stop();
+  });
+
+  it('launchd stops trellisd (SIGTERM to its group): wireguard-go, in a group of its own, runs until stop()', async () => {
+    const { wg, utun, backend } = setup();
+    await backend.start();
+    let recreated = 0;
+    backend.onRecreated(() => recreated++);
+    try {
+      await wg.signalDaemonGroup();
+      // The daemon's teardown (routes, networksetup) runs now: against the utun it set them up on.
+      expect(utun.utun).toBe('utun7');
+      expect((await backend.getState()).peers).toEqual([]);
+    } finally {
+      await backend.stop();
+    }
+    expect(wg.children.map((c) => c.signals)).toEqual([['SIGTERM']]);
+    expect(utun.utun).toBeNull();
+    expect(recreated).toBe(0);
+  });
+
+  it('wireguard-go dies and stop() begins while its restart is under way: no new wireguard-go', async () => {
+    const processes = new HeldProcesses();
+    const log = new LogMessages();
+    const { wg, utun, backend } = setup(processes, log.logger);
+    await backend.start();
+    const afterStart = log.messages.length;
+    wg.crash();
+    await processes.asked; // the restart is clearing the dead one's files, held at `ps`
+    const stopped = backend.stop();
+    processes.open();
+    await stopped;
+    const outcome = await log.first(['wireguard-go restart cancelled', 'wireguard-go started'], afterStart);
+    expect(outcome).toBe('wireguard-go restart cancelled');
+    expect(wg.children).toHaveLength(1);
+    expect(utun.utun).toBeNull();
+    await expect(backend.getState()).rejects.toThrow(/not running/);
   });
 
   it('crash recovery: the orphaned wireguard-go is stopped and its dead socket removed; others untouched', async () => {
