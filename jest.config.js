@@ -8,12 +8,13 @@ const moduleNameMapper = {
     '<rootDir>/packages/$1/src',
 };
 /**
- * Agent tests of Linux itself: trellisd in namespaces (daemon), and koffi loading the machine's
- * own native code (a forced win32 would make it look for Windows' binary).
+ * Agent tests of Linux itself: trellisd and exit routing in namespaces, and koffi loading the
+ * machine's own native code (a forced win32 would make it look for Windows' binary).
  */
 const LINUX_ONLY_AGENT_TESTS = [
   '/apps/agent/test/daemon\\.test\\.ts$',
-  '/apps/agent/test/windows/wireguard-nt-(dll|layout)\\.test\\.ts$',
+  '/apps/agent/test/exit/exit-routing-netns\\.test\\.ts$',
+  '/apps/agent/test/windows/(wireguard-nt-dll|wireguard-nt-layout|wfp-layout|wfp-native-dll)\\.test\\.ts$',
 ];
 const common = { transform, moduleNameMapper, testEnvironment: 'node', rootDir: __dirname };
 
