@@ -4,6 +4,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { realTimers, type Timers } from '../control/timers';
 import { isUtunName, UTUN_REQUEST, type UtunName } from '../platform/darwin-interface';
 import type { CommandRunner } from '../util/command-runner';
 import { waitFor } from '../util/wait';
@@ -23,14 +24,35 @@ export interface DarwinBackendOptions {
   /** Where wireguard-go puts `utunN.sock` (tests: a temporary directory). */
   socketDir?: string;
   processes?: DarwinProcesses;
+  /** Wait before the first relaunch after a crash; doubled after each failed one, up to 30 s. */
   restartDelayMs?: number;
+  /** The restart timer (tests: driven by hand). */
+  timers?: Timers;
+}
+
+const RESTART_DELAY_MAX_MS = 30_000;
+
+/** Wait before a relaunch, after `failures` failed ones in a row: `firstMs` doubling, capped. */
+function restartDelay(failures: number, firstMs: number): number {
+  return Math.min(RESTART_DELAY_MAX_MS, firstMs * 2 ** Math.min(failures, 30));
 }
 
 /**
  * Only a `running` backend restarts a wireguard-go that died; `restarting` is the wait and the
- * relaunch; from `stopping` on, an exit is expected (whoever sent the signal) and nothing relaunches.
+ * relaunch, again and again with backoff until one succeeds (`failures` so far); from `stopping`
+ * on, an exit is expected (whoever sent the signal) and nothing relaunches. Each `restarting` is a
+ * new object: a relaunch goes on only while the phase is still the very one it was started in.
  */
-type Phase = 'stopped' | 'running' | 'restarting' | 'stopping';
+type Phase =
+  | { readonly name: 'stopped' }
+  | { readonly name: 'running' }
+  | { readonly name: 'restarting'; readonly failures: number }
+  | { readonly name: 'stopping' };
+type Restarting = Extract<Phase, { name: 'restarting' }>;
+
+const STOPPED: Phase = { name: 'stopped' };
+const RUNNING: Phase = { name: 'running' };
+const STOPPING: Phase = { name: 'stopping' };
 
 /**
  * wireguard-go on macOS: asked for `utun`, the kernel picks the number and wireguard-go writes
@@ -52,8 +74,9 @@ export class DarwinWireGuardBackend implements WireGuardBackend {
   private readonly processes: DarwinProcesses;
   private uapi: UapiClient | null = null;
   private child: ChildProcess | null = null;
-  private phase: Phase = 'stopped';
-  private restartTimer: NodeJS.Timeout | null = null;
+  private phase: Phase = STOPPED;
+  private readonly timers: Timers;
+  private restartTimer: unknown = null;
   /** The relaunch under way after a crash, for stop() and start() to wait out. */
   private relaunching: Promise<void> | null = null;
   private readonly recreatedListeners: Array<() => void> = [];
@@ -65,6 +88,7 @@ export class DarwinWireGuardBackend implements WireGuardBackend {
     this.nameFile = join(opts.stateDir, 'wireguard-go.name');
     this.socketDir = opts.socketDir ?? UAPI_SOCKET_DIR;
     this.processes = opts.processes ?? new PsProcesses(opts.runner);
+    this.timers = opts.timers ?? realTimers;
   }
 
   onRecreated(listener: () => void): void {
@@ -72,7 +96,7 @@ export class DarwinWireGuardBackend implements WireGuardBackend {
   }
 
   async start(): Promise<void> {
-    this.phase = 'running';
+    this.phase = RUNNING;
     this.cancelRestartTimer();
     await this.relaunching;
     const utun = this.opts.utun.utun;
@@ -98,7 +122,7 @@ export class DarwinWireGuardBackend implements WireGuardBackend {
   }
 
   async stop(): Promise<void> {
-    this.phase = 'stopping';
+    this.phase = STOPPING;
     this.cancelRestartTimer();
     // A relaunch past its checks finishes first: the wireguard-go it started is stopped below.
     await this.relaunching;
@@ -112,7 +136,7 @@ export class DarwinWireGuardBackend implements WireGuardBackend {
       clearTimeout(killer);
     }
     await this.forget();
-    this.phase = 'stopped';
+    this.phase = STOPPED;
   }
 
   private client(): UapiClient {
@@ -147,6 +171,8 @@ export class DarwinWireGuardBackend implements WireGuardBackend {
     const ready = await Promise.race([
       waitFor(
         async () => {
+          // Died (cannot get a utun, say): fails below now, not after the whole wait.
+          if (child.exitCode !== null || child.signalCode !== null) return true;
           utun = (await this.readName()) ?? nameFromOutput(output);
           return utun !== null && (await socketAlive(this.socketOf(utun)));
         },
@@ -155,8 +181,10 @@ export class DarwinWireGuardBackend implements WireGuardBackend {
       ).then(() => null),
       spawnError,
     ]).catch((e: Error) => e);
-    if (ready instanceof Error || child.exitCode !== null || utun === null) {
-      const why = ready instanceof Error ? ready.message : `exited with ${child.exitCode}`;
+    const exited = child.exitCode !== null || child.signalCode !== null;
+    if (ready instanceof Error || exited || utun === null) {
+      const why =
+        ready instanceof Error ? ready.message : `exited with ${child.exitCode ?? child.signalCode}`;
       throw new Error(`wireguard-go for ${this.interfaceName} did not start: ${why} ${output.trim()}`);
     }
     this.opts.utun.set(utun);
@@ -169,36 +197,50 @@ export class DarwinWireGuardBackend implements WireGuardBackend {
     this.child = null;
     this.uapi = null;
     this.opts.utun.clear();
-    if (this.phase !== 'running') return;
-    this.phase = 'restarting';
+    // While restarting, the relaunch under way sees this exit (launch() fails) and retries.
+    if (this.phase.name !== 'running') return;
     this.opts.logger.error({ code, signal, output: output.trim() }, 'wireguard-go exited; restarting');
-    this.restartTimer = setTimeout(() => {
-      this.restartTimer = null;
-      this.relaunching = this.relaunch().finally(() => {
-        this.relaunching = null;
-      });
-    }, this.opts.restartDelayMs ?? 1000);
+    this.scheduleRelaunch({ name: 'restarting', failures: 0 });
   }
 
-  private async relaunch(): Promise<void> {
+  /** Enters `phase` and relaunches after its backoff; returns that wait. */
+  private scheduleRelaunch(phase: Restarting): number {
+    const delayMs = restartDelay(phase.failures, this.opts.restartDelayMs ?? 1000);
+    this.phase = phase;
+    this.restartTimer = this.timers.setTimeout(() => {
+      this.restartTimer = null;
+      const relaunching = this.relaunch(phase).finally(() => {
+        if (this.relaunching === relaunching) this.relaunching = null;
+      });
+      this.relaunching = relaunching;
+    }, delayMs);
+    return delayMs;
+  }
+
+  private async relaunch(phase: Restarting): Promise<void> {
     try {
       await this.removeStale();
       // stop() may have begun meanwhile: a new utun now would outlive the daemon's teardown.
-      if (this.phase !== 'restarting') {
-        this.opts.logger.info({ phase: this.phase }, 'wireguard-go restart cancelled');
+      if (this.phase !== phase) {
+        this.opts.logger.info({ phase: this.phase.name }, 'wireguard-go restart cancelled');
         return;
       }
       await this.launch();
-      if (this.phase !== 'restarting') return;
-      this.phase = 'running';
+      if (this.phase !== phase) return;
+      this.phase = RUNNING;
       for (const l of this.recreatedListeners) l();
     } catch (err) {
-      this.opts.logger.error({ err: (err as Error).message }, 'wireguard-go restart failed');
+      // Unless stop() or start() took over, try again later: the mesh is down until one succeeds.
+      const retryInMs =
+        this.phase === phase
+          ? this.scheduleRelaunch({ name: 'restarting', failures: phase.failures + 1 })
+          : null;
+      this.opts.logger.error({ err: (err as Error).message, retryInMs }, 'wireguard-go restart failed');
     }
   }
 
   private cancelRestartTimer(): void {
-    if (this.restartTimer) clearTimeout(this.restartTimer);
+    if (this.restartTimer !== null) this.timers.clearTimeout(this.restartTimer);
     this.restartTimer = null;
   }
 

@@ -52,6 +52,7 @@ export class FakeWireguardGo {
   private nextPid = 50_000;
   private device = new Map<string, string>();
   private peers = new Map<string, Map<string, string[]>>();
+  private failing = 0;
   onStarted: ((utun: string) => void) | null = null;
 
   constructor(
@@ -72,6 +73,10 @@ export class FakeWireguardGo {
       options.detached ?? false,
     );
     this.children.push(child);
+    if (this.failing > 0) {
+      this.failing--;
+      return this.failToStart(child);
+    }
     const utun = `utun${this.nextUtun++}`;
     this.device = new Map();
     this.peers = new Map();
@@ -95,6 +100,19 @@ export class FakeWireguardGo {
     (child as FakeChild & { socket: string }).socket = socket;
     return child.asChildProcess();
   };
+
+  /** The next `count` wireguard-go get no utun: each logs why and exits 1, as the real one does. */
+  failNext(count = 1): void {
+    this.failing = count;
+  }
+
+  private failToStart(child: FakeChild): ChildProcess {
+    setImmediate(() => {
+      child.stdout.write('ERROR: (utun) 2026/12/07 06:20:00 Failed to create TUN device: resource busy\n');
+      child.exit(1, null);
+    });
+    return child.asChildProcess();
+  }
 
   /** The running wireguard-go dies (SIGKILL from outside): no clean-up of its socket file. */
   crash(): void {

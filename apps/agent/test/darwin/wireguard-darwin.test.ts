@@ -1,30 +1,10 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPair } from '@trellis/crypto';
-import pino from 'pino';
-import { UtunName } from '../../src/platform/darwin-interface';
-import { DarwinWireGuardBackend, nameFromOutput } from '../../src/wireguard/darwin';
-import type { DarwinProcesses } from '../../src/wireguard/darwin-process';
+import { nameFromOutput } from '../../src/wireguard/darwin';
 import { isWireguardGoForUtun, parsePsLine } from '../../src/wireguard/darwin-process';
-import { FakeDarwin } from './fake-darwin';
-import { FakeWireguardGo } from './fake-wireguard-go';
 import { expectGolden, lines } from './golden';
-
-const logger = pino({ level: 'silent' });
-
-/** `ps` as far as the backend asks it: a table of pids, and the signals sent to them. */
-class FakeProcesses implements DarwinProcesses {
-  readonly signals: string[] = [];
-  constructor(readonly table: Map<number, string>) {}
-  async commandOf(pid: number): Promise<string | null> {
-    return this.table.get(pid) ?? null;
-  }
-  signal(pid: number, signal: NodeJS.Signals): void {
-    this.signals.push(`${pid} ${signal}`);
-    this.table.delete(pid);
-  }
-}
+import { FakeProcesses, LogMessages, setup } from './wireguard-darwin-setup';
 
 /** `ps` that holds its answer until the test opens it: a restart is then paused inside removeStale. */
 class HeldProcesses extends FakeProcesses {
@@ -48,48 +28,6 @@ class HeldProcesses extends FakeProcesses {
   open(): void {
     this.release();
   }
-}
-
-/** The backend's log messages, for waiting on whichever of some comes first. */
-class LogMessages {
-  readonly messages: string[] = [];
-  private waiters: Array<() => void> = [];
-  readonly logger = pino(
-    { level: 'info' },
-    {
-      write: (line: string) => {
-        this.messages.push((JSON.parse(line) as { msg: string }).msg);
-        for (const w of this.waiters.splice(0)) w();
-      },
-    },
-  );
-  /** The first of `wanted` logged at or after index `from`. */
-  async first(wanted: string[], from: number): Promise<string> {
-    for (;;) {
-      const hit = this.messages.slice(from).find((m) => wanted.includes(m));
-      if (hit) return hit;
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
-    }
-  }
-}
-
-function setup(processes: FakeProcesses = new FakeProcesses(new Map()), log = logger) {
-  const dir = mkdtempSync(join(tmpdir(), 'trl-darwin-'));
-  const stateDir = join(dir, 'state');
-  const fake = new FakeDarwin();
-  const wg = new FakeWireguardGo(dir);
-  fake.spawner = wg.spawn;
-  const utun = new UtunName('trellis0');
-  const backend = new DarwinWireGuardBackend({
-    utun,
-    runner: fake,
-    logger: log,
-    stateDir,
-    socketDir: dir,
-    processes,
-    restartDelayMs: 0,
-  });
-  return { dir, stateDir, fake, wg, utun, backend, processes };
 }
 
 describe('DarwinWireGuardBackend (wireguard-go on a utun, recorded)', () => {
@@ -158,7 +96,7 @@ describe('DarwinWireGuardBackend (wireguard-go on a utun, recorded)', () => {
   it('wireguard-go dies and stop() begins while its restart is under way: no new wireguard-go', async () => {
     const processes = new HeldProcesses();
     const log = new LogMessages();
-    const { wg, utun, backend } = setup(processes, log.logger);
+    const { wg, utun, backend } = setup({ processes, logger: log.logger });
     await backend.start();
     const afterStart = log.messages.length;
     wg.crash();
@@ -180,7 +118,7 @@ describe('DarwinWireGuardBackend (wireguard-go on a utun, recorded)', () => {
         [777, '/usr/sbin/mDNSResponder'],
       ]),
     );
-    const { dir, stateDir, utun, backend } = setup(processes);
+    const { dir, stateDir, utun, backend } = setup({ processes });
     await backend.start().then(() => backend.stop());
     // What a SIGKILLed trellisd leaves: the pid and name files, the socket of a wireguard-go that died too.
     writeFileSync(join(stateDir, 'wireguard-go.pid'), '4242\n');
