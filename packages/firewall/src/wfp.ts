@@ -42,6 +42,11 @@ export interface WfpEngine {
   abortTransaction(): Promise<void>;
   /** Drop counts (e.g. from FWPM_NET_EVENT), if the engine keeps any. */
   counters?(): Promise<FirewallCounters>;
+  /**
+   * Whether `err` means the session is gone (the Base Filtering Engine restarted, the RPC handle
+   * died): the backend then opens a new one on the next call and enumerates again.
+   */
+  isSessionLost?(err: unknown): boolean;
 }
 
 export interface WfpOptions {
@@ -66,7 +71,7 @@ export class WfpBackend implements FirewallBackend {
 
   async apply(policy: InboundPolicy): Promise<ApplyResult> {
     const next = normalizeInbound(policy);
-    return this.queue.run(async () => {
+    return this.run(async () => {
       const luid = this.luid ?? (await this.resolveLuid(next.interfaceName));
       const set = buildWfpFilterSet(next, luid);
       const installed = await this.installedKeys();
@@ -87,6 +92,21 @@ export class WfpBackend implements FirewallBackend {
       // WFP re-authorizes established ALE flows after filters at their layer change, so a flow the
       // new set forbids is dropped by the kernel on its next packet; there is nothing to count here.
       return { changed: true, mode: fresh ? 'full' : 'incremental', cut: 0 };
+    });
+  }
+
+  /** Serialized; after a lost session the next call reopens it and diffs against what WFP holds. */
+  private run<T>(body: () => Promise<T>): Promise<T> {
+    return this.queue.run(async () => {
+      try {
+        return await body();
+      } catch (err) {
+        if (this.engine.isSessionLost?.(err)) {
+          this.session = false;
+          this.installed = undefined;
+        }
+        throw err;
+      }
     });
   }
 
@@ -120,7 +140,7 @@ export class WfpBackend implements FirewallBackend {
   }
 
   remove(): Promise<void> {
-    return this.queue.run(async () => {
+    return this.run(async () => {
       const installed = await this.installedKeys();
       await this.transaction(async () => {
         for (const key of installed) await this.engine.deleteFilterByKey(key);

@@ -4,22 +4,43 @@ import { expectGolden } from './support/golden';
 
 const LUID = '1689399632855040';
 
+/** What the engine throws on a session the Base Filtering Engine no longer knows. */
+class SessionLost extends Error {}
+
 /** An engine that records its calls and keeps the filters a committed transaction leaves. */
 class RecordingEngine implements WfpEngine {
   readonly calls: string[] = [];
   filters = new Map<string, string>();
   private pending: Map<string, string> | undefined;
   failOnAdd = false;
+  /** Set by restartBfe(): every call on the old session fails until a new one is opened. */
+  private lost = false;
+
+  /** The Base Filtering Engine restarts: the session is gone, and the non-persistent filters with it. */
+  restartBfe() {
+    this.lost = true;
+    this.filters = new Map();
+    this.pending = undefined;
+  }
+  isSessionLost(err: unknown) {
+    return err instanceof SessionLost;
+  }
+  private live() {
+    if (this.lost) throw new SessionLost('RPC_S_SERVER_UNAVAILABLE');
+  }
 
   async openSession(o: { dynamic: boolean }) {
     this.calls.push(`openSession dynamic=${o.dynamic}`);
+    this.lost = false;
   }
   async filterKeys(subLayer: string) {
     this.calls.push(`filterKeys ${subLayer}`);
+    this.live();
     return [...this.filters.keys()];
   }
   async beginTransaction() {
     this.calls.push('beginTransaction');
+    this.live();
     this.pending = new Map(this.filters);
   }
   async addProvider(p: { key: string; name: string }) {
@@ -49,6 +70,7 @@ class RecordingEngine implements WfpEngine {
   }
   async abortTransaction() {
     this.calls.push('abortTransaction');
+    this.live();
     this.pending = undefined;
   }
 }
@@ -108,6 +130,8 @@ describe('WfpBackend (golden files; WFP itself cannot run here)', () => {
     await expect(wfp.apply(WIN_AFTER)).rejects.toThrow('FWP_E_INVALID_CONDITION');
     expect(engine.calls.at(-1)).toBe('abortTransaction');
     engine.failOnAdd = false;
+    // Not a lost session: the next call keeps it and re-enumerates only.
+    expect(engine.isSessionLost(new Error('FWP_E_INVALID_CONDITION'))).toBe(false);
     await wfp.remove();
     expect(engine.filters.size).toBe(0);
     expect(engine.calls.slice(-3)).toEqual([
@@ -116,6 +140,26 @@ describe('WfpBackend (golden files; WFP itself cannot run here)', () => {
       'commitTransaction',
     ]);
     expect(await wfp.counters()).toEqual({ dropped: { packets: 0, bytes: 0 } });
+    expect(engine.calls.filter((c) => c.startsWith('openSession'))).toHaveLength(1);
+  });
+
+  it('a lost session (the Base Filtering Engine restarted) is reopened on the next apply, which adds everything again', async () => {
+    const engine = new RecordingEngine();
+    const wfp = new WfpBackend({ engine, interfaceLuid: LUID });
+    await wfp.apply(WIN);
+    const full = engine.calls.slice();
+    engine.restartBfe();
+    // The same policy makes no call, so the loss shows on the next change.
+    await expect(wfp.apply(WIN)).resolves.toMatchObject({ mode: 'none' });
+    await expect(wfp.apply(WIN_AFTER)).rejects.toThrow('RPC_S_SERVER_UNAVAILABLE');
+    engine.calls.length = 0;
+    expect(await wfp.apply(WIN)).toEqual({ changed: true, mode: 'full', cut: 0 });
+    expect(engine.calls).toEqual(full);
+    expect([...engine.filters.keys()].sort()).toEqual(
+      buildWfpFilterSet(normalizeInbound(WIN), LUID)
+        .filters.map((f) => f.key)
+        .sort(),
+    );
   });
 
   it('refuses a LUID that is not a uint64 and needs one from somewhere', async () => {

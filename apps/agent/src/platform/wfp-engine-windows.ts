@@ -10,6 +10,19 @@ import {
   subLayerStruct,
 } from './wfp-structs';
 
+/**
+ * Results that mean the session is gone, not that the call was wrong: the Base Filtering Engine
+ * restarted or the RPC connection to it broke. Fwpm* return Win32 codes, RPC failures sometimes
+ * as HRESULTs; ERROR_INVALID_HANDLE is also RPC's answer to a context handle the server no longer knows.
+ */
+export const WFP_SESSION_LOST: readonly number[] = [
+  6, // ERROR_INVALID_HANDLE
+  1722, // RPC_S_SERVER_UNAVAILABLE
+  0x800706ba, // RPC_S_SERVER_UNAVAILABLE as an HRESULT
+  0x80010108, // RPC_E_DISCONNECTED
+  0x80320010, // FWP_E_SESSION_ABORTED
+];
+
 /** Rethrows unless `err` is one of these WFP results, each meaning the wanted state already holds. */
 function tolerate(err: unknown, ...codes: number[]): void {
   if (!(err instanceof WfpNativeError && codes.includes(err.code))) throw err;
@@ -37,8 +50,14 @@ export class WfpNativeEngine implements WfpEngine {
   }
 
   async openSession(options: { dynamic: boolean }): Promise<void> {
-    await this.close();
+    // The old handle may belong to a session that is gone: closing it then fails, and must not
+    // stop the new one from opening.
+    await this.close().catch(() => undefined);
     this.handle = this.native().engineOpen(sessionStruct(options.dynamic));
+  }
+
+  isSessionLost(err: unknown): boolean {
+    return err instanceof WfpNativeError && WFP_SESSION_LOST.includes(err.code);
   }
 
   /** Ends the session; with dynamic=false the filters it added stay in force. */

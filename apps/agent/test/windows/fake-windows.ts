@@ -120,7 +120,7 @@ export class FakeWindows implements CommandRunner {
       return m ? unquote(m[1]!) : '';
     };
     if (s.startsWith('$acl = Get-Acl -LiteralPath ')) {
-      return ok(JSON.stringify(this.acls.sids(unquote(/^\$acl = Get-Acl -LiteralPath (.+)$/m.exec(s)![1]!))));
+      return ok(JSON.stringify(this.acls.read(unquote(/^\$acl = Get-Acl -LiteralPath (.+)$/m.exec(s)![1]!))));
     }
     if (s.startsWith("$g = @(Get-NetRoute -DestinationPrefix '0.0.0.0/0'")) {
       const gateways = this.routesRead(s.split('\n')[0]!)

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { SID_ADMINISTRATORS, SID_SYSTEM } from '../../src/ipc/pipe-auth-windows';
 import { lockWindowsStateDir } from '../../src/platform/state-dir-windows';
+import { UserError } from '../../src/util/user-error';
 import { FakeWindows } from './fake-windows';
 import { expectGolden } from './golden';
 import { capturingLogger, removeStateDirs, stateDir } from './scenario';
@@ -29,25 +30,64 @@ describe('the Windows state directory lock (mode 0700 does nothing there)', () =
     expectGolden('state-dir-lock.txt', transcript(w, dir));
     expect(w.acls.dirs.get(dir)).toEqual({ owner: SID_ADMINISTRATORS, aces: LOCKED });
 
-    // Every start locks it again; nothing is left to remove then.
+    // Every start checks (it is there now) and locks it again; nothing is left to remove then.
     const calls = w.calls.length;
     await lockWindowsStateDir(dir, w, capturingLogger([]));
-    expect(w.calls.length - calls).toBe(3);
+    expect(w.calls.slice(calls).map((c) => (c.command === 'icacls' ? c.args[1] : 'Get-Acl'))).toEqual([
+      'Get-Acl',
+      '/setowner',
+      '/inheritance:r',
+      'Get-Acl',
+    ]);
     expect(w.acls.dirs.get(dir)).toEqual({ owner: SID_ADMINISTRATORS, aces: LOCKED });
   });
 
-  it('made first by a user who granted themselves and Everyone: taken over, their entries removed', async () => {
+  it("already there, Administrators', granting a user and Everyone and denying SYSTEM: those entries removed", async () => {
     const w = new FakeWindows();
     const dir = stateDir();
-    w.acls.add(dir, USER, [
+    w.acls.add(dir, SID_ADMINISTRATORS, [
       { sid: USER, rights: '(OI)(CI)F' },
       { sid: EVERYONE, rights: '(OI)(CI)R' },
+      { sid: SID_SYSTEM, rights: '(OI)(CI)W', deny: true },
     ]);
     const logs: string[] = [];
     await lockWindowsStateDir(dir, w, capturingLogger(logs));
     expectGolden('state-dir-foreign.txt', transcript(w, dir));
     expect(w.acls.dirs.get(dir)).toEqual({ owner: SID_ADMINISTRATORS, aces: LOCKED });
     expect(logs.join('')).toMatch(/granted others access: removed/);
+    expect(logs.join('')).toMatch(/denied SYSTEM or Administrators access: removed/);
+  });
+
+  it('made first by a user: refused before anything changes (files they put in it would stay theirs)', async () => {
+    const w = new FakeWindows();
+    const dir = stateDir();
+    w.acls.add(dir, USER, [{ sid: USER, rights: '(OI)(CI)F' }]);
+    const before = structuredClone(w.acls.dirs.get(dir));
+    const started = lockWindowsStateDir(dir, w, capturingLogger([]));
+    await expect(started).rejects.toThrow(UserError);
+    await expect(started).rejects.toThrow(`belongs to ${USER}, not to SYSTEM or Administrators`);
+    expectGolden('state-dir-refused.txt', transcript(w, dir));
+    expect(w.calls.map((c) => c.command)).toEqual(['powershell.exe']);
+    expect(w.acls.dirs.get(dir)).toEqual(before);
+  });
+
+  it('a reparse point (junction or link), even one Administrators own: refused before anything changes', async () => {
+    const w = new FakeWindows();
+    const dir = stateDir();
+    w.acls.add(dir, SID_ADMINISTRATORS).reparse = true;
+    await expect(lockWindowsStateDir(dir, w, capturingLogger([]))).rejects.toThrow(
+      new UserError(`${dir} is a link (reparse point), not a directory: remove it and start trellisd again`),
+    );
+    expect(w.calls.map((c) => c.command)).toEqual(['powershell.exe']);
+    expect(w.acls.dirs.get(dir)?.owner).toBe(SID_ADMINISTRATORS);
+  });
+
+  it("already there and SYSTEM's (a restart, or made by the installer): locked again", async () => {
+    const w = new FakeWindows();
+    const dir = stateDir();
+    w.acls.add(dir, SID_SYSTEM);
+    await lockWindowsStateDir(dir, w, capturingLogger([]));
+    expect(w.acls.dirs.get(dir)).toEqual({ owner: SID_ADMINISTRATORS, aces: LOCKED });
   });
 
   it('a failing icacls stops the start (no key is written into an open directory)', async () => {

@@ -8,9 +8,9 @@ import {
 } from '@trellis/firewall';
 import { WfpNativeEngine } from '../../src/platform/wfp-engine-windows';
 import { FwpError } from '../../src/platform/wfp-native';
-import type { WfpNativeApi } from '../../src/platform/wfp-native-api';
+import { type WfpNativeApi, WfpNativeError } from '../../src/platform/wfp-native-api';
 import { expectGolden } from './golden';
-import { FakeWfpNative } from './wfp-native-fake';
+import { FakeWfpNative, RPC_S_SERVER_UNAVAILABLE } from './wfp-native-fake';
 
 /**
  * WfpNativeEngine under the real WfpBackend, against a recording stand-in for fwpuclnt.dll: the
@@ -154,5 +154,42 @@ describe('WfpNativeEngine (recorded stand-in for fwpuclnt.dll)', () => {
     ]);
     expect(native.calls[2]).toContain('"flags":1');
     expect(native.calls[4]).toContain('"flags":0');
+  });
+
+  it('a lost session is told by its codes only: the RPC connection or the session gone', () => {
+    const { engine } = setUp();
+    const lost = (code: number) => engine.isSessionLost(new WfpNativeError('FwpmTransactionBegin0', code));
+    // ERROR_INVALID_HANDLE, RPC_S_SERVER_UNAVAILABLE (Win32, HRESULT), RPC_E_DISCONNECTED, FWP_E_SESSION_ABORTED
+    for (const code of [6, 1722, 0x800706ba, 0x80010108, 0x80320010]) expect(lost(code)).toBe(true);
+    // Access denied, FWP_E_* of a wrong call (not found, exists, wrong session, aborted transaction), a missing adapter
+    for (const code of [5, 0x80320003, 0x80320009, 0x8032000c, 0x8032000f, 0x80320023, 1168]) {
+      expect(lost(code)).toBe(false);
+    }
+    expect(engine.isSessionLost(Object.assign(new Error('x'), { code: 6 }))).toBe(false);
+    expect(engine.isSessionLost(undefined)).toBe(false);
+  });
+
+  it('after the Base Filtering Engine restarts, the next apply opens a new session and adds everything', async () => {
+    const { native, backend } = setUp();
+    await backend.apply(BEFORE);
+    native.restartBfe();
+    await expect(backend.apply(AFTER)).rejects.toMatchObject({ code: RPC_S_SERVER_UNAVAILABLE });
+    native.calls.length = 0;
+    expect(await backend.apply(AFTER)).toEqual({ changed: true, mode: 'full', cut: 0 });
+    const set = buildWfpFilterSet(normalizeInbound(AFTER), LUID);
+    expect(native.calls.map((c) => c.replace(/ [{"].*$/, ''))).toEqual([
+      'ConvertInterfaceAliasToLuid',
+      'FwpmEngineClose0 engine=1', // fails (the session is gone); not in the way of a new one
+      'FwpmEngineOpen0',
+      'FwpmFilterEnum0 engine=2',
+      'FwpmFilterEnum0 engine=2',
+      'FwpmTransactionBegin0 engine=2',
+      'FwpmProviderAdd0 engine=2',
+      'FwpmSubLayerAdd0 engine=2',
+      ...set.filters.map(() => 'FwpmFilterAdd0 engine=2'),
+      'FwpmTransactionCommit0 engine=2',
+    ]);
+    expect([...native.committed.filters.keys()].sort()).toEqual(set.filters.map((f) => f.key).sort());
+    expect([...native.committed.providers]).toEqual([WFP_PROVIDER_KEY]);
   });
 });

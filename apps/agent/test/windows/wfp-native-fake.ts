@@ -3,6 +3,9 @@ import type { EngineHandle, EnumeratedFilter, WfpNativeApi } from '../../src/pla
 import { WfpNativeError } from '../../src/platform/wfp-native-api';
 import { type GuidFields, guidText } from '../../src/platform/wfp-structs';
 
+/** What a call on a session of a restarted Base Filtering Engine returns (as an HRESULT). */
+export const RPC_S_SERVER_UNAVAILABLE = 0x800706ba;
+
 const isGuid = (v: unknown): v is GuidFields =>
   typeof v === 'object' && v !== null && 'Data1' in v && 'Data4' in v && Object.keys(v).length === 4;
 
@@ -39,6 +42,8 @@ export class FakeWfpNative implements WfpNativeApi {
   private pending: Objects | undefined;
   private nextHandle = 1;
   private open = new Set<number>();
+  /** Handles of sessions a restarted Base Filtering Engine no longer knows. */
+  private lost = new Set<number>();
   /** The next call to this function returns this result. */
   failNext: { fn: string; code: number } | undefined;
   luids = new Map<string, bigint>([['trellis0', 1689399632855040n]]);
@@ -46,6 +51,9 @@ export class FakeWfpNative implements WfpNativeApi {
   private record(fn: string, engine: EngineHandle | null, ...args: unknown[]): void {
     const h = engine === null ? '' : ` engine=${String(engine)}`;
     this.calls.push(`${fn}${h}${args.map((a) => ` ${render(a)}`).join('')}`);
+    if (engine !== null && this.lost.has(engine as unknown as number)) {
+      throw new WfpNativeError(fn, RPC_S_SERVER_UNAVAILABLE);
+    }
     if (engine !== null && !this.open.has(engine as unknown as number)) {
       throw new Error(`${fn} on a closed engine handle`);
     }
@@ -54,6 +62,14 @@ export class FakeWfpNative implements WfpNativeApi {
       this.failNext = undefined;
       throw new WfpNativeError(fn, code);
     }
+  }
+
+  /** The service restarts: open sessions are gone, and so is everything (nothing we add is persistent). */
+  restartBfe(): void {
+    for (const h of this.open) this.lost.add(h);
+    this.open.clear();
+    this.committed = { providers: new Set(), subLayers: new Set(), filters: new Map() };
+    this.pending = undefined;
   }
 
   private state(): Objects {
