@@ -20,7 +20,7 @@ RUN pnpm --filter @trellis/agent deploy --prod --legacy --reporter=silent /out/a
   && find /out/agent -mindepth 1 -maxdepth 1 ! -name dist ! -name node_modules ! -name package.json \
        -exec rm -rf {} + \
   && rm -rf /out/agent/node_modules/.pnpm/node_modules/@trellis/agent \
-  && rm -rf /out/agent/node_modules/.pnpm/koffi@* /out/agent/node_modules/koffi \
+  && rm -rf /out/agent/node_modules/.pnpm/koffi@* /out/agent/node_modules/koffi /out/agent/node_modules/.pnpm/node_modules/koffi \
   && find /out/agent -type f \( -name '*.ts' -o -name '*.map' -o -name '*.tsbuildinfo' \) -delete \
   && node scripts/package-tree.mjs symlinks /out/agent \
   && test -f /out/agent/dist/daemon.js && test -f /out/agent/dist/cli.js
