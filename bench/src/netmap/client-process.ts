@@ -28,8 +28,8 @@ interface Expectation {
   deviceId?: string;
   /** Per client, when the frame carrying the change arrived (checked before it counts). */
   times: Map<number, number>;
-  /** Per client, a frame naming the changed device, with when it arrived: checked in `settle`. */
-  candidates: Map<number, { text: string; at: number }>;
+  /** Per client, the frames naming the changed device, with when each arrived: checked in `settle`. */
+  candidates: Map<number, Array<{ text: string; at: number }>>;
   /** Clients connected when the change was made: each must see it. */
   expected: number;
   timer: NodeJS.Timeout;
@@ -57,10 +57,12 @@ function onMessage(index: number, text: string): void {
   if (expectations.size === 0 && wantsLeft === 0) return;
   const at = nowMs();
   for (const e of expectations.values()) {
-    if (e.times.has(index) || e.candidates.has(index)) continue;
+    if (e.times.has(index)) continue;
     const named = e.kind === 'join' ? e.publicKey : e.deviceId;
     if (named === undefined || !text.includes(named)) continue;
-    e.candidates.set(index, { text, at });
+    const frames = e.candidates.get(index);
+    if (frames) frames.push({ text, at });
+    else e.candidates.set(index, [{ text, at }]);
     if (e.times.size + e.candidates.size >= e.expected) settle(e);
   }
   if (wantsLeft === 0) return;
@@ -80,9 +82,12 @@ function carries(e: Expectation, text: string): boolean {
     : m.remove.includes(e.deviceId ?? '');
 }
 
-/** Keeps the candidates whose frame carries the change: the others wait for another frame. */
+/** Stamps each client with its first frame that carries the change: the others wait for another frame. */
 function verify(e: Expectation): void {
-  for (const [index, { text, at }] of e.candidates) if (carries(e, text)) e.times.set(index, at);
+  for (const [index, frames] of e.candidates) {
+    const first = frames.find((f) => carries(e, f.text));
+    if (first) e.times.set(index, first.at);
+  }
   e.candidates.clear();
 }
 

@@ -223,6 +223,7 @@ export async function measureStorm(
   const { ready } = bench;
   console.log(`[${n}] reconnection storm: ${n} clients drop and reconnect`);
   const st0 = await bench.stats(false);
+  await bench.profile?.start();
   clients.send({
     cmd: 'storm',
     url: ready.url,
@@ -236,6 +237,8 @@ export async function measureStorm(
   // The same drain as after the first connect: the storm's online deltas are part of its cost.
   await sleep(3000);
   const st1 = await bench.stats(false);
+  const profiled = await bench.profile?.stop(`broker-storm-${n}`);
+  if (profiled) console.log(`[${n}] broker CPU profile of the storm: ${profiled}`);
   if (stormed.retries > 0) console.log(`[${n}] storm retries: ${JSON.stringify(stormed.retryReasons)}`);
   if (st1.connected !== n)
     console.error(`[${n}] after the storm the broker counts ${st1.connected} connected`);
