@@ -2,22 +2,17 @@ import { DeltaMessage, type DeviceState } from '@trellis/proto';
 import { AccountHub } from '../../src/control/account-hub';
 import type { ControlSession } from '../../src/control/control-session';
 import { deviceState } from '../support/device-state';
+import { fakeSession } from '../support/fake-session';
 
 /** A connected device that only records the deltas it is sent. */
 function session(deviceId: string, compact: boolean, deltas: DeltaMessage[]): ControlSession {
-  return {
+  return fakeSession(
     deviceId,
-    accountId: 'acct',
-    connectionId: `c:${deviceId}`,
-    serial: 1,
-    compact,
-    rttMs: () => null,
-    relayRttMs: () => ({}),
-    send: (frame, type) => {
+    (frame, type) => {
       if (type === 'delta') deltas.push(DeltaMessage.parse(JSON.parse(frame as string)));
     },
-    close: () => {},
-  };
+    { compact },
+  );
 }
 
 describe('AccountHub: devices only coming online or going offline', () => {

@@ -2,6 +2,7 @@ import { DeltaMessage, type DeviceState } from '@trellis/proto';
 import { AccountHub } from '../../src/control/account-hub';
 import type { ControlSession } from '../../src/control/control-session';
 import { deviceState } from '../support/device-state';
+import { fakeSession } from '../support/fake-session';
 
 describe('AccountHub: how long a change waits after a slow flush', () => {
   const N = 200;
@@ -32,26 +33,16 @@ describe('AccountHub: how long a change waits after a slow flush', () => {
   function hub(): AccountHub {
     const h = AccountHub.create('acme', 'z', 25, 1, devices);
     devices.forEach((d, i) => {
-      const s: ControlSession = {
-        deviceId: d.id,
-        accountId: 'acct',
-        connectionId: `c:${d.id}`,
-        serial: 1,
-        compact: true,
-        rttMs: () => null,
-        relayRttMs: () => ({}),
-        send: (frame, type) => {
-          if (type !== 'delta') return;
-          // The first device's send stands for the whole flush's cost.
-          if (i === 0) slowness += flushCost;
-          delivered.push({
-            serial: DeltaMessage.parse(JSON.parse(frame as string)).serial,
-            at: performance.now(),
-          });
-        },
-        close: () => {},
+      const send: ControlSession['send'] = (frame, type) => {
+        if (type !== 'delta') return;
+        // The first device's send stands for the whole flush's cost.
+        if (i === 0) slowness += flushCost;
+        delivered.push({
+          serial: DeltaMessage.parse(JSON.parse(frame as string)).serial,
+          at: performance.now(),
+        });
       };
-      h.attach(s);
+      h.attach(fakeSession(d.id, send, { compact: true }));
     });
     return h;
   }
@@ -66,24 +57,25 @@ describe('AccountHub: how long a change waits after a slow flush', () => {
     jest.advanceTimersByTime(ms);
     return delivered.length > before;
   };
-
-  it('a change right after a slow flush waits as long as that flush took (at most 250 ms)', () => {
+  /** A hub whose first change (serial 2) went out in a flush that took `costMs`. */
+  const afterSlowFlush = (costMs: number) => {
     const h = hub();
-    flushCost = 300;
+    flushCost = costMs;
     endpointChange(h, 2);
     expect(deliveredAfter(25)).toBe(true);
     flushCost = 0;
+    return h;
+  };
+
+  it('a change right after a slow flush waits as long as that flush took (at most 250 ms)', () => {
+    const h = afterSlowFlush(300);
     endpointChange(h, 3);
     expect(deliveredAfter(240)).toBe(false);
     expect(deliveredAfter(15)).toBe(true);
   });
 
   it('a change after a quiet spell waits only the short window, however slow the last flush was', () => {
-    const h = hub();
-    flushCost = 300;
-    endpointChange(h, 2);
-    expect(deliveredAfter(25)).toBe(true);
-    flushCost = 0;
+    const h = afterSlowFlush(300);
     jest.advanceTimersByTime(1_000);
     endpointChange(h, 3);
     expect(deliveredAfter(24)).toBe(false);
@@ -92,11 +84,7 @@ describe('AccountHub: how long a change waits after a slow flush', () => {
   });
 
   it('a change partway into the gap waits only for the rest of it', () => {
-    const h = hub();
-    flushCost = 100;
-    endpointChange(h, 2);
-    expect(deliveredAfter(25)).toBe(true);
-    flushCost = 0;
+    const h = afterSlowFlush(100);
     jest.advanceTimersByTime(60);
     endpointChange(h, 3);
     expect(deliveredAfter(39)).toBe(false);

@@ -11,6 +11,7 @@ import { type EventBus, InProcessEventBus } from '../../src/events/event-bus';
 import type { DevicesService } from '../../src/services/devices.service';
 import { deviceState } from '../support/device-state';
 import { FakeRelay, FakeRelayDirectory } from '../support/fake-relay-directory';
+import { fakeSession } from '../support/fake-session';
 
 const DEFAULT_POLICY = { version: 0, text: DEFAULT_POLICY_TEXT };
 
@@ -101,17 +102,12 @@ function cluster() {
   localB.up(relayAtB);
   /** What markOnline does, then the instance attaches the session. */
   const connect = async (at: typeof ia, d: DeviceState) => {
-    const session: ControlSession = {
-      deviceId: d.id,
-      accountId: ACCOUNT,
-      connectionId: `${at.id}:${randomUUID()}`,
-      serial: 0,
-      rttMs: () => null,
-      relayRttMs: () => ({}),
-      send: (frame) =>
+    const session: ControlSession = fakeSession(
+      d.id,
+      (frame) =>
         received.set(d.id, [...(received.get(d.id) ?? []), ServerMessage.parse(JSON.parse(frame as string))]),
-      close: () => {},
-    };
+      { accountId: ACCOUNT, connectionId: `${at.id}:${randomUUID()}`, serial: 0 },
+    );
     const now = { ...state.get(d.id)!, online: true, connection: session.connectionId };
     state.set(d.id, now);
     await bus.publish({ kind: 'device-upsert', accountId: ACCOUNT, serial: ++serial, device: now });

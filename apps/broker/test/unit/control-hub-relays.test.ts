@@ -9,6 +9,7 @@ import { InProcessEventBus } from '../../src/events/event-bus';
 import type { DevicesService } from '../../src/services/devices.service';
 import { deviceState, TEST_INSTANCE } from '../support/device-state';
 import { FakeRelay, FakeRelayDirectory } from '../support/fake-relay-directory';
+import { fakeSession } from '../support/fake-session';
 
 const DEFAULT_POLICY = { version: 0, text: DEFAULT_POLICY_TEXT };
 
@@ -43,17 +44,13 @@ function hubScenario() {
   });
   hub.start();
   const received = new Map<string, ServerMessage[]>();
-  const session = (d: DeviceState): ControlSession => ({
-    deviceId: d.id,
-    accountId: ACCOUNT,
-    connectionId: randomUUID(),
-    serial: 0,
-    rttMs: () => null,
-    relayRttMs: () => ({}),
-    send: (frame) =>
-      received.set(d.id, [...(received.get(d.id) ?? []), ServerMessage.parse(JSON.parse(frame as string))]),
-    close: () => {},
-  });
+  const session = (d: DeviceState): ControlSession =>
+    fakeSession(
+      d.id,
+      (frame) =>
+        received.set(d.id, [...(received.get(d.id) ?? []), ServerMessage.parse(JSON.parse(frame as string))]),
+      { accountId: ACCOUNT, connectionId: randomUUID(), serial: 0 },
+    );
   const of = <T extends ServerMessage['type']>(d: DeviceState, type: T) =>
     (received.get(d.id) ?? []).filter((m): m is Extract<ServerMessage, { type: T }> => m.type === type);
   // What markOnline/markOffline publish: presence reaches the pair paths through the netmap.
