@@ -1,4 +1,10 @@
-import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  type JsonWebKey,
+  type KeyObject,
+} from 'node:crypto';
 import { x25519 } from '@noble/curves/ed25519';
 
 /** A WireGuard (Curve25519) key pair, both halves base64 as `wg` prints them. */
@@ -30,7 +36,7 @@ function privateKeyObject(privateKey: string | Uint8Array): KeyObject {
   const text = typeof privateKey === 'string' ? privateKey : toBase64(raw);
   let key = importedKeys.get(text);
   if (!key) {
-    key = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, raw]), format: 'der', type: 'pkcs8' });
+    key = createPrivateKey({ key: x25519Jwk(raw, 'private'), format: 'jwk' });
     if (importedKeys.size >= IMPORTED_KEYS_MAX) importedKeys.delete(importedKeys.keys().next().value!);
     importedKeys.set(text, key);
   }
@@ -51,7 +57,7 @@ export function sharedSecret(
   try {
     out = diffieHellman({
       privateKey: privateKeyObject(privateKey),
-      publicKey: createPublicKey({ key: Buffer.concat([SPKI_X25519, pub]), format: 'der', type: 'spki' }),
+      publicKey: createPublicKey({ key: x25519Jwk(pub, 'public'), format: 'jwk' }),
     });
   } catch {
     // OpenSSL refuses to derive from a low-order point.
@@ -61,9 +67,18 @@ export function sharedSecret(
   return new Uint8Array(out);
 }
 
-/** DER prefixes that wrap a raw 32-byte X25519 key as PKCS#8 / SPKI (RFC 8410). */
-const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex');
+/**
+ * A raw 32-byte X25519 key as a JWK (RFC 8037), which Node imports straight from its raw bytes.
+ * Imported as DER (PKCS#8 / SPKI), OpenSSL 3's decoders took 380 µs per private and 89 µs per
+ * public key here, against 34 and 12 µs: a connection's authentication imports one on each side.
+ * For a private key Node reads only `d` and derives the public half itself; `x` must be a string.
+ */
+function x25519Jwk(raw: Uint8Array, kind: 'private' | 'public'): JsonWebKey {
+  const b64 = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
+  return kind === 'private'
+    ? { kty: 'OKP', crv: 'X25519', d: b64, x: '' }
+    : { kty: 'OKP', crv: 'X25519', x: b64 };
+}
 
 export function decodeKey(b64: string): Uint8Array {
   const buf = Buffer.from(b64, 'base64');

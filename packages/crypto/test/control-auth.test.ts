@@ -79,6 +79,16 @@ describe('sharedSecret', () => {
     }
   });
 
+  it('takes raw keys that are views into a larger buffer', () => {
+    const a = generateKeyPair();
+    const b = generateKeyPair();
+    const big = Buffer.alloc(100, 7);
+    Buffer.from(a.privateKey, 'base64').copy(big, 10);
+    Buffer.from(b.publicKey, 'base64').copy(big, 50);
+    const fromViews = sharedSecret(big.subarray(10, 42), new Uint8Array(big.buffer, big.byteOffset + 50, 32));
+    expect(Buffer.from(fromViews)).toEqual(Buffer.from(sharedSecret(a.privateKey, b.publicKey)));
+  });
+
   it('refuses a low-order public key', () => {
     const a = generateKeyPair();
     expect(() => sharedSecret(a.privateKey, Buffer.alloc(32).toString('base64'))).toThrow(
