@@ -54,10 +54,12 @@ export interface BrokerOptions {
   /** Concurrent connections per source address (0: no cap); default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS. */
   maxConnectionsPerAddress?: number;
   /**
-   * Connections in their TLS handshake or awaiting their first netmap beyond which new ones are
-   * closed at once (0: no limit); default DEFAULT_MAX_PENDING_CONNECTIONS. See AdmissionGate.
+   * Connections in their TLS handshake or awaiting their first netmap beyond which new ones wait,
+   * unread, for a slot (0: no limit); default DEFAULT_MAX_PENDING_CONNECTIONS. See AdmissionGate.
    */
   maxPendingConnections?: number;
+  /** How long a connection may wait for a slot before it is closed; default DEFAULT_MAX_HOLD_MS. */
+  admissionHoldMs?: number;
   /** A TLS handshake not done by then is dropped; default TLS_HANDSHAKE_TIMEOUT_MS (tests shorten it). */
   tlsHandshakeTimeoutMs?: number;
   /** Changes within this window are merged into one delta per device; default 25 ms. */

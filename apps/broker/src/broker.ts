@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { mkdirSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import {
@@ -282,6 +282,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       offlineGraceMs,
       reconnectWindowMs: options.reconnectWindowMs ?? DEFAULT_BACKOFF.maxMs,
       maxPendingConnections: options.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS,
+      admissionHoldMs: options.admissionHoldMs,
       instanceId,
       onPath: (deviceId, msg) => hub.pathMessage(deviceId, msg),
       onPathState: pathStateIntake({ peersOf: (id) => hub.peersOf(id), bus, logger }),
@@ -316,7 +317,8 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     // Before listening: every connection id this instance hands out is covered by a lease.
     await leases.start();
     const listen = { ...options, host, port: options.port ?? 8443 };
-    const listener = await listenBroker(app, server, listen, metrics, logger);
+    const offer = (socket: Socket, admit: (s: Socket) => void) => control.offer(socket, admit);
+    const listener = await listenBroker(server, offer, listen, metrics, logger);
     cleanup.push(() => listener.stop());
     const port = listener.port;
     if (options.adminSocket !== false) {

@@ -38,6 +38,7 @@ export class BrokerMetrics {
     registers: [this.registry],
   });
   private pendingSource: () => number = () => 0;
+  private heldSource: () => number = () => 0;
   readonly admissionPending = new Gauge({
     name: 'trellis_admission_pending',
     help: 'Connections in their TLS handshake or waiting for their first netmap',
@@ -46,9 +47,18 @@ export class BrokerMetrics {
       this.admissionPending.set(this.pendingSource());
     },
   });
-  /** The control server reports what trellis_admission_pending shows. */
-  trackAdmissionPending(source: () => number): void {
-    this.pendingSource = source;
+  readonly admissionHeld = new Gauge({
+    name: 'trellis_admission_held',
+    help: 'Connections accepted and held, unread, until a slot among the pending ones frees',
+    registers: [this.registry],
+    collect: () => {
+      this.admissionHeld.set(this.heldSource());
+    },
+  });
+  /** The control server reports what trellis_admission_pending and _held show. */
+  trackAdmission(pending: () => number, held: () => number): void {
+    this.pendingSource = pending;
+    this.heldSource = held;
   }
   readonly netmapsHeld = new Counter({
     name: 'trellis_netmaps_held_total',
@@ -57,7 +67,7 @@ export class BrokerMetrics {
   });
   readonly connectionsRefused = new Counter({
     name: 'trellis_admission_refused_total',
-    help: 'Connections closed before their TLS handshake because too many were waiting for admission',
+    help: 'Connections closed before their TLS handshake: too many held waiting for admission, or held too long',
     registers: [this.registry],
   });
   readonly offlineMarksHeld = new Counter({

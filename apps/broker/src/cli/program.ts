@@ -128,7 +128,7 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     )
     .option(
       '--max-pending-connections <n>',
-      `connections in their TLS handshake or awaiting their netmap beyond which new ones are refused, so a reconnection storm's clients back off (0: no limit; default ${DEFAULT_MAX_PENDING_CONNECTIONS})`,
+      `connections in their TLS handshake or awaiting their netmap beyond which new ones wait, unread, for a slot (up to 6 s and 8 × this many; beyond, refused so their clients back off) (0: no limit; default ${DEFAULT_MAX_PENDING_CONNECTIONS})`,
       wholeNumber,
     )
     .option(

@@ -8,14 +8,32 @@ import { type TLSSocket, Server as TlsServer } from 'node:tls';
  */
 export const DEFAULT_MAX_PENDING_CONNECTIONS = 512;
 
+/**
+ * How long a connection beyond the limit is held, unread, waiting for a slot. Its agent's TLS
+ * handshake and WebSocket upgrade must still fit in the 10 s AUTH_TIMEOUT_MS after it is let in:
+ * with 512 pending, those take ~1–2 s here.
+ */
+export const DEFAULT_MAX_HOLD_MS = 6_000;
+
 export interface AdmissionGateOptions {
   /** 0: no limit. */
   maxPending: number;
+  /** Connections held waiting for a slot beyond which new ones are closed; default 8 × maxPending. */
+  maxHeld?: number;
+  /** How long one is held before it is closed instead; default DEFAULT_MAX_HOLD_MS. */
+  maxHoldMs?: number;
   /** Control connections accepted and not yet given their netmap. */
   admitting(): number;
-  /** Called for each connection refused, with how many were pending. */
+  /** Called for each connection refused or dropped from the hold, with how many were pending. */
   onRefused?(pending: number): void;
   now?(): number;
+}
+
+/** A connection accepted by the listener and not yet read: `admit` hands it to the server. */
+interface Held {
+  socket: Socket;
+  admit: (socket: Socket) => void;
+  since: number;
 }
 
 const keyOf = (s: { remoteAddress?: string; remotePort?: number }) =>
@@ -25,29 +43,37 @@ const keyOf = (s: { remoteAddress?: string; remotePort?: number }) =>
  * Admission control for a reconnection storm. Without it, 10,000 agents reconnecting at once
  * filled the listen queue; handshakes and netmaps waited longer than the agents' and the broker's
  * timeouts, and every retry joined the back of the queue (the storm never settled; bench netmap).
- * With more than `maxPending` connections in their TLS handshake or awaiting their netmap, a new
- * TCP connection is closed at once, before any handshake work; its client backs off and comes back
- * while those admitted get through in time. It counts every connection on the port (API requests
- * too): under that load every one of them would wait as long.
+ * At most `maxPending` connections are in their TLS handshake or awaiting their netmap. The
+ * listener offers each new connection before reading it: beyond the limit it waits, unread, in a
+ * first-come queue and is let in when a slot frees, so a storm keeps the broker busy without
+ * paying twice for an attempt closed and retried. One held longer than `maxHoldMs`, or arriving
+ * with the queue full, is closed before any handshake work; its client backs off and comes back.
+ * It counts every connection on the port (API requests too): under that load each would wait as long.
  */
 export class AdmissionGate {
   private readonly handshaking = new Map<string, Socket>();
+  private readonly held: Held[] = [];
+  private expiry: NodeJS.Timeout | undefined;
   private lastTurnedBackAt = Number.NEGATIVE_INFINITY;
   private readonly now: () => number;
+  private readonly maxHeld: number;
+  private readonly maxHoldMs: number;
   /** A plain server (behind a TLS-terminating proxy) has no handshake stage to count. */
   private handshakes = true;
 
   constructor(private readonly opts: AdmissionGateOptions) {
     this.now = opts.now ?? Date.now;
+    this.maxHeld = opts.maxHeld ?? 8 * opts.maxPending;
+    this.maxHoldMs = opts.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
   }
 
-  /** Guards `server` (TLS or plain); returns a function that stops guarding it. */
+  /** Counts the handshakes of `server` (TLS or plain); returns a function that stops counting. */
   attach(server: Server): () => void {
     this.handshakes = server instanceof TlsServer;
     const onConnection = (socket: Socket) => this.accepted(socket);
     const onSecure = (tls: TLSSocket) => {
       const key = keyOf(tls);
-      if (key !== undefined) this.handshaking.delete(key);
+      if (key !== undefined && this.handshaking.delete(key)) this.drain();
     };
     server.on('connection', onConnection);
     server.on('secureConnection', onSecure);
@@ -55,7 +81,44 @@ export class AdmissionGate {
       server.off('connection', onConnection);
       server.off('secureConnection', onSecure);
       this.handshaking.clear();
+      this.dropHeld();
     };
+  }
+
+  /**
+   * A connection the listener accepted and has not read: let in through `admit` now, held until a
+   * slot frees, or closed.
+   */
+  offer(socket: Socket, admit: (socket: Socket) => void): void {
+    if (this.opts.maxPending <= 0 || (this.held.length === 0 && this.pending() < this.opts.maxPending)) {
+      admit(socket);
+      return;
+    }
+    if (this.held.length >= this.maxHeld) {
+      this.turnBack(socket);
+      return;
+    }
+    this.held.push({ socket, admit, since: this.now() });
+    this.expiry ??= setInterval(() => this.drain(), Math.max(50, this.maxHoldMs / 4));
+    this.expiry.unref?.();
+  }
+
+  /** Lets held connections in while there are slots; call when a pending connection got through. */
+  drain(): void {
+    const now = this.now();
+    while (this.held.length > 0) {
+      const next = this.held[0]!;
+      const stale = now - next.since > this.maxHoldMs;
+      if (!stale && !next.socket.destroyed && this.pending() >= this.opts.maxPending) break;
+      this.held.shift();
+      if (next.socket.destroyed) continue;
+      if (stale) this.turnBack(next.socket);
+      else next.admit(next.socket);
+    }
+    if (this.held.length === 0 && this.expiry) {
+      clearInterval(this.expiry);
+      this.expiry = undefined;
+    }
   }
 
   /** Connections in their TLS handshake now. */
@@ -63,30 +126,44 @@ export class AdmissionGate {
     return this.handshaking.size;
   }
 
+  /** Connections waiting, unread, for a slot. */
+  get heldConnections(): number {
+    return this.held.length;
+  }
+
   /**
-   * Whether a connection was refused, or closed in its TLS handshake (its client gave up), within
-   * the last `ms`: its client is coming back.
+   * Whether a connection was refused, dropped from the hold, or closed in its TLS handshake (its
+   * client gave up), within the last `ms`: its client is coming back.
    */
   turnedBackWithin(ms: number): boolean {
     return this.now() - this.lastTurnedBackAt < ms;
   }
 
+  private pending(): number {
+    return this.handshaking.size + this.opts.admitting();
+  }
+
+  private turnBack(socket: Socket): void {
+    this.lastTurnedBackAt = this.now();
+    this.opts.onRefused?.(this.pending());
+    socket.destroy();
+  }
+
+  private dropHeld(): void {
+    for (const h of this.held.splice(0)) h.socket.destroy();
+    this.drain();
+  }
+
   private accepted(socket: Socket): void {
+    if (!this.handshakes) return;
     const key = keyOf(socket);
     if (key === undefined) return; // already closed
-    const pending = this.handshaking.size + this.opts.admitting();
-    if (this.opts.maxPending > 0 && pending >= this.opts.maxPending) {
-      this.lastTurnedBackAt = this.now();
-      this.opts.onRefused?.(pending);
-      socket.destroy();
-      return;
-    }
-    if (!this.handshakes) return;
     this.handshaking.set(key, socket);
     socket.once('close', () => {
       if (this.handshaking.get(key) !== socket) return;
       this.handshaking.delete(key);
       this.lastTurnedBackAt = this.now();
+      this.drain();
     });
   }
 }

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CloseCode, MAX_CONTROL_FRAME_BYTES } from '@trellis/proto';
 import { WebSocketServer } from 'ws';
@@ -13,8 +13,10 @@ export interface ControlServerOptions extends Omit<ControlConnectionDeps, 'offli
   offlineGraceMs: number;
   /** See BrokerOptions.reconnectWindowMs. */
   reconnectWindowMs: number;
-  /** Connections in their TLS handshake or awaiting their netmap beyond which new ones are refused. */
+  /** Connections in their TLS handshake or awaiting their netmap beyond which new ones wait. */
   maxPendingConnections: number;
+  /** How long a connection beyond those waits for a slot; AdmissionGate's default if unset. */
+  admissionHoldMs?: number;
 }
 
 /** At most one "refusing" log line per this long: a storm refuses thousands. */
@@ -40,6 +42,7 @@ export class ControlServer {
     let refusedLogged = Number.NEGATIVE_INFINITY;
     this.gate = new AdmissionGate({
       maxPending: opts.maxPendingConnections,
+      maxHoldMs: opts.admissionHoldMs,
       admitting: () => this.admitting.size,
       onRefused: (pending) => {
         opts.metrics.connectionsRefused.inc();
@@ -48,7 +51,10 @@ export class ControlServer {
         opts.logger.warn({ pending }, 'refusing connections: too many waiting for admission');
       },
     });
-    opts.metrics.trackAdmissionPending(() => this.gate.pendingHandshakes + this.admitting.size);
+    opts.metrics.trackAdmission(
+      () => this.gate.pendingHandshakes + this.admitting.size,
+      () => this.gate.heldConnections,
+    );
     this.offlineGrace = new OfflineGrace(
       opts.offlineGraceMs,
       (deviceId, connectionId) => opts.devices.markOffline(deviceId, connectionId),
@@ -58,7 +64,9 @@ export class ControlServer {
     const deps: ControlConnectionDeps = {
       ...opts,
       offlineGrace: this.offlineGrace,
-      onAttached: (conn) => this.admitting.delete(conn),
+      onAttached: (conn) => {
+        if (this.admitting.delete(conn)) this.gate.drain();
+      },
     };
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CONTROL_FRAME_BYTES });
     this.wss.on('connection', (ws, req) => {
@@ -68,7 +76,10 @@ export class ControlServer {
       this.admitting.add(conn);
       ws.on('close', (code) => {
         this.connections.delete(conn);
-        if (this.admitting.delete(conn)) this.lastUnadmittedCloseAt = Date.now();
+        if (this.admitting.delete(conn)) {
+          this.lastUnadmittedCloseAt = Date.now();
+          this.gate.drain();
+        }
         if (code === 1009) {
           opts.metrics.error('frame_too_large');
           opts.logger.warn({ remote, code }, 'control frame larger than the limit');
@@ -93,9 +104,14 @@ export class ControlServer {
     return this.gate.turnedBackWithin(window) || Date.now() - this.lastUnadmittedCloseAt < window;
   }
 
-  /** Applies admission control to the server whose upgrades this handles; returns its undo. */
+  /** Counts the handshakes of the server whose upgrades this handles; returns its undo. */
   guard(server: Server): () => void {
     return this.gate.attach(server);
+  }
+
+  /** A new, unread connection to the broker's port: `admit` hands it to the server (AdmissionGate). */
+  offer(socket: Socket, admit: (socket: Socket) => void): void {
+    this.gate.offer(socket, admit);
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
 import type { HttpsOptions } from '@nestjs/common/interfaces/external/https-options.interface';
 import { defaultSans, fingerprintOf, loadOrCreateTls, TLS_HANDSHAKE_TIMEOUT_MS } from '@trellis/tls';
 import type { Logger } from 'pino';
@@ -66,38 +67,65 @@ export async function listenerTls(
   return { tls, publicFingerprint: tls.fingerprint, httpsOptions };
 }
 
+/** Decides when an accepted, unread connection goes on to the server (AdmissionGate.offer). */
+export type Offer = (socket: Socket, admit: (socket: Socket) => void) => void;
+
 /**
- * Starts accepting connections for the broker's HTTP(S) server: itself, or behind a PROXY protocol
- * reader that hands it each connection once its header is read. Returns the bound port and a
- * function that stops accepting (open connections are the server's to close).
+ * A listener for the broker's HTTPS server (not listening itself) that reads nothing of a new
+ * connection and offers it, so that one beyond the admission limit can wait unread.
+ */
+export function heldListener(target: Server, offer: Offer): Server {
+  const isTls = target instanceof TlsServer;
+  const admit = (socket: Socket) => {
+    target.emit('connection', socket);
+    // TLS takes the handle over; HTTP reads the socket's own stream, which must flow.
+    if (!isTls && !socket.destroyed) socket.resume();
+  };
+  const front = createServer({ pauseOnConnect: true }, (socket) => offer(socket, admit));
+  // http.Server starts the sweep behind headersTimeout/requestTimeout when it starts listening.
+  front.once('listening', () => target.emit('listening'));
+  return front;
+}
+
+/**
+ * Starts accepting connections for the broker's HTTP(S) server through a listener that offers each
+ * to the admission gate: unread (TLS), or once its PROXY protocol header is read. Returns the bound
+ * port and a function that stops accepting (open connections are the server's to close).
  */
 export async function listenBroker(
-  app: { listen(port: number, host: string): Promise<unknown> },
   server: Server,
+  offer: Offer,
   opts: ListenOptions,
   metrics: BrokerMetrics,
   logger: Logger,
 ): Promise<{ port: number; stop: () => void }> {
-  if (!opts.proxyProtocol) {
-    await app.listen(opts.port, opts.host);
-    return { port: (server.address() as { port: number }).port, stop: () => {} };
-  }
   let loggedAt = Number.NEGATIVE_INFINITY;
-  const front = proxyProtocolListener(server, {
-    timeoutMs: opts.proxyHeaderTimeoutMs,
-    onRejected: (reason, address) => {
-      metrics.error('proxy_header');
-      if (Date.now() - loggedAt < REJECTED_LOG_INTERVAL_MS) return;
-      loggedAt = Date.now();
-      logger.warn({ reason, address }, 'connection closed: no valid PROXY protocol header');
-    },
-  });
+  const front = opts.proxyProtocol
+    ? proxyProtocolListener(server, {
+        offer,
+        timeoutMs: opts.proxyHeaderTimeoutMs,
+        onRejected: (reason, address) => {
+          metrics.error('proxy_header');
+          if (Date.now() - loggedAt < REJECTED_LOG_INTERVAL_MS) return;
+          loggedAt = Date.now();
+          logger.warn({ reason, address }, 'connection closed: no valid PROXY protocol header');
+        },
+      })
+    : heldListener(server, offer);
   await new Promise<void>((resolve, reject) => {
     front.once('error', reject);
     front.listen(opts.port, opts.host, () => {
       front.off('error', reject);
       resolve();
     });
+  });
+  // Accepting can fail later (out of file descriptors): said and counted, never a crash.
+  let acceptLoggedAt = Number.NEGATIVE_INFINITY;
+  front.on('error', (err: NodeJS.ErrnoException) => {
+    metrics.error('accept');
+    if (Date.now() - acceptLoggedAt < REJECTED_LOG_INTERVAL_MS) return;
+    acceptLoggedAt = Date.now();
+    logger.error({ err: err.message, code: err.code }, 'accepting a connection failed');
   });
   const port = (front.address() as { port: number }).port;
   // The server itself is closed by the app; the front only has to stop accepting.

@@ -83,6 +83,11 @@ export interface ProxyProtocolOptions {
   timeoutMs?: number;
   /** Most connections waiting for their header at once (default MAX_AWAITING_PROXY_HEADER). */
   maxAwaiting?: number;
+  /**
+   * Decides when a connection whose header is read goes on to `target` (AdmissionGate.offer); by
+   * default at once.
+   */
+  offer?(socket: Socket, admit: (socket: Socket) => void): void;
   /** A connection closed for a missing, bad or late header; `address` is the proxy's side. */
   onRejected?(reason: string, address: string | undefined): void;
 }
@@ -103,6 +108,12 @@ export function proxyProtocolListener(target: Server, opts: ProxyProtocolOptions
   const maxAwaiting = opts.maxAwaiting ?? MAX_AWAITING_PROXY_HEADER;
   let awaiting = 0;
   const isTls = target instanceof TlsServer;
+  const admit = (socket: Socket) => {
+    target.emit('connection', socket);
+    // HTTP reads the socket's own stream: let it flow (TLS took the handle over and must not).
+    if (!isTls && !socket.destroyed) socket.resume();
+  };
+  const offer = opts.offer ?? ((socket: Socket, go: (s: Socket) => void) => go(socket));
   if (isTls) {
     // The TLS socket wraps the raw one and has a peer cache of its own: give it the header's.
     target.prependListener('secureConnection', (tls: TLSSocket) => {
@@ -136,9 +147,7 @@ export function proxyProtocolListener(target: Server, opts: ProxyProtocolOptions
       }
       const rest = buf.subarray(parsed.length);
       if (rest.length > 0) socket.unshift(rest);
-      target.emit('connection', socket);
-      // HTTP reads the socket's own stream: let it flow (TLS took the handle over and must not).
-      if (!isTls && !socket.destroyed) socket.resume();
+      offer(socket, admit);
     };
     const onError = () => cleanup();
     const onClose = () => cleanup();

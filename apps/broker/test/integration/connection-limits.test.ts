@@ -85,7 +85,12 @@ describe('connection limits (pglite)', () => {
 
 describe('admission control (pglite)', () => {
   const MAX_PENDING = 2;
-  const ctx = brokerWith({ maxConnectionsPerAddress: 0, maxPendingConnections: MAX_PENDING });
+  // Held up to a minute: the test decides when the held get in, not the clock.
+  const ctx = brokerWith({
+    maxConnectionsPerAddress: 0,
+    maxPendingConnections: MAX_PENDING,
+    admissionHoldMs: 60_000,
+  });
   const { logs } = ctx;
 
   const rawTcp = () => rawTcpTo(ctx.t, ctx.sockets);
@@ -93,23 +98,34 @@ describe('admission control (pglite)', () => {
   async function pendingIs(n: number): Promise<void> {
     while ((await value(ctx.t.broker.metrics.admissionPending)) !== n) await sleep(10);
   }
+  async function heldIs(n: number): Promise<void> {
+    while ((await value(ctx.t.broker.metrics.admissionHeld)) !== n) await sleep(10);
+  }
 
-  it(`with ${MAX_PENDING} connections pending, the next is closed before TLS; once they go, devices get in`, async () => {
-    const held = await Promise.all(Array.from({ length: MAX_PENDING }, () => rawTcp()));
+  it(`with ${MAX_PENDING} connections pending, the next ones wait unread and get in first come first served; beyond the hold, closed before TLS`, async () => {
+    const d = ctx.t.device();
+    await d.enroll(ctx.t.setupKey, { hostname: 'in-the-storm' });
+    const pending = await Promise.all(Array.from({ length: MAX_PENDING }, () => rawTcp()));
     await pendingIs(MAX_PENDING);
+    // First in the hold: the device. Then raw connections fill it (8 × MAX_PENDING); one more is closed at once.
+    const connected = d.connect();
+    await heldIs(1);
+    const held = [];
+    for (let i = 1; i < 8 * MAX_PENDING; i++) held.push(await rawTcp());
+    await heldIs(8 * MAX_PENDING);
     const extra = await rawTcp();
     await extra.closed;
     expect(await value(ctx.t.broker.metrics.connectionsRefused)).toBe(1);
     expect(logs.lines.some((l) => l.msg === 'refusing connections: too many waiting for admission')).toBe(
       true,
     );
-    // The broker drops the held ones at its handshake timeout, which frees their slots.
-    await Promise.all(held.map((h) => h.closed));
-    await pendingIs(0);
-    const d = ctx.t.device();
-    await d.enroll(ctx.t.setupKey, { hostname: 'after-the-storm' });
-    await d.connect();
+    // Pending ones going lets the held in, the device first: it gets its netmap.
+    for (const p of pending) p.socket.destroy();
+    await connected;
     d.close();
+    for (const h of held) h.socket.destroy();
+    await pendingIs(0);
+    await heldIs(0);
     expect(await value(ctx.t.broker.metrics.connectionsRefused)).toBe(1);
   });
 });
