@@ -35,6 +35,7 @@ async function main(): Promise<void> {
       {
         connectedDevices: m.connectedDevices,
         admissionPending: m.admissionPending,
+        admissionHeld: m.admissionHeld,
         connectionsRefused: m.connectionsRefused,
         netmapStarts: m.netmapStarts,
         resumesRefused: m.resumesRefused,
