@@ -13,6 +13,7 @@ import {
   HEARTBEAT_INTERVAL_MS,
   MAX_HTTP_BODY_BYTES,
 } from '@trellis/proto';
+import { DEFAULT_MAX_CONNECTIONS_PER_ADDRESS } from '@trellis/tls';
 import type { Logger } from 'pino';
 import { startAdminSocket } from './admin/admin-socket-server';
 import { startAuditPurge } from './audit/audit-log';
@@ -185,6 +186,10 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       logger: false,
       abortOnError: false,
     });
+    // After the server closes (cleanup runs in reverse): its connections came through the
+    // listener, which is what counts them, so app.close() alone does not wait for them to end.
+    let listenerClosed: Promise<void> | undefined;
+    cleanup.push(() => listenerClosed);
     cleanup.push(() => app.close());
     // Before the server closes (runs first): an open event stream would keep it open.
     cleanup.push(() => dashboardEvents.close());
@@ -283,6 +288,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
       reconnectWindowMs: options.reconnectWindowMs ?? DEFAULT_BACKOFF.maxMs,
       maxPendingConnections: options.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS,
       admissionHoldMs: options.admissionHoldMs,
+      maxHeldPerAddress: options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
       instanceId,
       onPath: (deviceId, msg) => hub.pathMessage(deviceId, msg),
       onPathState: pathStateIntake({ peersOf: (id) => hub.peersOf(id), bus, logger }),
@@ -320,6 +326,7 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerHandle>
     const offer = (socket: Socket, admit: (s: Socket) => void) => control.offer(socket, admit);
     const listener = await listenBroker(server, offer, listen, metrics, logger);
     cleanup.push(() => listener.stop());
+    listenerClosed = listener.closed;
     const port = listener.port;
     if (options.adminSocket !== false) {
       const admin = await startAdminSocket(join(dataDir, 'admin.sock'), services, logger);

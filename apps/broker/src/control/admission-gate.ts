@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { Server, Socket } from 'node:net';
 import { type TLSSocket, Server as TlsServer } from 'node:tls';
 
@@ -22,6 +23,11 @@ export interface AdmissionGateOptions {
   maxHeld?: number;
   /** How long one is held before it is closed instead; default DEFAULT_MAX_HOLD_MS. */
   maxHoldMs?: number;
+  /**
+   * Connections one source address may have held at once (0: no cap); the per-address connection
+   * cap only sees a connection once it is let in.
+   */
+  maxHeldPerAddress?: number;
   /** Control connections accepted and not yet given their netmap. */
   admitting(): number;
   /** Called for each connection refused or dropped from the hold, with how many were pending. */
@@ -34,7 +40,11 @@ interface Held {
   socket: Socket;
   admit: (socket: Socket) => void;
   since: number;
+  address: string;
 }
+
+/** A reset while held (a PROXY-protocol socket was read) must not be an unhandled 'error'. */
+const ignoreError = () => undefined;
 
 const keyOf = (s: { remoteAddress?: string; remotePort?: number }) =>
   s.remoteAddress === undefined ? undefined : `${s.remoteAddress}|${s.remotePort}`;
@@ -53,13 +63,12 @@ const keyOf = (s: { remoteAddress?: string; remotePort?: number }) =>
 export class AdmissionGate {
   private readonly handshaking = new Map<string, Socket>();
   private readonly held: Held[] = [];
+  private readonly heldByAddress = new Map<string, number>();
   private expiry: NodeJS.Timeout | undefined;
   private lastTurnedBackAt = Number.NEGATIVE_INFINITY;
   private readonly now: () => number;
   private readonly maxHeld: number;
   private readonly maxHoldMs: number;
-  /** A plain server (behind a TLS-terminating proxy) has no handshake stage to count. */
-  private handshakes = true;
 
   constructor(private readonly opts: AdmissionGateOptions) {
     this.now = opts.now ?? Date.now;
@@ -67,19 +76,37 @@ export class AdmissionGate {
     this.maxHoldMs = opts.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
   }
 
-  /** Counts the handshakes of `server` (TLS or plain); returns a function that stops counting. */
+  /**
+   * Counts the connections `server` was handed until they are through their TLS handshake or, on
+   * a plain server (behind a TLS-terminating proxy), until their first request or upgrade; returns
+   * a function that stops counting.
+   */
   attach(server: Server): () => void {
-    this.handshakes = server instanceof TlsServer;
+    const tls = server instanceof TlsServer;
     const onConnection = (socket: Socket) => this.accepted(socket);
-    const onSecure = (tls: TLSSocket) => {
-      const key = keyOf(tls);
+    const through = (socket: Socket) => {
+      const key = keyOf(socket);
+      if (key !== undefined && this.handshaking.get(key) === socket) {
+        this.handshaking.delete(key);
+        this.drain();
+      }
+    };
+    const onSecure = (socket: TLSSocket) => {
+      const key = keyOf(socket);
       if (key !== undefined && this.handshaking.delete(key)) this.drain();
     };
+    const onRequest = (req: IncomingMessage) => through(req.socket);
     server.on('connection', onConnection);
-    server.on('secureConnection', onSecure);
+    if (tls) server.on('secureConnection', onSecure);
+    else {
+      server.on('request', onRequest);
+      server.on('upgrade', onRequest);
+    }
     return () => {
       server.off('connection', onConnection);
       server.off('secureConnection', onSecure);
+      server.off('request', onRequest);
+      server.off('upgrade', onRequest);
       this.handshaking.clear();
       this.dropHeld();
     };
@@ -94,12 +121,17 @@ export class AdmissionGate {
       admit(socket);
       return;
     }
-    if (this.held.length >= this.maxHeld) {
+    const address = socket.remoteAddress ?? '';
+    const fromAddress = this.heldByAddress.get(address) ?? 0;
+    const perAddress = this.opts.maxHeldPerAddress ?? 0;
+    if (this.held.length >= this.maxHeld || (perAddress > 0 && fromAddress >= perAddress)) {
       this.turnBack(socket);
       return;
     }
-    this.held.push({ socket, admit, since: this.now() });
-    this.expiry ??= setInterval(() => this.drain(), Math.max(50, this.maxHoldMs / 4));
+    this.heldByAddress.set(address, fromAddress + 1);
+    socket.on('error', ignoreError);
+    this.held.push({ socket, admit, since: this.now(), address });
+    this.expiry ??= setInterval(() => this.drain(), Math.max(50, Math.min(250, this.maxHoldMs / 4)));
     this.expiry.unref?.();
   }
 
@@ -110,7 +142,7 @@ export class AdmissionGate {
       const next = this.held[0]!;
       const stale = now - next.since > this.maxHoldMs;
       if (!stale && !next.socket.destroyed && this.pending() >= this.opts.maxPending) break;
-      this.held.shift();
+      this.release(this.held.shift()!);
       if (next.socket.destroyed) continue;
       if (stale) this.turnBack(next.socket);
       else next.admit(next.socket);
@@ -121,7 +153,7 @@ export class AdmissionGate {
     }
   }
 
-  /** Connections in their TLS handshake now. */
+  /** Connections let in and not through their TLS handshake (plain: their first request) yet. */
   get pendingHandshakes(): number {
     return this.handshaking.size;
   }
@@ -149,13 +181,23 @@ export class AdmissionGate {
     socket.destroy();
   }
 
+  /** Out of the hold: its errors are the server's again. */
+  private release(h: Held): void {
+    h.socket.off('error', ignoreError);
+    const left = (this.heldByAddress.get(h.address) ?? 1) - 1;
+    if (left > 0) this.heldByAddress.set(h.address, left);
+    else this.heldByAddress.delete(h.address);
+  }
+
   private dropHeld(): void {
-    for (const h of this.held.splice(0)) h.socket.destroy();
+    for (const h of this.held.splice(0)) {
+      this.release(h);
+      h.socket.destroy();
+    }
     this.drain();
   }
 
   private accepted(socket: Socket): void {
-    if (!this.handshakes) return;
     const key = keyOf(socket);
     if (key === undefined) return; // already closed
     this.handshaking.set(key, socket);

@@ -17,6 +17,8 @@ export interface ControlServerOptions extends Omit<ControlConnectionDeps, 'offli
   maxPendingConnections: number;
   /** How long a connection beyond those waits for a slot; AdmissionGate's default if unset. */
   admissionHoldMs?: number;
+  /** Connections one address may have waiting for a slot (0: no cap): its connection cap. */
+  maxHeldPerAddress: number;
 }
 
 /** At most one "refusing" log line per this long: a storm refuses thousands. */
@@ -43,6 +45,7 @@ export class ControlServer {
     this.gate = new AdmissionGate({
       maxPending: opts.maxPendingConnections,
       maxHoldMs: opts.admissionHoldMs,
+      maxHeldPerAddress: opts.maxHeldPerAddress,
       admitting: () => this.admitting.size,
       onRefused: (pending) => {
         opts.metrics.connectionsRefused.inc();

@@ -90,7 +90,8 @@ export function heldListener(target: Server, offer: Offer): Server {
 /**
  * Starts accepting connections for the broker's HTTP(S) server through a listener that offers each
  * to the admission gate: unread (TLS), or once its PROXY protocol header is read. Returns the bound
- * port and a function that stops accepting (open connections are the server's to close).
+ * port, a function that stops accepting (open connections are the server's to close), and a
+ * promise settled once it stopped and every connection it accepted has ended.
  */
 export async function listenBroker(
   server: Server,
@@ -98,7 +99,7 @@ export async function listenBroker(
   opts: ListenOptions,
   metrics: BrokerMetrics,
   logger: Logger,
-): Promise<{ port: number; stop: () => void }> {
+): Promise<{ port: number; stop: () => void; closed: Promise<void> }> {
   let loggedAt = Number.NEGATIVE_INFINITY;
   const front = opts.proxyProtocol
     ? proxyProtocolListener(server, {
@@ -128,6 +129,8 @@ export async function listenBroker(
     logger.error({ err: err.message, code: err.code }, 'accepting a connection failed');
   });
   const port = (front.address() as { port: number }).port;
-  // The server itself is closed by the app; the front only has to stop accepting.
-  return { port, stop: () => void front.close() };
+  const closed = new Promise<void>((resolve) => front.once('close', () => resolve()));
+  // The server itself is closed by the app; the front stops accepting, and is closed once the
+  // connections it accepted have all ended.
+  return { port, stop: () => void front.close(), closed };
 }

@@ -89,6 +89,8 @@ describe('admission control (pglite)', () => {
   const ctx = brokerWith({
     maxConnectionsPerAddress: 0,
     maxPendingConnections: MAX_PENDING,
+    // The stuck connections stay pending until the test closes them, however slow the machine.
+    tlsHandshakeTimeoutMs: 60_000,
     admissionHoldMs: 60_000,
   });
   const { logs } = ctx;

@@ -4,8 +4,9 @@ import { AdmissionGate } from '../../src/control/admission-gate';
 import { heldListener } from '../../src/http/broker-listener';
 import { waitUntil } from '../support/test-device';
 
-// Behind a TLS-terminating proxy (--plain-http) there is no handshake: open connections must not
-// count as pending forever, or the 513th device would be held and turned away for good.
+// Behind a TLS-terminating proxy (--plain-http) there is no handshake: a connection counts until its
+// first request, so a freed slot lets one held connection in, not the whole queue; open connections
+// must not count as pending forever, or the 513th device would be held and turned away for good.
 describe('AdmissionGate on a plain server', () => {
   let server: Server;
   let front: NetServer;
@@ -45,11 +46,23 @@ describe('AdmissionGate on a plain server', () => {
     return new Promise((resolve) => socket.once('connect', () => resolve({ socket, answered, closed })));
   }
 
-  it('counts no handshakes, only connections awaiting their netmap; a held one is read once let in', async () => {
-    const served = await Promise.all([request(), request(), request()]);
+  it('counts a connection until its first request, not while it stays open; a held one is read once let in', async () => {
+    const quiet = connect(port, '127.0.0.1');
+    clients.push(quiet);
+    quiet.on('error', () => undefined);
+    await new Promise<void>((resolve) => quiet.once('connect', () => resolve()));
+    await waitUntil(() => (gate.pendingHandshakes === 1 ? true : undefined), 10_000, 'the quiet one pending');
+    // The slot is taken until it sends its request: the next waits.
+    const next = await request();
+    await waitUntil(() => (gate.heldConnections === 1 ? true : undefined), 10_000, 'one held');
+    quiet.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(await next.answered).toBe('HTTP/1.1 200 OK');
+    // Answered connections stay open and count no more.
+    await waitUntil(() => (gate.pendingHandshakes === 0 ? true : undefined), 10_000, 'none pending');
+    const served = await Promise.all([request(), request()]);
     for (const s of served) expect(await s.answered).toBe('HTTP/1.1 200 OK');
-    expect(gate.pendingHandshakes).toBe(0);
     expect(refused).toEqual([]);
+    // Connections awaiting their netmap count too; with the hold full (1), the next is closed.
     admitting = 1;
     const held = await request();
     await waitUntil(() => (gate.heldConnections === 1 ? true : undefined), 10_000, 'one held');

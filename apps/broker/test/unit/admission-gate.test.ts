@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:https';
-import { connect, type Server as NetServer, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { createSelfSigned } from '@trellis/tls';
 import { AdmissionGate, type AdmissionGateOptions } from '../../src/control/admission-gate';
@@ -177,6 +177,47 @@ describe('AdmissionGate', () => {
     blocker.socket.destroy();
     await next.secure;
     await heldIs(0);
+  });
+
+  it('holds at most maxHeldPerAddress from one address; the next from it is closed', async () => {
+    guard(1, { maxHeldPerAddress: 2 });
+    await rawTcp();
+    await pendingIs(1);
+    await rawTcp();
+    await rawTcp();
+    await heldIs(2);
+    const third = await rawTcp();
+    await third.closed;
+    expect(refused).toEqual([1]);
+    expect(gate.heldConnections).toBe(2);
+  });
+
+  it('a held connection that is being read and reset by its client is no unhandled error', async () => {
+    guard(1);
+    // As a PROXY-protocol socket is: read (its header), then paused and offered.
+    const reading = createNetServer((socket) => {
+      socket.once('data', () => {
+        socket.pause();
+        gate.offer(socket, (s) => server.emit('connection', s));
+      });
+    });
+    await new Promise<void>((resolve) => reading.listen(0, '127.0.0.1', resolve));
+    try {
+      await rawTcp();
+      await pendingIs(1);
+      const victim = connect((reading.address() as { port: number }).port, '127.0.0.1');
+      victim.on('error', () => undefined);
+      victim.write('header');
+      await heldIs(1);
+      // No 'error' listener here: only the gate's keeps the reset from being thrown.
+      const held = (gate as unknown as { held: Array<{ socket: Socket }> }).held[0]!.socket;
+      const closed = new Promise<boolean>((resolve) => held.once('close', (hadError) => resolve(hadError)));
+      victim.resetAndDestroy();
+      expect(await closed).toBe(true);
+      gate.drain();
+    } finally {
+      await new Promise<void>((resolve) => reading.close(() => resolve()));
+    }
   });
 
   it('limits nothing with 0', async () => {
