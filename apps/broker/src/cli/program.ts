@@ -3,7 +3,11 @@ import { DEFAULT_RESPONSE_LIMITS } from '@trellis/dns';
 import type { AdminRequest } from '@trellis/proto';
 import { DEFAULT_MAX_CONNECTIONS_PER_ADDRESS } from '@trellis/tls';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_MAX_PENDING_CONNECTIONS } from '../control/admission-gate';
+import {
+  DEFAULT_MAX_HOLD_MS,
+  DEFAULT_MAX_PENDING_CONNECTIONS,
+  HELD_PER_PENDING,
+} from '../control/admission-gate';
 import {
   DEFAULT_DATA_DIR,
   DEFAULT_DNS_LISTEN,
@@ -128,7 +132,7 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     )
     .option(
       '--max-pending-connections <n>',
-      `connections in their TLS handshake or awaiting their netmap beyond which new ones wait, unread, for a slot (up to 6 s and 8 × this many; beyond, refused so their clients back off) (0: no limit; default ${DEFAULT_MAX_PENDING_CONNECTIONS})`,
+      `connections in their TLS handshake or awaiting their netmap beyond which new ones wait, unread, for a slot (up to ${DEFAULT_MAX_HOLD_MS / 1000} s and ${HELD_PER_PENDING} × this many; beyond, refused so their clients back off) (0: no limit; default ${DEFAULT_MAX_PENDING_CONNECTIONS})`,
       wholeNumber,
     )
     .option(

@@ -16,10 +16,13 @@ export const DEFAULT_MAX_PENDING_CONNECTIONS = 512;
  */
 export const DEFAULT_MAX_HOLD_MS = 6_000;
 
+/** How many connections may be held per pending slot, by default. */
+export const HELD_PER_PENDING = 8;
+
 export interface AdmissionGateOptions {
   /** 0: no limit. */
   maxPending: number;
-  /** Connections held waiting for a slot beyond which new ones are closed; default 8 × maxPending. */
+  /** Connections held waiting for a slot beyond which new ones are closed; default HELD_PER_PENDING × maxPending. */
   maxHeld?: number;
   /** How long one is held before it is closed instead; default DEFAULT_MAX_HOLD_MS. */
   maxHoldMs?: number;
@@ -72,7 +75,7 @@ export class AdmissionGate {
 
   constructor(private readonly opts: AdmissionGateOptions) {
     this.now = opts.now ?? Date.now;
-    this.maxHeld = opts.maxHeld ?? 8 * opts.maxPending;
+    this.maxHeld = opts.maxHeld ?? HELD_PER_PENDING * opts.maxPending;
     this.maxHoldMs = opts.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
   }
 
@@ -84,18 +87,12 @@ export class AdmissionGate {
   attach(server: Server): () => void {
     const tls = server instanceof TlsServer;
     const onConnection = (socket: Socket) => this.accepted(socket);
-    const through = (socket: Socket) => {
-      const key = keyOf(socket);
-      if (key !== undefined && this.handshaking.get(key) === socket) {
-        this.handshaking.delete(key);
-        this.drain();
-      }
-    };
-    const onSecure = (socket: TLSSocket) => {
+    // The TLS socket wraps the counted one: both have the same key.
+    const onSecure = (socket: TLSSocket | Socket) => {
       const key = keyOf(socket);
       if (key !== undefined && this.handshaking.delete(key)) this.drain();
     };
-    const onRequest = (req: IncomingMessage) => through(req.socket);
+    const onRequest = (req: IncomingMessage) => onSecure(req.socket);
     server.on('connection', onConnection);
     if (tls) server.on('secureConnection', onSecure);
     else {

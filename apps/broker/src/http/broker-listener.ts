@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { Server as TlsServer } from 'node:tls';
 import type { HttpsOptions } from '@nestjs/common/interfaces/external/https-options.interface';
 import { defaultSans, fingerprintOf, loadOrCreateTls, TLS_HANDSHAKE_TIMEOUT_MS } from '@trellis/tls';
 import type { Logger } from 'pino';
 import type { BrokerMetrics } from '../metrics';
+import { handOffTo } from './hand-off';
 import { proxyProtocolListener } from './proxy-protocol';
 
 /** At most one "rejected" log line per this long: a scanner must not fill the log. */
@@ -75,12 +75,7 @@ export type Offer = (socket: Socket, admit: (socket: Socket) => void) => void;
  * connection and offers it, so that one beyond the admission limit can wait unread.
  */
 export function heldListener(target: Server, offer: Offer): Server {
-  const isTls = target instanceof TlsServer;
-  const admit = (socket: Socket) => {
-    target.emit('connection', socket);
-    // TLS takes the handle over; HTTP reads the socket's own stream, which must flow.
-    if (!isTls && !socket.destroyed) socket.resume();
-  };
+  const admit = handOffTo(target);
   const front = createServer({ pauseOnConnect: true }, (socket) => offer(socket, admit));
   // http.Server starts the sweep behind headersTimeout/requestTimeout when it starts listening.
   front.once('listening', () => target.emit('listening'));

@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { type TLSSocket, Server as TlsServer } from 'node:tls';
+import { handOffTo } from './hand-off';
 
 /** The 12 bytes every PROXY protocol v2 header starts with. */
 const SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
@@ -108,11 +109,7 @@ export function proxyProtocolListener(target: Server, opts: ProxyProtocolOptions
   const maxAwaiting = opts.maxAwaiting ?? MAX_AWAITING_PROXY_HEADER;
   let awaiting = 0;
   const isTls = target instanceof TlsServer;
-  const admit = (socket: Socket) => {
-    target.emit('connection', socket);
-    // HTTP reads the socket's own stream: let it flow (TLS took the handle over and must not).
-    if (!isTls && !socket.destroyed) socket.resume();
-  };
+  const admit = handOffTo(target);
   const offer = opts.offer ?? ((socket: Socket, go: (s: Socket) => void) => go(socket));
   if (isTls) {
     // The TLS socket wraps the raw one and has a peer cache of its own: give it the header's.
