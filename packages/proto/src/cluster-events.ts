@@ -43,7 +43,10 @@ const PairInputEvent = z.strictObject({
   input: PairInput,
 });
 
-/** An instance became the owner of an account: the others tell it what their reflectors saw. */
+/**
+ * An instance became the owner of an account's pair paths: the others tell it what their reflectors
+ * saw and which peers their devices reach through a relay (`want` inputs with `relayed`).
+ */
 const PathsOwnerEvent = z.strictObject({
   kind: z.literal('paths-owner'),
   accountId: AccountId,

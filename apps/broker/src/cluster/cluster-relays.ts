@@ -194,6 +194,8 @@ export class ClusterRelays implements RelayDirectory {
     exclude: readonly string[] = [],
   ): Promise<AdoptedAllocation | null> {
     const here = await this.local.claimHeld(accountId, keys, exclude);
+    // Served for another instance's pair until now (its owner moved here): ours to follow from here.
+    if (here) this.served.delete(here.record.allocationId);
     if (here) return here;
     const instances = new Set(
       this.relaysFor(accountId)

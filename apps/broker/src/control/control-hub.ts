@@ -10,7 +10,7 @@ import {
 } from '@trellis/proto';
 import type { Logger } from 'pino';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
-import { PairPathDriver, type PairPathTimings } from '../pair-paths/pair-path-driver';
+import type { PairPathTimings } from '../pair-paths/pair-path-driver';
 import { AccountPolicy } from '../policy/account-policy';
 import type { RelayDirectory } from '../relay/relay-directory';
 import type { DevicesService } from '../services/devices.service';
@@ -19,6 +19,8 @@ import { AccountPaths } from './account-paths';
 import type { ControlSession } from './control-session';
 import { followRelays } from './follow-relays';
 import { HeldTimers } from './held-timers';
+import { pairPathDriverFor } from './pair-path-driver-for';
+import { PathsHandoff } from './paths-handoff';
 import { ReflexiveForwarder, type ReflexiveSource } from './reflexive-forwarder';
 import { SerialCheck } from './serial-check';
 
@@ -46,6 +48,7 @@ export class ControlHub {
   private readonly byDevice = new Map<string, ControlSession>();
   private unsubscribe: (() => void) | undefined;
   private readonly reflexive: ReflexiveForwarder;
+  private readonly handoff: PathsHandoff;
 
   constructor(
     private readonly devices: DevicesService,
@@ -87,6 +90,7 @@ export class ControlHub {
       const session = this.byDevice.get(id);
       return session && this.hubs.get(session.accountId)?.paths;
     });
+    this.handoff = new PathsHandoff(this.reflexive, (e) => this.publish(e), opts.logger);
   }
 
   /** A shared relay's reflector used as the second one (the broker has a single address). */
@@ -149,7 +153,7 @@ export class ControlHub {
         return;
       case 'paths-owner': {
         const hub = e.instance === this.opts.instanceId ? undefined : this.hubs.get(e.accountId);
-        for (const id of hub?.sessions.keys() ?? []) this.reflexive.forward(id, true);
+        if (hub) this.handoff.ownerThere(e.accountId, hub, e.instance);
         return;
       }
       case 'device-upsert':
@@ -186,7 +190,12 @@ export class ControlHub {
   /** A frame the account's owner sends a device: delivered if it is connected here. */
   private deliver(accountId: string, deviceId: string, frame: DeviceFrame): void {
     const session = this.byDevice.get(deviceId);
-    if (session?.accountId === accountId) session.send(JSON.stringify(frame), frame.type);
+    if (session?.accountId === accountId) this.sendTo(session, frame);
+  }
+
+  private sendTo(session: ControlSession, frame: DeviceFrame): void {
+    if (frame.type === 'relay-release') this.handoff.relayed.released(session.deviceId, frame.peerId);
+    session.send(JSON.stringify(frame), frame.type);
   }
 
   private apply(hub: AccountHub | undefined, e: BrokerEvent): void {
@@ -249,13 +258,13 @@ export class ControlHub {
         hub.policyVersion = state.policy.version;
         hub.paths = new AccountPaths(hub.netmap, {
           instanceId: this.opts.instanceId,
-          makeDriver: () => this.pathsFor(accountId, hub),
+          makeDriver: () =>
+            pairPathDriverFor(accountId, hub, this.opts, (id, frame) =>
+              this.sendFrame(accountId, hub, id, frame),
+            ),
           forward: (input) => this.publish({ kind: 'pair-input', accountId, input }),
           ownerHere: (driver) => {
-            for (const id of hub.sessions.keys()) {
-              const seen = this.reflexive.seenHere(id);
-              if (seen) driver.reflexiveSeen(id, seen);
-            }
+            this.handoff.ownerHere(accountId, hub, driver);
             // Once the hub is in place: the answers may come at once.
             queueMicrotask(() =>
               this.publish({ kind: 'paths-owner', accountId, instance: this.opts.instanceId }),
@@ -274,29 +283,11 @@ export class ControlHub {
     return promise;
   }
 
-  private pathsFor(accountId: string, hub: AccountHub): PairPathDriver {
-    const reflexive = this.opts.reflexive;
-    const relays = this.opts.relays;
-    return new PairPathDriver({
-      accountId,
-      send: (id, msg) => this.sendFrame(accountId, hub, id, msg),
-      rttOf: (id) => hub.sessions.get(id)?.rttMs() ?? null,
-      relayRtts: (id) => hub.sessions.get(id)?.relayRttMs(),
-      ...(reflexive
-        ? { reflexiveSeenSince: (k: string, since: number) => reflexive.seenSince(k, since) }
-        : {}),
-      reflectorsRun: (this.opts.reflectors ?? []).length > 0,
-      ...(relays ? { directory: relays } : {}),
-      logger: this.opts.logger,
-      ...(this.opts.pathTimings ? { timings: this.opts.pathTimings } : {}),
-    });
-  }
-
   /** A frame of the account's pair paths: to the device's session here, else to its instance. */
   private sendFrame(accountId: string, hub: AccountHub, deviceId: string, frame: DeviceFrame): void {
     const session = hub.sessions.get(deviceId);
     if (session) {
-      session.send(JSON.stringify(frame), frame.type);
+      this.sendTo(session, frame);
       return;
     }
     if (hub.netmap.get(deviceId)?.online) this.publish({ kind: 'device-frame', accountId, deviceId, frame });
@@ -325,6 +316,7 @@ export class ControlHub {
       return null;
     }
     this.lingering.cancel(session.accountId);
+    this.handoff.relayed.forget(session.deviceId);
     this.byDevice.set(session.deviceId, session);
     this.reflexive.attached(session.deviceId, hub.netmap.get(session.deviceId)?.publicKey, Date.now());
     return how;
@@ -335,6 +327,7 @@ export class ControlHub {
     if (this.byDevice.get(session.deviceId) === session) {
       this.byDevice.delete(session.deviceId);
       this.reflexive.detached(session.deviceId);
+      this.handoff.relayed.forget(session.deviceId);
     }
     if (!hub) return;
     hub.detach(session);
@@ -367,6 +360,7 @@ export class ControlHub {
     const hub = this.hubs.get(session.accountId);
     // A pair the policy hides from the device is not one: no punches, no relay for it.
     if (!hub?.netmap.canSee(deviceId, msg.peerId)) return;
+    this.handoff.relayed.noted(deviceId, msg);
     const input: PairInput =
       msg.type === 'want-path'
         ? { kind: 'want', from: deviceId, peerId: msg.peerId, relayed: msg.relayed === true }

@@ -1,0 +1,53 @@
+import type { Logger } from 'pino';
+import type { BrokerEvent } from '../events/event-bus';
+import type { PairPathDriver } from '../pair-paths/pair-path-driver';
+import type { AccountHub } from './account-hub';
+import type { ReflexiveForwarder } from './reflexive-forwarder';
+import { RelayedPeers } from './relayed-peers';
+
+/**
+ * What a new owner of an account's pair paths learns from this instance about the devices connected
+ * here: where this instance's reflectors saw them, and the peers they reach through a relay (the
+ * owner takes those pairs up and claims their allocations; see RelayedPeers).
+ */
+export class PathsHandoff {
+  readonly relayed = new RelayedPeers();
+
+  constructor(
+    private readonly reflexive: ReflexiveForwarder,
+    private readonly publish: (event: BrokerEvent) => void,
+    private readonly logger: Logger,
+  ) {}
+
+  /** This instance became the owner: its new driver hears it directly. */
+  ownerHere(accountId: string, hub: AccountHub, driver: PairPathDriver): void {
+    let relayed = 0;
+    for (const id of hub.sessions.keys()) {
+      const seen = this.reflexive.seenHere(id);
+      if (seen) driver.reflexiveSeen(id, seen);
+      for (const want of this.relayed.wants(id, (peer) => hub.netmap.canSee(id, peer))) {
+        driver.want(want.from, want.peerId, true);
+        relayed++;
+      }
+    }
+    if (relayed > 0)
+      this.logger.info({ accountId, relayed }, 'pair paths owner here: relayed pairs taken up');
+  }
+
+  /**
+   * Another instance announced itself the owner. The wants go on the bus even when this instance
+   * still has a driver: views of the owner differ for a moment, and the announcing one may be right.
+   */
+  ownerThere(accountId: string, hub: AccountHub, owner: string): void {
+    let relayed = 0;
+    for (const id of hub.sessions.keys()) {
+      this.reflexive.forward(id, true);
+      for (const input of this.relayed.wants(id, (peer) => hub.netmap.canSee(id, peer))) {
+        this.publish({ kind: 'pair-input', accountId, input });
+        relayed++;
+      }
+    }
+    if (relayed > 0)
+      this.logger.info({ accountId, owner, relayed }, 'relayed pairs sent to the new pair paths owner');
+  }
+}
