@@ -194,8 +194,6 @@ export class ClusterRelays implements RelayDirectory {
     exclude: readonly string[] = [],
   ): Promise<AdoptedAllocation | null> {
     const here = await this.local.claimHeld(accountId, keys, exclude);
-    // Served for another instance's pair until now (its owner moved here): ours to follow from here.
-    if (here) this.served.delete(here.record.allocationId);
     if (here) return here;
     const instances = new Set(
       this.relaysFor(accountId)
@@ -220,6 +218,11 @@ export class ClusterRelays implements RelayDirectory {
       return { record: reply.record, relay };
     }
     return null;
+  }
+
+  /** Served for another instance's pair until now (the owner moved here): ours to follow now. */
+  claimKept(allocationId: string): void {
+    this.served.delete(allocationId);
   }
 
   release(allocationId: string): void {
@@ -267,7 +270,8 @@ export class ClusterRelays implements RelayDirectory {
       else this.remoteAllocations.set(id, { ...held, instance });
       return;
     }
-    if (record) this.releaseAt(record.allocationId, instance);
+    // Only ours: a claim matches by keys, and another allocation for them may be the owner's now.
+    if (record?.allocationId === id) this.releaseAt(id, instance);
     if (!current) return;
     this.opts.logger.info(
       { allocationId: id, relayId: held.relayId, instance },

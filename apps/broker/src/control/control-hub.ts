@@ -194,7 +194,8 @@ export class ControlHub {
   }
 
   private sendTo(session: ControlSession, frame: DeviceFrame): void {
-    if (frame.type === 'relay-release') this.handoff.relayed.released(session.deviceId, frame.peerId);
+    if (frame.type === 'relay-release')
+      this.handoff.relayed.released(session.deviceId, frame.peerId, frame.allocationId);
     session.send(JSON.stringify(frame), frame.type);
   }
 

@@ -35,10 +35,12 @@ export class PathsHandoff {
   }
 
   /**
-   * Another instance announced itself the owner. The wants go on the bus even when this instance
-   * still has a driver: views of the owner differ for a moment, and the announcing one may be right.
+   * Another instance announced itself the owner. Every instance sees the bus's events in one order,
+   * so one that sees another owner by now saw the change the announcer will see too: it answers the
+   * owner that comes next (which announces itself), not this one.
    */
   ownerThere(accountId: string, hub: AccountHub, owner: string): void {
+    if (hub.paths?.owner() !== owner) return;
     let relayed = 0;
     for (const id of hub.sessions.keys()) {
       this.reflexive.forward(id, true);

@@ -214,10 +214,14 @@ export class PairPathDriver {
     // First an allocation a relay already held for the pair when it connected (this broker
     // restarted): the agents keep their relay and port. The relays are ranked after that wait.
     const adopted = await directory.claimAdopted(accountId, keys, e.exclude);
-    if (adopted && (this.disposed || e.exclude.includes(adopted.relay.id))) {
+    // Another instance owns the account now: what was claimed stays (as dispose() leaves
+    // allocations) for that owner to claim; it may hold it already, under the agents.
+    if (this.disposed) return;
+    if (adopted && e.exclude.includes(adopted.relay.id)) {
       directory.release(adopted.record.allocationId);
     } else if (adopted) {
       const { record, relay } = adopted;
+      directory.claimKept?.(record.allocationId);
       logger.info(
         { a: e.a.id, b: e.b.id, relay: relay.name, allocationId: record.allocationId },
         'relay path adopted',

@@ -47,6 +47,11 @@ export interface RelayDirectory {
     /** Relays the pair is moving off (ClusterRelays: skipped when it claims what relays hold). */
     exclude?: readonly string[],
   ): Promise<AdoptedAllocation | null>;
+  /**
+   * The pair keeps an allocation claimAdopted returned (ClusterRelays: from now on this instance
+   * follows it when its relay moves, even if it was allocated here for another instance's pair).
+   */
+  claimKept?(allocationId: string): void;
   release(allocationId: string): void;
   /** Events: 'relay-up' (handle), 'relay-down' (relayId, allocations it held: the allocator moves them; fired when a relay stays disconnected for longer than a grace period (default 5 s), not on a quick reconnect), 'expired' (allocationId), 'bound' (allocationId, publicKey, binding). */
   on(event: 'relay-up', fn: (relay: RelayHandle) => void): void;

@@ -29,7 +29,7 @@ describe('RelayedPeers', () => {
     for (const leave of [
       (r: RelayedPeers) => r.noted(D, report(P, 'direct')),
       (r: RelayedPeers) => r.noted(D, { type: 'want-path', peerId: P }),
-      (r: RelayedPeers) => r.released(D, P),
+      (r: RelayedPeers) => r.released(D, P, 'x1'),
     ]) {
       const r = new RelayedPeers();
       r.noted(D, report(P, 'relay'));
@@ -45,6 +45,20 @@ describe('RelayedPeers', () => {
     expect(peersOf(r)).toEqual([P]);
     r.forget(D);
     expect(peersOf(r)).toEqual([]);
+  });
+
+  it('a release of an older allocation leaves the one the agent moved to; a report that crossed a release is ignored', () => {
+    const r = new RelayedPeers();
+    r.noted(D, { ...report(P, 'relay'), attemptId: 'relay:x2' });
+    r.released(D, P, 'x1');
+    expect(peersOf(r)).toEqual([P]);
+    r.released(D, P, 'x2');
+    expect(peersOf(r)).toEqual([]);
+    // The agent confirmed x2 just before it heard x2 was released.
+    r.noted(D, { ...report(P, 'relay'), attemptId: 'relay:x2' });
+    expect(peersOf(r)).toEqual([]);
+    r.noted(D, { ...report(P, 'relay'), attemptId: 'relay:x3' });
+    expect(peersOf(r)).toEqual([P]);
   });
 
   it('leaves out peers the policy hides now', () => {
