@@ -12,8 +12,8 @@ function reportedAllocation(report: PathReportMessage): string | null {
 
 /**
  * The peers each device connected here reaches through a relay, as its agent last said: a
- * `want-path` with `relayed` or a `relay` path report adds one; a plain `want-path` (its path died),
- * a `direct` report or a `relay-release` of that allocation sent to it removes it.
+ * `want-path` with `relayed` or a `relay` path report adds one; a `direct` report or a
+ * `relay-release` of that allocation sent to it removes it.
  *
  * A new owner of an account's pair paths starts with no pair, and an agent announces its relayed
  * peers only when its own connection comes up. Wants sent while the owner was changing reach a driver
@@ -29,8 +29,9 @@ export class RelayedPeers {
   /** A path message of a device connected here (one its netmap lets it send). */
   noted(deviceId: string, msg: PathReportMessage | PathWantMessage): void {
     if (msg.type === 'want-path') {
-      if (msg.relayed !== true) this.remove(deviceId, msg.peerId);
-      else this.set(deviceId, msg.peerId, this.byDevice.get(deviceId)?.get(msg.peerId) ?? null);
+      // A plain want changes nothing: a dormant peer on a relay sends one as it wakes, and stays on it.
+      if (msg.relayed === true)
+        this.set(deviceId, msg.peerId, this.byDevice.get(deviceId)?.get(msg.peerId) ?? null);
     } else if (msg.result === 'direct') {
       this.remove(deviceId, msg.peerId);
     } else if (msg.result === 'relay') {

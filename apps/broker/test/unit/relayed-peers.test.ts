@@ -25,10 +25,9 @@ describe('RelayedPeers', () => {
     ]);
   });
 
-  it('removes it on a direct report, a plain want (its path died) or a release sent to the device', () => {
+  it('removes it on a direct report or a release sent to the device', () => {
     for (const leave of [
       (r: RelayedPeers) => r.noted(D, report(P, 'direct')),
-      (r: RelayedPeers) => r.noted(D, { type: 'want-path', peerId: P }),
       (r: RelayedPeers) => r.released(D, P, 'x1'),
     ]) {
       const r = new RelayedPeers();
@@ -38,10 +37,11 @@ describe('RelayedPeers', () => {
     }
   });
 
-  it('keeps it through a failed punch, and forgets the device when its connection goes', () => {
+  it('keeps it through a failed punch and a plain want (a dormant peer waking on its relay), and forgets the device when its connection goes', () => {
     const r = new RelayedPeers();
     r.noted(D, report(P, 'relay'));
     r.noted(D, report(P, 'failed'));
+    r.noted(D, { type: 'want-path', peerId: P });
     expect(peersOf(r)).toEqual([P]);
     r.forget(D);
     expect(peersOf(r)).toEqual([]);
