@@ -203,7 +203,9 @@ export class RelayAdoptions {
         this.host.isCurrent(relay) &&
         relay.held.get(holding.record.allocationId) === holding,
     );
-    const usable = live.find(({ relay }) => serving.has(relay));
+    // Newest first (a relay reports in the order it allocated): when an owner gave the pair a new
+    // allocation while the old one lived on, the agents are on the new one.
+    const usable = live.findLast(({ relay }) => serving.has(relay));
     if (usable) {
       usable.holding.unclaimed = false;
       live.splice(live.indexOf(usable), 1);

@@ -5,7 +5,12 @@ import type {
   RelayServerMessage,
   RelayTcpInfo,
 } from '@trellis/proto';
-import type { RelayAllocationRecord, RelayHandle } from './relay-directory';
+import {
+  type AdoptedAllocation,
+  allocationFor,
+  type RelayAllocationRecord,
+  type RelayHandle,
+} from './relay-directory';
 
 /** The control connection of a relay, as the registry uses it. */
 export interface RelayLink {
@@ -68,3 +73,20 @@ export class RelayEntry implements RelayHandle {
 
 /** Callers get copies: a record they keep must not change under them (bindings are mutated here). */
 export const copyRecord = (r: RelayAllocationRecord): RelayAllocationRecord => structuredClone(r);
+
+/**
+ * The newest allocation on `relays` for the account and keys that `which` takes (a relay reports
+ * what it holds, and the registry records allocations, in the order they were made); null: none.
+ */
+export function newestHolding(
+  relays: readonly RelayEntry[],
+  accountId: string,
+  keys: readonly [string, string],
+  which: (holding: Holding) => boolean,
+): AdoptedAllocation | null {
+  let found: AdoptedAllocation | null = null;
+  for (const relay of relays)
+    for (const h of relay.held.values())
+      if (which(h) && allocationFor(h.record, accountId, keys)) found = { record: h.record, relay };
+  return found && { record: copyRecord(found.record), relay: found.relay };
+}

@@ -11,14 +11,20 @@ import type { LiveRelays } from '../services/relays.service';
 import { RelayAdoptions, type RelayAdoptionsOptions } from './relay-adoptions';
 import {
   type AdoptedAllocation,
-  allocationFor,
   type LocalRelayDirectory,
   type RelayAllocationRecord,
   type RelayHandle,
   type RelayListeners,
   toNetmapRelay,
 } from './relay-directory';
-import { copyRecord, RelayEntry, type RelayIdentity, type RelayLink } from './relay-entry';
+import {
+  copyRecord,
+  type Holding,
+  newestHolding,
+  RelayEntry,
+  type RelayIdentity,
+  type RelayLink,
+} from './relay-entry';
 import { PendingAllocations } from './relay-pending';
 
 export type { RelayIdentity, RelayLink } from './relay-entry';
@@ -135,24 +141,27 @@ export class RelayRegistry implements LocalRelayDirectory, LiveRelays {
   }
 
   /**
-   * For the account's owner on another instance (cluster): an allocation a relay here holds for
-   * these keys, adopted or already in use (its decider moved), on none of `exclude`. Null: none.
+   * For the account's owner (cluster): an allocation a relay here holds for these keys, on none of
+   * `exclude`; null: none. One in use first (claimed or allocated for a pair whose owner moved): the
+   * agents are on it, and an older adoption for the same keys is a leftover its grace releases.
+   * Else an adoption, else any (newest first each time).
    */
   async claimHeld(
     accountId: string,
     keys: [string, string],
     exclude: readonly string[],
   ): Promise<AdoptedAllocation | null> {
+    const held = (which: (h: Holding) => boolean) => {
+      const serving = new Set(this.relaysFor(accountId).map((r) => r.id));
+      const relays = [...this.relays.values()].filter((r) => serving.has(r.id) && !exclude.includes(r.id));
+      return newestHolding(relays, accountId, keys, which);
+    };
+    const inUse = held((h) => !h.unclaimed);
+    if (inUse) return inUse;
     const adopted = await this.claimAdopted(accountId, keys);
     if (adopted && !exclude.includes(adopted.relay.id)) return adopted;
     if (adopted) this.release(adopted.record.allocationId);
-    const serving = new Set(this.relaysFor(accountId).map((r) => r.id));
-    for (const relay of this.relays.values()) {
-      if (!serving.has(relay.id) || exclude.includes(relay.id)) continue;
-      for (const { record } of relay.held.values())
-        if (allocationFor(record, accountId, keys)) return { record: copyRecord(record), relay };
-    }
-    return null;
+    return held(() => true);
   }
 
   /** The relay is connected to another instance: claims here stop waiting for it to rejoin. */
