@@ -142,6 +142,13 @@ export class RelayAdoptions {
     this.adoptTimers.add(timer);
   }
 
+  /** An adoption handed out by other means than claim() (RelayRegistry.claimHeld): kept from now on. */
+  claimed(holding: Holding): void {
+    if (!holding.unclaimed) return;
+    holding.unclaimed = false;
+    this.opts.metrics.relayAdoptions.inc({ outcome: 'claimed' });
+  }
+
   /** Shutdown: timers stop, claims waiting for relays get none. Call after the relays are gone. */
   close(): void {
     for (const timer of this.adoptTimers) clearTimeout(timer);

@@ -5,12 +5,7 @@ import type {
   RelayServerMessage,
   RelayTcpInfo,
 } from '@trellis/proto';
-import {
-  type AdoptedAllocation,
-  allocationFor,
-  type RelayAllocationRecord,
-  type RelayHandle,
-} from './relay-directory';
+import { allocationFor, type RelayAllocationRecord, type RelayHandle } from './relay-directory';
 
 /** The control connection of a relay, as the registry uses it. */
 export interface RelayLink {
@@ -75,18 +70,17 @@ export class RelayEntry implements RelayHandle {
 export const copyRecord = (r: RelayAllocationRecord): RelayAllocationRecord => structuredClone(r);
 
 /**
- * The newest allocation on `relays` for the account and keys that `which` takes (a relay reports
- * what it holds, and the registry records allocations, in the order they were made); null: none.
+ * The newest allocation on `relays` for the account and keys (a relay reports what it holds, and
+ * the registry records allocations, in the order they were made); null: none.
  */
 export function newestHolding(
   relays: readonly RelayEntry[],
   accountId: string,
   keys: readonly [string, string],
-  which: (holding: Holding) => boolean,
-): AdoptedAllocation | null {
-  let found: AdoptedAllocation | null = null;
+): { holding: Holding; relay: RelayEntry } | null {
+  let found: { holding: Holding; relay: RelayEntry } | null = null;
   for (const relay of relays)
-    for (const h of relay.held.values())
-      if (which(h) && allocationFor(h.record, accountId, keys)) found = { record: h.record, relay };
-  return found && { record: copyRecord(found.record), relay: found.relay };
+    for (const holding of relay.held.values())
+      if (allocationFor(holding.record, accountId, keys)) found = { holding, relay };
+  return found;
 }

@@ -17,14 +17,7 @@ import {
   type RelayListeners,
   toNetmapRelay,
 } from './relay-directory';
-import {
-  copyRecord,
-  type Holding,
-  newestHolding,
-  RelayEntry,
-  type RelayIdentity,
-  type RelayLink,
-} from './relay-entry';
+import { copyRecord, newestHolding, RelayEntry, type RelayIdentity, type RelayLink } from './relay-entry';
 import { PendingAllocations } from './relay-pending';
 
 export type { RelayIdentity, RelayLink } from './relay-entry';
@@ -142,26 +135,31 @@ export class RelayRegistry implements LocalRelayDirectory, LiveRelays {
 
   /**
    * For the account's owner (cluster): an allocation a relay here holds for these keys, on none of
-   * `exclude`; null: none. One in use first (claimed or allocated for a pair whose owner moved): the
-   * agents are on it, and an older adoption for the same keys is a leftover its grace releases.
-   * Else an adoption, else any (newest first each time).
+   * `exclude`; null: none. The newest (relays report, and the broker allocates, in order): when a
+   * pair got a new allocation while an old one lived on, whether either was claimed here or not,
+   * the agents are on the new one. An adoption so taken is claimed; the other's grace releases it.
+   * With none here yet, waits like claimAdopted for relays expected back after a restart.
    */
   async claimHeld(
     accountId: string,
     keys: [string, string],
     exclude: readonly string[],
   ): Promise<AdoptedAllocation | null> {
-    const held = (which: (h: Holding) => boolean) => {
+    const newest = () => {
       const serving = new Set(this.relaysFor(accountId).map((r) => r.id));
       const relays = [...this.relays.values()].filter((r) => serving.has(r.id) && !exclude.includes(r.id));
-      return newestHolding(relays, accountId, keys, which);
+      return newestHolding(relays, accountId, keys);
     };
-    const inUse = held((h) => !h.unclaimed);
-    if (inUse) return inUse;
-    const adopted = await this.claimAdopted(accountId, keys);
-    if (adopted && !exclude.includes(adopted.relay.id)) return adopted;
-    if (adopted) this.release(adopted.record.allocationId);
-    return held(() => true);
+    let found = newest();
+    if (!found) {
+      const adopted = await this.claimAdopted(accountId, keys);
+      if (adopted && !exclude.includes(adopted.relay.id)) return adopted;
+      if (adopted) this.release(adopted.record.allocationId);
+      found = newest();
+    }
+    if (!found) return null;
+    if (found.holding.unclaimed) this.adoptions.claimed(found.holding);
+    return { record: copyRecord(found.holding.record), relay: found.relay };
   }
 
   /** The relay is connected to another instance: claims here stop waiting for it to rejoin. */

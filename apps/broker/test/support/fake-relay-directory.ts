@@ -115,7 +115,8 @@ export class FakeRelayDirectory implements LocalRelayDirectory {
 
   async claimAdopted(accountId: string, keys: [string, string]): Promise<AdoptedAllocation | null> {
     const serving = this.relaysFor(accountId);
-    const at = this.adopted.findIndex(
+    // Newest first, as RelayAdoptions.
+    const at = this.adopted.findLastIndex(
       ({ record, relay }) => serving.includes(relay) && allocationFor(record, accountId, keys),
     );
     return at === -1 ? null : this.adopted.splice(at, 1)[0]!;
@@ -126,14 +127,17 @@ export class FakeRelayDirectory implements LocalRelayDirectory {
     keys: [string, string],
     exclude: readonly string[],
   ): Promise<AdoptedAllocation | null> {
-    const adopted = await this.claimAdopted(accountId, keys);
-    if (adopted && !exclude.includes(adopted.relay.id)) return adopted;
+    // The newest held for the keys, adopted or not, as RelayRegistry.claimHeld (an adoption so
+    // taken is claimed).
+    let found: AdoptedAllocation | null = null;
     for (const record of this.held.values()) {
       const relay = this.relays.find((r) => r.id === record.relayId && r.online);
       if (relay && !exclude.includes(relay.id) && allocationFor(record, accountId, keys))
-        return { record, relay };
+        found = { record, relay };
     }
-    return null;
+    const at = this.adopted.findIndex((a) => a.record.allocationId === found?.record.allocationId);
+    if (at !== -1) this.adopted.splice(at, 1);
+    return found;
   }
 
   /** Relays another instance announced: claims stop waiting for them (recorded for tests). */

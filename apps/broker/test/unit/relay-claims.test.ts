@@ -52,24 +52,34 @@ describe('claims when a relay holds more than one allocation for a pair', () => 
     expect((await registry.claimAdopted(ACCOUNT, keys))?.record.allocationId).toBe(older.allocationId);
   });
 
-  it("another instance's owner gets the allocation in use before a newer unclaimed leftover", async () => {
+  it("another instance's owner gets the newest, claimed here or not; an adoption so taken is kept", async () => {
     const first = heldAllocation(ACCOUNT, 40_001, keys);
     report(first);
-    // This instance's owner took it up; then the relay reconnects reporting a newer one for the
-    // pair that this instance never gave it (made by an older owner while the relay was elsewhere).
+    // This instance's owner took it up. The relay went elsewhere for a moment and comes back
+    // reporting a newer one for the pair, made by the owner there: the agents are on that one.
     expect((await registry.claimAdopted(ACCOUNT, keys))?.record.allocationId).toBe(first.allocationId);
-    const leftover = heldAllocation(ACCOUNT, 40_002, keys);
-    report(first, leftover);
+    const newer = heldAllocation(ACCOUNT, 40_002, keys);
+    report(first, newer);
     expect((await registry.claimHeld(ACCOUNT, [keys[1], keys[0]], []))?.record.allocationId).toBe(
-      first.allocationId,
+      newer.allocationId,
     );
-    // Unclaimed, the leftover goes when the adoption grace ends; the one in use stays.
+    // Claimed so, the adoption outlives its grace; the older one is left to its owner (in use here).
     jest.advanceTimersByTime(60_000);
-    expect(registry.allocationCount(RELAY.id)).toBe(1);
-    expect((await registry.claimHeld(ACCOUNT, keys, []))?.record.allocationId).toBe(first.allocationId);
+    expect(registry.allocationCount(RELAY.id)).toBe(2);
+    expect(await registry.claimAdopted(ACCOUNT, keys)).toBeNull();
   });
 
-  it('with nothing in use, the owner elsewhere gets the newest adoption', async () => {
+  it('an older adoption left unclaimed goes at the end of its grace, the newest in use stays', async () => {
+    const older = heldAllocation(ACCOUNT, 40_001, keys);
+    const newer = heldAllocation(ACCOUNT, 40_002, keys);
+    report(older, newer);
+    expect((await registry.claimAdopted(ACCOUNT, keys))?.record.allocationId).toBe(newer.allocationId);
+    expect((await registry.claimHeld(ACCOUNT, keys, []))?.record.allocationId).toBe(newer.allocationId);
+    jest.advanceTimersByTime(60_000);
+    expect(registry.allocationCount(RELAY.id)).toBe(1);
+  });
+
+  it('with nothing claimed, the owner elsewhere gets the newest adoption', async () => {
     const older = heldAllocation(ACCOUNT, 40_001, keys);
     const newer = heldAllocation(ACCOUNT, 40_002, keys);
     report(older, newer);
