@@ -87,21 +87,22 @@ export class AdmissionGate {
   attach(server: Server): () => void {
     const tls = server instanceof TlsServer;
     const onConnection = (socket: Socket) => this.accepted(socket);
-    // The TLS socket wraps the counted one: both have the same key.
-    const onSecure = (socket: TLSSocket | Socket) => {
+    // Through its handshake (TLS), or its first request or upgrade (plain). The TLS socket wraps
+    // the counted one: both have the same key.
+    const through = (socket: TLSSocket | Socket) => {
       const key = keyOf(socket);
       if (key !== undefined && this.handshaking.delete(key)) this.drain();
     };
-    const onRequest = (req: IncomingMessage) => onSecure(req.socket);
+    const onRequest = (req: IncomingMessage) => through(req.socket);
     server.on('connection', onConnection);
-    if (tls) server.on('secureConnection', onSecure);
+    if (tls) server.on('secureConnection', through);
     else {
       server.on('request', onRequest);
       server.on('upgrade', onRequest);
     }
     return () => {
       server.off('connection', onConnection);
-      server.off('secureConnection', onSecure);
+      server.off('secureConnection', through);
       server.off('request', onRequest);
       server.off('upgrade', onRequest);
       this.handshaking.clear();

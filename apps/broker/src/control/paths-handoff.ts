@@ -25,7 +25,7 @@ export class PathsHandoff {
     for (const id of hub.sessions.keys()) {
       const seen = this.reflexive.seenHere(id);
       if (seen) driver.reflexiveSeen(id, seen);
-      for (const want of this.relayed.wants(id, (peer) => hub.netmap.canSee(id, peer))) {
+      for (const want of this.wantsOf(hub, id)) {
         driver.want(want.from, want.peerId, true);
         relayed++;
       }
@@ -44,12 +44,17 @@ export class PathsHandoff {
     let relayed = 0;
     for (const id of hub.sessions.keys()) {
       this.reflexive.forward(id, true);
-      for (const input of this.relayed.wants(id, (peer) => hub.netmap.canSee(id, peer))) {
+      for (const input of this.wantsOf(hub, id)) {
         this.publish({ kind: 'pair-input', accountId, input });
         relayed++;
       }
     }
     if (relayed > 0)
       this.logger.info({ accountId, owner, relayed }, 'relayed pairs sent to the new pair paths owner');
+  }
+
+  /** A device's relayed peers that its netmap still lets it see, as wants. */
+  private wantsOf(hub: AccountHub, id: string) {
+    return this.relayed.wants(id, (peer) => hub.netmap.canSee(id, peer));
   }
 }
