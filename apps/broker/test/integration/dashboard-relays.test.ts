@@ -33,7 +33,8 @@ function runShownCommand(command: string): { proc: ChildProcess; ready: Promise<
   const ready = new Promise<void>((ok, fail) => {
     const seen = (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes('trellis-relay ready')) ok();
+      // Ready is printed before the link to the broker is up: online once the broker welcomed it.
+      if (output.includes('trellis-relay ready') && output.includes('broker welcomed this relay')) ok();
     };
     proc.stdout!.on('data', seen);
     proc.stderr!.on('data', seen);
