@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { NetmapRelay, ReflectorInfo, RelayRequest } from '@trellis/proto';
 import type { Logger } from 'pino';
 import type { BrokerEvent, EventBus } from '../events/event-bus';
@@ -11,15 +10,9 @@ import {
   type RelayListeners,
   toNetmapRelay,
 } from '../relay/relay-directory';
+import { type RelayReply, RelayRequests } from './relay-requests';
 import { type RemoteAllocation, RemoteAllocations, ServedAllocations } from './remote-allocations';
 import { type RemoteRelay, RemoteRelays } from './remote-relays';
-
-type Reply = { ok: true; record: RelayAllocationRecord | null } | { ok: false; error: string };
-
-interface Pending {
-  resolve(reply: Reply): void;
-  timer: NodeJS.Timeout;
-}
 
 type Listeners = RelayListeners;
 
@@ -39,7 +32,7 @@ export interface ClusterRelaysOptions {
  */
 export class ClusterRelays implements RelayDirectory {
   private readonly remote = new RemoteRelays();
-  private readonly pending = new Map<string, Pending>();
+  private readonly requests: RelayRequests;
   /** Allocations made on other instances' relays, so a release goes there. */
   private readonly remoteAllocations = new RemoteAllocations();
   /** Allocations on relays here that other instances' pairs hold. */
@@ -51,23 +44,30 @@ export class ClusterRelays implements RelayDirectory {
     bound: new Set(),
     observed: new Set(),
   };
-  private unsubscribe: (() => void) | undefined;
-  private readonly timeoutMs: number;
+  private readonly unsubscribe: Array<() => void> = [];
   private readonly regoneMs: number;
   private readonly downTimers = new Set<NodeJS.Timeout>();
+  /** Allocations being claimed where their relay went (`follow`), and where. */
+  private readonly reclaiming = new Map<string, string>();
 
   constructor(
     private readonly local: LocalRelayDirectory,
     private readonly bus: EventBus,
     private readonly opts: ClusterRelaysOptions,
   ) {
-    this.timeoutMs = opts.requestTimeoutMs ?? 6_000;
+    this.requests = new RelayRequests(
+      opts.instanceId,
+      (e) => this.publish(e),
+      opts.requestTimeoutMs ?? 6_000,
+    );
     this.regoneMs = opts.regoneMs ?? 10_000;
   }
 
   start(): void {
     const me = this.opts.instanceId;
-    this.unsubscribe = this.bus.subscribe((e) => this.onEvent(e));
+    this.unsubscribe.push(this.bus.subscribe((e) => this.onEvent(e)));
+    // What the instances announced while this one's bus was away is lost: both sides again.
+    this.unsubscribe.push(this.bus.onReconnected(() => this.sync()));
     this.local.on('relay-up', (relay) => {
       this.remote.gone(this.remote.get(relay.id)?.instance ?? '', relay.id);
       this.announce(relay);
@@ -101,16 +101,18 @@ export class ClusterRelays implements RelayDirectory {
       if (this.local.connected().some((r) => r.id === relayId && r.accountId === null))
         this.publish({ kind: 'relay-observed', instance: me, relayId, publicKey, endpoint });
     });
-    this.publish({ kind: 'relay-sync', instance: me });
+    this.sync();
+  }
+
+  /** Announces the relays connected here and asks the other instances for theirs. */
+  private sync(): void {
+    for (const relay of this.local.connected()) this.announce(relay);
+    this.publish({ kind: 'relay-sync', instance: this.opts.instanceId });
   }
 
   stop(): void {
-    this.unsubscribe?.();
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.resolve({ ok: false, error: 'broker stopping' });
-    }
-    this.pending.clear();
+    for (const unsubscribe of this.unsubscribe.splice(0)) unsubscribe();
+    this.requests.stop();
     for (const t of this.downTimers) clearTimeout(t);
     this.downTimers.clear();
   }
@@ -169,7 +171,7 @@ export class ClusterRelays implements RelayDirectory {
   ): Promise<RelayAllocationRecord> {
     const there = this.remoteOf(relayId);
     if (!there) return this.local.allocate(relayId, accountId, keys, idleTimeoutMs);
-    const reply = await this.request(there.instance, {
+    const reply = await this.requests.ask(there.instance, {
       op: 'allocate',
       relayId,
       accountId,
@@ -203,7 +205,7 @@ export class ClusterRelays implements RelayDirectory {
     const replies = await Promise.all(
       [...instances].map(async (instance) => ({
         instance,
-        reply: await this.request(instance, { op: 'claim', accountId, keys, exclude: [...exclude] }),
+        reply: await this.requests.ask(instance, { op: 'claim', accountId, keys, exclude: [...exclude] }),
       })),
     );
     for (const { instance, reply } of replies) {
@@ -236,13 +238,7 @@ export class ClusterRelays implements RelayDirectory {
       this.local.release(allocationId);
       return;
     }
-    this.publish({
-      kind: 'relay-request',
-      to: instance,
-      from: this.opts.instanceId,
-      requestId: newRequestId(),
-      request: { op: 'release', allocationId },
-    });
+    this.requests.tell(instance, { op: 'release', allocationId });
   }
 
   /**
@@ -251,8 +247,15 @@ export class ClusterRelays implements RelayDirectory {
    * there. One that cannot be claimed as it was expires, and its pair moves to a relay again.
    */
   private follow(relayId: string, instance: string): void {
-    for (const [id, held] of this.remoteAllocations.movedAway(relayId, instance))
-      void this.reclaim(id, held, instance);
+    for (const [id, held] of this.remoteAllocations.movedAway(relayId, instance)) {
+      // The relay announced again before the claim's answer (instances re-announce after their bus
+      // came back): a second claim would get the same allocation and release it as not its own.
+      if (this.reclaiming.get(id) === instance) continue;
+      this.reclaiming.set(id, instance);
+      void this.reclaim(id, held, instance).finally(() => {
+        if (this.reclaiming.get(id) === instance) this.reclaiming.delete(id);
+      });
+    }
   }
 
   private async reclaim(id: string, held: RemoteAllocation, instance: string): Promise<void> {
@@ -260,9 +263,9 @@ export class ClusterRelays implements RelayDirectory {
     const record =
       instance === this.opts.instanceId
         ? ((await this.local.claimHeld(accountId, keys, []))?.record ?? null)
-        : await this.request(instance, { op: 'claim', accountId, keys, exclude: [] }).then((r) =>
-            r.ok ? r.record : null,
-          );
+        : await this.requests
+            .ask(instance, { op: 'claim', accountId, keys, exclude: [] })
+            .then((r) => (r.ok ? r.record : null));
     // Released (or followed elsewhere) meanwhile: what was claimed for it goes.
     const current = this.remoteAllocations.get(id) === held;
     if (current && record?.allocationId === id) {
@@ -313,14 +316,9 @@ export class ClusterRelays implements RelayDirectory {
       case 'relay-request':
         if (e.to === me) void this.serve(e.from, e.requestId, e.request);
         return;
-      case 'relay-reply': {
-        const p = e.to === me ? this.pending.get(e.requestId) : undefined;
-        if (!p) return;
-        clearTimeout(p.timer);
-        this.pending.delete(e.requestId);
-        p.resolve(e.result);
+      case 'relay-reply':
+        if (e.to === me) this.requests.answered(e.requestId, e.result);
         return;
-      }
       default:
         return;
     }
@@ -328,7 +326,7 @@ export class ClusterRelays implements RelayDirectory {
 
   /** Another instance's request for one of the relays connected here. */
   private async serve(from: string, requestId: string, request: RelayRequest): Promise<void> {
-    let result: Reply;
+    let result: RelayReply;
     try {
       if (request.op === 'release') {
         this.served.delete(request.allocationId);
@@ -346,19 +344,6 @@ export class ClusterRelays implements RelayDirectory {
       result = { ok: false, error: (err as Error).message.slice(0, 500) };
     }
     this.publish({ kind: 'relay-reply', to: from, requestId, result });
-  }
-
-  private request(instance: string, request: RelayRequest): Promise<Reply> {
-    const requestId = newRequestId();
-    return new Promise<Reply>((resolve) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(requestId);
-        resolve({ ok: false, error: `broker instance ${instance} did not answer` });
-      }, this.timeoutMs);
-      timer.unref?.();
-      this.pending.set(requestId, { resolve, timer });
-      this.publish({ kind: 'relay-request', to: instance, from: this.opts.instanceId, requestId, request });
-    });
   }
 
   private remoteOf(relayId: string): RemoteRelay | undefined {
@@ -392,8 +377,4 @@ export class ClusterRelays implements RelayDirectory {
   private emit<K extends keyof Listeners>(event: K, ...args: Parameters<Listeners[K]>): void {
     for (const fn of this.listeners[event]) (fn as (...a: Parameters<Listeners[K]>) => void)(...args);
   }
-}
-
-function newRequestId(): string {
-  return randomBytes(8).toString('hex');
 }

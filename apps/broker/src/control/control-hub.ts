@@ -90,7 +90,7 @@ export class ControlHub {
       const session = this.byDevice.get(id);
       return session && this.hubs.get(session.accountId)?.paths;
     });
-    this.handoff = new PathsHandoff(this.reflexive, (e) => this.publish(e), opts.logger);
+    this.handoff = new PathsHandoff(opts.instanceId, this.reflexive, (e) => this.publish(e), opts.logger);
   }
 
   /** A shared relay's reflector used as the second one (the broker has a single address). */
@@ -115,6 +115,10 @@ export class ControlHub {
       devices: this.devices,
       hubs: this.hubs,
       closeRemoved: (id) => this.byDevice.get(id)?.close(CloseCode.deviceRemoved, 'device removed'),
+      resynced: () => {
+        for (const [accountId, hub] of this.hubs) this.handoff.resync(accountId, hub);
+        this.opts.logger.info({ accounts: this.hubs.size }, 'event bus back: pair paths owners told again');
+      },
       logger: this.opts.logger,
     });
     this.reflexive.start();

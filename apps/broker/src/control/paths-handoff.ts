@@ -14,6 +14,7 @@ export class PathsHandoff {
   readonly relayed = new RelayedPeers();
 
   constructor(
+    private readonly instanceId: string,
     private readonly reflexive: ReflexiveForwarder,
     private readonly publish: (event: BrokerEvent) => void,
     private readonly logger: Logger,
@@ -50,7 +51,20 @@ export class PathsHandoff {
       }
     }
     if (relayed > 0)
-      this.logger.info({ accountId, owner, relayed }, 'relayed pairs sent to the new pair paths owner');
+      this.logger.info({ accountId, owner, relayed }, 'relayed pairs sent to the pair paths owner');
+  }
+
+  /**
+   * This instance's bus was away (and the hub is reloaded): an owner's announcement, inputs
+   * forwarded to the owner and its frames to devices here may be lost. The owner announces itself
+   * again (every instance answers); any other instance sends the owner what an answer holds. Wants
+   * for pairs the owner still has change nothing but a `relay` to both sides again.
+   */
+  resync(accountId: string, hub: AccountHub): void {
+    const owner = hub.paths?.owner();
+    if (!owner) return;
+    if (owner === this.instanceId) this.publish({ kind: 'paths-owner', accountId, instance: owner });
+    else this.ownerThere(accountId, hub, owner);
   }
 
   /** A device's relayed peers that its netmap still lets it see, as wants. */

@@ -9,6 +9,11 @@ export interface SerialCheckDeps {
   hubs: ReadonlyMap<string, AccountHub>;
   /** A device removed meanwhile that is connected here: its session closes (deviceRemoved). */
   closeRemoved(deviceId: string): void;
+  /**
+   * The bus reconnected and every hub was reloaded since: what instances sent each other meanwhile
+   * (an owner's announcement, inputs forwarded to it) may be lost.
+   */
+  resynced?(): void;
   logger: Logger;
 }
 
@@ -19,13 +24,18 @@ export const SERIAL_CHECK_MS = 2_000;
  * Compares every loaded account's serial with the database's every SERIAL_CHECK_MS: a hub that
  * missed a change (a publish lost after its commit, an instance that died between the two) is
  * reloaded, and the difference goes out as ordinary deltas. When the bus reconnects every hub is
- * reloaded: whatever was published while it was away is lost. One check at a time; a failed one
- * (the database away) is tried again at the next interval.
+ * reloaded: whatever was published while it was away is lost (with the database away, again at the
+ * next interval; `resynced` follows the reload). An account that fails to reload is logged and left
+ * to the next checks. One check at a time.
  */
 export class SerialCheck {
   private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
   private running: Promise<unknown> | undefined;
+  /** Bus reconnections seen, and the one the last full reload followed. */
+  private reconnects = 0;
+  private reloadedFor = 0;
+  private stopped = false;
 
   constructor(
     bus: EventBus,
@@ -33,19 +43,36 @@ export class SerialCheck {
   ) {
     this.timer = setInterval(() => this.run(false), SERIAL_CHECK_MS);
     this.timer.unref();
-    this.unsubscribe = bus.onReconnected(() => this.run(true));
+    this.unsubscribe = bus.onReconnected(() => {
+      this.reconnects++;
+      this.run(true);
+    });
   }
 
-  private run(all: boolean): void {
-    if (this.running && !all) return;
+  /** Starts a check, or with `queued` one after the check running now. */
+  private run(queued: boolean): void {
+    if (this.running && !queued) return;
     const previous = this.running ?? Promise.resolve();
     const run = previous
-      .then(() => this.check(all))
+      .then(() => this.checkOnce())
       .catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'netmap serial check failed'))
       .finally(() => {
         if (this.running === run) this.running = undefined;
       });
     this.running = run;
+  }
+
+  /** A check, of every hub while a reconnection has not been followed by a full reload. */
+  private async checkOnce(): Promise<void> {
+    if (this.stopped) return;
+    const due = this.reconnects;
+    if (due === this.reloadedFor) {
+      await this.check(false);
+      return;
+    }
+    await this.check(true);
+    this.reloadedFor = due;
+    if (!this.stopped) this.deps.resynced?.();
   }
 
   /** One check; returns the accounts reloaded. */
@@ -56,20 +83,26 @@ export class SerialCheck {
     const stale = [...hubs].filter(([id, hub]) => hub.serials.stalled(serials.get(id) ?? 0) || all);
     const reloaded: string[] = [];
     for (const [accountId, hub] of stale) {
-      const state = await devices.loadAccount(accountId);
-      if (hubs.get(accountId) !== hub) continue; // released meanwhile
-      for (const id of hub.reconcile(state.devices, state.serial)) this.deps.closeRemoved(id);
-      reloaded.push(accountId);
-      // As for a policy-changed event: prepared over the hub's devices (changes keep arriving
-      // meanwhile; the read above is not replayed), then applied at once.
-      const policy = await hub.preparePolicy(state.policy);
-      if (policy && hubs.get(accountId) === hub) hub.usePolicy(policy, state.serial);
+      // One account that fails to reload holds up no other (its serial check tries it again).
+      try {
+        const state = await devices.loadAccount(accountId);
+        if (hubs.get(accountId) !== hub) continue; // released meanwhile
+        for (const id of hub.reconcile(state.devices, state.serial)) this.deps.closeRemoved(id);
+        reloaded.push(accountId);
+        // As for a policy-changed event: prepared over the hub's devices (changes keep arriving
+        // meanwhile; the read above is not replayed), then applied at once.
+        const policy = await hub.preparePolicy(state.policy);
+        if (policy && hubs.get(accountId) === hub) hub.usePolicy(policy, state.serial);
+      } catch (err) {
+        logger.warn({ accountId, err: (err as Error).message }, 'account netmap reload failed');
+      }
     }
     if (reloaded.length > 0) logger.warn({ accounts: reloaded.length, all }, 'account netmaps reloaded');
     return reloaded;
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
     this.unsubscribe();
   }

@@ -167,8 +167,11 @@ export class PairPathCore {
     const pair = this.table.getOrAdd(from, peerId);
     pair.direct.delete(from);
     // A want during an attempt changes nothing: punching again would restart both sides' attempt
-    // (and move a side that is on the relay off it). After it, the same candidates are tried again.
-    if (!punchInFlight(ctx, pair)) {
+    // (and move a side that is on the relay off it). After it, the same candidates are tried again,
+    // except for an agent saying it is on the relay the pair has (an instance telling the owner
+    // again after its event bus was away): it would leave the relay for each candidate.
+    const onItsRelay = relayed && pair.relay.phase === 'active';
+    if (!onItsRelay && !punchInFlight(ctx, pair)) {
       pair.punch.lastSig = null;
       schedulePunch(ctx, pair, ctx.opts.settleMs);
     }

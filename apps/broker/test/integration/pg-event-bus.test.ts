@@ -120,4 +120,21 @@ describe('PgNotifyEventBus on PostgreSQL', () => {
     expect(failures).toHaveLength(2);
     expect(String(failures[0]!.err)).toContain('handler bug');
   });
+
+  it('a LISTEN connection PostgreSQL closed is replaced: reconnection listeners are told, events arrive again', async () => {
+    let reconnections = 0;
+    bus.onReconnected(() => reconnections++);
+    const { rowCount } = await raw.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'LISTEN %'`,
+    );
+    expect(rowCount).toBeGreaterThanOrEqual(1); // a previous test's closed listener may still be listed
+    await waitUntil(() => (reconnections > 0 ? true : undefined), 10_000, 'the bus listening again');
+    const after: BrokerEvent = { kind: 'device-remove', accountId, serial: 1, deviceId: randomUUID() };
+    await bus.publish(after);
+    await waitFor(1);
+    expect(received).toEqual([after]);
+    expect(reconnections).toBe(1);
+    expect(logs.lines.some((l) => l.msg === 'event bus listening again')).toBe(true);
+  });
 });

@@ -19,11 +19,27 @@ export const ACCOUNT = randomUUID();
 export const A = '00000000000a';
 export const B = '00000000000b';
 export const C = '00000000000c';
+/** An instance id below A's: a device connected there makes it the owner. */
+export const Z = '000000000009';
 
-/** One bus for every instance that carries each event as PostgreSQL would: encoded and parsed again. */
+/** Claims asked over the bus, as `from→to`. */
+export function claimsOn(bus: EventBus): string[] {
+  const claims: string[] = [];
+  bus.subscribe((e) => {
+    if (e.kind === 'relay-request' && e.request.op === 'claim') claims.push(`${e.from}→${e.to}`);
+  });
+  return claims;
+}
+
+/**
+ * One bus for every instance that carries each event as PostgreSQL would: encoded and parsed again.
+ * An instance's own view of it (`of`) can lose its connection (`away`) and get it back (`back`).
+ */
 class WireBus implements EventBus {
   readonly inner = new InProcessEventBus();
   readonly kinds: string[] = [];
+  private readonly gone = new Set<string>();
+  private readonly reconnected = new Map<string, Set<() => void>>();
   async publish(event: BrokerEvent): Promise<void> {
     const decoded = decodeBrokerEvent(encodeBrokerEvent(event));
     if (!decoded.ok) throw new Error(`${event.kind} dropped on receipt: ${decoded.error}`);
@@ -37,6 +53,29 @@ class WireBus implements EventBus {
     return () => {};
   }
   async close() {}
+
+  /** The instance's connection: while it is away, its publishes fail and it receives nothing. */
+  of(instance: string): EventBus {
+    const fns = new Set<() => void>();
+    this.reconnected.set(instance, fns);
+    return {
+      publish: (event) =>
+        this.gone.has(instance) ? Promise.reject(new Error('bus away')) : this.publish(event),
+      subscribe: (handler) => this.subscribe((e) => this.gone.has(instance) || handler(e)),
+      onReconnected: (fn) => {
+        fns.add(fn);
+        return () => fns.delete(fn);
+      },
+      close: async () => {},
+    };
+  }
+  away(instance: string): void {
+    this.gone.add(instance);
+  }
+  back(instance: string): void {
+    this.gone.delete(instance);
+    for (const fn of this.reconnected.get(instance) ?? []) fn();
+  }
 }
 
 /** A device that connects (not a virtual one): it has a key. */
@@ -64,6 +103,7 @@ export function cluster() {
   let serial = 1;
   const devices = {
     loadAccount: async () => ({ serial, devices: [...state.values()], policy: DEFAULT_POLICY }),
+    accountSerials: async (ids: string[]) => new Map(ids.map((id) => [id, serial])),
   } as unknown as DevicesService;
   const received = new Map<string, ServerMessage[]>();
   const relayAtB = new FakeRelay('r1', '203.0.113.1');
@@ -76,9 +116,10 @@ export function cluster() {
   const instance = (id: string, local: FakeRelayDirectory) => {
     const reflector = { seen: new Map<string, string[]>(), listeners: [] as Array<(key: string) => void> };
     reflectors.set(id, reflector);
-    const relays = new ClusterRelays(local, bus, { instanceId: id, logger: pino({ level: 'silent' }) });
+    const own = bus.of(id);
+    const relays = new ClusterRelays(local, own, { instanceId: id, logger: pino({ level: 'silent' }) });
     relays.start();
-    const hub = new ControlHub(devices, bus, {
+    const hub = new ControlHub(devices, own, {
       instanceId: id,
       zone: 'trellis.internal',
       coalesceMs: 25,

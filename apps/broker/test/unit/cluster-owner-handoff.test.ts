@@ -1,19 +1,6 @@
 import type { PathReportMessage } from '@trellis/proto';
-import type { EventBus } from '../../src/events/event-bus';
 import { FakeRelay, FakeRelayDirectory } from '../support/fake-relay-directory';
-import { A, ACCOUNT, B, cluster } from '../support/paths-cluster';
-
-/** An instance id below A's: a device connected there makes it the owner. */
-const Z = '000000000009';
-
-/** Claims asked over the bus, as `from→to`. */
-function claimsOn(bus: EventBus): string[] {
-  const claims: string[] = [];
-  bus.subscribe((e) => {
-    if (e.kind === 'relay-request' && e.request.op === 'claim') claims.push(`${e.from}→${e.to}`);
-  });
-  return claims;
-}
+import { A, ACCOUNT, B, claimsOn, cluster, Z } from '../support/paths-cluster';
 
 /** The cluster's pair relayed (owner A, relay at B), and both agents report they are on it. */
 async function relayedOnBothSides(k: ReturnType<typeof cluster>): Promise<string> {

@@ -252,7 +252,8 @@ describe('pair paths: relays', () => {
     expect(s.relays(A)).toHaveLength(1); // the same allocation all along
   });
 
-  it('a want while a punch is in flight punches nothing more; on an active relay it re-sends the relay to both sides', async () => {
+  /** A punchable pair whose first punch failed on both sides: relayed, the retry in flight. */
+  const firstPunchFailed = async () => {
     const s = scenario({ devices: [eimA, edmB] });
     s.directory.add(new FakeRelay('r1', '203.0.113.1'));
     const { punches } = s;
@@ -264,6 +265,11 @@ describe('pair paths: relays', () => {
     s.report(A, report('failed', B, first));
     s.report(B, report('failed', A, first));
     await jest.advanceTimersByTimeAsync(100);
+    return { s, punches };
+  };
+
+  it('a want while a punch is in flight punches nothing more; on an active relay it re-sends the relay to both sides', async () => {
+    const { s, punches } = await firstPunchFailed();
     expect(punches).toHaveLength(4); // the retry is in flight
     const allocationId = s.relays(A)[0]!.allocationId;
     // The symmetric side wants again while both try the retry: no punch restarts their attempt
@@ -279,6 +285,28 @@ describe('pair paths: relays', () => {
     await jest.advanceTimersByTimeAsync(100);
     expect(punches).toHaveLength(6);
     expect(s.directory.asked).toEqual(['r1']); // one allocation all along
+  });
+
+  it('a relayed want for a pair on its relay re-sends the relay and punches nothing, however late', async () => {
+    const { s, punches } = await firstPunchFailed();
+    const retry = punches.at(-1)!.msg.attemptId;
+    s.report(A, report('failed', B, retry));
+    s.report(B, report('failed', A, retry));
+    await jest.advanceTimersByTimeAsync(60_000);
+    const punched = punches.length;
+    const allocationId = s.relays(A)[0]!.allocationId;
+    // Both agents are on the relay; an instance whose bus was away tells the owner so again.
+    s.want(B, A, true);
+    s.want(A, B, true);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(punches).toHaveLength(punched);
+    expect(s.relays(B).at(-1)!.allocationId).toBe(allocationId);
+    expect(s.relays(A).at(-1)!.allocationId).toBe(allocationId);
+    // A plain want (traffic again after a quiet spell) still tries the candidates again.
+    s.want(B, A);
+    await jest.advanceTimersByTimeAsync(100);
+    expect(punches.length).toBeGreaterThan(punched);
+    expect(s.directory.asked).toEqual(['r1']);
   });
 
   it('a want for a relayed pair tells the dormant side the relay again (its NAT mapping to it may be gone)', async () => {
