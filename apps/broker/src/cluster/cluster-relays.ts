@@ -10,7 +10,7 @@ import {
   type RelayListeners,
   toNetmapRelay,
 } from '../relay/relay-directory';
-import { type RelayReply, RelayRequests } from './relay-requests';
+import { answerRelayRequest, RelayRequests } from './relay-requests';
 import { type RemoteAllocation, RemoteAllocations, ServedAllocations } from './remote-allocations';
 import { type RemoteRelay, RemoteRelays } from './remote-relays';
 
@@ -66,8 +66,7 @@ export class ClusterRelays implements RelayDirectory {
   start(): void {
     const me = this.opts.instanceId;
     this.unsubscribe.push(this.bus.subscribe((e) => this.onEvent(e)));
-    // What the instances announced while this one's bus was away is lost: both sides again.
-    this.unsubscribe.push(this.bus.onReconnected(() => this.sync()));
+    this.unsubscribe.push(this.bus.onReconnected(() => this.resync()));
     this.local.on('relay-up', (relay) => {
       this.remote.gone(this.remote.get(relay.id)?.instance ?? '', relay.id);
       this.announce(relay);
@@ -104,6 +103,24 @@ export class ClusterRelays implements RelayDirectory {
     this.sync();
   }
 
+  /**
+   * What the instances announced while this one's bus was away is lost: both sides announce again,
+   * and a relay not announced again within `regoneMs` left its instance meanwhile: it is down.
+   */
+  private resync(): void {
+    this.remote.doubtAll();
+    this.sync();
+    this.afterRegone(() => {
+      for (const relay of this.remote.dropDoubted()) {
+        this.opts.logger.info(
+          { relayId: relay.id, instance: relay.instance },
+          'relay not announced again: down',
+        );
+        if (!this.local.isOnline(relay.id)) this.emit('relay-down', relay.id, []);
+      }
+    });
+  }
+
   /** Announces the relays connected here and asks the other instances for theirs. */
   private sync(): void {
     for (const relay of this.local.connected()) this.announce(relay);
@@ -128,13 +145,19 @@ export class ClusterRelays implements RelayDirectory {
   private instanceGone(instance: string): void {
     for (const relayId of this.remote.instanceGone(instance)) {
       this.opts.logger.info({ relayId, instance }, 'relay of a dead instance: waiting for it elsewhere');
-      const timer = setTimeout(() => {
-        this.downTimers.delete(timer);
+      this.afterRegone(() => {
         if (!this.remote.get(relayId) && !this.local.isOnline(relayId)) this.emit('relay-down', relayId, []);
-      }, this.regoneMs);
-      timer.unref?.();
-      this.downTimers.add(timer);
+      });
     }
+  }
+
+  private afterRegone(fn: () => void): void {
+    const timer = setTimeout(() => {
+      this.downTimers.delete(timer);
+      fn();
+    }, this.regoneMs);
+    timer.unref?.();
+    this.downTimers.add(timer);
   }
 
   /** A shared relay with a reflector, here first, else another instance's (the lowest id). */
@@ -326,24 +349,8 @@ export class ClusterRelays implements RelayDirectory {
 
   /** Another instance's request for one of the relays connected here. */
   private async serve(from: string, requestId: string, request: RelayRequest): Promise<void> {
-    let result: RelayReply;
-    try {
-      if (request.op === 'release') {
-        this.served.delete(request.allocationId);
-        this.local.release(request.allocationId);
-        return;
-      }
-      const { accountId, keys } = request;
-      const record =
-        request.op === 'allocate'
-          ? await this.local.allocate(request.relayId, accountId, keys, request.idleTimeoutMs)
-          : ((await this.local.claimHeld(accountId, keys, request.exclude))?.record ?? null);
-      if (record) this.served.add(record.allocationId);
-      result = { ok: true, record };
-    } catch (err) {
-      result = { ok: false, error: (err as Error).message.slice(0, 500) };
-    }
-    this.publish({ kind: 'relay-reply', to: from, requestId, result });
+    const result = await answerRelayRequest(this.local, this.served, request);
+    if (result) this.publish({ kind: 'relay-reply', to: from, requestId, result });
   }
 
   private remoteOf(relayId: string): RemoteRelay | undefined {

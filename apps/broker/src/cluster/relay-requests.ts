@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { RelayRequest } from '@trellis/proto';
 import type { BrokerEvent } from '../events/event-bus';
-import type { RelayAllocationRecord } from '../relay/relay-directory';
+import type { LocalRelayDirectory, RelayAllocationRecord } from '../relay/relay-directory';
+import type { ServedAllocations } from './remote-allocations';
 
 export type RelayReply = { ok: true; record: RelayAllocationRecord | null } | { ok: false; error: string };
 
@@ -59,6 +60,30 @@ export class RelayRequests {
       p.resolve({ ok: false, error: 'broker stopping' });
     }
     this.pending.clear();
+  }
+}
+
+/** The answer to another instance's request for a relay connected here (a release that worked has none). */
+export async function answerRelayRequest(
+  local: LocalRelayDirectory,
+  served: ServedAllocations,
+  request: RelayRequest,
+): Promise<RelayReply | null> {
+  try {
+    if (request.op === 'release') {
+      served.delete(request.allocationId);
+      local.release(request.allocationId);
+      return null;
+    }
+    const { accountId, keys } = request;
+    const record =
+      request.op === 'allocate'
+        ? await local.allocate(request.relayId, accountId, keys, request.idleTimeoutMs)
+        : ((await local.claimHeld(accountId, keys, request.exclude))?.record ?? null);
+    if (record) served.add(record.allocationId);
+    return { ok: true, record };
+  } catch (err) {
+    return { ok: false, error: (err as Error).message.slice(0, 500) };
   }
 }
 

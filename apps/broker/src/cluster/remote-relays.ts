@@ -36,10 +36,13 @@ export class RemoteRelay implements RelayHandle {
 /** The relays of the other instances, by id, and which instance holds each. */
 export class RemoteRelays {
   private readonly relays = new Map<string, RemoteRelay>();
+  /** Known before this instance's bus was away, and not announced since (see `doubtAll`). */
+  private readonly doubted = new Set<string>();
 
   /** Returns the relay when it is new (or moved here from another instance's announcement). */
   present(instance: string, info: ClusterRelay, allocations: number): RemoteRelay | 'known' {
     const known = this.relays.get(info.id);
+    this.doubted.delete(info.id);
     if (known && known.instance === instance) {
       known.info = info;
       known.count = allocations;
@@ -62,6 +65,19 @@ export class RemoteRelays {
     const ids = [...this.relays.values()].filter((r) => r.instance === instance).map((r) => r.id);
     for (const id of ids) this.relays.delete(id);
     return ids;
+  }
+
+  /** This instance's bus was away: a relay's `relay-gone` may be lost. Each must be announced again. */
+  doubtAll(): void {
+    for (const id of this.relays.keys()) this.doubted.add(id);
+  }
+
+  /** Forgets the relays not announced again since `doubtAll`; returns them. */
+  dropDoubted(): RemoteRelay[] {
+    const dropped = [...this.doubted].flatMap((id) => this.relays.get(id) ?? []);
+    for (const relay of dropped) this.relays.delete(relay.id);
+    this.doubted.clear();
+    return dropped;
   }
 
   get(relayId: string): RemoteRelay | undefined {

@@ -84,4 +84,33 @@ describe('pair paths after an instance’s event bus was away', () => {
     relaysC.stop();
     for (const s of [ia, ib]) s.hub.stop();
   });
+
+  it('a relay that left its instance while the bus was away is down once it is not announced again', async () => {
+    const { bus, ia, ib, relayAtB } = cluster();
+    const down: string[] = [];
+    ia.relays.on('relay-down', (relayId) => down.push(relayId));
+    bus.away(A);
+    ib.local.down(relayAtB); // B's relay-gone does not reach A
+    await jest.advanceTimersByTimeAsync(0);
+    bus.back(A);
+    await jest.advanceTimersByTimeAsync(9_000);
+    expect(down).toEqual([]);
+    expect(ia.relays.relaysFor(ACCOUNT).map((r) => r.id)).toEqual([relayAtB.id]);
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(down).toEqual([relayAtB.id]);
+    expect(ia.relays.relaysFor(ACCOUNT)).toEqual([]);
+    for (const s of [ia, ib]) s.hub.stop();
+  });
+
+  it('a relay announced again after the bus came back stays up', async () => {
+    const { bus, ia, ib, relayAtB } = cluster();
+    const down: string[] = [];
+    ia.relays.on('relay-down', (relayId) => down.push(relayId));
+    bus.away(A);
+    bus.back(A);
+    await jest.advanceTimersByTimeAsync(20_000);
+    expect(down).toEqual([]);
+    expect(ia.relays.relaysFor(ACCOUNT).map((r) => r.id)).toEqual([relayAtB.id]);
+    for (const s of [ia, ib]) s.hub.stop();
+  });
 });
