@@ -7,7 +7,7 @@ import { createServices } from '../../src/services/services';
 import { tempDir } from '../support/backends';
 import { LogSink, startTestBroker, type TestBroker } from '../support/fixture';
 import { type PrivatePostgres, startPrivatePostgres } from '../support/private-postgres';
-import type { TestDevice } from '../support/test-device';
+import { type TestDevice, waitUntil } from '../support/test-device';
 
 jest.setTimeout(120_000);
 
@@ -61,6 +61,14 @@ describe('no lost changes (PostgreSQL)', () => {
     devices.push(late);
     await late.enroll(t.setupKey, { hostname: 'late' });
     await peer.waitForPeers((p) => p.has(late.id));
+
+    // The bus listens again: the account was reloaded and its pair paths owner told again.
+    const resynced = await waitUntil(
+      () => logs.lines.find((l) => l.msg === 'event bus back: pair paths owners told again'),
+      60_000,
+      'the pair paths resync after the bus came back',
+    );
+    expect(resynced.accounts).toBeGreaterThanOrEqual(1);
   });
 
   it('a change committed but never published (its instance died in between) still reaches every device', async () => {
