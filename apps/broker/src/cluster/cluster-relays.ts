@@ -23,6 +23,11 @@ export interface ClusterRelaysOptions {
   requestTimeoutMs?: number;
   /** A dead instance's relay not connected anywhere after this is down; default 10 s. */
   regoneMs?: number;
+  /**
+   * After this instance's bus came back, a relay not announced again within this is down; default
+   * 60 s: twice the bus's longest reconnection wait, as the other instances may be reconnecting too.
+   */
+  reannounceMs?: number;
 }
 
 /**
@@ -47,6 +52,7 @@ export class ClusterRelays implements RelayDirectory {
   private readonly unsubscribe: Array<() => void> = [];
   private readonly regoneMs: number;
   private readonly downTimers = new Set<NodeJS.Timeout>();
+  private doubtTimer: NodeJS.Timeout | null = null;
   /** Allocations being claimed where their relay went (`follow`), and where. */
   private readonly reclaiming = new Map<string, string>();
 
@@ -105,20 +111,21 @@ export class ClusterRelays implements RelayDirectory {
 
   /**
    * What the instances announced while this one's bus was away is lost: both sides announce again,
-   * and a relay not announced again within `regoneMs` left its instance meanwhile: it is down.
+   * and a relay not announced again within `reannounceMs` (from the last reconnection) left its
+   * instance meanwhile: it is down.
    */
   private resync(): void {
     this.remote.doubtAll();
     this.sync();
-    this.afterRegone(() => {
+    if (this.doubtTimer) clearTimeout(this.doubtTimer);
+    this.doubtTimer = setTimeout(() => {
+      this.doubtTimer = null;
       for (const relay of this.remote.dropDoubted()) {
-        this.opts.logger.info(
-          { relayId: relay.id, instance: relay.instance },
-          'relay not announced again: down',
-        );
+        this.opts.logger.info({ relayId: relay.id, instance: relay.instance }, 'relay not announced again');
         if (!this.local.isOnline(relay.id)) this.emit('relay-down', relay.id, []);
       }
-    });
+    }, this.opts.reannounceMs ?? 60_000);
+    this.doubtTimer.unref?.();
   }
 
   /** Announces the relays connected here and asks the other instances for theirs. */
@@ -132,6 +139,7 @@ export class ClusterRelays implements RelayDirectory {
     this.requests.stop();
     for (const t of this.downTimers) clearTimeout(t);
     this.downTimers.clear();
+    if (this.doubtTimer) clearTimeout(this.doubtTimer);
   }
 
   on<K extends keyof Listeners>(event: K, fn: Listeners[K]): void {

@@ -115,9 +115,15 @@ export class ControlHub {
       devices: this.devices,
       hubs: this.hubs,
       closeRemoved: (id) => this.byDevice.get(id)?.close(CloseCode.deviceRemoved, 'device removed'),
-      resynced: () => {
-        for (const [accountId, hub] of this.hubs) this.handoff.resync(accountId, hub);
-        this.opts.logger.info({ accounts: this.hubs.size }, 'event bus back: pair paths owners told again');
+      resynced: (accountIds) => {
+        for (const id of accountIds) {
+          const hub = this.hubs.get(id);
+          if (hub) this.handoff.resync(id, hub);
+        }
+        this.opts.logger.info(
+          { accounts: accountIds.length },
+          'event bus back: pair paths owners told again',
+        );
       },
       logger: this.opts.logger,
     });

@@ -10,10 +10,10 @@ export interface SerialCheckDeps {
   /** A device removed meanwhile that is connected here: its session closes (deviceRemoved). */
   closeRemoved(deviceId: string): void;
   /**
-   * The bus reconnected and every hub was reloaded since: what instances sent each other meanwhile
-   * (an owner's announcement, inputs forwarded to it) may be lost.
+   * These accounts were reloaded after the bus reconnected: what instances sent each other about
+   * them meanwhile (an owner's announcement, inputs forwarded to it) may be lost.
    */
-  resynced?(): void;
+  resynced?(accountIds: string[]): void;
   logger: Logger;
 }
 
@@ -24,17 +24,16 @@ export const SERIAL_CHECK_MS = 2_000;
  * Compares every loaded account's serial with the database's every SERIAL_CHECK_MS: a hub that
  * missed a change (a publish lost after its commit, an instance that died between the two) is
  * reloaded, and the difference goes out as ordinary deltas. When the bus reconnects every hub is
- * reloaded: whatever was published while it was away is lost (with the database away, again at the
- * next interval; `resynced` follows the reload). An account that fails to reload is logged and left
- * to the next checks. One check at a time.
+ * reloaded: whatever was published while it was away is lost. Each is reloaded at every check until
+ * that succeeds (the database away, an account that fails to load), then `resynced`. One check at
+ * a time.
  */
 export class SerialCheck {
   private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
   private running: Promise<unknown> | undefined;
-  /** Bus reconnections seen, and the one the last full reload followed. */
-  private reconnects = 0;
-  private reloadedFor = 0;
+  /** Accounts held when the bus reconnected and not reloaded since (reloaded at each check). */
+  private readonly reloadDue = new Set<string>();
   private stopped = false;
 
   constructor(
@@ -44,7 +43,7 @@ export class SerialCheck {
     this.timer = setInterval(() => this.run(false), SERIAL_CHECK_MS);
     this.timer.unref();
     this.unsubscribe = bus.onReconnected(() => {
-      this.reconnects++;
+      for (const id of deps.hubs.keys()) this.reloadDue.add(id);
       this.run(true);
     });
   }
@@ -62,25 +61,22 @@ export class SerialCheck {
     this.running = run;
   }
 
-  /** A check, of every hub while a reconnection has not been followed by a full reload. */
+  /** A check; accounts due since a reconnection are reloaded whatever their serial, then resynced. */
   private async checkOnce(): Promise<void> {
     if (this.stopped) return;
-    const due = this.reconnects;
-    if (due === this.reloadedFor) {
-      await this.check(false);
-      return;
-    }
-    await this.check(true);
-    this.reloadedFor = due;
-    if (!this.stopped) this.deps.resynced?.();
+    const reloaded = await this.check(this.reloadDue);
+    const resync = reloaded.filter((id) => this.reloadDue.delete(id));
+    for (const id of this.reloadDue) if (!this.deps.hubs.has(id)) this.reloadDue.delete(id);
+    if (resync.length > 0 && !this.stopped) this.deps.resynced?.(resync);
   }
 
-  /** One check; returns the accounts reloaded. */
-  async check(all = false): Promise<string[]> {
+  /** One check; returns the accounts reloaded (every one with `all`, else also those `all` names). */
+  async check(all: boolean | ReadonlySet<string> = false): Promise<string[]> {
     const { devices, hubs, logger } = this.deps;
     if (hubs.size === 0) return [];
     const serials = await devices.accountSerials([...hubs.keys()]);
-    const stale = [...hubs].filter(([id, hub]) => hub.serials.stalled(serials.get(id) ?? 0) || all);
+    const forced = (id: string) => all === true || (all !== false && all.has(id));
+    const stale = [...hubs].filter(([id, hub]) => hub.serials.stalled(serials.get(id) ?? 0) || forced(id));
     const reloaded: string[] = [];
     for (const [accountId, hub] of stale) {
       // One account that fails to reload holds up no other (its serial check tries it again).
@@ -97,7 +93,7 @@ export class SerialCheck {
         logger.warn({ accountId, err: (err as Error).message }, 'account netmap reload failed');
       }
     }
-    if (reloaded.length > 0) logger.warn({ accounts: reloaded.length, all }, 'account netmaps reloaded');
+    if (reloaded.length > 0) logger.warn({ accounts: reloaded.length }, 'account netmaps reloaded');
     return reloaded;
   }
 

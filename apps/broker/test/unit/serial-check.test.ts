@@ -63,9 +63,10 @@ describe('SerialCheck when the event bus reconnects', () => {
     check.stop();
   });
 
-  it('an account that fails to reload holds up no other, and nothing is said after stop()', async () => {
+  it('an account that fails to reload holds up no other and is resynced once it reloads; nothing after stop()', async () => {
     const { bus, reconnected } = reconnectingBus();
     const reconciled: string[] = [];
+    let brokenFailures = 1;
     const devices = {
       accountSerials: async () =>
         new Map([
@@ -73,7 +74,7 @@ describe('SerialCheck when the event bus reconnects', () => {
           ['fine', 5],
         ]),
       loadAccount: async (id: string) => {
-        if (id === 'broken') throw new Error('bad row');
+        if (id === 'broken' && brokenFailures-- > 0) throw new Error('bad row');
         return { serial: 5, devices: [], policy: { version: 0, text: '' } };
       },
     } as unknown as SerialCheckDeps['devices'];
@@ -105,10 +106,15 @@ describe('SerialCheck when the event bus reconnects', () => {
       ['account netmap reload failed', 'broken'],
       ['account netmaps reloaded', undefined],
     ]);
-    expect(resynced).toHaveBeenCalledTimes(1);
+    expect(resynced.mock.calls).toEqual([[['fine']]]);
+    await jest.advanceTimersByTimeAsync(SERIAL_CHECK_MS);
+    expect(reconciled).toEqual(['fine', 'broken']);
+    expect(resynced.mock.calls).toEqual([[['fine']], [['broken']]]);
+    await jest.advanceTimersByTimeAsync(SERIAL_CHECK_MS);
+    expect(reconciled).toEqual(['fine', 'broken']);
     reconnected();
     check.stop();
     await jest.advanceTimersByTimeAsync(SERIAL_CHECK_MS);
-    expect(resynced).toHaveBeenCalledTimes(1);
+    expect(resynced).toHaveBeenCalledTimes(2);
   });
 });
