@@ -70,16 +70,16 @@ export class SerialCheck {
     if (resync.length > 0 && !this.stopped) this.deps.resynced?.(resync);
   }
 
-  /** One check; returns the accounts reloaded (every one with `all`, else also those `all` names). */
-  async check(all: boolean | ReadonlySet<string> = false): Promise<string[]> {
+  /** One check; returns the accounts reloaded: stalled ones, and those `force` names (every one: true). */
+  async check(force: boolean | ReadonlySet<string> = false): Promise<string[]> {
     const { devices, hubs, logger } = this.deps;
     if (hubs.size === 0) return [];
     const serials = await devices.accountSerials([...hubs.keys()]);
-    const forced = (id: string) => all === true || (all !== false && all.has(id));
+    const forced = (id: string) => force === true || (force !== false && force.has(id));
     const stale = [...hubs].filter(([id, hub]) => hub.serials.stalled(serials.get(id) ?? 0) || forced(id));
     const reloaded: string[] = [];
     for (const [accountId, hub] of stale) {
-      // One account that fails to reload holds up no other (its serial check tries it again).
+      // One account that fails to reload holds up no other (tried again at the next checks).
       try {
         const state = await devices.loadAccount(accountId);
         if (hubs.get(accountId) !== hub) continue; // released meanwhile
