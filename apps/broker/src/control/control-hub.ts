@@ -115,16 +115,7 @@ export class ControlHub {
       devices: this.devices,
       hubs: this.hubs,
       closeRemoved: (id) => this.byDevice.get(id)?.close(CloseCode.deviceRemoved, 'device removed'),
-      resynced: (accountIds) => {
-        for (const id of accountIds) {
-          const hub = this.hubs.get(id);
-          if (hub) this.handoff.resync(id, hub);
-        }
-        this.opts.logger.info(
-          { accounts: accountIds.length },
-          'event bus back: pair paths owners told again',
-        );
-      },
+      resynced: (accountIds) => this.handoff.resync(accountIds, this.hubs),
       logger: this.opts.logger,
     });
     this.reflexive.start();

@@ -55,16 +55,20 @@ export class PathsHandoff {
   }
 
   /**
-   * This instance's bus was away (and the hub is reloaded): an owner's announcement, inputs
+   * This instance's bus was away (and these accounts are reloaded): an owner's announcement, inputs
    * forwarded to the owner and its frames to devices here may be lost. The owner announces itself
    * again (every instance answers); any other instance sends the owner what an answer holds. Wants
    * for pairs the owner still has change nothing but a `relay` to both sides again.
    */
-  resync(accountId: string, hub: AccountHub): void {
-    const owner = hub.paths?.owner();
-    if (!owner) return;
-    if (owner === this.instanceId) this.publish({ kind: 'paths-owner', accountId, instance: owner });
-    else this.ownerThere(accountId, hub, owner);
+  resync(accountIds: readonly string[], hubs: ReadonlyMap<string, AccountHub>): void {
+    for (const accountId of accountIds) {
+      const hub = hubs.get(accountId);
+      const owner = hub?.paths?.owner();
+      if (!hub || !owner) continue;
+      if (owner === this.instanceId) this.publish({ kind: 'paths-owner', accountId, instance: owner });
+      else this.ownerThere(accountId, hub, owner);
+    }
+    this.logger.info({ accounts: accountIds.length }, 'event bus back: pair paths owners told again');
   }
 
   /** A device's relayed peers that its netmap still lets it see, as wants. */

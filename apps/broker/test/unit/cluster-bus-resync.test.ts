@@ -6,6 +6,14 @@ import { A, ACCOUNT, B, C, claimsOn, cluster, Z } from '../support/paths-cluster
  * what the others published meanwhile, and what it published was lost. Once the bus is back and its
  * netmaps are reloaded, the account's pair paths owner hears again about every relayed pair.
  */
+/** The cluster, and the relays A takes down. */
+function watchingRelayDowns() {
+  const k = cluster();
+  const down: string[] = [];
+  k.ia.relays.on('relay-down', (relayId) => down.push(relayId));
+  return { ...k, down };
+}
+
 describe('pair paths after an instance’s event bus was away', () => {
   beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
   afterEach(() => jest.useRealTimers());
@@ -86,9 +94,7 @@ describe('pair paths after an instance’s event bus was away', () => {
   });
 
   it('a relay that left its instance while the bus was away is down once it is not announced again', async () => {
-    const { bus, ia, ib, relayAtB } = cluster();
-    const down: string[] = [];
-    ia.relays.on('relay-down', (relayId) => down.push(relayId));
+    const { bus, ia, ib, relayAtB, down } = watchingRelayDowns();
     bus.away(A);
     ib.local.down(relayAtB); // B's relay-gone does not reach A
     await jest.advanceTimersByTimeAsync(0);
@@ -108,9 +114,7 @@ describe('pair paths after an instance’s event bus was away', () => {
   });
 
   it('a relay announced again after the bus came back stays up', async () => {
-    const { bus, ia, ib, relayAtB } = cluster();
-    const down: string[] = [];
-    ia.relays.on('relay-down', (relayId) => down.push(relayId));
+    const { bus, ia, ib, relayAtB, down } = watchingRelayDowns();
     bus.away(A);
     bus.back(A);
     await jest.advanceTimersByTimeAsync(120_000);
